@@ -1,0 +1,184 @@
+"""Generate kernel source from a validated :class:`~plateletpd.model.Model`.
+
+Names become array indices once, here. The kernel reads parameters and covariates from one
+vector ``p`` (parameters first, then covariates, in file order) and states from ``y``; every
+formula is re-emitted from its checked syntax tree by :mod:`plateletpd.expressions`.
+
+Generated functions (numba ``@njit``; see ``Model.source``):
+
+* ``rhs(t, y, p, dydt)``: the right-hand side, written into ``dydt``;
+* ``initial(p, y0)``: the initial state;
+* ``outputs(t, y, p, out)``: the recorded outputs;
+* ``dose_modifiers(p, bioavailability, lag)``: per-target bioavailability and lag;
+* ``solve_batch(method, ...)``: a parallel loop over subjects calling the generic
+  integrator, whose template text (:func:`plateletpd.integrator.template`) is appended to
+  the module by :func:`kernel_module_source`.
+
+Glossary of prefixes in generated code: ``p_`` parameter or covariate, ``s_`` state,
+``d_`` derived quantity.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+from .expressions import TIME, Expression
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import Model
+
+
+
+class _Names:
+    """Maps model names to generated local names and records which ones an emitter read."""
+
+    def __init__(self, model: "Model"):
+        self.kinds = {}
+        for i, name in enumerate([*model.parameters, *model.covariates]):
+            self.kinds[name] = ("p_", "p", i)
+        for i, state in enumerate(model.states):
+            self.kinds[state.name] = ("s_", "y", i)
+        for name, _ in model.derived:
+            self.kinds[name] = ("d_", None, None)
+        self.derived = dict(model.derived)
+        self.order = [name for name, _ in model.derived]
+
+    def local(self, name: str) -> str:
+        return "t" if name == TIME else self.kinds[name][0] + name
+
+    def closure(self, expressions: Iterable[Expression]) -> tuple[set[str], list[str]]:
+        """Names read (directly or through derived quantities), and derived ones in order."""
+        pending, read = [e.names for e in expressions], set()
+        while pending:
+            for name in pending.pop():
+                if name not in read:
+                    read.add(name)
+                    if name in self.derived:
+                        pending.append(self.derived[name].names)
+        return read, [name for name in self.order if name in read]
+
+    def prologue(self, expressions: Iterable[Expression], indent: str = "    ",
+                 emit=None, declare: str = "", end: str = "") -> list[str]:
+        """Lines that unpack the parameters/states read and compute the derived ones."""
+        read, derived = self.closure(list(expressions))
+        lines = []
+        for name in sorted(read, key=lambda n: (self.kinds.get(n, ("", "", -1))[1] or "",
+                                                self.kinds.get(n, ("", "", -1))[2] or 0)):
+            prefix, array, index = self.kinds.get(name, (None, None, None))
+            if array is not None:
+                lines.append(f"{indent}{declare}{prefix}{name} = {array}[{index}]{end}")
+        for name in derived:
+            code = (emit or (lambda e: e.to_python(self.local)))(self.derived[name])
+            lines.append(f"{indent}{declare}d_{name} = {code}{end}")
+        return lines
+
+
+def _glossary(model: "Model") -> list[str]:
+    lines = ["# glossary (index: name [unit] description)"]
+    for i, p in enumerate(model.parameters.values()):
+        lines.append(f"#   p[{i}] {p.name} [{p.unit}] {p.description}")
+    offset = len(model.parameters)
+    for i, c in enumerate(model.covariates.values()):
+        lines.append(f"#   p[{offset + i}] {c.name} [{c.unit}] covariate: {c.description}")
+    for i, s in enumerate(model.states):
+        lines.append(f"#   y[{i}] {s.name} [{s.unit}] {s.description}")
+    return lines
+
+
+def kernel_source(model: "Model") -> str:
+    """Python source of the model's numba kernel module."""
+    names = _Names(model)
+    py = lambda e: e.to_python(names.local)  # noqa: E731
+    lines = [f"# plateletpd kernel for model {model.name!r} (time unit: {model.time_unit})",
+             "# generated from the model file; do not edit: edit the model file instead.",
+             *_glossary(model),
+             "import math",
+             "import numpy as np",
+             "from plateletpd.kernels import njit, prange, KERNEL_OPTIONS",
+             "",
+             f"N_STATES = {len(model.states)}",
+             f"N_PARAMETERS = {len(model.parameters) + len(model.covariates)}",
+             f"N_OUTPUTS = {len(model.outputs)}",
+             f"N_DOSE_TARGETS = {len(model.dose_targets)}",
+             ""]
+
+    def function(signature: str, expressions: list[Expression], body: list[str]) -> None:
+        lines.extend(["", "@njit(**KERNEL_OPTIONS)", f"def {signature}:",
+                      *names.prologue(expressions), *(body or ["    pass"])])
+
+    function("rhs(t, y, p, dydt)", [s.ode for s in model.states],
+             [f"    dydt[{i}] = {py(s.ode)}" for i, s in enumerate(model.states)])
+    function("initial(p, y0)", [s.initial for s in model.states],
+             [f"    y0[{i}] = {py(s.initial)}" for i, s in enumerate(model.states)])
+    function("outputs(t, y, p, out)", [o.expression for o in model.outputs],
+             [f"    out[{i}] = {py(o.expression)}" for i, o in enumerate(model.outputs)])
+    modifiers = [e for m in model.dose_modifiers for e in (m.bioavailability, m.lag)]
+    function("dose_modifiers(p, bioavailability, lag)", modifiers,
+             [line for i, m in enumerate(model.dose_modifiers) for line in (
+                 f"    bioavailability[{i}] = {py(m.bioavailability)}",
+                 f"    lag[{i}] = {py(m.lag)}")])
+    lines.extend([
+        "", "",
+        "@njit(parallel=True, **KERNEL_OPTIONS)",
+        "def solve_batch(method, params, event_time, event_target, event_state, event_amount,",
+        "                event_duration, output_times, rtol, atol, max_step, max_steps,",
+        "                outputs_out, states_out, status, counters):",
+        "    for subject in prange(params.shape[0]):",
+        "        status[subject] = solve_subject(",
+        "            method, N_STATES, N_DOSE_TARGETS, params[subject], event_time,",
+        "            event_target, event_state,",
+        "            event_amount[subject], event_duration, output_times, rtol, atol, max_step,",
+        "            max_steps, outputs_out[subject], states_out[subject], counters[subject])",
+        "    return 0"])
+    return "\n".join(lines) + "\n"
+
+
+def kernel_module_source(model: "Model") -> str:
+    """The whole kernel module: the model's functions, then the integrator template."""
+    from .integrator import template
+
+    source = model.source
+    head, _, batch = source.partition("\n\n@njit(parallel=True")
+    return f"{head}\n\n# ==== integrator (plateletpd/integrator.py) ====\n{template()}" \
+           f"\n\n@njit(parallel=True{batch}"
+
+
+def desolve_c_source(model: "Model") -> str:
+    """C source for R's deSolve compiled-code interface (``initmod`` and ``derivs``).
+
+    Parameters (then covariates) are passed in ``parms`` in the order of
+    ``model.parameter_names + model.covariate_names``. Zero-order infusions are carried as
+    one extra state per dose target (after the model's states) whose value is the current
+    input rate: deSolve events add to or subtract from it. Outputs are returned through
+    ``yout`` when ``nout`` equals the number of outputs.
+    """
+    names = _Names(model)
+    c = lambda e: e.to_c(lambda n: "(*t)" if n == TIME else names.local(n))  # noqa: E731
+    n_states, n_targets = len(model.states), len(model.dose_targets)
+    n_par = len(model.parameters) + len(model.covariates)
+    lines = [f"/* plateletpd: deSolve right-hand side for model {model.name!r}",
+             f"   (time unit: {model.time_unit}). Generated from the model file; do not edit.",
+             f"   States y[0..{n_states - 1}] then {n_targets} infusion-rate states. */",
+             "#include <math.h>",
+             f"static double parms[{max(n_par, 1)}];",
+             "",
+             "void initmod(void (* odeparms)(int *, double *))",
+             "{",
+             f"    int N = {n_par};",
+             "    odeparms(&N, parms);",
+             "}",
+             "",
+             "void derivs(int *neq, double *t, double *y, double *ydot, double *yout, int *ip)",
+             "{",
+             "    const double *p = parms;"]
+    odes = [s.ode for s in model.states]
+    outputs = [o.expression for o in model.outputs]
+    lines += names.prologue(odes + outputs, emit=c, declare="const double ", end=";")
+    lines += [f"    ydot[{i}] = {c(s.ode)};" for i, s in enumerate(model.states)]
+    for k, target in enumerate(model.dose_targets):
+        lines += [f"    ydot[{target.state_index}] += y[{n_states + k}];  /* {target.name} */",
+                  f"    ydot[{n_states + k}] = 0.0;"]
+    lines.append(f"    if (ip[0] >= {len(model.outputs)}) {{")
+    lines += [f"        yout[{i}] = {c(o.expression)};" for i, o in enumerate(model.outputs)]
+    lines += ["    }", "}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,265 @@
+"""The model files' expression language: parsed with :mod:`ast` against a whitelist.
+
+An expression is a Python-syntax formula over numbers and names with
+
+* arithmetic ``+ - * / **``, unary ``-``/``+``,
+* comparisons ``< <= > >= == !=``, ``and``, ``or``, ``not``,
+* a conditional ``a if condition else b``,
+* calls to :data:`FUNCTIONS` only (``exp log log10 sqrt abs min max``).
+
+Nothing else parses: no attribute access, subscripts, imports, lambdas, comprehensions,
+keyword arguments, strings or dunder names. A model file therefore cannot run code: the
+expression is never passed to ``eval``; it is re-emitted as source text by the two emitters
+below (Python for numba and scipy, C for R's deSolve), name by name, from the checked tree.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from .errors import ExpressionError, closest
+
+#: Whitelisted functions: name -> (number of arguments or None for 2+, Python source, C source)
+FUNCTIONS: dict[str, tuple[int | None, str, str]] = {
+    "exp": (1, "math.exp", "exp"),
+    "log": (1, "math.log", "log"),
+    "log10": (1, "math.log10", "log10"),
+    "sqrt": (1, "math.sqrt", "sqrt"),
+    "abs": (1, "abs", "fabs"),
+    "min": (None, "min", "fmin"),
+    "max": (None, "max", "fmax"),
+}
+
+#: The name of model time inside expressions.
+TIME = "t"
+
+_BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+_COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==",
+            ast.NotEq: "!="}
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A checked expression: its text, its tree and the names it reads."""
+
+    text: str
+    tree: ast.expr
+    names: frozenset[str]
+
+    def to_python(self, rename: Callable[[str], str]) -> str:
+        """Python source (numba-compatible), with every name passed through ``rename``."""
+        return _python(self.tree, rename)
+
+    def to_c(self, rename: Callable[[str], str]) -> str:
+        """C source, with every name passed through ``rename``."""
+        return _c(self.tree, rename)
+
+    def evaluate(self, values: Mapping[str, float]) -> float:
+        """Evaluate in plain Python from a mapping of names to numbers (no ``eval``)."""
+        return float(_evaluate(self.tree, values))
+
+
+def parse_expression(text: str | int | float) -> Expression:
+    """Parse and check ``text``; raise :class:`ExpressionError` naming what is not allowed."""
+    if isinstance(text, bool):
+        raise ExpressionError(f"expected a number or a formula, got the boolean {text!r}")
+    if isinstance(text, (int, float)):
+        text = repr(float(text))
+    if not isinstance(text, str):
+        raise ExpressionError(f"expected a formula as a string, got {type(text).__name__}")
+    if not text.strip():
+        raise ExpressionError("the formula is empty")
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as exc:
+        raise ExpressionError(f"not a valid formula ({exc.msg}): {text!r}") from None
+    names: set[str] = set()
+    _check(tree, text, names)
+    return Expression(text=text.strip(), tree=tree, names=frozenset(names))
+
+
+def _refuse(node: ast.AST, text: str, what: str) -> ExpressionError:
+    segment = ast.get_source_segment(text.strip(), node) or text
+    return ExpressionError(
+        f"{what} is not allowed in a model formula: {segment!r}. Formulas may use numbers, "
+        f"names, + - * / **, comparisons, and/or/not, 'a if condition else b' and the "
+        f"functions {', '.join(FUNCTIONS)}.")
+
+
+def _check(node: ast.AST, text: str, names: set[str]) -> None:
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise _refuse(node, text, f"the constant {node.value!r}")
+    elif isinstance(node, ast.Name):
+        if node.id.startswith("_"):
+            raise _refuse(node, text, "a name starting with an underscore")
+        if node.id in FUNCTIONS:
+            raise _refuse(node, text, f"the function name {node.id!r} used as a value")
+        names.add(node.id)
+    elif isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        _check(node.left, text, names)
+        _check(node.right, text, names)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)):
+        _check(node.operand, text, names)
+    elif isinstance(node, ast.BoolOp):
+        for value in node.values:
+            _check(value, text, names)
+    elif isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
+        for part in (node.left, *node.comparators):
+            _check(part, text, names)
+    elif isinstance(node, ast.IfExp):
+        for part in (node.test, node.body, node.orelse):
+            _check(part, text, names)
+    elif isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            raise _refuse(node, text, "a call to anything but " + "/".join(FUNCTIONS))
+        if node.keywords:
+            raise _refuse(node, text, "a keyword argument")
+        arity = FUNCTIONS[node.func.id][0]
+        given = len(node.args)
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise _refuse(node, text, "a starred argument")
+        if (arity is not None and given != arity) or (arity is None and given < 2):
+            expected = arity if arity is not None else "two or more"
+            raise ExpressionError(f"{node.func.id}() takes {expected} argument(s), "
+                                  f"{given} given in {text!r}")
+        for arg in node.args:
+            _check(arg, text, names)
+    else:
+        raise _refuse(node, text, type(node).__name__)
+
+
+def check_names(expression: Expression, known: Mapping[str, object] | set[str],
+                where: str) -> None:
+    """Raise :class:`ExpressionError` if ``expression`` reads a name not in ``known``."""
+    for name in sorted(expression.names):
+        if name not in known:
+            raise ExpressionError(f"unknown symbol {name!r} in {where}{closest(name, known)}; "
+                                  f"known symbols are parameters, covariates, states, derived "
+                                  f"quantities and {TIME!r} (time)")
+
+
+# ---------------------------------------------------------------------------- emitters
+def _python(node: ast.AST, rename: Callable[[str], str]) -> str:
+    if isinstance(node, ast.Constant):
+        return repr(float(node.value))
+    if isinstance(node, ast.Name):
+        return rename(node.id)
+    if isinstance(node, ast.BinOp):
+        left, right = _python(node.left, rename), _python(node.right, rename)
+        if isinstance(node.op, ast.Pow):
+            return _python_power(node, left, right)
+        return f"({left} {_BINARY[type(node.op)]} {right})"
+    if isinstance(node, ast.UnaryOp):
+        operand = _python(node.operand, rename)
+        return f"(not {operand})" if isinstance(node.op, ast.Not) else \
+            f"({'-' if isinstance(node.op, ast.USub) else '+'}{operand})"
+    if isinstance(node, ast.BoolOp):
+        joiner = " and " if isinstance(node.op, ast.And) else " or "
+        return "(" + joiner.join(_python(v, rename) for v in node.values) + ")"
+    if isinstance(node, ast.Compare):
+        return "(" + _chain(node, lambda n: _python(n, rename), " and ") + ")"
+    if isinstance(node, ast.IfExp):
+        return (f"({_python(node.body, rename)} if {_python(node.test, rename)} "
+                f"else {_python(node.orelse, rename)})")
+    if isinstance(node, ast.Call):
+        args = ", ".join(_python(a, rename) for a in node.args)
+        return f"{FUNCTIONS[node.func.id][1]}({args})"
+    raise ExpressionError(f"cannot emit {ast.dump(node)}")  # unreachable after _check
+
+
+def _python_power(node: ast.BinOp, left: str, right: str) -> str:
+    # small integer powers become products (exact, fast); everything else goes through
+    # math.pow, which never returns a complex number (Python's ** would for (-8)**(1/3)).
+    exponent = node.right
+    if isinstance(exponent, ast.Constant) and float(exponent.value).is_integer() \
+            and 1 <= abs(exponent.value) <= 4:
+        product = "(" + " * ".join([left] * int(abs(exponent.value))) + ")"
+        return product if exponent.value > 0 else f"(1.0 / {product})"
+    return f"math.pow({left}, {right})"
+
+
+def _chain(node: ast.Compare, emit: Callable[[ast.AST], str], joiner: str) -> str:
+    parts, left = [], node.left
+    for op, right in zip(node.ops, node.comparators):
+        parts.append(f"({emit(left)} {_COMPARE[type(op)]} {emit(right)})")
+        left = right
+    return joiner.join(parts)
+
+
+def _c(node: ast.AST, rename: Callable[[str], str]) -> str:
+    if isinstance(node, ast.Constant):
+        return repr(float(node.value))
+    if isinstance(node, ast.Name):
+        return rename(node.id)
+    if isinstance(node, ast.BinOp):
+        left, right = _c(node.left, rename), _c(node.right, rename)
+        if isinstance(node.op, ast.Pow):
+            return f"pow({left}, {right})"
+        return f"({left} {_BINARY[type(node.op)]} {right})"
+    if isinstance(node, ast.UnaryOp):
+        symbol = {ast.USub: "-", ast.UAdd: "+", ast.Not: "!"}[type(node.op)]
+        return f"({symbol}{_c(node.operand, rename)})"
+    if isinstance(node, ast.BoolOp):
+        joiner = " && " if isinstance(node.op, ast.And) else " || "
+        return "(" + joiner.join(_c(v, rename) for v in node.values) + ")"
+    if isinstance(node, ast.Compare):
+        return "(" + _chain(node, lambda n: _c(n, rename), " && ") + ")"
+    if isinstance(node, ast.IfExp):
+        return (f"({_c(node.test, rename)} ? {_c(node.body, rename)} : "
+                f"{_c(node.orelse, rename)})")
+    if isinstance(node, ast.Call):
+        function = FUNCTIONS[node.func.id][2]
+        args = [_c(a, rename) for a in node.args]
+        result = args[0]
+        if function in ("fmin", "fmax"):  # C's fmin/fmax take two arguments: fold
+            for arg in args[1:]:
+                result = f"{function}({result}, {arg})"
+            return result
+        return f"{function}({', '.join(args)})"
+    raise ExpressionError(f"cannot emit {ast.dump(node)}")
+
+
+_OPERATORS: dict[type, Callable] = {
+    ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b, ast.Pow: math.pow,
+    ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b, ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b,
+}
+
+
+_EVALUATE_FUNCTIONS = {"exp": math.exp, "log": math.log, "log10": math.log10, "sqrt": math.sqrt,
+                       "abs": abs, "min": min, "max": max}
+
+
+def _evaluate(node: ast.AST, values: Mapping[str, float]):
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        return values[node.id]
+    if isinstance(node, ast.BinOp):
+        return _OPERATORS[type(node.op)](_evaluate(node.left, values),
+                                         _evaluate(node.right, values))
+    if isinstance(node, ast.UnaryOp):
+        operand = _evaluate(node.operand, values)
+        return (not operand) if isinstance(node.op, ast.Not) else \
+            (-operand if isinstance(node.op, ast.USub) else operand)
+    if isinstance(node, ast.BoolOp):
+        results = [_evaluate(v, values) for v in node.values]
+        return all(results) if isinstance(node.op, ast.And) else any(results)
+    if isinstance(node, ast.Compare):
+        left, ok = _evaluate(node.left, values), True
+        for op, comparator in zip(node.ops, node.comparators):
+            right = _evaluate(comparator, values)
+            ok = ok and _OPERATORS[type(op)](left, right)
+            left = right
+        return ok
+    if isinstance(node, ast.IfExp):
+        return _evaluate(node.body if _evaluate(node.test, values) else node.orelse, values)
+    if isinstance(node, ast.Call):
+        args = [_evaluate(a, values) for a in node.args]
+        return _EVALUATE_FUNCTIONS[node.func.id](*args)
+    raise ExpressionError(f"cannot evaluate {ast.dump(node)}")

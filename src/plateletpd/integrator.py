@@ -1,0 +1,471 @@
+"""Numba ODE integrators. They know nothing of any model.
+
+This file is a *template*: the text below :data:`TEMPLATE_MARKER` is appended to every
+generated kernel module (:mod:`plateletpd.codegen`), where the model's compiled functions
+``rhs``, ``initial``, ``outputs`` and ``dose_modifiers`` are module globals. Calling them as
+globals, rather than passing compiled functions as arguments, is what lets numba cache the
+whole solver on disk (numba cannot cache code that passes compiled functions on). Importing
+this module directly gives the status codes and the template text; its functions only run
+inside a kernel module.
+
+* :func:`solve_subject`: the event loop for one subject. Dose times are breakpoints: the
+  integrator stops exactly there, applies boluses and infusion-rate changes, and restarts
+  (new initial step) because the solution is not smooth across them. Outputs at a dose
+  time are recorded after the dose (right-continuous states).
+* :func:`dopri5_segment`: Dormand-Prince 5(4) with Hairer's step-size control and 4th-order
+  dense output, so requested output times never shorten a step (Hairer, Norsett, Wanner,
+  Solving ODEs I, 2nd ed., Springer 1993, sections II.4-II.6).
+* :func:`rosenbrock23_segment`: the L-stable Rosenbrock 2(3) pair of Shampine and Reichelt
+  (SIAM J Sci Comput 1997;18:1-22, MATLAB's ode23s) with a finite-difference Jacobian, for
+  stiff models.
+
+Glossary (kernel-local short names): ``h`` step size, ``k1..k7`` stage derivatives,
+``sk`` error scale ``atol + rtol*|y|``, ``bp`` breakpoint, ``io`` index of the next output.
+
+Return codes are the integer values of :class:`plateletpd.solvers.Status`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .kernels import KERNEL_OPTIONS, njit
+
+# Placeholders: in a kernel module these names are the model's compiled functions.
+rhs = initial = outputs = dose_modifiers = None
+
+#: Line after which this file's text is the kernel template.
+TEMPLATE_MARKER = "# ---- kernel template: everything below is copied into kernel modules ----"
+
+
+def template() -> str:
+    """The integrator source appended to generated kernel modules."""
+    text = Path(__file__).read_text(encoding="utf-8")
+    return text[text.index(TEMPLATE_MARKER, text.index("def template")) + len(TEMPLATE_MARKER):]
+
+
+# ---- kernel template: everything below is copied into kernel modules ----
+# status codes (mirrored by plateletpd.solvers.Status)
+SUCCESS = 0
+MAX_STEPS = 1
+STEP_SIZE_UNDERFLOW = 2
+NON_FINITE = 3
+SINGULAR_MATRIX = 4
+INVALID_INPUT = 5
+
+# counters (mirrored by plateletpd.solvers.COUNTERS)
+STEPS = 0
+REJECTED = 1
+RHS_EVALUATIONS = 2
+JACOBIAN_EVALUATIONS = 3
+N_COUNTERS = 4
+
+# methods
+DOPRI5 = 0
+ROSENBROCK23 = 1
+
+_EPS = 2.220446049250313e-16
+
+
+@njit(**KERNEL_OPTIONS)
+def _f(t, y, p, rate, out, counters):
+    rhs(t, y, p, out)
+    for i in range(y.shape[0]):
+        out[i] += rate[i]
+    counters[RHS_EVALUATIONS] += 1
+
+
+@njit(**KERNEL_OPTIONS)
+def _record(t, y, p, outputs_out, states_out, io):
+    outputs(t, y, p, outputs_out[io])
+    if states_out.shape[0] > 0:
+        for i in range(y.shape[0]):
+            states_out[io, i] = y[i]
+
+
+@njit(**KERNEL_OPTIONS)
+def _error_norm(error, y, y_new, rtol, atol):
+    total = 0.0
+    for i in range(y.shape[0]):
+        scale = atol[i] + rtol * max(abs(y[i]), abs(y_new[i]))
+        total += (error[i] / scale) ** 2
+    return math.sqrt(total / y.shape[0])
+
+
+@njit(**KERNEL_OPTIONS)
+def _initial_step(t, y, p, rate, f0, h_max, rtol, atol, order, y1, f1, counters):
+    """Hairer's starting step (Solving ODEs I, II.4): one extra right-hand side call."""
+    n = y.shape[0]
+    dnf = 0.0
+    dny = 0.0
+    for i in range(n):
+        sk = atol[i] + rtol * abs(y[i])
+        dnf += (f0[i] / sk) ** 2
+        dny += (y[i] / sk) ** 2
+    h = 1e-6 if (dnf <= 1e-10 or dny <= 1e-10) else 0.01 * math.sqrt(dny / dnf)
+    h = min(h, h_max)
+    for i in range(n):
+        y1[i] = y[i] + h * f0[i]
+    _f(t + h, y1, p, rate, f1, counters)
+    der2 = 0.0
+    for i in range(n):
+        sk = atol[i] + rtol * abs(y[i])
+        der2 += ((f1[i] - f0[i]) / sk) ** 2
+    der2 = math.sqrt(der2) / h
+    der12 = max(abs(der2), math.sqrt(dnf))
+    h1 = max(1e-6, h * 1e-3) if der12 <= 1e-15 else (0.01 / der12) ** (1.0 / order)
+    return min(100.0 * h, h1, h_max)
+
+
+@njit(**KERNEL_OPTIONS)
+def solve_subject(method, n_states, n_targets, p, event_time, event_target, event_state, event_amount,
+                  event_duration, output_times, rtol, atol, max_step, max_steps,
+                  outputs_out, states_out, counters):
+    """Integrate one subject from t=0 through all output times; return a status code.
+
+    ``method``: :data:`DOPRI5` or :data:`ROSENBROCK23`.
+
+    Events (model time unit): ``event_time`` before lag, ``event_amount`` before
+    bioavailability, ``event_duration`` 0 for a bolus. Outputs not reached stay NaN.
+    """
+    n_out = output_times.shape[0]
+    outputs_out[:, :] = np.nan
+    if states_out.shape[0] > 0:
+        states_out[:, :] = np.nan
+    y = np.empty(n_states)
+    initial(p, y)
+    for i in range(n_states):
+        if not math.isfinite(y[i]):
+            return NON_FINITE
+    bioavailability = np.ones(max(n_targets, 1))
+    lag = np.zeros(max(n_targets, 1))
+    if n_targets > 0:
+        dose_modifiers(p, bioavailability, lag)
+    for k in range(n_targets):
+        if not (math.isfinite(bioavailability[k]) and math.isfinite(lag[k])
+                and bioavailability[k] >= 0.0 and lag[k] >= 0.0):
+            return INVALID_INPUT
+
+    # breakpoints: a bolus is one, an infusion two (rate on, rate off)
+    n_events = event_time.shape[0]
+    n_bp = n_events
+    for e in range(n_events):
+        if event_duration[e] > 0.0:
+            n_bp += 1
+    bp_time = np.empty(n_bp)
+    bp_state = np.empty(n_bp, dtype=np.int64)
+    bp_bolus = np.zeros(n_bp)
+    bp_rate = np.zeros(n_bp)
+    j = 0
+    for e in range(n_events):
+        k = event_target[e]
+        amount = event_amount[e] * bioavailability[k]
+        bp_time[j] = event_time[e] + lag[k]
+        bp_state[j] = event_state[e]
+        if event_duration[e] > 0.0:
+            bp_rate[j] = amount / event_duration[e]
+            j += 1
+            bp_time[j] = event_time[e] + lag[k] + event_duration[e]
+            bp_state[j] = event_state[e]
+            bp_rate[j] = -amount / event_duration[e]
+        else:
+            bp_bolus[j] = amount
+        j += 1
+    order = np.argsort(bp_time, kind="mergesort")
+
+    rate = np.zeros(n_states)
+    work = np.empty((12, n_states))
+    t = 0.0
+    ib = 0
+    io = 0
+    t_end = output_times[n_out - 1]
+    status = SUCCESS
+    while True:
+        while ib < n_bp and bp_time[order[ib]] <= t:
+            m = order[ib]
+            y[bp_state[m]] += bp_bolus[m]
+            rate[bp_state[m]] += bp_rate[m]
+            ib += 1
+        while io < n_out and output_times[io] <= t:
+            _record(t, y, p, outputs_out, states_out, io)
+            io += 1
+        if io >= n_out:
+            break
+        t_next = t_end
+        if ib < n_bp and bp_time[order[ib]] < t_next:
+            t_next = bp_time[order[ib]]
+        if method == ROSENBROCK23:
+            status, io = rosenbrock23_segment(t, t_next, y, p, rate, output_times,
+                                              io, rtol, atol, max_step, max_steps, outputs_out,
+                                              states_out, counters, work)
+        else:
+            status, io = dopri5_segment(t, t_next, y, p, rate, output_times, io,
+                                        rtol, atol, max_step, max_steps, outputs_out,
+                                        states_out, counters, work)
+        if status != SUCCESS:
+            break
+        t = t_next
+    return status
+
+
+# ------------------------------------------------------------------ Dormand-Prince 5(4)
+_A21 = 1.0 / 5.0
+_A31, _A32 = 3.0 / 40.0, 9.0 / 40.0
+_A41, _A42, _A43 = 44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0
+_A51, _A52, _A53, _A54 = 19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0
+_A61, _A62, _A63 = 9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0
+_A64, _A65 = 49.0 / 176.0, -5103.0 / 18656.0
+_A71, _A73, _A74 = 35.0 / 384.0, 500.0 / 1113.0, 125.0 / 192.0
+_A75, _A76 = -2187.0 / 6784.0, 11.0 / 84.0
+_C2, _C3, _C4, _C5 = 0.2, 0.3, 0.8, 8.0 / 9.0
+_E1, _E3, _E4 = 71.0 / 57600.0, -71.0 / 16695.0, 71.0 / 1920.0
+_E5, _E6, _E7 = -17253.0 / 339200.0, 22.0 / 525.0, -1.0 / 40.0
+_D1, _D3 = -12715105075.0 / 11282082432.0, 87487479700.0 / 32700410799.0
+_D4, _D5 = -10690763975.0 / 1880347072.0, 701980252875.0 / 199316789632.0
+_D6, _D7 = -1453857185.0 / 822651844.0, 69997945.0 / 29380423.0
+
+
+@njit(**KERNEL_OPTIONS)
+def dopri5_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
+                   max_step, max_steps, outputs_out, states_out, counters, work):
+    """Advance ``y`` from ``t`` to exactly ``t_end``; record outputs strictly before it."""
+    n = y.shape[0]
+    k1, k2, k3, k4, k5, k6, k7 = work[0], work[1], work[2], work[3], work[4], work[5], work[6]
+    y1, stage, y_out = work[7], work[8], work[9]
+    span = t_end - t
+    if span <= 0.0:
+        return SUCCESS, io
+    h_max = min(max_step, span)
+    _f(t, y, p, rate, k1, counters)
+    h = _initial_step(t, y, p, rate, k1, h_max, rtol, atol, 5, y1, k2, counters)
+    fac_old = 1e-4
+    rejected_last = False
+    while True:
+        if counters[STEPS] + counters[REJECTED] >= max_steps:
+            return MAX_STEPS, io
+        if h <= 16.0 * _EPS * max(abs(t), 1.0):
+            return STEP_SIZE_UNDERFLOW, io
+        last = t + 1.01 * h >= t_end
+        if last:
+            h = t_end - t
+        for i in range(n):
+            stage[i] = y[i] + h * _A21 * k1[i]
+        _f(t + _C2 * h, stage, p, rate, k2, counters)
+        for i in range(n):
+            stage[i] = y[i] + h * (_A31 * k1[i] + _A32 * k2[i])
+        _f(t + _C3 * h, stage, p, rate, k3, counters)
+        for i in range(n):
+            stage[i] = y[i] + h * (_A41 * k1[i] + _A42 * k2[i] + _A43 * k3[i])
+        _f(t + _C4 * h, stage, p, rate, k4, counters)
+        for i in range(n):
+            stage[i] = y[i] + h * (_A51 * k1[i] + _A52 * k2[i] + _A53 * k3[i] + _A54 * k4[i])
+        _f(t + _C5 * h, stage, p, rate, k5, counters)
+        for i in range(n):
+            stage[i] = y[i] + h * (_A61 * k1[i] + _A62 * k2[i] + _A63 * k3[i]
+                                   + _A64 * k4[i] + _A65 * k5[i])
+        _f(t + h, stage, p, rate, k6, counters)
+        for i in range(n):
+            y1[i] = y[i] + h * (_A71 * k1[i] + _A73 * k3[i] + _A74 * k4[i]
+                                + _A75 * k5[i] + _A76 * k6[i])
+        _f(t + h, y1, p, rate, k7, counters)
+        for i in range(n):
+            stage[i] = h * (_E1 * k1[i] + _E3 * k3[i] + _E4 * k4[i] + _E5 * k5[i]
+                            + _E6 * k6[i] + _E7 * k7[i])
+        err = _error_norm(stage, y, y1, rtol, atol)
+        if not math.isfinite(err):
+            counters[REJECTED] += 1
+            rejected_last = True
+            h *= 0.2
+            if h <= 16.0 * _EPS * max(abs(t), 1.0):
+                return NON_FINITE, io
+            continue
+        fac11 = err ** 0.17  # 1/5 - 0.75 * beta, beta = 0.04 (Hairer's dopri5)
+        if err <= 1.0:
+            counters[STEPS] += 1
+            t_new = t_end if last else t + h
+            while io < output_times.shape[0] and output_times[io] <= t_new \
+                    and output_times[io] < t_end:
+                theta = (output_times[io] - t) / h
+                theta1 = 1.0 - theta
+                for i in range(n):
+                    difference = y1[i] - y[i]
+                    spline = h * k1[i] - difference
+                    d5 = h * (_D1 * k1[i] + _D3 * k3[i] + _D4 * k4[i] + _D5 * k5[i]
+                              + _D6 * k6[i] + _D7 * k7[i])
+                    y_out[i] = y[i] + theta * (difference + theta1 * (
+                        spline + theta * (difference - h * k7[i] - spline + theta1 * d5)))
+                _record(output_times[io], y_out, p, outputs_out, states_out, io)
+                io += 1
+            for i in range(n):
+                y[i] = y1[i]
+                k1[i] = k7[i]
+            t = t_new
+            if last:
+                return SUCCESS, io
+            fac = max(0.1, min(5.0, fac11 / fac_old ** 0.04 / 0.9))
+            h_new = min(h / fac, h_max)
+            if rejected_last:
+                h_new = min(h_new, h)
+            fac_old = max(err, 1e-4)
+            rejected_last = False
+            h = h_new
+        else:
+            counters[REJECTED] += 1
+            rejected_last = True
+            h = h / min(5.0, fac11 / 0.9)
+
+
+# ------------------------------------------------------------------ Rosenbrock 2(3)
+_RD = 1.0 / (2.0 + math.sqrt(2.0))
+_RE32 = 6.0 + math.sqrt(2.0)
+
+
+@njit(**KERNEL_OPTIONS)
+def _lu_factor(a, pivots):
+    """In-place LU with partial pivoting; False if the matrix is singular."""
+    n = a.shape[0]
+    for k in range(n):
+        m = k
+        big = abs(a[k, k])
+        for i in range(k + 1, n):
+            if abs(a[i, k]) > big:
+                big = abs(a[i, k])
+                m = i
+        pivots[k] = m
+        if big == 0.0 or not math.isfinite(big):
+            return False
+        if m != k:
+            for j in range(n):
+                a[k, j], a[m, j] = a[m, j], a[k, j]
+        for i in range(k + 1, n):
+            a[i, k] /= a[k, k]
+            factor = a[i, k]
+            if factor != 0.0:
+                for j in range(k + 1, n):
+                    a[i, j] -= factor * a[k, j]
+    return True
+
+
+@njit(**KERNEL_OPTIONS)
+def _lu_solve(a, pivots, b):
+    """Solve in place ``a x = b`` with the factors from :func:`_lu_factor`."""
+    n = a.shape[0]
+    for k in range(n):
+        m = pivots[k]
+        if m != k:
+            b[k], b[m] = b[m], b[k]
+    for i in range(n):
+        for j in range(i):
+            b[i] -= a[i, j] * b[j]
+    for i in range(n - 1, -1, -1):
+        for j in range(i + 1, n):
+            b[i] -= a[i, j] * b[j]
+        b[i] /= a[i, i]
+
+
+@njit(**KERNEL_OPTIONS)
+def _jacobian(t, y, p, rate, f0, jac, y_work, f_work, counters):
+    """Forward-difference Jacobian d f / d y at (t, y), given f0 = f(t, y)."""
+    n = y.shape[0]
+    root = math.sqrt(_EPS)
+    for j in range(n):
+        y_work[j] = y[j]
+    for j in range(n):
+        delta = root * max(abs(y[j]), 1e-6)
+        y_work[j] = y[j] + delta
+        _f(t, y_work, p, rate, f_work, counters)
+        for i in range(n):
+            jac[i, j] = (f_work[i] - f0[i]) / delta
+        y_work[j] = y[j]
+    counters[JACOBIAN_EVALUATIONS] += 1
+
+
+@njit(**KERNEL_OPTIONS)
+def rosenbrock23_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
+                         max_step, max_steps, outputs_out, states_out, counters, work):
+    """Stiff counterpart of :func:`dopri5_segment` (same contract)."""
+    n = y.shape[0]
+    f0, f1, f2, k1, k2, k3 = work[0], work[1], work[2], work[3], work[4], work[5]
+    y1, time_derivative, scratch, y_out = work[6], work[7], work[8], work[9]
+    span = t_end - t
+    if span <= 0.0:
+        return SUCCESS, io
+    jac = np.empty((n, n))
+    w = np.empty((n, n))
+    pivots = np.empty(n, dtype=np.int64)
+    h_max = min(max_step, span)
+    _f(t, y, p, rate, f0, counters)
+    h = _initial_step(t, y, p, rate, f0, h_max, rtol, atol, 3, y1, f1, counters)
+    jacobian_current = False
+    while True:
+        if counters[STEPS] + counters[REJECTED] >= max_steps:
+            return MAX_STEPS, io
+        if h <= 16.0 * _EPS * max(abs(t), 1.0):
+            return STEP_SIZE_UNDERFLOW, io
+        if not jacobian_current:
+            _jacobian(t, y, p, rate, f0, jac, y1, f1, counters)
+            dt = math.sqrt(_EPS) * max(abs(t), 1.0)
+            _f(t + dt, y, p, rate, f1, counters)
+            for i in range(n):
+                time_derivative[i] = (f1[i] - f0[i]) / dt
+            jacobian_current = True
+        last = t + 1.01 * h >= t_end
+        if last:
+            h = t_end - t
+        for i in range(n):
+            for j in range(n):
+                w[i, j] = -h * _RD * jac[i, j]
+            w[i, i] += 1.0
+        if not _lu_factor(w, pivots):
+            return SINGULAR_MATRIX, io
+        for i in range(n):
+            k1[i] = f0[i] + h * _RD * time_derivative[i]
+        _lu_solve(w, pivots, k1)
+        for i in range(n):
+            scratch[i] = y[i] + 0.5 * h * k1[i]
+        _f(t + 0.5 * h, scratch, p, rate, f1, counters)
+        for i in range(n):
+            k2[i] = f1[i] - k1[i]
+        _lu_solve(w, pivots, k2)
+        for i in range(n):
+            k2[i] += k1[i]
+            y1[i] = y[i] + h * k2[i]
+        _f(t + h, y1, p, rate, f2, counters)
+        for i in range(n):
+            k3[i] = (f2[i] - _RE32 * (k2[i] - f1[i]) - 2.0 * (k1[i] - f0[i])
+                     + h * _RD * time_derivative[i])
+        _lu_solve(w, pivots, k3)
+        for i in range(n):
+            scratch[i] = h / 6.0 * (k1[i] - 2.0 * k2[i] + k3[i])
+        err = _error_norm(scratch, y, y1, rtol, atol)
+        if not math.isfinite(err):
+            counters[REJECTED] += 1
+            h *= 0.2
+            if h <= 16.0 * _EPS * max(abs(t), 1.0):
+                return NON_FINITE, io
+            continue
+        if err <= 1.0:
+            counters[STEPS] += 1
+            t_new = t_end if last else t + h
+            while io < output_times.shape[0] and output_times[io] <= t_new \
+                    and output_times[io] < t_end:
+                s = (output_times[io] - t) / h
+                for i in range(n):
+                    y_out[i] = y[i] + h * (s * (1.0 - s) * k1[i] + s * (s - 2.0 * _RD) * k2[i]) \
+                        / (1.0 - 2.0 * _RD)
+                _record(output_times[io], y_out, p, outputs_out, states_out, io)
+                io += 1
+            for i in range(n):
+                y[i] = y1[i]
+                f0[i] = f2[i]
+            t = t_new
+            jacobian_current = False
+            if last:
+                return SUCCESS, io
+        else:
+            counters[REJECTED] += 1
+        factor = 5.0 if err == 0.0 else min(5.0, max(0.2, 0.8 * err ** (-1.0 / 3.0)))
+        h = min(h * factor, h_max)

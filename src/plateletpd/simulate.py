@@ -1,0 +1,236 @@
+"""The simulation entry points: :func:`simulate` (one subject) and :func:`simulate_batch`.
+
+Both validate everything once, here, then hand plain arrays to the compiled kernel:
+
+    model file -> Model -> generated kernel -> integrator -> simulate -> results
+
+A subject whose integration fails gets a non-success :class:`~plateletpd.solvers.Status` in
+the result (and NaN outputs from the failure on); other subjects are unaffected.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .dosing import Dose, EventSchedule, Regimen, expand
+from .errors import ParameterError, SimulationInputError, SimulationWarning
+from .io import provenance
+from .model import Model, load_model
+from .results import BatchResult, SimulationResult
+from .solvers import DormandPrince5, Status, _AdaptiveSolver
+
+#: Output points per day when only ``days`` is given.
+POINTS_PER_DAY = 24
+
+RegimenLike = Regimen | Dose | str | None
+
+
+def as_regimen(regimen: RegimenLike) -> Regimen:
+    """Accept a Regimen, a Dose, the text form or None (no dosing)."""
+    if regimen is None:
+        return Regimen.none()
+    if isinstance(regimen, Regimen):
+        return regimen
+    if isinstance(regimen, Dose):
+        return Regimen((regimen,))
+    if isinstance(regimen, str):
+        return Regimen.parse(regimen)
+    raise SimulationInputError(f"regimen must be a Regimen, a Dose, a text such as "
+                               f"'hetrombopag 7.5 mg qd d1-14', or None; got "
+                               f"{type(regimen).__name__}")
+
+
+def output_times(days: float | None = None, times: Sequence[float] | None = None) -> np.ndarray:
+    """Validated output times in days: ``times`` as given, or an hourly grid over ``days``."""
+    if (days is None) == (times is None):
+        raise SimulationInputError("give exactly one of days= (a duration: hourly outputs "
+                                   "from 0) or times= (output times in days)")
+    if days is not None:
+        if isinstance(days, bool) or not isinstance(days, (int, float, np.number)) \
+                or not math.isfinite(days) or days <= 0:
+            raise SimulationInputError(f"days must be a positive number, got {days!r}")
+        return np.arange(int(round(days * POINTS_PER_DAY)) + 1) / POINTS_PER_DAY
+    try:
+        grid = np.asarray(times, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise SimulationInputError(f"times must be numbers (days), got {times!r}") from None
+    if grid.size == 0:
+        raise SimulationInputError("times is empty; give at least one output time in days")
+    if not np.all(np.isfinite(grid)) or np.any(grid < 0):
+        raise SimulationInputError("times must be finite and >= 0 (days since the start, "
+                                   f"when the model is at its initial state); got {grid}")
+    if np.any(np.diff(grid) <= 0):
+        raise SimulationInputError("times must be strictly increasing; sort them and remove "
+                                   "duplicates (numpy.unique does both)")
+    return grid
+
+
+def simulate(model: Model | str, regimen: RegimenLike = None, *, days: float | None = None,
+             times: Sequence[float] | None = None, params: Mapping[str, float] | None = None,
+             covariates: Mapping[str, float] | None = None,
+             solver: _AdaptiveSolver | None = None, keep_states: bool = True) -> SimulationResult:
+    """Simulate one subject.
+
+    Args:
+        model: a :class:`Model`, a bundled model name or a model-file path.
+        regimen: a :class:`Regimen`, :class:`Dose`, text (``"rhTPO 300 U/kg qd d1-14"``)
+            or None. Day 1 of a regimen starts at time 0.
+        days / times: output duration (hourly grid) or explicit output times, in days.
+        params: parameter values replacing the model's typical values (names are checked).
+        covariates: per-subject covariates (body weight, baseline count...).
+        solver: :class:`DormandPrince5` (default) or :class:`Rosenbrock23` settings.
+        keep_states: also return every state's time course.
+
+    A failed integration does not raise: the result's ``status`` says what happened (and a
+    :class:`SimulationWarning` is issued).
+    """
+    model = load_model(model)
+    regimen = as_regimen(regimen)
+    grid = output_times(days, times)
+    vector = model.parameter_vector(params, covariates)
+    covariate_values = _covariate_values(model, vector)
+    schedule = expand(regimen, model.dose_targets, covariate_values)
+    amounts = np.atleast_2d(schedule.amounts(covariate_values))
+    solver = _check_solver(solver)
+    batch = _integrate(model, schedule, vector[None, :], amounts, grid, solver, keep_states)
+    record = provenance(model, regimen=str(regimen), solver=solver.describe(),
+                        parameters=dict(zip(model.parameter_names, vector.tolist())),
+                        covariates={k: v for k, v in covariate_values.items()
+                                    if not math.isnan(v)})
+    result = SimulationResult(**{**batch.__dict__, "provenance": record})
+    if not result.ok:
+        warnings.warn(f"{model.name}: {result.status_code.name}: {result.message}",
+                      SimulationWarning, stacklevel=2)
+    return result
+
+
+def simulate_batch(model: Model | str, regimen: RegimenLike = None, *,
+                   days: float | None = None, times: Sequence[float] | None = None,
+                   params: Mapping[str, Any] | pd.DataFrame | None = None,
+                   covariates: Mapping[str, Any] | pd.DataFrame | None = None,
+                   n: int | None = None, solver: _AdaptiveSolver | None = None,
+                   keep_states: bool = False) -> BatchResult:
+    """Simulate many subjects on one regimen, in parallel over subjects.
+
+    ``params`` and ``covariates`` map names to one value per subject (arrays or DataFrame
+    columns; scalars are shared). Parameters not given take the model's typical value.
+    A subject with a non-finite or out-of-bounds value is flagged ``INVALID_INPUT`` and not
+    integrated; the others run.
+    """
+    model = load_model(model)
+    regimen = as_regimen(regimen)
+    grid = output_times(days, times)
+    params, covariates = _columns(params), _columns(covariates)
+    model.check_parameter_names(params)
+    model.check_covariate_names(covariates)
+    n = _subject_count(n, params, covariates)
+    missing = [c for c in model.required_covariates if c not in covariates]
+    if missing:
+        raise ParameterError(f"{model.name} needs covariate(s) {', '.join(missing)} for every "
+                             f"subject; pass covariates={{'{missing[0]}': [...]}}")
+    typical = [p.value for p in model.parameters.values()] + [
+        math.nan if c.default is None else c.default for c in model.covariates.values()]
+    matrix = np.tile(np.asarray(typical, dtype=np.float64), (n, 1))
+    names = model.parameter_names + model.covariate_names
+    for name, values in {**params, **covariates}.items():
+        matrix[:, names.index(name)] = np.broadcast_to(np.asarray(values, dtype=float), (n,))
+    valid = _valid_rows(model, matrix)
+    covariate_values = {c: matrix[:, names.index(c)] for c in model.covariate_names}
+    schedule = expand(regimen, model.dose_targets)
+    amounts = np.broadcast_to(schedule.amounts(covariate_values), (n, schedule.n_events))
+    solver = _check_solver(solver)
+    batch = _integrate(model, schedule, matrix[valid], np.ascontiguousarray(amounts[valid]),
+                       grid, solver, keep_states)
+    outputs = np.full((n, *batch.outputs.shape[1:]), np.nan)
+    outputs[valid] = batch.outputs
+    states = None
+    if keep_states:
+        states = np.full((n, *batch.states.shape[1:]), np.nan)
+        states[valid] = batch.states
+    status = np.full(n, Status.INVALID_INPUT, dtype=np.int64)
+    status[valid] = batch.status
+    counters = np.zeros((n, batch.counters.shape[1]), dtype=np.int64)
+    counters[valid] = batch.counters
+    record = provenance(model, regimen=str(regimen), solver=solver.describe(), n_subjects=n,
+                        varied=sorted({**params, **covariates}))
+    return BatchResult(times=grid, output_names=batch.output_names, outputs=outputs,
+                       state_names=batch.state_names, states=states, units=batch.units,
+                       status=status, counters=counters, provenance=record)
+
+
+# ------------------------------------------------------------------------------ internals
+def _check_solver(solver) -> _AdaptiveSolver:
+    solver = DormandPrince5() if solver is None else solver
+    if not isinstance(solver, _AdaptiveSolver):
+        raise SimulationInputError(f"solver must be DormandPrince5(...) or Rosenbrock23(...), "
+                                   f"got {solver!r}")
+    return solver
+
+
+def _covariate_values(model: Model, vector: np.ndarray) -> dict[str, float]:
+    offset = len(model.parameters)
+    return {name: float(vector[offset + i]) for i, name in enumerate(model.covariate_names)}
+
+
+def _columns(values) -> dict[str, Any]:
+    if values is None:
+        return {}
+    if isinstance(values, pd.DataFrame):
+        return {str(c): values[c].to_numpy(dtype=float) for c in values.columns}
+    return dict(values)
+
+
+def _subject_count(n, *tables) -> int:
+    sizes = {np.size(v) for table in tables for v in table.values() if np.ndim(v) > 0}
+    if n is not None:
+        sizes.add(int(n))
+    sizes.discard(1)
+    if len(sizes) > 1:
+        raise SimulationInputError(f"per-subject values have different lengths {sorted(sizes)};"
+                                   f" give one value per subject (or a scalar) everywhere")
+    count = sizes.pop() if sizes else 1
+    if count < 1:
+        raise SimulationInputError("there must be at least one subject")
+    return count
+
+
+def _valid_rows(model: Model, matrix: np.ndarray) -> np.ndarray:
+    """Subjects whose values are finite and inside bounds (unread covariates may be NaN)."""
+    entries = [*model.parameters.values(), *model.covariates.values()]
+    lower = np.array([e.lower for e in entries])
+    upper = np.array([e.upper for e in entries])
+    optional = np.array([e.name in model.covariates and e.name not in model.required_covariates
+                         for e in entries])
+    ok = np.isfinite(matrix) & (matrix >= lower) & (matrix <= upper)
+    return np.all(ok | (optional & np.isnan(matrix)), axis=1)
+
+
+def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amounts: np.ndarray,
+               grid: np.ndarray, solver: _AdaptiveSolver, keep_states: bool) -> BatchResult:
+    """Run the compiled batch solver on validated arrays."""
+    kernel = model.kernel
+    scale = 1.0 / model.days_per_time_unit  # days -> model time
+    n, n_states = matrix.shape[0], len(model.states)
+    outputs = np.empty((n, grid.size, len(model.outputs)))
+    states = np.empty((n, grid.size if keep_states else 0, n_states))
+    status = np.empty(n, dtype=np.int64)
+    counters = np.zeros((n, 4), dtype=np.int64)
+    kernel.solve_batch(
+          solver.method_code, np.ascontiguousarray(matrix, dtype=np.float64),
+          np.ascontiguousarray(schedule.time * scale, dtype=np.float64),
+          np.ascontiguousarray(schedule.target, dtype=np.int64),
+          np.ascontiguousarray(schedule.state, dtype=np.int64),
+          np.ascontiguousarray(amounts.reshape(n, schedule.n_events), dtype=np.float64),
+          np.ascontiguousarray(schedule.duration * scale, dtype=np.float64),
+          np.ascontiguousarray(grid * scale), float(solver.rtol),
+          solver.atol_vector(n_states), float(solver.max_step * scale),
+          int(solver.max_steps), outputs, states, status, counters)
+    return BatchResult(times=grid, output_names=tuple(model.output_names), outputs=outputs,
+                       state_names=tuple(model.state_names),
+                       states=states if keep_states else None, units=model.units,
+                       status=status, counters=counters)

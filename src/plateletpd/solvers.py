@@ -1,0 +1,107 @@
+"""Solver choices and outcomes: pluggable, self-validating settings and a status enumeration.
+
+Pass a solver to :func:`plateletpd.simulate` (``solver=DormandPrince5(rtol=1e-8)``); it
+knows nothing about models. The integrators themselves live in :mod:`plateletpd.integrator`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from . import integrator
+from .errors import SimulationInputError
+
+
+class Status(IntEnum):
+    """Outcome of one subject's integration."""
+
+    SUCCESS = integrator.SUCCESS
+    MAX_STEPS = integrator.MAX_STEPS
+    STEP_SIZE_UNDERFLOW = integrator.STEP_SIZE_UNDERFLOW
+    NON_FINITE = integrator.NON_FINITE
+    SINGULAR_MATRIX = integrator.SINGULAR_MATRIX
+    INVALID_INPUT = integrator.INVALID_INPUT
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+
+_MESSAGES = {
+    Status.SUCCESS: "integration succeeded",
+    Status.MAX_STEPS: "stopped after the maximum number of steps (max_steps); the model may "
+                      "be stiff (try solver=Rosenbrock23()) or max_steps too small",
+    Status.STEP_SIZE_UNDERFLOW: "the step size fell below machine precision; the solution "
+                                "probably has a singularity or a discontinuity not declared "
+                                "as a dose event",
+    Status.NON_FINITE: "the state became NaN or infinite (a division by zero, log of a "
+                       "negative number, or an exploding solution); check the parameters",
+    Status.SINGULAR_MATRIX: "the stiff solver's iteration matrix is singular",
+    Status.INVALID_INPUT: "invalid per-subject input: a bioavailability or lag that is "
+                          "negative or not finite, or a parameter outside its bounds",
+}
+
+#: Names of the per-subject cost counters, in the order the integrator fills them.
+COUNTERS = ("steps", "rejected_steps", "rhs_evaluations", "jacobian_evaluations")
+assert len(COUNTERS) == integrator.N_COUNTERS
+
+
+@dataclass(frozen=True)
+class _AdaptiveSolver:
+    rtol: float = 1e-6
+    atol: float = 1e-9
+    max_steps: int = 100_000
+    max_step: float = math.inf  # in days
+
+    method = ""
+
+    def __post_init__(self):
+        if not (isinstance(self.rtol, (int, float)) and 1e-14 <= self.rtol < 1):
+            raise SimulationInputError(f"rtol must be a number in [1e-14, 1), got "
+                                       f"{self.rtol!r}")
+        atol = np.asarray(self.atol, dtype=float)
+        if not np.all(np.isfinite(atol)) or np.any(atol <= 0):
+            raise SimulationInputError(f"atol must be positive and finite (a number or one per "
+                                       f"state), got {self.atol!r}")
+        if not (isinstance(self.max_steps, (int, np.integer)) and self.max_steps >= 1):
+            raise SimulationInputError(f"max_steps must be a positive integer, got "
+                                       f"{self.max_steps!r}")
+        if not (isinstance(self.max_step, (int, float)) and self.max_step > 0):
+            raise SimulationInputError(f"max_step must be a positive number of days, got "
+                                       f"{self.max_step!r}")
+
+    def atol_vector(self, n_states: int) -> np.ndarray:
+        atol = np.broadcast_to(np.asarray(self.atol, dtype=float), (n_states,))
+        if np.ndim(self.atol) and np.size(self.atol) != n_states:
+            raise SimulationInputError(f"atol has {np.size(self.atol)} values but the model "
+                                       f"has {n_states} states")
+        return np.ascontiguousarray(atol)
+
+    def describe(self) -> dict:
+        values = asdict(self)
+        values["atol"] = np.asarray(self.atol).tolist()
+        return {"method": self.method, **values}
+
+
+@dataclass(frozen=True)
+class DormandPrince5(_AdaptiveSolver):
+    """Explicit Runge-Kutta 5(4) with dense output: the default, for non-stiff models."""
+
+    method = "dopri5"
+    method_code = integrator.DOPRI5
+
+
+@dataclass(frozen=True)
+class Rosenbrock23(_AdaptiveSolver):
+    """L-stable Rosenbrock 2(3) (ode23s) for stiff models; costs a Jacobian per step."""
+
+    method = "rosenbrock23"
+    method_code = integrator.ROSENBROCK23
+
+
+#: Settings that make outputs agree with a tight reference to about 1e-7 relative.
+TIGHT = DormandPrince5(rtol=1e-9, atol=1e-12)
