@@ -33,7 +33,7 @@ TIME_UNITS = {"h": 1.0 / 24.0, "hour": 1.0 / 24.0, "hours": 1.0 / 24.0,
 
 _SECTIONS = {"model", "parameters", "covariates", "states", "derived", "odes", "outputs",
              "doses"}
-_RESERVED = {TIME, *FUNCTIONS, "math", "np", "p", "y", "dydt", "out", "rate"}
+_RESERVED = {TIME, *FUNCTIONS}  # generated code prefixes every other name (codegen)
 
 
 @dataclass(frozen=True)
@@ -557,7 +557,10 @@ class _Builder:
     def outputs(self, everything: set[str]) -> tuple[Output, ...]:
         outputs = []
         for name, raw in self.table("outputs", required=True).items():
-            self.declare(name, "outputs")
+            # outputs have their own namespace (no formula reads them), so an output may
+            # expose a derived quantity or a state under the same name
+            if not name.isidentifier() or keyword.iskeyword(name):
+                raise self.fail("an output name must be a valid identifier", "outputs", name)
             raw = self.entry("outputs", name, raw, {"expression", "unit", "description"},
                              {"expression", "unit"})
             expression = self.expression(raw["expression"], f"outputs.{name}")

@@ -1,0 +1,228 @@
+"""The numba integrators against closed forms, scipy Radau, invariants and cost counters.
+
+Error metric (as in scipy's own tests): the error divided by ``atol + rtol * |exact|`` at the
+tolerances the solver was given; below 1 means the solver met what it was asked for.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import plateletpd as pp
+from plateletpd.kernels import plain_python
+from plateletpd.reference import reference_solution
+
+# test-fixture values of tests/models/one_compartment.toml
+KA, KE, VOLUME, F_ORAL, LAG = 1.2, 0.15, 20.0, 0.7, 0.5  # 1/h, 1/h, L, 1, h
+TOLERANCES = [(1e-6, 1e-9), (1e-8, 1e-10), (1e-10, 1e-12)]
+
+
+def scaled_error(numeric, exact, rtol, atol):
+    return np.max(np.abs(numeric - exact) / (atol + rtol * np.abs(exact)))
+
+
+def bateman(hours, dose_hours, dose_mg):
+    """Closed-form one-compartment oral concentration, superposed over doses (Bateman)."""
+    concentration = np.zeros_like(hours)
+    for start in dose_hours:
+        since = np.clip(hours - start - LAG, 0.0, None)
+        concentration += np.where(hours > start + LAG, F_ORAL * dose_mg * KA / (
+            VOLUME * (KA - KE)) * (np.exp(-KE * since) - np.exp(-KA * since)), 0.0)
+    return concentration
+
+
+@pytest.mark.parametrize("rtol,atol", TOLERANCES)
+def test_repeated_oral_doses_match_bateman(one_compartment, rtol, atol):
+    times = np.linspace(0, 4, 97)  # days, every hour
+    result = pp.simulate(one_compartment, "oral 100 mg q12h x6", times=times,
+                         solver=pp.DormandPrince5(rtol=rtol, atol=atol))
+    exact = bateman(times * 24, dose_hours=np.arange(6) * 12.0, dose_mg=100.0)
+    assert result.ok
+    # atol applies to amounts (mg); the output is amount / volume
+    assert scaled_error(result["concentration"], exact, rtol, atol / VOLUME) < 1
+
+
+@pytest.mark.parametrize("rtol,atol", TOLERANCES)
+def test_transit_chain_matches_gamma_closed_form(transit_chain, rtol, atol):
+    # a bolus D into the first of five compartments: a5 = D (kt)^4/4! exp(-kt)
+    rate, dose = 0.8, 50.0  # 1/day (fixture), ug
+    times = np.linspace(0, 20, 81)
+    result = pp.simulate(transit_chain, "tracer 50 ug d1", times=times,
+                         solver=pp.DormandPrince5(rtol=rtol, atol=atol))
+    exact = dose * (rate * times) ** 4 / math.factorial(4) * np.exp(-rate * times)
+    assert scaled_error(result["last"], exact, rtol, atol) < 1
+    # mass balance: what remains in the chain is the dose minus the last compartment's
+    # cumulative outflow, the Poisson tail dose * exp(-kt) * sum_{k<5} (kt)^k / k!
+    total_exact = dose * np.exp(-rate * times) * sum(
+        (rate * times) ** k / math.factorial(k) for k in range(5))
+    assert scaled_error(result["total"], total_exact, rtol, 5 * atol) < 1
+
+
+@pytest.mark.parametrize("rtol,atol", TOLERANCES)
+def test_zero_order_infusion_matches_closed_form(one_compartment, rtol, atol):
+    # 100 mg over 2 h into the central compartment, then first-order elimination
+    rate_in, duration = 50.0, 2.0  # mg/h, h
+    hours = np.linspace(0, 24, 97)
+    result = pp.simulate(one_compartment, "iv 100 mg over 2h d1", times=hours / 24,
+                         solver=pp.DormandPrince5(rtol=rtol, atol=atol))
+    during = rate_in / (KE * VOLUME) * (1 - np.exp(-KE * np.minimum(hours, duration)))
+    exact = np.where(hours <= duration, during,
+                     during * np.exp(-KE * np.clip(hours - duration, 0, None)))
+    assert scaled_error(result["concentration"], exact, rtol, atol / VOLUME) < 1
+
+
+def test_per_kg_dose_uses_body_weight(one_compartment):
+    # IV bolus of 2 mg/kg in 70 kg = 140 mg: concentration at t=0 (after the dose) = 140/V
+    result = pp.simulate(one_compartment, "iv 2 mg/kg d1", times=[0.0, 1.0],
+                         covariates={"body_weight": 70.0})
+    assert result["concentration"][0] == pytest.approx(140.0 / VOLUME, rel=1e-12)
+    assert result["concentration"][1] == pytest.approx(140.0 / VOLUME * math.exp(-KE * 24),
+                                                       rel=1e-6)
+
+
+def test_missing_body_weight_for_per_kg_dose_is_a_clear_error(one_compartment):
+    with pytest.raises(pp.RegimenError, match="body_weight"):
+        pp.simulate(one_compartment, "iv 2 mg/kg d1", days=1)
+
+
+def test_outputs_at_a_dose_time_are_after_the_dose(one_compartment):
+    # bolus at day 1 (t = 1 d): the output at exactly t = 1 d includes it
+    result = pp.simulate(one_compartment, "iv 100 mg d2", times=[0.5, 1.0])
+    assert result["concentration"][0] == 0.0
+    assert result["concentration"][1] == pytest.approx(100.0 / VOLUME, rel=1e-12)
+
+
+def test_bundled_friberg_model_matches_scipy_radau(friberg):
+    # the issue's accuracy criterion: max relative error below 1e-6 at a tight setting
+    regimen = "cytotoxic 100 mg qd d1-14"
+    times = np.linspace(0, 28, 57)
+    ours = pp.simulate(friberg, regimen, times=times, solver=pp.TIGHT)
+    reference = reference_solution(friberg, regimen, times=times, rtol=1e-10, atol=1e-12)
+    for name in ("platelets", "concentration"):
+        scale = np.maximum(np.abs(reference[name]), 1e-3 * np.max(np.abs(reference[name])))
+        assert np.max(np.abs(ours[name] - reference[name]) / scale) < 1e-6, name
+
+
+def test_rosenbrock_agrees_with_radau_and_takes_fewer_steps_when_stiff(one_compartment):
+    # absorption 1e3 /h makes the problem stiff: an explicit method is held back by stability
+    params = {"absorption_rate": 1e3}
+    times = np.linspace(0, 3, 13)
+    reference = reference_solution(one_compartment, "oral 100 mg qd d1-3", times=times,
+                                   params=params)["concentration"]
+    explicit = pp.simulate(one_compartment, "oral 100 mg qd d1-3", times=times, params=params,
+                           solver=pp.DormandPrince5(rtol=1e-6, atol=1e-9))
+    stiff = pp.simulate(one_compartment, "oral 100 mg qd d1-3", times=times, params=params,
+                        solver=pp.Rosenbrock23(rtol=1e-7, atol=1e-10))
+    # a 2nd-order method's global error is some tens of times its local tolerance
+    for result in (explicit, stiff):
+        assert result.ok
+        assert scaled_error(result["concentration"], reference, 1e-4, 1e-7) < 1
+    # step counts are deterministic: measured 4395 (Rosenbrock23) against 21835 (DOPRI5)
+    assert stiff.cost["steps"] * 4 < explicit.cost["steps"]
+    assert stiff.cost["jacobian_evaluations"] > 0
+
+
+def test_steady_state_holds_for_60_days_without_drug(friberg):
+    result = pp.simulate(friberg, None, days=60, solver=pp.TIGHT)
+    baseline = friberg.parameters["circ0"].value
+    drift = np.max(np.abs(result["platelets"] - baseline)) / baseline
+    assert drift < 1e-9
+
+
+def test_counters_follow_the_dopri5_cost_formula(transit_chain):
+    # FSAL Dormand-Prince: one segment costs 2 evaluations for the starting step and
+    # 6 per attempted step (Hairer's dopri5)
+    result = pp.simulate(transit_chain, None, days=10)
+    cost = result.cost
+    assert cost["rhs_evaluations"] == 2 + 6 * (cost["steps"] + cost["rejected_steps"])
+    # each dose restarts the integration: three doses, three more starting-step pairs
+    dosed = pp.simulate(transit_chain, "tracer 1 ug qd d2-4", days=10).cost
+    assert dosed["rhs_evaluations"] == 2 * 4 + 6 * (dosed["steps"] + dosed["rejected_steps"])
+
+
+def test_one_failing_subject_is_flagged_and_the_others_run(one_compartment):
+    # subject 1 is stiff and gets too few steps; subject 2 has a bioavailability above its
+    # bound; subjects 0 and 3 are ordinary
+    params = {"absorption_rate": [1.2, 1e5, 1.2, 1.3], "bioavailability": [0.7, 0.7, 1.5, 0.7]}
+    batch = pp.simulate_batch(one_compartment, "oral 100 mg qd d1-3", days=3, params=params,
+                              solver=pp.DormandPrince5(max_steps=2000))
+    assert [pp.Status(s) for s in batch.status] == [
+        pp.Status.SUCCESS, pp.Status.MAX_STEPS, pp.Status.INVALID_INPUT, pp.Status.SUCCESS]
+    assert np.all(np.isfinite(batch.output("concentration")[[0, 3]]))
+    assert np.all(np.isnan(batch.output("concentration")[2]))
+    assert list(batch.failures()["subject"]) == [1, 2]
+    single = pp.simulate(one_compartment, "oral 100 mg qd d1-3", days=3)
+    np.testing.assert_allclose(batch.output("concentration")[0], single["concentration"],
+                               rtol=0, atol=0)
+
+
+def test_singular_solution_reports_a_status_not_an_exception():
+    text = """
+[model]
+name = "blow_up"
+description = "dy/dt = y^2 reaches infinity at t = 1/y0"
+time_unit = "day"
+[parameters]
+y0 = { value = 1.0, unit = "1", source = "test fixture" }
+[states.y]
+unit = "1"
+initial = "y0"
+[odes]
+y = "y * y"
+[outputs.value]
+expression = "y"
+unit = "1"
+"""
+    model = pp.parse_model(text, path="blow_up.toml")
+    with pytest.warns(pp.SimulationWarning):
+        result = pp.simulate(model, None, times=[0.5, 2.0])
+    assert result.status_code in (pp.Status.STEP_SIZE_UNDERFLOW, pp.Status.NON_FINITE,
+                                  pp.Status.MAX_STEPS)
+    assert result["value"][0] == pytest.approx(2.0, rel=1e-5)  # exact: 1/(1 - t)
+    assert np.isnan(result["value"][1])
+
+
+def test_compiled_kernel_and_plain_python_export_agree(friberg):
+    rng = np.random.default_rng(20261121)
+    p = friberg.parameter_vector()
+    compiled, plain = friberg.kernel.rhs, friberg.python_rhs()
+    for _ in range(20):
+        y = rng.uniform(0.1, 400, size=len(friberg.states))
+        t = rng.uniform(0, 500)
+        expected = np.empty_like(y)
+        compiled(t, y, p, expected)
+        np.testing.assert_allclose(plain(t, y, p), expected, rtol=1e-14, atol=0)
+    assert plain_python(compiled) is not compiled
+
+
+def test_parameter_changes_never_recompile(friberg):
+    changed = friberg.with_parameters(gamma=0.3, circ0=200.0)
+    assert changed.kernel is friberg.kernel
+    result = pp.simulate(changed, None, days=5)
+    assert result["platelets"][-1] == pytest.approx(200.0, rel=1e-9)
+
+
+def test_code_runs_with_numba_jit_disabled(tmp_path):
+    script = f"""
+import json, numpy as np, plateletpd as pp
+m = pp.load_model({str(Path(__file__).parent / 'models' / 'one_compartment.toml')!r})
+r = pp.simulate(m, 'oral 100 mg q12h x2', times=np.linspace(0, 1, 5))
+print(json.dumps(r['concentration'].tolist()))
+"""
+    results = []
+    for disable in ("1", "0"):
+        environment = {**os.environ, "NUMBA_DISABLE_JIT": disable,
+                       "PLATELETPD_CACHE_DIR": str(tmp_path / disable)}
+        if disable == "0":
+            environment.pop("PLATELETPD_CACHE_DIR")
+        completed = subprocess.run([sys.executable, "-c", script], env=environment,
+                                   capture_output=True, text=True, timeout=600)
+        assert completed.returncode == 0, completed.stderr
+        results.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-13)
