@@ -33,7 +33,6 @@ import contextlib
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .io import atomic_write
 from .errors import RegimenError, closest
 
 __all__ = [
@@ -384,7 +384,10 @@ class Regimen:
         return " + ".join(str(dose) for dose in self.doses) or "none"
 
 
-def _as_regimen(regimen: Regimen | Dose | str) -> Regimen:
+def as_regimen(regimen: "Regimen | Dose | str | None") -> Regimen:
+    """Accept a Regimen, a Dose, the text form, or None (no dosing)."""
+    if regimen is None:
+        return Regimen.none()
     if isinstance(regimen, Regimen):
         return regimen
     if isinstance(regimen, Dose):
@@ -720,7 +723,7 @@ def expand(regimen: Regimen | Dose | str, targets: Sequence[DoseTarget],
         RegimenError: unknown drug, route not accepted, unit that cannot convert, overlapping
             infusions, or a missing/invalid covariate.
     """
-    regimen = _as_regimen(regimen)
+    regimen = as_regimen(regimen)
     targets = tuple(targets)
     lookup = _target_lookup(targets)
     events = []
@@ -929,16 +932,7 @@ def _write_atomic(table: pd.DataFrame, path: Path) -> None:
     if not path.parent.is_dir():
         raise RegimenError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist; "
                            f"create it first")
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", newline="") as handle:
-            table.to_csv(handle, index=False)
-        os.chmod(temporary, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    atomic_write(path, lambda temporary: table.to_csv(temporary, index=False))
 
 
 def write_event_table(source: pd.DataFrame | Regimen | Dose | str | Mapping[int, Regimen],

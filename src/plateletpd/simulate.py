@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .dosing import Dose, EventSchedule, Regimen, expand
+from .dosing import Dose, EventSchedule, Regimen, as_regimen, expand
 from .errors import ParameterError, SimulationInputError, SimulationWarning
 from .io import provenance
 from .model import Model, load_model
@@ -28,21 +28,6 @@ from .solvers import DormandPrince5, Status, _AdaptiveSolver
 POINTS_PER_DAY = 24
 
 RegimenLike = Regimen | Dose | str | None
-
-
-def as_regimen(regimen: RegimenLike) -> Regimen:
-    """Accept a Regimen, a Dose, the text form or None (no dosing)."""
-    if regimen is None:
-        return Regimen.none()
-    if isinstance(regimen, Regimen):
-        return regimen
-    if isinstance(regimen, Dose):
-        return Regimen((regimen,))
-    if isinstance(regimen, str):
-        return Regimen.parse(regimen)
-    raise SimulationInputError(f"regimen must be a Regimen, a Dose, a text such as "
-                               f"'hetrombopag 7.5 mg qd d1-14', or None; got "
-                               f"{type(regimen).__name__}")
 
 
 def output_times(days: float | None = None, times: Sequence[float] | None = None) -> np.ndarray:
