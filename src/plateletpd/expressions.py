@@ -93,6 +93,8 @@ def _check(node: ast.AST, text: str, names: set[str]) -> None:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise _refuse(node, text, f"the constant {node.value!r}")
+        if not math.isfinite(float(node.value)):
+            raise _refuse(node, text, "a number too large to represent")
     elif isinstance(node, ast.Name):
         if node.id.startswith("_"):
             raise _refuse(node, text, "a name starting with an underscore")
@@ -132,14 +134,19 @@ def _check(node: ast.AST, text: str, names: set[str]) -> None:
         raise _refuse(node, text, type(node).__name__)
 
 
+ALL_SYMBOLS = f"parameters, covariates, states, derived quantities and {TIME!r} (time)"
+
+
 def check_names(expression: Expression, known: Mapping[str, object] | set[str],
-                where: str) -> None:
-    """Raise :class:`ExpressionError` if ``expression`` reads a name not in ``known``."""
+                where: str, allowed: str = ALL_SYMBOLS) -> None:
+    """Raise :class:`ExpressionError` if ``expression`` reads a name not in ``known``.
+
+    ``allowed`` says in words which kinds of symbol may appear here.
+    """
     for name in sorted(expression.names):
         if name not in known:
             raise ExpressionError(f"unknown symbol {name!r} in {where}{closest(name, known)}; "
-                                  f"known symbols are parameters, covariates, states, derived "
-                                  f"quantities and {TIME!r} (time)")
+                                  f"this formula may use {allowed}")
 
 
 # ---------------------------------------------------------------------------- emitters

@@ -25,7 +25,8 @@ import numpy as np
 from .dosing import DoseTarget
 from .errors import (ExpressionError, ModelFileError, ModelWarning, ParameterError,
                      closest)
-from .expressions import FUNCTIONS, TIME, Expression, check_names, parse_expression
+from .expressions import (ALL_SYMBOLS, FUNCTIONS, TIME, Expression, check_names,
+                          parse_expression)
 
 #: Model time units accepted in ``[model] time_unit`` and their length in days.
 TIME_UNITS = {"h": 1.0 / 24.0, "hour": 1.0 / 24.0, "hours": 1.0 / 24.0,
@@ -394,7 +395,7 @@ class _Builder:
                     if key == "unit" else ""), where)
         return value
 
-    def declare(self, name: str, section: str) -> None:
+    def check_name(self, name: str, section: str) -> None:
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise self.fail("a name must be a valid identifier (letters, digits, _; not a "
                             "Python keyword)", section, name)
@@ -402,6 +403,9 @@ class _Builder:
             raise self.fail(f"the name {name!r} is reserved; reserved names: "
                             f"{', '.join(sorted(_RESERVED))} and names starting with '_'",
                             section, name)
+
+    def declare(self, name: str, section: str) -> None:
+        self.check_name(name, section)
         if name in self.seen:
             raise self.fail(f"duplicate name {name!r}: already declared in "
                             f"[{self.seen[name]}]", section, name)
@@ -413,9 +417,10 @@ class _Builder:
         except ExpressionError as exc:
             raise self.fail(str(exc), section, str(value)) from None
 
-    def known(self, expression: Expression, known, section: str) -> None:
+    def known(self, expression: Expression, known, section: str,
+              allowed: str = ALL_SYMBOLS) -> None:
         try:
-            check_names(expression, known, f"[{section}]")
+            check_names(expression, known, f"[{section}]", allowed)
         except ExpressionError as exc:
             raise self.fail(str(exc), section, expression.text) from None
 
@@ -466,7 +471,7 @@ class _Builder:
                              {"value", "unit", "description", "source", "lower", "upper"},
                              {"value", "unit", "source"})
             where = f"parameters.{name}"
-            bounds = [_as_float(raw[k], f"{where}.{k}") if k in raw else d
+            bounds = [self._number(raw[k], f"{where}.{k}") if k in raw else d
                       for k, d in (("lower", -math.inf), ("upper", math.inf))]
             value = self._number(raw["value"], where)
             if bounds[0] > bounds[1]:
@@ -546,8 +551,8 @@ class _Builder:
                 raise self.fail(f"state {name!r} has no ODE; add  {name} = \"...\"  under "
                                 f"[odes]", "odes")
             initial = self.expression(raw.get("initial", 0.0), where)
-            self.known(initial, initial_known, f"{where}.initial (an initial condition "
-                       f"may use parameters, covariates and derived quantities of those)")
+            self.known(initial, initial_known, f"{where}.initial", "parameters, covariates "
+                       "and derived quantities of those (not states or time)")
             ode = self.expression(odes[name], f"odes.{name}")
             self.known(ode, everything, f"odes.{name}")
             states.append(State(name, str(raw["unit"]), str(raw.get("description", "")),
@@ -559,8 +564,7 @@ class _Builder:
         for name, raw in self.table("outputs", required=True).items():
             # outputs have their own namespace (no formula reads them), so an output may
             # expose a derived quantity or a state under the same name
-            if not name.isidentifier() or keyword.iskeyword(name):
-                raise self.fail("an output name must be a valid identifier", "outputs", name)
+            self.check_name(name, "outputs")
             raw = self.entry("outputs", name, raw, {"expression", "unit", "description"},
                              {"expression", "unit"})
             expression = self.expression(raw["expression"], f"outputs.{name}")
@@ -598,8 +602,8 @@ class _Builder:
             modifier = []
             for key, default in (("bioavailability", 1.0), ("lag", 0.0)):
                 expression = self.expression(raw.get(key, default), f"{where}.{key}")
-                self.known(expression, static, f"{where}.{key} (parameters and covariates "
-                           f"only)")
+                self.known(expression, static, f"{where}.{key}",
+                           "parameters and covariates only")
                 modifier.append(expression)
             targets.append(DoseTarget(name=name, state=raw["state"],
                                       state_index=state_index[raw["state"]],
