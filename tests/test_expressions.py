@@ -8,6 +8,7 @@ Sources of the numbers used below:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -73,9 +74,7 @@ def test_emitted_python_matches_evaluate(text, expected):
     assert run_python(expression) == pytest.approx(expression.evaluate(VALUES), rel=1e-15)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "package bug: expressions._python emits 'and'/'or' as Python's operand-returning "
-    "operators, so '(x and y)' is 2.0 where evaluate() (and the C emitter's &&) give 1.0"))
+# logical operators give 1.0/0.0 in every backend (as C's && and ||), never an operand
 @pytest.mark.parametrize("text", ["x and y", "0 or y"])
 def test_emitted_boolean_operators_give_truth_values(text):
     expression = parse_expression(text)
@@ -260,14 +259,17 @@ def test_model_file_payload_is_refused_and_never_runs(tmp_path, slot, payload_in
     assert not marker.exists()
 
 
-def test_model_file_ode_payload_from_the_brief(tmp_path):
-    # the exact ODE of the brief, with the marker file in a fresh folder
-    marker = tmp_path / "pwned"
-    text = MODEL_TEMPLATE.format(**{**SAFE, "ode": f'"__import__(\'os\').system(\'touch {marker}\')"'})
+def test_model_file_ode_payload_from_the_brief():
+    # the brief's exact ODE; /tmp/pwned must not exist before for the check to mean anything
+    marker = Path("/tmp/pwned")
+    if marker.exists():
+        pytest.skip("/tmp/pwned already exists; the payload tests above use fresh folders")
+    ode = "__import__('os').system('touch /tmp/pwned')"
     with pytest.raises(ModelFileError) as caught:
-        plateletpd.parse_model(text, path="payload.toml")
-    message = str(caught.value)
-    assert "payload.toml" in message and "[odes.x]" in message and "__import__" in message
+        plateletpd.parse_model(MODEL_TEMPLATE.format(**{**SAFE, "ode": f'"{ode}"'}),
+                               path="payload.toml")
+    for fragment in ("payload.toml", "[odes.x]", ode):
+        assert fragment in str(caught.value)
     assert not marker.exists()
 
 

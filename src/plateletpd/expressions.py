@@ -160,13 +160,14 @@ def _python(node: ast.AST, rename: Callable[[str], str]) -> str:
         if isinstance(node.op, ast.Pow):
             return _python_power(node, left, right)
         return f"({left} {_BINARY[type(node.op)]} {right})"
+    # logical operators give 1.0 or 0.0, as in C (Python's and/or would return an operand)
     if isinstance(node, ast.UnaryOp):
         operand = _python(node.operand, rename)
-        return f"(not {operand})" if isinstance(node.op, ast.Not) else \
+        return f"(0.0 if {operand} else 1.0)" if isinstance(node.op, ast.Not) else \
             f"({'-' if isinstance(node.op, ast.USub) else '+'}{operand})"
     if isinstance(node, ast.BoolOp):
         joiner = " and " if isinstance(node.op, ast.And) else " or "
-        return "(" + joiner.join(_python(v, rename) for v in node.values) + ")"
+        return "(1.0 if (" + joiner.join(_python(v, rename) for v in node.values) + ") else 0.0)"
     if isinstance(node, ast.Compare):
         return "(" + _chain(node, lambda n: _python(n, rename), " and ") + ")"
     if isinstance(node, ast.IfExp):
@@ -252,11 +253,11 @@ def _evaluate(node: ast.AST, values: Mapping[str, float]):
                                          _evaluate(node.right, values))
     if isinstance(node, ast.UnaryOp):
         operand = _evaluate(node.operand, values)
-        return (not operand) if isinstance(node.op, ast.Not) else \
+        return float(not operand) if isinstance(node.op, ast.Not) else \
             (-operand if isinstance(node.op, ast.USub) else operand)
     if isinstance(node, ast.BoolOp):
         results = [_evaluate(v, values) for v in node.values]
-        return all(results) if isinstance(node.op, ast.And) else any(results)
+        return float(all(results) if isinstance(node.op, ast.And) else any(results))
     if isinstance(node, ast.Compare):
         left, ok = _evaluate(node.left, values), True
         for op, comparator in zip(node.ops, node.comparators):

@@ -380,7 +380,7 @@ class _Builder:
 
     def entry(self, section: str, name: str, value: Any, keys: set[str],
               required: set[str]) -> dict:
-        where = f"{section}.{name}"
+        where = f"{section}.{name}" if name else section
         if not isinstance(value, dict):
             raise self.fail(f"expected a table with {', '.join(sorted(required))}", where,
                             str(value))
@@ -471,12 +471,8 @@ class _Builder:
                              {"value", "unit", "description", "source", "lower", "upper"},
                              {"value", "unit", "source"})
             where = f"parameters.{name}"
-            bounds = [self._number(raw[k], f"{where}.{k}") if k in raw else d
-                      for k, d in (("lower", -math.inf), ("upper", math.inf))]
+            bounds = self.bounds(raw, where)
             value = self._number(raw["value"], where)
-            if bounds[0] > bounds[1]:
-                raise self.fail(f"lower bound {bounds[0]:g} is above upper bound "
-                                f"{bounds[1]:g}", where)
             if not bounds[0] <= value <= bounds[1]:
                 raise self.fail(f"value {value:g} is outside its bounds [{bounds[0]:g}, "
                                 f"{bounds[1]:g}]", where, str(raw["value"]))
@@ -484,6 +480,14 @@ class _Builder:
                                      str(raw.get("description", "")), str(raw["source"]),
                                      bounds[0], bounds[1])
         return result
+
+    def bounds(self, raw: dict, where: str) -> tuple[float, float]:
+        """Optional lower/upper bounds (infinite when absent), checked for order."""
+        lower, upper = (self._number(raw[k], f"{where}.{k}") if k in raw else default
+                        for k, default in (("lower", -math.inf), ("upper", math.inf)))
+        if lower > upper:
+            raise self.fail(f"lower bound {lower:g} is above upper bound {upper:g}", where)
+        return lower, upper
 
     def _number(self, value: Any, where: str) -> float:
         try:
@@ -500,10 +504,8 @@ class _Builder:
                              {"unit", "description"})
             where = f"covariates.{name}"
             default = self._number(raw["default"], where) if "default" in raw else None
-            result[name] = Covariate(
-                name, str(raw["unit"]), str(raw["description"]), default,
-                self._number(raw.get("lower", -math.inf), where),
-                self._number(raw.get("upper", math.inf), where))
+            result[name] = Covariate(name, str(raw["unit"]), str(raw["description"]), default,
+                                     *self.bounds(raw, where))
         return result
 
     def derived(self, raw: dict, static: set[str], state_names: set[str]):
@@ -587,8 +589,9 @@ class _Builder:
                 raise self.fail(f"dose target enters unknown state {raw['state']!r}"
                                 f"{closest(str(raw['state']), state_index)}", where,
                                 str(raw["state"]))
-            routes = tuple(raw.get("routes", ("bolus",)))
-            if not routes or any(r not in ("bolus", "infusion") for r in routes):
+            routes = raw.get("routes", ["bolus"])
+            if not isinstance(routes, list) or not routes or \
+                    any(r not in ("bolus", "infusion") for r in routes):
                 raise self.fail("routes must be a list of 'bolus' and/or 'infusion'", where,
                                 str(routes))
             aliases = tuple(str(a) for a in raw.get("aliases", ()))
@@ -607,7 +610,8 @@ class _Builder:
                 modifier.append(expression)
             targets.append(DoseTarget(name=name, state=raw["state"],
                                       state_index=state_index[raw["state"]],
-                                      amount_unit=str(raw["amount_unit"]), routes=routes,
+                                      amount_unit=str(raw["amount_unit"]),
+                                      routes=tuple(routes),
                                       units_per_mg=units_per_mg, aliases=aliases,
                                       description=str(raw.get("description", ""))))
             modifiers.append(DoseModifier(*modifier))
