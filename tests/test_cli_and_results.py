@@ -1,0 +1,77 @@
+"""The command line and result objects: outputs written, errors clear, tables tidy."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import plateletpd as pp
+from plateletpd.cli import main
+
+
+def test_models_lists_the_bundled_library(capsys):
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    for name in pp.list_models():
+        assert name in listed
+
+
+def test_simulate_writes_a_tidy_csv_with_provenance_and_a_plot(tmp_path, friberg):
+    out, plot = tmp_path / "result.csv", tmp_path / "result.png"
+    code = main(["simulate", "friberg_platelets", "--regimen", "cytotoxic 100 mg qd d1-14",
+                 "--days", "28", "--out", str(out), "--plot", str(plot)])
+    assert code == 0
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["time", "variable", "value", "unit"]
+    platelets = table[table.variable == "platelets"]
+    assert platelets.time.max() == 28.0 and len(platelets) == 28 * 24 + 1  # hourly grid
+    assert set(platelets.unit) == {"10^9/L"}  # unit from the model file
+    direct = pp.simulate(friberg, "cytotoxic 100 mg qd d1-14", days=28)
+    np.testing.assert_allclose(platelets.value, direct["platelets"], rtol=1e-12)
+    record = json.loads((tmp_path / "result.csv.provenance.json").read_text())
+    assert record["model"]["hash"] == friberg.hash
+    assert record["regimen"] == str(pp.Regimen.parse("cytotoxic 100 mg qd d1-14"))
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob("*.part"))  # no temporary files left behind
+
+
+@pytest.mark.parametrize("arguments, fragment", [
+    (["simulate", "friberg_platelets", "--regimen", "cytotoxc 100 mg qd d1-14"],
+     "did you mean 'cytotoxic'"),
+    (["simulate", "friberg_platelets", "--param", "gama=1"], "did you mean 'gamma'"),
+    (["simulate", "friberg_platelets", "--param", "gamma"], "NAME=VALUE"),
+    (["simulate", "no_such_model"], "bundled models"),
+    (["simulate", "friberg_platelets", "--times", "3,1"], "strictly increasing"),
+])
+def test_bad_input_exits_2_with_one_clear_message(capsys, arguments, fragment):
+    assert main(arguments) == 2
+    error = capsys.readouterr().err
+    assert fragment in error and "Traceback" not in error
+
+
+def test_events_command_prints_a_nonmem_table(capsys, one_compartment):
+    path = str(one_compartment.path)
+    assert main(["events", path, "--regimen", "iv 2 mg/kg over 1h qd d1-3",
+                 "--covariate", "body_weight=70"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "ID,TIME,AMT,CMT,EVID,II,ADDL,RATE"
+    # 2 mg/kg x 70 kg = 140 mg into state 2 (central), over 1 h = 1/24 day: RATE 3360 mg/day
+    assert lines[1:] == [f"1,{d}.0,140.0,2,1,0.0,0,3360.0" for d in range(3)]
+
+
+def test_every_command_has_help(capsys):
+    for command in ("models", "show", "simulate", "events", "demo"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+        assert "usage: plateletpd" in capsys.readouterr().out
+
+
+def test_batch_dataframe_is_tidy_and_flags_status(one_compartment):
+    batch = pp.simulate_batch(one_compartment, "oral 10 mg d1", times=[0.0, 0.5, 1.0],
+                              params={"bioavailability": [0.5, 2.0]})
+    table = batch.to_dataframe()
+    assert len(table) == 2 * 3 * 1  # subjects x times x outputs
+    assert set(table[table.subject == 1].status) == {"INVALID_INPUT"}
+    assert set(table[table.subject == 0].status) == {"SUCCESS"}
