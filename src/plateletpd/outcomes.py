@@ -1,0 +1,267 @@
+"""Arm-level summary outcomes (published means, medians, proportions, times) for fitting.
+
+One row per published number, in the columns of ``data/cit_summary.csv`` (see
+``data/README.md``). :func:`load_outcomes` validates every row and reports *all* bad rows at
+once, each with its line number and column, then adds the observation on the fitting scale
+(``observed``: proportions as fractions) and its standard error (``standard_error``) with the
+rule used (``standard_error_basis``).
+
+Standard errors (stated defaults where the publication gives no spread):
+
+* mean with SD and n: SD / sqrt(n); with SE: as given.
+* median with SD and n: 1.2533 SD / sqrt(n) (large-sample efficiency of the median of a
+  normal sample, sqrt(pi/2)); with a range "low-high": SD taken as range / 4 (Hozo SP et al.
+  BMC Med Res Methodol 2005;5:13).
+* proportion with n: binomial sqrt(p (1 - p) / n), p kept within [0.5/n, 1 - 0.5/n] so that
+  0% and 100% still carry a finite weight.
+* no spread: ``default_cv`` (30%) of the value, divided by sqrt(n) when n is known
+  (assumption: between-patient CV of about 30% for platelet summaries).
+* an SD or range without n gives no standard error: such a row loads (it still describes
+  the study) but :func:`require_usable` refuses it when a fit selects it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import PlateletPDError, closest
+
+REQUIRED_COLUMNS = ("study", "arm", "regimen", "n", "population", "day0", "endpoint",
+                    "threshold", "day", "statistic", "value", "spread_type", "spread", "source")
+OPTIONAL_COLUMNS = ("evidence", "note")
+SPREAD_TYPES = ("SD", "SE", "range")
+MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)  # 1.2533
+DEFAULT_CV = 0.30
+UNUSABLE = "no standard error"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What an endpoint measures and how a row about it must look."""
+
+    description: str
+    kind: str  # "count" (10^9/L), "time" (days), "proportion", "percent_change", "auc"
+    needs_day: bool = False
+
+
+ENDPOINTS = {
+    "plt_count": Endpoint("platelet count at a day (x10^9/L)", "count", needs_day=True),
+    "plt_change_from_baseline": Endpoint("platelet count at a day minus baseline (x10^9/L)",
+                                         "count", needs_day=True),
+    "plt_percent_change": Endpoint("percent change of the count from baseline at a day",
+                                   "percent_change", needs_day=True),
+    "nadir_plt": Endpoint("lowest platelet count (x10^9/L)", "count"),
+    "peak_plt": Endpoint("highest platelet count during recovery (x10^9/L)", "count"),
+    "plt_auc_day0_21": Endpoint("platelet count area under the curve, day 0-21 "
+                                "(x10^9/L x day)", "auc"),
+    "time_to_threshold_days": Endpoint("days from day 0 to a count at or above the threshold",
+                                       "time"),
+    "duration_below_days": Endpoint("days with the count below the threshold", "time"),
+    "duration_thrombocytopenia_days": Endpoint("days of thrombocytopenia (threshold as stated)",
+                                               "time"),
+    "time_to_rise_onset_days": Endpoint("days from day 0 until the count starts rising",
+                                        "time"),
+    "time_to_peak_days": Endpoint("days from day 0 to the peak count", "time"),
+    "response_proportion": Endpoint("proportion of responders (rule in threshold/fit "
+                                    "configuration)", "proportion"),
+    "cumulative_response_proportion": Endpoint("proportion responded by a day", "proportion",
+                                               needs_day=True),
+}
+STATISTICS = {"count": ("mean", "median"), "time": ("mean", "median"),
+              "auc": ("mean", "median"), "percent_change": ("mean", "median"),
+              "proportion": ("percent", "count", "proportion")}
+
+
+class OutcomeDataError(PlateletPDError):
+    """Rows of an outcome table that cannot be used; ``problems`` lists (line, column, text)."""
+
+    def __init__(self, source: str, problems: list[tuple[int | None, str, str]]):
+        self.problems = problems
+        lines = [f"{source}: {len(problems)} problem(s) in the outcome data:"]
+        for line, column, text in problems:
+            where = f"line {line}" if line is not None else "header"
+            lines.append(f"  {where}, column {column!r}: {text}")
+        super().__init__("\n".join(lines))
+
+
+def load_outcomes(source: str | Path | pd.DataFrame, default_cv: float = DEFAULT_CV
+                  ) -> pd.DataFrame:
+    """Read and validate an outcome table; add ``observed``, ``standard_error`` and
+    ``standard_error_basis``, and ``line`` (line number in the file, header = 1)."""
+    name = str(source) if not isinstance(source, pd.DataFrame) else "<table>"
+    if isinstance(source, pd.DataFrame):
+        table = source.copy()
+    else:
+        try:
+            table = pd.read_csv(source, dtype=str, keep_default_na=False)
+        except (OSError, pd.errors.ParserError) as error:
+            raise OutcomeDataError(name, [(None, "-", f"cannot read the file: {error}")]) \
+                from None
+    table = table.astype(str).apply(lambda column: column.str.strip())
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise OutcomeDataError(name, [(None, c, "required column is missing (columns: "
+                                       + ", ".join(REQUIRED_COLUMNS) + ")") for c in missing])
+    problems: list[tuple[int | None, str, str]] = []
+    rows = []
+    for index, row in enumerate(table.to_dict("records")):
+        line = index + 2  # header is line 1
+        checked = _check_row(row, line, problems, default_cv)
+        if checked is not None:
+            rows.append({**row, **checked, "line": line})
+    if problems:
+        raise OutcomeDataError(name, problems)
+    result = pd.DataFrame(rows)
+    for column in ("n", "day", "value", "observed", "standard_error"):
+        result[column] = pd.to_numeric(result[column])
+    return result
+
+
+def _number(row, column, line, problems, required=False, minimum=None):
+    text = row.get(column, "")
+    if text in ("", "nan", "NA", "."):
+        if required:
+            problems.append((line, column, "a number is required here"))
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        problems.append((line, column, f"{text!r} is not a number"))
+        return None
+    if not math.isfinite(value):
+        problems.append((line, column, f"{text!r} is not a finite number"))
+        return None
+    if minimum is not None and value < minimum:
+        problems.append((line, column, f"{value:g} is below {minimum:g}"))
+        return None
+    return value
+
+
+def _check_row(row, line, problems, default_cv):
+    before = len(problems)
+    endpoint = ENDPOINTS.get(row["endpoint"])
+    if endpoint is None:
+        problems.append((line, "endpoint", f"unknown endpoint {row['endpoint']!r}"
+                         f"{closest(row['endpoint'], ENDPOINTS)}; known: "
+                         f"{', '.join(ENDPOINTS)}"))
+        return None
+    n = _number(row, "n", line, problems, minimum=0)
+    if n is not None and not float(n).is_integer():
+        problems.append((line, "n", f"{n:g} patients is not a whole number"))
+    day = _number(row, "day", line, problems, required=endpoint.needs_day)
+    value = _number(row, "value", line, problems, required=True)
+    statistic = row["statistic"]
+    if statistic not in STATISTICS[endpoint.kind]:
+        problems.append((line, "statistic", f"{statistic!r} does not fit {row['endpoint']}; "
+                         f"use one of {', '.join(STATISTICS[endpoint.kind])}"))
+    spread_type = row["spread_type"] if row["spread_type"] not in ("nan", "") else ""
+    if spread_type and spread_type not in SPREAD_TYPES:
+        problems.append((line, "spread_type", f"unknown spread type {spread_type!r}; use "
+                         f"{', '.join(SPREAD_TYPES)} or leave it empty"))
+    if len(problems) > before or value is None:
+        return None
+    if endpoint.kind in ("count", "time", "auc") and value < 0:
+        problems.append((line, "value", f"a {endpoint.kind} cannot be negative ({value:g})"))
+        return None
+    if endpoint.kind == "proportion":
+        return _proportion(value, statistic, n, line, problems)
+    return _continuous(row, value, statistic, n, spread_type, line, problems, default_cv, day)
+
+
+def _proportion(value, statistic, n, line, problems):
+    if statistic == "percent" and not 0 <= value <= 100:
+        problems.append((line, "value", f"a percentage must be within 0-100, got {value:g}"))
+        return None
+    if statistic == "proportion" and not 0 <= value <= 1:
+        problems.append((line, "value", f"a proportion must be within 0-1, got {value:g}"))
+        return None
+    if statistic == "count":
+        if n is None:
+            problems.append((line, "n", "a count of responders needs the arm size n"))
+            return None
+        if not 0 <= value <= n:
+            problems.append((line, "value", f"{value:g} responders out of n={n:g}"))
+            return None
+    fraction = {"percent": value / 100, "proportion": value,
+                "count": value / n if n else math.nan}[statistic]
+    if n:
+        clipped = min(max(fraction, 0.5 / n), 1 - 0.5 / n)
+        return {"observed": fraction, "standard_error": math.sqrt(clipped * (1 - clipped) / n),
+                "standard_error_basis": "binomial"}
+    return {"observed": fraction, "standard_error": 0.15,
+            "standard_error_basis": "default 0.15 (n not reported)"}
+
+
+def _continuous(row, value, statistic, n, spread_type, line, problems, default_cv, day):
+    spread_text = row["spread"] if row["spread"] not in ("nan", "") else ""
+    if spread_type and not spread_text:
+        problems.append((line, "spread", f"spread_type {spread_type} given but no spread"))
+        return None
+    if spread_text and not spread_type:
+        problems.append((line, "spread_type", "a spread is given without saying whether it "
+                         "is an SD, SE or range"))
+        return None
+    factor = MEDIAN_EFFICIENCY if statistic == "median" else 1.0
+    if spread_type == "SE":
+        spread = _number(row, "spread", line, problems, minimum=0)
+        return None if spread is None else {"observed": value, "standard_error": spread,
+                                            "standard_error_basis": "SE as reported"}
+    if spread_type in ("SD", "range"):
+        if n is None or n < 1:  # usable for description, not for fitting (see require_usable)
+            return {"observed": value, "standard_error": math.nan,
+                    "standard_error_basis": f"{UNUSABLE}: {spread_type} without n"}
+        if spread_type == "SD":
+            sd = _number(row, "spread", line, problems, minimum=0)
+            basis = "SD/sqrt(n)"
+        else:
+            sd = _range_sd(spread_text, line, problems)
+            basis = "range/4 (Hozo 2005)/sqrt(n)"
+        if sd is None:
+            return None
+        return {"observed": value, "standard_error": factor * sd / math.sqrt(n),
+                "standard_error_basis": basis + (" x1.2533 (median)" if factor > 1 else "")}
+    scale = math.sqrt(n) if n else 1.0
+    return {"observed": value, "standard_error": max(default_cv * abs(value), 1e-6) / scale,
+            "standard_error_basis": f"default CV {default_cv:.0%}" + ("/sqrt(n)" if n else "")}
+
+
+def _range_sd(text, line, problems):
+    parts = text.replace("to", "-").split("-")
+    try:
+        low, high = (float(p) for p in parts if p.strip())
+    except ValueError:
+        problems.append((line, "spread", f"a range must look like 'low-high', got {text!r}"))
+        return None
+    if high < low:
+        problems.append((line, "spread", f"range {text!r} has its high end below its low end"))
+        return None
+    return (high - low) / 4
+
+
+def require_usable(rows: pd.DataFrame, source: str = "outcome data") -> None:
+    """Raise a row-level error for rows that a fit needs but that have no standard error."""
+    bad = rows[rows["standard_error"].isna()]
+    if len(bad):
+        raise OutcomeDataError(source, [
+            (int(r.line), "n", f"{r.study}/{r.arm} {r.endpoint}: {r.standard_error_basis}; "
+             f"the fit needs a standard error: add n (patients) or give the SE")
+            for r in bad.itertuples()])
+
+
+def bundled_outcomes_path() -> Path:
+    """The calibration data shipped with plateletpd (data/cit_summary.csv)."""
+    from importlib import resources
+
+    packaged = resources.files("plateletpd") / "_bundled_data" / "cit_summary.csv"
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / "data" / "cit_summary.csv"
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows per study and endpoint: a quick look at what a table holds."""
+    return table.groupby(["study", "endpoint"]).size().rename("rows").reset_index()
