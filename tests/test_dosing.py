@@ -35,10 +35,12 @@ RHTPO_UNITS_PER_MG = 280_000  # rhTPO specific activity, manufacturer data via p
 BODY_WEIGHT = 70.0  # kg, a made-up test subject
 BODY_SURFACE_AREA = 1.8  # m2, a made-up test subject
 
-HETROMBOPAG = DoseTarget("hetrombopag", "depot", 0, "mg", aliases=("HTPAG",))
+HETROMBOPAG = DoseTarget("hetrombopag", "depot", 0, "mg", aliases=("HTPAG",),
+                         administration="oral")
 RHTPO = DoseTarget("rhTPO", "rhtpo_sc", 2, "ug", units_per_mg=RHTPO_UNITS_PER_MG)
 RHIL11 = DoseTarget("rhIL-11", "il11_sc", 1, "ug")
-CHEMO = DoseTarget("carboplatin", "chemo", 3, "mg", routes=("bolus", "infusion"), aliases=("drugX",))
+CHEMO = DoseTarget("carboplatin", "chemo", 3, "mg", routes=("bolus", "infusion"), aliases=("drugX",),
+                   administration="iv")
 TARGETS = (HETROMBOPAG, RHIL11, RHTPO, CHEMO)
 STATE_NAMES = ("depot", "il11_sc", "rhtpo_sc", "chemo", "platelets")
 COVARIATES = {"body_weight": BODY_WEIGHT, "body_surface_area": BODY_SURFACE_AREA}
@@ -296,6 +298,18 @@ def test_unknown_drug_lists_known_drugs_with_a_hint():
 def test_route_must_be_accepted_by_the_target():
     with pytest.raises(RegimenError, match=r"cannot be given as infusion.*accepted routes: bolus"):
         expand("hetrombopag 7.5 mg over 1h d1", TARGETS)
+
+
+def test_a_route_word_is_checked_never_ignored():
+    # 'po' matches hetrombopag's declared oral administration; 'iv' does not
+    assert expand("hetrombopag 7.5 mg po qd d1-3", TARGETS).n_events == 3
+    assert str(Regimen.parse("hetrombopag 7.5 mg po qd d1-3")) == "hetrombopag 7.5 mg po qd d1-3"
+    with pytest.raises(RegimenError, match=r"says 'iv' but hetrombopag.*is given oral.*"
+                                           r"use carboplatin for iv dosing"):
+        expand("hetrombopag 7.5 mg iv d1", TARGETS)
+    # a target that does not declare its administration cannot confirm a route word
+    with pytest.raises(RegimenError, match=r"rhTPO.*does not declare how it is given"):
+        expand("rhTPO 15000 U sc d1", TARGETS)
 
 
 def test_overlapping_infusions_into_one_state_are_refused():

@@ -76,7 +76,9 @@ _FREQUENCIES = {"qd": 1.0, "od": 1.0, "daily": 1.0, "bid": 1 / 2, "tid": 1 / 3, 
 _FREQUENCY_NAMES = {1.0: "qd", 1 / 2: "bid", 1 / 3: "tid", 1 / 4: "qid", 2.0: "qod", 7.0: "qw"}
 _PER_DAY = {"min": 1440, "mins": 1440, "minute": 1440, "minutes": 1440, "h": 24, "hr": 24,
             "hrs": 24, "hour": 24, "hours": 24, "d": 1, "day": 1, "days": 1}
-_ROUTE_WORDS = {"po", "oral", "sc", "iv"}
+#: route words of the text form -> canonical administration checked against the dose target
+ADMINISTRATIONS = {"po": "oral", "oral": "oral", "sc": "sc", "iv": "iv"}
+_ROUTE_WORDS = set(ADMINISTRATIONS)
 _GRAMMAR = ("expected '<drug> <amount> <unit> [po|sc|iv] [over <duration>] [<frequency>] "
             "[x<count>] [d<days>]', e.g. 'hetrombopag 7.5 mg qd d1-14', 'rhTPO 300 U/kg d2,4,6,9', "
             "'drugX 100 mg q12h x6 d3' or 'carboplatin 400 mg/m2 iv over 30min d1'")
@@ -141,6 +143,8 @@ class DoseTarget:
             rhTPO); needed to convert between U and mass.
         aliases: other names the drug may be called by in a regimen (case-insensitive).
         description: free text for listings.
+        administration: "oral", "sc", "iv" or "" (undeclared); a regimen that names a route
+            word (po/sc/iv) must match it.
     """
 
     name: str
@@ -151,6 +155,7 @@ class DoseTarget:
     units_per_mg: float | None = None
     aliases: tuple[str, ...] = ()
     description: str = ""
+    administration: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -237,6 +242,8 @@ class Dose:
         times: dose times in days (day 1 starts at t = 0), stored sorted ascending.
         route: "bolus" or "infusion".
         duration: infusion duration in days; > 0 for an infusion, 0 for a bolus.
+        administration: "oral", "sc", "iv" or "" (not stated); when stated it must match the
+            dose target's declared administration (a regimen never silently ignores it).
     """
 
     drug: str
@@ -245,6 +252,7 @@ class Dose:
     times: tuple[float, ...]
     route: str = "bolus"
     duration: float = 0.0
+    administration: str = ""
 
     def __post_init__(self) -> None:
         drug = self.drug.strip() if isinstance(self.drug, str) else ""
@@ -278,15 +286,20 @@ class Dose:
             raise fail(f"a {route} needs {'a duration > 0' if route == 'infusion' else 'duration 0'} "
                        f"days, given duration={self.duration!r}",
                        "Give route='infusion' with duration > 0 (days), or route='bolus' with no duration.")
+        administration = ADMINISTRATIONS.get(str(self.administration).lower(), None) \
+            if self.administration else ""
+        if administration is None:
+            raise fail(f"administration must be one of oral (po), sc, iv or empty, given "
+                       f"{self.administration!r}", "Leave it empty to use the drug's own route.")
         for name, value in (("drug", drug), ("amount", amount), ("unit", unit),
                             ("times", tuple(float(t) for t in times)), ("route", route),
-                            ("duration", duration)):
+                            ("duration", duration), ("administration", administration)):
             object.__setattr__(self, name, value)
 
     @classmethod
     def repeated(cls, drug: str, amount: float, unit: str, start: float = 0.0, interval: float = 1.0,
                  count: int | None = None, until: float | None = None, route: str = "bolus",
-                 duration: float = 0.0) -> "Dose":
+                 duration: float = 0.0, administration: str = "") -> "Dose":
         """Doses every ``interval`` days from ``start``: ``count`` of them, or up to ``until``.
 
         Give exactly one of ``count`` (an integer >= 1) and ``until`` (time in days of the last
@@ -315,13 +328,15 @@ class Dose:
         elif count > 1 and not (step or 0) > 0:
             raise fail(f"interval must be > 0 days to repeat doses, given {interval!r}")
         times = _arithmetic_times(start_value, step if count > 1 else 0.0, int(count))
-        return cls(drug, amount, unit, tuple(times), route, duration)
+        return cls(drug, amount, unit, tuple(times), route, duration, administration)
 
     def __str__(self) -> str:
         return _format_dose(self) or repr(self)
 
     def _label(self) -> str:
         text = f"{self.drug} {_number(self.amount)} {self.unit}"
+        if self.administration:
+            text += " po" if self.administration == "oral" else f" {self.administration}"
         return f"{text} over {_format_duration(self.duration)}" if self.route == "infusion" else text
 
 
@@ -468,6 +483,9 @@ def _parse_dose(text: str) -> Dose:
     while i < len(rest):
         token, word = rest[i], rest[i][0].lower()
         if word in _ROUTE_WORDS:
+            if "administration" in found:
+                raise _text_error(text, token, "the route (po/sc/iv) is given twice")
+            found["administration"] = (ADMINISTRATIONS[word], token)
             i += 1
             continue
         if word == "over":
@@ -484,7 +502,8 @@ def _parse_dose(text: str) -> Dose:
     duration, times = found.get("duration", (0.0, None))[0], tuple(_schedule_times(text, found))
     try:
         return Dose(drug[0], float(amount[0]), unit_text, times,
-                    "infusion" if "duration" in found else "bolus", duration)
+                    "infusion" if "duration" in found else "bolus", duration,
+                    found.get("administration", ("", None))[0])
     except RegimenError as error:
         raise RegimenError(f"cannot read dose {text!r}: {error}") from None
 
@@ -730,6 +749,16 @@ def expand(regimen: Regimen | Dose | str, targets: Sequence[DoseTarget],
     for position, dose in enumerate(regimen, start=1):
         index = _find_target(dose.drug, lookup, targets)
         target, label = targets[index], f"dose {position} ({dose._label()})"
+        if dose.administration and dose.administration != target.administration:
+            declared = (f"is given {target.administration}" if target.administration else
+                        "does not declare how it is given (administration in the model file)")
+            others = [t.name for t in targets if t.administration == dose.administration]
+            raise RegimenError(
+                f"{label}: the regimen says {dose.administration!r} but {target.name} (dose into "
+                f"state {target.state!r}) {declared}. Fix: "
+                + (f"use {', '.join(others)} for {dose.administration} dosing"
+                   if others else "drop the route word, or add a dose target for that route "
+                   "to the model file"))
         if dose.route not in target.routes:
             fix = ("drop 'over <duration>' to give it as a bolus" if dose.route == "infusion"
                    else "give it over a duration, e.g. 'over 30min' (route='infusion')")

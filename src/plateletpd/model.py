@@ -583,7 +583,8 @@ class _Builder:
             where = f"doses.{name}"
             raw = self.entry("doses", name, raw,
                              {"state", "amount_unit", "routes", "units_per_mg",
-                              "bioavailability", "lag", "aliases", "description"},
+                              "bioavailability", "lag", "aliases", "description",
+                              "administration"},
                              {"state", "amount_unit"})
             if raw["state"] not in state_index:
                 raise self.fail(f"dose target enters unknown state {raw['state']!r}"
@@ -599,6 +600,10 @@ class _Builder:
                 if label.lower() in names_seen:
                     raise self.fail(f"duplicate drug name or alias {label!r}", "doses", label)
                 names_seen.add(label.lower())
+            administration = str(raw.get("administration", ""))
+            if administration not in ("", "oral", "sc", "iv"):
+                raise self.fail("administration must be 'oral', 'sc' or 'iv'", where,
+                                administration)
             units_per_mg = raw.get("units_per_mg")
             if units_per_mg is not None:
                 units_per_mg = self._number(units_per_mg, where)
@@ -613,7 +618,8 @@ class _Builder:
                                       amount_unit=str(raw["amount_unit"]),
                                       routes=tuple(routes),
                                       units_per_mg=units_per_mg, aliases=aliases,
-                                      description=str(raw.get("description", ""))))
+                                      description=str(raw.get("description", "")),
+                                      administration=administration))
             modifiers.append(DoseModifier(*modifier))
         return tuple(targets), tuple(modifiers)
 
