@@ -1,12 +1,14 @@
 """The main job on bundled defaults: a typical CIT patient under each bundled treatment.
 
-Scenario (stated, so a reader can change it): one standard chemotherapy cycle on day 1 of
-the bundled ``cit_thrombopoiesis`` model at its typical parameter values; treatment starts on
-the first whole day after the untreated platelet count falls below 75 x10^9/L (the entry
-rule of the GI-cancer rhIL-11 study in data/cit_summary.csv) and lasts 14 days (the usual
-maximum in Chinese CIT practice, shared/literature/parameters.md). Endpoints are counted from
-the start of treatment. The virtual-trial version with variability, stop rules and response
-rates builds on this (``plateletpd trial``).
+Scenario (stated, so a reader can change it): the default subject of the bundled
+``cit_thrombopoiesis`` model (65 kg, platelets 250 x10^9/L, TPO 52 pg/mL,
+chemotherapy_sensitivity 5.5) receives one chemotherapy cycle on day 1. Treatment starts on
+the day after the platelet count first falls below 75 x10^9/L (CTCAE grade 2, the usual
+trigger for treating CIT) and is given once daily until the morning count is >= 100 x10^9/L
+(the stop rule of the Chinese CIT consensus and trial NCT07334093), for at most 14 days.
+Doses: hetrombopag 7.5 mg (phase III NCT05864014), rhTPO 15,000 U, rhIL-11 50 ug/kg, and
+hetrombopag + rhTPO. The parameters are literature priors (model card); the virtual trial
+with variability and response rates builds on this.
 """
 
 from __future__ import annotations
@@ -17,125 +19,155 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import provenance, write_json, write_text
+from .io import atomic_write, provenance, write_json, write_text
 from .model import load_model
 from .simulate import simulate
 
 MODEL = "cit_thrombopoiesis"
 CHEMOTHERAPY = "chemotherapy 1 dose d1"
-ENTRY_THRESHOLD = 75.0  # x10^9/L
-TREATMENT_DAYS = 14
-FOLLOW_UP_DAYS = 35
-#: arm label -> regimen template ({first} and {last}: study days of treatment)
+START_BELOW = 75.0  # x10^9/L: start treatment on the day after the count falls below this
+STOP_AT = 100.0     # x10^9/L: stop once the morning count reaches this
+MAX_DAYS = 14       # at most 14 daily doses (rhTPO label and CIT consensus)
+DAYS = 28
+#: arm label -> (drug doses given on each treatment day, plot colour)
 ARMS = {
-    "untreated": "",
-    "hetrombopag 7.5 mg qd": "hetrombopag 7.5 mg qd d{first}-{last}",
-    "rhTPO 15000 U qd": "rhTPO 15000 U qd d{first}-{last}",
-    "rhIL-11 50 ug/kg qd": "rhIL-11 50 ug/kg qd d{first}-{last}",
-    "hetrombopag + rhTPO": "hetrombopag 7.5 mg qd d{first}-{last} + rhTPO 15000 U qd "
-                           "d{first}-{last}",
+    "untreated": ((), "black"),
+    "hetrombopag 7.5 mg qd": (("hetrombopag 7.5 mg",), "tab:blue"),
+    "rhTPO 15,000 U qd": (("rhTPO 15000 U",), "tab:orange"),
+    "rhIL-11 50 ug/kg qd": (("rhIL-11 50 ug/kg",), "tab:green"),
+    "hetrombopag + rhTPO": (("hetrombopag 7.5 mg", "rhTPO 15000 U"), "tab:red"),
 }
 
 
-def treatment_start(times: np.ndarray, platelets: np.ndarray) -> float:
-    """First whole day (time in days) at or after the count first falls below entry."""
-    below = np.flatnonzero(platelets < ENTRY_THRESHOLD)
-    if below.size == 0:
-        raise RuntimeError("the typical patient never reaches the entry threshold; "
-                           "check the model's chemotherapy parameters")
-    return float(math.ceil(times[below[0]]))
+def hourly(days: float = DAYS) -> np.ndarray:
+    return np.arange(0, days * 24 + 1) / 24.0
 
 
-def endpoints(times: np.ndarray, platelets: np.ndarray, start: float) -> dict[str, float]:
-    """Nadir, counts 7 and 14 days after the start, and days from start to PLT >= 100."""
-    after = times >= start
-    recovered = np.flatnonzero(after & (platelets >= 100.0) &
-                               (times > times[np.argmin(platelets)]))
-    return {
-        "nadir": float(platelets.min()),
-        "nadir_day": float(times[np.argmin(platelets)]),
-        "plt_treatment_day_7": float(np.interp(start + 7, times, platelets)),
-        "plt_treatment_day_14": float(np.interp(start + 14, times, platelets)),
-        "days_to_plt_100": float(times[recovered[0]] - start) if recovered.size else math.nan,
-        "peak_after_start": float(platelets[after].max()),
-    }
+def simulate_arm(model, doses, days, times=None):
+    """Chemotherapy on day 1 plus ``doses`` on the listed study days."""
+    parts = [CHEMOTHERAPY] + [f"{dose} d{','.join(str(d) for d in days)}"
+                              for dose in doses if days]
+    return simulate(model, " + ".join(parts), times=hourly() if times is None else times)
 
 
-def run_demo(folder: Path) -> pd.DataFrame:
-    """Simulate every arm, print the arm table and write table, figure, report."""
-    model = load_model(MODEL)
-    untreated = simulate(model, CHEMOTHERAPY, days=FOLLOW_UP_DAYS)
-    start = treatment_start(untreated.times, untreated["platelets"])
-    first, last = int(start) + 1, int(start) + TREATMENT_DAYS
-    results, rows = {}, []
-    for label, template in ARMS.items():
-        regimen = CHEMOTHERAPY + (" + " + template.format(first=first, last=last)
-                                  if template else "")
-        result = simulate(model, regimen, days=FOLLOW_UP_DAYS)
-        results[label] = result
-        rows.append({"arm": label, "regimen": regimen, "status": result.status_code.name,
-                     **endpoints(result.times, result["platelets"], start)})
-    table = pd.DataFrame(rows).set_index("arm")
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text(folder / "arms.csv", table.to_csv())
-    figure_path = folder / "platelets_and_tpo.png"
-    _figure(results, start, figure_path)
-    record = provenance(model, scenario={"chemotherapy": CHEMOTHERAPY,
-                                         "entry_threshold": ENTRY_THRESHOLD,
-                                         "treatment_start_day": start,
-                                         "treatment_days": TREATMENT_DAYS})
-    write_json(folder / "provenance.json", record)
-    write_text(folder / "report.md", _report(table, start, figure_path.name, record))
-    shown = table.drop(columns=["regimen", "status"]).round(1)
-    print(f"typical CIT patient ({MODEL}); treatment from day {start:g} for "
-          f"{TREATMENT_DAYS} days\n")
-    print(shown.to_string())
-    print(f"\nwrote {folder}/arms.csv, {figure_path.name}, report.md, provenance.json")
-    return table
+def treatment_days(model, untreated, doses) -> list[int]:
+    """Study days of treatment: from the day after the count is < 75 until it is >= 100.
+
+    A dose on study day N is given at t = N - 1 days and cannot change the counts before it,
+    so one pass decides the stop day exactly: simulate the full 14 days, then keep the days
+    up to the first morning count >= 100.
+    """
+    below = np.nonzero(untreated["platelets"] < START_BELOW)[0]
+    if not below.size or not doses:
+        return []
+    first = math.floor(untreated.times[below[0]]) + 2  # next study day
+    days = list(range(first, first + MAX_DAYS))
+    result = simulate_arm(model, doses, days, untreated.times)
+    kept = []
+    for day in days:
+        morning = np.interp(day - 1, result.times, result["platelets"])
+        if day > first and morning >= STOP_AT:
+            break
+        kept.append(day)
+    return kept
 
 
-def _figure(results, start: float, path: Path) -> None:
+def typical_patient(model=None) -> dict:
+    """Every arm for the typical patient: label -> (treatment days, result)."""
+    model = load_model(model or MODEL)
+    untreated = simulate_arm(model, (), [])
+    arms = {}
+    for label, (doses, _) in ARMS.items():
+        days = treatment_days(model, untreated, doses)
+        arms[label] = (days, simulate_arm(model, doses, days) if days else untreated)
+    return arms
+
+
+def arm_table(arms: dict) -> pd.DataFrame:
+    """Nadir, counts on study days 15 and 22, and the day the count is back at >= 100."""
+    rows = []
+    for label, (days, result) in arms.items():
+        platelets, times = result["platelets"], result.times
+        low = int(np.argmin(platelets))
+        after = np.nonzero((times > times[low]) & (platelets >= STOP_AT))[0]
+        rows.append({"arm": label,
+                     "treatment_days": f"{days[0]}-{days[-1]}" if days else "-",
+                     "doses": len(days), "nadir": platelets[low],
+                     "nadir_study_day": times[low] + 1,
+                     "plt_study_day_15": np.interp(14, times, platelets),
+                     "plt_study_day_22": np.interp(21, times, platelets),
+                     "back_to_100_study_day": times[after[0]] + 1 if after.size else math.nan,
+                     "status": result.status_code.name})
+    return pd.DataFrame(rows).set_index("arm")
+
+
+def typical_patient_figure(arms: dict, path: Path) -> Path:
+    """Platelets (top) and TPO (bottom) for every arm, written atomically to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io import atomic_write
-
-    figure, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(8, 6.5))
-    for label, result in results.items():
-        top.plot(result.times, result["platelets"], label=label)
-        bottom.plot(result.times, result["tpo"], label=label)
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(8.2, 7.6), sharex=True,
+                                         gridspec_kw={"height_ratios": [3, 2]})
+    for index, (label, (days, result)) in enumerate(arms.items()):
+        colour = ARMS[label][1]
+        top.plot(result.times, result["platelets"], color=colour, lw=2 if days else 2.4,
+                 label=label + (f" (days {days[0]}-{days[-1]})" if days else ""))
+        bottom.plot(result.times, result["tpo"], color=colour, lw=1.8)
+        if "rhTPO" in label:
+            bottom.plot(result.times, result["total_tpo"], color=colour, lw=1.2, ls="--")
+        if days:  # dose times as ticks, one row per arm, under the curves
+            top.plot([d - 1 for d in days], np.full(len(days), -2.0 - 9.0 * index), "|",
+                     color=colour, ms=3.2, mew=1.8)
+    for level, text in ((STOP_AT, "100"), (START_BELOW, "75"), (50.0, "50 (grade 3)")):
+        top.axhline(level, color="grey", lw=0.8, ls=":")
+        top.text(DAYS - 0.2, level + 3, text, ha="right", va="bottom", fontsize=8,
+                 color="grey")
+    top.set_ylabel("platelets (x10$^9$/L)")
+    top.set_ylim(-56, None)
+    top.axhline(0, color="black", lw=0.6)
+    top.set_title("Typical CIT patient, one chemotherapy cycle on day 1 "
+                  "(model cit_thrombopoiesis)", fontsize=11)
+    top.legend(fontsize=8.5, loc="upper left", frameon=False)
+    top.text(0.3, -27, "dose days (ticks):\nfrom the day after PLT < 75\nuntil PLT >= 100, "
+             "max 14 d", ha="left", va="center", fontsize=7, color="dimgrey",
+             linespacing=1.0)
+    bottom.set_yscale("log")
+    bottom.set_ylabel("TPO (pg/mL)")
+    bottom.set_xlabel("time since chemotherapy (days; study day N starts at N - 1)")
+    bottom.plot([], [], color="grey", lw=1.8, label="endogenous TPO")
+    bottom.plot([], [], color="grey", lw=1.2, ls="--",
+                label="endogenous TPO + rhTPO (same receptor site)")
+    bottom.legend(fontsize=8, loc="upper right", frameon=False)
+    bottom.set_xlim(0, DAYS)
     for axis in (top, bottom):
-        axis.axvspan(start, start + TREATMENT_DAYS, color="0.9", zorder=0)
-        axis.grid(alpha=0.3)
-    top.axhline(100, color="0.5", lw=0.8, ls="--")
-    top.axhline(ENTRY_THRESHOLD, color="0.5", lw=0.8, ls=":")
-    top.set_ylabel("platelets [10^9/L]")
-    bottom.set_ylabel("endogenous TPO [pg/mL]")
-    bottom.set_xlabel("days since chemotherapy (shaded: treatment)")
-    top.legend(fontsize=8)
-    figure.suptitle("Typical CIT patient, cit_thrombopoiesis model (literature priors)")
+        axis.grid(alpha=0.25)
     figure.tight_layout()
-    atomic_write(path, lambda p: figure.savefig(p, dpi=120, format="png"))
+    atomic_write(path, lambda p: figure.savefig(p, dpi=130, format="png"))
     plt.close(figure)
+    return Path(path)
 
 
-def _report(table: pd.DataFrame, start: float, figure: str, record: dict) -> str:
-    shown = table.drop(columns=["status"]).round(1)
-    return "\n".join([
-        "# plateletpd demo: typical CIT patient", "",
-        __doc__.strip(), "",
-        f"Treatment starts on day {start:g} (time since chemotherapy, days).", "",
-        shown.to_markdown() if _has_tabulate() else "```\n" + shown.to_string() + "\n```", "",
-        f"![platelets and TPO]({figure})", "",
-        f"Model hash {record['model']['hash'][:12]}, plateletpd "
-        f"{record['versions']['plateletpd']}, created {record['created']}.", ""])
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def run_demo(folder: Path) -> pd.DataFrame:
+    """Simulate every arm, print the arm table and write table, figure, report, provenance."""
+    model = load_model(MODEL)
+    arms = typical_patient(model)
+    table = arm_table(arms)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(folder / "arms.csv", table.to_csv())
+    figure = typical_patient_figure(arms, folder / "platelets_and_tpo.png")
+    record = provenance(model, scenario={
+        "chemotherapy": CHEMOTHERAPY, "start_below": START_BELOW, "stop_at": STOP_AT,
+        "max_days": MAX_DAYS, "arms": {k: list(v[0]) for k, v in ARMS.items()}})
+    write_json(folder / "provenance.json", record)
+    shown = table.drop(columns=["status"]).round(1).to_string()
+    write_text(folder / "report.md", "\n".join([
+        "# plateletpd demo: typical CIT patient", "", __doc__.strip(), "",
+        "```", shown, "```", "", f"![platelets and TPO]({figure.name})", "",
+        f"Model {model.name} (hash {model.hash[:12]}), plateletpd "
+        f"{record['versions']['plateletpd']}, created {record['created']}.", ""]))
+    print(f"typical CIT patient, model {model.name} (literature priors, not yet fitted)\n")
+    print(shown)
+    print(f"\nwrote {folder}/arms.csv, {figure.name}, report.md, provenance.json")
+    return table
