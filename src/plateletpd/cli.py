@@ -1,4 +1,4 @@
-"""Command-line interface: ``plateletpd models | show | simulate | events | demo``.
+"""Command-line interface: ``plateletpd models | show | simulate | events | fit | demo``.
 
 Every command has ``--help``. Input errors print one clear message and exit with status 2
 (no traceback); results are written atomically.
@@ -72,15 +72,34 @@ def command_show(args) -> int:
     return 0
 
 
+def _fitted(model_name: str, choice: str) -> tuple[dict[str, float], str]:
+    """Parameter values of the chosen fit ("default": the model's bundled fit, "none")."""
+    from .fitting import default_fit, load_fitted_parameters
+
+    if choice == "none":
+        return {}, "literature priors (--fit none)"
+    name = default_fit(model_name) if choice == "default" else choice
+    if name is None:
+        return {}, "the model file's values (no bundled fit for this model)"
+    fitted_model, values = load_fitted_parameters(name)
+    if fitted_model != model_name:
+        raise PlateletPDError(f"fit {name!r} is of model {fitted_model!r}, not {model_name!r}")
+    return values, f"fitted values from {name} (--fit none for the literature priors)"
+
+
 def command_simulate(args) -> int:
+    from .model import load_model
     from .simulate import simulate
     from .solvers import DormandPrince5, Rosenbrock23
 
     solver_class = {"dopri5": DormandPrince5, "rosenbrock23": Rosenbrock23}[args.method]
     solver = solver_class(rtol=args.rtol, atol=args.atol)
     days = None if args.times else args.days
-    result = simulate(args.model, args.regimen, days=days, times=_times(args.times),
-                      params=_assignments(args.param, "param"),
+    model = load_model(args.model)
+    fitted, origin = _fitted(model.name, args.fit)
+    print(f"{model.name}: parameters: {origin}", file=sys.stderr)
+    result = simulate(model, args.regimen, days=days, times=_times(args.times),
+                      params={**fitted, **_assignments(args.param, "param")},
                       covariates=_assignments(args.covariate, "covariate"), solver=solver,
                       keep_states=args.states)
     if not result.ok:
@@ -116,10 +135,21 @@ def command_events(args) -> int:
     return 0
 
 
-def command_demo(args) -> int:
-    from .demo import run_demo
+def command_fit(args) -> int:
+    from .fitting import run_fit
 
-    run_demo(Path(args.out))
+    run_fit(args.config, out=args.out, method=args.method,
+            max_evaluations=args.max_evaluations)
+    if args.out:
+        print(f"wrote {args.out}/params.json, report.md, fit.png, predictions.csv")
+    return 0
+
+
+def command_demo(args) -> int:
+    from .demo import MODEL, run_demo
+
+    fitted, origin = _fitted(MODEL, args.fit)
+    run_demo(Path(args.out), fitted, origin)
     return 0
 
 
@@ -163,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance")
     simulate.add_argument("--atol", type=float, default=1e-9, help="absolute tolerance")
     simulate.add_argument("--states", action="store_true", help="include every state")
+    simulate.add_argument("--fit", default="default",
+                          help="parameter set: 'default' (the model's bundled fit, if any), "
+                               "'none' (the model file's literature values), or a fit name "
+                               "or folder; --param overrides single values")
     simulate.add_argument("--out", help="write the tidy table (CSV) here")
     simulate.add_argument("--plot", help="write a figure here (PNG, PDF or SVG)")
     simulate.set_defaults(run=command_simulate)
@@ -179,11 +213,26 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--out", help="CSV path (default: print)")
     events.set_defaults(run=command_events)
 
+    fit = commands.add_parser(
+        "fit", help="fit parameters to published arm-level outcomes",
+        description="Fit a model to summary outcomes with lmfit, simulating each study arm "
+                    "as a virtual cohort; writes params.json, report.md, fit.png.",
+        epilog="example: plateletpd fit fits/cit_calibration/config.toml "
+               "--out fits/cit_calibration")
+    fit.add_argument("config", help="fit configuration (TOML)")
+    fit.add_argument("--out", help="output folder")
+    fit.add_argument("--method", help="lmfit method (default from the configuration: "
+                                      "least_squares)")
+    fit.add_argument("--max-evaluations", type=int, help="objective evaluations at most")
+    fit.set_defaults(run=command_fit)
+
     demo = commands.add_parser(
         "demo", help="run the main job on the bundled defaults",
         description="Simulate a typical chemotherapy-induced thrombocytopenia patient under "
                     "each bundled treatment and write a table, a figure and a report.")
     demo.add_argument("--out", default="plateletpd-demo", help="output folder")
+    demo.add_argument("--fit", default="default",
+                      help="'default' (bundled cit_calibration fit), 'none' (priors), or a fit")
     demo.set_defaults(run=command_demo)
     return parser
 

@@ -7,8 +7,8 @@ the day after the platelet count first falls below 75 x10^9/L (CTCAE grade 2, th
 trigger for treating CIT) and is given once daily until the morning count is >= 100 x10^9/L
 (the stop rule of the Chinese CIT consensus and trial NCT07334093), for at most 14 days.
 Doses: hetrombopag 7.5 mg (phase III NCT05864014), rhTPO 15,000 U, rhIL-11 50 ug/kg, and
-hetrombopag + rhTPO. The parameters are literature priors (model card); the virtual trial
-with variability and response rates builds on this.
+hetrombopag + rhTPO. ``plateletpd demo`` uses the bundled fit (fits/cit_calibration) unless
+told ``--fit none``; the virtual trial with variability and response rates builds on this.
 """
 
 from __future__ import annotations
@@ -149,25 +149,29 @@ def typical_patient_figure(arms: dict, path: Path) -> Path:
     return Path(path)
 
 
-def run_demo(folder: Path) -> pd.DataFrame:
-    """Simulate every arm, print the arm table and write table, figure, report, provenance."""
-    model = load_model(MODEL)
+def run_demo(folder: Path, parameters: dict | None = None,
+             origin: str = "literature priors") -> pd.DataFrame:
+    """Simulate every arm, print the arm table and write table, figure, report, provenance.
+
+    ``parameters`` replace the model file's values (the CLI passes the bundled fit's)."""
+    model = load_model(MODEL).with_parameters(parameters or {})
     arms = typical_patient(model)
     table = arm_table(arms)
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "arms.csv", table.to_csv())
     figure = typical_patient_figure(arms, folder / "platelets_and_tpo.png")
-    record = provenance(model, scenario={
+    record = provenance(model, parameters_from=origin, scenario={
         "chemotherapy": CHEMOTHERAPY, "start_below": START_BELOW, "stop_at": STOP_AT,
         "max_days": MAX_DAYS, "arms": {k: list(v[0]) for k, v in ARMS.items()}})
     write_json(folder / "provenance.json", record)
     shown = table.drop(columns=["status"]).round(1).to_string()
     write_text(folder / "report.md", "\n".join([
         "# plateletpd demo: typical CIT patient", "", __doc__.strip(), "",
+        f"Parameters: {origin}.", "",
         "```", shown, "```", "", f"![platelets and TPO]({figure.name})", "",
         f"Model {model.name} (hash {model.hash[:12]}), plateletpd "
         f"{record['versions']['plateletpd']}, created {record['created']}.", ""]))
-    print(f"typical CIT patient, model {model.name} (literature priors, not yet fitted)\n")
+    print(f"typical CIT patient, model {model.name}; parameters: {origin}\n")
     print(shown)
     print(f"\nwrote {folder}/arms.csv, {figure.name}, report.md, provenance.json")
     return table

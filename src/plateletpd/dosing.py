@@ -642,6 +642,15 @@ class EventSchedule:
         """Number of dose events."""
         return len(self.time)
 
+    def concatenate(self, other: "EventSchedule") -> "EventSchedule":
+        """This schedule's events followed by ``other``'s (same targets; order kept, not
+        re-sorted: the integrator orders events by time itself)."""
+        arrays = {name: np.concatenate([getattr(self, name), getattr(other, name)])
+                  for name in _ARRAY_FIELDS}
+        drug = self.drug + other.drug if self.drug and other.drug else ()
+        return EventSchedule(**arrays, scale_covariate=self.scale_covariate
+                             + other.scale_covariate, drug=drug)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EventSchedule):
             return NotImplemented

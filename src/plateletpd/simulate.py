@@ -196,18 +196,28 @@ def _valid_rows(model: Model, matrix: np.ndarray) -> np.ndarray:
 
 
 def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amounts: np.ndarray,
-               grid: np.ndarray, solver: _AdaptiveSolver, keep_states: bool) -> BatchResult:
-    """Run the compiled batch solver on validated arrays."""
+               grid: np.ndarray, solver: _AdaptiveSolver, keep_states: bool,
+               event_times: np.ndarray | None = None) -> BatchResult:
+    """Run the compiled batch solver on validated arrays.
+
+    ``amounts`` and the optional ``event_times`` (days) are per subject, shape
+    (subjects, events): subjects may share a schedule's structure (which drug enters which
+    state, in which order) yet differ in when and how much (an amount of 0 skips a dose).
+    """
     kernel = model.kernel
+    n = matrix.shape[0]
+    if event_times is None:
+        event_times = np.broadcast_to(schedule.time, (n, schedule.n_events))
     scale = 1.0 / model.days_per_time_unit  # days -> model time
-    n, n_states = matrix.shape[0], len(model.states)
+    n_states = len(model.states)
     outputs = np.empty((n, grid.size, len(model.outputs)))
     states = np.empty((n, grid.size if keep_states else 0, n_states))
     status = np.empty(n, dtype=np.int64)
     counters = np.zeros((n, 4), dtype=np.int64)
     kernel.solve_batch(
           solver.method_code, np.ascontiguousarray(matrix, dtype=np.float64),
-          np.ascontiguousarray(schedule.time * scale, dtype=np.float64),
+          np.ascontiguousarray(np.reshape(event_times, (n, schedule.n_events)) * scale,
+                               dtype=np.float64),
           np.ascontiguousarray(schedule.target, dtype=np.int64),
           np.ascontiguousarray(schedule.state, dtype=np.int64),
           np.ascontiguousarray(amounts.reshape(n, schedule.n_events), dtype=np.float64),
