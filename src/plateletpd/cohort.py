@@ -15,6 +15,11 @@ each patient's entry time; (2) chemotherapy plus the full course of daily doses 
 patient's own times. A dose cannot change the counts before it, so the morning counts of
 pass 2 decide the stop day exactly; doses after it are set to zero (the trajectory after
 the stop is therefore that of a third pass, done by the same call on the doses kept).
+
+For fitting, ``smooth_stop`` replaces the hard rule by a probability: each morning a patient
+stops with a logistic probability of width :data:`STOP_WIDTH` around the stop count, and
+each dose is weighted by the probability of not having stopped before it. The hard rule
+makes the number of doses jump as parameters move, which leaves steps in the objective.
 """
 
 from __future__ import annotations
@@ -31,6 +36,12 @@ from .simulate import _integrate
 from .solvers import DormandPrince5, Status
 
 PLATELETS = "platelets"
+#: logistic width (x10^9/L) of the smooth stop rule used in fits
+STOP_WIDTH = 2.0
+
+
+def _logistic(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class ArmDesign:
     max_days: int = 14
     follow_up_days: float = 35.0
     points_per_day: int = 24
+    smooth_stop: bool = False                # fitting: doses weighted by P(not yet stopped)
 
     def __post_init__(self):
         problems = []
@@ -171,9 +183,23 @@ def simulate_arm(model: Model, design: ArmDesign, parameters: np.ndarray,
     if design.stop_rise is not None:
         stop |= morning_counts - entry_count[:, None] >= design.stop_rise
     stop[:, 0] = False  # the first dose is always given
-    stopped = np.where(stop.any(axis=1), np.argmax(stop, axis=1), design.max_days)
-    keep = dose_day[None, :] < stopped[:, None]
-    amounts[:, is_treatment] *= keep
+    if design.smooth_stop:
+        # each morning the patient stops with a logistic probability in the count (width
+        # STOP_WIDTH); a dose is weighted by the probability of not having stopped before it,
+        # so the arm changes smoothly with the parameters (an optimiser needs that)
+        go_on = np.ones_like(morning_counts)
+        if design.stop_at is not None:
+            go_on *= _logistic((design.stop_at - morning_counts) / STOP_WIDTH)
+        if design.stop_rise is not None:
+            go_on *= _logistic((design.stop_rise - morning_counts + entry_count[:, None])
+                               / STOP_WIDTH)
+        go_on[:, 0] = 1.0
+        weight = np.cumprod(go_on, axis=1)
+        stopped = weight.sum(axis=1)
+        amounts[:, is_treatment] *= weight[:, dose_day]
+    else:
+        stopped = np.where(stop.any(axis=1), np.argmax(stop, axis=1), design.max_days)
+        amounts[:, is_treatment] *= dose_day[None, :] < stopped[:, None]
     final = _integrate(model, schedule, parameters, amounts, times, solver, False, event_times)
     return ArmResult(design, times, final.outputs[:, :, index], eligible, entry, start,
                      stopped, final.status, len(untreated.status))

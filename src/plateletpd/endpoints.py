@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cohort import ArmResult, crossing_time
+from .cohort import ArmResult, _logistic, crossing_time
 from .errors import PlateletPDError
 
 #: logistic width (x10^9/L) of the smooth response indicator; 2 means a count 4 above the
@@ -124,10 +124,6 @@ def subject_values(arm: ArmResult, endpoint: str, threshold=None, day=None,
             indicators.append(_logistic((best - _at(arm, t0) - rule.rise) / RESPONSE_WIDTH))
         return np.maximum.reduce(indicators)
     raise PlateletPDError(f"no simulation rule for endpoint {endpoint!r}")
-
-
-def _logistic(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def summarise(values: np.ndarray, statistic: str) -> float:

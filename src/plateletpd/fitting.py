@@ -273,7 +273,7 @@ def _arm(entry: dict, data: pd.DataFrame, where: str, fail) -> ArmSpec:
             entry_below=optional("entry_below", 75.0),
             start_delay=entry.get("start_delay", 1.0), stop_at=optional("stop_at", 100.0),
             stop_rise=optional("stop_rise", None), max_days=entry.get("max_days", 14),
-            follow_up_days=entry.get("follow_up_days", 35.0))
+            follow_up_days=entry.get("follow_up_days", 35.0), smooth_stop=True)
         rule = ResponseRule(**response)
     except (PlateletPDError, TypeError) as error:
         raise fail(where, str(error)) from None
@@ -370,6 +370,11 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
                 notes.append(f"{parameter.name} and {other} are correlated ({rho:+.2f}): the "
                              f"data inform a combination of them, not each one.")
     for name, info in (profiles or {}).items():
+        if min(info["chi_square"]) < result.chisqr - 1e-6:
+            notes.append(f"{name}: a profile refit reached a lower chi-square "
+                         f"({min(info['chi_square']):.4g}) than the reported optimum "
+                         f"({result.chisqr:.4g}); the optimum is not unique or the objective "
+                         f"is rough near it: treat the standard errors with caution.")
         open_ends = [end for end, edge in zip(("lower", "upper"), info["ci95"]) if edge is None]
         if open_ends:
             notes.append(f"{name}: the 95% profile-likelihood interval has no "

@@ -1,0 +1,80 @@
+"""Arm simulation: entry rule, stop rule and crossing times on constructed cases."""
+
+import numpy as np
+import pytest
+
+import plateletpd as pp
+from plateletpd.cohort import ArmDesign, crossing_time, simulate_arm
+
+
+def test_crossing_time_is_interpolated_exactly_on_a_line():
+    times = np.arange(0.0, 10.0)
+    falling = 100.0 - 10.0 * times            # crosses 75 at t = 2.5 (hand-computed)
+    rising = 10.0 * times                     # crosses 42 at t = 4.2
+    assert crossing_time(times, falling, 75.0)[0] == pytest.approx(2.5)
+    assert crossing_time(times, rising, 42.0, upward=True)[0] == pytest.approx(4.2)
+    assert np.isnan(crossing_time(times, falling + 1000, 75.0)[0])  # never crosses
+    # 'after' skips the early part: rising crosses 42 at 4.2, but not before 6 -> 6
+    assert crossing_time(times, rising, 42.0, after=np.array([6.0]), upward=True)[0] == 6.0
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    model = pp.load_model("cit_thrombopoiesis")
+    sensitivity = np.array([2.0, 4.0, 5.5, 7.0, 9.0])  # from no CIT to grade 4 (model card)
+    matrix = np.tile(model.parameter_vector(), (sensitivity.size, 1))
+    matrix[:, model.parameter_names.index("chemotherapy_sensitivity")] = sensitivity
+    return model, matrix
+
+
+def test_entry_is_where_the_count_crosses_below_the_threshold(cohort):
+    model, matrix = cohort
+    arm = simulate_arm(model, ArmDesign("untreated"), matrix)
+    # sensitivity 2 never goes below 75 (nadir > 150 in the model card): not eligible
+    assert list(arm.subjects) == [1, 2, 3, 4] and arm.n_screened == 5
+    for row, entry in zip(arm.platelets, arm.entry_time):
+        assert np.interp(entry, arm.times, row) == pytest.approx(75.0, abs=0.5)
+        assert np.all(row[arm.times < entry - 1 / 24] > 75.0)
+    assert np.allclose(arm.start_time, arm.entry_time + 1.0)  # next-morning rule
+
+
+def test_stop_rule_acts_at_the_first_morning_count_at_or_above_100(cohort):
+    model, matrix = cohort
+    design = ArmDesign("rhTPO", treatment=("rhTPO 15000 U",), stop_at=100.0, max_days=14)
+    arm = simulate_arm(model, design, matrix)
+    for row, start, doses in zip(arm.platelets, arm.start_time, arm.doses_given):
+        mornings = np.interp(start + np.arange(design.max_days), arm.times, row)
+        assert np.all(mornings[1:doses] < 100.0)       # dosed while below 100
+        if doses < design.max_days:
+            assert mornings[doses] >= 100.0             # stopped on the first >= 100
+    assert np.all((arm.doses_given >= 1) & (arm.doses_given <= 14))
+
+
+def test_treatment_after_the_stop_changes_nothing_before_it(cohort):
+    # a dose at time t cannot change the counts before t: the stopped arm equals the full
+    # course up to the stop
+    model, matrix = cohort
+    full = simulate_arm(model, ArmDesign("full", treatment=("rhTPO 15000 U",), stop_at=None),
+                        matrix)
+    stopped = simulate_arm(model, ArmDesign("stop", treatment=("rhTPO 15000 U",)), matrix)
+    for a, b, start, doses in zip(full.platelets, stopped.platelets, stopped.start_time,
+                                  stopped.doses_given):
+        before = stopped.times <= start + doses - 1 + 1e-9
+        np.testing.assert_allclose(a[before], b[before], rtol=1e-9)
+
+
+def test_smooth_stop_weights_doses_between_zero_and_one(cohort):
+    model, matrix = cohort
+    hard = simulate_arm(model, ArmDesign("h", treatment=("rhTPO 15000 U",)), matrix)
+    smooth = simulate_arm(model, ArmDesign("s", treatment=("rhTPO 15000 U",),
+                                           smooth_stop=True), matrix)
+    # expected number of doses differs from the hard count by less than a few doses
+    assert np.all(np.abs(smooth.doses_given - hard.doses_given) < 3)
+    assert np.all((smooth.doses_given >= 1) & (smooth.doses_given <= 14))
+
+
+def test_bad_arm_designs_are_refused():
+    with pytest.raises(pp.PlateletPDError, match="max_days must be a whole number"):
+        ArmDesign("x", max_days=2.5)
+    with pytest.raises(pp.PlateletPDError, match="stop_at must be a positive number"):
+        ArmDesign("x", stop_at=-1)
