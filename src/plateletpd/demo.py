@@ -150,10 +150,28 @@ def typical_patient_figure(arms: dict, path: Path) -> Path:
 
 
 def run_demo(folder: Path, parameters: dict | None = None,
-             origin: str = "literature priors") -> pd.DataFrame:
-    """Simulate every arm, print the arm table and write table, figure, report, provenance.
+             origin: str = "literature priors", trial: bool = True) -> pd.DataFrame:
+    """The main job: the bundled virtual trial (trials/yuan2025.toml) into ``folder``, then
+    the typical patient of every arm into ``folder/typical_patient``.
 
-    ``parameters`` replace the model file's values (the CLI passes the bundled fit's)."""
+    ``parameters`` replace the model file's values (the CLI passes the bundled fit's);
+    ``trial=False`` (with the literature priors) runs the typical patient only."""
+    import time
+
+    started = time.perf_counter()
+    if trial:
+        from . import trial as trials
+
+        spec = trials.load_trial_spec(trials.bundled_trial("yuan2025"))
+        print(f"virtual trial {spec.name}: {len(spec.arms)} arms x {spec.subjects_per_arm} "
+              f"virtual patients screened (seed {spec.seed}); parameters: "
+              f"{spec.parameters_from}\n")
+        result = trials.run_trial(spec)
+        print(trials.arm_table(result).to_string())
+        trials.write_trial(result, folder)
+        print(f"\nwrote {folder}/report.md with the plots and tables "
+              f"({time.perf_counter() - started:.1f} s)\n")
+        folder = folder / "typical_patient"
     model = load_model(MODEL).with_parameters(parameters or {})
     arms = typical_patient(model)
     table = arm_table(arms)

@@ -1,0 +1,458 @@
+"""Virtual trials: a spec file (TOML) -> virtual patients per arm -> endpoints a clinician reads.
+
+Each arm enrols its own virtual patients (seeded per arm), who receive the enrolment
+chemotherapy; a patient is enrolled when the count crosses below the entry threshold and
+treated from ``start_delay`` days later (see :mod:`plateletpd.cohort` for the entry and stop
+rules). Laboratory values are read at visits every ``visit_every_days`` from the start of
+treatment. Endpoints per patient (times in days from the start of treatment):
+
+* response by ``by_day``: a visit with PLT >= threshold, or a rise >= ``rise`` over the count
+  at the start of treatment (either rule, as configured);
+* time to PLT >= 75 and >= 100 (first visit at or above), censored at the last visit;
+* nadir over the cycle; days below 20 and 50 (hourly grid); PLT at visits on days 7 and 14;
+  platelet AUC over the 21 days from the start.
+
+Arm summaries: response with exact (Clopper-Pearson) 95% intervals, Kaplan-Meier medians
+with 95% intervals, means with normal 95% intervals; differences from the reference arm.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .cohort import ArmDesign, ArmResult, simulate_arm
+from .errors import PlateletPDError, closest
+from .io import atomic_write, provenance, write_json, write_text
+from .model import Model, load_model
+from .population import Variability
+from .simulate import _valid_rows
+from .statistics import Z95, binomial_interval, kaplan_meier
+
+_SECTIONS = {"trial": {"name", "description", "model", "fit", "seed", "subjects_per_arm",
+                       "follow_up_days", "visit_every_days", "reference_arm"},
+             "population": {"typical", "cv", "correlations", "transforms", "covariates"},
+             "enrolment": {"chemotherapy", "entry_below", "start_delay"},
+             "response": {"threshold", "rise", "by_day"}}
+_ARM_FIELDS = {"name", "treatment", "stop_at", "stop_rise", "max_days"}
+
+
+class TrialSpecError(PlateletPDError):
+    """A trial file that cannot be used; the message names the file and the line."""
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """A validated trial: model, parameters, population, enrolment, response rule, arms."""
+
+    name: str
+    model: Model
+    parameters_from: str
+    seed: int
+    subjects_per_arm: int
+    follow_up_days: float
+    visit_every_days: float
+    variability: Variability
+    covariates: dict
+    arms: tuple[ArmDesign, ...]
+    response: dict
+    reference_arm: str
+    path: str
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _line_of(text: str, key: str, after: int = 0) -> int:
+    """1-based line of the first ``key =`` or ``[key]`` at or after line ``after``."""
+    pattern = re.compile(rf"^\s*(\[\[?\s*{re.escape(key)}\s*\]\]?|{re.escape(key)}\s*=)")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if number >= after and pattern.match(line):
+            return number
+    return after or 1
+
+
+def load_trial_spec(path: str | Path, subjects: int | None = None,
+                    seed: int | None = None) -> TrialSpec:
+    """Read and validate a trial file; errors name the file and the line."""
+    from .fitting import default_fit, load_fitted_parameters
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except OSError as error:
+        raise TrialSpecError(f"cannot read trial file {path}: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise TrialSpecError(f"{path}: not valid TOML: {error}") from None
+
+    def fail(line: int, message: str) -> TrialSpecError:
+        return TrialSpecError(f"{path}, line {line}: {message}")
+
+    for section, table in data.items():
+        if section == "arms":
+            continue
+        if section not in _SECTIONS:
+            raise fail(_line_of(text, section), f"unknown section [{section}]"
+                       f"{closest(section, _SECTIONS)}; sections: "
+                       f"{', '.join([*_SECTIONS, 'arms'])}")
+        for key in table:
+            if key not in _SECTIONS[section]:
+                raise fail(_line_of(text, key, _line_of(text, section)),
+                           f"unknown field {key!r} in [{section}]"
+                           f"{closest(key, _SECTIONS[section])}; allowed: "
+                           f"{', '.join(sorted(_SECTIONS[section]))}")
+    trial = data.get("trial", {})
+    model = load_model(trial.get("model", "cit_thrombopoiesis"))
+    fit = trial.get("fit", "default")
+    values, origin = {}, "the model file's values"
+    if fit != "none":
+        name = default_fit(model.name) if fit == "default" else fit
+        if name is not None:
+            _, values = load_fitted_parameters(name)
+            origin = f"fit {name}"
+    population = data.get("population", {})
+    typical = population.get("typical", {})
+    model.check_parameter_names(typical)
+    model = model.with_parameters({**values, **typical})
+    if typical:
+        origin += " with " + ", ".join(f"{k} = {v:g}" for k, v in typical.items())
+    try:
+        variability = Variability.from_cv(
+            population.get("cv", {}),
+            {tuple(k.split("~")): v for k, v in population.get("correlations", {}).items()},
+            population.get("transforms"))
+    except PlateletPDError as error:
+        raise fail(_line_of(text, "population"), str(error)) from None
+    for name in variability.names:
+        if name not in model.parameters and name not in model.covariates:
+            raise fail(_line_of(text, "cv"), f"cannot vary {name!r}: not a parameter or "
+                       f"covariate of {model.name}{closest(name, model.parameter_names)}")
+    covariates = dict(population.get("covariates", {}))
+    model.check_covariate_names(covariates)
+
+    enrolment = data.get("enrolment", {})
+    response = {"threshold": 100.0, "rise": 50.0, "by_day": 14.0, **data.get("response", {})}
+    follow_up = float(trial.get("follow_up_days", 42.0))
+    arms, names = [], set()
+    arm_start = _line_of(text, "arms")
+    for index, entry in enumerate(data.get("arms", [])):
+        line = _line_of(text, "arms", arm_start if index == 0 else arms_line + 1)
+        arms_line = line
+        for key in entry:
+            if key not in _ARM_FIELDS:
+                raise fail(_line_of(text, key, line), f"unknown arm field {key!r}"
+                           f"{closest(key, _ARM_FIELDS)}; allowed: "
+                           f"{', '.join(sorted(_ARM_FIELDS))}")
+        name = entry.get("name")
+        if not name or name in names:
+            raise fail(line, f"every arm needs a unique name; got {name!r}")
+        names.add(name)
+        try:
+            design = ArmDesign(
+                name=name, chemotherapy=enrolment.get("chemotherapy", "chemotherapy 1 dose d1"),
+                treatment=tuple(entry.get("treatment", ())),
+                entry_below=enrolment.get("entry_below", 75.0),
+                start_delay=enrolment.get("start_delay", 1.0),
+                stop_at=None if entry.get("stop_at", 100.0) is False else
+                entry.get("stop_at", 100.0),
+                stop_rise=entry.get("stop_rise"), max_days=entry.get("max_days", 14),
+                follow_up_days=follow_up)
+            _check_doses(model, design)
+        except PlateletPDError as error:
+            raise fail(line, f"arm {name!r}: {error}") from None
+        arms.append(design)
+    if not arms:
+        raise fail(1, "a trial needs at least one [[arms]] entry")
+    reference = trial.get("reference_arm", arms[0].name)
+    if reference not in names:
+        raise fail(_line_of(text, "reference_arm"), f"reference_arm {reference!r} is not an "
+                   f"arm{closest(reference, names)}")
+    seed = trial.get("seed") if seed is None else seed
+    if not isinstance(seed, int) or seed < 0:
+        raise fail(_line_of(text, "seed"), f"seed must be a non-negative integer, got {seed!r}")
+    n = trial.get("subjects_per_arm", 200) if subjects is None else subjects
+    if not isinstance(n, int) or n < 1:
+        raise fail(_line_of(text, "subjects_per_arm"), f"subjects_per_arm must be a positive "
+                   f"integer, got {n!r}")
+    visit = float(trial.get("visit_every_days", 1.0))
+    if not 0 < visit <= 28:
+        raise fail(_line_of(text, "visit_every_days"), "visit_every_days must be in (0, 28]")
+    return TrialSpec(trial.get("name", path.stem), model, origin, seed, n, follow_up, visit,
+                     variability, covariates, tuple(arms), response, reference, str(path),
+                     trial.get("description", ""))
+
+
+def bundled_trial(name: str) -> Path:
+    """Path of a bundled trial spec (trials/NAME.toml in the source tree or the wheel)."""
+    from importlib import resources
+
+    packaged = resources.files("plateletpd") / "_bundled_trials"
+    folder = Path(str(packaged)) if packaged.is_dir() else \
+        Path(__file__).resolve().parents[2] / "trials"
+    path = folder / f"{name}.toml"
+    if not path.is_file():
+        names = sorted(p.stem for p in folder.glob("*.toml"))
+        raise TrialSpecError(f"no bundled trial {name!r}{closest(name, names)}; bundled: "
+                             f"{', '.join(names)}; or give the path of a trial file")
+    return path
+
+
+def _check_doses(model: Model, design: ArmDesign) -> None:
+    """Refuse unknown drugs or units now, not in the middle of a run."""
+    from .dosing import as_regimen, expand
+
+    regimen = " + ".join([design.chemotherapy, *(f"{d} d1" for d in design.treatment)])
+    expand(as_regimen(regimen), model.dose_targets, {
+        c: (model.covariates[c].default or 1.0) for c in model.covariates})
+
+
+# ====================================================================== running
+@dataclass(frozen=True)
+class TrialResult:
+    spec: TrialSpec
+    subjects: pd.DataFrame
+    summary: pd.DataFrame
+    differences: pd.DataFrame
+    curves: dict  # arm -> (times since start, platelet matrix) for plots
+
+
+def _arm_seed(seed: int, index: int) -> int:
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def _cohort(spec: TrialSpec, index: int) -> np.ndarray:
+    model = spec.model
+    base = model.parameter_vector({}, {k: v for k, v in spec.covariates.items()})
+    matrix = np.tile(base, (spec.subjects_per_arm, 1))
+    if spec.variability.names:
+        names = model.parameter_names + model.covariate_names
+        typical = {n: base[names.index(n)] for n in spec.variability.names}
+        eta = spec.variability.eta(spec.subjects_per_arm, _arm_seed(spec.seed, index))
+        for name, column in spec.variability.apply(typical, eta).items():
+            matrix[:, names.index(name)] = column
+    return matrix
+
+
+def patient_endpoints(arm: ArmResult, response: dict, visit_every: float) -> pd.DataFrame:
+    """One row per enrolled patient (see the module text for the definitions)."""
+    times, counts = arm.times, arm.platelets
+    step = times[1] - times[0]
+    rows = []
+    for i in range(arm.n):
+        start, course = arm.start_time[i], counts[i]
+        last_visit = math.floor((times[-1] - start) / visit_every)
+        visit_days = np.arange(last_visit + 1) * visit_every
+        visits = np.interp(start + visit_days, times, course)
+        baseline = visits[0]
+        window = visit_days <= response["by_day"]
+        responded = np.zeros(len(visits), dtype=bool)
+        if response.get("threshold") is not None:
+            responded |= visits >= response["threshold"]
+        if response.get("rise") is not None:
+            responded |= visits - baseline >= response["rise"]
+        row = {"patient": int(arm.subjects[i]), "enrolment_day": arm.entry_time[i],
+               "start_day": start, "treatment_doses": float(arm.doses_given[i]),
+               "platelets_at_start": baseline,
+               "responder": bool(np.any(responded & window)),
+               "response_day": float(visit_days[np.argmax(responded)])
+               if responded.any() else math.nan,
+               "nadir": float(course.min()),
+               "days_below_20": float(np.sum(course < 20) * step),
+               "days_below_50": float(np.sum(course < 50) * step),
+               "plt_day_7": float(np.interp(start + 7, times, course)),
+               "plt_day_14": float(np.interp(start + 14, times, course)),
+               "auc_21_days": float(np.trapezoid(np.interp(
+                   np.linspace(start, start + 21, 505), times, course),
+                   np.linspace(start, start + 21, 505))),
+               "status": int(arm.status[i])}
+        for level in (75, 100):
+            reached = np.flatnonzero((visits >= level) & (visit_days > 0))
+            row[f"days_to_{level}"] = float(visit_days[reached[0]] if reached.size
+                                            else visit_days[-1])
+            row[f"reached_{level}"] = bool(reached.size)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
+    """Simulate every arm and summarise."""
+    frames, summaries, curves = [], [], {}
+    for index, design in enumerate(spec.arms):
+        matrix = _cohort(spec, index)
+        valid = _valid_rows(spec.model, matrix)
+        arm = simulate_arm(spec.model, design, matrix[valid])
+        table = patient_endpoints(arm, spec.response, spec.visit_every_days)
+        table.insert(0, "arm", design.name)
+        frames.append(table)
+        summaries.append(_summarise(design.name, table, arm.n_screened,
+                                    int(np.sum(~valid))))
+        relative = np.arange(-10 * 24, 29 * 24 + 1) / 24.0
+        curves[design.name] = (relative, np.array([
+            np.interp(start + relative, arm.times, row, left=np.nan, right=np.nan)
+            for start, row in zip(arm.start_time, arm.platelets)]))
+        if progress:
+            print(f"  arm {index + 1}/{len(spec.arms)} {design.name}: {arm.n} enrolled")
+    subjects = pd.concat(frames, ignore_index=True)
+    summary = pd.DataFrame(summaries).set_index("arm")
+    return TrialResult(spec, subjects, summary, _differences(subjects, spec.reference_arm),
+                       curves)
+
+
+def _summarise(name: str, table: pd.DataFrame, screened: int, invalid: int) -> dict:
+    n = len(table)
+    responders = int(table.responder.sum()) if n else 0
+    low, high = binomial_interval(responders, n)
+    row = {"arm": name, "screened": screened, "enrolled": n, "invalid_parameters": invalid,
+           "response_%": 100 * responders / n if n else math.nan,
+           "response_ci_low_%": 100 * low, "response_ci_high_%": 100 * high}
+    for level in (100, 75):
+        curve = kaplan_meier(table[f"days_to_{level}"], table[f"reached_{level}"])
+        row[f"median_days_to_{level}"] = curve.median()
+        row[f"median_days_to_{level}_ci"] = "[{:.0f}, {:.0f}]".format(*curve.median_interval())
+    for column in ("plt_day_7", "plt_day_14", "nadir", "days_below_20", "days_below_50",
+                   "treatment_doses"):
+        values = table[column].to_numpy()
+        mean = float(np.mean(values)) if n else math.nan
+        half = Z95 * float(np.std(values, ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+        row[f"mean_{column}"] = mean
+        row[f"mean_{column}_ci"] = f"[{mean - half:.1f}, {mean + half:.1f}]"
+    return row
+
+
+def _differences(subjects: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Each arm minus the reference: response (percentage points) and day-14 count."""
+    base = subjects[subjects.arm == reference]
+    rows = []
+    for name, table in subjects.groupby("arm", sort=False):
+        if name == reference or table.empty or base.empty:
+            continue
+        p1, p0, n1, n0 = table.responder.mean(), base.responder.mean(), len(table), len(base)
+        se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
+        d14 = table.plt_day_14.mean() - base.plt_day_14.mean()
+        se14 = math.sqrt(table.plt_day_14.var() / n1 + base.plt_day_14.var() / n0)
+        rows.append({"arm": name, "versus": reference,
+                     "response_difference_%": 100 * (p1 - p0),
+                     "response_difference_ci_%": f"[{100 * (p1 - p0 - Z95 * se):.1f}, "
+                                                 f"{100 * (p1 - p0 + Z95 * se):.1f}]",
+                     "plt_day_14_difference": d14,
+                     "plt_day_14_difference_ci": f"[{d14 - Z95 * se14:.1f}, "
+                                                 f"{d14 + Z95 * se14:.1f}]"})
+    return pd.DataFrame(rows)
+
+
+# ====================================================================== outputs
+def write_trial(result: TrialResult, folder: Path) -> list[Path]:
+    """Per-patient table, summaries, plots, report and provenance, each written atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = result.spec
+    written = []
+    for name, table, index in (("patients.csv", result.subjects, False),
+                               ("summary.csv", result.summary, True),
+                               ("differences.csv", result.differences, False)):
+        atomic_write(folder / name, lambda p, t=table, i=index: t.to_csv(p, index=i))
+        written.append(folder / name)
+    written += _plots(result, folder)
+    record = provenance(spec.model, seed=spec.seed, trial=spec.path, parameters_from=
+                        spec.parameters_from, subjects_per_arm=spec.subjects_per_arm,
+                        parameters=dict(zip(spec.model.parameter_names,
+                                            [p.value for p in spec.model.parameters.values()])))
+    write_json(folder / "provenance.json", record)
+    write_text(folder / "report.md", _report(result, record))
+    return written + [folder / "provenance.json", folder / "report.md"]
+
+
+def arm_table(result: TrialResult) -> pd.DataFrame:
+    """The short arm table printed by the CLI and the demo."""
+    s = result.summary
+    return pd.DataFrame({
+        "enrolled": s.enrolled,
+        "response % [95% CI]": [f"{r:.1f} [{lo:.1f}, {hi:.1f}]" for r, lo, hi in
+                                zip(s["response_%"], s["response_ci_low_%"],
+                                    s["response_ci_high_%"])],
+        "median days to PLT>=100 [95% CI]": [f"{m:g} {ci}" for m, ci in
+                                             zip(s.median_days_to_100,
+                                                 s.median_days_to_100_ci)],
+        "mean PLT day 7": s.mean_plt_day_7.round(1),
+        "mean PLT day 14": s.mean_plt_day_14.round(1)})
+
+
+def _report(result: TrialResult, record: dict) -> str:
+    spec = result.spec
+    return "\n".join([
+        f"# Virtual trial: {spec.name}", "", spec.description, "",
+        f"Model `{spec.model.name}` (hash {spec.model.hash[:12]}), parameters: "
+        f"{spec.parameters_from}; {spec.subjects_per_arm} virtual patients screened per arm, "
+        f"seed {spec.seed}; visits every {spec.visit_every_days:g} day(s); response: "
+        f"PLT >= {spec.response['threshold']} or a rise >= {spec.response['rise']} by day "
+        f"{spec.response['by_day']:g} of treatment. Created {record['created']}.", "",
+        "## Arms", "", "```", arm_table(result).to_string(), "```", "",
+        f"## Differences from {spec.reference_arm}", "", "```",
+        result.differences.to_string(index=False) if len(result.differences) else "(none)",
+        "```", "",
+        "![platelet trajectories](trajectories.png)", "",
+        "![time to PLT >= 100](time_to_100.png)", "",
+        "![response by day](response_by_day.png)", "",
+        "Full per-arm summary: `summary.csv`; per patient: `patients.csv`.", ""])
+
+
+def _plots(result: TrialResult, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for name, (relative, matrix) in result.curves.items():
+        if not len(matrix):
+            continue
+        with warnings.catch_warnings():  # columns before anyone's chemotherapy are all NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = np.nanmedian(matrix, axis=0)
+            low, high = np.nanpercentile(matrix, [5, 95], axis=0)
+        line, = axis.plot(relative, median, label=name)
+        axis.fill_between(relative, low, high, color=line.get_color(), alpha=0.12)
+    axis.axvline(0, color="grey", lw=0.8)
+    axis.axhline(100, color="grey", lw=0.8, ls=":")
+    axis.set_xlabel("days from the start of treatment")
+    axis.set_ylabel("platelets (x10$^9$/L): median, 5-95%")
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    paths.append(_save(figure, folder / "trajectories.png", plt))
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for name, table in result.subjects.groupby("arm", sort=False):
+        curve = kaplan_meier(table.days_to_100, table.reached_100)
+        axis.step(np.concatenate([[0], curve.times]), 1 - np.concatenate([[1], curve.survival]),
+                  where="post", label=name)
+    axis.set_xlabel("days from the start of treatment")
+    axis.set_ylabel("proportion with PLT >= 100 (Kaplan-Meier)")
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    paths.append(_save(figure, folder / "time_to_100.png", plt))
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    days = np.arange(0, 22)
+    for name, table in result.subjects.groupby("arm", sort=False):
+        reached = [np.mean(table.response_day.to_numpy() <= d) * 100 for d in days]
+        axis.plot(days, reached, marker=".", label=name)
+    axis.set_xlabel("day of treatment")
+    axis.set_ylabel("responders so far (%)")
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    paths.append(_save(figure, folder / "response_by_day.png", plt))
+    return paths
+
+
+def _save(figure, path: Path, plt) -> Path:
+    figure.tight_layout()
+    atomic_write(path, lambda p: figure.savefig(p, dpi=110, format="png"))
+    plt.close(figure)
+    return path

@@ -1,0 +1,95 @@
+"""Virtual trials: reproducibility across thread counts, visit-based endpoints, spec errors."""
+
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+
+from plateletpd.cohort import ArmDesign, ArmResult
+from plateletpd.trial import (TrialSpecError, arm_table, bundled_trial, load_trial_spec,
+                              patient_endpoints, run_trial, write_trial)
+
+SPEC = bundled_trial("yuan2025")
+
+
+def test_same_seed_gives_the_same_trial_with_one_or_two_threads():
+    spec = load_trial_spec(SPEC, subjects=40, seed=5)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = run_trial(spec).subjects
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = run_trial(spec).subjects
+    finally:
+        numba.set_num_threads(threads)
+    assert one.equals(two)
+    other = run_trial(load_trial_spec(SPEC, subjects=40, seed=6)).subjects
+    assert not one.equals(other)
+
+
+def test_visit_based_endpoints_on_a_constructed_course():
+    # one patient: count 60 at the start of treatment (t = 10 d), rising 10 per day
+    times = np.arange(0, 40 * 24 + 1) / 24
+    course = np.clip(60 + 10 * (times - 10), 5, None)
+    arm = ArmResult(ArmDesign("x"), times, course[None, :], np.array([0]), np.array([9.0]),
+                    np.array([10.0]), np.array([5]), np.array([0]), 1)
+    row = patient_endpoints(arm, {"threshold": 100, "rise": 50, "by_day": 14}, 1.0).iloc[0]
+    # hand-computed: 75 reached at visit day 2 (80), 100 at day 4; a rise of 50 at day 5;
+    # the first visit meeting either rule is day 4
+    assert row.days_to_75 == 2 and row.reached_75
+    assert row.days_to_100 == 4 and row.reached_100
+    assert row.responder and row.response_day == 4
+    assert row.plt_day_7 == pytest.approx(130.0)
+    # with visits every 3 days, 100 is first seen on day 6
+    sparse = patient_endpoints(arm, {"threshold": 100, "rise": None, "by_day": 14}, 3.0)
+    assert sparse.iloc[0].days_to_100 == 6
+    # by_day 3: not yet a responder (count 90 on day 3)
+    early = patient_endpoints(arm, {"threshold": 100, "rise": None, "by_day": 3}, 1.0)
+    assert not early.iloc[0].responder
+
+
+def test_trial_outputs_and_arm_table(tmp_path):
+    result = run_trial(load_trial_spec(SPEC, subjects=30, seed=1))
+    table = arm_table(result)
+    assert list(table.index) == [a.name for a in result.spec.arms]
+    for name, row in result.summary.iterrows():
+        assert row["response_ci_low_%"] <= row["response_%"] <= row["response_ci_high_%"]
+    written = write_trial(result, tmp_path / "out")
+    assert all(p.exists() for p in written)
+    assert not list((tmp_path / "out").glob("*.part"))
+    assert "## Differences from untreated" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("change, line_fragment, message", [
+    (('treatment = ["rhTPO 15000 U"]', 'treatment = ["rhTPO 15000 U"]\ndoze = 3'),
+     "line 42", "unknown arm field 'doze'"),
+    (('seed = 20261121', 'seed = -4'), "line 11", "seed must be"),
+    (('name = "hetrombopag 7.5 mg"\ntreatment = ["hetrombopag 7.5 mg"]',
+      'name = "hetrombopag 7.5 mg"\ntreatment = ["hetrombopag -7.5 mg"]'),
+     "line 46", "amount"),
+    (('visit_every_days = 1 ', 'visit_evry_days = 1 '), "line 14",
+     "did you mean 'visit_every_days'"),
+    (('reference_arm = "untreated"', 'reference_arm = "placebo"'), "line 15",
+     "is not an arm"),
+    (('cv = { chemotherapy_sensitivity', 'cv = { chemo_sensitivity'), "line 21",
+     "cannot vary 'chemo_sensitivity'"),
+])
+def test_invalid_trial_files_name_the_line(tmp_path, change, line_fragment, message):
+    text = SPEC.read_text()
+    assert change[0] in text
+    path = tmp_path / "trial.toml"
+    path.write_text(text.replace(*change, 1))
+    with pytest.raises(TrialSpecError) as error:
+        load_trial_spec(path)
+    assert f"{path}, {line_fragment}:" in str(error.value)
+    assert message in str(error.value)
+
+
+def test_the_documented_example_trial_file_is_valid(tmp_path):
+    docs = Path(__file__).resolve().parents[1] / "docs" / "trial_files.md"
+    example = docs.read_text().split("```toml\n")[1].split("```")[0]
+    (tmp_path / "example.toml").write_text(example)
+    spec = load_trial_spec(tmp_path / "example.toml")
+    assert [a.name for a in spec.arms] == ["5 mg", "7.5 mg", "15 mg"]
+    assert spec.visit_every_days == 3 and spec.response["rise"] is not None  # default kept
