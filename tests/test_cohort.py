@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import plateletpd as pp
+import plateletpd.cohort
 from plateletpd.cohort import ArmDesign, crossing_time, simulate_arm
 
 
@@ -78,3 +79,47 @@ def test_bad_arm_designs_are_refused():
         ArmDesign("x", max_days=2.5)
     with pytest.raises(pp.PlateletPDError, match="stop_at must be a positive number"):
         ArmDesign("x", stop_at=-1)
+
+
+def test_titration_acts_at_its_visit_and_matches_an_explicit_regimen(cohort):
+    # hetrombopag 7.5 mg raised to 15 mg if the count is below 50 on treatment day 5
+    model, matrix = cohort
+    rule = pp.cohort.Titration(day=5, below=50.0, dose="hetrombopag 15 mg")
+    design = ArmDesign("titrated", treatment=("hetrombopag 7.5 mg",), titrations=(rule,))
+    arm = simulate_arm(model, design, matrix)
+    for i in range(arm.n):
+        start, doses = arm.start_time[i], int(arm.doses_given[i])
+        morning = np.interp(start + np.arange(15), arm.times, arm.platelets[i])
+        expect = morning[5] < 50.0 and doses > 5
+        assert bool(arm.extra["titrated"][i]) == expect
+        # independent check: the same doses written as an explicit regimen
+        days = np.arange(doses)
+        low = ",".join(str(float(start + d)) for d in days if not (expect and d >= 5))
+        high = ",".join(str(float(start + d)) for d in days if expect and d >= 5)
+        regimen = "chemotherapy 1 dose d1 + hetrombopag 7.5 mg t=" + low + (
+            " + hetrombopag 15 mg t=" + high if high else "")
+        explicit = pp.simulate(model, regimen, times=arm.times,
+                               params=dict(zip(model.parameter_names,
+                                               matrix[arm.subjects[i]][:len(
+                                                   model.parameter_names)])),
+                               solver=pp.DormandPrince5(rtol=1e-6, atol=1e-6))
+        np.testing.assert_allclose(arm.platelets[i], explicit["platelets"], rtol=1e-6)
+    assert arm.extra["titrated"].any() and not arm.extra["titrated"].all()
+
+
+def test_rescue_transfuses_at_the_visits_below_its_threshold(cohort):
+    model, matrix = cohort
+    rescue = pp.cohort.Rescue(below=15.0)
+    arm = simulate_arm(model, ArmDesign("rescued", rescue=rescue), matrix)
+    increment = model.parameters["transfusion_increment"].value  # model file: 30
+    for i in range(arm.n):
+        visits = arm.start_time[i] + np.arange(int(arm.times[-1] - arm.start_time[i]) + 1)
+        counts = np.interp(visits, arm.times, arm.platelets[i])
+        # every visit's count (taken before any transfusion that day) is >= 15 unless that
+        # visit triggered one; the number of transfusions equals the visits below 15
+        assert np.sum(counts < 15.0) == arm.extra["rescues"][i]
+        # a transfusion raises the count by the increment within hours (2 h after the count)
+        for v in visits[counts < 15.0]:
+            after = np.interp(v + 3 / 24, arm.times, arm.platelets[i])
+            assert after - np.interp(v, arm.times, arm.platelets[i]) > 0.8 * increment
+    assert arm.extra["rescues"].sum() > 0  # the deep-CIT patients (sensitivity 9) need some

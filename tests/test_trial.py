@@ -63,11 +63,11 @@ def test_trial_outputs_and_arm_table(tmp_path):
 
 @pytest.mark.parametrize("change, line_fragment, message", [
     (('treatment = ["rhTPO 15000 U"]', 'treatment = ["rhTPO 15000 U"]\ndoze = 3'),
-     "line 42", "unknown arm field 'doze'"),
+     "line 43", "unknown arm field 'doze'"),
     (('seed = 20261121', 'seed = -4'), "line 11", "seed must be"),
     (('name = "hetrombopag 7.5 mg"\ntreatment = ["hetrombopag 7.5 mg"]',
       'name = "hetrombopag 7.5 mg"\ntreatment = ["hetrombopag -7.5 mg"]'),
-     "line 46", "amount"),
+     "line 48", "amount"),
     (('visit_every_days = 1 ', 'visit_evry_days = 1 '), "line 14",
      "did you mean 'visit_every_days'"),
     (('reference_arm = "untreated"', 'reference_arm = "placebo"'), "line 15",
@@ -91,5 +91,7 @@ def test_the_documented_example_trial_file_is_valid(tmp_path):
     example = docs.read_text().split("```toml\n")[1].split("```")[0]
     (tmp_path / "example.toml").write_text(example)
     spec = load_trial_spec(tmp_path / "example.toml")
-    assert [a.name for a in spec.arms] == ["5 mg", "7.5 mg", "15 mg"]
+    assert [a.name for a in spec.arms] == ["5 mg", "7.5 mg", "7.5 mg, to 15 mg if < 50 on day 7",
+                                           "15 mg"]
+    assert spec.arms[2].titrations[0].day == 7 and spec.arms[2].rescue.below == 20
     assert spec.visit_every_days == 3 and spec.response["rise"] is not None  # default kept

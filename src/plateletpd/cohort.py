@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
-from .dosing import as_regimen, expand
+from .dosing import EventSchedule, as_regimen, expand
 from .errors import PlateletPDError
 from .model import Model
 from .simulate import _integrate
@@ -38,10 +39,32 @@ from .solvers import DormandPrince5, Status
 PLATELETS = "platelets"
 #: logistic width (x10^9/L) of the smooth stop rule used in fits
 STOP_WIDTH = 2.0
+#: days from the count that triggers a rescue transfusion to the transfusion (2 h)
+RESCUE_DELAY = 2.0 / 24.0
 
 
 def _logistic(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+@dataclass(frozen=True)
+class Titration:
+    """At the morning of treatment day ``day`` (0 = first dose), a count below ``below``
+    changes one drug's daily dose to ``dose`` (e.g. "hetrombopag 15 mg") from that day on."""
+
+    day: int
+    below: float
+    dose: str
+
+
+@dataclass(frozen=True)
+class Rescue:
+    """A visit with a count below ``below`` triggers ``dose`` (a platelet transfusion), at
+    most ``max_per_patient`` times."""
+
+    below: float
+    dose: str = "platelet_transfusion 1 dose"
+    max_per_patient: int = 10
 
 
 @dataclass(frozen=True)
@@ -59,6 +82,8 @@ class ArmDesign:
     follow_up_days: float = 35.0
     points_per_day: int = 24
     smooth_stop: bool = False                # fitting: doses weighted by P(not yet stopped)
+    titrations: tuple[Titration, ...] = ()
+    rescue: Rescue | None = None
 
     def __post_init__(self):
         problems = []
@@ -75,9 +100,18 @@ class ArmDesign:
             value = getattr(self, label)
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
                 problems.append(f"{label} must be a positive number or absent, got {value!r}")
+        for rule in self.titrations:
+            if not (isinstance(rule.day, int) and 0 < rule.day < max(self.max_days, 1)):
+                problems.append(f"a titration day must be a whole treatment day within "
+                                f"1..{self.max_days - 1}, got {rule.day!r}")
+        if self.rescue is not None and not self.rescue.below > 0:
+            problems.append(f"rescue below must be a positive count, got {self.rescue.below}")
+        if self.smooth_stop and (self.titrations or self.rescue):
+            problems.append("smooth_stop (fitting) does not combine with titration or rescue")
         if problems:
             raise PlateletPDError(f"arm {self.name!r}: " + "; ".join(problems))
         object.__setattr__(self, "treatment", tuple(self.treatment))
+        object.__setattr__(self, "titrations", tuple(self.titrations))
 
 
 @dataclass(frozen=True)
@@ -154,16 +188,148 @@ def simulate_arm(model: Model, design: ArmDesign, parameters: np.ndarray,
     entry, start = entry[eligible], entry[eligible] + design.start_delay
     parameters = parameters[eligible]
     covariates = {k: v[eligible] for k, v in covariates.items()}
-    if not design.treatment or design.max_days == 0 or eligible.size == 0:
+    nothing_to_give = (not design.treatment or design.max_days == 0) and not design.rescue
+    if nothing_to_give or eligible.size == 0:
         return ArmResult(design, times, platelets[eligible], eligible, entry, start,
                          np.zeros(eligible.size, dtype=int), untreated.status[eligible],
-                         len(untreated.status))
+                         len(untreated.status), {"rescues": np.zeros(eligible.size),
+                                                 "titrated": np.zeros(eligible.size, bool)})
 
-    # full course: every treatment drug on each of max_days days, at per-subject times
+    if design.smooth_stop:
+        return _smooth_arm(model, design, parameters, covariates, chemotherapy, times, index,
+                           solver, eligible, entry, start, len(untreated.status))
+    return _ruled_arm(model, design, parameters, covariates, chemotherapy, times, index,
+                      solver, eligible, entry, start, len(untreated.status))
+
+
+def _course(model: Model, doses: Sequence[str], days: np.ndarray) -> EventSchedule:
+    """Each dose text given at each of ``days`` (relative times, days), drug-major order."""
+    if not len(doses):
+        return expand(as_regimen(None), model.dose_targets)
+    times = ",".join(str(float(d)) for d in days)
+    return expand(as_regimen(" + ".join(f"{dose} t={times}" for dose in doses)),
+                  model.dose_targets)
+
+
+def _titration_ratios(model: Model, design: ArmDesign) -> list[tuple[int, float, int, float]]:
+    """(day, below, drug index in the treatment, new/old amount) for each titration rule."""
+    resolved = []
+    for rule in design.titrations:
+        new = _course(model, [rule.dose], np.zeros(1))
+        matches = [j for j, dose in enumerate(design.treatment)
+                   if _course(model, [dose], np.zeros(1)).target[0] == new.target[0]]
+        if not matches:
+            raise PlateletPDError(f"arm {design.name!r}: titration dose {rule.dose!r} is not "
+                                  f"one of the arm's drugs ({', '.join(design.treatment)})")
+        old = _course(model, [design.treatment[matches[0]]], np.zeros(1))
+        if old.scale_covariate != new.scale_covariate:
+            raise PlateletPDError(f"arm {design.name!r}: titration {rule.dose!r} must use the "
+                                  f"same kind of unit as {design.treatment[matches[0]]!r}")
+        resolved.append((rule.day, rule.below, matches[0],
+                         float(new.amount_per_scale[0] / old.amount_per_scale[0])))
+    return resolved
+
+
+def _ruled_arm(model, design, parameters, covariates, chemotherapy, times, index, solver,
+               eligible, entry, start, screened) -> ArmResult:
+    """Visit-driven rules (stop, titration, rescue), solved by re-simulation.
+
+    A decision at a visit depends only on the counts up to that visit. Each pass simulates
+    the current plan, re-derives every decision from the counts it produced, and adopts the
+    new decisions from the earliest visit where they differ; that visit moves later with
+    every pass, so the loop ends with a plan consistent with its own trajectory.
+    """
+    n, days = len(parameters), design.max_days
+    visits = int(math.ceil(design.follow_up_days))
+    drugs = len(design.treatment)
+    rescue_doses = [design.rescue.dose] if design.rescue else []
+    # a transfusion follows the count that triggers it by RESCUE_DELAY, more than one output
+    # step, so the interpolated count at a visit is always the count before it
+    delay = max(RESCUE_DELAY, 1.5 / design.points_per_day)
+    schedule = chemotherapy.concatenate(_course(model, design.treatment, np.arange(days))) \
+        .concatenate(_course(model, rescue_doses, np.arange(visits) + delay))
+    n_chemotherapy, n_course = chemotherapy.n_events, drugs * days
+    relative = np.arange(schedule.n_events) >= n_chemotherapy
+    event_times = np.where(relative[None, :], schedule.time[None, :] + start[:, None],
+                           schedule.time[None, :])
+    base = _per_subject(schedule.amounts(covariates), n)
+    visit_times = start[:, None] + np.arange(visits)[None, :]
+    inside = visit_times <= times[-1]
+    ratios = _titration_ratios(model, design)
+    plan_dose = np.ones((n, days, drugs))
+    plan_rescue = np.zeros((n, visits if design.rescue else 0))
+
+    courses = np.empty((n, times.size))
+    status = np.empty(n, dtype=np.int64)
+    counts = np.empty((n, visits))
+
+    def simulate(rows):
+        """Re-simulate the patients in ``rows`` under the current plan."""
+        m = rows.size
+        factors = np.concatenate([np.ones((m, n_chemotherapy)),
+                                  plan_dose[rows].transpose(0, 2, 1).reshape(m, n_course),
+                                  plan_rescue[rows]], axis=1)
+        result = _integrate(model, schedule, parameters[rows], base[rows] * factors, times,
+                            solver, False, event_times[rows])
+        courses[rows] = result.outputs[:, :, index]
+        status[rows] = result.status
+        counts[rows] = [np.interp(v, times, row)
+                        for v, row in zip(visit_times[rows], courses[rows])]
+
+    def decide():
+        dose = np.ones((n, days, drugs))
+        for day, below, drug, ratio in ratios:
+            dose[counts[:, day] < below, day:, drug] *= ratio
+        stop = np.zeros((n, days), dtype=bool)
+        if design.stop_at is not None:
+            stop |= counts[:, :days] >= design.stop_at
+        if design.stop_rise is not None:
+            stop |= counts[:, :days] - counts[:, :1] >= design.stop_rise
+        stop[:, 0] = False  # the first dose is always given
+        stopped = np.where(stop.any(axis=1), np.argmax(stop, axis=1), days)
+        dose[np.arange(days)[None, :] >= stopped[:, None]] = 0.0
+        rescue = np.zeros((n, plan_rescue.shape[1]))
+        if design.rescue:
+            need = (counts < design.rescue.below) & inside
+            rescue = (need & (np.cumsum(need, axis=1) <= design.rescue.max_per_patient)) * 1.0
+        return dose, rescue
+
+    pending = np.arange(n)
+    for _ in range(visits + days + 2):
+        simulate(pending)
+        new_dose, new_rescue = decide()
+        differs = np.zeros((n, visits), dtype=bool)
+        differs[:, :days] = np.any(new_dose != plan_dose, axis=2)
+        if design.rescue:
+            differs |= new_rescue != plan_rescue
+        changed = np.flatnonzero(differs.any(axis=1))
+        if changed.size == 0:
+            break
+        first = np.argmax(differs[changed], axis=1)
+        for subject, visit in zip(changed, first):
+            plan_dose[subject, visit:] = new_dose[subject, visit:]
+            if design.rescue:
+                plan_rescue[subject, visit:] = new_rescue[subject, visit:]
+        pending = changed
+    doses_given = np.sum(np.any(plan_dose > 0, axis=2), axis=1)
+    return ArmResult(design, times, courses, eligible, entry, start, doses_given, status,
+                     screened,
+                     {"rescues": plan_rescue.sum(axis=1) if design.rescue else np.zeros(n),
+                      "titrated": _titrated(plan_dose, ratios)})
+
+
+def _titrated(plan_dose: np.ndarray, ratios) -> np.ndarray:
+    """Patients whose dose was changed by a titration rule (not only stopped)."""
+    if not ratios:
+        return np.zeros(plan_dose.shape[0], dtype=bool)
+    return np.any((plan_dose != 1.0) & (plan_dose != 0.0), axis=(1, 2))
+
+
+def _smooth_arm(model, design, parameters, covariates, chemotherapy, times, index, solver,
+                eligible, entry, start, screened) -> ArmResult:
+    """Fitting: the stop rule as a probability (see the module text), in two passes."""
     days = np.arange(design.max_days)
-    course = expand(as_regimen(" + ".join(
-        f"{dose} t=" + ",".join(str(float(d)) for d in days) for dose in design.treatment)),
-        model.dose_targets)
+    course = _course(model, design.treatment, days)
     schedule = chemotherapy.concatenate(course)
     is_treatment = np.arange(schedule.n_events) >= chemotherapy.n_events
     event_times = np.where(is_treatment[None, :], schedule.time[None, :] + start[:, None],
@@ -177,29 +343,19 @@ def simulate_arm(model: Model, design: ArmDesign, parameters: np.ndarray,
     mornings = start[:, None] + days[None, :]
     morning_counts = np.array([np.interp(m, times, row) for m, row in zip(mornings, treated)])
     entry_count = np.array([np.interp(e, times, row) for e, row in zip(entry, treated)])
-    stop = np.zeros_like(morning_counts, dtype=bool)
+    # each morning the patient stops with a logistic probability in the count (width
+    # STOP_WIDTH); a dose is weighted by the probability of not having stopped before it,
+    # so the arm changes smoothly with the parameters (an optimiser needs that)
+    go_on = np.ones_like(morning_counts)
     if design.stop_at is not None:
-        stop |= morning_counts >= design.stop_at
+        go_on *= _logistic((design.stop_at - morning_counts) / STOP_WIDTH)
     if design.stop_rise is not None:
-        stop |= morning_counts - entry_count[:, None] >= design.stop_rise
-    stop[:, 0] = False  # the first dose is always given
-    if design.smooth_stop:
-        # each morning the patient stops with a logistic probability in the count (width
-        # STOP_WIDTH); a dose is weighted by the probability of not having stopped before it,
-        # so the arm changes smoothly with the parameters (an optimiser needs that)
-        go_on = np.ones_like(morning_counts)
-        if design.stop_at is not None:
-            go_on *= _logistic((design.stop_at - morning_counts) / STOP_WIDTH)
-        if design.stop_rise is not None:
-            go_on *= _logistic((design.stop_rise - morning_counts + entry_count[:, None])
-                               / STOP_WIDTH)
-        go_on[:, 0] = 1.0
-        weight = np.cumprod(go_on, axis=1)
-        stopped = weight.sum(axis=1)
-        amounts[:, is_treatment] *= weight[:, dose_day]
-    else:
-        stopped = np.where(stop.any(axis=1), np.argmax(stop, axis=1), design.max_days)
-        amounts[:, is_treatment] *= dose_day[None, :] < stopped[:, None]
+        go_on *= _logistic((design.stop_rise - morning_counts + entry_count[:, None])
+                           / STOP_WIDTH)
+    go_on[:, 0] = 1.0
+    weight = np.cumprod(go_on, axis=1)
+    stopped = weight.sum(axis=1)
+    amounts[:, is_treatment] *= weight[:, dose_day]
     final = _integrate(model, schedule, parameters, amounts, times, solver, False, event_times)
     return ArmResult(design, times, final.outputs[:, :, index], eligible, entry, start,
-                     stopped, final.status, len(untreated.status))
+                     stopped, final.status, screened)

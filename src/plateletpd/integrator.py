@@ -149,18 +149,21 @@ def solve_subject(method, n_states, n_targets, p, event_time, event_target, even
                 and bioavailability[k] >= 0.0 and lag[k] >= 0.0):
             return INVALID_INPUT
 
-    # breakpoints: a bolus is one, an infusion two (rate on, rate off)
+    # breakpoints: a bolus is one, an infusion two (rate on, rate off); a dose of zero is
+    # none (skipped doses cost no restart)
     n_events = event_time.shape[0]
-    n_bp = n_events
+    n_bp = 0
     for e in range(n_events):
-        if event_duration[e] > 0.0:
-            n_bp += 1
+        if event_amount[e] != 0.0:
+            n_bp += 2 if event_duration[e] > 0.0 else 1
     bp_time = np.empty(n_bp)
     bp_state = np.empty(n_bp, dtype=np.int64)
     bp_bolus = np.zeros(n_bp)
     bp_rate = np.zeros(n_bp)
     j = 0
     for e in range(n_events):
+        if event_amount[e] == 0.0:
+            continue
         k = event_target[e]
         amount = event_amount[e] * bioavailability[k]
         bp_time[j] = event_time[e] + lag[k]

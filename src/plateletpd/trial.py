@@ -10,7 +10,11 @@ treatment. Endpoints per patient (times in days from the start of treatment):
   at the start of treatment (either rule, as configured);
 * time to PLT >= 75 and >= 100 (first visit at or above), censored at the last visit;
 * nadir over the cycle; days below 20 and 50 (hourly grid); PLT at visits on days 7 and 14;
-  platelet AUC over the 21 days from the start.
+  platelet AUC over the 21 days from the start; transfusions; whether a titration acted.
+
+Arms may titrate (a count below a level on a treatment day changes a drug's dose from then
+on) and rescue (a visit count below a level triggers a platelet transfusion, 2 h later); see
+:mod:`plateletpd.cohort` for how the rules are solved.
 
 Arm summaries: response with exact (Clopper-Pearson) 95% intervals, Kaplan-Meier medians
 with 95% intervals, means with normal 95% intervals; differences from the reference arm.
@@ -28,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cohort import ArmDesign, ArmResult, simulate_arm
+from .cohort import ArmDesign, ArmResult, Rescue, Titration, simulate_arm
 from .errors import PlateletPDError, closest
 from .io import atomic_write, provenance, write_json, write_text
 from .model import Model, load_model
@@ -41,7 +45,7 @@ _SECTIONS = {"trial": {"name", "description", "model", "fit", "seed", "subjects_
              "population": {"typical", "cv", "correlations", "transforms", "covariates"},
              "enrolment": {"chemotherapy", "entry_below", "start_delay"},
              "response": {"threshold", "rise", "by_day"}}
-_ARM_FIELDS = {"name", "treatment", "stop_at", "stop_rise", "max_days"}
+_ARM_FIELDS = {"name", "treatment", "stop_at", "stop_rise", "max_days", "titration", "rescue"}
 
 
 class TrialSpecError(PlateletPDError):
@@ -141,10 +145,9 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
     response = {"threshold": 100.0, "rise": 50.0, "by_day": 14.0, **data.get("response", {})}
     follow_up = float(trial.get("follow_up_days", 42.0))
     arms, names = [], set()
-    arm_start = _line_of(text, "arms")
-    for index, entry in enumerate(data.get("arms", [])):
-        line = _line_of(text, "arms", arm_start if index == 0 else arms_line + 1)
-        arms_line = line
+    line = _line_of(text, "arms") - 1
+    for entry in data.get("arms", []):
+        line = _line_of(text, "arms", line + 1)  # this arm's [[arms]] header
         for key in entry:
             if key not in _ARM_FIELDS:
                 raise fail(_line_of(text, key, line), f"unknown arm field {key!r}"
@@ -155,6 +158,12 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
             raise fail(line, f"every arm needs a unique name; got {name!r}")
         names.add(name)
         try:
+            titrations = tuple(Titration(**rule) for rule in entry.get("titration", []))
+            rescue = Rescue(**entry["rescue"]) if "rescue" in entry else None
+        except TypeError as error:
+            raise fail(line, f"arm {name!r}: titration entries take day, below, dose; rescue "
+                             f"takes below, dose, max_per_patient ({error})") from None
+        try:
             design = ArmDesign(
                 name=name, chemotherapy=enrolment.get("chemotherapy", "chemotherapy 1 dose d1"),
                 treatment=tuple(entry.get("treatment", ())),
@@ -163,7 +172,7 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
                 stop_at=None if entry.get("stop_at", 100.0) is False else
                 entry.get("stop_at", 100.0),
                 stop_rise=entry.get("stop_rise"), max_days=entry.get("max_days", 14),
-                follow_up_days=follow_up)
+                follow_up_days=follow_up, titrations=titrations, rescue=rescue)
             _check_doses(model, design)
         except PlateletPDError as error:
             raise fail(line, f"arm {name!r}: {error}") from None
@@ -208,7 +217,9 @@ def _check_doses(model: Model, design: ArmDesign) -> None:
     """Refuse unknown drugs or units now, not in the middle of a run."""
     from .dosing import as_regimen, expand
 
-    regimen = " + ".join([design.chemotherapy, *(f"{d} d1" for d in design.treatment)])
+    doses = [*design.treatment, *(rule.dose for rule in design.titrations),
+             *([design.rescue.dose] if design.rescue else [])]
+    regimen = " + ".join([design.chemotherapy, *(f"{d} d1" for d in doses)])
     expand(as_regimen(regimen), model.dose_targets, {
         c: (model.covariates[c].default or 1.0) for c in model.covariates})
 
@@ -271,6 +282,8 @@ def patient_endpoints(arm: ArmResult, response: dict, visit_every: float) -> pd.
                "auc_21_days": float(np.trapezoid(np.interp(
                    np.linspace(start, start + 21, 505), times, course),
                    np.linspace(start, start + 21, 505))),
+               "transfusions": int(arm.extra.get("rescues", np.zeros(arm.n))[i]),
+               "titrated": bool(arm.extra.get("titrated", np.zeros(arm.n, bool))[i]),
                "status": int(arm.status[i])}
         for level in (75, 100):
             reached = np.flatnonzero((visits >= level) & (visit_days > 0))
@@ -316,8 +329,10 @@ def _summarise(name: str, table: pd.DataFrame, screened: int, invalid: int) -> d
         curve = kaplan_meier(table[f"days_to_{level}"], table[f"reached_{level}"])
         row[f"median_days_to_{level}"] = curve.median()
         row[f"median_days_to_{level}_ci"] = "[{:.0f}, {:.0f}]".format(*curve.median_interval())
+    row["transfused_%"] = 100 * float(np.mean(table.transfusions > 0)) if n else math.nan
+    row["titrated_%"] = 100 * float(np.mean(table.titrated)) if n else math.nan
     for column in ("plt_day_7", "plt_day_14", "nadir", "days_below_20", "days_below_50",
-                   "treatment_doses"):
+                   "treatment_doses", "transfusions"):
         values = table[column].to_numpy()
         mean = float(np.mean(values)) if n else math.nan
         half = Z95 * float(np.std(values, ddof=1)) / math.sqrt(n) if n > 1 else math.nan
@@ -380,7 +395,8 @@ def arm_table(result: TrialResult) -> pd.DataFrame:
                                              zip(s.median_days_to_100,
                                                  s.median_days_to_100_ci)],
         "mean PLT day 7": s.mean_plt_day_7.round(1),
-        "mean PLT day 14": s.mean_plt_day_14.round(1)})
+        "mean PLT day 14": s.mean_plt_day_14.round(1),
+        "transfused %": s["transfused_%"].round(1)})
 
 
 def _report(result: TrialResult, record: dict) -> str:
