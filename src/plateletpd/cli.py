@@ -1,4 +1,5 @@
-"""Command-line interface: ``plateletpd models | show | simulate | events | fit | trial | demo``.
+"""Command-line interface: ``plateletpd models | show | simulate | events | fit | trial |
+sweep | demo``.
 
 Every command has ``--help``. Input errors print one clear message and exit with status 2
 (no traceback); results are written atomically.
@@ -167,6 +168,24 @@ def command_trial(args) -> int:
     return 0
 
 
+def command_sweep(args) -> int:
+    from .sweep import parse_grid, run_sweep, write_sweep
+    from .trial import bundled_trial, load_trial_spec
+
+    path = Path(args.spec)
+    if not path.exists() and path.suffix != ".toml":
+        path = bundled_trial(args.spec)
+    spec = load_trial_spec(path, subjects=args.n, seed=args.seed)
+    grid = parse_grid(args.grid)
+    table = run_sweep(spec, grid, args.arm, progress=True)
+    shown = [*grid, "arm", args.endpoint]
+    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        paths = write_sweep(table, spec, grid, args.endpoint, Path(args.out))
+        print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
+    return 0
+
+
 def command_demo(args) -> int:
     from .demo import MODEL, run_demo
 
@@ -259,6 +278,24 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--seed", type=int, help="random seed (overrides the file)")
     trial.add_argument("--out", help="output folder")
     trial.set_defaults(run=command_trial)
+
+    sweep = commands.add_parser(
+        "sweep", help="run a trial's arms over a grid of doses, start days, durations",
+        description="Dosing sweep: each grid cell runs the chosen arms on the same virtual "
+                    "patients; writes sweep.csv and a heatmap per arm.",
+        epilog='example: plateletpd sweep yuan2025 --arm "hetrombopag 7.5 mg" --grid '
+               'dose=2.5,5,7.5,15 --grid start_delay=0,1,2 --endpoint "response_%" --out s')
+    sweep.add_argument("spec", help="trial file, or the name of a bundled trial")
+    sweep.add_argument("--grid", action="append", required=True, metavar="NAME=V1,V2",
+                       help="dimension: dose (or dose:DRUG), start_delay, max_days, "
+                            "entry_below (repeatable; the first two make the heatmap axes)")
+    sweep.add_argument("--arm", action="append", help="arm(s) to sweep (default: all)")
+    sweep.add_argument("--endpoint", default="response_%",
+                       help="summary column for the heatmap (default response_%%)")
+    sweep.add_argument("--n", type=int, help="patients screened per arm and cell")
+    sweep.add_argument("--seed", type=int, help="random seed (overrides the file)")
+    sweep.add_argument("--out", help="output folder")
+    sweep.set_defaults(run=command_sweep)
 
     demo = commands.add_parser(
         "demo", help="run the main job on the bundled defaults",

@@ -294,24 +294,53 @@ def patient_endpoints(arm: ArmResult, response: dict, visit_every: float) -> pd.
     return pd.DataFrame(rows)
 
 
+#: patients simulated at once; trajectories are dropped after each chunk, so memory stays
+#: bounded whatever the cohort size
+CHUNK = 2000
+#: patients per arm whose trajectories are kept for the plotted bands
+KEPT_TRAJECTORIES = 2000
+
+
 def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
-    """Simulate every arm and summarise."""
+    """Simulate every arm in chunks and summarise (per-patient endpoints are kept; the
+    trajectories of the first :data:`KEPT_TRAJECTORIES` patients per arm feed the plots)."""
+    import sys
+    import time
+
     frames, summaries, curves = [], [], {}
+    relative = np.arange(-10 * 24, 29 * 24 + 1) / 24.0
+    started = time.perf_counter()
     for index, design in enumerate(spec.arms):
         matrix = _cohort(spec, index)
         valid = _valid_rows(spec.model, matrix)
-        arm = simulate_arm(spec.model, design, matrix[valid])
-        table = patient_endpoints(arm, spec.response, spec.visit_every_days)
+        tables, kept, screened = [], [], 0
+        for first in range(0, len(matrix), CHUNK):
+            rows = np.arange(first, min(first + CHUNK, len(matrix)))
+            chosen = rows[valid[rows]]
+            arm = simulate_arm(spec.model, design, matrix[chosen])
+            table = patient_endpoints(arm, spec.response, spec.visit_every_days)
+            table["patient"] = chosen[arm.subjects]  # index in the arm's cohort
+            tables.append(table)
+            screened += arm.n_screened
+            room = KEPT_TRAJECTORIES - sum(len(k) for k in kept)
+            if room > 0:
+                kept.append(np.array([
+                    np.interp(start + relative, arm.times, row, left=np.nan, right=np.nan)
+                    for start, row in zip(arm.start_time[:room], arm.platelets[:room])]))
+            if progress:
+                done = min(first + CHUNK, len(matrix))
+                print(f"\r  arm {index + 1}/{len(spec.arms)} {design.name}: {done}/"
+                      f"{len(matrix)} patients, {time.perf_counter() - started:.1f} s",
+                      end="", file=sys.stderr, flush=True)
+        if progress:
+            print(file=sys.stderr)
+        table = pd.concat(tables, ignore_index=True)
         table.insert(0, "arm", design.name)
         frames.append(table)
-        summaries.append(_summarise(design.name, table, arm.n_screened,
+        summaries.append(_summarise(design.name, table, screened + int(np.sum(~valid)),
                                     int(np.sum(~valid))))
-        relative = np.arange(-10 * 24, 29 * 24 + 1) / 24.0
-        curves[design.name] = (relative, np.array([
-            np.interp(start + relative, arm.times, row, left=np.nan, right=np.nan)
-            for start, row in zip(arm.start_time, arm.platelets)]))
-        if progress:
-            print(f"  arm {index + 1}/{len(spec.arms)} {design.name}: {arm.n} enrolled")
+        curves[design.name] = (relative, np.concatenate(kept) if kept else
+                               np.empty((0, relative.size)))
     subjects = pd.concat(frames, ignore_index=True)
     summary = pd.DataFrame(summaries).set_index("arm")
     return TrialResult(spec, subjects, summary, _differences(subjects, spec.reference_arm),
@@ -368,6 +397,9 @@ def write_trial(result: TrialResult, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     spec = result.spec
     written = []
+    atomic_write(folder / "patients.parquet",
+                 lambda p: result.subjects.to_parquet(p, index=False))
+    written.append(folder / "patients.parquet")
     for name, table, index in (("patients.csv", result.subjects, False),
                                ("summary.csv", result.summary, True),
                                ("differences.csv", result.differences, False)):
@@ -415,7 +447,8 @@ def _report(result: TrialResult, record: dict) -> str:
         "![platelet trajectories](trajectories.png)", "",
         "![time to PLT >= 100](time_to_100.png)", "",
         "![response by day](response_by_day.png)", "",
-        "Full per-arm summary: `summary.csv`; per patient: `patients.csv`.", ""])
+        "Full per-arm summary: `summary.csv`; per patient: `patients.csv` and "
+        "`patients.parquet`.", ""])
 
 
 def _plots(result: TrialResult, folder: Path) -> list[Path]:

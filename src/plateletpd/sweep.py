@@ -1,0 +1,150 @@
+"""Dosing sweeps: a trial file's arms over a grid of doses, start delays, durations and entry
+thresholds, with the chosen endpoints per cell.
+
+Grid dimensions (``--grid NAME=V1,V2,...``):
+
+* ``dose`` (the arm's first drug) or ``dose:DRUG``: the daily amount, in the arm's unit;
+* ``start_delay``: days from crossing the entry threshold to the first dose;
+* ``max_days``: the longest course;
+* ``entry_below``: the count that enrols a patient.
+
+Every cell treats the same virtual patients (the trial's seed, common random numbers), so
+differences between cells come from the dosing, not from sampling. Each cell's patients are
+simulated in parallel over all cores.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from .errors import PlateletPDError, closest
+from .io import atomic_write, provenance, write_json
+from .trial import TrialSpec, run_trial
+
+DIMENSIONS = ("dose", "start_delay", "max_days", "entry_below")
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list[float]]:
+    """``["dose=5,7.5", "start_delay=0,1"]`` -> {"dose": [5.0, 7.5], "start_delay": [0.0, 1.0]}."""
+    grid = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        name = name.strip()
+        base = name.split(":")[0]
+        if not sep or base not in DIMENSIONS:
+            raise PlateletPDError(f"--grid expects NAME=V1,V2,... with NAME one of "
+                                  f"{', '.join(DIMENSIONS)} (or dose:DRUG); got {item!r}"
+                                  f"{closest(base, DIMENSIONS)}")
+        try:
+            grid[name] = [float(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            raise PlateletPDError(f"--grid {name}: values must be numbers, got "
+                                  f"{values!r}") from None
+        if not grid[name]:
+            raise PlateletPDError(f"--grid {name}: give at least one value")
+    if not grid:
+        raise PlateletPDError("give at least one --grid dimension, e.g. --grid dose=5,7.5,15")
+    return grid
+
+
+def _with_dose(treatment: tuple[str, ...], drug: str | None, amount: float,
+               arm: str) -> tuple[str, ...]:
+    doses = list(treatment)
+    index = 0 if drug is None else next(
+        (i for i, d in enumerate(doses) if d.split()[0].lower() == drug.lower()), None)
+    if index is None or not doses:
+        raise PlateletPDError(f"arm {arm!r} has no drug {drug or ''!r} to vary; its doses: "
+                              f"{', '.join(doses) or 'none'}")
+    doses[index] = re.sub(r"^(\S+)\s+\S+", lambda m: f"{m.group(1)} {amount:g}", doses[index])
+    return tuple(doses)
+
+
+def run_sweep(spec: TrialSpec, grid: dict[str, list[float]], arms: Sequence[str] | None = None,
+              progress: bool = False) -> pd.DataFrame:
+    """One row per (cell, arm) with the cell's values and the arm summary's endpoints."""
+    names = [a.name for a in spec.arms]
+    for arm in arms or ():
+        if arm not in names:
+            raise PlateletPDError(f"no arm {arm!r} in the trial{closest(arm, names)}; arms: "
+                                  f"{', '.join(names)}")
+    chosen = [a for a in spec.arms if not arms or a.name in arms]
+    rows = []
+    cells = list(itertools.product(*grid.values()))
+    for number, values in enumerate(cells, start=1):
+        cell = dict(zip(grid, values))
+        designs = []
+        for design in chosen:
+            changes = {}
+            for name, value in cell.items():
+                if name.startswith("dose"):
+                    drug = name.split(":", 1)[1] if ":" in name else None
+                    changes["treatment"] = _with_dose(changes.get("treatment",
+                                                                  design.treatment),
+                                                      drug, value, design.name)
+                elif name == "max_days":
+                    changes["max_days"] = int(value)
+                else:
+                    changes[name] = value
+            designs.append(replace(design, **changes))
+        for design in designs:
+            result = run_trial(replace(spec, arms=(design,)))
+            summary = result.summary.iloc[0]
+            rows.append({**cell, "arm": design.name, "regimen": " + ".join(design.treatment)
+                         or "none", **summary.to_dict()})
+        if progress:
+            print(f"  cell {number}/{len(cells)}: {cell}")
+    return pd.DataFrame(rows)
+
+
+def write_sweep(table: pd.DataFrame, spec: TrialSpec, grid: dict, endpoint: str,
+                folder: Path) -> list[Path]:
+    """sweep.csv, a heatmap per arm (first two grid dimensions) and provenance."""
+    if endpoint not in table.columns:
+        numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+        raise PlateletPDError(f"unknown endpoint {endpoint!r}{closest(endpoint, numeric)}; "
+                              f"choose one of {', '.join(numeric)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / "sweep.csv", lambda p: table.to_csv(p, index=False))
+    write_json(folder / "provenance.json", provenance(spec.model, seed=spec.seed,
+                                                      trial=spec.path, grid=grid,
+                                                      endpoint=endpoint))
+    paths = [folder / "sweep.csv", folder / "provenance.json"]
+    dims = list(grid)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for arm, part in table.groupby("arm", sort=False):
+        x = dims[0]
+        y = dims[1] if len(dims) > 1 else None
+        figure, axis = plt.subplots(figsize=(6.5, 4.8))
+        if y is None:
+            axis.plot(part[x], part[endpoint], marker="o")
+            axis.set_xlabel(x)
+            axis.set_ylabel(endpoint)
+        else:
+            pivot = part.pivot_table(index=y, columns=x, values=endpoint, aggfunc="mean")
+            image = axis.imshow(pivot.to_numpy(), origin="lower", aspect="auto",
+                                cmap="viridis")
+            axis.set_xticks(range(pivot.shape[1]), [f"{v:g}" for v in pivot.columns])
+            axis.set_yticks(range(pivot.shape[0]), [f"{v:g}" for v in pivot.index])
+            for (i, j), value in pd.DataFrame(pivot.to_numpy()).stack().items():
+                axis.text(j, i, f"{value:.0f}", ha="center", va="center", color="white",
+                          fontsize=8)
+            axis.set_xlabel(x)
+            axis.set_ylabel(y)
+            figure.colorbar(image, label=endpoint)
+        axis.set_title(f"{arm}: {endpoint}", fontsize=10)
+        figure.tight_layout()
+        path = folder / f"heatmap_{re.sub(r'[^A-Za-z0-9_.-]+', '_', arm)}.png"
+        atomic_write(path, lambda p: figure.savefig(p, dpi=110, format="png"))
+        plt.close(figure)
+        paths.append(path)
+    return paths
