@@ -95,3 +95,33 @@ def test_the_documented_example_trial_file_is_valid(tmp_path):
                                            "15 mg"]
     assert spec.arms[2].titrations[0].day == 7 and spec.arms[2].rescue.below == 20
     assert spec.visit_every_days == 3 and spec.response["rise"] is not None  # default kept
+
+
+def test_composite_response_and_fixed_start(tmp_path):
+    text = SPEC.read_text().replace("by_day = 14", "by_day = 14\nlater_day = 21\n"
+                                    "later_at_least = 400")
+    (tmp_path / "composite.toml").write_text(text)
+    plain = run_trial(load_trial_spec(SPEC, subjects=40, seed=2)).subjects
+    strict = run_trial(load_trial_spec(tmp_path / "composite.toml", subjects=40,
+                                       seed=2)).subjects
+    # the composite can only remove responders: those without PLT >= 400 on day 21
+    assert not np.any(strict.responder & ~plain.responder)
+    assert strict.responder.sum() < plain.responder.sum()
+    fixed = SPEC.read_text().replace("entry_below = 75", "entry_below = false").replace(
+        "start_delay = 1 ", "start_delay = 5 ")
+    (tmp_path / "fixed.toml").write_text(fixed)
+    result = run_trial(load_trial_spec(tmp_path / "fixed.toml", subjects=20, seed=2))
+    assert np.allclose(result.subjects.start_day, 5.0)  # everyone, from day 5 of the cycle
+    assert (result.summary.enrolled == 20).all()
+
+
+def test_replicates_repeat_the_trial_with_derived_seeds(tmp_path):
+    from plateletpd.trial import run_replicates
+
+    text = SPEC.read_text().replace("seed = 20261121", "seed = 20261121\nreplicates = 2")
+    (tmp_path / "replicated.toml").write_text(text)
+    table = run_replicates(load_trial_spec(tmp_path / "replicated.toml", subjects=20))
+    assert len(table) == 2 * 5 and table.seed.nunique() == 2  # 5 arms in trials/yuan2025
+    first = table[table.replicate == 0].set_index("arm")["response_%"]
+    second = table[table.replicate == 1].set_index("arm")["response_%"]
+    assert not first.equals(second)  # independent patients in each replicate

@@ -163,8 +163,20 @@ def command_trial(args) -> int:
     print(arm_table(result).to_string())
     if args.out:
         write_trial(result, Path(args.out))
-        print(f"\nwrote {args.out}/ (report.md, summary.csv, patients.csv, differences.csv, "
-              f"3 figures, provenance.json) in {time.perf_counter() - started:.1f} s")
+        print(f"\nwrote {args.out}/ (report.md, summary.csv, patients.csv/.parquet, "
+              f"differences.csv, 3 figures, provenance.json) in "
+              f"{time.perf_counter() - started:.1f} s")
+    if spec.extra.get("replicates", 1) > 1:
+        from .io import atomic_write
+        from .trial import run_replicates
+
+        table = run_replicates(spec, progress=True)
+        spread = table.groupby("arm", sort=False)["response_%"].describe(
+            percentiles=[0.025, 0.975])[["mean", "2.5%", "97.5%"]]
+        print("\nresponse % across replicate trials:\n" + spread.round(1).to_string())
+        if args.out:
+            atomic_write(Path(args.out) / "replicates.csv",
+                         lambda p: table.to_csv(p, index=False))
     return 0
 
 

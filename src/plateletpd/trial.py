@@ -41,10 +41,10 @@ from .simulate import _valid_rows
 from .statistics import Z95, binomial_interval, kaplan_meier
 
 _SECTIONS = {"trial": {"name", "description", "model", "fit", "seed", "subjects_per_arm",
-                       "follow_up_days", "visit_every_days", "reference_arm"},
+                       "follow_up_days", "visit_every_days", "reference_arm", "replicates"},
              "population": {"typical", "cv", "correlations", "transforms", "covariates"},
              "enrolment": {"chemotherapy", "entry_below", "start_delay"},
-             "response": {"threshold", "rise", "by_day"}}
+             "response": {"threshold", "rise", "by_day", "later_day", "later_at_least"}}
 _ARM_FIELDS = {"name", "treatment", "stop_at", "stop_rise", "max_days", "titration", "rescue"}
 
 
@@ -143,6 +143,9 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
 
     enrolment = data.get("enrolment", {})
     response = {"threshold": 100.0, "rise": 50.0, "by_day": 14.0, **data.get("response", {})}
+    if (response.get("later_day") is None) != (response.get("later_at_least") is None):
+        raise fail(_line_of(text, "response"), "a composite response needs both later_day "
+                   "and later_at_least (e.g. PLT >= 75 on day 21)")
     follow_up = float(trial.get("follow_up_days", 42.0))
     arms, names = [], set()
     line = _line_of(text, "arms") - 1
@@ -167,7 +170,8 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
             design = ArmDesign(
                 name=name, chemotherapy=enrolment.get("chemotherapy", "chemotherapy 1 dose d1"),
                 treatment=tuple(entry.get("treatment", ())),
-                entry_below=enrolment.get("entry_below", 75.0),
+                entry_below=None if enrolment.get("entry_below") is False else
+                enrolment.get("entry_below", 75.0),
                 start_delay=enrolment.get("start_delay", 1.0),
                 stop_at=None if entry.get("stop_at", 100.0) is False else
                 entry.get("stop_at", 100.0),
@@ -193,9 +197,13 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
     visit = float(trial.get("visit_every_days", 1.0))
     if not 0 < visit <= 28:
         raise fail(_line_of(text, "visit_every_days"), "visit_every_days must be in (0, 28]")
+    replicates = trial.get("replicates", 1)
+    if not isinstance(replicates, int) or replicates < 1:
+        raise fail(_line_of(text, "replicates"), f"replicates must be a positive integer, "
+                   f"got {replicates!r}")
     return TrialSpec(trial.get("name", path.stem), model, origin, seed, n, follow_up, visit,
                      variability, covariates, tuple(arms), response, reference, str(path),
-                     trial.get("description", ""))
+                     trial.get("description", ""), {"replicates": replicates})
 
 
 def bundled_trial(name: str) -> Path:
@@ -238,6 +246,23 @@ def _arm_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
+def run_replicates(spec: TrialSpec, progress: bool = False) -> pd.DataFrame:
+    """The trial repeated ``replicates`` times with seeds derived from the trial's seed:
+    one summary row per replicate and arm (how much a trial of this size varies)."""
+    from dataclasses import replace
+
+    frames = []
+    for replicate in range(spec.extra.get("replicates", 1)):
+        seed = _arm_seed(spec.seed, 10_000 + replicate)
+        summary = run_trial(replace(spec, seed=seed)).summary.reset_index()
+        summary.insert(0, "replicate", replicate)
+        summary.insert(1, "seed", seed)
+        frames.append(summary)
+        if progress:
+            print(f"  replicate {replicate + 1}/{spec.extra['replicates']}")
+    return pd.concat(frames, ignore_index=True)
+
+
 def _cohort(spec: TrialSpec, index: int) -> np.ndarray:
     model = spec.model
     base = model.parameter_vector({}, {k: v for k, v in spec.covariates.items()})
@@ -268,6 +293,9 @@ def patient_endpoints(arm: ArmResult, response: dict, visit_every: float) -> pd.
             responded |= visits >= response["threshold"]
         if response.get("rise") is not None:
             responded |= visits - baseline >= response["rise"]
+        if response.get("later_day") is not None:  # composite: and a later count
+            later = np.interp(start + response["later_day"], times, course)
+            responded &= later >= response["later_at_least"]
         row = {"patient": int(arm.subjects[i]), "enrolment_day": arm.entry_time[i],
                "start_day": start, "treatment_doses": float(arm.doses_given[i]),
                "platelets_at_start": baseline,
