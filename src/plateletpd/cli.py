@@ -146,15 +146,22 @@ def command_fit(args) -> int:
     return 0
 
 
-def command_trial(args) -> int:
-    import time
-
-    from .trial import arm_table, bundled_trial, load_trial_spec, run_trial, write_trial
+def _trial_spec(args):
+    """The trial file named on the command line (a path, or a bundled trial's name)."""
+    from .trial import bundled_trial, load_trial_spec
 
     path = Path(args.spec)
     if not path.exists() and path.suffix != ".toml":
         path = bundled_trial(args.spec)
-    spec = load_trial_spec(path, subjects=args.n, seed=args.seed)
+    return load_trial_spec(path, subjects=args.n, seed=args.seed)
+
+
+def command_trial(args) -> int:
+    import time
+
+    from .trial import arm_table, run_trial, write_trial
+
+    spec = _trial_spec(args)
     started = time.perf_counter()
     print(f"virtual trial {spec.name}: {len(spec.arms)} arms x {spec.subjects_per_arm} "
           f"patients screened, seed {spec.seed}; parameters: {spec.parameters_from}")
@@ -182,12 +189,8 @@ def command_trial(args) -> int:
 
 def command_sweep(args) -> int:
     from .sweep import parse_grid, run_sweep, write_sweep
-    from .trial import bundled_trial, load_trial_spec
 
-    path = Path(args.spec)
-    if not path.exists() and path.suffix != ".toml":
-        path = bundled_trial(args.spec)
-    spec = load_trial_spec(path, subjects=args.n, seed=args.seed)
+    spec = _trial_spec(args)
     grid = parse_grid(args.grid)
     table = run_sweep(spec, grid, args.arm, progress=True)
     shown = [*grid, "arm", args.endpoint]

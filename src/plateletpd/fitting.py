@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import pandas as pd
 from .cohort import ArmDesign, simulate_arm
 from .endpoints import DAY0, ResponseRule, subject_values, summarise
 from .errors import PlateletPDError, closest
-from .io import atomic_write, provenance, write_json, write_text
+from .io import atomic_write, provenance, read_toml, write_json, write_text
 from .model import Model, load_model
 from .outcomes import bundled_outcomes_path, load_outcomes, require_usable
 from .population import Variability
@@ -142,12 +141,7 @@ def load_fit_config(path: str | Path) -> FitProblem:
     import lmfit
 
     path = Path(path)
-    try:
-        config = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise FitConfigError(f"cannot read fit configuration {path}: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise FitConfigError(f"{path}: not valid TOML: {error}") from None
+    _, config = read_toml(path, FitConfigError, "fit configuration")
 
     def fail(where: str, message: str) -> FitConfigError:
         return FitConfigError(f"{path} [{where}]: {message}")

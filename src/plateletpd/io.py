@@ -61,6 +61,19 @@ def _json_default(value: Any):
     return str(value)
 
 
+def read_toml(path: str | os.PathLike, error: type[Exception], what: str) -> tuple[str, dict]:
+    """(text, table) of a TOML file; unreadable or invalid files raise ``error`` naming it."""
+    import tomllib
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        return text, tomllib.loads(text)
+    except OSError as problem:
+        raise error(f"cannot read {what} {path}: {problem}") from None
+    except tomllib.TOMLDecodeError as problem:
+        raise error(f"{path}: not valid TOML: {problem}") from None
+
+
 def versions() -> dict[str, str]:
     """Versions of plateletpd and the libraries that determine its numbers."""
     import numba

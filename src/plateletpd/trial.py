@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ import pandas as pd
 
 from .cohort import ArmDesign, ArmResult, Rescue, Titration, simulate_arm
 from .errors import PlateletPDError, closest
-from .io import atomic_write, provenance, write_json, write_text
+from .io import atomic_write, provenance, read_toml, write_json, write_text
 from .model import Model, load_model
 from .population import Variability
 from .simulate import _valid_rows
@@ -88,13 +87,7 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
     from .fitting import default_fit, load_fitted_parameters
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-    except OSError as error:
-        raise TrialSpecError(f"cannot read trial file {path}: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise TrialSpecError(f"{path}: not valid TOML: {error}") from None
+    text, data = read_toml(path, TrialSpecError, "trial file")
 
     def fail(line: int, message: str) -> TrialSpecError:
         return TrialSpecError(f"{path}, line {line}: {message}")
