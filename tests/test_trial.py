@@ -125,3 +125,29 @@ def test_replicates_repeat_the_trial_with_derived_seeds(tmp_path):
     first = table[table.replicate == 0].set_index("arm")["response_%"]
     second = table[table.replicate == 1].set_index("arm")["response_%"]
     assert not first.equals(second)  # independent patients in each replicate
+
+
+def test_any_patient_is_re_simulated_alone_from_seed_and_index():
+    from plateletpd.trial import patient
+
+    spec = load_trial_spec(SPEC, subjects=60, seed=9)
+    result = run_trial(spec)
+    table = result.subjects[result.subjects.arm == "rhTPO 15000 U"]
+    row = table.iloc[17]
+    values, alone = patient(spec, "rhTPO 15000 U", int(row.patient))
+    assert alone.n == 1
+    assert alone.start_time[0] == pytest.approx(row.start_day, rel=1e-12)
+    assert alone.platelets[0].min() == pytest.approx(row.nadir, rel=1e-9)
+    with pytest.raises(TrialSpecError, match="did you mean 'rhTPO 15000 U'"):
+        patient(spec, "rhTPO 1500 U", 0)
+
+
+def test_enrolment_judged_on_a_fixed_cycle_day(tmp_path):
+    # "chemotherapy delayed by thrombocytopenia": PLT < 100 on day 21 of the cycle
+    text = SPEC.read_text().replace("entry_below = 75 ", "entry_below = 100\nentry_day = 21 ")
+    (tmp_path / "delayed.toml").write_text(text)
+    result = run_trial(load_trial_spec(tmp_path / "delayed.toml", subjects=60, seed=4))
+    enrolled = result.subjects
+    assert np.allclose(enrolled.enrolment_day, 21.0)
+    untreated = result.summary.loc["untreated"]
+    assert 0 < untreated.enrolled < untreated.screened  # only the slow recoverers qualify

@@ -5,7 +5,10 @@ Each virtual patient receives the arm's chemotherapy at time 0. Treatment starts
 ``start_delay`` days after the patient's platelet count first crosses below ``entry_below``
 (the crossing time is interpolated, so it moves smoothly with the parameters; the default
 delay of one day stands for "treated from the next morning"); without an entry threshold
-everyone starts ``start_delay`` days after time 0. An empty ``chemotherapy`` gives none. The treatment doses are given
+everyone starts ``start_delay`` days after time 0. With ``entry_day`` the count is judged on
+that cycle day only (for example "PLT < 100 on day 21", a cycle delayed by thrombocytopenia)
+and patients below the threshold then are enrolled on that day. An empty ``chemotherapy``
+gives none. The treatment doses are given
 once daily for at most ``max_days`` days and stop after the first morning count at or above
 ``stop_at`` (or a rise of at least ``stop_rise`` over the count at entry). A patient whose
 count never crosses the entry threshold is not eligible and is left out of the arm.
@@ -75,6 +78,7 @@ class ArmDesign:
     chemotherapy: str = "chemotherapy 1 dose d1"  # "" for none (healthy volunteers)
     treatment: tuple[str, ...] = ()          # doses given each treatment day, e.g. "rhTPO 15000 U"
     entry_below: float | None = 75.0         # x10^9/L; None: everyone starts at start_delay
+    entry_day: float | None = None           # judge entry on this cycle day only (days)
     start_delay: float = 1.0                 # days after the entry crossing
     stop_at: float | None = 100.0            # x10^9/L
     stop_rise: float | None = None           # x10^9/L above the count at entry
@@ -182,8 +186,14 @@ def simulate_arm(model: Model, design: ArmDesign, parameters: np.ndarray,
                            _per_subject(chemotherapy.amounts(covariates), len(parameters)),
                            times, solver, False)
     platelets = untreated.outputs[:, :, index]
-    entry = np.zeros(len(parameters)) if design.entry_below is None else \
-        crossing_time(times, platelets, design.entry_below)
+    if design.entry_below is None:
+        entry = np.zeros(len(parameters))
+    elif design.entry_day is not None:  # e.g. "PLT < 100 on day 21: next cycle delayed"
+        below = np.array([np.interp(design.entry_day, times, row) for row in platelets]) \
+            < design.entry_below
+        entry = np.where(below, design.entry_day, np.nan)
+    else:
+        entry = crossing_time(times, platelets, design.entry_below)
     eligible = np.flatnonzero(np.isfinite(entry) & (untreated.status == Status.SUCCESS))
     entry, start = entry[eligible], entry[eligible] + design.start_delay
     parameters = parameters[eligible]

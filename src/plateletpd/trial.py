@@ -42,7 +42,7 @@ from .statistics import Z95, binomial_interval, kaplan_meier
 _SECTIONS = {"trial": {"name", "description", "model", "fit", "seed", "subjects_per_arm",
                        "follow_up_days", "visit_every_days", "reference_arm", "replicates"},
              "population": {"typical", "cv", "correlations", "transforms", "covariates"},
-             "enrolment": {"chemotherapy", "entry_below", "start_delay"},
+             "enrolment": {"chemotherapy", "entry_below", "entry_day", "start_delay"},
              "response": {"threshold", "rise", "by_day", "later_day", "later_at_least"}}
 _ARM_FIELDS = {"name", "treatment", "stop_at", "stop_rise", "max_days", "titration", "rescue"}
 
@@ -165,6 +165,7 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
                 treatment=tuple(entry.get("treatment", ())),
                 entry_below=None if enrolment.get("entry_below") is False else
                 enrolment.get("entry_below", 75.0),
+                entry_day=enrolment.get("entry_day"),
                 start_delay=enrolment.get("start_delay", 1.0),
                 stop_at=None if entry.get("stop_at", 100.0) is False else
                 entry.get("stop_at", 100.0),
@@ -237,6 +238,28 @@ class TrialResult:
 
 def _arm_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def patient(spec: TrialSpec, arm: str, index: int) -> tuple[dict, ArmResult]:
+    """Re-simulate patient ``index`` of ``arm`` alone: (its parameter values, its course).
+
+    The cohort of an arm is drawn in patient order from the arm's seed, so patient ``index``
+    is the same whether the trial had 50 or 50,000 patients and however many threads ran.
+    """
+    names = [a.name for a in spec.arms]
+    if arm not in names:
+        raise TrialSpecError(f"no arm {arm!r}{closest(arm, names)}; arms: {', '.join(names)}")
+    position = names.index(arm)
+    model = spec.model
+    base = model.parameter_vector({}, dict(spec.covariates))
+    row = base.copy()
+    every = model.parameter_names + model.covariate_names
+    if spec.variability.names:
+        typical = {n: base[every.index(n)] for n in spec.variability.names}
+        values = spec.variability.subject(typical, _arm_seed(spec.seed, position), index)
+        for name, value in values.items():
+            row[every.index(name)] = value
+    return dict(zip(every, row.tolist())), simulate_arm(model, spec.arms[position], row[None])
 
 
 def run_replicates(spec: TrialSpec, progress: bool = False) -> pd.DataFrame:
