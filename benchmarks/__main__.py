@@ -1,0 +1,369 @@
+"""``python -m benchmarks``: plateletpd against its peers (issue 6). See benchmarks/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))  # run from a checkout without installing
+
+import pandas as pd  # noqa: E402
+
+import plateletpd as pp  # noqa: E402
+from plateletpd.io import atomic_write, versions, write_json, write_text  # noqa: E402
+
+from . import desolve  # noqa: E402
+from .cases import (CASES, TARGET_ERROR, cohort_parameters, make_case,  # noqa: E402
+                    reference_platelets)
+from .engines import PYTHON_ENGINES  # noqa: E402
+
+COLUMNS = ["engine", "model", "regimen", "subjects", "rtol", "atol", "max_rel_error",
+           "median_seconds", "per_subject_seconds", "subjects_per_second", "compile_seconds",
+           "repeats", "notes"]
+LADDER = [1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12]
+ATOL_FACTOR = 1e-3  # atol = rtol * ATOL_FACTOR for every engine (states are O(1-1000))
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def timed(function, *args):
+    start = time.perf_counter()
+    value = function(*args)
+    return time.perf_counter() - start, value
+
+
+def row(engine, case, subjects, rtol, atol, error, median, compile_seconds, repeats, notes):
+    per = median / subjects if median is not None else None
+    return {"engine": engine, "model": case.model_name, "regimen": case.regimen,
+            "subjects": subjects, "rtol": rtol, "atol": atol, "max_rel_error": error,
+            "median_seconds": median, "per_subject_seconds": per,
+            "subjects_per_second": (1.0 / per) if per else None,
+            "compile_seconds": compile_seconds, "repeats": repeats, "notes": notes}
+
+
+def repeat_count(estimate, args) -> tuple[int, str]:
+    """Repeats for a solve that takes about ``estimate`` s, within the per-engine budget."""
+    if estimate * args.repeats <= args.budget:
+        return args.repeats, ""
+    n = max(args.min_repeats, int(args.budget / max(estimate, 1e-9)))
+    n = min(n, args.repeats)
+    return n, f"fewer repeats ({n}): {estimate:.2g} s per solve"
+
+
+def bench_engine(engine, case, chosen, args) -> dict:
+    ok, why = engine.available()
+    if not ok:
+        log(f"  {engine.name}: SKIPPED: {why}")
+        return row(engine.name, case, 1, None, None, None, None, None, 0, f"skipped: {why}")
+    engine.prepare(case)
+    notes = [engine.description]
+    if engine.ladder:
+        first, _ = timed(engine.solve, case, LADDER[0], LADDER[0] * ATOL_FACTOR)
+        second, _ = timed(engine.solve, case, LADDER[0], LADDER[0] * ATOL_FACTOR)
+        compile_seconds = max(0.0, first - second)
+        rtol = LADDER[-1]
+        for candidate in LADDER:
+            _, platelets = timed(engine.solve, case, candidate, candidate * ATOL_FACTOR)
+            if case.error(platelets) <= TARGET_ERROR:
+                rtol = candidate
+                break
+        else:
+            notes.append(f"no rtol in the ladder reached {TARGET_ERROR:g}")
+        estimate, _ = timed(engine.solve, case, rtol, rtol * ATOL_FACTOR)  # warm-up
+    else:
+        rtol = chosen
+        notes.append(f"rtol taken from scipy_lsoda_numba (same algorithm), no ladder")
+        estimate, _ = timed(engine.solve, case, rtol, rtol * ATOL_FACTOR)  # warm-up
+        compile_seconds = 0.0
+    repeats, note = repeat_count(estimate, args)
+    if note:
+        notes.append(note)
+    seconds = []
+    for _ in range(repeats):
+        elapsed, platelets = timed(engine.solve, case, rtol, rtol * ATOL_FACTOR)
+        seconds.append(elapsed)
+    error = case.error(platelets)
+    if engine.name == "plateletpd_kernel" and case.last_counters is not None:
+        c = case.last_counters
+        notes.append(f"steps {c[0]}, rejected {c[1]}, rhs evaluations {c[2]}")
+    median = statistics.median(seconds)
+    log(f"  {engine.name}: rtol {rtol:g} error {error:.2e} median {median:.3e} s "
+        f"compile {compile_seconds:.2f} s ({repeats} repeats)")
+    return row(engine.name, case, 1, rtol, rtol * ATOL_FACTOR, error, median,
+               compile_seconds, repeats, "; ".join(notes))
+
+
+def bench_desolve(case, args) -> dict:
+    ok, why = desolve.available()
+    if not ok:
+        log(f"  desolve_lsoda: SKIPPED: {why}")
+        return row("desolve_lsoda", case, 1, None, None, None, None, None, 0, f"skipped: {why}")
+    r = desolve.run_desolve(case, LADDER, TARGET_ERROR, ATOL_FACTOR, max(args.repeats, 5)
+                            if not args.quick else args.repeats)
+    error = case.error(r["platelets"])
+    log(f"  desolve_lsoda: rtol {r['rtol']:g} error {error:.2e} median "
+        f"{r['median_seconds']:.3e} s (R side), R CMD SHLIB {r['compile_seconds']:.2f} s")
+    notes = ("R deSolve ode(method='lsoda') with the compiled C rhs (model.c_source(), "
+             "R CMD SHLIB), doses as events (method 'add'), timed inside R (median per solve); "
+             f"compile_seconds = R CMD SHLIB; first call minus a later one in R "
+             f"{r['first_call_extra']:.2g} s")
+    return row("desolve_lsoda", case, 1, r["rtol"], r["atol"], error, r["median_seconds"],
+               r["compile_seconds"], r["repeats"], notes)
+
+
+def bench_cohorts(case, rtol, sizes, args, references) -> list[dict]:
+    rows = []
+    model = case.model
+    solver = pp.DormandPrince5(rtol=rtol, atol=rtol * ATOL_FACTOR)
+    for n in sizes:
+        params = cohort_parameters(model, n)
+        run = lambda: pp.simulate_batch(model, case.regimen, times=case.output_days,  # noqa
+                                        params=params, solver=solver)
+        first, batch = timed(run)
+        repeats, note = repeat_count(first, args)
+        seconds = [first]  # kernel already compiled and warm from the single-subject runs
+        for _ in range(repeats - 1):
+            elapsed, batch = timed(run)
+            seconds.append(elapsed)
+        k = len(references)
+        got = batch.outputs[:k, :, batch.output_names.index("platelets")]
+        error = max(float(np.max(np.abs(got[i] / references[i] - 1))) for i in range(k))
+        failed = int(np.sum(batch.status != 0))
+        counters = batch.counters
+        notes = [f"simulate_batch, log-normal IIV on {', '.join(params)}; error over the "
+                 f"first {k} subjects; no separate warm-up (kernel warm from the single-"
+                 f"subject runs); mean steps {counters[:, 0].mean():.0f}, mean rhs "
+                 f"evaluations {counters[:, 2].mean():.0f} per subject; failed {failed}; "
+                 f"{os.cpu_count()} cores (numba threads {numba_threads()})"]
+        if note:
+            notes.append(note)
+        median = statistics.median(seconds)
+        log(f"  plateletpd_cohort n={n}: median {median:.3e} s, {median / n:.3e} s/subject, "
+            f"error {error:.2e} ({len(seconds)} runs)")
+        rows.append(row("plateletpd_cohort", case, n, rtol, rtol * ATOL_FACTOR, error, median,
+                        0.0, len(seconds), "; ".join(notes)))
+    return rows
+
+
+COLD = """
+import os, sys, time, numpy as np
+sys.path.insert(0, {src!r})
+import plateletpd as pp
+t0 = time.perf_counter(); pp.simulate({model!r}, {regimen!r}, times=np.arange(29.0))
+t1 = time.perf_counter(); pp.simulate({model!r}, {regimen!r}, times=np.arange(29.0))
+t2 = time.perf_counter(); print((t1 - t0) - (t2 - t1))
+"""
+
+
+def cold_compile(model_name: str, regimen: str) -> float:
+    """Seconds of kernel compilation on a cold cache (fresh process, empty cache folder)."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ppd_cold_") as folder:
+        env = {**os.environ, "PLATELETPD_CACHE_DIR": folder}
+        code = COLD.format(src=str(HERE.parent / "src"), model=model_name, regimen=regimen)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def numba_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
+def rhs_cost(model, calls: int = 200_000) -> float:
+    """Seconds per call of the model's compiled rhs, timed in an njit loop."""
+    import numba
+
+    kernel_rhs = model.kernel.rhs
+    p = model.parameter_vector()
+    y = model.initial_state(p) * 1.01 + 0.1
+
+    @numba.njit
+    def loop(y, p, calls):
+        dydt = np.empty(y.size)
+        acc = 0.0
+        for i in range(calls):
+            kernel_rhs(1.0 + i * 1e-9, y, p, dydt)
+            acc += dydt[-1]
+        return acc
+
+    loop(y, p, 10)
+    best = min(timed(loop, y, p, calls)[0] for _ in range(3))
+    return best / calls
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"nproc": os.cpu_count(), "cpu": cpu, "platform": platform.platform(),
+            "load_average_at_start": os.getloadavg(), "versions": versions()}
+    try:
+        import numbalsoda  # noqa: F401
+        from importlib.metadata import version
+        info["versions"]["numbalsoda"] = version("numbalsoda")
+    except Exception:
+        info["versions"]["numbalsoda"] = "not installed"
+    ok, _ = desolve.available()
+    info["versions"]["R"] = desolve.versions() if ok else "not installed"
+    return info
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="CI mode: tiny cohorts, 1-2 repeats, two cases; no timing claims")
+    parser.add_argument("--max-cohort", type=float, default=None,
+                        help="largest cohort size (default 1e5; 100 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed repeats per engine (default 7; 2 with --quick)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds of timed repeats per engine and case before repeats "
+                             "are cut (default 30; 5 with --quick)")
+    parser.add_argument("--out", type=Path, default=HERE / "results",
+                        help="results folder (default benchmarks/results)")
+    args = parser.parse_args(argv)
+    args.repeats = args.repeats or (2 if args.quick else 7)
+    args.budget = args.budget or (5.0 if args.quick else 30.0)
+    args.min_repeats = 1 if args.quick else 3
+    max_cohort = int(args.max_cohort or (100 if args.quick else 100_000))
+    sizes = [10 ** k for k in range(1 if args.quick else 2, 7) if 10 ** k <= max_cohort]
+    cases = CASES[:2] if args.quick else CASES
+    start = time.perf_counter()
+    info = machine()
+    log(f"machine: {info['nproc']} cores, {info['cpu']}; {info['versions']}")
+    rows, shared, breakdown = [], {}, {}
+    for model_name, label, regimen in cases:
+        log(f"{model_name} / {regimen}")
+        compile_start = time.perf_counter()
+        pp.load_model(model_name).kernel  # noqa: B018  (plateletpd kernel: import or compile)
+        kernel_seconds = time.perf_counter() - compile_start
+        elapsed, case = timed(make_case, model_name, label, regimen)
+        case.shared = shared
+        log(f"  Radau reference (rtol 1e-10) in {elapsed:.1f} s")
+        chosen = {}
+        for engine_class in [e for e in PYTHON_ENGINES if e.name != "scipy_lsoda_python"] + [
+                e for e in PYTHON_ENGINES if e.name == "scipy_lsoda_python"]:
+            engine = engine_class()
+            result = bench_engine(engine, case, chosen.get("scipy_lsoda_numba"), args)
+            chosen[engine.name] = result["rtol"]
+            if engine.name == "plateletpd":
+                result["notes"] += (f"; kernel load in this process {kernel_seconds:.2f} s "
+                                    "(numba on-disk cache)")
+                if not args.quick:
+                    cold = cold_compile(model_name, regimen)
+                    result["compile_seconds"] = cold
+                    result["notes"] += (f"; compile_seconds = first simulate() minus a warm "
+                                        f"one in a fresh process with an empty kernel cache")
+            rows.append(result)
+        rows.append(bench_desolve(case, args))
+        k = 1 if args.quick else 2
+        params = cohort_parameters(case.model, k)
+        references = []
+        for i in range(k):
+            p = case.model.parameter_vector({n: float(v[i]) for n, v in params.items()})
+            references.append(reference_platelets(case, p))
+        rows += bench_cohorts(case, chosen["plateletpd"], sizes, args, references)
+        if model_name not in breakdown:
+            breakdown[model_name] = {"rhs_seconds_per_call": rhs_cost(case.model),
+                                     "states": case.n_states}
+        write_results(rows, info, breakdown, args)  # after every case: partial results
+    info["total_seconds"] = time.perf_counter() - start
+    write_results(rows, info, breakdown, args)
+    log(f"done in {info['total_seconds']:.0f} s; results in {args.out}")
+    return 0
+
+
+def write_results(rows, info, breakdown, args) -> None:
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    name = "quick.csv" if args.quick else "benchmarks.csv"
+    atomic_write(args.out / name, lambda p: frame.to_csv(p, index=False, float_format="%.6g"))
+    write_json(args.out / ("quick_machine.json" if args.quick else "machine.json"),
+               {**info, "breakdown": breakdown, "argv": sys.argv[1:]})
+    write_text(args.out / ("quick_summary.md" if args.quick else "summary.md"),
+               summary(frame, breakdown))
+    plot(frame, args.out / ("quick_scaling.png" if args.quick else "scaling.png"))
+
+
+def summary(frame: pd.DataFrame, breakdown: dict) -> str:
+    out = io.StringIO()
+    for (model, regimen), group in frame.groupby(["model", "regimen"], sort=False):
+        single = group[group.engine == "plateletpd"].per_subject_seconds
+        single = float(single.iloc[0]) if len(single) and pd.notna(single.iloc[0]) else math.nan
+        cohort = group[group.engine == "plateletpd_cohort"]
+        best = float(cohort.per_subject_seconds.min()) if len(cohort) else math.nan
+        out.write(f"\n**{model}**, `{regimen}`\n\n")
+        out.write("| engine | subjects | rtol | max rel. error | per-subject time (s) | "
+                  "subjects/s | compile (s) | repeats | peer / plateletpd (1 subject) | "
+                  "peer / plateletpd (best cohort) |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+                  "---:|---:|\n")
+        for _, r in group.iterrows():
+            if pd.isna(r.median_seconds):
+                out.write(f"| {r.engine} | - | - | - | skipped | - | - | - | - | - |\n")
+                continue
+            peer = not str(r.engine).startswith("plateletpd")
+            ratio1 = f"{r.per_subject_seconds / single:.3g}x" if peer else ""
+            ratio2 = f"{r.per_subject_seconds / best:.3g}x" if peer else ""
+            out.write(f"| {r.engine} | {r.subjects} | {r.rtol:.0e} | {r.max_rel_error:.1e} | "
+                      f"{r.per_subject_seconds:.3g} | {r.subjects_per_second:.3g} | "
+                      f"{r.compile_seconds:.2g} | {r.repeats} | {ratio1} | {ratio2} |\n")
+    out.write("\nPer-call cost of the compiled right-hand side (njit loop): "
+              + ", ".join(f"{m} {b['rhs_seconds_per_call'] * 1e9:.0f} ns ({b['states']} states)"
+                          for m, b in breakdown.items()) + "\n")
+    return out.getvalue()
+
+
+def plot(frame: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(frame.groupby(["model", "regimen"], sort=False))
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 4.6), squeeze=False)
+    for ax, ((model, regimen), group) in zip(axes[0], groups):
+        cohort = group[group.engine == "plateletpd_cohort"].dropna(subset=["median_seconds"])
+        n = np.array([1, *cohort.subjects.astype(float)])
+        single = group[group.engine == "plateletpd"].median_seconds
+        ax.loglog(n, [float(single.iloc[0]), *cohort.median_seconds], "o-", color="k", lw=2,
+                  label="plateletpd (1 subject, then simulate_batch)")
+        span = np.array([1, max(n.max(), 10)])
+        for _, r in group.iterrows():
+            if str(r.engine).startswith("plateletpd") or pd.isna(r.per_subject_seconds):
+                continue
+            ax.loglog(span, span * r.per_subject_seconds, "--",
+                      label=f"{r.engine} (x subjects, serial)")
+        ax.set_xlabel("subjects")
+        ax.set_ylabel("wall time (s), median")
+        ax.set_title(f"{model}\n{regimen}", fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

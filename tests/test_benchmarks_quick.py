@@ -1,0 +1,41 @@
+"""The benchmark harness runs end to end (``python -m benchmarks --quick``).
+
+Accuracy, not speed: every engine that ran must agree with the Radau reference (rtol 1e-10)
+to 1e-4 relative on the platelet output; no timing is asserted. Peers that are not
+installed (numbalsoda, R deSolve) are skipped by the harness with a note.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+COLUMNS = ["engine", "model", "regimen", "subjects", "rtol", "atol", "max_rel_error",
+           "median_seconds", "per_subject_seconds", "subjects_per_second", "compile_seconds",
+           "repeats", "notes"]
+
+
+def test_quick_benchmark_runs_and_every_engine_is_accurate(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    run = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out",
+                          str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    csv = tmp_path / "quick.csv"
+    assert csv.exists()
+    table = pd.read_csv(csv)
+    assert list(table.columns) == COLUMNS
+    ran = table[table.median_seconds.notna()]
+    skipped = table[table.median_seconds.isna()]
+    assert skipped.notes.str.startswith("skipped:").all()
+    for engine in ("scipy_lsoda_python", "scipy_lsoda_numba", "scipy_radau_numba",
+                   "plateletpd", "plateletpd_cohort"):
+        assert engine in set(ran.engine), engine
+    assert (ran.max_rel_error < 1e-4).all(), ran[["engine", "model", "max_rel_error"]]
+    assert (ran.median_seconds > 0).all()
+    assert (tmp_path / "quick_scaling.png").exists()
