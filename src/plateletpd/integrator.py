@@ -27,6 +27,7 @@ Return codes are the integer values of :class:`plateletpd.solvers.Status`.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -41,6 +42,7 @@ rhs = initial = outputs = dose_modifiers = None
 TEMPLATE_MARKER = "# ---- kernel template: everything below is copied into kernel modules ----"
 
 
+@functools.lru_cache(maxsize=None)
 def template() -> str:
     """The integrator source appended to generated kernel modules."""
     text = Path(__file__).read_text(encoding="utf-8")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _datetime
+import functools
 import json
 import os
 import platform
@@ -74,16 +75,22 @@ def read_toml(path: str | os.PathLike, error: type[Exception], what: str) -> tup
         raise error(f"{path}: not valid TOML: {problem}") from None
 
 
-def versions() -> dict[str, str]:
-    """Versions of plateletpd and the libraries that determine its numbers."""
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str], ...]:
     import numba
     import numpy
     import scipy
 
     from . import __version__
 
-    return {"plateletpd": __version__, "python": platform.python_version(),
-            "numpy": numpy.__version__, "scipy": scipy.__version__, "numba": numba.__version__}
+    return (("plateletpd", __version__), ("python", platform.python_version()),
+            ("numpy", numpy.__version__), ("scipy", scipy.__version__),
+            ("numba", numba.__version__))
+
+
+def versions() -> dict[str, str]:
+    """Versions of plateletpd and the libraries that determine its numbers."""
+    return dict(_versions())
 
 
 def provenance(model=None, **extra: Any) -> dict[str, Any]:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 KERNEL_OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
 
 _LOADED: dict[str, ModuleType] = {}
+_BY_MODEL_SOURCE: dict[str, ModuleType] = {}
 _LOCK = threading.Lock()
 
 
@@ -67,10 +68,14 @@ def compile_kernel(model: "Model") -> ModuleType:
     """Import (compiling on first use) the kernel module of ``model``."""
     from .codegen import kernel_module_source
 
+    loaded = _BY_MODEL_SOURCE.get(model.source)  # fast path: models of a known structure
+    if loaded is not None:
+        return loaded
     source = kernel_module_source(model)
     key = kernel_key(source)
     with _LOCK:
         if key in _LOADED:
+            _BY_MODEL_SOURCE[model.source] = _LOADED[key]
             return _LOADED[key]
         name = f"plateletpd_kernel_{key}"
         path = cache_dir() / f"{name}.py"
@@ -83,6 +88,7 @@ def compile_kernel(model: "Model") -> ModuleType:
         sys.modules[name] = module  # numba's cache re-imports the module by name
         spec.loader.exec_module(module)
         _LOADED[key] = module
+        _BY_MODEL_SOURCE[model.source] = module
         return module
 
 

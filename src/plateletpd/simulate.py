@@ -75,6 +75,7 @@ def simulate(model: Model | str, regimen: RegimenLike = None, *, days: float | N
     :class:`SimulationWarning` is issued).
     """
     model = load_model(model)
+    regimen_text = regimen.strip() if isinstance(regimen, str) else None
     regimen = as_regimen(regimen)
     grid = output_times(days, times)
     vector = model.parameter_vector(params, covariates)
@@ -83,7 +84,7 @@ def simulate(model: Model | str, regimen: RegimenLike = None, *, days: float | N
     amounts = np.atleast_2d(schedule.amounts(covariate_values))
     solver = _check_solver(solver)
     batch = _integrate(model, schedule, vector[None, :], amounts, grid, solver, keep_states)
-    record = provenance(model, regimen=str(regimen), solver=solver.describe(),
+    record = provenance(model, regimen=regimen_text or str(regimen), solver=solver.describe(),
                         parameters=dict(zip(model.parameter_names, vector.tolist())),
                         covariates={k: v for k, v in covariate_values.items()
                                     if not math.isnan(v)})
