@@ -123,3 +123,19 @@ def test_rescue_transfuses_at_the_visits_below_its_threshold(cohort):
             after = np.interp(v + 3 / 24, arm.times, arm.platelets[i])
             assert after - np.interp(v, arm.times, arm.platelets[i]) > 0.8 * increment
     assert arm.extra["rescues"].sum() > 0  # the deep-CIT patients (sensitivity 9) need some
+
+
+def test_values_at_matches_numpy_interp_and_auc_a_closed_form():
+    from plateletpd.cohort import auc, values_at
+
+    times = np.arange(0, 10 * 24 + 1) / 24  # the hourly grid of an arm
+    rng = np.random.default_rng(1)
+    courses = rng.uniform(5, 300, size=(4, times.size))
+    when = np.array([[0.0, 3.3, 9.99, 12.0], [-1.0, 0.5, 5.0, 10.0],
+                     [2.25, 2.5, 7.1, 8.0], [1e-9, 4.0, 6.6, 9.5]])
+    expected = np.array([np.interp(w, times, c) for w, c in zip(when, courses)])
+    np.testing.assert_allclose(values_at(times, courses, when), expected, rtol=1e-12)
+    assert np.isnan(values_at(times, courses, when, outside=np.nan)[1, 0])  # before t=0
+    # a line 10 + 20 t from t=2 over 5 days: area = 5*10 + 20*(7^2 - 2^2)/2 = 500
+    line = 10 + 20 * times
+    assert auc(times, line[None, :], np.array([2.0]), 5.0)[0] == pytest.approx(500.0)

@@ -138,6 +138,31 @@ class ArmResult:
         return self.platelets.shape[0]
 
 
+def values_at(times: np.ndarray, courses: np.ndarray, when, outside: float | None = None
+              ) -> np.ndarray:
+    """Each course (a row on the uniform grid ``times``) linearly interpolated at its own
+    time(s): ``when`` has one entry or one row per course. Outside the grid the end values
+    are used (as :func:`numpy.interp`), or ``outside`` when it is given."""
+    courses = np.atleast_2d(courses)
+    when = np.asarray(when, dtype=float)
+    flat = when.reshape(len(courses), -1)
+    position = (flat - times[0]) / (times[1] - times[0])
+    left = np.clip(np.floor(position).astype(np.int64), 0, len(times) - 2)
+    fraction = np.clip(position - left, 0.0, 1.0)
+    rows = np.arange(len(courses))[:, None]
+    values = courses[rows, left] * (1.0 - fraction) + courses[rows, left + 1] * fraction
+    if outside is not None:
+        values = np.where((flat < times[0]) | (flat > times[-1]), outside, values)
+    return values.reshape(when.shape)
+
+
+def auc(times: np.ndarray, courses: np.ndarray, start: np.ndarray, length: float,
+        points: int = 505) -> np.ndarray:
+    """Area under each course from its ``start`` over ``length`` days (trapezoids)."""
+    grid = np.asarray(start, dtype=float)[:, None] + np.linspace(0.0, length, points)[None, :]
+    return np.trapezoid(values_at(times, courses, grid), dx=length / (points - 1), axis=1)
+
+
 def crossing_time(times: np.ndarray, values: np.ndarray, level: float,
                   after: np.ndarray | None = None, upward: bool = False) -> np.ndarray:
     """First time each row crosses ``level`` (downwards, or upwards), linearly interpolated.
@@ -189,7 +214,7 @@ def simulate_arm(model: Model, design: ArmDesign, parameters: np.ndarray,
     if design.entry_below is None:
         entry = np.zeros(len(parameters))
     elif design.entry_day is not None:  # e.g. "PLT < 100 on day 21: next cycle delayed"
-        below = np.array([np.interp(design.entry_day, times, row) for row in platelets]) \
+        below = values_at(times, platelets, np.full(len(platelets), design.entry_day)) \
             < design.entry_below
         entry = np.where(below, design.entry_day, np.nan)
     else:
@@ -283,8 +308,7 @@ def _ruled_arm(model, design, parameters, covariates, chemotherapy, times, index
                             solver, False, event_times[rows])
         courses[rows] = result.outputs[:, :, index]
         status[rows] = result.status
-        counts[rows] = [np.interp(v, times, row)
-                        for v, row in zip(visit_times[rows], courses[rows])]
+        counts[rows] = values_at(times, courses[rows], visit_times[rows])
 
     def decide():
         dose = np.ones((n, days, drugs))
@@ -351,8 +375,8 @@ def _smooth_arm(model, design, parameters, covariates, chemotherapy, times, inde
     # stop rule from the morning counts of the full course
     dose_day = np.round(schedule.time[is_treatment]).astype(int)  # day within the course
     mornings = start[:, None] + days[None, :]
-    morning_counts = np.array([np.interp(m, times, row) for m, row in zip(mornings, treated)])
-    entry_count = np.array([np.interp(e, times, row) for e, row in zip(entry, treated)])
+    morning_counts = values_at(times, treated, mornings)
+    entry_count = values_at(times, treated, entry)
     # each morning the patient stops with a logistic probability in the count (width
     # STOP_WIDTH); a dose is weighted by the probability of not having stopped before it,
     # so the arm changes smoothly with the parameters (an optimiser needs that)

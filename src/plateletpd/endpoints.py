@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cohort import ArmResult, _logistic, crossing_time
+from .cohort import ArmResult, _logistic, auc, crossing_time, values_at
 from .errors import PlateletPDError
 
 #: logistic width (x10^9/L) of the smooth response indicator; 2 means a count 4 above the
@@ -59,7 +59,7 @@ def _day0(arm: ArmResult, day0: str) -> np.ndarray:
 
 
 def _at(arm: ArmResult, when: np.ndarray) -> np.ndarray:
-    return np.array([np.interp(w, arm.times, row) for w, row in zip(when, arm.platelets)])
+    return values_at(arm.times, arm.platelets, when)
 
 
 def _window(arm: ArmResult, start: np.ndarray, end: np.ndarray | None = None) -> np.ndarray:
@@ -97,8 +97,7 @@ def subject_values(arm: ArmResult, endpoint: str, threshold=None, day=None,
     if endpoint == "time_to_rise_onset_days":
         return nadir_time - t0
     if endpoint == "plt_auc_day0_21":
-        return np.array([np.trapezoid(np.interp(grid, arm.times, row), grid) for grid, row in
-                         ((np.linspace(s, s + 21.0, 505), r) for s, r in zip(t0, count))])
+        return auc(arm.times, count, t0, 21.0)
     if endpoint == "time_to_threshold_days":
         if low is not None:  # "from <= low to >= level": both crossings measured
             start = crossing_time(arm.times, count, low, after=np.zeros(arm.n))

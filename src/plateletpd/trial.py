@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cohort import ArmDesign, ArmResult, Rescue, Titration, simulate_arm
+from .cohort import ArmDesign, ArmResult, Rescue, Titration, auc, simulate_arm, values_at
 from .errors import PlateletPDError, closest
 from .io import atomic_write, provenance, read_toml, write_json, write_text
 from .model import Model, load_model
@@ -294,48 +294,46 @@ def _cohort(spec: TrialSpec, index: int) -> np.ndarray:
 
 def patient_endpoints(arm: ArmResult, response: dict, visit_every: float) -> pd.DataFrame:
     """One row per enrolled patient (see the module text for the definitions)."""
-    times, counts = arm.times, arm.platelets
+    times, counts, start = arm.times, arm.platelets, arm.start_time
     step = times[1] - times[0]
-    rows = []
-    for i in range(arm.n):
-        start, course = arm.start_time[i], counts[i]
-        last_visit = math.floor((times[-1] - start) / visit_every)
-        visit_days = np.arange(last_visit + 1) * visit_every
-        visits = np.interp(start + visit_days, times, course)
-        baseline = visits[0]
-        window = visit_days <= response["by_day"]
-        responded = np.zeros(len(visits), dtype=bool)
-        if response.get("threshold") is not None:
-            responded |= visits >= response["threshold"]
-        if response.get("rise") is not None:
-            responded |= visits - baseline >= response["rise"]
-        if response.get("later_day") is not None:  # composite: and a later count
-            later = np.interp(start + response["later_day"], times, course)
-            responded &= later >= response["later_at_least"]
-        row = {"patient": int(arm.subjects[i]), "enrolment_day": arm.entry_time[i],
-               "start_day": start, "treatment_doses": float(arm.doses_given[i]),
-               "platelets_at_start": baseline,
-               "responder": bool(np.any(responded & window)),
-               "response_day": float(visit_days[np.argmax(responded)])
-               if responded.any() else math.nan,
-               "nadir": float(course.min()),
-               "days_below_20": float(np.sum(course < 20) * step),
-               "days_below_50": float(np.sum(course < 50) * step),
-               "plt_day_7": float(np.interp(start + 7, times, course)),
-               "plt_day_14": float(np.interp(start + 14, times, course)),
-               "auc_21_days": float(np.trapezoid(np.interp(
-                   np.linspace(start, start + 21, 505), times, course),
-                   np.linspace(start, start + 21, 505))),
-               "transfusions": int(arm.extra.get("rescues", np.zeros(arm.n))[i]),
-               "titrated": bool(arm.extra.get("titrated", np.zeros(arm.n, bool))[i]),
-               "status": int(arm.status[i])}
-        for level in (75, 100):
-            reached = np.flatnonzero((visits >= level) & (visit_days > 0))
-            row[f"days_to_{level}"] = float(visit_days[reached[0]] if reached.size
-                                            else visit_days[-1])
-            row[f"reached_{level}"] = bool(reached.size)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    last = np.floor((times[-1] - start) / visit_every).astype(np.int64)  # last visit index
+    visit_days = np.arange(max(int(last.max(initial=0)), 0) + 1) * visit_every
+    index = np.arange(visit_days.size)[None, :]
+    valid = index <= last[:, None]
+    visits = values_at(times, counts, start[:, None] + visit_days[None, :])
+    baseline = visits[:, 0]
+    responded = np.zeros_like(valid)
+    if response.get("threshold") is not None:
+        responded |= visits >= response["threshold"]
+    if response.get("rise") is not None:
+        responded |= visits - baseline[:, None] >= response["rise"]
+    if response.get("later_day") is not None:  # composite: and a later count
+        later = values_at(times, counts, start + response["later_day"])
+        responded &= (later >= response["later_at_least"])[:, None]
+    responded &= valid
+    table = {"patient": arm.subjects.astype(int), "enrolment_day": arm.entry_time,
+             "start_day": start, "treatment_doses": np.asarray(arm.doses_given, float),
+             "platelets_at_start": baseline,
+             "responder": np.any(responded & (visit_days <= response["by_day"])[None, :],
+                                 axis=1),
+             "response_day": np.where(responded.any(axis=1),
+                                      visit_days[np.argmax(responded, axis=1)], np.nan),
+             "nadir": counts.min(axis=1),
+             "days_below_20": np.sum(counts < 20, axis=1) * step,
+             "days_below_50": np.sum(counts < 50, axis=1) * step,
+             "plt_day_7": values_at(times, counts, start + 7),
+             "plt_day_14": values_at(times, counts, start + 14),
+             "auc_21_days": auc(times, counts, start, 21.0),
+             "transfusions": np.asarray(arm.extra.get("rescues", np.zeros(arm.n)), int),
+             "titrated": np.asarray(arm.extra.get("titrated", np.zeros(arm.n, bool)), bool),
+             "status": np.asarray(arm.status, int)}
+    for level in (75, 100):
+        reached = (visits >= level) & valid & (visit_days > 0)[None, :]
+        table[f"days_to_{level}"] = np.where(reached.any(axis=1),
+                                             visit_days[np.argmax(reached, axis=1)],
+                                             visit_days[np.maximum(last, 0)])
+        table[f"reached_{level}"] = reached.any(axis=1)
+    return pd.DataFrame(table)
 
 
 #: patients simulated at once; trajectories are dropped after each chunk, so memory stays
@@ -368,9 +366,9 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
             screened += arm.n_screened
             room = KEPT_TRAJECTORIES - sum(len(k) for k in kept)
             if room > 0:
-                kept.append(np.array([
-                    np.interp(start + relative, arm.times, row, left=np.nan, right=np.nan)
-                    for start, row in zip(arm.start_time[:room], arm.platelets[:room])]))
+                kept.append(values_at(arm.times, arm.platelets[:room],
+                                      arm.start_time[:room, None] + relative[None, :],
+                                      outside=np.nan))
             if progress:
                 done = min(first + CHUNK, len(matrix))
                 print(f"\r  arm {index + 1}/{len(spec.arms)} {design.name}: {done}/"
