@@ -30,7 +30,7 @@ from .errors import PlateletPDError, closest
 from .io import atomic_write, provenance, read_toml, write_json, write_text
 from .model import Model, load_model
 from .outcomes import bundled_outcomes_path, load_outcomes, require_usable
-from .population import Variability
+from .population import Variability, cohort_matrix
 from .simulate import _valid_rows
 
 _FIT_KEYS = {"name", "model", "data", "seed", "subjects", "method", "max_evaluations",
@@ -93,11 +93,7 @@ class FitProblem:
                                           if k in model.parameters}},
                                       {k: v for k, v in arm_params.items()
                                        if k in model.covariates})
-        matrix = np.tile(base, (self.eta.shape[0], 1))
-        names = model.parameter_names + model.covariate_names
-        typical = {name: matrix[0, names.index(name)] for name in self.variability.names}
-        for name, column in self.variability.apply(typical, self.eta).items():
-            matrix[:, names.index(name)] = column
+        matrix = cohort_matrix(model, base, self.variability, self.eta)
         return matrix[_valid_rows(model, matrix)]
 
     def predict(self, values: dict[str, float]) -> pd.DataFrame:

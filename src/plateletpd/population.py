@@ -163,3 +163,17 @@ def typical_values(model, names: Sequence[str]) -> dict[str, float]:
             raise ParameterError(f"{model.name}: cannot vary {name!r}: not a parameter or a "
                                  f"covariate with a default{closest(name, known)}")
     return result
+
+
+def cohort_matrix(model, base: np.ndarray, variability: Variability,
+                  eta: np.ndarray) -> np.ndarray:
+    """Parameter vectors of virtual patients, one row per row of ``eta``: ``base`` (a
+    :meth:`Model.parameter_vector`) with each varied quantity replaced by its individual
+    value, the typical value being the one in ``base``."""
+    matrix = np.tile(base, (eta.shape[0], 1))
+    if variability.names:
+        names = model.parameter_names + model.covariate_names
+        typical = {name: base[names.index(name)] for name in variability.names}
+        for name, column in variability.apply(typical, eta).items():
+            matrix[:, names.index(name)] = column
+    return matrix

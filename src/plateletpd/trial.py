@@ -35,7 +35,7 @@ from .cohort import ArmDesign, ArmResult, Rescue, Titration, auc, simulate_arm, 
 from .errors import PlateletPDError, closest
 from .io import atomic_write, provenance, read_toml, write_json, write_text
 from .model import Model, load_model
-from .population import Variability
+from .population import Variability, cohort_matrix
 from .simulate import _valid_rows
 from .statistics import Z95, binomial_interval, kaplan_meier
 
@@ -251,14 +251,10 @@ def patient(spec: TrialSpec, arm: str, index: int) -> tuple[dict, ArmResult]:
         raise TrialSpecError(f"no arm {arm!r}{closest(arm, names)}; arms: {', '.join(names)}")
     position = names.index(arm)
     model = spec.model
-    base = model.parameter_vector({}, dict(spec.covariates))
-    row = base.copy()
+    if not isinstance(index, (int, np.integer)) or index < 0:
+        raise TrialSpecError(f"patient index must be a whole number >= 0, got {index!r}")
+    row = _cohort(spec, position, int(index) + 1)[-1]
     every = model.parameter_names + model.covariate_names
-    if spec.variability.names:
-        typical = {n: base[every.index(n)] for n in spec.variability.names}
-        values = spec.variability.subject(typical, _arm_seed(spec.seed, position), index)
-        for name, value in values.items():
-            row[every.index(name)] = value
     return dict(zip(every, row.tolist())), simulate_arm(model, spec.arms[position], row[None])
 
 
@@ -279,17 +275,13 @@ def run_replicates(spec: TrialSpec, progress: bool = False) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _cohort(spec: TrialSpec, index: int) -> np.ndarray:
-    model = spec.model
-    base = model.parameter_vector({}, {k: v for k, v in spec.covariates.items()})
-    matrix = np.tile(base, (spec.subjects_per_arm, 1))
-    if spec.variability.names:
-        names = model.parameter_names + model.covariate_names
-        typical = {n: base[names.index(n)] for n in spec.variability.names}
-        eta = spec.variability.eta(spec.subjects_per_arm, _arm_seed(spec.seed, index))
-        for name, column in spec.variability.apply(typical, eta).items():
-            matrix[:, names.index(name)] = column
-    return matrix
+def _cohort(spec: TrialSpec, index: int, size: int | None = None) -> np.ndarray:
+    """The first ``size`` (default all) patients of arm ``index``, drawn in patient order."""
+    base = spec.model.parameter_vector({}, dict(spec.covariates))
+    size = spec.subjects_per_arm if size is None else size
+    eta = spec.variability.eta(size, _arm_seed(spec.seed, index)) if spec.variability.names \
+        else np.zeros((size, 0))
+    return cohort_matrix(spec.model, base, spec.variability, eta)
 
 
 def patient_endpoints(arm: ArmResult, response: dict, visit_every: float) -> pd.DataFrame:
