@@ -176,24 +176,23 @@ class Model:
 
     def check_parameter_names(self, names) -> None:
         """Raise ParameterError for any name that is not a parameter of this model."""
-        for name in names:
-            if name not in self.parameters:
-                hint = closest(name, self.parameters)
-                if name in self.covariates:
-                    hint = " (it is a covariate: pass it in covariates=...)"
-                raise ParameterError(f"{self.name} has no parameter {name!r}{hint}. "
-                                     f"Parameters: {', '.join(self.parameters)}")
+        self._check_names(names, "parameter", self.parameters, "covariate", self.covariates,
+                          "covariates")
 
     def check_covariate_names(self, names) -> None:
         """Raise ParameterError for any name that is not a covariate of this model."""
+        self._check_names(names, "covariate", self.covariates, "parameter", self.parameters,
+                          "params")
+
+    def _check_names(self, names, kind, known, other_kind, other, argument) -> None:
         for name in names:
-            if name not in self.covariates:
-                hint = closest(name, self.covariates)
-                if name in self.parameters:
-                    hint = " (it is a parameter: pass it in params=...)"
-                known = ", ".join(self.covariates) or "none"
-                raise ParameterError(f"{self.name} has no covariate {name!r}{hint}. "
-                                     f"Covariates: {known}")
+            if name not in known:
+                hint = closest(name, known)
+                if name in other:
+                    hint = f" (it is a {other_kind}: pass it in {argument}=...)"
+                listing = ", ".join(known) or "none"
+                raise ParameterError(f"{self.name} has no {kind} {name!r}{hint}. "
+                                     f"{kind.capitalize()}s: {listing}")
 
     @cached_property
     def required_covariates(self) -> frozenset[str]:
