@@ -69,8 +69,11 @@ def test_smooth_stop_weights_doses_between_zero_and_one(cohort):
     hard = simulate_arm(model, ArmDesign("h", treatment=("rhTPO 15000 U",)), matrix)
     smooth = simulate_arm(model, ArmDesign("s", treatment=("rhTPO 15000 U",),
                                            smooth_stop=True), matrix)
-    # expected number of doses differs from the hard count by less than a few doses
-    assert np.all(np.abs(smooth.doses_given - hard.doses_given) < 3)
+    # the logistic stop has a width of 2 x10^9/L (cohort.STOP_WIDTH) while a recovering count
+    # rises by well over 10 x10^9/L a day, so the stop probability switches within one
+    # morning: the expected number of doses differs from the hard count by under half a dose
+    # (measured: at most 0.08)
+    assert np.all(np.abs(smooth.doses_given - hard.doses_given) < 0.5)
     assert np.all((smooth.doses_given >= 1) & (smooth.doses_given <= 14))
 
 
@@ -118,7 +121,9 @@ def test_rescue_transfuses_at_the_visits_below_its_threshold(cohort):
         # every visit's count (taken before any transfusion that day) is >= 15 unless that
         # visit triggered one; the number of transfusions equals the visits below 15
         assert np.sum(counts < 15.0) == arm.extra["rescues"][i]
-        # a transfusion raises the count by the increment within hours (2 h after the count)
+        # a transfusion raises the count by the increment 2 h after the count; one hour later
+        # the rest of the course has moved the count by far less than 20% of the increment
+        # (platelet survival 205 h: about 0.5% of the count lost per hour)
         for v in visits[counts < 15.0]:
             after = np.interp(v + 3 / 24, arm.times, arm.platelets[i])
             assert after - np.interp(v, arm.times, arm.platelets[i]) > 0.8 * increment
