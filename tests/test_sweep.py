@@ -64,3 +64,21 @@ def test_unknown_arm_and_drug_are_refused(spec):
         run_sweep(spec, parse_grid(["dose=5"]), ["hetrombopag"])
     with pytest.raises(pp.PlateletPDError, match="has no drug 'rhTPO'"):
         run_sweep(spec, parse_grid(["dose:rhTPO=5"]), [ARM])
+
+
+def test_dose_sweeps_skip_untreated_arms_and_check_the_endpoint_early(spec, monkeypatch):
+    import plateletpd.sweep as sweep_module
+
+    table = run_sweep(replace(spec, subjects_per_arm=20), parse_grid(["dose=5"]))
+    assert "untreated" not in set(table.arm) and len(table) == 4  # trials/yuan2025: 4 treated
+    calls = []
+
+    def counting(trial_spec):
+        calls.append(1)
+        return run_trial(trial_spec)
+
+    monkeypatch.setattr(sweep_module, "run_trial", counting)
+    with pytest.raises(pp.PlateletPDError, match="did you mean 'response_%'"):
+        run_sweep(replace(spec, subjects_per_arm=20), parse_grid(["dose=5,7.5,15"]), [ARM],
+                  endpoint="respons_%")
+    assert len(calls) == 1  # refused after the first of three cells

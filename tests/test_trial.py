@@ -151,3 +151,9 @@ def test_enrolment_judged_on_a_fixed_cycle_day(tmp_path):
     assert np.allclose(enrolled.enrolment_day, 21.0)
     untreated = result.summary.loc["untreated"]
     assert 0 < untreated.enrolled < untreated.screened  # only the slow recoverers qualify
+
+
+def test_command_line_overrides_are_blamed_on_the_command_line():
+    with pytest.raises(TrialSpecError, match=r"\(--n\) must be a positive integer") as error:
+        load_trial_spec(SPEC, subjects=0)
+    assert "line" not in str(error.value)

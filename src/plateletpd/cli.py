@@ -192,7 +192,7 @@ def command_sweep(args) -> int:
 
     spec = _trial_spec(args)
     grid = parse_grid(args.grid)
-    table = run_sweep(spec, grid, args.arm, progress=True)
+    table = run_sweep(spec, grid, args.arm, progress=True, endpoint=args.endpoint)
     shown = [*grid, "arm", args.endpoint]
     print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:

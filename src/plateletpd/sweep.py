@@ -59,21 +59,30 @@ def _with_dose(treatment: tuple[str, ...], drug: str | None, amount: float,
     index = 0 if drug is None else next(
         (i for i, d in enumerate(doses) if d.split()[0].lower() == drug.lower()), None)
     if index is None or not doses:
-        raise PlateletPDError(f"arm {arm!r} has no drug {drug or ''!r} to vary; its doses: "
-                              f"{', '.join(doses) or 'none'}")
+        wanted = f"no drug {drug!r}" if drug else "no treatment"
+        raise PlateletPDError(f"arm {arm!r} has {wanted} whose dose could vary; its doses: "
+                              f"{', '.join(doses) or 'none'}; choose arms with --arm")
     doses[index] = re.sub(r"^(\S+)\s+\S+", lambda m: f"{m.group(1)} {amount:g}", doses[index])
     return tuple(doses)
 
 
 def run_sweep(spec: TrialSpec, grid: dict[str, list[float]], arms: Sequence[str] | None = None,
-              progress: bool = False) -> pd.DataFrame:
-    """One row per (cell, arm) with the cell's values and the arm summary's endpoints."""
+              progress: bool = False, endpoint: str | None = None) -> pd.DataFrame:
+    """One row per (cell, arm) with the cell's values and the arm summary's endpoints.
+
+    Without ``arms``, a dose dimension sweeps the arms that have a treatment (an untreated
+    arm has no dose to vary). ``endpoint`` is checked after the first cell, not the last.
+    """
     names = [a.name for a in spec.arms]
     for arm in arms or ():
         if arm not in names:
             raise PlateletPDError(f"no arm {arm!r} in the trial{closest(arm, names)}; arms: "
                                   f"{', '.join(names)}")
-    chosen = [a for a in spec.arms if not arms or a.name in arms]
+    if arms:
+        chosen = [a for a in spec.arms if a.name in arms]
+    else:
+        varies_dose = any(name.startswith("dose") for name in grid)
+        chosen = [a for a in spec.arms if a.treatment or not varies_dose]
     rows = []
     cells = list(itertools.product(*grid.values()))
     for number, values in enumerate(cells, start=1):
@@ -97,18 +106,25 @@ def run_sweep(spec: TrialSpec, grid: dict[str, list[float]], arms: Sequence[str]
             summary = result.summary.iloc[0]
             rows.append({**cell, "arm": design.name, "regimen": " + ".join(design.treatment)
                          or "none", **summary.to_dict()})
+        if number == 1 and endpoint is not None:
+            check_endpoint(pd.DataFrame(rows), endpoint)
         if progress:
             print(f"  cell {number}/{len(cells)}: {cell}")
     return pd.DataFrame(rows)
 
 
+def check_endpoint(table: pd.DataFrame, endpoint: str) -> None:
+    """Refuse an endpoint that is not a numeric summary column."""
+    numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    if endpoint not in numeric:
+        raise PlateletPDError(f"unknown endpoint {endpoint!r}{closest(endpoint, numeric)}; "
+                              f"choose one of {', '.join(numeric)}")
+
+
 def write_sweep(table: pd.DataFrame, spec: TrialSpec, grid: dict, endpoint: str,
                 folder: Path) -> list[Path]:
     """sweep.csv, a heatmap per arm (first two grid dimensions) and provenance."""
-    if endpoint not in table.columns:
-        numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
-        raise PlateletPDError(f"unknown endpoint {endpoint!r}{closest(endpoint, numeric)}; "
-                              f"choose one of {', '.join(numeric)}")
+    check_endpoint(table, endpoint)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / "sweep.csv", lambda p: table.to_csv(p, index=False))
     write_json(folder / "provenance.json", provenance(spec.model, seed=spec.seed,

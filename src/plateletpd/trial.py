@@ -181,6 +181,11 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
     if reference not in names:
         raise fail(_line_of(text, "reference_arm"), f"reference_arm {reference!r} is not an "
                    f"arm{closest(reference, names)}")
+    if seed is not None and (not isinstance(seed, int) or seed < 0):
+        raise TrialSpecError(f"the seed given must be a non-negative integer, got {seed!r}")
+    if subjects is not None and (not isinstance(subjects, int) or subjects < 1):
+        raise TrialSpecError(f"the number of patients per arm given (--n) must be a positive "
+                             f"integer, got {subjects!r}")
     seed = trial.get("seed") if seed is None else seed
     if not isinstance(seed, int) or seed < 0:
         raise fail(_line_of(text, "seed"), f"seed must be a non-negative integer, got {seed!r}")
