@@ -53,6 +53,14 @@ class Case:
     output_days: np.ndarray = field(default_factory=lambda: OUTPUT_DAYS.copy(), repr=False)
 
     @property
+    def q(self) -> np.ndarray:
+        """``p`` plus the parameter-only derived quantities, for ``kernel.rhs_hoisted``: the
+        numba peers get the same once-per-subject hoisting plateletpd's integrator uses."""
+        if "q" not in self.cache:
+            self.cache["q"] = self.model.hoisted_parameters(self.p)
+        return self.cache["q"]
+
+    @property
     def n_states(self) -> int:
         return len(self.model.states)
 

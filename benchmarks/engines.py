@@ -73,13 +73,13 @@ class ScipyPython(Engine):
 def numba_rhs(model):
     import numba
 
-    kernel_rhs = model.kernel.rhs
+    kernel_rhs = model.kernel.rhs_hoisted  # reads model.hoisted_parameters(p)
     n = len(model.states)
 
     @numba.njit(cache=False)
-    def f(t, y, p):
+    def f(t, y, q):
         dydt = np.empty(n)
-        kernel_rhs(t, y, p, dydt)
+        kernel_rhs(t, y, q, dydt)
         return dydt
 
     return f
@@ -88,7 +88,7 @@ def numba_rhs(model):
 class ScipyNumba(Engine):
     method = "LSODA"
     name = "scipy_lsoda_numba"
-    description = "scipy solve_ivp LSODA, numba @njit rhs wrapping model.kernel.rhs"
+    description = "scipy solve_ivp LSODA, numba @njit rhs wrapping model.kernel.rhs_hoisted"
 
     def prepare(self, case):
         key = ("numba_rhs", case.model_name)
@@ -98,7 +98,7 @@ class ScipyNumba(Engine):
 
     def solve(self, case, rtol, atol):
         f = case.cache[self.name]
-        states = piecewise_states(case, _scipy_step(f, self.method, rtol, atol, (case.p,)))
+        states = piecewise_states(case, _scipy_step(f, self.method, rtol, atol, (case.q,)))
         return case.platelets(states)
 
 
@@ -128,7 +128,7 @@ class NumbaLsoda(Engine):
 
     def solve(self, case, rtol, atol):
         address, run = case.cache[self.name]
-        states = run(address, case.y0, case.p, case.event_time, case.event_state,
+        states = run(address, case.y0, case.q, case.event_time, case.event_state,
                      case.event_amount, case.bounds, case.t_out, rtol, atol)
         if np.isnan(states[0, 0]):
             raise RuntimeError("numbalsoda lsoda failed")
@@ -140,9 +140,9 @@ def _numbalsoda_solver(model):
     from numba import carray, cfunc, njit, types
     from numbalsoda import lsoda, lsoda_sig
 
-    kernel_rhs = model.kernel.rhs
+    kernel_rhs = model.kernel.rhs_hoisted  # p below is model.hoisted_parameters(...)
     n = len(model.states)
-    n_p = len(model.parameter_names) + len(model.covariate_names)
+    n_p = len(model.parameter_names) + len(model.covariate_names) + model.kernel.N_CONSTANTS
 
     @cfunc(lsoda_sig)
     def rhs(t, u, du, p):

@@ -20,7 +20,7 @@ Glossary of prefixes in generated code: ``p_`` parameter or covariate, ``s_`` st
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from .expressions import TIME, Expression
 
@@ -85,6 +85,95 @@ def _glossary(model: "Model") -> list[str]:
     return lines
 
 
+def constant_derived(model: "Model") -> list[str]:
+    """Derived quantities that depend on parameters and covariates only (not on states or t).
+
+    The integrator computes them once per subject (``constants``) instead of at every
+    right-hand-side call, as mrgsolve's ``$MAIN`` does; in file (dependency) order."""
+    dynamic: set[str] = {TIME, *(s.name for s in model.states)}
+    out = []
+    for name, expression in model.derived:
+        if expression.names & dynamic:
+            dynamic.add(name)
+        else:
+            out.append(name)
+    return out
+
+
+class _Hoisting:
+    """How the integrator's right-hand side is split: constants once, the rest per call.
+
+    ``q`` (Python) or ``parms`` (C) holds the parameter vector ``p`` followed by
+    :func:`constant_derived`'s values. Dynamic derived quantities read once are inlined where
+    they are read, so a quantity used only in one branch of ``a if c else b`` is computed
+    only when that branch is taken."""
+
+    def __init__(self, model: "Model", names: _Names):
+        self.names = names
+        n_p = len(model.parameters) + len(model.covariates)
+        self.constants = constant_derived(model)
+        self.slot = {name: n_p + j for j, name in enumerate(self.constants)}
+        self.odes = [s.ode for s in model.states]
+        self.read, self.derived = names.closure(self.odes)
+        dynamic = [d for d in self.derived if d not in self.slot]
+        uses = {d: 0 for d in dynamic}
+        for expression in [*self.odes, *(names.derived[d] for d in dynamic)]:
+            for name in expression.names:
+                if name in uses:
+                    uses[name] += 1
+        self.inlined = {d for d, n in uses.items() if n == 1}
+
+    def _inputs(self, expressions) -> list[str]:
+        read, _ = self.names.closure(list(expressions))
+        return sorted(read - set(self.names.derived) - {TIME},
+                      key=lambda n: (self.names.kinds[n][1], self.names.kinds[n][2]))
+
+    def constant_lines(self, code, vector: str, declare: str = "", end: str = "") -> list[str]:
+        """Compute every constant from the parameters in ``vector`` and store it there."""
+        names = self.names
+        lines = [f"    {declare}p_{name} = {vector}[{names.kinds[name][2]}]{end}"
+                 for name in self._inputs(names.derived[c] for c in self.constants)]
+        for name in self.constants:
+            lines.append(f"    {declare}d_{name} = {code(names.derived[name], names.local)}{end}")
+            lines.append(f"    {vector}[{self.slot[name]}] = d_{name}{end}")
+        return lines
+
+    def rhs_lines(self, code, vector: str, declare: str = "", end: str = "") -> tuple[list[str], Callable[[str], str]]:
+        """Unpack states and parameters, read constants, compute the dynamic quantities."""
+        names = self.names
+
+        def local(name: str) -> str:
+            if name in self.inlined:
+                return "(" + code(names.derived[name], local) + ")"
+            return names.local(name)
+
+        lines = []
+        for name in self._inputs(self.odes):
+            prefix, array, index = names.kinds[name]
+            lines.append(f"    {declare}{prefix}{name} = {vector if array == 'p' else array}"
+                         f"[{index}]{end}")
+        for name in self.derived:
+            if name in self.slot:
+                lines.append(f"    {declare}d_{name} = {vector}[{self.slot[name]}]{end}")
+            elif name not in self.inlined:
+                lines.append(f"    {declare}d_{name} = {code(names.derived[name], local)}{end}")
+        return lines, local
+
+
+def _hoisted_rhs(model: "Model", names: _Names) -> list[str]:
+    """``constants(q)`` and ``rhs_hoisted(t, y, q, dydt)``: the integrator's right-hand side
+    (see :class:`_Hoisting`)."""
+    hoist = _Hoisting(model, names)
+    py = lambda e, rename: e.to_python(rename)  # noqa: E731
+    body = ["", "@njit(**KERNEL_OPTIONS)", "def constants(q):",
+            *(hoist.constant_lines(py, "q") or ["    pass"]),
+            "", "", "@njit(**KERNEL_OPTIONS)", "def rhs_hoisted(t, y, q, dydt):"]
+    prologue, local = hoist.rhs_lines(py, "q")
+    body += prologue
+    body += [f"    dydt[{i}] = {s.ode.to_python(local)}" for i, s in enumerate(model.states)]
+    return body
+
+
 def kernel_source(model: "Model") -> str:
     """Python source of the model's numba kernel module."""
     names = _Names(model)
@@ -100,6 +189,7 @@ def kernel_source(model: "Model") -> str:
              f"N_PARAMETERS = {len(model.parameters) + len(model.covariates)}",
              f"N_OUTPUTS = {len(model.outputs)}",
              f"N_DOSE_TARGETS = {len(model.dose_targets)}",
+             f"N_CONSTANTS = {len(constant_derived(model))}",
              ""]
 
     def function(signature: str, expressions: list[Expression], body: list[str]) -> None:
@@ -108,6 +198,7 @@ def kernel_source(model: "Model") -> str:
 
     function("rhs(t, y, p, dydt)", [s.ode for s in model.states],
              [f"    dydt[{i}] = {py(s.ode)}" for i, s in enumerate(model.states)])
+    lines.extend(_hoisted_rhs(model, names))
     function("initial(p, y0)", [s.initial for s in model.states],
              [f"    y0[{i}] = {py(s.initial)}" for i, s in enumerate(model.states)])
     function("outputs(t, y, p, out)", [o.expression for o in model.outputs],
@@ -156,29 +247,38 @@ def desolve_c_source(model: "Model") -> str:
     c = lambda e: e.to_c(lambda n: "(*t)" if n == TIME else names.local(n))  # noqa: E731
     n_states, n_targets = len(model.states), len(model.dose_targets)
     n_par = len(model.parameters) + len(model.covariates)
+    hoist = _Hoisting(model, names)
+    to_c = lambda e, rename: e.to_c(  # noqa: E731
+        lambda n: "(*t)" if n == TIME else rename(n))
+    n_slots = n_par + len(hoist.constants)
     lines = [f"/* plateletpd: deSolve right-hand side for model {model.name!r}",
              f"   (time unit: {model.time_unit}). Generated from the model file; do not edit.",
-             f"   States y[0..{n_states - 1}] then {n_targets} infusion-rate states. */",
+             f"   States y[0..{n_states - 1}] then {n_targets} infusion-rate states.",
+             f"   parms[{n_par}..] hold the parameter-only derived quantities, computed once",
+             "   per solve in initmod. */",
              "#include <math.h>",
-             f"static double parms[{max(n_par, 1)}];",
+             f"static double parms[{max(n_slots, 1)}];",
              "",
              "void initmod(void (* odeparms)(int *, double *))",
              "{",
              f"    int N = {n_par};",
              "    odeparms(&N, parms);",
+             *hoist.constant_lines(to_c, "parms", declare="const double ", end=";"),
              "}",
              "",
              "void derivs(int *neq, double *t, double *y, double *ydot, double *yout, int *ip)",
-             "{",
-             "    const double *p = parms;"]
-    odes = [s.ode for s in model.states]
-    outputs = [o.expression for o in model.outputs]
-    lines += names.prologue(odes + outputs, emit=c, declare="const double ", end=";")
-    lines += [f"    ydot[{i}] = {c(s.ode)};" for i, s in enumerate(model.states)]
+             "{"]
+    prologue, local = hoist.rhs_lines(to_c, "parms", declare="const double ", end=";")
+    lines += prologue
+    lines += [f"    ydot[{i}] = {to_c(s.ode, local)};" for i, s in enumerate(model.states)]
     for k, target in enumerate(model.dose_targets):
         lines += [f"    ydot[{target.state_index}] += y[{n_states + k}];  /* {target.name} */",
                   f"    ydot[{n_states + k}] = 0.0;"]
     lines.append(f"    if (ip[0] >= {len(model.outputs)}) {{")
+    lines += ["        const double *p = parms;",
+              *("    " + line for line in names.prologue(
+                  [o.expression for o in model.outputs], emit=c, declare="const double ",
+                  end=";"))]
     lines += [f"        yout[{i}] = {c(o.expression)};" for i, o in enumerate(model.outputs)]
     lines += ["    }", "}", ""]
     return "\n".join(lines)

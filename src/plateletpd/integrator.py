@@ -2,8 +2,8 @@
 
 This file is a *template*: the text below :data:`TEMPLATE_MARKER` is appended to every
 generated kernel module (:mod:`plateletpd.codegen`), where the model's compiled functions
-``rhs``, ``initial``, ``outputs`` and ``dose_modifiers`` are module globals. Calling them as
-globals, rather than passing compiled functions as arguments, is what lets numba cache the
+``rhs_hoisted``, ``constants``, ``initial``, ``outputs`` and ``dose_modifiers`` are module
+globals. Calling them as globals, rather than passing compiled functions as arguments, is what lets numba cache the
 whole solver on disk (numba cannot cache code that passes compiled functions on). Importing
 this module directly gives the status codes and the template text; its functions only run
 inside a kernel module.
@@ -36,7 +36,8 @@ import numpy as np
 from .kernels import KERNEL_OPTIONS, njit
 
 # Placeholders: in a kernel module these names are the model's compiled functions.
-rhs = initial = outputs = dose_modifiers = None
+rhs = initial = outputs = dose_modifiers = constants = rhs_hoisted = None
+N_CONSTANTS = 0
 
 #: Line after which this file's text is the kernel template.
 TEMPLATE_MARKER = "# ---- kernel template: everything below is copied into kernel modules ----"
@@ -74,7 +75,7 @@ _EPS = 2.220446049250313e-16
 
 @njit(**KERNEL_OPTIONS)
 def _f(t, y, p, rate, out, counters):
-    rhs(t, y, p, out)
+    rhs_hoisted(t, y, p, out)
     for i in range(y.shape[0]):
         out[i] += rate[i]
     counters[RHS_EVALUATIONS] += 1
@@ -137,6 +138,12 @@ def solve_subject(method, n_states, n_targets, p, event_time, event_target, even
     outputs_out[:, :] = np.nan
     if states_out.shape[0] > 0:
         states_out[:, :] = np.nan
+    # parameters then the parameter-only derived quantities, computed once per subject
+    n_p = p.shape[0]
+    q = np.empty(n_p + N_CONSTANTS)
+    q[:n_p] = p
+    constants(q)
+    p = q
     y = np.empty(n_states)
     initial(p, y)
     for i in range(n_states):

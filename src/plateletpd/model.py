@@ -279,6 +279,17 @@ class Model:
 
         return f
 
+    def hoisted_parameters(self, p: np.ndarray) -> np.ndarray:
+        """``p`` followed by the parameter-only derived quantities: the vector the
+        integrator's right-hand side ``kernel.rhs_hoisted(t, y, q, dydt)`` reads (computed
+        once per subject, not at every call; see :func:`plateletpd.codegen.constant_derived`).
+        """
+        p = np.ascontiguousarray(p, dtype=float)
+        q = np.empty(p.size + self.kernel.N_CONSTANTS)
+        q[:p.size] = p
+        self.kernel.constants(q)
+        return q
+
     def initial_state(self, p: np.ndarray) -> np.ndarray:
         """Initial state for parameter vector ``p`` (see :meth:`parameter_vector`)."""
         y0 = np.empty(len(self.states))
