@@ -91,9 +91,10 @@ def _fitted(model_name: str, choice: str) -> tuple[dict[str, float], str]:
 def command_simulate(args) -> int:
     from .model import load_model
     from .simulate import simulate
-    from .solvers import DormandPrince5, Rosenbrock23
+    from .solvers import DormandPrince5, DormandPrince853, Rosenbrock23
 
-    solver_class = {"dopri5": DormandPrince5, "rosenbrock23": Rosenbrock23}[args.method]
+    solver_class = {"dopri5": DormandPrince5, "dop853": DormandPrince853,
+                    "rosenbrock23": Rosenbrock23}[args.method]
     solver = solver_class(rtol=args.rtol, atol=args.atol)
     days = None if args.times else args.days
     model = load_model(args.model)
@@ -244,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="replace a parameter value (repeatable)")
     simulate.add_argument("--covariate", action="append", metavar="NAME=VALUE",
                           help="set a covariate, e.g. body_weight=70 (repeatable)")
-    simulate.add_argument("--method", choices=["dopri5", "rosenbrock23"], default="dopri5",
-                          help="integrator (rosenbrock23 for stiff models)")
+    simulate.add_argument("--method", choices=["dopri5", "dop853", "rosenbrock23"],
+                          default="dopri5", help="integrator (dop853 for tight tolerances, "
+                          "rosenbrock23 for stiff models)")
     simulate.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance")
     simulate.add_argument("--atol", type=float, default=1e-9, help="absolute tolerance")
     simulate.add_argument("--states", action="store_true", help="include every state")

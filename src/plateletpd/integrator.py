@@ -69,6 +69,19 @@ N_COUNTERS = 4
 # methods
 DOPRI5 = 0
 ROSENBROCK23 = 1
+DOP853 = 2
+
+# Dormand-Prince 8(5,3) tableau, with the three extra stages of its 7th-order dense output:
+# Hairer's published coefficients, read from scipy (which ships them as data) rather than
+# retyped here. Global arrays are compile-time constants in numba.
+from scipy.integrate._ivp import dop853_coefficients as _dop853  # noqa: E402
+
+_P_A = np.ascontiguousarray(_dop853.A)    # (16, 16) stage coefficients, rows 13-15: dense
+_P_B = np.ascontiguousarray(_dop853.B)    # (12,) 8th-order weights
+_P_C = np.ascontiguousarray(_dop853.C)    # (16,) stage times
+_P_E3 = np.ascontiguousarray(_dop853.E3)  # (13,) 3rd-order error weights
+_P_E5 = np.ascontiguousarray(_dop853.E5)  # (13,) 5th-order error weights
+_P_D = np.ascontiguousarray(_dop853.D)    # (4, 16) dense-output coefficients
 
 _EPS = 2.220446049250313e-16
 
@@ -209,7 +222,11 @@ def solve_subject(method, n_states, n_targets, p, event_time, event_target, even
         t_next = t_end
         if ib < n_bp and bp_time[order[ib]] < t_next:
             t_next = bp_time[order[ib]]
-        if method == ROSENBROCK23:
+        if method == DOP853:
+            status, io = dop853_segment(t, t_next, y, p, rate, output_times, io,
+                                        rtol, atol, max_step, max_steps, outputs_out,
+                                        states_out, counters, work)
+        elif method == ROSENBROCK23:
             status, io = rosenbrock23_segment(t, t_next, y, p, rate, output_times,
                                               io, rtol, atol, max_step, max_steps, outputs_out,
                                               states_out, counters, work)
@@ -328,6 +345,127 @@ def dopri5_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
             counters[REJECTED] += 1
             rejected_last = True
             h = h / min(5.0, fac11 / 0.9)
+
+
+# ------------------------------------------------------------------ Dormand-Prince 8(5,3)
+@njit(**KERNEL_OPTIONS)
+def _combine(y, k, weights, count, h, out):
+    """``out = y + h * sum(weights[j] * k[j] for j < count)``, skipping zero weights."""
+    n = y.shape[0]
+    w = h * weights[0]
+    for i in range(n):
+        out[i] = y[i] + w * k[0, i]
+    for j in range(1, count):
+        w = h * weights[j]
+        if w != 0.0:
+            for i in range(n):
+                out[i] += w * k[j, i]
+
+
+@njit(**KERNEL_OPTIONS)
+def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
+                   max_step, max_steps, outputs_out, states_out, counters, work):
+    """Same contract as :func:`dopri5_segment`, with Hairer's DOP853: an explicit 8th-order
+    pair with the 5th/3rd-order combined error estimate and 7th-order dense output (its
+    three extra stages are computed only in steps that contain an output time). Hairer,
+    Norsett and Wanner, Solving ODEs I, 2nd ed., section II.10; step control as in their
+    dop853 (safety 0.9, step change within [1/3, 6], exponent 1/8)."""
+    n = y.shape[0]
+    k = np.empty((16, n))     # stage derivatives (C-contiguous, rows vectorise)
+    dense = np.empty((7, n))  # dense-output polynomial rows
+    y1, stage, y_out, e5, e3 = work[0], work[1], work[2], work[3], work[4]
+    span = t_end - t
+    if span <= 0.0:
+        return SUCCESS, io
+    h_max = min(max_step, span)
+    _f(t, y, p, rate, k[0], counters)
+    h = _initial_step(t, y, p, rate, k[0], h_max, rtol, atol, 8, y1, k[1], counters)
+    rejected_last = False
+    while True:
+        if counters[STEPS] + counters[REJECTED] >= max_steps:
+            return MAX_STEPS, io
+        if h <= 16.0 * _EPS * max(abs(t), 1.0):
+            return STEP_SIZE_UNDERFLOW, io
+        last = t + 1.01 * h >= t_end
+        if last:
+            h = t_end - t
+        for s in range(1, 12):
+            _combine(y, k, _P_A[s], s, h, stage)
+            _f(t + _P_C[s] * h, stage, p, rate, k[s], counters)
+        _combine(y, k, _P_B, 12, h, y1)
+        _f(t + h, y1, p, rate, k[12], counters)
+        for i in range(n):
+            e5[i] = _P_E5[0] * k[0, i]
+            e3[i] = _P_E3[0] * k[0, i]
+        for j in range(1, 13):
+            w5 = _P_E5[j]
+            w3 = _P_E3[j]
+            for i in range(n):
+                e5[i] += w5 * k[j, i]
+                e3[i] += w3 * k[j, i]
+        err5 = 0.0
+        err3 = 0.0
+        for i in range(n):
+            scale = atol[i] + rtol * max(abs(y[i]), abs(y1[i]))
+            err5 += (e5[i] / scale) ** 2
+            err3 += (e3[i] / scale) ** 2
+        err = 0.0
+        if err5 > 0.0 or err3 > 0.0:
+            err = h * err5 / math.sqrt((err5 + 0.01 * err3) * n)
+        if not math.isfinite(err):
+            counters[REJECTED] += 1
+            rejected_last = True
+            h *= 0.2
+            if h <= 16.0 * _EPS * max(abs(t), 1.0):
+                return NON_FINITE, io
+            continue
+        factor = 6.0 if err == 0.0 else min(6.0, max(1.0 / 3.0, 0.9 * err ** -0.125))
+        if err <= 1.0:
+            counters[STEPS] += 1
+            t_new = t_end if last else t + h
+            if io < output_times.shape[0] and output_times[io] <= t_new \
+                    and output_times[io] < t_end:
+                for s in range(13, 16):
+                    _combine(y, k, _P_A[s], s, h, stage)
+                    _f(t + _P_C[s] * h, stage, p, rate, k[s], counters)
+                for i in range(n):
+                    difference = y1[i] - y[i]
+                    dense[0, i] = difference
+                    dense[1, i] = h * k[0, i] - difference
+                    dense[2, i] = 2.0 * difference - h * (k[12, i] + k[0, i])
+                for r in range(4):
+                    for i in range(n):
+                        dense[3 + r, i] = 0.0
+                    for j in range(16):
+                        w = h * _P_D[r, j]
+                        if w != 0.0:
+                            for i in range(n):
+                                dense[3 + r, i] += w * k[j, i]
+            while io < output_times.shape[0] and output_times[io] <= t_new \
+                    and output_times[io] < t_end:
+                x = (output_times[io] - t) / h
+                for i in range(n):
+                    value = 0.0
+                    for r in range(6, -1, -1):  # Hairer's nested form, highest row first
+                        value += dense[r, i]
+                        value *= x if (6 - r) % 2 == 0 else 1.0 - x
+                    y_out[i] = y[i] + value
+                _record(output_times[io], y_out, p, outputs_out, states_out, io)
+                io += 1
+            for i in range(n):
+                y[i] = y1[i]
+                k[0, i] = k[12, i]
+            t = t_new
+            if last:
+                return SUCCESS, io
+            if rejected_last:
+                factor = min(factor, 1.0)
+            rejected_last = False
+            h = min(h * factor, h_max)
+        else:
+            counters[REJECTED] += 1
+            rejected_last = True
+            h *= factor
 
 
 # ------------------------------------------------------------------ Rosenbrock 2(3)

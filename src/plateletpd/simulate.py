@@ -153,7 +153,8 @@ def simulate_batch(model: Model | str, regimen: RegimenLike = None, *,
 def _check_solver(solver) -> _AdaptiveSolver:
     solver = DormandPrince5() if solver is None else solver
     if not isinstance(solver, _AdaptiveSolver):
-        raise SimulationInputError(f"solver must be DormandPrince5(...) or Rosenbrock23(...), "
+        raise SimulationInputError(f"solver must be DormandPrince5(...), DormandPrince853(...) "
+                                   f"or Rosenbrock23(...), "
                                    f"got {solver!r}")
     return solver
 
