@@ -9,6 +9,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,8 @@ from .engines import PYTHON_ENGINES  # noqa: E402
 COLUMNS = ["engine", "model", "regimen", "subjects", "rtol", "atol", "max_rel_error",
            "median_seconds", "per_subject_seconds", "subjects_per_second", "compile_seconds",
            "repeats", "notes"]
-LADDER = [1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12]
+LADDER = [1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7, 3e-8, 1e-8, 1e-9, 1e-10, 1e-11,
+          1e-12]
 ATOL_FACTOR = 1e-3  # atol = rtol * ATOL_FACTOR for every engine (states are O(1-1000))
 
 
@@ -124,10 +126,11 @@ def bench_desolve(case, args) -> dict:
                r["compile_seconds"], r["repeats"], notes)
 
 
-def bench_cohorts(case, rtol, sizes, args, references) -> list[dict]:
+def bench_cohorts(case, method, rtol, sizes, args, references) -> list[dict]:
     rows = []
     model = case.model
-    solver = pp.DormandPrince5(rtol=rtol, atol=rtol * ATOL_FACTOR)
+    solver = {"plateletpd": pp.DormandPrince5, "plateletpd_dop853": pp.DormandPrince853}[method](
+        rtol=rtol, atol=rtol * ATOL_FACTOR)
     for n in sizes:
         params = cohort_parameters(model, n)
         run = lambda: pp.simulate_batch(model, case.regimen, times=case.output_days,  # noqa
@@ -143,7 +146,8 @@ def bench_cohorts(case, rtol, sizes, args, references) -> list[dict]:
         error = max(float(np.max(np.abs(got[i] / references[i] - 1))) for i in range(k))
         failed = int(np.sum(batch.status != 0))
         counters = batch.counters
-        notes = [f"simulate_batch, log-normal IIV on {', '.join(params)}; error over the "
+        notes = [f"simulate_batch with {solver.method} (the faster single-subject method at "
+                 f"the target error), log-normal IIV on {', '.join(params)}; error over the "
                  f"first {k} subjects; no separate warm-up (kernel warm from the single-"
                  f"subject runs); mean steps {counters[:, 0].mean():.0f}, mean rhs "
                  f"evaluations {counters[:, 2].mean():.0f} per subject; failed {failed}; "
@@ -156,6 +160,26 @@ def bench_cohorts(case, rtol, sizes, args, references) -> list[dict]:
         rows.append(row("plateletpd_cohort", case, n, rtol, rtol * ATOL_FACTOR, error, median,
                         0.0, len(seconds), "; ".join(notes)))
     return rows
+
+
+def bench_million(case, method, rtol, args) -> dict:
+    """The 10^6-subject CIT cohort with endpoints, in a fresh process (its own peak memory)."""
+    n = 2000 if args.quick else int(args.million)
+    code = [sys.executable, "-m", "benchmarks.million", "--n", str(n), "--rtol", str(rtol),
+            "--method", "dop853" if method == "plateletpd_dop853" else "dopri5"]
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(root / "src"), str(root), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(code, capture_output=True, text=True, cwd=root, env=env, check=True)
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    log(f"  plateletpd_endpoints n={n}: {r['wall_seconds']:.1f} s wall, "
+        f"{r['per_subject_seconds']:.3e} s/subject, peak RSS {r['peak_rss_mb']:.0f} MB")
+    notes = (f"python -m benchmarks.million in a fresh process: chunks of {r['chunk']}, "
+             f"{r['method']}, endpoints only (nadir, day 14/28, days nadir->100); wall "
+             f"{r['wall_seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB, failed "
+             f"{r['failed']}, mean rhs evaluations {r['mean_rhs_evaluations']:.0f}")
+    return row("plateletpd_endpoints", case, n, rtol, rtol * ATOL_FACTOR, math.nan,
+               r["wall_seconds"], 0.0, 1, notes)
 
 
 COLD = """
@@ -235,6 +259,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true",
                         help="CI mode: tiny cohorts, 1-2 repeats, two cases; no timing claims")
+    parser.add_argument("--million", type=float, default=1e6,
+                        help="subjects in the endpoints-only CIT cohort (default 1e6; 2000 "
+                             "with --quick)")
     parser.add_argument("--max-cohort", type=float, default=None,
                         help="largest cohort size (default 1e5; 100 with --quick)")
     parser.add_argument("--repeats", type=int, default=None,
@@ -285,7 +312,13 @@ def main(argv=None) -> int:
         for i in range(k):
             p = case.model.parameter_vector({n: float(v[i]) for n, v in params.items()})
             references.append(reference_platelets(case, p))
-        rows += bench_cohorts(case, chosen["plateletpd"], sizes, args, references)
+        method = min(("plateletpd", "plateletpd_dop853"),
+                     key=lambda e: [r for r in rows if r["engine"] == e
+                                    and r["model"] == model_name
+                                    and r["regimen"] == regimen][-1]["median_seconds"])
+        rows += bench_cohorts(case, method, chosen[method], sizes, args, references)
+        if label == "mono" and model_name == "cit_thrombopoiesis":
+            rows.append(bench_million(case, method, chosen[method], args))
         if model_name not in breakdown:
             breakdown[model_name] = {"rhs_seconds_per_call": rhs_cost(case.model),
                                      "states": case.n_states}
@@ -310,8 +343,8 @@ def write_results(rows, info, breakdown, args) -> None:
 def summary(frame: pd.DataFrame, breakdown: dict) -> str:
     out = io.StringIO()
     for (model, regimen), group in frame.groupby(["model", "regimen"], sort=False):
-        single = group[group.engine == "plateletpd"].per_subject_seconds
-        single = float(single.iloc[0]) if len(single) and pd.notna(single.iloc[0]) else math.nan
+        single = group[group.engine.isin(["plateletpd", "plateletpd_dop853"])]
+        single = float(single.per_subject_seconds.min()) if len(single) else math.nan
         cohort = group[group.engine == "plateletpd_cohort"]
         best = float(cohort.per_subject_seconds.min()) if len(cohort) else math.nan
         out.write(f"\n**{model}**, `{regimen}`\n\n")

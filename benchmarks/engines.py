@@ -192,11 +192,18 @@ def _numbalsoda_solver(model):
 class Plateletpd(Engine):
     name = "plateletpd"
     description = "plateletpd.simulate (public API, one subject, DormandPrince5)"
+    solver = pp.DormandPrince5
 
     def solve(self, case, rtol, atol):
         result = pp.simulate(case.model, case.regimen, times=case.output_days,
-                             solver=pp.DormandPrince5(rtol=rtol, atol=atol), keep_states=False)
+                             solver=self.solver(rtol=rtol, atol=atol), keep_states=False)
         return np.asarray(result["platelets"], dtype=float)
+
+
+class PlateletpdDop853(Plateletpd):
+    name = "plateletpd_dop853"
+    description = "plateletpd.simulate (public API, one subject, DormandPrince853)"
+    solver = pp.DormandPrince853
 
 
 class PlateletpdKernel(Engine):
@@ -219,4 +226,5 @@ class PlateletpdKernel(Engine):
         return batch.outputs[0, :, case.platelet_index]
 
 
-PYTHON_ENGINES = [ScipyPython, ScipyNumba, ScipyRadau, NumbaLsoda, Plateletpd, PlateletpdKernel]
+PYTHON_ENGINES = [ScipyPython, ScipyNumba, ScipyRadau, NumbaLsoda, Plateletpd, PlateletpdDop853,
+                  PlateletpdKernel]

@@ -1,0 +1,86 @@
+"""The issue's large-cohort target: 10^6 CIT subjects, 28 days, endpoints only.
+
+Run in a fresh process (``python -m benchmarks.million``) so its peak memory is its own.
+Subjects are simulated in chunks with :func:`plateletpd.simulate_batch` (parallel over
+subjects); each chunk's daily platelet counts are reduced to per-subject endpoints and
+dropped, so memory does not grow with the cohort. Prints one JSON line.
+
+Endpoints per subject: nadir count and day, day-14 count, day-28 count, days from the
+nadir to a count >= 100 x10^9/L (linear interpolation between daily values; NaN if not
+reached), and the integration status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+import plateletpd as pp
+
+from .cases import OUTPUT_DAYS, cohort_parameters
+
+
+def endpoints(platelets: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-subject endpoints from daily counts (subjects x days 0..28)."""
+    nadir_day = np.argmin(platelets, axis=1)
+    rows = np.arange(platelets.shape[0])
+    after = np.arange(platelets.shape[1])[None, :] > nadir_day[:, None]
+    above = (platelets >= 100.0) & after
+    first = np.where(above.any(axis=1), np.argmax(above, axis=1), -1)
+    j = np.maximum(first, 1)
+    low, high = platelets[rows, j - 1], platelets[rows, j]
+    fraction = np.where(high > low, (100.0 - low) / np.where(high > low, high - low, 1.0), 0.0)
+    recovery = np.where(first > 0, j - 1 + np.clip(fraction, 0, 1) - nadir_day, np.nan)
+    return {"nadir": platelets[rows, nadir_day], "nadir_day": nadir_day,
+            "day14": platelets[:, 14], "day28": platelets[:, 28],
+            "days_nadir_to_100": recovery}
+
+
+def run(n: int, chunk: int, method: str, rtol: float, seed: int) -> dict:
+    model = pp.load_model("cit_thrombopoiesis")
+    regimen = "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22"
+    solver = {"dopri5": pp.DormandPrince5, "dop853": pp.DormandPrince853}[method](
+        rtol=rtol, atol=rtol * 1e-3)
+    params = cohort_parameters(model, n, seed=seed)  # 3 x n floats: 24 MB at 10^6
+    warm = {k: v[:8] for k, v in params.items()}
+    pp.simulate_batch(model, regimen, times=OUTPUT_DAYS, params=warm, solver=solver,
+                      keep_states=False)  # kernel load and warm-up, not timed
+    start = time.perf_counter()
+    summary = {"nadir": 0.0, "recovered": 0, "failed": 0, "evaluations": 0.0}
+    for lo in range(0, n, chunk):
+        part = {k: v[lo:lo + chunk] for k, v in params.items()}
+        batch = pp.simulate_batch(model, regimen, times=OUTPUT_DAYS, params=part,
+                                  solver=solver, keep_states=False)
+        counts = batch.output("platelets")
+        values = endpoints(counts)
+        summary["nadir"] += float(np.nansum(values["nadir"]))
+        summary["recovered"] += int(np.sum(np.isfinite(values["days_nadir_to_100"])))
+        summary["failed"] += int(np.sum(batch.status != 0))
+        summary["evaluations"] += float(batch.counters[:, 2].sum())
+    wall = time.perf_counter() - start
+    return {"subjects": n, "chunk": chunk, "method": method, "rtol": rtol, "seed": seed,
+            "wall_seconds": wall, "per_subject_seconds": wall / n,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "mean_nadir": summary["nadir"] / n, "recovered_fraction": summary["recovered"] / n,
+            "failed": summary["failed"], "mean_rhs_evaluations": summary["evaluations"] / n}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.million")
+    parser.add_argument("--n", type=float, default=1e6)
+    parser.add_argument("--chunk", type=int, default=50_000)
+    parser.add_argument("--method", choices=["dopri5", "dop853"], default="dop853")
+    parser.add_argument("--rtol", type=float, default=1e-4)
+    parser.add_argument("--seed", type=int, default=2024)
+    args = parser.parse_args(argv)
+    print(json.dumps(run(int(args.n), args.chunk, args.method, args.rtol, args.seed)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
