@@ -302,7 +302,7 @@ def main(argv=None) -> int:
                 if not args.quick:
                     cold = cold_compile(model_name, regimen)
                     result["compile_seconds"] = cold
-                    result["notes"] += (f"; compile_seconds = first simulate() minus a warm "
+                    result["notes"] += ("; compile_seconds = first simulate() minus a warm "
                                         f"one in a fresh process with an empty kernel cache")
             rows.append(result)
         rows.append(bench_desolve(case, args))

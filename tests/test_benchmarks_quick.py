@@ -34,8 +34,32 @@ def test_quick_benchmark_runs_and_every_engine_is_accurate(tmp_path):
     skipped = table[table.median_seconds.isna()]
     assert skipped.notes.str.startswith("skipped:").all()
     for engine in ("scipy_lsoda_python", "scipy_lsoda_numba", "scipy_radau_numba",
-                   "plateletpd", "plateletpd_cohort"):
+                   "plateletpd", "plateletpd_dop853", "plateletpd_cohort",
+                   "plateletpd_endpoints"):
         assert engine in set(ran.engine), engine
+    # the endpoints-only cohort keeps no trajectories to compare; it must report no failure
+    endpoints = ran[ran.engine == "plateletpd_endpoints"]
+    assert endpoints.notes.str.contains("failed 0,").all(), endpoints.notes.tolist()
+    ran = ran[ran.engine != "plateletpd_endpoints"]
     assert (ran.max_rel_error < 1e-4).all(), ran[["engine", "model", "max_rel_error"]]
     assert (ran.median_seconds > 0).all()
     assert (tmp_path / "quick_scaling.png").exists()
+
+
+def test_million_cohort_endpoints_on_a_constructed_course():
+    """benchmarks.million.endpoints on hand-made daily counts (subjects x days 0..28)."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from benchmarks.million import endpoints
+
+    days = np.arange(29.0)
+    # falls from 250 to a nadir of 20 on day 10, then rises 10 per day: 100 on day 18
+    course = np.where(days <= 10, 250 - 23 * days, 20 + 10 * (days - 10))
+    never = np.where(days <= 10, 250 - 23 * days, 20.0)  # stays at the nadir
+    result = endpoints(np.vstack([course, never]))
+    np.testing.assert_array_equal(result["nadir"], [20.0, 20.0])
+    np.testing.assert_array_equal(result["nadir_day"], [10, 10])
+    assert result["day14"][0] == 60.0 and result["day28"][0] == 200.0
+    assert result["days_nadir_to_100"][0] == 8.0  # day 18 minus day 10, exactly
+    assert np.isnan(result["days_nadir_to_100"][1])
