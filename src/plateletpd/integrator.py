@@ -137,6 +137,22 @@ def _initial_step(t, y, p, rate, f0, h_max, rtol, atol, order, y1, f1, counters)
 
 
 @njit(**KERNEL_OPTIONS)
+def _next_step(t, t_end, h, counters, max_steps):
+    """Checks before an attempted step, shared by the one-step methods: (status, h, last).
+
+    Stops at ``max_steps`` attempts or a step below round-off; stretches a step that would
+    end within 1% of ``t_end`` to end exactly there."""
+    if counters[STEPS] + counters[REJECTED] >= max_steps:
+        return MAX_STEPS, h, False
+    if h <= 16.0 * _EPS * max(abs(t), 1.0):
+        return STEP_SIZE_UNDERFLOW, h, False
+    last = t + 1.01 * h >= t_end
+    if last:
+        h = t_end - t
+    return SUCCESS, h, last
+
+
+@njit(**KERNEL_OPTIONS)
 def solve_subject(method, n_states, n_targets, p, event_time, event_target, event_state, event_amount,
                   event_duration, output_times, rtol, atol, max_step, max_steps,
                   outputs_out, states_out, counters):
@@ -273,13 +289,9 @@ def dopri5_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
     fac_old = 1e-4
     rejected_last = False
     while True:
-        if counters[STEPS] + counters[REJECTED] >= max_steps:
-            return MAX_STEPS, io
-        if h <= 16.0 * _EPS * max(abs(t), 1.0):
-            return STEP_SIZE_UNDERFLOW, io
-        last = t + 1.01 * h >= t_end
-        if last:
-            h = t_end - t
+        status, h, last = _next_step(t, t_end, h, counters, max_steps)
+        if status != SUCCESS:
+            return status, io
         for i in range(n):
             stage[i] = y[i] + h * _A21 * k1[i]
         _f(t + _C2 * h, stage, p, rate, k2, counters)
@@ -382,13 +394,9 @@ def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
     h = _initial_step(t, y, p, rate, k[0], h_max, rtol, atol, 8, y1, k[1], counters)
     rejected_last = False
     while True:
-        if counters[STEPS] + counters[REJECTED] >= max_steps:
-            return MAX_STEPS, io
-        if h <= 16.0 * _EPS * max(abs(t), 1.0):
-            return STEP_SIZE_UNDERFLOW, io
-        last = t + 1.01 * h >= t_end
-        if last:
-            h = t_end - t
+        status, h, last = _next_step(t, t_end, h, counters, max_steps)
+        if status != SUCCESS:
+            return status, io
         for s in range(1, 12):
             _combine(y, k, _P_A[s], s, h, stage)
             _f(t + _P_C[s] * h, stage, p, rate, k[s], counters)
