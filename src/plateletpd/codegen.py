@@ -171,6 +171,9 @@ def _hoisted_rhs(model: "Model", names: _Names) -> list[str]:
     prologue, local = hoist.rhs_lines(py, "q")
     body += prologue
     body += [f"    dydt[{i}] = {s.ode.to_python(local)}" for i, s in enumerate(model.states)]
+    body += ["", "", "# the same function, compiled into each caller (the integrator's stages)",
+             "rhs_inline = njit(inline=\"always\", **KERNEL_OPTIONS)(",
+             "    getattr(rhs_hoisted, \"py_func\", rhs_hoisted))"]
     return body
 
 

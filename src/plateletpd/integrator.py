@@ -36,7 +36,7 @@ import numpy as np
 from .kernels import KERNEL_OPTIONS, njit
 
 # Placeholders: in a kernel module these names are the model's compiled functions.
-rhs = initial = outputs = dose_modifiers = constants = rhs_hoisted = None
+rhs = initial = outputs = dose_modifiers = constants = rhs_hoisted = rhs_inline = None
 N_CONSTANTS = 0
 
 #: Line after which this file's text is the kernel template.
@@ -86,9 +86,22 @@ _P_D = np.ascontiguousarray(_dop853.D)    # (4, 16) dense-output coefficients
 _EPS = 2.220446049250313e-16
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _f(t, y, p, rate, out, counters):
+    """Right-hand side plus zero-order input rates, counted. Compiled into its caller (no
+    reference counting of the arrays passed on); the model's rhs itself stays a call."""
     rhs_hoisted(t, y, p, out)
+    for i in range(y.shape[0]):
+        out[i] += rate[i]
+    counters[RHS_EVALUATIONS] += 1
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _f_hot(t, y, p, rate, out, counters):
+    """:func:`_f` compiled into its caller (no call, no reference counting of the array
+    arguments): used at DOP853's stage evaluations only, because every use adds a copy of
+    the model to the compiled code (and seconds to the first compilation)."""
+    rhs_inline(t, y, p, out)
     for i in range(y.shape[0]):
         out[i] += rate[i]
     counters[RHS_EVALUATIONS] += 1
@@ -102,7 +115,7 @@ def _record(t, y, p, outputs_out, states_out, io):
             states_out[io, i] = y[i]
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _error_norm(error, y, y_new, rtol, atol):
     total = 0.0
     for i in range(y.shape[0]):
@@ -136,7 +149,7 @@ def _initial_step(t, y, p, rate, f0, h_max, rtol, atol, order, y1, f1, counters)
     return min(100.0 * h, h1, h_max)
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _next_step(t, t_end, h, counters, max_steps):
     """Checks before an attempted step, shared by the one-step methods: (status, h, last).
 
@@ -360,7 +373,7 @@ def dopri5_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
 
 
 # ------------------------------------------------------------------ Dormand-Prince 8(5,3)
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def _combine(y, k, weights, count, h, out):
     """``out = y + h * sum(weights[j] * k[j] for j < count)``, skipping zero weights."""
     n = y.shape[0]
@@ -397,11 +410,13 @@ def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
         status, h, last = _next_step(t, t_end, h, counters, max_steps)
         if status != SUCCESS:
             return status, io
-        for s in range(1, 12):
-            _combine(y, k, _P_A[s], s, h, stage)
-            _f(t + _P_C[s] * h, stage, p, rate, k[s], counters)
-        _combine(y, k, _P_B, 12, h, y1)
-        _f(t + h, y1, p, rate, k[12], counters)
+        for s in range(1, 13):  # stage 12 is the new solution y1 and its derivative
+            if s < 12:
+                _combine(y, k, _P_A[s], s, h, stage)
+                _f_hot(t + _P_C[s] * h, stage, p, rate, k[s], counters)
+            else:
+                _combine(y, k, _P_B, 12, h, y1)
+                _f_hot(t + h, y1, p, rate, k[12], counters)
         for i in range(n):
             e5[i] = _P_E5[0] * k[0, i]
             e3[i] = _P_E3[0] * k[0, i]
