@@ -73,7 +73,7 @@ def run(n: int, chunk: int, method: str, rtol: float, seed: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.million")
     parser.add_argument("--n", type=float, default=1e6)
-    parser.add_argument("--chunk", type=int, default=50_000)
+    parser.add_argument("--chunk", type=int, default=10_000)
     parser.add_argument("--method", choices=["dopri5", "dop853"], default="dop853")
     parser.add_argument("--rtol", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=2024)
