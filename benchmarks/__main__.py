@@ -87,7 +87,7 @@ def bench_engine(engine, case, chosen, args) -> dict:
         estimate, _ = timed(engine.solve, case, rtol, rtol * ATOL_FACTOR)  # warm-up
     else:
         rtol = chosen
-        notes.append(f"rtol taken from scipy_lsoda_numba (same algorithm), no ladder")
+        notes.append("rtol taken from scipy_lsoda_numba (same algorithm), no ladder")
         estimate, _ = timed(engine.solve, case, rtol, rtol * ATOL_FACTOR)  # warm-up
         compile_seconds = 0.0
     repeats, note = repeat_count(estimate, args)
@@ -303,7 +303,7 @@ def main(argv=None) -> int:
                     cold = cold_compile(model_name, regimen)
                     result["compile_seconds"] = cold
                     result["notes"] += ("; compile_seconds = first simulate() minus a warm "
-                                        f"one in a fresh process with an empty kernel cache")
+                                        "one in a fresh process with an empty kernel cache")
             rows.append(result)
         rows.append(bench_desolve(case, args))
         k = 1 if args.quick else 2
