@@ -99,8 +99,8 @@ def _f(t, y, p, rate, out, counters):
 @njit(inline="always", **KERNEL_OPTIONS)
 def _f_hot(t, y, p, rate, out, counters):
     """:func:`_f` compiled into its caller (no call, no reference counting of the array
-    arguments): used at DOP853's stage evaluations only, because every use adds a copy of
-    the model to the compiled code (and seconds to the first compilation)."""
+    arguments): used at the one stage-evaluation site of DOPRI5 and of DOP853 only, because
+    every use adds a copy of the model to the compiled code (and seconds to compilation)."""
     rhs_inline(t, y, p, out)
     for i in range(y.shape[0]):
         out[i] += rate[i]
@@ -284,6 +284,16 @@ _E5, _E6, _E7 = -17253.0 / 339200.0, 22.0 / 525.0, -1.0 / 40.0
 _D1, _D3 = -12715105075.0 / 11282082432.0, 87487479700.0 / 32700410799.0
 _D4, _D5 = -10690763975.0 / 1880347072.0, 701980252875.0 / 199316789632.0
 _D6, _D7 = -1453857185.0 / 822651844.0, 69997945.0 / 29380423.0
+# the tableau as arrays: row s gives stage s+1 from stages 1..s; row 6 is the 5th-order
+# solution (and stage 7, first-same-as-last)
+_DP5_A = np.array([[0.0] * 6,
+                   [_A21, 0.0, 0.0, 0.0, 0.0, 0.0],
+                   [_A31, _A32, 0.0, 0.0, 0.0, 0.0],
+                   [_A41, _A42, _A43, 0.0, 0.0, 0.0],
+                   [_A51, _A52, _A53, _A54, 0.0, 0.0],
+                   [_A61, _A62, _A63, _A64, _A65, 0.0],
+                   [_A71, 0.0, _A73, _A74, _A75, _A76]])
+_DP5_C = np.array([0.0, _C2, _C3, _C4, _C5, 1.0, 1.0])
 
 
 @njit(**KERNEL_OPTIONS)
@@ -291,6 +301,7 @@ def dopri5_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
                    max_step, max_steps, outputs_out, states_out, counters, work):
     """Advance ``y`` from ``t`` to exactly ``t_end``; record outputs strictly before it."""
     n = y.shape[0]
+    stages = work[0:7]
     k1, k2, k3, k4, k5, k6, k7 = work[0], work[1], work[2], work[3], work[4], work[5], work[6]
     y1, stage, y_out = work[7], work[8], work[9]
     span = t_end - t
@@ -305,26 +316,10 @@ def dopri5_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
         status, h, last = _next_step(t, t_end, h, counters, max_steps)
         if status != SUCCESS:
             return status, io
-        for i in range(n):
-            stage[i] = y[i] + h * _A21 * k1[i]
-        _f(t + _C2 * h, stage, p, rate, k2, counters)
-        for i in range(n):
-            stage[i] = y[i] + h * (_A31 * k1[i] + _A32 * k2[i])
-        _f(t + _C3 * h, stage, p, rate, k3, counters)
-        for i in range(n):
-            stage[i] = y[i] + h * (_A41 * k1[i] + _A42 * k2[i] + _A43 * k3[i])
-        _f(t + _C4 * h, stage, p, rate, k4, counters)
-        for i in range(n):
-            stage[i] = y[i] + h * (_A51 * k1[i] + _A52 * k2[i] + _A53 * k3[i] + _A54 * k4[i])
-        _f(t + _C5 * h, stage, p, rate, k5, counters)
-        for i in range(n):
-            stage[i] = y[i] + h * (_A61 * k1[i] + _A62 * k2[i] + _A63 * k3[i]
-                                   + _A64 * k4[i] + _A65 * k5[i])
-        _f(t + h, stage, p, rate, k6, counters)
-        for i in range(n):
-            y1[i] = y[i] + h * (_A71 * k1[i] + _A73 * k3[i] + _A74 * k4[i]
-                                + _A75 * k5[i] + _A76 * k6[i])
-        _f(t + h, y1, p, rate, k7, counters)
+        for s in range(1, 7):  # one evaluation site, so the model is inlined only once
+            out = stage if s < 6 else y1  # stage 7 is the new solution and its derivative
+            _combine(y, stages, _DP5_A[s], s, h, out)
+            _f_hot(t + _DP5_C[s] * h, out, p, rate, stages[s], counters)
         for i in range(n):
             stage[i] = h * (_E1 * k1[i] + _E3 * k3[i] + _E4 * k4[i] + _E5 * k5[i]
                             + _E6 * k6[i] + _E7 * k7[i])
