@@ -92,6 +92,12 @@ def main(argv=None) -> int:
     parser.add_argument("--rtol", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=2024)
     args = parser.parse_args(argv)
+    if not (args.n >= 1 and float(args.n).is_integer()):
+        parser.error(f"--n must be a whole number of subjects >= 1, got {args.n:g}")
+    if args.chunk < 1:
+        parser.error(f"--chunk must be at least 1 subject, got {args.chunk}")
+    if not 0 < args.rtol < 1:
+        parser.error(f"--rtol must be between 0 and 1 (e.g. 1e-4), got {args.rtol:g}")
     print(json.dumps(run(int(args.n), args.chunk, args.method, args.rtol, args.seed)))
     return 0
 

@@ -63,3 +63,17 @@ def test_million_cohort_endpoints_on_a_constructed_course():
     assert result["day14"][0] == 60.0 and result["day28"][0] == 200.0
     assert result["days_nadir_to_100"][0] == 8.0  # day 18 minus day 10, exactly
     assert np.isnan(result["days_nadir_to_100"][1])
+
+
+def test_million_cohort_refuses_bad_sizes_before_simulating(capsys):
+    sys.path.insert(0, str(ROOT))
+    import pytest
+
+    from benchmarks.million import main
+
+    for argv, message in ((["--chunk", "0"], "--chunk must be at least 1"),
+                          (["--n", "2.5"], "--n must be a whole number"),
+                          (["--rtol", "0"], "--rtol must be between 0 and 1")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert message in capsys.readouterr().err

@@ -38,7 +38,9 @@ def test_simulate_writes_a_tidy_csv_with_provenance_and_a_plot(tmp_path, friberg
 
 def test_simulate_method_option_selects_the_integrator(tmp_path, friberg):
     # --method dop853 runs DormandPrince853 (recorded in the provenance) and agrees with the
-    # default DOPRI5 run to the tolerance asked for (rtol 1e-8 on both)
+    # default DOPRI5 run: at rtol 1e-8 each is within ~1e-8 of Radau on Friberg platelets
+    # (measured 2.2e-9 and 1.4e-11 at 1e-6/1e-7, benchmarks), so 1e-6 leaves margin only for
+    # a wrong method, not for noise
     values = {}
     for method in ("dopri5", "dop853"):
         out = tmp_path / f"{method}.csv"

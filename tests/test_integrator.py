@@ -339,3 +339,13 @@ def test_a_derived_quantity_used_in_one_branch_is_computed_only_there(friberg):
     assert "d_friberg_term =" not in hoisted
     assert "math.pow(" in hoisted.split("if ((p_feedback_mode >= 0.5))")[0].split("\n")[-1]
     assert "d_tpo_production = q[" in hoisted  # a parameter-only quantity is read, not computed
+
+
+def test_hoisted_parameters_refuses_a_vector_of_the_wrong_length(friberg):
+    # the kernel reads q by index without bounds checks: a short vector must be refused here
+    p = friberg.parameter_vector()
+    with pytest.raises(pp.SimulationInputError, match="parameter_vector"):
+        friberg.hoisted_parameters(p[:-1])
+    with pytest.raises(pp.SimulationInputError, match="shape"):
+        friberg.hoisted_parameters(np.vstack([p, p]))
+    assert friberg.hoisted_parameters(p)[:p.size].tolist() == p.tolist()

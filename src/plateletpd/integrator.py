@@ -165,6 +165,18 @@ def _next_step(t, t_end, h, counters, max_steps):
     return SUCCESS, h, last
 
 
+@njit(inline="always", **KERNEL_OPTIONS)
+def _retry_after_non_finite(t, h, counters):
+    """A step whose error is NaN or infinite is rejected and retried 5x shorter: (status, h).
+
+    NON_FINITE once the step falls below round-off (the solution itself is not finite)."""
+    counters[REJECTED] += 1
+    h *= 0.2
+    if h <= 16.0 * _EPS * max(abs(t), 1.0):
+        return NON_FINITE, h
+    return SUCCESS, h
+
+
 @njit(**KERNEL_OPTIONS)
 def solve_subject(method, n_states, n_targets, p, event_time, event_target, event_state, event_amount,
                   event_duration, output_times, rtol, atol, max_step, max_steps,
@@ -325,11 +337,10 @@ def dopri5_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
                             + _E6 * k6[i] + _E7 * k7[i])
         err = _error_norm(stage, y, y1, rtol, atol)
         if not math.isfinite(err):
-            counters[REJECTED] += 1
+            status, h = _retry_after_non_finite(t, h, counters)
+            if status != SUCCESS:
+                return status, io
             rejected_last = True
-            h *= 0.2
-            if h <= 16.0 * _EPS * max(abs(t), 1.0):
-                return NON_FINITE, io
             continue
         fac11 = err ** 0.17  # 1/5 - 0.75 * beta, beta = 0.04 (Hairer's dopri5)
         if err <= 1.0:
@@ -431,11 +442,10 @@ def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
         if err5 > 0.0 or err3 > 0.0:
             err = h * err5 / math.sqrt((err5 + 0.01 * err3) * n)
         if not math.isfinite(err):
-            counters[REJECTED] += 1
+            status, h = _retry_after_non_finite(t, h, counters)
+            if status != SUCCESS:
+                return status, io
             rejected_last = True
-            h *= 0.2
-            if h <= 16.0 * _EPS * max(abs(t), 1.0):
-                return NON_FINITE, io
             continue
         factor = 6.0 if err == 0.0 else min(6.0, max(1.0 / 3.0, 0.9 * err ** -0.125))
         if err <= 1.0:
@@ -610,10 +620,9 @@ def rosenbrock23_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
             scratch[i] = h / 6.0 * (k1[i] - 2.0 * k2[i] + k3[i])
         err = _error_norm(scratch, y, y1, rtol, atol)
         if not math.isfinite(err):
-            counters[REJECTED] += 1
-            h *= 0.2
-            if h <= 16.0 * _EPS * max(abs(t), 1.0):
-                return NON_FINITE, io
+            status, h = _retry_after_non_finite(t, h, counters)
+            if status != SUCCESS:
+                return status, io
             continue
         if err <= 1.0:
             counters[STEPS] += 1

@@ -24,7 +24,7 @@ import numpy as np
 
 from .dosing import DoseTarget
 from .errors import (ExpressionError, ModelFileError, ModelWarning, ParameterError,
-                     closest)
+                     SimulationInputError, closest)
 from .expressions import (ALL_SYMBOLS, FUNCTIONS, TIME, Expression, check_names,
                           parse_expression)
 
@@ -285,6 +285,12 @@ class Model:
         once per subject, not at every call; see :func:`plateletpd.codegen.constant_derived`).
         """
         p = np.ascontiguousarray(p, dtype=float)
+        expected = len(self.parameters) + len(self.covariates)
+        if p.ndim != 1 or p.size != expected:
+            raise SimulationInputError(
+                f"hoisted_parameters expects one parameter vector of {expected} values "
+                f"(parameters then covariates, as parameter_vector() returns), got shape "
+                f"{p.shape}; build it with model.parameter_vector(params, covariates)")
         q = np.empty(p.size + self.kernel.N_CONSTANTS)
         q[:p.size] = p
         self.kernel.constants(q)
