@@ -216,13 +216,14 @@ def kernel_source(model: "Model") -> str:
         "@njit(parallel=True, **KERNEL_OPTIONS)",
         "def solve_batch(method, params, event_time, event_target, event_state, event_amount,",
         "                event_duration, output_times, rtol, atol, max_step, max_steps,",
-        "                outputs_out, states_out, status, counters):",
+        "                restart_growth, outputs_out, states_out, status, counters):",
         "    for subject in prange(params.shape[0]):",
         "        status[subject] = solve_subject(",
         "            method, N_STATES, N_DOSE_TARGETS, params[subject], event_time[subject],",
         "            event_target, event_state,",
         "            event_amount[subject], event_duration, output_times, rtol, atol, max_step,",
-        "            max_steps, outputs_out[subject], states_out[subject], counters[subject])",
+        "            max_steps, restart_growth, outputs_out[subject], states_out[subject],",
+        "            counters[subject])",
         "    return 0"])
     return "\n".join(lines) + "\n"
 

@@ -10,7 +10,8 @@ inside a kernel module.
 
 * :func:`solve_subject`: the event loop for one subject. Dose times are breakpoints: the
   integrator stops exactly there, applies boluses and infusion-rate changes, and restarts
-  (new initial step) because the solution is not smooth across them. Outputs at a dose
+  (fresh derivative, new starting step: :func:`_restart_step`) because the solution is not
+  smooth across them. Outputs at a dose
   time are recorded after the dose (right-continuous states).
 * :func:`dopri5_segment`: Dormand-Prince 5(4) with Hairer's step-size control and 4th-order
   dense output, so requested output times never shorten a step (Hairer, Norsett, Wanner,
@@ -150,6 +151,22 @@ def _initial_step(t, y, p, rate, f0, h_max, rtol, atol, order, y1, f1, counters)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
+def _restart_step(h_start, h_previous, restart_growth, h_max):
+    """First step of a segment after a dose (a warm restart).
+
+    Hairer's starting step (:func:`_initial_step`) is built for a cold start: it aims at
+    1% of the tolerance for an Euler step, and on the bundled regimens it is 20-40x
+    shorter than the step the error allows just after a dose, so every dose costs two or
+    three tiny steps. The step may therefore grow ``restart_growth`` times beyond it, but
+    never beyond ``h_previous``, the step the controller proposed before the dose (0 at
+    the first segment: a cold start). The dose itself may need shorter steps; the usual
+    rejection then shortens it. ``restart_growth = 1`` is the cold start at every dose."""
+    if h_previous > h_start:
+        h_start = min(h_previous, restart_growth * h_start)
+    return min(h_start, h_max)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
 def _next_step(t, t_end, h, counters, max_steps):
     """Checks before an attempted step, shared by the one-step methods: (status, h, last).
 
@@ -180,13 +197,14 @@ def _retry_after_non_finite(t, h, counters):
 @njit(**KERNEL_OPTIONS)
 def solve_subject(method, n_states, n_targets, p, event_time, event_target, event_state, event_amount,
                   event_duration, output_times, rtol, atol, max_step, max_steps,
-                  outputs_out, states_out, counters):
+                  restart_growth, outputs_out, states_out, counters):
     """Integrate one subject from t=0 through all output times; return a status code.
 
     ``method``: :data:`DOPRI5` or :data:`ROSENBROCK23`.
 
     Events (model time unit): ``event_time`` before lag, ``event_amount`` before
     bioavailability, ``event_duration`` 0 for a bolus. Outputs not reached stay NaN.
+    ``restart_growth``: see :func:`_restart_step`.
     """
     n_out = output_times.shape[0]
     outputs_out[:, :] = np.nan
@@ -249,6 +267,7 @@ def solve_subject(method, n_states, n_targets, p, event_time, event_target, even
     io = 0
     t_end = output_times[n_out - 1]
     status = SUCCESS
+    h_previous = 0.0  # the step the controller proposed when the last segment ended
     while True:
         while ib < n_bp and bp_time[order[ib]] <= t:
             m = order[ib]
@@ -264,17 +283,17 @@ def solve_subject(method, n_states, n_targets, p, event_time, event_target, even
         if ib < n_bp and bp_time[order[ib]] < t_next:
             t_next = bp_time[order[ib]]
         if method == DOP853:
-            status, io = dop853_segment(t, t_next, y, p, rate, output_times, io,
-                                        rtol, atol, max_step, max_steps, outputs_out,
-                                        states_out, counters, work)
+            status, io, h_previous = dop853_segment(
+                t, t_next, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
+                restart_growth, h_previous, outputs_out, states_out, counters, work)
         elif method == ROSENBROCK23:
-            status, io = rosenbrock23_segment(t, t_next, y, p, rate, output_times,
-                                              io, rtol, atol, max_step, max_steps, outputs_out,
-                                              states_out, counters, work)
+            status, io, h_previous = rosenbrock23_segment(
+                t, t_next, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
+                restart_growth, h_previous, outputs_out, states_out, counters, work)
         else:
-            status, io = dopri5_segment(t, t_next, y, p, rate, output_times, io,
-                                        rtol, atol, max_step, max_steps, outputs_out,
-                                        states_out, counters, work)
+            status, io, h_previous = dopri5_segment(
+                t, t_next, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
+                restart_growth, h_previous, outputs_out, states_out, counters, work)
         if status != SUCCESS:
             break
         t = t_next
@@ -309,25 +328,29 @@ _DP5_C = np.array([0.0, _C2, _C3, _C4, _C5, 1.0, 1.0])
 
 
 @njit(**KERNEL_OPTIONS)
-def dopri5_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
-                   max_step, max_steps, outputs_out, states_out, counters, work):
-    """Advance ``y`` from ``t`` to exactly ``t_end``; record outputs strictly before it."""
+def dopri5_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
+                   restart_growth, h_previous, outputs_out, states_out, counters, work):
+    """Advance ``y`` from ``t`` to exactly ``t_end``; record outputs strictly before it.
+
+    Returns (status, index of the next output, the step proposed for after ``t_end``);
+    ``h_previous`` is the one the previous segment returned (:func:`_restart_step`)."""
     n = y.shape[0]
     stages = work[0:7]
     k1, k2, k3, k4, k5, k6, k7 = work[0], work[1], work[2], work[3], work[4], work[5], work[6]
     y1, stage, y_out = work[7], work[8], work[9]
     span = t_end - t
     if span <= 0.0:
-        return SUCCESS, io
+        return SUCCESS, io, h_previous
     h_max = min(max_step, span)
     _f(t, y, p, rate, k1, counters)
     h = _initial_step(t, y, p, rate, k1, h_max, rtol, atol, 5, y1, k2, counters)
+    h = _restart_step(h, h_previous, restart_growth, h_max)
     fac_old = 1e-4
     rejected_last = False
     while True:
         status, h, last = _next_step(t, t_end, h, counters, max_steps)
         if status != SUCCESS:
-            return status, io
+            return status, io, h
         for s in range(1, 7):  # one evaluation site, so the model is inlined only once
             out = stage if s < 6 else y1  # stage 7 is the new solution and its derivative
             _combine(y, stages, _DP5_A[s], s, h, out)
@@ -339,7 +362,7 @@ def dopri5_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
         if not math.isfinite(err):
             status, h = _retry_after_non_finite(t, h, counters)
             if status != SUCCESS:
-                return status, io
+                return status, io, h
             rejected_last = True
             continue
         fac11 = err ** 0.17  # 1/5 - 0.75 * beta, beta = 0.04 (Hairer's dopri5)
@@ -363,15 +386,15 @@ def dopri5_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
                 y[i] = y1[i]
                 k1[i] = k7[i]
             t = t_new
-            if last:
-                return SUCCESS, io
             fac = max(0.1, min(5.0, fac11 / fac_old ** 0.04 / 0.9))
-            h_new = min(h / fac, h_max)
+            h_new = h / fac
             if rejected_last:
                 h_new = min(h_new, h)
+            if last:
+                return SUCCESS, io, min(h_new, max_step)
             fac_old = max(err, 1e-4)
             rejected_last = False
-            h = h_new
+            h = min(h_new, h_max)
         else:
             counters[REJECTED] += 1
             rejected_last = True
@@ -394,8 +417,8 @@ def _combine(y, k, weights, count, h, out):
 
 
 @njit(**KERNEL_OPTIONS)
-def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
-                   max_step, max_steps, outputs_out, states_out, counters, work):
+def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
+                   restart_growth, h_previous, outputs_out, states_out, counters, work):
     """Same contract as :func:`dopri5_segment`, with Hairer's DOP853: an explicit 8th-order
     pair with the 5th/3rd-order combined error estimate and 7th-order dense output (its
     three extra stages are computed only in steps that contain an output time). Hairer,
@@ -407,15 +430,16 @@ def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
     y1, stage, y_out, e5, e3 = work[0], work[1], work[2], work[3], work[4]
     span = t_end - t
     if span <= 0.0:
-        return SUCCESS, io
+        return SUCCESS, io, h_previous
     h_max = min(max_step, span)
     _f(t, y, p, rate, k[0], counters)
     h = _initial_step(t, y, p, rate, k[0], h_max, rtol, atol, 8, y1, k[1], counters)
+    h = _restart_step(h, h_previous, restart_growth, h_max)
     rejected_last = False
     while True:
         status, h, last = _next_step(t, t_end, h, counters, max_steps)
         if status != SUCCESS:
-            return status, io
+            return status, io, h
         for s in range(1, 13):  # stage 12 is the new solution y1 and its derivative
             if s < 12:
                 _combine(y, k, _P_A[s], s, h, stage)
@@ -444,7 +468,7 @@ def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
         if not math.isfinite(err):
             status, h = _retry_after_non_finite(t, h, counters)
             if status != SUCCESS:
-                return status, io
+                return status, io, h
             rejected_last = True
             continue
         factor = 6.0 if err == 0.0 else min(6.0, max(1.0 / 3.0, 0.9 * err ** -0.125))
@@ -484,10 +508,10 @@ def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
                 y[i] = y1[i]
                 k[0, i] = k[12, i]
             t = t_new
-            if last:
-                return SUCCESS, io
             if rejected_last:
                 factor = min(factor, 1.0)
+            if last:
+                return SUCCESS, io, min(h * factor, max_step)
             rejected_last = False
             h = min(h * factor, h_max)
         else:
@@ -562,27 +586,29 @@ def _jacobian(t, y, p, rate, f0, jac, y_work, f_work, counters):
 
 
 @njit(**KERNEL_OPTIONS)
-def rosenbrock23_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
-                         max_step, max_steps, outputs_out, states_out, counters, work):
+def rosenbrock23_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step,
+                         max_steps, restart_growth, h_previous, outputs_out, states_out,
+                         counters, work):
     """Stiff counterpart of :func:`dopri5_segment` (same contract)."""
     n = y.shape[0]
     f0, f1, f2, k1, k2, k3 = work[0], work[1], work[2], work[3], work[4], work[5]
     y1, time_derivative, scratch, y_out = work[6], work[7], work[8], work[9]
     span = t_end - t
     if span <= 0.0:
-        return SUCCESS, io
+        return SUCCESS, io, h_previous
     jac = np.empty((n, n))
     w = np.empty((n, n))
     pivots = np.empty(n, dtype=np.int64)
     h_max = min(max_step, span)
     _f(t, y, p, rate, f0, counters)
     h = _initial_step(t, y, p, rate, f0, h_max, rtol, atol, 3, y1, f1, counters)
+    h = _restart_step(h, h_previous, restart_growth, h_max)
     jacobian_current = False
     while True:
         if counters[STEPS] + counters[REJECTED] >= max_steps:
-            return MAX_STEPS, io
+            return MAX_STEPS, io, h
         if h <= 16.0 * _EPS * max(abs(t), 1.0):
-            return STEP_SIZE_UNDERFLOW, io
+            return STEP_SIZE_UNDERFLOW, io, h
         if not jacobian_current:
             _jacobian(t, y, p, rate, f0, jac, y1, f1, counters)
             dt = math.sqrt(_EPS) * max(abs(t), 1.0)
@@ -598,7 +624,7 @@ def rosenbrock23_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
                 w[i, j] = -h * _RD * jac[i, j]
             w[i, i] += 1.0
         if not _lu_factor(w, pivots):
-            return SINGULAR_MATRIX, io
+            return SINGULAR_MATRIX, io, h
         for i in range(n):
             k1[i] = f0[i] + h * _RD * time_derivative[i]
         _lu_solve(w, pivots, k1)
@@ -622,7 +648,7 @@ def rosenbrock23_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
         if not math.isfinite(err):
             status, h = _retry_after_non_finite(t, h, counters)
             if status != SUCCESS:
-                return status, io
+                return status, io, h
             continue
         if err <= 1.0:
             counters[STEPS] += 1
@@ -640,9 +666,9 @@ def rosenbrock23_segment(t, t_end, y, p, rate, output_times, io, rtol, atol,
                 f0[i] = f2[i]
             t = t_new
             jacobian_current = False
-            if last:
-                return SUCCESS, io
         else:
             counters[REJECTED] += 1
         factor = 5.0 if err == 0.0 else min(5.0, max(0.2, 0.8 * err ** (-1.0 / 3.0)))
+        if last and err <= 1.0:
+            return SUCCESS, io, min(h * factor, max_step)
         h = min(h * factor, h_max)

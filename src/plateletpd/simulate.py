@@ -226,7 +226,8 @@ def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amount
           np.ascontiguousarray(schedule.duration * scale, dtype=np.float64),
           np.ascontiguousarray(grid * scale), float(solver.rtol),
           solver.atol_vector(n_states), float(solver.max_step * scale),
-          int(solver.max_steps), outputs, states, status, counters)
+          int(solver.max_steps), float(solver.restart_growth), outputs, states, status,
+          counters)
     return BatchResult(times=grid, output_names=tuple(model.output_names), outputs=outputs,
                        state_names=tuple(model.state_names),
                        states=states if keep_states else None, units=model.units,

@@ -56,6 +56,11 @@ class _AdaptiveSolver:
     atol: float = 1e-9
     max_steps: int = 100_000
     max_step: float = math.inf  # in days
+    #: After a dose the first step may be up to this many times Hairer's cold-start step,
+    #: but no longer than the step in use before the dose (1: cold start at every dose).
+    #: 10 saves 9-11% of DOP853's right-hand-side calls on the daily-dosing benchmark
+    #: regimens at the same accuracy (benchmarks/README.md); larger values cost rejections.
+    restart_growth: float = 10.0
 
     method = ""
 
@@ -73,6 +78,10 @@ class _AdaptiveSolver:
         if not (isinstance(self.max_step, (int, float)) and self.max_step > 0):
             raise SimulationInputError(f"max_step must be a positive number of days, got "
                                        f"{self.max_step!r}")
+        if not (isinstance(self.restart_growth, (int, float))
+                and 1 <= self.restart_growth < math.inf):
+            raise SimulationInputError(f"restart_growth must be a finite number >= 1 (1 restarts "
+                                       f"cold at every dose), got {self.restart_growth!r}")
 
     def atol_vector(self, n_states: int) -> np.ndarray:
         atol = np.broadcast_to(np.asarray(self.atol, dtype=float), (n_states,))
