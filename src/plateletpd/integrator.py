@@ -261,7 +261,7 @@ def solve_subject(method, n_states, n_targets, p, event_time, event_target, even
     order = np.argsort(bp_time, kind="mergesort")
 
     rate = np.zeros(n_states)
-    work = np.empty((12, n_states))
+    work = np.empty((28, n_states))  # every segment's scratch rows, allocated once
     t = 0.0
     ib = 0
     io = 0
@@ -425,9 +425,9 @@ def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step,
     Norsett and Wanner, Solving ODEs I, 2nd ed., section II.10; step control as in their
     dop853 (safety 0.9, step change within [1/3, 6], exponent 1/8)."""
     n = y.shape[0]
-    k = np.empty((16, n))     # stage derivatives (C-contiguous, rows vectorise)
-    dense = np.empty((7, n))  # dense-output polynomial rows
     y1, stage, y_out, e5, e3 = work[0], work[1], work[2], work[3], work[4]
+    k = work[5:21]       # stage derivatives (C-contiguous rows vectorise)
+    dense = work[21:28]  # dense-output polynomial rows
     span = t_end - t
     if span <= 0.0:
         return SUCCESS, io, h_previous
