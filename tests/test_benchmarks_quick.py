@@ -1,7 +1,8 @@
 """The benchmark harness runs end to end (``python -m benchmarks --quick``).
 
-Accuracy, not speed: every engine that ran must agree with the Radau reference (rtol 1e-10)
-to 1e-4 relative on the platelet output; no timing is asserted. Peers that are not
+Accuracy, not speed: every engine that ran must meet the harness's target (1e-6 relative
+on the platelet output against the Radau reference at rtol 1e-10) at the tolerance the
+harness chose for it; no timing is asserted. Peers that are not
 installed (numbalsoda, R deSolve) are skipped by the harness with a note.
 """
 
@@ -41,6 +42,12 @@ def test_quick_benchmark_runs_and_every_engine_is_accurate(tmp_path):
     endpoints = ran[ran.engine == "plateletpd_endpoints"]
     assert endpoints.notes.str.contains("failed 0,").all(), endpoints.notes.tolist()
     ran = ran[ran.engine != "plateletpd_endpoints"]
+    # matched accuracy: every engine runs at a ladder tolerance that met the target (1e-6,
+    # benchmarks.cases.TARGET_ERROR) on the typical subject, and cohorts on the checked
+    # virtual subjects too, unless the harness notes that no ladder tolerance reached it
+    searched = ~ran.notes.str.contains("no rtol in the ladder reached")
+    assert (ran[searched].max_rel_error <= 1e-6).all(), ran[["engine", "model",
+                                                              "max_rel_error"]]
     assert (ran.max_rel_error < 1e-4).all(), ran[["engine", "model", "max_rel_error"]]
     assert (ran.median_seconds > 0).all()
     assert (tmp_path / "quick_scaling.png").exists()
