@@ -262,6 +262,9 @@ def solve_subject(method, n_states, n_targets, p, event_time, event_target, even
 
     rate = np.zeros(n_states)
     work = np.empty((28, n_states))  # every segment's scratch rows, allocated once
+    n_matrix = n_states if method == ROSENBROCK23 else 0  # Jacobian and iteration matrix
+    matrices = np.empty((2, n_matrix, n_matrix))
+    pivots = np.empty(n_matrix, dtype=np.int64)
     t = 0.0
     ib = 0
     io = 0
@@ -289,7 +292,8 @@ def solve_subject(method, n_states, n_targets, p, event_time, event_target, even
         elif method == ROSENBROCK23:
             status, io, h_previous = rosenbrock23_segment(
                 t, t_next, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
-                restart_growth, h_previous, outputs_out, states_out, counters, work)
+                restart_growth, h_previous, outputs_out, states_out, counters, work,
+                matrices, pivots)
         else:
             status, io, h_previous = dopri5_segment(
                 t, t_next, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
@@ -588,17 +592,17 @@ def _jacobian(t, y, p, rate, f0, jac, y_work, f_work, counters):
 @njit(**KERNEL_OPTIONS)
 def rosenbrock23_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step,
                          max_steps, restart_growth, h_previous, outputs_out, states_out,
-                         counters, work):
-    """Stiff counterpart of :func:`dopri5_segment` (same contract)."""
+                         counters, work, matrices, pivots):
+    """Stiff counterpart of :func:`dopri5_segment` (same contract); ``matrices`` holds the
+    Jacobian and the iteration matrix (2, n, n) and ``pivots`` (n) their LU pivots, both
+    allocated once per subject."""
     n = y.shape[0]
     f0, f1, f2, k1, k2, k3 = work[0], work[1], work[2], work[3], work[4], work[5]
     y1, time_derivative, scratch, y_out = work[6], work[7], work[8], work[9]
     span = t_end - t
     if span <= 0.0:
         return SUCCESS, io, h_previous
-    jac = np.empty((n, n))
-    w = np.empty((n, n))
-    pivots = np.empty(n, dtype=np.int64)
+    jac, w = matrices[0], matrices[1]
     h_max = min(max_step, span)
     _f(t, y, p, rate, f0, counters)
     h = _initial_step(t, y, p, rate, f0, h_max, rtol, atol, 3, y1, f1, counters)
