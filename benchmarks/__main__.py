@@ -206,6 +206,29 @@ def bench_cohorts(case, method, rtol, sizes, args, references) -> list[dict]:
     return rows
 
 
+def bench_one_core(case, method, rtol, n, args) -> dict:
+    """The same cohort on one numba thread: per subject-core, the like-for-like comparison
+    with the peers, which run one subject at a time on one core."""
+    import numba
+
+    solver = cohort_solver(method, rtol)
+    params = cohort_parameters(case.model, n)
+    run = lambda: pp.simulate_batch(case.model, case.regimen, times=case.output_days,  # noqa
+                                    params=params, solver=solver)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        seconds = [timed(run)[0] for _ in range(3 if args.quick else 5)]
+    finally:
+        numba.set_num_threads(threads)
+    median = statistics.median(seconds)
+    log(f"  plateletpd_cohort_1core n={n}: median {median:.3e} s, {median / n:.3e} s/subject")
+    return row("plateletpd_cohort_1core", case, n, rtol, rtol * ATOL_FACTOR, math.nan, median,
+               0.0, len(seconds), f"simulate_batch with {solver.method} on 1 numba thread "
+               f"(numba.set_num_threads(1)), same subjects and tolerance as plateletpd_cohort "
+               f"(its error column applies)")
+
+
 def bench_million(case, method, rtol, args) -> dict:
     """The 10^6-subject CIT cohort with endpoints, in a fresh process (its own peak memory)."""
     n = 2000 if args.quick else int(args.million)
@@ -358,6 +381,8 @@ def main(argv=None) -> int:
             references.append(reference_platelets(case, p))
         method, cohort_rtol = cohort_method(case, chosen, params, references, args)
         rows += bench_cohorts(case, method, cohort_rtol, sizes, args, references)
+        rows.append(bench_one_core(case, method, cohort_rtol, max(n for n in sizes
+                                                                  if n <= 10_000), args))
         if label == "mono" and model_name == "cit_thrombopoiesis":
             rows.append(bench_million(case, method, cohort_rtol, args))
         if model_name not in breakdown:
@@ -388,21 +413,23 @@ def summary(frame: pd.DataFrame, breakdown: dict) -> str:
         single = float(single.per_subject_seconds.min()) if len(single) else math.nan
         cohort = group[group.engine == "plateletpd_cohort"]
         best = float(cohort.per_subject_seconds.min()) if len(cohort) else math.nan
+        core = group[group.engine == "plateletpd_cohort_1core"]
+        one_core = float(core.per_subject_seconds.min()) if len(core) else math.nan
         out.write(f"\n**{model}**, `{regimen}`\n\n")
         out.write("| engine | subjects | rtol | max rel. error | per-subject time (s) | "
                   "subjects/s | compile (s) | repeats | peer / plateletpd (1 subject) | "
-                  "peer / plateletpd (best cohort) |\n|---|---:|---:|---:|---:|---:|---:|---:|"
-                  "---:|---:|\n")
+                  "peer / plateletpd (best cohort) | peer / plateletpd (cohort, 1 core) |\n"
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
         for _, r in group.iterrows():
             if pd.isna(r.median_seconds):
-                out.write(f"| {r.engine} | - | - | - | skipped | - | - | - | - | - |\n")
+                out.write(f"| {r.engine} | - | - | - | skipped | - | - | - | - | - | - |\n")
                 continue
             peer = not str(r.engine).startswith("plateletpd")
-            ratio1 = f"{r.per_subject_seconds / single:.3g}x" if peer else ""
-            ratio2 = f"{r.per_subject_seconds / best:.3g}x" if peer else ""
+            ratios = [f"{r.per_subject_seconds / base:.3g}x" if peer else ""
+                      for base in (single, best, one_core)]
             out.write(f"| {r.engine} | {r.subjects} | {r.rtol:.0e} | {r.max_rel_error:.1e} | "
                       f"{r.per_subject_seconds:.3g} | {r.subjects_per_second:.3g} | "
-                      f"{r.compile_seconds:.2g} | {r.repeats} | {ratio1} | {ratio2} |\n")
+                      f"{r.compile_seconds:.2g} | {r.repeats} | {' | '.join(ratios)} |\n")
     out.write("\nPer-call cost of the compiled right-hand side (njit loop): "
               + ", ".join(f"{m} {b['rhs_seconds_per_call'] * 1e9:.0f} ns ({b['states']} states)"
                           for m, b in breakdown.items()) + "\n")
