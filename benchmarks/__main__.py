@@ -135,6 +135,14 @@ def cohort_solver(method: str, rtol: float):
         rtol=rtol, atol=rtol * ATOL_FACTOR)
 
 
+def checked_error(batch, references) -> float:
+    """Largest relative platelet error of the first subjects of ``batch`` against their own
+    Radau references."""
+    got = batch.outputs[:, :, batch.output_names.index("platelets")]
+    return max(float(np.max(np.abs(got[i] / references[i] - 1)))
+               for i in range(len(references)))
+
+
 def cohort_tolerance(case, method, rtol, params, references) -> float:
     """The loosest ladder rtol, no looser than the typical subject's, at which the first
     virtual subjects also meet the target error against their own Radau references: the
@@ -143,10 +151,7 @@ def cohort_tolerance(case, method, rtol, params, references) -> float:
     for candidate in LADDER[LADDER.index(rtol):]:
         batch = pp.simulate_batch(case.model, case.regimen, times=case.output_days,
                                   params=params, solver=cohort_solver(method, candidate))
-        got = batch.outputs[:, :, batch.output_names.index("platelets")]
-        error = max(float(np.max(np.abs(got[i] / references[i] - 1)))
-                    for i in range(len(references)))
-        if error <= TARGET_ERROR:
+        if checked_error(batch, references) <= TARGET_ERROR:
             if candidate != rtol:
                 log(f"  cohort rtol {candidate:g}: at the typical subject's {rtol:g} a checked "
                     f"virtual subject missed {TARGET_ERROR:g}")
@@ -186,14 +191,13 @@ def bench_cohorts(case, method, rtol, sizes, args, references) -> list[dict]:
             elapsed, batch = timed(run)
             seconds.append(elapsed)
         k = len(references)
-        got = batch.outputs[:k, :, batch.output_names.index("platelets")]
-        error = max(float(np.max(np.abs(got[i] / references[i] - 1))) for i in range(k))
+        error = checked_error(batch, references)
         failed = int(np.sum(batch.status != 0))
         counters = batch.counters
         notes = [f"simulate_batch with {solver.method} (the faster of DOPRI5 and DOP853 on a "
-                 f"trial cohort, each at its cohort tolerance), log-normal IIV on {', '.join(params)}; error over the "
-                 f"first {k} subjects; no separate warm-up (kernel warm from the single-"
-                 f"subject runs); mean steps {counters[:, 0].mean():.0f}, mean rhs "
+                 f"trial cohort, each at its cohort tolerance), log-normal IIV on "
+                 f"{', '.join(params)}; error over the first {k} subjects; no separate "
+                 f"warm-up (kernel warm from the single-subject runs); mean steps {counters[:, 0].mean():.0f}, mean rhs "
                  f"evaluations {counters[:, 2].mean():.0f} per subject; failed {failed}; "
                  f"{os.cpu_count()} cores (numba threads {numba_threads()})"]
         if note:
@@ -342,6 +346,11 @@ def main(argv=None) -> int:
     args.repeats = args.repeats or (2 if args.quick else 7)
     args.budget = args.budget or (5.0 if args.quick else 30.0)
     args.min_repeats = 1 if args.quick else 3
+    smallest = 10 if args.quick else 100
+    if args.max_cohort is not None and not (math.isfinite(args.max_cohort)
+                                            and smallest <= args.max_cohort <= 1e6):
+        parser.error(f"--max-cohort must be between {smallest} and 1e6 subjects (the cohort "
+                     f"sizes are powers of 10 from {smallest}), got {args.max_cohort:g}")
     max_cohort = int(args.max_cohort or (100 if args.quick else 100_000))
     sizes = [10 ** k for k in range(1 if args.quick else 2, 7) if 10 ** k <= max_cohort]
     cases = CASES[:2] if args.quick else CASES

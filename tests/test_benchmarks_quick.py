@@ -85,3 +85,18 @@ def test_million_cohort_refuses_bad_sizes_before_simulating(capsys):
         with pytest.raises(SystemExit):
             main(argv)
         assert message in capsys.readouterr().err
+
+
+def test_harness_refuses_a_cohort_size_it_cannot_run(capsys):
+    # cohorts are powers of 10 from 100 (10 with --quick): a smaller --max-cohort left no
+    # cohort to time and failed later inside the one-core row
+    sys.path.insert(0, str(ROOT))
+    import pytest
+
+    from benchmarks.__main__ import main
+
+    for argv in (["--max-cohort", "50"], ["--quick", "--max-cohort", "5"],
+                 ["--max-cohort", "nan"], ["--max-cohort", "1e7"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "--max-cohort must be between" in capsys.readouterr().err

@@ -509,37 +509,34 @@ def _plots(result: TrialResult, folder: Path) -> list[Path]:
         axis.fill_between(relative, low, high, color=line.get_color(), alpha=0.12)
     axis.axvline(0, color="grey", lw=0.8)
     axis.axhline(100, color="grey", lw=0.8, ls=":")
-    axis.set_xlabel("days from the start of treatment")
-    axis.set_ylabel("platelets (x10$^9$/L): median, 5-95%")
-    axis.legend(fontsize=8)
-    axis.grid(alpha=0.3)
-    paths.append(_save(figure, folder / "trajectories.png", plt))
+    paths.append(_save(figure, axis, "days from the start of treatment",
+                       "platelets (x10$^9$/L): median, 5-95%", folder / "trajectories.png", plt))
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for name, table in result.subjects.groupby("arm", sort=False):
         curve = kaplan_meier(table.days_to_100, table.reached_100)
         axis.step(np.concatenate([[0], curve.times]), 1 - np.concatenate([[1], curve.survival]),
                   where="post", label=name)
-    axis.set_xlabel("days from the start of treatment")
-    axis.set_ylabel("proportion with PLT >= 100 (Kaplan-Meier)")
-    axis.legend(fontsize=8)
-    axis.grid(alpha=0.3)
-    paths.append(_save(figure, folder / "time_to_100.png", plt))
+    paths.append(_save(figure, axis, "days from the start of treatment",
+                       "proportion with PLT >= 100 (Kaplan-Meier)", folder / "time_to_100.png",
+                       plt))
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
     days = np.arange(0, 22)
     for name, table in result.subjects.groupby("arm", sort=False):
         reached = [np.mean(table.response_day.to_numpy() <= d) * 100 for d in days]
         axis.plot(days, reached, marker=".", label=name)
-    axis.set_xlabel("day of treatment")
-    axis.set_ylabel("responders so far (%)")
-    axis.legend(fontsize=8)
-    axis.grid(alpha=0.3)
-    paths.append(_save(figure, folder / "response_by_day.png", plt))
+    paths.append(_save(figure, axis, "day of treatment", "responders so far (%)",
+                       folder / "response_by_day.png", plt))
     return paths
 
 
-def _save(figure, path: Path, plt) -> Path:
+def _save(figure, axis, xlabel: str, ylabel: str, path: Path, plt) -> Path:
+    """Label the single axis, add legend and grid, write the figure atomically, close it."""
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
     figure.tight_layout()
     atomic_write(path, lambda p: figure.savefig(p, dpi=110, format="png"))
     plt.close(figure)
