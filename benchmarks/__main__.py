@@ -130,9 +130,21 @@ def bench_desolve(case, args) -> dict:
                r["compile_seconds"], r["repeats"], notes)
 
 
+#: Cohort methods: name -> (solver class, options). The lock-step method starts its tolerance
+#: search from one-subject DOP853's.
+COHORT_METHODS = {"plateletpd": (pp.DormandPrince5, {}),
+                  "plateletpd_dop853": (pp.DormandPrince853, {}),
+                  "plateletpd_lockstep": (pp.DormandPrince853, {"lockstep": True})}
+
+
 def cohort_solver(method: str, rtol: float):
-    return {"plateletpd": pp.DormandPrince5, "plateletpd_dop853": pp.DormandPrince853}[method](
-        rtol=rtol, atol=rtol * ATOL_FACTOR)
+    solver, options = COHORT_METHODS[method]
+    return solver(rtol=rtol, atol=rtol * ATOL_FACTOR, **options)
+
+
+def describe_solver(solver) -> str:
+    return solver.method + (" in lock step (groups of 16 subjects)"
+                            if getattr(solver, "lockstep", False) else "")
 
 
 def checked_error(batch, references) -> float:
@@ -160,12 +172,13 @@ def cohort_tolerance(case, method, rtol, params, references) -> float:
 
 
 def cohort_method(case, chosen, params, references, args) -> tuple[str, float]:
-    """DOPRI5 or DOP853 for the cohorts, each at its cohort tolerance: whichever runs a
-    trial cohort (1000 subjects, 100 with --quick) faster, median of 3."""
+    """DOPRI5, DOP853 or DOP853 in lock step for the cohorts, each at its cohort tolerance:
+    whichever runs a trial cohort (1000 subjects, 100 with --quick) fastest, median of 3."""
     trial = cohort_parameters(case.model, 100 if args.quick else 1000)
     best = None
-    for method in ("plateletpd", "plateletpd_dop853"):
-        rtol = cohort_tolerance(case, method, chosen[method], params, references)
+    for method in COHORT_METHODS:
+        start = chosen.get(method, chosen["plateletpd_dop853"])
+        rtol = cohort_tolerance(case, method, start, params, references)
         solver = cohort_solver(method, rtol)
         run = lambda: pp.simulate_batch(case.model, case.regimen,  # noqa: E731
                                         times=case.output_days, params=trial, solver=solver)
@@ -194,8 +207,9 @@ def bench_cohorts(case, method, rtol, sizes, args, references) -> list[dict]:
         error = checked_error(batch, references)
         failed = int(np.sum(batch.status != 0))
         counters = batch.counters
-        notes = [f"simulate_batch with {solver.method} (the faster of DOPRI5 and DOP853 on a "
-                 f"trial cohort, each at its cohort tolerance), log-normal IIV on "
+        notes = [f"simulate_batch with {describe_solver(solver)} (the fastest of DOPRI5, "
+                 f"DOP853 and DOP853 in lock step on a trial cohort, each at its cohort "
+                 f"tolerance), log-normal IIV on "
                  f"{', '.join(params)}; error over the first {k} subjects; no separate "
                  f"warm-up (kernel warm from the single-subject runs); mean steps {counters[:, 0].mean():.0f}, mean rhs "
                  f"evaluations {counters[:, 2].mean():.0f} per subject; failed {failed}; "
@@ -228,7 +242,7 @@ def bench_one_core(case, method, rtol, n, args) -> dict:
     median = statistics.median(seconds)
     log(f"  plateletpd_cohort_1core n={n}: median {median:.3e} s, {median / n:.3e} s/subject")
     return row("plateletpd_cohort_1core", case, n, rtol, rtol * ATOL_FACTOR, math.nan, median,
-               0.0, len(seconds), f"simulate_batch with {solver.method} on 1 numba thread "
+               0.0, len(seconds), f"simulate_batch with {describe_solver(solver)} on 1 numba thread "
                f"(numba.set_num_threads(1)), same subjects and tolerance as plateletpd_cohort "
                f"(its error column applies)")
 
@@ -237,7 +251,8 @@ def bench_million(case, method, rtol, args) -> dict:
     """The 10^6-subject CIT cohort with endpoints, in a fresh process (its own peak memory)."""
     n = 2000 if args.quick else int(args.million)
     code = [sys.executable, "-m", "benchmarks.million", "--n", str(n), "--rtol", str(rtol),
-            "--method", "dop853" if method == "plateletpd_dop853" else "dopri5"]
+            "--method", {"plateletpd": "dopri5", "plateletpd_dop853": "dop853",
+                         "plateletpd_lockstep": "dop853_lockstep"}[method]]
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(root / "src"), str(root), os.environ.get("PYTHONPATH", "")])}

@@ -58,7 +58,8 @@ def peak_memory_mb() -> float:
 def run(n: int, chunk: int, method: str, rtol: float, seed: int) -> dict:
     model = pp.load_model("cit_thrombopoiesis")
     regimen = "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22"
-    solver = {"dopri5": pp.DormandPrince5, "dop853": pp.DormandPrince853}[method](
+    solver = {"dopri5": pp.DormandPrince5, "dop853": pp.DormandPrince853,
+              "dop853_lockstep": lambda **kw: pp.DormandPrince853(lockstep=True, **kw)}[method](
         rtol=rtol, atol=rtol * 1e-3)
     params = cohort_parameters(model, n, seed=seed)  # 3 x n floats: 24 MB at 10^6
     warm = {k: v[:8] for k, v in params.items()}
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.million")
     parser.add_argument("--n", type=float, default=1e6)
     parser.add_argument("--chunk", type=int, default=10_000)
-    parser.add_argument("--method", choices=["dopri5", "dop853"], default="dop853")
+    parser.add_argument("--method", choices=["dopri5", "dop853", "dop853_lockstep"], default="dop853")
     parser.add_argument("--rtol", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=2024)
     args = parser.parse_args(argv)

@@ -38,7 +38,9 @@ from .kernels import KERNEL_OPTIONS, njit
 
 # Placeholders: in a kernel module these names are the model's compiled functions.
 rhs = initial = outputs = dose_modifiers = constants = rhs_hoisted = rhs_inline = None
+rhs_lanes = None
 N_CONSTANTS = 0
+LANES = 16
 
 #: Line after which this file's text is the kernel template.
 TEMPLATE_MARKER = "# ---- kernel template: everything below is copied into kernel modules ----"
@@ -71,6 +73,10 @@ N_COUNTERS = 4
 DOPRI5 = 0
 ROSENBROCK23 = 1
 DOP853 = 2
+
+# lock-step groups only (never a subject's status): the group's subjects cannot share
+# breakpoints, so each is integrated on its own
+LOCKSTEP_MISMATCH = -1
 
 # Dormand-Prince 8(5,3) tableau, with the three extra stages of its 7th-order dense output:
 # Hairer's published coefficients, read from scipy (which ships them as data) rather than
@@ -676,3 +682,304 @@ def rosenbrock23_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max
         if last and err <= 1.0:
             return SUCCESS, io, min(h * factor, max_step)
         h = min(h * factor, h_max)
+
+
+# ------------------------------------------------------------------ lock step (DOP853)
+# LANES subjects advance together with one step size (the largest every one of them
+# accepts), so the model's right-hand side runs as one vectorised loop over subjects
+# (``rhs_lanes``) and every stage combination is one long loop over states x lanes. Arrays
+# are lane-major and flat: element ``[i * LANES + lane]`` is row ``i`` of subject ``lane``.
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _f_lanes(t, y, q, rate, out, counters):
+    """:func:`_f` for a lock-step group: one right-hand side call per subject, counted once
+    (the group's counters are every member's)."""
+    rhs_lanes(t, y, q, out)
+    for i in range(y.shape[0]):
+        out[i] += rate[i]
+    counters[RHS_EVALUATIONS] += 1
+
+
+@njit(**KERNEL_OPTIONS)
+def _initial_step_lanes(t, y, q, rate, f0, h_max, rtol, atol, order, y1, f1, counters, acc):
+    """:func:`_initial_step` for a group: the shortest of the subjects' starting steps."""
+    n = y.shape[0] // LANES
+    for lane in range(LANES):
+        acc[0, lane] = 0.0
+        acc[1, lane] = 0.0
+    for i in range(n):
+        for lane in range(LANES):
+            j = i * LANES + lane
+            sk = atol[i] + rtol * abs(y[j])
+            acc[0, lane] += (f0[j] / sk) ** 2
+            acc[1, lane] += (y[j] / sk) ** 2
+    h = h_max
+    for lane in range(LANES):
+        dnf, dny = acc[0, lane], acc[1, lane]
+        h = min(h, 1e-6 if (dnf <= 1e-10 or dny <= 1e-10) else 0.01 * math.sqrt(dny / dnf))
+    for j in range(y.shape[0]):
+        y1[j] = y[j] + h * f0[j]
+    _f_lanes(t + h, y1, q, rate, f1, counters)
+    for lane in range(LANES):
+        acc[1, lane] = 0.0
+    for i in range(n):
+        for lane in range(LANES):
+            j = i * LANES + lane
+            sk = atol[i] + rtol * abs(y[j])
+            acc[1, lane] += ((f1[j] - f0[j]) / sk) ** 2
+    h_new = min(100.0 * h, h_max)
+    for lane in range(LANES):
+        der12 = max(math.sqrt(acc[1, lane]) / h, math.sqrt(acc[0, lane]))
+        h_lane = max(1e-6, h * 1e-3) if der12 <= 1e-15 else (0.01 / der12) ** (1.0 / order)
+        h_new = min(h_new, h_lane)
+    return h_new
+
+
+@njit(**KERNEL_OPTIONS)
+def _dop853_error_lanes(e5, e3, y, y1, h, rtol, atol, acc):
+    """DOP853's error norm of every subject; the largest (NaN if any is not finite)."""
+    n = y.shape[0] // LANES
+    for lane in range(LANES):
+        acc[0, lane] = 0.0
+        acc[1, lane] = 0.0
+    for i in range(n):
+        for lane in range(LANES):
+            j = i * LANES + lane
+            scale = atol[i] + rtol * max(abs(y[j]), abs(y1[j]))
+            acc[0, lane] += (e5[j] / scale) ** 2
+            acc[1, lane] += (e3[j] / scale) ** 2
+    worst = 0.0
+    for lane in range(LANES):
+        err5, err3 = acc[0, lane], acc[1, lane]
+        err = 0.0
+        if err5 > 0.0 or err3 > 0.0:
+            err = h * err5 / math.sqrt((err5 + 0.01 * err3) * n)
+        if not math.isfinite(err):
+            return math.nan
+        worst = max(worst, err)
+    return worst
+
+
+@njit(**KERNEL_OPTIONS)
+def _record_lanes(t, y, lane_q, lane_y, outputs_out, states_out, first, count, io):
+    """Record output ``io`` of the group's real subjects (lanes ``0..count-1``)."""
+    n = lane_y.shape[0]
+    for lane in range(count):
+        for i in range(n):
+            lane_y[i] = y[i * LANES + lane]
+        _record(t, lane_y, lane_q[lane], outputs_out[first + lane], states_out[first + lane],
+                io)
+
+
+@njit(**KERNEL_OPTIONS)
+def dop853_lanes_segment(t, t_end, y, q, rate, output_times, io, rtol, atol, max_step,
+                         max_steps, restart_growth, h_previous, outputs_out, states_out,
+                         counters, work, acc, lane_q, lane_y, first, count):
+    """:func:`dop853_segment` for a lock-step group (same contract, same step control on the
+    group's worst error norm, so every subject meets its tolerance at every step)."""
+    m = y.shape[0]
+    y1, stage, y_out, e5, e3 = work[0], work[1], work[2], work[3], work[4]
+    k = work[5:21]
+    dense = work[21:28]
+    span = t_end - t
+    if span <= 0.0:
+        return SUCCESS, io, h_previous
+    h_max = min(max_step, span)
+    _f_lanes(t, y, q, rate, k[0], counters)
+    h = _initial_step_lanes(t, y, q, rate, k[0], h_max, rtol, atol, 8, y1, k[1], counters,
+                            acc)
+    h = _restart_step(h, h_previous, restart_growth, h_max)
+    rejected_last = False
+    while True:
+        status, h, last = _next_step(t, t_end, h, counters, max_steps)
+        if status != SUCCESS:
+            return status, io, h
+        for s in range(1, 12):
+            _combine(y, k, _P_A[s], s, h, stage)
+            _f_lanes(t + _P_C[s] * h, stage, q, rate, k[s], counters)
+        _combine(y, k, _P_B, 12, h, y1)
+        _f_lanes(t + h, y1, q, rate, k[12], counters)
+        for j in range(m):
+            e5[j] = _P_E5[0] * k[0, j]
+            e3[j] = _P_E3[0] * k[0, j]
+        for s in range(1, 13):
+            w5 = _P_E5[s]
+            w3 = _P_E3[s]
+            for j in range(m):
+                e5[j] += w5 * k[s, j]
+                e3[j] += w3 * k[s, j]
+        err = _dop853_error_lanes(e5, e3, y, y1, h, rtol, atol, acc)
+        if not math.isfinite(err):
+            status, h = _retry_after_non_finite(t, h, counters)
+            if status != SUCCESS:
+                return status, io, h
+            rejected_last = True
+            continue
+        factor = 6.0 if err == 0.0 else min(6.0, max(1.0 / 3.0, 0.9 * err ** -0.125))
+        if err <= 1.0:
+            counters[STEPS] += 1
+            t_new = t_end if last else t + h
+            if io < output_times.shape[0] and output_times[io] <= t_new \
+                    and output_times[io] < t_end:
+                for s in range(13, 16):
+                    _combine(y, k, _P_A[s], s, h, stage)
+                    _f_lanes(t + _P_C[s] * h, stage, q, rate, k[s], counters)
+                for j in range(m):
+                    difference = y1[j] - y[j]
+                    dense[0, j] = difference
+                    dense[1, j] = h * k[0, j] - difference
+                    dense[2, j] = 2.0 * difference - h * (k[12, j] + k[0, j])
+                for r in range(4):
+                    for j in range(m):
+                        dense[3 + r, j] = 0.0
+                    for s in range(16):
+                        w = h * _P_D[r, s]
+                        if w != 0.0:
+                            for j in range(m):
+                                dense[3 + r, j] += w * k[s, j]
+            while io < output_times.shape[0] and output_times[io] <= t_new \
+                    and output_times[io] < t_end:
+                x = (output_times[io] - t) / h
+                for j in range(m):
+                    value = 0.0
+                    for r in range(6, -1, -1):
+                        value += dense[r, j]
+                        value *= x if (6 - r) % 2 == 0 else 1.0 - x
+                    y_out[j] = y[j] + value
+                _record_lanes(output_times[io], y_out, lane_q, lane_y, outputs_out, states_out,
+                              first, count, io)
+                io += 1
+            for j in range(m):
+                y[j] = y1[j]
+                k[0, j] = k[12, j]
+            t = t_new
+            if rejected_last:
+                factor = min(factor, 1.0)
+            if last:
+                return SUCCESS, io, min(h * factor, max_step)
+            rejected_last = False
+            h = min(h * factor, h_max)
+        else:
+            counters[REJECTED] += 1
+            rejected_last = True
+            h *= factor
+
+
+@njit(**KERNEL_OPTIONS)
+def solve_group(n_states, n_targets, params, first, count, event_time, event_target,
+                event_state, event_amount, event_duration, output_times, rtol, atol,
+                max_step, max_steps, restart_growth, outputs_out, states_out, counters):
+    """Integrate subjects ``first .. first+count-1`` (count <= LANES) in lock step with
+    DOP853; spare lanes repeat the last subject and record nothing.
+
+    Returns a status for the whole group: SUCCESS (outputs and counters written for every
+    subject), :data:`LOCKSTEP_MISMATCH` (their dose times differ after lag, so they cannot
+    share breakpoints) or a failure; on anything but SUCCESS the caller integrates each
+    subject on its own, so one failing subject is flagged alone, with its own status."""
+    n_out = output_times.shape[0]
+    n_p = params.shape[1]
+    n_q = n_p + N_CONSTANTS
+    lane_q = np.empty((LANES, n_q))
+    lane_y = np.empty(n_states)
+    q = np.empty(n_q * LANES)
+    y = np.empty(n_states * LANES)
+    n_events = event_time.shape[1]
+    bp_time = np.empty(2 * n_events)
+    bp_state = np.empty(2 * n_events, dtype=np.int64)
+    bp_bolus = np.zeros((2 * n_events, LANES))
+    bp_rate = np.zeros((2 * n_events, LANES))
+    used = np.zeros(2 * n_events, dtype=np.bool_)
+    bioavailability = np.ones(max(n_targets, 1))
+    lag = np.zeros(max(n_targets, 1))
+    for lane in range(LANES):
+        subject = first + min(lane, count - 1)
+        lane_q[lane, :n_p] = params[subject]
+        constants(lane_q[lane])
+        for i in range(n_q):
+            q[i * LANES + lane] = lane_q[lane, i]
+        initial(lane_q[lane], lane_y)
+        for i in range(n_states):
+            if not math.isfinite(lane_y[i]):
+                return NON_FINITE
+            y[i * LANES + lane] = lane_y[i]
+        if n_targets > 0:
+            dose_modifiers(lane_q[lane], bioavailability, lag)
+        for k in range(n_targets):
+            if not (math.isfinite(bioavailability[k]) and math.isfinite(lag[k])
+                    and bioavailability[k] >= 0.0 and lag[k] >= 0.0):
+                return INVALID_INPUT
+        # event e gives breakpoints 2e (dose or rate on) and 2e+1 (rate off)
+        for e in range(n_events):
+            k = event_target[e]
+            start = event_time[subject, e] + lag[k]
+            amount = event_amount[subject, e] * bioavailability[k]
+            if lane == 0:
+                bp_time[2 * e] = start
+                bp_time[2 * e + 1] = start + event_duration[e]
+                bp_state[2 * e] = event_state[e]
+                bp_state[2 * e + 1] = event_state[e]
+            elif start != bp_time[2 * e]:
+                return LOCKSTEP_MISMATCH
+            if amount != 0.0:
+                if event_duration[e] > 0.0:
+                    bp_rate[2 * e, lane] = amount / event_duration[e]
+                    bp_rate[2 * e + 1, lane] = -amount / event_duration[e]
+                    used[2 * e + 1] = True
+                else:
+                    bp_bolus[2 * e, lane] = amount
+                used[2 * e] = True
+    n_bp = 0
+    for b in range(2 * n_events):
+        if used[b]:
+            n_bp += 1
+    kept = np.empty(n_bp, dtype=np.int64)
+    j = 0
+    for b in range(2 * n_events):
+        if used[b]:
+            kept[j] = b
+            j += 1
+    order = kept[np.argsort(bp_time[kept], kind="mergesort")]
+
+    for lane in range(count):
+        outputs_out[first + lane, :, :] = np.nan
+        if states_out.shape[1] > 0:
+            states_out[first + lane, :, :] = np.nan
+    rate = np.zeros(n_states * LANES)
+    work = np.empty((28, n_states * LANES))
+    acc = np.empty((2, LANES))
+    group_counters = np.zeros(N_COUNTERS, dtype=np.int64)
+    t = 0.0
+    ib = 0
+    io = 0
+    t_end = output_times[n_out - 1]
+    status = SUCCESS
+    h_previous = 0.0
+    while True:
+        while ib < n_bp and bp_time[order[ib]] <= t:
+            b = order[ib]
+            base = bp_state[b] * LANES
+            for lane in range(LANES):
+                y[base + lane] += bp_bolus[b, lane]
+                rate[base + lane] += bp_rate[b, lane]
+            ib += 1
+        while io < n_out and output_times[io] <= t:
+            _record_lanes(t, y, lane_q, lane_y, outputs_out, states_out, first, count, io)
+            io += 1
+        if io >= n_out:
+            break
+        t_next = t_end
+        if ib < n_bp and bp_time[order[ib]] < t_next:
+            t_next = bp_time[order[ib]]
+        status, io, h_previous = dop853_lanes_segment(
+            t, t_next, y, q, rate, output_times, io, rtol, atol, max_step, max_steps,
+            restart_growth, h_previous, outputs_out, states_out, group_counters, work, acc,
+            lane_q, lane_y, first, count)
+        if status != SUCCESS:
+            return status
+        t = t_next
+    for lane in range(count):
+        for c in range(N_COUNTERS):
+            counters[first + lane, c] = group_counters[c]
+    return SUCCESS
+

@@ -10,6 +10,7 @@ the result (and NaN outputs from the failure on); other subjects are unaffected.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import Any, Mapping, Sequence
@@ -216,8 +217,10 @@ def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amount
     states = np.empty((n, grid.size if keep_states else 0, n_states))
     status = np.empty(n, dtype=np.int64)
     counters = np.zeros((n, 4), dtype=np.int64)
-    kernel.solve_batch(
-          solver.method_code, np.ascontiguousarray(matrix, dtype=np.float64),
+    lockstep = getattr(solver, "lockstep", False) and n > 1
+    solve = kernel.solve_batch_lanes if lockstep else functools.partial(
+        kernel.solve_batch, solver.method_code)
+    solve(np.ascontiguousarray(matrix, dtype=np.float64),
           np.ascontiguousarray(np.reshape(event_times, (n, schedule.n_events)) * scale,
                                dtype=np.float64),
           np.ascontiguousarray(schedule.target, dtype=np.int64),
