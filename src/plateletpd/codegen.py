@@ -10,9 +10,13 @@ Generated functions (numba ``@njit``; see ``Model.source``):
 * ``initial(p, y0)``: the initial state;
 * ``outputs(t, y, p, out)``: the recorded outputs;
 * ``dose_modifiers(p, bioavailability, lag)``: per-target bioavailability and lag;
+* ``rhs_lanes(t, y, q, dydt)``: the right-hand side of ``LANES`` subjects at once, as one
+  vectorisable loop over subjects (for the lock-step integrator);
 * ``solve_batch(method, ...)``: a parallel loop over subjects calling the generic
   integrator, whose template text (:func:`plateletpd.integrator.template`) is appended to
-  the module by :func:`kernel_module_source`.
+  the module by :func:`kernel_module_source`;
+* ``solve_batch_lanes(...)``: a parallel loop over groups of ``LANES`` subjects integrated
+  in lock step with DOP853 (falling back to ``solve_subject`` per subject).
 
 Glossary of prefixes in generated code: ``p_`` parameter or covariate, ``s_`` state,
 ``d_`` derived quantity.

@@ -19,6 +19,9 @@ inside a kernel module.
 * :func:`rosenbrock23_segment`: the L-stable Rosenbrock 2(3) pair of Shampine and Reichelt
   (SIAM J Sci Comput 1997;18:1-22, MATLAB's ode23s) with a finite-difference Jacobian, for
   stiff models.
+* :func:`solve_group` / :func:`dop853_lanes_segment`: DOP853 for ``LANES`` subjects in lock
+  step (one step size, the largest all of them accept), on lane-major flat arrays so the
+  model's ``rhs_lanes`` and every stage combination are long vectorisable loops.
 
 Glossary (kernel-local short names): ``h`` step size, ``k1..k7`` stage derivatives,
 ``sk`` error scale ``atol + rtol*|y|``, ``bp`` breakpoint, ``io`` index of the next output.
