@@ -429,6 +429,51 @@ def _combine(y, k, weights, count, h, out):
                 out[i] += w * k[j, i]
 
 
+@njit(inline="always", **KERNEL_OPTIONS)
+def _dop853_estimates(k, e5, e3):
+    """DOP853's 5th- and 3rd-order error estimates (divided by h) from the 13 stages."""
+    m = e5.shape[0]
+    for i in range(m):
+        e5[i] = _P_E5[0] * k[0, i]
+        e3[i] = _P_E3[0] * k[0, i]
+    for j in range(1, 13):
+        w5 = _P_E5[j]
+        w3 = _P_E3[j]
+        for i in range(m):
+            e5[i] += w5 * k[j, i]
+            e3[i] += w3 * k[j, i]
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _dop853_dense(y, y1, k, h, dense):
+    """The 7th-order dense-output rows of an accepted step (stages 14-16 in ``k``)."""
+    m = y.shape[0]
+    for i in range(m):
+        difference = y1[i] - y[i]
+        dense[0, i] = difference
+        dense[1, i] = h * k[0, i] - difference
+        dense[2, i] = 2.0 * difference - h * (k[12, i] + k[0, i])
+    for r in range(4):
+        for i in range(m):
+            dense[3 + r, i] = 0.0
+        for j in range(16):
+            w = h * _P_D[r, j]
+            if w != 0.0:
+                for i in range(m):
+                    dense[3 + r, i] += w * k[j, i]
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _dop853_interpolate(y, dense, x, y_out):
+    """The solution at fraction ``x`` of the step (Hairer's nested form, highest row first)."""
+    for i in range(y.shape[0]):
+        value = 0.0
+        for r in range(6, -1, -1):
+            value += dense[r, i]
+            value *= x if (6 - r) % 2 == 0 else 1.0 - x
+        y_out[i] = y[i] + value
+
+
 @njit(**KERNEL_OPTIONS)
 def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
                    restart_growth, h_previous, outputs_out, states_out, counters, work):
@@ -460,15 +505,7 @@ def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step,
             else:
                 _combine(y, k, _P_B, 12, h, y1)
                 _f_hot(t + h, y1, p, rate, k[12], counters)
-        for i in range(n):
-            e5[i] = _P_E5[0] * k[0, i]
-            e3[i] = _P_E3[0] * k[0, i]
-        for j in range(1, 13):
-            w5 = _P_E5[j]
-            w3 = _P_E3[j]
-            for i in range(n):
-                e5[i] += w5 * k[j, i]
-                e3[i] += w3 * k[j, i]
+        _dop853_estimates(k, e5, e3)
         err5 = 0.0
         err3 = 0.0
         for i in range(n):
@@ -493,28 +530,10 @@ def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step,
                 for s in range(13, 16):
                     _combine(y, k, _P_A[s], s, h, stage)
                     _f(t + _P_C[s] * h, stage, p, rate, k[s], counters)
-                for i in range(n):
-                    difference = y1[i] - y[i]
-                    dense[0, i] = difference
-                    dense[1, i] = h * k[0, i] - difference
-                    dense[2, i] = 2.0 * difference - h * (k[12, i] + k[0, i])
-                for r in range(4):
-                    for i in range(n):
-                        dense[3 + r, i] = 0.0
-                    for j in range(16):
-                        w = h * _P_D[r, j]
-                        if w != 0.0:
-                            for i in range(n):
-                                dense[3 + r, i] += w * k[j, i]
+                _dop853_dense(y, y1, k, h, dense)
             while io < output_times.shape[0] and output_times[io] <= t_new \
                     and output_times[io] < t_end:
-                x = (output_times[io] - t) / h
-                for i in range(n):
-                    value = 0.0
-                    for r in range(6, -1, -1):  # Hairer's nested form, highest row first
-                        value += dense[r, i]
-                        value *= x if (6 - r) % 2 == 0 else 1.0 - x
-                    y_out[i] = y[i] + value
+                _dop853_interpolate(y, dense, (output_times[io] - t) / h, y_out)
                 _record(output_times[io], y_out, p, outputs_out, states_out, io)
                 io += 1
             for i in range(n):
@@ -803,15 +822,7 @@ def dop853_lanes_segment(t, t_end, y, q, rate, output_times, io, rtol, atol, max
             _f_lanes(t + _P_C[s] * h, stage, q, rate, k[s], counters)
         _combine(y, k, _P_B, 12, h, y1)
         _f_lanes(t + h, y1, q, rate, k[12], counters)
-        for j in range(m):
-            e5[j] = _P_E5[0] * k[0, j]
-            e3[j] = _P_E3[0] * k[0, j]
-        for s in range(1, 13):
-            w5 = _P_E5[s]
-            w3 = _P_E3[s]
-            for j in range(m):
-                e5[j] += w5 * k[s, j]
-                e3[j] += w3 * k[s, j]
+        _dop853_estimates(k, e5, e3)
         err = _dop853_error_lanes(e5, e3, y, y1, h, rtol, atol, acc)
         if not math.isfinite(err):
             status, h = _retry_after_non_finite(t, h, counters)
@@ -828,28 +839,10 @@ def dop853_lanes_segment(t, t_end, y, q, rate, output_times, io, rtol, atol, max
                 for s in range(13, 16):
                     _combine(y, k, _P_A[s], s, h, stage)
                     _f_lanes(t + _P_C[s] * h, stage, q, rate, k[s], counters)
-                for j in range(m):
-                    difference = y1[j] - y[j]
-                    dense[0, j] = difference
-                    dense[1, j] = h * k[0, j] - difference
-                    dense[2, j] = 2.0 * difference - h * (k[12, j] + k[0, j])
-                for r in range(4):
-                    for j in range(m):
-                        dense[3 + r, j] = 0.0
-                    for s in range(16):
-                        w = h * _P_D[r, s]
-                        if w != 0.0:
-                            for j in range(m):
-                                dense[3 + r, j] += w * k[s, j]
+                _dop853_dense(y, y1, k, h, dense)
             while io < output_times.shape[0] and output_times[io] <= t_new \
                     and output_times[io] < t_end:
-                x = (output_times[io] - t) / h
-                for j in range(m):
-                    value = 0.0
-                    for r in range(6, -1, -1):
-                        value += dense[r, j]
-                        value *= x if (6 - r) % 2 == 0 else 1.0 - x
-                    y_out[j] = y[j] + value
+                _dop853_interpolate(y, dense, (output_times[io] - t) / h, y_out)
                 _record_lanes(output_times[io], y_out, lane_q, lane_y, outputs_out, states_out,
                               first, count, io)
                 io += 1
