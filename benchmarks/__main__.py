@@ -144,7 +144,7 @@ def cohort_solver(method: str, rtol: float):
 
 def describe_solver(solver) -> str:
     return solver.method + (" in lock step (groups of 16 subjects)"
-                            if getattr(solver, "lockstep", False) else "")
+                            if solver.lockstep else "")
 
 
 def checked_error(batch, references) -> float:

@@ -162,3 +162,9 @@ def test_one_subject_ignores_lockstep(one_compartment):
 def test_lockstep_must_be_true_or_false(value):
     with pytest.raises(pp.SimulationInputError, match="lockstep must be True or False"):
         pp.DormandPrince853(lockstep=value)
+
+
+@pytest.mark.parametrize("solver", [pp.DormandPrince5, pp.Rosenbrock23])
+def test_lockstep_is_refused_by_the_other_methods_with_a_pointer(solver):
+    with pytest.raises(pp.SimulationInputError, match=r"DormandPrince853\(lockstep=True\)"):
+        solver(lockstep=True)

@@ -217,7 +217,7 @@ def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amount
     states = np.empty((n, grid.size if keep_states else 0, n_states))
     status = np.empty(n, dtype=np.int64)
     counters = np.zeros((n, 4), dtype=np.int64)
-    lockstep = getattr(solver, "lockstep", False) and n > 1
+    lockstep = solver.lockstep and n > 1
     solve = kernel.solve_batch_lanes if lockstep else functools.partial(
         kernel.solve_batch, solver.method_code)
     solve(np.ascontiguousarray(matrix, dtype=np.float64),

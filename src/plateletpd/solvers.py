@@ -61,6 +61,16 @@ class _AdaptiveSolver:
     #: 10 saves 9-11% of DOP853's right-hand-side calls on the daily-dosing benchmark
     #: regimens at the same accuracy (benchmarks/README.md); larger values cost rejections.
     restart_growth: float = 10.0
+    #: DormandPrince853 only (other methods refuse it with a pointer). Integrate a batch's
+    #: subjects in groups of 16 that share one step size (the shortest any of them needs),
+    #: so the model runs as vectorised (SIMD) loops over subjects:
+    #: 1.7x faster per subject on the 10^5-subject CIT cohort benchmark (41 against 71 us on
+    #: 2 cores, same rtol; benchmarks/README.md). Every subject still meets ``rtol`` and
+    #: ``atol`` at every step (the group takes the steps its hardest member needs, 2-7% more
+    #: right-hand-side calls per subject on the CIT cohorts). A group whose dose
+    #: times differ after lag, or in which any subject fails, is integrated one subject
+    #: at a time instead, so statuses stay per subject. One-subject runs are not affected.
+    lockstep: bool = False
 
     method = ""
 
@@ -82,6 +92,13 @@ class _AdaptiveSolver:
                 and 1 <= self.restart_growth < math.inf):
             raise SimulationInputError(f"restart_growth must be a finite number >= 1 (1 restarts "
                                        f"cold at every dose), got {self.restart_growth!r}")
+        if not isinstance(self.lockstep, (bool, np.bool_)):
+            raise SimulationInputError(f"lockstep must be True or False, got {self.lockstep!r}")
+        if self.lockstep and self.method != "dop853":
+            raise SimulationInputError(
+                f"lockstep=True is only available for DormandPrince853 (the vectorised "
+                f"integrator is DOP853), not {type(self).__name__}; use "
+                f"DormandPrince853(lockstep=True) for cohorts")
 
     def atol_vector(self, n_states: int) -> np.ndarray:
         atol = np.broadcast_to(np.asarray(self.atol, dtype=float), (n_states,))
@@ -115,23 +132,9 @@ class DormandPrince853(_AdaptiveSolver):
     against the peak, but not tolerance-controlled). The slow platelet states are not
     affected; use :class:`DormandPrince5` where drug-concentration tails matter."""
 
-    #: Integrate a batch's subjects in groups of 16 that share one step size (the shortest
-    #: any of them needs), so the model runs as vectorised (SIMD) loops over subjects:
-    #: 1.7x faster per subject on the 10^5-subject CIT cohort benchmark (41 against 71 us on
-    #: 2 cores, same rtol; benchmarks/README.md). Every subject still meets ``rtol`` and
-    #: ``atol`` at every step (the group takes the steps its hardest member needs, 2-7% more
-    #: right-hand-side calls per subject on the CIT cohorts). A group whose dose
-    #: times differ after lag, or in which any subject fails, is integrated one subject
-    #: at a time instead, so statuses stay per subject. One-subject runs are not affected.
-    lockstep: bool = False
-
     method = "dop853"
     method_code = integrator.DOP853
 
-    def __post_init__(self):
-        super().__post_init__()
-        if not isinstance(self.lockstep, (bool, np.bool_)):
-            raise SimulationInputError(f"lockstep must be True or False, got {self.lockstep!r}")
 
 
 @dataclass(frozen=True)
