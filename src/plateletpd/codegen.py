@@ -24,6 +24,7 @@ Glossary of prefixes in generated code: ``p_`` parameter or covariate, ``s_`` st
 
 from __future__ import annotations
 
+import ast
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from .expressions import TIME, Expression
@@ -195,18 +196,97 @@ def _hoisted_rhs(model: "Model", names: _Names) -> list[str]:
 LANES = 16
 
 
+#: At most this many parameter-only ``if`` tests become group-uniform in ``rhs_lanes``
+#: (each doubles the number of loop variants generated).
+MAX_UNIFORM_TESTS = 3
+
+
+class _UniformTests:
+    """The ``a if test else b`` tests of a model's right-hand side that read parameters,
+    covariates and parameter-only quantities only (model switches such as CIT's
+    ``feedback_mode``).
+
+    A vectorised loop cannot branch per lane, so LLVM computes both sides for every lane and
+    selects: a costly side that is never taken (CIT's Friberg power term, two scalar ``pow``
+    calls per subject) is paid for at every call. ``rhs_lanes`` therefore takes such a test
+    as one value for the whole group and has one loop per outcome, each holding only its
+    own side; the lock-step integrator checks that every subject of a group agrees and
+    otherwise integrates the group one subject at a time."""
+
+    def __init__(self, model: "Model", hoist: _Hoisting):
+        self.hoist = hoist
+        self.allowed = {*model.parameters, *model.covariates, *hoist.constants}
+        self.tests: dict[str, ast.expr] = {}
+        self.outcome: dict[str, bool] | None = None  # the variant being emitted
+        dynamic = [hoist.names.derived[d] for d in hoist.derived if d not in hoist.slot]
+        for expression in [*hoist.odes, *dynamic]:
+            expression.to_python(lambda name: name, condition=self.condition)
+        self.outcome = None
+
+    def condition(self, test: ast.expr) -> str | None:
+        read = {node.id for node in ast.walk(test) if isinstance(node, ast.Name)}
+        if not read <= self.allowed:
+            return None
+        key = ast.dump(test)
+        if self.outcome is None:  # discovery pass
+            if len(self.tests) < MAX_UNIFORM_TESTS:
+                self.tests.setdefault(key, test)
+            return None
+        return None if key not in self.outcome else repr(self.outcome[key])
+
+    def variants(self) -> list[dict[str, bool]]:
+        keys = list(self.tests)
+        return [{key: bool(bits >> i & 1) for i, key in enumerate(keys)}
+                for bits in range(2 ** len(keys) - 1, -1, -1)]
+
+    def source(self) -> list[str]:
+        """``uniform_conditions(q, out)``: each test of one subject (``q`` as for
+        ``rhs_hoisted``), 1.0 or 0.0."""
+        names, hoist = self.hoist.names, self.hoist
+
+        def subscript(name: str) -> str:
+            return f"q[{hoist.slot[name] if name in hoist.slot else names.kinds[name][2]}]"
+
+        lines = ["", "", "@njit(**KERNEL_OPTIONS)", "def uniform_conditions(q, out):"]
+        for k, test in enumerate(self.tests.values()):
+            code = Expression(ast.unparse(test), test, frozenset()).to_python(subscript)
+            lines.append(f"    out[{k}] = 1.0 if {code} else 0.0")
+        return lines + ([] if self.tests else ["    pass"])
+
+
 def _lane_rhs(model: "Model", names: _Names) -> list[str]:
     """``rhs_lanes(t, y, q, dydt)``: :func:`_hoisted_rhs`'s right-hand side for ``LANES``
     subjects at once, on lane-major flat arrays (element ``[i * LANES + lane]`` is row ``i``
-    of subject ``lane``), written as one loop over lanes for LLVM to vectorise."""
+    of subject ``lane``), written as one loop over lanes for LLVM to vectorise.
+
+    ``q`` holds each subject's parameters and parameter-only quantities, then the values of
+    :class:`_UniformTests` (``uniform_conditions``), which must agree across the group: the
+    loop variant is chosen by the first subject's."""
     hoist = _Hoisting(model, names)
-    py = lambda e, rename: e.to_python(rename)  # noqa: E731
-    prologue, local = hoist.rhs_lines(
-        py, "q", subscript=lambda array, index: f"{array}[{index * LANES} + lane]")
-    body = ["", "", "@njit(**KERNEL_OPTIONS)", "def rhs_lanes(t, y, q, dydt):",
-            "    for lane in range(LANES):", *("    " + line for line in prologue)]
-    body += [f"        dydt[{i * LANES} + lane] = {s.ode.to_python(local)}"
-             for i, s in enumerate(model.states)]
+    uniform = _UniformTests(model, hoist)
+    n_q = len(model.parameters) + len(model.covariates) + len(hoist.constants)
+    body = ["", "", "@njit(**KERNEL_OPTIONS)", "def rhs_lanes(t, y, q, dydt):"]
+    body += [f"    u_{k} = q[{(n_q + k) * LANES}] != 0.0" for k in range(len(uniform.tests))]
+    keys = list(uniform.tests)
+    for v, outcome in enumerate(uniform.variants()):
+        uniform.outcome = outcome
+        code = lambda e, rename: e.to_python(rename, condition=uniform.condition)  # noqa: E731
+        prologue, local = hoist.rhs_lines(
+            code, "q", subscript=lambda array, index: f"{array}[{index * LANES} + lane]")
+        indent = "    "
+        if keys:
+            test = " and ".join(f"{'' if outcome[key] else 'not '}u_{k}"
+                                for k, key in enumerate(keys))
+            last = v == 2 ** len(keys) - 1
+            body.append("    else:" if last else f"    {'elif' if v else 'if'} {test}:")
+            indent = "        "
+        body += [f"{indent}for lane in range(LANES):", *(indent + line for line in prologue)]
+        body += [f"{indent}    dydt[{i * LANES} + lane] = "
+                 f"{s.ode.to_python(local, condition=uniform.condition)}"
+                 for i, s in enumerate(model.states)]
+    uniform.outcome = None
+    body += uniform.source()
+    body += ["", "", f"N_UNIFORM = {len(uniform.tests)}"]
     return body
 
 
@@ -289,11 +369,12 @@ def kernel_source(model: "Model") -> str:
 
 def kernel_module_source(model: "Model") -> str:
     """The whole kernel module: the model's functions, then the integrator template."""
-    from .integrator import template
+    from .integrator import lockstep_source, template
 
     source = model.source
     head, _, batch = source.partition("\n\n@njit(parallel=True")
     return f"{head}\n\n# ==== integrator (plateletpd/integrator.py) ====\n{template()}" \
+           f"\n\n{lockstep_source(len(model.states), LANES)}" \
            f"\n\n@njit(parallel=True{batch}"
 
 

@@ -49,9 +49,14 @@ class Expression:
     tree: ast.expr
     names: frozenset[str]
 
-    def to_python(self, rename: Callable[[str], str]) -> str:
-        """Python source (numba-compatible), with every name passed through ``rename``."""
-        return _python(self.tree, rename)
+    def to_python(self, rename: Callable[[str], str],
+                  condition: Callable[[ast.expr], str | None] | None = None) -> str:
+        """Python source (numba-compatible), with every name passed through ``rename``.
+
+        ``condition(test)``, if given, may replace the test of an ``a if test else b`` with
+        its own source; ``"True"`` or ``"False"`` keeps only that side, None keeps the test
+        as written."""
+        return _python(self.tree, rename, condition)
 
     def to_c(self, rename: Callable[[str], str]) -> str:
         """C source, with every name passed through ``rename``."""
@@ -150,31 +155,37 @@ def check_names(expression: Expression, known: Mapping[str, object] | set[str],
 
 
 # ---------------------------------------------------------------------------- emitters
-def _python(node: ast.AST, rename: Callable[[str], str]) -> str:
+def _python(node: ast.AST, rename: Callable[[str], str],
+            condition: Callable[[ast.expr], str | None] | None = None) -> str:
+    def emit(child: ast.AST) -> str:
+        return _python(child, rename, condition)
+
     if isinstance(node, ast.Constant):
         return repr(float(node.value))
     if isinstance(node, ast.Name):
         return rename(node.id)
     if isinstance(node, ast.BinOp):
-        left, right = _python(node.left, rename), _python(node.right, rename)
+        left, right = emit(node.left), emit(node.right)
         if isinstance(node.op, ast.Pow):
             return _python_power(node, left, right)
         return f"({left} {_BINARY[type(node.op)]} {right})"
     # logical operators give 1.0 or 0.0, as in C (Python's and/or would return an operand)
     if isinstance(node, ast.UnaryOp):
-        operand = _python(node.operand, rename)
+        operand = emit(node.operand)
         return f"(0.0 if {operand} else 1.0)" if isinstance(node.op, ast.Not) else \
             f"({'-' if isinstance(node.op, ast.USub) else '+'}{operand})"
     if isinstance(node, ast.BoolOp):
         joiner = " and " if isinstance(node.op, ast.And) else " or "
-        return "(1.0 if (" + joiner.join(_python(v, rename) for v in node.values) + ") else 0.0)"
+        return "(1.0 if (" + joiner.join(emit(v) for v in node.values) + ") else 0.0)"
     if isinstance(node, ast.Compare):
-        return "(" + _chain(node, lambda n: _python(n, rename), " and ") + ")"
+        return "(" + _chain(node, emit, " and ") + ")"
     if isinstance(node, ast.IfExp):
-        return (f"({_python(node.body, rename)} if {_python(node.test, rename)} "
-                f"else {_python(node.orelse, rename)})")
+        test = (condition(node.test) if condition else None) or emit(node.test)
+        if test in ("True", "False"):
+            return emit(node.body if test == "True" else node.orelse)
+        return f"({emit(node.body)} if {test} else {emit(node.orelse)})"
     if isinstance(node, ast.Call):
-        args = ", ".join(_python(a, rename) for a in node.args)
+        args = ", ".join(emit(a) for a in node.args)
         return f"{FUNCTIONS[node.func.id][1]}({args})"
     raise ExpressionError(f"cannot emit {ast.dump(node)}")  # unreachable after _check
 
