@@ -11,12 +11,15 @@ Generated functions (numba ``@njit``; see ``Model.source``):
 * ``outputs(t, y, p, out)``: the recorded outputs;
 * ``dose_modifiers(p, bioavailability, lag)``: per-target bioavailability and lag;
 * ``rhs_lanes(t, y, q, dydt)``: the right-hand side of ``LANES`` subjects at once, as one
-  vectorisable loop over subjects (for the lock-step integrator);
+  vectorisable loop over subjects (for the lock-step integrator), with one loop variant per
+  outcome of the model's parameter-only switches (``uniform_conditions``, ``N_UNIFORM``);
 * ``solve_batch(method, ...)``: a parallel loop over subjects calling the generic
   integrator, whose template text (:func:`plateletpd.integrator.template`) is appended to
   the module by :func:`kernel_module_source`;
 * ``solve_batch_lanes(...)``: a parallel loop over groups of ``LANES`` subjects integrated
-  in lock step with DOP853 (falling back to ``solve_subject`` per subject).
+  in lock step with DOP853 (falling back to ``solve_subject`` per subject), whose stage
+  passes for this model's state count come from
+  :func:`plateletpd.integrator.lockstep_source`.
 
 Glossary of prefixes in generated code: ``p_`` parameter or covariate, ``s_`` state,
 ``d_`` derived quantity.

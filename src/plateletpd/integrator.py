@@ -21,7 +21,9 @@ inside a kernel module.
   stiff models.
 * :func:`solve_group` / :func:`dop853_lanes_segment`: DOP853 for ``LANES`` subjects in lock
   step (one step size, the largest all of them accept), on lane-major flat arrays so the
-  model's ``rhs_lanes`` and every stage combination are long vectorisable loops.
+  model's ``rhs_lanes`` and every stage combination are long vectorisable loops. The stage
+  passes themselves are generated per state count (:func:`lockstep_source`, appended to
+  the kernel module after this template).
 
 Glossary (kernel-local short names): ``h`` step size, ``k1..k7`` stage derivatives,
 ``sk`` error scale ``atol + rtol*|y|``, ``bp`` breakpoint, ``io`` index of the next output.
