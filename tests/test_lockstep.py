@@ -93,6 +93,28 @@ def test_every_subject_of_a_lockstep_cohort_meets_its_tolerance(one_compartment)
     assert np.all(batch.counters[LANES:] == batch.counters[LANES])
 
 
+def test_lockstep_infusions_meet_the_closed_form(one_compartment):
+    # 100 mg over 2 h on days 1 and 2 (input rates switch on and off inside the group's
+    # segments), elimination rates 0.05-0.5 /h over 18 subjects (a full and a partial group)
+    rtol, atol = 1e-8, 1e-10
+    rates = np.linspace(0.05, 0.5, 18)
+    hours = np.linspace(0, 48, 193)
+    batch = pp.simulate_batch(one_compartment, "iv 100 mg over 2h qd d1-2",
+                              times=hours / 24, params={"elimination_rate": rates},
+                              solver=pp.DormandPrince853(rtol=rtol, atol=atol, lockstep=True))
+    assert np.all(batch.status == pp.Status.SUCCESS)
+    assert np.all(batch.counters[:LANES] == batch.counters[0])  # ran in lock step
+    for subject, ke in enumerate(rates):
+        exact = np.zeros_like(hours)
+        for start in (0.0, 24.0):  # superposed zero-order inputs of 50 mg/h for 2 h
+            t = np.clip(hours - start, 0.0, None)
+            during = 50.0 / (ke * VOLUME) * (1 - np.exp(-ke * np.minimum(t, 2.0)))
+            exact += np.where(t <= 2.0, during, during * np.exp(-ke * (t - 2.0)))
+        # DOP853's allowance on closed forms (test_integrator.allowed): 3
+        assert scaled_error(batch.output("concentration")[subject], exact, rtol,
+                            atol / VOLUME) < 3.0, subject
+
+
 def test_lockstep_cit_cohort_matches_scipy_radau():
     """The benchmark's criterion (platelets within 1e-6 relative of Radau at rtol 1e-10) for
     subjects of a full and of a partial group, with inter-individual variability."""
