@@ -318,6 +318,17 @@ def _dop853_error(err5, err3, h, n):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
+def _dop853_next_after_accept(h, factor, rejected_last, last, h_max, max_step):
+    """(next step, segment done) after an accepted DOP853 step: no growth right after a
+    rejection (Hairer); at the segment's end the proposal carried to the next segment."""
+    if rejected_last:
+        factor = min(factor, 1.0)
+    if last:
+        return min(h * factor, max_step), True
+    return min(h * factor, h_max), False
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
 def _dop853_factor(err):
     """DOP853's step-size factor: safety 0.9, exponent 1/8, within [1/3, 6]."""
     return 6.0 if err == 0.0 else min(6.0, max(1.0 / 3.0, 0.9 * err ** -0.125))
@@ -655,12 +666,10 @@ def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step,
                 y[i] = y1[i]
                 k[0, i] = k[12, i]
             t = t_new
-            if rejected_last:
-                factor = min(factor, 1.0)
-            if last:
-                return SUCCESS, io, min(h * factor, max_step)
+            h, done = _dop853_next_after_accept(h, factor, rejected_last, last, h_max, max_step)
+            if done:
+                return SUCCESS, io, h
             rejected_last = False
-            h = min(h * factor, h_max)
         else:
             counters[REJECTED] += 1
             rejected_last = True
@@ -955,12 +964,10 @@ def dop853_lanes_segment(t, t_end, w, q, rate, has_rate, output_times, io, rtol,
                 io += 1
             dop853_lane_accept(w)
             t = t_new
-            if rejected_last:
-                factor = min(factor, 1.0)
-            if last:
-                return SUCCESS, io, min(h * factor, max_step)
+            h, done = _dop853_next_after_accept(h, factor, rejected_last, last, h_max, max_step)
+            if done:
+                return SUCCESS, io, h
             rejected_last = False
-            h = min(h * factor, h_max)
         else:
             counters[REJECTED] += 1
             rejected_last = True
