@@ -13,6 +13,9 @@ Generated functions (numba ``@njit``; see ``Model.source``):
 * ``rhs_lanes(t, y, q, dydt)``: the right-hand side of ``LANES`` subjects at once, as one
   vectorisable loop over subjects (for the lock-step integrator), with one loop variant per
   outcome of the model's parameter-only switches (``uniform_conditions``, ``N_UNIFORM``);
+  its powers, ``exp`` and ``log`` are :mod:`plateletpd.vectormath`'s (plain arithmetic that
+  vectorises, where the C library's functions would stay one scalar call per subject), and
+  multiply-adds may fuse (``fastmath=CONTRACT``);
 * ``solve_batch(method, ...)``: a parallel loop over subjects calling the generic
   integrator, whose template text (:func:`plateletpd.integrator.template`) is appended to
   the module by :func:`kernel_module_source`;
@@ -31,6 +34,7 @@ import ast
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from .expressions import TIME, Expression
+from .vectormath import source_digest as vectormath_digest
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Model
@@ -268,12 +272,14 @@ def _lane_rhs(model: "Model", names: _Names) -> list[str]:
     hoist = _Hoisting(model, names)
     uniform = _UniformTests(model, hoist)
     n_q = len(model.parameters) + len(model.covariates) + len(hoist.constants)
-    body = ["", "", "@njit(**KERNEL_OPTIONS)", "def rhs_lanes(t, y, q, dydt):"]
+    body = ["", "", "@njit(fastmath=CONTRACT, **KERNEL_OPTIONS)",
+            "def rhs_lanes(t, y, q, dydt):"]
     body += [f"    u_{k} = q[{(n_q + k) * LANES}] != 0.0" for k in range(len(uniform.tests))]
     keys = list(uniform.tests)
     for v, outcome in enumerate(uniform.variants()):
         uniform.outcome = outcome
-        code = lambda e, rename: e.to_python(rename, condition=uniform.condition)  # noqa: E731
+        code = lambda e, rename: e.to_python(  # noqa: E731
+            rename, condition=uniform.condition, vector=True)
         prologue, local = hoist.rhs_lines(
             code, "q", subscript=lambda array, index: f"{array}[{index * LANES} + lane]")
         indent = "    "
@@ -285,7 +291,7 @@ def _lane_rhs(model: "Model", names: _Names) -> list[str]:
             indent = "        "
         body += [f"{indent}for lane in range(LANES):", *(indent + line for line in prologue)]
         body += [f"{indent}    dydt[{i * LANES} + lane] = "
-                 f"{s.ode.to_python(local, condition=uniform.condition)}"
+                 f"{s.ode.to_python(local, condition=uniform.condition, vector=True)}"
                  for i, s in enumerate(model.states)]
     uniform.outcome = None
     body += uniform.source()
@@ -302,7 +308,10 @@ def kernel_source(model: "Model") -> str:
              *_glossary(model),
              "import math",
              "import numpy as np",
-             "from plateletpd.kernels import njit, prange, KERNEL_OPTIONS",
+             "from plateletpd.kernels import njit, prange, CONTRACT, KERNEL_OPTIONS",
+             "from plateletpd.vectormath import power as vector_power, "
+             "exponential as vector_exp, logarithm as vector_log",
+             f"# plateletpd.vectormath {vectormath_digest()} (a change recompiles this module)",
              "",
              f"N_STATES = {len(model.states)}",
              f"N_PARAMETERS = {len(model.parameters) + len(model.covariates)}",

@@ -33,6 +33,10 @@ FUNCTIONS: dict[str, tuple[int | None, str, str]] = {
     "max": (None, "max", "fmax"),
 }
 
+#: Names the ``vector=True`` Python emitter uses instead of the C library's pow, exp and log
+#: (the generated kernel module imports them from :mod:`plateletpd.vectormath`).
+VECTOR_FUNCTIONS = {"**": "vector_power", "exp": "vector_exp", "log": "vector_log"}
+
 #: The name of model time inside expressions.
 TIME = "t"
 
@@ -50,13 +54,16 @@ class Expression:
     names: frozenset[str]
 
     def to_python(self, rename: Callable[[str], str],
-                  condition: Callable[[ast.expr], str | None] | None = None) -> str:
+                  condition: Callable[[ast.expr], str | None] | None = None,
+                  vector: bool = False) -> str:
         """Python source (numba-compatible), with every name passed through ``rename``.
 
         ``condition(test)``, if given, may replace the test of an ``a if test else b`` with
         its own source; ``"True"`` or ``"False"`` keeps only that side, None keeps the test
-        as written."""
-        return _python(self.tree, rename, condition)
+        as written. ``vector=True`` emits ``**``, ``exp`` and ``log`` as the vectorisable
+        functions of :mod:`plateletpd.vectormath` (``VECTOR_FUNCTIONS``: for loops over
+        subjects) instead of the C library's."""
+        return _python(self.tree, rename, condition, vector)
 
     def to_c(self, rename: Callable[[str], str]) -> str:
         """C source, with every name passed through ``rename``."""
@@ -156,9 +163,10 @@ def check_names(expression: Expression, known: Mapping[str, object] | set[str],
 
 # ---------------------------------------------------------------------------- emitters
 def _python(node: ast.AST, rename: Callable[[str], str],
-            condition: Callable[[ast.expr], str | None] | None = None) -> str:
+            condition: Callable[[ast.expr], str | None] | None = None,
+            vector: bool = False) -> str:
     def emit(child: ast.AST) -> str:
-        return _python(child, rename, condition)
+        return _python(child, rename, condition, vector)
 
     if isinstance(node, ast.Constant):
         return repr(float(node.value))
@@ -167,7 +175,7 @@ def _python(node: ast.AST, rename: Callable[[str], str],
     if isinstance(node, ast.BinOp):
         left, right = emit(node.left), emit(node.right)
         if isinstance(node.op, ast.Pow):
-            return _python_power(node, left, right)
+            return _python_power(node, left, right, vector)
         return f"({left} {_BINARY[type(node.op)]} {right})"
     # logical operators give 1.0 or 0.0, as in C (Python's and/or would return an operand)
     if isinstance(node, ast.UnaryOp):
@@ -186,19 +194,23 @@ def _python(node: ast.AST, rename: Callable[[str], str],
         return f"({emit(node.body)} if {test} else {emit(node.orelse)})"
     if isinstance(node, ast.Call):
         args = ", ".join(emit(a) for a in node.args)
-        return f"{FUNCTIONS[node.func.id][1]}({args})"
+        name = node.func.id
+        function = VECTOR_FUNCTIONS[name] if vector and name in VECTOR_FUNCTIONS \
+            else FUNCTIONS[name][1]
+        return f"{function}({args})"
     raise ExpressionError(f"cannot emit {ast.dump(node)}")  # unreachable after _check
 
 
-def _python_power(node: ast.BinOp, left: str, right: str) -> str:
+def _python_power(node: ast.BinOp, left: str, right: str, vector: bool = False) -> str:
     # small integer powers become products (exact, fast); everything else goes through
-    # math.pow, which never returns a complex number (Python's ** would for (-8)**(1/3)).
+    # math.pow (or its vectorisable twin), which never returns a complex number (Python's
+    # ** would for (-8)**(1/3)).
     exponent = node.right
     if isinstance(exponent, ast.Constant) and float(exponent.value).is_integer() \
             and 1 <= abs(exponent.value) <= 4:
         product = "(" + " * ".join([left] * int(abs(exponent.value))) + ")"
         return product if exponent.value > 0 else f"(1.0 / {product})"
-    return f"math.pow({left}, {right})"
+    return f"{VECTOR_FUNCTIONS['**'] if vector else 'math.pow'}({left}, {right})"
 
 
 def _chain(node: ast.Compare, emit: Callable[[ast.AST], str], joiner: str) -> str:

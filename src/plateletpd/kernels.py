@@ -36,6 +36,11 @@ if TYPE_CHECKING:  # pragma: no cover
 #: zero gives inf/nan (caught as a non-finite status) instead of raising inside a kernel.
 KERNEL_OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
 
+#: ``fastmath`` of the vectorised passes over subjects (lock-step stages, ``rhs_lanes``): LLVM
+#: may fuse a multiply and an add into one FMA (one rounding instead of two); no other
+#: fast-math licence (no reassociation; NaN and inf are kept).
+CONTRACT = {"contract"}
+
 _LOADED: dict[str, ModuleType] = {}
 _BY_MODEL_SOURCE: dict[str, ModuleType] = {}
 _LOCK = threading.Lock()
