@@ -20,26 +20,22 @@ from plateletpd.kernels import plain_python
 ULP = 2.0 ** -52
 
 
-@numba.njit(error_model="numpy")
-def _ours(function_id, x, g, out):
-    for i in range(x.size):
-        if function_id == 0:
-            out[i] = vectormath.power(x[i], g[i])
-        elif function_id == 1:
-            out[i] = vectormath.exponential(x[i])
-        else:
-            out[i] = vectormath.logarithm(x[i])
+def _elementwise(power, exponential, logarithm):
+    """A compiled loop applying one of the three functions (0 power, 1 exp, 2 log)."""
+    @numba.njit(error_model="numpy")
+    def run(function_id, x, g, out):
+        for i in range(x.size):
+            if function_id == 0:
+                out[i] = power(x[i], g[i])
+            elif function_id == 1:
+                out[i] = exponential(x[i])
+            else:
+                out[i] = logarithm(x[i])
+    return run
 
 
-@numba.njit(error_model="numpy")
-def _libm(function_id, x, g, out):
-    for i in range(x.size):
-        if function_id == 0:
-            out[i] = math.pow(x[i], g[i])
-        elif function_id == 1:
-            out[i] = math.exp(x[i])
-        else:
-            out[i] = math.log(x[i])
+_ours = _elementwise(vectormath.power, vectormath.exponential, vectormath.logarithm)
+_libm = _elementwise(math.pow, math.exp, math.log)
 
 
 def both(function_id, x, g=None):
