@@ -290,8 +290,7 @@ def _lane_rhs(model: "Model", names: _Names) -> list[str]:
             body.append("    else:" if last else f"    {'elif' if v else 'if'} {test}:")
             indent = "        "
         body += [f"{indent}for lane in range(LANES):", *(indent + line for line in prologue)]
-        body += [f"{indent}    dydt[{i * LANES} + lane] = "
-                 f"{s.ode.to_python(local, condition=uniform.condition, vector=True)}"
+        body += [f"{indent}    dydt[{i * LANES} + lane] = {code(s.ode, local)}"
                  for i, s in enumerate(model.states)]
     uniform.outcome = None
     body += uniform.source()

@@ -1081,9 +1081,9 @@ def solve_group(n_states, n_targets, params, first, count, event_time, event_tar
                 y[base + lane] += bp_bolus[b, lane]
                 rate[base + lane] += bp_rate[b, lane]
             ib += 1
-            has_rate = False
-            for j in range(rate.shape[0]):
-                has_rate = has_rate or rate[j] != 0.0
+        has_rate = False  # once per breakpoint time, after all its doses
+        for j in range(rate.shape[0]):
+            has_rate = has_rate or rate[j] != 0.0
         while io < n_out and output_times[io] <= t:
             _record_lanes(t, y, lane_q, lane_y, outputs_out, states_out, first, count, io)
             io += 1
