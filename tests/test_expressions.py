@@ -111,6 +111,20 @@ def test_other_powers_use_math_pow(text):
     assert run_python(expression) == pytest.approx(expression.evaluate(VALUES), rel=1e-15)
 
 
+@pytest.mark.parametrize("text, emitted", [
+    ("x ** y", "vector_power(x, y)"),
+    ("exp(x) + log(y)", "(vector_exp(x) + vector_log(y))"),
+    ("x ** 2", "(x * x)"),  # small integer powers stay products
+    ("sqrt(x) + log10(y)", "(math.sqrt(x) + math.log10(y))"),  # no vector twin: C library
+])
+def test_vector_emitter_uses_the_vectorisable_functions(text, emitted):
+    """The emitter of loops over subjects (rhs_lanes) swaps pow, exp and log for
+    plateletpd.vectormath's; the default emitter keeps the C library's."""
+    expression = parse_expression(text)
+    assert expression.to_python(identity, vector=True) == emitted
+    assert "vector_" not in expression.to_python(identity)
+
+
 @pytest.mark.parametrize("text", ["(-8) ** (1 / 3)", "(x - 10) ** 0.5"])
 def test_negative_base_fractional_power_raises_instead_of_going_complex(text):
     expression = parse_expression(text)

@@ -152,3 +152,28 @@ def test_only_the_loop_over_subjects_uses_the_vectorised_power(name):
     hoisted = source.split("def rhs_hoisted(")[1].split("\ndef ")[0]
     assert "vector_power(" in lanes and "math.pow(" not in lanes
     assert "math.pow(" in hoisted and "vector_power(" not in hoisted
+
+
+def test_lockstep_integrates_exp_log_and_power_of_states_to_their_closed_forms():
+    """End to end through the generated rhs_lanes: a model whose right-hand side is
+    exp(log(state)) and state ** exponent (tests/models/vector_functions.toml), 18 subjects
+    (a full and a partial group) with different rates and exponents, against the closed
+    forms, within DOP853's allowance on closed forms (3, test_integrator.allowed)."""
+    from conftest import TEST_MODELS
+    from test_integrator import scaled_error
+
+    model = pp.load_model(TEST_MODELS / "vector_functions.toml")
+    assert "vector_exp(vector_log(" in model.source.split("def rhs_lanes(")[1]
+    rates, exponents = np.linspace(0.02, 0.12, 18), np.linspace(0.2, 0.8, 18)
+    hours = np.linspace(0.0, 48.0, 97)
+    rtol, atol = 1e-8, 1e-10
+    batch = pp.simulate_batch(model, None, times=hours / 24,
+                              params={"rate": rates, "exponent": exponents},
+                              solver=pp.DormandPrince853(rtol=rtol, atol=atol, lockstep=True))
+    assert np.all(batch.status == pp.Status.SUCCESS)
+    assert np.all(batch.counters[:16] == batch.counters[0])  # the first group ran in lock step
+    for subject, (rate, e) in enumerate(zip(rates, exponents)):
+        decay = 100.0 * np.exp(-rate * hours)
+        root = (100.0 ** (1 - e) - (1 - e) * rate * hours) ** (1 / (1 - e))
+        assert scaled_error(batch.output("decay")[subject], decay, rtol, atol) < 3.0, subject
+        assert scaled_error(batch.output("root")[subject], root, rtol, atol) < 3.0, subject
