@@ -33,6 +33,7 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from .errors import ExpressionError
 from .expressions import TIME, Expression
 from .vectormath import source_digest as vectormath_digest
 
@@ -85,16 +86,81 @@ class _Names:
         return lines
 
 
+def comment_text(text: object) -> str:
+    """Free text (a unit, a description, a model name) as an inert literal for a comment.
+
+    Model files are data, never code: the text is written as Python's ``ascii()`` literal
+    (quotes, backslashes, line breaks, the Unicode line and paragraph separators and every
+    other non-ASCII character escaped), so it cannot end a Python comment; ``*/`` is broken
+    up so it cannot end a C comment either."""
+    return ascii(str(text)).replace("*/", "*\\/")
+
+
 def _glossary(model: "Model") -> list[str]:
-    lines = ["# glossary (index: name [unit] description)"]
+    lines = ["# glossary (index: name unit description; free text as escaped literals)"]
     for i, p in enumerate(model.parameters.values()):
-        lines.append(f"#   p[{i}] {p.name} [{p.unit}] {p.description}")
+        lines.append(f"#   p[{i}] {p.name} {comment_text(p.unit)} {comment_text(p.description)}")
     offset = len(model.parameters)
     for i, c in enumerate(model.covariates.values()):
-        lines.append(f"#   p[{offset + i}] {c.name} [{c.unit}] covariate: {c.description}")
+        lines.append(f"#   p[{offset + i}] {c.name} {comment_text(c.unit)} covariate: "
+                     f"{comment_text(c.description)}")
     for i, s in enumerate(model.states):
-        lines.append(f"#   y[{i}] {s.name} [{s.unit}] {s.description}")
+        lines.append(f"#   y[{i}] {s.name} {comment_text(s.unit)} {comment_text(s.description)}")
     return lines
+
+
+#: Modules a generated kernel may import, and the only statement kinds its top level may hold.
+_KERNEL_IMPORTS = frozenset({"math", "numpy", "plateletpd.kernels", "plateletpd.vectormath"})
+
+
+def check_generated(source: str) -> str:
+    """Refuse generated kernel source whose top level is not the generator's own shape.
+
+    A second line of defence behind :func:`comment_text` and the expression whitelist: the
+    module may only import :data:`_KERNEL_IMPORTS`, assign constants and define functions
+    decorated with ``njit``; any other statement (an ``import os``, a call) means text from
+    an input reached the source, and the kernel is never loaded."""
+    tree = ast.parse(source)
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            modules = [node.module or ""]
+        elif isinstance(node, ast.Assign):
+            modules = []
+            if any(isinstance(n, (ast.Call, ast.Lambda, ast.NamedExpr))
+                   for n in ast.walk(node.value)) and not _allowed_call(node.value):
+                raise _generated_error(node)
+        elif isinstance(node, ast.FunctionDef):
+            modules = []
+            if not node.decorator_list or not all(
+                    isinstance(d, ast.Call) and isinstance(d.func, ast.Name)
+                    and d.func.id == "njit" for d in node.decorator_list):
+                raise _generated_error(node)
+        else:
+            raise _generated_error(node)
+        if any(module not in _KERNEL_IMPORTS for module in modules):
+            raise _generated_error(node)
+    return source
+
+
+def _allowed_call(value: ast.AST) -> bool:
+    """Top-level calls the integrator template makes (array constants, square roots)."""
+    for node in ast.walk(value):
+        if isinstance(node, ast.Call):
+            name = ast.unparse(node.func)
+            if name not in {"np.array", "np.ascontiguousarray", "math.sqrt"}:
+                return False
+        elif isinstance(node, (ast.Lambda, ast.NamedExpr)):
+            return False
+    return True
+
+
+def _generated_error(node: ast.AST) -> ExpressionError:
+    return ExpressionError(
+        f"refusing to load a generated kernel: line {getattr(node, 'lineno', '?')} is not "
+        f"generator output ({ast.unparse(node)[:80]!r}). Text from an input reached the "
+        "source; please report this as a security bug.")
 
 
 def constant_derived(model: "Model") -> list[str]:
@@ -302,7 +368,8 @@ def kernel_source(model: "Model") -> str:
     """Python source of the model's numba kernel module."""
     names = _Names(model)
     py = lambda e: e.to_python(names.local)  # noqa: E731
-    lines = [f"# plateletpd kernel for model {model.name!r} (time unit: {model.time_unit})",
+    lines = [f"# plateletpd kernel for model {comment_text(model.name)} "
+             f"(time unit: {model.time_unit})",
              "# generated from the model file; do not edit: edit the model file instead.",
              *_glossary(model),
              "import math",
@@ -375,7 +442,7 @@ def kernel_source(model: "Model") -> str:
         "                output_times, rtol, atol, max_step, max_steps, restart_growth,",
         "                outputs_out[subject], states_out[subject], counters[subject])",
         "    return 0"])
-    return "\n".join(lines) + "\n"
+    return check_generated("\n".join(lines) + "\n")
 
 
 def kernel_module_source(model: "Model") -> str:
@@ -406,7 +473,7 @@ def desolve_c_source(model: "Model") -> str:
     to_c = lambda e, rename: e.to_c(  # noqa: E731
         lambda n: "(*t)" if n == TIME else rename(n))
     n_slots = n_par + len(hoist.constants)
-    lines = [f"/* plateletpd: deSolve right-hand side for model {model.name!r}",
+    lines = [f"/* plateletpd: deSolve right-hand side for model {comment_text(model.name)}",
              f"   (time unit: {model.time_unit}). Generated from the model file; do not edit.",
              f"   States y[0..{n_states - 1}] then {n_targets} infusion-rate states.",
              f"   parms[{n_par}..] hold the parameter-only derived quantities, computed once",

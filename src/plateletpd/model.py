@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import keyword
+import re
 import math
 import tomllib
 import warnings
@@ -27,6 +28,17 @@ from .errors import (ExpressionError, ModelFileError, ModelWarning, ParameterErr
                      SimulationInputError, closest)
 from .expressions import (ALL_SYMBOLS, FUNCTIONS, TIME, Expression, check_names,
                           parse_expression)
+
+#: Names of parameters, covariates, states, derived quantities, outputs and drugs. ASCII only:
+#: Python folds Unicode identifiers (NFKC), so two distinct Unicode names could become one
+#: variable in generated code, and C compilers differ on them.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+#: Free-text fields: strings only. They never reach generated code except as escaped
+#: literals (:func:`plateletpd.codegen.comment_text`).
+_TEXT_FIELDS = frozenset({"name", "description", "unit", "source", "time_unit", "amount_unit",
+                          "administration"})
+_TEXT_LIST_FIELDS = frozenset({"references", "aliases"})
 
 #: Model time units accepted in ``[model] time_unit`` and their length in days.
 TIME_UNITS = {"h": 1.0 / 24.0, "hour": 1.0 / 24.0, "hours": 1.0 / 24.0,
@@ -409,12 +421,21 @@ class _Builder:
                 raise self.fail(f"{name!r} has no {key!r}" + (
                     " (every parameter needs a unit; write \"1\" for a dimensionless one)"
                     if key == "unit" else ""), where)
+        for key in _TEXT_FIELDS & set(value):
+            if not isinstance(value[key], str):
+                raise self.fail(f"{key!r} must be a string (text in quotes), got "
+                                f"{type(value[key]).__name__}", where, repr(value[key])[:80])
+        for key in _TEXT_LIST_FIELDS & set(value):
+            if not (isinstance(value[key], list)
+                    and all(isinstance(item, str) for item in value[key])):
+                raise self.fail(f"{key!r} must be a list of strings, e.g. [\"first\", "
+                                f"\"second\"]", where, repr(value[key])[:80])
         return value
 
     def check_name(self, name: str, section: str) -> None:
-        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-            raise self.fail("a name must be a valid identifier (letters, digits, _; not a "
-                            "Python keyword)", section, name)
+        if not isinstance(name, str) or not _NAME.fullmatch(name) or keyword.iskeyword(name):
+            raise self.fail("a name must be an ASCII identifier (letters A-Z a-z, digits, _; "
+                            "starting with a letter; not a Python keyword)", section, str(name))
         if name.startswith("_") or name in _RESERVED:
             raise self.fail(f"the name {name!r} is reserved; reserved names: "
                             f"{', '.join(sorted(_RESERVED))} and names starting with '_'",
