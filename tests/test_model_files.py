@@ -268,7 +268,7 @@ def test_reserved_names_are_refused(section, name):
 
 # "\ufb01x" is the ligature fi + x, which Python folds (NFKC) to the identifier "fix": two
 # distinct names in a file could become one variable in generated code.
-@pytest.mark.parametrize("name", ["if", "lambda", "1x", "caf\u00e9", "\ufb01x", "x y", "a\nb"])
+@pytest.mark.parametrize("name", ["if", "lambda", "1x", "caf\u00e9", "\ufb01x", "x y"])
 def test_names_must_be_identifiers_and_not_keywords(name):
     message = parse_error(declare("parameters", f'"{name}"'))  # quoted: any TOML key
     assert_mentions(message, "[parameters]", "must be an ASCII identifier", repr(name))

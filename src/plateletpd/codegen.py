@@ -145,11 +145,13 @@ def check_generated(source: str) -> str:
 
 
 def _allowed_call(value: ast.AST) -> bool:
-    """Top-level calls the integrator template makes (array constants, square roots)."""
+    """Top-level calls the generator makes: array constants, square roots and re-jitting
+    a kernel's Python function (``njit(...)(getattr(f, 'py_func', f))``)."""
     for node in ast.walk(value):
         if isinstance(node, ast.Call):
-            name = ast.unparse(node.func)
-            if name not in {"np.array", "np.ascontiguousarray", "math.sqrt"}:
+            decorator = isinstance(node.func, ast.Call) and ast.unparse(node.func.func) == "njit"
+            if not decorator and ast.unparse(node.func) not in {
+                    "np.array", "np.ascontiguousarray", "math.sqrt", "getattr", "njit"}:
                 return False
         elif isinstance(node, (ast.Lambda, ast.NamedExpr)):
             return False
