@@ -50,6 +50,11 @@ class SimulationInputError(PlateletPDError):
     """Arguments to :func:`plateletpd.simulate` that cannot be used (times, tolerances...)."""
 
 
+class ResourceLimitError(PlateletPDError):
+    """A request would exceed a resource limit (memory, events, formula size): the message
+    gives the estimate and the limit (:mod:`plateletpd.limits`)."""
+
+
 class ModelWarning(UserWarning):
     """Something in a model file works but is probably a mistake (an unused parameter...)."""
 

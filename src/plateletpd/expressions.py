@@ -37,6 +37,14 @@ FUNCTIONS: dict[str, tuple[int | None, str, str]] = {
 #: (the generated kernel module imports them from :mod:`plateletpd.vectormath`).
 VECTOR_FUNCTIONS = {"**": "vector_power", "exp": "vector_exp", "log": "vector_log"}
 
+#: Resource guards, checked before the recursive checker and emitters run: a formula's
+#: length in characters and its syntax tree's nesting depth (an operator, call or
+#: parenthesised term is one level). The bundled models' longest formula has 189
+#: characters and 12 levels; the limits leave room for hand-written models while keeping
+#: the recursive emitters far from Python's recursion limit (1000).
+MAX_FORMULA_LENGTH = 20_000
+MAX_FORMULA_DEPTH = 200
+
 #: The name of model time inside expressions.
 TIME = "t"
 
@@ -84,13 +92,43 @@ def parse_expression(text: str | int | float) -> Expression:
         raise ExpressionError(f"expected a formula as a string, got {type(text).__name__}")
     if not text.strip():
         raise ExpressionError("the formula is empty")
+    if len(text) > MAX_FORMULA_LENGTH:
+        raise ExpressionError(
+            f"a formula of {len(text):,} characters is longer than the limit of "
+            f"{MAX_FORMULA_LENGTH:,} ({text[:40]!r}...); split it into derived quantities")
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
-        raise ExpressionError(f"not a valid formula ({exc.msg}): {text!r}") from None
+        raise ExpressionError(f"not a valid formula ({exc.msg}): {_short(text)}") from None
+    except (RecursionError, MemoryError):
+        raise _too_deep(text, "deeper than Python's parser allows") from None
+    depth = _depth(tree)
+    if depth > MAX_FORMULA_DEPTH:
+        raise _too_deep(text, f"{depth} or more levels deep")
     names: set[str] = set()
     _check(tree, text, names)
     return Expression(text=text.strip(), tree=tree, names=frozenset(names))
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 200 else f"{text[:100]!r}...({len(text):,} characters)"
+
+
+def _depth(tree: ast.AST) -> int:
+    """Nesting depth of a syntax tree, counted without recursion (any depth is safe)."""
+    deepest, pending = 0, [(tree, 1)]
+    while pending:
+        node, level = pending.pop()
+        deepest = max(deepest, level)
+        if level <= MAX_FORMULA_DEPTH:  # deeper than the limit: enough is known
+            pending.extend((child, level + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
+def _too_deep(text: str, depth: str) -> ExpressionError:
+    return ExpressionError(
+        f"the formula nests {depth}; the limit is {MAX_FORMULA_DEPTH} levels "
+        f"({_short(text)}); split it into derived quantities")
 
 
 def _refuse(node: ast.AST, text: str, what: str) -> ExpressionError:

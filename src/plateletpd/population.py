@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ParameterError, closest
+from .limits import check_subjects
 
 TRANSFORMS = ("lognormal", "logitnormal", "normal")
 
@@ -101,6 +102,7 @@ class Variability:
             raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise ParameterError(f"n must be a positive integer, got {n!r}")
+        check_subjects(n, 16.0 * max(len(self.names), 1), "drawing random effects")
         generator = np.random.Generator(np.random.PCG64(seed))
         standard = generator.standard_normal((n, len(self.names)))
         factor = _cholesky(self.covariance)
