@@ -91,7 +91,8 @@ def parse_expression(text: str | int | float) -> Expression:
     if not isinstance(text, str):
         raise ExpressionError(f"expected a formula as a string, got {type(text).__name__}")
     if not text.strip():
-        raise ExpressionError("the formula is empty")
+        raise ExpressionError("the formula is empty; write a number or an expression such as "
+                              "'rate * (level - platelets)'")
     if len(text) > MAX_FORMULA_LENGTH:
         raise ExpressionError(
             f"a formula of {len(text):,} characters is longer than the limit of "
