@@ -32,8 +32,12 @@ def model():
     return pp.load_model("cit_thrombopoiesis")
 
 
+TYPICAL_WEIGHT = {"body_weight": 65.0}  # kg, the model file's default, given explicitly:
+# per-kg doses refuse to use a default silently
+
+
 def run(model, regimen=None, times=HOURLY_28, **params):
-    result = pp.simulate(model, regimen, times=times, params=params)
+    result = pp.simulate(model, regimen, times=times, params=params, covariates=TYPICAL_WEIGHT)
     assert result.ok, result.message
     return result
 
@@ -329,7 +333,7 @@ def test_each_drug_effect_rises_with_dose_and_saturates(model, drug, unit, clini
 def test_states_stay_non_negative_under_chemotherapy_and_all_drugs(model):
     result = pp.simulate(model, CHEMO + " + hetrombopag 7.5 mg qd d2-15 + rhTPO 15000 U qd "
                          "d2-15 + rhIL-11 50 ug/kg qd d2-15", days=42, keep_states=True,
-                         params={"chemotherapy_sensitivity": 9.0})
+                         params={"chemotherapy_sensitivity": 9.0}, covariates=TYPICAL_WEIGHT)
     assert result.ok
     states = result.states[0]
     scale = np.maximum(np.abs(states).max(axis=0), 1e-300)

@@ -407,12 +407,12 @@ def test_read_row_error_from_a_file_names_the_line(tmp_path):
     path = tmp_path / "events.csv"
     path.write_text("ID,TIME,AMT,CMT,EVID\n1,0,7.5,1,1\n1,1,.,1,1\n")
     with pytest.raises(RegimenError, match=r"row 2 \(line 3 of .*events.csv\), column AMT: value missing"):
-        read_event_table(path, TARGETS, STATE_NAMES)
+        read_event_table(path, TARGETS, STATE_NAMES, time_unit="day")
 
 
 def test_read_refuses_missing_columns():
     with pytest.raises(RegimenError, match=r"missing \['CMT'\]"):
-        read_event_table(pd.DataFrame({"TIME": [0], "AMT": [1]}), TARGETS, STATE_NAMES)
+        read_event_table(pd.DataFrame({"TIME": [0], "AMT": [1]}), TARGETS, STATE_NAMES, time_unit="day")
 
 
 def test_event_schedule_equality_and_read_only_arrays():

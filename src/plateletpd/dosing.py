@@ -42,7 +42,8 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_write
-from .errors import RegimenError, closest
+from .errors import RegimenError, ResourceLimitError, closest
+from .limits import check_events
 
 __all__ = [
     "ROUTES",
@@ -55,6 +56,9 @@ __all__ = [
     "read_event_table",
     "write_event_table",
     "EVENT_COLUMNS",
+    "SteadyState",
+    "SubjectEvents",
+    "read_event_subjects",
 ]
 
 ROUTES = ("bolus", "infusion")
@@ -227,7 +231,13 @@ class DoseTarget:
 # ----------------------------------------------------------------------------- doses
 
 
-def _arithmetic_times(start: float, interval: float, count: int) -> list[float]:
+def _arithmetic_times(start: float, interval: float, count: int, what: str = "this dose",
+                      before: int = 0) -> list[float]:
+    """``count`` times from ``start`` every ``interval``; ``before`` events already exist.
+
+    The event guard (:func:`plateletpd.limits.check_events`) runs before anything is built.
+    """
+    check_events(before + count, what)
     return [float(t) for t in start + interval * np.arange(count)]
 
 
@@ -327,7 +337,8 @@ class Dose:
             raise fail(f"count must be a whole number >= 1, given {count!r}")
         elif count > 1 and not (step or 0) > 0:
             raise fail(f"interval must be > 0 days to repeat doses, given {interval!r}")
-        times = _arithmetic_times(start_value, step if count > 1 else 0.0, int(count))
+        times = _arithmetic_times(start_value, step if count > 1 else 0.0, int(count),
+                                  f"Dose.repeated({drug!r}, ...)")
         return cls(drug, amount, unit, tuple(times), route, duration, administration)
 
     def __str__(self) -> str:
@@ -532,7 +543,8 @@ def _schedule_times(text: str, found: dict[str, tuple[object, _Token]]) -> list[
             raise fail("count", "a dose count needs a frequency, e.g. 'q12h x6'")
         if days and (len(days) > 1 or len(days[0]) > 1):
             raise fail("days", "with a dose count give only the first day, e.g. 'x6 d3'")
-        return _arithmetic_times((days[0][0] if days else 1) - 1, interval or 0.0, count)
+        return _arithmetic_times((days[0][0] if days else 1) - 1, interval or 0.0, count,
+                                 f"dose {text!r}")
     if days is None:
         if interval is not None:
             raise fail("frequency", "say how long to dose: add days (e.g. d1-14) or a count (e.g. x14)")
@@ -545,7 +557,7 @@ def _schedule_times(text: str, found: dict[str, tuple[object, _Token]]) -> list[
         if interval is None and last > first:
             raise fail("days", f"a day range needs a frequency, e.g. 'qd d{first}-{last}'")
         repeats = 1 if interval is None else math.ceil((last - first + 1) / interval - _TOLERANCE)
-        times += _arithmetic_times(first - 1, interval or 0.0, repeats)
+        times += _arithmetic_times(first - 1, interval or 0.0, repeats, f"dose {text!r}", len(times))
     return times
 
 
@@ -686,7 +698,9 @@ class EventSchedule:
         if name not in covariates:
             given = ", ".join(map(repr, covariates)) or "none"
             raise RegimenError(f"{who} is given per {unit} and needs covariate {name!r}; given "
-                               f"covariates: {given}. Pass covariates={{'{name}': <{unit}>}}.")
+                               f"covariates: {given}. Pass covariates={{'{name}': <{unit}>}} "
+                               f"(command line: --covariate {name}=<{unit}>); a model's default "
+                               f"value is never used to scale a dose.")
         try:
             value = np.asarray(covariates[name], dtype=float)
         except (TypeError, ValueError):
@@ -752,6 +766,7 @@ def expand(regimen: Regimen | Dose | str, targets: Sequence[DoseTarget],
             infusions, or a missing/invalid covariate.
     """
     regimen = as_regimen(regimen)
+    check_events(sum(len(dose.times) for dose in regimen), f"the regimen {str(regimen)[:80]!r}")
     targets = tuple(targets)
     lookup = _target_lookup(targets)
     events = []
@@ -892,8 +907,39 @@ def _state_of(value: object, state_names: Sequence[str], where: str) -> int:
     return int(number) - 1
 
 
+@dataclass(frozen=True)
+class SteadyState:
+    """A NONMEM ``SS=1`` dose record: at ``time`` (days) the system is reset to the periodic
+    steady state reached by giving ``dose`` every ``interval`` days, taken just before a dose
+    (the record's own dose, and its ADDL doses, then follow as ordinary doses).
+
+    Attributes:
+        dose: one administration at t=0: drug, amount, unit, route and infusion duration.
+        interval: the dosing interval II, days (> 0, and not shorter than an infusion).
+        time: the record's TIME, days.
+    """
+
+    dose: Dose
+    interval: float
+    time: float
+
+
+@dataclass(frozen=True)
+class SubjectEvents:
+    """One subject's doses from an event table, and its ``SS=1`` reset if it has one."""
+
+    regimen: Regimen
+    steady_state: SteadyState | None = None
+
+
+def _time_unit_note(time_unit: object) -> str:
+    return (f"(this table's TIME and II are read in {time_unit!r} and RATE is per {time_unit!r}: "
+            f"time_unit={time_unit!r}; pass time_unit='h' or 'day' to change it)")
+
+
 def _dose_from_row(row: Mapping, where: str, dosable: Mapping[int, DoseTarget],
-                   state_names: Sequence[str], per_day: int) -> Dose:
+                   state_names: Sequence[str], per_day: int,
+                   events_before: int) -> tuple[Dose, SteadyState | None]:
     state = _state_of(_cell(row, "CMT"), state_names, where)
     if state not in dosable:
         listing = ", ".join(f"{index + 1} ({state_names[index]}: {target.name})"
@@ -902,6 +948,10 @@ def _dose_from_row(row: Mapping, where: str, dosable: Mapping[int, DoseTarget],
                            f"target; dosable compartments: {listing}")
     target = dosable[state]
     time, amount = _number_cell(row, "TIME", where), _number_cell(row, "AMT", where)
+    if amount == 0:
+        raise RegimenError(f"{where}, column AMT: a dose record (EVID 1) needs AMT > 0, given 0; give "
+                           f"the amount, or make the row an observation (EVID 0). Steady-state "
+                           f"constant infusions (AMT 0 with RATE and SS=1) are not supported")
     interval = _number_cell(row, "II", where, 0.0)
     additional = _number_cell(row, "ADDL", where, 0.0, whole=True)
     if additional > 0 and interval <= 0:
@@ -912,30 +962,78 @@ def _dose_from_row(row: Mapping, where: str, dosable: Mapping[int, DoseTarget],
                            f"explicitly (amount per time unit, 0 for a bolus)")
     if rate is None or rate < 0:
         raise RegimenError(f"{where}, column RATE: expected a number >= 0, given {_cell(row, 'RATE')!r}")
+    if rate > 0 and "infusion" not in target.routes:
+        raise RegimenError(f"{where}, column RATE: RATE={rate:g} asks for an infusion, but {target.name} "
+                           f"(state {target.state!r}) accepts {', '.join(target.routes)} only; give "
+                           f"RATE 0 (or leave it empty) for a bolus, or dose a target that takes "
+                           f"infusions")
+    steady = _number_cell(row, "SS", where, 0.0, whole=True)
+    if steady == 2:
+        raise RegimenError(f"{where}, column SS: SS=2 (steady state added to the current state by "
+                           f"superposition) is not supported: superposition holds only for linear "
+                           f"models and these models are nonlinear. Use SS=1 (reset to steady state), "
+                           f"or give the earlier doses explicitly with II and ADDL")
+    if steady not in (0, 1):
+        raise RegimenError(f"{where}, column SS: expected 0 (no steady state) or 1 (reset to steady "
+                           f"state); given {_cell(row, 'SS')!r}")
+    check_events(events_before + additional + 1, f"{where} (ADDL={additional:g})")
     times = (time + interval * np.arange(int(additional) + 1)) / per_day
+    route, duration = ("infusion", amount / rate / per_day) if rate > 0 else ("bolus", 0.0)
     try:
-        return Dose(target.name, amount, target.amount_unit, tuple(times),
-                    "infusion" if rate > 0 else "bolus", amount / rate / per_day if rate > 0 else 0.0)
+        dose = Dose(target.name, amount, target.amount_unit, tuple(times), route, duration)
     except RegimenError as error:
         raise RegimenError(f"{where}: {error}") from None
+    if not steady:
+        return dose, None
+    if interval <= 0:
+        raise RegimenError(f"{where}, column II: SS=1 needs the dosing interval II > 0; given "
+                           f"{interval:g}. Steady state under a constant infusion (II 0) is not "
+                           f"supported")
+    if duration * per_day > interval:
+        raise RegimenError(f"{where}: SS=1 with an infusion of AMT/RATE = {duration * per_day:g} "
+                           f"longer than II = {interval:g}: the infusions would overlap; shorten the "
+                           f"infusion or lengthen II")
+    unit_dose = Dose(target.name, amount, target.amount_unit, (0.0,), route, duration)
+    return dose, SteadyState(unit_dose, interval / per_day, time / per_day)
 
 
-def read_event_table(source: str | os.PathLike | pd.DataFrame, targets: Sequence[DoseTarget],
-                     state_names: Sequence[str], time_unit: str = "day") -> dict[int, Regimen]:
-    """Read a NONMEM-style event table into one :class:`Regimen` per subject ID.
+def read_event_subjects(source: str | os.PathLike | pd.DataFrame, targets: Sequence[DoseTarget],
+                        state_names: Sequence[str], time_unit: str | None = None
+                        ) -> dict[int, SubjectEvents]:
+    """Read a NONMEM-style event table into one :class:`SubjectEvents` per subject ID.
 
-    ``source`` is a CSV path or a DataFrame; column names are case-insensitive. TIME, AMT and
-    CMT are required; ID (default 1), EVID (default: 1 where AMT > 0), II, ADDL and RATE are
-    optional. EVID 0 and 2 rows are skipped; ADDL/II are expanded; RATE > 0 makes an infusion
-    of duration AMT/RATE. CMT is a 1-based state number or a state name. Doses use the target's
-    drug name and amount unit; rows with the same drug, amount, route and duration are merged
-    into one dose. When several targets share a state, the first is used.
+    ``time_unit`` ('day' or 'h'; no default) is the unit of TIME and II, and RATE is amount
+    per that unit. ``source`` is a CSV path or a DataFrame; column names are case-insensitive.
+    TIME, AMT and CMT are required; ID (default 1), EVID (default: 1 where AMT > 0), II,
+    ADDL, RATE and SS are optional. See docs/event_tables.md for the semantics and for what
+    each unsupported case says: EVID 0 and 2 rows are observations and must not carry an
+    amount; a dose needs AMT > 0; RATE > 0 (an infusion of AMT/RATE) needs a target that takes
+    infusions; ADDL/II are expanded (at most :data:`plateletpd.limits.MAX_EVENTS_PER_SUBJECT`
+    events per subject, checked before expanding); SS=1 with II > 0 is a reset to periodic
+    steady state (one SS=1 record per subject, with no dose before it); SS=2 is refused.
+    CMT is a 1-based state number or a state name. Rows with the same drug, amount, route
+    and duration are merged into one dose. When several targets share a state, the first is
+    used.
 
     Raises:
-        RegimenError: naming the row (1-based data row; the file line too) and the column.
+        RegimenError: naming the row (1-based data row; the file line too), the column and
+            the time unit the table was read in.
+        ResourceLimitError: ADDL would expand past the event limit (estimate and limit).
     """
+    if time_unit is None:
+        raise RegimenError("an event table needs its time unit: pass time_unit='h' (hours) or 'day' "
+                           "(days), the unit of TIME and II (RATE is amount per that unit); there is "
+                           "no default because NONMEM tables are usually in hours and models here "
+                           "in days")
     per_day = _per_day(time_unit)
-    targets, state_names = tuple(targets), tuple(state_names)
+    try:
+        return _read_subjects(source, tuple(targets), tuple(state_names), per_day)
+    except (RegimenError, ResourceLimitError) as error:
+        raise type(error)(f"{error} {_time_unit_note(time_unit)}") from None
+
+
+def _read_subjects(source, targets: tuple[DoseTarget, ...], state_names: tuple[str, ...],
+                   per_day: int) -> dict[int, SubjectEvents]:
     table, path = _load_table(source)
     table = table.rename(columns=lambda name: str(name).strip().upper())
     missing = [column for column in ("TIME", "AMT", "CMT") if column not in table.columns]
@@ -945,6 +1043,7 @@ def read_event_table(source: str | os.PathLike | pd.DataFrame, targets: Sequence
     _target_lookup(targets)  # validates the targets
     dosable = {target.state_index: target for target in reversed(targets)}
     groups: dict[int, dict[tuple, list[float]]] = {}
+    steady: dict[int, list[tuple[str, SteadyState]]] = {}
     for number, row in enumerate(table.to_dict("records"), start=1):
         where = f"row {number}" + (f" (line {number + 1} of {path})" if path else "")
         subject = int(_number_cell(row, "ID", where, 1.0, whole=True))
@@ -957,13 +1056,60 @@ def read_event_table(source: str | os.PathLike | pd.DataFrame, targets: Sequence
         if evid not in (0, 1, 2):
             raise RegimenError(f"{where}, column EVID: expected 0 (observation), 1 (dose) or 2 (other); "
                                f"given {evid:g}")
-        if evid == 1:
-            dose = _dose_from_row(row, where, dosable, state_names, per_day)
-            key = (dose.drug, dose.amount, dose.unit, dose.route, dose.duration)
-            doses.setdefault(key, []).extend(dose.times)
-    return {subject: Regimen(tuple(Dose(drug, amount, unit, tuple(times), route, duration)
-                                   for (drug, amount, unit, route, duration), times in doses.items()))
+        if evid != 1:
+            amount = _number_cell(row, "AMT", where, 0.0)
+            if amount > 0:
+                kind = "observation" if evid == 0 else "other event"
+                raise RegimenError(f"{where}, column AMT: EVID {evid:g} ({kind}) with AMT {amount:g}: "
+                                   f"the dose would be lost. Give EVID 1 for a dose, or AMT 0 (or "
+                                   f"'.') for an observation")
+            continue
+        before = sum(map(len, doses.values()))
+        dose, reset = _dose_from_row(row, where, dosable, state_names, per_day, before)
+        if reset is not None:
+            steady.setdefault(subject, []).append((where, reset))
+        key = (dose.drug, dose.amount, dose.unit, dose.route, dose.duration)
+        doses.setdefault(key, []).extend(dose.times)
+    resets = {subject: _one_reset(records, groups[subject]) for subject, records in steady.items()}
+    return {subject: SubjectEvents(Regimen(tuple(Dose(drug, amount, unit, tuple(times), route, duration)
+                                                 for (drug, amount, unit, route, duration), times
+                                                 in doses.items())), resets.get(subject))
             for subject, doses in groups.items()}
+
+
+def _one_reset(records: list[tuple[str, SteadyState]], doses: Mapping[tuple, list[float]]) -> SteadyState:
+    """The subject's single SS=1 reset; refuse a second one or a dose before it."""
+    (where, reset), *others = records
+    if others:
+        raise RegimenError(f"{others[0][0]}, column SS: a second SS=1 record for this subject ({where} "
+                           f"is the first); NONMEM's SS=1 resets the whole system, so a second one "
+                           f"would discard the first. Give one SS=1 record per subject")
+    earlier = min((t for times in doses.values() for t in times if t < reset.time - _TOLERANCE),
+                  default=None)
+    if earlier is not None:
+        raise RegimenError(f"{where}, column SS: a dose at TIME {earlier:g} d comes before this SS=1 "
+                           f"record at {reset.time:g} d (times in days here); SS=1 resets the system "
+                           f"and would discard it. Remove the earlier doses or the SS flag")
+    return reset
+
+
+def read_event_table(source: str | os.PathLike | pd.DataFrame, targets: Sequence[DoseTarget],
+                     state_names: Sequence[str], time_unit: str | None = None) -> dict[int, Regimen]:
+    """Read a NONMEM-style event table into one :class:`Regimen` per subject ID.
+
+    As :func:`read_event_subjects` (``time_unit`` 'day' or 'h' is required), for tables
+    without steady-state records: a regimen cannot hold an SS=1 reset, so such a table is
+    refused with a pointer to :func:`plateletpd.simulate_event_table`, which simulates it.
+    """
+    subjects = read_event_subjects(source, targets, state_names, time_unit)
+    for subject, events in subjects.items():
+        if events.steady_state is not None:
+            raise RegimenError(f"subject {subject} has an SS=1 record (reset to steady state), which a "
+                               f"Regimen cannot hold; simulate the table with plateletpd."
+                               f"simulate_event_table(model, table, time_unit=...) or "
+                               f"'plateletpd simulate MODEL --events TABLE.csv', which integrate to "
+                               f"steady state")
+    return {subject: events.regimen for subject, events in subjects.items()}
 
 
 def _write_atomic(table: pd.DataFrame, path: Path) -> None:

@@ -40,6 +40,12 @@ class BatchResult:
         return self.outputs.shape[0]
 
     @property
+    def subject_ids(self) -> np.ndarray:
+        """Subject labels: the event table's IDs (``provenance["subject_ids"]``), else 0..n-1."""
+        ids = self.provenance.get("subject_ids")
+        return np.asarray(ids) if ids is not None else np.arange(self.n_subjects)
+
+    @property
     def success(self) -> np.ndarray:
         """Boolean mask of subjects whose integration succeeded."""
         return self.status == Status.SUCCESS
@@ -74,7 +80,7 @@ class BatchResult:
         values = np.concatenate(blocks, axis=2)
         n, m, k = values.shape
         return pd.DataFrame({
-            "subject": np.repeat(np.arange(n), m * k),
+            "subject": np.repeat(self.subject_ids, m * k),
             "time": np.tile(np.repeat(self.times, k), n),
             "variable": np.tile(np.array(names, dtype=object), n * m),
             "value": values.reshape(-1),

@@ -20,6 +20,7 @@ import pandas as pd
 
 from .dosing import Dose, EventSchedule, Regimen, as_regimen, expand
 from .errors import ParameterError, SimulationInputError, SimulationWarning
+from .limits import check_subjects
 from .io import provenance
 from .model import Model, load_model
 from .results import BatchResult, SimulationResult
@@ -81,8 +82,9 @@ def simulate(model: Model | str, regimen: RegimenLike = None, *, days: float | N
     grid = output_times(days, times)
     vector = model.parameter_vector(params, covariates)
     covariate_values = _covariate_values(model, vector)
-    schedule = expand(regimen, model.dose_targets, covariate_values)
-    amounts = np.atleast_2d(schedule.amounts(covariate_values))
+    schedule = expand(regimen, model.dose_targets)
+    amounts = np.atleast_2d(schedule.amounts(
+        _given_covariates(model, vector[None, :], covariates or {})))
     solver = _check_solver(solver)
     batch = _integrate(model, schedule, vector[None, :], amounts, grid, solver, keep_states)
     record = provenance(model, regimen=regimen_text or str(regimen), solver=solver.describe(),
@@ -113,41 +115,64 @@ def simulate_batch(model: Model | str, regimen: RegimenLike = None, *,
     regimen = as_regimen(regimen)
     grid = output_times(days, times)
     params, covariates = _columns(params), _columns(covariates)
+    n = _subject_count(n, params, covariates)
+    matrix, valid = _subject_matrix(model, params, covariates, n, grid, keep_states)
+    schedule = expand(regimen, model.dose_targets)
+    amounts = np.broadcast_to(schedule.amounts(_given_covariates(model, matrix, covariates)),
+                              (n, schedule.n_events))
+    solver = _check_solver(solver)
+    batch = _integrate(model, schedule, matrix[valid], np.ascontiguousarray(amounts[valid]),
+                       grid, solver, keep_states)
+    record = provenance(model, regimen=str(regimen), solver=solver.describe(), n_subjects=n,
+                        varied=sorted({**params, **covariates}))
+    return _scatter(batch, valid, record)
+
+
+def _subject_matrix(model: Model, params: Mapping[str, Any], covariates: Mapping[str, Any],
+                    n: int, grid: np.ndarray, keep_states: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(values, valid): one row of parameters then covariates per subject (typical values
+    where not given) and the mask of subjects whose values are finite and in bounds."""
     model.check_parameter_names(params)
     model.check_covariate_names(covariates)
-    n = _subject_count(n, params, covariates)
     missing = [c for c in model.required_covariates if c not in covariates]
     if missing:
         raise ParameterError(f"{model.name} needs covariate(s) {', '.join(missing)} for every "
                              f"subject; pass covariates={{'{missing[0]}': [...]}}")
     typical = [p.value for p in model.parameters.values()] + [
         math.nan if c.default is None else c.default for c in model.covariates.values()]
+    check_subjects(n, 8.0 * (len(typical) + len(grid) * (
+        len(model.outputs) + (len(model.states) if keep_states else 0)) * 2),
+        "simulate_batch (parameters, outputs and their copies)")
     matrix = np.tile(np.asarray(typical, dtype=np.float64), (n, 1))
     names = model.parameter_names + model.covariate_names
     for name, values in {**params, **covariates}.items():
         matrix[:, names.index(name)] = np.broadcast_to(np.asarray(values, dtype=float), (n,))
-    valid = _valid_rows(model, matrix)
-    covariate_values = {c: matrix[:, names.index(c)] for c in model.covariate_names}
-    schedule = expand(regimen, model.dose_targets)
-    amounts = np.broadcast_to(schedule.amounts(covariate_values), (n, schedule.n_events))
-    solver = _check_solver(solver)
-    batch = _integrate(model, schedule, matrix[valid], np.ascontiguousarray(amounts[valid]),
-                       grid, solver, keep_states)
-    outputs = np.full((n, *batch.outputs.shape[1:]), np.nan)
-    outputs[valid] = batch.outputs
-    states = None
-    if keep_states:
-        states = np.full((n, *batch.states.shape[1:]), np.nan)
-        states[valid] = batch.states
-    status = np.full(n, Status.INVALID_INPUT, dtype=np.int64)
-    status[valid] = batch.status
-    counters = np.zeros((n, batch.counters.shape[1]), dtype=np.int64)
-    counters[valid] = batch.counters
-    record = provenance(model, regimen=str(regimen), solver=solver.describe(), n_subjects=n,
-                        varied=sorted({**params, **covariates}))
-    return BatchResult(times=grid, output_names=batch.output_names, outputs=outputs,
-                       state_names=batch.state_names, states=states, units=batch.units,
-                       status=status, counters=counters, provenance=record)
+    return matrix, _valid_rows(model, matrix)
+
+
+def _given_covariates(model: Model, matrix: np.ndarray, given: Mapping[str, Any]) -> dict:
+    """The covariates the caller gave, per subject: only these scale per-kg or per-m2 doses
+    (a model's default body weight is never used silently for a dose)."""
+    offset = len(model.parameters)
+    return {name: matrix[:, offset + model.covariate_names.index(name)] for name in given}
+
+
+def _scatter(batch: BatchResult, valid: np.ndarray, record: dict) -> BatchResult:
+    """A result for every subject from the integrated ``valid`` ones (others INVALID_INPUT)."""
+    n = valid.size
+
+    def full(values: np.ndarray | None, fill) -> np.ndarray | None:
+        if values is None:
+            return None
+        array = np.full((n, *values.shape[1:]), fill, dtype=values.dtype)
+        array[valid] = values
+        return array
+
+    return BatchResult(times=batch.times, output_names=batch.output_names,
+                       outputs=full(batch.outputs, np.nan), state_names=batch.state_names,
+                       states=full(batch.states, np.nan), units=batch.units,
+                       status=full(batch.status, Status.INVALID_INPUT),
+                       counters=full(batch.counters, 0), provenance=record)
 
 
 # ------------------------------------------------------------------------------ internals
