@@ -67,7 +67,7 @@ def test_trial_outputs_and_arm_table(tmp_path):
     (('seed = 20261121', 'seed = -4'), "line 11", "seed must be"),
     (('name = "hetrombopag 7.5 mg"\ntreatment = ["hetrombopag 7.5 mg"]',
       'name = "hetrombopag 7.5 mg"\ntreatment = ["hetrombopag -7.5 mg"]'),
-     "line 48", "amount"),
+     "line 50", "amount"),  # the arm's treatment line (its [[arms]] header is line 48)
     (('visit_every_days = 1 ', 'visit_evry_days = 1 '), "line 14",
      "did you mean 'visit_every_days'"),
     (('reference_arm = "untreated"', 'reference_arm = "placebo"'), "line 15",

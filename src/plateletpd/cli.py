@@ -140,11 +140,21 @@ def command_events(args) -> int:
 def command_fit(args) -> int:
     from .fitting import run_fit
 
+    _check_out(args.out)
     run_fit(args.config, out=args.out, method=args.method,
             max_evaluations=args.max_evaluations)
     if args.out:
-        print(f"wrote {args.out}/params.json, report.md, fit.png, predictions.csv")
+        print(f"wrote {args.out}/params.json, report.md, fit.png, predictions.csv, "
+              f"manifest.json")
     return 0
+
+
+def _check_out(out) -> None:
+    """Refuse an unusable output folder before the work, not after it."""
+    from .io import check_output_folder
+
+    if out:
+        check_output_folder(out)
 
 
 def _trial_spec(args):
@@ -163,28 +173,26 @@ def command_trial(args) -> int:
     from .trial import arm_table, run_trial, write_trial
 
     spec = _trial_spec(args)
+    _check_out(args.out)
     started = time.perf_counter()
     print(f"virtual trial {spec.name}: {len(spec.arms)} arms x {spec.subjects_per_arm} "
           f"patients screened, seed {spec.seed}; parameters: {spec.parameters_from}")
     result = run_trial(spec, progress=True)
     print()
     print(arm_table(result).to_string())
-    if args.out:
-        write_trial(result, Path(args.out))
-        print(f"\nwrote {args.out}/ (report.md, summary.csv, patients.csv/.parquet, "
-              f"differences.csv, 3 figures, provenance.json) in "
-              f"{time.perf_counter() - started:.1f} s")
+    table = None
     if spec.extra.get("replicates", 1) > 1:
-        from .io import atomic_write
         from .trial import run_replicates
 
         table = run_replicates(spec, progress=True)
         spread = table.groupby("arm", sort=False)["response_%"].describe(
             percentiles=[0.025, 0.975])[["mean", "2.5%", "97.5%"]]
         print("\nresponse % across replicate trials:\n" + spread.round(1).to_string())
-        if args.out:
-            atomic_write(Path(args.out) / "replicates.csv",
-                         lambda p: table.to_csv(p, index=False))
+    if args.out:
+        write_trial(result, Path(args.out), replicates=table)
+        print(f"\nwrote {args.out}/ (report.md, summary.csv, patients.csv/.parquet, "
+              f"differences.csv, {'replicates.csv, ' if table is not None else ''}3 figures, "
+              f"provenance.json, manifest.json) in {time.perf_counter() - started:.1f} s")
     return 0
 
 
@@ -192,6 +200,7 @@ def command_sweep(args) -> int:
     from .sweep import parse_grid, run_sweep, write_sweep
 
     spec = _trial_spec(args)
+    _check_out(args.out)
     grid = parse_grid(args.grid)
     table = run_sweep(spec, grid, args.arm, progress=True, endpoint=args.endpoint)
     shown = [*grid, "arm", args.endpoint]
@@ -205,6 +214,7 @@ def command_sweep(args) -> int:
 def command_demo(args) -> int:
     from .demo import MODEL, run_demo
 
+    _check_out(args.out)
     fitted, origin = _fitted(MODEL, args.fit)
     run_demo(Path(args.out), fitted, origin, trial=args.fit != "none")
     return 0

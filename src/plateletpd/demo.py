@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import atomic_write, provenance, write_json, write_text
+from .io import atomic_folder, atomic_write, provenance, write_json, write_text
 from .model import load_model
 from .simulate import simulate
 
@@ -155,7 +155,15 @@ def run_demo(folder: Path, parameters: dict | None = None,
     the typical patient of every arm into ``folder/typical_patient``.
 
     ``parameters`` replace the model file's values (the CLI passes the bundled fit's);
-    ``trial=False`` (with the literature priors) runs the typical patient only."""
+    ``trial=False`` (with the literature priors) runs the typical patient only. The folder
+    appears whole or not at all (:func:`plateletpd.io.atomic_folder`)."""
+    folder = Path(folder)
+    with atomic_folder(folder) as root:  # the whole demo folder appears at once
+        return _run_demo(folder, root, parameters, origin, trial)
+
+
+def _run_demo(folder: Path, root: Path, parameters: dict | None, origin: str,
+              trial: bool) -> pd.DataFrame:
     import time
 
     started = time.perf_counter()
@@ -168,22 +176,22 @@ def run_demo(folder: Path, parameters: dict | None = None,
               f"{spec.parameters_from}\n")
         result = trials.run_trial(spec)
         print(trials.arm_table(result).to_string())
-        trials.write_trial(result, folder)
+        trials.write_trial(result, root)
         print(f"\nwrote {folder}/report.md with the plots and tables "
               f"({time.perf_counter() - started:.1f} s)\n")
-        folder = folder / "typical_patient"
+        folder, root = folder / "typical_patient", root / "typical_patient"
     model = load_model(MODEL).with_parameters(parameters or {})
     arms = typical_patient(model)
     table = arm_table(arms)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text(folder / "arms.csv", table.to_csv())
-    figure = typical_patient_figure(arms, folder / "platelets_and_tpo.png")
+    root.mkdir(parents=True, exist_ok=True)
+    write_text(root / "arms.csv", table.to_csv())
+    figure = typical_patient_figure(arms, root / "platelets_and_tpo.png")
     record = provenance(model, parameters_from=origin, scenario={
         "chemotherapy": CHEMOTHERAPY, "start_below": START_BELOW, "stop_at": STOP_AT,
         "max_days": MAX_DAYS, "arms": {k: list(v[0]) for k, v in ARMS.items()}})
-    write_json(folder / "provenance.json", record)
+    write_json(root / "provenance.json", record)
     shown = table.drop(columns=["status"]).round(1).to_string()
-    write_text(folder / "report.md", "\n".join([
+    write_text(root / "report.md", "\n".join([
         "# plateletpd demo: typical CIT patient", "", __doc__.strip(), "",
         f"Parameters: {origin}.", "",
         "```", shown, "```", "", f"![platelets and TPO]({figure.name})", "",

@@ -27,7 +27,8 @@ import pandas as pd
 from .cohort import ArmDesign, simulate_arm
 from .endpoints import DAY0, ResponseRule, subject_values, summarise
 from .errors import PlateletPDError, closest
-from .io import atomic_write, provenance, read_toml, write_json, write_text
+from .io import (atomic_folder, atomic_write, checked_number, line_of, provenance, read_toml,
+                 write_json, write_text)
 from .model import Model, load_model
 from .outcomes import bundled_outcomes_path, load_outcomes, require_usable
 from .population import Variability, cohort_matrix
@@ -133,38 +134,68 @@ class FitProblem:
 
 # ====================================================================== configuration
 def load_fit_config(path: str | Path) -> FitProblem:
-    """Read and validate a fit configuration; build its lmfit Parameters and arms."""
+    """Read and validate a fit configuration; build its lmfit Parameters and arms. Errors
+    name the file, the line and the entry, and say what was expected and what was given."""
     import lmfit
 
     path = Path(path)
-    _, config = read_toml(path, FitConfigError, "fit configuration")
+    text, config = read_toml(path, FitConfigError, "fit configuration")
 
-    def fail(where: str, message: str) -> FitConfigError:
-        return FitConfigError(f"{path} [{where}]: {message}")
+    def locate(where: str, key: str | None = None) -> int:
+        """Line of ``key`` in the entry ``where`` ("fit", "parameters.x", "arms #2")."""
+        section, _, name = where.partition(".")
+        line = 1
+        if section.startswith("arms #"):
+            line = 0
+            for _ in range(int(section[6:])):
+                line = line_of(text, "arms", line + 1)
+        elif section != "top level":
+            line = line_of(text, section)
+        line = line_of(text, name, line) if name else line
+        return line_of(text, key, line) if key else line
 
-    def check_keys(table: dict, allowed: set[str], where: str) -> None:
+    def fail(where: str, message: str, key: str | None = None) -> FitConfigError:
+        return FitConfigError(f"{path}, line {locate(where, key)} [{where}]: {message}")
+
+    def number(table: dict, key: str, where: str, default, **options):
+        return checked_number(table, key, default, lambda message: fail(where, message, key),
+                              key, **options)
+
+    def check_keys(table, allowed: set[str], where: str) -> None:
+        if not isinstance(table, dict):
+            raise fail(where, f"must be a table of {', '.join(sorted(allowed))}, got {table!r}")
         for key in table:
             if key not in allowed:
                 raise fail(where, f"unknown field {key!r}{closest(key, allowed)}; allowed: "
-                                  f"{', '.join(sorted(allowed))}")
+                                  f"{', '.join(sorted(allowed))}", key)
 
     fit = config.get("fit", {})
     check_keys(fit, _FIT_KEYS, "fit")
     check_keys(config, {"fit", "population", "parameters", "priors", "arms"}, "top level")
+    for key in ("model", "data", "method", "name", "description"):
+        if not isinstance(fit.get(key, ""), str):
+            raise fail("fit", f"{key} must be text in quotes, got {fit[key]!r}", key)
     if "model" not in fit:
         raise fail("fit", "name the model to fit, e.g. model = \"cit_thrombopoiesis\"")
-    model = load_model(fit["model"] if not str(fit["model"]).endswith(".toml")
-                       else path.parent / fit["model"])
+    try:
+        model = load_model(fit["model"] if not fit["model"].endswith(".toml")
+                           else path.parent / fit["model"])
+    except PlateletPDError as error:
+        raise fail("fit", f"model: {error}", "model") from None
     data_path = bundled_outcomes_path() if fit.get("data", "bundled") == "bundled" \
         else (path.parent / fit["data"]).resolve()
     data = load_outcomes(data_path)
     seed = fit.get("seed")
-    if not isinstance(seed, int) or seed < 0:
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise fail("fit", f"seed must be a non-negative integer (fits are reproducible), "
-                          f"got {seed!r}")
-    subjects = fit.get("subjects", 200)
-    if not isinstance(subjects, int) or subjects < 1:
-        raise fail("fit", f"subjects must be a positive integer, got {subjects!r}")
+                          f"got {seed!r}", "seed")
+    subjects = number(fit, "subjects", "fit", 200, whole=True)
+    number(fit, "max_evaluations", "fit", 400, whole=True)
+    number(fit, "profile_points", "fit", 7, whole=True, low=2.0)
+    profiled = fit.get("profile", [])
+    if not isinstance(profiled, list) or not all(isinstance(n, str) for n in profiled):
+        raise fail("fit", f"profile must be a list of parameter names, got {profiled!r}",
+                   "profile")
 
     parameters = lmfit.Parameters()
     for name, entry in config.get("parameters", {}).items():
@@ -175,19 +206,23 @@ def load_fit_config(path: str | Path) -> FitProblem:
         declared_name = entry.get("like", name)
         if declared_name not in model.parameters:
             raise fail(where, f"{model.name} has no parameter {declared_name!r}"
-                              f"{closest(declared_name, model.parameters)}; a study-level "
+                              f"{closest(str(declared_name), model.parameters)}; a study-level "
                               f"parameter names the model parameter it stands for with like = ")
         declared = model.parameters[declared_name]
-        lower = entry.get("lower", declared.lower)
-        upper = entry.get("upper", declared.upper)
-        if lower < declared.lower or upper > declared.upper:
+        lower, upper, value = (number(entry, key, where, default, low=None) for key, default in
+                               (("lower", declared.lower), ("upper", declared.upper),
+                                ("value", declared.value)))
+        if lower < declared.lower or upper > declared.upper or not lower < upper:
             raise fail(where, f"bounds [{lower}, {upper}] go beyond the model file's "
-                              f"[{declared.lower}, {declared.upper}]")
-        value = entry.get("value", declared.value)
+                              f"[{declared.lower}, {declared.upper}] or are not lower < upper")
         if not lower <= value <= upper:
-            raise fail(where, f"start value {value} is outside [{lower}, {upper}]")
+            raise fail(where, f"start value {value} is outside [{lower}, {upper}]", "value")
+        if not isinstance(entry.get("vary", True), bool) or not isinstance(
+                entry.get("expr", ""), str):
+            raise fail(where, f"vary must be true or false and expr text, got "
+                              f"vary = {entry.get('vary')!r}, expr = {entry.get('expr')!r}")
         parameters.add(name, value=value, min=lower, max=upper,
-                       vary=bool(entry.get("vary", True)) and "expr" not in entry,
+                       vary=entry.get("vary", True) and "expr" not in entry,
                        expr=entry.get("expr"))
         parameters[name].user_data = {"unit": declared.unit, "source": declared.source}
 
@@ -196,16 +231,27 @@ def load_fit_config(path: str | Path) -> FitProblem:
         if name not in parameters:
             raise fail(f"priors.{name}", "a prior needs the parameter under [parameters]")
         check_keys(entry, {"mean", "cv", "source"}, f"priors.{name}")
-        if entry.get("mean", 0) <= 0 or entry.get("cv", 0) <= 0:
-            raise fail(f"priors.{name}", "a log-normal prior needs mean > 0 and cv > 0")
-        priors[name] = (float(entry["mean"]), math.sqrt(math.log1p(entry["cv"] ** 2)))
+        mean, cv = (number(entry, key, f"priors.{name}", None,
+                           fix="a log-normal prior needs mean > 0 and cv > 0")
+                    for key in ("mean", "cv"))
+        priors[name] = (mean, math.sqrt(math.log1p(cv ** 2)))
 
     population = config.get("population", {})
     check_keys(population, {"cv", "correlations", "transforms"}, "population")
-    variability = Variability.from_cv(population.get("cv", {}),
-                                      {tuple(k.split("~")): v for k, v in
-                                       population.get("correlations", {}).items()},
-                                      population.get("transforms"))
+    for key, low in (("cv", 0.0), ("correlations", -1.0)):
+        table = population.get(key, {})
+        check_keys(table, set(table) if isinstance(table, dict) else set(), "population")
+        for name in table:
+            checked_number(table, name, None, lambda message: fail("population", message, key),
+                           f"{key} {name}", low=low, low_included=True,
+                           high=1.0 if key == "correlations" else None)
+    try:
+        variability = Variability.from_cv(population.get("cv", {}),
+                                          {tuple(k.split("~")): v for k, v in
+                                           population.get("correlations", {}).items()},
+                                          population.get("transforms"))
+    except PlateletPDError as error:
+        raise fail("population", str(error)) from None
     for name in variability.names:
         if name not in model.parameters and name not in model.covariates:
             raise fail("population", f"cannot vary {name!r}: not a parameter or covariate"
@@ -213,33 +259,44 @@ def load_fit_config(path: str | Path) -> FitProblem:
     eta = variability.eta(subjects, seed)
 
     arms, used = [], set()
-    for index, entry in enumerate(config.get("arms", [])):
+    entries = config.get("arms", [])
+    if not isinstance(entries, list):
+        raise fail("arms", f"arms must be a list of [[arms]] tables, got {entries!r}")
+    for index, entry in enumerate(entries):
         where = f"arms #{index + 1}"
         check_keys(entry, _ARM_KEYS, where)
-        arms.append(_arm(entry, data, where, fail))
+        arms.append(_arm(entry, data, where, fail, number))
         used |= set(arms[-1].rows.line)
     if not arms:
         raise fail("arms", "a fit needs at least one [[arms]] entry")
-    for spec, entry in zip(arms, config.get("arms", [])):
+    for index, spec in enumerate(arms):
         require_usable(spec.rows, str(data_path))
+        where = f"arms #{index + 1}"
         for key, value in spec.params.items():
             if key not in model.parameters and key not in model.covariates:
-                raise fail(f"arms {spec.study}/{spec.arm}", f"params: {model.name} has no "
-                           f"parameter or covariate {key!r}{closest(key, model.parameters)}")
+                raise fail(where, f"params: {model.name} has no parameter or covariate "
+                           f"{key!r}{closest(key, model.parameters)}", "params")
             if isinstance(value, str) and value not in parameters:
-                raise fail(f"arms {spec.study}/{spec.arm}", f"params: {key} maps to {value!r}, "
-                           f"which is not under [parameters]{closest(value, parameters)}")
+                raise fail(where, f"params: {key} maps to {value!r}, which is not under "
+                           f"[parameters]{closest(value, parameters)}", "params")
+            if not isinstance(value, str):
+                number(spec.params, key, where, None, low=None)
     return FitProblem(model, arms, parameters, priors, variability, eta, config, path,
                       data_path, seed)
 
 
-def _arm(entry: dict, data: pd.DataFrame, where: str, fail) -> ArmSpec:
+def _arm(entry: dict, data: pd.DataFrame, where: str, fail, number) -> ArmSpec:
     study, arm = entry.get("study"), entry.get("arm")
     rows = data[(data.study == study) & (data.arm == arm)]
     if rows.empty:
         known = sorted(set(data.study + " / " + data.arm))
         raise fail(where, f"no data rows for study {study!r} arm {arm!r}"
                           f"{closest(f'{study} / {arm}', known)}")
+    for key, kind in (("endpoints", str), ("lines", int), ("treatment", str)):
+        listed = entry.get(key, [])
+        if not isinstance(listed, list) or not all(isinstance(v, kind) for v in listed):
+            raise fail(where, f"{key} must be a list of {kind.__name__ if kind is int else 'text'}"
+                              f" values, got {listed!r}", key)
     if "endpoints" in entry:
         rows = rows[rows.endpoint.isin(entry["endpoints"])]
     if "lines" in entry:
@@ -248,12 +305,26 @@ def _arm(entry: dict, data: pd.DataFrame, where: str, fail) -> ArmSpec:
         raise fail(where, "the endpoints/lines filters leave no data rows")
     day0 = entry.get("day0", "treatment_start")
     if day0 not in DAY0:
-        raise fail(where, f"day0 must be one of {', '.join(DAY0)}, got {day0!r}")
+        raise fail(where, f"day0 must be one of {', '.join(DAY0)}, got {day0!r}", "day0")
     response = entry.get("response", {})
+    if not isinstance(response, dict) or set(response) - {"threshold", "rise", "by_day"}:
+        raise fail(where, f"response takes threshold, rise and by_day, e.g. response = "
+                          f"{{ threshold = 100, rise = 50, by_day = 14 }}; got {response!r}",
+                   "response")
+    follow_up = number(entry, "follow_up_days", where, 35.0)
+    rule = {key: checked_number(response, key, default,
+                                lambda message: fail(where, message, "response"),
+                                f"response {key}", may_be_false=True,
+                                high=follow_up if key == "by_day" else None,
+                                fix=f"the response is judged within follow_up_days "
+                                    f"({follow_up:g})" if key == "by_day" else "")
+            for key, default in (("threshold", 100.0), ("rise", 50.0), ("by_day", 14.0))
+            if key in response or key == "by_day"}
+    if rule["by_day"] is None:
+        raise fail(where, "response by_day must be a number of days, not false", "response")
 
     def optional(key, default):  # TOML has no null: false means "none"
-        value = entry.get(key, default)
-        return None if value is False else value
+        return number(entry, key, where, default, may_be_false=True)
 
     try:
         design = ArmDesign(
@@ -261,14 +332,16 @@ def _arm(entry: dict, data: pd.DataFrame, where: str, fail) -> ArmSpec:
             chemotherapy=entry.get("chemotherapy", "chemotherapy 1 dose d1"),
             treatment=tuple(entry.get("treatment", ())),
             entry_below=optional("entry_below", 75.0),
-            start_delay=entry.get("start_delay", 1.0), stop_at=optional("stop_at", 100.0),
-            stop_rise=optional("stop_rise", None), max_days=entry.get("max_days", 14),
-            follow_up_days=entry.get("follow_up_days", 35.0), smooth_stop=True)
-        rule = ResponseRule(**response)
-    except (PlateletPDError, TypeError) as error:
+            start_delay=number(entry, "start_delay", where, 1.0, low_included=True),
+            stop_at=optional("stop_at", 100.0), stop_rise=optional("stop_rise", False),
+            max_days=number(entry, "max_days", where, 14, whole=True, low_included=True),
+            follow_up_days=follow_up, smooth_stop=True)
+        response_rule = ResponseRule(**rule)
+    except PlateletPDError as error:
         raise fail(where, str(error)) from None
-    return ArmSpec(study, arm, design, day0, rule, rows.reset_index(drop=True),
-                   float(entry.get("default_threshold", 100.0)), dict(entry.get("params", {})))
+    return ArmSpec(study, arm, design, day0, response_rule, rows.reset_index(drop=True),
+                   number(entry, "default_threshold", where, 100.0),
+                   dict(entry.get("params", {})))
 
 
 # ====================================================================== running and reporting
@@ -376,9 +449,9 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
 
 def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
               profiles: dict | None = None) -> None:
-    """params.json, report.md, fit.png (and profiles.png), each written atomically."""
+    """params.json, report.md, fit.png (and profiles.png), predictions.csv: one folder that
+    appears whole or not at all (:func:`plateletpd.io.atomic_folder`)."""
     profiles = profiles or {}
-    folder.mkdir(parents=True, exist_ok=True)
     parameters = {}
     for name, p in result.params.items():
         parameters[name] = {"value": p.value, "stderr": p.stderr, "lower": p.min,
@@ -390,21 +463,22 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
         data={"path": str(problem.data_path),
               "sha256": hashlib.sha256(problem.data_path.read_bytes()).hexdigest()},
         subjects=int(problem.eta.shape[0]))
-    write_json(folder / "params.json", {
-        "parameters": parameters,
-        "objective": {"chi_square": float(result.chisqr), "reduced_chi_square":
-                      float(result.redchi), "data_points": int(result.ndata),
-                      "varied": int(result.nvarys), "evaluations": int(result.nfev),
-                      "method": result.method, "success": bool(result.success),
-                      "message": str(result.message)},
-        "identifiability": identifiability(result, profiles),
-        "profiles": profiles,
-        "provenance": record})
-    write_text(folder / "report.md", _report(problem, result, table, record, profiles))
-    _figure(table, folder / "fit.png")
-    if profiles:
-        _profile_figure(profiles, folder / "profiles.png")
-    atomic_write(folder / "predictions.csv", lambda p: table.to_csv(p, index=False))
+    with atomic_folder(folder) as staging:
+        write_json(staging / "params.json", {
+            "parameters": parameters,
+            "objective": {"chi_square": float(result.chisqr), "reduced_chi_square":
+                          float(result.redchi), "data_points": int(result.ndata),
+                          "varied": int(result.nvarys), "evaluations": int(result.nfev),
+                          "method": result.method, "success": bool(result.success),
+                          "message": str(result.message)},
+            "identifiability": identifiability(result, profiles),
+            "profiles": profiles,
+            "provenance": record})
+        write_text(staging / "report.md", _report(problem, result, table, record, profiles))
+        _figure(table, staging / "fit.png")
+        if profiles:
+            _profile_figure(profiles, staging / "profiles.png")
+        atomic_write(staging / "predictions.csv", lambda p: table.to_csv(p, index=False))
 
 
 def _report(problem, result, table, record, profiles) -> str:

@@ -98,7 +98,7 @@ def load_outcomes(source: str | Path | pd.DataFrame, default_cv: float = DEFAULT
     else:
         try:
             table = pd.read_csv(source, dtype=str, keep_default_na=False)
-        except (OSError, pd.errors.ParserError) as error:
+        except (OSError, ValueError) as error:  # missing, unreadable, empty, not UTF-8 CSV
             raise OutcomeDataError(name, [(None, "-", f"cannot read the file: {error}")]) \
                 from None
     table = table.astype(str).apply(lambda column: column.str.strip())
@@ -106,10 +106,20 @@ def load_outcomes(source: str | Path | pd.DataFrame, default_cv: float = DEFAULT
     if missing:
         raise OutcomeDataError(name, [(None, c, "required column is missing (columns: "
                                        + ", ".join(REQUIRED_COLUMNS) + ")") for c in missing])
+    if table.empty:
+        raise OutcomeDataError(name, [(None, "-", "the table has no data rows; add one row per "
+                                       "published number under the header")])
     problems: list[tuple[int | None, str, str]] = []
     rows = []
+    first_line: dict[tuple, int] = {}
     for index, row in enumerate(table.to_dict("records")):
         line = index + 2  # header is line 1
+        key = tuple(row.values())
+        if key in first_line:
+            problems.append((line, "-", f"exact duplicate of line {first_line[key]}; a "
+                             f"published number counts once: delete one of them"))
+            continue
+        first_line[key] = line
         checked = _check_row(row, line, problems, default_cv)
         if checked is not None:
             rows.append({**row, **checked, "line": line})
@@ -136,7 +146,14 @@ def _number(row, column, line, problems, required=False, minimum=None):
         problems.append((line, column, f"{text!r} is not a finite number"))
         return None
     if minimum is not None and value < minimum:
-        problems.append((line, column, f"{value:g} is below {minimum:g}"))
+        problems.append((line, column, f"{value:g} is below {minimum:g}" + (
+            " (the number of patients; leave it empty when not reported)" if column == "n"
+            else "")))
+        return None
+    if minimum == 0 and value == 0 and column == "spread":
+        problems.append((line, column, "a spread of 0 gives a zero standard error (an "
+                         "infinite weight); give the reported value (> 0) or leave spread and "
+                         "spread_type empty"))
         return None
     return value
 
@@ -149,7 +166,7 @@ def _check_row(row, line, problems, default_cv):
                          f"{closest(row['endpoint'], ENDPOINTS)}; known: "
                          f"{', '.join(ENDPOINTS)}"))
         return None
-    n = _number(row, "n", line, problems, minimum=0)
+    n = _number(row, "n", line, problems, minimum=1)
     if n is not None and not float(n).is_integer():
         problems.append((line, "n", f"{n:g} patients is not a whole number"))
     day = _number(row, "day", line, problems, required=endpoint.needs_day)
@@ -236,8 +253,9 @@ def _range_sd(text, line, problems):
     except ValueError:
         problems.append((line, "spread", f"a range must look like 'low-high', got {text!r}"))
         return None
-    if high < low:
-        problems.append((line, "spread", f"range {text!r} has its high end below its low end"))
+    if high <= low:
+        problems.append((line, "spread", f"range {text!r} must have its high end above its "
+                         f"low end (a zero range gives a zero standard error)"))
         return None
     return (high - low) / 4
 

@@ -24,7 +24,7 @@ from typing import Sequence
 import pandas as pd
 
 from .errors import PlateletPDError, closest
-from .io import atomic_write, provenance, write_json
+from .io import atomic_folder, atomic_write, provenance, write_json
 from .trial import TrialSpec, run_trial
 
 DIMENSIONS = ("dose", "start_delay", "max_days", "entry_below")
@@ -123,9 +123,17 @@ def check_endpoint(table: pd.DataFrame, endpoint: str) -> None:
 
 def write_sweep(table: pd.DataFrame, spec: TrialSpec, grid: dict, endpoint: str,
                 folder: Path) -> list[Path]:
-    """sweep.csv, a heatmap per arm (first two grid dimensions) and provenance."""
+    """sweep.csv, a heatmap per arm (first two grid dimensions) and provenance: one folder
+    that appears whole or not at all (:func:`plateletpd.io.atomic_folder`)."""
     check_endpoint(table, endpoint)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
+    with atomic_folder(folder) as staging:
+        paths = _write_files(table, spec, grid, endpoint, staging)
+    return [folder / p.relative_to(staging) for p in paths]
+
+
+def _write_files(table: pd.DataFrame, spec: TrialSpec, grid: dict, endpoint: str,
+                 folder: Path) -> list[Path]:
     atomic_write(folder / "sweep.csv", lambda p: table.to_csv(p, index=False))
     write_json(folder / "provenance.json", provenance(spec.model, seed=spec.seed,
                                                       trial=spec.path, grid=grid,

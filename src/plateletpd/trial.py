@@ -23,7 +23,6 @@ with 95% intervals, means with normal 95% intervals; differences from the refere
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,8 @@ import pandas as pd
 
 from .cohort import ArmDesign, ArmResult, Rescue, Titration, auc, simulate_arm, values_at
 from .errors import PlateletPDError, closest
-from .io import atomic_write, provenance, read_toml, write_json, write_text
+from .io import (atomic_folder, atomic_write, checked_number, line_of as _line_of,
+                 number_problem, provenance, read_toml, write_json, write_text)
 from .model import Model, load_model
 from .population import Variability, cohort_matrix
 from .simulate import _valid_rows
@@ -72,18 +72,10 @@ class TrialSpec:
     extra: dict = field(default_factory=dict)
 
 
-def _line_of(text: str, key: str, after: int = 0) -> int:
-    """1-based line of the first ``key =`` or ``[key]`` at or after line ``after``."""
-    pattern = re.compile(rf"^\s*(\[\[?\s*{re.escape(key)}\s*\]\]?|{re.escape(key)}\s*=)")
-    for number, line in enumerate(text.splitlines(), start=1):
-        if number >= after and pattern.match(line):
-            return number
-    return after or 1
-
-
 def load_trial_spec(path: str | Path, subjects: int | None = None,
                     seed: int | None = None) -> TrialSpec:
-    """Read and validate a trial file; errors name the file and the line."""
+    """Read and validate a trial file; errors name the file, the line and the field, and say
+    what was expected, what was given and how to fix it."""
     from .fitting import default_fit, load_fitted_parameters
 
     path = Path(path)
@@ -92,54 +84,94 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
     def fail(line: int, message: str) -> TrialSpecError:
         return TrialSpecError(f"{path}, line {line}: {message}")
 
+    def at(key: str, section: str, after: int | None = None) -> int:
+        return _line_of(text, key, _line_of(text, section) if after is None else after)
+
+    def number(table: dict, key: str, section: str, default, after: int | None = None,
+               **options):
+        """``table[key]`` (or ``default``) checked (:func:`plateletpd.io.checked_number`)."""
+        return checked_number(table, key, default, lambda text: fail(at(key, section, after),
+                                                                     text),
+                              f"[{section}] {key}", **options)
+
+    def words(table: dict, key: str, section: str, default, after: int | None = None) -> str:
+        value = table.get(key, default)
+        if not isinstance(value, str):
+            raise fail(at(key, section, after), f"[{section}] {key} must be text in quotes, "
+                       f"got {value!r}")
+        return value
+
     for section, table in data.items():
-        if section == "arms":
-            continue
-        if section not in _SECTIONS:
+        if section not in _SECTIONS and section != "arms":
             raise fail(_line_of(text, section), f"unknown section [{section}]"
                        f"{closest(section, _SECTIONS)}; sections: "
                        f"{', '.join([*_SECTIONS, 'arms'])}")
+        if section == "arms":
+            if not isinstance(table, list) or not all(isinstance(e, dict) for e in table):
+                raise fail(_line_of(text, section), "arms must be a list of [[arms]] tables, "
+                           f"got {table!r}; write each arm under its own [[arms]] header")
+            continue
+        if not isinstance(table, dict):
+            raise fail(_line_of(text, section), f"{section} must be a [{section}] table, got "
+                       f"{table!r}")
         for key in table:
             if key not in _SECTIONS[section]:
-                raise fail(_line_of(text, key, _line_of(text, section)),
-                           f"unknown field {key!r} in [{section}]"
+                raise fail(at(key, section), f"unknown field {key!r} in [{section}]"
                            f"{closest(key, _SECTIONS[section])}; allowed: "
                            f"{', '.join(sorted(_SECTIONS[section]))}")
     trial = data.get("trial", {})
-    model = load_model(trial.get("model", "cit_thrombopoiesis"))
-    fit = trial.get("fit", "default")
+    model_name = words(trial, "model", "trial", "cit_thrombopoiesis")
+    fit = words(trial, "fit", "trial", "default")
+    try:
+        model = load_model(model_name)
+    except PlateletPDError as error:
+        raise fail(at("model", "trial"), f"[trial] model: {error}") from None
     values, origin = {}, "the model file's values"
     if fit != "none":
         name = default_fit(model.name) if fit == "default" else fit
         if name is not None:
-            _, values = load_fitted_parameters(name)
+            try:
+                _, values = load_fitted_parameters(name)
+            except PlateletPDError as error:
+                raise fail(at("fit", "trial"), f"[trial] fit: {error}") from None
             origin = f"fit {name}"
     population = data.get("population", {})
-    typical = population.get("typical", {})
-    model.check_parameter_names(typical)
-    model = model.with_parameters({**values, **typical})
+    tables = {}
+    for key in ("typical", "cv", "correlations", "covariates", "transforms"):
+        tables[key] = population.get(key, {})
+        if not isinstance(tables[key], dict):
+            raise fail(at(key, "population"), f"[population] {key} must be a table such as "
+                       f"{{ name = value }}, got {tables[key]!r}")
+        if key == "transforms":
+            continue
+        for name, value in tables[key].items():
+            number(tables[key], name, f"population.{key}", None,
+                   low={"cv": 0.0, "correlations": -1.0}.get(key),
+                   high=1.0 if key == "correlations" else None,
+                   low_included=True, after=at(key, "population"))
+    typical = tables["typical"]
+    try:
+        model.check_parameter_names(typical)
+        model = model.with_parameters({**values, **typical})
+        variability = Variability.from_cv(
+            tables["cv"], {tuple(k.split("~")): v for k, v in tables["correlations"].items()},
+            tables["transforms"])
+        covariates = dict(tables["covariates"])
+        model.check_covariate_names(covariates)
+    except PlateletPDError as error:
+        raise fail(_line_of(text, "population"), f"[population] {error}") from None
     if typical:
         origin += " with " + ", ".join(f"{k} = {v:g}" for k, v in typical.items())
-    try:
-        variability = Variability.from_cv(
-            population.get("cv", {}),
-            {tuple(k.split("~")): v for k, v in population.get("correlations", {}).items()},
-            population.get("transforms"))
-    except PlateletPDError as error:
-        raise fail(_line_of(text, "population"), str(error)) from None
     for name in variability.names:
         if name not in model.parameters and name not in model.covariates:
             raise fail(_line_of(text, "cv"), f"cannot vary {name!r}: not a parameter or "
                        f"covariate of {model.name}{closest(name, model.parameter_names)}")
-    covariates = dict(population.get("covariates", {}))
-    model.check_covariate_names(covariates)
 
+    follow_up = number(trial, "follow_up_days", "trial", 42.0,
+                       fix="the days simulated after chemotherapy, e.g. follow_up_days = 42")
     enrolment = data.get("enrolment", {})
-    response = {"threshold": 100.0, "rise": 50.0, "by_day": 14.0, **data.get("response", {})}
-    if (response.get("later_day") is None) != (response.get("later_at_least") is None):
-        raise fail(_line_of(text, "response"), "a composite response needs both later_day "
-                   "and later_at_least (e.g. PLT >= 75 on day 21)")
-    follow_up = float(trial.get("follow_up_days", 42.0))
+    response = _response(data.get("response", {}), follow_up, number, fail,
+                         _line_of(text, "response"))
     arms, names = [], set()
     line = _line_of(text, "arms") - 1
     for entry in data.get("arms", []):
@@ -150,59 +182,117 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
                            f"{closest(key, _ARM_FIELDS)}; allowed: "
                            f"{', '.join(sorted(_ARM_FIELDS))}")
         name = entry.get("name")
-        if not name or name in names:
-            raise fail(line, f"every arm needs a unique name; got {name!r}")
+        if not isinstance(name, str) or not name or name in names:
+            raise fail(line, f"every arm needs a unique name (text); got {name!r}")
         names.add(name)
-        try:
-            titrations = tuple(Titration(**rule) for rule in entry.get("titration", []))
-            rescue = Rescue(**entry["rescue"]) if "rescue" in entry else None
-        except TypeError as error:
-            raise fail(line, f"arm {name!r}: titration entries take day, below, dose; rescue "
-                             f"takes below, dose, max_per_patient ({error})") from None
+        treatment = entry.get("treatment", [])
+        if not isinstance(treatment, list) or not all(isinstance(t, str) for t in treatment):
+            raise fail(_line_of(text, "treatment", line), f"arm {name!r}: treatment must be a "
+                       f"list of doses, e.g. [\"rhTPO 15000 U\"], got {treatment!r}")
+        titrations, rescue = _rules(entry, name, fail, _line_of(text, "titration", line),
+                                    _line_of(text, "rescue", line))
         try:
             design = ArmDesign(
-                name=name, chemotherapy=enrolment.get("chemotherapy", "chemotherapy 1 dose d1"),
-                treatment=tuple(entry.get("treatment", ())),
-                entry_below=None if enrolment.get("entry_below") is False else
-                enrolment.get("entry_below", 75.0),
-                entry_day=enrolment.get("entry_day"),
-                start_delay=enrolment.get("start_delay", 1.0),
-                stop_at=None if entry.get("stop_at", 100.0) is False else
-                entry.get("stop_at", 100.0),
-                stop_rise=entry.get("stop_rise"), max_days=entry.get("max_days", 14),
+                name=name, chemotherapy=words(enrolment, "chemotherapy", "enrolment",
+                                              "chemotherapy 1 dose d1"),
+                treatment=tuple(treatment),
+                entry_below=number(enrolment, "entry_below", "enrolment", 75.0,
+                                   may_be_false=True),
+                entry_day=number(enrolment, "entry_day", "enrolment", False, high=follow_up,
+                                 low_included=True, may_be_false=True),
+                start_delay=number(enrolment, "start_delay", "enrolment", 1.0,
+                                   high=follow_up, low_included=True),
+                stop_at=number(entry, "stop_at", "arms", 100.0, may_be_false=True,
+                               after=line),
+                stop_rise=number(entry, "stop_rise", "arms", False, may_be_false=True,
+                                 after=line),
+                max_days=number(entry, "max_days", "arms", 14, whole=True, high=365,
+                                low_included=True, after=line),
                 follow_up_days=follow_up, titrations=titrations, rescue=rescue)
-            _check_doses(model, design)
+        except TrialSpecError:
+            raise
         except PlateletPDError as error:
             raise fail(line, f"arm {name!r}: {error}") from None
+        try:
+            _check_doses(model, design)
+        except PlateletPDError as error:
+            raise fail(_line_of(text, "treatment", line), f"arm {name!r}: {error}") from None
         arms.append(design)
     if not arms:
         raise fail(1, "a trial needs at least one [[arms]] entry")
     reference = trial.get("reference_arm", arms[0].name)
     if reference not in names:
         raise fail(_line_of(text, "reference_arm"), f"reference_arm {reference!r} is not an "
-                   f"arm{closest(reference, names)}")
+                   f"arm{closest(str(reference), names)}")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise TrialSpecError(f"the seed given must be a non-negative integer, got {seed!r}")
     if subjects is not None and (not isinstance(subjects, int) or subjects < 1):
         raise TrialSpecError(f"the number of patients per arm given (--n) must be a positive "
                              f"integer, got {subjects!r}")
     seed = trial.get("seed") if seed is None else seed
-    if not isinstance(seed, int) or seed < 0:
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise fail(_line_of(text, "seed"), f"seed must be a non-negative integer, got {seed!r}")
     n = trial.get("subjects_per_arm", 200) if subjects is None else subjects
-    if not isinstance(n, int) or n < 1:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise fail(_line_of(text, "subjects_per_arm"), f"subjects_per_arm must be a positive "
                    f"integer, got {n!r}")
-    visit = float(trial.get("visit_every_days", 1.0))
-    if not 0 < visit <= 28:
-        raise fail(_line_of(text, "visit_every_days"), "visit_every_days must be in (0, 28]")
-    replicates = trial.get("replicates", 1)
-    if not isinstance(replicates, int) or replicates < 1:
-        raise fail(_line_of(text, "replicates"), f"replicates must be a positive integer, "
-                   f"got {replicates!r}")
-    return TrialSpec(trial.get("name", path.stem), model, origin, seed, n, follow_up, visit,
-                     variability, covariates, tuple(arms), response, reference, str(path),
-                     trial.get("description", ""), {"replicates": replicates})
+    visit = number(trial, "visit_every_days", "trial", 1.0, high=28.0)
+    replicates = number(trial, "replicates", "trial", 1, whole=True)
+    return TrialSpec(words(trial, "name", "trial", path.stem), model, origin, seed, n,
+                     follow_up, visit, variability, covariates, tuple(arms), response,
+                     reference, str(path), words(trial, "description", "trial", ""),
+                     {"replicates": replicates})
+
+
+def _response(table: dict, follow_up: float, number, fail, line: int) -> dict:
+    """The [response] rule checked: thresholds positive (false: no such rule), days within
+    (0, follow_up_days]."""
+    within = (f"the response is judged within the follow-up: lower it or raise "
+              f"[trial] follow_up_days ({follow_up:g})")
+    response = {"threshold": number(table, "threshold", "response", 100.0, may_be_false=True),
+                "rise": number(table, "rise", "response", 50.0, may_be_false=True),
+                "by_day": number(table, "by_day", "response", 14.0, high=follow_up, fix=within),
+                "later_day": number(table, "later_day", "response", False, high=follow_up,
+                                    may_be_false=True, fix=within),
+                "later_at_least": number(table, "later_at_least", "response", False,
+                                         may_be_false=True)}
+    if response["threshold"] is None and response["rise"] is None:
+        raise fail(line, "[response] needs a threshold, a rise or both; both are false")
+    if (response["later_day"] is None) != (response["later_at_least"] is None):
+        raise fail(line, "a composite response needs both later_day and later_at_least "
+                   "(e.g. PLT >= 75 on day 21)")
+    return response
+
+
+def _rules(entry: dict, name: str, fail, titration_line: int, rescue_line: int
+           ) -> tuple[tuple[Titration, ...], Rescue | None]:
+    """An arm's titration and rescue rules with their fields' types checked."""
+    fields = {"titration": {"day": (True, 0.0), "below": (False, 0.0)},
+              "rescue": {"below": (False, 0.0), "max_per_patient": (True, 0.0)}}
+    titrations = entry.get("titration", [])
+    rules = [("titration", rule, titration_line) for rule in
+             (titrations if isinstance(titrations, list) else [titrations])]
+    if "rescue" in entry:
+        rules.append(("rescue", entry["rescue"], rescue_line))
+    for kind, rule, line in rules:
+        example = ("{ day = 7, below = 50, dose = \"hetrombopag 15 mg\" }" if kind == "titration"
+                   else "{ below = 10 }")
+        allowed = {"titration": {"day", "below", "dose"},
+                   "rescue": {"below", "dose", "max_per_patient"}}[kind]
+        if not isinstance(rule, dict) or set(rule) - allowed or (
+                kind == "titration" and set(rule) != allowed) or "below" not in rule:
+            raise fail(line, f"arm {name!r}: {kind} takes {', '.join(sorted(allowed))}, e.g. "
+                       f"{kind} = {'[' + example + ']' if kind == 'titration' else example}; "
+                       f"got {rule!r}")
+        for key, (whole, low) in fields[kind].items():
+            problem = number_problem(rule.get(key, 10), low, None, whole, whole)
+            if problem:
+                raise fail(line, f"arm {name!r}: {kind} {key} {problem}")
+        if not isinstance(rule.get("dose", ""), str):
+            raise fail(line, f"arm {name!r}: {kind} dose must be text such as "
+                       f"\"platelet_transfusion 1 dose\", got {rule['dose']!r}")
+    return (tuple(Titration(**rule) for kind, rule, _ in rules if kind == "titration"),
+            next((Rescue(**rule) for kind, rule, _ in rules if kind == "rescue"), None))
 
 
 def bundled_trial(name: str) -> Path:
@@ -356,11 +446,14 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
         for first in range(0, len(matrix), CHUNK):
             rows = np.arange(first, min(first + CHUNK, len(matrix)))
             chosen = rows[valid[rows]]
-            arm = simulate_arm(spec.model, design, matrix[chosen])
+            arm = simulate_arm(spec.model, design, matrix[chosen]) if chosen.size else None
+            if arm is not None:
+                screened += arm.n_screened
+            if arm is None or arm.n == 0:  # nobody of this chunk enrolled
+                continue
             table = patient_endpoints(arm, spec.response, spec.visit_every_days)
             table["patient"] = chosen[arm.subjects]  # index in the arm's cohort
             tables.append(table)
-            screened += arm.n_screened
             room = KEPT_TRAJECTORIES - sum(len(k) for k in kept)
             if room > 0:
                 kept.append(values_at(arm.times, arm.platelets[:room],
@@ -373,6 +466,9 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
                       end="", file=sys.stderr, flush=True)
         if progress:
             print(file=sys.stderr)
+        if not tables:
+            raise TrialSpecError(_nobody_enrolled(spec, design, len(matrix),
+                                                  int(np.sum(~valid))))
         table = pd.concat(tables, ignore_index=True)
         table.insert(0, "arm", design.name)
         frames.append(table)
@@ -384,6 +480,20 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
     summary = pd.DataFrame(summaries).set_index("arm")
     return TrialResult(spec, subjects, summary, _differences(subjects, spec.reference_arm),
                        curves)
+
+
+def _nobody_enrolled(spec: TrialSpec, design: ArmDesign, screened: int, invalid: int) -> str:
+    """Why an arm has no patient, and what to change."""
+    where = f"{spec.path}: arm {design.name!r} enrolled none of the {screened} virtual " \
+            f"patients screened"
+    if invalid == screened:
+        return (f"{where}: every patient's drawn parameters left the model's bounds; lower "
+                f"the CVs under [population] cv")
+    day = f" on cycle day {design.entry_day:g}" if design.entry_day is not None else ""
+    return (f"{where} ({invalid} with parameters outside the model's bounds): nobody's count "
+            f"fell below [enrolment] entry_below = {design.entry_below:g}{day} within "
+            f"follow_up_days = {design.follow_up_days:g}; raise entry_below, lengthen the "
+            f"follow-up, give more chemotherapy, or screen more patients (--n)")
 
 
 def _summarise(name: str, table: pd.DataFrame, screened: int, invalid: int) -> dict:
@@ -431,27 +541,31 @@ def _differences(subjects: pd.DataFrame, reference: str) -> pd.DataFrame:
 
 
 # ====================================================================== outputs
-def write_trial(result: TrialResult, folder: Path) -> list[Path]:
-    """Per-patient table, summaries, plots, report and provenance, each written atomically."""
-    folder.mkdir(parents=True, exist_ok=True)
+def write_trial(result: TrialResult, folder: Path,
+                replicates: pd.DataFrame | None = None) -> list[Path]:
+    """Per-patient table, summaries, plots, report, provenance (and ``replicates.csv``) as one
+    folder that appears whole or not at all (:func:`plateletpd.io.atomic_folder`)."""
     spec = result.spec
-    written = []
-    atomic_write(folder / "patients.parquet",
-                 lambda p: result.subjects.to_parquet(p, index=False))
-    written.append(folder / "patients.parquet")
-    for name, table, index in (("patients.csv", result.subjects, False),
-                               ("summary.csv", result.summary, True),
-                               ("differences.csv", result.differences, False)):
-        atomic_write(folder / name, lambda p, t=table, i=index: t.to_csv(p, index=i))
-        written.append(folder / name)
-    written += _plots(result, folder)
-    record = provenance(spec.model, seed=spec.seed, trial=spec.path, parameters_from=
-                        spec.parameters_from, subjects_per_arm=spec.subjects_per_arm,
-                        parameters=dict(zip(spec.model.parameter_names,
-                                            [p.value for p in spec.model.parameters.values()])))
-    write_json(folder / "provenance.json", record)
-    write_text(folder / "report.md", _report(result, record))
-    return written + [folder / "provenance.json", folder / "report.md"]
+    folder = Path(folder)
+    with atomic_folder(folder) as staging:
+        tables = [("patients.csv", result.subjects, False), ("summary.csv", result.summary, True),
+                  ("differences.csv", result.differences, False)]
+        if replicates is not None:
+            tables.append(("replicates.csv", replicates, False))
+        atomic_write(staging / "patients.parquet",
+                     lambda p: result.subjects.to_parquet(p, index=False))
+        for name, table, index in tables:
+            atomic_write(staging / name, lambda p, t=table, i=index: t.to_csv(p, index=i))
+        plots = _plots(result, staging)
+        record = provenance(spec.model, seed=spec.seed, trial=spec.path, parameters_from=
+                            spec.parameters_from, subjects_per_arm=spec.subjects_per_arm,
+                            parameters=dict(zip(spec.model.parameter_names,
+                                                [p.value for p in
+                                                 spec.model.parameters.values()])))
+        write_json(staging / "provenance.json", record)
+        write_text(staging / "report.md", _report(result, record))
+    return [folder / name for name in ("patients.parquet", *(t[0] for t in tables))] + \
+        [folder / p.name for p in plots] + [folder / "provenance.json", folder / "report.md"]
 
 
 def arm_table(result: TrialResult) -> pd.DataFrame:
@@ -477,8 +591,7 @@ def _report(result: TrialResult, record: dict) -> str:
         f"Model `{spec.model.name}` (hash {spec.model.hash[:12]}), parameters: "
         f"{spec.parameters_from}; {spec.subjects_per_arm} virtual patients screened per arm, "
         f"seed {spec.seed}; visits every {spec.visit_every_days:g} day(s); response: "
-        f"PLT >= {spec.response['threshold']} or a rise >= {spec.response['rise']} by day "
-        f"{spec.response['by_day']:g} of treatment. Created {record['created']}.", "",
+        f"{_rule_text(spec.response)}. Created {record['created']}.", "",
         "## Arms", "", "```", arm_table(result).to_string(), "```", "",
         f"## Differences from {spec.reference_arm}", "", "```",
         result.differences.to_string(index=False) if len(result.differences) else "(none)",
@@ -488,6 +601,14 @@ def _report(result: TrialResult, record: dict) -> str:
         "![response by day](response_by_day.png)", "",
         "Full per-arm summary: `summary.csv`; per patient: `patients.csv` and "
         "`patients.parquet`.", ""])
+
+
+def _rule_text(response: dict) -> str:
+    rules = [f"PLT >= {response['threshold']:g}"] if response.get("threshold") else []
+    rules += [f"a rise >= {response['rise']:g}"] if response.get("rise") else []
+    later = (f", and PLT >= {response['later_at_least']:g} on day {response['later_day']:g}"
+             if response.get("later_day") is not None else "")
+    return f"{' or '.join(rules)} by day {response['by_day']:g} of treatment{later}"
 
 
 def _plots(result: TrialResult, folder: Path) -> list[Path]:
