@@ -47,7 +47,11 @@ def simulate_arm(model, doses, days, times=None):
     """Chemotherapy on day 1 plus ``doses`` on the listed study days."""
     parts = [CHEMOTHERAPY] + [f"{dose} d{','.join(str(d) for d in days)}"
                               for dose in doses if days]
-    return simulate(model, " + ".join(parts), times=hourly() if times is None else times)
+    # the typical patient's body weight (the model's default) is given explicitly: a per-kg
+    # dose never uses a default silently
+    weight = {"body_weight": model.covariates["body_weight"].default}
+    return simulate(model, " + ".join(parts), times=hourly() if times is None else times,
+                    covariates=weight)
 
 
 def treatment_days(model, untreated, doses) -> list[int]:

@@ -934,7 +934,7 @@ class SubjectEvents:
 
 def _time_unit_note(time_unit: object) -> str:
     return (f"(this table's TIME and II are read in {time_unit!r} and RATE is per {time_unit!r}: "
-            f"time_unit={time_unit!r}; pass time_unit='h' or 'day' to change it)")
+            f"time_unit={time_unit!r}; pass time_unit='h' or 'day', or --time-unit, to change it)")
 
 
 def _dose_from_row(row: Mapping, where: str, dosable: Mapping[int, DoseTarget],
