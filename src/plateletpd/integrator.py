@@ -155,6 +155,13 @@ def lockstep_source(n_states: int, lanes: int) -> str:
 
 
 # ---- kernel template: everything below is copied into kernel modules ----
+from plateletpd.kernels import quiet  # noqa: E402
+
+# NUMBA_DISABLE_JIT=1 only (identity otherwise): a formula's division by zero gives NaN
+rhs_hoisted, rhs_inline, rhs_lanes = quiet(rhs_hoisted), quiet(rhs_inline), quiet(rhs_lanes)
+constants, initial, outputs = quiet(constants), quiet(initial), quiet(outputs)
+dose_modifiers = quiet(dose_modifiers)
+
 # status codes (mirrored by plateletpd.solvers.Status)
 SUCCESS = 0
 MAX_STEPS = 1
@@ -162,6 +169,7 @@ STEP_SIZE_UNDERFLOW = 2
 NON_FINITE = 3
 SINGULAR_MATRIX = 4
 INVALID_INPUT = 5
+DOMAIN_ERROR = 6
 
 # counters (mirrored by plateletpd.solvers.COUNTERS)
 STEPS = 0
@@ -293,12 +301,55 @@ def _next_step(t, t_end, h, counters, max_steps):
 def _retry_after_non_finite(t, h, counters):
     """A step whose error is NaN or infinite is rejected and retried 5x shorter: (status, h).
 
-    NON_FINITE once the step falls below round-off (the solution itself is not finite)."""
+    NON_FINITE (with ``h`` unchanged, so the failed step's stages can be examined:
+    :func:`_stage_failure`) once the step would fall below round-off or is itself NaN: the
+    right-hand side is not finite however close to the current state it is evaluated."""
     counters[REJECTED] += 1
-    h *= 0.2
-    if h <= 16.0 * _EPS * max(abs(t), 1.0):
-        return NON_FINITE, h
-    return SUCCESS, h
+    if 0.2 * h > 16.0 * _EPS * max(abs(t), 1.0):
+        return SUCCESS, 0.2 * h
+    return NON_FINITE, h
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _failed(status, t, y, failure):
+    """Record where an integration stopped (``failure``: model time, then the state) and
+    return ``status``; plateletpd.failures turns it into the subject's message."""
+    failure[0] = t
+    for i in range(y.shape[0]):
+        failure[1 + i] = y[i]
+    return status
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _check_stage(t, state, derivative, failure):
+    """SUCCESS if a stage's state and derivative are finite; NON_FINITE if the state is not
+    (the solution exploded); DOMAIN_ERROR, recorded at this stage's time and state, if only
+    the derivative is not: a model formula gave NaN or inf from finite values."""
+    for i in range(state.shape[0]):
+        if not math.isfinite(state[i]):
+            return NON_FINITE
+    for i in range(state.shape[0]):
+        if not math.isfinite(derivative[i]):
+            return _failed(DOMAIN_ERROR, t, state, failure)
+    return SUCCESS
+
+
+@njit(**KERNEL_OPTIONS)
+def _stage_failure(t, h, y, k, tableau, nodes, n_stages, stage, failure):
+    """Why an explicit Runge-Kutta step of length ``h`` from (t, y) stayed non-finite down to
+    round-off: its first stage with a non-finite derivative (rebuilt from ``tableau``, the
+    stage derivatives ``k`` being intact) gives DOMAIN_ERROR there; otherwise NON_FINITE."""
+    for s in range(n_stages):
+        if s == 0:
+            status = _check_stage(t, y, k[0], failure)
+        else:
+            _combine(y, k, tableau[s], s, h, stage)
+            status = _check_stage(t + nodes[s] * h, stage, k[s], failure)
+        if status == DOMAIN_ERROR:
+            return status
+        if status != SUCCESS:
+            break
+    return _failed(NON_FINITE, t, y, failure)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -312,10 +363,12 @@ def _output_due(io, output_times, t_new, t_end):
 @njit(inline="always", **KERNEL_OPTIONS)
 def _dop853_error(err5, err3, h, n):
     """DOP853's combined error norm from the sums of squared scaled 5th- and 3rd-order
-    estimates over ``n`` states (Hairer's dop853)."""
-    if err5 > 0.0 or err3 > 0.0:
-        return h * err5 / math.sqrt((err5 + 0.01 * err3) * n)
-    return 0.0
+    estimates over ``n`` states (Hairer's dop853). NaN if either is NaN: a step whose
+    stages are not finite must be rejected (a test ``err5 > 0 or err3 > 0`` returned 0 for
+    NaN, so such steps were accepted and the NaN carried on as a success)."""
+    if err5 == 0.0 and err3 == 0.0:
+        return 0.0
+    return h * err5 / math.sqrt((err5 + 0.01 * err3) * n)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -338,14 +391,15 @@ def _dop853_factor(err):
 @njit(**KERNEL_OPTIONS)
 def solve_subject(method, n_states, n_targets, p, event_time, event_target, event_state, event_amount,
                   event_duration, output_times, rtol, atol, max_step, max_steps,
-                  restart_growth, outputs_out, states_out, counters):
+                  restart_growth, outputs_out, states_out, counters, failure):
     """Integrate one subject from t=0 through all output times; return a status code.
 
     ``method``: :data:`DOPRI5` or :data:`ROSENBROCK23`.
 
     Events (model time unit): ``event_time`` before lag, ``event_amount`` before
     bioavailability, ``event_duration`` 0 for a bolus. Outputs not reached stay NaN.
-    ``restart_growth``: see :func:`_restart_step`.
+    ``restart_growth``: see :func:`_restart_step`. On failure, ``failure`` receives the
+    model time and state where it happened (:func:`_failed`).
     """
     n_out = output_times.shape[0]
     outputs_out[:, :] = np.nan
@@ -358,10 +412,11 @@ def solve_subject(method, n_states, n_targets, p, event_time, event_target, even
     constants(q)
     p = q
     y = np.empty(n_states)
+    t = np.float64(0.0)  # a numpy float: without JIT, formulas divide by zero as numba does
     initial(p, y)
     for i in range(n_states):
         if not math.isfinite(y[i]):
-            return NON_FINITE
+            return _failed(DOMAIN_ERROR, t, y, failure)  # an initial-value formula
     bioavailability = np.ones(max(n_targets, 1))
     lag = np.zeros(max(n_targets, 1))
     if n_targets > 0:
@@ -406,7 +461,6 @@ def solve_subject(method, n_states, n_targets, p, event_time, event_target, even
     n_matrix = n_states if method == ROSENBROCK23 else 0  # Jacobian and iteration matrix
     matrices = np.empty((2, n_matrix, n_matrix))
     pivots = np.empty(n_matrix, dtype=np.int64)
-    t = 0.0
     ib = 0
     io = 0
     t_end = output_times[n_out - 1]
@@ -429,16 +483,16 @@ def solve_subject(method, n_states, n_targets, p, event_time, event_target, even
         if method == DOP853:
             status, io, h_previous = dop853_segment(
                 t, t_next, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
-                restart_growth, h_previous, outputs_out, states_out, counters, work)
+                restart_growth, h_previous, outputs_out, states_out, counters, work, failure)
         elif method == ROSENBROCK23:
             status, io, h_previous = rosenbrock23_segment(
                 t, t_next, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
                 restart_growth, h_previous, outputs_out, states_out, counters, work,
-                matrices, pivots)
+                matrices, pivots, failure)
         else:
             status, io, h_previous = dopri5_segment(
                 t, t_next, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
-                restart_growth, h_previous, outputs_out, states_out, counters, work)
+                restart_growth, h_previous, outputs_out, states_out, counters, work, failure)
         if status != SUCCESS:
             break
         t = t_next
@@ -474,11 +528,14 @@ _DP5_C = np.array([0.0, _C2, _C3, _C4, _C5, 1.0, 1.0])
 
 @njit(**KERNEL_OPTIONS)
 def dopri5_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
-                   restart_growth, h_previous, outputs_out, states_out, counters, work):
+                   restart_growth, h_previous, outputs_out, states_out, counters, work,
+                   failure):
     """Advance ``y`` from ``t`` to exactly ``t_end``; record outputs strictly before it.
 
     Returns (status, index of the next output, the step proposed for after ``t_end``);
-    ``h_previous`` is the one the previous segment returned (:func:`_restart_step`)."""
+    ``h_previous`` is the one the previous segment returned (:func:`_restart_step`). On
+    failure ``failure`` says where (:func:`_failed`); outputs are recorded from accepted
+    steps only, so those before the failure are the solution and the rest stay NaN."""
     n = y.shape[0]
     stages = work[0:7]
     k1, k2, k3, k4, k5, k6, k7 = work[0], work[1], work[2], work[3], work[4], work[5], work[6]
@@ -495,7 +552,7 @@ def dopri5_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step,
     while True:
         status, h, last = _next_step(t, t_end, h, counters, max_steps)
         if status != SUCCESS:
-            return status, io, h
+            return _failed(status, t, y, failure), io, h
         for s in range(1, 7):  # one evaluation site, so the model is inlined only once
             out = stage if s < 6 else y1  # stage 7 is the new solution and its derivative
             _combine(y, stages, _DP5_A[s], s, h, out)
@@ -507,7 +564,7 @@ def dopri5_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step,
         if not math.isfinite(err):
             status, h = _retry_after_non_finite(t, h, counters)
             if status != SUCCESS:
-                return status, io, h
+                return _stage_failure(t, h, y, stages, _DP5_A, _DP5_C, 7, stage, failure), io, h
             rejected_last = True
             continue
         fac11 = err ** 0.17  # 1/5 - 0.75 * beta, beta = 0.04 (Hairer's dopri5)
@@ -607,7 +664,8 @@ def _dop853_interpolate(y, dense, x, y_out):
 
 @njit(**KERNEL_OPTIONS)
 def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
-                   restart_growth, h_previous, outputs_out, states_out, counters, work):
+                   restart_growth, h_previous, outputs_out, states_out, counters, work,
+                   failure):
     """Same contract as :func:`dopri5_segment`, with Hairer's DOP853: an explicit 8th-order
     pair with the 5th/3rd-order combined error estimate and 7th-order dense output (its
     three extra stages are computed only in steps that contain an output time). Hairer,
@@ -628,7 +686,7 @@ def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step,
     while True:
         status, h, last = _next_step(t, t_end, h, counters, max_steps)
         if status != SUCCESS:
-            return status, io, h
+            return _failed(status, t, y, failure), io, h
         for s in range(1, 13):  # stage 12 is the new solution y1 and its derivative
             if s < 12:
                 _combine(y, k, _P_A[s], s, h, stage)
@@ -646,8 +704,8 @@ def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step,
         err = _dop853_error(err5, err3, h, n)
         if not math.isfinite(err):
             status, h = _retry_after_non_finite(t, h, counters)
-            if status != SUCCESS:
-                return status, io, h
+            if status != SUCCESS:  # stage 13's state is y1, built from row 12 of A (= B)
+                return _stage_failure(t, h, y, k, _P_A, _P_C, 13, stage, failure), io, h
             rejected_last = True
             continue
         factor = _dop853_factor(err)
@@ -743,9 +801,23 @@ def _jacobian(t, y, p, rate, f0, jac, y_work, f_work, counters):
 
 
 @njit(**KERNEL_OPTIONS)
+def _rosenbrock23_failure(t, h, y, f0, k1, y1, f1, f2, scratch, failure):
+    """:func:`_stage_failure` for Rosenbrock 2(3): its right-hand side calls at t, at the
+    midpoint state (rebuilt in ``scratch``) and at the new state ``y1``."""
+    status = _check_stage(t, y, f0, failure)
+    if status == SUCCESS:
+        for i in range(y.shape[0]):
+            scratch[i] = y[i] + 0.5 * h * k1[i]
+        status = _check_stage(t + 0.5 * h, scratch, f1, failure)
+    if status == SUCCESS:
+        status = _check_stage(t + h, y1, f2, failure)
+    return status if status == DOMAIN_ERROR else _failed(NON_FINITE, t, y, failure)
+
+
+@njit(**KERNEL_OPTIONS)
 def rosenbrock23_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step,
                          max_steps, restart_growth, h_previous, outputs_out, states_out,
-                         counters, work, matrices, pivots):
+                         counters, work, matrices, pivots, failure):
     """Stiff counterpart of :func:`dopri5_segment` (same contract); ``matrices`` holds the
     Jacobian and the iteration matrix (2, n, n) and ``pivots`` (n) their LU pivots, both
     allocated once per subject."""
@@ -763,9 +835,9 @@ def rosenbrock23_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max
     jacobian_current = False
     while True:
         if counters[STEPS] + counters[REJECTED] >= max_steps:
-            return MAX_STEPS, io, h
+            return _failed(MAX_STEPS, t, y, failure), io, h
         if h <= 16.0 * _EPS * max(abs(t), 1.0):
-            return STEP_SIZE_UNDERFLOW, io, h
+            return _failed(STEP_SIZE_UNDERFLOW, t, y, failure), io, h
         if not jacobian_current:
             _jacobian(t, y, p, rate, f0, jac, y1, f1, counters)
             dt = math.sqrt(_EPS) * max(abs(t), 1.0)
@@ -781,7 +853,7 @@ def rosenbrock23_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max
                 w[i, j] = -h * _RD * jac[i, j]
             w[i, i] += 1.0
         if not _lu_factor(w, pivots):
-            return SINGULAR_MATRIX, io, h
+            return _failed(SINGULAR_MATRIX, t, y, failure), io, h
         for i in range(n):
             k1[i] = f0[i] + h * _RD * time_derivative[i]
         _lu_solve(w, pivots, k1)
@@ -805,7 +877,8 @@ def rosenbrock23_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max
         if not math.isfinite(err):
             status, h = _retry_after_non_finite(t, h, counters)
             if status != SUCCESS:
-                return status, io, h
+                return _rosenbrock23_failure(t, h, y, f0, k1, y1, f1, f2, scratch,
+                                             failure), io, h
             continue
         if err <= 1.0:
             counters[STEPS] += 1
@@ -1067,7 +1140,7 @@ def solve_group(n_states, n_targets, params, first, count, event_time, event_tar
     has_rate = False
     acc = np.empty((2, LANES))
     group_counters = np.zeros(N_COUNTERS, dtype=np.int64)
-    t = 0.0
+    t = np.float64(0.0)  # as in solve_subject
     ib = 0
     io = 0
     t_end = output_times[n_out - 1]

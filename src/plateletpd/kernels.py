@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math as _math
 import os
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numba
+import numpy as np
 from numba import njit, prange  # noqa: F401  (re-exported to generated code)
 
 from . import __version__
@@ -40,6 +42,47 @@ KERNEL_OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
 #: may fuse a multiply and an add into one FMA (one rounding instead of two); no other
 #: fast-math licence (no reassociation; NaN and inf are kept).
 CONTRACT = {"contract"}
+
+
+
+def _numpy_math() -> ModuleType:
+    """The ``math`` module with the model formulas' functions (``exp log log10 sqrt pow``)
+    under numpy semantics: NaN or inf instead of ValueError or OverflowError, as numba's
+    compiled code gives them (run under ``numpy.errstate``, quietly)."""
+    module = ModuleType("math", "math with numpy semantics (NUMBA_DISABLE_JIT=1)")
+    module.__dict__.update({k: v for k, v in vars(_math).items() if not k.startswith("_")})
+    for name, function in {"exp": np.exp, "log": np.log, "log10": np.log10, "sqrt": np.sqrt,
+                           "pow": np.power}.items():
+        setattr(module, name, lambda *args, _function=function: _function(
+            *(np.float64(a) for a in args)))
+    return module
+
+
+#: What generated kernel modules import as ``math``: the standard module when numba compiles
+#: them; without JIT (``NUMBA_DISABLE_JIT=1``, plain Python) its numpy-semantics twin, so a
+#: model formula's log of a negative number, square root of a negative number, or overflowing
+#: exp gives the same NaN or inf, hence the same per-subject status, instead of raising.
+math = _math if not numba.config.DISABLE_JIT else _numpy_math()
+
+
+
+def quiet(function):
+    """Without JIT, ``function`` (a generated model function writing its last argument, an
+    array) with a math error that numpy semantics do not cover (a float division by zero
+    between literals, ``1 / max(x, 0)``) giving NaN in that array instead of raising, so the
+    subject gets the same non-finite status as compiled code (inf there). With JIT,
+    ``function`` itself (compiled code never raises: ``error_model="numpy"``)."""
+    if not numba.config.DISABLE_JIT:
+        return function
+
+    def quiet_function(*args):
+        try:
+            return function(*args)
+        except (ArithmeticError, ValueError):
+            args[-1][:] = np.nan
+
+    return quiet_function
+
 
 _LOADED: dict[str, ModuleType] = {}
 _BY_MODEL_SOURCE: dict[str, ModuleType] = {}

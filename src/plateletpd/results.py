@@ -34,6 +34,10 @@ class BatchResult:
     status: np.ndarray
     counters: np.ndarray
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: subject index -> message of a failed subject (the status, the time and, for
+    #: DOMAIN_ERROR, the formula; plateletpd.failures); statuses without one use the
+    #: status's general message
+    details: dict[int, str] = field(default_factory=dict)
 
     @property
     def n_subjects(self) -> int:
@@ -52,7 +56,8 @@ class BatchResult:
 
     def failures(self) -> pd.DataFrame:
         """One row per failed subject: index, status name and a human message."""
-        rows = [{"subject": int(i), "status": Status(code).name, "message": Status(code).message}
+        rows = [{"subject": int(i), "status": Status(code).name,
+                 "message": self.details.get(int(i), Status(code).message)}
                 for i, code in enumerate(self.status) if code != Status.SUCCESS]
         return pd.DataFrame(rows, columns=["subject", "status", "message"])
 
@@ -96,7 +101,8 @@ class BatchResult:
             outputs=self.outputs[index:index + 1], state_names=self.state_names,
             states=None if self.states is None else self.states[index:index + 1],
             units=self.units, status=self.status[index:index + 1],
-            counters=self.counters[index:index + 1], provenance=self.provenance)
+            counters=self.counters[index:index + 1], provenance=self.provenance,
+            details={0: self.details[index]} if index in self.details else {})
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,7 @@ class SimulationResult(BatchResult):
 
     @property
     def message(self) -> str:
-        return self.status_code.message
+        return self.details.get(0, self.status_code.message)
 
     @property
     def cost(self) -> dict[str, int]:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from .dosing import Dose, EventSchedule, Regimen, as_regimen, expand
 from .errors import ParameterError, SimulationInputError, SimulationWarning
+from .failures import failure_message, flag_non_finite_outputs
 from .limits import check_subjects
 from .io import provenance
 from .model import Model, load_model
@@ -172,7 +173,9 @@ def _scatter(batch: BatchResult, valid: np.ndarray, record: dict) -> BatchResult
                        outputs=full(batch.outputs, np.nan), state_names=batch.state_names,
                        states=full(batch.states, np.nan), units=batch.units,
                        status=full(batch.status, Status.INVALID_INPUT),
-                       counters=full(batch.counters, 0), provenance=record)
+                       counters=full(batch.counters, 0), provenance=record,
+                       details={int(np.flatnonzero(valid)[i]): text
+                                for i, text in batch.details.items()})
 
 
 # ------------------------------------------------------------------------------ internals
@@ -242,21 +245,27 @@ def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amount
     states = np.empty((n, grid.size if keep_states else 0, n_states))
     status = np.empty(n, dtype=np.int64)
     counters = np.zeros((n, 4), dtype=np.int64)
+    failure = np.full((n, 1 + n_states), np.nan)  # where each failed subject stopped
     lockstep = solver.lockstep and n > 1
     solve = kernel.solve_batch_lanes if lockstep else functools.partial(
         kernel.solve_batch, solver.method_code)
-    solve(np.ascontiguousarray(matrix, dtype=np.float64),
-          np.ascontiguousarray(np.reshape(event_times, (n, schedule.n_events)) * scale,
-                               dtype=np.float64),
-          np.ascontiguousarray(schedule.target, dtype=np.int64),
-          np.ascontiguousarray(schedule.state, dtype=np.int64),
-          np.ascontiguousarray(amounts.reshape(n, schedule.n_events), dtype=np.float64),
-          np.ascontiguousarray(schedule.duration * scale, dtype=np.float64),
-          np.ascontiguousarray(grid * scale), float(solver.rtol),
-          solver.atol_vector(n_states), float(solver.max_step * scale),
-          int(solver.max_steps), float(solver.restart_growth), outputs, states, status,
-          counters)
+    with np.errstate(all="ignore"):  # NUMBA_DISABLE_JIT=1: NaN and inf as numba gives
+        solve(np.ascontiguousarray(matrix, dtype=np.float64),
+              np.ascontiguousarray(np.reshape(event_times, (n, schedule.n_events)) * scale,
+                                   dtype=np.float64),
+              np.ascontiguousarray(schedule.target, dtype=np.int64),
+              np.ascontiguousarray(schedule.state, dtype=np.int64),
+              np.ascontiguousarray(amounts.reshape(n, schedule.n_events), dtype=np.float64),
+              np.ascontiguousarray(schedule.duration * scale, dtype=np.float64),
+              np.ascontiguousarray(grid * scale), float(solver.rtol),
+              solver.atol_vector(n_states), float(solver.max_step * scale),
+              int(solver.max_steps), float(solver.restart_growth), outputs, states, status,
+              counters, failure)
+    details = {int(i): failure_message(model, status[i], matrix[i], failure[i])
+               for i in np.flatnonzero(status != Status.SUCCESS)}
+    flag_non_finite_outputs(model, grid, outputs, states if keep_states else None, status,
+                            details)
     return BatchResult(times=grid, output_names=tuple(model.output_names), outputs=outputs,
                        state_names=tuple(model.state_names),
                        states=states if keep_states else None, units=model.units,
-                       status=status, counters=counters)
+                       status=status, counters=counters, details=details)

@@ -25,6 +25,7 @@ class Status(IntEnum):
     NON_FINITE = integrator.NON_FINITE
     SINGULAR_MATRIX = integrator.SINGULAR_MATRIX
     INVALID_INPUT = integrator.INVALID_INPUT
+    DOMAIN_ERROR = integrator.DOMAIN_ERROR
 
     @property
     def message(self) -> str:
@@ -38,11 +39,13 @@ _MESSAGES = {
     Status.STEP_SIZE_UNDERFLOW: "the step size fell below machine precision; the solution "
                                 "probably has a singularity or a discontinuity not declared "
                                 "as a dose event",
-    Status.NON_FINITE: "the state became NaN or infinite (a division by zero, log of a "
-                       "negative number, or an exploding solution); check the parameters",
+    Status.NON_FINITE: "the state became NaN or infinite (an exploding solution); check the "
+                       "parameters",
     Status.SINGULAR_MATRIX: "the stiff solver's iteration matrix is singular",
     Status.INVALID_INPUT: "invalid per-subject input: a bioavailability or lag that is "
                           "negative or not finite, or a parameter outside its bounds",
+    Status.DOMAIN_ERROR: "a model formula gave a non-finite value (log or square root of a "
+                         "negative number, a division by zero, an overflowing exp or power)",
 }
 
 #: Names of the per-subject cost counters, in the order the integrator fills them.
