@@ -100,10 +100,12 @@ def command_simulate(args) -> int:
     model = load_model(args.model)
     fitted, origin = _fitted(model.name, args.fit)
     print(f"{model.name}: parameters: {origin}", file=sys.stderr)
+    params = {**fitted, **_assignments(args.param, "param")}
+    if args.events:
+        return _simulate_event_table(args, model, solver, days, params)
     result = simulate(model, args.regimen, days=days, times=_times(args.times),
-                      params={**fitted, **_assignments(args.param, "param")},
-                      covariates=_assignments(args.covariate, "covariate"), solver=solver,
-                      keep_states=args.states)
+                      params=params, covariates=_assignments(args.covariate, "covariate"),
+                      solver=solver, keep_states=args.states)
     if not result.ok:
         print(f"warning: {result.status_code.name}: {result.message}", file=sys.stderr)
     if args.out:
@@ -118,6 +120,36 @@ def command_simulate(args) -> int:
         step = max(1, len(wide) // 30)
         print(wide.iloc[::step].to_string(float_format=lambda v: f"{v:.4g}"))
     return 0 if result.ok else 1
+
+
+def _simulate_event_table(args, model, solver, days, params) -> int:
+    """``simulate --events``: every subject of a NONMEM-style table, IDs kept in the output."""
+    from .event_tables import simulate_event_table
+    from .io import atomic_write, write_json
+
+    if args.regimen or args.plot:
+        raise PlateletPDError("--events simulates every subject of the event table; it cannot be "
+                              "combined with --regimen or --plot (drop them, or simulate one "
+                              "subject with --regimen)")
+    result = simulate_event_table(model, args.events, time_unit=args.time_unit, days=days,
+                                  times=_times(args.times), params=params,
+                                  covariates=_assignments(args.covariate, "covariate"),
+                                  solver=solver, keep_states=args.states)
+    for subject, code in zip(result.subject_ids, result.status):
+        if code != 0:
+            from .solvers import Status
+
+            print(f"warning: subject ID {subject}: {Status(code).name}: {Status(code).message}",
+                  file=sys.stderr)
+    table = result.to_dataframe(args.states)
+    if args.out:
+        atomic_write(Path(args.out), lambda path: table.to_csv(path, index=False))
+        write_json(Path(f"{args.out}.provenance.json"), result.provenance)
+        print(f"wrote {args.out} (and {args.out}.provenance.json): {result.n_subjects} subjects")
+    else:
+        wide = table.pivot_table(index=["subject", "time"], columns="variable", values="value")
+        print(wide.to_string(float_format=lambda v: f"{v:.4g}"))
+    return 0 if result.success.all() else 1
 
 
 def command_events(args) -> int:
@@ -248,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--regimen", default=None,
                           help='dosing, e.g. "hetrombopag 7.5 mg qd d1-14 + rhTPO 300 U/kg qd '
                                'd1-14" (day 1 starts at time 0); default: no dosing')
+    simulate.add_argument("--events", metavar="TABLE.csv",
+                          help="NONMEM-style event table (ID, TIME, AMT, CMT, EVID, II, ADDL, "
+                               "RATE, SS; see docs/event_tables.md): every subject is simulated, "
+                               "the output's subject column holds the IDs")
+    simulate.add_argument("--time-unit", choices=["day", "h"], default=None,
+                          help="unit of the event table's TIME and II (RATE is per this unit); "
+                               "default: the model's time unit")
     simulate.add_argument("--days", type=float, default=28.0,
                           help="duration in days (hourly outputs); default 28")
     simulate.add_argument("--times", help="explicit output times in days, comma-separated")
@@ -343,6 +382,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except PlateletPDError as error:
         print(f"plateletpd {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # an unreadable input or unwritable output path
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"plateletpd {args.command}: error: {error.strerror or error}{where}; check the "
+              f"path exists and is readable/writable", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; no partial output was written", file=sys.stderr)

@@ -160,6 +160,7 @@ def _integrate_groups(model: Model, events: list[_Events], matrix: np.ndarray, g
     states = np.full((n, grid.size if keep_states else 0, len(model.states)), np.nan)
     status = np.zeros(n, dtype=np.int64)
     counters = np.zeros((n, 4), dtype=np.int64)
+    details: dict[int, str] = {}
     for rows in groups.values():
         time, target, state, _, duration = events[rows[0]]
         schedule = EventSchedule(time, target, state, np.zeros(time.size), ("",) * time.size,
@@ -169,12 +170,13 @@ def _integrate_groups(model: Model, events: list[_Events], matrix: np.ndarray, g
                            solver, keep_states,
                            np.array([events[i][0] for i in rows]).reshape(len(rows), -1))
         outputs[rows], status[rows], counters[rows] = batch.outputs, batch.status, batch.counters
+        details.update({rows[i]: text for i, text in batch.details.items()})
         if keep_states:
             states[rows] = batch.states
     return BatchResult(times=grid, output_names=tuple(model.output_names), outputs=outputs,
                        state_names=tuple(model.state_names),
                        states=states if keep_states else None, units=model.units,
-                       status=status, counters=counters)
+                       status=status, counters=counters, details=details)
 
 
 # ----------------------------------------------------------------------------- steady state
