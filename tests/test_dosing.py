@@ -157,11 +157,13 @@ def test_dose_repeated_refuses_bad_arguments(kwargs, message):
 # ----------------------------------------------------------------------------- bad input
 
 
-def test_negative_amount_is_refused_and_names_the_dose():
-    with pytest.raises(RegimenError, match=r"dose of 'hetrombopag'.*finite number >= 0, given -7.5"):
-        Dose("hetrombopag", -7.5, "mg", (0.0,))
-    with pytest.raises(RegimenError, match=r"number >= 0"):
-        Regimen.parse("hetrombopag -7.5 mg qd d1-14")
+@pytest.mark.parametrize("amount", [-7.5, 0.0])
+def test_negative_or_zero_amount_is_refused_and_names_the_dose(amount):
+    # a zero dose gives nothing (NONMEM AMT 0 likewise): refused, not silently skipped
+    with pytest.raises(RegimenError, match=rf"dose of 'hetrombopag'.*finite number > 0, given {amount}"):
+        Dose("hetrombopag", amount, "mg", (0.0,))
+    with pytest.raises(RegimenError, match=r"number > 0"):
+        Regimen.parse(f"hetrombopag {amount:g} mg qd d1-14")
 
 
 def test_nan_amount_is_refused():

@@ -247,7 +247,8 @@ class Dose:
 
     Attributes:
         drug: drug name, matched to a :class:`DoseTarget` name or alias (case-insensitive).
-        amount: amount per administration, finite and >= 0.
+        amount: amount per administration, finite and > 0 (a zero dose is refused: leave the
+            drug out instead).
         unit: dose unit, e.g. "mg", "U/kg", "mg/m2" (stored in canonical spelling: "mcg" -> "ug").
         times: dose times in days (day 1 starts at t = 0), stored sorted ascending.
         route: "bolus" or "infusion".
@@ -273,9 +274,10 @@ class Dose:
             return RegimenError(f"dose of {drug!r}: {problem}. {fix}")
 
         amount = _finite_float(self.amount)
-        if amount is None or amount < 0:
-            raise fail(f"amount must be a finite number >= 0, given {self.amount!r}",
-                       "Give the amount per administration, e.g. amount=7.5 with unit='mg'.")
+        if amount is None or amount <= 0:
+            raise fail(f"amount must be a finite number > 0, given {self.amount!r}",
+                       "Give the amount per administration, e.g. amount=7.5 with unit='mg'; "
+                       "leave out a drug that is not given (regimen 'none' for no treatment).")
         try:
             unit = _unit_text(*_parse_unit(self.unit))
             times = np.sort(np.asarray(self.times, dtype=float).reshape(-1))
@@ -484,7 +486,7 @@ def _parse_dose(text: str) -> Dose:
     drug, amount, unit = tokens[:3]
     if not re.fullmatch(_NUMBER, amount[0], re.IGNORECASE):
         raise _text_error(text, amount,
-                          f"expected the amount as a number >= 0 (e.g. 7.5), given {amount[0]!r}")
+                          f"expected the amount as a number > 0 (e.g. 7.5), given {amount[0]!r}")
     try:
         unit_text = _unit_text(*_parse_unit(unit[0]))
     except RegimenError as error:
