@@ -129,11 +129,14 @@ def test_bad_trial_values_are_named_with_file_line_and_field(tmp_path, old, new,
         assert phrase in message, (phrase, message)
 
 
-@pytest.mark.parametrize("text, phrase", [
+STRUCTURE_CASES = [
     ("trial = 5\n", "trial must be a [trial] table"),
     ("arms = 5\n", "arms must be a list of [[arms]] tables"),
     ("[trial]\nseed = 1\n", "at least one [[arms]]"),
-])
+]
+
+
+@pytest.mark.parametrize("text, phrase", STRUCTURE_CASES)
 def test_malformed_trial_structure_is_a_clear_error(tmp_path, text, phrase):
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -290,12 +293,15 @@ def test_a_zero_width_range_is_refused(tmp_path):
         load_outcomes(path)
 
 
-@pytest.mark.parametrize("text, phrase", [
+EMPTY_CASES = [
     ("", "cannot read the file"),
     (CSV[0] + "\n", "no data rows"),
     ("study,arm\nx,y\n", "required column is missing"),
     (b"\xff\xfe\x00bad".decode("latin-1"), "cannot read the file"),
-])
+]
+
+
+@pytest.mark.parametrize("text, phrase", EMPTY_CASES)
 def test_empty_or_headless_tables_are_clear_errors(tmp_path, text, phrase):
     path = tmp_path / "outcomes.csv"
     path.write_text(text, encoding="latin-1")

@@ -250,6 +250,59 @@ error("simulate API", "tolerance NaN", "")(lambda: pp.DormandPrince5(atol=float(
 valid("simulate API", "a single output time")(lambda: simulate(days=None, times=[1.5]))
 
 
+# ------------------------------------------------------------------------- event tables
+ROW = dict(ID=1, TIME=0, AMT=10, CMT="central", EVID=1, II=0, ADDL=0, RATE=0, SS=0)
+ONE_COMPARTMENT = ROOT / "tests" / "models" / "one_compartment.toml"
+
+
+def event_table(table) -> object:
+    """Simulate a NONMEM-style table (rows as dicts, or CSV text) on the one-compartment
+    test model for one day."""
+    import io
+
+    import pandas as pd
+
+    frame = pd.read_csv(io.StringIO(table)) if isinstance(table, str) else pd.DataFrame(table)
+    return pp.simulate_event_table(ONE_COMPARTMENT, frame, time_unit="h", days=1)
+
+
+EVENT_ERRORS = [
+    ("observation row with a dose", [{**ROW, "EVID": 0}], "would be lost"),
+    ("other-event row with a dose", [{**ROW, "EVID": 2}], "would be lost"),
+    ("zero amount", [{**ROW, "AMT": 0}], "AMT > 0"),
+    ("negative amount", [{**ROW, "AMT": -5}], "AMT"),
+    ("amount as text", [{**ROW, "AMT": "ten"}], "ten"),
+    ("rate on a bolus-only target", [{**ROW, "CMT": "depot", "RATE": 5}], "bolus only"),
+    ("modelled rate", [{**ROW, "RATE": -1}], "RATE"),
+    ("negative rate", [{**ROW, "RATE": -3}], "RATE"),
+    ("SS=2", [{**ROW, "SS": 2, "II": 12}], "SS=2"),
+    ("SS=3", [{**ROW, "SS": 3, "II": 12}], "SS"),
+    ("SS without interval", [{**ROW, "SS": 1}], "II > 0"),
+    ("SS infusion longer than interval", [{**ROW, "SS": 1, "II": 12, "RATE": 0.5}],
+     "longer than II"),
+    ("EVID 3 reset", [{**ROW, "EVID": 3}], "reset"),
+    ("EVID 7", [{**ROW, "EVID": 7}], "EVID"),
+    ("ADDL without II", [{**ROW, "ADDL": 3}], "II"),
+    ("ADDL fractional", [{**ROW, "ADDL": 2.5, "II": 12}], "ADDL"),
+    ("ADDL 1e9", [{**ROW, "ADDL": 1e9, "II": 12}], f"{MAX_EVENTS_PER_SUBJECT:,}"),
+    ("unknown compartment name", [{**ROW, "CMT": "liver"}], "liver"),
+    ("compartment number out of range", [{**ROW, "CMT": 9}], "9"),
+    ("negative time", [{**ROW, "TIME": -1}], "TIME"),
+    ("NaN time", [{**ROW, "TIME": float("nan")}], "TIME"),
+    ("missing CMT column", "ID,TIME,AMT\n1,0,10\n", "CMT"),
+    ("duplicate columns", "TIME,AMT,CMT,time\n0,10,2,0\n", "once"),
+    ("ID not a whole number", [{**ROW, "ID": 1.5}], "ID"),
+    ("two SS=1 records", [{**ROW, "SS": 1, "II": 12}, {**ROW, "SS": 1, "II": 12, "TIME": 24}],
+     "SS=1"),
+]
+for _label, _table, _fragment in EVENT_ERRORS:
+    error("event table", _label, _fragment)(lambda table=_table: event_table(table))
+valid("event table", "two subjects, infusion and bolus")(lambda: event_table(
+    [ROW, {**ROW, "ID": 2, "RATE": 5}]))
+valid("event table", "steady state with lag")(lambda: event_table(
+    [{**ROW, "CMT": "depot", "SS": 1, "II": 12}]))
+
+
 # ------------------------------------------------------------------------- command line
 CLI_ERRORS = [
     ("no command", [], ""), ("unknown command", ["frobnicate"], ""),
@@ -276,6 +329,14 @@ CLI_ERRORS = [
      "needs an estimated"),
     ("trial negative seed", ["trial", "yuan2025", "--seed", "-1"], "seed"),
     ("fit config missing", ["fit", "/nonexistent/config.toml"], "nonexistent"),
+    ("event table missing", ["simulate", "friberg_platelets", "--events", "/nonexistent.csv"],
+     "nonexistent"),
+    ("ADDL 1e9 in a table file", ["simulate", str(ONE_COMPARTMENT), "--events", str(
+        ROOT / "tests" / "data" / "addl_huge.csv")], f"{MAX_EVENTS_PER_SUBJECT:,}"),
+    ("unwritable output", ["simulate", "friberg_platelets", "--days", "1", "--out",
+                           "/proc/plateletpd/out.csv"], "/proc"),
+    ("output path is a folder", ["simulate", "friberg_platelets", "--days", "1", "--out",
+                                 "/"], ""),
 ]
 
 
@@ -320,11 +381,22 @@ def test_bad_input_gets_its_outcome(case, capsys, tmp_path, monkeypatch):
     assert case.fragment in message, message
 
 
+def elsewhere() -> dict[str, int]:
+    """Bad-input cases run by the test modules of their own code, counted here too."""
+    import test_input_validation as inputs
+
+    return {"trial file": len(inputs.TRIAL_CASES) + len(inputs.STRUCTURE_CASES),
+            "fit configuration": len(inputs.FIT_CASES),
+            "calibration CSV": len(inputs.CSV_CASES) + len(inputs.EMPTY_CASES)}
+
+
 def counts() -> dict[str, collections.Counter]:
     table: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for case in CASES:
         table[case.category]["valid result" if case.expected in ("valid", "exit 0")
                              else "clear error"] += 1
+    for category, number in elsewhere().items():
+        table[category + " (tests/test_input_validation.py)"]["clear error"] += number
     return table
 
 

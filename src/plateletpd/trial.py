@@ -34,6 +34,7 @@ from .cohort import ArmDesign, ArmResult, Rescue, Titration, auc, simulate_arm, 
 from .errors import PlateletPDError, closest
 from .io import (atomic_folder, atomic_write, checked_number, line_of as _line_of,
                  number_problem, provenance, read_toml, write_json, write_text)
+from .limits import check_subjects
 from .model import Model, load_model
 from .population import Variability, cohort_matrix
 from .simulate import _valid_rows
@@ -429,6 +430,10 @@ CHUNK = 2000
 #: patients per arm whose trajectories are kept for the plotted bands
 KEPT_TRAJECTORIES = 2000
 
+#: Memory one enrolled patient's endpoint row takes in the arm's tables (about 40 numbers,
+#: kept until the arm is summarised); the guard adds the patient's parameter row.
+_BYTES_PER_PATIENT = 8.0 * 40
+
 
 def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
     """Simulate every arm in chunks and summarise (per-patient endpoints are kept; the
@@ -440,6 +445,9 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
     relative = np.arange(-10 * 24, 29 * 24 + 1) / 24.0
     started = time.perf_counter()
     for index, design in enumerate(spec.arms):
+        check_subjects(spec.subjects_per_arm, _BYTES_PER_PATIENT + 8.0 * (
+            len(spec.model.parameters) + 2 * len(spec.variability.names)),
+            f"trial arm {design.name!r} (parameters and per-patient endpoints)")
         matrix = _cohort(spec, index)
         valid = _valid_rows(spec.model, matrix)
         tables, kept, screened = [], [], 0
