@@ -73,6 +73,8 @@ class _AdaptiveSolver:
     #: right-hand-side calls per subject on the CIT cohorts). A group whose dose
     #: times differ after lag, or in which any subject fails, is integrated one subject
     #: at a time instead, so statuses stay per subject. One-subject runs are not affected.
+    #: A subject's lock-step and one-subject results (which one it gets depends on its
+    #: neighbours) agree within 10 x rtol relative (tested; docs/reliability.md).
     lockstep: bool = False
 
     method = ""
