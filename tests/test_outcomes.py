@@ -21,12 +21,33 @@ def table(*rows, header=HEADER):
 
 def test_bundled_calibration_data_loads_with_sources():
     data = load_outcomes(bundled_outcomes_path())
-    assert len(data) == 39  # rows of shared/data/cit_summary.csv
+    assert len(data) == 94  # rows of shared/data/cit_summary.csv (39 + 55 added 2026-11-30)
     assert data["source"].str.len().min() > 10  # every row names its source
     yuan = data[(data.study == "yuan2025") & (data.arm == "hetrombopag+rhTPO")].iloc[0]
     assert yuan.observed == pytest.approx(0.944)  # 94.4% (Yuan 2025 abstract)
     # binomial SE for 94.4% of 36 patients, hand-computed: sqrt(.944*.056/36) = 0.03832
     assert yuan.standard_error == pytest.approx(math.sqrt(0.944 * 0.056 / 36))
+
+
+def test_new_conventions_of_the_2026_11_30_rows():
+    data = load_outcomes(bundled_outcomes_path()).set_index(["study", "arm", "endpoint"])
+    # Soff 2019 (J Clin Oncol 37:2892): mean 57 x10^9/L at week 3 in 8 observed patients;
+    # no SD given: stated default CV 30% / sqrt(8)
+    soff = data.loc[("soff2019_romiplostim_cit", "observation", "plt_count")]
+    assert (soff.day, soff.observed) == (21, 57)
+    assert soff.standard_error == pytest.approx(0.30 * 57 / math.sqrt(8))
+    # NHL-B (Authorea preprint): grade 4 thrombocytopenia in 10.1% of 135 at cycle 6
+    nhl = data.loc[("nhlb_chop_cumulative_thrombocytopenia", "CHOP/CHOEP, cycle 6",
+                    "incidence_proportion")]
+    assert nhl.observed == pytest.approx(0.101)
+    assert nhl.standard_error == pytest.approx(math.sqrt(0.101 * 0.899 / 135))
+    # Winer 2015 (Cancer Med 4:16): 8 of 10 group-B eltrombopag patients had a PLT >= 400:
+    # a count of patients on peak_plt is the proportion 8/10, binomial
+    winer = data.loc[("winer2015_eltrombopag_gem_ph1", "eltrombopag", "peak_plt")]
+    assert sorted(winer.observed) == [pytest.approx(0.8), pytest.approx(1.0)]
+    eight = winer[winer.observed < 1].iloc[0]
+    assert eight.standard_error == pytest.approx(math.sqrt(0.8 * 0.2 / 10))
+    assert "patients meeting" in eight.standard_error_basis
 
 
 def test_standard_error_rules():
@@ -45,7 +66,7 @@ def test_standard_error_rules():
 
 
 @pytest.mark.parametrize("row, column, fragment", [
-    ("s,a,r,-3,pop,d,nadir_plt,,,mean,20,,,src", "n", "below 0"),
+    ("s,a,r,-3,pop,d,nadir_plt,,,mean,20,,,src", "n", "below 1"),
     ("s,a,r,36,pop,d,response_proportion,,,percent,104,,,src", "value", "within 0-100"),
     ("s,a,r,36,pop,d,respons_proportion,,,percent,50,,,src", "endpoint",
      "did you mean 'response_proportion'"),
@@ -56,6 +77,11 @@ def test_standard_error_rules():
     ("s,a,r,36,pop,d,plt_count,,,mean,80,,,src", "day", "number is required"),
     ("s,a,r,36,pop,d,nadir_plt,,,mean,20,SD,,src", "spread", "no spread"),
     ("s,a,r,36,pop,d,nadir_plt,,,mean,20,IQR,5,src", "spread_type", "unknown spread type"),
+    ("s,a,r,36,pop,d,incidence_proportion,,,percent,25,,,src", "threshold",
+     "needs the event in threshold"),
+    ("s,a,r,10,pop,d,peak_plt,,,count,8,,,src", "threshold", "needs the criterion"),
+    ("s,a,r,,pop,d,peak_plt,>=400,,count,8,,,src", "n", "needs the arm size"),
+    ("s,a,r,10,pop,d,peak_plt,>=400,,count,11,,,src", "value", "11 responders out of"),
 ])
 def test_bad_rows_give_row_level_errors(row, column, fragment):
     with pytest.raises(OutcomeDataError) as error:

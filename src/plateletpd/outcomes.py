@@ -12,7 +12,8 @@ Standard errors (stated defaults where the publication gives no spread):
 * median with SD and n: 1.2533 SD / sqrt(n) (large-sample efficiency of the median of a
   normal sample, sqrt(pi/2)); with a range "low-high": SD taken as range / 4 (Hozo SP et al.
   BMC Med Res Methodol 2005;5:13).
-* proportion with n: binomial sqrt(p (1 - p) / n), p kept within [0.5/n, 1 - 0.5/n] so that
+* proportion with n (responders, ``incidence_proportion`` events, or a ``count`` of patients
+  meeting the threshold on a platelet-count endpoint): binomial sqrt(p (1 - p) / n), p kept within [0.5/n, 1 - 0.5/n] so that
   0% and 100% still carry a finite weight.
 * no spread: ``default_cv`` (30%) of the value, divided by sqrt(n) when n is known
   (assumption: between-patient CV of about 30% for platelet summaries).
@@ -46,6 +47,7 @@ class Endpoint:
     description: str
     kind: str  # "count" (10^9/L), "time" (days), "proportion", "percent_change", "auc"
     needs_day: bool = False
+    needs_threshold: bool = False
 
 
 ENDPOINTS = {
@@ -70,8 +72,13 @@ ENDPOINTS = {
                                     "configuration)", "proportion"),
     "cumulative_response_proportion": Endpoint("proportion responded by a day", "proportion",
                                                needs_day=True),
+    "incidence_proportion": Endpoint("proportion of patients in whom the event named in "
+                                     "threshold happened (e.g. grade 3/4 thrombocytopenia, a "
+                                     "chemotherapy delay)", "proportion", needs_threshold=True),
 }
-STATISTICS = {"count": ("mean", "median"), "time": ("mean", "median"),
+# a "count" statistic on a platelet-count endpoint is the number of patients (of n) whose
+# value met the threshold, e.g. peak_plt "patients with >=1 PLT >=400": a proportion
+STATISTICS = {"count": ("mean", "median", "count"), "time": ("mean", "median"),
               "auc": ("mean", "median"), "percent_change": ("mean", "median"),
               "proportion": ("percent", "count", "proportion")}
 
@@ -170,6 +177,9 @@ def _check_row(row, line, problems, default_cv):
     if n is not None and not float(n).is_integer():
         problems.append((line, "n", f"{n:g} patients is not a whole number"))
     day = _number(row, "day", line, problems, required=endpoint.needs_day)
+    if endpoint.needs_threshold and row["threshold"] in ("", "nan"):
+        problems.append((line, "threshold", f"{row['endpoint']} needs the event in threshold, "
+                         f"e.g. 'grade 3/4 thrombocytopenia (PLT<50)'"))
     value = _number(row, "value", line, problems, required=True)
     statistic = row["statistic"]
     if statistic not in STATISTICS[endpoint.kind]:
@@ -184,8 +194,15 @@ def _check_row(row, line, problems, default_cv):
     if endpoint.kind in ("count", "time", "auc") and value < 0:
         problems.append((line, "value", f"a {endpoint.kind} cannot be negative ({value:g})"))
         return None
-    if endpoint.kind == "proportion":
-        return _proportion(value, statistic, n, line, problems)
+    if endpoint.kind == "proportion" or statistic == "count":
+        if statistic == "count" and row["threshold"] in ("", "nan"):
+            problems.append((line, "threshold", f"a count of patients for {row['endpoint']} "
+                             f"needs the criterion they met in threshold, e.g. '>=400'"))
+            return None
+        checked = _proportion(value, statistic, n, line, problems)
+        if checked and endpoint.kind != "proportion":
+            checked["standard_error_basis"] += f" (patients meeting {row['threshold']})"
+        return checked
     return _continuous(row, value, statistic, n, spread_type, line, problems, default_cv, day)
 
 
@@ -198,7 +215,7 @@ def _proportion(value, statistic, n, line, problems):
         return None
     if statistic == "count":
         if n is None:
-            problems.append((line, "n", "a count of responders needs the arm size n"))
+            problems.append((line, "n", "a count of patients (responders or events) needs the arm size n"))
             return None
         if not 0 <= value <= n:
             problems.append((line, "value", f"{value:g} responders out of n={n:g}"))
