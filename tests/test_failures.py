@@ -1,7 +1,7 @@
 """Numerical failures are per-subject statuses with a message (issue 14, deliverables 6 and 8).
 
-The fixture tests/models/domain_errors.toml has formulas that fail at known times (its
-header gives each closed form): x = 1 - speed t reaches 0 at day 1 for speed 1, and z' is
+The fixture tests/models/failing/domain_errors.toml has formulas that fail at known times
+(its header gives each closed form): x = 1 - speed t reaches 0 at day 1 for speed 1, and z' is
 log(x), a division by zero from day 0.5, sqrt(x), an overflowing exp, or growth z^2.
 """
 
@@ -17,7 +17,7 @@ import pytest
 
 import plateletpd as pp
 
-MODEL = Path(__file__).parent / "models" / "domain_errors.toml"
+MODEL = Path(__file__).parent / "models" / "failing" / "domain_errors.toml"
 LANES = 16  # plateletpd.codegen.LANES: subjects per lock-step group
 
 #: kind -> (the formula the message must name, the day it fails). Days: x = 1 - t is 0 at
