@@ -22,7 +22,9 @@ sys.path.insert(0, str(HERE.parent / "src"))  # run from a checkout without inst
 import pandas as pd  # noqa: E402
 
 import plateletpd as pp  # noqa: E402
-from plateletpd.io import atomic_write, versions, write_json, write_text  # noqa: E402
+from plateletpd.numerics.kernels import compile_kernel, hoisted_parameters, initial_state
+from plateletpd.io.files import atomic_write, write_json, write_text
+from plateletpd.io.provenance import versions  # noqa: E402
 
 from . import desolve  # noqa: E402
 from .cases import (CASES, TARGET_ERROR, cohort_parameters, make_case,  # noqa: E402
@@ -301,9 +303,9 @@ def rhs_cost(model, calls: int = 200_000) -> float:
     """Seconds per call of the model's compiled (hoisted) rhs, timed in an njit loop."""
     import numba
 
-    kernel_rhs = model.kernel.rhs_hoisted
-    p = model.hoisted_parameters(model.parameter_vector())
-    y = model.initial_state(p) * 1.01 + 0.1
+    kernel_rhs = compile_kernel(model).rhs_hoisted
+    p = hoisted_parameters(model, model.parameter_vector())
+    y = initial_state(model, p) * 1.01 + 0.1
 
     @numba.njit
     def loop(y, p, calls):
@@ -376,7 +378,7 @@ def main(argv=None) -> int:
     for model_name, label, regimen in cases:
         log(f"{model_name} / {regimen}")
         compile_start = time.perf_counter()
-        pp.load_model(model_name).kernel  # noqa: B018  (plateletpd kernel: import or compile)
+        compile_kernel(pp.load_model(model_name))  # noqa: B018  (plateletpd kernel: import or compile)
         kernel_seconds = time.perf_counter() - compile_start
         elapsed, case = timed(make_case, model_name, label, regimen)
         case.shared = shared

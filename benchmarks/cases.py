@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import plateletpd as pp
-from plateletpd.dosing import expand
-from plateletpd.kernels import plain_python
-from plateletpd.reference import reference_solution
+from plateletpd.dosing.regimens import expand
+from plateletpd.numerics.jit import plain_python
+from plateletpd.numerics.kernels import compile_kernel, hoisted_parameters, initial_state
+from plateletpd.simulation.reference import reference_solution
 
 DAYS = 28
 OUTPUT_DAYS = np.arange(DAYS + 1, dtype=float)  # daily, 0..28
@@ -57,7 +58,7 @@ class Case:
         """``p`` plus the parameter-only derived quantities, for ``kernel.rhs_hoisted``: the
         numba peers get the same once-per-subject hoisting plateletpd's integrator uses."""
         if "q" not in self.cache:
-            self.cache["q"] = self.model.hoisted_parameters(self.p)
+            self.cache["q"] = hoisted_parameters(self.model, self.p)
         return self.cache["q"]
 
     @property
@@ -66,7 +67,7 @@ class Case:
 
     def platelets(self, states: np.ndarray) -> np.ndarray:
         """Platelet output at every output time from the states there (n_times, n_states)."""
-        outputs = self.model.kernel.outputs
+        outputs = compile_kernel(self.model).outputs
         out = np.empty(len(self.model.outputs))
         result = np.empty(self.t_out.size)
         for j in range(self.t_out.size):
@@ -89,7 +90,7 @@ def dose_events(model, regimen: str, p: np.ndarray):
     n_targets = max(len(model.dose_targets), 1)
     bioavailability, lag = np.ones(n_targets), np.zeros(n_targets)
     if model.dose_targets:
-        plain_python(model.kernel.dose_modifiers)(p, bioavailability, lag)
+        plain_python(compile_kernel(model).dose_modifiers)(p, bioavailability, lag)
     scale = 1.0 / model.days_per_time_unit
     time = schedule.time * scale + lag[schedule.target]
     amount = amounts * bioavailability[schedule.target]
@@ -105,7 +106,7 @@ def make_case(model_name: str, label: str, regimen: str, p: np.ndarray | None = 
     ev_t, ev_s, ev_a = dose_events(model, regimen, p)
     end = t_out[-1]
     bounds = np.unique(np.concatenate([[0.0], ev_t[(ev_t > 0) & (ev_t < end)], [end]]))
-    case = Case(model_name, label, regimen, model, p, model.initial_state(p), t_out, ev_t,
+    case = Case(model_name, label, regimen, model, p, initial_state(model, p), t_out, ev_t,
                 ev_s, ev_a, bounds, platelet_index=model.output_names.index("platelets"))
     if with_reference:
         case.reference = reference_platelets(case, p)

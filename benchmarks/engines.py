@@ -9,8 +9,9 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 import plateletpd as pp
-from plateletpd.dosing import expand
-from plateletpd.simulate import _integrate
+from plateletpd.dosing.regimens import expand
+from plateletpd.simulation.simulate import _integrate
+from plateletpd.numerics.kernels import compile_kernel, hoisted_parameters, python_rhs
 
 
 def piecewise_states(case, step) -> np.ndarray:
@@ -58,11 +59,11 @@ class Engine:
 
 class ScipyPython(Engine):
     name = "scipy_lsoda_python"
-    description = "scipy solve_ivp LSODA, plain-Python rhs (model.python_rhs())"
+    description = "scipy solve_ivp LSODA, plain-Python rhs (python_rhs(model))"
     ladder = False  # same algorithm and arithmetic as scipy_lsoda_numba: its tolerance
 
     def prepare(self, case):
-        case.cache[self.name] = case.model.python_rhs()
+        case.cache[self.name] = python_rhs(case.model)
 
     def solve(self, case, rtol, atol):
         f = case.cache[self.name]
@@ -73,7 +74,7 @@ class ScipyPython(Engine):
 def numba_rhs(model):
     import numba
 
-    kernel_rhs = model.kernel.rhs_hoisted  # reads model.hoisted_parameters(p)
+    kernel_rhs = compile_kernel(model).rhs_hoisted  # reads hoisted_parameters(model, p)
     n = len(model.states)
 
     @numba.njit(cache=False)
@@ -88,7 +89,7 @@ def numba_rhs(model):
 class ScipyNumba(Engine):
     method = "LSODA"
     name = "scipy_lsoda_numba"
-    description = "scipy solve_ivp LSODA, numba @njit rhs wrapping model.kernel.rhs_hoisted"
+    description = "scipy solve_ivp LSODA, numba @njit rhs wrapping compile_kernel(model).rhs_hoisted"
 
     def prepare(self, case):
         key = ("numba_rhs", case.model_name)
@@ -140,9 +141,9 @@ def _numbalsoda_solver(model):
     from numba import carray, cfunc, njit, types
     from numbalsoda import lsoda, lsoda_sig
 
-    kernel_rhs = model.kernel.rhs_hoisted  # p below is model.hoisted_parameters(...)
+    kernel_rhs = compile_kernel(model).rhs_hoisted  # p below is hoisted_parameters(model, ...)
     n = len(model.states)
-    n_p = len(model.parameter_names) + len(model.covariate_names) + model.kernel.N_CONSTANTS
+    n_p = len(model.parameter_names) + len(model.covariate_names) + compile_kernel(model).N_CONSTANTS
 
     @cfunc(lsoda_sig)
     def rhs(t, u, du, p):

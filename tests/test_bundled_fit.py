@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 import plateletpd as pp
-from plateletpd.fitting import default_fit, load_fit_config, load_fitted_parameters
+from plateletpd.inference.fitting import load_fit_config
+from plateletpd.model.library import default_fit, load_fitted_parameters
 
 FIT = Path(__file__).resolve().parents[1] / "fits" / "cit_calibration"
 

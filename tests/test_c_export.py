@@ -3,7 +3,7 @@
 Each model's C source is compiled to a shared library and called through ctypes the way
 deSolve calls it: ``initmod(odeparms)`` with a callback that fills the parameter array, then
 ``derivs(neq, t, y, ydot, yout, ip)``. Its derivatives and outputs must equal those of the
-generated Python kernel (``model.python_rhs()`` and the plain-Python ``outputs``).
+generated Python kernel (``python_rhs(model)`` and the plain-Python ``outputs``).
 
 Sources of the numbers used below:
 - "test fixture": values of the model text written in this module (made up).
@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 import plateletpd
-from plateletpd.kernels import plain_python
+from plateletpd.numerics.jit import plain_python
+from plateletpd.numerics.kernels import compile_kernel, python_rhs
 
 TEST_MODELS = Path(__file__).parent / "models"
 RTOL = 1e-12  # see the module docstring
@@ -207,7 +208,7 @@ def test_initmod_announces_the_parameter_count(compiled):
 
 def test_derivs_match_the_python_kernel(compiled):
     model, library = compiled
-    rhs = model.python_rhs()
+    rhs = python_rhs(model)
     n_states = len(model.states)
     rng = np.random.default_rng(20240601)  # fixed seed, test input
     for p in parameter_vectors(model, rng):
@@ -240,7 +241,7 @@ def test_rates_enter_their_target_states(compiled):
 
 def test_outputs_match_the_python_kernel(compiled):
     model, library = compiled
-    outputs = plain_python(model.kernel.outputs)
+    outputs = plain_python(compile_kernel(model).outputs)
     n_states, n_outputs = len(model.states), len(model.outputs)
     rng = np.random.default_rng(99)  # fixed seed, test input
     for p in parameter_vectors(model, rng):
@@ -273,7 +274,7 @@ def test_new_parameters_replace_the_old_ones(compiled):
     library.initmod(typical)
     library.initmod(moved)
     ydot, _ = library.derivs(t, y, nout=0)
-    np.testing.assert_allclose(ydot[:n_states], model.python_rhs()(t, y[:n_states], moved, rate),
+    np.testing.assert_allclose(ydot[:n_states], python_rhs(model)(t, y[:n_states], moved, rate),
                                rtol=RTOL, atol=0)
 
 

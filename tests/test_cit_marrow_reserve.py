@@ -17,6 +17,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import plateletpd as pp
+from plateletpd.numerics.kernels import initial_state, python_rhs
 
 MODEL_PATH = "models/cit_marrow_reserve.toml"
 WEIGHT = {"body_weight": 65.0}  # kg, the model file's default subject, given explicitly
@@ -63,8 +64,8 @@ def cycle_nadirs(platelets, times, starts, length):
 # ---------------------------------------------------------------------------- steady state
 def test_healthy_state_is_a_steady_state_with_zero_derivatives(model):
     p = model.parameter_vector(None, WEIGHT)
-    y = model.initial_state(p)
-    dydt = model.python_rhs()(0.0, y, p, np.zeros(len(y)))
+    y = initial_state(model, p)
+    dydt = python_rhs(model)(0.0, y, p, np.zeros(len(y)))
     # closed-form initial state: derivatives vanish up to rounding of states of size ~1-500
     assert np.max(np.abs(dydt) / np.maximum(np.abs(y), 1.0)) < 1e-12
     result = pp.simulate(model, None, days=60, solver=pp.TIGHT, covariates=WEIGHT)
@@ -96,11 +97,11 @@ def test_kernel_agrees_with_scipy_radau_for_one_patient(model):
     # `het_gut`, bioavailability het_relative_bioavailability = 1)
     params = {"chemotherapy_sensitivity": 6.0, "reserve_regeneration_rate": 0.001}
     p = model.parameter_vector(params, WEIGHT)
-    rhs, names = model.python_rhs(), list(model.state_names)
+    rhs, names = python_rhs(model), list(model.state_names)
     doses = [(0.0, names.index("chemotherapy"), 1.0)] + [
         (24.0 * day, names.index("het_gut"), 7.5) for day in range(8, 22)]
     hours = np.linspace(0.0, 35 * 24.0, 71)
-    y, t0, reference = model.initial_state(p), 0.0, []
+    y, t0, reference = initial_state(model, p), 0.0, []
     plt = [names.index(f"plt{i}") for i in range(1, 5)]
     for time, state, amount in doses + [(hours[-1], None, 0.0)]:
         if time > t0:

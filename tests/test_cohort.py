@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import plateletpd as pp
-import plateletpd.cohort
-from plateletpd.cohort import ArmDesign, crossing_time, simulate_arm
+import plateletpd.study.cohort
+from plateletpd.study.cohort import ArmDesign, crossing_time, simulate_arm
 
 
 def test_crossing_time_is_interpolated_exactly_on_a_line():
@@ -87,7 +87,7 @@ def test_bad_arm_designs_are_refused():
 def test_titration_acts_at_its_visit_and_matches_an_explicit_regimen(cohort):
     # hetrombopag 7.5 mg raised to 15 mg if the count is below 50 on treatment day 5
     model, matrix = cohort
-    rule = pp.cohort.Titration(day=5, below=50.0, dose="hetrombopag 15 mg")
+    rule = pp.study.cohort.Titration(day=5, below=50.0, dose="hetrombopag 15 mg")
     design = ArmDesign("titrated", treatment=("hetrombopag 7.5 mg",), titrations=(rule,))
     arm = simulate_arm(model, design, matrix)
     for i in range(arm.n):
@@ -112,7 +112,7 @@ def test_titration_acts_at_its_visit_and_matches_an_explicit_regimen(cohort):
 
 def test_rescue_transfuses_at_the_visits_below_its_threshold(cohort):
     model, matrix = cohort
-    rescue = pp.cohort.Rescue(below=15.0)
+    rescue = pp.study.cohort.Rescue(below=15.0)
     arm = simulate_arm(model, ArmDesign("rescued", rescue=rescue), matrix)
     increment = model.parameters["transfusion_increment"].value  # model file: 30
     for i in range(arm.n):
@@ -131,7 +131,7 @@ def test_rescue_transfuses_at_the_visits_below_its_threshold(cohort):
 
 
 def test_values_at_matches_numpy_interp_and_auc_a_closed_form():
-    from plateletpd.cohort import auc, values_at
+    from plateletpd.study.cohort import auc, values_at
 
     times = np.arange(0, 10 * 24 + 1) / 24  # the hourly grid of an arm
     rng = np.random.default_rng(1)

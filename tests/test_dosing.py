@@ -1,4 +1,4 @@
-"""Tests of plateletpd.dosing: regimen text, unit conversion, event schedules, NONMEM tables.
+"""Tests of plateletpd.dosing.regimens: regimen text, unit conversion, event schedules, NONMEM tables.
 
 Sources of the numbers used below:
 - "convention": the module's day convention, study day N starts at t = N - 1 days.
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plateletpd.dosing import (
+from plateletpd.dosing.regimens import (
     Dose,
     DoseTarget,
     EventSchedule,

@@ -1,4 +1,4 @@
-"""Tests of plateletpd.expressions: the whitelisted formula language of model files.
+"""Tests of plateletpd.model.expressions: the whitelisted formula language of model files.
 
 Sources of the numbers used below:
 - "hand-computed": arithmetic shown next to the number, with VALUES below.
@@ -14,7 +14,7 @@ import pytest
 
 import plateletpd
 from plateletpd.errors import ExpressionError, ModelFileError
-from plateletpd.expressions import parse_expression
+from plateletpd.model.expressions import parse_expression
 
 VALUES = {"x": 3.0, "y": 2.0, "z": 4.0}  # test input
 
@@ -119,7 +119,7 @@ def test_other_powers_use_math_pow(text):
 ])
 def test_vector_emitter_uses_the_vectorisable_functions(text, emitted):
     """The emitter of loops over subjects (rhs_lanes) swaps pow, exp and log for
-    plateletpd.vectormath's; the default emitter keeps the C library's."""
+    plateletpd.numerics.vectormath's; the default emitter keeps the C library's."""
     expression = parse_expression(text)
     assert expression.to_python(identity, vector=True) == emitted
     assert "vector_" not in expression.to_python(identity)

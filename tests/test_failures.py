@@ -18,7 +18,7 @@ import pytest
 import plateletpd as pp
 
 MODEL = Path(__file__).parent / "models" / "failing" / "domain_errors.toml"
-LANES = 16  # plateletpd.codegen.LANES: subjects per lock-step group
+LANES = 16  # plateletpd.model.codegen.LANES: subjects per lock-step group
 
 #: kind -> (the formula the message must name, the day it fails). Days: x = 1 - t is 0 at
 #: day 1; kind 2's denominator drops to 0 at x = 0.5 (day 0.5); exp(1000 t) overflows when

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plateletpd.fitting import FitConfigError, load_fit_config, run_fit
-from plateletpd.outcomes import OutcomeDataError
+from plateletpd.inference.fitting import FitConfigError, load_fit_config, run_fit
+from plateletpd.io.outcomes import OutcomeDataError
 
 HEADER = ("study,arm,regimen,n,population,day0,endpoint,threshold,day,statistic,value,"
           "spread_type,spread,source")
@@ -146,7 +146,7 @@ def test_bad_configurations_are_named(synthetic, tmp_path, change, fragment):
 
 
 def test_profile_likelihood_agrees_with_the_wald_interval_when_nearly_linear(synthetic):
-    from plateletpd.fitting import profile
+    from plateletpd.inference.fitting import profile
 
     problem, result, _ = run_fit(synthetic / "config.toml", verbose=False,
                                  profile_parameters=False)

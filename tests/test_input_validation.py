@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from plateletpd.fitting import FitConfigError, load_fit_config
-from plateletpd.outcomes import OutcomeDataError, bundled_outcomes_path, load_outcomes
-from plateletpd.trial import TrialSpecError, bundled_trial, load_trial_spec, run_trial
+from plateletpd.inference.fitting import FitConfigError, load_fit_config
+from plateletpd.io.outcomes import OutcomeDataError, bundled_outcomes_path, load_outcomes
+from plateletpd.study.trial import TrialSpecError, bundled_trial, load_trial_spec, run_trial
 
 TRIAL = bundled_trial("yuan2025").read_text()
 ROOT = Path(__file__).resolve().parents[1]

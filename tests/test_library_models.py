@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import plateletpd as pp
-from plateletpd.model import bundled_models_dir
+from plateletpd.model.definition import bundled_models_dir
 
 DAYS_42 = np.arange(0, 42 * 24 + 1) / 24.0
 LOQ = 0.018  # ng/mL, Wang 2010 (as summarised by nlmixr2lib): romiplostim ELISA LOQ

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 import plateletpd as pp
-from plateletpd.reference import reference_solution
+from plateletpd.simulation.reference import reference_solution
+from plateletpd.numerics.kernels import compile_kernel, hoisted_parameters
 
 from test_integrator import F_ORAL, KE, LAG, VOLUME, every_drug_daily, scaled_error
 
-LANES = 16  # plateletpd.codegen.LANES: subjects per lock-step group
+LANES = 16  # plateletpd.model.codegen.LANES: subjects per lock-step group
 
 
 def bateman(hours, dose_hours, dose_mg, absorption_rate):
@@ -32,7 +33,7 @@ def bateman(hours, dose_hours, dose_mg, absorption_rate):
 def lane_parameters(model, rows):
     """Lane-major ``q`` of ``rhs_lanes``: each subject's hoisted parameters, then its
     group-uniform switch values (``uniform_conditions``)."""
-    kernel = model.kernel
+    kernel = compile_kernel(model)
     extra = np.empty((len(rows), kernel.N_UNIFORM))
     for lane, row in enumerate(rows):
         kernel.uniform_conditions(row, extra[lane])
@@ -47,12 +48,12 @@ def test_lane_rhs_equals_the_scalar_rhs_lane_by_lane(name, feedback_mode):
     lane must be that subject's right-hand side, with different parameters and states in
     every lane; for CIT under both outcomes of its group-uniform feedback switch (a loop
     variant each). Equal up to rounding: rhs_lanes may fuse multiply-adds (one rounding
-    instead of two) and takes powers from plateletpd.vectormath (within 4 ulp x (1 + |g log
+    instead of two) and takes powers from plateletpd.numerics.vectormath (within 4 ulp x (1 + |g log
     x|), tests/test_vectormath.py), so rtol 1e-13 per component, and 1e-13 of the largest
     component as atol for components that are small differences of large terms (CIT's
     TPO balance, production minus clearance: -0.094, 4.5e-15 apart with FMA)."""
     model = pp.load_model(name)
-    kernel = model.kernel
+    kernel = compile_kernel(model)
     assert kernel.LANES == LANES
     assert kernel.N_UNIFORM == (1 if feedback_mode is not None else 0)
     rng = np.random.default_rng(11)
@@ -65,7 +66,7 @@ def test_lane_rhs_equals_the_scalar_rhs_lane_by_lane(name, feedback_mode):
                   for p in model.parameters.values() if p.name != "feedback_mode"}
         if feedback_mode is not None:
             values["feedback_mode"] = feedback_mode
-        q[lane] = model.hoisted_parameters(model.parameter_vector(values))
+        q[lane] = hoisted_parameters(model, model.parameter_vector(values))
     lanes = np.empty(n * LANES)
     kernel.rhs_lanes(3.5, np.ascontiguousarray(y.T).ravel(), lane_parameters(model, q), lanes)
     for lane in range(LANES):

@@ -1,4 +1,4 @@
-"""Tests of plateletpd.model: loading, validating and updating model files.
+"""Tests of plateletpd.model.definition: loading, validating and updating model files.
 
 Sources of the numbers used below:
 - "test fixture": values of the model texts written in this module (made up; they only
@@ -19,7 +19,7 @@ import pytest
 
 import plateletpd
 from plateletpd import ModelFileError, ModelWarning, ParameterError, load_model, parse_model
-from plateletpd.model import bundled_models_dir
+from plateletpd.model.definition import bundled_models_dir
 
 PATH = "mini.toml"  # file name given to parse_model, expected in every message
 

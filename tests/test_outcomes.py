@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from plateletpd.outcomes import (OutcomeDataError, bundled_outcomes_path, load_outcomes,
+from plateletpd.io.outcomes import (OutcomeDataError, bundled_outcomes_path, load_outcomes,
                                  require_usable)
 
 HEADER = ("study,arm,regimen,n,population,day0,endpoint,threshold,day,statistic,value,"

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plateletpd import io
+from plateletpd.io import files as io
 from plateletpd.cli import main
 from plateletpd.errors import PlateletPDError
-from plateletpd.io import MANIFEST, atomic_folder, atomic_write, verify_folder, write_json
+from plateletpd.io.files import (MANIFEST, atomic_folder, atomic_write, verify_folder, write_json)
 
 SOURCE = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -52,7 +52,7 @@ def test_write_json_never_writes_infinity_or_nan(tmp_path):
             "count": np.int64(3), "nested": [{"x": -float("inf")}]}
     text = write_json(tmp_path / "p.json", data).read_text()
     loaded = strict_loads(text)  # would raise on Infinity / NaN
-    # documented mapping (plateletpd.io): NaN -> null, +-inf -> "inf" / "-inf"
+    # documented mapping (plateletpd.io.files): NaN -> null, +-inf -> "inf" / "-inf"
     assert loaded == {"upper": "inf", "lower": "-inf", "stderr": None,
                       "array": [1.5, None, "inf"], "scalar": "inf", "count": 3,
                       "nested": [{"x": "-inf"}]}
@@ -202,7 +202,7 @@ def test_sigkill_between_the_two_renames_of_a_swap_keeps_the_old_output(tmp_path
     before = contents(out)
     hook = textwrap.dedent("""
         import os, signal
-        from plateletpd import io
+        from plateletpd.io import files as io
         io._exchange = lambda first, second: False  # as on a system without renameat2
         rename = os.rename
         def rename_then_die(source, destination):
@@ -243,7 +243,7 @@ def test_sigkill_during_a_trial_write_keeps_the_previous_trial_output(tmp_path):
     code = textwrap.dedent(f"""
         import contextlib, sys, time
         sys.path.insert(0, {SOURCE!r})
-        from plateletpd import io
+        from plateletpd.io import files as io
         from plateletpd.cli import main
         original = io.atomic_path
         @contextlib.contextmanager

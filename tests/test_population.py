@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import plateletpd as pp
-from plateletpd.population import Variability, typical_values
+from plateletpd.population.variability import Variability, typical_values
 
 N = 40_000
 SEED = 20261121

@@ -28,7 +28,7 @@ import pytest
 import plateletpd as pp
 from plateletpd import PlateletPDError, parse_model
 from plateletpd.cli import main
-from plateletpd.expressions import MAX_FORMULA_DEPTH, MAX_FORMULA_LENGTH, parse_expression
+from plateletpd.model.expressions import MAX_FORMULA_DEPTH, MAX_FORMULA_LENGTH, parse_expression
 from plateletpd.limits import MAX_EVENTS_PER_SUBJECT
 
 ROOT = Path(__file__).resolve().parents[1]

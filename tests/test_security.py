@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 
 import plateletpd as pp
 from plateletpd import PlateletPDError, parse_model
-from plateletpd import codegen
-from plateletpd.expressions import FUNCTIONS, parse_expression
+from plateletpd.model import codegen
+from plateletpd.model.expressions import FUNCTIONS, parse_expression
 
 MARKER = "plateletpd_pwned_marker"
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from plateletpd.statistics import binomial_interval, kaplan_meier
+from plateletpd.study.statistics import binomial_interval, kaplan_meier
 
 
 def test_clopper_pearson_closed_forms():

@@ -5,8 +5,8 @@ from dataclasses import replace
 import pytest
 
 import plateletpd as pp
-from plateletpd.sweep import parse_grid, run_sweep, write_sweep
-from plateletpd.trial import bundled_trial, load_trial_spec, run_trial
+from plateletpd.study.sweep import parse_grid, run_sweep, write_sweep
+from plateletpd.study.trial import bundled_trial, load_trial_spec, run_trial
 
 ARM = "hetrombopag 7.5 mg"  # an arm of trials/yuan2025.toml
 
@@ -67,7 +67,7 @@ def test_unknown_arm_and_drug_are_refused(spec):
 
 
 def test_dose_sweeps_skip_untreated_arms_and_check_the_endpoint_early(spec, monkeypatch):
-    import plateletpd.sweep as sweep_module
+    import plateletpd.study.sweep as sweep_module
 
     table = run_sweep(replace(spec, subjects_per_arm=20), parse_grid(["dose=5"]))
     assert "untreated" not in set(table.arm) and len(table) == 4  # trials/yuan2025: 4 treated

@@ -6,8 +6,8 @@ import numba
 import numpy as np
 import pytest
 
-from plateletpd.cohort import ArmDesign, ArmResult
-from plateletpd.trial import (TrialSpecError, arm_table, bundled_trial, load_trial_spec,
+from plateletpd.study.cohort import ArmDesign, ArmResult
+from plateletpd.study.trial import (TrialSpecError, arm_table, bundled_trial, load_trial_spec,
                               patient_endpoints, run_trial, write_trial)
 
 SPEC = bundled_trial("yuan2025")
@@ -116,7 +116,7 @@ def test_composite_response_and_fixed_start(tmp_path):
 
 
 def test_replicates_repeat_the_trial_with_derived_seeds(tmp_path):
-    from plateletpd.trial import run_replicates
+    from plateletpd.study.trial import run_replicates
 
     text = SPEC.read_text().replace("seed = 20261121", "seed = 20261121\nreplicates = 2")
     (tmp_path / "replicated.toml").write_text(text)
@@ -128,7 +128,7 @@ def test_replicates_repeat_the_trial_with_derived_seeds(tmp_path):
 
 
 def test_any_patient_is_re_simulated_alone_from_seed_and_index():
-    from plateletpd.trial import patient
+    from plateletpd.study.trial import patient
 
     spec = load_trial_spec(SPEC, subjects=60, seed=9)
     result = run_trial(spec)

@@ -1,4 +1,4 @@
-"""plateletpd.vectormath: the vectorisable power, exponential and logarithm of rhs_lanes.
+"""plateletpd.numerics.vectormath: the vectorisable power, exponential and logarithm of rhs_lanes.
 
 References: the C library's pow/exp/log called through numba (``math.pow`` etc. compile to
 them), which are correctly rounded or within 1 ulp; special values as C99 Annex F defines
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import plateletpd as pp
-from plateletpd import vectormath
-from plateletpd.kernels import plain_python
+from plateletpd.numerics import vectormath
+from plateletpd.numerics.jit import plain_python
 
 ULP = 2.0 ** -52
 

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
-from .errors import PlateletPDError
+from plateletpd._version import __version__
+from plateletpd.errors import PlateletPDError
 
 
 def _assignments(pairs: Sequence[str] | None, what: str) -> dict[str, float]:
@@ -39,7 +39,7 @@ def _times(text: str | None):
 
 
 def command_models(args) -> int:
-    from .model import list_models
+    from plateletpd.model.definition import list_models
 
     models = list_models()
     width = max(map(len, models), default=0)
@@ -51,7 +51,7 @@ def command_models(args) -> int:
 def command_show(args) -> int:
     import pandas as pd
 
-    from .model import load_model
+    from plateletpd.model.definition import load_model
 
     model = load_model(args.model)
     print(model)
@@ -75,7 +75,7 @@ def command_show(args) -> int:
 
 def _fitted(model_name: str, choice: str) -> tuple[dict[str, float], str]:
     """Parameter values of the chosen fit ("default": the model's bundled fit, "none")."""
-    from .fitting import default_fit, load_fitted_parameters
+    from plateletpd.model.library import default_fit, load_fitted_parameters
 
     if choice == "none":
         return {}, "literature priors (--fit none)"
@@ -89,9 +89,9 @@ def _fitted(model_name: str, choice: str) -> tuple[dict[str, float], str]:
 
 
 def command_simulate(args) -> int:
-    from .model import load_model
-    from .simulate import simulate
-    from .solvers import DormandPrince5, DormandPrince853, Rosenbrock23
+    from plateletpd.model.definition import load_model
+    from plateletpd.simulation.simulate import simulate
+    from plateletpd.numerics.solvers import DormandPrince5, DormandPrince853, Rosenbrock23
 
     solver_class = {"dopri5": DormandPrince5, "dop853": DormandPrince853,
                     "rosenbrock23": Rosenbrock23}[args.method]
@@ -124,8 +124,8 @@ def command_simulate(args) -> int:
 
 def _simulate_event_table(args, model, solver, days, params) -> int:
     """``simulate --events``: every subject of a NONMEM-style table, IDs kept in the output."""
-    from .event_tables import simulate_event_table
-    from .io import atomic_write, write_json
+    from plateletpd.simulation.event_tables import simulate_event_table
+    from plateletpd.io.files import atomic_write, write_json
 
     if args.regimen or args.plot:
         raise PlateletPDError("--events simulates every subject of the event table; it cannot be "
@@ -137,7 +137,7 @@ def _simulate_event_table(args, model, solver, days, params) -> int:
                                   solver=solver, keep_states=args.states)
     for subject, code in zip(result.subject_ids, result.status):
         if code != 0:
-            from .solvers import Status
+            from plateletpd.numerics.solvers import Status
 
             print(f"warning: subject ID {subject}: {Status(code).name}: {Status(code).message}",
                   file=sys.stderr)
@@ -153,9 +153,9 @@ def _simulate_event_table(args, model, solver, days, params) -> int:
 
 
 def command_events(args) -> int:
-    from .dosing import to_event_table, write_event_table
-    from .model import load_model
-    from .simulate import as_regimen
+    from plateletpd.dosing.regimens import to_event_table, write_event_table
+    from plateletpd.model.definition import load_model
+    from plateletpd.simulation.simulate import as_regimen
 
     model = load_model(args.model)
     table = to_event_table(as_regimen(args.regimen), model.dose_targets, model.state_names,
@@ -170,7 +170,7 @@ def command_events(args) -> int:
 
 
 def command_fit(args) -> int:
-    from .fitting import run_fit
+    from plateletpd.inference.fitting import run_fit
 
     _check_out(args.out)
     run_fit(args.config, out=args.out, method=args.method,
@@ -183,7 +183,7 @@ def command_fit(args) -> int:
 
 def _check_out(out) -> None:
     """Refuse an unusable output folder before the work, not after it."""
-    from .io import check_output_folder
+    from plateletpd.io.files import check_output_folder
 
     if out:
         check_output_folder(out)
@@ -191,7 +191,7 @@ def _check_out(out) -> None:
 
 def _trial_spec(args):
     """The trial file named on the command line (a path, or a bundled trial's name)."""
-    from .trial import bundled_trial, load_trial_spec
+    from plateletpd.study.trial import bundled_trial, load_trial_spec
 
     path = Path(args.spec)
     if not path.exists() and path.suffix != ".toml":
@@ -202,7 +202,7 @@ def _trial_spec(args):
 def command_trial(args) -> int:
     import time
 
-    from .trial import arm_table, run_trial, write_trial
+    from plateletpd.study.trial import arm_table, run_trial, write_trial
 
     spec = _trial_spec(args)
     _check_out(args.out)
@@ -214,7 +214,7 @@ def command_trial(args) -> int:
     print(arm_table(result).to_string())
     table = None
     if spec.extra.get("replicates", 1) > 1:
-        from .trial import run_replicates
+        from plateletpd.study.trial import run_replicates
 
         table = run_replicates(spec, progress=True)
         spread = table.groupby("arm", sort=False)["response_%"].describe(
@@ -229,7 +229,7 @@ def command_trial(args) -> int:
 
 
 def command_sweep(args) -> int:
-    from .sweep import parse_grid, run_sweep, write_sweep
+    from plateletpd.study.sweep import parse_grid, run_sweep, write_sweep
 
     spec = _trial_spec(args)
     _check_out(args.out)
@@ -244,7 +244,7 @@ def command_sweep(args) -> int:
 
 
 def command_demo(args) -> int:
-    from .demo import MODEL, run_demo
+    from plateletpd.demo import MODEL, run_demo
 
     _check_out(args.out)
     fitted, origin = _fitted(MODEL, args.fit)

@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import atomic_folder, atomic_write, provenance, write_json, write_text
-from .model import load_model
-from .simulate import simulate
+from plateletpd.io.files import atomic_folder, atomic_write, write_json, write_text
+
+from plateletpd.io.provenance import provenance
+from plateletpd.model.definition import load_model
+from plateletpd.simulation.simulate import simulate
 
 MODEL = "cit_thrombopoiesis"
 CHEMOTHERAPY = "chemotherapy 1 dose d1"
@@ -160,7 +162,7 @@ def run_demo(folder: Path, parameters: dict | None = None,
 
     ``parameters`` replace the model file's values (the CLI passes the bundled fit's);
     ``trial=False`` (with the literature priors) runs the typical patient only. The folder
-    appears whole or not at all (:func:`plateletpd.io.atomic_folder`)."""
+    appears whole or not at all (:func:`plateletpd.io.files.atomic_folder`)."""
     folder = Path(folder)
     with atomic_folder(folder) as root:  # the whole demo folder appears at once
         return _run_demo(folder, root, parameters, origin, trial)

@@ -50,6 +50,10 @@ class SimulationInputError(PlateletPDError):
     """Arguments to :func:`plateletpd.simulate` that cannot be used (times, tolerances...)."""
 
 
+class FitFileError(PlateletPDError):
+    """A saved fit (a folder with ``params.json``) cannot be found or read."""
+
+
 class ResourceLimitError(PlateletPDError):
     """A request would exceed a resource limit (memory, events, formula size): the message
     gives the estimate and the limit (:mod:`plateletpd.limits`)."""

@@ -11,15 +11,15 @@ Limits:
   physical memory, or ``$PLATELETPD_MEMORY_LIMIT`` (bytes, or a number with a ``K``, ``M``,
   ``G`` or ``T`` suffix in powers of 1024);
 * events: :data:`MAX_EVENTS_PER_SUBJECT` doses (and infusion ends) per subject;
-* formulas: :data:`plateletpd.expressions.MAX_FORMULA_LENGTH` characters and
-  :data:`plateletpd.expressions.MAX_FORMULA_DEPTH` levels.
+* formulas: :data:`plateletpd.model.expressions.MAX_FORMULA_LENGTH` characters and
+  :data:`plateletpd.model.expressions.MAX_FORMULA_DEPTH` levels.
 """
 
 from __future__ import annotations
 
 import os
 
-from .errors import ResourceLimitError
+from plateletpd.errors import ResourceLimitError
 
 #: Most dose events one subject's schedule may hold (a daily dose for 270 years).
 MAX_EVENTS_PER_SUBJECT = 100_000

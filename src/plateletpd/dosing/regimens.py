@@ -41,9 +41,9 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .io import atomic_write
-from .errors import RegimenError, ResourceLimitError, closest
-from .limits import check_events
+from plateletpd.io.files import atomic_write
+from plateletpd.errors import RegimenError, ResourceLimitError, closest
+from plateletpd.limits import check_events
 
 __all__ = [
     "ROUTES",

@@ -3,12 +3,12 @@
 A fit configuration (TOML, see ``fits/cit_calibration/config.toml``) names the model, the
 outcome data, the parameters to vary (bounds, fixed values or lmfit ``expr``), optional
 log-normal priors, the virtual population and, for each study arm, how it was treated
-(:class:`~plateletpd.cohort.ArmDesign`) and which rows it answers.
+(:class:`~plateletpd.study.cohort.ArmDesign`) and which rows it answers.
 
 For every objective evaluation each arm is simulated for the same virtual patients (common
 random numbers: the random effects are drawn once from the seed), its endpoints are
 summarised like the publication's, and the residuals are ``(predicted - observed) / SE``
-(standard errors from :mod:`plateletpd.outcomes`). A prior adds
+(standard errors from :mod:`plateletpd.io.outcomes`). A prior adds
 ``(log value - log mean) / sd_log``. lmfit carries bounds and the transforms it needs; the
 model only ever sees plain values.
 """
@@ -24,15 +24,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .cohort import ArmDesign, simulate_arm
-from .endpoints import DAY0, ResponseRule, subject_values, summarise
-from .errors import PlateletPDError, closest
-from .io import (atomic_folder, atomic_write, checked_number, line_of, provenance, read_toml,
-                 write_json, write_text)
-from .model import Model, load_model
-from .outcomes import bundled_outcomes_path, load_outcomes, require_usable
-from .population import Variability, cohort_matrix
-from .simulate import _valid_rows
+from plateletpd.study.cohort import ArmDesign, simulate_arm
+from plateletpd.study.endpoints import DAY0, ResponseRule, subject_values, summarise
+from plateletpd.errors import PlateletPDError, closest
+from plateletpd.io.files import atomic_folder, atomic_write, write_json, write_text
+from plateletpd.io.inputs import checked_number, line_of, read_toml
+from plateletpd.io.provenance import provenance
+from plateletpd.model.definition import Model, load_model
+from plateletpd.io.outcomes import bundled_outcomes_path, load_outcomes, require_usable
+from plateletpd.population.variability import Variability, cohort_matrix
+from plateletpd.simulation.simulate import _valid_rows
 
 _FIT_KEYS = {"name", "model", "data", "seed", "subjects", "method", "max_evaluations",
              "description", "profile", "profile_points"}
@@ -450,7 +451,7 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
 def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
               profiles: dict | None = None) -> None:
     """params.json, report.md, fit.png (and profiles.png), predictions.csv: one folder that
-    appears whole or not at all (:func:`plateletpd.io.atomic_folder`)."""
+    appears whole or not at all (:func:`plateletpd.io.files.atomic_folder`)."""
     profiles = profiles or {}
     parameters = {}
     for name, p in result.params.items():
@@ -568,52 +569,3 @@ def _figure(table: pd.DataFrame, path: Path) -> None:
     figure.tight_layout()
     atomic_write(path, lambda p: figure.savefig(p, dpi=120, format="png"))
     plt.close(figure)
-
-
-# ====================================================================== fitted parameter sets
-def bundled_fits_dir() -> Path:
-    """Folder of the bundled fits (inside the wheel, or fits/ in a source tree)."""
-    from importlib import resources
-
-    packaged = resources.files("plateletpd") / "_bundled_fits"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "fits"
-
-
-def load_fitted_parameters(name_or_path: str | Path) -> tuple[str, dict[str, float]]:
-    """(model name, fitted model-parameter values) of a bundled fit name or a fit folder.
-
-    Study-level parameters (those standing in for a model parameter in some arms) are left
-    out: they describe one study's population, not the model.
-    """
-    import json
-
-    folder = Path(name_or_path)
-    if not (folder / "params.json").is_file():
-        folder = bundled_fits_dir() / str(name_or_path)
-    path = folder / "params.json"
-    if not path.is_file():
-        names = sorted(p.parent.name for p in bundled_fits_dir().glob("*/params.json"))
-        raise FitConfigError(f"no fit at {name_or_path!r}{closest(str(name_or_path), names)}; "
-                             f"bundled fits: {', '.join(names) or 'none'}; or give a folder "
-                             f"holding params.json")
-    record = json.loads(path.read_text())
-    model_name = record["provenance"]["model"]["name"]
-    model = load_model(model_name)
-    values = {name: entry["value"] for name, entry in record["parameters"].items()
-              if name in model.parameters}
-    return model_name, values
-
-
-def default_fit(model_name: str) -> str | None:
-    """The bundled fit of ``model_name``, if there is one (simulation commands use it)."""
-    import json
-
-    for path in sorted(bundled_fits_dir().glob("*/params.json")):
-        try:
-            if json.loads(path.read_text())["provenance"]["model"]["name"] == model_name:
-                return path.parent.name
-        except (OSError, KeyError, ValueError):
-            continue
-    return None

@@ -1,4 +1,4 @@
-"""Atomic output (files and whole folders), strict JSON, provenance records.
+"""Atomic output (files and whole folders) and strict JSON.
 
 Files. Every file plateletpd writes goes through :func:`atomic_write`: the content is
 written to a temporary file ``.NAME.*.part`` in the destination folder and moved into place
@@ -45,7 +45,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import tempfile
@@ -53,7 +52,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .errors import PlateletPDError
+from plateletpd.errors import PlateletPDError
 
 #: written last into every output folder: each file with its size and sha256
 MANIFEST = "manifest.json"
@@ -259,7 +258,7 @@ def _files(folder: Path, kept: list[str] | set[str]) -> dict[str, Path]:
 
 
 def _write_manifest(staging: Path, kept: list[str]) -> None:
-    from . import __version__
+    from plateletpd._version import __version__
 
     files = {name: {"bytes": path.stat().st_size, "sha256": _digest(path)}
              for name, path in _files(staging, kept).items()}
@@ -322,101 +321,5 @@ def _swap(staging: Path, target: Path) -> None:
         shutil.rmtree(backup, ignore_errors=True)
 
 
-def read_toml(path: str | os.PathLike, error: type[Exception], what: str) -> tuple[str, dict]:
-    """(text, table) of a TOML file; unreadable or invalid files raise ``error`` naming it."""
-    import tomllib
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-        return text, tomllib.loads(text)
-    except OSError as problem:
-        raise error(f"cannot read {what} {path}: {problem}") from None
-    except UnicodeDecodeError as problem:
-        raise error(f"{path}: not UTF-8 text ({problem}); save the {what} as UTF-8") from None
-    except tomllib.TOMLDecodeError as problem:
-        raise error(f"{path}: not valid TOML: {problem}") from None
-
-
-def line_of(text: str, key: str, after: int = 0) -> int:
-    """1-based line of the first ``key =`` or ``[key]`` at or after line ``after`` of a TOML
-    text (``after`` itself when there is none, or 1)."""
-    pattern = re.compile(rf"^\s*(\[\[?\s*{re.escape(key)}\s*\]\]?|{re.escape(key)}\s*=)")
-    for number, line in enumerate(text.splitlines(), start=1):
-        if number >= after and pattern.match(line):
-            return number
-    return after or 1
-
-
-def number_problem(value: Any, low: float | None = 0.0, high: float | None = None,
-                   low_included: bool = False, whole: bool = False) -> str | None:
-    """Why ``value`` (from a TOML or CSV file) is not a finite number in the interval from
-    ``low`` (excluded unless ``low_included``) to ``high`` (included), or None when it is.
-    The text says what was expected and what was given, e.g. "must be a number in (0, 42],
-    got '100' (text: write the number without quotes)"."""
-    kind = "a whole number" if whole else "a number"
-    interval = (f"{'[' if low_included else '('}{'-inf' if low is None else f'{low:g}'}, "
-                f"{'inf)' if high is None else f'{high:g}]'}")
-    expected = f"must be {kind} in {interval}, got {value!r}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            float(str(value))
-            return expected + " (text: write the number without quotes)"
-        except ValueError:
-            return expected + " (not a number)"
-    if whole and not float(value).is_integer():
-        return expected + " (not a whole number)"
-    if not (math.isfinite(value) and (low is None or value > low or (low_included and
-                                                                    value == low))
-            and (high is None or value <= high)):
-        return expected
-    return None
-
-
-def checked_number(table: dict, key: str, default: Any, error: Callable[[str], Exception],
-                   label: str, low: float | None = 0.0, high: float | None = None,
-                   low_included: bool = False, whole: bool = False,
-                   may_be_false: bool = False, fix: str = "") -> float | int | None:
-    """``table[key]`` (or ``default``) as a number checked by :func:`number_problem`;
-    ``false`` gives None where ``may_be_false``. A bad value raises ``error(message)``
-    (the caller adds the file and line), the message starting with ``label``."""
-    value = table.get(key, default)
-    if value is False and may_be_false:
-        return None
-    problem = number_problem(value, low, high, low_included, whole)
-    if problem:
-        off = "; false turns the rule off" if may_be_false else ""
-        raise error(f"{label} {problem}{off}{'; ' + fix if fix else ''}")
-    return int(value) if whole else float(value)
-
-
 def _now() -> str:
     return _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-@functools.lru_cache(maxsize=1)
-def _versions() -> tuple[tuple[str, str], ...]:
-    import numba
-    import numpy
-    import scipy
-
-    from . import __version__
-
-    return (("plateletpd", __version__), ("python", platform.python_version()),
-            ("numpy", numpy.__version__), ("scipy", scipy.__version__),
-            ("numba", numba.__version__))
-
-
-def versions() -> dict[str, str]:
-    """Versions of plateletpd and the libraries that determine its numbers."""
-    return dict(_versions())
-
-
-def provenance(model=None, **extra: Any) -> dict[str, Any]:
-    """Where a result came from: versions, model identity, time, and any extra fields."""
-    record: dict[str, Any] = {
-        "created": _now(), "versions": versions()}
-    if model is not None:
-        record["model"] = {"name": model.name, "path": model.path, "hash": model.hash,
-                           "structure_hash": model.structure_hash}
-    record.update(extra)
-    return record

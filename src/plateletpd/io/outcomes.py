@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import PlateletPDError, closest
+from plateletpd.errors import PlateletPDError, closest
 
 REQUIRED_COLUMNS = ("study", "arm", "regimen", "n", "population", "day0", "endpoint",
                     "threshold", "day", "statistic", "value", "spread_type", "spread", "source")
@@ -294,7 +294,7 @@ def bundled_outcomes_path() -> Path:
     packaged = resources.files("plateletpd") / "_bundled_data" / "cit_summary.csv"
     if packaged.is_file():
         return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "data" / "cit_summary.csv"
+    return Path(__file__).resolve().parents[3] / "data" / "cit_summary.csv"
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:

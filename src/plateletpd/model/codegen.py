@@ -1,8 +1,8 @@
-"""Generate kernel source from a validated :class:`~plateletpd.model.Model`.
+"""Generate kernel source from a validated :class:`~plateletpd.model.definition.Model`.
 
 Names become array indices once, here. The kernel reads parameters and covariates from one
 vector ``p`` (parameters first, then covariates, in file order) and states from ``y``; every
-formula is re-emitted from its checked syntax tree by :mod:`plateletpd.expressions`.
+formula is re-emitted from its checked syntax tree by :mod:`plateletpd.model.expressions`.
 
 Generated functions (numba ``@njit``; see ``Model.source``):
 
@@ -13,16 +13,16 @@ Generated functions (numba ``@njit``; see ``Model.source``):
 * ``rhs_lanes(t, y, q, dydt)``: the right-hand side of ``LANES`` subjects at once, as one
   vectorisable loop over subjects (for the lock-step integrator), with one loop variant per
   outcome of the model's parameter-only switches (``uniform_conditions``, ``N_UNIFORM``);
-  its powers, ``exp`` and ``log`` are :mod:`plateletpd.vectormath`'s (plain arithmetic that
+  its powers, ``exp`` and ``log`` are :mod:`plateletpd.numerics.vectormath`'s (plain arithmetic that
   vectorises, where the C library's functions would stay one scalar call per subject), and
   multiply-adds may fuse (``fastmath=CONTRACT``);
 * ``solve_batch(method, ...)``: a parallel loop over subjects calling the generic
-  integrator, whose template text (:func:`plateletpd.integrator.template`) is appended to
-  the module by :func:`kernel_module_source`;
+  integrator, whose template text (:func:`plateletpd.numerics.integrator.template`) is appended to
+  the module by :func:`plateletpd.numerics.kernels.kernel_module_source`;
 * ``solve_batch_lanes(...)``: a parallel loop over groups of ``LANES`` subjects integrated
   in lock step with DOP853 (falling back to ``solve_subject`` per subject), whose stage
   passes for this model's state count come from
-  :func:`plateletpd.integrator.lockstep_source`.
+  :func:`plateletpd.numerics.integrator.lockstep_source`.
 
 Glossary of prefixes in generated code: ``p_`` parameter or covariate, ``s_`` state,
 ``d_`` derived quantity.
@@ -31,14 +31,14 @@ Glossary of prefixes in generated code: ``p_`` parameter or covariate, ``s_`` st
 from __future__ import annotations
 
 import ast
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable
 
-from .errors import ExpressionError
-from .expressions import TIME, Expression
-from .vectormath import source_digest as vectormath_digest
+# Annotations name plateletpd.model.definition.Model as a string: that module imports this one
+# (Model.source), so importing it here, even for type checking, would make a cycle.
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .model import Model
+from plateletpd.errors import ExpressionError
+from plateletpd.model.expressions import TIME, Expression
+
 
 
 
@@ -110,7 +110,8 @@ def _glossary(model: "Model") -> list[str]:
 
 
 #: Modules a generated kernel may import, and the only statement kinds its top level may hold.
-_KERNEL_IMPORTS = frozenset({"math", "numpy", "plateletpd.kernels", "plateletpd.vectormath"})
+_KERNEL_IMPORTS = frozenset({"math", "numpy", "plateletpd.numerics.jit",
+                             "plateletpd.numerics.vectormath"})
 
 
 def check_generated(source: str) -> str:
@@ -374,12 +375,11 @@ def kernel_source(model: "Model") -> str:
              f"(time unit: {model.time_unit})",
              "# generated from the model file; do not edit: edit the model file instead.",
              *_glossary(model),
-             "from plateletpd.kernels import math  # numpy semantics without JIT: never raises",
+             "from plateletpd.numerics.jit import math  # numpy semantics without JIT: never raises",
              "import numpy as np",
-             "from plateletpd.kernels import njit, prange, CONTRACT, KERNEL_OPTIONS",
-             "from plateletpd.vectormath import power as vector_power, "
+             "from plateletpd.numerics.jit import njit, prange, CONTRACT, KERNEL_OPTIONS",
+             "from plateletpd.numerics.vectormath import power as vector_power, "
              "exponential as vector_exp, logarithm as vector_log",
-             f"# plateletpd.vectormath {vectormath_digest()} (a change recompiles this module)",
              "",
              f"N_STATES = {len(model.states)}",
              f"N_PARAMETERS = {len(model.parameters) + len(model.covariates)}",
@@ -447,17 +447,6 @@ def kernel_source(model: "Model") -> str:
         "                failure[subject])",
         "    return 0"])
     return check_generated("\n".join(lines) + "\n")
-
-
-def kernel_module_source(model: "Model") -> str:
-    """The whole kernel module: the model's functions, then the integrator template."""
-    from .integrator import lockstep_source, template
-
-    source = model.source
-    head, _, batch = source.partition("\n\n@njit(parallel=True")
-    return f"{head}\n\n# ==== integrator (plateletpd/integrator.py) ====\n{template()}" \
-           f"\n\n{lockstep_source(len(model.states), LANES)}" \
-           f"\n\n@njit(parallel=True{batch}"
 
 
 def desolve_c_source(model: "Model") -> str:

@@ -1,10 +1,10 @@
 """Model files: load, validate and describe a model written as annotated TOML.
 
 A model file is data. It is read with :mod:`tomllib`; its formulas go through
-:mod:`plateletpd.expressions` (an AST whitelist) and are never passed to ``eval``. See
+:mod:`plateletpd.model.expressions` (an AST whitelist) and are never passed to ``eval``. See
 ``docs/model_files.md`` for the format. :func:`load_model` is the entry point; the returned
 :class:`Model` knows its parameters, states, outputs and dose targets, and lazily compiles
-its kernel (:mod:`plateletpd.codegen`, :mod:`plateletpd.kernels`).
+its kernel (:mod:`plateletpd.model.codegen`, :mod:`plateletpd.numerics.kernels`).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .dosing import DoseTarget
-from .errors import (ExpressionError, ModelFileError, ModelWarning, ParameterError,
-                     SimulationInputError, closest)
-from .expressions import (ALL_SYMBOLS, FUNCTIONS, TIME, Expression, check_names,
+from plateletpd.dosing.regimens import DoseTarget
+from plateletpd.errors import (ExpressionError, ModelFileError, ModelWarning, ParameterError,
+                     closest)
+from plateletpd.model.expressions import (ALL_SYMBOLS, FUNCTIONS, TIME, Expression, check_names,
                           parse_expression)
 
 #: Names of parameters, covariates, states, derived quantities, outputs and drugs. ASCII only:
@@ -35,7 +35,7 @@ from .expressions import (ALL_SYMBOLS, FUNCTIONS, TIME, Expression, check_names,
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: Free-text fields: strings only. They never reach generated code except as escaped
-#: literals (:func:`plateletpd.codegen.comment_text`).
+#: literals (:func:`plateletpd.model.codegen.comment_text`).
 _TEXT_FIELDS = frozenset({"name", "description", "unit", "source", "time_unit", "amount_unit",
                           "administration"})
 _TEXT_LIST_FIELDS = frozenset({"references", "aliases"})
@@ -256,63 +256,15 @@ class Model:
     @cached_property
     def source(self) -> str:
         """The generated Python source of the numba kernel (inspect it to see the model)."""
-        from .codegen import kernel_source
+        from plateletpd.model.codegen import kernel_source
 
         return kernel_source(self)
 
     def c_source(self) -> str:
         """C source of the right-hand side for R's deSolve (compiled-code interface)."""
-        from .codegen import desolve_c_source
+        from plateletpd.model.codegen import desolve_c_source
 
         return desolve_c_source(self)
-
-    @property
-    def kernel(self):
-        """The compiled kernel module (compiled once per structure, cached on disk)."""
-        from .kernels import compile_kernel
-
-        return compile_kernel(self)
-
-    def python_rhs(self):
-        """A plain-Python right-hand side ``f(t, y, p)`` for :func:`scipy.integrate.solve_ivp`.
-
-        ``t`` is in the model's time unit, ``p`` is :meth:`parameter_vector`'s array.
-        Optional 4th argument: zero-order input rates per state (amount per time unit).
-        """
-        from .kernels import plain_python
-
-        rhs = plain_python(self.kernel.rhs)
-        n = len(self.states)
-
-        def f(t, y, p, rate=None):
-            dydt = np.empty(n)
-            rhs(float(t), np.asarray(y, dtype=np.float64), p, dydt)
-            return dydt if rate is None else dydt + rate
-
-        return f
-
-    def hoisted_parameters(self, p: np.ndarray) -> np.ndarray:
-        """``p`` followed by the parameter-only derived quantities: the vector the
-        integrator's right-hand side ``kernel.rhs_hoisted(t, y, q, dydt)`` reads (computed
-        once per subject, not at every call; see :func:`plateletpd.codegen.constant_derived`).
-        """
-        p = np.ascontiguousarray(p, dtype=float)
-        expected = len(self.parameters) + len(self.covariates)
-        if p.ndim != 1 or p.size != expected:
-            raise SimulationInputError(
-                f"hoisted_parameters expects one parameter vector of {expected} values "
-                f"(parameters then covariates, as parameter_vector() returns), got shape "
-                f"{p.shape}; build it with model.parameter_vector(params, covariates)")
-        q = np.empty(p.size + self.kernel.N_CONSTANTS)
-        q[:p.size] = p
-        self.kernel.constants(q)
-        return q
-
-    def initial_state(self, p: np.ndarray) -> np.ndarray:
-        """Initial state for parameter vector ``p`` (see :meth:`parameter_vector`)."""
-        y0 = np.empty(len(self.states))
-        self.kernel.initial(p, y0)
-        return y0
 
     def _all_expressions(self):
         for state in self.states:
@@ -337,7 +289,7 @@ def bundled_models_dir() -> Path:
     packaged = resources.files("plateletpd") / "_bundled_models"
     if packaged.is_dir():
         return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "models"
+    return Path(__file__).resolve().parents[3] / "models"
 
 
 def list_models() -> dict[str, str]:

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from .errors import ExpressionError, closest
+from plateletpd.errors import ExpressionError, closest
 
 #: Whitelisted functions: name -> (number of arguments or None for 2+, Python source, C source)
 FUNCTIONS: dict[str, tuple[int | None, str, str]] = {
@@ -34,7 +34,7 @@ FUNCTIONS: dict[str, tuple[int | None, str, str]] = {
 }
 
 #: Names the ``vector=True`` Python emitter uses instead of the C library's pow, exp and log
-#: (the generated kernel module imports them from :mod:`plateletpd.vectormath`).
+#: (the generated kernel module imports them from :mod:`plateletpd.numerics.vectormath`).
 VECTOR_FUNCTIONS = {"**": "vector_power", "exp": "vector_exp", "log": "vector_log"}
 
 #: Resource guards, checked before the recursive checker and emitters run: a formula's
@@ -69,7 +69,7 @@ class Expression:
         ``condition(test)``, if given, may replace the test of an ``a if test else b`` with
         its own source; ``"True"`` or ``"False"`` keeps only that side, None keeps the test
         as written. ``vector=True`` emits ``**``, ``exp`` and ``log`` as the vectorisable
-        functions of :mod:`plateletpd.vectormath` (``VECTOR_FUNCTIONS``: for loops over
+        functions of :mod:`plateletpd.numerics.vectormath` (``VECTOR_FUNCTIONS``: for loops over
         subjects) instead of the C library's."""
         return _python(self.tree, rename, condition, vector)
 

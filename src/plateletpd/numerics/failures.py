@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from .solvers import Status
+from plateletpd.numerics.solvers import Status
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .expressions import Expression
-    from .model import Model
+    from plateletpd.model.expressions import Expression
+    from plateletpd.model.definition import Model
 
 
 class _Culprit(Exception):

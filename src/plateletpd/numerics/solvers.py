@@ -1,7 +1,7 @@
 """Solver choices and outcomes: pluggable, self-validating settings and a status enumeration.
 
 Pass a solver to :func:`plateletpd.simulate` (``solver=DormandPrince5(rtol=1e-8)``); it
-knows nothing about models. The integrators themselves live in :mod:`plateletpd.integrator`.
+knows nothing about models. The integrators themselves live in :mod:`plateletpd.numerics.integrator`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from enum import IntEnum
 import numpy as np
 
 from . import integrator
-from .errors import SimulationInputError
+from plateletpd.errors import SimulationInputError
 
 
 class Status(IntEnum):

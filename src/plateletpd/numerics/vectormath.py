@@ -47,7 +47,7 @@ import math
 
 import numpy as np
 
-from .kernels import KERNEL_OPTIONS, njit
+from plateletpd.numerics.jit import KERNEL_OPTIONS, njit
 
 #: ln 2 as head + tail: the head's low 21 mantissa bits are zero (32 significant bits), so
 #: n * LN2_HEAD is exact for |n| < 2**21; together they carry ln 2 to about 1e-26

@@ -22,8 +22,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ParameterError, closest
-from .limits import check_subjects
+from plateletpd.errors import ParameterError, closest
+from plateletpd.limits import check_subjects
 
 TRANSFORMS = ("lognormal", "logitnormal", "normal")
 

@@ -1,6 +1,6 @@
 """Simulate NONMEM-style event tables: every subject of a table in one batch, with ``SS=1``.
 
-:func:`simulate_event_table` reads a table (:func:`plateletpd.dosing.read_event_subjects`;
+:func:`simulate_event_table` reads a table (:func:`plateletpd.dosing.regimens.read_event_subjects`;
 docs/event_tables.md gives the semantics), gives each subject its own regimen and integrates
 the subjects whose schedules have the same structure (which target and state each event
 doses, and each infusion's duration, in order) in one call of the compiled batch solver; only
@@ -30,16 +30,16 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .dosing import (Dose, EventSchedule, Regimen, SteadyState, SubjectEvents, _load_table,
+from plateletpd.dosing.regimens import (Dose, EventSchedule, Regimen, SteadyState, SubjectEvents, _load_table,
                      expand, read_event_subjects)
-from .errors import PlateletPDError, SimulationInputError
-from .expressions import TIME
-from .io import provenance
-from .model import Model, load_model
-from .results import BatchResult
-from .simulate import (_check_solver, _columns, _given_covariates, _integrate, _scatter,
+from plateletpd.errors import PlateletPDError, SimulationInputError
+from plateletpd.model.expressions import TIME
+from plateletpd.io.provenance import provenance
+from plateletpd.model.definition import Model, load_model
+from plateletpd.simulation.results import BatchResult
+from plateletpd.simulation.simulate import (_check_solver, _columns, _given_covariates, _integrate, _scatter,
                        _subject_count, _subject_matrix, output_times)
-from .solvers import Status, _AdaptiveSolver
+from plateletpd.numerics.solvers import Status, _AdaptiveSolver
 
 __all__ = ["simulate_event_table", "STEADY_STATE_TOLERANCE", "STEADY_STATE_MAX_INTERVALS"]
 

@@ -12,10 +12,11 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .dosing import expand
-from .kernels import plain_python
-from .model import Model, load_model
-from .simulate import RegimenLike, as_regimen, output_times
+from plateletpd.dosing.regimens import expand
+from plateletpd.numerics.jit import plain_python
+from plateletpd.numerics.kernels import compile_kernel, initial_state, python_rhs
+from plateletpd.model.definition import Model, load_model
+from plateletpd.simulation.simulate import RegimenLike, as_regimen, output_times
 
 
 def reference_solution(model: Model | str, regimen: RegimenLike = None, *,
@@ -31,7 +32,7 @@ def reference_solution(model: Model | str, regimen: RegimenLike = None, *,
     covariate_values = {c: p[offset + i] for i, c in enumerate(model.covariate_names)}
     schedule = expand(as_regimen(regimen), model.dose_targets, covariate_values)
     amounts = np.atleast_2d(schedule.amounts(covariate_values))[0]
-    kernel = model.kernel
+    kernel = compile_kernel(model)
     n_targets = len(model.dose_targets)
     bioavailability, lag = np.ones(max(n_targets, 1)), np.zeros(max(n_targets, 1))
     if n_targets:
@@ -50,9 +51,9 @@ def reference_solution(model: Model | str, regimen: RegimenLike = None, *,
             events.append((start, state, dose, 0.0))
     events.sort(key=lambda e: e[0])
     t_out = grid * scale
-    rhs = model.python_rhs()
+    rhs = python_rhs(model)
     outputs_function = plain_python(kernel.outputs)
-    y = model.initial_state(p)
+    y = initial_state(model, p)
     rate = np.zeros(len(model.states))
     result = np.full((t_out.size, len(model.outputs)), np.nan)
     t, i_event = 0.0, 0

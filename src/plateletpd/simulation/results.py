@@ -12,8 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .io import atomic_write, write_json
-from .solvers import COUNTERS, Status
+from plateletpd.io.files import atomic_write, write_json
+from plateletpd.numerics.solvers import COUNTERS, Status
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class BatchResult:
     counters: np.ndarray
     provenance: dict[str, Any] = field(default_factory=dict)
     #: subject index -> message of a failed subject (the status, the time and, for
-    #: DOMAIN_ERROR, the formula; plateletpd.failures); statuses without one use the
+    #: DOMAIN_ERROR, the formula; plateletpd.numerics.failures); statuses without one use the
     #: status's general message
     details: dict[int, str] = field(default_factory=dict)
 

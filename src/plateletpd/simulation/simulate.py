@@ -4,7 +4,7 @@ Both validate everything once, here, then hand plain arrays to the compiled kern
 
     model file -> Model -> generated kernel -> integrator -> simulate -> results
 
-A subject whose integration fails gets a non-success :class:`~plateletpd.solvers.Status` in
+A subject whose integration fails gets a non-success :class:`~plateletpd.numerics.solvers.Status` in
 the result (and NaN outputs from the failure on); other subjects are unaffected.
 """
 
@@ -18,14 +18,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .dosing import Dose, EventSchedule, Regimen, as_regimen, expand
-from .errors import ParameterError, SimulationInputError, SimulationWarning
-from .failures import failure_message, flag_non_finite_outputs
-from .limits import check_subjects
-from .io import provenance
-from .model import Model, load_model
-from .results import BatchResult, SimulationResult
-from .solvers import DormandPrince5, Status, _AdaptiveSolver
+from plateletpd.dosing.regimens import Dose, EventSchedule, Regimen, as_regimen, expand
+from plateletpd.errors import ParameterError, SimulationInputError, SimulationWarning
+from plateletpd.numerics.failures import failure_message, flag_non_finite_outputs
+from plateletpd.limits import check_subjects
+from plateletpd.io.provenance import provenance
+from plateletpd.model.definition import Model, load_model
+from plateletpd.simulation.results import BatchResult, SimulationResult
+from plateletpd.numerics.solvers import DormandPrince5, Status, _AdaptiveSolver
+from plateletpd.numerics.kernels import compile_kernel
 
 #: Output points per day when only ``days`` is given.
 POINTS_PER_DAY = 24
@@ -235,7 +236,7 @@ def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amount
     (subjects, events): subjects may share a schedule's structure (which drug enters which
     state, in which order) yet differ in when and how much (an amount of 0 skips a dose).
     """
-    kernel = model.kernel
+    kernel = compile_kernel(model)
     n = matrix.shape[0]
     if event_times is None:
         event_times = np.broadcast_to(schedule.time, (n, schedule.n_events))

@@ -33,11 +33,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .dosing import EventSchedule, as_regimen, expand
-from .errors import PlateletPDError
-from .model import Model
-from .simulate import _integrate
-from .solvers import DormandPrince5, Status
+from plateletpd.dosing.regimens import EventSchedule, as_regimen, expand
+from plateletpd.errors import PlateletPDError
+from plateletpd.model.definition import Model
+from plateletpd.simulation.simulate import _integrate
+from plateletpd.numerics.solvers import DormandPrince5, Status
 
 PLATELETS = "platelets"
 #: logistic width (x10^9/L) of the smooth stop rule used in fits

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cohort import ArmResult, _logistic, auc, crossing_time, values_at
-from .errors import PlateletPDError
+from plateletpd.study.cohort import ArmResult, _logistic, auc, crossing_time, values_at
+from plateletpd.errors import PlateletPDError
 
 #: logistic width (x10^9/L) of the smooth response indicator; 2 means a count 4 above the
 #: threshold counts as 0.88 of a responder

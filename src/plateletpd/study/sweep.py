@@ -23,9 +23,10 @@ from typing import Sequence
 
 import pandas as pd
 
-from .errors import PlateletPDError, closest
-from .io import atomic_folder, atomic_write, provenance, write_json
-from .trial import TrialSpec, run_trial
+from plateletpd.errors import PlateletPDError, closest
+from plateletpd.io.files import atomic_folder, atomic_write, write_json
+from plateletpd.io.provenance import provenance
+from plateletpd.study.trial import TrialSpec, run_trial
 
 DIMENSIONS = ("dose", "start_delay", "max_days", "entry_below")
 
@@ -124,7 +125,7 @@ def check_endpoint(table: pd.DataFrame, endpoint: str) -> None:
 def write_sweep(table: pd.DataFrame, spec: TrialSpec, grid: dict, endpoint: str,
                 folder: Path) -> list[Path]:
     """sweep.csv, a heatmap per arm (first two grid dimensions) and provenance: one folder
-    that appears whole or not at all (:func:`plateletpd.io.atomic_folder`)."""
+    that appears whole or not at all (:func:`plateletpd.io.files.atomic_folder`)."""
     check_endpoint(table, endpoint)
     folder = Path(folder)
     with atomic_folder(folder) as staging:

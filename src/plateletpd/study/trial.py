@@ -2,7 +2,7 @@
 
 Each arm enrols its own virtual patients (seeded per arm), who receive the enrolment
 chemotherapy; a patient is enrolled when the count crosses below the entry threshold and
-treated from ``start_delay`` days later (see :mod:`plateletpd.cohort` for the entry and stop
+treated from ``start_delay`` days later (see :mod:`plateletpd.study.cohort` for the entry and stop
 rules). Laboratory values are read at visits every ``visit_every_days`` from the start of
 treatment. Endpoints per patient (times in days from the start of treatment):
 
@@ -14,7 +14,7 @@ treatment. Endpoints per patient (times in days from the start of treatment):
 
 Arms may titrate (a count below a level on a treatment day changes a drug's dose from then
 on) and rescue (a visit count below a level triggers a platelet transfusion, 2 h later); see
-:mod:`plateletpd.cohort` for how the rules are solved.
+:mod:`plateletpd.study.cohort` for how the rules are solved.
 
 Arm summaries: response with exact (Clopper-Pearson) 95% intervals, Kaplan-Meier medians
 with 95% intervals, means with normal 95% intervals; differences from the reference arm.
@@ -30,15 +30,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cohort import ArmDesign, ArmResult, Rescue, Titration, auc, simulate_arm, values_at
-from .errors import PlateletPDError, closest
-from .io import (atomic_folder, atomic_write, checked_number, line_of as _line_of,
-                 number_problem, provenance, read_toml, write_json, write_text)
-from .limits import check_subjects
-from .model import Model, load_model
-from .population import Variability, cohort_matrix
-from .simulate import _valid_rows
-from .statistics import Z95, binomial_interval, kaplan_meier
+from plateletpd.study.cohort import ArmDesign, ArmResult, Rescue, Titration, auc, simulate_arm, values_at
+from plateletpd.errors import PlateletPDError, closest
+from plateletpd.io.files import atomic_folder, atomic_write, write_json, write_text
+from plateletpd.io.inputs import checked_number, line_of as _line_of, number_problem, read_toml
+from plateletpd.io.provenance import provenance
+from plateletpd.limits import check_subjects
+from plateletpd.model.definition import Model, load_model
+from plateletpd.population.variability import Variability, cohort_matrix
+from plateletpd.simulation.simulate import _valid_rows
+from plateletpd.study.statistics import Z95, binomial_interval, kaplan_meier
 
 _SECTIONS = {"trial": {"name", "description", "model", "fit", "seed", "subjects_per_arm",
                        "follow_up_days", "visit_every_days", "reference_arm", "replicates"},
@@ -77,7 +78,7 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
                     seed: int | None = None) -> TrialSpec:
     """Read and validate a trial file; errors name the file, the line and the field, and say
     what was expected, what was given and how to fix it."""
-    from .fitting import default_fit, load_fitted_parameters
+    from plateletpd.model.library import default_fit, load_fitted_parameters
 
     path = Path(path)
     text, data = read_toml(path, TrialSpecError, "trial file")
@@ -90,7 +91,7 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
 
     def number(table: dict, key: str, section: str, default, after: int | None = None,
                **options):
-        """``table[key]`` (or ``default``) checked (:func:`plateletpd.io.checked_number`)."""
+        """``table[key]`` (or ``default``) checked (:func:`plateletpd.io.files.checked_number`)."""
         return checked_number(table, key, default, lambda text: fail(at(key, section, after),
                                                                      text),
                               f"[{section}] {key}", **options)
@@ -302,7 +303,7 @@ def bundled_trial(name: str) -> Path:
 
     packaged = resources.files("plateletpd") / "_bundled_trials"
     folder = Path(str(packaged)) if packaged.is_dir() else \
-        Path(__file__).resolve().parents[2] / "trials"
+        Path(__file__).resolve().parents[3] / "trials"
     path = folder / f"{name}.toml"
     if not path.is_file():
         names = sorted(p.stem for p in folder.glob("*.toml"))
@@ -313,7 +314,7 @@ def bundled_trial(name: str) -> Path:
 
 def _check_doses(model: Model, design: ArmDesign) -> None:
     """Refuse unknown drugs or units now, not in the middle of a run."""
-    from .dosing import as_regimen, expand
+    from plateletpd.dosing.regimens import as_regimen, expand
 
     doses = [*design.treatment, *(rule.dose for rule in design.titrations),
              *([design.rescue.dose] if design.rescue else [])]
@@ -552,7 +553,7 @@ def _differences(subjects: pd.DataFrame, reference: str) -> pd.DataFrame:
 def write_trial(result: TrialResult, folder: Path,
                 replicates: pd.DataFrame | None = None) -> list[Path]:
     """Per-patient table, summaries, plots, report, provenance (and ``replicates.csv``) as one
-    folder that appears whole or not at all (:func:`plateletpd.io.atomic_folder`)."""
+    folder that appears whole or not at all (:func:`plateletpd.io.files.atomic_folder`)."""
     spec = result.spec
     folder = Path(folder)
     with atomic_folder(folder) as staging:

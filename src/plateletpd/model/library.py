@@ -1,0 +1,60 @@
+"""The library of bundled fits: fitted parameter sets saved as folders (``params.json``).
+
+A fit folder is written by :func:`plateletpd.inference.fitting.run_fit`; simulations and
+trials read its values from here, so they never depend on the fitting machinery.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plateletpd.errors import FitFileError, closest
+from plateletpd.model.definition import load_model
+
+
+def bundled_fits_dir() -> Path:
+    """Folder of the bundled fits (inside the wheel, or fits/ in a source tree)."""
+    from importlib import resources
+
+    packaged = resources.files("plateletpd") / "_bundled_fits"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[3] / "fits"
+
+
+def load_fitted_parameters(name_or_path: str | Path) -> tuple[str, dict[str, float]]:
+    """(model name, fitted model-parameter values) of a bundled fit name or a fit folder.
+
+    Study-level parameters (those standing in for a model parameter in some arms) are left
+    out: they describe one study's population, not the model.
+    """
+    import json
+
+    folder = Path(name_or_path)
+    if not (folder / "params.json").is_file():
+        folder = bundled_fits_dir() / str(name_or_path)
+    path = folder / "params.json"
+    if not path.is_file():
+        names = sorted(p.parent.name for p in bundled_fits_dir().glob("*/params.json"))
+        raise FitFileError(f"no fit at {name_or_path!r}{closest(str(name_or_path), names)}; "
+                             f"bundled fits: {', '.join(names) or 'none'}; or give a folder "
+                             f"holding params.json")
+    record = json.loads(path.read_text())
+    model_name = record["provenance"]["model"]["name"]
+    model = load_model(model_name)
+    values = {name: entry["value"] for name, entry in record["parameters"].items()
+              if name in model.parameters}
+    return model_name, values
+
+
+def default_fit(model_name: str) -> str | None:
+    """The bundled fit of ``model_name``, if there is one (simulation commands use it)."""
+    import json
+
+    for path in sorted(bundled_fits_dir().glob("*/params.json")):
+        try:
+            if json.loads(path.read_text())["provenance"]["model"]["name"] == model_name:
+                return path.parent.name
+        except (OSError, KeyError, ValueError):
+            continue
+    return None
