@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import plateletpd as pp
-from plateletpd.dosing.regimens import expand
+from plateletpd.dosing.schedules import expand
 from plateletpd.numerics.jit import plain_python
 from plateletpd.numerics.kernels import compile_kernel, hoisted_parameters, initial_state
 from plateletpd.simulation.reference import reference_solution

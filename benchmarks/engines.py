@@ -9,7 +9,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 import plateletpd as pp
-from plateletpd.dosing.regimens import expand
+from plateletpd.dosing.schedules import expand
 from plateletpd.simulation.simulate import _integrate
 from plateletpd.numerics.kernels import compile_kernel, hoisted_parameters, python_rhs
 

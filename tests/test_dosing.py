@@ -19,16 +19,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plateletpd.dosing.regimens import (
-    Dose,
-    DoseTarget,
-    EventSchedule,
-    Regimen,
-    expand,
-    read_event_table,
-    to_event_table,
-    write_event_table,
-)
+from plateletpd.dosing.regimens import Dose, Regimen
+
+from plateletpd.dosing.targets import DoseTarget
+
+from plateletpd.dosing.schedules import EventSchedule, expand
+
+from plateletpd.dosing.event_tables import read_event_table, to_event_table, write_event_table
 from plateletpd.errors import RegimenError
 
 RHTPO_UNITS_PER_MG = 280_000  # rhTPO specific activity, manufacturer data via parameters.md

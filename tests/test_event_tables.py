@@ -26,7 +26,8 @@ import pytest
 
 import plateletpd as pp
 from plateletpd.cli import main
-from plateletpd.dosing.regimens import Regimen, read_event_subjects, read_event_table
+from plateletpd.dosing.regimens import Regimen
+from plateletpd.dosing.event_tables import read_event_subjects, read_event_table
 from plateletpd.errors import RegimenError, ResourceLimitError, SimulationInputError
 
 from conftest import TEST_MODELS

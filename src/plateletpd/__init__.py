@@ -5,7 +5,9 @@ subject, :func:`simulate_batch` many. See docs/architecture.md for the layout.
 """
 
 from plateletpd._version import __version__  # noqa: E402
-from plateletpd.dosing.regimens import Dose, DoseTarget, EventSchedule, Regimen  # noqa: E402
+from plateletpd.dosing.regimens import Dose, Regimen
+from plateletpd.dosing.targets import DoseTarget
+from plateletpd.dosing.schedules import EventSchedule  # noqa: E402
 from plateletpd.errors import (ExpressionError, ModelFileError, ModelWarning,  # noqa: E402
                      ParameterError, PlateletPDError, RegimenError, SimulationInputError,
                      SimulationWarning)

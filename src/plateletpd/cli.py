@@ -153,7 +153,7 @@ def _simulate_event_table(args, model, solver, days, params) -> int:
 
 
 def command_events(args) -> int:
-    from plateletpd.dosing.regimens import to_event_table, write_event_table
+    from plateletpd.dosing.event_tables import to_event_table, write_event_table
     from plateletpd.model.definition import load_model
     from plateletpd.simulation.simulate import as_regimen
 

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from plateletpd.dosing.regimens import DoseTarget
+from plateletpd.dosing.targets import DoseTarget
 from plateletpd.errors import (ExpressionError, ModelFileError, ModelWarning, ParameterError,
                      closest)
 from plateletpd.model.expressions import (ALL_SYMBOLS, FUNCTIONS, TIME, Expression, check_names,

@@ -30,8 +30,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from plateletpd.dosing.regimens import (Dose, EventSchedule, Regimen, SteadyState, SubjectEvents, _load_table,
-                     expand, read_event_subjects)
+from plateletpd.dosing.regimens import Dose, Regimen
+
+from plateletpd.dosing.schedules import EventSchedule, expand
+
+from plateletpd.dosing.event_tables import (SteadyState, SubjectEvents, load_table, read_event_subjects)
 from plateletpd.errors import PlateletPDError, SimulationInputError
 from plateletpd.model.expressions import TIME
 from plateletpd.io.provenance import provenance
@@ -120,7 +123,7 @@ def simulate_event_table(model: Model | str, table: str | os.PathLike | pd.DataF
 
 def _table_covariates(model: Model, table, ids: list[int], given) -> dict[str, np.ndarray]:
     """Covariate columns of the table (named like the model's covariates), one value per ID."""
-    frame, _ = _load_table(table)
+    frame, _ = load_table(table)
     frame = frame.rename(columns=lambda name: str(name).strip().lower())
     found = {}
     for name in model.covariate_names:

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from plateletpd.dosing.regimens import expand
+from plateletpd.dosing.schedules import expand
 from plateletpd.numerics.jit import plain_python
 from plateletpd.numerics.kernels import compile_kernel, initial_state, python_rhs
 from plateletpd.model.definition import Model, load_model

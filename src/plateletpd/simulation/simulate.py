@@ -18,7 +18,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from plateletpd.dosing.regimens import Dose, EventSchedule, Regimen, as_regimen, expand
+from plateletpd.dosing.regimens import Dose, Regimen, as_regimen
+
+from plateletpd.dosing.schedules import EventSchedule, expand
 from plateletpd.errors import ParameterError, SimulationInputError, SimulationWarning
 from plateletpd.numerics.failures import failure_message, flag_non_finite_outputs
 from plateletpd.limits import check_subjects

@@ -33,7 +33,9 @@ from typing import Sequence
 
 import numpy as np
 
-from plateletpd.dosing.regimens import EventSchedule, as_regimen, expand
+from plateletpd.dosing.schedules import EventSchedule, expand
+
+from plateletpd.dosing.regimens import as_regimen
 from plateletpd.errors import PlateletPDError
 from plateletpd.model.definition import Model
 from plateletpd.simulation.simulate import _integrate

@@ -314,7 +314,8 @@ def bundled_trial(name: str) -> Path:
 
 def _check_doses(model: Model, design: ArmDesign) -> None:
     """Refuse unknown drugs or units now, not in the middle of a run."""
-    from plateletpd.dosing.regimens import as_regimen, expand
+    from plateletpd.dosing.regimens import as_regimen
+    from plateletpd.dosing.schedules import expand
 
     doses = [*design.treatment, *(rule.dose for rule in design.titrations),
              *([design.rescue.dose] if design.rescue else [])]
