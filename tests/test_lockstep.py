@@ -1,4 +1,4 @@
-"""The lock-step DOP853 integrator (``DormandPrince853(lockstep=True)``): groups of LANES
+"""The lock-step execution (``simulate_batch(..., execution="lockstep")`` with DOP853): groups of LANES
 subjects sharing one step size, the model vectorised over subjects.
 
 It must give every subject the accuracy it asked for (closed forms, scipy Radau), match the
@@ -84,7 +84,7 @@ def test_every_subject_of_a_lockstep_cohort_meets_its_tolerance(one_compartment)
     hours = np.linspace(0, 72, 145)
     batch = pp.simulate_batch(one_compartment, "oral 100 mg qd d1-3", times=hours / 24,
                               params={"absorption_rate": rates},
-                              solver=pp.DormandPrince853(rtol=rtol, atol=atol, lockstep=True))
+                              solver=pp.DormandPrince853(rtol=rtol, atol=atol), execution="lockstep")
     assert np.all(batch.status == pp.Status.SUCCESS)
     for subject, rate in enumerate(rates):
         exact = bateman(hours, [0, 24, 48], 100.0, rate)
@@ -106,7 +106,7 @@ def test_lockstep_infusions_meet_the_closed_form(one_compartment):
     hours = np.linspace(0, 48, 193)
     batch = pp.simulate_batch(one_compartment, "iv 100 mg over 2h qd d1-2",
                               times=hours / 24, params={"elimination_rate": rates},
-                              solver=pp.DormandPrince853(rtol=rtol, atol=atol, lockstep=True))
+                              solver=pp.DormandPrince853(rtol=rtol, atol=atol), execution="lockstep")
     assert np.all(batch.status == pp.Status.SUCCESS)
     assert np.all(batch.counters[:LANES] == batch.counters[0])  # ran in lock step
     for subject, ke in enumerate(rates):
@@ -131,7 +131,7 @@ def test_lockstep_cit_cohort_matches_scipy_radau():
               for name in ("progenitor_transit_time", "platelets_baseline", "het_ec50")}
     times = np.linspace(0, 28, 57)
     batch = pp.simulate_batch(model, regimen, times=times, params=params,
-                              solver=pp.DormandPrince853(rtol=1e-10, atol=1e-12, lockstep=True))
+                              solver=pp.DormandPrince853(rtol=1e-10, atol=1e-12), execution="lockstep")
     assert np.all(batch.status == pp.Status.SUCCESS)
     for subject in (0, 7, 15, 19):
         values = {name: column[subject] for name, column in params.items()}
@@ -150,7 +150,7 @@ def test_a_failing_subject_is_flagged_alone_and_its_group_falls_back(one_compart
     settings = dict(rtol=1e-6, atol=1e-9, max_steps=2000)
     kwargs = dict(days=3, params={"absorption_rate": rates})
     locked = pp.simulate_batch(one_compartment, "oral 100 mg qd d1-3", **kwargs,
-                               solver=pp.DormandPrince853(**settings, lockstep=True))
+                               solver=pp.DormandPrince853(**settings), execution="lockstep")
     alone = pp.simulate_batch(one_compartment, "oral 100 mg qd d1-3", **kwargs,
                               solver=pp.DormandPrince853(**settings))
     assert [pp.Status(s) for s in locked.status] == [
@@ -164,7 +164,7 @@ def test_subjects_whose_dose_times_differ_after_lag_are_integrated_one_at_a_time
     lags = np.linspace(0.2, 1.0, 5)
     kwargs = dict(days=2, params={"lag_time": lags})
     locked = pp.simulate_batch(one_compartment, "oral 100 mg qd d1-2", **kwargs,
-                               solver=pp.DormandPrince853(lockstep=True))
+                               solver=pp.DormandPrince853(), execution="lockstep")
     alone = pp.simulate_batch(one_compartment, "oral 100 mg qd d1-2", **kwargs,
                               solver=pp.DormandPrince853())
     assert np.all(locked.status == pp.Status.SUCCESS)
@@ -183,7 +183,7 @@ def test_a_group_that_disagrees_on_a_model_switch_is_integrated_one_at_a_time():
     regimen = "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22"
     settings = dict(rtol=1e-8, atol=1e-10)
     locked = pp.simulate_batch(model, regimen, **kwargs,
-                               solver=pp.DormandPrince853(**settings, lockstep=True))
+                               solver=pp.DormandPrince853(**settings), execution="lockstep")
     alone = pp.simulate_batch(model, regimen, **kwargs, solver=pp.DormandPrince853(**settings))
     assert np.all(locked.status == pp.Status.SUCCESS)
     np.testing.assert_array_equal(locked.outputs[:LANES], alone.outputs[:LANES])
@@ -209,14 +209,15 @@ def test_lockstep_results_do_not_depend_on_the_thread_count():
     rng = np.random.default_rng(2)
     params = {"platelets_baseline": model.parameters["platelets_baseline"].value
               * np.exp(0.2 * rng.standard_normal(40))}
-    solver = pp.DormandPrince853(rtol=1e-6, lockstep=True)
+    solver = pp.DormandPrince853(rtol=1e-6)
     threads = numba.get_num_threads()
     runs = []
     try:
         for count in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
             numba.set_num_threads(count)
             runs.append(pp.simulate_batch(model, "hetrombopag 7.5 mg qd d1-14", days=28,
-                                          params=params, solver=solver))
+                                          params=params, solver=solver,
+                                          execution="lockstep"))
     finally:
         numba.set_num_threads(threads)
     np.testing.assert_array_equal(runs[0].outputs, runs[1].outputs)
@@ -225,7 +226,7 @@ def test_lockstep_results_do_not_depend_on_the_thread_count():
 
 def test_one_subject_ignores_lockstep(one_compartment):
     single = pp.simulate(one_compartment, "oral 100 mg qd d1-3", days=3,
-                         solver=pp.DormandPrince853(lockstep=True))
+                         solver=pp.DormandPrince853(), execution="lockstep")
     alone = pp.simulate(one_compartment, "oral 100 mg qd d1-3", days=3,
                         solver=pp.DormandPrince853())
     np.testing.assert_array_equal(single.outputs, alone.outputs)
@@ -239,5 +240,35 @@ def test_lockstep_must_be_true_or_false(value):
 
 @pytest.mark.parametrize("solver", [pp.DormandPrince5, pp.Rosenbrock23])
 def test_lockstep_is_refused_by_the_other_methods_with_a_pointer(solver):
-    with pytest.raises(pp.SimulationInputError, match=r"DormandPrince853\(lockstep=True\)"):
+    with pytest.raises(pp.SimulationInputError, match=r'DormandPrince853\(\), execution="lockstep"'):
         solver(lockstep=True)
+    with pytest.raises(pp.SimulationInputError, match=r'DormandPrince853\(\), execution="lockstep"'):
+        pp.simulate_batch("friberg_platelets", days=1, n=2, solver=solver(),
+                          execution="lockstep")
+
+
+@pytest.mark.parametrize("execution", ["lock-step", "vectorised", 1, True])
+def test_an_unknown_execution_is_a_clear_error(execution):
+    with pytest.raises(pp.SimulationInputError, match="execution must be one of 'subjects', "
+                                                      "'lockstep'"):
+        pp.simulate_batch("friberg_platelets", days=1, n=2, execution=execution)
+
+
+def test_the_deprecated_lockstep_flag_is_the_lockstep_execution(one_compartment):
+    # DormandPrince853(lockstep=True) keeps working, with a DeprecationWarning, and gives
+    # exactly the lock-step execution's results (group counters: every member the same),
+    # not the one-subject execution's; provenance records the execution
+    kwargs = dict(days=3, params={"absorption_rate": np.linspace(0.8, 1.6, 5)})
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        flagged = pp.simulate_batch(one_compartment, "oral 100 mg qd d1-3", **kwargs,
+                                    solver=pp.DormandPrince853(lockstep=True))
+    locked = pp.simulate_batch(one_compartment, "oral 100 mg qd d1-3", **kwargs,
+                               solver=pp.DormandPrince853(), execution="lockstep")
+    alone = pp.simulate_batch(one_compartment, "oral 100 mg qd d1-3", **kwargs,
+                              solver=pp.DormandPrince853(), execution="subjects")
+    np.testing.assert_array_equal(flagged.outputs, locked.outputs)
+    np.testing.assert_array_equal(flagged.counters, locked.counters)
+    assert np.all(locked.counters == locked.counters[0])
+    assert not np.array_equal(alone.counters, locked.counters)
+    assert flagged.provenance["solver"]["execution"] == "lockstep"
+    assert alone.provenance["solver"]["execution"] == "subjects"

@@ -16,6 +16,7 @@ from plateletpd.simulation.results import BatchResult, SimulationResult  # noqa:
 from plateletpd.simulation.simulate import simulate, simulate_batch  # noqa: E402
 from plateletpd.simulation.event_tables import simulate_event_table  # noqa: E402
 from plateletpd.numerics.solvers import TIGHT, DormandPrince5, DormandPrince853, Rosenbrock23, Status  # noqa: E402
+from plateletpd.numerics.solvers import BogackiShampine3, ExplicitRungeKutta, Solver  # noqa: E402
 
 __all__ = [
     "__version__", "Dose", "DoseTarget", "EventSchedule", "Regimen", "ExpressionError",
@@ -23,5 +24,5 @@ __all__ = [
     "SimulationInputError", "SimulationWarning", "Model", "list_models", "load_model",
     "parse_model", "BatchResult", "SimulationResult", "simulate", "simulate_batch",
     "simulate_event_table", "TIGHT", "DormandPrince5", "DormandPrince853", "Rosenbrock23",
-    "Status",
+    "Status", "Solver", "ExplicitRungeKutta", "BogackiShampine3",
 ]

@@ -13,12 +13,19 @@ inside a kernel module.
   (fresh derivative, new starting step: :func:`_restart_step`) because the solution is not
   smooth across them. Outputs at a dose
   time are recorded after the dose (right-continuous states).
+Every method's coefficients are the project's (:mod:`plateletpd.numerics.tableaux`, with
+their published sources).
+
 * :func:`dopri5_segment`: Dormand-Prince 5(4) with Hairer's step-size control and 4th-order
   dense output, so requested output times never shorten a step (Hairer, Norsett, Wanner,
   Solving ODEs I, 2nd ed., Springer 1993, sections II.4-II.6).
 * :func:`rosenbrock23_segment`: the L-stable Rosenbrock 2(3) pair of Shampine and Reichelt
   (SIAM J Sci Comput 1997;18:1-22, MATLAB's ode23s) with a finite-difference Jacobian, for
   stiff models.
+* :func:`explicit_segment`: any explicit pair of ``tableaux.GENERATED`` (Bogacki-Shampine
+  3(2) today), run from its Butcher tableau: adding such a method adds no code here.
+* Breakpoints are expanded once (:func:`_expand_events`, :func:`_breakpoint_order`,
+  :func:`_apply_breakpoints`) for one subject and for lock-step groups alike.
 * :func:`solve_group` / :func:`dop853_lanes_segment`: DOP853 for ``LANES`` subjects in lock
   step (one step size, the largest all of them accept), on lane-major flat arrays so the
   model's ``rhs_lanes`` and every stage combination are long vectorisable loops. The stage
@@ -39,9 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scipy.integrate._ivp import dop853_coefficients as _dop853
-
 from plateletpd.numerics.jit import KERNEL_OPTIONS, njit
+from plateletpd.numerics.tableaux import DOP853 as _dop853
 
 # Placeholders: in a kernel module these names are the model's compiled functions.
 rhs = initial = outputs = dose_modifiers = constants = rhs_hoisted = rhs_inline = None
@@ -178,19 +184,23 @@ RHS_EVALUATIONS = 2
 JACOBIAN_EVALUATIONS = 3
 N_COUNTERS = 4
 
-# methods
+# methods: hand-written segments, then the tableau-driven ones (explicit_segment), whose
+# code is FIRST_GENERATED + their index in plateletpd.numerics.tableaux.GENERATED
 DOPRI5 = 0
 ROSENBROCK23 = 1
 DOP853 = 2
+FIRST_GENERATED = 3
 
 # lock-step groups only (never a subject's status): the group's subjects cannot share
 # breakpoints, so each is integrated on its own
 LOCKSTEP_MISMATCH = -1
 
-# Dormand-Prince 8(5,3) tableau, with the three extra stages of its 7th-order dense output:
-# Hairer's published coefficients, read from scipy (which ships them as data) rather than
-# retyped here. Global arrays are compile-time constants in numba.
-from scipy.integrate._ivp import dop853_coefficients as _dop853  # noqa: E402
+# Every method's coefficients come from the project's tableaux (plateletpd.numerics.tableaux,
+# each with its published source). Global arrays are compile-time constants in numba.
+from plateletpd.numerics import tableaux as _tableaux  # noqa: E402
+
+# Dormand-Prince 8(5,3), with the three extra stages of its 7th-order dense output
+_dop853 = _tableaux.DOP853
 
 _P_A = np.ascontiguousarray(_dop853.A)    # (16, 16) stage coefficients, rows 13-15: dense
 _P_B = np.ascontiguousarray(_dop853.B)    # (12,) 8th-order weights
@@ -372,9 +382,10 @@ def _dop853_error(err5, err3, h, n):
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _dop853_next_after_accept(h, factor, rejected_last, last, h_max, max_step):
-    """(next step, segment done) after an accepted DOP853 step: no growth right after a
-    rejection (Hairer); at the segment's end the proposal carried to the next segment."""
+def _next_after_accept(h, factor, rejected_last, last, h_max, max_step):
+    """(next step, segment done) after an accepted step (DOP853 and the generated methods):
+    no growth right after a rejection (Hairer); at the segment's end the proposal carried to
+    the next segment."""
     if rejected_last:
         factor = min(factor, 1.0)
     if last:
@@ -388,16 +399,114 @@ def _dop853_factor(err):
     return 6.0 if err == 0.0 else min(6.0, max(1.0 / 3.0, 0.9 * err ** -0.125))
 
 
+# ------------------------------------------------------------------ breakpoints (doses)
+# One expansion serves one subject and lock-step groups: breakpoint arrays have a column per
+# subject (one for solve_subject, LANES for solve_group); a group's subjects share the times.
+
+
+@njit(**KERNEL_OPTIONS)
+def _dose_modifiers_valid(q, n_targets, bioavailability, lag):
+    """Fill each dose target's bioavailability and lag for parameters ``q``; False if one
+    is negative or not finite (the subject's INVALID_INPUT)."""
+    if n_targets > 0:
+        dose_modifiers(q, bioavailability, lag)
+    for k in range(n_targets):
+        if not (math.isfinite(bioavailability[k]) and math.isfinite(lag[k])
+                and bioavailability[k] >= 0.0 and lag[k] >= 0.0):
+            return False
+    return True
+
+
+@njit(**KERNEL_OPTIONS)
+def _breakpoint_arrays(n_events, columns):
+    """Breakpoint times, states, boluses and rate changes (a column per subject) and the
+    mask of those used, for ``n_events`` events (:func:`_expand_events`)."""
+    return (np.empty(2 * n_events), np.empty(2 * n_events, dtype=np.int64),
+            np.zeros((2 * n_events, columns)), np.zeros((2 * n_events, columns)),
+            np.zeros(2 * n_events, dtype=np.bool_))
+
+
+@njit(**KERNEL_OPTIONS)
+def _expand_events(event_time, event_target, event_state, event_amount, event_duration,
+                   bioavailability, lag, column, bp_time, bp_state, bp_bolus, bp_rate, used):
+    """One subject's events (model time unit: ``event_time`` before lag, ``event_amount``
+    before bioavailability, ``event_duration`` 0 for a bolus) as breakpoints in column
+    ``column``: event e gives breakpoint 2e (the bolus, or an infusion's rate on) and 2e+1
+    (its rate off); ``used`` marks those that change something (a dose of zero is none:
+    skipped doses cost no restart). Column 0 sets the times; False if a later column's
+    subject doses at other times (it cannot share the group's breakpoints)."""
+    for e in range(event_time.shape[0]):
+        k = event_target[e]
+        start = event_time[e] + lag[k]
+        amount = event_amount[e] * bioavailability[k]
+        if column == 0:
+            bp_time[2 * e] = start
+            bp_time[2 * e + 1] = start + event_duration[e]
+            bp_state[2 * e] = event_state[e]
+            bp_state[2 * e + 1] = event_state[e]
+        elif start != bp_time[2 * e]:
+            return False
+        if amount != 0.0:
+            if event_duration[e] > 0.0:
+                bp_rate[2 * e, column] = amount / event_duration[e]
+                bp_rate[2 * e + 1, column] = -amount / event_duration[e]
+                used[2 * e + 1] = True
+            else:
+                bp_bolus[2 * e, column] = amount
+            used[2 * e] = True
+    return True
+
+
+@njit(**KERNEL_OPTIONS)
+def _breakpoint_order(bp_time, used):
+    """The used breakpoints in time order; at equal times in event order, an infusion's
+    rate on before its rate off (a stable sort)."""
+    n_bp = 0
+    for b in range(used.shape[0]):
+        if used[b]:
+            n_bp += 1
+    kept = np.empty(n_bp, dtype=np.int64)
+    j = 0
+    for b in range(used.shape[0]):
+        if used[b]:
+            kept[j] = b
+            j += 1
+    return kept[np.argsort(bp_time[kept], kind="mergesort")]
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _apply_breakpoints(t, ib, order, bp_time, bp_state, bp_bolus, bp_rate, y, rate):
+    """Apply every breakpoint due at ``t`` from ``order[ib]`` on (boluses to ``y``, rate
+    changes to ``rate``; lane-major for a group); the index of the next one."""
+    columns = bp_bolus.shape[1]
+    while ib < order.shape[0] and bp_time[order[ib]] <= t:
+        b = order[ib]
+        base = bp_state[b] * columns
+        for column in range(columns):
+            y[base + column] += bp_bolus[b, column]
+            rate[base + column] += bp_rate[b, column]
+        ib += 1
+    return ib
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _segment_end(t_end, ib, order, bp_time):
+    """Where the next segment ends: the next breakpoint, or the last output time."""
+    if ib < order.shape[0] and bp_time[order[ib]] < t_end:
+        return bp_time[order[ib]]
+    return t_end
+
+
 @njit(**KERNEL_OPTIONS)
 def solve_subject(method, n_states, n_targets, p, event_time, event_target, event_state, event_amount,
                   event_duration, output_times, rtol, atol, max_step, max_steps,
                   restart_growth, outputs_out, states_out, counters, failure):
     """Integrate one subject from t=0 through all output times; return a status code.
 
-    ``method``: :data:`DOPRI5` or :data:`ROSENBROCK23`.
+    ``method``: :data:`DOPRI5`, :data:`ROSENBROCK23`, :data:`DOP853` or a generated
+    method's code (:data:`FIRST_GENERATED` + its index in ``tableaux.GENERATED``).
 
-    Events (model time unit): ``event_time`` before lag, ``event_amount`` before
-    bioavailability, ``event_duration`` 0 for a bolus. Outputs not reached stay NaN.
+    Events: see :func:`_expand_events`. Outputs not reached stay NaN.
     ``restart_growth``: see :func:`_restart_step`. On failure, ``failure`` receives the
     model time and state where it happened (:func:`_failed`).
     """
@@ -419,42 +528,13 @@ def solve_subject(method, n_states, n_targets, p, event_time, event_target, even
             return _failed(DOMAIN_ERROR, t, y, failure)  # an initial-value formula
     bioavailability = np.ones(max(n_targets, 1))
     lag = np.zeros(max(n_targets, 1))
-    if n_targets > 0:
-        dose_modifiers(p, bioavailability, lag)
-    for k in range(n_targets):
-        if not (math.isfinite(bioavailability[k]) and math.isfinite(lag[k])
-                and bioavailability[k] >= 0.0 and lag[k] >= 0.0):
-            return INVALID_INPUT
-
-    # breakpoints: a bolus is one, an infusion two (rate on, rate off); a dose of zero is
-    # none (skipped doses cost no restart)
+    if not _dose_modifiers_valid(p, n_targets, bioavailability, lag):
+        return INVALID_INPUT
     n_events = event_time.shape[0]
-    n_bp = 0
-    for e in range(n_events):
-        if event_amount[e] != 0.0:
-            n_bp += 2 if event_duration[e] > 0.0 else 1
-    bp_time = np.empty(n_bp)
-    bp_state = np.empty(n_bp, dtype=np.int64)
-    bp_bolus = np.zeros(n_bp)
-    bp_rate = np.zeros(n_bp)
-    j = 0
-    for e in range(n_events):
-        if event_amount[e] == 0.0:
-            continue
-        k = event_target[e]
-        amount = event_amount[e] * bioavailability[k]
-        bp_time[j] = event_time[e] + lag[k]
-        bp_state[j] = event_state[e]
-        if event_duration[e] > 0.0:
-            bp_rate[j] = amount / event_duration[e]
-            j += 1
-            bp_time[j] = event_time[e] + lag[k] + event_duration[e]
-            bp_state[j] = event_state[e]
-            bp_rate[j] = -amount / event_duration[e]
-        else:
-            bp_bolus[j] = amount
-        j += 1
-    order = np.argsort(bp_time, kind="mergesort")
+    bp_time, bp_state, bp_bolus, bp_rate, used = _breakpoint_arrays(n_events, 1)
+    _expand_events(event_time, event_target, event_state, event_amount, event_duration,
+                   bioavailability, lag, 0, bp_time, bp_state, bp_bolus, bp_rate, used)
+    order = _breakpoint_order(bp_time, used)
 
     rate = np.zeros(n_states)
     work = np.empty((28, n_states))  # every segment's scratch rows, allocated once
@@ -467,19 +547,13 @@ def solve_subject(method, n_states, n_targets, p, event_time, event_target, even
     status = SUCCESS
     h_previous = 0.0  # the step the controller proposed when the last segment ended
     while True:
-        while ib < n_bp and bp_time[order[ib]] <= t:
-            m = order[ib]
-            y[bp_state[m]] += bp_bolus[m]
-            rate[bp_state[m]] += bp_rate[m]
-            ib += 1
+        ib = _apply_breakpoints(t, ib, order, bp_time, bp_state, bp_bolus, bp_rate, y, rate)
         while io < n_out and output_times[io] <= t:
             _record(t, y, p, outputs_out, states_out, io)
             io += 1
         if io >= n_out:
             break
-        t_next = t_end
-        if ib < n_bp and bp_time[order[ib]] < t_next:
-            t_next = bp_time[order[ib]]
+        t_next = _segment_end(t_end, ib, order, bp_time)
         if method == DOP853:
             status, io, h_previous = dop853_segment(
                 t, t_next, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
@@ -489,41 +563,113 @@ def solve_subject(method, n_states, n_targets, p, event_time, event_target, even
                 t, t_next, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
                 restart_growth, h_previous, outputs_out, states_out, counters, work,
                 matrices, pivots, failure)
-        else:
+        elif method == DOPRI5:
             status, io, h_previous = dopri5_segment(
                 t, t_next, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
                 restart_growth, h_previous, outputs_out, states_out, counters, work, failure)
+        else:
+            status, io, h_previous = explicit_segment(
+                method - FIRST_GENERATED, t, t_next, y, p, rate, output_times, io, rtol, atol,
+                max_step, max_steps, restart_growth, h_previous, outputs_out, states_out,
+                counters, work, failure)
         if status != SUCCESS:
             break
         t = t_next
     return status
 
 
+# ------------------------------------------------------------------ generated explicit methods
+# Every tableau in plateletpd.numerics.tableaux.GENERATED, stacked and zero-padded.
+_GEN_A, _GEN_B, _GEN_C, _GEN_E, _GEN_STAGES, _GEN_EXPONENT, _GEN_FSAL = _tableaux.packed()
+
+
+@njit(**KERNEL_OPTIONS)
+def explicit_segment(index, t, t_end, y, p, rate, output_times, io, rtol, atol, max_step,
+                     max_steps, restart_growth, h_previous, outputs_out, states_out, counters,
+                     work, failure):
+    """:func:`dopri5_segment`'s contract for any explicit embedded pair of
+    ``tableaux.GENERATED`` (``index``), read from its Butcher tableau: Hairer's starting
+    step and error norm, the standard controller (safety 0.9, exponent 1 / (embedded order
+    + 1), change within [0.2, 5], no growth right after a rejection) and cubic Hermite
+    dense output (3rd order, from the step's end values and derivatives)."""
+    n = y.shape[0]
+    n_stages = _GEN_STAGES[index]
+    a, b, c, e = _GEN_A[index], _GEN_B[index], _GEN_C[index], _GEN_E[index]
+    fsal = _GEN_FSAL[index]
+    exponent = _GEN_EXPONENT[index]
+    k = work[0:n_stages + 1]  # stage derivatives; row n_stages: f at the new solution
+    k_new = work[n_stages]
+    y1, stage, y_out = work[n_stages + 1], work[n_stages + 2], work[n_stages + 3]
+    span = t_end - t
+    if span <= 0.0:
+        return SUCCESS, io, h_previous
+    h_max = min(max_step, span)
+    _f(t, y, p, rate, k[0], counters)
+    h = _initial_step(t, y, p, rate, k[0], h_max, rtol, atol, int(1.0 / exponent), y1, k[1],
+                      counters)
+    h = _restart_step(h, h_previous, restart_growth, h_max)
+    rejected_last = False
+    while True:
+        status, h, last = _next_step(t, t_end, h, counters, max_steps)
+        if status != SUCCESS:
+            return _failed(status, t, y, failure), io, h
+        for s in range(1, n_stages):
+            out = y1 if fsal and s == n_stages - 1 else stage
+            _combine(y, k, a[s], s, h, out)
+            _f(t + c[s] * h, out, p, rate, k[s], counters)
+        if not fsal:
+            _combine(y, k, b, n_stages, h, y1)
+        for i in range(n):
+            total = 0.0
+            for j in range(n_stages):
+                total += e[j] * k[j, i]
+            stage[i] = h * total
+        err = _error_norm(stage, y, y1, rtol, atol)
+        if not math.isfinite(err):
+            status, h = _retry_after_non_finite(t, h, counters)
+            if status != SUCCESS:
+                return _stage_failure(t, h, y, k, a, c, n_stages, stage, failure), io, h
+            rejected_last = True
+            continue
+        factor = 5.0 if err == 0.0 else min(5.0, max(0.2, 0.9 * err ** -exponent))
+        if err <= 1.0:
+            counters[STEPS] += 1
+            t_new = t_end if last else t + h
+            if fsal:
+                for i in range(n):
+                    k_new[i] = k[n_stages - 1, i]
+            else:
+                _f(t_new, y1, p, rate, k_new, counters)
+            while _output_due(io, output_times, t_new, t_end):
+                x = (output_times[io] - t) / h
+                for i in range(n):  # cubic Hermite on [t, t + h]
+                    difference = y1[i] - y[i]
+                    y_out[i] = y[i] + x * (difference + (x - 1.0) * (
+                        (1.0 - 2.0 * x) * difference + (x - 1.0) * h * k[0, i]
+                        + x * h * k_new[i]))
+                _record(output_times[io], y_out, p, outputs_out, states_out, io)
+                io += 1
+            for i in range(n):
+                y[i] = y1[i]
+                k[0, i] = k_new[i]
+            t = t_new
+            h, done = _next_after_accept(h, factor, rejected_last, last, h_max, max_step)
+            if done:
+                return SUCCESS, io, h
+            rejected_last = False
+        else:
+            counters[REJECTED] += 1
+            rejected_last = True
+            h *= factor
+
+
 # ------------------------------------------------------------------ Dormand-Prince 5(4)
-_A21 = 1.0 / 5.0
-_A31, _A32 = 3.0 / 40.0, 9.0 / 40.0
-_A41, _A42, _A43 = 44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0
-_A51, _A52, _A53, _A54 = 19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0
-_A61, _A62, _A63 = 9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0
-_A64, _A65 = 49.0 / 176.0, -5103.0 / 18656.0
-_A71, _A73, _A74 = 35.0 / 384.0, 500.0 / 1113.0, 125.0 / 192.0
-_A75, _A76 = -2187.0 / 6784.0, 11.0 / 84.0
-_C2, _C3, _C4, _C5 = 0.2, 0.3, 0.8, 8.0 / 9.0
-_E1, _E3, _E4 = 71.0 / 57600.0, -71.0 / 16695.0, 71.0 / 1920.0
-_E5, _E6, _E7 = -17253.0 / 339200.0, 22.0 / 525.0, -1.0 / 40.0
-_D1, _D3 = -12715105075.0 / 11282082432.0, 87487479700.0 / 32700410799.0
-_D4, _D5 = -10690763975.0 / 1880347072.0, 701980252875.0 / 199316789632.0
-_D6, _D7 = -1453857185.0 / 822651844.0, 69997945.0 / 29380423.0
-# the tableau as arrays: row s gives stage s+1 from stages 1..s; row 6 is the 5th-order
-# solution (and stage 7, first-same-as-last)
-_DP5_A = np.array([[0.0] * 6,
-                   [_A21, 0.0, 0.0, 0.0, 0.0, 0.0],
-                   [_A31, _A32, 0.0, 0.0, 0.0, 0.0],
-                   [_A41, _A42, _A43, 0.0, 0.0, 0.0],
-                   [_A51, _A52, _A53, _A54, 0.0, 0.0],
-                   [_A61, _A62, _A63, _A64, _A65, 0.0],
-                   [_A71, 0.0, _A73, _A74, _A75, _A76]])
-_DP5_C = np.array([0.0, _C2, _C3, _C4, _C5, 1.0, 1.0])
+# the tableau: row s of A gives stage s+1 from stages 1..s; row 6 is the 5th-order solution
+# (and stage 7, first same as last); E the error weights, D the dense output's
+_DP5_A = _tableaux.DORMAND_PRINCE_5.a
+_DP5_C = _tableaux.DORMAND_PRINCE_5.c
+_E1, _, _E3, _E4, _E5, _E6, _E7 = (float(x) for x in _tableaux.DORMAND_PRINCE_5.error)
+_D1, _, _D3, _D4, _D5, _D6, _D7 = (float(x) for x in _tableaux.DORMAND_PRINCE_5_DENSE)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -725,7 +871,7 @@ def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step,
                 y[i] = y1[i]
                 k[0, i] = k[12, i]
             t = t_new
-            h, done = _dop853_next_after_accept(h, factor, rejected_last, last, h_max, max_step)
+            h, done = _next_after_accept(h, factor, rejected_last, last, h_max, max_step)
             if done:
                 return SUCCESS, io, h
             rejected_last = False
@@ -736,8 +882,8 @@ def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step,
 
 
 # ------------------------------------------------------------------ Rosenbrock 2(3)
-_RD = 1.0 / (2.0 + math.sqrt(2.0))
-_RE32 = 6.0 + math.sqrt(2.0)
+_RD = _tableaux.ROSENBROCK_23.d
+_RE32 = _tableaux.ROSENBROCK_23.e32
 
 
 @njit(**KERNEL_OPTIONS)
@@ -1038,7 +1184,7 @@ def dop853_lanes_segment(t, t_end, w, q, rate, has_rate, output_times, io, rtol,
                 io += 1
             dop853_lane_accept(w)
             t = t_new
-            h, done = _dop853_next_after_accept(h, factor, rejected_last, last, h_max, max_step)
+            h, done = _next_after_accept(h, factor, rejected_last, last, h_max, max_step)
             if done:
                 return SUCCESS, io, h
             rejected_last = False
@@ -1071,11 +1217,7 @@ def solve_group(n_states, n_targets, params, first, count, event_time, event_tar
     w = np.empty(N_LANE_ROWS * LANE_WIDTH)  # y is row 0
     y = w[ROW_Y:ROW_Y + LANE_WIDTH]
     n_events = event_time.shape[1]
-    bp_time = np.empty(2 * n_events)
-    bp_state = np.empty(2 * n_events, dtype=np.int64)
-    bp_bolus = np.zeros((2 * n_events, LANES))
-    bp_rate = np.zeros((2 * n_events, LANES))
-    used = np.zeros(2 * n_events, dtype=np.bool_)
+    bp_time, bp_state, bp_bolus, bp_rate, used = _breakpoint_arrays(n_events, LANES)
     bioavailability = np.ones(max(n_targets, 1))
     lag = np.zeros(max(n_targets, 1))
     for lane in range(LANES):
@@ -1094,43 +1236,13 @@ def solve_group(n_states, n_targets, params, first, count, event_time, event_tar
             if not math.isfinite(lane_y[i]):
                 return NON_FINITE
             y[i * LANES + lane] = lane_y[i]
-        if n_targets > 0:
-            dose_modifiers(lane_q[lane], bioavailability, lag)
-        for k in range(n_targets):
-            if not (math.isfinite(bioavailability[k]) and math.isfinite(lag[k])
-                    and bioavailability[k] >= 0.0 and lag[k] >= 0.0):
-                return INVALID_INPUT
-        # event e gives breakpoints 2e (dose or rate on) and 2e+1 (rate off)
-        for e in range(n_events):
-            k = event_target[e]
-            start = event_time[subject, e] + lag[k]
-            amount = event_amount[subject, e] * bioavailability[k]
-            if lane == 0:
-                bp_time[2 * e] = start
-                bp_time[2 * e + 1] = start + event_duration[e]
-                bp_state[2 * e] = event_state[e]
-                bp_state[2 * e + 1] = event_state[e]
-            elif start != bp_time[2 * e]:
-                return LOCKSTEP_MISMATCH
-            if amount != 0.0:
-                if event_duration[e] > 0.0:
-                    bp_rate[2 * e, lane] = amount / event_duration[e]
-                    bp_rate[2 * e + 1, lane] = -amount / event_duration[e]
-                    used[2 * e + 1] = True
-                else:
-                    bp_bolus[2 * e, lane] = amount
-                used[2 * e] = True
-    n_bp = 0
-    for b in range(2 * n_events):
-        if used[b]:
-            n_bp += 1
-    kept = np.empty(n_bp, dtype=np.int64)
-    j = 0
-    for b in range(2 * n_events):
-        if used[b]:
-            kept[j] = b
-            j += 1
-    order = kept[np.argsort(bp_time[kept], kind="mergesort")]
+        if not _dose_modifiers_valid(lane_q[lane], n_targets, bioavailability, lag):
+            return INVALID_INPUT
+        if not _expand_events(event_time[subject], event_target, event_state,
+                              event_amount[subject], event_duration, bioavailability, lag,
+                              lane, bp_time, bp_state, bp_bolus, bp_rate, used):
+            return LOCKSTEP_MISMATCH
+    order = _breakpoint_order(bp_time, used)
 
     for lane in range(count):
         outputs_out[first + lane, :, :] = np.nan
@@ -1147,13 +1259,7 @@ def solve_group(n_states, n_targets, params, first, count, event_time, event_tar
     status = SUCCESS
     h_previous = 0.0
     while True:
-        while ib < n_bp and bp_time[order[ib]] <= t:
-            b = order[ib]
-            base = bp_state[b] * LANES
-            for lane in range(LANES):
-                y[base + lane] += bp_bolus[b, lane]
-                rate[base + lane] += bp_rate[b, lane]
-            ib += 1
+        ib = _apply_breakpoints(t, ib, order, bp_time, bp_state, bp_bolus, bp_rate, y, rate)
         has_rate = False  # once per breakpoint time, after all its doses
         for j in range(rate.shape[0]):
             has_rate = has_rate or rate[j] != 0.0
@@ -1162,9 +1268,7 @@ def solve_group(n_states, n_targets, params, first, count, event_time, event_tar
             io += 1
         if io >= n_out:
             break
-        t_next = t_end
-        if ib < n_bp and bp_time[order[ib]] < t_next:
-            t_next = bp_time[order[ib]]
+        t_next = _segment_end(t_end, ib, order, bp_time)
         status, io, h_previous = dop853_lanes_segment(
             t, t_next, w, q, rate, has_rate, output_times, io, rtol, atol, max_step,
             max_steps, restart_growth, h_previous, outputs_out, states_out, group_counters,

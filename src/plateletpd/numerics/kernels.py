@@ -65,12 +65,14 @@ def kernel_module_source(model: "Model") -> str:
     """The whole kernel module: the model's functions (:mod:`plateletpd.model.codegen`),
     then the integrator template, the lock-step stages for this state count and the batch
     drivers. The vector maths module's digest is part of the text, so a change there
-    recompiles the kernel (numba's cache only watches the file a function is defined in)."""
+    recompiles the kernel (numba's cache only watches the file a function is defined in);
+    so is the tableaux module's, whose arrays the kernel reads as constants."""
+    from plateletpd.numerics import tableaux, vectormath
     from plateletpd.numerics.integrator import lockstep_source, template
-    from plateletpd.numerics.vectormath import source_digest
 
     head, _, batch = model.source.partition("\n\n@njit(parallel=True")
-    return f"{head}\n# plateletpd.numerics.vectormath {source_digest()}\n" \
+    return f"{head}\n# plateletpd.numerics.vectormath {vectormath.source_digest()}\n" \
+           f"# plateletpd.numerics.tableaux {tableaux.source_digest()}\n" \
            f"\n# ==== integrator (plateletpd/numerics/integrator.py) ====\n{template()}" \
            f"\n\n{lockstep_source(len(model.states), LANES)}" \
            f"\n\n@njit(parallel=True{batch}"

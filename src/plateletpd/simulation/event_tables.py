@@ -42,7 +42,7 @@ from plateletpd.model.definition import Model, load_model
 from plateletpd.simulation.results import BatchResult
 from plateletpd.simulation.simulate import (_check_solver, _columns, _given_covariates, _integrate, _scatter,
                        _subject_count, _subject_matrix, output_times)
-from plateletpd.numerics.solvers import Status, _AdaptiveSolver
+from plateletpd.numerics.solvers import Status, Solver
 
 __all__ = ["simulate_event_table", "STEADY_STATE_TOLERANCE", "STEADY_STATE_MAX_INTERVALS"]
 
@@ -62,7 +62,7 @@ def simulate_event_table(model: Model | str, table: str | os.PathLike | pd.DataF
                          times: Sequence[float] | None = None,
                          params: Mapping[str, Any] | pd.DataFrame | None = None,
                          covariates: Mapping[str, Any] | pd.DataFrame | None = None,
-                         solver: _AdaptiveSolver | None = None,
+                         solver: Solver | None = None,
                          keep_states: bool = False) -> BatchResult:
     """Simulate every subject of a NONMEM-style event table, one regimen per subject.
 
@@ -152,7 +152,7 @@ def _subject_events(model: Model, subject: SubjectEvents, covariates: Mapping[st
 
 
 def _integrate_groups(model: Model, events: list[_Events], matrix: np.ndarray, grid: np.ndarray,
-                      solver: _AdaptiveSolver, keep_states: bool) -> BatchResult:
+                      solver: Solver, keep_states: bool) -> BatchResult:
     """Integrate subjects with their own events: one solver call per schedule structure."""
     n = len(events)
     groups: dict[bytes, list[int]] = {}
@@ -203,7 +203,7 @@ def _modifiers(model: Model, row: np.ndarray, target: int) -> tuple[float, float
 
 
 def _add_resets(model: Model, resets: list[SteadyState], events: list[_Events],
-                matrix: np.ndarray, solver: _AdaptiveSolver, ids: list[int]) -> np.ndarray:
+                matrix: np.ndarray, solver: Solver, ids: list[int]) -> np.ndarray:
     """Append each subject's SS=1 reset (one bolus per state) to its events; return statuses
     (a subject whose steady-state course failed keeps that failure and is not run)."""
     scale = model.days_per_time_unit
@@ -232,7 +232,7 @@ def _add_resets(model: Model, resets: list[SteadyState], events: list[_Events],
 
 
 def _undosed_states(model: Model, reset_times: list[float], matrix: np.ndarray,
-                    solver: _AdaptiveSolver) -> np.ndarray:
+                    solver: Solver) -> np.ndarray:
     """Each subject's state at its reset time with no dose before it (none is allowed)."""
     result = np.empty((len(reset_times), len(model.states)))
     empty = expand(Regimen(), model.dose_targets)
@@ -245,7 +245,7 @@ def _undosed_states(model: Model, reset_times: list[float], matrix: np.ndarray,
 
 
 def _steady_states(model: Model, resets: list[SteadyState], matrix: np.ndarray,
-                   solver: _AdaptiveSolver, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+                   solver: Solver, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Periodic steady state before a dose, per subject, and each course's status."""
     steady = np.full((len(resets), len(model.states)), np.nan)
     status = np.full(len(resets), Status.SUCCESS, dtype=np.int64)

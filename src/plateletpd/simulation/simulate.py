@@ -27,7 +27,7 @@ from plateletpd.limits import check_subjects
 from plateletpd.io.provenance import provenance
 from plateletpd.model.definition import Model, load_model
 from plateletpd.simulation.results import BatchResult, SimulationResult
-from plateletpd.numerics.solvers import DormandPrince5, Status, _AdaptiveSolver
+from plateletpd.numerics.solvers import DormandPrince5, Solver, Status, resolve_execution, solver_names
 from plateletpd.numerics.kernels import compile_kernel
 
 #: Output points per day when only ``days`` is given.
@@ -64,7 +64,7 @@ def output_times(days: float | None = None, times: Sequence[float] | None = None
 def simulate(model: Model | str, regimen: RegimenLike = None, *, days: float | None = None,
              times: Sequence[float] | None = None, params: Mapping[str, float] | None = None,
              covariates: Mapping[str, float] | None = None,
-             solver: _AdaptiveSolver | None = None, keep_states: bool = True) -> SimulationResult:
+             solver: Solver | None = None, keep_states: bool = True) -> SimulationResult:
     """Simulate one subject.
 
     Args:
@@ -74,7 +74,8 @@ def simulate(model: Model | str, regimen: RegimenLike = None, *, days: float | N
         days / times: output duration (hourly grid) or explicit output times, in days.
         params: parameter values replacing the model's typical values (names are checked).
         covariates: per-subject covariates (body weight, baseline count...).
-        solver: :class:`DormandPrince5` (default) or :class:`Rosenbrock23` settings.
+        solver: a :class:`~plateletpd.numerics.solvers.Solver` (default
+            :class:`DormandPrince5`; :class:`Rosenbrock23` for stiff models).
         keep_states: also return every state's time course.
 
     A failed integration does not raise: the result's ``status`` says what happened (and a
@@ -106,14 +107,19 @@ def simulate_batch(model: Model | str, regimen: RegimenLike = None, *,
                    days: float | None = None, times: Sequence[float] | None = None,
                    params: Mapping[str, Any] | pd.DataFrame | None = None,
                    covariates: Mapping[str, Any] | pd.DataFrame | None = None,
-                   n: int | None = None, solver: _AdaptiveSolver | None = None,
-                   keep_states: bool = False) -> BatchResult:
+                   n: int | None = None, solver: Solver | None = None,
+                   keep_states: bool = False, execution: str | None = None) -> BatchResult:
     """Simulate many subjects on one regimen, in parallel over subjects.
 
     ``params`` and ``covariates`` map names to one value per subject (arrays or DataFrame
     columns; scalars are shared). Parameters not given take the model's typical value.
     A subject with a non-finite or out-of-bounds value is flagged ``INVALID_INPUT`` and not
     integrated; the others run.
+
+    ``execution``: ``"subjects"`` (the default: each subject on its own) or ``"lockstep"``
+    (groups of 16 subjects sharing one step size, vectorised; DormandPrince853 only; see
+    :data:`plateletpd.numerics.solvers.EXECUTIONS`). The method and its tolerances are the
+    solver's; this only chooses how the batch is run.
     """
     model = load_model(model)
     regimen = as_regimen(regimen)
@@ -125,9 +131,11 @@ def simulate_batch(model: Model | str, regimen: RegimenLike = None, *,
     amounts = np.broadcast_to(schedule.amounts(_given_covariates(model, matrix, covariates)),
                               (n, schedule.n_events))
     solver = _check_solver(solver)
+    execution = resolve_execution(solver, execution)
     batch = _integrate(model, schedule, matrix[valid], np.ascontiguousarray(amounts[valid]),
-                       grid, solver, keep_states)
-    record = provenance(model, regimen=str(regimen), solver=solver.describe(), n_subjects=n,
+                       grid, solver, keep_states, execution=execution)
+    record = provenance(model, regimen=str(regimen),
+                        solver={**solver.describe(), "execution": execution}, n_subjects=n,
                         varied=sorted({**params, **covariates}))
     return _scatter(batch, valid, record)
 
@@ -182,11 +190,11 @@ def _scatter(batch: BatchResult, valid: np.ndarray, record: dict) -> BatchResult
 
 
 # ------------------------------------------------------------------------------ internals
-def _check_solver(solver) -> _AdaptiveSolver:
+def _check_solver(solver) -> Solver:
     solver = DormandPrince5() if solver is None else solver
-    if not isinstance(solver, _AdaptiveSolver):
-        raise SimulationInputError(f"solver must be DormandPrince5(...), DormandPrince853(...) "
-                                   f"or Rosenbrock23(...), "
+    if not isinstance(solver, Solver):
+        raise SimulationInputError(f"solver must be one of "
+                                   f"{', '.join(name + '(...)' for name in solver_names())}, "
                                    f"got {solver!r}")
     return solver
 
@@ -230,9 +238,13 @@ def _valid_rows(model: Model, matrix: np.ndarray) -> np.ndarray:
 
 
 def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amounts: np.ndarray,
-               grid: np.ndarray, solver: _AdaptiveSolver, keep_states: bool,
-               event_times: np.ndarray | None = None) -> BatchResult:
+               grid: np.ndarray, solver: Solver, keep_states: bool,
+               event_times: np.ndarray | None = None,
+               execution: str | None = None) -> BatchResult:
     """Run the compiled batch solver on validated arrays.
+
+    ``execution``: see :func:`simulate_batch` (None: the solver's deprecated ``lockstep``
+    flag decides).
 
     ``amounts`` and the optional ``event_times`` (days) are per subject, shape
     (subjects, events): subjects may share a schedule's structure (which drug enters which
@@ -249,7 +261,7 @@ def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amount
     status = np.empty(n, dtype=np.int64)
     counters = np.zeros((n, 4), dtype=np.int64)
     failure = np.full((n, 1 + n_states), np.nan)  # where each failed subject stopped
-    lockstep = solver.lockstep and n > 1
+    lockstep = resolve_execution(solver, execution) == "lockstep" and n > 1
     solve = kernel.solve_batch_lanes if lockstep else functools.partial(
         kernel.solve_batch, solver.method_code)
     with np.errstate(all="ignore"):  # NUMBA_DISABLE_JIT=1: NaN and inf as numba gives
