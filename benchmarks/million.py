@@ -5,9 +5,9 @@ Subjects are simulated in chunks with :func:`plateletpd.simulate_batch` (paralle
 subjects); each chunk's daily platelet counts are reduced to per-subject endpoints and
 dropped, so memory does not grow with the cohort. Prints one JSON line.
 
-Endpoints per subject: nadir count and day, day-14 count, day-28 count, days from the
-nadir to a count >= 100 x10^9/L (linear interpolation between daily values; NaN if not
-reached), and the integration status.
+Endpoints per subject (the registry's nadir_plt, time_to_rise_onset_days, plt_count on
+days 14 and 28, recovery_days to 100 x10^9/L: linear interpolation between daily values,
+NaN if not reached), and the integration status.
 """
 
 from __future__ import annotations
@@ -18,27 +18,28 @@ import resource
 import sys
 import time
 
+from dataclasses import replace
+
 import numpy as np
 
 import plateletpd as pp
+from plateletpd.study.endpoints import ENDPOINTS, Courses
 
 from .cases import OUTPUT_DAYS, cohort_parameters
 
 
 def endpoints(platelets: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-subject endpoints from daily counts (subjects x days 0..28)."""
-    nadir_day = np.argmin(platelets, axis=1)
-    rows = np.arange(platelets.shape[0])
-    after = np.arange(platelets.shape[1])[None, :] > nadir_day[:, None]
-    above = (platelets >= 100.0) & after
-    first = np.where(above.any(axis=1), np.argmax(above, axis=1), -1)
-    j = np.maximum(first, 1)
-    low, high = platelets[rows, j - 1], platelets[rows, j]
-    fraction = np.where(high > low, (100.0 - low) / np.where(high > low, high - low, 1.0), 0.0)
-    recovery = np.where(first > 0, j - 1 + np.clip(fraction, 0, 1) - nadir_day, np.nan)
-    return {"nadir": platelets[rows, nadir_day], "nadir_day": nadir_day,
-            "day14": platelets[:, 14], "day28": platelets[:, 28],
-            "days_nadir_to_100": recovery}
+    """Per-subject endpoints from daily counts (subjects x days 0..28), by the endpoint
+    registry's definitions (:mod:`plateletpd.study.endpoints`), day 0 = chemotherapy."""
+    courses = Courses(np.arange(platelets.shape[1], dtype=float), platelets,
+                      np.zeros(platelets.shape[0]))
+    value = {name: ENDPOINTS[name].values for name in
+             ("nadir_plt", "time_to_rise_onset_days", "plt_count", "recovery_days")}
+    day14, day28 = (value["plt_count"](replace(courses, day=day)) for day in (14.0, 28.0))
+    return {"nadir": value["nadir_plt"](courses),
+            "nadir_day": value["time_to_rise_onset_days"](courses),
+            "day14": day14, "day28": day28,
+            "days_nadir_to_100": value["recovery_days"](courses)}  # level 100 by default
 
 
 def peak_memory_mb() -> float:

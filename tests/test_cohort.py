@@ -5,7 +5,7 @@ import pytest
 
 import plateletpd as pp
 import plateletpd.study.cohort
-from plateletpd.study.cohort import ArmDesign, crossing_time, simulate_arm
+from plateletpd.study.cohort import ArmDesign, crossing_time, simulate_treatment_arm
 
 
 def test_crossing_time_is_interpolated_exactly_on_a_line():
@@ -30,7 +30,7 @@ def cohort():
 
 def test_entry_is_where_the_count_crosses_below_the_threshold(cohort):
     model, matrix = cohort
-    arm = simulate_arm(model, ArmDesign("untreated"), matrix)
+    arm = simulate_treatment_arm(model, ArmDesign("untreated"), matrix)
     # sensitivity 2 never goes below 75 (nadir > 150 in the model card): not eligible
     assert list(arm.subjects) == [1, 2, 3, 4] and arm.n_screened == 5
     for row, entry in zip(arm.platelets, arm.entry_time):
@@ -42,7 +42,7 @@ def test_entry_is_where_the_count_crosses_below_the_threshold(cohort):
 def test_stop_rule_acts_at_the_first_morning_count_at_or_above_100(cohort):
     model, matrix = cohort
     design = ArmDesign("rhTPO", treatment=("rhTPO 15000 U",), stop_at=100.0, max_days=14)
-    arm = simulate_arm(model, design, matrix)
+    arm = simulate_treatment_arm(model, design, matrix)
     for row, start, doses in zip(arm.platelets, arm.start_time, arm.doses_given):
         mornings = np.interp(start + np.arange(design.max_days), arm.times, row)
         assert np.all(mornings[1:doses] < 100.0)       # dosed while below 100
@@ -55,9 +55,9 @@ def test_treatment_after_the_stop_changes_nothing_before_it(cohort):
     # a dose at time t cannot change the counts before t: the stopped arm equals the full
     # course up to the stop
     model, matrix = cohort
-    full = simulate_arm(model, ArmDesign("full", treatment=("rhTPO 15000 U",), stop_at=None),
+    full = simulate_treatment_arm(model, ArmDesign("full", treatment=("rhTPO 15000 U",), stop_at=None),
                         matrix)
-    stopped = simulate_arm(model, ArmDesign("stop", treatment=("rhTPO 15000 U",)), matrix)
+    stopped = simulate_treatment_arm(model, ArmDesign("stop", treatment=("rhTPO 15000 U",)), matrix)
     for a, b, start, doses in zip(full.platelets, stopped.platelets, stopped.start_time,
                                   stopped.doses_given):
         before = stopped.times <= start + doses - 1 + 1e-9
@@ -66,8 +66,8 @@ def test_treatment_after_the_stop_changes_nothing_before_it(cohort):
 
 def test_smooth_stop_weights_doses_between_zero_and_one(cohort):
     model, matrix = cohort
-    hard = simulate_arm(model, ArmDesign("h", treatment=("rhTPO 15000 U",)), matrix)
-    smooth = simulate_arm(model, ArmDesign("s", treatment=("rhTPO 15000 U",),
+    hard = simulate_treatment_arm(model, ArmDesign("h", treatment=("rhTPO 15000 U",)), matrix)
+    smooth = simulate_treatment_arm(model, ArmDesign("s", treatment=("rhTPO 15000 U",),
                                            smooth_stop=True), matrix)
     # the logistic stop has a width of 2 x10^9/L (cohort.STOP_WIDTH) while a recovering count
     # rises by well over 10 x10^9/L a day, so the stop probability switches within one
@@ -89,7 +89,7 @@ def test_titration_acts_at_its_visit_and_matches_an_explicit_regimen(cohort):
     model, matrix = cohort
     rule = pp.study.cohort.Titration(day=5, below=50.0, dose="hetrombopag 15 mg")
     design = ArmDesign("titrated", treatment=("hetrombopag 7.5 mg",), titrations=(rule,))
-    arm = simulate_arm(model, design, matrix)
+    arm = simulate_treatment_arm(model, design, matrix)
     for i in range(arm.n):
         start, doses = arm.start_time[i], int(arm.doses_given[i])
         morning = np.interp(start + np.arange(15), arm.times, arm.platelets[i])
@@ -113,7 +113,7 @@ def test_titration_acts_at_its_visit_and_matches_an_explicit_regimen(cohort):
 def test_rescue_transfuses_at_the_visits_below_its_threshold(cohort):
     model, matrix = cohort
     rescue = pp.study.cohort.Rescue(below=15.0)
-    arm = simulate_arm(model, ArmDesign("rescued", rescue=rescue), matrix)
+    arm = simulate_treatment_arm(model, ArmDesign("rescued", rescue=rescue), matrix)
     increment = model.parameters["transfusion_increment"].value  # model file: 30
     for i in range(arm.n):
         visits = arm.start_time[i] + np.arange(int(arm.times[-1] - arm.start_time[i]) + 1)

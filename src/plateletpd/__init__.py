@@ -17,6 +17,13 @@ from plateletpd.simulation.simulate import simulate, simulate_batch  # noqa: E40
 from plateletpd.simulation.event_tables import simulate_event_table  # noqa: E402
 from plateletpd.numerics.solvers import TIGHT, DormandPrince5, DormandPrince853, Rosenbrock23, Status  # noqa: E402
 from plateletpd.numerics.solvers import BogackiShampine3, ExplicitRungeKutta, Solver  # noqa: E402
+from plateletpd.population.variability import Variability, cohort_matrix  # noqa: E402
+from plateletpd.study.cohort import ArmDesign, Rescue, Titration  # noqa: E402
+from plateletpd.study.endpoints import (ENDPOINTS, Endpoint, ResponseRule,  # noqa: E402
+                                        register as register_endpoint,
+                                        unregister as unregister_endpoint)
+from plateletpd.study.trial import TrialResult, TrialSpec, load_trial_spec, run_trial  # noqa: E402
+from plateletpd.inference.fitting import FitProblem, load_fit_config  # noqa: E402
 
 __all__ = [
     "__version__", "Dose", "DoseTarget", "EventSchedule", "Regimen", "ExpressionError",
@@ -25,4 +32,7 @@ __all__ = [
     "parse_model", "BatchResult", "SimulationResult", "simulate", "simulate_batch",
     "simulate_event_table", "TIGHT", "DormandPrince5", "DormandPrince853", "Rosenbrock23",
     "Status", "Solver", "ExplicitRungeKutta", "BogackiShampine3",
+    "Variability", "cohort_matrix", "ArmDesign", "Rescue", "Titration", "ENDPOINTS",
+    "Endpoint", "ResponseRule", "register_endpoint", "unregister_endpoint", "TrialResult",
+    "TrialSpec", "load_trial_spec", "run_trial", "FitProblem", "load_fit_config",
 ]

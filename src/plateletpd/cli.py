@@ -101,6 +101,8 @@ def command_simulate(args) -> int:
     fitted, origin = _fitted(model.name, args.fit)
     print(f"{model.name}: parameters: {origin}", file=sys.stderr)
     params = {**fitted, **_assignments(args.param, "param")}
+    if args.variables and not args.plot:
+        raise PlateletPDError("--variables chooses what --plot draws; add --plot FILE.png")
     if args.events:
         return _simulate_event_table(args, model, solver, days, params)
     result = simulate(model, args.regimen, days=days, times=_times(args.times),
@@ -112,7 +114,7 @@ def command_simulate(args) -> int:
         result.to_csv(args.out, include_states=args.states)
         print(f"wrote {args.out} (and {args.out}.provenance.json)")
     if args.plot:
-        result.plot(path=args.plot)
+        result.plot(_variables(args.variables), path=args.plot)
         print(f"wrote {args.plot}")
     if not args.out and not args.plot:
         table = result.to_dataframe(args.states)
@@ -120,6 +122,17 @@ def command_simulate(args) -> int:
         step = max(1, len(wide) // 30)
         print(wide.iloc[::step].to_string(float_format=lambda v: f"{v:.4g}"))
     return 0 if result.ok else 1
+
+
+def _variables(text: str | None) -> list[str] | None:
+    """``--variables platelets,tpo`` -> ["platelets", "tpo"] (None: the default panels)."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise PlateletPDError(f"--variables takes comma-separated output names, e.g. "
+                              f"--variables platelets,tpo; got {text!r}")
+    return names
 
 
 def _simulate_event_table(args, model, solver, days, params) -> int:
@@ -306,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
                                "or folder; --param overrides single values")
     simulate.add_argument("--out", help="write the tidy table (CSV) here")
     simulate.add_argument("--plot", help="write a figure here (PNG, PDF or SVG)")
+    simulate.add_argument("--variables", metavar="NAME,NAME",
+                          help="outputs (or states, with --states) --plot draws, one panel "
+                               "each, e.g. platelets,tpo; default: platelets and the first "
+                               "outputs, 4 panels (plateletpd show MODEL lists the outputs)")
     simulate.set_defaults(run=command_simulate)
 
     events = commands.add_parser(

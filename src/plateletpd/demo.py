@@ -45,7 +45,7 @@ def hourly(days: float = DAYS) -> np.ndarray:
     return np.arange(0, days * 24 + 1) / 24.0
 
 
-def simulate_arm(model, doses, days, times=None):
+def simulate_typical_patient(model, doses, days, times=None):
     """Chemotherapy on day 1 plus ``doses`` on the listed study days."""
     parts = [CHEMOTHERAPY] + [f"{dose} d{','.join(str(d) for d in days)}"
                               for dose in doses if days]
@@ -68,7 +68,7 @@ def treatment_days(model, untreated, doses) -> list[int]:
         return []
     first = math.floor(untreated.times[below[0]]) + 2  # next study day
     days = list(range(first, first + MAX_DAYS))
-    result = simulate_arm(model, doses, days, untreated.times)
+    result = simulate_typical_patient(model, doses, days, untreated.times)
     kept = []
     for day in days:
         morning = np.interp(day - 1, result.times, result["platelets"])
@@ -81,11 +81,11 @@ def treatment_days(model, untreated, doses) -> list[int]:
 def typical_patient(model=None) -> dict:
     """Every arm for the typical patient: label -> (treatment days, result)."""
     model = load_model(model or MODEL)
-    untreated = simulate_arm(model, (), [])
+    untreated = simulate_typical_patient(model, (), [])
     arms = {}
     for label, (doses, _) in ARMS.items():
         days = treatment_days(model, untreated, doses)
-        arms[label] = (days, simulate_arm(model, doses, days) if days else untreated)
+        arms[label] = (days, simulate_typical_patient(model, doses, days) if days else untreated)
     return arms
 
 

@@ -24,7 +24,6 @@ Standard errors (stated defaults where the publication gives no spread):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -40,42 +39,11 @@ DEFAULT_CV = 0.30
 UNUSABLE = "no standard error"
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """What an endpoint measures and how a row about it must look."""
-
-    description: str
-    kind: str  # "count" (10^9/L), "time" (days), "proportion", "percent_change", "auc"
-    needs_day: bool = False
-    needs_threshold: bool = False
-
-
-ENDPOINTS = {
-    "plt_count": Endpoint("platelet count at a day (x10^9/L)", "count", needs_day=True),
-    "plt_change_from_baseline": Endpoint("platelet count at a day minus baseline (x10^9/L)",
-                                         "count", needs_day=True),
-    "plt_percent_change": Endpoint("percent change of the count from baseline at a day",
-                                   "percent_change", needs_day=True),
-    "nadir_plt": Endpoint("lowest platelet count (x10^9/L)", "count"),
-    "peak_plt": Endpoint("highest platelet count during recovery (x10^9/L)", "count"),
-    "plt_auc_day0_21": Endpoint("platelet count area under the curve, day 0-21 "
-                                "(x10^9/L x day)", "auc"),
-    "time_to_threshold_days": Endpoint("days from day 0 to a count at or above the threshold",
-                                       "time"),
-    "duration_below_days": Endpoint("days with the count below the threshold", "time"),
-    "duration_thrombocytopenia_days": Endpoint("days of thrombocytopenia (threshold as stated)",
-                                               "time"),
-    "time_to_rise_onset_days": Endpoint("days from day 0 until the count starts rising",
-                                        "time"),
-    "time_to_peak_days": Endpoint("days from day 0 to the peak count", "time"),
-    "response_proportion": Endpoint("proportion of responders (rule in threshold/fit "
-                                    "configuration)", "proportion"),
-    "cumulative_response_proportion": Endpoint("proportion responded by a day", "proportion",
-                                               needs_day=True),
-    "incidence_proportion": Endpoint("proportion of patients in whom the event named in "
-                                     "threshold happened (e.g. grade 3/4 thrombocytopenia, a "
-                                     "chemotherapy delay)", "proportion", needs_threshold=True),
-}
+#: the endpoints an outcome row may name: name -> its declaration (``description``, ``kind``,
+#: ``needs_day``, ``needs_threshold``). Filled by the endpoint registry,
+#: :mod:`plateletpd.study.endpoints` (a higher layer, where every endpoint is declared once
+#: with its definition), which ``import plateletpd`` loads before any of its modules.
+ENDPOINTS: dict = {}
 # a "count" statistic on a platelet-count endpoint is the number of patients (of n) whose
 # value met the threshold, e.g. peak_plt "patients with >=1 PLT >=400": a proportion
 STATISTICS = {"count": ("mean", "median", "count"), "time": ("mean", "median"),

@@ -5,6 +5,7 @@ Time in results is always in days, whatever the model's own time unit.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -12,11 +13,18 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from plateletpd.errors import SimulationInputError, closest
+from plateletpd.io.display import html_table, short_repr
 from plateletpd.io.files import atomic_write, write_json
 from plateletpd.numerics.solvers import COUNTERS, Status
 
+#: panels a plot draws when no variables are chosen: platelets, then the first outputs
+DEFAULT_PANELS = 4
+#: names listed in a repr before "..."
+_LISTED = 6
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class BatchResult:
     """Results for ``n`` subjects on a shared output grid.
 
@@ -75,6 +83,122 @@ class BatchResult:
                                            else [])
         raise KeyError(f"no output {name!r}; available: {', '.join(known)}")
 
+    def __getitem__(self, name: str) -> np.ndarray:
+        """``batch["platelets"]``: array (subjects, times) of one output or state."""
+        return self.output(name)
+
+    def default_variables(self) -> list[str]:
+        """What a plot draws unless told: platelets (if an output), then the first outputs,
+        :data:`DEFAULT_PANELS` in all."""
+        names = list(self.output_names)
+        first = [n for n in names if n == "platelets"]
+        return (first + [n for n in names if n not in first])[:DEFAULT_PANELS]
+
+    def check_variables(self, variables: Sequence[str] | None) -> list[str]:
+        """``variables`` (default :meth:`default_variables`), each an output or kept state;
+        an unknown name is a clear error listing the available ones."""
+        if variables is None:
+            return self.default_variables()
+        known = list(self.output_names) + (list(self.state_names) if self.states is not None
+                                           else [])
+        variables = [variables] if isinstance(variables, str) else list(variables)
+        for name in variables:
+            if name not in known:
+                raise SimulationInputError(
+                    f"cannot plot {name!r}: not an output or kept state"
+                    f"{closest(str(name), known)}; available: {', '.join(known)}")
+        if not variables:
+            raise SimulationInputError(f"choose at least one variable to plot, e.g. "
+                                       f"{self.default_variables()}")
+        return variables
+
+    def _summary_items(self) -> list[tuple[str, object]]:
+        names = list(self.output_names)
+        listed = ", ".join(names[:_LISTED]) + (f", ... ({len(names)})" if len(names) >
+                                                _LISTED else "")
+        failed = int(np.sum(self.status != Status.SUCCESS))
+        return [("model", self.provenance.get("model", {}).get("name", "?")),
+                ("subjects", self.n_subjects),
+                ("times", f"{len(self.times)} from {self.times[0]:g} to {self.times[-1]:g} "
+                          f"days" if len(self.times) else "none"),
+                ("outputs", f"[{listed}]"),
+                ("states", "kept" if self.states is not None else "not kept"),
+                ("status", f"{self.n_subjects - failed} SUCCESS, {failed} failed")]
+
+    def __repr__(self) -> str:
+        return short_repr(type(self).__name__, self._summary_items())
+
+    def _repr_html_(self) -> str:
+        """A notebook summary: what the result holds, and per output its unit and range
+        (over subjects and times) for the first few outputs; no arrays."""
+        rows = []
+        for name in list(self.output_names)[:_LISTED * 2]:
+            values = self.output(name)
+            finite = values[np.isfinite(values)]
+            rows.append((name, self.units.get(name, ""),
+                         f"{finite.min():.4g}" if finite.size else "-",
+                         f"{finite.max():.4g}" if finite.size else "-"))
+        return html_table(type(self).__name__, self._summary_items(), rows,
+                          ("output", "unit", "min", "max"))
+
+    def plot(self, variables: Sequence[str] | None = None, bands: tuple[float, float] = (5, 95),
+             path: str | Path | None = None, axes=None):
+        """Median over subjects and a percentile band (``bands``, e.g. (5, 95)) of each
+        chosen variable (default :meth:`default_variables`) against time in days, one panel
+        each. Failed subjects' NaNs are left out. Returns the matplotlib Figure; writes it
+        atomically to ``path`` if given."""
+        low, high = bands
+        if not 0 <= low < high <= 100:
+            raise SimulationInputError(f"bands must be two percentiles 0 <= low < high <= 100, "
+                                       f"e.g. (5, 95); got {bands!r}")
+
+        def draw(axis, name):
+            values = self.output(name)
+            with warnings.catch_warnings():  # a time where every subject has failed
+                warnings.simplefilter("ignore", RuntimeWarning)
+                median = np.nanmedian(values, axis=0)
+                lower, upper = np.nanpercentile(values, [low, high], axis=0)
+            line, = axis.plot(self.times, median, label="median")
+            axis.fill_between(self.times, lower, upper, color=line.get_color(), alpha=0.2,
+                              label=f"{low:g}-{high:g}%")
+
+        figure = self._panels(self.check_variables(variables), draw, path, axes)
+        figure.axes[0].legend(fontsize=8)
+        if path is not None:
+            self._save(figure, path)
+        return figure
+
+    def _panels(self, variables: list[str], draw, path, axes):
+        """One panel per variable, drawn by ``draw(axis, name)``, labelled and titled."""
+        import matplotlib
+
+        if path is not None and axes is None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        if axes is None:
+            figure, axes = plt.subplots(len(variables), 1, sharex=True, squeeze=False,
+                                        figsize=(7, 2.4 * len(variables)))
+            axes = axes[:, 0]
+        else:
+            axes = np.atleast_1d(axes)
+            figure = axes[0].figure
+        for axis, name in zip(axes, variables):
+            draw(axis, name)
+            axis.set_ylabel(f"{name}\n[{self.units.get(name, '')}]")
+            axis.grid(alpha=0.3)
+        axes[-1].set_xlabel("time [days]")
+        title = self.provenance.get("model", {}).get("name", "")
+        regimen = self.provenance.get("regimen")
+        figure.suptitle(f"{title}: {regimen}" if regimen else title)
+        figure.tight_layout()
+        return figure
+
+    @staticmethod
+    def _save(figure, path) -> None:
+        suffix = Path(path).suffix.lstrip(".") or "png"
+        atomic_write(path, lambda p: figure.savefig(p, dpi=120, format=suffix))
+
     def to_dataframe(self, include_states: bool = False) -> pd.DataFrame:
         """Tidy table: subject, time (days), variable, value, unit, status."""
         names = list(self.output_names)
@@ -105,9 +229,15 @@ class BatchResult:
             details={0: self.details[index]} if index in self.details else {})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SimulationResult(BatchResult):
     """One subject's simulation. ``result["platelets"]`` gives an output's time course."""
+
+    def _summary_items(self) -> list[tuple[str, object]]:
+        items = [item for item in super()._summary_items() if item[0] not in
+                 ("subjects", "status")]
+        return [("status", self.status_code.name), *items,
+                ("steps", self.cost.get("steps", "?"))]
 
     @property
     def status_code(self) -> Status:
@@ -144,34 +274,10 @@ class SimulationResult(BatchResult):
 
     def plot(self, variables: Sequence[str] | None = None, path: str | Path | None = None,
              axes=None):
-        """Plot outputs (default: all) against time in days, one panel per variable.
-
-        Returns the matplotlib Figure; writes it atomically to ``path`` if given.
-        """
-        import matplotlib
-
-        if path is not None and axes is None:
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        variables = list(variables or self.output_names)
-        if axes is None:
-            figure, axes = plt.subplots(len(variables), 1, sharex=True, squeeze=False,
-                                        figsize=(7, 2.4 * len(variables)))
-            axes = axes[:, 0]
-        else:
-            axes = np.atleast_1d(axes)
-            figure = axes[0].figure
-        for axis, name in zip(axes, variables):
-            axis.plot(self.times, self[name])
-            axis.set_ylabel(f"{name}\n[{self.units.get(name, '')}]")
-            axis.grid(alpha=0.3)
-        axes[-1].set_xlabel("time [days]")
-        title = self.provenance.get("model", {}).get("name", "")
-        regimen = self.provenance.get("regimen")
-        figure.suptitle(f"{title}: {regimen}" if regimen else title)
-        figure.tight_layout()
+        """Plot chosen variables (default :meth:`default_variables`) against time in days,
+        one panel each. Returns the matplotlib Figure; writes it atomically to ``path``."""
+        figure = self._panels(self.check_variables(variables),
+                              lambda axis, name: axis.plot(self.times, self[name]), path, axes)
         if path is not None:
-            suffix = Path(path).suffix.lstrip(".") or "png"
-            atomic_write(path, lambda p: figure.savefig(p, dpi=120, format=suffix))
+            self._save(figure, path)
         return figure

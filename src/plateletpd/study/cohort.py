@@ -48,7 +48,7 @@ STOP_WIDTH = 2.0
 RESCUE_DELAY = 2.0 / 24.0
 
 
-def _logistic(x: np.ndarray) -> np.ndarray:
+def logistic(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
@@ -197,24 +197,25 @@ def _per_subject(amounts: np.ndarray, n: int) -> np.ndarray:
     return np.array(np.broadcast_to(amounts, (n, amounts.shape[-1])))
 
 
-def simulate_arm(model: Model, design: ArmDesign, parameters: np.ndarray,
-                 solver=None) -> ArmResult:
-    """Simulate ``design`` for the cohort whose parameter vectors are the rows of
-    ``parameters`` (see :meth:`Model.parameter_vector`)."""
+def simulate_treatment_arm(model: Model, design: ArmDesign, parameter_vectors: np.ndarray,
+                           solver=None) -> ArmResult:
+    """Enrol the cohort whose parameter vectors are the rows of ``parameter_vectors`` (see
+    :meth:`Model.parameter_vector`) and treat it under ``design``'s rules."""
+    vectors = parameter_vectors
     solver = solver or DormandPrince5(rtol=1e-6, atol=1e-6)
     n_grid = int(round(design.follow_up_days * design.points_per_day))
     times = np.arange(n_grid + 1) / design.points_per_day
     index = model.output_names.index(PLATELETS)
     offset = len(model.parameters)
-    covariates = {c: parameters[:, offset + i] for i, c in enumerate(model.covariate_names)}
+    covariates = {c: vectors[:, offset + i] for i, c in enumerate(model.covariate_names)}
 
     chemotherapy = expand(as_regimen(design.chemotherapy), model.dose_targets)
-    untreated = _integrate(model, chemotherapy, parameters,
-                           _per_subject(chemotherapy.amounts(covariates), len(parameters)),
+    untreated = _integrate(model, chemotherapy, vectors,
+                           _per_subject(chemotherapy.amounts(covariates), len(vectors)),
                            times, solver, False)
     platelets = untreated.outputs[:, :, index]
     if design.entry_below is None:
-        entry = np.zeros(len(parameters))
+        entry = np.zeros(len(vectors))
     elif design.entry_day is not None:  # e.g. "PLT < 100 on day 21: next cycle delayed"
         below = values_at(times, platelets, np.full(len(platelets), design.entry_day)) \
             < design.entry_below
@@ -223,7 +224,7 @@ def simulate_arm(model: Model, design: ArmDesign, parameters: np.ndarray,
         entry = crossing_time(times, platelets, design.entry_below)
     eligible = np.flatnonzero(np.isfinite(entry) & (untreated.status == Status.SUCCESS))
     entry, start = entry[eligible], entry[eligible] + design.start_delay
-    parameters = parameters[eligible]
+    vectors = vectors[eligible]
     covariates = {k: v[eligible] for k, v in covariates.items()}
     nothing_to_give = (not design.treatment or design.max_days == 0) and not design.rescue
     if nothing_to_give or eligible.size == 0:
@@ -233,9 +234,9 @@ def simulate_arm(model: Model, design: ArmDesign, parameters: np.ndarray,
                                                  "titrated": np.zeros(eligible.size, bool)})
 
     if design.smooth_stop:
-        return _smooth_arm(model, design, parameters, covariates, chemotherapy, times, index,
+        return _smooth_arm(model, design, vectors, covariates, chemotherapy, times, index,
                            solver, eligible, entry, start, len(untreated.status))
-    return _ruled_arm(model, design, parameters, covariates, chemotherapy, times, index,
+    return _ruled_arm(model, design, vectors, covariates, chemotherapy, times, index,
                       solver, eligible, entry, start, len(untreated.status))
 
 
@@ -267,7 +268,7 @@ def _titration_ratios(model: Model, design: ArmDesign) -> list[tuple[int, float,
     return resolved
 
 
-def _ruled_arm(model, design, parameters, covariates, chemotherapy, times, index, solver,
+def _ruled_arm(model, design, vectors, covariates, chemotherapy, times, index, solver,
                eligible, entry, start, screened) -> ArmResult:
     """Visit-driven rules (stop, titration, rescue), solved by re-simulation.
 
@@ -276,7 +277,7 @@ def _ruled_arm(model, design, parameters, covariates, chemotherapy, times, index
     new decisions from the earliest visit where they differ; that visit moves later with
     every pass, so the loop ends with a plan consistent with its own trajectory.
     """
-    n, days = len(parameters), design.max_days
+    n, days = len(vectors), design.max_days
     visits = int(math.ceil(design.follow_up_days))
     drugs = len(design.treatment)
     rescue_doses = [design.rescue.dose] if design.rescue else []
@@ -306,7 +307,7 @@ def _ruled_arm(model, design, parameters, covariates, chemotherapy, times, index
         factors = np.concatenate([np.ones((m, n_chemotherapy)),
                                   plan_dose[rows].transpose(0, 2, 1).reshape(m, n_course),
                                   plan_rescue[rows]], axis=1)
-        result = _integrate(model, schedule, parameters[rows], base[rows] * factors, times,
+        result = _integrate(model, schedule, vectors[rows], base[rows] * factors, times,
                             solver, False, event_times[rows])
         courses[rows] = result.outputs[:, :, index]
         status[rows] = result.status
@@ -361,7 +362,7 @@ def _titrated(plan_dose: np.ndarray, ratios) -> np.ndarray:
     return np.any((plan_dose != 1.0) & (plan_dose != 0.0), axis=(1, 2))
 
 
-def _smooth_arm(model, design, parameters, covariates, chemotherapy, times, index, solver,
+def _smooth_arm(model, design, vectors, covariates, chemotherapy, times, index, solver,
                 eligible, entry, start, screened) -> ArmResult:
     """Fitting: the stop rule as a probability (see the module text), in two passes."""
     days = np.arange(design.max_days)
@@ -370,8 +371,8 @@ def _smooth_arm(model, design, parameters, covariates, chemotherapy, times, inde
     is_treatment = np.arange(schedule.n_events) >= chemotherapy.n_events
     event_times = np.where(is_treatment[None, :], schedule.time[None, :] + start[:, None],
                            schedule.time[None, :])
-    amounts = _per_subject(schedule.amounts(covariates), len(parameters))
-    full = _integrate(model, schedule, parameters, amounts, times, solver, False, event_times)
+    amounts = _per_subject(schedule.amounts(covariates), len(vectors))
+    full = _integrate(model, schedule, vectors, amounts, times, solver, False, event_times)
     treated = full.outputs[:, :, index]
 
     # stop rule from the morning counts of the full course
@@ -384,14 +385,14 @@ def _smooth_arm(model, design, parameters, covariates, chemotherapy, times, inde
     # so the arm changes smoothly with the parameters (an optimiser needs that)
     go_on = np.ones_like(morning_counts)
     if design.stop_at is not None:
-        go_on *= _logistic((design.stop_at - morning_counts) / STOP_WIDTH)
+        go_on *= logistic((design.stop_at - morning_counts) / STOP_WIDTH)
     if design.stop_rise is not None:
-        go_on *= _logistic((design.stop_rise - morning_counts + entry_count[:, None])
-                           / STOP_WIDTH)
+        go_on *= logistic((design.stop_rise - morning_counts + entry_count[:, None])
+                          / STOP_WIDTH)
     go_on[:, 0] = 1.0
     weight = np.cumprod(go_on, axis=1)
     stopped = weight.sum(axis=1)
     amounts[:, is_treatment] *= weight[:, dose_day]
-    final = _integrate(model, schedule, parameters, amounts, times, solver, False, event_times)
+    final = _integrate(model, schedule, vectors, amounts, times, solver, False, event_times)
     return ArmResult(design, times, final.outputs[:, :, index], eligible, entry, start,
                      stopped, final.status, screened)

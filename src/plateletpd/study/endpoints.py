@@ -1,29 +1,48 @@
-"""Platelet endpoints of a simulated arm, matched to published summary rows.
+"""The endpoint registry: every platelet endpoint declared once, used by trials, fits, sweeps
+and benchmarks.
 
-Per-subject values are computed from each patient's platelet course (hourly grid) relative
-to the row's day 0 (``treatment_start``, ``entry`` or ``chemotherapy``), then summarised by
-the row's statistic (mean, median, proportion). Crossing times are interpolated and
-responses use a logistic indicator of width :data:`RESPONSE_WIDTH` around the threshold, so
-that arm-level predictions change smoothly with the parameters (an optimiser needs that;
-with hard thresholds a proportion over a fixed virtual cohort is a step function). A time to
-a threshold never reached is censored at the end of follow-up (the arm's ``follow_up_days``).
+An :class:`Endpoint` has a name, a unit, a description, its exact definition and, where an
+optimiser needs one, a smooth version for fitting. Definitions compute one value per
+subject from :class:`Courses` (each subject's platelet course on a uniform grid, its day 0
+and the measurement's settings). :data:`ENDPOINTS` holds them by name; :func:`register` adds
+one, and it then appears in:
+
+* trials (``in_trials``): a column of the per-patient table, and with ``summary = "mean"`` a
+  mean with its 95% interval in the arm summary, hence in sweeps;
+* fits (``in_data``): outcome rows may name it (:mod:`plateletpd.io.outcomes` checks rows
+  against the same registry) and :func:`subject_values` predicts it;
+* benchmarks (``benchmarks/million.py`` reduces each chunk with registry endpoints).
+
+Fit endpoints (the outcome table's) are measured from the row's day 0 (``treatment_start``,
+``entry`` or ``chemotherapy``) on the hourly grid: crossing times are interpolated and the
+response has a smooth version, a logistic indicator of width :data:`RESPONSE_WIDTH` around
+the threshold, so that arm-level predictions change smoothly with the parameters (with hard
+thresholds a proportion over a fixed virtual cohort is a step function). A time to a
+threshold never reached is censored at the end of follow-up. Trial endpoints are read as a
+clinician reads them: at visits every ``visit_every`` days from the start of treatment.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable, Mapping
 
 import numpy as np
 
-from plateletpd.study.cohort import ArmResult, _logistic, auc, crossing_time, values_at
-from plateletpd.errors import PlateletPDError
+from plateletpd.errors import PlateletPDError, closest
+from plateletpd.io import outcomes
+from plateletpd.study.cohort import ArmResult, auc, crossing_time, logistic, values_at
 
 #: logistic width (x10^9/L) of the smooth response indicator; 2 means a count 4 above the
 #: threshold counts as 0.88 of a responder
 RESPONSE_WIDTH = 2.0
 DAY0 = ("treatment_start", "entry", "chemotherapy")
+#: what an endpoint's values are: the kinds an outcome row may name (io.outcomes.STATISTICS)
+#: and, for trial tables only, flags, numbers of doses and status codes
+KINDS = ("count", "time", "proportion", "percent_change", "auc", "flag", "number", "code")
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,187 @@ class ResponseRule:
             raise PlateletPDError("a response rule needs a threshold, a rise, or both")
 
 
+@dataclass
+class Courses:
+    """What endpoints are computed from: platelet courses (subjects x ``times``, a uniform
+    grid in days), each subject's day 0 and the measurement's settings (``level`` and
+    ``low`` for thresholds, ``day`` for counts at a day, ``rule`` for fitted responses;
+    ``response`` and ``visit_every`` for a trial's visit endpoints; ``arm`` for the
+    treatment's own records: doses, transfusions, statuses)."""
+
+    times: np.ndarray
+    counts: np.ndarray
+    day0: np.ndarray
+    level: float = 100.0
+    low: float | None = None
+    day: float | None = None
+    rule: ResponseRule = field(default_factory=ResponseRule)
+    response: Mapping | None = None
+    visit_every: float = 1.0
+    arm: ArmResult | None = None
+
+    @classmethod
+    def for_row(cls, arm: ArmResult, threshold=None, day=None, day0: str = "treatment_start",
+                rule: ResponseRule | None = None, default_threshold: float = 100.0
+                ) -> "Courses":
+        """An arm measured as an outcome row states it (``threshold`` text, ``day``, day 0)."""
+        if day0 not in DAY0:
+            raise PlateletPDError(f"day0 must be one of {', '.join(DAY0)}, got {day0!r}")
+        start = {"treatment_start": arm.start_time, "entry": arm.entry_time,
+                 "chemotherapy": np.zeros(arm.n)}[day0]
+        low, level = parse_threshold(threshold) if threshold is not None else (None, None)
+        return cls(arm.times, arm.platelets, start, default_threshold if level is None
+                   else level, low, day, rule or ResponseRule(), arm=arm)
+
+    @classmethod
+    def for_trial(cls, arm: ArmResult, response: Mapping, visit_every: float) -> "Courses":
+        """An arm measured at visits every ``visit_every`` days from the start of treatment."""
+        return cls(arm.times, arm.platelets, arm.start_time, response=response,
+                   visit_every=visit_every, arm=arm)
+
+    def at(self, when) -> np.ndarray:
+        """Each subject's count at its own time(s) ``when`` (linear interpolation)."""
+        return values_at(self.times, self.counts, when)
+
+    def after(self, start: np.ndarray) -> np.ndarray:
+        """Mask (subjects x times) of the grid at or after each subject's ``start``."""
+        return self.times[None, :] >= start[:, None]
+
+    @cached_property
+    def masked(self) -> np.ndarray:
+        """Counts from day 0 on (infinite before)."""
+        return np.where(self.after(self.day0), self.counts, np.inf)
+
+    @cached_property
+    def nadir_time(self) -> np.ndarray:
+        return self.times[np.argmin(self.masked, axis=1)]
+
+    @cached_property
+    def recovering(self) -> np.ndarray:
+        """Counts from the nadir on (minus infinity before)."""
+        return np.where(self.after(self.nadir_time), self.counts, -np.inf)
+
+    # ---------------------------------------------------------------- trial visits
+    @cached_property
+    def last_visit(self) -> np.ndarray:
+        return np.floor((self.times[-1] - self.day0) / self.visit_every).astype(np.int64)
+
+    @cached_property
+    def visit_days(self) -> np.ndarray:
+        return np.arange(max(int(self.last_visit.max(initial=0)), 0) + 1) * self.visit_every
+
+    @cached_property
+    def valid_visits(self) -> np.ndarray:
+        return np.arange(self.visit_days.size)[None, :] <= self.last_visit[:, None]
+
+    @cached_property
+    def visits(self) -> np.ndarray:
+        return self.at(self.day0[:, None] + self.visit_days[None, :])
+
+    @cached_property
+    def responded(self) -> np.ndarray:
+        """Visits meeting the trial's response rule (subjects x visits)."""
+        response, visits = self.response, self.visits
+        responded = np.zeros_like(self.valid_visits)
+        if response.get("threshold") is not None:
+            responded |= visits >= response["threshold"]
+        if response.get("rise") is not None:
+            responded |= visits - visits[:, :1] >= response["rise"]
+        if response.get("later_day") is not None:  # composite: and a later count
+            later = self.at(self.day0 + response["later_day"])
+            responded &= (later >= response["later_at_least"])[:, None]
+        return responded & self.valid_visits
+
+    def reached(self, level: float) -> np.ndarray:
+        """Visits after the first with the count at or above ``level``."""
+        return (self.visits >= level) & self.valid_visits & (self.visit_days > 0)[None, :]
+
+
+Definition = Callable[[Courses], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint: what it is, how it is computed exactly and (optionally) smoothly.
+
+    ``in_data``: outcome rows may name it; ``needs_day``/``needs_threshold`` say what such
+    a row must give. ``in_trials``: a column of a trial's per-patient table; ``summary``
+    ("mean" or None): how the arm summary reports it. ``definition`` None: no simulation
+    rule (the data may hold it, a fit cannot use it).
+    """
+
+    name: str
+    unit: str
+    description: str
+    kind: str
+    definition: Definition | None
+    smooth: Definition | None = None
+    needs_day: bool = False
+    needs_threshold: bool = False
+    in_data: bool = False
+    in_trials: bool = False
+    summary: str | None = None
+
+    def __post_init__(self):
+        if not (isinstance(self.name, str) and self.name.isidentifier()):
+            raise PlateletPDError(f"an endpoint name must be a Python identifier such as "
+                                  f"'plt_day_10', got {self.name!r}")
+        if self.kind not in KINDS:
+            raise PlateletPDError(f"endpoint {self.name}: kind must be one of "
+                                  f"{', '.join(KINDS)}, got {self.kind!r}"
+                                  f"{closest(str(self.kind), KINDS)}")
+        if self.summary not in (None, "mean"):
+            raise PlateletPDError(f"endpoint {self.name}: summary must be 'mean' or None, "
+                                  f"got {self.summary!r}")
+        if self.in_data and self.kind not in outcomes.STATISTICS:
+            raise PlateletPDError(f"endpoint {self.name}: an outcome row's endpoint is one of "
+                                  f"the kinds {', '.join(outcomes.STATISTICS)}, got "
+                                  f"{self.kind!r}")
+
+    def values(self, courses: Courses, smooth: bool = False) -> np.ndarray:
+        """One value per subject (NaN where undefined); ``smooth`` uses the fitting version
+        where there is one."""
+        definition = self.smooth if smooth and self.smooth is not None else self.definition
+        if definition is None:
+            raise PlateletPDError(f"no simulation rule for endpoint {self.name!r}; the data "
+                                  f"may hold it, but a fit or a trial cannot predict it")
+        return definition(courses)
+
+
+#: every endpoint by name, in registration order (the order of trial table columns)
+ENDPOINTS: dict[str, Endpoint] = {}
+
+
+def register(endpoint: Endpoint) -> Endpoint:
+    """Add ``endpoint`` to the registry (and to the outcome rows' vocabulary if in_data)."""
+    if endpoint.name in ENDPOINTS or endpoint.name == "patient":
+        raise PlateletPDError(f"an endpoint named {endpoint.name!r} is already registered; "
+                              f"choose another name or unregister it first")
+    ENDPOINTS[endpoint.name] = endpoint
+    if endpoint.in_data:
+        outcomes.ENDPOINTS[endpoint.name] = endpoint
+    return endpoint
+
+
+def unregister(name: str) -> Endpoint:
+    """Remove an endpoint (a temporary one, e.g. in a test) from the registry."""
+    outcomes.ENDPOINTS.pop(name, None)
+    return ENDPOINTS.pop(get_endpoint(name).name)
+
+
+def get_endpoint(name: str) -> Endpoint:
+    """The registered endpoint ``name``; a clear error names the close ones."""
+    if name not in ENDPOINTS:
+        raise PlateletPDError(f"no endpoint {name!r}{closest(str(name), ENDPOINTS)}; known: "
+                              f"{', '.join(ENDPOINTS)}")
+    return ENDPOINTS[name]
+
+
+def trial_endpoints() -> list[Endpoint]:
+    """The endpoints of a trial's per-patient table, in column order."""
+    return [e for e in ENDPOINTS.values() if e.in_trials]
+
+
 def parse_threshold(text) -> tuple[float | None, float | None]:
     """``"100"`` -> (None, 100); ``"from <=50 to >=100"`` -> (50, 100); other text -> (None, None)."""
     text = str(text).strip()
@@ -51,78 +251,15 @@ def parse_threshold(text) -> tuple[float | None, float | None]:
         return None, None
 
 
-def _day0(arm: ArmResult, day0: str) -> np.ndarray:
-    if day0 not in DAY0:
-        raise PlateletPDError(f"day0 must be one of {', '.join(DAY0)}, got {day0!r}")
-    return {"treatment_start": arm.start_time, "entry": arm.entry_time,
-            "chemotherapy": np.zeros(arm.n)}[day0]
-
-
-def _at(arm: ArmResult, when: np.ndarray) -> np.ndarray:
-    return values_at(arm.times, arm.platelets, when)
-
-
-def _window(arm: ArmResult, start: np.ndarray, end: np.ndarray | None = None) -> np.ndarray:
-    mask = arm.times[None, :] >= start[:, None]
-    if end is not None:
-        mask &= arm.times[None, :] <= end[:, None]
-    return mask
-
-
 def subject_values(arm: ArmResult, endpoint: str, threshold=None, day=None,
                    day0: str = "treatment_start", rule: ResponseRule | None = None,
-                   default_threshold: float = 100.0) -> np.ndarray:
-    """One value per eligible subject (NaN where undefined) for ``endpoint``."""
-    t0 = _day0(arm, day0)
-    count = arm.platelets
-    end = arm.times[-1]
-    low, level = parse_threshold(threshold) if threshold is not None else (None, None)
-    level = default_threshold if level is None else level
-    after_t0 = _window(arm, t0)
-    masked = np.where(after_t0, count, np.inf)
-    nadir_time = arm.times[np.argmin(masked, axis=1)]
-    if endpoint == "plt_count":
-        return _at(arm, t0 + day)
-    if endpoint == "plt_change_from_baseline":
-        return _at(arm, t0 + day) - _at(arm, t0)
-    if endpoint == "plt_percent_change":
-        return 100.0 * (_at(arm, t0 + day) / _at(arm, t0) - 1.0)
-    if endpoint == "nadir_plt":
-        return masked.min(axis=1)
-    if endpoint == "peak_plt":
-        return np.where(_window(arm, nadir_time), count, -np.inf).max(axis=1)
-    if endpoint == "time_to_peak_days":
-        return arm.times[np.argmax(np.where(_window(arm, nadir_time), count, -np.inf),
-                                   axis=1)] - t0
-    if endpoint == "time_to_rise_onset_days":
-        return nadir_time - t0
-    if endpoint == "plt_auc_day0_21":
-        return auc(arm.times, count, t0, 21.0)
-    if endpoint == "time_to_threshold_days":
-        if low is not None:  # "from <= low to >= level": both crossings measured
-            start = crossing_time(arm.times, count, low, after=np.zeros(arm.n))
-            reached = crossing_time(arm.times, count, level, after=nadir_time, upward=True)
-            return np.where(np.isnan(reached), end, reached) - start
-        reached = crossing_time(arm.times, count, level, after=np.maximum(t0, nadir_time),
-                                upward=True)
-        return np.where(np.isnan(reached), end, reached) - t0
-    if endpoint in ("duration_below_days", "duration_thrombocytopenia_days"):
-        down = crossing_time(arm.times, count, level, after=t0)
-        up = crossing_time(arm.times, count, level, after=nadir_time, upward=True)
-        duration = np.where(np.isnan(up), end, up) - down
-        return np.where(np.isnan(down), 0.0, duration)
-    if endpoint in ("response_proportion", "cumulative_response_proportion"):
-        rule = rule or ResponseRule()
-        by_day = float(day) if day is not None and not math.isnan(day) else rule.by_day
-        window = _window(arm, t0, t0 + by_day)
-        best = np.where(window, count, -np.inf).max(axis=1)
-        indicators = []
-        if rule.threshold is not None:
-            indicators.append(_logistic((best - rule.threshold) / RESPONSE_WIDTH))
-        if rule.rise is not None:
-            indicators.append(_logistic((best - _at(arm, t0) - rule.rise) / RESPONSE_WIDTH))
-        return np.maximum.reduce(indicators)
-    raise PlateletPDError(f"no simulation rule for endpoint {endpoint!r}")
+                   default_threshold: float = 100.0, smooth: bool = True) -> np.ndarray:
+    """One value per eligible subject (NaN where undefined) for the outcome row's
+    ``endpoint`` (smooth versions by default: this is what fits predict)."""
+    courses = Courses.for_row(arm, threshold, day, day0, rule, default_threshold)
+    if endpoint not in ENDPOINTS:
+        raise PlateletPDError(f"no simulation rule for endpoint {endpoint!r}")
+    return ENDPOINTS[endpoint].values(courses, smooth)
 
 
 def summarise(values: np.ndarray, statistic: str) -> float:
@@ -133,3 +270,151 @@ def summarise(values: np.ndarray, statistic: str) -> float:
     if statistic == "median":
         return float(np.median(values))
     return float(np.mean(values))  # mean, and percent/count/proportion as a fraction
+
+
+# ====================================================================== outcome-row endpoints
+def _time_to_threshold(c: Courses) -> np.ndarray:
+    end = c.times[-1]
+    if c.low is not None:  # "from <= low to >= level": both crossings measured
+        start = crossing_time(c.times, c.counts, c.low, after=np.zeros(len(c.counts)))
+        reached = crossing_time(c.times, c.counts, c.level, after=c.nadir_time, upward=True)
+        return np.where(np.isnan(reached), end, reached) - start
+    reached = crossing_time(c.times, c.counts, c.level, after=np.maximum(c.day0, c.nadir_time),
+                            upward=True)
+    return np.where(np.isnan(reached), end, reached) - c.day0
+
+
+def _duration_below(c: Courses) -> np.ndarray:
+    down = crossing_time(c.times, c.counts, c.level, after=c.day0)
+    up = crossing_time(c.times, c.counts, c.level, after=c.nadir_time, upward=True)
+    return np.where(np.isnan(down), 0.0, np.where(np.isnan(up), c.times[-1], up) - down)
+
+
+def _recovery_days(c: Courses) -> np.ndarray:
+    """From the nadir to the level (NaN for a nadir on the last time: no recovery seen)."""
+    days = crossing_time(c.times, c.counts, c.level, after=c.nadir_time, upward=True) \
+        - c.nadir_time
+    return np.where(c.nadir_time < c.times[-1], days, np.nan)
+
+
+def _response(c: Courses, indicator: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Best count within ``by_day`` (the row's day, else the rule's) against the rule."""
+    rule = c.rule
+    by_day = float(c.day) if c.day is not None and not math.isnan(c.day) else rule.by_day
+    window = c.after(c.day0) & (c.times[None, :] <= (c.day0 + by_day)[:, None])
+    best = np.where(window, c.counts, -np.inf).max(axis=1)
+    indicators = []
+    if rule.threshold is not None:
+        indicators.append(indicator(best - rule.threshold))
+    if rule.rise is not None:
+        indicators.append(indicator(best - c.at(c.day0) - rule.rise))
+    return np.maximum.reduce(indicators)
+
+
+def _smooth_response(c: Courses) -> np.ndarray:
+    return _response(c, lambda margin: logistic(margin / RESPONSE_WIDTH))
+
+
+def _hard_response(c: Courses) -> np.ndarray:
+    return _response(c, lambda margin: (margin >= 0).astype(float))
+
+
+_COUNT, _DAYS = "x10^9/L", "days"
+_DATA = [
+    ("plt_count", _COUNT, "platelet count at a day", "count",
+     lambda c: c.at(c.day0 + c.day), dict(needs_day=True)),
+    ("plt_change_from_baseline", _COUNT, "platelet count at a day minus baseline", "count",
+     lambda c: c.at(c.day0 + c.day) - c.at(c.day0), dict(needs_day=True)),
+    ("plt_percent_change", "%", "percent change of the count from baseline at a day",
+     "percent_change", lambda c: 100.0 * (c.at(c.day0 + c.day) / c.at(c.day0) - 1.0),
+     dict(needs_day=True)),
+    ("nadir_plt", _COUNT, "lowest platelet count from day 0", "count",
+     lambda c: c.masked.min(axis=1), {}),
+    ("peak_plt", _COUNT, "highest platelet count during recovery (from the nadir)", "count",
+     lambda c: c.recovering.max(axis=1), {}),
+    ("plt_auc_day0_21", "x10^9/L x day", "platelet count area under the curve, day 0-21",
+     "auc", lambda c: auc(c.times, c.counts, c.day0, 21.0), {}),
+    ("time_to_threshold_days", _DAYS, "days from day 0 to a count at or above the threshold "
+     "after the nadir (censored at the end of follow-up)", "time", _time_to_threshold, {}),
+    ("duration_below_days", _DAYS, "days with the count below the threshold", "time",
+     _duration_below, {}),
+    ("duration_thrombocytopenia_days", _DAYS, "days of thrombocytopenia (threshold as "
+     "stated)", "time", _duration_below, {}),
+    ("time_to_rise_onset_days", _DAYS, "days from day 0 until the count starts rising "
+     "(the nadir)", "time", lambda c: c.nadir_time - c.day0, {}),
+    ("time_to_peak_days", _DAYS, "days from day 0 to the peak count", "time",
+     lambda c: c.times[np.argmax(c.recovering, axis=1)] - c.day0, {}),
+    ("response_proportion", "fraction", "proportion of responders (rule in threshold/fit "
+     "configuration)", "proportion", _hard_response, dict(smooth=_smooth_response)),
+    ("cumulative_response_proportion", "fraction", "proportion responded by a day",
+     "proportion", _hard_response, dict(smooth=_smooth_response, needs_day=True)),
+    ("incidence_proportion", "fraction", "proportion of patients in whom the event named in "
+     "threshold happened (e.g. grade 3/4 thrombocytopenia, a chemotherapy delay)",
+     "proportion", None, dict(needs_threshold=True)),
+]
+for _name, _unit, _text, _kind, _definition, _options in _DATA:
+    register(Endpoint(_name, _unit, _text, _kind, _definition, in_data=True, **_options))
+register(Endpoint("recovery_days", _DAYS, "days from the nadir to a count at or above the "
+                  "threshold (NaN if never reached: not censored)", "time", _recovery_days))
+
+
+# ====================================================================== trial endpoints
+def _arm_record(key: str, dtype, default) -> Definition:
+    """A per-patient record the arm simulation kept (``ArmResult.extra``)."""
+    return lambda c: np.asarray(c.arm.extra.get(key, np.full(c.arm.n, default)), dtype)
+
+
+def _days_below(level: float) -> Definition:
+    return lambda c: np.sum(c.counts < level, axis=1) * (c.times[1] - c.times[0])
+
+
+def _days_to(level: float) -> Definition:
+    def days(c: Courses) -> np.ndarray:
+        reached = c.reached(level)
+        return np.where(reached.any(axis=1), c.visit_days[np.argmax(reached, axis=1)],
+                        c.visit_days[np.maximum(c.last_visit, 0)])
+    return days
+
+
+_TRIAL = [
+    ("enrolment_day", _DAYS, "day of the cycle the count crossed below entry_below", "time",
+     lambda c: c.arm.entry_time, None),
+    ("start_day", _DAYS, "day of the cycle of the first treatment dose", "time",
+     lambda c: c.day0, None),
+    ("treatment_doses", "doses", "treatment days dosed", "number",
+     lambda c: np.asarray(c.arm.doses_given, float), "mean"),
+    ("platelets_at_start", _COUNT, "count at the start of treatment (first visit)", "count",
+     lambda c: c.visits[:, 0], None),
+    ("responder", "", "a visit meeting the response rule by by_day", "flag",
+     lambda c: np.any(c.responded & (c.visit_days <= c.response["by_day"])[None, :], axis=1),
+     None),
+    ("response_day", _DAYS, "first visit meeting the response rule (NaN if none)", "time",
+     lambda c: np.where(c.responded.any(axis=1),
+                        c.visit_days[np.argmax(c.responded, axis=1)], np.nan), None),
+    ("nadir", _COUNT, "lowest count over the cycle (hourly grid)", "count",
+     lambda c: c.counts.min(axis=1), "mean"),
+    ("days_below_20", _DAYS, "days with the count below 20 (hourly grid)", "time",
+     _days_below(20), "mean"),
+    ("days_below_50", _DAYS, "days with the count below 50 (hourly grid)", "time",
+     _days_below(50), "mean"),
+    ("plt_day_7", _COUNT, "count 7 days after the start of treatment", "count",
+     lambda c: c.at(c.day0 + 7), "mean"),
+    ("plt_day_14", _COUNT, "count 14 days after the start of treatment", "count",
+     lambda c: c.at(c.day0 + 14), "mean"),
+    ("auc_21_days", "x10^9/L x day", "area under the count over 21 days from the start",
+     "auc", lambda c: auc(c.times, c.counts, c.day0, 21.0), None),
+    ("transfusions", "transfusions", "rescue platelet transfusions given", "number",
+     _arm_record("rescues", int, 0), "mean"),
+    ("titrated", "", "a titration rule changed the dose", "flag",
+     _arm_record("titrated", bool, False), None),
+    ("status", "", "integration status (0 = SUCCESS; see plateletpd.Status)", "code",
+     lambda c: np.asarray(c.arm.status, int), None),
+]
+for _level in (75, 100):
+    _TRIAL += [(f"days_to_{_level}", _DAYS, f"first visit after the start with PLT >= "
+                f"{_level} (censored at the last visit)", "time", _days_to(_level), None),
+               (f"reached_{_level}", "", f"a visit after the start with PLT >= {_level}",
+                "flag", lambda c, level=_level: c.reached(level).any(axis=1), None)]
+for _name, _unit, _text, _kind, _definition, _summary in _TRIAL:
+    register(Endpoint(_name, _unit, _text, _kind, _definition, in_trials=True,
+                      summary=_summary))

@@ -1,0 +1,33 @@
+"""Short text and HTML summaries of results and models, for the console and notebooks.
+
+Reprs name what an object is and its sizes, never its arrays (a batch's repr was 12,000
+characters); ``_repr_html_`` gives the same as a small table. Every value is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Iterable
+
+
+def short_repr(kind: str, items: Iterable[tuple[str, object]]) -> str:
+    """``Kind(name=value, ...)`` on one line."""
+    return f"{kind}(" + ", ".join(f"{name}={value}" for name, value in items) + ")"
+
+
+def html_table(title: str, rows: Iterable[tuple[str, object]],
+               table: Iterable[Iterable[object]] | None = None,
+               header: Iterable[str] = ()) -> str:
+    """A titled two-column table of ``rows`` (name, value), then optionally a table with
+    ``header`` (a few rows: a notebook summary, not the data)."""
+    cells = "".join(f"<tr><th style='text-align:left'>{html.escape(str(name))}</th>"
+                    f"<td style='text-align:left'>{html.escape(str(value))}</td></tr>"
+                    for name, value in rows)
+    parts = [f"<table><caption style='text-align:left'><b>{html.escape(title)}</b>"
+             f"</caption>{cells}</table>"]
+    if table is not None:
+        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row)
+                       + "</tr>" for row in table)
+        parts.append(f"<table><tr>{head}</tr>{body}</table>")
+    return "".join(parts)
