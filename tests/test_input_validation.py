@@ -72,7 +72,7 @@ TRIAL_CASES = [
     ('chemotherapy = "chemotherapy 1 dose d1"', "chemotherapy = 1", "chemotherapy =",
      ["chemotherapy", "text in quotes"]),
     ("stop_at = 100\nstop_rise", 'stop_at = "100"\nstop_rise', 'stop_at = "100"',
-     ["[arms] stop_at", "without quotes", "false turns the rule off"]),
+     ["[arms #2] stop_at", "without quotes", "false turns the rule off"]),
     ("stop_rise = 50", "stop_rise = -50", "stop_rise = -50", ["stop_rise", "-50"]),
     ("max_days = 14", "max_days = 14.5", "max_days = 14.5", ["max_days", "whole number"]),
     ("max_days = 14", "max_days = 400", "max_days = 400", ["max_days", "[0, 365]"]),
@@ -83,19 +83,18 @@ TRIAL_CASES = [
     ('treatment = ["rhTPO 15000 U"]', 'treatment = ["rhTPO 15000 kg"]', "15000 kg",
      ["arm 'rhTPO 15000 U'", "unknown dose unit 'kg'"]),
     ("rescue = { below = 10 }", 'rescue = { below = "10" }', "rescue =",
-     ["rescue below", "without quotes"]),
-    ("rescue = { below = 10 }", "rescue = 10", "rescue =", ["rescue takes below",
+     ["[arms #1.rescue] below", "without quotes"]),
+    ("rescue = { below = 10 }", "rescue = 10", "rescue =", ["rescue must be a table such as { below = 10 }",
                                                            "got 10"]),
     ("rescue = { below = 10 }", "rescue = { below = 10, max_per_patient = -1 }", "rescue =",
      ["max_per_patient", "-1"]),
-    ("rescue = { below = 10 }", "rescue = { below = 0 }", "rescue =", ["rescue below",
-                                                                      "got 0"]),
+    ("rescue = { below = 10 }", "rescue = { below = 0 }", "rescue =", ["[arms #1.rescue] below", "got 0"]),
     ("stop_at = 100\nstop_rise", 'titration = [{ day = 7, below = 50 }]\nstop_at = 100\n'
-     "stop_rise", "titration", ["titration takes below, day, dose"]),
+     "stop_rise", "titration", ["titration takes day, below and dose"]),
     ("stop_at = 100\nstop_rise", 'titration = [{ day = "7", below = 50, dose = '
      '"hetrombopag 15 mg" }]\nstop_at = 100\nstop_rise', "titration",
-     ["titration day", "whole number", "without quotes"]),
-    ('name = "untreated"', "name = 5", "[[arms]]", ["unique name", "got 5"]),
+     ["titration #1] day", "whole number", "without quotes"]),
+    ('name = "untreated"', "name = 5", "name = 5", ["[arms #1] name", "unique name", "got 5"]),
     ("typical = { chemotherapy_sensitivity = 10.88 }",
      'typical = { chemotherapy_sensitivity = "10.88" }', "typical =",
      ["[population.typical] chemotherapy_sensitivity", "without quotes"]),
@@ -124,14 +123,14 @@ def test_bad_trial_values_are_named_with_file_line_and_field(tmp_path, old, new,
     with pytest.raises(TrialSpecError) as error:
         load_trial_spec(path)
     message = str(error.value)
-    assert message.startswith(f"{path}, line {line_with(text, marker)}:"), message
+    assert message.startswith(f"{path}, line {line_with(text, marker)} "), message
     for phrase in phrases:
         assert phrase in message, (phrase, message)
 
 
 STRUCTURE_CASES = [
-    ("trial = 5\n", "trial must be a [trial] table"),
-    ("arms = 5\n", "arms must be a list of [[arms]] tables"),
+    ("trial = 5\n", "[trial] must be a [trial] table, got 5"),
+    ("arms = 5\n", "[arms] must be a list of [[arms]] tables"),
     ("[trial]\nseed = 1\n", "at least one [[arms]]"),
 ]
 
@@ -190,23 +189,24 @@ FIT_CASES = [
     ("tpo_emax = { mean = 1.2, cv = 1.0", 'tpo_emax = { mean = 1.2, cv = "1"',
      "tpo_emax = { mean", ["cv", "without quotes"]),
     ("cv = { chemotherapy_sensitivity = 0.30", 'cv = { chemotherapy_sensitivity = "0.3"',
-     "cv = {", ["[population]", "chemotherapy_sensitivity", "without quotes"]),
+     "cv = {", ["[population.cv] chemotherapy_sensitivity", "without quotes"]),
     ('response = { threshold = 100, rise = 50, by_day = 14 }\nparams = { chemotherapy_'
      'sensitivity = "yuan_chemotherapy_sensitivity" }\n\n[[arms]]\nstudy = "yuan2025"\n'
      'arm = "hetrombopag"',
      'response = { threshold = 100, rise = 50, by_day = 400 }\nparams = { chemotherapy_'
      'sensitivity = "yuan_chemotherapy_sensitivity" }\n\n[[arms]]\nstudy = "yuan2025"\n'
-     'arm = "hetrombopag"', "by_day = 400", ["[arms #1]", "by_day", "(0, 35]",
+     'arm = "hetrombopag"', "by_day = 400", ["[arms #1.response] by_day", "(0, 35]",
                                              "within follow_up_days"]),
     ("response = { threshold = 100, rise = 50, by_day = 14 }",
      "response = { threshold = -100, rise = 50, by_day = 14 }", "threshold = -100",
-     ["[arms #1]", "threshold", "-100"]),
+     ["[arms #1.response] threshold", "-100"]),
     ("response = { threshold = 100, rise = 50, by_day = 14 }",
      'response = { threshold = "100", rise = 50, by_day = 14 }', 'threshold = "100"',
      ["threshold", "without quotes"]),
     ("response = { threshold = 100, rise = 50, by_day = 14 }",
      "response = { threshold = 100, rise = 50, by_day = 14, day = 3 }", "day = 3",
-     ["response takes threshold, rise and by_day"]),
+     ["[arms #1.response]: unknown field 'day'",
+                      "allowed: threshold, rise, by_day"]),
     ('treatment = ["rhTPO 15000 U"]\nstop_rise = 50',
      'treatment = ["rhTPO 15000 U"]\nstop_rise = 50\nfollow_up_days = "five weeks"',
      "five weeks", ["[arms #1]", "follow_up_days", "not a number"]),

@@ -225,11 +225,15 @@ def test_lockstep_results_do_not_depend_on_the_thread_count():
 
 
 def test_one_subject_ignores_lockstep(one_compartment):
-    single = pp.simulate(one_compartment, "oral 100 mg qd d1-3", days=3,
-                         solver=pp.DormandPrince853(), execution="lockstep")
+    single = pp.simulate_batch(one_compartment, "oral 100 mg qd d1-3", days=3, n=1,
+                               solver=pp.DormandPrince853(), execution="lockstep")
+    with pytest.warns(DeprecationWarning, match='execution="lockstep"'):
+        flagged = pp.simulate(one_compartment, "oral 100 mg qd d1-3", days=3,
+                              solver=pp.DormandPrince853(lockstep=True))
     alone = pp.simulate(one_compartment, "oral 100 mg qd d1-3", days=3,
                         solver=pp.DormandPrince853())
     np.testing.assert_array_equal(single.outputs, alone.outputs)
+    np.testing.assert_array_equal(flagged.outputs, alone.outputs)
 
 
 @pytest.mark.parametrize("value", [1, "yes", None])

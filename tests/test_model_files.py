@@ -105,7 +105,7 @@ def test_fixture_model_is_valid():
 ERROR_CASES = [
     ("unknown section",
      [("[derived]", "[derivd]")],
-     ["[derivd]", "unknown section", "did you mean 'derived'", "'derivd'"]),
+     ["unknown section [derivd]", "did you mean 'derived'"]),
     ("unknown symbol in ODE",
      [('central = "-elimination_rate * central"', 'central = "-elimnation_rate * central"')],
      ["[odes.central]", "unknown symbol 'elimnation_rate'", "did you mean 'elimination_rate'",
@@ -137,13 +137,13 @@ ERROR_CASES = [
      ["[derived]", "duplicate name 'concentration'", "already declared in [parameters]"]),
     ("parameter without unit",
      [('value = 10.0, unit = "L", ', "value = 10.0, ")],
-     ["[parameters.volume]", "'volume' has no 'unit'", "dimensionless"]),
+     ["[parameters.volume] unit is required", "dimensionless"]),
     ("parameter with empty unit",
      [('unit = "L"', 'unit = " "')],
-     ["[parameters.volume]", "'volume' has no 'unit'"]),
+     ["[parameters.volume] unit must be non-empty text", "got ' '"]),
     ("parameter without source",
      [('lower = 0.1, source = "test fixture"', "lower = 0.1")],
-     ["[parameters.volume]", "'volume' has no 'source'"]),
+     ["[parameters.volume] source is required"]),
     ("value above upper bound",
      [("value = 0.5", "value = 20.0")],
      ["[parameters.elimination_rate]", "value 20 is outside its bounds [0, 10]", "'20.0'"]),
@@ -155,13 +155,13 @@ ERROR_CASES = [
      ["[parameters.elimination_rate]", "lower bound 11 is above upper bound 10"]),
     ("non-numeric value",
      [("value = 0.5", 'value = "fast"')],
-     ["[parameters.elimination_rate]", "expected a number", "'fast'"]),
+     ["[parameters.elimination_rate] value must be a number", "'fast'"]),
     ("boolean value",
      [("value = 0.5", "value = true")],
-     ["[parameters.elimination_rate]", "expected a number", "True"]),
+     ["[parameters.elimination_rate] value must be a number", "True"]),
     ("infinite value",
      [("value = 100.0", "value = inf")],
-     ["[parameters.baseline]", "expected a finite number"]),
+     ["[parameters.baseline] value must be a number", "got inf"]),
     ("unknown field in a parameter",
      [("value = 0.5", "valeu = 0.5")],
      ["[parameters.elimination_rate]", "unknown field 'valeu'", "did you mean 'value'"]),
@@ -171,7 +171,7 @@ ERROR_CASES = [
     ("parameter entry not a table",
      [('volume = { value = 10.0, unit = "L", lower = 0.1, source = "test fixture" }',
        "volume = 10.0")],
-     ["[parameters.volume]", "expected a table", "'10.0'"]),
+     ["[parameters] volume must be a table", "got 10.0"]),
     ("initial condition reads a state",
      [('initial = "baseline"', 'initial = "central"')],
      ["[states.circulating", "unknown symbol 'central'",
@@ -203,16 +203,16 @@ ERROR_CASES = [
     ("missing states table",
      [('[states.central]\nunit = "mg"\ninitial = 0\n\n[states.circulating]\n'
        'unit = "10^9/L"\ninitial = "baseline"\n', "")],
-     ["[states]", "the [states] table is missing or empty"]),
+     ["[states] is required"]),
 ]
 
 
 #: cases that once gave confusing messages
 MESSAGE_CASES = [
     pytest.param([("[model]\n", "[model]\nnonsense = 1\n")],
-                 ["mini.toml [model]:", "unknown field 'nonsense'"], id="unknown field in [model]"),
+                 ["[model]: unknown field 'nonsense'"], id="unknown field in [model]"),
     pytest.param([('routes = ["bolus", "infusion"]', 'routes = "bolus"')],
-                 ["[doses.drug]", "offending text: 'bolus'"], id="routes given as a string"),
+                 ["[doses.drug] routes must be a list", "got 'bolus'"], id="routes given as a string"),
 ]
 
 
@@ -276,7 +276,7 @@ def test_names_must_be_identifiers_and_not_keywords(name):
 
 def test_non_numeric_bound_names_file_and_section():
     message = parse_error(mutate(("lower = 0.0, upper", 'lower = "zero", upper')))
-    assert_mentions(message, "[parameters.elimination_rate.lower]", "expected a number",
+    assert_mentions(message, "[parameters.elimination_rate] lower must be a number",
                     "'zero'")
 
 

@@ -121,22 +121,28 @@ def last_compartment(times):
     return DOSE * (RATE * times) ** 4 / math.factorial(4) * np.exp(-RATE * times)
 
 
-@pytest.mark.parametrize("rtol,atol", [(1e-5, 1e-8), (1e-7, 1e-10)])
-def test_bogacki_shampine_meets_the_transit_chain_closed_form(transit_chain, rtol, atol):
+def test_bogacki_shampine_meets_the_transit_chain_closed_form(transit_chain):
     times = np.linspace(0, 20, 81)
-    result = pp.simulate(transit_chain, "tracer 50 ug d1", times=times,
-                         solver=pp.BogackiShampine3(rtol=rtol, atol=atol))
-    assert result.ok
     exact = last_compartment(times)
-    scaled = np.max(np.abs(result["last"] - exact) / (atol + rtol * np.abs(exact)))
-    # a local-error controller bounds the global error to a small multiple of the tolerance
-    # (measured 0.3-0.6 here); a wrong coefficient or interpolant is off by orders of magnitude
-    assert scaled < 2.0
+    errors = []
+    for rtol, atol in [(1e-5, 1e-8), (1e-7, 1e-10)]:
+        result = pp.simulate(transit_chain, "tracer 50 ug d1", times=times,
+                             solver=pp.BogackiShampine3(rtol=rtol, atol=atol))
+        assert result.ok
+        error = np.abs(result["last"] - exact)
+        # a local-error controller does not bound the global error; measured 13.0 and 11.9
+        # times the tolerance (at day 20, in the decaying tail; DOPRI5: 0.57); a wrong
+        # coefficient or interpolant is off by orders of magnitude
+        assert np.max(error / (atol + rtol * np.abs(exact))) < 20.0
+        errors.append(np.max(error))
+    # tolerance proportionality: 100x tighter tolerances, 100x smaller error (measured 109x)
+    assert 50.0 < errors[0] / errors[1] < 200.0
 
 
 def test_bogacki_shampine_converges_at_third_order(transit_chain):
     # steps of a fixed length h (max_step binds: the tolerance is loose enough that the
     # controller would take longer ones); the error at t = 10 days (a step end) falls as h^3
+    # (measured orders 3.20, 3.10, 3.05)
     errors = []
     for h in (0.4, 0.2, 0.1, 0.05):
         result = pp.simulate(transit_chain, "tracer 50 ug d1", times=[10.0],

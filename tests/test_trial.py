@@ -63,7 +63,7 @@ def test_trial_outputs_and_arm_table(tmp_path):
 
 @pytest.mark.parametrize("change, line_fragment, message", [
     (('treatment = ["rhTPO 15000 U"]', 'treatment = ["rhTPO 15000 U"]\ndoze = 3'),
-     "line 43", "unknown arm field 'doze'"),
+     "line 43", "[arms #2]: unknown field 'doze'"),
     (('seed = 20261121', 'seed = -4'), "line 11", "seed must be"),
     (('name = "hetrombopag 7.5 mg"\ntreatment = ["hetrombopag 7.5 mg"]',
       'name = "hetrombopag 7.5 mg"\ntreatment = ["hetrombopag -7.5 mg"]'),
@@ -82,7 +82,7 @@ def test_invalid_trial_files_name_the_line(tmp_path, change, line_fragment, mess
     path.write_text(text.replace(*change, 1))
     with pytest.raises(TrialSpecError) as error:
         load_trial_spec(path)
-    assert f"{path}, {line_fragment}:" in str(error.value)
+    assert f"{path}, {line_fragment} " in str(error.value)
     assert message in str(error.value)
 
 

@@ -15,16 +15,18 @@ class PlateletPDError(ValueError):
 
 
 class ModelFileError(PlateletPDError):
-    """A model file is malformed. The message names the file, the section and the text."""
+    """A model file is malformed. The message names the file, the line, the section and the
+    text."""
 
     def __init__(self, message: str, *, path: str | None = None, section: str | None = None,
-                 text: str | None = None):
+                 text: str | None = None, line: int | None = None):
         self.path = path
         self.section = section
         self.text = text
+        self.line = line
         where = []
         if path:
-            where.append(str(path))
+            where.append(f"{path}, line {line}" if line else str(path))
         if section:
             where.append(f"[{section}]")
         prefix = " ".join(where)

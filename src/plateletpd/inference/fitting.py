@@ -28,22 +28,15 @@ from plateletpd.study.cohort import ArmDesign, simulate_arm
 from plateletpd.study.endpoints import DAY0, ResponseRule, subject_values, summarise
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.files import atomic_folder, atomic_write, write_json, write_text
-from plateletpd.io.inputs import checked_number, line_of, read_toml
+from plateletpd.io.schema import Document, Field, Ref, Table, number_table
 from plateletpd.io.provenance import provenance
 from plateletpd.model.definition import Model, load_model
 from plateletpd.io.outcomes import bundled_outcomes_path, load_outcomes, require_usable
 from plateletpd.population.variability import Variability, cohort_matrix
 from plateletpd.simulation.simulate import _valid_rows
 
-_FIT_KEYS = {"name", "model", "data", "seed", "subjects", "method", "max_evaluations",
-             "description", "profile", "profile_points"}
 #: chi-square rise that bounds a 95% profile-likelihood interval (chi2 quantile, 1 df)
 PROFILE_LEVEL = 3.841
-_ARM_KEYS = {"study", "arm", "label", "chemotherapy", "treatment", "entry_below",
-             "start_delay", "stop_at", "stop_rise", "max_days", "follow_up_days", "day0",
-             "response", "endpoints", "lines", "default_threshold", "params"}
-_PARAMETER_KEYS = {"value", "vary", "lower", "upper", "expr"}
-
 
 class FitConfigError(PlateletPDError):
     """A fit configuration that cannot be used; the message names the file and the entry."""
@@ -134,215 +127,163 @@ class FitProblem:
 
 
 # ====================================================================== configuration
+#: The fit configuration's schema: every table, key, type, range and default.
+_NOT_FALSE = dict(may_be_false=True)
+FIT_SCHEMA = Table({
+    "fit": Table({
+        "name": Field("text"), "description": Field("text", default=""),
+        "model": Field("text", required=True,
+                       fix="name the model to fit, e.g. model = \"cit_thrombopoiesis\""),
+        "data": Field("text", default="bundled"),
+        "seed": Field(required=True, low=0.0, low_included=True, whole=True,
+                      what="a non-negative integer (fits are reproducible)"),
+        "subjects": Field(whole=True, default=200), "method": Field("text",
+                                                                     default="least_squares"),
+        "max_evaluations": Field(whole=True, default=400),
+        "profile": Field("list", item=Field("text"), default=[],
+                         what="a list of parameter names"),
+        "profile_points": Field(whole=True, default=7, low=2.0)}, required=True),
+    "population": Table({"cv": number_table(), "correlations": number_table(-1.0, 1.0),
+                         "transforms": Table(names=Field("text"))}),
+    "parameters": Table(names=Table({
+        "value": Field(low=None), "vary": Field("boolean", default=True),
+        "lower": Field(low=None), "upper": Field(low=None), "expr": Field("text"),
+        "like": Field("text"), "unit": Field("text")})),
+    "priors": Table(names=Table({
+        "mean": Field(required=True, fix="a log-normal prior needs mean > 0 and cv > 0"),
+        "cv": Field(required=True, fix="a log-normal prior needs mean > 0 and cv > 0"),
+        "source": Field("text")})),
+    "arms": Table({
+        "study": Field("text", required=True), "arm": Field("text", required=True),
+        "label": Field("text"), "chemotherapy": Field("text", default="chemotherapy 1 dose d1"),
+        "treatment": Field("list", item=Field("text"), default=[]),
+        "entry_below": Field(default=75.0, **_NOT_FALSE),
+        "start_delay": Field(default=1.0, low_included=True),
+        "stop_at": Field(default=100.0, **_NOT_FALSE),
+        "stop_rise": Field(default=False, **_NOT_FALSE),
+        "max_days": Field(default=14, whole=True, low_included=True),
+        "follow_up_days": Field(default=35.0),
+        "day0": Field("text", default="treatment_start", choices=DAY0),
+        "response": Table({
+            "threshold": Field(default=100.0, **_NOT_FALSE),
+            "rise": Field(default=50.0, **_NOT_FALSE),
+            "by_day": Field(default=14.0, high=Ref("follow_up_days"),
+                            fix="the response is judged within follow_up_days ({high:g})")}),
+        "endpoints": Field("list", item=Field("text")),
+        "lines": Field("list", item=Field(whole=True, low=None)),
+        "default_threshold": Field(default=100.0),
+        "params": Table(names=Field("formula", low=None,
+                                    what="a number or the name of a fit parameter"))},
+        many=True)})
+
+
 def load_fit_config(path: str | Path) -> FitProblem:
-    """Read and validate a fit configuration; build its lmfit Parameters and arms. Errors
-    name the file, the line and the entry, and say what was expected and what was given."""
+    """Read and validate a fit configuration against :data:`FIT_SCHEMA`; build its lmfit
+    Parameters and arms. Errors name the file, the line and the entry, and say what was
+    expected and what was given."""
     import lmfit
 
     path = Path(path)
-    text, config = read_toml(path, FitConfigError, "fit configuration")
-
-    def locate(where: str, key: str | None = None) -> int:
-        """Line of ``key`` in the entry ``where`` ("fit", "parameters.x", "arms #2")."""
-        section, _, name = where.partition(".")
-        line = 1
-        if section.startswith("arms #"):
-            line = 0
-            for _ in range(int(section[6:])):
-                line = line_of(text, "arms", line + 1)
-        elif section != "top level":
-            line = line_of(text, section)
-        line = line_of(text, name, line) if name else line
-        return line_of(text, key, line) if key else line
-
-    def fail(where: str, message: str, key: str | None = None) -> FitConfigError:
-        return FitConfigError(f"{path}, line {locate(where, key)} [{where}]: {message}")
-
-    def number(table: dict, key: str, where: str, default, **options):
-        return checked_number(table, key, default, lambda message: fail(where, message, key),
-                              key, **options)
-
-    def check_keys(table, allowed: set[str], where: str) -> None:
-        if not isinstance(table, dict):
-            raise fail(where, f"must be a table of {', '.join(sorted(allowed))}, got {table!r}")
-        for key in table:
-            if key not in allowed:
-                raise fail(where, f"unknown field {key!r}{closest(key, allowed)}; allowed: "
-                                  f"{', '.join(sorted(allowed))}", key)
-
-    fit = config.get("fit", {})
-    check_keys(fit, _FIT_KEYS, "fit")
-    check_keys(config, {"fit", "population", "parameters", "priors", "arms"}, "top level")
-    for key in ("model", "data", "method", "name", "description"):
-        if not isinstance(fit.get(key, ""), str):
-            raise fail("fit", f"{key} must be text in quotes, got {fit[key]!r}", key)
-    if "model" not in fit:
-        raise fail("fit", "name the model to fit, e.g. model = \"cit_thrombopoiesis\"")
+    document = Document.read(path, FitConfigError, "fit configuration")
+    checked = document.check(FIT_SCHEMA)
+    fit, fail = checked["fit"], document.fail
     try:
         model = load_model(fit["model"] if not fit["model"].endswith(".toml")
                            else path.parent / fit["model"])
     except PlateletPDError as error:
-        raise fail("fit", f"model: {error}", "model") from None
-    data_path = bundled_outcomes_path() if fit.get("data", "bundled") == "bundled" \
+        raise fail(("fit", "model"), str(error)) from None
+    data_path = bundled_outcomes_path() if fit["data"] == "bundled" \
         else (path.parent / fit["data"]).resolve()
     data = load_outcomes(data_path)
-    seed = fit.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise fail("fit", f"seed must be a non-negative integer (fits are reproducible), "
-                          f"got {seed!r}", "seed")
-    subjects = number(fit, "subjects", "fit", 200, whole=True)
-    number(fit, "max_evaluations", "fit", 400, whole=True)
-    number(fit, "profile_points", "fit", 7, whole=True, low=2.0)
-    profiled = fit.get("profile", [])
-    if not isinstance(profiled, list) or not all(isinstance(n, str) for n in profiled):
-        raise fail("fit", f"profile must be a list of parameter names, got {profiled!r}",
-                   "profile")
 
     parameters = lmfit.Parameters()
-    for name, entry in config.get("parameters", {}).items():
-        where = f"parameters.{name}"
-        check_keys(entry, _PARAMETER_KEYS | {"like", "unit"}, where)
+    for name, entry in checked["parameters"].items():
+        where = ("parameters", name)
         # a study-level parameter is not in the model: it stands in for one ("like") in
         # the arms that map to it
-        declared_name = entry.get("like", name)
+        declared_name = entry["like"] or name
         if declared_name not in model.parameters:
             raise fail(where, f"{model.name} has no parameter {declared_name!r}"
-                              f"{closest(str(declared_name), model.parameters)}; a study-level "
+                              f"{closest(declared_name, model.parameters)}; a study-level "
                               f"parameter names the model parameter it stands for with like = ")
         declared = model.parameters[declared_name]
-        lower, upper, value = (number(entry, key, where, default, low=None) for key, default in
-                               (("lower", declared.lower), ("upper", declared.upper),
-                                ("value", declared.value)))
+        lower, upper, value = (declared.lower if entry["lower"] is None else entry["lower"],
+                               declared.upper if entry["upper"] is None else entry["upper"],
+                               declared.value if entry["value"] is None else entry["value"])
         if lower < declared.lower or upper > declared.upper or not lower < upper:
             raise fail(where, f"bounds [{lower}, {upper}] go beyond the model file's "
                               f"[{declared.lower}, {declared.upper}] or are not lower < upper")
         if not lower <= value <= upper:
-            raise fail(where, f"start value {value} is outside [{lower}, {upper}]", "value")
-        if not isinstance(entry.get("vary", True), bool) or not isinstance(
-                entry.get("expr", ""), str):
-            raise fail(where, f"vary must be true or false and expr text, got "
-                              f"vary = {entry.get('vary')!r}, expr = {entry.get('expr')!r}")
+            raise fail((*where, "value"), f"start value {value} is outside [{lower}, {upper}]")
         parameters.add(name, value=value, min=lower, max=upper,
-                       vary=entry.get("vary", True) and "expr" not in entry,
-                       expr=entry.get("expr"))
+                       vary=entry["vary"] and entry["expr"] is None, expr=entry["expr"])
         parameters[name].user_data = {"unit": declared.unit, "source": declared.source}
 
     priors = {}
-    for name, entry in config.get("priors", {}).items():
+    for name, entry in checked["priors"].items():
         if name not in parameters:
-            raise fail(f"priors.{name}", "a prior needs the parameter under [parameters]")
-        check_keys(entry, {"mean", "cv", "source"}, f"priors.{name}")
-        mean, cv = (number(entry, key, f"priors.{name}", None,
-                           fix="a log-normal prior needs mean > 0 and cv > 0")
-                    for key in ("mean", "cv"))
-        priors[name] = (mean, math.sqrt(math.log1p(cv ** 2)))
+            raise fail(("priors", name), "a prior needs the parameter under [parameters]")
+        priors[name] = (entry["mean"], math.sqrt(math.log1p(entry["cv"] ** 2)))
 
-    population = config.get("population", {})
-    check_keys(population, {"cv", "correlations", "transforms"}, "population")
-    for key, low in (("cv", 0.0), ("correlations", -1.0)):
-        table = population.get(key, {})
-        check_keys(table, set(table) if isinstance(table, dict) else set(), "population")
-        for name in table:
-            checked_number(table, name, None, lambda message: fail("population", message, key),
-                           f"{key} {name}", low=low, low_included=True,
-                           high=1.0 if key == "correlations" else None)
+    population = checked["population"]
     try:
-        variability = Variability.from_cv(population.get("cv", {}),
+        variability = Variability.from_cv(population["cv"],
                                           {tuple(k.split("~")): v for k, v in
-                                           population.get("correlations", {}).items()},
-                                          population.get("transforms"))
+                                           population["correlations"].items()},
+                                          population["transforms"])
     except PlateletPDError as error:
-        raise fail("population", str(error)) from None
+        raise fail(("population",), str(error)) from None
     for name in variability.names:
         if name not in model.parameters and name not in model.covariates:
-            raise fail("population", f"cannot vary {name!r}: not a parameter or covariate"
-                                     f"{closest(name, model.parameter_names)}")
-    eta = variability.eta(subjects, seed)
+            raise fail(("population", "cv"), f"cannot vary {name!r}: not a parameter or "
+                       f"covariate{closest(name, model.parameter_names)}")
+    eta = variability.eta(fit["subjects"], fit["seed"])
 
-    arms, used = [], set()
-    entries = config.get("arms", [])
-    if not isinstance(entries, list):
-        raise fail("arms", f"arms must be a list of [[arms]] tables, got {entries!r}")
-    for index, entry in enumerate(entries):
-        where = f"arms #{index + 1}"
-        check_keys(entry, _ARM_KEYS, where)
-        arms.append(_arm(entry, data, where, fail, number))
-        used |= set(arms[-1].rows.line)
+    arms = [_arm(entry, data, ("arms", index), fail)
+            for index, entry in enumerate(checked["arms"])]
     if not arms:
-        raise fail("arms", "a fit needs at least one [[arms]] entry")
+        raise fail(("arms",), "a fit needs at least one [[arms]] entry")
     for index, spec in enumerate(arms):
         require_usable(spec.rows, str(data_path))
-        where = f"arms #{index + 1}"
         for key, value in spec.params.items():
+            where = ("arms", index, "params", key)
             if key not in model.parameters and key not in model.covariates:
-                raise fail(where, f"params: {model.name} has no parameter or covariate "
-                           f"{key!r}{closest(key, model.parameters)}", "params")
+                raise fail(where, f"{model.name} has no parameter or covariate "
+                           f"{key!r}{closest(key, model.parameters)}")
             if isinstance(value, str) and value not in parameters:
-                raise fail(where, f"params: {key} maps to {value!r}, which is not under "
-                           f"[parameters]{closest(value, parameters)}", "params")
-            if not isinstance(value, str):
-                number(spec.params, key, where, None, low=None)
-    return FitProblem(model, arms, parameters, priors, variability, eta, config, path,
-                      data_path, seed)
+                raise fail(where, f"maps to {value!r}, which is not under "
+                           f"[parameters]{closest(value, parameters)}")
+    return FitProblem(model, arms, parameters, priors, variability, eta, document.data, path,
+                      data_path, fit["seed"])
 
 
-def _arm(entry: dict, data: pd.DataFrame, where: str, fail, number) -> ArmSpec:
-    study, arm = entry.get("study"), entry.get("arm")
+def _arm(entry: dict, data: pd.DataFrame, where: tuple, fail) -> ArmSpec:
+    """One checked [[arms]] entry with its data rows and design."""
+    study, arm = entry["study"], entry["arm"]
     rows = data[(data.study == study) & (data.arm == arm)]
     if rows.empty:
         known = sorted(set(data.study + " / " + data.arm))
         raise fail(where, f"no data rows for study {study!r} arm {arm!r}"
                           f"{closest(f'{study} / {arm}', known)}")
-    for key, kind in (("endpoints", str), ("lines", int), ("treatment", str)):
-        listed = entry.get(key, [])
-        if not isinstance(listed, list) or not all(isinstance(v, kind) for v in listed):
-            raise fail(where, f"{key} must be a list of {kind.__name__ if kind is int else 'text'}"
-                              f" values, got {listed!r}", key)
-    if "endpoints" in entry:
+    if entry["endpoints"] is not None:
         rows = rows[rows.endpoint.isin(entry["endpoints"])]
-    if "lines" in entry:
+    if entry["lines"] is not None:
         rows = rows[rows.line.isin(entry["lines"])]
     if rows.empty:
         raise fail(where, "the endpoints/lines filters leave no data rows")
-    day0 = entry.get("day0", "treatment_start")
-    if day0 not in DAY0:
-        raise fail(where, f"day0 must be one of {', '.join(DAY0)}, got {day0!r}", "day0")
-    response = entry.get("response", {})
-    if not isinstance(response, dict) or set(response) - {"threshold", "rise", "by_day"}:
-        raise fail(where, f"response takes threshold, rise and by_day, e.g. response = "
-                          f"{{ threshold = 100, rise = 50, by_day = 14 }}; got {response!r}",
-                   "response")
-    follow_up = number(entry, "follow_up_days", where, 35.0)
-    rule = {key: checked_number(response, key, default,
-                                lambda message: fail(where, message, "response"),
-                                f"response {key}", may_be_false=True,
-                                high=follow_up if key == "by_day" else None,
-                                fix=f"the response is judged within follow_up_days "
-                                    f"({follow_up:g})" if key == "by_day" else "")
-            for key, default in (("threshold", 100.0), ("rise", 50.0), ("by_day", 14.0))
-            if key in response or key == "by_day"}
-    if rule["by_day"] is None:
-        raise fail(where, "response by_day must be a number of days, not false", "response")
-
-    def optional(key, default):  # TOML has no null: false means "none"
-        return number(entry, key, where, default, may_be_false=True)
-
     try:
         design = ArmDesign(
-            name=entry.get("label", f"{study}/{arm}"),
-            chemotherapy=entry.get("chemotherapy", "chemotherapy 1 dose d1"),
-            treatment=tuple(entry.get("treatment", ())),
-            entry_below=optional("entry_below", 75.0),
-            start_delay=number(entry, "start_delay", where, 1.0, low_included=True),
-            stop_at=optional("stop_at", 100.0), stop_rise=optional("stop_rise", False),
-            max_days=number(entry, "max_days", where, 14, whole=True, low_included=True),
-            follow_up_days=follow_up, smooth_stop=True)
-        response_rule = ResponseRule(**rule)
+            name=entry["label"] or f"{study}/{arm}", chemotherapy=entry["chemotherapy"],
+            treatment=tuple(entry["treatment"]), entry_below=entry["entry_below"],
+            start_delay=entry["start_delay"], stop_at=entry["stop_at"],
+            stop_rise=entry["stop_rise"], max_days=entry["max_days"],
+            follow_up_days=entry["follow_up_days"], smooth_stop=True)
+        response_rule = ResponseRule(**entry["response"])
     except PlateletPDError as error:
         raise fail(where, str(error)) from None
-    return ArmSpec(study, arm, design, day0, response_rule, rows.reset_index(drop=True),
-                   number(entry, "default_threshold", where, 100.0),
-                   dict(entry.get("params", {})))
+    return ArmSpec(study, arm, design, entry["day0"], response_rule,
+                   rows.reset_index(drop=True), entry["default_threshold"],
+                   dict(entry["params"]))
 
 
 # ====================================================================== running and reporting

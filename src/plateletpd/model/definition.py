@@ -26,6 +26,7 @@ import numpy as np
 from plateletpd.dosing.targets import DoseTarget
 from plateletpd.errors import (ExpressionError, ModelFileError, ModelWarning, ParameterError,
                      closest)
+from plateletpd.io.schema import Document, Field, Table
 from plateletpd.model.expressions import (ALL_SYMBOLS, FUNCTIONS, TIME, Expression, check_names,
                           parse_expression)
 
@@ -34,18 +35,46 @@ from plateletpd.model.expressions import (ALL_SYMBOLS, FUNCTIONS, TIME, Expressi
 #: variable in generated code, and C compilers differ on them.
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-#: Free-text fields: strings only. They never reach generated code except as escaped
-#: literals (:func:`plateletpd.model.codegen.comment_text`).
-_TEXT_FIELDS = frozenset({"name", "description", "unit", "source", "time_unit", "amount_unit",
-                          "administration"})
-_TEXT_LIST_FIELDS = frozenset({"references", "aliases"})
-
 #: Model time units accepted in ``[model] time_unit`` and their length in days.
 TIME_UNITS = {"h": 1.0 / 24.0, "hour": 1.0 / 24.0, "hours": 1.0 / 24.0,
               "day": 1.0, "days": 1.0, "d": 1.0}
 
-_SECTIONS = {"model", "parameters", "covariates", "states", "derived", "odes", "outputs",
-             "doses"}
+#: The model file's schema (docs/model_files.md): sections, entries, fields, types. Free
+#: text is text only: it never reaches generated code except as escaped literals
+#: (:func:`plateletpd.model.codegen.comment_text`). Formulas are checked by the builder.
+_TEXT, _UNIT = Field("text", default=""), Field(
+    "text", required=True, nonempty=True,
+    fix='every value needs a unit; write "1" for a dimensionless one')
+_TEXTS = Field("list", item=Field("text"), default=[], what='a list of text values, e.g. '
+               '["first", "second"]')
+_BOUND = Field(low=None)
+MODEL_SCHEMA = Table({
+    "model": Table({"name": Field("text", required=True, nonempty=True),
+                    "description": Field("text", required=True, nonempty=True),
+                    "time_unit": Field("text", required=True, choices=tuple(TIME_UNITS)),
+                    "references": _TEXTS}, required=True),
+    "parameters": Table(names=Table({
+        "value": Field(low=None, required=True), "unit": _UNIT, "description": _TEXT,
+        "source": Field("text", required=True, nonempty=True, fix="cite where the value "
+                        "comes from"), "lower": _BOUND, "upper": _BOUND})),
+    "covariates": Table(names=Table({
+        "unit": _UNIT, "description": Field("text", required=True, nonempty=True),
+        "default": _BOUND, "lower": _BOUND, "upper": _BOUND, "source": _TEXT})),
+    "states": Table(names=Table({"unit": _UNIT, "description": _TEXT,
+                                 "initial": Field("formula", default=0.0)}),
+                    required=True, nonempty=True),
+    "derived": Table(names=Field("formula")),
+    "odes": Table(names=Field("formula"), required=True, nonempty=True),
+    "outputs": Table(names=Table({"expression": Field("formula", required=True),
+                                  "unit": _UNIT, "description": _TEXT}),
+                     required=True, nonempty=True),
+    "doses": Table(names=Table({
+        "state": Field("text", required=True), "amount_unit": _UNIT,
+        "routes": Field("list", item=Field("text", choices=("bolus", "infusion")),
+                        nonempty=True, default=["bolus"]),
+        "units_per_mg": _BOUND, "bioavailability": Field("formula", default=1.0),
+        "lag": Field("formula", default=0.0), "aliases": _TEXTS, "description": _TEXT,
+        "administration": Field("text", default="", choices=("", "oral", "sc", "iv"))}))})
 _RESERVED = {TIME, *FUNCTIONS}  # generated code prefixes every other name (codegen)
 
 
@@ -328,7 +357,8 @@ def parse_model(text: str, path: str = "<string>") -> Model:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ModelFileError(f"not valid TOML: {exc}", path=path) from None
-    return _Builder(data, path, text).build()
+    document = Document(path, text, data, ModelFileError)
+    return _Builder(document.check(MODEL_SCHEMA), document).build()
 
 
 def _as_float(value: Any, what: str, error=ModelFileError) -> float:
@@ -341,48 +371,17 @@ def _as_float(value: Any, what: str, error=ModelFileError) -> float:
 
 
 class _Builder:
-    """Turns the TOML tables into a Model, raising ModelFileError with file/section/text."""
+    """Turns the checked tables (:data:`MODEL_SCHEMA`) into a Model: names, formulas, their
+    order and references, raising ModelFileError with file, line, section and text."""
 
-    def __init__(self, data: dict, path: str, text: str):
-        self.data, self.path, self.text = data, path, text
+    def __init__(self, data: dict, document: Document):
+        self.data, self.document = data, document
+        self.path, self.text = document.path, document.text
         self.seen: dict[str, str] = {}  # name -> section, for duplicate detection
 
     def fail(self, message: str, section: str, text: str | None = None) -> ModelFileError:
-        return ModelFileError(message, path=self.path, section=section, text=text)
-
-    def table(self, section: str, required: bool = False) -> dict:
-        value = self.data.get(section, {})
-        if required and not value:
-            raise self.fail(f"the [{section}] table is missing or empty", section)
-        if not isinstance(value, dict):
-            raise self.fail("expected a table", section)
-        return value
-
-    def entry(self, section: str, name: str, value: Any, keys: set[str],
-              required: set[str]) -> dict:
-        where = f"{section}.{name}" if name else section
-        if not isinstance(value, dict):
-            raise self.fail(f"expected a table with {', '.join(sorted(required))}", where,
-                            str(value))
-        for key in value:
-            if key not in keys:
-                raise self.fail(f"unknown field {key!r}{closest(key, keys)}; allowed: "
-                                f"{', '.join(sorted(keys))}", where, key)
-        for key in sorted(required):
-            if key not in value or (isinstance(value[key], str) and not value[key].strip()):
-                raise self.fail(f"{name!r} has no {key!r}" + (
-                    " (every parameter needs a unit; write \"1\" for a dimensionless one)"
-                    if key == "unit" else ""), where)
-        for key in _TEXT_FIELDS & set(value):
-            if not isinstance(value[key], str):
-                raise self.fail(f"{key!r} must be a string (text in quotes), got "
-                                f"{type(value[key]).__name__}", where, repr(value[key])[:80])
-        for key in _TEXT_LIST_FIELDS & set(value):
-            if not (isinstance(value[key], list)
-                    and all(isinstance(item, str) for item in value[key])):
-                raise self.fail(f"{key!r} must be a list of strings, e.g. [\"first\", "
-                                f"\"second\"]", where, repr(value[key])[:80])
-        return value
+        return ModelFileError(message, path=self.path, section=section, text=text,
+                              line=self.document.line(tuple(section.split("."))))
 
     def check_name(self, name: str, section: str) -> None:
         if not isinstance(name, str) or not _NAME.fullmatch(name) or keyword.iskeyword(name):
@@ -415,27 +414,17 @@ class _Builder:
 
     # --------------------------------------------------------------------- sections
     def build(self) -> Model:
-        unknown = set(self.data) - _SECTIONS
-        if unknown:
-            name = sorted(unknown)[0]
-            raise self.fail(f"unknown section{closest(name, _SECTIONS)}; sections: "
-                            f"{', '.join(sorted(_SECTIONS))}", name, name)
-        header = self.entry("model", "", self.table("model", required=True),
-                            {"name", "description", "time_unit", "references"},
-                            {"name", "description", "time_unit"})
+        header = self.data["model"]
         time_unit = header["time_unit"]
-        if time_unit not in TIME_UNITS:
-            raise self.fail(f"time_unit must be one of {', '.join(TIME_UNITS)}", "model",
-                            str(time_unit))
         parameters = self.parameters()
         covariates = self.covariates()
         values = {**{p.name: p.value for p in parameters.values()},
                   **{c.name: c.default for c in covariates.values()}}
         static = set(values)
-        state_tables = self.table("states", required=True)
+        state_tables = self.data["states"]
         for name in state_tables:
             self.declare(name, "states")
-        derived_raw = self.table("derived")
+        derived_raw = self.data["derived"]
         for name in derived_raw:
             self.declare(name, "derived")
         derived, state_dependent = self.derived(derived_raw, static, set(state_tables))
@@ -445,7 +434,7 @@ class _Builder:
         targets, modifiers = self.doses(state_tables, static | {
             n for n, _ in derived if n not in state_dependent})
         model = Model(name=str(header["name"]), description=str(header["description"]),
-                      time_unit=time_unit, references=tuple(header.get("references", ())),
+                      time_unit=time_unit, references=tuple(header["references"]),
                       parameters=parameters, covariates=covariates, states=states,
                       derived=tuple(derived), outputs=outputs, dose_targets=targets,
                       dose_modifiers=modifiers, path=self.path, text=self.text)
@@ -454,47 +443,31 @@ class _Builder:
 
     def parameters(self) -> dict[str, Parameter]:
         result = {}
-        for name, raw in self.table("parameters").items():
+        for name, raw in self.data["parameters"].items():
             self.declare(name, "parameters")
-            raw = self.entry("parameters", name, raw,
-                             {"value", "unit", "description", "source", "lower", "upper"},
-                             {"value", "unit", "source"})
             where = f"parameters.{name}"
             bounds = self.bounds(raw, where)
-            value = self._number(raw["value"], where)
-            if not bounds[0] <= value <= bounds[1]:
-                raise self.fail(f"value {value:g} is outside its bounds [{bounds[0]:g}, "
+            if not bounds[0] <= raw["value"] <= bounds[1]:
+                raise self.fail(f"value {raw['value']:g} is outside its bounds [{bounds[0]:g}, "
                                 f"{bounds[1]:g}]", where, str(raw["value"]))
-            result[name] = Parameter(name, value, str(raw["unit"]),
-                                     str(raw.get("description", "")), str(raw["source"]),
-                                     bounds[0], bounds[1])
+            result[name] = Parameter(name, raw["value"], raw["unit"], raw["description"],
+                                     raw["source"], *bounds)
         return result
 
     def bounds(self, raw: dict, where: str) -> tuple[float, float]:
         """Optional lower/upper bounds (infinite when absent), checked for order."""
-        lower, upper = (self._number(raw[k], f"{where}.{k}") if k in raw else default
-                        for k, default in (("lower", -math.inf), ("upper", math.inf)))
+        lower, upper = (-math.inf if raw["lower"] is None else raw["lower"],
+                        math.inf if raw["upper"] is None else raw["upper"])
         if lower > upper:
             raise self.fail(f"lower bound {lower:g} is above upper bound {upper:g}", where)
         return lower, upper
 
-    def _number(self, value: Any, where: str) -> float:
-        try:
-            return _as_float(value, where)
-        except ModelFileError as exc:
-            raise self.fail(str(exc), where, str(value)) from None
-
     def covariates(self) -> dict[str, Covariate]:
         result = {}
-        for name, raw in self.table("covariates").items():
+        for name, raw in self.data["covariates"].items():
             self.declare(name, "covariates")
-            raw = self.entry("covariates", name, raw,
-                             {"unit", "description", "default", "lower", "upper", "source"},
-                             {"unit", "description"})
-            where = f"covariates.{name}"
-            default = self._number(raw["default"], where) if "default" in raw else None
-            result[name] = Covariate(name, str(raw["unit"]), str(raw["description"]), default,
-                                     *self.bounds(raw, where))
+            result[name] = Covariate(name, raw["unit"], raw["description"], raw["default"],
+                                     *self.bounds(raw, f"covariates.{name}"))
         return result
 
     def derived(self, raw: dict, static: set[str], state_names: set[str]):
@@ -527,7 +500,7 @@ class _Builder:
         return order, state_dependent
 
     def states(self, tables: dict, everything: set[str], state_dependent: set[str]):
-        odes = self.table("odes", required=True)
+        odes = self.data["odes"]
         for name in odes:
             if name not in tables:
                 raise self.fail(f"ODE for unknown state {name!r}{closest(name, tables)}; "
@@ -536,79 +509,56 @@ class _Builder:
         states = []
         for name, raw in tables.items():
             where = f"states.{name}"
-            raw = self.entry("states", name, raw, {"unit", "description", "initial"},
-                             {"unit"})
             if name not in odes:
                 raise self.fail(f"state {name!r} has no ODE; add  {name} = \"...\"  under "
                                 f"[odes]", "odes")
-            initial = self.expression(raw.get("initial", 0.0), where)
+            initial = self.expression(raw["initial"], where)
             self.known(initial, initial_known, f"{where}.initial", "parameters, covariates "
                        "and derived quantities of those (not states or time)")
             ode = self.expression(odes[name], f"odes.{name}")
             self.known(ode, everything, f"odes.{name}")
-            states.append(State(name, str(raw["unit"]), str(raw.get("description", "")),
-                                initial, ode))
+            states.append(State(name, raw["unit"], raw["description"], initial, ode))
         return tuple(states)
 
     def outputs(self, everything: set[str]) -> tuple[Output, ...]:
         outputs = []
-        for name, raw in self.table("outputs", required=True).items():
+        for name, raw in self.data["outputs"].items():
             # outputs have their own namespace (no formula reads them), so an output may
             # expose a derived quantity or a state under the same name
             self.check_name(name, "outputs")
-            raw = self.entry("outputs", name, raw, {"expression", "unit", "description"},
-                             {"expression", "unit"})
             expression = self.expression(raw["expression"], f"outputs.{name}")
             self.known(expression, everything, f"outputs.{name}")
-            outputs.append(Output(name, expression, str(raw["unit"]),
-                                  str(raw.get("description", ""))))
+            outputs.append(Output(name, expression, raw["unit"], raw["description"]))
         return tuple(outputs)
 
     def doses(self, state_tables: dict, static: set[str]):
         targets, modifiers = [], []
         state_index = {name: i for i, name in enumerate(state_tables)}
         names_seen: set[str] = set()
-        for name, raw in self.table("doses").items():
+        for name, raw in self.data["doses"].items():
             where = f"doses.{name}"
-            raw = self.entry("doses", name, raw,
-                             {"state", "amount_unit", "routes", "units_per_mg",
-                              "bioavailability", "lag", "aliases", "description",
-                              "administration"},
-                             {"state", "amount_unit"})
             if raw["state"] not in state_index:
                 raise self.fail(f"dose target enters unknown state {raw['state']!r}"
                                 f"{closest(str(raw['state']), state_index)}", where,
                                 str(raw["state"]))
-            routes = raw.get("routes", ["bolus"])
-            if not isinstance(routes, list) or not routes or \
-                    any(r not in ("bolus", "infusion") for r in routes):
-                raise self.fail("routes must be a list of 'bolus' and/or 'infusion'", where,
-                                str(routes))
-            aliases = tuple(str(a) for a in raw.get("aliases", ()))
+            aliases = tuple(raw["aliases"])
             for label in (name, *aliases):
                 if label.lower() in names_seen:
                     raise self.fail(f"duplicate drug name or alias {label!r}", "doses", label)
                 names_seen.add(label.lower())
-            administration = str(raw.get("administration", ""))
-            if administration not in ("", "oral", "sc", "iv"):
-                raise self.fail("administration must be 'oral', 'sc' or 'iv'", where,
-                                administration)
-            units_per_mg = raw.get("units_per_mg")
-            if units_per_mg is not None:
-                units_per_mg = self._number(units_per_mg, where)
             modifier = []
-            for key, default in (("bioavailability", 1.0), ("lag", 0.0)):
-                expression = self.expression(raw.get(key, default), f"{where}.{key}")
+            for key in ("bioavailability", "lag"):
+                expression = self.expression(raw[key], f"{where}.{key}")
                 self.known(expression, static, f"{where}.{key}",
                            "parameters and covariates only")
                 modifier.append(expression)
             targets.append(DoseTarget(name=name, state=raw["state"],
                                       state_index=state_index[raw["state"]],
-                                      amount_unit=str(raw["amount_unit"]),
-                                      routes=tuple(routes),
-                                      units_per_mg=units_per_mg, aliases=aliases,
-                                      description=str(raw.get("description", "")),
-                                      administration=administration))
+                                      amount_unit=raw["amount_unit"],
+                                      routes=tuple(raw["routes"]),
+                                      units_per_mg=raw["units_per_mg"], aliases=aliases,
+                                      description=raw["description"],
+                                      administration=raw["administration"]))
             modifiers.append(DoseModifier(*modifier))
         return tuple(targets), tuple(modifiers)
 

@@ -580,7 +580,8 @@ def solve_subject(method, n_states, n_targets, p, event_time, event_target, even
 
 # ------------------------------------------------------------------ generated explicit methods
 # Every tableau in plateletpd.numerics.tableaux.GENERATED, stacked and zero-padded.
-_GEN_A, _GEN_B, _GEN_C, _GEN_E, _GEN_STAGES, _GEN_EXPONENT, _GEN_FSAL = _tableaux.packed()
+_GEN_A, _GEN_B, _GEN_C, _GEN_E, _GEN_STAGES, _GEN_ORDER, _GEN_EXPONENT, _GEN_FSAL = \
+    _tableaux.packed()
 
 
 @njit(**KERNEL_OPTIONS)
@@ -605,7 +606,7 @@ def explicit_segment(index, t, t_end, y, p, rate, output_times, io, rtol, atol, 
         return SUCCESS, io, h_previous
     h_max = min(max_step, span)
     _f(t, y, p, rate, k[0], counters)
-    h = _initial_step(t, y, p, rate, k[0], h_max, rtol, atol, int(1.0 / exponent), y1, k[1],
+    h = _initial_step(t, y, p, rate, k[0], h_max, rtol, atol, _GEN_ORDER[index], y1, k[1],
                       counters)
     h = _restart_step(h, h_previous, restart_growth, h_max)
     rejected_last = False

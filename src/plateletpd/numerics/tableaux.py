@@ -359,7 +359,7 @@ MAX_GENERATED_STAGES = 24
 
 def packed(tableaux=GENERATED):
     """The generated methods' arrays stacked, zero-padded to the largest stage count:
-    (a, b, c, error, stages, error exponent, first same as last), for the kernel."""
+    (a, b, c, error, stages, order, error exponent, first same as last), for the kernel."""
     s = max(t.stages for t in tableaux)
     if s > MAX_GENERATED_STAGES:
         raise ValueError(f"a generated method has {s} stages; at most {MAX_GENERATED_STAGES}")
@@ -369,9 +369,10 @@ def packed(tableaux=GENERATED):
         n = t.stages
         a[i, :n, :n], b[i, :n], c[i, :n], error[i, :n] = t.a, t.b, t.c, t.error
     stages = np.array([t.stages for t in tableaux], dtype=np.int64)
+    order = np.array([t.order for t in tableaux], dtype=np.int64)
     exponent = np.array([1.0 / (t.error_order + 1) for t in tableaux])
     fsal = np.array([t.first_same_as_last for t in tableaux])
-    return a, b, c, error, stages, exponent, fsal
+    return a, b, c, error, stages, order, exponent, fsal
 
 
 def source_digest() -> str:

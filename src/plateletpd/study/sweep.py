@@ -26,29 +26,42 @@ import pandas as pd
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.provenance import provenance
+from plateletpd.io.schema import Document, Field, Table
 from plateletpd.study.trial import TrialSpec, run_trial
 
-DIMENSIONS = ("dose", "start_delay", "max_days", "entry_below")
+def _values(what: str, **bounds) -> Field:
+    return Field("list", item=Field(**bounds), nonempty=True, what=what)
+
+
+#: The sweep grid's schema: the dimensions a grid may vary and the values each takes
+#: (``dose:DRUG`` is checked as ``dose``).
+GRID_SCHEMA = Table({
+    "dose": _values("numbers above 0 (daily amounts in the arm's unit), e.g. dose=5,7.5,15"),
+    "start_delay": _values("numbers of days >= 0, e.g. start_delay=0,1,2", low_included=True),
+    "max_days": _values("whole numbers of days in [0, 365], e.g. max_days=7,14",
+                        low_included=True, whole=True, high=365.0),
+    "entry_below": _values("counts above 0 (10^9/L), e.g. entry_below=50,75")},
+    key_name="dimension", hint=" (or dose:DRUG)")
+DIMENSIONS = tuple(GRID_SCHEMA.fields)
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[float]]:
-    """``["dose=5,7.5", "start_delay=0,1"]`` -> {"dose": [5.0, 7.5], "start_delay": [0.0, 1.0]}."""
+    """``["dose=5,7.5", "start_delay=0,1"]`` -> {"dose": [5.0, 7.5], "start_delay": [0.0, 1.0]},
+    each dimension checked against :data:`GRID_SCHEMA`."""
     grid = {}
     for item in items:
         name, sep, values = item.partition("=")
         name = name.strip()
-        base = name.split(":")[0]
-        if not sep or base not in DIMENSIONS:
+        if not sep:
             raise PlateletPDError(f"--grid expects NAME=V1,V2,... with NAME one of "
-                                  f"{', '.join(DIMENSIONS)} (or dose:DRUG); got {item!r}"
-                                  f"{closest(base, DIMENSIONS)}")
+                                  f"{', '.join(DIMENSIONS)} (or dose:DRUG); got {item!r}")
         try:
             grid[name] = [float(v) for v in values.split(",") if v.strip()]
         except ValueError:
             raise PlateletPDError(f"--grid {name}: values must be numbers, got "
                                   f"{values!r}") from None
-        if not grid[name]:
-            raise PlateletPDError(f"--grid {name}: give at least one value")
+        Document("--grid", "", {name.split(":")[0]: grid[name]},
+                 PlateletPDError).check(GRID_SCHEMA)
     if not grid:
         raise PlateletPDError("give at least one --grid dimension, e.g. --grid dose=5,7.5,15")
     return grid

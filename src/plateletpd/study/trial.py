@@ -33,20 +33,13 @@ import pandas as pd
 from plateletpd.study.cohort import ArmDesign, ArmResult, Rescue, Titration, auc, simulate_arm, values_at
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.files import atomic_folder, atomic_write, write_json, write_text
-from plateletpd.io.inputs import checked_number, line_of as _line_of, number_problem, read_toml
+from plateletpd.io.schema import Document, Field, Ref, Table, number_table
 from plateletpd.io.provenance import provenance
 from plateletpd.limits import check_subjects
 from plateletpd.model.definition import Model, load_model
 from plateletpd.population.variability import Variability, cohort_matrix
 from plateletpd.simulation.simulate import _valid_rows
 from plateletpd.study.statistics import Z95, binomial_interval, kaplan_meier
-
-_SECTIONS = {"trial": {"name", "description", "model", "fit", "seed", "subjects_per_arm",
-                       "follow_up_days", "visit_every_days", "reference_arm", "replicates"},
-             "population": {"typical", "cv", "correlations", "transforms", "covariates"},
-             "enrolment": {"chemotherapy", "entry_below", "entry_day", "start_delay"},
-             "response": {"threshold", "rise", "by_day", "later_day", "later_at_least"}}
-_ARM_FIELDS = {"name", "treatment", "stop_at", "stop_rise", "max_days", "titration", "rescue"}
 
 
 class TrialSpecError(PlateletPDError):
@@ -74,227 +67,159 @@ class TrialSpec:
     extra: dict = field(default_factory=dict)
 
 
+#: The trial file's schema (docs/trial_files.md): every table, key, type, range and default.
+_FOLLOW_UP = Ref("trial", "follow_up_days")
+_WITHIN = ("the response is judged within the follow-up: lower it or raise [trial] "
+           "follow_up_days ({high:g})")
+_AT_OR_AFTER = dict(low=0.0, low_included=True, whole=True)
+TRIAL_SCHEMA = Table({
+    "trial": Table({
+        "name": Field("text"), "description": Field("text", default=""),
+        "model": Field("text", default="cit_thrombopoiesis"),
+        "fit": Field("text", default="default"),
+        "seed": Field(what="a non-negative integer", **_AT_OR_AFTER),
+        "subjects_per_arm": Field(whole=True, default=200, what="a positive integer"),
+        "follow_up_days": Field(default=42.0, unit="days", fix="the days simulated after "
+                                "chemotherapy, e.g. follow_up_days = 42"),
+        "visit_every_days": Field(default=1.0, high=28.0, unit="days"),
+        "reference_arm": Field("text"),
+        "replicates": Field(whole=True, default=1)}),
+    "population": Table({"typical": number_table(low=None), "cv": number_table(),
+                         "correlations": number_table(low=-1.0, high=1.0),
+                         "transforms": Table(names=Field("text")),
+                         "covariates": number_table(low=None)}),
+    "enrolment": Table({
+        "chemotherapy": Field("text", default="chemotherapy 1 dose d1"),
+        "entry_below": Field(default=75.0, may_be_false=True, unit="10^9/L"),
+        "entry_day": Field(default=False, high=_FOLLOW_UP, low_included=True,
+                           may_be_false=True, unit="cycle day"),
+        "start_delay": Field(default=1.0, high=_FOLLOW_UP, low_included=True, unit="days")}),
+    "response": Table({
+        "threshold": Field(default=100.0, may_be_false=True, unit="10^9/L"),
+        "rise": Field(default=50.0, may_be_false=True, unit="10^9/L"),
+        "by_day": Field(default=14.0, high=_FOLLOW_UP, fix=_WITHIN, unit="days"),
+        "later_day": Field(default=False, high=_FOLLOW_UP, may_be_false=True, fix=_WITHIN,
+                           unit="days"),
+        "later_at_least": Field(default=False, may_be_false=True, unit="10^9/L")}),
+    "arms": Table({
+        "name": Field("text", required=True, nonempty=True,
+                      what="text in quotes, a unique name for the arm"),
+        "treatment": Field("list", item=Field("text"), default=[],
+                           what='a list of doses, e.g. ["rhTPO 15000 U"]'),
+        "stop_at": Field(default=100.0, may_be_false=True, unit="10^9/L"),
+        "stop_rise": Field(default=False, may_be_false=True, unit="10^9/L"),
+        "max_days": Field(default=14, high=365, **_AT_OR_AFTER),
+        "titration": Table({"day": Field(required=True, **_AT_OR_AFTER),
+                            "below": Field(required=True, unit="10^9/L"),
+                            "dose": Field("text", required=True, fix="a titration takes "
+                                          "day, below and dose, e.g. { day = 7, below = 50, "
+                                          "dose = \"hetrombopag 15 mg\" }")},
+                           many=True, single_ok=True,
+                           what='a list such as [{ day = 7, below = 50, dose = '
+                                '"hetrombopag 15 mg" }]'),
+        "rescue": Table({"below": Field(required=True, unit="10^9/L"), "dose": Field("text"),
+                         "max_per_patient": Field(**_AT_OR_AFTER)},
+                        what="a table such as { below = 10 }")}, many=True)})
+
+
 def load_trial_spec(path: str | Path, subjects: int | None = None,
                     seed: int | None = None) -> TrialSpec:
-    """Read and validate a trial file; errors name the file, the line and the field, and say
-    what was expected, what was given and how to fix it."""
+    """Read and validate a trial file against :data:`TRIAL_SCHEMA`; errors name the file,
+    the line and the field, and say what was expected, what was given and how to fix it."""
     from plateletpd.model.library import default_fit, load_fitted_parameters
 
     path = Path(path)
-    text, data = read_toml(path, TrialSpecError, "trial file")
-
-    def fail(line: int, message: str) -> TrialSpecError:
-        return TrialSpecError(f"{path}, line {line}: {message}")
-
-    def at(key: str, section: str, after: int | None = None) -> int:
-        return _line_of(text, key, _line_of(text, section) if after is None else after)
-
-    def number(table: dict, key: str, section: str, default, after: int | None = None,
-               **options):
-        """``table[key]`` (or ``default``) checked (:func:`plateletpd.io.files.checked_number`)."""
-        return checked_number(table, key, default, lambda text: fail(at(key, section, after),
-                                                                     text),
-                              f"[{section}] {key}", **options)
-
-    def words(table: dict, key: str, section: str, default, after: int | None = None) -> str:
-        value = table.get(key, default)
-        if not isinstance(value, str):
-            raise fail(at(key, section, after), f"[{section}] {key} must be text in quotes, "
-                       f"got {value!r}")
-        return value
-
-    for section, table in data.items():
-        if section not in _SECTIONS and section != "arms":
-            raise fail(_line_of(text, section), f"unknown section [{section}]"
-                       f"{closest(section, _SECTIONS)}; sections: "
-                       f"{', '.join([*_SECTIONS, 'arms'])}")
-        if section == "arms":
-            if not isinstance(table, list) or not all(isinstance(e, dict) for e in table):
-                raise fail(_line_of(text, section), "arms must be a list of [[arms]] tables, "
-                           f"got {table!r}; write each arm under its own [[arms]] header")
-            continue
-        if not isinstance(table, dict):
-            raise fail(_line_of(text, section), f"{section} must be a [{section}] table, got "
-                       f"{table!r}")
-        for key in table:
-            if key not in _SECTIONS[section]:
-                raise fail(at(key, section), f"unknown field {key!r} in [{section}]"
-                           f"{closest(key, _SECTIONS[section])}; allowed: "
-                           f"{', '.join(sorted(_SECTIONS[section]))}")
-    trial = data.get("trial", {})
-    model_name = words(trial, "model", "trial", "cit_thrombopoiesis")
-    fit = words(trial, "fit", "trial", "default")
+    document = Document.read(path, TrialSpecError, "trial file")
+    checked = document.check(TRIAL_SCHEMA)
+    trial, population, fail = checked["trial"], checked["population"], document.fail
     try:
-        model = load_model(model_name)
+        model = load_model(trial["model"])
     except PlateletPDError as error:
-        raise fail(at("model", "trial"), f"[trial] model: {error}") from None
+        raise fail(("trial", "model"), str(error)) from None
     values, origin = {}, "the model file's values"
-    if fit != "none":
-        name = default_fit(model.name) if fit == "default" else fit
+    if trial["fit"] != "none":
+        name = default_fit(model.name) if trial["fit"] == "default" else trial["fit"]
         if name is not None:
             try:
                 _, values = load_fitted_parameters(name)
             except PlateletPDError as error:
-                raise fail(at("fit", "trial"), f"[trial] fit: {error}") from None
+                raise fail(("trial", "fit"), str(error)) from None
             origin = f"fit {name}"
-    population = data.get("population", {})
-    tables = {}
-    for key in ("typical", "cv", "correlations", "covariates", "transforms"):
-        tables[key] = population.get(key, {})
-        if not isinstance(tables[key], dict):
-            raise fail(at(key, "population"), f"[population] {key} must be a table such as "
-                       f"{{ name = value }}, got {tables[key]!r}")
-        if key == "transforms":
-            continue
-        for name, value in tables[key].items():
-            number(tables[key], name, f"population.{key}", None,
-                   low={"cv": 0.0, "correlations": -1.0}.get(key),
-                   high=1.0 if key == "correlations" else None,
-                   low_included=True, after=at(key, "population"))
-    typical = tables["typical"]
+    typical = population["typical"]
     try:
         model.check_parameter_names(typical)
         model = model.with_parameters({**values, **typical})
         variability = Variability.from_cv(
-            tables["cv"], {tuple(k.split("~")): v for k, v in tables["correlations"].items()},
-            tables["transforms"])
-        covariates = dict(tables["covariates"])
+            population["cv"], {tuple(k.split("~")): v for k, v in
+                               population["correlations"].items()}, population["transforms"])
+        covariates = dict(population["covariates"])
         model.check_covariate_names(covariates)
     except PlateletPDError as error:
-        raise fail(_line_of(text, "population"), f"[population] {error}") from None
+        raise fail(("population",), str(error)) from None
     if typical:
         origin += " with " + ", ".join(f"{k} = {v:g}" for k, v in typical.items())
     for name in variability.names:
         if name not in model.parameters and name not in model.covariates:
-            raise fail(_line_of(text, "cv"), f"cannot vary {name!r}: not a parameter or "
+            raise fail(("population", "cv"), f"cannot vary {name!r}: not a parameter or "
                        f"covariate of {model.name}{closest(name, model.parameter_names)}")
-
-    follow_up = number(trial, "follow_up_days", "trial", 42.0,
-                       fix="the days simulated after chemotherapy, e.g. follow_up_days = 42")
-    enrolment = data.get("enrolment", {})
-    response = _response(data.get("response", {}), follow_up, number, fail,
-                         _line_of(text, "response"))
-    arms, names = [], set()
-    line = _line_of(text, "arms") - 1
-    for entry in data.get("arms", []):
-        line = _line_of(text, "arms", line + 1)  # this arm's [[arms]] header
-        for key in entry:
-            if key not in _ARM_FIELDS:
-                raise fail(_line_of(text, key, line), f"unknown arm field {key!r}"
-                           f"{closest(key, _ARM_FIELDS)}; allowed: "
-                           f"{', '.join(sorted(_ARM_FIELDS))}")
-        name = entry.get("name")
-        if not isinstance(name, str) or not name or name in names:
-            raise fail(line, f"every arm needs a unique name (text); got {name!r}")
-        names.add(name)
-        treatment = entry.get("treatment", [])
-        if not isinstance(treatment, list) or not all(isinstance(t, str) for t in treatment):
-            raise fail(_line_of(text, "treatment", line), f"arm {name!r}: treatment must be a "
-                       f"list of doses, e.g. [\"rhTPO 15000 U\"], got {treatment!r}")
-        titrations, rescue = _rules(entry, name, fail, _line_of(text, "titration", line),
-                                    _line_of(text, "rescue", line))
-        try:
-            design = ArmDesign(
-                name=name, chemotherapy=words(enrolment, "chemotherapy", "enrolment",
-                                              "chemotherapy 1 dose d1"),
-                treatment=tuple(treatment),
-                entry_below=number(enrolment, "entry_below", "enrolment", 75.0,
-                                   may_be_false=True),
-                entry_day=number(enrolment, "entry_day", "enrolment", False, high=follow_up,
-                                 low_included=True, may_be_false=True),
-                start_delay=number(enrolment, "start_delay", "enrolment", 1.0,
-                                   high=follow_up, low_included=True),
-                stop_at=number(entry, "stop_at", "arms", 100.0, may_be_false=True,
-                               after=line),
-                stop_rise=number(entry, "stop_rise", "arms", False, may_be_false=True,
-                                 after=line),
-                max_days=number(entry, "max_days", "arms", 14, whole=True, high=365,
-                                low_included=True, after=line),
-                follow_up_days=follow_up, titrations=titrations, rescue=rescue)
-        except TrialSpecError:
-            raise
-        except PlateletPDError as error:
-            raise fail(line, f"arm {name!r}: {error}") from None
-        try:
-            _check_doses(model, design)
-        except PlateletPDError as error:
-            raise fail(_line_of(text, "treatment", line), f"arm {name!r}: {error}") from None
-        arms.append(design)
+    response = checked["response"]
+    if response["threshold"] is None and response["rise"] is None:
+        raise fail(("response",), "needs a threshold, a rise or both; both are false")
+    if (response["later_day"] is None) != (response["later_at_least"] is None):
+        raise fail(("response",), "a composite response needs both later_day and "
+                   "later_at_least (e.g. PLT >= 75 on day 21)")
+    arms = [_arm_design(document, index, entry, checked, model)
+            for index, entry in enumerate(checked["arms"])]
     if not arms:
-        raise fail(1, "a trial needs at least one [[arms]] entry")
-    reference = trial.get("reference_arm", arms[0].name)
+        raise fail(("arms",), "a trial needs at least one [[arms]] entry")
+    names = [arm.name for arm in arms]
+    reference = trial["reference_arm"] or names[0]
     if reference not in names:
-        raise fail(_line_of(text, "reference_arm"), f"reference_arm {reference!r} is not an "
-                   f"arm{closest(str(reference), names)}")
+        raise fail(("trial", "reference_arm"), f"{reference!r} is not an arm"
+                   f"{closest(reference, names)}; arms: {', '.join(names)}")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise TrialSpecError(f"the seed given must be a non-negative integer, got {seed!r}")
     if subjects is not None and (not isinstance(subjects, int) or subjects < 1):
         raise TrialSpecError(f"the number of patients per arm given (--n) must be a positive "
                              f"integer, got {subjects!r}")
-    seed = trial.get("seed") if seed is None else seed
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise fail(_line_of(text, "seed"), f"seed must be a non-negative integer, got {seed!r}")
-    n = trial.get("subjects_per_arm", 200) if subjects is None else subjects
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise fail(_line_of(text, "subjects_per_arm"), f"subjects_per_arm must be a positive "
-                   f"integer, got {n!r}")
-    visit = number(trial, "visit_every_days", "trial", 1.0, high=28.0)
-    replicates = number(trial, "replicates", "trial", 1, whole=True)
-    return TrialSpec(words(trial, "name", "trial", path.stem), model, origin, seed, n,
-                     follow_up, visit, variability, covariates, tuple(arms), response,
-                     reference, str(path), words(trial, "description", "trial", ""),
-                     {"replicates": replicates})
+    seed = trial["seed"] if seed is None else seed
+    if seed is None:
+        raise fail(("trial", "seed"), "a seed is required (a non-negative integer), in the "
+                   "file or given with --seed")
+    return TrialSpec(trial["name"] or path.stem, model, origin, seed,
+                     trial["subjects_per_arm"] if subjects is None else subjects,
+                     trial["follow_up_days"], trial["visit_every_days"], variability,
+                     covariates, tuple(arms), response, reference, str(path),
+                     trial["description"], {"replicates": trial["replicates"]})
 
 
-def _response(table: dict, follow_up: float, number, fail, line: int) -> dict:
-    """The [response] rule checked: thresholds positive (false: no such rule), days within
-    (0, follow_up_days]."""
-    within = (f"the response is judged within the follow-up: lower it or raise "
-              f"[trial] follow_up_days ({follow_up:g})")
-    response = {"threshold": number(table, "threshold", "response", 100.0, may_be_false=True),
-                "rise": number(table, "rise", "response", 50.0, may_be_false=True),
-                "by_day": number(table, "by_day", "response", 14.0, high=follow_up, fix=within),
-                "later_day": number(table, "later_day", "response", False, high=follow_up,
-                                    may_be_false=True, fix=within),
-                "later_at_least": number(table, "later_at_least", "response", False,
-                                         may_be_false=True)}
-    if response["threshold"] is None and response["rise"] is None:
-        raise fail(line, "[response] needs a threshold, a rise or both; both are false")
-    if (response["later_day"] is None) != (response["later_at_least"] is None):
-        raise fail(line, "a composite response needs both later_day and later_at_least "
-                   "(e.g. PLT >= 75 on day 21)")
-    return response
-
-
-def _rules(entry: dict, name: str, fail, titration_line: int, rescue_line: int
-           ) -> tuple[tuple[Titration, ...], Rescue | None]:
-    """An arm's titration and rescue rules with their fields' types checked."""
-    fields = {"titration": {"day": (True, 0.0), "below": (False, 0.0)},
-              "rescue": {"below": (False, 0.0), "max_per_patient": (True, 0.0)}}
-    titrations = entry.get("titration", [])
-    rules = [("titration", rule, titration_line) for rule in
-             (titrations if isinstance(titrations, list) else [titrations])]
-    if "rescue" in entry:
-        rules.append(("rescue", entry["rescue"], rescue_line))
-    for kind, rule, line in rules:
-        example = ("{ day = 7, below = 50, dose = \"hetrombopag 15 mg\" }" if kind == "titration"
-                   else "{ below = 10 }")
-        allowed = {"titration": {"day", "below", "dose"},
-                   "rescue": {"below", "dose", "max_per_patient"}}[kind]
-        if not isinstance(rule, dict) or set(rule) - allowed or (
-                kind == "titration" and set(rule) != allowed) or "below" not in rule:
-            raise fail(line, f"arm {name!r}: {kind} takes {', '.join(sorted(allowed))}, e.g. "
-                       f"{kind} = {'[' + example + ']' if kind == 'titration' else example}; "
-                       f"got {rule!r}")
-        for key, (whole, low) in fields[kind].items():
-            problem = number_problem(rule.get(key, 10), low, None, whole, whole)
-            if problem:
-                raise fail(line, f"arm {name!r}: {kind} {key} {problem}")
-        if not isinstance(rule.get("dose", ""), str):
-            raise fail(line, f"arm {name!r}: {kind} dose must be text such as "
-                       f"\"platelet_transfusion 1 dose\", got {rule['dose']!r}")
-    return (tuple(Titration(**rule) for kind, rule, _ in rules if kind == "titration"),
-            next((Rescue(**rule) for kind, rule, _ in rules if kind == "rescue"), None))
+def _arm_design(document: Document, index: int, entry: dict, checked: dict,
+                model: Model) -> ArmDesign:
+    """Arm ``index`` of a checked trial file as a design; its name unique, its doses known
+    to the model."""
+    where = ("arms", index)
+    if entry["name"] in [arm["name"] for arm in checked["arms"][:index]]:
+        raise document.fail((*where, "name"), f"{entry['name']!r} names an earlier arm too; "
+                            f"every arm needs a unique name")
+    enrolment = checked["enrolment"]
+    try:
+        design = ArmDesign(
+            name=entry["name"], chemotherapy=enrolment["chemotherapy"],
+            treatment=tuple(entry["treatment"]), entry_below=enrolment["entry_below"],
+            entry_day=enrolment["entry_day"], start_delay=enrolment["start_delay"],
+            stop_at=entry["stop_at"], stop_rise=entry["stop_rise"],
+            max_days=entry["max_days"], follow_up_days=checked["trial"]["follow_up_days"],
+            titrations=tuple(Titration(**rule) for rule in entry["titration"]),
+            rescue=Rescue(**{k: v for k, v in entry["rescue"].items() if v is not None})
+            if entry["rescue"] else None)
+    except PlateletPDError as error:
+        raise document.fail(where, f"arm {entry['name']!r}: {error}") from None
+    try:
+        _check_doses(model, design)
+    except PlateletPDError as error:
+        raise document.fail((*where, "treatment"), f"arm {entry['name']!r}: {error}") \
+            from None
+    return design
 
 
 def bundled_trial(name: str) -> Path:
