@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from plateletpd.study.cohort import ArmDesign, simulate_arm
+from plateletpd.study.cohort import ArmDesign, simulate_treatment_arm
 from plateletpd.study.endpoints import DAY0, ResponseRule, subject_values, summarise
 from plateletpd.errors import PlateletPDError, closest
+from plateletpd.io.display import html_table, short_repr
 from plateletpd.io.files import atomic_folder, atomic_write, write_json, write_text
 from plateletpd.io.schema import Document, Field, Ref, Table, number_table
 from plateletpd.io.provenance import provenance
@@ -37,6 +38,7 @@ from plateletpd.simulation.simulate import _valid_rows
 
 #: chi-square rise that bounds a 95% profile-likelihood interval (chi2 quantile, 1 df)
 PROFILE_LEVEL = 3.841
+
 
 class FitConfigError(PlateletPDError):
     """A fit configuration that cannot be used; the message names the file and the entry."""
@@ -56,9 +58,10 @@ class ArmSpec:
     params: dict = field(default_factory=dict)  # arm-specific fixed values (e.g. dose intensity)
 
 
-@dataclass
+@dataclass(repr=False)
 class FitProblem:
-    """Everything an objective evaluation needs, built once from a configuration."""
+    """Everything an objective evaluation needs, built once: from a fit configuration
+    (:func:`load_fit_config`) or in code (:meth:`FitProblem.create`)."""
 
     model: Model
     arms: list[ArmSpec]
@@ -71,6 +74,50 @@ class FitProblem:
     data_path: Path
     seed: int
     evaluations: int = 0
+
+    @classmethod
+    def create(cls, model: Model | str, arms: list[ArmSpec], parameters: dict, *, seed: int,
+               subjects: int = 200, variability: Variability | None = None,
+               priors: dict[str, tuple[float, float]] | None = None,
+               data: str | Path | None = None) -> "FitProblem":
+        """A fit built in code: ``arms`` as :class:`ArmSpec` (rows: the arm's outcome rows),
+        ``parameters`` name -> start value or ``{"value", "lower", "upper", "vary"}``
+        (bounds default to the model file's), ``priors`` name -> (mean, cv) log-normal;
+        the random effects are drawn from ``seed`` as in a configuration's fit."""
+        import lmfit
+
+        model = load_model(model) if isinstance(model, str) else model
+        variability = variability or Variability.from_cv({})
+        fitted = lmfit.Parameters()
+        for name, entry in parameters.items():
+            entry = entry if isinstance(entry, dict) else {"value": entry}
+            if name not in model.parameters:
+                raise FitConfigError(f"{model.name} has no parameter {name!r}"
+                                     f"{closest(name, model.parameters)}")
+            declared = model.parameters[name]
+            fitted.add(name, value=entry.get("value", declared.value),
+                       min=entry.get("lower", declared.lower),
+                       max=entry.get("upper", declared.upper), vary=entry.get("vary", True))
+        return cls(model, list(arms), fitted,
+                   {k: (m, math.sqrt(math.log1p(cv ** 2))) for k, (m, cv) in
+                    (priors or {}).items()}, variability,
+                   variability.eta(subjects, seed), {"fit": {"name": "fit built in code"}},
+                   Path("fit built in code"), Path(data or bundled_outcomes_path()), seed)
+
+    def __repr__(self) -> str:
+        return short_repr("FitProblem", self._summary_items())
+
+    def _summary_items(self) -> list[tuple[str, object]]:
+        varied = [name for name, p in self.parameters.items() if p.vary]
+        return [("model", self.model.name), ("arms", len(self.arms)),
+                ("data_rows", sum(len(arm.rows) for arm in self.arms)),
+                ("varied", ", ".join(varied) or "none"), ("subjects", self.eta.shape[0]),
+                ("seed", self.seed)]
+
+    def _repr_html_(self) -> str:
+        return html_table("Fit problem", self._summary_items(),
+                          [(a.study, a.arm, a.day0, ", ".join(sorted(set(a.rows.endpoint))))
+                           for a in self.arms], ("study", "arm", "day 0", "endpoints"))
 
     # ------------------------------------------------------------------ simulation
     def cohort_matrix(self, values: dict[str, float], arm_params: dict) -> np.ndarray:
@@ -95,8 +142,8 @@ class FitProblem:
         """Every data row with its prediction."""
         frames = []
         for spec in self.arms:
-            result = simulate_arm(self.model, spec.design, self.cohort_matrix(values,
-                                                                               spec.params))
+            result = simulate_treatment_arm(self.model, spec.design,
+                                            self.cohort_matrix(values, spec.params))
             rows = spec.rows.copy()
             predicted, eligible = [], []
             for row in rows.itertuples():

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from plateletpd.dosing.targets import DoseTarget
+from plateletpd.io.display import html_table, short_repr
 from plateletpd.errors import (ExpressionError, ModelFileError, ModelWarning, ParameterError,
                      closest)
 from plateletpd.io.schema import Document, Field, Table
@@ -142,7 +143,7 @@ class DoseModifier:
     lag: Expression
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Model:
     """A validated model. Build it with :func:`load_model`; it is immutable.
 
@@ -195,6 +196,23 @@ class Model:
     def units(self) -> dict[str, str]:
         """Unit of every state and output by name."""
         return {**{s.name: s.unit for s in self.states}, **{o.name: o.unit for o in self.outputs}}
+
+    def __repr__(self) -> str:
+        return short_repr("Model", self._summary_items())
+
+    def _summary_items(self) -> list[tuple[str, object]]:
+        return [("name", self.name), ("states", len(self.states)),
+                ("parameters", len(self.parameters)),
+                ("outputs", ", ".join(self.output_names[:6]) +
+                 (f", ... ({len(self.outputs)})" if len(self.outputs) > 6 else "")),
+                ("drugs", ", ".join(self.drug_names) or "none"), ("path", self.path)]
+
+    def _repr_html_(self) -> str:
+        """A notebook summary: the model and its first parameters (value, unit)."""
+        return html_table(f"Model {self.name}", self._summary_items(),
+                          [(p.name, f"{p.value:g}", p.unit)
+                           for p in list(self.parameters.values())[:12]],
+                          ("parameter", "value", "unit"))
 
     # ------------------------------------------------------------------ values
     def parameter_table(self):

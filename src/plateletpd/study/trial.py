@@ -30,8 +30,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plateletpd.study.cohort import ArmDesign, ArmResult, Rescue, Titration, auc, simulate_arm, values_at
+from plateletpd.study.cohort import (ArmDesign, ArmResult, Rescue, Titration,
+                                     simulate_treatment_arm, values_at)
+from plateletpd.study.endpoints import Courses, trial_endpoints
 from plateletpd.errors import PlateletPDError, closest
+from plateletpd.io.display import html_table, short_repr
 from plateletpd.io.files import atomic_folder, atomic_write, write_json, write_text
 from plateletpd.io.schema import Document, Field, Ref, Table, number_table
 from plateletpd.io.provenance import provenance
@@ -46,9 +49,14 @@ class TrialSpecError(PlateletPDError):
     """A trial file that cannot be used; the message names the file and the line."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TrialSpec:
-    """A validated trial: model, parameters, population, enrolment, response rule, arms."""
+    """A validated trial: model, parameters, population, enrolment, response rule, arms.
+
+    Build one from a trial file (:func:`load_trial_spec`) or in code
+    (:meth:`TrialSpec.create`, keyword arguments named as the file's tables and keys); both
+    are checked by the same schema and give the same object.
+    """
 
     name: str
     model: Model
@@ -65,6 +73,46 @@ class TrialSpec:
     path: str
     description: str = ""
     extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, *, arms: list[dict], seed: int, name: str = "trial", model: str =
+               "cit_thrombopoiesis", population: dict | None = None,
+               enrolment: dict | None = None, response: dict | None = None,
+               **trial) -> "TrialSpec":
+        """A trial built in code, mirroring the trial file (docs/trial_files.md): ``arms``
+        are the ``[[arms]]`` tables as dicts; ``population``, ``enrolment`` and ``response``
+        the tables of those names; other keywords are ``[trial]`` keys (``fit``,
+        ``subjects_per_arm``, ``follow_up_days``, ``visit_every_days``, ``reference_arm``,
+        ``replicates``, ``description``). Checked like a file: an unknown or bad keyword is
+        a :class:`TrialSpecError` naming it.
+
+        >>> TrialSpec.create(seed=1, arms=[{"name": "rhTPO", "treatment": ["rhTPO 15000 U"]}],
+        ...                  response={"threshold": 100, "by_day": 14})  # doctest: +SKIP
+        """
+        tables = {"trial": {"name": name, "model": model, "seed": seed, **trial},
+                  "population": population, "enrolment": enrolment, "response": response,
+                  "arms": arms}
+        data = {key: table for key, table in tables.items() if table is not None}
+        return _trial_spec(Document("trial built in code", "", data, TrialSpecError), None,
+                           None, name)
+
+    def __repr__(self) -> str:
+        return short_repr("TrialSpec", self._summary_items())
+
+    def _summary_items(self) -> list[tuple[str, object]]:
+        return [("name", self.name), ("model", self.model.name),
+                ("parameters", self.parameters_from), ("seed", self.seed),
+                ("subjects_per_arm", self.subjects_per_arm),
+                ("follow_up_days", f"{self.follow_up_days:g}"),
+                ("varied", ", ".join(self.variability.names) or "none"),
+                ("response", _rule_text(self.response)),
+                ("arms", ", ".join(arm.name for arm in self.arms))]
+
+    def _repr_html_(self) -> str:
+        return html_table(f"Trial {self.name}", self._summary_items(),
+                          [(a.name, " + ".join(a.treatment) or "none", a.max_days,
+                            "yes" if a.rescue else "no") for a in self.arms],
+                          ("arm", "treatment", "max days", "rescue"))
 
 
 #: The trial file's schema (docs/trial_files.md): every table, key, type, range and default.
@@ -126,10 +174,16 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
                     seed: int | None = None) -> TrialSpec:
     """Read and validate a trial file against :data:`TRIAL_SCHEMA`; errors name the file,
     the line and the field, and say what was expected, what was given and how to fix it."""
+    path = Path(path)
+    return _trial_spec(Document.read(path, TrialSpecError, "trial file"), subjects, seed,
+                       path.stem)
+
+
+def _trial_spec(document: Document, subjects: int | None, seed: int | None,
+                default_name: str) -> TrialSpec:
+    """A trial from a document (a file, or keyword arguments: :meth:`TrialSpec.create`)."""
     from plateletpd.model.library import default_fit, load_fitted_parameters
 
-    path = Path(path)
-    document = Document.read(path, TrialSpecError, "trial file")
     checked = document.check(TRIAL_SCHEMA)
     trial, population, fail = checked["trial"], checked["population"], document.fail
     try:
@@ -186,10 +240,10 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
     if seed is None:
         raise fail(("trial", "seed"), "a seed is required (a non-negative integer), in the "
                    "file or given with --seed")
-    return TrialSpec(trial["name"] or path.stem, model, origin, seed,
+    return TrialSpec(trial["name"] or default_name, model, origin, seed,
                      trial["subjects_per_arm"] if subjects is None else subjects,
                      trial["follow_up_days"], trial["visit_every_days"], variability,
-                     covariates, tuple(arms), response, reference, str(path),
+                     covariates, tuple(arms), response, reference, document.path,
                      trial["description"], {"replicates": trial["replicates"]})
 
 
@@ -250,13 +304,33 @@ def _check_doses(model: Model, design: ArmDesign) -> None:
 
 
 # ====================================================================== running
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TrialResult:
+    """A run trial: per-patient endpoints (``subjects``), arm ``summary``, ``differences``
+    from the reference arm and the kept ``curves`` (for plots)."""
+
     spec: TrialSpec
     subjects: pd.DataFrame
     summary: pd.DataFrame
     differences: pd.DataFrame
     curves: dict  # arm -> (times since start, platelet matrix) for plots
+
+    def __repr__(self) -> str:
+        arms = ", ".join(f"{name}: {row.enrolled} enrolled, {row['response_%']:.1f}% "
+                         f"responded" for name, row in self.summary.iterrows())
+        return short_repr("TrialResult", [("trial", self.spec.name), ("seed", self.spec.seed),
+                                          ("arms", f"[{arms}]")])
+
+    def _repr_html_(self) -> str:
+        table = arm_table(self)
+        return html_table(f"Trial {self.spec.name} (seed {self.spec.seed})",
+                          [("model", self.spec.model.name),
+                           ("parameters", self.spec.parameters_from),
+                           ("response", _rule_text(self.spec.response)),
+                           ("patients", len(self.subjects))],
+                          [(name, *row) for name, row in zip(table.index,
+                                                             table.itertuples(index=False))],
+                          ("arm", *table.columns))
 
 
 def _arm_seed(seed: int, index: int) -> int:
@@ -278,7 +352,8 @@ def patient(spec: TrialSpec, arm: str, index: int) -> tuple[dict, ArmResult]:
         raise TrialSpecError(f"patient index must be a whole number >= 0, got {index!r}")
     row = _cohort(spec, position, int(index) + 1)[-1]
     every = model.parameter_names + model.covariate_names
-    return dict(zip(every, row.tolist())), simulate_arm(model, spec.arms[position], row[None])
+    return dict(zip(every, row.tolist())), simulate_treatment_arm(model, spec.arms[position],
+                                                                  row[None])
 
 
 def run_replicates(spec: TrialSpec, progress: bool = False) -> pd.DataFrame:
@@ -308,47 +383,11 @@ def _cohort(spec: TrialSpec, index: int, size: int | None = None) -> np.ndarray:
 
 
 def patient_endpoints(arm: ArmResult, response: dict, visit_every: float) -> pd.DataFrame:
-    """One row per enrolled patient (see the module text for the definitions)."""
-    times, counts, start = arm.times, arm.platelets, arm.start_time
-    step = times[1] - times[0]
-    last = np.floor((times[-1] - start) / visit_every).astype(np.int64)  # last visit index
-    visit_days = np.arange(max(int(last.max(initial=0)), 0) + 1) * visit_every
-    index = np.arange(visit_days.size)[None, :]
-    valid = index <= last[:, None]
-    visits = values_at(times, counts, start[:, None] + visit_days[None, :])
-    baseline = visits[:, 0]
-    responded = np.zeros_like(valid)
-    if response.get("threshold") is not None:
-        responded |= visits >= response["threshold"]
-    if response.get("rise") is not None:
-        responded |= visits - baseline[:, None] >= response["rise"]
-    if response.get("later_day") is not None:  # composite: and a later count
-        later = values_at(times, counts, start + response["later_day"])
-        responded &= (later >= response["later_at_least"])[:, None]
-    responded &= valid
-    table = {"patient": arm.subjects.astype(int), "enrolment_day": arm.entry_time,
-             "start_day": start, "treatment_doses": np.asarray(arm.doses_given, float),
-             "platelets_at_start": baseline,
-             "responder": np.any(responded & (visit_days <= response["by_day"])[None, :],
-                                 axis=1),
-             "response_day": np.where(responded.any(axis=1),
-                                      visit_days[np.argmax(responded, axis=1)], np.nan),
-             "nadir": counts.min(axis=1),
-             "days_below_20": np.sum(counts < 20, axis=1) * step,
-             "days_below_50": np.sum(counts < 50, axis=1) * step,
-             "plt_day_7": values_at(times, counts, start + 7),
-             "plt_day_14": values_at(times, counts, start + 14),
-             "auc_21_days": auc(times, counts, start, 21.0),
-             "transfusions": np.asarray(arm.extra.get("rescues", np.zeros(arm.n)), int),
-             "titrated": np.asarray(arm.extra.get("titrated", np.zeros(arm.n, bool)), bool),
-             "status": np.asarray(arm.status, int)}
-    for level in (75, 100):
-        reached = (visits >= level) & valid & (visit_days > 0)[None, :]
-        table[f"days_to_{level}"] = np.where(reached.any(axis=1),
-                                             visit_days[np.argmax(reached, axis=1)],
-                                             visit_days[np.maximum(last, 0)])
-        table[f"reached_{level}"] = reached.any(axis=1)
-    return pd.DataFrame(table)
+    """One row per enrolled patient: the registry's trial endpoints
+    (:func:`plateletpd.study.endpoints.trial_endpoints`, definitions there)."""
+    courses = Courses.for_trial(arm, response, visit_every)
+    return pd.DataFrame({"patient": arm.subjects.astype(int),
+                         **{e.name: e.values(courses) for e in trial_endpoints()}})
 
 
 #: patients simulated at once; trajectories are dropped after each chunk, so memory stays
@@ -381,7 +420,8 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
         for first in range(0, len(matrix), CHUNK):
             rows = np.arange(first, min(first + CHUNK, len(matrix)))
             chosen = rows[valid[rows]]
-            arm = simulate_arm(spec.model, design, matrix[chosen]) if chosen.size else None
+            arm = simulate_treatment_arm(spec.model, design, matrix[chosen]) \
+                if chosen.size else None
             if arm is not None:
                 screened += arm.n_screened
             if arm is None or arm.n == 0:  # nobody of this chunk enrolled
@@ -444,8 +484,7 @@ def _summarise(name: str, table: pd.DataFrame, screened: int, invalid: int) -> d
         row[f"median_days_to_{level}_ci"] = "[{:.0f}, {:.0f}]".format(*curve.median_interval())
     row["transfused_%"] = 100 * float(np.mean(table.transfusions > 0)) if n else math.nan
     row["titrated_%"] = 100 * float(np.mean(table.titrated)) if n else math.nan
-    for column in ("plt_day_7", "plt_day_14", "nadir", "days_below_20", "days_below_50",
-                   "treatment_doses", "transfusions"):
+    for column in (e.name for e in trial_endpoints() if e.summary == "mean"):
         values = table[column].to_numpy()
         mean = float(np.mean(values)) if n else math.nan
         half = Z95 * float(np.std(values, ddof=1)) / math.sqrt(n) if n > 1 else math.nan
