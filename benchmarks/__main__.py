@@ -132,21 +132,27 @@ def bench_desolve(case, args) -> dict:
                r["compile_seconds"], r["repeats"], notes)
 
 
-#: Cohort methods: name -> (solver class, options). The lock-step method starts its tolerance
-#: search from one-subject DOP853's.
-COHORT_METHODS = {"plateletpd": (pp.DormandPrince5, {}),
-                  "plateletpd_dop853": (pp.DormandPrince853, {}),
-                  "plateletpd_lockstep": (pp.DormandPrince853, {"lockstep": True})}
+#: Cohort methods: name -> (solver class, simulate_batch execution). The lock-step method
+#: starts its tolerance search from one-subject DOP853's.
+COHORT_METHODS = {"plateletpd": (pp.DormandPrince5, "subjects"),
+                  "plateletpd_dop853": (pp.DormandPrince853, "subjects"),
+                  "plateletpd_lockstep": (pp.DormandPrince853, "lockstep")}
 
 
 def cohort_solver(method: str, rtol: float):
-    solver, options = COHORT_METHODS[method]
-    return solver(rtol=rtol, atol=rtol * ATOL_FACTOR, **options)
+    solver, _ = COHORT_METHODS[method]
+    return solver(rtol=rtol, atol=rtol * ATOL_FACTOR)
 
 
-def describe_solver(solver) -> str:
+def cohort_batch(model, case, params, method: str, solver):
+    """``simulate_batch`` of a cohort with the method's solver and execution."""
+    return pp.simulate_batch(model, case.regimen, times=case.output_days, params=params,
+                             solver=solver, execution=COHORT_METHODS[method][1])
+
+
+def describe_solver(solver, method: str) -> str:
     return solver.method + (" in lock step (groups of 16 subjects)"
-                            if solver.lockstep else "")
+                            if COHORT_METHODS[method][1] == "lockstep" else "")
 
 
 def checked_error(batch, references) -> float:
@@ -163,8 +169,7 @@ def cohort_tolerance(case, method, rtol, params, references) -> float:
     typical subject's tolerance can sit just at its threshold, where another subject is
     a little over it."""
     for candidate in LADDER[LADDER.index(rtol):]:
-        batch = pp.simulate_batch(case.model, case.regimen, times=case.output_days,
-                                  params=params, solver=cohort_solver(method, candidate))
+        batch = cohort_batch(case.model, case, params, method, cohort_solver(method, candidate))
         if checked_error(batch, references) <= TARGET_ERROR:
             if candidate != rtol:
                 log(f"  cohort rtol {candidate:g}: at the typical subject's {rtol:g} a checked "
@@ -182,8 +187,7 @@ def cohort_method(case, chosen, params, references, args) -> tuple[str, float]:
         start = chosen.get(method, chosen["plateletpd_dop853"])
         rtol = cohort_tolerance(case, method, start, params, references)
         solver = cohort_solver(method, rtol)
-        run = lambda: pp.simulate_batch(case.model, case.regimen,  # noqa: E731
-                                        times=case.output_days, params=trial, solver=solver)
+        run = lambda: cohort_batch(case.model, case, trial, method, solver)  # noqa: E731
         seconds = statistics.median(timed(run)[0] for _ in range(3))
         log(f"  cohort trial {method} rtol {rtol:g}: {seconds:.3e} s")
         if best is None or seconds < best[2]:
@@ -197,8 +201,7 @@ def bench_cohorts(case, method, rtol, sizes, args, references) -> list[dict]:
     solver = cohort_solver(method, rtol)
     for n in sizes:
         params = cohort_parameters(model, n)
-        run = lambda: pp.simulate_batch(model, case.regimen, times=case.output_days,  # noqa
-                                        params=params, solver=solver)
+        run = lambda: cohort_batch(model, case, params, method, solver)  # noqa: E731
         first, batch = timed(run)
         repeats, note = repeat_count(first, args)
         seconds = [first]  # kernel already compiled and warm from the single-subject runs
@@ -209,7 +212,7 @@ def bench_cohorts(case, method, rtol, sizes, args, references) -> list[dict]:
         error = checked_error(batch, references)
         failed = int(np.sum(batch.status != 0))
         counters = batch.counters
-        notes = [f"simulate_batch with {describe_solver(solver)} (the fastest of DOPRI5, "
+        notes = [f"simulate_batch with {describe_solver(solver, method)} (the fastest of DOPRI5, "
                  f"DOP853 and DOP853 in lock step on a trial cohort, each at its cohort "
                  f"tolerance), log-normal IIV on "
                  f"{', '.join(params)}; error over the first {k} subjects; no separate "
@@ -233,8 +236,7 @@ def bench_one_core(case, method, rtol, n, args) -> dict:
 
     solver = cohort_solver(method, rtol)
     params = cohort_parameters(case.model, n)
-    run = lambda: pp.simulate_batch(case.model, case.regimen, times=case.output_days,  # noqa
-                                    params=params, solver=solver)
+    run = lambda: cohort_batch(case.model, case, params, method, solver)  # noqa: E731
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
@@ -244,7 +246,7 @@ def bench_one_core(case, method, rtol, n, args) -> dict:
     median = statistics.median(seconds)
     log(f"  plateletpd_cohort_1core n={n}: median {median:.3e} s, {median / n:.3e} s/subject")
     return row("plateletpd_cohort_1core", case, n, rtol, rtol * ATOL_FACTOR, math.nan, median,
-               0.0, len(seconds), f"simulate_batch with {describe_solver(solver)} on 1 numba thread "
+               0.0, len(seconds), f"simulate_batch with {describe_solver(solver, method)} on 1 numba thread "
                f"(numba.set_num_threads(1)), same subjects and tolerance as plateletpd_cohort "
                f"(its error column applies)")
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["engine", "model", "regimen", "subjects", "rtol", "atol", "max_rel_error",
@@ -21,6 +22,7 @@ COLUMNS = ["engine", "model", "regimen", "subjects", "rtol", "atol", "max_rel_er
            "repeats", "notes"]
 
 
+@pytest.mark.slow
 def test_quick_benchmark_runs_and_every_engine_is_accurate(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     run = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out",

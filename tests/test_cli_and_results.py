@@ -93,3 +93,15 @@ def test_batch_dataframe_is_tidy_and_flags_status(one_compartment):
     assert len(table) == 2 * 3 * 1  # subjects x times x outputs
     assert set(table[table.subject == 1].status) == {"INVALID_INPUT"}
     assert set(table[table.subject == 0].status) == {"SUCCESS"}
+
+
+@pytest.mark.slow
+def test_the_readme_main_job_runs_end_to_end(tmp_path):
+    # the README's main command (plateletpd demo): every part runs and the folder is whole
+    from plateletpd.cli import main
+    from plateletpd.io.files import verify_folder
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    assert verify_folder(out) == []
+    assert (out / "summary.csv").is_file() and (out / "typical_patient" / "arms.csv").is_file()

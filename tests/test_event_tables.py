@@ -116,6 +116,7 @@ def lagged_infusion():
     return model
 
 
+@pytest.mark.slow
 def test_infusion_with_lag_matches_closed_form(lagged_infusion):
     dose, duration = 60.0, 3.0
     table = events(TIME=1.0, AMT=dose, CMT="central", EVID=1, RATE=dose / duration)
@@ -131,6 +132,7 @@ def test_infusion_with_lag_matches_closed_form(lagged_infusion):
                                atol=1e-12)
 
 
+@pytest.mark.slow
 def test_steady_state_infusion_with_lag_matches_closed_form(lagged_infusion):
     dose, duration, tau = 90.0, 1.5, 6.0
     table = events(TIME=0, AMT=dose, CMT="central", EVID=1, II=tau, ADDL=2, SS=1,

@@ -77,6 +77,7 @@ def test_a_failing_formula_is_a_domain_error_naming_it_and_the_day(model, kind, 
     assert np.all(np.isfinite(result["z"][TIMES < day]))
 
 
+@pytest.mark.slow
 def test_the_same_statuses_and_messages_without_jit():
     """NUMBA_DISABLE_JIT=1 runs the kernels as plain Python: formulas must give NaN/inf as
     compiled code does (not ValueError/ZeroDivisionError/OverflowError), so the outcome is
@@ -127,8 +128,8 @@ def test_an_output_formula_that_is_not_finite_flags_the_subject(model):
 def _log_cohort(model, speed, rtol=1e-6, lockstep=True):
     """z' = log(1 - speed t): failing (DOMAIN_ERROR at day 1) where speed = 1."""
     return pp.simulate_batch(model, times=TIMES, params={"kind": 1.0, "speed": speed},
-                             solver=pp.DormandPrince853(rtol=rtol, atol=rtol * 1e-3,
-                                                        lockstep=lockstep))
+                             solver=pp.DormandPrince853(rtol=rtol, atol=rtol * 1e-3),
+                             execution="lockstep" if lockstep else "subjects")
 
 
 def test_lockstep_good_subjects_do_not_depend_on_failing_neighbours(model):
@@ -173,8 +174,9 @@ def test_lockstep_agrees_with_one_subject_dop853_within_ten_rtol(friberg):
         kwargs = dict(times=np.arange(0.0, 28.01, 0.5), params=params)
         locked, alone = (pp.simulate_batch(friberg, "cytotoxic 100 mg qd d1-14", **kwargs,
                                            solver=pp.DormandPrince853(
-                                               rtol=rtol, atol=rtol * 1e-3, lockstep=flag))
-                         for flag in (True, False))
+                                               rtol=rtol, atol=rtol * 1e-3),
+                                           execution=execution)
+                         for execution in ("lockstep", "subjects"))
         assert np.all(locked.success) and np.all(alone.success)
         np.testing.assert_allclose(locked.output("platelets"), alone.output("platelets"),
                                    rtol=10 * rtol)

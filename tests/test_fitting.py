@@ -72,6 +72,7 @@ def synthetic(tmp_path_factory):
     return make_synthetic(tmp_path_factory.mktemp("noisy"), noise_seed=11)
 
 
+@pytest.mark.slow
 def test_noise_free_data_are_fitted_back_to_the_generating_values(tmp_path):
     folder = make_synthetic(tmp_path, noise_seed=None)
     _, result, table = run_fit(folder / "config.toml", verbose=False)
@@ -80,6 +81,7 @@ def test_noise_free_data_are_fitted_back_to_the_generating_values(tmp_path):
     assert np.max(np.abs(table.residual)) < 0.05  # of a standard error: optimiser tolerance
 
 
+@pytest.mark.slow
 def test_known_parameters_are_recovered_within_their_confidence_intervals(synthetic):
     _, result, table = run_fit(synthetic / "config.toml", verbose=False)
     assert result.success and result.errorbars
@@ -94,6 +96,7 @@ def test_known_parameters_are_recovered_within_their_confidence_intervals(synthe
     assert np.all(np.abs(table.residual) < 4)
 
 
+@pytest.mark.slow
 def test_same_seed_and_data_give_the_same_fit(synthetic, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(synthetic, copy)
@@ -102,6 +105,7 @@ def test_same_seed_and_data_give_the_same_fit(synthetic, tmp_path):
     assert first.params.valuesdict() == second.params.valuesdict()
 
 
+@pytest.mark.slow
 def test_fit_outputs_are_written(synthetic, tmp_path):
     import json
 
@@ -145,6 +149,7 @@ def test_bad_configurations_are_named(synthetic, tmp_path, change, fragment):
         load_fit_config(config)
 
 
+@pytest.mark.slow
 def test_profile_likelihood_agrees_with_the_wald_interval_when_nearly_linear(synthetic):
     from plateletpd.inference.fitting import profile
 

@@ -332,6 +332,7 @@ def test_parameter_changes_never_recompile(friberg):
     assert result["platelets"][-1] == pytest.approx(200.0, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_code_runs_with_numba_jit_disabled(tmp_path):
     script = f"""
 import json, numpy as np, plateletpd as pp

@@ -232,6 +232,7 @@ def test_the_swap_leaves_no_moment_without_the_folder_on_linux(tmp_path):
     assert (first / "x").read_text() == "b" and (second / "x").read_text() == "a"
 
 
+@pytest.mark.slow
 def test_sigkill_during_a_trial_write_keeps_the_previous_trial_output(tmp_path):
     """The case of issue 14: `plateletpd trial ... --out DIR` killed while writing."""
     out = tmp_path / "trial"

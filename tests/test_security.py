@@ -177,6 +177,7 @@ def test_free_text_is_kept_verbatim_in_the_model_and_escaped_in_the_source():
     assert "\nimport os" not in model.source
 
 
+@pytest.mark.slow
 def test_payloads_in_every_field_at_once_simulate_like_the_clean_model(tmp_path, monkeypatch):
     # end to end through the numba kernel: compile, load, integrate (one compile, ~20 s)
     values = {field: PAYLOADS[i % (len(PAYLOADS) - 1)] for i, field in enumerate(FIELDS)}

@@ -169,7 +169,8 @@ def test_lockstep_integrates_exp_log_and_power_of_states_to_their_closed_forms()
     rtol, atol = 1e-8, 1e-10
     batch = pp.simulate_batch(model, None, times=hours / 24,
                               params={"rate": rates, "exponent": exponents},
-                              solver=pp.DormandPrince853(rtol=rtol, atol=atol, lockstep=True))
+                              solver=pp.DormandPrince853(rtol=rtol, atol=atol),
+                              execution="lockstep")
     assert np.all(batch.status == pp.Status.SUCCESS)
     assert np.all(batch.counters[:16] == batch.counters[0])  # the first group ran in lock step
     for subject, (rate, e) in enumerate(zip(rates, exponents)):

@@ -174,7 +174,7 @@ def _run_demo(folder: Path, root: Path, parameters: dict | None, origin: str,
 
     started = time.perf_counter()
     if trial:
-        from . import trial as trials
+        from plateletpd.study import trial as trials
 
         spec = trials.load_trial_spec(trials.bundled_trial("yuan2025"))
         print(f"virtual trial {spec.name}: {len(spec.arms)} arms x {spec.subjects_per_arm} "
