@@ -50,6 +50,7 @@ def tags(text: str) -> list[str]:
 
 
 def small_trial(**changes) -> pp.TrialSpec:
+    changes.setdefault("response", {"threshold": 100, "rise": 50})  # no rule is implied
     return pp.TrialSpec.create(seed=7, subjects_per_arm=30, population=POPULATION,
                                arms=[{"name": "rhTPO", "treatment": ["rhTPO 15000 U"]}],
                                **changes)

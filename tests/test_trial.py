@@ -94,7 +94,9 @@ def test_the_documented_example_trial_file_is_valid(tmp_path):
     assert [a.name for a in spec.arms] == ["5 mg", "7.5 mg", "7.5 mg, to 15 mg if < 50 on day 7",
                                            "15 mg"]
     assert spec.arms[2].titrations[0].day == 7 and spec.arms[2].rescue.below == 20
-    assert spec.visit_every_days == 3 and spec.response["rise"] is not None  # default kept
+    # the example omits rise: an omitted rule is absent, not a default (issue 16 item 5)
+    assert spec.visit_every_days == 3 and spec.response["rise"] is None
+    assert spec.response["threshold"] == 100
 
 
 def test_composite_response_and_fixed_start(tmp_path):

@@ -143,8 +143,9 @@ TRIAL_SCHEMA = Table({
                            may_be_false=True, unit="cycle day"),
         "start_delay": Field(default=1.0, high=_FOLLOW_UP, low_included=True, unit="days")}),
     "response": Table({
-        "threshold": Field(default=100.0, may_be_false=True, unit="10^9/L"),
-        "rise": Field(default=50.0, may_be_false=True, unit="10^9/L"),
+        # no defaults: an omitted rule is absent (docs/trial_files.md); at least one needed
+        "threshold": Field(may_be_false=True, unit="10^9/L"),
+        "rise": Field(may_be_false=True, unit="10^9/L"),
         "by_day": Field(default=14.0, high=_FOLLOW_UP, fix=_WITHIN, unit="days"),
         "later_day": Field(default=False, high=_FOLLOW_UP, may_be_false=True, fix=_WITHIN,
                            unit="days"),
@@ -216,16 +217,18 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         if name not in model.parameters and name not in model.covariates:
             raise fail(("population", "cv"), f"cannot vary {name!r}: not a parameter or "
                        f"covariate of {model.name}{closest(name, model.parameter_names)}")
-    response = checked["response"]
-    if response["threshold"] is None and response["rise"] is None:
-        raise fail(("response",), "needs a threshold, a rise or both; both are false")
-    if (response["later_day"] is None) != (response["later_at_least"] is None):
-        raise fail(("response",), "a composite response needs both later_day and "
-                   "later_at_least (e.g. PLT >= 75 on day 21)")
     arms = [_arm_design(document, index, entry, checked, model)
             for index, entry in enumerate(checked["arms"])]
     if not arms:
         raise fail(("arms",), "a trial needs at least one [[arms]] entry")
+    response = checked["response"]
+    if response["threshold"] is None and response["rise"] is None:
+        raise fail(("response",), "needs a threshold, a rise or both (an omitted rule is "
+                   "absent), got neither; write e.g. threshold = 100 and rise = 50",
+                   table=True)
+    if (response["later_day"] is None) != (response["later_at_least"] is None):
+        raise fail(("response",), "a composite response needs both later_day and "
+                   "later_at_least (e.g. PLT >= 75 on day 21)")
     names = [arm.name for arm in arms]
     reference = trial["reference_arm"] or names[0]
     if reference not in names:
