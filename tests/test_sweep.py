@@ -25,7 +25,7 @@ def test_the_cell_at_the_arms_own_dosing_reproduces_the_trial(spec, sweep):
     design = next(a for a in spec.arms if a.name == ARM)
     plain = run_trial(replace(spec, arms=(design,))).summary.iloc[0]
     cell = sweep[(sweep.dose == 7.5) & (sweep.max_days == 14)].iloc[0]
-    assert cell["response_%"] == plain["response_%"]
+    assert cell["response_pct"] == plain["response_pct"]
     assert cell["mean_plt_day_14"] == plain["mean_plt_day_14"]
     assert cell["regimen"] == "hetrombopag 7.5 mg"
 
@@ -36,15 +36,15 @@ def test_response_does_not_fall_with_dose_on_common_patients(sweep):
     for _, part in sweep.groupby("max_days"):
         ordered = part.sort_values("dose")
         assert ordered["mean_plt_day_14"].is_monotonic_increasing
-        assert ordered["response_%"].is_monotonic_increasing
+        assert ordered["response_pct"].is_monotonic_increasing
 
 
 def test_outputs(sweep, spec, tmp_path):
     paths = write_sweep(sweep, spec, {"dose": [2.5, 7.5, 15], "max_days": [7, 14]},
-                        "response_%", tmp_path)
+                        "response_pct", tmp_path)
     assert {p.name for p in paths} >= {"sweep.csv", "provenance.json"}
     assert any(p.name.startswith("heatmap_") for p in paths)
-    with pytest.raises(pp.PlateletPDError, match="did you mean 'response_%'"):
+    with pytest.raises(pp.PlateletPDError, match="did you mean 'response_pct'"):
         write_sweep(sweep, spec, {}, "response%", tmp_path)
 
 
@@ -78,7 +78,7 @@ def test_dose_sweeps_skip_untreated_arms_and_check_the_endpoint_early(spec, monk
         return run_trial(trial_spec)
 
     monkeypatch.setattr(sweep_module, "run_trial", counting)
-    with pytest.raises(pp.PlateletPDError, match="did you mean 'response_%'"):
+    with pytest.raises(pp.PlateletPDError, match="did you mean 'response_pct'"):
         run_sweep(replace(spec, subjects_per_arm=20), parse_grid(["dose=5,7.5,15"]), [ARM],
                   endpoint="respons_%")
     assert len(calls) == 1  # refused after the first of three cells

@@ -54,7 +54,7 @@ def test_trial_outputs_and_arm_table(tmp_path):
     table = arm_table(result)
     assert list(table.index) == [a.name for a in result.spec.arms]
     for name, row in result.summary.iterrows():
-        assert row["response_ci_low_%"] <= row["response_%"] <= row["response_ci_high_%"]
+        assert row["response_pct_lower"] <= row["response_pct"] <= row["response_pct_upper"]
     written = write_trial(result, tmp_path / "out")
     assert all(p.exists() for p in written)
     assert not list((tmp_path / "out").glob("*.part"))
@@ -124,8 +124,8 @@ def test_replicates_repeat_the_trial_with_derived_seeds(tmp_path):
     (tmp_path / "replicated.toml").write_text(text)
     table = run_replicates(load_trial_spec(tmp_path / "replicated.toml", subjects=20))
     assert len(table) == 2 * 5 and table.seed.nunique() == 2  # 5 arms in trials/yuan2025
-    first = table[table.replicate == 0].set_index("arm")["response_%"]
-    second = table[table.replicate == 1].set_index("arm")["response_%"]
+    first = table[table.replicate == 0].set_index("arm")["response_pct"]
+    second = table[table.replicate == 1].set_index("arm")["response_pct"]
     assert not first.equals(second)  # independent patients in each replicate
 
 

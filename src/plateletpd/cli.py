@@ -230,13 +230,14 @@ def command_trial(args) -> int:
         from plateletpd.study.trial import run_replicates
 
         table = run_replicates(spec, progress=True)
-        spread = table.groupby("arm", sort=False)["response_%"].describe(
+        spread = table.groupby("arm", sort=False)["response_pct"].describe(
             percentiles=[0.025, 0.975])[["mean", "2.5%", "97.5%"]]
         print("\nresponse % across replicate trials:\n" + spread.round(1).to_string())
     if args.out:
         write_trial(result, Path(args.out), replicates=table)
         print(f"\nwrote {args.out}/ (report.md, summary.csv, patients.csv/.parquet, "
-              f"differences.csv, {'replicates.csv, ' if table is not None else ''}3 figures, "
+              f"differences.csv, {'replicates.csv, ' if table is not None else ''}"
+              f"data_dictionary.csv, 3 figures, "
               f"provenance.json, manifest.json) in {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -367,14 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Dosing sweep: each grid cell runs the chosen arms on the same virtual "
                     "patients; writes sweep.csv and a heatmap per arm.",
         epilog='example: plateletpd sweep yuan2025 --arm "hetrombopag 7.5 mg" --grid '
-               'dose=2.5,5,7.5,15 --grid start_delay=0,1,2 --endpoint "response_%" --out s')
+               'dose=2.5,5,7.5,15 --grid start_delay=0,1,2 --endpoint response_pct --out s')
     sweep.add_argument("spec", help="trial file, or the name of a bundled trial")
     sweep.add_argument("--grid", action="append", required=True, metavar="NAME=V1,V2",
                        help="dimension: dose (or dose:DRUG), start_delay, max_days, "
                             "entry_below (repeatable; the first two make the heatmap axes)")
     sweep.add_argument("--arm", action="append", help="arm(s) to sweep (default: all)")
-    sweep.add_argument("--endpoint", default="response_%",
-                       help="summary column for the heatmap (default response_%%)")
+    sweep.add_argument("--endpoint", default="response_pct",
+                       help="summary column for the heatmap (default response_pct; "
+                       "every column: data_dictionary.csv)")
     sweep.add_argument("--n", type=int, help="patients screened per arm and cell")
     sweep.add_argument("--seed", type=int, help="random seed (overrides the file)")
     sweep.add_argument("--out", help="output folder")

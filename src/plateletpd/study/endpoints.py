@@ -135,23 +135,45 @@ class Courses:
     def visits(self) -> np.ndarray:
         return self.at(self.day0[:, None] + self.visit_days[None, :])
 
+    # The day-0 convention (docs/trial_files.md), the same for every trial endpoint: the
+    # day-0 visit (the first treatment morning, before its dose) is the baseline; responses
+    # and recoveries are counted at visits from day 1 on; a patient already at or above a
+    # level at day 0 cannot reach it (not a responder, no time to that level).
+    @cached_property
+    def baseline(self) -> np.ndarray:
+        """The count at the day-0 visit."""
+        return self.visits[:, 0]
+
+    @cached_property
+    def after_baseline(self) -> np.ndarray:
+        """Visits from day 1 on, within the follow-up (subjects x visits)."""
+        return self.valid_visits & (self.visit_days > 0)[None, :]
+
+    @cached_property
+    def at_threshold_at_start(self) -> np.ndarray:
+        """Patients at or above the response threshold at day 0 (never responders)."""
+        threshold = self.response.get("threshold")
+        return self.baseline >= (np.inf if threshold is None else threshold)
+
     @cached_property
     def responded(self) -> np.ndarray:
-        """Visits meeting the trial's response rule (subjects x visits)."""
+        """Visits from day 1 on meeting the trial's response rule (subjects x visits)."""
         response, visits = self.response, self.visits
         responded = np.zeros_like(self.valid_visits)
         if response.get("threshold") is not None:
             responded |= visits >= response["threshold"]
         if response.get("rise") is not None:
-            responded |= visits - visits[:, :1] >= response["rise"]
+            responded |= visits - self.baseline[:, None] >= response["rise"]
         if response.get("later_day") is not None:  # composite: and a later count
             later = self.at(self.day0 + response["later_day"])
             responded &= (later >= response["later_at_least"])[:, None]
-        return responded & self.valid_visits
+        return responded & self.after_baseline & ~self.at_threshold_at_start[:, None]
 
     def reached(self, level: float) -> np.ndarray:
-        """Visits after the first with the count at or above ``level``."""
-        return (self.visits >= level) & self.valid_visits & (self.visit_days > 0)[None, :]
+        """Visits from day 1 on with the count at or above ``level``, for patients below
+        ``level`` at day 0."""
+        return (self.visits >= level) & self.after_baseline & \
+            (self.baseline < level)[:, None]
 
 
 Definition = Callable[[Courses], np.ndarray]
@@ -371,8 +393,10 @@ def _days_below(level: float) -> Definition:
 def _days_to(level: float) -> Definition:
     def days(c: Courses) -> np.ndarray:
         reached = c.reached(level)
+        censored = np.where(c.baseline < level, c.visit_days[np.maximum(c.last_visit, 0)],
+                            np.nan)  # already at the level at day 0: no time to it
         return np.where(reached.any(axis=1), c.visit_days[np.argmax(reached, axis=1)],
-                        c.visit_days[np.maximum(c.last_visit, 0)])
+                        censored)
     return days
 
 
@@ -383,12 +407,16 @@ _TRIAL = [
      lambda c: c.day0, None),
     ("treatment_doses", "doses", "treatment days dosed", "number",
      lambda c: np.asarray(c.arm.doses_given, float), "mean"),
-    ("platelets_at_start", _COUNT, "count at the start of treatment (first visit)", "count",
-     lambda c: c.visits[:, 0], None),
-    ("responder", "", "a visit meeting the response rule by by_day", "flag",
+    ("platelets_at_start", _COUNT, "count at the start of treatment (the day-0 visit: the "
+     "baseline)", "count", lambda c: c.baseline, None),
+    ("at_threshold_at_start", "", "count already at or above the response threshold at day "
+     "0 (never a responder)", "flag", lambda c: c.at_threshold_at_start, None),
+    ("responder", "", "a visit on days 1 to by_day meeting the response rule (not a patient "
+     "at or above the threshold at day 0)", "flag",
      lambda c: np.any(c.responded & (c.visit_days <= c.response["by_day"])[None, :], axis=1),
      None),
-    ("response_day", _DAYS, "first visit meeting the response rule (NaN if none)", "time",
+    ("response_day", _DAYS, "first visit from day 1 meeting the response rule (NaN if "
+     "none)", "time",
      lambda c: np.where(c.responded.any(axis=1),
                         c.visit_days[np.argmax(c.responded, axis=1)], np.nan), None),
     ("nadir", _COUNT, "lowest count over the cycle (hourly grid)", "count",
@@ -411,10 +439,12 @@ _TRIAL = [
      lambda c: np.asarray(c.arm.status, int), None),
 ]
 for _level in (75, 100):
-    _TRIAL += [(f"days_to_{_level}", _DAYS, f"first visit after the start with PLT >= "
-                f"{_level} (censored at the last visit)", "time", _days_to(_level), None),
-               (f"reached_{_level}", "", f"a visit after the start with PLT >= {_level}",
-                "flag", lambda c, level=_level: c.reached(level).any(axis=1), None)]
+    _TRIAL += [(f"days_to_{_level}", _DAYS, f"first visit from day 1 with PLT >= {_level} "
+                f"(censored at the last visit; NaN if already >= {_level} at day 0)", "time",
+                _days_to(_level), None),
+               (f"reached_{_level}", "", f"a visit from day 1 with PLT >= {_level}, for a "
+                f"patient below {_level} at day 0", "flag",
+                lambda c, level=_level: c.reached(level).any(axis=1), None)]
 for _name, _unit, _text, _kind, _definition, _summary in _TRIAL:
     register(Endpoint(_name, _unit, _text, _kind, _definition, in_trials=True,
                       summary=_summary))

@@ -27,7 +27,7 @@ from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.provenance import provenance
 from plateletpd.io.schema import Document, Field, Table
-from plateletpd.study.trial import TrialSpec, run_trial
+from plateletpd.study.trial import TrialSpec, run_trial, summary_columns
 
 def _values(what: str, **bounds) -> Field:
     return Field("list", item=Field(**bounds), nonempty=True, what=what)
@@ -43,6 +43,13 @@ GRID_SCHEMA = Table({
     "entry_below": _values("counts above 0 (10^9/L), e.g. entry_below=50,75")},
     key_name="dimension", hint=" (or dose:DRUG)")
 DIMENSIONS = tuple(GRID_SCHEMA.fields)
+#: each dimension's unit and meaning (axis labels and data_dictionary.csv); a dose's unit is
+#: the one its arm's regimen states
+DIMENSION_TEXT = {
+    "dose": ("the dose's unit", "daily dose of the arm's first drug (dose:DRUG: of DRUG)"),
+    "start_delay": ("days", "start delay: days from entry to the first dose"),
+    "max_days": ("days", "longest course of treatment"),
+    "entry_below": ("x10^9/L", "entry threshold: enrolled when PLT falls below it")}
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[float]]:
@@ -146,27 +153,68 @@ def write_sweep(table: pd.DataFrame, spec: TrialSpec, grid: dict, endpoint: str,
     return [folder / p.relative_to(staging) for p in paths]
 
 
+def sweep_dictionary(grid: dict) -> pd.DataFrame:
+    """Every column of ``sweep.csv``: column, unit, description (``data_dictionary.csv``)."""
+    rows = [(name, *DIMENSION_TEXT[name.split(":")[0]]) for name in grid]
+    rows += [("arm", "", "the arm's name ([[arms]] name)"),
+             ("regimen", "", "the cell's treatment doses (given each treatment day)"),
+             *summary_columns()]
+    return pd.DataFrame(rows, columns=["column", "unit", "description"])
+
+
+def _dimension_label(name: str, regimen: str) -> str:
+    """An axis label naming the swept quantity and its unit ("hetrombopag daily dose (mg)")."""
+    if not name.startswith("dose"):
+        unit, text = DIMENSION_TEXT[name]
+        return f"{text} ({unit})"
+    doses = [d.split() for d in regimen.split(" + ")]
+    drug = name.split(":", 1)[1].lower() if ":" in name else doses[0][0].lower()
+    dose = next((d for d in doses if len(d) > 2 and d[0].lower() == drug), None)
+    return f"{dose[0]} daily dose ({' '.join(dose[2:])})" if dose else \
+        f"{name}: daily dose (the unit of the arm's regimen)"
+
+
+def _endpoint_label(endpoint: str) -> str:
+    unit = {column: unit for column, unit, _ in summary_columns()}.get(endpoint, "")
+    return f"{endpoint} ({unit})" if unit else endpoint
+
+
 def _write_files(table: pd.DataFrame, spec: TrialSpec, grid: dict, endpoint: str,
                  folder: Path) -> list[Path]:
     atomic_write(folder / "sweep.csv", lambda p: table.to_csv(p, index=False))
+    atomic_write(folder / "data_dictionary.csv",
+                 lambda p: sweep_dictionary(grid).to_csv(p, index=False))
     write_json(folder / "provenance.json", provenance(spec.model, seed=spec.seed,
                                                       trial=spec.path, grid=grid,
                                                       endpoint=endpoint))
-    paths = [folder / "sweep.csv", folder / "provenance.json"]
-    dims = list(grid)
+    paths = [folder / "sweep.csv", folder / "data_dictionary.csv", folder / "provenance.json"]
+    import matplotlib.pyplot as plt
+
+    for arm, figure in sweep_figures(table, grid, endpoint).items():
+        path = folder / f"heatmap_{re.sub(r'[^A-Za-z0-9_.-]+', '_', arm)}.png"
+        atomic_write(path, lambda p: figure.savefig(p, dpi=110, format="png"))
+        plt.close(figure)
+        paths.append(path)
+    return paths
+
+
+def sweep_figures(table: pd.DataFrame, grid: dict, endpoint: str) -> dict:
+    """One figure per arm (close them after use): ``endpoint`` over the first grid dimension
+    (a line) or the first two (a heatmap), axes naming the swept quantity and its unit."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    dims, figures = list(grid), {}
     for arm, part in table.groupby("arm", sort=False):
         x = dims[0]
         y = dims[1] if len(dims) > 1 else None
+        regimen = str(part.regimen.iloc[0])
         figure, axis = plt.subplots(figsize=(6.5, 4.8))
         if y is None:
             axis.plot(part[x], part[endpoint], marker="o")
-            axis.set_xlabel(x)
-            axis.set_ylabel(endpoint)
+            axis.set_ylabel(_endpoint_label(endpoint))
         else:
             pivot = part.pivot_table(index=y, columns=x, values=endpoint, aggfunc="mean")
             image = axis.imshow(pivot.to_numpy(), origin="lower", aspect="auto",
@@ -176,13 +224,10 @@ def _write_files(table: pd.DataFrame, spec: TrialSpec, grid: dict, endpoint: str
             for (i, j), value in pd.DataFrame(pivot.to_numpy()).stack().items():
                 axis.text(j, i, f"{value:.0f}", ha="center", va="center", color="white",
                           fontsize=8)
-            axis.set_xlabel(x)
-            axis.set_ylabel(y)
-            figure.colorbar(image, label=endpoint)
-        axis.set_title(f"{arm}: {endpoint}", fontsize=10)
+            axis.set_ylabel(_dimension_label(y, regimen))
+            figure.colorbar(image, label=_endpoint_label(endpoint))
+        axis.set_xlabel(_dimension_label(x, regimen))
+        axis.set_title(f"{arm}: {_endpoint_label(endpoint)}", fontsize=10)
         figure.tight_layout()
-        path = folder / f"heatmap_{re.sub(r'[^A-Za-z0-9_.-]+', '_', arm)}.png"
-        atomic_write(path, lambda p: figure.savefig(p, dpi=110, format="png"))
-        plt.close(figure)
-        paths.append(path)
-    return paths
+        figures[arm] = figure
+    return figures

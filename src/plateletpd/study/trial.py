@@ -7,8 +7,11 @@ rules). Laboratory values are read at visits every ``visit_every_days`` from the
 treatment. Endpoints per patient (times in days from the start of treatment):
 
 * response by ``by_day``: a visit with PLT >= threshold, or a rise >= ``rise`` over the count
-  at the start of treatment (either rule, as configured);
+  at the start of treatment (either rule, as configured; an omitted rule is absent);
 * time to PLT >= 75 and >= 100 (first visit at or above), censored at the last visit;
+* day 0 (the first treatment morning) is the baseline visit: responses and times count
+  visits from day 1, and a patient already at or above the threshold (a level) at day 0 is
+  not a responder (has no time to it): docs/trial_files.md, "Day 0 and the baseline";
 * nadir over the cycle; days below 20 and 50 (hourly grid); PLT at visits on days 7 and 14;
   platelet AUC over the 21 days from the start; transfusions; whether a titration acted.
 
@@ -301,7 +304,7 @@ def _check_doses(model: Model, design: ArmDesign) -> None:
 
     doses = [*design.treatment, *(rule.dose for rule in design.titrations),
              *([design.rescue.dose] if design.rescue else [])]
-    regimen = " + ".join([design.chemotherapy, *(f"{d} d1" for d in doses)])
+    regimen = " + ".join(filter(None, [design.chemotherapy, *(f"{d} d1" for d in doses)]))
     expand(as_regimen(regimen), model.dose_targets, {
         c: (model.covariates[c].default or 1.0) for c in model.covariates})
 
@@ -319,7 +322,7 @@ class TrialResult:
     curves: dict  # arm -> (times since start, platelet matrix) for plots
 
     def __repr__(self) -> str:
-        arms = ", ".join(f"{name}: {row.enrolled} enrolled, {row['response_%']:.1f}% "
+        arms = ", ".join(f"{name}: {int(row.enrolled)} enrolled, {row['response_pct']:.1f}% "
                          f"responded" for name, row in self.summary.iterrows())
         return short_repr("TrialResult", [("trial", self.spec.name), ("seed", self.spec.seed),
                                           ("arms", f"[{arms}]")])
@@ -411,7 +414,11 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
     import time
 
     frames, summaries, curves = [], [], {}
-    relative = np.arange(-10 * 24, 29 * 24 + 1) / 24.0
+    # plotted days from the start of treatment: from before the chemotherapy (entry on the
+    # cycle day given, else by a crossing, mostly within two weeks) to 29 days after
+    lead = max(10, *(math.ceil((14.0 if a.entry_day is None or a.entry_below is None else
+                                a.entry_day) + a.start_delay) for a in spec.arms))
+    relative = np.arange(-lead * 24, 29 * 24 + 1) / 24.0
     started = time.perf_counter()
     for index, design in enumerate(spec.arms):
         check_subjects(spec.subjects_per_arm, _BYTES_PER_PATIENT + 8.0 * (
@@ -447,6 +454,9 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
         if not tables:
             raise TrialSpecError(_nobody_enrolled(spec, design, len(matrix),
                                                   int(np.sum(~valid))))
+        if not valid.all():
+            warnings.warn(_dropped(spec, design, matrix, valid), DroppedPatientsWarning,
+                          stacklevel=2)
         table = pd.concat(tables, ignore_index=True)
         table.insert(0, "arm", design.name)
         frames.append(table)
@@ -460,6 +470,25 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
                        curves)
 
 
+class DroppedPatientsWarning(UserWarning):
+    """Drawn virtual patients left out of an arm: parameters outside the model's bounds."""
+
+
+def _dropped(spec: TrialSpec, design: ArmDesign, matrix: np.ndarray,
+             valid: np.ndarray) -> str:
+    """The warning for an arm's patients dropped before screening, naming the parameters."""
+    model = spec.model
+    entries = [*model.parameters.values(), *model.covariates.values()]
+    outside = [f"{e.name} outside [{e.lower:g}, {e.upper:g}]" for j, e in enumerate(entries)
+               if np.any(~valid & ~((matrix[:, j] >= e.lower) & (matrix[:, j] <= e.upper))
+                         & ~np.isnan(matrix[:, j]))]
+    return (f"trial {spec.name}, arm {design.name!r}: {int(np.sum(~valid))} of "
+            f"{len(matrix)} drawn virtual patients dropped, their parameters outside the "
+            f"model's bounds ({'; '.join(outside) or 'not finite'}); they count as screened, "
+            f"never enrolled (summary.csv invalid_parameters); lower the CVs under "
+            f"[population] cv or check the bounds in the model file")
+
+
 def _nobody_enrolled(spec: TrialSpec, design: ArmDesign, screened: int, invalid: int) -> str:
     """Why an arm has no patient, and what to change."""
     where = f"{spec.path}: arm {design.name!r} enrolled none of the {screened} virtual " \
@@ -467,6 +496,11 @@ def _nobody_enrolled(spec: TrialSpec, design: ArmDesign, screened: int, invalid:
     if invalid == screened:
         return (f"{where}: every patient's drawn parameters left the model's bounds; lower "
                 f"the CVs under [population] cv")
+    if design.entry_below is None:
+        return (f"{where} ({invalid} with parameters outside the model's bounds): there is "
+                f"no entry rule ([enrolment] entry_below = false), so every simulation of "
+                f"the chemotherapy failed; check the model and parameters with plateletpd "
+                f"simulate")
     day = f" on cycle day {design.entry_day:g}" if design.entry_day is not None else ""
     return (f"{where} ({invalid} with parameters outside the model's bounds): nobody's count "
             f"fell below [enrolment] entry_below = {design.entry_below:g}{day} within "
@@ -474,26 +508,65 @@ def _nobody_enrolled(spec: TrialSpec, design: ArmDesign, screened: int, invalid:
             f"follow-up, give more chemotherapy, or screen more patients (--n)")
 
 
+def _estimate(name: str, value: float, lower: float, upper: float) -> dict:
+    """An estimate and its 95% interval as three numeric columns: NAME, NAME_lower,
+    NAME_upper (analysis-ready; :func:`arm_table` formats them as text for printing)."""
+    return {name: value, f"{name}_lower": lower, f"{name}_upper": upper}
+
+
 def _summarise(name: str, table: pd.DataFrame, screened: int, invalid: int) -> dict:
+    """One arm's summary row; its columns are described by :func:`summary_columns`."""
     n = len(table)
     responders = int(table.responder.sum()) if n else 0
     low, high = binomial_interval(responders, n)
     row = {"arm": name, "screened": screened, "enrolled": n, "invalid_parameters": invalid,
-           "response_%": 100 * responders / n if n else math.nan,
-           "response_ci_low_%": 100 * low, "response_ci_high_%": 100 * high}
-    for level in (100, 75):
+           "at_threshold_at_start": int(table.at_threshold_at_start.sum()),
+           **_estimate("response_pct", 100 * responders / n if n else math.nan, 100 * low,
+                       100 * high)}
+    for level in (100, 75):  # patients already >= level at day 0 have no time (NaN): left out
         curve = kaplan_meier(table[f"days_to_{level}"], table[f"reached_{level}"])
-        row[f"median_days_to_{level}"] = curve.median()
-        row[f"median_days_to_{level}_ci"] = "[{:.0f}, {:.0f}]".format(*curve.median_interval())
-    row["transfused_%"] = 100 * float(np.mean(table.transfusions > 0)) if n else math.nan
-    row["titrated_%"] = 100 * float(np.mean(table.titrated)) if n else math.nan
+        row.update(_estimate(f"median_days_to_{level}", curve.median(),
+                             *curve.median_interval()))
+    row["transfused_pct"] = 100 * float(np.mean(table.transfusions > 0)) if n else math.nan
+    row["titrated_pct"] = 100 * float(np.mean(table.titrated)) if n else math.nan
     for column in (e.name for e in trial_endpoints() if e.summary == "mean"):
         values = table[column].to_numpy()
         mean = float(np.mean(values)) if n else math.nan
         half = Z95 * float(np.std(values, ddof=1)) / math.sqrt(n) if n > 1 else math.nan
-        row[f"mean_{column}"] = mean
-        row[f"mean_{column}_ci"] = f"[{mean - half:.1f}, {mean + half:.1f}]"
+        row.update(_estimate(f"mean_{column}", mean, mean - half, mean + half))
     return row
+
+
+def _estimate_columns(name: str, unit: str, text: str, interval: str) -> list:
+    """The dictionary rows of an :func:`_estimate`: the value and its interval's ends."""
+    return [(name, unit, text),
+            (f"{name}_lower", unit, f"lower end of the 95% {interval} interval of {name}"),
+            (f"{name}_upper", unit, f"upper end of the 95% {interval} interval of {name}")]
+
+
+def summary_columns() -> list[tuple[str, str, str]]:
+    """(column, unit, description) of every column of an arm summary (``summary.csv``,
+    after ``arm``), in order; an estimate's 95% interval follows it as two columns."""
+    estimate = _estimate_columns
+    columns = [
+        ("screened", "patients", "virtual patients drawn for the arm (invalid ones included)"),
+        ("enrolled", "patients", "patients who met the enrolment rule (the denominator)"),
+        ("invalid_parameters", "patients", "drawn patients dropped before screening: "
+         "parameters outside the model's bounds"),
+        ("at_threshold_at_start", "patients", "enrolled patients already at or above the "
+         "response threshold at day 0 (counted as non-responders)"),
+        *estimate("response_pct", "%", "responders among the enrolled", "exact binomial "
+                  "(Clopper-Pearson)")]
+    for level in (100, 75):
+        columns += estimate(f"median_days_to_{level}", "days", f"Kaplan-Meier median of "
+                            f"days_to_{level} (patients below {level} at day 0)",
+                            "Brookmeyer-Crowley")
+    columns += [("transfused_pct", "%", "patients given at least one rescue transfusion"),
+                ("titrated_pct", "%", "patients whose dose a titration rule changed")]
+    for endpoint in (e for e in trial_endpoints() if e.summary == "mean"):
+        columns += estimate(f"mean_{endpoint.name}", endpoint.unit or endpoint.kind,
+                            f"mean of {endpoint.name}: {endpoint.description}", "normal")
+    return columns
 
 
 def _differences(subjects: pd.DataFrame, reference: str) -> pd.DataFrame:
@@ -508,16 +581,42 @@ def _differences(subjects: pd.DataFrame, reference: str) -> pd.DataFrame:
         d14 = table.plt_day_14.mean() - base.plt_day_14.mean()
         se14 = math.sqrt(table.plt_day_14.var() / n1 + base.plt_day_14.var() / n0)
         rows.append({"arm": name, "versus": reference,
-                     "response_difference_%": 100 * (p1 - p0),
-                     "response_difference_ci_%": f"[{100 * (p1 - p0 - Z95 * se):.1f}, "
-                                                 f"{100 * (p1 - p0 + Z95 * se):.1f}]",
-                     "plt_day_14_difference": d14,
-                     "plt_day_14_difference_ci": f"[{d14 - Z95 * se14:.1f}, "
-                                                 f"{d14 + Z95 * se14:.1f}]"})
+                     **_estimate("response_difference_pct_points", 100 * (p1 - p0),
+                                 100 * (p1 - p0 - Z95 * se), 100 * (p1 - p0 + Z95 * se)),
+                     **_estimate("plt_day_14_difference", d14, d14 - Z95 * se14,
+                                 d14 + Z95 * se14)})
     return pd.DataFrame(rows)
 
 
 # ====================================================================== outputs
+#: differences.csv's columns after ``arm`` and ``versus`` (:func:`_differences`)
+_DIFFERENCE_COLUMNS = [
+    *_estimate_columns("response_difference_pct_points", "percentage points", "response_pct "
+                       "of the arm minus that of the reference arm", "normal (Wald)"),
+    *_estimate_columns("plt_day_14_difference", "x10^9/L", "mean plt_day_14 of the arm minus "
+                       "that of the reference arm", "normal (Welch)")]
+
+
+def data_dictionary(replicates: bool = False) -> pd.DataFrame:
+    """Every column of a trial folder's tables: file, column, unit, description (written as
+    ``data_dictionary.csv``; ``patients.parquet`` has the columns of ``patients.csv``)."""
+    arm = ("arm", "", "the arm's name ([[arms]] name)")
+    rows = [("patients.csv", *arm),
+            ("patients.csv", "patient", "", "index of the patient in the arm's drawn cohort "
+             "(plateletpd.study.trial.patient re-simulates it)")]
+    rows += [("patients.csv", e.name, e.unit or e.kind, e.description)
+             for e in trial_endpoints()]
+    rows += [("summary.csv", *arm)] + [("summary.csv", *c) for c in summary_columns()]
+    rows += [("differences.csv", *arm), ("differences.csv", "versus", "", "the reference arm")]
+    rows += [("differences.csv", *c) for c in _DIFFERENCE_COLUMNS]
+    if replicates:
+        rows += [("replicates.csv", "replicate", "", "replicate trial (0, 1, ...)"),
+                 ("replicates.csv", "seed", "", "the replicate's seed, derived from the "
+                  "trial's"), ("replicates.csv", *arm)]
+        rows += [("replicates.csv", *c) for c in summary_columns()]
+    return pd.DataFrame(rows, columns=["file", "column", "unit", "description"])
+
+
 def write_trial(result: TrialResult, folder: Path,
                 replicates: pd.DataFrame | None = None) -> list[Path]:
     """Per-patient table, summaries, plots, report, provenance (and ``replicates.csv``) as one
@@ -531,6 +630,7 @@ def write_trial(result: TrialResult, folder: Path,
             tables.append(("replicates.csv", replicates, False))
         atomic_write(staging / "patients.parquet",
                      lambda p: result.subjects.to_parquet(p, index=False))
+        tables.append(("data_dictionary.csv", data_dictionary(replicates is not None), False))
         for name, table, index in tables:
             atomic_write(staging / name, lambda p, t=table, i=index: t.to_csv(p, index=i))
         plots = _plots(result, staging)
@@ -545,20 +645,44 @@ def write_trial(result: TrialResult, folder: Path,
         [folder / p.name for p in plots] + [folder / "provenance.json", folder / "report.md"]
 
 
+def _with_interval(table: pd.DataFrame, name: str, digits: int) -> list[str]:
+    """An estimate's three columns as text, "value [lower, upper]" (for printing only)."""
+    return [f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" for v, lo, hi in
+            zip(table[name], table[f"{name}_lower"], table[f"{name}_upper"])]
+
+
 def arm_table(result: TrialResult) -> pd.DataFrame:
-    """The short arm table printed by the CLI and the demo."""
+    """The short arm table printed by the CLI and the demo (text: ``summary`` keeps the
+    numbers)."""
     s = result.summary
     return pd.DataFrame({
         "enrolled": s.enrolled,
-        "response % [95% CI]": [f"{r:.1f} [{lo:.1f}, {hi:.1f}]" for r, lo, hi in
-                                zip(s["response_%"], s["response_ci_low_%"],
-                                    s["response_ci_high_%"])],
-        "median days to PLT>=100 [95% CI]": [f"{m:g} {ci}" for m, ci in
-                                             zip(s.median_days_to_100,
-                                                 s.median_days_to_100_ci)],
+        "response % [95% CI]": _with_interval(s, "response_pct", 1),
+        "median days to PLT>=100 [95% CI]": _with_interval(s, "median_days_to_100", 0),
         "mean PLT day 7": s.mean_plt_day_7.round(1),
         "mean PLT day 14": s.mean_plt_day_14.round(1),
-        "transfused %": s["transfused_%"].round(1)})
+        "transfused %": s["transfused_pct"].round(1)}, index=s.index)
+
+
+def _difference_table(differences: pd.DataFrame) -> pd.DataFrame:
+    """differences.csv as printed in the report."""
+    return pd.DataFrame({
+        "arm": differences.arm, "versus": differences.versus,
+        "response difference, percentage points [95% CI]":
+            _with_interval(differences, "response_difference_pct_points", 1),
+        "PLT day 14 difference, x10^9/L [95% CI]":
+            _with_interval(differences, "plt_day_14_difference", 1)})
+
+
+def _screening_table(result: TrialResult) -> pd.DataFrame:
+    """Per arm: drawn, dropped for parameters outside the model's bounds, enrolled, and
+    enrolled already at or above the response threshold at day 0."""
+    s = result.summary
+    return pd.DataFrame({"drawn": s.screened,
+                         "dropped (parameters outside bounds)": s.invalid_parameters,
+                         "enrolled": s.enrolled,
+                         "at/above threshold at day 0": s.at_threshold_at_start},
+                        index=s.index)
 
 
 def _report(result: TrialResult, record: dict) -> str:
@@ -569,15 +693,20 @@ def _report(result: TrialResult, record: dict) -> str:
         f"{spec.parameters_from}; {spec.subjects_per_arm} virtual patients screened per arm, "
         f"seed {spec.seed}; visits every {spec.visit_every_days:g} day(s); response: "
         f"{_rule_text(spec.response)}. Created {record['created']}.", "",
+        "Day 0 is the first treatment morning; its visit is the baseline. Responses and "
+        "times to PLT >= 75 and >= 100 count visits from day 1 on; a patient already at or "
+        "above the response threshold at day 0 is not a responder (column "
+        "at_threshold_at_start), and one already at or above a level has no time to it.", "",
+        "## Screening", "", "```", _screening_table(result).to_string(), "```", "",
         "## Arms", "", "```", arm_table(result).to_string(), "```", "",
         f"## Differences from {spec.reference_arm}", "", "```",
-        result.differences.to_string(index=False) if len(result.differences) else "(none)",
-        "```", "",
+        _difference_table(result.differences).to_string(index=False)
+        if len(result.differences) else "(none)", "```", "",
         "![platelet trajectories](trajectories.png)", "",
         "![time to PLT >= 100](time_to_100.png)", "",
         "![response by day](response_by_day.png)", "",
         "Full per-arm summary: `summary.csv`; per patient: `patients.csv` and "
-        "`patients.parquet`.", ""])
+        "`patients.parquet`; every column's unit and meaning: `data_dictionary.csv`.", ""])
 
 
 def _rule_text(response: dict) -> str:
@@ -589,12 +718,30 @@ def _rule_text(response: dict) -> str:
 
 
 def _plots(result: TrialResult, folder: Path) -> list[Path]:
+    """Write :func:`trial_figures` as PNG files in ``folder``."""
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for name, figure in trial_figures(result).items():
+        paths.append(folder / name)
+        atomic_write(folder / name, lambda p, f=figure: f.savefig(p, dpi=110, format="png"))
+        plt.close(figure)
+    return paths
+
+
+def trial_figures(result: TrialResult) -> dict:
+    """The report's figures by file name (matplotlib figures; close them after use):
+    platelet trajectories, Kaplan-Meier time to PLT >= 100 and responders by day, each
+    marking the chemotherapy day, the thresholds and the response window it concerns."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paths = []
+    by_day = result.spec.response["by_day"]
+    window = dict(color="gold", alpha=0.12, label=f"response window: visits on days 1 to "
+                                                 f"{by_day:g}")
+    day0 = "days from day 0 (the first treatment morning: the baseline visit)"
     figure, axis = plt.subplots(figsize=(8, 5))
     for name, (relative, matrix) in result.curves.items():
         if not len(matrix):
@@ -605,37 +752,56 @@ def _plots(result: TrialResult, folder: Path) -> list[Path]:
             low, high = np.nanpercentile(matrix, [5, 95], axis=0)
         line, = axis.plot(relative, median, label=name)
         axis.fill_between(relative, low, high, color=line.get_color(), alpha=0.12)
-    axis.axvline(0, color="grey", lw=0.8)
-    axis.axhline(100, color="grey", lw=0.8, ls=":")
-    paths.append(_save(figure, axis, "days from the start of treatment",
-                       "platelets (x10$^9$/L): median, 5-95%", folder / "trajectories.png", plt))
+        axis.set_xlim(relative[0], relative[-1])
+    axis.axvspan(0, by_day, **window)
+    _mark_design(axis, result)
+    figures = {"trajectories.png": _label(figure, axis, day0, "platelets (x10$^9$/L): median "
+                                          "and 5-95% of patients")}
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for name, table in result.subjects.groupby("arm", sort=False):
         curve = kaplan_meier(table.days_to_100, table.reached_100)
         axis.step(np.concatenate([[0], curve.times]), 1 - np.concatenate([[1], curve.survival]),
                   where="post", label=name)
-    paths.append(_save(figure, axis, "days from the start of treatment",
-                       "proportion with PLT >= 100 (Kaplan-Meier)", folder / "time_to_100.png",
-                       plt))
+    axis.axvspan(0, by_day, **window)
+    figures["time_to_100.png"] = _label(figure, axis, day0, "proportion with PLT >= 100 "
+                                        "(Kaplan-Meier; patients below 100 at day 0)")
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    days = np.arange(0, 22)
+    days = np.arange(0, max(22, int(math.ceil(by_day)) + 8))
     for name, table in result.subjects.groupby("arm", sort=False):
         reached = [np.mean(table.response_day.to_numpy() <= d) * 100 for d in days]
         axis.plot(days, reached, marker=".", label=name)
-    paths.append(_save(figure, axis, "day of treatment", "responders so far (%)",
-                       folder / "response_by_day.png", plt))
-    return paths
+    axis.axvspan(0, by_day, **window)
+    axis.axvline(by_day, color="black", lw=0.8, ls="--",
+                 label=f"responders judged by day {by_day:g} ({_rule_text(result.spec.response)})")
+    figures["response_by_day.png"] = _label(figure, axis, day0, "responders so far (% of "
+                                            "enrolled)")
+    return figures
 
 
-def _save(figure, axis, xlabel: str, ylabel: str, path: Path, plt) -> Path:
-    """Label the single axis, add legend and grid, write the figure atomically, close it."""
+def _mark_design(axis, result: TrialResult) -> None:
+    """Mark the chemotherapy day (median and 5-95% over patients, relative to day 0), the
+    response threshold and the entry threshold on a trajectory plot."""
+    spec = result.spec
+    if spec.arms[0].chemotherapy:
+        low, middle, high = np.percentile(-result.subjects.start_day.to_numpy(), [5, 50, 95])
+        axis.axvline(middle, color="black", lw=1.0, ls="--",
+                     label=f"chemotherapy day 1: median day {middle:.1f} (5-95%: {low:.1f} "
+                           f"to {high:.1f})")
+    if spec.response.get("threshold") is not None:
+        axis.axhline(spec.response["threshold"], color="green", lw=0.9, ls=":",
+                     label=f"response threshold: PLT >= {spec.response['threshold']:g}")
+    if spec.arms[0].entry_below is not None:
+        axis.axhline(spec.arms[0].entry_below, color="firebrick", lw=0.9, ls=":",
+                     label=f"entry: PLT < {spec.arms[0].entry_below:g}")
+
+
+def _label(figure, axis, xlabel: str, ylabel: str):
+    """Label the single axis, add legend and grid; the figure, laid out."""
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=7)
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    atomic_write(path, lambda p: figure.savefig(p, dpi=110, format="png"))
-    plt.close(figure)
-    return path
+    return figure

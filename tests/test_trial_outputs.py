@@ -1,0 +1,220 @@
+"""Trial outputs (issue 16 items 5, 9, 10): the day-0 convention on constructed courses,
+analysis-ready tables with a data dictionary, figures that mark the design, clear failures,
+and the README's Python examples run as written."""
+
+import math
+import re
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+import plateletpd as pp
+from plateletpd.study.cohort import ArmDesign, ArmResult
+from plateletpd.study.sweep import parse_grid, run_sweep, sweep_dictionary, sweep_figures
+from plateletpd.study.trial import (DroppedPatientsWarning, TrialSpecError, _summarise,
+                                    arm_table, bundled_trial, data_dictionary, load_trial_spec,
+                                    patient_endpoints, run_trial, trial_figures, write_trial)
+
+matplotlib.use("Agg")
+ROOT = Path(__file__).resolve().parents[1]
+RULE = {"threshold": 100, "rise": 50, "by_day": 14}  # the Chinese CIT definition (yuan2025)
+
+
+def constructed_arm(*day0_counts: float) -> ArmResult:
+    """One patient per entry: treatment starts at t = 10 d with that count at day 0, and the
+    count rises by exactly 10 x10^9/L per day from then on (a straight line, so every visit
+    value can be written down by hand)."""
+    times = np.arange(0, 40 * 24 + 1) / 24
+    courses = np.array([np.clip(c + 10 * (times - 10), 5, None) for c in day0_counts])
+    n = len(day0_counts)
+    return ArmResult(ArmDesign("x"), times, courses, np.arange(n), np.full(n, 9.0),
+                     np.full(n, 10.0), np.full(n, 5), np.zeros(n, int), n)
+
+
+# ---------------------------------------------------------------------- day 0 (item 5)
+def test_a_patient_already_above_the_threshold_at_day_0_is_not_a_responder():
+    # course A: 120 at day 0 (already >= 100 and >= 75), 130 on day 1, ... 170 on day 5.
+    # course B: 72 at day 0, 82 on day 1 (first >= 75), 92 on day 2, 102 on day 3 (first
+    # >= 100, so the first visit meeting "PLT >= 100 or a rise >= 50"; the rise reaches 50
+    # only on day 5, at 122).
+    table = patient_endpoints(constructed_arm(120.0, 72.0), RULE, 1.0)
+    a, b = table.iloc[0], table.iloc[1]
+    assert a.platelets_at_start == pytest.approx(120.0)
+    assert a.at_threshold_at_start and not a.responder and math.isnan(a.response_day)
+    # already at both levels at day 0: no time to reach them (left out of Kaplan-Meier)
+    assert math.isnan(a.days_to_100) and not a.reached_100
+    assert math.isnan(a.days_to_75) and not a.reached_75
+    assert not b.at_threshold_at_start and b.responder and b.response_day == 3
+    assert b.days_to_75 == 1 and b.days_to_100 == 3 and b.reached_100
+    # the arm: 1 responder of 2 enrolled (A counts in the denominator, in its own column);
+    # the Kaplan-Meier median of days to 100 comes from B alone: day 3
+    row = _summarise("x", table.assign(arm="x"), screened=2, invalid=0)
+    assert row["at_threshold_at_start"] == 1 and row["response_pct"] == 50.0
+    assert row["median_days_to_100"] == 3.0 and row["median_days_to_75"] == 1.0
+
+
+def test_day_0_never_counts_and_a_rise_alone_has_no_threshold_column():
+    # rise-only rule: A (120 at day 0) is not "at the threshold" (there is none) and
+    # responds when the count is 50 above day 0: 170 on day 5; B (72) on day 5 too (122)
+    rise_only = patient_endpoints(constructed_arm(120.0, 72.0),
+                                  {"threshold": None, "rise": 50, "by_day": 14}, 1.0)
+    assert not rise_only.at_threshold_at_start.any()
+    assert list(rise_only.response_day) == [5, 5] and rise_only.responder.all()
+    # threshold 80: B (72 at day 0) is below it and reaches it at day 1 (82); a course at
+    # exactly 80 at day 0 is "at or above" and so not a responder, although day 0 meets the
+    # rule: day 0 is the baseline, never a response
+    table = patient_endpoints(constructed_arm(72.0, 80.0),
+                              {"threshold": 80, "rise": None, "by_day": 14}, 1.0)
+    assert list(table.response_day[:1]) == [1] and table.responder.iloc[0]
+    assert table.at_threshold_at_start.iloc[1] and not table.responder.iloc[1]
+
+
+def test_response_by_day_14_is_judged_on_visits_1_to_14():
+    # 20 at day 0, +10 a day: 90 on day 7, 100 on day 8 (20 + 8 x 10). Threshold rule only
+    # (a rise of 50 would be met on day 5). With by_day = 7 it is not a responder; its
+    # first visit meeting the rule (day 8) and its time to 100 are still reported
+    table = patient_endpoints(constructed_arm(20.0), {"threshold": 100, "rise": None,
+                                                      "by_day": 7}, 1.0)
+    assert not table.responder.iloc[0] and table.response_day.iloc[0] == 8
+    assert table.days_to_100.iloc[0] == 8
+
+
+# ---------------------------------------------------------------------- outputs (item 9)
+@pytest.fixture(scope="module")
+def small_trial():
+    spec = load_trial_spec(bundled_trial("yuan2025"), subjects=30, seed=11)
+    from dataclasses import replace
+
+    return run_trial(replace(spec, arms=spec.arms[:2]))  # untreated and rhTPO: quick
+
+
+def test_tables_are_numeric_and_every_column_is_in_the_data_dictionary(small_trial,
+                                                                        tmp_path):
+    written = write_trial(small_trial, tmp_path / "out")
+    folder = tmp_path / "out"
+    assert folder / "data_dictionary.csv" in written
+    dictionary = pd.read_csv(folder / "data_dictionary.csv", keep_default_na=False)
+    for name in ("patients.csv", "summary.csv", "differences.csv"):
+        table = pd.read_csv(folder / name)
+        described = list(dictionary[dictionary.file == name].column)
+        assert described == list(table.columns), name  # every column, in order, once
+        text = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])
+                and not pd.api.types.is_bool_dtype(table[c])]
+        assert set(text) <= {"arm", "versus"}, (name, text)  # no "[17, 18]" strings
+    assert (dictionary.description.str.len() > 10).all()
+    units = dict(zip(dictionary.column, dictionary.unit))
+    assert units["response_pct"] == "%" and units["mean_plt_day_14"] == "x10^9/L"
+    assert units["median_days_to_100_upper"] == "days"
+    assert units["response_difference_pct_points"] == "percentage points"
+    summary = pd.read_csv(folder / "summary.csv", index_col="arm")
+    for stem in ("response_pct", "median_days_to_100", "mean_nadir"):
+        assert (summary[f"{stem}_lower"] <= summary[stem]).all()
+        assert (summary[stem] <= summary[f"{stem}_upper"]).all()
+    # the printed table keeps its text intervals, built from the same numbers
+    row = summary.iloc[1]
+    assert arm_table(small_trial).iloc[1]["response % [95% CI]"] == \
+        f"{row.response_pct:.1f} [{row.response_pct_lower:.1f}, {row.response_pct_upper:.1f}]"
+    report = (folder / "report.md").read_text()
+    assert "## Screening" in report and "data_dictionary.csv" in report
+    assert list(data_dictionary(replicates=True).file.unique())[-1] == "replicates.csv"
+
+
+def test_figures_mark_the_chemotherapy_day_thresholds_and_response_window(small_trial):
+    import matplotlib.pyplot as plt
+
+    figures = trial_figures(small_trial)
+    try:
+        axis = figures["trajectories.png"].axes[0]
+        labels = axis.get_legend_handles_labels()[1]
+        start = small_trial.subjects.start_day
+        assert f"chemotherapy day 1: median day {-start.median():.1f}" in " ".join(labels)
+        assert "response threshold: PLT >= 100" in labels and "entry: PLT < 75" in labels
+        assert "response window: visits on days 1 to 14" in labels
+        assert "day 0" in axis.get_xlabel()
+        # responders-by-day at by_day equals the summary's response rate (the same rule)
+        by_day = figures["response_by_day.png"].axes[0]
+        for line, (name, row) in zip(by_day.lines, small_trial.summary.iterrows()):
+            assert line.get_label() == name
+            assert line.get_ydata()[14] == pytest.approx(row.response_pct)
+    finally:
+        for figure in figures.values():
+            plt.close(figure)
+
+
+def test_sweep_heatmaps_name_the_swept_dose_and_units(tmp_path):
+    import matplotlib.pyplot as plt
+
+    spec = load_trial_spec(bundled_trial("yuan2025"), subjects=15, seed=2)
+    grid = parse_grid(["dose=5,7.5", "start_delay=0,1"])
+    table = run_sweep(spec, grid, ["hetrombopag 7.5 mg"])
+    figure = sweep_figures(table, grid, "response_pct")["hetrombopag 7.5 mg"]
+    try:
+        axis, colorbar = figure.axes
+        assert axis.get_xlabel() == "hetrombopag daily dose (mg)"
+        assert axis.get_ylabel() == "start delay: days from entry to the first dose (days)"
+        assert colorbar.get_ylabel() == "response_pct (%)"
+    finally:
+        plt.close(figure)
+    assert list(sweep_dictionary(grid).column) == list(table.columns)
+    assert not any(isinstance(v, str) and v.startswith("[") for v in table.to_numpy().ravel())
+
+
+# ---------------------------------------------------------------------- failures (item 10)
+def test_an_arm_that_enrols_nobody_names_the_rule_and_the_numbers(tmp_path):
+    # no chemotherapy: counts stay near baseline (250 typical), nobody falls below 75
+    text = bundled_trial("yuan2025").read_text().replace(
+        'chemotherapy = "chemotherapy 1 dose d1"', 'chemotherapy = ""')
+    (tmp_path / "none.toml").write_text(text)
+    with pytest.raises(TrialSpecError) as error:
+        run_trial(load_trial_spec(tmp_path / "none.toml", subjects=12, seed=1))
+    message = str(error.value)
+    assert "arm 'untreated' enrolled none of the 12 virtual patients screened" in message
+    assert "entry_below = 75" in message and "raise entry_below" in message
+
+
+def test_dropped_patients_are_counted_and_warned_about(tmp_path):
+    # a CV of 0.6 on chemotherapy_sensitivity (typical 10.88) draws some values above the
+    # model's bound of 25 (models/cit_thrombopoiesis.toml): those patients are dropped
+    text = bundled_trial("yuan2025").read_text().replace(
+        "cv = { chemotherapy_sensitivity = 0.30", "cv = { chemotherapy_sensitivity = 0.60")
+    (tmp_path / "wide.toml").write_text(text)
+    spec = load_trial_spec(tmp_path / "wide.toml", subjects=40, seed=5)
+    from dataclasses import replace
+
+    from plateletpd.study.trial import _cohort
+
+    spec = replace(spec, arms=spec.arms[:1])
+    column = spec.model.parameter_names.index("chemotherapy_sensitivity")
+    expected = int(np.sum(_cohort(spec, 0)[:, column] > 25.0))
+    assert expected > 0  # seed 5 draws some; otherwise the test would prove nothing
+    with pytest.warns(DroppedPatientsWarning, match=rf"{expected} of 40 drawn virtual "
+                      r"patients dropped.*chemotherapy_sensitivity outside \[0, 25\]"):
+        result = run_trial(spec)
+    assert result.summary.invalid_parameters.iloc[0] == expected
+    assert result.summary.screened.iloc[0] == 40
+    write_trial(result, tmp_path / "out")
+    report = (tmp_path / "out" / "report.md").read_text()
+    screening = report.split("## Screening")[1].split("## Arms")[0]
+    assert re.search(rf"untreated\s+40\s+{expected}\s+", screening)
+
+
+# ---------------------------------------------------------------------- README (item 10)
+def readme_python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+
+
+def test_the_readme_python_examples_run_as_written(tmp_path, monkeypatch):
+    # the blocks form one session (the second uses the first's `pp`); files go to tmp_path
+    blocks = readme_python_blocks()
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert (tmp_path / "platelets.png").exists() and (tmp_path / "bands.png").exists()
+    result = namespace["result"]
+    assert isinstance(result, pp.TrialResult)
+    assert list(result.summary.index) == ["untreated", "rhTPO"]
