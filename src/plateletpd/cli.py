@@ -1,5 +1,5 @@
 """Command-line interface: ``plateletpd models | show | simulate | events | fit | trial |
-sweep | demo``.
+check | sweep | demo``.
 
 Every command has ``--help``. Input errors print one clear message and exit with status 2
 (no traceback); results are written atomically.
@@ -217,7 +217,7 @@ def command_trial(args) -> int:
 
     from plateletpd.study.trial import arm_table, run_trial, write_trial
 
-    spec = _trial_spec(args)
+    spec = _with_uncertainty_options(_trial_spec(args), args)
     _check_out(args.out)
     started = time.perf_counter()
     print(f"virtual trial {spec.name}: {len(spec.arms)} arms x {spec.subjects_per_arm} "
@@ -226,7 +226,8 @@ def command_trial(args) -> int:
     print()
     print(arm_table(result).to_string())
     table = None
-    if spec.extra.get("replicates", 1) > 1:
+    uncertainty = _run_uncertainty(spec) if spec.extra.get("uncertainty") == "fit" else None
+    if uncertainty is None and spec.extra.get("replicates", 1) > 1:
         from plateletpd.study.trial import run_replicates
 
         table = run_replicates(spec, progress=True)
@@ -234,12 +235,92 @@ def command_trial(args) -> int:
             percentiles=[0.025, 0.975])[["mean", "2.5%", "97.5%"]]
         print("\nresponse % across replicate trials:\n" + spread.round(1).to_string())
     if args.out:
-        write_trial(result, Path(args.out), replicates=table)
+        _write_trial(result, Path(args.out), table, uncertainty)
         print(f"\nwrote {args.out}/ (report.md, summary.csv, patients.csv/.parquet, "
               f"differences.csv, {'replicates.csv, ' if table is not None else ''}"
               f"data_dictionary.csv, 3 figures, "
               f"provenance.json, manifest.json) in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _with_uncertainty_options(spec, args):
+    """``--replicates`` and ``--uncertainty`` override the trial file's keys."""
+    from plateletpd.study.uncertainty import with_overrides
+
+    return with_overrides(spec, replicates=args.replicates, uncertainty=args.uncertainty)
+
+
+def _run_uncertainty(spec):
+    """Replicate trials with parameters drawn from the fit; the intervals printed."""
+    from plateletpd.study.uncertainty import run_uncertainty
+
+    uncertainty = run_uncertainty(spec, progress=True)
+    for note in uncertainty.notes:
+        print(f"note: {note}", file=sys.stderr)
+    table = uncertainty.intervals
+    shown = table[table.endpoint == table.endpoint.iloc[0]]
+    print(f"\n{shown.endpoint.iloc[0]} across {spec.extra['replicates']} replicate trials "
+          f"(95% intervals; all endpoints in uncertainty.csv):\n" + shown.drop(
+              columns="endpoint").to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    return uncertainty
+
+
+def _write_trial(result, folder: Path, table, uncertainty) -> None:
+    """The trial folder, with the uncertainty files in it when there are any (one atomic
+    folder either way)."""
+    from plateletpd.io.files import atomic_folder
+    from plateletpd.study.trial import write_trial
+
+    if uncertainty is None:
+        write_trial(result, folder, replicates=table)
+        return
+    from plateletpd.study.uncertainty import write_uncertainty
+
+    with atomic_folder(folder) as staging:
+        write_trial(result, staging)
+        names = [path.name for path in write_uncertainty(uncertainty, staging)]
+    print(f"wrote {folder}/{', '.join(names)}")
+
+
+def command_check(args) -> int:
+    from plateletpd.study.check import check_trial, write_check
+
+    spec = _trial_spec(args)
+    _check_out(args.out)
+    result = check_trial(spec, args.data, study=args.study, arm_map=_arm_map(args.arm_map),
+                         replicates=args.replicates, uncertainty=args.uncertainty,
+                         progress=True)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    table = result.table.assign(interval=[f"[{low:.4g}, {high:.4g}]" for low, high in zip(
+        result.table.interval_low, result.table.interval_high)])
+    print(f"predictive check of {spec.name} against {result.study} ({args.data}):")
+    print(table[["line", "arm", "trial_arm", "endpoint", "statistic", "n", "virtual_n",
+                 "observed", "predicted", "interval", "inside"]].to_string(
+        index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        paths = write_check(result, Path(args.out))
+        print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
+    return 0
+
+
+def _arm_map(pairs) -> dict[str, str]:
+    """``--arm-map "TRIAL ARM=DATA ARM"`` (repeatable) as a dict."""
+    mapping = {}
+    for pair in pairs or ():
+        trial_arm, sep, data_arm = pair.partition("=")
+        if not sep or not trial_arm.strip() or not data_arm.strip():
+            raise PlateletPDError(f"--arm-map expects 'TRIAL ARM=DATA ARM', got {pair!r}")
+        mapping[trial_arm.strip()] = data_arm.strip()
+    return mapping
+
+
+def _uncertainty_arguments(parser) -> None:
+    parser.add_argument("--replicates", type=int,
+                        help="replicate trials (overrides [trial] replicates)")
+    parser.add_argument("--uncertainty", choices=["none", "fit"],
+                        help="'fit': draw the model parameters of each replicate from the "
+                             "fit's uncertainty (overrides [trial] uncertainty)")
 
 
 def command_sweep(args) -> int:
@@ -361,7 +442,29 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--n", type=int, help="patients screened per arm (overrides the file)")
     trial.add_argument("--seed", type=int, help="random seed (overrides the file)")
     trial.add_argument("--out", help="output folder")
+    _uncertainty_arguments(trial)
     trial.set_defaults(run=command_trial)
+
+    check = commands.add_parser(
+        "check", help="compare a trial's endpoints with a published study's summary rows",
+        description="Predictive check for summary data: run replicate trials and compare "
+                    "each row of a study in an outcome CSV (data/cit_summary.csv format) "
+                    "with its 95%% prediction interval; writes check.csv and check.png.",
+        epilog="example: plateletpd check yuan2025 --data data/cit_summary.csv --study "
+               "yuan2025 --replicates 200 --out yuan-check")
+    check.add_argument("spec", help="trial file, or the name of a bundled trial")
+    check.add_argument("--data", required=True, metavar="DATA.csv",
+                       help="outcome table (columns as data/cit_summary.csv)")
+    check.add_argument("--study", help="the study's name in the data (default: [trial] "
+                                       "data_study)")
+    check.add_argument("--arm-map", action="append", metavar="TRIAL ARM=DATA ARM",
+                       help="map a trial arm to the data's arm (repeatable; default: "
+                            "data_arm in the [[arms]] entries)")
+    check.add_argument("--n", type=int, help="patients screened per arm (overrides the file)")
+    check.add_argument("--seed", type=int, help="random seed (overrides the file)")
+    check.add_argument("--out", help="output folder")
+    _uncertainty_arguments(check)
+    check.set_defaults(run=command_check)
 
     sweep = commands.add_parser(
         "sweep", help="run a trial's arms over a grid of doses, start days, durations",

@@ -28,6 +28,18 @@ def load_fitted_parameters(name_or_path: str | Path) -> tuple[str, dict[str, flo
     Study-level parameters (those standing in for a model parameter in some arms) are left
     out: they describe one study's population, not the model.
     """
+    record = load_fit_record(name_or_path)
+    model_name = record["provenance"]["model"]["name"]
+    model = load_model(model_name)
+    values = {name: entry["value"] for name, entry in record["parameters"].items()
+              if name in model.parameters}
+    return model_name, values
+
+
+def load_fit_record(name_or_path: str | Path) -> dict:
+    """The whole ``params.json`` of a bundled fit name or a fit folder: every varied
+    parameter with its value, standard error, bounds and correlations, the objective, the
+    profiles and the provenance (what :mod:`plateletpd.study.uncertainty` draws from)."""
     import json
 
     folder = Path(name_or_path)
@@ -39,12 +51,15 @@ def load_fitted_parameters(name_or_path: str | Path) -> tuple[str, dict[str, flo
         raise FitFileError(f"no fit at {name_or_path!r}{closest(str(name_or_path), names)}; "
                              f"bundled fits: {', '.join(names) or 'none'}; or give a folder "
                              f"holding params.json")
-    record = json.loads(path.read_text())
-    model_name = record["provenance"]["model"]["name"]
-    model = load_model(model_name)
-    values = {name: entry["value"] for name, entry in record["parameters"].items()
-              if name in model.parameters}
-    return model_name, values
+    try:
+        record = json.loads(path.read_text())
+        if not (isinstance(record["provenance"]["model"]["name"], str)
+                and isinstance(record["parameters"], dict)):
+            raise TypeError("model name or parameters of the wrong type")
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise FitFileError(f"{path} is not a fit record plateletpd wrote ({error!r}); "
+                           f"write it with plateletpd fit CONFIG --out FOLDER") from None
+    return record
 
 
 def default_fit(model_name: str) -> str | None:

@@ -134,10 +134,14 @@ TRIAL_SCHEMA = Table({
                                 "chemotherapy, e.g. follow_up_days = 42"),
         "visit_every_days": Field(default=1.0, high=28.0, unit="days"),
         "reference_arm": Field("text"),
-        "replicates": Field(whole=True, default=1)}),
+        "replicates": Field(whole=True, default=1),
+        # parameter uncertainty and predictive checks (study/uncertainty.py, study/check.py)
+        "uncertainty": Field("text", default="none", choices=("none", "fit")),
+        "data_study": Field("text")}),
     "population": Table({"typical": number_table(low=None), "cv": number_table(),
                          "correlations": number_table(low=-1.0, high=1.0),
                          "transforms": Table(names=Field("text")),
+                         "study_parameters": Table(names=Field("text")),
                          "covariates": number_table(low=None)}),
     "enrolment": Table({
         "chemotherapy": Field("text", default="chemotherapy 1 dose d1"),
@@ -156,6 +160,7 @@ TRIAL_SCHEMA = Table({
     "arms": Table({
         "name": Field("text", required=True, nonempty=True,
                       what="text in quotes, a unique name for the arm"),
+        "data_arm": Field("text"),
         "treatment": Field("list", item=Field("text"), default=[],
                            what='a list of doses, e.g. ["rhTPO 15000 U"]'),
         "stop_at": Field(default=100.0, may_be_false=True, unit="10^9/L"),
@@ -250,7 +255,18 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                      trial["subjects_per_arm"] if subjects is None else subjects,
                      trial["follow_up_days"], trial["visit_every_days"], variability,
                      covariates, tuple(arms), response, reference, document.path,
-                     trial["description"], {"replicates": trial["replicates"]})
+                     trial["description"], {"replicates": trial["replicates"],
+                                            **_uncertainty_keys(checked, trial["fit"])})
+
+
+def _uncertainty_keys(checked: dict, fit: str) -> dict:
+    """The keys :mod:`plateletpd.study.uncertainty` and :mod:`plateletpd.study.check` read."""
+    return {"uncertainty": checked["trial"]["uncertainty"], "fit": fit,
+            "data_study": checked["trial"]["data_study"],
+            "study_parameters": dict(checked["population"]["study_parameters"]),
+            "typical": tuple(checked["population"]["typical"]),
+            "data_arms": {arm["name"]: arm["data_arm"] for arm in checked["arms"]
+                          if arm["data_arm"] is not None}}
 
 
 def _arm_design(document: Document, index: int, entry: dict, checked: dict,

@@ -1,0 +1,314 @@
+"""Predictive check for summary data: a trial's endpoints against a published study's rows.
+
+Like a visual predictive check with individual data, but for the arm-level numbers a
+publication gives: :func:`check_trial` runs ``replicates`` trials (at the fit's point
+estimates, or with parameters drawn from its uncertainty: :mod:`plateletpd.study.uncertainty`)
+and, for every row of the chosen study in an outcome table (the format of
+``data/cit_summary.csv``, :mod:`plateletpd.io.outcomes`), computes the row's statistic in
+each replicate over a virtual study of the row's size (the first ``n`` patients the trial
+arm enrolled, all of them where ``n`` is not given or more than enrolled). The table gives
+the observed value, the predicted median, the 95% prediction interval, whether the observed
+value lies inside, and the percentile of the observed value among the replicates.
+
+Trial arms map to the data's arms by ``data_arm`` in their ``[[arms]]`` entry (or
+``arm_map``); the study is ``[trial] data_study`` (or ``study``). Values are on the data's
+scale (a ``percent`` row in percent). What a row may ask of a trial (the trial's endpoints
+are read at its visits, from the start of treatment, as a trial judges them):
+
+* ``response_proportion``, ``cumulative_response_proportion``: the trial's response rule
+  (``[response]``), by ``by_day`` or by the row's day; a numeric threshold in the row must
+  be the rule's;
+* ``time_to_threshold_days`` at 75 or 100 (mean: of the days to the first visit at or above,
+  censored at the last visit; median: Kaplan-Meier);
+* ``nadir_plt``, ``plt_auc_day0_21``, ``plt_count`` on day 7 or 14, ``duration_below_days``
+  and ``duration_thrombocytopenia_days`` below 20 or 50.
+
+Any other row of the study is refused, every such row named at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from plateletpd.errors import PlateletPDError, closest
+from plateletpd.io.display import short_repr
+from plateletpd.io.files import atomic_folder, atomic_write, write_json
+from plateletpd.io.outcomes import load_outcomes
+from plateletpd.io.provenance import provenance
+from plateletpd.study.endpoints import parse_threshold
+from plateletpd.study.statistics import kaplan_meier
+from plateletpd.study.trial import TrialSpec
+from plateletpd.study.uncertainty import (
+    PERCENTILES,
+    TrialUncertainty,
+    UncertaintyError,
+    finish_figure,
+    replicate_trials,
+)
+
+#: replicate trials a check runs when neither the call nor the trial file says
+DEFAULT_REPLICATES = 100
+#: what the trial can compute, for messages
+COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial's response "
+              "rule), time_to_threshold_days (75 or 100), nadir_plt, plt_auc_day0_21, "
+              "plt_count (day 7 or 14), duration_below_days and "
+              "duration_thrombocytopenia_days (20 or 50)")
+
+
+class CheckError(PlateletPDError):
+    """A predictive check that cannot be made as asked (study, arms, rows)."""
+
+
+Reader = Callable[[pd.DataFrame], float]
+
+
+@dataclass(frozen=True, repr=False)
+class CheckResult:
+    """``table``: one row per data row (observed, predicted, interval, inside);
+    ``replicates``: each data row's value in each replicate trial; ``notes``."""
+
+    spec: TrialSpec
+    study: str
+    table: pd.DataFrame
+    replicates: pd.DataFrame
+    notes: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return short_repr("CheckResult", [
+            ("trial", self.spec.name), ("study", self.study), ("rows", len(self.table)),
+            ("inside", f"{int(self.table.inside.sum())}/{len(self.table)}")])
+
+    def plot(self, path: str | Path | None = None):
+        """Observed values against the 95% prediction intervals, one panel per endpoint."""
+        return plot_check(self.table, path)
+
+
+def check_trial(spec: TrialSpec, data, study: str | None = None,
+                arm_map: Mapping[str, str] | None = None, replicates: int | None = None,
+                uncertainty: str | None = None, progress: bool = False) -> CheckResult:
+    """Compare ``spec``'s endpoints with the rows of ``study`` in ``data`` (an outcome CSV
+    path or table); see the module text."""
+    rows = load_outcomes(data)
+    source = str(data) if not isinstance(data, pd.DataFrame) else "the data table"
+    study = study or spec.extra.get("data_study")
+    studies = list(dict.fromkeys(rows.study))
+    if not study:
+        raise CheckError(f"name the study to check against: --study NAME (or [trial] "
+                         f"data_study); studies in {source}: {', '.join(studies)}")
+    if study not in studies:
+        raise CheckError(f"no study {study!r} in {source}{closest(study, studies)}; studies "
+                         f"there: {', '.join(studies)}")
+    rows = rows[rows.study == study].reset_index(drop=True)
+    mapping = _arm_mapping(spec, rows, study, source, arm_map)
+    readers = _readers(spec, rows, source)
+    replicates = replicates if replicates is not None else (
+        spec.extra.get("replicates", 1) if spec.extra.get("replicates", 1) > 1
+        else DEFAULT_REPLICATES)
+    uncertainty = uncertainty or spec.extra.get("uncertainty", "none")
+    if uncertainty not in ("none", "fit"):
+        raise UncertaintyError(f"uncertainty must be 'none' or 'fit', got {uncertainty!r}")
+    drawn = TrialUncertainty.for_trial(spec) if uncertainty == "fit" else None
+    values = np.full((len(rows), replicates), math.nan)
+    sizes = np.zeros(len(rows), int)
+    for replicate, _, _, _, result in replicate_trials(spec, replicates, drawn, progress):
+        subjects = result.subjects
+        for index, row in rows.iterrows():
+            arm = subjects[subjects.arm == mapping[row.arm]]
+            size = len(arm) if not math.isfinite(row.n) else min(int(row.n), len(arm))
+            sizes[index] = size if replicate == 0 else min(sizes[index], size)
+            values[index, replicate] = readers[index](arm.iloc[:size])
+    table = _table(rows, mapping, values, sizes)
+    parameters = "parameters drawn from the fit" if drawn else "the fit's point estimates"
+    notes = [f"{replicates} replicate trials ({parameters}); each row's statistic over the "
+             f"first n patients its trial arm enrolled"]
+    if drawn:
+        notes += list(drawn.notes)
+    short = table[table.virtual_n < table.n]
+    if len(short):
+        notes.append("fewer virtual patients enrolled than the study had (raise --n): " +
+                     ", ".join(f"{r.arm} {r.virtual_n} < {r.n:g}" for r in
+                               short.itertuples()))
+    long = pd.DataFrame(values, columns=range(replicates)).assign(line=rows.line).melt(
+        id_vars="line", var_name="replicate", value_name="value")
+    return CheckResult(spec, study, table, long, tuple(notes))
+
+
+def _arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
+                 arm_map: Mapping[str, str] | None) -> dict[str, str]:
+    """Data arm -> trial arm, from the trial file's ``data_arm`` keys and ``arm_map``."""
+    names = [arm.name for arm in spec.arms]
+    for trial_arm in arm_map or {}:
+        if trial_arm not in names:
+            raise CheckError(f"arm map: {trial_arm!r} is not an arm of the trial"
+                             f"{closest(trial_arm, names)}; arms: {', '.join(names)}")
+    given = {**spec.extra.get("data_arms", {}), **(arm_map or {})}
+    data_arms = list(dict.fromkeys(rows.arm))
+    for trial_arm, data_arm in given.items():
+        if data_arm not in data_arms:
+            raise CheckError(f"trial arm {trial_arm!r} is mapped to data arm {data_arm!r}, "
+                             f"which has no row of study {study} in {source}"
+                             f"{closest(data_arm, data_arms)}; its arms: "
+                             f"{', '.join(data_arms)}")
+    mapping = {data_arm: trial_arm for trial_arm, data_arm in given.items()}
+    missing = [arm for arm in data_arms if arm not in mapping]
+    if missing:
+        lines = {arm: ", ".join(map(str, rows.line[rows.arm == arm])) for arm in missing}
+        raise CheckError(
+            f"study {study} in {source} has rows of arm(s) no trial arm is mapped to: "
+            + "; ".join(f"{arm!r} (line {lines[arm]})" for arm in missing)
+            + f"; add data_arm = \"{missing[0]}\" to the matching [[arms]] entry, or map it "
+              f"(--arm-map 'TRIAL ARM={missing[0]}')")
+    return mapping
+
+
+def _readers(spec: TrialSpec, rows: pd.DataFrame, source: str) -> list[Reader]:
+    """How each row's statistic is read from a trial arm's patient table; every row the
+    trial cannot compute is named in one error."""
+    readers, problems = [], []
+    for row in rows.itertuples():
+        reader = _reader(row, spec.response)
+        if isinstance(reader, str):
+            problems.append(f"  line {row.line} ({row.arm}, {row.endpoint}, threshold "
+                            f"{row.threshold or '-'}, day {'-' if math.isnan(row.day) else f'{row.day:g}'}): {reader}")
+        readers.append(reader)
+    if problems:
+        raise CheckError(f"{source}: the trial cannot compute {len(problems)} row(s) of "
+                         f"study {rows.study.iloc[0]}:\n" + "\n".join(problems) +
+                         f"\nit computes {COMPUTABLE}; remove those rows from the data "
+                         f"given, or check a study whose rows it can compute")
+    return readers
+
+
+def _reader(row, response: Mapping) -> Reader | str:
+    """A function of an arm's patient table giving the row's statistic on the data's
+    scale, or why there is none."""
+    endpoint, statistic, day = row.endpoint, row.statistic, row.day
+    low, level = parse_threshold(row.threshold) if row.threshold else (None, None)
+    if endpoint in ("response_proportion", "cumulative_response_proportion"):
+        if level is not None and level != response.get("threshold"):
+            return (f"its response threshold {level:g} is not the trial's rule "
+                    f"(threshold {response.get('threshold')}); change [response]")
+        scale = {"percent": 100.0, "proportion": 1.0}.get(statistic)
+        if scale is None:
+            return f"a {statistic} of responders needs n: give it as percent or proportion"
+        if math.isnan(day):
+            return lambda t: scale * float(np.mean(t.responder)) if len(t) else math.nan
+        return lambda t: scale * float(np.mean(t.response_day <= day)) if len(t) \
+            else math.nan
+    if statistic not in ("mean", "median"):
+        return f"statistic {statistic!r}: a check reads means and medians of this endpoint"
+    column = _column(endpoint, low, level, day)
+    if column is None:
+        return "the trial's patient table has no such endpoint"
+    if endpoint == "time_to_threshold_days" and statistic == "median":
+        level = int(level)
+        return lambda t: kaplan_meier(t[f"days_to_{level}"], t[f"reached_{level}"]).median()
+    reduce = np.nanmedian if statistic == "median" else np.nanmean
+    return lambda t: float(reduce(t[column].to_numpy(float))) if len(t) else math.nan
+
+
+def _column(endpoint: str, low, level, day) -> str | None:
+    """The patient-table column answering an endpoint at a threshold or day, if any."""
+    if endpoint == "time_to_threshold_days" and low is None and level in (75, 100):
+        return f"days_to_{int(level)}"
+    if endpoint in ("duration_below_days", "duration_thrombocytopenia_days") and \
+            level in (20, 50):
+        return f"days_below_{int(level)}"
+    if endpoint == "plt_count" and day in (7, 14):
+        return f"plt_day_{int(day)}"
+    return {"nadir_plt": "nadir", "plt_auc_day0_21": "auc_21_days"}.get(endpoint)
+
+
+def _table(rows: pd.DataFrame, mapping: dict, values: np.ndarray,
+           sizes: np.ndarray) -> pd.DataFrame:
+    finite = [v[np.isfinite(v)] for v in values]
+    low, middle, high = np.array([np.percentile(v, PERCENTILES) if v.size else
+                                  [math.nan] * 3 for v in finite]).T
+    observed = rows.value.to_numpy(float)
+    compared = np.array([_as_count(o, r.statistic, r.n) for o, r in
+                         zip(observed, rows.itertuples())])
+    below = [float(np.mean(v < o)) * 100 if v.size else math.nan
+             for v, o in zip(finite, compared)]
+    return pd.DataFrame({
+        "line": rows.line, "study": rows.study, "arm": rows.arm,
+        "trial_arm": [mapping[a] for a in rows.arm], "endpoint": rows.endpoint,
+        "threshold": rows.threshold, "day": rows.day, "statistic": rows.statistic,
+        "n": rows.n, "virtual_n": sizes, "observed": observed, "predicted": middle,
+        "interval_low": low, "interval_high": high,
+        "inside": (compared >= low) & (compared <= high),
+        "observed_percentile": below})
+
+
+def _as_count(value: float, statistic: str, n: float) -> float:
+    """A published percent or proportion of ``n`` patients as the whole number of patients
+    it stands for (94.4% of 36 is 34 patients, 94.44%): the virtual studies' rates are
+    counts over ``n`` too, so a rate rounded in print is compared with what it rounds."""
+    scale = {"percent": 100.0, "proportion": 1.0}.get(statistic)
+    if scale is None or not math.isfinite(n) or n < 1:
+        return value
+    return scale * round(value / scale * n) / n
+
+
+def plot_check(table: pd.DataFrame, path: str | Path | None = None):
+    """One panel per endpoint (threshold, day): the 95% prediction interval and predicted
+    median per data arm, and the observed value (a dot inside, a red cross outside)."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [f"{e}{_detail('threshold', t)}{_detail('day', d)} ({s})" for e, t, d, s in
+              zip(table.endpoint, table.threshold, table.day, table.statistic)]
+    titles = list(dict.fromkeys(panels))
+    figure, axes = plt.subplots(1, len(titles), figsize=(max(4.0, 1.1 * table.arm.nunique())
+                                                          * len(titles), 4.2), squeeze=False)
+    for axis, title in zip(axes[0], titles):
+        rows = table[[panel == title for panel in panels]].reset_index(drop=True)
+        x = np.arange(len(rows))
+        axis.vlines(x, rows.interval_low, rows.interval_high, color="tab:blue", lw=6,
+                    alpha=0.4, label="95% prediction interval")
+        axis.plot(x, rows.predicted, "_", color="tab:blue", ms=16, label="predicted median")
+        for inside, style in ((True, dict(marker="o", color="black")),
+                              (False, dict(marker="x", color="red", ms=9))):
+            chosen = rows.inside == inside
+            axis.plot(x[chosen], rows.observed[chosen], ls="none",
+                      label="observed" + ("" if inside else " (outside)"), **style)
+        axis.set_xticks(x, rows.arm, rotation=20, ha="right", fontsize=8)
+        axis.set_title(title, fontsize=9)
+        axis.grid(alpha=0.3, axis="y")
+    axes[0][0].legend(fontsize=7)
+    figure.suptitle(f"Predictive check: {', '.join(dict.fromkeys(table.study))}",
+                    fontsize=10)
+    return finish_figure(figure, path, plt)
+
+
+def _detail(label: str, value) -> str:
+    """", day 14" for a short threshold or day; "" for none or a long text."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or \
+            str(value) in ("", "nan") or len(str(value)) > 20:
+        return ""
+    return f", {label} {value:g}" if isinstance(value, float) else f", {label} {value}"
+
+
+def write_check(result: CheckResult, folder: str | Path) -> list[Path]:
+    """``check.csv``, ``check_replicates.csv``, ``check.png`` and ``provenance.json`` as one
+    folder that appears whole or not at all."""
+    spec = result.spec
+    names = ("check.csv", "check_replicates.csv", "check.png", "provenance.json")
+    with atomic_folder(folder) as staging:
+        atomic_write(staging / names[0], lambda p: result.table.to_csv(p, index=False))
+        atomic_write(staging / names[1], lambda p: result.replicates.to_csv(p, index=False))
+        plot_check(result.table, staging / names[2])
+        write_json(staging / names[3], provenance(
+            spec.model, seed=spec.seed, trial=spec.path, study=result.study,
+            parameters_from=spec.parameters_from, subjects_per_arm=spec.subjects_per_arm,
+            notes=list(result.notes)))
+    return [Path(folder) / name for name in names]
+

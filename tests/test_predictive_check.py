@@ -1,0 +1,102 @@
+"""Predictive check for summary data (issue 16 item 8): a trial's endpoints against a
+study's rows of an outcome CSV, with prediction intervals; clear errors for what cannot be
+compared."""
+
+import math
+
+import pandas as pd
+import pytest
+
+import plateletpd as pp
+from plateletpd.cli import main
+from plateletpd.io.outcomes import bundled_outcomes_path
+from plateletpd.study.check import CheckError, _as_count, check_trial
+
+DATA = bundled_outcomes_path()
+
+
+def test_check_of_the_bundled_yuan_trial_against_its_rows(tmp_path, capsys):
+    out = tmp_path / "check"
+    code = main(["check", "yuan2025", "--data", str(DATA), "--study", "yuan2025", "--n", "40",
+                 "--replicates", "3", "--out", str(out)])
+    assert code == 0
+    table = pd.read_csv(out / "check.csv")
+    # data/cit_summary.csv lines 2-5: Yuan 2025's four arms, response rates in percent
+    assert table.line.tolist() == [2, 3, 4, 5]
+    assert table.arm.tolist() == ["rhTPO", "hetrombopag", "hetrombopag+rhTPO", "rhIL-11"]
+    assert table.trial_arm.tolist() == ["rhTPO 15000 U", "hetrombopag 7.5 mg",
+                                        "hetrombopag + rhTPO", "rhIL-11 25 ug/kg"]
+    assert table.observed.tolist() == [70.3, 70.3, 94.4, 66.0]
+    assert (table.interval_low <= table.predicted).all()
+    assert (table.predicted <= table.interval_high).all()
+    assert ((table.interval_low >= 0) & (table.interval_high <= 100)).all()
+    # virtual studies of the published size where enough patients enrolled (n 37, 36)
+    assert table.virtual_n.iloc[1] == 37 and table.virtual_n.iloc[2] == 36
+    assert (out / "check.png").is_file() and (out / "manifest.json").is_file()
+    assert "hetrombopag+rhTPO" in capsys.readouterr().out
+
+
+def test_an_unknown_study_exits_2_with_a_clear_message(capsys):
+    code = main(["check", "yuan2025", "--data", str(DATA), "--study", "yuan2026",
+                 "--n", "10", "--replicates", "2"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no study 'yuan2026'" in err and "did you mean 'yuan2025'" in err
+    assert "Traceback" not in err
+
+
+def _one_arm_trial(**extra):
+    return pp.TrialSpec.create(seed=2, subjects_per_arm=30, arms=[
+        {"name": "untreated", "data_arm": "control"}], response={"threshold": 100,
+                                                                "by_day": 14}, **extra)
+
+
+def _row(**values):
+    row = {"study": "s", "arm": "control", "regimen": "none", "n": "20", "population": "p",
+           "day0": "start of treatment", "endpoint": "nadir_plt", "threshold": "", "day": "",
+           "statistic": "mean", "value": "30", "spread_type": "", "spread": "",
+           "source": "constructed for this test"}
+    return {**row, **values}
+
+
+def test_rows_the_trial_cannot_compute_are_refused_all_at_once():
+    data = pd.DataFrame([_row(), _row(endpoint="peak_plt"),
+                         _row(endpoint="plt_count", day="10")])
+    with pytest.raises(CheckError) as error:
+        check_trial(_one_arm_trial(), data, study="s", replicates=2)
+    text = str(error.value)
+    # lines 3 and 4 of the table (header = line 1); line 2 (nadir) is computable
+    assert "2 row(s)" in text and "line 3 (control, peak_plt" in text
+    assert "line 4 (control, plt_count" in text and "line 2 " not in text
+
+
+def test_a_data_arm_without_a_trial_arm_is_named():
+    data = pd.DataFrame([_row(), _row(arm="rhTPO")])
+    with pytest.raises(CheckError, match=r"'rhTPO' \(line 3\).*data_arm = \"rhTPO\""):
+        check_trial(_one_arm_trial(), data, study="s", replicates=2)
+    with pytest.raises(CheckError, match="'placebo' is not an arm of the trial"):
+        check_trial(_one_arm_trial(), data, study="s", arm_map={"placebo": "x"},
+                    replicates=2)
+
+
+def test_a_study_must_be_named():
+    with pytest.raises(CheckError, match="name the study"):
+        check_trial(_one_arm_trial(), pd.DataFrame([_row()]), replicates=2)
+
+
+def test_observed_far_outside_is_flagged_and_its_percentile_is_an_extreme():
+    # a nadir of 500 x10^9/L after chemotherapy cannot come out of this cohort (baseline
+    # 237: Harker 2000, model file); a nadir of 0 is below every virtual patient's
+    data = pd.DataFrame([_row(value="500"), _row(value="0", statistic="median")])
+    result = check_trial(_one_arm_trial(), data, study="s", replicates=3)
+    assert result.table.inside.tolist() == [False, False]
+    assert result.table.observed_percentile.tolist() == [100.0, 0.0]
+    assert (result.table.virtual_n == 20).all()  # the row's n, fewer than enrolled
+
+
+def test_published_rates_compare_as_the_counts_they_round():
+    # data/cit_summary.csv line 4: 94.4% of 36 patients is 34 of 36 = 94.44%
+    assert _as_count(94.4, "percent", 36) == pytest.approx(100 * 34 / 36)
+    assert _as_count(0.703, "proportion", 64) == pytest.approx(45 / 64)  # line 2
+    assert _as_count(30.0, "mean", 20) == 30.0  # means are not counts
+    assert _as_count(70.3, "percent", math.nan) == 70.3  # n unknown: as printed
