@@ -19,6 +19,15 @@ patient's own times. A dose cannot change the counts before it, so the morning c
 pass 2 decide the stop day exactly; doses after it are set to zero (the trajectory after
 the stop is therefore that of a third pass, done by the same call on the doses kept).
 
+Dose rules (:class:`DoseRule`: stop, hold, resume, increase, decrease) are judged at the
+visits every ``visit_every_days`` from the start of treatment, in the order written, on the
+count at each visit, and act from the next dose; ``stop_at``, ``stop_rise`` and
+:class:`Titration` are rules of the same engine judged each treatment morning
+(:func:`resolve_treatment`, :func:`_decide`). A treatment dose with its own days
+("rhTPO 15000 U d2,4,6,9") is given on those days counted from the start of treatment; a
+bare dose each day for ``max_days`` days. Each drug's doses are planned separately (a
+two-drug arm's rules act on the right drug's events).
+
 For fitting, ``smooth_stop`` replaces the hard rule by a probability: each morning a patient
 stops with a logistic probability of width :data:`STOP_WIDTH` around the stop count, and
 each dose is weighted by the probability of not having stopped before it. The hard rule
@@ -33,10 +42,10 @@ from typing import Sequence
 
 import numpy as np
 
-from plateletpd.dosing.schedules import EventSchedule, expand
+from plateletpd.dosing.schedules import EventSchedule, expand, target_lookup
 
 from plateletpd.dosing.regimens import as_regimen
-from plateletpd.errors import PlateletPDError
+from plateletpd.errors import PlateletPDError, RegimenError, closest
 from plateletpd.model.definition import Model
 from plateletpd.simulation.simulate import _integrate
 from plateletpd.numerics.solvers import DormandPrince5, Status
@@ -72,6 +81,63 @@ class Rescue:
     max_per_patient: int = 10
 
 
+#: what a dose rule compares: "above" is at or above its level, "below" is under it
+WHEN = ("above", "below")
+#: what a dose rule does (see :class:`DoseRule`)
+ACTIONS = ("stop", "hold", "resume", "increase", "decrease")
+
+
+@dataclass(frozen=True)
+class DoseRule:
+    """Judged at every visit (every ``visit_every_days`` from the start of treatment) on the
+    count then: when it is ``above`` (at or above) or ``below`` ``level``, ``action`` acts
+    from the next dose on (a dose at the visit's own time comes after the count):
+
+    * ``stop``: ``drug`` (every drug when empty) is stopped for good;
+    * ``hold``: ``drug`` (or every drug) is paused until a ``resume`` rule fires;
+    * ``resume``: a held drug (or every held drug) is given again at its current dose;
+    * ``increase`` / ``decrease``: ``drug``'s dose moves by ``step`` (e.g. "2.5 mg"), never
+      above ``maximum`` (required for increase) nor below ``minimum`` (default one step).
+
+    Rules are applied in the order written, so a later rule sees the state an earlier one
+    left at the same visit."""
+
+    when: str
+    level: float
+    action: str
+    drug: str = ""
+    step: str = ""
+    minimum: str = ""
+    maximum: str = ""
+
+    def problems(self) -> list[str]:
+        """What is wrong with the rule, as sentences (empty when it is sound)."""
+        problems = []
+        if self.when not in WHEN:
+            problems.append(f"when must be one of {', '.join(map(repr, WHEN))}, got "
+                            f"{self.when!r}")
+        if self.action not in ACTIONS:
+            problems.append(f"action must be one of {', '.join(map(repr, ACTIONS))}, got "
+                            f"{self.action!r}")
+        if not (isinstance(self.level, (int, float)) and math.isfinite(self.level)
+                and self.level > 0):
+            problems.append(f"level must be a positive count (x10^9/L), got {self.level!r}")
+        stepping = self.action in ("increase", "decrease")
+        if stepping and not (self.drug and self.step):
+            problems.append(f"an {self.action} rule needs drug and step, e.g. {{ when = "
+                            f"\"below\", level = 50, action = \"increase\", drug = "
+                            f"\"hetrombopag\", step = \"2.5 mg\", max = \"7.5 mg\" }}")
+        if self.action == "increase" and not self.maximum:
+            problems.append("an increase rule needs max, the highest dose (e.g. max = "
+                            "\"7.5 mg\")")
+        extra = [key for key, value in (("step", self.step), ("min", self.minimum),
+                                        ("max", self.maximum)) if value]
+        if extra and not stepping and self.action in ACTIONS:
+            problems.append(f"{', '.join(extra)} only apply to increase and decrease rules; "
+                            f"remove them from the {self.action} rule")
+        return problems
+
+
 @dataclass(frozen=True)
 class ArmDesign:
     """How one arm treats its patients (see the module text for the rules)."""
@@ -90,6 +156,8 @@ class ArmDesign:
     smooth_stop: bool = False                # fitting: doses weighted by P(not yet stopped)
     titrations: tuple[Titration, ...] = ()
     rescue: Rescue | None = None
+    rules: tuple[DoseRule, ...] = ()          # judged at visits every visit_every_days
+    visit_every_days: float = 1.0
 
     def __post_init__(self):
         problems = []
@@ -112,12 +180,23 @@ class ArmDesign:
                                 f"1..{self.max_days - 1}, got {rule.day!r}")
         if self.rescue is not None and not self.rescue.below > 0:
             problems.append(f"rescue below must be a positive count, got {self.rescue.below}")
-        if self.smooth_stop and (self.titrations or self.rescue):
-            problems.append("smooth_stop (fitting) does not combine with titration or rescue")
+        for number, rule in enumerate(self.rules, start=1):
+            problems += [f"dose rule {number}: {problem}" for problem in rule.problems()]
+        if not (isinstance(self.visit_every_days, (int, float))
+                and math.isfinite(self.visit_every_days) and self.visit_every_days > 0):
+            problems.append(f"visit_every_days must be a positive number of days, got "
+                            f"{self.visit_every_days!r}")
+        if self.smooth_stop and (self.titrations or self.rescue or self.rules):
+            problems.append("smooth_stop (fitting) does not combine with titration, rescue "
+                            "or dose rules")
+        if self.smooth_stop and any(map(own_schedule, self.treatment)):
+            problems.append("smooth_stop (fitting) needs daily doses: give each treatment "
+                            "dose without days, e.g. \"rhTPO 15000 U\"")
         if problems:
             raise PlateletPDError(f"arm {self.name!r}: " + "; ".join(problems))
         object.__setattr__(self, "treatment", tuple(self.treatment))
         object.__setattr__(self, "titrations", tuple(self.titrations))
+        object.__setattr__(self, "rules", tuple(self.rules))
 
 
 @dataclass(frozen=True)
@@ -226,12 +305,15 @@ def simulate_treatment_arm(model: Model, design: ArmDesign, parameter_vectors: n
     entry, start = entry[eligible], entry[eligible] + design.start_delay
     vectors = vectors[eligible]
     covariates = {k: v[eligible] for k, v in covariates.items()}
-    nothing_to_give = (not design.treatment or design.max_days == 0) and not design.rescue
+    nothing_to_give = not design.rescue and (design.max_days == 0 or not design.treatment) \
+        and not any(map(own_schedule, design.treatment))
     if nothing_to_give or eligible.size == 0:
+        treatment = resolve_treatment(model, design)
         return ArmResult(design, times, platelets[eligible], eligible, entry, start,
                          np.zeros(eligible.size, dtype=int), untreated.status[eligible],
-                         len(untreated.status), {"rescues": np.zeros(eligible.size),
-                                                 "titrated": np.zeros(eligible.size, bool)})
+                         len(untreated.status), {"rescues": np.zeros(eligible.size), **_records(
+                             treatment, np.zeros((eligible.size, treatment.schedule.n_events)),
+                             _event_log(treatment, []), eligible.size)})
 
     if design.smooth_stop:
         return _smooth_arm(model, design, vectors, covariates, chemotherapy, times, index,
@@ -249,117 +331,323 @@ def _course(model: Model, doses: Sequence[str], days: np.ndarray) -> EventSchedu
                   model.dose_targets)
 
 
-def _titration_ratios(model: Model, design: ArmDesign) -> list[tuple[int, float, int, float]]:
-    """(day, below, drug index in the treatment, new/old amount) for each titration rule."""
-    resolved = []
-    for rule in design.titrations:
-        new = _course(model, [rule.dose], np.zeros(1))
-        matches = [j for j, dose in enumerate(design.treatment)
-                   if _course(model, [dose], np.zeros(1)).target[0] == new.target[0]]
+def own_schedule(text: str) -> bool:
+    """Whether a treatment dose says its own days ("rhTPO 15000 U d2,4,6,9", counted from
+    the start of treatment); a bare dose ("rhTPO 15000 U") is given each treatment day for
+    ``max_days`` days. A text that cannot be read raises its :class:`RegimenError`."""
+    try:
+        as_regimen(f"{text} t=0")
+        return False
+    except RegimenError:
+        as_regimen(text)
+        return True
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """A rule resolved against the arm's treatment: judged at the decision points ``at``
+    (a mask over :attr:`Treatment.grid`) on the count (or its rise over the count at the
+    start), acting on treatment entry ``drug`` (-1: every entry)."""
+
+    action: str                 # stop, hold, resume, increase, decrease, set (titration)
+    at: np.ndarray
+    level: float
+    above: bool                 # at or above ``level`` (else below it)
+    drug: int = -1
+    ratio: float = 1.0          # set: new dose / starting dose
+    steps: tuple[int, int] = (0, 0)  # increase/decrease: fewest and most steps from the start
+    rise: bool = False          # stop_rise: the level is a rise over the count at the start
+    visit: bool = False         # judged only at visits inside the follow-up
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """An arm's treatment resolved against a model: its dose events (``schedule``, times
+    from the start of treatment, grouped by treatment entry: ``entry`` of each event), each
+    entry's drug, nominal amount and unit, its dose step as a fraction of the starting dose,
+    the decision points (``grid``, days from the start of treatment) and the rules."""
+
+    schedule: EventSchedule
+    entry: np.ndarray
+    drugs: tuple[str, ...]
+    amounts: np.ndarray
+    units: tuple[str, ...]
+    step: np.ndarray
+    grid: np.ndarray
+    rules: tuple[_Rule, ...]
+
+
+def resolve_treatment(model: Model, design: ArmDesign) -> Treatment:
+    """The arm's doses and rules checked against ``model`` (drugs known, a rule's drug one
+    of the arm's, steps and bounds in the same kind of unit as the dose): an error names the
+    arm, the rule and the fix."""
+    def fail(message: str) -> PlateletPDError:
+        return PlateletPDError(f"arm {design.name!r}: {message}")
+
+    parts, entry, doses = [], [], []
+    for j, text in enumerate(design.treatment):
+        regimen = as_regimen(text)
+        if len(regimen) != 1:
+            raise fail(f"one dose per treatment entry, got {text!r}; write each drug as its "
+                       f"own entry, e.g. [\"hetrombopag 7.5 mg\", \"rhTPO 15000 U\"]")
+        doses.append(regimen.doses[0])
+        if own_schedule(text) or design.max_days:
+            parts.append(expand(regimen, model.dose_targets) if own_schedule(text) else
+                         _course(model, [text], np.arange(design.max_days)))
+            entry += [j] * parts[-1].n_events
+    schedule = parts[0] if parts else _course(model, [], np.zeros(0))
+    for part in parts[1:]:
+        schedule = schedule.concatenate(part)
+    targets = [expand(f"{text} t=0", model.dose_targets) for text in
+               (f"{d.drug} {d.amount:.17g} {d.unit}" for d in doses)]
+    lookup = target_lookup(model.dose_targets)
+    step = np.zeros(len(doses))
+
+    def entry_of(drug: str, what: str) -> int:
+        """The treatment entry giving ``drug`` (a name or alias of its dose target)."""
+        target = lookup.get(drug.strip().lower())
+        matches = [j for j, t in enumerate(targets) if t.target[0] == target]
         if not matches:
-            raise PlateletPDError(f"arm {design.name!r}: titration dose {rule.dose!r} is not "
-                                  f"one of the arm's drugs ({', '.join(design.treatment)})")
-        old = _course(model, [design.treatment[matches[0]]], np.zeros(1))
-        if old.scale_covariate != new.scale_covariate:
-            raise PlateletPDError(f"arm {design.name!r}: titration {rule.dose!r} must use the "
-                                  f"same kind of unit as {design.treatment[matches[0]]!r}")
-        resolved.append((rule.day, rule.below, matches[0],
-                         float(new.amount_per_scale[0] / old.amount_per_scale[0])))
-    return resolved
+            names = ", ".join(d.drug for d in doses) or "none"
+            raise fail(f"{what} names drug {drug!r}, which is not one of the arm's treatment "
+                       f"drugs ({names}){closest(drug, [d.drug for d in doses])}")
+        return matches[0]
+
+    def ratio(j: int, amount: str, what: str) -> float:
+        """``amount`` ("2.5 mg") of entry ``j``'s drug as a fraction of its starting dose."""
+        try:
+            other = expand(f"{doses[j].drug} {amount} t=0", model.dose_targets)
+        except RegimenError as error:
+            raise fail(f"{what} {amount!r} is not an amount such as \"2.5 mg\": {error}") \
+                from None
+        if other.scale_covariate != targets[j].scale_covariate:
+            raise fail(f"{what} {amount!r} must use the same kind of unit as "
+                       f"{design.treatment[j]!r}")
+        return float(other.amount_per_scale[0] / targets[j].amount_per_scale[0])
+
+    last = int(math.ceil(schedule.time.max())) if schedule.n_events else -1
+    mornings = np.arange(last + 1, dtype=float)  # stop_at, stop_rise and titration days
+    visits = np.arange(int(math.floor(last / design.visit_every_days)) + 1) \
+        * design.visit_every_days if design.rules and last >= 0 else np.zeros(0)
+    visits = visits[visits <= schedule.time.max()] if visits.size else visits  # before a dose
+    grid = np.unique(np.concatenate([mornings, visits]))
+    on_morning = np.isin(grid, mornings) & (grid >= 1)  # the first dose is always given
+    rules = []
+    for rule in design.titrations:
+        new = _dose_of(rule.dose)
+        j = entry_of(new.drug, f"titration dose {rule.dose!r}")
+        rules.append(_Rule("set", grid == rule.day, rule.below, False, j,
+                           ratio=ratio(j, f"{new.amount:.17g} {new.unit}", "titration dose")))
+    for level, rise in ((design.stop_at, False), (design.stop_rise, True)):
+        if level is not None:
+            rules.append(_Rule("stop", on_morning, level, True, rise=rise))
+    at_visit = np.isin(grid, visits)
+    for number, rule in enumerate(design.rules, start=1):
+        what = f"dose rule {number} ({rule.action})"
+        j = entry_of(rule.drug, what) if rule.drug else -1
+        steps = (0, 0)
+        if rule.action in ("increase", "decrease"):
+            size = ratio(j, rule.step, f"{what}: step")
+            if step[j] and step[j] != size or any(r.action == "set" and r.drug == j
+                                                   for r in rules):
+                raise fail(f"{what}: a drug's dose moves by one step size, and not together "
+                           f"with a titration of the same drug; give every increase and "
+                           f"decrease rule of {rule.drug!r} the same step")
+            step[j] = size
+            low = ratio(j, rule.minimum, f"{what}: min") if rule.minimum else size
+            high = ratio(j, rule.maximum, f"{what}: max") if rule.maximum else math.inf
+            if not low - 1e-9 <= 1.0 <= high + 1e-9:
+                raise fail(f"{what}: the starting dose {design.treatment[j]!r} must lie within "
+                           f"min..max ({rule.minimum or rule.step} to "
+                           f"{rule.maximum or 'no maximum'}); change min or max")
+            steps = (int(math.ceil((low - 1.0) / size - 1e-9)),
+                     int(math.floor((high - 1.0) / size + 1e-9)) if high < math.inf
+                     else 10 ** 9)
+        rules.append(_Rule(rule.action, at_visit, rule.level, rule.when == "above", j,
+                           steps=steps, visit=True))
+    return Treatment(schedule, np.asarray(entry, dtype=np.int64),
+                     tuple(d.drug for d in doses), np.array([d.amount for d in doses]),
+                     tuple(d.unit for d in doses), step, grid, tuple(rules))
+
+
+def _dose_of(text: str):
+    """The one dose of a dose text."""
+    return as_regimen(text).doses[0]
+
+
+#: event kinds of the per-patient event log (ArmResult.extra["events"])
+EVENTS = ("stop", "hold", "resume", "increase", "decrease", "titrate")
+
+
+def _decide(treatment: Treatment, counts: np.ndarray, start_count: np.ndarray,
+            inside: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Every patient's rules applied visit by visit (in the order written) to the counts at
+    the decision points: the factor (dose / starting dose) of each dose event and the log of
+    decisions that changed something (patient, day, event, drug entry, new dose)."""
+    n, drugs = counts.shape[0], len(treatment.drugs)
+    stopped = np.zeros((n, drugs), dtype=bool)
+    held = np.zeros((n, drugs), dtype=bool)
+    steps = np.zeros((n, drugs), dtype=np.int64)
+    setting = np.ones((n, drugs))
+    factors = np.ones((n, treatment.grid.size + 1, drugs))  # column 0: before any decision
+    log = []
+    for point in range(treatment.grid.size):
+        for rule in treatment.rules:
+            if not rule.at[point]:
+                continue
+            value = counts[:, point] - (start_count if rule.rise else 0.0)
+            fire = value >= rule.level if rule.above else value < rule.level
+            if rule.visit:
+                fire &= inside[:, point]
+            for j in range(drugs) if rule.drug < 0 else (rule.drug,):
+                going = fire & ~stopped[:, j]
+                if rule.action == "stop":
+                    stopped[going, j] = True
+                elif rule.action in ("hold", "resume"):
+                    going &= held[:, j] == (rule.action == "resume")
+                    held[going, j] = rule.action == "hold"
+                elif rule.action == "set":
+                    setting[going, j] = rule.ratio
+                else:
+                    move = 1 if rule.action == "increase" else -1
+                    going &= (steps[:, j] + move >= rule.steps[0]) if move < 0 else \
+                        (steps[:, j] + move <= rule.steps[1])
+                    steps[going, j] += move
+                rows = np.flatnonzero(going)
+                if rows.size:
+                    kind = "titrate" if rule.action == "set" else rule.action
+                    log.append((rows, point, EVENTS.index(kind), j,
+                                setting[rows, j] + steps[rows, j] * treatment.step[j]))
+        factors[:, point + 1] = np.where(stopped | held, 0.0,
+                                         setting + steps * treatment.step[None, :])
+    governing = np.searchsorted(treatment.grid, treatment.schedule.time, side="right")
+    return factors[:, governing, treatment.entry], _event_log(treatment, log)
+
+
+def _event_log(treatment: Treatment, log: list) -> dict:
+    """The decisions as columns: patient (row in the arm), day (from the start of
+    treatment), event (see :data:`EVENTS`), drug, and the drug's dose after it (NaN for a
+    stop, hold or resume), in the unit of its treatment entry."""
+    if not log:
+        return {"patient": np.zeros(0, np.int64), "day": np.zeros(0), "event": np.zeros(0, str),
+                "drug": np.zeros(0, str), "dose": np.zeros(0)}
+    rows = np.concatenate([entry[0] for entry in log])
+    repeat = [len(entry[0]) for entry in log]
+    point = np.repeat([entry[1] for entry in log], repeat)
+    kind = np.repeat([entry[2] for entry in log], repeat)
+    drug = np.repeat([entry[3] for entry in log], repeat)
+    dose = np.concatenate([entry[4] for entry in log]) * treatment.amounts[drug]
+    dose[np.isin(kind, [0, 1, 2])] = np.nan
+    order = np.lexsort((point, rows))
+    return {"patient": rows[order], "day": treatment.grid[point[order]],
+            "event": np.array(EVENTS)[kind[order]],
+            "drug": np.array(treatment.drugs, dtype=object)[drug[order]].astype(str),
+            "dose": dose[order]}
 
 
 def _ruled_arm(model, design, vectors, covariates, chemotherapy, times, index, solver,
                eligible, entry, start, screened) -> ArmResult:
-    """Visit-driven rules (stop, titration, rescue), solved by re-simulation.
+    """Visit-driven rules (dose rules, stop, titration, rescue), solved by re-simulation.
 
     A decision at a visit depends only on the counts up to that visit. Each pass simulates
     the current plan, re-derives every decision from the counts it produced, and adopts the
-    new decisions from the earliest visit where they differ; that visit moves later with
+    new decisions from the earliest dose where they differ; that time moves later with
     every pass, so the loop ends with a plan consistent with its own trajectory.
     """
-    n, days = len(vectors), design.max_days
+    n = len(vectors)
+    treatment = resolve_treatment(model, design)
     visits = int(math.ceil(design.follow_up_days))
-    drugs = len(design.treatment)
     rescue_doses = [design.rescue.dose] if design.rescue else []
     # a transfusion follows the count that triggers it by RESCUE_DELAY, more than one output
     # step, so the interpolated count at a visit is always the count before it
     delay = max(RESCUE_DELAY, 1.5 / design.points_per_day)
-    schedule = chemotherapy.concatenate(_course(model, design.treatment, np.arange(days))) \
+    rescue_times = np.arange(visits if design.rescue else 0) + delay
+    schedule = chemotherapy.concatenate(treatment.schedule) \
         .concatenate(_course(model, rescue_doses, np.arange(visits) + delay))
-    n_chemotherapy, n_course = chemotherapy.n_events, drugs * days
+    n_chemotherapy = chemotherapy.n_events
     relative = np.arange(schedule.n_events) >= n_chemotherapy
     event_times = np.where(relative[None, :], schedule.time[None, :] + start[:, None],
                            schedule.time[None, :])
     base = _per_subject(schedule.amounts(covariates), n)
+    column_times = np.concatenate([treatment.schedule.time, rescue_times])
+    n_doses = treatment.schedule.n_events
     visit_times = start[:, None] + np.arange(visits)[None, :]
     inside = visit_times <= times[-1]
-    ratios = _titration_ratios(model, design)
-    plan_dose = np.ones((n, days, drugs))
-    plan_rescue = np.zeros((n, visits if design.rescue else 0))
+    decision_times = start[:, None] + treatment.grid[None, :]
+    plan = np.concatenate([np.ones((n, n_doses)), np.zeros((n, rescue_times.size))], axis=1)
 
     courses = np.empty((n, times.size))
     status = np.empty(n, dtype=np.int64)
     counts = np.empty((n, visits))
+    decision_counts = np.empty((n, treatment.grid.size))
+    start_count = np.empty(n)
 
     def simulate(rows):
         """Re-simulate the patients in ``rows`` under the current plan."""
-        m = rows.size
-        factors = np.concatenate([np.ones((m, n_chemotherapy)),
-                                  plan_dose[rows].transpose(0, 2, 1).reshape(m, n_course),
-                                  plan_rescue[rows]], axis=1)
+        factors = np.concatenate([np.ones((rows.size, n_chemotherapy)), plan[rows]], axis=1)
         result = _integrate(model, schedule, vectors[rows], base[rows] * factors, times,
                             solver, False, event_times[rows])
         courses[rows] = result.outputs[:, :, index]
         status[rows] = result.status
         counts[rows] = values_at(times, courses[rows], visit_times[rows])
+        decision_counts[rows] = values_at(times, courses[rows], decision_times[rows])
+        start_count[rows] = values_at(times, courses[rows], start[rows])
 
     def decide():
-        dose = np.ones((n, days, drugs))
-        for day, below, drug, ratio in ratios:
-            dose[counts[:, day] < below, day:, drug] *= ratio
-        stop = np.zeros((n, days), dtype=bool)
-        if design.stop_at is not None:
-            stop |= counts[:, :days] >= design.stop_at
-        if design.stop_rise is not None:
-            stop |= counts[:, :days] - counts[:, :1] >= design.stop_rise
-        stop[:, 0] = False  # the first dose is always given
-        stopped = np.where(stop.any(axis=1), np.argmax(stop, axis=1), days)
-        dose[np.arange(days)[None, :] >= stopped[:, None]] = 0.0
-        rescue = np.zeros((n, plan_rescue.shape[1]))
-        if design.rescue:
-            need = (counts < design.rescue.below) & inside
-            rescue = (need & (np.cumsum(need, axis=1) <= design.rescue.max_per_patient)) * 1.0
-        return dose, rescue
+        doses, log = _decide(treatment, decision_counts, start_count,
+                             decision_times <= times[-1])
+        if not design.rescue:
+            return doses, log
+        need = (counts < design.rescue.below) & inside
+        rescue = (need & (np.cumsum(need, axis=1) <= design.rescue.max_per_patient)) * 1.0
+        return np.concatenate([doses, rescue], axis=1), log
 
     pending = np.arange(n)
-    for _ in range(visits + days + 2):
+    for _ in range(treatment.grid.size + visits + 2):
         simulate(pending)
-        new_dose, new_rescue = decide()
-        differs = np.zeros((n, visits), dtype=bool)
-        differs[:, :days] = np.any(new_dose != plan_dose, axis=2)
-        if design.rescue:
-            differs |= new_rescue != plan_rescue
+        new, log = decide()
+        differs = new != plan
         changed = np.flatnonzero(differs.any(axis=1))
         if changed.size == 0:
             break
-        first = np.argmax(differs[changed], axis=1)
-        for subject, visit in zip(changed, first):
-            plan_dose[subject, visit:] = new_dose[subject, visit:]
-            if design.rescue:
-                plan_rescue[subject, visit:] = new_rescue[subject, visit:]
+        first = np.where(differs[changed], column_times[None, :], np.inf).min(axis=1)
+        adopt = column_times[None, :] >= first[:, None]
+        plan[changed] = np.where(adopt, new[changed], plan[changed])
         pending = changed
-    doses_given = np.sum(np.any(plan_dose > 0, axis=2), axis=1)
-    return ArmResult(design, times, courses, eligible, entry, start, doses_given, status,
-                     screened,
-                     {"rescues": plan_rescue.sum(axis=1) if design.rescue else np.zeros(n),
-                      "titrated": _titrated(plan_dose, ratios)})
+    doses = plan[:, :n_doses]
+    dose_days, which = np.unique(treatment.schedule.time, return_inverse=True)
+    dosed = (doses > 0) @ (which[:, None] == np.arange(dose_days.size)[None, :])
+    return ArmResult(design, times, courses, eligible, entry, start,
+                     np.sum(dosed > 0, axis=1), status, screened,
+                     {"rescues": plan[:, n_doses:].sum(axis=1) if design.rescue else
+                      np.zeros(n), **_records(treatment, doses, log, n)})
 
 
-def _titrated(plan_dose: np.ndarray, ratios) -> np.ndarray:
-    """Patients whose dose was changed by a titration rule (not only stopped)."""
-    if not ratios:
-        return np.zeros(plan_dose.shape[0], dtype=bool)
-    return np.any((plan_dose != 1.0) & (plan_dose != 0.0), axis=(1, 2))
+def _records(treatment: Treatment, doses: np.ndarray, log: dict, n: int) -> dict:
+    """Per-patient records of the dose rules: whether a titration or step changed a dose,
+    holds, dose changes, the day treatment stopped (NaN: never), the total dose of each drug
+    (in its treatment entry's unit), every planned dose (``dose_days`` from the start of
+    treatment, ``dose_drugs``, ``dose_amounts`` given per patient, 0 when not given) and the
+    event log."""
+    def per_patient(kinds) -> np.ndarray:
+        return np.bincount(log["patient"][np.isin(log["event"], kinds)], minlength=n)
+
+    stops = log["event"] == "stop"
+    stop_day = np.full(n, np.nan)
+    np.fmin.at(stop_day, log["patient"][stops], log["day"][stops])
+    totals: dict = {}
+    for j, (drug, unit) in enumerate(zip(treatment.drugs, treatment.units)):
+        key = f"{drug} ({unit})"
+        given = doses[:, treatment.entry == j].sum(axis=1) * treatment.amounts[j]
+        totals[key] = totals.get(key, 0.0) + given
+    return {"titrated": np.any((doses != 1.0) & (doses != 0.0), axis=1),
+            "holds": per_patient(["hold"]),
+            "dose_changes": per_patient(["increase", "decrease", "titrate"]),
+            "stop_day": stop_day, "total_dose": totals, "events": log,
+            "dose_intensity": doses.mean(axis=1) if doses.shape[1] else np.full(n, np.nan),
+            "dose_days": treatment.schedule.time,
+            "dose_drugs": np.array(treatment.drugs, dtype=object)[treatment.entry].astype(str),
+            "dose_amounts": doses * treatment.amounts[treatment.entry]}
 
 
 def _smooth_arm(model, design, vectors, covariates, chemotherapy, times, index, solver,

@@ -435,6 +435,15 @@ _TRIAL = [
      _arm_record("rescues", int, 0), "mean"),
     ("titrated", "", "a titration rule changed the dose", "flag",
      _arm_record("titrated", bool, False), None),
+    ("dose_holds", "holds", "times a dose rule held the treatment", "number",
+     _arm_record("holds", int, 0), "mean"),
+    ("dose_changes", "changes", "dose increases, decreases and titrations by dose rules",
+     "number", _arm_record("dose_changes", int, 0), "mean"),
+    ("treatment_stop_day", _DAYS, "visit at which a stop rule ended treatment (NaN: never)",
+     "time", _arm_record("stop_day", float, math.nan), None),
+    ("dose_intensity", "", "treatment given as a fraction of the planned doses at their "
+     "starting amounts (NaN: none planned)", "number",
+     _arm_record("dose_intensity", float, math.nan), "mean"),
     ("status", "", "integration status (0 = SUCCESS; see plateletpd.Status)", "code",
      lambda c: np.asarray(c.arm.status, int), None),
 ]

@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plateletpd.study.cohort import (ArmDesign, ArmResult, Rescue, Titration,
-                                     simulate_treatment_arm, values_at)
+from plateletpd.study.cohort import (ACTIONS, WHEN, ArmDesign, ArmResult, DoseRule, Rescue,
+                                     Titration, resolve_treatment, simulate_treatment_arm,
+                                     values_at)
 from plateletpd.study.endpoints import Courses, trial_endpoints
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.display import html_table, short_repr
@@ -176,7 +177,19 @@ TRIAL_SCHEMA = Table({
                                 '"hetrombopag 15 mg" }]'),
         "rescue": Table({"below": Field(required=True, unit="10^9/L"), "dose": Field("text"),
                          "max_per_patient": Field(**_AT_OR_AFTER)},
-                        what="a table such as { below = 10 }")}, many=True)})
+                        what="a table such as { below = 10 }"),
+        "rules": Table({
+            "when": Field("text", required=True, choices=WHEN),
+            "level": Field(required=True, unit="10^9/L"),
+            "action": Field("text", required=True, choices=ACTIONS),
+            "drug": Field("text", default="", what="a drug of the arm's treatment, e.g. "
+                          "\"hetrombopag\""),
+            "step": Field("text", default="", what='an amount in quotes, e.g. "2.5 mg"'),
+            "min": Field("text", default="", what='an amount in quotes, e.g. "2.5 mg"'),
+            "max": Field("text", default="", what='an amount in quotes, e.g. "7.5 mg"')},
+            many=True, single_ok=True,
+            what='a list such as [{ when = "above", level = 150, action = "hold" }] or '
+                 '[[arms.rules]] tables')}, many=True)})
 
 
 def load_trial_spec(path: str | Path, subjects: int | None = None,
@@ -287,7 +300,11 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             max_days=entry["max_days"], follow_up_days=checked["trial"]["follow_up_days"],
             titrations=tuple(Titration(**rule) for rule in entry["titration"]),
             rescue=Rescue(**{k: v for k, v in entry["rescue"].items() if v is not None})
-            if entry["rescue"] else None)
+            if entry["rescue"] else None,
+            rules=tuple(DoseRule(rule["when"], rule["level"], rule["action"], rule["drug"],
+                                 rule["step"], rule["min"], rule["max"])
+                        for rule in entry["rules"]),
+            visit_every_days=checked["trial"]["visit_every_days"])
     except PlateletPDError as error:
         raise document.fail(where, f"arm {entry['name']!r}: {error}") from None
     try:
@@ -318,11 +335,13 @@ def _check_doses(model: Model, design: ArmDesign) -> None:
     from plateletpd.dosing.regimens import as_regimen
     from plateletpd.dosing.schedules import expand
 
-    doses = [*design.treatment, *(rule.dose for rule in design.titrations),
+    doses = [*(rule.dose for rule in design.titrations),
              *([design.rescue.dose] if design.rescue else [])]
-    regimen = " + ".join(filter(None, [design.chemotherapy, *(f"{d} d1" for d in doses)]))
+    regimen = " + ".join(filter(None, [design.chemotherapy, *design.treatment,
+                                       *(f"{d} d1" for d in doses)]))  # "": no chemotherapy
     expand(as_regimen(regimen), model.dose_targets, {
         c: (model.covariates[c].default or 1.0) for c in model.covariates})
+    resolve_treatment(model, design)  # the dose rules' drugs, steps and bounds
 
 
 # ====================================================================== running
