@@ -1,0 +1,205 @@
+"""Chemotherapy cycles with planned-day delay and dose-reduction rules, and eligibility on
+the simulated history (study/cycles.py), on the CIT model with the Yuan 2025 trial's virtual
+patients (trials/yuan2025.toml).
+
+The rule checks are replays: each reads the engine's final courses and re-derives, with
+plain loops, what the rules written in the course must have decided; a later dose cannot
+change an earlier count, so the final course holds the counts every decision saw.
+"""
+
+import numba
+import numpy as np
+import pytest
+
+from plateletpd.dosing.regimens import as_regimen
+from plateletpd.dosing.schedules import expand
+from plateletpd.errors import PlateletPDError
+from plateletpd.numerics.solvers import DormandPrince5
+from plateletpd.simulation.simulate import _integrate
+from plateletpd.study.cohort import values_at
+from plateletpd.study.cycles import ChemotherapyCourse, HistoryRule, screen, simulate_course
+from plateletpd.study.trial import _cohort, bundled_trial, load_trial_spec
+
+# the design of the issue's example (issue 16, item 1): 4 x 21-day cycles, delay while
+# PLT < 100, re-check weekly, give up after 28 days, 20% less after a delay
+COURSE = ChemotherapyCourse(cycle_days=21, cycles=4, delay_below=100, recheck_every_days=7,
+                            give_up_after_days=28, reduce_after_delay_pct=20)
+# interpolation tolerance (10^9/L) for counts re-read from the final course: the solver's
+# tolerances are 1e-6, and a later dose event can only shorten the last step before it
+TOLERANCE = 1e-3
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    spec = load_trial_spec(bundled_trial("yuan2025"), subjects=40)
+    return spec.model, _cohort(spec, 0)
+
+
+def run(cohort, course):
+    model, vectors = cohort
+    return simulate_course(model, course, vectors)
+
+
+@pytest.fixture(scope="module")
+def result(cohort):
+    return run(cohort, COURSE)
+
+
+def test_a_cycle_is_delayed_exactly_while_the_planned_day_count_is_below_the_level(result):
+    delayed_somewhere = 0
+    for patient in range(len(result.platelets)):
+        course = result.platelets[patient:patient + 1]
+        for k in range(1, COURSE.cycles):
+            previous = result.cycle_day[patient, k - 1]
+            if not np.isfinite(previous):
+                assert not np.isfinite(result.cycle_day[patient, k])
+                continue
+            planned = previous + COURSE.cycle_days
+            given = None
+            for wait in np.arange(0, COURSE.give_up_after_days + 1e-9,
+                                  COURSE.recheck_every_days):
+                count = values_at(result.times, course, [planned + wait])[0]
+                if count >= COURSE.delay_below + TOLERANCE:
+                    given = planned + wait
+                    break
+                assert count < COURSE.delay_below + TOLERANCE
+            if given is None:  # never at or above 100 on a check: abandoned
+                assert result.abandoned[patient] and not np.isfinite(result.cycle_day[patient, k])
+                break
+            assert result.cycle_day[patient, k] == given
+            assert result.delay[patient, k] == given - planned
+            delayed_somewhere += given > planned
+    assert delayed_somewhere > 0  # the check is not vacuous for this cohort
+
+
+def test_dose_reductions_compound_and_the_doses_given_make_the_course(cohort, result):
+    for patient in range(len(result.platelets)):
+        expected = 1.0
+        for k in range(1, int(result.cycles_given[patient])):
+            expected *= 0.8 if result.delay[patient, k] > 0 else 1.0  # 20% per delay
+            assert result.dose[patient, k] == pytest.approx(expected, rel=1e-12)
+    assert np.nanmin(result.dose) < 0.8  # at least one patient had two reductions
+    # independent replay of one patient: its cycles as a plain regimen text
+    model, vectors = cohort
+    patient = int(np.argmin(np.nanmin(result.dose, axis=1)))
+    given = np.isfinite(result.cycle_day[patient])
+    text = " + ".join(f"chemotherapy {dose:.17g} dose t={day:g}" for day, dose in
+                      zip(result.cycle_day[patient, given], result.dose[patient, given]))
+    schedule = expand(as_regimen(text), model.dose_targets)
+    replay = _integrate(model, schedule, vectors[patient:patient + 1],
+                        schedule.amounts({})[None, :], result.times,
+                        DormandPrince5(rtol=1e-6, atol=1e-6), False)
+    index = model.output_names.index("platelets")
+    assert np.allclose(replay.outputs[0, :, index], result.platelets[patient], rtol=1e-5,
+                       atol=1e-4)
+
+
+def test_without_a_delay_rule_every_cycle_is_given_as_planned(cohort):
+    plain = run(cohort, ChemotherapyCourse(cycle_days=21, cycles=4))
+    assert np.all(plain.cycle_day == [0.0, 21.0, 42.0, 63.0])
+    assert np.all(plain.cycles_given == 4) and not plain.abandoned.any()
+    assert np.all(plain.dose == 1.0) and plain.events["patient"].size == 0
+
+
+def test_a_patient_who_never_recovers_is_abandoned_after_the_last_recheck(cohort):
+    # a level no count reaches (the bundled model's counts stay far below 10^5 x10^9/L)
+    never = run(cohort, ChemotherapyCourse(cycles=3, delay_below=1e5,
+                                                        reduce_after_delay_pct=20))
+    assert never.abandoned.all() and np.all(never.cycles_given == 1)
+    events = never.events
+    for patient in range(len(never.platelets)):
+        mine = events["event"][events["patient"] == patient].tolist()
+        days = events["day"][events["patient"] == patient].tolist()
+        # planned day 21; checks 21, 28, 35, 42, 49; given up on day 21 + 28
+        assert mine == ["delayed", "abandoned"] and days == [21.0, 49.0]
+    assert np.all(np.isinf(never.delay[:, 1:]))
+
+
+def test_every_cycle_event_matches_the_cycle_table(result):
+    events = result.events
+    for patient, day, kind, cycle, value in zip(*events.values()):
+        k = cycle - 1
+        if kind == "delayed":
+            assert day == result.cycle_day[patient, k - 1] + COURSE.cycle_days
+            assert value == result.delay[patient, k] > 0
+        elif kind in ("resumed", "dose reduced"):
+            assert day == result.cycle_day[patient, k]
+        else:
+            assert result.abandoned[patient] and not np.isfinite(result.cycle_day[patient, k])
+
+
+def _longest_days_below(course, times, level):
+    """Longest stretch (days, between grid points) a course stays below ``level``."""
+    longest, start = 0.0, None
+    for time, value in zip(times, course):
+        if value < level:
+            start = time if start is None else start
+            longest = max(longest, time - start)
+        else:
+            start = None
+    return longest
+
+
+def test_eligibility_selects_exactly_the_patients_whose_history_meets_every_rule(result):
+    rules = (HistoryRule("nadir_below", below=10, cycle=1),
+             HistoryRule("delayed_at_least", days=14, cycle=2),
+             HistoryRule("below_for_days", below=50, days=14),
+             HistoryRule("below_on_cycle_day", below=20, day=14, cycle=2))
+    chosen, counts = screen(result, rules)
+    expected = []
+    meets = np.zeros(len(rules), dtype=int)
+    for patient, course in enumerate(result.platelets):
+        start = result.cycle_day[patient]
+        end = start[1] if np.isfinite(start[1]) else np.inf
+        cycle_one = course[(result.times >= 0) & (result.times < end)]
+        checks = [cycle_one.min() < 10,
+                  result.delay[patient, 1] >= 14,
+                  _longest_days_below(course, result.times, 50) >= 14,
+                  np.isfinite(start[1])
+                  and np.interp(start[1] + 14, result.times, course) < 20]
+        meets += checks
+        if all(checks):
+            expected.append(patient)
+    assert chosen.tolist() == expected
+    assert [row["meets"] for row in counts] == meets.tolist()
+    assert counts[-1]["remaining"] == len(expected)
+    assert all(0 < m < len(result.platelets) for m in meets)  # every rule discriminates
+
+
+def test_cycles_are_reproducible_and_identical_with_one_or_two_threads(cohort):
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = run(cohort, COURSE)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = run(cohort, COURSE)
+    finally:
+        numba.set_num_threads(threads)
+    again = run(cohort, COURSE)
+    for other in (two, again):
+        assert np.array_equal(one.platelets, other.platelets)
+        assert np.array_equal(one.cycle_day, other.cycle_day, equal_nan=True)
+        assert np.array_equal(one.dose, other.dose, equal_nan=True)
+
+
+@pytest.mark.parametrize("keywords, message", [
+    ({"cycles": 0}, "cycles must be a whole number from 1 to 100, got 0"),
+    ({"cycle_days": -21}, "cycle_days must be a positive number of days, got -21"),
+    ({"delay_below": float("nan")}, "delay_below must be a positive count"),
+    ({"reduce_after_delay_pct": 120}, "reduce_after_delay_pct must be a percentage"),
+    ({"regimen": ""}, "regimen must be a dose text"),
+])
+def test_a_bad_course_is_a_clear_error(keywords, message):
+    with pytest.raises(PlateletPDError, match=message):
+        ChemotherapyCourse(**keywords)
+
+
+@pytest.mark.parametrize("rule, message", [
+    (HistoryRule("nadir_above", below=50), "rule must be one of"),
+    (HistoryRule("nadir_below"), "a nadir_below rule needs below"),
+    (HistoryRule("delayed_at_least", days=7, cycle=1), "cycle 1 is never delayed"),
+    (HistoryRule("nadir_below", below=50, cycle=9), "cycle must be a whole number from 1 to 4"),
+])
+def test_a_bad_eligibility_rule_is_a_clear_error(result, rule, message):
+    with pytest.raises(PlateletPDError, match=message):
+        screen(result, (rule,))
