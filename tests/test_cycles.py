@@ -7,6 +7,8 @@ plain loops, what the rules written in the course must have decided; a later dos
 change an earlier count, so the final course holds the counts every decision saw.
 """
 
+from pathlib import Path
+
 import numba
 import numpy as np
 import pytest
@@ -203,3 +205,17 @@ def test_a_bad_course_is_a_clear_error(keywords, message):
 def test_a_bad_eligibility_rule_is_a_clear_error(result, rule, message):
     with pytest.raises(PlateletPDError, match=message):
         screen(result, (rule,))
+
+
+def test_the_documented_worked_example_runs_and_gives_the_numbers_the_docs_state():
+    docs = Path(__file__).resolve().parents[1] / "docs" / "trial_files.md"
+    section = docs.read_text().split("### Worked example: a four-cycle secondary")[1]
+    namespace = {}
+    exec(section.split("```python\n")[1].split("```")[0], namespace)
+    history, counts = namespace["history"], namespace["counts"]
+    # the numbers docs/trial_files.md states for this example (seed 20261121, 200 patients)
+    assert np.all(history.cycles_given == 4) and not history.abandoned.any()
+    delays, how_many = np.unique(history.delay[:, 1], return_counts=True)
+    assert dict(zip(delays.tolist(), how_many.tolist())) == {0.0: 13, 7.0: 152, 14.0: 34,
+                                                              28.0: 1}
+    assert [row["remaining"] for row in counts] == [200, 187]
