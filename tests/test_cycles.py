@@ -219,3 +219,19 @@ def test_the_documented_worked_example_runs_and_gives_the_numbers_the_docs_state
     assert dict(zip(delays.tolist(), how_many.tolist())) == {0.0: 13, 7.0: 152, 14.0: 34,
                                                               28.0: 1}
     assert [row["remaining"] for row in counts] == [200, 187]
+
+
+def test_a_patient_whose_simulation_fails_is_flagged_not_abandoned_nor_eligible(cohort):
+    model, vectors = cohort
+    broken = vectors[:3].copy()
+    # a chemotherapy sensitivity of 1e12 (constructed, not physiology) makes the solver fail
+    broken[1, model.parameter_names.index("chemotherapy_sensitivity")] = 1e12
+    result = simulate_course(model, COURSE, broken)
+    assert result.failed.tolist() == [False, True, False]
+    assert not result.abandoned[1] and result.cycles_given[1] == 1
+    assert 1 not in result.events["patient"]
+    chosen, counts = screen(result, (HistoryRule("below_for_days", below=1e5, days=1),))
+    assert chosen.tolist() == [0, 2] and counts[0]["failed"] == 1
+    alone = simulate_course(model, COURSE, vectors[[0, 2]])
+    assert np.array_equal(alone.platelets, result.platelets[[0, 2]])
+    assert np.array_equal(alone.cycle_day, result.cycle_day[[0, 2]])

@@ -27,7 +27,7 @@ from plateletpd.dosing.regimens import as_regimen
 from plateletpd.dosing.schedules import expand
 from plateletpd.errors import PlateletPDError
 from plateletpd.model.definition import Model
-from plateletpd.numerics.solvers import DormandPrince5
+from plateletpd.numerics.solvers import DormandPrince5, Status
 from plateletpd.simulation.simulate import _integrate
 from plateletpd.study.cohort import PLATELETS, values_at
 
@@ -112,6 +112,11 @@ class CourseResult:
     events: dict
 
     @property
+    def failed(self) -> np.ndarray:
+        """Patients whose simulation failed: no cycle after the failure, never eligible."""
+        return self.status != Status.SUCCESS
+
+    @property
     def cycles_given(self) -> np.ndarray:
         return np.sum(np.isfinite(self.cycle_day), axis=1)
 
@@ -168,7 +173,8 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
                             event_times)
         courses[rows] = result.outputs[:, :, index]
         status[rows] = result.status
-        if k + 1 == cycles:
+        rows = rows[result.status == Status.SUCCESS]  # a failed patient is flagged, not judged
+        if k + 1 == cycles or rows.size == 0:
             break
         planned = day[rows, k] + course.cycle_days
         if course.delay_below is None:
@@ -290,18 +296,20 @@ def _longest_run(mask: np.ndarray) -> np.ndarray:
 def screen(result: CourseResult, rules: tuple[HistoryRule, ...]) -> tuple[np.ndarray, list]:
     """The patients meeting every rule, and the screening counts: one row per rule (its
     text, how many patients meet it alone, how many remain after it and the rules before
-    it)."""
+    it, how many were screened and how many of those failed to simulate: a failed patient
+    meets no rule)."""
     for number, rule in enumerate(rules, start=1):
         problems = rule.problems(result.course)
         if problems:
             raise PlateletPDError(f"eligibility rule {number}: " + "; ".join(problems))
-    eligible = np.ones(len(result.platelets), dtype=bool)
+    eligible = ~result.failed
     counts = []
     for rule in rules:
-        meets = rule.holds(result)
+        meets = rule.holds(result) & ~result.failed
         eligible &= meets
         counts.append({"rule": describe(rule), "meets": int(meets.sum()),
-                       "remaining": int(eligible.sum()), "screened": len(eligible)})
+                       "remaining": int(eligible.sum()), "screened": len(eligible),
+                       "failed": int(result.failed.sum())})
     return np.flatnonzero(eligible), counts
 
 
