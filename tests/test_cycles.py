@@ -19,7 +19,12 @@ from plateletpd.errors import PlateletPDError
 from plateletpd.numerics.solvers import DormandPrince5
 from plateletpd.simulation.simulate import _integrate
 from plateletpd.study.cohort import values_at
-from plateletpd.study.cycles import ChemotherapyCourse, HistoryRule, screen, simulate_course
+from plateletpd.study.cycles import (
+    ChemotherapyCourse,
+    HistoryRule,
+    screen,
+    simulate_course,
+)
 from plateletpd.study.trial import _cohort, bundled_trial, load_trial_spec
 
 # the design of the issue's example (issue 16, item 1): 4 x 21-day cycles, delay while
@@ -211,7 +216,7 @@ def test_the_documented_worked_example_runs_and_gives_the_numbers_the_docs_state
     docs = Path(__file__).resolve().parents[1] / "docs" / "trial_files.md"
     section = docs.read_text().split("### Worked example: a four-cycle secondary")[1]
     namespace = {}
-    exec(section.split("```python\n")[1].split("```")[0], namespace)
+    exec(section.split("```python\n")[1].split("```")[0], namespace)  # noqa: S102 (docs)
     history, counts = namespace["history"], namespace["counts"]
     # the numbers docs/trial_files.md states for this example (seed 20261121, 200 patients)
     assert np.all(history.cycles_given == 4) and not history.abandoned.any()

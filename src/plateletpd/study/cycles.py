@@ -83,8 +83,8 @@ class ChemotherapyCourse:
     @property
     def checks(self) -> np.ndarray:
         """Days after the planned day on which the count is judged."""
-        return np.arange(int(math.floor(self.give_up_after_days / self.recheck_every_days
-                                        + 1e-9)) + 1) * self.recheck_every_days
+        return np.arange(math.floor(self.give_up_after_days / self.recheck_every_days
+                                    + 1e-9) + 1) * self.recheck_every_days
 
     @property
     def horizon(self) -> float:
@@ -139,7 +139,7 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
     vectors = np.asarray(parameter_vectors, dtype=float)
     n, cycles = len(vectors), course.cycles
     solver = solver or DormandPrince5(rtol=1e-6, atol=1e-6)
-    times = np.arange(int(round(course.horizon * course.points_per_day)) + 1) \
+    times = np.arange(round(course.horizon * course.points_per_day) + 1) \
         / course.points_per_day
     regimen = as_regimen(course.regimen)
     one = expand(regimen, model.dose_targets)
@@ -251,8 +251,8 @@ class HistoryRule:
         needs = {"below_on_cycle_day": ("below", "day"), "below_for_days": ("below", "days"),
                  "delayed_at_least": ("days",), "nadir_below": ("below",)}
         if self.rule not in needs:
-            return [f"rule must be one of {', '.join(map(repr, HISTORY_RULES))}, got "
-                    f"{self.rule!r}"]
+            return [(f"rule must be one of {', '.join(map(repr, HISTORY_RULES))}, got "
+                     f"{self.rule!r}")]
         problems = [f"a {self.rule} rule needs {key} (a positive number)"
                     for key in needs[self.rule]
                     if not _positive(getattr(self, key), zero_ok=key == "day")]
