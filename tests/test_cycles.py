@@ -22,6 +22,8 @@ from plateletpd.study.cohort import values_at
 from plateletpd.study.cycles import (
     ChemotherapyCourse,
     HistoryRule,
+    event_table,
+    patient_table,
     screen,
     simulate_course,
 )
@@ -240,3 +242,16 @@ def test_a_patient_whose_simulation_fails_is_flagged_not_abandoned_nor_eligible(
     alone = simulate_course(model, COURSE, vectors[[0, 2]])
     assert np.array_equal(alone.platelets, result.platelets[[0, 2]])
     assert np.array_equal(alone.cycle_day, result.cycle_day[[0, 2]])
+
+
+def test_the_patient_and_event_tables_carry_the_course_records(result):
+    table = patient_table(result)
+    assert len(table) == len(result.platelets)
+    assert np.array_equal(table["cycle2_day"], result.cycle_day[:, 1], equal_nan=True)
+    assert np.array_equal(table["cycle1_nadir"], result.nadir(1), equal_nan=True)
+    # a patient's delays in the event log sum to the delays in its row
+    events = event_table(result)
+    delayed = events[events["event"] == "delayed"].groupby("patient")["value"].sum()
+    row_delays = table[[f"cycle{c}_delay_days" for c in range(2, 5)]].sum(axis=1)
+    assert np.allclose(delayed, row_delays[delayed.index])
+    assert (row_delays.drop(delayed.index) == 0).all()

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from plateletpd.dosing.regimens import as_regimen
 from plateletpd.dosing.schedules import expand
@@ -130,6 +131,27 @@ class CourseResult:
         inside = (self.times[None, :] >= start[:, None]) & (self.times[None, :] < end[:, None])
         lowest = np.where(inside, self.platelets, np.inf).min(axis=1)
         return np.where(np.isfinite(start), lowest, np.nan)
+
+
+def patient_table(result: CourseResult) -> pd.DataFrame:
+    """One row per patient: cycles given, abandoned, failed, and per cycle c the day it was
+    given (``cycle{c}_day``, NaN: never), its delay (``cycle{c}_delay_days``, inf: never
+    given after a delay), its dose fraction (``cycle{c}_dose``) and nadir
+    (``cycle{c}_nadir``, 10^9/L)."""
+    columns = {"cycles_given": result.cycles_given, "abandoned": result.abandoned,
+               "failed": result.failed}
+    for c in range(1, result.course.cycles + 1):
+        columns.update({f"cycle{c}_day": result.cycle_day[:, c - 1],
+                        f"cycle{c}_delay_days": result.delay[:, c - 1],
+                        f"cycle{c}_dose": result.dose[:, c - 1],
+                        f"cycle{c}_nadir": result.nadir(c)})
+    return pd.DataFrame(columns).rename_axis("patient")
+
+
+def event_table(result: CourseResult) -> pd.DataFrame:
+    """The event log as a table (patient, day, event, cycle, value); see
+    :class:`CourseResult`."""
+    return pd.DataFrame(result.events)
 
 
 def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors: np.ndarray,
