@@ -1,9 +1,10 @@
 """Virtual trials: a spec file (TOML) -> virtual patients per arm -> endpoints a clinician reads.
 
-Each arm enrols its own virtual patients (seeded per arm), who receive the enrolment
-chemotherapy; a patient is enrolled when the count crosses below the entry threshold and
-treated from ``start_delay`` days later (see :mod:`plateletpd.study.cohort` for the entry and stop
-rules). Laboratory values are read at visits every ``visit_every_days`` from the start of
+Each arm enrols its own virtual patients (seeded per arm), or, with ``[trial] design =
+"paired"``, every arm simulates the same patients (differences then paired per patient); they
+receive the enrolment chemotherapy; a patient is enrolled when the count crosses below the
+entry threshold and treated from ``start_delay`` days later (see
+:mod:`plateletpd.study.cohort` for the entry and stop rules). Laboratory values are read at visits every ``visit_every_days`` from the start of
 treatment. Endpoints per patient (times in days from the start of treatment):
 
 * response by ``by_day``: a visit with PLT >= threshold, or a rise >= ``rise`` over the count
@@ -136,6 +137,8 @@ TRIAL_SCHEMA = Table({
         "visit_every_days": Field(default=1.0, high=28.0, unit="days"),
         "reference_arm": Field("text"),
         "replicates": Field(whole=True, default=1),
+        # "paired": every arm simulates the same virtual patients (_cohort, _paired_differences)
+        "design": Field("text", default="parallel", choices=("parallel", "paired")),
         # parameter uncertainty and predictive checks (study/uncertainty.py, study/check.py)
         "uncertainty": Field("text", default="none", choices=("none", "fit")),
         "data_study": Field("text")}),
@@ -269,6 +272,7 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                      trial["follow_up_days"], trial["visit_every_days"], variability,
                      covariates, tuple(arms), response, reference, document.path,
                      trial["description"], {"replicates": trial["replicates"],
+                                            "design": trial["design"],
                                             **_uncertainty_keys(checked, trial["fit"])})
 
 
@@ -418,6 +422,8 @@ def _cohort(spec: TrialSpec, index: int, size: int | None = None) -> np.ndarray:
     """The first ``size`` (default all) patients of arm ``index``, drawn in patient order."""
     base = spec.model.parameter_vector({}, dict(spec.covariates))
     size = spec.subjects_per_arm if size is None else size
+    if spec.extra.get("design") == "paired":
+        index = 0  # the same patients in every arm
     eta = spec.variability.eta(size, _arm_seed(spec.seed, index)) if spec.variability.names \
         else np.zeros((size, 0))
     return cohort_matrix(spec.model, base, spec.variability, eta)
@@ -501,8 +507,9 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
                                np.empty((0, relative.size)))
     subjects = pd.concat(frames, ignore_index=True)
     summary = pd.DataFrame(summaries).set_index("arm")
-    return TrialResult(spec, subjects, summary, _differences(subjects, spec.reference_arm),
-                       curves)
+    differences = _paired_differences(spec, subjects) if spec.extra.get("design") == \
+        "paired" else _differences(subjects, spec.reference_arm)
+    return TrialResult(spec, subjects, summary, differences, curves)
 
 
 class DroppedPatientsWarning(UserWarning):
@@ -623,6 +630,46 @@ def _differences(subjects: pd.DataFrame, reference: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _paired_differences(spec: TrialSpec, subjects: pd.DataFrame) -> pd.DataFrame:
+    """Each arm minus the reference in the same patients (``design = "paired"``): the mean
+    per-patient difference in response (percentage points; normal interval on the paired
+    differences, the Wald interval for paired proportions) and in the day-14 count (t
+    interval), and the discordant pairs. Every arm must have enrolled the same patients."""
+    from scipy import stats
+
+    reference = subjects[subjects.arm == spec.reference_arm].set_index("patient")
+    rows = []
+    for name, table in subjects.groupby("arm", sort=False):
+        table = table.set_index("patient")
+        only = set(table.index) ^ set(reference.index)
+        if only:
+            raise TrialSpecError(
+                f"{spec.path}: design = \"paired\" needs every arm to enrol the same "
+                f"patients, but arm {name!r} ({len(table)} enrolled) and the reference arm "
+                f"{spec.reference_arm!r} ({len(reference)}) differ in {len(only)} (patients "
+                f"{sorted(only)[:5]}...); entry is judged before treatment, so give the arms "
+                f"the same chemotherapy and enrolment rule, or use design = \"parallel\"")
+        if name == spec.reference_arm:
+            continue
+        base = reference.loc[table.index]
+        response = table.responder.astype(float) - base.responder.astype(float)
+        n = len(response)
+        mean = float(response.mean())
+        half = Z95 * float(response.std(ddof=0)) / math.sqrt(n)
+        day14 = (table.plt_day_14 - base.plt_day_14).dropna()
+        mean14 = float(day14.mean()) if len(day14) else math.nan
+        half14 = float(stats.t.ppf(0.975, len(day14) - 1) * day14.std(ddof=1)
+                       / math.sqrt(len(day14))) if len(day14) > 1 else math.nan
+        rows.append({"arm": name, "versus": spec.reference_arm,
+                     **_estimate("response_difference_pct_points", 100 * mean,
+                                 100 * (mean - half), 100 * (mean + half)),
+                     **_estimate("plt_day_14_difference", mean14, mean14 - half14,
+                                 mean14 + half14),
+                     "paired_patients": n, "discordant_pairs": int((response != 0).sum()),
+                     "responded_in_arm_only": int((response > 0).sum())})
+    return pd.DataFrame(rows)
+
+
 # ====================================================================== outputs
 #: differences.csv's columns after ``arm`` and ``versus`` (:func:`_differences`)
 _DIFFERENCE_COLUMNS = [
@@ -630,9 +677,20 @@ _DIFFERENCE_COLUMNS = [
                        "of the arm minus that of the reference arm", "normal (Wald)"),
     *_estimate_columns("plt_day_14_difference", "x10^9/L", "mean plt_day_14 of the arm minus "
                        "that of the reference arm", "normal (Welch)")]
+#: differences.csv's columns with design = "paired" (:func:`_paired_differences`)
+_PAIRED_DIFFERENCE_COLUMNS = [
+    *_estimate_columns("response_difference_pct_points", "percentage points", "mean over "
+                       "the same patients of responder in the arm (1/0) minus responder in "
+                       "the reference arm, x100", "paired normal (Wald for paired "
+                       "proportions: sd of the per-patient differences / sqrt(n))"),
+    *_estimate_columns("plt_day_14_difference", "x10^9/L", "mean over the same patients of "
+                       "plt_day_14 in the arm minus that in the reference arm", "paired t"),
+    ("paired_patients", "patients", "patients enrolled in both arms (all: the same ones)"),
+    ("discordant_pairs", "patients", "patients who responded in exactly one of the two arms"),
+    ("responded_in_arm_only", "patients", "discordant patients responding in the arm only")]
 
 
-def data_dictionary(replicates: bool = False) -> pd.DataFrame:
+def data_dictionary(replicates: bool = False, paired: bool = False) -> pd.DataFrame:
     """Every column of a trial folder's tables: file, column, unit, description (written as
     ``data_dictionary.csv``; ``patients.parquet`` has the columns of ``patients.csv``)."""
     arm = ("arm", "", "the arm's name ([[arms]] name)")
@@ -643,7 +701,8 @@ def data_dictionary(replicates: bool = False) -> pd.DataFrame:
              for e in trial_endpoints()]
     rows += [("summary.csv", *arm)] + [("summary.csv", *c) for c in summary_columns()]
     rows += [("differences.csv", *arm), ("differences.csv", "versus", "", "the reference arm")]
-    rows += [("differences.csv", *c) for c in _DIFFERENCE_COLUMNS]
+    rows += [("differences.csv", *c) for c in (_PAIRED_DIFFERENCE_COLUMNS if paired else
+                                               _DIFFERENCE_COLUMNS)]
     if replicates:
         rows += [("replicates.csv", "replicate", "", "replicate trial (0, 1, ...)"),
                  ("replicates.csv", "seed", "", "the replicate's seed, derived from the "
@@ -665,7 +724,8 @@ def write_trial(result: TrialResult, folder: Path,
             tables.append(("replicates.csv", replicates, False))
         atomic_write(staging / "patients.parquet",
                      lambda p: result.subjects.to_parquet(p, index=False))
-        tables.append(("data_dictionary.csv", data_dictionary(replicates is not None), False))
+        tables.append(("data_dictionary.csv", data_dictionary(
+            replicates is not None, spec.extra.get("design") == "paired"), False))
         for name, table, index in tables:
             atomic_write(staging / name, lambda p, t=table, i=index: t.to_csv(p, index=i))
         plots = _plots(result, staging)
@@ -734,7 +794,9 @@ def _report(result: TrialResult, record: dict) -> str:
         "at_threshold_at_start), and one already at or above a level has no time to it.", "",
         "## Screening", "", "```", _screening_table(result).to_string(), "```", "",
         "## Arms", "", "```", arm_table(result).to_string(), "```", "",
-        f"## Differences from {spec.reference_arm}", "", "```",
+        f"## Differences from {spec.reference_arm}" + (
+            " (paired: the same patients in every arm)"
+            if spec.extra.get("design") == "paired" else ""), "", "```",
         _difference_table(result.differences).to_string(index=False)
         if len(result.differences) else "(none)", "```", "",
         "![platelet trajectories](trajectories.png)", "",
