@@ -75,7 +75,12 @@ MODEL_SCHEMA = Table({
                         nonempty=True, default=["bolus"]),
         "units_per_mg": _BOUND, "bioavailability": Field("formula", default=1.0),
         "lag": Field("formula", default=0.0), "aliases": _TEXTS, "description": _TEXT,
-        "administration": Field("text", default="", choices=("", "oral", "sc", "iv"))}))})
+        "administration": Field("text", default="", choices=("", "oral", "sc", "iv"))})),
+    "observation": Table(names=Table({term: Table({
+        "value": Field(required=True, low=0.0, low_included=True), "unit": _UNIT,
+        "source": Field("text", required=True, nonempty=True, fix="cite where the value "
+                        "comes from, or write why it is an assumption")})
+        for term in ("proportional", "additive")}))})
 _RESERVED = {TIME, *FUNCTIONS}  # generated code prefixes every other name (codegen)
 
 
@@ -100,6 +105,22 @@ class Parameter:
                 f"bounds [{self.lower:g}, {self.upper:g}]; give a value inside them, or widen "
                 f"the bounds in the model file if the literature supports it")
         return value
+
+
+@dataclass(frozen=True)
+class ResidualError:
+    """How an output is measured (``[observation.<output>]``): an observation is
+    ``value * (1 + proportional * e1) + additive * e2`` with e1, e2 standard normal, floored
+    at 0; each term has its unit and source."""
+
+    output: str
+    proportional: float = 0.0
+    additive: float = 0.0
+    sources: tuple[str, ...] = ()
+
+    def standard_deviation(self, value):
+        """The SD of an observation of ``value`` (before the floor at 0)."""
+        return ((self.proportional * value) ** 2 + self.additive ** 2) ** 0.5
 
 
 @dataclass(frozen=True)
@@ -165,6 +186,7 @@ class Model:
     dose_modifiers: tuple[DoseModifier, ...]
     path: str = "<string>"
     text: str = field(default="", repr=False)
+    observation: Mapping[str, ResidualError] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ names
     @property
@@ -455,9 +477,22 @@ class _Builder:
                       time_unit=time_unit, references=tuple(header["references"]),
                       parameters=parameters, covariates=covariates, states=states,
                       derived=tuple(derived), outputs=outputs, dose_targets=targets,
-                      dose_modifiers=modifiers, path=self.path, text=self.text)
+                      dose_modifiers=modifiers, path=self.path, text=self.text,
+                      observation=self.observation({o.name for o in outputs}))
         self.warn_unused(model)
         return model
+
+    def observation(self, outputs: set) -> dict[str, ResidualError]:
+        result = {}
+        for name, terms in self.data["observation"].items():
+            if name not in outputs:
+                raise self.fail(f"[observation.{name}] names no output; outputs: "
+                                f"{', '.join(sorted(outputs))}", f"observation.{name}", name)
+            given = {term: value for term, value in terms.items() if value}
+            result[name] = ResidualError(name, *(given[t]["value"] if t in given else 0.0
+                                                 for t in ("proportional", "additive")),
+                                         tuple(t["source"] for t in given.values()))
+        return result
 
     def parameters(self) -> dict[str, Parameter]:
         result = {}

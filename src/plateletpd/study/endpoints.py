@@ -76,6 +76,7 @@ class Courses:
     response: Mapping | None = None
     visit_every: float = 1.0
     arm: ArmResult | None = None
+    observe: Callable[[np.ndarray], np.ndarray] | None = None  # measured counts at visits
 
     @classmethod
     def for_row(cls, arm: ArmResult, threshold=None, day=None, day0: str = "treatment_start",
@@ -91,10 +92,12 @@ class Courses:
                    else level, low, day, rule or ResponseRule(), arm=arm)
 
     @classmethod
-    def for_trial(cls, arm: ArmResult, response: Mapping, visit_every: float) -> "Courses":
-        """An arm measured at visits every ``visit_every`` days from the start of treatment."""
+    def for_trial(cls, arm: ArmResult, response: Mapping, visit_every: float,
+                  observe=None) -> "Courses":
+        """An arm measured at visits every ``visit_every`` days from the start of treatment;
+        ``observe`` maps the true counts at the visits to measured ones (None: true)."""
         return cls(arm.times, arm.platelets, arm.start_time, response=response,
-                   visit_every=visit_every, arm=arm)
+                   visit_every=visit_every, arm=arm, observe=observe)
 
     def at(self, when) -> np.ndarray:
         """Each subject's count at its own time(s) ``when`` (linear interpolation)."""
@@ -133,7 +136,16 @@ class Courses:
 
     @cached_property
     def visits(self) -> np.ndarray:
-        return self.at(self.day0[:, None] + self.visit_days[None, :])
+        counts = self.at(self.day0[:, None] + self.visit_days[None, :])
+        return counts if self.observe is None else self.observe(counts)
+
+    def measured(self, day: float) -> np.ndarray:
+        """The count ``day`` days after day 0: as measured at that visit when visits observe
+        counts with error (``observe``) and ``day`` is a visit day, else the true count."""
+        visit = day / self.visit_every
+        if self.observe is None or visit != round(visit) or visit >= self.visit_days.size:
+            return self.at(self.day0 + day)
+        return self.visits[:, round(visit)]
 
     # The day-0 convention (docs/trial_files.md), the same for every trial endpoint: the
     # day-0 visit (the first treatment morning, before its dose) is the baseline; responses
@@ -165,7 +177,7 @@ class Courses:
         if response.get("rise") is not None:
             responded |= visits - self.baseline[:, None] >= response["rise"]
         if response.get("later_day") is not None:  # composite: and a later count
-            later = self.at(self.day0 + response["later_day"])
+            later = self.measured(response["later_day"])
             responded &= (later >= response["later_at_least"])[:, None]
         return responded & self.after_baseline & ~self.at_threshold_at_start[:, None]
 
@@ -426,9 +438,9 @@ _TRIAL = [
     ("days_below_50", _DAYS, "days with the count below 50 (hourly grid)", "time",
      _days_below(50), "mean"),
     ("plt_day_7", _COUNT, "count 7 days after the start of treatment", "count",
-     lambda c: c.at(c.day0 + 7), "mean"),
+     lambda c: c.measured(7), "mean"),
     ("plt_day_14", _COUNT, "count 14 days after the start of treatment", "count",
-     lambda c: c.at(c.day0 + 14), "mean"),
+     lambda c: c.measured(14), "mean"),
     ("auc_21_days", "x10^9/L x day", "area under the count over 21 days from the start",
      "auc", lambda c: auc(c.times, c.counts, c.day0, 21.0), None),
     ("transfusions", "transfusions", "rescue platelet transfusions given", "number",

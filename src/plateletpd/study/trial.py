@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plateletpd.study.cohort import (ACTIONS, WHEN, ArmDesign, ArmResult, DoseRule, Rescue,
-                                     Titration, resolve_treatment, simulate_treatment_arm,
-                                     values_at)
+from plateletpd.study.cohort import (ACTIONS, PLATELETS, WHEN, ArmDesign, ArmResult, DoseRule,
+                                     Rescue, Titration, resolve_treatment,
+                                     simulate_treatment_arm, values_at)
 from plateletpd.study.endpoints import Courses, trial_endpoints
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.display import html_table, short_repr
@@ -141,6 +141,8 @@ TRIAL_SCHEMA = Table({
         "design": Field("text", default="parallel", choices=("parallel", "paired")),
         # parameter uncertainty and predictive checks (study/uncertainty.py, study/check.py)
         "uncertainty": Field("text", default="none", choices=("none", "fit")),
+        # visits observe counts with the model's [observation.platelets] error (_observer)
+        "measurement_error": Field("boolean", default=False),
         "data_study": Field("text")}),
     "population": Table({"typical": number_table(low=None), "cv": number_table(),
                          "correlations": number_table(low=-1.0, high=1.0),
@@ -273,7 +275,19 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                      covariates, tuple(arms), response, reference, document.path,
                      trial["description"], {"replicates": trial["replicates"],
                                             "design": trial["design"],
+                                            "measurement_error": _measurement_error(
+                                                trial, model, fail),
                                             **_uncertainty_keys(checked, trial["fit"])})
+
+
+def _measurement_error(trial: dict, model: Model, fail) -> bool:
+    """``measurement_error = true`` needs the model's residual error of the platelet count."""
+    if trial["measurement_error"] and PLATELETS not in model.observation:
+        raise fail(("trial", "measurement_error"), f"model {model.name!r} declares no "
+                   f"residual error of the platelet count; add an [observation.platelets] "
+                   f"section with proportional and additive terms to its model file, or set "
+                   f"measurement_error = false")
+    return trial["measurement_error"]
 
 
 def _uncertainty_keys(checked: dict, fit: str) -> dict:
@@ -418,6 +432,25 @@ def run_replicates(spec: TrialSpec, progress: bool = False) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _observer(spec: TrialSpec, index: int, patients: np.ndarray):
+    """With ``measurement_error``, the measurement of the counts at visits (patients x
+    visits) of arm ``index``'s ``patients`` (indices in the arm's cohort): each count times
+    (1 + proportional e1) plus additive e2, floored at 0, the e standard normal from a
+    stream per patient seeded by trial seed, arm and patient index, visit after visit, so a
+    patient's measurements do not depend on chunks or threads; else None (true counts)."""
+    if not spec.extra.get("measurement_error"):
+        return None
+    error = spec.model.observation[PLATELETS]
+
+    def observe(counts: np.ndarray) -> np.ndarray:
+        draws = np.array([np.random.default_rng([spec.seed, index, int(patient), 1])
+                          .standard_normal((counts.shape[1], 2)) for patient in patients])
+        draws = draws.reshape(counts.shape + (2,))
+        return np.maximum(counts * (1.0 + error.proportional * draws[..., 0])
+                          + error.additive * draws[..., 1], 0.0)
+    return observe
+
+
 def _cohort(spec: TrialSpec, index: int, size: int | None = None) -> np.ndarray:
     """The first ``size`` (default all) patients of arm ``index``, drawn in patient order."""
     base = spec.model.parameter_vector({}, dict(spec.covariates))
@@ -429,10 +462,12 @@ def _cohort(spec: TrialSpec, index: int, size: int | None = None) -> np.ndarray:
     return cohort_matrix(spec.model, base, spec.variability, eta)
 
 
-def patient_endpoints(arm: ArmResult, response: dict, visit_every: float) -> pd.DataFrame:
+def patient_endpoints(arm: ArmResult, response: dict, visit_every: float,
+                      observe=None) -> pd.DataFrame:
     """One row per enrolled patient: the registry's trial endpoints
-    (:func:`plateletpd.study.endpoints.trial_endpoints`, definitions there)."""
-    courses = Courses.for_trial(arm, response, visit_every)
+    (:func:`plateletpd.study.endpoints.trial_endpoints`, definitions there); ``observe``
+    (see :func:`_observer`) turns the true counts at visits into measured ones."""
+    courses = Courses.for_trial(arm, response, visit_every, observe)
     return pd.DataFrame({"patient": arm.subjects.astype(int),
                          **{e.name: e.values(courses) for e in trial_endpoints()}})
 
@@ -477,7 +512,8 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
                 screened += arm.n_screened
             if arm is None or arm.n == 0:  # nobody of this chunk enrolled
                 continue
-            table = patient_endpoints(arm, spec.response, spec.visit_every_days)
+            table = patient_endpoints(arm, spec.response, spec.visit_every_days,
+                                      _observer(spec, index, chosen[arm.subjects]))
             table["patient"] = chosen[arm.subjects]  # index in the arm's cohort
             tables.append(table)
             room = KEPT_TRAJECTORIES - sum(len(k) for k in kept)
