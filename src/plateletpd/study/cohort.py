@@ -277,9 +277,11 @@ def _per_subject(amounts: np.ndarray, n: int) -> np.ndarray:
 
 
 def simulate_treatment_arm(model: Model, design: ArmDesign, parameter_vectors: np.ndarray,
-                           solver=None) -> ArmResult:
+                           solver=None, measure=None) -> ArmResult:
     """Enrol the cohort whose parameter vectors are the rows of ``parameter_vectors`` (see
-    :meth:`Model.parameter_vector`) and treat it under ``design``'s rules."""
+    :meth:`Model.parameter_vector`) and treat it under ``design``'s rules. ``measure``
+    (optional) gives, for the enrolled rows, the function that turns their true counts at
+    days from the start of treatment into measured ones: dose rules then judge those."""
     vectors = parameter_vectors
     solver = solver or DormandPrince5(rtol=1e-6, atol=1e-6)
     n_grid = int(round(design.follow_up_days * design.points_per_day))
@@ -319,7 +321,8 @@ def simulate_treatment_arm(model: Model, design: ArmDesign, parameter_vectors: n
         return _smooth_arm(model, design, vectors, covariates, chemotherapy, times, index,
                            solver, eligible, entry, start, len(untreated.status))
     return _ruled_arm(model, design, vectors, covariates, chemotherapy, times, index,
-                      solver, eligible, entry, start, len(untreated.status))
+                      solver, eligible, entry, start, len(untreated.status),
+                      measure(eligible) if measure else None)
 
 
 def _course(model: Model, doses: Sequence[str], days: np.ndarray) -> EventSchedule:
@@ -546,7 +549,7 @@ def _event_log(treatment: Treatment, log: list) -> dict:
 
 
 def _ruled_arm(model, design, vectors, covariates, chemotherapy, times, index, solver,
-               eligible, entry, start, screened) -> ArmResult:
+               eligible, entry, start, screened, observe=None) -> ArmResult:
     """Visit-driven rules (dose rules, stop, titration, rescue), solved by re-simulation.
 
     A decision at a visit depends only on the counts up to that visit. Each pass simulates
@@ -589,9 +592,16 @@ def _ruled_arm(model, design, vectors, covariates, chemotherapy, times, index, s
                             solver, False, event_times[rows])
         courses[rows] = result.outputs[:, :, index]
         status[rows] = result.status
-        counts[rows] = values_at(times, courses[rows], visit_times[rows])
-        decision_counts[rows] = values_at(times, courses[rows], decision_times[rows])
-        start_count[rows] = values_at(times, courses[rows], start[rows])
+        counts[rows] = seen(values_at(times, courses[rows], visit_times[rows]),
+                            np.arange(visits), rows)
+        decision_counts[rows] = seen(values_at(times, courses[rows], decision_times[rows]),
+                                     treatment.grid, rows)
+        start_count[rows] = seen(values_at(times, courses[rows], start[rows])[:, None],
+                                 np.zeros(1), rows)[:, 0]
+
+    def seen(values, days, rows):
+        """The counts the rules judge: measured when ``observe`` is given."""
+        return values if observe is None else observe(values, days, rows)
 
     def decide():
         doses, log = _decide(treatment, decision_counts, start_count,

@@ -76,7 +76,7 @@ class Courses:
     response: Mapping | None = None
     visit_every: float = 1.0
     arm: ArmResult | None = None
-    observe: Callable[[np.ndarray], np.ndarray] | None = None  # measured counts at visits
+    observe: Callable | None = None  # (counts, days from day 0) -> measured counts
 
     @classmethod
     def for_row(cls, arm: ArmResult, threshold=None, day=None, day0: str = "treatment_start",
@@ -137,7 +137,7 @@ class Courses:
     @cached_property
     def visits(self) -> np.ndarray:
         counts = self.at(self.day0[:, None] + self.visit_days[None, :])
-        return counts if self.observe is None else self.observe(counts)
+        return counts if self.observe is None else self.observe(counts, self.visit_days)
 
     def measured(self, day: float) -> np.ndarray:
         """The count ``day`` days after day 0: as measured at that visit when visits observe

@@ -433,21 +433,29 @@ def run_replicates(spec: TrialSpec, progress: bool = False) -> pd.DataFrame:
 
 
 def _observer(spec: TrialSpec, index: int, patients: np.ndarray):
-    """With ``measurement_error``, the measurement of the counts at visits (patients x
-    visits) of arm ``index``'s ``patients`` (indices in the arm's cohort): each count times
-    (1 + proportional e1) plus additive e2, floored at 0, the e standard normal from a
-    stream per patient seeded by trial seed, arm and patient index, visit after visit, so a
-    patient's measurements do not depend on chunks or threads; else None (true counts)."""
+    """With ``measurement_error``, the measurement ``observe(counts, days, rows=None)`` of
+    arm ``index``'s ``patients`` (indices in the arm's cohort; ``rows`` selects some of
+    them): each count (patients x times, taken ``days`` from the start of treatment) times
+    (1 + proportional e1) plus additive e2, floored at 0. The e are standard normal, one
+    pair per hour from the start of treatment, from a stream per patient seeded by trial
+    seed, arm and patient index, so a visit's measurement is the same for the dose rules and
+    the endpoints, and does not depend on chunks or threads. Without it None (true counts)."""
     if not spec.extra.get("measurement_error"):
         return None
     error = spec.model.observation[PLATELETS]
+    hours = int(math.ceil(spec.follow_up_days * 24)) + 1
+    draws = np.array([np.random.default_rng([spec.seed, index, int(patient), 1])
+                      .standard_normal((hours, 2)) for patient in patients]
+                     ).reshape(len(patients), hours, 2)
 
-    def observe(counts: np.ndarray) -> np.ndarray:
-        draws = np.array([np.random.default_rng([spec.seed, index, int(patient), 1])
-                          .standard_normal((counts.shape[1], 2)) for patient in patients])
-        draws = draws.reshape(counts.shape + (2,))
-        return np.maximum(counts * (1.0 + error.proportional * draws[..., 0])
-                          + error.additive * draws[..., 1], 0.0)
+    def observe(counts: np.ndarray, days, rows=None) -> np.ndarray:
+        hour = np.clip(np.rint(np.asarray(days, dtype=float) * 24).astype(np.int64), 0,
+                       hours - 1)
+        chosen = draws if rows is None else draws[rows]
+        noise = chosen[:, hour] if hour.ndim == 1 else \
+            chosen[np.arange(len(chosen))[:, None], hour]
+        return np.maximum(counts * (1.0 + error.proportional * noise[..., 0])
+                          + error.additive * noise[..., 1], 0.0)
     return observe
 
 
@@ -506,7 +514,9 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
         for first in range(0, len(matrix), CHUNK):
             rows = np.arange(first, min(first + CHUNK, len(matrix)))
             chosen = rows[valid[rows]]
-            arm = simulate_treatment_arm(spec.model, design, matrix[chosen]) \
+            measure = (lambda rows, chosen=chosen: _observer(spec, index, chosen[rows])) \
+                if spec.extra.get("measurement_error") else None
+            arm = simulate_treatment_arm(spec.model, design, matrix[chosen], measure=measure) \
                 if chosen.size else None
             if arm is not None:
                 screened += arm.n_screened
