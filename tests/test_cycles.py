@@ -9,10 +9,10 @@ change an earlier count, so the final course holds the counts every decision saw
 
 from pathlib import Path
 
-import numba
 import numpy as np
 import pytest
 
+from helpers import with_one_and_two_threads
 from plateletpd.dosing.regimens import as_regimen
 from plateletpd.dosing.schedules import expand
 from plateletpd.errors import PlateletPDError
@@ -176,14 +176,7 @@ def test_eligibility_selects_exactly_the_patients_whose_history_meets_every_rule
 
 
 def test_cycles_are_reproducible_and_identical_with_one_or_two_threads(cohort):
-    threads = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = run(cohort, COURSE)
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        two = run(cohort, COURSE)
-    finally:
-        numba.set_num_threads(threads)
+    one, two = with_one_and_two_threads(lambda: run(cohort, COURSE))
     again = run(cohort, COURSE)
     for other in (two, again):
         assert np.array_equal(one.platelets, other.platelets)

@@ -12,10 +12,10 @@ import json
 import math
 from pathlib import Path
 
-import numba
 import numpy as np
 import pytest
 
+from helpers import with_one_and_two_threads
 import plateletpd as pp
 from plateletpd.study.cohort import (ArmDesign, DoseRule, Rescue, Titration,
                                      simulate_treatment_arm)
@@ -244,14 +244,7 @@ def test_itp_maintenance_rules_keep_most_visits_within_50_to_150():
 def test_rules_are_reproducible_and_identical_with_one_or_two_threads():
     spec = itp_trial([{"name": "rules", "treatment": ["hetrombopag 5 mg"], "rules": ITP_RULES,
                        "stop_at": False, "max_days": 42}], subjects=40)
-    threads = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = run_trial(spec).subjects
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        two = run_trial(spec).subjects
-    finally:
-        numba.set_num_threads(threads)
+    one, two = with_one_and_two_threads(lambda: run_trial(spec).subjects)
     assert one.equals(two)
     assert not one.equals(run_trial(itp_trial(
         [{"name": "rules", "treatment": ["hetrombopag 5 mg"], "rules": ITP_RULES,

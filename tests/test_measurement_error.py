@@ -4,11 +4,11 @@
 from dataclasses import replace
 from pathlib import Path
 
-import numba
 import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import with_one_and_two_threads
 import plateletpd.study.trial as trial_module
 from plateletpd.errors import PlateletPDError
 from plateletpd.model.definition import ResidualError, parse_model
@@ -76,16 +76,9 @@ def test_observed_minus_true_has_the_declared_standard_deviation():
 
 def test_measured_trial_is_reproducible_across_threads_and_chunks(monkeypatch):
     spec = with_error(load_trial_spec(TRIAL, subjects=30, seed=7))
-    threads = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = run_trial(spec).subjects
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        two = run_trial(spec).subjects
-        monkeypatch.setattr(trial_module, "CHUNK", 7)
-        chunked = run_trial(spec).subjects
-    finally:
-        numba.set_num_threads(threads)
+    one, two = with_one_and_two_threads(lambda: run_trial(spec).subjects)
+    monkeypatch.setattr(trial_module, "CHUNK", 7)
+    chunked = run_trial(spec).subjects
     pd.testing.assert_frame_equal(one, two, check_exact=True)
     pd.testing.assert_frame_equal(one, chunked, check_exact=True)
     # the error changes what visits see (day-7 counts differ from the true ones)

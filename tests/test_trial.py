@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-import numba
 import numpy as np
 import pytest
 
+from helpers import with_one_and_two_threads
 from plateletpd.study.cohort import ArmDesign, ArmResult
 from plateletpd.study.trial import (TrialSpecError, arm_table, bundled_trial, load_trial_spec,
                               patient_endpoints, run_trial, write_trial)
@@ -15,14 +15,7 @@ SPEC = bundled_trial("yuan2025")
 
 def test_same_seed_gives_the_same_trial_with_one_or_two_threads():
     spec = load_trial_spec(SPEC, subjects=40, seed=5)
-    threads = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = run_trial(spec).subjects
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        two = run_trial(spec).subjects
-    finally:
-        numba.set_num_threads(threads)
+    one, two = with_one_and_two_threads(lambda: run_trial(spec).subjects)
     assert one.equals(two)
     other = run_trial(load_trial_spec(SPEC, subjects=40, seed=6)).subjects
     assert not one.equals(other)

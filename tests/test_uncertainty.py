@@ -6,10 +6,10 @@ import json
 import math
 from pathlib import Path
 
-import numba
 import numpy as np
 import pytest
 
+from helpers import with_one_and_two_threads
 import plateletpd as pp
 from plateletpd.cli import main
 from plateletpd.model.library import bundled_fits_dir
@@ -185,14 +185,7 @@ def test_prediction_intervals_are_at_least_as_wide_as_sampling_intervals(wide_fi
 
 
 def test_same_seed_same_result_with_one_or_two_threads(wide_fit):
-    threads = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = run_uncertainty(_small_trial(wide_fit, 2))
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        two = run_uncertainty(_small_trial(wide_fit, 2))
-    finally:
-        numba.set_num_threads(threads)
+    one, two = with_one_and_two_threads(lambda: run_uncertainty(_small_trial(wide_fit, 2)))
     assert one.replicates.equals(two.replicates) and one.draws.equals(two.draws)
     # replicate r's draw depends on the trial seed and r only, not on how many are run
     three = run_uncertainty(_small_trial(wide_fit, 3))
