@@ -22,6 +22,18 @@ def changed(text: str, old: str, new: str) -> str:
     return text.replace(old, new, 1)
 
 
+def assert_named(text: str, path, load, error_class, marker: str, phrases) -> None:
+    """Loading ``text`` from ``path`` fails with one message that starts with the file and
+    the line holding ``marker`` and contains every phrase."""
+    path.write_text(text)
+    with pytest.raises(error_class) as error:
+        load(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}, line {line_with(text, marker)} "), message
+    for phrase in phrases:
+        assert phrase in message, (phrase, message)
+
+
 def line_with(text: str, marker: str) -> int:
     return next(n for n, line in enumerate(text.splitlines(), 1) if marker in line)
 
@@ -117,15 +129,8 @@ TRIAL_CASES = [
                          ids=[case[1].replace("\n", " ")[:40] for case in TRIAL_CASES])
 def test_bad_trial_values_are_named_with_file_line_and_field(tmp_path, old, new, marker,
                                                              phrases):
-    text = changed(TRIAL, old, new)
-    path = tmp_path / "bad.toml"
-    path.write_text(text)
-    with pytest.raises(TrialSpecError) as error:
-        load_trial_spec(path)
-    message = str(error.value)
-    assert message.startswith(f"{path}, line {line_with(text, marker)} "), message
-    for phrase in phrases:
-        assert phrase in message, (phrase, message)
+    assert_named(changed(TRIAL, old, new), tmp_path / "bad.toml", load_trial_spec,
+                 TrialSpecError, marker, phrases)
 
 
 STRUCTURE_CASES = [
@@ -221,14 +226,8 @@ def test_bad_fit_configurations_are_named_with_file_line_and_entry(tmp_path, old
                                                                    phrases):
     text = changed(FIT_TEXT, old, new).replace("../../data/cit_summary.csv",
                                                str(bundled_outcomes_path()))
-    path = tmp_path / "config.toml"
-    path.write_text(text)
-    with pytest.raises(FitConfigError) as error:
-        load_fit_config(path)
-    message = str(error.value)
-    assert message.startswith(f"{path}, line {line_with(text, marker)} ["), message
-    for phrase in phrases:
-        assert phrase in message, (phrase, message)
+    assert_named(text, tmp_path / "config.toml", load_fit_config, FitConfigError, marker,
+                 phrases)
 
 
 # ---------------------------------------------------------------------- calibration CSV
