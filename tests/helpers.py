@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import numba
+import pytest
 
 
 @contextlib.contextmanager
@@ -26,3 +27,24 @@ def with_one_and_two_threads(run):
     with numba_threads(2):
         two = run()
     return one, two
+
+
+def changed(text: str, old: str, new: str) -> str:
+    assert old in text, old  # the case must change the real file
+    return text.replace(old, new, 1)
+
+
+def assert_named(text: str, path, load, error_class, marker: str, phrases) -> None:
+    """Loading ``text`` from ``path`` fails with one message that starts with the file and
+    the line holding ``marker`` and contains every phrase."""
+    path.write_text(text)
+    with pytest.raises(error_class) as error:
+        load(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}, line {line_with(text, marker)} "), message
+    for phrase in phrases:
+        assert phrase in message, (phrase, message)
+
+
+def line_with(text: str, marker: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if marker in line)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import assert_named, changed, line_with
+
 from plateletpd.inference.fitting import FitConfigError, load_fit_config
 from plateletpd.io.outcomes import OutcomeDataError, bundled_outcomes_path, load_outcomes
 from plateletpd.study.trial import TrialSpecError, bundled_trial, load_trial_spec, run_trial
@@ -15,27 +17,6 @@ TRIAL = bundled_trial("yuan2025").read_text()
 ROOT = Path(__file__).resolve().parents[1]
 FIT = ROOT / "fits" / "cit_calibration" / "config.toml"
 CSV = bundled_outcomes_path().read_text().splitlines()
-
-
-def changed(text: str, old: str, new: str) -> str:
-    assert old in text, old  # the case must change the real file
-    return text.replace(old, new, 1)
-
-
-def assert_named(text: str, path, load, error_class, marker: str, phrases) -> None:
-    """Loading ``text`` from ``path`` fails with one message that starts with the file and
-    the line holding ``marker`` and contains every phrase."""
-    path.write_text(text)
-    with pytest.raises(error_class) as error:
-        load(path)
-    message = str(error.value)
-    assert message.startswith(f"{path}, line {line_with(text, marker)} "), message
-    for phrase in phrases:
-        assert phrase in message, (phrase, message)
-
-
-def line_with(text: str, marker: str) -> int:
-    return next(n for n, line in enumerate(text.splitlines(), 1) if marker in line)
 
 
 # (text replaced in trials/yuan2025.toml, replacement, marker of the line the error names,

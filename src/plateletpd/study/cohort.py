@@ -158,6 +158,9 @@ class ArmDesign:
     rescue: Rescue | None = None
     rules: tuple[DoseRule, ...] = ()          # judged at visits every visit_every_days
     visit_every_days: float = 1.0
+    # chemotherapy courses (plateletpd.study.cycles): doses given with the cycles listed
+    support: tuple[str, ...] = ()             # days counted from each cycle's first day
+    support_cycles: tuple[int, ...] = ()      # 1-based cycles that get the support doses
 
     def __post_init__(self):
         problems = []
@@ -189,6 +192,14 @@ class ArmDesign:
         if self.smooth_stop and (self.titrations or self.rescue or self.rules):
             problems.append("smooth_stop (fitting) does not combine with titration, rescue "
                             "or dose rules")
+        if bool(self.support) != bool(self.support_cycles):
+            problems.append("support doses and support_cycles go together: list the doses "
+                            "(e.g. support = [\"hetrombopag 7.5 mg qd d2-11\"]) and the "
+                            "cycles that get them (e.g. support_cycles = [2, 3, 4])")
+        if any(not isinstance(c, int) or isinstance(c, bool) or c < 1
+               for c in self.support_cycles):
+            problems.append(f"support_cycles must be whole cycle numbers from 1, got "
+                            f"{list(self.support_cycles)!r}")
         if self.smooth_stop and any(map(own_schedule, self.treatment)):
             problems.append("smooth_stop (fitting) needs daily doses: give each treatment "
                             "dose without days, e.g. \"rhTPO 15000 U\"")
@@ -197,6 +208,8 @@ class ArmDesign:
         object.__setattr__(self, "treatment", tuple(self.treatment))
         object.__setattr__(self, "titrations", tuple(self.titrations))
         object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(self, "support", tuple(self.support))
+        object.__setattr__(self, "support_cycles", tuple(self.support_cycles))
 
 
 @dataclass(frozen=True)
@@ -313,14 +326,14 @@ def simulate_treatment_arm(model: Model, design: ArmDesign, parameter_vectors: n
         treatment = resolve_treatment(model, design)
         return ArmResult(design, times, platelets[eligible], eligible, entry, start,
                          np.zeros(eligible.size, dtype=int), untreated.status[eligible],
-                         len(untreated.status), {"rescues": np.zeros(eligible.size), **_records(
+                         len(untreated.status), {"rescues": np.zeros(eligible.size), **treatment_records(
                              treatment, np.zeros((eligible.size, treatment.schedule.n_events)),
-                             _event_log(treatment, []), eligible.size)})
+                             decision_log(treatment, []), eligible.size)})
 
     if design.smooth_stop:
         return _smooth_arm(model, design, vectors, covariates, chemotherapy, times, index,
                            solver, eligible, entry, start, len(untreated.status))
-    return _ruled_arm(model, design, vectors, covariates, chemotherapy, times, index,
+    return treat_by_rules(model, design, vectors, covariates, chemotherapy, times, index,
                       solver, eligible, entry, start, len(untreated.status),
                       measure(eligible) if measure else None)
 
@@ -524,10 +537,10 @@ def _decide(treatment: Treatment, counts: np.ndarray, start_count: np.ndarray,
         factors[:, point + 1] = np.where(stopped | held, 0.0,
                                          setting + steps * treatment.step[None, :])
     governing = np.searchsorted(treatment.grid, treatment.schedule.time, side="right")
-    return factors[:, governing, treatment.entry], _event_log(treatment, log)
+    return factors[:, governing, treatment.entry], decision_log(treatment, log)
 
 
-def _event_log(treatment: Treatment, log: list) -> dict:
+def decision_log(treatment: Treatment, log: list) -> dict:
     """The decisions as columns: patient (row in the arm), day (from the start of
     treatment), event (see :data:`EVENTS`), drug, and the drug's dose after it (NaN for a
     stop, hold or resume), in the unit of its treatment entry."""
@@ -548,14 +561,19 @@ def _event_log(treatment: Treatment, log: list) -> dict:
             "dose": dose[order]}
 
 
-def _ruled_arm(model, design, vectors, covariates, chemotherapy, times, index, solver,
-               eligible, entry, start, screened, observe=None) -> ArmResult:
+def treat_by_rules(model, design, vectors, covariates, chemotherapy, times, index, solver,
+               eligible, entry, start, screened, observe=None, chemotherapy_times=None,
+               chemotherapy_factors=None) -> ArmResult:
     """Visit-driven rules (dose rules, stop, titration, rescue), solved by re-simulation.
 
     A decision at a visit depends only on the counts up to that visit. Each pass simulates
     the current plan, re-derives every decision from the counts it produced, and adopts the
     new decisions from the earliest dose where they differ; that time moves later with
     every pass, so the loop ends with a plan consistent with its own trajectory.
+
+    ``chemotherapy_times`` and ``chemotherapy_factors`` (patients x chemotherapy events,
+    optional) give each patient's own chemotherapy times (days from time 0) and dose
+    factors (0 skips a dose): the cycles of :mod:`plateletpd.study.cycles`.
     """
     n = len(vectors)
     treatment = resolve_treatment(model, design)
@@ -571,6 +589,10 @@ def _ruled_arm(model, design, vectors, covariates, chemotherapy, times, index, s
     relative = np.arange(schedule.n_events) >= n_chemotherapy
     event_times = np.where(relative[None, :], schedule.time[None, :] + start[:, None],
                            schedule.time[None, :])
+    if chemotherapy_times is not None:
+        event_times[:, :n_chemotherapy] = chemotherapy_times
+    chemotherapy_factors = np.ones((n, n_chemotherapy)) if chemotherapy_factors is None \
+        else np.asarray(chemotherapy_factors, dtype=float)
     base = _per_subject(schedule.amounts(covariates), n)
     column_times = np.concatenate([treatment.schedule.time, rescue_times])
     n_doses = treatment.schedule.n_events
@@ -587,7 +609,7 @@ def _ruled_arm(model, design, vectors, covariates, chemotherapy, times, index, s
 
     def simulate(rows):
         """Re-simulate the patients in ``rows`` under the current plan."""
-        factors = np.concatenate([np.ones((rows.size, n_chemotherapy)), plan[rows]], axis=1)
+        factors = np.concatenate([chemotherapy_factors[rows], plan[rows]], axis=1)
         result = _integrate(model, schedule, vectors[rows], base[rows] * factors, times,
                             solver, False, event_times[rows])
         courses[rows] = result.outputs[:, :, index]
@@ -630,10 +652,10 @@ def _ruled_arm(model, design, vectors, covariates, chemotherapy, times, index, s
     return ArmResult(design, times, courses, eligible, entry, start,
                      np.sum(dosed > 0, axis=1), status, screened,
                      {"rescues": plan[:, n_doses:].sum(axis=1) if design.rescue else
-                      np.zeros(n), **_records(treatment, doses, log, n)})
+                      np.zeros(n), **treatment_records(treatment, doses, log, n)})
 
 
-def _records(treatment: Treatment, doses: np.ndarray, log: dict, n: int) -> dict:
+def treatment_records(treatment: Treatment, doses: np.ndarray, log: dict, n: int) -> dict:
     """Per-patient records of the dose rules: whether a titration or step changed a dose,
     holds, dose changes, the day treatment stopped (NaN: never), the total dose of each drug
     (in its treatment entry's unit), every planned dose (``dose_days`` from the start of

@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 
 from plateletpd.dosing.regimens import as_regimen
-from plateletpd.dosing.schedules import expand
+from plateletpd.dosing.schedules import EventSchedule, expand
 from plateletpd.errors import PlateletPDError
 from plateletpd.model.definition import Model
 from plateletpd.numerics.solvers import DormandPrince5, Status
 from plateletpd.simulation.simulate import _integrate
-from plateletpd.study.cohort import PLATELETS, values_at
+from plateletpd.study.cohort import (PLATELETS, ArmDesign, ArmResult, decision_log, treatment_records,
+                                     treat_by_rules, own_schedule, resolve_treatment, values_at)
 
 #: event kinds of a course's event log
 CYCLE_EVENTS = ("delayed", "dose reduced", "resumed", "abandoned")
@@ -154,26 +155,89 @@ def event_table(result: CourseResult) -> pd.DataFrame:
     return pd.DataFrame(result.events)
 
 
+@dataclass(frozen=True)
+class CycleBlock:
+    """Every cycle's doses as one schedule: the course's regimen in each cycle and, in the
+    cycles listed in ``support_cycles`` (1-based), the supportive doses ``support`` (days
+    counted from that cycle's first day, as the regimen's). Per event: its cycle (0-based),
+    its time from the cycle's first day, and whether it is chemotherapy (which delays
+    reduce and between-cycle variability scales) or support (given in full)."""
+
+    schedule: EventSchedule
+    cycle: np.ndarray
+    offset: np.ndarray
+    chemotherapy: np.ndarray
+
+    @classmethod
+    def build(cls, model: Model, course: ChemotherapyCourse, support: tuple[str, ...] = (),
+              support_cycles: tuple[int, ...] = ()) -> "CycleBlock":
+        chemotherapy = expand(as_regimen(course.regimen), model.dose_targets)
+        extra = expand(as_regimen(" + ".join(support)), model.dose_targets) if support \
+            else None
+        parts, cycle, chemo = [], [], []
+        for k in range(course.cycles):
+            given = [chemotherapy] + ([extra] if extra is not None and k + 1 in
+                                      support_cycles else [])
+            for part in given:
+                parts.append(part)
+                cycle += [k] * part.n_events
+                chemo += [part is chemotherapy] * part.n_events
+        schedule = parts[0]
+        for part in parts[1:]:
+            schedule = schedule.concatenate(part)
+        return cls(schedule, np.asarray(cycle, dtype=np.int64), schedule.time.copy(),
+                   np.asarray(chemo, dtype=bool))
+
+    def plan(self, day: np.ndarray, dose: np.ndarray, exposure: np.ndarray,
+             never: float) -> tuple[np.ndarray, np.ndarray]:
+        """Each patient's event times (days from cycle 1) and dose factors, given the day
+        each cycle is given (NaN: not (yet) given: its events move to ``never`` with factor
+        0), the chemotherapy dose fraction and the between-cycle exposure factor."""
+        given = np.isfinite(day[:, self.cycle])
+        times = np.where(given, day[:, self.cycle] + self.offset[None, :], never)
+        chemotherapy = np.nan_to_num(dose[:, self.cycle]) * exposure[:, self.cycle]
+        factors = np.where(self.chemotherapy[None, :], chemotherapy, 1.0)
+        return times, np.where(given, factors, 0.0)
+
+
+def course_times(course: ChemotherapyCourse, extra_days: float = 0.0) -> np.ndarray:
+    """The output grid of a course (days from cycle 1), ``extra_days`` beyond its horizon."""
+    return np.arange(round((course.horizon + extra_days) * course.points_per_day) + 1) \
+        / course.points_per_day
+
+
 def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors: np.ndarray,
-                    solver=None) -> CourseResult:
+                    solver=None, *, block: CycleBlock | None = None,
+                    exposure: np.ndarray | None = None, times: np.ndarray | None = None,
+                    treat=None) -> CourseResult:
     """Run ``course`` for the patients whose parameter vectors are the rows of
-    ``parameter_vectors`` (see the module text for the rules)."""
+    ``parameter_vectors`` (see the module text for the rules).
+
+    ``block`` (default: the regimen alone) adds supportive doses to chosen cycles;
+    ``exposure`` (patients x cycles, default 1) scales each cycle's chemotherapy (between-
+    cycle variability); ``times`` is the output grid (default :func:`course_times`).
+    ``treat(rows, event_times, factors)``, when given, simulates the patients ``rows``
+    with the block's doses at those times and factors plus their own treatment, returning
+    (platelet courses, statuses): the arms of a trial with a study treatment from entry.
+    """
     vectors = np.asarray(parameter_vectors, dtype=float)
     n, cycles = len(vectors), course.cycles
     solver = solver or DormandPrince5(rtol=1e-6, atol=1e-6)
-    times = np.arange(round(course.horizon * course.points_per_day) + 1) \
-        / course.points_per_day
-    regimen = as_regimen(course.regimen)
-    one = expand(regimen, model.dose_targets)
-    schedule = one
-    for _ in range(cycles - 1):
-        schedule = schedule.concatenate(one)
-    per_cycle = one.n_events
+    times = course_times(course) if times is None else times
+    block = block or CycleBlock.build(model, course)
+    exposure = np.ones((n, cycles)) if exposure is None else exposure
     offset = len(model.parameters)
     covariates = {c: vectors[:, offset + i] for i, c in enumerate(model.covariate_names)}
-    base = np.array(np.broadcast_to(np.asarray(schedule.amounts(covariates), dtype=float),
-                                    (n, schedule.n_events)))
+    base = np.array(np.broadcast_to(np.asarray(block.schedule.amounts(covariates),
+                                               dtype=float), (n, block.schedule.n_events)))
     index = model.output_names.index(PLATELETS)
+
+    def integrate(rows, event_times, factors):
+        result = _integrate(model, block.schedule, vectors[rows], base[rows] * factors,
+                            times, solver, False, event_times)
+        return result.outputs[:, :, index], result.status
+
+    treat = treat or integrate
     day = np.full((n, cycles), np.nan)
     day[:, 0] = 0.0
     delay = np.zeros((n, cycles))
@@ -187,15 +251,10 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
         rows = np.flatnonzero(np.isfinite(day[:, k]))  # still on chemotherapy
         if rows.size == 0:
             break
-        given = np.isfinite(day[rows])
-        event_times = np.repeat(np.where(given, day[rows], times[-1] + 1.0), per_cycle,
-                                axis=1) + np.tile(one.time, cycles)[None, :]
-        amounts = base[rows] * np.repeat(np.where(given, dose[rows], 0.0), per_cycle, axis=1)
-        result = _integrate(model, schedule, vectors[rows], amounts, times, solver, False,
-                            event_times)
-        courses[rows] = result.outputs[:, :, index]
-        status[rows] = result.status
-        rows = rows[result.status == Status.SUCCESS]  # a failed patient is flagged, not judged
+        event_times, factors = block.plan(day[rows], dose[rows], exposure[rows],
+                                          times[-1] + 1.0)
+        courses[rows], status[rows] = treat(rows, event_times, factors)
+        rows = rows[status[rows] == Status.SUCCESS]  # a failed patient is flagged, not judged
         if k + 1 == cycles or rows.size == 0:
             break
         planned = day[rows, k] + course.cycle_days
@@ -302,6 +361,52 @@ class HistoryRule:
         return result.nadir(self.cycle) < self.below
 
 
+    def known_at(self, result: CourseResult) -> np.ndarray:
+        """The day (from cycle 1) each patient's rule is settled: the cycle day judged
+        (``below_on_cycle_day``), the end of the first run of ``days`` days below
+        (``below_for_days``), the planned day plus ``days`` (``delayed_at_least``), the first
+        count below within the cycle (``nadir_below``); NaN where the rule does not hold.
+        A patient is enrolled when every rule is settled (the latest of these days)."""
+        c, holds = self.cycle - 1, self.holds(result)
+        if self.rule == "below_on_cycle_day":
+            day = result.cycle_day[:, c] + self.day
+        elif self.rule == "below_for_days":
+            steps = int(math.ceil(self.days * result.course.points_per_day - 1e-9))
+            run = _run_lengths(result.platelets < self.below)
+            reached = run >= steps
+            first = np.argmax(reached, axis=1)
+            day = np.where(reached.any(axis=1), result.times[first], np.nan)
+        elif self.rule == "delayed_at_least":
+            day = result.cycle_day[:, c - 1] + result.course.cycle_days + self.days
+        else:
+            start = result.cycle_day[:, c]
+            after = np.where(np.isfinite(start), start, np.inf)
+            below = (result.platelets < self.below) & (result.times[None, :] >= after[:, None])
+            first = np.argmax(below, axis=1)
+            day = np.where(below.any(axis=1), result.times[first], np.nan)
+        return np.where(holds, day, np.nan)
+
+
+def _run_lengths(mask: np.ndarray) -> np.ndarray:
+    """Per row and point, how many grid steps the run of True values ending there spans
+    (0 at a lone True point or a False one)."""
+    run = np.zeros(mask.shape, dtype=np.int64)
+    current = np.full(len(mask), -1, dtype=np.int64)
+    for j in range(mask.shape[1]):
+        current = np.where(mask[:, j], current + 1, -1)
+        run[:, j] = np.maximum(current, 0)
+    return run
+
+
+def entry_days(result: CourseResult, rules: tuple[HistoryRule, ...]) -> np.ndarray:
+    """Each patient's day of enrolment (from cycle 1): when the last of ``rules`` is
+    settled (:meth:`HistoryRule.known_at`); day 0 without rules; NaN when not eligible."""
+    day = np.zeros(len(result.status))
+    for rule in rules:
+        day = np.maximum(day, rule.known_at(result))  # NaN (not eligible) propagates
+    return np.where(result.failed, np.nan, day)
+
+
 def _longest_run(mask: np.ndarray) -> np.ndarray:
     """Per row, the longest run of consecutive True values, in grid steps between its ends
     (a run of one point has length 0)."""
@@ -344,3 +449,158 @@ def describe(rule: HistoryRule) -> str:
     if rule.rule == "delayed_at_least":
         return f"cycle {rule.cycle} delayed >= {rule.days:g} days"
     return f"cycle {rule.cycle} nadir < {rule.below:g}"
+
+
+def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCourse,
+                        parameter_vectors: np.ndarray, rules: tuple[HistoryRule, ...] = (),
+                        *, support: tuple[str, ...] = (), support_cycles: tuple[int, ...] = (),
+                        exposure: np.ndarray | None = None, solver=None, measure=None
+                        ) -> ArmResult:
+    """One trial arm on a chemotherapy course.
+
+    1. *Screening*: every patient runs the course without study treatment; ``rules``
+       (eligibility on the simulated history) select the enrolled, each enrolled on the day
+       its last rule is settled (:func:`entry_days`; day 0 without rules).
+    2. *Treatment*: the enrolled run the course again with the arm's ``support`` doses in the
+       cycles ``support_cycles`` (days counted from each cycle's first day) and the arm's
+       ``design.treatment`` from ``design.start_delay`` days after enrolment under its
+       stop, dose and rescue rules (:mod:`plateletpd.study.cohort`); the course's delay
+       rules judge the treated counts, so support can bring a cycle forward.
+
+    ``exposure`` (patients x cycles) scales each cycle's chemotherapy (between-cycle
+    variability). The result's times are days from cycle 1; ``extra["course"]`` is the
+    treated course (:class:`CourseResult`), ``extra["screening"]`` the screening counts
+    (:func:`screen`)."""
+    vectors = np.asarray(parameter_vectors, dtype=float)
+    solver = solver or DormandPrince5(rtol=1e-6, atol=1e-6)
+    n = len(vectors)
+    exposure = np.ones((n, course.cycles)) if exposure is None else np.asarray(exposure)
+    screening = simulate_course(model, course, vectors, solver, exposure=exposure)
+    eligible, counts = screen(screening, rules)
+    entry = entry_days(screening, rules)[eligible]
+    start = entry + design.start_delay
+    vectors, exposure = vectors[eligible], exposure[eligible]
+    last = float(np.max(start, initial=0.0)) + design.follow_up_days
+    times = course_times(course, max(0.0, last - course.horizon))
+    block = CycleBlock.build(model, course, support, support_cycles)
+    offset = len(model.parameters)
+    covariates = {c: vectors[:, offset + i] for i, c in enumerate(model.covariate_names)}
+    index = model.output_names.index(PLATELETS)
+    passes: list = []
+    observe = measure(np.arange(len(eligible))) if measure and len(eligible) else None
+    gives = bool(design.rescue) or (bool(design.treatment) and (
+        design.max_days > 0 or any(map(own_schedule, design.treatment)))) and eligible.size > 0
+
+    def treat(rows, event_times, factors):
+        seen = None if observe is None else (
+            lambda values, days, subset=None, rows=rows: observe(
+                values, days, rows if subset is None else rows[subset]))
+        arm = treat_by_rules(model, design, vectors[rows], {k: v[rows] for k, v in
+                                                        covariates.items()},
+                         block.schedule, times, index, solver, eligible[rows], entry[rows],
+                         start[rows], n, seen, chemotherapy_times=event_times,
+                         chemotherapy_factors=factors)
+        passes.append((rows, arm))
+        return arm.platelets, arm.status
+
+    result = simulate_course(model, course, vectors, solver, block=block, exposure=exposure,
+                             times=times, treat=treat if gives else None)
+    records = _merged(passes, len(eligible)) if gives else {
+        "doses_given": np.zeros(len(eligible), dtype=int), "rescues": np.zeros(len(eligible)),
+        **treatment_records(resolve_treatment(model, design), np.zeros((len(eligible), 0)),
+                   decision_log(resolve_treatment(model, design), []), len(eligible))}
+    doses_given = records.pop("doses_given")
+    return ArmResult(design, times, result.platelets, eligible, entry, start, doses_given,
+                     result.status, n, {**records, "course": result, "screening": counts,
+                                        "screening_course": screening})
+
+
+def _merged(passes: list, n: int) -> dict:
+    """The treatment records of each patient's last pass (:func:`simulate_course_arm`: a
+    pass per cycle re-simulates the patients still on chemotherapy)."""
+    final = np.full(n, -1)
+    for number, (rows, _) in enumerate(passes):
+        final[rows] = number
+    first_arm = passes[0][1]
+    merged = {"doses_given": np.zeros(n, dtype=int), "rescues": np.zeros(n),
+              "titrated": np.zeros(n, dtype=bool), "holds": np.zeros(n, dtype=int),
+              "dose_changes": np.zeros(n, dtype=int), "stop_day": np.full(n, np.nan),
+              "dose_intensity": np.full(n, np.nan),
+              "dose_amounts": np.zeros((n, first_arm.extra["dose_amounts"].shape[1])),
+              "total_dose": {key: np.zeros(n) for key in first_arm.extra["total_dose"]},
+              "dose_days": first_arm.extra["dose_days"],
+              "dose_drugs": first_arm.extra["dose_drugs"]}
+    logs = []
+    for number, (rows, arm) in enumerate(passes):
+        own = final[rows] == number
+        target = rows[own]
+        merged["doses_given"][target] = arm.doses_given[own]
+        for key in ("rescues", "titrated", "holds", "dose_changes", "stop_day",
+                    "dose_intensity", "dose_amounts"):
+            merged[key][target] = arm.extra[key][own]
+        for key, values in arm.extra["total_dose"].items():
+            merged["total_dose"][key][target] = values[own]
+        log = arm.extra["events"]
+        keep = own[log["patient"]] if len(log["patient"]) else np.zeros(0, dtype=bool)
+        logs.append({k: (rows[v[keep]] if k == "patient" else v[keep]) for k, v in
+                     log.items()})
+    events = {k: np.concatenate([log[k] for log in logs]) for k in logs[0]}
+    order = np.lexsort((events["day"], events["patient"]))
+    merged["events"] = {k: v[order] for k, v in events.items()}
+    return merged
+
+
+#: (column, unit, description) of the per-patient course columns of a trial on a
+#: chemotherapy course (``{c}``: each cycle number); flags are 0/1
+COURSE_COLUMNS = (
+    ("cycles_given", "cycles", "chemotherapy cycles given"),
+    ("abandoned", "flag", "chemotherapy abandoned: a cycle still delayed at give_up_after_days"),
+    ("delayed_cycles", "cycles", "cycles given late or never given after a delay"),
+    ("dose_reduced", "flag", "a cycle was given at a reduced dose"),
+    ("all_cycles_on_time", "flag", "every planned cycle given on its planned day"),
+    ("chemotherapy_resumed", "flag", "a cycle was given after enrolment"),
+    ("days_to_next_cycle", "days", "days from enrolment to the next cycle given (censored at "
+     "the end of follow-up when none: see chemotherapy_resumed)"),
+    ("cycle{c}_day", "days", "day cycle {c} was given, from cycle 1 (empty: never)"),
+    ("cycle{c}_delay_days", "days", "cycle {c}'s delay (inf: never given after a delay)"),
+    ("cycle{c}_dose", "fraction", "cycle {c}'s chemotherapy dose as a fraction of the full "
+     "dose"),
+    ("cycle{c}_nadir", "x10^9/L", "lowest count from cycle {c} to the next cycle"),
+    ("cycle{c}_on_time", "flag", "cycle {c} given on its planned day"))
+
+
+def course_columns(cycles: int) -> list[tuple[str, str, str]]:
+    """:data:`COURSE_COLUMNS` with ``{c}`` expanded for ``cycles`` cycles."""
+    rows = []
+    for column in COURSE_COLUMNS:
+        if "{c}" in column[0]:
+            rows += [tuple(text.format(c=c) for text in column) for c in range(1, cycles + 1)]
+        else:
+            rows.append(column)
+    return rows
+
+
+def course_endpoints(arm: ArmResult) -> dict:
+    """The per-patient course columns (:data:`COURSE_COLUMNS`) of an arm from
+    :func:`simulate_course_arm`."""
+    result: CourseResult = arm.extra["course"]
+    cycles = result.course.cycles
+    given = np.isfinite(result.cycle_day)
+    late = (result.delay[:, 1:] > 0)
+    reduced = np.nan_to_num(result.dose, nan=1.0) < 1.0
+    after = np.where(given & (result.cycle_day > arm.entry_time[:, None] + 1e-9),
+                     result.cycle_day, np.inf).min(axis=1)
+    resumed = np.isfinite(after)
+    columns = {"cycles_given": result.cycles_given, "abandoned": result.abandoned,
+               "delayed_cycles": late.sum(axis=1), "dose_reduced": reduced.any(axis=1),
+               "all_cycles_on_time": given.all(axis=1) & ~late.any(axis=1),
+               "chemotherapy_resumed": resumed,
+               "days_to_next_cycle": np.where(resumed, after, result.times[-1])
+               - arm.entry_time}
+    for c in range(1, cycles + 1):
+        columns.update({f"cycle{c}_day": result.cycle_day[:, c - 1],
+                        f"cycle{c}_delay_days": result.delay[:, c - 1],
+                        f"cycle{c}_dose": result.dose[:, c - 1],
+                        f"cycle{c}_nadir": result.nadir(c),
+                        f"cycle{c}_on_time": given[:, c - 1] & (result.delay[:, c - 1] == 0)})
+    return columns

@@ -48,6 +48,8 @@ from plateletpd.model.definition import Model, load_model
 from plateletpd.population.variability import Variability, cohort_matrix
 from plateletpd.simulation.simulate import _valid_rows
 from plateletpd.study.statistics import Z95, binomial_interval, kaplan_meier
+from plateletpd.study.cycles import (HISTORY_RULES, ChemotherapyCourse, HistoryRule,
+                                     course_columns, course_endpoints, simulate_course_arm)
 
 
 class TrialSpecError(PlateletPDError):
@@ -83,10 +85,13 @@ class TrialSpec:
     def create(cls, *, arms: list[dict], seed: int, name: str = "trial", model: str =
                "cit_thrombopoiesis", population: dict | None = None,
                enrolment: dict | None = None, response: dict | None = None,
-               **trial) -> "TrialSpec":
+               chemotherapy: dict | None = None, eligibility: list[dict] | None = None,
+               composite: list[dict] | None = None, **trial) -> "TrialSpec":
         """A trial built in code, mirroring the trial file (docs/trial_files.md): ``arms``
         are the ``[[arms]]`` tables as dicts; ``population``, ``enrolment`` and ``response``
-        the tables of those names; other keywords are ``[trial]`` keys (``fit``,
+        the tables of those names, as are ``chemotherapy`` (a course in cycles),
+        ``eligibility`` and ``composite`` (lists of tables); other keywords are ``[trial]``
+        keys (``fit``,
         ``subjects_per_arm``, ``follow_up_days``, ``visit_every_days``, ``reference_arm``,
         ``replicates``, ``description``). Checked like a file: an unknown or bad keyword is
         a :class:`TrialSpecError` naming it.
@@ -96,7 +101,8 @@ class TrialSpec:
         """
         tables = {"trial": {"name": name, "model": model, "seed": seed, **trial},
                   "population": population, "enrolment": enrolment, "response": response,
-                  "arms": arms}
+                  "chemotherapy": chemotherapy, "eligibility": eligibility,
+                  "composite": composite, "arms": arms}
         data = {key: table for key, table in tables.items() if table is not None}
         return _trial_spec(Document("trial built in code", "", data, TrialSpecError), None,
                            None, name)
@@ -155,6 +161,37 @@ TRIAL_SCHEMA = Table({
         "entry_day": Field(default=False, high=_FOLLOW_UP, low_included=True,
                            may_be_false=True, unit="cycle day"),
         "start_delay": Field(default=1.0, high=_FOLLOW_UP, low_included=True, unit="days")}),
+    # a chemotherapy course in cycles (study/cycles.py); replaces [enrolment] chemotherapy,
+    # entry_below and entry_day: patients are enrolled by the [[eligibility]] rules
+    "chemotherapy": Table({
+        "regimen": Field("text", default="chemotherapy 1 dose", nonempty=True,
+                         what='one cycle\'s doses, days from the cycle\'s first day, e.g. '
+                              '"chemotherapy 1 dose"'),
+        "cycle_days": Field(default=21.0, unit="days"),
+        "cycles": Field(whole=True, default=4, high=100, what="a whole number of cycles"),
+        "delay_below": Field(default=False, may_be_false=True, unit="10^9/L"),
+        "recheck_every_days": Field(default=7.0, unit="days"),
+        "give_up_after_days": Field(default=28.0, unit="days"),
+        "reduce_after_delay_pct": Field(default=0.0, low_included=True, high=99.0,
+                                        unit="%"),
+        "follow_up_days": Field(default=21.0, unit="days"),
+        "between_cycle_cv": Field(default=0.0, low_included=True, high=2.0,
+                                  what="a coefficient of variation (0.2 = 20%)")}),
+    "eligibility": Table({
+        "rule": Field("text", required=True, choices=HISTORY_RULES),
+        "below": Field(unit="10^9/L"), "days": Field(unit="days"),
+        "day": Field(low_included=True, unit="cycle day"),
+        "cycle": Field(whole=True, default=1, what="a cycle number from 1")},
+        many=True, single_ok=True,
+        what='[[eligibility]] tables such as { rule = "nadir_below", below = 75, cycle = 1 }'),
+    # composite responders from per-patient flags (docs/trial_files.md, Composite endpoints)
+    "composite": Table({
+        "name": Field("text", required=True, nonempty=True),
+        "all": Field("list", item=Field("text"), default=[],
+                     what='a list of flags that must all hold, e.g. ["responder"]'),
+        "none": Field("list", item=Field("text"), default=[],
+                      what='a list of flags none of which may hold, e.g. ["transfused"]'),
+        "description": Field("text", default="")}, many=True, single_ok=True),
     "response": Table({
         # no defaults: an omitted rule is absent (docs/trial_files.md); at least one needed
         "threshold": Field(may_be_false=True, unit="10^9/L"),
@@ -169,6 +206,12 @@ TRIAL_SCHEMA = Table({
         "data_arm": Field("text"),
         "treatment": Field("list", item=Field("text"), default=[],
                            what='a list of doses, e.g. ["rhTPO 15000 U"]'),
+        "support": Field("list", item=Field("text"), default=[],
+                         what='doses given with chemotherapy cycles, days from each cycle\'s '
+                              'first day, e.g. ["hetrombopag 7.5 mg qd d2-11"]'),
+        "support_cycles": Field("list", item=Field(whole=True, what="a cycle number"),
+                                default=[], what="the cycles that get the support doses, "
+                                "e.g. [2, 3, 4]"),
         "stop_at": Field(default=100.0, may_be_false=True, unit="10^9/L"),
         "stop_rise": Field(default=False, may_be_false=True, unit="10^9/L"),
         "max_days": Field(default=14, high=365, **_AT_OR_AFTER),
@@ -277,7 +320,8 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                                             "design": trial["design"],
                                             "measurement_error": _measurement_error(
                                                 trial, model, fail),
-                                            **_uncertainty_keys(checked, trial["fit"])})
+                                            **_uncertainty_keys(checked, trial["fit"]),
+                                            **_course_keys(document, checked, arms)})
 
 
 def _measurement_error(trial: dict, model: Model, fail) -> bool:
@@ -298,6 +342,77 @@ def _uncertainty_keys(checked: dict, fit: str) -> dict:
             "typical": tuple(checked["population"]["typical"]),
             "data_arms": {arm["name"]: arm["data_arm"] for arm in checked["arms"]
                           if arm["data_arm"] is not None}}
+
+
+def _course_of(document: Document, checked: dict) -> ChemotherapyCourse | None:
+    """The trial's ``[chemotherapy]`` course, or None when the file has none."""
+    if "chemotherapy" not in document.data:
+        return None
+    table = checked["chemotherapy"]
+    try:
+        return ChemotherapyCourse(**{key: value for key, value in table.items()
+                                     if key != "between_cycle_cv"})
+    except PlateletPDError as error:
+        raise document.fail(("chemotherapy",), str(error), table=True) from None
+
+
+def _course_keys(document: Document, checked: dict, arms: list) -> dict:
+    """The keys of a trial on a chemotherapy course: the course, the eligibility rules
+    (checked against it), the between-cycle CV and the composite endpoints."""
+    course = _course_of(document, checked)
+    rules = tuple(HistoryRule(**{k: v for k, v in entry.items()})
+                  for entry in checked["eligibility"])
+    if course is None and rules:
+        raise document.fail(("eligibility", 0), "eligibility on the simulated history needs "
+                            "a [chemotherapy] course (regimen, cycle_days, cycles); without "
+                            "one use [enrolment] entry_below", table=True)
+    if course is not None:
+        written = sorted(set(document.data.get("enrolment", {})) &
+                         {"chemotherapy", "entry_below", "entry_day"})
+        if written:
+            raise document.fail(("enrolment", written[0]), f"with a [chemotherapy] course, "
+                                f"patients are enrolled by [[eligibility]] rules on their "
+                                f"simulated history and the course's regimen is given: "
+                                f"remove [enrolment] {', '.join(written)}")
+        for number, rule in enumerate(rules):
+            problems = rule.problems(course)
+            if problems:
+                raise document.fail(("eligibility", number), "; ".join(problems), table=True)
+        first_support = min((c for arm in arms for c in arm.support_cycles), default=None)
+        for number, rule in enumerate(rules):
+            if first_support is not None and rule.cycle >= first_support and \
+                    rule.rule != "below_for_days":
+                raise document.fail(("eligibility", number), f"the rule judges cycle "
+                                    f"{rule.cycle}, but support starts in cycle "
+                                    f"{first_support}: eligibility is judged on the "
+                                    f"untreated history before any study dose, so judge a "
+                                    f"cycle before {first_support}", table=True)
+    flags = set(_flags(course))
+    composites = []
+    for number, entry in enumerate(checked["composite"]):
+        unknown = [name for name in (*entry["all"], *entry["none"]) if name not in flags]
+        if unknown:
+            raise document.fail(("composite", number), f"{unknown[0]!r} is not a per-patient "
+                                f"flag{closest(unknown[0], sorted(flags))}; flags: "
+                                f"{', '.join(sorted(flags))}", table=True)
+        if not entry["all"] and not entry["none"]:
+            raise document.fail(("composite", number), "a composite needs flags under all, "
+                                "none or both, e.g. all = [\"responder\"]", table=True)
+        if entry["name"] in flags or entry["name"] in [c["name"] for c in composites]:
+            raise document.fail(("composite", number, "name"), f"{entry['name']!r} names a "
+                                f"column already; choose another name")
+        composites.append(dict(entry))
+    return {"course": course, "eligibility": rules, "composites": tuple(composites),
+            "between_cycle_cv": checked["chemotherapy"]["between_cycle_cv"]
+            if course is not None else 0.0}
+
+
+def _flags(course: ChemotherapyCourse | None) -> list[str]:
+    """The per-patient flags a composite endpoint may combine."""
+    flags = [e.name for e in trial_endpoints() if e.kind == "flag"] + ["transfused"]
+    if course is not None:
+        flags += [name for name, unit, _ in course_columns(course.cycles) if unit == "flag"]
+    return flags
 
 
 def _arm_design(document: Document, index: int, entry: dict, checked: dict,
@@ -322,9 +437,19 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             rules=tuple(DoseRule(rule["when"], rule["level"], rule["action"], rule["drug"],
                                  rule["step"], rule["min"], rule["max"])
                         for rule in entry["rules"]),
-            visit_every_days=checked["trial"]["visit_every_days"])
+            visit_every_days=checked["trial"]["visit_every_days"],
+            support=tuple(entry["support"]), support_cycles=tuple(entry["support_cycles"]))
     except PlateletPDError as error:
         raise document.fail(where, f"arm {entry['name']!r}: {error}") from None
+    course = _course_of(document, checked)
+    if design.support and course is None:
+        raise document.fail((*where, "support"), f"arm {entry['name']!r}: support doses go "
+                            f"with chemotherapy cycles; add a [chemotherapy] table (regimen, "
+                            f"cycle_days, cycles) or give the doses as treatment")
+    if course is not None and max(design.support_cycles, default=1) > course.cycles:
+        raise document.fail((*where, "support_cycles"), f"arm {entry['name']!r}: "
+                            f"support_cycles {list(design.support_cycles)} name a cycle after "
+                            f"the last ([chemotherapy] cycles = {course.cycles})")
     try:
         _check_doses(model, design)
     except PlateletPDError as error:
@@ -373,6 +498,7 @@ class TrialResult:
     summary: pd.DataFrame
     differences: pd.DataFrame
     curves: dict  # arm -> (times since start, platelet matrix) for plots
+    screening: pd.DataFrame = field(default_factory=pd.DataFrame)  # per eligibility rule
 
     def __repr__(self) -> str:
         arms = ", ".join(f"{name}: {int(row.enrolled)} enrolled, {row['response_pct']:.1f}% "
@@ -411,8 +537,8 @@ def patient(spec: TrialSpec, arm: str, index: int) -> tuple[dict, ArmResult]:
         raise TrialSpecError(f"patient index must be a whole number >= 0, got {index!r}")
     row = _cohort(spec, position, int(index) + 1)[-1]
     every = model.parameter_names + model.covariate_names
-    return dict(zip(every, row.tolist())), simulate_treatment_arm(model, spec.arms[position],
-                                                                  row[None])
+    return dict(zip(every, row.tolist())), _simulate_arm(spec, position, spec.arms[position],
+                                                         row[None], np.array([int(index)]))
 
 
 def run_replicates(spec: TrialSpec, progress: bool = False) -> pd.DataFrame:
@@ -471,13 +597,26 @@ def _cohort(spec: TrialSpec, index: int, size: int | None = None) -> np.ndarray:
 
 
 def patient_endpoints(arm: ArmResult, response: dict, visit_every: float,
-                      observe=None) -> pd.DataFrame:
+                      observe=None, composites=()) -> pd.DataFrame:
     """One row per enrolled patient: the registry's trial endpoints
-    (:func:`plateletpd.study.endpoints.trial_endpoints`, definitions there); ``observe``
-    (see :func:`_observer`) turns the true counts at visits into measured ones."""
+    (:func:`plateletpd.study.endpoints.trial_endpoints`, definitions there), the course
+    columns of an arm on a chemotherapy course (:func:`course_endpoints`) and the
+    ``composites`` (a flag: all of ``all`` hold and none of ``none``); ``observe`` (see
+    :func:`_observer`) turns the true counts at visits into measured ones."""
     courses = Courses.for_trial(arm, response, visit_every, observe)
-    return pd.DataFrame({"patient": arm.subjects.astype(int),
-                         **{e.name: e.values(courses) for e in trial_endpoints()}})
+    table = pd.DataFrame({"patient": arm.subjects.astype(int),
+                          **{e.name: e.values(courses) for e in trial_endpoints()}})
+    if "course" in arm.extra:
+        table = table.assign(**course_endpoints(arm))
+    flags = table.assign(transfused=table.transfusions > 0)
+    for composite in composites:
+        value = np.ones(len(table), dtype=bool)
+        for name in composite["all"]:
+            value &= flags[name].astype(bool).to_numpy()
+        for name in composite["none"]:
+            value &= ~flags[name].astype(bool).to_numpy()
+        table[composite["name"]] = value
+    return table
 
 
 #: patients simulated at once; trajectories are dropped after each chunk, so memory stays
@@ -497,7 +636,7 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
     import sys
     import time
 
-    frames, summaries, curves = [], [], {}
+    frames, summaries, curves, screening = [], [], {}, {}
     # plotted days from the start of treatment: from before the chemotherapy (entry on the
     # cycle day given, else by a crossing, mostly within two weeks) to 29 days after
     lead = max(10, *(math.ceil((14.0 if a.entry_day is None or a.entry_below is None else
@@ -516,14 +655,16 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
             chosen = rows[valid[rows]]
             measure = (lambda rows, chosen=chosen: _observer(spec, index, chosen[rows])) \
                 if spec.extra.get("measurement_error") else None
-            arm = simulate_treatment_arm(spec.model, design, matrix[chosen], measure=measure) \
+            arm = _simulate_arm(spec, index, design, matrix[chosen], chosen, measure) \
                 if chosen.size else None
             if arm is not None:
                 screened += arm.n_screened
+                _count_screening(screening, design.name, arm)
             if arm is None or arm.n == 0:  # nobody of this chunk enrolled
                 continue
             table = patient_endpoints(arm, spec.response, spec.visit_every_days,
-                                      _observer(spec, index, chosen[arm.subjects]))
+                                      _observer(spec, index, chosen[arm.subjects]),
+                                      spec.extra.get("composites", ()))
             table["patient"] = chosen[arm.subjects]  # index in the arm's cohort
             tables.append(table)
             room = KEPT_TRAJECTORIES - sum(len(k) for k in kept)
@@ -540,7 +681,8 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
             print(file=sys.stderr)
         if not tables:
             raise TrialSpecError(_nobody_enrolled(spec, design, len(matrix),
-                                                  int(np.sum(~valid))))
+                                                  int(np.sum(~valid)),
+                                                  screening.get(design.name)))
         if not valid.all():
             warnings.warn(_dropped(spec, design, matrix, valid), DroppedPatientsWarning,
                           stacklevel=2)
@@ -548,14 +690,56 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
         table.insert(0, "arm", design.name)
         frames.append(table)
         summaries.append(_summarise(design.name, table, screened + int(np.sum(~valid)),
-                                    int(np.sum(~valid))))
+                                    int(np.sum(~valid)), spec))
         curves[design.name] = (relative, np.concatenate(kept) if kept else
                                np.empty((0, relative.size)))
     subjects = pd.concat(frames, ignore_index=True)
     summary = pd.DataFrame(summaries).set_index("arm")
     differences = _paired_differences(spec, subjects) if spec.extra.get("design") == \
         "paired" else _differences(subjects, spec.reference_arm)
-    return TrialResult(spec, subjects, summary, differences, curves)
+    rows = [{"arm": arm, "rule": rule, **counts} for arm, rules in screening.items()
+            for rule, counts in rules.items()]
+    return TrialResult(spec, subjects, summary, differences, curves,
+                       pd.DataFrame(rows, columns=["arm", "rule", "meets", "remaining",
+                                                   "screened", "failed"]))
+
+
+def _simulate_arm(spec: TrialSpec, index: int, design: ArmDesign, vectors: np.ndarray,
+                  patients: np.ndarray, measure=None) -> ArmResult:
+    """Arm ``index``'s patients (``vectors``, the rows ``patients`` of its cohort) simulated:
+    on the trial's chemotherapy course when it has one, else after one chemotherapy."""
+    course = spec.extra.get("course")
+    if course is None:
+        return simulate_treatment_arm(spec.model, design, vectors, measure=measure)
+    return simulate_course_arm(spec.model, design, course, vectors,
+                               spec.extra["eligibility"], support=design.support,
+                               support_cycles=design.support_cycles,
+                               exposure=_exposure(spec, index, patients), measure=measure)
+
+
+def _exposure(spec: TrialSpec, index: int, patients: np.ndarray) -> np.ndarray | None:
+    """Between-cycle variability: each cycle's chemotherapy exposure factor, log-normal with
+    median 1 and the course's ``between_cycle_cv``, from a stream per patient seeded by the
+    trial seed, the arm (the first arm in a paired design: the same patients) and the
+    patient's index, so it does not depend on chunks or threads. None without it."""
+    cv = spec.extra.get("between_cycle_cv", 0.0)
+    if not cv:
+        return None
+    arm = 0 if spec.extra.get("design") == "paired" else index
+    omega = math.sqrt(math.log1p(cv * cv))
+    cycles = spec.extra["course"].cycles
+    return np.exp(omega * np.array([
+        np.random.default_rng([spec.seed, arm, int(patient), 2]).standard_normal(cycles)
+        for patient in patients]).reshape(len(patients), cycles))
+
+
+def _count_screening(screening: dict, arm: str, result: ArmResult) -> None:
+    """Add a chunk's screening counts per eligibility rule to ``screening[arm]``."""
+    for row in result.extra.get("screening", ()):
+        total = screening.setdefault(arm, {}).setdefault(
+            row["rule"], {"meets": 0, "remaining": 0, "screened": 0, "failed": 0})
+        for key in total:
+            total[key] += row[key]
 
 
 class DroppedPatientsWarning(UserWarning):
@@ -577,13 +761,24 @@ def _dropped(spec: TrialSpec, design: ArmDesign, matrix: np.ndarray,
             f"[population] cv or check the bounds in the model file")
 
 
-def _nobody_enrolled(spec: TrialSpec, design: ArmDesign, screened: int, invalid: int) -> str:
+def _nobody_enrolled(spec: TrialSpec, design: ArmDesign, screened: int, invalid: int,
+                     rules: dict | None = None) -> str:
     """Why an arm has no patient, and what to change."""
     where = f"{spec.path}: arm {design.name!r} enrolled none of the {screened} virtual " \
             f"patients screened"
     if invalid == screened:
         return (f"{where}: every patient's drawn parameters left the model's bounds; lower "
                 f"the CVs under [population] cv")
+    if spec.extra.get("course") is not None:
+        counts = "; ".join(f"{rule}: {c['meets']} meet it, {c['remaining']} remain"
+                           for rule, c in (rules or {}).items())
+        excluding = next((rule for rule, c in (rules or {}).items() if c["remaining"] == 0),
+                         None)
+        return (f"{where} ({invalid} with parameters outside the model's bounds): "
+                + (f"the [[eligibility]] rule \"{excluding}\" excluded everyone left "
+                   f"({counts}); " if excluding else "every simulation failed; ")
+                + "loosen the rule, lengthen [chemotherapy] follow_up_days, give more "
+                  "chemotherapy, or screen more patients (--n)")
     if design.entry_below is None:
         return (f"{where} ({invalid} with parameters outside the model's bounds): there is "
                 f"no entry rule ([enrolment] entry_below = false), so every simulation of "
@@ -602,7 +797,8 @@ def _estimate(name: str, value: float, lower: float, upper: float) -> dict:
     return {name: value, f"{name}_lower": lower, f"{name}_upper": upper}
 
 
-def _summarise(name: str, table: pd.DataFrame, screened: int, invalid: int) -> dict:
+def _summarise(name: str, table: pd.DataFrame, screened: int, invalid: int,
+               spec: TrialSpec | None = None) -> dict:
     """One arm's summary row; its columns are described by :func:`summary_columns`."""
     n = len(table)
     responders = int(table.responder.sum()) if n else 0
@@ -622,7 +818,40 @@ def _summarise(name: str, table: pd.DataFrame, screened: int, invalid: int) -> d
         mean = float(np.mean(values)) if n else math.nan
         half = Z95 * float(np.std(values, ddof=1)) / math.sqrt(n) if n > 1 else math.nan
         row.update(_estimate(f"mean_{column}", mean, mean - half, mean + half))
+    for column, kind in _course_summary(spec):
+        values = table[column].to_numpy(dtype=float)
+        if kind == "pct":
+            hits = int(np.sum(values > 0))
+            low, high = binomial_interval(hits, n)
+            row.update(_estimate(f"{column}_pct", 100 * hits / n if n else math.nan,
+                                 100 * low, 100 * high))
+        elif kind == "km":
+            curve = kaplan_meier(values, table["chemotherapy_resumed"].to_numpy())
+            row.update(_estimate(f"median_{column}", curve.median(), *curve.median_interval()))
+        else:
+            finite = values[np.isfinite(values)]
+            mean = float(np.mean(finite)) if finite.size else math.nan
+            half = Z95 * float(np.std(finite, ddof=1)) / math.sqrt(finite.size) \
+                if finite.size > 1 else math.nan
+            row.update(_estimate(f"mean_{column}", mean, mean - half, mean + half))
     return row
+
+
+def _course_summary(spec: TrialSpec | None) -> list[tuple[str, str]]:
+    """(column, how it is summarised: "pct" of patients, "mean", or "km" median) for the
+    course and composite columns of a trial's summary."""
+    if spec is None:
+        return []
+    course = spec.extra.get("course")
+    columns = []
+    if course is not None:
+        for name, unit, _ in course_columns(course.cycles):
+            if name.endswith(("_day", "_delay_days", "_dose")) and name.startswith("cycle"):
+                continue  # per patient only
+            columns.append((name, "pct" if unit == "flag" else "km"
+                            if name == "days_to_next_cycle" else "mean"))
+    columns += [(composite["name"], "pct") for composite in spec.extra.get("composites", ())]
+    return columns
 
 
 def _estimate_columns(name: str, unit: str, text: str, interval: str) -> list:
@@ -632,9 +861,10 @@ def _estimate_columns(name: str, unit: str, text: str, interval: str) -> list:
             (f"{name}_upper", unit, f"upper end of the 95% {interval} interval of {name}")]
 
 
-def summary_columns() -> list[tuple[str, str, str]]:
+def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]:
     """(column, unit, description) of every column of an arm summary (``summary.csv``,
-    after ``arm``), in order; an estimate's 95% interval follows it as two columns."""
+    after ``arm``), in order; an estimate's 95% interval follows it as two columns; with a
+    ``spec``, its course and composite columns too."""
     estimate = _estimate_columns
     columns = [
         ("screened", "patients", "virtual patients drawn for the arm (invalid ones included)"),
@@ -654,6 +884,21 @@ def summary_columns() -> list[tuple[str, str, str]]:
     for endpoint in (e for e in trial_endpoints() if e.summary == "mean"):
         columns += estimate(f"mean_{endpoint.name}", endpoint.unit or endpoint.kind,
                             f"mean of {endpoint.name}: {endpoint.description}", "normal")
+    described = {name: text for name, _, text in (course_columns(
+        spec.extra["course"].cycles) if spec is not None and spec.extra.get("course") else [])}
+    described.update({c["name"]: c["description"] or "composite: all of " + ", ".join(
+        c["all"]) + (" and none of " + ", ".join(c["none"]) if c["none"] else "")
+        for c in (spec.extra.get("composites", ()) if spec is not None else ())})
+    for name, kind in _course_summary(spec):
+        if kind == "pct":
+            columns += estimate(f"{name}_pct", "%", f"patients with {name}: {described[name]}",
+                                "exact binomial (Clopper-Pearson)")
+        elif kind == "km":
+            columns += estimate(f"median_{name}", "days", f"Kaplan-Meier median of {name}",
+                                "Brookmeyer-Crowley")
+        else:
+            columns += estimate(f"mean_{name}", "", f"mean of {name}: {described[name]}",
+                                "normal")
     return columns
 
 
@@ -736,7 +981,8 @@ _PAIRED_DIFFERENCE_COLUMNS = [
     ("responded_in_arm_only", "patients", "discordant patients responding in the arm only")]
 
 
-def data_dictionary(replicates: bool = False, paired: bool = False) -> pd.DataFrame:
+def data_dictionary(replicates: bool = False, paired: bool = False,
+                    spec: TrialSpec | None = None) -> pd.DataFrame:
     """Every column of a trial folder's tables: file, column, unit, description (written as
     ``data_dictionary.csv``; ``patients.parquet`` has the columns of ``patients.csv``)."""
     arm = ("arm", "", "the arm's name ([[arms]] name)")
@@ -745,7 +991,21 @@ def data_dictionary(replicates: bool = False, paired: bool = False) -> pd.DataFr
              "(plateletpd.study.trial.patient re-simulates it)")]
     rows += [("patients.csv", e.name, e.unit or e.kind, e.description)
              for e in trial_endpoints()]
-    rows += [("summary.csv", *arm)] + [("summary.csv", *c) for c in summary_columns()]
+    if spec is not None and spec.extra.get("course") is not None:
+        rows += [("patients.csv", *c) for c in course_columns(spec.extra["course"].cycles)]
+        rows += [("screening.csv", *arm), ("screening.csv", "rule", "", "an [[eligibility]] "
+                  "rule in words"),
+                 ("screening.csv", "meets", "patients", "screened patients meeting the rule"),
+                 ("screening.csv", "remaining", "patients", "patients meeting it and every "
+                  "rule above it"), ("screening.csv", "screened", "patients", "patients "
+                  "simulated (valid parameters)"), ("screening.csv", "failed", "patients",
+                  "screening simulations that failed (never eligible)")]
+    for composite in (spec.extra.get("composites", ()) if spec is not None else ()):
+        rows.append(("patients.csv", composite["name"], "flag", composite["description"] or
+                     "composite: all of " + ", ".join(composite["all"]) + (
+                         " and none of " + ", ".join(composite["none"])
+                         if composite["none"] else "")))
+    rows += [("summary.csv", *arm)] + [("summary.csv", *c) for c in summary_columns(spec)]
     rows += [("differences.csv", *arm), ("differences.csv", "versus", "", "the reference arm")]
     rows += [("differences.csv", *c) for c in (_PAIRED_DIFFERENCE_COLUMNS if paired else
                                                _DIFFERENCE_COLUMNS)]
@@ -753,7 +1013,7 @@ def data_dictionary(replicates: bool = False, paired: bool = False) -> pd.DataFr
         rows += [("replicates.csv", "replicate", "", "replicate trial (0, 1, ...)"),
                  ("replicates.csv", "seed", "", "the replicate's seed, derived from the "
                   "trial's"), ("replicates.csv", *arm)]
-        rows += [("replicates.csv", *c) for c in summary_columns()]
+        rows += [("replicates.csv", *c) for c in summary_columns(spec)]
     return pd.DataFrame(rows, columns=["file", "column", "unit", "description"])
 
 
@@ -770,8 +1030,10 @@ def write_trial(result: TrialResult, folder: Path,
             tables.append(("replicates.csv", replicates, False))
         atomic_write(staging / "patients.parquet",
                      lambda p: result.subjects.to_parquet(p, index=False))
+        if spec.extra.get("course") is not None:
+            tables.append(("screening.csv", result.screening, False))
         tables.append(("data_dictionary.csv", data_dictionary(
-            replicates is not None, spec.extra.get("design") == "paired"), False))
+            replicates is not None, spec.extra.get("design") == "paired", spec), False))
         for name, table, index in tables:
             atomic_write(staging / name, lambda p, t=table, i=index: t.to_csv(p, index=i))
         plots = _plots(result, staging)
@@ -839,6 +1101,10 @@ def _report(result: TrialResult, record: dict) -> str:
         "above the response threshold at day 0 is not a responder (column "
         "at_threshold_at_start), and one already at or above a level has no time to it.", "",
         "## Screening", "", "```", _screening_table(result).to_string(), "```", "",
+        *(["Eligibility on the simulated history (per rule, in order):", "", "```",
+           result.screening.to_string(index=False), "```", ""]
+          if len(result.screening) else []),
+        *(_course_report(result) if spec.extra.get("course") is not None else []),
         "## Arms", "", "```", arm_table(result).to_string(), "```", "",
         f"## Differences from {spec.reference_arm}" + (
             " (paired: the same patients in every arm)"
@@ -850,6 +1116,25 @@ def _report(result: TrialResult, record: dict) -> str:
         "![response by day](response_by_day.png)", "",
         "Full per-arm summary: `summary.csv`; per patient: `patients.csv` and "
         "`patients.parquet`; every column's unit and meaning: `data_dictionary.csv`.", ""])
+
+
+def _course_report(result: TrialResult) -> list[str]:
+    """The report's chemotherapy-course section: the course and its per-arm outcomes."""
+    course = result.spec.extra["course"]
+    delay = (f"; a cycle waits while PLT < {course.delay_below:g} (re-checked every "
+             f"{course.recheck_every_days:g} days, abandoned after "
+             f"{course.give_up_after_days:g}), reduced by {course.reduce_after_delay_pct:g}% "
+             f"after a delay" if course.delay_below is not None else "")
+    s = result.summary
+    columns = [c for c in s.columns if c.endswith("_pct") and not c.startswith(
+        ("response", "transfused", "titrated"))] + [
+        c for c in s.columns if c.startswith(("mean_cycle", "median_days_to_next"))
+        and not c.endswith(("_lower", "_upper"))]
+    return ["## Chemotherapy course", "",
+            f"`{course.regimen}` every {course.cycle_days:g} days, {course.cycles} cycles"
+            f"{delay}; between-cycle CV of exposure "
+            f"{result.spec.extra.get('between_cycle_cv', 0.0):g}.", "", "```",
+            s[columns].round(1).to_string(), "```", ""]
 
 
 def _rule_text(response: dict) -> str:

@@ -1,0 +1,240 @@
+"""Trials on a chemotherapy course (issue 16, items 1, 2, 5, 6, 11): [chemotherapy] cycles with
+delay rules, [[eligibility]] on the simulated history, support doses within cycles, treatment
+from enrolment, between-cycle variability, composite endpoints and the bundled course trials.
+
+Each check is a property that could fail: a replay of a rule on the engine's own output, an
+independent simulation through the public ``simulate`` of the doses the engine says it gave,
+or an invariant (chunking, pairing, the untreated screening course). The bundled trial files
+are the source of every design number (cycle length, levels); they cite their own sources.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import plateletpd as pp
+from helpers import assert_named, changed
+from plateletpd.study import trial as trial_module
+from plateletpd.study.cycles import ChemotherapyCourse, HistoryRule, simulate_course
+from plateletpd.study.trial import (TrialSpecError, _cohort, bundled_trial, load_trial_spec,
+                                    run_trial)
+
+ROOT = Path(__file__).resolve().parents[1]
+PROPHYLAXIS = ROOT / "trials" / "prophylaxis_cycles.toml"
+RCT = ROOT / "trials" / "persistent_cit_rct.toml"
+CROSSOVER = ROOT / "trials" / "crossover_support.toml"
+# counts re-read from the final courses by interpolation: the solver runs at rtol 1e-6
+TOLERANCE = 1e-3
+
+
+@pytest.fixture(scope="module")
+def prophylaxis():
+    return run_trial(load_trial_spec(PROPHYLAXIS, subjects=60))
+
+
+def arm(result, name):
+    return result.subjects[result.subjects.arm == name].set_index("patient")
+
+
+def test_every_enrolled_patient_met_the_eligibility_rule_on_the_untreated_course(prophylaxis):
+    # the file's rule: cycle 1 nadir < 75; the untreated course is re-simulated here directly
+    spec = prophylaxis.spec
+    course = spec.extra["course"]
+    for index, design in enumerate(spec.arms):
+        vectors = _cohort(spec, index)
+        exposure = trial_module._exposure(spec, index, np.arange(len(vectors)))
+        untreated = simulate_course(spec.model, course, vectors, exposure=exposure)
+        nadir = untreated.nadir(1)
+        table = arm(prophylaxis, design.name)
+        assert np.all(nadir[table.index] < 75.0)
+        others = np.setdiff1d(np.arange(len(vectors)), table.index)
+        assert np.all(nadir[others] >= 75.0)
+        counts = prophylaxis.screening.set_index("arm").loc[design.name]
+        assert counts.meets == counts.remaining == len(table)
+        assert counts.screened == len(vectors)
+
+
+def test_support_doses_are_given_on_each_listed_cycles_own_days(prophylaxis):
+    """The engine's course for one supported patient equals a one-subject simulate() of the
+    explicit doses its cycle days imply: chemotherapy on each cycle day (scaled by its dose
+    fraction and exposure) and hetrombopag on cycle days 2-11 of cycles 2-4 (the file)."""
+    spec = prophylaxis.spec
+    index = [a.name for a in spec.arms].index("hetrombopag prophylaxis")
+    table = arm(prophylaxis, "hetrombopag prophylaxis")
+    patient = int(table.index[0])
+    values, result = trial_module.patient(spec, "hetrombopag prophylaxis", patient)
+    exposure = trial_module._exposure(spec, index, np.array([patient]))[0]
+    days = [table.loc[patient, f"cycle{c}_day"] for c in range(1, 5)]
+    doses = [table.loc[patient, f"cycle{c}_dose"] for c in range(1, 5)]
+    assert all(np.isfinite(days))
+    parts = [f"chemotherapy {d * e:.17g} dose t={day:.17g}"
+             for day, d, e in zip(days, doses, exposure)]
+    parts += [f"hetrombopag 7.5 mg t={','.join(f'{day + k:.17g}' for k in range(1, 11))}"
+              for day in days[1:]]
+    model = spec.model.with_parameters({k: v for k, v in values.items()
+                                        if k in spec.model.parameters})
+    times = result.times[::24]
+    direct = pp.simulate(model, " + ".join(parts), times=times,
+                         covariates={"body_weight": 65}, solver=pp.DormandPrince5(
+                             rtol=1e-8, atol=1e-8)).output("platelets")
+    engine = result.platelets[0, ::24]
+    assert np.allclose(engine, direct, rtol=1e-4, atol=1e-3)
+
+
+def test_cycle_delays_judge_the_treated_counts(prophylaxis):
+    """Replay of the file's delay rule (PLT < 100 on the planned day: wait, re-check every 7
+    days) on every supported patient's own treated course."""
+    spec = prophylaxis.spec
+    course = spec.extra["course"]
+    table = arm(prophylaxis, "hetrombopag prophylaxis")
+    judged = 0
+    for patient in table.index[:20]:
+        _, result = trial_module.patient(spec, "hetrombopag prophylaxis", int(patient))
+        for c in range(2, course.cycles + 1):
+            previous = table.loc[patient, f"cycle{c - 1}_day"]
+            delay = table.loc[patient, f"cycle{c}_delay_days"]
+            if not np.isfinite(previous) or not np.isfinite(delay):
+                continue
+            planned = previous + course.cycle_days
+            count = np.interp(planned + delay, result.times, result.platelets[0])
+            assert count >= course.delay_below - TOLERANCE
+            if delay > 0:
+                before = np.interp(planned + delay - course.recheck_every_days, result.times,
+                                   result.platelets[0])
+                assert before < course.delay_below + TOLERANCE
+            judged += 1
+    assert judged >= 20
+
+
+def test_composite_is_the_logical_combination_of_its_flags(prophylaxis):
+    s = prophylaxis.subjects
+    expected = s.all_cycles_on_time.astype(bool) & ~s.dose_reduced.astype(bool) \
+        & ~(s.transfusions > 0)
+    assert np.array_equal(s.full_dose_intensity.to_numpy(), expected.to_numpy())
+    summary = prophylaxis.summary
+    for name, table in s.groupby("arm"):
+        assert summary.loc[name, "full_dose_intensity_pct"] == pytest.approx(
+            100 * table.full_dose_intensity.mean())
+
+
+def test_a_trial_on_a_course_does_not_depend_on_chunks_or_threads(monkeypatch):
+    from helpers import with_one_and_two_threads
+
+    spec = load_trial_spec(PROPHYLAXIS, subjects=24)
+    whole, _ = with_one_and_two_threads(lambda: run_trial(spec).subjects)
+    monkeypatch.setattr(trial_module, "CHUNK", 7)
+    one, two = with_one_and_two_threads(lambda: run_trial(spec).subjects)
+    for other in (one, two):
+        assert whole.drop(columns="arm").equals(other.drop(columns="arm"))
+
+
+def test_between_cycle_exposure_is_lognormal_with_median_one_and_per_patient():
+    # the file's between_cycle_cv = 0.2: log-exposure SD sqrt(log(1 + 0.2^2)) = 0.198
+    spec = load_trial_spec(PROPHYLAXIS, subjects=10)
+    patients = np.arange(2000)
+    factors = trial_module._exposure(spec, 0, patients)
+    logs = np.log(factors).ravel()
+    sd = np.sqrt(np.log1p(0.2 ** 2))
+    assert abs(logs.mean()) < 4 * sd / np.sqrt(logs.size)
+    assert abs(logs.std() / sd - 1) < 0.05
+    # a patient's draws do not depend on which other patients are drawn with it
+    assert np.array_equal(trial_module._exposure(spec, 0, patients[[5, 17]]),
+                          factors[[5, 17]])
+
+
+def test_paired_course_arms_share_patients_and_exposure():
+    result = run_trial(load_trial_spec(CROSSOVER, subjects=40))
+    ab, ba = (arm(result, a.name) for a in result.spec.arms)
+    assert list(ab.index) == list(ba.index)
+    # identical until the first support dose (cycle 2, day 2): cycle 1 is the same course
+    assert np.allclose(ab.cycle1_nadir, ba.cycle1_nadir, rtol=1e-6)
+    assert np.array_equal(ab.cycle2_day, ba.cycle2_day)
+    # support in cycle 2 raises cycle 2's nadir in every patient against the same patient
+    # without it (hetrombopag stimulates production: models/cit_marrow_reserve.md)
+    assert np.all(ab.cycle2_nadir.to_numpy() > ba.cycle2_nadir.to_numpy())
+
+
+def test_enrolment_in_persistent_cit_follows_four_weeks_below_100():
+    spec = load_trial_spec(RCT, subjects=40)
+    course = spec.extra["course"]
+    vectors = _cohort(spec, 0)
+    untreated = simulate_course(spec.model, course, vectors)
+    rule = spec.extra["eligibility"][0]
+    entry = rule.known_at(untreated)
+    for patient in np.flatnonzero(np.isfinite(entry)):
+        window = (untreated.times >= entry[patient] - 28) & (untreated.times <= entry[patient])
+        assert np.all(untreated.platelets[patient, window] < 100)
+        # and not earlier: 28 days below 100 are first complete at the entry day
+        earlier = (untreated.times >= entry[patient] - 28 - 1.0 / 24) & \
+            (untreated.times <= entry[patient] - 1.0 / 24)
+        assert not np.all(untreated.platelets[patient, earlier] < 100)
+
+
+def test_below_for_days_is_settled_when_the_run_is_complete():
+    # a hand-made course: 24 points a day, below 100 from day 3 to day 10 (7 days)
+    course = ChemotherapyCourse(cycles=1, follow_up_days=20)
+    times = np.arange(20 * 24 + 1) / 24
+    counts = np.where((times >= 3) & (times <= 10), 50.0, 150.0)[None, :]
+
+    class Result:
+        pass
+
+    result = Result()
+    result.course, result.times, result.platelets = course, times, counts
+    result.cycle_day = np.zeros((1, 1))
+    result.status = np.zeros(1, dtype=np.int64)
+    assert HistoryRule("below_for_days", below=100, days=7).known_at(result)[0] == \
+        pytest.approx(10.0)
+    assert np.isnan(HistoryRule("below_for_days", below=100, days=7.5).known_at(result)[0])
+
+
+TEXT = PROPHYLAXIS.read_text()
+# (text replaced in trials/prophylaxis_cycles.toml, replacement, marker of the named line,
+#  phrases the message must hold)
+CASES = [
+    ("support_cycles = [2, 3, 4]", "support_cycles = [2, 3, 5]", "support_cycles = [2, 3, 5]",
+     ["after the last", "cycles = 4"]),
+    ('rule = "nadir_below"', 'rule = "nadir_under"', 'rule = "nadir_under"',
+     ["[eligibility #1] rule", "nadir_below"]),
+    ("cycle = 1\n", "cycle = 2\n", "[[eligibility]]", ["support starts in cycle 2",
+                                                        "untreated history"]),
+    ("start_delay = 0", "start_delay = 0\nentry_below = 75", "entry_below = 75",
+     ["[enrolment] entry_below", "[[eligibility]]"]),
+    ('none = ["dose_reduced", "transfused"]', 'none = ["dose_reduce", "transfused"]',
+     "[[composite]]", ["'dose_reduce' is not a per-patient flag", "dose_reduced"]),
+    ("between_cycle_cv = 0.2", "between_cycle_cv = -0.2", "between_cycle_cv",
+     ["between_cycle_cv", "-0.2"]),
+    ("cycles = 4", "cycles = 0", "cycles = 0", ["cycles", "0"]),
+]
+
+
+@pytest.mark.parametrize("old, new, marker, phrases", CASES)
+def test_bad_course_files_are_named_with_file_line_and_fix(tmp_path, old, new, marker,
+                                                           phrases):
+    assert_named(changed(TEXT, old, new), tmp_path / "course.toml", load_trial_spec,
+                 TrialSpecError, marker, phrases)
+
+
+def test_support_without_a_course_is_refused_with_the_fix(tmp_path):
+    text = (ROOT / "trials" / "yuan2025.toml").read_text().replace(
+        'name = "untreated"\n', 'name = "untreated"\nsupport = ["hetrombopag 7.5 mg qd d2-11"]\n'
+        'support_cycles = [2]\n', 1)
+    assert_named(text, tmp_path / "support.toml", load_trial_spec, TrialSpecError,
+                 'support = [', ["support doses go with chemotherapy cycles",
+                                        "[chemotherapy]"])
+
+
+def test_an_arm_no_patient_qualifies_for_names_the_excluding_rule(tmp_path):
+    path = tmp_path / "nobody.toml"
+    path.write_text(changed(TEXT, "below = 75", "below = 0.001"))
+    with pytest.raises(TrialSpecError) as error:
+        run_trial(load_trial_spec(path, subjects=5))
+    message = str(error.value)
+    assert "cycle 1 nadir < 0.001" in message and "excluded everyone" in message
+
+
+def test_the_bundled_course_trials_are_packaged_and_load():
+    for name in ("prophylaxis_cycles", "persistent_cit_rct", "crossover_support"):
+        spec = load_trial_spec(bundled_trial(name))
+        assert spec.extra["course"] is not None
