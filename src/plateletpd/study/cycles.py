@@ -488,8 +488,8 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
     index = model.output_names.index(PLATELETS)
     passes: list = []
     observe = measure(np.arange(len(eligible))) if measure and len(eligible) else None
-    gives = bool(design.rescue) or (bool(design.treatment) and (
-        design.max_days > 0 or any(map(own_schedule, design.treatment)))) and eligible.size > 0
+    gives = eligible.size > 0 and (bool(design.rescue) or (bool(design.treatment) and (
+        design.max_days > 0 or any(map(own_schedule, design.treatment)))))
 
     def treat(rows, event_times, factors):
         seen = None if observe is None else (
