@@ -222,18 +222,21 @@ def command_trial(args) -> int:
     started = time.perf_counter()
     print(f"virtual trial {spec.name}: {len(spec.arms)} arms x {spec.subjects_per_arm} "
           f"patients screened, seed {spec.seed}; parameters: {spec.parameters_from}")
-    result = run_trial(spec, progress=True)
-    print()
-    print(arm_table(result).to_string())
-    table = None
-    uncertainty = _run_uncertainty(spec) if spec.extra.get("uncertainty") == "fit" else None
-    if uncertainty is None and spec.extra.get("replicates", 1) > 1:
-        from plateletpd.study.trial import run_replicates
+    with _cluster(args) as client:
+        result = run_trial(spec, progress=True) if client is None else _on_cluster(
+            spec, client, args)
+        print()
+        print(arm_table(result).to_string())
+        table = None
+        uncertainty = _run_uncertainty(spec) if spec.extra.get("uncertainty") == "fit" \
+            else None
+        if uncertainty is None and spec.extra.get("replicates", 1) > 1:
+            from plateletpd.study.distributed import run_replicates
 
-        table = run_replicates(spec, progress=True)
-        spread = table.groupby("arm", sort=False)["response_pct"].describe(
-            percentiles=[0.025, 0.975])[["mean", "2.5%", "97.5%"]]
-        print("\nresponse % across replicate trials:\n" + spread.round(1).to_string())
+            table = run_replicates(spec, client, chunk=args.chunk, progress=True)
+            spread = table.groupby("arm", sort=False)["response_pct"].describe(
+                percentiles=[0.025, 0.975])[["mean", "2.5%", "97.5%"]]
+            print("\nresponse % across replicate trials:\n" + spread.round(1).to_string())
     if args.out:
         _write_trial(result, Path(args.out), table, uncertainty)
         print(f"\nwrote {args.out}/ (report.md, summary.csv, patients.csv/.parquet, "
@@ -241,6 +244,33 @@ def command_trial(args) -> int:
               f"data_dictionary.csv, 3 figures, "
               f"provenance.json, manifest.json) in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _cluster_arguments(parser) -> None:
+    """--scheduler / --workers / --chunk: where the patients run (study/distributed.py)."""
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786 "
+                             "(needs plateletpd[scale]); same results as without it")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="run on a local Dask cluster of N worker processes started "
+                             "for this run (needs plateletpd[scale])")
+    parser.add_argument("--chunk", type=int, default=2000, metavar="PATIENTS",
+                        help="patients per Dask task with --scheduler/--workers "
+                             "(default 2000); results do not depend on it")
+
+
+def _cluster(args):
+    """The Dask client of --scheduler/--workers (None: in this process)."""
+    from plateletpd.study.distributed import cluster
+
+    return cluster(args.scheduler, args.workers)
+
+
+def _on_cluster(spec, client, args):
+    from plateletpd.study.distributed import run_trials
+
+    return run_trials([spec], client, chunk=args.chunk, progress=True,
+                      label="trial chunks")[0]
 
 
 def _with_uncertainty_options(spec, args):
@@ -329,7 +359,9 @@ def command_sweep(args) -> int:
     spec = _trial_spec(args)
     _check_out(args.out)
     grid = parse_grid(args.grid)
-    table = run_sweep(spec, grid, args.arm, progress=True, endpoint=args.endpoint)
+    with _cluster(args) as client:
+        table = run_sweep(spec, grid, args.arm, progress=True, endpoint=args.endpoint,
+                          client=client, chunk=args.chunk)
     shown = [*grid, "arm", args.endpoint]
     print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:
@@ -443,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--seed", type=int, help="random seed (overrides the file)")
     trial.add_argument("--out", help="output folder")
     _uncertainty_arguments(trial)
+    _cluster_arguments(trial)
     trial.set_defaults(run=command_trial)
 
     check = commands.add_parser(
@@ -483,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--n", type=int, help="patients screened per arm and cell")
     sweep.add_argument("--seed", type=int, help="random seed (overrides the file)")
     sweep.add_argument("--out", help="output folder")
+    _cluster_arguments(sweep)
     sweep.set_defaults(run=command_sweep)
 
     demo = commands.add_parser(

@@ -88,11 +88,14 @@ def _with_dose(treatment: tuple[str, ...], drug: str | None, amount: float,
 
 
 def run_sweep(spec: TrialSpec, grid: dict[str, list[float]], arms: Sequence[str] | None = None,
-              progress: bool = False, endpoint: str | None = None) -> pd.DataFrame:
+              progress: bool = False, endpoint: str | None = None, client=None,
+              chunk: int | None = None) -> pd.DataFrame:
     """One row per (cell, arm) with the cell's values and the arm summary's endpoints.
 
     Without ``arms``, a dose dimension sweeps the arms that have a treatment (an untreated
     arm has no dose to vary). ``endpoint`` is checked after the first cell, not the last.
+    ``client``: a Dask client (:mod:`plateletpd.study.distributed`): every cell's patients
+    run there in chunks of ``chunk``, all cells at once; the table is bit-identical.
     """
     names = [a.name for a in spec.arms]
     for arm in arms or ():
@@ -106,22 +109,11 @@ def run_sweep(spec: TrialSpec, grid: dict[str, list[float]], arms: Sequence[str]
         chosen = [a for a in spec.arms if a.treatment or not varies_dose]
     rows = []
     cells = list(itertools.product(*grid.values()))
+    if client is not None:
+        return _distributed_sweep(spec, grid, cells, chosen, progress, endpoint, client, chunk)
     for number, values in enumerate(cells, start=1):
         cell = dict(zip(grid, values))
-        designs = []
-        for design in chosen:
-            changes = {}
-            for name, value in cell.items():
-                if name.startswith("dose"):
-                    drug = name.split(":", 1)[1] if ":" in name else None
-                    changes["treatment"] = _with_dose(changes.get("treatment",
-                                                                  design.treatment),
-                                                      drug, value, design.name)
-                elif name == "max_days":
-                    changes["max_days"] = int(value)
-                else:
-                    changes[name] = value
-            designs.append(replace(design, **changes))
+        designs = cell_designs(chosen, cell)
         for design in designs:
             result = run_trial(replace(spec, arms=(design,)))
             summary = result.summary.iloc[0]
@@ -131,6 +123,40 @@ def run_sweep(spec: TrialSpec, grid: dict[str, list[float]], arms: Sequence[str]
             check_endpoint(pd.DataFrame(rows), endpoint)
         if progress:
             print(f"  cell {number}/{len(cells)}: {cell}")
+    return pd.DataFrame(rows)
+
+
+def cell_designs(chosen: Sequence, cell: dict) -> list:
+    """The arm designs ``chosen`` with a grid cell's values (dose, delay, duration, entry)."""
+    designs = []
+    for design in chosen:
+        changes = {}
+        for name, value in cell.items():
+            if name.startswith("dose"):
+                drug = name.split(":", 1)[1] if ":" in name else None
+                changes["treatment"] = _with_dose(changes.get("treatment", design.treatment),
+                                                  drug, value, design.name)
+            elif name == "max_days":
+                changes["max_days"] = int(value)
+            else:
+                changes[name] = value
+        designs.append(replace(design, **changes))
+    return designs
+
+
+def _distributed_sweep(spec, grid, cells, chosen, progress, endpoint, client, chunk):
+    """:func:`run_sweep` on a Dask cluster: every cell's chunks submitted at once."""
+    from plateletpd.study.distributed import CHUNK, run_trials
+
+    pairs = [(dict(zip(grid, values)), design) for values in cells
+             for design in cell_designs(chosen, dict(zip(grid, values)))]
+    results = run_trials([replace(spec, arms=(design,)) for _, design in pairs], client,
+                         chunk=chunk or CHUNK, progress=progress, label="sweep cells")
+    rows = [{**cell, "arm": design.name, "regimen": " + ".join(design.treatment) or "none",
+             **result.summary.iloc[0].to_dict()}
+            for (cell, design), result in zip(pairs, results)]
+    if endpoint is not None:
+        check_endpoint(pd.DataFrame(rows), endpoint)
     return pd.DataFrame(rows)
 
 

@@ -1,0 +1,186 @@
+"""Distributed execution on Dask (study/distributed.py): the same results as the local run
+for the same seed whatever the workers and chunks, no chunk lost when a worker dies, kernels
+loaded once per worker, clear errors for unusable clusters."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from plateletpd.cli import main
+from plateletpd.study import distributed
+from plateletpd.study.distributed import (
+    CohortJob,
+    DistributedError,
+    cluster,
+    map_chunks,
+    run_cohort,
+    run_replicates,
+    run_trials,
+    run_trials_chunked,
+)
+from plateletpd.study.sweep import run_sweep
+from plateletpd.study.trial import TrialSpec, run_trial
+from plateletpd.study.trial import run_replicates as local_replicates
+
+pytest.importorskip("distributed")
+
+# A small two-arm trial of the bundled CIT model (docs/trial_files.md keys); 40 patients per
+# arm, measurement error off: sizes chosen for a fast test, not from a study.
+ARMS = [{"name": "untreated", "treatment": []},
+        {"name": "hetrombopag", "treatment": ["hetrombopag 7.5 mg"], "max_days": 14}]
+
+
+def small_trial(seed: int = 11, subjects: int = 40, **extra) -> TrialSpec:
+    return TrialSpec.create(arms=ARMS, seed=seed, subjects_per_arm=subjects,
+                            follow_up_days=35, response={"threshold": 100, "by_day": 14},
+                            population={"cv": {"chemotherapy_sensitivity": 0.3,
+                                               "platelets_baseline": 0.2}},
+                            enrolment={"entry_below": 75}, **extra)
+
+
+def in_process(chunk: int):
+    return lambda function, tasks, shared: map_chunks(function, tasks, None, shared=shared)
+
+
+def assert_same_trial(expected, got) -> None:
+    """Every table of a trial result equal bit for bit (NaN where NaN)."""
+    for name in ("subjects", "summary", "differences", "screening"):
+        pd.testing.assert_frame_equal(getattr(expected, name), getattr(got, name),
+                                      check_exact=True)
+    for arm, (days, courses) in expected.curves.items():
+        np.testing.assert_array_equal(days, got.curves[arm][0])
+        np.testing.assert_array_equal(courses, got.curves[arm][1])
+
+
+@pytest.fixture(scope="module")
+def client():
+    """The issue's test cluster: a LocalCluster of 2 worker processes, 1 thread each."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with cluster(workers=2) as dask_client:
+            yield dask_client
+
+
+def test_chunks_in_process_reproduce_run_trial():
+    # the chunked path (cohort drawn here, chunks reassembled in patient order) against
+    # today's run_trial, for chunk sizes that split arms unevenly (7) and not at all (1000)
+    spec = small_trial()
+    expected = run_trial(spec)
+    for chunk in (7, 1000):
+        assert_same_trial(expected, run_trials_chunked([spec], in_process(chunk), chunk)[0])
+
+
+def test_two_workers_bit_identical_to_local(client):
+    spec = small_trial()
+    expected = run_trial(spec)
+    for chunk in (6, 25):  # 7 and 2 chunks per arm
+        assert_same_trial(expected, run_trials([spec], client, chunk=chunk)[0])
+    # replicates: the same seeds and summaries as trial.run_replicates
+    replicated = TrialSpec.create(arms=ARMS[1:], seed=5, subjects_per_arm=20,
+                                  follow_up_days=35, replicates=3,
+                                  response={"threshold": 100, "by_day": 14},
+                                  population={"cv": {"chemotherapy_sensitivity": 0.3}})
+    pd.testing.assert_frame_equal(local_replicates(replicated),
+                                  run_replicates(replicated, client, chunk=9),
+                                  check_exact=True)
+    # each worker loaded the one model's kernel once, however many chunks it ran
+    assert set(client.run(distributed._loaded_kernels).values()) == {1}
+
+
+def test_sweep_cells_on_cluster_match_local(client):
+    spec = small_trial(subjects=30)
+    grid = {"dose": [2.5, 7.5], "start_delay": [0.0, 2.0]}
+    expected = run_sweep(spec, grid, ["hetrombopag"])
+    got = run_sweep(spec, grid, ["hetrombopag"], client=client, chunk=8)
+    pd.testing.assert_frame_equal(expected, got, check_exact=True)
+    # common random numbers: every cell enrolled from the same screened patients
+    assert got.screened.nunique() == 1
+
+
+def test_endpoint_cohort_same_for_any_chunk_and_cluster(client):
+    from plateletpd.model.definition import load_model
+    from plateletpd.population.variability import Variability
+
+    model = load_model("friberg_platelets")
+    name = next(iter(model.parameters))
+    job = CohortJob(model, ("cytotoxic 100 mg qd d1-5", "cytotoxic 50 mg qd d1-5"), n=5000,
+                    variability=Variability.from_cv({name: 0.3}), seed=3, days=21)
+    table, subjects = run_cohort(job, None, chunk=5000, keep_subjects=True)
+    for chunk, where in ((997, None), (1234, client)):
+        other, other_subjects = run_cohort(job, where, chunk=chunk, keep_subjects=True)
+        pd.testing.assert_frame_equal(table, other, check_exact=True)
+        for regimen in job.regimens:
+            np.testing.assert_array_equal(subjects[regimen], other_subjects[regimen])
+    # block-seeded draws: patients 4090..4100 straddle two blocks and equal the full draw's
+    full = distributed.cohort_eta(job.variability, 3, 0, 2 * distributed.BLOCK)
+    np.testing.assert_array_equal(distributed.cohort_eta(job.variability, 3, 4090, 4100),
+                                  full[4090:4100])
+    # the higher dose gives the lower mean nadir (cytotoxic drug: a dose-response check)
+    assert table.mean_nadir[0] < table.mean_nadir[1]
+
+
+def test_worker_killed_mid_run_loses_no_chunk():
+    # its own cluster: this test kills one of its workers (the nanny starts another)
+    spec = small_trial(subjects=60)
+    expected = run_trial(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with cluster(workers=2) as dask_client:
+            pids = dask_client.run(os.getpid)
+            outcome = {}
+            runner = threading.Thread(target=lambda: outcome.setdefault(
+                "result", run_trials([spec], dask_client, chunk=3)[0]))
+            runner.start()
+
+            def finished(dask_scheduler):
+                return sum(task.state == "memory" and task.key[0].startswith("_trial_chunk")
+                           if isinstance(task.key, tuple) else task.state == "memory"
+                           for task in dask_scheduler.tasks.values())
+            deadline = time.time() + 120
+            while dask_client.run_on_scheduler(finished) < 4 and time.time() < deadline:
+                time.sleep(0.05)
+            done_at_kill = dask_client.run_on_scheduler(finished)
+            victim = min(pids.values())
+            os.kill(victim, signal.SIGKILL)
+            runner.join(timeout=300)
+            assert "result" in outcome, "the run did not finish after a worker was killed"
+            assert victim not in dask_client.run(os.getpid).values()
+    # the kill came while chunks were still to run: 2 arms x 20 chunks of 3 patients
+    assert done_at_kill < 40
+    assert_same_trial(expected, outcome["result"])
+
+
+def test_unreachable_scheduler_is_a_clear_error(capsys):
+    with pytest.raises(DistributedError, match="cannot reach the Dask scheduler"), cluster(scheduler="tcp://127.0.0.1:9", timeout=1):
+        pass
+    with pytest.raises(DistributedError, match="not both"), cluster(scheduler="tcp://127.0.0.1:9", workers=2):
+        pass
+    with pytest.raises(DistributedError, match="whole number >= 1"), cluster(workers=0):
+        pass
+    status = main(["sweep", "yuan2025", "--grid", "dose=5", "--n", "10", "--scheduler",
+                   "tcp://127.0.0.1:9"])
+    assert status == 2
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+
+
+def test_missing_dask_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import now fails
+    with pytest.raises(DistributedError, match=r"plateletpd\[scale\]"), cluster(workers=2):
+        pass
+    # without a cluster nothing needs dask: today's execution
+    with cluster() as nothing:
+        assert nothing is None
+
+
+def test_bad_chunk_is_a_clear_error():
+    with pytest.raises(DistributedError, match="chunk must be a whole number"):
+        run_trials_chunked([small_trial()], in_process(0), 0)
