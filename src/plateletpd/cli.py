@@ -371,9 +371,12 @@ def command_sweep(args) -> int:
 
 
 def command_demo(args) -> int:
-    from plateletpd.demo import MODEL, run_demo
+    from plateletpd.demo import MODEL, run_demo, run_itp_demo
 
     _check_out(args.out)
+    if args.case == "itp":  # the real-world ITP study on trials/itp_realworld.toml's fit
+        run_itp_demo(Path(args.out))
+        return 0
     fitted, origin = _fitted(MODEL, args.fit)
     run_demo(Path(args.out), fitted, origin, trial=args.fit != "none")
     return 0
@@ -524,6 +527,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the bundled virtual trial of Yuan 2025's four arms plus an untreated "
                     "arm on the bundled fit, and the typical-patient figure; print the arm "
                     "table and write plots and a report.")
+    demo.add_argument("case", nargs="?", default="cit", choices=("cit", "itp"),
+                      help="'cit' (default) or 'itp': hetrombopag titrated within 50-150 in "
+                           "the real-world ITP study (trials/itp_realworld.toml, bundled "
+                           "itp_calibration fit; --fit does not apply)")
     demo.add_argument("--out", default="plateletpd-demo", help="output folder")
     demo.add_argument("--fit", default="default",
                       help="'default' (bundled cit_calibration fit), 'none' (priors), or a fit")

@@ -207,3 +207,185 @@ def _run_demo(folder: Path, root: Path, parameters: dict | None, origin: str,
     print(shown)
     print(f"\nwrote {folder}/arms.csv, {figure.name}, report.md, provenance.json")
     return table
+
+
+# ====================================================================== ITP (issue 19)
+#: weeks at which the real-world ITP study reports its responses (PLT >= 30; >= 100 at 6, 24)
+ITP_WEEKS = (6, 12, 16, 24)
+#: share of the real-world study's patients per start-dose arm of trials/itp_realworld.toml.
+#: Assumption: the abstract gives only the median (5 mg) and range (2.5-10 mg); half start on
+#: the median, a quarter on each side (starts of 10 mg are in the 7.5 mg arm, the label max)
+ITP_START_WEIGHTS = {"start 2.5 mg": 0.25, "start 5 mg": 0.5, "start 7.5 mg": 0.25}
+#: IWG phases from the ITP duration in months (Rodeghiero 2009): upper ends
+ITP_PHASES = (("newly diagnosed", 3.0), ("persistent", 12.0), ("chronic", math.inf))
+
+
+def itp_phase(duration_months: np.ndarray) -> np.ndarray:
+    """IWG disease phase of each ITP duration (months): newly diagnosed < 3, persistent
+    3-12, chronic >= 12 (Rodeghiero 2009)."""
+    duration_months = np.asarray(duration_months, dtype=float)
+    names = np.array([name for name, _ in ITP_PHASES], dtype=object)
+    return names[np.searchsorted([upper for _, upper in ITP_PHASES], duration_months,
+                                 side="right")]
+
+
+def itp_arm(spec, index: int):
+    """Arm ``index`` of an ITP trial spec simulated for its cohort (the trial's own draws):
+    ``(ArmResult, parameter vectors of the enrolled patients)``."""
+    from plateletpd.simulation.simulate import _valid_rows
+    from plateletpd.study import trial as trials
+    from plateletpd.study.cohort import simulate_treatment_arm
+
+    matrix = trials._cohort(spec, index)
+    matrix = matrix[_valid_rows(spec.model, matrix)]
+    result = simulate_treatment_arm(spec.model, spec.arms[index], matrix)
+    return result, matrix[result.subjects]
+
+
+def visit_counts(result, days) -> np.ndarray:
+    """Counts of every enrolled patient (rows) at ``days`` after the first dose (columns)."""
+    from plateletpd.study.cohort import values_at
+
+    return values_at(result.times, result.platelets,
+                     result.start_time[:, None] + np.asarray(days, dtype=float)[None, :])
+
+
+def itp_realworld(subjects: int | None = None, seed: int | None = None,
+                  trial_file: str | Path | None = None) -> dict:
+    """The real-world ITP study (trials/itp_realworld.toml) as the publication reports it:
+    response (PLT >= 30 at the visit of weeks 6, 12, 16, 24; PLT >= 100 at weeks 6 and 24)
+    overall and by disease phase, the start-dose arms combined with
+    :data:`ITP_START_WEIGHTS`; the observed rows beside; time to response (first visit with
+    PLT >= 30) by Kaplan-Meier per arm; per-patient rows. Returns a dict of tables."""
+    from plateletpd.io.outcomes import bundled_outcomes_path, load_outcomes
+    from plateletpd.study import trial as trials
+    from plateletpd.study.statistics import kaplan_meier
+
+    spec = trials.load_trial_spec(trial_file or trials.bundled_trial("itp_realworld"),
+                                  subjects, seed)
+    duration = len(spec.model.parameter_names) + spec.model.covariate_names.index(
+        "itp_duration_months")
+    days = [7 * w for w in ITP_WEEKS]
+    patients, km_rows = [], []
+    for index, design in enumerate(spec.arms):
+        result, vectors = itp_arm(spec, index)
+        counts = visit_counts(result, days)
+        visits = visit_counts(result, np.arange(14, spec.follow_up_days + 1,
+                                                spec.visit_every_days))
+        reached = visits >= 30
+        first = np.where(reached.any(axis=1), np.argmax(reached, axis=1), -1)
+        time_to_response = np.where(first >= 0, 14.0 * (first + 1), spec.follow_up_days)
+        curve = kaplan_meier(time_to_response, first >= 0)
+        low, high = curve.median_interval()
+        km_rows.append({"arm": design.name, "patients": result.n,
+                        "responded_by_week_24_pct": 100.0 * np.mean(first >= 0),
+                        "median_days_to_response": curve.median(),
+                        "median_days_to_response_lower": low,
+                        "median_days_to_response_upper": high})
+        table = pd.DataFrame({"arm": design.name, "patient": result.subjects,
+                              "phase": itp_phase(vectors[:, duration]),
+                              "baseline": result.platelets[np.arange(result.n),
+                                                           np.searchsorted(result.times,
+                                                                           result.start_time)],
+                              "days_to_response": np.where(first >= 0, time_to_response,
+                                                           np.nan)})
+        for week, column in zip(ITP_WEEKS, counts.T):
+            table[f"plt_week_{week}"] = column
+        table["max_daily_dose_mg"] = result.extra["dose_amounts"].max(axis=1) \
+            if result.extra["dose_amounts"].size else 0.0
+        patients.append(table)
+    patients = pd.concat(patients, ignore_index=True)
+    weights = {arm: ITP_START_WEIGHTS.get(arm, 0.0) for arm in patients.arm.unique()}
+    rows = []
+    for phase in ("all", "newly diagnosed", "persistent", "chronic"):
+        group = patients if phase == "all" else patients[patients.phase == phase]
+        for level, weeks in ((30, ITP_WEEKS), (100, (6, 24))):
+            for week in weeks:
+                shares = group.groupby("arm")[f"plt_week_{week}"].apply(
+                    lambda c, level=level: float(np.mean(c >= level)))
+                total = sum(weights[a] for a in shares.index)
+                value = sum(weights[a] * s for a, s in shares.items()) / total \
+                    if total else math.nan
+                rows.append({"phase": phase, "level": level, "week": week,
+                             "simulated_pct": 100.0 * value,
+                             "untreated_pct": 100.0 * shares.get("untreated", math.nan),
+                             "virtual_patients": int(sum(group.arm.isin(
+                                 [a for a in weights if weights[a] > 0])))})
+    responses = pd.DataFrame(rows)
+    data = load_outcomes(bundled_outcomes_path())
+    data = data[data.study == "itp_hetrombopag_realworld_2025"]
+    observed = {(r.arm, 100 if "100" in str(r.threshold) else 30, int(r.day // 7)):
+                100.0 * r.observed for r in data.itertuples()}
+    responses["observed_pct"] = [observed.get(("all" if p == "all" else p, lv, w), math.nan)
+                                 for p, lv, w in zip(responses.phase, responses.level,
+                                                     responses.week)]
+    return {"spec": spec, "responses": responses, "patients": patients,
+            "time_to_response": pd.DataFrame(km_rows)}
+
+
+def run_itp_demo(folder: Path, subjects: int | None = None) -> pd.DataFrame:
+    """``plateletpd demo itp``: the real-world ITP study (trials/itp_realworld.toml, on the
+    bundled fit fits/itp_calibration) into ``folder``: responses overall and by phase beside
+    the published ones, time to response, per-patient rows, a figure and a report; the folder
+    appears whole or not at all."""
+    import time
+
+    started = time.perf_counter()
+    outcome = itp_realworld(subjects)
+    spec, responses = outcome["spec"], outcome["responses"]
+    shown = responses.round(1).to_string(index=False)
+    timing = outcome["time_to_response"].round(1).to_string(index=False)
+    folder = Path(folder)
+    with atomic_folder(folder) as root:
+        write_text(root / "responses.csv", responses.to_csv(index=False))
+        write_text(root / "patients.csv", outcome["patients"].to_csv(index=False))
+        write_text(root / "time_to_response.csv",
+                   outcome["time_to_response"].to_csv(index=False))
+        figure = _itp_figure(outcome, root / "itp_responses.png")
+        record = provenance(spec.model, parameters_from=spec.parameters_from,
+                            seed=spec.seed, trial=str(spec.path),
+                            start_weights=ITP_START_WEIGHTS)
+        write_json(root / "provenance.json", record)
+        write_text(root / "report.md", "\n".join([
+            "# plateletpd demo itp: hetrombopag titrated within 50-150 in primary ITP", "",
+            (f"Trial `{spec.path}` ({spec.subjects_per_arm} patients screened per arm, seed "
+             f"{spec.seed}); parameters: {spec.parameters_from}. Start-dose arms combined "
+             f"{ITP_START_WEIGHTS} (assumption: the abstract gives the median 5 mg and the "
+             "range only). Response = PLT >= 30 (or >= 100) at the visit of the week; "
+             "phases from the drawn ITP duration (newly diagnosed < 3 months, persistent "
+             "3-12, chronic >= 12)."), "", "```", shown, "```", "",
+            ("Time to response (first 14-day visit with PLT >= 30; Kaplan-Meier, censored "
+             "at week 24):"), "", "```", timing, "```", "",
+            f"![responses]({figure.name})", ""]))
+    print(f"ITP real-world study, {spec.path}; parameters: {spec.parameters_from}\n")
+    print(shown)
+    print("\ntime to response (Kaplan-Meier):\n" + timing)
+    print(f"\nwrote {folder}/report.md, responses.csv, patients.csv, time_to_response.csv, "
+          f"{figure.name} ({time.perf_counter() - started:.1f} s)")
+    return responses
+
+
+def _itp_figure(outcome: dict, path: Path) -> Path:
+    """Response at the weeks, simulated against observed, overall and by phase."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    responses = outcome["responses"]
+    figure, axes = plt.subplots(1, 4, figsize=(13, 3.6), sharey=True)
+    for axis, phase in zip(axes, ("all", "newly diagnosed", "persistent", "chronic")):
+        part = responses[(responses.phase == phase) & (responses.level == 30)]
+        axis.plot(part.week, part.simulated_pct, "o-", label="simulated (PLT >= 30)")
+        axis.plot(part.week, part.observed_pct, "s", color="black", label="observed")
+        axis.plot(part.week, part.untreated_pct, "x:", color="grey", label="untreated arm")
+        axis.set_title(phase)
+        axis.set_xlabel("week of treatment")
+        axis.set_ylim(0, 102)
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("patients with PLT >= 30 at the visit (%)")
+    axes[0].legend(fontsize=7.5, loc="lower right")
+    figure.tight_layout()
+    atomic_write(path, lambda p: figure.savefig(p, dpi=120, format="png"))
+    plt.close(figure)
+    return Path(path)
