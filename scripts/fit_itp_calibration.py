@@ -32,7 +32,6 @@ Cost: about 1 s per evaluation at 100 patients per arm on one core; keep it mode
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import sys
 from pathlib import Path
@@ -45,9 +44,19 @@ from plateletpd.io.files import atomic_folder, atomic_write, write_text
 from plateletpd.io.outcomes import bundled_outcomes_path, load_outcomes
 from plateletpd.model.definition import load_model
 from plateletpd.population.variability import Variability
-from plateletpd.study.cohort import ArmDesign, DoseRule, logistic, simulate_treatment_arm, \
-    values_at
-from plateletpd.study.endpoints import RESPONSE_WIDTH, ResponseRule, subject_values, summarise
+from plateletpd.study.cohort import (
+    ArmDesign,
+    DoseRule,
+    logistic,
+    simulate_treatment_arm,
+    values_at,
+)
+from plateletpd.study.endpoints import (
+    RESPONSE_WIDTH,
+    ResponseRule,
+    subject_values,
+    summarise,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 20251130
@@ -196,10 +205,10 @@ def main(argv=None) -> int:
         report = (staging / "report.md").read_text()
         write_text(staging / "report.md", report + "\n".join([
             "## Held out: the real-world study's overall rows", "",
-            "Not fitted: predicted with the fitted values for 3x as many patients whose "
-            "ITP duration (and so phase) is drawn as in trials/itp_realworld.toml "
-            "(log-normal, median 12 months, 32% newly diagnosed, 15% persistent), start "
-            "5 mg. Residual = (predicted - observed) / standard error.", "",
+            ("Not fitted: predicted with the fitted values for 3x as many patients whose "
+             "ITP duration (and so phase) is drawn as in trials/itp_realworld.toml "
+             "(log-normal, median 12 months, 32% newly diagnosed, 15% persistent), start "
+             "5 mg. Residual = (predicted - observed) / standard error."), "",
             "```", held[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"),
             "```", ""]))
     print(held[columns].to_string(index=False))
