@@ -173,7 +173,7 @@ def test_enrolment_in_persistent_cit_follows_four_weeks_below_100():
 
 def test_below_for_days_is_settled_when_the_run_is_complete():
     # a hand-made course: 24 points a day, below 100 from day 3 to day 10 (7 days)
-    course = ChemotherapyCourse(cycles=1, follow_up_days=20)
+    course = ChemotherapyCourse(cycles=1, follow_up_days=20, points_per_day=24)
     times = np.arange(20 * 24 + 1) / 24
     counts = np.where((times >= 3) & (times <= 10), 50.0, 150.0)[None, :]
 

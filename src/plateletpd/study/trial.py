@@ -176,7 +176,9 @@ TRIAL_SCHEMA = Table({
                                         unit="%"),
         "follow_up_days": Field(default=21.0, unit="days"),
         "between_cycle_cv": Field(default=0.0, low_included=True, high=2.0,
-                                  what="a coefficient of variation (0.2 = 20%)")}),
+                                  what="a coefficient of variation (0.2 = 20%)"),
+        "points_per_day": Field(whole=True, default=6, high=96,
+                                what="output points per day (6: every 4 hours)")}),
     "eligibility": Table({
         "rule": Field("text", required=True, choices=HISTORY_RULES),
         "below": Field(unit="10^9/L"), "days": Field(unit="days"),
