@@ -1,0 +1,240 @@
+"""The science checks of issue 17 (item 4) on the marrow-reserve CIT model,
+models/cit_marrow_reserve.toml, run the way a user would run them: virtual cohorts drawn by
+the population module from an explicit seed, chemotherapy courses, delay rules and
+eligibility on the simulated history through plateletpd.study.cycles, treatment arms under
+the stop rules of trials/yuan2025.toml through plateletpd.study.cohort, endpoints through
+the endpoint registry.
+
+Every target names its source:
+- "issue 17": the targets the issue states for each check;
+- "cit_summary.csv": data/cit_summary.csv by study id (copied from ../shared/data);
+- "parameters.md" / "structural_models.md": ../shared/literature/.
+The model runs at its file values (literature priors; nothing here is fitted to these
+checks except where a test says so). The between-patient spread is stated once
+(POPULATION_CV, models/cit_marrow_reserve.md "Between-patient variability"), and no study
+gets a parameter of its own. A check the model does not yet pass is an xfail(strict=True)
+whose reason holds the measured numbers: it turns into a failure the day it passes, so the
+marker has to be removed then.
+
+Times in results are days; chemotherapy cycle 1 on day 0 (study day 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import plateletpd as pp
+from plateletpd.numerics.kernels import initial_state, python_rhs
+from plateletpd.study.cohort import ArmDesign, simulate_treatment_arm
+from plateletpd.study.cycles import ChemotherapyCourse, HistoryRule, simulate_course_arm
+from plateletpd.study.endpoints import ResponseRule, subject_values
+
+MODEL_PATH = "models/cit_marrow_reserve.toml"
+WEIGHT = {"body_weight": 65.0}  # kg, the model file's default subject, given explicitly
+# log-normal between-patient CVs (models/cit_marrow_reserve.md, "Between-patient
+# variability"): depth of the kill 30% (as fits/cit_calibration: NSCLC control nadir
+# 28 +/- 13 in cit_summary.csv), baseline platelets 17% (Harker 2000: 237 +/- 41),
+# regeneration of the reserve (recovery speed) 200% and the reserve's share of the kill 50%
+# (believed: prior treatment, age, marrow infiltration; the Soff 2019 observation arm of
+# n = 8 cannot bound the regeneration spread, see the card's identifiability section)
+POPULATION_CV = {"chemotherapy_sensitivity": 0.30, "platelets_baseline": 0.17,
+                 "reserve_regeneration_rate": 2.0, "reserve_cycling_fraction": 0.50}
+# carboplatin-like single-agent cycle: the dose at which about a quarter of the cohort falls
+# below 50 (carboplatin label, cit_summary.csv carboplatin_label_natural_history: PLT < 50
+# in 25% of patients); tested below so that the definition is explicit
+CARBOPLATIN_DOSE = 0.85
+# Yuan 2025 design (trials/yuan2025.toml, fits/cit_calibration/config.toml): treated from
+# the day after PLT < 75, daily until PLT >= 100 or a rise >= 50, at most 14 days; response
+# = PLT >= 100 or a rise >= 50 within 14 days (parameters.md: usual Chinese CIT definition)
+YUAN_ARMS = {"rhTPO": ("rhTPO 15000 U",), "hetrombopag": ("hetrombopag 7.5 mg",),
+             "hetrombopag+rhTPO": ("hetrombopag 7.5 mg", "rhTPO 15000 U"),
+             "rhIL-11": ("rhIL-11 25 ug/kg",)}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return pp.load_model(MODEL_PATH)
+
+
+def cohort(model, n, seed):
+    """Parameter vectors of ``n`` virtual patients (median = the model's typical values)."""
+    variability = pp.Variability.from_cv(POPULATION_CV)
+    base = model.parameter_vector(None, WEIGHT)
+    vectors = pp.cohort_matrix(model, base, variability, variability.eta(n, seed))
+    # draws are clipped to the model file's bounds (a fraction of the reserve is at most 1;
+    # a 3-SD regeneration draw at CV 200% passes the file's upper bound)
+    for name in POPULATION_CV:
+        column = list(model.parameters).index(name)
+        declared = model.parameters[name]
+        vectors[:, column] = np.clip(vectors[:, column], declared.lower, declared.upper)
+    return vectors
+
+
+def as_columns(model, vectors):
+    return {name: vectors[:, i] for i, name in enumerate(model.parameters)}
+
+
+# ---------------------------------------------------------------- steady state, positivity
+def test_healthy_state_is_a_steady_state(model):
+    p = model.parameter_vector(None, WEIGHT)
+    y = initial_state(model, p)
+    dydt = python_rhs(model)(0.0, y, p, np.zeros(len(y)))
+    # the closed-form initial state: every derivative vanishes up to rounding
+    assert np.max(np.abs(dydt) / np.maximum(np.abs(y), 1.0)) < 1e-12
+    result = pp.simulate(model, None, days=90, solver=pp.TIGHT, covariates=WEIGHT)
+    # parameters.md: Harker 2000 healthy 237 +/- 41 (model baseline 250); Hou 1998 TPO 52 pg/mL
+    assert np.allclose(result["platelets"], 250.0, rtol=1e-9)
+    assert np.allclose(result["tpo"], 52.0, rtol=1e-9)
+
+
+def test_every_state_stays_non_negative_in_a_heavy_course_with_every_drug(model):
+    regimen = ("chemotherapy 2 dose q14d x6 + hetrombopag 15 mg qd d2-60 + "
+               "rhTPO 30000 U qd d2-60 + rhIL-11 50 ug/kg qd d2-60 + platelet_transfusion "
+               "1 dose d20")
+    result = pp.simulate_batch(model, regimen, times=np.linspace(0, 90, 361),
+                               params=as_columns(model, cohort(model, 50, 1)),
+                               covariates=WEIGHT, keep_states=True,
+                               solver=pp.DormandPrince5(rtol=1e-8, atol=1e-12))
+    assert result.success.all()
+    # first-order losses and log-kill cannot cross zero; only integration error below the
+    # absolute tolerance 1e-12 may
+    assert result.states.min() > -1e-10
+
+
+# ---------------------------------------------------------------- one carboplatin-like cycle
+@pytest.fixture(scope="module")
+def carboplatin(model):
+    vectors = cohort(model, 1000, 17)
+    times = np.arange(0, 43, 0.25)
+    result = pp.simulate_batch(model, f"chemotherapy {CARBOPLATIN_DOSE} dose d1", times=times,
+                               params=as_columns(model, vectors), covariates=WEIGHT)
+    assert result.success.all()
+    return times, result.output("platelets")
+
+
+def test_carboplatin_like_cycle_is_defined_by_the_label_grade_3_rate(carboplatin):
+    _, platelets = carboplatin
+    # carboplatin label (cit_summary.csv): PLT < 50 in 25% of patients; within 10 points
+    assert abs((platelets.min(axis=1) < 50).mean() - 0.25) < 0.10
+
+
+def test_carboplatin_like_cycle_nadir_between_days_14_and_21_and_recovery_by_day_28(
+        carboplatin):
+    times, platelets = carboplatin
+    window = times < 35
+    study_day = times[window][platelets[:, window].argmin(axis=1)] + 1
+    # carboplatin label (cit_summary.csv): nadir usually on days 14-21; issue 17: the median
+    assert 14 <= np.median(study_day) <= 21
+    # carboplatin label: 90% above 100 by day 28; issue 17: at least 80%
+    assert (platelets[:, np.searchsorted(times, 27.0)] > 100).mean() >= 0.80
+
+
+def test_untreated_post_recovery_peak_is_modest_in_the_median_patient(carboplatin):
+    times, platelets = carboplatin
+    nadir = platelets[:, times < 35].argmin(axis=1)
+    peak = np.array([row[i:].max() for row, i in zip(platelets, nadir)])
+    # issue 17: at most 1.5 x the patient's own baseline in the median patient
+    assert np.median(peak / platelets[:, 0]) <= 1.5
+
+
+# ---------------------------------------------------------------- four cycles
+def test_nadirs_deepen_over_four_cycles(model):
+    course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=4,
+                                follow_up_days=21, points_per_day=4)
+    arm = simulate_course_arm(model, ArmDesign(name="chemotherapy only", entry_below=None),
+                              course, cohort(model, 500, 18))
+    result = arm.extra["course"]
+    assert not result.failed.any()
+    medians = [np.median(result.nadir(cycle)) for cycle in (1, 2, 3, 4)]
+    # Engel 1999 (structural_models.md 4) and NHL-B CHOP/CHOEP (cit_summary.csv
+    # nhlb_chop_cumulative_thrombocytopenia: grade 4 in 0% at cycles 1-2, 10.1% at cycle 6):
+    # thrombocytopenia accumulates from cycle to cycle
+    assert all(later < earlier for earlier, later in zip(medians, medians[1:]))
+
+
+# ---------------------------------------------------------------- persistent CIT (Soff 2019)
+@pytest.fixture(scope="module")
+def persistent_arm(model):
+    """Soff 2019-like untreated observation arm: four 21-day cycles held while PLT < 100
+    (re-checked weekly, given up after 4 weeks: the clinical reason persistent CIT is
+    studied); eligible once PLT < 100 for >= 4 weeks (Soff 2019, cit_summary.csv); no
+    treatment from entry; followed 3 weeks."""
+    course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=4,
+                                delay_below=100, recheck_every_days=7,
+                                give_up_after_days=28, follow_up_days=63, points_per_day=4)
+    rules = (HistoryRule("below_for_days", below=100, days=28),)
+    design = ArmDesign(name="observation", treatment=(), entry_below=None, start_delay=0,
+                       follow_up_days=22, points_per_day=4)
+    return simulate_course_arm(model, design, course, cohort(model, 2000, 19), rules)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "measured (2000 screened, seed 19): eligible about 18%, entry mean about 80 (Soff 62), "
+    "corrected within 3 weeks about 27% and week-3 mean about 78 (Soff 12.5% and 57): the "
+    "persistent patients of the model sit near 80 and climb slowly, the observed ones sit "
+    "near 60 and stay; see models/cit_marrow_reserve.md"))
+def test_untreated_persistent_cit_rarely_corrects_within_three_weeks(persistent_arm):
+    arm = persistent_arm
+    assert arm.n >= 100  # enough eligible virtual patients for a proportion
+    rule = ResponseRule(threshold=100, rise=None, by_day=21)
+    corrected = np.nanmean(subject_values(arm, "response_proportion", None, None,
+                                          "treatment_start", rule, 100, smooth=False))
+    week3 = np.nanmean(subject_values(arm, "plt_count", None, 21, "treatment_start", rule,
+                                      100, smooth=False))
+    # Soff 2019 (cit_summary.csv soff2019_romiplostim_cit, observation arm): 1 of 8 (12.5%)
+    # corrected (>= 100) within 3 weeks, mean 57 at week 3; issue 17: within 15 points and
+    # within 20 x10^9/L
+    assert abs(corrected - 0.125) <= 0.15, corrected
+    assert abs(week3 - 57) <= 20, week3
+
+
+# ---------------------------------------------------------------- Yuan 2025 ordering
+@pytest.fixture(scope="module")
+def yuan_arms(model):
+    """The four treated arms of Yuan 2025 at the model's typical values: no study parameter
+    (one chemotherapy cycle, the same virtual patients in every arm)."""
+    vectors = cohort(model, 1000, 20)
+    arms = {}
+    for name, treatment in YUAN_ARMS.items():
+        design = ArmDesign(name=name, treatment=treatment, stop_at=100, stop_rise=50,
+                           max_days=14, follow_up_days=42)
+        arms[name] = simulate_treatment_arm(model, design, vectors)
+    return arms
+
+
+def yuan_response(arm):
+    rule = ResponseRule(threshold=100, rise=50, by_day=14)
+    return 100 * np.nanmean(subject_values(arm, "response_proportion", None, None,
+                                           "treatment_start", rule, 100, smooth=False))
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "measured (1000 screened, seed 20): responses rhTPO 100%, hetrombopag 99.5%, "
+    "combination 100%, rhIL-11 97%: every drug lifts a first-cycle patient with an intact "
+    "reserve above 100 within 14 days, so the combination cannot be better; the drug "
+    "potencies are uncalibrated literature values"))
+def test_yuan_combination_is_best_and_monotherapies_are_alike(yuan_arms):
+    response = {name: yuan_response(arm) for name, arm in yuan_arms.items()}
+    mono = [response[name] for name in ("rhTPO", "hetrombopag", "rhIL-11")]
+    # Yuan 2025 (cit_summary.csv): 94.4% vs 70.3 / 70.3 / 66.0; issue 17: the combination
+    # best by >= 10 points, the monotherapies within 15 points of one another
+    assert response["hetrombopag+rhTPO"] - max(mono) >= 10, response
+    assert max(mono) - min(mono) <= 15, response
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "measured (1000 screened, seed 20): day-14 means rhTPO 351, hetrombopag 275, combination "
+    "409, rhIL-11 174 x10^9/L: a few days of near-ceiling stimulation expand the progenitor "
+    "pool, which keeps producing for the 6-day megakaryocyte transit after dosing stops"))
+def test_no_yuan_arm_has_a_mean_day_14_count_above_300(yuan_arms):
+    rule = ResponseRule(threshold=100, rise=50, by_day=14)
+    means = {name: np.nanmean(subject_values(arm, "plt_count", None, 14, "treatment_start",
+                                              rule, 100, smooth=False))
+             for name, arm in yuan_arms.items()}
+    # issue 17: no arm's mean count on treatment day 14 above 300 x10^9/L (above a typical
+    # baseline of about 250) unless a source shows it; none of cit_summary.csv does
+    assert max(means.values()) <= 300, means
