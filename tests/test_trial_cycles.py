@@ -238,3 +238,19 @@ def test_the_bundled_course_trials_are_packaged_and_load():
     for name in ("prophylaxis_cycles", "persistent_cit_rct", "crossover_support"):
         spec = load_trial_spec(bundled_trial(name))
         assert spec.extra["course"] is not None
+
+
+def test_an_arm_may_give_its_own_chemotherapy(tmp_path):
+    """Paired arms without eligibility rules (everyone enrolled on day 0): half the dose of the
+    course's regimen leaves every patient's cycle-1 nadir higher (the kill grows with the
+    exposure: models/cit_marrow_reserve.toml chemo_kill)."""
+    text = changed(changed(CROSSOVER.read_text(), '[[eligibility]]\nrule = "nadir_below"\n'
+                           'below = 75\ncycle = 1\n', ''),
+                   'name = "BA: support in cycle 3"',
+                   'name = "BA: support in cycle 3"\nchemotherapy = "chemotherapy 0.5 dose"')
+    path = tmp_path / "own.toml"
+    path.write_text(text)
+    result = run_trial(load_trial_spec(path, subjects=12))
+    full, half = (arm(result, a.name) for a in result.spec.arms)
+    assert list(full.index) == list(half.index) and len(full) == 12
+    assert np.all(half.cycle1_nadir.to_numpy() > full.cycle1_nadir.to_numpy())

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -208,6 +208,9 @@ TRIAL_SCHEMA = Table({
         "data_arm": Field("text"),
         "treatment": Field("list", item=Field("text"), default=[],
                            what='a list of doses, e.g. ["rhTPO 15000 U"]'),
+        "chemotherapy": Field("text", nonempty=True, what='the arm\'s own chemotherapy, '
+                              'e.g. "chemotherapy 0.8 dose" (a course\'s regimen, or the '
+                              '[enrolment] chemotherapy)'),
         "support": Field("list", item=Field("text"), default=[],
                          what='doses given with chemotherapy cycles, days from each cycle\'s '
                               'first day, e.g. ["hetrombopag 7.5 mg qd d2-11"]'),
@@ -426,9 +429,12 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
         raise document.fail((*where, "name"), f"{entry['name']!r} names an earlier arm too; "
                             f"every arm needs a unique name")
     enrolment = checked["enrolment"]
+    course = _course_of(document, checked)
+    chemotherapy = entry["chemotherapy"] or (course.regimen if course is not None else
+                                             enrolment["chemotherapy"])
     try:
         design = ArmDesign(
-            name=entry["name"], chemotherapy=enrolment["chemotherapy"],
+            name=entry["name"], chemotherapy=chemotherapy,
             treatment=tuple(entry["treatment"]), entry_below=enrolment["entry_below"],
             entry_day=enrolment["entry_day"], start_delay=enrolment["start_delay"],
             stop_at=entry["stop_at"], stop_rise=entry["stop_rise"],
@@ -443,7 +449,6 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             support=tuple(entry["support"]), support_cycles=tuple(entry["support_cycles"]))
     except PlateletPDError as error:
         raise document.fail(where, f"arm {entry['name']!r}: {error}") from None
-    course = _course_of(document, checked)
     if design.support and course is None:
         raise document.fail((*where, "support"), f"arm {entry['name']!r}: support doses go "
                             f"with chemotherapy cycles; add a [chemotherapy] table (regimen, "
@@ -713,6 +718,8 @@ def _simulate_arm(spec: TrialSpec, index: int, design: ArmDesign, vectors: np.nd
     course = spec.extra.get("course")
     if course is None:
         return simulate_treatment_arm(spec.model, design, vectors, measure=measure)
+    if design.chemotherapy != course.regimen:  # the arm's own chemotherapy
+        course = replace(course, regimen=design.chemotherapy)
     return simulate_course_arm(spec.model, design, course, vectors,
                                spec.extra["eligibility"], support=design.support,
                                support_cycles=design.support_cycles,
