@@ -394,6 +394,48 @@ def command_sensitivity(args) -> int:
     return 0
 
 
+def command_optimise(args) -> int:
+    from plateletpd.study.optimisation import (
+        DoseSearch,
+        optimise_dose,
+        parse_numbers,
+        write_optimum,
+    )
+
+    spec = _trial_spec(args)
+    _check_out(args.out)
+    arm = args.arm or next((a.name for a in spec.arms if a.treatment), spec.arms[0].name)
+    search = DoseSearch(arm, tuple(parse_numbers(args.doses, "--doses")),
+                        tuple(parse_numbers(args.start_days, "--start-days")),
+                        tuple(parse_numbers(args.durations, "--durations")),
+                        args.target, args.by_day, args.objective, args.drug)
+    print(f"dose search for arm {arm!r} of {spec.name}: doses {', '.join(map(str, search.doses))}"
+          f"; start days {', '.join(f'+{d:g}' for d in search.start_delays)}; durations "
+          f"{', '.join(map(str, search.durations))} days; target >= {search.target_pct:g}% "
+          f"responding; least {search.objective}; {spec.subjects_per_arm} patients per trial")
+    with _cluster(args) as client:
+        result = optimise_dose(spec, search, replicates=args.replicates, client=client,
+                               chunk=args.chunk, progress=True)
+    best = result.best
+    print(f"\nanswer: {best['dose']:g} daily from day +{best['start_delay']:g} for up to "
+          f"{best['max_days']} days: {best['response_pct']:.1f}% responding (95% CI "
+          f"{best['response_pct_lower']:.1f}-{best['response_pct_upper']:.1f}), "
+          f"{best['total_drug']:.4g} per patient over {best['mean_treatment_days']:.1f} days; "
+          f"across {args.replicates} replicate trials {best['replicate_median']:.1f}% "
+          f"({best['replicate_lower']:.1f}-{best['replicate_upper']:.1f}), target reached in "
+          f"{best['probability_reaching_target']:.0%}")
+    print("\ncurve at that start and duration:\n" + result.curve[[
+        "dose", "response_pct", "replicate_lower", "replicate_upper",
+        "probability_reaching_target", "total_drug"]].to_string(
+            index=False, float_format=lambda v: f"{v:.3g}"))
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.out:
+        paths = write_optimum(result, spec, Path(args.out))
+        print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
+    return 0
+
+
 def command_demo(args) -> int:
     from plateletpd.demo import MODEL, run_demo, run_itp_demo
 
@@ -577,6 +619,41 @@ def build_parser() -> argparse.ArgumentParser:
     sensitivity.add_argument("--out", help="output folder")
     _cluster_arguments(sensitivity)
     sensitivity.set_defaults(run=command_sensitivity)
+
+    optimise = commands.add_parser(
+        "optimise", help="find the least dose, start day and duration reaching a target",
+        description="Dose optimisation on common random numbers: the dose step, start day "
+                    "and duration of an arm's drug that reach a response target with the "
+                    "least total drug (or fewest days), with replicate trials under "
+                    "parameter uncertainty and the dose-response curve around the answer. "
+                    "Writes optimum.json, evaluated.csv, curve.csv, replicates.csv, "
+                    "curve.png.",
+        epilog='example: plateletpd optimise yuan2025 --arm "hetrombopag 7.5 mg" --doses '
+               '2.5,5,7.5,10,15 --start-days 0,1,2 --durations 7,14 --target 80 --by-day 14 '
+               '--n 400 --out best')
+    optimise.add_argument("spec", help="trial file, or the name of a bundled trial")
+    optimise.add_argument("--arm", help="the arm whose drug is dosed (default: first treated)")
+    optimise.add_argument("--drug", help="the drug whose dose varies (default: the arm's first)")
+    optimise.add_argument("--doses", required=True, metavar="D1,D2,...",
+                          help="the drug's real dose steps, in the arm's unit")
+    optimise.add_argument("--start-days", default="1", metavar="S1,S2",
+                          help="days from entry to the first dose (default 1)")
+    optimise.add_argument("--durations", default="14", metavar="N1,N2",
+                          help="longest course in whole days (default 14)")
+    optimise.add_argument("--target", type=float, default=80.0,
+                          help="least %% of enrolled patients responding (default 80)")
+    optimise.add_argument("--by-day", type=float,
+                          help="respond within this many days of the first dose (default: "
+                               "the trial's [response] by_day)")
+    optimise.add_argument("--objective", choices=["total_drug", "days"], default="total_drug",
+                          help="least total drug per patient (default) or fewest days")
+    optimise.add_argument("--replicates", type=int, default=20,
+                          help="replicate trials per dose step at the answer (default 20)")
+    optimise.add_argument("--n", type=int, help="patients screened per trial")
+    optimise.add_argument("--seed", type=int, help="trial seed (overrides the file)")
+    optimise.add_argument("--out", help="output folder")
+    _cluster_arguments(optimise)
+    optimise.set_defaults(run=command_optimise)
 
     demo = commands.add_parser(
         "demo", help="run the main job on the bundled defaults",

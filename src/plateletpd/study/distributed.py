@@ -221,8 +221,8 @@ def _loaded_kernels() -> int:
 class Progress:
     """A one-line progress display on standard error (``label: done/total chunks, s``)."""
 
-    def __init__(self, label: str, total: int, show: bool):
-        self.label, self.total, self.show = label, total, show
+    def __init__(self, label: str, total: int, show: bool, unit: str = "chunks"):
+        self.label, self.total, self.show, self.unit = label, total, show, unit
         self.done, self.started = 0, time.perf_counter()
 
     def step(self) -> None:
@@ -230,7 +230,7 @@ class Progress:
         if self.show:
             elapsed = time.perf_counter() - self.started
             left = elapsed / self.done * (self.total - self.done)
-            print(f"\r  {self.label}: {self.done}/{self.total} chunks, {elapsed:.1f} s"
+            print(f"\r  {self.label}: {self.done}/{self.total} {self.unit}, {elapsed:.1f} s"
                   f" (about {left:.0f} s left)", end="", file=sys.stderr, flush=True)
             if self.done == self.total:
                 print(file=sys.stderr)
@@ -322,7 +322,7 @@ def run_trials(specs: Sequence[TrialSpec], client=None, *, chunk: int = CHUNK,
     """
     if client is None:
         results = []
-        meter = Progress(label, len(specs), progress)
+        meter = Progress(label, len(specs), progress, "trials")
         for spec in specs:
             results.append(run_trial(spec))
             meter.step()
