@@ -1,7 +1,14 @@
-"""Numbers for the validation table of models/cit_marrow_reserve.md and the per-subject cost
-against cit_thrombopoiesis (issue 17). Run: python scripts/marrow_reserve_checks.py
-Uses the cohorts of tests/test_cit_marrow_reserve.py (same CVs and seeds)."""
+"""Numbers for the validation table of models/cit_marrow_reserve.md (issue 17) and the
+benchmarks/README.md rows, computed on the cohorts of tests/test_cit_science.py (same
+population CVs, seeds and designs).
 
+    python scripts/marrow_reserve_checks.py checks     # every check's number (~1 min)
+    python scripts/marrow_reserve_checks.py cost       # per-subject cost vs cit_thrombopoiesis
+    python scripts/marrow_reserve_checks.py million    # 10^6-subject endpoints cohort (run
+                                                        # alone: its peak memory is its own)
+"""
+
+import json
 import sys
 import time
 from pathlib import Path
@@ -11,77 +18,128 @@ import numpy as np
 import plateletpd as pp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_cit_marrow_reserve import CARBOPLATIN_DOSE, MODEL_PATH, WEIGHT, run_cohort  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import test_cit_science as science  # noqa: E402
+from plateletpd.study.cohort import ArmDesign, simulate_treatment_arm  # noqa: E402
+from plateletpd.study.cycles import ChemotherapyCourse, simulate_course_arm  # noqa: E402
+from plateletpd.study.endpoints import ResponseRule, subject_values  # noqa: E402
+
+WEIGHT = science.WEIGHT
 
 
-def main():
-    model = pp.load_model(MODEL_PATH)
-    t = np.arange(0, 43, 0.25)
-    plt, params = run_cohort(model, f"chemotherapy {CARBOPLATIN_DOSE} dose d1", t)
-    window = t < 35
+def mean_of(arm, endpoint, day=None, rule=None):
+    rule = rule or ResponseRule(threshold=100, rise=50, by_day=14)
+    return float(np.nanmean(subject_values(arm, endpoint, None, day, "treatment_start", rule,
+                                           100, smooth=False)))
+
+
+def checks(model):
+    start = time.perf_counter()
+    times = np.arange(0, 43, 0.25)
+    vectors = science.cohort(model, 1000, 17)
+    result = pp.simulate_batch(model, f"chemotherapy {science.CARBOPLATIN_DOSE} dose d1",
+                               times=times, params=science.as_columns(model, vectors),
+                               covariates=WEIGHT)
+    plt = result.output("platelets")
+    window = times < 35
     nadir_index = plt[:, window].argmin(axis=1)
-    nadir = plt[:, window].min(axis=1)
     peak = np.array([row[i:].max() for row, i in zip(plt, nadir_index)])
-    print(f"carboplatin-like {CARBOPLATIN_DOSE} dose: median nadir {np.median(nadir):.0f}, "
-          f"study day {np.median(t[window][nadir_index] + 1):.1f}; <50 {100 * (nadir < 50).mean():.0f}%; "
-          f">100 on day 28 {100 * (plt[:, np.searchsorted(t, 27.0)] > 100).mean():.1f}%; "
-          f"median peak/baseline {np.median(peak / params['platelets_baseline']):.2f}")
-    t = np.arange(0, 84, 0.25)
-    plt, _ = run_cohort(model, "chemotherapy 1 dose q21d x4", t, seed=18)
-    print("four cycles, median nadirs:",
-          [round(float(np.median(plt[:, (t >= s) & (t < s + 21)].min(axis=1))), 1)
-           for s in (0, 21, 42, 63)])
-    t = np.arange(0, 131, 0.5)
-    entry = 98.0
-    for label, regimen in (("untreated", ""),
-                           ("hetrombopag 7.5 mg qd 21 d", " + hetrombopag 7.5 mg qd d99-119"),
-                           ("rhTPO 15000 U qd 14 d", " + rhTPO 15000 U qd d99-112")):
-        plt, _ = run_cohort(model, "chemotherapy 1 dose q21d x4" + regimen, t, seed=19)
-        before = (t >= entry - 28) & (t <= entry)
-        eligible = (plt[:, before] < 100).all(axis=1)
-        after = (t > entry) & (t <= entry + 21)
-        corrected = (plt[eligible][:, after] >= 100).any(axis=1).mean()
-        print(f"persistent CIT ({label}): eligible {100 * eligible.mean():.1f}% "
-              f"(n {eligible.sum()}), entry mean {plt[eligible][:, np.searchsorted(t, entry)].mean():.0f}, "
-              f"corrected within 3 wk {100 * corrected:.1f}%, week-3 mean "
-              f"{plt[eligible][:, np.searchsorted(t, entry + 21)].mean():.0f}")
-    t = np.arange(0, 29, 0.5)
-    for treatment in ("hetrombopag 7.5 mg qd d2-15", "rhTPO 15000 U qd d2-15",
-                      "hetrombopag 7.5 mg qd d2-15 + rhTPO 15000 U qd d2-15", None):
-        regimen = "chemotherapy 1 dose d1" + (f" + {treatment}" if treatment else "")
-        plt, _ = run_cohort(model, regimen, t, n=1000, seed=20)
-        day14 = plt[:, np.searchsorted(t, 14.0)]
-        print(f"{treatment or 'untreated'}: treatment day 14 median {np.median(day14):.0f}, "
-              f"mean {day14.mean():.0f}, nadir median {np.median(plt.min(axis=1)):.0f}")
-    for sensitivity in (4.0, 10.0):
-        r = pp.simulate(model, "chemotherapy 1 dose d1", times=np.arange(0, 43, 0.25),
-                        params={"chemotherapy_sensitivity": sensitivity}, covariates=WEIGHT)
-        print(f"sensitivity {sensitivity}: nadir {r['platelets'].min():.1f}, "
-              f"TPO peak {r['tpo'].max():.0f} pg/mL, production factor peak "
-              f"{r['production_factor'].max():.2f}")
-    benchmark()
+    print(f"carboplatin-like {science.CARBOPLATIN_DOSE} dose (n 1000): PLT < 50 "
+          f"{100 * (plt.min(axis=1) < 50).mean():.1f}%; median nadir "
+          f"{np.median(plt.min(axis=1)):.0f} on study day "
+          f"{np.median(times[window][nadir_index] + 1):.2f}; > 100 on day 28 "
+          f"{100 * (plt[:, np.searchsorted(times, 27.0)] > 100).mean():.1f}%; median peak / "
+          f"baseline {np.median(peak / plt[:, 0]):.2f}")
+    course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=4,
+                                follow_up_days=21, points_per_day=4)
+    arm = simulate_course_arm(model, ArmDesign(name="chemotherapy only", entry_below=None),
+                              course, science.cohort(model, 500, 18))
+    print("four 21-day cycles (n 500), median nadirs:",
+          [round(float(np.median(arm.extra["course"].nadir(c))), 1) for c in (1, 2, 3, 4)])
+    arm = science.persistent_arm.__wrapped__(model)
+    rule = ResponseRule(threshold=100, rise=None, by_day=21)
+    print(f"persistent CIT, untreated (Soff design; 2000 screened): eligible {arm.n}; entry "
+          f"mean {mean_of(arm, 'plt_count', 0, rule):.0f}; corrected within 3 weeks "
+          f"{100 * mean_of(arm, 'response_proportion', rule=rule):.1f}%; week-3 mean "
+          f"{mean_of(arm, 'plt_count', 21, rule):.0f}")
+    arms = science.yuan_arms.__wrapped__(model)
+    arms["untreated"] = simulate_treatment_arm(
+        model, ArmDesign(name="untreated", treatment=(), follow_up_days=42),
+        science.cohort(model, 1000, 20))
+    for name, arm in arms.items():
+        print(f"Yuan design, {name} (1000 screened, {arm.n} enrolled): response "
+              f"{100 * mean_of(arm, 'response_proportion'):.1f}%; day-14 mean "
+              f"{mean_of(arm, 'plt_count', 14):.0f}")
+    print(f"({time.perf_counter() - start:.0f} s)")
 
 
-def benchmark(n=2000, repeats=3):
-    """Per-subject cost, 2000 subjects x 42 days, after a warm-up, both models side by side."""
+def cost(n=2000, repeats=5):
+    """Per-subject cost, 2000 subjects x 42 days, the two models alternated within each
+    repeat (so host load hits both alike), after a warm-up; median and best."""
     times = np.arange(0, 43, 1.0)
-    rng = np.random.default_rng(5)
     regimen = "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22"
-    best = {}
-    for name in ("cit_thrombopoiesis", MODEL_PATH):
-        model = pp.load_model(name)
-        params = {"chemotherapy_sensitivity": model.parameters["chemotherapy_sensitivity"].value
-                  * np.exp(rng.normal(0, 0.3, n))}
-        pp.simulate_batch(model, regimen, times=times, params=params, covariates=WEIGHT)
-        elapsed = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            pp.simulate_batch(model, regimen, times=times, params=params, covariates=WEIGHT)
-            elapsed.append(time.perf_counter() - start)
-        best[name] = min(elapsed) / n * 1e6
-        print(f"{name}: {best[name]:.1f} us per subject (best of {repeats})")
-    print(f"ratio new / old: {best[MODEL_PATH] / best['cit_thrombopoiesis']:.2f}")
+    rng = np.random.default_rng(5)
+    depth = np.exp(rng.normal(0, 0.3, n))
+    models = {name: pp.load_model(name) for name in ("cit_thrombopoiesis",
+                                                     science.MODEL_PATH)}
+    params = {name: {"chemotherapy_sensitivity":
+                     m.parameters["chemotherapy_sensitivity"].value * depth}
+              for name, m in models.items()}
+    elapsed = {name: [] for name in models}
+    for name, m in models.items():
+        pp.simulate_batch(m, regimen, times=times, params=params[name], covariates=WEIGHT)
+    for _ in range(repeats):
+        for name, m in models.items():
+            begin = time.perf_counter()
+            pp.simulate_batch(m, regimen, times=times, params=params[name], covariates=WEIGHT)
+            elapsed[name].append((time.perf_counter() - begin) / n * 1e6)
+    for name, values in elapsed.items():
+        print(f"{name}: median {np.median(values):.0f} us per subject, best "
+              f"{min(values):.0f} (n {n}, {repeats} repeats)")
+    old, new = (np.array(v) for v in elapsed.values())
+    print(f"ratio new / old: median of paired ratios {np.median(new / old):.2f}, "
+          f"best/best {new.min() / old.min():.2f}")
+
+
+def million(n=1_000_000, chunk=10_000):
+    """10^6 subjects, 28 days, endpoints only, as benchmarks/million.py (same regimen,
+    solver, chunking and endpoint reduction) on this model and the test population."""
+    from benchmarks.cases import OUTPUT_DAYS
+    from benchmarks.million import endpoints, peak_memory_mb
+
+    model = pp.load_model(science.MODEL_PATH)
+    regimen = "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22"
+    solver = pp.DormandPrince853(rtol=1e-4, atol=1e-7)
+    rng = np.random.default_rng(2024)
+    params = {}
+    for name, cv in science.POPULATION_CV.items():
+        declared = model.parameters[name]
+        omega = np.sqrt(np.log1p(cv * cv))
+        params[name] = np.clip(declared.value * np.exp(omega * rng.standard_normal(n)),
+                               declared.lower, declared.upper)
+    pp.simulate_batch(model, regimen, times=OUTPUT_DAYS,
+                      params={k: v[:8] for k, v in params.items()}, solver=solver,
+                      covariates=WEIGHT)
+    begin, failed, nadir = time.perf_counter(), 0, 0.0
+    for lo in range(0, n, chunk):
+        batch = pp.simulate_batch(model, regimen, times=OUTPUT_DAYS,
+                                  params={k: v[lo:lo + chunk] for k, v in params.items()},
+                                  solver=solver, covariates=WEIGHT, keep_states=False)
+        nadir += float(np.nansum(endpoints(batch.output("platelets"))["nadir"]))
+        failed += int(np.sum(batch.status != 0))
+    print(json.dumps({"model": model.name, "subjects": n, "chunk": chunk,
+                      "wall_seconds": round(time.perf_counter() - begin, 1),
+                      "peak_rss_mb": round(peak_memory_mb()), "failed": failed,
+                      "mean_nadir": round(nadir / n, 1)}))
 
 
 if __name__ == "__main__":
-    main()
+    what = sys.argv[1] if len(sys.argv) > 1 else "checks"
+    if what == "checks":
+        checks(pp.load_model(science.MODEL_PATH))
+    elif what == "cost":
+        cost()
+    elif what == "million":
+        million(int(float(sys.argv[2])) if len(sys.argv) > 2 else 1_000_000)
+    else:
+        sys.exit(f"unknown {what!r}: give checks, cost or million")

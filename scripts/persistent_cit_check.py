@@ -1,33 +1,65 @@
-"""A Soff 2019-like untreated persistent-CIT arm, written as a user would (not in any fit):
-usage: python scripts/persistent_cit_check.py [MODEL]  (default: cit_thrombopoiesis with its
-bundled fit; another model runs at its file values). Eligible = PLT < 100 on every day from
-day 29 to day 56 after one chemotherapy dose; variability as trials/yuan2025.toml (draws
-clipped to the parameter bounds);
-observed (Soff 2019, J Clin Oncol, untreated arm): 1 of 8 corrected (>= 100) within 3 weeks,
-mean count at week 3 = 57."""
-import numpy as np, plateletpd as pp
-from plateletpd.model.library import load_fitted_parameters
+"""A Soff 2019-like untreated persistent-CIT arm, written as a user would (not in any fit).
+
+usage: python scripts/persistent_cit_check.py [MODEL] [N]
+  MODEL: cit_thrombopoiesis (default: with its bundled fit and the between-patient CVs of
+         trials/yuan2025.toml) or models/cit_marrow_reserve.toml (file values, the CVs of
+         tests/test_cit_science.py); N: patients screened (default 2000).
+
+Design (the same as tests/test_cit_science.py): four 21-day chemotherapy cycles, each held
+while PLT < 100 (re-checked weekly, given up after 4 weeks); eligible once PLT < 100 for
+>= 4 weeks on the simulated history (plateletpd.study.cycles); no treatment from entry;
+followed 3 weeks. Observed (Soff 2019, J Clin Oncol; data/cit_summary.csv, observation
+arm): 1 of 8 corrected (>= 100) within 3 weeks, mean 57 x10^9/L at week 3; all enrolled:
+mean 62 at entry.
+"""
+
 import sys
-if len(sys.argv) > 1:
-    fitted = {}
-else:
+from pathlib import Path
+
+import numpy as np
+
+import plateletpd as pp
+from plateletpd.model.library import load_fitted_parameters
+from plateletpd.study.cohort import ArmDesign
+from plateletpd.study.cycles import ChemotherapyCourse, HistoryRule, simulate_course_arm
+from plateletpd.study.endpoints import ResponseRule, subject_values
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import test_cit_science as science  # noqa: E402
+
+name = sys.argv[1] if len(sys.argv) > 1 else "cit_thrombopoiesis"
+n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+if name == "cit_thrombopoiesis":
     _, fitted = load_fitted_parameters("cit_calibration")
-model = pp.load_model(sys.argv[1] if len(sys.argv) > 1 else "cit_thrombopoiesis").with_parameters(fitted)
-rng = np.random.default_rng(2019); n = 20000
-cv = {"chemotherapy_sensitivity": 0.30, "platelets_baseline": 0.17}  # trials/yuan2025.toml
-sens = float(fitted.get("chemotherapy_sensitivity", model.parameters["chemotherapy_sensitivity"].value))
-for typical in (sens, 10.88):
-    params = {k: (typical if k == "chemotherapy_sensitivity" else model.parameters[k].value)
-              * np.exp(np.sqrt(np.log(1 + c * c)) * rng.standard_normal(n)) for k, c in cv.items()}
-    lo, hi = model.parameters["chemotherapy_sensitivity"].lower, model.parameters["chemotherapy_sensitivity"].upper
-    params["chemotherapy_sensitivity"] = np.clip(params["chemotherapy_sensitivity"], lo, hi)
-    r = pp.simulate_batch(model, "chemotherapy 1 dose d1", times=np.arange(0, 78.0),
-                          params=params, covariates={"body_weight": 65.0})
-    plt = r.output("platelets")
-    eligible = np.all(plt[:, 28:57] < 100, axis=1) & r.success
-    e = plt[eligible]
-    corrected = np.any(e[:, 57:78] >= 100, axis=1)
-    print(f"typical sensitivity {typical:.2f}: eligible {eligible.sum()} of {n}; "
-          f"entry mean {e[:, 56].mean():.0f}; corrected within 3 weeks {100*corrected.mean():.1f}%; "
-          f"mean at week 3 {e[:, 77].mean():.0f}; median days to 100 "
-          f"{np.median(np.argmax(e[:, 57:] >= 100, axis=1)[corrected]):.0f}")
+    model = pp.load_model(name).with_parameters(fitted)
+    cv = {"chemotherapy_sensitivity": 0.30, "platelets_baseline": 0.17}  # yuan2025.toml
+else:
+    model = pp.load_model(name)
+    cv = science.POPULATION_CV
+variability = pp.Variability.from_cv(cv)
+vectors = pp.cohort_matrix(model, model.parameter_vector(None, science.WEIGHT), variability,
+                           variability.eta(n, 19))
+for parameter in cv:  # draws clipped to the model file's bounds
+    column, declared = list(model.parameters).index(parameter), model.parameters[parameter]
+    vectors[:, column] = np.clip(vectors[:, column], declared.lower, declared.upper)
+course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=4,
+                            delay_below=100, recheck_every_days=7, give_up_after_days=28,
+                            follow_up_days=63, points_per_day=4)
+arm = simulate_course_arm(model, ArmDesign(name="observation", treatment=(), entry_below=None,
+                                           start_delay=0, follow_up_days=22,
+                                           points_per_day=4),
+                          course, vectors, (HistoryRule("below_for_days", below=100, days=28),))
+rule = ResponseRule(threshold=100, rise=None, by_day=21)
+
+
+def mean(endpoint, day=None):
+    if arm.n == 0:  # no eligible patient: nothing to average
+        return float("nan")
+    values = subject_values(arm, endpoint, None, day, "treatment_start", rule, 100,
+                            smooth=False)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+print(f"{model.name}: eligible {arm.n} of {n}; entry mean {mean('plt_count', 0):.0f} (Soff 62); "
+      f"corrected within 3 weeks {100 * mean('response_proportion'):.1f}% (Soff 12.5%); "
+      f"mean at week 3 {mean('plt_count', 21):.0f} (Soff 57)")
