@@ -19,10 +19,11 @@ import plateletpd as pp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import test_cit_science as science  # noqa: E402
-from plateletpd.study.cohort import ArmDesign, simulate_treatment_arm  # noqa: E402
-from plateletpd.study.cycles import ChemotherapyCourse, simulate_course_arm  # noqa: E402
-from plateletpd.study.endpoints import ResponseRule, subject_values  # noqa: E402
+import test_cit_science as science
+
+from plateletpd.study.cohort import ArmDesign, simulate_treatment_arm
+from plateletpd.study.cycles import ChemotherapyCourse, simulate_course_arm
+from plateletpd.study.endpoints import ResponseRule, subject_values
 
 WEIGHT = science.WEIGHT
 

@@ -25,7 +25,7 @@ from plateletpd.study.cycles import ChemotherapyCourse, HistoryRule, simulate_co
 from plateletpd.study.endpoints import ResponseRule, subject_values
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import test_cit_science as science  # noqa: E402
+import test_cit_science as science
 
 name = sys.argv[1] if len(sys.argv) > 1 else "cit_thrombopoiesis"
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000

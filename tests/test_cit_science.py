@@ -21,6 +21,8 @@ Times in results are days; chemotherapy cycle 1 on day 0 (study day 1).
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -150,7 +152,7 @@ def test_nadirs_deepen_over_four_cycles(model):
     # Engel 1999 (structural_models.md 4) and NHL-B CHOP/CHOEP (cit_summary.csv
     # nhlb_chop_cumulative_thrombocytopenia: grade 4 in 0% at cycles 1-2, 10.1% at cycle 6):
     # thrombocytopenia accumulates from cycle to cycle
-    assert all(later < earlier for earlier, later in zip(medians, medians[1:]))
+    assert all(later < earlier for earlier, later in pairwise(medians))
 
 
 # ---------------------------------------------------------------- persistent CIT (Soff 2019)
