@@ -184,3 +184,16 @@ def test_missing_dask_names_the_extra(monkeypatch):
 def test_bad_chunk_is_a_clear_error():
     with pytest.raises(DistributedError, match="chunk must be a whole number"):
         run_trials_chunked([small_trial()], in_process(0), 0)
+
+
+@pytest.mark.slow  # a small fit first (about 80 objective evaluations)
+def test_profile_refits_on_cluster_match_local(client, tmp_path):
+    from test_fitting import make_synthetic
+
+    from plateletpd.inference.fitting import profile, run_fit
+
+    folder = make_synthetic(tmp_path, noise_seed=11)
+    problem, result, _ = run_fit(folder / "config.toml", verbose=False,
+                                 profile_parameters=False)
+    local = profile(problem, result, "gamma", points=4)
+    assert profile(problem, result, "gamma", points=4, client=client) == local

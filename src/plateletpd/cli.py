@@ -186,8 +186,9 @@ def command_fit(args) -> int:
     from plateletpd.inference.fitting import run_fit
 
     _check_out(args.out)
-    run_fit(args.config, out=args.out, method=args.method,
-            max_evaluations=args.max_evaluations)
+    with _cluster(args) as client:  # the profile refits run there
+        run_fit(args.config, out=args.out, method=args.method,
+                max_evaluations=args.max_evaluations, client=client)
     if args.out:
         print(f"wrote {args.out}/params.json, report.md, fit.png, predictions.csv, "
               f"manifest.json")
@@ -246,7 +247,7 @@ def command_trial(args) -> int:
     return 0
 
 
-def _cluster_arguments(parser) -> None:
+def _cluster_arguments(parser, chunk: bool = True) -> None:
     """--scheduler / --workers / --chunk: where the patients run (study/distributed.py)."""
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786 "
@@ -254,9 +255,10 @@ def _cluster_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, metavar="N",
                         help="run on a local Dask cluster of N worker processes started "
                              "for this run (needs plateletpd[scale])")
-    parser.add_argument("--chunk", type=int, default=2000, metavar="PATIENTS",
-                        help="patients per Dask task with --scheduler/--workers "
-                             "(default 2000); results do not depend on it")
+    if chunk:
+        parser.add_argument("--chunk", type=int, default=2000, metavar="PATIENTS",
+                            help="patients per Dask task with --scheduler/--workers "
+                                 "(default 2000); results do not depend on it")
 
 
 def _cluster(args):
@@ -531,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--method", help="lmfit method (default from the configuration: "
                                       "least_squares)")
     fit.add_argument("--max-evaluations", type=int, help="objective evaluations at most")
+    _cluster_arguments(fit, chunk=False)
     fit.set_defaults(run=command_fit)
 
     trial = commands.add_parser(

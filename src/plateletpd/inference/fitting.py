@@ -336,9 +336,10 @@ def _arm(entry: dict, data: pd.DataFrame, where: tuple, fail) -> ArmSpec:
 # ====================================================================== running and reporting
 def run_fit(config_path: str | Path, out: str | Path | None = None, method: str | None = None,
             max_evaluations: int | None = None, verbose: bool = True,
-            profile_parameters: bool = True):
+            profile_parameters: bool = True, client=None):
     """Fit, profile the parameters listed under ``[fit] profile``, then write params.json,
-    report.md, fit.png (and profiles.png) to ``out`` (if given)."""
+    report.md, fit.png (and profiles.png) to ``out`` (if given). ``client``: a Dask client
+    on which the profile refits run (:mod:`plateletpd.study.distributed`; same values)."""
     import lmfit
 
     problem = load_fit_config(config_path)
@@ -355,7 +356,8 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
         options["diff_step"] = 1e-3  # relative step for finite differences
     result = minimizer.minimize(method=method, **options)
     table = problem.predict(result.params.valuesdict())
-    profiles = {name: profile(problem, result, name, fit_options.get("profile_points", 7))
+    profiles = {name: profile(problem, result, name, fit_options.get("profile_points", 7),
+                              client=client)
                 for name in (fit_options.get("profile", []) if profile_parameters else [])}
     if out is not None:
         write_fit(problem, result, table, Path(out), profiles)
@@ -364,13 +366,25 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
     return problem, result, table
 
 
+def _profile_refit(problem: FitProblem, parameters, name: str, value: float) -> float:
+    """The chi-square of a refit with ``name`` fixed at ``value`` (one profile point)."""
+    import lmfit
+
+    trial = parameters.copy()
+    trial[name].set(value=value, vary=False)
+    refit = lmfit.minimize(problem.residuals, trial, method="least_squares",
+                           max_nfev=60, diff_step=1e-3, scale_covar=False)
+    return float(refit.chisqr)
+
+
 def profile(problem: FitProblem, result, name: str, points: int = 7,
-            span: float = 3.0) -> dict:
+            span: float = 3.0, client=None) -> dict:
     """Profile likelihood of ``name``: fixed on a grid of +/- ``span`` standard errors (or
     +/- 60% without one) around the optimum, the other parameters refitted at each point.
     The 95% interval is where the chi-square stays within 3.84 of its minimum; an end that
-    the grid does not reach is reported as open (None)."""
-    import lmfit
+    the grid does not reach is reported as open (None). The refits are independent (each
+    starts at the optimum): with a Dask ``client`` they run on its workers, same values."""
+    from plateletpd.study.distributed import Shared, map_chunks
 
     if name not in result.params or not result.params[name].vary:
         raise FitConfigError(f"profile: {name!r} is not a varied parameter of this fit")
@@ -378,14 +392,9 @@ def profile(problem: FitProblem, result, name: str, points: int = 7,
     step = best.stderr if best.stderr and np.isfinite(best.stderr) else 0.2 * abs(best.value)
     grid = np.unique(np.clip(best.value + np.linspace(-span, span, points) * step,
                              best.min, best.max))
-    chi_square = []
-    for value in grid:
-        trial = result.params.copy()
-        trial[name].set(value=value, vary=False)
-        refit = lmfit.minimize(problem.residuals, trial, method="least_squares",
-                               max_nfev=60, diff_step=1e-3, scale_covar=False)
-        chi_square.append(float(refit.chisqr))
-    chi_square = np.array(chi_square)
+    chi_square = np.array(map_chunks(_profile_refit, [
+        (Shared("problem"), result.params, name, float(value)) for value in grid], client,
+        label=f"profile refits of {name}", shared={"problem": problem}))
     level = min(chi_square.min(), float(result.chisqr)) + PROFILE_LEVEL
     inside = np.flatnonzero(chi_square <= level)
 
