@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from plateletpd.model.definition import load_model
+
 from helpers import with_one_and_two_threads
 import plateletpd.study.trial as trial_module
 from plateletpd.errors import PlateletPDError
@@ -109,10 +111,20 @@ def test_model_file_section_is_parsed_and_must_name_an_output():
 
 
 def test_measurement_error_needs_the_model_to_declare_it():
+    # friberg_platelets declares no [observation.platelets]
     with pytest.raises(TrialSpecError, match=r"observation\.platelets"):
-        trial_module.TrialSpec.create(seed=1, measurement_error=True, arms=[
-            {"name": "rhTPO", "treatment": ["rhTPO 15000 U"]}],
-            response={"threshold": 100, "by_day": 14})
+        trial_module.TrialSpec.create(seed=1, measurement_error=True, model="friberg_platelets",
+                                      fit="none", arms=[{"name": "untreated"}],
+                                      enrolment={"chemotherapy": "cytotoxic 100 mg qd d1-14"},
+                                      response={"threshold": 100, "by_day": 14})
+
+
+def test_the_marrow_reserve_model_declares_a_sourced_proportional_error():
+    # 7.65%: mean of the within-subject CVs 6.7% and 8.6% (Arch Pathol Lab Med 1992;116:825)
+    error = load_model("cit_marrow_reserve").observation["platelets"]
+    assert error.proportional == pytest.approx((0.067 + 0.086) / 2, rel=1e-12)
+    assert error.additive == 0.0
+    assert "1992;116:825" in error.sources[0]
 
 
 def test_the_stop_rule_judges_measured_morning_counts():
