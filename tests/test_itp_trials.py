@@ -1,0 +1,160 @@
+"""The bundled ITP trials (trials/itp_realworld.toml, trials/itp_phase3.toml) and the
+first-in-patient dose ordering, on the bundled fit fits/itp_calibration (issue 19 item 4).
+
+Sources of the numbers:
+- "Mei 2021": hetrombopag phase III in chronic ITP, J Hematol Oncol 2021;14:37
+  (../shared/literature/parameters.md): PLT >= 50 at week 8 in 5.9% on placebo; start 2.5 or
+  5 mg, titrated within 2.5-7.5 mg.
+- "JTH 2020": first-in-patient study, J Thromb Haemost 2020;18:3053 (data/cit_summary.csv,
+  itp_hetrombopag_2020): PLT >= 50 by day 28 after 2 weeks of 2.5 / 5 / 7.5 mg in 1/8, 7/12
+  and 8/12 patients.
+- "real-world": the prospective real-world study (data/cit_summary.csv,
+  itp_hetrombopag_realworld_2025; data/studies/itp_hetrombopag_realworld_abstract.txt):
+  titration keeping PLT within 50-150, response PLT >= 30 at weeks 6, 12, 16, 24.
+- "label": the hetrombopag dose bounds of the titrated designs, 2.5-7.5 mg in 2.5 mg steps
+  (Mei 2021 via parameters.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import with_one_and_two_threads
+
+import plateletpd as pp
+from plateletpd.demo import ITP_WEEKS, itp_arm, itp_realworld, visit_counts
+from plateletpd.study.trial import bundled_trial, load_trial_spec
+
+LABEL_DOSES = (2.5, 5.0, 7.5)  # mg, label: the only daily doses a titrated arm may give
+
+
+@pytest.fixture(scope="module")
+def realworld():
+    # 150 screened per arm (seed of the trial file): enough for a median of ~100 responders
+    return itp_realworld(subjects=150)
+
+
+def test_untreated_itp_stays_low_placebo_like_week_8_response(realworld):
+    # Mei 2021: 5.9% of placebo patients had PLT >= 50 at week 8; the issue's bound for an
+    # untreated virtual arm is < 15% (the model has no spontaneous fluctuation, so ~0)
+    spec = load_trial_spec(bundled_trial("itp_phase3"), subjects=300)
+    placebo = [d.name for d in spec.arms].index("placebo")
+    result, _ = itp_arm(spec, placebo)
+    assert result.n > 200  # screened below 30 (most of a population with median 13)
+    week_8 = visit_counts(result, [56])[:, 0]
+    assert np.mean(week_8 >= 50) < 0.15
+
+
+def test_treated_phase3_arms_respond_far_more_than_placebo():
+    # Mei 2021: 58.9% (start 2.5 mg) and 64.3% (start 5 mg) vs 5.9% at week 8; the model
+    # must separate them by at least 30 points (half the observed difference of ~55)
+    spec = load_trial_spec(bundled_trial("itp_phase3"), subjects=300)
+    rates = {}
+    for index, design in enumerate(spec.arms):
+        result, _ = itp_arm(spec, index)
+        rates[design.name] = np.mean(visit_counts(result, [56])[:, 0] >= 50)
+    assert rates["HETROM-2.5"] - rates["placebo"] > 0.30
+    assert rates["HETROM-5"] - rates["placebo"] > 0.30
+
+
+def test_two_week_courses_order_the_day_28_response_as_first_in_patient_study():
+    # JTH 2020: 1/8 (2.5 mg) < 7/12 (5 mg) <= 8/12 (7.5 mg) reached PLT >= 50 by day 28
+    # after 14 daily doses. The same virtual patients in each arm (paired design); chronic
+    # ITP, baseline as the phase III median 13 (the abstract gives none), screened < 30
+    spec = pp.TrialSpec.create(
+        seed=2020, model="itp_thrombopoiesis", subjects_per_arm=400, follow_up_days=28,
+        design="paired",
+        population={"typical": {"platelets_baseline": 13.0},
+                    "cv": {"platelets_baseline": 0.8, "immune_destruction": 0.8,
+                           "het_clearance": 0.635, "het_emax": 0.15, "het_ec50": 0.73},
+                    "covariates": {"body_weight": 62, "itp_duration_months": 36}},
+        enrolment={"chemotherapy": "", "entry_below": 30, "start_delay": 0},
+        response={"threshold": 50, "by_day": 28},
+        arms=[{"name": f"{dose} mg", "treatment": [f"hetrombopag {dose} mg"],
+               "stop_at": False, "max_days": 14} for dose in (2.5, 5, 7.5)])
+    summary = pp.run_trial(spec).summary["response_pct"]
+    assert summary["2.5 mg"] < summary["5 mg"] <= summary["7.5 mg"]
+    # the gap between 2.5 and 5 mg is the larger one (12.5 -> 58.3 -> 66.7 points)
+    assert summary["5 mg"] - summary["2.5 mg"] > summary["7.5 mg"] - summary["5 mg"]
+
+
+def test_titration_never_doses_outside_the_label_bounds(realworld):
+    # label: every daily dose given is 2.5, 5 or 7.5 mg (or 0 while held); the real-world
+    # arms start at 2.5, 5 and 7.5 mg and step by 2.5 mg within 2.5-7.5 mg
+    spec = load_trial_spec(bundled_trial("itp_realworld"), subjects=150)
+    for index, design in enumerate(spec.arms):
+        if not design.treatment:
+            continue
+        result, _ = itp_arm(spec, index)
+        given = result.extra["dose_amounts"]
+        assert given.size
+        assert np.all(np.isin(np.round(given, 9), (0.0, *LABEL_DOSES))), design.name
+        assert given.max() == pytest.approx(7.5) or design.name == "start 2.5 mg"
+        # the rules did act in both directions somewhere in the arm (not a fixed dose)
+        kinds = set(result.extra["events"]["event"])
+        assert "increase" in kinds or "decrease" in kinds
+
+
+def test_titration_keeps_the_median_count_of_responders_within_50_150(realworld):
+    # real-world: titrated to keep PLT 50-150; responders = PLT >= 30 at the visit
+    patients = realworld["patients"]
+    treated = patients[patients.arm != "untreated"]
+    for week in ITP_WEEKS:
+        counts = treated[f"plt_week_{week}"]
+        responders = counts[counts >= 30]
+        assert len(responders) > 50
+        assert 50.0 <= float(np.median(responders)) <= 150.0, week
+    # and an untreated arm stays below: the titration, not the population, keeps it there
+    untreated = patients[patients.arm == "untreated"]
+    assert np.median(untreated["plt_week_6"]) < 30.0
+
+
+def test_realworld_response_rises_with_weeks_and_sits_near_the_study(realworld):
+    # real-world: 75.6% (week 6) to 87.5% (week 24) overall. Held out of the fit (which saw
+    # the by-phase rows only): the overall simulated response must lie within 15 points of
+    # each published value (95% binomial half-widths at n = 104-160 are 6-7 points; the
+    # rest allows for the assumed start-dose mix and visit schedule)
+    responses = realworld["responses"]
+    overall = responses[(responses.phase == "all") & (responses.level == 30)]
+    assert np.all(np.abs(overall.simulated_pct - overall.observed_pct) < 15.0)
+    assert overall.simulated_pct.iloc[-1] >= overall.simulated_pct.iloc[0] - 2.0
+
+
+def test_time_to_response_is_a_kaplan_meier_per_arm(realworld):
+    table = realworld["time_to_response"].set_index("arm")
+    # responders by week 24 >= those at any single visit; untreated arm responds least
+    assert table.loc["untreated", "responded_by_week_24_pct"] < \
+        table.loc["start 5 mg", "responded_by_week_24_pct"]
+    median = table.loc["start 5 mg", "median_days_to_response"]
+    assert 14.0 <= median <= 168.0  # a visit day within the 24 weeks (visits every 14 d)
+
+
+def test_realworld_arm_is_the_same_on_one_and_two_threads():
+    # reproducibility: the same seed gives the same courses whatever the thread count
+    spec = load_trial_spec(bundled_trial("itp_realworld"), subjects=40)
+    one, two = with_one_and_two_threads(lambda: itp_arm(spec, 1)[0].platelets)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_itp_demo_writes_a_whole_folder(tmp_path):
+    # the demo's outputs appear whole (atomic folder with a manifest), the responses table
+    # has every reported week and phase of the real-world abstract (4 weeks x 4 groups at
+    # PLT >= 30, 2 weeks x 4 groups at >= 100) with the observed values beside
+    from plateletpd.demo import run_itp_demo
+
+    responses = run_itp_demo(tmp_path / "itp", subjects=30)
+    names = {p.name for p in (tmp_path / "itp").iterdir()}
+    assert {"report.md", "responses.csv", "patients.csv", "time_to_response.csv",
+            "itp_responses.png", "provenance.json", "manifest.json"} <= names
+    assert len(responses) == 4 * 4 + 4 * 2
+    # the overall PLT >= 30 rows carry the abstract's 75.6 / 78.4 / 83.5 / 87.5%
+    overall = responses[(responses.phase == "all") & (responses.level == 30)]
+    assert list(overall.observed_pct) == [75.6, 78.4, 83.5, 87.5]
+
+
+@pytest.mark.slow
+def test_cli_demo_itp_runs_the_bundled_trial(tmp_path):
+    from plateletpd.cli import main
+
+    assert main(["demo", "itp", "--out", str(tmp_path / "demo")]) == 0
+    assert (tmp_path / "demo" / "report.md").is_file()
