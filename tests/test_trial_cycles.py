@@ -254,3 +254,36 @@ def test_an_arm_may_give_its_own_chemotherapy(tmp_path):
     full, half = (arm(result, a.name) for a in result.spec.arms)
     assert list(full.index) == list(half.index) and len(full) == 12
     assert np.all(half.cycle1_nadir.to_numpy() > full.cycle1_nadir.to_numpy())
+
+
+def test_with_measurement_error_the_delay_rule_judges_measured_rechecks(tmp_path):
+    """The delay decisions replayed on the measured re-check counts: the cycle is given at
+    the first check whose measured count reaches the level (the file's 100)."""
+    path = tmp_path / "measured.toml"
+    path.write_text(changed(TEXT, "reference_arm =", "measurement_error = true\nreference_arm ="))
+    spec = load_trial_spec(path, subjects=40)
+    course = spec.extra["course"]
+    result = run_trial(spec)
+    table = arm(result, "chemotherapy alone")
+    observe = trial_module._check_observer(spec, 0, table.index.to_numpy())
+    replayed = 0
+    for row, patient in enumerate(table.index):
+        _, course_arm = trial_module.patient(spec, "chemotherapy alone", int(patient))
+        for c in range(2, course.cycles + 1):
+            previous = table.loc[patient, f"cycle{c - 1}_day"]
+            if not np.isfinite(previous):
+                continue
+            when = previous + course.cycle_days + course.checks
+            true = np.interp(when, course_arm.times, course_arm.platelets[0])
+            measured = observe(np.array([row]), c - 1, true[None, :])[0]
+            fine = measured >= course.delay_below
+            delay = table.loc[patient, f"cycle{c}_delay_days"]
+            expected = course.checks[np.argmax(fine)] if fine.any() else np.inf
+            assert delay == expected
+            replayed += 1
+    assert replayed >= 40
+    # the error changes some decisions: measured and true decisions differ somewhere
+    true_spec = load_trial_spec(PROPHYLAXIS, subjects=40)
+    true_table = arm(run_trial(true_spec), "chemotherapy alone")
+    assert not np.array_equal(true_table.filter(like="_delay_days").to_numpy(),
+                              table.filter(like="_delay_days").to_numpy())

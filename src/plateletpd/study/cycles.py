@@ -211,7 +211,7 @@ def course_times(course: ChemotherapyCourse, extra_days: float = 0.0) -> np.ndar
 def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors: np.ndarray,
                     solver=None, *, block: CycleBlock | None = None,
                     exposure: np.ndarray | None = None, times: np.ndarray | None = None,
-                    treat=None) -> CourseResult:
+                    treat=None, observe=None) -> CourseResult:
     """Run ``course`` for the patients whose parameter vectors are the rows of
     ``parameter_vectors`` (see the module text for the rules).
 
@@ -222,6 +222,8 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
     ``rows`` with the block's doses at those times and factors plus their own treatment on
     the output ``grid`` (a leading part of ``times``), returning (platelet courses,
     statuses): the arms of a trial with a study treatment from entry.
+    ``observe(rows, cycle, counts)``, when given, turns the true counts at the re-checks of
+    ``cycle`` (0-based; patients ``rows`` x checks) into measured ones for the delay rule.
     """
     vectors = np.asarray(parameter_vectors, dtype=float)
     n, cycles = len(vectors), course.cycles
@@ -281,7 +283,10 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
             break
         planned = day[rows, k] + course.cycle_days
         when = planned[:, None] + course.checks[None, :]
-        fine = values_at(times, courses[rows], when) >= course.delay_below
+        counts = values_at(times, courses[rows], when)
+        if observe is not None:
+            counts = observe(rows, k + 1, counts)
+        fine = counts >= course.delay_below
         first = np.argmax(fine, axis=1)
         ok = fine[np.arange(rows.size), first]
         late = ok & (first > 0)
@@ -475,8 +480,8 @@ def describe(rule: HistoryRule) -> str:
 def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCourse,
                         parameter_vectors: np.ndarray, rules: tuple[HistoryRule, ...] = (),
                         *, support: tuple[str, ...] = (), support_cycles: tuple[int, ...] = (),
-                        exposure: np.ndarray | None = None, solver=None, measure=None
-                        ) -> ArmResult:
+                        exposure: np.ndarray | None = None, solver=None, measure=None,
+                        measure_checks=None) -> ArmResult:
     """One trial arm on a chemotherapy course.
 
     1. *Screening*: every patient runs the course without study treatment; ``rules``
@@ -489,7 +494,10 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
        rules judge the treated counts, so support can bring a cycle forward.
 
     ``exposure`` (patients x cycles) scales each cycle's chemotherapy (between-cycle
-    variability). The result's times are days from cycle 1; ``extra["course"]`` is the
+    variability). ``measure`` (see :func:`plateletpd.study.cohort.simulate_treatment_arm`)
+    measures the visits of the enrolled; ``measure_checks(patients)`` (rows of
+    ``parameter_vectors``) gives the ``observe`` of :func:`simulate_course` for the delay
+    rule's re-checks, in screening and in treatment. The result's times are days from cycle 1; ``extra["course"]`` is the
     treated course (:class:`CourseResult`), ``extra["screening"]`` the screening counts
     (:func:`screen`)."""
     vectors = np.asarray(parameter_vectors, dtype=float)
@@ -500,7 +508,9 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
     n = len(vectors)
     exposure = np.ones((n, course.cycles)) if exposure is None else np.asarray(exposure)
     design = replace(design, points_per_day=course.points_per_day)  # the rescue delay's grid
-    screening = simulate_course(model, course, vectors, solver, exposure=exposure)
+    checks = None if measure_checks is None else measure_checks(np.arange(n))
+    screening = simulate_course(model, course, vectors, solver, exposure=exposure,
+                                observe=checks)
     eligible, counts = screen(screening, rules)
     entry = entry_days(screening, rules)[eligible]
     start = entry + design.start_delay
@@ -529,7 +539,10 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
         return arm.platelets, arm.status
 
     result = simulate_course(model, course, vectors, solver, block=block, exposure=exposure,
-                             times=times, treat=treat if gives else None)
+                             times=times, treat=treat if gives else None,
+                             observe=None if checks is None else (
+                                 lambda rows, cycle, counts: checks(eligible[rows], cycle,
+                                                                    counts)))
     records = _merged(passes, len(eligible)) if gives else {
         "doses_given": np.zeros(len(eligible), dtype=int), "rescues": np.zeros(len(eligible)),
         **treatment_records(resolve_treatment(model, design), np.zeros((len(eligible), 0)),

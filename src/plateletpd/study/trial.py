@@ -723,7 +723,31 @@ def _simulate_arm(spec: TrialSpec, index: int, design: ArmDesign, vectors: np.nd
     return simulate_course_arm(spec.model, design, course, vectors,
                                spec.extra["eligibility"], support=design.support,
                                support_cycles=design.support_cycles,
-                               exposure=_exposure(spec, index, patients), measure=measure)
+                               exposure=_exposure(spec, index, patients), measure=measure,
+                               measure_checks=(lambda rows: _check_observer(
+                                   spec, index, patients[rows]))
+                               if spec.extra.get("measurement_error") else None)
+
+
+def _check_observer(spec: TrialSpec, index: int, patients: np.ndarray):
+    """With ``measurement_error``, the measurement of the delay rule's re-checks of arm
+    ``index``'s ``patients``: ``observe(rows, cycle, counts)`` measures the counts (rows x
+    checks) of cycle ``cycle``'s planned day and re-checks with the model's platelet error,
+    one draw pair per patient, cycle and check from a stream seeded by the trial seed, arm
+    and patient index (the same draw for the screening and the treated course)."""
+    error = spec.model.observation[PLATELETS]
+    course = spec.extra["course"]
+    arm = 0 if spec.extra.get("design") == "paired" else index
+    draws = np.array([np.random.default_rng([spec.seed, arm, int(patient), 3])
+                      .standard_normal((course.cycles, course.checks.size, 2))
+                      for patient in patients]).reshape(len(patients), course.cycles,
+                                                        course.checks.size, 2)
+
+    def observe(rows, cycle, counts):
+        noise = draws[rows, cycle]
+        return np.maximum(counts * (1.0 + error.proportional * noise[..., 0])
+                          + error.additive * noise[..., 1], 0.0)
+    return observe
 
 
 def _exposure(spec: TrialSpec, index: int, patients: np.ndarray) -> np.ndarray | None:
