@@ -128,6 +128,7 @@ def test_endpoint_cohort_same_for_any_chunk_and_cluster(client):
     assert table.mean_nadir[0] < table.mean_nadir[1]
 
 
+@pytest.mark.slow  # starts its own cluster and kills a worker: about 30 s
 def test_worker_killed_mid_run_loses_no_chunk():
     # its own cluster: this test kills one of its workers (the nanny starts another)
     spec = small_trial(subjects=60)
@@ -197,3 +198,13 @@ def test_profile_refits_on_cluster_match_local(client, tmp_path):
                                  profile_parameters=False)
     local = profile(problem, result, "gamma", points=4)
     assert profile(problem, result, "gamma", points=4, client=client) == local
+
+
+@pytest.mark.slow  # the command starts its own 2-worker cluster
+def test_trial_command_on_workers_writes_the_same_patients(tmp_path):
+    local, remote = tmp_path / "local", tmp_path / "workers"
+    assert main(["trial", "yuan2025", "--n", "16", "--seed", "2", "--out", str(local)]) == 0
+    assert main(["trial", "yuan2025", "--n", "16", "--seed", "2", "--workers", "2",
+                 "--chunk", "5", "--out", str(remote)]) == 0
+    for name in ("patients.csv", "summary.csv", "differences.csv"):
+        assert (local / name).read_bytes() == (remote / name).read_bytes()
