@@ -145,7 +145,7 @@ def test_itp_demo_writes_a_whole_folder(tmp_path):
     responses = run_itp_demo(tmp_path / "itp", subjects=30)
     names = {p.name for p in (tmp_path / "itp").iterdir()}
     assert {"report.md", "responses.csv", "patients.csv", "time_to_response.csv",
-            "itp_responses.png", "provenance.json", "manifest.json"} <= names
+            "itp_responses.png", "provenance.json", "manifest.json", "phase3_week8.csv"} <= names
     assert len(responses) == 4 * 4 + 4 * 2
     # the overall PLT >= 30 rows carry the abstract's 75.6 / 78.4 / 83.5 / 87.5%
     overall = responses[(responses.phase == "all") & (responses.level == 30)]

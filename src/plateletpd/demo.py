@@ -323,6 +323,30 @@ def itp_realworld(subjects: int | None = None, seed: int | None = None,
             "time_to_response": pd.DataFrame(km_rows)}
 
 
+#: phase III (Mei 2021, ../shared/literature/parameters.md): PLT >= 50 at week 8, percent
+ITP_PHASE3_OBSERVED = {"placebo": 5.9, "HETROM-2.5": 58.9, "HETROM-5": 64.3}
+
+
+def itp_phase3(subjects: int | None = None) -> pd.DataFrame:
+    """trials/itp_phase3.toml: per arm, patients with PLT >= 50 at the week-8 visit (the
+    phase III primary endpoint, Mei 2021) beside the published rates; not fitted."""
+    from plateletpd.study import trial as trials
+    from plateletpd.study.statistics import binomial_interval
+
+    spec = trials.load_trial_spec(trials.bundled_trial("itp_phase3"), subjects)
+    rows = []
+    for index, design in enumerate(spec.arms):
+        result, _ = itp_arm(spec, index)
+        responders = int(np.sum(visit_counts(result, [56])[:, 0] >= 50))
+        low, high = binomial_interval(responders, result.n)
+        rows.append({"arm": design.name, "patients": result.n,
+                     "week_8_response_pct": 100.0 * responders / result.n,
+                     "week_8_response_pct_lower": 100.0 * low,
+                     "week_8_response_pct_upper": 100.0 * high,
+                     "observed_pct": ITP_PHASE3_OBSERVED.get(design.name, math.nan)})
+    return pd.DataFrame(rows)
+
+
 def run_itp_demo(folder: Path, subjects: int | None = None) -> pd.DataFrame:
     """``plateletpd demo itp``: the real-world ITP study (trials/itp_realworld.toml, on the
     bundled fit fits/itp_calibration) into ``folder``: responses overall and by phase beside
@@ -333,14 +357,17 @@ def run_itp_demo(folder: Path, subjects: int | None = None) -> pd.DataFrame:
     started = time.perf_counter()
     outcome = itp_realworld(subjects)
     spec, responses = outcome["spec"], outcome["responses"]
+    phase3 = itp_phase3(subjects)
     shown = responses.round(1).to_string(index=False)
     timing = outcome["time_to_response"].round(1).to_string(index=False)
+    trial3 = phase3.round(1).to_string(index=False)
     folder = Path(folder)
     with atomic_folder(folder) as root:
         write_text(root / "responses.csv", responses.to_csv(index=False))
         write_text(root / "patients.csv", outcome["patients"].to_csv(index=False))
         write_text(root / "time_to_response.csv",
                    outcome["time_to_response"].to_csv(index=False))
+        write_text(root / "phase3_week8.csv", phase3.to_csv(index=False))
         figure = _itp_figure(outcome, root / "itp_responses.png")
         record = provenance(spec.model, parameters_from=spec.parameters_from,
                             seed=spec.seed, trial=str(spec.path),
@@ -356,11 +383,16 @@ def run_itp_demo(folder: Path, subjects: int | None = None) -> pd.DataFrame:
              "3-12, chronic >= 12)."), "", "```", shown, "```", "",
             ("Time to response (first 14-day visit with PLT >= 30; Kaplan-Meier, censored "
              "at week 24):"), "", "```", timing, "```", "",
-            f"![responses]({figure.name})", ""]))
+            f"![responses]({figure.name})", "",
+            ("Phase III design (`trials/itp_phase3.toml`, Mei 2021; not fitted): PLT >= 50 "
+             "at the week-8 visit, with the exact 95% interval:"), "",
+            "```", trial3, "```", ""]))
     print(f"ITP real-world study, {spec.path}; parameters: {spec.parameters_from}\n")
     print(shown)
     print("\ntime to response (Kaplan-Meier):\n" + timing)
+    print("\nphase III design, PLT >= 50 at week 8 (not fitted):\n" + trial3)
     print(f"\nwrote {folder}/report.md, responses.csv, patients.csv, time_to_response.csv, "
+          "phase3_week8.csv, "
           f"{figure.name} ({time.perf_counter() - started:.1f} s)")
     return responses
 
