@@ -163,3 +163,122 @@ def test_profile_likelihood_agrees_with_the_wald_interval_when_nearly_linear(syn
     # +/- 1.96 SE agree within 25% (measured here: within a few percent)
     assert (high - low) / 2 == pytest.approx(wald, rel=0.25)
     assert min(info["chi_square"]) >= result.chisqr - 1e-6  # refits never beat the optimum
+
+
+# ---------------------------------------------------------------- study-level random effects
+STUDIES_CONFIG = """
+[fit]
+model = "friberg_platelets"
+data = "outcomes.csv"
+seed = 7
+subjects = 40
+max_evaluations = 120
+
+[population]
+cv = {{ slope = 0.2 }}
+
+[parameters]
+slope = {{ value = 0.5, vary = true, lower = 0.05, upper = 3.0 }}
+gamma = {{ value = 0.3, vary = false }}
+
+[study_effects.slope]
+studies = {studies}
+spread = 0.3
+"""
+STUDY_ARM = """
+[[arms]]
+study = "{study}"
+arm = "cytotoxic"
+chemotherapy = "cytotoxic 100 mg qd d1-14"
+entry_below = false
+day0 = "chemotherapy"
+follow_up_days = 42
+"""
+
+
+def write_studies(folder: Path, slopes: dict[str, float], observed=None) -> Path:
+    """One arm per study (the same design), the data generated at each study's own slope
+    (noise free, 3% SE); gamma fixed at its generating value."""
+    studies = "[" + ", ".join(f'"{s}"' for s in slopes) + "]"
+    config = folder / "config.toml"
+    config.write_text(STUDIES_CONFIG.format(studies=studies)
+                      + "".join(STUDY_ARM.format(study=s) for s in slopes))
+    rows = []
+    for study in slopes:
+        for k, (endpoint, threshold, day) in enumerate(ENDPOINTS):
+            value = 1.0 if observed is None else observed[study][k]
+            sd = 1.0 if observed is None else 0.03 * value * np.sqrt(40)
+            rows.append(f"{study},cytotoxic,r,40,p,d,{endpoint},{threshold},{day},mean,{value},"
+                        f"SD,{sd},generated in tests/test_fitting.py")
+    (folder / "outcomes.csv").write_text("\n".join([HEADER, *rows]) + "\n")
+    return config
+
+
+def studies_case(folder: Path, slopes: dict[str, float]) -> Path:
+    problem = load_fit_config(write_studies(folder, slopes))
+    observed = {}
+    for study, slope in slopes.items():
+        values = problem.parameters.valuesdict()
+        values["slope"] = slope  # every effect 0: the study's value is the typical one
+        frame = problem.predict(values)
+        observed[study] = frame[frame.study == study]["predicted"].to_numpy()
+    return write_studies(folder, slopes, observed)
+
+
+@pytest.mark.slow
+def test_study_effects_recover_each_study_and_a_between_study_spread(tmp_path):
+    slopes = {"a": 0.4, "b": 0.6, "c": 0.9}  # generating values, one per study
+    problem, result, _ = run_fit(studies_case(tmp_path, slopes), verbose=False)
+    fitted = problem.study_values(result.params.valuesdict())["slope"]
+    for study, slope in slopes.items():
+        # precise data (3% SE, six rows per study): shrinkage towards the typical value is
+        # small, each study's value within 5% of the value its data were generated from
+        assert fitted[study] == pytest.approx(slope, rel=0.05), (study, fitted)
+    # the SD of log(0.4, 0.6, 0.9) about their mean is 0.33 (maximum likelihood, n in the
+    # denominator); three studies bound it only loosely
+    spread = result.params["slope_between_study_sd"].value
+    assert 0.15 < spread < 0.7, spread
+    # the typical value lies between the studies (geometric mean 0.60)
+    assert 0.45 < result.params["slope"].value < 0.8
+
+
+@pytest.mark.slow
+def test_identical_studies_give_no_between_study_spread(tmp_path):
+    slopes = {"a": 0.6, "b": 0.6, "c": 0.6}
+    problem, result, _ = run_fit(studies_case(tmp_path, slopes), verbose=False)
+    # without the Laplace term the joint optimum would not shrink the spread; with it the
+    # marginal likelihood of three identical studies is largest at a spread near 0
+    assert result.params["slope_between_study_sd"].value < 0.1
+    for value in problem.study_values(result.params.valuesdict())["slope"].values():
+        assert value == pytest.approx(0.6, rel=0.03)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ("[study_effects.slope]", "[study_effects.gamma]\n[study_effects.slope]"),
+    ('studies = ["a", "b"]', 'studies = ["a", "z"]'),
+])
+def test_bad_study_effects_are_named(tmp_path, change, fragment):
+    config = write_studies(tmp_path, {"a": 0.6, "b": 0.6})
+    text = config.read_text().replace(change, fragment, 1)
+    if "gamma]" in fragment:  # gamma under [parameters] is fixed: its typical value is there,
+        text = text.replace("gamma = { value = 0.3, vary = false }", "")  # so remove it
+    config.write_text(text)
+    expected = "needs the typical value of gamma" if "gamma]" in fragment else \
+        "no \\[\\[arms\\]\\] entry has study 'z'"
+    with pytest.raises(FitConfigError, match=expected):
+        load_fit_config(config)
+
+
+def test_progress_is_printed_and_max_evaluations_caps_fit_and_profiles(synthetic, tmp_path,
+                                                                       capsys):
+    shutil.copytree(synthetic, tmp_path / "p")
+    config = tmp_path / "p" / "config.toml"
+    config.write_text(config.read_text().replace(
+        "max_evaluations = 80", 'max_evaluations = 80\nprofile = ["gamma"]\nprofile_points = 3'))
+    problem, _, _ = run_fit(config, verbose=True, max_evaluations=4, progress_every=0.0)
+    output = capsys.readouterr().out
+    assert "fit: evaluation 1," in output and "objective" in output
+    assert "fit: profile of gamma" in output
+    # one fit and three profile refits, each capped at 4 evaluations (lmfit may make one
+    # more call before it stops): far below the uncapped 80 + 3 x 60
+    assert problem.evaluations <= 4 * (4 + 1)

@@ -11,12 +11,25 @@ summarised like the publication's, and the residuals are ``(predicted - observed
 (standard errors from :mod:`plateletpd.io.outcomes`). A prior adds
 ``(log value - log mean) / sd_log``. lmfit carries bounds and the transforms it needs; the
 model only ever sees plain values.
+
+Study-level random effects (``[study_effects.NAME]``): a model parameter whose typical
+value differs between studies (a population's chemotherapy damage, its marrow reserve) is
+not given a hand-made value per study. Study ``s`` gets ``NAME = typical x exp(sd x u_s)``
+with ``u_s ~ N(0, 1)`` (its own fit parameter) and the between-study SD of log NAME, ``sd``,
+estimated with them. The objective is the Laplace approximation of the marginal likelihood
+over the study effects (empirical Bayes): ``chi-square + sum u_s^2 + sum log(1 + sd^2 H_s)``,
+where ``H_s`` is the curvature of the chi-square in study ``s``'s log value (Gauss-Newton,
+by finite differences; updated between rounds). Without the log term the joint optimum
+would push ``sd`` to its bound; with it ``sd`` is a proper (marginal) estimate. A new study
+draws its value from the fitted distribution (``params.json`` ``study_effects``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +87,14 @@ class FitProblem:
     data_path: Path
     seed: int
     evaluations: int = 0
+    # study-level random effects: model parameter -> {"spread": fit parameter of the
+    # between-study SD of its log, "effects": study -> fit parameter of u_s}
+    study_effects: dict = field(default_factory=dict)
+    curvature: dict = field(default_factory=dict)  # (parameter, study) -> H_s
+    progress_every: float | None = None  # seconds between progress lines (None: silent)
+    _started: float = field(default=0.0, repr=False)
+    _last_report: float = field(default=0.0, repr=False)
+    best: float = math.inf
 
     @classmethod
     def create(cls, model: Model | str, arms: list[ArmSpec], parameters: dict, *, seed: int,
@@ -143,7 +164,8 @@ class FitProblem:
         frames = []
         for spec in self.arms:
             result = simulate_treatment_arm(self.model, spec.design,
-                                            self.cohort_matrix(values, spec.params))
+                                            self.cohort_matrix(values, self.arm_values(
+                                                values, spec)))
             rows = spec.rows.copy()
             predicted, eligible = [], []
             for row in rows.itertuples():
@@ -160,8 +182,25 @@ class FitProblem:
         table["residual"] = (table.predicted - table.observed) / table.standard_error
         return table
 
+    def arm_values(self, values: dict, spec: ArmSpec) -> dict:
+        """The arm's own values: its study's value of each study-level parameter
+        (typical x exp(sd x u_study)), then the arm's fixed values and mappings (which win)."""
+        own = {}
+        for name, effect in self.study_effects.items():
+            if spec.study in effect["effects"]:
+                own[name] = values[name] * math.exp(values[effect["spread"]]
+                                                    * values[effect["effects"][spec.study]])
+        return {**own, **spec.params}
+
+    def study_values(self, values: dict) -> dict:
+        """parameter -> study -> that study's value (the fitted study effects)."""
+        return {name: {study: values[name] * math.exp(values[effect["spread"]] * values[u])
+                       for study, u in effect["effects"].items()}
+                for name, effect in self.study_effects.items()}
+
     def residuals(self, parameters) -> np.ndarray:
-        """lmfit objective: weighted data residuals, then prior penalties."""
+        """lmfit objective: weighted data residuals, prior penalties, then for each study
+        effect its N(0, 1) penalty u_s and its Laplace term sqrt(log(1 + sd^2 H_s))."""
         self.evaluations += 1
         values = parameters.valuesdict()
         residual = self.predict(values)["residual"].to_numpy()
@@ -170,7 +209,53 @@ class FitProblem:
         residual = np.where(np.isfinite(residual), residual, 1e3)
         penalties = [(math.log(max(values[name], 1e-300)) - math.log(mean)) / sd
                      for name, (mean, sd) in self.priors.items()]
-        return np.concatenate([residual, penalties])
+        for name, effect in self.study_effects.items():
+            spread = values[effect["spread"]]
+            for study, u in effect["effects"].items():
+                penalties.append(values[u])
+                penalties.append(math.sqrt(math.log1p(
+                    spread ** 2 * self.curvature.get((name, study), 0.0))))
+        total = np.concatenate([residual, penalties])
+        self._progress(float(np.sum(total ** 2)))
+        return total
+
+    def _progress(self, objective: float) -> None:
+        """One line every ``progress_every`` seconds: evaluations, objective, best, time."""
+        now = time.perf_counter()
+        if not self._started:
+            self._started = self._last_report = now
+        self.best = min(self.best, objective)
+        if self.progress_every is not None and (self.evaluations == 1 or
+                                                now - self._last_report >= self.progress_every):
+            self._last_report = now
+            print(f"fit: evaluation {self.evaluations}, objective {objective:.5g} (best "
+                  f"{self.best:.5g}), {now - self._started:.0f} s", flush=True)
+
+    def update_curvature(self, values: dict, step: float = 0.05) -> dict:
+        """H_s for every study effect: the Gauss-Newton curvature sum(J^2) of the study's
+        data residuals in its log value, J by a forward difference of ``step`` in the log
+        (the study's arms re-simulated once each). Stored and returned."""
+        for name, effect in self.study_effects.items():
+            for study, u in effect["effects"].items():
+                arms = [spec for spec in self.arms if spec.study == study]
+                base = self._arm_residuals(values, arms)
+                shifted = dict(values)
+                spread = values[effect["spread"]]
+                if spread > 0:
+                    shifted[u] = values[u] + step / spread
+                else:  # sd 0: shift the study alone through the typical value
+                    shifted[name] = values[name] * math.exp(step)
+                jacobian = (self._arm_residuals(shifted, arms) - base) / step
+                self.curvature[(name, study)] = float(np.nansum(jacobian ** 2))
+        return dict(self.curvature)
+
+    def _arm_residuals(self, values: dict, arms: list[ArmSpec]) -> np.ndarray:
+        arms_before, self.arms = self.arms, arms
+        try:
+            residual = self.predict(values)["residual"].to_numpy()
+        finally:
+            self.arms = arms_before
+        return residual
 
 
 # ====================================================================== configuration
@@ -200,6 +285,15 @@ FIT_SCHEMA = Table({
         "mean": Field(required=True, fix="a log-normal prior needs mean > 0 and cv > 0"),
         "cv": Field(required=True, fix="a log-normal prior needs mean > 0 and cv > 0"),
         "source": Field("text")})),
+    "study_effects": Table(names=Table({
+        "studies": Field("list", item=Field("text"), nonempty=True,
+                         what="a list of study ids from the [[arms]] entries"),
+        "spread": Field(default=0.3, low_included=True, high=5.0, unit="SD of log",
+                        what="a between-study SD of the log value from 0 to 5"),
+        "spread_upper": Field(default=2.0, high=5.0, unit="SD of log"),
+        "vary_spread": Field("boolean", default=True),
+        "effect_bound": Field(default=4.0, high=10.0,
+                              what="a bound on the standardised study effects, e.g. 4")})),
     "arms": Table({
         "study": Field("text", required=True), "arm": Field("text", required=True),
         "label": Field("text"), "chemotherapy": Field("text", default="chemotherapy 1 dose d1"),
@@ -300,8 +394,57 @@ def load_fit_config(path: str | Path) -> FitProblem:
             if isinstance(value, str) and value not in parameters:
                 raise fail(where, f"maps to {value!r}, which is not under "
                            f"[parameters]{closest(value, parameters)}")
+    study_effects = _study_effects(checked["study_effects"], parameters, arms, model, fail)
     return FitProblem(model, arms, parameters, priors, variability, eta, document.data, path,
-                      data_path, fit["seed"])
+                      data_path, fit["seed"], study_effects=study_effects)
+
+
+def study_effect_names(parameter: str, study: str) -> tuple[str, str]:
+    """The fit-parameter names of a study effect: (between-study SD, the study's u)."""
+    slug = re.sub(r"\W+", "_", study).strip("_")
+    return f"{parameter}_between_study_sd", f"{parameter}_effect_{slug}"
+
+
+def _study_effects(entries: dict, parameters, arms: list[ArmSpec], model: Model,
+                   fail) -> dict:
+    """Adds the between-study SD and one standardised effect per study to ``parameters``
+    for every [study_effects.NAME]; returns FitProblem.study_effects."""
+    effects = {}
+    known = sorted({spec.study for spec in arms})
+    for name, entry in entries.items():
+        where = ("study_effects", name)
+        if name not in model.parameters:
+            raise fail(where, f"{model.name} has no parameter {name!r}"
+                              f"{closest(name, model.parameters)}")
+        if name not in parameters:
+            raise fail(where, f"a study effect needs the typical value of {name} under "
+                              f"[parameters] (varied or fixed)")
+        if parameters[name].min <= 0:
+            raise fail(where, f"{name} varies on the log scale between studies: its lower "
+                              f"bound must be above 0, got {parameters[name].min}")
+        studies = entry["studies"] or known
+        for study in studies:
+            if study not in known:
+                raise fail((*where, "studies"), f"no [[arms]] entry has study {study!r}"
+                                                f"{closest(study, known)}")
+        if not 0 <= entry["spread"] <= entry["spread_upper"]:
+            raise fail((*where, "spread"), f"start {entry['spread']} must lie in [0, "
+                                           f"spread_upper = {entry['spread_upper']}]")
+        spread_name = study_effect_names(name, studies[0])[0]
+        parameters.add(spread_name, value=entry["spread"], min=0.0, max=entry["spread_upper"],
+                       vary=entry["vary_spread"])
+        parameters[spread_name].user_data = {"unit": "SD of log",
+                                             "source": f"between-study spread of {name}"}
+        bound = entry["effect_bound"]
+        names = {}
+        for study in studies:
+            u = study_effect_names(name, study)[1]
+            parameters.add(u, value=0.0, min=-bound, max=bound, vary=True)
+            parameters[u].user_data = {"unit": "SD", "source": f"standardised effect of "
+                                                                  f"study {study} on {name}"}
+            names[study] = u
+        effects[name] = {"spread": spread_name, "effects": names}
+    return effects
 
 
 def _arm(entry: dict, data: pd.DataFrame, where: tuple, fail) -> ArmSpec:
@@ -336,10 +479,13 @@ def _arm(entry: dict, data: pd.DataFrame, where: tuple, fail) -> ArmSpec:
 # ====================================================================== running and reporting
 def run_fit(config_path: str | Path, out: str | Path | None = None, method: str | None = None,
             max_evaluations: int | None = None, verbose: bool = True,
-            profile_parameters: bool = True, client=None):
+            profile_parameters: bool = True, client=None, progress_every: float = 10.0):
     """Fit, profile the parameters listed under ``[fit] profile``, then write params.json,
     report.md, fit.png (and profiles.png) to ``out`` (if given). ``client``: a Dask client
-    on which the profile refits run (:mod:`plateletpd.study.distributed`; same values)."""
+    on which the profile refits run (:mod:`plateletpd.study.distributed`; same values).
+    ``max_evaluations`` caps every minimisation: the fit (each round with study effects)
+    and each profile refit (at most 60 there, as before). ``verbose``: a progress line (evaluations, objective, elapsed
+    time) every ``progress_every`` seconds and at each phase."""
     import lmfit
 
     problem = load_fit_config(config_path)
@@ -348,17 +494,34 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
     max_evaluations = max_evaluations or fit_options.get("max_evaluations", 400)
     if not any(p.vary for p in problem.parameters.values()):
         raise FitConfigError(f"{config_path}: no parameter varies; set vary = true for one")
-    # residuals are already divided by the published standard errors (absolute weights), so
-    # the covariance is not rescaled by the reduced chi-square
-    minimizer = lmfit.Minimizer(problem.residuals, problem.parameters, scale_covar=False)
+    problem.progress_every = progress_every if verbose else None
     options = {"max_nfev": max_evaluations}
     if method == "least_squares":
         options["diff_step"] = 1e-3  # relative step for finite differences
-    result = minimizer.minimize(method=method, **options)
+    # with study effects: the curvature H_s at the start, a fit, H_s again at that optimum,
+    # a second fit from it (each capped at max_evaluations)
+    rounds = 2 if problem.study_effects else 1
+    parameters = problem.parameters
+    for round_number in range(rounds):
+        if problem.study_effects:
+            problem.update_curvature(parameters.valuesdict())
+            if verbose:
+                print(f"fit: round {round_number + 1} of {rounds}, study-effect curvature "
+                      + ", ".join(f"{s}: {h:.3g}" for (_, s), h in problem.curvature.items()),
+                      flush=True)
+        # residuals are already divided by the published standard errors (absolute
+        # weights), so the covariance is not rescaled by the reduced chi-square
+        minimizer = lmfit.Minimizer(problem.residuals, parameters, scale_covar=False)
+        result = minimizer.minimize(method=method, **options)
+        parameters = result.params
     table = problem.predict(result.params.valuesdict())
-    profiles = {name: profile(problem, result, name, fit_options.get("profile_points", 7),
-                              client=client)
-                for name in (fit_options.get("profile", []) if profile_parameters else [])}
+    profiles = {}
+    for name in (fit_options.get("profile", []) if profile_parameters else []):
+        if verbose:
+            print(f"fit: profile of {name} ({fit_options.get('profile_points', 7)} refits, "
+                  f"each at most {max_evaluations} evaluations)", flush=True)
+        profiles[name] = profile(problem, result, name, fit_options.get("profile_points", 7),
+                                 client=client, max_evaluations=min(60, max_evaluations))
     if out is not None:
         write_fit(problem, result, table, Path(out), profiles)
     if verbose:
@@ -366,19 +529,20 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
     return problem, result, table
 
 
-def _profile_refit(problem: FitProblem, parameters, name: str, value: float) -> float:
+def _profile_refit(problem: FitProblem, parameters, name: str, value: float,
+                   max_evaluations: int = 60) -> float:
     """The chi-square of a refit with ``name`` fixed at ``value`` (one profile point)."""
     import lmfit
 
     trial = parameters.copy()
     trial[name].set(value=value, vary=False)
     refit = lmfit.minimize(problem.residuals, trial, method="least_squares",
-                           max_nfev=60, diff_step=1e-3, scale_covar=False)
+                           max_nfev=max_evaluations, diff_step=1e-3, scale_covar=False)
     return float(refit.chisqr)
 
 
 def profile(problem: FitProblem, result, name: str, points: int = 7,
-            span: float = 3.0, client=None) -> dict:
+            span: float = 3.0, client=None, max_evaluations: int = 60) -> dict:
     """Profile likelihood of ``name``: fixed on a grid of +/- ``span`` standard errors (or
     +/- 60% without one) around the optimum, the other parameters refitted at each point.
     The 95% interval is where the chi-square stays within 3.84 of its minimum; an end that
@@ -393,7 +557,8 @@ def profile(problem: FitProblem, result, name: str, points: int = 7,
     grid = np.unique(np.clip(best.value + np.linspace(-span, span, points) * step,
                              best.min, best.max))
     chi_square = np.array(map_chunks(_profile_refit, [
-        (Shared("problem"), result.params, name, float(value)) for value in grid], client,
+        (Shared("problem"), result.params, name, float(value), max_evaluations)
+        for value in grid], client,
         label=f"profile refits of {name}", shared={"problem": problem}))
     level = min(chi_square.min(), float(result.chisqr)) + PROFILE_LEVEL
     inside = np.flatnonzero(chi_square <= level)
@@ -471,12 +636,49 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
                           "message": str(result.message)},
             "identifiability": identifiability(result, profiles),
             "profiles": profiles,
+            "study_effects": study_effect_record(problem, result),
             "provenance": record})
         write_text(staging / "report.md", _report(problem, result, table, record, profiles))
         _figure(table, staging / "fit.png")
         if profiles:
             _profile_figure(profiles, staging / "profiles.png")
         atomic_write(staging / "predictions.csv", lambda p: table.to_csv(p, index=False))
+
+
+def study_effect_record(problem: FitProblem, result) -> dict:
+    """Per study-level parameter: the typical value, the between-study SD of its log (with
+    standard errors), each study's value and curvature, and how a new study draws its own."""
+    values, record = result.params.valuesdict(), {}
+    for name, studies in problem.study_values(values).items():
+        spread = result.params[problem.study_effects[name]["spread"]]
+        record[name] = {
+            "typical": values[name], "typical_stderr": result.params[name].stderr,
+            "between_study_sd": spread.value, "between_study_sd_stderr": spread.stderr,
+            "studies": studies,
+            "curvature": {s: problem.curvature.get((name, s)) for s in studies},
+            "new_study": (f"{name} = typical x exp(between_study_sd x z), z ~ N(0, 1), "
+                          f"unless the study's value is fixed")}
+    return record
+
+
+def _study_effect_lines(problem: FitProblem, result) -> list[str]:
+    if not problem.study_effects:
+        return []
+    lines = ["## Study effects", "",
+             ("Each study's value = typical x exp(SD x u), u ~ N(0, 1) estimated with the SD "
+              "(Laplace-approximate marginal likelihood); a new study draws its value from "
+              "this distribution."), "",
+             "| parameter | typical | between-study SD of log | study | value | u |",
+             "|---|---|---|---|---|---|"]
+    values = result.params.valuesdict()
+    for name, studies in problem.study_values(values).items():
+        effect = problem.study_effects[name]
+        spread = result.params[effect["spread"]]
+        sd = f"{spread.value:.3g}" + (f" +/- {spread.stderr:.2g}" if spread.stderr else "")
+        for study, value in studies.items():
+            lines.append(f"| {name} | {values[name]:.4g} | {sd} | {study} | {value:.4g} | "
+                         f"{values[effect['effects'][study]]:+.2f} |")
+    return [*lines, ""]
 
 
 def _report(problem, result, table, record, profiles) -> str:
@@ -498,6 +700,7 @@ def _report(problem, result, table, record, profiles) -> str:
         f"{result.method}, {result.nfev} evaluations, chi-square {result.chisqr:.3g} on "
         f"{result.ndata} residuals ({result.nvarys} varied parameters).", "",
         "## Parameters", "", *parameter_rows, "",
+        *_study_effect_lines(problem, result),
         "## What the data identify", "",
         *[f"- {n}" for n in identifiability(result, profiles)], "",
         *(["Profile likelihood (95%: chi-square within 3.84 of its minimum; None = open "
