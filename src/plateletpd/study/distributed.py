@@ -282,11 +282,13 @@ class Shared:
 
 
 # ------------------------------------------------------------------------------ trials
-def _trial_chunk(spec: TrialSpec, index: int, vectors: np.ndarray, chosen: np.ndarray,
-                 keep: int, relative: np.ndarray):
-    """One chunk of arm ``index``: patients ``chosen`` (their rows ``vectors``) simulated and
-    reduced to endpoints, as one pass of :func:`plateletpd.study.trial.run_trial`'s loop:
-    (screened, screening rows, endpoint table or None, up to ``keep`` kept courses)."""
+def _trial_chunk(spec: TrialSpec, index: int, patients: tuple, keep: int,
+                 relative: np.ndarray):
+    """One chunk of arm ``index``: ``patients`` = (their parameter rows, their indices in the
+    cohort) simulated and reduced to endpoints, as one pass of
+    :func:`plateletpd.study.trial.run_trial`'s loop: (screened, screening rows, endpoint
+    table or None, up to ``keep`` kept courses)."""
+    vectors, chosen = patients
     design = spec.arms[index]
     measure = (lambda rows: _observer(spec, index, chosen[rows])) \
         if spec.extra.get("measurement_error") else None
@@ -356,13 +358,16 @@ def run_trials_chunked(specs: Sequence[TrialSpec], mapper: Callable, chunk: int 
                    spec.subjects_per_arm, tuple(sorted(dict(spec.covariates).items())))
             if key not in cohorts:  # sweep cells share their patients: drawn once
                 matrix = _cohort(spec, index)
-                cohorts[key] = (spec, matrix, _valid_rows(spec.model, matrix))
-            _, matrix, valid = cohorts[key]
+                cohorts[key] = (len(cohorts), matrix, _valid_rows(spec.model, matrix))
+            cohort, matrix, valid = cohorts[key]
             first_task = len(tasks)
             for first in range(0, len(matrix), chunk):
-                rows = np.arange(first, min(first + chunk, len(matrix)))
-                chosen = rows[valid[rows]]
-                tasks.append((Shared(number), index, matrix[chosen], chosen,
+                part = ("patients", cohort, first)  # sent once, whatever uses it
+                if part not in shared:
+                    rows = np.arange(first, min(first + chunk, len(matrix)))
+                    chosen = rows[valid[rows]]
+                    shared[part] = (matrix[chosen], chosen)
+                tasks.append((Shared(number), index, Shared(part),
                               max(0, KEPT_TRAJECTORIES - first), relative))
             plans.append((number, index, design, matrix, valid, first_task, len(tasks),
                           relative))
