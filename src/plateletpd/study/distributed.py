@@ -329,6 +329,12 @@ def run_trials(specs: Sequence[TrialSpec], client=None, *, chunk: int = CHUNK,
             results.append(run_trial(spec))
             meter.step()
         return results
+    models = {spec.model.source: spec.model for spec in specs}  # one kernel per structure
+    started = time.perf_counter()
+    loaded = warm_workers(client, list(models.values()))
+    if progress:
+        print(f"  kernels loaded on {len(loaded)} workers in "
+              f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
     return run_trials_chunked(specs, lambda f, t, s: map_chunks(
         f, t, client, progress=progress, label=label, shared=s), chunk)
 
