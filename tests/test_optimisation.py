@@ -76,6 +76,15 @@ def test_bisection_finds_the_exhaustive_answer():
     assert set(result.replicates.parameters) == {"drawn from the fit"}
     assert (result.curve.replicate_lower <= result.curve.replicate_upper).all()
     assert 0.0 <= best["probability_reaching_target"] <= 1.0
+    # what the drug adds: the same patients, same start and course rules, no hetrombopag
+    (untreated,) = cell_designs([replace(spec.arms[0], treatment=())],
+                                {"start_delay": best["start_delay"],
+                                 "max_days": best["max_days"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = run_trial(replace(spec, arms=(untreated,))).summary.response_pct.iloc[0]
+    assert best["response_without_drug_pct"] == alone
+    assert any("without the drug" in note for note in result.notes)
 
 
 def test_fewest_days_objective_prefers_the_shorter_course():

@@ -44,7 +44,7 @@ from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.provenance import provenance
 from plateletpd.study.distributed import CHUNK, run_trials
-from plateletpd.study.sweep import cell_designs
+from plateletpd.study.sweep import _dimension_label, cell_designs
 from plateletpd.study.trial import TrialSpec, _arm_seed
 
 OBJECTIVES = ("total_drug", "days")
@@ -231,6 +231,10 @@ def optimise_dose(spec: TrialSpec, search: DoseSearch, *, replicates: int = 20, 
                 replicate_lower=chosen.replicate_lower,
                 replicate_upper=chosen.replicate_upper,
                 probability_reaching_target=chosen.probability_reaching_target)
+    best["regimen"] = " + ".join(_candidate(spec, design, search, best["dose"], start,
+                                            days).arms[0].treatment)
+    best["response_without_drug_pct"] = _without_drug(spec, design, search, start, days,
+                                                      client, chunk)
     notes += _search_notes(spec, search, best, evaluated, replicates)
     frame = pd.DataFrame(list(evaluated.values())).sort_values(
         ["start_delay", "max_days", "dose"]).reset_index(drop=True)
@@ -273,6 +277,19 @@ def _replicate_table(spec, design, search, start, days, replicates, client, chun
                          for (r, dose), result in zip(keys, results)])
 
 
+def _without_drug(spec, design, search, start, days, client, chunk) -> float:
+    """The response rate of the same patients with the searched drug left out (the arm's
+    other drugs, start and rules kept): what the drug adds."""
+    drug = (search.drug or design.treatment[0].split()[0]).lower()
+    kept = tuple(d for d in design.treatment if d.split()[0].lower() != drug)
+    (changed,) = cell_designs([replace(design, treatment=kept)],
+                              {"start_delay": start, "max_days": days})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (result,) = run_trials([replace(spec, arms=(changed,))], client, chunk=chunk)
+    return float(result.summary.response_pct.iloc[0])
+
+
 def _monotone_notes(evaluated: dict) -> list[str]:
     notes = []
     frame = pd.DataFrame(list(evaluated.values()))
@@ -293,6 +310,12 @@ def _search_notes(spec, search, best, evaluated, replicates) -> list[str]:
         notes.append(f"the answer reaches the target in these patients but in only "
                      f"{best['probability_reaching_target']:.0%} of replicate trials: a "
                      f"new trial would more likely miss it; consider the next dose step")
+    without = best["response_without_drug_pct"]
+    notes.append(f"without the drug the same patients respond at {without:.1f}% (the "
+                 f"answer: {best['response_pct']:.1f}%)")
+    if without >= search.target_pct:
+        notes.append("the target is reached without the drug: the drug is not what reaches "
+                     "it; raise the target or judge the difference from no treatment")
     if best["dose"] == search.doses[0]:
         notes.append("the answer is the lowest dose step: lower steps may reach the target too")
     return notes
@@ -316,8 +339,9 @@ def plot_optimum(result: DoseOptimum, path: str | Path | None = None):
     axis.axhline(result.search.target_pct, color="red", linewidth=0.8, label="target")
     axis.axvline(best["dose"], color="black", linewidth=0.8, linestyle=":",
                  label=f"answer: {best['dose']:g}")
-    drug = result.search.drug or "the arm's first drug"
-    axis.set_xlabel(f"daily dose of {drug} (the arm's unit)")
+    axis.axhline(best["response_without_drug_pct"], color="grey", linewidth=0.8,
+                 linestyle="--", label="without the drug (same patients)")
+    axis.set_xlabel(_dimension_label(_dose_key(result.search), best["regimen"]))
     axis.set_ylabel("responding by the response day (%)")
     axis.set_title(f"{result.search.arm}: from day +{best['start_delay']:g}, up to "
                    f"{best['max_days']} days", fontsize=10)
