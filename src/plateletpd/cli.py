@@ -1,5 +1,5 @@
 """Command-line interface: ``plateletpd models | show | simulate | events | fit | trial |
-check | sweep | demo``.
+check | sweep | sensitivity | optimise | demo``.
 
 Every command has ``--help``. Input errors print one clear message and exit with status 2
 (no traceback); results are written atomically.
