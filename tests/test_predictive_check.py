@@ -79,6 +79,20 @@ def test_a_data_arm_without_a_trial_arm_is_named():
                     replicates=2)
 
 
+def test_only_the_mapped_arms_are_checked_when_asked_and_the_rest_is_named():
+    data = pd.DataFrame([_row(), _row(arm="rhTPO"), _row(arm="rhTPO", value="40")])
+    with pytest.raises(CheckError, match="--only-mapped-arms"):
+        check_trial(_one_arm_trial(), data, study="s", replicates=2)
+    result = check_trial(_one_arm_trial(), data, study="s", replicates=2, only_mapped=True)
+    assert result.table.arm.tolist() == ["control"]  # the rhTPO rows (lines 3, 4) left out
+    assert any("'rhTPO' (line 3, 4)" in note for note in result.notes)
+    with pytest.raises(CheckError, match="no trial arm is mapped"):
+        check_trial(pp.TrialSpec.create(seed=2, subjects_per_arm=30,
+                                        arms=[{"name": "untreated"}],
+                                        response={"threshold": 100, "by_day": 14}),
+                    data, study="s", replicates=2, only_mapped=True)
+
+
 def test_a_study_must_be_named():
     with pytest.raises(CheckError, match="name the study"):
         check_trial(_one_arm_trial(), pd.DataFrame([_row()]), replicates=2)

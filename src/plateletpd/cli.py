@@ -229,8 +229,8 @@ def command_trial(args) -> int:
         print()
         print(arm_table(result).to_string())
         table = None
-        uncertainty = _run_uncertainty(spec) if spec.extra.get("uncertainty") == "fit" \
-            else None
+        uncertainty = _run_uncertainty(spec, client) if spec.extra.get("uncertainty") == \
+            "fit" else None
         if uncertainty is None and spec.extra.get("replicates", 1) > 1:
             from plateletpd.study.distributed import run_replicates
 
@@ -282,11 +282,11 @@ def _with_uncertainty_options(spec, args):
     return with_overrides(spec, replicates=args.replicates, uncertainty=args.uncertainty)
 
 
-def _run_uncertainty(spec):
+def _run_uncertainty(spec, client=None):
     """Replicate trials with parameters drawn from the fit; the intervals printed."""
     from plateletpd.study.uncertainty import run_uncertainty
 
-    uncertainty = run_uncertainty(spec, progress=True)
+    uncertainty = run_uncertainty(spec, progress=True, client=client)
     for note in uncertainty.notes:
         print(f"note: {note}", file=sys.stderr)
     table = uncertainty.intervals
@@ -321,7 +321,7 @@ def command_check(args) -> int:
     _check_out(args.out)
     result = check_trial(spec, args.data, study=args.study, arm_map=_arm_map(args.arm_map),
                          replicates=args.replicates, uncertainty=args.uncertainty,
-                         progress=True)
+                         progress=True, only_mapped=args.only_mapped_arms)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     table = result.table.assign(interval=[f"[{low:.4g}, {high:.4g}]" for low, high in zip(
@@ -565,6 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--arm-map", action="append", metavar="TRIAL ARM=DATA ARM",
                        help="map a trial arm to the data's arm (repeatable; default: "
                             "data_arm in the [[arms]] entries)")
+    check.add_argument("--only-mapped-arms", action="store_true",
+                       help="compare only the data arms a trial arm is mapped to (default: "
+                            "every data arm must be mapped); the others are named in a note")
     check.add_argument("--n", type=int, help="patients screened per arm (overrides the file)")
     check.add_argument("--seed", type=int, help="random seed (overrides the file)")
     check.add_argument("--out", help="output folder")

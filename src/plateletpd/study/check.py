@@ -20,7 +20,7 @@ are read at its visits, from the start of treatment, as a trial judges them):
   be the rule's;
 * ``time_to_threshold_days`` at 75 or 100 (mean: of the days to the first visit at or above,
   censored at the last visit; median: Kaplan-Meier);
-* ``nadir_plt``, ``plt_auc_day0_21``, ``plt_count`` on day 7 or 14, ``duration_below_days``
+* ``nadir_plt``, ``plt_auc_day0_21``, ``plt_count`` on day 7, 14 or 21, ``duration_below_days``
   and ``duration_thrombocytopenia_days`` below 20 or 50.
 
 Any other row of the study is refused, every such row named at once.
@@ -57,7 +57,7 @@ DEFAULT_REPLICATES = 100
 #: what the trial can compute, for messages
 COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial's response "
               "rule), time_to_threshold_days (75 or 100), nadir_plt, plt_auc_day0_21, "
-              "plt_count (day 7 or 14), duration_below_days and "
+              "plt_count (day 7, 14 or 21), duration_below_days and "
               "duration_thrombocytopenia_days (20 or 50)")
 
 
@@ -91,9 +91,12 @@ class CheckResult:
 
 def check_trial(spec: TrialSpec, data, study: str | None = None,
                 arm_map: Mapping[str, str] | None = None, replicates: int | None = None,
-                uncertainty: str | None = None, progress: bool = False) -> CheckResult:
+                uncertainty: str | None = None, progress: bool = False,
+                only_mapped: bool = False) -> CheckResult:
     """Compare ``spec``'s endpoints with the rows of ``study`` in ``data`` (an outcome CSV
-    path or table); see the module text."""
+    path or table); see the module text. Every data arm must be mapped to a trial arm,
+    unless ``only_mapped``: then the rows of unmapped data arms are left out, and a note
+    names them (a trial that simulates only some of a study's arms)."""
     rows = load_outcomes(data)
     source = str(data) if not isinstance(data, pd.DataFrame) else "the data table"
     study = study or spec.extra.get("data_study")
@@ -105,7 +108,9 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         raise CheckError(f"no study {study!r} in {source}{closest(study, studies)}; studies "
                          f"there: {', '.join(studies)}")
     rows = rows[rows.study == study].reset_index(drop=True)
-    mapping = _arm_mapping(spec, rows, study, source, arm_map)
+    mapping = _arm_mapping(spec, rows, study, source, arm_map, only_mapped)
+    skipped = rows[~rows.arm.isin(list(mapping))]
+    rows = rows[rows.arm.isin(list(mapping))].reset_index(drop=True)
     readers = _readers(spec, rows, source)
     replicates = replicates if replicates is not None else (
         spec.extra.get("replicates", 1) if spec.extra.get("replicates", 1) > 1
@@ -129,6 +134,10 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
              f"first n patients its trial arm enrolled"]
     if drawn:
         notes += list(drawn.notes)
+    if len(skipped):
+        notes.append("rows of data arms no trial arm is mapped to, left out: " + "; ".join(
+            f"{arm!r} (line {', '.join(map(str, skipped.line[skipped.arm == arm]))})"
+            for arm in dict.fromkeys(skipped.arm)))
     short = table[table.virtual_n < table.n]
     if len(short):
         notes.append("fewer virtual patients enrolled than the study had (raise --n): " +
@@ -140,7 +149,8 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
 
 
 def _arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
-                 arm_map: Mapping[str, str] | None) -> dict[str, str]:
+                 arm_map: Mapping[str, str] | None, only_mapped: bool = False
+                 ) -> dict[str, str]:
     """Data arm -> trial arm, from the trial file's ``data_arm`` keys and ``arm_map``."""
     names = [arm.name for arm in spec.arms]
     for trial_arm in arm_map or {}:
@@ -157,13 +167,18 @@ def _arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
                              f"{', '.join(data_arms)}")
     mapping = {data_arm: trial_arm for trial_arm, data_arm in given.items()}
     missing = [arm for arm in data_arms if arm not in mapping]
-    if missing:
+    if only_mapped and not mapping:
+        raise CheckError(f"no trial arm is mapped to a data arm of study {study}; its arms: "
+                         f"{', '.join(data_arms)}; add data_arm to an [[arms]] entry or "
+                         f"--arm-map 'TRIAL ARM={data_arms[0]}'")
+    if missing and not only_mapped:
         lines = {arm: ", ".join(map(str, rows.line[rows.arm == arm])) for arm in missing}
         raise CheckError(
             f"study {study} in {source} has rows of arm(s) no trial arm is mapped to: "
             + "; ".join(f"{arm!r} (line {lines[arm]})" for arm in missing)
             + f"; add data_arm = \"{missing[0]}\" to the matching [[arms]] entry, or map it "
-              f"(--arm-map 'TRIAL ARM={missing[0]}')")
+              f"(--arm-map 'TRIAL ARM={missing[0]}'), or check only the mapped arms "
+              f"(--only-mapped-arms)")
     return mapping
 
 
@@ -220,7 +235,7 @@ def _column(endpoint: str, low, level, day) -> str | None:
     if endpoint in ("duration_below_days", "duration_thrombocytopenia_days") and \
             level in (20, 50):
         return f"days_below_{int(level)}"
-    if endpoint == "plt_count" and day in (7, 14):
+    if endpoint == "plt_count" and day in (7, 14, 21):
         return f"plt_day_{int(day)}"
     return {"nadir_plt": "nadir", "plt_auc_day0_21": "auc_21_days"}.get(endpoint)
 

@@ -441,6 +441,9 @@ _TRIAL = [
      lambda c: c.measured(7), "mean"),
     ("plt_day_14", _COUNT, "count 14 days after the start of treatment", "count",
      lambda c: c.measured(14), "mean"),
+    # week 3: persistent-CIT trials judge correction and report counts there (Soff 2019)
+    ("plt_day_21", _COUNT, "count 21 days after the start of treatment", "count",
+     lambda c: c.measured(21), "mean"),
     ("auc_21_days", "x10^9/L x day", "area under the count over 21 days from the start",
      "auc", lambda c: auc(c.times, c.counts, c.day0, 21.0), None),
     ("transfusions", "transfusions", "rescue platelet transfusions given", "number",
