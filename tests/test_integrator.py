@@ -400,3 +400,44 @@ def test_hoisted_parameters_refuses_a_vector_of_the_wrong_length(friberg):
     with pytest.raises(pp.SimulationInputError, match="shape"):
         hoisted_parameters(friberg, np.vstack([p, p]))
     assert hoisted_parameters(friberg, p)[:p.size].tolist() == p.tolist()
+
+
+def test_renamed_parameter_vector_keywords_still_work_with_a_warning(friberg):
+    # hoisted_parameters / initial_state took ``p=`` and failure_message ``parameters=``
+    # before the names were unified as ``parameter_vector`` (docs/architecture.md, Names):
+    # the old keyword gives the same result with a DeprecationWarning; both at once is refused
+    from plateletpd.numerics.failures import failure_message
+    from plateletpd.numerics.kernels import initial_state
+
+    p = friberg.parameter_vector()
+    with pytest.warns(DeprecationWarning, match="parameter_vector"):
+        old = hoisted_parameters(friberg, p=p)
+    assert old.tolist() == hoisted_parameters(friberg, parameter_vector=p).tolist()
+    with pytest.warns(DeprecationWarning, match="parameter_vector"):
+        assert initial_state(friberg, p=p).tolist() == initial_state(friberg, p).tolist()
+    with pytest.raises(TypeError, match="both"):
+        initial_state(friberg, p=p, parameter_vector=p)
+    failure = np.full(1 + len(friberg.states), np.nan)
+    with pytest.warns(DeprecationWarning, match="parameter_vector"):
+        message = failure_message(friberg, pp.Status.MAX_STEPS, parameters=p, failure=failure)
+    assert message == failure_message(friberg, pp.Status.MAX_STEPS, p, failure)
+
+
+def test_every_explicit_segment_is_the_one_step_loop():
+    # issue 15: DOP853 for one subject, DOP853 in lock step and the tableau-driven methods
+    # are rendered from one step loop; each form fills every slot and nothing else, and the
+    # rendered kernels share the loop's step control line for line
+    import string
+
+    from plateletpd.numerics import integrator
+
+    slots = {name for _, name, _, _ in string.Formatter().parse(integrator.EXPLICIT_STEP_LOOP)
+             if name}
+    for form in integrator.EXPLICIT_FORMS.values():
+        assert set(form) | {"name"} == slots
+    source = integrator.explicit_source()
+    for line in ["h, done = _next_after_accept(h, factor, rejected_last, last, h_max, max_step)",
+                 "status, h = _retry_after_non_finite(t, h, counters)",
+                 "h = _restart_step(h, h_previous, restart_growth, h_max)"]:
+        assert source.count(line) == len(integrator.EXPLICIT_FORMS)
+    assert source in integrator.template()

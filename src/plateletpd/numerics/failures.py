@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from plateletpd.numerics.solvers import Status
+from plateletpd.numerics.solvers import Status, renamed_keyword
 
 if TYPE_CHECKING:  # pragma: no cover
     from plateletpd.model.expressions import Expression
@@ -66,13 +66,15 @@ def _day(model: "Model", time: float) -> str:
     return f"day {time * model.days_per_time_unit:.6g}"
 
 
-def failure_message(model: "Model", status: int, parameters: np.ndarray,
+@renamed_keyword("parameters", "parameter_vector")
+def failure_message(model: "Model", status: int, parameter_vector: np.ndarray,
                     failure: np.ndarray) -> str:
     """The message of one failed subject: the status, the time (days) and, for
     DOMAIN_ERROR, the formula and the state it was evaluated at.
 
-    ``parameters`` holds the subject's parameters then covariates; ``failure`` the model
-    time then the state where the kernel stopped (NaN if it did not say)."""
+    ``parameter_vector`` holds the subject's parameters then covariates (the keyword was
+    ``parameters`` before, still accepted, deprecated); ``failure`` the model time then the
+    state where the kernel stopped (NaN if it did not say)."""
     status = Status(int(status))
     if status == Status.INVALID_INPUT or not np.isfinite(failure[0]):
         return status.message
@@ -81,7 +83,7 @@ def failure_message(model: "Model", status: int, parameters: np.ndarray,
     if status != Status.DOMAIN_ERROR:
         return f"{status.message} (stopped at {where})"
     names = model.parameter_names + model.covariate_names
-    values = {name: np.float64(v) for name, v in zip(names, parameters)}
+    values = {name: np.float64(v) for name, v in zip(names, parameter_vector)}
     values["t"] = np.float64(time)
     initial = not np.all(np.isfinite(state))
     if not initial:

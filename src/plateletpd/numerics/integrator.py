@@ -26,7 +26,12 @@ their published sources).
   3(2) today), run from its Butcher tableau: adding such a method adds no code here.
 * Breakpoints are expanded once (:func:`_expand_events`, :func:`_breakpoint_order`,
   :func:`_apply_breakpoints`) for one subject and for lock-step groups alike.
-* :func:`solve_group` / :func:`dop853_lanes_segment`: DOP853 for ``LANES`` subjects in lock
+* DOP853 (Hairer's dop853 with its 7th-order dense output) has one step loop,
+  :data:`EXPLICIT_STEP_LOOP`, rendered by :func:`explicit_source` (appended to the template)
+  as ``dop853_segment`` for one subject and ``dop853_lanes_segment`` for a lock-step group;
+  the generic ``explicit_segment`` is a third form of the same loop. The forms differ only
+  in the operations named in :data:`EXPLICIT_FORMS`.
+* :func:`solve_group`: DOP853 for ``LANES`` subjects in lock
   step (one step size, the largest all of them accept), on lane-major flat arrays so the
   model's ``rhs_lanes`` and every stage combination are long vectorisable loops. The stage
   passes themselves are generated per state count (:func:`lockstep_source`, appended to
@@ -52,6 +57,7 @@ from plateletpd.numerics.tableaux import DOP853 as _dop853
 # Placeholders: in a kernel module these names are the model's compiled functions.
 rhs = initial = outputs = dose_modifiers = constants = rhs_hoisted = rhs_inline = None
 rhs_lanes = uniform_conditions = None
+dop853_segment = dop853_lanes_segment = explicit_segment = None
 dop853_lane_stages = dop853_lane_dense = dop853_lane_accept = None
 LANE_WIDTH = 0
 ROW_Y = ROW_Y1 = ROW_STAGE = ROW_Y_OUT = ROW_E5 = ROW_E3 = ROW_K = ROW_DENSE = 0
@@ -64,9 +70,11 @@ TEMPLATE_MARKER = "# ---- kernel template: everything below is copied into kerne
 
 @functools.lru_cache(maxsize=None)
 def template() -> str:
-    """The integrator source appended to generated kernel modules."""
+    """The integrator source appended to generated kernel modules: the text below
+    :data:`TEMPLATE_MARKER`, then the explicit pairs' segments (:func:`explicit_source`)."""
     text = Path(__file__).read_text(encoding="utf-8")
-    return text[text.index(TEMPLATE_MARKER, text.index("def template")) + len(TEMPLATE_MARKER):]
+    body = text[text.index(TEMPLATE_MARKER, text.index("def template")) + len(TEMPLATE_MARKER):]
+    return f"{body}\n\n{explicit_source()}"
 
 
 #: Rows of a lock-step group's flat work array ``w`` (each ``LANE_WIDTH = n_states * LANES``
@@ -158,6 +166,167 @@ def lockstep_source(n_states: int, lanes: int) -> str:
               f"        {_at(y)} = {_at(y1)}",
               f"        {_at(k(0))} = {_at(k(12))}"]
     return "\n".join(lines) + "\n"
+
+
+# ---- one step loop for the explicit Runge-Kutta pairs (DOP853 one subject and lock step,
+# ---- and every tableau of tableaux.GENERATED)
+#: The step loop of an explicit embedded pair: Hairer's starting step and restart
+#: (:func:`_restart_step`), the attempt checks (:func:`_next_step`), retries after a
+#: non-finite error, accept/reject on the error norm, dense output at the output times
+#: inside an accepted step, and no growth right after a rejection
+#: (:func:`_next_after_accept`). :func:`explicit_source` renders it once per form of
+#: :data:`EXPLICIT_FORMS`; a form only says how it evaluates its stages, norms the error,
+#: chooses the step factor, prepares and evaluates the dense output, records an output and
+#: accepts a step. Step control, output and failure handling are this one text in all.
+EXPLICIT_STEP_LOOP = '''
+@njit(**KERNEL_OPTIONS)
+def {name}({arguments}):
+    """{doc}"""
+    {views}
+    span = t_end - t
+    if span <= 0.0:
+        return SUCCESS, io, h_previous
+    h_max = min(max_step, span)
+    {derivative}
+    h = {initial_step}
+    h = _restart_step(h, h_previous, restart_growth, h_max)
+    rejected_last = False
+    while True:
+        status, h, last = _next_step(t, t_end, h, counters, max_steps)
+        if status != SUCCESS:
+            return {stopped}, io, h
+        {stages}
+        err = {error}
+        if not math.isfinite(err):
+            status, h = _retry_after_non_finite(t, h, counters)
+            if status != SUCCESS:
+                return {non_finite}, io, h
+            rejected_last = True
+            continue
+        factor = {factor}
+        if err <= 1.0:
+            counters[STEPS] += 1
+            t_new = t_end if last else t + h
+            {dense}
+            while _output_due(io, output_times, t_new, t_end):
+                {interpolate}
+                {record}
+                io += 1
+            {accept}
+            t = t_new
+            h, done = _next_after_accept(h, factor, rejected_last, last, h_max, max_step)
+            if done:
+                return SUCCESS, io, h
+            rejected_last = False
+        else:
+            counters[REJECTED] += 1
+            rejected_last = True
+            h *= factor
+'''
+
+#: The forms of :data:`EXPLICIT_STEP_LOOP`: its slots filled with each form's work arrays
+#: and operations (template functions; the lock-step stage passes are generated per model
+#: by :func:`lockstep_source`). Each slot is one statement or expression.
+EXPLICIT_FORMS = {
+    "dop853_segment": {
+        "doc": "Same contract as :func:`dopri5_segment`, with Hairer's DOP853: an explicit "
+               "8th-order pair with the 5th/3rd-order combined error estimate and 7th-order "
+               "dense output (Hairer, Norsett and Wanner, Solving ODEs I, 2nd ed., II.10).",
+        "arguments": "t, t_end, y, p, rate, output_times, io, rtol, atol, max_step, max_steps, "
+                     "restart_growth, h_previous, outputs_out, states_out, counters, work, "
+                     "failure",
+        "views": ["y1, stage, y_out, e5, e3 = work[0], work[1], work[2], work[3], work[4]",
+                  "k = work[5:21]  # stage derivatives (C-contiguous rows vectorise)",
+                  "dense = work[21:28]  # dense-output polynomial rows"],
+        "derivative": "_f(t, y, p, rate, k[0], counters)",
+        "initial_step": "_initial_step(t, y, p, rate, k[0], h_max, rtol, atol, 8, y1, k[1], "
+                        "counters)",
+        "stopped": "_failed(status, t, y, failure)",
+        "stages": "_dop853_stages(t, h, y, p, rate, k, stage, y1, counters)",
+        "error": "_dop853_error_norm(k, e5, e3, y, y1, h, rtol, atol)",
+        # stage 13's state is y1, built from row 12 of A (= B)
+        "non_finite": "_stage_failure(t, h, y, k, _P_A, _P_C, 13, stage, failure)",
+        "factor": "_dop853_factor(err)",
+        "dense": ("_dop853_dense_output(t, h, y, p, rate, k, stage, y1, dense, counters, io, "
+                  "output_times, t_new, t_end)"),
+        "interpolate": "_dop853_interpolate(y, dense, (output_times[io] - t) / h, y_out)",
+        "record": "_record(output_times[io], y_out, p, outputs_out, states_out, io)",
+        "accept": "_dop853_accept(y, y1, k)",
+    },
+    "dop853_lanes_segment": {
+        "doc": "DOP853 for a lock-step group (same contract, same step control on the group's "
+               "worst error norm, so every subject meets its tolerance at every step); its "
+               "rows live in one flat array ``w`` (rows ``LANE_ROWS``). A failure returns "
+               "the status only: the caller integrates each subject again on its own.",
+        "arguments": "t, t_end, w, q, rate, has_rate, output_times, io, rtol, atol, max_step, "
+                     "max_steps, restart_growth, h_previous, outputs_out, states_out, "
+                     "counters, acc, lane_q, lane_y, first, count",
+        "views": ["m = LANE_WIDTH",
+                  ("y, y1, y_out = w[ROW_Y:ROW_Y + m], w[ROW_Y1:ROW_Y1 + m], "
+                   "w[ROW_Y_OUT:ROW_Y_OUT + m]"),
+                  "e5, e3 = w[ROW_E5:ROW_E5 + m], w[ROW_E3:ROW_E3 + m]",
+                  "k0, k1 = w[ROW_K:ROW_K + m], w[ROW_K + m:ROW_K + 2 * m]",
+                  "dense = w[ROW_DENSE:ROW_DENSE + 7 * m].reshape((7, m))"],
+        "derivative": "_f_lanes(t, y, q, rate, has_rate, k0, counters)",
+        "initial_step": "_initial_step_lanes(t, y, q, rate, has_rate, k0, h_max, rtol, atol, 8, "
+                        "y1, k1, counters, acc)",
+        "stopped": "status",
+        "stages": "dop853_lane_stages(t, h, w, q, rate, has_rate, counters)",
+        "error": "_dop853_error_lanes(e5, e3, y, y1, h, rtol, atol, acc)",
+        "non_finite": "status",
+        "factor": "_dop853_factor(err)",
+        "dense": ("_dop853_lane_dense_output(t, h, w, q, rate, has_rate, counters, io, "
+                  "output_times, t_new, t_end)"),
+        "interpolate": "_dop853_interpolate(y, dense, (output_times[io] - t) / h, y_out)",
+        "record": "_record_lanes(output_times[io], y_out, lane_q, lane_y, outputs_out, "
+                  "states_out, first, count, io)",
+        "accept": "dop853_lane_accept(w)",
+    },
+    "explicit_segment": {
+        "doc": ":func:`dopri5_segment`'s contract for any explicit embedded pair of "
+               "``tableaux.GENERATED`` (``index``), read from its Butcher tableau: Hairer's "
+               "starting step and error norm, the standard controller (safety 0.9, exponent "
+               "1 / (embedded order + 1), change within [0.2, 5], no growth right after a "
+               "rejection) and cubic Hermite dense output (3rd order, from the step's end "
+               "values and derivatives).",
+        "arguments": "index, t, t_end, y, p, rate, output_times, io, rtol, atol, max_step, "
+                     "max_steps, restart_growth, h_previous, outputs_out, states_out, counters, "
+                     "work, failure",
+        "views": ["n_stages = _GEN_STAGES[index]",
+                  "a, b, c, e = _GEN_A[index], _GEN_B[index], _GEN_C[index], _GEN_E[index]",
+                  "fsal = _GEN_FSAL[index]",
+                  "exponent = _GEN_EXPONENT[index]",
+                  "k = work[0:n_stages + 1]  # stage derivatives; row n_stages: f(y1)",
+                  "k_new = work[n_stages]",
+                  "y1, stage, y_out = work[n_stages + 1], work[n_stages + 2], work[n_stages + 3]"],
+        "derivative": "_f(t, y, p, rate, k[0], counters)",
+        "initial_step": "_initial_step(t, y, p, rate, k[0], h_max, rtol, atol, "
+                        "_GEN_ORDER[index], y1, k[1], counters)",
+        "stopped": "_failed(status, t, y, failure)",
+        "stages": "_explicit_stages(t, h, y, p, rate, k, a, b, c, e, n_stages, fsal, stage, y1, "
+                  "counters)",
+        "error": "_error_norm(stage, y, y1, rtol, atol)",
+        "non_finite": "_stage_failure(t, h, y, k, a, c, n_stages, stage, failure)",
+        "factor": "5.0 if err == 0.0 else min(5.0, max(0.2, 0.9 * err ** -exponent))",
+        "dense": "_explicit_new_derivative(t_new, y1, p, rate, k, k_new, n_stages, fsal, "
+                 "counters)",
+        "interpolate": "_hermite(y, y1, k, k_new, h, (output_times[io] - t) / h, y_out)",
+        "record": "_record(output_times[io], y_out, p, outputs_out, states_out, io)",
+        "accept": "_explicit_accept(y, y1, k, k_new)",
+    },
+}
+
+
+def explicit_source() -> str:
+    """Kernel-module source of the explicit pairs' segments, one per form of
+    :data:`EXPLICIT_FORMS`, from the one :data:`EXPLICIT_STEP_LOOP`. A missing or unknown
+    slot is a KeyError here, not a kernel that compiles wrong."""
+    sources = []
+    for name, form in EXPLICIT_FORMS.items():
+        slots = {**form, "name": name, "views": "\n    ".join(form["views"])}
+        sources.append(EXPLICIT_STEP_LOOP.format(**slots))
+    return "# ==== explicit Runge-Kutta segments (generated by " \
+        "plateletpd.numerics.integrator.explicit_source)\n" + "\n\n".join(sources)
 
 
 # ---- kernel template: everything below is copied into kernel modules ----
@@ -584,84 +753,52 @@ _GEN_A, _GEN_B, _GEN_C, _GEN_E, _GEN_STAGES, _GEN_ORDER, _GEN_EXPONENT, _GEN_FSA
     _tableaux.packed()
 
 
-@njit(**KERNEL_OPTIONS)
-def explicit_segment(index, t, t_end, y, p, rate, output_times, io, rtol, atol, max_step,
-                     max_steps, restart_growth, h_previous, outputs_out, states_out, counters,
-                     work, failure):
-    """:func:`dopri5_segment`'s contract for any explicit embedded pair of
-    ``tableaux.GENERATED`` (``index``), read from its Butcher tableau: Hairer's starting
-    step and error norm, the standard controller (safety 0.9, exponent 1 / (embedded order
-    + 1), change within [0.2, 5], no growth right after a rejection) and cubic Hermite
-    dense output (3rd order, from the step's end values and derivatives)."""
-    n = y.shape[0]
-    n_stages = _GEN_STAGES[index]
-    a, b, c, e = _GEN_A[index], _GEN_B[index], _GEN_C[index], _GEN_E[index]
-    fsal = _GEN_FSAL[index]
-    exponent = _GEN_EXPONENT[index]
-    k = work[0:n_stages + 1]  # stage derivatives; row n_stages: f at the new solution
-    k_new = work[n_stages]
-    y1, stage, y_out = work[n_stages + 1], work[n_stages + 2], work[n_stages + 3]
-    span = t_end - t
-    if span <= 0.0:
-        return SUCCESS, io, h_previous
-    h_max = min(max_step, span)
-    _f(t, y, p, rate, k[0], counters)
-    h = _initial_step(t, y, p, rate, k[0], h_max, rtol, atol, _GEN_ORDER[index], y1, k[1],
-                      counters)
-    h = _restart_step(h, h_previous, restart_growth, h_max)
-    rejected_last = False
-    while True:
-        status, h, last = _next_step(t, t_end, h, counters, max_steps)
-        if status != SUCCESS:
-            return _failed(status, t, y, failure), io, h
-        for s in range(1, n_stages):
-            out = y1 if fsal and s == n_stages - 1 else stage
-            _combine(y, k, a[s], s, h, out)
-            _f(t + c[s] * h, out, p, rate, k[s], counters)
-        if not fsal:
-            _combine(y, k, b, n_stages, h, y1)
-        for i in range(n):
-            total = 0.0
-            for j in range(n_stages):
-                total += e[j] * k[j, i]
-            stage[i] = h * total
-        err = _error_norm(stage, y, y1, rtol, atol)
-        if not math.isfinite(err):
-            status, h = _retry_after_non_finite(t, h, counters)
-            if status != SUCCESS:
-                return _stage_failure(t, h, y, k, a, c, n_stages, stage, failure), io, h
-            rejected_last = True
-            continue
-        factor = 5.0 if err == 0.0 else min(5.0, max(0.2, 0.9 * err ** -exponent))
-        if err <= 1.0:
-            counters[STEPS] += 1
-            t_new = t_end if last else t + h
-            if fsal:
-                for i in range(n):
-                    k_new[i] = k[n_stages - 1, i]
-            else:
-                _f(t_new, y1, p, rate, k_new, counters)
-            while _output_due(io, output_times, t_new, t_end):
-                x = (output_times[io] - t) / h
-                for i in range(n):  # cubic Hermite on [t, t + h]
-                    difference = y1[i] - y[i]
-                    y_out[i] = y[i] + x * (difference + (x - 1.0) * (
-                        (1.0 - 2.0 * x) * difference + (x - 1.0) * h * k[0, i]
-                        + x * h * k_new[i]))
-                _record(output_times[io], y_out, p, outputs_out, states_out, io)
-                io += 1
-            for i in range(n):
-                y[i] = y1[i]
-                k[0, i] = k_new[i]
-            t = t_new
-            h, done = _next_after_accept(h, factor, rejected_last, last, h_max, max_step)
-            if done:
-                return SUCCESS, io, h
-            rejected_last = False
-        else:
-            counters[REJECTED] += 1
-            rejected_last = True
-            h *= factor
+@njit(inline="always", **KERNEL_OPTIONS)
+def _explicit_stages(t, h, y, p, rate, k, a, b, c, e, n_stages, fsal, stage, y1, counters):
+    """Stages 2..n_stages of a step of a generated pair (the new state in y1), then its
+    error estimate ``h * sum(e[j] * k[j])`` in ``stage``."""
+    for s in range(1, n_stages):
+        out = y1 if fsal and s == n_stages - 1 else stage
+        _combine(y, k, a[s], s, h, out)
+        _f(t + c[s] * h, out, p, rate, k[s], counters)
+    if not fsal:
+        _combine(y, k, b, n_stages, h, y1)
+    for i in range(y.shape[0]):
+        total = 0.0
+        for j in range(n_stages):
+            total += e[j] * k[j, i]
+        stage[i] = h * total
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _explicit_new_derivative(t_new, y1, p, rate, k, k_new, n_stages, fsal, counters):
+    """f at an accepted step's new state (its last stage for a first-same-as-last pair)."""
+    if fsal:
+        for i in range(y1.shape[0]):
+            k_new[i] = k[n_stages - 1, i]
+    else:
+        _f(t_new, y1, p, rate, k_new, counters)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _hermite(y, y1, k, k_new, h, x, y_out):
+    """Cubic Hermite interpolation at fraction ``x`` of the step [t, t + h]."""
+    for i in range(y.shape[0]):
+        difference = y1[i] - y[i]
+        y_out[i] = y[i] + x * (difference + (x - 1.0) * (
+            (1.0 - 2.0 * x) * difference + (x - 1.0) * h * k[0, i]
+            + x * h * k_new[i]))
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _explicit_accept(y, y1, k, k_new):
+    """y <- y1 and k[0] <- f(y1)."""
+    for i in range(y.shape[0]):
+        y[i] = y1[i]
+        k[0, i] = k_new[i]
+
+
+# explicit_segment is generated from these helpers (explicit_source, above the template).
 
 
 # ------------------------------------------------------------------ Dormand-Prince 5(4)
@@ -809,77 +946,55 @@ def _dop853_interpolate(y, dense, x, y_out):
         y_out[i] = y[i] + value
 
 
-@njit(**KERNEL_OPTIONS)
-def dop853_segment(t, t_end, y, p, rate, output_times, io, rtol, atol, max_step, max_steps,
-                   restart_growth, h_previous, outputs_out, states_out, counters, work,
-                   failure):
-    """Same contract as :func:`dopri5_segment`, with Hairer's DOP853: an explicit 8th-order
-    pair with the 5th/3rd-order combined error estimate and 7th-order dense output (its
-    three extra stages are computed only in steps that contain an output time). Hairer,
-    Norsett and Wanner, Solving ODEs I, 2nd ed., section II.10; step control as in their
-    dop853 (safety 0.9, step change within [1/3, 6], exponent 1/8)."""
-    n = y.shape[0]
-    y1, stage, y_out, e5, e3 = work[0], work[1], work[2], work[3], work[4]
-    k = work[5:21]       # stage derivatives (C-contiguous rows vectorise)
-    dense = work[21:28]  # dense-output polynomial rows
-    span = t_end - t
-    if span <= 0.0:
-        return SUCCESS, io, h_previous
-    h_max = min(max_step, span)
-    _f(t, y, p, rate, k[0], counters)
-    h = _initial_step(t, y, p, rate, k[0], h_max, rtol, atol, 8, y1, k[1], counters)
-    h = _restart_step(h, h_previous, restart_growth, h_max)
-    rejected_last = False
-    while True:
-        status, h, last = _next_step(t, t_end, h, counters, max_steps)
-        if status != SUCCESS:
-            return _failed(status, t, y, failure), io, h
-        for s in range(1, 13):  # stage 12 is the new solution y1 and its derivative
-            if s < 12:
-                _combine(y, k, _P_A[s], s, h, stage)
-                _f_hot(t + _P_C[s] * h, stage, p, rate, k[s], counters)
-            else:
-                _combine(y, k, _P_B, 12, h, y1)
-                _f_hot(t + h, y1, p, rate, k[12], counters)
-        _dop853_estimates(k, e5, e3)
-        err5 = 0.0
-        err3 = 0.0
-        for i in range(n):
-            scale = atol[i] + rtol * max(abs(y[i]), abs(y1[i]))
-            err5 += (e5[i] / scale) ** 2
-            err3 += (e3[i] / scale) ** 2
-        err = _dop853_error(err5, err3, h, n)
-        if not math.isfinite(err):
-            status, h = _retry_after_non_finite(t, h, counters)
-            if status != SUCCESS:  # stage 13's state is y1, built from row 12 of A (= B)
-                return _stage_failure(t, h, y, k, _P_A, _P_C, 13, stage, failure), io, h
-            rejected_last = True
-            continue
-        factor = _dop853_factor(err)
-        if err <= 1.0:
-            counters[STEPS] += 1
-            t_new = t_end if last else t + h
-            if _output_due(io, output_times, t_new, t_end):
-                for s in range(13, 16):
-                    _combine(y, k, _P_A[s], s, h, stage)
-                    _f(t + _P_C[s] * h, stage, p, rate, k[s], counters)
-                _dop853_dense(y, y1, k, h, dense)
-            while _output_due(io, output_times, t_new, t_end):
-                _dop853_interpolate(y, dense, (output_times[io] - t) / h, y_out)
-                _record(output_times[io], y_out, p, outputs_out, states_out, io)
-                io += 1
-            for i in range(n):
-                y[i] = y1[i]
-                k[0, i] = k[12, i]
-            t = t_new
-            h, done = _next_after_accept(h, factor, rejected_last, last, h_max, max_step)
-            if done:
-                return SUCCESS, io, h
-            rejected_last = False
+@njit(inline="always", **KERNEL_OPTIONS)
+def _dop853_stages(t, h, y, p, rate, k, stage, y1, counters):
+    """Stages 2-12 of a step from y (stage derivative 1 in k[0]): the new state in y1 and
+    its derivative in k[12] (stage 12 is the new solution: row 12 of A is B)."""
+    for s in range(1, 13):
+        if s < 12:
+            _combine(y, k, _P_A[s], s, h, stage)
+            _f_hot(t + _P_C[s] * h, stage, p, rate, k[s], counters)
         else:
-            counters[REJECTED] += 1
-            rejected_last = True
-            h *= factor
+            _combine(y, k, _P_B, 12, h, y1)
+            _f_hot(t + h, y1, p, rate, k[12], counters)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _dop853_error_norm(k, e5, e3, y, y1, h, rtol, atol):
+    """DOP853's error norm of a step from its 13 stages (NaN if not finite)."""
+    n = y.shape[0]
+    _dop853_estimates(k, e5, e3)
+    err5 = 0.0
+    err3 = 0.0
+    for i in range(n):
+        scale = atol[i] + rtol * max(abs(y[i]), abs(y1[i]))
+        err5 += (e5[i] / scale) ** 2
+        err3 += (e3[i] / scale) ** 2
+    return _dop853_error(err5, err3, h, n)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _dop853_dense_output(t, h, y, p, rate, k, stage, y1, dense, counters, io, output_times,
+                         t_new, t_end):
+    """The three extra stages of an accepted step and its dense-output rows, only in a
+    step that holds an output time."""
+    if _output_due(io, output_times, t_new, t_end):
+        for s in range(13, 16):
+            _combine(y, k, _P_A[s], s, h, stage)
+            _f(t + _P_C[s] * h, stage, p, rate, k[s], counters)
+        _dop853_dense(y, y1, k, h, dense)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _dop853_accept(y, y1, k):
+    """y <- y1 and k[0] <- k[12] (first same as last)."""
+    for i in range(y.shape[0]):
+        y[i] = y1[i]
+        k[0, i] = k[12, i]
+
+
+# dop853_segment (one subject) and dop853_lanes_segment (a lock-step group) are generated
+# from these helpers and their lock-step twins by explicit_source() (above the template).
 
 
 # ------------------------------------------------------------------ Rosenbrock 2(3)
@@ -1127,6 +1242,14 @@ def _dop853_error_lanes(e5, e3, y, y1, h, rtol, atol, acc):
     return worst
 
 
+@njit(inline="always", **KERNEL_OPTIONS)
+def _dop853_lane_dense_output(t, h, w, q, rate, has_rate, counters, io, output_times, t_new,
+                              t_end):
+    """The group's dense output (:func:`_dop853_dense_output`), in steps holding an output."""
+    if _output_due(io, output_times, t_new, t_end):
+        dop853_lane_dense(t, h, w, q, rate, has_rate, counters)
+
+
 @njit(**KERNEL_OPTIONS)
 def _record_lanes(t, y, lane_q, lane_y, outputs_out, states_out, first, count, io):
     """Record output ``io`` of the group's real subjects (lanes ``0..count-1``)."""
@@ -1139,65 +1262,8 @@ def _record_lanes(t, y, lane_q, lane_y, outputs_out, states_out, first, count, i
 
 
 @njit(**KERNEL_OPTIONS)
-def dop853_lanes_segment(t, t_end, w, q, rate, has_rate, output_times, io, rtol, atol,
-                         max_step, max_steps, restart_growth, h_previous, outputs_out,
-                         states_out, counters, acc, lane_q, lane_y, first, count):
-    """:func:`dop853_segment` for a lock-step group (same contract, same step control on the
-    group's worst error norm, so every subject meets its tolerance at every step). The
-    group's rows live in one flat array ``w`` (rows :data:`LANE_ROWS`), whose stage passes
-    are generated per model (:func:`lockstep_source`)."""
-    m = LANE_WIDTH
-    y, y1, y_out = w[ROW_Y:ROW_Y + m], w[ROW_Y1:ROW_Y1 + m], w[ROW_Y_OUT:ROW_Y_OUT + m]
-    e5, e3 = w[ROW_E5:ROW_E5 + m], w[ROW_E3:ROW_E3 + m]
-    k0, k1 = w[ROW_K:ROW_K + m], w[ROW_K + m:ROW_K + 2 * m]
-    dense = w[ROW_DENSE:ROW_DENSE + 7 * m].reshape((7, m))
-    span = t_end - t
-    if span <= 0.0:
-        return SUCCESS, io, h_previous
-    h_max = min(max_step, span)
-    _f_lanes(t, y, q, rate, has_rate, k0, counters)
-    h = _initial_step_lanes(t, y, q, rate, has_rate, k0, h_max, rtol, atol, 8, y1, k1,
-                            counters, acc)
-    h = _restart_step(h, h_previous, restart_growth, h_max)
-    rejected_last = False
-    while True:
-        status, h, last = _next_step(t, t_end, h, counters, max_steps)
-        if status != SUCCESS:
-            return status, io, h
-        dop853_lane_stages(t, h, w, q, rate, has_rate, counters)
-        err = _dop853_error_lanes(e5, e3, y, y1, h, rtol, atol, acc)
-        if not math.isfinite(err):
-            status, h = _retry_after_non_finite(t, h, counters)
-            if status != SUCCESS:
-                return status, io, h
-            rejected_last = True
-            continue
-        factor = _dop853_factor(err)
-        if err <= 1.0:
-            counters[STEPS] += 1
-            t_new = t_end if last else t + h
-            if _output_due(io, output_times, t_new, t_end):
-                dop853_lane_dense(t, h, w, q, rate, has_rate, counters)
-            while _output_due(io, output_times, t_new, t_end):
-                _dop853_interpolate(y, dense, (output_times[io] - t) / h, y_out)
-                _record_lanes(output_times[io], y_out, lane_q, lane_y, outputs_out, states_out,
-                              first, count, io)
-                io += 1
-            dop853_lane_accept(w)
-            t = t_new
-            h, done = _next_after_accept(h, factor, rejected_last, last, h_max, max_step)
-            if done:
-                return SUCCESS, io, h
-            rejected_last = False
-        else:
-            counters[REJECTED] += 1
-            rejected_last = True
-            h *= factor
-
-
-@njit(**KERNEL_OPTIONS)
-def solve_group(n_states, n_targets, params, first, count, event_time, event_target,
-                event_state, event_amount, event_duration, output_times, rtol, atol,
+def solve_group(n_states, n_targets, parameter_vectors, first, count, event_time,
+                event_target, event_state, event_amount, event_duration, output_times, rtol, atol,
                 max_step, max_steps, restart_growth, outputs_out, states_out, counters):
     """Integrate subjects ``first .. first+count-1`` (count <= LANES) in lock step with
     DOP853; spare lanes repeat the last subject and record nothing.
@@ -1209,7 +1275,7 @@ def solve_group(n_states, n_targets, params, first, count, event_time, event_tar
     caller integrates each subject on its own, so one failing subject is flagged alone,
     with its own status."""
     n_out = output_times.shape[0]
-    n_p = params.shape[1]
+    n_p = parameter_vectors.shape[1]
     n_q = n_p + N_CONSTANTS
     lane_q = np.empty((LANES, n_q))
     lane_y = np.empty(n_states)
@@ -1223,7 +1289,7 @@ def solve_group(n_states, n_targets, params, first, count, event_time, event_tar
     lag = np.zeros(max(n_targets, 1))
     for lane in range(LANES):
         subject = first + min(lane, count - 1)
-        lane_q[lane, :n_p] = params[subject]
+        lane_q[lane, :n_p] = parameter_vectors[subject]
         constants(lane_q[lane])
         for i in range(n_q):
             q[i * LANES + lane] = lane_q[lane, i]

@@ -29,6 +29,7 @@ import numpy as np
 from plateletpd._version import __version__
 from plateletpd.model.codegen import LANES
 from plateletpd.numerics.jit import NUMBA_VERSION, plain_python
+from plateletpd.numerics.solvers import renamed_keyword
 
 if TYPE_CHECKING:  # pragma: no cover
     from plateletpd.model.definition import Model
@@ -105,29 +106,34 @@ def compile_kernel(model: "Model") -> ModuleType:
 
 
 def python_rhs(model: "Model"):
-    """A plain-Python right-hand side ``f(t, y, p)`` for :func:`scipy.integrate.solve_ivp`.
+    """A plain-Python right-hand side ``f(t, y, parameter_vector)`` for
+    :func:`scipy.integrate.solve_ivp` (``args=(parameter_vector,)``).
 
-    ``t`` is in the model's time unit, ``p`` is ``model.parameter_vector()``'s array.
+    ``t`` is in the model's time unit, ``parameter_vector`` is ``model.parameter_vector()``'s
+    array.
     Optional 4th argument: zero-order input rates per state (amount per time unit).
     """
     rhs = plain_python(compile_kernel(model).rhs)
     n = len(model.states)
 
-    def f(t, y, p, rate=None):
+    def f(t, y, parameter_vector, rate=None):
         dydt = np.empty(n)
-        rhs(float(t), np.asarray(y, dtype=np.float64), p, dydt)
+        rhs(float(t), np.asarray(y, dtype=np.float64), parameter_vector, dydt)
         return dydt if rate is None else dydt + rate
 
     return f
 
 
-def hoisted_parameters(model: "Model", p: np.ndarray) -> np.ndarray:
-    """``p`` followed by the parameter-only derived quantities: the vector the integrator's
+@renamed_keyword("p", "parameter_vector")
+def hoisted_parameters(model: "Model", parameter_vector: np.ndarray) -> np.ndarray:
+    """``parameter_vector`` (``model.parameter_vector()``: parameters then covariates)
+    followed by the parameter-only derived quantities: the vector the integrator's
     right-hand side ``kernel.rhs_hoisted(t, y, q, dydt)`` reads (computed once per subject,
-    not at every call; see :func:`plateletpd.model.codegen.constant_derived`)."""
+    not at every call; see :func:`plateletpd.model.codegen.constant_derived`). The keyword
+    was ``p`` before (still accepted, deprecated)."""
     from plateletpd.errors import SimulationInputError
 
-    p = np.ascontiguousarray(p, dtype=float)
+    p = np.ascontiguousarray(parameter_vector, dtype=float)
     expected = len(model.parameters) + len(model.covariates)
     if p.ndim != 1 or p.size != expected:
         raise SimulationInputError(
@@ -141,8 +147,10 @@ def hoisted_parameters(model: "Model", p: np.ndarray) -> np.ndarray:
     return q
 
 
-def initial_state(model: "Model", p: np.ndarray) -> np.ndarray:
-    """Initial state for parameter vector ``p`` (``model.parameter_vector()``)."""
+@renamed_keyword("p", "parameter_vector")
+def initial_state(model: "Model", parameter_vector: np.ndarray) -> np.ndarray:
+    """Initial state for ``parameter_vector`` (``model.parameter_vector()``; the keyword was
+    ``p`` before, still accepted, deprecated)."""
     y0 = np.empty(len(model.states))
-    compile_kernel(model).initial(p, y0)
+    compile_kernel(model).initial(parameter_vector, y0)
     return y0

@@ -10,6 +10,7 @@ how a batch is executed (one subject at a time or in lock step) is a separate ch
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import asdict, dataclass
@@ -190,6 +191,24 @@ class Solver:
 
 #: Kept for code that imported the former private name.
 _AdaptiveSolver = Solver
+
+
+def renamed_keyword(old: str, new: str):
+    """Decorator: a function whose keyword ``old`` was renamed ``new`` still accepts
+    ``old=`` (with a DeprecationWarning naming the new keyword); both at once is an error."""
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            if old in kwargs:
+                if new in kwargs:
+                    raise TypeError(f"{function.__name__}() got both {old}= (deprecated) and "
+                                    f"{new}=; pass {new}= only")
+                warnings.warn(f"{function.__name__}({old}=...) is deprecated; the keyword is "
+                              f"now {new}=", DeprecationWarning, stacklevel=2)
+                kwargs[new] = kwargs.pop(old)
+            return function(*args, **kwargs)
+        return wrapper
+    return decorate
 
 
 def _lockstep_check(solver: Solver) -> None:
