@@ -96,6 +96,17 @@ def test_two_workers_bit_identical_to_local(client):
     assert set(client.run(distributed._loaded_kernels).values()) == {1}
 
 
+def test_parameter_uncertainty_replicates_on_cluster_match_local(client):
+    from plateletpd.study.uncertainty import run_uncertainty
+
+    spec = small_trial(subjects=16)  # the bundled fit's uncertainty (fit = "default")
+    local = run_uncertainty(spec, 3)
+    remote = run_uncertainty(spec, 3, client=client)
+    for name in ("replicates", "draws", "intervals"):
+        pd.testing.assert_frame_equal(getattr(local, name), getattr(remote, name),
+                                      check_exact=True)
+
+
 def test_sweep_cells_on_cluster_match_local(client):
     spec = small_trial(subjects=30)
     grid = {"dose": [2.5, 7.5], "start_delay": [0.0, 2.0]}

@@ -19,7 +19,8 @@ Among the designs reaching the target the objective chooses:
 * ``days``: the fewest mean treatment days dosed (ties: the least total drug).
 
 The answer's uncertainty: ``replicates`` trials of the chosen design with new patients
-(seeds as :func:`plateletpd.study.trial.run_replicates`) and, when the trial takes its
+(seeds as :func:`plateletpd.study.trial.run_replicates`, drawn as
+:func:`plateletpd.study.uncertainty.run_uncertainty` draws them) and, when the trial takes its
 parameters from a fit, model parameters drawn from the fit's uncertainty
 (:class:`plateletpd.study.uncertainty.TrialUncertainty`); the response rate's 2.5th, 50th
 and 97.5th percentiles and the share of replicate trials reaching the target. The curve: the
@@ -45,7 +46,7 @@ from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.provenance import provenance
 from plateletpd.study.distributed import CHUNK, run_trials
 from plateletpd.study.sweep import _dimension_label, cell_designs
-from plateletpd.study.trial import TrialSpec, _arm_seed
+from plateletpd.study.trial import TrialSpec
 
 OBJECTIVES = ("total_drug", "days")
 
@@ -245,7 +246,8 @@ def _replicate_table(spec, design, search, start, days, replicates, client, chun
                      notes: list) -> pd.DataFrame:
     """Every dose step at (start, days) in ``replicates`` trials: new patients (seeds as
     run_replicates) and, with a fit, parameters drawn from its uncertainty."""
-    from plateletpd.study.uncertainty import TrialUncertainty, UncertaintyError
+    from plateletpd.study.uncertainty import (TrialUncertainty, UncertaintyError,
+                                              _replicate_spec)
 
     try:
         uncertainty = TrialUncertainty.for_trial(spec)
@@ -256,12 +258,7 @@ def _replicate_table(spec, design, search, start, days, replicates, client, chun
         notes.extend(uncertainty.notes)
     specs, keys = [], []
     for replicate in range(replicates):
-        model = spec.model
-        if uncertainty is not None:
-            drawn, _ = uncertainty.replicate(spec.seed, replicate)
-            model = model.with_parameters({target: drawn[source] for target, source in
-                                           uncertainty.applies.items()})
-        seeded = replace(spec, seed=_arm_seed(spec.seed, 10_000 + replicate), model=model)
+        *_, seeded = _replicate_spec(spec, replicate, uncertainty)
         for dose in search.doses:
             specs.append(_candidate(seeded, design, search, dose, start, days))
             keys.append((replicate, dose))

@@ -329,17 +329,23 @@ class TrialUncertainty:
 
 
 def replicate_trials(spec: TrialSpec, replicates: int, uncertainty: TrialUncertainty | None
-                     = None, progress: bool = False
+                     = None, progress: bool = False, client=None
                      ) -> Iterator[tuple[int, int, dict, dict, TrialResult]]:
     """(replicate, patient seed, drawn fit parameters, redraws per parameter, result) for
-    each replicate trial; patient seeds as :func:`plateletpd.study.trial.run_replicates`."""
+    each replicate trial; patient seeds as :func:`plateletpd.study.trial.run_replicates`.
+    ``client``: a Dask client on which all replicates' chunks run at once
+    (:mod:`plateletpd.study.distributed`; the same results)."""
     import sys
     import warnings
 
     _check_replicates(replicates)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        yield from _replicates(spec, replicates, uncertainty, progress)
+        if client is None:
+            yield from _replicates(spec, replicates, uncertainty, progress)
+        else:
+            yield from _distributed_replicates(spec, replicates, uncertainty, progress,
+                                               client)
     if caught:  # one line for all replicates, not one per replicate
         warnings.warn(f"{len(caught)} warning(s) in {replicates} replicate trials; the first: "
                       f"{caught[0].message}", caught[0].category, stacklevel=2)
@@ -351,18 +357,33 @@ def _replicates(spec, replicates, uncertainty, progress):
     import sys
 
     for replicate in range(replicates):
-        seed = _arm_seed(spec.seed, 10_000 + replicate)
-        model, drawn, outside = spec.model, {}, {}
-        if uncertainty is not None:
-            drawn, outside = uncertainty.replicate(spec.seed, replicate)
-            model = model.with_parameters({target: drawn[source] for target, source in
-                                           uncertainty.applies.items()})
+        seed, drawn, outside, trial = _replicate_spec(spec, replicate, uncertainty)
         if progress:
             kind = "drawn parameters" if uncertainty else "point estimates"
             print(f"\r  replicate {replicate + 1}/{replicates} ({kind})", end="",
                   file=sys.stderr, flush=True)
-        yield replicate, seed, drawn, outside, run_trial(replace(spec, seed=seed,
-                                                                 model=model))
+        yield replicate, seed, drawn, outside, run_trial(trial)
+
+
+def _replicate_spec(spec, replicate, uncertainty):
+    """Replicate ``replicate``'s patient seed, drawn parameters, redraws and trial."""
+    seed = _arm_seed(spec.seed, 10_000 + replicate)
+    model, drawn, outside = spec.model, {}, {}
+    if uncertainty is not None:
+        drawn, outside = uncertainty.replicate(spec.seed, replicate)
+        model = model.with_parameters({target: drawn[source] for target, source in
+                                       uncertainty.applies.items()})
+    return seed, drawn, outside, replace(spec, seed=seed, model=model)
+
+
+def _distributed_replicates(spec, replicates, uncertainty, progress, client):
+    from plateletpd.study.distributed import run_trials
+
+    drawn = [_replicate_spec(spec, replicate, uncertainty) for replicate in range(replicates)]
+    results = run_trials([trial for *_, trial in drawn], client, progress=progress,
+                         label="replicate trials")
+    for replicate, ((seed, values, outside, _), result) in enumerate(zip(drawn, results)):
+        yield replicate, seed, values, outside, result
 
 
 def _check_replicates(replicates) -> None:
@@ -398,16 +419,17 @@ class UncertaintyResult:
 
 
 def run_uncertainty(spec: TrialSpec, replicates: int | None = None,
-                    progress: bool = False) -> UncertaintyResult:
+                    progress: bool = False, client=None) -> UncertaintyResult:
     """``replicates`` trials at the point estimates and as many with parameters drawn from
-    the fit's uncertainty (same patient seeds); intervals across replicates."""
+    the fit's uncertainty (same patient seeds); intervals across replicates. ``client``: a
+    Dask client to run them on (the same results)."""
     replicates = spec.extra.get("replicates", 1) if replicates is None else replicates
     _check_replicates(replicates)
     uncertainty = TrialUncertainty.for_trial(spec)
     frames, draws, redraws = [], [], {}
     for kind, source in (("point estimate", None), ("drawn", uncertainty)):
         for replicate, seed, drawn, outside, result in replicate_trials(
-                spec, replicates, source, progress):
+                spec, replicates, source, progress, client):
             summary = result.summary.reset_index()
             summary.insert(0, "replicate", replicate)
             summary.insert(1, "seed", seed)
