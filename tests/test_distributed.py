@@ -107,6 +107,24 @@ def test_parameter_uncertainty_replicates_on_cluster_match_local(client):
                                       check_exact=True)
 
 
+def test_sensitivity_and_dose_search_on_cluster_match_local(client):
+    from plateletpd.study.optimisation import DoseSearch, optimise_dose
+    from plateletpd.study.sensitivity import Factor, run_sensitivity
+
+    spec = small_trial(subjects=16)
+    factors = [Factor("dose", 2.5, 15.0), Factor("cv:platelets_baseline", 0.1, 0.3)]
+    local = run_sensitivity(spec, "hetrombopag", factors, method="morris", samples=4)
+    remote = run_sensitivity(spec, "hetrombopag", factors, method="morris", samples=4,
+                             client=client, chunk=5)
+    pd.testing.assert_frame_equal(local.samples, remote.samples, check_exact=True)
+    pd.testing.assert_frame_equal(local.indices, remote.indices, check_exact=True)
+    search = DoseSearch("hetrombopag", doses=(5.0, 20.0), durations=(7,), target_pct=1.0)
+    local = optimise_dose(spec, search, replicates=2)
+    remote = optimise_dose(spec, search, replicates=2, client=client, chunk=7)
+    assert local.best == remote.best
+    pd.testing.assert_frame_equal(local.curve, remote.curve, check_exact=True)
+
+
 def test_sweep_cells_on_cluster_match_local(client):
     spec = small_trial(subjects=30)
     grid = {"dose": [2.5, 7.5], "start_delay": [0.0, 2.0]}
