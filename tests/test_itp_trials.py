@@ -30,17 +30,17 @@ LABEL_DOSES = (2.5, 5.0, 7.5)  # mg, label: the only daily doses a titrated arm 
 
 @pytest.fixture(scope="module")
 def realworld():
-    # 150 screened per arm (seed of the trial file): enough for a median of ~100 responders
-    return itp_realworld(subjects=150)
+    # 100 screened per arm (seed of the trial file): ~200 treated responders per visit
+    return itp_realworld(subjects=100)
 
 
 def test_untreated_itp_stays_low_placebo_like_week_8_response(realworld):
     # Mei 2021: 5.9% of placebo patients had PLT >= 50 at week 8; the bound for an
     # untreated virtual arm is < 15% (the model has no spontaneous fluctuation, so ~0)
-    spec = load_trial_spec(bundled_trial("itp_phase3"), subjects=300)
+    spec = load_trial_spec(bundled_trial("itp_phase3"), subjects=150)
     placebo = [d.name for d in spec.arms].index("placebo")
     result, _ = itp_arm(spec, placebo)
-    assert result.n > 200  # screened below 30 (most of a population with median 13)
+    assert result.n > 100  # screened below 30 (most of a population with median 13)
     week_8 = visit_counts(result, [56])[:, 0]
     assert np.mean(week_8 >= 50) < 0.15
 
@@ -48,7 +48,7 @@ def test_untreated_itp_stays_low_placebo_like_week_8_response(realworld):
 def test_treated_phase3_arms_respond_far_more_than_placebo():
     # Mei 2021: 58.9% (start 2.5 mg) and 64.3% (start 5 mg) vs 5.9% at week 8; the model
     # must separate them by at least 30 points (half the observed difference of ~55)
-    spec = load_trial_spec(bundled_trial("itp_phase3"), subjects=300)
+    spec = load_trial_spec(bundled_trial("itp_phase3"), subjects=150)
     rates = {}
     for index, design in enumerate(spec.arms):
         result, _ = itp_arm(spec, index)
@@ -62,7 +62,7 @@ def test_two_week_courses_order_the_day_28_response_as_first_in_patient_study():
     # after 14 daily doses. The same virtual patients in each arm (paired design); chronic
     # ITP, baseline as the phase III median 13 (the abstract gives none), screened < 30
     spec = pp.TrialSpec.create(
-        seed=2020, model="itp_thrombopoiesis", subjects_per_arm=400, follow_up_days=28,
+        seed=2020, model="itp_thrombopoiesis", subjects_per_arm=200, follow_up_days=28,
         design="paired",
         population={"typical": {"platelets_baseline": 13.0},
                     "cv": {"platelets_baseline": 0.8, "immune_destruction": 0.8,
@@ -81,7 +81,7 @@ def test_two_week_courses_order_the_day_28_response_as_first_in_patient_study():
 def test_titration_never_doses_outside_the_label_bounds(realworld):
     # label: every daily dose given is 2.5, 5 or 7.5 mg (or 0 while held); the real-world
     # arms start at 2.5, 5 and 7.5 mg and step by 2.5 mg within 2.5-7.5 mg
-    spec = load_trial_spec(bundled_trial("itp_realworld"), subjects=150)
+    spec = load_trial_spec(bundled_trial("itp_realworld"), subjects=100)
     for index, design in enumerate(spec.arms):
         if not design.treatment:
             continue
