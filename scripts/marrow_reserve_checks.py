@@ -6,6 +6,7 @@ population CVs, seeds and designs).
     python scripts/marrow_reserve_checks.py cost       # per-subject cost vs cit_thrombopoiesis
     python scripts/marrow_reserve_checks.py million    # 10^6-subject endpoints cohort (run
                                                         # alone: its peak memory is its own)
+    python scripts/marrow_reserve_checks.py montecarlo # Monte Carlo error of the calibration
 """
 
 import json
@@ -134,13 +135,44 @@ def million(n=1_000_000, chunk=10_000):
                       "mean_nadir": round(nadir / n, 1)}))
 
 
+def montecarlo(folder="fits/cit_marrow_reserve_calibration", replicates=5, large=1000):
+    """Monte Carlo error of the calibration's predictions at its optimum: the SD of each
+    row's prediction over ``replicates`` cohorts of the fit's size (seeds seed+1...), as a
+    fraction of the row's standard error, and the prediction with ``large`` patients."""
+    from plateletpd.inference.fitting import load_fit_config
+    from plateletpd.model.library import load_fit_record
+
+    problem = load_fit_config(Path(folder) / "config.toml")
+    record = load_fit_record(folder)
+    values = problem.parameters.valuesdict()
+    values.update({k: v["value"] for k, v in record["parameters"].items()})
+    subjects = problem.eta.shape[0]
+    base = problem.predict(values)
+    runs = []
+    for k in range(1, replicates + 1):
+        problem.eta = problem.variability.eta(subjects, problem.seed + k)
+        runs.append(problem.predict(values)["predicted"].to_numpy())
+    problem.eta = problem.variability.eta(large, problem.seed + 100)
+    big = problem.predict(values)
+    base["mc_sd"] = np.std(runs, axis=0, ddof=1)
+    base["mc_sd_over_se"] = base.mc_sd / base.standard_error
+    base[f"predicted_{large}"] = big["predicted"]
+    base[f"residual_{large}"] = big["residual"]
+    columns = ["study", "arm", "endpoint", "observed", "standard_error", "predicted", "residual",
+               "mc_sd_over_se", f"predicted_{large}", f"residual_{large}"]
+    print(f"{subjects} patients per arm; Monte Carlo SD over {replicates} cohorts")
+    print(base[columns].to_string(float_format=lambda v: f"{v:.3g}"))
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "checks"
     if what == "checks":
         checks(pp.load_model(science.MODEL_PATH))
     elif what == "cost":
         cost()
+    elif what == "montecarlo":
+        montecarlo()
     elif what == "million":
         million(int(float(sys.argv[2])) if len(sys.argv) > 2 else 1_000_000)
     else:
-        sys.exit(f"unknown {what!r}: give checks, cost or million")
+        sys.exit(f"unknown {what!r}: give checks, cost, million or montecarlo")

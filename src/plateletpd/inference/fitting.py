@@ -503,6 +503,7 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
     rounds = 2 if problem.study_effects else 1
     parameters = problem.parameters
     for round_number in range(rounds):
+        problem.best = math.inf  # the objective changes with the curvature: best per round
         if problem.study_effects:
             problem.update_curvature(parameters.valuesdict())
             if verbose:
@@ -517,6 +518,7 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
     table = problem.predict(result.params.valuesdict())
     profiles = {}
     for name in (fit_options.get("profile", []) if profile_parameters else []):
+        problem.best = math.inf
         if verbose:
             print(f"fit: profile of {name} ({fit_options.get('profile_points', 7)} refits, "
                   f"each at most {max_evaluations} evaluations)", flush=True)
