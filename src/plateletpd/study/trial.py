@@ -700,6 +700,14 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
                                     int(np.sum(~valid)), spec))
         curves[design.name] = (relative, np.concatenate(kept) if kept else
                                np.empty((0, relative.size)))
+    return assemble_trial(spec, frames, summaries, curves, screening)
+
+
+def assemble_trial(spec: TrialSpec, frames: list, summaries: list, curves: dict,
+                   screening: dict) -> TrialResult:
+    """The trial's result from its arms' patient tables, summary rows, kept curves and
+    screening counts (arm -> rule -> counts): the differences and tables every way of
+    running the arms (here, or chunked on a cluster: study/distributed.py) shares."""
     subjects = pd.concat(frames, ignore_index=True)
     summary = pd.DataFrame(summaries).set_index("arm")
     differences = _paired_differences(spec, subjects) if spec.extra.get("design") == \
