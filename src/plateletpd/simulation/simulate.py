@@ -237,6 +237,19 @@ def _valid_rows(model: Model, matrix: np.ndarray) -> np.ndarray:
     return np.all(ok | (optional & np.isnan(matrix)), axis=1)
 
 
+def _solve_one(kernel, method, matrix, event_times, target, state, amounts, duration, grid,
+               rtol, atol, max_step, max_steps, restart_growth, outputs, states, status,
+               counters, failure) -> None:
+    """``kernel.solve_batch`` for one subject without its parallel loop: the same
+    ``solve_subject`` call with the same argument types (so the same compiled code and the
+    same result, bit for bit), but a first ``simulate()`` of a new model does not wait for
+    numba to compile the parallel batch driver (about a quarter of its compile time)."""
+    status[0] = kernel.solve_subject(
+        method, kernel.N_STATES, kernel.N_DOSE_TARGETS, matrix[0], event_times[0], target,
+        state, amounts[0], duration, grid, rtol, atol, max_step, max_steps, restart_growth,
+        outputs[0], states[0], counters[0], failure[0])
+
+
 def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amounts: np.ndarray,
                grid: np.ndarray, solver: Solver, keep_states: bool,
                event_times: np.ndarray | None = None,
@@ -264,6 +277,8 @@ def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amount
     lockstep = resolve_execution(solver, execution) == "lockstep" and n > 1
     solve = kernel.solve_batch_lanes if lockstep else functools.partial(
         kernel.solve_batch, solver.method_code)
+    if n == 1 and not lockstep:
+        solve = functools.partial(_solve_one, kernel, solver.method_code)
     with np.errstate(all="ignore"):  # NUMBA_DISABLE_JIT=1: NaN and inf as numba gives
         solve(np.ascontiguousarray(matrix, dtype=np.float64),
               np.ascontiguousarray(np.reshape(event_times, (n, schedule.n_events)) * scale,
