@@ -158,3 +158,28 @@ def test_cli_demo_itp_runs_the_bundled_trial(tmp_path):
 
     assert main(["demo", "itp", "--out", str(tmp_path / "demo")]) == 0
     assert (tmp_path / "demo" / "report.md").is_file()
+
+
+def test_bundled_itp_fit_matches_the_current_model_and_reproduces_its_predictions():
+    # fits/itp_calibration was written from this model file (refit after editing it), and
+    # its predictions are reproduced from scripts/fit_itp_calibration.py's problem (same
+    # seed, common random numbers) at the fitted values, to the last digit printed
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parents[1]
+    record = json.loads((root / "fits" / "itp_calibration" / "params.json").read_text())
+    assert record["provenance"]["model"]["hash"] == pp.load_model("itp_thrombopoiesis").hash
+    loader = importlib.util.spec_from_file_location(
+        "fit_itp_calibration", root / "scripts" / "fit_itp_calibration.py")
+    script = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(script)
+    problem = script.build_problem(record["provenance"]["subjects"])
+    values = {name: entry["value"] for name, entry in record["parameters"].items()}
+    table = problem.predict(values)
+    saved = pd.read_csv(root / "fits" / "itp_calibration" / "predictions.csv")
+    np.testing.assert_allclose(table.predicted.to_numpy(), saved.predicted.to_numpy(),
+                               rtol=1e-12)
