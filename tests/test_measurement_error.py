@@ -54,7 +54,8 @@ def test_without_measurement_error_results_are_unchanged():
     for current in (run_trial(spec).subjects, run_trial(with_error(spec, False)).subjects):
         current = pd.read_csv(pd.io.common.StringIO(
             current.to_csv(index=False, float_format="%.17g")))
-        pd.testing.assert_frame_equal(current, reference, check_exact=True)
+        # columns added since (plt_day_21) are new endpoints; every old one is unchanged
+        pd.testing.assert_frame_equal(current[reference.columns], reference, check_exact=True)
 
 
 def test_observed_minus_true_has_the_declared_standard_deviation():
