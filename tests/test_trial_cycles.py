@@ -287,3 +287,39 @@ def test_with_measurement_error_the_delay_rule_judges_measured_rechecks(tmp_path
     true_table = arm(run_trial(true_spec), "chemotherapy alone")
     assert not np.array_equal(true_table.filter(like="_delay_days").to_numpy(),
                               table.filter(like="_delay_days").to_numpy())
+
+
+def test_counts_at_chosen_visits_are_flags_the_summary_and_check_read(tmp_path):
+    """[response] at_visits: per patient, the count at each visit day against each level,
+    read off the patient's own course; plateletpd check reads "PLT >=X at the week" rows."""
+    import pandas as pd
+
+    from plateletpd.study.check import check_trial
+
+    spec = pp.TrialSpec.create(seed=3, subjects_per_arm=30, arms=[
+        {"name": "hetrombopag", "treatment": ["hetrombopag 7.5 mg"], "data_arm": "all"}],
+        response={"threshold": 100, "by_day": 14, "at_visits": [7, 21],
+                  "at_visit_levels": [30, 100]})
+    result = run_trial(spec)
+    table = result.subjects
+    for patient in table.patient[:5]:
+        _, course = trial_module.patient(spec, "hetrombopag", int(patient))
+        row = table[table.patient == patient].iloc[0]
+        for day in (7, 21):
+            count = np.interp(course.start_time[0] + day, course.times, course.platelets[0])
+            for level in (30, 100):
+                assert row[f"plt_at_least_{level}_day_{day}"] == (count >= level)
+    assert result.summary.loc["hetrombopag", "plt_at_least_30_day_21_pct"] == \
+        pytest.approx(100 * table.plt_at_least_30_day_21.mean())
+    data = pd.DataFrame([{"study": "s", "arm": "all", "regimen": "x", "n": "20",
+                          "population": "p", "day0": "first dose",
+                          "endpoint": "response_proportion",
+                          "threshold": "PLT >=30 at the week", "day": "21",
+                          "statistic": "percent", "value": "80", "spread_type": "",
+                          "spread": "", "source": "constructed for this test"}])
+    check = check_trial(spec, data, study="s", replicates=2)
+    assert check.table.predicted.iloc[0] == pytest.approx(
+        100 * table.plt_at_least_30_day_21.iloc[:20].mean())
+    with pytest.raises(Exception, match="at_visits = \\[21\\] and at_visit_levels = \\[50\\]"):
+        check_trial(spec, data.assign(threshold="PLT >=50 at the week"), study="s",
+                    replicates=2)

@@ -29,6 +29,7 @@ Any other row of the study is refused, every such row named at once.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ from plateletpd.io.outcomes import load_outcomes
 from plateletpd.io.provenance import provenance
 from plateletpd.study.endpoints import parse_threshold
 from plateletpd.study.statistics import kaplan_meier
-from plateletpd.study.trial import TrialSpec
+from plateletpd.study.trial import TrialSpec, visit_levels
 from plateletpd.study.uncertainty import (
     PERCENTILES,
     TrialUncertainty,
@@ -56,7 +57,8 @@ from plateletpd.study.uncertainty import (
 DEFAULT_REPLICATES = 100
 #: what the trial can compute, for messages
 COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial's response "
-              "rule), time_to_threshold_days (75 or 100), nadir_plt, plt_auc_day0_21, "
+              "rule, or \"PLT >=X at the week\" with [response] at_visits), "
+              "time_to_threshold_days (75 or 100), nadir_plt, plt_auc_day0_21, "
               "plt_count (day 7, 14 or 21), duration_below_days and "
               "duration_thrombocytopenia_days (20 or 50)")
 
@@ -205,6 +207,18 @@ def _reader(row, response: Mapping) -> Reader | str:
     scale, or why there is none."""
     endpoint, statistic, day = row.endpoint, row.statistic, row.day
     low, level = parse_threshold(row.threshold) if row.threshold else (None, None)
+    at_visit = re.fullmatch(r"(?:PLT\s*)?>=\s*([\d.]+)\s+at the (?:week|visit)",
+                            str(row.threshold or "").strip())
+    if endpoint == "response_proportion" and at_visit:
+        scale = {"percent": 100.0, "proportion": 1.0}.get(statistic)
+        level = float(at_visit.group(1))
+        column = f"plt_at_least_{level:g}_day_{day:g}"
+        if scale is None or math.isnan(day):
+            return "a count at a visit needs its day and a percent or proportion"
+        if column not in (c for _, _, c in visit_levels(response)):
+            return (f"the count at the visit of day {day:g} is not judged: add "
+                    f"at_visits = [{day:g}] and at_visit_levels = [{level:g}] to [response]")
+        return lambda t: scale * float(np.mean(t[column])) if len(t) else math.nan
     if endpoint in ("response_proportion", "cumulative_response_proportion"):
         if level is not None and level != response.get("threshold"):
             return (f"its response threshold {level:g} is not the trial's rule "

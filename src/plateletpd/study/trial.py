@@ -201,7 +201,14 @@ TRIAL_SCHEMA = Table({
         "by_day": Field(default=14.0, high=_FOLLOW_UP, fix=_WITHIN, unit="days"),
         "later_day": Field(default=False, high=_FOLLOW_UP, may_be_false=True, fix=_WITHIN,
                            unit="days"),
-        "later_at_least": Field(default=False, may_be_false=True, unit="10^9/L")}),
+        "later_at_least": Field(default=False, may_be_false=True, unit="10^9/L"),
+        # counts at chosen visits (ITP: "PLT >= 30 at week 6, 12, 16, 24"): one flag per
+        # level and day, plt_at_least_{level}_day_{day}
+        "at_visits": Field("list", item=Field(unit="days"), default=[],
+                           what="a list of visit days from day 0, e.g. [42, 84]"),
+        "at_visit_levels": Field("list", item=Field(unit="10^9/L"), default=[],
+                                 what="a list of counts, e.g. [30, 100] (default: the "
+                                      "threshold)")}),
     "arms": Table({
         "name": Field("text", required=True, nonempty=True,
                       what="text in quotes, a unique name for the arm"),
@@ -300,6 +307,17 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         raise fail(("response",), "needs a threshold, a rise or both (an omitted rule is "
                    "absent), got neither; write e.g. threshold = 100 and rise = 50",
                    table=True)
+    if response["at_visit_levels"] and not response["at_visits"]:
+        raise fail(("response", "at_visit_levels"), "at_visit_levels needs at_visits, the "
+                   "visit days to judge them on, e.g. at_visits = [42, 84]")
+    late = [day for day in response["at_visits"] if day > trial["follow_up_days"]]
+    if late:
+        raise fail(("response", "at_visits"), f"visit day {late[0]:g} is after the follow-up "
+                   f"({trial['follow_up_days']:g} days): lower it or raise [trial] "
+                   f"follow_up_days")
+    if response["at_visits"] and not (response["at_visit_levels"] or response["threshold"]):
+        raise fail(("response", "at_visits"), "at_visits needs at_visit_levels (e.g. [30]) "
+                   "or a threshold to judge the counts against")
     if (response["later_day"] is None) != (response["later_at_least"] is None):
         raise fail(("response",), "a composite response needs both later_day and "
                    "later_at_least (e.g. PLT >= 75 on day 21)")
@@ -392,7 +410,7 @@ def _course_keys(document: Document, checked: dict, arms: list) -> dict:
                                     f"{first_support}: eligibility is judged on the "
                                     f"untreated history before any study dose, so judge a "
                                     f"cycle before {first_support}", table=True)
-    flags = set(_flags(course))
+    flags = set(_flags(course, checked["response"]))
     composites = []
     for number, entry in enumerate(checked["composite"]):
         unknown = [name for name in (*entry["all"], *entry["none"]) if name not in flags]
@@ -412,9 +430,25 @@ def _course_keys(document: Document, checked: dict, arms: list) -> dict:
             if course is not None else 0.0}
 
 
-def _flags(course: ChemotherapyCourse | None) -> list[str]:
+def visit_levels(response: dict) -> list[tuple[float, float, str]]:
+    """(level, day, column) of the ``[response] at_visits`` flags."""
+    levels = response.get("at_visit_levels") or ([response["threshold"]]
+                                                 if response.get("threshold") else [])
+    return [(level, day, f"plt_at_least_{level:g}_day_{day:g}")
+            for level in levels for day in response.get("at_visits") or []]
+
+
+def visit_flags(courses: Courses, response: dict) -> dict:
+    """Per patient, whether the count at each ``at_visits`` day (measured when visits
+    measure counts) is at or above each level; False after the end of follow-up."""
+    return {column: np.nan_to_num(courses.measured(day), nan=-np.inf) >= level
+            for level, day, column in visit_levels(response)}
+
+
+def _flags(course: ChemotherapyCourse | None, response: dict) -> list[str]:
     """The per-patient flags a composite endpoint may combine."""
     flags = [e.name for e in trial_endpoints() if e.kind == "flag"] + ["transfused"]
+    flags += [column for _, _, column in visit_levels(response)]
     if course is not None:
         flags += [name for name, unit, _ in course_columns(course.cycles) if unit == "flag"]
     return flags
@@ -615,6 +649,7 @@ def patient_endpoints(arm: ArmResult, response: dict, visit_every: float,
                           **{e.name: e.values(courses) for e in trial_endpoints()}})
     if "course" in arm.extra:
         table = table.assign(**course_endpoints(arm))
+    table = table.assign(**visit_flags(courses, response))
     flags = table.assign(transfused=table.transfusions > 0)
     for composite in composites:
         value = np.ones(len(table), dtype=bool)
@@ -892,6 +927,7 @@ def _course_summary(spec: TrialSpec | None) -> list[tuple[str, str]]:
             columns.append((name, "pct" if unit == "flag" else "km"
                             if name == "days_to_next_cycle" else "mean"))
     columns += [(composite["name"], "pct") for composite in spec.extra.get("composites", ())]
+    columns += [(column, "pct") for _, _, column in visit_levels(spec.response)]
     return columns
 
 
@@ -927,6 +963,9 @@ def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]
                             f"mean of {endpoint.name}: {endpoint.description}", "normal")
     described = {name: text for name, _, text in (course_columns(
         spec.extra["course"].cycles) if spec is not None and spec.extra.get("course") else [])}
+    described.update({column: f"PLT >= {level:g} at the visit of day {day:g}"
+                      for level, day, column in (visit_levels(spec.response)
+                                                 if spec is not None else [])})
     described.update({c["name"]: c["description"] or "composite: all of " + ", ".join(
         c["all"]) + (" and none of " + ", ".join(c["none"]) if c["none"] else "")
         for c in (spec.extra.get("composites", ()) if spec is not None else ())})
@@ -1041,6 +1080,9 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
                   "rule above it"), ("screening.csv", "screened", "patients", "patients "
                   "simulated (valid parameters)"), ("screening.csv", "failed", "patients",
                   "screening simulations that failed (never eligible)")]
+    for level, day, column in (visit_levels(spec.response) if spec is not None else []):
+        rows.append(("patients.csv", column, "flag", f"the count at the visit of day {day:g} "
+                     f"(measured with measurement_error) is at least {level:g}"))
     for composite in (spec.extra.get("composites", ()) if spec is not None else ()):
         rows.append(("patients.csv", composite["name"], "flag", composite["description"] or
                      "composite: all of " + ", ".join(composite["all"]) + (
