@@ -323,3 +323,30 @@ def test_counts_at_chosen_visits_are_flags_the_summary_and_check_read(tmp_path):
     with pytest.raises(Exception, match="at_visits = \\[21\\] and at_visit_levels = \\[50\\]"):
         check_trial(spec, data.assign(threshold="PLT >=50 at the week"), study="s",
                     replicates=2)
+
+
+def test_subgroups_label_patients_by_their_covariate_and_summarise_each(tmp_path):
+    # IWG phases (Rodeghiero 2009, models/itp_thrombopoiesis.toml): < 3, 3-12, > 12 months
+    text = (ROOT / "trials" / "itp_realworld.toml").read_text() + (
+        '\n[subgroups]\ncovariate = "itp_duration_months"\nedges = [3, 12]\n'
+        'labels = ["newly diagnosed", "persistent", "chronic"]\n')
+    path = tmp_path / "itp.toml"
+    path.write_text(text)
+    spec = load_trial_spec(path, subjects=12)
+    spec = trial_module.replace(spec, arms=spec.arms[:1], reference_arm=spec.arms[0].name)
+    result = run_trial(spec)
+    table = result.subjects
+    for patient, label in zip(table.patient, table.subgroup):
+        values, _ = trial_module.patient(spec, spec.arms[0].name, int(patient))
+        months = values["itp_duration_months"]
+        assert label == ("newly diagnosed" if months < 3 else "persistent" if months < 12
+                         else "chronic")
+    by_group = trial_module.subgroup_summary(result)
+    assert by_group.enrolled.sum() == len(table)
+    for row in by_group.itertuples():
+        part = table[table.subgroup == row.subgroup]
+        assert row.response_pct == pytest.approx(100 * part.responder.mean())
+    bad = text.replace('labels = ["newly diagnosed", "persistent", "chronic"]',
+                       'labels = ["early", "late"]')
+    assert_named(bad, tmp_path / "bad.toml", load_trial_spec, TrialSpecError,
+                 'labels = ["early", "late"]', ["2 edges make 3 subgroups"])

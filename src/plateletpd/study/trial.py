@@ -86,11 +86,13 @@ class TrialSpec:
                "cit_thrombopoiesis", population: dict | None = None,
                enrolment: dict | None = None, response: dict | None = None,
                chemotherapy: dict | None = None, eligibility: list[dict] | None = None,
-               composite: list[dict] | None = None, **trial) -> "TrialSpec":
+               composite: list[dict] | None = None, subgroups: dict | None = None,
+               **trial) -> "TrialSpec":
         """A trial built in code, mirroring the trial file (docs/trial_files.md): ``arms``
         are the ``[[arms]]`` tables as dicts; ``population``, ``enrolment`` and ``response``
         the tables of those names, as are ``chemotherapy`` (a course in cycles),
-        ``eligibility`` and ``composite`` (lists of tables); other keywords are ``[trial]``
+        ``eligibility`` and ``composite`` (lists of tables) and ``subgroups``; other
+        keywords are ``[trial]``
         keys (``fit``,
         ``subjects_per_arm``, ``follow_up_days``, ``visit_every_days``, ``reference_arm``,
         ``replicates``, ``description``). Checked like a file: an unknown or bad keyword is
@@ -102,7 +104,7 @@ class TrialSpec:
         tables = {"trial": {"name": name, "model": model, "seed": seed, **trial},
                   "population": population, "enrolment": enrolment, "response": response,
                   "chemotherapy": chemotherapy, "eligibility": eligibility,
-                  "composite": composite, "arms": arms}
+                  "composite": composite, "subgroups": subgroups, "arms": arms}
         data = {key: table for key, table in tables.items() if table is not None}
         return _trial_spec(Document("trial built in code", "", data, TrialSpecError), None,
                            None, name)
@@ -186,6 +188,14 @@ TRIAL_SCHEMA = Table({
         "cycle": Field(whole=True, default=1, what="a cycle number from 1")},
         many=True, single_ok=True,
         what='[[eligibility]] tables such as { rule = "nadir_below", below = 75, cycle = 1 }'),
+    # subgroups of the enrolled by a covariate's value (ITP phase from its duration)
+    "subgroups": Table({
+        "covariate": Field("text", required=True, nonempty=True),
+        "edges": Field("list", item=Field(low=None), required=True,
+                       what="increasing cut points, e.g. [3, 12]"),
+        "labels": Field("list", item=Field("text"), required=True,
+                        what='one label more than edges, e.g. ["newly diagnosed", '
+                             '"persistent", "chronic"]')}),
     # composite responders from per-patient flags (docs/trial_files.md, Composite endpoints)
     "composite": Table({
         "name": Field("text", required=True, nonempty=True),
@@ -344,7 +354,9 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                                             "measurement_error": _measurement_error(
                                                 trial, model, fail),
                                             **_uncertainty_keys(checked, trial["fit"]),
-                                            **_course_keys(document, checked, arms)})
+                                            **_course_keys(document, checked, arms),
+                                            "subgroups": _subgroups(document, checked,
+                                                                    model)})
 
 
 def _measurement_error(trial: dict, model: Model, fail) -> bool:
@@ -443,6 +455,52 @@ def visit_flags(courses: Courses, response: dict) -> dict:
     measure counts) is at or above each level; False after the end of follow-up."""
     return {column: np.nan_to_num(courses.measured(day), nan=-np.inf) >= level
             for level, day, column in visit_levels(response)}
+
+
+def _subgroups(document: Document, checked: dict, model: Model) -> dict | None:
+    """``[subgroups]`` checked: a covariate of the model, increasing edges, one label more
+    than edges; None without the table."""
+    if "subgroups" not in document.data:
+        return None
+    table = checked["subgroups"]
+    names = model.covariate_names
+    if table["covariate"] not in names:
+        raise document.fail(("subgroups", "covariate"), f"{table['covariate']!r} is not a "
+                            f"covariate of {model.name}{closest(table['covariate'], names)}; "
+                            f"covariates: {', '.join(names) or 'none'}")
+    edges = list(table["edges"])
+    if any(b <= a for a, b in zip(edges, edges[1:])):
+        raise document.fail(("subgroups", "edges"), f"edges must increase, got {edges}")
+    if len(table["labels"]) != len(edges) + 1:
+        raise document.fail(("subgroups", "labels"), f"{len(edges)} edges make "
+                            f"{len(edges) + 1} subgroups, so give {len(edges) + 1} labels, "
+                            f"got {len(table['labels'])}")
+    return {"covariate": table["covariate"], "edges": edges, "labels": list(table["labels"])}
+
+
+def subgroup_of(spec: TrialSpec, index: int, patients: np.ndarray) -> np.ndarray:
+    """The ``[subgroups]`` label of arm ``index``'s ``patients`` (indices in its cohort):
+    the first edge above the covariate's value decides (a value on an edge goes up)."""
+    groups = spec.extra["subgroups"]
+    column = len(spec.model.parameters) + spec.model.covariate_names.index(groups["covariate"])
+    values = _cohort(spec, index, int(np.max(patients, initial=-1)) + 1)[patients, column]
+    return np.array(groups["labels"], dtype=object)[np.searchsorted(groups["edges"], values,
+                                                                    side="right")]
+
+
+def subgroup_summary(result: "TrialResult") -> pd.DataFrame:
+    """Per arm and subgroup, the summary row (:func:`summary_columns`) of its patients."""
+    spec = result.spec
+    rows = []
+    for arm, table in result.subjects.groupby("arm", sort=False):
+        for label in spec.extra["subgroups"]["labels"]:
+            part = table[table.subgroup == label]
+            if len(part):
+                row = _summarise(arm, part, len(part), 0, spec)
+                rows.append({"arm": arm, "subgroup": label, **{
+                    k: v for k, v in row.items() if k not in ("arm", "screened",
+                                                               "invalid_parameters")}})
+    return pd.DataFrame(rows)
 
 
 def _flags(course: ChemotherapyCourse | None, response: dict) -> list[str]:
@@ -708,6 +766,8 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
                                       _observer(spec, index, chosen[arm.subjects]),
                                       spec.extra.get("composites", ()))
             table["patient"] = chosen[arm.subjects]  # index in the arm's cohort
+            if spec.extra.get("subgroups"):
+                table["subgroup"] = subgroup_of(spec, index, table.patient.to_numpy())
             tables.append(table)
             room = KEPT_TRAJECTORIES - sum(len(k) for k in kept)
             if room > 0:
@@ -1088,6 +1148,14 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
                      "composite: all of " + ", ".join(composite["all"]) + (
                          " and none of " + ", ".join(composite["none"])
                          if composite["none"] else "")))
+    if spec is not None and spec.extra.get("subgroups"):
+        groups = spec.extra["subgroups"]
+        rows.append(("patients.csv", "subgroup", "", f"[subgroups] label from "
+                     f"{groups['covariate']} (edges {groups['edges']})"))
+        rows += [("summary_by_subgroup.csv", *arm), ("summary_by_subgroup.csv", "subgroup",
+                                                     "", "the [subgroups] label")]
+        rows += [("summary_by_subgroup.csv", *c) for c in summary_columns(spec)
+                 if c[0] not in ("screened", "invalid_parameters")]
     rows += [("summary.csv", *arm)] + [("summary.csv", *c) for c in summary_columns(spec)]
     rows += [("differences.csv", *arm), ("differences.csv", "versus", "", "the reference arm")]
     rows += [("differences.csv", *c) for c in (_PAIRED_DIFFERENCE_COLUMNS if paired else
@@ -1115,6 +1183,8 @@ def write_trial(result: TrialResult, folder: Path,
                      lambda p: result.subjects.to_parquet(p, index=False))
         if spec.extra.get("course") is not None:
             tables.append(("screening.csv", result.screening, False))
+        if spec.extra.get("subgroups"):
+            tables.append(("summary_by_subgroup.csv", subgroup_summary(result), False))
         tables.append(("data_dictionary.csv", data_dictionary(
             replicates is not None, spec.extra.get("design") == "paired", spec), False))
         for name, table, index in tables:
