@@ -2,8 +2,10 @@
 
 usage: python scripts/persistent_cit_check.py [MODEL] [N]
   MODEL: cit_thrombopoiesis (default: with its bundled fit and the between-patient CVs of
-         trials/yuan2025.toml) or models/cit_marrow_reserve.toml (file values, the CVs of
-         tests/test_cit_science.py); N: patients screened (default 2000).
+         trials/yuan2025.toml) or models/cit_marrow_reserve.toml (with its bundled fit,
+         fits/cit_marrow_reserve_calibration, at the typical damage of a new study, and the
+         CVs of tests/test_cit_science.py; add "none" for the file values);
+  N: patients screened (default 2000).
 
 Design (the same as tests/test_cit_science.py): four 21-day chemotherapy cycles, each held
 while PLT < 100 (re-checked weekly, given up after 4 weeks); eligible once PLT < 100 for
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import plateletpd as pp
-from plateletpd.model.library import load_fitted_parameters
+from plateletpd.model.library import default_fit, load_fitted_parameters
 from plateletpd.study.cohort import ArmDesign
 from plateletpd.study.cycles import ChemotherapyCourse, HistoryRule, simulate_course_arm
 from plateletpd.study.endpoints import ResponseRule, subject_values
@@ -27,14 +29,16 @@ from plateletpd.study.endpoints import ResponseRule, subject_values
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import test_cit_science as science
 
-name = sys.argv[1] if len(sys.argv) > 1 else "cit_thrombopoiesis"
-n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
-if name == "cit_thrombopoiesis":
-    _, fitted = load_fitted_parameters("cit_calibration")
-    model = pp.load_model(name).with_parameters(fitted)
+arguments = [a for a in sys.argv[1:] if a != "none"]
+name = arguments[0] if arguments else "cit_thrombopoiesis"
+n = int(arguments[1]) if len(arguments) > 1 else 2000
+model = pp.load_model(name)
+fit = None if "none" in sys.argv[1:] else default_fit(model.name)
+if fit:
+    model = model.with_parameters(load_fitted_parameters(fit)[1])
+if model.name == "cit_thrombopoiesis":
     cv = {"chemotherapy_sensitivity": 0.30, "platelets_baseline": 0.17}  # yuan2025.toml
 else:
-    model = pp.load_model(name)
     cv = science.POPULATION_CV
 variability = pp.Variability.from_cv(cv)
 vectors = pp.cohort_matrix(model, model.parameter_vector(None, science.WEIGHT), variability,
@@ -60,6 +64,6 @@ def mean(endpoint, day=None):
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
-print(f"{model.name}: eligible {arm.n} of {n}; entry mean {mean('plt_count', 0):.0f} (Soff 62); "
+print(f"{model.name} ({fit or 'file values'}): eligible {arm.n} of {n}; entry mean {mean('plt_count', 0):.0f} (Soff 62); "
       f"corrected within 3 weeks {100 * mean('response_proportion'):.1f}% (Soff 12.5%); "
       f"mean at week 3 {mean('plt_count', 21):.0f} (Soff 57)")
