@@ -282,3 +282,29 @@ def test_progress_is_printed_and_max_evaluations_caps_fit_and_profiles(synthetic
     # one fit and three profile refits, each capped at 4 evaluations (lmfit may make one
     # more call before it stops): far below the uncapped 80 + 3 x 60
     assert problem.evaluations <= 4 * (4 + 1)
+
+
+def test_study_effects_built_in_code_match_the_configuration(tmp_path):
+    import plateletpd as pp
+    from plateletpd.inference.fitting import FitProblem
+
+    problem = load_fit_config(write_studies(tmp_path, {"a": 0.6, "b": 0.6}))
+    slope = {"value": 0.5, "lower": 0.05, "upper": 3.0}  # as STUDIES_CONFIG
+    built = FitProblem.create(problem.model, problem.arms, {"slope": slope,
+                                                             "gamma": {"value": 0.3,
+                                                                       "vary": False}},
+                              seed=7, subjects=40,
+                              variability=pp.Variability.from_cv({"slope": 0.2}),
+                              study_effects={"slope": {"studies": ["a", "b"]}})
+    # the same fit parameters and the same predictions as the [study_effects.slope] file
+    assert list(built.parameters) == list(problem.parameters)
+    values = problem.parameters.valuesdict()
+    values.update({"slope_effect_a": 1.0, "slope_between_study_sd": 0.3})
+    np.testing.assert_array_equal(built.predict(values).predicted,
+                                  problem.predict(values).predicted)
+    # study a's value moved by exp(0.3 x 1), b's did not
+    assert built.study_values(values)["slope"] == pytest.approx({"a": 0.5 * np.exp(0.3),
+                                                                 "b": 0.5})
+    with pytest.raises(FitConfigError, match="no \\[\\[arms\\]\\] entry has study 'z'"):
+        FitProblem.create(problem.model, problem.arms, {"slope": slope}, seed=7,
+                          study_effects={"slope": {"studies": ["z"]}})

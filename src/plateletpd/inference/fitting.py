@@ -100,11 +100,14 @@ class FitProblem:
     def create(cls, model: Model | str, arms: list[ArmSpec], parameters: dict, *, seed: int,
                subjects: int = 200, variability: Variability | None = None,
                priors: dict[str, tuple[float, float]] | None = None,
-               data: str | Path | None = None) -> "FitProblem":
+               data: str | Path | None = None,
+               study_effects: dict[str, dict] | None = None) -> "FitProblem":
         """A fit built in code: ``arms`` as :class:`ArmSpec` (rows: the arm's outcome rows),
         ``parameters`` name -> start value or ``{"value", "lower", "upper", "vary"}``
         (bounds default to the model file's), ``priors`` name -> (mean, cv) log-normal;
-        the random effects are drawn from ``seed`` as in a configuration's fit."""
+        the random effects are drawn from ``seed`` as in a configuration's fit.
+        ``study_effects``: parameter -> the keys of ``[study_effects.NAME]`` (``studies``,
+        ``spread``, ``spread_upper``, ``vary_spread``, ``effect_bound``; defaults as there)."""
         import lmfit
 
         model = load_model(model) if isinstance(model, str) else model
@@ -119,11 +122,20 @@ class FitProblem:
             fitted.add(name, value=entry.get("value", declared.value),
                        min=entry.get("lower", declared.lower),
                        max=entry.get("upper", declared.upper), vary=entry.get("vary", True))
+        defaults = {"studies": None, "spread": 0.3, "spread_upper": 2.0, "vary_spread": True,
+                    "effect_bound": 4.0}
+
+        def fail(where, message):
+            return FitConfigError(f"fit built in code: {'.'.join(map(str, where))}: {message}")
+
+        effects = _study_effects({name: {**defaults, **entry} for name, entry in
+                                  (study_effects or {}).items()}, fitted, list(arms), model, fail)
         return cls(model, list(arms), fitted,
                    {k: (m, math.sqrt(math.log1p(cv ** 2))) for k, (m, cv) in
                     (priors or {}).items()}, variability,
                    variability.eta(subjects, seed), {"fit": {"name": "fit built in code"}},
-                   Path("fit built in code"), Path(data or bundled_outcomes_path()), seed)
+                   Path("fit built in code"), Path(data or bundled_outcomes_path()), seed,
+                   study_effects=effects)
 
     def __repr__(self) -> str:
         return short_repr("FitProblem", self._summary_items())
