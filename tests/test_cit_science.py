@@ -290,6 +290,8 @@ def test_the_calibration_is_the_bundled_fit_and_names_no_study_parameter():
     model = pp.load_model(MODEL_PATH)
     for name in record["parameters"]:
         assert name in model.parameters or name.startswith("chemotherapy_sensitivity_"), name
+    # the fit was run on this model file: an edit to it without a refit fails here
+    assert record["provenance"]["model"]["hash"] == model.hash
     # each study's value is the typical one times exp(SD x u) (fitting.py), u within +/- 4
     for study, value in effect["studies"].items():
         u = record["parameters"][f"chemotherapy_sensitivity_effect_{study}"]["value"]
