@@ -207,3 +207,35 @@ def test_trial_command_writes_prediction_intervals(tmp_path, capsys):
         assert (out / name).is_file(), name
     assert "prediction_low" in (out / "uncertainty.csv").read_text().splitlines()[0]
     assert "draws outside the bounds redrawn" in capsys.readouterr().err
+
+
+def test_a_fit_with_study_effects_makes_each_replicate_a_new_study():
+    """fits/cit_marrow_reserve_calibration estimates the between-study SD of
+    chemotherapy_sensitivity (params.json study_effects): a replicate is a new study whose
+    value is the drawn typical value x exp(drawn SD x z), z standard normal. Recovered here
+    from the same replicate drawn without the study step (same seeds, same fit draws)."""
+    from dataclasses import replace as _replace
+
+    from plateletpd.study.uncertainty import TrialUncertainty
+
+    spec = pp.TrialSpec.create(seed=5, model="cit_marrow_reserve", subjects_per_arm=10,
+                               uncertainty="fit", arms=[{"name": "untreated"}],
+                               response={"threshold": 100, "by_day": 14})
+    drawn = TrialUncertainty.for_trial(spec)
+    sd_name = "chemotherapy_sensitivity_between_study_sd"
+    assert drawn.new_study == {"chemotherapy_sensitivity": sd_name}
+    assert any("new study" in note for note in drawn.notes)
+    without = _replace(drawn, new_study={})
+    z = []
+    for r in range(2000):
+        study, typical = drawn.replicate(5, r)[0], without.replicate(5, r)[0]
+        z.append(np.log(study["chemotherapy_sensitivity"] / typical["chemotherapy_sensitivity"])
+                 / abs(typical[sd_name]))
+    z = np.array(z)
+    assert abs(z.mean()) < 4 / np.sqrt(z.size) and abs(z.std() - 1) < 0.05
+    # fixed in [population] typical: no study draw
+    fixed = pp.TrialSpec.create(seed=5, model="cit_marrow_reserve", subjects_per_arm=10,
+                                uncertainty="fit", arms=[{"name": "untreated"}],
+                                population={"typical": {"chemotherapy_sensitivity": 6.0}},
+                                response={"threshold": 100, "by_day": 14})
+    assert TrialUncertainty.for_trial(fixed).new_study == {}

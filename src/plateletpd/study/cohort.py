@@ -239,6 +239,8 @@ def values_at(times: np.ndarray, courses: np.ndarray, when, outside: float | Non
     are used (as :func:`numpy.interp`), or ``outside`` when it is given."""
     courses = np.atleast_2d(courses)
     when = np.asarray(when, dtype=float)
+    if len(courses) == 0:  # an arm nobody entered: nothing to read
+        return np.empty(when.shape)
     flat = when.reshape(len(courses), -1)
     position = (flat - times[0]) / (times[1] - times[0])
     left = np.clip(np.floor(position).astype(np.int64), 0, len(times) - 2)

@@ -33,7 +33,11 @@ through ``[population] study_parameters = { model_parameter = "fit_parameter" }`
 holds such a parameter as a fixed effect of one study, not as a distribution over studies,
 so a *new* study's effect cannot be drawn from it; a trial of a new population uses the
 model-level values and their uncertainty, which leaves out between-study variation (the
-notes say so). Parameters a trial fixes in ``[population] typical`` stay fixed.
+notes say so). A fit with study-level random effects (``[study_effects.NAME]`` in its
+configuration; ``study_effects`` in ``params.json``) holds the distribution over studies:
+then each replicate is a new study, ``NAME = typical x exp(SD x z)`` with the typical value
+and the between-study SD taken from that replicate's fit draw and ``z`` standard normal.
+Parameters a trial fixes in ``[population] typical`` stay fixed.
 
 Seeds: replicate ``r`` simulates patients from the seed :func:`run_replicates` gives it and
 draws its parameters from a generator seeded by the trial seed and ``r`` alone, so replicate
@@ -263,6 +267,9 @@ class TrialUncertainty:
     distribution: ParameterDistribution
     applies: dict[str, str]
     notes: tuple[str, ...]
+    # fit parameter with study-level random effects -> the fit parameter of its
+    # between-study SD: each replicate is a new study, drawn as typical x exp(SD x z)
+    new_study: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_trial(cls, spec: TrialSpec) -> TrialUncertainty:
@@ -304,7 +311,19 @@ class TrialUncertainty:
         if held:
             notes.append(f"held at the trial's [population] typical value (no uncertainty): "
                          f"{', '.join(held)}")
-        unused = [n for n in fitted if n not in model.parameters and n not in study.values()]
+        effects = record.get("study_effects") or {}
+        new_study = {p: f"{p}_between_study_sd" for p in effects
+                     if p in applies and f"{p}_between_study_sd" in fitted}
+        for parameter, sd in new_study.items():
+            notes.append(f"each replicate is a new study: {parameter} = typical x "
+                         f"exp(between-study SD x z), z ~ N(0, 1), with the typical value "
+                         f"and the SD ({sd}) drawn from the fit (fit {name}: SD "
+                         f"{effects[parameter]['between_study_sd']:.3g}); fix it in "
+                         f"[population] typical to leave out between-study variation")
+        effect_names = {f"{p}_effect_{study}" for p in effects
+                        for study in effects[p].get("studies", {})}
+        unused = [n for n in fitted if n not in model.parameters and n not in study.values()
+                  and n not in new_study.values() and n not in effect_names]
         if unused:
             notes.append(
                 f"fit {name}'s study-level parameter(s) {', '.join(unused)} are fixed effects "
@@ -319,13 +338,17 @@ class TrialUncertainty:
         for target, source in applies.items():
             lower[source] = max(lower.get(source, -np.inf), model.parameters[target].lower)
             upper[source] = min(upper.get(source, np.inf), model.parameters[target].upper)
-        return cls(name, distribution.with_bounds(lower, upper), applies, tuple(notes))
+        return cls(name, distribution.with_bounds(lower, upper), applies, tuple(notes),
+                   new_study)
 
     def replicate(self, seed: int, replicate: int) -> tuple[dict[str, float], dict[str, int]]:
         """Replicate ``replicate``'s drawn fit parameters and the redraws it needed."""
         generator = np.random.default_rng(_arm_seed(seed, _DRAW_STREAM + replicate))
         values, outside = self.distribution.draw(generator, 1)
-        return dict(zip(self.distribution.names, values[0].tolist())), outside
+        drawn = dict(zip(self.distribution.names, values[0].tolist()))
+        for parameter, sd in self.new_study.items():  # this replicate's study
+            drawn[parameter] *= math.exp(abs(drawn[sd]) * generator.standard_normal())
+        return drawn, outside
 
 
 def replicate_trials(spec: TrialSpec, replicates: int, uncertainty: TrialUncertainty | None
