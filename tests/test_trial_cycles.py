@@ -17,6 +17,7 @@ import plateletpd as pp
 from helpers import assert_named, changed
 from plateletpd.study import trial as trial_module
 from plateletpd.study.cycles import ChemotherapyCourse, HistoryRule, simulate_course
+from plateletpd.simulation.simulate import _valid_rows
 from plateletpd.study.trial import (TrialSpecError, _cohort, bundled_trial, load_trial_spec,
                                     run_trial)
 
@@ -48,11 +49,13 @@ def test_every_enrolled_patient_met_the_eligibility_rule_on_the_untreated_course
         nadir = untreated.nadir(1)
         table = arm(prophylaxis, design.name)
         assert np.all(nadir[table.index] < 75.0)
-        others = np.setdiff1d(np.arange(len(vectors)), table.index)
+        # patients whose drawn parameters leave the model's bounds are dropped, not screened
+        valid = np.flatnonzero(_valid_rows(spec.model, vectors))
+        others = np.setdiff1d(valid, table.index)
         assert np.all(nadir[others] >= 75.0)
         counts = prophylaxis.screening.set_index("arm").loc[design.name]
         assert counts.meets == counts.remaining == len(table)
-        assert counts.screened == len(vectors)
+        assert counts.screened == len(valid)
 
 
 def test_support_doses_are_given_on_each_listed_cycles_own_days(prophylaxis):
@@ -149,10 +152,12 @@ def test_paired_course_arms_share_patients_and_exposure():
     assert list(ab.index) == list(ba.index)
     # identical until the first support dose (cycle 2, day 2): cycle 1 is the same course
     assert np.allclose(ab.cycle1_nadir, ba.cycle1_nadir, rtol=1e-6)
-    assert np.array_equal(ab.cycle2_day, ba.cycle2_day)
+    assert np.array_equal(ab.cycle2_day, ba.cycle2_day, equal_nan=True)
     # support in cycle 2 raises cycle 2's nadir in every patient against the same patient
     # without it (hetrombopag stimulates production: models/cit_marrow_reserve.md)
-    assert np.all(ab.cycle2_nadir.to_numpy() > ba.cycle2_nadir.to_numpy())
+    given = np.isfinite(ab.cycle2_day.to_numpy())  # cycle 2 given (not abandoned)
+    assert given.sum() >= 30
+    assert np.all(ab.cycle2_nadir.to_numpy()[given] > ba.cycle2_nadir.to_numpy()[given])
 
 
 def test_enrolment_in_persistent_cit_follows_four_weeks_below_100():
@@ -165,9 +170,11 @@ def test_enrolment_in_persistent_cit_follows_four_weeks_below_100():
     for patient in np.flatnonzero(np.isfinite(entry)):
         window = (untreated.times >= entry[patient] - 28) & (untreated.times <= entry[patient])
         assert np.all(untreated.platelets[patient, window] < 100)
-        # and not earlier: 28 days below 100 are first complete at the entry day
-        earlier = (untreated.times >= entry[patient] - 28 - 1.0 / 24) & \
-            (untreated.times <= entry[patient] - 1.0 / 24)
+        # and not earlier: 28 days below 100 are first complete at the entry day (a run
+        # ending one grid step before it was not all below)
+        step = 1.0 / course.points_per_day
+        earlier = (untreated.times >= entry[patient] - 28 - step - 1e-9) & \
+            (untreated.times <= entry[patient] - step + 1e-9)
         assert not np.all(untreated.platelets[patient, earlier] < 100)
 
 
