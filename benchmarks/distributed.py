@@ -31,9 +31,10 @@ import numpy as np
 
 def cpu_model() -> str:
     try:
-        for line in open("/proc/cpuinfo", encoding="ascii"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor()
