@@ -171,10 +171,9 @@ def test_worker_killed_mid_run_loses_no_chunk():
                 "result", run_trials([spec], dask_client, chunk=3)[0]))
             runner.start()
 
-            def finished(dask_scheduler):
-                return sum(task.state == "memory" and task.key[0].startswith("_trial_chunk")
-                           if isinstance(task.key, tuple) else task.state == "memory"
-                           for task in dask_scheduler.tasks.values())
+            def finished(dask_scheduler):  # chunks done (not the scattered inputs)
+                return sum(task.state == "memory" and str(task.key).startswith(
+                    "_trial_chunk") for task in dask_scheduler.tasks.values())
             deadline = time.time() + 120
             while dask_client.run_on_scheduler(finished) < 4 and time.time() < deadline:
                 time.sleep(0.05)

@@ -205,8 +205,8 @@ def warm_workers(client, models: Sequence) -> dict[str, float]:
     """Load (compiling, or from the disk cache) each model's kernel on every worker now, not
     inside the first chunks; seconds per worker. A worker keeps a kernel once loaded."""
     seconds: dict[str, float] = {}
-    for model in models:
-        for worker, value in client.run(_load_kernel, model).items():
+    for model in models:  # a worker lost meanwhile is skipped: its chunks load it later
+        for worker, value in client.run(_load_kernel, model, on_error="ignore").items():
             seconds[worker] = seconds.get(worker, 0.0) + value
     return seconds
 
@@ -255,9 +255,9 @@ def map_chunks(function: Callable, tasks: Sequence[tuple], client=None, *,
         return results
     distributed = optional("distributed", "running on a Dask cluster")
     futures_of = {}
-    if shared:
+    if shared:  # a copy on every worker: a worker that dies takes no shared input with it
         keys = list(shared)
-        scattered = client.scatter([shared[k] for k in keys], hash=False)
+        scattered = client.scatter([shared[k] for k in keys], hash=False, broadcast=True)
         futures_of = dict(zip(keys, scattered))
     futures = [client.submit(function, *[futures_of[a.key] if isinstance(a, Shared) else a
                                          for a in task], retries=RETRIES, pure=False)
