@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 Z95 = 1.959963984540054
 
@@ -24,6 +23,8 @@ def binomial_interval(successes: int, n: int, level: float = 0.95) -> tuple[floa
     if n == 0:
         return math.nan, math.nan
     alpha = 1.0 - level
+    from scipy import stats  # here, not at import: scipy.stats takes seconds to load
+
     low = 0.0 if successes == 0 else stats.beta.ppf(alpha / 2, successes, n - successes + 1)
     high = 1.0 if successes == n else stats.beta.ppf(1 - alpha / 2, successes + 1,
                                                      n - successes)
