@@ -77,6 +77,8 @@ from plateletpd.study.trial import (
 EXTRA = 'pip install "plateletpd[scale]"'
 #: times Dask reruns a chunk whose task raised or whose worker died
 RETRIES = 3
+#: workers holding each shared input (a trial spec, a chunk's patients): one may die
+COPIES = 2
 
 
 class DistributedError(PlateletPDError):
@@ -255,9 +257,10 @@ def map_chunks(function: Callable, tasks: Sequence[tuple], client=None, *,
         return results
     distributed = optional("distributed", "running on a Dask cluster")
     futures_of = {}
-    if shared:  # a copy on every worker: a worker that dies takes no shared input with it
+    if shared:  # two copies: a worker that dies takes no shared input with it
         keys = list(shared)
-        scattered = client.scatter([shared[k] for k in keys], hash=False, broadcast=True)
+        scattered = client.scatter([shared[k] for k in keys], hash=False)
+        client.replicate(scattered, n=COPIES)
         futures_of = dict(zip(keys, scattered))
     futures = [client.submit(function, *[futures_of[a.key] if isinstance(a, Shared) else a
                                          for a in task], retries=RETRIES, pure=False)
