@@ -107,6 +107,15 @@ def test_parameter_uncertainty_replicates_on_cluster_match_local(client):
                                       check_exact=True)
 
 
+def test_a_given_client_is_used_and_left_open(client):
+    with cluster(scheduler=client) as same:
+        assert same is client
+    assert client.status == "running"  # the caller's client, not closed by us
+    # every worker runs this plateletpd version (checked on connect)
+    from plateletpd._version import __version__
+    assert set(distributed.check_workers(client).values()) == {__version__}
+
+
 def test_sensitivity_and_dose_search_on_cluster_match_local(client):
     from plateletpd.study.optimisation import DoseSearch, optimise_dose
     from plateletpd.study.sensitivity import Factor, run_sensitivity
