@@ -44,33 +44,24 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from plateletpd.errors import PlateletPDError
-from plateletpd.study.cohort import values_at
 from plateletpd.study.trial import (
     CHUNK,
     KEPT_TRAJECTORIES,
-    DroppedPatientsWarning,
     TrialResult,
     TrialSpec,
-    TrialSpecError,
     _arm_seed,
     _cohort,
-    _count_screening,
-    _differences,
-    _dropped,
-    _nobody_enrolled,
-    _observer,
-    _paired_differences,
-    _simulate_arm,
-    _summarise,
-    patient_endpoints,
+    assemble_arm,
+    assemble_trial,
+    relative_days,
     run_trial,
+    trial_chunk,
 )
 
 #: how to install the optional packages this module needs
@@ -285,38 +276,6 @@ class Shared:
 
 
 # ------------------------------------------------------------------------------ trials
-def _trial_chunk(spec: TrialSpec, index: int, patients: tuple, keep: int,
-                 relative: np.ndarray):
-    """One chunk of arm ``index``: ``patients`` = (their parameter rows, their indices in the
-    cohort) simulated and reduced to endpoints, as one pass of
-    :func:`plateletpd.study.trial.run_trial`'s loop: (screened, screening rows, endpoint
-    table or None, up to ``keep`` kept courses)."""
-    vectors, chosen = patients
-    design = spec.arms[index]
-    measure = (lambda rows: _observer(spec, index, chosen[rows])) \
-        if spec.extra.get("measurement_error") else None
-    if not chosen.size:
-        return 0, (), None, None
-    arm = _simulate_arm(spec, index, design, vectors, chosen, measure)
-    screening = tuple(arm.extra.get("screening", ()))
-    if arm.n == 0:
-        return arm.n_screened, screening, None, None
-    table = patient_endpoints(arm, spec.response, spec.visit_every_days,
-                              _observer(spec, index, chosen[arm.subjects]),
-                              spec.extra.get("composites", ()))
-    table["patient"] = chosen[arm.subjects]
-    kept = values_at(arm.times, arm.platelets[:keep], arm.start_time[:keep, None]
-                     + relative[None, :], outside=np.nan) if keep > 0 else None
-    return arm.n_screened, screening, table, kept
-
-
-def _relative_days(spec: TrialSpec) -> np.ndarray:
-    """The plotted days from the start of treatment, as run_trial computes them."""
-    lead = max(10, *(math.ceil((14.0 if a.entry_day is None or a.entry_below is None else
-                                a.entry_day) + a.start_delay) for a in spec.arms))
-    return np.arange(-lead * 24, 29 * 24 + 1) / 24.0
-
-
 def run_trials(specs: Sequence[TrialSpec], client=None, *, chunk: int = CHUNK,
                progress: bool = False, label: str = "trials") -> list[TrialResult]:
     """Every trial of ``specs`` (sweep cells, replicates, sensitivity samples), each arm in
@@ -357,7 +316,7 @@ def run_trials_chunked(specs: Sequence[TrialSpec], mapper: Callable, chunk: int 
     tasks, plans, shared, cohorts = [], [], {}, {}
     for number, spec in enumerate(specs):
         shared[number] = spec
-        relative = _relative_days(spec)
+        relative = relative_days(spec)
         for index, design in enumerate(spec.arms):
             check_subjects(spec.subjects_per_arm, _BYTES_PER_PATIENT + 8.0 * (
                 len(spec.model.parameters) + 2 * len(spec.variability.names)),
@@ -380,40 +339,17 @@ def run_trials_chunked(specs: Sequence[TrialSpec], mapper: Callable, chunk: int 
                               max(0, KEPT_TRAJECTORIES - first), relative))
             plans.append((number, index, design, matrix, valid, first_task, len(tasks),
                           relative))
-    outcomes = mapper(_trial_chunk, tasks, shared)
+    outcomes = mapper(trial_chunk, tasks, shared)
     arms: dict[int, list] = {}
     for number, index, design, matrix, valid, start, stop, relative in plans:
-        arms.setdefault(number, []).append(_assemble_arm(
-            specs[number], design, matrix, valid, outcomes[start:stop]) + (relative,))
+        arms.setdefault(number, []).append(assemble_arm(
+            specs[number], design, matrix, valid, outcomes[start:stop], stacklevel=4)
+            + (relative,))
     return [_assemble_trial(specs[number], arms[number]) for number in range(len(specs))]
 
 
-def _assemble_arm(spec, design, matrix, valid, outcomes):
-    """An arm's chunks in patient order -> (table, summary, kept courses, screening)."""
-    tables, kept, screened, screening = [], [], 0, {}
-    for n_screened, rows, table, courses in outcomes:
-        screened += n_screened
-        _count_screening(screening, design.name, SimpleNamespace(extra={"screening": rows}))
-        if table is None:
-            continue
-        tables.append(table)
-        room = KEPT_TRAJECTORIES - sum(len(k) for k in kept)
-        if room > 0 and courses is not None:
-            kept.append(courses[:room])
-    invalid = int(np.sum(~valid))
-    if not tables:
-        raise TrialSpecError(_nobody_enrolled(spec, design, len(matrix), invalid,
-                                              screening.get(design.name)))
-    if not valid.all():
-        warnings.warn(_dropped(spec, design, matrix, valid), DroppedPatientsWarning,
-                      stacklevel=3)
-    table = pd.concat(tables, ignore_index=True)
-    table.insert(0, "arm", design.name)
-    summary = _summarise(design.name, table, screened + invalid, invalid, spec)
-    return table, summary, kept, screening
-
-
 def _assemble_trial(spec: TrialSpec, arms: list) -> TrialResult:
+    """A trial's result from its arms (as :func:`plateletpd.study.trial.run_trial`)."""
     frames, summaries, curves, screening = [], [], {}, {}
     for design, (table, summary, kept, counts, relative) in zip(spec.arms, arms):
         frames.append(table)
@@ -421,15 +357,7 @@ def _assemble_trial(spec: TrialSpec, arms: list) -> TrialResult:
         screening.update(counts)
         curves[design.name] = (relative, np.concatenate(kept) if kept else
                                np.empty((0, relative.size)))
-    subjects = pd.concat(frames, ignore_index=True)
-    summary = pd.DataFrame(summaries).set_index("arm")
-    differences = _paired_differences(spec, subjects) if spec.extra.get("design") == \
-        "paired" else _differences(subjects, spec.reference_arm)
-    rows = [{"arm": arm, "rule": rule, **counts} for arm, rules in screening.items()
-            for rule, counts in rules.items()]
-    return TrialResult(spec, subjects, summary, differences, curves,
-                       pd.DataFrame(rows, columns=["arm", "rule", "meets", "remaining",
-                                                   "screened", "failed"]))
+    return assemble_trial(spec, frames, summaries, curves, screening)
 
 
 def run_replicates(spec: TrialSpec, client=None, *, chunk: int = CHUNK,

@@ -732,16 +732,14 @@ _BYTES_PER_PATIENT = 8.0 * 40
 
 def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
     """Simulate every arm in chunks and summarise (per-patient endpoints are kept; the
-    trajectories of the first :data:`KEPT_TRAJECTORIES` patients per arm feed the plots)."""
+    trajectories of the first :data:`KEPT_TRAJECTORIES` patients per arm feed the plots).
+    The chunks are :func:`trial_chunk`, assembled by :func:`assemble_arm` and
+    :func:`assemble_trial`: study/distributed.py runs the same chunks on a cluster."""
     import sys
     import time
 
-    frames, summaries, curves, screening = [], [], {}, {}
-    # plotted days from the start of treatment: from before the chemotherapy (entry on the
-    # cycle day given, else by a crossing, mostly within two weeks) to 29 days after
-    lead = max(10, *(math.ceil((14.0 if a.entry_day is None or a.entry_below is None else
-                                a.entry_day) + a.start_delay) for a in spec.arms))
-    relative = np.arange(-lead * 24, 29 * 24 + 1) / 24.0
+    arms = []
+    relative = relative_days(spec)
     started = time.perf_counter()
     for index, design in enumerate(spec.arms):
         check_subjects(spec.subjects_per_arm, _BYTES_PER_PATIENT + 8.0 * (
@@ -749,31 +747,12 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
             f"trial arm {design.name!r} (parameters and per-patient endpoints)")
         matrix = _cohort(spec, index)
         valid = _valid_rows(spec.model, matrix)
-        tables, kept, screened = [], [], 0
+        outcomes = []
         for first in range(0, len(matrix), CHUNK):
             rows = np.arange(first, min(first + CHUNK, len(matrix)))
             chosen = rows[valid[rows]]
-            measure = (lambda rows, chosen=chosen: _observer(spec, index, chosen[rows])) \
-                if spec.extra.get("measurement_error") else None
-            arm = _simulate_arm(spec, index, design, matrix[chosen], chosen, measure) \
-                if chosen.size else None
-            if arm is not None:
-                screened += arm.n_screened
-                _count_screening(screening, design.name, arm)
-            if arm is None or arm.n == 0:  # nobody of this chunk enrolled
-                continue
-            table = patient_endpoints(arm, spec.response, spec.visit_every_days,
-                                      _observer(spec, index, chosen[arm.subjects]),
-                                      spec.extra.get("composites", ()))
-            table["patient"] = chosen[arm.subjects]  # index in the arm's cohort
-            if spec.extra.get("subgroups"):
-                table["subgroup"] = subgroup_of(spec, index, table.patient.to_numpy())
-            tables.append(table)
-            room = KEPT_TRAJECTORIES - sum(len(k) for k in kept)
-            if room > 0:
-                kept.append(values_at(arm.times, arm.platelets[:room],
-                                      arm.start_time[:room, None] + relative[None, :],
-                                      outside=np.nan))
+            outcomes.append(trial_chunk(spec, index, (matrix[chosen], chosen),
+                                        max(0, KEPT_TRAJECTORIES - first), relative))
             if progress:
                 done = min(first + CHUNK, len(matrix))
                 print(f"\r  arm {index + 1}/{len(spec.arms)} {design.name}: {done}/"
@@ -781,21 +760,77 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
                       end="", file=sys.stderr, flush=True)
         if progress:
             print(file=sys.stderr)
-        if not tables:
-            raise TrialSpecError(_nobody_enrolled(spec, design, len(matrix),
-                                                  int(np.sum(~valid)),
-                                                  screening.get(design.name)))
-        if not valid.all():
-            warnings.warn(_dropped(spec, design, matrix, valid), DroppedPatientsWarning,
-                          stacklevel=2)
-        table = pd.concat(tables, ignore_index=True)
-        table.insert(0, "arm", design.name)
+        arms.append(assemble_arm(spec, design, matrix, valid, outcomes, stacklevel=3))
+    frames, summaries, curves, screening = [], [], {}, {}
+    for design, (table, summary, kept, counts) in zip(spec.arms, arms):
         frames.append(table)
-        summaries.append(_summarise(design.name, table, screened + int(np.sum(~valid)),
-                                    int(np.sum(~valid)), spec))
+        summaries.append(summary)
+        screening.update(counts)
         curves[design.name] = (relative, np.concatenate(kept) if kept else
                                np.empty((0, relative.size)))
     return assemble_trial(spec, frames, summaries, curves, screening)
+
+
+def relative_days(spec: TrialSpec) -> np.ndarray:
+    """The plotted days from the start of treatment: from before the chemotherapy (entry
+    on the cycle day given, else by a crossing, mostly within two weeks) to 29 days after."""
+    lead = max(10, *(math.ceil((14.0 if a.entry_day is None or a.entry_below is None else
+                                a.entry_day) + a.start_delay) for a in spec.arms))
+    return np.arange(-lead * 24, 29 * 24 + 1) / 24.0
+
+
+def trial_chunk(spec: TrialSpec, index: int, patients: tuple, keep: int,
+                relative: np.ndarray):
+    """One chunk of arm ``index``: ``patients`` = (their parameter rows, their indices in
+    the arm's cohort) simulated and reduced to endpoints: (screened, screening rows,
+    endpoint table or None when nobody enrolled, the courses of up to ``keep`` enrolled
+    patients on ``relative`` days or None)."""
+    vectors, chosen = patients
+    if not chosen.size:
+        return 0, (), None, None
+    measure = (lambda rows: _observer(spec, index, chosen[rows])) \
+        if spec.extra.get("measurement_error") else None
+    arm = _simulate_arm(spec, index, spec.arms[index], vectors, chosen, measure)
+    screening = tuple(arm.extra.get("screening", ()))
+    if arm.n == 0:
+        return arm.n_screened, screening, None, None
+    table = patient_endpoints(arm, spec.response, spec.visit_every_days,
+                              _observer(spec, index, chosen[arm.subjects]),
+                              spec.extra.get("composites", ()))
+    table["patient"] = chosen[arm.subjects]  # index in the arm's cohort
+    if spec.extra.get("subgroups"):
+        table["subgroup"] = subgroup_of(spec, index, table.patient.to_numpy())
+    kept = values_at(arm.times, arm.platelets[:keep], arm.start_time[:keep, None]
+                     + relative[None, :], outside=np.nan) if keep > 0 else None
+    return arm.n_screened, screening, table, kept
+
+
+def assemble_arm(spec: TrialSpec, design: ArmDesign, matrix: np.ndarray, valid: np.ndarray,
+                 outcomes: list, stacklevel: int = 2):
+    """An arm's :func:`trial_chunk` outcomes in patient order -> (patient table, summary
+    row, kept courses, screening counts); an arm nobody entered is a clear error, dropped
+    draws a warning."""
+    tables, kept, screened, screening = [], [], 0, {}
+    for n_screened, rows, table, courses in outcomes:
+        screened += n_screened
+        _count_screening(screening, design.name, rows)
+        if table is None:
+            continue
+        tables.append(table)
+        room = KEPT_TRAJECTORIES - sum(len(k) for k in kept)
+        if room > 0 and courses is not None:
+            kept.append(courses[:room])
+    invalid = int(np.sum(~valid))
+    if not tables:
+        raise TrialSpecError(_nobody_enrolled(spec, design, len(matrix), invalid,
+                                              screening.get(design.name)))
+    if not valid.all():
+        warnings.warn(_dropped(spec, design, matrix, valid), DroppedPatientsWarning,
+                      stacklevel=stacklevel)
+    table = pd.concat(tables, ignore_index=True)
+    table.insert(0, "arm", design.name)
+    return table, _summarise(design.name, table, screened + invalid, invalid, spec), kept, \
+        screening
 
 
 def assemble_trial(spec: TrialSpec, frames: list, summaries: list, curves: dict,
@@ -869,9 +904,10 @@ def _exposure(spec: TrialSpec, index: int, patients: np.ndarray) -> np.ndarray |
         for patient in patients]).reshape(len(patients), cycles))
 
 
-def _count_screening(screening: dict, arm: str, result: ArmResult) -> None:
-    """Add a chunk's screening counts per eligibility rule to ``screening[arm]``."""
-    for row in result.extra.get("screening", ()):
+def _count_screening(screening: dict, arm: str, rows) -> None:
+    """Add a chunk's screening counts per eligibility rule (``rows``) to
+    ``screening[arm]``."""
+    for row in rows:
         total = screening.setdefault(arm, {}).setdefault(
             row["rule"], {"meets": 0, "remaining": 0, "screened": 0, "failed": 0})
         for key in total:
