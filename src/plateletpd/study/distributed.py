@@ -341,23 +341,11 @@ def run_trials_chunked(specs: Sequence[TrialSpec], mapper: Callable, chunk: int 
                           relative))
     outcomes = mapper(trial_chunk, tasks, shared)
     arms: dict[int, list] = {}
-    for number, index, design, matrix, valid, start, stop, relative in plans:
+    for number, index, design, matrix, valid, start, stop, _ in plans:
         arms.setdefault(number, []).append(assemble_arm(
-            specs[number], design, matrix, valid, outcomes[start:stop], stacklevel=4)
-            + (relative,))
-    return [_assemble_trial(specs[number], arms[number]) for number in range(len(specs))]
-
-
-def _assemble_trial(spec: TrialSpec, arms: list) -> TrialResult:
-    """A trial's result from its arms (as :func:`plateletpd.study.trial.run_trial`)."""
-    frames, summaries, curves, screening = [], [], {}, {}
-    for design, (table, summary, kept, counts, relative) in zip(spec.arms, arms):
-        frames.append(table)
-        summaries.append(summary)
-        screening.update(counts)
-        curves[design.name] = (relative, np.concatenate(kept) if kept else
-                               np.empty((0, relative.size)))
-    return assemble_trial(spec, frames, summaries, curves, screening)
+            specs[number], design, matrix, valid, outcomes[start:stop], stacklevel=4))
+    return [assemble_trial(specs[number], arms[number], relative_days(specs[number]))
+            for number in range(len(specs))]
 
 
 def run_replicates(spec: TrialSpec, client=None, *, chunk: int = CHUNK,

@@ -761,14 +761,7 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
         if progress:
             print(file=sys.stderr)
         arms.append(assemble_arm(spec, design, matrix, valid, outcomes, stacklevel=3))
-    frames, summaries, curves, screening = [], [], {}, {}
-    for design, (table, summary, kept, counts) in zip(spec.arms, arms):
-        frames.append(table)
-        summaries.append(summary)
-        screening.update(counts)
-        curves[design.name] = (relative, np.concatenate(kept) if kept else
-                               np.empty((0, relative.size)))
-    return assemble_trial(spec, frames, summaries, curves, screening)
+    return assemble_trial(spec, arms, relative)
 
 
 def relative_days(spec: TrialSpec) -> np.ndarray:
@@ -833,11 +826,17 @@ def assemble_arm(spec: TrialSpec, design: ArmDesign, matrix: np.ndarray, valid: 
         screening
 
 
-def assemble_trial(spec: TrialSpec, frames: list, summaries: list, curves: dict,
-                   screening: dict) -> TrialResult:
-    """The trial's result from its arms' patient tables, summary rows, kept curves and
-    screening counts (arm -> rule -> counts): the differences and tables every way of
-    running the arms (here, or chunked on a cluster: study/distributed.py) shares."""
+def assemble_trial(spec: TrialSpec, arms: list, relative: np.ndarray) -> TrialResult:
+    """The trial's result from its arms (:func:`assemble_arm`, in the spec's order) and the
+    plotted days ``relative``: the differences and tables every way of running the arms
+    (here, or chunked on a cluster: study/distributed.py) shares."""
+    frames, summaries, curves, screening = [], [], {}, {}
+    for design, (table, summary, kept, counts) in zip(spec.arms, arms):
+        frames.append(table)
+        summaries.append(summary)
+        screening.update(counts)
+        curves[design.name] = (relative, np.concatenate(kept) if kept else
+                               np.empty((0, relative.size)))
     subjects = pd.concat(frames, ignore_index=True)
     summary = pd.DataFrame(summaries).set_index("arm")
     differences = _paired_differences(spec, subjects) if spec.extra.get("design") == \
