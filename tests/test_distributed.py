@@ -182,7 +182,7 @@ def test_worker_killed_mid_run_loses_no_chunk():
 
             def finished(dask_scheduler):  # chunks done (not the scattered inputs)
                 return sum(task.state == "memory" and str(task.key).startswith(
-                    "_trial_chunk") for task in dask_scheduler.tasks.values())
+                    "trial_chunk") for task in dask_scheduler.tasks.values())
             deadline = time.time() + 120
             while dask_client.run_on_scheduler(finished) < 2 and time.time() < deadline:
                 time.sleep(0.05)
