@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -105,6 +106,19 @@ def test_parameter_uncertainty_replicates_on_cluster_match_local(client):
     for name in ("replicates", "draws", "intervals"):
         pd.testing.assert_frame_equal(getattr(local, name), getattr(remote, name),
                                       check_exact=True)
+
+
+def test_predictive_check_on_cluster_matches_local(client):
+    from plateletpd.study.check import check_trial
+    from plateletpd.study.trial import bundled_trial, load_trial_spec
+
+    # the bundled Yuan trial against its own rows (data/cit_summary.csv), 3 replicates
+    spec = load_trial_spec(bundled_trial("yuan2025"), subjects=20)
+    data = Path(__file__).resolve().parents[1] / "data" / "cit_summary.csv"
+    local = check_trial(spec, data, replicates=3)
+    remote = check_trial(spec, data, replicates=3, client=client)
+    pd.testing.assert_frame_equal(local.table, remote.table, check_exact=True)
+    pd.testing.assert_frame_equal(local.replicates, remote.replicates, check_exact=True)
 
 
 def test_a_given_client_is_used_and_left_open(client):

@@ -319,9 +319,11 @@ def command_check(args) -> int:
 
     spec = _trial_spec(args)
     _check_out(args.out)
-    result = check_trial(spec, args.data, study=args.study, arm_map=_arm_map(args.arm_map),
-                         replicates=args.replicates, uncertainty=args.uncertainty,
-                         progress=True, only_mapped=args.only_mapped_arms)
+    with _cluster(args) as client:  # the replicate trials run there
+        result = check_trial(spec, args.data, study=args.study,
+                             arm_map=_arm_map(args.arm_map), replicates=args.replicates,
+                             uncertainty=args.uncertainty, progress=True,
+                             only_mapped=args.only_mapped_arms, client=client)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     table = result.table.assign(interval=[f"[{low:.4g}, {high:.4g}]" for low, high in zip(
@@ -572,6 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--seed", type=int, help="random seed (overrides the file)")
     check.add_argument("--out", help="output folder")
     _uncertainty_arguments(check)
+    _cluster_arguments(check, chunk=False)
     check.set_defaults(run=command_check)
 
     sweep = commands.add_parser(

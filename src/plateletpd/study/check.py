@@ -94,11 +94,12 @@ class CheckResult:
 def check_trial(spec: TrialSpec, data, study: str | None = None,
                 arm_map: Mapping[str, str] | None = None, replicates: int | None = None,
                 uncertainty: str | None = None, progress: bool = False,
-                only_mapped: bool = False) -> CheckResult:
+                only_mapped: bool = False, client=None) -> CheckResult:
     """Compare ``spec``'s endpoints with the rows of ``study`` in ``data`` (an outcome CSV
     path or table); see the module text. Every data arm must be mapped to a trial arm,
     unless ``only_mapped``: then the rows of unmapped data arms are left out, and a note
-    names them (a trial that simulates only some of a study's arms)."""
+    names them (a trial that simulates only some of a study's arms). ``client``: a Dask
+    client on which the replicate trials run (study/distributed.py; the same results)."""
     rows = load_outcomes(data)
     source = str(data) if not isinstance(data, pd.DataFrame) else "the data table"
     study = study or spec.extra.get("data_study")
@@ -123,7 +124,8 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     drawn = TrialUncertainty.for_trial(spec) if uncertainty == "fit" else None
     values = np.full((len(rows), replicates), math.nan)
     sizes = np.zeros(len(rows), int)
-    for replicate, _, _, _, result in replicate_trials(spec, replicates, drawn, progress):
+    for replicate, _, _, _, result in replicate_trials(spec, replicates, drawn, progress,
+                                                       client):
         subjects = result.subjects
         for index, row in rows.iterrows():
             arm = subjects[subjects.arm == mapping[row.arm]]
