@@ -160,3 +160,22 @@ def test_sobol_on_trials_small_run_and_command(tmp_path):
                  "dose=2.5,15", "--factor", "start_delay=0,3", "--method", "morris",
                  "--samples", "4", "--n", "12", "--out", str(out)]) == 0
     assert (out / "indices.csv").exists() and (out / "sensitivity.png").exists()
+
+
+def test_an_endpoint_undefined_in_some_trial_gets_a_note_and_no_indices():
+    # a linear model (S1 of a = 9/10 of the variance: coefficients 3 and 1 on U(0, 1))
+    # beside an endpoint that is NaN in one trial, as time to 100 is when nobody reaches it
+    factors = [Factor(name, 0.0, 1.0) for name in ("a", "b")]
+
+    def evaluate(x):
+        defined = x @ np.array([3.0, 1.0])
+        partial = defined.copy()
+        partial[0] = np.nan
+        return np.column_stack([defined, partial])
+
+    for result in (sobol_indices(factors, evaluate, 64, endpoints=("y", "partial")),
+                   morris_screening(factors, evaluate, 6, endpoints=("y", "partial"))):
+        assert set(result.indices.endpoint) == {"y"}
+        assert any(note.startswith("partial: not defined in 1 of") for note in result.notes)
+    sobol = sobol_indices(factors, evaluate, 64, endpoints=("y", "partial")).indices
+    assert sobol.set_index("factor").loc["a", "S1"] == pytest.approx(0.9, abs=0.1)

@@ -243,6 +243,16 @@ class SensitivityResult:
         return plot_sensitivity(self, path)
 
 
+def _defined(endpoint: str, values: np.ndarray, notes: list, what: str) -> bool:
+    """Whether ``endpoint`` is defined in every trial; if not, a note says in how many it is
+    not and that it gets no ``what`` (indices or effects)."""
+    if np.all(np.isfinite(values)):
+        return True
+    notes.append(f"{endpoint}: not defined in {int(np.sum(~np.isfinite(values)))} of "
+                 f"{len(values)} trials (e.g. nobody below 100 at day 0); no {what}")
+    return False
+
+
 def _check_sobol_samples(samples) -> None:
     if not isinstance(samples, (int, np.integer)) or isinstance(samples, bool) or \
             samples < MINIMUM_SOBOL_SAMPLES or samples & (samples - 1):
@@ -269,9 +279,7 @@ def sobol_indices(factors: Sequence[Factor], evaluate: Callable, samples: int = 
     rows, convergence, converged, notes = [], [], {}, []
     for k, endpoint in enumerate(endpoints):
         values = outputs[:, k]
-        if not np.all(np.isfinite(values)):
-            notes.append(f"{endpoint}: not defined in {int(np.sum(~np.isfinite(values)))} of "
-                         f"{len(values)} trials (e.g. nobody below 100 at day 0); no indices")
+        if not _defined(endpoint, values, notes, "indices"):
             continue
         if np.ptp(values) == 0:
             notes.append(f"{endpoint}: the same in every trial; no factor moves it")
@@ -330,9 +338,7 @@ def morris_screening(factors: Sequence[Factor], evaluate: Callable, trajectories
     rows, notes = [], []
     for k, endpoint in enumerate(endpoints):
         values = outputs[:, k]
-        if not np.all(np.isfinite(values)):
-            notes.append(f"{endpoint}: not defined in {int(np.sum(~np.isfinite(values)))} of "
-                         f"{len(values)} trials; no effects")
+        if not _defined(endpoint, values, notes, "effects"):
             continue
         result = analyze.analyze(spec, design, values, num_levels=levels,
                                  num_resamples=resamples, conf_level=confidence, seed=seed)
