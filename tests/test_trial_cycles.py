@@ -213,6 +213,11 @@ CASES = [
     ("between_cycle_cv = 0.2", "between_cycle_cv = -0.2", "between_cycle_cv",
      ["between_cycle_cv", "-0.2"]),
     ("cycles = 4", "cycles = 0", "cycles = 0", ["cycles", "0"]),
+    # a bad support dose is refused when the file is read, naming its key (not mid-run)
+    ('support = ["hetrombopag 7.5 mg qd d2-11"]', 'support = ["hetrombopag 7.5 mgg qd d2-11"]',
+     "mgg", ["[arms #2] support", "unknown dose unit 'mgg'", "did you mean 'mg'"]),
+    ('support = ["hetrombopag 7.5 mg qd d2-11"]', 'support = ["hetrombopeg 7.5 mg qd d2-11"]',
+     "hetrombopeg", ["[arms #2] support", "hetrombopeg"]),
 ]
 
 

@@ -549,11 +549,16 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
         raise document.fail((*where, "support_cycles"), f"arm {entry['name']!r}: "
                             f"support_cycles {list(design.support_cycles)} name a cycle after "
                             f"the last ([chemotherapy] cycles = {course.cycles})")
-    try:
-        _check_doses(model, design)
-    except PlateletPDError as error:
-        raise document.fail((*where, "treatment"), f"arm {entry['name']!r}: {error}") \
-            from None
+    checks = [("treatment", design)]
+    if design.support:  # the support doses alone first, so an error names their key
+        checks.insert(0, ("support", ArmDesign(design.name, chemotherapy="",
+                                               support=design.support,
+                                               support_cycles=design.support_cycles)))
+    for key, doses in checks:
+        try:
+            _check_doses(model, doses)
+        except PlateletPDError as error:
+            raise document.fail((*where, key), f"arm {entry['name']!r}: {error}") from None
     return design
 
 
@@ -580,6 +585,7 @@ def _check_doses(model: Model, design: ArmDesign) -> None:
     doses = [*(rule.dose for rule in design.titrations),
              *([design.rescue.dose] if design.rescue else [])]
     regimen = " + ".join(filter(None, [design.chemotherapy, *design.treatment,
+                                       *design.support,
                                        *(f"{d} d1" for d in doses)]))  # "": no chemotherapy
     expand(as_regimen(regimen), model.dose_targets, {
         c: (model.covariates[c].default or 1.0) for c in model.covariates})
