@@ -478,14 +478,14 @@ def _subgroups(document: Document, checked: dict, model: Model) -> dict | None:
     return {"covariate": table["covariate"], "edges": edges, "labels": list(table["labels"])}
 
 
-def subgroup_of(spec: TrialSpec, index: int, patients: np.ndarray) -> np.ndarray:
-    """The ``[subgroups]`` label of arm ``index``'s ``patients`` (indices in its cohort):
-    the first edge above the covariate's value decides (a value on an edge goes up)."""
+def subgroup_of(spec: TrialSpec, vectors: np.ndarray) -> np.ndarray:
+    """The ``[subgroups]`` label of the patients whose parameter vectors are the rows of
+    ``vectors``: the first edge above the covariate's value decides (a value on an edge
+    goes up)."""
     groups = spec.extra["subgroups"]
     column = len(spec.model.parameters) + spec.model.covariate_names.index(groups["covariate"])
-    values = _cohort(spec, index, int(np.max(patients, initial=-1)) + 1)[patients, column]
-    return np.array(groups["labels"], dtype=object)[np.searchsorted(groups["edges"], values,
-                                                                    side="right")]
+    return np.array(groups["labels"], dtype=object)[np.searchsorted(
+        groups["edges"], vectors[:, column], side="right")]
 
 
 def subgroup_summary(result: "TrialResult") -> pd.DataFrame:
@@ -798,7 +798,7 @@ def trial_chunk(spec: TrialSpec, index: int, patients: tuple, keep: int,
                               spec.extra.get("composites", ()))
     table["patient"] = chosen[arm.subjects]  # index in the arm's cohort
     if spec.extra.get("subgroups"):
-        table["subgroup"] = subgroup_of(spec, index, table.patient.to_numpy())
+        table["subgroup"] = subgroup_of(spec, vectors[arm.subjects])  # the chunk's rows
     kept = values_at(arm.times, arm.platelets[:keep], arm.start_time[:keep, None]
                      + relative[None, :], outside=np.nan) if keep > 0 else None
     return arm.n_screened, screening, table, kept
