@@ -232,6 +232,8 @@ def test_a_fit_with_study_effects_makes_each_replicate_a_new_study():
         z.append(np.log(study["chemotherapy_sensitivity"] / typical["chemotherapy_sensitivity"])
                  / abs(typical[sd_name]))
     z = np.array(z)
+    # 2,000 draws: 4 standard errors for the mean; the relative SE of an SD is
+    # 1/sqrt(2 x 2000) = 1.6%, so 5% is 3 SE
     assert abs(z.mean()) < 4 / np.sqrt(z.size) and abs(z.std() - 1) < 0.05
     # fixed in [population] typical: no study draw
     fixed = pp.TrialSpec.create(seed=5, model="cit_marrow_reserve", subjects_per_arm=10,
