@@ -198,8 +198,13 @@ def soff_numbers(arm):
     "persistent patients of the model sit near 80 and climb slowly, the observed ones sit "
     "near 60 and stay; see models/cit_marrow_reserve.md"))
 def test_untreated_persistent_cit_rarely_corrects_within_three_weeks(persistent_arm):
-    assert persistent_arm.n >= 100  # enough eligible virtual patients for a proportion
-    corrected, week3 = soff_numbers(persistent_arm)
+    assert_like_soff(persistent_arm)
+
+
+def assert_like_soff(arm):
+    """The untreated persistent-CIT arm against Soff 2019's observation arm."""
+    assert arm.n >= 100  # enough eligible virtual patients for a proportion
+    corrected, week3 = soff_numbers(arm)
     # Soff 2019 (cit_summary.csv soff2019_romiplostim_cit, observation arm): 1 of 8 (12.5%)
     # corrected (>= 100) within 3 weeks, mean 57 at week 3; issue 17: within 15 points and
     # within 20 x10^9/L
@@ -245,7 +250,11 @@ def yuan_response(arm):
     "reserve above 100 within 14 days, so the combination cannot be better; the drug "
     "potencies are uncalibrated literature values"))
 def test_yuan_combination_is_best_and_monotherapies_are_alike(yuan_arms):
-    response = {name: yuan_response(arm) for name, arm in yuan_arms.items()}
+    assert_ordered_like_yuan(yuan_arms)
+
+
+def assert_ordered_like_yuan(arms):
+    response = {name: yuan_response(arm) for name, arm in arms.items()}
     mono = [response[name] for name in ("rhTPO", "hetrombopag", "rhIL-11")]
     # Yuan 2025 (cit_summary.csv): 94.4% vs 70.3 / 70.3 / 66.0; issue 17: the combination
     # best by >= 10 points, the monotherapies within 15 points of one another
@@ -259,7 +268,11 @@ def test_yuan_combination_is_best_and_monotherapies_are_alike(yuan_arms):
     "417, rhIL-11 178 x10^9/L: a few days of near-ceiling stimulation expand the progenitor "
     "pool, which keeps producing for the 6-day megakaryocyte transit after dosing stops"))
 def test_no_yuan_arm_has_a_mean_day_14_count_above_300(yuan_arms):
-    means = day14_means(yuan_arms)
+    assert_no_day_14_mean_above_300(yuan_arms)
+
+
+def assert_no_day_14_mean_above_300(arms):
+    means = day14_means(arms)
     # issue 17: no arm's mean count on treatment day 14 above 300 x10^9/L (above a typical
     # baseline of about 250) unless a source shows it; none of cit_summary.csv does
     assert max(means.values()) <= 300, means
@@ -305,13 +318,7 @@ def test_the_calibration_is_the_bundled_fit_and_names_no_study_parameter():
     "corrected within 3 weeks 32.1% (Soff 12.5%: fails), week-3 mean 68 (Soff 57: "
     "passes); see models/cit_marrow_reserve.md"))
 def test_calibrated_untreated_persistent_cit_rarely_corrects(calibrated):
-    arm = soff_observation_arm(calibrated)
-    assert arm.n >= 100
-    corrected, week3 = soff_numbers(arm)
-    # Soff 2019 (cit_summary.csv, observation arm): 12.5% and 57; issue 17: within 15 points
-    # and within 20 x10^9/L
-    assert abs(week3 - 57) <= 20, week3
-    assert abs(corrected - 0.125) <= 0.15, corrected
+    assert_like_soff(soff_observation_arm(calibrated))
 
 
 @pytest.fixture(scope="module")
@@ -327,12 +334,7 @@ def calibrated_yuan_arms(calibrated):
     "shared ceiling leaves the combination little room"))
 def test_calibrated_yuan_combination_is_best_and_monotherapies_are_alike(
         calibrated_yuan_arms):
-    response = {name: yuan_response(arm) for name, arm in calibrated_yuan_arms.items()}
-    mono = [response[name] for name in ("rhTPO", "hetrombopag", "rhIL-11")]
-    # Yuan 2025 (cit_summary.csv): 94.4% vs 70.3 / 70.3 / 66.0; issue 17: the combination
-    # best by >= 10 points, the monotherapies within 15 points of one another
-    assert max(mono) - min(mono) <= 15, response
-    assert response["hetrombopag+rhTPO"] - max(mono) >= 10, response
+    assert_ordered_like_yuan(calibrated_yuan_arms)
 
 
 @pytest.mark.slow
@@ -341,7 +343,4 @@ def test_calibrated_yuan_combination_is_best_and_monotherapies_are_alike(
     "hetrombopag 218, combination 329, rhIL-11 213 x10^9/L (literature values: 359 / 280 / "
     "417 / 178): the combination still overshoots"))
 def test_calibrated_yuan_arms_have_no_mean_day_14_count_above_300(calibrated_yuan_arms):
-    means = day14_means(calibrated_yuan_arms)
-    # issue 17: no arm's mean count on treatment day 14 above 300 x10^9/L unless a source
-    # shows it; none of cit_summary.csv does
-    assert max(means.values()) <= 300, means
+    assert_no_day_14_mean_above_300(calibrated_yuan_arms)
