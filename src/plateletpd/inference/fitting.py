@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from plateletpd.inference.trial_arms import TrialArms
 from plateletpd.study.cohort import ArmDesign, simulate_treatment_arm
 from plateletpd.study.endpoints import DAY0, ResponseRule, subject_values, summarise
 from plateletpd.errors import PlateletPDError, closest
@@ -91,6 +92,8 @@ class FitProblem:
     # between-study SD of its log, "effects": study -> fit parameter of u_s}
     study_effects: dict = field(default_factory=dict)
     curvature: dict = field(default_factory=dict)  # (parameter, study) -> H_s
+    # [[trials]] entries: arms run through the trial language (inference/trial_arms.py)
+    trials: list[TrialArms] = field(default_factory=list)
     progress_every: float | None = None  # seconds between progress lines (None: silent)
     _started: float = field(default=0.0, repr=False)
     _last_report: float = field(default=0.0, repr=False)
@@ -101,13 +104,15 @@ class FitProblem:
                subjects: int = 200, variability: Variability | None = None,
                priors: dict[str, tuple[float, float]] | None = None,
                data: str | Path | None = None,
-               study_effects: dict[str, dict] | None = None) -> "FitProblem":
+               study_effects: dict[str, dict] | None = None,
+               trials: list[TrialArms] | None = None) -> "FitProblem":
         """A fit built in code: ``arms`` as :class:`ArmSpec` (rows: the arm's outcome rows),
         ``parameters`` name -> start value or ``{"value", "lower", "upper", "vary"}``
         (bounds default to the model file's), ``priors`` name -> (mean, cv) log-normal;
         the random effects are drawn from ``seed`` as in a configuration's fit.
         ``study_effects``: parameter -> the keys of ``[study_effects.NAME]`` (``studies``,
-        ``spread``, ``spread_upper``, ``vary_spread``, ``effect_bound``; defaults as there)."""
+        ``spread``, ``spread_upper``, ``vary_spread``, ``effect_bound``; defaults as there).
+        ``trials``: arms run through the trial language (:meth:`TrialArms.create`)."""
         import lmfit
 
         model = load_model(model) if isinstance(model, str) else model
@@ -128,14 +133,16 @@ class FitProblem:
         def fail(where, message):
             return FitConfigError(f"fit built in code: {'.'.join(map(str, where))}: {message}")
 
+        trials = list(trials or [])
         effects = _study_effects({name: {**defaults, **entry} for name, entry in
-                                  (study_effects or {}).items()}, fitted, list(arms), model, fail)
+                                  (study_effects or {}).items()}, fitted,
+                                 [*arms, *trials], model, fail)
         return cls(model, list(arms), fitted,
                    {k: (m, math.sqrt(math.log1p(cv ** 2))) for k, (m, cv) in
                     (priors or {}).items()}, variability,
                    variability.eta(subjects, seed), {"fit": {"name": "fit built in code"}},
                    Path("fit built in code"), Path(data or bundled_outcomes_path()), seed,
-                   study_effects=effects)
+                   study_effects=effects, trials=trials)
 
     def __repr__(self) -> str:
         return short_repr("FitProblem", self._summary_items())
@@ -143,14 +150,21 @@ class FitProblem:
     def _summary_items(self) -> list[tuple[str, object]]:
         varied = [name for name, p in self.parameters.items() if p.vary]
         return [("model", self.model.name), ("arms", len(self.arms)),
-                ("data_rows", sum(len(arm.rows) for arm in self.arms)),
+                *([("trial_arms", ", ".join(f"{t.spec.name}: " + ", ".join(
+                    t.spec.arms[i].name for i in t.arms) for t in self.trials))]
+                  if self.trials else []),
+                ("data_rows", sum(len(arm.rows) for arm in [*self.arms, *self.trials])),
                 ("varied", ", ".join(varied) or "none"), ("subjects", self.eta.shape[0]),
                 ("seed", self.seed)]
 
     def _repr_html_(self) -> str:
         return html_table("Fit problem", self._summary_items(),
                           [(a.study, a.arm, a.day0, ", ".join(sorted(set(a.rows.endpoint))))
-                           for a in self.arms], ("study", "arm", "day 0", "endpoints"))
+                           for a in self.arms] +
+                          [(t.study, arm, f"trial {t.spec.name}",
+                            ", ".join(sorted(set(t.rows.endpoint[t.rows.arm == arm]))))
+                           for t in self.trials for arm in t.mapping],
+                          ("study", "arm", "day 0", "endpoints"))
 
     # ------------------------------------------------------------------ simulation
     def cohort_matrix(self, values: dict[str, float], arm_params: dict) -> np.ndarray:
@@ -190,11 +204,23 @@ class FitProblem:
             rows["virtual_patients"] = eligible
             rows["eligible_fraction"] = result.n / max(result.n_screened, 1)
             frames.append(rows)
+        for trial in self.trials:
+            frames.append(self._trial_rows(values, trial))
         table = pd.concat(frames, ignore_index=True)
         table["residual"] = (table.predicted - table.observed) / table.standard_error
         return table
 
-    def arm_values(self, values: dict, spec: ArmSpec) -> dict:
+    def _trial_rows(self, values: dict, trial: TrialArms) -> pd.DataFrame:
+        """A [[trials]] entry's rows predicted: the fit's model parameters, its study's
+        study effects and the entry's params replace the trial's typical values."""
+        model = self.model
+        own = {k: values[v] if isinstance(v, str) else v
+               for k, v in self.arm_values(values, trial).items()}
+        return trial.predict({**{k: v for k, v in values.items() if k in model.parameters},
+                              **{k: v for k, v in own.items() if k in model.parameters}},
+                             {k: v for k, v in own.items() if k in model.covariates})
+
+    def arm_values(self, values: dict, spec: ArmSpec | TrialArms) -> dict:
         """The arm's own values: its study's value of each study-level parameter
         (typical x exp(sd x u_study)), then the arm's fixed values and mappings (which win)."""
         own = {}
@@ -249,7 +275,7 @@ class FitProblem:
         (the study's arms re-simulated once each). Stored and returned."""
         for name, effect in self.study_effects.items():
             for study, u in effect["effects"].items():
-                arms = [spec for spec in self.arms if spec.study == study]
+                arms = [spec for spec in [*self.arms, *self.trials] if spec.study == study]
                 base = self._arm_residuals(values, arms)
                 shifted = dict(values)
                 spread = values[effect["spread"]]
@@ -261,12 +287,15 @@ class FitProblem:
                 self.curvature[(name, study)] = float(np.nansum(jacobian ** 2))
         return dict(self.curvature)
 
-    def _arm_residuals(self, values: dict, arms: list[ArmSpec]) -> np.ndarray:
-        arms_before, self.arms = self.arms, arms
+    def _arm_residuals(self, values: dict, arms: list) -> np.ndarray:
+        """The residuals of ``arms`` alone (ArmSpec and TrialArms entries)."""
+        before = self.arms, self.trials
+        self.arms = [a for a in arms if isinstance(a, ArmSpec)]
+        self.trials = [a for a in arms if isinstance(a, TrialArms)]
         try:
             residual = self.predict(values)["residual"].to_numpy()
         finally:
-            self.arms = arms_before
+            self.arms, self.trials = before
         return residual
 
 
@@ -284,6 +313,11 @@ FIT_SCHEMA = Table({
         "subjects": Field(whole=True, default=200), "method": Field("text",
                                                                      default="least_squares"),
         "max_evaluations": Field(whole=True, default=400),
+        # relative finite-difference step of least_squares; larger than the Monte Carlo
+        # granularity of trial arms (patients entering or leaving by eligibility)
+        "difference_step": Field(default=1e-3, high=0.5,
+                                 what="a relative step in (0, 0.5], e.g. 0.001 (or 0.03 "
+                                      "with [[trials]] entries)"),
         "profile": Field("list", item=Field("text"), default=[],
                          what="a list of parameter names"),
         "profile_points": Field(whole=True, default=7, low=2.0)}, required=True),
@@ -325,6 +359,25 @@ FIT_SCHEMA = Table({
         "endpoints": Field("list", item=Field("text")),
         "lines": Field("list", item=Field(whole=True, low=None)),
         "default_threshold": Field(default=100.0),
+        "params": Table(names=Field("formula", low=None,
+                                    what="a number or the name of a fit parameter"))},
+        many=True),
+    # arms run through the trial language (inference/trial_arms.py, docs/fitting.md)
+    "trials": Table({
+        "file": Field("text", required=True,
+                      fix="name the trial file relative to this configuration, e.g. "
+                          "file = \"../../trials/persistent_cit_rct.toml\", or a bundled "
+                          "trial's name"),
+        "arms": Field("list", item=Field("text"), nonempty=True,
+                      what="a list of the trial's arm names, e.g. [\"placebo\"]"),
+        "subjects_per_arm": Field(whole=True, what="a positive whole number of patients "
+                                                   "screened per arm"),
+        "seed": Field(whole=True, low=0.0, low_included=True,
+                      what="a non-negative integer (the trial's patients)"),
+        "study": Field("text"),
+        "arm_map": Table(names=Field("text", what="the data arm a trial arm stands for")),
+        "endpoints": Field("list", item=Field("text")),
+        "lines": Field("list", item=Field(whole=True, low=None)),
         "params": Table(names=Field("formula", low=None,
                                     what="a number or the name of a fit parameter"))},
         many=True)})
@@ -394,21 +447,42 @@ def load_fit_config(path: str | Path) -> FitProblem:
 
     arms = [_arm(entry, data, ("arms", index), fail)
             for index, entry in enumerate(checked["arms"])]
-    if not arms:
-        raise fail(("arms",), "a fit needs at least one [[arms]] entry")
+    trials = [_trial_arms(entry, path, model, data, str(data_path), ("trials", index), fail)
+              for index, entry in enumerate(checked["trials"])]
+    if not arms and not trials:
+        raise fail(("arms",), "a fit needs at least one [[arms]] or [[trials]] entry")
     for index, spec in enumerate(arms):
         require_usable(spec.rows, str(data_path))
-        for key, value in spec.params.items():
-            where = ("arms", index, "params", key)
-            if key not in model.parameters and key not in model.covariates:
-                raise fail(where, f"{model.name} has no parameter or covariate "
-                           f"{key!r}{closest(key, model.parameters)}")
-            if isinstance(value, str) and value not in parameters:
-                raise fail(where, f"maps to {value!r}, which is not under "
-                           f"[parameters]{closest(value, parameters)}")
-    study_effects = _study_effects(checked["study_effects"], parameters, arms, model, fail)
+    for kind, entries in (("arms", arms), ("trials", trials)):
+        for index, spec in enumerate(entries):
+            for key, value in spec.params.items():
+                where = (kind, index, "params", key)
+                if key not in model.parameters and key not in model.covariates:
+                    raise fail(where, f"{model.name} has no parameter or covariate "
+                               f"{key!r}{closest(key, model.parameters)}")
+                if isinstance(value, str) and value not in parameters:
+                    raise fail(where, f"maps to {value!r}, which is not under "
+                               f"[parameters]{closest(value, parameters)}")
+    study_effects = _study_effects(checked["study_effects"], parameters, [*arms, *trials],
+                                   model, fail)
+    for trial in trials:  # the trial's own typical values the fit replaces (reported)
+        trial.overridden = tuple(name for name in trial.typical if name in parameters or
+                                 name in trial.params or name in study_effects)
     return FitProblem(model, arms, parameters, priors, variability, eta, document.data, path,
-                      data_path, fit["seed"], study_effects=study_effects)
+                      data_path, fit["seed"], study_effects=study_effects, trials=trials)
+
+
+def _trial_arms(entry: dict, path: Path, model: Model, data: pd.DataFrame, source: str,
+                where: tuple, fail) -> TrialArms:
+    """One checked [[trials]] entry: the trial file (relative to the configuration, or a
+    bundled trial's name) and its arms, rows and patients (inference/trial_arms.py)."""
+    file = entry["file"]
+    trial = (path.parent / file) if file.endswith(".toml") else file
+    return TrialArms.create(
+        trial, model, data, arms=entry["arms"], subjects_per_arm=entry["subjects_per_arm"],
+        seed=entry["seed"], study=entry["study"], arm_map=entry["arm_map"] or None,
+        endpoints=entry["endpoints"], lines=entry["lines"], params=entry["params"],
+        data_source=source, fail=lambda key, message: fail((*where, *key), message))
 
 
 def study_effect_names(parameter: str, study: str) -> tuple[str, str]:
@@ -438,7 +512,8 @@ def _study_effects(entries: dict, parameters, arms: list[ArmSpec], model: Model,
         for study in studies:
             if study not in known:
                 raise fail((*where, "studies"), f"no [[arms]] entry has study {study!r}"
-                                                f"{closest(study, known)}")
+                                                f"{closest(study, known)} (nor is it a "
+                                                f"[[trials]] entry's data study)")
         if not 0 <= entry["spread"] <= entry["spread_upper"]:
             raise fail((*where, "spread"), f"start {entry['spread']} must lie in [0, "
                                            f"spread_upper = {entry['spread_upper']}]")
@@ -509,7 +584,7 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
     problem.progress_every = progress_every if verbose else None
     options = {"max_nfev": max_evaluations}
     if method == "least_squares":
-        options["diff_step"] = 1e-3  # relative step for finite differences
+        options["diff_step"] = difference_step(problem)  # relative, for finite differences
     # with study effects: the curvature H_s at the start, a fit, H_s again at that optimum,
     # a second fit from it (each capped at max_evaluations)
     rounds = 2 if problem.study_effects else 1
@@ -543,6 +618,14 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
     return problem, result, table
 
 
+def difference_step(problem: FitProblem) -> float:
+    """The relative finite-difference step of least_squares: ``[fit] difference_step``
+    (default 0.001). Trial arms enrol by eligibility on the simulated history, so their rows
+    move in small jumps as patients enter or leave: a step well above those (0.02-0.05)
+    gives derivatives of the trend instead of the jumps (docs/fitting.md)."""
+    return float(problem.config.get("fit", {}).get("difference_step", 1e-3))
+
+
 def _profile_refit(problem: FitProblem, parameters, name: str, value: float,
                    max_evaluations: int = 60) -> float:
     """The chi-square of a refit with ``name`` fixed at ``value`` (one profile point)."""
@@ -551,7 +634,8 @@ def _profile_refit(problem: FitProblem, parameters, name: str, value: float,
     trial = parameters.copy()
     trial[name].set(value=value, vary=False)
     refit = lmfit.minimize(problem.residuals, trial, method="least_squares",
-                           max_nfev=max_evaluations, diff_step=1e-3, scale_covar=False)
+                           max_nfev=max_evaluations, diff_step=difference_step(problem),
+                           scale_covar=False)
     return float(refit.chisqr)
 
 
@@ -651,6 +735,8 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
             "identifiability": identifiability(result, profiles),
             "profiles": profiles,
             "study_effects": study_effect_record(problem, result),
+            **({"trials": [trial.record() for trial in problem.trials]}
+               if problem.trials else {}),
             "provenance": record})
         write_text(staging / "report.md", _report(problem, result, table, record, profiles))
         _figure(table, staging / "fit.png")
@@ -695,6 +781,35 @@ def _study_effect_lines(problem: FitProblem, result) -> list[str]:
     return [*lines, ""]
 
 
+def _trial_lines(problem: FitProblem) -> list[str]:
+    """The report's section on [[trials]] entries: what ran, and every row of their
+    studies that is not in the fit, with the reason."""
+    if not problem.trials:
+        return []
+    lines = ["## Trial arms", "",
+             ("Arms run through the trial language (their course, eligibility and visits); "
+              "their rows are read as `plateletpd check` reads them, over every enrolled "
+              "virtual patient, at the fit's parameter values (which replace the trial's "
+              "typical values), with the trial's seed fixed (common random numbers)."), "",
+             "| trial | file | study | trial arm -> data arm | screened per arm | seed | "
+             "rows used (lines) |", "|---|---|---|---|---|---|---|"]
+    for trial in problem.trials:
+        arms = ", ".join(f"{t} -> {d}" for d, t in trial.mapping.items())
+        lines.append(f"| {trial.spec.name} | `{trial.source}` | {trial.study} | {arms} | "
+                     f"{trial.spec.subjects_per_arm} | {trial.spec.seed} | "
+                     f"{', '.join(map(str, trial.rows.line))} |")
+    for trial in problem.trials:
+        if trial.overridden:
+            lines += ["", f"{trial.spec.name}: the fit's values replace the trial's own "
+                          f"typical " + ", ".join(f"{name} = {trial.typical[name]:g}"
+                                                  for name in trial.overridden) + "."]
+        if len(trial.unused):
+            lines += ["", f"Rows of study {trial.study} not in the fit:", "",
+                      *[f"- line {r.line} ({r.arm}, {r.endpoint}): {r.reason}"
+                        for r in trial.unused.itertuples()]]
+    return [*lines, ""]
+
+
 def _report(problem, result, table, record, profiles) -> str:
     rows = table[["line", "study", "arm", "endpoint", "threshold", "day", "statistic",
                   "observed", "predicted", "standard_error", "residual"]]
@@ -715,6 +830,7 @@ def _report(problem, result, table, record, profiles) -> str:
         f"{result.ndata} residuals ({result.nvarys} varied parameters).", "",
         "## Parameters", "", *parameter_rows, "",
         *_study_effect_lines(problem, result),
+        *_trial_lines(problem),
         "## What the data identify", "",
         *[f"- {n}" for n in identifiability(result, profiles)], "",
         *(["Profile likelihood (95%: chi-square within 3.84 of its minimum; None = open "

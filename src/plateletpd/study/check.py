@@ -111,7 +111,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         raise CheckError(f"no study {study!r} in {source}{closest(study, studies)}; studies "
                          f"there: {', '.join(studies)}")
     rows = rows[rows.study == study].reset_index(drop=True)
-    mapping = _arm_mapping(spec, rows, study, source, arm_map, only_mapped)
+    mapping = arm_mapping(spec, rows, study, source, arm_map, only_mapped)
     skipped = rows[~rows.arm.isin(list(mapping))]
     rows = rows[rows.arm.isin(list(mapping))].reset_index(drop=True)
     readers = _readers(spec, rows, source)
@@ -152,10 +152,12 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     return CheckResult(spec, study, table, long, tuple(notes))
 
 
-def _arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
-                 arm_map: Mapping[str, str] | None, only_mapped: bool = False
-                 ) -> dict[str, str]:
-    """Data arm -> trial arm, from the trial file's ``data_arm`` keys and ``arm_map``."""
+def arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
+                arm_map: Mapping[str, str] | None, only_mapped: bool = False
+                ) -> dict[str, str]:
+    """Data arm -> trial arm, from the trial file's ``data_arm`` keys and ``arm_map``
+    (``rows``: the study's rows). Also the mapping of a fit's ``[[trials]]`` entries
+    (:mod:`plateletpd.inference.trial_arms`), so a fit and a check pair the same arms."""
     names = [arm.name for arm in spec.arms]
     for trial_arm in arm_map or {}:
         if trial_arm not in names:
@@ -191,7 +193,7 @@ def _readers(spec: TrialSpec, rows: pd.DataFrame, source: str) -> list[Reader]:
     trial cannot compute is named in one error."""
     readers, problems = [], []
     for row in rows.itertuples():
-        reader = _reader(row, spec.response)
+        reader = row_reader(row, spec.response)
         if isinstance(reader, str):
             problems.append(f"  line {row.line} ({row.arm}, {row.endpoint}, threshold "
                             f"{row.threshold or '-'}, day {'-' if math.isnan(row.day) else f'{row.day:g}'}): {reader}")
@@ -204,9 +206,11 @@ def _readers(spec: TrialSpec, rows: pd.DataFrame, source: str) -> list[Reader]:
     return readers
 
 
-def _reader(row, response: Mapping) -> Reader | str:
+def row_reader(row, response: Mapping) -> Reader | str:
     """A function of an arm's patient table giving the row's statistic on the data's
-    scale, or why there is none."""
+    scale (a ``percent`` row in percent), or why there is none. ``row``: one outcome row
+    (a named tuple of :func:`plateletpd.io.outcomes.load_outcomes`' table); ``response``:
+    the trial's ``[response]``. A fit's trial arms read their rows with it too."""
     endpoint, statistic, day = row.endpoint, row.statistic, row.day
     low, level = parse_threshold(row.threshold) if row.threshold else (None, None)
     at_visit = re.fullmatch(r"(?:PLT\s*)?>=\s*([\d.]+)\s+at the (?:week|visit)",

@@ -1,0 +1,278 @@
+"""Trial-language arms of a fit: a fit configuration's ``[[trials]]`` entries.
+
+A fit ``[[arms]]`` entry is one chemotherapy, an entry count and daily doses
+(:class:`~plateletpd.study.cohort.ArmDesign`); it cannot run a course of cycles with delay
+rules or enrol patients by their simulated history. A trial file can
+(:mod:`plateletpd.study.cycles`), and ``plateletpd check`` already pairs a trial's arms with a
+study's rows (:mod:`plateletpd.study.check`). A ``[[trials]]`` entry puts those rows into the
+fit by the same pairing:
+
+* the trial's arms run by the trial language (:func:`plateletpd.study.trial.trial_chunk`:
+  its population CVs, covariates, course, eligibility, dose rules, visits, response rule),
+  for its own virtual patients (the trial's seed, or the entry's: drawn once, so every
+  evaluation sees the same patients: common random numbers);
+* the typical values are the fit's model file's, then the trial's own ``[population]
+  typical``, then the fit's current values and the trial study's study effects (which win);
+  the trial's ``fit`` key is not used (the fit being run supplies the parameters);
+* each row of the trial's ``data_study`` whose data arm is mapped to an arm run (the
+  trial file's ``data_arm``, or the entry's ``arm_map``) is read from the arm's patient
+  table by :func:`plateletpd.study.check.row_reader`, over every enrolled patient (the
+  expected value of the study's statistic; the study's own sampling error is in its
+  standard error), on the scale of the fit's data (proportions as fractions);
+* the rows of the study not used are kept with the reason (another data arm, an endpoint
+  the trial cannot compute, a filter, no usable standard error) for the fit's report.
+
+Nothing here reads a file or compiles a kernel during an evaluation: the trial file, the
+data and the random effects are read and drawn once, when the configuration is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from plateletpd.errors import PlateletPDError, closest
+from plateletpd.model.definition import Model
+from plateletpd.population.variability import cohort_matrix
+from plateletpd.simulation.simulate import _valid_rows
+from plateletpd.study.check import arm_mapping, row_reader
+from plateletpd.study.trial import (CHUNK, TrialSpec, _arm_seed, bundled_trial,
+                                    load_trial_spec, relative_days, trial_chunk)
+
+#: a row's statistic as the trial check reads it, divided by this, is on the fit's scale
+#: (io.outcomes keeps proportions as fractions)
+_DATA_SCALE = {"percent": 100.0}
+
+
+class TrialArmsError(PlateletPDError):
+    """A ``[[trials]]`` entry that cannot be used (the fit configuration names it)."""
+
+
+Fail = Callable[[tuple, str], Exception]
+
+
+@dataclass(repr=False)
+class TrialArms:
+    """One ``[[trials]]`` entry, built once: the trial (its model the fit's), the arms run,
+    their random effects, the study's rows used (with their readers) and those not used
+    (with the reason). :meth:`predict` is one objective evaluation's part for it."""
+
+    spec: TrialSpec
+    study: str
+    arms: tuple[int, ...]          # indices of the trial's arms run
+    mapping: dict                  # data arm -> trial arm
+    rows: pd.DataFrame             # rows used: the outcome table's columns + trial, trial_arm
+    readers: list                  # row -> function of an arm's patient table
+    unused: pd.DataFrame           # line, arm, endpoint, reason
+    typical: dict                  # the trial's own [population] typical values
+    eta: dict                      # arm index -> random effects (patients x varied)
+    source: str                    # the trial file, for messages and provenance
+    sha256: str = ""
+    params: dict = field(default_factory=dict)  # model parameter -> number or fit parameter
+    overridden: tuple = ()         # trial typical values the fit's parameters replace
+
+    def __repr__(self) -> str:
+        return (f"TrialArms(trial={self.spec.name!r}, study={self.study!r}, arms="
+                f"{[self.spec.arms[i].name for i in self.arms]}, rows={len(self.rows)}, "
+                f"not_used={len(self.unused)}, subjects_per_arm={self.spec.subjects_per_arm}, "
+                f"seed={self.spec.seed})")
+
+    @classmethod
+    def create(cls, trial: TrialSpec | str | Path, model: Model, data: pd.DataFrame,
+               *, arms: list[str] | None = None, subjects_per_arm: int | None = None,
+               seed: int | None = None, study: str | None = None,
+               arm_map: Mapping[str, str] | None = None, endpoints: list[str] | None = None,
+               lines: list[int] | None = None, params: Mapping | None = None,
+               data_source: str = "the fit's data", fail: Fail | None = None
+               ) -> "TrialArms":
+        """Trial arms of a fit of ``model`` to ``data`` (an outcome table,
+        :func:`plateletpd.io.outcomes.load_outcomes`): ``trial`` a spec, a trial file or a
+        bundled trial's name; ``arms`` the trial arms to run (default: those mapped to a
+        data arm); the other keywords as the ``[[trials]]`` keys (docs: fitting). ``fail``
+        turns (key path, message) into the error to raise (a configuration names its file
+        and line); by default a :class:`TrialArmsError`."""
+        fail = fail or (lambda where, message: TrialArmsError(
+            f"trial arms{' ' + '.'.join(map(str, where)) if where else ''}: {message}"))
+        spec = _trial(trial, fail)
+        source = str(spec.path)
+        if spec.model.name != model.name or spec.model.text != model.text:
+            raise fail(("file",), f"the trial simulates model {spec.model.name!r} "
+                       f"({spec.model.path}), but the fit's model is {model.name!r} "
+                       f"({model.path}); a fit's trial arms must simulate the fitted model: "
+                       f"use a trial file with model = \"{model.path}\" or fit "
+                       f"{spec.model.name}")
+        if subjects_per_arm is not None or seed is not None:
+            spec = replace(spec, subjects_per_arm=spec.subjects_per_arm
+                           if subjects_per_arm is None else int(subjects_per_arm),
+                           seed=spec.seed if seed is None else int(seed))
+        typical = {name: spec.model.parameters[name].value
+                   for name in spec.extra.get("typical", ())}
+        spec = replace(spec, model=model)  # the fit's model object: its kernel, its values
+        study = study or spec.extra.get("data_study")
+        studies = list(dict.fromkeys(data.study))
+        if not study:
+            raise fail(("study",), f"the trial {source} names no data study: add [trial] "
+                       f"data_study there, or study = \"NAME\" here; studies in "
+                       f"{data_source}: {', '.join(studies)}")
+        if study not in studies:
+            raise fail(("study",), f"no study {study!r} in {data_source}"
+                       f"{closest(study, studies)}; studies there: {', '.join(studies)}")
+        rows = data[data.study == study].reset_index(drop=True)
+        names = [a.name for a in spec.arms]
+        for name in arms or ():
+            if name not in names:
+                raise fail(("arms",), f"{name!r} is not an arm of the trial {source}"
+                           f"{closest(name, names)}; its arms: {', '.join(names)}")
+        try:
+            mapping = arm_mapping(spec, rows, study, data_source, arm_map, only_mapped=True)
+        except PlateletPDError as error:
+            raise fail(("arm_map",) if arm_map else ("file",), f"{error}; map a trial arm "
+                       f"to a data arm with data_arm in the trial file or arm_map = "
+                       f"{{ \"TRIAL ARM\" = \"DATA ARM\" }} here") from None
+        chosen = list(arms) if arms else [n for n in names if n in mapping.values()]
+        unmapped = [name for name in chosen if name not in mapping.values()]
+        if unmapped:
+            raise fail(("arms",), f"trial arm {unmapped[0]!r} is not mapped to a data arm of "
+                       f"study {study} (arms there: {', '.join(dict.fromkeys(rows.arm))}); "
+                       f"add data_arm = \"...\" to its [[arms]] entry in {source}, or "
+                       f"arm_map = {{ \"{unmapped[0]}\" = \"DATA ARM\" }} here")
+        mapping = {data_arm: trial_arm for data_arm, trial_arm in mapping.items()
+                   if trial_arm in chosen}
+        used, readers, unused = _rows(spec, rows, mapping, names, endpoints, lines)
+        if used.empty:
+            raise fail(("file",), f"no row of study {study} in {data_source} can be fitted "
+                       f"through trial arms {', '.join(map(repr, chosen))}: " + "; ".join(
+                           f"line {r.line}: {r.reason}" for r in unused.itertuples()))
+        indices = tuple(names.index(name) for name in chosen)
+        paired = spec.extra.get("design") == "paired"
+        eta = {}
+        for index in indices:
+            size, stream = spec.subjects_per_arm, _arm_seed(spec.seed, 0 if paired else index)
+            # as study.trial._cohort draws an arm's patients
+            eta[index] = spec.variability.eta(size, stream) if spec.variability.names \
+                else np.zeros((size, 0))
+        digest = hashlib.sha256(Path(source).read_bytes()).hexdigest() \
+            if Path(source).is_file() else ""
+        return cls(spec, study, indices, mapping, used, readers, unused, typical, eta,
+                   source, digest, dict(params or {}))
+
+    # ------------------------------------------------------------------ evaluation
+    def predict(self, values: Mapping[str, float],
+                covariates: Mapping[str, float] | None = None) -> pd.DataFrame:
+        """The rows used with ``predicted`` (the fit's scale), ``virtual_patients`` (the
+        arm's enrolled patients) and ``eligible_fraction`` (enrolled / screened), for the
+        model parameter ``values`` (the fit's, with this study's study effects and the
+        entry's params): they replace the trial's typical values; ``covariates`` replace
+        the trial's fixed covariates."""
+        spec, model = self.spec, self.spec.model
+        base = model.parameter_vector({**self.typical, **values},
+                                      {**spec.covariates, **(covariates or {})})
+        relative = relative_days(spec)
+        tables, fractions = {}, {}
+        for index in self.arms:
+            table, screened = _arm_table(spec, index, base, self.eta[index], relative)
+            name = spec.arms[index].name
+            tables[name] = table
+            fractions[name] = len(table) / max(screened, 1)
+        rows = self.rows.copy()
+        predicted = []
+        for row, reader in zip(rows.itertuples(), self.readers):
+            table = tables[row.trial_arm]
+            value = reader(table) if len(table) else math.nan
+            predicted.append(value / _DATA_SCALE.get(row.statistic, 1.0))
+        rows["predicted"] = predicted
+        rows["virtual_patients"] = [len(tables[arm]) for arm in rows.trial_arm]
+        rows["eligible_fraction"] = [fractions[arm] for arm in rows.trial_arm]
+        return rows
+
+    def record(self) -> dict:
+        """What params.json keeps of the entry: the trial, its hash, the arms, the seed,
+        the rows used and those not used with the reason."""
+        return {"trial": self.spec.name, "file": self.source, "sha256": self.sha256,
+                "study": self.study, "arms": [self.spec.arms[i].name for i in self.arms],
+                "data_arms": {trial: data for data, trial in self.mapping.items()},
+                "seed": self.spec.seed, "subjects_per_arm": self.spec.subjects_per_arm,
+                "trial_typical_values": self.typical,
+                "replaced_by_the_fit": list(self.overridden),
+                "rows_used": [int(line) for line in self.rows.line],
+                "rows_not_used": [{"line": int(r.line), "arm": r.arm, "endpoint": r.endpoint,
+                                   "reason": r.reason} for r in self.unused.itertuples()]}
+
+
+def _trial(trial, fail: Fail) -> TrialSpec:
+    """The trial spec of ``trial`` (a spec, a path, or a bundled trial's name)."""
+    if isinstance(trial, TrialSpec):
+        return trial
+    text = str(trial)
+    if text.endswith(".toml") and not Path(text).is_file():
+        raise fail(("file",), f"no trial file {text} (give a path relative to the fit "
+                   f"configuration, or a bundled trial's name such as "
+                   f"\"persistent_cit_rct\"); fix the path")
+    try:
+        return load_trial_spec(text if text.endswith(".toml") else bundled_trial(text))
+    except PlateletPDError as error:
+        raise fail(("file",), str(error)) from None
+
+
+def _rows(spec: TrialSpec, rows: pd.DataFrame, mapping: dict, names: list[str],
+          endpoints: list[str] | None, lines: list[int] | None):
+    """The study's rows split into those used (with their readers) and those not (with
+    the reason)."""
+    used, readers, unused = [], [], []
+    for position, row in enumerate(rows.itertuples()):
+        reason = None
+        if row.arm not in mapping:
+            reason = (f"data arm {row.arm!r} is not mapped to a trial arm run here "
+                      f"(mapped: {', '.join(f'{t} -> {d}' for d, t in mapping.items())}; "
+                      f"trial arms: {', '.join(names)})")
+        elif endpoints is not None and row.endpoint not in endpoints:
+            reason = f"endpoint {row.endpoint} is not in endpoints = {list(endpoints)}"
+        elif lines is not None and row.line not in lines:
+            reason = f"line {row.line} is not in lines = {list(lines)}"
+        elif not math.isfinite(row.standard_error):
+            reason = f"no standard error: {row.standard_error_basis}"
+        else:
+            reader = row_reader(row, spec.response)
+            if isinstance(reader, str):
+                reason = f"the trial cannot compute it: {reader}"
+            else:
+                used.append(position)
+                readers.append(reader)
+        if reason is not None:
+            unused.append({"line": row.line, "arm": row.arm, "endpoint": row.endpoint,
+                           "reason": reason})
+    table = rows.iloc[used].reset_index(drop=True)
+    table["trial"] = spec.name
+    table["trial_arm"] = [mapping[arm] for arm in table.arm]
+    return table, readers, pd.DataFrame(unused, columns=["line", "arm", "endpoint",
+                                                         "reason"])
+
+
+def _arm_table(spec: TrialSpec, index: int, base: np.ndarray, eta: np.ndarray,
+               relative: np.ndarray) -> tuple[pd.DataFrame, int]:
+    """Arm ``index``'s patient table (as :func:`plateletpd.study.trial.run_trial` builds it,
+    chunk by chunk) for the typical parameter vector ``base``, and the patients screened
+    (drawn, those outside the model's bounds included). Nobody enrolled: an empty table."""
+    model = spec.model
+    matrix = cohort_matrix(model, base, spec.variability, eta)
+    valid = _valid_rows(model, matrix)
+    tables = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the chunks' warnings, once per evaluation
+        for first in range(0, len(matrix), CHUNK):
+            rows = np.arange(first, min(first + CHUNK, len(matrix)))
+            chosen = rows[valid[rows]]
+            _, _, table, _ = trial_chunk(spec, index, (matrix[chosen], chosen), 0, relative)
+            if table is not None:
+                tables.append(table)
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if tables:
+        table.insert(0, "arm", spec.arms[index].name)
+    return table, len(matrix)

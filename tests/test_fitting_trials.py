@@ -1,0 +1,322 @@
+"""A fit's [[trials]] entries (issue 17): arms run through the trial language (course of
+cycles, eligibility on the simulated history) whose rows enter the fit as `plateletpd check`
+reads them. The predictions equal check's values exactly; known parameters are recovered
+from data simulated through the trial; bad entries are clear errors."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from plateletpd.cli import main
+from plateletpd.inference.fitting import FitConfigError, load_fit_config, run_fit
+from plateletpd.study.check import check_trial
+from plateletpd.study.trial import _arm_seed, load_trial_spec, run_trial
+
+HEADER = ("study,arm,regimen,n,population,day0,endpoint,threshold,day,statistic,value,"
+          "spread_type,spread,source")
+TRIAL_SEED = 20261130
+
+# A trial after the design of trials/persistent_cit_rct.toml (Soff 2019: PLT < 100 for >= 4
+# weeks, the next cycle held until PLT >= 100, correction = PLT >= 100 within 3 weeks) on
+# cit_marrow_reserve with the model file's values (fit = "none"), the untreated arm SECOND
+# (its patients are the trial's second seed stream) and a treated arm no data row maps to.
+TRIAL = """
+[trial]
+name = "persistent_fit_test"
+model = "cit_marrow_reserve"
+fit = "none"
+seed = {seed}
+subjects_per_arm = {subjects}
+follow_up_days = 28
+data_study = "persistent_test"
+
+[population]
+cv = {{ chemotherapy_sensitivity = 0.30, platelets_baseline = 0.17, reserve_regeneration_rate = 2.0, reserve_cycling_fraction = 0.50 }}
+transforms = {{ reserve_cycling_fraction = "logitnormal" }}
+covariates = {{ body_weight = 65 }}
+typical = {{ {typical} }}
+
+[chemotherapy]
+regimen = "chemotherapy 1 dose"
+cycle_days = 21
+cycles = 2
+delay_below = 100
+recheck_every_days = 7
+give_up_after_days = 63
+follow_up_days = 21
+
+[[eligibility]]
+rule = "below_for_days"
+below = 100
+days = 28
+
+[enrolment]
+start_delay = 1
+
+[response]
+threshold = 100
+by_day = 21
+
+[[arms]]
+name = "hetrombopag 7.5 mg"
+treatment = ["hetrombopag 7.5 mg"]
+max_days = 28
+stop_at = 100
+rescue = {{ below = 10 }}
+
+[[arms]]
+name = "placebo"
+rescue = {{ below = 10 }}
+data_arm = "observation"
+"""
+
+# every kind of row check reads, n blank (check's virtual study = every enrolled patient,
+# which is what a fit predicts), plus a row of another arm and one the trial cannot compute
+ROWS = [
+    ("observation", "response_proportion", "PLT >=100", 21, "percent", 12.5, "", ""),
+    ("observation", "response_proportion", "", "", "percent", 12.5, "", ""),
+    ("observation", "plt_count", "", 7, "mean", 55, "", ""),
+    ("observation", "plt_count", "", 21, "mean", 57, "", ""),
+    ("observation", "nadir_plt", "", "", "mean", 40, "", ""),
+    ("observation", "time_to_threshold_days", "100", "", "mean", 15, "", ""),
+    ("observation", "time_to_threshold_days", "100", "", "median", 15, "", ""),
+    ("observation", "duration_below_days", "50", "", "mean", 3, "", ""),
+    ("observation", "plt_auc_day0_21", "", "", "mean", 1500, "", ""),
+    ("observation", "plt_count", "", 10, "mean", 60, "", ""),      # no day-10 visit endpoint
+    ("romiplostim", "response_proportion", "PLT >=100", 21, "percent", 93, "", ""),
+]
+
+FIT = """
+[fit]
+model = "cit_marrow_reserve"
+data = "outcomes.csv"
+seed = 1
+max_evaluations = {evaluations}
+{fit_keys}
+
+[parameters]
+chemotherapy_sensitivity = {{ value = {start}, vary = true, lower = 2.0, upper = 12.0 }}
+reserve_regeneration_rate = {{ value = 0.0012, vary = false }}
+{extra}
+[[trials]]
+file = "trial.toml"
+{trial_keys}
+"""
+
+
+def write_trial(folder, typical="platelets_baseline = 230.0", seed=TRIAL_SEED, subjects=300,
+                name="trial.toml"):
+    path = folder / name
+    path.write_text(TRIAL.format(seed=seed, subjects=subjects, typical=typical))
+    return path
+
+
+def write_rows(folder, rows=ROWS, n="", name="outcomes.csv"):
+    lines = [f"persistent_test,{arm},r,{n},p,treatment start,{endpoint},{threshold},{day},"
+             f"{statistic},{value},{spread_type},{spread},tests/test_fitting_trials.py"
+             for arm, endpoint, threshold, day, statistic, value, spread_type, spread in rows]
+    (folder / name).write_text("\n".join([HEADER, *lines]) + "\n")
+
+
+def write_fit(folder, start=8.0, evaluations=20, extra="", trial_keys="", fit_keys=""):
+    path = folder / "config.toml"
+    path.write_text(FIT.format(start=start, evaluations=evaluations, extra=extra,
+                               trial_keys=trial_keys, fit_keys=fit_keys))
+    return path
+
+
+# ---------------------------------------------------------------- the same numbers as check
+def test_fit_predictions_equal_the_checks_values_for_the_same_trial(tmp_path):
+    write_trial(tmp_path)
+    write_rows(tmp_path)
+    # check's replicate 0 runs the trial with seed _arm_seed(seed, 10_000)
+    # (study/uncertainty.py _replicate_spec): the fit's entry takes that seed
+    config = write_fit(tmp_path, extra="[study_effects.chemotherapy_sensitivity]\n"
+                                       "studies = [\"persistent_test\"]\n",
+                       trial_keys=f"seed = {_arm_seed(TRIAL_SEED, 10_000)}")
+    problem = load_fit_config(config)
+    values = problem.parameters.valuesdict()
+    values["chemotherapy_sensitivity_between_study_sd"] = 0.2
+    values["chemotherapy_sensitivity_effect_persistent_test"] = 0.5
+    table = problem.predict(values)
+
+    # the same trial with the fit's values (the study's: typical x exp(sd x u)) as its
+    # typical values, beside its own platelets_baseline, through plateletpd check
+    study_value = 8.0 * math.exp(0.2 * 0.5)
+    spec = load_trial_spec(write_trial(
+        tmp_path, name="check.toml",
+        typical=f"platelets_baseline = 230.0, chemotherapy_sensitivity = {study_value!r}, "
+                f"reserve_regeneration_rate = 0.0012"))
+    # check refuses a row it cannot compute (the fit lists it): its data lack the day-10
+    # row, which comes after the compared ones (lines 2-10 unchanged)
+    write_rows(tmp_path, ROWS[:9] + ROWS[10:], name="check.csv")
+    check = check_trial(spec, tmp_path / "check.csv", replicates=2, only_mapped=True)
+    first = check.replicates[check.replicates.replicate == 0].set_index("line").value
+
+    # the fit's rows: every observation row but the day-10 count (lines 2-10 of the file)
+    assert table.line.tolist() == list(range(2, 11))
+    scale = np.where(table.statistic == "percent", 100.0, 1.0)
+    np.testing.assert_array_equal(table.predicted.to_numpy() * scale,
+                                  first.loc[table.line].to_numpy())
+    assert (table.trial_arm == "placebo").all() and (table.trial == "persistent_fit_test").all()
+    # the check's own table agrees (its rows minus the one only the fit leaves out)
+    assert check.table.virtual_n.iloc[0] == table.virtual_patients.iloc[0] > 0
+    unused = problem.trials[0].unused
+    assert unused.line.tolist() == [11, 12]
+    assert "no such endpoint" in unused.reason.iloc[0]
+    assert "'romiplostim' is not mapped" in unused.reason.iloc[1]
+
+
+def test_the_study_effect_and_the_fit_values_move_the_trial_predictions(tmp_path):
+    write_trial(tmp_path)
+    write_rows(tmp_path, ROWS[:4])
+    problem = load_fit_config(write_fit(
+        tmp_path, extra="[study_effects.chemotherapy_sensitivity]\n"
+                        "studies = [\"persistent_test\"]\n"))
+    values = problem.parameters.valuesdict()
+    values["chemotherapy_sensitivity_between_study_sd"] = 0.3
+    low = problem.predict({**values, "chemotherapy_sensitivity_effect_persistent_test": -1.0})
+    high = problem.predict({**values, "chemotherapy_sensitivity_effect_persistent_test": 1.0})
+    # a deeper insult keeps more patients below 100 for 4 weeks: more of the screened enrol
+    assert high.eligible_fraction.iloc[0] > low.eligible_fraction.iloc[0]
+    # the study's value typical x exp(sd x u) is what the trial runs at: the same rows as
+    # the typical value itself set to 8 exp(0.3) without a study effect
+    direct = problem.predict({**values, "chemotherapy_sensitivity": 8.0 * math.exp(0.3),
+                              "chemotherapy_sensitivity_between_study_sd": 0.0,
+                              "chemotherapy_sensitivity_effect_persistent_test": 0.0})
+    np.testing.assert_array_equal(high.predicted, direct.predicted)
+    # the curvature of the study's residuals in its log value (study effects' Laplace term)
+    # comes from the trial rows: a study with only trial arms has one
+    curvature = problem.update_curvature(values)
+    assert curvature[("chemotherapy_sensitivity", "persistent_test")] > 0
+
+
+# ---------------------------------------------------------------- recovery of known values
+TRUE_SENSITIVITY = 6.0  # the value the synthetic rows are simulated at
+
+
+def test_a_fit_recovers_the_value_its_trial_rows_were_simulated_at(tmp_path):
+    # data: the trial at TRUE_SENSITIVITY with another seed and 2,000 screened (about 400
+    # enrolled), summarised directly from run_trial's patient table (not through the
+    # check's readers); the rows say n = 30 patients, SD as simulated
+    spec = load_trial_spec(write_trial(
+        tmp_path, name="truth.toml", seed=7, subjects=2000,
+        typical=f"chemotherapy_sensitivity = {TRUE_SENSITIVITY}, "
+                f"reserve_regeneration_rate = 0.0012"))
+    patients = run_trial(spec).subjects
+    patients = patients[patients.arm == "placebo"]
+    rows = [("observation", "response_proportion", "PLT >=100", 21, "percent",
+             round(100 * patients.responder.mean(), 2), "", "")]
+    for day in (7, 14, 21):
+        column = patients[f"plt_day_{day}"]
+        rows.append(("observation", "plt_count", "", day, "mean", round(column.mean(), 3),
+                     "SD", round(column.std(), 3)))
+    rows.append(("observation", "nadir_plt", "", "", "mean", round(patients.nadir.mean(), 3),
+                 "SD", round(patients.nadir.std(), 3)))
+    rows.append(("romiplostim", "response_proportion", "PLT >=100", 21, "percent", 93, "",
+                 ""))
+    write_rows(tmp_path, rows, n=30)
+    write_trial(tmp_path, typical="platelets_baseline = 250.0", subjects=300)
+    # eligibility makes the rows move in jumps as patients enter or leave (docs/fitting.md:
+    # one patient per 0.1% change of the parameter at 600 screened): a 5% step sees the trend
+    config = write_fit(tmp_path, start=9.0, evaluations=80, fit_keys="difference_step = 0.05")
+    problem, result, table = run_fit(config, out=tmp_path / "fit", verbose=False,
+                                     profile_parameters=False)
+    estimate = result.params["chemotherapy_sensitivity"]
+    assert estimate.stderr is not None and estimate.stderr > 0
+    # The fit's 300 screened give about 65 enrolled, so each prediction carries a Monte
+    # Carlo error of about SE x sqrt(30/65) = 0.68 SE (the rows' SE is for n = 30), the
+    # data's own cohort (about 430 enrolled) 0.26 SE: together about 0.73 SE per row, so
+    # the estimate lies within about 0.73 of its standard errors of the truth in
+    # distribution; 3 standard errors is a 4-sigma bound
+    assert abs(estimate.value - TRUE_SENSITIVITY) < 3 * estimate.stderr
+    assert abs(estimate.value - 9.0) > 3 * estimate.stderr  # it moved from its start
+
+    # the outputs carry the trial rows like any other, and name the rows not used
+    predictions = pd.read_csv(tmp_path / "fit" / "predictions.csv")
+    assert predictions.line.tolist() == [2, 3, 4, 5, 6]
+    assert set(predictions.trial_arm) == {"placebo"}
+    report = (tmp_path / "fit" / "report.md").read_text()
+    assert "## Trial arms" in report and "persistent_fit_test" in report
+    assert "line 7 (romiplostim, response_proportion): data arm 'romiplostim' is not " \
+           "mapped" in report
+    record = json.loads((tmp_path / "fit" / "params.json").read_text())["trials"][0]
+    assert record["rows_used"] == [2, 3, 4, 5, 6] and record["rows_not_used"][0]["line"] == 7
+    assert record["seed"] == TRIAL_SEED and record["subjects_per_arm"] == 300
+    assert record["trial_typical_values"] == {"platelets_baseline": 250.0}
+
+
+# ---------------------------------------------------------------- bad entries
+def bad(tmp_path, trial_keys, trial=None, rows=ROWS):
+    if trial is not None:
+        (tmp_path / "trial.toml").write_text(trial)
+    else:
+        write_trial(tmp_path)
+    write_rows(tmp_path, rows)
+    config = write_fit(tmp_path, trial_keys=trial_keys)
+    with pytest.raises(FitConfigError) as error:
+        load_fit_config(config)
+    message = str(error.value)
+    assert str(config) in message and "[trials #1]" in message
+    return message
+
+
+def test_an_unknown_trial_arm_is_named_with_the_arms_there(tmp_path):
+    message = bad(tmp_path, 'arms = ["placbo"]')
+    assert "'placbo' is not an arm of the trial" in message
+    assert "did you mean 'placebo'" in message and "hetrombopag 7.5 mg" in message
+
+
+def test_an_arm_without_a_data_arm_says_how_to_map_it(tmp_path):
+    message = bad(tmp_path, 'arms = ["hetrombopag 7.5 mg"]')
+    assert "'hetrombopag 7.5 mg' is not mapped to a data arm" in message
+    assert "arm_map" in message and "data_arm" in message
+
+
+def test_a_missing_trial_file_is_named_with_the_fix(tmp_path):
+    write_rows(tmp_path)
+    config = write_fit(tmp_path).read_text().replace('file = "trial.toml"',
+                                                     'file = "trials/nowhere.toml"')
+    (tmp_path / "config.toml").write_text(config)
+    with pytest.raises(FitConfigError) as error:
+        load_fit_config(tmp_path / "config.toml")
+    message = str(error.value)
+    assert "[trials #1] file" in message and "nowhere.toml" in message
+    assert "relative to the fit configuration" in message
+
+
+def test_a_trial_of_another_model_is_refused_naming_both(tmp_path):
+    # the bundled trials/yuan2025.toml (by its name) simulates cit_thrombopoiesis
+    write_rows(tmp_path)
+    config = write_fit(tmp_path).read_text().replace('file = "trial.toml"',
+                                                     'file = "yuan2025"')
+    (tmp_path / "config.toml").write_text(config)
+    with pytest.raises(FitConfigError) as error:
+        load_fit_config(tmp_path / "config.toml")
+    message = str(error.value)
+    assert "[trials #1] file" in message
+    assert "model 'cit_thrombopoiesis'" in message and "'cit_marrow_reserve'" in message
+    assert "must simulate the fitted model" in message
+
+
+def test_a_study_without_rows_the_trial_computes_is_refused_with_every_reason(tmp_path):
+    message = bad(tmp_path, "", rows=[ROWS[9], ROWS[10]])
+    assert "line 2: the trial cannot compute it" in message
+    assert "line 3: data arm 'romiplostim' is not mapped" in message
+
+
+def test_a_bad_trial_file_keeps_its_own_line_in_the_message(tmp_path):
+    trial = TRIAL.format(seed=1, subjects=10, typical="").replace("\ndays = 28", "\ndays = -2")
+    message = bad(tmp_path, "", trial=trial)
+    assert "trial.toml, line" in message and "days" in message
+
+
+def test_the_command_line_exits_2_on_a_bad_trials_entry(tmp_path, capsys):
+    write_trial(tmp_path)
+    write_rows(tmp_path)
+    config = write_fit(tmp_path, trial_keys='arms = ["nobody"]')
+    assert main(["fit", str(config), "--out", str(tmp_path / "out")]) == 2
+    assert "'nobody' is not an arm of the trial" in capsys.readouterr().err
