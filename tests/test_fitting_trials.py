@@ -5,15 +5,23 @@ from data simulated through the trial; bad entries are clear errors."""
 
 import json
 import math
+import pickle
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from plateletpd.cli import main
-from plateletpd.inference.fitting import FitConfigError, load_fit_config, run_fit
+from plateletpd.inference.fitting import FitConfigError, FitProblem, load_fit_config, run_fit
+from plateletpd.inference.trial_arms import TrialArms, TrialArmsError
+from plateletpd.io.outcomes import load_outcomes
 from plateletpd.study.check import check_trial
 from plateletpd.study.trial import _arm_seed, load_trial_spec, run_trial
+
+# the model card's CV of 200% on reserve_regeneration_rate (as trials/persistent_cit_rct.toml)
+# draws a few patients beyond its bounds: they are dropped, as in any trial
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::plateletpd.study.trial.DroppedPatientsWarning")
 
 HEADER = ("study,arm,regimen,n,population,day0,endpoint,threshold,day,statistic,value,"
           "spread_type,spread,source")
@@ -192,6 +200,39 @@ def test_the_study_effect_and_the_fit_values_move_the_trial_predictions(tmp_path
     # comes from the trial rows: a study with only trial arms has one
     curvature = problem.update_curvature(values)
     assert curvature[("chemotherapy_sensitivity", "persistent_test")] > 0
+
+
+def test_a_fit_built_in_code_and_a_pickled_problem_predict_the_same_rows(tmp_path):
+    write_trial(tmp_path)
+    write_rows(tmp_path)
+    problem = load_fit_config(write_fit(tmp_path))
+    values = problem.parameters.valuesdict()
+    expected = problem.predict(values)
+    # an evaluation reads no file (the trial file, the data and the kernel were loaded once)
+    import builtins
+    import io
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a fit evaluation opened a file: {args[:1]}")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(builtins, "open", refuse)
+        patch.setattr(io, "open", refuse)
+        again = problem.predict(values)
+    pd.testing.assert_frame_equal(again, expected)
+    # the Python API: TrialArms.create and FitProblem.create(trials=...)
+    data = load_outcomes(tmp_path / "outcomes.csv")
+    built = FitProblem.create(
+        problem.model, [], {"chemotherapy_sensitivity": {"value": 8.0, "lower": 2.0,
+                                                         "upper": 12.0},
+                            "reserve_regeneration_rate": {"value": 0.0012, "vary": False}},
+        seed=1, data=tmp_path / "outcomes.csv",
+        trials=[TrialArms.create(tmp_path / "trial.toml", problem.model, data)])
+    pd.testing.assert_frame_equal(built.predict(built.parameters.valuesdict()), expected)
+    # a problem sent to Dask workers (profile refits) is pickled: same rows after it
+    pd.testing.assert_frame_equal(pickle.loads(pickle.dumps(problem)).predict(values),
+                                  expected)
+    with pytest.raises(TrialArmsError, match="'nobody' is not an arm of the trial"):
+        TrialArms.create(tmp_path / "trial.toml", problem.model, data, arms=["nobody"])
 
 
 # ---------------------------------------------------------------- recovery of known values

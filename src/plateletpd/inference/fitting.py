@@ -825,7 +825,9 @@ def _report(problem, result, table, record, profiles) -> str:
         "", str(problem.config.get("fit", {}).get("description", "")), "",
         f"Model `{problem.model.name}` (hash {problem.model.hash[:12]}), data "
         f"`{problem.data_path.name}` (sha256 {record['data']['sha256'][:12]}), "
-        f"{problem.eta.shape[0]} virtual patients per arm, seed {problem.seed}, method "
+        + (f"{problem.eta.shape[0]} virtual patients per arm, " if problem.arms else "")
+        + ("trial arms as listed under Trial arms, " if problem.trials else "")
+        + f"seed {problem.seed}, method "
         f"{result.method}, {result.nfev} evaluations, chi-square {result.chisqr:.3g} on "
         f"{result.ndata} residuals ({result.nvarys} varied parameters).", "",
         "## Parameters", "", *parameter_rows, "",

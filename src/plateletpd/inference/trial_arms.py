@@ -84,6 +84,16 @@ class TrialArms:
                 f"not_used={len(self.unused)}, subjects_per_arm={self.spec.subjects_per_arm}, "
                 f"seed={self.spec.seed})")
 
+    def __getstate__(self) -> dict:
+        """Pickled without the readers (local functions): a fit problem travels to Dask
+        workers for profile refits, and plain pickle cannot carry them."""
+        return {**self.__dict__, "readers": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.readers = [row_reader(row, self.spec.response) for row in
+                        self.rows.itertuples()]
+
     @classmethod
     def create(cls, trial: TrialSpec | str | Path, model: Model, data: pd.DataFrame,
                *, arms: list[str] | None = None, subjects_per_arm: int | None = None,
