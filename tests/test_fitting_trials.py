@@ -290,6 +290,20 @@ def test_a_fit_recovers_the_value_its_trial_rows_were_simulated_at(tmp_path):
     assert record["trial_typical_values"] == {"platelets_baseline": 250.0}
 
 
+def test_arm_map_adds_arms_and_rows_of_arms_left_out_are_listed(tmp_path):
+    write_trial(tmp_path)
+    write_rows(tmp_path)
+    mapped = 'arm_map = { "hetrombopag 7.5 mg" = "romiplostim" }'
+    # without arms = [...], every mapped trial arm runs (data_arm or arm_map)
+    both = load_fit_config(write_fit(tmp_path, trial_keys=mapped)).trials[0]
+    assert [both.spec.arms[i].name for i in both.arms] == ["hetrombopag 7.5 mg", "placebo"]
+    assert both.rows.line.tolist() == [*range(2, 11), 12]
+    one = load_fit_config(write_fit(tmp_path, trial_keys=f'arms = ["placebo"]\n{mapped}'))
+    reasons = one.trials[0].unused.set_index("line").reason
+    assert reasons[12] == ("data arm 'romiplostim' belongs to trial arm 'hetrombopag 7.5 mg', "
+                           "which this entry's arms leave out")
+
+
 # ---------------------------------------------------------------- bad entries
 def bad(tmp_path, trial_keys, trial=None, rows=ROWS):
     if trial is not None:

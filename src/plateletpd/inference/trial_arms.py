@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -153,9 +152,10 @@ class TrialArms:
                        f"study {study} (arms there: {', '.join(dict.fromkeys(rows.arm))}); "
                        f"add data_arm = \"...\" to its [[arms]] entry in {source}, or "
                        f"arm_map = {{ \"{unmapped[0]}\" = \"DATA ARM\" }} here")
-        mapping = {data_arm: trial_arm for data_arm, trial_arm in mapping.items()
+        every = mapping
+        mapping = {data_arm: trial_arm for data_arm, trial_arm in every.items()
                    if trial_arm in chosen}
-        used, readers, unused = _rows(spec, rows, mapping, names, endpoints, lines)
+        used, readers, unused = _rows(spec, rows, mapping, every, endpoints, lines)
         if used.empty:
             raise fail(("file",), f"no row of study {study} in {data_source} can be fitted "
                        f"through trial arms {', '.join(map(repr, chosen))}: " + "; ".join(
@@ -231,14 +231,18 @@ def _trial(trial, fail: Fail) -> TrialSpec:
         raise fail(("file",), str(error)) from None
 
 
-def _rows(spec: TrialSpec, rows: pd.DataFrame, mapping: dict, names: list[str],
+def _rows(spec: TrialSpec, rows: pd.DataFrame, mapping: dict, every: dict,
           endpoints: list[str] | None, lines: list[int] | None):
     """The study's rows split into those used (with their readers) and those not (with
-    the reason)."""
+    the reason); ``mapping``: data arm -> trial arm run, ``every``: also those not run."""
     used, readers, unused = [], [], []
+    names = [arm.name for arm in spec.arms]
     for position, row in enumerate(rows.itertuples()):
         reason = None
-        if row.arm not in mapping:
+        if row.arm in every and row.arm not in mapping:
+            reason = (f"data arm {row.arm!r} belongs to trial arm {every[row.arm]!r}, "
+                      f"which this entry's arms leave out")
+        elif row.arm not in mapping:
             reason = (f"data arm {row.arm!r} is not mapped to a trial arm run here "
                       f"(mapped: {', '.join(f'{t} -> {d}' for d, t in mapping.items())}; "
                       f"trial arms: {', '.join(names)})")
@@ -274,14 +278,12 @@ def _arm_table(spec: TrialSpec, index: int, base: np.ndarray, eta: np.ndarray,
     matrix = cohort_matrix(model, base, spec.variability, eta)
     valid = _valid_rows(model, matrix)
     tables = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the chunks' warnings, once per evaluation
-        for first in range(0, len(matrix), CHUNK):
-            rows = np.arange(first, min(first + CHUNK, len(matrix)))
-            chosen = rows[valid[rows]]
-            _, _, table, _ = trial_chunk(spec, index, (matrix[chosen], chosen), 0, relative)
-            if table is not None:
-                tables.append(table)
+    for first in range(0, len(matrix), CHUNK):
+        rows = np.arange(first, min(first + CHUNK, len(matrix)))
+        chosen = rows[valid[rows]]
+        _, _, table, _ = trial_chunk(spec, index, (matrix[chosen], chosen), 0, relative)
+        if table is not None:
+            tables.append(table)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     if tables:
         table.insert(0, "arm", spec.arms[index].name)
