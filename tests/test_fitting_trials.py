@@ -357,6 +357,25 @@ def test_a_trial_of_another_model_is_refused_naming_both(tmp_path):
     assert "must simulate the fitted model" in message
 
 
+def test_a_trial_of_another_version_of_the_model_file_is_refused(tmp_path):
+    # the fit's model is a copy of the bundled file with one more comment line: the same
+    # name, other content (the trial names the bundled "cit_marrow_reserve")
+    from plateletpd.model.definition import load_model
+
+    copy = tmp_path / "my_marrow_reserve.toml"
+    copy.write_text(load_model("cit_marrow_reserve").text + "\n# my edit\n")
+    write_trial(tmp_path)
+    write_rows(tmp_path)
+    config = write_fit(tmp_path)
+    config.write_text(config.read_text().replace('model = "cit_marrow_reserve"',
+                                                 'model = "my_marrow_reserve.toml"'))
+    with pytest.raises(FitConfigError) as error:
+        load_fit_config(config)
+    message = str(error.value)
+    assert "[trials #1] file" in message and "my_marrow_reserve.toml" in message
+    assert "both define 'cit_marrow_reserve' but differ in content" in message
+
+
 def test_a_study_without_rows_the_trial_computes_is_refused_with_every_reason(tmp_path):
     message = bad(tmp_path, "", rows=[ROWS[9], ROWS[10]])
     assert "line 2: the trial cannot compute it" in message

@@ -111,12 +111,17 @@ class TrialArms:
             f"trial arms{' ' + '.'.join(map(str, where)) if where else ''}: {message}"))
         spec = _trial(trial, fail)
         source = str(spec.path)
-        if spec.model.name != model.name or spec.model.text != model.text:
+        if spec.model.name != model.name:
             raise fail(("file",), f"the trial simulates model {spec.model.name!r} "
                        f"({spec.model.path}), but the fit's model is {model.name!r} "
                        f"({model.path}); a fit's trial arms must simulate the fitted model: "
                        f"use a trial file with model = \"{model.path}\" or fit "
                        f"{spec.model.name}")
+        if spec.model.text != model.text:
+            raise fail(("file",), f"the trial's model file {spec.model.path} and the fit's "
+                       f"{model.path} both define {model.name!r} but differ in content; a "
+                       f"fit's trial arms must simulate the fitted model: give the trial "
+                       f"model = \"{model.path}\" or the fit the trial's model file")
         if subjects_per_arm is not None or seed is not None:
             spec = replace(spec, subjects_per_arm=spec.subjects_per_arm
                            if subjects_per_arm is None else int(subjects_per_arm),
