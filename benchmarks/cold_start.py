@@ -1,17 +1,21 @@
 """``python -m benchmarks.cold_start``: time to first result on an empty kernel cache (issue 18
-item 5), per bundled model, and what numba compiles in that time.
+item 5), per model, and what numba compiles in that time.
 
-For each model, a fresh Python process with an empty ``PLATELETPD_CACHE_DIR`` runs:
-import plateletpd; the first ``simulate()`` (DormandPrince5, the default; this compiles the
-one-subject kernel); a second one (warm); the first lock-step ``simulate_batch`` (32
-subjects, DormandPrince853, ``execution="lockstep"``: compiles the lock-step driver); a
-second one. Then a fresh process on the now filled cache repeats the first ``simulate()``
-(the disk cache's load time). numba's compile events (``numba.core.event``) give the
-seconds spent compiling each function, listed longest first (nested compilations are
-included in their callers' times, so the list does not add up to the total).
+For each model (the bundled ones, and ``small``: the two-state test model
+tests/models/one_compartment.toml, standing for a user's new small model), a fresh Python
+process with an empty ``PLATELETPD_CACHE_DIR`` and ``NUMBA_CACHE_DIR`` runs: import
+plateletpd; the first ``simulate()`` (DormandPrince5, the default; this compiles the
+one-subject kernel of that method); a second one (warm); the first lock-step
+``simulate_batch`` (32 subjects, DormandPrince853, ``execution="lockstep"``: compiles the
+lock-step driver); a second one. Then a fresh process on the now filled cache repeats them
+(the disk cache's load time). numba's compile events (``numba.core.event``) give the seconds
+spent compiling each function of each phase, listed longest first (nested compilations are
+included in their callers' times, so a list does not add up to its total).
 
-Prints one JSON document per model (and writes them to ``--out``). CPU time is measured
-with ``time.process_time`` in the child; load averages are recorded.
+``--repeat N`` makes N cold runs per model (models interleaved, each on its own empty cache)
+and ends with a table of medians. Prints one JSON document per run (and writes them all to
+``--out``). CPU time is measured with ``time.process_time`` in the child (the measure to
+compare on a shared host); wall time and load averages are recorded too.
 """
 
 from __future__ import annotations
@@ -19,13 +23,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-MODELS = {"friberg_platelets": "cytotoxic 100 mg qd d1-14",
+#: A new small model (a test fixture: two states, oral and IV doses) and the bundled models.
+SMALL_MODEL = str(Path(__file__).resolve().parent.parent / "tests" / "models" /
+                  "one_compartment.toml")
+MODELS = {SMALL_MODEL: "oral 100 mg qd d1-3",
+          "friberg_platelets": "cytotoxic 100 mg qd d1-14",
           "cit_thrombopoiesis": "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22",
           "cit_marrow_reserve": "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22",
           "wang2010_romiplostim": "romiplostim 3 ug/kg qw d1-22"}
@@ -55,10 +64,13 @@ covariates = {"body_weight": 70.0} if model == "wang2010_romiplostim" else None
 times = np.arange(29.0)
 
 def step(name, run):
+    compiles.clear()
     c, t = time.process_time(), time.perf_counter()
     run()
     marks[name + "_seconds"] = time.perf_counter() - t
     marks[name + "_cpu_seconds"] = time.process_time() - c
+    if compiles:
+        marks[name + "_compiles"] = dict(sorted(compiles.items(), key=lambda kv: -kv[1])[:12])
 
 if "simulate" in phases:
     step("first_simulate", lambda: pp.simulate(model, regimen, times=times, covariates=covariates))
@@ -68,14 +80,17 @@ if "lockstep" in phases:
         execution="lockstep", covariates=None if covariates is None else {k: np.full(32, v) for k, v in covariates.items()})
     step("first_lockstep", batch)
     step("warm_lockstep", batch)
-marks["compiles"] = dict(sorted(compiles.items(), key=lambda kv: -kv[1])[:12])
 marks["total_seconds"] = time.perf_counter() - t0
 print(json.dumps(marks))
 """
 
 
 def child(model: str, regimen: str, phases: str, cache: str) -> dict:
-    env = {**os.environ, "PLATELETPD_CACHE_DIR": cache}
+    # both caches in the temporary folder: numba's own (NUMBA_CACHE_DIR) holds the compiled
+    # code of plateletpd's @njit functions outside kernels too (vectormath), so a cold run
+    # compiles those as a new installation would
+    env = {**os.environ, "PLATELETPD_CACHE_DIR": cache,
+           "NUMBA_CACHE_DIR": str(Path(cache) / "numba")}
     done = subprocess.run([sys.executable, "-c", CHILD, model, regimen, phases], env=env,
                           capture_output=True, text=True)
     if done.returncode != 0:
@@ -86,27 +101,62 @@ def child(model: str, regimen: str, phases: str, cache: str) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cold_start",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="comma-separated; 'small' is the one-compartment test model")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="cold runs per model (each on its own empty cache); the summary "
+                             "gives their medians")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    documents = []
-    for model in args.models.split(","):
+    models = [SMALL_MODEL if model == "small" else model for model in args.models.split(",")]
+    for model in models:
         if model not in MODELS:
-            parser.error(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
-        with tempfile.TemporaryDirectory(prefix="ppd_cold_") as cache:
-            load = os.getloadavg()
-            started = time.strftime("%H:%M:%S")
-            cold = child(model, MODELS[model], "simulate,lockstep", cache)
-            cached = child(model, MODELS[model], "simulate,lockstep", cache)
-        document = {"model": model, "regimen": MODELS[model], "started": started,
-                    "load_before": load, "load_after": os.getloadavg(), "cold": cold,
-                    "cached": {k: v for k, v in cached.items() if k != "compiles"}}
-        print(json.dumps(document), flush=True)
-        documents.append(document)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(documents, indent=1))
+            parser.error(f"unknown model {model!r}; choose from small, {', '.join(MODELS)}")
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
+    documents = []
+    for round_ in range(args.repeat):  # models interleaved: a load change hits them alike
+        for model in models:
+            with tempfile.TemporaryDirectory(prefix="ppd_cold_") as cache:
+                load = os.getloadavg()
+                started = time.strftime("%H:%M:%S")
+                cold = child(model, MODELS[model], "simulate,lockstep", cache)
+                cached = child(model, MODELS[model], "simulate,lockstep", cache)
+            document = {"model": model, "round": round_, "regimen": MODELS[model],
+                        "started": started, "load_before": load,
+                        "load_after": os.getloadavg(), "cold": cold,
+                        "cached": {k: v for k, v in cached.items()
+                                   if not k.endswith("compiles")}}
+            print(json.dumps(document), flush=True)
+            documents.append(document)
+            if args.out:
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(documents, indent=1))
+    print(summary(documents))
     return 0
+
+
+def summary(documents: list[dict]) -> str:
+    """Medians per model over the cold runs: CPU seconds of the first ``simulate()`` and of
+    the first lock-step cohort, their sum, and the wall seconds of a first ``simulate()`` and
+    a warm one in a fresh process on the filled cache."""
+    rows = ["model | runs | first simulate() CPU s | first lock-step CPU s | both CPU s | "
+            "filled cache: first simulate() wall s | warm simulate() wall s"]
+    for model in dict.fromkeys(d["model"] for d in documents):
+        runs = [d for d in documents if d["model"] == model]
+
+        def median(values):
+            return statistics.median(values)
+
+        simulate = median([d["cold"]["first_simulate_cpu_seconds"] for d in runs])
+        lockstep = median([d["cold"]["first_lockstep_cpu_seconds"] for d in runs])
+        both = median([d["cold"]["first_simulate_cpu_seconds"]
+                       + d["cold"]["first_lockstep_cpu_seconds"] for d in runs])
+        cached = median([d["cached"]["first_simulate_seconds"] for d in runs])
+        warm = median([d["cold"]["warm_simulate_seconds"] for d in runs])
+        rows.append(f"{Path(model).stem} | {len(runs)} | {simulate:.1f} | {lockstep:.1f} | "
+                    f"{both:.1f} | {cached:.2f} | {warm:.3f}")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,12 @@ Generated functions (numba ``@njit``; see ``Model.source``):
   its powers, ``exp`` and ``log`` are :mod:`plateletpd.numerics.vectormath`'s (plain arithmetic that
   vectorises, where the C library's functions would stay one scalar call per subject), and
   multiply-adds may fuse (``fastmath=CONTRACT``);
-* ``solve_batch(method, ...)``: a parallel loop over subjects calling the generic
-  integrator, whose template text (:func:`plateletpd.numerics.integrator.template`) is appended to
-  the module by :func:`plateletpd.numerics.kernels.kernel_module_source`;
-* ``solve_batch_lanes(...)``: a parallel loop over groups of ``LANES`` subjects integrated
-  in lock step with DOP853 (falling back to ``solve_subject`` per subject), whose stage
-  passes for this model's state count come from
-  :func:`plateletpd.numerics.integrator.lockstep_source`.
+
+The integrator (:func:`plateletpd.numerics.integrator.template`), the lock-step stage passes
+for this model's state count and the batch drivers (``solve_batch_<method>``,
+``solve_batch_lanes``) are appended to this source by
+:func:`plateletpd.numerics.kernels.kernel_module_source`; they call the functions above as
+module globals.
 
 Glossary of prefixes in generated code: ``p_`` parameter or covariate, ``s_`` state,
 ``d_`` derived quantity.
@@ -406,46 +405,6 @@ def kernel_source(model: "Model") -> str:
              [line for i, m in enumerate(model.dose_modifiers) for line in (
                  f"    bioavailability[{i}] = {py(m.bioavailability)}",
                  f"    lag[{i}] = {py(m.lag)}")])
-    lines.extend([
-        "", "",
-        "@njit(parallel=True, **KERNEL_OPTIONS)",
-        "def solve_batch(method, params, event_time, event_target, event_state, event_amount,",
-        "                event_duration, output_times, rtol, atol, max_step, max_steps,",
-        "                restart_growth, outputs_out, states_out, status, counters, failure):",
-        "    for subject in prange(params.shape[0]):",
-        "        status[subject] = solve_subject(",
-        "            method, N_STATES, N_DOSE_TARGETS, params[subject], event_time[subject],",
-        "            event_target, event_state,",
-        "            event_amount[subject], event_duration, output_times, rtol, atol, max_step,",
-        "            max_steps, restart_growth, outputs_out[subject], states_out[subject],",
-        "            counters[subject], failure[subject])",
-        "    return 0",
-        "", "",
-        "@njit(parallel=True, **KERNEL_OPTIONS)",
-        "def solve_batch_lanes(params, event_time, event_target, event_state, event_amount,",
-        "                      event_duration, output_times, rtol, atol, max_step, max_steps,",
-        "                      restart_growth, outputs_out, states_out, status, counters,",
-        "                      failure):",
-        "    n_subjects = params.shape[0]",
-        "    for group in prange((n_subjects + LANES - 1) // LANES):",
-        "        first = group * LANES",
-        "        count = min(LANES, n_subjects - first)",
-        "        group_status = solve_group(",
-        "            N_STATES, N_DOSE_TARGETS, params, first, count, event_time, event_target,",
-        "            event_state, event_amount, event_duration, output_times, rtol, atol,",
-        "            max_step, max_steps, restart_growth, outputs_out, states_out, counters)",
-        "        for subject in range(first, first + count):",
-        "            if group_status == SUCCESS:",
-        "                status[subject] = SUCCESS",
-        "                continue",
-        "            counters[subject, :] = 0  # one subject at a time, each with its own status",
-        "            status[subject] = solve_subject(",
-        "                DOP853, N_STATES, N_DOSE_TARGETS, params[subject], event_time[subject],",
-        "                event_target, event_state, event_amount[subject], event_duration,",
-        "                output_times, rtol, atol, max_step, max_steps, restart_growth,",
-        "                outputs_out[subject], states_out[subject], counters[subject],",
-        "                failure[subject])",
-        "    return 0"])
     return check_generated("\n".join(lines) + "\n")
 
 

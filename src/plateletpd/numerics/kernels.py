@@ -28,7 +28,7 @@ import numpy as np
 
 from plateletpd._version import __version__
 from plateletpd.model.codegen import LANES
-from plateletpd.numerics.jit import NUMBA_VERSION, plain_python
+from plateletpd.numerics.jit import NUMBA_VERSION, compile_report, plain_python
 from plateletpd.numerics.solvers import renamed_keyword
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,14 +69,13 @@ def kernel_module_source(model: "Model") -> str:
     recompiles the kernel (numba's cache only watches the file a function is defined in);
     so is the tableaux module's, whose arrays the kernel reads as constants."""
     from plateletpd.numerics import tableaux, vectormath
-    from plateletpd.numerics.integrator import lockstep_source, template
+    from plateletpd.numerics.integrator import batch_source, lockstep_source, template
 
-    head, _, batch = model.source.partition("\n\n@njit(parallel=True")
-    return f"{head}\n# plateletpd.numerics.vectormath {vectormath.source_digest()}\n" \
+    return f"{model.source}\n# plateletpd.numerics.vectormath {vectormath.source_digest()}\n" \
            f"# plateletpd.numerics.tableaux {tableaux.source_digest()}\n" \
            f"\n# ==== integrator (plateletpd/numerics/integrator.py) ====\n{template()}" \
            f"\n\n{lockstep_source(len(model.states), LANES)}" \
-           f"\n\n@njit(parallel=True{batch}"
+           f"\n\n{batch_source()}"
 
 
 def compile_kernel(model: "Model") -> ModuleType:
@@ -103,6 +102,59 @@ def compile_kernel(model: "Model") -> ModuleType:
         _LOADED[key] = module
         _BY_MODEL_SOURCE[model.source] = module
         return module
+
+
+def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
+              params: np.ndarray, event_time: np.ndarray, *arrays) -> None:
+    """Run ``kernel``'s integrator over the subjects of ``params``, compiling (on first use)
+    only the entry point this call needs, and saying on standard error what is compiled
+    and for how long (:func:`plateletpd.numerics.jit.compile_report`).
+
+    ``arrays`` are the remaining arguments of the batch drivers, in their order
+    (event_target, event_state, event_amount, event_duration, output_times, rtol, atol,
+    max_step, max_steps, restart_growth, outputs_out, states_out, status, counters,
+    failure). One subject: ``solve_subject_<form>`` of the method alone, without a parallel
+    driver. Several: ``solve_batch_<form>``, or ``solve_batch_lanes`` in lock step (DOP853),
+    after which the subjects of groups that could not run in lock step are integrated one at
+    a time by ``solve_batch_dop853``, compiled only when a cohort needs it. Each entry point
+    computes the same compiled arithmetic as before they were split, so results are
+    bit-identical to a kernel that compiled every method at once."""
+    from plateletpd.numerics import integrator
+
+    (event_target, event_state, event_amount, event_duration, output_times, rtol, atol,
+     max_step, max_steps, restart_growth, outputs_out, states_out, status, counters,
+     failure) = arrays
+    n = params.shape[0]
+    if lockstep and n > 1:
+        with compile_report(f"{name}, lock step, method dop853"):
+            kernel.solve_batch_lanes(params, event_time, event_target, event_state,
+                                     event_amount, event_duration, output_times, rtol, atol,
+                                     max_step, max_steps, restart_growth, outputs_out,
+                                     states_out, status, counters)
+        alone = np.flatnonzero(status == integrator.LOCKSTEP_MISMATCH)
+        if alone.size:
+            part = [params[alone], event_time[alone], event_amount[alone], outputs_out[alone],
+                    states_out[alone], status[alone], np.zeros_like(counters[alone]),
+                    failure[alone]]
+            with compile_report(f"{name}, subjects outside lock step, method dop853"):
+                kernel.solve_batch_dop853(
+                    integrator.DOP853, part[0], part[1], event_target, event_state, part[2],
+                    event_duration, output_times, rtol, atol, max_step, max_steps,
+                    restart_growth, part[3], part[4], part[5], part[6], part[7])
+            outputs_out[alone], states_out[alone], status[alone] = part[3], part[4], part[5]
+            counters[alone], failure[alone] = part[6], part[7]
+        return
+    form = integrator.subject_form(method_code)
+    if n == 1:  # no parallel driver to compile for one subject
+        with compile_report(f"{name}, one subject, method {form}"):
+            status[0] = getattr(kernel, f"solve_subject_{form}")(
+                method_code, kernel.N_STATES, kernel.N_DOSE_TARGETS, params[0], event_time[0],
+                event_target, event_state, event_amount[0], event_duration, output_times,
+                rtol, atol, max_step, max_steps, restart_growth, outputs_out[0],
+                states_out[0], counters[0], failure[0])
+        return
+    with compile_report(f"{name}, subjects in parallel, method {form}"):
+        getattr(kernel, f"solve_batch_{form}")(method_code, params, event_time, *arrays)
 
 
 def python_rhs(model: "Model"):

@@ -10,7 +10,6 @@ the result (and NaN outputs from the failure on); other subjects are unaffected.
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from typing import Any, Mapping, Sequence
@@ -28,7 +27,7 @@ from plateletpd.io.provenance import provenance
 from plateletpd.model.definition import Model, load_model
 from plateletpd.simulation.results import BatchResult, SimulationResult
 from plateletpd.numerics.solvers import DormandPrince5, Solver, Status, resolve_execution, solver_names
-from plateletpd.numerics.kernels import compile_kernel
+from plateletpd.numerics.kernels import compile_kernel, integrate
 
 #: Output points per day when only ``days`` is given.
 POINTS_PER_DAY = 24
@@ -237,19 +236,6 @@ def _valid_rows(model: Model, matrix: np.ndarray) -> np.ndarray:
     return np.all(ok | (optional & np.isnan(matrix)), axis=1)
 
 
-def _solve_one(kernel, method, matrix, event_times, target, state, amounts, duration, grid,
-               rtol, atol, max_step, max_steps, restart_growth, outputs, states, status,
-               counters, failure) -> None:
-    """``kernel.solve_batch`` for one subject without its parallel loop: the same
-    ``solve_subject`` call with the same argument types (so the same compiled code and the
-    same result, bit for bit), but a first ``simulate()`` of a new model does not wait for
-    numba to compile the parallel batch driver (about a quarter of its compile time)."""
-    status[0] = kernel.solve_subject(
-        method, kernel.N_STATES, kernel.N_DOSE_TARGETS, matrix[0], event_times[0], target,
-        state, amounts[0], duration, grid, rtol, atol, max_step, max_steps, restart_growth,
-        outputs[0], states[0], counters[0], failure[0])
-
-
 def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amounts: np.ndarray,
                grid: np.ndarray, solver: Solver, keep_states: bool,
                event_times: np.ndarray | None = None,
@@ -274,23 +260,21 @@ def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amount
     status = np.empty(n, dtype=np.int64)
     counters = np.zeros((n, 4), dtype=np.int64)
     failure = np.full((n, 1 + n_states), np.nan)  # where each failed subject stopped
-    lockstep = resolve_execution(solver, execution) == "lockstep" and n > 1
-    solve = kernel.solve_batch_lanes if lockstep else functools.partial(
-        kernel.solve_batch, solver.method_code)
-    if n == 1 and not lockstep:
-        solve = functools.partial(_solve_one, kernel, solver.method_code)
+    lockstep = resolve_execution(solver, execution) == "lockstep"
     with np.errstate(all="ignore"):  # NUMBA_DISABLE_JIT=1: NaN and inf as numba gives
-        solve(np.ascontiguousarray(matrix, dtype=np.float64),
-              np.ascontiguousarray(np.reshape(event_times, (n, schedule.n_events)) * scale,
-                                   dtype=np.float64),
-              np.ascontiguousarray(schedule.target, dtype=np.int64),
-              np.ascontiguousarray(schedule.state, dtype=np.int64),
-              np.ascontiguousarray(amounts.reshape(n, schedule.n_events), dtype=np.float64),
-              np.ascontiguousarray(schedule.duration * scale, dtype=np.float64),
-              np.ascontiguousarray(grid * scale), float(solver.rtol),
-              solver.atol_vector(n_states), float(solver.max_step * scale),
-              int(solver.max_steps), float(solver.restart_growth), outputs, states, status,
-              counters, failure)
+        # compiles (on first use) only the entry point this call needs
+        integrate(kernel, solver.method_code, lockstep, model.name,
+                np.ascontiguousarray(matrix, dtype=np.float64),
+                np.ascontiguousarray(np.reshape(event_times, (n, schedule.n_events)) * scale,
+                                     dtype=np.float64),
+                np.ascontiguousarray(schedule.target, dtype=np.int64),
+                np.ascontiguousarray(schedule.state, dtype=np.int64),
+                np.ascontiguousarray(amounts.reshape(n, schedule.n_events), dtype=np.float64),
+                np.ascontiguousarray(schedule.duration * scale, dtype=np.float64),
+                np.ascontiguousarray(grid * scale), float(solver.rtol),
+                solver.atol_vector(n_states), float(solver.max_step * scale),
+                int(solver.max_steps), float(solver.restart_growth), outputs, states, status,
+                counters, failure)
     details = {int(i): failure_message(model, status[i], matrix[i], failure[i])
                for i in np.flatnonzero(status != Status.SUCCESS)}
     flag_non_finite_outputs(model, grid, outputs, states if keep_states else None, status,

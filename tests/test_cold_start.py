@@ -1,0 +1,129 @@
+"""Time to first result (issue 18 item 5): a call compiles only the entry point it uses (one
+method, one subject or a batch, lock step or not), says on standard error what it compiles
+and for how long, and a later process loads it from the disk cache instead.
+
+Speed itself is measured in benchmarks/cold_start.py (benchmarks/README.md, "Time to first
+result"), never asserted here; these tests check what is compiled, not how fast."""
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import plateletpd as pp
+from plateletpd.numerics import integrator, jit
+
+MODELS = Path(__file__).parent / "models"
+
+needs_jit = pytest.mark.skipif(jit.jit_disabled(), reason="nothing is compiled without JIT")
+
+
+@needs_jit
+def test_compile_report_names_each_compiled_function_and_is_silent_when_nothing_compiles():
+    def twice(x):
+        return 2.0 * x
+
+    function = jit.njit(twice)  # a new dispatcher: its first call compiles, in memory only
+    stream = io.StringIO()
+    with jit.compile_report("a test function", stream) as compiled:
+        assert function(1.5) == 3.0
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("plateletpd: compiling a test function (")
+    assert re.fullmatch(r"plateletpd: compiled a test function in \d+\.\d s "
+                        r"\(twice \d+\.\d s\)", lines[1]), lines[1]
+    assert list(compiled) == ["twice"]
+    stream = io.StringIO()
+    with jit.compile_report("a test function", stream) as compiled:  # already compiled
+        assert function(2.0) == 4.0
+    assert stream.getvalue() == "" and compiled == {}
+
+
+@needs_jit
+def test_compile_report_can_be_silenced_and_still_says_what_was_compiled(monkeypatch):
+    def thrice(x):
+        return 3.0 * x
+
+    monkeypatch.setenv("PLATELETPD_REPORT_COMPILES", "0")
+    stream = io.StringIO()
+    with jit.compile_report("a test function", stream) as compiled:
+        jit.njit(thrice)(1.0)
+    assert stream.getvalue() == "" and list(compiled) == ["thrice"]
+
+
+def test_every_method_has_its_own_one_subject_entry_point():
+    # one function per method (numba compiles every branch of a function it compiles): the
+    # solvers' method codes map onto the rendered forms, and each form calls one segment
+    assert integrator.subject_form(pp.DormandPrince5.method_code) == "dopri5"
+    assert integrator.subject_form(pp.DormandPrince853.method_code) == "dop853"
+    assert integrator.subject_form(pp.Rosenbrock23.method_code) == "rosenbrock23"
+    assert integrator.subject_form(pp.BogackiShampine3.method_code) == "explicit"
+    source = integrator.subject_source()
+    segments = ["dopri5_segment(", "dop853_segment(", "rosenbrock23_segment(",
+                "explicit_segment("]
+    for form in integrator.SUBJECT_FORMS:
+        body = source.split(f"def solve_subject_{form}(")[1].split("\n@njit")[0]
+        assert sum(segment in body for segment in segments) == 1, form
+    batch = integrator.batch_source()
+    assert "solve_subject(" not in batch  # no driver reaches every method
+
+
+def test_split_entry_points_agree_bit_for_bit_with_each_other(one_compartment):
+    # a subject integrated alone (solve_subject_<form>) and inside a parallel batch
+    # (solve_batch_<form>) runs the same compiled segment on the same numbers
+    times = np.linspace(0.0, 2.0, 25)
+    for solver in [pp.DormandPrince5(), pp.DormandPrince853(), pp.Rosenbrock23(),
+                   pp.BogackiShampine3()]:
+        alone = pp.simulate(one_compartment, "oral 100 mg q12h x4", times=times,
+                            solver=solver, covariates={"body_weight": 70.0})
+        batch = pp.simulate_batch(one_compartment, "oral 100 mg q12h x4", times=times,
+                                  solver=solver, n=3, covariates={"body_weight": 70.0})
+        for subject in range(3):
+            assert np.array_equal(batch.outputs[subject], alone.outputs[0]), solver.method
+            assert np.array_equal(batch.counters[subject], alone.counters[0]), solver.method
+
+
+CHILD = r"""
+import json, sys
+import numpy as np
+import plateletpd as pp
+from plateletpd.numerics.kernels import compile_kernel
+model = pp.load_model(sys.argv[1])
+result = pp.simulate(model, "oral 100 mg q12h x4", days=2, covariates={"body_weight": 70.0})
+kernel = compile_kernel(model)
+names = ["solve_subject_dopri5", "dopri5_segment", "solve_subject_dop853", "dop853_segment",
+         "solve_subject_rosenbrock23", "rosenbrock23_segment", "solve_subject_explicit",
+         "explicit_segment", "solve_batch_dopri5", "solve_batch_lanes", "solve_group"]
+print(json.dumps({"compiled": {n: len(getattr(kernel, n).signatures) for n in names},
+                  "concentration": result["concentration"].tolist()}))
+"""
+
+
+@needs_jit
+@pytest.mark.slow
+def test_a_first_simulate_compiles_only_its_method_and_a_new_process_loads_it(tmp_path):
+    # on an empty kernel cache, a one-subject DormandPrince5 run compiles solve_subject_dopri5
+    # and what it calls, and says so; none of the other methods' segments, no batch driver;
+    # a second process on the same cache compiles nothing and gives the same numbers
+    env = {**os.environ, "PLATELETPD_CACHE_DIR": str(tmp_path), "PLATELETPD_REPORT_COMPILES": "1"}
+    runs = [subprocess.run([sys.executable, "-c", CHILD, str(MODELS / "one_compartment.toml")],
+                           env=env, capture_output=True, text=True, timeout=900)
+            for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-3000:]
+    first, second = (json.loads(run.stdout.strip().splitlines()[-1]) for run in runs)
+    assert "plateletpd: compiling one_compartment, one subject, method dopri5" in runs[0].stderr
+    assert re.search(r"plateletpd: compiled one_compartment, one subject, method dopri5 in "
+                     r"\d+\.\d s \(solve_subject_dopri5 \d+\.\d s\)", runs[0].stderr)
+    compiled = first["compiled"]
+    assert compiled["solve_subject_dopri5"] == 1 and compiled["dopri5_segment"] == 1
+    assert {name: count for name, count in compiled.items() if count} == {
+        "solve_subject_dopri5": 1, "dopri5_segment": 1}
+    assert "plateletpd: compiling" not in runs[1].stderr  # loaded from the disk cache
+    assert second["concentration"] == first["concentration"]
