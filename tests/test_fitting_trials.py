@@ -388,6 +388,20 @@ def test_a_bad_trial_file_keeps_its_own_line_in_the_message(tmp_path):
     assert "trial.toml, line" in message and "days" in message
 
 
+def test_a_row_fitted_by_an_arms_entry_too_is_refused(tmp_path):
+    write_trial(tmp_path)
+    write_rows(tmp_path)
+    config = write_fit(tmp_path, extra='[[arms]]\nstudy = "persistent_test"\n'
+                                       'arm = "observation"\nendpoints = ["nadir_plt"]\n')
+    with pytest.raises(FitConfigError) as error:
+        load_fit_config(config)
+    # line 6 is the nadir row (ROWS[4]), which the trial entry fits as well
+    assert "[trials #1]: data line(s) 6 are fitted by [arms #1] already" in str(error.value)
+    config.write_text(config.read_text().replace('file = "trial.toml"',
+                                                 'file = "trial.toml"\nlines = [2, 3]'))
+    assert load_fit_config(config).trials[0].rows.line.tolist() == [2, 3]
+
+
 def test_the_command_line_exits_2_on_a_bad_trials_entry(tmp_path, capsys):
     write_trial(tmp_path)
     write_rows(tmp_path)

@@ -451,6 +451,7 @@ def load_fit_config(path: str | Path) -> FitProblem:
               for index, entry in enumerate(checked["trials"])]
     if not arms and not trials:
         raise fail(("arms",), "a fit needs at least one [[arms]] or [[trials]] entry")
+    _no_row_twice(arms, trials, fail)
     for index, spec in enumerate(arms):
         require_usable(spec.rows, str(data_path))
     for kind, entries in (("arms", arms), ("trials", trials)):
@@ -470,6 +471,24 @@ def load_fit_config(path: str | Path) -> FitProblem:
                                  name in trial.params or name in study_effects)
     return FitProblem(model, arms, parameters, priors, variability, eta, document.data, path,
                       data_path, fit["seed"], study_effects=study_effects, trials=trials)
+
+
+def _no_row_twice(arms: list[ArmSpec], trials: list[TrialArms], fail) -> None:
+    """A data row a [[trials]] entry fits may not be fitted by another entry too (it would
+    count twice in the objective)."""
+    fitted = {}
+    for index, spec in enumerate(arms):
+        for line in spec.rows.line:
+            fitted.setdefault(int(line), f"[arms #{index + 1}]")
+    for index, trial in enumerate(trials):
+        twice = [int(line) for line in trial.rows.line if int(line) in fitted]
+        if twice:
+            raise fail(("trials", index), f"data line(s) {', '.join(map(str, twice))} are "
+                       f"fitted by {fitted[twice[0]]} already: each row may count once; leave "
+                       f"them out of one entry (endpoints = [...] or lines = [...])",
+                       table=True)
+        for line in trial.rows.line:
+            fitted[int(line)] = f"[trials #{index + 1}]"
 
 
 def _trial_arms(entry: dict, path: Path, model: Model, data: pd.DataFrame, source: str,
