@@ -150,7 +150,8 @@ class TrialArms:
             raise fail(("arm_map",) if arm_map else ("file",), f"{error}; map a trial arm "
                        f"to a data arm with data_arm in the trial file or arm_map = "
                        f"{{ \"TRIAL ARM\" = \"DATA ARM\" }} here") from None
-        chosen = list(arms) if arms else [n for n in names if n in mapping.values()]
+        chosen = list(dict.fromkeys(arms)) if arms else \
+            [n for n in names if n in mapping.values()]
         unmapped = [name for name in chosen if name not in mapping.values()]
         if unmapped:
             raise fail(("arms",), f"trial arm {unmapped[0]!r} is not mapped to a data arm of "
