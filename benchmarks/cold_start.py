@@ -12,6 +12,11 @@ lock-step driver); a second one. Then a fresh process on the now filled cache re
 spent compiling each function of each phase, listed longest first (nested compilations are
 included in their callers' times, so a list does not add up to its total).
 
+``--used-installation`` first runs another model (the transit-chain test model) on the same
+empty caches, untimed, so the measured model is new to an installation that has run
+plateletpd before: its generic integrator (:func:`plateletpd.numerics.kernels.generic_kernel`)
+and vectormath are cached, its own kernel is not.
+
 ``--repeat N`` makes N cold runs per model (models interleaved, each on its own empty cache)
 and ends with a table of medians. Prints one JSON document per run (and writes them all to
 ``--out``). CPU time is measured with ``time.process_time`` in the child (the measure to
@@ -33,6 +38,10 @@ from pathlib import Path
 #: A new small model (a test fixture: two states, oral and IV doses) and the bundled models.
 SMALL_MODEL = str(Path(__file__).resolve().parent.parent / "tests" / "models" /
                   "one_compartment.toml")
+#: The model a "used installation" ran before (``--used-installation``): a third model, so
+#: its kernel is not the measured model's, while the generic integrator and plateletpd's own
+#: compiled functions (vectormath) are cached.
+PREVIOUS_MODEL = str(Path(SMALL_MODEL).with_name("transit_chain.toml"))
 MODELS = {SMALL_MODEL: "oral 100 mg qd d1-3",
           "friberg_platelets": "cytotoxic 100 mg qd d1-14",
           "cit_thrombopoiesis": "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22",
@@ -106,6 +115,10 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="cold runs per model (each on its own empty cache); the summary "
                              "gives their medians")
+    parser.add_argument("--used-installation", action="store_true",
+                        help="before each cold run, run another model (the transit-chain test "
+                             "model) on the same empty caches, untimed: a new model on an "
+                             "installation that has run plateletpd before")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     models = [SMALL_MODEL if model == "small" else model for model in args.models.split(",")]
@@ -119,10 +132,13 @@ def main(argv=None) -> int:
         for model in models:
             with tempfile.TemporaryDirectory(prefix="ppd_cold_") as cache:
                 load = os.getloadavg()
+                if args.used_installation:
+                    child(PREVIOUS_MODEL, "", "simulate,lockstep", cache)
                 started = time.strftime("%H:%M:%S")
                 cold = child(model, MODELS[model], "simulate,lockstep", cache)
                 cached = child(model, MODELS[model], "simulate,lockstep", cache)
             document = {"model": model, "round": round_, "regimen": MODELS[model],
+                        "installation": "used" if args.used_installation else "new",
                         "started": started, "load_before": load,
                         "load_after": os.getloadavg(), "cold": cold,
                         "cached": {k: v for k, v in cached.items()

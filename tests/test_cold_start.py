@@ -18,6 +18,9 @@ import pytest
 
 import plateletpd as pp
 from plateletpd.numerics import integrator, jit
+from plateletpd.simulation.reference import reference_solution
+
+from test_integrator import every_drug_daily
 
 MODELS = Path(__file__).parent / "models"
 
@@ -89,6 +92,77 @@ def test_split_entry_points_agree_bit_for_bit_with_each_other(one_compartment):
             assert np.array_equal(batch.counters[subject], alone.counters[0]), solver.method
 
 
+def _both_paths(monkeypatch, run):
+    """``run()`` through the generic integrator (the model's functions by address) and
+    through the model's inlined kernel."""
+    monkeypatch.setenv("PLATELETPD_GENERIC_INTEGRATOR", "always")
+    generic = run()
+    monkeypatch.setenv("PLATELETPD_GENERIC_INTEGRATOR", "never")
+    return generic, run()
+
+
+@needs_jit
+@pytest.mark.parametrize("solver", [pp.DormandPrince5(), pp.DormandPrince853(),
+                                    pp.Rosenbrock23(), pp.BogackiShampine3()],
+                         ids=lambda solver: solver.method)
+def test_the_generic_integrator_gives_the_inlined_kernels_results_bit_for_bit(
+        monkeypatch, one_compartment, solver):
+    # the same integrator text and the same model functions, compiled apart and called by
+    # address instead of inlined: the same floating-point operations in the same order (no
+    # fast-math outside the lock-step passes), so the same bits; here with lag,
+    # bioavailability, oral doses and an IV infusion
+    regimen = "oral 100 mg q12h x4 + iv 50 mg over 2h d2"
+    times = np.linspace(0.0, 3.0, 37)
+    generic, inlined = _both_paths(monkeypatch, lambda: pp.simulate(
+        one_compartment, regimen, times=times, solver=solver,
+        covariates={"body_weight": 70.0}))
+    assert np.array_equal(generic.outputs, inlined.outputs)
+    assert np.array_equal(generic.states, inlined.states)
+    assert np.array_equal(generic.counters, inlined.counters)
+
+
+@needs_jit
+def test_the_generic_integrator_runs_the_cit_model_as_its_kernel_and_as_scipy_radau(
+        monkeypatch):
+    # a 24-state model with every drug, at a tight tolerance: bit for bit the inlined
+    # kernel's result, and within 1e-6 relative of scipy's Radau at rtol 1e-10 (the
+    # benchmark's accuracy criterion, benchmarks/README.md; as test_lockstep's CIT check)
+    model = pp.load_model("cit_thrombopoiesis")
+    regimen = every_drug_daily(model)
+    times = np.linspace(0, 28, 57)
+    solver = pp.DormandPrince5(rtol=1e-10, atol=1e-12)
+    generic, inlined = _both_paths(monkeypatch, lambda: pp.simulate(
+        model, regimen, times=times, solver=solver))
+    assert generic.ok
+    assert np.array_equal(generic.outputs, inlined.outputs)
+    assert np.array_equal(generic.counters, inlined.counters)
+    reference = reference_solution(model, regimen, times=times, rtol=1e-10, atol=1e-12)
+    assert np.max(np.abs(generic["platelets"] / reference["platelets"] - 1)) < 1e-6
+
+
+@needs_jit
+@pytest.mark.parametrize("kind", [1, 2, 3, 4])
+def test_the_generic_integrator_reports_a_model_formula_failure_as_the_kernel_does(
+        monkeypatch, kind):
+    # a domain error inside a model function called by address (log, division by zero,
+    # square root and overflowing exp of tests/models/failing/domain_errors.toml) is found
+    # the same way and gives the same status, message (the formula and the day) and outputs
+    model = pp.load_model(MODELS / "failing" / "domain_errors.toml")
+    with pytest.warns(pp.SimulationWarning):
+        generic, inlined = _both_paths(monkeypatch, lambda: pp.simulate(
+            model, times=np.linspace(0.0, 2.0, 9), params={"kind": kind}))
+    assert generic.status_code == inlined.status_code == pp.Status.DOMAIN_ERROR
+    assert generic.message == inlined.message
+    assert np.array_equal(generic.outputs, inlined.outputs, equal_nan=True)
+
+
+def test_a_bad_generic_integrator_setting_is_a_clear_error(monkeypatch, one_compartment):
+    monkeypatch.setenv("PLATELETPD_GENERIC_INTEGRATOR", "sometimes")
+    with pytest.raises(pp.PlateletPDError, match="must be auto, never or always, got "
+                                                 "'sometimes'"):
+        pp.simulate(one_compartment, None, days=1)
+
+
 CHILD = r"""
 import json, sys
 import numpy as np
@@ -111,7 +185,8 @@ def test_a_first_simulate_compiles_only_its_method_and_a_new_process_loads_it(tm
     # on an empty kernel cache, a one-subject DormandPrince5 run compiles solve_subject_dopri5
     # and what it calls, and says so; none of the other methods' segments, no batch driver;
     # a second process on the same cache compiles nothing and gives the same numbers
-    env = {**os.environ, "PLATELETPD_CACHE_DIR": str(tmp_path), "PLATELETPD_REPORT_COMPILES": "1"}
+    env = {**os.environ, "PLATELETPD_CACHE_DIR": str(tmp_path),
+           "PLATELETPD_REPORT_COMPILES": "1", "PLATELETPD_GENERIC_INTEGRATOR": "never"}
     runs = [subprocess.run([sys.executable, "-c", CHILD, str(MODELS / "one_compartment.toml")],
                            env=env, capture_output=True, text=True, timeout=900)
             for _ in range(2)]
@@ -127,3 +202,33 @@ def test_a_first_simulate_compiles_only_its_method_and_a_new_process_loads_it(tm
         "solve_subject_dopri5": 1, "dopri5_segment": 1}
     assert "plateletpd: compiling" not in runs[1].stderr  # loaded from the disk cache
     assert second["concentration"] == first["concentration"]
+
+
+GENERIC_CHILD = r"""
+import json, sys
+import plateletpd as pp
+result = pp.simulate(sys.argv[1], "oral 100 mg q12h x4" if "one_compartment" in sys.argv[1]
+                     else None, days=2, covariates={"body_weight": 70.0}
+                     if "one_compartment" in sys.argv[1] else None)
+print(json.dumps(result.outputs.tolist()))
+"""
+
+
+@needs_jit
+@pytest.mark.slow
+def test_a_new_model_on_a_used_installation_compiles_only_its_own_functions(tmp_path):
+    # the generic integrator is compiled by the first model ever run on this cache; a second,
+    # new model then compiles only its model functions (rhs_hoisted, constants, initial,
+    # outputs, dose_modifiers), not the integrator: the report names them and no
+    # solve_subject_dopri5
+    env = {**os.environ, "PLATELETPD_CACHE_DIR": str(tmp_path),
+           "PLATELETPD_REPORT_COMPILES": "1", "PLATELETPD_GENERIC_INTEGRATOR": "auto"}
+    runs = [subprocess.run([sys.executable, "-c", GENERIC_CHILD, str(MODELS / name)], env=env,
+                           capture_output=True, text=True, timeout=900)
+            for name in ("one_compartment.toml", "transit_chain.toml")]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-3000:]
+    assert "generic integrator" in runs[0].stderr and "solve_subject_dopri5" in runs[0].stderr
+    report = [line for line in runs[1].stderr.splitlines() if "compiled transit_chain" in line]
+    assert len(report) == 1, runs[1].stderr
+    assert "rhs_hoisted" in report[0] and "solve_subject_dopri5" not in report[0]

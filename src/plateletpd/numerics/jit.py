@@ -19,7 +19,9 @@ from types import ModuleType
 import numba
 import numpy as np
 from numba import njit, prange  # noqa: F401  (re-exported to generated code)
+from numba import carray as _carray, cfunc as _cfunc, types as _types
 from numba.core import event as _event
+from numba.extending import intrinsic as _intrinsic
 
 #: numba's version: part of every kernel's cache key.
 NUMBA_VERSION = numba.__version__
@@ -98,10 +100,11 @@ class _CompileListener(_event.Listener):
         report["depth"] += 1
         if report["depth"] == 1:
             report["began"] = time.perf_counter()
-            if not report["functions"] and report["stream"] is not None:
-                print(f"plateletpd: compiling {report['what']} (the first run of this "
-                      "kernel; later runs load it from the disk cache) ...",
-                      file=report["stream"], flush=True)
+            if not report["announced"] and report["stream"] is not None \
+                    and not _internal(event):
+                report["announced"] = True
+                print(f"plateletpd: compiling {report['what']} (first run; cached on disk "
+                      "for later runs) ...", file=report["stream"], flush=True)
 
     def on_end(self, event):
         report = getattr(self.local, "report", None)
@@ -109,9 +112,18 @@ class _CompileListener(_event.Listener):
             return
         report["depth"] -= 1
         if report["depth"] == 0:
-            name = event.data["dispatcher"].py_func.__name__
+            name = "numba internals" if _internal(event) else \
+                event.data["dispatcher"].py_func.__name__
             seconds = time.perf_counter() - report["began"]
             report["functions"][name] = report["functions"].get(name, 0.0) + seconds
+
+
+def _internal(event) -> bool:
+    """True for numba's own helper functions (an overload's ``impl``: the generic
+    integrator's C wrappers compile one in every process, in about 0.1 s), which alone are
+    not worth a report."""
+    return (getattr(event.data["dispatcher"].py_func, "__module__", None) or "").startswith(
+        "numba")
 
 
 _LISTENER = _CompileListener()
@@ -131,7 +143,8 @@ def compile_report(what: str, stream=None):
     quiet = os.environ.get("PLATELETPD_REPORT_COMPILES", "1").strip() in {"0", "no", "false"}
     stream = None if quiet else (stream or sys.stderr)
     outer = getattr(_LISTENER.local, "report", None)
-    report = {"what": what, "stream": stream, "depth": 0, "began": 0.0, "functions": {}}
+    report = {"what": what, "stream": stream, "depth": 0, "began": 0.0, "functions": {},
+              "announced": False}
     if outer is not None:  # nested: the outer block reports
         yield report["functions"]
         return
@@ -141,7 +154,80 @@ def compile_report(what: str, stream=None):
     finally:
         _LISTENER.local.report = None
         functions = report["functions"]
-        if functions and stream is not None:
+        if report["announced"]:
             listed = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in functions.items())
             print(f"plateletpd: compiled {what} in {sum(functions.values()):.1f} s "
                   f"({listed})", file=stream, flush=True)
+
+
+# ---------------------------------------------------------------- model functions by address
+#: The one C signature of a model function called through a pointer by the generic integrator
+#: (:func:`plateletpd.numerics.kernels.generic_module_source`): ``void f(double t, double *a,
+#: double *b, double *c)``; what the three arrays are depends on the function
+#: (:func:`model_pointers`).
+MODEL_FUNCTION_SIGNATURE = _types.void(_types.float64, _types.CPointer(_types.float64),
+                                       _types.CPointer(_types.float64),
+                                       _types.CPointer(_types.float64))
+
+
+@_intrinsic
+def call_model(typing_context, address, t, a, b, c):
+    """Call the compiled model function at ``address`` (an integer) with the time ``t`` and
+    the data addresses ``a``, ``b``, ``c`` of three float64 arrays (``array.ctypes.data``).
+
+    An address is a run-time value, so code calling it is model-independent and numba can
+    cache it on disk (a compiled function passed as an argument could not be cached)."""
+    signature = _types.void(address, t, a, b, c)
+
+    def codegen(context, builder, signature, arguments):
+        from llvmlite import ir
+
+        double = ir.DoubleType()
+        pointer = double.as_pointer()
+        function_type = ir.FunctionType(ir.VoidType(), [double, pointer, pointer, pointer])
+        address, t, a, b, c = arguments
+        function = builder.inttoptr(address, function_type.as_pointer())
+        builder.call(function, [t, builder.inttoptr(a, pointer), builder.inttoptr(b, pointer),
+                                builder.inttoptr(c, pointer)])
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+def model_pointers(kernel: ModuleType, n_states: int, n_vector: int, n_outputs: int,
+                   n_targets: int) -> list:
+    """C-callable wrappers (numba ``cfunc``, :data:`MODEL_FUNCTION_SIGNATURE`) of a kernel
+    module's compiled model functions, in the order the generic integrator reads their
+    addresses: ``rhs_hoisted(t, y, q, dydt)``, ``constants(q)``, ``initial(q, y0)``,
+    ``outputs(t, y, q, out)``, ``dose_modifiers(q, bioavailability, lag)``. ``n_vector`` is
+    the length of the parameter vector they receive (parameters, covariates, parameter-only
+    quantities and these addresses). Each wrapper compiles in well under a second; the
+    model functions it calls are the kernel's own (compiled once, cached on disk)."""
+    rhs, constants, initial = kernel.rhs_hoisted, kernel.constants, kernel.initial
+    outputs, dose_modifiers = kernel.outputs, kernel.dose_modifiers
+    n, m, k = n_states, max(n_outputs, 1), max(n_targets, 1)
+    options = {"error_model": "numpy"}
+
+    @_cfunc(MODEL_FUNCTION_SIGNATURE, **options)
+    def rhs_pointer(t, y, q, dydt):
+        rhs(t, _carray(y, (n,)), _carray(q, (n_vector,)), _carray(dydt, (n,)))
+
+    @_cfunc(MODEL_FUNCTION_SIGNATURE, **options)
+    def constants_pointer(t, q, unused_b, unused_c):
+        constants(_carray(q, (n_vector,)))
+
+    @_cfunc(MODEL_FUNCTION_SIGNATURE, **options)
+    def initial_pointer(t, q, y0, unused_c):
+        initial(_carray(q, (n_vector,)), _carray(y0, (n,)))
+
+    @_cfunc(MODEL_FUNCTION_SIGNATURE, **options)
+    def outputs_pointer(t, y, q, out):
+        outputs(t, _carray(y, (n,)), _carray(q, (n_vector,)), _carray(out, (m,)))
+
+    @_cfunc(MODEL_FUNCTION_SIGNATURE, **options)
+    def dose_modifiers_pointer(t, q, bioavailability, lag):
+        dose_modifiers(_carray(q, (n_vector,)), _carray(bioavailability, (k,)),
+                       _carray(lag, (k,)))
+
+    return [rhs_pointer, constants_pointer, initial_pointer, outputs_pointer,
+            dose_modifiers_pointer]

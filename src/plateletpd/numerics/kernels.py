@@ -28,7 +28,8 @@ import numpy as np
 
 from plateletpd._version import __version__
 from plateletpd.model.codegen import LANES
-from plateletpd.numerics.jit import NUMBA_VERSION, compile_report, plain_python
+from plateletpd.numerics.jit import (NUMBA_VERSION, compile_report, jit_disabled,
+                                     model_pointers, plain_python)
 from plateletpd.numerics.solvers import renamed_keyword
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -78,18 +79,85 @@ def kernel_module_source(model: "Model") -> str:
            f"\n\n{batch_source()}"
 
 
-def compile_kernel(model: "Model") -> ModuleType:
-    """Import (compiling on first use) the kernel module of ``model``."""
-    loaded = _BY_MODEL_SOURCE.get(model.source)  # fast path: models of a known structure
-    if loaded is not None:
-        return loaded
-    source = kernel_module_source(model)
+#: Model functions the generic integrator calls by address, in the order of their slots at the
+#: end of its parameter vector (:data:`GENERIC_HEADER`, :func:`plateletpd.numerics.jit.model_pointers`).
+MODEL_SLOTS = 5
+
+#: The model part of the generic kernel module: every model function the integrator template
+#: calls is a stub calling the compiled function whose address sits in the last
+#: ``MODEL_SLOTS`` entries of the parameter vector (an address below 2**53 is exact as a
+#: float64). ``N_CONSTANTS = 0``: the vector arrives with room for the model's parameter-only
+#: quantities already (:func:`generic_parameters`).
+GENERIC_HEADER = f"""# plateletpd generic integrator: the integrator template with the model's functions called
+# through compiled function pointers; one module for every model (generated, do not edit)
+import numpy as np
+from plateletpd.numerics.jit import math, njit, prange, CONTRACT, KERNEL_OPTIONS, call_model
+
+N_CONSTANTS = 0
+N_UNIFORM = 0
+LANES = 16
+MODEL_SLOTS = {MODEL_SLOTS}
+rhs_lanes = uniform_conditions = None  # no lock step here
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _address(q, k):
+    return np.int64(q[q.shape[0] - MODEL_SLOTS + k])
+
+
+@njit(**KERNEL_OPTIONS)
+def rhs_hoisted(t, y, q, dydt):
+    call_model(_address(q, 0), t, y.ctypes.data, q.ctypes.data, dydt.ctypes.data)
+
+
+rhs_inline = rhs_hoisted
+
+
+@njit(**KERNEL_OPTIONS)
+def constants(q):
+    call_model(_address(q, 1), 0.0, q.ctypes.data, q.ctypes.data, q.ctypes.data)
+
+
+@njit(**KERNEL_OPTIONS)
+def initial(q, y0):
+    call_model(_address(q, 2), 0.0, q.ctypes.data, y0.ctypes.data, y0.ctypes.data)
+
+
+@njit(**KERNEL_OPTIONS)
+def outputs(t, y, q, out):
+    call_model(_address(q, 3), t, y.ctypes.data, q.ctypes.data, out.ctypes.data)
+
+
+@njit(**KERNEL_OPTIONS)
+def dose_modifiers(q, bioavailability, lag):
+    call_model(_address(q, 4), 0.0, q.ctypes.data, bioavailability.ctypes.data,
+               lag.ctypes.data)
+"""
+
+
+def generic_module_source() -> str:
+    """The generic kernel module: :data:`GENERIC_HEADER`, then the same integrator template
+    as every model's kernel (so the same step control and arithmetic; its one-subject entry
+    points ``solve_subject_<form>``). Compiled once per installation and cached on disk, it
+    integrates any model whose functions it is given by address, so a new model's first
+    ``simulate()`` compiles only the model's own small functions
+    (:func:`plateletpd.numerics.jit.model_pointers`)."""
+    from plateletpd.numerics import tableaux, vectormath
+    from plateletpd.numerics.integrator import template
+
+    return f"{GENERIC_HEADER}\n# plateletpd.numerics.vectormath {vectormath.source_digest()}\n" \
+           f"# plateletpd.numerics.tableaux {tableaux.source_digest()}\n" \
+           f"\n# ==== integrator (plateletpd/numerics/integrator.py) ====\n{template()}\n"
+
+
+def _import_source(prefix: str, source: str) -> ModuleType:
+    """Write ``source`` to the cache folder under a name keyed by its hash and import it
+    (numba's disk cache sits next to it and re-imports it by name)."""
     key = kernel_key(source)
     with _LOCK:
         if key in _LOADED:
-            _BY_MODEL_SOURCE[model.source] = _LOADED[key]
             return _LOADED[key]
-        name = f"plateletpd_kernel_{key}"
+        name = f"{prefix}_{key}"
         path = cache_dir() / f"{name}.py"
         if not path.exists() or path.read_text() != source:
             temporary = path.with_suffix(f".tmp{os.getpid()}")
@@ -100,8 +168,22 @@ def compile_kernel(model: "Model") -> ModuleType:
         sys.modules[name] = module  # numba's cache re-imports the module by name
         spec.loader.exec_module(module)
         _LOADED[key] = module
-        _BY_MODEL_SOURCE[model.source] = module
         return module
+
+
+def generic_kernel() -> ModuleType:
+    """The generic kernel module (:func:`generic_module_source`), imported once."""
+    return _import_source("plateletpd_generic", generic_module_source())
+
+
+def compile_kernel(model: "Model") -> ModuleType:
+    """Import (compiling on first use) the kernel module of ``model``."""
+    loaded = _BY_MODEL_SOURCE.get(model.source)  # fast path: models of a known structure
+    if loaded is not None:
+        return loaded
+    module = _import_source("plateletpd_kernel", kernel_module_source(model))
+    _BY_MODEL_SOURCE[model.source] = module
+    return module
 
 
 def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
@@ -146,15 +228,86 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
         return
     form = integrator.subject_form(method_code)
     if n == 1:  # no parallel driver to compile for one subject
-        with compile_report(f"{name}, one subject, method {form}"):
-            status[0] = getattr(kernel, f"solve_subject_{form}")(
-                method_code, kernel.N_STATES, kernel.N_DOSE_TARGETS, params[0], event_time[0],
-                event_target, event_state, event_amount[0], event_duration, output_times,
-                rtol, atol, max_step, max_steps, restart_growth, outputs_out[0],
-                states_out[0], counters[0], failure[0])
+        entry = f"solve_subject_{form}"
+        generic = _generic_first_run(kernel, entry)
+        solver = getattr(kernel if generic is None else generic, entry)
+        how = "" if generic is None else (", generic integrator calling the model's "
+                                          "functions by address")
+        with compile_report(f"{name}, one subject, method {form}{how}"):
+            parameters = params[0] if generic is None else _generic_parameters(kernel,
+                                                                                params[0])
+            status[0] = solver(
+                method_code, kernel.N_STATES, kernel.N_DOSE_TARGETS, parameters,
+                event_time[0], event_target, event_state, event_amount[0], event_duration,
+                output_times, rtol, atol, max_step, max_steps, restart_growth,
+                outputs_out[0], states_out[0], counters[0], failure[0])
+        if generic is None:
+            _mark_compiled(kernel, entry)
         return
     with compile_report(f"{name}, subjects in parallel, method {form}"):
         getattr(kernel, f"solve_batch_{form}")(method_code, params, event_time, *arrays)
+
+
+#: The model functions' C wrappers per kernel module (kept alive: the generic integrator holds
+#: their addresses).
+_POINTERS: dict[str, list] = {}
+
+
+def _marker(kernel: ModuleType, entry: str) -> Path:
+    return Path(kernel.__file__).with_suffix(f".{entry}.compiled")
+
+
+def _mark_compiled(kernel: ModuleType, entry: str) -> None:
+    """Note on disk that ``entry`` of ``kernel`` is compiled (numba has cached it)."""
+    marker = _marker(kernel, entry)
+    if not jit_disabled() and not marker.exists():
+        try:
+            marker.touch()
+        except OSError:  # a read-only cache: the inlined kernel is then used every time
+            pass
+
+
+def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
+    """The generic kernel module if this one-subject run should use it, else None.
+
+    ``PLATELETPD_GENERIC_INTEGRATOR``: ``auto`` (the default: the generic integrator while
+    the model's inlined ``entry`` has never been compiled on this machine, so a new model's
+    first ``simulate()`` compiles only its own small functions), ``never`` (always the
+    inlined kernel, compiled on first use: how to build it on request), ``always``. Both
+    give the same results bit for bit (tests/test_cold_start.py). Never without JIT."""
+    choice = os.environ.get("PLATELETPD_GENERIC_INTEGRATOR", "auto").strip().lower()
+    if choice not in {"auto", "never", "always"}:
+        from plateletpd.errors import SimulationInputError
+
+        raise SimulationInputError(
+            f"PLATELETPD_GENERIC_INTEGRATOR must be auto, never or always, got {choice!r}; "
+            "unset it for the default (auto)")
+    if jit_disabled() or choice == "never":
+        return None
+    if choice == "auto" and (getattr(kernel, entry).signatures
+                             or _marker(kernel, entry).exists()):
+        return None
+    return generic_kernel()
+
+
+def _generic_parameters(kernel: ModuleType, parameter_vector: np.ndarray) -> np.ndarray:
+    """``parameter_vector``, room for the model's parameter-only quantities, then the
+    addresses of its compiled functions (:data:`MODEL_SLOTS`): what the generic integrator
+    reads (:data:`GENERIC_HEADER`)."""
+    n_p = parameter_vector.shape[0]
+    n_vector = n_p + kernel.N_CONSTANTS + MODEL_SLOTS
+    pointers = _POINTERS.get(kernel.__name__)
+    if pointers is None:
+        pointers = _POINTERS[kernel.__name__] = model_pointers(
+            kernel, kernel.N_STATES, n_vector, kernel.N_OUTPUTS, kernel.N_DOSE_TARGETS)
+    vector = np.zeros(n_vector)
+    vector[:n_p] = parameter_vector
+    for k, pointer in enumerate(pointers):
+        address = pointer.address
+        if address >= 2 ** 53:  # not exact as a float64: never on today's 48-bit addresses
+            raise OverflowError(f"function address {address:#x} does not fit a float64")
+        vector[n_vector - MODEL_SLOTS + k] = float(address)
+    return vector
 
 
 def python_rhs(model: "Model"):
