@@ -6,7 +6,8 @@ generated kernel module (:mod:`plateletpd.model.codegen`), where the model's com
 globals. Calling them as globals, rather than passing compiled functions as arguments, is what lets numba cache the
 whole solver on disk (numba cannot cache code that passes compiled functions on). Importing
 this module directly gives the status codes and the template text; its functions only run
-inside a kernel module.
+inside a kernel module. The generic kernel module (:func:`plateletpd.numerics.kernels.generic_kernel`)
+is this template too, with those globals calling the model's functions by address.
 
 * ``solve_subject_<form>``: the event loop for one subject (:data:`SUBJECT_LOOP`, one
   function per method so that a call compiles only the method it uses). Dose times are

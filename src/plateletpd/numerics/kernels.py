@@ -9,6 +9,12 @@ travel through arrays, so fits and cohorts never recompile.
 The cache folder is ``$PLATELETPD_CACHE_DIR`` or ``~/.cache/plateletpd`` (falling back to
 the system's temporary folder when that is not writable).
 
+A model's first one-subject run uses the generic integrator instead
+(:func:`generic_kernel`: the same integrator, compiled once per installation, calling the
+model's compiled functions by address), so it waits only for the model's own small
+functions; the inlined kernel gives the same results bit for bit and is compiled when a batch
+needs it or on request (``PLATELETPD_GENERIC_INTEGRATOR=never``). :func:`integrate` chooses.
+
 ``NUMBA_DISABLE_JIT=1`` runs everything as plain Python (slow, but useful for debugging).
 """
 
@@ -150,13 +156,14 @@ def generic_module_source() -> str:
            f"\n# ==== integrator (plateletpd/numerics/integrator.py) ====\n{template()}\n"
 
 
-def _import_source(prefix: str, source: str) -> ModuleType:
+def _import_source(prefix: str, source: str, loaded: dict[str, ModuleType]) -> ModuleType:
     """Write ``source`` to the cache folder under a name keyed by its hash and import it
-    (numba's disk cache sits next to it and re-imports it by name)."""
+    (numba's disk cache sits next to it and re-imports it by name); ``loaded`` holds the
+    modules imported so far, by key."""
     key = kernel_key(source)
     with _LOCK:
-        if key in _LOADED:
-            return _LOADED[key]
+        if key in loaded:
+            return loaded[key]
         name = f"{prefix}_{key}"
         path = cache_dir() / f"{name}.py"
         if not path.exists() or path.read_text() != source:
@@ -167,13 +174,16 @@ def _import_source(prefix: str, source: str) -> ModuleType:
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # numba's cache re-imports the module by name
         spec.loader.exec_module(module)
-        _LOADED[key] = module
+        loaded[key] = module
         return module
+
+
+_GENERIC: dict[str, ModuleType] = {}
 
 
 def generic_kernel() -> ModuleType:
     """The generic kernel module (:func:`generic_module_source`), imported once."""
-    return _import_source("plateletpd_generic", generic_module_source())
+    return _import_source("plateletpd_generic", generic_module_source(), _GENERIC)
 
 
 def compile_kernel(model: "Model") -> ModuleType:
@@ -181,7 +191,7 @@ def compile_kernel(model: "Model") -> ModuleType:
     loaded = _BY_MODEL_SOURCE.get(model.source)  # fast path: models of a known structure
     if loaded is not None:
         return loaded
-    module = _import_source("plateletpd_kernel", kernel_module_source(model))
+    module = _import_source("plateletpd_kernel", kernel_module_source(model), _LOADED)
     _BY_MODEL_SOURCE[model.source] = module
     return module
 
@@ -196,7 +206,8 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
     (event_target, event_state, event_amount, event_duration, output_times, rtol, atol,
     max_step, max_steps, restart_growth, outputs_out, states_out, status, counters,
     failure). One subject: ``solve_subject_<form>`` of the method alone, without a parallel
-    driver. Several: ``solve_batch_<form>``, or ``solve_batch_lanes`` in lock step (DOP853),
+    driver, from the generic kernel while the model's own has never been compiled on this
+    machine (:func:`_generic_first_run`). Several: ``solve_batch_<form>``, or ``solve_batch_lanes`` in lock step (DOP853),
     after which the subjects of groups that could not run in lock step are integrated one at
     a time by ``solve_batch_dop853``, compiled only when a cohort needs it. Each entry point
     computes the same compiled arithmetic as before they were split, so results are
@@ -207,6 +218,8 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
      max_step, max_steps, restart_growth, outputs_out, states_out, status, counters,
      failure) = arrays
     n = params.shape[0]
+    if n > 1:
+        _INLINED_IN_USE.add(kernel.__name__)
     if lockstep and n > 1:
         with compile_report(f"{name}, lock step, method dop853"):
             kernel.solve_batch_lanes(params, event_time, event_target, event_state,
@@ -248,6 +261,10 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
         getattr(kernel, f"solve_batch_{form}")(method_code, params, event_time, *arrays)
 
 
+#: Kernel modules whose inlined entry points this process has used (a batch): a one-subject
+#: run of these uses the inlined kernel too, compiled or loaded alongside.
+_INLINED_IN_USE: set[str] = set()
+
 #: The model functions' C wrappers per kernel module (kept alive: the generic integrator holds
 #: their addresses).
 _POINTERS: dict[str, list] = {}
@@ -271,8 +288,10 @@ def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
     """The generic kernel module if this one-subject run should use it, else None.
 
     ``PLATELETPD_GENERIC_INTEGRATOR``: ``auto`` (the default: the generic integrator while
-    the model's inlined ``entry`` has never been compiled on this machine, so a new model's
-    first ``simulate()`` compiles only its own small functions), ``never`` (always the
+    the model's inlined ``entry`` has never been compiled on this machine and this process
+    has run no batch of the model, so a new model's first ``simulate()`` compiles only its
+    own small functions, while a trial, whose batches compile the inlined kernel anyway,
+    does not also compile the generic one for a group of one), ``never`` (always the
     inlined kernel, compiled on first use: how to build it on request), ``always``. Both
     give the same results bit for bit (tests/test_cold_start.py). Never without JIT."""
     choice = os.environ.get("PLATELETPD_GENERIC_INTEGRATOR", "auto").strip().lower()
@@ -284,7 +303,8 @@ def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
             "unset it for the default (auto)")
     if jit_disabled() or choice == "never":
         return None
-    if choice == "auto" and (getattr(kernel, entry).signatures
+    if choice == "auto" and (kernel.__name__ in _INLINED_IN_USE
+                             or getattr(kernel, entry).signatures
                              or _marker(kernel, entry).exists()):
         return None
     return generic_kernel()
