@@ -30,7 +30,7 @@ import hashlib
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -320,7 +320,12 @@ FIT_SCHEMA = Table({
                                       "with [[trials]] entries)"),
         "profile": Field("list", item=Field("text"), default=[],
                          what="a list of parameter names"),
-        "profile_points": Field(whole=True, default=7, low=2.0)}, required=True),
+        "profile_points": Field(whole=True, default=7, low=2.0),
+        # after the fit: every row re-predicted at the optimum with this many cohorts from
+        # other seeds; the SD across them (Monte Carlo error) in predictions.csv, report.md
+        "monte_carlo_replicates": Field(whole=True, default=0, low=0.0, low_included=True,
+                                        what="0 (off) or a whole number of cohorts, at "
+                                             "least 2, e.g. 20")}, required=True),
     "population": Table({"cv": number_table(), "correlations": number_table(-1.0, 1.0),
                          "transforms": Table(names=Field("text"))}),
     "parameters": Table(names=Table({
@@ -585,17 +590,26 @@ def _arm(entry: dict, data: pd.DataFrame, where: tuple, fail) -> ArmSpec:
 # ====================================================================== running and reporting
 def run_fit(config_path: str | Path, out: str | Path | None = None, method: str | None = None,
             max_evaluations: int | None = None, verbose: bool = True,
-            profile_parameters: bool = True, client=None, progress_every: float = 10.0):
+            profile_parameters: bool = True, client=None, progress_every: float = 10.0,
+            monte_carlo_replicates: int | None = None):
     """Fit, profile the parameters listed under ``[fit] profile``, then write params.json,
     report.md, fit.png (and profiles.png) to ``out`` (if given). ``client``: a Dask client
     on which the profile refits run (:mod:`plateletpd.study.distributed`; same values).
     ``max_evaluations`` caps every minimisation: the fit (each round with study effects)
     and each profile refit (at most 60 there, as before). ``verbose``: a progress line (evaluations, objective, elapsed
-    time) every ``progress_every`` seconds and at each phase."""
+    time) every ``progress_every`` seconds and at each phase. ``monte_carlo_replicates``
+    (default: ``[fit] monte_carlo_replicates``; 0: none): after the fit, the Monte Carlo
+    error of every row (:func:`monte_carlo_error`), written beside the predictions."""
     import lmfit
 
     problem = load_fit_config(config_path)
     fit_options = problem.config.get("fit", {})
+    replicates = fit_options.get("monte_carlo_replicates", 0) \
+        if monte_carlo_replicates is None else monte_carlo_replicates
+    if replicates == 1 or not isinstance(replicates, int) or replicates < 0:
+        raise FitConfigError(f"{config_path}: monte_carlo_replicates must be 0 (off) or a "
+                             f"whole number of at least 2 (an SD needs two cohorts), got "
+                             f"{replicates!r}")
     method = method or fit_options.get("method", "least_squares")
     max_evaluations = max_evaluations or fit_options.get("max_evaluations", 400)
     if not any(p.vary for p in problem.parameters.values()):
@@ -622,6 +636,11 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
         result = minimizer.minimize(method=method, **options)
         parameters = result.params
     table = problem.predict(result.params.valuesdict())
+    if replicates:
+        if verbose:
+            print(f"fit: Monte Carlo error, {replicates} cohorts from other seeds at the "
+                  f"optimum", flush=True)
+        table = monte_carlo_error(problem, result.params.valuesdict(), replicates, table)
     profiles = {}
     for name in (fit_options.get("profile", []) if profile_parameters else []):
         problem.best = math.inf
@@ -635,6 +654,69 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
     if verbose:
         print(lmfit.fit_report(result, show_correl=False))
     return problem, result, table
+
+
+#: a row's Monte Carlo SD is "small against the data" below this fraction of its standard
+#: error (issue 17: "a shown Monte Carlo SE under a fifth of each row's SE")
+MONTE_CARLO_LIMIT = 0.2
+
+
+def monte_carlo_seed(seed: int, replicate: int) -> int:
+    """The seed of Monte Carlo cohort ``replicate`` (1, 2, ...) of a fit or trial seeded
+    ``seed``: a stream of its own (SeedSequence), never the seed itself."""
+    return int(np.random.SeedSequence([int(seed), 0x4D43, int(replicate)]).generate_state(1)[0])
+
+
+def monte_carlo_error(problem: FitProblem, values: dict, replicates: int,
+                      table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every row's Monte Carlo error at the parameter ``values`` (the optimum): the rows are
+    predicted again with ``replicates`` cohorts of the same sizes drawn from other seeds
+    (``[[arms]]`` entries: the fit's random effects from :func:`monte_carlo_seed` of the
+    fit seed; ``[[trials]]`` entries: the trial's patients, between-cycle exposure and
+    measurement error from :func:`monte_carlo_seed` of the trial seed), and the sample
+    SD (n - 1) of the predictions across them is the row's ``monte_carlo_sd`` (on the fit's
+    scale, proportions as fractions); ``monte_carlo_sd_per_se`` is it over the row's
+    standard error. The fitted cohort itself is not among them (its prediction is
+    ``predicted``). ``table``: the optimum's :meth:`FitProblem.predict` (computed if
+    absent); returned with the two columns added."""
+    if not isinstance(replicates, int) or replicates < 2:
+        raise FitConfigError(f"Monte Carlo error needs at least 2 cohorts, got "
+                             f"{replicates!r}")
+    table = problem.predict(values) if table is None else table
+    subjects = problem.eta.shape[0]
+    runs = []
+    for replicate in range(1, replicates + 1):
+        other = replace(problem, eta=problem.variability.eta(
+            subjects, monte_carlo_seed(problem.seed, replicate)),
+            trials=[trial.reseeded(monte_carlo_seed(trial.spec.seed, replicate))
+                    for trial in problem.trials])
+        predicted = other.predict(values)
+        if len(predicted) != len(table) or not (predicted.line.to_numpy()
+                                                == table.line.to_numpy()).all():
+            raise PlateletPDError("Monte Carlo error: the rows of a re-prediction differ "
+                                  "from the fit's (an internal error: please report it)")
+        runs.append(predicted.predicted.to_numpy(float))
+    runs = np.array(runs)
+    table = table.copy()
+    table["monte_carlo_sd"] = np.nanstd(runs, axis=0, ddof=1)
+    table["monte_carlo_sd_per_se"] = table.monte_carlo_sd / table.standard_error
+    table.attrs["monte_carlo_replicates"] = replicates
+    return table
+
+
+def monte_carlo_sentence(table: pd.DataFrame) -> str:
+    """Whether every row's Monte Carlo SD is under one fifth of its standard error."""
+    ratio = table.monte_carlo_sd_per_se.to_numpy(float)
+    worst = int(np.nanargmax(ratio)) if np.isfinite(ratio).any() else 0
+    over = table[~(ratio < MONTE_CARLO_LIMIT)]
+    largest = (f"largest {ratio[worst]:.3g}, line {table.line.iloc[worst]} "
+               f"({table.study.iloc[worst]}, {table.arm.iloc[worst]})")
+    if over.empty:
+        return (f"Every row's Monte Carlo SD is under one fifth of its standard error "
+                f"({largest}).")
+    return (f"{len(over)} of {len(table)} rows have a Monte Carlo SD of at least one fifth of "
+            f"their standard error (lines {', '.join(map(str, over.line))}; {largest}): "
+            f"raise [fit] subjects ([[arms]]) or subjects_per_arm ([[trials]]) for them.")
 
 
 def difference_step(problem: FitProblem) -> float:
@@ -756,6 +838,13 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
             "study_effects": study_effect_record(problem, result),
             **({"trials": [trial.record() for trial in problem.trials]}
                if problem.trials else {}),
+            **({"monte_carlo": {
+                "replicates": int(table.attrs.get("monte_carlo_replicates", 0)),
+                "largest_sd_per_se": float(np.nanmax(table.monte_carlo_sd_per_se)),
+                "every_row_under_one_fifth": bool(
+                    (table.monte_carlo_sd_per_se < MONTE_CARLO_LIMIT).all()),
+                "sentence": monte_carlo_sentence(table)}}
+               if "monte_carlo_sd" in table else {}),
             "provenance": record})
         write_text(staging / "report.md", _report(problem, result, table, record, profiles))
         _figure(table, staging / "fit.png")
@@ -829,9 +918,30 @@ def _trial_lines(problem: FitProblem) -> list[str]:
     return [*lines, ""]
 
 
+def _monte_carlo_lines(problem: FitProblem, table: pd.DataFrame) -> list[str]:
+    """The report's section on the Monte Carlo error of the rows (when computed)."""
+    if "monte_carlo_sd" not in table:
+        return []
+    replicates = table.attrs.get("monte_carlo_replicates", "?")
+    return ["## Monte Carlo error", "",
+            (f"Every row predicted again at the optimum with {replicates} cohorts of the same "
+             f"sizes from other seeds ([[arms]]: the fit's random effects; [[trials]]: the "
+             f"trial's patients, between-cycle exposure and measurement error); MC SD = "
+             f"the SD of those predictions (the fit's scale, proportions as fractions), "
+             f"against the row's standard error (SE)."), "",
+            monte_carlo_sentence(table), "",
+            "| line | study | arm | endpoint | virtual patients | predicted | MC SD | SE | "
+            "MC SD / SE |", "|---|---|---|---|---|---|---|---|---|",
+            *[f"| {r.line} | {r.study} | {r.arm} | {r.endpoint} | {r.virtual_patients} | "
+              f"{r.predicted:.4g} | {r.monte_carlo_sd:.3g} | {r.standard_error:.3g} | "
+              f"{r.monte_carlo_sd_per_se:.3g} |" for r in table.itertuples()], ""]
+
+
 def _report(problem, result, table, record, profiles) -> str:
     rows = table[["line", "study", "arm", "endpoint", "threshold", "day", "statistic",
-                  "observed", "predicted", "standard_error", "residual"]]
+                  "observed", "predicted", "standard_error", "residual",
+                  *(["monte_carlo_sd", "monte_carlo_sd_per_se"] if "monte_carlo_sd" in table
+                    else [])]]
     parameter_rows = ["| parameter | value | stderr | unit | bounds | varied |",
                       "|---|---|---|---|---|---|"]
     for name, p in result.params.items():
@@ -852,6 +962,7 @@ def _report(problem, result, table, record, profiles) -> str:
         "## Parameters", "", *parameter_rows, "",
         *_study_effect_lines(problem, result),
         *_trial_lines(problem),
+        *_monte_carlo_lines(problem, table),
         "## What the data identify", "",
         *[f"- {n}" for n in identifiability(result, profiles)], "",
         *(["Profile likelihood (95%: chi-square within 3.84 of its minimum; None = open "

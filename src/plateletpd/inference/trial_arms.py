@@ -90,8 +90,8 @@ class TrialArms:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.readers = [row_reader(row, self.spec.response) for row in
-                        self.rows.itertuples()]
+        self.readers = [row_reader(row, self.spec.response, self.spec.extra.get("course"))
+                        for row in self.rows.itertuples()]
 
     @classmethod
     def create(cls, trial: TrialSpec | str | Path, model: Model, data: pd.DataFrame,
@@ -167,17 +167,19 @@ class TrialArms:
                        f"through trial arms {', '.join(map(repr, chosen))}: " + "; ".join(
                            f"line {r.line}: {r.reason}" for r in unused.itertuples()))
         indices = tuple(names.index(name) for name in chosen)
-        paired = spec.extra.get("design") == "paired"
-        eta = {}
-        for index in indices:
-            size, stream = spec.subjects_per_arm, _arm_seed(spec.seed, 0 if paired else index)
-            # as study.trial._cohort draws an arm's patients
-            eta[index] = spec.variability.eta(size, stream) if spec.variability.names \
-                else np.zeros((size, 0))
+        eta = _random_effects(spec, indices)
         digest = hashlib.sha256(Path(source).read_bytes()).hexdigest() \
             if Path(source).is_file() else ""
         return cls(spec, study, indices, mapping, used, readers, unused, typical, eta,
                    source, digest, dict(params or {}))
+
+    def reseeded(self, seed: int) -> "TrialArms":
+        """The same entry with the trial's patients drawn from ``seed`` (random effects,
+        between-cycle exposure and measurement error: every stream the trial seed keys):
+        another cohort of the same size, for the Monte Carlo error of a fit's rows
+        (:func:`plateletpd.inference.fitting.monte_carlo_error`)."""
+        spec = replace(self.spec, seed=int(seed))
+        return replace(self, spec=spec, eta=_random_effects(spec, self.arms))
 
     # ------------------------------------------------------------------ evaluation
     def predict(self, values: Mapping[str, float],
@@ -222,6 +224,19 @@ class TrialArms:
                                    "reason": r.reason} for r in self.unused.itertuples()]}
 
 
+def _random_effects(spec: TrialSpec, indices) -> dict:
+    """Arm index -> the random effects of its patients, drawn as
+    :func:`plateletpd.study.trial._cohort` draws them (the trial seed and the arm's
+    position; the first arm's stream for every arm of a paired design)."""
+    paired = spec.extra.get("design") == "paired"
+    eta = {}
+    for index in indices:
+        size, stream = spec.subjects_per_arm, _arm_seed(spec.seed, 0 if paired else index)
+        eta[index] = spec.variability.eta(size, stream) if spec.variability.names \
+            else np.zeros((size, 0))
+    return eta
+
+
 def _trial(trial, fail: Fail) -> TrialSpec:
     """The trial spec of ``trial`` (a spec, a path, or a bundled trial's name)."""
     if isinstance(trial, TrialSpec):
@@ -259,7 +274,7 @@ def _rows(spec: TrialSpec, rows: pd.DataFrame, mapping: dict, every: dict,
         elif not math.isfinite(row.standard_error):
             reason = f"no standard error: {row.standard_error_basis}"
         else:
-            reader = row_reader(row, spec.response)
+            reader = row_reader(row, spec.response, spec.extra.get("course"))
             if isinstance(reader, str):
                 reason = f"the trial cannot compute it: {reader}"
             else:

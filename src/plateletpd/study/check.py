@@ -42,7 +42,8 @@ from plateletpd.io.display import short_repr
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.outcomes import load_outcomes
 from plateletpd.io.provenance import provenance
-from plateletpd.study.endpoints import parse_threshold
+from plateletpd.study.endpoints import (IncidenceEvent, parse_cycles, parse_incidence,
+                                        parse_threshold)
 from plateletpd.study.statistics import kaplan_meier
 from plateletpd.study.trial import TrialSpec, visit_levels
 from plateletpd.study.uncertainty import (
@@ -60,7 +61,10 @@ COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial
               "rule, or \"PLT >=X at the week\" with [response] at_visits), "
               "time_to_threshold_days (75 or 100), nadir_plt, plt_auc_day0_21, "
               "plt_count (day 7, 14 or 21), duration_below_days and "
-              "duration_thrombocytopenia_days (20 or 50)")
+              "duration_thrombocytopenia_days (20 or 50), nadir_plt over cycles "
+              "(\"mean nadir across cycles 2-6\"), incidence_proportion (a count below a "
+              "level, or a delayed, reduced or abandoned cycle, in a cycle, cycles a-b or "
+              "the whole course)")
 
 
 class CheckError(PlateletPDError):
@@ -94,12 +98,17 @@ class CheckResult:
 def check_trial(spec: TrialSpec, data, study: str | None = None,
                 arm_map: Mapping[str, str] | None = None, replicates: int | None = None,
                 uncertainty: str | None = None, progress: bool = False,
-                only_mapped: bool = False, client=None) -> CheckResult:
+                only_mapped: bool = False, client=None,
+                lines: list[int] | None = None) -> CheckResult:
     """Compare ``spec``'s endpoints with the rows of ``study`` in ``data`` (an outcome CSV
     path or table); see the module text. Every data arm must be mapped to a trial arm,
     unless ``only_mapped``: then the rows of unmapped data arms are left out, and a note
-    names them (a trial that simulates only some of a study's arms). ``client``: a Dask
-    client on which the replicate trials run (study/distributed.py; the same results)."""
+    names them (a trial that simulates only some of a study's arms). ``lines``: check only
+    these lines of the study (a study whose subgroups share one data arm, such as Winer
+    2017's placebo rows of two chemotherapy groups: one check per subgroup, each with its
+    trial arm mapped through ``arm_map``); the others are left out with a note.
+    ``client``: a Dask client on which the replicate trials run (study/distributed.py; the
+    same results)."""
     rows = load_outcomes(data)
     source = str(data) if not isinstance(data, pd.DataFrame) else "the data table"
     study = study or spec.extra.get("data_study")
@@ -111,7 +120,25 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         raise CheckError(f"no study {study!r} in {source}{closest(study, studies)}; studies "
                          f"there: {', '.join(studies)}")
     rows = rows[rows.study == study].reset_index(drop=True)
-    mapping = arm_mapping(spec, rows, study, source, arm_map, only_mapped)
+    outside = rows.iloc[:0]
+    # the pairing is judged on every row of the study (a mapped arm may have no row among
+    # the lines asked for)
+    mapping = arm_mapping(spec, rows, study, source, arm_map,
+                          only_mapped or lines is not None)
+    if lines is not None:
+        unknown = sorted(set(lines) - set(rows.line))
+        if unknown:
+            raise CheckError(f"lines {', '.join(map(str, unknown))} are not rows of study "
+                             f"{study} in {source}; its lines: "
+                             f"{', '.join(map(str, rows.line))}")
+        outside = rows[~rows.line.isin(list(lines))]
+        rows = rows[rows.line.isin(list(lines))].reset_index(drop=True)
+        unmapped = rows[~rows.arm.isin(list(mapping))]
+        if len(unmapped) and not only_mapped:
+            raise CheckError(f"line(s) {', '.join(map(str, unmapped.line))} of study {study} "
+                             f"belong to data arm(s) no trial arm is mapped to: "
+                             f"{', '.join(map(repr, dict.fromkeys(unmapped.arm)))}; map "
+                             f"them (data_arm, --arm-map) or leave those lines out")
     skipped = rows[~rows.arm.isin(list(mapping))]
     rows = rows[rows.arm.isin(list(mapping))].reset_index(drop=True)
     readers = _readers(spec, rows, source)
@@ -138,6 +165,15 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
              f"first n patients its trial arm enrolled"]
     if drawn:
         notes += list(drawn.notes)
+    for row in rows.itertuples():
+        event = parse_incidence(row.threshold) if row.endpoint == "incidence_proportion" \
+            else None
+        if isinstance(event, IncidenceEvent) and event.caveats:
+            notes.append(f"line {row.line} ({row.arm}): the prediction is a lower bound: "
+                         + "; ".join(event.caveats))
+    if len(outside):
+        notes.append("lines of the study not asked for, left out: "
+                     + ", ".join(map(str, outside.line)))
     if len(skipped):
         notes.append("rows of data arms no trial arm is mapped to, left out: " + "; ".join(
             f"{arm!r} (line {', '.join(map(str, skipped.line[skipped.arm == arm]))})"
@@ -163,7 +199,18 @@ def arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
         if trial_arm not in names:
             raise CheckError(f"arm map: {trial_arm!r} is not an arm of the trial"
                              f"{closest(trial_arm, names)}; arms: {', '.join(names)}")
-    given = {**spec.extra.get("data_arms", {}), **(arm_map or {})}
+    # arm_map replaces the trial file's pairing of the data arms it names
+    remapped = set((arm_map or {}).values())
+    given = {**{trial_arm: data_arm for trial_arm, data_arm in
+                spec.extra.get("data_arms", {}).items() if data_arm not in remapped},
+             **(arm_map or {})}
+    twice = [data_arm for data_arm in dict.fromkeys(given.values())
+             if list(given.values()).count(data_arm) > 1]
+    if twice:
+        raise CheckError(f"data arm {twice[0]!r} of study {study} is mapped from more than "
+                         f"one trial arm ({', '.join(t for t, d in given.items() if d == twice[0])}); "
+                         f"a data arm's rows are read from one trial arm: map the others "
+                         f"elsewhere, or check them one at a time (arm map, lines)")
     data_arms = list(dict.fromkeys(rows.arm))
     for trial_arm, data_arm in given.items():
         if data_arm not in data_arms:
@@ -193,7 +240,7 @@ def _readers(spec: TrialSpec, rows: pd.DataFrame, source: str) -> list[Reader]:
     trial cannot compute is named in one error."""
     readers, problems = [], []
     for row in rows.itertuples():
-        reader = row_reader(row, spec.response)
+        reader = row_reader(row, spec.response, spec.extra.get("course"))
         if isinstance(reader, str):
             problems.append(f"  line {row.line} ({row.arm}, {row.endpoint}, threshold "
                             f"{row.threshold or '-'}, day {'-' if math.isnan(row.day) else f'{row.day:g}'}): {reader}")
@@ -206,16 +253,29 @@ def _readers(spec: TrialSpec, rows: pd.DataFrame, source: str) -> list[Reader]:
     return readers
 
 
-def row_reader(row, response: Mapping) -> Reader | str:
+def row_reader(row, response: Mapping, course=None) -> Reader | str:
     """A function of an arm's patient table giving the row's statistic on the data's
     scale (a ``percent`` row in percent), or why there is none. ``row``: one outcome row
     (a named tuple of :func:`plateletpd.io.outcomes.load_outcomes`' table); ``response``:
-    the trial's ``[response]``. A fit's trial arms read their rows with it too."""
+    the trial's ``[response]``; ``course``: the trial's ``[chemotherapy]`` course
+    (:class:`~plateletpd.study.cycles.ChemotherapyCourse`, None without one), for rows
+    that name cycles. A fit's trial arms read their rows with it too."""
     endpoint, statistic, day = row.endpoint, row.statistic, row.day
+    if endpoint == "incidence_proportion":
+        return incidence_reader(row, course)
+    if endpoint == "nadir_plt" and parse_cycles(row.threshold) is not None:
+        return _cycle_nadir_reader(row, course)
     low, level = parse_threshold(row.threshold) if row.threshold else (None, None)
     at_visit = re.fullmatch(r"(?:PLT\s*)?>=\s*([\d.]+)\s+at the (?:week|visit)",
                             str(row.threshold or "").strip())
-    if endpoint == "response_proportion" and at_visit:
+    # "PLT >100" by day 28 (the carboplatin label): a count compared at a day; read at that
+    # visit when the trial judges the level there ([response] at_visits, at_visit_levels)
+    compared = re.fullmatch(r"PLT\s*>=?\s*([\d.]+)", str(row.threshold or "").strip())
+    if compared and endpoint in ("response_proportion", "cumulative_response_proportion") \
+            and not math.isnan(day) and f"plt_at_least_{float(compared.group(1)):g}_day_" \
+            f"{day:g}" in (c for _, _, c in visit_levels(response)):
+        at_visit = compared
+    if at_visit and (endpoint == "response_proportion" or at_visit is compared):
         scale = {"percent": 100.0, "proportion": 1.0}.get(statistic)
         level = float(at_visit.group(1))
         column = f"plt_at_least_{level:g}_day_{day:g}"
@@ -239,6 +299,12 @@ def row_reader(row, response: Mapping) -> Reader | str:
     if statistic not in ("mean", "median"):
         return f"statistic {statistic!r}: a check reads means and medians of this endpoint"
     column = _column(endpoint, low, level, day)
+    if column is None and row.threshold and low is None and level is None and \
+            endpoint in ("time_to_threshold_days", "duration_below_days",
+                         "duration_thrombocytopenia_days"):
+        return (f"its threshold {str(row.threshold)!r} names no count level: ambiguous "
+                f"(the trial reads levels {'75 or 100' if endpoint.startswith('time') else '20 or 50'}); "
+                f"a row that states its level can be read")
     if column is None:
         return "the trial's patient table has no such endpoint"
     if endpoint == "time_to_threshold_days" and statistic == "median":
@@ -246,6 +312,107 @@ def row_reader(row, response: Mapping) -> Reader | str:
         return lambda t: kaplan_meier(t[f"days_to_{level}"], t[f"reached_{level}"]).median()
     reduce = np.nanmedian if statistic == "median" else np.nanmean
     return lambda t: float(reduce(t[column].to_numpy(float))) if len(t) else math.nan
+
+
+def _scale(statistic: str) -> float | None:
+    return {"percent": 100.0, "proportion": 1.0}.get(statistic)
+
+
+def incidence_reader(row, course=None) -> Reader | str:
+    """An ``incidence_proportion`` row's reader (data/README.md): the share of the arm's
+    patients in whom the event its threshold text names (:func:`parse_incidence`) happened.
+
+    * A count below a level within cycles a..b: among the patients given cycle a, those
+      with a count below the level from cycle a's day to cycle b+1's (``cycle{c}_nadir``,
+      on the course's output grid); within one cycle: among those given it. Without
+      cycles: every patient, the lowest count of the whole simulated course (``nadir``).
+    * A course event (a delayed, dose-reduced or abandoned cycle) within cycles a..b:
+      among the patients on chemotherapy when cycle a was due (cycle a-1 given), those
+      with cycle c in a..b delayed (``cycle{c}_delay_days`` > 0; infinite: abandoned) or
+      given at a lower dose than cycle c-1; without cycles, the whole course.
+    """
+    scale = _scale(row.statistic)
+    if scale is None:
+        return (f"statistic {row.statistic!r}: an incidence is read as a percent or "
+                f"proportion")
+    if not math.isnan(row.day):
+        return ("an incidence row counts within cycles, not to a day: leave day empty and "
+                "name the cycles in threshold (e.g. 'PLT <50, cycles 1-6')")
+    event = parse_incidence(row.threshold)
+    if isinstance(event, str):
+        return event
+    cycles = None if course is None else course.cycles
+    if (event.first is not None or event.events) and cycles is None:
+        return (f"{'a course event' if event.events else event.window} needs the trial's "
+                f"[chemotherapy] course (docs/trial_files.md, Chemotherapy cycles)")
+    if event.last is not None and event.last > cycles:
+        return (f"it asks about {event.window}, but the trial's course has {cycles} "
+                f"cycle{'s' if cycles != 1 else ''}: set [chemotherapy] cycles = "
+                f"{event.last} or more")
+    if event.events:
+        first, last = event.first or 1, event.last or cycles
+        if last < 2:
+            return "cycle 1 is given on day 0: it is never delayed or reduced"
+        return lambda t: scale * _course_event_share(t, event, max(first, 2), last)
+    if event.first is None:
+        return lambda t: scale * float(np.mean(t["nadir"].to_numpy(float) < event.level)) \
+            if len(t) else math.nan
+    return lambda t: scale * _count_share(t, event.level, event.first, event.last)
+
+
+def _count_share(table: pd.DataFrame, level: float, first: int, last: int) -> float:
+    """Among the patients given cycle ``first``, the share with a count below ``level`` in
+    cycles ``first``..``last`` (NaN when nobody was given cycle ``first``)."""
+    given = np.isfinite(table[f"cycle{first}_day"].to_numpy(float))
+    below = np.zeros(len(table), dtype=bool)
+    for c in range(first, last + 1):
+        below |= np.nan_to_num(table[f"cycle{c}_nadir"].to_numpy(float), nan=np.inf) < level
+    return float(np.mean(below[given])) if given.any() else math.nan
+
+
+def _course_event_share(table: pd.DataFrame, event: IncidenceEvent, first: int,
+                        last: int) -> float:
+    """Among the patients on chemotherapy when cycle ``first`` was due, the share with a
+    cycle in ``first``..``last`` delayed, reduced or abandoned (as ``event.events`` says)."""
+    due = np.isfinite(table[f"cycle{first - 1}_day"].to_numpy(float))
+    happened = np.zeros(len(table), dtype=bool)
+    for c in range(first, last + 1):
+        before = np.isfinite(table[f"cycle{c - 1}_day"].to_numpy(float))
+        delay = table[f"cycle{c}_delay_days"].to_numpy(float)
+        if "delayed" in event.events:
+            happened |= before & (delay > 0)
+        if "abandoned" in event.events:
+            happened |= before & np.isinf(delay)
+        if "reduced" in event.events:
+            dose = table[f"cycle{c}_dose"].to_numpy(float)
+            happened |= np.isfinite(table[f"cycle{c}_day"].to_numpy(float)) & \
+                (dose < table[f"cycle{c - 1}_dose"].to_numpy(float))
+    return float(np.mean(happened[due])) if due.any() else math.nan
+
+
+def _cycle_nadir_reader(row, course=None) -> Reader | str:
+    """A ``nadir_plt`` row over cycles ("mean nadir across cycles 2-6", Winer 2015): each
+    patient's mean of the nadirs of the cycles a..b given, then the row's mean or median
+    over the patients given cycle a."""
+    window = parse_cycles(row.threshold)
+    if isinstance(window, str):
+        return window
+    if row.statistic not in ("mean", "median"):
+        return f"statistic {row.statistic!r}: a check reads means and medians of nadirs"
+    first, last = window
+    if course is None or last > course.cycles:
+        return (f"it asks about cycles {first}-{last}: the trial needs a [chemotherapy] "
+                f"course of at least {last} cycles")
+    reduce = np.nanmedian if row.statistic == "median" else np.nanmean
+
+    def read(table: pd.DataFrame) -> float:
+        nadirs = table[[f"cycle{c}_nadir" for c in range(first, last + 1)]].to_numpy(float)
+        given = np.isfinite(nadirs).any(axis=1)
+        if not given.any():
+            return math.nan
+        per_patient = np.nanmean(nadirs[given], axis=1)
+        return float(reduce(per_patient))
+    return read
 
 
 def _column(endpoint: str, low, level, day) -> str | None:

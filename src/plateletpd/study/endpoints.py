@@ -285,6 +285,114 @@ def parse_threshold(text) -> tuple[float | None, float | None]:
         return None, None
 
 
+#: thrombocytopenia grades as platelet levels (x10^9/L): "grade 4" is a count below 25,
+#: "grade 3/4" below 50 (WHO and NCI CTCAE v3-v5: grade 3 is 25 to <50, grade 4 <25); a
+#: lone "grade 3", "grade 2" or "grade 1" is refused (exactly that grade, or that grade or
+#: worse? and grade 1's lower limit of normal is the laboratory's): write the level
+GRADE_LEVELS = {"4": 25.0, "3/4": 50.0, "3-4": 50.0, "3 or 4": 50.0, ">=3": 50.0,
+                "2-4": 75.0, "2/3/4": 75.0, ">=2": 75.0}
+#: words of a threshold text naming a chemotherapy course event, and the event each names
+COURSE_EVENT_WORDS = (("delay", "delayed"), ("postpone", "delayed"),
+                      ("reduc", "reduced"), ("missed", "abandoned"),
+                      ("abandon", "abandoned"), ("discontinu", "abandoned"))
+
+
+@dataclass(frozen=True)
+class IncidenceEvent:
+    """What an ``incidence_proportion`` row counts, read from its threshold text
+    (:func:`parse_incidence`): a count below ``level`` (x10^9/L) or the course ``events``
+    (``delayed``, ``reduced``, ``abandoned``), within cycles ``first``..``last`` (None:
+    the whole course). ``caveats``: where the model's course is narrower than the
+    row's event (every delay of the course is for the platelet count; no dose within a
+    cycle is ever omitted), so the prediction is a lower bound."""
+
+    level: float | None = None
+    events: tuple[str, ...] = ()
+    first: int | None = None
+    last: int | None = None
+    caveats: tuple[str, ...] = ()
+
+    @property
+    def window(self) -> str:
+        if self.first is None:
+            return "the whole course"
+        return f"cycle {self.first}" if self.first == self.last else \
+            f"cycles {self.first}-{self.last}"
+
+
+def parse_cycles(text) -> tuple[int, int] | None | str:
+    """The cycle window a threshold text names: "cycle 6" -> (6, 6), "cycles 3-6" ->
+    (3, 6), "<=6 cycles" (or "up to 6 cycles", "first 6 cycles") -> (1, 6); None when it
+    names no cycle; a reason (text) when the window is malformed."""
+    text = str(text or "").lower()
+    ranges = re.findall(r"cycles?\s*(\d+)\s*(?:-|\u2013|to|through)\s*(\d+)", text)
+    up_to = re.findall(r"(?:<=|\u2264|up to|first|within)\s*(\d+)\s*cycles", text)
+    single = re.findall(r"cycle\s*(\d+)(?!\s*(?:-|\u2013|to|through)\s*\d)", text)
+    windows = [(int(a), int(b)) for a, b in ranges] + [(1, int(b)) for b in up_to] + \
+        [(int(c), int(c)) for c in single]
+    if not windows:
+        return None
+    if len(set(windows)) > 1:
+        return f"it names more than one cycle window ({', '.join(map(str, windows))})"
+    first, last = windows[0]
+    if not 1 <= first <= last:
+        return (f"its cycle window {first}-{last} is not 'cycles a-b' with 1 <= a <= b; "
+                f"write e.g. 'cycles 3-6'")
+    return first, last
+
+
+def parse_incidence(text) -> IncidenceEvent | str:
+    """The event an ``incidence_proportion`` row's threshold text names (data/README.md,
+    "incidence_proportion"), or why it cannot be read without guessing. A count: "PLT <50"
+    (or "<50", "PLT<50") or a grade ("grade 4": <25, "grade 3/4": <50; :data:`GRADE_LEVELS`);
+    a course event: a delay, a dose reduction, a missed dose or abandoned chemotherapy
+    (:data:`COURSE_EVENT_WORDS`); the cycles: "cycle 6", "cycles 1-2", "<=6 cycles", none
+    for the whole course. A text naming both a count and a course event, a grade and a
+    different level, or neither, is refused."""
+    original = str(text or "").strip()
+    lowered = original.lower()
+    if not lowered:
+        return "an incidence row names its event in threshold (e.g. 'PLT <50, cycles 1-6')"
+    window = parse_cycles(lowered)
+    if isinstance(window, str):
+        return window
+    explicit = re.findall(r"(?:plt|platelets?|count)?\s*<\s*([\d.]+)", lowered)
+    levels = {float(v) for v in explicit}
+    grades = re.findall(r"grades?\s*(>=\s*[1-4]|\u2265\s*[1-4]|[1-4]\s*(?:/\s*[1-4]\s*)+|"
+                        r"[1-4]\s*(?:-|\u2013|or|to)\s*[1-4]|[1-4])", lowered)
+    for grade in grades:
+        key = re.sub(r"\s+", "", grade).replace("\u2265", ">=").replace("\u2013", "-")
+        key = {"3or4": "3 or 4", "3to4": "3-4", "2to4": "2-4"}.get(key, key)
+        if key not in GRADE_LEVELS:
+            return (f"grade {grade.strip()!r} is ambiguous (exactly that grade, or that grade "
+                    f"or worse; grade 1 ends at the laboratory's normal limit): write the "
+                    f"level, e.g. 'PLT <50', or 'grade 3/4' / 'grade 4'")
+        levels.add(GRADE_LEVELS[key])
+    events = tuple(dict.fromkeys(event for word, event in COURSE_EVENT_WORDS
+                                 if word in lowered))
+    if levels and events:
+        return ("it names both a platelet level and a chemotherapy course event: one row, "
+                "one event")
+    if len(levels) > 1:
+        return (f"it names more than one level ({', '.join(f'{v:g}' for v in sorted(levels))}"
+                f"): a grade and a different 'PLT <X'; give one")
+    if not levels and not events:
+        return ("its threshold names no event the trial can count: a level ('PLT <50', "
+                "'grade 3/4', 'grade 4') or a course event (delay, dose reduction, missed "
+                "dose, abandoned)")
+    caveats = []
+    if events:
+        if "any reason" in lowered or "neutro" in lowered:
+            caveats.append("the course delays and reduces cycles for the platelet count only "
+                           "(not for other reasons)")
+        if "missed" in lowered:
+            caveats.append("the course never omits a dose within a cycle (a missed dose is "
+                           "read as chemotherapy abandoned)")
+    first, last = window if window else (None, None)
+    return IncidenceEvent(min(levels) if levels else None, events, first, last,
+                          tuple(caveats))
+
+
 def subject_values(arm: ArmResult, endpoint: str, threshold=None, day=None,
                    day0: str = "treatment_start", rule: ResponseRule | None = None,
                    default_threshold: float = 100.0, smooth: bool = True) -> np.ndarray:
