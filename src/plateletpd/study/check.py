@@ -21,9 +21,17 @@ are read at its visits, from the start of treatment, as a trial judges them):
 * ``time_to_threshold_days`` at 75 or 100 (mean: of the days to the first visit at or above,
   censored at the last visit; median: Kaplan-Meier);
 * ``nadir_plt``, ``plt_auc_day0_21``, ``plt_count`` on day 7, 14 or 21, ``duration_below_days``
-  and ``duration_thrombocytopenia_days`` below 20 or 50.
+  and ``duration_thrombocytopenia_days`` below 20 or 50; ``nadir_plt`` over cycles ("mean
+  nadir across cycles 2-6": each patient's mean of those cycles' nadirs);
+* ``incidence_proportion``: the share of patients with a count below a level, or with a
+  delayed, dose-reduced or abandoned cycle, in a cycle, cycles a-b or the whole course of a
+  ``[chemotherapy]`` course, as the row's threshold text says (:func:`incidence_reader`;
+  :func:`plateletpd.study.endpoints.parse_incidence`);
+* a response row whose threshold is a count compared at its day ("PLT >100" by day 28) is
+  read at that visit when the trial judges the level there (``[response] at_visits``).
 
-Any other row of the study is refused, every such row named at once.
+Any other row of the study is refused, every such row named at once, with the reason (an
+ambiguous threshold text is refused, never guessed).
 """
 
 from __future__ import annotations
