@@ -215,8 +215,9 @@ def arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
     twice = [data_arm for data_arm in dict.fromkeys(given.values())
              if list(given.values()).count(data_arm) > 1]
     if twice:
+        arms = ", ".join(t for t, d in given.items() if d == twice[0])
         raise CheckError(f"data arm {twice[0]!r} of study {study} is mapped from more than "
-                         f"one trial arm ({', '.join(t for t, d in given.items() if d == twice[0])}); "
+                         f"one trial arm ({arms}); "
                          f"a data arm's rows are read from one trial arm: map the others "
                          f"elsewhere, or check them one at a time (arm map, lines)")
     data_arms = list(dict.fromkeys(rows.arm))
@@ -310,9 +311,10 @@ def row_reader(row, response: Mapping, course=None) -> Reader | str:
     if column is None and row.threshold and low is None and level is None and \
             endpoint in ("time_to_threshold_days", "duration_below_days",
                          "duration_thrombocytopenia_days"):
+        levels = "75 or 100" if endpoint.startswith("time") else "20 or 50"
         return (f"its threshold {str(row.threshold)!r} names no count level: ambiguous "
-                f"(the trial reads levels {'75 or 100' if endpoint.startswith('time') else '20 or 50'}); "
-                f"a row that states its level can be read")
+                f"(the trial reads levels {levels}); a row that states its level can be "
+                f"read")
     if column is None:
         return "the trial's patient table has no such endpoint"
     if endpoint == "time_to_threshold_days" and statistic == "median":
