@@ -6,6 +6,7 @@ cycle is given belongs to that cycle) and against the trajectories and event log
 simulated course; ambiguous rows are refused with the reason."""
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,6 +22,9 @@ from plateletpd.study.endpoints import parse_cycles, parse_incidence
 from plateletpd.study.trial import load_trial_spec, patient_endpoints
 
 RESPONSE = {"threshold": 100.0, "rise": None, "by_day": 21.0}
+ROOT = Path(__file__).resolve().parents[1]
+NHLB = ROOT / "trials" / "nhlb_chop.toml"
+DATA = ROOT / "data" / "cit_summary.csv"
 
 
 def row(threshold, endpoint="incidence_proportion", statistic="percent", day=math.nan):
@@ -203,26 +207,26 @@ def test_a_course_event_share_equals_the_share_in_the_event_log(simulated):
 
 # ---------------------------------------------------------------- through plateletpd check
 def test_check_reads_the_bundled_trials_rows_and_refuses_a_double_mapping(tmp_path):
-    spec = load_trial_spec("trials/nhlb_chop.toml")
+    spec = load_trial_spec(NHLB)
     # both rows are computed from the file's two arms (no refusal), over 135 patients
     # (a short run: 2 replicates of 20 screened patients each, so fewer than n enrolled)
-    result = check_trial(load_trial_spec("trials/nhlb_chop.toml", subjects=20),
-                         "data/cit_summary.csv", replicates=2)
+    result = check_trial(load_trial_spec(NHLB, subjects=20),
+                         DATA, replicates=2)
     assert result.table.line.tolist() == [76, 77]
     assert result.table.predicted.notna().all()
     assert any("raise --n" in note for note in result.notes)
     # two trial arms mapped to one data arm: refused, naming both
     with pytest.raises(CheckError, match="mapped from more than one trial arm"):
-        check_trial(spec, "data/cit_summary.csv", replicates=2,
+        check_trial(spec, DATA, replicates=2,
                     arm_map={"CHOP-21, cycle 6": "CHOP/CHOEP, cycles 1-2",
                              "CHOP-21, cycles 1-2": "CHOP/CHOEP, cycles 1-2"})
     with pytest.raises(CheckError, match="lines 5 are not rows of study"):
-        check_trial(spec, "data/cit_summary.csv", replicates=2, lines=[5, 76])
+        check_trial(spec, DATA, replicates=2, lines=[5, 76])
 
 
 def test_check_refuses_an_ambiguous_incidence_row_naming_its_line(tmp_path):
-    spec = load_trial_spec("trials/nhlb_chop.toml")
-    data = pd.read_csv("data/cit_summary.csv")
+    spec = load_trial_spec(NHLB)
+    data = pd.read_csv(DATA)
     chosen = data[data.study == "nhlb_chop_cumulative_thrombocytopenia"].copy()
     chosen.loc[chosen.index[1], "threshold"] = "grade 3 thrombocytopenia, cycle 6"
     chosen.to_csv(tmp_path / "rows.csv", index=False)
