@@ -1,5 +1,6 @@
 """Virtual trials: reproducibility across thread counts, visit-based endpoints, spec errors."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -152,3 +153,59 @@ def test_command_line_overrides_are_blamed_on_the_command_line():
     with pytest.raises(TrialSpecError, match=r"\(--n\) must be a positive integer") as error:
         load_trial_spec(SPEC, subjects=0)
     assert "line" not in str(error.value)
+
+
+# ---------------------------------------------------------------- between-patient variability
+NO_CV_TRIAL = """
+[trial]
+name = "hetrombopag_cit"
+model = "cit_marrow_reserve"
+seed = 3
+subjects_per_arm = 150
+[enrolment]
+entry_below = 75
+[response]
+threshold = 100
+by_day = 14
+[[arms]]
+name = "placebo"
+[[arms]]
+name = "hetrombopag"
+treatment = ["hetrombopag 7.5 mg"]
+"""
+
+
+def test_a_trial_without_cvs_gets_the_variability_its_fit_was_made_with(tmp_path):
+    import tomllib
+
+    from plateletpd.model.library import bundled_fits_dir
+
+    path = tmp_path / "trial.toml"
+    path.write_text(NO_CV_TRIAL)
+    spec = load_trial_spec(path)
+    # the default CIT model and its bundled fit; the fit's configuration states its CVs
+    assert spec.model.name == "cit_marrow_reserve"
+    config = tomllib.loads((bundled_fits_dir() / "cit_marrow_reserve_calibration"
+                            / "config.toml").read_text())["population"]
+    assert set(spec.variability.names) == set(config["cv"])
+    transforms = config.get("transforms", {})
+    assert dict(zip(spec.variability.names, spec.variability.transforms)) == {
+        name: transforms.get(name, "lognormal") for name in config["cv"]}
+    assert "CVs from the fit's [population]" in spec.parameters_from
+    # with that spread the patients differ: a response rate strictly between 0 and 100%
+    # (without it every patient is the typical one and each arm is 0% or 100%)
+    result = run_trial(spec)
+    assert all(0 < pct < 100 for pct in result.summary.response_pct)
+
+
+def test_an_explicit_empty_cv_means_alike_patients_and_a_trial_without_any_warns(tmp_path):
+    from plateletpd.study.trial import NoVariabilityWarning
+
+    path = tmp_path / "trial.toml"
+    path.write_text(NO_CV_TRIAL.replace("[enrolment]", "[population]\ncv = {}\n[enrolment]"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoVariabilityWarning)
+        assert load_trial_spec(path).variability.names == ()
+    path.write_text(NO_CV_TRIAL.replace('seed = 3', 'seed = 3\nfit = "none"'))
+    with pytest.warns(NoVariabilityWarning, match=r"\[population\] cv"):
+        assert load_trial_spec(path).variability.names == ()

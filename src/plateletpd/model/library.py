@@ -62,6 +62,25 @@ def load_fit_record(name_or_path: str | Path) -> dict:
     return record
 
 
+def fit_population(name_or_path: str | Path) -> dict:
+    """The ``[population]`` table (``cv``, ``correlations``, ``transforms``) of a fit's
+    configuration, kept as ``config.toml`` in its folder: the between-patient variability
+    the fit's virtual patients had. ``{}`` when the folder keeps no configuration or the
+    configuration has no ``[population]``. Read as data (TOML), never run."""
+    import tomllib
+
+    folder = Path(name_or_path)
+    if not (folder / "params.json").is_file():
+        folder = bundled_fits_dir() / str(name_or_path)
+    path = folder / "config.toml"
+    if not path.is_file():
+        return {}
+    with path.open("rb") as handle:
+        population = tomllib.load(handle).get("population", {})
+    return {key: dict(population[key]) for key in ("cv", "correlations", "transforms")
+            if isinstance(population.get(key), dict)}
+
+
 def default_fit(model_name: str) -> str | None:
     """The bundled fit of ``model_name``, if there is one (simulation commands use it)."""
     import json

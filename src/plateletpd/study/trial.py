@@ -274,7 +274,7 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
 def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                 default_name: str) -> TrialSpec:
     """A trial from a document (a file, or keyword arguments: :meth:`TrialSpec.create`)."""
-    from plateletpd.model.library import default_fit, load_fitted_parameters
+    from plateletpd.model.library import default_fit, fit_population, load_fitted_parameters
 
     checked = document.check(TRIAL_SCHEMA)
     trial, population, fail = checked["trial"], checked["population"], document.fail
@@ -282,7 +282,7 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         model = load_model(trial["model"])
     except PlateletPDError as error:
         raise fail(("trial", "model"), str(error)) from None
-    values, origin = {}, "the model file's values"
+    values, origin, cv_origin = {}, "the model file's values", ""
     if trial["fit"] != "none":
         name = default_fit(model.name) if trial["fit"] == "default" else trial["fit"]
         if name is not None:
@@ -291,6 +291,16 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
             except PlateletPDError as error:
                 raise fail(("trial", "fit"), str(error)) from None
             origin = f"fit {name}"
+            # a trial file that states no [population] cv gets the between-patient
+            # variability the fit was made with (its configuration's [population]), so that
+            # the fit's typical values come with the spread they were estimated under; a
+            # file's own cv (even an empty one) wins
+            given = document.data.get("population") or {}
+            inherited = fit_population(name) if "cv" not in given else {}
+            if inherited.get("cv"):
+                population = {**population, **{key: value for key, value in inherited.items()
+                                               if key not in given}}
+                cv_origin = "; between-patient CVs from the fit's [population]"
     typical = population["typical"]
     try:
         model.check_parameter_names(typical)
@@ -304,6 +314,14 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         raise fail(("population",), str(error)) from None
     if typical:
         origin += " with " + ", ".join(f"{k} = {v:g}" for k, v in typical.items())
+    origin += cv_origin
+    if not variability.names and "cv" not in (document.data.get("population") or {}):
+        warnings.warn(
+            f"{document.path}: no between-patient variability: [population] cv is absent and "
+            f"{'the fit gives none' if values else 'no fit is used'}, so every virtual patient "
+            f"is the typical one and each arm responds 0% or 100%; state the CVs under "
+            f"[population] cv (the model card lists believed values), or write cv = {{}} "
+            f"to mean it", NoVariabilityWarning, stacklevel=3)
     for name in variability.names:
         if name not in model.parameters and name not in model.covariates:
             raise fail(("population", "cv"), f"cannot vary {name!r}: not a parameter or "
@@ -917,6 +935,11 @@ def _count_screening(screening: dict, arm: str, rows) -> None:
             row["rule"], {"meets": 0, "remaining": 0, "screened": 0, "failed": 0})
         for key in total:
             total[key] += row[key]
+
+
+class NoVariabilityWarning(UserWarning):
+    """A trial whose virtual patients are all alike: no [population] cv in the file and none
+    from its fit."""
 
 
 class DroppedPatientsWarning(UserWarning):
