@@ -209,3 +209,17 @@ def test_an_explicit_empty_cv_means_alike_patients_and_a_trial_without_any_warns
     path.write_text(NO_CV_TRIAL.replace('seed = 3', 'seed = 3\nfit = "none"'))
     with pytest.warns(NoVariabilityWarning, match=r"\[population\] cv"):
         assert load_trial_spec(path).variability.names == ()
+
+
+def test_a_fit_folder_with_an_unreadable_configuration_is_a_clear_error(tmp_path):
+    import shutil
+
+    from plateletpd.model.library import bundled_fits_dir
+
+    fit = tmp_path / "fit"
+    shutil.copytree(bundled_fits_dir() / "cit_marrow_reserve_calibration", fit)
+    (fit / "config.toml").write_text("[population\ncv = {")  # broken TOML
+    path = tmp_path / "trial.toml"
+    path.write_text(NO_CV_TRIAL.replace("seed = 3", f'seed = 3\nfit = "{fit}"'))
+    with pytest.raises(TrialSpecError, match=r"\[trial\] fit.*not a readable fit configuration"):
+        load_trial_spec(path)

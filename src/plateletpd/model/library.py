@@ -22,6 +22,12 @@ def bundled_fits_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "fits"
 
 
+def _fit_folder(name_or_path: str | Path) -> Path:
+    """A fit folder given as a path holding params.json, else a bundled fit's folder."""
+    folder = Path(name_or_path)
+    return folder if (folder / "params.json").is_file() else bundled_fits_dir() / str(name_or_path)
+
+
 def load_fitted_parameters(name_or_path: str | Path) -> tuple[str, dict[str, float]]:
     """(model name, fitted model-parameter values) of a bundled fit name or a fit folder.
 
@@ -42,10 +48,7 @@ def load_fit_record(name_or_path: str | Path) -> dict:
     profiles and the provenance (what :mod:`plateletpd.study.uncertainty` draws from)."""
     import json
 
-    folder = Path(name_or_path)
-    if not (folder / "params.json").is_file():
-        folder = bundled_fits_dir() / str(name_or_path)
-    path = folder / "params.json"
+    path = _fit_folder(name_or_path) / "params.json"
     if not path.is_file():
         names = sorted(p.parent.name for p in bundled_fits_dir().glob("*/params.json"))
         raise FitFileError(f"no fit at {name_or_path!r}{closest(str(name_or_path), names)}; "
@@ -69,14 +72,15 @@ def fit_population(name_or_path: str | Path) -> dict:
     configuration has no ``[population]``. Read as data (TOML), never run."""
     import tomllib
 
-    folder = Path(name_or_path)
-    if not (folder / "params.json").is_file():
-        folder = bundled_fits_dir() / str(name_or_path)
-    path = folder / "config.toml"
+    path = _fit_folder(name_or_path) / "config.toml"
     if not path.is_file():
         return {}
-    with path.open("rb") as handle:
-        population = tomllib.load(handle).get("population", {})
+    try:
+        with path.open("rb") as handle:
+            population = tomllib.load(handle).get("population", {})
+    except tomllib.TOMLDecodeError as error:
+        raise FitFileError(f"{path} is not a readable fit configuration ({error}); fix it or "
+                           f"remove it from the fit folder") from None
     return {key: dict(population[key]) for key in ("cv", "correlations", "transforms")
             if isinstance(population.get(key), dict)}
 

@@ -283,20 +283,20 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
     except PlateletPDError as error:
         raise fail(("trial", "model"), str(error)) from None
     values, origin, cv_origin = {}, "the model file's values", ""
+    given = document.data.get("population") or {}  # the tables the file itself states
     if trial["fit"] != "none":
         name = default_fit(model.name) if trial["fit"] == "default" else trial["fit"]
         if name is not None:
-            try:
-                _, values = load_fitted_parameters(name)
-            except PlateletPDError as error:
-                raise fail(("trial", "fit"), str(error)) from None
-            origin = f"fit {name}"
             # a trial file that states no [population] cv gets the between-patient
             # variability the fit was made with (its configuration's [population]), so that
             # the fit's typical values come with the spread they were estimated under; a
             # file's own cv (even an empty one) wins
-            given = document.data.get("population") or {}
-            inherited = fit_population(name) if "cv" not in given else {}
+            try:
+                _, values = load_fitted_parameters(name)
+                inherited = fit_population(name) if "cv" not in given else {}
+            except PlateletPDError as error:
+                raise fail(("trial", "fit"), str(error)) from None
+            origin = f"fit {name}"
             if inherited.get("cv"):
                 population = {**population, **{key: value for key, value in inherited.items()
                                                if key not in given}}
@@ -315,7 +315,7 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
     if typical:
         origin += " with " + ", ".join(f"{k} = {v:g}" for k, v in typical.items())
     origin += cv_origin
-    if not variability.names and "cv" not in (document.data.get("population") or {}):
+    if not variability.names and "cv" not in given:
         warnings.warn(
             f"{document.path}: no between-patient variability: [population] cv is absent and "
             f"{'the fit gives none' if values else 'no fit is used'}, so every virtual patient "
