@@ -1,7 +1,9 @@
-"""Figures of the bundled CIT model (models/cit_thrombopoiesis.toml) for the README and cards.
+"""Figures of the bundled CIT models for the README and cards.
 
-    python scripts/make_figures.py     # writes docs/figures/cit_typical_patient.png and
-                                       # docs/figures/cit_feedback_comparison.png
+    python scripts/make_figures.py     # writes, in docs/figures/:
+    # cit_marrow_reserve_typical_patient.png  the default CIT model on its bundled fit (README)
+    # cit_typical_patient.png, cit_feedback_comparison.png  cit_thrombopoiesis at its
+    #                                          literature priors (its card)
 
 The typical-patient scenario (entry below 75, daily until the morning count is >= 100, at
 most 14 days) is defined once, in plateletpd.demo, and shared with `plateletpd demo`.
@@ -34,10 +36,22 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    from plateletpd.model.library import default_fit, load_fitted_parameters
+
+    reserve = pp.load_model("cit_marrow_reserve")
+    fit = default_fit(reserve.name)
+    reserve = reserve.with_parameters(load_fitted_parameters(fit)[1])
+    arms = typical_patient(reserve)
+    print(arm_table(arms).round(1).to_string())
+    path = typical_patient_figure(arms, out / "cit_marrow_reserve_typical_patient.png",
+                                  reserve.name, f"bundled fit {fit}")
+    print(f"wrote {path}")
     model = pp.load_model("cit_thrombopoiesis")
     arms = typical_patient(model)
     print(arm_table(arms).round(1).to_string())
-    print(f"wrote {typical_patient_figure(arms, out / 'cit_typical_patient.png')}")
+    path = typical_patient_figure(arms, out / "cit_typical_patient.png", model.name,
+                                  "literature priors")
+    print(f"wrote {path}")
     feedback_comparison(model, out)
     return 0
 

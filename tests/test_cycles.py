@@ -7,6 +7,7 @@ plain loops, what the rules written in the course must have decided; a later dos
 change an earlier count, so the final course holds the counts every decision saw.
 """
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -213,12 +214,15 @@ def test_the_documented_worked_example_runs_and_gives_the_numbers_the_docs_state
     namespace = {}
     exec(section.split("```python\n")[1].split("```")[0], namespace)  # noqa: S102 (docs)
     history, counts = namespace["history"], namespace["counts"]
-    # the numbers docs/trial_files.md states for this example (seed 20261121, 200 patients)
-    assert np.all(history.cycles_given == 4) and not history.abandoned.any()
+    # the numbers docs/trial_files.md states for this example (seed 20261121, 200 patients,
+    # cit_marrow_reserve with its bundled fit)
+    given, how_many = np.unique(history.cycles_given, return_counts=True)
+    assert dict(zip(given.tolist(), how_many.tolist())) == {1: 8, 2: 14, 3: 9, 4: 169}
+    assert history.abandoned.sum() == 31
     delays, how_many = np.unique(history.delay[:, 1], return_counts=True)
-    assert dict(zip(delays.tolist(), how_many.tolist())) == {0.0: 13, 7.0: 152, 14.0: 34,
-                                                              28.0: 1}
-    assert [row["remaining"] for row in counts] == [200, 187]
+    assert dict(zip(delays.tolist(), how_many.tolist())) == {0.0: 54, 7.0: 125, 14.0: 11,
+                                                              21.0: 2, math.inf: 8}
+    assert [row["remaining"] for row in counts] == [179, 146]
 
 
 def test_a_patient_whose_simulation_fails_is_flagged_not_abandoned_nor_eligible(cohort):
@@ -234,7 +238,7 @@ def test_a_patient_whose_simulation_fails_is_flagged_not_abandoned_nor_eligible(
     assert chosen.tolist() == [0, 2] and counts[0]["failed"] == 1
     alone = simulate_course(model, COURSE, vectors[[0, 2]])
     assert np.array_equal(alone.platelets, result.platelets[[0, 2]])
-    assert np.array_equal(alone.cycle_day, result.cycle_day[[0, 2]])
+    assert np.array_equal(alone.cycle_day, result.cycle_day[[0, 2]], equal_nan=True)
 
 
 def test_the_patient_and_event_tables_carry_the_course_records(result):

@@ -6,6 +6,7 @@ from data simulated through the trial; bad entries are clear errors."""
 import json
 import math
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -344,10 +345,11 @@ def test_a_missing_trial_file_is_named_with_the_fix(tmp_path):
 
 
 def test_a_trial_of_another_model_is_refused_naming_both(tmp_path):
-    # the bundled trials/yuan2025.toml (by its name) simulates cit_thrombopoiesis
+    # the Yuan trial as written for cit_thrombopoiesis (tests/data) simulates that model
     write_rows(tmp_path)
+    other = Path(__file__).parent / "data" / "yuan2025_cit_thrombopoiesis.toml"
     config = write_fit(tmp_path).read_text().replace('file = "trial.toml"',
-                                                     'file = "yuan2025"')
+                                                     f'file = "{other.as_posix()}"')
     (tmp_path / "config.toml").write_text(config)
     with pytest.raises(FitConfigError) as error:
         load_fit_config(tmp_path / "config.toml")

@@ -25,7 +25,7 @@ from plateletpd.study.trial import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-TRIAL = ROOT / "trials" / "yuan2025.toml"
+TRIAL = ROOT / "tests" / "data" / "yuan2025_cit_thrombopoiesis.toml"  # its reference was written on it
 MODEL = ROOT / "models" / "friberg_platelets.toml"
 # test values, not sourced: 10% proportional and 2 x10^9/L additive error (assumption for
 # the test model only; the bundled models declare none, the project has no source for one)

@@ -86,7 +86,7 @@ def test_too_few_samples_and_bad_factors_are_clear_errors():
     with pytest.raises(SensitivityError, match="KIND:NAME=LOW,HIGH"):
         Factor.parse("dose=5")
     spec = small_trial()
-    with pytest.raises(SensitivityError, match="not a parameter of cit_thrombopoiesis"):
+    with pytest.raises(SensitivityError, match="not a parameter of cit_marrow_reserve"):
         run_sensitivity(spec, "hetrombopag", [Factor("parameter:chemo_sensitivity", 1, 2)],
                         method="morris", samples=4)
     with pytest.raises(SensitivityError, match="not varied between patients"):

@@ -57,16 +57,16 @@ def test_trial_outputs_and_arm_table(tmp_path):
 
 @pytest.mark.parametrize("change, line_fragment, message", [
     (('treatment = ["rhTPO 15000 U"]', 'treatment = ["rhTPO 15000 U"]\ndoze = 3'),
-     "line 43", "[arms #2]: unknown field 'doze'"),
-    (('seed = 20261121', 'seed = -4'), "line 11", "seed must be"),
+     "line 46", "[arms #2]: unknown field 'doze'"),
+    (('seed = 20261121', 'seed = -4'), "line 13", "seed must be"),
     (('name = "hetrombopag 7.5 mg"\ntreatment = ["hetrombopag 7.5 mg"]',
       'name = "hetrombopag 7.5 mg"\ntreatment = ["hetrombopag -7.5 mg"]'),
-     "line 50", "amount"),  # the arm's treatment line (its [[arms]] header is line 48)
-    (('visit_every_days = 1 ', 'visit_evry_days = 1 '), "line 14",
+     "line 53", "amount"),  # the arm's treatment line (its [[arms]] header is line 51)
+    (('visit_every_days = 1 ', 'visit_evry_days = 1 '), "line 16",
      "did you mean 'visit_every_days'"),
-    (('reference_arm = "untreated"', 'reference_arm = "placebo"'), "line 15",
+    (('reference_arm = "untreated"', 'reference_arm = "placebo"'), "line 17",
      "is not an arm"),
-    (('cv = { chemotherapy_sensitivity', 'cv = { chemo_sensitivity'), "line 21",
+    (('cv = { chemotherapy_sensitivity', 'cv = { chemo_sensitivity'), "line 25",
      "cannot vary 'chemo_sensitivity'"),
 ])
 def test_invalid_trial_files_name_the_line(tmp_path, change, line_fragment, message):

@@ -177,8 +177,10 @@ def test_an_arm_that_enrols_nobody_names_the_rule_and_the_numbers(tmp_path):
 
 def test_dropped_patients_are_counted_and_warned_about(tmp_path):
     # a CV of 0.6 on chemotherapy_sensitivity (typical 10.88) draws some values above the
-    # model's bound of 25 (models/cit_thrombopoiesis.toml): those patients are dropped
-    text = bundled_trial("yuan2025").read_text().replace(
+    # model's bound of 25 (models/cit_thrombopoiesis.toml): those patients are dropped (the
+    # Yuan trial as written for that model, tests/data)
+    fixture = Path(__file__).parent / "data" / "yuan2025_cit_thrombopoiesis.toml"
+    text = fixture.read_text().replace(
         "cv = { chemotherapy_sensitivity = 0.30", "cv = { chemotherapy_sensitivity = 0.60")
     (tmp_path / "wide.toml").write_text(text)
     spec = load_trial_spec(tmp_path / "wide.toml", subjects=40, seed=5)

@@ -13,7 +13,7 @@ from helpers import with_one_and_two_threads
 import plateletpd as pp
 from plateletpd.cli import main
 from plateletpd.model.library import bundled_fits_dir
-from plateletpd.study.trial import bundled_trial, load_trial_spec
+from plateletpd.study.trial import load_trial_spec
 from plateletpd.study.uncertainty import (
     ParameterDistribution,
     TrialUncertainty,
@@ -22,6 +22,9 @@ from plateletpd.study.uncertainty import (
 )
 
 FIT = bundled_fits_dir() / "cit_calibration" / "params.json"
+# trials/yuan2025.toml as it was for cit_thrombopoiesis: it maps chemotherapy_sensitivity to
+# the cit_calibration fit's study-level yuan_chemotherapy_sensitivity
+YUAN_THROMBOPOIESIS = Path(__file__).parent / "data" / "yuan2025_cit_thrombopoiesis.toml"
 N = 20_000  # draws for the Monte Carlo checks; tolerances below are 4 standard errors
 
 
@@ -97,7 +100,7 @@ def test_unusable_profiles_fall_back_to_the_covariance_and_say_why(chi_square, c
 
 def test_the_bundled_fit_covariance_and_choices():
     record = json.loads(FIT.read_text())
-    spec = load_trial_spec(bundled_trial("yuan2025"), subjects=20, seed=1)
+    spec = load_trial_spec(YUAN_THROMBOPOIESIS, subjects=20, seed=1)
     uncertainty = TrialUncertainty.for_trial(spec)
     distribution = uncertainty.distribution
     i, j = distribution.names.index("tpo_emax"), distribution.names.index(
@@ -118,7 +121,8 @@ def test_the_bundled_fit_covariance_and_choices():
 
 
 def test_a_trial_of_a_new_population_says_no_study_effect_can_be_drawn():
-    spec = pp.TrialSpec.create(seed=1, subjects_per_arm=10, arms=[{"name": "untreated"}],
+    spec = pp.TrialSpec.create(seed=1, model="cit_thrombopoiesis", subjects_per_arm=10,
+                               arms=[{"name": "untreated"}],
                                response={"threshold": 100, "by_day": 14},
                                population={"typical": {"chemotherapy_sensitivity": 9.0}})
     uncertainty = TrialUncertainty.for_trial(spec)
@@ -136,7 +140,8 @@ def test_a_trial_of_a_new_population_says_no_study_effect_can_be_drawn():
      "'chemo_sensitivity' is not a parameter"),
 ])
 def test_bad_uncertainty_settings_are_clear_errors(keys, message):
-    spec = pp.TrialSpec.create(seed=1, subjects_per_arm=10, arms=[{"name": "untreated"}],
+    spec = pp.TrialSpec.create(seed=1, model="cit_thrombopoiesis", subjects_per_arm=10,
+                               arms=[{"name": "untreated"}],
                                response={"threshold": 100, "by_day": 14}, **keys)
     with pytest.raises(UncertaintyError, match=message):
         TrialUncertainty.for_trial(spec)
@@ -162,7 +167,8 @@ def wide_fit(tmp_path_factory):
 
 
 def _small_trial(fit: Path, replicates: int):
-    return pp.TrialSpec.create(seed=3, fit=str(fit), subjects_per_arm=30,
+    return pp.TrialSpec.create(seed=3, model="cit_thrombopoiesis", fit=str(fit),
+                               subjects_per_arm=30,
                                replicates=replicates, arms=[{"name": "untreated"}],
                                population={"cv": {"chemotherapy_sensitivity": 0.3}},
                                response={"threshold": 100, "by_day": 14})

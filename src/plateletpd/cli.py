@@ -675,14 +675,34 @@ def build_parser() -> argparse.ArgumentParser:
                            "itp_calibration fit; --fit does not apply)")
     demo.add_argument("--out", default="plateletpd-demo", help="output folder")
     demo.add_argument("--fit", default="default",
-                      help="'default' (bundled cit_calibration fit), 'none' (priors), or a fit")
+                      help="'default' (the bundled cit_marrow_reserve_calibration fit), 'none' (priors), or a fit")
     demo.set_defaults(run=command_demo)
     return parser
+
+
+def _plain_warnings(command: str):
+    """A user of the command line reads plateletpd's warnings as messages, without the
+    Python source line they were raised from (other libraries' warnings keep theirs).
+    Returns the previous formatter, which :func:`main` puts back."""
+    import warnings
+
+    standard = warnings.formatwarning
+
+    def shown(message, category, filename, lineno, line=None):
+        if category.__module__.startswith("plateletpd"):
+            return f"plateletpd {command}: warning ({category.__name__}): {message}\n"
+        return standard(message, category, filename, lineno, line)
+
+    warnings.formatwarning = shown
+    return standard
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import warnings
+
+    standard = _plain_warnings(args.command)
     try:
         return args.run(args)
     except PlateletPDError as error:
@@ -696,6 +716,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; no partial output was written", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = standard
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,13 +1,14 @@
 """The main job on bundled defaults: a typical CIT patient under each bundled treatment.
 
 Scenario (stated, so a reader can change it): the default subject of the bundled
-``cit_thrombopoiesis`` model (65 kg, platelets 250 x10^9/L, TPO 52 pg/mL,
-chemotherapy_sensitivity 5.5) receives one chemotherapy cycle on day 1. Treatment starts on
+``cit_marrow_reserve`` model (65 kg, platelets 250 x10^9/L, TPO 52 pg/mL, marrow reserve 1;
+chemotherapy damage the bundled fit's typical value) receives one chemotherapy cycle on day 1. Treatment starts on
 the day after the platelet count first falls below 75 x10^9/L (CTCAE grade 2, the usual
 trigger for treating CIT) and is given once daily until the morning count is >= 100 x10^9/L
 (the stop rule of the Chinese CIT consensus and trial NCT07334093), for at most 14 days.
 Doses: hetrombopag 7.5 mg (phase III NCT05864014), rhTPO 15,000 U, rhIL-11 50 ug/kg, and
-hetrombopag + rhTPO. ``plateletpd demo`` uses the bundled fit (fits/cit_calibration) unless
+hetrombopag + rhTPO. ``plateletpd demo`` uses the bundled fit
+(fits/cit_marrow_reserve_calibration) unless
 told ``--fit none``; the virtual trial with variability and response rates builds on this.
 """
 
@@ -25,7 +26,7 @@ from plateletpd.io.provenance import provenance
 from plateletpd.model.definition import load_model
 from plateletpd.simulation.simulate import simulate
 
-MODEL = "cit_thrombopoiesis"
+MODEL = "cit_marrow_reserve"
 CHEMOTHERAPY = "chemotherapy 1 dose d1"
 START_BELOW = 75.0  # x10^9/L: start treatment on the day after the count falls below this
 STOP_AT = 100.0     # x10^9/L: stop once the morning count reaches this
@@ -107,8 +108,10 @@ def arm_table(arms: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("arm")
 
 
-def typical_patient_figure(arms: dict, path: Path) -> Path:
-    """Platelets (top) and TPO (bottom) for every arm, written atomically to ``path``."""
+def typical_patient_figure(arms: dict, path: Path, model_name: str = MODEL,
+                           parameters_from: str = "") -> Path:
+    """Platelets (top) and TPO (bottom) for every arm, written atomically to ``path``;
+    the title names the model and, if given, where its parameters come from."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,8 +136,9 @@ def typical_patient_figure(arms: dict, path: Path) -> Path:
     top.set_ylabel("platelets (x10$^9$/L)")
     top.set_ylim(-56, None)
     top.axhline(0, color="black", lw=0.6)
-    top.set_title("Typical CIT patient, one chemotherapy cycle on day 1 "
-                  "(model cit_thrombopoiesis)", fontsize=11)
+    top.set_title("Typical CIT patient, one chemotherapy cycle on day 1\n"
+                  f"model {model_name}{'; ' + parameters_from if parameters_from else ''}",
+                  fontsize=10.5)
     top.legend(fontsize=8.5, loc="upper left", frameon=False)
     top.text(0.3, -27, "dose days (ticks):\nfrom the day after PLT < 75\nuntil PLT >= 100, "
              "max 14 d", ha="left", va="center", fontsize=7, color="dimgrey",
@@ -191,7 +195,7 @@ def _run_demo(folder: Path, root: Path, parameters: dict | None, origin: str,
     table = arm_table(arms)
     root.mkdir(parents=True, exist_ok=True)
     write_text(root / "arms.csv", table.to_csv())
-    figure = typical_patient_figure(arms, root / "platelets_and_tpo.png")
+    figure = typical_patient_figure(arms, root / "platelets_and_tpo.png", model.name, origin)
     record = provenance(model, parameters_from=origin, scenario={
         "chemotherapy": CHEMOTHERAPY, "start_below": START_BELOW, "stop_at": STOP_AT,
         "max_days": MAX_DAYS, "arms": {k: list(v[0]) for k, v in ARMS.items()}})

@@ -83,7 +83,7 @@ class TrialSpec:
 
     @classmethod
     def create(cls, *, arms: list[dict], seed: int, name: str = "trial", model: str =
-               "cit_thrombopoiesis", population: dict | None = None,
+               "cit_marrow_reserve", population: dict | None = None,
                enrolment: dict | None = None, response: dict | None = None,
                chemotherapy: dict | None = None, eligibility: list[dict] | None = None,
                composite: list[dict] | None = None, subgroups: dict | None = None,
@@ -136,7 +136,7 @@ _AT_OR_AFTER = dict(low=0.0, low_included=True, whole=True)
 TRIAL_SCHEMA = Table({
     "trial": Table({
         "name": Field("text"), "description": Field("text", default=""),
-        "model": Field("text", default="cit_thrombopoiesis"),
+        "model": Field("text", default="cit_marrow_reserve"),
         "fit": Field("text", default="default"),
         "seed": Field(what="a non-negative integer", **_AT_OR_AFTER),
         "subjects_per_arm": Field(whole=True, default=200, what="a positive integer"),
