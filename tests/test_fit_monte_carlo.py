@@ -160,3 +160,18 @@ def test_bad_monte_carlo_replicates_are_clear_errors(tmp_path, keys, expected):
     config = write_case(tmp_path, subjects=10, fit_keys=keys)
     with pytest.raises(FitConfigError, match=expected):
         run_fit(config, verbose=False)
+
+
+def test_the_fit_command_option_overrides_the_configuration(tmp_path, capsys):
+    from plateletpd.cli import main
+
+    # the configuration says off (0); --monte-carlo-replicates 3 turns it on
+    config = write_case(tmp_path, subjects=10, fit_keys="monte_carlo_replicates = 0")
+    assert main(["fit", str(config), "--out", str(tmp_path / "out"),
+                 "--monte-carlo-replicates", "3"]) == 0
+    record = json.loads((tmp_path / "out" / "params.json").read_text())["monte_carlo"]
+    assert record["replicates"] == 3
+    assert "monte_carlo_sd" in pd.read_csv(tmp_path / "out" / "predictions.csv").columns
+    # a bad value is the configuration's clear error, exit status 2
+    assert main(["fit", str(config), "--monte-carlo-replicates", "1"]) == 2
+    assert "at least 2" in capsys.readouterr().err

@@ -245,3 +245,21 @@ def test_a_count_compared_at_a_day_is_read_at_the_visit_the_trial_judges():
     assert row_reader(label, at_visit)(table) == 75.0
     # without the visit judged: the trial's response rule, as before
     assert row_reader(label, RESPONSE)(table) == 0.0
+
+
+def test_the_check_command_takes_lines_and_refuses_malformed_ones(tmp_path, capsys):
+    from plateletpd.cli import main
+
+    # --lines 77 checks cit_summary.csv line 77 alone (the NHL-B cycle-6 row)
+    out = tmp_path / "check"
+    assert main(["check", str(NHLB), "--data", str(DATA), "--n", "20", "--replicates", "2",
+                 "--lines", "77", "--only-mapped-arms", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "check.csv")
+    assert table.line.tolist() == [77]
+    for text in ("7x", "9-3", "0"):
+        assert main(["check", str(NHLB), "--data", str(DATA), "--lines", text]) == 2
+        assert "--lines" in capsys.readouterr().err
+    # a line that is not the study's: the engine's error, exit status 2
+    assert main(["check", str(NHLB), "--data", str(DATA), "--n", "20", "--replicates", "2",
+                 "--lines", "5,76-77"]) == 2
+    assert "lines 5 are not rows of study" in capsys.readouterr().err

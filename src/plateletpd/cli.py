@@ -188,7 +188,8 @@ def command_fit(args) -> int:
     _check_out(args.out)
     with _cluster(args) as client:  # the profile refits run there
         run_fit(args.config, out=args.out, method=args.method,
-                max_evaluations=args.max_evaluations, client=client)
+                max_evaluations=args.max_evaluations, client=client,
+                monte_carlo_replicates=args.monte_carlo_replicates)
     if args.out:
         print(f"wrote {args.out}/params.json, report.md, fit.png, predictions.csv, "
               f"manifest.json")
@@ -323,7 +324,8 @@ def command_check(args) -> int:
         result = check_trial(spec, args.data, study=args.study,
                              arm_map=_arm_map(args.arm_map), replicates=args.replicates,
                              uncertainty=args.uncertainty, progress=True,
-                             only_mapped=args.only_mapped_arms, client=client)
+                             only_mapped=args.only_mapped_arms, client=client,
+                             lines=_lines(args.lines))
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     table = result.table.assign(interval=[f"[{low:.4g}, {high:.4g}]" for low, high in zip(
@@ -336,6 +338,26 @@ def command_check(args) -> int:
         paths = write_check(result, Path(args.out))
         print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
     return 0
+
+
+def _lines(text: str | None) -> list[int] | None:
+    """``--lines 3,5-7`` as [3, 5, 6, 7] (lines of the data file); a clear error otherwise."""
+    if text is None:
+        return None
+    lines = []
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        try:
+            low = int(first)
+            high = int(last) if last else low
+        except ValueError:
+            raise PlateletPDError(f"--lines takes line numbers of the data file, single or as "
+                                  f"ranges, e.g. --lines 12,15-17; got {text!r}") from None
+        if low < 1 or high < low:
+            raise PlateletPDError(f"--lines: {part.strip()!r} is not a line or an ascending "
+                                  f"range of lines (from 1)")
+        lines.extend(range(low, high + 1))
+    return lines
 
 
 def _arm_map(pairs) -> dict[str, str]:
@@ -535,6 +557,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--method", help="lmfit method (default from the configuration: "
                                       "least_squares)")
     fit.add_argument("--max-evaluations", type=int, help="objective evaluations at most")
+    fit.add_argument("--monte-carlo-replicates", type=int, metavar="K",
+                     help="after the fit, re-run every row K times with other patient seeds "
+                          "and report each row's Monte Carlo SD and SE (overrides [fit] "
+                          "monte_carlo_replicates; 0: off)")
     _cluster_arguments(fit, chunk=False)
     fit.set_defaults(run=command_fit)
 
@@ -570,6 +596,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--only-mapped-arms", action="store_true",
                        help="compare only the data arms a trial arm is mapped to (default: "
                             "every data arm must be mapped); the others are named in a note")
+    check.add_argument("--lines", metavar="12,15-17",
+                       help="check only these lines of the study in the data file (e.g. one "
+                            "subgroup of rows that share a data arm)")
     check.add_argument("--n", type=int, help="patients screened per arm (overrides the file)")
     check.add_argument("--seed", type=int, help="random seed (overrides the file)")
     check.add_argument("--out", help="output folder")
