@@ -55,6 +55,27 @@ def test_trial_outputs_and_arm_table(tmp_path):
     assert "## Differences from untreated" in (tmp_path / "out" / "report.md").read_text()
 
 
+def test_relative_rise_and_all_rules_together_on_constructed_courses():
+    # two patients from the start of treatment (t = 10 d), counts hand-set, rising 5 per
+    # day: patient 0 from 20 (IWG ITP: PLT >= 30 and a doubling, Rodeghiero 2009 Blood
+    # 113:2386), patient 1 from 40 (already above 30 at day 0)
+    times = np.arange(0, 40 * 24 + 1) / 24
+    courses = np.stack([np.clip(start + 5 * (times - 10), 5, None) for start in (20, 40)])
+    arm = ArmResult(ArmDesign("x"), times, courses, np.array([0, 1]), np.array([9.0, 9.0]),
+                    np.array([10.0, 10.0]), np.array([5, 5]), np.array([0, 0]), 2)
+    iwg = {"threshold": 30, "rise_fold": 2, "combine": "all", "by_day": 14}
+    rows = patient_endpoints(arm, iwg, 1.0)
+    # hand-computed: patient 0 is at 30 on day 2 but doubles (40) on day 4; patient 1
+    # doubles (80) on day 8: with a rise asked for, being above 30 at day 0 does not exclude
+    assert rows.response_day.tolist() == [4, 8] and rows.responder.all()
+    # "any": patient 0 meets 30 on day 2; patient 1, above 30 at day 0, never responds
+    either = patient_endpoints(arm, {**iwg, "combine": "any"}, 1.0)
+    assert either.responder.tolist() == [True, False] and either.response_day.iloc[0] == 2
+    # a doubling alone (no threshold): days 4 and 8; by day 6 only patient 0
+    fold = patient_endpoints(arm, {"rise_fold": 2, "by_day": 6}, 1.0)
+    assert fold.responder.tolist() == [True, False]
+
+
 @pytest.mark.parametrize("change, line_fragment, message", [
     (('treatment = ["rhTPO 15000 U"]', 'treatment = ["rhTPO 15000 U"]\ndoze = 3'),
      "line 46", "[arms #2]: unknown field 'doze'"),

@@ -171,15 +171,28 @@ class Courses:
     def responded(self) -> np.ndarray:
         """Visits from day 1 on meeting the trial's response rule (subjects x visits)."""
         response, visits = self.response, self.visits
-        responded = np.zeros_like(self.valid_visits)
+        rules = []
         if response.get("threshold") is not None:
-            responded |= visits >= response["threshold"]
+            rules.append(visits >= response["threshold"])
         if response.get("rise") is not None:
-            responded |= visits - self.baseline[:, None] >= response["rise"]
+            rules.append(visits - self.baseline[:, None] >= response["rise"])
+        if response.get("rise_fold") is not None:  # relative: k x the day-0 count
+            rules.append(visits >= response["rise_fold"] * self.baseline[:, None])
+        # "any" (the default): one rule qualifies; "all": every stated rule at one visit
+        combine = np.logical_and if response.get("combine") == "all" else np.logical_or
+        responded = np.zeros_like(self.valid_visits)
+        if rules:
+            responded = combine.reduce(rules)
         if response.get("later_day") is not None:  # composite: and a later count
             later = self.measured(response["later_day"])
             responded &= (later >= response["later_at_least"])[:, None]
-        return responded & self.after_baseline & ~self.at_threshold_at_start[:, None]
+        # a patient at or above the threshold at day 0 would meet it at once: never a
+        # responder, unless "all" also asks for a rise (then the rise decides)
+        relative = response.get("rise") is not None or response.get("rise_fold") is not None
+        excluded = self.at_threshold_at_start
+        if response.get("combine") == "all" and relative:
+            excluded = np.zeros_like(excluded)
+        return responded & self.after_baseline & ~excluded[:, None]
 
     def reached(self, level: float) -> np.ndarray:
         """Visits from day 1 on with the count at or above ``level``, for patients below

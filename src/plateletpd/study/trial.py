@@ -208,6 +208,13 @@ TRIAL_SCHEMA = Table({
         # no defaults: an omitted rule is absent (docs/trial_files.md); at least one needed
         "threshold": Field(may_be_false=True, unit="10^9/L"),
         "rise": Field(may_be_false=True, unit="10^9/L"),
+        # a relative rise: the count at least rise_fold times the day-0 count (IWG ITP
+        # "at least doubling of the baseline count": rise_fold = 2)
+        "rise_fold": Field(may_be_false=True, low=1.0, unit="times the day-0 count",
+                           fix="a factor above 1, e.g. rise_fold = 2 for a doubling"),
+        # how threshold, rise and rise_fold combine at a visit: "any" qualifies (PLT >= 100
+        # or a rise >= 50), "all" must hold together (PLT >= 30 and a doubling)
+        "combine": Field("text", default="any", choices=("any", "all")),
         "by_day": Field(default=14.0, high=_FOLLOW_UP, fix=_WITHIN, unit="days"),
         "later_day": Field(default=False, high=_FOLLOW_UP, may_be_false=True, fix=_WITHIN,
                            unit="days"),
@@ -331,10 +338,11 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
     if not arms:
         raise fail(("arms",), "a trial needs at least one [[arms]] entry")
     response = checked["response"]
-    if response["threshold"] is None and response["rise"] is None:
-        raise fail(("response",), "needs a threshold, a rise or both (an omitted rule is "
-                   "absent), got neither; write e.g. threshold = 100 and rise = 50",
-                   table=True)
+    if response["threshold"] is None and response["rise"] is None and \
+            response["rise_fold"] is None:
+        raise fail(("response",), "needs a threshold, a rise, a rise_fold or several (an "
+                   "omitted rule is absent), got none; write e.g. threshold = 100 and "
+                   "rise = 50", table=True)
     if response["at_visit_levels"] and not response["at_visits"]:
         raise fail(("response", "at_visit_levels"), "at_visit_levels needs at_visits, the "
                    "visit days to judge them on, e.g. at_visits = [42, 84]")
@@ -1357,9 +1365,12 @@ def _course_report(result: TrialResult) -> list[str]:
 def _rule_text(response: dict) -> str:
     rules = [f"PLT >= {response['threshold']:g}"] if response.get("threshold") else []
     rules += [f"a rise >= {response['rise']:g}"] if response.get("rise") else []
+    rules += ([f"at least {response['rise_fold']:g} times the day-0 count"]
+              if response.get("rise_fold") else [])
     later = (f", and PLT >= {response['later_at_least']:g} on day {response['later_day']:g}"
              if response.get("later_day") is not None else "")
-    return f"{' or '.join(rules)} by day {response['by_day']:g} of treatment{later}"
+    joined = " and " if response.get("combine") == "all" else " or "
+    return f"{joined.join(rules)} by day {response['by_day']:g} of treatment{later}"
 
 
 def _plots(result: TrialResult, folder: Path) -> list[Path]:
