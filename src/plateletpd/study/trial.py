@@ -156,7 +156,24 @@ TRIAL_SCHEMA = Table({
                          "correlations": number_table(low=-1.0, high=1.0),
                          "transforms": Table(names=Field("text")),
                          "study_parameters": Table(names=Field("text")),
-                         "covariates": number_table(low=None)}),
+                         "covariates": number_table(low=None),
+                         # the regimen's depth from its published incidence of a low count
+                         # (study/anchoring.py)
+                         "anchor": Table({
+                             "nadir_below": Field(required=True, unit="10^9/L"),
+                             "percent": Field(required=True, high=100.0, unit="%",
+                                              fix="a share of patients strictly between 0 "
+                                                  "and 100, e.g. percent = 25"),
+                             "source": Field("text", required=True, nonempty=True,
+                                             fix='say where the incidence comes from, e.g. '
+                                                 'source = "carboplatin label: 25% < 50"'),
+                             "parameter": Field("text", default="chemotherapy_sensitivity"),
+                             "within_days": Field(default=False, may_be_false=True,
+                                                  unit="days"),
+                             "subjects": Field(whole=True, default=500, high=100_000,
+                                               what="a positive whole number")},
+                             what='a table such as { nadir_below = 50, percent = 25, source '
+                                  '= "..." }')}),
     "enrolment": Table({
         "chemotherapy": Field("text", default="chemotherapy 1 dose d1"),
         "entry_below": Field(default=75.0, may_be_false=True, unit="10^9/L"),
@@ -371,6 +388,14 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
     if seed is None:
         raise fail(("trial", "seed"), "a seed is required (a non-negative integer), in the "
                    "file or given with --seed")
+    anchored = None
+    if "anchor" in given:  # the regimen's depth from its published incidence of a low count
+        model, anchored = _anchored(document, checked, model, variability, covariates, seed)
+        origin += f"; {anchored.sentence()}"
+    # an anchored value is the trial's own, like a [population] typical one: replicates
+    # with drawn fit parameters hold it (study/uncertainty.py)
+    extra_anchor = {"anchor": anchored.record(), "typical": (
+        *population["typical"], anchored.anchor.parameter)} if anchored else {}
     return TrialSpec(trial["name"] or default_name, model, origin, seed,
                      trial["subjects_per_arm"] if subjects is None else subjects,
                      trial["follow_up_days"], trial["visit_every_days"], variability,
@@ -382,7 +407,39 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                                             **_uncertainty_keys(checked, trial["fit"]),
                                             **_course_keys(document, checked, arms),
                                             "subgroups": _subgroups(document, checked,
-                                                                    model)})
+                                                                    model),
+                                            **extra_anchor})
+
+
+def _anchored(document: Document, checked: dict, model: Model, variability, covariates: dict,
+              seed: int):
+    """``[population] anchor`` solved (study/anchoring.py): the model with the anchored
+    typical value, and the result. The regimen is the course's (first cycle, window its
+    length) or the enrolment chemotherapy's (window 28 days unless within_days says)."""
+    from plateletpd.study.anchoring import Anchor, AnchorError, solve_anchor
+
+    table = checked["population"]["anchor"]
+    course = _course_of(document, checked)
+    regimen = course.regimen if course is not None else checked["enrolment"]["chemotherapy"]
+    window = table["within_days"] or (course.cycle_days if course is not None else 28.0)
+    if not table["percent"] > 0 or table["percent"] >= 100:
+        raise document.fail(("population", "anchor", "percent"), f"percent must be strictly "
+                            f"between 0 and 100, got {table['percent']:g}")
+    if not regimen:
+        raise document.fail(("population", "anchor"), "an anchor needs a chemotherapy "
+                            "regimen ([enrolment] chemotherapy or a [chemotherapy] course)")
+    anchor = Anchor(table["nadir_below"], table["percent"], table["source"],
+                    table["parameter"], window, table["subjects"])
+    for table in ("typical", "study_parameters"):
+        if anchor.parameter in checked["population"][table]:
+            raise document.fail(("population", "anchor", "parameter"), f"{anchor.parameter} "
+                                f"is also set in [population] {table}: the anchor solves "
+                                f"it; remove one")
+    try:
+        result = solve_anchor(model, variability, covariates, seed, regimen, anchor)
+    except AnchorError as error:
+        raise document.fail(("population", "anchor"), str(error)) from None
+    return model.with_parameters({anchor.parameter: result.typical}), result
 
 
 def _measurement_error(trial: dict, model: Model, fail) -> bool:

@@ -1,0 +1,151 @@
+"""Anchoring a regimen's depth to its published incidence of a low count.
+
+A trial's ``chemotherapy 1 dose`` is one standard cycle at the fitted typical damage, and a
+new regimen is milder or harsher than the calibration studies' (single-agent carboplatin
+gives PLT < 50 in about a quarter of patients, CHOP rarely grade 4). Where the regimen's
+incidence of a low count in its first cycle is published (a label's grade 3-4 rate, a
+natural-history series), ``[population] anchor`` in a trial file solves the typical value of
+one model parameter (by default ``chemotherapy_sensitivity``) so that the same share of the
+trial's own virtual patients, given the regimen and nothing else, falls below the level
+within the first cycle. The drugs, the recovery and everything else are then predicted, not
+fitted: the anchor uses the regimen's incidence, not the trial's outcome (a trial whose
+outcome *is* that incidence cannot be predicted this way; the report says what was
+anchored).
+
+How: the anchoring cohort is ``subjects`` patients drawn with the trial's between-patient
+variability from a stream of its own (the trial seed and :data:`ANCHOR_STREAM`); every
+patient's value of the parameter is scaled by one factor (for a lognormally varied or an
+unvaried parameter this is the same as scaling its typical value); each patient's nadir
+over ``within_days`` after the regimen decides; the share is non-decreasing in a damage
+parameter, so the factor is found by bisection on its logarithm between the parameter's
+bounds. The answer is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from plateletpd.errors import PlateletPDError
+from plateletpd.population.variability import Variability, cohort_matrix
+
+#: the seed stream of the anchoring cohort (arms use 0, 1, ...; replicates 10_000 + r;
+#: parameter draws 20_000 + r)
+ANCHOR_STREAM = 30_000
+#: the bisection stops when the factor is known to 0.1% (the log bracket below 1e-3)
+LOG_TOLERANCE = 1e-3
+
+
+class AnchorError(PlateletPDError):
+    """An anchor that cannot be met or is malformed."""
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """``[population] anchor``: the share (``percent``) of untreated patients whose count
+    falls below ``nadir_below`` within ``within_days`` of the regimen, and its ``source``."""
+
+    nadir_below: float
+    percent: float
+    source: str
+    parameter: str = "chemotherapy_sensitivity"
+    within_days: float = 28.0
+    subjects: int = 500
+
+
+@dataclass(frozen=True)
+class AnchorResult:
+    """The solved typical value and what the anchoring cohort gave with it."""
+
+    anchor: Anchor
+    regimen: str
+    typical_before: float
+    typical: float
+    percent: float
+    valid: int
+
+    def sentence(self) -> str:
+        a = self.anchor
+        return (f"{a.parameter} anchored to {self.typical:.4g} (from {self.typical_before:.4g}) "
+                f"so that {self.percent:.1f}% of {self.valid} untreated virtual patients fall "
+                f"below {a.nadir_below:g} within {a.within_days:g} days of {self.regimen!r} "
+                f"(target {a.percent:g}%: {a.source})")
+
+    def record(self) -> dict:
+        a = self.anchor
+        return {"parameter": a.parameter, "nadir_below": a.nadir_below,
+                "target_percent": a.percent, "within_days": a.within_days,
+                "subjects": a.subjects, "source": a.source, "regimen": self.regimen,
+                "typical_before": self.typical_before, "typical": self.typical,
+                "achieved_percent": self.percent, "valid_patients": self.valid}
+
+
+def solve_anchor(model, variability: Variability, covariates: dict, seed: int, regimen: str,
+                 anchor: Anchor) -> AnchorResult:
+    """The typical value of ``anchor.parameter`` that meets ``anchor`` (module text)."""
+    from plateletpd.simulation.simulate import simulate_batch
+    from plateletpd.study.trial import _arm_seed
+
+    if anchor.parameter not in model.parameters:
+        raise AnchorError(f"anchor parameter {anchor.parameter!r} is not a parameter of "
+                          f"{model.name}")
+    if anchor.parameter in variability.names and \
+            variability.transforms[variability.names.index(anchor.parameter)] != "lognormal":
+        raise AnchorError(f"anchor parameter {anchor.parameter!r} is varied with a "
+                          f"non-lognormal transform: scaling each patient's value is then "
+                          f"not scaling the typical value; vary it lognormally or anchor "
+                          f"another parameter")
+    if "platelets" not in model.output_names:
+        raise AnchorError(f"{model.name} has no platelets output to anchor a nadir on")
+    names = model.parameter_names
+    column = names.index(anchor.parameter)
+    base = model.parameter_vector({}, covariates)
+    typical = float(base[column])
+    if not typical > 0:
+        raise AnchorError(f"anchor parameter {anchor.parameter!r} has typical value "
+                          f"{typical:g}: a multiplicative anchor needs a positive one")
+    eta = (variability.eta(anchor.subjects, _arm_seed(seed, ANCHOR_STREAM))
+           if variability.names else np.zeros((anchor.subjects, 0)))
+    matrix = cohort_matrix(model, base, variability, eta)
+    varied_covariates = [c for c in model.covariate_names if c in variability.names]
+    times = np.arange(0.0, anchor.within_days * 24.0 + 1.0) / 24.0  # hourly, in days
+    bounds = model.parameters[anchor.parameter]
+
+    def share(factor: float) -> tuple[float, int]:
+        scaled = matrix[:, column] * factor
+        params = {name: matrix[:, i] for i, name in enumerate(names)}
+        params[anchor.parameter] = scaled
+        given = dict(covariates)
+        given.update({c: matrix[:, len(names) + model.covariate_names.index(c)]
+                      for c in varied_covariates})
+        result = simulate_batch(model, regimen, times=times, params=params,
+                                covariates=given, n=anchor.subjects)
+        ok = result.success
+        # a patient outside the parameter's bounds is not simulated (INVALID_INPUT)
+        nadir = np.nanmin(np.asarray(result["platelets"])[ok], axis=1)
+        return (100.0 * float(np.mean(nadir < anchor.nadir_below)) if ok.any()
+                else math.nan), int(ok.sum())
+
+    low = math.log(max(bounds.lower, typical * 1e-6) / typical)
+    high = math.log(bounds.upper / typical) if math.isfinite(bounds.upper) else \
+        math.log(1e3)
+    at_low, at_high = share(math.exp(low))[0], share(math.exp(high))[0]
+    if not (at_low <= anchor.percent <= at_high):
+        raise AnchorError(
+            f"anchor: {anchor.percent:g}% below {anchor.nadir_below:g} within "
+            f"{anchor.within_days:g} days of {regimen!r} cannot be reached by "
+            f"{anchor.parameter} within its bounds [{math.exp(low) * typical:.4g}, "
+            f"{math.exp(high) * typical:.4g}] (model file): there the untreated share is "
+            f"{at_low:.1f}% to {at_high:.1f}%; check the level, the percent or the regimen's "
+            f"dose")
+    while high - low > LOG_TOLERANCE:  # the smallest factor whose share reaches the target
+        middle = 0.5 * (low + high)
+        if share(math.exp(middle))[0] >= anchor.percent:
+            high = middle
+        else:
+            low = middle
+    factor = math.exp(high)
+    percent, valid = share(factor)
+    return AnchorResult(anchor, regimen, typical, typical * factor, percent, valid)

@@ -1,0 +1,99 @@
+"""[population] anchor (study/anchoring.py): a regimen's depth solved from its published
+incidence of a low count. The target used throughout is the carboplatin label's "platelet
+counts below 50,000/mm3 occur in 25% of the patients" (data/cit_summary.csv line 74,
+carboplatin_label_natural_history)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from plateletpd.study.trial import TrialSpecError, load_trial_spec, run_trial
+from plateletpd.study.uncertainty import TrialUncertainty
+
+LABEL_PERCENT, LABEL_LEVEL = 25.0, 50.0  # cit_summary.csv line 74
+
+TRIAL = """
+[trial]
+name = "anchored"
+seed = {seed}
+subjects_per_arm = 400
+follow_up_days = 35
+uncertainty = "fit"
+[population]
+anchor = {{ nadir_below = {level}, percent = {percent}, source = "carboplatin label"{more} }}
+{population}
+[enrolment]
+chemotherapy = "chemotherapy 1 dose d1"
+entry_below = false
+start_delay = 0
+[response]
+threshold = 100
+by_day = 28
+[[arms]]
+name = "untreated"
+stop_at = false
+"""
+
+
+def write(tmp_path, seed=5, level=LABEL_LEVEL, percent=LABEL_PERCENT, more="",
+          population=""):
+    path = tmp_path / f"trial_{seed}_{level}_{percent}.toml"
+    path.write_text(TRIAL.format(seed=seed, level=level, percent=percent, more=more,
+                                 population=population))
+    return path
+
+
+def test_the_anchored_depth_gives_the_incidence_in_other_patients(tmp_path):
+    spec = load_trial_spec(write(tmp_path))
+    anchor = spec.extra["anchor"]
+    # the anchoring cohort meets the target to within one patient's share at the solution
+    assert abs(anchor["achieved_percent"] - LABEL_PERCENT) <= 100 / anchor["valid_patients"] + 1e-9
+    assert spec.model.parameters["chemotherapy_sensitivity"].value == anchor["typical"]
+    # the trial's own patients (other seeds than the anchoring cohort): the share below 50
+    # is the target within 3 binomial standard errors
+    subjects = run_trial(spec).subjects
+    share = 100 * float(np.mean(subjects.nadir < LABEL_LEVEL))
+    se = 100 * math.sqrt(0.25 * 0.75 / len(subjects))
+    assert abs(share - LABEL_PERCENT) < 3 * se
+    assert "anchored" in spec.parameters_from and "carboplatin label" in spec.parameters_from
+
+
+def test_a_higher_incidence_needs_a_deeper_regimen_and_the_answer_is_reproducible(tmp_path):
+    values = [load_trial_spec(write(tmp_path, percent=p)).extra["anchor"]["typical"]
+              for p in (10, 25, 60)]
+    assert values[0] < values[1] < values[2]
+    again = load_trial_spec(write(tmp_path, percent=25)).extra["anchor"]["typical"]
+    assert again == values[1]  # same seed, same anchoring cohort, same answer
+
+
+def test_replicates_with_drawn_parameters_hold_the_anchored_value(tmp_path):
+    uncertainty = TrialUncertainty.for_trial(load_trial_spec(write(tmp_path)))
+    # neither drawn from the fit nor drawn as a new study: the anchor fixed it
+    assert "chemotherapy_sensitivity" not in uncertainty.applies
+    assert uncertainty.new_study == {}
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(level=300.0, percent=1.0), "cannot be reached"),
+    (dict(percent=100.0), "strictly between 0 and 100"),
+    (dict(more=', parameter = "chemo_sensitivity"'), "not a parameter"),
+    (dict(population="typical = { chemotherapy_sensitivity = 5.0 }"),
+     "also set in [population] typical"),
+    (dict(more=', parameter = "reserve_cycling_fraction"',
+          population='cv = { reserve_cycling_fraction = 0.5 }\n'
+                     'transforms = { reserve_cycling_fraction = "logitnormal" }'),
+     "non-lognormal transform"),
+])
+def test_an_anchor_that_cannot_hold_is_a_clear_error_naming_the_table(tmp_path, changes,
+                                                                     message):
+    with pytest.raises(TrialSpecError) as error:
+        load_trial_spec(write(tmp_path, **changes))
+    assert "[population" in str(error.value) and message in str(error.value)
+
+
+def test_an_anchor_without_its_source_is_refused(tmp_path):
+    path = write(tmp_path)
+    path.write_text(path.read_text().replace(', source = "carboplatin label"', ""))
+    with pytest.raises(TrialSpecError, match="source"):
+        load_trial_spec(path)
