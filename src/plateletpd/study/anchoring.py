@@ -82,11 +82,12 @@ class AnchorResult:
                 "achieved_percent": self.percent, "valid_patients": self.valid}
 
 
-def solve_anchor(model, variability: Variability, covariates: dict, seed: int, regimen: str,
-                 anchor: Anchor) -> AnchorResult:
-    """The typical value of ``anchor.parameter`` that meets ``anchor`` (module text)."""
+def solve_anchor(model, variability: Variability, covariates: dict, cohort_seed: int,
+                 regimen: str, anchor: Anchor) -> AnchorResult:
+    """The typical value of ``anchor.parameter`` that meets ``anchor`` (module text);
+    ``cohort_seed`` draws the anchoring cohort (a trial passes its seed's
+    :data:`ANCHOR_STREAM`)."""
     from plateletpd.simulation.simulate import simulate_batch
-    from plateletpd.study.trial import _arm_seed
 
     if anchor.parameter not in model.parameters:
         raise AnchorError(f"anchor parameter {anchor.parameter!r} is not a parameter of "
@@ -106,7 +107,7 @@ def solve_anchor(model, variability: Variability, covariates: dict, seed: int, r
     if not typical > 0:
         raise AnchorError(f"anchor parameter {anchor.parameter!r} has typical value "
                           f"{typical:g}: a multiplicative anchor needs a positive one")
-    eta = (variability.eta(anchor.subjects, _arm_seed(seed, ANCHOR_STREAM))
+    eta = (variability.eta(anchor.subjects, cohort_seed)
            if variability.names else np.zeros((anchor.subjects, 0)))
     matrix = cohort_matrix(model, base, variability, eta)
     varied_covariates = [c for c in model.covariate_names if c in variability.names]

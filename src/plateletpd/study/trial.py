@@ -416,7 +416,7 @@ def _anchored(document: Document, checked: dict, model: Model, variability, cova
     """``[population] anchor`` solved (study/anchoring.py): the model with the anchored
     typical value, and the result. The regimen is the course's (first cycle, window its
     length) or the enrolment chemotherapy's (window 28 days unless within_days says)."""
-    from plateletpd.study.anchoring import Anchor, AnchorError, solve_anchor
+    from plateletpd.study.anchoring import ANCHOR_STREAM, Anchor, AnchorError, solve_anchor
 
     table = checked["population"]["anchor"]
     course = _course_of(document, checked)
@@ -436,7 +436,8 @@ def _anchored(document: Document, checked: dict, model: Model, variability, cova
                                 f"is also set in [population] {table}: the anchor solves "
                                 f"it; remove one")
     try:
-        result = solve_anchor(model, variability, covariates, seed, regimen, anchor)
+        result = solve_anchor(model, variability, covariates,
+                              _arm_seed(seed, ANCHOR_STREAM), regimen, anchor)
     except AnchorError as error:
         raise document.fail(("population", "anchor"), str(error)) from None
     return model.with_parameters({anchor.parameter: result.typical}), result
