@@ -97,3 +97,19 @@ def test_an_anchor_without_its_source_is_refused(tmp_path):
     path.write_text(path.read_text().replace(', source = "carboplatin label"', ""))
     with pytest.raises(TrialSpecError, match="source"):
         load_trial_spec(path)
+
+
+def test_a_course_trial_anchors_on_its_first_cycle(tmp_path):
+    # with a [chemotherapy] course the regimen is the course's and the window its cycle
+    # length (21 days here): the anchor record says so, and the solved depth meets the
+    # target on the anchoring cohort to within one patient's share
+    text = TRIAL.format(seed=7, level=LABEL_LEVEL, percent=LABEL_PERCENT, more="",
+                        population="")
+    text = text.replace('[enrolment]\nchemotherapy = "chemotherapy 1 dose d1"\n'
+                        'entry_below = false\n', '[chemotherapy]\nregimen = "chemotherapy '
+                        '0.8 dose"\ncycle_days = 21\ncycles = 2\n[enrolment]\n')
+    path = tmp_path / "course.toml"
+    path.write_text(text)
+    anchor = load_trial_spec(path).extra["anchor"]
+    assert anchor["regimen"] == "chemotherapy 0.8 dose" and anchor["within_days"] == 21
+    assert abs(anchor["achieved_percent"] - LABEL_PERCENT) <= 100 / anchor["valid_patients"] + 1e-9
