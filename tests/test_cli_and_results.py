@@ -105,3 +105,28 @@ def test_the_readme_main_job_runs_end_to_end(tmp_path):
     assert main(["demo", "--out", str(out)]) == 0
     assert verify_folder(out) == []
     assert (out / "summary.csv").is_file() and (out / "typical_patient" / "arms.csv").is_file()
+
+
+def test_plateletpd_warnings_print_as_messages_without_python_source_lines(tmp_path):
+    import subprocess
+    import sys
+    import warnings
+
+    from plateletpd.cli import main
+
+    # a trial with no fit and no [population] cv warns (NoVariabilityWarning); run as a
+    # user runs it (a process of its own: pytest records warnings instead of printing them)
+    path = tmp_path / "alike.toml"
+    path.write_text('[trial]\nname = "alike"\nfit = "none"\nseed = 1\nsubjects_per_arm = 3\n'
+                    '[response]\nthreshold = 100\n[[arms]]\nname = "untreated"\n')
+    run = subprocess.run([sys.executable, "-m", "plateletpd.cli", "trial", str(path), "--out",
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "plateletpd trial: warning (NoVariabilityWarning):" in run.stderr
+    assert "warnings.warn(" not in run.stderr and ".py:" not in run.stderr
+    # in-process, the formatter is put back after the command
+    before = warnings.formatwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["trial", str(path), "--out", str(tmp_path / "again")]) == 0
+    assert warnings.formatwarning is before

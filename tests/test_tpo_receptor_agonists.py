@@ -109,3 +109,11 @@ def test_soff_2019_romiplostim_arms_are_predicted_without_being_fitted():
         assert table.loc[line, "inside"], table.loc[line].to_dict()
     # romiplostim beats observation by a wide margin, as in the trial (93% vs 12.5%)
     assert table.loc[42, "predicted"] - table.loc[41, "predicted"] >= 40
+
+
+def test_the_two_tpo_site_outputs_are_each_drugs_own_share(model):
+    # rhtpo_signal is rhTPO's rise of the TPO-site occupancy, romiplostim_signal
+    # romiplostim's on top of TPO and rhTPO: without rhTPO the first is exactly 0
+    alone = pp.simulate(model, "romiplostim 5 ug/kg d1", days=10, covariates=WEIGHT)
+    assert np.max(np.abs(alone["rhtpo_signal"])) == 0.0
+    assert np.max(alone["romiplostim_signal"]) > 0.1

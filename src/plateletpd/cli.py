@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -704,7 +705,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "itp_calibration fit; --fit does not apply)")
     demo.add_argument("--out", default="plateletpd-demo", help="output folder")
     demo.add_argument("--fit", default="default",
-                      help="'default' (the bundled cit_marrow_reserve_calibration fit), 'none' (priors), or a fit")
+                      help="'default' (the bundled cit_marrow_reserve_calibration fit), "
+                           "'none' (priors), or a fit")
     demo.set_defaults(run=command_demo)
     return parser
 
@@ -713,8 +715,6 @@ def _plain_warnings(command: str):
     """A user of the command line reads plateletpd's warnings as messages, without the
     Python source line they were raised from (other libraries' warnings keep theirs).
     Returns the previous formatter, which :func:`main` puts back."""
-    import warnings
-
     standard = warnings.formatwarning
 
     def shown(message, category, filename, lineno, line=None):
@@ -729,8 +729,6 @@ def _plain_warnings(command: str):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    import warnings
-
     standard = _plain_warnings(args.command)
     try:
         return args.run(args)

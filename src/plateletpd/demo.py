@@ -2,9 +2,9 @@
 
 Scenario (stated, so a reader can change it): the default subject of the bundled
 ``cit_marrow_reserve`` model (65 kg, platelets 250 x10^9/L, TPO 52 pg/mL, marrow reserve 1;
-chemotherapy damage the bundled fit's typical value) receives one chemotherapy cycle on day 1. Treatment starts on
-the day after the platelet count first falls below 75 x10^9/L (CTCAE grade 2, the usual
-trigger for treating CIT) and is given once daily until the morning count is >= 100 x10^9/L
+chemotherapy damage the bundled fit's typical value) receives one chemotherapy cycle on day
+1. Treatment starts on the day after the platelet count first falls below 75 x10^9/L (CTCAE
+grade 2, the usual trigger for treating CIT) and is given once daily until the morning count is >= 100 x10^9/L
 (the stop rule of the Chinese CIT consensus and trial NCT07334093), for at most 14 days.
 Doses: hetrombopag 7.5 mg (phase III NCT05864014), rhTPO 15,000 U, rhIL-11 50 ug/kg, and
 hetrombopag + rhTPO. ``plateletpd demo`` uses the bundled fit
