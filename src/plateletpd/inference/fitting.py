@@ -325,7 +325,14 @@ FIT_SCHEMA = Table({
         # other seeds; the SD across them (Monte Carlo error) in predictions.csv, report.md
         "monte_carlo_replicates": Field(whole=True, default=0, low=0.0, low_included=True,
                                         what="0 (off) or a whole number of cohorts, at "
-                                             "least 2, e.g. 20")}, required=True),
+                                             "least 2, e.g. 20"),
+        # a last minimisation from the optimum with this many virtual patients per [[arms]]
+        # entry (the first `subjects` of them are the fit's own): the reported optimum, its
+        # rows and standard errors are at this size; profiles stay at `subjects`
+        "final_subjects": Field(whole=True, default=0, low=0.0, low_included=True,
+                                what="0 (off) or a whole number of virtual patients per "
+                                     "arm at least [fit] subjects, e.g. 1000")},
+        required=True),
     "population": Table({"cv": number_table(), "correlations": number_table(-1.0, 1.0),
                          "transforms": Table(names=Field("text"))}),
     "parameters": Table(names=Table({
@@ -610,6 +617,12 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
         raise FitConfigError(f"{config_path}: monte_carlo_replicates must be 0 (off) or a "
                              f"whole number of at least 2 (an SD needs two cohorts), got "
                              f"{replicates!r}")
+    final_subjects = fit_options.get("final_subjects", 0)
+    if final_subjects and final_subjects < problem.eta.shape[0]:
+        raise FitConfigError(f"{config_path}: final_subjects ({final_subjects}) must be 0 "
+                             f"(off) or at least [fit] subjects ({problem.eta.shape[0]}): "
+                             f"the last minimisation refines the optimum with more "
+                             f"virtual patients, not fewer")
     method = method or fit_options.get("method", "least_squares")
     max_evaluations = max_evaluations or fit_options.get("max_evaluations", 400)
     if not any(p.vary for p in problem.parameters.values()):
@@ -635,12 +648,6 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
         minimizer = lmfit.Minimizer(problem.residuals, parameters, scale_covar=False)
         result = minimizer.minimize(method=method, **options)
         parameters = result.params
-    table = problem.predict(result.params.valuesdict())
-    if replicates:
-        if verbose:
-            print(f"fit: Monte Carlo error, {replicates} cohorts from other seeds at the "
-                  f"optimum", flush=True)
-        table = monte_carlo_error(problem, result.params.valuesdict(), replicates, table)
     profiles = {}
     for name in (fit_options.get("profile", []) if profile_parameters else []):
         problem.best = math.inf
@@ -649,11 +656,39 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
                   f"each at most {max_evaluations} evaluations)", flush=True)
         profiles[name] = profile(problem, result, name, fit_options.get("profile_points", 7),
                                  client=client, max_evaluations=min(60, max_evaluations))
+    if final_subjects and final_subjects > problem.eta.shape[0]:
+        result = _refine(problem, result, final_subjects, method, options, verbose)
+    table = problem.predict(result.params.valuesdict())
+    if replicates:
+        if verbose:
+            print(f"fit: Monte Carlo error, {replicates} cohorts from other seeds at the "
+                  f"optimum", flush=True)
+        table = monte_carlo_error(problem, result.params.valuesdict(), replicates, table)
     if out is not None:
         write_fit(problem, result, table, Path(out), profiles)
     if verbose:
         print(lmfit.fit_report(result, show_correl=False))
     return problem, result, table
+
+
+def _refine(problem: FitProblem, result, subjects: int, method: str, options: dict,
+            verbose: bool):
+    """A last minimisation from ``result``'s optimum with ``subjects`` virtual patients per
+    ``[[arms]]`` entry (the fit's patients and more from the same seed: the first ones are
+    the fit's own), so that the reported optimum and rows carry a small Monte Carlo error
+    (issue 17: at least 1,000 per arm at the optimum). ``problem`` keeps the larger cohort:
+    the rows, Monte Carlo error and record written after it are at this size."""
+    import lmfit
+
+    problem.eta = problem.variability.eta(subjects, problem.seed)
+    problem.best = math.inf
+    if problem.study_effects:
+        problem.update_curvature(result.params.valuesdict())
+    if verbose:
+        print(f"fit: final minimisation with {subjects} virtual patients per arm, from the "
+              f"optimum", flush=True)
+    minimizer = lmfit.Minimizer(problem.residuals, result.params, scale_covar=False)
+    return minimizer.minimize(method=method, **options)
 
 
 #: a row's Monte Carlo SD is "small against the data" below this fraction of its standard
@@ -949,12 +984,17 @@ def _report(problem, result, table, record, profiles) -> str:
         parameter_rows.append(f"| {name} | {p.value:.4g} | {stderr} | "
                               f"{(p.user_data or {}).get('unit', '')} | "
                               f"[{p.min:g}, {p.max:g}] | {'yes' if p.vary else 'no'} |")
+    fit_subjects = problem.config.get("fit", {}).get("subjects", problem.eta.shape[0])
     return "\n".join([
         f"# Fit report: {problem.config.get('fit', {}).get('name', problem.config_path.stem)}",
         "", str(problem.config.get("fit", {}).get("description", "")), "",
         f"Model `{problem.model.name}` (hash {problem.model.hash[:12]}), data "
         f"`{problem.data_path.name}` (sha256 {record['data']['sha256'][:12]}), "
-        + (f"{problem.eta.shape[0]} virtual patients per arm, " if problem.arms else "")
+        + (f"{problem.eta.shape[0]} virtual patients per arm"
+           + (f" (the fit at {fit_subjects}, then a final minimisation at "
+              f"{problem.eta.shape[0]}; profiles at {fit_subjects})"
+              if fit_subjects != problem.eta.shape[0] else "") + ", "
+           if problem.arms else "")
         + ("trial arms as listed under Trial arms, " if problem.trials else "")
         + f"seed {problem.seed}, method "
         f"{result.method}, {result.nfev} evaluations, chi-square {result.chisqr:.3g} on "
