@@ -193,8 +193,8 @@ def soff_numbers(arm):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason=(
-    "measured (2000 screened, seed 19): 360 eligible, entry mean 81 (Soff 62), corrected "
-    "within 3 weeks 27.2% (passes narrowly) and week-3 mean 79 (Soff 12.5% and 57): the "
+    "measured (2000 screened, seed 19): 367 eligible, entry mean 80 (Soff 62), corrected "
+    "within 3 weeks 28.1% and week-3 mean 77 (Soff 12.5% and 57): the "
     "persistent patients of the model sit near 80 and climb slowly, the observed ones sit "
     "near 60 and stay; see models/cit_marrow_reserve.md"))
 def test_untreated_persistent_cit_rarely_corrects_within_three_weeks(persistent_arm):
@@ -245,8 +245,8 @@ def yuan_response(arm):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason=(
-    "measured (1000 screened, seed 20): responses rhTPO 99.9%, hetrombopag 99.7%, "
-    "combination 100%, rhIL-11 96.2%: every drug lifts a first-cycle patient with an intact "
+    "measured (1000 screened, seed 20): responses rhTPO 99.7%, hetrombopag 99.2%, "
+    "combination 99.9%, rhIL-11 95.7%: every drug lifts a first-cycle patient with an intact "
     "reserve above 100 within 14 days, so the combination cannot be better; the drug "
     "potencies are uncalibrated literature values"))
 def test_yuan_combination_is_best_and_monotherapies_are_alike(yuan_arms):
@@ -264,8 +264,8 @@ def assert_ordered_like_yuan(arms):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason=(
-    "measured (1000 screened, seed 20): day-14 means rhTPO 359, hetrombopag 280, combination "
-    "417, rhIL-11 178 x10^9/L: a few days of near-ceiling stimulation expand the progenitor "
+    "measured (1000 screened, seed 20): day-14 means rhTPO 329, hetrombopag 264, combination "
+    "380, rhIL-11 175 x10^9/L: a few days of near-ceiling stimulation expand the progenitor "
     "pool, which keeps producing for the 6-day megakaryocyte transit after dosing stops"))
 def test_no_yuan_arm_has_a_mean_day_14_count_above_300(yuan_arms):
     assert_no_day_14_mean_above_300(yuan_arms)
@@ -313,11 +313,13 @@ def test_the_calibration_is_the_bundled_fit_and_names_no_study_parameter():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "measured with the calibration (2000 screened, seed 19): 751 eligible, "
-    "corrected within 3 weeks 31.4% (Soff 12.5%: fails), week-3 mean 68 (Soff 57: "
-    "passes); see models/cit_marrow_reserve.md"))
 def test_calibrated_untreated_persistent_cit_rarely_corrects(calibrated):
+    # measured with the calibration of 2026-12-01 04:41 UTC (2000 screened, seed 19): 772
+    # eligible, corrected within 3 weeks 22.7%, week-3 mean 68 (Soff 12.5% and 57). It
+    # failed (31-36%) until the reserve's regeneration slowed when deeply depleted
+    # (reserve_exhaustion_level, models/cit_marrow_reserve.md); Soff's observation rows are
+    # calibration rows since then, so this design (four held cycles, not the trial file's
+    # two) is the check that is not the fitted one
     assert_like_soff(soff_observation_arm(calibrated))
 
 
@@ -328,8 +330,8 @@ def calibrated_yuan_arms(calibrated):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason=(
-    "measured with the calibration (1000 screened, seed 20, typical damage): responses "
-    "rhTPO 87.3%, hetrombopag 83.5%, combination 90.4%, rhIL-11 92.3%: "
+    "measured with the calibration (1000 screened, seed 20, typical damage 6.03): responses "
+    "rhTPO 89.6%, hetrombopag 87.1%, combination 92.3%, rhIL-11 92.6%: "
     "rhIL-11's potency is set by the GI study (Yuan's rhIL-11 row is +3.2 SE) and the "
     "shared ceiling leaves the combination little room"))
 def test_calibrated_yuan_combination_is_best_and_monotherapies_are_alike(
@@ -339,9 +341,9 @@ def test_calibrated_yuan_combination_is_best_and_monotherapies_are_alike(
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason=(
-    "measured with the calibration (1000 screened, seed 20): day-14 means rhTPO 266, "
-    "hetrombopag 204, combination 314, rhIL-11 206 x10^9/L (literature values: 359 / 280 / "
-    "417 / 178): the combination still overshoots"))
+    "measured with the calibration (1000 screened, seed 20): day-14 means rhTPO 271, "
+    "hetrombopag 219, combination 318, rhIL-11 202 x10^9/L (literature values: 329 / 264 / "
+    "380 / 175): the combination still overshoots"))
 def test_calibrated_yuan_arms_have_no_mean_day_14_count_above_300(calibrated_yuan_arms):
     assert_no_day_14_mean_above_300(calibrated_yuan_arms)
 

@@ -238,6 +238,7 @@ def test_a_fit_built_in_code_and_a_pickled_problem_predict_the_same_rows(tmp_pat
 
 # ---------------------------------------------------------------- recovery of known values
 TRUE_SENSITIVITY = 6.0  # the value the synthetic rows are simulated at
+START = 4.5  # where the fit starts (see the test)
 
 
 def test_a_fit_recovers_the_value_its_trial_rows_were_simulated_at(tmp_path):
@@ -264,7 +265,12 @@ def test_a_fit_recovers_the_value_its_trial_rows_were_simulated_at(tmp_path):
     write_trial(tmp_path, typical="platelets_baseline = 250.0", subjects=300)
     # eligibility makes the rows move in jumps as patients enter or leave (docs/fitting.md:
     # one patient per 0.1% change of the parameter at 600 screened): a 5% step sees the trend
-    config = write_fit(tmp_path, start=9.0, evaluations=80, fit_keys="difference_step = 0.05")
+    # start below the truth: with the reserve's exhaustion (models/cit_marrow_reserve.md)
+    # these rows are not monotone in the damage (measured 2026-12-01: chi-square 32, 1.3,
+    # 18, 16, 27 at 5, 6, 7, 8, 9: deeper damage enrols a different, higher-sitting
+    # persistent group), so a start at 9 stops in the local minimum near 8
+    config = write_fit(tmp_path, start=START, evaluations=80,
+                       fit_keys="difference_step = 0.05")
     problem, result, table = run_fit(config, out=tmp_path / "fit", verbose=False,
                                      profile_parameters=False)
     estimate = result.params["chemotherapy_sensitivity"]
@@ -275,7 +281,7 @@ def test_a_fit_recovers_the_value_its_trial_rows_were_simulated_at(tmp_path):
     # the estimate lies within about 0.73 of its standard errors of the truth in
     # distribution; 3 standard errors is a 4-sigma bound
     assert abs(estimate.value - TRUE_SENSITIVITY) < 3 * estimate.stderr
-    assert abs(estimate.value - 9.0) > 3 * estimate.stderr  # it moved from its start
+    assert abs(estimate.value - START) > 3 * estimate.stderr  # it moved from its start
 
     # the outputs carry the trial rows like any other, and name the rows not used
     predictions = pd.read_csv(tmp_path / "fit" / "predictions.csv")

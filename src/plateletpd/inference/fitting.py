@@ -688,7 +688,44 @@ def _refine(problem: FitProblem, result, subjects: int, method: str, options: di
         print(f"fit: final minimisation with {subjects} virtual patients per arm, from the "
               f"optimum", flush=True)
     minimizer = lmfit.Minimizer(problem.residuals, result.params, scale_covar=False)
-    return minimizer.minimize(method=method, **options)
+    refined = minimizer.minimize(method=method, **options)
+    if not refined.errorbars:
+        _covariance_at_optimum(problem, refined, options.get("diff_step", 1e-3), verbose)
+    return refined
+
+
+def _covariance_at_optimum(problem: FitProblem, result, step: float, verbose: bool) -> None:
+    """When the optimiser's last Jacobian was rank-deficient (lmfit: no error bars), the
+    covariance (J'J)^-1 from a forward-difference Jacobian recomputed at the reported
+    optimum with the fit's relative step (residuals are already in standard errors, so it
+    is not rescaled); nothing is set if that one is singular too. Sets each varied
+    parameter's stderr and correlations, ``result.covar`` and ``result.errorbars``."""
+    params = result.params
+    names = [name for name, p in params.items() if p.vary]
+    base = problem.residuals(params)
+    columns = []
+    for name in names:
+        value = params[name].value
+        h = step * max(abs(value), 1e-3)
+        h = -h if value + h > params[name].max else h
+        shifted = params.copy()
+        shifted[name].set(value=value + h)
+        columns.append((problem.residuals(shifted) - base) / h)
+    jacobian = np.array(columns).T
+    singular = np.linalg.svd(jacobian, compute_uv=False)
+    if singular.min() <= 1e-10 * singular.max():
+        return
+    covariance = np.linalg.inv(jacobian.T @ jacobian)
+    error = np.sqrt(np.diag(covariance))
+    for i, name in enumerate(names):
+        params[name].stderr = float(error[i])
+        params[name].correl = {other: float(covariance[i, j] / (error[i] * error[j]))
+                               for j, other in enumerate(names) if j != i}
+    result.covar, result.errorbars = covariance, True
+    result.covariance_note = ("covariance from a Jacobian recomputed at the optimum (the "
+                              "optimiser's last one was rank-deficient)")
+    if verbose:
+        print(f"fit: {result.covariance_note}", flush=True)
 
 
 #: a row's Monte Carlo SD is "small against the data" below this fraction of its standard
@@ -819,6 +856,8 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
                      "optimum): at least one varied parameter is not identifiable from these "
                      "data; fix it or add data that inform it.")
         return notes
+    if getattr(result, "covariance_note", None):
+        notes.append(f"Standard errors: {result.covariance_note}.")
     for parameter in varied:
         relative = parameter.stderr / abs(parameter.value) if parameter.value else math.inf
         if relative > 0.5:
