@@ -310,16 +310,21 @@ def test_study_effects_built_in_code_match_the_configuration(tmp_path):
                           study_effects={"slope": {"studies": ["z"]}})
 
 
+def with_fit_key(synthetic: Path, folder: Path, line: str) -> Path:
+    """A copy of the synthetic fit folder whose [fit] table has one more line."""
+    shutil.copytree(synthetic, folder)
+    config = folder / "config.toml"
+    config.write_text(config.read_text().replace("subjects = 40", f"subjects = 40\n{line}"))
+    return config
+
+
 def test_final_subjects_refines_the_optimum_with_a_larger_cohort(synthetic, tmp_path):
     # issue 17 item 3: "at least 1,000 virtual patients per arm at the optimum"; here 40 then
     # 160 (the same mechanism at a test's cost)
     import json
 
-    folder = tmp_path / "final"
-    shutil.copytree(synthetic, folder)
-    config = folder / "config.toml"
-    config.write_text(config.read_text().replace("subjects = 40",
-                                                 "subjects = 40\nfinal_subjects = 160"))
+    config = with_fit_key(synthetic, tmp_path / "final", "final_subjects = 160")
+    folder = config.parent
     small = load_fit_config(synthetic / "config.toml")
     problem, result, table = run_fit(config, out=folder / "out", verbose=False,
                                      max_evaluations=15, profile_parameters=False)
@@ -341,11 +346,7 @@ def test_final_subjects_refines_the_optimum_with_a_larger_cohort(synthetic, tmp_
 
 
 def test_final_subjects_below_subjects_is_a_clear_error(synthetic, tmp_path):
-    folder = tmp_path / "bad_final"
-    shutil.copytree(synthetic, folder)
-    config = folder / "config.toml"
-    config.write_text(config.read_text().replace("subjects = 40",
-                                                 "subjects = 40\nfinal_subjects = 20"))
+    config = with_fit_key(synthetic, tmp_path / "bad_final", "final_subjects = 20")
     with pytest.raises(FitConfigError, match="final_subjects .20. must be 0 .off. or at "
                                              "least .fit. subjects .40."):
         run_fit(config, verbose=False, max_evaluations=2)
