@@ -60,14 +60,35 @@ def _row(**values):
 
 
 def test_rows_the_trial_cannot_compute_are_refused_all_at_once():
-    data = pd.DataFrame([_row(), _row(endpoint="peak_plt"),
+    data = pd.DataFrame([_row(), _row(endpoint="time_to_peak_days"),
                          _row(endpoint="plt_count", day="10")])
     with pytest.raises(CheckError) as error:
         check_trial(_one_arm_trial(), data, study="s", replicates=2)
     text = str(error.value)
     # lines 3 and 4 of the table (header = line 1); line 2 (nadir) is computable
-    assert "2 row(s)" in text and "line 3 (control, peak_plt" in text
+    assert "2 row(s)" in text and "line 3 (control, time_to_peak_days" in text
     assert "line 4 (control, plt_count" in text and "line 2 " not in text
+
+
+def test_a_recovery_peak_row_is_read_from_the_trials_patients():
+    # peak_plt (heme_rhtpo_selfcontrol, cit_summary.csv lines 19 and 22, report it): each
+    # patient's highest count from the nadir to the end of follow-up, averaged over the
+    # row's first n = 20 patients; replicate 0 rerun as a trial of its own (its seed as
+    # study.uncertainty derives it) must give the same mean from the patient table
+    from dataclasses import replace
+
+    from plateletpd.study.uncertainty import _replicate_spec
+
+    spec = _one_arm_trial()
+    data = pd.DataFrame([_row(), _row(endpoint="peak_plt", value="180")])
+    result = check_trial(spec, data, study="s", replicates=2)
+    first = result.replicates[result.replicates.replicate == 0].set_index("line").value
+    seed = _replicate_spec(spec, 0, None)[0]
+    patients = pp.run_trial(replace(spec, seed=seed)).subjects
+    patients = patients[patients.arm == "untreated"].head(20)
+    assert first[3] == pytest.approx(patients.peak.mean(), rel=1e-12)
+    assert first[2] == pytest.approx(patients.nadir.mean(), rel=1e-12)
+    assert (patients.peak > patients.nadir).all()
 
 
 def test_a_data_arm_without_a_trial_arm_is_named():

@@ -20,7 +20,8 @@ are read at its visits, from the start of treatment, as a trial judges them):
   be the rule's;
 * ``time_to_threshold_days`` at 75 or 100 (mean: of the days to the first visit at or above,
   censored at the last visit; median: Kaplan-Meier);
-* ``nadir_plt``, ``plt_auc_day0_21``, ``plt_count`` on day 7, 14 or 21, ``duration_below_days``
+* ``nadir_plt``, ``peak_plt`` (the highest count from the nadir to the end of follow-up),
+  ``plt_auc_day0_21``, ``plt_count`` on day 7, 14 or 21, ``duration_below_days``
   and ``duration_thrombocytopenia_days`` below 20 or 50; ``nadir_plt`` over cycles ("mean
   nadir across cycles 2-6": each patient's mean of those cycles' nadirs);
 * ``incidence_proportion``: the share of patients with a count below a level, or with a
@@ -67,7 +68,8 @@ DEFAULT_REPLICATES = 100
 #: what the trial can compute, for messages
 COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial's response "
               "rule, or \"PLT >=X at the week\" with [response] at_visits), "
-              "time_to_threshold_days (75 or 100), nadir_plt, plt_auc_day0_21, "
+              "time_to_threshold_days (75 or 100), nadir_plt, peak_plt (from the nadir to the "
+              "end of follow-up), plt_auc_day0_21, "
               "plt_count (day 7, 14 or 21), duration_below_days and "
               "duration_thrombocytopenia_days (20 or 50), nadir_plt over cycles "
               "(\"mean nadir across cycles 2-6\"), incidence_proportion (a count below a "
@@ -434,7 +436,8 @@ def _column(endpoint: str, low, level, day) -> str | None:
         return f"days_below_{int(level)}"
     if endpoint == "plt_count" and day in (7, 14, 21):
         return f"plt_day_{int(day)}"
-    return {"nadir_plt": "nadir", "plt_auc_day0_21": "auc_21_days"}.get(endpoint)
+    return {"nadir_plt": "nadir", "peak_plt": "peak",
+            "plt_auc_day0_21": "auc_21_days"}.get(endpoint)
 
 
 def _table(rows: pd.DataFrame, mapping: dict, values: np.ndarray,

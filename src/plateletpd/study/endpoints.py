@@ -554,6 +554,9 @@ _TRIAL = [
                         c.visit_days[np.argmax(c.responded, axis=1)], np.nan), None),
     ("nadir", _COUNT, "lowest count over the cycle (hourly grid)", "count",
      lambda c: c.counts.min(axis=1), "mean"),
+    # the recovery peak (self-controlled rhTPO studies report it: heme_rhtpo_selfcontrol)
+    ("peak", _COUNT, "highest count from the nadir to the end of follow-up (hourly grid)",
+     "count", lambda c: c.recovering.max(axis=1), "mean"),
     ("days_below_20", _DAYS, "days with the count below 20 (hourly grid)", "time",
      _days_below(20), "mean"),
     ("days_below_50", _DAYS, "days with the count below 50 (hourly grid)", "time",
