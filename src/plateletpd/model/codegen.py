@@ -30,13 +30,14 @@ Glossary of prefixes in generated code: ``p_`` parameter or covariate, ``s_`` st
 from __future__ import annotations
 
 import ast
+import math
 from typing import Callable, Iterable
 
 # Annotations name plateletpd.model.definition.Model as a string: that module imports this one
 # (Model.source), so importing it here, even for type checking, would make a cycle.
 
 from plateletpd.errors import ExpressionError
-from plateletpd.model.expressions import TIME, Expression
+from plateletpd.model.expressions import EXACT_POWERS, TIME, Expression, exact_power_source
 
 
 
@@ -54,6 +55,15 @@ class _Names:
             self.kinds[name] = ("d_", None, None)
         self.derived = dict(model.derived)
         self.order = [name for name, _ in model.derived]
+        self.parameter_only = {*model.parameters, *model.covariates, *constant_derived(model)}
+
+    def power(self, node: ast.BinOp, base: str, exponent: str) -> str | None:
+        """The one-subject kernels' ``**`` (see :func:`_parameter_power`)."""
+        return _parameter_power(node, base, exponent, self.parameter_only)
+
+    def py(self, expression: Expression, rename: Callable[[str], str] | None = None) -> str:
+        """Python source of a one-subject kernel's formula."""
+        return expression.to_python(rename or self.local, power=self.power)
 
     def local(self, name: str) -> str:
         return "t" if name == TIME else self.kinds[name][0] + name
@@ -80,7 +90,7 @@ class _Names:
             if array is not None:
                 lines.append(f"{indent}{declare}{prefix}{name} = {array}[{index}]{end}")
         for name in derived:
-            code = (emit or (lambda e: e.to_python(self.local)))(self.derived[name])
+            code = (emit or self.py)(self.derived[name])
             lines.append(f"{indent}{declare}d_{name} = {code}{end}")
         return lines
 
@@ -180,6 +190,36 @@ def constant_derived(model: "Model") -> list[str]:
     return out
 
 
+def _reads(node: ast.expr) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _literal_value(node: ast.expr) -> float | None:
+    """The value of a formula that reads no name (``1 / 2``), or None."""
+    if _reads(node):
+        return None
+    try:
+        return Expression(ast.unparse(node), node, frozenset()).evaluate({})
+    except (ArithmeticError, ValueError):
+        return None
+
+
+def _parameter_power(node: ast.BinOp, base: str, exponent: str,
+                     parameter_only: set[str]) -> str | None:
+    """A one-subject kernel's ``base ** exponent`` whose exponent reads parameters,
+    covariates and parameter-only quantities only: ``scalar_power`` (vectormath), which
+    takes the exponents 2, 1/2, 1, -1 and 0 apart by branches (predictable: the exponent is
+    the same at every call) and calls ``math.pow`` otherwise; with a literal exponent, the
+    exact form itself or ``math.pow``. An exponent that reads states or time keeps
+    ``math.pow`` (None)."""
+    literal = _literal_value(node.right)
+    if literal is not None:
+        return exact_power_source(base, literal)
+    if _reads(node.right) <= parameter_only:
+        return f"scalar_power({base}, {exponent})"
+    return None
+
+
 class _Hoisting:
     """How the integrator's right-hand side is split: constants once, the rest per call.
 
@@ -249,13 +289,13 @@ def _hoisted_rhs(model: "Model", names: _Names) -> list[str]:
     """``constants(q)`` and ``rhs_hoisted(t, y, q, dydt)``: the integrator's right-hand side
     (see :class:`_Hoisting`)."""
     hoist = _Hoisting(model, names)
-    py = lambda e, rename: e.to_python(rename)  # noqa: E731
+    py = lambda e, rename: names.py(e, rename)  # noqa: E731
     body = ["", "@njit(**KERNEL_OPTIONS)", "def constants(q):",
             *(hoist.constant_lines(py, "q") or ["    pass"]),
             "", "", "@njit(**KERNEL_OPTIONS)", "def rhs_hoisted(t, y, q, dydt):"]
     prologue, local = hoist.rhs_lines(py, "q")
     body += prologue
-    body += [f"    dydt[{i}] = {s.ode.to_python(local)}" for i, s in enumerate(model.states)]
+    body += [f"    dydt[{i}] = {names.py(s.ode, local)}" for i, s in enumerate(model.states)]
     body += ["", "", "# the same function, compiled into each caller (the integrator's stages)",
              "rhs_inline = njit(inline=\"always\", **KERNEL_OPTIONS)(",
              "    getattr(rhs_hoisted, \"py_func\", rhs_hoisted))"]
@@ -272,35 +312,57 @@ LANES = 16
 
 
 #: At most this many parameter-only ``if`` tests become group-uniform in ``rhs_lanes``
-#: (each doubles the number of loop variants generated).
+#: (each doubles the number of loop variants generated). The exact-powers test
+#: (:class:`_UniformTests`) comes on top: at most one more, so at most 16 variants.
 MAX_UNIFORM_TESTS = 3
+
+#: The key of the exact-powers test among :class:`_UniformTests`'s (``ast.dump`` keys of
+#: the ``if`` tests start with a node name, so it cannot collide).
+_POWERS = "exact powers"
 
 
 class _UniformTests:
-    """The ``a if test else b`` tests of a model's right-hand side that read parameters,
-    covariates and parameter-only quantities only (model switches such as CIT's
-    ``feedback_mode``).
+    """The tests that ``rhs_lanes`` takes as one value for a group of subjects.
 
-    A vectorised loop cannot branch per lane, so LLVM computes both sides for every lane and
-    selects: a costly side that is never taken (CIT's Friberg power term, two scalar ``pow``
-    calls per subject) is paid for at every call. ``rhs_lanes`` therefore takes such a test
-    as one value for the whole group and has one loop per outcome, each holding only its
-    own side; the lock-step integrator checks that every subject of a group agrees and
-    otherwise integrates the group one subject at a time."""
+    *Switches*: the ``a if test else b`` tests of a model's right-hand side that read
+    parameters, covariates and parameter-only quantities only (model switches such as CIT's
+    ``feedback_mode``). A vectorised loop cannot branch per lane, so LLVM computes both
+    sides for every lane and selects: a costly side that is never taken (CIT's Friberg power
+    term, two scalar ``pow`` calls per subject) is paid for at every call. ``rhs_lanes``
+    therefore takes such a test as one value for the whole group and has one loop per
+    outcome, each holding only its own side; the lock-step integrator checks that every
+    subject of a group agrees and otherwise integrates the group one subject at a time.
+
+    *Exact powers*: a ``base ** exponent`` whose exponent reads parameters only and whose
+    value at the model's declared parameter values is one of ``EXACT_POWERS`` (2, 1/2, 1,
+    -1, 0: CIT's ceiling sharpness n = 2 in ``x ** n`` and ``y ** (1 / n)``). One test,
+    last, that every such exponent has its declared value; the loop variant where it holds
+    writes each power in its exact form (``x * x``, a square root), the other keeps
+    ``vector_power``. A group takes the exact forms only if every subject's test holds
+    (the integrator takes the test's minimum over the group: both variants are right for
+    every subject, so a group never falls back to one subject at a time for it)."""
 
     def __init__(self, model: "Model", hoist: _Hoisting):
         self.hoist = hoist
         self.allowed = {*model.parameters, *model.covariates, *hoist.constants}
+        self.declared = _declared_values(model, hoist)
         self.tests: dict[str, ast.expr] = {}
+        self.powers: dict[str, tuple[ast.expr, float]] = {}  # exponent key -> tree, value
         self.outcome: dict[str, bool] | None = None  # the variant being emitted
         dynamic = [hoist.names.derived[d] for d in hoist.derived if d not in hoist.slot]
         for expression in [*hoist.odes, *dynamic]:
-            expression.to_python(lambda name: name, condition=self.condition)
+            expression.to_python(lambda name: name, condition=self.condition,
+                                 power=self.power)
+        self.switches = len(self.tests)
+        if self.powers:
+            checks = [ast.Compare(left=tree, ops=[ast.Eq()], comparators=[ast.Constant(value)])
+                      for tree, value in self.powers.values()]
+            self.tests[_POWERS] = checks[0] if len(checks) == 1 else \
+                ast.BoolOp(op=ast.And(), values=checks)
         self.outcome = None
 
     def condition(self, test: ast.expr) -> str | None:
-        read = {node.id for node in ast.walk(test) if isinstance(node, ast.Name)}
-        if not read <= self.allowed:
+        if not _reads(test) <= self.allowed:
             return None
         key = ast.dump(test)
         if self.outcome is None:  # discovery pass
@@ -309,6 +371,24 @@ class _UniformTests:
             return None
         return None if key not in self.outcome else repr(self.outcome[key])
 
+    def power(self, node: ast.BinOp, base: str, exponent: str) -> str | None:
+        """``rhs_lanes``' ``**``: the exact form of a literal exponent; of a parameter
+        exponent in the variant where the exact-powers test holds; else ``vector_power``."""
+        literal = _literal_value(node.right)
+        if literal is not None:
+            return exact_power_source(base, literal)
+        if not _reads(node.right) <= self.allowed:
+            return None
+        key = ast.dump(node.right)
+        if self.outcome is None:  # discovery pass
+            value = _value_of(node.right, self.declared)
+            if value is not None and value in EXACT_POWERS:
+                self.powers.setdefault(key, (node.right, value))
+            return None
+        if key in self.powers and self.outcome.get(_POWERS):
+            return exact_power_source(base, self.powers[key][1])
+        return None
+
     def variants(self) -> list[dict[str, bool]]:
         keys = list(self.tests)
         return [{key: bool(bits >> i & 1) for i, key in enumerate(keys)}
@@ -316,7 +396,7 @@ class _UniformTests:
 
     def source(self) -> list[str]:
         """``uniform_conditions(q, out)``: each test of one subject (``q`` as for
-        ``rhs_hoisted``), 1.0 or 0.0."""
+        ``rhs_hoisted``), 1.0 or 0.0: the switches, then the exact-powers test."""
         names, hoist = self.hoist.names, self.hoist
 
         def subscript(name: str) -> str:
@@ -329,14 +409,36 @@ class _UniformTests:
         return lines + ([] if self.tests else ["    pass"])
 
 
+def _declared_values(model: "Model", hoist: _Hoisting) -> dict[str, float]:
+    """Parameters, covariates with a default and parameter-only quantities at the model's
+    declared values (a quantity that cannot be computed there is left out)."""
+    values = {name: float(p.value) for name, p in model.parameters.items()}
+    values.update({name: float(c.default) for name, c in model.covariates.items()
+                   if c.default is not None})
+    for name in hoist.constants:
+        value = _value_of(hoist.names.derived[name].tree, values)
+        if value is not None:
+            values[name] = value
+    return values
+
+
+def _value_of(tree: ast.expr, values: dict[str, float]) -> float | None:
+    try:
+        value = Expression(ast.unparse(tree), tree, frozenset()).evaluate(values)
+    except (KeyError, ArithmeticError, ValueError, TypeError):
+        return None
+    return value if math.isfinite(value) else None
+
+
 def _lane_rhs(model: "Model", names: _Names) -> list[str]:
     """``rhs_lanes(t, y, q, dydt)``: :func:`_hoisted_rhs`'s right-hand side for ``LANES``
     subjects at once, on lane-major flat arrays (element ``[i * LANES + lane]`` is row ``i``
     of subject ``lane``), written as one loop over lanes for LLVM to vectorise.
 
     ``q`` holds each subject's parameters and parameter-only quantities, then the values of
-    :class:`_UniformTests` (``uniform_conditions``), which must agree across the group: the
-    loop variant is chosen by the first subject's."""
+    :class:`_UniformTests` (``uniform_conditions``): the loop variant is chosen by the first
+    subject's, so the switches must agree across the group, and the exact-powers test
+    (after ``N_UNIFORM_SWITCHES`` switches) must be the group's minimum there."""
     hoist = _Hoisting(model, names)
     uniform = _UniformTests(model, hoist)
     n_q = len(model.parameters) + len(model.covariates) + len(hoist.constants)
@@ -347,7 +449,7 @@ def _lane_rhs(model: "Model", names: _Names) -> list[str]:
     for v, outcome in enumerate(uniform.variants()):
         uniform.outcome = outcome
         code = lambda e, rename: e.to_python(  # noqa: E731
-            rename, condition=uniform.condition, vector=True)
+            rename, condition=uniform.condition, vector=True, power=uniform.power)
         prologue, local = hoist.rhs_lines(
             code, "q", subscript=lambda array, index: f"{array}[{index * LANES} + lane]")
         indent = "    "
@@ -362,14 +464,15 @@ def _lane_rhs(model: "Model", names: _Names) -> list[str]:
                  for i, s in enumerate(model.states)]
     uniform.outcome = None
     body += uniform.source()
-    body += ["", "", f"N_UNIFORM = {len(uniform.tests)}"]
+    body += ["", "", f"N_UNIFORM = {len(uniform.tests)}",
+             f"N_UNIFORM_SWITCHES = {uniform.switches}"]
     return body
 
 
 def kernel_source(model: "Model") -> str:
     """Python source of the model's numba kernel module."""
     names = _Names(model)
-    py = lambda e: e.to_python(names.local)  # noqa: E731
+    py = names.py
     lines = [f"# plateletpd kernel for model {comment_text(model.name)} "
              f"(time unit: {model.time_unit})",
              "# generated from the model file; do not edit: edit the model file instead.",
@@ -379,6 +482,8 @@ def kernel_source(model: "Model") -> str:
              "from plateletpd.numerics.jit import njit, prange, CONTRACT, KERNEL_OPTIONS",
              "from plateletpd.numerics.vectormath import power as vector_power, "
              "exponential as vector_exp, logarithm as vector_log",
+             "from plateletpd.numerics.vectormath import scalar_power, square, "
+             "square_root_power, reciprocal",
              "",
              f"N_STATES = {len(model.states)}",
              f"N_PARAMETERS = {len(model.parameters) + len(model.covariates)}",
@@ -416,6 +521,12 @@ def desolve_c_source(model: "Model") -> str:
     one extra state per dose target (after the model's states) whose value is the current
     input rate: deSolve events add to or subtract from it. Outputs are returned through
     ``yout`` when ``nout`` equals the number of outputs.
+
+    Every ``**`` but a small literal integer stays the C library's ``pow`` here: the exact
+    forms the Python kernels take for an exponent of 2, 1/2, 1, -1 or 0 that reads
+    parameters only (``scalar_power``, ``rhs_lanes``' exact-powers variant) agree with it
+    within 1 ulp (glibc), so this peer gives the same numbers to that rounding but is not
+    made faster that way.
     """
     names = _Names(model)
     c = lambda e: e.to_c(lambda n: "(*t)" if n == TIME else names.local(n))  # noqa: E731

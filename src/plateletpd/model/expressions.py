@@ -37,6 +37,22 @@ FUNCTIONS: dict[str, tuple[int | None, str, str]] = {
 #: (the generated kernel module imports them from :mod:`plateletpd.numerics.vectormath`).
 VECTOR_FUNCTIONS = {"**": "vector_power", "exp": "vector_exp", "log": "vector_log"}
 
+#: Powers with an exact cheaper form (``plateletpd.numerics.vectormath.EXACT_EXPONENTS``,
+#: where the functions are defined and why they are within 1 ulp of ``pow``): exponent ->
+#: source template of ``base ** exponent``. The code generator emits them for a power whose
+#: exponent reads parameters only (:mod:`plateletpd.model.codegen`).
+EXACT_POWERS = {2.0: "square({})", 0.5: "square_root_power({})", 1.0: "({})",
+                -1.0: "reciprocal({})", 0.0: "1.0"}
+
+
+def exact_power_source(base: str, exponent: float) -> str | None:
+    """Source of ``base ** exponent`` in its exact cheaper form, or None for an exponent
+    not in :data:`EXACT_POWERS`. ``base`` is emitted source; the exponent is a number
+    computed by the generator, never text from an input."""
+    template = EXACT_POWERS.get(float(exponent))
+    return None if template is None else template.format(base)
+
+
 #: Resource guards, checked before the recursive checker and emitters run: a formula's
 #: length in characters and its syntax tree's nesting depth (an operator, call or
 #: parenthesised term is one level). The bundled models' longest formula has 189
@@ -63,15 +79,18 @@ class Expression:
 
     def to_python(self, rename: Callable[[str], str],
                   condition: Callable[[ast.expr], str | None] | None = None,
-                  vector: bool = False) -> str:
+                  vector: bool = False,
+                  power: Callable[[ast.BinOp, str, str], str | None] | None = None) -> str:
         """Python source (numba-compatible), with every name passed through ``rename``.
 
         ``condition(test)``, if given, may replace the test of an ``a if test else b`` with
         its own source; ``"True"`` or ``"False"`` keeps only that side, None keeps the test
         as written. ``vector=True`` emits ``**``, ``exp`` and ``log`` as the vectorisable
         functions of :mod:`plateletpd.numerics.vectormath` (``VECTOR_FUNCTIONS``: for loops over
-        subjects) instead of the C library's."""
-        return _python(self.tree, rename, condition, vector)
+        subjects) instead of the C library's. ``power(node, base, exponent)``, if given, may
+        replace a ``**`` that is not a small integer power (given its node and the emitted
+        source of its two sides) with its own source; None keeps the default."""
+        return _python(self.tree, rename, condition, vector, power)
 
     def to_c(self, rename: Callable[[str], str]) -> str:
         """C source, with every name passed through ``rename``."""
@@ -203,9 +222,10 @@ def check_names(expression: Expression, known: Mapping[str, object] | set[str],
 # ---------------------------------------------------------------------------- emitters
 def _python(node: ast.AST, rename: Callable[[str], str],
             condition: Callable[[ast.expr], str | None] | None = None,
-            vector: bool = False) -> str:
+            vector: bool = False,
+            power: Callable[[ast.BinOp, str, str], str | None] | None = None) -> str:
     def emit(child: ast.AST) -> str:
-        return _python(child, rename, condition, vector)
+        return _python(child, rename, condition, vector, power)
 
     if isinstance(node, ast.Constant):
         return repr(float(node.value))
@@ -214,7 +234,7 @@ def _python(node: ast.AST, rename: Callable[[str], str],
     if isinstance(node, ast.BinOp):
         left, right = emit(node.left), emit(node.right)
         if isinstance(node.op, ast.Pow):
-            return _python_power(node, left, right, vector)
+            return _python_power(node, left, right, vector, power)
         return f"({left} {_BINARY[type(node.op)]} {right})"
     # logical operators give 1.0 or 0.0, as in C (Python's and/or would return an operand)
     if isinstance(node, ast.UnaryOp):
@@ -240,16 +260,28 @@ def _python(node: ast.AST, rename: Callable[[str], str],
     raise ExpressionError(f"cannot emit {ast.dump(node)}")  # unreachable after _check
 
 
-def _python_power(node: ast.BinOp, left: str, right: str, vector: bool = False) -> str:
+def _python_power(node: ast.BinOp, left: str, right: str, vector: bool = False,
+                  power: Callable[[ast.BinOp, str, str], str | None] | None = None) -> str:
     # small integer powers become products (exact, fast); everything else goes through
+    # the caller's ``power`` (the generator's fast paths for parameter exponents) or
     # math.pow (or its vectorisable twin), which never returns a complex number (Python's
     # ** would for (-8)**(1/3)).
     exponent = node.right
-    if isinstance(exponent, ast.Constant) and float(exponent.value).is_integer() \
-            and 1 <= abs(exponent.value) <= 4:
+    if is_product_power(node):
         product = "(" + " * ".join([left] * int(abs(exponent.value))) + ")"
         return product if exponent.value > 0 else f"(1.0 / {product})"
+    special = power(node, left, right) if power else None
+    if special is not None:
+        return special
     return f"{VECTOR_FUNCTIONS['**'] if vector else 'math.pow'}({left}, {right})"
+
+
+def is_product_power(node: ast.BinOp) -> bool:
+    """Whether the emitters write this ``**`` as a product: a literal integer exponent
+    from -4 to 4 but 0."""
+    exponent = node.right
+    return isinstance(exponent, ast.Constant) and float(exponent.value).is_integer() \
+        and 1 <= abs(exponent.value) <= 4
 
 
 def _chain(node: ast.Compare, emit: Callable[[ast.AST], str], joiner: str) -> str:

@@ -64,7 +64,7 @@ dop853_segment = dop853_lanes_segment = explicit_segment = None
 dop853_lane_stages = dop853_lane_dense = dop853_lane_accept = None
 LANE_WIDTH = 0
 ROW_Y = ROW_Y1 = ROW_STAGE = ROW_Y_OUT = ROW_E5 = ROW_E3 = ROW_K = ROW_DENSE = 0
-N_CONSTANTS = N_UNIFORM = 0
+N_CONSTANTS = N_UNIFORM = N_UNIFORM_SWITCHES = 0
 LANES = 16
 
 #: Line after which this file's text is the kernel template.
@@ -1342,7 +1342,9 @@ def solve_group(n_states, n_targets, parameter_vectors, first, count, event_time
     Returns a status for the whole group: SUCCESS (outputs and counters written for every
     subject), :data:`LOCKSTEP_MISMATCH` (their dose times differ after lag, so they cannot
     share breakpoints, or they differ in a model switch that ``rhs_lanes`` takes as one
-    value per group: ``uniform_conditions``) or a failure; on anything but SUCCESS the
+    value per group: ``uniform_conditions``; where they differ in the exact-powers test
+    that follows the switches, the group takes the variant without exact powers) or a
+    failure; on anything but SUCCESS the
     caller integrates each subject on its own, so one failing subject is flagged alone,
     with its own status."""
     n_out = output_times.shape[0]
@@ -1367,9 +1369,13 @@ def solve_group(n_states, n_targets, parameter_vectors, first, count, event_time
             q[i * LANES + lane] = lane_q[lane, i]
         uniform_conditions(lane_q[lane], uniform)
         for u in range(N_UNIFORM):
-            if lane > 0 and uniform[u] != q[(n_q + u) * LANES]:
-                return LOCKSTEP_MISMATCH
             q[(n_q + u) * LANES + lane] = uniform[u]
+            if lane > 0 and uniform[u] != q[(n_q + u) * LANES]:
+                if u < N_UNIFORM_SWITCHES:
+                    return LOCKSTEP_MISMATCH
+                # the exact-powers test: rhs_lanes reads lane 0's value, and its variant
+                # without exact powers is right for every subject: the group's minimum
+                q[(n_q + u) * LANES] = 0.0
         initial(lane_q[lane], lane_y)
         for i in range(n_states):
             if not math.isfinite(lane_y[i]):

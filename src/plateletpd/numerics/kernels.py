@@ -100,7 +100,7 @@ import numpy as np
 from plateletpd.numerics.jit import math, njit, prange, CONTRACT, KERNEL_OPTIONS, call_model
 
 N_CONSTANTS = 0
-N_UNIFORM = 0
+N_UNIFORM = N_UNIFORM_SWITCHES = 0
 LANES = 16
 MODEL_SLOTS = {MODEL_SLOTS}
 rhs_lanes = uniform_conditions = None  # no lock step here

@@ -48,6 +48,7 @@ import math
 import numpy as np
 
 from plateletpd.numerics.jit import KERNEL_OPTIONS, njit
+from plateletpd.numerics.jit import math as kernel_math
 
 #: ln 2 as head + tail: the head's low 21 mantissa bits are zero (32 significant bits), so
 #: n * LN2_HEAD is exact for |n| < 2**21; together they carry ln 2 to about 1e-26
@@ -143,6 +144,63 @@ def power(x, g):
             result = math.nan
     result = 1.0 if g == 0.0 else result
     return 1.0 if x == 1.0 else result
+
+
+# ------------------------------------------------- powers with an exact cheaper form
+#: Exponents whose power has a cheaper form that is exact or correctly rounded, hence
+#: within 1 ulp of the C library's ``pow`` (which glibc documents as within 1 ulp; measured
+#: identical on every tested value, tests/test_expressions.py), with the same C99 Annex F
+#: special values: pow(x, 0) = 1 (even for NaN), pow(x, 1) = x, pow(x, 2) = x * x (one
+#: rounding), pow(x, 0.5) = sqrt(x) (IEEE 754: correctly rounded) but for -0 and -inf,
+#: pow(x, -1) = 1 / x (one rounding). A third power or a reciprocal square root takes two
+#: roundings (up to 2 ulp from the correctly rounded value), so they are not here. The code
+#: generator (:mod:`plateletpd.model.codegen`) emits these forms for a power whose exponent
+#: depends on parameters only: :func:`scalar_power` in the one-subject kernels, and in
+#: ``rhs_lanes`` a loop variant per group that writes the form in place of
+#: :func:`power` (:func:`exact_power_source`).
+EXACT_EXPONENTS = (2.0, 0.5, 1.0, -1.0, 0.0)
+
+
+@njit(**_OPTIONS)
+def square(x):
+    """pow(x, 2): x * x, correctly rounded; -0, +-inf and NaN as pow gives them."""
+    return x * x
+
+
+@njit(**_OPTIONS)
+def square_root_power(x):
+    """pow(x, 0.5) from the correctly rounded square root: C99 pow gives +0 for -0 (sqrt
+    gives -0: -0 + 0 is +0 in round-to-nearest) and +inf for -inf (sqrt gives NaN); a
+    negative base gives NaN in both. ``np.sqrt`` so that without JIT a negative base gives
+    NaN instead of raising."""
+    root = np.sqrt(x + 0.0)
+    return math.inf if x == -math.inf else root
+
+
+@njit(**_OPTIONS)
+def reciprocal(x):
+    """pow(x, -1): 1 / x, correctly rounded (+-0 -> +-inf, +-inf -> +-0). A numpy float
+    numerator, so that without JIT 1 / 0 gives inf as compiled code does."""
+    return np.float64(1.0) / x
+
+
+@njit(**_OPTIONS)
+def scalar_power(x, g):
+    """pow(x, g) for one subject, with the exponents of :data:`EXACT_EXPONENTS` taken
+    apart by branches (well predicted: g is the same at every call of a subject's right-
+    hand side) and every other exponent left to the C library's ``pow``, so the result is
+    ``math.pow``'s to the last bit (``kernel_math``: numpy semantics without JIT)."""
+    if g == 2.0:
+        return square(x)
+    if g == 0.5:
+        return square_root_power(x)
+    if g == 1.0:
+        return x
+    if g == -1.0:
+        return reciprocal(x)
+    if g == 0.0:
+        return 1.0
+    return kernel_math.pow(x, g)
 
 
 def source_digest() -> str:
