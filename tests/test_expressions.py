@@ -554,3 +554,19 @@ def test_exact_powers_without_jit_give_the_compiled_results(tmp_path):
         results.append(np.array(json.loads(done.stdout.strip().splitlines()[-1])))
     assert np.all(np.isfinite(results[0]))
     np.testing.assert_allclose(results[1], results[0], rtol=1e-12)
+
+
+def test_the_exact_powers_test_is_left_out_beyond_eight_loop_variants():
+    """Three model switches already make 8 loop variants (MAX_UNIFORM_VARIANTS): the
+    exact-powers test would double them, so rhs_lanes keeps vector_power; the one-subject
+    kernels still take scalar_power. With two switches it is added (8 variants)."""
+    for switches, expected in ((3, 0), (2, 1)):
+        tests = " + ".join(f"(1 if k > {j} else 0)" for j in range(switches))
+        model = power_model(a=f"-(a ** n) * (1 + {tests})")
+        source = model.source
+        lanes = source.split("def rhs_lanes(")[1].split("\ndef ")[0]
+        assert f"N_UNIFORM = {switches + expected}" in source
+        assert f"N_UNIFORM_SWITCHES = {switches}" in source
+        assert ("square(s_a)" in lanes) == bool(expected)
+        assert lanes.count("for lane in range(LANES)") == 2 ** (switches + expected)
+        assert "scalar_power(s_a, p_n)" in source.split("def rhs_hoisted(")[1]

@@ -12,10 +12,16 @@ Generated functions (numba ``@njit``; see ``Model.source``):
 * ``dose_modifiers(p, bioavailability, lag)``: per-target bioavailability and lag;
 * ``rhs_lanes(t, y, q, dydt)``: the right-hand side of ``LANES`` subjects at once, as one
   vectorisable loop over subjects (for the lock-step integrator), with one loop variant per
-  outcome of the model's parameter-only switches (``uniform_conditions``, ``N_UNIFORM``);
+  outcome of the model's parameter-only switches and of its exact-powers test
+  (``uniform_conditions``, ``N_UNIFORM``, ``N_UNIFORM_SWITCHES``; :class:`_UniformTests`);
   its powers, ``exp`` and ``log`` are :mod:`plateletpd.numerics.vectormath`'s (plain arithmetic that
   vectorises, where the C library's functions would stay one scalar call per subject), and
   multiply-adds may fuse (``fastmath=CONTRACT``);
+
+A power whose exponent reads parameters only (not states or time) takes an exact cheaper
+form when the exponent is 2, 1/2, 1, -1 or 0 (``x * x``, a square root, ``x``, ``1 / x``,
+1; within 1 ulp of ``pow``): by branches in ``vectormath.scalar_power`` in the one-subject
+functions, by the exact-powers loop variant in ``rhs_lanes``. The C source keeps ``pow``.
 
 The integrator (:func:`plateletpd.numerics.integrator.template`), the lock-step stage passes
 for this model's state count and the batch drivers (``solve_batch_<method>``,
@@ -312,9 +318,14 @@ LANES = 16
 
 
 #: At most this many parameter-only ``if`` tests become group-uniform in ``rhs_lanes``
-#: (each doubles the number of loop variants generated). The exact-powers test
-#: (:class:`_UniformTests`) comes on top: at most one more, so at most 16 variants.
+#: (each doubles the number of loop variants generated).
 MAX_UNIFORM_TESTS = 3
+
+#: The exact-powers test (:class:`_UniformTests`) is added only while the loop variants stay
+#: at most this many (each variant is a copy of the loop to compile: CIT's lock-step kernel
+#: took 27.7 s to compile with 2 variants and 38.2 s with 4); with three switches the
+#: powers keep ``vector_power`` in ``rhs_lanes``.
+MAX_UNIFORM_VARIANTS = 8
 
 #: The key of the exact-powers test among :class:`_UniformTests`'s (``ast.dump`` keys of
 #: the ``if`` tests start with a node name, so it cannot collide).
@@ -354,6 +365,8 @@ class _UniformTests:
             expression.to_python(lambda name: name, condition=self.condition,
                                  power=self.power)
         self.switches = len(self.tests)
+        if 2 ** (self.switches + 1) > MAX_UNIFORM_VARIANTS:
+            self.powers.clear()
         if self.powers:
             checks = [ast.Compare(left=tree, ops=[ast.Eq()], comparators=[ast.Constant(value)])
                       for tree, value in self.powers.values()]
