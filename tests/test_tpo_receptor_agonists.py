@@ -125,6 +125,37 @@ def test_soff_2019_romiplostim_arm_is_predicted_without_being_fitted(soff_check)
     assert soff_check.loc[42, "inside"], soff_check.loc[42].to_dict()
 
 
+@pytest.fixture(scope="module")
+def heme_rhtpo_check():
+    # trials/heme_rhtpo_selfcontrol.toml, written from data/cit_summary.csv lines 17-22 (a
+    # self-controlled rhTPO study in haematological malignancy, n = 12, in no calibration);
+    # its depth is set from its own control cycle (the file's header), so only the rhTPO
+    # cycle's rows test the model
+    from plateletpd.study.check import check_trial
+    from plateletpd.study.trial import bundled_trial, load_trial_spec
+
+    spec = load_trial_spec(bundled_trial("heme_rhtpo_selfcontrol"))
+    data = Path(__file__).resolve().parents[1] / "data" / "cit_summary.csv"
+    return check_trial(spec, data, replicates=40).table.set_index("line")
+
+
+@pytest.mark.slow
+def test_heme_rhtpo_cycle_is_predicted_without_being_fitted(heme_rhtpo_check):
+    # rhTPO cycle: nadir 11 +/- 4, days below 20 7.6 +/- 2.0, recovery peak 253 +/- 86
+    # (cit_summary.csv lines 17-19): each inside the interval 40 virtual studies of 12 show
+    for line in (17, 18, 19):
+        assert heme_rhtpo_check.loc[line, "inside"], heme_rhtpo_check.loc[line].to_dict()
+
+
+@pytest.mark.slow
+def test_heme_rhtpo_raises_the_recovery_peak_and_shortens_the_deepest_days(heme_rhtpo_check):
+    # the same patients with and without rhTPO (paired design): the study saw a higher
+    # peak (253 vs 178) and fewer days below 20 (7.6 vs 8.7; lines 18-19 vs 21-22)
+    predicted = heme_rhtpo_check["predicted"]
+    assert predicted[19] > predicted[22]
+    assert predicted[18] < predicted[21]
+
+
 def test_the_two_tpo_site_outputs_are_each_drugs_own_share(model):
     # rhtpo_signal is rhTPO's rise of the TPO-site occupancy, romiplostim_signal
     # romiplostim's on top of TPO and rhTPO: without rhTPO the first is exactly 0
