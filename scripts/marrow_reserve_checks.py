@@ -7,6 +7,7 @@ population CVs, seeds and designs).
     python scripts/marrow_reserve_checks.py million    # 10^6-subject endpoints cohort (run
                                                         # alone: its peak memory is its own)
     python scripts/marrow_reserve_checks.py montecarlo # Monte Carlo error of the calibration
+    python scripts/marrow_reserve_checks.py ordering   # Yuan design at 0.01-10x drug potency
 """
 
 import json
@@ -164,6 +165,35 @@ def montecarlo(folder="fits/cit_marrow_reserve_calibration", replicates=5, large
     print(base[columns].to_string(float_format=lambda v: f"{v:.3g}"))
 
 
+def ordering(folder="fits/cit_marrow_reserve_calibration"):
+    """The Yuan 2025 design (tests/test_cit_science.py: 1000 screened, seed 20, typical
+    damage, no study parameter) with rhTPO's exposure and hetrombopag's potency scaled
+    together from 0.1x to 100x of the bundled fit's: how far ahead of the better
+    monotherapy the combination can get under the shared ceiling (issue 17 asks >= 10)."""
+    from plateletpd.model.library import load_fitted_parameters
+
+    base = pp.load_model(science.MODEL_PATH).with_parameters(
+        load_fitted_parameters(folder)[1])
+    exposure = base.parameters["rhtpo_bioavailability"].value
+    potency = base.parameters["het_ec50"].value
+    untreated = simulate_treatment_arm(
+        base, ArmDesign(name="untreated", treatment=(), follow_up_days=42),
+        science.cohort(base, 1000, 20))
+    print(f"untreated: {science.yuan_response(untreated):.1f}% respond")
+    for rhtpo, het in [(0.1, 0.1), (0.3, 1 / 3), (1.0, 1.0), (1.0, 10.0), (1.0, 100.0)]:
+        model = base.with_parameters({"rhtpo_bioavailability": exposure * rhtpo,
+                                      "het_ec50": potency / het})
+        arms = science.yuan_treated_arms(model)
+        response = {name: science.yuan_response(arm) for name, arm in arms.items()}
+        day14 = science.day14_means(arms)
+        better = max(response["rhTPO"], response["hetrombopag"])
+        print(f"rhTPO exposure x{rhtpo:g}, hetrombopag potency x{het:g}: responses "
+              + " / ".join(f"{response[k]:.1f}" for k in science.YUAN_ARMS)
+              + f"% (combination {response['hetrombopag+rhTPO'] - better:+.1f} over the "
+              f"better of rhTPO and hetrombopag); day-14 means "
+              + " / ".join(f"{day14[k]:.0f}" for k in science.YUAN_ARMS))
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "checks"
     if what == "checks":
@@ -172,7 +202,9 @@ if __name__ == "__main__":
         cost()
     elif what == "montecarlo":
         montecarlo()
+    elif what == "ordering":
+        ordering()
     elif what == "million":
         million(int(float(sys.argv[2])) if len(sys.argv) > 2 else 1_000_000)
     else:
-        sys.exit(f"unknown {what!r}: give checks, cost, million or montecarlo")
+        sys.exit(f"unknown {what!r}: give checks, cost, million, montecarlo or ordering")
