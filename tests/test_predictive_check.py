@@ -91,6 +91,14 @@ def test_a_recovery_peak_row_is_read_from_the_trials_patients():
     assert (patients.peak > patients.nadir).all()
 
 
+def test_a_peak_row_with_a_day_is_refused_with_what_to_do():
+    # the trial's peak runs to the end of follow-up; a "peak by day 28" row would be read
+    # over another window without a word, so it is refused and the fix is named
+    data = pd.DataFrame([_row(endpoint="peak_plt", day="28", value="180")])
+    with pytest.raises(CheckError, match=r"peak by day 28.*follow_up_days.*leave the row's"):
+        check_trial(_one_arm_trial(), data, study="s", replicates=2)
+
+
 def test_a_data_arm_without_a_trial_arm_is_named():
     data = pd.DataFrame([_row(), _row(arm="rhTPO")])
     with pytest.raises(CheckError, match=r"'rhTPO' \(line 3\).*data_arm = \"rhTPO\""):

@@ -202,12 +202,7 @@ def _reads(node: ast.expr) -> set[str]:
 
 def _literal_value(node: ast.expr) -> float | None:
     """The value of a formula that reads no name (``1 / 2``), or None."""
-    if _reads(node):
-        return None
-    try:
-        return Expression(ast.unparse(node), node, frozenset()).evaluate({})
-    except (ArithmeticError, ValueError):
-        return None
+    return None if _reads(node) else _value_of(node, {})
 
 
 def _parameter_power(node: ast.BinOp, base: str, exponent: str,

@@ -309,6 +309,10 @@ def row_reader(row, response: Mapping, course=None) -> Reader | str:
             else math.nan
     if statistic not in ("mean", "median"):
         return f"statistic {statistic!r}: a check reads means and medians of this endpoint"
+    if endpoint == "peak_plt" and not math.isnan(day):
+        return (f"a peak by day {day:g}: the trial reads the peak from the nadir to the end "
+                f"of follow-up; set [trial] follow_up_days to the study's window and leave "
+                f"the row's day empty")
     column = _column(endpoint, low, level, day)
     if column is None and row.threshold and low is None and level is None and \
             endpoint in ("time_to_threshold_days", "duration_below_days",
