@@ -179,3 +179,39 @@ def test_romiplostim_potency_reproduces_its_healthy_volunteer_calibration():
     result = pp.simulate(model, "romiplostim 2 ug/kg d1", days=28, covariates=WEIGHT)
     platelets = result["platelets"]
     assert platelets.max() / platelets[0] == pytest.approx(1.75, rel=0.03)
+
+
+@pytest.fixture(scope="module")
+def rpth2023_trial():
+    # trials/rpth2023_hetrombopag_rhtpo.toml: a retrospective cohort in neither data file
+    # (Res Pract Thromb Haemost 2023; abstract): rhTPO 15,000 U/d with or without
+    # hetrombopag 7.5 mg/d from PLT < 50; response = a rise >= 50 within 14 days
+    from plateletpd.study.trial import bundled_trial, load_trial_spec, run_trial
+
+    spec = load_trial_spec(bundled_trial("rpth2023_hetrombopag_rhtpo"))
+    return run_trial(spec).summary["response_pct"]
+
+
+@pytest.mark.slow
+def test_rpth2023_combination_responds_more_than_rhtpo_alone(rpth2023_trial):
+    # the published direction: 82.2% (120/146) with hetrombopag against 67.6% (100/148)
+    # without (RPTH 2023 abstract); the model adds hetrombopag's signal to rhTPO's below the
+    # shared ceiling, so the combination must not respond less
+    assert rpth2023_trial["hetrombopag + rhTPO"] > rpth2023_trial["rhTPO 15000 U"]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "out of sample, RPTH 2023 (trials/rpth2023_hetrombopag_rhtpo.toml, bundled fit of "
+    "2026-12-01 05:10 UTC): rhTPO 91.3% vs 67.6% observed, combination 93.8% vs 82.2%, "
+    "difference 2.5 vs 14.6 points; 40 studies of the published size give rhTPO 92.6 "
+    "[79.3, 97.9] and the difference 1.7 [-3.6, 11.6]. Pretreated patients (entry in "
+    "cycle 2-4) bring the arms to 71-77% and 74-83% but not the difference (model card, "
+    "'Out of sample: hetrombopag + rhTPO, RPTH 2023')"))
+def test_rpth2023_arms_and_their_difference_are_predicted(rpth2023_trial):
+    # observed 67.6% (n 148) and 82.2% (n 146): a binomial SE of about 3.8 and 3.2 points;
+    # within 10 points of each (about 2.5-3 SE), and at least half the observed difference
+    rhtpo, combination = (rpth2023_trial["rhTPO 15000 U"],
+                          rpth2023_trial["hetrombopag + rhTPO"])
+    assert abs(rhtpo - 67.6) <= 10 and abs(combination - 82.2) <= 10
+    assert combination - rhtpo >= 14.6 / 2
