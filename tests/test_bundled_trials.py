@@ -9,7 +9,10 @@ import pytest
 from plateletpd.study.trial import load_trial_spec
 
 TRIALS = sorted((Path(__file__).resolve().parents[1] / "trials").glob("*.toml"))
-DATA = Path(__file__).resolve().parents[1] / "data" / "cit_summary.csv"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "cit_summary.csv"
+# trials in no calibration, held out to judge the models (data/README.md)
+HELD_OUT = ROOT / "data" / "out_of_sample.csv"
 
 
 def test_there_are_bundled_trials():
@@ -22,9 +25,23 @@ def test_a_bundled_trial_loads_and_its_data_arms_are_in_its_study(path):
     study = spec.extra.get("data_study")
     if study is None:
         return
-    rows = pd.read_csv(DATA)
-    arms = set(rows.arm[rows.study == study])
-    assert arms, f"{path.name}: data_study {study!r} has no rows in {DATA.name}"
+    found = [(name.name, set(rows.arm[rows.study == study]))
+             for name, rows in ((p, pd.read_csv(p)) for p in (DATA, HELD_OUT))]
+    holding = [(name, arms) for name, arms in found if arms]
+    assert len(holding) == 1, f"{path.name}: data_study {study!r} must have rows in exactly " \
+                              f"one of {DATA.name}, {HELD_OUT.name}: {[n for n, _ in holding]}"
+    arms = holding[0][1]
     for arm, data_arm in spec.extra["data_arms"].items():
         assert data_arm in arms, f"{path.name}: arm {arm!r} maps to {data_arm!r}, not an " \
                                  f"arm of {study}: {sorted(arms)}"
+
+
+def test_held_out_studies_are_in_no_calibration():
+    # data/out_of_sample.csv holds trials kept out of every fit (data/README.md): none of
+    # its studies may appear in the calibration data or in a bundled fit's configuration
+    held_out = set(pd.read_csv(HELD_OUT).study)
+    assert held_out, "data/out_of_sample.csv has no rows"
+    assert not held_out & set(pd.read_csv(DATA).study)
+    for config in sorted((ROOT / "fits").glob("*/config.toml")):
+        text = config.read_text()
+        assert not [s for s in held_out if s in text], config
