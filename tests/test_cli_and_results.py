@@ -79,11 +79,22 @@ def test_events_command_prints_a_nonmem_table(capsys, one_compartment):
 
 
 def test_every_command_has_help(capsys):
-    for command in ("models", "show", "simulate", "events", "demo"):
+    import argparse
+
+    from plateletpd.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions
+                    if isinstance(a, argparse._SubParsersAction)).choices
+    assert {"models", "show", "simulate", "events", "demo", "trial", "check"} <= set(commands)
+    for command in commands:
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
-        assert "usage: plateletpd" in capsys.readouterr().out
+        text = capsys.readouterr().out
+        assert "usage: plateletpd" in text
+        # argparse %-formats argument help but prints a description as written: a "%%"
+        # meant as an escape would reach the reader doubled ("95%%")
+        assert "%%" not in text, command
 
 
 def test_batch_dataframe_is_tidy_and_flags_status(one_compartment):
