@@ -341,6 +341,31 @@ def command_check(args) -> int:
     return 0
 
 
+def command_validate(args) -> int:
+    from plateletpd.study.validation import load_suite, validate, write_validation
+
+    suite = load_suite(args.suite)
+    _check_out(args.out)
+    result = validate(suite, replicates=args.replicates, uncertainty=args.uncertainty,
+                      roles=tuple(args.role) if args.role else None, progress=True)
+    replicates = args.replicates or suite.replicates
+    uncertainty = args.uncertainty or suite.uncertainty
+    table = result.table.assign(interval=[f"[{low:.4g}, {high:.4g}]" for low, high in zip(
+        result.table.interval_low, result.table.interval_high)])
+    print(f"validation suite {suite.name}: {len(result.runs)} checks, {replicates} "
+          f"replicate studies each, uncertainty {uncertainty!r}")
+    print(table[["check", "trial", "role", "line", "arm", "endpoint", "observed",
+                 "predicted", "interval", "inside"]].to_string(
+        index=False, float_format=lambda v: f"{v:.4g}"))
+    print("\ninside the 95% prediction interval, by role (never pooled):")
+    for row in result.summary.itertuples():
+        print(f"  {row.role:<12} {int(row.inside)}/{int(row.rows)} ({row.inside_pct:.0f}%)")
+    if args.out:
+        paths = write_validation(result, Path(args.out), replicates, uncertainty)
+        print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
+    return 0
+
+
 def _lines(text: str | None) -> list[int] | None:
     """``--lines 3,5-7`` as [3, 5, 6, 7] (lines of the data file); a clear error otherwise."""
     if text is None:
@@ -606,6 +631,29 @@ def build_parser() -> argparse.ArgumentParser:
     _uncertainty_arguments(check)
     _cluster_arguments(check, chunk=False)
     check.set_defaults(run=command_check)
+
+    validation = commands.add_parser(
+        "validate", help="run a validation suite: every study's predictive check, by role",
+        description="Validation suite: run the predictive check of every trial a suite "
+                    "lists against its study's rows and report, apart for each role "
+                    "(calibration, not fitted, held out), which observed values lie inside "
+                    "their 95% prediction intervals; writes validation.csv, validation.md "
+                    "and provenance.json.",
+        epilog="example: plateletpd validate cit_marrow_reserve --role \"held out\" "
+               "--out validation-report")
+    validation.add_argument("suite", nargs="?", default="cit_marrow_reserve",
+                            help="suite file, or a bundled suite's name (default: "
+                                 "cit_marrow_reserve, validation/cit_marrow_reserve.toml)")
+    validation.add_argument("--role", action="append",
+                            choices=("calibration", "not fitted", "held out"),
+                            help="run only the checks of this role (repeatable)")
+    validation.add_argument("--replicates", type=int,
+                            help="replicate studies per check (overrides the suite)")
+    validation.add_argument("--uncertainty", choices=("none", "fit"),
+                            help="'fit': draw each replicate's parameters and study effects "
+                                 "from the fit (overrides the suite)")
+    validation.add_argument("--out", help="output folder")
+    validation.set_defaults(run=command_validate)
 
     sweep = commands.add_parser(
         "sweep", help="run a trial's arms over a grid of doses, start days, durations",

@@ -255,14 +255,15 @@ def require_usable(rows: pd.DataFrame, source: str = "outcome data") -> None:
             for r in bad.itertuples()])
 
 
-def bundled_outcomes_path() -> Path:
-    """The calibration data shipped with plateletpd (data/cit_summary.csv)."""
+def bundled_outcomes_path(name: str = "cit_summary.csv") -> Path:
+    """An outcome table shipped with plateletpd: the calibration data (data/cit_summary.csv)
+    or, by name, another file of data/ (``"out_of_sample.csv"``: held-out trials)."""
     from importlib import resources
 
-    packaged = resources.files("plateletpd") / "_bundled_data" / "cit_summary.csv"
+    packaged = resources.files("plateletpd") / "_bundled_data" / name
     if packaged.is_file():
         return Path(str(packaged))
-    return Path(__file__).resolve().parents[3] / "data" / "cit_summary.csv"
+    return Path(__file__).resolve().parents[3] / "data" / name
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,279 @@
+"""Validation suites: many predictive checks in one run, kept apart by what the fit saw.
+
+A suite file (TOML; the bundled one is ``validation/cit_marrow_reserve.toml``) lists
+checks. Each is a trial (a bundled trial's name or a file) against its study's rows in a
+published-outcome table (the format of ``data/cit_summary.csv``), with the **role** those
+rows play for the fit the trial uses:
+
+* ``calibration``: the fit was made to them (agreement shows the fit, not a prediction);
+* ``not fitted``: in the project's data, left out of every fit (a prediction, though the
+  people who built the model have seen them);
+* ``held out``: kept out of every fit on purpose, the rows of ``data/out_of_sample.csv``
+  (the honest test of a prediction for a new study).
+
+:func:`validate` runs every check through :func:`plateletpd.study.check.check_trial`
+(replicate virtual studies of each row's size, optionally with the fit's parameter and
+between-study uncertainty) and returns one table, every data row with its check, role,
+observed value, prediction interval and whether it lies inside, and a summary per role.
+The roles are never pooled: a model that matches its calibration rows and misses its
+held-out ones is shown as such.
+
+Suite file::
+
+    [suite]
+    name = "cit_marrow_reserve"
+    replicates = 40            # virtual studies per check (default 40)
+    uncertainty = "fit"        # "fit": parameters and study effects drawn; "none"
+
+    [[checks]]
+    trial = "rpth2023_hetrombopag_rhtpo"     # a bundled trial, or a path (from this file)
+    data = "out_of_sample.csv"               # a path (from this file) or a bundled table
+    role = "held out"
+    # optional: lines = [2, 3], only_mapped_arms = true, arm_map = { "trial arm" = "data arm" },
+    #           screened = 600 (patients screened per arm, instead of the file's), note = "..."
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from plateletpd.errors import PlateletPDError
+from plateletpd.io.display import short_repr
+from plateletpd.io.files import atomic_folder, atomic_write, write_json, write_text
+from plateletpd.io.outcomes import bundled_outcomes_path
+from plateletpd.io.provenance import provenance
+from plateletpd.io.schema import Document, Field, Table
+
+#: the roles a check's rows may play for the fit (module text)
+ROLES = ("calibration", "not fitted", "held out")
+
+
+class ValidationSuiteError(PlateletPDError):
+    """A validation suite file that cannot be run as written."""
+
+
+SUITE_SCHEMA = Table({
+    "suite": Table({
+        "name": Field("text", required=True),
+        "description": Field("text", default=""),
+        "replicates": Field(whole=True, default=40, low=1.0, low_included=True,
+                            what="a whole number of replicate studies per check, e.g. 40"),
+        "uncertainty": Field("text", default="fit", choices=("fit", "none"))},
+        required=True),
+    "checks": Table({
+        "trial": Field("text", required=True,
+                       what="a bundled trial's name or a trial file's path"),
+        "data": Field("text", required=True,
+                      what="an outcome table: a path from the suite file, or a bundled "
+                           "table such as \"out_of_sample.csv\""),
+        "role": Field("text", required=True, choices=ROLES),
+        "lines": Field("list", item=Field(whole=True, low=1.0, low_included=True),
+                       nonempty=True, what="lines of the data file, e.g. [41, 43]"),
+        "only_mapped_arms": Field("boolean", default=False),
+        "arm_map": Table(names=Field("text")),
+        "screened": Field(whole=True, default=0, low=0.0, low_included=True,
+                          what="0 (the trial file's) or patients screened per arm"),
+        "note": Field("text", default="")},
+        many=True, required=True, nonempty=True,
+        what="[[checks]] tables, each with trial, data and role"),
+})
+
+
+@dataclass(frozen=True)
+class ValidationCheck:
+    """One check of a suite (a trial against its study's rows, in one role)."""
+
+    trial: Path
+    data: Path
+    role: str
+    lines: tuple[int, ...] | None = None
+    only_mapped_arms: bool = False
+    arm_map: tuple[tuple[str, str], ...] = ()
+    screened: int = 0
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ValidationSuite:
+    """A parsed suite file: its ``checks`` and how many replicate studies each runs."""
+
+    name: str
+    description: str
+    replicates: int
+    uncertainty: str
+    checks: tuple[ValidationCheck, ...]
+    path: str = ""
+
+    def __repr__(self) -> str:
+        return short_repr("ValidationSuite", [("name", self.name),
+                                              ("checks", len(self.checks)),
+                                              ("replicates", self.replicates)])
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """``table``: every data row of every check (check, trial, study, role, line, arm,
+    endpoint, observed, predicted, interval, inside, observed percentile); ``summary``:
+    per role, the rows checked and how many lie inside; ``notes`` from the checks."""
+
+    suite: ValidationSuite
+    table: pd.DataFrame
+    summary: pd.DataFrame
+    notes: tuple[str, ...]
+    runs: tuple[dict, ...] = ()  # per check: trial, model and its hash, seed, data, role
+
+    def __repr__(self) -> str:
+        inside = ", ".join(f"{row.role}: {int(row.inside)}/{int(row.rows)}"
+                           for row in self.summary.itertuples())
+        return short_repr("ValidationResult", [("suite", self.suite.name),
+                                               ("inside", f"[{inside}]")])
+
+
+def bundled_suite(name: str) -> Path:
+    """Path of a bundled validation suite (validation/NAME.toml in the source tree or the
+    wheel)."""
+    from importlib import resources
+
+    from plateletpd.errors import closest
+
+    packaged = resources.files("plateletpd") / "_bundled_validation"
+    folder = Path(str(packaged)) if packaged.is_dir() else \
+        Path(__file__).resolve().parents[3] / "validation"
+    path = folder / f"{name}.toml"
+    if not path.is_file():
+        names = sorted(p.stem for p in folder.glob("*.toml"))
+        raise ValidationSuiteError(f"no bundled validation suite {name!r}"
+                                   f"{closest(name, names)}; bundled: {', '.join(names)}; "
+                                   f"or give the path of a suite file")
+    return path
+
+
+def load_suite(path: str | Path) -> ValidationSuite:
+    """Read and check a suite file; every trial and data table it names must exist."""
+    from plateletpd.study.trial import TrialSpecError, bundled_trial
+
+    path = Path(path)
+    if not path.exists() and path.suffix != ".toml":
+        path = bundled_suite(str(path))
+    document = Document.read(path, ValidationSuiteError, "validation suite")
+    checked = document.check(SUITE_SCHEMA)
+    checks = []
+    for index, entry in enumerate(checked["checks"]):
+        trial = path.parent / entry["trial"]
+        if not trial.is_file():
+            try:
+                trial = bundled_trial(entry["trial"])
+            except TrialSpecError as error:
+                raise document.fail(("checks", index, "trial"), str(error)) from None
+        data = path.parent / entry["data"]
+        if not data.is_file():
+            data = bundled_outcomes_path(entry["data"])
+            if not data.is_file():
+                raise document.fail(("checks", index, "data"), (
+                    f"no file {entry['data']!r} next to the suite nor among the bundled "
+                    f"outcome tables (cit_summary.csv, out_of_sample.csv)"))
+        checks.append(ValidationCheck(
+            trial, data, entry["role"],
+            tuple(entry["lines"]) if entry.get("lines") else None,
+            entry["only_mapped_arms"], tuple((entry.get("arm_map") or {}).items()),
+            entry["screened"], entry["note"]))
+    suite = checked["suite"]
+    return ValidationSuite(suite["name"], suite["description"], suite["replicates"],
+                           suite["uncertainty"], tuple(checks), str(path))
+
+
+def validate(suite: ValidationSuite, replicates: int | None = None,
+             uncertainty: str | None = None, roles: tuple[str, ...] | None = None,
+             progress: bool = False) -> ValidationResult:
+    """Run the suite's checks (only those of ``roles`` when given); ``replicates`` and
+    ``uncertainty`` replace the suite's. One failing check stops the run with its trial
+    named: a suite is a statement about a model, not a best effort."""
+    import sys
+
+    from plateletpd.study.check import check_trial
+    from plateletpd.study.trial import load_trial_spec
+
+    if roles is not None:
+        unknown = sorted(set(roles) - set(ROLES))
+        if unknown:
+            raise ValidationSuiteError(f"unknown role(s) {unknown}: the roles are "
+                                       f"{', '.join(map(repr, ROLES))}")
+    replicates = suite.replicates if replicates is None else replicates
+    uncertainty = suite.uncertainty if uncertainty is None else uncertainty
+    chosen = [(i, c) for i, c in enumerate(suite.checks, 1)
+              if roles is None or c.role in roles]
+    if not chosen:
+        raise ValidationSuiteError(f"no check of {suite.name} has the role(s) {roles}")
+    tables, notes, runs, started = [], [], [], time.perf_counter()
+    for number, check in chosen:
+        spec = load_trial_spec(check.trial)
+        if check.screened:
+            spec = replace(spec, subjects_per_arm=check.screened)
+        if progress:
+            print(f"check {number}/{len(suite.checks)} ({check.role}): {spec.name} against "
+                  f"{check.data.name}, {time.perf_counter() - started:.0f} s", file=sys.stderr,
+                  flush=True)
+        try:
+            result = check_trial(spec, check.data, arm_map=dict(check.arm_map) or None,
+                                 replicates=replicates, uncertainty=uncertainty,
+                                 only_mapped=check.only_mapped_arms,
+                                 lines=list(check.lines) if check.lines else None)
+        except PlateletPDError as error:
+            raise ValidationSuiteError(f"{suite.path or suite.name}, check {number} "
+                                       f"({check.trial.name}): {error}") from error
+        notes.extend(f"check {number} ({spec.name}): {n}" for n in result.notes)
+        runs.append({"check": number, "trial": spec.name, "file": str(check.trial),
+                     "model": spec.model.name, "model_hash": spec.model.hash,
+                     "parameters_from": spec.parameters_from, "seed": spec.seed,
+                     "screened_per_arm": spec.subjects_per_arm, "data": str(check.data),
+                     "role": check.role, "lines": list(check.lines or [])})
+        tables.append(result.table.assign(check=number, trial=spec.name, role=check.role,
+                                          data=check.data.name))
+    table = pd.concat(tables, ignore_index=True)
+    first = ["check", "trial", "role", "data", "line", "study", "arm", "endpoint"]
+    table = table[first + [c for c in table.columns if c not in first]]
+    summary = (table.groupby("role", sort=False)
+               .agg(rows=("inside", "size"), inside=("inside", "sum"))
+               .reindex([r for r in ROLES if r in set(table.role)]).reset_index())
+    summary["inside_pct"] = 100.0 * summary.inside / summary.rows
+    return ValidationResult(suite, table, summary, tuple(notes), tuple(runs))
+
+
+def validation_markdown(result: ValidationResult) -> str:
+    """The result as a report: the summary per role, then every row by role."""
+    lines = [f"# Validation suite {result.suite.name}", "",
+             result.suite.description or "", "",
+             "| role | rows | inside the 95% prediction interval |", "|---|---|---|"]
+    for row in result.summary.itertuples():
+        lines.append(f"| {row.role} | {int(row.rows)} | {int(row.inside)} "
+                     f"({row.inside_pct:.0f}%) |")
+    for role in result.summary.role:
+        header = ("| check | trial | line | arm | endpoint | observed | predicted | "
+                  "95% interval | inside |")
+        lines += ["", f"## {role}", "", header, "|---|---|---|---|---|---|---|---|---|"]
+        for row in result.table[result.table.role == role].itertuples():
+            lines.append(f"| {row.check} | {row.trial} | {row.line} | {row.arm} | "
+                         f"{row.endpoint} | {row.observed:.4g} | {row.predicted:.4g} | "
+                         f"[{row.interval_low:.4g}, {row.interval_high:.4g}] | "
+                         f"{'yes' if row.inside else '**no**'} |")
+    if result.notes:
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in result.notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_validation(result: ValidationResult, folder: str | Path,
+                     replicates: int, uncertainty: str) -> list[Path]:
+    """``validation.csv``, ``validation.md`` and ``provenance.json`` as one folder that
+    appears whole or not at all."""
+    names = ("validation.csv", "validation.md", "provenance.json")
+    with atomic_folder(folder) as staging:
+        atomic_write(staging / names[0], lambda p: result.table.to_csv(p, index=False))
+        write_text(staging / names[1], validation_markdown(result))
+        write_json(staging / names[2], provenance(
+            None, suite=result.suite.path, replicates=replicates, uncertainty=uncertainty,
+            checks=list(result.runs), notes=list(result.notes)))
+    return [Path(folder) / name for name in names]

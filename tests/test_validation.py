@@ -1,0 +1,95 @@
+"""Validation suites (plateletpd.study.validation, `plateletpd validate`): the bundled suite
+covers every bundled trial written from a publication, keeps the held-out rows apart, and
+running a suite gives exactly what the predictive checks it lists give one by one."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from plateletpd.cli import main
+from plateletpd.study.validation import (
+    ROLES,
+    ValidationSuiteError,
+    load_suite,
+    validate,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load_suite("cit_marrow_reserve")
+
+
+def test_the_bundled_suite_checks_every_bundled_trial_with_a_data_study(bundled):
+    # a trial file written from a publication (it names its study) that the suite leaves
+    # out would drop out of the model's validation unseen
+    from plateletpd.study.trial import load_trial_spec
+
+    covered = {check.trial.stem for check in bundled.checks}
+    for path in sorted((ROOT / "trials").glob("*.toml")):
+        spec = load_trial_spec(path)
+        if spec.extra.get("data_study") and spec.model.name == "cit_marrow_reserve":
+            assert path.stem in covered, path.name
+
+
+def test_held_out_checks_read_only_the_held_out_table(bundled):
+    # data/out_of_sample.csv holds what no fit saw (data/README.md): its checks, and only
+    # they, have the role "held out"
+    for check in bundled.checks:
+        assert check.role in ROLES
+        assert (check.data.name == "out_of_sample.csv") == (check.role == "held out"), check
+
+
+def test_running_a_suite_gives_what_its_checks_give_one_by_one(bundled, tmp_path):
+    from plateletpd.study.check import check_trial
+    from plateletpd.study.trial import load_trial_spec
+
+    check = next(c for c in bundled.checks if c.trial.stem == "xu2018_rhtpo_rhil11_prophylaxis")
+    small = replace(bundled, checks=(replace(check, screened=60),), replicates=2,
+                    uncertainty="none")
+    result = validate(small)
+    spec = replace(load_trial_spec(check.trial), subjects_per_arm=60)
+    alone = check_trial(spec, check.data, replicates=2, uncertainty="none").table
+    assert len(result.table) == len(alone) == 4  # Xu 2018's four rows (out_of_sample.csv)
+    columns = ["line", "observed", "predicted", "interval_low", "interval_high", "inside"]
+    pd.testing.assert_frame_equal(result.table[columns].reset_index(drop=True),
+                                  alone[columns].reset_index(drop=True))
+    assert set(result.table.role) == {"held out"}
+    summary = result.summary.set_index("role")
+    assert summary.loc["held out", "rows"] == 4
+    assert summary.loc["held out", "inside"] == int(alone.inside.sum())
+    assert result.runs[0]["model_hash"] == spec.model.hash  # provenance of each check
+
+
+def _suite(tmp_path, checks: str) -> Path:
+    path = tmp_path / "suite.toml"
+    path.write_text('[suite]\nname = "mine"\nreplicates = 2\n\n' + checks)
+    return path
+
+
+def test_bad_suites_are_refused_with_the_line_and_the_fix(tmp_path):
+    with pytest.raises(ValidationSuiteError, match=r"line 8 .*role.*held out"):
+        load_suite(_suite(tmp_path, '[[checks]]\ntrial = "yuan2025"\n'
+                                    'data = "cit_summary.csv"\nrole = "training"\n'))
+    with pytest.raises(ValidationSuiteError, match=r"line 8 .*did you mean.*lines"):
+        load_suite(_suite(tmp_path, '[[checks]]\ntrial = "yuan2025"\n'
+                                    'data = "cit_summary.csv"\nline = [2]\n'
+                                    'role = "calibration"\n'))
+    with pytest.raises(ValidationSuiteError, match=r"no bundled trial 'yuan2052'"):
+        load_suite(_suite(tmp_path, '[[checks]]\ntrial = "yuan2052"\n'
+                                    'data = "cit_summary.csv"\nrole = "calibration"\n'))
+    with pytest.raises(ValidationSuiteError, match=r"no file 'nodata.csv'"):
+        load_suite(_suite(tmp_path, '[[checks]]\ntrial = "yuan2025"\n'
+                                    'data = "nodata.csv"\nrole = "calibration"\n'))
+    with pytest.raises(ValidationSuiteError, match=r"checks"):
+        load_suite(_suite(tmp_path, ""))
+
+
+def test_the_command_refuses_a_missing_suite_with_exit_status_2(capsys, tmp_path):
+    assert main(["validate", "cit_marrow_reservoir", "--out", str(tmp_path / "v")]) == 2
+    assert "did you mean 'cit_marrow_reserve'" in capsys.readouterr().err
+    assert not (tmp_path / "v").exists()
