@@ -23,6 +23,11 @@ form when the exponent is 2, 1/2, 1, -1 or 0 (``x * x``, a square root, ``x``, `
 1; within 1 ulp of ``pow``): by branches in ``vectormath.scalar_power`` in the one-subject
 functions, by the exact-powers loop variant in ``rhs_lanes``. The C source keeps ``pow``.
 
+:func:`idle_states` finds, for a set of dosed states, the states that stay exactly zero
+(a drug the batch does not give); the lock-step stage passes leave them out
+(:func:`active_ranges`; ``integrator.lockstep_source``). The generated functions are the
+same for every batch: nothing here depends on the regimen.
+
 The integrator (:func:`plateletpd.numerics.integrator.template`), the lock-step stage passes
 for this model's state count and the batch drivers (``solve_batch_<method>``,
 ``solve_batch_lanes``) are appended to this source by
