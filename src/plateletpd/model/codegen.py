@@ -243,7 +243,8 @@ def idle_states(model: "Model", dosed: Iterable[int]) -> tuple[int, ...]:
     other side is finite: where it is not (``0 * inf``, ``0 / 0``), the state's derivative
     is NaN in the full integration; the lock-step integrator computes the error estimates
     of every state, so such a step fails as it would without the skipping (and the group
-    is integrated again one subject at a time)."""
+    is integrated again one subject at a time; ``integrator.lockstep_source`` says which
+    stages the estimates weigh)."""
     dosed = {int(i) for i in dosed}
     derived = dict(model.derived)
     zero = {i for i, state in enumerate(model.states)

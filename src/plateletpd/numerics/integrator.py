@@ -131,8 +131,12 @@ def lockstep_source(n_states: int, lanes: int) -> str:
     exactly zero throughout) are left out of the stage, new-state, dense-output and accept
     passes, which loop over the ``active`` ranges only; their rows keep the zeros the group
     starts with (``solve_group``), which are the values those passes would write. The
-    error estimates are computed for every state, so a non-finite derivative of an idle
-    state fails the step as it would without the skipping."""
+    error estimates are computed for every state and the error norm adds ``e * 0.0`` for
+    an idle one (:func:`_dop853_error_lanes`), so a non-finite derivative of an idle state
+    at a stage the estimates weigh (1 and 6-12) fails the step as it would without the
+    skipping. (Not quite all: one only at stages 2-5 or of the new state would, without
+    the skipping, have reached the later stages; that needs a zero times a non-finite
+    factor that reaches no other state's derivative.)"""
     width = n_states * lanes
     row = {name: index * width for name, index in LANE_ROWS.items()}
 
@@ -317,7 +321,7 @@ EXPLICIT_FORMS = {
                         "y1, k1, counters, acc)",
         "stopped": "status",
         "stages": "dop853_lane_stages(t, h, w, q, rate, has_rate, counters, active)",
-        "error": "err = _dop853_error_lanes(e5, e3, y, y1, h, rtol, atol, acc)",
+        "error": "err = _dop853_error_lanes(e5, e3, y, y1, h, rtol, atol, acc, active)",
         "non_finite": "status",
         "factor": "_dop853_factor(err)",
         "dense": ["if _output_due(io, output_times, t_new, t_end):",
@@ -1321,18 +1325,32 @@ def _initial_step_lanes(t, y, q, rate, has_rate, f0, h_max, rtol, atol, order, y
 
 
 @njit(**KERNEL_OPTIONS)
-def _dop853_error_lanes(e5, e3, y, y1, h, rtol, atol, acc):
-    """DOP853's error norm of every subject; the largest (NaN if any is not finite)."""
+def _dop853_error_lanes(e5, e3, y, y1, h, rtol, atol, acc, active):
+    """DOP853's error norm of every subject; the largest (NaN if any is not finite).
+
+    An idle state (outside ``active``) has y = y1 = 0 and estimates of +-0, so its terms
+    are +0 and add nothing; they are replaced by ``e * 0.0`` (+-0 likewise, but NaN for a
+    non-finite estimate, as the term itself would be), which spares two divisions per
+    subject and idle state and keeps the sum's value and its failure on NaN or inf."""
     n = y.shape[0] // LANES
     for lane in range(LANES):
         acc[0, lane] = 0.0
         acc[1, lane] = 0.0
+    r = 0
     for i in range(n):
-        for lane in range(LANES):
-            j = i * LANES + lane
-            scale = atol[i] + rtol * max(abs(y[j]), abs(y1[j]))
-            acc[0, lane] += (e5[j] / scale) ** 2
-            acc[1, lane] += (e3[j] / scale) ** 2
+        while r < active.shape[0] and active[r + 1] <= i:
+            r += 2
+        if r < active.shape[0] and active[r] <= i:
+            for lane in range(LANES):
+                j = i * LANES + lane
+                scale = atol[i] + rtol * max(abs(y[j]), abs(y1[j]))
+                acc[0, lane] += (e5[j] / scale) ** 2
+                acc[1, lane] += (e3[j] / scale) ** 2
+        else:
+            for lane in range(LANES):
+                j = i * LANES + lane
+                acc[0, lane] += e5[j] * 0.0
+                acc[1, lane] += e3[j] * 0.0
     worst = 0.0
     for lane in range(LANES):
         err = _dop853_error(acc[0, lane], acc[1, lane], h, n)
