@@ -7,7 +7,12 @@ active again, and skipping them must change no number: the same outputs, states 
 counts bit for bit as the same kernel computing every state.
 """
 
+import json
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,3 +199,28 @@ def test_the_batch_computes_every_state_of_a_drug_it_gives():
     assert {"chemotherapy", "romiplostim_sc", "romiplostim_central",
             "romiplostim_peripheral"} <= active
     assert not active & {"rhtpo_sc", "eltrombopag_gut", "het_gut"}
+
+
+def test_the_skipping_runs_without_jit_and_changes_nothing_there(tmp_path):
+    """NUMBA_DISABLE_JIT=1 (plain Python): lock step with the idle states skipped and with
+    every state computed give the same numbers (the second drug is idle)."""
+    script = (
+        "import json, sys, numpy as np, plateletpd as pp\n"
+        "import plateletpd.simulation.simulate as simulate\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_idle_states import drug_model, every_state\n"
+        "m = drug_model()\n"
+        "run = lambda: pp.simulate_batch(m, 'first 10 mg d1', times=np.linspace(0, 2, 5),\n"
+        "    params={'ke': np.linspace(0.05, 0.2, 17)}, solver=pp.DormandPrince853(rtol=1e-8),\n"
+        "    execution='lockstep', keep_states=True)\n"
+        "skipped = run()\n"
+        "simulate._active_states = every_state\n"
+        "full = run()\n"
+        "print(json.dumps([skipped.status.tolist(), bool(np.array_equal(skipped.states,\n"
+        "    full.states)), float(np.abs(skipped.states[:, -1, 5]).min())]))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False, env={**os.environ, "NUMBA_DISABLE_JIT": "1"},
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    status, identical, response = json.loads(done.stdout.strip().splitlines()[-1])
+    assert status == [0] * 17 and identical and response > 0
