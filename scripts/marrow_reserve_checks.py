@@ -4,6 +4,8 @@ population CVs, seeds and designs).
 
     python scripts/marrow_reserve_checks.py checks     # every check's number (~1 min)
     python scripts/marrow_reserve_checks.py cost       # per-subject cost vs cit_thrombopoiesis
+    python scripts/marrow_reserve_checks.py cost lockstep [ATOL]  # DOP853 rtol 1e-4 in
+                                                        # lock step (atol 1e-9 unless given)
     python scripts/marrow_reserve_checks.py million    # 10^6-subject endpoints cohort (run
                                                         # alone: its peak memory is its own)
     python scripts/marrow_reserve_checks.py montecarlo # Monte Carlo error of the calibration
@@ -76,9 +78,11 @@ def checks(model):
     print(f"({time.perf_counter() - start:.0f} s)")
 
 
-def cost(n=2000, repeats=5):
+def cost(n=2000, repeats=5, lockstep=False, atol=1e-9):
     """Per-subject cost, 2000 subjects x 42 days, the two models alternated within each
-    repeat (so host load hits both alike), after a warm-up; median and best."""
+    repeat (so host load hits both alike), after a warm-up; median and best. Default
+    DOPRI5, one subject at a time; ``lockstep``: DOP853 with rtol 1e-4 in lock step, the
+    cohort engine (``atol``: the solver's default 1e-9; benchmarks/million.py takes 1e-7)."""
     times = np.arange(0, 43, 1.0)
     regimen = "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22"
     rng = np.random.default_rng(5)
@@ -88,20 +92,30 @@ def cost(n=2000, repeats=5):
     params = {name: {"chemotherapy_sensitivity":
                      m.parameters["chemotherapy_sensitivity"].value * depth}
               for name, m in models.items()}
+    # lock step as benchmarks/million.py runs it: outputs only (keeping 20,000 subjects'
+    # states would time page faults of a 190 MB array as much as the integration)
+    options = dict(solver=pp.DormandPrince853(rtol=1e-4, atol=atol), execution="lockstep",
+                   keep_states=False) if lockstep else {}
     elapsed = {name: [] for name in models}
+    cpu = {name: [] for name in models}  # CPU time of the process: less hit by other jobs
     for name, m in models.items():
-        pp.simulate_batch(m, regimen, times=times, params=params[name], covariates=WEIGHT)
+        pp.simulate_batch(m, regimen, times=times, params=params[name], covariates=WEIGHT,
+                          **options)
     for _ in range(repeats):
         for name, m in models.items():
-            begin = time.perf_counter()
-            pp.simulate_batch(m, regimen, times=times, params=params[name], covariates=WEIGHT)
+            begin, begin_cpu = time.perf_counter(), time.process_time()
+            pp.simulate_batch(m, regimen, times=times, params=params[name], covariates=WEIGHT,
+                              **options)
             elapsed[name].append((time.perf_counter() - begin) / n * 1e6)
+            cpu[name].append((time.process_time() - begin_cpu) / n * 1e6)
     for name, values in elapsed.items():
         print(f"{name}: median {np.median(values):.0f} us per subject, best "
-              f"{min(values):.0f} (n {n}, {repeats} repeats)")
-    old, new = (np.array(v) for v in elapsed.values())
-    print(f"ratio new / old: median of paired ratios {np.median(new / old):.2f}, "
-          f"best/best {new.min() / old.min():.2f}")
+              f"{min(values):.0f}; CPU median {np.median(cpu[name]):.0f} us "
+              f"(n {n}, {repeats} repeats)")
+    for what, table in (("wall", elapsed), ("CPU", cpu)):
+        old, new = (np.array(v) for v in table.values())
+        print(f"ratio new / old ({what}): median of paired ratios {np.median(new / old):.2f}, "
+              f"best/best {new.min() / old.min():.2f}")
 
 
 def million(n=1_000_000, chunk=10_000):
@@ -199,7 +213,11 @@ if __name__ == "__main__":
     if what == "checks":
         checks(pp.load_model(science.MODEL_PATH))
     elif what == "cost":
-        cost()
+        # cost lockstep [ATOL]
+        lockstep = len(sys.argv) > 2 and sys.argv[2] == "lockstep"
+        # lock step is ~5x faster per subject: more subjects and repeats for a steady ratio
+        cost(*((20_000, 9) if lockstep else (2000, 5)), lockstep=lockstep,
+             atol=float(sys.argv[3]) if len(sys.argv) > 3 else 1e-9)
     elif what == "montecarlo":
         montecarlo()
     elif what == "ordering":

@@ -23,6 +23,11 @@ form when the exponent is 2, 1/2, 1, -1 or 0 (``x * x``, a square root, ``x``, `
 1; within 1 ulp of ``pow``): by branches in ``vectormath.scalar_power`` in the one-subject
 functions, by the exact-powers loop variant in ``rhs_lanes``. The C source keeps ``pow``.
 
+:func:`idle_states` finds, for a set of dosed states, the states that stay exactly zero
+(a drug the batch does not give); the lock-step stage passes leave them out
+(:func:`active_ranges`; ``integrator.lockstep_source``). The generated functions are the
+same for every batch: nothing here depends on the regimen.
+
 The integrator (:func:`plateletpd.numerics.integrator.template`), the lock-step stage passes
 for this model's state count and the batch drivers (``solve_batch_<method>``,
 ``solve_batch_lanes``) are appended to this source by
@@ -219,6 +224,108 @@ def _parameter_power(node: ast.BinOp, base: str, exponent: str,
     if _reads(node.right) <= parameter_only:
         return f"scalar_power({base}, {exponent})"
     return None
+
+
+def idle_states(model: "Model", dosed: Iterable[int]) -> tuple[int, ...]:
+    """States that stay exactly zero in a simulation where only the states ``dosed``
+    receive doses (boluses or infusions): the largest set Z of undosed states whose initial
+    value is zero and whose right-hand side is zero whenever every state of Z is zero
+    (in increasing index order). A drug that is not given in a batch (CIT's romiplostim and
+    eltrombopag compartments when a regimen gives neither) is such a set: the lock-step
+    integrator leaves those states out of its stage passes (``solve_group``'s ``active``
+    ranges), which changes no number (tests/test_idle_states.py).
+
+    Structural and conservative (:func:`_zero`): a formula is zero when it is a zero
+    constant, a state of Z, a sum, difference, ``min``/``max``/``abs``/``sqrt`` of zeros, a
+    product with a zero factor, a quotient with a zero numerator, or a conditional whose
+    test on zeros decides the branch taken (or whose two branches are zero). Parameters are
+    never taken as zero. A product or quotient with a zero side is zero only while the
+    other side is finite: where it is not (``0 * inf``, ``0 / 0``), the state's derivative
+    is NaN in the full integration; the lock-step integrator computes the error estimates
+    of every state, so such a step fails as it would without the skipping (and the group
+    is integrated again one subject at a time; ``integrator.lockstep_source`` says which
+    stages the estimates weigh)."""
+    dosed = {int(i) for i in dosed}
+    derived = dict(model.derived)
+    zero = {i for i, state in enumerate(model.states)
+            if i not in dosed and _zero(state.initial.tree, set(), derived, {})}
+    while True:
+        names = {model.states[i].name for i in zero}
+        memo: dict[str, bool] = {}
+        kept = {i for i in zero if _zero(model.states[i].ode.tree, names, derived, memo)}
+        if kept == zero:
+            return tuple(sorted(zero))
+        zero = kept
+
+
+def _zero(node: ast.expr, zero_states: set[str], derived: dict, memo: dict[str, bool]) -> bool:
+    """Whether formula ``node`` is exactly zero (+0 or -0) when the states ``zero_states``
+    are zero, for every finite value of everything else (see :func:`idle_states`)."""
+    if isinstance(node, ast.Constant):
+        return float(node.value) == 0.0
+    if isinstance(node, ast.Name):
+        if node.id in zero_states:
+            return True
+        if node.id in derived:
+            if node.id not in memo:
+                memo[node.id] = False  # no cycles among derived quantities; be safe anyway
+                memo[node.id] = _zero(derived[node.id].tree, zero_states, derived, memo)
+            return memo[node.id]
+        return False
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return _zero(node.operand, zero_states, derived, memo)
+    if isinstance(node, ast.BinOp):
+        left = _zero(node.left, zero_states, derived, memo)
+        if isinstance(node.op, (ast.Add, ast.Sub)):
+            return left and _zero(node.right, zero_states, derived, memo)
+        if isinstance(node.op, ast.Mult):
+            return left or _zero(node.right, zero_states, derived, memo)
+        if isinstance(node.op, ast.Div):
+            return left
+        return False  # a power: 0 ** 0 is 1
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        if node.func.id in {"min", "max", "abs", "sqrt"}:
+            return all(_zero(a, zero_states, derived, memo) for a in node.args)
+        return False
+    if isinstance(node, ast.IfExp):
+        test = _zero_test(node.test, zero_states, derived, memo)
+        if test is not None:
+            return _zero(node.body if test else node.orelse, zero_states, derived, memo)
+        return (_zero(node.body, zero_states, derived, memo)
+                and _zero(node.orelse, zero_states, derived, memo))
+    return False
+
+
+#: A comparison of two zeros (+0 and -0 compare equal): its value.
+_ZERO_COMPARISONS = {ast.Lt: False, ast.LtE: True, ast.Gt: False, ast.GtE: True,
+                     ast.Eq: True, ast.NotEq: False}
+
+
+def _zero_test(node: ast.expr, zero_states: set[str], derived: dict,
+               memo: dict[str, bool]) -> bool | None:
+    """The value of a test whose every comparison compares zeros (``total > 0`` with
+    ``total`` zero is False), or None when it cannot be decided that way."""
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and all(
+            _zero(part, zero_states, derived, memo) for part in (node.left, *node.comparators)):
+        return _ZERO_COMPARISONS[type(node.ops[0])]
+    return None
+
+
+def active_ranges(n_states: int, idle: Iterable[int]) -> "np.ndarray":
+    """The states not in ``idle`` as ``[start, end)`` pairs of state indices, flat (int64):
+    what the lock-step integrator's stage passes loop over."""
+    import numpy as np
+
+    idle = set(idle)
+    pairs: list[int] = []
+    for i in range(n_states):
+        if i in idle:
+            continue
+        if pairs and pairs[-1] == i:
+            pairs[-1] = i + 1
+        else:
+            pairs += [i, i + 1]
+    return np.array(pairs, dtype=np.int64)
 
 
 class _Hoisting:

@@ -87,20 +87,34 @@ LANE_ROWS = {"y": 0, "y1": 1, "stage": 2, "y_out": 3, "e5": 4, "e3": 5, "k": 6, 
 N_LANE_ROWS = 29
 
 
-def _at(offset: int) -> str:
-    """Element ``j`` of the row starting at ``offset`` of the flat work array."""
-    return f"w[{offset} + j]" if offset else "w[j]"
+def _at(offset: int, array: str = "w") -> str:
+    """Element ``j`` of the row starting at ``offset`` of the flat work array (or of its
+    view ``v`` in an active-states pass)."""
+    return f"{array}[{offset} + j]" if offset else f"{array}[j]"
 
 
-def _weighted(terms) -> str:
+def _weighted(terms, array: str = "w") -> str:
     """``c1 * row1 + c2 * row2 ...`` with literal coefficients, zero ones left out."""
-    return " + ".join(f"{float(c)!r} * {_at(offset)}" for c, offset in terms if c != 0.0)
+    return " + ".join(f"{float(c)!r} * {_at(offset, array)}" for c, offset in terms
+                      if c != 0.0)
+
+
+#: The loop header of a pass over the group's active states only (``active``: flat
+#: ``[start, end)`` pairs of state indices, :func:`plateletpd.model.codegen.active_ranges`).
+#: The body indexes ``v``, a view of ``w`` from the range's first state, at literal row
+#: offsets plus ``j`` counted from 0: LLVM then knows every index non-negative and
+#: vectorises the loop as it does ``range(LANE_WIDTH)`` (a loop ``range(start, end)`` on
+#: ``w`` itself keeps numba's negative-index wraparound per element and ran 10x slower).
+_ACTIVE_LOOP = ["    for r in range(0, active.shape[0], 2):",
+                "        v = w[active[r] * LANES:]",
+                "        for j in range((active[r + 1] - active[r]) * LANES):"]
 
 
 def _fused(target: int, base: int, terms) -> list[str]:
-    """One loop writing row ``target = base + h * sum(c * row)``."""
-    return ["    for j in range(LANE_WIDTH):",
-            f"        {_at(target)} = {_at(base)} + h * ({_weighted(terms)})"]
+    """One loop over the active states writing row ``target = base + h * sum(c * row)``."""
+    return [*_ACTIVE_LOOP,
+            f"            {_at(target, 'v')} = {_at(base, 'v')} + h * "
+            f"({_weighted(terms, 'v')})"]
 
 
 def lockstep_source(n_states: int, lanes: int) -> str:
@@ -111,7 +125,18 @@ def lockstep_source(n_states: int, lanes: int) -> str:
     every row at a literal offset. One array and literal offsets let LLVM prove the rows
     disjoint, so it vectorises each pass with no runtime alias checks, and a stage reads
     each of its stage rows once instead of loading and storing the target row once per
-    coefficient (``_combine``'s row-at-a-time form, kept for the one-subject DOP853)."""
+    coefficient (``_combine``'s row-at-a-time form, kept for the one-subject DOP853).
+
+    Idle states (:func:`plateletpd.model.codegen.idle_states`: those of a drug not given,
+    exactly zero throughout) are left out of the stage, new-state, dense-output and accept
+    passes, which loop over the ``active`` ranges only; their rows keep the zeros the group
+    starts with (``solve_group``), which are the values those passes would write. The
+    error estimates are computed for every state and the error norm adds ``e * 0.0`` for
+    an idle one (:func:`_dop853_error_lanes`), so a non-finite derivative of an idle state
+    at a stage the estimates weigh (1 and 6-12) fails the step as it would without the
+    skipping. (Not quite all: one only at stages 2-5 or of the new state would, without
+    the skipping, have reached the later stages; that needs a zero times a non-finite
+    factor that reaches no other state's derivative.)"""
     width = n_states * lanes
     row = {name: index * width for name, index in LANE_ROWS.items()}
 
@@ -135,7 +160,7 @@ def lockstep_source(n_states: int, lanes: int) -> str:
              *(f"ROW_{name.upper()} = {offset}" for name, offset in row.items()),
              "# fastmath=CONTRACT (plateletpd.numerics.kernels): multiply-adds may fuse into FMAs", "", "",
              "@njit(fastmath=CONTRACT, **KERNEL_OPTIONS)",
-             "def dop853_lane_stages(t, h, w, q, rate, has_rate, counters):",
+             "def dop853_lane_stages(t, h, w, q, rate, has_rate, counters, active):",
              "    \"\"\"Stages 2-12 of a step from y (stage derivative 1 in k[0]): the new",
              "    state in y1, its derivative in k[12], the 5th/3rd-order error estimates",
              "    (divided by h) in e5 and e3.\"\"\""]
@@ -148,26 +173,26 @@ def lockstep_source(n_states: int, lanes: int) -> str:
               f"        {_at(row['e5'])} = {_weighted(zip(_dop853.E5, map(k, range(13))))}",
               f"        {_at(row['e3'])} = {_weighted(zip(_dop853.E3, map(k, range(13))))}"]
     lines += ["", "", "@njit(fastmath=CONTRACT, **KERNEL_OPTIONS)",
-              "def dop853_lane_dense(t, h, w, q, rate, has_rate, counters):",
+              "def dop853_lane_dense(t, h, w, q, rate, has_rate, counters, active):",
               "    \"\"\"The three extra stages of an accepted step and its 7th-order",
               "    dense-output rows (Hairer's dop853 contd8).\"\"\""]
     for s in range(13, 16):
         lines += stage(s)
     dense, y, y1 = row["dense"], row["y"], row["y1"]
-    lines += ["    for j in range(LANE_WIDTH):",
-              f"        difference = {_at(y1)} - {_at(y)}",
-              f"        {_at(dense)} = difference",
-              f"        {_at(dense + width)} = h * {_at(k(0))} - difference",
-              f"        {_at(dense + 2 * width)} = 2.0 * difference - h * ({_at(k(12))}"
-              f" + {_at(k(0))})"]
+    lines += [*_ACTIVE_LOOP,
+              f"            difference = {_at(y1, 'v')} - {_at(y, 'v')}",
+              f"            {_at(dense, 'v')} = difference",
+              f"            {_at(dense + width, 'v')} = h * {_at(k(0), 'v')} - difference",
+              f"            {_at(dense + 2 * width, 'v')} = 2.0 * difference - h * ("
+              f"{_at(k(12), 'v')} + {_at(k(0), 'v')})"]
     for r in range(4):
-        lines.append(f"        {_at(dense + (3 + r) * width)} = "
-                     f"h * ({_weighted(zip(_dop853.D[r], map(k, range(16))))})")
-    lines += ["", "", "@njit(**KERNEL_OPTIONS)", "def dop853_lane_accept(w):",
+        lines.append(f"            {_at(dense + (3 + r) * width, 'v')} = "
+                     f"h * ({_weighted(zip(_dop853.D[r], map(k, range(16))), 'v')})")
+    lines += ["", "", "@njit(**KERNEL_OPTIONS)", "def dop853_lane_accept(w, active):",
               "    \"\"\"y <- y1 and k[0] <- k[12] (first same as last).\"\"\"",
-              "    for j in range(LANE_WIDTH):",
-              f"        {_at(y)} = {_at(y1)}",
-              f"        {_at(k(0))} = {_at(k(12))}"]
+              *_ACTIVE_LOOP,
+              f"            {_at(y, 'v')} = {_at(y1, 'v')}",
+              f"            {_at(k(0), 'v')} = {_at(k(12), 'v')}"]
     return "\n".join(lines) + "\n"
 
 
@@ -284,7 +309,7 @@ EXPLICIT_FORMS = {
                "the status only: the caller integrates each subject again on its own.",
         "arguments": "t, t_end, w, q, rate, has_rate, output_times, io, rtol, atol, max_step, "
                      "max_steps, restart_growth, h_previous, outputs_out, states_out, "
-                     "counters, acc, lane_q, lane_y, first, count",
+                     "counters, acc, lane_q, lane_y, first, count, active",
         "views": ["m = LANE_WIDTH",
                   ("y, y1, y_out = w[ROW_Y:ROW_Y + m], w[ROW_Y1:ROW_Y1 + m], "
                    "w[ROW_Y_OUT:ROW_Y_OUT + m]"),
@@ -295,16 +320,16 @@ EXPLICIT_FORMS = {
         "initial_step": "_initial_step_lanes(t, y, q, rate, has_rate, k0, h_max, rtol, atol, 8, "
                         "y1, k1, counters, acc)",
         "stopped": "status",
-        "stages": "dop853_lane_stages(t, h, w, q, rate, has_rate, counters)",
-        "error": "err = _dop853_error_lanes(e5, e3, y, y1, h, rtol, atol, acc)",
+        "stages": "dop853_lane_stages(t, h, w, q, rate, has_rate, counters, active)",
+        "error": "err = _dop853_error_lanes(e5, e3, y, y1, h, rtol, atol, acc, active)",
         "non_finite": "status",
         "factor": "_dop853_factor(err)",
         "dense": ["if _output_due(io, output_times, t_new, t_end):",
-                  "    dop853_lane_dense(t, h, w, q, rate, has_rate, counters)"],
+                  "    dop853_lane_dense(t, h, w, q, rate, has_rate, counters, active)"],
         "interpolate": "_dop853_interpolate(y, dense, (output_times[io] - t) / h, y_out)",
         "record": "_record_lanes(output_times[io], y_out, lane_q, lane_y, outputs_out, "
                   "states_out, first, count, io)",
-        "accept": "dop853_lane_accept(w)",
+        "accept": "dop853_lane_accept(w, active)",
     },
     "explicit_segment": {
         "doc": ":func:`dopri5_segment`'s contract for any explicit embedded pair of "
@@ -544,7 +569,7 @@ LANES_BATCH = '''
 @njit(parallel=True, **KERNEL_OPTIONS)
 def solve_batch_lanes(params, event_time, event_target, event_state, event_amount,
                       event_duration, output_times, rtol, atol, max_step, max_steps,
-                      restart_growth, outputs_out, states_out, status, counters):
+                      restart_growth, outputs_out, states_out, status, counters, active):
     n_subjects = params.shape[0]
     for group in prange((n_subjects + LANES - 1) // LANES):
         first = group * LANES
@@ -552,7 +577,7 @@ def solve_batch_lanes(params, event_time, event_target, event_state, event_amoun
         group_status = solve_group(
             N_STATES, N_DOSE_TARGETS, params, first, count, event_time, event_target,
             event_state, event_amount, event_duration, output_times, rtol, atol,
-            max_step, max_steps, restart_growth, outputs_out, states_out, counters)
+            max_step, max_steps, restart_growth, outputs_out, states_out, counters, active)
         for subject in range(first, first + count):
             # not in lock step: integrated one subject at a time by the caller
             status[subject] = SUCCESS if group_status == SUCCESS else LOCKSTEP_MISMATCH
@@ -1300,18 +1325,32 @@ def _initial_step_lanes(t, y, q, rate, has_rate, f0, h_max, rtol, atol, order, y
 
 
 @njit(**KERNEL_OPTIONS)
-def _dop853_error_lanes(e5, e3, y, y1, h, rtol, atol, acc):
-    """DOP853's error norm of every subject; the largest (NaN if any is not finite)."""
+def _dop853_error_lanes(e5, e3, y, y1, h, rtol, atol, acc, active):
+    """DOP853's error norm of every subject; the largest (NaN if any is not finite).
+
+    An idle state (outside ``active``) has y = y1 = 0 and estimates of +-0, so its terms
+    are +0 and add nothing; they are replaced by ``e * 0.0`` (+-0 likewise, but NaN for a
+    non-finite estimate, as the term itself would be), which spares two divisions per
+    subject and idle state and keeps the sum's value and its failure on NaN or inf."""
     n = y.shape[0] // LANES
     for lane in range(LANES):
         acc[0, lane] = 0.0
         acc[1, lane] = 0.0
+    r = 0
     for i in range(n):
-        for lane in range(LANES):
-            j = i * LANES + lane
-            scale = atol[i] + rtol * max(abs(y[j]), abs(y1[j]))
-            acc[0, lane] += (e5[j] / scale) ** 2
-            acc[1, lane] += (e3[j] / scale) ** 2
+        while r < active.shape[0] and active[r + 1] <= i:
+            r += 2
+        if r < active.shape[0] and active[r] <= i:
+            for lane in range(LANES):
+                j = i * LANES + lane
+                scale = atol[i] + rtol * max(abs(y[j]), abs(y1[j]))
+                acc[0, lane] += (e5[j] / scale) ** 2
+                acc[1, lane] += (e3[j] / scale) ** 2
+        else:
+            for lane in range(LANES):
+                j = i * LANES + lane
+                acc[0, lane] += e5[j] * 0.0
+                acc[1, lane] += e3[j] * 0.0
     worst = 0.0
     for lane in range(LANES):
         err = _dop853_error(acc[0, lane], acc[1, lane], h, n)
@@ -1335,9 +1374,11 @@ def _record_lanes(t, y, lane_q, lane_y, outputs_out, states_out, first, count, i
 @njit(**KERNEL_OPTIONS)
 def solve_group(n_states, n_targets, parameter_vectors, first, count, event_time,
                 event_target, event_state, event_amount, event_duration, output_times, rtol, atol,
-                max_step, max_steps, restart_growth, outputs_out, states_out, counters):
+                max_step, max_steps, restart_growth, outputs_out, states_out, counters, active):
     """Integrate subjects ``first .. first+count-1`` (count <= LANES) in lock step with
-    DOP853; spare lanes repeat the last subject and record nothing.
+    DOP853; spare lanes repeat the last subject and record nothing. ``active``: the states
+    the stage passes compute, as flat ``[start, end)`` pairs (every state: ``[0,
+    n_states]``); the others must be idle (``plateletpd.model.codegen.idle_states``).
 
     Returns a status for the whole group: SUCCESS (outputs and counters written for every
     subject), :data:`LOCKSTEP_MISMATCH` (their dose times differ after lag, so they cannot
@@ -1354,7 +1395,8 @@ def solve_group(n_states, n_targets, parameter_vectors, first, count, event_time
     lane_y = np.empty(n_states)
     q = np.empty((n_q + N_UNIFORM) * LANES)
     uniform = np.empty(max(N_UNIFORM, 1))
-    w = np.empty(N_LANE_ROWS * LANE_WIDTH)  # y is row 0
+    # y is row 0; zeros: the rows of idle states are never written by the stage passes
+    w = np.zeros(N_LANE_ROWS * LANE_WIDTH)
     y = w[ROW_Y:ROW_Y + LANE_WIDTH]
     n_events = event_time.shape[1]
     bp_time, bp_state, bp_bolus, bp_rate, used = _breakpoint_arrays(n_events, LANES)
@@ -1417,7 +1459,7 @@ def solve_group(n_states, n_targets, parameter_vectors, first, count, event_time
         status, io, h_previous = dop853_lanes_segment(
             t, t_next, w, q, rate, has_rate, output_times, io, rtol, atol, max_step,
             max_steps, restart_growth, h_previous, outputs_out, states_out, group_counters,
-            acc, lane_q, lane_y, first, count)
+            acc, lane_q, lane_y, first, count, active)
         if status != SUCCESS:
             return status
         t = t_next

@@ -197,7 +197,8 @@ def compile_kernel(model: "Model") -> ModuleType:
 
 
 def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
-              params: np.ndarray, event_time: np.ndarray, *arrays) -> None:
+              params: np.ndarray, event_time: np.ndarray, *arrays,
+              active: np.ndarray | None = None) -> None:
     """Run ``kernel``'s integrator over the subjects of ``params``, compiling (on first use)
     only the entry point this call needs, and saying on standard error what is compiled
     and for how long (:func:`plateletpd.numerics.jit.compile_report`).
@@ -211,7 +212,12 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
     after which the subjects of groups that could not run in lock step are integrated one at
     a time by ``solve_batch_dop853``, compiled only when a cohort needs it. Each entry point
     computes the same compiled arithmetic as before they were split, so results are
-    bit-identical to a kernel that compiled every method at once."""
+    bit-identical to a kernel that compiled every method at once.
+
+    ``active`` (lock step only): the states the lock-step stage passes compute, as flat
+    ``[start, end)`` pairs (:func:`plateletpd.model.codegen.active_ranges`; None: every
+    state); the others must be idle in this batch (:func:`plateletpd.model.codegen.idle_states`:
+    no dose enters them and they stay exactly zero). Results are the same bit for bit."""
     from plateletpd.numerics import integrator
 
     (event_target, event_state, event_amount, event_duration, output_times, rtol, atol,
@@ -225,7 +231,9 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
             kernel.solve_batch_lanes(params, event_time, event_target, event_state,
                                      event_amount, event_duration, output_times, rtol, atol,
                                      max_step, max_steps, restart_growth, outputs_out,
-                                     states_out, status, counters)
+                                     states_out, status, counters,
+                                     np.array([0, kernel.N_STATES], dtype=np.int64)
+                                     if active is None else active)
         alone = np.flatnonzero(status == integrator.LOCKSTEP_MISMATCH)
         if alone.size:
             part = [params[alone], event_time[alone], event_amount[alone], outputs_out[alone],

@@ -24,6 +24,7 @@ from plateletpd.errors import ParameterError, SimulationInputError, SimulationWa
 from plateletpd.numerics.failures import failure_message, flag_non_finite_outputs
 from plateletpd.limits import check_subjects
 from plateletpd.io.provenance import provenance
+from plateletpd.model.codegen import active_ranges, idle_states
 from plateletpd.model.definition import Model, load_model
 from plateletpd.simulation.results import BatchResult, SimulationResult
 from plateletpd.numerics.solvers import DormandPrince5, Solver, Status, resolve_execution, solver_names
@@ -236,6 +237,23 @@ def _valid_rows(model: Model, matrix: np.ndarray) -> np.ndarray:
     return np.all(ok | (optional & np.isnan(matrix)), axis=1)
 
 
+#: (model source, dosed states) -> the lock-step kernel's active ranges (few per model).
+_ACTIVE: dict[tuple[str, frozenset[int]], np.ndarray] = {}
+
+
+def _active_states(model: Model, dosed_states: np.ndarray) -> np.ndarray:
+    """The states the lock-step stage passes compute when doses enter ``dosed_states``:
+    all but the idle ones (:func:`plateletpd.model.codegen.idle_states`)."""
+    dosed = frozenset(int(i) for i in np.asarray(dosed_states).ravel())
+    key = (model.source, dosed)
+    ranges = _ACTIVE.get(key)
+    if ranges is None:
+        if len(_ACTIVE) > 256:
+            _ACTIVE.clear()
+        ranges = _ACTIVE[key] = active_ranges(len(model.states), idle_states(model, dosed))
+    return ranges
+
+
 def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amounts: np.ndarray,
                grid: np.ndarray, solver: Solver, keep_states: bool,
                event_times: np.ndarray | None = None,
@@ -274,7 +292,8 @@ def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amount
                 np.ascontiguousarray(grid * scale), float(solver.rtol),
                 solver.atol_vector(n_states), float(solver.max_step * scale),
                 int(solver.max_steps), float(solver.restart_growth), outputs, states, status,
-                counters, failure)
+                counters, failure,
+                active=_active_states(model, schedule.state) if lockstep else None)
     details = {int(i): failure_message(model, status[i], matrix[i], failure[i])
                for i in np.flatnonzero(status != Status.SUCCESS)}
     flag_non_finite_outputs(model, grid, outputs, states if keep_states else None, status,
