@@ -93,3 +93,34 @@ def test_the_command_refuses_a_missing_suite_with_exit_status_2(capsys, tmp_path
     assert main(["validate", "cit_marrow_reservoir", "--out", str(tmp_path / "v")]) == 2
     assert "did you mean 'cit_marrow_reserve'" in capsys.readouterr().err
     assert not (tmp_path / "v").exists()
+
+
+def test_a_trial_report_says_how_far_its_model_has_been_found_to_hold():
+    # validation/results/cit_marrow_reserve.csv (plateletpd validate's recorded output) is
+    # summarised by role in every trial report of that model; the counts are the file's
+    from plateletpd.study.trial import bundled_trial, load_trial_spec
+    from plateletpd.study.validation_results import (
+        recorded_validation,
+        validation_report_lines,
+    )
+
+    model = load_trial_spec(bundled_trial("yuan2025")).model  # the bundled fit's values
+    table, record = recorded_validation(model.name)
+    text = "\n".join(validation_report_lines(model))
+    for role in ("calibration", "not fitted", "held out"):
+        rows = table[table.role == role]
+        assert f"{role} {int(rows.inside.sum())}/{len(rows)}" in text
+    held_out_missed = table[(table.role == "held out") & ~table.inside]
+    assert text.count("\n- ") == len(held_out_missed) > 0
+    assert "not the one validated" not in text  # the record was made with this model
+    # other parameter values: the record no longer describes the model, and says so
+    changed = model.with_parameters({"het_ec50": 2 * model.parameters["het_ec50"].value})
+    assert "not the one validated" in "\n".join(validation_report_lines(changed))
+
+
+def test_a_model_without_a_recorded_validation_says_so():
+    import plateletpd as pp
+    from plateletpd.study.validation_results import validation_report_lines
+
+    text = "\n".join(validation_report_lines(pp.load_model("friberg_platelets")))
+    assert "No recorded validation of friberg_platelets" in text

@@ -48,6 +48,7 @@ from plateletpd.model.definition import Model, load_model
 from plateletpd.population.variability import Variability, cohort_matrix
 from plateletpd.simulation.simulate import _valid_rows
 from plateletpd.study.statistics import Z95, binomial_interval, kaplan_meier
+from plateletpd.study.validation_results import validation_report_lines
 from plateletpd.study.cycles import (HISTORY_RULES, ChemotherapyCourse, HistoryRule,
                                      course_columns, course_endpoints, simulate_course_arm)
 
@@ -1398,7 +1399,8 @@ def _report(result: TrialResult, record: dict) -> str:
         "![time to PLT >= 100](time_to_100.png)", "",
         "![response by day](response_by_day.png)", "",
         "Full per-arm summary: `summary.csv`; per patient: `patients.csv` and "
-        "`patients.parquet`; every column's unit and meaning: `data_dictionary.csv`.", ""])
+        "`patients.parquet`; every column's unit and meaning: `data_dictionary.csv`.", "",
+        *validation_report_lines(spec.model)])
 
 
 def _course_report(result: TrialResult) -> list[str]:

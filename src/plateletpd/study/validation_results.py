@@ -1,0 +1,77 @@
+"""A model's recorded validation, read into trial reports: every prediction says how far
+its model has been found to hold.
+
+``plateletpd validate SUITE --out DIR`` (:mod:`plateletpd.study.validation`) writes
+``validation.csv`` and ``provenance.json``; kept as ``validation/results/MODEL.csv`` and
+``MODEL.provenance.json`` (bundled in the wheel), they are the record this module reads.
+:func:`validation_report_lines` gives a trial report's section: rows inside their 95%
+prediction intervals by role (calibration, not fitted, held out; never pooled), the
+held-out rows that fall outside, and whether the trial's model (file and parameter values,
+by its hash) is the one the record was made with."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+#: the order the roles are reported in (plateletpd.study.validation.ROLES)
+ROLE_ORDER = ("calibration", "not fitted", "held out")
+
+
+def _results_folder() -> Path:
+    from importlib import resources
+
+    packaged = resources.files("plateletpd") / "_bundled_validation" / "results"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[3] / "validation" / "results"
+
+
+def recorded_validation(model_name: str,
+                        folder: Path | None = None) -> tuple[pd.DataFrame, dict] | None:
+    """(table, provenance) of the recorded validation of ``model_name``, or None."""
+    folder = _results_folder() if folder is None else Path(folder)
+    table_path = folder / f"{model_name}.csv"
+    record_path = folder / f"{model_name}.provenance.json"
+    if not (table_path.is_file() and record_path.is_file()):
+        return None
+    return pd.read_csv(table_path), json.loads(record_path.read_text())
+
+
+def validation_report_lines(model, folder: Path | None = None) -> list[str]:
+    """A trial report's section on ``model``'s recorded validation (Markdown lines)."""
+    recorded = recorded_validation(model.name, folder)
+    heading = ["## How far this model has been found to hold", ""]
+    if recorded is None:
+        return heading + [f"No recorded validation of {model.name}: run `plateletpd "
+                          f"validate` with a suite of its published studies.", ""]
+    table, record = recorded
+    counts = []
+    for role in ROLE_ORDER:
+        rows = table[table.role == role]
+        if len(rows):
+            counts.append(f"{role} {int(rows.inside.sum())}/{len(rows)}")
+    lines = heading + [
+        f"Recorded validation of {model.name} ({record.get('created', '?')}; suite "
+        f"`{record.get('suite', '?')}`, {record.get('replicates', '?')} virtual studies of "
+        f"each row's size per check, uncertainty {record.get('uncertainty', '?')!r}): rows "
+        f"inside their 95% prediction interval, by role: {', '.join(counts)}. Only the "
+        f"held-out rows (trials no fit saw) test a prediction for a new study.", ""]
+    missed = table[(table.role == "held out") & ~table.inside.astype(bool)]
+    if len(missed):
+        lines += ["Held-out rows outside their interval:", ""]
+        lines += [f"- {row.trial}, {row.arm}, {row.endpoint}: observed {row.observed:.4g}, "
+                  f"predicted {row.predicted:.4g} [{row.interval_low:.4g}, "
+                  f"{row.interval_high:.4g}]" for row in missed.itertuples()]
+        lines.append("")
+    validated = {c.get("model_hash") for c in record.get("checks", [])
+                 if c.get("model") == model.name}
+    if model.hash not in validated:
+        lines += [f"This trial's model (hash {model.hash[:12]}) is not the one validated: "
+                  f"its file or parameter values differ from those of the record, which "
+                  f"describes the model as the suite ran it.", ""]
+    lines += [f"Every row: `validation/results/{model.name}.csv`; what the model gets wrong "
+              f"and why: its model card.", ""]
+    return lines
