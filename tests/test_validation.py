@@ -105,7 +105,7 @@ def test_a_trial_report_says_how_far_its_model_has_been_found_to_hold():
     )
 
     model = load_trial_spec(bundled_trial("yuan2025")).model  # the bundled fit's values
-    table, record = recorded_validation(model.name)
+    table, _ = recorded_validation(model.name)
     text = "\n".join(validation_report_lines(model))
     for role in ("calibration", "not fitted", "held out"):
         rows = table[table.role == role]

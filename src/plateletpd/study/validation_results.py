@@ -45,20 +45,20 @@ def validation_report_lines(model, folder: Path | None = None) -> list[str]:
     recorded = recorded_validation(model.name, folder)
     heading = ["## How far this model has been found to hold", ""]
     if recorded is None:
-        return heading + [f"No recorded validation of {model.name}: run `plateletpd "
-                          f"validate` with a suite of its published studies.", ""]
+        return heading + [(f"No recorded validation of {model.name}: run `plateletpd "
+                           f"validate` with a suite of its published studies."), ""]
     table, record = recorded
     counts = []
     for role in ROLE_ORDER:
         rows = table[table.role == role]
         if len(rows):
             counts.append(f"{role} {int(rows.inside.sum())}/{len(rows)}")
-    lines = heading + [
+    lines = heading + [(
         f"Recorded validation of {model.name} ({record.get('created', '?')}; suite "
         f"`{record.get('suite', '?')}`, {record.get('replicates', '?')} virtual studies of "
         f"each row's size per check, uncertainty {record.get('uncertainty', '?')!r}): rows "
         f"inside their 95% prediction interval, by role: {', '.join(counts)}. Only the "
-        f"held-out rows (trials no fit saw) test a prediction for a new study.", ""]
+        f"held-out rows (trials no fit saw) test a prediction for a new study."), ""]
     missed = table[(table.role == "held out") & ~table.inside.astype(bool)]
     if len(missed):
         lines += ["Held-out rows outside their interval:", ""]
@@ -69,9 +69,9 @@ def validation_report_lines(model, folder: Path | None = None) -> list[str]:
     validated = {c.get("model_hash") for c in record.get("checks", [])
                  if c.get("model") == model.name}
     if model.hash not in validated:
-        lines += [f"This trial's model (hash {model.hash[:12]}) is not the one validated: "
-                  f"its file or parameter values differ from those of the record, which "
-                  f"describes the model as the suite ran it.", ""]
-    lines += [f"Every row: `validation/results/{model.name}.csv`; what the model gets wrong "
-              f"and why: its model card.", ""]
+        lines += [(f"This trial's model (hash {model.hash[:12]}) is not the one validated: "
+                   f"its file or parameter values differ from those of the record, which "
+                   f"describes the model as the suite ran it."), ""]
+    lines += [(f"Every row: `validation/results/{model.name}.csv`; what the model gets "
+               f"wrong and why: its model card."), ""]
     return lines
