@@ -63,6 +63,16 @@ def test_running_a_suite_gives_what_its_checks_give_one_by_one(bundled, tmp_path
     assert summary.loc["held out", "rows"] == 4
     assert summary.loc["held out", "inside"] == int(alone.inside.sum())
     assert result.runs[0]["model_hash"] == spec.model.hash  # provenance of each check
+    # written as one folder: the table as computed, the report, the figure, provenance
+    from plateletpd.study.validation import write_validation
+
+    paths = write_validation(result, tmp_path / "v", replicates=2, uncertainty="none")
+    assert [p.name for p in paths] == ["validation.csv", "validation.md", "validation.png",
+                                       "provenance.json"]
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    written = pd.read_csv(paths[0])
+    assert written.observed.tolist() == result.table.observed.tolist()
 
 
 def _suite(tmp_path, checks: str) -> Path:

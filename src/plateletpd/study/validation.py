@@ -246,7 +246,7 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
 def validation_markdown(result: ValidationResult) -> str:
     """The result as a report: the summary per role, then every row by role."""
     lines = [f"# Validation suite {result.suite.name}", "",
-             result.suite.description or "", "",
+             result.suite.description or "", "", "![observed percentiles](validation.png)", "",
              "| role | rows | inside the 95% prediction interval |", "|---|---|---|"]
     for row in result.summary.itertuples():
         lines.append(f"| {row.role} | {int(row.rows)} | {int(row.inside)} "
@@ -265,15 +265,53 @@ def validation_markdown(result: ValidationResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot_validation(table: pd.DataFrame, path: str | Path | None = None):
+    """Where each observed value falls among its replicate studies (its percentile), by
+    role: a model whose prediction intervals are honest puts about 95% of the rows inside
+    the shaded 2.5-97.5 band, spread evenly; rows piled at 0 or 100 are predicted wrongly
+    in one direction. A red cross marks a row outside its interval."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from plateletpd.study.uncertainty import finish_figure
+
+    roles = [r for r in ROLES if r in set(table.role)]
+    figure, axis = plt.subplots(figsize=(2.2 + 1.6 * len(roles), 4.2))
+    axis.axhspan(2.5, 97.5, color="tab:blue", alpha=0.12, label="95% prediction interval")
+    jitter = np.random.default_rng(0)  # fixed: the same table gives the same figure
+    for position, role in enumerate(roles):
+        rows = table[table.role == role]
+        x = position + jitter.uniform(-0.25, 0.25, len(rows))
+        inside = rows.inside.astype(bool).to_numpy()
+        axis.plot(x[inside], rows.observed_percentile[inside], "o", color="black", ms=4,
+                  label="observed" if position == 0 else None)
+        axis.plot(x[~inside], rows.observed_percentile[~inside], "x", color="red", ms=7,
+                  label="observed, outside" if position == 0 else None)
+        axis.text(position, 103, f"{int(inside.sum())}/{len(rows)} inside", ha="center",
+                  fontsize=8)
+    axis.set_xticks(range(len(roles)), roles)
+    axis.set_xlim(-0.6, len(roles) - 0.4)
+    axis.set_ylim(-5, 110)
+    axis.set_ylabel("observed percentile among replicate studies")
+    axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
+    axis.grid(alpha=0.3, axis="y")
+    return finish_figure(figure, path, plt)
+
+
 def write_validation(result: ValidationResult, folder: str | Path,
                      replicates: int, uncertainty: str) -> list[Path]:
-    """``validation.csv``, ``validation.md`` and ``provenance.json`` as one folder that
-    appears whole or not at all."""
-    names = ("validation.csv", "validation.md", "provenance.json")
+    """``validation.csv``, ``validation.md``, ``validation.png`` and ``provenance.json``
+    as one folder that appears whole or not at all."""
+    names = ("validation.csv", "validation.md", "validation.png", "provenance.json")
     with atomic_folder(folder) as staging:
         atomic_write(staging / names[0], lambda p: result.table.to_csv(p, index=False))
         write_text(staging / names[1], validation_markdown(result))
-        write_json(staging / names[2], provenance(
+        plot_validation(result.table, staging / names[2])
+        write_json(staging / names[3], provenance(
             None, suite=result.suite.path, replicates=replicates, uncertainty=uncertainty,
             checks=list(result.runs), notes=list(result.notes)))
     return [Path(folder) / name for name in names]
