@@ -637,8 +637,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validation suite: run the predictive check of every trial a suite "
                     "lists against its study's rows and report, apart for each role "
                     "(calibration, not fitted, held out), which observed values lie inside "
-                    "their 95% prediction intervals; writes validation.csv, validation.md "
-                    "and provenance.json.",
+                    "their 95% prediction intervals; writes validation.csv, validation.md, "
+                    "validation.png (each row's observed percentile, by role) and "
+                    "provenance.json.",
         epilog="example: plateletpd validate cit_marrow_reserve --role \"held out\" "
                "--out validation-report")
     validation.add_argument("suite", nargs="?", default="cit_marrow_reserve",
