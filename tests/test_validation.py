@@ -99,6 +99,17 @@ def test_bad_suites_are_refused_with_the_line_and_the_fix(tmp_path):
         load_suite(_suite(tmp_path, ""))
 
 
+@pytest.mark.parametrize("options,message", [
+    ({"replicates": -3}, "at least 2"), ({"replicates": 1}, "at least 2"),
+    ({"replicates": 2.5}, "whole number"), ({"uncertainty": "draws"}, "'none'"),
+    ({"roles": ("training",)}, "unknown role"),
+])
+def test_bad_run_options_are_refused_before_any_check_runs(bundled, options, message):
+    # checked at the boundary: a negative count once reached numpy ("negative dimensions")
+    with pytest.raises(ValidationSuiteError, match=message):
+        validate(bundled, **options)
+
+
 def test_the_command_refuses_a_missing_suite_with_exit_status_2(capsys, tmp_path):
     assert main(["validate", "cit_marrow_reservoir", "--out", str(tmp_path / "v")]) == 2
     assert "did you mean 'cit_marrow_reserve'" in capsys.readouterr().err

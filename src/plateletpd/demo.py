@@ -186,16 +186,13 @@ def _run_demo(folder: Path, root: Path, parameters: dict | None, origin: str,
               f"{spec.parameters_from}\n")
         result = trials.run_trial(spec)
         print(trials.arm_table(result).to_string())
-        from plateletpd.study.validation_results import recorded_validation
+        from plateletpd.study.validation_results import inside_text, recorded_validation
 
         recorded = recorded_validation(spec.model.name)
         if recorded is not None:  # how far to trust the table, in one line (report.md: more)
-            table = recorded[0]
-            counts = ", ".join(f"{role} {int(rows.inside.sum())}/{len(rows)}"
-                               for role, rows in table.groupby("role", sort=False))
             print(f"\nrecorded validation of {spec.model.name} (rows inside their 95% "
-                  f"prediction interval): {counts}; held-out rows test a new study's "
-                  f"prediction (report.md, models/{spec.model.name}.md)")
+                  f"prediction interval): {inside_text(recorded[0])}; held-out rows test a "
+                  f"new study's prediction (report.md, models/{spec.model.name}.md)")
         trials.write_trial(result, root)
         print(f"\nwrote {folder}/report.md with the plots and tables "
               f"({time.perf_counter() - started:.1f} s)\n")

@@ -323,3 +323,30 @@ def _swap(staging: Path, target: Path) -> None:
 
 def _now() -> str:
     return _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# ====================================================================== bundled files
+def bundled_folder(name: str) -> Path:
+    """A folder shipped with plateletpd: ``_bundled_NAME`` inside the wheel (pyproject.toml
+    ``force-include``), or ``NAME/`` at the root of a source tree (``models``, ``fits``,
+    ``data``, ``trials``, ``validation``)."""
+    from importlib import resources
+
+    packaged = resources.files("plateletpd") / f"_bundled_{name}"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[3] / name
+
+
+def bundled_toml(folder: str, name: str, what: str,
+                 error: Callable[[str], Exception]) -> Path:
+    """Path of the bundled ``folder/NAME.toml`` (a trial, a validation suite); ``error``
+    naming the closest bundled names and how to give a file instead when there is none."""
+    from plateletpd.errors import closest
+
+    path = bundled_folder(folder) / f"{name}.toml"
+    if not path.is_file():
+        names = sorted(p.stem for p in bundled_folder(folder).glob("*.toml"))
+        raise error(f"no bundled {what} {name!r}{closest(name, names)}; bundled: "
+                    f"{', '.join(names) or 'none'}; or give the path of a {what} file")
+    return path

@@ -258,12 +258,9 @@ def require_usable(rows: pd.DataFrame, source: str = "outcome data") -> None:
 def bundled_outcomes_path(name: str = "cit_summary.csv") -> Path:
     """An outcome table shipped with plateletpd: the calibration data (data/cit_summary.csv)
     or, by name, another file of data/ (``"out_of_sample.csv"``: held-out trials)."""
-    from importlib import resources
+    from plateletpd.io.files import bundled_folder
 
-    packaged = resources.files("plateletpd") / "_bundled_data" / name
-    if packaged.is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[3] / "data" / name
+    return bundled_folder("data") / name
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:

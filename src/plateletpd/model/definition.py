@@ -17,7 +17,6 @@ import tomllib
 import warnings
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,6 +24,7 @@ import numpy as np
 
 from plateletpd.dosing.targets import DoseTarget
 from plateletpd.io.display import html_table, short_repr
+from plateletpd.io.files import bundled_folder
 from plateletpd.errors import (ExpressionError, ModelFileError, ModelWarning, ParameterError,
                      closest)
 from plateletpd.io.schema import Document, Field, Table
@@ -355,10 +355,7 @@ class Model:
 # ====================================================================== loading
 def bundled_models_dir() -> Path:
     """The folder of bundled model files (inside the wheel, or models/ in a source tree)."""
-    packaged = resources.files("plateletpd") / "_bundled_models"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[3] / "models"
+    return bundled_folder("models")
 
 
 def list_models() -> dict[str, str]:

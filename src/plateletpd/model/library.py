@@ -14,12 +14,9 @@ from plateletpd.model.definition import load_model
 
 def bundled_fits_dir() -> Path:
     """Folder of the bundled fits (inside the wheel, or fits/ in a source tree)."""
-    from importlib import resources
+    from plateletpd.io.files import bundled_folder
 
-    packaged = resources.files("plateletpd") / "_bundled_fits"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[3] / "fits"
+    return bundled_folder("fits")
 
 
 def _fit_folder(name_or_path: str | Path) -> Path:

@@ -649,17 +649,9 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
 
 def bundled_trial(name: str) -> Path:
     """Path of a bundled trial spec (trials/NAME.toml in the source tree or the wheel)."""
-    from importlib import resources
+    from plateletpd.io.files import bundled_toml
 
-    packaged = resources.files("plateletpd") / "_bundled_trials"
-    folder = Path(str(packaged)) if packaged.is_dir() else \
-        Path(__file__).resolve().parents[3] / "trials"
-    path = folder / f"{name}.toml"
-    if not path.is_file():
-        names = sorted(p.stem for p in folder.glob("*.toml"))
-        raise TrialSpecError(f"no bundled trial {name!r}{closest(name, names)}; bundled: "
-                             f"{', '.join(names)}; or give the path of a trial file")
-    return path
+    return bundled_toml("trials", name, "trial", TrialSpecError)
 
 
 def _check_doses(model: Model, design: ArmDesign) -> None:

@@ -47,9 +47,8 @@ from plateletpd.io.files import atomic_folder, atomic_write, write_json, write_t
 from plateletpd.io.outcomes import bundled_outcomes_path
 from plateletpd.io.provenance import provenance
 from plateletpd.io.schema import Document, Field, Table
+from plateletpd.study.validation_results import ROLES, inside_by_role
 
-#: the roles a check's rows may play for the fit (module text)
-ROLES = ("calibration", "not fitted", "held out")
 
 
 class ValidationSuiteError(PlateletPDError):
@@ -60,8 +59,9 @@ SUITE_SCHEMA = Table({
     "suite": Table({
         "name": Field("text", required=True),
         "description": Field("text", default=""),
-        "replicates": Field(whole=True, default=40, low=1.0, low_included=True,
-                            what="a whole number of replicate studies per check, e.g. 40"),
+        "replicates": Field(whole=True, default=40, low=2.0, low_included=True,
+                            what="a whole number of at least 2 replicate studies per "
+                                 "check, e.g. 40"),
         "uncertainty": Field("text", default="fit", choices=("fit", "none"))},
         required=True),
     "checks": Table({
@@ -136,20 +136,9 @@ class ValidationResult:
 def bundled_suite(name: str) -> Path:
     """Path of a bundled validation suite (validation/NAME.toml in the source tree or the
     wheel)."""
-    from importlib import resources
+    from plateletpd.io.files import bundled_toml
 
-    from plateletpd.errors import closest
-
-    packaged = resources.files("plateletpd") / "_bundled_validation"
-    folder = Path(str(packaged)) if packaged.is_dir() else \
-        Path(__file__).resolve().parents[3] / "validation"
-    path = folder / f"{name}.toml"
-    if not path.is_file():
-        names = sorted(p.stem for p in folder.glob("*.toml"))
-        raise ValidationSuiteError(f"no bundled validation suite {name!r}"
-                                   f"{closest(name, names)}; bundled: {', '.join(names)}; "
-                                   f"or give the path of a suite file")
-    return path
+    return bundled_toml("validation", name, "validation suite", ValidationSuiteError)
 
 
 def load_suite(path: str | Path) -> ValidationSuite:
@@ -204,6 +193,14 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
                                        f"{', '.join(map(repr, ROLES))}")
     replicates = suite.replicates if replicates is None else replicates
     uncertainty = suite.uncertainty if uncertainty is None else uncertainty
+    if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 2:
+        raise ValidationSuiteError(f"replicates must be a whole number of at least 2 (each "
+                                   f"row's interval comes from replicate studies; 40 or more "
+                                   f"for stable 95% intervals), got {replicates!r}")
+    if uncertainty not in ("none", "fit"):
+        raise ValidationSuiteError(f"uncertainty must be 'none' (the fit's point estimates) "
+                                   f"or 'fit' (parameters and study effects drawn from the "
+                                   f"fit), got {uncertainty!r}")
     chosen = [(i, c) for i, c in enumerate(suite.checks, 1)
               if roles is None or c.role in roles]
     if not chosen:
@@ -236,11 +233,7 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
     table = pd.concat(tables, ignore_index=True)
     first = ["check", "trial", "role", "data", "line", "study", "arm", "endpoint"]
     table = table[first + [c for c in table.columns if c not in first]]
-    summary = (table.groupby("role", sort=False)
-               .agg(rows=("inside", "size"), inside=("inside", "sum"))
-               .reindex([r for r in ROLES if r in set(table.role)]).reset_index())
-    summary["inside_pct"] = 100.0 * summary.inside / summary.rows
-    return ValidationResult(suite, table, summary, tuple(notes), tuple(runs))
+    return ValidationResult(suite, table, inside_by_role(table), tuple(notes), tuple(runs))
 
 
 def validation_markdown(result: ValidationResult) -> str:

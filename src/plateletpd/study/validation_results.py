@@ -16,23 +16,34 @@ from pathlib import Path
 
 import pandas as pd
 
-#: the order the roles are reported in (plateletpd.study.validation.ROLES)
-ROLE_ORDER = ("calibration", "not fitted", "held out")
+from plateletpd.io.files import bundled_folder
+
+#: the roles a check's rows may play for the fit, in the order they are reported
+#: (plateletpd.study.validation: calibration, not fitted, held out)
+ROLES = ("calibration", "not fitted", "held out")
 
 
-def _results_folder() -> Path:
-    from importlib import resources
+def inside_by_role(table: pd.DataFrame) -> pd.DataFrame:
+    """Per role present in a validation table (``role``, ``inside`` per row): rows,
+    rows inside their 95% prediction interval and that share in percent, in
+    :data:`ROLES` order. The roles are never pooled."""
+    counts = (table.groupby("role", sort=False)
+              .agg(rows=("inside", "size"), inside=("inside", "sum"))
+              .reindex([r for r in ROLES if r in set(table.role)]).reset_index())
+    counts["inside_pct"] = 100.0 * counts.inside / counts.rows
+    return counts
 
-    packaged = resources.files("plateletpd") / "_bundled_validation" / "results"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[3] / "validation" / "results"
+
+def inside_text(table: pd.DataFrame) -> str:
+    """``"calibration 5/7, not fitted 14/25, held out 1/6"`` (:func:`inside_by_role`)."""
+    return ", ".join(f"{row.role} {int(row.inside)}/{int(row.rows)}"
+                     for row in inside_by_role(table).itertuples())
 
 
 def recorded_validation(model_name: str,
                         folder: Path | None = None) -> tuple[pd.DataFrame, dict] | None:
     """(table, provenance) of the recorded validation of ``model_name``, or None."""
-    folder = _results_folder() if folder is None else Path(folder)
+    folder = bundled_folder("validation") / "results" if folder is None else Path(folder)
     table_path = folder / f"{model_name}.csv"
     record_path = folder / f"{model_name}.provenance.json"
     if not (table_path.is_file() and record_path.is_file()):
@@ -48,16 +59,11 @@ def validation_report_lines(model, folder: Path | None = None) -> list[str]:
         return heading + [(f"No recorded validation of {model.name}: run `plateletpd "
                            f"validate` with a suite of its published studies."), ""]
     table, record = recorded
-    counts = []
-    for role in ROLE_ORDER:
-        rows = table[table.role == role]
-        if len(rows):
-            counts.append(f"{role} {int(rows.inside.sum())}/{len(rows)}")
     lines = heading + [(
         f"Recorded validation of {model.name} ({record.get('created', '?')}; suite "
         f"`{record.get('suite', '?')}`, {record.get('replicates', '?')} virtual studies of "
         f"each row's size per check, uncertainty {record.get('uncertainty', '?')!r}): rows "
-        f"inside their 95% prediction interval, by role: {', '.join(counts)}. Only the "
+        f"inside their 95% prediction interval, by role: {inside_text(table)}. Only the "
         f"held-out rows (trials no fit saw) test a prediction for a new study."), ""]
     missed = table[(table.role == "held out") & ~table.inside.astype(bool)]
     if len(missed):
