@@ -30,8 +30,17 @@ from plateletpd.errors import PlateletPDError
 from plateletpd.model.definition import Model
 from plateletpd.numerics.solvers import DormandPrince5, Status
 from plateletpd.simulation.simulate import _integrate
-from plateletpd.study.cohort import (PLATELETS, ArmDesign, ArmResult, decision_log, treatment_records,
-                                     treat_by_rules, own_schedule, resolve_treatment, values_at)
+from plateletpd.study.cohort import (
+    PLATELETS,
+    ArmDesign,
+    ArmResult,
+    decision_log,
+    own_schedule,
+    resolve_treatment,
+    treat_by_rules,
+    treatment_records,
+    values_at,
+)
 
 #: event kinds of a course's event log
 CYCLE_EVENTS = ("delayed", "dose reduced", "resumed", "abandoned")
@@ -172,7 +181,7 @@ class CycleBlock:
 
     @classmethod
     def build(cls, model: Model, course: ChemotherapyCourse, support: tuple[str, ...] = (),
-              support_cycles: tuple[int, ...] = ()) -> "CycleBlock":
+              support_cycles: tuple[int, ...] = ()) -> CycleBlock:
         chemotherapy = expand(as_regimen(course.regimen), model.dose_targets)
         extra = expand(as_regimen(" + ".join(support)), model.dose_targets) if support \
             else None
@@ -608,13 +617,12 @@ COURSE_COLUMNS = (
 
 
 def course_columns(cycles: int) -> list[tuple[str, str, str]]:
-    """:data:`COURSE_COLUMNS` with ``{c}`` expanded for ``cycles`` cycles."""
-    rows = []
-    for column in COURSE_COLUMNS:
-        if "{c}" in column[0]:
-            rows += [tuple(text.format(c=c) for text in column) for c in range(1, cycles + 1)]
-        else:
-            rows.append(column)
+    """:data:`COURSE_COLUMNS` with ``{c}`` expanded for ``cycles`` cycles, in the order of
+    :func:`course_endpoints` (patients.csv): the course-wide columns, then cycle by cycle."""
+    per_cycle = [column for column in COURSE_COLUMNS if "{c}" in column[0]]
+    rows = [column for column in COURSE_COLUMNS if "{c}" not in column[0]]
+    for c in range(1, cycles + 1):
+        rows += [tuple(text.format(c=c) for text in column) for column in per_cycle]
     return rows
 
 

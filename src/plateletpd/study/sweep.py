@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -28,6 +28,7 @@ from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.provenance import provenance
 from plateletpd.io.schema import Document, Field, Table
 from plateletpd.study.trial import TrialSpec, run_trial, summary_columns
+
 
 def _values(what: str, **bounds) -> Field:
     return Field("list", item=Field(**bounds), nonempty=True, what=what)
@@ -179,12 +180,13 @@ def write_sweep(table: pd.DataFrame, spec: TrialSpec, grid: dict, endpoint: str,
     return [folder / p.relative_to(staging) for p in paths]
 
 
-def sweep_dictionary(grid: dict) -> pd.DataFrame:
-    """Every column of ``sweep.csv``: column, unit, description (``data_dictionary.csv``)."""
+def sweep_dictionary(grid: dict, spec: TrialSpec | None = None) -> pd.DataFrame:
+    """Every column of ``sweep.csv``: column, unit, description (``data_dictionary.csv``);
+    with the swept trial's ``spec``, its course and composite columns too."""
     rows = [(name, *DIMENSION_TEXT[name.split(":")[0]]) for name in grid]
     rows += [("arm", "", "the arm's name ([[arms]] name)"),
              ("regimen", "", "the cell's treatment doses (given each treatment day)"),
-             *summary_columns()]
+             *summary_columns(spec)]
     return pd.DataFrame(rows, columns=["column", "unit", "description"])
 
 
@@ -209,7 +211,7 @@ def _write_files(table: pd.DataFrame, spec: TrialSpec, grid: dict, endpoint: str
                  folder: Path) -> list[Path]:
     atomic_write(folder / "sweep.csv", lambda p: table.to_csv(p, index=False))
     atomic_write(folder / "data_dictionary.csv",
-                 lambda p: sweep_dictionary(grid).to_csv(p, index=False))
+                 lambda p: sweep_dictionary(grid, spec).to_csv(p, index=False))
     write_json(folder / "provenance.json", provenance(spec.model, seed=spec.seed,
                                                       trial=spec.path, grid=grid,
                                                       endpoint=endpoint))
