@@ -416,3 +416,27 @@ def test_the_command_line_exits_2_on_a_bad_trials_entry(tmp_path, capsys):
     config = write_fit(tmp_path, trial_keys='arms = ["nobody"]')
     assert main(["fit", str(config), "--out", str(tmp_path / "out")]) == 2
     assert "'nobody' is not an arm of the trial" in capsys.readouterr().err
+
+
+def test_a_parameter_estimated_at_zero_gets_no_relative_error():
+    # a study effect that stays at its start 0 with the N(0, 1) prior's SE printed as a
+    # relative standard error of 3e19% (fit of 2026-12-01); it is reported as it is
+    import lmfit
+
+    from plateletpd.inference.fitting import identifiability
+
+    params = lmfit.Parameters()
+    params.add("chemotherapy_sensitivity_effect_yuan2025", value=0.0)
+    params.add("het_ec50", value=10.0)
+    params["chemotherapy_sensitivity_effect_yuan2025"].stderr = 1.0
+    params["het_ec50"].stderr = 8.0
+
+    class Result:
+        errorbars, chisqr = True, 1.0
+
+    Result.params = params
+    notes = identifiability(Result())
+    assert not any("%" in note and "yuan2025" in note for note in notes), notes
+    assert any("estimated at 0 with standard error 1" in note and "prior" in note
+               for note in notes), notes
+    assert any("het_ec50: relative standard error 80%" in note for note in notes), notes

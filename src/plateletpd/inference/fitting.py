@@ -859,6 +859,17 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
     if getattr(result, "covariance_note", None):
         notes.append(f"Standard errors: {result.covariance_note}.")
     for parameter in varied:
+        if parameter.stderr is not None and abs(parameter.value) <= 1e-9 * max(
+                1.0, parameter.stderr):
+            # at zero a relative error means nothing (it printed as 3e19%); a standardised
+            # study effect whose SE is its N(0, 1) prior's has no information from its rows
+            prior = ("_effect_" in parameter.name and abs(parameter.stderr - 1.0) < 0.05)
+            notes.append(f"{parameter.name}: estimated at 0 with standard error "
+                         f"{parameter.stderr:.3g}" + (
+                             ", its N(0, 1) prior's: the study's rows did not move it (a "
+                             "row read from an enrolled share moves in steps the difference "
+                             "step may not resolve)" if prior else "") + ".")
+            continue
         relative = parameter.stderr / abs(parameter.value) if parameter.value else math.inf
         if relative > 0.5:
             notes.append(f"{parameter.name}: relative standard error {relative:.0%}; the data "
