@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import plateletpd as pp
-from helpers import assert_named, changed
+from helpers import assert_named, changed, one_cycle
 from plateletpd.study import trial as trial_module
 from plateletpd.study.cycles import ChemotherapyCourse, HistoryRule, simulate_course
 from plateletpd.simulation.simulate import _valid_rows
@@ -124,24 +124,30 @@ def test_composite_is_the_logical_combination_of_its_flags(prophylaxis):
             100 * table.full_dose_intensity.mean())
 
 
-def test_a_trial_on_a_course_does_not_depend_on_chunks_or_threads(monkeypatch):
+@pytest.mark.parametrize("path, chunk", [(PROPHYLAXIS, 7), (bundled_trial("yuan2025"), 5)])
+def test_a_trial_on_a_course_does_not_depend_on_chunks_or_threads(monkeypatch, path, chunk):
+    # yuan2025: enrolment in cycle 2 on days that differ between patients; a chunk's grid
+    # once ended at its own latest enrolment plus follow-up, so the recovery peak and the
+    # censoring of days_to_next_cycle changed with the chunk (found by the 2-worker test)
     from helpers import with_one_and_two_threads
 
-    spec = load_trial_spec(PROPHYLAXIS, subjects=24)
+    spec = load_trial_spec(path, subjects=16 if chunk == 5 else 24, seed=2)
     whole, _ = with_one_and_two_threads(lambda: run_trial(spec).subjects)
-    monkeypatch.setattr(trial_module, "CHUNK", 7)
+    monkeypatch.setattr(trial_module, "CHUNK", chunk)
     one, two = with_one_and_two_threads(lambda: run_trial(spec).subjects)
     for other in (one, two):
         assert whole.drop(columns="arm").equals(other.drop(columns="arm"))
 
 
 def test_between_cycle_exposure_is_lognormal_with_median_one_and_per_patient():
-    # the file's between_cycle_cv = 0.2: log-exposure SD sqrt(log(1 + 0.2^2)) = 0.198
+    # the file's between_cycle_cv = 0.3 (Hansson 2010: the file's comment): log-exposure SD
+    # sqrt(log(1 + 0.3^2)) = 0.294
     spec = load_trial_spec(PROPHYLAXIS, subjects=10)
+    assert spec.extra["between_cycle_cv"] == 0.3
     patients = np.arange(2000)
     factors = trial_module._exposure(spec, 0, patients)
     logs = np.log(factors).ravel()
-    sd = np.sqrt(np.log1p(0.2 ** 2))
+    sd = np.sqrt(np.log1p(0.3 ** 2))
     assert abs(logs.mean()) < 4 * sd / np.sqrt(logs.size)  # 4 standard errors
     # 8,000 draws: the relative SE of an SD is 1/sqrt(2 x 8000) = 0.8%; 5% is 6 SE
     assert abs(logs.std() / sd - 1) < 0.05
@@ -157,11 +163,17 @@ def test_paired_course_arms_share_patients_and_exposure():
     # identical until the first support dose (cycle 2, day 2): cycle 1 is the same course
     assert np.allclose(ab.cycle1_nadir, ba.cycle1_nadir, rtol=1e-6)
     assert np.array_equal(ab.cycle2_day, ba.cycle2_day, equal_nan=True)
-    # support in cycle 2 raises cycle 2's nadir in every patient against the same patient
-    # without it (hetrombopag stimulates production: models/cit_marrow_reserve.md)
+    # support in cycle 2 never lowers cycle 2's nadir against the same patient without it,
+    # and raises it wherever the nadir comes after the support begins (hetrombopag
+    # stimulates production: models/cit_marrow_reserve.md); a patient whose cycle-2 exposure
+    # draw is low (between_cycle_cv 0.3) can have the cycle's lowest count on its first day,
+    # before any support dose, the same in both arms
     given = np.isfinite(ab.cycle2_day.to_numpy())  # cycle 2 given (not abandoned)
     assert given.sum() >= 30
-    assert np.all(ab.cycle2_nadir.to_numpy()[given] > ba.cycle2_nadir.to_numpy()[given])
+    with_support = ab.cycle2_nadir.to_numpy()[given]
+    without = ba.cycle2_nadir.to_numpy()[given]
+    assert np.all(with_support >= without * (1 - 1e-9))
+    assert np.mean(with_support > without) >= 0.9
 
 
 def test_enrolment_in_persistent_cit_follows_four_weeks_below_100():
@@ -214,8 +226,8 @@ CASES = [
      ["[enrolment] entry_below", "[[eligibility]]"]),
     ('none = ["dose_reduced", "transfused"]', 'none = ["dose_reduce", "transfused"]',
      "[[composite]]", ["'dose_reduce' is not a per-patient flag", "dose_reduced"]),
-    ("between_cycle_cv = 0.2", "between_cycle_cv = -0.2", "between_cycle_cv",
-     ["between_cycle_cv", "-0.2"]),
+    ("between_cycle_cv = 0.3", "between_cycle_cv = -0.3", "between_cycle_cv",
+     ["between_cycle_cv", "-0.3"]),
     ("cycles = 4", "cycles = 0", "cycles = 0", ["cycles", "0"]),
     # a bad support dose is refused when the file is read, naming its key (not mid-run)
     ('support = ["hetrombopag 7.5 mg qd d2-11"]', 'support = ["hetrombopag 7.5 mgg qd d2-11"]',
@@ -233,7 +245,7 @@ def test_bad_course_files_are_named_with_file_line_and_fix(tmp_path, old, new, m
 
 
 def test_support_without_a_course_is_refused_with_the_fix(tmp_path):
-    text = (ROOT / "trials" / "yuan2025.toml").read_text().replace(
+    text = one_cycle((ROOT / "trials" / "yuan2025.toml").read_text()).replace(
         'name = "untreated"\n', 'name = "untreated"\nsupport = ["hetrombopag 7.5 mg qd d2-11"]\n'
         'support_cycles = [2]\n', 1)
     assert_named(text, tmp_path / "support.toml", load_trial_spec, TrialSpecError,

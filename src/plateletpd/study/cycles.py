@@ -524,8 +524,11 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
     entry = entry_days(screening, rules)[eligible]
     start = entry + design.start_delay
     vectors, exposure = vectors[eligible], exposure[eligible]
-    last = float(np.max(start, initial=0.0)) + design.follow_up_days
-    times = course_times(course, max(0.0, last - course.horizon))
+    # the grid runs to the latest day ANY patient can be followed to (enrolment is judged
+    # within the course's horizon), not to this chunk's latest: endpoints read to the grid's
+    # end (the recovery peak, the last cycle's nadir, the censoring of days_to_next_cycle)
+    # must not depend on which patients share a chunk
+    times = course_times(course, design.start_delay + design.follow_up_days)
     block = CycleBlock.build(model, course, support, support_cycles)
     offset = len(model.parameters)
     covariates = {c: vectors[:, offset + i] for i, c in enumerate(model.covariate_names)}
@@ -552,10 +555,17 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
                              observe=None if checks is None else (
                                  lambda rows, cycle, counts: checks(eligible[rows], cycle,
                                                                     counts)))
-    records = _merged(passes, len(eligible)) if gives else {
-        "doses_given": np.zeros(len(eligible), dtype=int), "rescues": np.zeros(len(eligible)),
-        **treatment_records(resolve_treatment(model, design), np.zeros((len(eligible), 0)),
-                   decision_log(resolve_treatment(model, design), []), len(eligible))}
+    if gives:
+        records = _merged(passes, len(eligible))
+    else:  # nobody treated (none enrolled in this chunk, or an arm without doses or rescue)
+        treatment = resolve_treatment(model, design)
+        none_given = np.zeros((len(eligible), len(treatment.entry)))  # every planned dose 0
+        records = {"doses_given": np.zeros(len(eligible), dtype=int),
+                   "rescues": np.zeros(len(eligible)),
+                   **treatment_records(treatment, none_given, decision_log(treatment, []),
+                                       len(eligible))}
+        # as an enrolled patient never treated gets it (:func:`_merged`)
+        records["dose_intensity"] = np.full(len(eligible), np.nan)
     doses_given = records.pop("doses_given")
     return ArmResult(design, times, result.platelets, eligible, entry, start, doses_given,
                      result.status, n, {**records, "course": result, "screening": counts,
