@@ -222,12 +222,15 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
         except PlateletPDError as error:
             raise ValidationSuiteError(f"{suite.path or suite.name}, check {number} "
                                        f"({check.trial.name}): {error}") from error
-        notes.extend(f"check {number} ({spec.name}): {n}" for n in result.notes)
+        # the suite's own note on the check first (what a reader must know to weigh it)
+        notes.extend(f"check {number} ({spec.name}): {n}"
+                     for n in ([check.note] if check.note else []) + list(result.notes))
         runs.append({"check": number, "trial": spec.name, "file": str(check.trial),
                      "model": spec.model.name, "model_hash": spec.model.hash,
                      "parameters_from": spec.parameters_from, "seed": spec.seed,
                      "screened_per_arm": spec.subjects_per_arm, "data": str(check.data),
-                     "role": check.role, "lines": list(check.lines or [])})
+                     "role": check.role, "lines": list(check.lines or []),
+                     "note": check.note})
         tables.append(result.table.assign(check=number, trial=spec.name, role=check.role,
                                           data=check.data.name))
     table = pd.concat(tables, ignore_index=True)

@@ -65,6 +65,10 @@ def validation_report_lines(model, folder: Path | None = None) -> list[str]:
         f"each row's size per check, uncertainty {record.get('uncertainty', '?')!r}): rows "
         f"inside their 95% prediction interval, by role: {inside_text(table)}. Only the "
         f"held-out rows (trials no fit saw) test a prediction for a new study."), ""]
+    caveats = [f"- {c.get('trial', '?')}: {c['note']}" for c in record.get("checks", [])
+               if c.get("role") == "held out" and c.get("note")]
+    if caveats:  # what the suite says a held-out row can and cannot show
+        lines += ["Notes on held-out checks:", "", *caveats, ""]
     missed = table[(table.role == "held out") & ~table.inside.astype(bool)]
     if len(missed):
         lines += ["Held-out rows outside their interval:", ""]
