@@ -18,16 +18,17 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # run from a source checkout without installing
 
-import plateletpd as pp  # noqa: E402
+import plateletpd as pp
 
-from plateletpd.demo import CHEMOTHERAPY as CHEMO  # noqa: E402
-from plateletpd.demo import arm_table, typical_patient, typical_patient_figure  # noqa: E402
+from plateletpd.demo import arm_table, typical_patient, typical_patient_figure
+
+ONE_CYCLE = "chemotherapy 1 dose d1"  # the one-cycle scenario of the earlier model's figures
 
 
 def main(argv=None) -> int:
@@ -46,11 +47,12 @@ def main(argv=None) -> int:
     path = typical_patient_figure(arms, out / "cit_marrow_reserve_typical_patient.png",
                                   reserve.name, f"bundled fit {fit}")
     print(f"wrote {path}")
+    # the earlier model keeps its card's one-cycle scenario
     model = pp.load_model("cit_thrombopoiesis")
-    arms = typical_patient(model)
-    print(arm_table(arms).round(1).to_string())
+    arms = typical_patient(model, chemotherapy=ONE_CYCLE, treated_cycle_day=1)
+    print(arm_table(arms, treated_cycle_day=1).round(1).to_string())
     path = typical_patient_figure(arms, out / "cit_typical_patient.png", model.name,
-                                  "literature priors")
+                                  "literature priors", one_cycle=True)
     print(f"wrote {path}")
     feedback_comparison(model, out)
     return 0
@@ -62,7 +64,7 @@ def feedback_comparison(model, out: Path) -> None:
     figure, axis = plt.subplots(figsize=(8.2, 5.0))
     for sensitivity, colour in ((3.0, "tab:green"), (5.5, "black"), (9.0, "tab:purple")):
         for mode, style in ((0.0, "-"), (1.0, "--")):
-            result = pp.simulate(model, CHEMO, times=times,
+            result = pp.simulate(model, ONE_CYCLE, times=times,
                                  params={"chemotherapy_sensitivity": sensitivity,
                                          "feedback_mode": mode})
             axis.plot(result.times, result["platelets"], color=colour, ls=style, lw=1.8,

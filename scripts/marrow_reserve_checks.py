@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import test_cit_science as science
 
-from plateletpd.study.cohort import ArmDesign, simulate_treatment_arm
+from plateletpd.study.cohort import ArmDesign
 from plateletpd.study.cycles import ChemotherapyCourse, simulate_course_arm
 from plateletpd.study.endpoints import ResponseRule, subject_values
 
@@ -67,10 +67,7 @@ def checks(model):
           f"mean {mean_of(arm, 'plt_count', 0, rule):.0f}; corrected within 3 weeks "
           f"{100 * mean_of(arm, 'response_proportion', rule=rule):.1f}%; week-3 mean "
           f"{mean_of(arm, 'plt_count', 21, rule):.0f}")
-    arms = science.yuan_arms.__wrapped__(model)
-    arms["untreated"] = simulate_treatment_arm(
-        model, ArmDesign(name="untreated", treatment=(), follow_up_days=42),
-        science.cohort(model, 1000, 20))
+    arms = science.yuan_treated_arms(model, {**science.YUAN_ARMS, "untreated": ()})
     for name, arm in arms.items():
         print(f"Yuan design, {name} (1000 screened, {arm.n} enrolled): response "
               f"{100 * mean_of(arm, 'response_proportion'):.1f}%; day-14 mean "
@@ -190,9 +187,7 @@ def ordering(folder="fits/cit_marrow_reserve_calibration"):
         load_fitted_parameters(folder)[1])
     exposure = base.parameters["rhtpo_bioavailability"].value
     potency = base.parameters["het_ec50"].value
-    untreated = simulate_treatment_arm(
-        base, ArmDesign(name="untreated", treatment=(), follow_up_days=42),
-        science.cohort(base, 1000, 20))
+    untreated = science.yuan_treated_arms(base, {"untreated": ()})["untreated"]
     print(f"untreated: {science.yuan_response(untreated):.1f}% respond")
     for rhtpo, het in [(0.1, 0.1), (0.3, 1 / 3), (1.0, 1.0), (1.0, 10.0), (1.0, 100.0)]:
         model = base.with_parameters({"rhtpo_bioavailability": exposure * rhtpo,

@@ -29,6 +29,17 @@ def with_one_and_two_threads(run):
     return one, two
 
 
+def one_cycle(text: str) -> str:
+    """trials/yuan2025.toml enrols pretreated patients through a two-cycle course; the cases
+    below check the one-cycle ``[enrolment]`` fields (chemotherapy, entry_below), so they
+    run on the file with its course and eligibility replaced by one cycle and an entry
+    level (the form it had before 2026-12-01)."""
+    start, end = text.index("[chemotherapy]"), text.index("[enrolment]\n")
+    enrolment = ('[enrolment]\nchemotherapy = "chemotherapy 1 dose d1"\n'
+                 "entry_below = 75           # enrolled when the count falls below 75\n")
+    return text[:start] + enrolment + text[end + len("[enrolment]\n"):]
+
+
 def changed(text: str, old: str, new: str) -> str:
     assert old in text, old  # the case must change the real file
     return text.replace(old, new, 1)

@@ -61,7 +61,8 @@ def test_a_trial_built_in_code_equals_the_one_loaded_from_its_file():
     tables = tomllib.loads(YUAN.read_text())
     code = pp.TrialSpec.create(arms=tables["arms"], population=tables["population"],
                                enrolment=tables["enrolment"], response=tables["response"],
-                               **tables["trial"])
+                               chemotherapy=tables["chemotherapy"],
+                               eligibility=tables["eligibility"], **tables["trial"])
     loaded = pp.load_trial_spec(YUAN)
     for name in ("name", "parameters_from", "seed", "subjects_per_arm", "follow_up_days",
                  "visit_every_days", "covariates", "arms", "response", "reference_arm",

@@ -6,14 +6,22 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from helpers import assert_named, changed, line_with
+from helpers import assert_named, changed, one_cycle
 
 from plateletpd.inference.fitting import FitConfigError, load_fit_config
-from plateletpd.io.outcomes import OutcomeDataError, bundled_outcomes_path, load_outcomes
-from plateletpd.study.trial import TrialSpecError, bundled_trial, load_trial_spec, run_trial
+from plateletpd.io.outcomes import (
+    OutcomeDataError,
+    bundled_outcomes_path,
+    load_outcomes,
+)
+from plateletpd.study.trial import (
+    TrialSpecError,
+    bundled_trial,
+    load_trial_spec,
+    run_trial,
+)
 
-TRIAL = bundled_trial("yuan2025").read_text()
+TRIAL = one_cycle(bundled_trial("yuan2025").read_text())
 ROOT = Path(__file__).resolve().parents[1]
 FIT = ROOT / "fits" / "cit_calibration" / "config.toml"
 CSV = bundled_outcomes_path().read_text().splitlines()

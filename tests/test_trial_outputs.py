@@ -10,13 +10,29 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import one_cycle
 
 import plateletpd as pp
 from plateletpd.study.cohort import ArmDesign, ArmResult
-from plateletpd.study.sweep import parse_grid, run_sweep, sweep_dictionary, sweep_figures
-from plateletpd.study.trial import (DroppedPatientsWarning, TrialSpecError, _summarise,
-                                    arm_table, bundled_trial, data_dictionary, load_trial_spec,
-                                    patient_endpoints, run_trial, trial_figures, write_trial)
+from plateletpd.study.sweep import (
+    parse_grid,
+    run_sweep,
+    sweep_dictionary,
+    sweep_figures,
+)
+from plateletpd.study.trial import (
+    DroppedPatientsWarning,
+    TrialSpecError,
+    _summarise,
+    arm_table,
+    bundled_trial,
+    data_dictionary,
+    load_trial_spec,
+    patient_endpoints,
+    run_trial,
+    trial_figures,
+    write_trial,
+)
 
 matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,14 +174,14 @@ def test_sweep_heatmaps_name_the_swept_dose_and_units(tmp_path):
         assert colorbar.get_ylabel() == "response_pct (%)"
     finally:
         plt.close(figure)
-    assert list(sweep_dictionary(grid).column) == list(table.columns)
+    assert list(sweep_dictionary(grid, spec).column) == list(table.columns)
     assert not any(isinstance(v, str) and v.startswith("[") for v in table.to_numpy().ravel())
 
 
 # ---------------------------------------------------------------------- failures (item 10)
 def test_an_arm_that_enrols_nobody_names_the_rule_and_the_numbers(tmp_path):
     # no chemotherapy: counts stay near baseline (250 typical), nobody falls below 75
-    text = bundled_trial("yuan2025").read_text().replace(
+    text = one_cycle(bundled_trial("yuan2025").read_text()).replace(
         'chemotherapy = "chemotherapy 1 dose d1"', 'chemotherapy = ""')
     (tmp_path / "none.toml").write_text(text)
     with pytest.raises(TrialSpecError) as error:
@@ -205,7 +221,7 @@ def test_dropped_patients_are_counted_and_warned_about(tmp_path):
 
 # ---------------------------------------------------------------------- README (item 10)
 def readme_python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
 
 
 def test_the_readme_python_examples_run_as_written(tmp_path, monkeypatch):

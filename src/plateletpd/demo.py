@@ -2,9 +2,11 @@
 
 Scenario (stated, so a reader can change it): the default subject of the bundled
 ``cit_marrow_reserve`` model (65 kg, platelets 250 x10^9/L, TPO 52 pg/mL, marrow reserve 1;
-chemotherapy damage the bundled fit's typical value) receives one chemotherapy cycle on day
-1. Treatment starts on the day after the platelet count first falls below 75 x10^9/L (CTCAE
-grade 2, the usual trigger for treating CIT) and is given once daily until the morning count is >= 100 x10^9/L
+chemotherapy damage the bundled fit's typical value) receives two 21-day chemotherapy
+cycles, on days 1 and 22: a pretreated patient, as the bundled real-world trials enrol
+(models/cit_marrow_reserve.md, assumption 8). Treatment starts on the day after the platelet
+count first falls below 75 x10^9/L in the second cycle (CTCAE grade 2, the usual trigger for
+treating CIT) and is given once daily until the morning count is >= 100 x10^9/L
 (the stop rule of the Chinese CIT consensus and trial NCT07334093), for at most 14 days.
 Doses: hetrombopag 7.5 mg (phase III NCT05864014), rhTPO 15,000 U, rhIL-11 50 ug/kg, and
 hetrombopag + rhTPO. ``plateletpd demo`` uses the bundled fit
@@ -21,17 +23,17 @@ import numpy as np
 import pandas as pd
 
 from plateletpd.io.files import atomic_folder, atomic_write, write_json, write_text
-
 from plateletpd.io.provenance import provenance
 from plateletpd.model.definition import load_model
 from plateletpd.simulation.simulate import simulate
 
 MODEL = "cit_marrow_reserve"
-CHEMOTHERAPY = "chemotherapy 1 dose d1"
+CHEMOTHERAPY = "chemotherapy 1 dose d1,22"   # two 21-day cycles: the second is treated
+SECOND_CYCLE = 22   # study day of the second cycle; treatment follows its count below 75
 START_BELOW = 75.0  # x10^9/L: start treatment on the day after the count falls below this
 STOP_AT = 100.0     # x10^9/L: stop once the morning count reaches this
 MAX_DAYS = 14       # at most 14 daily doses (rhTPO label and CIT consensus)
-DAYS = 28
+DAYS = 50
 #: arm label -> (drug doses given on each treatment day, plot colour)
 ARMS = {
     "untreated": ((), "black"),
@@ -46,9 +48,9 @@ def hourly(days: float = DAYS) -> np.ndarray:
     return np.arange(0, days * 24 + 1) / 24.0
 
 
-def simulate_typical_patient(model, doses, days, times=None):
-    """Chemotherapy on day 1 plus ``doses`` on the listed study days."""
-    parts = [CHEMOTHERAPY] + [f"{dose} d{','.join(str(d) for d in days)}"
+def simulate_typical_patient(model, doses, days, times=None, chemotherapy=CHEMOTHERAPY):
+    """``chemotherapy`` (days 1 and 22) plus ``doses`` on the listed study days."""
+    parts = [chemotherapy] + [f"{dose} d{','.join(str(d) for d in days)}"
                               for dose in doses if days]
     # the typical patient's body weight (the model's default) is given explicitly: a per-kg
     # dose never uses a default silently
@@ -57,19 +59,22 @@ def simulate_typical_patient(model, doses, days, times=None):
                     covariates=weight)
 
 
-def treatment_days(model, untreated, doses) -> list[int]:
-    """Study days of treatment: from the day after the count is < 75 until it is >= 100.
+def treatment_days(model, untreated, doses, chemotherapy=CHEMOTHERAPY,
+                   treated_cycle_day=SECOND_CYCLE) -> list[int]:
+    """Study days of treatment: from the day after the count is < 75 in the treated cycle
+    (from study day ``treated_cycle_day``) until it is >= 100.
 
     A dose on study day N is given at t = N - 1 days and cannot change the counts before it,
     so one pass decides the stop day exactly: simulate the full 14 days, then keep the days
     up to the first morning count >= 100.
     """
-    below = np.nonzero(untreated["platelets"] < START_BELOW)[0]
+    below = np.nonzero((untreated["platelets"] < START_BELOW)
+                       & (untreated.times >= treated_cycle_day - 1))[0]
     if not below.size or not doses:
         return []
     first = math.floor(untreated.times[below[0]]) + 2  # next study day
     days = list(range(first, first + MAX_DAYS))
-    result = simulate_typical_patient(model, doses, days, untreated.times)
+    result = simulate_typical_patient(model, doses, days, untreated.times, chemotherapy)
     kept = []
     for day in days:
         morning = np.interp(day - 1, result.times, result["platelets"])
@@ -79,37 +84,46 @@ def treatment_days(model, untreated, doses) -> list[int]:
     return kept
 
 
-def typical_patient(model=None) -> dict:
-    """Every arm for the typical patient: label -> (treatment days, result)."""
+def typical_patient(model=None, chemotherapy=CHEMOTHERAPY,
+                    treated_cycle_day=SECOND_CYCLE) -> dict:
+    """Every arm for the typical patient: label -> (treatment days, result). The defaults are
+    the pretreated patient (two cycles, the second treated); ``chemotherapy="chemotherapy 1
+    dose d1"`` with ``treated_cycle_day=1`` is the one-cycle scenario of earlier figures."""
     model = load_model(model or MODEL)
-    untreated = simulate_typical_patient(model, (), [])
+    untreated = simulate_typical_patient(model, (), [], chemotherapy=chemotherapy)
     arms = {}
     for label, (doses, _) in ARMS.items():
-        days = treatment_days(model, untreated, doses)
-        arms[label] = (days, simulate_typical_patient(model, doses, days) if days else untreated)
+        days = treatment_days(model, untreated, doses, chemotherapy, treated_cycle_day)
+        arms[label] = (days, simulate_typical_patient(model, doses, days,
+                                                      chemotherapy=chemotherapy)
+                       if days else untreated)
     return arms
 
 
-def arm_table(arms: dict) -> pd.DataFrame:
-    """Nadir, counts on study days 15 and 22, and the day the count is back at >= 100."""
+def arm_table(arms: dict, treated_cycle_day: int = SECOND_CYCLE) -> pd.DataFrame:
+    """The treated cycle's nadir, the counts on its days 15 and 22 (study days 36 and 43 in
+    the default second cycle) and the day the count is back at >= 100."""
     rows = []
     for label, (days, result) in arms.items():
         platelets, times = result["platelets"], result.times
-        low = int(np.argmin(platelets))
+        second = times >= treated_cycle_day - 1
+        low = int(np.nonzero(second)[0][np.argmin(platelets[second])])
         after = np.nonzero((times > times[low]) & (platelets >= STOP_AT))[0]
         rows.append({"arm": label,
                      "treatment_days": f"{days[0]}-{days[-1]}" if days else "-",
                      "doses": len(days), "nadir": platelets[low],
                      "nadir_study_day": times[low] + 1,
-                     "plt_study_day_15": np.interp(14, times, platelets),
-                     "plt_study_day_22": np.interp(21, times, platelets),
+                     f"plt_study_day_{treated_cycle_day + 14}": np.interp(
+                         treated_cycle_day + 13, times, platelets),
+                     f"plt_study_day_{treated_cycle_day + 21}": np.interp(
+                         treated_cycle_day + 20, times, platelets),
                      "back_to_100_study_day": times[after[0]] + 1 if after.size else math.nan,
                      "status": result.status_code.name})
     return pd.DataFrame(rows).set_index("arm")
 
 
 def typical_patient_figure(arms: dict, path: Path, model_name: str = MODEL,
-                           parameters_from: str = "") -> Path:
+                           parameters_from: str = "", one_cycle: bool = False) -> Path:
     """Platelets (top) and TPO (bottom) for every arm, written atomically to ``path``;
     the title names the model and, if given, where its parameters come from."""
     import matplotlib
@@ -129,28 +143,32 @@ def typical_patient_figure(arms: dict, path: Path, model_name: str = MODEL,
         if days:  # dose times as ticks, one row per arm, under the curves
             top.plot([d - 1 for d in days], np.full(len(days), -2.0 - 9.0 * index), "|",
                      color=colour, ms=3.2, mew=1.8)
+    end = 28 if one_cycle else DAYS  # the plotted days
     for level, text in ((STOP_AT, "100"), (START_BELOW, "75"), (50.0, "50 (grade 3)")):
         top.axhline(level, color="grey", lw=0.8, ls=":")
-        top.text(DAYS - 0.2, level + 3, text, ha="right", va="bottom", fontsize=8,
+        top.text(end - 0.2, level + 3, text, ha="right", va="bottom", fontsize=8,
                  color="grey")
     top.set_ylabel("platelets (x10$^9$/L)")
     top.set_ylim(-56, None)
     top.axhline(0, color="black", lw=0.6)
-    top.set_title("Typical CIT patient, one chemotherapy cycle on day 1\n"
-                  f"model {model_name}{'; ' + parameters_from if parameters_from else ''}",
-                  fontsize=10.5)
+    scenario = ("Typical CIT patient, one chemotherapy cycle on day 1" if one_cycle else
+                "Typical pretreated CIT patient: chemotherapy on days 1 and 22, the second "
+                "cycle treated")
+    top.set_title(f"{scenario}\nmodel {model_name}"
+                  f"{'; ' + parameters_from if parameters_from else ''}", fontsize=10.5)
     top.legend(fontsize=8.5, loc="upper left", frameon=False)
-    top.text(0.3, -27, "dose days (ticks):\nfrom the day after PLT < 75\nuntil PLT >= 100, "
-             "max 14 d", ha="left", va="center", fontsize=7, color="dimgrey",
+    top.text(0.3, -27, "dose days (ticks):\nfrom the day after PLT < 75"
+             + ("" if one_cycle else " in cycle 2") + "\nuntil PLT >= 100, max 14 d", ha="left", va="center", fontsize=7, color="dimgrey",
              linespacing=1.0)
     bottom.set_yscale("log")
     bottom.set_ylabel("TPO (pg/mL)")
-    bottom.set_xlabel("time since chemotherapy (days; study day N starts at N - 1)")
+    bottom.set_xlabel(("time since chemotherapy" if one_cycle else "time since the first "
+                       "cycle") + " (days; study day N starts at N - 1)")
     bottom.plot([], [], color="grey", lw=1.8, label="endogenous TPO")
     bottom.plot([], [], color="grey", lw=1.2, ls="--",
                 label="endogenous TPO + rhTPO (same receptor site)")
     bottom.legend(fontsize=8, loc="upper right", frameon=False)
-    bottom.set_xlim(0, DAYS)
+    bottom.set_xlim(0, end)
     for axis in (top, bottom):
         axis.grid(alpha=0.25)
     figure.tight_layout()
