@@ -173,6 +173,8 @@ def test_paired_course_arms_share_patients_and_exposure():
     with_support = ab.cycle2_nadir.to_numpy()[given]
     without = ba.cycle2_nadir.to_numpy()[given]
     assert np.all(with_support >= without * (1 - 1e-9))
+    # measured 2026-12-01: 31 of 31 raised (one tie, patient 15, before the course grid
+    # became chunk-independent); 90% leaves room for such ties, not for support lowering it
     assert np.mean(with_support > without) >= 0.9
 
 

@@ -33,7 +33,8 @@ SECOND_CYCLE = 22   # study day of the second cycle; treatment follows its count
 START_BELOW = 75.0  # x10^9/L: start treatment on the day after the count falls below this
 STOP_AT = 100.0     # x10^9/L: stop once the morning count reaches this
 MAX_DAYS = 14       # at most 14 daily doses (rhTPO label and CIT consensus)
-DAYS = 50
+DAYS = 50           # plotted days: both cycles and the second one's recovery
+ONE_CYCLE_DAYS = 28  # plotted days of the one-cycle scenario (earlier figures)
 #: arm label -> (drug doses given on each treatment day, plot colour)
 ARMS = {
     "untreated": ((), "black"),
@@ -106,8 +107,8 @@ def arm_table(arms: dict, treated_cycle_day: int = SECOND_CYCLE) -> pd.DataFrame
     rows = []
     for label, (days, result) in arms.items():
         platelets, times = result["platelets"], result.times
-        second = times >= treated_cycle_day - 1
-        low = int(np.nonzero(second)[0][np.argmin(platelets[second])])
+        treated = times >= treated_cycle_day - 1  # from the treated cycle's first day
+        low = int(np.nonzero(treated)[0][np.argmin(platelets[treated])])
         after = np.nonzero((times > times[low]) & (platelets >= STOP_AT))[0]
         rows.append({"arm": label,
                      "treatment_days": f"{days[0]}-{days[-1]}" if days else "-",
@@ -143,7 +144,7 @@ def typical_patient_figure(arms: dict, path: Path, model_name: str = MODEL,
         if days:  # dose times as ticks, one row per arm, under the curves
             top.plot([d - 1 for d in days], np.full(len(days), -2.0 - 9.0 * index), "|",
                      color=colour, ms=3.2, mew=1.8)
-    end = 28 if one_cycle else DAYS  # the plotted days
+    end = ONE_CYCLE_DAYS if one_cycle else DAYS  # the plotted days
     for level, text in ((STOP_AT, "100"), (START_BELOW, "75"), (50.0, "50 (grade 3)")):
         top.axhline(level, color="grey", lw=0.8, ls=":")
         top.text(end - 0.2, level + 3, text, ha="right", va="bottom", fontsize=8,
@@ -157,9 +158,9 @@ def typical_patient_figure(arms: dict, path: Path, model_name: str = MODEL,
     top.set_title(f"{scenario}\nmodel {model_name}"
                   f"{'; ' + parameters_from if parameters_from else ''}", fontsize=10.5)
     top.legend(fontsize=8.5, loc="upper left", frameon=False)
-    top.text(0.3, -27, "dose days (ticks):\nfrom the day after PLT < 75"
-             + ("" if one_cycle else " in cycle 2") + "\nuntil PLT >= 100, max 14 d", ha="left", va="center", fontsize=7, color="dimgrey",
-             linespacing=1.0)
+    trigger = "PLT < 75" if one_cycle else "PLT < 75 in cycle 2"
+    top.text(0.3, -27, f"dose days (ticks):\nfrom the day after {trigger}\nuntil PLT >= 100, "
+             "max 14 d", ha="left", va="center", fontsize=7, color="dimgrey", linespacing=1.0)
     bottom.set_yscale("log")
     bottom.set_ylabel("TPO (pg/mL)")
     bottom.set_xlabel(("time since chemotherapy" if one_cycle else "time since the first "
