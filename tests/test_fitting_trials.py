@@ -440,3 +440,43 @@ def test_a_parameter_estimated_at_zero_gets_no_relative_error():
     assert any("estimated at 0 with standard error 1" in note and "prior" in note
                for note in notes), notes
     assert any("het_ec50: relative standard error 80%" in note for note in notes), notes
+
+
+# ---------------------------------------------------------------- a larger final cohort
+def test_final_subjects_per_arm_refines_on_a_superset_of_the_fits_patients(tmp_path):
+    # issue 17 item 3: at least 1,000 virtual patients per arm at the optimum within 30
+    # minutes; the bundled fit screens its trial arms fully only in the last minimisation
+    write_trial(tmp_path, subjects=150)
+    write_rows(tmp_path, ROWS[:4])
+    small = load_fit_config(write_fit(tmp_path, trial_keys="final_subjects_per_arm = 400"))
+    trial = small.trials[0]
+    assert (trial.spec.subjects_per_arm, trial.final_subjects_per_arm) == (150, 400)
+    large = trial.resized(400)
+    # random effects are drawn in patient order: the fit's 150 are the first of the 400
+    for index in trial.arms:
+        np.testing.assert_array_equal(large.eta[index][:150], trial.eta[index])
+        assert large.eta[index].shape[0] == 400
+    values = small.parameters.valuesdict()
+    assert large.predict(values).virtual_patients.iloc[0] \
+        > trial.predict(values).virtual_patients.iloc[0] > 0
+
+    # the fit runs its rounds at 150, its last minimisation at 400 (even with [fit]
+    # final_subjects off), and writes the rows and sizes of the larger cohort
+    problem, result, table = run_fit(small.config_path, out=tmp_path / "fit", verbose=False,
+                                     profile_parameters=False, max_evaluations=4)
+    assert problem.trials[0].spec.subjects_per_arm == 400
+    direct = large.predict(result.params.valuesdict())
+    np.testing.assert_array_equal(table.predicted, direct.predicted)
+    np.testing.assert_array_equal(table.virtual_patients, direct.virtual_patients)
+    record = json.loads((tmp_path / "fit" / "params.json").read_text())["trials"][0]
+    assert (record["fit_subjects_per_arm"], record["subjects_per_arm"]) == (150, 400)
+    assert "| 400 (fit and profiles: 150) |" in (tmp_path / "fit" / "report.md").read_text()
+
+
+def test_final_subjects_per_arm_below_subjects_per_arm_is_a_clear_error(tmp_path):
+    write_trial(tmp_path, subjects=150)
+    write_rows(tmp_path, ROWS[:4])
+    config = write_fit(tmp_path, trial_keys="final_subjects_per_arm = 100")
+    with pytest.raises(FitConfigError, match=r"final_subjects_per_arm \(100\) must be 0 "
+                                             r"\(off\) or at least subjects_per_arm \(150\)"):
+        load_fit_config(config)

@@ -384,6 +384,11 @@ FIT_SCHEMA = Table({
                       what="a list of the trial's arm names, e.g. [\"placebo\"]"),
         "subjects_per_arm": Field(whole=True, what="a positive whole number of patients "
                                                    "screened per arm"),
+        # screened per arm in the last minimisation and the Monte Carlo error (0: off);
+        # the fit's rounds and profiles run at subjects_per_arm
+        "final_subjects_per_arm": Field(whole=True, default=0, low=0.0, low_included=True,
+                                        what="0 (off) or a whole number of patients "
+                                             "screened per arm, at least subjects_per_arm"),
         "seed": Field(whole=True, low=0.0, low_included=True,
                       what="a non-negative integer (the trial's patients)"),
         "study": Field("text"),
@@ -513,7 +518,7 @@ def _trial_arms(entry: dict, path: Path, model: Model, data: pd.DataFrame, sourc
         trial, model, data, arms=entry["arms"], subjects_per_arm=entry["subjects_per_arm"],
         seed=entry["seed"], study=entry["study"], arm_map=entry["arm_map"] or None,
         endpoints=entry["endpoints"], lines=entry["lines"], params=entry["params"],
-        data_source=source, fail=lambda key, message: fail((*where, *key), message))
+        final_subjects_per_arm=entry["final_subjects_per_arm"], data_source=source, fail=lambda key, message: fail((*where, *key), message))
 
 
 def study_effect_names(parameter: str, study: str) -> tuple[str, str]:
@@ -656,8 +661,11 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
                   f"each at most {max_evaluations} evaluations)", flush=True)
         profiles[name] = profile(problem, result, name, fit_options.get("profile_points", 7),
                                  client=client, max_evaluations=min(60, max_evaluations))
-    if final_subjects and final_subjects > problem.eta.shape[0]:
-        result = _refine(problem, result, final_subjects, method, options, verbose)
+    larger_trials = any(t.final_subjects_per_arm > t.spec.subjects_per_arm
+                        for t in problem.trials)
+    if (final_subjects and final_subjects > problem.eta.shape[0]) or larger_trials:
+        result = _refine(problem, result, max(final_subjects, problem.eta.shape[0]),
+                         method, options, verbose)
     table = problem.predict(result.params.valuesdict())
     if replicates:
         if verbose:
@@ -674,19 +682,25 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
 def _refine(problem: FitProblem, result, subjects: int, method: str, options: dict,
             verbose: bool):
     """A last minimisation from ``result``'s optimum with ``subjects`` virtual patients per
-    ``[[arms]]`` entry (the fit's patients and more from the same seed: the first ones are
-    the fit's own), so that the reported optimum and rows carry a small Monte Carlo error
-    (issue 17: at least 1,000 per arm at the optimum). ``problem`` keeps the larger cohort:
-    the rows, Monte Carlo error and record written after it are at this size."""
+    ``[[arms]]`` entry and each ``[[trials]]`` entry's ``final_subjects_per_arm`` screened
+    per arm (the fit's patients and more from the same seeds: the first ones are the fit's
+    own), so that the reported optimum and rows carry a small Monte Carlo error (issue 17:
+    at least 1,000 per arm at the optimum). ``problem`` keeps the larger cohorts: the rows,
+    Monte Carlo error and record written after it are at this size."""
     import lmfit
 
-    problem.eta = problem.variability.eta(subjects, problem.seed)
+    if subjects != problem.eta.shape[0]:
+        problem.eta = problem.variability.eta(subjects, problem.seed)
+    problem.trials = [trial.resized(trial.final_subjects_per_arm)
+                      if trial.final_subjects_per_arm > trial.spec.subjects_per_arm else trial
+                      for trial in problem.trials]
     problem.best = math.inf
     if problem.study_effects:
         problem.update_curvature(result.params.valuesdict())
     if verbose:
-        print(f"fit: final minimisation with {subjects} virtual patients per arm, from the "
-              f"optimum", flush=True)
+        print(f"fit: final minimisation with {subjects} virtual patients per arm"
+              + "".join(f", {t.spec.name} {t.spec.subjects_per_arm} screened per arm"
+                        for t in problem.trials) + ", from the optimum", flush=True)
     minimizer = lmfit.Minimizer(problem.residuals, result.params, scale_covar=False)
     refined = minimizer.minimize(method=method, **options)
     if not refined.errorbars:
@@ -989,7 +1003,10 @@ def _trial_lines(problem: FitProblem) -> list[str]:
     for trial in problem.trials:
         arms = ", ".join(f"{t} -> {d}" for d, t in trial.mapping.items())
         lines.append(f"| {trial.spec.name} | `{trial.source}` | {trial.study} | {arms} | "
-                     f"{trial.spec.subjects_per_arm} | {trial.spec.seed} | "
+                     f"{trial.spec.subjects_per_arm}"
+                     + (f" (fit and profiles: {trial.fit_subjects_per_arm})"
+                        if trial.fit_subjects_per_arm not in (0, trial.spec.subjects_per_arm)
+                        else "") + f" | {trial.spec.seed} | "
                      f"{', '.join(map(str, trial.rows.line))} |")
     for trial in problem.trials:
         if trial.overridden:

@@ -76,6 +76,8 @@ class TrialArms:
     sha256: str = ""
     params: dict = field(default_factory=dict)  # model parameter -> number or fit parameter
     overridden: tuple = ()         # trial typical values the fit's parameters replace
+    final_subjects_per_arm: int = 0  # screened per arm in the fit's last minimisation (0: same)
+    fit_subjects_per_arm: int = 0    # after resized(): those the fit's rounds and profiles used
 
     def __repr__(self) -> str:
         return (f"TrialArms(trial={self.spec.name!r}, study={self.study!r}, arms="
@@ -99,12 +101,15 @@ class TrialArms:
                seed: int | None = None, study: str | None = None,
                arm_map: Mapping[str, str] | None = None, endpoints: list[str] | None = None,
                lines: list[int] | None = None, params: Mapping | None = None,
+               final_subjects_per_arm: int = 0,
                data_source: str = "the fit's data", fail: Fail | None = None
                ) -> "TrialArms":
         """Trial arms of a fit of ``model`` to ``data`` (an outcome table,
         :func:`plateletpd.io.outcomes.load_outcomes`): ``trial`` a spec, a trial file or a
         bundled trial's name; ``arms`` the trial arms to run (default: those mapped to a
-        data arm); the other keywords as the ``[[trials]]`` keys (docs: fitting). ``fail``
+        data arm); ``final_subjects_per_arm`` (0: off) the patients screened per arm in the
+        fit's last minimisation and its Monte Carlo error (:meth:`resized`); the other
+        keywords as the ``[[trials]]`` keys (docs: fitting). ``fail``
         turns (key path, message) into the error to raise (a configuration names its file
         and line); by default a :class:`TrialArmsError`."""
         fail = fail or (lambda where, message: TrialArmsError(
@@ -126,6 +131,12 @@ class TrialArms:
             spec = replace(spec, subjects_per_arm=spec.subjects_per_arm
                            if subjects_per_arm is None else int(subjects_per_arm),
                            seed=spec.seed if seed is None else int(seed))
+        final = int(final_subjects_per_arm or 0)
+        if final and final < spec.subjects_per_arm:
+            raise fail(("final_subjects_per_arm",), f"final_subjects_per_arm ({final}) must "
+                       f"be 0 (off) or at least subjects_per_arm ({spec.subjects_per_arm}): "
+                       f"the last minimisation refines the optimum with more patients, not "
+                       f"fewer")
         typical = {name: spec.model.parameters[name].value
                    for name in spec.extra.get("typical", ())}
         spec = replace(spec, model=model)  # the fit's model object: its kernel, its values
@@ -171,7 +182,7 @@ class TrialArms:
         digest = hashlib.sha256(Path(source).read_bytes()).hexdigest() \
             if Path(source).is_file() else ""
         return cls(spec, study, indices, mapping, used, readers, unused, typical, eta,
-                   source, digest, dict(params or {}))
+                   source, digest, dict(params or {}), final_subjects_per_arm=final)
 
     def reseeded(self, seed: int) -> "TrialArms":
         """The same entry with the trial's patients drawn from ``seed`` (random effects,
@@ -180,6 +191,16 @@ class TrialArms:
         (:func:`plateletpd.inference.fitting.monte_carlo_error`)."""
         spec = replace(self.spec, seed=int(seed))
         return replace(self, spec=spec, eta=_random_effects(spec, self.arms))
+
+    def resized(self, subjects_per_arm: int) -> "TrialArms":
+        """The same entry with ``subjects_per_arm`` patients screened per arm, from the same
+        seed: the patients of the smaller entry are the first ones of the larger (random
+        effects are drawn in patient order), so the fit's last minimisation refines its
+        optimum on a superset of the patients it was found with."""
+        spec = replace(self.spec, subjects_per_arm=int(subjects_per_arm))
+        return replace(self, spec=spec, eta=_random_effects(spec, self.arms),
+                       fit_subjects_per_arm=self.fit_subjects_per_arm
+                       or self.spec.subjects_per_arm)
 
     # ------------------------------------------------------------------ evaluation
     def predict(self, values: Mapping[str, float],
@@ -217,6 +238,8 @@ class TrialArms:
                 "study": self.study, "arms": [self.spec.arms[i].name for i in self.arms],
                 "data_arms": {trial: data for data, trial in self.mapping.items()},
                 "seed": self.spec.seed, "subjects_per_arm": self.spec.subjects_per_arm,
+                "final_subjects_per_arm": self.final_subjects_per_arm,
+                "fit_subjects_per_arm": self.fit_subjects_per_arm or self.spec.subjects_per_arm,
                 "trial_typical_values": self.typical,
                 "replaced_by_the_fit": list(self.overridden),
                 "rows_used": [int(line) for line in self.rows.line],
