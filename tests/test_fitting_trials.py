@@ -448,7 +448,9 @@ def test_final_subjects_per_arm_refines_on_a_superset_of_the_fits_patients(tmp_p
     # minutes; the bundled fit screens its trial arms fully only in the last minimisation
     write_trial(tmp_path, subjects=150)
     write_rows(tmp_path, ROWS[:4])
-    small = load_fit_config(write_fit(tmp_path, trial_keys="final_subjects_per_arm = 400"))
+    small = load_fit_config(write_fit(
+        tmp_path, trial_keys="final_subjects_per_arm = 400",
+        fit_keys='profile = ["chemotherapy_sensitivity"]\nprofile_points = 3'))
     trial = small.trials[0]
     assert (trial.spec.subjects_per_arm, trial.final_subjects_per_arm) == (150, 400)
     large = trial.resized(400)
@@ -460,17 +462,21 @@ def test_final_subjects_per_arm_refines_on_a_superset_of_the_fits_patients(tmp_p
     assert large.predict(values).virtual_patients.iloc[0] \
         > trial.predict(values).virtual_patients.iloc[0] > 0
 
-    # the fit runs its rounds at 150, its last minimisation at 400 (even with [fit]
-    # final_subjects off), and writes the rows and sizes of the larger cohort
+    # the fit runs its rounds and profile at 150, its last minimisation at 400 (even with
+    # [fit] final_subjects off), and writes the rows and sizes of the larger cohort
     problem, result, table = run_fit(small.config_path, out=tmp_path / "fit", verbose=False,
-                                     profile_parameters=False, max_evaluations=4)
+                                     max_evaluations=4)
     assert problem.trials[0].spec.subjects_per_arm == 400
     direct = large.predict(result.params.valuesdict())
     np.testing.assert_array_equal(table.predicted, direct.predicted)
     np.testing.assert_array_equal(table.virtual_patients, direct.virtual_patients)
     record = json.loads((tmp_path / "fit" / "params.json").read_text())["trials"][0]
     assert (record["fit_subjects_per_arm"], record["subjects_per_arm"]) == (150, 400)
-    assert "| 400 (fit and profiles: 150) |" in (tmp_path / "fit" / "report.md").read_text()
+    report = (tmp_path / "fit" / "report.md").read_text()
+    assert "| 400 (fit and profiles: 150) |" in report
+    # the profile was taken at 150 around that size's optimum, and the report says so
+    assert "The profiles were taken at the fit's cohort sizes (" in report
+    assert "persistent_fit_test 150 screened per arm" in report
 
 
 def test_final_subjects_per_arm_below_subjects_per_arm_is_a_clear_error(tmp_path):
@@ -480,3 +486,32 @@ def test_final_subjects_per_arm_below_subjects_per_arm_is_a_clear_error(tmp_path
     with pytest.raises(FitConfigError, match=r"final_subjects_per_arm \(100\) must be 0 "
                                              r"\(off\) or at least subjects_per_arm \(150\)"):
         load_fit_config(config)
+
+
+def test_a_profile_is_compared_with_the_optimum_it_was_taken_around():
+    # the bundled fit of 2026-12-01 14:40 UTC: profiles at the fit's cohort sizes (chi-square
+    # about 115) were compared with the final minimisation's 119.5 at the larger cohorts, and
+    # the report said "reached a lower chi-square than the reported optimum" for every
+    # profile: two cohort sizes compared. Here a profile whose lowest point (115.4) is above
+    # its own optimum (115.3) gets no note; one below it (116) does
+    import lmfit
+
+    from plateletpd.inference.fitting import identifiability
+
+    params = lmfit.Parameters()
+    params.add("het_ec50", value=15.75)
+    params["het_ec50"].stderr = 5.0
+
+    class Result:
+        errorbars, chisqr = True, 119.5
+
+    Result.params = params
+    profile = {"grid": [10.0, 15.0, 20.0], "chi_square": [120.0, 115.4, 119.0],
+               "ci95": [11.0, 19.0], "optimum": 14.5}
+    same_size = identifiability(Result(), {"het_ec50": {**profile,
+                                                         "optimum_chi_square": 115.3}})
+    assert not any("lower chi-square" in note for note in same_size), same_size
+    rougher = identifiability(Result(), {"het_ec50": {**profile,
+                                                       "optimum_chi_square": 116.0}})
+    assert any("het_ec50: a profile refit reached a lower chi-square (115.4) than the "
+               "optimum it was taken around (116)" in note for note in rougher), rougher

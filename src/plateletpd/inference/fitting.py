@@ -857,8 +857,12 @@ def profile(problem: FitProblem, result, name: str, points: int = 7,
     first, last = (inside[0], inside[-1]) if inside.size else (0, len(grid) - 1)
     low = None if first == 0 else crossing(first - 1, first)   # None: open below the grid
     high = None if last == len(grid) - 1 else crossing(last + 1, last)
+    # the optimum and chi-square the profile was taken around: with [fit] final_subjects or
+    # final_subjects_per_arm the reported optimum is at larger cohorts, where the objective
+    # differs by Monte Carlo error, so a profile is compared with its own optimum only
     return {"grid": grid.tolist(), "chi_square": chi_square.tolist(),
-            "ci95": [low, high], "optimum": float(best.value)}
+            "ci95": [low, high], "optimum": float(best.value),
+            "optimum_chi_square": float(result.chisqr)}
 
 
 def identifiability(result, profiles: dict | None = None) -> list[str]:
@@ -894,11 +898,13 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
                 notes.append(f"{parameter.name} and {other} are correlated ({rho:+.2f}): the "
                              f"data inform a combination of them, not each one.")
     for name, info in (profiles or {}).items():
-        if min(info["chi_square"]) < result.chisqr - 1e-6:
+        reference = info.get("optimum_chi_square", result.chisqr)
+        if min(info["chi_square"]) < reference - 1e-6:
             notes.append(f"{name}: a profile refit reached a lower chi-square "
-                         f"({min(info['chi_square']):.4g}) than the reported optimum "
-                         f"({result.chisqr:.4g}); the optimum is not unique or the objective "
-                         f"is rough near it: treat the standard errors with caution.")
+                         f"({min(info['chi_square']):.4g}) than the optimum it was taken "
+                         f"around ({reference:.4g}); the optimum is not unique or the "
+                         f"objective is rough near it: treat the standard errors with "
+                         f"caution.")
         open_ends = [end for end, edge in zip(("lower", "upper"), info["ci95"]) if edge is None]
         if open_ends:
             notes.append(f"{name}: the 95% profile-likelihood interval has no "
@@ -1076,7 +1082,12 @@ def _report(problem, result, table, record, profiles) -> str:
            "within the profiled range):", "",
            *[f"- {name}: optimum {info['optimum']:.4g}, 95% interval "
              f"[{_fmt(info['ci95'][0])}, {_fmt(info['ci95'][1])}]"
-             for name, info in profiles.items()], "", "![profiles](profiles.png)", ""]
+             + (f" (the final minimisation moved it to {result.params[name].value:.4g})"
+                if name in result.params and abs(result.params[name].value - info["optimum"])
+                > 1e-9 * max(1.0, abs(info["optimum"])) else "")
+             for name, info in profiles.items()], "", *_profile_size_note(problem, result,
+                                                                          profiles),
+           "![profiles](profiles.png)", ""]
           if profiles else []),
         "## Every data row", "",
         "Residual = (predicted - observed) / standard error; proportions as fractions.", "",
@@ -1086,6 +1097,27 @@ def _report(problem, result, table, record, profiles) -> str:
 
 def _fmt(value) -> str:
     return "open" if value is None else f"{value:.4g}"
+
+
+def _profile_size_note(problem: FitProblem, result, profiles: dict) -> list[str]:
+    """With a final minimisation at larger cohorts, the report says that the profiles were
+    taken at the fit's cohort sizes around that size's optimum: their width carries over,
+    their location differs from the reported optimum by the Monte Carlo difference."""
+    fit_subjects = problem.config.get("fit", {}).get("subjects", problem.eta.shape[0])
+    resized = [t for t in problem.trials if t.fit_subjects_per_arm
+               and t.fit_subjects_per_arm != t.spec.subjects_per_arm]
+    if fit_subjects == problem.eta.shape[0] and not resized:
+        return []
+    sizes = ", ".join([f"{fit_subjects} virtual patients per [[arms]] entry"]
+                      + [f"{t.spec.name} {t.fit_subjects_per_arm} screened per arm"
+                         for t in resized])
+    reference = next(iter(profiles.values())).get("optimum_chi_square", math.nan)
+    return [f"The profiles were taken at the fit's cohort sizes ({sizes}) around that size's "
+            f"optimum (chi-square {reference:.4g}); the reported optimum (chi-square "
+            f"{result.chisqr:.4g}) is the final minimisation's at the larger cohorts. An "
+            f"interval's width carries over; where the final minimisation moved a parameter "
+            f"(said above), its interval at the larger cohorts is shifted by about that move.",
+            ""]
 
 
 def _profile_figure(profiles: dict, path: Path) -> None:
