@@ -514,4 +514,5 @@ def test_a_profile_is_compared_with_the_optimum_it_was_taken_around():
     rougher = identifiability(Result(), {"het_ec50": {**profile,
                                                        "optimum_chi_square": 116.0}})
     assert any("het_ec50: a profile refit reached a lower chi-square (115.4) than the "
-               "optimum it was taken around (116)" in note for note in rougher), rougher
+               "optimum it was taken around (116; 0.6 lower)" in note for note in rougher), \
+        rougher

@@ -900,11 +900,12 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
     for name, info in (profiles or {}).items():
         reference = info.get("optimum_chi_square", result.chisqr)
         if min(info["chi_square"]) < reference - 1e-6:
+            lowest = min(info["chi_square"])
             notes.append(f"{name}: a profile refit reached a lower chi-square "
-                         f"({min(info['chi_square']):.4g}) than the optimum it was taken "
-                         f"around ({reference:.4g}); the optimum is not unique or the "
-                         f"objective is rough near it: treat the standard errors with "
-                         f"caution.")
+                         f"({lowest:.6g}) than the optimum it was taken around "
+                         f"({reference:.6g}; {reference - lowest:.2g} lower); the optimum is "
+                         f"not unique or the objective is rough near it: treat the "
+                         f"standard errors with caution.")
         open_ends = [end for end, edge in zip(("lower", "upper"), info["ci95"]) if edge is None]
         if open_ends:
             notes.append(f"{name}: the 95% profile-likelihood interval has no "
