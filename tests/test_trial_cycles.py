@@ -319,6 +319,24 @@ def test_with_measurement_error_the_delay_rule_judges_measured_rechecks(tmp_path
                               table.filter(like="_delay_days").to_numpy())
 
 
+def test_with_measurement_error_a_patient_replayed_alone_has_the_trials_course(tmp_path):
+    """plateletpd.study.trial.patient re-simulates one patient as the trial ran them: with
+    measurement_error its rescue rule judges measured counts too. It did not, so a patient
+    the trial transfused (or not) on a measured count got another course in the replay
+    (patient 27 of this trial, with the bundled fit of 2026-12-01 14:40 UTC: cycle 2 delayed
+    14 days in the replay, 21 in the trial)."""
+    path = tmp_path / "measured.toml"
+    path.write_text(changed(TEXT, "reference_arm =", "measurement_error = true\nreference_arm ="))
+    spec = load_trial_spec(path, subjects=40)
+    table = arm(run_trial(spec), "chemotherapy alone")
+    delays = [f"cycle{c}_delay_days" for c in range(1, 5)]
+    for index in table.index:
+        _, alone = trial_module.patient(spec, "chemotherapy alone", int(index))
+        np.testing.assert_array_equal(alone.extra["course"].delay[0],
+                                      table.loc[index, delays].to_numpy(float))
+        assert alone.extra["rescues"][0] == table.loc[index, "transfusions"]
+
+
 def test_counts_at_chosen_visits_are_flags_the_summary_and_check_read(tmp_path):
     """[response] at_visits: per patient, the count at each visit day against each level,
     read off the patient's own course; plateletpd check reads "PLT >=X at the week" rows."""

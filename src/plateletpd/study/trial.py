@@ -719,8 +719,14 @@ def patient(spec: TrialSpec, arm: str, index: int) -> tuple[dict, ArmResult]:
         raise TrialSpecError(f"patient index must be a whole number >= 0, got {index!r}")
     row = _cohort(spec, position, int(index) + 1)[-1]
     every = model.parameter_names + model.covariate_names
+    chosen = np.array([int(index)])
+    # with measurement_error the trial's dose and rescue rules judge measured counts
+    # (trial_chunk): the replay measures them with the patient's own draws, or a rescue the
+    # trial gave (or did not) changes the course
+    measure = (lambda rows: _observer(spec, position, chosen[rows])) \
+        if spec.extra.get("measurement_error") else None
     return dict(zip(every, row.tolist())), _simulate_arm(spec, position, spec.arms[position],
-                                                         row[None], np.array([int(index)]))
+                                                         row[None], chosen, measure)
 
 
 def run_replicates(spec: TrialSpec, progress: bool = False) -> pd.DataFrame:
