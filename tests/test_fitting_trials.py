@@ -483,8 +483,9 @@ def test_final_subjects_per_arm_below_subjects_per_arm_is_a_clear_error(tmp_path
     write_trial(tmp_path, subjects=150)
     write_rows(tmp_path, ROWS[:4])
     config = write_fit(tmp_path, trial_keys="final_subjects_per_arm = 100")
-    with pytest.raises(FitConfigError, match=r"final_subjects_per_arm \(100\) must be 0 "
-                                             r"\(off\) or at least subjects_per_arm \(150\)"):
+    with pytest.raises(FitConfigError, match=r"final_subjects_per_arm: 100 is below "
+                                             r"subjects_per_arm \(150, the trial file's\); give 0 \(off\) or "
+                                             r"at least 150"):
         load_fit_config(config)
 
 

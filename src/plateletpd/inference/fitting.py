@@ -518,7 +518,8 @@ def _trial_arms(entry: dict, path: Path, model: Model, data: pd.DataFrame, sourc
         trial, model, data, arms=entry["arms"], subjects_per_arm=entry["subjects_per_arm"],
         seed=entry["seed"], study=entry["study"], arm_map=entry["arm_map"] or None,
         endpoints=entry["endpoints"], lines=entry["lines"], params=entry["params"],
-        final_subjects_per_arm=entry["final_subjects_per_arm"], data_source=source, fail=lambda key, message: fail((*where, *key), message))
+        final_subjects_per_arm=entry["final_subjects_per_arm"], data_source=source,
+        fail=lambda key, message: fail((*where, *key), message))
 
 
 def study_effect_names(parameter: str, study: str) -> tuple[str, str]:

@@ -133,10 +133,11 @@ class TrialArms:
                            seed=spec.seed if seed is None else int(seed))
         final = int(final_subjects_per_arm or 0)
         if final and final < spec.subjects_per_arm:
-            raise fail(("final_subjects_per_arm",), f"final_subjects_per_arm ({final}) must "
-                       f"be 0 (off) or at least subjects_per_arm ({spec.subjects_per_arm}): "
-                       f"the last minimisation refines the optimum with more patients, not "
-                       f"fewer")
+            given = "" if subjects_per_arm is not None else ", the trial file's"
+            raise fail(("final_subjects_per_arm",), f"{final} is below subjects_per_arm "
+                       f"({spec.subjects_per_arm}{given}); give 0 (off) or at least "
+                       f"{spec.subjects_per_arm}: the last minimisation refines the optimum "
+                       f"with more patients, not fewer")
         typical = {name: spec.model.parameters[name].value
                    for name in spec.extra.get("typical", ())}
         spec = replace(spec, model=model)  # the fit's model object: its kernel, its values
