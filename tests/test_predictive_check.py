@@ -4,6 +4,7 @@ compared."""
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -145,3 +146,32 @@ def test_published_rates_compare_as_the_counts_they_round():
     assert _as_count(0.703, "proportion", 64) == pytest.approx(45 / 64)  # line 2
     assert _as_count(30.0, "mean", 20) == 30.0  # means are not counts
     assert _as_count(70.3, "percent", math.nan) == 70.3  # n unknown: as printed
+
+
+def test_a_peak_during_treatment_is_read_over_its_window_only():
+    # Chen 2025 (cit_summary.csv, chen2025 rows) reports a "peak" without its window;
+    # many CIT studies mean the treatment course (up to 14 days, parameters.md: usual
+    # Chinese CIT course). Constructed courses on a 1-hour grid, day 0 = day 2: patient 0
+    # falls to 40 on day 6, rises to 130 on day 16 (= day 0 + 14) and to 250 by day 30;
+    # patient 1 falls until day 30 (its window's peak is its count at day 16: it never
+    # recovers inside the window); patient 2's follow-up ends before its window does
+    from plateletpd.study.endpoints import ENDPOINTS, Courses
+
+    times = np.arange(0, 30 + 1e-9, 1 / 24)
+    rising = np.interp(times, [0, 6, 16, 30], [90, 40, 130, 250])
+    falling = np.interp(times, [0, 30], [90, 10])
+    courses = Courses(times, np.vstack([rising, falling, rising]), np.array([2.0, 2.0, 20.0]))
+    within = ENDPOINTS["peak_14_days"].definition(courses)
+    whole = ENDPOINTS["peak"].definition(courses)
+    assert within[0] == pytest.approx(130.0) and whole[0] == pytest.approx(250.0)
+    assert within[1] == pytest.approx(np.interp(16.0, [0, 30], [90, 10]))
+    assert np.isnan(within[2])
+    assert ENDPOINTS["peak_21_days"].definition(courses)[0] == pytest.approx(
+        np.interp(23.0, [16, 30], [130, 250]))
+
+
+def test_a_peak_row_of_day_14_is_read_from_the_window_column():
+    data = pd.DataFrame([_row(endpoint="peak_plt", day="14", value="120")])
+    result = check_trial(_one_arm_trial(), data, study="s", replicates=2)
+    assert result.table.day.tolist() == [14]
+    assert np.isfinite(result.table.predicted).all()

@@ -309,9 +309,10 @@ def row_reader(row, response: Mapping, course=None) -> Reader | str:
             else math.nan
     if statistic not in ("mean", "median"):
         return f"statistic {statistic!r}: a check reads means and medians of this endpoint"
-    if endpoint == "peak_plt" and not math.isnan(day):
+    if endpoint == "peak_plt" and not math.isnan(day) and day not in (14, 21):
         return (f"a peak by day {day:g}: the trial reads the peak from the nadir to the end "
-                f"of follow-up; set [trial] follow_up_days to the study's window and leave "
+                f"of follow-up, or to 14 or 21 days after the start of treatment (a row's "
+                f"day 14 or 21); set [trial] follow_up_days to the study's window and leave "
                 f"the row's day empty")
     column = _column(endpoint, low, level, day)
     if column is None and row.threshold and low is None and level is None and \
@@ -440,6 +441,8 @@ def _column(endpoint: str, low, level, day) -> str | None:
         return f"days_below_{int(level)}"
     if endpoint == "plt_count" and day in (7, 14, 21):
         return f"plt_day_{int(day)}"
+    if endpoint == "peak_plt" and day in (14, 21):
+        return f"peak_{int(day)}_days"
     return {"nadir_plt": "nadir", "peak_plt": "peak",
             "plt_auc_day0_21": "auc_21_days"}.get(endpoint)
 

@@ -523,6 +523,19 @@ def _days_below(level: float) -> Definition:
     return lambda c: np.sum(c.counts < level, axis=1) * (c.times[1] - c.times[0])
 
 
+def _peak_within(days: float) -> Definition:
+    """Highest count from the nadir to ``days`` after the start of treatment, the nadir
+    taken in that window too (the "peak during treatment" of CIT studies whose courses
+    last up to 14 days); NaN for a patient whose follow-up ends before the window does."""
+    def peak(c: Courses) -> np.ndarray:
+        end = c.day0 + days
+        inside = c.after(c.day0) & (c.times[None, :] <= end[:, None])
+        nadir_time = c.times[np.argmin(np.where(inside, c.counts, np.inf), axis=1)]
+        recovering = np.where(inside & c.after(nadir_time), c.counts, -np.inf)
+        return np.where(end <= c.times[-1], recovering.max(axis=1), np.nan)
+    return peak
+
+
 def _days_to(level: float) -> Definition:
     def days(c: Courses) -> np.ndarray:
         reached = c.reached(level)
@@ -557,6 +570,13 @@ _TRIAL = [
     # the recovery peak (self-controlled rhTPO studies report it: heme_rhtpo_selfcontrol)
     ("peak", _COUNT, "highest count from the nadir to the end of follow-up (hourly grid)",
      "count", lambda c: c.recovering.max(axis=1), "mean"),
+    # the peak during a treatment window (a study's "peak during treatment"; Chen 2025)
+    ("peak_14_days", _COUNT, "highest count from the nadir to 14 days after the start of "
+     "treatment, the nadir taken in that window (hourly grid; NaN if follow-up ends "
+     "earlier)", "count", _peak_within(14.0), "mean"),
+    ("peak_21_days", _COUNT, "highest count from the nadir to 21 days after the start of "
+     "treatment, the nadir taken in that window (hourly grid; NaN if follow-up ends "
+     "earlier)", "count", _peak_within(21.0), "mean"),
     ("days_below_20", _DAYS, "days with the count below 20 (hourly grid)", "time",
      _days_below(20), "mean"),
     ("days_below_50", _DAYS, "days with the count below 50 (hourly grid)", "time",
