@@ -175,3 +175,35 @@ def test_a_peak_row_of_day_14_is_read_from_the_window_column():
     result = check_trial(_one_arm_trial(), data, study="s", replicates=2)
     assert result.table.day.tolist() == [14]
     assert np.isfinite(result.table.predicted).all()
+
+
+def test_a_composite_answers_the_response_rows_whose_threshold_it_names():
+    # Qin 2024 (cit_summary.csv, qin2024_hetrombopag_cit_phase2) counts "treatment
+    # responders" over two cycles: a trial composite answers those rows when its
+    # data_threshold is the rows' threshold text; replicate 0 rerun as a trial of its own
+    # must give the share of the composite flag among the row's first n = 20 patients
+    from dataclasses import replace
+
+    from plateletpd.study.uncertainty import _replicate_spec
+
+    text = "responded and not transfused (constructed)"
+    composite = [{"name": "kept_up", "all": ["responder"], "none": ["transfused"],
+                  "data_threshold": text}]
+    spec = _one_arm_trial(composite=composite)
+    data = pd.DataFrame([_row(endpoint="response_proportion", statistic="percent",
+                              threshold=text, value="40"),
+                         _row(endpoint="response_proportion", statistic="percent",
+                              value="40")])
+    result = check_trial(spec, data, study="s", replicates=2)
+    first = result.replicates[result.replicates.replicate == 0].set_index("line").value
+    seed = _replicate_spec(spec, 0, None)[0]
+    patients = pp.run_trial(replace(spec, seed=seed)).subjects
+    patients = patients[patients.arm == "untreated"].head(20)
+    assert first[2] == pytest.approx(100 * patients.kept_up.mean(), rel=1e-12)
+    assert first[3] == pytest.approx(100 * patients.responder.mean(), rel=1e-12)
+    # a composite answers the proportion over the whole trial: a row by a day is refused
+    # with the reason (the composite's flags have no day)
+    data = pd.DataFrame([_row(endpoint="response_proportion", statistic="percent",
+                              threshold=text, day="7", value="40")])
+    with pytest.raises(CheckError, match="composite 'kept_up' answers response_proportion"):
+        check_trial(spec, data, study="s", replicates=2)

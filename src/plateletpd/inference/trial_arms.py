@@ -92,7 +92,8 @@ class TrialArms:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.readers = [row_reader(row, self.spec.response, self.spec.extra.get("course"))
+        self.readers = [row_reader(row, self.spec.response, self.spec.extra.get("course"),
+                                   self.spec.extra.get("composites", ()))
                         for row in self.rows.itertuples()]
 
     @classmethod
@@ -298,7 +299,8 @@ def _rows(spec: TrialSpec, rows: pd.DataFrame, mapping: dict, every: dict,
         elif not math.isfinite(row.standard_error):
             reason = f"no standard error: {row.standard_error_basis}"
         else:
-            reader = row_reader(row, spec.response, spec.extra.get("course"))
+            reader = row_reader(row, spec.response, spec.extra.get("course"),
+                                spec.extra.get("composites", ()))
             if isinstance(reader, str):
                 reason = f"the trial cannot compute it: {reader}"
             else:

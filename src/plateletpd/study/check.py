@@ -251,7 +251,8 @@ def _readers(spec: TrialSpec, rows: pd.DataFrame, source: str) -> list[Reader]:
     trial cannot compute is named in one error."""
     readers, problems = [], []
     for row in rows.itertuples():
-        reader = row_reader(row, spec.response, spec.extra.get("course"))
+        reader = row_reader(row, spec.response, spec.extra.get("course"),
+                            spec.extra.get("composites", ()))
         if isinstance(reader, str):
             problems.append(f"  line {row.line} ({row.arm}, {row.endpoint}, threshold "
                             f"{row.threshold or '-'}, day {'-' if math.isnan(row.day) else f'{row.day:g}'}): {reader}")
@@ -264,14 +265,25 @@ def _readers(spec: TrialSpec, rows: pd.DataFrame, source: str) -> list[Reader]:
     return readers
 
 
-def row_reader(row, response: Mapping, course=None) -> Reader | str:
+def row_reader(row, response: Mapping, course=None, composites=()) -> Reader | str:
     """A function of an arm's patient table giving the row's statistic on the data's
     scale (a ``percent`` row in percent), or why there is none. ``row``: one outcome row
     (a named tuple of :func:`plateletpd.io.outcomes.load_outcomes`' table); ``response``:
     the trial's ``[response]``; ``course``: the trial's ``[chemotherapy]`` course
     (:class:`~plateletpd.study.cycles.ChemotherapyCourse`, None without one), for rows
-    that name cycles. A fit's trial arms read their rows with it too."""
+    that name cycles; ``composites``: the trial's ``[[composite]]`` entries, one of which
+    answers the response rows whose threshold text is its ``data_threshold``. A fit's trial
+    arms read their rows with it too."""
     endpoint, statistic, day = row.endpoint, row.statistic, row.day
+    composite = next((c["name"] for c in composites if c.get("data_threshold") and
+                      c["data_threshold"].strip() == str(row.threshold or "").strip()), None)
+    if composite is not None:
+        scale = {"percent": 100.0, "proportion": 1.0}.get(statistic)
+        if endpoint != "response_proportion" or scale is None or not math.isnan(day):
+            return (f"the composite {composite!r} answers response_proportion rows given as "
+                    f"percent or proportion without a day, not {endpoint} ({statistic}"
+                    f"{'' if math.isnan(day) else f', day {day:g}'})")
+        return lambda t: scale * float(np.mean(t[composite])) if len(t) else math.nan
     if endpoint == "incidence_proportion":
         return incidence_reader(row, course)
     if endpoint == "nadir_plt" and parse_cycles(row.threshold) is not None:

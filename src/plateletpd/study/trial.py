@@ -221,7 +221,9 @@ TRIAL_SCHEMA = Table({
                      what='a list of flags that must all hold, e.g. ["responder"]'),
         "none": Field("list", item=Field("text"), default=[],
                       what='a list of flags none of which may hold, e.g. ["transfused"]'),
-        "description": Field("text", default="")}, many=True, single_ok=True),
+        "description": Field("text", default=""),
+        # the threshold text of the data rows (response_proportion) this composite answers
+        "data_threshold": Field("text", default="")}, many=True, single_ok=True),
     "response": Table({
         # no defaults: an omitted rule is absent (docs/trial_files.md); at least one needed
         "threshold": Field(may_be_false=True, unit="10^9/L"),
