@@ -207,3 +207,24 @@ def test_a_composite_answers_the_response_rows_whose_threshold_it_names():
                               threshold=text, day="7", value="40")])
     with pytest.raises(CheckError, match="composite 'kept_up' answers response_proportion"):
         check_trial(spec, data, study="s", replicates=2)
+
+
+def test_a_day_bound_row_the_follow_up_cannot_see_is_refused_not_a_silent_nan():
+    # a peak within 14 days of the start (Chen 2025 read over its treatment course) in a
+    # trial simulated only 10 days after chemotherapy: no patient's window is complete
+    spec = pp.TrialSpec.create(seed=2, subjects_per_arm=30, follow_up_days=10, arms=[
+        {"name": "untreated", "data_arm": "control"}], response={"threshold": 100,
+                                                                "by_day": 7})
+    data = pd.DataFrame([_row(endpoint="peak_plt", day="14", value="120")])
+    with pytest.raises(CheckError, match=r"line 2 \(control, peak_plt day 14\).*raise "
+                                         r"\[trial\] follow_up_days"):
+        check_trial(spec, data, study="s", replicates=2)
+    # 24 days after chemotherapy: the patients who started late lack part of the window;
+    # the row is read from the others and a note says how many were left out
+    spec = pp.TrialSpec.create(seed=2, subjects_per_arm=30, follow_up_days=24, arms=[
+        {"name": "untreated", "data_arm": "control"}], response={"threshold": 100,
+                                                                "by_day": 7})
+    result = check_trial(spec, data, study="s", replicates=2)
+    assert np.isfinite(result.table.predicted).all()
+    assert any("followed for less than 14 days after their start" in note
+               for note in result.notes)

@@ -161,6 +161,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     drawn = TrialUncertainty.for_trial(spec) if uncertainty == "fit" else None
     values = np.full((len(rows), replicates), math.nan)
     sizes = np.zeros(len(rows), int)
+    unobserved = np.zeros(len(rows), int)  # patients a day-bound count row cannot see
     for replicate, _, _, _, result in replicate_trials(spec, replicates, drawn, progress,
                                                        client):
         subjects = result.subjects
@@ -169,6 +170,10 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
             size = len(arm) if not math.isfinite(row.n) else min(int(row.n), len(arm))
             sizes[index] = size if replicate == 0 else min(sizes[index], size)
             values[index, replicate] = readers[index](arm.iloc[:size])
+            column = _day_bound_column(row)
+            if column is not None and column in arm:
+                unobserved[index] += int(arm[column].iloc[:size].isna().sum())
+    _refuse_rows_follow_up_cannot_see(rows, values, unobserved, sizes, replicates)
     table = _table(rows, mapping, values, sizes)
     parameters = "parameters drawn from the fit" if drawn else "the fit's point estimates"
     notes = [f"{replicates} replicate trials ({parameters}); each row's statistic over the "
@@ -193,6 +198,12 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         notes.append("fewer virtual patients enrolled than the study had (raise --n): " +
                      ", ".join(f"{r.arm} {r.virtual_n} < {r.n:g}" for r in
                                short.itertuples()))
+    for row, missing in zip(rows.itertuples(), unobserved):
+        if missing:
+            notes.append(f"line {row.line} ({row.arm}, {row.endpoint} day {row.day:g}): "
+                         f"{missing} of the virtual patients (over all replicates) were "
+                         f"followed for less than {row.day:g} days after their start and "
+                         f"are left out of it; raise [trial] follow_up_days to see them all")
     long = pd.DataFrame(values, columns=range(replicates)).assign(line=rows.line).melt(
         id_vars="line", var_name="replicate", value_name="value")
     return CheckResult(spec, study, table, long, tuple(notes))
@@ -442,6 +453,30 @@ def _cycle_nadir_reader(row, course=None) -> Reader | str:
         per_patient = np.nanmean(nadirs[given], axis=1)
         return float(reduce(per_patient))
     return read
+
+
+def _day_bound_column(row) -> str | None:
+    """The patient-table column of a count row bound to a day after the start of treatment
+    (a count at a day, a peak within a window), whose value is missing for a patient
+    followed for less than that; None for other rows."""
+    if row.endpoint in ("plt_count", "peak_plt") and not math.isnan(row.day):
+        return _column(row.endpoint, None, None, row.day)
+    return None
+
+
+def _refuse_rows_follow_up_cannot_see(rows, values, unobserved, sizes, replicates) -> None:
+    """A day-bound count row that no virtual patient was followed long enough for would be
+    a silent NaN: refuse it, naming the fix."""
+    blind = [row for row, missing, size in zip(rows.itertuples(), unobserved, sizes)
+             if _day_bound_column(row) is not None and size and missing >= size * replicates]
+    if blind:
+        raise CheckError(
+            "no virtual patient was followed long enough for "
+            + "; ".join(f"line {row.line} ({row.arm}, {row.endpoint} day {row.day:g})"
+                        for row in blind)
+            + ": the trial's follow-up ends earlier after the start of treatment; raise "
+              "[trial] follow_up_days (without a [chemotherapy] course it counts from the "
+              "chemotherapy, not from the start of treatment)")
 
 
 def _column(endpoint: str, low, level, day) -> str | None:
