@@ -228,3 +228,18 @@ def test_a_day_bound_row_the_follow_up_cannot_see_is_refused_not_a_silent_nan():
     assert np.isfinite(result.table.predicted).all()
     assert any("followed for less than 14 days after their start" in note
                for note in result.notes)
+
+
+def test_a_count_at_a_day_after_the_follow_up_is_missing_not_the_last_count():
+    # 10 days simulated after chemotherapy, treatment from about day 9: the count 14 days
+    # after the start was read as the last simulated count (clamped interpolation); it is
+    # missing, and a row asking for it is refused with the fix
+    spec = pp.TrialSpec.create(seed=2, subjects_per_arm=30, follow_up_days=10, arms=[
+        {"name": "untreated", "data_arm": "control"}], response={"threshold": 100,
+                                                                "by_day": 7})
+    patients = pp.run_trial(spec).subjects
+    late = patients.start_day + 14 > 10
+    assert late.all() and patients.plt_day_14.isna().all()
+    data = pd.DataFrame([_row(endpoint="plt_count", day="14", value="120")])
+    with pytest.raises(CheckError, match=r"plt_count day 14.*follow_up_days"):
+        check_trial(spec, data, study="s", replicates=2)

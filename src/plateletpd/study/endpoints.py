@@ -141,11 +141,15 @@ class Courses:
 
     def measured(self, day: float) -> np.ndarray:
         """The count ``day`` days after day 0: as measured at that visit when visits observe
-        counts with error (``observe``) and ``day`` is a visit day, else the true count."""
+        counts with error (``observe``) and ``day`` is a visit day, else the true count; NaN
+        for a patient whose follow-up ends before it."""
         visit = day / self.visit_every
         if self.observe is None or visit != round(visit) or visit >= self.visit_days.size:
-            return self.at(self.day0 + day)
-        return self.visits[:, round(visit)]
+            counts = self.at(self.day0 + day)
+        else:
+            counts = self.visits[:, round(visit)]
+        # a patient followed for less than ``day`` days has no count then (not the last one)
+        return np.where(self.day0 + day <= self.times[-1] + 1e-9, counts, np.nan)
 
     # The day-0 convention (docs/trial_files.md), the same for every trial endpoint: the
     # day-0 visit (the first treatment morning, before its dose) is the baseline; responses
@@ -581,12 +585,15 @@ _TRIAL = [
      _days_below(20), "mean"),
     ("days_below_50", _DAYS, "days with the count below 50 (hourly grid)", "time",
      _days_below(50), "mean"),
-    ("plt_day_7", _COUNT, "count 7 days after the start of treatment", "count",
+    ("plt_day_7", _COUNT, "count 7 days after the start of treatment (NaN if "
+     "follow-up ends earlier)", "count",
      lambda c: c.measured(7), "mean"),
-    ("plt_day_14", _COUNT, "count 14 days after the start of treatment", "count",
+    ("plt_day_14", _COUNT, "count 14 days after the start of treatment (NaN if "
+     "follow-up ends earlier)", "count",
      lambda c: c.measured(14), "mean"),
     # week 3: persistent-CIT trials judge correction and report counts there (Soff 2019)
-    ("plt_day_21", _COUNT, "count 21 days after the start of treatment", "count",
+    ("plt_day_21", _COUNT, "count 21 days after the start of treatment (NaN if "
+     "follow-up ends earlier)", "count",
      lambda c: c.measured(21), "mean"),
     ("auc_21_days", "x10^9/L x day", "area under the count over 21 days from the start",
      "auc", lambda c: auc(c.times, c.counts, c.day0, 21.0), None),
