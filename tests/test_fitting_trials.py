@@ -517,3 +517,31 @@ def test_a_profile_is_compared_with_the_optimum_it_was_taken_around():
     assert any("het_ec50: a profile refit reached a lower chi-square (115.4) than the "
                "optimum it was taken around (116; 0.6 lower)" in note for note in rougher), \
         rougher
+
+
+def test_a_composite_row_is_fitted_as_check_reads_it(tmp_path):
+    # a study whose endpoint is a composite (Qin 2024's two-cycle "treatment responder",
+    # data/out_of_sample.csv) is read through the trial's [[composite]] with that row's
+    # threshold text as data_threshold: the fit's prediction equals check's replicate 0
+    text = "corrected without transfusion"
+    composite = ('\n[[composite]]\nname = "corrected_clean"\nall = ["responder"]\n'
+                 f'none = ["transfused"]\ndata_threshold = "{text}"\n')
+    for name in ("trial.toml", "check.toml"):
+        path = write_trial(tmp_path, name=name)
+        path.write_text(path.read_text() + composite)
+    rows = [("observation", "response_proportion", text, "", "percent", 12.5, "", "")]
+    write_rows(tmp_path, rows)
+    config = write_fit(tmp_path, trial_keys=f"seed = {_arm_seed(TRIAL_SEED, 10_000)}")
+    problem = load_fit_config(config)
+    table = problem.predict(problem.parameters.valuesdict())
+    spec = load_trial_spec(tmp_path / "check.toml")
+    # the check's trial at the fit's start values (chemotherapy_sensitivity 8, the fixed
+    # regeneration rate) as its typical values
+    from dataclasses import replace
+    spec = replace(spec, model=spec.model.with_parameters(
+        {"chemotherapy_sensitivity": 8.0, "reserve_regeneration_rate": 0.0012}))
+    check = check_trial(spec, tmp_path / "outcomes.csv", replicates=2, only_mapped=True)
+    first = check.replicates[check.replicates.replicate == 0].set_index("line").value
+    assert table.line.tolist() == [2]
+    assert 100 * table.predicted.iloc[0] == pytest.approx(first.loc[2], rel=1e-12)
+    assert 0 < table.predicted.iloc[0] < 1
