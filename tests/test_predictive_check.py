@@ -240,6 +240,16 @@ def test_a_count_at_a_day_after_the_follow_up_is_missing_not_the_last_count():
     patients = pp.run_trial(spec).subjects
     late = patients.start_day + 14 > 10
     assert late.all() and patients.plt_day_14.isna().all()
+    # the same with counts measured at visits (cit_marrow_reserve declares its error): a
+    # visit after a patient's follow-up is not a measurement either; 16.5 days after
+    # chemotherapy, the day-7 visit exists for the early starters only
+    measured = pp.TrialSpec.create(seed=2, subjects_per_arm=60, follow_up_days=16.5,
+                                   measurement_error=True, arms=[{"name": "untreated"}],
+                                   response={"threshold": 100, "by_day": 7})
+    patients = pp.run_trial(measured).subjects
+    late = patients.start_day + 7 > 16.5
+    assert late.any() and (~late).any()
+    np.testing.assert_array_equal(patients.plt_day_7.isna(), late)
     data = pd.DataFrame([_row(endpoint="plt_count", day="14", value="120")])
     with pytest.raises(CheckError, match=r"plt_count day 14.*follow_up_days"):
         check_trial(spec, data, study="s", replicates=2)

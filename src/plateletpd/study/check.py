@@ -162,6 +162,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     values = np.full((len(rows), replicates), math.nan)
     sizes = np.zeros(len(rows), int)
     unobserved = np.zeros(len(rows), int)  # patients a day-bound count row cannot see
+    bound = [_day_bound_column(row) for row in rows.itertuples()]
     for replicate, _, _, _, result in replicate_trials(spec, replicates, drawn, progress,
                                                        client):
         subjects = result.subjects
@@ -170,10 +171,9 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
             size = len(arm) if not math.isfinite(row.n) else min(int(row.n), len(arm))
             sizes[index] = size if replicate == 0 else min(sizes[index], size)
             values[index, replicate] = readers[index](arm.iloc[:size])
-            column = _day_bound_column(row)
-            if column is not None and column in arm:
-                unobserved[index] += int(arm[column].iloc[:size].isna().sum())
-    _refuse_rows_follow_up_cannot_see(rows, values, unobserved, sizes, replicates)
+            if bound[index] is not None and bound[index] in arm:
+                unobserved[index] += int(arm[bound[index]].iloc[:size].isna().sum())
+    _refuse_rows_follow_up_cannot_see(rows, values, bound, sizes)
     table = _table(rows, mapping, values, sizes)
     parameters = "parameters drawn from the fit" if drawn else "the fit's point estimates"
     notes = [f"{replicates} replicate trials ({parameters}); each row's statistic over the "
@@ -464,11 +464,13 @@ def _day_bound_column(row) -> str | None:
     return None
 
 
-def _refuse_rows_follow_up_cannot_see(rows, values, unobserved, sizes, replicates) -> None:
-    """A day-bound count row that no virtual patient was followed long enough for would be
-    a silent NaN: refuse it, naming the fix."""
-    blind = [row for row, missing, size in zip(rows.itertuples(), unobserved, sizes)
-             if _day_bound_column(row) is not None and size and missing >= size * replicates]
+def _refuse_rows_follow_up_cannot_see(rows, values, bound, sizes) -> None:
+    """A day-bound count row (``bound``: its patient-table column) with no value in any
+    replicate, because no virtual patient was followed long enough, would be a silent NaN:
+    refuse it, naming the fix."""
+    blind = [row for row, column, row_values, size in zip(rows.itertuples(), bound, values,
+                                                          sizes)
+             if column is not None and size > 0 and not np.isfinite(row_values).any()]
     if blind:
         raise CheckError(
             "no virtual patient was followed long enough for "

@@ -254,9 +254,11 @@ def values_at(times: np.ndarray, courses: np.ndarray, when, outside: float | Non
 
 def auc(times: np.ndarray, courses: np.ndarray, start: np.ndarray, length: float,
         points: int = 505) -> np.ndarray:
-    """Area under each course from its ``start`` over ``length`` days (trapezoids)."""
+    """Area under each course from its ``start`` over ``length`` days (trapezoids); NaN for
+    a course that ends before ``start + length`` (a truncated area is not that area)."""
     grid = np.asarray(start, dtype=float)[:, None] + np.linspace(0.0, length, points)[None, :]
-    return np.trapezoid(values_at(times, courses, grid), dx=length / (points - 1), axis=1)
+    return np.trapezoid(values_at(times, courses, grid, outside=np.nan),
+                        dx=length / (points - 1), axis=1)
 
 
 def crossing_time(times: np.ndarray, values: np.ndarray, level: float,

@@ -100,8 +100,9 @@ class Courses:
                    visit_every=visit_every, arm=arm, observe=observe)
 
     def at(self, when) -> np.ndarray:
-        """Each subject's count at its own time(s) ``when`` (linear interpolation)."""
-        return values_at(self.times, self.counts, when)
+        """Each subject's count at its own time(s) ``when`` (linear interpolation); NaN
+        after the end of its follow-up (not the last simulated count)."""
+        return values_at(self.times, self.counts, when, outside=np.nan)
 
     def after(self, start: np.ndarray) -> np.ndarray:
         """Mask (subjects x times) of the grid at or after each subject's ``start``."""
@@ -136,7 +137,10 @@ class Courses:
 
     @cached_property
     def visits(self) -> np.ndarray:
-        counts = self.at(self.day0[:, None] + self.visit_days[None, :])
+        # visits after a patient's follow-up carry its last count: valid_visits masks them
+        # (and the measurement draws stay aligned with the visit grid)
+        counts = values_at(self.times, self.counts,
+                           self.day0[:, None] + self.visit_days[None, :])
         return counts if self.observe is None else self.observe(counts, self.visit_days)
 
     def measured(self, day: float) -> np.ndarray:
@@ -145,11 +149,9 @@ class Courses:
         for a patient whose follow-up ends before it."""
         visit = day / self.visit_every
         if self.observe is None or visit != round(visit) or visit >= self.visit_days.size:
-            counts = self.at(self.day0 + day)
-        else:
-            counts = self.visits[:, round(visit)]
-        # a patient followed for less than ``day`` days has no count then (not the last one)
-        return np.where(self.day0 + day <= self.times[-1] + 1e-9, counts, np.nan)
+            return self.at(self.day0 + day)
+        return np.where(self.valid_visits[:, round(visit)], self.visits[:, round(visit)],
+                        np.nan)
 
     # The day-0 convention (docs/trial_files.md), the same for every trial endpoint: the
     # day-0 visit (the first treatment morning, before its dose) is the baseline; responses
