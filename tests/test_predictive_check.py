@@ -253,3 +253,14 @@ def test_a_count_at_a_day_after_the_follow_up_is_missing_not_the_last_count():
     data = pd.DataFrame([_row(endpoint="plt_count", day="14", value="120")])
     with pytest.raises(CheckError, match=r"plt_count day 14.*follow_up_days"):
         check_trial(spec, data, study="s", replicates=2)
+
+
+def test_two_composites_answering_the_same_rows_are_refused():
+    text = "responded and not transfused (constructed)"
+    composite = [{"name": name, "all": ["responder"], "data_threshold": text}
+                 for name in ("first", "second")]
+    from plateletpd.study.trial import TrialSpecError
+
+    with pytest.raises(TrialSpecError, match=r"composite 'first' answers the rows with "
+                                             r"this threshold text already"):
+        _one_arm_trial(composite=composite)

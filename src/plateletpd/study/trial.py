@@ -523,6 +523,13 @@ def _course_keys(document: Document, checked: dict, arms: list) -> dict:
         if entry["name"] in flags or entry["name"] in [c["name"] for c in composites]:
             raise document.fail(("composite", number, "name"), f"{entry['name']!r} names a "
                                 f"column already; choose another name")
+        text = entry["data_threshold"].strip()
+        twice = [c["name"] for c in composites if c["data_threshold"].strip() == text]
+        if text and twice:
+            raise document.fail(("composite", number, "data_threshold"), f"composite "
+                                f"{twice[0]!r} answers the rows with this threshold text "
+                                f"already; a data row is read from one composite: keep "
+                                f"data_threshold on one of them")
         composites.append(dict(entry))
     return {"course": course, "eligibility": rules, "composites": tuple(composites),
             "between_cycle_cv": checked["chemotherapy"]["between_cycle_cv"]
