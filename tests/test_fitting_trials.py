@@ -545,3 +545,35 @@ def test_a_composite_row_is_fitted_as_check_reads_it(tmp_path):
     assert table.line.tolist() == [2]
     assert 100 * table.predicted.iloc[0] == pytest.approx(first.loc[2], rel=1e-12)
     assert 0 < table.predicted.iloc[0] < 1
+
+
+def test_a_study_effect_on_rows_of_shares_moves_from_zero(tmp_path):
+    # A study effect u_s starts at 0. Until 2026-12-01 the fit's least_squares took steps
+    # relative to each value, and at 0 scipy substitutes 1.5e-8: a share of a finite cohort
+    # does not change with such a step, so the effect of a study whose rows are all shares
+    # stayed at exactly 0 whatever its data said (the bundled fit of 14:40 UTC: Yuan's and the
+    # carboplatin label's effects, "at initial value"). Now u_s steps by difference_step / sd.
+    write_trial(tmp_path)
+    write_rows(tmp_path, ROWS[:2], n=400)
+    extra = ('[study_effects.chemotherapy_sensitivity]\nstudies = ["persistent_test"]\n'
+             'spread = 0.3\nvary_spread = false\n')
+    config = write_fit(tmp_path, evaluations=30, extra=extra,
+                       fit_keys="difference_step = 0.05")
+    # the typical damage fixed: only the study effect can move
+    config.write_text(config.read_text().replace("vary = true", "vary = false", 1))
+    problem = load_fit_config(config)
+    effect = "chemotherapy_sensitivity_effect_persistent_test"
+    values = problem.parameters.valuesdict()
+    # the data: the rows the trial gives at u = +1 (damage 8 x e^0.3), as shares of n = 400
+    truth = problem.predict({**values, effect: 1.0}).predicted.to_numpy()
+    at_zero = problem.predict(values).predicted.to_numpy()
+    assert np.all(np.abs(truth - at_zero) > 0.05)  # the rows tell u = 1 from u = 0
+    rows = [(arm, endpoint, threshold, day, statistic, round(100 * share, 3), "", "")
+            for (arm, endpoint, threshold, day, statistic, *_), share in zip(ROWS[:2], truth)]
+    write_rows(tmp_path, rows, n=400)
+    problem, result, _ = run_fit(config, verbose=False, profile_parameters=False)
+    fitted = result.params[effect].value
+    # binomial SE of a share near 0.3 with n = 400 is 0.023, so the rows pull u to near 1
+    # against its N(0, 1) penalty; at 0 (the old behaviour) this fails
+    assert 0.5 < fitted < 1.5, fitted
+    assert result.chisqr < float(np.sum(problem.residuals(problem.parameters) ** 2))

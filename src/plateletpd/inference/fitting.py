@@ -255,7 +255,13 @@ class FitProblem:
                     spread ** 2 * self.curvature.get((name, study), 0.0))))
         total = np.concatenate([residual, penalties])
         self._progress(float(np.sum(total ** 2)))
+        self._last = (self._state(values), total)  # the Jacobian's base point, if it is this
         return total
+
+    def _state(self, values: dict) -> tuple:
+        """What the residuals depend on: the values, the cohorts and the curvature."""
+        return (values, id(self.eta), tuple(id(t) for t in self.trials),
+                tuple(sorted(self.curvature.items())))
 
     def _progress(self, objective: float) -> None:
         """One line every ``progress_every`` seconds: evaluations, objective, best, time."""
@@ -635,8 +641,6 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
         raise FitConfigError(f"{config_path}: no parameter varies; set vary = true for one")
     problem.progress_every = progress_every if verbose else None
     options = {"max_nfev": max_evaluations}
-    if method == "least_squares":
-        options["diff_step"] = difference_step(problem)  # relative, for finite differences
     # with study effects: the curvature H_s at the start, a fit, H_s again at that optimum,
     # a second fit from it (each capped at max_evaluations)
     rounds = 2 if problem.study_effects else 1
@@ -652,7 +656,8 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
         # residuals are already divided by the published standard errors (absolute
         # weights), so the covariance is not rescaled by the reduced chi-square
         minimizer = lmfit.Minimizer(problem.residuals, parameters, scale_covar=False)
-        result = minimizer.minimize(method=method, **options)
+        result = minimizer.minimize(method=method, **method_options(problem, minimizer,
+                                                                    method, options))
         parameters = result.params
     profiles = {}
     for name in (fit_options.get("profile", []) if profile_parameters else []):
@@ -703,9 +708,10 @@ def _refine(problem: FitProblem, result, subjects: int, method: str, options: di
               + "".join(f", {t.spec.name} {t.spec.subjects_per_arm} screened per arm"
                         for t in problem.trials) + ", from the optimum", flush=True)
     minimizer = lmfit.Minimizer(problem.residuals, result.params, scale_covar=False)
-    refined = minimizer.minimize(method=method, **options)
+    refined = minimizer.minimize(method=method, **method_options(problem, minimizer, method,
+                                                                 options))
     if not refined.errorbars:
-        _covariance_at_optimum(problem, refined, options.get("diff_step", 1e-3), verbose)
+        _covariance_at_optimum(problem, refined, difference_step(problem), verbose)
     return refined
 
 
@@ -717,16 +723,7 @@ def _covariance_at_optimum(problem: FitProblem, result, step: float, verbose: bo
     parameter's stderr and correlations, ``result.covar`` and ``result.errorbars``."""
     params = result.params
     names = [name for name, p in params.items() if p.vary]
-    base = problem.residuals(params)
-    columns = []
-    for name in names:
-        value = params[name].value
-        h = step * max(abs(value), 1e-3)
-        h = -h if value + h > params[name].max else h
-        shifted = params.copy()
-        shifted[name].set(value=value + h)
-        columns.append((problem.residuals(shifted) - base) / h)
-    jacobian = np.array(columns).T
+    jacobian = forward_jacobian(problem, params, step)
     singular = np.linalg.svd(jacobian, compute_uv=False)
     if singular.min() <= 1e-10 * singular.max():
         return
@@ -814,6 +811,89 @@ def difference_step(problem: FitProblem) -> float:
     return float(problem.config.get("fit", {}).get("difference_step", 1e-3))
 
 
+#: the largest finite-difference step of a study effect u_s (a standard normal deviate)
+STUDY_EFFECT_STEP_LIMIT = 0.5
+
+
+def difference_steps(problem: FitProblem, params, step: float) -> dict[str, float]:
+    """The forward-difference step of every varied parameter, in its own units.
+
+    An ordinary parameter moves by ``step`` times its value (``step`` itself at 0). A study
+    effect u_s is a standard normal deviate centred on 0, where a step relative to its value
+    vanishes (scipy's least_squares then falls back to 1.5e-8, and a study whose rows are
+    shares of a finite cohort never moves from 0): it moves by ``step / sd``, so that its
+    study's value ``typical x exp(sd x u_s)`` changes by the same relative ``step`` as a
+    typical value does (at most 0.5; 0.5 while sd is 0). A step that would cross the upper
+    bound is taken downwards."""
+    spreads = {u: effect["spread"] for effect in problem.study_effects.values()
+               for u in effect["effects"].values()}
+    steps = {}
+    for name, parameter in params.items():
+        if not parameter.vary:
+            continue
+        value = parameter.value
+        if name in spreads:
+            spread = params[spreads[name]].value
+            h = min(step / spread, STUDY_EFFECT_STEP_LIMIT) if spread > 0 \
+                else STUDY_EFFECT_STEP_LIMIT
+        else:
+            h = step * abs(value) if value != 0 else step
+        if parameter.max is not None and value + h > parameter.max:
+            h = -h
+        steps[name] = h
+    return steps
+
+
+def forward_jacobian(problem: FitProblem, params, step: float, base=None,
+                     count=None) -> np.ndarray:
+    """The Jacobian of :meth:`FitProblem.residuals` at ``params`` by forward differences with
+    :func:`difference_steps` (residuals x varied parameters, in lmfit's order). ``base``: the
+    residuals at ``params`` when known; ``count``: called once per evaluation (a cap)."""
+    last = getattr(problem, "_last", None)
+    if base is None and last is not None and last[0] == problem._state(params.valuesdict()):
+        base = last[1]  # least_squares asks for the Jacobian where it has just evaluated
+    if base is None:
+        if count is not None:
+            count()
+        base = problem.residuals(params)
+    columns = []
+    for name, h in difference_steps(problem, params, step).items():
+        if count is not None:
+            count()
+        shifted = params.copy()
+        shifted[name].set(value=params[name].value + h)
+        columns.append((problem.residuals(shifted) - base) / h)
+    return np.array(columns).T if columns else np.empty((len(base), 0))
+
+
+def method_options(problem: FitProblem, minimizer, method: str, options: dict) -> dict:
+    """``options`` for ``minimizer.minimize(method=...)``: least_squares gets
+    :func:`least_squares_options` (our Jacobian), other lmfit methods ``options`` as given."""
+    if method != "least_squares":
+        return options
+    return {**options, **least_squares_options(problem, minimizer, options["max_nfev"])}
+
+
+def least_squares_options(problem: FitProblem, minimizer, max_evaluations: int) -> dict:
+    """lmfit ``least_squares`` options: the evaluation cap and a Jacobian by
+    :func:`forward_jacobian` whose evaluations count against the same cap (lmfit counts
+    only its own residual calls)."""
+    from lmfit.minimizer import AbortFitException
+
+    step = difference_step(problem)
+
+    def count():
+        minimizer.result.nfev += 1
+        if minimizer.result.nfev > max_evaluations:
+            minimizer.result.aborted = True
+            raise AbortFitException(f"fit aborted: more than {max_evaluations} evaluations")
+
+    def jacobian(params, *args, **kws):
+        return forward_jacobian(problem, params, step, count=count)
+
+    return {"max_nfev": max_evaluations, "Dfun": jacobian}
+
+
 def _profile_refit(problem: FitProblem, parameters, name: str, value: float,
                    max_evaluations: int = 60) -> float:
     """The chi-square of a refit with ``name`` fixed at ``value`` (one profile point)."""
@@ -821,9 +901,9 @@ def _profile_refit(problem: FitProblem, parameters, name: str, value: float,
 
     trial = parameters.copy()
     trial[name].set(value=value, vary=False)
-    refit = lmfit.minimize(problem.residuals, trial, method="least_squares",
-                           max_nfev=max_evaluations, diff_step=difference_step(problem),
-                           scale_covar=False)
+    minimizer = lmfit.Minimizer(problem.residuals, trial, scale_covar=False)
+    refit = minimizer.minimize(method="least_squares",
+                               **least_squares_options(problem, minimizer, max_evaluations))
     return float(refit.chisqr)
 
 
