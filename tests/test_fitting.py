@@ -1,5 +1,6 @@
 """Fitting to arm-level summaries: recovery of known parameters, reproducibility, errors."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -275,8 +276,12 @@ def test_progress_is_printed_and_max_evaluations_caps_fit_and_profiles(synthetic
     config = tmp_path / "p" / "config.toml"
     config.write_text(config.read_text().replace(
         "max_evaluations = 80", 'max_evaluations = 80\nprofile = ["gamma"]\nprofile_points = 3'))
-    problem, _, _ = run_fit(config, verbose=True, max_evaluations=4, progress_every=0.0)
+    problem, _, _ = run_fit(config, out=tmp_path / "fit", verbose=True, max_evaluations=4,
+                            progress_every=0.0)
     output = capsys.readouterr().out
+    # a fit stopped by the cap (here inside a Jacobian) still writes its record
+    objective = json.loads((tmp_path / "fit" / "params.json").read_text())["objective"]
+    assert "aborted" in objective["message"] and not objective["success"]
     assert "fit: evaluation 1," in output and "objective" in output
     assert "fit: profile of gamma" in output
     # one fit and three profile refits, each capped at 4 evaluations (lmfit may make one

@@ -885,7 +885,10 @@ def least_squares_options(problem: FitProblem, minimizer, max_evaluations: int) 
     def count():
         minimizer.result.nfev += 1
         if minimizer.result.nfev > max_evaluations:
-            minimizer.result.aborted = True
+            # as lmfit's own cap does (its result then has a message and no success)
+            minimizer.result.aborted, minimizer.result.success = True, False
+            minimizer.result.message = (f"Fit aborted: number of function evaluations > "
+                                        f"{max_evaluations}")
             raise AbortFitException(f"fit aborted: more than {max_evaluations} evaluations")
 
     def jacobian(params, *args, **kws):
@@ -1019,7 +1022,7 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
                           float(result.redchi), "data_points": int(result.ndata),
                           "varied": int(result.nvarys), "evaluations": int(result.nfev),
                           "method": result.method, "success": bool(result.success),
-                          "message": str(result.message)},
+                          "message": str(getattr(result, "message", ""))},
             "identifiability": identifiability(result, profiles),
             "profiles": profiles,
             "study_effects": study_effect_record(problem, result),
