@@ -377,3 +377,23 @@ def test_covariance_recomputed_at_the_optimum_agrees_with_lmfits(synthetic):
     correlation = result.params["slope"].correl["gamma"]
     assert correlation == pytest.approx(result.params["gamma"].correl["slope"])
     assert -1 < correlation < 1
+
+
+def test_the_jacobian_reuses_the_last_residuals_only_for_the_same_cohort(tmp_path):
+    from plateletpd.inference.fitting import forward_jacobian
+
+    problem = load_fit_config(write_studies(tmp_path, {"a": 0.6, "b": 0.6}))
+    params = problem.parameters
+    varied = sum(p.vary for p in params.values())
+    calls = []
+    problem.residuals(params)
+    jacobian = forward_jacobian(problem, params, 0.03, count=lambda: calls.append(1))
+    # least_squares asks for the Jacobian where it has just evaluated: one evaluation per
+    # varied parameter, the base point reused
+    assert len(calls) == varied and jacobian.shape[1] == varied
+    # another cohort (as the final minimisation's larger one): the base is evaluated again
+    problem.eta = problem.variability.eta(problem.eta.shape[0] + 5, problem.seed)
+    calls.clear()
+    again = forward_jacobian(problem, params, 0.03, count=lambda: calls.append(1))
+    assert len(calls) == varied + 1
+    np.testing.assert_array_equal(again, forward_jacobian(problem, params, 0.03))

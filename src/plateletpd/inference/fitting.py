@@ -259,9 +259,16 @@ class FitProblem:
         return total
 
     def _state(self, values: dict) -> tuple:
-        """What the residuals depend on: the values, the cohorts and the curvature."""
-        return (values, id(self.eta), tuple(id(t) for t in self.trials),
-                tuple(sorted(self.curvature.items())))
+        """What the residuals depend on: the values, the cohorts (the objects themselves,
+        compared by identity in :meth:`same_state`) and the curvature."""
+        return (values, self.eta, tuple(self.trials), tuple(sorted(self.curvature.items())))
+
+    def same_state(self, state: tuple, values: dict) -> bool:
+        """Whether residuals computed in ``state`` are those at ``values`` now."""
+        known, eta, trials, curvature = state
+        return (known == values and eta is self.eta and len(trials) == len(self.trials)
+                and all(a is b for a, b in zip(trials, self.trials))
+                and curvature == tuple(sorted(self.curvature.items())))
 
     def _progress(self, objective: float) -> None:
         """One line every ``progress_every`` seconds: evaluations, objective, best, time."""
@@ -850,7 +857,7 @@ def forward_jacobian(problem: FitProblem, params, step: float, base=None,
     :func:`difference_steps` (residuals x varied parameters, in lmfit's order). ``base``: the
     residuals at ``params`` when known; ``count``: called once per evaluation (a cap)."""
     last = getattr(problem, "_last", None)
-    if base is None and last is not None and last[0] == problem._state(params.valuesdict()):
+    if base is None and last is not None and problem.same_state(last[0], params.valuesdict()):
         base = last[1]  # least_squares asks for the Jacobian where it has just evaluated
     if base is None:
         if count is not None:
