@@ -194,14 +194,23 @@ def test_worker_killed_mid_run_loses_no_chunk():
                 "result", run_trials([spec], dask_client, chunk=3)[0]))
             runner.start()
 
-            def finished(dask_scheduler):  # chunks done (not the scattered inputs)
+            def finished(dask_scheduler):  # chunks done (not the shared inputs)
                 return sum(task.state == "memory" and str(task.key).startswith(
                     "trial_chunk") for task in dask_scheduler.tasks.values())
             deadline = time.time() + 120
             while dask_client.run_on_scheduler(finished) < 2 and time.time() < deadline:
                 time.sleep(0.05)
             done_at_kill = dask_client.run_on_scheduler(finished)
-            victim = min(pids.values())
+
+            def holders(dask_scheduler):  # the workers holding each shared input
+                return [[worker.address for worker in task.who_has or ()]
+                        for task in dask_scheduler.tasks.values()
+                        if str(task.key).startswith("shared_value")]
+            held = [address for addresses in dask_client.run_on_scheduler(holders)
+                    for address in addresses]
+            # kill a worker that holds shared inputs (the trial spec, patients): with
+            # scattered data, whose last copy is lost for good, this run never finished
+            victim = pids[max(set(held), key=held.count)] if held else min(pids.values())
             os.kill(victim, signal.SIGKILL)
             runner.join(timeout=300)
             assert "result" in outcome, "the run did not finish after a worker was killed"

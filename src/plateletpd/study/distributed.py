@@ -68,8 +68,6 @@ from plateletpd.study.trial import (
 EXTRA = 'pip install "plateletpd[scale]"'
 #: times Dask reruns a chunk whose task raised or whose worker died
 RETRIES = 3
-#: workers holding each shared input (a trial spec, a chunk's patients): one may die
-COPIES = 2
 
 
 class DistributedError(PlateletPDError):
@@ -248,11 +246,13 @@ def map_chunks(function: Callable, tasks: Sequence[tuple], client=None, *,
         return results
     distributed = optional("distributed", "running on a Dask cluster")
     futures_of = {}
-    if shared:  # two copies: a worker that dies takes no shared input with it
-        keys = list(shared)
-        scattered = client.scatter([shared[k] for k in keys], hash=False)
-        client.replicate(scattered, n=COPIES)
-        futures_of = dict(zip(keys, scattered))
+    if shared:
+        # each shared input is a task holding its value, not scattered data: the scheduler
+        # keeps the value, so one lost with its worker is recomputed. (Scattered data is
+        # lost for good, and extra copies do not help: Dask's memory manager drops replicas
+        # it thinks unneeded.)
+        futures_of = {key: client.submit(shared_value, value, pure=False)
+                      for key, value in shared.items()}
     futures = [client.submit(function, *[futures_of[a.key] if isinstance(a, Shared) else a
                                          for a in task], retries=RETRIES, pure=False)
                for task in tasks]
@@ -266,6 +266,11 @@ def map_chunks(function: Callable, tasks: Sequence[tuple], client=None, *,
         for future in futures:
             future.release()
     return results
+
+
+def shared_value(value):
+    """The task that holds one shared input of :func:`map_chunks`."""
+    return value
 
 
 @dataclass(frozen=True)
