@@ -284,9 +284,12 @@ def test_progress_is_printed_and_max_evaluations_caps_fit_and_profiles(synthetic
     assert "aborted" in objective["message"] and not objective["success"]
     assert "fit: evaluation 1," in output and "objective" in output
     assert "fit: profile of gamma" in output
-    # one fit and three profile refits, each capped at 4 evaluations (lmfit may make one
-    # more call before it stops): far below the uncapped 80 + 3 x 60
-    assert problem.evaluations <= 4 * (4 + 1)
+    # one fit, three profile refits and (when a refit beat the capped fit's optimum) a
+    # restart from it, each capped at 4 evaluations (lmfit may make one more call before it
+    # stops), and the restart's covariance (one evaluation per varied parameter, 2): far
+    # below the uncapped 80 + 3 x 60
+    minimisations = 4 + (1 if problem.restart else 0)
+    assert problem.evaluations <= minimisations * (4 + 1) + (2 if problem.restart else 0)
 
 
 def test_study_effects_built_in_code_match_the_configuration(tmp_path):
@@ -379,6 +382,39 @@ def test_covariance_recomputed_at_the_optimum_agrees_with_lmfits(synthetic):
     assert -1 < correlation < 1
 
 
+def test_a_study_effects_jacobian_column_simulates_only_its_studys_arms(tmp_path):
+    from plateletpd.inference.fitting import difference_steps, forward_jacobian
+
+    problem = load_fit_config(write_studies(tmp_path, {"a": 0.6, "b": 0.6, "c": 0.6}))
+    params = problem.parameters
+    for study, u in zip("abc", (0.3, -0.2, 0.1)):  # not 0: the spread moves every study
+        params[f"slope_effect_{study}"].set(value=u)
+    problem.residuals(params)
+    assert problem.simulations == 3  # one arm per study
+    problem.simulations = 0
+    jacobian = forward_jacobian(problem, params, 0.03)
+    varied = [name for name, p in params.items() if p.vary]
+    effects = [name for name in varied if name.startswith("slope_effect")]
+    shared = len(varied) - len(effects)  # typical slope and its spread move every arm
+    assert len(effects) == 3 and shared == 2
+    # a study's own effect moves that study's one arm; the others are the base point's
+    assert problem.simulations == 3 * shared + len(effects)
+    # and nothing changes but the cost: every column equals a difference of evaluations
+    # with nothing remembered
+    steps = difference_steps(problem, params, 0.03)
+
+    def fresh(values):
+        problem._arm_cache.clear()
+        return problem.residuals(values)
+
+    base = fresh(params)
+    for column, name in enumerate(varied):
+        shifted = params.copy()
+        shifted[name].set(value=params[name].value + steps[name])
+        np.testing.assert_array_equal(jacobian[:, column],
+                                      (fresh(shifted) - base) / steps[name])
+
+
 def test_the_jacobian_reuses_the_last_residuals_only_for_the_same_cohort(tmp_path):
     from plateletpd.inference.fitting import forward_jacobian
 
@@ -397,3 +433,25 @@ def test_the_jacobian_reuses_the_last_residuals_only_for_the_same_cohort(tmp_pat
     again = forward_jacobian(problem, params, 0.03, count=lambda: calls.append(1))
     assert len(calls) == varied + 1
     np.testing.assert_array_equal(again, forward_jacobian(problem, params, 0.03))
+
+
+def test_a_fit_restarts_from_a_profile_refit_that_beat_its_optimum(tmp_path):
+    # noise-free data from TRUE, the fit started away from it and stopped after 6
+    # evaluations: unconverged. Each profile refit continues from there (6 more), so one
+    # reaches lower ground, and the fit minimises again from the lowest, every parameter free
+    folder = make_synthetic(tmp_path, noise_seed=None)
+    config = folder / "config.toml"
+    config.write_text(config.read_text().replace(
+        "max_evaluations = 80", 'max_evaluations = 6\nprofile = ["slope"]\nprofile_points = 3'))
+    problem, result, _ = run_fit(config, out=tmp_path / "out", verbose=False)
+    restart = problem.restart
+    assert restart["profile"] == "slope"
+    assert restart["profile_chi_square"] < restart["optimum_chi_square_before"] - 0.5
+    # least_squares only accepts steps that lower the objective: the restart ends at or
+    # below the profile refit it started from, and the result kept is the lower minimum
+    assert restart["optimum_chi_square_after"] <= restart["profile_chi_square"] + 1e-9
+    assert result.chisqr == pytest.approx(min(restart["optimum_chi_square_before"],
+                                              restart["optimum_chi_square_after"]))
+    record = json.loads((tmp_path / "out" / "params.json").read_text())
+    assert record["restart"]["kept"] == "restart"
+    assert "minimised again from it" in (tmp_path / "out" / "report.md").read_text()

@@ -98,6 +98,12 @@ class FitProblem:
     _started: float = field(default=0.0, repr=False)
     _last_report: float = field(default=0.0, repr=False)
     best: float = math.inf
+    # each arm's last predicted rows by its inputs (see _cached): an evaluation re-simulates
+    # only the arms whose inputs changed, so a study effect's Jacobian column costs its own
+    # study's arms, not the whole fit
+    _arm_cache: dict = field(default_factory=dict, init=False, repr=False)
+    simulations: int = field(default=0, init=False, repr=False)  # arms simulated (cost)
+    restart: dict = field(default_factory=dict, init=False, repr=False)  # see run_fit
 
     @classmethod
     def create(cls, model: Model | str, arms: list[ArmSpec], parameters: dict, *, seed: int,
@@ -187,28 +193,59 @@ class FitProblem:
 
     def predict(self, values: dict[str, float]) -> pd.DataFrame:
         """Every data row with its prediction."""
-        frames = []
-        for spec in self.arms:
-            result = simulate_treatment_arm(self.model, spec.design,
-                                            self.cohort_matrix(values, self.arm_values(
-                                                values, spec)))
-            rows = spec.rows.copy()
-            predicted, eligible = [], []
-            for row in rows.itertuples():
-                per_subject = subject_values(
-                    result, row.endpoint, row.threshold, row.day, spec.day0, spec.response,
-                    spec.default_threshold)
-                predicted.append(summarise(per_subject, row.statistic))
-                eligible.append(result.n)
-            rows["predicted"] = predicted
-            rows["virtual_patients"] = eligible
-            rows["eligible_fraction"] = result.n / max(result.n_screened, 1)
-            frames.append(rows)
-        for trial in self.trials:
-            frames.append(self._trial_rows(values, trial))
+        frames = [self._cached(values, spec) for spec in [*self.arms, *self.trials]]
         table = pd.concat(frames, ignore_index=True)
         table["residual"] = (table.predicted - table.observed) / table.standard_error
         return table
+
+    #: inputs remembered per arm beyond one per varied parameter: a Jacobian adds at most
+    #: one per column and its base point must outlive them all (least recently used goes)
+    CACHED_INPUTS = 2
+
+    def _cached(self, values: dict, spec: ArmSpec | TrialArms) -> pd.DataFrame:
+        """``spec``'s predicted rows, simulated only if its inputs changed since one of its
+        last evaluations (:data:`CACHED_INPUTS` more than the varied parameters). The inputs are everything its rows depend
+        on: the model parameters' values, the arm's own values (its study's effects
+        resolved, its fixed values) and its cohort (the random effects, compared by
+        identity: a resized cohort is another object; so are the model and variability).
+        The same inputs give the same
+        rows bit for bit (common random numbers), so this changes no result."""
+        model = self.model
+        own = {k: values[v] if isinstance(v, str) else v
+               for k, v in self.arm_values(values, spec).items()}
+        inputs = (tuple(sorted((k, v) for k, v in values.items() if k in model.parameters)),
+                  tuple(sorted(own.items())))
+        cohort = (model, self.variability, self.eta) if isinstance(spec, ArmSpec) \
+            else (model, spec)
+        entries = self._arm_cache.setdefault(id(spec), [spec, []])  # spec kept: id not reused
+        for index, (known, kept_cohort, frame) in enumerate(entries[1]):
+            if known == inputs and all(a is b for a, b in zip(kept_cohort, cohort)):
+                entries[1].append(entries[1].pop(index))  # most recently used last
+                return frame
+        frame = self._arm_rows(values, spec) if isinstance(spec, ArmSpec) \
+            else self._trial_rows(values, spec)
+        self.simulations += 1
+        kept = self.CACHED_INPUTS + sum(p.vary for p in self.parameters.values())
+        entries[1] = [*entries[1], (inputs, cohort, frame)][-kept:]
+        return frame
+
+    def _arm_rows(self, values: dict, spec: ArmSpec) -> pd.DataFrame:
+        """An ``[[arms]]`` entry's rows predicted (its cohort simulated)."""
+        result = simulate_treatment_arm(self.model, spec.design,
+                                        self.cohort_matrix(values, self.arm_values(
+                                            values, spec)))
+        rows = spec.rows.copy()
+        predicted, eligible = [], []
+        for row in rows.itertuples():
+            per_subject = subject_values(
+                result, row.endpoint, row.threshold, row.day, spec.day0, spec.response,
+                spec.default_threshold)
+            predicted.append(summarise(per_subject, row.statistic))
+            eligible.append(result.n)
+        rows["predicted"] = predicted
+        rows["virtual_patients"] = eligible
+        rows["eligible_fraction"] = result.n / max(result.n_screened, 1)
+        return rows
 
     def _trial_rows(self, values: dict, trial: TrialArms) -> pd.DataFrame:
         """A [[trials]] entry's rows predicted: the fit's model parameters, its study's
@@ -674,6 +711,8 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
                   f"each at most {max_evaluations} evaluations)", flush=True)
         profiles[name] = profile(problem, result, name, fit_options.get("profile_points", 7),
                                  client=client, max_evaluations=min(60, max_evaluations))
+    if profiles:
+        result = _restart_from_profiles(problem, result, profiles, method, options, verbose)
     larger_trials = any(t.final_subjects_per_arm > t.spec.subjects_per_arm
                         for t in problem.trials)
     if (final_subjects and final_subjects > problem.eta.shape[0]) or larger_trials:
@@ -690,6 +729,46 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
     if verbose:
         print(lmfit.fit_report(result, show_correl=False))
     return problem, result, table
+
+
+#: how much lower than the optimum (chi-square) a profile refit must reach for the fit to
+#: minimise again from it: more than the Monte Carlo noise of a refit's last digits
+RESTART_MARGIN = 0.5
+
+
+def _restart_from_profiles(problem: FitProblem, result, profiles: dict, method: str,
+                           options: dict, verbose: bool):
+    """Minimise again from the lowest profile refit when it beat the optimum by more than
+    :data:`RESTART_MARGIN`: the rounds stopped short (their evaluation cap) or in a
+    local minimum, and a refit with one parameter held found lower ground. Every
+    parameter is free again; the better of the two minima is kept and the restart is
+    recorded on ``problem.restart`` (params.json and the report say so)."""
+    import lmfit
+
+    name, info = min(profiles.items(), key=lambda item: min(item[1]["chi_square"]))
+    lowest = min(info["chi_square"])
+    if not lowest < result.chisqr - RESTART_MARGIN or "lowest_values" not in info:
+        return result
+    start = result.params.copy()
+    for key, value in info["lowest_values"].items():
+        if key in start and start[key].vary:
+            start[key].set(value=value)
+    if verbose:
+        print(f"fit: the profile of {name} reached chi-square {lowest:.6g}, below the "
+              f"optimum's {result.chisqr:.6g}: minimising again from there", flush=True)
+    problem.best = math.inf
+    minimizer = lmfit.Minimizer(problem.residuals, start, scale_covar=False)
+    restarted = minimizer.minimize(method=method, **method_options(problem, minimizer,
+                                                                   method, options))
+    problem.restart = {"profile": name, "profile_chi_square": lowest,
+                       "optimum_chi_square_before": float(result.chisqr),
+                       "optimum_chi_square_after": float(restarted.chisqr),
+                       "kept": "restart" if restarted.chisqr < result.chisqr else "optimum"}
+    if restarted.chisqr < result.chisqr:
+        if not restarted.errorbars:
+            _covariance_at_optimum(problem, restarted, difference_step(problem), verbose)
+        return restarted
+    return result
 
 
 def _refine(problem: FitProblem, result, subjects: int, method: str, options: dict,
@@ -914,7 +993,7 @@ def _profile_refit(problem: FitProblem, parameters, name: str, value: float,
     minimizer = lmfit.Minimizer(problem.residuals, trial, scale_covar=False)
     refit = minimizer.minimize(method="least_squares",
                                **least_squares_options(problem, minimizer, max_evaluations))
-    return float(refit.chisqr)
+    return float(refit.chisqr), {k: float(v) for k, v in refit.params.valuesdict().items()}
 
 
 def profile(problem: FitProblem, result, name: str, points: int = 7,
@@ -932,10 +1011,11 @@ def profile(problem: FitProblem, result, name: str, points: int = 7,
     step = best.stderr if best.stderr and np.isfinite(best.stderr) else 0.2 * abs(best.value)
     grid = np.unique(np.clip(best.value + np.linspace(-span, span, points) * step,
                              best.min, best.max))
-    chi_square = np.array(map_chunks(_profile_refit, [
+    refits = map_chunks(_profile_refit, [
         (Shared("problem"), result.params, name, float(value), max_evaluations)
         for value in grid], client,
-        label=f"profile refits of {name}", shared={"problem": problem}))
+        label=f"profile refits of {name}", shared={"problem": problem})
+    chi_square = np.array([chi for chi, _ in refits])
     level = min(chi_square.min(), float(result.chisqr)) + PROFILE_LEVEL
     inside = np.flatnonzero(chi_square <= level)
 
@@ -953,7 +1033,9 @@ def profile(problem: FitProblem, result, name: str, points: int = 7,
     # differs by Monte Carlo error, so a profile is compared with its own optimum only
     return {"grid": grid.tolist(), "chi_square": chi_square.tolist(),
             "ci95": [low, high], "optimum": float(best.value),
-            "optimum_chi_square": float(result.chisqr)}
+            "optimum_chi_square": float(result.chisqr),
+            # every fit parameter at the lowest refit (a restart point: run_fit)
+            "lowest_values": refits[int(np.argmin(chi_square))][1]}
 
 
 def identifiability(result, profiles: dict | None = None) -> list[str]:
@@ -1032,6 +1114,7 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
                           "message": str(getattr(result, "message", ""))},
             "identifiability": identifiability(result, profiles),
             "profiles": profiles,
+            **({"restart": problem.restart} if problem.restart else {}),
             "study_effects": study_effect_record(problem, result),
             **({"trials": [trial.record() for trial in problem.trials]}
                if problem.trials else {}),
@@ -1177,14 +1260,28 @@ def _report(problem, result, table, record, profiles) -> str:
              + (f" (the final minimisation moved it to {result.params[name].value:.4g})"
                 if name in result.params and abs(result.params[name].value - info["optimum"])
                 > 1e-9 * max(1.0, abs(info["optimum"])) else "")
-             for name, info in profiles.items()], "", *_profile_size_note(problem, result,
-                                                                          profiles),
+             for name, info in profiles.items()], "", *_restart_lines(problem),
+           *_profile_size_note(problem, result, profiles),
            "![profiles](profiles.png)", ""]
           if profiles else []),
         "## Every data row", "",
         "Residual = (predicted - observed) / standard error; proportions as fractions.", "",
         "```", rows.to_string(index=False, float_format=lambda v: f"{v:.4g}"), "```", "",
         "![observed against predicted](fit.png)", ""])
+
+
+def _restart_lines(problem: FitProblem) -> list[str]:
+    """The report's sentence on a restart from a profile refit (:func:`_restart_from_profiles`)."""
+    restart = problem.restart
+    if not restart:
+        return []
+    kept = ("kept: the profiles were taken around the earlier optimum"
+            if restart["kept"] == "restart" else "not kept: the earlier optimum stayed lower")
+    return [f"A profile refit of {restart['profile']} reached chi-square "
+            f"{restart['profile_chi_square']:.6g}, below the optimum's "
+            f"{restart['optimum_chi_square_before']:.6g}: the fit minimised again from it, "
+            f"every parameter free, to {restart['optimum_chi_square_after']:.6g} ({kept}).",
+            ""]
 
 
 def _fmt(value) -> str:
