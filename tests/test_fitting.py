@@ -455,3 +455,29 @@ def test_a_fit_restarts_from_a_profile_refit_that_beat_its_optimum(tmp_path):
     record = json.loads((tmp_path / "out" / "params.json").read_text())
     assert record["restart"]["kept"] == "restart"
     assert "minimised again from it" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_profile_refit_starts_on_the_linearised_profile_path(synthetic, tmp_path):
+    from plateletpd.inference.fitting import profile_start
+
+    shutil.copytree(synthetic, tmp_path / "p")
+    problem, result, _ = run_fit(tmp_path / "p" / "config.toml", verbose=False,
+                                 profile_parameters=False)
+    # slope and gamma are correlated in these rows (about 0.07): the path bends a little
+    assert abs(result.params["slope"].correl["gamma"]) > 0.01
+    best = result.params["slope"]
+    for shift in (-2.0, 2.0):  # standard errors
+        value = best.value + shift * best.stderr
+        start = profile_start(result, "slope", value)
+        assert set(start) == {"gamma"}
+        at_optimum, on_path = result.params.copy(), result.params.copy()
+        at_optimum["slope"].set(value=value)
+        on_path["slope"].set(value=value)
+        on_path["gamma"].set(value=start["gamma"])
+        # near a quadratic minimum the conditional mean is the profile's own optimum: from
+        # there the chi-square is lower than with gamma left at the fit's value
+        assert np.sum(problem.residuals(on_path) ** 2) < np.sum(
+            problem.residuals(at_optimum) ** 2)
+    # no covariance (a fit without error bars): the refit starts at the optimum
+    result.covar = None
+    assert profile_start(result, "slope", best.value) == {}

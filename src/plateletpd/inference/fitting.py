@@ -371,6 +371,13 @@ FIT_SCHEMA = Table({
         "profile": Field("list", item=Field("text"), default=[],
                          what="a list of parameter names"),
         "profile_points": Field(whole=True, default=7, low=2.0),
+        # evaluations per profile refit (each starts on the linearised profile path) and in
+        # the final minimisation at larger cohorts (0: max_evaluations); never above
+        # max_evaluations (so --max-evaluations caps every phase)
+        "profile_evaluations": Field(whole=True, default=60, low=1.0),
+        "final_evaluations": Field(whole=True, default=0, low=0.0, low_included=True,
+                                   what="0 (as max_evaluations) or a whole number of "
+                                        "evaluations, e.g. 20"),
         # after the fit: every row re-predicted at the optimum with this many cohorts from
         # other seeds; the SD across them (Monte Carlo error) in predictions.csv, report.md
         "monte_carlo_replicates": Field(whole=True, default=0, low=0.0, low_included=True,
@@ -704,20 +711,23 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
                                                                     method, options))
         parameters = result.params
     profiles = {}
+    profile_evaluations = min(fit_options.get("profile_evaluations", 60), max_evaluations)
     for name in (fit_options.get("profile", []) if profile_parameters else []):
         problem.best = math.inf
         if verbose:
             print(f"fit: profile of {name} ({fit_options.get('profile_points', 7)} refits, "
-                  f"each at most {max_evaluations} evaluations)", flush=True)
+                  f"each at most {profile_evaluations} evaluations)", flush=True)
         profiles[name] = profile(problem, result, name, fit_options.get("profile_points", 7),
-                                 client=client, max_evaluations=min(60, max_evaluations))
+                                 client=client, max_evaluations=profile_evaluations)
     if profiles:
         result = _restart_from_profiles(problem, result, profiles, method, options, verbose)
     larger_trials = any(t.final_subjects_per_arm > t.spec.subjects_per_arm
                         for t in problem.trials)
     if (final_subjects and final_subjects > problem.eta.shape[0]) or larger_trials:
+        final = min(fit_options.get("final_evaluations", 0) or max_evaluations,
+                    max_evaluations)
         result = _refine(problem, result, max(final_subjects, problem.eta.shape[0]),
-                         method, options, verbose)
+                         method, {**options, "max_nfev": final}, verbose)
     table = problem.predict(result.params.valuesdict())
     if replicates:
         if verbose:
@@ -984,16 +994,49 @@ def least_squares_options(problem: FitProblem, minimizer, max_evaluations: int) 
 
 
 def _profile_refit(problem: FitProblem, parameters, name: str, value: float,
-                   max_evaluations: int = 60) -> float:
-    """The chi-square of a refit with ``name`` fixed at ``value`` (one profile point)."""
+                   max_evaluations: int = 60, start: dict | None = None):
+    """The chi-square of a refit with ``name`` fixed at ``value`` (one profile point), and
+    every fit parameter's value there. ``start``: values of the other parameters to start
+    from (default: ``parameters``')."""
     import lmfit
 
     trial = parameters.copy()
+    for key, begin in (start or {}).items():
+        if key in trial and trial[key].vary and key != name:
+            trial[key].set(value=begin)
     trial[name].set(value=value, vary=False)
     minimizer = lmfit.Minimizer(problem.residuals, trial, scale_covar=False)
     refit = minimizer.minimize(method="least_squares",
                                **least_squares_options(problem, minimizer, max_evaluations))
     return float(refit.chisqr), {k: float(v) for k, v in refit.params.valuesdict().items()}
+
+
+def profile_start(result, name: str, value: float) -> dict:
+    """Where a profile refit at ``name = value`` starts: the other parameters moved along
+    the linearised profile path, x_k + C_kj / C_jj (value - x_j) with C the covariance at
+    the optimum (the conditional mean of a Gaussian), kept inside their bounds. Without a
+    covariance: the optimum. A refit from there needs fewer evaluations than one from the
+    optimum when parameters are correlated."""
+    covariance, names = getattr(result, "covar", None), list(result.var_names or [])
+    if covariance is None or name not in names:
+        return {}
+    j = names.index(name)
+    if not covariance[j, j] > 0:
+        return {}
+    shift = value - result.params[name].value
+    start = {}
+    for k, other in enumerate(names):
+        if other == name:
+            continue
+        parameter = result.params[other]
+        moved = parameter.value + covariance[k, j] / covariance[j, j] * shift
+        if not np.isfinite(moved):
+            continue
+        span = parameter.max - parameter.min if np.isfinite(parameter.max - parameter.min) \
+            else abs(parameter.value) + 1.0
+        margin = 1e-6 * span
+        start[other] = float(np.clip(moved, parameter.min + margin, parameter.max - margin))
+    return start
 
 
 def profile(problem: FitProblem, result, name: str, points: int = 7,
@@ -1002,7 +1045,7 @@ def profile(problem: FitProblem, result, name: str, points: int = 7,
     +/- 60% without one) around the optimum, the other parameters refitted at each point.
     The 95% interval is where the chi-square stays within 3.84 of its minimum; an end that
     the grid does not reach is reported as open (None). The refits are independent (each
-    starts at the optimum): with a Dask ``client`` they run on its workers, same values."""
+    starts on the linearised profile path, :func:`profile_start`): with a Dask ``client`` they run on its workers, same values."""
     from plateletpd.study.distributed import Shared, map_chunks
 
     if name not in result.params or not result.params[name].vary:
@@ -1012,7 +1055,8 @@ def profile(problem: FitProblem, result, name: str, points: int = 7,
     grid = np.unique(np.clip(best.value + np.linspace(-span, span, points) * step,
                              best.min, best.max))
     refits = map_chunks(_profile_refit, [
-        (Shared("problem"), result.params, name, float(value), max_evaluations)
+        (Shared("problem"), result.params, name, float(value), max_evaluations,
+         profile_start(result, name, float(value)))
         for value in grid], client,
         label=f"profile refits of {name}", shared={"problem": problem})
     chi_square = np.array([chi for chi, _ in refits])
