@@ -481,3 +481,19 @@ def test_a_profile_refit_starts_on_the_linearised_profile_path(synthetic, tmp_pa
     # no covariance (a fit without error bars): the refit starts at the optimum
     result.covar = None
     assert profile_start(result, "slope", best.value) == {}
+
+
+def test_study_effects_start_where_the_configuration_says(tmp_path):
+    config = write_studies(tmp_path, {"a": 0.6, "b": 0.6})
+    text = config.read_text()
+    config.write_text(text.replace("spread = 0.3\n", "spread = 0.3\nstart = { a = 1.25 }\n"))
+    parameters = load_fit_config(config).parameters
+    # a warm start (e.g. a previous fit's effects); an unnamed study starts at 0
+    assert parameters["slope_effect_a"].value == 1.25
+    assert parameters["slope_effect_b"].value == 0.0
+    config.write_text(text.replace("spread = 0.3\n", "spread = 0.3\nstart = { c = 1.0 }\n"))
+    with pytest.raises(FitConfigError, match="'c' is not one of this effect's studies"):
+        load_fit_config(config)
+    config.write_text(text.replace("spread = 0.3\n", "spread = 0.3\nstart = { a = 6.0 }\n"))
+    with pytest.raises(FitConfigError, match=r"within \+/- effect_bound = 4"):
+        load_fit_config(config)

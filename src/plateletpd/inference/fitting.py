@@ -134,7 +134,7 @@ class FitProblem:
                        min=entry.get("lower", declared.lower),
                        max=entry.get("upper", declared.upper), vary=entry.get("vary", True))
         defaults = {"studies": None, "spread": 0.3, "spread_upper": 2.0, "vary_spread": True,
-                    "effect_bound": 4.0}
+                    "effect_bound": 4.0, "start": {}}
 
         def fail(where, message):
             return FitConfigError(f"fit built in code: {'.'.join(map(str, where))}: {message}")
@@ -408,7 +408,9 @@ FIT_SCHEMA = Table({
         "spread_upper": Field(default=2.0, high=5.0, unit="SD of log"),
         "vary_spread": Field("boolean", default=True),
         "effect_bound": Field(default=4.0, high=10.0,
-                              what="a bound on the standardised study effects, e.g. 4")})),
+                              what="a bound on the standardised study effects, e.g. 4"),
+        # where each study's u starts (default 0, the typical study): a warm start
+        "start": number_table(-10.0, 10.0)})),
     "arms": Table({
         "study": Field("text", required=True), "arm": Field("text", required=True),
         "label": Field("text"), "chemotherapy": Field("text", default="chemotherapy 1 dose d1"),
@@ -617,10 +619,19 @@ def _study_effects(entries: dict, parameters, arms: list[ArmSpec], model: Model,
         parameters[spread_name].user_data = {"unit": "SD of log",
                                              "source": f"between-study spread of {name}"}
         bound = entry["effect_bound"]
+        starts = entry.get("start") or {}
+        for study, value in starts.items():
+            if study not in studies:
+                raise fail((*where, "start", study), f"{study!r} is not one of this effect's "
+                                                     f"studies{closest(study, studies)}")
+            if not -bound <= value <= bound:
+                raise fail((*where, "start", study), f"start {value} must lie within "
+                                                     f"+/- effect_bound = {bound}")
         names = {}
         for study in studies:
             u = study_effect_names(name, study)[1]
-            parameters.add(u, value=0.0, min=-bound, max=bound, vary=True)
+            parameters.add(u, value=float(starts.get(study, 0.0)), min=-bound, max=bound,
+                           vary=True)
             parameters[u].user_data = {"unit": "SD", "source": f"standardised effect of "
                                                                   f"study {study} on {name}"}
             names[study] = u
