@@ -353,6 +353,21 @@ def test_final_subjects_refines_the_optimum_with_a_larger_cohort(synthetic, tmp_
         in report
 
 
+def test_final_evaluations_caps_the_final_minimisation_alone(synthetic, tmp_path):
+    config = with_fit_key(synthetic, tmp_path / "capped",
+                          "final_subjects = 80\nfinal_evaluations = 3")
+    problem, result, _ = run_fit(config, verbose=False, profile_parameters=False)
+    # the rounds ran to their own cap (80) or convergence; the final minimisation stopped
+    # after 3 evaluations (lmfit may make one more call before it stops)
+    assert result.nfev <= 3 + 1 and "> 3" in result.message
+    assert problem.evaluations > 3 + 1
+    # --max-evaluations caps every phase: a final_evaluations above it is cut to it
+    config.write_text(config.read_text().replace("final_evaluations = 3",
+                                                 "final_evaluations = 50"))
+    _, capped, _ = run_fit(config, verbose=False, profile_parameters=False, max_evaluations=2)
+    assert capped.nfev <= 2 + 1 and "> 2" in capped.message
+
+
 def test_final_subjects_below_subjects_is_a_clear_error(synthetic, tmp_path):
     config = with_fit_key(synthetic, tmp_path / "bad_final", "final_subjects = 20")
     with pytest.raises(FitConfigError, match="final_subjects .20. must be 0 .off. or at "
