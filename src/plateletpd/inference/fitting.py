@@ -676,8 +676,10 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
     """Fit, profile the parameters listed under ``[fit] profile``, then write params.json,
     report.md, fit.png (and profiles.png) to ``out`` (if given). ``client``: a Dask client
     on which the profile refits run (:mod:`plateletpd.study.distributed`; same values).
-    ``max_evaluations`` caps every minimisation: the fit (each round with study effects)
-    and each profile refit (at most 60 there, as before). ``verbose``: a progress line (evaluations, objective, elapsed
+    ``max_evaluations`` caps every minimisation: the fit (each round with study effects),
+    a restart from a profile refit, each profile refit (``[fit] profile_evaluations``,
+    default 60, if lower) and the final minimisation (``[fit] final_evaluations``, if
+    set and lower). ``verbose``: a progress line (evaluations, objective, elapsed
     time) every ``progress_every`` seconds and at each phase. ``monte_carlo_replicates``
     (default: ``[fit] monte_carlo_replicates``; 0: none): after the fit, the Monte Carlo
     error of every row (:func:`monte_carlo_error`), written beside the predictions."""
