@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -70,6 +71,10 @@ class ArmSpec:
     rows: pd.DataFrame
     default_threshold: float = 100.0
     params: dict = field(default_factory=dict)  # arm-specific fixed values (e.g. dose intensity)
+
+
+#: guards the bookkeeping of every FitProblem's arm memory (not the simulations)
+_CACHE_LOCK = threading.Lock()
 
 
 @dataclass(repr=False)
@@ -217,16 +222,18 @@ class FitProblem:
                   tuple(sorted(own.items())))
         cohort = (model, self.variability, self.eta) if isinstance(spec, ArmSpec) \
             else (model, spec)
-        entries = self._arm_cache.setdefault(id(spec), [spec, []])  # spec kept: id not reused
-        for index, (known, kept_cohort, frame) in enumerate(entries[1]):
-            if known == inputs and all(a is b for a, b in zip(kept_cohort, cohort)):
-                entries[1].append(entries[1].pop(index))  # most recently used last
-                return frame
+        with _CACHE_LOCK:  # a worker's threads may share one problem (profile refits)
+            entries = self._arm_cache.setdefault(id(spec), [spec, []])  # spec kept: id stays
+            for index, (known, kept_cohort, frame) in enumerate(entries[1]):
+                if known == inputs and all(a is b for a, b in zip(kept_cohort, cohort)):
+                    entries[1].append(entries[1].pop(index))  # most recently used last
+                    return frame
         frame = self._arm_rows(values, spec) if isinstance(spec, ArmSpec) \
             else self._trial_rows(values, spec)
-        self.simulations += 1
         kept = self.CACHED_INPUTS + sum(p.vary for p in self.parameters.values())
-        entries[1] = [*entries[1], (inputs, cohort, frame)][-kept:]
+        with _CACHE_LOCK:
+            self.simulations += 1
+            entries[1] = [*entries[1], (inputs, cohort, frame)][-kept:]
         return frame
 
     def _arm_rows(self, values: dict, spec: ArmSpec) -> pd.DataFrame:
