@@ -726,9 +726,7 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
                       flush=True)
         # residuals are already divided by the published standard errors (absolute
         # weights), so the covariance is not rescaled by the reduced chi-square
-        minimizer = lmfit.Minimizer(problem.residuals, parameters, scale_covar=False)
-        result = minimizer.minimize(method=method, **method_options(problem, minimizer,
-                                                                    method, options))
+        result = minimise(problem, parameters, method, options)
         parameters = result.params
     profiles = {}
     profile_evaluations = min(fit_options.get("profile_evaluations", 60), max_evaluations)
@@ -773,8 +771,6 @@ def _restart_from_profiles(problem: FitProblem, result, profiles: dict, method: 
     local minimum, and a refit with one parameter held found lower ground. Every
     parameter is free again; the better of the two minima is kept and the restart is
     recorded on ``problem.restart`` (params.json and the report say so)."""
-    import lmfit
-
     name, info = min(profiles.items(), key=lambda item: min(item[1]["chi_square"]))
     lowest = min(info["chi_square"])
     if not lowest < result.chisqr - RESTART_MARGIN or "lowest_values" not in info:
@@ -787,9 +783,7 @@ def _restart_from_profiles(problem: FitProblem, result, profiles: dict, method: 
         print(f"fit: the profile of {name} reached chi-square {lowest:.6g}, below the "
               f"optimum's {result.chisqr:.6g}: minimising again from there", flush=True)
     problem.best = math.inf
-    minimizer = lmfit.Minimizer(problem.residuals, start, scale_covar=False)
-    restarted = minimizer.minimize(method=method, **method_options(problem, minimizer,
-                                                                   method, options))
+    restarted = minimise(problem, start, method, options)
     problem.restart = {"profile": name, "profile_chi_square": lowest,
                        "optimum_chi_square_before": float(result.chisqr),
                        "optimum_chi_square_after": float(restarted.chisqr),
@@ -809,8 +803,6 @@ def _refine(problem: FitProblem, result, subjects: int, method: str, options: di
     own), so that the reported optimum and rows carry a small Monte Carlo error (issue 17:
     at least 1,000 per arm at the optimum). ``problem`` keeps the larger cohorts: the rows,
     Monte Carlo error and record written after it are at this size."""
-    import lmfit
-
     if subjects != problem.eta.shape[0]:
         problem.eta = problem.variability.eta(subjects, problem.seed)
     problem.trials = [trial.resized(trial.final_subjects_per_arm)
@@ -823,9 +815,7 @@ def _refine(problem: FitProblem, result, subjects: int, method: str, options: di
         print(f"fit: final minimisation with {subjects} virtual patients per arm"
               + "".join(f", {t.spec.name} {t.spec.subjects_per_arm} screened per arm"
                         for t in problem.trials) + ", from the optimum", flush=True)
-    minimizer = lmfit.Minimizer(problem.residuals, result.params, scale_covar=False)
-    refined = minimizer.minimize(method=method, **method_options(problem, minimizer, method,
-                                                                 options))
+    refined = minimise(problem, result.params, method, options)
     if not refined.errorbars:
         _covariance_at_optimum(problem, refined, difference_step(problem), verbose)
     return refined
@@ -982,6 +972,49 @@ def forward_jacobian(problem: FitProblem, params, step: float, base=None,
     return np.array(columns).T if columns else np.empty((len(base), 0))
 
 
+class _Lowest:
+    """The objective lmfit minimises (``problem.residuals``), remembering the lowest point
+    it was called at: an aborted minimisation ends wherever its last call was, often a
+    trial step the optimiser was about to reject."""
+
+    def __init__(self, problem: FitProblem):
+        self.problem, self.chi_square, self.values = problem, math.inf, None
+
+    def __call__(self, params):
+        residual = self.problem.residuals(params)
+        chi_square = float(np.sum(residual ** 2))
+        if chi_square < self.chi_square:
+            self.chi_square, self.values = chi_square, params.valuesdict()
+        return residual
+
+
+def minimise(problem: FitProblem, parameters, method: str, options: dict):
+    """One lmfit minimisation of ``problem`` from ``parameters`` (``options``: lmfit's, with
+    ``max_nfev``; least_squares gets :func:`least_squares_options`). When the evaluation
+    cap stops it, the result is moved to the lowest point evaluated (lmfit reports the
+    last one), and its message says so."""
+    import lmfit
+
+    lowest = _Lowest(problem)
+    minimizer = lmfit.Minimizer(lowest, parameters, scale_covar=False)
+    result = minimizer.minimize(method=method, **method_options(problem, minimizer, method,
+                                                                options))
+    if getattr(result, "aborted", False) and lowest.values is not None \
+            and lowest.chi_square < float(result.chisqr):
+        for name, value in lowest.values.items():
+            if result.params[name].vary:
+                result.params[name].value = value
+        result.params.update_constraints()
+        result.residual = problem.residuals(result.params)  # remembered: no simulation
+        result.chisqr = float(np.sum(result.residual ** 2))
+        result.redchi = result.chisqr / max(int(result.nfree), 1)
+        for name in result.var_names:  # no covariance from an aborted minimisation
+            result.params[name].stderr = None
+        result.message = (f"{result.message} (the lowest point evaluated is reported, "
+                          f"not the last)")
+    return result
+
+
 def method_options(problem: FitProblem, minimizer, method: str, options: dict) -> dict:
     """``options`` for ``minimizer.minimize(method=...)``: least_squares gets
     :func:`least_squares_options` (our Jacobian), other lmfit methods ``options`` as given."""
@@ -1018,16 +1051,12 @@ def _profile_refit(problem: FitProblem, parameters, name: str, value: float,
     """The chi-square of a refit with ``name`` fixed at ``value`` (one profile point), and
     every fit parameter's value there. ``start``: values of the other parameters to start
     from (default: ``parameters``')."""
-    import lmfit
-
     trial = parameters.copy()
     for key, begin in (start or {}).items():
         if key in trial and trial[key].vary and key != name:
             trial[key].set(value=begin)
     trial[name].set(value=value, vary=False)
-    minimizer = lmfit.Minimizer(problem.residuals, trial, scale_covar=False)
-    refit = minimizer.minimize(method="least_squares",
-                               **least_squares_options(problem, minimizer, max_evaluations))
+    refit = minimise(problem, trial, "least_squares", {"max_nfev": max_evaluations})
     return float(refit.chisqr), {k: float(v) for k, v in refit.params.valuesdict().items()}
 
 
