@@ -514,6 +514,21 @@ def test_study_effects_start_where_the_configuration_says(tmp_path):
         load_fit_config(config)
 
 
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("profile_evaluations = 0", "profile_evaluations must be a whole number of evaluations "
+                                "per profile refit, at least 1"),
+    ("final_evaluations = -1", "final_evaluations must be 0 .as max_evaluations."),
+    ("profile_evaluations = 2.5", "profile_evaluations must be")])
+def test_bad_evaluation_caps_are_clear_errors(synthetic, tmp_path, line, message):
+    config = with_fit_key(synthetic, tmp_path / "bad_caps", line)
+    with pytest.raises(FitConfigError, match=message):
+        load_fit_config(config)
+    # one evaluation per profile refit is allowed (the least a cap can be)
+    config.write_text(config.read_text().replace(line, "profile_evaluations = 1"))
+    assert load_fit_config(config).config["fit"]["profile_evaluations"] == 1
+
+
 def test_a_capped_minimisation_reports_the_lowest_point_it_evaluated(synthetic, tmp_path):
     from plateletpd.inference.fitting import minimise
 

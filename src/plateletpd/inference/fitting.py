@@ -208,13 +208,14 @@ class FitProblem:
     CACHED_INPUTS = 2
 
     def _cached(self, values: dict, spec: ArmSpec | TrialArms) -> pd.DataFrame:
-        """``spec``'s predicted rows, simulated only if its inputs changed since one of its
-        last evaluations (:data:`CACHED_INPUTS` more than the varied parameters). The inputs are everything its rows depend
-        on: the model parameters' values, the arm's own values (its study's effects
-        resolved, its fixed values) and its cohort (the random effects, compared by
-        identity: a resized cohort is another object; so are the model and variability).
-        The same inputs give the same
-        rows bit for bit (common random numbers), so this changes no result."""
+        """``spec``'s predicted rows, simulated only if its inputs are not among those of
+        its last evaluations (:data:`CACHED_INPUTS` more than the varied parameters).
+
+        The inputs are everything its rows depend on: the model parameters' values, the
+        arm's own values (its study's effects resolved, its fixed values) and its cohort
+        (random effects, model and variability, compared by identity: a resized cohort is
+        another object). The same inputs give the same rows bit for bit (common random
+        numbers), so this changes no result, only the cost."""
         model = self.model
         own = {k: values[v] if isinstance(v, str) else v
                for k, v in self.arm_values(values, spec).items()}
@@ -381,7 +382,9 @@ FIT_SCHEMA = Table({
         # evaluations per profile refit (each starts on the linearised profile path) and in
         # the final minimisation at larger cohorts (0: max_evaluations); never above
         # max_evaluations (so --max-evaluations caps every phase)
-        "profile_evaluations": Field(whole=True, default=60, low=1.0),
+        "profile_evaluations": Field(whole=True, default=60, low=1.0, low_included=True,
+                                     what="a whole number of evaluations per profile "
+                                          "refit, at least 1, e.g. 15"),
         "final_evaluations": Field(whole=True, default=0, low=0.0, low_included=True,
                                    what="0 (as max_evaluations) or a whole number of "
                                         "evaluations, e.g. 20"),
