@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plateletpd.inference.fitting import (MONTE_CARLO_LIMIT, FitConfigError,
-                                          load_fit_config, monte_carlo_error,
-                                          monte_carlo_seed, monte_carlo_sentence, run_fit)
+from plateletpd.inference.fitting import (MONTE_CARLO_LIMIT, MONTE_CARLO_SUBJECTS,
+                                          FitConfigError, load_fit_config,
+                                          monte_carlo_error, monte_carlo_seed,
+                                          monte_carlo_sentence, monte_carlo_short, run_fit)
 
 HEADER = ("study,arm,regimen,n,population,day0,endpoint,threshold,day,statistic,value,"
           "spread_type,spread,source")
@@ -139,11 +140,16 @@ def test_fit_writes_the_monte_carlo_error_and_says_whether_every_row_is_under_a_
     # 40 patients: the proportion's MC SD is about sqrt(0.25/40) = 0.08, above a fifth of
     # the row's binomial SE from n = 40 (0.079 x 0.2 = 0.016), so the sentence says so
     assert not under and "at least one fifth" in record["sentence"]
+    # ... and from 40 virtual patients, below 1,000, so those rows are to be raised
+    over = predictions[~(predictions.monte_carlo_sd_per_se < MONTE_CARLO_LIMIT)]
+    assert (predictions.virtual_patients < MONTE_CARLO_SUBJECTS).all()
+    assert record["rows_short"] == list(over.line) and "raise" in record["sentence"]
 
 
 def test_the_sentence_reads_the_ratios():
     table = pd.DataFrame({"line": [2, 3], "study": ["s", "s"], "arm": ["a", "b"],
-                          "monte_carlo_sd_per_se": [0.05, 0.19]})
+                          "monte_carlo_sd_per_se": [0.05, 0.19],
+                          "virtual_patients": [40, 40]})
     assert monte_carlo_sentence(table).startswith("Every row's Monte Carlo SD is under one "
                                                   "fifth")
     table.loc[1, "monte_carlo_sd_per_se"] = 0.2  # a fifth is not under a fifth
@@ -175,3 +181,25 @@ def test_the_fit_command_option_overrides_the_configuration(tmp_path, capsys):
     # a bad value is the configuration's clear error, exit status 2
     assert main(["fit", str(config), "--monte-carlo-replicates", "1"]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_a_row_meets_the_monte_carlo_requirement_by_its_size_or_by_its_error():
+    # issue 17 item 3: "at least 1,000 virtual patients per arm at the optimum, or a shown
+    # Monte Carlo SE under a fifth of each row's SE"; ratios and sizes on either side of
+    # those two limits
+    assert (MONTE_CARLO_LIMIT, MONTE_CARLO_SUBJECTS) == (0.2, 1000)
+    table = pd.DataFrame({
+        "line": [1, 2, 3, 4], "study": ["s"] * 4, "arm": ["a", "b", "c", "d"],
+        "monte_carlo_sd_per_se": [0.5, 0.5, 0.1, 0.2],
+        "virtual_patients": [1000, 999, 300, 516]})
+    # line 1: large ratio but 1,000 patients; line 3: few patients but a small ratio;
+    # lines 2 and 4 fail both (a ratio of exactly 0.2 is not under a fifth)
+    assert list(monte_carlo_short(table).line) == [2, 4]
+    sentence = monte_carlo_sentence(table)
+    assert sentence.startswith("3 of 4 rows have a Monte Carlo SD of at least one fifth")
+    assert "lines 2, 4 from fewer than 1,000 virtual patients: raise" in sentence
+    # with every large-ratio row at 1,000 or more, nothing is to be raised
+    table.loc[[1, 3], "virtual_patients"] = [1000, 5000]
+    assert monte_carlo_short(table).empty
+    assert monte_carlo_sentence(table).endswith(
+        "each of them is predicted from at least 1,000 virtual patients.")

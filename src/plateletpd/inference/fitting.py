@@ -852,6 +852,9 @@ def _covariance_at_optimum(problem: FitProblem, result, step: float, verbose: bo
 #: a row's Monte Carlo SD is "small against the data" below this fraction of its standard
 #: error (issue 17: "a shown Monte Carlo SE under a fifth of each row's SE")
 MONTE_CARLO_LIMIT = 0.2
+#: or the row is predicted from at least this many virtual patients (issue 17: "at least
+#: 1,000 virtual patients per arm at the optimum")
+MONTE_CARLO_SUBJECTS = 1000
 
 
 def monte_carlo_seed(seed: int, replicate: int) -> int:
@@ -897,8 +900,18 @@ def monte_carlo_error(problem: FitProblem, values: dict, replicates: int,
     return table
 
 
+def monte_carlo_short(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose Monte Carlo error is not small against the data: a Monte Carlo SD of
+    at least one fifth of the row's standard error from fewer than
+    :data:`MONTE_CARLO_SUBJECTS` virtual patients (issue 17 asks for one or the other)."""
+    ratio = table.monte_carlo_sd_per_se.to_numpy(float)
+    patients = pd.to_numeric(table.virtual_patients, errors="coerce").to_numpy(float)
+    return table[~(ratio < MONTE_CARLO_LIMIT) & ~(patients >= MONTE_CARLO_SUBJECTS)]
+
+
 def monte_carlo_sentence(table: pd.DataFrame) -> str:
-    """Whether every row's Monte Carlo SD is under one fifth of its standard error."""
+    """Whether every row's Monte Carlo SD is under one fifth of its standard error, and
+    whether the rows above it are predicted from at least 1,000 virtual patients."""
     ratio = table.monte_carlo_sd_per_se.to_numpy(float)
     worst = int(np.nanargmax(ratio)) if np.isfinite(ratio).any() else 0
     over = table[~(ratio < MONTE_CARLO_LIMIT)]
@@ -907,9 +920,16 @@ def monte_carlo_sentence(table: pd.DataFrame) -> str:
     if over.empty:
         return (f"Every row's Monte Carlo SD is under one fifth of its standard error "
                 f"({largest}).")
-    return (f"{len(over)} of {len(table)} rows have a Monte Carlo SD of at least one fifth of "
-            f"their standard error (lines {', '.join(map(str, over.line))}; {largest}): "
-            f"raise [fit] subjects ([[arms]]) or subjects_per_arm ([[trials]]) for them.")
+    sentence = (f"{len(over)} of {len(table)} rows have a Monte Carlo SD of at least one "
+                f"fifth of their standard error (lines {', '.join(map(str, over.line))}; "
+                f"{largest})")
+    short = monte_carlo_short(table)
+    if short.empty:
+        return (f"{sentence}; each of them is predicted from at least "
+                f"{MONTE_CARLO_SUBJECTS:,} virtual patients.")
+    return (f"{sentence}; lines {', '.join(map(str, short.line))} from fewer than "
+            f"{MONTE_CARLO_SUBJECTS:,} virtual patients: raise [fit] subjects ([[arms]]) or "
+            f"subjects_per_arm ([[trials]]) for them.")
 
 
 def difference_step(problem: FitProblem) -> float:
@@ -1219,6 +1239,7 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
                 "largest_sd_per_se": float(np.nanmax(table.monte_carlo_sd_per_se)),
                 "every_row_under_one_fifth": bool(
                     (table.monte_carlo_sd_per_se < MONTE_CARLO_LIMIT).all()),
+                "rows_short": [int(line) for line in monte_carlo_short(table).line],
                 "sentence": monte_carlo_sentence(table)}}
                if "monte_carlo_sd" in table else {}),
             "provenance": record})
