@@ -48,8 +48,8 @@ def yuan() -> None:
     arms = yuan_treated_arms(model)
     responses = {name: yuan_response(arm) for name, arm in arms.items()}
     print("yuan enrolled", {name: arm.n for name, arm in arms.items()})
-    print("yuan responses", {name: round(value, 1) for name, value in responses.items()})
-    print("yuan day-14 means", {name: round(value) for name, value in day14_means(arms).items()})
+    print("yuan responses", {name: round(float(value), 1) for name, value in responses.items()})
+    print("yuan day-14 means", {name: round(float(value)) for name, value in day14_means(arms).items()})
     untreated = yuan_treated_arms(model, {"untreated": ()})["untreated"]
     print("yuan untreated", round(yuan_response(untreated), 1))
     ceiling = yuan_treated_arms(
