@@ -14,7 +14,6 @@ import re
 import sys
 import tempfile
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,8 @@ warnings.simplefilter("ignore")
 HEME_ABSOLUTE_DAMAGE = 2.65 * 4.03
 
 
-def typical_damage() -> tuple[dict, object]:
+def fitted_model() -> tuple[dict, object]:
+    """The bundled fit's parameter values and the model with them."""
     import plateletpd as pp
     from plateletpd.model.library import load_fitted_parameters
     from test_cit_science import FIT_FOLDER, MODEL_PATH
@@ -43,13 +43,15 @@ def yuan() -> None:
     Yuan 2025: calibrated arms, untreated, the receptor ceiling and the day-14 means."""
     from test_cit_science import day14_means, yuan_response, yuan_treated_arms
 
-    values, model = typical_damage()
+    values, model = fitted_model()
     print(f"typical damage {values['chemotherapy_sensitivity']:.3f}")
     arms = yuan_treated_arms(model)
     responses = {name: yuan_response(arm) for name, arm in arms.items()}
     print("yuan enrolled", {name: arm.n for name, arm in arms.items()})
-    print("yuan responses", {name: round(float(value), 1) for name, value in responses.items()})
-    print("yuan day-14 means", {name: round(float(value)) for name, value in day14_means(arms).items()})
+    print("yuan responses", {name: round(float(value), 1)
+                             for name, value in responses.items()})
+    print("yuan day-14 means", {name: round(float(value))
+                                for name, value in day14_means(arms).items()})
     untreated = yuan_treated_arms(model, {"untreated": ()})["untreated"]
     print("yuan untreated", round(yuan_response(untreated), 1))
     ceiling = yuan_treated_arms(
@@ -61,7 +63,7 @@ def soff() -> None:
     """tests/test_cit_science.py's Soff 2019 design check (corrected in 3 weeks, week-3 mean)."""
     from test_cit_science import soff_numbers, soff_observation_arm
 
-    _, model = typical_damage()
+    _, model = fitted_model()
     arm = soff_observation_arm(model)
     corrected, week3 = soff_numbers(arm)
     print(f"soff eligible {arm.n}, corrected {100 * corrected:.1f}%, week-3 mean {week3:.1f}")
@@ -73,7 +75,7 @@ def heme() -> None:
     from plateletpd.study.check import check_trial
     from plateletpd.study.trial import load_trial_spec
 
-    values, _ = typical_damage()
+    values, _ = fitted_model()
     doses = round(HEME_ABSOLUTE_DAMAGE / values["chemotherapy_sensitivity"] / 0.05) * 0.05
     path = ROOT / "trials" / "heme_rhtpo_selfcontrol.toml"
     text = path.read_text()
@@ -100,6 +102,9 @@ def docs() -> None:
     namespace: dict = {}
     exec(section.split("```python\n")[1].split("```")[0], namespace)  # the doc's own code
     history, counts = namespace["history"], namespace["counts"]
+    given, number = np.unique(history.cycles_given, return_counts=True)
+    print("course cycles given", dict(zip(given.tolist(), number.tolist())),
+          "abandoned", int(history.abandoned.sum()))
     delays, number = np.unique(history.delay[:, 1], return_counts=True)
     print("course delays", dict(zip(delays.tolist(), number.tolist())),
           "remaining", [row["remaining"] for row in counts])
@@ -111,10 +116,10 @@ def docs() -> None:
     row = result.differences.iloc[0]
     print("paired enrolled", list(result.summary.enrolled), "discordant",
           row.discordant_pairs, "difference", round(row.response_difference_pct_points, 1),
-          "day 14", [round(row[f"plt_day_14_difference{end}"], 1)
+          "day 14", [round(float(row[f"plt_day_14_difference{end}"]), 1)
                      for end in ("", "_lower", "_upper")])
     unpaired = _differences(result.subjects, "untreated").iloc[0]
-    print("unpaired day 14", [round(unpaired[f"plt_day_14_difference_{end}"], 1)
+    print("unpaired day 14", [round(float(unpaired[f"plt_day_14_difference_{end}"]), 1)
                               for end in ("lower", "upper")])
 
 

@@ -183,7 +183,9 @@ def test_the_platelet_rise_after_one_agonist_dose_has_the_published_lag():
     # a median of day 12 (Vadhan-Raj 1997, Ann Intern Med 126:673): a 10% rise within 3
     # days of the dose, and a peak within the published peaks of TPO-site agonists, days
     # 10-18 (that median; PEG-rHuMGDF days 12-18, Basser 1996 Lancet; a pegylated TPO
-    # mimetic peptide days 10-12, Blood 2005;106:1249 abstract), 9-17 days after the dose
+    # mimetic peptide days 10-12, Blood 2005;106:1249 abstract), 9-17 days after the dose.
+    # Vadhan-Raj gave 0.3-2.4 ug/kg IV of another rhTPO; the model's rhTPO is the SC product
+    # of the CIT studies at their dose: the lag is the marrow's, which is what is tested
     model = _fitted_model()
     for regimen, peak_window in (("romiplostim 2 ug/kg d1", (11.0, 15.0)),
                                  ("rhTPO 15000 U d1", (9.0, 17.0))):

@@ -1117,7 +1117,8 @@ def profile(problem: FitProblem, result, name: str, points: int = 7,
     +/- 60% without one) around the optimum, the other parameters refitted at each point.
     The 95% interval is where the chi-square stays within 3.84 of its minimum; an end that
     the grid does not reach is reported as open (None). The refits are independent (each
-    starts on the linearised profile path, :func:`profile_start`): with a Dask ``client`` they run on its workers, same values."""
+    starts on the linearised profile path, :func:`profile_start`): with a Dask ``client``
+    they run on its workers, same values."""
     from plateletpd.study.distributed import Shared, map_chunks
 
     if name not in result.params or not result.params[name].vary:
