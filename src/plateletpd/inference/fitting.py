@@ -974,31 +974,35 @@ def difference_steps(problem: FitProblem, params, step: float) -> dict[str, floa
 
 
 def forward_jacobian(problem: FitProblem, params, step: float, base=None,
-                     count=None) -> np.ndarray:
+                     count=None, objective=None) -> np.ndarray:
     """The Jacobian of :meth:`FitProblem.residuals` at ``params`` by forward differences with
     :func:`difference_steps` (residuals x varied parameters, in lmfit's order). ``base``: the
-    residuals at ``params`` when known; ``count``: called once per evaluation (a cap)."""
+    residuals at ``params`` when known; ``count``: called once per evaluation (a cap);
+    ``objective``: what evaluates the residuals (default ``problem.residuals``; a
+    minimisation passes its :class:`_Lowest`, so that the Jacobian's points count among
+    the points it evaluated)."""
+    objective = objective or problem.residuals
     last = getattr(problem, "_last", None)
     if base is None and last is not None and problem.same_state(last[0], params.valuesdict()):
         base = last[1]  # least_squares asks for the Jacobian where it has just evaluated
     if base is None:
         if count is not None:
             count()
-        base = problem.residuals(params)
+        base = objective(params)
     columns = []
     for name, h in difference_steps(problem, params, step).items():
         if count is not None:
             count()
         shifted = params.copy()
         shifted[name].set(value=params[name].value + h)
-        columns.append((problem.residuals(shifted) - base) / h)
+        columns.append((objective(shifted) - base) / h)
     return np.array(columns).T if columns else np.empty((len(base), 0))
 
 
 class _Lowest:
     """The objective lmfit minimises (``problem.residuals``), remembering the lowest point
-    it was called at: an aborted minimisation ends wherever its last call was, often a
-    trial step the optimiser was about to reject."""
+    it was called at, the Jacobian's points included: an aborted minimisation ends wherever
+    its last call was, often a trial step the optimiser was about to reject."""
 
     def __init__(self, problem: FitProblem):
         self.problem, self.chi_square, self.values = problem, math.inf, None
@@ -1064,7 +1068,10 @@ def least_squares_options(problem: FitProblem, minimizer, max_evaluations: int) 
             raise AbortFitException(f"fit aborted: more than {max_evaluations} evaluations")
 
     def jacobian(params, *args, **kws):
-        return forward_jacobian(problem, params, step, count=count)
+        # through the minimisation's objective (a _Lowest in minimise): a Jacobian's point
+        # below every other evaluated one is reported when the cap stops the minimisation
+        return forward_jacobian(problem, params, step, count=count,
+                                objective=minimizer.userfcn)
 
     return {"max_nfev": max_evaluations, "Dfun": jacobian}
 
