@@ -28,6 +28,12 @@ warnings.simplefilter("ignore")
 HEME_ABSOLUTE_DAMAGE = 2.65 * 4.03
 
 
+def fail(message: str) -> None:
+    """A clear error on standard error and exit status 2 (the project's bad-input status)."""
+    print(f"refit_dependents: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def fitted_model() -> tuple[dict, object]:
     """The bundled fit's parameter values and the model with them."""
     import plateletpd as pp
@@ -79,8 +85,11 @@ def heme() -> None:
     doses = round(HEME_ABSOLUTE_DAMAGE / values["chemotherapy_sensitivity"] / 0.05) * 0.05
     path = ROOT / "trials" / "heme_rhtpo_selfcontrol.toml"
     text = path.read_text()
-    text = re.sub(r'chemotherapy = "chemotherapy [0-9.]+ dose d1"',
-                  f'chemotherapy = "chemotherapy {doses:.2f} dose d1"', text)
+    text, found = re.subn(r'chemotherapy = "chemotherapy [0-9.]+ dose d1"',
+                          f'chemotherapy = "chemotherapy {doses:.2f} dose d1"', text)
+    if found != 1:  # else the check would run the file's old depth under the new label
+        fail(f"{path}: expected one line 'chemotherapy = \"chemotherapy N dose d1\"' "
+             f"under [enrolment], found {found}; update this script's pattern")
     with tempfile.TemporaryDirectory() as folder:
         copy = Path(folder) / path.name
         copy.write_text(text)
@@ -146,7 +155,8 @@ if __name__ == "__main__":
     asked = sys.argv[1:] or list(SECTIONS)
     unknown = [name for name in asked if name not in SECTIONS]
     if unknown:
-        sys.exit(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
+        fail(f"unknown section(s) {', '.join(unknown)}; expected any of "
+             f"{', '.join(SECTIONS)} (none: all)")
     for name in asked:
         print(f"== {name}", flush=True)
         SECTIONS[name]()

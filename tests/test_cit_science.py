@@ -335,10 +335,9 @@ def test_calibrated_untreated_persistent_cit_rarely_corrects(calibrated):
     # measured with the calibration of 2026-12-02 01:40 UTC (2000 screened, seed 19, between-
     # cycle CV 30%): 426 eligible, corrected within 3 weeks 23.9%, week-3 mean 67 (Soff 12.5%
     # and 57; 23.1% and 70 with the fit of 2026-12-01 22:42 UTC and that of 20:52 UTC;
-    # 21.1% and 66 with that of 14:40 UTC,
-    # 20.7% and 65 with that of 12:52 UTC; 22.7% and 68 on the first-cycle fit without
-    # between-cycle variability). It
-    # failed (31-36%) until the reserve's regeneration slowed when deeply depleted
+    # 21.1% and 66 with that of 14:40 UTC, 20.7% and 65 with that of 12:52 UTC; 22.7% and
+    # 68 on the first-cycle fit without between-cycle variability). It failed (31-36%)
+    # until the reserve's regeneration slowed when deeply depleted
     # (reserve_exhaustion_level, models/cit_marrow_reserve.md); Soff's observation rows are
     # calibration rows since then, so this design (four held cycles, not the trial file's
     # two) is the check that is not the fitted one

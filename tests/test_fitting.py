@@ -514,7 +514,6 @@ def test_study_effects_start_where_the_configuration_says(tmp_path):
         load_fit_config(config)
 
 
-
 @pytest.mark.parametrize(("line", "message"), [
     ("profile_evaluations = 0", "profile_evaluations must be a whole number of evaluations "
                                 "per profile refit, at least 1"),
@@ -553,6 +552,9 @@ def test_a_capped_minimisation_reports_the_lowest_point_it_evaluated(synthetic, 
         assert result.aborted
         assert result.chisqr == pytest.approx(min(seen)), (cap, seen)
         moved.append("lowest point evaluated" in result.message)
+        if moved[-1]:  # a moved point carries no covariance of the point it left
+            assert result.covar is None and not result.errorbars
+            assert all(result.params[n].stderr is None for n in result.var_names)
     assert any(moved)  # some caps stopped on a worse point than one already seen
     # least_squares evaluates its Jacobian's points too (forward differences): a capped
     # run reports the lowest of all of them, a shifted point included (before 2026-12-02

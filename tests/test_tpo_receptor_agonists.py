@@ -167,12 +167,12 @@ def test_the_two_tpo_site_outputs_are_each_drugs_own_share(model):
 
 
 def _fitted_model():
+    # the model file with its bundled fit's values (model parameters only, as the library
+    # returns them)
     from plateletpd.model.library import load_fitted_parameters
 
-    _, fitted = load_fitted_parameters(MODEL_PATH.parents[1] / "fits"
-                                       / "cit_marrow_reserve_calibration")
-    model = pp.load_model(MODEL_PATH)
-    return model.with_parameters({k: v for k, v in fitted.items() if k in model.parameters})
+    _, fitted = load_fitted_parameters("cit_marrow_reserve_calibration")
+    return pp.load_model(MODEL_PATH).with_parameters(fitted)
 
 
 def test_the_platelet_rise_after_one_agonist_dose_has_the_published_lag():

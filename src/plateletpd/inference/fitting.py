@@ -1035,7 +1035,10 @@ def minimise(problem: FitProblem, parameters, method: str, options: dict):
         result.residual = problem.residuals(result.params)  # remembered: no simulation
         result.chisqr = float(np.sum(result.residual ** 2))
         result.redchi = result.chisqr / max(int(result.nfree), 1)
-        for name in result.var_names:  # no covariance from an aborted minimisation
+        # no covariance from an aborted minimisation, and none of another point: the
+        # phases that need one recompute it at this point (_covariance_at_optimum)
+        result.covar, result.errorbars = None, False
+        for name in result.var_names:
             result.params[name].stderr = None
         result.message = (f"{result.message} (the lowest point evaluated is reported, "
                           f"not the last)")
