@@ -16,7 +16,7 @@ fit by the same pairing:
   the trial's ``fit`` key is not used (the fit being run supplies the parameters);
 * each row of the trial's ``data_study`` whose data arm is mapped to an arm run (the
   trial file's ``data_arm``, or the entry's ``arm_map``) is read from the arm's patient
-  table by :func:`plateletpd.study.check.row_reader`, over every enrolled patient (the
+  table by :func:`plateletpd.study.check.arm_row_reader`, over every enrolled patient (the
   expected value of the study's statistic; the study's own sampling error is in its
   standard error), on the scale of the fit's data (proportions as fractions);
 * the rows of the study not used are kept with the reason (another data arm, an endpoint
@@ -41,7 +41,7 @@ from plateletpd.errors import PlateletPDError, closest
 from plateletpd.model.definition import Model
 from plateletpd.population.variability import cohort_matrix
 from plateletpd.simulation.simulate import _valid_rows
-from plateletpd.study.check import arm_mapping, row_reader
+from plateletpd.study.check import arm_mapping, arm_row_reader
 from plateletpd.study.trial import (CHUNK, TrialSpec, _arm_seed, bundled_trial,
                                     load_trial_spec, relative_days, trial_chunk)
 
@@ -92,8 +92,7 @@ class TrialArms:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.readers = [row_reader(row, self.spec.response, self.spec.extra.get("course"),
-                                   self.spec.extra.get("composites", ()))
+        self.readers = [arm_row_reader(self.spec, row, row.trial_arm)
                         for row in self.rows.itertuples()]
 
     @classmethod
@@ -299,8 +298,7 @@ def _rows(spec: TrialSpec, rows: pd.DataFrame, mapping: dict, every: dict,
         elif not math.isfinite(row.standard_error):
             reason = f"no standard error: {row.standard_error_basis}"
         else:
-            reader = row_reader(row, spec.response, spec.extra.get("course"),
-                                spec.extra.get("composites", ()))
+            reader = arm_row_reader(spec, row, mapping[row.arm])
             if isinstance(reader, str):
                 reason = f"the trial cannot compute it: {reader}"
             else:

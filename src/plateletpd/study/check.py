@@ -51,6 +51,7 @@ from plateletpd.io.display import short_repr
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.outcomes import load_outcomes
 from plateletpd.io.provenance import provenance
+from plateletpd.study.cycles import CYCLE_LEVELS
 from plateletpd.study.endpoints import (IncidenceEvent, parse_cycles, parse_incidence,
                                         parse_threshold)
 from plateletpd.study.statistics import kaplan_meier
@@ -151,7 +152,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                              f"them (data_arm, --arm-map) or leave those lines out")
     skipped = rows[~rows.arm.isin(list(mapping))]
     rows = rows[rows.arm.isin(list(mapping))].reset_index(drop=True)
-    readers = _readers(spec, rows, source)
+    readers = _readers(spec, rows, source, mapping)
     replicates = replicates if replicates is not None else (
         spec.extra.get("replicates", 1) if spec.extra.get("replicates", 1) > 1
         else DEFAULT_REPLICATES)
@@ -257,13 +258,13 @@ def arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
     return mapping
 
 
-def _readers(spec: TrialSpec, rows: pd.DataFrame, source: str) -> list[Reader]:
-    """How each row's statistic is read from a trial arm's patient table; every row the
-    trial cannot compute is named in one error."""
+def _readers(spec: TrialSpec, rows: pd.DataFrame, source: str,
+             mapping: Mapping[str, str]) -> list[Reader]:
+    """How each row's statistic is read from its trial arm's patient table (``mapping``:
+    data arm -> trial arm); every row the trial cannot compute is named in one error."""
     readers, problems = [], []
     for row in rows.itertuples():
-        reader = row_reader(row, spec.response, spec.extra.get("course"),
-                            spec.extra.get("composites", ()))
+        reader = arm_row_reader(spec, row, mapping[row.arm])
         if isinstance(reader, str):
             problems.append(f"  line {row.line} ({row.arm}, {row.endpoint}, threshold "
                             f"{row.threshold or '-'}, day {'-' if math.isnan(row.day) else f'{row.day:g}'}): {reader}")
@@ -276,7 +277,55 @@ def _readers(spec: TrialSpec, rows: pd.DataFrame, source: str) -> list[Reader]:
     return readers
 
 
-def row_reader(row, response: Mapping, course=None, composites=()) -> Reader | str:
+def arm_row_reader(spec: TrialSpec, row, trial_arm: str) -> Reader | str:
+    """:func:`row_reader` for a row read from trial arm ``trial_arm``, with that arm's
+    ``data_cycle`` and ``data_level`` (docs/trial_files.md): the reader a check and a fit's
+    trial arms use."""
+    return row_reader(row, spec.response, spec.extra.get("course"),
+                      spec.extra.get("composites", ()),
+                      cycle=spec.extra.get("data_cycles", {}).get(trial_arm),
+                      level=spec.extra.get("data_levels", {}).get(trial_arm))
+
+
+#: the endpoints a data_cycle arm reads from its cycle
+CYCLE_ENDPOINTS = ("nadir_plt", "duration_thrombocytopenia_days", "duration_below_days",
+                   "plt_auc_day0_21")
+
+
+def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
+    """A row of an arm whose data describe cycle ``cycle`` (``data_cycle``): its nadir, its
+    days below a level (the row's, else the arm's ``data_level``) or its AUC over days
+    0-21, among the patients given that cycle."""
+    if row.endpoint not in CYCLE_ENDPOINTS:
+        return (f"the arm's data_cycle = {cycle} reads {', '.join(CYCLE_ENDPOINTS)} from "
+                f"cycle {cycle}, not {row.endpoint}; map this data arm to an arm without "
+                f"data_cycle")
+    if row.statistic not in ("mean", "median"):
+        return (f"statistic {row.statistic!r}: a cycle's {row.endpoint} is read as a mean "
+                f"or median")
+    if not math.isnan(row.day):
+        return (f"a cycle's {row.endpoint} is read over the cycle (the AUC over its days "
+                f"0-21): leave the row's day empty")
+    column = {"nadir_plt": f"cycle{cycle}_nadir",
+              "plt_auc_day0_21": f"cycle{cycle}_auc_21_days"}.get(row.endpoint)
+    if column is None:
+        stated = parse_threshold(row.threshold)[1] if row.threshold else None
+        stated = stated if stated is not None else level
+        if stated is None:
+            return (f"its threshold {str(row.threshold or '')!r} names no count level: add "
+                    f"data_level = 50, 75 or 100 to the arm (the level the study counted "
+                    f"below)")
+        if stated not in CYCLE_LEVELS:
+            return (f"days below {stated:g} in a cycle: the trial counts days below "
+                    f"{', '.join(map(str, CYCLE_LEVELS))}")
+        column = f"cycle{cycle}_days_below_{int(stated)}"
+    reduce = np.nanmedian if row.statistic == "median" else np.nanmean
+    return lambda t: float(reduce(t[column].to_numpy(float))) if len(t) and \
+        np.isfinite(t[column].to_numpy(float)).any() else math.nan
+
+
+def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | None = None,
+               level: float | None = None) -> Reader | str:
     """A function of an arm's patient table giving the row's statistic on the data's
     scale (a ``percent`` row in percent), or why there is none. ``row``: one outcome row
     (a named tuple of :func:`plateletpd.io.outcomes.load_outcomes`' table); ``response``:
@@ -284,7 +333,11 @@ def row_reader(row, response: Mapping, course=None, composites=()) -> Reader | s
     (:class:`~plateletpd.study.cycles.ChemotherapyCourse`, None without one), for rows
     that name cycles; ``composites``: the trial's ``[[composite]]`` entries, one of which
     answers the response rows whose threshold text is its ``data_threshold``. A fit's trial
-    arms read their rows with it too."""
+    arms read their rows with it too. ``cycle``: the arm's ``data_cycle`` (the rows
+    describe that cycle of the course); ``level``: its ``data_level`` (the count level of a
+    duration row whose threshold names none)."""
+    if cycle is not None:
+        return _cycle_reader(row, cycle, level)
     endpoint, statistic, day = row.endpoint, row.statistic, row.day
     composite = next((c["name"] for c in composites if c.get("data_threshold") and
                       c["data_threshold"].strip() == str(row.threshold or "").strip()), None)
@@ -299,7 +352,11 @@ def row_reader(row, response: Mapping, course=None, composites=()) -> Reader | s
         return incidence_reader(row, course)
     if endpoint == "nadir_plt" and parse_cycles(row.threshold) is not None:
         return _cycle_nadir_reader(row, course)
+    default_level = level
     low, level = parse_threshold(row.threshold) if row.threshold else (None, None)
+    if level is None and low is None and default_level is not None and endpoint in (
+            "duration_below_days", "duration_thrombocytopenia_days"):
+        level = default_level   # the arm's data_level: the study's unstated level
     at_visit = re.fullmatch(r"(?:PLT\s*)?>=\s*([\d.]+)\s+at the (?:week|visit)",
                             str(row.threshold or "").strip())
     # "PLT >100" by day 28 (the carboplatin label): a count compared at a day; read at that

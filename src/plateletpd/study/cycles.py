@@ -34,6 +34,7 @@ from plateletpd.study.cohort import (
     PLATELETS,
     ArmDesign,
     ArmResult,
+    auc,
     decision_log,
     own_schedule,
     resolve_treatment,
@@ -133,16 +134,39 @@ class CourseResult:
     def cycles_given(self) -> np.ndarray:
         return np.sum(np.isfinite(self.cycle_day), axis=1)
 
-    def nadir(self, cycle: int) -> np.ndarray:
-        """Each patient's lowest count from cycle ``cycle`` (1-based) to the next cycle
-        (or the end of follow-up); NaN where that cycle was not given."""
+    def _window(self, cycle: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each patient's first day of cycle ``cycle`` (1-based; NaN: not given) and the
+        mask of output times from that day to the next cycle (or the end of follow-up)."""
         start = self.cycle_day[:, cycle - 1]
         end = self.cycle_day[:, cycle] if cycle < self.course.cycles else \
             np.full(len(start), np.inf)
         end = np.where(np.isfinite(end), end, np.inf)
         inside = (self.times[None, :] >= start[:, None]) & (self.times[None, :] < end[:, None])
+        return start, inside
+
+    def nadir(self, cycle: int) -> np.ndarray:
+        """Each patient's lowest count from cycle ``cycle`` (1-based) to the next cycle
+        (or the end of follow-up); NaN where that cycle was not given."""
+        start, inside = self._window(cycle)
         lowest = np.where(inside, self.platelets, np.inf).min(axis=1)
         return np.where(np.isfinite(start), lowest, np.nan)
+
+    def days_below(self, cycle: int, level: float) -> np.ndarray:
+        """Each patient's days with the count below ``level`` from cycle ``cycle`` to the
+        next cycle (or the end of follow-up), counted on the output grid as the trial's
+        ``days_below_50`` is; NaN where that cycle was not given."""
+        start, inside = self._window(cycle)
+        step = self.times[1] - self.times[0] if len(self.times) > 1 else 0.0
+        days = np.sum(inside & (self.platelets < level), axis=1) * step
+        return np.where(np.isfinite(start), days, np.nan)
+
+    def auc(self, cycle: int, days: float = 21.0) -> np.ndarray:
+        """Each patient's area under the count (10^9/L x day) over ``days`` from the first
+        day of cycle ``cycle`` (trapezoids; a self-controlled study's "AUC day 0-21" of a
+        cycle); NaN where that cycle was not given or follow-up ends earlier."""
+        start = self.cycle_day[:, cycle - 1]
+        area = auc(self.times, self.platelets, np.nan_to_num(start, nan=0.0), days)
+        return np.where(np.isfinite(start), area, np.nan)
 
 
 def patient_table(result: CourseResult) -> pd.DataFrame:
@@ -607,6 +631,10 @@ def _merged(passes: list, n: int) -> dict:
     return merged
 
 
+#: count levels (10^9/L) of the per-cycle days-below columns: the CIT grades' limits (a
+#: self-controlled study's "duration of thrombocytopenia" in a cycle, read with data_cycle)
+CYCLE_LEVELS = (50, 75, 100)
+
 #: (column, unit, description) of the per-patient course columns of a trial on a
 #: chemotherapy course (``{c}``: each cycle number); flags are 0/1
 COURSE_COLUMNS = (
@@ -623,7 +651,11 @@ COURSE_COLUMNS = (
     ("cycle{c}_dose", "fraction", "cycle {c}'s chemotherapy dose as a fraction of the full "
      "dose"),
     ("cycle{c}_nadir", "x10^9/L", "lowest count from cycle {c} to the next cycle"),
-    ("cycle{c}_on_time", "flag", "cycle {c} given on its planned day"))
+    ("cycle{c}_on_time", "flag", "cycle {c} given on its planned day"),
+    *((f"cycle{{c}}_days_below_{level}", "days", f"days with the count below {level} from "
+       f"cycle {{c}} to the next cycle (the course's output grid)") for level in CYCLE_LEVELS),
+    ("cycle{c}_auc_21_days", "x10^9/L x day", "area under the count over 21 days from "
+     "cycle {c}'s first day (empty: not given, or follow-up ends earlier)"))
 
 
 def course_columns(cycles: int) -> list[tuple[str, str, str]]:
@@ -658,5 +690,8 @@ def course_endpoints(arm: ArmResult) -> dict:
                         f"cycle{c}_delay_days": result.delay[:, c - 1],
                         f"cycle{c}_dose": result.dose[:, c - 1],
                         f"cycle{c}_nadir": result.nadir(c),
-                        f"cycle{c}_on_time": given[:, c - 1] & (result.delay[:, c - 1] == 0)})
+                        f"cycle{c}_on_time": given[:, c - 1] & (result.delay[:, c - 1] == 0),
+                        **{f"cycle{c}_days_below_{level}": result.days_below(c, level)
+                           for level in CYCLE_LEVELS},
+                        f"cycle{c}_auc_21_days": result.auc(c)})
     return columns

@@ -49,8 +49,9 @@ from plateletpd.population.variability import Variability, cohort_matrix
 from plateletpd.simulation.simulate import _valid_rows
 from plateletpd.study.statistics import Z95, binomial_interval, kaplan_meier
 from plateletpd.study.validation_results import validation_report_lines
-from plateletpd.study.cycles import (HISTORY_RULES, ChemotherapyCourse, HistoryRule,
-                                     course_columns, course_endpoints, simulate_course_arm)
+from plateletpd.study.cycles import (CYCLE_LEVELS, HISTORY_RULES, ChemotherapyCourse,
+                                     HistoryRule, course_columns, course_endpoints,
+                                     simulate_course_arm)
 
 
 class TrialSpecError(PlateletPDError):
@@ -250,6 +251,12 @@ TRIAL_SCHEMA = Table({
         "name": Field("text", required=True, nonempty=True,
                       what="text in quotes, a unique name for the arm"),
         "data_arm": Field("text"),
+        # a self-controlled study's "control cycle (previous cycle)": the data arm's rows
+        # describe cycle N of the course (its nadir, days below a level, AUC day 0-21)
+        "data_cycle": Field(whole=True, what="a cycle number, e.g. 1"),
+        "data_level": Field(unit="10^9/L",
+                            what="50, 75 or 100: the count level of the data arm's "
+                                 "duration rows whose threshold names none"),
         "treatment": Field("list", item=Field("text"), default=[],
                            what='a list of doses, e.g. ["rhTPO 15000 U"]'),
         "chemotherapy": Field("text", nonempty=True, what='the arm\'s own chemotherapy, '
@@ -463,7 +470,12 @@ def _uncertainty_keys(checked: dict, fit: str) -> dict:
             "study_parameters": dict(checked["population"]["study_parameters"]),
             "typical": tuple(checked["population"]["typical"]),
             "data_arms": {arm["name"]: arm["data_arm"] for arm in checked["arms"]
-                          if arm["data_arm"] is not None}}
+                          if arm["data_arm"] is not None},
+            # trial arm -> the cycle its data rows describe / the level of their durations
+            "data_cycles": {arm["name"]: int(arm["data_cycle"]) for arm in checked["arms"]
+                            if arm["data_cycle"] is not None},
+            "data_levels": {arm["name"]: float(arm["data_level"]) for arm in checked["arms"]
+                            if arm["data_level"] is not None}}
 
 
 def _course_of(document: Document, checked: dict) -> ChemotherapyCourse | None:
@@ -639,6 +651,25 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
         raise document.fail((*where, "support"), f"arm {entry['name']!r}: support doses go "
                             f"with chemotherapy cycles; add a [chemotherapy] table (regimen, "
                             f"cycle_days, cycles) or give the doses as treatment")
+    if entry["data_cycle"] is not None and course is None:
+        raise document.fail((*where, "data_cycle"), f"arm {entry['name']!r}: data_cycle "
+                            f"reads the data rows from one cycle of a chemotherapy course; "
+                            f"add a [chemotherapy] table (regimen, cycle_days, cycles) or "
+                            f"remove data_cycle")
+    if entry["data_cycle"] is not None and entry["data_cycle"] > course.cycles:
+        raise document.fail((*where, "data_cycle"), f"arm {entry['name']!r}: data_cycle "
+                            f"{entry['data_cycle']} is after the last cycle ([chemotherapy] "
+                            f"cycles = {course.cycles}); name a cycle from 1 to "
+                            f"{course.cycles}")
+    if entry["data_level"] is not None and entry["data_level"] not in CYCLE_LEVELS:
+        raise document.fail((*where, "data_level"), f"arm {entry['name']!r}: data_level "
+                            f"must be 50, 75 or 100 (the levels the trial counts days "
+                            f"below), got {entry['data_level']!r}")
+    if (entry["data_cycle"] is not None or entry["data_level"] is not None) and \
+            entry["data_arm"] is None:
+        key = "data_cycle" if entry["data_cycle"] is not None else "data_level"
+        raise document.fail((*where, key), f"arm {entry['name']!r}: {key} says how the "
+                            f"arm's data rows are read; name them with data_arm = \"...\"")
     if course is not None and max(design.support_cycles, default=1) > course.cycles:
         raise document.fail((*where, "support_cycles"), f"arm {entry['name']!r}: "
                             f"support_cycles {list(design.support_cycles)} name a cycle after "
@@ -1120,8 +1151,10 @@ def _course_summary(spec: TrialSpec | None) -> list[tuple[str, str]]:
     columns = []
     if course is not None:
         for name, unit, _ in course_columns(course.cycles):
-            if name.endswith(("_day", "_delay_days", "_dose")) and name.startswith("cycle"):
-                continue  # per patient only
+            if name.startswith("cycle") and (name.endswith(("_day", "_delay_days", "_dose",
+                                                            "_auc_21_days"))
+                                             or "_days_below_" in name):
+                continue  # per patient only (a data_cycle row reads them)
             columns.append((name, "pct" if unit == "flag" else "km"
                             if name == "days_to_next_cycle" else "mean"))
     columns += [(composite["name"], "pct") for composite in spec.extra.get("composites", ())]

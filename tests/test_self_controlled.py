@@ -1,0 +1,156 @@
+"""Self-controlled studies whose control is the previous, selecting cycle (``data_cycle``):
+per-cycle days below a level and AUC, the rows a check and a fit read from a cycle, and the
+errors for files that cannot say it.
+
+Properties that could fail: the per-cycle readings against hand values on a course whose
+counts are a known function of time (exact for a linear count), the paired design's shared
+first cycle, regression to the mean after a cycle selected on its depth, and a check's rows
+equal to the patient table's own cycle columns.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import assert_named, changed
+from plateletpd.study.check import arm_row_reader, check_trial
+from plateletpd.study.cycles import ChemotherapyCourse, CourseResult
+from plateletpd.study.trial import TrialSpecError, load_trial_spec, run_trial
+
+ROOT = Path(__file__).resolve().parents[1]
+NSCLC = ROOT / "trials" / "nsclc_rhtpo_2011.toml"
+TEXT = NSCLC.read_text()
+
+
+def linear_course(cycle_days=(0.0, 21.0)):
+    """Two 21-day cycles, counts 10 x t (t in days) on the course's 6-a-day grid."""
+    course = ChemotherapyCourse(cycles=2, cycle_days=21.0, follow_up_days=21.0)
+    times = np.arange(0, 42 * 6 + 1) / 6.0
+    platelets = np.vstack([10.0 * times, 10.0 * times])
+    days = np.array([cycle_days, (0.0, np.nan)])
+    return CourseResult(course=course, times=times, platelets=platelets,
+                        status=np.zeros(2, int), cycle_day=days, delay=np.zeros((2, 2)),
+                        dose=np.ones((2, 2)), abandoned=np.zeros(2, bool), events={})
+
+
+def test_days_below_and_auc_of_a_cycle_on_a_linear_count():
+    result = linear_course()
+    # cycle 1 (days 0-21): 10 t < 50 for t < 5, i.e. the 30 grid points 0, 1/6, ..., 29/6
+    assert result.days_below(1, 50)[0] == pytest.approx(5.0)
+    assert result.days_below(1, 100)[0] == pytest.approx(10.0)
+    # cycle 2 starts at day 21 (count 210): never below 100 in its window
+    assert result.days_below(2, 100)[0] == 0.0
+    # the area of 10 t over days 0-21 is 5 x 21^2 = 2205 (trapezoids are exact on a line)
+    assert result.auc(1)[0] == pytest.approx(2205.0)
+    # over days 21-42: 5 x (42^2 - 21^2) = 6615
+    assert result.auc(2)[0] == pytest.approx(6615.0)
+    # the second patient was never given cycle 2: NaN, not zero
+    assert math.isnan(result.days_below(2, 100)[1]) and math.isnan(result.auc(2)[1])
+    assert math.isnan(result.nadir(2)[1])
+    # and its cycle 1 runs to the end of follow-up (no next cycle): below 100 for 10 days
+    assert result.days_below(1, 100)[1] == pytest.approx(10.0)
+
+
+@pytest.fixture(scope="module")
+def nsclc():
+    return run_trial(load_trial_spec(NSCLC, subjects=150))
+
+
+def arm(result, name):
+    return result.subjects[result.subjects.arm == name].set_index("patient")
+
+
+def test_the_paired_arms_share_the_selecting_cycle(nsclc):
+    control = arm(nsclc, "control cycle (previous cycle)")
+    treated = arm(nsclc, "prophylactic rhTPO cycle")
+    assert list(control.index) == list(treated.index) and len(control) > 20
+    for column in ("cycle1_nadir", "cycle1_days_below_100", "cycle1_auc_21_days"):
+        np.testing.assert_allclose(control[column], treated[column], rtol=1e-9)
+    # enrolled on the file's rule: a cycle-1 nadir below 50 (the abstract's "severe")
+    assert (control.cycle1_nadir < 50).all()
+
+
+def test_the_cycle_after_a_selecting_cycle_regresses_without_treatment(nsclc):
+    # Patients chosen for a deep cycle 1 have, untreated, a shallower cycle 2 on average:
+    # the cycle's own exposure (between-cycle CV 30%, Hansson 2010) was part of why they
+    # were chosen (regression to the mean; Barnett et al. Int J Epidemiol 2005;34:215).
+    # This is why the previous cycle cannot stand for an unselected control.
+    control = arm(nsclc, "control cycle (previous cycle)")
+    assert control.cycle2_nadir.mean() > control.cycle1_nadir.mean() + 5
+    # and rhTPO in cycle 2 raises that cycle's nadir further (same patients)
+    treated = arm(nsclc, "prophylactic rhTPO cycle")
+    assert treated.cycle2_nadir.mean() > control.cycle2_nadir.mean()
+
+
+def test_a_check_reads_each_arm_from_its_own_cycle(nsclc):
+    rows = pd.read_csv(ROOT / "data" / "cit_summary.csv")
+    rows = rows[rows.study == "nsclc_rhtpo_2011"]
+    expected = {("control cycle (previous cycle)", "nadir_plt"): "cycle1_nadir",
+                ("control cycle (previous cycle)", "duration_thrombocytopenia_days"):
+                    "cycle1_days_below_100",
+                ("control cycle (previous cycle)", "plt_auc_day0_21"): "cycle1_auc_21_days",
+                ("prophylactic rhTPO cycle", "nadir_plt"): "cycle2_nadir",
+                ("prophylactic rhTPO cycle", "duration_thrombocytopenia_days"):
+                    "cycle2_days_below_100",
+                ("prophylactic rhTPO cycle", "plt_auc_day0_21"): "cycle2_auc_21_days"}
+    for row in rows.itertuples():
+        reader = arm_row_reader(nsclc.spec, row, row.arm)
+        table = arm(nsclc, row.arm)
+        column = expected[(row.arm, row.endpoint)]
+        assert reader(table) == pytest.approx(table[column].mean()), (row.arm, row.endpoint)
+    # the duration rows state no level ("not stated in abstract"): the file's data_level
+    assert rows.threshold[rows.endpoint == "duration_thrombocytopenia_days"].str.contains(
+        "not stated").all()
+
+
+def test_a_data_cycle_arm_refuses_rows_it_cannot_read_from_a_cycle(nsclc):
+    row = pd.DataFrame([{"study": "s", "arm": "control cycle (previous cycle)",
+                         "endpoint": "response_proportion", "threshold": "", "day": math.nan,
+                         "statistic": "percent"}]).itertuples().__next__()
+    message = arm_row_reader(nsclc.spec, row, "control cycle (previous cycle)")
+    assert isinstance(message, str)
+    assert "data_cycle = 1" in message and "response_proportion" in message
+
+
+def test_the_check_of_the_bundled_file_runs_every_row(tmp_path):
+    result = check_trial(load_trial_spec(NSCLC, subjects=120),
+                         ROOT / "data" / "cit_summary.csv", replicates=2)
+    assert len(result.table) == 6 and result.table.predicted.notna().all()
+
+
+CASES = [
+    # data_cycle after the last cycle
+    ("data_cycle = 2\n", "data_cycle = 3\n", "data_cycle = 3",
+     ["data_cycle 3 is after the last cycle", "cycles = 2"]),
+    # data_cycle without a data arm to read
+    ('data_arm = "prophylactic rhTPO cycle"\n', "", 'data_cycle = 2',
+     ["data_cycle says how the arm's data rows are read", "data_arm"]),
+    # a level the per-cycle columns do not count
+    ("data_level = 100\n\n[[arms]]", "data_level = 30\n\n[[arms]]", "data_level = 30",
+     ["data_level", "50, 75 or 100"]),
+]
+
+
+@pytest.mark.parametrize("old, new, marker, phrases", CASES)
+def test_bad_self_controlled_files_are_named_with_the_fix(tmp_path, old, new, marker, phrases):
+    assert_named(changed(TEXT, old, new), tmp_path / "self.toml", load_trial_spec,
+                 TrialSpecError, marker, phrases)
+
+
+def test_data_cycle_needs_a_course(tmp_path):
+    start, end = TEXT.index("[chemotherapy]"), TEXT.index("[response]")
+    text = TEXT[:start] + TEXT[end:]
+    text = text.replace('[[eligibility]]', '').replace('rule = "nadir_below"       # "severe '
+                                                       'thrombocytopenia in the last '
+                                                       'chemotherapy cycle"\n', '')
+    text = text.replace("below = 50\ncycle = 1\n", "")
+    text = text.replace('support = ["rhTPO 300 U/kg d2,4,6,9"]\nsupport_cycles = [2]\n', '')
+    path = tmp_path / "nocourse.toml"
+    path.write_text(text)
+    with pytest.raises(TrialSpecError) as error:
+        load_trial_spec(path)
+    assert "data_cycle reads the data rows from one cycle of a chemotherapy course" in \
+        str(error.value)
