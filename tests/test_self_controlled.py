@@ -154,3 +154,25 @@ def test_data_cycle_needs_a_course(tmp_path):
         load_trial_spec(path)
     assert "data_cycle reads the data rows from one cycle of a chemotherapy course" in \
         str(error.value)
+
+
+def test_a_fits_trial_arms_read_the_cycles_as_the_check_does_and_survive_pickling():
+    # the fit's [[trials]] path (inference.trial_arms) reads the same six rows from the same
+    # cycles; a problem sent to Dask workers is pickled, its readers rebuilt per arm
+    import pickle
+
+    from plateletpd.inference.trial_arms import TrialArms
+    from plateletpd.io.outcomes import load_outcomes
+
+    spec = load_trial_spec(NSCLC, subjects=120)
+    data = load_outcomes(ROOT / "data" / "cit_summary.csv")
+    arms = TrialArms.create(NSCLC, spec.model, data, subjects_per_arm=120)
+    assert sorted(arms.rows.line) == [11, 12, 13, 14, 15, 16]
+    values = {name: spec.model.parameters[name].value for name in
+              ("chemotherapy_sensitivity",)}
+    predicted = arms.predict(values)
+    again = pickle.loads(pickle.dumps(arms)).predict(values)
+    pd.testing.assert_frame_equal(predicted, again)
+    # the rhTPO cycle (cycle 2, support) has a higher nadir than the selecting cycle 1
+    nadir = predicted[predicted.endpoint == "nadir_plt"].set_index("arm").predicted
+    assert nadir["prophylactic rhTPO cycle"] > nadir["control cycle (previous cycle)"]
