@@ -176,3 +176,18 @@ def test_a_fits_trial_arms_read_the_cycles_as_the_check_does_and_survive_picklin
     # the rhTPO cycle (cycle 2, support) has a higher nadir than the selecting cycle 1
     nadir = predicted[predicted.endpoint == "nadir_plt"].set_index("arm").predicted
     assert nadir["prophylactic rhTPO cycle"] > nadir["control cycle (previous cycle)"]
+
+
+def test_data_level_gives_an_unstated_duration_row_its_level_outside_a_cycle_too(nsclc):
+    # a duration row whose threshold names no level ("not stated in abstract", as NSCLC
+    # 2011's) is refused as ambiguous without data_level, and read at the arm's level with it
+    from plateletpd.study.check import row_reader
+
+    row = pd.DataFrame([{"study": "s", "arm": "a", "endpoint": "duration_thrombocytopenia_days",
+                         "threshold": "not stated in abstract", "day": math.nan,
+                         "statistic": "mean"}]).itertuples().__next__()
+    response = nsclc.spec.response
+    assert "names no count level" in row_reader(row, response)
+    table = arm(nsclc, "control cycle (previous cycle)")
+    reader = row_reader(row, response, level=50.0)
+    assert reader(table) == pytest.approx(table.days_below_50.mean())
