@@ -402,6 +402,11 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
         return (f"its threshold {str(row.threshold)!r} names no count level: ambiguous "
                 f"(the trial reads levels {levels}); a row that states its level can be "
                 f"read")
+    if column is None and default_level is not None and level == default_level and \
+            endpoint in ("duration_below_days", "duration_thrombocytopenia_days"):
+        return (f"days below {level:g} (the arm's data_level) over the whole follow-up: "
+                f"outside a data_cycle arm the trial counts days below 20 or 50; set "
+                f"data_level = 50, or read the row from a cycle with data_cycle")
     if column is None:
         return "the trial's patient table has no such endpoint"
     if endpoint == "time_to_threshold_days" and statistic == "median":

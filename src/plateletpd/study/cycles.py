@@ -144,28 +144,40 @@ class CourseResult:
         inside = (self.times[None, :] >= start[:, None]) & (self.times[None, :] < end[:, None])
         return start, inside
 
+    def readings(self, cycle: int, levels=()) -> dict:
+        """From one pass over cycle ``cycle``'s window (1-based; to the next cycle or the
+        end of follow-up): each patient's ``"nadir"`` and, per level in ``levels``, the days
+        with the count below it (on the output grid, as the trial's ``days_below_50``);
+        NaN where that cycle was not given."""
+        start, inside = self._window(cycle)
+        given = np.isfinite(start)
+        masked = np.where(inside, self.platelets, np.inf)
+        step = self.times[1] - self.times[0] if len(self.times) > 1 else 0.0
+        out = {"nadir": np.where(given, masked.min(axis=1), np.nan)}
+        for level in levels:
+            out[level] = np.where(given, np.sum(masked < level, axis=1) * step, np.nan)
+        return out
+
     def nadir(self, cycle: int) -> np.ndarray:
         """Each patient's lowest count from cycle ``cycle`` (1-based) to the next cycle
         (or the end of follow-up); NaN where that cycle was not given."""
-        start, inside = self._window(cycle)
-        lowest = np.where(inside, self.platelets, np.inf).min(axis=1)
-        return np.where(np.isfinite(start), lowest, np.nan)
+        return self.readings(cycle)["nadir"]
 
     def days_below(self, cycle: int, level: float) -> np.ndarray:
         """Each patient's days with the count below ``level`` from cycle ``cycle`` to the
-        next cycle (or the end of follow-up), counted on the output grid as the trial's
-        ``days_below_50`` is; NaN where that cycle was not given."""
-        start, inside = self._window(cycle)
-        step = self.times[1] - self.times[0] if len(self.times) > 1 else 0.0
-        days = np.sum(inside & (self.platelets < level), axis=1) * step
-        return np.where(np.isfinite(start), days, np.nan)
+        next cycle (or the end of follow-up); NaN where that cycle was not given."""
+        return self.readings(cycle, (level,))[level]
 
     def auc(self, cycle: int, days: float = 21.0) -> np.ndarray:
         """Each patient's area under the count (10^9/L x day) over ``days`` from the first
         day of cycle ``cycle`` (trapezoids; a self-controlled study's "AUC day 0-21" of a
         cycle); NaN where that cycle was not given or follow-up ends earlier."""
         start = self.cycle_day[:, cycle - 1]
-        area = auc(self.times, self.platelets, np.nan_to_num(start, nan=0.0), days)
+        # at the output grid's own resolution: trapezoids on the grid's points (cycles start
+        # on it), four times fewer than auc's default
+        points = int(round(days * self.course.points_per_day)) + 1
+        area = auc(self.times, self.platelets, np.nan_to_num(start, nan=0.0), days,
+                   points=points)
         return np.where(np.isfinite(start), area, np.nan)
 
 
@@ -686,12 +698,13 @@ def course_endpoints(arm: ArmResult) -> dict:
                "days_to_next_cycle": np.where(resumed, after, result.times[-1])
                - arm.entry_time}
     for c in range(1, cycles + 1):
+        readings = result.readings(c, CYCLE_LEVELS)  # one pass over the cycle's window
         columns.update({f"cycle{c}_day": result.cycle_day[:, c - 1],
                         f"cycle{c}_delay_days": result.delay[:, c - 1],
                         f"cycle{c}_dose": result.dose[:, c - 1],
-                        f"cycle{c}_nadir": result.nadir(c),
+                        f"cycle{c}_nadir": readings["nadir"],
                         f"cycle{c}_on_time": given[:, c - 1] & (result.delay[:, c - 1] == 0),
-                        **{f"cycle{c}_days_below_{level}": result.days_below(c, level)
+                        **{f"cycle{c}_days_below_{level}": readings[level]
                            for level in CYCLE_LEVELS},
                         f"cycle{c}_auc_21_days": result.auc(c)})
     return columns
