@@ -130,3 +130,19 @@ def test_the_covariance_map_is_the_derivative_of_the_move():
             ends.append(np.array([shifted[n].value for n in names]))
         numeric[:, j] = (ends[0] - ends[1]) / (2 * step)
     np.testing.assert_allclose(analytic, numeric, rtol=2e-3, atol=2e-4)
+
+
+def test_a_profile_refit_of_the_spread_starts_with_every_studys_value_kept():
+    from plateletpd.inference.fitting import profile_start
+
+    problem, params, effects = bundled_case()
+    result = SimpleNamespace(params=params, covar=None, var_names=list(params))
+    start = profile_start(result, "k_between_study_sd", 0.3, problem)
+    moved = params.copy()
+    moved["k_between_study_sd"].value = 0.3
+    for name, value in start.items():
+        moved[name].value = value
+    np.testing.assert_allclose(study_values(moved, effects), study_values(params, effects),
+                               rtol=1e-12)
+    # another parameter's profile keeps the linearised path (no covariance here: no move)
+    assert profile_start(result, "k", 5.0, problem) == {}

@@ -1222,12 +1222,24 @@ def _profile_refit(problem: FitProblem, parameters, name: str, value: float,
     return float(refit.chisqr), {k: float(v) for k, v in refit.params.valuesdict().items()}
 
 
-def profile_start(result, name: str, value: float) -> dict:
+def profile_start(result, name: str, value: float, problem: FitProblem | None = None) -> dict:
     """Where a profile refit at ``name = value`` starts: the other parameters moved along
     the linearised profile path, x_k + C_kj / C_jj (value - x_j) with C the covariance at
     the optimum (the conditional mean of a Gaussian), kept inside their bounds. Without a
     covariance: the optimum. A refit from there needs fewer evaluations than one from the
-    optimum when parameters are correlated."""
+    optimum when parameters are correlated. For a between-study SD (``problem`` given) the
+    study effects start at u_s = sd x u_s / value instead: every study's value as at the
+    optimum, so the refit starts on the valley the linear path only approximates."""
+    spread_of = {effect["spread"]: effect for effect in
+                 (problem.study_effects.values() if problem is not None else [])}
+    if name in spread_of and value > 0:
+        start = profile_start(result, name, value)
+        for u in spread_of[name]["effects"].values():
+            parameter = result.params[u]
+            if parameter.vary:
+                moved = result.params[name].value * parameter.value / value
+                start[u] = float(np.clip(moved, parameter.min, parameter.max))
+        return start
     covariance, names = getattr(result, "covar", None), list(result.var_names or [])
     if covariance is None or name not in names:
         return {}
@@ -1268,7 +1280,7 @@ def profile(problem: FitProblem, result, name: str, points: int = 7,
                              best.min, best.max))
     refits = map_chunks(_profile_refit, [
         (Shared("problem"), result.params, name, float(value), max_evaluations,
-         profile_start(result, name, float(value)))
+         profile_start(result, name, float(value), problem))
         for value in grid], client,
         label=f"profile refits of {name}", shared={"problem": problem})
     chi_square = np.array([chi for chi, _ in refits])
