@@ -10,7 +10,7 @@ import lmfit
 import numpy as np
 import pytest
 
-from plateletpd.inference.fitting import (_rebalance_jacobian, rebalance_study_spreads,
+from plateletpd.inference.fitting import (carry_covariance, rebalance_study_spreads,
                                           spread_objective)
 
 STUDIES = ("a", "b", "c", "d", "e")
@@ -110,26 +110,50 @@ def test_the_standardised_effects_stay_inside_their_bounds():
     np.testing.assert_allclose(study_values(params, effects), before, rtol=1e-5)
 
 
-def test_the_covariance_map_is_the_derivative_of_the_move():
-    # _rebalance_jacobian against central differences of the move itself
-    problem, params, effects = bundled_case()
+def full_jacobian(problem, values, names, data):
+    """Residual Jacobian of a problem whose data residuals are linear in (k, delta_s):
+    data @ (k, delta_a..delta_e), then the study-effect penalties of FitProblem.residuals."""
+    sd = values["k_between_study_sd"]
+    rows = []
+    for row in data:
+        out = np.zeros(len(names))
+        out[names.index("k")] = row[0]
+        for j, study in enumerate(STUDIES):
+            u = f"k_effect_{study}"
+            out[names.index(u)] += row[1 + j] * sd
+            out[names.index("k_between_study_sd")] += row[1 + j] * values[u]
+        rows.append(out)
+    for study in STUDIES:
+        out = np.zeros(len(names))
+        out[names.index(f"k_effect_{study}")] = 1.0
+        rows.append(out)
+        h = problem.curvature[("k", study)]
+        out = np.zeros(len(names))
+        out[names.index("k_between_study_sd")] = (sd * h / (1 + sd ** 2 * h)
+                                                  / math.sqrt(math.log1p(sd ** 2 * h)))
+        rows.append(out)
+    return np.array(rows)
+
+
+def test_the_carried_covariance_is_the_one_computed_at_the_new_point():
+    # data residuals that depend on (k, delta) only, as a fit's do: the Gauss-Newton
+    # covariance after the move must equal the one from a Jacobian taken at the new point
+    problem, params, _ = bundled_case()
     names = list(params)
-    names.remove("k")
-    old = {name: params[name].value for name in names}
-    moved = params.copy()
-    rebalance_study_spreads(problem, moved)
-    analytic = _rebalance_jacobian(problem, old, moved, names)
-    numeric = np.zeros_like(analytic)
-    for j, name in enumerate(names):
-        step = 1e-5 * max(abs(old[name]), 0.1)
-        ends = []
-        for sign in (1, -1):
-            shifted = params.copy()
-            shifted[name].value = old[name] + sign * step
-            rebalance_study_spreads(problem, shifted)
-            ends.append(np.array([shifted[n].value for n in names]))
-        numeric[:, j] = (ends[0] - ends[1]) / (2 * step)
-    np.testing.assert_allclose(analytic, numeric, rtol=2e-3, atol=2e-4)
+    data = np.random.default_rng(3).normal(size=(21, 6)) * [1, 20, 30, 60, 8, 20]
+    old = params.valuesdict()
+    before = np.linalg.inv(full_jacobian(problem, old, names, data).T
+                           @ full_jacobian(problem, old, names, data))
+    rebalance_study_spreads(problem, params)
+    new = params.valuesdict()
+    direct = np.linalg.inv(full_jacobian(problem, new, names, data).T
+                           @ full_jacobian(problem, new, names, data))
+    carried = carry_covariance(problem, old, new, names, before)
+    np.testing.assert_allclose(carried, direct, rtol=1e-6, atol=1e-10)
+    # and it is not the degenerate delta-method image (rank 6 of 7): positive definite
+    assert np.linalg.eigvalsh(carried).min() > 0
+    # the SD's standard error changed with its value (the curvature along the valley)
+    assert not np.isclose(carried[1, 1], before[1, 1], rtol=1e-3)
 
 
 def test_a_profile_refit_of_the_spread_starts_with_every_studys_value_kept():
@@ -146,3 +170,31 @@ def test_a_profile_refit_of_the_spread_starts_with_every_studys_value_kept():
                                rtol=1e-12)
     # another parameter's profile keeps the linearised path (no covariance here: no move)
     assert profile_start(result, "k", 5.0, problem) == {}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the bundled fit (2026-12-02 01:40 UTC) predates the step: its SD 0.212 against 0.37 at "
+    "the optimum for its own study values (objective 5.1 lower there). Refits with the step "
+    "were made on 2026-12-02 (fifteenth session: SD 0.48 and, with Soff 2019's own effect, "
+    "0.44) but not adopted yet: the first carried its covariance by a degenerate delta "
+    "method (fixed since) and neither was validated in the session "
+    "(models/cit_marrow_reserve.md, Calibration, 'The between-study SD at its optimum')"))
+def test_the_bundled_fits_between_study_sd_is_at_its_optimum_for_its_study_values():
+    # fits/cit_marrow_reserve_calibration/params.json: its SD, study values and curvatures;
+    # the SD must be where the objective is lowest for those values (the fit of 2026-12-02
+    # 01:40 UTC, made before the step, failed this: 0.212 against 0.37)
+    import json
+    from pathlib import Path
+
+    record = json.loads((Path(__file__).resolve().parents[1] / "fits"
+                         / "cit_marrow_reserve_calibration" / "params.json").read_text())
+    effect = record["study_effects"]["chemotherapy_sensitivity"]
+    studies = list(effect["studies"])
+    deltas = np.log(np.array([effect["studies"][s] for s in studies]) / effect["typical"])
+    spread = effect["between_study_sd"]
+    effects = dict(zip(studies, deltas / spread))
+    problem, params = problem_and_parameters(spread, effects,
+                                             [effect["curvature"][s] for s in studies])
+    params["k"].value = effect["typical"]
+    assert rebalance_study_spreads(problem, params) < 0.01
+    assert params["k_between_study_sd"].value == pytest.approx(spread, rel=0.01)

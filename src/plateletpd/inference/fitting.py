@@ -885,9 +885,9 @@ def rebalance_study_spreads(problem: FitProblem, params, verbose: bool = False) 
 
 def _settle_spreads(problem: FitProblem, result, verbose: bool) -> None:
     """After a minimisation: :func:`rebalance_study_spreads` on ``result``; its chi-square
-    falls by what the penalties lost, and its covariance is carried to the new point by the
-    delta method (the map from (sd, u) to (sd*, u*) differentiated analytically), so the
-    standard errors and the profiles' starting path belong to the reported values."""
+    falls by what the penalties lost, and its covariance is carried to the new point
+    (:func:`carry_covariance`), so the standard errors and the profiles' starting path
+    belong to the reported values."""
     old = {name: result.params[name].value for name in result.var_names or []}
     fall = rebalance_study_spreads(problem, result.params, verbose)
     if not fall:
@@ -902,55 +902,93 @@ def _settle_spreads(problem: FitProblem, result, verbose: bool) -> None:
     names = list(result.var_names or [])
     if covariance is None or len(names) != covariance.shape[0]:
         return
-    jacobian = _rebalance_jacobian(problem, old, result.params, names)
-    covariance = jacobian @ covariance @ jacobian.T
-    error = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+    new = {name: result.params[name].value for name in names}
+    covariance = carry_covariance(problem, old, new, names, covariance)
+    if covariance is None:
+        result.covar, result.errorbars = None, False
+        for name in names:
+            result.params[name].stderr = None
+        return
+    error = np.sqrt(np.diag(covariance))
     for i, name in enumerate(names):
         result.params[name].stderr = float(error[i])
-        result.params[name].correl = {
-            other: float(covariance[i, j] / (error[i] * error[j]))
-            if error[i] > 0 and error[j] > 0 else 0.0
-            for j, other in enumerate(names) if j != i}
+        result.params[name].correl = {other: float(covariance[i, j] / (error[i] * error[j]))
+                                      for j, other in enumerate(names) if j != i}
     result.covar = covariance
-    note = ("the between-study SD moved to its optimum with every study's value kept after "
-            "the last minimisation; the covariance carried there by the delta method")
+    note = ("the between-study SD then moved to its optimum with every study's value kept; "
+            "the covariance carried there exactly (Gauss-Newton: the data part of the "
+            "information in the studies' log values, the penalties' part recomputed)")
     previous = getattr(result, "covariance_note", None)
     result.covariance_note = f"{previous}; {note}" if previous else note
 
 
-def _rebalance_jacobian(problem: FitProblem, old: dict, params, names: list) -> np.ndarray:
-    """d(new varied values) / d(old varied values) of :func:`rebalance_study_spreads`:
-    with delta_s = sd u_s fixed, sd* solves F(sd*, delta) = d spread_objective / d sd = 0,
-    so d sd* / d delta_k = -(dF / d delta_k) / (dF / d sd) (0 when sd* sits on a bound),
-    and u*_k = delta_k / sd*."""
-    index = {name: i for i, name in enumerate(names)}
-    jacobian = np.eye(len(names))
+def _study_value_map(problem: FitProblem, values: dict, names: list) -> np.ndarray:
+    """d(theta, delta) / d(names) at ``values``: every varied parameter but the study effects
+    and their SDs as itself, each study's delta_s = sd x u_s (d/d sd = u_s, d/d u_s = sd)."""
+    rows = []
+    grouped = set()
     for name, effect in problem.study_effects.items():
-        spread_name, studies = effect["spread"], list(effect["effects"])
-        us = [effect["effects"][study] for study in studies]
-        if spread_name not in index or not all(u in index for u in us):
-            continue
-        sd_old, sd = old[spread_name], params[spread_name].value
-        if sd == sd_old:
-            continue
-        deltas = np.array([sd_old * old[u] for u in us])
-        curvature = np.array([problem.curvature.get((name, study), 0.0) for study in studies])
-        on_bound = not (params[spread_name].min < sd < params[spread_name].max)
-        d_f_d_sd = (6 * np.sum(deltas ** 2) / sd ** 4
-                    + np.sum(2 * curvature * (1 - sd ** 2 * curvature)
-                             / (1 + sd ** 2 * curvature) ** 2))
-        d_sd_d_delta = np.zeros(len(us)) if on_bound or not d_f_d_sd > 0 else \
-            -(-4 * deltas / sd ** 3) / d_f_d_sd
-        # d delta_k / d sd_old = u_k, d delta_k / d u_k = sd_old
-        d_delta = np.zeros((len(us), len(names)))
-        for k, u in enumerate(us):
-            d_delta[k, index[spread_name]] = old[u]
-            d_delta[k, index[u]] = sd_old
-        row_sd = d_sd_d_delta @ d_delta
-        jacobian[index[spread_name]] = row_sd
-        for k, u in enumerate(us):
-            jacobian[index[u]] = d_delta[k] / sd - deltas[k] / sd ** 2 * row_sd
-    return jacobian
+        if effect["spread"] in names and all(u in names for u in effect["effects"].values()):
+            grouped.update([effect["spread"], *effect["effects"].values()])
+            for u in effect["effects"].values():
+                row = np.zeros(len(names))
+                row[names.index(effect["spread"])] = values[u]
+                row[names.index(u)] = values[effect["spread"]]
+                rows.append(row)
+    for i, name in enumerate(names):
+        if name not in grouped:
+            row = np.zeros(len(names))
+            row[i] = 1.0
+            rows.append(row)
+    return np.array(rows)
+
+
+def _penalty_information(problem: FitProblem, values: dict, names: list) -> np.ndarray:
+    """J'J of the study-effect residuals of :meth:`FitProblem.residuals` (u_s, and the
+    Laplace term sqrt(log(1 + sd^2 H_s))) with respect to ``names``, at ``values``."""
+    rows = []
+    for name, effect in problem.study_effects.items():
+        spread_name = effect["spread"]
+        sd = values.get(spread_name, 0.0)
+        for study, u in effect["effects"].items():
+            if u in names:
+                row = np.zeros(len(names))
+                row[names.index(u)] = 1.0
+                rows.append(row)
+            curvature = problem.curvature.get((name, study), 0.0)
+            term = math.log1p(sd ** 2 * curvature)
+            if spread_name in names and term > 0:
+                row = np.zeros(len(names))
+                row[names.index(spread_name)] = (sd * curvature / (1 + sd ** 2 * curvature)
+                                                 / math.sqrt(term))
+                rows.append(row)
+    jacobian = np.array(rows) if rows else np.zeros((0, len(names)))
+    return jacobian.T @ jacobian
+
+
+def carry_covariance(problem: FitProblem, old: dict, new: dict, names: list,
+                     covariance: np.ndarray) -> np.ndarray | None:
+    """The Gauss-Newton covariance at ``new`` from the one at ``old``, two points with the
+    same typical values and study values (a move of :func:`rebalance_study_spreads`). The
+    data residuals depend on (theta, delta) only, so their information there is the same at
+    both points: it is recovered from the old information minus the old penalties' part,
+    mapped back through d(theta, delta)/d(theta, sd, u) (a full-row-rank map: its right
+    inverse), carried forward through the new map, and the new penalties' part added. Exact
+    for the Gauss-Newton information (tests/test_study_spread.py compares it with a
+    Jacobian computed at the new point). None if the result is not positive definite."""
+    try:
+        information = np.linalg.inv(covariance) - _penalty_information(problem, old, names)
+        before = _study_value_map(problem, old, names)
+        right = before.T @ np.linalg.inv(before @ before.T)
+        data = right.T @ information @ right
+        after = _study_value_map(problem, new, names)
+        information = after.T @ data @ after + _penalty_information(problem, new, names)
+        carried = np.linalg.inv(information)
+        carried = (carried + carried.T) / 2
+        np.linalg.cholesky(carried)
+    except np.linalg.LinAlgError:
+        return None
+    return carried
 
 
 def _covariance_at_optimum(problem: FitProblem, result, step: float, verbose: bool) -> None:
