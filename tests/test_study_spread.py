@@ -140,6 +140,9 @@ def test_the_carried_covariance_is_the_one_computed_at_the_new_point():
     # covariance after the move must equal the one from a Jacobian taken at the new point
     problem, params, _ = bundled_case()
     names = list(params)
+    # 21 data rows (as the bundled fit); columns scaled so that each study's block has a
+    # curvature of the order of its recorded H_s (BUNDLED_CURVATURE): any full-rank
+    # matrix would do, the identity being exact for linear residuals
     data = np.random.default_rng(3).normal(size=(21, 6)) * [1, 20, 30, 60, 8, 20]
     old = params.valuesdict()
     before = np.linalg.inv(full_jacobian(problem, old, names, data).T

@@ -904,17 +904,17 @@ def _settle_spreads(problem: FitProblem, result, verbose: bool) -> None:
         return
     new = {name: result.params[name].value for name in names}
     covariance = carry_covariance(problem, old, new, names, covariance)
-    if covariance is None:
+    if covariance is None:  # not positive definite: a Jacobian at the new point instead
         result.covar, result.errorbars = None, False
         for name in names:
             result.params[name].stderr = None
+        _covariance_at_optimum(problem, result, difference_step(problem), verbose)
+        if result.errorbars:
+            result.covariance_note = ("covariance from a Jacobian recomputed after the "
+                                      "between-study SD's move (the carried one was not "
+                                      "positive definite)")
         return
-    error = np.sqrt(np.diag(covariance))
-    for i, name in enumerate(names):
-        result.params[name].stderr = float(error[i])
-        result.params[name].correl = {other: float(covariance[i, j] / (error[i] * error[j]))
-                                      for j, other in enumerate(names) if j != i}
-    result.covar = covariance
+    _set_covariance(result, names, covariance)
     note = ("the between-study SD then moved to its optimum with every study's value kept; "
             "the covariance carried there exactly (Gauss-Newton: the data part of the "
             "information in the studies' log values, the penalties' part recomputed)")
@@ -991,6 +991,16 @@ def carry_covariance(problem: FitProblem, old: dict, new: dict, names: list,
     return carried
 
 
+def _set_covariance(result, names: list, covariance: np.ndarray) -> None:
+    """``result.covar`` and every varied parameter's stderr and correlations from it."""
+    error = np.sqrt(np.diag(covariance))
+    for i, name in enumerate(names):
+        result.params[name].stderr = float(error[i])
+        result.params[name].correl = {other: float(covariance[i, j] / (error[i] * error[j]))
+                                      for j, other in enumerate(names) if j != i}
+    result.covar, result.errorbars = covariance, True
+
+
 def _covariance_at_optimum(problem: FitProblem, result, step: float, verbose: bool) -> None:
     """When the optimiser's last Jacobian was rank-deficient (lmfit: no error bars), the
     covariance (J'J)^-1 from a forward-difference Jacobian recomputed at the reported
@@ -1003,13 +1013,7 @@ def _covariance_at_optimum(problem: FitProblem, result, step: float, verbose: bo
     singular = np.linalg.svd(jacobian, compute_uv=False)
     if singular.min() <= 1e-10 * singular.max():
         return
-    covariance = np.linalg.inv(jacobian.T @ jacobian)
-    error = np.sqrt(np.diag(covariance))
-    for i, name in enumerate(names):
-        params[name].stderr = float(error[i])
-        params[name].correl = {other: float(covariance[i, j] / (error[i] * error[j]))
-                               for j, other in enumerate(names) if j != i}
-    result.covar, result.errorbars = covariance, True
+    _set_covariance(result, names, np.linalg.inv(jacobian.T @ jacobian))
     result.covariance_note = ("covariance from a Jacobian recomputed at the optimum (the "
                               "optimiser's last one was rank-deficient)")
     if verbose:
