@@ -268,3 +268,23 @@ def test_trial_command_on_workers_writes_the_same_patients(tmp_path):
                  "--chunk", "5", "--out", str(remote)]) == 0
     for name in ("patients.csv", "summary.csv", "differences.csv"):
         assert (local / name).read_bytes() == (remote / name).read_bytes()
+
+
+def test_a_trial_that_enrols_nobody_is_raised_or_returned_in_its_place():
+    # replicate trials with drawn parameters ask for "error": the empty trial's error in its
+    # place, the other trials unchanged (study/uncertainty.py leaves it out and says so)
+    from plateletpd.study.trial import NobodyEnrolledError
+
+    spec = small_trial()
+    empty = TrialSpec.create(arms=ARMS, seed=11, subjects_per_arm=40, follow_up_days=35,
+                             response={"threshold": 100, "by_day": 14},
+                             population={"cv": {"chemotherapy_sensitivity": 0.3}},
+                             enrolment={"entry_below": 1})  # nobody falls below 1
+    with pytest.raises(NobodyEnrolledError, match="enrolled none"):
+        run_trials_chunked([spec, empty], in_process(25), 25)
+    first, second = run_trials_chunked([spec, empty], in_process(25), 25, empty="error")
+    assert_same_trial(run_trial(spec), first)
+    assert isinstance(second, NobodyEnrolledError)
+    assert isinstance(run_trials([spec, empty], empty="error")[1], NobodyEnrolledError)
+    with pytest.raises(DistributedError, match="empty must be"):
+        run_trials([spec], empty="skip")

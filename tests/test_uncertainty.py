@@ -247,3 +247,59 @@ def test_a_fit_with_study_effects_makes_each_replicate_a_new_study():
                                 population={"typical": {"chemotherapy_sensitivity": 6.0}},
                                 response={"threshold": 100, "by_day": 14})
     assert TrialUncertainty.for_trial(fixed).new_study == {}
+
+
+def _deep_entry_trial(fit: Path, replicates: int = 8):
+    """Untreated patients enrolled once their count falls below 30: only a deep enough
+    chemotherapy damage enrols anyone (sizes for a fast test, not from a study)."""
+    return pp.TrialSpec.create(seed=3, model="cit_thrombopoiesis", fit=str(fit),
+                               subjects_per_arm=8, replicates=replicates,
+                               arms=[{"name": "untreated"}], enrolment={"entry_below": 30},
+                               population={"cv": {"chemotherapy_sensitivity": 0.1}},
+                               response={"threshold": 100, "by_day": 14})
+
+
+def test_a_replicate_study_that_enrols_nobody_is_left_out_and_said(wide_fit):
+    # with parameters drawn from the fit a study whose drawn damage is too mild for its
+    # entry rule enrols nobody: a possible draw, not a broken design. It is left out (the
+    # published study enrolled) with a warning naming it; the others are kept unchanged
+    from plateletpd.study.uncertainty import EmptyReplicateWarning
+
+    spec = _deep_entry_trial(wide_fit)
+    with pytest.warns(EmptyReplicateWarning, match=r"of 8 replicate trials .* left out"):
+        result = run_uncertainty(spec)
+    drawn = TrialUncertainty.for_trial(spec)
+    damage = {r: drawn.replicate(3, r)[0]["chemotherapy_sensitivity"] for r in range(8)}
+    kept = set(result.replicates[result.replicates.parameters == "drawn"].replicate)
+    left_out = set(range(8)) - kept
+    assert kept and left_out  # this trial and seed give both (seen: 3 left out)
+    # the ones left out are the mildest draws: enrolment only grows with the damage
+    assert max(damage[r] for r in left_out) < min(damage[r] for r in kept)
+    # each kept replicate is the trial its draw gives, whether or not others were empty
+    assert list(result.draws.replicate) == sorted(kept)
+    for r in kept:
+        assert result.draws.set_index("replicate").loc[r, "chemotherapy_sensitivity"] == \
+            pytest.approx(damage[r], rel=1e-12)
+    # the point estimates (the design itself) still enrol in every replicate
+    assert (result.replicates.parameters == "point estimate").sum() == 8
+
+
+def test_a_design_that_enrols_nobody_is_still_an_error(wide_fit, tmp_path):
+    from plateletpd.study.trial import NobodyEnrolledError
+    from plateletpd.study.uncertainty import replicate_trials
+
+    # at the point estimates: the design cannot enrol, whatever the draws
+    shallow = pp.TrialSpec.create(seed=3, model="cit_thrombopoiesis", fit=str(wide_fit),
+                                  subjects_per_arm=8, replicates=2,
+                                  arms=[{"name": "untreated"}], enrolment={"entry_below": 5},
+                                  population={"cv": {"chemotherapy_sensitivity": 0.1}},
+                                  response={"threshold": 100, "by_day": 14})
+    with pytest.raises(NobodyEnrolledError, match="enrolled none of the 8"):
+        run_uncertainty(shallow)
+    # every drawn study empty: a fit whose damage is mild and certain (2.5, SE 0.01; bounds 2-12)
+    record = json.loads(FIT.read_text())
+    record["parameters"]["chemotherapy_sensitivity"].update(value=2.5, stderr=0.01)
+    (tmp_path / "params.json").write_text(json.dumps(record))
+    spec = _deep_entry_trial(tmp_path, replicates=2)
+    with pytest.raises(NobodyEnrolledError, match="every one of the 2 replicate trials"):
+        list(replicate_trials(spec, 2, TrialUncertainty.for_trial(spec)))

@@ -164,21 +164,27 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     sizes = np.zeros(len(rows), int)
     unobserved = np.zeros(len(rows), int)  # patients a day-bound count row cannot see
     bound = [_day_bound_column(row) for row in rows.itertuples()]
+    first, used = True, 0  # a replicate that enrolled nobody is left out (replicate_trials)
     for replicate, _, _, _, result in replicate_trials(spec, replicates, drawn, progress,
                                                        client):
         subjects = result.subjects
         for index, row in rows.iterrows():
             arm = subjects[subjects.arm == mapping[row.arm]]
             size = len(arm) if not math.isfinite(row.n) else min(int(row.n), len(arm))
-            sizes[index] = size if replicate == 0 else min(sizes[index], size)
+            sizes[index] = size if first else min(sizes[index], size)
             values[index, replicate] = readers[index](arm.iloc[:size])
             if bound[index] is not None and bound[index] in arm:
                 unobserved[index] += int(arm[bound[index]].iloc[:size].isna().sum())
+        first, used = False, used + 1
     _refuse_rows_follow_up_cannot_see(rows, values, bound, sizes)
     table = _table(rows, mapping, values, sizes)
     parameters = "parameters drawn from the fit" if drawn else "the fit's point estimates"
     notes = [f"{replicates} replicate trials ({parameters}); each row's statistic over the "
              f"first n patients its trial arm enrolled"]
+    if used < replicates:
+        notes.append(f"{replicates - used} of {replicates} replicate studies (parameters "
+                     f"drawn from the fit) enrolled nobody in some arm and are left out: the "
+                     f"intervals are over the {used} that enrol, as the published study did")
     if drawn:
         notes += list(drawn.notes)
     for row in rows.itertuples():

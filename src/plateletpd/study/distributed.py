@@ -282,18 +282,24 @@ class Shared:
 
 # ------------------------------------------------------------------------------ trials
 def run_trials(specs: Sequence[TrialSpec], client=None, *, chunk: int = CHUNK,
-               progress: bool = False, label: str = "trials") -> list[TrialResult]:
+               progress: bool = False, label: str = "trials", empty: str = "raise"
+               ) -> list:
     """Every trial of ``specs`` (sweep cells, replicates, sensitivity samples), each arm in
     chunks of ``chunk`` patients, all chunks of all trials at once on the cluster.
 
     Without a client each trial is :func:`plateletpd.study.trial.run_trial` (today's
-    execution); with one the results are bit-identical to it.
+    execution); with one the results are bit-identical to it. ``empty``: what a trial with
+    an arm that enrolled nobody gives: ``"raise"`` (its
+    :class:`~plateletpd.study.trial.NobodyEnrolledError`) or ``"error"`` (that error in
+    the trial's place in the list, for the caller to count).
     """
+    if empty not in ("raise", "error"):
+        raise DistributedError(f"empty must be 'raise' or 'error', got {empty!r}")
     if client is None:
         results = []
         meter = Progress(label, len(specs), progress, "trials")
         for spec in specs:
-            results.append(run_trial(spec))
+            results.append(_or_error(lambda: run_trial(spec), empty))
             meter.step()
         return results
     models = {spec.model.source: spec.model for spec in specs}  # one kernel per structure
@@ -303,11 +309,23 @@ def run_trials(specs: Sequence[TrialSpec], client=None, *, chunk: int = CHUNK,
         print(f"  kernels loaded on {len(loaded)} workers in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
     return run_trials_chunked(specs, lambda f, t, s: map_chunks(
-        f, t, client, progress=progress, label=label, shared=s), chunk)
+        f, t, client, progress=progress, label=label, shared=s), chunk, empty)
 
 
-def run_trials_chunked(specs: Sequence[TrialSpec], mapper: Callable, chunk: int = CHUNK
-                       ) -> list[TrialResult]:
+def _or_error(run: Callable, empty: str):
+    """``run()``, or (``empty == "error"``) the NobodyEnrolledError it raised."""
+    from plateletpd.study.trial import NobodyEnrolledError
+
+    try:
+        return run()
+    except NobodyEnrolledError as error:
+        if empty == "raise":
+            raise
+        return error
+
+
+def run_trials_chunked(specs: Sequence[TrialSpec], mapper: Callable, chunk: int = CHUNK,
+                       empty: str = "raise") -> list:
     """:func:`run_trials` with any ``mapper(function, tasks, shared)``: the cohorts are drawn
     here, each chunk of patient indices becomes a task, the results are reassembled in
     patient order exactly as :func:`plateletpd.study.trial.run_trial` assembles them."""
@@ -347,10 +365,15 @@ def run_trials_chunked(specs: Sequence[TrialSpec], mapper: Callable, chunk: int 
     outcomes = mapper(trial_chunk, tasks, shared)
     arms: dict[int, list] = {}
     for number, index, design, matrix, valid, start, stop, _ in plans:
-        arms.setdefault(number, []).append(assemble_arm(
-            specs[number], design, matrix, valid, outcomes[start:stop], stacklevel=4))
-    return [assemble_trial(specs[number], arms[number], relative_days(specs[number]))
-            for number in range(len(specs))]
+        arms.setdefault(number, []).append(_or_error(lambda: assemble_arm(
+            specs[number], design, matrix, valid, outcomes[start:stop], stacklevel=4),
+            empty))
+    results = []
+    for number in range(len(specs)):
+        failed = [arm for arm in arms[number] if isinstance(arm, Exception)]
+        results.append(failed[0] if failed else assemble_trial(
+            specs[number], arms[number], relative_days(specs[number])))
+    return results
 
 
 def run_replicates(spec: TrialSpec, client=None, *, chunk: int = CHUNK,

@@ -58,6 +58,12 @@ class TrialSpecError(PlateletPDError):
     """A trial file that cannot be used; the message names the file and the line."""
 
 
+class NobodyEnrolledError(TrialSpecError):
+    """An arm that enrolled none of its screened virtual patients (the message says why and
+    what to change). Replicate trials with parameters drawn from a fit leave such a
+    replicate out (:func:`plateletpd.study.uncertainty.replicate_trials`)."""
+
+
 @dataclass(frozen=True, repr=False)
 class TrialSpec:
     """A validated trial: model, parameters, population, enrolment, response rule, arms.
@@ -944,8 +950,8 @@ def assemble_arm(spec: TrialSpec, design: ArmDesign, matrix: np.ndarray, valid: 
             kept.append(courses[:room])
     invalid = int(np.sum(~valid))
     if not tables:
-        raise TrialSpecError(_nobody_enrolled(spec, design, len(matrix), invalid,
-                                              screening.get(design.name)))
+        raise NobodyEnrolledError(_nobody_enrolled(spec, design, len(matrix), invalid,
+                                                   screening.get(design.name)))
     if not valid.all():
         warnings.warn(_dropped(spec, design, matrix, valid), DroppedPatientsWarning,
                       stacklevel=stacklevel)

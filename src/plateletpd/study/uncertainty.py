@@ -57,11 +57,16 @@ import pandas as pd
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.display import short_repr
 from plateletpd.io.files import atomic_write, write_text
-from plateletpd.study.trial import TrialResult, TrialSpec, _arm_seed, run_trial
+from plateletpd.study.trial import (NobodyEnrolledError, TrialResult, TrialSpec, _arm_seed,
+                                    run_trial)
 
 
 class UncertaintyError(PlateletPDError):
     """Parameter uncertainty that cannot be drawn (no fit, no covariance, bad mapping)."""
+
+
+class EmptyReplicateWarning(UserWarning):
+    """Replicate trials with drawn parameters in which an arm enrolled nobody, left out."""
 
 
 #: a draw is refused after this many redraws per accepted draw (the bounds hold almost none
@@ -357,21 +362,47 @@ def replicate_trials(spec: TrialSpec, replicates: int, uncertainty: TrialUncerta
     """(replicate, patient seed, drawn fit parameters, redraws per parameter, result) for
     each replicate trial; patient seeds as :func:`plateletpd.study.trial.run_replicates`.
     ``client``: a Dask client on which all replicates' chunks run at once
-    (:mod:`plateletpd.study.distributed`; the same results)."""
+    (:mod:`plateletpd.study.distributed`; the same results).
+
+    With parameters drawn from a fit (``uncertainty``), a replicate in which an arm enrols
+    nobody is a possible draw (a study whose drawn damage is too mild for its eligibility
+    rule) and is left out, with an :class:`EmptyReplicateWarning`: the replicates yielded
+    are the studies that enrol, as the published one did. If every replicate is empty, or
+    the point estimates enrol nobody (the design itself cannot enrol), the
+    :class:`~plateletpd.study.trial.NobodyEnrolledError` is raised."""
     import sys
     import warnings
 
     _check_replicates(replicates)
+    empty: list[tuple[int, NobodyEnrolledError]] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if client is None:
-            yield from _replicates(spec, replicates, uncertainty, progress)
+            results = _replicates(spec, replicates, uncertainty, progress)
         else:
-            yield from _distributed_replicates(spec, replicates, uncertainty, progress,
-                                               client)
+            results = _distributed_replicates(spec, replicates, uncertainty, progress,
+                                              client)
+        for replicate, seed, drawn, outside, result in results:
+            if not isinstance(result, NobodyEnrolledError):
+                yield replicate, seed, drawn, outside, result
+            elif uncertainty is None:
+                raise result
+            else:
+                empty.append((replicate, result))
+    if len(empty) == replicates:
+        raise NobodyEnrolledError(f"every one of the {replicates} replicate trials with "
+                                  f"parameters drawn from the fit enrolled nobody in some "
+                                  f"arm; the first: {empty[0][1]}")
     if caught:  # one line for all replicates, not one per replicate
         warnings.warn(f"{len(caught)} warning(s) in {replicates} replicate trials; the first: "
                       f"{caught[0].message}", caught[0].category, stacklevel=2)
+    if empty:
+        warnings.warn(
+            f"{len(empty)} of {replicates} replicate trials with parameters drawn from the "
+            f"fit enrolled nobody in some arm and are left out (replicate "
+            f"{', '.join(str(r) for r, _ in empty)}; the first: {empty[0][1]}); the "
+            f"intervals are those of the studies that enrol, as the published one did",
+            EmptyReplicateWarning, stacklevel=2)
     if progress:
         print(file=sys.stderr)
 
@@ -385,7 +416,11 @@ def _replicates(spec, replicates, uncertainty, progress):
             kind = "drawn parameters" if uncertainty else "point estimates"
             print(f"\r  replicate {replicate + 1}/{replicates} ({kind})", end="",
                   file=sys.stderr, flush=True)
-        yield replicate, seed, drawn, outside, run_trial(trial)
+        try:
+            result = run_trial(trial)
+        except NobodyEnrolledError as error:
+            result = error
+        yield replicate, seed, drawn, outside, result
 
 
 def _replicate_spec(spec, replicate, uncertainty):
@@ -404,7 +439,7 @@ def _distributed_replicates(spec, replicates, uncertainty, progress, client):
 
     drawn = [_replicate_spec(spec, replicate, uncertainty) for replicate in range(replicates)]
     results = run_trials([trial for *_, trial in drawn], client, progress=progress,
-                         label="replicate trials")
+                         label="replicate trials", empty="error")
     for replicate, ((seed, values, outside, _), result) in enumerate(zip(drawn, results)):
         yield replicate, seed, values, outside, result
 
