@@ -265,3 +265,35 @@ def test_two_composites_answering_the_same_rows_are_refused():
     with pytest.raises(TrialSpecError, match=r"composite 'first' answers the rows with "
                                              r"this threshold text already"):
         _one_arm_trial(composite=composite)
+
+
+def _mild_trial(damage: float):
+    """Untreated patients enrolled below 30: at a mild damage few of the 20 screened enrol
+    (sizes for a fast test, not from a study)."""
+    return pp.TrialSpec.create(seed=3, model="cit_thrombopoiesis", subjects_per_arm=20,
+                               arms=[{"name": "untreated"}], enrolment={"entry_below": 30},
+                               population={"cv": {"chemotherapy_sensitivity": 0.3},
+                                           "typical": {"chemotherapy_sensitivity": damage}},
+                               response={"threshold": 100, "by_day": 14})
+
+
+def test_a_drawn_study_short_of_its_size_recruits_more_with_the_same_first_patients():
+    # a published study recruits until it has its n; a virtual one drawn mild must too, or
+    # its rows are read over a few patients (a wider interval the study did not have)
+    from plateletpd.study.check import RECRUIT_LIMIT, recruit_to_size
+    from plateletpd.study.trial import run_trial
+
+    short = run_trial(_mild_trial(5.0))
+    assert len(short.subjects) < 20  # this seed and damage: 7 of 20 enrol
+    grown, reran = recruit_to_size(short, {"untreated": 20})
+    assert reran == 1 and len(grown.subjects) >= 20
+    assert grown.spec.subjects_per_arm > short.spec.subjects_per_arm
+    # the same seed: every patient enrolled before is enrolled again with the same endpoints
+    again = grown.subjects[grown.subjects.patient.isin(short.subjects.patient)]
+    pd.testing.assert_frame_equal(again.reset_index(drop=True),
+                                  short.subjects.reset_index(drop=True))
+    # enough already: the same result, no rerun
+    assert recruit_to_size(grown, {"untreated": 20}) == (grown, 0)
+    # a shortfall beyond reach stops at the limit (the check's note on sizes says the rest)
+    capped, _ = recruit_to_size(short, {"untreated": 10_000})
+    assert capped.spec.subjects_per_arm == RECRUIT_LIMIT * 20

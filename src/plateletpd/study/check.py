@@ -165,8 +165,14 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     unobserved = np.zeros(len(rows), int)  # patients a day-bound count row cannot see
     bound = [_day_bound_column(row) for row in rows.itertuples()]
     first, used = True, 0  # a replicate that enrolled nobody is left out (replicate_trials)
+    needed = {mapping[arm]: int(n) for arm, n in rows.groupby("arm").n.max().items()
+              if math.isfinite(n)}  # each trial arm: the largest study size read from it
+    recruited = 0
     for replicate, _, _, _, result in replicate_trials(spec, replicates, drawn, progress,
                                                        client):
+        if drawn is not None:
+            result, more = recruit_to_size(result, needed)
+            recruited += more
         subjects = result.subjects
         for index, row in rows.iterrows():
             arm = subjects[subjects.arm == mapping[row.arm]]
@@ -181,6 +187,10 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     parameters = "parameters drawn from the fit" if drawn else "the fit's point estimates"
     notes = [f"{replicates} replicate trials ({parameters}); each row's statistic over the "
              f"first n patients its trial arm enrolled"]
+    if recruited:
+        notes.append(f"{recruited} replicate studies (parameters drawn from the fit) enrolled "
+                     f"fewer virtual patients than the study had and screened more, as a "
+                     f"study recruits until its size (the same first patients)")
     if used < replicates:
         notes.append(f"{replicates - used} of {replicates} replicate studies (parameters "
                      f"drawn from the fit) enrolled nobody in some arm and are left out: the "
@@ -214,6 +224,35 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     long = pd.DataFrame(values, columns=range(replicates)).assign(line=rows.line).melt(
         id_vars="line", var_name="replicate", value_name="value")
     return CheckResult(spec, study, table, long, tuple(notes))
+
+
+#: at most this many times the trial's screened patients when a drawn study recruits to size
+RECRUIT_LIMIT = 8
+
+
+def recruit_to_size(result, needed: Mapping[str, int]):
+    """``(result, 1)`` rerun with more patients screened per arm when an arm enrolled fewer
+    than ``needed`` (trial arm -> the study's size), else ``(result, 0)``.
+
+    A published study recruits until it has its patients; a virtual study whose drawn
+    damage is mild (a new study drawn from the between-study spread) enrols fewer of the
+    screened, and its rows would otherwise be read over a few patients, widening the
+    interval for a reason the study did not have. The rerun keeps the seed, so its first
+    patients are the same; it screens in proportion to the shortfall (with a fifth more for
+    luck), at most :data:`RECRUIT_LIMIT` times the trial's number, and may still fall short
+    (the check's note on sizes then says so)."""
+    from dataclasses import replace
+
+    from plateletpd.study.trial import run_trial
+
+    enrolled = result.subjects.groupby("arm").size()
+    shortfall = max((n / max(int(enrolled.get(arm, 0)), 1) for arm, n in needed.items()
+                     if int(enrolled.get(arm, 0)) < n), default=1.0)
+    screened = result.spec.subjects_per_arm
+    more = min(math.ceil(screened * shortfall * 1.2), RECRUIT_LIMIT * screened)
+    if shortfall <= 1.0 or more <= screened:
+        return result, 0
+    return run_trial(replace(result.spec, subjects_per_arm=more)), 1
 
 
 def arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
