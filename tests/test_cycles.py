@@ -34,8 +34,8 @@ from plateletpd.study.trial import _cohort, bundled_trial, load_trial_spec
 # PLT < 100, re-check weekly, give up after 28 days, 20% less after a delay
 # 1.55 doses: deep enough at the bundled fit's typical damage (chosen at 4.03, the fit of
 # 2026-12-01 20:52 UTC: the same absolute damage as 1.25 doses at the earlier 4.92, and 1
-# dose at 6.03; 4.27 since 2026-12-02 01:40 UTC, 6% deeper) that each eligibility rule
-# below selects some patients and not others
+# dose at 6.03; 4.27 since 2026-12-02 01:40 UTC, 6% deeper; 4.43 since 09:20 UTC) that
+# each eligibility rule below selects some patients and not others
 COURSE_DOSE = 1.55
 COURSE = ChemotherapyCourse(regimen=f"chemotherapy {COURSE_DOSE} dose", cycle_days=21, cycles=4,
                             delay_below=100, recheck_every_days=7, give_up_after_days=28,
@@ -223,12 +223,12 @@ def test_the_documented_worked_example_runs_and_gives_the_numbers_the_docs_state
     # the numbers docs/trial_files.md states for this example (seed 20261121, 200 patients,
     # cit_marrow_reserve with its bundled fit)
     given, how_many = np.unique(history.cycles_given, return_counts=True)
-    assert dict(zip(given.tolist(), how_many.tolist())) == {1: 3, 2: 5, 3: 6, 4: 186}
-    assert history.abandoned.sum() == 14
+    assert dict(zip(given.tolist(), how_many.tolist())) == {1: 1, 2: 5, 3: 2, 4: 192}
+    assert history.abandoned.sum() == 8
     delays, how_many = np.unique(history.delay[:, 1], return_counts=True)
-    assert dict(zip(delays.tolist(), how_many.tolist())) == {0.0: 147, 7.0: 46, 14.0: 4,
-                                                              math.inf: 3}
-    assert [row["remaining"] for row in counts] == [74, 49]
+    assert dict(zip(delays.tolist(), how_many.tolist())) == {0.0: 150, 7.0: 46, 14.0: 3,
+                                                              math.inf: 1}
+    assert [row["remaining"] for row in counts] == [78, 47]
 
 
 def test_a_patient_whose_simulation_fails_is_flagged_not_abandoned_nor_eligible(cohort):
