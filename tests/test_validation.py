@@ -151,3 +151,39 @@ def test_a_model_without_a_recorded_validation_says_so():
 
     text = "\n".join(validation_report_lines(pp.load_model("friberg_platelets")))
     assert "No recorded validation of friberg_platelets" in text
+
+
+def test_the_summary_counts_rows_in_the_central_half_and_the_median_percentile():
+    # coverage of the 95% interval cannot tell honest intervals from too wide ones: a
+    # probability-integral-transform count can (about half of the rows in the central
+    # half if honest). Constructed table: 4 calibration rows at percentiles 10, 30, 60, 99
+    # (2 central, median 45); 2 held-out rows at 50 and 80 (1 central, median 65)
+    from plateletpd.study.validation_results import inside_by_role
+
+    table = pd.DataFrame({
+        "role": ["calibration"] * 4 + ["held out"] * 2,
+        "inside": [True, True, True, False, True, True],
+        "observed_percentile": [10.0, 30.0, 60.0, 99.0, 50.0, 80.0]})
+    summary = inside_by_role(table).set_index("role")
+    assert summary.loc["calibration", "central"] == 2
+    assert summary.loc["calibration", "median_percentile"] == 45.0
+    assert summary.loc["held out", "central"] == 1
+    assert summary.loc["held out", "central_pct"] == 50.0
+    # the boundaries belong to the central half (percentiles 25 and 75)
+    edges = table.assign(observed_percentile=[25.0, 75.0, 24.9, 75.1, 50.0, 50.0])
+    assert inside_by_role(edges).set_index("role").loc["calibration", "central"] == 2
+    # a table without percentiles (an older record) still gives the coverage
+    assert list(inside_by_role(table.drop(columns="observed_percentile")).columns) == \
+        ["role", "rows", "inside", "inside_pct"]
+
+
+def test_a_trial_report_gives_the_recorded_central_half_count():
+    import plateletpd as pp
+    from plateletpd.study.validation_results import recorded_validation, validation_report_lines
+
+    table, _ = recorded_validation("cit_marrow_reserve")
+    text = "\n".join(validation_report_lines(pp.load_model("cit_marrow_reserve")))
+    central = table.observed_percentile.between(25, 75)
+    for role in ("calibration", "not fitted", "held out"):
+        rows = table.role == role
+        assert f"{role} {int(central[rows].sum())}/{int(rows.sum())}, median percentile" in text

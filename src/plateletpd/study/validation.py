@@ -243,10 +243,13 @@ def validation_markdown(result: ValidationResult) -> str:
     """The result as a report: the summary per role, then every row by role."""
     lines = [f"# Validation suite {result.suite.name}", "",
              result.suite.description or "", "", "![observed percentiles](validation.png)", "",
-             "| role | rows | inside the 95% prediction interval |", "|---|---|---|"]
+             "| role | rows | inside the 95% prediction interval | in the central half of "
+             "its virtual studies (about half if the intervals are honest) | median observed "
+             "percentile |", "|---|---|---|---|---|"]
     for row in result.summary.itertuples():
         lines.append(f"| {row.role} | {int(row.rows)} | {int(row.inside)} "
-                     f"({row.inside_pct:.0f}%) |")
+                     f"({row.inside_pct:.0f}%) | {int(row.central)} ({row.central_pct:.0f}%) "
+                     f"| {row.median_percentile:.0f} |")
     for role in result.summary.role:
         header = ("| check | trial | line | arm | endpoint | observed | predicted | "
                   "95% interval | inside |")

@@ -26,11 +26,27 @@ ROLES = ("calibration", "not fitted", "held out")
 def inside_by_role(table: pd.DataFrame) -> pd.DataFrame:
     """Per role present in a validation table (``role``, ``inside`` per row): rows,
     rows inside their 95% prediction interval and that share in percent, in
-    :data:`ROLES` order. The roles are never pooled."""
-    counts = (table.groupby("role", sort=False)
-              .agg(rows=("inside", "size"), inside=("inside", "sum"))
+    :data:`ROLES` order. The roles are never pooled.
+
+    With ``observed_percentile`` (each observed value's percentile among its replicate
+    studies) also ``central`` and ``central_pct``: the rows whose observed value lies in
+    the central half of its replicate studies (percentile 25-75), and
+    ``median_percentile``. Coverage of the 95% interval alone cannot tell honest intervals
+    from intervals too wide to be wrong; honest ones put about half of the rows in the
+    central half, too wide ones many more, and a model biased one way puts the median
+    percentile far from 50 (a probability-integral-transform check, as in a visual
+    predictive check)."""
+    rows = table.assign(central=table.observed_percentile.between(25, 75)) \
+        if "observed_percentile" in table else table
+    aggregates = {"rows": ("inside", "size"), "inside": ("inside", "sum")}
+    if "observed_percentile" in table:
+        aggregates.update(central=("central", "sum"),
+                          median_percentile=("observed_percentile", "median"))
+    counts = (rows.groupby("role", sort=False).agg(**aggregates)
               .reindex([r for r in ROLES if r in set(table.role)]).reset_index())
     counts["inside_pct"] = 100.0 * counts.inside / counts.rows
+    if "observed_percentile" in table:
+        counts["central_pct"] = 100.0 * counts.central / counts.rows
     return counts
 
 
@@ -65,6 +81,15 @@ def validation_report_lines(model, folder: Path | None = None) -> list[str]:
         f"each row's size per check, uncertainty {record.get('uncertainty', '?')!r}): rows "
         f"inside their 95% prediction interval, by role: {inside_text(table)}. Only the "
         f"held-out rows (trials no fit saw) test a prediction for a new study."), ""]
+    if "observed_percentile" in table:  # coverage alone cannot see intervals too wide
+        summary = inside_by_role(table)
+        lines += [(
+            "Whether the intervals are honest rather than merely wide: rows whose observed "
+            "value lies in the central half of its virtual studies (about half if the "
+            "intervals are honest, many more if they are too wide), and the median "
+            "observed percentile (about 50 unless the model errs one way): " + ", ".join(
+                f"{row.role} {int(row.central)}/{int(row.rows)}, median percentile "
+                f"{row.median_percentile:.0f}" for row in summary.itertuples()) + "."), ""]
     caveats = [f"- {c.get('trial', '?')}: {c['note']}" for c in record.get("checks", [])
                if c.get("role") == "held out" and c.get("note")]
     if caveats:  # what the suite says a held-out row can and cannot show
