@@ -236,3 +236,28 @@ def test_the_readme_python_examples_run_as_written(tmp_path, monkeypatch):
     result = namespace["result"]
     assert isinstance(result, pp.TrialResult)
     assert list(result.summary.index) == ["untreated", "rhTPO"]
+
+
+def test_an_arm_above_the_typical_baseline_is_flagged_in_the_report(tmp_path):
+    # issue 17's plausibility bound: no arm's mean count on day 14 above 300 x10^9/L (1.2 x
+    # a typical baseline of 250) unless a source shows it. A fixed 14-day course of both
+    # c-Mpl agonists from entry (no stop rule) rebounds far above it; no treatment does
+    # not (sizes for a fast test, not from a study)
+    from plateletpd.study.trial import REBOUND_FACTOR, rebound_flags
+
+    spec = pp.TrialSpec.create(
+        seed=4, model="cit_marrow_reserve", subjects_per_arm=30,
+        population={"cv": {"chemotherapy_sensitivity": 0.3}},
+        enrolment={"entry_below": 75}, response=RULE,
+        arms=[{"name": "untreated"},
+              {"name": "both", "treatment": ["hetrombopag 7.5 mg", "rhTPO 15000 U"],
+               "max_days": 14, "stop_at": False}])
+    result = run_trial(spec)
+    flags = rebound_flags(result)
+    baseline = 250.0  # the model file's platelets_baseline (no population override here)
+    high = result.summary[["mean_plt_day_7", "mean_plt_day_14"]].max(axis=1)
+    flagged = {arm for arm in result.summary.index if any(f"arm {arm!r}" in f for f in flags)}
+    assert flagged == set(high[high > REBOUND_FACTOR * baseline].index) == {"both"}
+    write_trial(result, tmp_path / "out")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "Plausibility" in report and "times the population's typical baseline" in report

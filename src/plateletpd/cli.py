@@ -218,7 +218,7 @@ def _trial_spec(args):
 def command_trial(args) -> int:
     import time
 
-    from plateletpd.study.trial import arm_table, run_trial, write_trial
+    from plateletpd.study.trial import arm_table, rebound_flags, run_trial, write_trial
 
     spec = _with_uncertainty_options(_trial_spec(args), args)
     _check_out(args.out)
@@ -230,6 +230,8 @@ def command_trial(args) -> int:
             spec, client, args)
         print()
         print(arm_table(result).to_string())
+        for flag in rebound_flags(result):
+            print(f"plausibility: {flag}")
         table = None
         uncertainty = _run_uncertainty(spec, client) if spec.extra.get("uncertainty") == \
             "fit" else None

@@ -205,6 +205,8 @@ def _run_demo(folder: Path, root: Path, parameters: dict | None, origin: str,
               f"{spec.parameters_from}\n")
         result = trials.run_trial(spec)
         print(trials.arm_table(result).to_string())
+        for flag in trials.rebound_flags(result):
+            print(f"plausibility: {flag}")
         from plateletpd.study.validation_results import inside_text, recorded_validation
 
         recorded = recorded_validation(spec.model.name)

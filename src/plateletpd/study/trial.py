@@ -1397,6 +1397,37 @@ def arm_table(result: TrialResult) -> pd.DataFrame:
         "transfused %": s["transfused_pct"].round(1)}, index=s.index)
 
 
+#: an arm's mean count this many times the population's typical baseline is flagged: issue
+#: 17's plausibility bound (no arm's mean count on day 14 above 300 x10^9/L, above a typical
+#: baseline of about 250, unless a source shows it)
+REBOUND_FACTOR = 1.2
+
+
+def rebound_flags(result: TrialResult) -> list[str]:
+    """One sentence per arm whose mean count on day 7 or day 14 of treatment is above
+    :data:`REBOUND_FACTOR` times the population's typical ``platelets_baseline`` (models
+    without that parameter: none). A virtual trial can show counts no clinic sees; the
+    flag says so next to the numbers instead of leaving it to the reader."""
+    model = result.spec.model
+    if "platelets_baseline" not in model.parameter_names:
+        return []
+    vector = model.parameter_vector({}, dict(result.spec.covariates))
+    baseline = float(vector[model.parameter_names.index("platelets_baseline")])
+    flags = []
+    for arm, row in result.summary.iterrows():
+        for day in (7, 14):
+            mean = row.get(f"mean_plt_day_{day}", math.nan)
+            if math.isfinite(mean) and mean > REBOUND_FACTOR * baseline:
+                flags.append(
+                    f"arm {arm!r}: mean count on treatment day {day} {mean:.0f} x10^9/L, "
+                    f"{mean / baseline:.2f} times the population's typical baseline "
+                    f"({baseline:g}): a rebound above baseline that published trials rarely "
+                    f"show; check it against the model card's known limits before using "
+                    f"this arm's later counts")
+                break
+    return flags
+
+
 def _difference_table(differences: pd.DataFrame) -> pd.DataFrame:
     """differences.csv as printed in the report."""
     return pd.DataFrame({
@@ -1436,6 +1467,9 @@ def _report(result: TrialResult, record: dict) -> str:
           if len(result.screening) else []),
         *(_course_report(result) if spec.extra.get("course") is not None else []),
         "## Arms", "", "```", arm_table(result).to_string(), "```", "",
+        *(["Plausibility (counts above the typical baseline):", "",
+           *[f"- {flag}" for flag in rebound_flags(result)], ""]
+          if rebound_flags(result) else []),
         f"## Differences from {spec.reference_arm}" + (
             " (paired: the same patients in every arm)"
             if spec.extra.get("design") == "paired" else ""), "", "```",
