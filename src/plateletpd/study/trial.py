@@ -1451,6 +1451,7 @@ def _screening_table(result: TrialResult) -> pd.DataFrame:
 
 def _report(result: TrialResult, record: dict) -> str:
     spec = result.spec
+    flags = rebound_flags(result)
     return "\n".join([
         f"# Virtual trial: {spec.name}", "", spec.description, "",
         f"Model `{spec.model.name}` (hash {spec.model.hash[:12]}), parameters: "
@@ -1468,8 +1469,7 @@ def _report(result: TrialResult, record: dict) -> str:
         *(_course_report(result) if spec.extra.get("course") is not None else []),
         "## Arms", "", "```", arm_table(result).to_string(), "```", "",
         *(["Plausibility (counts above the typical baseline):", "",
-           *[f"- {flag}" for flag in rebound_flags(result)], ""]
-          if rebound_flags(result) else []),
+           *[f"- {flag}" for flag in flags], ""] if flags else []),
         f"## Differences from {spec.reference_arm}" + (
             " (paired: the same patients in every arm)"
             if spec.extra.get("design") == "paired" else ""), "", "```",
