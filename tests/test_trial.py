@@ -255,3 +255,29 @@ def test_a_fit_folder_with_an_unreadable_configuration_is_a_clear_error(tmp_path
     path.write_text(NO_CV_TRIAL.replace("seed = 3", f'seed = 3\nfit = "{fit}"'))
     with pytest.raises(TrialSpecError, match=r"\[trial\] fit.*not a readable fit configuration"):
         load_trial_spec(path)
+
+
+def test_a_relative_model_path_is_read_from_the_trial_files_folder(tmp_path, monkeypatch):
+    # a trial file next to its own copy of a model file (models/mine.toml) must load that
+    # copy whatever directory the command is run from, as a fit configuration's paths are
+    # read from the configuration's folder; a bundled name stays a bundled name
+    from plateletpd.model.definition import load_model
+
+    (tmp_path / "models").mkdir()
+    copy = tmp_path / "models" / "mine.toml"
+    copy.write_text(load_model("cit_marrow_reserve").text + "\n# my copy\n")
+    (tmp_path / "study").mkdir()
+    path = tmp_path / "study" / "trial.toml"
+    path.write_text(NO_CV_TRIAL.replace('model = "cit_marrow_reserve"',
+                                        'model = "../models/mine.toml"\nfit = "none"'))
+    elsewhere = tmp_path / "elsewhere" / "deeper"  # where ../models/mine.toml is not
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    spec = load_trial_spec(path)
+    assert spec.model.text == copy.read_text()
+    assert Path(spec.model.path).resolve() == copy.resolve()
+    # a path that is not there is named as the trial file's folder sees it
+    path.write_text(NO_CV_TRIAL.replace('model = "cit_marrow_reserve"',
+                                        'model = "../models/absent.toml"'))
+    with pytest.raises(TrialSpecError, match=r"\[trial\] model.*study/\.\./models/absent"):
+        load_trial_spec(path)

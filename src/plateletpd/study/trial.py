@@ -311,6 +311,17 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
                        path.stem)
 
 
+def _model_reference(model: str, trial_path: str) -> str:
+    """A trial file's ``model``: a bundled name as given; a relative path to a model file
+    (a name ending in .toml or holding a folder) is read from the trial file's folder, as a
+    fit configuration's paths are, so a trial runs the same model from any directory."""
+    path = Path(model)
+    if path.is_absolute() or not (path.suffix == ".toml" or len(path.parts) > 1):
+        return model
+    folder = Path(trial_path).parent
+    return str(folder / path) if Path(trial_path).is_file() else model
+
+
 def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                 default_name: str) -> TrialSpec:
     """A trial from a document (a file, or keyword arguments: :meth:`TrialSpec.create`)."""
@@ -319,7 +330,7 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
     checked = document.check(TRIAL_SCHEMA)
     trial, population, fail = checked["trial"], checked["population"], document.fail
     try:
-        model = load_model(trial["model"])
+        model = load_model(_model_reference(trial["model"], document.path))
     except PlateletPDError as error:
         raise fail(("trial", "model"), str(error)) from None
     values, origin, cv_origin = {}, "the model file's values", ""
