@@ -288,3 +288,27 @@ def test_a_trial_that_enrols_nobody_is_raised_or_returned_in_its_place():
     assert isinstance(run_trials([spec, empty], empty="error")[1], NobodyEnrolledError)
     with pytest.raises(DistributedError, match="empty must be"):
         run_trials([spec], empty="skip")
+
+
+def test_a_drawn_study_recruits_to_size_on_the_cluster(client, monkeypatch):
+    # a check on a cluster reruns a short replicate there too (not in this process), with
+    # the same result as the local rerun (the same seed, more screened)
+    from plateletpd.study import trial
+    from plateletpd.study.check import recruit_to_size
+
+    spec = TrialSpec.create(seed=3, model="cit_thrombopoiesis", subjects_per_arm=20,
+                            arms=[{"name": "untreated"}], enrolment={"entry_below": 30},
+                            population={"cv": {"chemotherapy_sensitivity": 0.3},
+                                        "typical": {"chemotherapy_sensitivity": 5.0}},
+                            response={"threshold": 100, "by_day": 14})
+    short = run_trial(spec)  # 7 of 20 enrol (tests/test_predictive_check.py)
+    local, reran = recruit_to_size(short, {"untreated": 20})
+    assert reran == 1
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the rerun ran in this process, not on the cluster")
+
+    monkeypatch.setattr(trial, "run_trial", refused)
+    remote, reran = recruit_to_size(short, {"untreated": 20}, client)
+    assert reran == 1
+    assert_same_trial(local, remote)

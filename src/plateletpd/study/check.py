@@ -171,7 +171,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     for replicate, _, _, _, result in replicate_trials(spec, replicates, drawn, progress,
                                                        client):
         if drawn is not None:
-            result, more = recruit_to_size(result, needed)
+            result, more = recruit_to_size(result, needed, client)
             recruited += more
         subjects = result.subjects
         for index, row in rows.iterrows():
@@ -230,7 +230,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
 RECRUIT_LIMIT = 8
 
 
-def recruit_to_size(result, needed: Mapping[str, int]):
+def recruit_to_size(result, needed: Mapping[str, int], client=None):
     """``(result, 1)`` rerun with more patients screened per arm when an arm enrolled fewer
     than ``needed`` (trial arm -> the study's size), else ``(result, 0)``.
 
@@ -240,7 +240,9 @@ def recruit_to_size(result, needed: Mapping[str, int]):
     interval for a reason the study did not have. The rerun keeps the seed, so its first
     patients are the same; it screens in proportion to the shortfall (with a fifth more for
     luck), at most :data:`RECRUIT_LIMIT` times the trial's number, and may still fall short
-    (the check's note on sizes then says so)."""
+    (the check's note on sizes then says so). ``client``: a Dask client, on which the
+    rerun's chunks run as the replicates' did (:mod:`plateletpd.study.distributed`; the
+    same result as a local rerun)."""
     from dataclasses import replace
 
     from plateletpd.study.trial import run_trial
@@ -252,7 +254,12 @@ def recruit_to_size(result, needed: Mapping[str, int]):
     more = min(math.ceil(screened * shortfall * 1.2), RECRUIT_LIMIT * screened)
     if shortfall <= 1.0 or more <= screened:
         return result, 0
-    return run_trial(replace(result.spec, subjects_per_arm=more)), 1
+    larger = replace(result.spec, subjects_per_arm=more)
+    if client is None:
+        return run_trial(larger), 1
+    from plateletpd.study.distributed import run_trials
+
+    return run_trials([larger], client)[0], 1
 
 
 def arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
