@@ -54,6 +54,22 @@ def test_days_below_and_auc_of_a_cycle_on_a_linear_count():
     assert result.days_below(1, 100)[1] == pytest.approx(10.0)
 
 
+def test_a_cycles_recovery_peak_is_read_after_its_nadir():
+    # a V-shaped cycle: 300 - 25 t down to 50 on day 10, then 50 + 10 (t - 10); the day-0
+    # count (300) is the window's highest but comes before the nadir: a study's "maximal
+    # platelet count" of a cycle is its recovery peak (Bai 2004, data/out_of_sample.csv)
+    result = linear_course()
+    t = result.times
+    v_shape = np.where(t < 10, 300 - 25 * t, 50 + 10 * (t - 10))
+    result.platelets[:] = v_shape
+    last = t[t < 21][-1]  # cycle 1's window ends where cycle 2 starts (day 21)
+    assert result.readings(1)["peak"][0] == pytest.approx(50 + 10 * (last - 10))
+    assert result.readings(1)["nadir"][0] == pytest.approx(50.0)
+    # the patient never given cycle 2 reads cycle 1 to the end of follow-up (day 42)
+    assert result.readings(1)["peak"][1] == pytest.approx(50 + 10 * (42 - 10))
+    assert math.isnan(result.readings(2)["peak"][1])
+
+
 @pytest.fixture(scope="module")
 def nsclc():
     return run_trial(load_trial_spec(NSCLC, subjects=150))
@@ -197,3 +213,16 @@ def test_data_level_gives_an_unstated_duration_row_its_level_outside_a_cycle_too
     # a level the whole-follow-up columns do not count is named with the fix
     message = row_reader(row, response, level=100.0)
     assert "outside a data_cycle arm the trial counts days below 20 or 50" in message
+
+
+def test_a_peak_row_of_a_data_cycle_arm_reads_that_cycles_recovery_peak(nsclc):
+    row = next(pd.DataFrame([{"study": "s", "arm": "prophylactic rhTPO cycle",
+                              "endpoint": "peak_plt", "threshold": "", "day": math.nan,
+                              "statistic": "mean"}]).itertuples())
+    reader = arm_row_reader(nsclc.spec, row, "prophylactic rhTPO cycle")
+    table = arm(nsclc, "prophylactic rhTPO cycle")
+    assert reader(table) == pytest.approx(table.cycle2_peak.mean())
+    # the recovery peak is at or above the nadir and at most the cycle's highest count
+    given = table.cycle2_nadir.notna()  # a patient whose cycle 2 never came reads NaN
+    assert given.any() and table.cycle2_peak[~given].isna().all()
+    assert (table.cycle2_peak[given] >= table.cycle2_nadir[given]).all()

@@ -340,8 +340,8 @@ def arm_row_reader(spec: TrialSpec, row, trial_arm: str) -> Reader | str:
 
 
 #: the endpoints a data_cycle arm reads from its cycle
-CYCLE_ENDPOINTS = ("nadir_plt", "duration_thrombocytopenia_days", "duration_below_days",
-                   "plt_auc_day0_21")
+CYCLE_ENDPOINTS = ("nadir_plt", "peak_plt", "duration_thrombocytopenia_days",
+                   "duration_below_days", "plt_auc_day0_21")
 
 
 def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
@@ -358,7 +358,7 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
     if not math.isnan(row.day):
         return (f"a cycle's {row.endpoint} is read over the cycle (the AUC over its days "
                 f"0-21): leave the row's day empty")
-    column = {"nadir_plt": f"cycle{cycle}_nadir",
+    column = {"nadir_plt": f"cycle{cycle}_nadir", "peak_plt": f"cycle{cycle}_peak",
               "plt_auc_day0_21": f"cycle{cycle}_auc_21_days"}.get(row.endpoint)
     if column is None:
         stated = parse_threshold(row.threshold)[1] if row.threshold else None

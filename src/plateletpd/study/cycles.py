@@ -146,7 +146,9 @@ class CourseResult:
 
     def readings(self, cycle: int, levels=()) -> dict:
         """From one pass over cycle ``cycle``'s window (1-based; to the next cycle or the
-        end of follow-up): each patient's ``"nadir"`` and, per level in ``levels``, the days
+        end of follow-up): each patient's ``"nadir"``, ``"peak"`` (the highest count from
+        the nadir to the window's end: the cycle's recovery peak) and, per level in
+        ``levels``, the days
         with the count below it (on the output grid, as the trial's ``days_below_50``);
         NaN where that cycle was not given."""
         start, inside = self._window(cycle)
@@ -154,6 +156,10 @@ class CourseResult:
         masked = np.where(inside, self.platelets, np.inf)
         step = self.times[1] - self.times[0] if len(self.times) > 1 else 0.0
         out = {"nadir": np.where(given, masked.min(axis=1), np.nan)}
+        # the recovery peak: the highest count from the nadir to the window's end
+        after = inside & (np.arange(len(self.times)) >= masked.argmin(axis=1)[:, None])
+        peak = np.where(after, self.platelets, -np.inf).max(axis=1)
+        out["peak"] = np.where(given, peak, np.nan)
         for level in levels:
             out[level] = np.where(given, np.sum(masked < level, axis=1) * step, np.nan)
         return out
@@ -663,6 +669,8 @@ COURSE_COLUMNS = (
     ("cycle{c}_dose", "fraction", "cycle {c}'s chemotherapy dose as a fraction of the full "
      "dose"),
     ("cycle{c}_nadir", "x10^9/L", "lowest count from cycle {c} to the next cycle"),
+    ("cycle{c}_peak", "x10^9/L", "highest count from cycle {c}'s nadir to the next cycle "
+     "(the cycle's recovery peak)"),
     ("cycle{c}_on_time", "flag", "cycle {c} given on its planned day"),
     *((f"cycle{{c}}_days_below_{level}", "days", f"days with the count below {level} from "
        f"cycle {{c}} to the next cycle (the course's output grid)") for level in CYCLE_LEVELS),
@@ -703,6 +711,7 @@ def course_endpoints(arm: ArmResult) -> dict:
                         f"cycle{c}_delay_days": result.delay[:, c - 1],
                         f"cycle{c}_dose": result.dose[:, c - 1],
                         f"cycle{c}_nadir": readings["nadir"],
+                        f"cycle{c}_peak": readings["peak"],
                         f"cycle{c}_on_time": given[:, c - 1] & (result.delay[:, c - 1] == 0),
                         **{f"cycle{c}_days_below_{level}": readings[level]
                            for level in CYCLE_LEVELS},
