@@ -308,3 +308,33 @@ def test_xu2018_rhil11_arm_is_predicted(xu2018_check):
     # 44.5 [35.5, 62.6] and 63.3% [37.9, 80.4] (validation suite, 40 studies; 44.7 and 62.7%
     # with the fit of 12:52 UTC)
     assert xu2018_check.loc[6, "inside"] and xu2018_check.loc[7, "inside"]
+
+
+@pytest.fixture(scope="module")
+def bai2004_check():
+    # Bai 2004 (PMID 15379272, randomised crossover, n = 154): rhTPO 300 U/kg/d from the day
+    # after chemotherapy for 14 days in one of two identical cycles; each cycle's mean
+    # nadir, mean maximal count and days below 50, lines 12-17 of data/out_of_sample.csv
+    return _held_out_check("bai2004_rhtpo_crossover", 300)
+
+
+@pytest.mark.slow
+def test_bai2004_rhtpo_cycle_beats_the_same_patients_untreated_cycle(bai2004_check):
+    # published direction (Bai 2004): nadir 64.4 vs 52.4, maximal count 263.9 vs 148.9,
+    # days below 50 2.5 vs 3.7 with and without rhTPO
+    predicted = bai2004_check["predicted"]
+    assert predicted[12] > predicted[15] and predicted[13] > predicted[16]
+    assert predicted[14] < predicted[17]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "measured 2026-12-02 (seventeenth session, bundled fit of 09:20 UTC, 40 studies of 154, "
+    "parameters and a new study's damage drawn; written blind from the abstract): maximal "
+    "count of the rhTPO cycle 505.7 [294.0, 648.2] against 263.9 and of the untreated cycle "
+    "236.6 [212.4, 254.8] against 148.9, both outside; the nadirs and days below 50 inside. "
+    "The recovery after stimulation and, less, the untreated recovery within a cycle are "
+    "too high (models/cit_marrow_reserve.md, 'Out of sample: Bai 2004' and 'Open finding: "
+    "the rebound after stimulation')"))
+def test_bai2004_recovery_peaks_are_predicted(bai2004_check):
+    assert bai2004_check.loc[13, "inside"] and bai2004_check.loc[16, "inside"]

@@ -303,3 +303,38 @@ def test_a_design_that_enrols_nobody_is_still_an_error(wide_fit, tmp_path):
     spec = _deep_entry_trial(tmp_path, replicates=2)
     with pytest.raises(NobodyEnrolledError, match="every one of the 2 replicate trials"):
         list(replicate_trials(spec, 2, TrialUncertainty.for_trial(spec)))
+
+
+def test_a_new_study_outside_the_bounds_is_redrawn_not_clipped():
+    """A new study's value, typical x exp(SD x z), obeys the model's bounds as every drawn
+    parameter does (module docstring: redrawn whole, never clipped, redraws counted). Found
+    2026-12-02: a drawn study of the haematological trial reached chemotherapy_sensitivity
+    28.9 against the model file's upper bound 25, and the whole check stopped."""
+    from dataclasses import replace as _replace
+
+    from plateletpd.study.uncertainty import TrialUncertainty
+
+    spec = pp.TrialSpec.create(seed=5, model="cit_marrow_reserve", subjects_per_arm=10,
+                               uncertainty="fit", arms=[{"name": "untreated"}],
+                               response={"threshold": 100, "by_day": 14})
+    drawn = TrialUncertainty.for_trial(spec)
+    # the model file's bounds, [0, 25], not the fit's search range for the typical value
+    assert drawn.study_bounds == {"chemotherapy_sensitivity": (0.0, 25.0)}
+    # bounds tight around the typical value (4.43, between-study SD 0.43): about 60% of new
+    # studies fall outside [4, 6] and must be redrawn
+    tight = _replace(drawn, study_bounds={"chemotherapy_sensitivity": (4.0, 6.0)})
+    values, redraws = [], 0
+    for r in range(300):
+        study, outside = tight.replicate(5, r)
+        values.append(study["chemotherapy_sensitivity"])
+        redraws += outside.get("chemotherapy_sensitivity", 0)
+    values = np.array(values)
+    assert values.min() >= 4.0 and values.max() <= 6.0
+    assert redraws > 100  # counted, as every redraw is
+    # not clipped: no mass piles up on the bounds
+    assert np.mean((values == 4.0) | (values == 6.0)) == 0
+    # a replicate already inside keeps its value (the same seeds as without bounds)
+    for r in range(50):
+        wide = drawn.replicate(5, r)[0]["chemotherapy_sensitivity"]
+        if 4.0 <= wide <= 6.0 and not tight.replicate(5, r)[1]:
+            assert tight.replicate(5, r)[0]["chemotherapy_sensitivity"] == wide

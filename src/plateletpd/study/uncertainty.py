@@ -275,6 +275,9 @@ class TrialUncertainty:
     # fit parameter with study-level random effects -> the fit parameter of its
     # between-study SD: each replicate is a new study, drawn as typical x exp(SD x z)
     new_study: dict[str, str] = field(default_factory=dict)
+    # the model file's bounds of each new-study parameter (a study's value may leave the
+    # range the fit searched for the typical value, not the range the model can simulate)
+    study_bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @classmethod
     def for_trial(cls, spec: TrialSpec) -> TrialUncertainty:
@@ -343,16 +346,36 @@ class TrialUncertainty:
         for target, source in applies.items():
             lower[source] = max(lower.get(source, -np.inf), model.parameters[target].lower)
             upper[source] = min(upper.get(source, np.inf), model.parameters[target].upper)
+        study_bounds = {}
+        for target, source in applies.items():
+            if source in new_study:
+                low, high = study_bounds.get(source, (-np.inf, np.inf))
+                study_bounds[source] = (max(low, model.parameters[target].lower),
+                                        min(high, model.parameters[target].upper))
         return cls(name, distribution.with_bounds(lower, upper), applies, tuple(notes),
-                   new_study)
+                   new_study, study_bounds)
 
     def replicate(self, seed: int, replicate: int) -> tuple[dict[str, float], dict[str, int]]:
         """Replicate ``replicate``'s drawn fit parameters and the redraws it needed."""
         generator = np.random.default_rng(_arm_seed(seed, _DRAW_STREAM + replicate))
         values, outside = self.distribution.draw(generator, 1)
-        drawn = dict(zip(self.distribution.names, values[0].tolist()))
+        names = self.distribution.names
+        drawn = dict(zip(names, values[0].tolist()))
         for parameter, sd in self.new_study.items():  # this replicate's study
-            drawn[parameter] *= math.exp(abs(drawn[sd]) * generator.standard_normal())
+            # a study value outside the model file's bounds is redrawn, never clipped (as
+            # every draw)
+            low, high = self.study_bounds.get(parameter, (-np.inf, np.inf))
+            for _ in range(MAX_REDRAWS_PER_DRAW):
+                value = drawn[parameter] * math.exp(abs(drawn[sd]) * generator.standard_normal())
+                if low <= value <= high:
+                    break
+                outside[parameter] = outside.get(parameter, 0) + 1
+            else:
+                raise UncertaintyError(
+                    f"fewer than 1 in {MAX_REDRAWS_PER_DRAW} new studies drawn from "
+                    f"{parameter} = {drawn[parameter]:.4g} x exp(SD {abs(drawn[sd]):.3g} x z) "
+                    f"fall inside its bounds [{low:g}, {high:g}]: check the fit")
+            drawn[parameter] = value
         return drawn, outside
 
 
