@@ -320,8 +320,9 @@ def test_a_new_study_outside_the_bounds_is_redrawn_not_clipped():
     drawn = TrialUncertainty.for_trial(spec)
     # the model file's bounds, [0, 25], not the fit's search range for the typical value
     assert drawn.study_bounds == {"chemotherapy_sensitivity": (0.0, 25.0)}
-    # bounds tight around the typical value (4.43, between-study SD 0.43): about 60% of new
-    # studies fall outside [4, 6] and must be redrawn
+    # bounds tight around the typical value (fit of 2026-12-02 09:20 UTC: 4.43, between-
+    # study SD 0.43): at the point estimates P(4 < value < 6) = P(-0.24 < z < 0.71) = 0.35,
+    # so about two thirds of new studies fall outside [4, 6] and must be redrawn
     tight = _replace(drawn, study_bounds={"chemotherapy_sensitivity": (4.0, 6.0)})
     values, redraws = [], 0
     for r in range(300):
@@ -333,8 +334,12 @@ def test_a_new_study_outside_the_bounds_is_redrawn_not_clipped():
     assert redraws > 100  # counted, as every redraw is
     # not clipped: no mass piles up on the bounds
     assert np.mean((values == 4.0) | (values == 6.0)) == 0
-    # a replicate already inside keeps its value (the same seeds as without bounds)
+    # a replicate whose first study draw is already inside keeps its value (the same seeds
+    # as without the bounds): tight bounds change only the replicates they must
+    kept = 0
     for r in range(50):
         wide = drawn.replicate(5, r)[0]["chemotherapy_sensitivity"]
-        if 4.0 <= wide <= 6.0 and not tight.replicate(5, r)[1]:
+        if 4.0 <= wide <= 6.0:
             assert tight.replicate(5, r)[0]["chemotherapy_sensitivity"] == wide
+            kept += 1
+    assert kept >= 5  # about a third of 50

@@ -346,8 +346,9 @@ CYCLE_ENDPOINTS = ("nadir_plt", "peak_plt", "duration_thrombocytopenia_days",
 
 def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
     """A row of an arm whose data describe cycle ``cycle`` (``data_cycle``): its nadir, its
-    recovery peak (the highest count after that nadir), its days below a level (the row's, else the arm's ``data_level``) or its AUC over days
-    0-21, among the patients given that cycle."""
+    recovery peak (the highest count after that nadir), its days below a level (the row's,
+    else the arm's ``data_level``) or its AUC over days 0-21, among the patients given that
+    cycle."""
     if row.endpoint not in CYCLE_ENDPOINTS:
         return (f"the arm's data_cycle = {cycle} reads {', '.join(CYCLE_ENDPOINTS)} from "
                 f"cycle {cycle}, not {row.endpoint}; map this data arm to an arm without "

@@ -329,10 +329,13 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
 
     checked = document.check(TRIAL_SCHEMA)
     trial, population, fail = checked["trial"], checked["population"], document.fail
+    reference = _model_reference(trial["model"], document.path)
     try:
-        model = load_model(_model_reference(trial["model"], document.path))
+        model = load_model(reference)
     except PlateletPDError as error:
-        raise fail(("trial", "model"), str(error)) from None
+        hint = (f" (a relative path is read from the trial file's folder: give it from "
+                f"there, or an absolute path)" if reference != trial["model"] else "")
+        raise fail(("trial", "model"), f"{error}{hint}") from None
     values, origin, cv_origin = {}, "the model file's values", ""
     given = document.data.get("population") or {}  # the tables the file itself states
     if trial["fit"] != "none":

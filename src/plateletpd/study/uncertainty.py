@@ -359,14 +359,14 @@ class TrialUncertainty:
         """Replicate ``replicate``'s drawn fit parameters and the redraws it needed."""
         generator = np.random.default_rng(_arm_seed(seed, _DRAW_STREAM + replicate))
         values, outside = self.distribution.draw(generator, 1)
-        names = self.distribution.names
-        drawn = dict(zip(names, values[0].tolist()))
+        drawn = dict(zip(self.distribution.names, values[0].tolist()))
         for parameter, sd in self.new_study.items():  # this replicate's study
             # a study value outside the model file's bounds is redrawn, never clipped (as
             # every draw)
             low, high = self.study_bounds.get(parameter, (-np.inf, np.inf))
             for _ in range(MAX_REDRAWS_PER_DRAW):
-                value = drawn[parameter] * math.exp(abs(drawn[sd]) * generator.standard_normal())
+                z = generator.standard_normal()
+                value = drawn[parameter] * math.exp(abs(drawn[sd]) * z)
                 if low <= value <= high:
                     break
                 outside[parameter] = outside.get(parameter, 0) + 1
