@@ -70,6 +70,29 @@ def test_a_cycles_recovery_peak_is_read_after_its_nadir():
     assert math.isnan(result.readings(2)["peak"][1])
 
 
+def test_the_last_cycle_is_read_to_the_patients_own_follow_up_not_the_grid_end():
+    # the output grid runs to the latest day ANY patient of the course can be followed to
+    # (delays of up to give_up_after_days before each later cycle): here day 70, while a
+    # patient given cycle 2 on day 21 is followed 21 days after it (follow_up_days), to day
+    # 42. Counts 10 t keep rising, so a window that ran to the grid's end would read day
+    # 70's 700 as the cycle's recovery peak (the bug: Bai 2004's last cycle was read up to
+    # day 49 of a 21-day cycle)
+    result = linear_course()
+    times = np.arange(0, 70 * 6 + 1) / 6.0
+    result = CourseResult(course=result.course, times=times,
+                          platelets=np.vstack([10.0 * times, 10.0 * times]),
+                          status=result.status, cycle_day=result.cycle_day,
+                          delay=result.delay, dose=result.dose, abandoned=result.abandoned,
+                          events={})
+    last = times[times < 42][-1]
+    assert result.readings(2)["peak"][0] == pytest.approx(10 * last)
+    # the area over the patient's own days 21-42 is unchanged by the longer grid: 6615
+    assert result.auc(2)[0] == pytest.approx(6615.0)
+    # the patient never given cycle 2 (no next cycle, not the course's last): cycle 1 is
+    # read over the whole grid, as before
+    assert result.readings(1)["peak"][1] == pytest.approx(700.0)
+
+
 @pytest.fixture(scope="module")
 def nsclc():
     return run_trial(load_trial_spec(NSCLC, subjects=150))

@@ -328,13 +328,72 @@ def test_bai2004_rhtpo_cycle_beats_the_same_patients_untreated_cycle(bai2004_che
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "measured 2026-12-02 (seventeenth session, bundled fit of 09:20 UTC, 40 studies of 154, "
-    "parameters and a new study's damage drawn; written blind from the abstract): maximal "
-    "count of the rhTPO cycle 505.7 [294.0, 648.2] against 263.9 and of the untreated cycle "
-    "236.6 [212.4, 254.8] against 148.9, both outside; the nadirs and days below 50 inside. "
-    "The recovery after stimulation and, less, the untreated recovery within a cycle are "
-    "too high (models/cit_marrow_reserve.md, 'Out of sample: Bai 2004' and 'Open finding: "
-    "the rebound after stimulation')"))
 def test_bai2004_recovery_peaks_are_predicted(bai2004_check):
+    # measured 2026-12-02 (eighteenth session, bundled fit of 09:20 UTC, 40 studies of 154,
+    # parameters and a new study's damage drawn): maximal count of the rhTPO cycle 456.5
+    # [136.7, 644.9] against 263.9 and of the untreated cycle 126.4 [29.8, 177.5] against
+    # 148.9, both inside; the treated median is still 1.7 times the observed (the rebound
+    # after stimulation, models/cit_marrow_reserve.md). It failed (505.7 [294.0, 648.2] and
+    # 236.6 [212.4, 254.8]) while the last cycle's peak was read to the end of the output
+    # grid, which runs on for the course's possible delays: up to four weeks past the
+    # patient's own 21 days of follow-up (tests/test_self_controlled.py)
     assert bai2004_check.loc[13, "inside"] and bai2004_check.loc[16, "inside"]
+
+
+@pytest.fixture(scope="module")
+def rhil11_crossover_check():
+    # a randomised AB/BA crossover (PMID 12478901, n = 107): rhIL-11 50 ug/kg/d from the day
+    # after chemotherapy for 14 days in one of two identical cycles; each cycle's mean
+    # minimum and maximum count, lines 18-21 of data/out_of_sample.csv
+    return _held_out_check("rhil11_crossover_2002", 300)
+
+
+@pytest.mark.slow
+def test_rhil11_crossover_cycle_beats_the_same_patients_untreated_cycle(
+        rhil11_crossover_check):
+    # published direction (PMID 12478901): minimum 136.5 vs 107.8, maximum 381.3 vs 207.4
+    # with and without rhIL-11
+    predicted = rhil11_crossover_check["predicted"]
+    assert predicted[18] > predicted[20] and predicted[19] > predicted[21]
+
+
+@pytest.mark.slow
+def test_rhil11_crossover_minimum_counts_are_predicted(rhil11_crossover_check):
+    # measured 2026-12-02 (eighteenth session, written blind from the abstract; bundled fit
+    # of 09:20 UTC, 40 studies of 107): 84.6 [21.0, 167.6] against 136.5 with rhIL-11 and
+    # 55.1 [8.0, 129.7] against 107.8 without, inside through the between-study spread: the
+    # study's unselected population is milder than the typical (CIT-selected) study
+    assert rhil11_crossover_check.loc[18, "inside"] and rhil11_crossover_check.loc[20, "inside"]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "measured 2026-12-02 (eighteenth session, written blind from the abstract; bundled fit "
+    "of 09:20 UTC, 40 studies of 107): maximum count of the rhIL-11 cycle 215.8 [108.2, "
+    "295.0] against 381.3 and of the cycle without it 120.0 [20.7, 188.1] against 207.4, "
+    "both outside BELOW: in this unselected population (minimum 108 untreated) the model's "
+    "count comes back within 21 days to less than the study's maximum, unless the study's "
+    "maximum includes the count before the nadir, which the model's peak excludes "
+    "(models/cit_marrow_reserve.md, 'Out of sample: two rhIL-11 crossovers')"))
+def test_rhil11_crossover_maximum_counts_are_predicted(rhil11_crossover_check):
+    assert rhil11_crossover_check.loc[19, "inside"] and rhil11_crossover_check.loc[21, "inside"]
+
+
+@pytest.fixture(scope="module")
+def chu2003_check():
+    # Chu 2003 (PMID 12839693, randomised double-blind crossover, n = 118): rhIL-11 25
+    # ug/kg/d or placebo from the day after chemotherapy; days below 100 in each cycle,
+    # lines 22-23 of data/out_of_sample.csv
+    return _held_out_check("chu2003_rhil11_crossover", 300)
+
+
+@pytest.mark.slow
+def test_chu2003_rhil11_shortens_the_days_below_100(chu2003_check):
+    # published (Chu 2003): 1.0 +/- 2.0 days below 100 with rhIL-11 against 6.9 +/- 5.3 with
+    # placebo. Measured 2026-12-02 (eighteenth session, written blind from the abstract;
+    # bundled fit of 09:20 UTC, 40 studies of 118): 7.5 [0.6, 16.3] and 11.4 [1.2, 16.9],
+    # both inside, the direction kept; the model shortens the days by a third, the study
+    # by six sevenths
+    predicted = chu2003_check["predicted"]
+    assert predicted[22] < predicted[23]
+    assert chu2003_check.loc[22, "inside"] and chu2003_check.loc[23, "inside"]

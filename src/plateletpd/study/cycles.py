@@ -136,10 +136,17 @@ class CourseResult:
 
     def _window(self, cycle: int) -> tuple[np.ndarray, np.ndarray]:
         """Each patient's first day of cycle ``cycle`` (1-based; NaN: not given) and the
-        mask of output times from that day to the next cycle (or the end of follow-up)."""
+        mask of output times from that day to the next cycle (or the end of follow-up).
+
+        The last cycle given ends at the patient's own end of follow-up, the course's
+        ``follow_up_days`` after its chemotherapy: the output grid runs on to the latest
+        day any patient of the course can be followed to (its delays), and a reading past
+        a patient's own follow-up (a recovery peak on day 40 of a 21-day follow-up) is not
+        one the study made. The last cycle of an abandoned course (no next cycle given)
+        keeps the whole grid: such a patient is followed off chemotherapy."""
         start = self.cycle_day[:, cycle - 1]
         end = self.cycle_day[:, cycle] if cycle < self.course.cycles else \
-            np.full(len(start), np.inf)
+            start + self.course.follow_up_days
         end = np.where(np.isfinite(end), end, np.inf)
         inside = (self.times[None, :] >= start[:, None]) & (self.times[None, :] < end[:, None])
         return start, inside
