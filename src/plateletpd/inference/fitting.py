@@ -109,6 +109,8 @@ class FitProblem:
     _arm_cache: dict = field(default_factory=dict, init=False, repr=False)
     simulations: int = field(default=0, init=False, repr=False)  # arms simulated (cost)
     restart: dict = field(default_factory=dict, init=False, repr=False)  # see run_fit
+    # data line -> why its residual may lie beyond LARGE_RESIDUAL SE ([residual_reasons])
+    residual_reasons: dict = field(default_factory=dict)
 
     @classmethod
     def create(cls, model: Model | str, arms: list[ArmSpec], parameters: dict, *, seed: int,
@@ -116,14 +118,17 @@ class FitProblem:
                priors: dict[str, tuple[float, float]] | None = None,
                data: str | Path | None = None,
                study_effects: dict[str, dict] | None = None,
-               trials: list[TrialArms] | None = None) -> "FitProblem":
+               trials: list[TrialArms] | None = None,
+               residual_reasons: dict[int, str] | None = None) -> "FitProblem":
         """A fit built in code: ``arms`` as :class:`ArmSpec` (rows: the arm's outcome rows),
         ``parameters`` name -> start value or ``{"value", "lower", "upper", "vary"}``
         (bounds default to the model file's), ``priors`` name -> (mean, cv) log-normal;
         the random effects are drawn from ``seed`` as in a configuration's fit.
         ``study_effects``: parameter -> the keys of ``[study_effects.NAME]`` (``studies``,
         ``spread``, ``spread_upper``, ``vary_spread``, ``effect_bound``; defaults as there).
-        ``trials``: arms run through the trial language (:meth:`TrialArms.create`)."""
+        ``trials``: arms run through the trial language (:meth:`TrialArms.create`).
+        ``residual_reasons``: data line -> why its residual may lie beyond
+        :data:`LARGE_RESIDUAL` SE (``[residual_reasons]``)."""
         import lmfit
 
         model = load_model(model) if isinstance(model, str) else model
@@ -153,7 +158,10 @@ class FitProblem:
                     (priors or {}).items()}, variability,
                    variability.eta(subjects, seed), {"fit": {"name": "fit built in code"}},
                    Path("fit built in code"), Path(data or bundled_outcomes_path()), seed,
-                   study_effects=effects, trials=trials)
+                   study_effects=effects, trials=trials,
+                   residual_reasons=_residual_reasons(
+                       {str(k): v for k, v in (residual_reasons or {}).items()},
+                       [*arms, *trials], fail))
 
     def __repr__(self) -> str:
         return short_repr("FitProblem", self._summary_items())
@@ -443,6 +451,9 @@ FIT_SCHEMA = Table({
         "params": Table(names=Field("formula", low=None,
                                     what="a number or the name of a fit parameter"))},
         many=True),
+    # why a row's residual lies beyond LARGE_RESIDUAL standard errors at the optimum (issue
+    # 17: none without a written reason): data line -> the reason, printed in report.md
+    "residual_reasons": Table(names=Field("text", what="the reason, as text")),
     # arms run through the trial language (inference/trial_arms.py, docs/fitting.md)
     "trials": Table({
         "file": Field("text", required=True,
@@ -555,8 +566,63 @@ def load_fit_config(path: str | Path) -> FitProblem:
     for trial in trials:  # the trial's own typical values the fit replaces (reported)
         trial.overridden = tuple(name for name in trial.typical if name in parameters or
                                  name in trial.params or name in study_effects)
+    reasons = _residual_reasons(checked["residual_reasons"], [*arms, *trials], fail)
     return FitProblem(model, arms, parameters, priors, variability, eta, document.data, path,
-                      data_path, fit["seed"], study_effects=study_effects, trials=trials)
+                      data_path, fit["seed"], study_effects=study_effects, trials=trials,
+                      residual_reasons=reasons)
+
+
+#: a residual (predicted - observed) / SE beyond this many standard errors needs a written
+#: reason in the configuration's [residual_reasons] (issue 17 item 3); the report lists them
+LARGE_RESIDUAL = 3.0
+
+
+def _residual_reasons(entries: dict, specs: list, fail) -> dict[int, str]:
+    """``[residual_reasons]`` as data line -> reason: each key the line number of a row
+    this fit uses (a reason for a row the fit does not use would explain nothing)."""
+    fitted = {int(line) for spec in specs for line in spec.rows.line}
+    reasons = {}
+    for key, text in entries.items():
+        where = ("residual_reasons", key)
+        if not (key.isdigit() and int(key) in fitted):
+            raise fail(where, f"{key!r} is not the line of a data row this fit uses; the "
+                              f"rows fitted are lines {', '.join(map(str, sorted(fitted)))} "
+                              f"(write the line number as a quoted key, e.g. \"15\" = "
+                              f"\"the reason\")")
+        if not text.strip():
+            raise fail(where, "the reason is empty: say why this row's residual may be large")
+        reasons[int(key)] = text.strip()
+    return reasons
+
+
+def large_residuals(table: pd.DataFrame, reasons: dict[int, str]) -> list[dict]:
+    """The rows whose residual lies beyond :data:`LARGE_RESIDUAL` standard errors, each
+    with its written reason (None where the configuration gives none), largest first."""
+    large = table[table.residual.abs() > LARGE_RESIDUAL]
+    large = large.reindex(large.residual.abs().sort_values(ascending=False).index)
+    return [{"line": int(r.line), "study": r.study, "arm": r.arm, "endpoint": r.endpoint,
+             "residual": float(r.residual), "reason": reasons.get(int(r.line))}
+            for r in large.itertuples()]
+
+
+def _large_residual_lines(problem, table: pd.DataFrame) -> list[str]:
+    """The report's section on rows beyond LARGE_RESIDUAL SE, each with its reason."""
+    rows = large_residuals(table, problem.residual_reasons)
+    head = [f"## Residuals beyond {LARGE_RESIDUAL:g} standard errors", ""]
+    if not rows:
+        return [*head, f"None: every row lies within {LARGE_RESIDUAL:g} SE.", ""]
+    missing = [r["line"] for r in rows if r["reason"] is None]
+    lines = [*head, f"{len(rows)} row(s); the reasons are the configuration's "
+                    f"[residual_reasons]" + (
+                        f"; **{len(missing)} without a written reason** (lines "
+                        f"{', '.join(map(str, missing))}: add one, or look for the error)"
+                        if missing else "") + ".", ""]
+    for r in rows:
+        lines.append(f"- line {r['line']} ({r['study']}, {r['arm']}, {r['endpoint']}): "
+                     f"{r['residual']:+.2f} SE. "
+                     + (r["reason"] if r["reason"] is not None
+                        else "**No written reason.**"))
+    return [*lines, ""]
 
 
 def _no_row_twice(arms: list[ArmSpec], trials: list[TrialArms], fail) -> None:
@@ -1426,6 +1492,7 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
             "profiles": profiles,
             **({"restart": problem.restart} if problem.restart else {}),
             "study_effects": study_effect_record(problem, result),
+            "large_residuals": large_residuals(table, problem.residual_reasons),
             **({"trials": [trial.record() for trial in problem.trials]}
                if problem.trials else {}),
             **({"monte_carlo": {
@@ -1575,6 +1642,7 @@ def _report(problem, result, table, record, profiles) -> str:
            *_profile_size_note(problem, result, profiles),
            "![profiles](profiles.png)", ""]
           if profiles else []),
+        *_large_residual_lines(problem, table),
         "## Every data row", "",
         "Residual = (predicted - observed) / standard error; proportions as fractions.", "",
         "```", rows.to_string(index=False, float_format=lambda v: f"{v:.4g}"), "```", "",
