@@ -324,6 +324,32 @@ def test_study_effects_built_in_code_match_the_configuration(tmp_path):
                           study_effects={"slope": {"studies": ["z"]}})
 
 
+def test_two_study_effects_move_each_studys_own_parameter(tmp_path):
+    # issue 17 item 3 names study effects on damage and on the reserve: a configuration may
+    # carry one per parameter; each study's u of one parameter moves only that study's
+    # value of that parameter, and the prediction of that study's arm alone
+    config = write_studies(tmp_path, {"a": 0.6, "b": 0.6})
+    config.write_text(config.read_text().replace(
+        "gamma = { value = 0.3, vary = false }",
+        "gamma = { value = 0.3, vary = true, lower = 0.05, upper = 1.0 }").replace(
+        "[study_effects.slope]", '[study_effects.gamma]\nstudies = ["a", "b"]\n'
+                                 'spread = 0.2\n\n[study_effects.slope]'))
+    problem = load_fit_config(config)
+    assert set(problem.study_effects) == {"gamma", "slope"}
+    values = problem.parameters.valuesdict()
+    assert {"gamma_between_study_sd", "gamma_effect_a", "gamma_effect_b",
+            "slope_between_study_sd", "slope_effect_a", "slope_effect_b"} <= set(values)
+    before = problem.predict(values)
+    values["gamma_effect_b"] = 1.5
+    after = problem.predict(values)
+    study = problem.study_values(values)
+    assert study["gamma"] == pytest.approx({"a": 0.3, "b": 0.3 * np.exp(0.2 * 1.5)})
+    assert study["slope"] == pytest.approx({"a": 0.5, "b": 0.5})
+    a, b = (before.study == "a").to_numpy(), (before.study == "b").to_numpy()
+    np.testing.assert_array_equal(after.predicted[a], before.predicted[a])
+    assert np.any(after.predicted[b].to_numpy() != before.predicted[b].to_numpy())
+
+
 def with_fit_key(synthetic: Path, folder: Path, line: str) -> Path:
     """A copy of the synthetic fit folder whose [fit] table has one more line."""
     shutil.copytree(synthetic, folder)
