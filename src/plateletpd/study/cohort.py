@@ -161,6 +161,7 @@ class ArmDesign:
     # chemotherapy courses (plateletpd.study.cycles): doses given with the cycles listed
     support: tuple[str, ...] = ()             # days counted from each cycle's first day
     support_cycles: tuple[int, ...] = ()      # 1-based cycles that get the support doses
+    support_stop_at: float | None = None      # a cycle's support stops at this count (10^9/L)
 
     def __post_init__(self):
         problems = []
@@ -196,6 +197,14 @@ class ArmDesign:
             problems.append("support doses and support_cycles go together: list the doses "
                             "(e.g. support = [\"hetrombopag 7.5 mg qd d2-11\"]) and the "
                             "cycles that get them (e.g. support_cycles = [2, 3, 4])")
+        if self.support_stop_at is not None and not (
+                isinstance(self.support_stop_at, (int, float))
+                and math.isfinite(self.support_stop_at) and self.support_stop_at > 0):
+            problems.append(f"support_stop_at must be a positive count or absent, got "
+                            f"{self.support_stop_at!r}")
+        if self.support_stop_at is not None and not self.support:
+            problems.append("support_stop_at stops support doses: give them with support "
+                            "and support_cycles, or remove support_stop_at")
         if any(not isinstance(c, int) or isinstance(c, bool) or c < 1
                for c in self.support_cycles):
             problems.append(f"support_cycles must be whole cycle numbers from 1, got "

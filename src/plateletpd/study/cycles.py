@@ -227,10 +227,14 @@ class CycleBlock:
     cycle: np.ndarray
     offset: np.ndarray
     chemotherapy: np.ndarray
+    # support doses of a cycle stop after the first morning count at or above this (None:
+    # every support dose is given); judged on the counts of the pass that places the cycle
+    stop_at: float | None = None
 
     @classmethod
     def build(cls, model: Model, course: ChemotherapyCourse, support: tuple[str, ...] = (),
-              support_cycles: tuple[int, ...] = ()) -> CycleBlock:
+              support_cycles: tuple[int, ...] = (), stop_at: float | None = None
+              ) -> CycleBlock:
         chemotherapy = expand(as_regimen(course.regimen), model.dose_targets)
         extra = expand(as_regimen(" + ".join(support)), model.dose_targets) if support \
             else None
@@ -246,18 +250,45 @@ class CycleBlock:
         for part in parts[1:]:
             schedule = schedule.concatenate(part)
         return cls(schedule, np.asarray(cycle, dtype=np.int64), schedule.time.copy(),
-                   np.asarray(chemo, dtype=bool))
+                   np.asarray(chemo, dtype=bool), stop_at)
 
     def plan(self, day: np.ndarray, dose: np.ndarray, exposure: np.ndarray,
-             never: float) -> tuple[np.ndarray, np.ndarray]:
+             never: float, stop: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Each patient's event times (days from cycle 1) and dose factors, given the day
         each cycle is given (NaN: not (yet) given: its events move to ``never`` with factor
-        0), the chemotherapy dose fraction and the between-cycle exposure factor."""
+        0), the chemotherapy dose fraction and the between-cycle exposure factor.
+        ``stop`` (patients x cycles, days from cycle 1; inf: none): the support doses of a
+        cycle at or after its stop time are not given (factor 0)."""
         given = np.isfinite(day[:, self.cycle])
         times = np.where(given, day[:, self.cycle] + self.offset[None, :], never)
         chemotherapy = np.nan_to_num(dose[:, self.cycle]) * exposure[:, self.cycle]
         factors = np.where(self.chemotherapy[None, :], chemotherapy, 1.0)
+        if stop is not None:
+            stopped = ~self.chemotherapy[None, :] & (times >= stop[:, self.cycle] - 1e-9)
+            factors = np.where(stopped, 0.0, factors)
         return times, np.where(given, factors, 0.0)
+
+    def support_stops(self, cycle: int, day: np.ndarray, times: np.ndarray,
+                      courses: np.ndarray) -> np.ndarray:
+        """With ``stop_at``, each patient's stop time of the support doses of ``cycle``
+        (0-based): the first morning, from the cycle's first support day to its last, whose
+        count is at or above ``stop_at`` (days from cycle 1; inf: no stop), read from
+        ``courses`` (patients x ``times``) simulated with every support dose. A dose on a
+        day comes after that day's count, so that day's dose is the first not given; the
+        counts up to the stop do not depend on the doses after it."""
+        support = ~self.chemotherapy & (self.cycle == cycle)
+        stops = np.full(len(day), np.inf)
+        if self.stop_at is None or not support.any():
+            return stops
+        first = math.floor(self.offset[support].min() + 1e-9)
+        last = self.offset[support].max()
+        mornings = np.arange(first, math.floor(last + 1e-9) + 1, dtype=float)
+        when = day[:, None] + mornings[None, :]
+        counts = values_at(times, courses, when)
+        reached = np.nan_to_num(counts, nan=-np.inf) >= self.stop_at
+        hit = reached.any(axis=1)
+        stops[hit] = when[hit, np.argmax(reached[hit], axis=1)]
+        return stops
 
 
 def course_times(course: ChemotherapyCourse, extra_days: float = 0.0) -> np.ndarray:
@@ -306,6 +337,7 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
     delay = np.zeros((n, cycles))
     dose = np.ones((n, cycles))
     abandoned = np.zeros(n, dtype=bool)
+    stop = np.full((n, cycles), np.inf)  # support stops (days from cycle 1; inf: none)
     courses = np.empty((n, times.size))
     status = np.empty(n, dtype=np.int64)
     log = []
@@ -322,9 +354,21 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
 
         def run(rows, grid):
             event_times, factors = block.plan(day[rows], dose[rows], exposure[rows],
-                                              times[-1] + 1.0)
+                                              times[-1] + 1.0, stop[rows])
             courses[rows, :grid.size], status[rows] = treat(rows, event_times, factors, grid)
             courses[rows, grid.size:] = np.nan
+
+        def stop_support(rows, grid):
+            # the cycle's support doses stop after the first morning at or above stop_at:
+            # judged on this pass's counts, the patients who stopped run again without the
+            # later doses (their counts up to the stop are unchanged)
+            if block.stop_at is None or rows.size == 0:
+                return
+            stops = block.support_stops(k, day[rows, k], times, courses[rows])
+            stopped = rows[np.isfinite(stops)]
+            if stopped.size:
+                stop[stopped, k] = stops[np.isfinite(stops)]
+                run(stopped, grid)
 
         # a pass before the last needs the counts only up to its latest re-check: a later
         # dose cannot change an earlier count; patients whose chemotherapy ends in this
@@ -333,6 +377,7 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
             times, np.max(day[rows, k]) + course.cycle_days + course.checks[-1],
             side="right")) + 2)
         run(rows, times[:cut])
+        stop_support(rows, times[:cut])
         screened = rows
         rows = rows[status[rows] == Status.SUCCESS]  # a failed patient is flagged, not judged
         if last or rows.size == 0:
@@ -578,7 +623,8 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
     # end (the recovery peak, the last cycle's nadir, the censoring of days_to_next_cycle)
     # must not depend on which patients share a chunk
     times = course_times(course, design.start_delay + design.follow_up_days)
-    block = CycleBlock.build(model, course, support, support_cycles)
+    block = CycleBlock.build(model, course, support, support_cycles,
+                             design.support_stop_at if support else None)
     offset = len(model.parameters)
     covariates = {c: vectors[:, offset + i] for i, c in enumerate(model.covariate_names)}
     index = model.output_names.index(PLATELETS)

@@ -1,0 +1,103 @@
+"""Support doses within a chemotherapy cycle that stop at a count (`support_stop_at`): the
+rhIL-11 crossovers gave the drug "for 7 to 14 days or until the platelet count reached >=
+300" (Chu 2003, PMID 12839693) or "for 14 consecutive days or continuing until platelet
+count was > 400" (PMID 12478901), which fixed-schedule support could not say.
+
+Properties that could fail: a stop level no count reaches changes nothing (bit for bit); a
+patient who stops had every earlier morning of the support window below the level and that
+morning at or above it; the course up to the stop is the one with every dose (a later dose
+cannot change an earlier count) and lower after it; bad keys are refused with the fix.
+"""
+
+import numpy as np
+import pytest
+
+import plateletpd as pp
+from plateletpd.errors import PlateletPDError
+from plateletpd.study.cohort import ArmDesign, values_at
+from plateletpd.study.cycles import ChemotherapyCourse, simulate_course_arm
+
+MODEL_PATH = "models/cit_marrow_reserve.toml"
+SUPPORT = ("rhTPO 300 U/kg qd d2-15",)   # Bai 2004's rhTPO cycle (trials/bai2004_...toml)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    model = pp.load_model(MODEL_PATH)
+    course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=2,
+                                delay_below=100, follow_up_days=21)
+    # five patients from mild to deep (chemotherapy_sensitivity 1-5 per dose), 65 kg
+    names = list(model.parameters)
+    base = model.parameter_vector(None, {"body_weight": 65.0})
+    vectors = np.tile(base, (5, 1))
+    vectors[:, names.index("chemotherapy_sensitivity")] = [1.0, 2.0, 3.0, 4.0, 5.0]
+
+    def arm(stop_at):
+        design = ArmDesign(name="rhTPO cycle", entry_below=None, support=SUPPORT,
+                           support_cycles=(2,), support_stop_at=stop_at)
+        return simulate_course_arm(model, design, course, vectors, support=SUPPORT,
+                                   support_cycles=(2,))
+
+    return {"all": arm(None), "never reached": arm(1e6), "stop 200": arm(200.0)}
+
+
+def test_a_level_no_count_reaches_changes_nothing(runs):
+    np.testing.assert_array_equal(runs["never reached"].platelets, runs["all"].platelets)
+
+
+def test_a_patient_stops_on_the_first_morning_at_or_above_the_level(runs):
+    full, stopped = runs["all"], runs["stop 200"]
+    course = full.extra["course"]
+    start = course.cycle_day[:, 1]              # cycle 2's first day
+    mornings = start[:, None] + np.arange(1, 15)[None, :]   # support days 2-15 (offsets 1-14)
+    counts = values_at(full.times, full.platelets, mornings)
+    reached = counts >= 200
+    assert reached.any(axis=1).sum() >= 2 and (~reached.any(axis=1)).sum() >= 1
+    for patient in range(len(start)):
+        row = stopped.platelets[patient]
+        if not reached[patient].any():   # never at 200 within the window: every dose given
+            np.testing.assert_array_equal(row, full.platelets[patient])
+            continue
+        stop = mornings[patient, np.argmax(reached[patient])]
+        before = full.times <= stop + 1e-9
+        # the counts up to the stop morning are those with every dose (causality) ...
+        np.testing.assert_allclose(row[before], full.platelets[patient][before], rtol=1e-9)
+        # ... and lower afterwards, for a patient who still had doses to come
+        if stop < mornings[patient, -1]:
+            assert np.nanmax(row[~before]) < np.nanmax(full.platelets[patient][~before])
+
+
+@pytest.mark.parametrize("keys, message", [
+    ({"support_stop_at": 300.0}, "support_stop_at stops support doses"),
+    ({"support": SUPPORT, "support_cycles": (2,), "support_stop_at": -5.0},
+     "support_stop_at must be a positive count"),
+])
+def test_bad_support_stops_are_refused_with_the_fix(keys, message):
+    with pytest.raises(PlateletPDError, match=message):
+        ArmDesign(name="arm", entry_below=None, **keys)
+
+
+def _chu_with(tmp_path, line):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "trials" /
+            "chu2003_rhil11_crossover.toml").read_text()
+    text = text.replace("support_cycles = [2]\nrescue", f"support_cycles = [2]\n{line}\nrescue", 1)
+    path = tmp_path / "chu_stop.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_trial_file_states_the_stop_for_its_support_arm(tmp_path):
+    from plateletpd.study.trial import load_trial_spec
+
+    # Chu 2003: "7 to 14 days or until the platelet count reached >= 300"
+    spec = load_trial_spec(_chu_with(tmp_path, "support_stop_at = 300"))
+    assert [arm.support_stop_at for arm in spec.arms] == [None, 300.0]
+
+
+def test_a_trial_files_bad_stop_names_the_key(tmp_path):
+    from plateletpd.study.trial import TrialSpecError, load_trial_spec
+
+    with pytest.raises(TrialSpecError, match="support_stop_at"):
+        load_trial_spec(_chu_with(tmp_path, 'support_stop_at = "high"'))
