@@ -61,10 +61,41 @@ def test_a_patient_stops_on_the_first_morning_at_or_above_the_level(runs):
         stop = mornings[patient, np.argmax(reached[patient])]
         before = full.times <= stop + 1e-9
         # the counts up to the stop morning are those with every dose (causality) ...
-        np.testing.assert_allclose(row[before], full.platelets[patient][before], rtol=1e-9)
+        np.testing.assert_allclose(row[before], full.platelets[patient][before], rtol=1e-6)  # the solver tolerance
         # ... and lower afterwards, for a patient who still had doses to come
         if stop < mornings[patient, -1]:
             assert np.nanmax(row[~before]) < np.nanmax(full.platelets[patient][~before])
+
+
+def test_a_cycle_before_the_last_stops_too_without_delay_rules():
+    # without delay rules the course places every cycle in one last pass: the support of
+    # cycle 1 (of 2) must still stop (each cycle judged in order)
+    model = pp.load_model(MODEL_PATH)
+    course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=2,
+                                delay_below=None, follow_up_days=21)
+    names = list(model.parameters)
+    vectors = np.tile(model.parameter_vector(None, {"body_weight": 65.0}), (3, 1))
+    vectors[:, names.index("chemotherapy_sensitivity")] = [1.0, 2.0, 3.0]
+
+    def arm(stop_at):
+        design = ArmDesign(name="cycle 1 support", entry_below=None, support=SUPPORT,
+                           support_cycles=(1,), support_stop_at=stop_at)
+        return simulate_course_arm(model, design, course, vectors, support=SUPPORT,
+                                   support_cycles=(1,))
+
+    full, stopped = arm(None), arm(200.0)
+    mornings = np.arange(1, 15, dtype=float)   # cycle 1 starts on day 0
+    counts = values_at(full.times, full.platelets, np.tile(mornings, (3, 1)))
+    reached = counts >= 200
+    assert reached.any(axis=1).any()
+    for patient in np.flatnonzero(reached.any(axis=1)):
+        stop = mornings[np.argmax(reached[patient])]
+        before = full.times <= stop + 1e-9
+        np.testing.assert_allclose(stopped.platelets[patient][before],
+                                   full.platelets[patient][before], rtol=1e-6)  # the solver tolerance
+        if stop < mornings[-1]:
+            assert not np.allclose(stopped.platelets[patient][~before],
+                                   full.platelets[patient][~before])
 
 
 @pytest.mark.parametrize("keys, message", [
@@ -82,7 +113,8 @@ def _chu_with(tmp_path, line):
 
     text = (Path(__file__).resolve().parents[1] / "trials" /
             "chu2003_rhil11_crossover.toml").read_text()
-    text = text.replace("support_cycles = [2]\nrescue", f"support_cycles = [2]\n{line}\nrescue", 1)
+    assert text.count("support_stop_at = 300\n") == 1   # the bundled file's stop
+    text = text.replace("support_stop_at = 300\n", f"{line}\n", 1)
     path = tmp_path / "chu_stop.toml"
     path.write_text(text)
     return path
@@ -91,9 +123,16 @@ def _chu_with(tmp_path, line):
 def test_a_trial_file_states_the_stop_for_its_support_arm(tmp_path):
     from plateletpd.study.trial import load_trial_spec
 
-    # Chu 2003: "7 to 14 days or until the platelet count reached >= 300"
-    spec = load_trial_spec(_chu_with(tmp_path, "support_stop_at = 300"))
-    assert [arm.support_stop_at for arm in spec.arms] == [None, 300.0]
+    # Chu 2003: "7 to 14 days or until the platelet count reached >= 300" (the bundled
+    # file); another level written in its place is the one read
+    from plateletpd.study.trial import bundled_trial
+
+    bundled = load_trial_spec(bundled_trial("chu2003_rhil11_crossover"))
+    assert [arm.support_stop_at for arm in bundled.arms] == [None, 300.0]
+    spec = load_trial_spec(_chu_with(tmp_path, "support_stop_at = 250"))
+    assert [arm.support_stop_at for arm in spec.arms] == [None, 250.0]
+    spec = load_trial_spec(_chu_with(tmp_path, "support_stop_at = false"))
+    assert [arm.support_stop_at for arm in spec.arms] == [None, None]
 
 
 def test_a_trial_files_bad_stop_names_the_key(tmp_path):

@@ -338,6 +338,7 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
     dose = np.ones((n, cycles))
     abandoned = np.zeros(n, dtype=bool)
     stop = np.full((n, cycles), np.inf)  # support stops (days from cycle 1; inf: none)
+    judged = np.zeros(cycles, dtype=bool)  # cycles whose support stops are settled
     courses = np.empty((n, times.size))
     status = np.empty(n, dtype=np.int64)
     log = []
@@ -359,16 +360,20 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
             courses[rows, grid.size:] = np.nan
 
         def stop_support(rows, grid):
-            # the cycle's support doses stop after the first morning at or above stop_at:
-            # judged on this pass's counts, the patients who stopped run again without the
+            # a cycle's support doses stop after the first morning at or above stop_at:
+            # judged on this pass's counts, cycle by cycle (without delay rules the last
+            # pass places every cycle), the patients who stopped run again without the
             # later doses (their counts up to the stop are unchanged)
             if block.stop_at is None or rows.size == 0:
                 return
-            stops = block.support_stops(k, day[rows, k], times, courses[rows])
-            stopped = rows[np.isfinite(stops)]
-            if stopped.size:
-                stop[stopped, k] = stops[np.isfinite(stops)]
-                run(stopped, grid)
+            for c in np.flatnonzero(~judged[:k + 1]):
+                judged[c] = True
+                placed = rows[np.isfinite(day[rows, c])]
+                stops = block.support_stops(c, day[placed, c], times, courses[placed])
+                stopped = placed[np.isfinite(stops)]
+                if stopped.size:
+                    stop[stopped, c] = stops[np.isfinite(stops)]
+                    run(stopped, grid)
 
         # a pass before the last needs the counts only up to its latest re-check: a later
         # dose cannot change an earlier count; patients whose chemotherapy ends in this
