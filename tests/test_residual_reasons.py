@@ -80,3 +80,19 @@ def test_the_report_gives_each_large_row_its_reason_or_says_it_has_none(tmp_path
     assert all(by_line[line]["reason"] is None for line in large - {2})
     assert f"**{len(large) - 1} without a written reason**" in report
     assert report.count("**No written reason.**") == len(large) - 1
+
+
+def test_every_row_of_the_bundled_cit_fit_beyond_3_se_has_a_written_reason():
+    # fits/cit_marrow_reserve_calibration (issue 17 item 3): the rows beyond 3 SE in its
+    # predictions.csv are exactly those params.json lists, each with its reason from the
+    # configuration's [residual_reasons], and the report prints them
+    folder = ROOT / "fits" / "cit_marrow_reserve_calibration"
+    record = json.loads((folder / "params.json").read_text())
+    predictions = pd.read_csv(folder / "predictions.csv")
+    large = set(predictions.line[predictions.residual.abs() > LARGE_RESIDUAL])
+    assert large, "the bundled fit has rows beyond 3 SE (model card): this test reads them"
+    assert {r["line"] for r in record["large_residuals"]} == large
+    assert all(r["reason"] for r in record["large_residuals"])
+    report = (folder / "report.md").read_text()
+    assert "## Residuals beyond 3 standard errors" in report
+    assert "No written reason" not in report
