@@ -98,10 +98,63 @@ def test_a_cycle_before_the_last_stops_too_without_delay_rules():
                                    full.platelets[patient][~before])
 
 
+def test_a_stop_after_a_fall_waits_for_a_morning_below_the_level(runs):
+    # "until the count has recovered to 100" (a common rhTPO rule): cycle 2 is given at PLT
+    # >= 100 (the delay rule), so a plain stop at 100 stops on the first support morning,
+    # while the stop after a fall waits for a morning below 100 and then one at or above it
+    model = pp.load_model(MODEL_PATH)
+    course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=2,
+                                delay_below=100, follow_up_days=21)
+    full = runs["all"]
+    names = list(model.parameters)
+    base = model.parameter_vector(None, {"body_weight": 65.0})
+    vectors = np.tile(base, (5, 1))
+    vectors[:, names.index("chemotherapy_sensitivity")] = [1.0, 2.0, 3.0, 4.0, 5.0]
+
+    def arm(**stop):
+        design = ArmDesign(name="rhTPO cycle", entry_below=None, support=SUPPORT,
+                           support_cycles=(2,), **stop)
+        return simulate_course_arm(model, design, course, vectors, support=SUPPORT,
+                                   support_cycles=(2,))
+
+    plain = arm(support_stop_at=100.0)
+    recovery = arm(support_stop_at=100.0, support_stop_after_fall=True)
+    start = full.extra["course"].cycle_day[:, 1]
+    mornings = start[:, None] + np.arange(1, 15)[None, :]
+    counts = values_at(full.times, full.platelets, mornings)
+    recovered = 0
+    for patient in range(len(start)):
+        assert counts[patient, 0] >= 100   # every patient starts cycle 2 at 100 or more
+        # the plain stop: no support at all, as if untreated after the first morning
+        below = counts[patient] < 100
+        if not below.any():        # never below 100: the stop after a fall never comes
+            np.testing.assert_array_equal(recovery.platelets[patient],
+                                          full.platelets[patient])
+            continue
+        first_below = np.argmax(below)
+        after = np.flatnonzero(~below & (np.arange(14) > first_below))
+        if after.size == 0:        # below until the support ends: every dose given
+            np.testing.assert_array_equal(recovery.platelets[patient],
+                                          full.platelets[patient])
+            continue
+        stop = mornings[patient, after[0]]
+        before = full.times <= stop + 1e-9
+        np.testing.assert_allclose(recovery.platelets[patient][before],
+                                   full.platelets[patient][before], rtol=1e-6)
+        recovered += 1
+    # the deeper patients (damage 4 and 5 per dose) fall below 100 and come back within
+    # the support days: the rule under test acted
+    assert recovered >= 1
+    # the plain stop at 100 gives none of the support: lower counts than the recovery rule
+    assert np.nanmax(plain.platelets) < np.nanmax(recovery.platelets)
+
+
 @pytest.mark.parametrize("keys, message", [
     ({"support_stop_at": 300.0}, "support_stop_at stops support doses"),
     ({"support": SUPPORT, "support_cycles": (2,), "support_stop_at": -5.0},
      "support_stop_at must be a positive count"),
+    ({"support": SUPPORT, "support_cycles": (2,), "support_stop_after_fall": True},
+     "support_stop_after_fall qualifies support_stop_at"),
 ])
 def test_bad_support_stops_are_refused_with_the_fix(keys, message):
     with pytest.raises(PlateletPDError, match=message):

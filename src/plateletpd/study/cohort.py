@@ -162,6 +162,7 @@ class ArmDesign:
     support: tuple[str, ...] = ()             # days counted from each cycle's first day
     support_cycles: tuple[int, ...] = ()      # 1-based cycles that get the support doses
     support_stop_at: float | None = None      # a cycle's support stops at this count (10^9/L)
+    support_stop_after_fall: bool = False     # ... only after a support morning below it
 
     def __post_init__(self):
         problems = []
@@ -202,6 +203,9 @@ class ArmDesign:
                 and math.isfinite(self.support_stop_at) and self.support_stop_at > 0):
             problems.append(f"support_stop_at must be a positive count or absent, got "
                             f"{self.support_stop_at!r}")
+        if self.support_stop_after_fall and self.support_stop_at is None:
+            problems.append("support_stop_after_fall qualifies support_stop_at: give the "
+                            "level too, e.g. support_stop_at = 100")
         if self.support_stop_at is not None and not self.support:
             problems.append("support_stop_at stops support doses: give them with support "
                             "and support_cycles, or remove support_stop_at")

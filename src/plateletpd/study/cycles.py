@@ -230,11 +230,14 @@ class CycleBlock:
     # support doses of a cycle stop after the first morning count at or above this (None:
     # every support dose is given); judged on the counts of the pass that places the cycle
     stop_at: float | None = None
+    # only once the count has been below stop_at on an earlier support morning ("until the
+    # count has recovered": a cycle that starts above the level is not stopped at once)
+    stop_after_fall: bool = False
 
     @classmethod
     def build(cls, model: Model, course: ChemotherapyCourse, support: tuple[str, ...] = (),
-              support_cycles: tuple[int, ...] = (), stop_at: float | None = None
-              ) -> CycleBlock:
+              support_cycles: tuple[int, ...] = (), stop_at: float | None = None,
+              stop_after_fall: bool = False) -> CycleBlock:
         chemotherapy = expand(as_regimen(course.regimen), model.dose_targets)
         extra = expand(as_regimen(" + ".join(support)), model.dose_targets) if support \
             else None
@@ -250,7 +253,7 @@ class CycleBlock:
         for part in parts[1:]:
             schedule = schedule.concatenate(part)
         return cls(schedule, np.asarray(cycle, dtype=np.int64), schedule.time.copy(),
-                   np.asarray(chemo, dtype=bool), stop_at)
+                   np.asarray(chemo, dtype=bool), stop_at, stop_after_fall)
 
     def plan(self, day: np.ndarray, dose: np.ndarray, exposure: np.ndarray,
              never: float, stop: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -273,9 +276,10 @@ class CycleBlock:
         """With ``stop_at``, each patient's stop time of the support doses of ``cycle``
         (0-based): the first morning, from the cycle's first support day to its last, whose
         count is at or above ``stop_at`` (days from cycle 1; inf: no stop), read from
-        ``courses`` (patients x ``times``) simulated with every support dose. A dose on a
-        day comes after that day's count, so that day's dose is the first not given; the
-        counts up to the stop do not depend on the doses after it."""
+        ``courses`` (patients x ``times``) simulated with every support dose; with
+        ``stop_after_fall``, the first such morning after one below it (a recovery). A dose
+        on a day comes after that day's count, so that day's dose is the first not given;
+        the counts up to the stop do not depend on the doses after it."""
         support = ~self.chemotherapy & (self.cycle == cycle)
         stops = np.full(len(day), np.inf)
         if self.stop_at is None or not support.any():
@@ -286,6 +290,11 @@ class CycleBlock:
         when = day[:, None] + mornings[None, :]
         counts = values_at(times, courses, when)
         reached = np.nan_to_num(counts, nan=-np.inf) >= self.stop_at
+        if self.stop_after_fall:  # a morning below the level must come first
+            below = np.nan_to_num(counts, nan=np.inf) < self.stop_at
+            fallen = np.concatenate([np.zeros((len(day), 1), dtype=bool),
+                                     np.logical_or.accumulate(below, axis=1)[:, :-1]], axis=1)
+            reached &= fallen
         hit = reached.any(axis=1)
         stops[hit] = when[hit, np.argmax(reached[hit], axis=1)]
         return stops
@@ -629,7 +638,8 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
     # must not depend on which patients share a chunk
     times = course_times(course, design.start_delay + design.follow_up_days)
     block = CycleBlock.build(model, course, support, support_cycles,
-                             design.support_stop_at if support else None)
+                             design.support_stop_at if support else None,
+                             design.support_stop_after_fall)
     offset = len(model.parameters)
     covariates = {c: vectors[:, offset + i] for i, c in enumerate(model.covariate_names)}
     index = model.output_names.index(PLATELETS)

@@ -277,6 +277,7 @@ TRIAL_SCHEMA = Table({
         "support_stop_at": Field(default=False, may_be_false=True, unit="10^9/L",
                                  what="the count at which a cycle's support doses stop, "
                                       "e.g. 300, or false"),
+        "support_stop_after_fall": Field("boolean", default=False),
         "stop_at": Field(default=100.0, may_be_false=True, unit="10^9/L"),
         "stop_rise": Field(default=False, may_be_false=True, unit="10^9/L"),
         "max_days": Field(default=14, high=365, **_AT_OR_AFTER),
@@ -668,7 +669,8 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
                         for rule in entry["rules"]),
             visit_every_days=checked["trial"]["visit_every_days"],
             support=tuple(entry["support"]), support_cycles=tuple(entry["support_cycles"]),
-            support_stop_at=entry["support_stop_at"])
+            support_stop_at=entry["support_stop_at"],
+            support_stop_after_fall=entry["support_stop_after_fall"])
     except PlateletPDError as error:
         raise document.fail(where, f"arm {entry['name']!r}: {error}") from None
     if design.support and course is None:
