@@ -21,24 +21,26 @@ MODEL_PATH = "models/cit_marrow_reserve.toml"
 SUPPORT = ("rhTPO 300 U/kg qd d2-15",)   # Bai 2004's rhTPO cycle (trials/bai2004_...toml)
 
 
-@pytest.fixture(scope="module")
-def runs():
+def support_arm(cycle=2, delay_below=100, sensitivities=(1.0, 2.0, 3.0, 4.0, 5.0), **stop):
+    """Two 21-day cycles with SUPPORT in ``cycle``, for patients at the typical values but
+    chemotherapy_sensitivity (per dose, from mild to deep), 65 kg; ``stop``: the arm's
+    support_stop_at / support_stop_after_fall."""
     model = pp.load_model(MODEL_PATH)
     course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=2,
-                                delay_below=100, follow_up_days=21)
-    # five patients from mild to deep (chemotherapy_sensitivity 1-5 per dose), 65 kg
-    names = list(model.parameters)
-    base = model.parameter_vector(None, {"body_weight": 65.0})
-    vectors = np.tile(base, (5, 1))
-    vectors[:, names.index("chemotherapy_sensitivity")] = [1.0, 2.0, 3.0, 4.0, 5.0]
+                                delay_below=delay_below, follow_up_days=21)
+    vectors = np.tile(model.parameter_vector(None, {"body_weight": 65.0}),
+                      (len(sensitivities), 1))
+    vectors[:, list(model.parameters).index("chemotherapy_sensitivity")] = sensitivities
+    design = ArmDesign(name="support arm", entry_below=None, support=SUPPORT,
+                       support_cycles=(cycle,), **stop)
+    return simulate_course_arm(model, design, course, vectors, support=SUPPORT,
+                               support_cycles=(cycle,))
 
-    def arm(stop_at):
-        design = ArmDesign(name="rhTPO cycle", entry_below=None, support=SUPPORT,
-                           support_cycles=(2,), support_stop_at=stop_at)
-        return simulate_course_arm(model, design, course, vectors, support=SUPPORT,
-                                   support_cycles=(2,))
 
-    return {"all": arm(None), "never reached": arm(1e6), "stop 200": arm(200.0)}
+@pytest.fixture(scope="module")
+def runs():
+    return {"all": support_arm(), "never reached": support_arm(support_stop_at=1e6),
+            "stop 200": support_arm(support_stop_at=200.0)}
 
 
 def test_a_level_no_count_reaches_changes_nothing(runs):
@@ -61,7 +63,8 @@ def test_a_patient_stops_on_the_first_morning_at_or_above_the_level(runs):
         stop = mornings[patient, np.argmax(reached[patient])]
         before = full.times <= stop + 1e-9
         # the counts up to the stop morning are those with every dose (causality) ...
-        np.testing.assert_allclose(row[before], full.platelets[patient][before], rtol=1e-6)  # the solver tolerance
+        np.testing.assert_allclose(row[before], full.platelets[patient][before],
+                                   rtol=1e-6)  # the solver tolerance
         # ... and lower afterwards, for a patient who still had doses to come
         if stop < mornings[patient, -1]:
             assert np.nanmax(row[~before]) < np.nanmax(full.platelets[patient][~before])
@@ -70,20 +73,10 @@ def test_a_patient_stops_on_the_first_morning_at_or_above_the_level(runs):
 def test_a_cycle_before_the_last_stops_too_without_delay_rules():
     # without delay rules the course places every cycle in one last pass: the support of
     # cycle 1 (of 2) must still stop (each cycle judged in order)
-    model = pp.load_model(MODEL_PATH)
-    course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=2,
-                                delay_below=None, follow_up_days=21)
-    names = list(model.parameters)
-    vectors = np.tile(model.parameter_vector(None, {"body_weight": 65.0}), (3, 1))
-    vectors[:, names.index("chemotherapy_sensitivity")] = [1.0, 2.0, 3.0]
+    def arm(**stop):
+        return support_arm(cycle=1, delay_below=None, sensitivities=(1.0, 2.0, 3.0), **stop)
 
-    def arm(stop_at):
-        design = ArmDesign(name="cycle 1 support", entry_below=None, support=SUPPORT,
-                           support_cycles=(1,), support_stop_at=stop_at)
-        return simulate_course_arm(model, design, course, vectors, support=SUPPORT,
-                                   support_cycles=(1,))
-
-    full, stopped = arm(None), arm(200.0)
+    full, stopped = arm(), arm(support_stop_at=200.0)
     mornings = np.arange(1, 15, dtype=float)   # cycle 1 starts on day 0
     counts = values_at(full.times, full.platelets, np.tile(mornings, (3, 1)))
     reached = counts >= 200
@@ -92,7 +85,8 @@ def test_a_cycle_before_the_last_stops_too_without_delay_rules():
         stop = mornings[np.argmax(reached[patient])]
         before = full.times <= stop + 1e-9
         np.testing.assert_allclose(stopped.platelets[patient][before],
-                                   full.platelets[patient][before], rtol=1e-6)  # the solver tolerance
+                                   full.platelets[patient][before],
+                                   rtol=1e-6)  # the solver tolerance
         if stop < mornings[-1]:
             assert not np.allclose(stopped.platelets[patient][~before],
                                    full.platelets[patient][~before])
@@ -102,23 +96,9 @@ def test_a_stop_after_a_fall_waits_for_a_morning_below_the_level(runs):
     # "until the count has recovered to 100" (a common rhTPO rule): cycle 2 is given at PLT
     # >= 100 (the delay rule), so a plain stop at 100 stops on the first support morning,
     # while the stop after a fall waits for a morning below 100 and then one at or above it
-    model = pp.load_model(MODEL_PATH)
-    course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=2,
-                                delay_below=100, follow_up_days=21)
     full = runs["all"]
-    names = list(model.parameters)
-    base = model.parameter_vector(None, {"body_weight": 65.0})
-    vectors = np.tile(base, (5, 1))
-    vectors[:, names.index("chemotherapy_sensitivity")] = [1.0, 2.0, 3.0, 4.0, 5.0]
-
-    def arm(**stop):
-        design = ArmDesign(name="rhTPO cycle", entry_below=None, support=SUPPORT,
-                           support_cycles=(2,), **stop)
-        return simulate_course_arm(model, design, course, vectors, support=SUPPORT,
-                                   support_cycles=(2,))
-
-    plain = arm(support_stop_at=100.0)
-    recovery = arm(support_stop_at=100.0, support_stop_after_fall=True)
+    plain = support_arm(support_stop_at=100.0)
+    recovery = support_arm(support_stop_at=100.0, support_stop_after_fall=True)
     start = full.extra["course"].cycle_day[:, 1]
     mornings = start[:, None] + np.arange(1, 15)[None, :]
     counts = values_at(full.times, full.platelets, mornings)
