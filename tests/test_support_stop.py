@@ -173,3 +173,20 @@ def test_a_trial_files_bad_stop_names_the_key(tmp_path):
 
     with pytest.raises(TrialSpecError, match="support_stop_at"):
         load_trial_spec(_chu_with(tmp_path, 'support_stop_at = "high"'))
+
+
+def test_a_stop_without_support_doses_is_refused_naming_the_arm_once(tmp_path, capsys):
+    # the file's arm without its support keys: exit status 2, the arm named once (it was
+    # named twice, by the arm's check and again by the file's)
+    from plateletpd.cli import main
+
+    path = _chu_with(tmp_path, "support_stop_at = 300")
+    text = path.read_text().replace('support = ["rhIL-11 25 ug/kg qd d2-15"]\n'
+                                    'support_cycles = [2]\n', "", 1)
+    assert "support_cycles" not in text.split("[[arms]]")[2]
+    path.write_text(text)
+    assert main(["trial", str(path), "--out", str(tmp_path / "out"), "--n", "5"]) == 2
+    error = capsys.readouterr().err
+    assert "support_stop_at stops support doses: give them with support" in error
+    assert error.count("arm 'rhIL-11 cycle'") == 1
+    assert not (tmp_path / "out").exists()

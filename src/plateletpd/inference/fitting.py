@@ -605,9 +605,9 @@ def large_residuals(table: pd.DataFrame, reasons: dict[int, str]) -> list[dict]:
             for r in large.itertuples()]
 
 
-def _large_residual_lines(problem, table: pd.DataFrame) -> list[str]:
-    """The report's section on rows beyond LARGE_RESIDUAL SE, each with its reason."""
-    rows = large_residuals(table, problem.residual_reasons)
+def _large_residual_lines(rows: list[dict]) -> list[str]:
+    """The report's section on the rows beyond LARGE_RESIDUAL SE (:func:`large_residuals`),
+    each with its reason."""
     head = [f"## Residuals beyond {LARGE_RESIDUAL:g} standard errors", ""]
     if not rows:
         return [*head, f"None: every row lies within {LARGE_RESIDUAL:g} SE.", ""]
@@ -1469,6 +1469,7 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
     """params.json, report.md, fit.png (and profiles.png), predictions.csv: one folder that
     appears whole or not at all (:func:`plateletpd.io.files.atomic_folder`)."""
     profiles = profiles or {}
+    large = large_residuals(table, problem.residual_reasons)  # params.json and report.md
     parameters = {}
     for name, p in result.params.items():
         parameters[name] = {"value": p.value, "stderr": p.stderr, "lower": p.min,
@@ -1492,7 +1493,7 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
             "profiles": profiles,
             **({"restart": problem.restart} if problem.restart else {}),
             "study_effects": study_effect_record(problem, result),
-            "large_residuals": large_residuals(table, problem.residual_reasons),
+            "large_residuals": large,
             **({"trials": [trial.record() for trial in problem.trials]}
                if problem.trials else {}),
             **({"monte_carlo": {
@@ -1504,7 +1505,8 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
                 "sentence": monte_carlo_sentence(table)}}
                if "monte_carlo_sd" in table else {}),
             "provenance": record})
-        write_text(staging / "report.md", _report(problem, result, table, record, profiles))
+        write_text(staging / "report.md", _report(problem, result, table, record, profiles,
+                                                  large))
         _figure(table, staging / "fit.png")
         if profiles:
             _profile_figure(profiles, staging / "profiles.png")
@@ -1598,7 +1600,7 @@ def _monte_carlo_lines(problem: FitProblem, table: pd.DataFrame) -> list[str]:
               f"{r.monte_carlo_sd_per_se:.3g} |" for r in table.itertuples()], ""]
 
 
-def _report(problem, result, table, record, profiles) -> str:
+def _report(problem, result, table, record, profiles, large: list[dict]) -> str:
     rows = table[["line", "study", "arm", "endpoint", "threshold", "day", "statistic",
                   "observed", "predicted", "standard_error", "residual",
                   *(["monte_carlo_sd", "monte_carlo_sd_per_se"] if "monte_carlo_sd" in table
@@ -1642,7 +1644,7 @@ def _report(problem, result, table, record, profiles) -> str:
            *_profile_size_note(problem, result, profiles),
            "![profiles](profiles.png)", ""]
           if profiles else []),
-        *_large_residual_lines(problem, table),
+        *_large_residual_lines(large),
         "## Every data row", "",
         "Residual = (predicted - observed) / standard error; proportions as fractions.", "",
         "```", rows.to_string(index=False, float_format=lambda v: f"{v:.4g}"), "```", "",

@@ -736,9 +736,10 @@ COURSE_COLUMNS = (
     ("cycle{c}_delay_days", "days", "cycle {c}'s delay (inf: never given after a delay)"),
     ("cycle{c}_dose", "fraction", "cycle {c}'s chemotherapy dose as a fraction of the full "
      "dose"),
-    ("cycle{c}_nadir", "x10^9/L", "lowest count from cycle {c} to the next cycle"),
-    ("cycle{c}_peak", "x10^9/L", "highest count from cycle {c}'s nadir to the next cycle "
-     "(the cycle's recovery peak)"),
+    ("cycle{c}_nadir", "x10^9/L", "lowest count from cycle {c} to the next cycle (after the "
+     "last cycle: to the patient's end of follow-up)"),
+    ("cycle{c}_peak", "x10^9/L", "highest count from cycle {c}'s nadir to the next cycle or "
+     "the patient's end of follow-up (the cycle's recovery peak)"),
     ("cycle{c}_on_time", "flag", "cycle {c} given on its planned day"),
     *((f"cycle{{c}}_days_below_{level}", "days", f"days with the count below {level} from "
        f"cycle {{c}} to the next cycle (the course's output grid)") for level in CYCLE_LEVELS),

@@ -672,7 +672,11 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             support_stop_at=entry["support_stop_at"],
             support_stop_after_fall=entry["support_stop_after_fall"])
     except PlateletPDError as error:
-        raise document.fail(where, f"arm {entry['name']!r}: {error}") from None
+        # ArmDesign's own errors already name the arm; the others (rescue, rules) do not
+        named = f"arm {entry['name']!r}: "
+        message = str(error)
+        raise document.fail(where, message if message.startswith(named)
+                            else named + message) from None
     if design.support and course is None:
         raise document.fail((*where, "support"), f"arm {entry['name']!r}: support doses go "
                             f"with chemotherapy cycles; add a [chemotherapy] table (regimen, "

@@ -343,15 +343,14 @@ class TrialUncertainty:
         for target, source in study.items():
             notes.append(f"{target} takes the draws of the study-level {source}")
         lower, upper = {}, {}
-        for target, source in applies.items():
-            lower[source] = max(lower.get(source, -np.inf), model.parameters[target].lower)
-            upper[source] = min(upper.get(source, np.inf), model.parameters[target].upper)
         study_bounds = {}
         for target, source in applies.items():
-            if source in new_study:
+            declared = model.parameters[target]
+            lower[source] = max(lower.get(source, -np.inf), declared.lower)
+            upper[source] = min(upper.get(source, np.inf), declared.upper)
+            if source in new_study:  # the model file's bounds alone, not the fit's
                 low, high = study_bounds.get(source, (-np.inf, np.inf))
-                study_bounds[source] = (max(low, model.parameters[target].lower),
-                                        min(high, model.parameters[target].upper))
+                study_bounds[source] = (max(low, declared.lower), min(high, declared.upper))
         return cls(name, distribution.with_bounds(lower, upper), applies, tuple(notes),
                    new_study, study_bounds)
 
