@@ -249,3 +249,22 @@ def test_a_peak_row_of_a_data_cycle_arm_reads_that_cycles_recovery_peak(nsclc):
     given = table.cycle2_nadir.notna()  # a patient whose cycle 2 never came reads NaN
     assert given.any() and table.cycle2_peak[~given].isna().all()
     assert (table.cycle2_peak[given] >= table.cycle2_nadir[given]).all()
+
+
+def test_the_trial_command_prints_each_cycles_nadir_and_peak_for_a_course(tmp_path, capsys):
+    # a crossover's endpoints are per cycle (Bai 2004: the nadir and maximal count of each
+    # cycle); the response from day 0 that the arm table prints is not one of them, so the
+    # command prints the per-cycle means too, the values of summary.csv
+    from plateletpd.cli import main
+
+    out = tmp_path / "bai"
+    assert main(["trial", "bai2004_rhtpo_crossover", "--n", "20", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "per cycle (mean of the patients given it):" in printed
+    summary = pd.read_csv(out / "summary.csv").set_index("arm")
+    for arm in summary.index:
+        line = next(row for row in printed.splitlines() if row.startswith(arm + " ")
+                    and "mean" not in row and len(row.split()) == len(arm.split()) + 5)
+        values = [float(v) for v in line.split()[len(arm.split()):]]
+        assert values[-1] == pytest.approx(summary.loc[arm, "mean_cycle2_peak"], abs=0.05)
+        assert values[-2] == pytest.approx(summary.loc[arm, "mean_cycle2_nadir"], abs=0.05)

@@ -218,7 +218,8 @@ def _trial_spec(args):
 def command_trial(args) -> int:
     import time
 
-    from plateletpd.study.trial import arm_table, rebound_flags, run_trial, write_trial
+    from plateletpd.study.trial import (arm_table, course_table, rebound_flags, run_trial,
+                                        write_trial)
 
     spec = _with_uncertainty_options(_trial_spec(args), args)
     _check_out(args.out)
@@ -230,6 +231,9 @@ def command_trial(args) -> int:
             spec, client, args)
         print()
         print(arm_table(result).to_string())
+        if "course" in spec.extra:  # each cycle's mean nadir and recovery peak per arm
+            print("\nper cycle (mean of the patients given it):\n"
+                  + course_table(result, cycles_only=True).to_string())
         for flag in rebound_flags(result):
             print(f"plausibility: {flag}")
         table = None

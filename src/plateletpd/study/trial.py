@@ -1514,16 +1514,25 @@ def _course_report(result: TrialResult) -> list[str]:
              f"{course.recheck_every_days:g} days, abandoned after "
              f"{course.give_up_after_days:g}), reduced by {course.reduce_after_delay_pct:g}% "
              f"after a delay" if course.delay_below is not None else "")
-    s = result.summary
-    columns = [c for c in s.columns if c.endswith("_pct") and not c.startswith(
-        ("response", "transfused", "titrated"))] + [
-        c for c in s.columns if c.startswith(("mean_cycle", "median_days_to_next"))
-        and not c.endswith(("_lower", "_upper"))]
     return ["## Chemotherapy course", "",
             f"`{course.regimen}` every {course.cycle_days:g} days, {course.cycles} cycles"
             f"{delay}; between-cycle CV of exposure "
             f"{result.spec.extra.get('between_cycle_cv', 0.0):g}.", "", "```",
-            s[columns].round(1).to_string(), "```", ""]
+            course_table(result).to_string(), "```", ""]
+
+
+def course_table(result: TrialResult, cycles_only: bool = False) -> pd.DataFrame:
+    """Per arm, a course trial's outcomes from the summary: the course flags (%), each
+    cycle's mean nadir and recovery peak and the median days to the next cycle; with
+    ``cycles_only``, the per-cycle means alone (what a crossover or self-controlled study
+    reads, where the response from day 0 is not the study's endpoint)."""
+    s = result.summary
+    flags = [] if cycles_only else [c for c in s.columns if c.endswith("_pct") and not
+                                    c.startswith(("response", "transfused", "titrated"))]
+    columns = flags + [c for c in s.columns if c.startswith(
+        ("mean_cycle",) if cycles_only else ("mean_cycle", "median_days_to_next"))
+        and not c.endswith(("_lower", "_upper"))]
+    return s[columns].round(1)
 
 
 def _rule_text(response: dict) -> str:
