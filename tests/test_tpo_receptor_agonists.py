@@ -210,6 +210,45 @@ def test_the_platelet_rise_after_one_agonist_dose_has_the_published_lag():
         assert result.times[np.argmax(relative > 1.10)] <= 3.0, regimen
 
 
+# Zhao Y, Jiang J, Jiao L. Zhonghua Yi Xue Za Zhi 2001;81(24):1508 (PMID 16200777, abstract):
+# 27 healthy volunteers, one SC dose of the Chinese rhTPO (the product of the CIT studies);
+# 0.5, 1.0 and 2.0 ug/kg "associated dose-dependently with 24% - 52% increase of platelet
+# count, peaking at the day 14 and returning to the baseline level by day 21". Not fitted.
+ZHAO_2001_RISES = {0.5: 24.0, 2.0: 52.0}   # percent, the two ends of the published range
+
+
+def _healthy_rhtpo(dose):
+    result = pp.simulate(_fitted_model(), f"rhTPO {dose} ug/kg d1", times=np.arange(0, 29.0, 0.25),
+                         covariates=WEIGHT)
+    relative = result["platelets"] / result["platelets"][0]
+    return result.times, 100.0 * (relative - 1.0)
+
+
+def test_one_sc_rhtpo_dose_raises_healthy_counts_as_zhao_2001_found():
+    # the size: each end of the range within half of it either way (group means of about 7
+    # volunteers; the abstract gives no SD), rising with the dose; the peak in days 10-17
+    # (Zhao: day 14, counts drawn on days 7, 14 and 21 at the finest; the lag test above)
+    rises = {}
+    for dose, published in ZHAO_2001_RISES.items():
+        times, rise = _healthy_rhtpo(dose)
+        rises[dose] = rise.max()
+        assert published / 1.5 <= rise.max() <= published * 1.5, (dose, rise.max())
+        assert 10.0 <= times[np.argmax(rise)] <= 17.0, (dose, times[np.argmax(rise)])
+    assert rises[2.0] > rises[0.5] * 1.3
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the stimulated marrow comes down too slowly: 2 ug/kg leaves the count 30-34% above its "
+    "baseline on day 21 (bundled fit and the transit-amplification variant; model card, "
+    "'The return after a stimulus'), Zhao 2001 reports it back at baseline"))
+def test_counts_are_back_near_baseline_three_weeks_after_one_rhtpo_dose():
+    # "returning to the baseline level by day 21" (Zhao 2001): read as a mean rise under 15%,
+    # two within-subject CVs of the count (7.65%, the model's observation error)
+    for dose in ZHAO_2001_RISES:
+        times, rise = _healthy_rhtpo(dose)
+        assert rise[np.searchsorted(times, 21.0)] < 15.0, (dose, rise[np.searchsorted(times, 21.0)])
+
+
 def test_romiplostim_potency_reproduces_its_healthy_volunteer_calibration():
     # romiplostim_sc50 is calibrated (model card, "Potency"): one 2 ug/kg SC dose raises the
     # default subject on the bundled fit's values to a peak of 1.75 x baseline, the middle
