@@ -48,7 +48,7 @@ from plateletpd.io.schema import Document, Field, Ref, Table, number_table
 from plateletpd.io.provenance import provenance
 from plateletpd.model.definition import Model, load_model
 from plateletpd.io.outcomes import bundled_outcomes_path, load_outcomes, require_usable
-from plateletpd.population.variability import Variability, cohort_matrix
+from plateletpd.population.variability import Variability, cohort_matrix, eta_scales
 from plateletpd.simulation.simulate import _valid_rows
 
 #: chi-square rise that bounds a 95% profile-likelihood interval (chi2 quantile, 1 df)
@@ -111,6 +111,9 @@ class FitProblem:
     restart: dict = field(default_factory=dict, init=False, repr=False)  # see run_fit
     # data line -> why its residual may lie beyond LARGE_RESIDUAL SE ([residual_reasons])
     residual_reasons: dict = field(default_factory=dict)
+    # between-patient CVs the fit estimates ([between_patient.NAME]): varied quantity ->
+    # its fit parameter (NAME_between_patient_cv)
+    between_patient: dict = field(default_factory=dict)
 
     @classmethod
     def create(cls, model: Model | str, arms: list[ArmSpec], parameters: dict, *, seed: int,
@@ -119,7 +122,8 @@ class FitProblem:
                data: str | Path | None = None,
                study_effects: dict[str, dict] | None = None,
                trials: list[TrialArms] | None = None,
-               residual_reasons: dict[int, str] | None = None) -> "FitProblem":
+               residual_reasons: dict[int, str] | None = None,
+               between_patient: dict[str, dict] | None = None) -> "FitProblem":
         """A fit built in code: ``arms`` as :class:`ArmSpec` (rows: the arm's outcome rows),
         ``parameters`` name -> start value or ``{"value", "lower", "upper", "vary"}``
         (bounds default to the model file's), ``priors`` name -> (mean, cv) log-normal;
@@ -128,7 +132,9 @@ class FitProblem:
         ``spread``, ``spread_upper``, ``vary_spread``, ``effect_bound``; defaults as there).
         ``trials``: arms run through the trial language (:meth:`TrialArms.create`).
         ``residual_reasons``: data line -> why its residual may lie beyond
-        :data:`LARGE_RESIDUAL` SE (``[residual_reasons]``)."""
+        :data:`LARGE_RESIDUAL` SE (``[residual_reasons]``). ``between_patient``: varied
+        quantity -> the keys of ``[between_patient.NAME]`` (``value``, ``lower``, ``upper``,
+        ``vary``; defaults as there): its CV estimated with the parameters."""
         import lmfit
 
         model = load_model(model) if isinstance(model, str) else model
@@ -153,12 +159,16 @@ class FitProblem:
         effects = _study_effects({name: {**defaults, **entry} for name, entry in
                                   (study_effects or {}).items()}, fitted,
                                  [*arms, *trials], model, fail)
+        between = _between_patient({name: {"value": None, "lower": 0.01, "upper": 2.0,
+                                           "vary": True, **entry}
+                                    for name, entry in (between_patient or {}).items()},
+                                   fitted, variability, trials, fail)
         return cls(model, list(arms), fitted,
                    {k: (m, math.sqrt(math.log1p(cv ** 2))) for k, (m, cv) in
                     (priors or {}).items()}, variability,
                    variability.eta(subjects, seed), {"fit": {"name": "fit built in code"}},
                    Path("fit built in code"), Path(data or bundled_outcomes_path()), seed,
-                   study_effects=effects, trials=trials,
+                   study_effects=effects, trials=trials, between_patient=between,
                    residual_reasons=_residual_reasons(
                        {str(k): v for k, v in (residual_reasons or {}).items()},
                        [*arms, *trials], fail))
@@ -201,8 +211,13 @@ class FitProblem:
                                           if k in model.parameters}},
                                       {k: v for k, v in arm_params.items()
                                        if k in model.covariates})
-        matrix = cohort_matrix(model, base, self.variability, self.eta)
+        eta = self.eta * eta_scales(self.variability, self.between_patient_cvs(values))
+        matrix = cohort_matrix(model, base, self.variability, eta)
         return matrix[_valid_rows(model, matrix)]
+
+    def between_patient_cvs(self, values: dict) -> dict[str, float]:
+        """Varied quantity -> the between-patient CV at ``values`` (estimated ones only)."""
+        return {name: values[parameter] for name, parameter in self.between_patient.items()}
 
     def predict(self, values: dict[str, float]) -> pd.DataFrame:
         """Every data row with its prediction."""
@@ -228,7 +243,8 @@ class FitProblem:
         own = {k: values[v] if isinstance(v, str) else v
                for k, v in self.arm_values(values, spec).items()}
         inputs = (tuple(sorted((k, v) for k, v in values.items() if k in model.parameters)),
-                  tuple(sorted(own.items())))
+                  tuple(sorted(own.items())),
+                  tuple(sorted(self.between_patient_cvs(values).items())))
         cohort = (model, self.variability, self.eta) if isinstance(spec, ArmSpec) \
             else (model, spec)
         with _CACHE_LOCK:  # a worker's threads may share one problem (profile refits)
@@ -271,7 +287,8 @@ class FitProblem:
                for k, v in self.arm_values(values, trial).items()}
         return trial.predict({**{k: v for k, v in values.items() if k in model.parameters},
                               **{k: v for k, v in own.items() if k in model.parameters}},
-                             {k: v for k, v in own.items() if k in model.covariates})
+                             {k: v for k, v in own.items() if k in model.covariates},
+                             cv=self.between_patient_cvs(values))
 
     def arm_values(self, values: dict, spec: ArmSpec | TrialArms) -> dict:
         """The arm's own values: its study's value of each study-level parameter
@@ -429,6 +446,13 @@ FIT_SCHEMA = Table({
                               what="a bound on the standardised study effects, e.g. 4"),
         # where each study's u starts (default 0, the typical study): a warm start
         "start": number_table(-10.0, 10.0)})),
+    # between-patient CVs estimated with the other parameters (common random numbers: each
+    # evaluation rescales the random effects drawn once, never redraws them)
+    "between_patient": Table(names=Table({
+        "value": Field(what="a start CV above 0 (default: the [population] cv)"),
+        "lower": Field(default=0.01, what="a lower bound above 0 for the CV, e.g. 0.01"),
+        "upper": Field(default=2.0, high=10.0, what="an upper bound for the CV, e.g. 2"),
+        "vary": Field("boolean", default=True)})),
     "arms": Table({
         "study": Field("text", required=True), "arm": Field("text", required=True),
         "label": Field("text"), "chemotherapy": Field("text", default="chemotherapy 1 dose d1"),
@@ -563,13 +587,15 @@ def load_fit_config(path: str | Path) -> FitProblem:
                                f"[parameters]{closest(value, parameters)}")
     study_effects = _study_effects(checked["study_effects"], parameters, [*arms, *trials],
                                    model, fail)
+    between = _between_patient(checked["between_patient"], parameters, variability, trials,
+                               fail)
     for trial in trials:  # the trial's own typical values the fit replaces (reported)
         trial.overridden = tuple(name for name in trial.typical if name in parameters or
                                  name in trial.params or name in study_effects)
     reasons = _residual_reasons(checked["residual_reasons"], [*arms, *trials], fail)
     return FitProblem(model, arms, parameters, priors, variability, eta, document.data, path,
                       data_path, fit["seed"], study_effects=study_effects, trials=trials,
-                      residual_reasons=reasons)
+                      residual_reasons=reasons, between_patient=between)
 
 
 #: a residual (predicted - observed) / SE beyond this many standard errors needs a written
@@ -713,6 +739,55 @@ def _study_effects(entries: dict, parameters, arms: list[ArmSpec], model: Model,
             names[study] = u
         effects[name] = {"spread": spread_name, "effects": names}
     return effects
+
+
+def between_patient_name(quantity: str) -> str:
+    """The fit-parameter name of an estimated between-patient CV."""
+    return f"{quantity}_between_patient_cv"
+
+
+def _between_patient(entries: dict, parameters, variability: Variability,
+                     trials: list, fail) -> dict:
+    """Adds one fit parameter per [between_patient.NAME] (its CV, bounds and start) to
+    ``parameters``; returns FitProblem.between_patient. The quantity must already vary in
+    the fit's [population] and in every [[trials]] entry's trial (random effects are drawn
+    once, with those CVs, and rescaled at each evaluation)."""
+    between = {}
+    for name, entry in entries.items():
+        where = ("between_patient", name)
+        if name not in variability.names:
+            raise fail(where, f"{name!r} does not vary in [population] cv"
+                              f"{closest(name, variability.names)}: give it a CV there (the "
+                              f"start value; its random effects are drawn with it)")
+        index = variability.names.index(name)
+        drawn = variability.sd(name) ** 2
+        if drawn <= 0:
+            raise fail(where, f"its [population] cv is 0: random effects drawn with no spread "
+                              f"cannot be rescaled; give a CV above 0 there")
+        for trial in trials:
+            if trial.spec.variability.sd(name) <= 0:
+                raise fail(where, f"the trial {trial.source} does not vary {name!r} in its "
+                                  f"[population] cv: a CV the fit estimates applies to every "
+                                  f"arm, so give the trial a CV above 0 for it (or leave out "
+                                  f"its [population] cv to take the fit's)")
+        transform = variability.transforms[index]
+        start = (math.sqrt(math.expm1(drawn)) if transform == "lognormal"
+                 else math.sqrt(drawn)) if entry["value"] is None else entry["value"]
+        lower, upper = entry["lower"], entry["upper"]
+        if not lower < upper:
+            raise fail(where, f"bounds [{lower}, {upper}] are not lower < upper")
+        if not lower <= start <= upper:
+            raise fail((*where, "value"), f"start CV {start:g} is outside [{lower}, {upper}]: "
+                                          f"widen the bounds or give value = ... inside them")
+        parameter = between_patient_name(name)
+        if parameter in parameters:
+            raise fail(where, f"{parameter} is already a fit parameter")
+        parameters.add(parameter, value=start, min=lower, max=upper, vary=entry["vary"])
+        parameters[parameter].user_data = {
+            "unit": "CV" if transform == "lognormal" else "SD of eta",
+            "source": f"between-patient variability of {name} ({transform})"}
+        between[name] = parameter
+    return between
 
 
 def _arm(entry: dict, data: pd.DataFrame, where: tuple, fail) -> ArmSpec:
@@ -1493,6 +1568,8 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
             "profiles": profiles,
             **({"restart": problem.restart} if problem.restart else {}),
             "study_effects": study_effect_record(problem, result),
+            **({"between_patient": between_patient_record(problem, result)}
+               if problem.between_patient else {}),
             "large_residuals": large,
             **({"trials": [trial.record() for trial in problem.trials]}
                if problem.trials else {}),
@@ -1511,6 +1588,39 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
         if profiles:
             _profile_figure(profiles, staging / "profiles.png")
         atomic_write(staging / "predictions.csv", lambda p: table.to_csv(p, index=False))
+
+
+def between_patient_record(problem: FitProblem, result) -> dict:
+    """Per estimated between-patient CV: its fit parameter, value, standard error and
+    transform, as params.json keeps them (and :func:`plateletpd.model.library.fit_population`
+    hands them on to trials that take the fit's variability)."""
+    record = {}
+    for name, parameter in problem.between_patient.items():
+        fitted = result.params[parameter]
+        index = problem.variability.names.index(name)
+        record[name] = {"parameter": parameter, "cv": float(fitted.value),
+                        "stderr": None if fitted.stderr is None else float(fitted.stderr),
+                        "varied": bool(fitted.vary),
+                        "transform": problem.variability.transforms[index]}
+    return record
+
+
+def _between_patient_lines(problem: FitProblem, result) -> list[str]:
+    if not problem.between_patient:
+        return []
+    lines = ["## Between-patient variability estimated", "",
+             "Each CV was estimated with the other parameters on the same virtual patients "
+             "(their random effects drawn once with the [population] CV and rescaled at each "
+             "evaluation: common random numbers). Trials that take this fit's variability "
+             "(no [population] cv of their own) use these values.", "",
+             "| quantity | CV | stderr | start ([population] cv) | transform |",
+             "|---|---|---|---|---|"]
+    for name, entry in between_patient_record(problem, result).items():
+        start = problem.config.get("population", {}).get("cv", {}).get(name)
+        lines.append(f"| {name} | {_fmt(entry['cv'])} | {_fmt(entry['stderr'])} | "
+                     f"{_fmt(start) if isinstance(start, (int, float)) else 'n/a'} | "
+                     f"{entry['transform']} |")
+    return lines + [""]
 
 
 def study_effect_record(problem: FitProblem, result) -> dict:
@@ -1629,6 +1739,7 @@ def _report(problem, result, table, record, profiles, large: list[dict]) -> str:
         f"{result.ndata} residuals ({result.nvarys} varied parameters).", "",
         "## Parameters", "", *parameter_rows, "",
         *_study_effect_lines(problem, result),
+        *_between_patient_lines(problem, result),
         *_trial_lines(problem),
         *_monte_carlo_lines(problem, table),
         "## What the data identify", "",

@@ -39,7 +39,7 @@ import pandas as pd
 
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.model.definition import Model
-from plateletpd.population.variability import cohort_matrix
+from plateletpd.population.variability import cohort_matrix, eta_scales
 from plateletpd.simulation.simulate import _valid_rows
 from plateletpd.study.check import arm_mapping, arm_row_reader
 from plateletpd.study.trial import (CHUNK, TrialSpec, _arm_seed, bundled_trial,
@@ -205,19 +205,23 @@ class TrialArms:
 
     # ------------------------------------------------------------------ evaluation
     def predict(self, values: Mapping[str, float],
-                covariates: Mapping[str, float] | None = None) -> pd.DataFrame:
+                covariates: Mapping[str, float] | None = None,
+                cv: Mapping[str, float] | None = None) -> pd.DataFrame:
         """The rows used with ``predicted`` (the fit's scale), ``virtual_patients`` (the
         arm's enrolled patients) and ``eligible_fraction`` (enrolled / screened), for the
         model parameter ``values`` (the fit's, with this study's study effects and the
         entry's params): they replace the trial's typical values; ``covariates`` replace
-        the trial's fixed covariates."""
+        the trial's fixed covariates; ``cv`` (varied quantity -> between-patient CV, a fit's
+        estimated ones) replaces the trial's CVs by rescaling its patients' random effects."""
         spec, model = self.spec, self.spec.model
         base = model.parameter_vector({**self.typical, **values},
                                       {**spec.covariates, **(covariates or {})})
         relative = relative_days(spec)
+        scales = eta_scales(spec.variability, cv or {})
         tables, fractions = {}, {}
         for index in self.arms:
-            table, screened = _arm_table(spec, index, base, self.eta[index], relative)
+            table, screened = _arm_table(spec, index, base, self.eta[index] * scales,
+                                         relative)
             name = spec.arms[index].name
             tables[name] = table
             fractions[name] = len(table) / max(screened, 1)

@@ -65,8 +65,10 @@ def load_fit_record(name_or_path: str | Path) -> dict:
 def fit_population(name_or_path: str | Path) -> dict:
     """The ``[population]`` table (``cv``, ``correlations``, ``transforms``) of a fit's
     configuration, kept as ``config.toml`` in its folder: the between-patient variability
-    the fit's virtual patients had. ``{}`` when the folder keeps no configuration or the
-    configuration has no ``[population]``. Read as data (TOML), never run."""
+    the fit's virtual patients had, with the CVs the fit estimated (``between_patient`` in
+    its ``params.json``) in place of their start values. ``{}`` when the folder keeps no
+    configuration or the configuration has no ``[population]``. Read as data (TOML), never
+    run."""
     import tomllib
 
     path = _fit_folder(name_or_path) / "config.toml"
@@ -78,8 +80,14 @@ def fit_population(name_or_path: str | Path) -> dict:
     except tomllib.TOMLDecodeError as error:
         raise FitFileError(f"{path} is not a readable fit configuration ({error}); fix it or "
                            f"remove it from the fit folder") from None
-    return {key: dict(population[key]) for key in ("cv", "correlations", "transforms")
-            if isinstance(population.get(key), dict)}
+    table = {key: dict(population[key]) for key in ("cv", "correlations", "transforms")
+             if isinstance(population.get(key), dict)}
+    estimated = load_fit_record(name_or_path).get("between_patient") or {} \
+        if (_fit_folder(name_or_path) / "params.json").is_file() else {}
+    if estimated:  # CVs the fit estimated ([between_patient]) replace their start values
+        table["cv"] = {**table.get("cv", {}),
+                       **{name: entry["cv"] for name, entry in estimated.items()}}
+    return table
 
 
 def default_fit(model_name: str) -> str | None:

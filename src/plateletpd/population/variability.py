@@ -108,6 +108,13 @@ class Variability:
         factor = _cholesky(self.covariance)
         return standard @ factor.T
 
+    def sd(self, name: str) -> float:
+        """The SD of ``name``'s random effect (0 if it does not vary)."""
+        if name not in self.names:
+            return 0.0
+        index = self.names.index(name)
+        return math.sqrt(max(float(self.covariance[index, index]), 0.0))
+
     def apply(self, typical: Mapping[str, float], eta: np.ndarray) -> dict[str, np.ndarray]:
         """Individual values from typical values and random effects."""
         values = {}
@@ -142,6 +149,26 @@ class Variability:
             raise ParameterError(f"index must be a non-negative integer, got {index!r}")
         eta = self.eta(int(index) + 1, seed)[-1:]
         return {name: float(v[0]) for name, v in self.apply(typical, eta).items()}
+
+
+def eta_sd(cv: float, transform: str) -> float:
+    """The SD of eta that gives a between-patient ``cv`` (as :meth:`Variability.from_cv`)."""
+    return math.sqrt(math.log1p(cv ** 2)) if transform == "lognormal" else cv
+
+
+def eta_scales(variability: Variability, cvs: Mapping[str, float]) -> np.ndarray:
+    """Per column of ``variability``'s random effects, the factor that turns effects drawn
+    with its CVs into effects with the CVs ``cvs`` (quantities not named, or not varied,
+    keep 1). Scaling a column keeps its correlations with the others and every patient's
+    rank: the same standard normals, wider or narrower (common random numbers, as a fit
+    that estimates a CV needs)."""
+    scales = np.ones(len(variability.names))
+    for name, cv in cvs.items():
+        drawn = variability.sd(name)
+        if drawn > 0:
+            index = variability.names.index(name)
+            scales[index] = eta_sd(float(cv), variability.transforms[index]) / drawn
+    return scales
 
 
 def _cholesky(covariance: np.ndarray) -> np.ndarray:

@@ -330,8 +330,16 @@ class TrialUncertainty:
                          f"[population] typical to leave out between-study variation")
         effect_names = {f"{p}_effect_{study}" for p in effects
                         for study in effects[p].get("studies", {})}
+        between = {entry.get("parameter") for entry in
+                   (record.get("between_patient") or {}).values()}
+        if between & set(fitted):
+            notes.append(f"between-patient CV(s) estimated by fit {name} "
+                         f"({', '.join(sorted(between & set(fitted)))}) enter through the "
+                         f"trial's [population] (fit_population) at their estimates; their "
+                         f"uncertainty is not drawn")
         unused = [n for n in fitted if n not in model.parameters and n not in study.values()
-                  and n not in new_study.values() and n not in effect_names]
+                  and n not in new_study.values() and n not in effect_names
+                  and n not in between]
         if unused:
             notes.append(
                 f"fit {name}'s study-level parameter(s) {', '.join(unused)} are fixed effects "
