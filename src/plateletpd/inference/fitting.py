@@ -768,8 +768,9 @@ def _between_patient(entries: dict, parameters, variability: Variability,
             if trial.spec.variability.sd(name) <= 0:
                 raise fail(where, f"the trial {trial.source} does not vary {name!r} in its "
                                   f"[population] cv: a CV the fit estimates applies to every "
-                                  f"arm, so give the trial a CV above 0 for it (or leave out "
-                                  f"its [population] cv to take the fit's)")
+                                  f"arm, so give the trial a CV above 0 for it there (a trial "
+                                  f"without [population] cv takes the variability of the fit "
+                                  f"its file names, not this fit's)")
         transform = variability.transforms[index]
         start = (math.sqrt(math.expm1(drawn)) if transform == "lognormal"
                  else math.sqrt(drawn)) if entry["value"] is None else entry["value"]
