@@ -195,3 +195,26 @@ def test_a_cv_the_trial_does_not_vary_is_refused_naming_the_trial(tmp_path):
                              + "[between_patient.progenitor_transit_time]\n")
     with pytest.raises(FitConfigError, match="trial.toml does not vary 'progenitor_transit_"):
         load_fit_config(config)
+
+
+@pytest.mark.filterwarnings("ignore::plateletpd.study.trial.DroppedPatientsWarning")
+def test_a_trial_without_its_own_cvs_runs_with_the_fits_population(tmp_path):
+    # a trial file that states no [population] cv takes the CVs of a fit; inside a fit it is
+    # the running fit's [population] (not the bundled fit's, which its fit key names), so a
+    # CV the fit estimates reaches it
+    from test_fitting_trials import ROWS as TRIAL_ROWS
+    from test_fitting_trials import write_fit as write_trial_fit
+    from test_fitting_trials import write_rows, write_trial
+
+    path = write_trial(tmp_path)
+    text = path.read_text()
+    own = next(line for line in text.splitlines() if line.startswith("cv = "))
+    path.write_text(text.replace(own + "\n", "").replace('fit = "none"', 'fit = "default"'))
+    write_rows(tmp_path, TRIAL_ROWS[:5])
+    population = "[population]\ncv = { chemotherapy_sensitivity = 0.55 }\n"
+    problem = load_fit_config(write_trial_fit(
+        tmp_path, extra=population + "[between_patient.chemotherapy_sensitivity]\n"))
+    variability = problem.trials[0].spec.variability
+    assert variability.names == ("chemotherapy_sensitivity",)
+    assert variability.sd("chemotherapy_sensitivity") == pytest.approx(
+        math.sqrt(math.log1p(0.55 ** 2)))

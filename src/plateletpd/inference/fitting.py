@@ -568,7 +568,8 @@ def load_fit_config(path: str | Path) -> FitProblem:
 
     arms = [_arm(entry, data, ("arms", index), fail)
             for index, entry in enumerate(checked["arms"])]
-    trials = [_trial_arms(entry, path, model, data, str(data_path), ("trials", index), fail)
+    trials = [_trial_arms(entry, path, model, data, str(data_path), ("trials", index), fail,
+                          variability)
               for index, entry in enumerate(checked["trials"])]
     if not arms and not trials:
         raise fail(("arms",), "a fit needs at least one [[arms]] or [[trials]] entry")
@@ -670,9 +671,10 @@ def _no_row_twice(arms: list[ArmSpec], trials: list[TrialArms], fail) -> None:
 
 
 def _trial_arms(entry: dict, path: Path, model: Model, data: pd.DataFrame, source: str,
-                where: tuple, fail) -> TrialArms:
+                where: tuple, fail, variability: Variability | None = None) -> TrialArms:
     """One checked [[trials]] entry: the trial file (relative to the configuration, or a
-    bundled trial's name) and its arms, rows and patients (inference/trial_arms.py)."""
+    bundled trial's name) and its arms, rows and patients (inference/trial_arms.py); a trial
+    file stating no [population] cv runs with the fit's ``variability``."""
     file = entry["file"]
     trial = (path.parent / file) if file.endswith(".toml") else file
     return TrialArms.create(
@@ -680,7 +682,7 @@ def _trial_arms(entry: dict, path: Path, model: Model, data: pd.DataFrame, sourc
         seed=entry["seed"], study=entry["study"], arm_map=entry["arm_map"] or None,
         endpoints=entry["endpoints"], lines=entry["lines"], params=entry["params"],
         final_subjects_per_arm=entry["final_subjects_per_arm"], data_source=source,
-        fail=lambda key, message: fail((*where, *key), message))
+        fail=lambda key, message: fail((*where, *key), message), variability=variability)
 
 
 def study_effect_names(parameter: str, study: str) -> tuple[str, str]:
@@ -768,9 +770,8 @@ def _between_patient(entries: dict, parameters, variability: Variability,
             if trial.spec.variability.sd(name) <= 0:
                 raise fail(where, f"the trial {trial.source} does not vary {name!r} in its "
                                   f"[population] cv: a CV the fit estimates applies to every "
-                                  f"arm, so give the trial a CV above 0 for it there (a trial "
-                                  f"without [population] cv takes the variability of the fit "
-                                  f"its file names, not this fit's)")
+                                  f"arm, so give the trial a CV above 0 for it there, or "
+                                  f"leave out its [population] cv to run it with this fit's)")
         transform = variability.transforms[index]
         start = (math.sqrt(math.expm1(drawn)) if transform == "lognormal"
                  else math.sqrt(drawn)) if entry["value"] is None else entry["value"]

@@ -39,7 +39,7 @@ import pandas as pd
 
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.model.definition import Model
-from plateletpd.population.variability import cohort_matrix, eta_scales
+from plateletpd.population.variability import Variability, cohort_matrix, eta_scales
 from plateletpd.simulation.simulate import _valid_rows
 from plateletpd.study.check import arm_mapping, arm_row_reader
 from plateletpd.study.trial import (CHUNK, TrialSpec, _arm_seed, bundled_trial,
@@ -102,14 +102,16 @@ class TrialArms:
                arm_map: Mapping[str, str] | None = None, endpoints: list[str] | None = None,
                lines: list[int] | None = None, params: Mapping | None = None,
                final_subjects_per_arm: int = 0,
-               data_source: str = "the fit's data", fail: Fail | None = None
-               ) -> "TrialArms":
+               data_source: str = "the fit's data", fail: Fail | None = None,
+               variability: Variability | None = None) -> "TrialArms":
         """Trial arms of a fit of ``model`` to ``data`` (an outcome table,
         :func:`plateletpd.io.outcomes.load_outcomes`): ``trial`` a spec, a trial file or a
         bundled trial's name; ``arms`` the trial arms to run (default: those mapped to a
         data arm); ``final_subjects_per_arm`` (0: off) the patients screened per arm in the
-        fit's last minimisation and its Monte Carlo error (:meth:`resized`); the other
-        keywords as the ``[[trials]]`` keys (docs: fitting). ``fail``
+        fit's last minimisation and its Monte Carlo error (:meth:`resized`);
+        ``variability`` the fit's ``[population]``, which a trial file stating no
+        ``[population] cv`` runs with (instead of the CVs of the fit its file names); the
+        other keywords as the ``[[trials]]`` keys (docs: fitting). ``fail``
         turns (key path, message) into the error to raise (a configuration names its file
         and line); by default a :class:`TrialArmsError`."""
         fail = fail or (lambda where, message: TrialArmsError(
@@ -141,6 +143,8 @@ class TrialArms:
         typical = {name: spec.model.parameters[name].value
                    for name in spec.extra.get("typical", ())}
         spec = replace(spec, model=model)  # the fit's model object: its kernel, its values
+        if variability is not None and spec.extra.get("cv_from_fit"):
+            spec = replace(spec, variability=variability)  # the running fit's [population]
         study = study or spec.extra.get("data_study")
         studies = list(dict.fromkeys(data.study))
         if not study:

@@ -442,6 +442,9 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                                             **_course_keys(document, checked, arms),
                                             "subgroups": _subgroups(document, checked,
                                                                     model),
+                                            # the CVs came from the fit, not the file: a fit
+                                            # running the trial gives its own instead
+                                            "cv_from_fit": bool(cv_origin),
                                             **extra_anchor})
 
 
