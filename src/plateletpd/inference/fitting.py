@@ -48,7 +48,8 @@ from plateletpd.io.schema import Document, Field, Ref, Table, number_table
 from plateletpd.io.provenance import provenance
 from plateletpd.model.definition import Model, load_model
 from plateletpd.io.outcomes import bundled_outcomes_path, load_outcomes, require_usable
-from plateletpd.population.variability import Variability, cohort_matrix, eta_scales
+from plateletpd.population.variability import (Variability, cohort_matrix, cv_of_eta_sd,
+                                               eta_scales)
 from plateletpd.simulation.simulate import _valid_rows
 
 #: chi-square rise that bounds a 95% profile-likelihood interval (chi2 quantile, 1 df)
@@ -762,7 +763,7 @@ def _between_patient(entries: dict, parameters, variability: Variability,
                               f"{closest(name, variability.names)}: give it a CV there (the "
                               f"start value; its random effects are drawn with it)")
         index = variability.names.index(name)
-        drawn = variability.sd(name) ** 2
+        drawn = variability.sd(name)
         if drawn <= 0:
             raise fail(where, f"its [population] cv is 0: random effects drawn with no spread "
                               f"cannot be rescaled; give a CV above 0 there")
@@ -771,10 +772,9 @@ def _between_patient(entries: dict, parameters, variability: Variability,
                 raise fail(where, f"the trial {trial.source} does not vary {name!r} in its "
                                   f"[population] cv: a CV the fit estimates applies to every "
                                   f"arm, so give the trial a CV above 0 for it there, or "
-                                  f"leave out its [population] cv to run it with this fit's)")
+                                  f"leave out its [population] cv to run it with this fit's")
         transform = variability.transforms[index]
-        start = (math.sqrt(math.expm1(drawn)) if transform == "lognormal"
-                 else math.sqrt(drawn)) if entry["value"] is None else entry["value"]
+        start = cv_of_eta_sd(drawn, transform) if entry["value"] is None else entry["value"]
         lower, upper = entry["lower"], entry["upper"]
         if not lower < upper:
             raise fail(where, f"bounds [{lower}, {upper}] are not lower < upper")

@@ -156,6 +156,11 @@ def eta_sd(cv: float, transform: str) -> float:
     return math.sqrt(math.log1p(cv ** 2)) if transform == "lognormal" else cv
 
 
+def cv_of_eta_sd(sd: float, transform: str) -> float:
+    """The between-patient CV that an SD of eta gives (the inverse of :func:`eta_sd`)."""
+    return math.sqrt(math.expm1(sd ** 2)) if transform == "lognormal" else sd
+
+
 def eta_scales(variability: Variability, cvs: Mapping[str, float]) -> np.ndarray:
     """Per column of ``variability``'s random effects, the factor that turns effects drawn
     with its CVs into effects with the CVs ``cvs`` (quantities not named, or not varied,
