@@ -97,3 +97,26 @@ def test_a_user_added_row_joins_the_fit_without_code_changes(tmp_path, record):
     bundled = load_fit_config(FIT / "config.toml")
     assert problem.residuals(bundled.parameters).size == \
         bundled.residuals(bundled.parameters).size + 1  # one more residual in the objective
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::plateletpd.study.trial.DroppedPatientsWarning")
+def test_the_default_cit_fit_reproduces_its_rows_from_its_configuration():
+    # fits/cit_marrow_reserve_calibration at its reported values and final cohort sizes
+    # ([fit] final_subjects, each [[trials]] entry's final_subjects_per_arm): every row of its
+    # predictions.csv again, bit for bit (common random numbers). A change to the engine,
+    # the trial language or the fit that moves a calibration row shows here, before the
+    # bundled fit, the validation record and the card's numbers silently disagree with it
+    folder = FIT.parent / "cit_marrow_reserve_calibration"
+    problem = load_fit_config(folder / "config.toml")
+    problem.eta = problem.variability.eta(problem.config["fit"]["final_subjects"],
+                                          problem.seed)
+    problem.trials = [trial.resized(trial.final_subjects_per_arm)
+                      if trial.final_subjects_per_arm > trial.spec.subjects_per_arm
+                      else trial for trial in problem.trials]
+    record = json.loads((folder / "params.json").read_text())
+    table = problem.predict({name: entry["value"]
+                             for name, entry in record["parameters"].items()})
+    stored = pd.read_csv(folder / "predictions.csv").set_index("line")
+    np.testing.assert_array_equal(table.predicted.to_numpy(),
+                                  stored.predicted.loc[table.line].to_numpy())
