@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from test_fitting import CONFIG as FITTING_CONFIG
+
 from plateletpd.inference.fitting import FitConfigError, load_fit_config, run_fit
 from plateletpd.model.library import fit_population
 from plateletpd.population.variability import Variability, eta_scales
@@ -36,14 +38,7 @@ cv = {{ slope = {cv} }}
 [parameters]
 slope = {{ value = {slope}, vary = true, lower = 0.05, upper = 3.0 }}
 {between}
-[[arms]]
-study = "synthetic"
-arm = "cytotoxic"
-chemotherapy = "cytotoxic 100 mg qd d1-14"
-entry_below = false
-day0 = "chemotherapy"
-follow_up_days = 42
-"""
+""" + FITTING_CONFIG[FITTING_CONFIG.index("[[arms]]"):]  # tests/test_fitting.py's arm
 TRUE = {"slope": 0.6, "cv": 0.45}  # what the synthetic rows are simulated at
 TRIAL = """
 [trial]
