@@ -16,6 +16,7 @@ from plateletpd.inference.fitting import FitConfigError, load_fit_config, run_fi
 from plateletpd.model.library import fit_population
 from plateletpd.population.variability import Variability, eta_scales
 from plateletpd.study.trial import load_trial_spec
+from plateletpd.study.uncertainty import TrialUncertainty
 
 HEADER = ("study,arm,regimen,n,population,day0,endpoint,threshold,day,statistic,value,"
           "spread_type,spread,source")
@@ -132,8 +133,20 @@ def test_a_fit_recovers_the_cv_its_rows_were_simulated_with(tmp_path):
     # and a trial on the fit that states no [population] cv draws its patients with it
     trial = tmp_path / "trial.toml"
     trial.write_text(TRIAL.format(fit=out))
-    variability = load_trial_spec(trial).variability
-    assert variability.sd("slope") == pytest.approx(math.sqrt(math.log1p(fitted.value ** 2)))
+    spec = load_trial_spec(trial)
+    assert spec.variability.sd("slope") == pytest.approx(
+        math.sqrt(math.log1p(fitted.value ** 2)))
+    # replicate trials drawn from the fit's uncertainty say which CVs they used; a trial with
+    # its own [population] cv keeps it and is told the fit's estimate is not used
+    assert "takes them at their estimates" in " ".join(
+        TrialUncertainty.for_trial(spec).notes)
+    own = tmp_path / "own.toml"
+    own.write_text(TRIAL.format(fit=out).replace(
+        "[chemotherapy]", "[population]\ncv = { slope = 0.2 }\n\n[chemotherapy]"))
+    spec = load_trial_spec(own)
+    assert spec.variability.sd("slope") == pytest.approx(math.sqrt(math.log1p(0.04)))
+    assert "not used: this trial's own [population] cv wins" in " ".join(
+        TrialUncertainty.for_trial(spec).notes)
 
 
 @pytest.mark.parametrize("between, fragment", [

@@ -212,7 +212,8 @@ class FitProblem:
                                           if k in model.parameters}},
                                       {k: v for k, v in arm_params.items()
                                        if k in model.covariates})
-        eta = self.eta * eta_scales(self.variability, self.between_patient_cvs(values))
+        eta = self.eta * eta_scales(self.variability, self.between_patient_cvs(values)) \
+            if self.between_patient else self.eta  # estimated CVs rescale the drawn effects
         matrix = cohort_matrix(model, base, self.variability, eta)
         return matrix[_valid_rows(model, matrix)]
 
@@ -452,7 +453,7 @@ FIT_SCHEMA = Table({
     "between_patient": Table(names=Table({
         "value": Field(what="a start CV above 0 (default: the [population] cv)"),
         "lower": Field(default=0.01, what="a lower bound above 0 for the CV, e.g. 0.01"),
-        "upper": Field(default=2.0, high=10.0, what="an upper bound for the CV, e.g. 2"),
+        "upper": Field(default=2.0, high=10.0, what="an upper bound for the CV from above 0 to 10, e.g. 2"),
         "vary": Field("boolean", default=True)})),
     "arms": Table({
         "study": Field("text", required=True), "arm": Field("text", required=True),

@@ -221,11 +221,11 @@ class TrialArms:
         base = model.parameter_vector({**self.typical, **values},
                                       {**spec.covariates, **(covariates or {})})
         relative = relative_days(spec)
-        scales = eta_scales(spec.variability, cv or {})
+        scales = eta_scales(spec.variability, cv) if cv else None
         tables, fractions = {}, {}
         for index in self.arms:
-            table, screened = _arm_table(spec, index, base, self.eta[index] * scales,
-                                         relative)
+            eta = self.eta[index] if scales is None else self.eta[index] * scales
+            table, screened = _arm_table(spec, index, base, eta, relative)
             name = spec.arms[index].name
             tables[name] = table
             fractions[name] = len(table) / max(screened, 1)

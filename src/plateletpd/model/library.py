@@ -82,11 +82,12 @@ def fit_population(name_or_path: str | Path) -> dict:
                            f"remove it from the fit folder") from None
     table = {key: dict(population[key]) for key in ("cv", "correlations", "transforms")
              if isinstance(population.get(key), dict)}
+    # CVs the fit estimated ([between_patient]) replace their start values
+    record = path.with_name("params.json")
     estimated = load_fit_record(name_or_path).get("between_patient") or {} \
-        if (_fit_folder(name_or_path) / "params.json").is_file() else {}
-    if estimated:  # CVs the fit estimated ([between_patient]) replace their start values
-        table["cv"] = {**table.get("cv", {}),
-                       **{name: entry["cv"] for name, entry in estimated.items()}}
+        if record.is_file() else {}
+    for name, entry in estimated.items():
+        table.setdefault("cv", {})[name] = entry["cv"]
     return table
 
 

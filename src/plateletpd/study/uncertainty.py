@@ -333,10 +333,13 @@ class TrialUncertainty:
         between = {entry.get("parameter") for entry in
                    (record.get("between_patient") or {}).values()}
         if between & set(fitted):
-            notes.append(f"between-patient CV(s) estimated by fit {name} "
-                         f"({', '.join(sorted(between & set(fitted)))}) enter through the "
-                         f"trial's [population] (fit_population) at their estimates; their "
-                         f"uncertainty is not drawn")
+            estimated = ", ".join(sorted(between & set(fitted)))
+            notes.append(f"between-patient CV(s) estimated by fit {name} ({estimated}): "
+                         + ("this trial takes them at their estimates (it states no "
+                            "[population] cv); their uncertainty is not drawn"
+                            if extra.get("cv_from_fit") else
+                            "not used: this trial's own [population] cv wins; leave it out "
+                            "to take the fit's"))
         unused = [n for n in fitted if n not in model.parameters and n not in study.values()
                   and n not in new_study.values() and n not in effect_names
                   and n not in between]
