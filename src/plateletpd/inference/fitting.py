@@ -453,7 +453,8 @@ FIT_SCHEMA = Table({
     "between_patient": Table(names=Table({
         "value": Field(what="a start CV above 0 (default: the [population] cv)"),
         "lower": Field(default=0.01, what="a lower bound above 0 for the CV, e.g. 0.01"),
-        "upper": Field(default=2.0, high=10.0, what="an upper bound for the CV from above 0 to 10, e.g. 2"),
+        "upper": Field(default=2.0, high=10.0,
+                       what="an upper bound for the CV from above 0 to 10, e.g. 2"),
         "vary": Field("boolean", default=True)})),
     "arms": Table({
         "study": Field("text", required=True), "arm": Field("text", required=True),
