@@ -110,6 +110,31 @@ def test_dose_reductions_compound_and_the_doses_given_make_the_course(cohort, re
                        atol=1e-4)
 
 
+def test_a_cycle_judged_on_its_chemotherapy_day_is_the_same_course_shifted(cohort, result):
+    # support before chemotherapy (Winer 2017, Al-Samkari 2022: 5 days of drug, then the
+    # chemotherapy) puts the chemotherapy on cycle day 6; judged on day 6, the count that
+    # decides each cycle is again the one 21 days after the previous chemotherapy, so
+    # without support the course is COURSE shifted by 5 days: the same cycle days, delays
+    # and doses, and the same counts 5 days later (to the solver's tolerance)
+    shifted = run(cohort, ChemotherapyCourse(
+        regimen=f"chemotherapy {COURSE_DOSE} dose d6", cycle_days=21, cycles=4,
+        delay_below=100, recheck_every_days=7, give_up_after_days=28,
+        reduce_after_delay_pct=20, judged_on_day=6))
+    np.testing.assert_array_equal(shifted.cycle_day, result.cycle_day)
+    np.testing.assert_array_equal(shifted.delay, result.delay)
+    np.testing.assert_array_equal(shifted.dose, result.dose)
+    five = 5 * COURSE.points_per_day
+    np.testing.assert_allclose(shifted.platelets[:, five:], result.platelets[:, :-five],
+                               rtol=1e-4, atol=1e-3)
+    # judged on the cycle's first day instead (16 days after the chemotherapy, near the
+    # nadir) the same course is delayed more: the rule is not vacuous here
+    early = run(cohort, ChemotherapyCourse(
+        regimen=f"chemotherapy {COURSE_DOSE} dose d6", cycle_days=21, cycles=4,
+        delay_below=100, recheck_every_days=7, give_up_after_days=28,
+        reduce_after_delay_pct=20))
+    assert np.sum(early.delay[:, 1] > 0) > np.sum(result.delay[:, 1] > 0)
+
+
 def test_without_a_delay_rule_every_cycle_is_given_as_planned(cohort):
     plain = run(cohort, ChemotherapyCourse(cycle_days=21, cycles=4))
     assert np.all(plain.cycle_day == [0.0, 21.0, 42.0, 63.0])
@@ -197,6 +222,8 @@ def test_cycles_are_reproducible_and_identical_with_one_or_two_threads(cohort):
     ({"delay_below": float("nan")}, "delay_below must be a positive count"),
     ({"reduce_after_delay_pct": 120}, "reduce_after_delay_pct must be a percentage"),
     ({"regimen": ""}, "regimen must be a dose text"),
+    ({"judged_on_day": 0}, "judged_on_day must be a cycle day from 1 to cycle_days"),
+    ({"judged_on_day": 22}, "judged_on_day must be a cycle day from 1 to cycle_days"),
 ])
 def test_a_bad_course_is_a_clear_error(keywords, message):
     with pytest.raises(PlateletPDError, match=message):

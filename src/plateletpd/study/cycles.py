@@ -2,7 +2,9 @@
 cycle day, and eligibility judged on the simulated history.
 
 Cycle 1 is given on day 0. Cycle k+1 is planned ``cycle_days`` after the day cycle k was
-actually given. With ``delay_below``, the count is judged on the planned day: at or above
+actually given. With ``delay_below``, the count is judged on the planned day (or on the
+planned cycle's day ``judged_on_day``: a cycle whose chemotherapy follows some days of
+support is judged on the chemotherapy's day, as a protocol judges it): at or above
 the level the cycle is given; below it the cycle waits and the count is judged again every
 ``recheck_every_days``; the cycle is given on the first re-check at or above the level, and
 when no re-check within ``give_up_after_days`` of the planned day is, chemotherapy is
@@ -66,6 +68,8 @@ class ChemotherapyCourse:
     give_up_after_days: float = 28.0
     reduce_after_delay_pct: float = 0.0
     follow_up_days: float = 21.0
+    # the cycle day whose count decides whether the cycle is given (1: its first day)
+    judged_on_day: float = 1.0
     # output grid: 6 a day (4-hourly); a course is months long and the grid, not the
     # integration, dominates the cost (24 a day took 3.3x as long for a nadir 0.01% lower)
     points_per_day: int = 6
@@ -86,6 +90,12 @@ class ChemotherapyCourse:
         if self.delay_below is not None and not _positive(self.delay_below):
             problems.append(f"delay_below must be a positive count (10^9/L) or absent, got "
                             f"{self.delay_below!r}")
+        if not (_positive(self.judged_on_day) and 1.0 <= self.judged_on_day
+                and (not _positive(self.cycle_days)
+                     or self.judged_on_day <= self.cycle_days)):
+            problems.append(f"judged_on_day must be a cycle day from 1 to cycle_days "
+                            f"({self.cycle_days!r}), got {self.judged_on_day!r}; e.g. 6 "
+                            f"for a cycle whose chemotherapy is on day 6")
         if not (_positive(self.reduce_after_delay_pct, zero_ok=True)
                 and self.reduce_after_delay_pct < 100):
             problems.append(f"reduce_after_delay_pct must be a percentage from 0 to below "
@@ -99,6 +109,11 @@ class ChemotherapyCourse:
         """Days after the planned day on which the count is judged."""
         return np.arange(math.floor(self.give_up_after_days / self.recheck_every_days
                                     + 1e-9) + 1) * self.recheck_every_days
+
+    @property
+    def judged_after(self) -> float:
+        """Days from a cycle's first day to the day its count is judged."""
+        return self.judged_on_day - 1.0
 
     @property
     def horizon(self) -> float:
@@ -388,8 +403,8 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
         # dose cannot change an earlier count; patients whose chemotherapy ends in this
         # pass (abandoned, failed) are run again to the end of follow-up below
         cut = times.size if last else min(times.size, int(np.searchsorted(
-            times, np.max(day[rows, k]) + course.cycle_days + course.checks[-1],
-            side="right")) + 2)
+            times, np.max(day[rows, k]) + course.cycle_days + course.judged_after
+            + course.checks[-1], side="right")) + 2)
         run(rows, times[:cut])
         stop_support(rows, times[:cut])
         screened = rows
@@ -399,7 +414,10 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
                 run(screened, times)
             break
         planned = day[rows, k] + course.cycle_days
-        when = planned[:, None] + course.checks[None, :]
+        # judged on the planned cycle's day judged_on_day; the cycle starts that many days
+        # before the count that lets it go (its support before that day is not in the
+        # judged count: this pass has not placed it)
+        when = planned[:, None] + course.judged_after + course.checks[None, :]
         counts = values_at(times, courses[rows], when)
         if observe is not None:
             counts = observe(rows, k + 1, counts)
@@ -407,7 +425,7 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
         first = np.argmax(fine, axis=1)
         ok = fine[np.arange(rows.size), first]
         late = ok & (first > 0)
-        day[rows[ok], k + 1] = when[ok, first[ok]]
+        day[rows[ok], k + 1] = when[ok, first[ok]] - course.judged_after
         delay[rows, k + 1] = np.where(ok, course.checks[first], np.inf)
         dose[rows, k + 1] = dose[rows, k] * np.where(late, reduce, 1.0)
         abandoned[rows[~ok]] = True
@@ -520,7 +538,8 @@ class HistoryRule:
             first = np.argmax(reached, axis=1)
             day = np.where(reached.any(axis=1), result.times[first], np.nan)
         elif self.rule == "delayed_at_least":
-            day = result.cycle_day[:, c - 1] + result.course.cycle_days + self.days
+            day = result.cycle_day[:, c - 1] + result.course.cycle_days \
+                + result.course.judged_after + self.days
         else:
             start = result.cycle_day[:, c]
             after = np.where(np.isfinite(start), start, np.inf)

@@ -202,6 +202,9 @@ TRIAL_SCHEMA = Table({
         "reduce_after_delay_pct": Field(default=0.0, low_included=True, high=99.0,
                                         unit="%"),
         "follow_up_days": Field(default=21.0, unit="days"),
+        "judged_on_day": Field(default=1.0, unit="cycle day",
+                               what="the cycle day whose count decides whether the cycle "
+                                    "is given, e.g. 6 for chemotherapy on day 6"),
         "between_cycle_cv": Field(default=0.0, low_included=True, high=2.0,
                                   what="a coefficient of variation (0.2 = 20%)"),
         "points_per_day": Field(whole=True, default=6, high=96,
