@@ -136,7 +136,8 @@ def test_cit_marrow_reserve_idles_the_drugs_a_regimen_does_not_give():
     idle = names(model, idle_states(model, [state["chemotherapy"], state["hetrombopag"]]))
     assert idle == {"rhtpo_sc", "rhtpo_central", "il11_sc", "il11_central", "romiplostim_sc",
                     "romiplostim_central", "romiplostim_peripheral", "eltrombopag_gut",
-                    "eltrombopag_central", "eltrombopag_peripheral"}
+                    "eltrombopag_central", "eltrombopag_peripheral", "avatrombopag_gut",
+                    "avatrombopag_central"}
     with_romiplostim = names(model, idle_states(
         model, [state["chemotherapy"], state["hetrombopag"], state["romiplostim"]]))
     assert with_romiplostim == idle - {"romiplostim_sc", "romiplostim_central",

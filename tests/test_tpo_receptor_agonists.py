@@ -1,8 +1,9 @@
-"""Romiplostim and eltrombopag in cit_marrow_reserve (issue 17 item 1: other TPO-receptor
-agonists with their published PK): romiplostim's PK against the library's independent
-implementation of Wang 2010, eltrombopag's exposure against dose / CL, its potency against
-Farrell 2014's slope, and the two receptor sites' rules (competition at one site, one shared
-ceiling)."""
+"""Romiplostim, eltrombopag and avatrombopag in cit_marrow_reserve (issue 17 item 1: other
+TPO-receptor agonists with their published PK): romiplostim's PK against the library's
+independent implementation of Wang 2010, eltrombopag's and avatrombopag's exposure against
+dose / CL, eltrombopag's potency against Farrell 2014's slope, avatrombopag's time course
+against its label and healthy volunteers, and the two receptor sites' rules (competition at
+one site, one shared ceiling)."""
 
 from pathlib import Path
 
@@ -77,9 +78,90 @@ def test_hetrombopag_and_eltrombopag_compete_for_one_site(model):
     assert np.max(result["hetrombopag_signal"]) < np.max(alone["hetrombopag_signal"])
 
 
+def test_avatrombopag_exposure_and_half_life_follow_its_label(model):
+    # Doptelet prescribing information: CL/F 6.9 L/h, V/F 180 L, half-life about 19 h,
+    # median Tmax 5-6 h; healthy Japanese and White subjects 16-18 h (Nomoto 2018 Clin
+    # Pharmacol Drug Dev 7:188). At steady state the AUC over one interval is dose / CL
+    times = np.arange(0, 14 * 24 * 4 + 1) / (24.0 * 4)
+    result = pp.simulate(model, "avatrombopag 20 mg qd d1-14", times=times,
+                         covariates=WEIGHT)
+    concentration = result["avatrombopag_concentration"]  # ng/mL
+    last = (times >= 12.0) & (times <= 13.0)  # day 13 (the 13th dose at t = 12 d)
+    auc = np.trapezoid(concentration[last], times[last] * 24.0) / 1000.0  # mg h/L
+    assert auc == pytest.approx(20.0 / 6.9, rel=5e-3)
+    single = pp.simulate(model, "avatrombopag 20 mg d1", times=times, covariates=WEIGHT)
+    profile = single["avatrombopag_concentration"]
+    assert 5.0 <= times[np.argmax(profile)] * 24.0 <= 6.0
+    late = [np.searchsorted(times, day) for day in (2.0, 4.0)]
+    half_life = np.log(2) * 48.0 / np.log(profile[late[0]] / profile[late[1]])
+    assert 16.0 <= half_life <= 20.0, half_life
+
+
+def _avatrombopag_rise(model, regimen, days=40.0):
+    times = np.arange(0, days * 8 + 1) / 8.0
+    result = pp.simulate(model, regimen, times=times, covariates=WEIGHT)
+    return times, result["platelets"] / result["platelets"][0]
+
+
+def test_avatrombopag_potency_reproduces_adapts_doubling(model):
+    # avatrombopag_ec50 is calibrated (model card, "Avatrombopag"): 60 mg daily with food
+    # for 5 days doubles the count over the procedure days 10-13 (ADAPT-1/2 pooled, baseline
+    # < 40: +31.7 x10^9/L, "approximately doubled"; Poordad 2020 Int J Hepatol 5421632).
+    # Day 1 = the first dose = time 0
+    times, ratio = _avatrombopag_rise(model, "avatrombopag 60 mg qd d1-5")
+    window = (times >= 9.0) & (times <= 12.0)
+    assert ratio[window].mean() == pytest.approx(2.0, rel=0.03)
+
+
+def test_avatrombopag_time_course_is_that_of_its_label_and_healthy_volunteers(model):
+    # not calibrated: the rise peaks 10-13 days after the first dose and lasts about 2 weeks
+    # (Davis's drug guide, from ADAPT), counts are back at baseline by about day 35 after a
+    # 5-day course (Terrault 2018 via its monograph), and after one dose in healthy
+    # volunteers the count "peaked by day 11 and returned to baseline by day 27" (Nomoto 2018
+    # Clin Pharmacol Drug Dev 7:188). Read here: the peak on days 10-16 (the model's lag
+    # from c-Mpl stimulation to the peak is 12-16 days for every agonist, a day or two late
+    # against these), and "back at baseline" as within 10% (the count's within-subject
+    # CV is 7.65%, the model's observation error)
+    times, ratio = _avatrombopag_rise(model, "avatrombopag 60 mg qd d1-5")
+    assert 9.0 <= times[np.argmax(ratio)] <= 15.0, times[np.argmax(ratio)]
+    assert abs(ratio[np.searchsorted(times, 34.0)] - 1.0) < 0.10
+    # single doses: 10-80 mg were studied (dose-proportional PK; Legemiddelhandboka); the
+    # lower two here, the upper two in the xfail below
+    assert_single_avatrombopag_dose_returns_by_day_27(model, (10.0, 20.0))
+
+
+def assert_single_avatrombopag_dose_returns_by_day_27(model, doses):
+    for dose in doses:
+        times, ratio = _avatrombopag_rise(model, f"avatrombopag {dose} mg d1")
+        assert ratio.max() > 1.1, dose  # a rise worth the name
+        assert 9.0 <= times[np.argmax(ratio)] <= 15.0, (dose, times[np.argmax(ratio)])
+        assert abs(ratio[np.searchsorted(times, 26.0)] - 1.0) < 0.10, (
+            dose, ratio[np.searchsorted(times, 26.0)])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the stimulated marrow comes down too slowly (as after rhTPO, Zhao 2001 above): one "
+    "40 or 80 mg dose leaves the default subject 12.5% and 16.2% above baseline on day 27 "
+    "(peaks +47% and +57% on day 14), where healthy volunteers were back at baseline "
+    "(model card, 'The return after a stimulus')"))
+def test_a_single_large_avatrombopag_dose_is_back_at_baseline_by_day_27(model):
+    assert_single_avatrombopag_dose_returns_by_day_27(model, (40.0, 80.0))
+
+
+def test_avatrombopag_competes_with_hetrombopag_for_the_transmembrane_site(model):
+    regimen = "hetrombopag 75 mg qd d1-5 + avatrombopag 600 mg qd d1-5"
+    result = pp.simulate(model, regimen, days=6, covariates=WEIGHT)
+    both = result["hetrombopag_signal"] + result["avatrombopag_signal"]
+    largest = max(model.parameters["het_max_signal"].value,
+                  model.parameters["avatrombopag_max_signal"].value)
+    assert np.max(both) <= largest + 1e-9
+    alone = pp.simulate(model, "avatrombopag 600 mg qd d1-5", days=6, covariates=WEIGHT)
+    assert np.max(result["avatrombopag_signal"]) < np.max(alone["avatrombopag_signal"])
+
+
 def test_every_agonist_together_stays_under_the_shared_ceiling(model):
     regimen = ("romiplostim 10 ug/kg d1 + rhTPO 15000 U qd d1-14 + hetrombopag 7.5 mg qd "
-               "d1-14 + eltrombopag 75 mg qd d1-14")
+               "d1-14 + eltrombopag 75 mg qd d1-14 + avatrombopag 60 mg qd d1-14")
     result = pp.simulate(model, regimen, days=21, covariates=WEIGHT)
     ceiling = model.parameters["mpl_production_ceiling"].value
     assert np.all(result["production_factor"] <= ceiling + 1e-9)
