@@ -65,17 +65,21 @@ def test_eltrombopag_raises_production_with_farrells_slope_at_low_concentration(
     assert rise[peak] == pytest.approx(slope * concentration[peak], rel=0.02)
 
 
-def test_hetrombopag_and_eltrombopag_compete_for_one_site(model):
+@pytest.mark.parametrize("other, dose", [("eltrombopag", "300 mg"), ("avatrombopag", "600 mg")])
+def test_transmembrane_agonists_compete_for_one_site(model, other, dose):
     # competitive agonists at one site: at saturating concentrations of both the site's
-    # signal is a weighted mean of the two maxima, never their sum
-    regimen = "hetrombopag 75 mg qd d1-5 + eltrombopag 300 mg qd d1-5"
+    # signal is a weighted mean of the two maxima, never their sum, and each takes less of
+    # the site than it would alone
+    regimen = f"hetrombopag 75 mg qd d1-5 + {other} {dose} qd d1-5"
     result = pp.simulate(model, regimen, days=6, covariates=WEIGHT)
-    both = result["hetrombopag_signal"] + result["eltrombopag_signal"]
+    both = result["hetrombopag_signal"] + result[f"{other}_signal"]
     largest = max(model.parameters["het_max_signal"].value,
-                  model.parameters["eltrombopag_max_signal"].value)
+                  model.parameters[f"{other}_max_signal"].value)
     assert np.max(both) <= largest + 1e-9
-    alone = pp.simulate(model, "hetrombopag 75 mg qd d1-5", days=6, covariates=WEIGHT)
-    assert np.max(result["hetrombopag_signal"]) < np.max(alone["hetrombopag_signal"])
+    for drug, alone_regimen in (("hetrombopag", "hetrombopag 75 mg qd d1-5"),
+                                (other, f"{other} {dose} qd d1-5")):
+        alone = pp.simulate(model, alone_regimen, days=6, covariates=WEIGHT)
+        assert np.max(result[f"{drug}_signal"]) < np.max(alone[f"{drug}_signal"])
 
 
 def test_avatrombopag_exposure_and_half_life_follow_its_label(model):
@@ -146,17 +150,6 @@ def assert_single_avatrombopag_dose_returns_by_day_27(model, doses):
     "(model card, 'The return after a stimulus')"))
 def test_a_single_large_avatrombopag_dose_is_back_at_baseline_by_day_27(model):
     assert_single_avatrombopag_dose_returns_by_day_27(model, (40.0, 80.0))
-
-
-def test_avatrombopag_competes_with_hetrombopag_for_the_transmembrane_site(model):
-    regimen = "hetrombopag 75 mg qd d1-5 + avatrombopag 600 mg qd d1-5"
-    result = pp.simulate(model, regimen, days=6, covariates=WEIGHT)
-    both = result["hetrombopag_signal"] + result["avatrombopag_signal"]
-    largest = max(model.parameters["het_max_signal"].value,
-                  model.parameters["avatrombopag_max_signal"].value)
-    assert np.max(both) <= largest + 1e-9
-    alone = pp.simulate(model, "avatrombopag 600 mg qd d1-5", days=6, covariates=WEIGHT)
-    assert np.max(result["avatrombopag_signal"]) < np.max(alone["avatrombopag_signal"])
 
 
 def test_every_agonist_together_stays_under_the_shared_ceiling(model):
