@@ -522,3 +522,69 @@ def test_chu2003_rhil11_shortens_the_days_below_100(chu2003_check):
     predicted = chu2003_check["predicted"]
     assert predicted[22] < predicted[23]
     assert_inside(chu2003_check, 22, 23)
+
+
+@pytest.fixture(scope="module")
+def alsamkari2022_check():
+    # Al-Samkari 2022 (Lancet Haematol 9:e179, phase 3, NCT03471078): avatrombopag 60 mg or
+    # placebo for 5 days before and 5 days after the chemotherapy of the cycle after one
+    # with PLT < 50; the primary composite (no transfusion, dose reduction >= 15% or delay
+    # >= 4 days), lines 24-25 of data/out_of_sample.csv; written blind
+    # (trials/alsamkari2022_avatrombopag.toml)
+    return _held_out_check("alsamkari2022_avatrombopag", 1000)
+
+
+@pytest.mark.slow
+def test_alsamkari2022_avatrombopag_barely_moves_the_composite(alsamkari2022_check):
+    # published: 69.5% of 82 against 72.5% of 40 (the primary endpoint not met, p = 0.72);
+    # the predicted difference must lie within 1.96 standard errors of the observed one
+    # (binomial, from the rows: 8.8 points)
+    predicted = alsamkari2022_check["predicted"]
+    observed = 69.5 - 72.5
+    se = 100 * np.sqrt(0.695 * 0.305 / 82 + 0.725 * 0.275 / 40)
+    assert abs((predicted[24] - predicted[25]) - observed) <= 1.96 * se, predicted
+
+
+@pytest.fixture(scope="module")
+def cui2022_check():
+    # Cui 2022 (Front Pharmacol 13:970978, single arm, n 74): avatrombopag 60 mg daily for
+    # 5-10 days in solid-tumour CIT; lines 67, 68, 71 of data/cit_summary.csv (in no fit);
+    # written blind (trials/cui2022_avatrombopag.toml)
+    from plateletpd.study.check import check_trial
+    from plateletpd.study.trial import bundled_trial, load_trial_spec
+
+    spec = load_trial_spec(bundled_trial("cui2022_avatrombopag"))
+    data = Path(__file__).resolve().parents[1] / "data" / "cit_summary.csv"
+    return check_trial(spec, data, replicates=40, uncertainty="fit", only_mapped=True,
+                       lines=[67, 68, 71]).table.set_index("line")
+
+
+@pytest.mark.slow
+def test_cui2022_days_below_50_are_predicted(cui2022_check):
+    # "duration of grade III and IV platelet reduction 4.2 +/- 5.3 days" (line 71)
+    assert_inside(cui2022_check, 71)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "measured 2026-12-02 (twentieth session, written blind from the abstract; fit of 21:30 "
+    "UTC, 40 studies of 74): any response within 4 weeks 94.6% [75.4, 100] against 70.3% "
+    "and PLT >= 100 96.6% [78.1, 100] against 56.8%, both outside ABOVE: the same virtual "
+    "patients untreated respond 96% within 4 weeks, and Cui's shallow patients (4.2 days "
+    "below 50) of whom only 57% ever reached 100 are the moderate, slowly climbing "
+    "phenotype the model lacks (models/cit_marrow_reserve.md, 'Avatrombopag')"))
+def test_cui2022_avatrombopag_responses_are_predicted(cui2022_check):
+    assert_inside(cui2022_check, 67, 68)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "measured 2026-12-02 (twentieth session, written blind; fit of 21:30 UTC, 40 studies of "
+    "82 and 40): the composite 30.5% [3.4, 60.3] on avatrombopag and 28.8% [0, 50.4] on "
+    "placebo against 69.5% and 72.5%, both outside BELOW: the model holds the study cycle "
+    "(count < 100 on its chemotherapy's day) in most patients whose previous nadir was "
+    "below 50; read instead as randomised only when the study cycle could start (a reading "
+    "chosen after the result, one trial of 1,000 screened per arm at the point estimates), "
+    "98% and 86% against the per-protocol 85.0% and 84.4% (models/cit_marrow_reserve.md, 'Avatrombopag')"))
+def test_alsamkari2022_composite_rows_are_predicted(alsamkari2022_check):
+    assert_inside(alsamkari2022_check, 24, 25)
