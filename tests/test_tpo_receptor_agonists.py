@@ -122,7 +122,8 @@ def test_avatrombopag_time_course_is_that_of_its_label_and_healthy_volunteers(mo
     # (Davis's drug guide, from ADAPT), counts are back at baseline by about day 35 after a
     # 5-day course (Terrault 2018 via its monograph), and after one dose in healthy
     # volunteers the count "peaked by day 11 and returned to baseline by day 27" (Nomoto 2018
-    # Clin Pharmacol Drug Dev 7:188). Read here: the peak on days 10-16 (the model's lag
+    # Clin Pharmacol Drug Dev 7:188). Read here (times are days after the first dose, day
+    # 1 = time 0): the peak on days 10-16 (the model's lag
     # from c-Mpl stimulation to the peak is 12-16 days for every agonist, a day or two late
     # against these), and "back at baseline" as within 10% (the count's within-subject
     # CV is 7.65%, the model's observation error)
@@ -344,19 +345,24 @@ def test_romiplostim_potency_reproduces_its_healthy_volunteer_calibration():
 OUT_OF_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "out_of_sample.csv"
 
 
-def _held_out_check(name, screened):
-    # a bundled trial written from a publication in neither data file, checked against its
-    # rows in data/out_of_sample.csv (held out of every fit) over 40 virtual studies of the
+def _held_out_check(name, screened=None, data=None, lines=None):
+    # a bundled trial written from a publication, checked against its rows in
+    # data/out_of_sample.csv (held out of every fit; or ``data``, e.g. rows of
+    # cit_summary.csv no fit uses, ``lines`` of them) over 40 virtual studies of the
     # published arm sizes, each drawing the model's parameters from the fit and its damage
-    # from the between-study spread (a new study's prediction: `--uncertainty fit`)
+    # from the between-study spread (a new study's prediction: `--uncertainty fit`);
+    # ``screened``: patients screened per arm (None: the trial file's)
     from dataclasses import replace
 
     from plateletpd.study.check import check_trial
     from plateletpd.study.trial import bundled_trial, load_trial_spec
 
-    spec = replace(load_trial_spec(bundled_trial(name)), subjects_per_arm=screened)
-    return check_trial(spec, OUT_OF_SAMPLE, replicates=40,
-                       uncertainty="fit").table.set_index("line")
+    spec = load_trial_spec(bundled_trial(name))
+    if screened is not None:
+        spec = replace(spec, subjects_per_arm=screened)
+    return check_trial(spec, OUT_OF_SAMPLE if data is None else data, replicates=40,
+                       uncertainty="fit", only_mapped=lines is not None,
+                       lines=lines).table.set_index("line")
 
 
 def assert_inside(check, *lines):
@@ -552,13 +558,8 @@ def cui2022_check():
     # Cui 2022 (Front Pharmacol 13:970978, single arm, n 74): avatrombopag 60 mg daily for
     # 5-10 days in solid-tumour CIT; lines 67, 68, 71 of data/cit_summary.csv (in no fit);
     # written blind (trials/cui2022_avatrombopag.toml)
-    from plateletpd.study.check import check_trial
-    from plateletpd.study.trial import bundled_trial, load_trial_spec
-
-    spec = load_trial_spec(bundled_trial("cui2022_avatrombopag"))
     data = Path(__file__).resolve().parents[1] / "data" / "cit_summary.csv"
-    return check_trial(spec, data, replicates=40, uncertainty="fit", only_mapped=True,
-                       lines=[67, 68, 71]).table.set_index("line")
+    return _held_out_check("cui2022_avatrombopag", data=data, lines=[67, 68, 71])
 
 
 @pytest.mark.slow
