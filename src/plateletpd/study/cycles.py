@@ -100,6 +100,17 @@ class ChemotherapyCourse:
                 and self.reduce_after_delay_pct < 100):
             problems.append(f"reduce_after_delay_pct must be a percentage from 0 to below "
                             f"100, got {self.reduce_after_delay_pct!r}")
+        # settings that act only through the delay rule: without one they would be ignored
+        if self.delay_below is None:
+            idle = [f"{label} = {getattr(self, label)!r}" for label, default
+                    in (("judged_on_day", 1.0), ("reduce_after_delay_pct", 0.0))
+                    if _positive(getattr(self, label), zero_ok=True)
+                    and getattr(self, label) != default]
+            if idle:
+                problems.append(f"{' and '.join(idle)} act only when a cycle can be held, "
+                                f"and no delay_below is set; add delay_below (e.g. 100, "
+                                f"the count a cycle waits for) or remove "
+                                f"{'them' if len(idle) > 1 else 'it'}")
         if problems:
             raise PlateletPDError("[chemotherapy] " + "; ".join(problems)
                                   + " (see docs/trial_files.md, Cycles)")
