@@ -397,3 +397,49 @@ def test_subgroups_label_patients_by_their_covariate_and_summarise_each(tmp_path
                        'labels = ["early", "late"]')
     assert_named(bad, tmp_path / "bad.toml", load_trial_spec, TrialSpecError,
                  'labels = ["early", "late"]', ["2 edges make 3 subgroups"])
+
+
+def test_a_transfusion_is_flagged_in_the_cycle_whose_visit_triggered_it(tmp_path):
+    """cycle{c}_transfused, replayed on the engine's own course: a visit (daily from the
+    first treatment morning) whose count is below the rescue level triggers a transfusion
+    2 h later (plateletpd.study.cohort.RESCUE_DELAY); the flag of cycle c holds when one
+    falls between cycle c's day and the next cycle's. The level 40 (not the file's 10) is
+    chosen only so that transfusions happen in several cycles of 60 patients; a composite
+    may name the flag (Tepler 1996's endpoint: no transfusion in the study cycle)."""
+    from plateletpd.study.cohort import RESCUE_DELAY
+    text = PROPHYLAXIS.read_text().replace("rescue = { below = 10 }",
+                                           "rescue = { below = 40, max_per_patient = 100 }")
+    # rescue visits run for [trial] follow_up_days from the first treatment morning: 120
+    # days cover the four cycles (the file's 28 cover cycle 1 only)
+    text = changed(text, "follow_up_days = 28        # response", "follow_up_days = 120  # r")
+    text = changed(text, 'none = ["dose_reduced", "transfused"]',
+                   'none = ["dose_reduced", "transfused"]\n\n[[composite]]\n'
+                   'name = "no_transfusion_in_cycle_2"\nall = []\nnone = ["cycle2_transfused"]')
+    path = tmp_path / "transfusions.toml"
+    path.write_text(text)
+    spec = load_trial_spec(path, subjects=60)
+    result = run_trial(spec)
+    s = result.subjects
+    flags = s[[f"cycle{c}_transfused" for c in range(1, 5)]].astype(bool).to_numpy()
+    # every rescue falls in some cycle (the first treatment morning is in cycle 1 or later)
+    assert np.array_equal(flags.any(axis=1), (s.transfusions > 0).to_numpy())
+    assert np.array_equal(s.no_transfusion_in_cycle_2.to_numpy(), ~flags[:, 1])
+    # not one flag repeated: transfusions in every cycle, and in cycle 2 without cycle 1
+    assert flags.sum(axis=0).min() > 0 and (flags[:, 1] & ~flags[:, 0]).any()
+    for name, table in s.groupby("arm"):
+        for patient in table.patient.to_numpy()[:12]:
+            row = table.set_index("patient").loc[patient]
+            _, replay = trial_module.patient(spec, name, int(patient))
+            start = replay.start_time[0]
+            visits = start + np.arange(int(np.ceil(spec.arms[0].follow_up_days)))
+            visits = visits[visits <= replay.times[-1]]
+            counts = np.interp(visits, replay.times, replay.platelets[0])
+            given = visits[counts < 40.0] + RESCUE_DELAY
+            days = [row[f"cycle{c}_day"] for c in range(1, 5)] + [np.inf]
+            for c in range(1, 5):
+                if not np.isfinite(days[c - 1]):
+                    assert not row[f"cycle{c}_transfused"]
+                    continue
+                end = days[c] if np.isfinite(days[c]) else np.inf
+                expected = np.any((given >= days[c - 1]) & (given < end))
+                assert bool(row[f"cycle{c}_transfused"]) == expected, (name, patient, c)

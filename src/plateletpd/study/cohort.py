@@ -666,10 +666,14 @@ def treat_by_rules(model, design, vectors, covariates, chemotherapy, times, inde
     doses = plan[:, :n_doses]
     dose_days, which = np.unique(treatment.schedule.time, return_inverse=True)
     dosed = (doses > 0) @ (which[:, None] == np.arange(dose_days.size)[None, :])
+    rescued = plan[:, n_doses:] > 0
     return ArmResult(design, times, courses, eligible, entry, start,
                      np.sum(dosed > 0, axis=1), status, screened,
-                     {"rescues": plan[:, n_doses:].sum(axis=1) if design.rescue else
-                      np.zeros(n), **treatment_records(treatment, doses, log, n)})
+                     {"rescues": rescued.sum(axis=1) if design.rescue else np.zeros(n),
+                      # each rescue's time (days from time 0; NaN: none at that visit)
+                      "rescue_times": np.where(rescued, start[:, None] + rescue_times[None, :],
+                                               np.nan),
+                      **treatment_records(treatment, doses, log, n)})
 
 
 def treatment_records(treatment: Treatment, doses: np.ndarray, log: dict, n: int) -> dict:

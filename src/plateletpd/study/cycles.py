@@ -702,6 +702,7 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
         none_given = np.zeros((len(eligible), len(treatment.entry)))  # every planned dose 0
         records = {"doses_given": np.zeros(len(eligible), dtype=int),
                    "rescues": np.zeros(len(eligible)),
+                   "rescue_times": np.full((len(eligible), 0), np.nan),
                    **treatment_records(treatment, none_given, decision_log(treatment, []),
                                        len(eligible))}
         # as an enrolled patient never treated gets it (:func:`_merged`)
@@ -720,6 +721,7 @@ def _merged(passes: list, n: int) -> dict:
         final[rows] = number
     first_arm = passes[0][1]
     merged = {"doses_given": np.zeros(n, dtype=int), "rescues": np.zeros(n),
+              "rescue_times": np.full((n, first_arm.extra["rescue_times"].shape[1]), np.nan),
               "titrated": np.zeros(n, dtype=bool), "holds": np.zeros(n, dtype=int),
               "dose_changes": np.zeros(n, dtype=int), "stop_day": np.full(n, np.nan),
               "dose_intensity": np.full(n, np.nan),
@@ -732,8 +734,8 @@ def _merged(passes: list, n: int) -> dict:
         own = final[rows] == number
         target = rows[own]
         merged["doses_given"][target] = arm.doses_given[own]
-        for key in ("rescues", "titrated", "holds", "dose_changes", "stop_day",
-                    "dose_intensity", "dose_amounts"):
+        for key in ("rescues", "rescue_times", "titrated", "holds", "dose_changes",
+                    "stop_day", "dose_intensity", "dose_amounts"):
             merged[key][target] = arm.extra[key][own]
         for key, values in arm.extra["total_dose"].items():
             merged["total_dose"][key][target] = values[own]
@@ -771,6 +773,8 @@ COURSE_COLUMNS = (
     ("cycle{c}_peak", "x10^9/L", "highest count from cycle {c}'s nadir to the next cycle or "
      "the patient's end of follow-up (the cycle's recovery peak)"),
     ("cycle{c}_on_time", "flag", "cycle {c} given on its planned day"),
+    ("cycle{c}_transfused", "flag", "a rescue transfusion from cycle {c}'s day to the next "
+     "cycle's (after the last cycle: to the end of follow-up); 0 when cycle {c} was not given"),
     *((f"cycle{{c}}_days_below_{level}", "days", f"days with the count below {level} from "
        f"cycle {{c}} to the next cycle (the course's output grid)") for level in CYCLE_LEVELS),
     ("cycle{c}_auc_21_days", "x10^9/L x day", "area under the count over 21 days from "
@@ -804,14 +808,21 @@ def course_endpoints(arm: ArmResult) -> dict:
                "chemotherapy_resumed": resumed,
                "days_to_next_cycle": np.where(resumed, after, result.times[-1])
                - arm.entry_time}
+    rescue_times = np.asarray(arm.extra.get("rescue_times", np.full((arm.n, 0), np.nan)))
     for c in range(1, cycles + 1):
         readings = result.readings(c, CYCLE_LEVELS)  # one pass over the cycle's window
+        begin = result.cycle_day[:, c - 1]
+        end = result.cycle_day[:, c] if c < cycles else np.full(arm.n, np.inf)
+        end = np.where(np.isfinite(end), end, np.inf)  # the next cycle never given
+        with np.errstate(invalid="ignore"):
+            inside = (rescue_times >= begin[:, None]) & (rescue_times < end[:, None])
         columns.update({f"cycle{c}_day": result.cycle_day[:, c - 1],
                         f"cycle{c}_delay_days": result.delay[:, c - 1],
                         f"cycle{c}_dose": result.dose[:, c - 1],
                         f"cycle{c}_nadir": readings["nadir"],
                         f"cycle{c}_peak": readings["peak"],
                         f"cycle{c}_on_time": given[:, c - 1] & (result.delay[:, c - 1] == 0),
+                        f"cycle{c}_transfused": inside.any(axis=1) & given[:, c - 1],
                         **{f"cycle{c}_days_below_{level}": readings[level]
                            for level in CYCLE_LEVELS},
                         f"cycle{c}_auc_21_days": result.auc(c)})
