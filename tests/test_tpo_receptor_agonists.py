@@ -533,6 +533,45 @@ def test_chu2003_rhil11_shortens_the_days_below_100(chu2003_check):
 
 
 @pytest.fixture(scope="module")
+def tepler1996_check():
+    # Tepler 1996 (Blood 87:3607, randomised, double-blind): rhIL-11 25 or 50 ug/kg/d or
+    # placebo in the cycle after one whose nadir <= 20 needed a platelet transfusion; share
+    # without a transfusion in that cycle, lines 26 (50 ug/kg) and 28 (placebo) of
+    # data/out_of_sample.csv; written blind (trials/tepler1996_rhil11_secondary.toml). 800
+    # screened per arm (the file's 1,500 and the validation suite's 3,000 give the same
+    # verdicts; about 10% enrol at the typical damage)
+    return _held_out_check("tepler1996_rhil11_secondary", 800, lines=[26, 28])
+
+
+@pytest.mark.slow
+def test_tepler1996_rhil11_spares_transfusions_that_placebo_does_not(tepler1996_check):
+    # published direction: 29.6% (8/27) without a transfusion on 50 ug/kg against 3.7%
+    # (1/27) on placebo; rhIL-11 acts on its own receptor from the day after chemotherapy,
+    # so it must not spare fewer
+    predicted = tepler1996_check["predicted"]
+    assert predicted[26] > predicted[28], predicted
+
+
+@pytest.mark.slow
+def test_tepler1996_placebo_recurrence_is_predicted(tepler1996_check):
+    # 1 of 27 placebo patients (3.7%) went through the next cycle without a transfusion
+    assert_inside(tepler1996_check, 28)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "measured 2026-12-03 (twenty-first session, written blind from the abstract; bundled fit, "
+    "40 studies of 27, 1,500 screened per arm): 85.2% [47.0, 100] without a transfusion on "
+    "50 ug/kg against 29.6% (and 82.1% [25, 100] against 17.9% on 25 ug/kg), outside ABOVE; "
+    "placebo 59.3% [3.7, 95.5] against 3.7%, inside only at the interval's edge: in the model "
+    "the cycle after a transfusion-requiring one is far milder than in the study (between-cycle "
+    "exposure variation of 30% regresses the selected patients to the mean) and rhIL-11 lifts "
+    "the deep nadirs too much (models/cit_marrow_reserve.md, 'Out of sample: rhIL-11 after a transfusion-requiring cycle, Tepler 1996')"))
+def test_tepler1996_rhil11_row_is_predicted(tepler1996_check):
+    assert_inside(tepler1996_check, 26)
+
+
+@pytest.fixture(scope="module")
 def alsamkari2022_check():
     # Al-Samkari 2022 (Lancet Haematol 9:e179, phase 3, NCT03471078): avatrombopag 60 mg or
     # placebo for 5 days before and 5 days after the chemotherapy of the cycle after one
