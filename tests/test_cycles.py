@@ -225,7 +225,7 @@ def test_cycles_are_reproducible_and_identical_with_one_or_two_threads(cohort):
     ({"judged_on_day": 0}, "judged_on_day must be a cycle day from 1 to cycle_days"),
     ({"judged_on_day": 22}, "judged_on_day must be a cycle day from 1 to cycle_days"),
     # both act only through a delay rule: without delay_below they would be ignored silently
-    ({"judged_on_day": 6}, "judged_on_day = 6 act only when a cycle can be held, and no "
+    ({"judged_on_day": 6}, "judged_on_day = 6 acts only when a cycle can be held, and no "
                            "delay_below is set"),
     ({"reduce_after_delay_pct": 25, "judged_on_day": 6},
      "judged_on_day = 6 and reduce_after_delay_pct = 25 act only when"),

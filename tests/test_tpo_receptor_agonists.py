@@ -566,7 +566,9 @@ def test_tepler1996_placebo_recurrence_is_predicted(tepler1996_check):
     "placebo 59.3% [3.7, 95.5] against 3.7%, inside only at the interval's edge: in the model "
     "the cycle after a transfusion-requiring one is far milder than in the study (between-cycle "
     "exposure variation of 30% regresses the selected patients to the mean) and rhIL-11 lifts "
-    "the deep nadirs too much (models/cit_marrow_reserve.md, 'Out of sample: rhIL-11 after a transfusion-requiring cycle, Tepler 1996')"))
+    "the deep nadirs too much, the committed pool regrowing exponentially at a drug-sensitive "
+    "rate (models/cit_marrow_reserve.md, 'Out of sample: rhIL-11 after a "
+    "transfusion-requiring cycle, Tepler 1996')"))
 def test_tepler1996_rhil11_row_is_predicted(tepler1996_check):
     assert_inside(tepler1996_check, 26)
 

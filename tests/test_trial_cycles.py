@@ -403,7 +403,8 @@ def test_a_transfusion_is_flagged_in_the_cycle_whose_visit_triggered_it(tmp_path
     """cycle{c}_transfused, replayed on the engine's own course: a visit (daily from the
     first treatment morning) whose count is below the rescue level triggers a transfusion
     2 h later (plateletpd.study.cohort.RESCUE_DELAY); the flag of cycle c holds when one
-    falls between cycle c's day and the next cycle's. The level 40 (not the file's 10) is
+    falls between cycle c's day and the next cycle's (the last cycle: its day plus the
+    course's follow_up_days, the window of its nadir). The level 40 (not the file's 10) is
     chosen only so that transfusions happen in several cycles of 60 patients; a composite
     may name the flag (Tepler 1996's endpoint: no transfusion in the study cycle)."""
     from plateletpd.study.cohort import RESCUE_DELAY
@@ -435,11 +436,12 @@ def test_a_transfusion_is_flagged_in_the_cycle_whose_visit_triggered_it(tmp_path
             visits = visits[visits <= replay.times[-1]]
             counts = np.interp(visits, replay.times, replay.platelets[0])
             given = visits[counts < 40.0] + RESCUE_DELAY
-            days = [row[f"cycle{c}_day"] for c in range(1, 5)] + [np.inf]
+            days = [row[f"cycle{c}_day"] for c in range(1, 5)]
             for c in range(1, 5):
                 if not np.isfinite(days[c - 1]):
                     assert not row[f"cycle{c}_transfused"]
                     continue
-                end = days[c] if np.isfinite(days[c]) else np.inf
+                end = (days[c] if c < 4 else days[3] + spec.extra["course"].follow_up_days)
+                end = end if np.isfinite(end) else np.inf
                 expected = np.any((given >= days[c - 1]) & (given < end))
                 assert bool(row[f"cycle{c}_transfused"]) == expected, (name, patient, c)

@@ -107,7 +107,8 @@ class ChemotherapyCourse:
                     if _positive(getattr(self, label), zero_ok=True)
                     and getattr(self, label) != default]
             if idle:
-                problems.append(f"{' and '.join(idle)} act only when a cycle can be held, "
+                verb = "act" if len(idle) > 1 else "acts"
+                problems.append(f"{' and '.join(idle)} {verb} only when a cycle can be held, "
                                 f"and no delay_below is set; add delay_below (e.g. 100, "
                                 f"the count a cycle waits for) or remove "
                                 f"{'them' if len(idle) > 1 else 'it'}")
@@ -160,6 +161,15 @@ class CourseResult:
     def cycles_given(self) -> np.ndarray:
         return np.sum(np.isfinite(self.cycle_day), axis=1)
 
+    def window_days(self, cycle: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each patient's first day of cycle ``cycle`` (1-based; NaN: not given) and the day
+        its window ends: the next cycle's day, or the end of follow-up (see :meth:`_window`;
+        inf when the next cycle was never given)."""
+        start = self.cycle_day[:, cycle - 1]
+        end = self.cycle_day[:, cycle] if cycle < self.course.cycles else \
+            start + self.course.follow_up_days
+        return start, np.where(np.isfinite(end), end, np.inf)
+
     def _window(self, cycle: int) -> tuple[np.ndarray, np.ndarray]:
         """Each patient's first day of cycle ``cycle`` (1-based; NaN: not given) and the
         mask of output times from that day to the next cycle (or the end of follow-up).
@@ -170,10 +180,7 @@ class CourseResult:
         a patient's own follow-up (a recovery peak on day 40 of a 21-day follow-up) is not
         one the study made. The last cycle of an abandoned course (no next cycle given)
         keeps the whole grid: such a patient is followed off chemotherapy."""
-        start = self.cycle_day[:, cycle - 1]
-        end = self.cycle_day[:, cycle] if cycle < self.course.cycles else \
-            start + self.course.follow_up_days
-        end = np.where(np.isfinite(end), end, np.inf)
+        start, end = self.window_days(cycle)
         inside = (self.times[None, :] >= start[:, None]) & (self.times[None, :] < end[:, None])
         return start, inside
 
@@ -774,7 +781,8 @@ COURSE_COLUMNS = (
      "the patient's end of follow-up (the cycle's recovery peak)"),
     ("cycle{c}_on_time", "flag", "cycle {c} given on its planned day"),
     ("cycle{c}_transfused", "flag", "a rescue transfusion from cycle {c}'s day to the next "
-     "cycle's (after the last cycle: to the end of follow-up); 0 when cycle {c} was not given"),
+     "cycle's (after the last cycle: to the patient's end of follow-up, as cycle {c}_nadir); "
+     "0 when cycle {c} was not given"),
     *((f"cycle{{c}}_days_below_{level}", "days", f"days with the count below {level} from "
        f"cycle {{c}} to the next cycle (the course's output grid)") for level in CYCLE_LEVELS),
     ("cycle{c}_auc_21_days", "x10^9/L x day", "area under the count over 21 days from "
@@ -811,18 +819,16 @@ def course_endpoints(arm: ArmResult) -> dict:
     rescue_times = np.asarray(arm.extra.get("rescue_times", np.full((arm.n, 0), np.nan)))
     for c in range(1, cycles + 1):
         readings = result.readings(c, CYCLE_LEVELS)  # one pass over the cycle's window
-        begin = result.cycle_day[:, c - 1]
-        end = result.cycle_day[:, c] if c < cycles else np.full(arm.n, np.inf)
-        end = np.where(np.isfinite(end), end, np.inf)  # the next cycle never given
+        begin, end = result.window_days(c)  # the window of the cycle's other readings
         with np.errstate(invalid="ignore"):
-            inside = (rescue_times >= begin[:, None]) & (rescue_times < end[:, None])
+            rescued = (rescue_times >= begin[:, None]) & (rescue_times < end[:, None])
         columns.update({f"cycle{c}_day": result.cycle_day[:, c - 1],
                         f"cycle{c}_delay_days": result.delay[:, c - 1],
                         f"cycle{c}_dose": result.dose[:, c - 1],
                         f"cycle{c}_nadir": readings["nadir"],
                         f"cycle{c}_peak": readings["peak"],
                         f"cycle{c}_on_time": given[:, c - 1] & (result.delay[:, c - 1] == 0),
-                        f"cycle{c}_transfused": inside.any(axis=1) & given[:, c - 1],
+                        f"cycle{c}_transfused": rescued.any(axis=1) & given[:, c - 1],
                         **{f"cycle{c}_days_below_{level}": readings[level]
                            for level in CYCLE_LEVELS},
                         f"cycle{c}_auc_21_days": result.auc(c)})
