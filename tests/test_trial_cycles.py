@@ -401,7 +401,8 @@ def test_subgroups_label_patients_by_their_covariate_and_summarise_each(tmp_path
 
 def test_a_transfusion_is_flagged_in_the_cycle_whose_visit_triggered_it(tmp_path):
     """cycle{c}_transfused, replayed on the engine's own course: a visit (daily from the
-    first treatment morning) whose count is below the rescue level triggers a transfusion
+    first treatment morning to the end of the course's follow-up, whatever the trial's
+    follow_up_days) whose count is below the rescue level triggers a transfusion
     2 h later (plateletpd.study.cohort.RESCUE_DELAY); the flag of cycle c holds when one
     falls between cycle c's day and the next cycle's (the last cycle: its day plus the
     course's follow_up_days, the window of its nadir). The level 40 (not the file's 10) is
@@ -410,9 +411,9 @@ def test_a_transfusion_is_flagged_in_the_cycle_whose_visit_triggered_it(tmp_path
     from plateletpd.study.cohort import RESCUE_DELAY
     text = PROPHYLAXIS.read_text().replace("rescue = { below = 10 }",
                                            "rescue = { below = 40, max_per_patient = 100 }")
-    # rescue visits run for [trial] follow_up_days from the first treatment morning: 120
-    # days cover the four cycles (the file's 28 cover cycle 1 only)
-    text = changed(text, "follow_up_days = 28        # response", "follow_up_days = 120  # r")
+    # the file's [trial] follow_up_days (28) covers cycle 1 only: rescue visits must not
+    # stop there (a rescue rule is a standing order for the whole course)
+    assert "follow_up_days = 28        # response" in text
     text = changed(text, 'none = ["dose_reduced", "transfused"]',
                    'none = ["dose_reduced", "transfused"]\n\n[[composite]]\n'
                    'name = "no_transfusion_in_cycle_2"\nall = []\nnone = ["cycle2_transfused"]')
@@ -432,8 +433,9 @@ def test_a_transfusion_is_flagged_in_the_cycle_whose_visit_triggered_it(tmp_path
             row = table.set_index("patient").loc[patient]
             _, replay = trial_module.patient(spec, name, int(patient))
             start = replay.start_time[0]
-            visits = start + np.arange(int(np.ceil(spec.arms[0].follow_up_days)))
+            visits = start + np.arange(int(np.ceil(replay.times[-1])) + 1)
             visits = visits[visits <= replay.times[-1]]
+            assert visits[-1] > start + 28 + 42  # the window reaches cycles 3-4
             counts = np.interp(visits, replay.times, replay.platelets[0])
             given = visits[counts < 40.0] + RESCUE_DELAY
             days = [row[f"cycle{c}_day"] for c in range(1, 5)]

@@ -580,7 +580,7 @@ def decision_log(treatment: Treatment, log: list) -> dict:
 
 def treat_by_rules(model, design, vectors, covariates, chemotherapy, times, index, solver,
                eligible, entry, start, screened, observe=None, chemotherapy_times=None,
-               chemotherapy_factors=None) -> ArmResult:
+               chemotherapy_factors=None, rescue_until=None) -> ArmResult:
     """Visit-driven rules (dose rules, stop, titration, rescue), solved by re-simulation.
 
     A decision at a visit depends only on the counts up to that visit. Each pass simulates
@@ -591,10 +591,18 @@ def treat_by_rules(model, design, vectors, covariates, chemotherapy, times, inde
     ``chemotherapy_times`` and ``chemotherapy_factors`` (patients x chemotherapy events,
     optional) give each patient's own chemotherapy times (days from time 0) and dose
     factors (0 skips a dose): the cycles of :mod:`plateletpd.study.cycles`.
+
+    Rescue visits run daily from the first treatment morning for ``design.follow_up_days``,
+    or, with ``rescue_until`` (days from time 0: the end of a course's follow-up), until
+    then: a rescue rule is a standing order for the whole study, not only for the
+    treatment's follow-up. The number of visits depends on ``rescue_until`` alone (not on
+    which patients share a chunk); a visit after a patient's grid is not judged, and a
+    visit without a transfusion costs the integrator nothing (a dose of zero is no event).
     """
     n = len(vectors)
     treatment = resolve_treatment(model, design)
-    visits = int(math.ceil(design.follow_up_days))
+    visits = int(math.ceil(design.follow_up_days)) if rescue_until is None or \
+        not design.rescue else int(math.ceil(max(rescue_until, design.follow_up_days))) + 1
     rescue_doses = [design.rescue.dose] if design.rescue else []
     # a transfusion follows the count that triggers it by RESCUE_DELAY, more than one output
     # step, so the interpolated count at a visit is always the count before it

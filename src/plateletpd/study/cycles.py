@@ -693,7 +693,7 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
                                                         covariates.items()},
                          block.schedule, grid, index, solver, eligible[rows], entry[rows],
                          start[rows], n, seen, chemotherapy_times=event_times,
-                         chemotherapy_factors=factors)
+                         chemotherapy_factors=factors, rescue_until=times[-1])
         passes.append((rows, arm))
         return arm.platelets, arm.status
 
