@@ -297,3 +297,24 @@ def test_a_drawn_study_short_of_its_size_recruits_more_with_the_same_first_patie
     # a shortfall beyond reach stops at the limit (the check's note on sizes says the rest)
     capped, _ = recruit_to_size(short, {"untreated": 10_000})
     assert capped.spec.subjects_per_arm == RECRUIT_LIMIT * 20
+
+
+def test_a_baseline_count_row_is_read_from_the_count_at_the_start_of_treatment():
+    # a publication's baseline table (Soff 2019: mean 62 x10^9/L at entry, cit_summary.csv
+    # soff2019_romiplostim_cit, arm "all enrolled", plt_count on day 0) is compared with
+    # the enrolled virtual patients' count on the first treatment morning: in this trial
+    # they enrol when the count falls below 75 (TrialSpec's entry_below) and are still
+    # falling a day later, so every virtual study's mean is below 75, and it equals the
+    # mean of the patients' own platelets_at_start in the trial's summary
+    spec = _one_arm_trial()
+    assert spec.arms[0].entry_below == 75
+    data = pd.DataFrame([_row(endpoint="plt_count", day="0", value="62")])
+    result = check_trial(spec, data, study="s", replicates=3)
+    assert result.table.day.tolist() == [0]
+    values = result.replicates.value.to_numpy(float)
+    assert np.isfinite(values).all() and (values < 75).all() and (values > 0).all()
+    trial = pp.run_trial(spec)
+    row = trial.summary.loc["untreated"]
+    assert row.mean_platelets_at_start == pytest.approx(trial.subjects.platelets_at_start.mean())
+    assert row.mean_platelets_at_start_lower < row.mean_platelets_at_start < \
+        row.mean_platelets_at_start_upper

@@ -605,6 +605,8 @@ def _column(endpoint: str, low, level, day) -> str | None:
         return f"days_below_{int(level)}"
     if endpoint == "plt_count" and day in (7, 14, 21):
         return f"plt_day_{int(day)}"
+    if endpoint == "plt_count" and day == 0:  # a baseline row: the count at entry
+        return "platelets_at_start"
     if endpoint == "peak_plt" and day in (14, 21):
         return f"peak_{int(day)}_days"
     return {"nadir_plt": "nadir", "peak_plt": "peak",
