@@ -435,7 +435,8 @@ def test_a_transfusion_is_flagged_in_the_cycle_whose_visit_triggered_it(tmp_path
             start = replay.start_time[0]
             visits = start + np.arange(int(np.ceil(replay.times[-1])) + 1)
             visits = visits[visits <= replay.times[-1]]
-            assert visits[-1] > start + 28 + 42  # the window reaches cycles 3-4
+            # beyond the file's 28-day follow-up by two of its 21-day cycles: cycles 3-4
+            assert visits[-1] > start + 28 + 2 * 21
             counts = np.interp(visits, replay.times, replay.platelets[0])
             given = visits[counts < 40.0] + RESCUE_DELAY
             days = [row[f"cycle{c}_day"] for c in range(1, 5)]

@@ -21,7 +21,8 @@ are read at its visits, from the start of treatment, as a trial judges them):
 * ``time_to_threshold_days`` at 75 or 100 (mean: of the days to the first visit at or above,
   censored at the last visit; median: Kaplan-Meier);
 * ``nadir_plt``, ``peak_plt`` (the highest count from the nadir to the end of follow-up),
-  ``plt_auc_day0_21``, ``plt_count`` on day 7, 14 or 21, ``duration_below_days``
+  ``plt_auc_day0_21``, ``plt_count`` on day 7, 14 or 21 (or day 0: the count at the start
+  of treatment, a baseline table's row), ``duration_below_days``
   and ``duration_thrombocytopenia_days`` below 20 or 50; ``nadir_plt`` over cycles ("mean
   nadir across cycles 2-6": each patient's mean of those cycles' nadirs);
 * ``incidence_proportion``: the share of patients with a count below a level, or with a
@@ -71,7 +72,8 @@ COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial
               "rule, or \"PLT >=X at the week\" with [response] at_visits), "
               "time_to_threshold_days (75 or 100), nadir_plt, peak_plt (from the nadir to the "
               "end of follow-up), plt_auc_day0_21, "
-              "plt_count (day 7, 14 or 21), duration_below_days and "
+              "plt_count (day 0, 7, 14 or 21; day 0: the count at the start of treatment), "
+              "duration_below_days and "
               "duration_thrombocytopenia_days (20 or 50), nadir_plt over cycles "
               "(\"mean nadir across cycles 2-6\"), incidence_proportion (a count below a "
               "level, or a delayed, reduced or abandoned cycle, in a cycle, cycles a-b or "
@@ -603,10 +605,8 @@ def _column(endpoint: str, low, level, day) -> str | None:
     if endpoint in ("duration_below_days", "duration_thrombocytopenia_days") and \
             level in (20, 50):
         return f"days_below_{int(level)}"
-    if endpoint == "plt_count" and day in (7, 14, 21):
-        return f"plt_day_{int(day)}"
-    if endpoint == "plt_count" and day == 0:  # a baseline row: the count at entry
-        return "platelets_at_start"
+    if endpoint == "plt_count" and day in (0, 7, 14, 21):  # day 0: a baseline table's row
+        return f"plt_day_{int(day)}" if day else "platelets_at_start"
     if endpoint == "peak_plt" and day in (14, 21):
         return f"peak_{int(day)}_days"
     return {"nadir_plt": "nadir", "peak_plt": "peak",

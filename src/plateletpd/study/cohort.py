@@ -601,8 +601,9 @@ def treat_by_rules(model, design, vectors, covariates, chemotherapy, times, inde
     """
     n = len(vectors)
     treatment = resolve_treatment(model, design)
-    visits = int(math.ceil(design.follow_up_days)) if rescue_until is None or \
-        not design.rescue else int(math.ceil(max(rescue_until, design.follow_up_days))) + 1
+    visits = int(math.ceil(design.follow_up_days))
+    if design.rescue and rescue_until is not None:  # visit k on start + k, start >= 0
+        visits = max(visits, int(math.ceil(rescue_until)) + 1)
     rescue_doses = [design.rescue.dose] if design.rescue else []
     # a transfusion follows the count that triggers it by RESCUE_DELAY, more than one output
     # step, so the interpolated count at a visit is always the count before it
