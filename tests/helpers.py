@@ -59,3 +59,21 @@ def assert_named(text: str, path, load, error_class, marker: str, phrases) -> No
 
 def line_with(text: str, marker: str) -> int:
     return next(n for n, line in enumerate(text.splitlines(), 1) if marker in line)
+
+
+def reserve_per_capita_growth(model, parameter_vector, reserves) -> dict:
+    """d ln R / dt of a marrow-reserve model at each reserve level in ``reserves``, read off
+    the model's own right-hand side from its steady state with only the reserve changed (no
+    chemotherapy)."""
+    import numpy as np
+
+    from plateletpd.numerics.kernels import initial_state, python_rhs
+
+    rhs = python_rhs(model)
+    index = list(model.state_names).index("reserve")
+    growth = {}
+    for reserve in reserves:
+        y = initial_state(model, parameter_vector)
+        y[index] = reserve
+        growth[reserve] = rhs(0.0, y, parameter_vector, np.zeros(len(y)))[index] / reserve
+    return growth

@@ -23,6 +23,8 @@ from scipy.integrate import solve_ivp
 import plateletpd as pp
 from plateletpd.numerics.kernels import initial_state, python_rhs
 
+from helpers import reserve_per_capita_growth
+
 MODEL_PATH = "models/cit_marrow_reserve.toml"
 WEIGHT = {"body_weight": 65.0}  # kg, the model file's default subject, given explicitly
 # log-normal CVs of the virtual cohort (models/cit_marrow_reserve.md, between-patient
@@ -181,15 +183,9 @@ def test_reserve_regeneration_slows_only_when_deeply_depleted(model, level):
     # r (1 - R) x R (1 + K) / (R + K), K = reserve_exhaustion_level (0: logistic). Read off the
     # model's own right-hand side (no chemotherapy): d ln R / dt at several reserve levels
     p = model.parameter_vector({"reserve_exhaustion_level": level}, WEIGHT)
-    rhs = python_rhs(model)
-    names = list(model.state_names)
     rate = model.parameters["reserve_regeneration_rate"].value
-    per_capita = {}
-    for reserve in (0.02, 0.4, 1.0):
-        y = initial_state(model, p)
-        y[names.index("reserve")] = reserve
-        dydt = rhs(0.0, y, p, np.zeros(len(y)))
-        per_capita[reserve] = dydt[names.index("reserve")] / reserve
+    per_capita = reserve_per_capita_growth(model, p, (0.02, 0.4, 1.0))
+    for reserve in per_capita:
         expected = rate * (1 - reserve) * (reserve * (1 + level) / (reserve + level)
                                            if level > 0 else 1.0)
         assert per_capita[reserve] == pytest.approx(expected, rel=1e-12, abs=1e-18)

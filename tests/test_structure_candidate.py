@@ -17,6 +17,8 @@ import pytest
 import plateletpd as pp
 from plateletpd.numerics.kernels import initial_state, python_rhs
 
+from helpers import reserve_per_capita_growth
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "threshold_niche_variant.py"
 WEIGHT = {"body_weight": 65.0}  # kg, the model file's default subject, given explicitly
@@ -79,14 +81,9 @@ def test_the_candidate_reserve_regenerates_through_a_threshold(candidate, level,
     # reserve_exhaustion_level, m = reserve_exhaustion_exponent (m = 1: the bundled form)
     p = candidate.parameter_vector({"reserve_exhaustion_level": level,
                                     "reserve_exhaustion_exponent": exponent}, WEIGHT)
-    rhs = python_rhs(candidate)
-    names = list(candidate.state_names)
     rate = candidate.parameters["reserve_regeneration_rate"].value
-    per_capita = {}
-    for reserve in (0.1, 0.4, 1.0):
-        y = initial_state(candidate, p)
-        y[names.index("reserve")] = reserve
-        per_capita[reserve] = rhs(0.0, y, p, np.zeros(len(y)))[names.index("reserve")] / reserve
+    per_capita = reserve_per_capita_growth(candidate, p, (0.1, 0.4, 1.0))
+    for reserve in per_capita:
         factor = reserve ** exponent * (1 + level ** exponent) / (reserve ** exponent
                                                                    + level ** exponent)
         assert per_capita[reserve] == pytest.approx(rate * (1 - reserve) * factor, rel=1e-12)
