@@ -95,9 +95,19 @@ def main() -> None:
     parser.add_argument("--exhaustion-level", type=float, default=0.3)
     parser.add_argument("--regeneration-rate", type=float, default=0.005)
     args = parser.parse_args()
-    if args.niche_max_expansion <= 1.0:
-        fail(f"--niche-max-expansion must exceed 1 (the healthy niche), given "
-             f"{args.niche_max_expansion}")
+    # the ranges of the parameters the file declares (outside them it would not load)
+    for name, value, low, high, why in (
+            ("--niche-max-expansion", args.niche_max_expansion, 1.01, 1000.0,
+             "the largest niche relative to the healthy one"),
+            ("--exhaustion-exponent", args.exhaustion_exponent, 1.0, 8.0,
+             "1 is the bundled gradual form"),
+            ("--exhaustion-level", args.exhaustion_level, 0.0, 1.0,
+             "a reserve level relative to the healthy 1"),
+            ("--regeneration-rate", args.regeneration_rate, 1e-6, 0.5, "per hour")):
+        if not low <= value <= high:
+            fail(f"{name} must lie in [{low}, {high}] ({why}), given {value}")
+    if not args.out.parent.is_dir():
+        fail(f"the folder of {args.out} does not exist; create it or give another path")
     if args.out.resolve() == MODEL.resolve():
         fail("refusing to overwrite the bundled model file; give a scratch path")
     args.out.write_text(variant_text(MODEL.read_text(), args.niche_max_expansion,

@@ -96,8 +96,13 @@ def test_the_candidate_reserve_regenerates_through_a_threshold(candidate, level,
 
 
 def test_the_script_refuses_bad_input_with_exit_status_2(tmp_path):
-    completed = run_script(tmp_path / "x.toml", "--niche-max-expansion", "1")
-    assert completed.returncode == 2
-    assert "must exceed 1" in completed.stderr and not (tmp_path / "x.toml").exists()
+    for option, value in (("--niche-max-expansion", "1"), ("--exhaustion-level", "-0.1"),
+                          ("--exhaustion-exponent", "0.5"), ("--regeneration-rate", "2")):
+        completed = run_script(tmp_path / "x.toml", option, value)
+        assert completed.returncode == 2, (option, completed.stderr)
+        assert option in completed.stderr and "must lie in" in completed.stderr
+        assert not (tmp_path / "x.toml").exists()
+    completed = run_script(tmp_path / "missing" / "x.toml")
+    assert completed.returncode == 2 and "does not exist" in completed.stderr
     completed = run_script(ROOT / "models" / "cit_marrow_reserve.toml")
     assert completed.returncode == 2 and "refusing to overwrite" in completed.stderr
