@@ -7,8 +7,8 @@ fit's values with any changes.
     python scripts/structure_probes.py /tmp/variant.toml niche_max_expansion=3
     python scripts/structure_probes.py MODEL NAME=VALUE ... --no-soff   # skip the Soff design
     python scripts/structure_probes.py MODEL NAME=VALUE ... --soff-diagnosis
-    python scripts/threshold_niche_variant.py /tmp/candidate.toml   # the twenty-third
-    python scripts/structure_probes.py /tmp/candidate.toml          # session's candidate
+    # the bounded niche and the threshold were probed this way as a candidate (twenty-third
+    # session, scripts/threshold_niche_variant.py, removed when the bundled file adopted them)
 
 Prints: Bai's cycle-2 nadir and peak untreated and with rhTPO (scripts/rebound_probes.py),
 one healthy 2 ug/kg rhTPO dose (peak rise %, its day, the rise on day 21), the Yuan design's

@@ -177,22 +177,62 @@ def test_treatment_courses_do_not_overshoot(model, treatment):
     assert np.median(day14) <= 300
 
 
-@pytest.mark.parametrize("level", [0.0, 0.1, 0.3])
-def test_reserve_regeneration_slows_only_when_deeply_depleted(model, level):
+@pytest.mark.parametrize("level, exponent", [(0.0, 3.0), (0.3, 1.0), (0.3, 3.0)])
+def test_reserve_regeneration_passes_through_an_exhaustion_threshold(model, level, exponent):
     # models/cit_marrow_reserve.md, "Reserve exhaustion": per-capita regeneration
-    # r (1 - R) x R (1 + K) / (R + K), K = reserve_exhaustion_level (0: logistic). Read off the
+    # r (1 - R) x R^m (1 + K^m) / (R^m + K^m), K = reserve_exhaustion_level (0: logistic),
+    # m = reserve_exhaustion_exponent (1: the gradual form before 2026-12-03). Read off the
     # model's own right-hand side (no chemotherapy): d ln R / dt at several reserve levels
-    p = model.parameter_vector({"reserve_exhaustion_level": level}, WEIGHT)
+    p = model.parameter_vector({"reserve_exhaustion_level": level,
+                                "reserve_exhaustion_exponent": exponent}, WEIGHT)
     rate = model.parameters["reserve_regeneration_rate"].value
-    per_capita = reserve_per_capita_growth(model, p, (0.02, 0.4, 1.0))
+    per_capita = reserve_per_capita_growth(model, p, (0.02, 0.1, 0.4, 1.0))
     for reserve in per_capita:
-        expected = rate * (1 - reserve) * (reserve * (1 + level) / (reserve + level)
-                                           if level > 0 else 1.0)
-        assert per_capita[reserve] == pytest.approx(expected, rel=1e-12, abs=1e-18)
+        factor = (reserve ** exponent * (1 + level ** exponent)
+                  / (reserve ** exponent + level ** exponent)) if level > 0 else 1.0
+        assert per_capita[reserve] == pytest.approx(rate * (1 - reserve) * factor,
+                                                    rel=1e-12, abs=1e-18)
     assert per_capita[1.0] == 0.0  # the healthy reserve is at rest whatever the level
-    if level > 0:
-        # a pool at 2% refills more slowly per cell than one at 40% (the opposite of plain
-        # logistic growth, where the per-cell rate r (1 - R) is highest when empty)
-        assert per_capita[0.02] < per_capita[0.4]
-    else:
+    if level == 0:
+        # plain logistic growth: the per-cell rate r (1 - R) is highest when empty
         assert per_capita[0.02] > per_capita[0.4]
+        return
+    # a pool at 2% refills more slowly per cell than one at 40%; the threshold (m 3) makes a
+    # pool at a third of the level refill at under a tenth of the per-cell rate of one at 40%
+    # (0.037 x 0.9 against 0.722 x 0.6: 0.076), the gradual form at two thirds of it
+    # (0.325 x 0.9 against 0.743 x 0.6: 0.66)
+    assert per_capita[0.02] < per_capita[0.4]
+    ratio = per_capita[0.1] / per_capita[0.4]
+    assert (ratio < 0.1) if exponent > 1 else (ratio > 0.3)
+
+
+def test_the_niche_is_bounded_but_regrowth_from_a_remnant_is_not(model):
+    # models/cit_marrow_reserve.md, "The bounded niche": the committed pool's per-capita
+    # growth is k_prol ((1 + d A) R / (R + d (P / P0) A / A_b) - 1), A_b = A / (1 + (A - 1) /
+    # (K - 1)), K = niche_max_expansion: a remnant (P -> 0) regrows at k_prol d A, and the
+    # pool comes to rest at P0 x R x A_b instead of P0 x R x A. With the TPO site held near
+    # full by rhTPO (no chemotherapy, reserve 0.6), A is read from the remnant's growth; the
+    # resting size must then be where the bound puts it, for the file's K and for an
+    # effectively unbounded one
+    rhs = python_rhs(model)
+    names = list(model.state_names)
+    d = model.parameters["progenitor_density_feedback"].value
+    k_prol = 1.0 / model.parameters["progenitor_transit_time"].value
+
+    def growth(p, pool):
+        y = initial_state(model, p)
+        p0 = y[names.index("progenitors")]
+        y[names.index("rhtpo_central")] = 50.0  # ug in 7.8 L: about 6,400 pg/mL, 12 x tpo_ec50
+        y[names.index("reserve")] = 0.6
+        y[names.index("progenitors")] = pool * p0
+        return rhs(0.0, y, p, np.zeros(len(y)))[names.index("progenitors")] / (pool * p0)
+
+    for expansion in (model.parameters["niche_max_expansion"].value, 1000.0):
+        p = model.parameter_vector({"niche_max_expansion": expansion}, WEIGHT)
+        amplification = growth(p, 1e-12) / (k_prol * d)
+        assert amplification > 3.0  # a strong stimulus, so the bound matters
+        capacity = 0.6 * amplification / (1 + (amplification - 1) / (expansion - 1))
+        assert growth(p, capacity) == pytest.approx(0.0, abs=1e-12)
+        assert growth(p, 0.99 * capacity) > 0 > growth(p, 1.01 * capacity)
+        if expansion < 10:  # the file's bound (5): the pool rests well below R x A
+            assert capacity < 0.8 * 0.6 * amplification
