@@ -48,7 +48,12 @@ def test_the_anchored_depth_gives_the_incidence_in_other_patients(tmp_path):
     spec = load_trial_spec(write(tmp_path))
     anchor = spec.extra["anchor"]
     # the anchoring cohort meets the target to within one patient's share at the solution
-    assert abs(anchor["achieved_percent"] - LABEL_PERCENT) <= 100 / anchor["valid_patients"] + 1e-9
+    # the bisection returns the smallest factor (to 0.1%, anchoring.LOG_TOLERANCE) whose share
+    # reaches the target, so the share is at or just above it: above by the patients whose
+    # own crossing lies inside that last 0.1% bracket, one as a rule, two seen (2026-12-03,
+    # the bounded niche: 126 of 499 where 125 reach 25%)
+    excess = anchor["achieved_percent"] - LABEL_PERCENT
+    assert 0 <= excess <= 2 * 100 / anchor["valid_patients"] + 1e-9, anchor
     assert spec.model.parameters["chemotherapy_sensitivity"].value == anchor["typical"]
     # the trial's own patients (other seeds than the anchoring cohort): the share below 50
     # is the target within 3 binomial standard errors
@@ -112,4 +117,9 @@ def test_a_course_trial_anchors_on_its_first_cycle(tmp_path):
     path.write_text(text)
     anchor = load_trial_spec(path).extra["anchor"]
     assert anchor["regimen"] == "chemotherapy 0.8 dose" and anchor["within_days"] == 21
-    assert abs(anchor["achieved_percent"] - LABEL_PERCENT) <= 100 / anchor["valid_patients"] + 1e-9
+    # the bisection returns the smallest factor (to 0.1%, anchoring.LOG_TOLERANCE) whose share
+    # reaches the target, so the share is at or just above it: above by the patients whose
+    # own crossing lies inside that last 0.1% bracket, one as a rule, two seen (2026-12-03,
+    # the bounded niche: 126 of 499 where 125 reach 25%)
+    excess = anchor["achieved_percent"] - LABEL_PERCENT
+    assert 0 <= excess <= 2 * 100 / anchor["valid_patients"] + 1e-9, anchor

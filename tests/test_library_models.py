@@ -128,6 +128,10 @@ def test_every_bundled_model_has_a_card_naming_every_parameter_with_its_unit(nam
     card_path = Path(bundled_models_dir()) / f"{name}.md"
     assert card_path.is_file(), f"model card {card_path.name} is missing"
     card = card_path.read_text(encoding="utf-8")
+    # the parameter table is the card's "## Parameters" section (a name may also head rows
+    # of other tables, such as a fit's estimates, where the unit is not the column)
+    assert "\n## Parameters\n" in card, f"{card_path.name} has no '## Parameters' section"
+    card = card.split("\n## Parameters\n", 1)[1].split("\n## ", 1)[0]
     for parameter in model.parameters.values():
         row = re.search(rf"^\|\s*`?{re.escape(parameter.name)}`?\s*\|(.*)$", card, re.M)
         assert row, f"{name}.md has no parameter-table row for {parameter.name}"
