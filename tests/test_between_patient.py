@@ -195,7 +195,6 @@ def test_trial_arms_take_the_cv_the_fit_evaluates(tmp_path):
     wide = problem.predict({**values, "chemotherapy_sensitivity_between_patient_cv": 0.8})
     share, wider = before.eligible_fraction.iloc[0], wide.eligible_fraction.iloc[0]
     assert share != 0.5 and abs(wider - 0.5) < abs(share - 0.5), (share, wider)
-    assert (wider - 0.5) * (share - 0.5) > 0 or abs(wider - 0.5) < 0.05, (share, wider)
 
 
 def test_a_cv_the_trial_does_not_vary_is_refused_naming_the_trial(tmp_path):
