@@ -311,6 +311,91 @@ def test_arm_map_adds_arms_and_rows_of_arms_left_out_are_listed(tmp_path):
                            "which this entry's arms leave out")
 
 
+# One simulated trial arm standing for two data arms: the observation arm's own rows and the
+# entry baseline of every enrolled patient (Soff 2019, cit_summary.csv line 44: "mean platelet
+# count at enrollment", all 60 patients, before randomisation). Values here are synthetic.
+ENROLLED = [("all enrolled", "plt_count", "", 0, "mean", 62, "", "")]
+
+
+def test_one_trial_arm_feeds_several_data_arms_from_one_simulation(tmp_path, monkeypatch):
+    import plateletpd.inference.trial_arms as trial_arms
+
+    write_trial(tmp_path)
+    write_rows(tmp_path, ROWS[:4] + ENROLLED)
+    both = 'arm_map = { "placebo" = ["observation", "all enrolled"] }'
+    problem = load_fit_config(write_fit(tmp_path, trial_keys=both))
+    entry = problem.trials[0]
+    assert entry.data_arms() == {"placebo": ["observation", "all enrolled"]}
+    simulated = []
+    original = trial_arms._arm_table
+    monkeypatch.setattr(trial_arms, "_arm_table",
+                        lambda spec, index, *rest: simulated.append(index)
+                        or original(spec, index, *rest))
+    values = problem.parameters.valuesdict()
+    table = problem.predict(values)
+    assert len(simulated) == 1  # one simulation of the placebo arm serves both data arms
+    assert table.line.tolist() == [2, 3, 4, 5, 6] and (table.trial_arm == "placebo").all()
+    # the same numbers as two entries that each read one data arm (the way a fit had to
+    # be written before, simulating the arm twice): same seed, same patients
+    simulated.clear()
+    twice = load_fit_config(write_fit(
+        tmp_path, trial_keys='arm_map = { "placebo" = "observation" }\n\n[[trials]]\n'
+                             'file = "trial.toml"\n'
+                             'arm_map = { "placebo" = "all enrolled" }'))
+    separate = twice.predict(twice.parameters.valuesdict())
+    assert len(simulated) == 2
+    np.testing.assert_array_equal(separate.set_index("line").loc[table.line].predicted,
+                                  table.predicted)
+    # a trial file's data_arm may be the same list
+    listed = TRIAL.replace('data_arm = "observation"',
+                           'data_arm = ["observation", "all enrolled"]')
+    (tmp_path / "listed.toml").write_text(listed.format(seed=TRIAL_SEED, subjects=300,
+                                                        typical="platelets_baseline = 230.0"))
+    config = write_fit(tmp_path).read_text().replace('"trial.toml"', '"listed.toml"')
+    (tmp_path / "config.toml").write_text(config)
+    from_file = load_fit_config(tmp_path / "config.toml")
+    np.testing.assert_array_equal(from_file.predict(values).predicted, table.predicted)
+    record = from_file.trials[0].record()
+    assert record["data_arms"] == {"placebo": ["observation", "all enrolled"]}
+
+
+def test_check_takes_one_trial_arm_for_several_data_arms(tmp_path):
+    from plateletpd.cli import _arm_map
+
+    write_trial(tmp_path)
+    write_rows(tmp_path, ROWS[:2] + ENROLLED)
+    spec = load_trial_spec(tmp_path / "trial.toml")
+    mapping = _arm_map(["placebo=observation", "placebo=all enrolled"])
+    assert mapping == {"placebo": ["observation", "all enrolled"]}
+    result = check_trial(spec, tmp_path / "outcomes.csv", replicates=2, only_mapped=True,
+                         arm_map=mapping)
+    assert result.table.line.tolist() == [2, 3, 4]
+    assert result.table.predicted.notna().all()
+    with pytest.raises(Exception, match="'placebo' to data arm 'observation' twice"):
+        _arm_map(["placebo=observation", "placebo=observation"])
+    # one data arm from two trial arms stays refused, a list or not
+    with pytest.raises(Exception, match="mapped from more than one trial arm"):
+        check_trial(spec, tmp_path / "outcomes.csv", replicates=2, only_mapped=True,
+                    arm_map={"placebo": ["observation", "all enrolled"],
+                             "hetrombopag 7.5 mg": "all enrolled"})
+
+
+@pytest.mark.parametrize("value, expected", [
+    ('["observation", "observation"]', "names 'observation' twice"),
+    ("[]", "a list of them"),
+    ('["observation", 3]', "a list of them"),
+])
+def test_a_bad_list_of_data_arms_is_named(tmp_path, value, expected):
+    write_trial(tmp_path)
+    write_rows(tmp_path)
+    config = write_fit(tmp_path, trial_keys=f'arm_map = {{ "placebo" = {value} }}')
+    with pytest.raises(FitConfigError) as error:
+        load_fit_config(config)
+    message = str(error.value)
+    assert str(config) in message and "[trials #1.arm_map] placebo" in message
+    assert expected in message
+
+
 # ---------------------------------------------------------------- bad entries
 def bad(tmp_path, trial_keys, trial=None, rows=ROWS):
     if trial is not None:

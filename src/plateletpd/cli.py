@@ -392,14 +392,24 @@ def _lines(text: str | None) -> list[int] | None:
     return lines
 
 
-def _arm_map(pairs) -> dict[str, str]:
-    """``--arm-map "TRIAL ARM=DATA ARM"`` (repeatable) as a dict."""
-    mapping = {}
+def _arm_map(pairs) -> dict[str, "str | list[str]"]:
+    """``--arm-map "TRIAL ARM=DATA ARM"`` (repeatable) as a dict; a trial arm given twice
+    stands for both data arms (a list)."""
+    mapping: dict = {}
     for pair in pairs or ():
         trial_arm, sep, data_arm = pair.partition("=")
         if not sep or not trial_arm.strip() or not data_arm.strip():
             raise PlateletPDError(f"--arm-map expects 'TRIAL ARM=DATA ARM', got {pair!r}")
-        mapping[trial_arm.strip()] = data_arm.strip()
+        trial_arm, data_arm = trial_arm.strip(), data_arm.strip()
+        if trial_arm in mapping:
+            before = mapping[trial_arm]
+            before = [before] if isinstance(before, str) else before
+            if data_arm in before:
+                raise PlateletPDError(f"--arm-map maps trial arm {trial_arm!r} to data arm "
+                                      f"{data_arm!r} twice; give each pair once")
+            mapping[trial_arm] = [*before, data_arm]
+        else:
+            mapping[trial_arm] = data_arm
     return mapping
 
 
@@ -623,8 +633,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--study", help="the study's name in the data (default: [trial] "
                                        "data_study)")
     check.add_argument("--arm-map", action="append", metavar="TRIAL ARM=DATA ARM",
-                       help="map a trial arm to the data's arm (repeatable; default: "
-                            "data_arm in the [[arms]] entries)")
+                       help="map a trial arm to the data's arm (repeatable; a trial arm "
+                            "given twice stands for both data arms; default: data_arm in "
+                            "the [[arms]] entries)")
     check.add_argument("--only-mapped-arms", action="store_true",
                        help="compare only the data arms a trial arm is mapped to (default: "
                             "every data arm must be mapped); the others are named in a note")

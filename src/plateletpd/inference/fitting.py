@@ -499,7 +499,8 @@ FIT_SCHEMA = Table({
         "seed": Field(whole=True, low=0.0, low_included=True,
                       what="a non-negative integer (the trial's patients)"),
         "study": Field("text"),
-        "arm_map": Table(names=Field("text", what="the data arm a trial arm stands for")),
+        "arm_map": Table(names=Field("names", what="the data arm a trial arm stands for, or a "
+                                                     "list of them")),
         "endpoints": Field("list", item=Field("text")),
         "lines": Field("list", item=Field(whole=True, low=None)),
         "params": Table(names=Field("formula", low=None,

@@ -99,7 +99,7 @@ class TrialArms:
     def create(cls, trial: TrialSpec | str | Path, model: Model, data: pd.DataFrame,
                *, arms: list[str] | None = None, subjects_per_arm: int | None = None,
                seed: int | None = None, study: str | None = None,
-               arm_map: Mapping[str, str] | None = None, endpoints: list[str] | None = None,
+               arm_map: Mapping[str, str | list[str]] | None = None, endpoints: list[str] | None = None,
                lines: list[int] | None = None, params: Mapping | None = None,
                final_subjects_per_arm: int = 0,
                data_source: str = "the fit's data", fail: Fail | None = None,
@@ -240,12 +240,19 @@ class TrialArms:
         rows["eligible_fraction"] = [fractions[arm] for arm in rows.trial_arm]
         return rows
 
+    def data_arms(self) -> dict:
+        """Trial arm -> its data arm, or the list of them where it stands for several."""
+        arms: dict = {}
+        for data, trial in self.mapping.items():
+            arms.setdefault(trial, []).append(data)
+        return {trial: data[0] if len(data) == 1 else data for trial, data in arms.items()}
+
     def record(self) -> dict:
         """What params.json keeps of the entry: the trial, its hash, the arms, the seed,
         the rows used and those not used with the reason."""
         return {"trial": self.spec.name, "file": self.source, "sha256": self.sha256,
                 "study": self.study, "arms": [self.spec.arms[i].name for i in self.arms],
-                "data_arms": {trial: data for data, trial in self.mapping.items()},
+                "data_arms": self.data_arms(),
                 "seed": self.spec.seed, "subjects_per_arm": self.spec.subjects_per_arm,
                 "final_subjects_per_arm": self.final_subjects_per_arm,
                 "fit_subjects_per_arm": self.fit_subjects_per_arm or self.spec.subjects_per_arm,

@@ -51,8 +51,9 @@ class Ref:
 class Field:
     """One value of a table.
 
-    ``kind`` is "number", "text", "boolean", "formula" (text or a number) or "list" (of
-    ``item`` values). Numbers lie in the interval from ``low`` (excluded unless
+    ``kind`` is "number", "text", "boolean", "formula" (text or a number), "list" (of
+    ``item`` values) or "names" (one non-empty text or a non-empty list of distinct ones:
+    a trial arm's data arms). Numbers lie in the interval from ``low`` (excluded unless
     ``low_included``) to ``high`` (included); either may be a :class:`Ref`. ``may_be_false``:
     ``false`` switches the rule off (the value is None). ``what`` replaces the generic
     description of what is expected ("a positive integer"); ``fix`` says how to repair a bad
@@ -317,6 +318,8 @@ class _Checker:
                 self.problem(where, f"{problem}{off}{fix}")
                 return None
             return int(value) if schema.whole else float(value)
+        if kind == "names":
+            return self.names(value, schema, where)
         expected = {"text": (str,), "boolean": (bool,), "formula": (str, int, float),
                     "list": (list,)}[kind]
         good = isinstance(value, expected) and not (kind == "formula" and
@@ -339,6 +342,23 @@ class _Checker:
             self.problem(where, f"must be {what}, got {value!r}{fix}")
             return None
         return list(value) if kind == "list" else value
+
+    def names(self, value: Any, schema: Field, where: Where) -> Any:
+        """A "names" value: text, or a list of distinct texts (returned as given)."""
+        texts = [value] if isinstance(value, str) else value
+        good = isinstance(texts, list) and bool(texts) and all(
+            isinstance(text, str) and text.strip() for text in texts)
+        if good and len(set(texts)) == len(texts):
+            return value
+        fix = f"; {schema.fix}" if schema.fix else ""
+        if good:
+            twice = next(text for text in texts if texts.count(text) > 1)
+            self.problem(where, f"names {twice!r} twice in {value!r}; give each name "
+                         f"once{fix}")
+        else:
+            what = schema.what or "a name in quotes or a list of names, e.g. ['a', 'b']"
+            self.problem(where, f"must be {what}, got {value!r}{fix}")
+        return None
 
     @staticmethod
     def is_item(value: Any, schema: Field | None) -> bool:

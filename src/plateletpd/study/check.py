@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +109,8 @@ class CheckResult:
 
 
 def check_trial(spec: TrialSpec, data, study: str | None = None,
-                arm_map: Mapping[str, str] | None = None, replicates: int | None = None,
+                arm_map: Mapping[str, str | Sequence[str]] | None = None,
+                replicates: int | None = None,
                 uncertainty: str | None = None, progress: bool = False,
                 only_mapped: bool = False, client=None,
                 lines: list[int] | None = None) -> CheckResult:
@@ -119,7 +120,8 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     names them (a trial that simulates only some of a study's arms). ``lines``: check only
     these lines of the study (a study whose subgroups share one data arm, such as Winer
     2017's placebo rows of two chemotherapy groups: one check per subgroup, each with its
-    trial arm mapped through ``arm_map``); the others are left out with a note.
+    trial arm mapped through ``arm_map``); the others are left out with a note. An
+    ``arm_map`` value may be a list: one trial arm read for several data arms.
     ``client``: a Dask client on which the replicate trials run (study/distributed.py; the
     same results)."""
     rows = load_outcomes(data)
@@ -265,37 +267,42 @@ def recruit_to_size(result, needed: Mapping[str, int], client=None):
 
 
 def arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
-                arm_map: Mapping[str, str] | None, only_mapped: bool = False
+                arm_map: Mapping[str, str | Sequence[str]] | None, only_mapped: bool = False
                 ) -> dict[str, str]:
     """Data arm -> trial arm, from the trial file's ``data_arm`` keys and ``arm_map``
-    (``rows``: the study's rows). Also the mapping of a fit's ``[[trials]]`` entries
-    (:mod:`plateletpd.inference.trial_arms`), so a fit and a check pair the same arms."""
+    (``rows``: the study's rows). A trial arm may stand for several data arms (a list: an
+    observation arm's own rows and the entry baseline of all enrolled patients, read from
+    one simulation); a data arm is read from one trial arm. Also the mapping of a fit's
+    ``[[trials]]`` entries (:mod:`plateletpd.inference.trial_arms`), so a fit and a check
+    pair the same arms."""
     names = [arm.name for arm in spec.arms]
     for trial_arm in arm_map or {}:
         if trial_arm not in names:
             raise CheckError(f"arm map: {trial_arm!r} is not an arm of the trial"
                              f"{closest(trial_arm, names)}; arms: {', '.join(names)}")
     # arm_map replaces the trial file's pairing of the data arms it names
-    remapped = set((arm_map or {}).values())
-    given = {**{trial_arm: data_arm for trial_arm, data_arm in
-                spec.extra.get("data_arms", {}).items() if data_arm not in remapped},
-             **(arm_map or {})}
-    twice = [data_arm for data_arm in dict.fromkeys(given.values())
-             if list(given.values()).count(data_arm) > 1]
+    mapped = [(trial_arm, data_arm) for trial_arm, data in (arm_map or {}).items()
+              for data_arm in _names(data)]
+    remapped = {data_arm for _, data_arm in mapped}
+    pairs = [(trial_arm, data_arm) for trial_arm, data in
+             spec.extra.get("data_arms", {}).items() for data_arm in _names(data)
+             if data_arm not in remapped and trial_arm not in (arm_map or {})] + mapped
+    given_to = [data_arm for _, data_arm in pairs]
+    twice = [data_arm for data_arm in dict.fromkeys(given_to) if given_to.count(data_arm) > 1]
     if twice:
-        arms = ", ".join(t for t, d in given.items() if d == twice[0])
+        arms = ", ".join(t for t, d in pairs if d == twice[0])
         raise CheckError(f"data arm {twice[0]!r} of study {study} is mapped from more than "
                          f"one trial arm ({arms}); "
                          f"a data arm's rows are read from one trial arm: map the others "
                          f"elsewhere, or check them one at a time (arm map, lines)")
     data_arms = list(dict.fromkeys(rows.arm))
-    for trial_arm, data_arm in given.items():
+    for trial_arm, data_arm in pairs:
         if data_arm not in data_arms:
             raise CheckError(f"trial arm {trial_arm!r} is mapped to data arm {data_arm!r}, "
                              f"which has no row of study {study} in {source}"
                              f"{closest(data_arm, data_arms)}; its arms: "
                              f"{', '.join(data_arms)}")
-    mapping = {data_arm: trial_arm for trial_arm, data_arm in given.items()}
+    mapping = {data_arm: trial_arm for trial_arm, data_arm in pairs}
     missing = [arm for arm in data_arms if arm not in mapping]
     if only_mapped and not mapping:
         raise CheckError(f"no trial arm is mapped to a data arm of study {study}; its arms: "
@@ -310,6 +317,11 @@ def arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
               f"(--arm-map 'TRIAL ARM={missing[0]}'), or check only the mapped arms "
               f"(--only-mapped-arms)")
     return mapping
+
+
+def _names(data: str | Sequence[str]) -> list[str]:
+    """A ``data_arm`` or ``arm_map`` value: one data arm or a list of them."""
+    return [data] if isinstance(data, str) else list(data)
 
 
 def _readers(spec: TrialSpec, rows: pd.DataFrame, source: str,

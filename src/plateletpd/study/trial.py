@@ -259,7 +259,9 @@ TRIAL_SCHEMA = Table({
     "arms": Table({
         "name": Field("text", required=True, nonempty=True,
                       what="text in quotes, a unique name for the arm"),
-        "data_arm": Field("text"),
+        "data_arm": Field("names", what='a data arm in quotes, or a list of them when the '
+                          'arm\'s patients stand for several, e.g. ["observation", '
+                          '"all enrolled"]'),
         # a self-controlled study's "control cycle (previous cycle)": the data arm's rows
         # describe cycle N of the course (its nadir, days below a level, AUC day 0-21)
         "data_cycle": Field(whole=True, what="a cycle number, e.g. 1"),

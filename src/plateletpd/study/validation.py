@@ -74,7 +74,7 @@ SUITE_SCHEMA = Table({
         "lines": Field("list", item=Field(whole=True, low=1.0, low_included=True),
                        nonempty=True, what="lines of the data file, e.g. [41, 43]"),
         "only_mapped_arms": Field("boolean", default=False),
-        "arm_map": Table(names=Field("text")),
+        "arm_map": Table(names=Field("names")),
         "screened": Field(whole=True, default=0, low=0.0, low_included=True,
                           what="0 (the trial file's) or patients screened per arm"),
         "note": Field("text", default="")},
@@ -92,7 +92,7 @@ class ValidationCheck:
     role: str
     lines: tuple[int, ...] | None = None
     only_mapped_arms: bool = False
-    arm_map: tuple[tuple[str, str], ...] = ()
+    arm_map: tuple[tuple[str, "str | tuple[str, ...]"], ...] = ()
     screened: int = 0
     note: str = ""
 
@@ -168,7 +168,9 @@ def load_suite(path: str | Path) -> ValidationSuite:
         checks.append(ValidationCheck(
             trial, data, entry["role"],
             tuple(entry["lines"]) if entry.get("lines") else None,
-            entry["only_mapped_arms"], tuple((entry.get("arm_map") or {}).items()),
+            entry["only_mapped_arms"], tuple(
+                (trial_arm, data if isinstance(data, str) else tuple(data))
+                for trial_arm, data in (entry.get("arm_map") or {}).items()),
             entry["screened"], entry["note"]))
     suite = checked["suite"]
     return ValidationSuite(suite["name"], suite["description"], suite["replicates"],
