@@ -373,6 +373,11 @@ def test_check_takes_one_trial_arm_for_several_data_arms(tmp_path):
     assert result.table.predicted.notna().all()
     with pytest.raises(Exception, match="'placebo' to data arm 'observation' twice"):
         _arm_map(["placebo=observation", "placebo=observation"])
+    # the Python API refuses a data arm listed twice for one trial arm (the schema does so
+    # for files)
+    with pytest.raises(Exception, match="names a data arm twice"):
+        check_trial(spec, tmp_path / "outcomes.csv", replicates=2, only_mapped=True,
+                    arm_map={"placebo": ["observation", "observation"]})
     # one data arm from two trial arms stays refused, a list or not
     with pytest.raises(Exception, match="mapped from more than one trial arm"):
         check_trial(spec, tmp_path / "outcomes.csv", replicates=2, only_mapped=True,

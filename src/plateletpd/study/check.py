@@ -280,6 +280,11 @@ def arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
         if trial_arm not in names:
             raise CheckError(f"arm map: {trial_arm!r} is not an arm of the trial"
                              f"{closest(trial_arm, names)}; arms: {', '.join(names)}")
+    for trial_arm, data in (arm_map or {}).items():
+        listed = _names(data)
+        if len(set(listed)) != len(listed):
+            raise CheckError(f"arm map: trial arm {trial_arm!r} names a data arm twice "
+                             f"({', '.join(map(repr, listed))}); give each data arm once")
     # arm_map replaces the trial file's pairing of the data arms it names
     mapped = [(trial_arm, data_arm) for trial_arm, data in (arm_map or {}).items()
               for data_arm in _names(data)]
