@@ -412,6 +412,12 @@ FIT_SCHEMA = Table({
         "profile_evaluations": Field(whole=True, default=60, low=1.0, low_included=True,
                                      what="a whole number of evaluations per profile "
                                           "refit, at least 1, e.g. 15"),
+        # how a profile refit minimises: lmfit's least_squares (a Jacobian of its own at the
+        # start, then its steps) or Gauss-Newton steps with the Jacobian at the optimum, taken
+        # once for every profile and updated by Broyden's secant rule (no Jacobian per
+        # refit; _broyden_refit)
+        "profile_refit": Field("text", default="least_squares",
+                               choices=("least_squares", "broyden")),
         "final_evaluations": Field(whole=True, default=0, low=0.0, low_included=True,
                                    what="0 (as max_evaluations) or a whole number of "
                                         "evaluations, e.g. 20"),
@@ -880,13 +886,18 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
         parameters = result.params
     profiles = {}
     profile_evaluations = min(fit_options.get("profile_evaluations", 60), max_evaluations)
-    for name in (fit_options.get("profile", []) if profile_parameters else []):
+    profiled = fit_options.get("profile", []) if profile_parameters else []
+    broyden = fit_options.get("profile_refit", "least_squares") == "broyden"
+    jacobian = optimum_jacobian(problem, result, verbose) if profiled and broyden else None
+    for name in profiled:
         problem.best = math.inf
         if verbose:
-            print(f"fit: profile of {name} ({fit_options.get('profile_points', 7)} refits, "
-                  f"each at most {profile_evaluations} evaluations)", flush=True)
+            print(f"fit: profile of {name} ({fit_options.get('profile_points', 7)} "
+                  f"{'Broyden ' if broyden else ''}refits, each at most {profile_evaluations} "
+                  f"evaluations)", flush=True)
         profiles[name] = profile(problem, result, name, fit_options.get("profile_points", 7),
-                                 client=client, max_evaluations=profile_evaluations)
+                                 client=client, max_evaluations=profile_evaluations,
+                                 jacobian=jacobian)
     if profiles:
         result = _restart_from_profiles(problem, result, profiles, method, options, verbose)
     larger_trials = any(t.final_subjects_per_arm > t.spec.subjects_per_arm
@@ -1307,13 +1318,18 @@ def forward_jacobian(problem: FitProblem, params, step: float, base=None,
             count()
         base = objective(params)
     columns = []
-    for name, h in difference_steps(problem, params, step).items():
+    steps = difference_steps(problem, params, step)
+    for name, h in steps.items():
         if count is not None:
             count()
         shifted = params.copy()
         shifted[name].set(value=params[name].value + h)
         columns.append((objective(shifted) - base) / h)
-    return np.array(columns).T if columns else np.empty((len(base), 0))
+    matrix = np.array(columns).T if columns else np.empty((len(base), 0))
+    # remembered with where it was taken: Broyden profile refits reuse the optimiser's
+    # last Jacobian when it was taken at the optimum (optimum_jacobian)
+    problem._last_jacobian = (problem._state(params.valuesdict()), list(steps), matrix)
+    return matrix
 
 
 class _Lowest:
@@ -1397,17 +1413,121 @@ def least_squares_options(problem: FitProblem, minimizer, max_evaluations: int) 
 
 
 def _profile_refit(problem: FitProblem, parameters, name: str, value: float,
-                   max_evaluations: int = 60, start: dict | None = None):
+                   max_evaluations: int = 60, start: dict | None = None,
+                   jacobian: tuple | None = None):
     """The chi-square of a refit with ``name`` fixed at ``value`` (one profile point), and
     every fit parameter's value there. ``start``: values of the other parameters to start
-    from (default: ``parameters``')."""
+    from (default: ``parameters``'). ``jacobian``: ``(names, matrix)`` at the optimum for a
+    Broyden refit (:func:`_broyden_refit`); without it lmfit's least_squares."""
     trial = parameters.copy()
     for key, begin in (start or {}).items():
         if key in trial and trial[key].vary and key != name:
             trial[key].set(value=begin)
     trial[name].set(value=value, vary=False)
+    if jacobian is not None:
+        return _broyden_refit(problem, trial, jacobian, max_evaluations)
     refit = minimise(problem, trial, "least_squares", {"max_nfev": max_evaluations})
-    return float(refit.chisqr), {k: float(v) for k, v in refit.params.valuesdict().items()}
+    # as after every minimisation (_settle_spreads): a varied between-study SD to its
+    # optimum with every study's value kept (no simulation)
+    fall = rebalance_study_spreads(problem, refit.params)
+    return float(refit.chisqr) - fall, \
+        {k: float(v) for k, v in refit.params.valuesdict().items()}
+
+
+def _broyden_refit(problem: FitProblem, trial, jacobian: tuple, max_evaluations: int):
+    """A profile refit by Gauss-Newton steps from the Jacobian taken at the optimum, kept
+    current by Broyden's rank-one secant update after every evaluation (no new Jacobian):
+    from ``trial`` (the profiled parameter fixed, the others on the linearised profile
+    path) each step solves the linearised problem min |J dx + r| in the varied parameters,
+    inside their bounds (scipy's ``lsq_linear``). A step that does not lower the chi-square
+    is rejected and the next one, from the updated Jacobian, is at most half as long.
+    ``max_evaluations`` counts every evaluation, the start's included. Returns the lowest
+    chi-square of the points it accepted, each after its between-study SDs are moved to
+    their optimum with every study's value kept (``settled``), and every parameter's value
+    there, as :func:`_profile_refit`.
+
+    Near the optimum the profile path bends little, so the optimum's Jacobian predicts a
+    refit's first step nearly as well as a fresh one; a refit then costs a few evaluations
+    instead of a Jacobian (one evaluation per varied parameter) and its steps. Without the
+    update (the plain chord method) the steps stall where the optimum's Jacobian stops
+    pointing downhill, short of the profile's minimum. tests/test_profile_refits.py
+    compares the refits with least_squares ones run to convergence."""
+    from scipy.optimize import lsq_linear
+
+    names, matrix = jacobian
+    free = [k for k, key in enumerate(names) if key in trial and trial[key].vary]
+    columns, keys = np.array(matrix[:, free], dtype=float), [names[k] for k in free]
+    lower = np.array([trial[key].min for key in keys], dtype=float)
+    upper = np.array([trial[key].max for key in keys], dtype=float)
+    position = np.array([trial[key].value for key in keys], dtype=float)
+
+    def evaluate(values: np.ndarray):
+        for key, value in zip(keys, values):
+            trial[key].set(value=float(value))
+        residual = problem.residuals(trial)
+        return residual, float(np.sum(residual ** 2))
+
+    def settled(chi_square: float) -> tuple[float, dict]:
+        """The chi-square and values after the step the refit cannot take in a few
+        evaluations (sd and the study effects move as separate coordinates along a curved
+        valley): a varied between-study SD to its optimum with every study's value kept,
+        no simulation (as _settle_spreads after a minimisation)."""
+        moved = trial.copy()
+        fall = rebalance_study_spreads(problem, moved)
+        return chi_square - fall, moved.valuesdict()
+
+    residual, chi_square = evaluate(position)
+    best = settled(chi_square)
+    longest = math.inf  # the longest step allowed (scaled): halved at each rejection
+    scale = np.maximum(np.abs(position), 1e-3)
+    for _ in range(max_evaluations - 1):
+        if not keys or not np.all(np.isfinite(residual)):
+            break
+        span_low, span_high = lower - position, upper - position
+        open_ = span_high > span_low
+        step = np.zeros(len(keys))
+        if open_.any():
+            step[open_] = lsq_linear(columns[:, open_], -residual,
+                                     bounds=(span_low[open_], span_high[open_]),
+                                     method="bvls").x
+        length = float(np.linalg.norm(step / scale))
+        if not length > 0:
+            break
+        if length > longest:
+            step *= longest / length
+            length = longest
+        candidate = np.clip(position + step, lower, upper)
+        moved = candidate - position
+        new_residual, new_chi_square = evaluate(candidate)
+        if not np.all(np.isfinite(new_residual)):
+            longest = length / 2
+            continue
+        # Broyden: the Jacobian now reproduces the change just seen along the step taken
+        columns += np.outer(new_residual - residual - columns @ moved, moved) / (moved @ moved)
+        if new_chi_square < chi_square:
+            position, residual, chi_square = candidate, new_residual, new_chi_square
+            best = min(best, settled(chi_square), key=lambda pair: pair[0])
+        else:
+            longest = length / 2
+    return best[0], {k: float(v) for k, v in best[1].items()}
+
+
+def optimum_jacobian(problem: FitProblem, result, verbose: bool = False) -> tuple:
+    """``(names, matrix)``: the Jacobian of the residuals at ``result``'s optimum for Broyden
+    profile refits. The optimiser's last Jacobian when it was taken there (least_squares
+    takes one at every point it accepts), else one by forward differences (one evaluation
+    per varied parameter)."""
+    values = result.params.valuesdict()
+    last = getattr(problem, "_last_jacobian", None)
+    if last is not None and problem.same_state(last[0], values):
+        if verbose:
+            print("fit: Broyden profile refits from the optimiser's last Jacobian (taken at "
+                  "the optimum)", flush=True)
+        return last[1], last[2]
+    if verbose:
+        print("fit: the Jacobian at the optimum for the Broyden profile refits", flush=True)
+    matrix = forward_jacobian(problem, result.params, difference_step(problem))
+    return problem._last_jacobian[1], matrix
 
 
 def profile_start(result, name: str, value: float, problem: FitProblem | None = None) -> dict:
@@ -1451,13 +1571,15 @@ def profile_start(result, name: str, value: float, problem: FitProblem | None = 
 
 
 def profile(problem: FitProblem, result, name: str, points: int = 7,
-            span: float = 3.0, client=None, max_evaluations: int = 60) -> dict:
+            span: float = 3.0, client=None, max_evaluations: int = 60,
+            jacobian: tuple | None = None) -> dict:
     """Profile likelihood of ``name``: fixed on a grid of +/- ``span`` standard errors (or
     +/- 60% without one) around the optimum, the other parameters refitted at each point.
     The 95% interval is where the chi-square stays within 3.84 of its minimum; an end that
     the grid does not reach is reported as open (None). The refits are independent (each
     starts on the linearised profile path, :func:`profile_start`): with a Dask ``client``
-    they run on its workers, same values."""
+    they run on its workers, same values. ``jacobian`` (:func:`optimum_jacobian`): Broyden
+    refits (:func:`_broyden_refit`) instead of least_squares."""
     from plateletpd.study.distributed import Shared, map_chunks
 
     if name not in result.params or not result.params[name].vary:
@@ -1468,7 +1590,7 @@ def profile(problem: FitProblem, result, name: str, points: int = 7,
                              best.min, best.max))
     refits = map_chunks(_profile_refit, [
         (Shared("problem"), result.params, name, float(value), max_evaluations,
-         profile_start(result, name, float(value), problem))
+         profile_start(result, name, float(value), problem), jacobian)
         for value in grid], client,
         label=f"profile refits of {name}", shared={"problem": problem})
     chi_square = np.array([chi for chi, _ in refits])
@@ -1750,7 +1872,7 @@ def _report(problem, result, table, record, profiles, large: list[dict]) -> str:
         "## What the data identify", "",
         *[f"- {n}" for n in identifiability(result, profiles)], "",
         *(["Profile likelihood (95%: chi-square within 3.84 of its minimum; None = open "
-           "within the profiled range):", "",
+           "within the profiled range; " + _profile_method(problem) + "):", "",
            *[f"- {name}: optimum {info['optimum']:.4g}, 95% interval "
              f"[{_fmt(info['ci95'][0])}, {_fmt(info['ci95'][1])}]"
              + (f" (the final minimisation moved it to {result.params[name].value:.4g})"
@@ -1765,6 +1887,17 @@ def _report(problem, result, table, record, profiles, large: list[dict]) -> str:
         "Residual = (predicted - observed) / standard error; proportions as fractions.", "",
         "```", rows.to_string(index=False, float_format=lambda v: f"{v:.4g}"), "```", "",
         "![observed against predicted](fit.png)", ""])
+
+
+def _profile_method(problem: FitProblem) -> str:
+    """How the profile refits minimised (``[fit] profile_refit``), for the report."""
+    fit = problem.config.get("fit", {})
+    evaluations = fit.get("profile_evaluations", 60)
+    if fit.get("profile_refit", "least_squares") == "broyden":
+        return (f"each refit at most {evaluations} evaluations of Gauss-Newton steps from "
+                f"the Jacobian at the optimum with Broyden updates, then the between-study "
+                f"SD to its optimum with every study's value kept")
+    return f"each refit lmfit's least_squares, at most {evaluations} evaluations"
 
 
 def _restart_lines(problem: FitProblem) -> list[str]:
