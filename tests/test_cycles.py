@@ -254,12 +254,13 @@ def test_the_documented_worked_example_runs_and_gives_the_numbers_the_docs_state
     # the numbers docs/trial_files.md states for this example (seed 20261121, 200 patients,
     # cit_marrow_reserve with its bundled fit)
     given, how_many = np.unique(history.cycles_given, return_counts=True)
-    assert dict(zip(given.tolist(), how_many.tolist())) == {2: 4, 4: 196}
-    assert history.abandoned.sum() == 4
+    assert dict(zip(given.tolist(), how_many.tolist())) == {1: 1, 2: 4, 3: 2, 4: 193}
+    assert history.abandoned.sum() == 7
     delays, how_many = np.unique(history.delay[:, 1], return_counts=True)
-    assert dict(zip(delays.tolist(), how_many.tolist())) == {0.0: 148, 7.0: 49, 14.0: 2,
-                                                              28.0: 1}
-    assert [row["remaining"] for row in counts] == [74, 50]
+    # inf: abandoned after cycle 1, cycle 2 never given
+    assert dict(zip(delays.tolist(), how_many.tolist())) == {0.0: 145, 7.0: 49, 14.0: 4,
+                                                              21.0: 1, np.inf: 1}
+    assert [row["remaining"] for row in counts] == [74, 52]
 
 
 def test_a_patient_whose_simulation_fails_is_flagged_not_abandoned_nor_eligible(cohort):
