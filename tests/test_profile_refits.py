@@ -113,3 +113,38 @@ def test_an_unknown_profile_refit_is_a_clear_error(tmp_path):
     config = with_fit_key(folder, tmp_path / "bad", 'profile_refit = "chord"')
     with pytest.raises(FitConfigError, match="profile_refit.*broyden"):
         load_fit_config(config)
+
+
+def test_the_covariance_at_the_optimum_reuses_the_last_jacobian_taken_there(tmp_path):
+    # the final minimisation's fallback covariance (fitting._covariance_at_optimum) needs a
+    # Jacobian at the reported optimum; when the optimiser's last one was taken there with
+    # the same step it is the same matrix (the same evaluations, rows remembered or not)
+    from plateletpd.inference.fitting import (
+        _covariance_at_optimum,
+        difference_step,
+        forward_jacobian,
+        remembered_jacobian,
+    )
+
+    # a fit of its own: the module's fitted problem has taken other Jacobians since
+    problem, fitted, _ = run_fit(_case(tmp_path) / "config.toml", verbose=False,
+                                 profile_parameters=False)
+    result = fitted.params.copy()
+    step = difference_step(problem)
+    remembered = remembered_jacobian(problem, result, step)
+    assert remembered is not None
+    fresh = forward_jacobian(problem, result, step)
+    np.testing.assert_array_equal(remembered, fresh)
+    # another step or another point: not the same Jacobian
+    assert remembered_jacobian(problem, result, 2 * step) is None
+    moved = result.copy()
+    moved["slope"].set(value=moved["slope"].value * 1.01)
+    assert remembered_jacobian(problem, moved, step) is None
+
+    class Result:  # what _covariance_at_optimum reads and sets on an lmfit result
+        params, errorbars, covar = result, False, None
+
+    before = problem.evaluations
+    _covariance_at_optimum(problem, Result, step, verbose=False)
+    assert problem.evaluations == before and Result.errorbars
+    np.testing.assert_allclose(Result.covar, np.linalg.inv(fresh.T @ fresh), rtol=1e-12)

@@ -1166,7 +1166,11 @@ def _covariance_at_optimum(problem: FitProblem, result, step: float, verbose: bo
     parameter's stderr and correlations, ``result.covar`` and ``result.errorbars``."""
     params = result.params
     names = [name for name, p in params.items() if p.vary]
-    jacobian = forward_jacobian(problem, params, step)
+    # the optimiser's last Jacobian when it was taken at this point (a minimisation stopped
+    # by its cap after a Jacobian whose base stayed the lowest point): no evaluation
+    jacobian = remembered_jacobian(problem, params, step)
+    if jacobian is None:
+        jacobian = forward_jacobian(problem, params, step)
     singular = np.linalg.svd(jacobian, compute_uv=False)
     if singular.min() <= 1e-10 * singular.max():
         return
@@ -1328,8 +1332,18 @@ def forward_jacobian(problem: FitProblem, params, step: float, base=None,
     matrix = np.array(columns).T if columns else np.empty((len(base), 0))
     # remembered with where it was taken: Broyden profile refits reuse the optimiser's
     # last Jacobian when it was taken at the optimum (optimum_jacobian)
-    problem._last_jacobian = (problem._state(params.valuesdict()), list(steps), matrix)
+    problem._last_jacobian = (problem._state(params.valuesdict()), list(steps), matrix, step)
     return matrix
+
+
+def remembered_jacobian(problem: FitProblem, params, step: float) -> np.ndarray | None:
+    """The last Jacobian :func:`forward_jacobian` took, if it was taken at ``params`` (same
+    values, cohorts and curvature) with the relative step ``step``; else None. Taking it
+    again would repeat the same evaluations and give the same matrix."""
+    last = getattr(problem, "_last_jacobian", None)
+    if last is None or last[3] != step or last[1] != [n for n, p in params.items() if p.vary]:
+        return None
+    return last[2] if problem.same_state(last[0], params.valuesdict()) else None
 
 
 class _Lowest:
@@ -1517,17 +1531,16 @@ def optimum_jacobian(problem: FitProblem, result, verbose: bool = False) -> tupl
     profile refits. The optimiser's last Jacobian when it was taken there (least_squares
     takes one at every point it accepts), else one by forward differences (one evaluation
     per varied parameter)."""
-    values = result.params.valuesdict()
-    last = getattr(problem, "_last_jacobian", None)
-    if last is not None and problem.same_state(last[0], values):
+    names = [name for name, p in result.params.items() if p.vary]
+    matrix = remembered_jacobian(problem, result.params, difference_step(problem))
+    if matrix is not None:
         if verbose:
             print("fit: Broyden profile refits from the optimiser's last Jacobian (taken at "
                   "the optimum)", flush=True)
-        return last[1], last[2]
+        return names, matrix
     if verbose:
         print("fit: the Jacobian at the optimum for the Broyden profile refits", flush=True)
-    matrix = forward_jacobian(problem, result.params, difference_step(problem))
-    return problem._last_jacobian[1], matrix
+    return names, forward_jacobian(problem, result.params, difference_step(problem))
 
 
 def profile_start(result, name: str, value: float, problem: FitProblem | None = None) -> dict:
