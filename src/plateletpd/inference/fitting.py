@@ -1159,24 +1159,30 @@ def _set_covariance(result, names: list, covariance: np.ndarray) -> None:
 
 
 def _covariance_at_optimum(problem: FitProblem, result, step: float, verbose: bool) -> None:
-    """When the optimiser's last Jacobian was rank-deficient (lmfit: no error bars), the
-    covariance (J'J)^-1 from a forward-difference Jacobian recomputed at the reported
-    optimum with the fit's relative step (residuals are already in standard errors, so it
-    is not rescaled); nothing is set if that one is singular too. Sets each varied
-    parameter's stderr and correlations, ``result.covar`` and ``result.errorbars``."""
+    """When a minimisation left no covariance (lmfit: no error bars, because its last
+    Jacobian was rank-deficient, or because its evaluation cap stopped it and the result
+    was moved to the lowest point evaluated), the covariance (J'J)^-1 from a forward-
+    difference Jacobian at the reported optimum with the fit's relative step (residuals are
+    already in standard errors, so it is not rescaled); nothing is set if that one is
+    singular too. Sets each varied parameter's stderr and correlations, ``result.covar``
+    and ``result.errorbars``."""
     params = result.params
     names = [name for name, p in params.items() if p.vary]
     # the optimiser's last Jacobian when it was taken at this point (a minimisation stopped
     # by its cap after a Jacobian whose base stayed the lowest point): no evaluation
     jacobian = remembered_jacobian(problem, params, step)
+    how = "the optimiser's last Jacobian, taken at the optimum"
     if jacobian is None:
         jacobian = forward_jacobian(problem, params, step)
+        how = "a Jacobian recomputed at the optimum"
     singular = np.linalg.svd(jacobian, compute_uv=False)
     if singular.min() <= 1e-10 * singular.max():
         return
     _set_covariance(result, names, np.linalg.inv(jacobian.T @ jacobian))
-    result.covariance_note = ("covariance from a Jacobian recomputed at the optimum (the "
-                              "optimiser's last one was rank-deficient)")
+    why = ("the minimisation stopped at its evaluation cap and reports its lowest point"
+           if getattr(result, "aborted", False) else
+           "the optimiser's last Jacobian was rank-deficient")
+    result.covariance_note = f"covariance from {how} ({why})"
     if verbose:
         print(f"fit: {result.covariance_note}", flush=True)
 
