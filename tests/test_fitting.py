@@ -291,10 +291,10 @@ def test_progress_is_printed_and_max_evaluations_caps_fit_and_profiles(synthetic
     assert "fit: evaluation 1," in output and "objective" in output
     assert "fit: profile of gamma" in output
     # one fit, three profile refits and (when a refit beat the capped fit's optimum) a
-    # restart from it, each capped at 4 evaluations (lmfit may make one more call before it
-    # stops), and the restart's covariance (one evaluation per varied parameter, 2): far
-    # below the uncapped 80 + 3 x 60
-    minimisations = 4 + (1 if problem.restart else 0)
+    # restart from it and the three profile refits again around it, each capped at 4
+    # evaluations (lmfit may make one more call before it stops), and the restart's
+    # covariance (one evaluation per varied parameter, 2): far below the uncapped 80 + 3 x 60
+    minimisations = 4 + (4 if problem.restart else 0)
     assert problem.evaluations <= minimisations * (4 + 1) + (2 if problem.restart else 0)
 
 
@@ -505,6 +505,13 @@ def test_a_fit_restarts_from_a_profile_refit_that_beat_its_optimum(tmp_path):
     record = json.loads((tmp_path / "out" / "params.json").read_text())
     assert record["restart"]["kept"] == "restart"
     assert "minimised again from it" in (tmp_path / "out" / "report.md").read_text()
+    # the profiles in the record are those taken again around the optimum reported: each
+    # centred on the restarted value, its chi-square the restarted optimum's
+    assert record["restart"]["profiled_again"]
+    profile = record["profiles"]["slope"]
+    assert profile["optimum"] == pytest.approx(result.params["slope"].value, rel=1e-12)
+    assert profile["optimum_chi_square"] == pytest.approx(result.chisqr, rel=1e-12)
+    assert "taken again around it" in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_a_profile_refit_starts_on_the_linearised_profile_path(synthetic, tmp_path):

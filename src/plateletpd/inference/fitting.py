@@ -884,22 +884,21 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
         result = minimise(problem, parameters, method, options)
         _settle_spreads(problem, result, verbose)
         parameters = result.params
-    profiles = {}
-    profile_evaluations = min(fit_options.get("profile_evaluations", 60), max_evaluations)
     profiled = fit_options.get("profile", []) if profile_parameters else []
-    broyden = fit_options.get("profile_refit", "least_squares") == "broyden"
-    jacobian = optimum_jacobian(problem, result, verbose) if profiled and broyden else None
-    for name in profiled:
-        problem.best = math.inf
-        if verbose:
-            print(f"fit: profile of {name} ({fit_options.get('profile_points', 7)} "
-                  f"{'Broyden ' if broyden else ''}refits, each at most {profile_evaluations} "
-                  f"evaluations)", flush=True)
-        profiles[name] = profile(problem, result, name, fit_options.get("profile_points", 7),
-                                 client=client, max_evaluations=profile_evaluations,
-                                 jacobian=jacobian)
+    profiles = _profiles(problem, result, profiled, fit_options, max_evaluations, client,
+                         verbose)
     if profiles:
+        before = result
         result = _restart_from_profiles(problem, result, profiles, method, options, verbose)
+        if result is not before:
+            # the profiles were taken around an optimum the fit has left: again around the
+            # one it reports (once: a second restart is not made, the report says so)
+            if verbose:
+                print("fit: the profiles again, around the restarted optimum", flush=True)
+            profiles = _profiles(problem, result, profiled, fit_options, max_evaluations,
+                                 client, verbose)
+            problem.restart["profiled_again"] = True
+            problem.restart["below_again"] = _profiles_below_their_optimum(profiles)
     larger_trials = any(t.final_subjects_per_arm > t.spec.subjects_per_arm
                         for t in problem.trials)
     if (final_subjects and final_subjects > problem.eta.shape[0]) or larger_trials:
@@ -918,6 +917,27 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
     if verbose:
         print(lmfit.fit_report(result, show_correl=False))
     return problem, result, table
+
+
+def _profiles(problem: FitProblem, result, names: list, fit_options: dict,
+              max_evaluations: int, client, verbose: bool) -> dict:
+    """The profile of every parameter in ``names`` around ``result``'s optimum
+    (``[fit] profile_points``, ``profile_evaluations`` capped by ``max_evaluations``,
+    ``profile_refit``)."""
+    profiles = {}
+    evaluations = min(fit_options.get("profile_evaluations", 60), max_evaluations)
+    broyden = fit_options.get("profile_refit", "least_squares") == "broyden"
+    jacobian = optimum_jacobian(problem, result, verbose) if names and broyden else None
+    for name in names:
+        problem.best = math.inf
+        if verbose:
+            print(f"fit: profile of {name} ({fit_options.get('profile_points', 7)} "
+                  f"{'Broyden ' if broyden else ''}refits, each at most {evaluations} "
+                  f"evaluations)", flush=True)
+        profiles[name] = profile(problem, result, name, fit_options.get("profile_points", 7),
+                                 client=client, max_evaluations=evaluations,
+                                 jacobian=jacobian)
+    return profiles
 
 
 #: how much lower than the optimum (chi-square) a profile refit must reach for the fit to
@@ -955,6 +975,15 @@ def _restart_from_profiles(problem: FitProblem, result, profiles: dict, method: 
             _covariance_at_optimum(problem, restarted, difference_step(problem), verbose)
         return restarted
     return result
+
+
+def _profiles_below_their_optimum(profiles: dict) -> str | None:
+    """After the profiles were taken again around a restarted optimum: the name of one
+    whose refit still went more than :data:`RESTART_MARGIN` below it (no second restart)."""
+    for name, info in profiles.items():
+        if min(info["chi_square"]) < info["optimum_chi_square"] - RESTART_MARGIN:
+            return name
+    return None
 
 
 def _refine(problem: FitProblem, result, subjects: int, method: str, options: dict,
@@ -1924,12 +1953,18 @@ def _restart_lines(problem: FitProblem) -> list[str]:
     restart = problem.restart
     if not restart:
         return []
-    kept = ("kept: the profiles were taken around the earlier optimum"
+    kept = ("kept: the profiles below were taken again around it"
+            if restart.get("profiled_again") else
+            "kept: the profiles were taken around the earlier optimum"
             if restart["kept"] == "restart" else "not kept: the earlier optimum stayed lower")
     return [f"A profile refit of {restart['profile']} reached chi-square "
             f"{restart['profile_chi_square']:.6g}, below the optimum's "
             f"{restart['optimum_chi_square_before']:.6g}: the fit minimised again from it, "
             f"every parameter free, to {restart['optimum_chi_square_after']:.6g} ({kept}).",
+            *([f"A refit of the profile of {restart['below_again']} taken again went more "
+               f"than {RESTART_MARGIN} below the restarted optimum as well; the fit does not "
+               f"restart twice, so the reported optimum may not be the minimum."]
+              if restart.get("below_again") else []),
             ""]
 
 
