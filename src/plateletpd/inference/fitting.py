@@ -1547,6 +1547,8 @@ def _broyden_refit(problem: FitProblem, trial, jacobian: tuple, max_evaluations:
             length = longest
         candidate = np.clip(position + step, lower, upper)
         moved = candidate - position
+        if not np.any(moved):  # a step lost to rounding at a bound: nothing left to try
+            break
         new_residual, new_chi_square = evaluate(candidate)
         if not np.all(np.isfinite(new_residual)):
             longest = length / 2
