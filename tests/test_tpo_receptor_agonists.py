@@ -568,17 +568,15 @@ def test_tepler1996_placebo_recurrence_is_predicted(tepler1996_check):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "measured 2026-12-03 (twenty-first session, written blind from the abstract; bundled fit, "
-    "40 studies of 27, 1,500 screened per arm): 85.2% [47.0, 100] without a transfusion on "
-    "50 ug/kg against 29.6% (and 82.1% [25, 100] against 17.9% on 25 ug/kg), outside ABOVE; "
-    "placebo 59.3% [3.7, 95.5] against 3.7%, inside only at the interval's edge: in the model "
-    "the cycle after a transfusion-requiring one is far milder than in the study (between-cycle "
-    "exposure variation of 30% regresses the selected patients to the mean) and rhIL-11 lifts "
-    "the deep nadirs too much, the committed pool regrowing exponentially at a drug-sensitive "
-    "rate (models/cit_marrow_reserve.md, 'Out of sample: rhIL-11 after a "
-    "transfusion-requiring cycle, Tepler 1996')"))
 def test_tepler1996_rhil11_row_is_predicted(tepler1996_check):
+    # Tepler 1996 (data/out_of_sample.csv line 26): 29.6% of the 50 ug/kg arm without a
+    # transfusion in the study cycle. A strict xfail until the fit of 2026-12-03 21:10 UTC:
+    # written blind from the abstract (twenty-first session), 85.2% [47.0, 100] outside
+    # ABOVE; 88.9% outside in the record of 17:33 UTC; 81.5% [21.1, 96.5] inside in the
+    # record of 22:37 UTC, at the interval's upper part: the model's level is still far above
+    # the study's (the cycle after a transfusion-requiring one too mild, rhIL-11 lifting the
+    # deep nadirs too much; models/cit_marrow_reserve.md, 'Out of sample: rhIL-11 after a
+    # transfusion-requiring cycle, Tepler 1996'), and the 25 ug/kg row stays outside
     assert_inside(tepler1996_check, 26)
 
 
