@@ -7,6 +7,7 @@ plain loops, what the rules written in the course must have decided; a later dos
 change an earlier count, so the final course holds the counts every decision saw.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -290,3 +291,52 @@ def test_the_patient_and_event_tables_carry_the_course_records(result):
     row_delays = table[[f"cycle{c}_delay_days" for c in range(2, 5)]].sum(axis=1)
     assert np.allclose(delayed, row_delays[delayed.index])
     assert (row_delays.drop(delayed.index) == 0).all()
+
+
+def _counted(monkeypatch):
+    """Patient-grid points the course's integrations cover (rows x output points per call):
+    the cost counter of the passes."""
+    import plateletpd.study.cycles as cycles
+
+    covered, integrate = [0], cycles._integrate
+
+    def counting(model, schedule, vectors, amounts, grid, *args, **kwargs):
+        covered[0] += len(vectors) * grid.size
+        return integrate(model, schedule, vectors, amounts, grid, *args, **kwargs)
+    monkeypatch.setattr(cycles, "_integrate", counting)
+    return covered
+
+
+@pytest.mark.parametrize("measured", [False, True])
+def test_staged_passes_decide_as_unstaged_ones_and_cover_less(cohort, monkeypatch, measured):
+    # a pass before the last first runs each patient to its first re-check and only those
+    # still below the level on to the last one: the decisions and the final courses are the
+    # unstaged passes' bit for bit (every patient's final course is one integration from day
+    # 0 with every cycle placed, and a count is read from an integration that reaches past
+    # it), at less cost. Measured: each re-check read with a fixed error per patient, cycle
+    # and check (as a trial's measurement_error gives it), so the first stage's read of the
+    # first re-check must be the one the full table would have made.
+    model, vectors = cohort
+    course = replace(COURSE, give_up_after_days=63)  # Soff 2019's 9 weekly re-checks
+    noise = np.random.default_rng(7).normal(0.0, 0.1, (len(vectors), course.cycles,
+                                                        course.checks.size))
+
+    def observe(rows, cycle, counts):
+        return counts * (1.0 + noise[rows, cycle])
+    covered = _counted(monkeypatch)
+    results, cost = [], []
+    for staged in (False, True):
+        covered[0] = 0
+        results.append(simulate_course(model, course, vectors, observe=observe if measured
+                                       else None, staged_passes=staged))
+        cost.append(covered[0])
+    unstaged, staged = results
+    assert np.array_equal(unstaged.platelets, staged.platelets, equal_nan=True)
+    for name in ("cycle_day", "delay", "dose", "abandoned", "status"):
+        assert np.array_equal(getattr(unstaged, name), getattr(staged, name), equal_nan=True)
+    assert np.any(staged.delay[:, 1:] > 0)  # some cycle waited: the second stage ran
+    # the cycles wait up to 63 days, so the unstaged passes run 63 days past each planned
+    # day that the patients on time never need (measured on these 40 patients, many of whom
+    # wait at 1.55 doses: 0.91 of the unstaged cover, 0.92 measured; the bundled Soff 2019
+    # course at 2,000 patients, few of whom wait: 0.80, and 0.67 of the time)
+    assert cost[1] < 0.95 * cost[0]

@@ -15,7 +15,10 @@ less than the cycle before it, so reductions compound (two delayed cycles at 20%
 The cumulative effect of cycles is the model's; this module only runs them. A decision on a
 planned day depends only on the counts before it, so one integration per cycle suffices:
 pass k simulates every patient still on chemotherapy with cycles 1..k placed, and the counts
-of that pass decide cycle k+1 (a later dose cannot change an earlier count).
+of that pass decide cycle k+1 (a later dose cannot change an earlier count). A pass runs in
+two stages: every patient to the first re-check of the next cycle, then only those still
+below the level on to the last re-check (the same decisions and courses, bit for bit, as one
+stage to the last re-check; with 63 days of re-checks about a third less time).
 """
 
 from __future__ import annotations
@@ -342,7 +345,7 @@ def course_times(course: ChemotherapyCourse, extra_days: float = 0.0) -> np.ndar
 def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors: np.ndarray,
                     solver=None, *, block: CycleBlock | None = None,
                     exposure: np.ndarray | None = None, times: np.ndarray | None = None,
-                    treat=None, observe=None) -> CourseResult:
+                    treat=None, observe=None, staged_passes: bool = True) -> CourseResult:
     """Run ``course`` for the patients whose parameter vectors are the rows of
     ``parameter_vectors`` (see the module text for the rules).
 
@@ -355,6 +358,8 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
     statuses): the arms of a trial with a study treatment from entry.
     ``observe(rows, cycle, counts)``, when given, turns the true counts at the re-checks of
     ``cycle`` (0-based; patients ``rows`` x checks) into measured ones for the delay rule.
+    ``staged_passes=False`` runs every pass before the last to its latest re-check for every
+    patient (the unstaged passes: the same decisions at more cost; for comparison).
     """
     vectors = np.asarray(parameter_vectors, dtype=float)
     n, cycles = len(vectors), course.cycles
@@ -383,6 +388,7 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
     judged = np.zeros(cycles, dtype=bool)  # cycles whose support stops are settled
     courses = np.empty((n, times.size))
     status = np.empty(n, dtype=np.int64)
+    reached = np.zeros(n, dtype=np.int64)  # grid points each patient's last run covered
     log = []
     reduce = 1.0 - course.reduce_after_delay_pct / 100.0
     for k in range(cycles):
@@ -417,19 +423,48 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
                     stop[stopped, c] = stops[np.isfinite(stops)]
                     run(stopped, grid)
 
-        # a pass before the last needs the counts only up to its latest re-check: a later
-        # dose cannot change an earlier count; patients whose chemotherapy ends in this
-        # pass (abandoned, failed) are run again to the end of follow-up below
-        cut = times.size if last else min(times.size, int(np.searchsorted(
-            times, np.max(day[rows, k]) + course.cycle_days + course.judged_after
-            + course.checks[-1], side="right")) + 2)
-        run(rows, times[:cut])
-        stop_support(rows, times[:cut])
+        # a pass before the last needs the counts only up to the re-check that decides
+        # each patient: a later dose cannot change an earlier count. Without support stops
+        # (judged on a pass's whole grid) it is staged: every patient first runs to its own
+        # first re-check (grouped by the day cycle k was given), and only those below the
+        # level then run on to the last re-check. Patients whose chemotherapy ends in this
+        # pass (abandoned, failed) are run again to the end of follow-up below.
+        staged = staged_passes and not last and block.stop_at is None \
+            and course.checks.size > 1
+        first_measured = None
+        if last:
+            run(rows, times)
+            stop_support(rows, times)
+            reached[rows] = times.size
+        elif staged:
+            for given in np.unique(day[rows, k]):
+                group = rows[day[rows, k] == given]
+                grid = times[:_pass_cut(course, times, day[group, k], 0)]
+                run(group, grid)
+                reached[group] = grid.size
+            settled = rows[status[rows] == Status.SUCCESS]
+            first = values_at(times, courses[settled], day[settled, k] + course.cycle_days
+                              + course.judged_after + course.checks[0])
+            if observe is not None:  # the same draw as the check's in the full table
+                first = observe(settled, k + 1, np.column_stack(
+                    [first, np.full((settled.size, course.checks.size - 1), np.nan)]))[:, 0]
+            first_measured = dict(zip(settled.tolist(), first.tolist()))
+            late = settled[~(first >= course.delay_below)]
+            if late.size:
+                grid = times[:_pass_cut(course, times, day[late, k], -1)]
+                run(late, grid)
+                reached[late] = grid.size
+        else:
+            grid = times[:_pass_cut(course, times, day[rows, k], -1)]
+            run(rows, grid)
+            stop_support(rows, grid)
+            reached[rows] = grid.size
         screened = rows
         rows = rows[status[rows] == Status.SUCCESS]  # a failed patient is flagged, not judged
         if last or rows.size == 0:
-            if cut < times.size and screened.size:
-                run(screened, times)
+            again = screened[reached[screened] < times.size]
+            if again.size:
+                run(again, times)
             break
         planned = day[rows, k] + course.cycle_days
         # judged on the planned cycle's day judged_on_day; the cycle starts that many days
@@ -439,6 +474,8 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
         counts = values_at(times, courses[rows], when)
         if observe is not None:
             counts = observe(rows, k + 1, counts)
+        if first_measured is not None:  # the first re-check as the first stage read it
+            counts[:, 0] = [first_measured[row] for row in rows.tolist()]
         fine = counts >= course.delay_below
         first = np.argmax(fine, axis=1)
         ok = fine[np.arange(rows.size), first]
@@ -449,8 +486,10 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
         abandoned[rows[~ok]] = True
         delay[rows[~ok], k + 1:] = np.inf  # never given: delayed without end
         ending = np.union1d(np.setdiff1d(screened, rows), rows[~ok])
-        if ending.size and cut < times.size:
+        ending = ending[reached[ending] < times.size]
+        if ending.size:
             run(ending, times)
+            reached[ending] = times.size
         for kind, mask, days, value in (
                 ("delayed", ~ok | (first > 0), planned, delay[rows, k + 1]),
                 ("dose reduced", late & (reduce < 1.0), day[rows, k + 1], dose[rows, k + 1]),
@@ -462,6 +501,16 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
     dose[~np.isfinite(day)] = np.nan
     return CourseResult(course, times, courses, status, day, delay, dose, abandoned,
                         _events(log))
+
+
+def _pass_cut(course: ChemotherapyCourse, times: np.ndarray, given: np.ndarray,
+              check: int) -> int:
+    """Grid points a pass needs to read re-check ``check`` (an index into the course's
+    checks) of the next cycle for patients whose current cycle was given on days ``given``:
+    two beyond it, as :func:`values_at` interpolates towards the next point."""
+    return min(times.size, int(np.searchsorted(
+        times, np.max(given) + course.cycle_days + course.judged_after + course.checks[check],
+        side="right")) + 2)
 
 
 def _events(log: list) -> dict:
