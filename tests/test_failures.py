@@ -180,3 +180,34 @@ def test_lockstep_agrees_with_one_subject_dop853_within_ten_rtol(friberg):
         assert np.all(locked.success) and np.all(alone.success)
         np.testing.assert_allclose(locked.output("platelets"), alone.output("platelets"),
                                    rtol=10 * rtol)
+
+
+def test_non_finite_outputs_are_found_even_where_finite_ones_overflow_a_sum():
+    # flag_non_finite_outputs screens subjects by the sum of their outputs: a sum of finite
+    # values can overflow to inf (1e308 + 1e308), which must not flag the subject, and a NaN
+    # or inf output must flag it at its first time, naming the output; a subject that had
+    # already failed keeps its own status
+    from types import SimpleNamespace
+
+    from plateletpd.numerics.failures import flag_non_finite_outputs
+    from plateletpd.numerics.solvers import Status
+
+    outputs_named = [SimpleNamespace(name=name, expression=SimpleNamespace(text=text))
+                     for name, text in (("platelets", "mk / v"), ("log_tpo", "log(tpo)"))]
+    model = SimpleNamespace(outputs=outputs_named)
+    times = np.arange(5.0)
+    outputs = np.ones((4, 5, 2))
+    outputs[0, :, 0] = 1e308            # finite, but its sum overflows
+    outputs[1, 3:, 1] = -np.inf         # log(0) from day 3
+    outputs[2, 2, 0] = np.nan           # NaN on day 2 only
+    outputs[3, 1, 0] = np.nan           # a subject that already failed
+    status = np.array([Status.SUCCESS, Status.SUCCESS, Status.SUCCESS, Status.MAX_STEPS])
+    details = {}
+    flag_non_finite_outputs(model, times, outputs, None, status, details)
+    assert status.tolist() == [Status.SUCCESS, Status.DOMAIN_ERROR, Status.DOMAIN_ERROR,
+                               Status.MAX_STEPS]
+    assert np.all(outputs[0] == np.array([1e308, 1.0]))
+    assert "output log_tpo = log(tpo) is not finite at day 3" in details[1]
+    assert "output platelets = mk / v is not finite at day 2" in details[2]
+    assert np.all(np.isnan(outputs[2, 2:])) and np.all(outputs[2, :2] == 1.0)
+    assert set(details) == {1, 2}

@@ -112,9 +112,16 @@ def flag_non_finite_outputs(model: "Model", times: np.ndarray, outputs: np.ndarr
     """Successful subjects with an output that is NaN or inf (an output formula such as
     ``log(central)`` at a zero amount): DOMAIN_ERROR, naming the output and the first time,
     with outputs (and states) NaN from that time on. Changes the arrays in place."""
-    finite = np.isfinite(outputs).all(axis=2)
-    for subject in np.flatnonzero((status == Status.SUCCESS) & ~finite.all(axis=1)):
-        first = int(np.argmin(finite[subject]))
+    # a subject's sum is finite when every output is (one read of the array; a sum that
+    # overflows only sends the subject to the element-wise check below)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = outputs.reshape(len(outputs), -1).sum(axis=1)
+    suspects = np.flatnonzero((status == Status.SUCCESS) & ~np.isfinite(sums))
+    for subject in suspects:
+        finite = np.isfinite(outputs[subject]).all(axis=1)
+        if finite.all():
+            continue
+        first = int(np.argmin(finite))
         output = model.outputs[int(np.argmin(np.isfinite(outputs[subject, first])))]
         status[subject] = Status.DOMAIN_ERROR
         details[int(subject)] = (f"{Status.DOMAIN_ERROR.message}: output {output.name} = "
