@@ -27,6 +27,7 @@ draws its value from the fitted distribution (``params.json`` ``study_effects``)
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 import threading
@@ -110,6 +111,8 @@ class FitProblem:
     _arm_cache: dict = field(default_factory=dict, init=False, repr=False)
     simulations: int = field(default=0, init=False, repr=False)  # arms simulated (cost)
     restart: dict = field(default_factory=dict, init=False, repr=False)  # see run_fit
+    # [fit] start_from: the earlier record the start values came from (_start_from)
+    start_from: dict | None = field(default=None, init=False, repr=False)
     # data line -> why its residual may lie beyond LARGE_RESIDUAL SE ([residual_reasons])
     residual_reasons: dict = field(default_factory=dict)
     # between-patient CVs the fit estimates ([between_patient.NAME]): varied quantity ->
@@ -418,6 +421,12 @@ FIT_SCHEMA = Table({
         # refit; _broyden_refit)
         "profile_refit": Field("text", default="least_squares",
                                choices=("least_squares", "broyden")),
+        # start values from an earlier fit's params.json (a warm start, as a refit after a
+        # change to the data or the code): every varied parameter found there starts at
+        # its value there; the others at their value under [parameters]
+        "start_from": Field("text", default="",
+                            what="the path of an earlier fit's params.json, relative to "
+                                 "this file, e.g. \"params.json\""),
         "final_evaluations": Field(whole=True, default=0, low=0.0, low_included=True,
                                    what="0 (as max_evaluations) or a whole number of "
                                         "evaluations, e.g. 20"),
@@ -604,9 +613,57 @@ def load_fit_config(path: str | Path) -> FitProblem:
         trial.overridden = tuple(name for name in trial.typical if name in parameters or
                                  name in trial.params or name in study_effects)
     reasons = _residual_reasons(checked["residual_reasons"], [*arms, *trials], fail)
-    return FitProblem(model, arms, parameters, priors, variability, eta, document.data, path,
-                      data_path, fit["seed"], study_effects=study_effects, trials=trials,
-                      residual_reasons=reasons, between_patient=between)
+    start = _start_from(fit["start_from"], path, parameters, fail) if fit["start_from"] \
+        else None
+    problem = FitProblem(model, arms, parameters, priors, variability, eta, document.data,
+                         path, data_path, fit["seed"], study_effects=study_effects,
+                         trials=trials, residual_reasons=reasons, between_patient=between)
+    problem.start_from = start
+    return problem
+
+
+def _start_from(text: str, path: Path, parameters, fail) -> dict:
+    """``[fit] start_from``: every varied parameter of ``parameters`` (study effects and
+    spreads included) named in the earlier fit's record (its ``params.json``) starts at the
+    value recorded there. Returns what the fit's record says of it: the file, its SHA-256,
+    the parameters started from it and those that kept their configured start."""
+    record_path = (path.parent / text).resolve()
+    where = ("fit", "start_from")
+    try:
+        raw = record_path.read_bytes()
+        record = json.loads(raw)
+        values = {name: entry["value"] for name, entry in record["parameters"].items()}
+    except OSError as error:
+        raise fail(where, f"cannot read {record_path}: {error.strerror or error}; give the "
+                          f"path of an earlier fit's params.json, relative to this file") \
+            from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise fail(where, f"{record_path} is not a fit record: expected a params.json "
+                          f"written by plateletpd fit (a \"parameters\" table with a "
+                          f"\"value\" for each parameter)") from None
+    started, kept = [], []
+    for name, parameter in parameters.items():
+        if not parameter.vary:
+            continue
+        value = values.get(name)
+        if value is None:
+            kept.append(name)
+            continue
+        if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            raise fail(where, f"{record_path} gives {name} = {value!r}, not a finite number")
+        if not parameter.min <= value <= parameter.max:
+            raise fail(where, f"{record_path} gives {name} = {value:g}, outside this "
+                              f"configuration's bounds [{parameter.min:g}, "
+                              f"{parameter.max:g}]; widen them under [parameters] or "
+                              f"start from another record")
+        parameter.set(value=float(value))
+        started.append(name)
+    if not started:
+        raise fail(where, f"{record_path} names none of this configuration's varied "
+                          f"parameters ({', '.join(n for n, q in parameters.items() if q.vary)})"
+                          f": it is the record of another fit")
+    return {"file": text, "sha256": hashlib.sha256(raw).hexdigest(), "started": started,
+            "kept": kept}
 
 
 #: a residual (predicted - observed) / SE beyond this many standard errors needs a written
@@ -848,6 +905,9 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
     import lmfit
 
     problem = load_fit_config(config_path)
+    if verbose and problem.start_from:
+        print(f"fit: {len(problem.start_from['started'])} varied parameters start from "
+              f"{problem.start_from['file']}", flush=True)
     fit_options = problem.config.get("fit", {})
     replicates = fit_options.get("monte_carlo_replicates", 0) \
         if monte_carlo_replicates is None else monte_carlo_replicates
@@ -1744,6 +1804,7 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
             "identifiability": identifiability(result, profiles),
             "profiles": profiles,
             **({"restart": problem.restart} if problem.restart else {}),
+            **({"start_from": problem.start_from} if problem.start_from else {}),
             "study_effects": study_effect_record(problem, result),
             **({"between_patient": between_patient_record(problem, result)}
                if problem.between_patient else {}),
@@ -1914,6 +1975,7 @@ def _report(problem, result, table, record, profiles, large: list[dict]) -> str:
         + f"seed {problem.seed}, method "
         f"{result.method}, {result.nfev} evaluations, chi-square {result.chisqr:.3g} on "
         f"{result.ndata} residuals ({result.nvarys} varied parameters).", "",
+        *_start_lines(problem),
         "## Parameters", "", *parameter_rows, "",
         *_study_effect_lines(problem, result),
         *_between_patient_lines(problem, result),
@@ -1948,6 +2010,17 @@ def _profile_method(problem: FitProblem) -> str:
                 f"the Jacobian at the optimum with Broyden updates, then the between-study "
                 f"SD to its optimum with every study's value kept")
     return f"each refit lmfit's least_squares, at most {evaluations} evaluations"
+
+
+def _start_lines(problem: FitProblem) -> list[str]:
+    """The report's sentence on ``[fit] start_from`` (a warm start from an earlier fit)."""
+    start = problem.start_from
+    if not start:
+        return []
+    kept = (f"; {', '.join(start['kept'])} started at the configuration's values"
+            if start["kept"] else "")
+    return [f"Started from the earlier fit `{start['file']}` (sha256 {start['sha256'][:12]}):"
+            f" {len(start['started'])} varied parameters at its values{kept}.", ""]
 
 
 def _restart_lines(problem: FitProblem) -> list[str]:
