@@ -431,7 +431,7 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
         # pass (abandoned, failed) are run again to the end of follow-up below.
         staged = staged_passes and not last and block.stop_at is None \
             and course.checks.size > 1
-        first_measured = None
+        first_read = None  # the first stage's (measured) count at the first re-check
         if last:
             run(rows, times)
             stop_support(rows, times)
@@ -448,7 +448,8 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
             if observe is not None:  # the same draw as the check's in the full table
                 first = observe(settled, k + 1, np.column_stack(
                     [first, np.full((settled.size, course.checks.size - 1), np.nan)]))[:, 0]
-            first_measured = dict(zip(settled.tolist(), first.tolist()))
+            first_read = np.full(n, np.nan)
+            first_read[settled] = first
             late = settled[~(first >= course.delay_below)]
             if late.size:
                 grid = times[:_pass_cut(course, times, day[late, k], -1)]
@@ -474,8 +475,8 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
         counts = values_at(times, courses[rows], when)
         if observe is not None:
             counts = observe(rows, k + 1, counts)
-        if first_measured is not None:  # the first re-check as the first stage read it
-            counts[:, 0] = [first_measured[row] for row in rows.tolist()]
+        if first_read is not None:  # the first re-check as the first stage read it
+            counts[:, 0] = first_read[rows]
         fine = counts >= course.delay_below
         first = np.argmax(fine, axis=1)
         ok = fine[np.arange(rows.size), first]
