@@ -366,6 +366,32 @@ def test_exact_forms_are_within_1_ulp_of_pow_over_the_whole_range(g):
         assert all(_scalar_power(v, h) == _libm_power(v, h) for v in x[:500])
 
 
+@njit(error_model="numpy")
+def _cube(x):
+    return vectormath.cube(x)
+
+
+def test_lane_cube_is_within_2_ulp_of_pow_and_keeps_its_special_values():
+    """vectormath.cube, rhs_lanes' pow(x, 3) for an exponent parameter declared at 3:
+    x * x * x rounds twice, so its relative error is at most about 2**-52 (2 ulp) where
+    the cube is normal (glibc's pow: within 1 ulp); bases log-uniform over e^-230..e^230
+    (cubes normal) and uniform on -10..10 (test input). At zeros, infinities, NaN,
+    overflow, underflow and negative bases it gives pow's value bit for bit (an odd power
+    keeps the sign). Its alternative in the lanes, vector_power, is bounded by
+    4 ulp x (1 + |3 log x|) (tests/test_vectormath.py): never tighter than 4 ulp."""
+    rng = np.random.default_rng(23)
+    x = np.concatenate([np.exp(rng.uniform(-230, 230, 20_000)), rng.uniform(-10, 10, 20_000)])
+    ours = np.array([_cube(v) for v in x])
+    libm = np.array([_libm_power(v, 3.0) for v in x])
+    assert np.all(np.abs(ours - libm) <= 2 * np.spacing(np.abs(libm)))
+    assert np.mean(ours == libm) > 0.5  # mostly the same bits: a real cube, not an estimate
+    for v in [0.0, -0.0, 1.0, -1.0, -8.0, 1e-200, -1e-200, 1e200, -1e200, math.inf,
+              -math.inf, math.nan]:
+        assert same_bits(_cube(v), _libm_power(v, 3.0)), v
+    with np.errstate(all="ignore"):  # NUMBA_DISABLE_JIT=1: the same values as Python
+        assert plain_python(vectormath.cube)(np.float64(-1e200)) == -math.inf
+
+
 def test_plain_python_exact_forms_give_nan_and_inf_instead_of_raising():
     """NUMBA_DISABLE_JIT=1 runs these as Python on numpy scalars: a negative base's square
     root is NaN and 1 / 0 is inf (C99 Annex F), as compiled, not ValueError or
@@ -484,6 +510,28 @@ def test_lane_and_scalar_kernels_give_pow_for_exact_and_ordinary_exponents(decla
         else:
             np.testing.assert_array_equal(scalar, libm)
             np.testing.assert_allclose(lanes, libm, rtol=1e-13)
+
+
+def test_an_exponent_declared_at_3_is_a_cube_in_the_lanes_and_pow_in_one_subject():
+    """dy/dt = -(a ** n), -(b ** (1/n)) with n declared 3 (the marrow reserve's exhaustion
+    exponent): rhs_lanes writes a ** n as cube(a) in the variant where the test holds
+    (within 2 ulp of math.pow) and keeps vector_power for b ** (1/3) (within its bound);
+    the one-subject kernel calls scalar_power, which is the C library's pow for 3 bit for
+    bit, so one-subject results (fits, trials) are what they were. At n = 2.5 the lanes
+    take vector_power for both."""
+    model = power_model(n=3.0)
+    lanes_source = model.source.split("def rhs_lanes(")[1].split("\ndef ")[0]
+    fast, slow = lanes_source.split("    else:")
+    assert "cube(s_a)" in fast and "cube(" not in slow
+    assert "vector_power(s_b, (1.0 / p_n))" in fast
+    y = np.exp(np.random.default_rng(5).uniform(-5, 5, (LANES, 2)))  # test input
+    for n in (3.0, 2.5):
+        lanes, scalar = lanes_rhs(model, [n] * LANES, y)
+        libm = -np.array([[_libm_power(a, n), _libm_power(b, 1.0 / n)] for a, b in y])
+        np.testing.assert_array_equal(scalar, libm)
+        bound = 2 * np.spacing(np.abs(libm[:, 0])) if n == 3.0 else 1e-13 * np.abs(libm[:, 0])
+        assert np.all(np.abs(lanes[:, 0] - libm[:, 0]) <= bound)
+        np.testing.assert_allclose(lanes[:, 1], libm[:, 1], rtol=1e-13)
 
 
 def test_a_group_with_one_ordinary_exponent_takes_pow_for_every_lane():

@@ -120,6 +120,78 @@ def test_lockstep_infusions_meet_the_closed_form(one_compartment):
                             atol / VOLUME) < 3.0, subject
 
 
+def test_marrow_reserve_lanes_equal_its_scalar_rhs_with_the_cube_and_without():
+    """cit_marrow_reserve's rhs_lanes, lane by lane, against rhs_hoisted (math.pow): at the
+    declared exponents (ceiling sharpness 2, exhaustion exponent 3) the lanes take their
+    cheaper forms (the exhaustion term's reserve ** 3 as cube(reserve): within 2 ulp of
+    pow, tests/test_expressions.py), with one lane at exponent 2.5 the group takes
+    vector_power; both within the tolerance of the test above (rtol 1e-13, with 1e-13 of the
+    largest component as atol). States from 0.01 to 2 of their healthy values, every
+    subject's parameters different (test input)."""
+    model = pp.load_model("models/cit_marrow_reserve.toml")
+    kernel = compile_kernel(model)
+    assert "cube(s_reserve)" in model.source.split("def rhs_lanes(")[1]
+    rng = np.random.default_rng(29)
+    n = len(model.states)
+    healthy = np.asarray(pp.simulate(model, times=[0.0]).states).reshape(-1, n)[0]
+    y = rng.uniform(0.01, 2.0, size=(LANES, n)) * np.maximum(healthy, 1e-3)
+    for odd in (False, True):
+        q = np.empty((LANES, len(model.parameters) + len(model.covariates) + kernel.N_CONSTANTS))
+        for lane in range(LANES):
+            values = {name: model.parameters[name].value * rng.uniform(0.7, 1.3)
+                      for name in ("chemotherapy_sensitivity", "reserve_regeneration_rate",
+                                   "het_ec50", "reserve_exhaustion_level")}
+            if odd and lane == 5:
+                values["reserve_exhaustion_exponent"] = 2.5
+            q[lane] = hoisted_parameters(model, model.parameter_vector(values))
+        # as the integrator builds q: the exact-powers test (the last uniform value) is the
+        # group's minimum, in lane 0 (kernels.uniform tests; tests/test_expressions.py)
+        tests = np.empty((LANES, kernel.N_UNIFORM))
+        for lane in range(LANES):
+            kernel.uniform_conditions(q[lane], tests[lane])
+        assert tests[:, -1].min() == (0.0 if odd else 1.0)
+        tests[0, -1] = tests[:, -1].min()
+        lanes = np.empty(n * LANES)
+        kernel.rhs_lanes(3.5, np.ascontiguousarray(y.T).ravel(),
+                         np.ascontiguousarray(np.hstack([q, tests]).T).ravel(), lanes)
+        for lane in range(LANES):
+            expected = np.empty(n)
+            kernel.rhs_hoisted(3.5, y[lane].copy(), q[lane].copy(), expected)
+            np.testing.assert_allclose(lanes.reshape(n, LANES)[:, lane], expected,
+                                       rtol=1e-13, atol=1e-13 * np.max(np.abs(expected)))
+
+
+def test_lockstep_marrow_reserve_cohort_matches_scipy_radau():
+    """cit_marrow_reserve in lock step (its lanes take the exhaustion term's cube and the
+    ceiling's exact powers) against scipy Radau at rtol 1e-10: the benchmark's criterion,
+    platelets within 1e-6 relative, through a chemotherapy nadir and hetrombopag d9-22
+    (the cost command's regimen, scripts/marrow_reserve_checks.py), for 17 subjects with
+    their damage around twice the typical value with a CV of 0.3 (test input), so that
+    some reserves fall below the exhaustion level (0.3), and one group is partial."""
+    model = pp.load_model("models/cit_marrow_reserve.toml")
+    regimen = "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22"
+    rng = np.random.default_rng(31)
+    n = 17
+    damage = 2 * model.parameters["chemotherapy_sensitivity"].value * np.exp(
+        0.3 * rng.standard_normal(n))  # twice the typical: reserves fall below 0.3
+    times = np.linspace(0, 42, 85)
+    batch = pp.simulate_batch(model, regimen, times=times,
+                              params={"chemotherapy_sensitivity": damage},
+                              covariates={"body_weight": 65.0}, keep_states=True,
+                              solver=pp.DormandPrince853(rtol=1e-10, atol=1e-12),
+                              execution="lockstep")
+    assert np.all(batch.status == pp.Status.SUCCESS)
+    reserve = batch.states[:, :, [state.name for state in model.states].index("reserve")]
+    assert reserve.min() < model.parameters["reserve_exhaustion_level"].value
+    for subject in (int(np.argmax(damage)), 3, 16):
+        reference = reference_solution(model, regimen, times=times,
+                                       params={"chemotherapy_sensitivity": damage[subject]},
+                                       covariates={"body_weight": 65.0},
+                                       rtol=1e-10, atol=1e-12)
+        ours = batch.output("platelets")[subject]
+        assert np.max(np.abs(ours / reference["platelets"] - 1)) < 1e-6, subject
+
+
 def test_lockstep_cit_cohort_matches_scipy_radau():
     """The benchmark's criterion (platelets within 1e-6 relative of Radau at rtol 1e-10) for
     subjects of a full and of a partial group, with inter-individual variability."""

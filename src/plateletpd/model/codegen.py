@@ -21,7 +21,9 @@ Generated functions (numba ``@njit``; see ``Model.source``):
 A power whose exponent reads parameters only (not states or time) takes an exact cheaper
 form when the exponent is 2, 1/2, 1, -1 or 0 (``x * x``, a square root, ``x``, ``1 / x``,
 1; within 1 ulp of ``pow``): by branches in ``vectormath.scalar_power`` in the one-subject
-functions, by the exact-powers loop variant in ``rhs_lanes``. The C source keeps ``pow``.
+functions, by the exact-powers loop variant in ``rhs_lanes``. ``rhs_lanes`` also writes an
+exponent of 3 as ``x * x * x`` (within 2 ulp; its alternative there, ``vector_power``, has a
+wider bound); the one-subject functions keep ``pow`` for it. The C source keeps ``pow``.
 
 :func:`idle_states` finds, for a set of dosed states, the states that stay exactly zero
 (a drug the batch does not give); the lock-step stage passes leave them out
@@ -48,7 +50,8 @@ from typing import Callable, Iterable
 # (Model.source), so importing it here, even for type checking, would make a cycle.
 
 from plateletpd.errors import ExpressionError
-from plateletpd.model.expressions import EXACT_POWERS, TIME, Expression, exact_power_source
+from plateletpd.model.expressions import (LANE_POWERS, TIME, Expression, exact_power_source,
+                                          lane_power_source)
 
 
 
@@ -447,10 +450,12 @@ class _UniformTests:
     subject of a group agrees and otherwise integrates the group one subject at a time.
 
     *Exact powers*: a ``base ** exponent`` whose exponent reads parameters only and whose
-    value at the model's declared parameter values is one of ``EXACT_POWERS`` (2, 1/2, 1,
-    -1, 0: CIT's ceiling sharpness n = 2 in ``x ** n`` and ``y ** (1 / n)``). One test,
+    value at the model's declared parameter values is one of ``LANE_POWERS`` (2, 1/2, 1,
+    -1, 0 and 3: CIT's ceiling sharpness n = 2 in ``x ** n`` and ``y ** (1 / n)``, the
+    marrow reserve's exhaustion exponent 3 in ``reserve ** e``; the cube only here, where
+    the alternative is ``vector_power``'s exp(g log x), less accurate). One test,
     last, that every such exponent has its declared value; the loop variant where it holds
-    writes each power in its exact form (``x * x``, a square root), the other keeps
+    writes each power in its cheaper form (``x * x``, a square root, ``x * x * x``), the other keeps
     ``vector_power``. A group takes the exact forms only if every subject's test holds
     (the integrator takes the test's minimum over the group: both variants are right for
     every subject, so a group never falls back to one subject at a time for it)."""
@@ -497,11 +502,11 @@ class _UniformTests:
         key = ast.dump(node.right)
         if self.outcome is None:  # discovery pass
             value = _value_of(node.right, self.declared)
-            if value is not None and value in EXACT_POWERS:
+            if value is not None and value in LANE_POWERS:
                 self.powers.setdefault(key, (node.right, value))
             return None
         if key in self.powers and self.outcome.get(_POWERS):
-            return exact_power_source(base, self.powers[key][1])
+            return lane_power_source(base, self.powers[key][1])
         return None
 
     def variants(self) -> list[dict[str, bool]]:
@@ -598,7 +603,7 @@ def kernel_source(model: "Model") -> str:
              "from plateletpd.numerics.vectormath import power as vector_power, "
              "exponential as vector_exp, logarithm as vector_log",
              "from plateletpd.numerics.vectormath import scalar_power, square, "
-             "square_root_power, reciprocal",
+             "square_root_power, reciprocal, cube",
              "",
              f"N_STATES = {len(model.states)}",
              f"N_PARAMETERS = {len(model.parameters) + len(model.covariates)}",

@@ -45,6 +45,19 @@ EXACT_POWERS = {2.0: "square({})", 0.5: "square_root_power({})", 1.0: "({})",
                 -1.0: "reciprocal({})", 0.0: "1.0"}
 
 
+#: The lock-step kernels' cheaper powers (``plateletpd.numerics.vectormath.LANE_EXPONENTS``):
+#: :data:`EXACT_POWERS` and the cube, which replaces an exp(g log x) there.
+LANE_POWERS = {**EXACT_POWERS, 3.0: "cube({})"}
+
+
+def lane_power_source(base: str, exponent: float) -> str | None:
+    """Source of ``base ** exponent`` in ``rhs_lanes``' cheaper form (:data:`LANE_POWERS`),
+    or None. ``base`` is emitted source; the exponent is a number computed by the generator,
+    never text from an input."""
+    template = LANE_POWERS.get(float(exponent))
+    return None if template is None else template.format(base)
+
+
 def exact_power_source(base: str, exponent: float) -> str | None:
     """Source of ``base ** exponent`` in its exact cheaper form, or None for an exponent
     not in :data:`EXACT_POWERS`. ``base`` is emitted source; the exponent is a number

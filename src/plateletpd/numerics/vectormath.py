@@ -160,11 +160,28 @@ def power(x, g):
 #: :func:`power` (:func:`exact_power_source`).
 EXACT_EXPONENTS = (2.0, 0.5, 1.0, -1.0, 0.0)
 
+#: Exponents with a cheaper form in the lock-step kernels (``rhs_lanes``): those of
+#: :data:`EXACT_EXPONENTS`, and 3 (:func:`cube`: two roundings, within 2 ulp of the exact
+#: value). There the alternative is :func:`power`, exp(g log x) with a bound of
+#: 4 ulp x (1 + |g log x|) (tests/test_vectormath.py), so the cube is the more accurate of
+#: the two as well as the cheaper. The one-subject kernels keep the C library's ``pow`` for
+#: it (:func:`scalar_power`), so their results, and every fit and trial run through them,
+#: do not change.
+LANE_EXPONENTS = (*EXACT_EXPONENTS, 3.0)
+
 
 @njit(**_OPTIONS)
 def square(x):
     """pow(x, 2): x * x, correctly rounded; -0, +-inf and NaN as pow gives them."""
     return x * x
+
+
+@njit(**_OPTIONS)
+def cube(x):
+    """pow(x, 3) in the lock-step kernels only (see :data:`LANE_EXPONENTS`): x * x * x, two
+    roundings, so within 2 ulp of the exact cube where it is normal (glibc's pow: within
+    1 ulp); +-0, +-inf and NaN as pow gives them (the sign of an odd power kept)."""
+    return x * x * x
 
 
 @njit(**_OPTIONS)
