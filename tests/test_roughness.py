@@ -1,0 +1,81 @@
+"""objective_roughness: a fit's rows along one parameter, smooth ones against rows that
+hard enrolment makes move in jumps (plateletpd.inference.roughness)."""
+
+import numpy as np
+import pytest
+
+from plateletpd.errors import PlateletPDError
+from plateletpd.inference.fitting import load_fit_config
+from plateletpd.inference.roughness import objective_roughness
+
+# test input: observed values of the size a Friberg cytotoxic course gives (their exact
+# values do not matter: residuals move with the predictions, not with the observations)
+OUTCOMES = """study,arm,regimen,n,population,day0,endpoint,threshold,day,statistic,value,spread_type,spread,source
+synthetic,cytotoxic,r,40,p,d,nadir_plt,,,mean,60,SD,10,test input
+synthetic,cytotoxic,r,40,p,d,plt_count,,21,mean,150,SD,20,test input
+"""
+CONFIG = """
+[fit]
+model = "friberg_platelets"
+data = "outcomes.csv"
+seed = 7
+subjects = 40
+
+[population]
+cv = {{ slope = 0.4 }}
+
+[parameters]
+slope = {{ value = 0.6, vary = true, lower = 0.05, upper = 3.0 }}
+gamma = {{ value = 0.3, vary = true, lower = 0.01, upper = 1.0 }}
+
+[[arms]]
+study = "synthetic"
+arm = "cytotoxic"
+chemotherapy = "cytotoxic 100 mg qd d1-14"
+entry_below = {entry}
+day0 = "chemotherapy"
+follow_up_days = 42
+"""
+
+
+def problem(folder, entry):
+    (folder / "outcomes.csv").write_text(OUTCOMES)
+    (folder / "config.toml").write_text(CONFIG.format(entry=entry))
+    return load_fit_config(folder / "config.toml")
+
+
+def test_hard_enrolment_makes_rows_rough_and_everyone_enrolled_keeps_them_smooth(tmp_path):
+    """Everyone enrolled (entry_below = false): the nadir and the day-21 mean move with the
+    slope on the same 40 patients, so a quadratic through 9 points within +/-5% leaves
+    under 1/1000 of each row's range. Enrolment by a count below 75 (entry_below = 75,
+    about 29 of 40 at the start values): patients cross in and out of the arm as the slope
+    moves, and the same rows stray by more than 0.05 SE and 100 times as much."""
+    smooth_dir, rough_dir = tmp_path / "all", tmp_path / "entry"
+    smooth_dir.mkdir()
+    rough_dir.mkdir()
+    smooth_problem, rough_problem = problem(smooth_dir, "false"), problem(rough_dir, 75)
+    values = smooth_problem.parameters.valuesdict()
+    smooth = objective_roughness(smooth_problem, values, "slope", relative=0.05, points=9)
+    rough = objective_roughness(rough_problem, values, "slope", relative=0.05, points=9)
+    assert list(smooth.endpoint) == ["nadir_plt", "plt_count"]
+    assert np.all(smooth.range_se > 1.0)  # the rows do move along the grid
+    assert np.all(smooth.roughness_se < 1e-3 * smooth.range_se)
+    assert np.all(rough.roughness_se > 0.05)
+    assert np.all(rough.roughness_se > 100 * smooth.roughness_se)
+    assert rough.attrs["chi_square_roughness"] > 10 * smooth.attrs["chi_square_roughness"]
+    np.testing.assert_allclose(smooth.attrs["grid"], 0.6 * (1 + 0.05 * np.linspace(-1, 1, 9)))
+    # the chi-square at the grid's middle is the problem's own at the given values
+    middle = smooth_problem.predict(values)["residual"].to_numpy()
+    assert smooth.attrs["chi_square"][4] == pytest.approx(np.sum(middle ** 2), rel=1e-12)
+
+
+@pytest.mark.parametrize("name,relative,points,fragment", [
+    ("slopes", 0.05, 9, "'slopes' is not among the fit's parameters"),
+    ("slope", 0.05, 3, "at least 5"),
+    ("slope", 1.5, 9, "between 0 and 1"),
+    ("slope", 0.0, 9, "between 0 and 1"),
+])
+def test_bad_requests_are_clear_errors(tmp_path, name, relative, points, fragment):
+    fit = problem(tmp_path, "false")
+    with pytest.raises(PlateletPDError, match=fragment):
+        objective_roughness(fit, fit.parameters.valuesdict(), name, relative, points)
