@@ -514,6 +514,40 @@ def test_a_fit_restarts_from_a_profile_refit_that_beat_its_optimum(tmp_path):
     assert "taken again around it" in (tmp_path / "out" / "report.md").read_text()
 
 
+def test_a_refit_below_the_optimum_by_less_than_restart_margin_starts_no_restart(tmp_path):
+    # the unconverged fit of the test above, whose slope profile reaches more than 0.5
+    # below its optimum, with [fit] restart_margin above that difference: the optimum is
+    # kept (no second minimisation), and the report and params.json say how far below the
+    # refit went and why the fit did not restart
+    folder = make_synthetic(tmp_path, noise_seed=None)
+    config = folder / "config.toml"
+    base = config.read_text().replace(
+        "max_evaluations = 80", 'max_evaluations = 6\nprofile = ["slope"]\nprofile_points = 3')
+    config.write_text(base)
+    restarted, _, _ = run_fit(config, out=tmp_path / "restarted", verbose=False)
+    drop = restarted.restart["optimum_chi_square_before"] - restarted.restart["profile_chi_square"]
+    assert drop > 0.5
+    config.write_text(base.replace("profile_points = 3",
+                                   f"profile_points = 3\nrestart_margin = {2 * drop}"))
+    problem, result, _ = run_fit(config, out=tmp_path / "kept", verbose=False)
+    assert not problem.restart
+    within = problem.within_margin
+    assert within["profile"] == "slope" and within["restart_margin"] == pytest.approx(2 * drop)
+    assert within["optimum_chi_square"] == pytest.approx(result.chisqr)
+    assert within["optimum_chi_square"] - within["profile_chi_square"] == pytest.approx(drop)
+    record = json.loads((tmp_path / "kept" / "params.json").read_text())
+    assert "restart" not in record
+    assert record["profile_below_optimum_within_margin"]["profile"] == "slope"
+    assert "so the fit did not minimise again" in (tmp_path / "kept" / "report.md").read_text()
+    assert problem.evaluations < restarted.evaluations  # no restart, no second profiles
+
+
+def test_a_negative_restart_margin_is_a_clear_error(synthetic, tmp_path):
+    config = with_fit_key(synthetic, tmp_path / "fit", "restart_margin = -1")
+    with pytest.raises(FitConfigError, match="restart_margin"):
+        load_fit_config(config)
+
+
 def test_a_profile_refit_starts_on_the_linearised_profile_path(synthetic, tmp_path):
     from plateletpd.inference.fitting import profile_start
 

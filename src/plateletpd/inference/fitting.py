@@ -111,6 +111,8 @@ class FitProblem:
     _arm_cache: dict = field(default_factory=dict, init=False, repr=False)
     simulations: int = field(default=0, init=False, repr=False)  # arms simulated (cost)
     restart: dict = field(default_factory=dict, init=False, repr=False)  # see run_fit
+    # a profile refit below the optimum by no more than [fit] restart_margin (no restart)
+    within_margin: dict = field(default_factory=dict, init=False, repr=False)
     # [fit] start_from: the earlier record the start values came from (_start_from)
     start_from: dict | None = field(default=None, init=False, repr=False)
     # data line -> why its residual may lie beyond LARGE_RESIDUAL SE ([residual_reasons])
@@ -424,6 +426,12 @@ FIT_SCHEMA = Table({
         # start values from an earlier fit's params.json (a warm start, as a refit after a
         # change to the data or the code): every varied parameter found there starts at
         # its value there; the others at their value under [parameters]
+        # how far below the optimum (chi-square) a profile refit must reach for the fit to
+        # minimise again from it: above the objective's jumps at the fit's sizes
+        # (inference/roughness.py; docs/fitting.md, "Is the objective smooth enough?")
+        "restart_margin": Field(default=0.5, low=0.0, low_included=True,
+                                what="a chi-square difference of 0 or more, e.g. 0.5 "
+                                     "(the default) or 3 where the objective is rough"),
         "start_from": Field("text", default="",
                             what="the path of an earlier fit's params.json, relative to "
                                  "this file, e.g. \"params.json\""),
@@ -949,7 +957,8 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
                          verbose)
     if profiles:
         before = result
-        result = _restart_from_profiles(problem, result, profiles, method, options, verbose)
+        result = _restart_from_profiles(problem, result, profiles, method, options, verbose,
+                                        fit_options.get("restart_margin", RESTART_MARGIN))
         if result is not before:
             # the profiles were taken around an optimum the fit has left: again around the
             # one it reports (once: a second restart is not made, the report says so)
@@ -958,7 +967,8 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
             profiles = _profiles(problem, result, profiled, fit_options, max_evaluations,
                                  client, verbose)
             problem.restart["profiled_again"] = True
-            problem.restart["below_again"] = _profiles_below_their_optimum(profiles)
+            problem.restart["below_again"] = _profiles_below_their_optimum(
+                profiles, fit_options.get("restart_margin", RESTART_MARGIN))
     larger_trials = any(t.final_subjects_per_arm > t.spec.subjects_per_arm
                         for t in problem.trials)
     if (final_subjects and final_subjects > problem.eta.shape[0]) or larger_trials:
@@ -1000,21 +1010,30 @@ def _profiles(problem: FitProblem, result, names: list, fit_options: dict,
     return profiles
 
 
-#: how much lower than the optimum (chi-square) a profile refit must reach for the fit to
-#: minimise again from it: more than the Monte Carlo noise of a refit's last digits
+#: the default of ``[fit] restart_margin``: how much lower than the optimum (chi-square) a
+#: profile refit must reach for the fit to minimise again from it. It should exceed the
+#: objective's jumps at the fit's sizes (hard enrolment rules make rows jump:
+#: :func:`plateletpd.inference.roughness.objective_roughness` measures them), or a jump is
+#: taken for lower ground
 RESTART_MARGIN = 0.5
 
 
 def _restart_from_profiles(problem: FitProblem, result, profiles: dict, method: str,
-                           options: dict, verbose: bool):
+                           options: dict, verbose: bool, margin: float = RESTART_MARGIN):
     """Minimise again from the lowest profile refit when it beat the optimum by more than
-    :data:`RESTART_MARGIN`: the rounds stopped short (their evaluation cap) or in a
-    local minimum, and a refit with one parameter held found lower ground. Every
+    ``margin`` (``[fit] restart_margin``): the rounds stopped short (their evaluation cap)
+    or in a local minimum, and a refit with one parameter held found lower ground. Every
     parameter is free again; the better of the two minima is kept and the restart is
-    recorded on ``problem.restart`` (params.json and the report say so)."""
+    recorded on ``problem.restart`` (params.json and the report say so). A refit below the
+    optimum by no more than ``margin`` is recorded on ``problem.within_margin`` and the
+    optimum kept."""
     name, info = min(profiles.items(), key=lambda item: min(item[1]["chi_square"]))
     lowest = min(info["chi_square"])
-    if not lowest < result.chisqr - RESTART_MARGIN or "lowest_values" not in info:
+    if lowest < result.chisqr and not lowest < result.chisqr - margin:
+        problem.within_margin = {"profile": name, "profile_chi_square": float(lowest),
+                                 "optimum_chi_square": float(result.chisqr),
+                                 "restart_margin": float(margin)}
+    if not lowest < result.chisqr - margin or "lowest_values" not in info:
         return result
     start = result.params.copy()
     for key, value in info["lowest_values"].items():
@@ -1027,6 +1046,7 @@ def _restart_from_profiles(problem: FitProblem, result, profiles: dict, method: 
     restarted = minimise(problem, start, method, options)
     _settle_spreads(problem, restarted, verbose)
     problem.restart = {"profile": name, "profile_chi_square": lowest,
+                       "restart_margin": float(margin),
                        "optimum_chi_square_before": float(result.chisqr),
                        "optimum_chi_square_after": float(restarted.chisqr),
                        "kept": "restart" if restarted.chisqr < result.chisqr else "optimum"}
@@ -1037,11 +1057,11 @@ def _restart_from_profiles(problem: FitProblem, result, profiles: dict, method: 
     return result
 
 
-def _profiles_below_their_optimum(profiles: dict) -> str | None:
+def _profiles_below_their_optimum(profiles: dict, margin: float = RESTART_MARGIN) -> str | None:
     """After the profiles were taken again around a restarted optimum: the name of one
-    whose refit still went more than :data:`RESTART_MARGIN` below it (no second restart)."""
+    whose refit still went more than ``margin`` below it (no second restart)."""
     for name, info in profiles.items():
-        if min(info["chi_square"]) < info["optimum_chi_square"] - RESTART_MARGIN:
+        if min(info["chi_square"]) < info["optimum_chi_square"] - margin:
             return name
     return None
 
@@ -1804,6 +1824,8 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
             "identifiability": identifiability(result, profiles),
             "profiles": profiles,
             **({"restart": problem.restart} if problem.restart else {}),
+            **({"profile_below_optimum_within_margin": problem.within_margin}
+               if problem.within_margin and not problem.restart else {}),
             **({"start_from": problem.start_from} if problem.start_from else {}),
             "study_effects": study_effect_record(problem, result),
             **({"between_patient": between_patient_record(problem, result)}
@@ -2026,6 +2048,16 @@ def _start_lines(problem: FitProblem) -> list[str]:
 def _restart_lines(problem: FitProblem) -> list[str]:
     """The report's sentence on a restart from a profile refit (:func:`_restart_from_profiles`)."""
     restart = problem.restart
+    within = problem.within_margin
+    if not restart and within:
+        return [f"A profile refit of {within['profile']} reached chi-square "
+                f"{within['profile_chi_square']:.6g}, "
+                f"{within['optimum_chi_square'] - within['profile_chi_square']:.3g} below "
+                f"the optimum's {within['optimum_chi_square']:.6g}: no more than "
+                f"restart_margin = {within['restart_margin']:g}, so the fit did not minimise "
+                f"again (a difference of the size of the objective's jumps at the fit's "
+                f"sizes is not lower ground; docs/fitting.md, \"Is the objective smooth "
+                f"enough?\").", ""]
     if not restart:
         return []
     kept = ("kept: the profiles below were taken again around it"
@@ -2037,7 +2069,8 @@ def _restart_lines(problem: FitProblem) -> list[str]:
             f"{restart['optimum_chi_square_before']:.6g}: the fit minimised again from it, "
             f"every parameter free, to {restart['optimum_chi_square_after']:.6g} ({kept}).",
             *([f"A refit of the profile of {restart['below_again']} taken again went more "
-               f"than {RESTART_MARGIN} below the restarted optimum as well; the fit does not "
+               f"than {restart.get('restart_margin', RESTART_MARGIN):g} below the restarted "
+               f"optimum as well; the fit does not "
                f"restart twice, so the reported optimum may not be the minimum."]
               if restart.get("below_again") else []),
             ""]
