@@ -423,15 +423,15 @@ FIT_SCHEMA = Table({
         # refit; _broyden_refit)
         "profile_refit": Field("text", default="least_squares",
                                choices=("least_squares", "broyden")),
-        # start values from an earlier fit's params.json (a warm start, as a refit after a
-        # change to the data or the code): every varied parameter found there starts at
-        # its value there; the others at their value under [parameters]
         # how far below the optimum (chi-square) a profile refit must reach for the fit to
         # minimise again from it: above the objective's jumps at the fit's sizes
         # (inference/roughness.py; docs/fitting.md, "Is the objective smooth enough?")
         "restart_margin": Field(default=0.5, low=0.0, low_included=True,
                                 what="a chi-square difference of 0 or more, e.g. 0.5 "
                                      "(the default) or 3 where the objective is rough"),
+        # start values from an earlier fit's params.json (a warm start, as a refit after a
+        # change to the data or the code): every varied parameter found there starts at
+        # its value there; the others at their value under [parameters]
         "start_from": Field("text", default="",
                             what="the path of an earlier fit's params.json, relative to "
                                  "this file, e.g. \"params.json\""),
