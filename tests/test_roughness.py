@@ -7,6 +7,7 @@ import pytest
 from plateletpd.errors import PlateletPDError
 from plateletpd.inference.fitting import load_fit_config
 from plateletpd.inference.roughness import objective_roughness
+from test_fitting import CONFIG
 
 # test input: observed values of the size a Friberg cytotoxic course gives (their exact
 # values do not matter: residuals move with the predictions, not with the observations)
@@ -14,33 +15,19 @@ OUTCOMES = """study,arm,regimen,n,population,day0,endpoint,threshold,day,statist
 synthetic,cytotoxic,r,40,p,d,nadir_plt,,,mean,60,SD,10,test input
 synthetic,cytotoxic,r,40,p,d,plt_count,,21,mean,150,SD,20,test input
 """
-CONFIG = """
-[fit]
-model = "friberg_platelets"
-data = "outcomes.csv"
-seed = 7
-subjects = 40
 
-[population]
-cv = {{ slope = 0.4 }}
 
-[parameters]
-slope = {{ value = 0.6, vary = true, lower = 0.05, upper = 3.0 }}
-gamma = {{ value = 0.3, vary = true, lower = 0.01, upper = 1.0 }}
-
-[[arms]]
-study = "synthetic"
-arm = "cytotoxic"
-chemotherapy = "cytotoxic 100 mg qd d1-14"
-entry_below = {entry}
-day0 = "chemotherapy"
-follow_up_days = 42
-"""
+# test_fitting's synthetic Friberg arm (40 patients), its slope's between-patient CV raised
+# to 0.4 so that the nadirs spread across the entry level of 75 (test input)
+def config(entry) -> str:
+    return CONFIG.format(slope=0.6, gamma=0.3).replace("cv = { slope = 0.2 }",
+                                                       "cv = { slope = 0.4 }").replace(
+        "entry_below = false", f"entry_below = {entry}")
 
 
 def problem(folder, entry):
     (folder / "outcomes.csv").write_text(OUTCOMES)
-    (folder / "config.toml").write_text(CONFIG.format(entry=entry))
+    (folder / "config.toml").write_text(config(entry))
     return load_fit_config(folder / "config.toml")
 
 
