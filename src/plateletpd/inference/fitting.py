@@ -1013,8 +1013,8 @@ def _profiles(problem: FitProblem, result, names: list, fit_options: dict,
 #: the default of ``[fit] restart_margin``: how much lower than the optimum (chi-square) a
 #: profile refit must reach for the fit to minimise again from it. It should exceed the
 #: objective's jumps at the fit's sizes (hard enrolment rules make rows jump:
-#: :func:`plateletpd.inference.roughness.objective_roughness` measures them), or a jump is
-#: taken for lower ground
+#: :func:`plateletpd.inference.roughness.objective_roughness` measures them) to restart only
+#: from drops larger than the jumps (a drop within them may still lead lower: docs/fitting.md)
 RESTART_MARGIN = 0.5
 
 
@@ -2055,9 +2055,8 @@ def _restart_lines(problem: FitProblem) -> list[str]:
                 f"{within['optimum_chi_square'] - within['profile_chi_square']:.3g} below "
                 f"the optimum's {within['optimum_chi_square']:.6g}: no more than "
                 f"restart_margin = {within['restart_margin']:g}, so the fit did not minimise "
-                f"again (a difference of the size of the objective's jumps at the fit's "
-                f"sizes is not lower ground; docs/fitting.md, \"Is the objective smooth "
-                f"enough?\").", ""]
+                f"again (the margin is set above the objective's jumps at the fit's "
+                f"sizes; docs/fitting.md, \"Is the objective smooth enough?\").", ""]
     if not restart:
         return []
     kept = ("kept: the profiles below were taken again around it"
