@@ -66,3 +66,38 @@ def test_bad_requests_are_clear_errors(tmp_path, name, relative, points, fragmen
     fit = problem(tmp_path, "false")
     with pytest.raises(PlateletPDError, match=fragment):
         objective_roughness(fit, fit.parameters.valuesdict(), name, relative, points)
+
+
+def test_the_command_prints_and_writes_the_table_at_a_records_values(tmp_path, capsys):
+    """plateletpd roughness CONFIG PARAMETER --values RECORD: the grid is centred on the
+    record's value (0.65 here, +/-5%: 0.6175 to 0.6825), the table goes to --out whole, and
+    an unknown parameter, a missing record or a recorded value outside the bounds is exit
+    status 2 with the reason."""
+    import json
+
+    import pandas as pd
+
+    from plateletpd.cli import main
+
+    problem(tmp_path, 75)
+    record = tmp_path / "params.json"
+    record.write_text(json.dumps({"parameters": {"slope": {"value": 0.65}}}))
+    out = tmp_path / "roughness.csv"
+    code = main(["roughness", str(tmp_path / "config.toml"), "slope", "--values", str(record),
+                 "--relative", "0.05", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "slope: 9 points from 0.6175 to 0.6825" in printed
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["line", "study", "arm", "endpoint", "range_se",
+                                   "roughness_se"]
+    assert list(table.endpoint) == ["nadir_plt", "plt_count"]
+    assert main(["roughness", str(tmp_path / "config.toml"), "slopes"]) == 2
+    assert "'slopes' is not among the fit's parameters" in capsys.readouterr().err
+    assert main(["roughness", str(tmp_path / "config.toml"), "slope", "--values",
+                 str(tmp_path / "missing.json")]) == 2
+    assert "relative to the working directory" in capsys.readouterr().err
+    record.write_text(json.dumps({"parameters": {"slope": {"value": 9.0}}}))
+    assert main(["roughness", str(tmp_path / "config.toml"), "slope", "--values",
+                 str(record)]) == 2
+    assert "outside this configuration's bounds" in capsys.readouterr().err

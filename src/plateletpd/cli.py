@@ -197,6 +197,30 @@ def command_fit(args) -> int:
     return 0
 
 
+def command_roughness(args) -> int:
+    from plateletpd.inference.fitting import load_fit_config, values_from_record
+    from plateletpd.inference.roughness import objective_roughness
+    from plateletpd.io.files import atomic_write
+
+    problem = load_fit_config(args.config)
+    if args.values:
+        values_from_record(problem, args.values)
+    table = objective_roughness(problem, problem.parameters.valuesdict(), args.parameter,
+                                args.relative, args.points)
+    grid = table.attrs["grid"]
+    print(f"{args.parameter}: {args.points} points from {grid[0]:.6g} to {grid[-1]:.6g} "
+          f"at the fit's sizes; each row's range and roughness (rms distance from the "
+          f"quadratic through the grid) in standard errors")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print("data rows' chi-square: " + ", ".join(f"{v:.3f}" for v in table.attrs["chi_square"]))
+    print(f"its roughness: {table.attrs['chi_square_roughness']:.3f} (profile intervals are "
+          f"read at 3.84 above the minimum; a restart_margin should exceed it)")
+    if args.out:
+        atomic_write(args.out, lambda path: table.to_csv(path, index=False))
+        print(f"wrote {args.out}")
+    return 0
+
+
 def _check_out(out) -> None:
     """Refuse an unusable output folder before the work, not after it."""
     from plateletpd.io.files import check_output_folder
@@ -605,6 +629,29 @@ def build_parser() -> argparse.ArgumentParser:
                           "monte_carlo_replicates; 0: off)")
     _cluster_arguments(fit, chunk=False)
     fit.set_defaults(run=command_fit)
+
+    roughness = commands.add_parser(
+        "roughness", help="how much each fit row jumps along one parameter",
+        description="Evaluate a fit's rows on a grid of one parameter (every other value "
+                    "held, the fit's cohort sizes) and print each row's range and roughness "
+                    "(the rms distance of its residual from the quadratic through the grid) "
+                    "in standard errors, and the chi-square's: jumps from hard rules "
+                    "(enrolment, re-check decisions, responses) that finite differences, "
+                    "profiles and restarts would read as information (docs/fitting.md).",
+        epilog="example: plateletpd roughness fits/cit_marrow_reserve_calibration/config.toml "
+               "chemotherapy_sensitivity --values "
+               "fits/cit_marrow_reserve_calibration/params.json")
+    roughness.add_argument("config", help="fit configuration (TOML)")
+    roughness.add_argument("parameter", help="the fit parameter to move")
+    roughness.add_argument("--values", metavar="PARAMS_JSON",
+                           help="an earlier fit's params.json: its values (default: the "
+                                "configuration's start values)")
+    roughness.add_argument("--relative", type=float, default=0.04,
+                           help="the grid's half-width as a share of the value (default 0.04)")
+    roughness.add_argument("--points", type=int, default=9,
+                           help="grid points, at least 5 (default 9)")
+    roughness.add_argument("--out", help="also write the table as CSV here")
+    roughness.set_defaults(run=command_roughness)
 
     trial = commands.add_parser(
         "trial", help="run a virtual trial from a spec file",

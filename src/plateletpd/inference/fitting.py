@@ -674,6 +674,17 @@ def _start_from(text: str, path: Path, parameters, fail) -> dict:
             "kept": kept}
 
 
+def values_from_record(problem: FitProblem, record: str | Path) -> dict:
+    """Set ``problem``'s varied parameters to the values of an earlier fit's ``params.json``
+    (as ``[fit] start_from`` does; a path relative to the working directory); a missing
+    file, a non-record, a value outside the bounds or a record naming none of them is a
+    clear error. Returns what ``start_from`` records of it."""
+    def fail(where, message):
+        return FitConfigError(f"{record}: " + message.replace(
+            "relative to this file", "relative to the working directory"))
+    return _start_from(str(record), Path.cwd() / "values", problem.parameters, fail)
+
+
 #: a residual (predicted - observed) / SE beyond this many standard errors needs a written
 #: reason in the configuration's [residual_reasons] (issue 17 item 3); the report lists them
 LARGE_RESIDUAL = 3.0
