@@ -200,13 +200,16 @@ def command_fit(args) -> int:
 def command_roughness(args) -> int:
     from plateletpd.inference.fitting import load_fit_config, values_from_record
     from plateletpd.inference.roughness import objective_roughness
-    from plateletpd.io.files import atomic_write
+    from plateletpd.io.files import atomic_write, write_json
+    from plateletpd.io.provenance import provenance
 
+    if args.out and Path(args.out).is_dir():  # refused before the work, not after it
+        raise PlateletPDError(f"--out {args.out} is a folder; give a file name, e.g. "
+                              f"{Path(args.out) / 'roughness.csv'}")
     problem = load_fit_config(args.config)
-    if args.values:
-        values_from_record(problem, args.values)
-    table = objective_roughness(problem, problem.parameters.valuesdict(), args.parameter,
-                                args.relative, args.points)
+    record = values_from_record(problem, args.values) if args.values else None
+    values = problem.parameters.valuesdict()
+    table = objective_roughness(problem, values, args.parameter, args.relative, args.points)
     grid = table.attrs["grid"]
     print(f"{args.parameter}: {args.points} points from {grid[0]:.6g} to {grid[-1]:.6g} "
           f"at the fit's sizes; each row's range and roughness (rms distance from the "
@@ -217,7 +220,13 @@ def command_roughness(args) -> int:
           f"read at 3.84 above the minimum; a restart_margin should exceed it)")
     if args.out:
         atomic_write(args.out, lambda path: table.to_csv(path, index=False))
-        print(f"wrote {args.out}")
+        write_json(Path(f"{args.out}.provenance.json"), provenance(
+            problem.model, command="roughness", config=str(args.config), seed=problem.seed,
+            parameter=args.parameter, grid=[float(v) for v in grid], values=values,
+            chi_square=[float(v) for v in table.attrs["chi_square"]],
+            chi_square_roughness=table.attrs["chi_square_roughness"],
+            values_from=record))
+        print(f"wrote {args.out} (and {args.out}.provenance.json)")
     return 0
 
 
