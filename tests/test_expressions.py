@@ -384,7 +384,9 @@ def test_lane_cube_is_within_2_ulp_of_pow_and_keeps_its_special_values():
     ours = np.array([_cube(v) for v in x])
     libm = np.array([_libm_power(v, 3.0) for v in x])
     assert np.all(np.abs(ours - libm) <= 2 * np.spacing(np.abs(libm)))
-    assert np.mean(ours == libm) > 0.5  # mostly the same bits: a real cube, not an estimate
+    # mostly the same bits: a real cube, not an estimate (measured when written: 74% equal,
+    # the rest 1 ulp apart; a bound of 50% and 2 ulp leaves room for another libm)
+    assert np.mean(ours == libm) > 0.5
     for v in [0.0, -0.0, 1.0, -1.0, -8.0, 1e-200, -1e-200, 1e200, -1e200, math.inf,
               -math.inf, math.nan]:
         assert same_bits(_cube(v), _libm_power(v, 3.0)), v
