@@ -135,6 +135,38 @@ def test_a_cycle_judged_on_its_chemotherapy_day_is_the_same_course_shifted(cohor
     assert np.sum(early.delay[:, 1] > 0) > np.sum(result.delay[:, 1] > 0)
 
 
+def test_a_delay_shorter_than_late_from_days_is_on_time_and_brings_no_reduction(cohort):
+    # CIT endpoints count a delay of >= 4 days as a failure (Al-Samkari 2022 Lancet Haematol
+    # 9:e179; Qin 2024, PMID 38882443): with daily re-checks and late_from_days = 4 a cycle
+    # held 1-3 days is on time and its dose is not reduced; one held 4 days or more is late
+    # and reduced by 20% (compounding), exactly as the course's own delays say
+    tolerant = run(cohort, ChemotherapyCourse(
+        regimen=f"chemotherapy {COURSE_DOSE} dose", cycle_days=21, cycles=4, delay_below=100,
+        recheck_every_days=1, give_up_after_days=28, reduce_after_delay_pct=20,
+        late_from_days=4))
+    short = long = 0
+    for patient in range(len(tolerant.platelets)):
+        expected = 1.0
+        for k in range(1, int(tolerant.cycles_given[patient])):
+            delay = tolerant.delay[patient, k]
+            assert delay == round(delay)  # re-checked daily: whole days
+            expected *= 0.8 if delay >= 4 else 1.0
+            assert tolerant.dose[patient, k] == pytest.approx(expected, rel=1e-12)
+            short += 0 < delay < 4
+            long += delay >= 4
+    assert short > 0 and long > 0  # both kinds of delay occur: the rule is not vacuous
+    assert np.array_equal(tolerant.course.late(np.array([0.0, 1.0, 3.0, 4.0, np.inf])),
+                          [False, False, False, True, True])
+    # without late_from_days every delay is late, and reduced: the same first decisions
+    # (cycle 2 follows the same cycle 1) give lower cycle-3 doses to the briefly held
+    strict = run(cohort, replace(tolerant.course, late_from_days=None))
+    np.testing.assert_array_equal(strict.delay[:, 1], tolerant.delay[:, 1])
+    held = (tolerant.delay[:, 1] > 0) & (tolerant.delay[:, 1] < 4)
+    assert np.all(strict.dose[held, 1] == pytest.approx(0.8))
+    assert np.all(tolerant.dose[held, 1] == 1.0)
+    assert strict.course.late(np.array([1.0]))[0]
+
+
 def test_without_a_delay_rule_every_cycle_is_given_as_planned(cohort):
     plain = run(cohort, ChemotherapyCourse(cycle_days=21, cycles=4))
     assert np.all(plain.cycle_day == [0.0, 21.0, 42.0, 63.0])
@@ -229,6 +261,11 @@ def test_cycles_are_reproducible_and_identical_with_one_or_two_threads(cohort):
                            "delay_below is set"),
     ({"reduce_after_delay_pct": 25, "judged_on_day": 6},
      "judged_on_day = 6 and reduce_after_delay_pct = 25 act only when"),
+    ({"late_from_days": 4}, "late_from_days = 4 acts only when a cycle can be held"),
+    ({"delay_below": 100, "late_from_days": -1}, "late_from_days must be a positive number"),
+    # weekly re-checks make every delay 7 days or more: a 4-day limit could never be met
+    ({"delay_below": 100, "late_from_days": 4}, "late_from_days = 4 does nothing with "
+                                                 "recheck_every_days = 7: every delay"),
 ])
 def test_a_bad_course_is_a_clear_error(keywords, message):
     with pytest.raises(PlateletPDError, match=message):

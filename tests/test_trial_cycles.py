@@ -124,6 +124,33 @@ def test_composite_is_the_logical_combination_of_its_flags(prophylaxis):
             100 * table.full_dose_intensity.mean())
 
 
+def test_late_from_days_sets_each_patients_on_time_flags_and_delayed_cycles(tmp_path):
+    # "no delay >= 4 days" (Al-Samkari 2022, Qin 2024): with re-checks every 2 days a cycle
+    # held 2 days is on time; every per-patient flag follows the delays the course recorded
+    path = tmp_path / "late.toml"
+    path.write_text(changed(TEXT, "recheck_every_days = 7",
+                            "recheck_every_days = 2\nlate_from_days = 4"))
+    result = run_trial(load_trial_spec(path, subjects=60))
+    s = result.subjects
+    delays = s[[f"cycle{c}_delay_days" for c in range(2, 5)]].to_numpy(float)
+    given = np.isfinite(s[[f"cycle{c}_day" for c in range(2, 5)]].to_numpy(float))
+    late = delays >= 4  # inf (never given after a delay) is late
+    for c in range(2, 5):
+        expected = given[:, c - 2] & ~late[:, c - 2]
+        assert np.array_equal(s[f"cycle{c}_on_time"].astype(bool).to_numpy(), expected)
+    assert np.array_equal(s.delayed_cycles.to_numpy(), late.sum(axis=1))
+    assert np.array_equal(s.all_cycles_on_time.astype(bool).to_numpy(),
+                          given.all(axis=1) & ~late.any(axis=1))
+    short = (delays > 0) & (delays < 4)
+    assert short.any()  # some cycles were held briefly: the flags above are not vacuous
+    # a briefly held cycle brings no dose reduction (20% in the file) to the cycle it delays
+    doses = s[[f"cycle{c}_dose" for c in range(1, 5)]].to_numpy(float)
+    ratio = doses[:, 1:] / doses[:, :-1]
+    assert np.all(ratio[short] == 1.0) and np.all(ratio[late & given] == pytest.approx(0.8))
+    assert "a cycle is late from a delay of 4 days" in "\n".join(
+        trial_module._course_report(result))  # the report says how delays were counted
+
+
 @pytest.mark.parametrize("path, chunk", [(PROPHYLAXIS, 7), (bundled_trial("yuan2025"), 5)])
 def test_a_trial_on_a_course_does_not_depend_on_chunks_or_threads(monkeypatch, path, chunk):
     # yuan2025: enrolment in cycle 2 on days that differ between patients; a chunk's grid
@@ -231,6 +258,9 @@ CASES = [
     ("between_cycle_cv = 0.3", "between_cycle_cv = -0.3", "between_cycle_cv",
      ["between_cycle_cv", "-0.3"]),
     ("cycles = 4", "cycles = 0", "cycles = 0", ["cycles", "0"]),
+    # weekly re-checks: every delay is 7 days or more, so a 4-day limit would do nothing
+    ("recheck_every_days = 7", "recheck_every_days = 7\nlate_from_days = 4", "[chemotherapy]",
+     ["late_from_days = 4 does nothing", "recheck_every_days = 7", "re-check more often"]),
     # a bad support dose is refused when the file is read, naming its key (not mid-run)
     ('support = ["hetrombopag 7.5 mg qd d2-11"]', 'support = ["hetrombopag 7.5 mgg qd d2-11"]',
      "mgg", ["[arms #2] support", "unknown dose unit 'mgg'", "did you mean 'mg'"]),

@@ -502,8 +502,9 @@ def incidence_reader(row, course=None) -> Reader | str:
       cycles: every patient, the lowest count of the whole simulated course (``nadir``).
     * A course event (a delayed, dose-reduced or abandoned cycle) within cycles a..b:
       among the patients on chemotherapy when cycle a was due (cycle a-1 given), those
-      with cycle c in a..b delayed (``cycle{c}_delay_days`` > 0; infinite: abandoned) or
-      given at a lower dose than cycle c-1; without cycles, the whole course.
+      with cycle c in a..b delayed (late: ``cycle{c}_delay_days`` > 0, or at least the
+      course's ``late_from_days``; infinite: abandoned) or given at a lower dose than cycle
+      c-1; without cycles, the whole course.
     """
     scale = _scale(row.statistic)
     if scale is None:
@@ -527,7 +528,7 @@ def incidence_reader(row, course=None) -> Reader | str:
         first, last = event.first or 1, event.last or cycles
         if last < 2:
             return "cycle 1 is given on day 0: it is never delayed or reduced"
-        return lambda t: scale * _course_event_share(t, event, max(first, 2), last)
+        return lambda t: scale * _course_event_share(t, event, max(first, 2), last, course)
     if event.first is None:
         return lambda t: scale * float(np.mean(t["nadir"].to_numpy(float) < event.level)) \
             if len(t) else math.nan
@@ -545,16 +546,17 @@ def _count_share(table: pd.DataFrame, level: float, first: int, last: int) -> fl
 
 
 def _course_event_share(table: pd.DataFrame, event: IncidenceEvent, first: int,
-                        last: int) -> float:
+                        last: int, course=None) -> float:
     """Among the patients on chemotherapy when cycle ``first`` was due, the share with a
-    cycle in ``first``..``last`` delayed, reduced or abandoned (as ``event.events`` says)."""
+    cycle in ``first``..``last`` delayed (late, as ``course`` counts it), reduced or
+    abandoned (as ``event.events`` says)."""
     due = np.isfinite(table[f"cycle{first - 1}_day"].to_numpy(float))
     happened = np.zeros(len(table), dtype=bool)
     for c in range(first, last + 1):
         before = np.isfinite(table[f"cycle{c - 1}_day"].to_numpy(float))
         delay = table[f"cycle{c}_delay_days"].to_numpy(float)
         if "delayed" in event.events:
-            happened |= before & (delay > 0)
+            happened |= before & (course.late(delay) if course is not None else delay > 0)
         if "abandoned" in event.events:
             happened |= before & np.isinf(delay)
         if "reduced" in event.events:

@@ -12,6 +12,13 @@ abandoned (no further cycles). A cycle given after a delay gets ``reduce_after_d
 less than the cycle before it, so reductions compound (two delayed cycles at 20%: 0.8, then
 0.64 of the full dose). A dose on a day comes after that day's count.
 
+A cycle is *late* (not on time, counted among the delayed cycles, and followed by the dose
+reduction) when it is given after a delay; with ``late_from_days`` only when the delay is at
+least that many days, as CIT trials define their endpoint ("no delay >= 4 days", Al-Samkari
+2022, Qin 2024: ``late_from_days = 4``): a cycle held a day or two and then given is on time.
+Its re-checks must then come more often than it (``recheck_every_days`` below
+``late_from_days``), or every delay would be late and the setting would do nothing.
+
 The cumulative effect of cycles is the model's; this module only runs them. A decision on a
 planned day depends only on the counts before it, so one integration per cycle suffices:
 pass k simulates every patient still on chemotherapy with cycles 1..k placed, and the counts
@@ -70,6 +77,8 @@ class ChemotherapyCourse:
     recheck_every_days: float = 7.0
     give_up_after_days: float = 28.0
     reduce_after_delay_pct: float = 0.0
+    # a delay of at least this many days makes a cycle late (None: any delay does)
+    late_from_days: float | None = None
     follow_up_days: float = 21.0
     # the cycle day whose count decides whether the cycle is given (1: its first day)
     judged_on_day: float = 1.0
@@ -103,10 +112,24 @@ class ChemotherapyCourse:
                 and self.reduce_after_delay_pct < 100):
             problems.append(f"reduce_after_delay_pct must be a percentage from 0 to below "
                             f"100, got {self.reduce_after_delay_pct!r}")
+        if self.late_from_days is not None:
+            if not _positive(self.late_from_days):
+                problems.append(f"late_from_days must be a positive number of days (a delay "
+                                f"of at least this many days makes a cycle late), or absent, "
+                                f"got {self.late_from_days!r}")
+            elif (self.delay_below is not None and _positive(self.recheck_every_days)
+                  and self.recheck_every_days >= self.late_from_days):
+                problems.append(f"late_from_days = {self.late_from_days:g} does nothing with "
+                                f"recheck_every_days = {self.recheck_every_days:g}: every "
+                                f"delay is at least one re-check long, so every delay is "
+                                f"late; re-check more often (e.g. recheck_every_days = "
+                                f"{max(1, math.ceil(self.late_from_days) - 1)}) or remove "
+                                f"late_from_days")
         # settings that act only through the delay rule: without one they would be ignored
         if self.delay_below is None:
             idle = [f"{label} = {getattr(self, label)!r}" for label, default
-                    in (("judged_on_day", 1.0), ("reduce_after_delay_pct", 0.0))
+                    in (("judged_on_day", 1.0), ("reduce_after_delay_pct", 0.0),
+                        ("late_from_days", None))
                     if _positive(getattr(self, label), zero_ok=True)
                     and getattr(self, label) != default]
             if idle:
@@ -118,6 +141,14 @@ class ChemotherapyCourse:
         if problems:
             raise PlateletPDError("[chemotherapy] " + "; ".join(problems)
                                   + " (see docs/trial_files.md, Cycles)")
+
+    def late(self, delay: np.ndarray) -> np.ndarray:
+        """Which delays (days; inf: never given) make a cycle late: any positive delay, or
+        with ``late_from_days`` one of at least that many days."""
+        delay = np.asarray(delay, dtype=float)
+        if self.late_from_days is None:
+            return delay > 0
+        return delay >= self.late_from_days
 
     @property
     def checks(self) -> np.ndarray:
@@ -480,9 +511,10 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
         fine = counts >= course.delay_below
         first = np.argmax(fine, axis=1)
         ok = fine[np.arange(rows.size), first]
-        late = ok & (first > 0)
+        held = ok & (first > 0)  # given after a delay
         day[rows[ok], k + 1] = when[ok, first[ok]] - course.judged_after
         delay[rows, k + 1] = np.where(ok, course.checks[first], np.inf)
+        late = ok & course.late(delay[rows, k + 1])  # a delay the course counts (reduced)
         dose[rows, k + 1] = dose[rows, k] * np.where(late, reduce, 1.0)
         abandoned[rows[~ok]] = True
         delay[rows[~ok], k + 1:] = np.inf  # never given: delayed without end
@@ -494,7 +526,7 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
         for kind, mask, days, value in (
                 ("delayed", ~ok | (first > 0), planned, delay[rows, k + 1]),
                 ("dose reduced", late & (reduce < 1.0), day[rows, k + 1], dose[rows, k + 1]),
-                ("resumed", late, day[rows, k + 1], delay[rows, k + 1]),
+                ("resumed", held, day[rows, k + 1], delay[rows, k + 1]),
                 ("abandoned", ~ok, planned + course.give_up_after_days, np.inf)):
             if mask.any():
                 log.append((rows[mask], np.asarray(days)[mask], CYCLE_EVENTS.index(kind),
@@ -815,9 +847,11 @@ CYCLE_LEVELS = (50, 75, 100)
 COURSE_COLUMNS = (
     ("cycles_given", "cycles", "chemotherapy cycles given"),
     ("abandoned", "flag", "chemotherapy abandoned: a cycle still delayed at give_up_after_days"),
-    ("delayed_cycles", "cycles", "cycles given late or never given after a delay"),
+    ("delayed_cycles", "cycles", "cycles given late (a delay of at least late_from_days, "
+     "default any) or never given after a delay"),
     ("dose_reduced", "flag", "a cycle was given at a reduced dose"),
-    ("all_cycles_on_time", "flag", "every planned cycle given on its planned day"),
+    ("all_cycles_on_time", "flag", "every planned cycle given on time (on its planned day, "
+     "or less than late_from_days after it)"),
     ("chemotherapy_resumed", "flag", "a cycle was given after enrolment"),
     ("days_to_next_cycle", "days", "days from enrolment to the next cycle given (censored at "
      "the end of follow-up when none: see chemotherapy_resumed)"),
@@ -829,7 +863,8 @@ COURSE_COLUMNS = (
      "last cycle: to the patient's end of follow-up)"),
     ("cycle{c}_peak", "x10^9/L", "highest count from cycle {c}'s nadir to the next cycle or "
      "the patient's end of follow-up (the cycle's recovery peak)"),
-    ("cycle{c}_on_time", "flag", "cycle {c} given on its planned day"),
+    ("cycle{c}_on_time", "flag", "cycle {c} given on time (on its planned day, or less than "
+     "late_from_days after it)"),
     ("cycle{c}_transfused", "flag", "a rescue transfusion from cycle {c}'s day to the next "
      "cycle's (after the last cycle: to the patient's end of follow-up, as cycle {c}_nadir); "
      "0 when cycle {c} was not given"),
@@ -855,7 +890,7 @@ def course_endpoints(arm: ArmResult) -> dict:
     result: CourseResult = arm.extra["course"]
     cycles = result.course.cycles
     given = np.isfinite(result.cycle_day)
-    late = (result.delay[:, 1:] > 0)
+    late = result.course.late(result.delay[:, 1:])
     reduced = np.nan_to_num(result.dose, nan=1.0) < 1.0
     after = np.where(given & (result.cycle_day > arm.entry_time[:, None] + 1e-9),
                      result.cycle_day, np.inf).min(axis=1)
@@ -877,7 +912,8 @@ def course_endpoints(arm: ArmResult) -> dict:
                         f"cycle{c}_dose": result.dose[:, c - 1],
                         f"cycle{c}_nadir": readings["nadir"],
                         f"cycle{c}_peak": readings["peak"],
-                        f"cycle{c}_on_time": given[:, c - 1] & (result.delay[:, c - 1] == 0),
+                        f"cycle{c}_on_time": given[:, c - 1]
+                        & ~result.course.late(result.delay[:, c - 1]),
                         f"cycle{c}_transfused": rescued.any(axis=1) & given[:, c - 1],
                         **{f"cycle{c}_days_below_{level}": readings[level]
                            for level in CYCLE_LEVELS},

@@ -201,6 +201,10 @@ TRIAL_SCHEMA = Table({
         "give_up_after_days": Field(default=28.0, unit="days"),
         "reduce_after_delay_pct": Field(default=0.0, low_included=True, high=99.0,
                                         unit="%"),
+        "late_from_days": Field(default=False, may_be_false=True, unit="days",
+                                what="a number of days: a delay of at least this many "
+                                     "makes a cycle late (e.g. 4 for an endpoint of \"no "
+                                     "delay >= 4 days\")"),
         "follow_up_days": Field(default=21.0, unit="days"),
         "judged_on_day": Field(default=1.0, unit="cycle day",
                                what="the cycle day whose count decides whether the cycle "
@@ -1521,7 +1525,10 @@ def _course_report(result: TrialResult) -> list[str]:
     delay = (f"; a cycle waits while PLT < {course.delay_below:g} (re-checked every "
              f"{course.recheck_every_days:g} days, abandoned after "
              f"{course.give_up_after_days:g}), reduced by {course.reduce_after_delay_pct:g}% "
-             f"after a delay" if course.delay_below is not None else "")
+             f"after a delay"
+             + (f"; a cycle is late from a delay of {course.late_from_days:g} days"
+                if course.late_from_days is not None else "")
+             if course.delay_below is not None else "")
     return ["## Chemotherapy course", "",
             f"`{course.regimen}` every {course.cycle_days:g} days, {course.cycles} cycles"
             f"{delay}; between-cycle CV of exposure "
