@@ -187,3 +187,51 @@ def test_a_trial_report_gives_the_recorded_central_half_count():
     for role in ("calibration", "not fitted", "held out"):
         rows = table.role == role
         assert f"{role} {int(central[rows].sum())}/{int(rows.sum())}, median percentile" in text
+
+
+def test_re_running_one_check_into_a_record_gives_the_record_of_a_full_run(tmp_path, capsys):
+    # a check's rows depend only on its own trial, seed, replicates and uncertainty, so a
+    # record updated with one re-run check equals the record of running every check: rows,
+    # run records and notes (two small held-out checks of the bundled suite)
+    import json
+
+    from plateletpd.study.validation import load_validation_record, merge_validation
+
+    suite = _suite(tmp_path, "".join(
+        f'[[checks]]\ntrial = "{name}"\ndata = "out_of_sample.csv"\nrole = "held out"\n'
+        f'screened = 60\nnote = "{name} note"\n\n'
+        for name in ("xu2018_rhtpo_rhil11_prophylaxis", "rpth2023_hetrombopag_rhtpo")))
+    suite_text = suite.read_text().replace("replicates = 2", 'replicates = 2\nuncertainty = "none"')
+    suite.write_text(suite_text)
+    assert main(["validate", str(suite), "--out", str(tmp_path / "full")]) == 0
+    full = load_validation_record(tmp_path / "full")
+    one = validate(load_suite(suite), checks=(2,))
+    assert set(one.table.check) == {2} and [r["check"] for r in one.runs] == [2]
+    merged = merge_validation(full, one, 2, "none")
+    pd.testing.assert_frame_equal(merged.table, full[0], check_dtype=False)
+    assert list(merged.runs) == full[1]["checks"] and list(merged.notes) == full[1]["notes"]
+    # the command: --check with --update writes the merged record whole, saying what it did
+    assert main(["validate", str(suite), "--check", "2", "--update", str(tmp_path / "full"),
+                 "--out", str(tmp_path / "merged")]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged" / "validation.csv"),
+                                  full[0])
+    record = json.loads((tmp_path / "merged" / "provenance.json").read_text())
+    assert record["updated_checks"] == [2]
+    assert record["updated_from"]["created"] == full[1]["created"]
+    # refused: a record whose kept checks were made with another model, or other replicates
+    other = json.loads((tmp_path / "full" / "provenance.json").read_text())
+    other["checks"][0]["model_hash"] = "0" * 64
+    (tmp_path / "full" / "provenance.json").write_text(json.dumps(other))
+    with pytest.raises(ValidationSuiteError, match="model hash 000000000000 in the checks kept"):
+        merge_validation(load_validation_record(tmp_path / "full"), one, 2, "none")
+    with pytest.raises(ValidationSuiteError, match="replicates 2 \\(this run: 3\\)"):
+        merge_validation(full, one, 3, "none")
+    # bad requests: a check number the suite lacks; --update without --check; no record
+    with pytest.raises(ValidationSuiteError, match="from 1 to 2"):
+        validate(load_suite(suite), checks=(3,))
+    capsys.readouterr()
+    assert main(["validate", str(suite), "--update", str(tmp_path / "full")]) == 2
+    assert "name them with --check N" in capsys.readouterr().err
+    assert main(["validate", str(suite), "--check", "1", "--update",
+                 str(tmp_path / "none")]) == 2
+    assert "no validation record" in capsys.readouterr().err

@@ -381,14 +381,31 @@ def command_check(args) -> int:
 
 
 def command_validate(args) -> int:
-    from plateletpd.study.validation import load_suite, validate, write_validation
+    from plateletpd.study.validation import (
+        load_suite,
+        load_validation_record,
+        merge_validation,
+        validate,
+        write_validation,
+    )
 
     suite = load_suite(args.suite)
     _check_out(args.out)
+    if args.update and not args.check:
+        raise PlateletPDError("--update puts re-run checks into an earlier record: name them "
+                              "with --check N (repeatable)")
+    record = load_validation_record(args.update) if args.update else None
     result = validate(suite, replicates=args.replicates, uncertainty=args.uncertainty,
-                      roles=tuple(args.role) if args.role else None, progress=True)
+                      roles=tuple(args.role) if args.role else None, progress=True,
+                      checks=tuple(args.check) if args.check else None)
     replicates = args.replicates or suite.replicates
     uncertainty = args.uncertainty or suite.uncertainty
+    extra = {}
+    if record is not None:
+        result = merge_validation(record, result, replicates, uncertainty)
+        extra = {"updated_checks": sorted(args.check),
+                 "updated_from": {"record": str(args.update),
+                                  "created": record[1].get("created")}}
     table = result.table.assign(interval=[f"[{low:.4g}, {high:.4g}]" for low, high in zip(
         result.table.interval_low, result.table.interval_high)])
     print(f"validation suite {suite.name}: {len(result.runs)} checks, {replicates} "
@@ -400,7 +417,7 @@ def command_validate(args) -> int:
     for row in result.summary.itertuples():
         print(f"  {row.role:<12} {int(row.inside)}/{int(row.rows)} ({row.inside_pct:.0f}%)")
     if args.out:
-        paths = write_validation(result, Path(args.out), replicates, uncertainty)
+        paths = write_validation(result, Path(args.out), replicates, uncertainty, **extra)
         print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
     return 0
 
@@ -726,6 +743,14 @@ def build_parser() -> argparse.ArgumentParser:
     validation.add_argument("--uncertainty", choices=("none", "fit"),
                             help="'fit': draw each replicate's parameters and study effects "
                                  "from the fit (overrides the suite)")
+    validation.add_argument("--check", action="append", type=int,
+                            help="run only this check (its number in the suite, from 1; "
+                                 "repeatable)")
+    validation.add_argument("--update", metavar="RECORD",
+                            help="an earlier record (a --out folder, or a kept MODEL.csv with "
+                                 "MODEL.provenance.json beside it): the --check checks "
+                                 "replace its own, the rest are kept; refused if it was made "
+                                 "with another model, suite, replicates or uncertainty")
     validation.add_argument("--out", help="output folder")
     validation.set_defaults(run=command_validate)
 

@@ -31,6 +31,14 @@ Suite file::
     role = "held out"
     # optional: lines = [2, 3], only_mapped_arms = true, arm_map = { "trial arm" = "data arm" },
     #           screened = 600 (patients screened per arm, instead of the file's), note = "..."
+
+A check's rows depend only on its trial, data, seed, replicates and uncertainty, so after a
+change to one trial file only its check needs running again: ``validate(suite, checks=(21,))``
+runs check 21 alone and :func:`merge_validation` puts its rows, run record and notes into an
+earlier record in place of the old ones (``plateletpd validate --check 21 --update RECORD
+--out DIR``). A record whose other checks were made with another model (hash), suite,
+replicate count or uncertainty is refused: it would no longer be one statement about one
+model.
 """
 
 from __future__ import annotations
@@ -179,8 +187,9 @@ def load_suite(path: str | Path) -> ValidationSuite:
 
 def validate(suite: ValidationSuite, replicates: int | None = None,
              uncertainty: str | None = None, roles: tuple[str, ...] | None = None,
-             progress: bool = False) -> ValidationResult:
-    """Run the suite's checks (only those of ``roles`` when given); ``replicates`` and
+             progress: bool = False, checks: tuple[int, ...] | None = None) -> ValidationResult:
+    """Run the suite's checks (only those of ``roles``, and only the check numbers
+    ``checks``, 1-based in the suite's order, when given); ``replicates`` and
     ``uncertainty`` replace the suite's. One failing check stops the run with its trial
     named: a suite is a statement about a model, not a best effort."""
     import sys
@@ -203,8 +212,15 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
         raise ValidationSuiteError(f"uncertainty must be 'none' (the fit's point estimates) "
                                    f"or 'fit' (parameters and study effects drawn from the "
                                    f"fit), got {uncertainty!r}")
+    if checks is not None:
+        wrong = [n for n in checks if isinstance(n, bool) or not isinstance(n, int)
+                 or not 1 <= n <= len(suite.checks)]
+        if wrong or not checks:
+            raise ValidationSuiteError(f"checks must be check numbers of {suite.name}, from 1 "
+                                       f"to {len(suite.checks)} (its checks in file order), "
+                                       f"got {list(checks) if checks else 'none'}")
     chosen = [(i, c) for i, c in enumerate(suite.checks, 1)
-              if roles is None or c.role in roles]
+              if (roles is None or c.role in roles) and (checks is None or i in checks)]
     if not chosen:
         raise ValidationSuiteError(f"no check of {suite.name} has the role(s) {roles}")
     tables, notes, runs, started = [], [], [], time.perf_counter()
@@ -239,6 +255,71 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
     first = ["check", "trial", "role", "data", "line", "study", "arm", "endpoint"]
     table = table[first + [c for c in table.columns if c not in first]]
     return ValidationResult(suite, table, inside_by_role(table), tuple(notes), tuple(runs))
+
+
+def load_validation_record(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """An earlier record: a folder written by :func:`write_validation` (``validation.csv``
+    and ``provenance.json``) or a kept record ``MODEL.csv`` with ``MODEL.provenance.json``
+    beside it (``validation/results/``)."""
+    import json
+
+    path = Path(path)
+    if path.is_dir():
+        table_path, record_path = path / "validation.csv", path / "provenance.json"
+    else:
+        table_path, record_path = path, path.with_name(path.stem + ".provenance.json")
+    missing = [str(p) for p in (table_path, record_path) if not p.is_file()]
+    if missing:
+        raise ValidationSuiteError(f"no validation record at {path}: {', '.join(missing)} "
+                                   f"missing; give a folder written by plateletpd validate "
+                                   f"--out, or a kept MODEL.csv with MODEL.provenance.json "
+                                   f"beside it")
+    try:
+        return pd.read_csv(table_path), json.loads(record_path.read_text())
+    except (ValueError, OSError) as error:
+        raise ValidationSuiteError(f"{path}: not a readable validation record ({error})") \
+            from None
+
+
+def merge_validation(record: tuple[pd.DataFrame, dict], result: ValidationResult,
+                     replicates: int, uncertainty: str) -> ValidationResult:
+    """``record`` (:func:`load_validation_record`) with the checks ``result`` ran put in
+    place of the record's own: their rows, run records and notes; every other check kept as
+    recorded. Refused when the record was made with another suite, replicate count or
+    uncertainty, or when a kept check's model (hash) differs from the re-run ones'."""
+    table, provenance_record = record
+    rerun = {run["check"] for run in result.runs}
+    problems = []
+    suite_file = Path(str(provenance_record.get("suite", ""))).name
+    if suite_file != Path(result.suite.path).name:
+        problems.append(f"suite {suite_file or '?'} (this run: {Path(result.suite.path).name})")
+    for key, value in (("replicates", replicates), ("uncertainty", uncertainty)):
+        if provenance_record.get(key) != value:
+            problems.append(f"{key} {provenance_record.get(key)!r} (this run: {value!r})")
+    kept = [run for run in provenance_record.get("checks", []) if run["check"] not in rerun]
+    hashes = {run["model_hash"] for run in result.runs}
+    other = sorted({run["model_hash"][:12] for run in kept} - {h[:12] for h in hashes})
+    if other:
+        problems.append(f"model hash {', '.join(other)} in the checks kept (this run: "
+                        f"{', '.join(sorted(h[:12] for h in hashes))})")
+    if problems:
+        raise ValidationSuiteError(
+            "the record was made with " + "; ".join(problems) + ": merged, it would no "
+            "longer be one statement about one model; run every check (no --check)")
+    if list(table.columns) != list(result.table.columns):
+        raise ValidationSuiteError(f"the record's columns differ from this run's (made by "
+                                   f"another version): {list(table.columns)}; run every check")
+    merged = pd.concat([table[~table.check.isin(rerun)], result.table], ignore_index=True)
+    merged = merged.sort_values("check", kind="stable").reset_index(drop=True)
+    runs = sorted(kept + list(result.runs), key=lambda run: run["check"])
+
+    def number(note: str) -> int:
+        head = note.split(" ", 2)
+        return int(head[1]) if head[0] == "check" and head[1].isdigit() else 0
+    notes = [n for n in provenance_record.get("notes", []) if number(n) not in rerun]
+    notes = sorted(notes + list(result.notes), key=number)
+    return ValidationResult(result.suite, merged, inside_by_role(merged), tuple(notes),
+                            tuple(runs))
 
 
 def validation_markdown(result: ValidationResult) -> str:
@@ -304,9 +385,10 @@ def plot_validation(table: pd.DataFrame, path: str | Path | None = None):
 
 
 def write_validation(result: ValidationResult, folder: str | Path,
-                     replicates: int, uncertainty: str) -> list[Path]:
+                     replicates: int, uncertainty: str, **extra) -> list[Path]:
     """``validation.csv``, ``validation.md``, ``validation.png`` and ``provenance.json``
-    as one folder that appears whole or not at all."""
+    as one folder that appears whole or not at all; ``extra``: more provenance fields (a
+    merged record's re-run checks and the record it started from)."""
     names = ("validation.csv", "validation.md", "validation.png", "provenance.json")
     with atomic_folder(folder) as staging:
         atomic_write(staging / names[0], lambda p: result.table.to_csv(p, index=False))
@@ -314,5 +396,5 @@ def write_validation(result: ValidationResult, folder: str | Path,
         plot_validation(result.table, staging / names[2])
         write_json(staging / names[3], provenance(
             None, suite=result.suite.path, replicates=replicates, uncertainty=uncertainty,
-            checks=list(result.runs), notes=list(result.notes)))
+            checks=list(result.runs), notes=list(result.notes), **extra))
     return [Path(folder) / name for name in names]
