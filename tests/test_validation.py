@@ -226,6 +226,14 @@ def test_re_running_one_check_into_a_record_gives_the_record_of_a_full_run(tmp_p
         merge_validation(load_validation_record(tmp_path / "full"), one, 2, "none")
     with pytest.raises(ValidationSuiteError, match="replicates 2 \\(this run: 3\\)"):
         merge_validation(full, one, 3, "none")
+    # refused: a kept check whose trial file changed since the record (by sha256)
+    assert all(len(run["file_sha256"]) == 64 for run in full[1]["checks"])
+    kept = dict(full[1]["checks"][0], file=str(tmp_path / "edited.toml"))
+    (tmp_path / "edited.toml").write_text("# not the file the record was made from\n")
+    edited = (full[0], dict(full[1], checks=[kept, full[1]["checks"][1]]))
+    with pytest.raises(ValidationSuiteError, match="files of check 1 \\(edited.toml\\) "
+                                                   "changed since the record"):
+        merge_validation(edited, one, 2, "none")
     # bad requests: a check number the suite lacks; --update without --check; no record
     with pytest.raises(ValidationSuiteError, match="from 1 to 2"):
         validate(load_suite(suite), checks=(3,))

@@ -248,13 +248,24 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
                      "parameters_from": spec.parameters_from, "seed": spec.seed,
                      "screened_per_arm": spec.subjects_per_arm, "data": str(check.data),
                      "role": check.role, "lines": list(check.lines or []),
-                     "note": check.note})
+                     "note": check.note, "file_sha256": _sha256(check.trial),
+                     "data_sha256": _sha256(check.data)})
         tables.append(result.table.assign(check=number, trial=spec.name, role=check.role,
                                           data=check.data.name))
     table = pd.concat(tables, ignore_index=True)
     first = ["check", "trial", "role", "data", "line", "study", "arm", "endpoint"]
     table = table[first + [c for c in table.columns if c not in first]]
     return ValidationResult(suite, table, inside_by_role(table), tuple(notes), tuple(runs))
+
+
+def _sha256(path: Path) -> str | None:
+    """The file's sha256 (None when it cannot be read)."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def load_validation_record(path: str | Path) -> tuple[pd.DataFrame, dict]:
@@ -286,7 +297,8 @@ def merge_validation(record: tuple[pd.DataFrame, dict], result: ValidationResult
     """``record`` (:func:`load_validation_record`) with the checks ``result`` ran put in
     place of the record's own: their rows, run records and notes; every other check kept as
     recorded. Refused when the record was made with another suite, replicate count or
-    uncertainty, or when a kept check's model (hash) differs from the re-run ones'."""
+    uncertainty, when a kept check's model (hash) differs from the re-run ones', or when a
+    kept check's trial or data file changed since the record (by sha256, where recorded)."""
     table, provenance_record = record
     rerun = {run["check"] for run in result.runs}
     problems = []
@@ -306,6 +318,15 @@ def merge_validation(record: tuple[pd.DataFrame, dict], result: ValidationResult
         raise ValidationSuiteError(
             "the record was made with " + "; ".join(problems) + ": merged, it would no "
             "longer be one statement about one model; run every check (no --check)")
+    # a kept check whose trial or data file changed since the record is stale (records made
+    # before the files' sha256 were kept cannot be checked this way)
+    stale = [f"check {run['check']} ({Path(run[name]).name})" for run in kept
+             for key, name in (("file_sha256", "file"), ("data_sha256", "data"))
+             if run.get(key) and _sha256(Path(run[name])) != run[key]]
+    if stale:
+        raise ValidationSuiteError(
+            f"the files of {', '.join(stale)} changed since the record was made: its rows "
+            f"no longer describe them; re-run those checks too (--check)")
     if list(table.columns) != list(result.table.columns):
         raise ValidationSuiteError(f"the record's columns differ from this run's (made by "
                                    f"another version): {list(table.columns)}; run every check")
