@@ -224,6 +224,19 @@ def test_re_running_one_check_into_a_record_gives_the_record_of_a_full_run(tmp_p
     (tmp_path / "full" / "provenance.json").write_text(json.dumps(other))
     with pytest.raises(ValidationSuiteError, match="model hash 000000000000 in the checks kept"):
         merge_validation(load_validation_record(tmp_path / "full"), one, 2, "none")
+    # the command refuses it before running any check (it would otherwise run for minutes)
+    import plateletpd.study.validation as validation_module
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("a check ran before the record was refused")
+    original, validation_module.validate = validation_module.validate, no_run
+    try:
+        capsys.readouterr()
+        assert main(["validate", str(suite), "--check", "2", "--update",
+                     str(tmp_path / "full")]) == 2
+        assert "model hash 000000000000" in capsys.readouterr().err
+    finally:
+        validation_module.validate = original
     with pytest.raises(ValidationSuiteError, match="replicates 2 \\(this run: 3\\)"):
         merge_validation(full, one, 3, "none")
     # refused: a kept check whose trial file changed since the record (by sha256)

@@ -382,6 +382,7 @@ def command_check(args) -> int:
 
 def command_validate(args) -> int:
     from plateletpd.study.validation import (
+        check_record,
         load_suite,
         load_validation_record,
         merge_validation,
@@ -395,11 +396,18 @@ def command_validate(args) -> int:
         raise PlateletPDError("--update puts re-run checks into an earlier record: name them "
                               "with --check N (repeatable)")
     record = load_validation_record(args.update) if args.update else None
+    replicates = args.replicates or suite.replicates
+    uncertainty = args.uncertainty or suite.uncertainty
+    if record is not None:  # refused before minutes of checks, not after them
+        from plateletpd.study.trial import load_trial_spec
+
+        numbers = [n for n in args.check if 1 <= n <= len(suite.checks)]
+        check_record(record, suite, set(args.check),
+                     {load_trial_spec(suite.checks[n - 1].trial).model.hash for n in numbers},
+                     replicates, uncertainty)
     result = validate(suite, replicates=args.replicates, uncertainty=args.uncertainty,
                       roles=tuple(args.role) if args.role else None, progress=True,
                       checks=tuple(args.check) if args.check else None)
-    replicates = args.replicates or suite.replicates
-    uncertainty = args.uncertainty or suite.uncertainty
     extra = {}
     if record is not None:
         result = merge_validation(record, result, replicates, uncertainty)

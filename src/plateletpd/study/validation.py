@@ -292,24 +292,21 @@ def load_validation_record(path: str | Path) -> tuple[pd.DataFrame, dict]:
             from None
 
 
-def merge_validation(record: tuple[pd.DataFrame, dict], result: ValidationResult,
-                     replicates: int, uncertainty: str) -> ValidationResult:
-    """``record`` (:func:`load_validation_record`) with the checks ``result`` ran put in
-    place of the record's own: their rows, run records and notes; every other check kept as
-    recorded. Refused when the record was made with another suite, replicate count or
-    uncertainty, when a kept check's model (hash) differs from the re-run ones', or when a
-    kept check's trial or data file changed since the record (by sha256, where recorded)."""
-    table, provenance_record = record
-    rerun = {run["check"] for run in result.runs}
+def check_record(record: tuple[pd.DataFrame, dict], suite: ValidationSuite, rerun: set[int],
+                 hashes: set[str], replicates: int, uncertainty: str) -> None:
+    """Refuse to merge checks ``rerun`` (made with model ``hashes``) into ``record`` when it
+    was made with another suite, replicate count or uncertainty, when a kept check's model
+    differs, or when a kept check's trial or data file changed since (by sha256, where
+    recorded). Cheap: the command calls it before running any check."""
+    provenance_record = record[1]
     problems = []
     suite_file = Path(str(provenance_record.get("suite", ""))).name
-    if suite_file != Path(result.suite.path).name:
-        problems.append(f"suite {suite_file or '?'} (this run: {Path(result.suite.path).name})")
+    if suite_file != Path(suite.path).name:
+        problems.append(f"suite {suite_file or '?'} (this run: {Path(suite.path).name})")
     for key, value in (("replicates", replicates), ("uncertainty", uncertainty)):
         if provenance_record.get(key) != value:
             problems.append(f"{key} {provenance_record.get(key)!r} (this run: {value!r})")
     kept = [run for run in provenance_record.get("checks", []) if run["check"] not in rerun]
-    hashes = {run["model_hash"] for run in result.runs}
     other = sorted({run["model_hash"][:12] for run in kept} - {h[:12] for h in hashes})
     if other:
         problems.append(f"model hash {', '.join(other)} in the checks kept (this run: "
@@ -327,6 +324,20 @@ def merge_validation(record: tuple[pd.DataFrame, dict], result: ValidationResult
         raise ValidationSuiteError(
             f"the files of {', '.join(stale)} changed since the record was made: its rows "
             f"no longer describe them; re-run those checks too (--check)")
+
+
+def merge_validation(record: tuple[pd.DataFrame, dict], result: ValidationResult,
+                     replicates: int, uncertainty: str) -> ValidationResult:
+    """``record`` (:func:`load_validation_record`) with the checks ``result`` ran put in
+    place of the record's own: their rows, run records and notes; every other check kept as
+    recorded. Refused when the record was made with another suite, replicate count or
+    uncertainty, when a kept check's model (hash) differs from the re-run ones', or when a
+    kept check's trial or data file changed since the record (by sha256, where recorded)."""
+    table, provenance_record = record
+    rerun = {run["check"] for run in result.runs}
+    check_record(record, result.suite, rerun, {run["model_hash"] for run in result.runs},
+                 replicates, uncertainty)
+    kept = [run for run in provenance_record.get("checks", []) if run["check"] not in rerun]
     if list(table.columns) != list(result.table.columns):
         raise ValidationSuiteError(f"the record's columns differ from this run's (made by "
                                    f"another version): {list(table.columns)}; run every check")
