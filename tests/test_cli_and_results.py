@@ -141,3 +141,29 @@ def test_plateletpd_warnings_print_as_messages_without_python_source_lines(tmp_p
         warnings.simplefilter("ignore")
         assert main(["trial", str(path), "--out", str(tmp_path / "again")]) == 0
     assert warnings.formatwarning is before
+
+
+def test_progress_rewrites_a_terminal_line_and_writes_a_log_one_line_per_update(capsys):
+    # a user test (2026-12-04) read `plateletpd check`'s progress from a log: the updates,
+    # each after a carriage return, had run together into one line
+    import io
+
+    from plateletpd.io.display import progress, progress_end
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal, log = Terminal(), io.StringIO()
+    for stream in (terminal, log):
+        for step in (1, 2):
+            progress(f"step {step}/2", stream)
+        progress_end(stream)
+    assert terminal.getvalue() == "\rstep 1/2\rstep 2/2\n"
+    assert log.getvalue() == "step 1/2\nstep 2/2\n"
+    # a trial's progress to a captured (not a terminal) standard error: lines, no returns
+    spec = pp.TrialSpec.create(seed=3, subjects_per_arm=5, arms=[{"name": "untreated"}],
+                               response={"threshold": 100, "by_day": 14})
+    pp.run_trial(spec, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "arm 1/1 untreated: 5/5 patients" in err

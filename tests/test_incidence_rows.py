@@ -125,14 +125,14 @@ def constructed_course() -> CourseResult:
     ("delay/reduction/missed dose", 2 / 3),  # the whole course: patients 0 and 2
 ])
 def test_the_window_edges_on_a_constructed_course(text, share):
-    table = patient_table(constructed_course()).assign(nadir=[20.0, 20.0, 200.0])
+    table = patient_table(constructed_course()).assign(course_nadir=[20.0, 20.0, 200.0])
     reader = row_reader(row(text, statistic="proportion"), RESPONSE,
                         constructed_course().course)
     assert reader(table) == pytest.approx(share, abs=1e-12)
 
 
 def test_the_denominator_is_the_patients_the_window_applies_to():
-    table = patient_table(constructed_course()).assign(nadir=[20.0, 20.0, 200.0])
+    table = patient_table(constructed_course()).assign(course_nadir=[20.0, 20.0, 200.0])
     course = constructed_course().course
     # cycle 4 was given to patients 0 and 1: patient 1 dipped in cycle 2 only, so 0 of 2;
     # make patient 1 dip in cycle 4 too: 1 of 2 (50%), not 1 of 3

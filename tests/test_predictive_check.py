@@ -318,3 +318,17 @@ def test_a_baseline_count_row_is_read_from_the_count_at_the_start_of_treatment()
     assert row.mean_platelets_at_start == pytest.approx(trial.subjects.platelets_at_start.mean())
     assert row.mean_platelets_at_start_lower < row.mean_platelets_at_start < \
         row.mean_platelets_at_start_upper
+
+
+def test_a_row_without_n_is_read_over_the_whole_arm_and_a_note_says_so():
+    # a user test (2026-12-04): a row with an empty n was compared against studies of the
+    # trial arm's whole enrolled cohort, intervals far narrower than a small study's, with
+    # no word of it. The note names the line, the virtual study size and the fix
+    spec = _one_arm_trial()
+    data = pd.DataFrame([_row(n="", value="30"), _row(value="30")])
+    result = check_trial(spec, data, study="s", replicates=2)
+    whole, sized = result.table.virtual_n.tolist()
+    assert sized == 20 and whole > sized   # the row with n reads 20 patients, the other all
+    note = next(note for note in result.notes if note.startswith("no n"))
+    assert "line 2 (control)" in note and f"({whole} patients)" in note
+    assert "line 3" not in note and "n column" in note

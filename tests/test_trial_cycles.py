@@ -124,6 +124,24 @@ def test_composite_is_the_logical_combination_of_its_flags(prophylaxis):
             100 * table.full_dose_intensity.mean())
 
 
+def test_the_nadir_and_days_below_are_the_treated_cycles_not_the_whole_courses(prophylaxis):
+    # a user test (2026-12-04) found `nadir` taken over the whole course, cycles before
+    # enrolment and after the treated one included, where the data dictionary says "over the
+    # cycle". The file enrols on cycle 1's nadir and treats from that day, so the treated
+    # cycle is cycle 1: its nadir and days below 50 are the course columns cycle1_nadir and
+    # cycle1_days_below_50, computed by CourseResult.readings on the course's own windows
+    s = prophylaxis.subjects
+    assert np.allclose(s.nadir, s.cycle1_nadir, rtol=0, atol=1e-12)
+    assert np.allclose(s.days_below_50, s.cycle1_days_below_50, rtol=0, atol=1e-9)
+    # the whole course's nadir is its own column, never above the treated cycle's, and
+    # lower for the patients whose later cycles went deeper (so the test is not vacuous)
+    later = s[[f"cycle{c}_nadir" for c in (2, 3, 4)]].min(axis=1)
+    assert np.allclose(s.course_nadir, np.fmin(s.cycle1_nadir, later), rtol=0, atol=1e-12)
+    assert (s.course_nadir < s.nadir - 1.0).sum() >= 5
+    # the recovery peak follows the treated cycle's nadir and ends with that cycle
+    assert np.all(s.peak <= s.cycle1_peak + 1e-9)
+
+
 def test_late_from_days_sets_each_patients_on_time_flags_and_delayed_cycles(tmp_path):
     # "no delay >= 4 days" (Al-Samkari 2022, Qin 2024): with re-checks every 2 days a cycle
     # held 2 days is on time; every per-patient flag follows the delays the course recorded

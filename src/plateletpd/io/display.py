@@ -7,7 +7,33 @@ characters); ``_repr_html_`` gives the same as a small table. Every value is esc
 from __future__ import annotations
 
 import html
+import sys
 from typing import Iterable
+
+
+def progress(text: str, stream=None) -> None:
+    """One progress update on standard error: rewritten in place on a terminal (a carriage
+    return before it), a line of its own when standard error is a file or a pipe, where
+    carriage returns would run every update together in the log read later."""
+    stream = stream or sys.stderr
+    if _terminal(stream):
+        print("\r" + text, end="", file=stream, flush=True)
+    else:
+        print(text, file=stream, flush=True)
+
+
+def progress_end(stream=None) -> None:
+    """Ends a run of :func:`progress` updates (the terminal's line; nothing in a log)."""
+    stream = stream or sys.stderr
+    if _terminal(stream):
+        print(file=stream, flush=True)
+
+
+def _terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # a closed or stream-like object
+        return False
 
 
 def short_repr(kind: str, items: Iterable[tuple[str, object]]) -> str:

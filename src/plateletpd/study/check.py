@@ -214,6 +214,16 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         notes.append("rows of data arms no trial arm is mapped to, left out: " + "; ".join(
             f"{arm!r} (line {', '.join(map(str, skipped.line[skipped.arm == arm]))})"
             for arm in dict.fromkeys(skipped.arm)))
+    unsized = table[~np.isfinite(table.n.to_numpy(float))]
+    if len(unsized):
+        # a study of unknown size: each virtual study is the whole enrolled arm, so the
+        # interval is that of a study of that size, narrower than a small study's would be
+        notes.append("no n (the study's size) for " + ", ".join(
+            f"line {r.line} ({r.arm})" for r in unsized.itertuples())
+            + ": each virtual study there is the trial arm's whole enrolled cohort ("
+            + ", ".join(f"{r.virtual_n}" for r in unsized.itertuples())
+            + " patients), so its interval is for a study of that size; give the "
+              "published n in the data file's n column for an interval of the study's size")
     short = table[table.virtual_n < table.n]
     if len(short):
         notes.append("fewer virtual patients enrolled than the study had (raise --n): " +
@@ -499,7 +509,8 @@ def incidence_reader(row, course=None) -> Reader | str:
     * A count below a level within cycles a..b: among the patients given cycle a, those
       with a count below the level from cycle a's day to cycle b+1's (``cycle{c}_nadir``,
       on the course's output grid); within one cycle: among those given it. Without
-      cycles: every patient, the lowest count of the whole simulated course (``nadir``).
+      cycles: every patient, the lowest count of the whole simulated course
+      (``course_nadir`` on a course; ``nadir``, the one cycle, without one).
     * A course event (a delayed, dose-reduced or abandoned cycle) within cycles a..b:
       among the patients on chemotherapy when cycle a was due (cycle a-1 given), those
       with cycle c in a..b delayed (late: ``cycle{c}_delay_days`` > 0, or at least the
@@ -530,7 +541,8 @@ def incidence_reader(row, course=None) -> Reader | str:
             return "cycle 1 is given on day 0: it is never delayed or reduced"
         return lambda t: scale * _course_event_share(t, event, max(first, 2), last, course)
     if event.first is None:
-        return lambda t: scale * float(np.mean(t["nadir"].to_numpy(float) < event.level)) \
+        column = "nadir" if course is None else "course_nadir"
+        return lambda t: scale * float(np.mean(t[column].to_numpy(float) < event.level)) \
             if len(t) else math.nan
     return lambda t: scale * _count_share(t, event.level, event.first, event.last)
 

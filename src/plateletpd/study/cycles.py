@@ -204,6 +204,18 @@ class CourseResult:
             start + self.course.follow_up_days
         return start, np.where(np.isfinite(end), end, np.inf)
 
+    def treated_cycle(self, day0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each patient's cycle in which ``day0`` (days from cycle 1; the first treatment
+        morning) falls: its first day (the latest cycle given on or before day 0) and the
+        next cycle's first day (inf: none given after day 0). A patient enrolled while a
+        cycle is held is in the cycle before it (the one whose count holds it)."""
+        day0 = np.asarray(day0, dtype=float)[:, None] + 1e-9
+        days = self.cycle_day
+        with np.errstate(invalid="ignore"):
+            begin = np.where(np.isfinite(days) & (days <= day0), days, -np.inf).max(axis=1)
+            end = np.where(np.isfinite(days) & (days > day0), days, np.inf).min(axis=1)
+        return begin, end
+
     def _window(self, cycle: int) -> tuple[np.ndarray, np.ndarray]:
         """Each patient's first day of cycle ``cycle`` (1-based; NaN: not given) and the
         mask of output times from that day to the next cycle (or the end of follow-up).
@@ -855,6 +867,8 @@ COURSE_COLUMNS = (
     ("chemotherapy_resumed", "flag", "a cycle was given after enrolment"),
     ("days_to_next_cycle", "days", "days from enrolment to the next cycle given (censored at "
      "the end of follow-up when none: see chemotherapy_resumed)"),
+    ("course_nadir", "x10^9/L", "lowest count over the whole course, every cycle from cycle "
+     "1 (before enrolment too; nadir is the treated cycle's)"),
     ("cycle{c}_day", "days", "day cycle {c} was given, from cycle 1 (empty: never)"),
     ("cycle{c}_delay_days", "days", "cycle {c}'s delay (inf: never given after a delay)"),
     ("cycle{c}_dose", "fraction", "cycle {c}'s chemotherapy dose as a fraction of the full "
@@ -900,7 +914,8 @@ def course_endpoints(arm: ArmResult) -> dict:
                "all_cycles_on_time": given.all(axis=1) & ~late.any(axis=1),
                "chemotherapy_resumed": resumed,
                "days_to_next_cycle": np.where(resumed, after, result.times[-1])
-               - arm.entry_time}
+               - arm.entry_time,
+               "course_nadir": result.platelets.min(axis=1)}
     rescue_times = np.asarray(arm.extra.get("rescue_times", np.full((arm.n, 0), np.nan)))
     for c in range(1, cycles + 1):
         readings = result.readings(c, CYCLE_LEVELS)  # one pass over the cycle's window

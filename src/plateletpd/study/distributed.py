@@ -49,6 +49,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from plateletpd.io.display import progress as show_progress
+from plateletpd.io.display import progress_end
 from plateletpd.errors import PlateletPDError
 from plateletpd.study.trial import (
     CHUNK,
@@ -221,10 +223,10 @@ class Progress:
         if self.show:
             elapsed = time.perf_counter() - self.started
             left = elapsed / self.done * (self.total - self.done)
-            print(f"\r  {self.label}: {self.done}/{self.total} {self.unit}, {elapsed:.1f} s"
-                  f" (about {left:.0f} s left)", end="", file=sys.stderr, flush=True)
+            show_progress(f"  {self.label}: {self.done}/{self.total} {self.unit}, "
+                          f"{elapsed:.1f} s (about {left:.0f} s left)")
             if self.done == self.total:
-                print(file=sys.stderr)
+                progress_end()
 
 
 def map_chunks(function: Callable, tasks: Sequence[tuple], client=None, *,

@@ -77,6 +77,10 @@ class Courses:
     visit_every: float = 1.0
     arm: ArmResult | None = None
     observe: Callable | None = None  # (counts, days from day 0) -> measured counts
+    # a trial arm on a [chemotherapy] course: each patient's treated cycle, from the first
+    # day of the cycle in which day 0 falls to the next cycle's first day (inf: none given
+    # after it); None: the whole grid (one chemotherapy, or an outcome row's own window)
+    cycle_window: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def for_row(cls, arm: ArmResult, threshold=None, day=None, day0: str = "treatment_start",
@@ -96,8 +100,11 @@ class Courses:
                   observe=None) -> "Courses":
         """An arm measured at visits every ``visit_every`` days from the start of treatment;
         ``observe`` maps the true counts at the visits to measured ones (None: true)."""
+        course = arm.extra.get("course")
         return cls(arm.times, arm.platelets, arm.start_time, response=response,
-                   visit_every=visit_every, arm=arm, observe=observe)
+                   visit_every=visit_every, arm=arm, observe=observe,
+                   cycle_window=None if course is None
+                   else course.treated_cycle(arm.start_time))
 
     def at(self, when) -> np.ndarray:
         """Each subject's count at its own time(s) ``when`` (linear interpolation); NaN
@@ -109,9 +116,18 @@ class Courses:
         return self.times[None, :] >= start[:, None]
 
     @cached_property
+    def in_cycle(self) -> np.ndarray:
+        """Mask (subjects x times) of the treated cycle (:attr:`cycle_window`; the whole
+        grid without one)."""
+        if self.cycle_window is None:
+            return np.ones(self.counts.shape, dtype=bool)
+        begin, end = self.cycle_window
+        return self.after(begin) & (self.times[None, :] < end[:, None])
+
+    @cached_property
     def masked(self) -> np.ndarray:
-        """Counts from day 0 on (infinite before)."""
-        return np.where(self.after(self.day0), self.counts, np.inf)
+        """Counts from day 0 on (infinite before), within the treated cycle."""
+        return np.where(self.after(self.day0) & self.in_cycle, self.counts, np.inf)
 
     @cached_property
     def nadir_time(self) -> np.ndarray:
@@ -119,8 +135,8 @@ class Courses:
 
     @cached_property
     def recovering(self) -> np.ndarray:
-        """Counts from the nadir on (minus infinity before)."""
-        return np.where(self.after(self.nadir_time), self.counts, -np.inf)
+        """Counts from the nadir on (minus infinity before), within the treated cycle."""
+        return np.where(self.after(self.nadir_time) & self.in_cycle, self.counts, -np.inf)
 
     # ---------------------------------------------------------------- trial visits
     @cached_property
@@ -526,7 +542,8 @@ def _arm_record(key: str, dtype, default) -> Definition:
 
 
 def _days_below(level: float) -> Definition:
-    return lambda c: np.sum(c.counts < level, axis=1) * (c.times[1] - c.times[0])
+    return lambda c: np.sum((c.counts < level) & c.in_cycle, axis=1) \
+        * (c.times[1] - c.times[0])
 
 
 def _peak_within(days: float) -> Definition:
@@ -573,10 +590,16 @@ _TRIAL = [
      "none)", "time",
      lambda c: np.where(c.responded.any(axis=1),
                         c.visit_days[np.argmax(c.responded, axis=1)], np.nan), None),
-    ("nadir", _COUNT, "lowest count over the cycle (hourly grid)", "count",
-     lambda c: c.counts.min(axis=1), "mean"),
+    # on a [chemotherapy] course "the cycle" is the treated one (Courses.cycle_window), not
+    # the whole course: an earlier cycle's nadir, before enrolment, is not the treated
+    # cycle's (course_nadir, a course column, is the whole course's)
+    ("nadir", _COUNT, "lowest count over the cycle (hourly grid; on a chemotherapy course "
+     "the treated cycle: from the first day of the cycle in which treatment starts to the "
+     "next cycle's first day)", "count",
+     lambda c: np.where(c.in_cycle, c.counts, np.inf).min(axis=1), "mean"),
     # the recovery peak (self-controlled rhTPO studies report it: heme_rhtpo_selfcontrol)
-    ("peak", _COUNT, "highest count from the nadir to the end of follow-up (hourly grid)",
+    ("peak", _COUNT, "highest count from the nadir to the end of follow-up (hourly grid; on "
+     "a chemotherapy course the nadir from day 0, both within the treated cycle)",
      "count", lambda c: c.recovering.max(axis=1), "mean"),
     # the peak during a treatment window (a study's "peak during treatment"; Chen 2025)
     ("peak_14_days", _COUNT, "highest count from the nadir to 14 days after the start of "
@@ -585,10 +608,10 @@ _TRIAL = [
     ("peak_21_days", _COUNT, "highest count from the nadir to 21 days after the start of "
      "treatment, the nadir taken in that window (hourly grid; NaN if follow-up ends "
      "earlier)", "count", _peak_within(21.0), "mean"),
-    ("days_below_20", _DAYS, "days with the count below 20 (hourly grid)", "time",
-     _days_below(20), "mean"),
-    ("days_below_50", _DAYS, "days with the count below 50 (hourly grid)", "time",
-     _days_below(50), "mean"),
+    ("days_below_20", _DAYS, "days with the count below 20 over the cycle (hourly grid; on "
+     "a chemotherapy course the treated cycle, as nadir)", "time", _days_below(20), "mean"),
+    ("days_below_50", _DAYS, "days with the count below 50 over the cycle (hourly grid; on "
+     "a chemotherapy course the treated cycle, as nadir)", "time", _days_below(50), "mean"),
     ("plt_day_7", _COUNT, "count 7 days after the start of treatment (NaN if "
      "follow-up ends earlier)", "count",
      lambda c: c.measured(7), "mean"),

@@ -39,7 +39,8 @@ from plateletpd.study.cohort import (ACTIONS, PLATELETS, WHEN, ArmDesign, ArmRes
                                      simulate_treatment_arm, values_at)
 from plateletpd.study.endpoints import Courses, trial_endpoints
 from plateletpd.errors import PlateletPDError, closest
-from plateletpd.io.display import html_table, short_repr
+from plateletpd.io.display import html_table, progress_end, short_repr
+from plateletpd.io.display import progress as show_progress
 from plateletpd.io.files import atomic_folder, atomic_write, write_json, write_text
 from plateletpd.io.schema import Document, Field, Ref, Table, number_table
 from plateletpd.io.provenance import provenance
@@ -906,7 +907,6 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
     trajectories of the first :data:`KEPT_TRAJECTORIES` patients per arm feed the plots).
     The chunks are :func:`trial_chunk`, assembled by :func:`assemble_arm` and
     :func:`assemble_trial`: study/distributed.py runs the same chunks on a cluster."""
-    import sys
     import time
 
     arms = []
@@ -926,11 +926,10 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
                                         max(0, KEPT_TRAJECTORIES - first), relative))
             if progress:
                 done = min(first + CHUNK, len(matrix))
-                print(f"\r  arm {index + 1}/{len(spec.arms)} {design.name}: {done}/"
-                      f"{len(matrix)} patients, {time.perf_counter() - started:.1f} s",
-                      end="", file=sys.stderr, flush=True)
+                show_progress(f"  arm {index + 1}/{len(spec.arms)} {design.name}: {done}/"
+                              f"{len(matrix)} patients, {time.perf_counter() - started:.1f} s")
         if progress:
-            print(file=sys.stderr)
+            progress_end()
         arms.append(assemble_arm(spec, design, matrix, valid, outcomes, stacklevel=3))
     return assemble_trial(spec, arms, relative)
 
@@ -1532,7 +1531,14 @@ def _course_report(result: TrialResult) -> list[str]:
     return ["## Chemotherapy course", "",
             f"`{course.regimen}` every {course.cycle_days:g} days, {course.cycles} cycles"
             f"{delay}; between-cycle CV of exposure "
-            f"{result.spec.extra.get('between_cycle_cv', 0.0):g}.", "", "```",
+            f"{result.spec.extra.get('between_cycle_cv', 0.0):g}.", "",
+            # two windows a reader can confuse (a user test, 2026-12-04): say both
+            f"Windows: the trial's nadir, peak and days below 20 or 50 are the treated "
+            f"cycle's (from the first day of the cycle in which treatment starts to the next "
+            f"cycle's), followed at least {result.spec.follow_up_days:g} days after the first "
+            f"treatment morning ([trial] follow_up_days); each cycle's own columns run to the "
+            f"next cycle, the last cycle given to {course.follow_up_days:g} days after its "
+            f"chemotherapy ([chemotherapy] follow_up_days).", "", "```",
             course_table(result).to_string(), "```", ""]
 
 

@@ -55,7 +55,8 @@ import numpy as np
 import pandas as pd
 
 from plateletpd.errors import PlateletPDError, closest
-from plateletpd.io.display import short_repr
+from plateletpd.io.display import progress as show_progress
+from plateletpd.io.display import progress_end, short_repr
 from plateletpd.io.files import atomic_write, write_text
 from plateletpd.study.trial import (NobodyEnrolledError, TrialResult, TrialSpec, _arm_seed,
                                     run_trial)
@@ -403,7 +404,6 @@ def replicate_trials(spec: TrialSpec, replicates: int, uncertainty: TrialUncerta
     are the studies that enrol, as the published one did. If every replicate is empty, or
     the point estimates enrol nobody (the design itself cannot enrol), the
     :class:`~plateletpd.study.trial.NobodyEnrolledError` is raised."""
-    import sys
     import warnings
 
     _check_replicates(replicates)
@@ -437,18 +437,15 @@ def replicate_trials(spec: TrialSpec, replicates: int, uncertainty: TrialUncerta
             f"intervals are those of the studies that enrol, as the published one did",
             EmptyReplicateWarning, stacklevel=2)
     if progress:
-        print(file=sys.stderr)
+        progress_end()
 
 
 def _replicates(spec, replicates, uncertainty, progress):
-    import sys
-
     for replicate in range(replicates):
         seed, drawn, outside, trial = _replicate_spec(spec, replicate, uncertainty)
         if progress:
             kind = "drawn parameters" if uncertainty else "point estimates"
-            print(f"\r  replicate {replicate + 1}/{replicates} ({kind})", end="",
-                  file=sys.stderr, flush=True)
+            show_progress(f"  replicate {replicate + 1}/{replicates} ({kind})")
         try:
             result = run_trial(trial)
         except NobodyEnrolledError as error:
