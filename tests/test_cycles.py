@@ -23,6 +23,8 @@ from plateletpd.study.cohort import values_at
 from plateletpd.study.cycles import (
     ChemotherapyCourse,
     HistoryRule,
+    describe,
+    entry_days,
     event_table,
     patient_table,
     screen,
@@ -237,6 +239,59 @@ def test_eligibility_selects_exactly_the_patients_whose_history_meets_every_rule
     assert [row["meets"] for row in counts] == meets.tolist()
     assert counts[-1]["remaining"] == len(expected)
     assert all(0 < m < len(result.platelets) for m in meets)  # every rule discriminates
+
+
+def test_below_for_days_in_a_named_cycle_counts_only_that_cycles_window(result):
+    # a user test (2026-12-04) wrote cycle = 1 on a below_for_days rule and it was silently
+    # ignored: patients enrolled on runs in cycles 3-4. With a cycle the run must lie from
+    # that cycle's first day to the next cycle's (a held next cycle extends it); without
+    # one, anywhere (as before). Checked against a direct scan of each patient's course
+    anywhere = HistoryRule("below_for_days", below=50, days=7)
+    in_two = HistoryRule("below_for_days", below=50, days=7, cycle=2)
+    expected, entered = [], []
+    for patient, course in enumerate(result.platelets):
+        start = result.cycle_day[patient]
+        if not np.isfinite(start[1]):
+            expected.append(False)
+            continue
+        end = start[2] if np.isfinite(start[2]) else np.inf
+        inside = (result.times >= start[1]) & (result.times < end)
+        expected.append(_longest_days_below(course[inside], result.times[inside], 50) >= 7)
+    expected = np.array(expected)
+    assert np.array_equal(in_two.holds(result), expected)
+    days = in_two.known_at(result)
+    assert np.all(days[expected] >= result.cycle_day[expected, 1] + 7 - 1e-9)
+    assert np.isnan(days[~expected]).all()
+    # not vacuous: some patients meet it only outside cycle 2, some inside
+    assert (anywhere.holds(result) & ~expected).any() and expected.any()
+    assert "in cycle 2" in describe(in_two) and "in cycle" not in describe(anywhere)
+
+
+def test_rule_groups_enrol_on_the_common_rules_and_any_one_group(result):
+    # "PLT < 100 now and < 50 in the last cycle, or PLT < 75 now" (a published CIT entry
+    # criterion a user test could not write): rules of one group all hold, one group will do
+    common = HistoryRule("below_on_cycle_day", below=150, day=14, cycle=2)
+    a = (HistoryRule("nadir_below", below=25, cycle=1, group="a"),
+         HistoryRule("below_on_cycle_day", below=90, day=7, cycle=2, group="a"))
+    b = (HistoryRule("nadir_below", below=25, cycle=2, group="b"),)
+    rules = (common, *a, *b)
+    chosen, counts = screen(result, rules)
+    holds = {rule: rule.holds(result) for rule in rules}
+    in_a = holds[a[0]] & holds[a[1]]
+    expected = holds[common] & (in_a | holds[b[0]])
+    assert np.array_equal(np.isin(np.arange(len(expected)), chosen), expected)
+    assert (in_a & ~holds[b[0]] & holds[common]).any()      # enrolled by group a alone
+    assert (holds[b[0]] & ~in_a & holds[common]).any()      # by group b alone
+    # the day: the common rule's and the earliest group's (the later of its rules)
+    known = {rule: rule.known_at(result) for rule in rules}
+    group_a = np.where(in_a, np.maximum(known[a[0]], known[a[1]]), np.inf)
+    group_b = np.where(holds[b[0]], known[b[0]], np.inf)
+    day = np.maximum(known[common], np.minimum(group_a, group_b))
+    entry = entry_days(result, rules)
+    assert np.allclose(entry[expected], day[expected], rtol=0, atol=1e-12)
+    assert np.isnan(entry[~expected]).all()
+    assert [row["rule"].endswith("(group a)") for row in counts] == [False, True, True, False]
+    assert counts[2]["remaining"] == int((holds[common] & in_a).sum())
 
 
 def test_cycles_are_reproducible_and_identical_with_one_or_two_threads(cohort):

@@ -142,6 +142,38 @@ def test_the_nadir_and_days_below_are_the_treated_cycles_not_the_whole_courses(p
     assert np.all(s.peak <= s.cycle1_peak + 1e-9)
 
 
+def test_a_trial_files_below_for_days_rule_honours_its_cycle_and_groups_are_or(tmp_path):
+    # a user test (2026-12-04): `cycle = 1` on a below_for_days rule ran without error and
+    # was ignored (patients enrolled on runs in cycles 3-4), and "(a) or (b)" entry criteria
+    # could not be written. Here: 10 days below 75 within cycle 1 (the file supports cycles
+    # 2-4, so eligibility judges cycle 1), or a cycle-1 nadir below 20
+    path = tmp_path / "groups.toml"
+    path.write_text(changed(TEXT, '''rule = "nadir_below"
+below = 75
+cycle = 1''', '''rule = "below_for_days"
+below = 75
+days = 10
+cycle = 1
+group = "long"
+
+[[eligibility]]
+rule = "nadir_below"
+below = 20
+cycle = 1
+group = "deep"'''))
+    result = run_trial(load_trial_spec(path, subjects=120))
+    s = result.subjects
+    deep = s.cycle1_nadir < 20
+    # enrolled by the run alone: at least 10 days into cycle 1, before cycle 2 was given
+    long = s[~deep]
+    assert len(long) and (long.enrolment_day >= 10 - 1e-9).all()
+    assert (long.enrolment_day < long.cycle2_day.fillna(np.inf)).all()
+    assert deep.any()   # and by the nadir: each group enrols someone
+    rules = set(result.screening.rule)
+    assert {"PLT < 75 for >= 10 days in cycle 1 (group long)",
+            "cycle 1 nadir < 20 (group deep)"} <= rules
+
+
 def test_late_from_days_sets_each_patients_on_time_flags_and_delayed_cycles(tmp_path):
     # "no delay >= 4 days" (Al-Samkari 2022, Qin 2024): with re-checks every 2 days a cycle
     # held 2 days is on time; every per-patient flag follows the delays the course recorded

@@ -587,19 +587,31 @@ class HistoryRule:
     * ``below_on_cycle_day``: the count on day ``day`` of cycle ``cycle`` (counted from the
       day that cycle was given) is below ``below``;
     * ``below_for_days``: the count stays below ``below`` for at least ``days`` days in a
-      row (on the course's output grid), anywhere in the course;
+      row (on the course's output grid), anywhere in the course, or with ``cycle`` within
+      that cycle: from its first day to the next cycle's (a held next cycle extends it; the
+      last cycle: to the course's follow-up after it);
     * ``delayed_at_least``: cycle ``cycle`` was delayed by at least ``days`` days (a cycle
       never given because chemotherapy was abandoned counts as delayed without end);
     * ``nadir_below``: cycle ``cycle``'s nadir (see :meth:`CourseResult.nadir`) is below
       ``below``.
 
-    A patient is eligible when every rule holds."""
+    A patient is eligible when every rule holds; with ``group`` names, when the rules
+    without a group and every rule of at least one group hold ("PLT < 100 and a nadir below
+    50 in the previous cycle, or PLT < 75": two groups), enrolled on the earliest day a
+    group is settled. ``cycle`` unset is cycle 1, except for ``below_for_days`` (anywhere).
+    """
 
     rule: str
     below: float | None = None
     days: float | None = None
     day: float | None = None
-    cycle: int = 1
+    cycle: int | None = None
+    group: str = ""
+
+    @property
+    def judged_cycle(self) -> int:
+        """The cycle the rule judges (1 when unset)."""
+        return 1 if self.cycle is None else self.cycle
 
     def problems(self, course: ChemotherapyCourse) -> list[str]:
         needs = {"below_on_cycle_day": ("below", "day"), "below_for_days": ("below", "days"),
@@ -610,28 +622,37 @@ class HistoryRule:
         problems = [f"a {self.rule} rule needs {key} (a positive number)"
                     for key in needs[self.rule]
                     if not _positive(getattr(self, key), zero_ok=key == "day")]
-        if not (isinstance(self.cycle, int) and 1 <= self.cycle <= course.cycles):
+        if not (isinstance(self.judged_cycle, int)
+                and 1 <= self.judged_cycle <= course.cycles):
             problems.append(f"cycle must be a whole number from 1 to {course.cycles} (the "
                             f"course's cycles), got {self.cycle!r}")
-        if self.rule == "delayed_at_least" and self.cycle == 1:
+        if self.rule == "delayed_at_least" and self.judged_cycle == 1:
             problems.append("cycle 1 is never delayed; name a later cycle (cycle = 2 is "
                             "the cycle after the first)")
         return problems
 
     def holds(self, result: CourseResult) -> np.ndarray:
         """Which patients of ``result`` meet the rule."""
-        c = self.cycle - 1
+        c = self.judged_cycle - 1
         if self.rule == "below_on_cycle_day":
             start = result.cycle_day[:, c]
             count = values_at(result.times, result.platelets,
                               np.where(np.isfinite(start), start + self.day, 0.0))
             return np.isfinite(start) & (count < self.below)
         if self.rule == "below_for_days":
-            return _longest_run(result.platelets < self.below) \
+            return _longest_run(self._below(result)) \
                 / result.course.points_per_day >= self.days - 1e-9
         if self.rule == "delayed_at_least":
             return result.delay[:, c] >= self.days
-        return result.nadir(self.cycle) < self.below
+        return result.nadir(self.judged_cycle) < self.below
+
+    def _below(self, result: CourseResult) -> np.ndarray:
+        """The grid points with the count below ``below``: anywhere, or with ``cycle``
+        within that cycle's window (:meth:`CourseResult._window`; none if not given)."""
+        below = result.platelets < self.below
+        if self.cycle is None:
+            return below
+        return below & result._window(self.cycle)[1]
 
 
     def known_at(self, result: CourseResult) -> np.ndarray:
@@ -640,12 +661,12 @@ class HistoryRule:
         (``below_for_days``), the planned day plus ``days`` (``delayed_at_least``), the first
         count below within the cycle (``nadir_below``); NaN where the rule does not hold.
         A patient is enrolled when every rule is settled (the latest of these days)."""
-        c, holds = self.cycle - 1, self.holds(result)
+        c, holds = self.judged_cycle - 1, self.holds(result)
         if self.rule == "below_on_cycle_day":
             day = result.cycle_day[:, c] + self.day
         elif self.rule == "below_for_days":
             steps = int(math.ceil(self.days * result.course.points_per_day - 1e-9))
-            run = _run_lengths(result.platelets < self.below)
+            run = _run_lengths(self._below(result))
             reached = run >= steps
             first = np.argmax(reached, axis=1)
             day = np.where(reached.any(axis=1), result.times[first], np.nan)
@@ -672,12 +693,34 @@ def _run_lengths(mask: np.ndarray) -> np.ndarray:
     return run
 
 
+def rule_groups(rules: tuple[HistoryRule, ...]) -> tuple[tuple, dict]:
+    """The rules without a group (every one must hold) and the groups by name (one must
+    hold in full)."""
+    common = tuple(rule for rule in rules if not rule.group)
+    groups: dict = {}
+    for rule in rules:
+        if rule.group:
+            groups.setdefault(rule.group, []).append(rule)
+    return common, {name: tuple(members) for name, members in groups.items()}
+
+
 def entry_days(result: CourseResult, rules: tuple[HistoryRule, ...]) -> np.ndarray:
     """Each patient's day of enrolment (from cycle 1): when the last of ``rules`` is
-    settled (:meth:`HistoryRule.known_at`); day 0 without rules; NaN when not eligible."""
+    settled (:meth:`HistoryRule.known_at`); with groups, the earliest day on which the
+    common rules and every rule of one group are settled; day 0 without rules; NaN when not
+    eligible."""
+    common, groups = rule_groups(rules)
     day = np.zeros(len(result.status))
-    for rule in rules:
+    for rule in common:
         day = np.maximum(day, rule.known_at(result))  # NaN (not eligible) propagates
+    if groups:
+        earliest = np.full(len(day), np.inf)
+        for members in groups.values():
+            settled = np.zeros(len(day))
+            for rule in members:
+                settled = np.maximum(settled, rule.known_at(result))
+            earliest = np.fmin(earliest, settled)  # a group that does not hold is NaN
+        day = np.maximum(day, np.where(np.isfinite(earliest), earliest, np.nan))
     return np.where(result.failed, np.nan, day)
 
 
@@ -703,26 +746,43 @@ def screen(result: CourseResult, rules: tuple[HistoryRule, ...]) -> tuple[np.nda
         problems = rule.problems(result.course)
         if problems:
             raise PlateletPDError(f"eligibility rule {number}: " + "; ".join(problems))
+    common, groups = rule_groups(rules)
     eligible = ~result.failed
     counts = []
-    for rule in rules:
+
+    def count(rule, meets, remaining):
+        counts.append({"rule": describe(rule), "meets": int(meets.sum()),
+                       "remaining": int(remaining.sum()), "screened": len(eligible),
+                       "failed": int(result.failed.sum())})
+
+    for rule in common:
         meets = rule.holds(result) & ~result.failed
         eligible &= meets
-        counts.append({"rule": describe(rule), "meets": int(meets.sum()),
-                       "remaining": int(eligible.sum()), "screened": len(eligible),
-                       "failed": int(result.failed.sum())})
+        count(rule, meets, eligible)
+    if groups:  # "remaining": the common rules and this group's rules so far
+        any_group = np.zeros(len(eligible), dtype=bool)
+        for members in groups.values():
+            remaining = eligible.copy()
+            for rule in members:
+                meets = rule.holds(result) & ~result.failed
+                remaining &= meets
+                count(rule, meets, remaining)
+            any_group |= remaining
+        eligible = any_group
     return np.flatnonzero(eligible), counts
 
 
 def describe(rule: HistoryRule) -> str:
     """A rule in words, for summaries and reports."""
+    group = f" (group {rule.group})" if rule.group else ""
     if rule.rule == "below_on_cycle_day":
-        return f"PLT < {rule.below:g} on day {rule.day:g} of cycle {rule.cycle}"
+        return f"PLT < {rule.below:g} on day {rule.day:g} of cycle {rule.judged_cycle}{group}"
     if rule.rule == "below_for_days":
-        return f"PLT < {rule.below:g} for >= {rule.days:g} days"
+        where = "" if rule.cycle is None else f" in cycle {rule.cycle}"
+        return f"PLT < {rule.below:g} for >= {rule.days:g} days{where}{group}"
     if rule.rule == "delayed_at_least":
-        return f"cycle {rule.cycle} delayed >= {rule.days:g} days"
-    return f"cycle {rule.cycle} nadir < {rule.below:g}"
+        return f"cycle {rule.judged_cycle} delayed >= {rule.days:g} days{group}"
+    return f"cycle {rule.judged_cycle} nadir < {rule.below:g}{group}"
 
 
 def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCourse,

@@ -218,7 +218,10 @@ TRIAL_SCHEMA = Table({
         "rule": Field("text", required=True, choices=HISTORY_RULES),
         "below": Field(unit="10^9/L"), "days": Field(unit="days"),
         "day": Field(low_included=True, unit="cycle day"),
-        "cycle": Field(whole=True, default=1, what="a cycle number from 1")},
+        "cycle": Field(whole=True, what="a cycle number from 1"),
+        "group": Field("text", default="", what="a group name: the rules of one group "
+                       "must all hold, and one group is enough (rules without a group hold "
+                       "for every group)")},
         many=True, single_ok=True,
         what='[[eligibility]] tables such as { rule = "nadir_below", below = 75, cycle = 1 }'),
     # subgroups of the enrolled by a covariate's value (ITP phase from its duration)
@@ -551,10 +554,10 @@ def _course_keys(document: Document, checked: dict, arms: list) -> dict:
                 raise document.fail(("eligibility", number), "; ".join(problems), table=True)
         first_support = min((c for arm in arms for c in arm.support_cycles), default=None)
         for number, rule in enumerate(rules):
-            if first_support is not None and rule.cycle >= first_support and \
-                    rule.rule != "below_for_days":
+            if first_support is not None and rule.judged_cycle >= first_support and \
+                    not (rule.rule == "below_for_days" and rule.cycle is None):
                 raise document.fail(("eligibility", number), f"the rule judges cycle "
-                                    f"{rule.cycle}, but support starts in cycle "
+                                    f"{rule.judged_cycle}, but support starts in cycle "
                                     f"{first_support}: eligibility is judged on the "
                                     f"untreated history before any study dose, so judge a "
                                     f"cycle before {first_support}", table=True)
