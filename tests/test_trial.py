@@ -283,3 +283,24 @@ def test_a_relative_model_path_is_read_from_the_trial_files_folder(tmp_path, mon
     with pytest.raises(TrialSpecError, match=r"\[trial\] model.*study/\.\./models/absent"
                        r".*read from the trial file's folder"):
         load_trial_spec(path)
+
+
+def test_the_dropped_patients_warning_says_where_the_cvs_came_from():
+    # a user test (2026-12-04): the warning told a user who had set no CVs to "lower the
+    # CVs under [population] cv"; with the fit's CVs it now says they are the fit's
+    from plateletpd.study.trial import TrialSpec, _cohort, _dropped
+
+    arms = [{"name": "untreated"}]
+    response = {"threshold": 100, "by_day": 14}
+    inherited = TrialSpec.create(seed=1, subjects_per_arm=4, arms=arms, response=response)
+    own = TrialSpec.create(seed=1, subjects_per_arm=4, arms=arms, response=response,
+                              population={"cv": {"chemotherapy_sensitivity": 0.3}})
+    assert inherited.extra["cv_from_fit"] and not own.extra["cv_from_fit"]
+    for spec, phrase in ((inherited, "the CVs are the fit's"),
+                         (own, "lower the CVs under [population] cv")):
+        matrix = _cohort(spec, 0)
+        names = list(spec.model.parameters)
+        matrix[0, names.index("reserve_regeneration_rate")] = 5.0  # above its bound 0.5
+        valid = np.arange(len(matrix)) > 0
+        text = _dropped(spec, spec.arms[0], matrix, valid)
+        assert phrase in text and "reserve_regeneration_rate outside" in text

@@ -142,6 +142,26 @@ def test_the_nadir_and_days_below_are_the_treated_cycles_not_the_whole_courses(p
     assert np.all(s.peak <= s.cycle1_peak + 1e-9)
 
 
+def test_visit_endpoints_end_with_the_trials_follow_up_not_the_courses_grid():
+    # a user test (2026-12-04) read a Kaplan-Meier median of 154 days to PLT >= 100 in a trial
+    # followed 56 days: visits ran to the end of the course's grid (its last possible cycle
+    # plus follow-up). Soff 2019's design follows each patient 28 days from the first
+    # treatment morning (trials/soff2019_romiplostim.toml); its grid runs to the held
+    # cycle's last re-check and the course's follow-up after it
+    result = run_trial(load_trial_spec(bundled_trial("soff2019_romiplostim"), subjects=500))
+    spec, s = result.spec, result.subjects
+    follow_up = spec.follow_up_days
+    assert follow_up == 28
+    course = spec.extra["course"]
+    assert (course.horizon - s.start_day).max() > 2 * follow_up  # the grid runs on
+    below = s.platelets_at_start < 100
+    assert (s.days_to_100[below] <= follow_up).all()
+    # those never at 100 within the follow-up are censored at its last visit (day 28)
+    never = below & ~s.reached_100.astype(bool)
+    assert never.sum() >= 3 and (s.days_to_100[never] == follow_up).all()
+    assert (result.summary.median_days_to_100.dropna() <= follow_up).all()
+
+
 def test_a_trial_files_below_for_days_rule_honours_its_cycle_and_groups_are_or(tmp_path):
     # a user test (2026-12-04): `cycle = 1` on a below_for_days rule ran without error and
     # was ignored (patients enrolled on runs in cycles 3-4), and "(a) or (b)" entry criteria

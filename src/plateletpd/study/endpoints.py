@@ -81,6 +81,9 @@ class Courses:
     # day of the cycle in which day 0 falls to the next cycle's first day (inf: none given
     # after it); None: the whole grid (one chemotherapy, or an outcome row's own window)
     cycle_window: tuple[np.ndarray, np.ndarray] | None = None
+    # a trial arm on a course: days each patient is followed from day 0 ([trial]
+    # follow_up_days; the course's grid runs on to its own horizon); None: to the grid's end
+    follow_up: float | None = None
 
     @classmethod
     def for_row(cls, arm: ArmResult, threshold=None, day=None, day0: str = "treatment_start",
@@ -101,10 +104,15 @@ class Courses:
         """An arm measured at visits every ``visit_every`` days from the start of treatment;
         ``observe`` maps the true counts at the visits to measured ones (None: true)."""
         course = arm.extra.get("course")
+        if course is None:
+            return cls(arm.times, arm.platelets, arm.start_time, response=response,
+                       visit_every=visit_every, arm=arm, observe=observe)
+        begin, end = course.treated_cycle(arm.start_time)
+        follow_up = float(arm.design.follow_up_days)
         return cls(arm.times, arm.platelets, arm.start_time, response=response,
                    visit_every=visit_every, arm=arm, observe=observe,
-                   cycle_window=None if course is None
-                   else course.treated_cycle(arm.start_time))
+                   cycle_window=(begin, np.minimum(end, arm.start_time + follow_up + 1e-9)),
+                   follow_up=follow_up)
 
     def at(self, when) -> np.ndarray:
         """Each subject's count at its own time(s) ``when`` (linear interpolation); NaN
@@ -141,7 +149,10 @@ class Courses:
     # ---------------------------------------------------------------- trial visits
     @cached_property
     def last_visit(self) -> np.ndarray:
-        return np.floor((self.times[-1] - self.day0) / self.visit_every).astype(np.int64)
+        last = np.floor((self.times[-1] - self.day0) / self.visit_every)
+        if self.follow_up is not None:  # the trial's follow-up ends before the grid does
+            last = np.minimum(last, math.floor(self.follow_up / self.visit_every + 1e-9))
+        return last.astype(np.int64)
 
     @cached_property
     def visit_days(self) -> np.ndarray:
@@ -599,7 +610,8 @@ _TRIAL = [
      lambda c: np.where(c.in_cycle, c.counts, np.inf).min(axis=1), "mean"),
     # the recovery peak (self-controlled rhTPO studies report it: heme_rhtpo_selfcontrol)
     ("peak", _COUNT, "highest count from the nadir to the end of follow-up (hourly grid; on "
-     "a chemotherapy course the nadir from day 0, both within the treated cycle)",
+     "a chemotherapy course the nadir from day 0, both within the treated cycle and the "
+     "trial's follow-up)",
      "count", lambda c: c.recovering.max(axis=1), "mean"),
     # the peak during a treatment window (a study's "peak during treatment"; Chen 2025)
     ("peak_14_days", _COUNT, "highest count from the nadir to 14 days after the start of "

@@ -1106,8 +1106,12 @@ def _dropped(spec: TrialSpec, design: ArmDesign, matrix: np.ndarray,
     return (f"trial {spec.name}, arm {design.name!r}: {int(np.sum(~valid))} of "
             f"{len(matrix)} drawn virtual patients dropped, their parameters outside the "
             f"model's bounds ({'; '.join(outside) or 'not finite'}); they count as screened, "
-            f"never enrolled (summary.csv invalid_parameters); lower the CVs under "
-            f"[population] cv or check the bounds in the model file")
+            f"never enrolled (summary.csv invalid_parameters); "
+            + ("the CVs are the fit's (the file sets no [population] cv): a few patients "
+               "in the tails of a wide spread are expected; set [population] cv to change "
+               "them, or check the bounds in the model file"
+               if spec.extra.get("cv_from_fit") else
+               "lower the CVs under [population] cv or check the bounds in the model file"))
 
 
 def _nobody_enrolled(spec: TrialSpec, design: ArmDesign, screened: int, invalid: int,
