@@ -145,9 +145,13 @@ def test_figures_mark_the_chemotherapy_day_thresholds_and_response_window(small_
     try:
         axis = figures["trajectories.png"].axes[0]
         labels = axis.get_legend_handles_labels()[1]
-        start = small_trial.subjects.start_day
-        assert f"chemotherapy day 1: median day {-start.median():.1f}" in " ".join(labels)
-        assert "response threshold: PLT >= 100" in labels and "entry: PLT < 75" in labels
+        # trials/yuan2025.toml enrols in cycle 2 (a course): its chemotherapy line is the
+        # treated cycle's, days before the first treatment morning; entry is its rule
+        s = small_trial.subjects
+        before = (s.start_day - s.cycle2_day).median()
+        assert f"treated cycle's chemotherapy: median day {-before:.1f}" in " ".join(labels)
+        assert "response threshold: PLT >= 100" in labels
+        assert "entry: cycle 2 nadir < 75" in labels
         assert "response window: visits on days 1 to 14" in labels
         assert "day 0" in axis.get_xlabel()
         # responders-by-day at by_day equals the summary's response rate (the same rule)
@@ -155,6 +159,28 @@ def test_figures_mark_the_chemotherapy_day_thresholds_and_response_window(small_
         for line, (name, row) in zip(by_day.lines, small_trial.summary.iterrows()):
             assert line.get_label() == name
             assert line.get_ydata()[14] == pytest.approx(row.response_pct)
+    finally:
+        for figure in figures.values():
+            plt.close(figure)
+
+
+def test_a_course_trials_figure_names_its_eligibility_and_spans_its_follow_up():
+    # a user test (2026-12-04): a course trial's trajectory plot said "entry: PLT < 75" (an
+    # unused default) for a trial enrolling on other rules, stopped 29 days after the start
+    # of a 42-day follow-up and printed "median day -0.0"
+    import matplotlib.pyplot as plt
+
+    result = pp.run_trial(load_trial_spec(bundled_trial("prophylaxis_cycles"), subjects=30))
+    figures = trial_figures(result)
+    try:
+        axis = figures["trajectories.png"].axes[0]
+        labels = " | ".join(axis.get_legend_handles_labels()[1])
+        assert "entry: cycle 1 nadir < 75" in labels and "entry: PLT < 75" not in labels
+        assert "-0.0" not in labels and "treated cycle's chemotherapy: median day" in labels
+        # the file enrols at cycle 1's first count below 75, treated that day: the cycle
+        # began a median of start_day days before
+        assert f"median day {-result.subjects.start_day.median():.1f}" in labels
+        assert axis.get_xlim()[1] >= result.spec.follow_up_days
     finally:
         for figure in figures.values():
             plt.close(figure)

@@ -51,7 +51,7 @@ from plateletpd.simulation.simulate import _valid_rows
 from plateletpd.study.statistics import Z95, binomial_interval, kaplan_meier
 from plateletpd.study.validation_results import validation_report_lines
 from plateletpd.study.cycles import (CYCLE_LEVELS, HISTORY_RULES, ChemotherapyCourse,
-                                     HistoryRule, course_columns, course_endpoints,
+                                     HistoryRule, course_columns, course_endpoints, describe,
                                      simulate_course_arm)
 
 
@@ -939,10 +939,12 @@ def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
 
 def relative_days(spec: TrialSpec) -> np.ndarray:
     """The plotted days from the start of treatment: from before the chemotherapy (entry
-    on the cycle day given, else by a crossing, mostly within two weeks) to 29 days after."""
+    on the cycle day given, else by a crossing, mostly within two weeks) to the trial's
+    follow-up after it, at least 29 days (days past a patient's simulation are NaN)."""
     lead = max(10, *(math.ceil((14.0 if a.entry_day is None or a.entry_below is None else
                                 a.entry_day) + a.start_delay) for a in spec.arms))
-    return np.arange(-lead * 24, 29 * 24 + 1) / 24.0
+    end = max(29, math.ceil(spec.follow_up_days))
+    return np.arange(-lead * 24, end * 24 + 1) / 24.0
 
 
 def trial_chunk(spec: TrialSpec, index: int, patients: tuple, keep: int,
@@ -1641,17 +1643,42 @@ def _mark_design(axis, result: TrialResult) -> None:
     """Mark the chemotherapy day (median and 5-95% over patients, relative to day 0), the
     response threshold and the entry threshold on a trajectory plot."""
     spec = result.spec
-    if spec.arms[0].chemotherapy:
+    course = spec.extra.get("course")
+    if spec.arms[0].chemotherapy and course is None:
+        # (+ 0.0: no "-0.0" in the legend)
         low, middle, high = np.percentile(-result.subjects.start_day.to_numpy(), [5, 50, 95])
         axis.axvline(middle, color="black", lw=1.0, ls="--",
-                     label=f"chemotherapy day 1: median day {middle:.1f} (5-95%: {low:.1f} "
-                           f"to {high:.1f})")
+                     label=f"chemotherapy day 1: median day {middle + 0.0:.1f} (5-95%: "
+                           f"{low + 0.0:.1f} to {high + 0.0:.1f})")
     if spec.response.get("threshold") is not None:
         axis.axhline(spec.response["threshold"], color="green", lw=0.9, ls=":",
                      label=f"response threshold: PLT >= {spec.response['threshold']:g}")
-    if spec.arms[0].entry_below is not None:
+    if course is not None:
+        # a course enrols by its [[eligibility]] rules (the arms' entry_below is unused):
+        # name them; the treated cycle's first day, as the chemotherapy line above
+        rules = spec.extra.get("eligibility") or ()
+        begin = result.subjects.start_day.to_numpy() - _treated_cycle_day(result.subjects)
+        low, middle, high = np.percentile(-begin, [5, 50, 95])
+        axis.axvline(middle, color="black", lw=1.0, ls="--",
+                     label=f"treated cycle's chemotherapy: median day {middle + 0.0:.1f} "
+                           f"(5-95%: {low + 0.0:.1f} to {high + 0.0:.1f})")
+        axis.plot([], [], " ", label="entry: " + ("; ".join(describe(rule) for rule in rules)
+                                                  or "every patient, on day 0 of cycle 1"))
+    elif spec.arms[0].entry_below is not None:
         axis.axhline(spec.arms[0].entry_below, color="firebrick", lw=0.9, ls=":",
                      label=f"entry: PLT < {spec.arms[0].entry_below:g}")
+
+
+def _treated_cycle_day(subjects: pd.DataFrame) -> np.ndarray:
+    """Each patient's treated cycle's first day (days from cycle 1): the latest cycle
+    given on or before the first treatment morning."""
+    start = subjects.start_day.to_numpy(float)
+    columns = [c for c in subjects.columns if c.startswith("cycle") and c.endswith("_day")
+               and c[5:-4].isdigit()]
+    days = subjects[columns].to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        given = np.isfinite(days) & (days <= start[:, None] + 1e-9)
+    return np.where(given, days, -np.inf).max(axis=1)
 
 
 def _label(figure, axis, xlabel: str, ylabel: str):
