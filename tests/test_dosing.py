@@ -303,8 +303,14 @@ def test_a_route_word_is_checked_never_ignored():
     # 'po' matches hetrombopag's declared oral administration; 'iv' does not
     assert expand("hetrombopag 7.5 mg po qd d1-3", TARGETS).n_events == 3
     assert str(Regimen.parse("hetrombopag 7.5 mg po qd d1-3")) == "hetrombopag 7.5 mg po qd d1-3"
+    # the fix names what to do for THIS drug (a user test, 2026-12-04, was told to "use
+    # platelet_transfusion, chemotherapy for iv dosing" of rhTPO): drop the word or add a
+    # target; the model's other iv targets are named as other drugs
     with pytest.raises(RegimenError, match=r"says 'iv' but hetrombopag.*is given oral.*"
-                                           r"use carboplatin for iv dosing"):
+                                           r"drop the route word to give hetrombopag as the "
+                                           r"model does \(the model's iv dose targets are "
+                                           r"other drugs: carboplatin\), or add an? iv dose "
+                                           r"target for hetrombopag"):
         expand("hetrombopag 7.5 mg iv d1", TARGETS)
     # a target that does not declare its administration cannot confirm a route word
     with pytest.raises(RegimenError, match=r"rhTPO.*does not declare how it is given"):

@@ -189,9 +189,11 @@ def expand(regimen: Regimen | Dose | str, targets: Sequence[DoseTarget],
             raise RegimenError(
                 f"{label}: the regimen says {dose.administration!r} but {target.name} (dose into "
                 f"state {target.state!r}) {declared}. Fix: "
-                + (f"use {', '.join(others)} for {dose.administration} dosing"
-                   if others else "drop the route word, or add a dose target for that route "
-                   "to the model file"))
+                + f"drop the route word to give {target.name} as the model does"
+                + (f" (the model's {dose.administration} dose targets are other drugs: "
+                   f"{', '.join(others)})" if others else "")
+                + f", or add a {dose.administration} dose target for {target.name} (its own "
+                  f"state and kinetics) to the model file")
         if dose.route not in target.routes:
             fix = ("drop 'over <duration>' to give it as a bolus" if dose.route == "infusion"
                    else "give it over a duration, e.g. 'over 30min' (route='infusion')")
