@@ -332,3 +332,18 @@ def test_a_row_without_n_is_read_over_the_whole_arm_and_a_note_says_so():
     note = next(note for note in result.notes if note.startswith("no n"))
     assert "line 2 (control)" in note and f"({whole} patients)" in note
     assert "line 3" not in note and "n column" in note
+
+
+def test_a_composite_judged_among_some_patients_is_read_over_them_only():
+    # a composite with `among` is empty (NaN) outside the patients it is judged among; a
+    # response row it answers is the share among them (3 of 4 here), not over everyone
+    from plateletpd.study.check import row_reader
+
+    row = pd.Series({"endpoint": "response_proportion", "statistic": "percent",
+                     "threshold": "kept up, among those resumed", "day": math.nan})
+    composite = {"name": "kept_up", "data_threshold": "kept up, among those resumed"}
+    reader = row_reader(row, {"threshold": 100, "by_day": 14}, None,
+                        composites=(composite,))
+    table = pd.DataFrame({"kept_up": [1.0, 1.0, 0.0, 1.0, np.nan, np.nan]})
+    assert reader(table) == pytest.approx(75.0)
+    assert math.isnan(reader(table.iloc[4:]))

@@ -194,6 +194,37 @@ group = "deep"'''))
             "cycle 1 nadir < 20 (group deep)"} <= rules
 
 
+def test_cycles_counted_from_enrolment_and_a_composite_judged_among_some(tmp_path):
+    # a user test (2026-12-04) could not write "two further cycles on schedule among those
+    # who resumed chemotherapy" (Parameswaran 2014): composites named absolute cycles only
+    # and counted every enrolled patient. Flags after_entry_cycle{j}_on_time count cycles
+    # from enrolment; `among` restricts a composite's share to patients with given flags
+    path = tmp_path / "after_entry.toml"
+    path.write_text(changed(TEXT, "[[composite]]", '''[[composite]]
+name = "two_more_on_time"
+all = ["after_entry_cycle2_on_time", "after_entry_cycle3_on_time"]
+among = ["chemotherapy_resumed"]
+
+[[composite]]'''))
+    result = run_trial(load_trial_spec(path, subjects=80))
+    s = result.subjects
+    # enrolled in cycle 1: the cycles after enrolment are cycles 2, 3, 4 in order
+    assert (s.enrolment_day < s.cycle2_day.fillna(np.inf)).all()
+    for j in (1, 2, 3):
+        assert np.array_equal(s[f"after_entry_cycle{j}_on_time"].astype(bool),
+                              s[f"cycle{j + 1}_on_time"].astype(bool))
+    resumed = s.chemotherapy_resumed.astype(bool)
+    expected = (s.cycle3_on_time.astype(bool) & s.cycle4_on_time.astype(bool))[resumed]
+    assert s.two_more_on_time[~resumed].isna().all()
+    assert np.array_equal(s.two_more_on_time[resumed].astype(bool), expected)
+    for name, table in s.groupby("arm"):
+        judged = table[table.chemotherapy_resumed.astype(bool)]
+        share = 100 * (judged.cycle3_on_time.astype(bool)
+                       & judged.cycle4_on_time.astype(bool)).mean()
+        assert result.summary.loc[name, "two_more_on_time_pct"] == pytest.approx(share)
+    assert 0 < expected.mean() < 1   # the flags discriminate here
+
+
 def test_late_from_days_sets_each_patients_on_time_flags_and_delayed_cycles(tmp_path):
     # "no delay >= 4 days" (Al-Samkari 2022, Qin 2024): with re-checks every 2 days a cycle
     # held 2 days is on time; every per-patient flag follows the delays the course recorded

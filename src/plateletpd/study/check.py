@@ -429,7 +429,9 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
             return (f"the composite {composite!r} answers response_proportion rows given as "
                     f"percent or proportion without a day, not {endpoint} ({statistic}"
                     f"{'' if math.isnan(day) else f', day {day:g}'})")
-        return lambda t: scale * float(np.mean(t[composite])) if len(t) else math.nan
+        # over the patients it is judged among (a composite's `among`: empty for others)
+        return lambda t: scale * float(np.nanmean(t[composite].to_numpy(float))) \
+            if np.isfinite(t[composite].to_numpy(float)).any() else math.nan
     if endpoint == "incidence_proportion":
         return incidence_reader(row, course)
     if endpoint == "nadir_plt" and parse_cycles(row.threshold) is not None:

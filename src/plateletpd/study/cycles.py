@@ -948,13 +948,23 @@ COURSE_COLUMNS = (
      "cycle {c}'s first day (empty: not given, or follow-up ends earlier)"))
 
 
+#: flags counted from enrolment: the j-th cycle given after it (j = 1 .. cycles - 1)
+AFTER_ENTRY_COLUMN = ("after_entry_cycle{j}_on_time", "flag",
+                      "the {j}th cycle given after enrolment was on time (on its planned "
+                      "day, or less than late_from_days after it); false when fewer than {j} "
+                      "cycles were given after enrolment")
+
+
 def course_columns(cycles: int) -> list[tuple[str, str, str]]:
     """:data:`COURSE_COLUMNS` with ``{c}`` expanded for ``cycles`` cycles, in the order of
-    :func:`course_endpoints` (patients.csv): the course-wide columns, then cycle by cycle."""
+    :func:`course_endpoints` (patients.csv): the course-wide columns, cycle by cycle, then
+    the cycles counted from enrolment (:data:`AFTER_ENTRY_COLUMN`)."""
     per_cycle = [column for column in COURSE_COLUMNS if "{c}" in column[0]]
     rows = [column for column in COURSE_COLUMNS if "{c}" not in column[0]]
     for c in range(1, cycles + 1):
         rows += [tuple(text.format(c=c) for text in column) for column in per_cycle]
+    for j in range(1, cycles):
+        rows.append(tuple(text.format(j=j) for text in AFTER_ENTRY_COLUMN))
     return rows
 
 
@@ -993,4 +1003,12 @@ def course_endpoints(arm: ArmResult) -> dict:
                         **{f"cycle{c}_days_below_{level}": readings[level]
                            for level in CYCLE_LEVELS},
                         f"cycle{c}_auc_21_days": result.auc(c)})
+    # cycles counted from enrolment ("the two cycles after resumption on schedule"): the
+    # j-th cycle given after the entry day, in order of the day given
+    after_entry = given & (result.cycle_day > arm.entry_time[:, None] + 1e-9)
+    on_time = given & ~result.course.late(result.delay)
+    rank = np.cumsum(after_entry, axis=1)  # 1 at the first cycle after entry, 2 at the next
+    for j in range(1, cycles):
+        columns[f"after_entry_cycle{j}_on_time"] = (after_entry & (rank == j)
+                                                    & on_time).any(axis=1)
     return columns

@@ -239,6 +239,11 @@ TRIAL_SCHEMA = Table({
                      what='a list of flags that must all hold, e.g. ["responder"]'),
         "none": Field("list", item=Field("text"), default=[],
                       what='a list of flags none of which may hold, e.g. ["transfused"]'),
+        # a conditional share: judged only among the patients with every one of these flags
+        # ("93% of those who resumed chemotherapy"); the others are left out (empty)
+        "among": Field("list", item=Field("text"), default=[],
+                       what='a list of flags defining the patients the composite is '
+                            'judged among, e.g. ["chemotherapy_resumed"]'),
         "description": Field("text", default=""),
         # the threshold text of the data rows (response_proportion) this composite answers
         "data_threshold": Field("text", default="")}, many=True, single_ok=True),
@@ -564,7 +569,8 @@ def _course_keys(document: Document, checked: dict, arms: list) -> dict:
     flags = set(_flags(course, checked["response"]))
     composites = []
     for number, entry in enumerate(checked["composite"]):
-        unknown = [name for name in (*entry["all"], *entry["none"]) if name not in flags]
+        unknown = [name for name in (*entry["all"], *entry["none"], *entry["among"])
+                   if name not in flags]
         if unknown:
             raise document.fail(("composite", number), f"{unknown[0]!r} is not a per-patient "
                                 f"flag{closest(unknown[0], sorted(flags))}; flags: "
@@ -890,7 +896,12 @@ def patient_endpoints(arm: ArmResult, response: dict, visit_every: float,
             value &= flags[name].astype(bool).to_numpy()
         for name in composite["none"]:
             value &= ~flags[name].astype(bool).to_numpy()
-        table[composite["name"]] = value
+        among = np.ones(len(table), dtype=bool)
+        for name in composite.get("among", ()):
+            among &= flags[name].astype(bool).to_numpy()
+        # outside the patients it is judged among: empty (NaN), left out of its share
+        table[composite["name"]] = value if among.all() and not composite.get("among") \
+            else np.where(among, value.astype(float), np.nan)
     return table
 
 
@@ -1175,11 +1186,11 @@ def _summarise(name: str, table: pd.DataFrame, screened: int, invalid: int,
         row.update(_estimate(f"mean_{column}", mean, mean - half, mean + half))
     for column, kind in _course_summary(spec):
         values = table[column].to_numpy(dtype=float)
-        if kind == "pct":
-            hits = int(np.sum(values > 0))
-            low, high = binomial_interval(hits, n)
-            row.update(_estimate(f"{column}_pct", 100 * hits / n if n else math.nan,
-                                 100 * low, 100 * high))
+        if kind == "pct":  # over the patients with a value (a composite's `among`)
+            hits, judged = int(np.sum(values > 0)), int(np.sum(np.isfinite(values)))
+            low, high = binomial_interval(hits, judged)
+            row.update(_estimate(f"{column}_pct", 100 * hits / judged if judged
+                                 else math.nan, 100 * low, 100 * high))
         elif kind == "km":
             curve = kaplan_meier(values, table["chemotherapy_resumed"].to_numpy())
             row.update(_estimate(f"median_{column}", curve.median(), *curve.median_interval()))
@@ -1368,7 +1379,9 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
         rows.append(("patients.csv", composite["name"], "flag", composite["description"] or
                      "composite: all of " + ", ".join(composite["all"]) + (
                          " and none of " + ", ".join(composite["none"])
-                         if composite["none"] else "")))
+                         if composite["none"] else "") + (
+                         "; judged among the patients with " + ", ".join(composite["among"])
+                         + " (empty for the others)" if composite.get("among") else "")))
     if spec is not None and spec.extra.get("subgroups"):
         groups = spec.extra["subgroups"]
         rows.append(("patients.csv", "subgroup", "", f"[subgroups] label from "
