@@ -225,6 +225,71 @@ among = ["chemotherapy_resumed"]
     assert 0 < expected.mean() < 1   # the flags discriminate here
 
 
+ARM_ENTRY = """[trial]
+name = "per_arm_entry"
+seed = 7
+subjects_per_arm = 60
+follow_up_days = 28
+
+[chemotherapy]
+regimen = "chemotherapy 1 dose"
+cycle_days = 21
+cycles = 2
+
+[[eligibility]]
+rule = "nadir_below"
+below = 75
+cycle = 2
+
+[response]
+threshold = 100
+by_day = 14
+
+[[arms]]
+name = "rhTPO at < 50"
+treatment = ["rhTPO 15000 U"]
+[[arms.eligibility]]
+rule = "nadir_below"
+below = 50
+cycle = 2
+
+[[arms]]
+name = "rhTPO at < 75"
+treatment = ["rhTPO 15000 U"]
+"""
+
+
+def test_an_arm_may_enrol_by_its_own_eligibility_rules(tmp_path):
+    # a user test (2026-12-04): Yang 2024's groups, rhTPO started at PLT 25-50, 50-75 or
+    # <= 25, needed one file each. An arm's [[arms.eligibility]] replaces the trial's rules
+    path = tmp_path / "arm_entry.toml"
+    path.write_text(ARM_ENTRY)
+    result = run_trial(load_trial_spec(path))
+    s = result.subjects
+    low, high = arm(result, "rhTPO at < 50"), arm(result, "rhTPO at < 75")
+    assert (low.cycle2_nadir < 50).all() and (high.cycle2_nadir < 75).all()
+    assert (high.cycle2_nadir >= 50).any()      # the trial's own rule lets more in
+    assert len(low) < len(high)
+    rules = result.screening.set_index("arm").rule
+    assert rules["rhTPO at < 50"] == "cycle 2 nadir < 50"
+    assert rules["rhTPO at < 75"] == "cycle 2 nadir < 75"
+    assert set(s.arm) == {"rhTPO at < 50", "rhTPO at < 75"}
+
+
+@pytest.mark.parametrize("old, new, marker, phrases", [
+    # entry_below is a one-cycle trial's; a course's arm takes rules
+    ('name = "rhTPO at < 75"\n', 'name = "rhTPO at < 75"\nentry_below = 50\n',
+     "entry_below = 50", ["with a [chemotherapy] course patients enrol by [[eligibility]]",
+                          "[[arms.eligibility]]"]),
+    # an arm's rule is checked against the course like the trial's
+    ("below = 50\ncycle = 2", "below = 50\ncycle = 9", "[[arms.eligibility]]",
+     ["arm 'rhTPO at < 50'", "cycle must be a whole number from 1 to 2"]),
+])
+def test_bad_arm_entry_is_named_with_file_line_and_fix(tmp_path, old, new, marker, phrases):
+    assert_named(changed(ARM_ENTRY, old, new), tmp_path / "bad.toml", load_trial_spec,
+                 TrialSpecError, marker, phrases)
+
+
 def test_late_from_days_sets_each_patients_on_time_flags_and_delayed_cycles(tmp_path):
     # "no delay >= 4 days" (Al-Samkari 2022, Qin 2024): with re-checks every 2 days a cycle
     # held 2 days is on time; every per-patient flag follows the delays the course recorded

@@ -142,6 +142,18 @@ _FOLLOW_UP = Ref("trial", "follow_up_days")
 _WITHIN = ("the response is judged within the follow-up: lower it or raise [trial] "
            "follow_up_days ({high:g})")
 _AT_OR_AFTER = dict(low=0.0, low_included=True, whole=True)
+#: an [[eligibility]] rule on the simulated history (a trial's, or one arm's own)
+_ELIGIBILITY = Table({
+        "rule": Field("text", required=True, choices=HISTORY_RULES),
+        "below": Field(unit="10^9/L"), "days": Field(unit="days"),
+        "day": Field(low_included=True, unit="cycle day"),
+        "cycle": Field(whole=True, what="a cycle number from 1"),
+        "group": Field("text", default="", what="a group name: the rules of one group "
+                       "must all hold, and one group is enough (rules without a group hold "
+                       "for every group)")},
+        many=True, single_ok=True,
+        what='[[eligibility]] tables such as { rule = "nadir_below", below = 75, cycle = 1 }')
+
 TRIAL_SCHEMA = Table({
     "trial": Table({
         "name": Field("text"), "description": Field("text", default=""),
@@ -214,16 +226,7 @@ TRIAL_SCHEMA = Table({
                                   what="a coefficient of variation (0.2 = 20%)"),
         "points_per_day": Field(whole=True, default=6, high=96,
                                 what="output points per day (6: every 4 hours)")}),
-    "eligibility": Table({
-        "rule": Field("text", required=True, choices=HISTORY_RULES),
-        "below": Field(unit="10^9/L"), "days": Field(unit="days"),
-        "day": Field(low_included=True, unit="cycle day"),
-        "cycle": Field(whole=True, what="a cycle number from 1"),
-        "group": Field("text", default="", what="a group name: the rules of one group "
-                       "must all hold, and one group is enough (rules without a group hold "
-                       "for every group)")},
-        many=True, single_ok=True,
-        what='[[eligibility]] tables such as { rule = "nadir_below", below = 75, cycle = 1 }'),
+    "eligibility": _ELIGIBILITY,
     # subgroups of the enrolled by a covariate's value (ITP phase from its duration)
     "subgroups": Table({
         "covariate": Field("text", required=True, nonempty=True),
@@ -283,6 +286,11 @@ TRIAL_SCHEMA = Table({
                                  "duration rows whose threshold names none"),
         "treatment": Field("list", item=Field("text"), default=[],
                            what='a list of doses, e.g. ["rhTPO 15000 U"]'),
+        # an arm enrolled at its own level or by its own rules ("rhTPO started at PLT 25-50",
+        # "at <= 25": groups defined by the count at the start), replacing the trial's
+        "entry_below": Field(unit="10^9/L", what="the count below which this arm's patients "
+                             "enrol (replaces [enrolment] entry_below), e.g. 50"),
+        "eligibility": _ELIGIBILITY,
         "chemotherapy": Field("text", nonempty=True, what='the arm\'s own chemotherapy, '
                               'e.g. "chemotherapy 0.8 dose" (a course\'s regimen, or the '
                               '[enrolment] chemotherapy)'),
@@ -566,6 +574,24 @@ def _course_keys(document: Document, checked: dict, arms: list) -> dict:
                                     f"{first_support}: eligibility is judged on the "
                                     f"untreated history before any study dose, so judge a "
                                     f"cycle before {first_support}", table=True)
+    # arms with their own [[arms.eligibility]] rules (in place of the trial's)
+    arm_rules = {}
+    for index, entry in enumerate(checked["arms"]):
+        if not entry["eligibility"] or course is None:
+            continue
+        own = tuple(HistoryRule(**dict(rule)) for rule in entry["eligibility"])
+        for number, rule in enumerate(own):
+            problems = rule.problems(course)
+            support = min(entry["support_cycles"], default=None)
+            if support is not None and rule.judged_cycle >= support and \
+                    not (rule.rule == "below_for_days" and rule.cycle is None):
+                problems.append(f"the rule judges cycle {rule.judged_cycle}, but the arm's "
+                                f"support starts in cycle {support}: judge an earlier cycle")
+            if problems:
+                raise document.fail(("arms", index, "eligibility", number),
+                                    f"arm {entry['name']!r}: " + "; ".join(problems),
+                                    table=True)
+        arm_rules[entry["name"]] = own  # by name: a subset of arms keeps its rules
     flags = set(_flags(course, checked["response"]))
     composites = []
     for number, entry in enumerate(checked["composite"]):
@@ -589,7 +615,8 @@ def _course_keys(document: Document, checked: dict, arms: list) -> dict:
                                 f"already; a data row is read from one composite: keep "
                                 f"data_threshold on one of them")
         composites.append(dict(entry))
-    return {"course": course, "eligibility": rules, "composites": tuple(composites),
+    return {"course": course, "eligibility": rules, "arm_eligibility": arm_rules,
+            "composites": tuple(composites),
             "between_cycle_cv": checked["chemotherapy"]["between_cycle_cv"]
             if course is not None else 0.0}
 
@@ -679,7 +706,9 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
     try:
         design = ArmDesign(
             name=entry["name"], chemotherapy=chemotherapy,
-            treatment=tuple(entry["treatment"]), entry_below=enrolment["entry_below"],
+            treatment=tuple(entry["treatment"]),
+            entry_below=enrolment["entry_below"] if entry["entry_below"] is None
+            else entry["entry_below"],
             entry_day=enrolment["entry_day"], start_delay=enrolment["start_delay"],
             stop_at=entry["stop_at"], stop_rise=entry["stop_rise"],
             max_days=entry["max_days"], follow_up_days=checked["trial"]["follow_up_days"],
@@ -699,6 +728,16 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
         message = str(error)
         raise document.fail(where, message if message.startswith(named)
                             else named + message) from None
+    if entry["entry_below"] is not None and course is not None:
+        raise document.fail((*where, "entry_below"), f"arm {entry['name']!r}: with a "
+                            f"[chemotherapy] course patients enrol by [[eligibility]] rules; "
+                            f"give the arm its own rules instead, e.g. [[arms.eligibility]] "
+                            f"rule = \"nadir_below\", below = {entry['entry_below']:g}, "
+                            f"cycle = 2")
+    if entry["eligibility"] and course is None:
+        raise document.fail((*where, "eligibility"), f"arm {entry['name']!r}: eligibility "
+                            f"on the simulated history needs a [chemotherapy] course; "
+                            f"without one give the arm its own entry_below")
     if design.support and course is None:
         raise document.fail((*where, "support"), f"arm {entry['name']!r}: support doses go "
                             f"with chemotherapy cycles; add a [chemotherapy] table (regimen, "
@@ -1043,8 +1082,9 @@ def _simulate_arm(spec: TrialSpec, index: int, design: ArmDesign, vectors: np.nd
         return simulate_treatment_arm(spec.model, design, vectors, measure=measure)
     if design.chemotherapy != course.regimen:  # the arm's own chemotherapy
         course = replace(course, regimen=design.chemotherapy)
+    rules = spec.extra.get("arm_eligibility", {}).get(design.name, spec.extra["eligibility"])
     return simulate_course_arm(spec.model, design, course, vectors,
-                               spec.extra["eligibility"], support=design.support,
+                               rules, support=design.support,
                                support_cycles=design.support_cycles,
                                exposure=_exposure(spec, index, patients), measure=measure,
                                measure_checks=(lambda rows: _check_observer(
@@ -1670,6 +1710,9 @@ def _mark_design(axis, result: TrialResult) -> None:
         # a course enrols by its [[eligibility]] rules (the arms' entry_below is unused):
         # name them; the treated cycle's first day, as the chemotherapy line above
         rules = spec.extra.get("eligibility") or ()
+        if spec.extra.get("arm_eligibility"):  # arms with their own rules: name them all
+            rules = tuple(dict.fromkeys(rule for design in spec.arms for rule in
+                                        spec.extra["arm_eligibility"].get(design.name, rules)))
         begin = result.subjects.start_day.to_numpy() - _treated_cycle_day(result.subjects)
         low, middle, high = np.percentile(-begin, [5, 50, 95])
         axis.axvline(middle, color="black", lw=1.0, ls="--",
