@@ -167,3 +167,16 @@ def test_progress_rewrites_a_terminal_line_and_writes_a_log_one_line_per_update(
     pp.run_trial(spec, progress=True)
     err = capsys.readouterr().err
     assert "\r" not in err and "arm 1/1 untreated: 5/5 patients" in err
+
+
+def test_show_prints_sources_left_aligned_without_padding_the_lines(capsys):
+    # a user test (2026-12-04): `plateletpd show` padded every parameter line with hundreds
+    # of spaces (right-aligned long sources)
+    from plateletpd.cli import SOURCE_WIDTH
+
+    assert main(["show", "cit_marrow_reserve"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines[2:60])) <= 200  # the parameter table (line 1: the model)
+    row = next(line for line in lines if line.startswith("tpo_baseline "))
+    assert "Hou 1998" in row and row.rstrip() == row  # the source read left to right
+    assert any(f"cut at {SOURCE_WIDTH} characters" in line for line in lines)

@@ -49,6 +49,10 @@ def command_models(args) -> int:
     return 0
 
 
+#: characters of a parameter's source that ``plateletpd show`` prints
+SOURCE_WIDTH = 90
+
+
 def command_show(args) -> int:
     import pandas as pd
 
@@ -57,9 +61,16 @@ def command_show(args) -> int:
     model = load_model(args.model)
     print(model)
     print(f"file: {model.path}\n")
-    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+    with pd.option_context("display.width", 200):
         table = model.parameter_table()
-        print(table[["value", "unit", "lower", "upper", "source"]].to_string())
+        shown = table[["value", "unit", "lower", "upper"]].copy()
+        # sources are long: cut, left-aligned (right-aligned they padded each line with
+        # hundreds of spaces); the whole text is in the model file and its card
+        shown["source"] = [text if len(text) <= SOURCE_WIDTH else
+                           text[:SOURCE_WIDTH - 3] + "..." for text in table.source]
+        print(shown.to_string(formatters={"source": lambda text: f"  {text}"},
+                              justify="left"))
+        print(f"(sources cut at {SOURCE_WIDTH} characters: the whole text is in {model.path})")
     print("\nstates:", ", ".join(f"{s.name} [{s.unit}]" for s in model.states))
     print("outputs:", ", ".join(f"{o.name} [{o.unit}]" for o in model.outputs))
     print("drugs:", ", ".join(f"{d.name} -> {d.state} [{d.amount_unit}]"
