@@ -323,3 +323,28 @@ def test_an_arm_may_enrol_at_its_own_count_in_a_one_cycle_trial(tmp_path):
     assert 50 < others.platelets_at_start.mean() < 75
     # the arm's patients cross 25 later in their fall than the others cross 75
     assert low.enrolment_day.median() > others.enrolment_day.median()
+
+
+def test_response_rates_by_more_days_than_by_day(tmp_path):
+    # "53.4% by day 5, 82.8% by day 11, 96.6% by day 18" (a user test's avatrombopag
+    # cohort) needed data rows or patients.csv: also_by_days gives each day's flag and rate
+    text = SPEC.read_text().replace("by_day = 14", "by_day = 14\nalso_by_days = [5, 14, 21]",
+                                    1)
+    (tmp_path / "days.toml").write_text(text)
+    result = run_trial(load_trial_spec(tmp_path / "days.toml", subjects=40, seed=5))
+    s = result.subjects
+    # the same rule as responder: by day 14 it IS the responder flag
+    assert np.array_equal(s.responder_by_day_14.astype(bool), s.responder.astype(bool))
+    for day in (5, 21):
+        expected = s.response_day.to_numpy() <= day   # first responding visit by that day
+        assert np.array_equal(s[f"responder_by_day_{day}"].astype(bool), expected)
+    early, late = s.responder_by_day_5.astype(bool), s.responder_by_day_21.astype(bool)
+    assert (early <= late).all() and early.sum() < late.sum()
+    summary = result.summary
+    for name, table in s.groupby("arm"):
+        assert summary.loc[name, "responder_by_day_5_pct"] == pytest.approx(
+            100 * table.responder_by_day_5.mean())
+    text = text.replace("also_by_days = [5, 14, 21]", "also_by_days = [5, 90]")
+    (tmp_path / "late.toml").write_text(text)
+    with pytest.raises(TrialSpecError, match=r"also_by_days.*day 90 is after the follow-up"):
+        load_trial_spec(tmp_path / "late.toml")

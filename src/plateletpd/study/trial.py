@@ -271,7 +271,11 @@ TRIAL_SCHEMA = Table({
                            what="a list of visit days from day 0, e.g. [42, 84]"),
         "at_visit_levels": Field("list", item=Field(unit="10^9/L"), default=[],
                                  what="a list of counts, e.g. [30, 100] (default: the "
-                                      "threshold)")}),
+                                      "threshold)"),
+        # the response rate by more days than by_day ("53% by day 5, 83% by day 11"): one
+        # flag per day, responder_by_day_{day}, and its percentage in the summary
+        "also_by_days": Field("list", item=Field(unit="days"), default=[],
+                              what="a list of days from day 0, e.g. [7, 21]")}),
     "arms": Table({
         "name": Field("text", required=True, nonempty=True,
                       what="text in quotes, a unique name for the arm"),
@@ -426,6 +430,11 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
     late = [day for day in response["at_visits"] if day > trial["follow_up_days"]]
     if late:
         raise fail(("response", "at_visits"), f"visit day {late[0]:g} is after the follow-up "
+                   f"({trial['follow_up_days']:g} days): lower it or raise [trial] "
+                   f"follow_up_days")
+    late = [day for day in response["also_by_days"] if day > trial["follow_up_days"]]
+    if late:
+        raise fail(("response", "also_by_days"), f"day {late[0]:g} is after the follow-up "
                    f"({trial['follow_up_days']:g} days): lower it or raise [trial] "
                    f"follow_up_days")
     if response["at_visits"] and not (response["at_visit_levels"] or response["threshold"]):
@@ -629,11 +638,22 @@ def visit_levels(response: dict) -> list[tuple[float, float, str]]:
             for level in levels for day in response.get("at_visits") or []]
 
 
+def response_days(response: dict) -> list[tuple[float, str]]:
+    """(day, column) of the ``[response] also_by_days`` flags."""
+    return [(day, f"responder_by_day_{day:g}") for day in response.get("also_by_days") or []]
+
+
 def visit_flags(courses: Courses, response: dict) -> dict:
     """Per patient, whether the count at each ``at_visits`` day (measured when visits
-    measure counts) is at or above each level; False after the end of follow-up."""
-    return {column: np.nan_to_num(courses.measured(day), nan=-np.inf) >= level
-            for level, day, column in visit_levels(response)}
+    measure counts) is at or above each level (False after the end of follow-up), and
+    whether a visit on days 1 to each ``also_by_days`` day met the response rule (as
+    ``responder`` by ``by_day``)."""
+    flags = {column: np.nan_to_num(courses.measured(day), nan=-np.inf) >= level
+             for level, day, column in visit_levels(response)}
+    for day, column in response_days(response):
+        flags[column] = np.any(courses.responded & (courses.visit_days <= day)[None, :],
+                               axis=1)
+    return flags
 
 
 def _subgroups(document: Document, checked: dict, model: Model) -> dict | None:
@@ -686,6 +706,7 @@ def _flags(course: ChemotherapyCourse | None, response: dict) -> list[str]:
     """The per-patient flags a composite endpoint may combine."""
     flags = [e.name for e in trial_endpoints() if e.kind == "flag"] + ["transfused"]
     flags += [column for _, _, column in visit_levels(response)]
+    flags += [column for _, column in response_days(response)]
     if course is not None:
         flags += [name for name, unit, _ in course_columns(course.cycles) if unit == "flag"]
     return flags
@@ -1260,6 +1281,7 @@ def _course_summary(spec: TrialSpec | None) -> list[tuple[str, str]]:
                             if name == "days_to_next_cycle" else "mean"))
     columns += [(composite["name"], "pct") for composite in spec.extra.get("composites", ())]
     columns += [(column, "pct") for _, _, column in visit_levels(spec.response)]
+    columns += [(column, "pct") for _, column in response_days(spec.response)]
     return columns
 
 
@@ -1298,6 +1320,10 @@ def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]
     described.update({column: f"PLT >= {level:g} at the visit of day {day:g}"
                       for level, day, column in (visit_levels(spec.response)
                                                  if spec is not None else [])})
+    described.update({column: f"responders by day {day:g} (the response rule, visits on "
+                              f"days 1 to {day:g})"
+                      for day, column in (response_days(spec.response)
+                                          if spec is not None else [])})
     described.update({c["name"]: c["description"] or "composite: all of " + ", ".join(
         c["all"]) + (" and none of " + ", ".join(c["none"]) if c["none"] else "")
         for c in (spec.extra.get("composites", ()) if spec is not None else ())})
@@ -1415,6 +1441,9 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
     for level, day, column in (visit_levels(spec.response) if spec is not None else []):
         rows.append(("patients.csv", column, "flag", f"the count at the visit of day {day:g} "
                      f"(measured with measurement_error) is at least {level:g}"))
+    for day, column in (response_days(spec.response) if spec is not None else []):
+        rows.append(("patients.csv", column, "flag", f"a visit on days 1 to {day:g} met the "
+                     f"response rule (not a patient at or above the threshold at day 0)"))
     for composite in (spec.extra.get("composites", ()) if spec is not None else ()):
         rows.append(("patients.csv", composite["name"], "flag", composite["description"] or
                      "composite: all of " + ", ".join(composite["all"]) + (
