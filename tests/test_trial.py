@@ -348,3 +348,27 @@ def test_response_rates_by_more_days_than_by_day(tmp_path):
     (tmp_path / "late.toml").write_text(text)
     with pytest.raises(TrialSpecError, match=r"also_by_days.*day 90 is after the follow-up"):
         load_trial_spec(tmp_path / "late.toml")
+
+
+def test_min_days_gives_the_first_doses_whatever_the_stop_rule(tmp_path):
+    # "avatrombopag for 5-10 days" (a user test's cohort): at least 5 doses, then the stop
+    # rule. With a stop at 60 most of the arm would stop within days of starting below 75
+    base = one_cycle(SPEC.read_text())
+    arm = base.index('name = "rhTPO 15000 U"')
+    low_stop = base[:arm] + base[arm:].replace("stop_at = 100\nstop_rise = 50",
+                                               "stop_at = 60", 1)
+    at_least = low_stop.replace("stop_at = 60", "stop_at = 60\nmin_days = 5", 1)
+    doses = {}
+    for name, text in (("plain", low_stop), ("min5", at_least)):
+        (tmp_path / f"{name}.toml").write_text(text)
+        result = run_trial(load_trial_spec(tmp_path / f"{name}.toml", subjects=60, seed=3))
+        s = result.subjects
+        doses[name] = s[s.arm == "rhTPO 15000 U"].treatment_doses.to_numpy()
+    assert (doses["plain"] < 5).any()                 # the stop rule alone stops earlier
+    assert (doses["min5"] >= 5).all()                 # every patient gets the first five
+    assert (doses["min5"] >= doses["plain"]).all()
+    bad = low_stop.replace("stop_at = 60", "stop_at = 60\nmin_days = 20", 1)
+    (tmp_path / "bad.toml").write_text(bad)
+    with pytest.raises(TrialSpecError, match=r"min_days must be a whole number of days from "
+                                             r"0 to max_days \(14\), got 20"):
+        load_trial_spec(tmp_path / "bad.toml")

@@ -151,6 +151,7 @@ class ArmDesign:
     stop_at: float | None = 100.0            # x10^9/L
     stop_rise: float | None = None           # x10^9/L above the count at entry
     max_days: int = 14
+    min_days: int = 0                        # treatment days given whatever the stop rules
     follow_up_days: float = 35.0
     points_per_day: int = 24
     smooth_stop: bool = False                # fitting: doses weighted by P(not yet stopped)
@@ -170,6 +171,9 @@ class ArmDesign:
             problems.append("an arm needs a name")
         if not (isinstance(self.max_days, int) and 0 <= self.max_days <= 365):
             problems.append(f"max_days must be a whole number of days, got {self.max_days!r}")
+        elif not (isinstance(self.min_days, int) and 0 <= self.min_days <= self.max_days):
+            problems.append(f"min_days must be a whole number of days from 0 to max_days "
+                            f"({self.max_days}), got {self.min_days!r}")
         for label in ("start_delay", "follow_up_days") + (
                 ("entry_below",) if self.entry_below is not None else ()):
             value = getattr(self, label)
@@ -471,9 +475,11 @@ def resolve_treatment(model: Model, design: ArmDesign) -> Treatment:
         j = entry_of(new.drug, f"titration dose {rule.dose!r}")
         rules.append(_Rule("set", grid == rule.day, rule.below, False, j,
                            ratio=ratio(j, f"{new.amount:.17g} {new.unit}", "titration dose")))
+    # the first min_days doses are given whatever the count ("treated for 5-10 days")
+    may_stop = on_morning & (grid >= design.min_days)
     for level, rise in ((design.stop_at, False), (design.stop_rise, True)):
         if level is not None:
-            rules.append(_Rule("stop", on_morning, level, True, rise=rise))
+            rules.append(_Rule("stop", may_stop, level, True, rise=rise))
     at_visit = np.isin(grid, visits)
     for number, rule in enumerate(design.rules, start=1):
         what = f"dose rule {number} ({rule.action})"
@@ -739,7 +745,7 @@ def _smooth_arm(model, design, vectors, covariates, chemotherapy, times, index, 
     if design.stop_rise is not None:
         go_on *= logistic((design.stop_rise - morning_counts + entry_count[:, None])
                           / STOP_WIDTH)
-    go_on[:, 0] = 1.0
+    go_on[:, :max(1, design.min_days)] = 1.0  # the first dose, and the first min_days
     weight = np.cumprod(go_on, axis=1)
     stopped = weight.sum(axis=1)
     amounts[:, is_treatment] *= weight[:, dose_day]

@@ -311,6 +311,8 @@ TRIAL_SCHEMA = Table({
         "stop_at": Field(default=100.0, may_be_false=True, unit="10^9/L"),
         "stop_rise": Field(default=False, may_be_false=True, unit="10^9/L"),
         "max_days": Field(default=14, high=365, **_AT_OR_AFTER),
+        # a minimum course ("5-10 days"): the stop rules act from this treatment day on
+        "min_days": Field(default=0, high=365, **_AT_OR_AFTER),
         "titration": Table({"day": Field(required=True, **_AT_OR_AFTER),
                             "below": Field(required=True, unit="10^9/L"),
                             "dose": Field("text", required=True, fix="a titration takes "
@@ -732,7 +734,8 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             else entry["entry_below"],
             entry_day=enrolment["entry_day"], start_delay=enrolment["start_delay"],
             stop_at=entry["stop_at"], stop_rise=entry["stop_rise"],
-            max_days=entry["max_days"], follow_up_days=checked["trial"]["follow_up_days"],
+            max_days=entry["max_days"], min_days=entry["min_days"],
+            follow_up_days=checked["trial"]["follow_up_days"],
             titrations=tuple(Titration(**rule) for rule in entry["titration"]),
             rescue=Rescue(**{k: v for k, v in entry["rescue"].items() if v is not None})
             if entry["rescue"] else None,
