@@ -131,6 +131,7 @@ def test_the_nadir_and_days_below_are_the_treated_cycles_not_the_whole_courses(p
     # cycle is cycle 1: its nadir and days below 50 are the course columns cycle1_nadir and
     # cycle1_days_below_50, computed by CourseResult.readings on the course's own windows
     s = prophylaxis.subjects
+    assert (s.treated_cycle == 1).all()   # the column a reader finds it in
     assert np.allclose(s.nadir, s.cycle1_nadir, rtol=0, atol=1e-12)
     assert np.allclose(s.days_below_50, s.cycle1_days_below_50, rtol=0, atol=1e-9)
     # the whole course's nadir is its own column, never above the treated cycle's, and
@@ -159,6 +160,8 @@ def test_visit_endpoints_end_with_the_trials_follow_up_not_the_courses_grid():
     # those never at 100 within the follow-up are censored at its last visit (day 28)
     never = below & ~s.reached_100.astype(bool)
     assert never.sum() >= 3 and (s.days_to_100[never] == follow_up).all()
+    # enrolled while cycle 2 is held: the treated cycle is the one before it
+    assert (s.treated_cycle[s.enrolment_day < s.cycle2_day.fillna(np.inf)] == 1).all()
     assert (result.summary.median_days_to_100.dropna() <= follow_up).all()
 
 
@@ -274,6 +277,7 @@ def test_an_arm_may_enrol_by_its_own_eligibility_rules(tmp_path):
     assert rules["rhTPO at < 50"] == "cycle 2 nadir < 50"
     assert rules["rhTPO at < 75"] == "cycle 2 nadir < 75"
     assert set(s.arm) == {"rhTPO at < 50", "rhTPO at < 75"}
+    assert (s.treated_cycle == 2).all()   # enrolled on cycle 2's nadir, treated in it
 
 
 @pytest.mark.parametrize("old, new, marker, phrases", [

@@ -929,6 +929,9 @@ COURSE_COLUMNS = (
      "the end of follow-up when none: see chemotherapy_resumed)"),
     ("course_nadir", "x10^9/L", "lowest count over the whole course, every cycle from cycle "
      "1 (before enrolment too; nadir is the treated cycle's)"),
+    ("treated_cycle", "cycle", "the cycle in which treatment started (the latest given on or "
+     "before the first treatment morning; a patient enrolled while a cycle is held: the "
+     "cycle before it)"),
     ("cycle{c}_day", "days", "day cycle {c} was given, from cycle 1 (empty: never)"),
     ("cycle{c}_delay_days", "days", "cycle {c}'s delay (inf: never given after a delay)"),
     ("cycle{c}_dose", "fraction", "cycle {c}'s chemotherapy dose as a fraction of the full "
@@ -985,7 +988,9 @@ def course_endpoints(arm: ArmResult) -> dict:
                "chemotherapy_resumed": resumed,
                "days_to_next_cycle": np.where(resumed, after, result.times[-1])
                - arm.entry_time,
-               "course_nadir": result.platelets.min(axis=1)}
+               "course_nadir": result.platelets.min(axis=1),
+               "treated_cycle": np.sum(given & (result.cycle_day
+                                                <= arm.start_time[:, None] + 1e-9), axis=1)}
     rescue_times = np.asarray(arm.extra.get("rescue_times", np.full((arm.n, 0), np.nan)))
     for c in range(1, cycles + 1):
         readings = result.readings(c, CYCLE_LEVELS)  # one pass over the cycle's window

@@ -1758,15 +1758,11 @@ def _mark_design(axis, result: TrialResult) -> None:
 
 
 def _treated_cycle_day(subjects: pd.DataFrame) -> np.ndarray:
-    """Each patient's treated cycle's first day (days from cycle 1): the latest cycle
-    given on or before the first treatment morning."""
-    start = subjects.start_day.to_numpy(float)
-    columns = [c for c in subjects.columns if c.startswith("cycle") and c.endswith("_day")
-               and c[5:-4].isdigit()]
-    days = subjects[columns].to_numpy(float)
-    with np.errstate(invalid="ignore"):
-        given = np.isfinite(days) & (days <= start[:, None] + 1e-9)
-    return np.where(given, days, -np.inf).max(axis=1)
+    """Each patient's treated cycle's first day (days from cycle 1), from its
+    ``treated_cycle`` and that cycle's ``cycle{c}_day``."""
+    cycle = subjects.treated_cycle.to_numpy(int)
+    return np.array([subjects[f"cycle{c}_day"].iat[row] for row, c in enumerate(cycle)],
+                    dtype=float)
 
 
 def _label(figure, axis, xlabel: str, ylabel: str):
