@@ -381,3 +381,30 @@ def test_a_file_with_rule_tables_runs_and_reports_the_rules(tmp_path):
         ArmDesign("x", treatment=("rhTPO 15000 U d2,4,6,9",), smooth_stop=True)
     with pytest.raises(pp.PlateletPDError, match="dose rule 1: when must be one of"):
         ArmDesign("x", rules=(DoseRule("over", 100, "stop"),))
+
+
+def test_from_day_leaves_the_baseline_visit_out_of_a_rule(tmp_path):
+    # a user test (2026-12-04): an ITP arm "starting at 5 mg" with "below 50: increase" got
+    # 7.5 mg from its second dose, because the rule is judged at the day-0 (baseline) visit,
+    # where every ITP patient is below 50. from_day = 7 leaves that visit out: over the first
+    # week (weekly visits, seven daily doses) the arm then gets its starting dose only
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "trials" / "itp_phase3.toml").read_text()
+    week = text.replace("max_days = 56", "max_days = 7")
+    judged_from_7 = week.replace(
+        'step = "2.5 mg", max = "7.5 mg" }', 'step = "2.5 mg", max = "7.5 mg", from_day = 7 }')
+    assert judged_from_7.count("from_day = 7") == 2  # both drug arms
+    intensity = {}
+    for name, content in (("baseline", week), ("from7", judged_from_7)):
+        (tmp_path / f"{name}.toml").write_text(content)
+        result = pp.run_trial(load_trial_spec(tmp_path / f"{name}.toml", subjects=40))
+        s = result.subjects
+        intensity[name] = s[s.arm == "HETROM-5"].dose_intensity.to_numpy()
+    # judged at baseline: every patient below 50 there gets a higher dose from dose 2
+    assert (intensity["baseline"] > 1.0).mean() > 0.9
+    assert np.allclose(intensity["from7"], 1.0)   # the starting dose throughout week 1
+    bad = judged_from_7.replace("from_day = 7", "from_day = -7", 1)
+    (tmp_path / "bad.toml").write_text(bad)
+    with pytest.raises(TrialSpecError, match="from_day"):
+        load_trial_spec(tmp_path / "bad.toml")

@@ -263,3 +263,37 @@ def test_the_check_command_takes_lines_and_refuses_malformed_ones(tmp_path, caps
     assert main(["check", str(NHLB), "--data", str(DATA), "--n", "20", "--replicates", "2",
                  "--lines", "5,76-77"]) == 2
     assert "lines 5 are not rows of study" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- transfusions (user test)
+def _transfusion_table():
+    """Five patients of a 3-cycle course: patient 4 never given cycle 2; transfusions in
+    cycle 1 (patient 0), cycle 2 (patients 1 and 2) and cycle 3 (patient 2)."""
+    return pd.DataFrame({
+        "cycle1_day": [0.0] * 5, "cycle2_day": [21, 21, 28, 21, np.nan],
+        "cycle3_day": [42, 42, 49, 42, np.nan],
+        "cycle1_transfused": [True, False, False, False, True],
+        "cycle2_transfused": [False, True, True, False, False],
+        "cycle3_transfused": [False, False, True, False, False],
+        "cycle2_nadir": [60.0, 20.0, 45.0, 80.0, np.nan],
+        "transfusions": [1, 1, 2, 0, 1]})
+
+
+def test_transfusion_incidence_rows_are_read_from_the_rescue_records():
+    # a user test (2026-12-04) was refused "platelet transfusion, cycle 1" ("names no event
+    # the trial can count") though the trial keeps cycle{c}_transfused (Vadhan-Raj 2000:
+    # 75% transfused in cycle 1, 25% in cycle 2)
+    course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=3)
+    table = _transfusion_table()
+    read = lambda text: row_reader(row(text), RESPONSE, course)(table)  # noqa: E731
+    assert read("platelet transfusion") == pytest.approx(80.0)            # 4 of 5, any time
+    assert read("platelet transfusion, cycle 2") == pytest.approx(50.0)   # 2 of the 4 given
+    assert read("platelet transfusions, cycles 2-3") == pytest.approx(50.0)
+    assert parse_incidence("platelet transfusion, PLT <10").startswith("it names a "
+                                                                        "transfusion")
+    # an arm whose rows describe cycle 2 (data_cycle): its incidence rows read that cycle
+    cycle_two = lambda text: row_reader(row(text), RESPONSE, course, cycle=2)  # noqa: E731
+    assert cycle_two("platelet transfusion")(table) == pytest.approx(50.0)
+    assert cycle_two("PLT <50")(table) == pytest.approx(50.0)             # 20 and 45 of 4
+    assert "data_cycle" in cycle_two("PLT <50, cycle 3")
+    assert "not one cycle's" in cycle_two("chemotherapy delay")

@@ -378,10 +378,28 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
     recovery peak (the highest count after that nadir), its days below a level (the row's,
     else the arm's ``data_level``) or its AUC over days 0-21, among the patients given that
     cycle."""
+    if row.endpoint == "incidence_proportion":  # within the arm's cycle
+        event = parse_incidence(row.threshold)
+        if isinstance(event, str):
+            return event
+        if event.first is not None and (event.first, event.last) != (cycle, cycle):
+            return (f"it names {event.window}, but the arm's data describe cycle {cycle} "
+                    f"(data_cycle): leave the cycles out of the threshold or name cycle "
+                    f"{cycle}")
+        if event.events:
+            return (f"a course event ({', '.join(event.events)}) is not one cycle's: read it "
+                    f"from an arm without data_cycle (threshold naming its cycles)")
+        scale = _scale(row.statistic)
+        if scale is None:
+            return (f"statistic {row.statistic!r}: an incidence is read as a percent or "
+                    f"proportion")
+        if event.transfusion:
+            return lambda t: scale * _flag_share(t, "transfused", cycle, cycle)
+        return lambda t: scale * _count_share(t, event.level, cycle, cycle)
     if row.endpoint not in CYCLE_ENDPOINTS:
-        return (f"the arm's data_cycle = {cycle} reads {', '.join(CYCLE_ENDPOINTS)} from "
-                f"cycle {cycle}, not {row.endpoint}; map this data arm to an arm without "
-                f"data_cycle")
+        return (f"the arm's data_cycle = {cycle} reads {', '.join(CYCLE_ENDPOINTS)} and "
+                f"incidence_proportion from cycle {cycle}, not {row.endpoint}; map this "
+                f"data arm to an arm without data_cycle")
     if row.statistic not in ("mean", "median"):
         return (f"statistic {row.statistic!r}: a cycle's {row.endpoint} is read as a mean "
                 f"or median")
@@ -537,6 +555,11 @@ def incidence_reader(row, course=None) -> Reader | str:
         return (f"it asks about {event.window}, but the trial's course has {cycles} "
                 f"cycle{'s' if cycles != 1 else ''}: set [chemotherapy] cycles = "
                 f"{event.last} or more")
+    if event.transfusion:  # rescue transfusions (the arm's rescue rule gives them)
+        if event.first is None:
+            return lambda t: scale * float(np.mean(t["transfusions"].to_numpy(float) > 0)) \
+                if len(t) else math.nan
+        return lambda t: scale * _flag_share(t, "transfused", event.first, event.last)
     if event.events:
         first, last = event.first or 1, event.last or cycles
         if last < 2:
@@ -547,6 +570,16 @@ def incidence_reader(row, course=None) -> Reader | str:
         return lambda t: scale * float(np.mean(t[column].to_numpy(float) < event.level)) \
             if len(t) else math.nan
     return lambda t: scale * _count_share(t, event.level, event.first, event.last)
+
+
+def _flag_share(table: pd.DataFrame, flag: str, first: int, last: int) -> float:
+    """Among the patients given cycle ``first``, the share with ``cycle{c}_{flag}`` in a
+    cycle ``first``..``last`` (NaN when nobody was given cycle ``first``)."""
+    given = np.isfinite(table[f"cycle{first}_day"].to_numpy(float))
+    hit = np.zeros(len(table), dtype=bool)
+    for c in range(first, last + 1):
+        hit |= table[f"cycle{c}_{flag}"].to_numpy().astype(bool)
+    return float(np.mean(hit[given])) if given.any() else math.nan
 
 
 def _count_share(table: pd.DataFrame, level: float, first: int, last: int) -> float:

@@ -100,7 +100,9 @@ class DoseRule:
       above ``maximum`` (required for increase) nor below ``minimum`` (default one step).
 
     Rules are applied in the order written, so a later rule sees the state an earlier one
-    left at the same visit."""
+    left at the same visit. The day-0 visit (the baseline, before the first dose) is judged
+    too; ``from_day`` (days from day 0) leaves the visits before it out ("the dose may be
+    raised after 2 weeks": ``from_day = 14``; ``from_day = 7``: not at baseline)."""
 
     when: str
     level: float
@@ -109,6 +111,7 @@ class DoseRule:
     step: str = ""
     minimum: str = ""
     maximum: str = ""
+    from_day: float = 0.0
 
     def problems(self) -> list[str]:
         """What is wrong with the rule, as sentences (empty when it is sound)."""
@@ -122,6 +125,9 @@ class DoseRule:
         if not (isinstance(self.level, (int, float)) and math.isfinite(self.level)
                 and self.level > 0):
             problems.append(f"level must be a positive count (x10^9/L), got {self.level!r}")
+        if not (isinstance(self.from_day, (int, float)) and math.isfinite(self.from_day)
+                and self.from_day >= 0):
+            problems.append(f"from_day must be a number of days >= 0, got {self.from_day!r}")
         stepping = self.action in ("increase", "decrease")
         if stepping and not (self.drug and self.step):
             problems.append(f"an {self.action} rule needs drug and step, e.g. {{ when = "
@@ -502,8 +508,8 @@ def resolve_treatment(model: Model, design: ArmDesign) -> Treatment:
             steps = (int(math.ceil((low - 1.0) / size - 1e-9)),
                      int(math.floor((high - 1.0) / size + 1e-9)) if high < math.inf
                      else 10 ** 9)
-        rules.append(_Rule(rule.action, at_visit, rule.level, rule.when == "above", j,
-                           steps=steps, visit=True))
+        rules.append(_Rule(rule.action, at_visit & (grid >= rule.from_day - 1e-9), rule.level,
+                           rule.when == "above", j, steps=steps, visit=True))
     return Treatment(schedule, np.asarray(entry, dtype=np.int64),
                      tuple(d.drug for d in doses), np.array([d.amount for d in doses]),
                      tuple(d.unit for d in doses), step, grid, tuple(rules))

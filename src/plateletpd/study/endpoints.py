@@ -347,13 +347,15 @@ COURSE_EVENT_WORDS = (("delay", "delayed"), ("postpone", "delayed"),
 class IncidenceEvent:
     """What an ``incidence_proportion`` row counts, read from its threshold text
     (:func:`parse_incidence`): a count below ``level`` (x10^9/L) or the course ``events``
-    (``delayed``, ``reduced``, ``abandoned``), within cycles ``first``..``last`` (None:
+    (``delayed``, ``reduced``, ``abandoned``) or a platelet ``transfusion`` (the arm's
+    rescue rule gives them), within cycles ``first``..``last`` (None:
     the whole course). ``caveats``: where the model's course is narrower than the
     row's event (every delay of the course is for the platelet count; no dose within a
     cycle is ever omitted), so the prediction is a lower bound."""
 
     level: float | None = None
     events: tuple[str, ...] = ()
+    transfusion: bool = False   # a rescue platelet transfusion (the trial's rescue rule)
     first: int | None = None
     last: int | None = None
     caveats: tuple[str, ...] = ()
@@ -416,6 +418,13 @@ def parse_incidence(text) -> IncidenceEvent | str:
         levels.add(GRADE_LEVELS[key])
     events = tuple(dict.fromkeys(event for word, event in COURSE_EVENT_WORDS
                                  if word in lowered))
+    transfusion = "transfus" in lowered
+    if transfusion and (levels or events):
+        return ("it names a transfusion and a platelet level or a course event: one row, "
+                "one event")
+    if transfusion:
+        first, last = window if window else (None, None)
+        return IncidenceEvent(transfusion=True, first=first, last=last)
     if levels and events:
         return ("it names both a platelet level and a chemotherapy course event: one row, "
                 "one event")
@@ -424,8 +433,8 @@ def parse_incidence(text) -> IncidenceEvent | str:
                 f"): a grade and a different 'PLT <X'; give one")
     if not levels and not events:
         return ("its threshold names no event the trial can count: a level ('PLT <50', "
-                "'grade 3/4', 'grade 4') or a course event (delay, dose reduction, missed "
-                "dose, abandoned)")
+                "'grade 3/4', 'grade 4'), a course event (delay, dose reduction, missed "
+                "dose, abandoned) or a platelet transfusion")
     caveats = []
     if events:
         if "any reason" in lowered or "neutro" in lowered:
@@ -435,8 +444,8 @@ def parse_incidence(text) -> IncidenceEvent | str:
             caveats.append("the course never omits a dose within a cycle (a missed dose is "
                            "read as chemotherapy abandoned)")
     first, last = window if window else (None, None)
-    return IncidenceEvent(min(levels) if levels else None, events, first, last,
-                          tuple(caveats))
+    return IncidenceEvent(level=min(levels) if levels else None, events=events,
+                          first=first, last=last, caveats=tuple(caveats))
 
 
 def subject_values(arm: ArmResult, endpoint: str, threshold=None, day=None,

@@ -332,7 +332,10 @@ TRIAL_SCHEMA = Table({
                           "\"hetrombopag\""),
             "step": Field("text", default="", what='an amount in quotes, e.g. "2.5 mg"'),
             "min": Field("text", default="", what='an amount in quotes, e.g. "2.5 mg"'),
-            "max": Field("text", default="", what='an amount in quotes, e.g. "7.5 mg"')},
+            "max": Field("text", default="", what='an amount in quotes, e.g. "7.5 mg"'),
+            # the first visit day the rule is judged on (0: the baseline visit too)
+            "from_day": Field(default=0.0, low_included=True, unit="days",
+                              what="a number of days from day 0, e.g. 14")},
             many=True, single_ok=True,
             what='a list such as [{ when = "above", level = 150, action = "hold" }] or '
                  '[[arms.rules]] tables')}, many=True)})
@@ -740,7 +743,7 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             rescue=Rescue(**{k: v for k, v in entry["rescue"].items() if v is not None})
             if entry["rescue"] else None,
             rules=tuple(DoseRule(rule["when"], rule["level"], rule["action"], rule["drug"],
-                                 rule["step"], rule["min"], rule["max"])
+                                 rule["step"], rule["min"], rule["max"], rule["from_day"])
                         for rule in entry["rules"]),
             visit_every_days=checked["trial"]["visit_every_days"],
             support=tuple(entry["support"]), support_cycles=tuple(entry["support_cycles"]),
