@@ -180,3 +180,11 @@ def test_show_prints_sources_left_aligned_without_padding_the_lines(capsys):
     row = next(line for line in lines if line.startswith("tpo_baseline "))
     assert "Hou 1998" in row and row.rstrip() == row  # the source read left to right
     assert any(f"cut at {SOURCE_WIDTH} characters" in line for line in lines)
+
+
+def test_a_trial_without_a_course_prints_no_empty_cycle_table(tmp_path, capsys):
+    # a user test (2026-12-04): an ITP trial printed "per cycle ... Empty DataFrame"
+    assert main(["trial", "itp_phase3", "--n", "10", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "Empty DataFrame" not in out and "per cycle" not in out
+    assert "HETROM-5" in out

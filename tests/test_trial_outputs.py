@@ -287,3 +287,17 @@ def test_an_arm_above_the_typical_baseline_is_flagged_in_the_report(tmp_path):
     write_trial(result, tmp_path / "out")
     report = (tmp_path / "out" / "report.md").read_text()
     assert "Plausibility" in report and "times the population's typical baseline" in report
+
+
+def test_an_itp_arm_rising_above_its_disease_baseline_is_not_flagged_as_a_rebound():
+    # a user test (2026-12-04): every hetrombopag ITP arm was flagged "a rebound above
+    # baseline that published trials rarely show" for a day-7 mean of 35 against the ITP
+    # model's baseline of 13: the rise is the drug's intended effect; no chemotherapy, no flag
+    from plateletpd.study.trial import REBOUND_FACTOR, rebound_flags
+
+    result = run_trial(load_trial_spec(bundled_trial("itp_phase3"), subjects=30))
+    model = result.spec.model
+    baseline = float(model.parameter_vector({}, dict(result.spec.covariates))[
+        model.parameter_names.index("platelets_baseline")])
+    assert (result.summary.mean_plt_day_14 > REBOUND_FACTOR * baseline).any()  # it rises
+    assert rebound_flags(result) == []

@@ -275,7 +275,7 @@ def command_trial(args) -> int:
             spec, client, args)
         print()
         print(arm_table(result).to_string())
-        if "course" in spec.extra:  # each cycle's mean nadir and recovery peak per arm
+        if spec.extra.get("course") is not None:  # each cycle's nadir and peak per arm
             print("\nper cycle (mean of the patients given it):\n"
                   + course_table(result, cycles_only=True).to_string())
         for flag in rebound_flags(result):

@@ -1543,6 +1543,10 @@ def rebound_flags(result: TrialResult) -> list[str]:
     model = result.spec.model
     if "platelets_baseline" not in model.parameter_names:
         return []
+    if not any(design.chemotherapy for design in result.spec.arms):
+        # no chemotherapy (ITP, healthy volunteers): platelets_baseline is the disease's own
+        # level or a healthy one, and a rise above it is the drug's intended effect
+        return []
     vector = model.parameter_vector({}, dict(result.spec.covariates))
     baseline = float(vector[model.parameter_names.index("platelets_baseline")])
     flags = []
