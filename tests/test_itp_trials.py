@@ -183,3 +183,22 @@ def test_bundled_itp_fit_matches_the_current_model_and_reproduces_its_prediction
     saved = pd.read_csv(root / "fits" / "itp_calibration" / "predictions.csv")
     np.testing.assert_allclose(table.predicted.to_numpy(), saved.predicted.to_numpy(),
                                rtol=1e-12)
+
+
+def test_time_to_50_is_the_first_visit_at_50_and_its_median_is_summarised():
+    # a user test (2026-12-04): time to PLT >= 50, ITP's usual endpoint, had no column
+    # (medians only at 75 and 100) and a check row asking for it was refused. With the
+    # phase III file's response (PLT >= 50, judged at visits) the first visit at 50 is the
+    # first responding visit
+    from plateletpd.study.trial import bundled_trial, load_trial_spec, run_trial
+    from plateletpd.study.statistics import kaplan_meier
+
+    result = run_trial(load_trial_spec(bundled_trial("itp_phase3"), subjects=40))
+    s = result.subjects
+    reached = s.reached_50.astype(bool)
+    assert reached.any() and (~reached).any()
+    assert np.array_equal(s.days_to_50[reached], s.response_day[reached])
+    for name, table in s.groupby("arm"):
+        curve = kaplan_meier(table.days_to_50, table.reached_50)
+        median = result.summary.loc[name, "median_days_to_50"]
+        assert (np.isnan(median) and np.isnan(curve.median())) or median == curve.median()

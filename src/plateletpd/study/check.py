@@ -53,8 +53,8 @@ from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.outcomes import load_outcomes
 from plateletpd.io.provenance import provenance
 from plateletpd.study.cycles import CYCLE_LEVELS
-from plateletpd.study.endpoints import (IncidenceEvent, parse_cycles, parse_incidence,
-                                        parse_threshold)
+from plateletpd.study.endpoints import (RECOVERY_LEVELS, IncidenceEvent, parse_cycles,
+                                        parse_incidence, parse_threshold)
 from plateletpd.study.statistics import kaplan_meier
 from plateletpd.study.trial import TrialSpec, visit_levels
 from plateletpd.study.uncertainty import (
@@ -666,7 +666,7 @@ def _refuse_rows_follow_up_cannot_see(rows, values, bound, sizes) -> None:
 
 def _column(endpoint: str, low, level, day) -> str | None:
     """The patient-table column answering an endpoint at a threshold or day, if any."""
-    if endpoint == "time_to_threshold_days" and low is None and level in (75, 100):
+    if endpoint == "time_to_threshold_days" and low is None and level in RECOVERY_LEVELS:
         return f"days_to_{int(level)}"
     if endpoint in ("duration_below_days", "duration_thrombocytopenia_days") and \
             level in (20, 50):

@@ -661,7 +661,10 @@ _TRIAL = [
     ("status", "", "integration status (0 = SUCCESS; see plateletpd.Status)", "code",
      lambda c: np.asarray(c.arm.status, int), None),
 ]
-for _level in (75, 100):
+#: the counts a trial times the first visit at or above (days_to_{level}, reached_{level});
+#: 50 is ITP's usual response level (time to PLT >= 50), 75 and 100 CIT's recovery levels
+RECOVERY_LEVELS = (50, 75, 100)
+for _level in RECOVERY_LEVELS:
     _TRIAL += [(f"days_to_{_level}", _DAYS, f"first visit from day 1 with PLT >= {_level} "
                 f"(censored at the last visit; NaN if already >= {_level} at day 0)", "time",
                 _days_to(_level), None),

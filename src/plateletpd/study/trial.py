@@ -37,7 +37,7 @@ import pandas as pd
 from plateletpd.study.cohort import (ACTIONS, PLATELETS, WHEN, ArmDesign, ArmResult, DoseRule,
                                      Rescue, Titration, resolve_treatment,
                                      simulate_treatment_arm, values_at)
-from plateletpd.study.endpoints import Courses, trial_endpoints
+from plateletpd.study.endpoints import RECOVERY_LEVELS, Courses, trial_endpoints
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.display import html_table, progress_end, short_repr
 from plateletpd.io.display import progress as show_progress
@@ -1240,7 +1240,7 @@ def _summarise(name: str, table: pd.DataFrame, screened: int, invalid: int,
            "at_threshold_at_start": int(table.at_threshold_at_start.sum()),
            **_estimate("response_pct", 100 * responders / n if n else math.nan, 100 * low,
                        100 * high)}
-    for level in (100, 75):  # patients already >= level at day 0 have no time (NaN): left out
+    for level in RECOVERY_LEVELS[::-1]:  # already >= level at day 0: no time (NaN), left out
         curve = kaplan_meier(table[f"days_to_{level}"], table[f"reached_{level}"])
         row.update(_estimate(f"median_days_to_{level}", curve.median(),
                              *curve.median_interval()))
@@ -1312,7 +1312,7 @@ def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]
          "response threshold at day 0 (counted as non-responders)"),
         *estimate("response_pct", "%", "responders among the enrolled", "exact binomial "
                   "(Clopper-Pearson)")]
-    for level in (100, 75):
+    for level in RECOVERY_LEVELS[::-1]:
         columns += estimate(f"median_days_to_{level}", "days", f"Kaplan-Meier median of "
                             f"days_to_{level} (patients below {level} at day 0)",
                             "Brookmeyer-Crowley")
