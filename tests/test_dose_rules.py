@@ -408,3 +408,22 @@ def test_from_day_leaves_the_baseline_visit_out_of_a_rule(tmp_path):
     (tmp_path / "bad.toml").write_text(bad)
     with pytest.raises(TrialSpecError, match="from_day"):
         load_trial_spec(tmp_path / "bad.toml")
+
+
+def test_a_titration_with_dose_rules_of_the_same_drug_names_the_real_conflict(tmp_path):
+    # a user test (2026-12-04): the refusal named the arm twice and advised equal step
+    # sizes, which was not the problem; it now says the drug has a titration and how to
+    # write the schedule as rules
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "trials" / "itp_phase3.toml").read_text()
+    start = text.index('name = "HETROM-5"')
+    text = text[:start] + text[start:].replace(
+        "max_days = 56", 'max_days = 56\ntitration = [{ day = 14, below = 50, dose = '
+        '"hetrombopag 7.5 mg" }]', 1)
+    (tmp_path / "both.toml").write_text(text)
+    with pytest.raises(TrialSpecError) as error:
+        load_trial_spec(tmp_path / "both.toml")
+    message = str(error.value)
+    assert "'hetrombopag' also has a titration" in message and "from_day = 14" in message
+    assert message.count("arm 'HETROM-5'") == 1 and "same step" not in message

@@ -493,11 +493,16 @@ def resolve_treatment(model: Model, design: ArmDesign) -> Treatment:
         steps = (0, 0)
         if rule.action in ("increase", "decrease"):
             size = ratio(j, rule.step, f"{what}: step")
-            if step[j] and step[j] != size or any(r.action == "set" and r.drug == j
-                                                   for r in rules):
-                raise fail(f"{what}: a drug's dose moves by one step size, and not together "
-                           f"with a titration of the same drug; give every increase and "
-                           f"decrease rule of {rule.drug!r} the same step")
+            if step[j] and step[j] != size:
+                raise fail(f"{what}: a drug's dose moves by one step size; give every "
+                           f"increase and decrease rule of {rule.drug!r} the same step")
+            if any(r.action == "set" and r.drug == j for r in rules):
+                raise fail(f"{what}: {rule.drug!r} also has a titration (a dose set on a "
+                           f"treatment day); a dose moves either by titration or by increase "
+                           f"and decrease rules: write the titration as an increase rule "
+                           f"with from_day (e.g. {{ when = \"below\", level = 50, action = "
+                           f"\"increase\", drug = {rule.drug!r}, step = ..., max = ..., "
+                           f"from_day = 14 }}) or drop the decrease rule")
             step[j] = size
             low = ratio(j, rule.minimum, f"{what}: min") if rule.minimum else size
             high = ratio(j, rule.maximum, f"{what}: max") if rule.maximum else math.inf

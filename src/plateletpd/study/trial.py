@@ -801,7 +801,9 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
         try:
             _check_doses(model, doses)
         except PlateletPDError as error:
-            raise document.fail((*where, key), f"arm {entry['name']!r}: {error}") from None
+            named, message = f"arm {entry['name']!r}: ", str(error)
+            raise document.fail((*where, key), message if message.startswith(named)
+                                else named + message) from None
     return design
 
 
