@@ -953,9 +953,9 @@ COURSE_COLUMNS = (
 
 #: flags counted from enrolment: the j-th cycle given after it (j = 1 .. cycles - 1)
 AFTER_ENTRY_COLUMN = ("after_entry_cycle{j}_on_time", "flag",
-                      "the {j}th cycle given after enrolment was on time (on its planned "
-                      "day, or less than late_from_days after it); false when fewer than {j} "
-                      "cycles were given after enrolment")
+                      "of the cycles given after enrolment, number {j} was on time (on its "
+                      "planned day, or less than late_from_days after it); false when fewer "
+                      "than {j} were given after enrolment")
 
 
 def course_columns(cycles: int) -> list[tuple[str, str, str]]:
