@@ -124,18 +124,27 @@ class Courses:
         return self.times[None, :] >= start[:, None]
 
     @cached_property
-    def in_cycle(self) -> np.ndarray:
-        """Mask (subjects x times) of the treated cycle (:attr:`cycle_window`; the whole
-        grid without one)."""
+    def in_cycle(self) -> np.ndarray | None:
+        """Mask (subjects x times) of the treated cycle (:attr:`cycle_window`); None
+        without one (the whole grid: nothing to mask, nothing allocated)."""
         if self.cycle_window is None:
-            return np.ones(self.counts.shape, dtype=bool)
+            return None
         begin, end = self.cycle_window
         return self.after(begin) & (self.times[None, :] < end[:, None])
+
+    def within_cycle(self, mask: np.ndarray) -> np.ndarray:
+        """``mask`` restricted to the treated cycle (unchanged without one)."""
+        return mask if self.in_cycle is None else mask & self.in_cycle
+
+    def cycle_counts(self, fill: float) -> np.ndarray:
+        """The counts within the treated cycle, ``fill`` outside it."""
+        return self.counts if self.in_cycle is None else \
+            np.where(self.in_cycle, self.counts, fill)
 
     @cached_property
     def masked(self) -> np.ndarray:
         """Counts from day 0 on (infinite before), within the treated cycle."""
-        return np.where(self.after(self.day0) & self.in_cycle, self.counts, np.inf)
+        return np.where(self.within_cycle(self.after(self.day0)), self.counts, np.inf)
 
     @cached_property
     def nadir_time(self) -> np.ndarray:
@@ -144,7 +153,8 @@ class Courses:
     @cached_property
     def recovering(self) -> np.ndarray:
         """Counts from the nadir on (minus infinity before), within the treated cycle."""
-        return np.where(self.after(self.nadir_time) & self.in_cycle, self.counts, -np.inf)
+        return np.where(self.within_cycle(self.after(self.nadir_time)), self.counts,
+                        -np.inf)
 
     # ---------------------------------------------------------------- trial visits
     @cached_property
@@ -562,7 +572,7 @@ def _arm_record(key: str, dtype, default) -> Definition:
 
 
 def _days_below(level: float) -> Definition:
-    return lambda c: np.sum((c.counts < level) & c.in_cycle, axis=1) \
+    return lambda c: np.sum(c.within_cycle(c.counts < level), axis=1) \
         * (c.times[1] - c.times[0])
 
 
@@ -616,7 +626,7 @@ _TRIAL = [
     ("nadir", _COUNT, "lowest count over the cycle (hourly grid; on a chemotherapy course "
      "the treated cycle: from the first day of the cycle in which treatment starts to the "
      "next cycle's first day)", "count",
-     lambda c: np.where(c.in_cycle, c.counts, np.inf).min(axis=1), "mean"),
+     lambda c: c.cycle_counts(np.inf).min(axis=1), "mean"),
     # the recovery peak (self-controlled rhTPO studies report it: heme_rhtpo_selfcontrol)
     ("peak", _COUNT, "highest count from the nadir to the end of follow-up (hourly grid; on "
      "a chemotherapy course the nadir from day 0, both within the treated cycle and the "
