@@ -350,6 +350,47 @@ def test_response_rates_by_more_days_than_by_day(tmp_path):
         load_trial_spec(tmp_path / "late.toml")
 
 
+def test_sustained_response_counts_the_share_of_visits_with_a_response(tmp_path):
+    # Mei 2021 (J Hematol Oncol 14:37, Table 2) reports "responded at >= 75% of assessments"
+    # (weekly visits, 8 weeks) beside "responded at least once"; a patient whose count dips
+    # below 50 at two of the eight weekly visits met the rule at 6 of 8 = 75% exactly
+    times = np.arange(0, 60 * 24 + 1) / 24
+    at_visit = {0: 13, 7: 60, 14: 40, 21: 60, 28: 60, 35: 60, 42: 40, 49: 60, 56: 60}
+    course = np.array([at_visit[7 * min(int(t // 7), 8)] for t in times], dtype=float)
+    arm = ArmResult(ArmDesign("x"), times, course[None, :], np.array([0]), np.array([0.0]),
+                    np.array([0.0]), np.array([5]), np.array([0]), 1)
+    response = {"threshold": 50, "rise": None, "by_day": 56}
+
+    def sustained(**rule):
+        return bool(patient_endpoints(arm, {**response, **rule}, 7.0).iloc[0]
+                    .sustained_responder)
+    assert sustained(sustained_share=0.75)           # 6 of 8
+    assert not sustained(sustained_share=0.8)        # 6 of 8 < 80%
+    # a window: days 28-56 hold 4 responses in 5 visits (80%); days 35-42 one in two
+    assert sustained(sustained_share=0.8, sustained_from_day=28)
+    assert not sustained(sustained_share=0.75, sustained_from_day=35, sustained_to_day=42)
+    # the trial file: flag, summary percentage and dictionary; bad windows refused
+    text = SPEC.read_text().replace("by_day = 14", "by_day = 14\nsustained_share = 0.5", 1)
+    (tmp_path / "sustained.toml").write_text(text)
+    result = run_trial(load_trial_spec(tmp_path / "sustained.toml", subjects=30, seed=5))
+    s = result.subjects
+    assert (s.sustained_responder.astype(bool) <= s.responder.astype(bool)).all()
+    for name, table in s.groupby("arm"):
+        assert result.summary.loc[name, "sustained_responder_pct"] == pytest.approx(
+            100 * table.sustained_responder.mean())
+    for extra, message in (("sustained_from_day = 7", "needs sustained_share"),
+                           ("sustained_share = 0.5\nsustained_to_day = 400",
+                            r"sustained_to_day must be a number in \(0, 42\]"),
+                           ("sustained_share = 0",
+                            r"sustained_share must be a number in \(0, 1\]"),
+                           ("sustained_share = 0.5\nsustained_from_day = 13.2\n"
+                            "sustained_to_day = 13.8", "no visit")):
+        bad = SPEC.read_text().replace("by_day = 14", "by_day = 14\n" + extra, 1)
+        (tmp_path / "bad.toml").write_text(bad)
+        with pytest.raises(TrialSpecError, match=message):
+            load_trial_spec(tmp_path / "bad.toml")
+
+
 def test_min_days_gives_the_first_doses_whatever_the_stop_rule(tmp_path):
     # "avatrombopag for 5-10 days" (a user test's cohort): at least 5 doses, then the stop
     # rule. With a stop at 60 most of the arm would stop within days of starting below 75

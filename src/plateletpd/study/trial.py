@@ -275,7 +275,18 @@ TRIAL_SCHEMA = Table({
         # the response rate by more days than by_day ("53% by day 5, 83% by day 11"): one
         # flag per day, responder_by_day_{day}, and its percentage in the summary
         "also_by_days": Field("list", item=Field(unit="days"), default=[],
-                              what="a list of days from day 0, e.g. [7, 21]")}),
+                              what="a list of days from day 0, e.g. [7, 21]"),
+        # a sustained (durable) response: the response rule met at at least this share of
+        # the visits of a window ("responded at >= 75% of assessments", Mei 2021; "PLT >= 50
+        # in 6 of the last 8 weekly visits", romiplostim's durable response): one flag,
+        # sustained_responder, and its percentage in the summary
+        "sustained_share": Field(default=False, may_be_false=True, low=0.0, high=1.0,
+                                 unit="share of visits",
+                                 fix="a share in (0, 1], e.g. 0.75 for 75% of the visits"),
+        "sustained_from_day": Field(default=False, may_be_false=True, high=_FOLLOW_UP,
+                                    fix=_WITHIN, unit="days"),
+        "sustained_to_day": Field(default=False, may_be_false=True, high=_FOLLOW_UP,
+                                  fix=_WITHIN, unit="days")}),
     "arms": Table({
         "name": Field("text", required=True, nonempty=True,
                       what="text in quotes, a unique name for the arm"),
@@ -442,6 +453,17 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         raise fail(("response", "also_by_days"), f"day {late[0]:g} is after the follow-up "
                    f"({trial['follow_up_days']:g} days): lower it or raise [trial] "
                    f"follow_up_days")
+    window = (response["sustained_from_day"], response["sustained_to_day"])
+    if response["sustained_share"] is None and any(day is not None for day in window):
+        raise fail(("response", "sustained_from_day" if window[0] is not None
+                    else "sustained_to_day"), "a window of visits needs sustained_share, the "
+                   "share of them with a response, e.g. sustained_share = 0.75")
+    if response["sustained_share"] is not None:
+        first, last = sustained_window(response, trial["visit_every_days"])
+        if not _visits_between(first, last, trial["visit_every_days"]):
+            raise fail(("response", "sustained_from_day"), f"no visit (every "
+                       f"{trial['visit_every_days']:g} days from day 0) lies in days "
+                       f"{first:g}-{last:g}: widen the window or visit more often")
     if response["at_visits"] and not (response["at_visit_levels"] or response["threshold"]):
         raise fail(("response", "at_visits"), "at_visits needs at_visit_levels (e.g. [30]) "
                    "or a threshold to judge the counts against")
@@ -648,6 +670,31 @@ def response_days(response: dict) -> list[tuple[float, str]]:
     return [(day, f"responder_by_day_{day:g}") for day in response.get("also_by_days") or []]
 
 
+SUSTAINED = "sustained_responder"
+
+
+def sustained_window(response: dict, visit_every: float) -> tuple[float, float]:
+    """First and last day of the ``[response] sustained_share`` window: by default the
+    first visit after day 0 to ``by_day``."""
+    first = response.get("sustained_from_day")
+    last = response.get("sustained_to_day")
+    return (visit_every if first is None or first <= 0 else first,
+            response["by_day"] if last is None else last)
+
+
+def _visits_between(first: float, last: float, visit_every: float) -> int:
+    """Visit days (multiples of ``visit_every`` after day 0) within [first, last]."""
+    days = np.arange(1, math.floor(last / visit_every + 1e-9) + 1) * visit_every
+    return int(np.sum(days >= first - 1e-9))
+
+
+def sustained_text(response: dict, visit_every: float) -> str:
+    """The sustained response in words, for the data dictionary."""
+    first, last = sustained_window(response, visit_every)
+    return (f"the response rule met at at least {100 * response['sustained_share']:g}% of "
+            f"the visits on days {first:g}-{last:g} (every {visit_every:g} days)")
+
+
 def visit_flags(courses: Courses, response: dict) -> dict:
     """Per patient, whether the count at each ``at_visits`` day (measured when visits
     measure counts) is at or above each level (False after the end of follow-up), and
@@ -658,6 +705,15 @@ def visit_flags(courses: Courses, response: dict) -> dict:
     for day, column in response_days(response):
         flags[column] = np.any(courses.responded & (courses.visit_days <= day)[None, :],
                                axis=1)
+    if response.get("sustained_share") is not None:
+        first, last = sustained_window(response, courses.visit_every)
+        days = courses.visit_days
+        window = (days >= first - 1e-9) & (days <= last + 1e-9) & (days > 0)
+        judged = (courses.valid_visits & window[None, :]).sum(axis=1)
+        met = (courses.responded & window[None, :]).sum(axis=1)
+        # a share of the patient's visits in the window (all of them in a virtual trial,
+        # whose patients are followed to the end); a small tolerance so 6 of 8 is 75%
+        flags[SUSTAINED] = (judged > 0) & (met >= response["sustained_share"] * judged - 1e-9)
     return flags
 
 
@@ -712,6 +768,8 @@ def _flags(course: ChemotherapyCourse | None, response: dict) -> list[str]:
     flags = [e.name for e in trial_endpoints() if e.kind == "flag"] + ["transfused"]
     flags += [column for _, _, column in visit_levels(response)]
     flags += [column for _, column in response_days(response)]
+    if response.get("sustained_share") is not None:
+        flags.append(SUSTAINED)
     if course is not None:
         flags += [name for name, unit, _ in course_columns(course.cycles) if unit == "flag"]
     return flags
@@ -1290,6 +1348,8 @@ def _course_summary(spec: TrialSpec | None) -> list[tuple[str, str]]:
     columns += [(composite["name"], "pct") for composite in spec.extra.get("composites", ())]
     columns += [(column, "pct") for _, _, column in visit_levels(spec.response)]
     columns += [(column, "pct") for _, column in response_days(spec.response)]
+    if spec.response.get("sustained_share") is not None:
+        columns.append((SUSTAINED, "pct"))
     return columns
 
 
@@ -1332,6 +1392,8 @@ def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]
                               f"days 1 to {day:g})"
                       for day, column in (response_days(spec.response)
                                           if spec is not None else [])})
+    if spec is not None and spec.response.get("sustained_share") is not None:
+        described[SUSTAINED] = sustained_text(spec.response, spec.visit_every_days)
     described.update({c["name"]: c["description"] or "composite: all of " + ", ".join(
         c["all"]) + (" and none of " + ", ".join(c["none"]) if c["none"] else "")
         for c in (spec.extra.get("composites", ()) if spec is not None else ())})
@@ -1452,6 +1514,9 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
     for day, column in (response_days(spec.response) if spec is not None else []):
         rows.append(("patients.csv", column, "flag", f"a visit on days 1 to {day:g} met the "
                      f"response rule (not a patient at or above the threshold at day 0)"))
+    if spec is not None and spec.response.get("sustained_share") is not None:
+        rows.append(("patients.csv", SUSTAINED, "flag",
+                     sustained_text(spec.response, spec.visit_every_days)))
     for composite in (spec.extra.get("composites", ()) if spec is not None else ()):
         rows.append(("patients.csv", composite["name"], "flag", composite["description"] or
                      "composite: all of " + ", ".join(composite["all"]) + (
