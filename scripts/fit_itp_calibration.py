@@ -74,9 +74,12 @@ CV = {"platelets_baseline": 0.8, "immune_destruction": 0.8, "het_clearance": 0.6
 #: ITP duration standing for each phase (months; IWG: < 3, 3-12, >= 12): the middle of the
 #: first two ranges, 36 for chronic (only the phase enters the model)
 PHASE_DURATION = {"newly diagnosed": 1.5, "persistent": 7.0, "chronic": 36.0}
-#: the real-world titration (trials/itp_realworld.toml)
+#: the real-world titration (trials/itp_realworld.toml); the dose is first raised at the
+#: day-14 visit, not at baseline (assumption: "after at least 2 weeks", as TPO-receptor
+#: agonist labels adjust; the study's own pace is not in its abstract)
 RULES = (DoseRule("above", 250.0, "hold"), DoseRule("below", 100.0, "resume"),
-         DoseRule("below", 50.0, "increase", "hetrombopag", "2.5 mg", maximum="7.5 mg"),
+         DoseRule("below", 50.0, "increase", "hetrombopag", "2.5 mg", maximum="7.5 mg",
+                  from_day=14.0),
          DoseRule("above", 150.0, "decrease", "hetrombopag", "2.5 mg", minimum="2.5 mg"))
 VARIED = {  # name: (start, lower, upper, prior mean, prior cv)
     "het_emax": (2.0, 0.2, 20.0, 2.0, 1.0),

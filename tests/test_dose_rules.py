@@ -391,7 +391,9 @@ def test_from_day_leaves_the_baseline_visit_out_of_a_rule(tmp_path):
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "trials" / "itp_phase3.toml").read_text()
-    week = text.replace("max_days = 56", "max_days = 7")
+    # the bundled file now judges its increase rule from day 14; the baseline variant is
+    # the rule as it was written before (no from_day)
+    week = text.replace("max_days = 56", "max_days = 7").replace(", from_day = 14 }", " }")
     judged_from_7 = week.replace(
         'step = "2.5 mg", max = "7.5 mg" }', 'step = "2.5 mg", max = "7.5 mg", from_day = 7 }')
     assert judged_from_7.count("from_day = 7") == 2  # both drug arms

@@ -11,6 +11,9 @@ Sources of the numbers:
 - "real-world": the prospective real-world study (data/cit_summary.csv,
   itp_hetrombopag_realworld_2025; data/studies/itp_hetrombopag_realworld_abstract.txt):
   titration keeping PLT within 50-150, response PLT >= 30 at weeks 6, 12, 16, 24.
+- "Mei 2021 Table 2" (PMC7905908): PLT >= 50 at least once within 8 weeks 84.5% / 86.5% /
+  22.4% and at >= 75% of the weekly assessments 32.7% / 57.3% / 2.4% (HETROM-2.5 /
+  HETROM-5 / placebo; n 168 / 171 / 85); none is fitted.
 - "label": the hetrombopag dose bounds of the titrated designs, 2.5-7.5 mg in 2.5 mg steps
   (Mei 2021 via parameters.md).
 """
@@ -145,7 +148,7 @@ def test_itp_demo_writes_a_whole_folder(tmp_path):
     responses = run_itp_demo(tmp_path / "itp", subjects=30)
     names = {p.name for p in (tmp_path / "itp").iterdir()}
     assert {"report.md", "responses.csv", "patients.csv", "time_to_response.csv",
-            "itp_responses.png", "provenance.json", "manifest.json", "phase3_week8.csv"} <= names
+            "itp_responses.png", "provenance.json", "manifest.json", "phase3_table2.csv"} <= names
     assert len(responses) == 4 * 4 + 4 * 2
     # the overall PLT >= 30 rows carry the abstract's 75.6 / 78.4 / 83.5 / 87.5%
     overall = responses[(responses.phase == "all") & (responses.level == 30)]
@@ -202,3 +205,48 @@ def test_time_to_50_is_the_first_visit_at_50_and_its_median_is_summarised():
         curve = kaplan_meier(table.days_to_50, table.reached_50)
         median = result.summary.loc[name, "median_days_to_50"]
         assert (np.isnan(median) and np.isnan(curve.median())) or median == curve.median()
+
+
+@pytest.fixture(scope="module")
+def phase3_table2():
+    from plateletpd.demo import itp_phase3
+
+    # 400 screened per arm (the trial file's seed): ~350 enrolled, an exact 95% interval of
+    # about +/- 5 points on each rate
+    return itp_phase3(subjects=400).set_index(["arm", "endpoint"]).model_pct
+
+
+def test_phase3_week_8_from_the_trial_language_is_the_count_at_day_56():
+    # the demo's Table 2 comes from `plateletpd trial` (at_visits = [56]); the same draws
+    # simulated arm by arm and read at day 56 directly must give the same share
+    from plateletpd.demo import itp_phase3
+
+    table = itp_phase3(subjects=60).set_index(["arm", "endpoint"]).model_pct
+    spec = load_trial_spec(bundled_trial("itp_phase3"), subjects=60)
+    for index, design in enumerate(spec.arms):
+        result, _ = itp_arm(spec, index)
+        direct = 100 * np.mean(visit_counts(result, [56])[:, 0] >= 50)
+        assert table[(design.name, "week_8")] == pytest.approx(direct)
+
+
+def test_phase3_sustained_response_separates_the_start_doses(phase3_table2):
+    # Mei 2021 Table 2: responding at >= 75% of the weekly assessments is 24.6 points more
+    # common when titration starts at 5 mg (57.3%) than at 2.5 mg (32.7%), while the week-8
+    # rates differ by 5.4; the model must separate the start doses on the sustained
+    # endpoint by at least 10 points and by more than on the week-8 one
+    sustained = (phase3_table2[("HETROM-5", "at_75pct_of_visits")]
+                 - phase3_table2[("HETROM-2.5", "at_75pct_of_visits")])
+    week_8 = (phase3_table2[("HETROM-5", "week_8")]
+              - phase3_table2[("HETROM-2.5", "week_8")])
+    assert sustained >= 10.0 and sustained > week_8
+
+
+@pytest.mark.xfail(strict=True, reason="a response once reached is never lost in the model "
+                   "(no within-patient fluctuation of ITP counts): models/itp_thrombopoiesis.md, "
+                   "'Responses are not lost'")
+def test_phase3_responds_at_least_once_far_more_often_than_at_week_8(phase3_table2):
+    # Mei 2021 Table 2: 84.5% vs 58.9% (HETROM-2.5) and 86.5% vs 64.3% (HETROM-5) responded
+    # at least once vs at the week-8 visit: counts fluctuate across 50. The model must show
+    # at least half of that gap (10 points) in both arms
+    for arm in ("HETROM-2.5", "HETROM-5"):
+        assert phase3_table2[(arm, "at_least_once")] - phase3_table2[(arm, "week_8")] >= 10.0
