@@ -95,6 +95,38 @@ def test_a_recovery_peak_row_is_read_from_the_trials_patients():
     assert (patients.peak > patients.nadir).all()
 
 
+def test_a_count_row_on_an_at_visits_day_is_read_from_that_visits_count():
+    # a user test (2026-12-04): counts reported on day 28 (or 10) could not be checked, the
+    # trial recorded days 7, 14 and 21 only. A constructed course (60 at the start, +10 a
+    # day) has 160 at the day-10 visit; a trial with at_visits = [10] records plt_day_10,
+    # and a check's plt_count row on day 10 is its mean over the row's first n patients
+    # (replicate 0 rerun as its own trial, as the peak test above)
+    from dataclasses import replace
+
+    from plateletpd.study.cohort import ArmDesign, ArmResult
+    from plateletpd.study.trial import patient_endpoints
+    from plateletpd.study.uncertainty import _replicate_spec
+
+    times = np.arange(0, 40 * 24 + 1) / 24
+    course = np.clip(60 + 10 * (times - 10), 5, None)
+    arm = ArmResult(ArmDesign("x"), times, course[None, :], np.array([0]), np.array([9.0]),
+                    np.array([10.0]), np.array([5]), np.array([0]), 1)
+    row = patient_endpoints(arm, {"threshold": 100, "rise": None, "by_day": 14,
+                                  "at_visits": [10]}, 1.0).iloc[0]
+    assert row.plt_day_10 == pytest.approx(160.0)
+    spec = pp.TrialSpec.create(seed=2, subjects_per_arm=30, arms=[
+        {"name": "untreated", "data_arm": "control"}], response={
+            "threshold": 100, "by_day": 14, "at_visits": [10]})
+    data = pd.DataFrame([_row(endpoint="plt_count", day="10", value="90")])
+    result = check_trial(spec, data, study="s", replicates=2)
+    first = result.replicates[result.replicates.replicate == 0].set_index("line").value
+    patients = pp.run_trial(replace(spec, seed=_replicate_spec(spec, 0, None)[0])).subjects
+    assert first[2] == pytest.approx(patients.head(20).plt_day_10.mean(), rel=1e-12)
+    # without the day among at_visits the row is refused with that fix
+    with pytest.raises(CheckError, match=r"add at_visits = \[10\]"):
+        check_trial(_one_arm_trial(), data, study="s", replicates=2)
+
+
 def test_a_peak_row_with_a_day_is_refused_with_what_to_do():
     # the trial's peak runs to the end of follow-up; a "peak by day 28" row would be read
     # over another window without a word, so it is refused and the fix is named

@@ -21,8 +21,9 @@ are read at its visits, from the start of treatment, as a trial judges them):
 * ``time_to_threshold_days`` at 75 or 100 (mean: of the days to the first visit at or above,
   censored at the last visit; median: Kaplan-Meier);
 * ``nadir_plt``, ``peak_plt`` (the highest count from the nadir to the end of follow-up),
-  ``plt_auc_day0_21``, ``plt_count`` on day 7, 14 or 21 (or day 0: the count at the start
-  of treatment, a baseline table's row), ``duration_below_days``
+  ``plt_auc_day0_21``, ``plt_count`` on day 7, 14 or 21 or a day of ``[response]
+  at_visits`` (or day 0: the count at the start of treatment, a baseline table's row),
+  ``duration_below_days``
   and ``duration_thrombocytopenia_days`` below 20 or 50; ``nadir_plt`` over cycles ("mean
   nadir across cycles 2-6": each patient's mean of those cycles' nadirs);
 * ``incidence_proportion``: the share of patients with a count below a level, or with a
@@ -56,7 +57,7 @@ from plateletpd.study.cycles import CYCLE_LEVELS
 from plateletpd.study.endpoints import (RECOVERY_LEVELS, IncidenceEvent, parse_cycles,
                                         parse_incidence, parse_threshold)
 from plateletpd.study.statistics import kaplan_meier
-from plateletpd.study.trial import TrialSpec, visit_levels
+from plateletpd.study.trial import TrialSpec, visit_count_days, visit_levels
 from plateletpd.study.uncertainty import (
     PERCENTILES,
     TrialUncertainty,
@@ -72,7 +73,8 @@ COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial
               "rule, or \"PLT >=X at the week\" with [response] at_visits), "
               "time_to_threshold_days (75 or 100), nadir_plt, peak_plt (from the nadir to the "
               "end of follow-up), plt_auc_day0_21, "
-              "plt_count (day 0, 7, 14 or 21; day 0: the count at the start of treatment), "
+              "plt_count (day 0, 7, 14 or 21, or a day of [response] at_visits; day 0: the "
+              "count at the start of treatment), "
               "duration_below_days and "
               "duration_thrombocytopenia_days (20 or 50), nadir_plt over cycles "
               "(\"mean nadir across cycles 2-6\"), incidence_proportion (a count below a "
@@ -497,6 +499,13 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
                 f"day 14 or 21); set [trial] follow_up_days to the study's window and leave "
                 f"the row's day empty")
     column = _column(endpoint, low, level, day)
+    if endpoint == "plt_count" and column is None and not math.isnan(day):
+        counted = dict(visit_count_days(response))
+        if day not in counted:
+            return (f"the count on day {day:g} is not recorded: add at_visits = [{day:g}] to "
+                    f"[response] (the trial records the counts on days 7, 14 and 21 and on "
+                    f"its at_visits days)")
+        column = counted[day]
     if column is None and row.threshold and low is None and level is None and \
             endpoint in ("time_to_threshold_days", "duration_below_days",
                          "duration_thrombocytopenia_days"):
@@ -643,7 +652,10 @@ def _day_bound_column(row) -> str | None:
     (a count at a day, a peak within a window), whose value is missing for a patient
     followed for less than that; None for other rows."""
     if row.endpoint in ("plt_count", "peak_plt") and not math.isnan(row.day):
-        return _column(row.endpoint, None, None, row.day)
+        column = _column(row.endpoint, None, None, row.day)
+        if column is None and row.endpoint == "plt_count":  # an at_visits day's count
+            column = f"plt_day_{row.day:g}"
+        return column
     return None
 
 

@@ -267,6 +267,8 @@ TRIAL_SCHEMA = Table({
         "later_at_least": Field(default=False, may_be_false=True, unit="10^9/L"),
         # counts at chosen visits (ITP: "PLT >= 30 at week 6, 12, 16, 24"): one flag per
         # level and day, plt_at_least_{level}_day_{day}
+        # and the count itself at each such day (plt_day_{day}, beyond the registry's 7, 14
+        # and 21), whose mean the summary reports and a check's plt_count row reads
         "at_visits": Field("list", item=Field(unit="days"), default=[],
                            what="a list of visit days from day 0, e.g. [42, 84]"),
         "at_visit_levels": Field("list", item=Field(unit="10^9/L"), default=[],
@@ -464,9 +466,6 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
             raise fail(("response", "sustained_from_day"), f"no visit (every "
                        f"{trial['visit_every_days']:g} days from day 0) lies in days "
                        f"{first:g}-{last:g}: widen the window or visit more often")
-    if response["at_visits"] and not (response["at_visit_levels"] or response["threshold"]):
-        raise fail(("response", "at_visits"), "at_visits needs at_visit_levels (e.g. [30]) "
-                   "or a threshold to judge the counts against")
     if (response["later_day"] is None) != (response["later_at_least"] is None):
         raise fail(("response",), "a composite response needs both later_day and "
                    "later_at_least (e.g. PLT >= 75 on day 21)")
@@ -665,6 +664,18 @@ def visit_levels(response: dict) -> list[tuple[float, float, str]]:
             for level in levels for day in response.get("at_visits") or []]
 
 
+#: days whose count is a registry endpoint of every trial (plt_day_7, _14, _21)
+REGISTRY_COUNT_DAYS = (7.0, 14.0, 21.0)
+
+
+def visit_count_days(response: dict) -> list[tuple[float, str]]:
+    """(day, column) of the counts at the ``[response] at_visits`` days that are not
+    registry endpoints: ``plt_day_{day}``, the (measured) count at that visit, whose mean a
+    summary reports and a check's ``plt_count`` row at that day reads."""
+    return [(day, f"plt_day_{day:g}") for day in response.get("at_visits") or []
+            if day not in REGISTRY_COUNT_DAYS and day > 0]
+
+
 def response_days(response: dict) -> list[tuple[float, str]]:
     """(day, column) of the ``[response] also_by_days`` flags."""
     return [(day, f"responder_by_day_{day:g}") for day in response.get("also_by_days") or []]
@@ -702,6 +713,8 @@ def visit_flags(courses: Courses, response: dict) -> dict:
     ``responder`` by ``by_day``)."""
     flags = {column: np.nan_to_num(courses.measured(day), nan=-np.inf) >= level
              for level, day, column in visit_levels(response)}
+    flags.update({column: courses.measured(day) for day, column in
+                  visit_count_days(response)})
     for day, column in response_days(response):
         flags[column] = np.any(courses.responded & (courses.visit_days <= day)[None, :],
                                axis=1)
@@ -1348,6 +1361,7 @@ def _course_summary(spec: TrialSpec | None) -> list[tuple[str, str]]:
     columns += [(composite["name"], "pct") for composite in spec.extra.get("composites", ())]
     columns += [(column, "pct") for _, _, column in visit_levels(spec.response)]
     columns += [(column, "pct") for _, column in response_days(spec.response)]
+    columns += [(column, "mean") for _, column in visit_count_days(spec.response)]
     if spec.response.get("sustained_share") is not None:
         columns.append((SUSTAINED, "pct"))
     return columns
@@ -1394,6 +1408,10 @@ def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]
                                           if spec is not None else [])})
     if spec is not None and spec.response.get("sustained_share") is not None:
         described[SUSTAINED] = sustained_text(spec.response, spec.visit_every_days)
+    described.update({column: f"the count at the visit of day {day:g} (measured with "
+                              f"measurement_error; NaN after the follow-up)"
+                      for day, column in (visit_count_days(spec.response)
+                                          if spec is not None else [])})
     described.update({c["name"]: c["description"] or "composite: all of " + ", ".join(
         c["all"]) + (" and none of " + ", ".join(c["none"]) if c["none"] else "")
         for c in (spec.extra.get("composites", ()) if spec is not None else ())})
@@ -1405,7 +1423,8 @@ def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]
             columns += estimate(f"median_{name}", "days", f"Kaplan-Meier median of {name}",
                                 "Brookmeyer-Crowley")
         else:
-            columns += estimate(f"mean_{name}", "", f"mean of {name}: {described[name]}",
+            unit = "x10^9/L" if name.startswith("plt_day_") else ""
+            columns += estimate(f"mean_{name}", unit, f"mean of {name}: {described[name]}",
                                 "normal")
     return columns
 
@@ -1514,6 +1533,9 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
     for day, column in (response_days(spec.response) if spec is not None else []):
         rows.append(("patients.csv", column, "flag", f"a visit on days 1 to {day:g} met the "
                      f"response rule (not a patient at or above the threshold at day 0)"))
+    for day, column in (visit_count_days(spec.response) if spec is not None else []):
+        rows.append(("patients.csv", column, "x10^9/L", f"the count at the visit of day "
+                     f"{day:g} (measured with measurement_error; NaN after the follow-up)"))
     if spec is not None and spec.response.get("sustained_share") is not None:
         rows.append(("patients.csv", SUSTAINED, "flag",
                      sustained_text(spec.response, spec.visit_every_days)))
