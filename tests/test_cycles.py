@@ -432,3 +432,28 @@ def test_staged_passes_decide_as_unstaged_ones_and_cover_less(cohort, monkeypatc
     # wait at 1.55 doses: 0.91 of the unstaged cover, 0.92 measured; the bundled Soff 2019
     # course at 2,000 patients, few of whom wait: 0.80, and 0.67 of the time)
     assert cost[1] < 0.95 * cost[0]
+
+
+def test_relative_dose_intensity_of_constructed_courses_and_of_a_simulated_one(result):
+    # relative dose intensity (Hryniuk 1984 J Clin Oncol 2:1281: dose per unit time relative
+    # to the plan), over the planned course of 4 x 21 days (84 days): hand-computed cases
+    from plateletpd.study.cycles import CourseResult, relative_dose_intensity
+
+    nan = np.nan
+    days = np.array([[0, 21, 42, 63],        # as planned: 1
+                     [0, 28, 49, 70],        # one 7-day delay: 84 / 91
+                     [0, 28, 49, 70],        # the same, the last three at 80%
+                     [0, 21, nan, nan]])     # abandoned after 2 cycles: 2 of 4 doses
+    doses = np.array([[1, 1, 1, 1], [1, 1, 1, 1], [1, .8, .8, .8], [1, 1, nan, nan]])
+    constructed = CourseResult(COURSE, np.zeros(1), np.zeros((4, 1)), np.zeros(4), days,
+                               np.zeros((4, 4)), doses, np.zeros(4, bool), {})
+    np.testing.assert_allclose(relative_dose_intensity(constructed),
+                               [1.0, 84 / 91, 3.4 / 4 * 84 / 91, 0.5], rtol=1e-12)
+    # the simulated course: within (0, 1], 1 exactly for the patients given every cycle
+    # on its planned day at full dose, below 1 for every other
+    rdi = relative_dose_intensity(result)
+    planned = np.all(result.cycle_day == np.arange(4) * 21.0, axis=1) & \
+        np.all(result.dose == 1.0, axis=1)
+    assert planned.any() and (~planned).any()
+    assert np.all((rdi > 0) & (rdi <= 1.0))
+    np.testing.assert_array_equal(rdi == 1.0, planned)

@@ -922,6 +922,11 @@ COURSE_COLUMNS = (
     ("delayed_cycles", "cycles", "cycles given late (a delay of at least late_from_days, "
      "default any) or never given after a delay"),
     ("dose_reduced", "flag", "a cycle was given at a reduced dose"),
+    ("relative_dose_intensity", "fraction", "chemotherapy dose intensity delivered over the "
+     "planned course, relative to the plan: (sum of the cycles' dose fractions / cycles "
+     "planned) x (planned span / actual span), the planned span cycles x cycle_days, the "
+     "actual from cycle 1 to the last cycle given plus cycle_days, never below the planned "
+     "(a cycle not given counts as dose 0; 1: every cycle on time at full dose)"),
     ("all_cycles_on_time", "flag", "every planned cycle given on time (on its planned day, "
      "or less than late_from_days after it)"),
     ("chemotherapy_resumed", "flag", "a cycle was given after enrolment"),
@@ -971,6 +976,23 @@ def course_columns(cycles: int) -> list[tuple[str, str, str]]:
     return rows
 
 
+def relative_dose_intensity(result: CourseResult) -> np.ndarray:
+    """Per patient, the chemotherapy dose intensity delivered over the planned course
+    relative to the planned one (Hryniuk's dose intensity, over the planned course):
+    ``(sum of dose fractions / cycles) x planned span / max(actual span, planned span)``,
+    the planned span ``cycles x cycle_days``, the actual one from cycle 1 to the last cycle
+    given plus ``cycle_days``. Delays lower it through the span, reductions through the
+    doses, cycles never given (abandoned) through the doses (0), and stopping early never
+    raises it (the span is at least the planned one)."""
+    course = result.course
+    given = np.isfinite(result.cycle_day)
+    doses = np.where(given, np.nan_to_num(result.dose, nan=1.0), 0.0)
+    last = np.where(given, result.cycle_day, -np.inf).max(axis=1)
+    planned = course.cycles * course.cycle_days
+    span = np.maximum(last - result.cycle_day[:, 0] + course.cycle_days, planned)
+    return doses.sum(axis=1) / course.cycles * planned / span
+
+
 def course_endpoints(arm: ArmResult) -> dict:
     """The per-patient course columns (:data:`COURSE_COLUMNS`) of an arm from
     :func:`simulate_course_arm`."""
@@ -984,6 +1006,7 @@ def course_endpoints(arm: ArmResult) -> dict:
     resumed = np.isfinite(after)
     columns = {"cycles_given": result.cycles_given, "abandoned": result.abandoned,
                "delayed_cycles": late.sum(axis=1), "dose_reduced": reduced.any(axis=1),
+               "relative_dose_intensity": relative_dose_intensity(result),
                "all_cycles_on_time": given.all(axis=1) & ~late.any(axis=1),
                "chemotherapy_resumed": resumed,
                "days_to_next_cycle": np.where(resumed, after, result.times[-1])
