@@ -100,6 +100,31 @@ def test_exposure_is_greater_than_dose_proportional(model):
     assert per_mg[2] / per_mg[0] > 1.1  # not a rounding effect: the saturable clearance
 
 
+def test_hetrombopag_exposure_scales_allometrically_with_body_weight(model):
+    # the card's assumption (Anderson and Holford 2008, Annu Rev Pharmacol Toxicol 48:303):
+    # clearances scale with (weight / 62 kg) ** 0.75. With the saturable clearance off the
+    # PK is linear, so a single dose's AUC to infinity is exactly 1000 x dose / CL (ng/mL x
+    # h; dose in mg, CL in L/h: 7.66 L/h at 62 kg, Wang Z 2022): 652.7 ng/mL x h for 5 mg
+    # at 62 kg, and 2 ** 0.75 = 1.682 times that at 31 kg
+    linear = {"het_target_clearance": 0.0}
+    times = np.linspace(0.0, 60.0, 60 * 96 + 1)   # days, every 15 minutes; ~0 left by day 60
+    auc = {}
+    for weight in (62.0, 31.0):
+        result = pp.simulate(model, "hetrombopag 5 mg", times=times, params=linear,
+                             covariates={**CHRONIC, "body_weight": weight})
+        assert result.ok
+        auc[weight] = 24.0 * np.trapezoid(result["hetrombopag_concentration"], times)
+    assert auc[62.0] == pytest.approx(1000 * 5 / 7.66, rel=1e-3)
+    assert auc[31.0] / auc[62.0] == pytest.approx(2 ** 0.75, rel=1e-3)
+    # exponents 0 switch the scaling off: a 31 kg patient then has the adult exposure
+    off = pp.simulate(model, "hetrombopag 5 mg", times=times,
+                      params={**linear, "het_clearance_weight_exponent": 0.0,
+                              "het_volume_weight_exponent": 0.0},
+                      covariates={**CHRONIC, "body_weight": 31.0})
+    assert 24.0 * np.trapezoid(off["hetrombopag_concentration"], times) == pytest.approx(
+        auc[62.0], rel=1e-9)
+
+
 def test_states_stay_non_negative_over_24_weeks(model):
     # an invariant: amounts and counts are never negative, on 7.5 mg daily (the label's
     # maximum) for 24 weeks, newly diagnosed (remission), with fast and with slow destruction
