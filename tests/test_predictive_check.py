@@ -127,6 +127,33 @@ def test_a_count_row_on_an_at_visits_day_is_read_from_that_visits_count():
         check_trial(_one_arm_trial(), data, study="s", replicates=2)
 
 
+def test_a_sustained_response_row_is_read_from_the_sustained_flag():
+    # Mei 2021 (J Hematol Oncol 14:37) Table 2 reports "responded at >= 75% of assessments"
+    # (32.7% of 168 on HETROM-2.5); written as a data row it is read from the trial's
+    # sustained_responder over the row's first n patients, and refused with the fix when
+    # the trial states another share
+    from dataclasses import replace
+
+    from plateletpd.study.trial import bundled_trial, load_trial_spec
+    from plateletpd.study.uncertainty import _replicate_spec
+
+    spec = load_trial_spec(bundled_trial("itp_phase3"), subjects=30)
+    row = _row(arm="HETROM-2.5", endpoint="response_proportion", n="20",
+               threshold="PLT >=50 at >=75% of assessments", statistic="percent",
+               value="32.7")
+    data = pd.DataFrame([row])
+    result = check_trial(spec, data, study="s", replicates=2, arm_map={"HETROM-2.5":
+                                                                       "HETROM-2.5"})
+    first = result.replicates[result.replicates.replicate == 0].set_index("line").value
+    patients = pp.run_trial(replace(spec, seed=_replicate_spec(spec, 0, None)[0])).subjects
+    arm = patients[patients.arm == "HETROM-2.5"].head(20)
+    assert first[2] == pytest.approx(100 * arm.sustained_responder.mean(), rel=1e-12)
+    other = pd.DataFrame([{**row, "threshold": "PLT >=50 at >=50% of assessments"}])
+    with pytest.raises(CheckError, match="sustained_share = 0.5"):
+        check_trial(spec, other, study="s", replicates=2, arm_map={"HETROM-2.5":
+                                                                   "HETROM-2.5"})
+
+
 def test_a_peak_row_with_a_day_is_refused_with_what_to_do():
     # the trial's peak runs to the end of follow-up; a "peak by day 28" row would be read
     # over another window without a word, so it is refused and the fix is named

@@ -73,6 +73,8 @@ COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial
               "rule, or \"PLT >=X at the week\" with [response] at_visits), "
               "time_to_threshold_days (75 or 100), nadir_plt, peak_plt (from the nadir to the "
               "end of follow-up), plt_auc_day0_21, "
+              "response_proportion of a sustained response (\"PLT >=50 at >=75% of "
+              "assessments\", with [response] sustained_share), "
               "plt_count (day 0, 7, 14 or 21, or a day of [response] at_visits; day 0: the "
               "count at the start of treatment), "
               "duration_below_days and "
@@ -461,6 +463,22 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
     if level is None and low is None and default_level is not None and endpoint in (
             "duration_below_days", "duration_thrombocytopenia_days"):
         level = default_level   # the arm's data_level: the study's unstated level
+    sustained = re.fullmatch(r"(?:PLT\s*)?>=\s*([\d.]+)\s+at\s*>=\s*([\d.]+)\s*%\s+of\s+"
+                             r"(?:the\s+)?(?:\w+\s+)?(?:visits|assessments)",
+                             str(row.threshold or "").strip())
+    if sustained and endpoint == "response_proportion":
+        # "PLT >=50 at >=75% of assessments" (Mei 2021 Table 2): the sustained response
+        scale = {"percent": 100.0, "proportion": 1.0}.get(statistic)
+        level, share = float(sustained.group(1)), float(sustained.group(2)) / 100.0
+        if scale is None:
+            return f"a {statistic} of responders needs n: give it as percent or proportion"
+        if response.get("threshold") != level or response.get("sustained_share") is None \
+                or abs(response["sustained_share"] - share) > 1e-9:
+            return (f"a sustained response (PLT >= {level:g} at >= {100 * share:g}% of the "
+                    f"visits) is not the trial's: set [response] threshold = {level:g} and "
+                    f"sustained_share = {share:g}")
+        return lambda t: scale * float(np.mean(t.sustained_responder)) if len(t) \
+            else math.nan
     at_visit = re.fullmatch(r"(?:PLT\s*)?>=\s*([\d.]+)\s+at the (?:week|visit)",
                             str(row.threshold or "").strip())
     # "PLT >100" by day 28 (the carboplatin label): a count compared at a day; read at that
