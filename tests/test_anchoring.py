@@ -123,3 +123,27 @@ def test_a_course_trial_anchors_on_its_first_cycle(tmp_path):
     # the bounded niche: 126 of 499 where 125 reach 25%)
     excess = anchor["achieved_percent"] - LABEL_PERCENT
     assert 0 <= excess <= 2 * 100 / anchor["valid_patients"] + 1e-9, anchor
+
+
+def test_a_course_with_between_cycle_variability_anchors_with_it(tmp_path):
+    # a user test (2026-12-04): with between_cycle_cv = 0.3 (every bundled course: Hansson
+    # 2010) the anchoring cohort was given the regimen without the exposure factor, so the
+    # trial's own untreated first cycle fell below the level far more often than the
+    # target (29.2% against 20.7% there). The anchoring cohort now shares it: the trial's
+    # patients' first-cycle share below 50 is the label's 25% within 3 binomial SE
+    text = TRIAL.format(seed=7, level=LABEL_LEVEL, percent=LABEL_PERCENT, more="",
+                        population="").replace('uncertainty = "fit"\n', "")
+    text = text.replace('[enrolment]\nchemotherapy = "chemotherapy 1 dose d1"\n'
+                        'entry_below = false\n', '[chemotherapy]\nregimen = "chemotherapy '
+                        '1 dose"\ncycle_days = 21\ncycles = 1\nbetween_cycle_cv = 0.3\n'
+                        '[enrolment]\n').replace("subjects_per_arm = 400",
+                                                 "subjects_per_arm = 1000")
+    path = tmp_path / "variable.toml"
+    path.write_text(text)
+    spec = load_trial_spec(path)
+    anchor = spec.extra["anchor"]
+    assert anchor["between_cycle_cv"] == 0.3
+    subjects = run_trial(spec).subjects
+    share = 100 * float(np.mean(subjects.cycle1_nadir < LABEL_LEVEL))
+    se = 100 * math.sqrt(0.25 * 0.75 / len(subjects))
+    assert abs(share - LABEL_PERCENT) < 3 * se, share   # 31.7% before the fix

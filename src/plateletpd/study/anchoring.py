@@ -18,7 +18,10 @@ patient's value of the parameter is scaled by one factor (for a lognormally vari
 unvaried parameter this is the same as scaling its typical value); each patient's nadir
 over ``within_days`` after the regimen decides; the share is non-decreasing in a damage
 parameter, so the factor is found by bisection on its logarithm between the parameter's
-bounds. The answer is deterministic for a seed.
+bounds. The answer is deterministic for a seed. A trial on a ``[chemotherapy]`` course with
+``between_cycle_cv`` gives each anchoring patient's first cycle an exposure factor drawn
+as the trial's (log-normal, median 1), through the course's own simulation, so the anchored
+share is that of the trial's untreated first cycle.
 """
 
 from __future__ import annotations
@@ -65,13 +68,16 @@ class AnchorResult:
     typical: float
     percent: float
     valid: int
+    between_cycle_cv: float = 0.0
 
     def sentence(self) -> str:
         a = self.anchor
+        exposure = (f" (each given with the course's between-cycle exposure CV "
+                    f"{self.between_cycle_cv:g})" if self.between_cycle_cv else "")
         return (f"{a.parameter} anchored to {self.typical:.4g} (from {self.typical_before:.4g}) "
-                f"so that {self.percent:.1f}% of {self.valid} untreated virtual patients fall "
-                f"below {a.nadir_below:g} within {a.within_days:g} days of {self.regimen!r} "
-                f"(target {a.percent:g}%: {a.source})")
+                f"so that {self.percent:.1f}% of {self.valid} untreated virtual patients"
+                f"{exposure} fall below {a.nadir_below:g} within {a.within_days:g} days of "
+                f"{self.regimen!r} (target {a.percent:g}%: {a.source})")
 
     def record(self) -> dict:
         a = self.anchor
@@ -79,14 +85,20 @@ class AnchorResult:
                 "target_percent": a.percent, "within_days": a.within_days,
                 "subjects": a.subjects, "source": a.source, "regimen": self.regimen,
                 "typical_before": self.typical_before, "typical": self.typical,
-                "achieved_percent": self.percent, "valid_patients": self.valid}
+                "achieved_percent": self.percent, "valid_patients": self.valid,
+                "between_cycle_cv": self.between_cycle_cv}
 
 
 def solve_anchor(model, variability: Variability, covariates: dict, cohort_seed: int,
-                 regimen: str, anchor: Anchor) -> AnchorResult:
+                 regimen: str, anchor: Anchor, course=None,
+                 between_cycle_cv: float = 0.0) -> AnchorResult:
     """The typical value of ``anchor.parameter`` that meets ``anchor`` (module text);
     ``cohort_seed`` draws the anchoring cohort (a trial passes its seed's
-    :data:`ANCHOR_STREAM`)."""
+    :data:`ANCHOR_STREAM`). ``course``: the trial's
+    :class:`~plateletpd.study.cycles.ChemotherapyCourse`, with its ``between_cycle_cv``
+    the anchoring cohort then shares: each patient's first cycle is given with an exposure
+    factor drawn as the trial's (log-normal, median 1), so the anchored share is the share
+    the trial's own untreated first cycle has, not that of a cohort without it."""
     from plateletpd.simulation.simulate import simulate_batch
 
     if anchor.parameter not in model.parameters:
@@ -114,18 +126,26 @@ def solve_anchor(model, variability: Variability, covariates: dict, cohort_seed:
     times = np.arange(0.0, anchor.within_days * 24.0 + 1.0) / 24.0  # hourly, in days
     bounds = model.parameters[anchor.parameter]
 
+    cv = between_cycle_cv if course is not None else 0.0
+    first_cycle = _first_cycle_nadirs(model, course, times, cohort_seed, anchor.subjects,
+                                      cv) if cv else None
+
     def share(factor: float) -> tuple[float, int]:
         scaled = matrix[:, column] * factor
-        params = {name: matrix[:, i] for i, name in enumerate(names)}
-        params[anchor.parameter] = scaled
-        given = dict(covariates)
-        given.update({c: matrix[:, len(names) + model.covariate_names.index(c)]
-                      for c in varied_covariates})
-        result = simulate_batch(model, regimen, times=times, params=params,
-                                covariates=given, n=anchor.subjects)
-        ok = result.success
-        # a patient outside the parameter's bounds is not simulated (INVALID_INPUT)
-        nadir = np.nanmin(np.asarray(result["platelets"])[ok], axis=1)
+        if first_cycle is not None:  # the course's first cycle with its exposure factors
+            nadir, ok = first_cycle(np.column_stack([matrix[:, :column], scaled,
+                                                     matrix[:, column + 1:]]))
+        else:
+            params = {name: matrix[:, i] for i, name in enumerate(names)}
+            params[anchor.parameter] = scaled
+            given = dict(covariates)
+            given.update({c: matrix[:, len(names) + model.covariate_names.index(c)]
+                          for c in varied_covariates})
+            result = simulate_batch(model, regimen, times=times, params=params,
+                                    covariates=given, n=anchor.subjects)
+            ok = result.success
+            # a patient outside the parameter's bounds is not simulated (INVALID_INPUT)
+            nadir = np.nanmin(np.asarray(result["platelets"])[ok], axis=1)
         return (100.0 * float(np.mean(nadir < anchor.nadir_below)) if ok.any()
                 else math.nan), int(ok.sum())
 
@@ -149,4 +169,35 @@ def solve_anchor(model, variability: Variability, covariates: dict, cohort_seed:
             low = middle
     factor = math.exp(high)
     percent, valid = share(factor)
-    return AnchorResult(anchor, regimen, typical, typical * factor, percent, valid)
+    return AnchorResult(anchor, regimen, typical, typical * factor, percent, valid, cv)
+
+
+def _first_cycle_nadirs(model, course, times: np.ndarray, cohort_seed: int, subjects: int,
+                        cv: float):
+    """A function of the anchoring cohort's parameter vectors giving each valid patient's
+    nadir over ``times`` after a course's first cycle given with a between-cycle exposure
+    factor (log-normal, median 1, coefficient of variation ``cv``: the trial's
+    ``between_cycle_cv``), drawn once from the cohort's own stream, and the valid mask."""
+    from dataclasses import replace
+
+    from plateletpd.study.cycles import simulate_course
+
+    omega = math.sqrt(math.log1p(cv * cv))
+    exposure = np.exp(omega * np.random.default_rng([cohort_seed, 2]).standard_normal(
+        (subjects, 1)))
+    one = replace(course, cycles=1, delay_below=None, reduce_after_delay_pct=0.0,
+                  late_from_days=None, judged_on_day=1.0, follow_up_days=float(times[-1]))
+    lower = np.array([e.lower for e in (*model.parameters.values(),
+                                        *model.covariates.values())])
+    upper = np.array([e.upper for e in (*model.parameters.values(),
+                                        *model.covariates.values())])
+
+    def nadirs(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        valid = np.all((vectors >= lower) & (vectors <= upper), axis=1)
+        result = simulate_course(model, one, vectors[valid], exposure=exposure[valid],
+                                 times=times)
+        ok = np.zeros(len(vectors), dtype=bool)
+        ok[np.flatnonzero(valid)[~result.failed]] = True
+        within = result.platelets[~result.failed][:, times <= times[-1]]
+        return np.nanmin(within, axis=1), ok
+    return nadirs

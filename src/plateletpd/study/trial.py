@@ -535,7 +535,9 @@ def _anchored(document: Document, checked: dict, model: Model, variability, cova
                                 f"it; remove one")
     try:
         result = solve_anchor(model, variability, covariates,
-                              _arm_seed(seed, ANCHOR_STREAM), regimen, anchor)
+                              _arm_seed(seed, ANCHOR_STREAM), regimen, anchor, course,
+                              checked["chemotherapy"]["between_cycle_cv"]
+                              if course is not None else 0.0)
     except AnchorError as error:
         raise document.fail(("population", "anchor"), str(error)) from None
     return model.with_parameters({anchor.parameter: result.typical}), result
