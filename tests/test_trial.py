@@ -391,6 +391,26 @@ def test_sustained_response_counts_the_share_of_visits_with_a_response(tmp_path)
             load_trial_spec(tmp_path / "bad.toml")
 
 
+def test_a_follow_up_shorter_than_the_response_window_is_warned_not_silent(tmp_path):
+    # a user test (2026-12-04): without a course, follow_up_days counts from the
+    # chemotherapy; treatment from day 7 with a 14-day follow-up and by_day 14 left every
+    # day-14 count empty and the response judged over 7 days, without a word
+    import plateletpd as pp
+    from plateletpd.study.trial import ShortFollowUpWarning
+
+    def spec(follow_up):
+        return pp.TrialSpec.create(seed=3, subjects_per_arm=20, follow_up_days=follow_up,
+                                   enrolment={"entry_below": False, "start_delay": 7},
+                                   arms=[{"name": "untreated"}],
+                                   response={"threshold": 100, "by_day": 14})
+    with pytest.warns(ShortFollowUpWarning, match=r"20 of 20 .* at least 21"):
+        result = run_trial(spec(14))
+    assert result.subjects.plt_day_14.isna().all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ShortFollowUpWarning)
+        assert run_trial(spec(21)).subjects.plt_day_14.notna().all()
+
+
 def test_min_days_gives_the_first_doses_whatever_the_stop_rule(tmp_path):
     # "avatrombopag for 5-10 days" (a user test's cohort): at least 5 doses, then the stop
     # rule. With a stop at 60 most of the arm would stop within days of starting below 75

@@ -1149,6 +1149,9 @@ def assemble_arm(spec: TrialSpec, design: ArmDesign, matrix: np.ndarray, valid: 
                       stacklevel=stacklevel)
     table = pd.concat(tables, ignore_index=True)
     table.insert(0, "arm", design.name)
+    short = _short_follow_up(spec, design, table)
+    if short:
+        warnings.warn(short, ShortFollowUpWarning, stacklevel=stacklevel)
     return table, _summarise(design.name, table, screened + invalid, invalid, spec), kept, \
         screening
 
@@ -1244,6 +1247,33 @@ def _count_screening(screening: dict, arm: str, rows) -> None:
 class NoVariabilityWarning(UserWarning):
     """A trial whose virtual patients are all alike: no [population] cv in the file and none
     from its fit."""
+
+
+class ShortFollowUpWarning(UserWarning):
+    """Enrolled patients followed for fewer days of treatment than the response is judged
+    over (a trial without a course, whose follow-up counts from the chemotherapy)."""
+
+
+def _short_follow_up(spec: TrialSpec, design: ArmDesign, table: pd.DataFrame) -> str:
+    """Without a [chemotherapy] course ``follow_up_days`` counts from the chemotherapy: the
+    warning for an arm whose patients start treatment too late to be followed to
+    ``by_day`` (their response judged over fewer visits, their later counts empty); ""
+    when every patient is followed that far."""
+    if spec.extra.get("course") is not None or "start_day" not in table:
+        return ""
+    by_day = spec.response["by_day"]
+    start = table.start_day.to_numpy(float)
+    short = start + by_day > spec.follow_up_days + 1e-9
+    if not short.any():
+        return ""
+    need = math.ceil(float(np.nanmax(start)) + by_day)
+    return (f"trial {spec.name}, arm {design.name!r}: {int(short.sum())} of {len(table)} "
+            f"enrolled patients are followed for fewer than by_day = {by_day:g} days of "
+            f"treatment (without a [chemotherapy] course, follow_up_days = "
+            f"{spec.follow_up_days:g} counts from the chemotherapy, and treatment starts on "
+            f"days {np.nanmin(start):.1f}-{np.nanmax(start):.1f} after it): their response is "
+            f"judged over fewer visits and their counts after the follow-up are empty; raise "
+            f"[trial] follow_up_days to at least {need}")
 
 
 class DroppedPatientsWarning(UserWarning):
