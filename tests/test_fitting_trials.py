@@ -175,7 +175,7 @@ def test_fit_predictions_equal_the_checks_values_for_the_same_trial(tmp_path):
     assert check.table.virtual_n.iloc[0] == table.virtual_patients.iloc[0] > 0
     unused = problem.trials[0].unused
     assert unused.line.tolist() == [11, 12]
-    assert "no such endpoint" in unused.reason.iloc[0]
+    assert "the count on day 10 is not recorded: add at_visits = [10]" in unused.reason.iloc[0]
     assert "'romiplostim' is not mapped" in unused.reason.iloc[1]
 
 
