@@ -411,6 +411,37 @@ def test_a_follow_up_shorter_than_the_response_window_is_warned_not_silent(tmp_p
         assert run_trial(spec(21)).subjects.plt_day_14.notna().all()
 
 
+def test_stop_after_fall_waits_for_a_count_below_the_level_before_stopping(tmp_path):
+    # a user test (2026-12-04): rhIL-11 from a fixed day after chemotherapy "until PLT >=
+    # 80 after the nadir" could not be written: stop_at stops at once while the count is
+    # still high (the median patient got 1 of 10 doses). With stop_after_fall the drug
+    # stops at the first morning at or above 80 after one below it
+    import plateletpd as pp
+
+    def arm(**stop):
+        spec = pp.TrialSpec.create(
+            seed=4, subjects_per_arm=40, follow_up_days=35,
+            enrolment={"entry_below": False, "start_delay": 3},
+            arms=[{"name": "rhIL-11", "treatment": ["rhIL-11 50 ug/kg"], "max_days": 14,
+                   "stop_at": 80, **stop}], response={"threshold": 100, "by_day": 14})
+        return run_trial(spec).subjects
+    plain, after = arm(), arm(stop_after_fall=True)
+    high = plain.platelets_at_start >= 80
+    assert high.mean() > 0.5
+    # plain stop_at: a patient at or above 80 on day 1 stops after the first dose
+    assert (plain.treatment_doses[high] == 1).mean() > 0.9
+    # after a fall: more doses, and a patient stops only once the count came back to 80
+    # after being below it (or never fell below 80: treated to max_days)
+    assert after.treatment_doses.median() > plain.treatment_doses.median()
+    fell = after.nadir < 80
+    assert (after.treatment_doses[~fell] == 14).all()
+    assert (fell & (after.treatment_doses < 14)).any()   # some stopped on recovering
+    with pytest.raises(TrialSpecError, match="stop_after_fall qualifies stop_at"):
+        pp.TrialSpec.create(seed=4, subjects_per_arm=5, arms=[
+            {"name": "x", "treatment": ["rhIL-11 50 ug/kg"], "stop_at": False,
+             "stop_after_fall": True}])
+
+
 def test_min_days_gives_the_first_doses_whatever_the_stop_rule(tmp_path):
     # "avatrombopag for 5-10 days" (a user test's cohort): at least 5 doses, then the stop
     # rule. With a stop at 60 most of the arm would stop within days of starting below 75

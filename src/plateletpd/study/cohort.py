@@ -156,6 +156,7 @@ class ArmDesign:
     start_delay: float = 1.0                 # days after the entry crossing
     stop_at: float | None = 100.0            # x10^9/L
     stop_rise: float | None = None           # x10^9/L above the count at entry
+    stop_after_fall: bool = False            # stop_at only after a morning below it
     max_days: int = 14
     min_days: int = 0                        # treatment days given whatever the stop rules
     follow_up_days: float = 35.0
@@ -189,6 +190,9 @@ class ArmDesign:
             value = getattr(self, label)
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
                 problems.append(f"{label} must be a positive number or absent, got {value!r}")
+        if self.stop_after_fall and self.stop_at is None:
+            problems.append("stop_after_fall qualifies stop_at: give the level too, e.g. "
+                            "stop_at = 100")
         for rule in self.titrations:
             if not (isinstance(rule.day, int) and 0 < rule.day < max(self.max_days, 1)):
                 problems.append(f"a titration day must be a whole treatment day within "
@@ -401,6 +405,8 @@ class _Rule:
     steps: tuple[int, int] = (0, 0)  # increase/decrease: fewest and most steps from the start
     rise: bool = False          # stop_rise: the level is a rise over the count at the start
     visit: bool = False         # judged only at visits inside the follow-up
+    # stop_after_fall: fires only after a morning (``watch``) with the count below the level
+    watch: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -485,7 +491,10 @@ def resolve_treatment(model: Model, design: ArmDesign) -> Treatment:
     may_stop = on_morning & (grid >= design.min_days)
     for level, rise in ((design.stop_at, False), (design.stop_rise, True)):
         if level is not None:
-            rules.append(_Rule("stop", may_stop, level, True, rise=rise))
+            # stop_after_fall: "until the count has recovered to 100" for a treatment
+            # started while the count is still high (a fixed day after chemotherapy)
+            watch = np.isin(grid, mornings) if design.stop_after_fall and not rise else None
+            rules.append(_Rule("stop", may_stop, level, True, rise=rise, watch=watch))
     at_visit = np.isin(grid, visits)
     for number, rule in enumerate(design.rules, start=1):
         what = f"dose rule {number} ({rule.action})"
@@ -541,12 +550,20 @@ def _decide(treatment: Treatment, counts: np.ndarray, start_count: np.ndarray,
     setting = np.ones((n, drugs))
     factors = np.ones((n, treatment.grid.size + 1, drugs))  # column 0: before any decision
     log = []
+    fallen = {number: np.zeros(n, dtype=bool) for number, rule in enumerate(treatment.rules)
+              if rule.watch is not None}
     for point in range(treatment.grid.size):
-        for rule in treatment.rules:
+        for number, rule in enumerate(treatment.rules):
+            if rule.watch is not None:  # a morning below the level must come first
+                was = fallen[number].copy()
+                if rule.watch[point]:
+                    fallen[number] |= counts[:, point] < rule.level
             if not rule.at[point]:
                 continue
             value = counts[:, point] - (start_count if rule.rise else 0.0)
             fire = value >= rule.level if rule.above else value < rule.level
+            if rule.watch is not None:
+                fire &= was
             if rule.visit:
                 fire &= inside[:, point]
             for j in range(drugs) if rule.drug < 0 else (rule.drug,):
@@ -751,6 +768,10 @@ def _smooth_arm(model, design, vectors, covariates, chemotherapy, times, index, 
     # STOP_WIDTH); a dose is weighted by the probability of not having stopped before it,
     # so the arm changes smoothly with the parameters (an optimiser needs that)
     go_on = np.ones_like(morning_counts)
+    if design.stop_after_fall:
+        raise PlateletPDError(f"arm {design.name!r}: stop_after_fall is a trial file's rule; "
+                              f"a fit configuration's arms stop at stop_at from the first "
+                              f"morning (fit such an arm through a trial file, [[trials]])")
     if design.stop_at is not None:
         go_on *= logistic((design.stop_at - morning_counts) / STOP_WIDTH)
     if design.stop_rise is not None:

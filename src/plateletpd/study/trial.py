@@ -323,6 +323,9 @@ TRIAL_SCHEMA = Table({
         "support_stop_after_fall": Field("boolean", default=False),
         "stop_at": Field(default=100.0, may_be_false=True, unit="10^9/L"),
         "stop_rise": Field(default=False, may_be_false=True, unit="10^9/L"),
+        # stop_at only at the first morning at or above it after one below it ("until the
+        # count has recovered to 80" for a treatment started on a fixed day)
+        "stop_after_fall": Field("boolean", default=False),
         "max_days": Field(default=14, high=365, **_AT_OR_AFTER),
         # a minimum course ("5-10 days"): the stop rules act from this treatment day on
         "min_days": Field(default=0, high=365, **_AT_OR_AFTER),
@@ -810,6 +813,7 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             else entry["entry_below"],
             entry_day=enrolment["entry_day"], start_delay=enrolment["start_delay"],
             stop_at=entry["stop_at"], stop_rise=entry["stop_rise"],
+            stop_after_fall=entry["stop_after_fall"],
             max_days=entry["max_days"], min_days=entry["min_days"],
             follow_up_days=checked["trial"]["follow_up_days"],
             titrations=tuple(Titration(**rule) for rule in entry["titration"]),
