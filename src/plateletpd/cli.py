@@ -382,8 +382,12 @@ def command_check(args) -> int:
     table = result.table.assign(interval=[f"[{low:.4g}, {high:.4g}]" for low, high in zip(
         result.table.interval_low, result.table.interval_high)])
     print(f"predictive check of {spec.name} against {result.study} ({args.data}):")
-    print(table[["line", "arm", "trial_arm", "endpoint", "statistic", "n", "virtual_n",
-                 "observed", "predicted", "interval", "inside"]].to_string(
+    # the threshold and the day tell apart rows of one arm and endpoint (a transfusion
+    # and a grade-4 incidence; a count on two days)
+    table = table.assign(threshold=table.threshold.fillna("").astype(str).str.slice(0, 28),
+                         day=[("" if d != d else f"{d:g}") for d in table.day])
+    print(table[["line", "arm", "trial_arm", "endpoint", "threshold", "day", "statistic", "n",
+                 "virtual_n", "observed", "predicted", "interval", "inside"]].to_string(
         index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:
         paths = write_check(result, Path(args.out))
