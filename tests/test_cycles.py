@@ -457,3 +457,22 @@ def test_relative_dose_intensity_of_constructed_courses_and_of_a_simulated_one(r
     assert planned.any() and (~planned).any()
     assert np.all((rdi > 0) & (rdi <= 1.0))
     np.testing.assert_array_equal(rdi == 1.0, planned)
+
+
+def test_an_abandoned_cycles_window_does_not_depend_on_the_cycles_planned(cohort):
+    # a user test (2026-12-04): an abandoned patient's last cycle ran to the end of the
+    # output grid, which grows with the cycles planned, so its days below 100 were 114.5
+    # with 3 cycles planned and 163.5 with 4. It now ends the course's follow-up (21 days)
+    # after the day the course was abandoned: day 21 + 28 (give_up_after_days) + 21 = 70
+    # here, whatever is planned after it
+    def course(cycles):
+        return run(cohort, ChemotherapyCourse(cycles=cycles, delay_below=1e5))
+    three, four = course(3), course(4)
+    assert three.abandoned.all() and four.abandoned.all()
+    for result in (three, four):
+        start, end = result.window_days(1)
+        np.testing.assert_array_equal(end, start + 21 + 28 + 21)
+    assert three.times[-1] != four.times[-1]   # the grids differ; the readings do not
+    for key in ("nadir", "peak", 100):
+        np.testing.assert_array_equal(three.readings(1, (100,))[key],
+                                      four.readings(1, (100,))[key])

@@ -200,8 +200,17 @@ class CourseResult:
         its window ends: the next cycle's day, or the end of follow-up (see :meth:`_window`;
         inf when the next cycle was never given)."""
         start = self.cycle_day[:, cycle - 1]
-        end = self.cycle_day[:, cycle] if cycle < self.course.cycles else \
-            start + self.course.follow_up_days
+        course = self.course
+        end = self.cycle_day[:, cycle] if cycle < course.cycles else \
+            start + course.follow_up_days
+        # an abandoned course's last cycle: followed off chemotherapy for the course's
+        # follow_up_days after the day it was abandoned (the next cycle's planned day plus
+        # give_up_after_days), not to the end of a grid whose length depends on the number
+        # of cycles planned
+        last = np.isnan(end) & np.isfinite(start) & self.abandoned
+        if last.any():
+            end = np.where(last, start + course.cycle_days + course.give_up_after_days
+                           + course.follow_up_days, end)
         return start, np.where(np.isfinite(end), end, np.inf)
 
     def treated_cycle(self, day0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -224,8 +233,11 @@ class CourseResult:
         ``follow_up_days`` after its chemotherapy: the output grid runs on to the latest
         day any patient of the course can be followed to (its delays), and a reading past
         a patient's own follow-up (a recovery peak on day 40 of a 21-day follow-up) is not
-        one the study made. The last cycle of an abandoned course (no next cycle given)
-        keeps the whole grid: such a patient is followed off chemotherapy."""
+        one the study made. The last cycle of an abandoned course (no next cycle given) ends
+        the course's ``follow_up_days`` after the day it was abandoned (its next cycle's
+        planned day plus ``give_up_after_days``): such a patient is followed off
+        chemotherapy for as long as after a last cycle, whatever the number of cycles
+        planned (before 2026-12-04 to the grid's end, which grows with that number)."""
         start, end = self.window_days(cycle)
         inside = (self.times[None, :] >= start[:, None]) & (self.times[None, :] < end[:, None])
         return start, inside
