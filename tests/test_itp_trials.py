@@ -250,3 +250,17 @@ def test_phase3_responds_at_least_once_far_more_often_than_at_week_8(phase3_tabl
     # at least half of that gap (10 points) in both arms
     for arm in ("HETROM-2.5", "HETROM-5"):
         assert phase3_table2[(arm, "at_least_once")] - phase3_table2[(arm, "week_8")] >= 10.0
+
+
+def test_a_rescue_on_a_model_without_transfusions_is_refused_naming_rescue(tmp_path):
+    # a user test (2026-12-04): rescue = { below = 10 } on the ITP model was refused as
+    # "treatment: unknown drug 'platelet_transfusion'", naming a key and a drug the user
+    # never wrote; the refusal now names the rescue and what to do
+    from plateletpd.study.trial import TrialSpecError
+
+    text = bundled_trial("itp_phase3").read_text().replace(
+        'name = "placebo"\n', 'name = "placebo"\nrescue = { below = 10 }\n', 1)
+    (tmp_path / "rescue.toml").write_text(text)
+    with pytest.raises(TrialSpecError, match=r"\] rescue: arm 'placebo': its dose "
+                       r"'platelet_transfusion 1 dose' needs the drug"):
+        load_trial_spec(tmp_path / "rescue.toml")

@@ -879,6 +879,8 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             _check_doses(model, doses)
         except PlateletPDError as error:
             named, message = f"arm {entry['name']!r}: ", str(error)
+            if message.startswith("rescue: "):  # the rescue's own key, not the treatment
+                key, message = "rescue", message[len("rescue: "):]
             raise document.fail((*where, key), message if message.startswith(named)
                                 else named + message) from None
     return design
@@ -896,6 +898,17 @@ def _check_doses(model: Model, design: ArmDesign) -> None:
     from plateletpd.dosing.regimens import as_regimen
     from plateletpd.dosing.schedules import expand
 
+    if design.rescue is not None:  # the rescue's dose first: its own message
+        drug = design.rescue.dose.split()[0]
+        names = [t.name for t in model.dose_targets]
+        if drug not in names + [a for t in model.dose_targets for a in t.aliases]:
+            from plateletpd.errors import RegimenError
+
+            raise RegimenError(
+                f"rescue: its dose {design.rescue.dose!r} needs the drug {drug!r}, which "
+                f"model {model.name!r} cannot be dosed with (it takes: "
+                f"{', '.join(names)}); remove rescue from the arm, or use a model with a "
+                f"platelet transfusion (cit_marrow_reserve)")
     doses = [*(rule.dose for rule in design.titrations),
              *([design.rescue.dose] if design.rescue else [])]
     regimen = " + ".join(filter(None, [design.chemotherapy, *design.treatment,
