@@ -176,6 +176,26 @@ def test_titration_moves_in_steps_and_never_leaves_its_bounds(toy):
                                   np.count_nonzero(changes, axis=1))
 
 
+def test_to_day_ends_a_rule_so_a_taper_is_not_undone(toy):
+    # a user test (2026-12-04): "titrated within 50-150 until week 24, then tapered" could
+    # not be written: the increase rule kept firing during the taper. With to_day the
+    # rule is judged up to that visit only. The toy's lowest baseline stays below 60 at
+    # every dose (0.25-1 mg add 5-20), so without to_day it climbs a step at each visit
+    rules = [("below", 60, "increase", "hetrombopag", "0.25 mg", "", "1 mg", 0.0, 3.0)]
+    arm = simulate_treatment_arm(toy, design(rules, 3.0, "hetrombopag 0.25 mg"),
+                                 cohort(toy, [5.0]))
+    events = arm.extra["events"]
+    assert events["day"].tolist() == [0.0, 3.0]       # visits 0 and 3, then no more
+    assert arm.extra["dose_amounts"][0, -1] == 0.75
+    endless = simulate_treatment_arm(toy, design([rules[0][:7]], 3.0, "hetrombopag 0.25 mg"),
+                                     cohort(toy, [5.0]))
+    assert endless.extra["dose_amounts"][0, -1] == 1.0  # up to the maximum
+    with pytest.raises(pp.PlateletPDError, match="to_day must be a number of days at or "
+                       "after from_day"):
+        design([("below", 60, "increase", "hetrombopag", "0.25 mg", "", "1 mg", 7.0, 3.0)],
+               3.0)
+
+
 def test_stop_rule_ends_every_dose_for_good(toy):
     rules = [("above", 100, "stop")]
     baselines = [20.0, 50.0]

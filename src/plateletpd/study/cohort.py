@@ -102,7 +102,8 @@ class DoseRule:
     Rules are applied in the order written, so a later rule sees the state an earlier one
     left at the same visit. The day-0 visit (the baseline, before the first dose) is judged
     too; ``from_day`` (days from day 0) leaves the visits before it out ("the dose may be
-    raised after 2 weeks": ``from_day = 14``; ``from_day = 7``: not at baseline)."""
+    raised after 2 weeks": ``from_day = 14``; ``from_day = 7``: not at baseline) and
+    ``to_day`` those after it ("titrated until week 24, then tapered": ``to_day = 168``)."""
 
     when: str
     level: float
@@ -112,6 +113,7 @@ class DoseRule:
     minimum: str = ""
     maximum: str = ""
     from_day: float = 0.0
+    to_day: float | None = None   # the last visit day judged (None: to the end)
 
     def problems(self) -> list[str]:
         """What is wrong with the rule, as sentences (empty when it is sound)."""
@@ -128,6 +130,10 @@ class DoseRule:
         if not (isinstance(self.from_day, (int, float)) and math.isfinite(self.from_day)
                 and self.from_day >= 0):
             problems.append(f"from_day must be a number of days >= 0, got {self.from_day!r}")
+        elif self.to_day is not None and not (
+                isinstance(self.to_day, (int, float)) and self.to_day >= self.from_day):
+            problems.append(f"to_day must be a number of days at or after from_day "
+                            f"({self.from_day:g}), got {self.to_day!r}")
         stepping = self.action in ("increase", "decrease")
         if stepping and not (self.drug and self.step):
             problems.append(f"an {self.action} rule needs drug and step, e.g. {{ when = "
@@ -522,7 +528,9 @@ def resolve_treatment(model: Model, design: ArmDesign) -> Treatment:
             steps = (int(math.ceil((low - 1.0) / size - 1e-9)),
                      int(math.floor((high - 1.0) / size + 1e-9)) if high < math.inf
                      else 10 ** 9)
-        rules.append(_Rule(rule.action, at_visit & (grid >= rule.from_day - 1e-9), rule.level,
+        window = (grid >= rule.from_day - 1e-9) & (
+            grid <= (math.inf if rule.to_day is None else rule.to_day) + 1e-9)
+        rules.append(_Rule(rule.action, at_visit & window, rule.level,
                            rule.when == "above", j, steps=steps, visit=True))
     return Treatment(schedule, np.asarray(entry, dtype=np.int64),
                      tuple(d.drug for d in doses), np.array([d.amount for d in doses]),

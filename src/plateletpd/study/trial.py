@@ -351,7 +351,11 @@ TRIAL_SCHEMA = Table({
             "max": Field("text", default="", what='an amount in quotes, e.g. "7.5 mg"'),
             # the first visit day the rule is judged on (0: the baseline visit too)
             "from_day": Field(default=0.0, low_included=True, unit="days",
-                              what="a number of days from day 0, e.g. 14")},
+                              what="a number of days from day 0, e.g. 14"),
+            # the last visit day it is judged on (absent: to the end): a titration that
+            # stops before a taper ("titrated until week 24, then tapered")
+            "to_day": Field(low_included=True, unit="days",
+                            what="a number of days from day 0, e.g. 168")},
             many=True, single_ok=True,
             what='a list such as [{ when = "above", level = 150, action = "hold" }] or '
                  '[[arms.rules]] tables')}, many=True)})
@@ -820,7 +824,8 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             rescue=Rescue(**{k: v for k, v in entry["rescue"].items() if v is not None})
             if entry["rescue"] else None,
             rules=tuple(DoseRule(rule["when"], rule["level"], rule["action"], rule["drug"],
-                                 rule["step"], rule["min"], rule["max"], rule["from_day"])
+                                 rule["step"], rule["min"], rule["max"], rule["from_day"],
+                                 rule["to_day"])
                         for rule in entry["rules"]),
             visit_every_days=checked["trial"]["visit_every_days"],
             support=tuple(entry["support"]), support_cycles=tuple(entry["support_cycles"]),
