@@ -442,6 +442,81 @@ def test_stop_after_fall_waits_for_a_count_below_the_level_before_stopping(tmp_p
              "stop_after_fall": True}])
 
 
+def test_durations_and_loss_of_response_on_a_constructed_course():
+    # Mei 2021 Table 2 reports the maximum continuous and the total duration of response,
+    # and Mei 2022 (J Thromb Haemost, stage 3) the time from the start of tapering to the
+    # first relapse; a user test (2026-12-04) could compute neither. Weekly counts 60, 40,
+    # 60, 60, 60, 40, 60, 60 on days 7-56 (threshold 50): the longest run is days 21-35
+    # (3 visits, 21 days), the total 6 visits (42 days); from day 7 (60, at or above 50)
+    # the first visit below 50 is day 14: lost after 7 days
+    times = np.arange(0, 60 * 24 + 1) / 24
+    at_visit = {0: 13, 7: 60, 14: 40, 21: 60, 28: 60, 35: 60, 42: 40, 49: 60, 56: 60}
+    course = np.array([at_visit[7 * min(int(t // 7), 8)] for t in times], dtype=float)
+    arm = ArmResult(ArmDesign("x"), times, course[None, :], np.array([0]), np.array([0.0]),
+                    np.array([0.0]), np.array([5]), np.array([0]), 1)
+
+    def row(**response):
+        return patient_endpoints(arm, {"threshold": 50, "rise": None, "by_day": 56,
+                                       **response}, 7.0).iloc[0]
+    durations = row(durations=True)
+    assert durations.longest_response_days == 21 and durations.total_response_days == 42
+    lost = row(loss_below=50, loss_from_day=7)
+    assert lost.lost_response == 1 and lost.days_to_loss == 7
+    kept = row(loss_below=50, loss_from_day=49)   # 60 on day 56: not lost, censored there
+    assert kept.lost_response == 0 and kept.days_to_loss == 7
+    below = row(loss_below=50, loss_from_day=14)  # 40 on day 14: not a responder then
+    assert np.isnan(below.lost_response) and np.isnan(below.days_to_loss)
+
+
+def test_loss_of_response_after_stopping_the_drug_is_summarised(tmp_path):
+    # the ITP model off hetrombopag after 8 weeks: every patient at or above 30 on day 56
+    # falls below it again (the drug's effect is the only lift in chronic ITP: the model's
+    # untreated state is the patient's own), and the summary's Kaplan-Meier median is that
+    # of the per-patient days
+    from plateletpd.study.statistics import kaplan_meier
+
+    text = """
+[trial]
+name = "off"
+model = "itp_thrombopoiesis"
+fit = "default"
+seed = 1
+subjects_per_arm = 60
+follow_up_days = 112
+visit_every_days = 7
+[population]
+typical = { platelets_baseline = 13.0 }
+cv = { platelets_baseline = 0.8, immune_destruction = 0.8 }
+covariates = { itp_duration_months = 36 }
+[enrolment]
+chemotherapy = ""
+entry_below = 30
+start_delay = 0
+[response]
+threshold = 50
+by_day = 56
+durations = true
+loss_below = 30
+loss_from_day = 56
+[[arms]]
+name = "8 weeks"
+treatment = ["hetrombopag 5 mg"]
+stop_at = false
+max_days = 56
+"""
+    (tmp_path / "off.toml").write_text(text)
+    result = run_trial(load_trial_spec(tmp_path / "off.toml"))
+    s = result.subjects
+    judged = s.lost_response.notna()
+    assert judged.sum() > 10 and (s.lost_response[judged] == 1).all()
+    curve = kaplan_meier(s.days_to_loss[judged], s.lost_response[judged] > 0)
+    assert result.summary.iloc[0].median_days_to_loss == curve.median()
+    assert np.isnan(s.longest_response_days[~s.responder.astype(bool)]).all()
+    with pytest.raises(TrialSpecError, match="needs both loss_below"):
+        (tmp_path / "bad.toml").write_text(text.replace("loss_from_day = 56\n", ""))
+        load_trial_spec(tmp_path / "bad.toml")
+
+
 def test_min_days_gives_the_first_doses_whatever_the_stop_rule(tmp_path):
     # "avatrombopag for 5-10 days" (a user test's cohort): at least 5 doses, then the stop
     # rule. With a stop at 60 most of the arm would stop within days of starting below 75

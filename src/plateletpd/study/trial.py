@@ -288,7 +288,16 @@ TRIAL_SCHEMA = Table({
         "sustained_from_day": Field(default=False, may_be_false=True, high=_FOLLOW_UP,
                                     fix=_WITHIN, unit="days"),
         "sustained_to_day": Field(default=False, may_be_false=True, high=_FOLLOW_UP,
-                                  fix=_WITHIN, unit="days")}),
+                                  fix=_WITHIN, unit="days"),
+        # durations of response (Mei 2021 Table 2: "maximum continuous" and "total duration
+        # of response"): per patient, from the visits up to by_day
+        "durations": Field("boolean", default=False),
+        # loss of response / relapse ("first relapse after the start of tapering"): among
+        # patients at or above loss_below at the visit of loss_from_day, the first later
+        # visit below it
+        "loss_below": Field(default=False, may_be_false=True, unit="10^9/L"),
+        "loss_from_day": Field(default=False, may_be_false=True, high=_FOLLOW_UP,
+                               fix=_WITHIN, unit="days")}),
     "arms": Table({
         "name": Field("text", required=True, nonempty=True,
                       what="text in quotes, a unique name for the arm"),
@@ -462,6 +471,11 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         raise fail(("response", "also_by_days"), f"day {late[0]:g} is after the follow-up "
                    f"({trial['follow_up_days']:g} days): lower it or raise [trial] "
                    f"follow_up_days")
+    if (response["loss_below"] is None) != (response["loss_from_day"] is None):
+        raise fail(("response", "loss_below" if response["loss_below"] is None
+                    else "loss_from_day"), "a loss of response needs both loss_below (the "
+                   "count that ends it, e.g. 30) and loss_from_day (the visit it is judged "
+                   "from, e.g. 168)")
     window = (response["sustained_from_day"], response["sustained_to_day"])
     if response["sustained_share"] is None and any(day is not None for day in window):
         raise fail(("response", "sustained_from_day" if window[0] is not None
@@ -715,6 +729,45 @@ def sustained_text(response: dict, visit_every: float) -> str:
             f"the visits on days {first:g}-{last:g} (every {visit_every:g} days)")
 
 
+#: the per-patient columns of [response] durations and of a loss of response
+DURATIONS = ("longest_response_days", "total_response_days")
+LOSS = ("lost_response", "days_to_loss")
+
+
+def response_extras(response: dict) -> list[tuple[str, str, str, str]]:
+    """(column, unit, how the summary reports it, description) of the per-patient columns
+    of ``[response] durations`` and ``loss_below``/``loss_from_day``."""
+    rows = []
+    if response.get("durations"):
+        rows += [("longest_response_days", "days", "km*", "the longest run of consecutive "
+                  "responding visits up to by_day, in days (visits x visit_every_days: a "
+                  "response seen at one visit counts one interval); empty for a patient "
+                  "who never responded; the summary gives its median among responders"),
+                 ("total_response_days", "days", "km*", "all responding visits up to by_day, "
+                  "in days (visits x visit_every_days); empty for a patient who never "
+                  "responded; the summary gives its median among responders")]
+    if response.get("loss_below") is not None:
+        level, day = response["loss_below"], response["loss_from_day"]
+        rows += [("lost_response", "flag", "pct", f"a visit after day {day:g} with the count "
+                  f"below {level:g}, among the patients at or above {level:g} at the visit of "
+                  f"day {day:g} (empty for the others)"),
+                 ("days_to_loss", "days", "km:lost_response", f"days from day {day:g} to the "
+                  f"first visit below {level:g} (censored at the last visit; among the "
+                  f"patients at or above {level:g} on day {day:g}); the summary gives its "
+                  f"Kaplan-Meier median")]
+    return rows
+
+
+def _runs(hits: np.ndarray) -> np.ndarray:
+    """Per row, the longest run of consecutive True values."""
+    longest = np.zeros(hits.shape[0], dtype=np.int64)
+    current = np.zeros(hits.shape[0], dtype=np.int64)
+    for column in hits.T:
+        current = np.where(column, current + 1, 0)
+        longest = np.maximum(longest, current)
+    return longest
+
+
 def visit_flags(courses: Courses, response: dict) -> dict:
     """Per patient, whether the count at each ``at_visits`` day (measured when visits
     measure counts) is at or above each level (False after the end of follow-up), and
@@ -736,6 +789,24 @@ def visit_flags(courses: Courses, response: dict) -> dict:
         # a share of the patient's visits in the window (all of them in a virtual trial,
         # whose patients are followed to the end); a small tolerance so 6 of 8 is 75%
         flags[SUSTAINED] = (judged > 0) & (met >= response["sustained_share"] * judged - 1e-9)
+    if response.get("durations"):
+        window = (courses.visit_days <= response["by_day"] + 1e-9)[None, :]
+        hits = courses.responded & window
+        ever = hits.any(axis=1)
+        flags["longest_response_days"] = np.where(ever, _runs(hits) * courses.visit_every,
+                                                  np.nan)
+        flags["total_response_days"] = np.where(ever, hits.sum(axis=1) * courses.visit_every,
+                                                np.nan)
+    if response.get("loss_below") is not None:
+        level, day = response["loss_below"], response["loss_from_day"]
+        judged = np.nan_to_num(courses.measured(day), nan=-np.inf) >= level
+        later = courses.valid_visits & (courses.visit_days > day + 1e-9)[None, :]
+        below = later & (courses.visits < level)
+        lost = below.any(axis=1)
+        last = courses.visit_days[np.maximum(courses.last_visit, 0)]
+        first = courses.visit_days[np.argmax(below, axis=1)]
+        flags["lost_response"] = np.where(judged, lost, np.nan)
+        flags["days_to_loss"] = np.where(judged, np.where(lost, first, last) - day, np.nan)
     return flags
 
 
@@ -792,6 +863,8 @@ def _flags(course: ChemotherapyCourse | None, response: dict) -> list[str]:
     flags += [column for _, column in response_days(response)]
     if response.get("sustained_share") is not None:
         flags.append(SUSTAINED)
+    if response.get("loss_below") is not None:
+        flags.append("lost_response")
     if course is not None:
         flags += [name for name, unit, _ in course_columns(course.cycles) if unit == "flag"]
     return flags
@@ -1385,8 +1458,13 @@ def _summarise(name: str, table: pd.DataFrame, screened: int, invalid: int,
             low, high = binomial_interval(hits, judged)
             row.update(_estimate(f"{column}_pct", 100 * hits / judged if judged
                                  else math.nan, 100 * low, 100 * high))
-        elif kind == "km":
-            curve = kaplan_meier(values, table["chemotherapy_resumed"].to_numpy())
+        elif kind.startswith("km"):
+            # "km": days to the next cycle; "km:flag": censored where the flag is false;
+            # "km*": every value an event (a median with its interval among those with one)
+            event = (np.isfinite(values) if kind == "km*" else
+                     table["chemotherapy_resumed"].to_numpy() if kind == "km" else
+                     np.nan_to_num(table[kind[3:]].to_numpy(dtype=float)) > 0)
+            curve = kaplan_meier(values, event)
             row.update(_estimate(f"median_{column}", curve.median(), *curve.median_interval()))
         else:
             finite = values[np.isfinite(values)]
@@ -1418,6 +1496,7 @@ def _course_summary(spec: TrialSpec | None) -> list[tuple[str, str]]:
     columns += [(column, "mean") for _, column in visit_count_days(spec.response)]
     if spec.response.get("sustained_share") is not None:
         columns.append((SUSTAINED, "pct"))
+    columns += [(column, kind) for column, _, kind, _ in response_extras(spec.response)]
     return columns
 
 
@@ -1462,6 +1541,8 @@ def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]
                                           if spec is not None else [])})
     if spec is not None and spec.response.get("sustained_share") is not None:
         described[SUSTAINED] = sustained_text(spec.response, spec.visit_every_days)
+    described.update({column: text for column, _, _, text in (
+        response_extras(spec.response) if spec is not None else [])})
     described.update({column: f"the count at the visit of day {day:g} (measured with "
                               f"measurement_error; NaN after the follow-up)"
                       for day, column in (visit_count_days(spec.response)
@@ -1473,9 +1554,10 @@ def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]
         if kind == "pct":
             columns += estimate(f"{name}_pct", "%", f"patients with {name}: {described[name]}",
                                 "exact binomial (Clopper-Pearson)")
-        elif kind == "km":
-            columns += estimate(f"median_{name}", "days", f"Kaplan-Meier median of {name}",
-                                "Brookmeyer-Crowley")
+        elif kind.startswith("km"):
+            columns += estimate(f"median_{name}", "days", f"Kaplan-Meier median of {name}"
+                                + (" (among the patients with a value)" if kind == "km*"
+                                   else ""), "Brookmeyer-Crowley")
         else:
             unit = "x10^9/L" if name.startswith("plt_day_") else ""
             columns += estimate(f"mean_{name}", unit, f"mean of {name}: {described[name]}",
@@ -1590,6 +1672,9 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
     for day, column in (visit_count_days(spec.response) if spec is not None else []):
         rows.append(("patients.csv", column, "x10^9/L", f"the count at the visit of day "
                      f"{day:g} (measured with measurement_error; NaN after the follow-up)"))
+    for column, unit, _, text in (response_extras(spec.response) if spec is not None
+                                  else []):
+        rows.append(("patients.csv", column, unit, text))
     if spec is not None and spec.response.get("sustained_share") is not None:
         rows.append(("patients.csv", SUSTAINED, "flag",
                      sustained_text(spec.response, spec.visit_every_days)))
