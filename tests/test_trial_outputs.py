@@ -301,3 +301,21 @@ def test_an_itp_arm_rising_above_its_disease_baseline_is_not_flagged_as_a_reboun
         model.parameter_names.index("platelets_baseline")])
     assert (result.summary.mean_plt_day_14 > REBOUND_FACTOR * baseline).any()  # it rises
     assert rebound_flags(result) == []
+
+
+def test_the_arm_table_shows_the_trials_own_response_endpoints_and_unreached_medians():
+    # a user test (2026-12-04): the sustained response and the counts at chosen visits were
+    # only in summary.csv, and a median no arm reached printed "nan [nan, nan]"; the ITP
+    # phase III file states a sustained response and the count on day 56, and its counts
+    # never reach 100 in most patients (median days to 100 not reached)
+    from plateletpd.study.trial import arm_table
+
+    result = run_trial(load_trial_spec(bundled_trial("itp_phase3"), subjects=30))
+    table = arm_table(result)
+    sustained = "sustained % (>= 75% of visits)"
+    assert sustained in table and "PLT>=50 on day 56 %" in table
+    for arm, row in result.summary.iterrows():
+        assert table.loc[arm, sustained].startswith(f"{row.sustained_responder_pct:.1f} [")
+    assert (table["median days to PLT>=100 [95% CI]"] == "not reached").any()
+    assert not table.astype(str).apply(lambda c: c.str.contains("nan")).any().any()
+    assert "transfused %" not in table   # no rescue in the ITP trial

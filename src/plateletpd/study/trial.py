@@ -1740,21 +1740,39 @@ def write_trial(result: TrialResult, folder: Path,
 
 def _with_interval(table: pd.DataFrame, name: str, digits: int) -> list[str]:
     """An estimate's three columns as text, "value [lower, upper]" (for printing only)."""
-    return [f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" for v, lo, hi in
+    def text(v, lo, hi):
+        if not math.isfinite(v):  # a median no curve reaches (or nobody to estimate it)
+            return "not reached"
+        ends = [("-" if not math.isfinite(e) else f"{e:.{digits}f}") for e in (lo, hi)]
+        return f"{v:.{digits}f} [{ends[0]}, {ends[1]}]"
+    return [text(v, lo, hi) for v, lo, hi in
             zip(table[name], table[f"{name}_lower"], table[f"{name}_upper"])]
 
 
 def arm_table(result: TrialResult) -> pd.DataFrame:
     """The short arm table printed by the CLI and the demo (text: ``summary`` keeps the
-    numbers)."""
+    numbers); the trial's own response endpoints (a sustained response, counts at chosen
+    visits) follow the fixed columns."""
     s = result.summary
-    return pd.DataFrame({
+    columns = {
         "enrolled": s.enrolled,
         "response % [95% CI]": _with_interval(s, "response_pct", 1),
         "median days to PLT>=100 [95% CI]": _with_interval(s, "median_days_to_100", 0),
         "mean PLT day 7": s.mean_plt_day_7.round(1),
-        "mean PLT day 14": s.mean_plt_day_14.round(1),
-        "transfused %": s["transfused_pct"].round(1)}, index=s.index)
+        "mean PLT day 14": s.mean_plt_day_14.round(1)}
+    if "transfused_pct" in s and (s["transfused_pct"] > 0).any() or any(
+            design.rescue is not None for design in result.spec.arms):
+        columns["transfused %"] = s["transfused_pct"].round(1)
+    response = result.spec.response
+    if response.get("sustained_share") is not None:
+        columns[f"sustained % (>= {100 * response['sustained_share']:g}% of visits)"] = \
+            _with_interval(s, f"{SUSTAINED}_pct", 1)
+    for level, day, column in visit_levels(response):
+        columns[f"PLT>={level:g} on day {day:g} %"] = s[f"{column}_pct"].round(1)
+    if response.get("loss_below") is not None:
+        columns[f"median days to PLT<{response['loss_below']:g} after day "
+                f"{response['loss_from_day']:g}"] = _with_interval(s, "median_days_to_loss", 0)
+    return pd.DataFrame(columns, index=s.index)
 
 
 #: an arm's mean count this many times the population's typical baseline is flagged: issue
