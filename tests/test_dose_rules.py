@@ -196,6 +196,25 @@ def test_to_day_ends_a_rule_so_a_taper_is_not_undone(toy):
                3.0)
 
 
+def test_a_starting_dose_off_the_steps_is_refused_with_the_fix(tmp_path):
+    # a user test (2026-12-04): a 3.75 mg start with 2.5 mg steps within 2.5-7.5 mg (Mei
+    # 2022's stage 4 started at 2.5, 3.75, 5 or 7.5 mg) was silently kept on 3.75 / 6.25 mg:
+    # it could neither reach 7.5 nor step down, and responded less than the 2.5 mg start
+    text = (Path(__file__).resolve().parents[1] / "trials" / "itp_phase3.toml").read_text()
+    (tmp_path / "off.toml").write_text(text.replace('treatment = ["hetrombopag 2.5 mg"]',
+                                                    'treatment = ["hetrombopag 3.75 mg"]'))
+    with pytest.raises(TrialSpecError, match=r"'hetrombopag 3.75 mg' is not a whole number "
+                       r"of 2.5 mg steps from min 2.5 mg, so the dose could fall no lower "
+                       r"than 3.75 mg"):
+        load_trial_spec(tmp_path / "off.toml")
+    # with 1.25 mg steps every bound is a whole number of steps away: accepted
+    halved = text.replace('treatment = ["hetrombopag 2.5 mg"]',
+                          'treatment = ["hetrombopag 3.75 mg"]').replace(
+        'step = "2.5 mg"', 'step = "1.25 mg"')
+    (tmp_path / "halved.toml").write_text(halved)
+    load_trial_spec(tmp_path / "halved.toml")
+
+
 def test_stop_rule_ends_every_dose_for_good(toy):
     rules = [("above", 100, "stop")]
     baselines = [20.0, 50.0]

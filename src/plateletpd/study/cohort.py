@@ -525,6 +525,23 @@ def resolve_treatment(model: Model, design: ArmDesign) -> Treatment:
                 raise fail(f"{what}: the starting dose {design.treatment[j]!r} must lie within "
                            f"min..max ({rule.minimum or rule.step} to "
                            f"{rule.maximum or 'no maximum'}); change min or max")
+            off = [(name, bound) for name, bound, given in (
+                ("min", low, rule.minimum or rule.step), ("max", high, rule.maximum))
+                if given and math.isfinite(bound)
+                and abs((bound - 1.0) / size - round((bound - 1.0) / size)) > 1e-6]
+            if off:
+                name, bound = off[0]
+                reach = 1.0 + size * (math.floor((bound - 1.0) / size + 1e-9) if name == "max"
+                                      else math.ceil((bound - 1.0) / size - 1e-9))
+                start = doses[j].amount
+                raise fail(f"{what}: the starting dose {design.treatment[j]!r} is not a whole "
+                           f"number of {rule.step} steps from {name} "
+                           f"{rule.maximum if name == 'max' else rule.minimum or rule.step}, "
+                           f"so the dose could "
+                           f"{'rise no higher' if name == 'max' else 'fall no lower'} than "
+                           f"{reach * start:g} {doses[j].unit}; "
+                           f"give a step that divides both distances (e.g. half of "
+                           f"{rule.step}) or a starting dose on the steps")
             steps = (int(math.ceil((low - 1.0) / size - 1e-9)),
                      int(math.floor((high - 1.0) / size + 1e-9)) if high < math.inf
                      else 10 ** 9)
