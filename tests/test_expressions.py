@@ -66,6 +66,8 @@ EVALUATE_CASES = [
     ("x if y > z else (y if z > x else z)", 2.0),  # nested: 2 > 4 false, 4 > 3 true -> y
     ("exp(0) + log(1) + log10(1000) + sqrt(16) + abs(-2.5)", 10.5),  # 1 + 0 + 3 + 4 + 2.5
     ("log(exp(2))", 2.0),
+    ("cos(0) + sin(0) + cos(x - x) * sin(y - y)", 1.0),  # 1 + 0 + 1 x 0
+    ("sin(x) ** 2 + cos(x) ** 2", 1.0),                  # the identity, at x = 3
     ("min(x, y, 1)", 1.0),  # three arguments
     ("max(x, y, 1)", 3.0),  # three arguments
     ("min(z, x)", 3.0),

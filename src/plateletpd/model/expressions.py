@@ -5,7 +5,7 @@ An expression is a Python-syntax formula over numbers and names with
 * arithmetic ``+ - * / **``, unary ``-``/``+``,
 * comparisons ``< <= > >= == !=``, ``and``, ``or``, ``not``,
 * a conditional ``a if condition else b``,
-* calls to :data:`FUNCTIONS` only (``exp log log10 sqrt abs min max``).
+* calls to :data:`FUNCTIONS` only (``exp log log10 sqrt cos sin abs min max``).
 
 Nothing else parses: no attribute access, subscripts, imports, lambdas, comprehensions,
 keyword arguments, strings or dunder names. A model file therefore cannot run code: the
@@ -28,6 +28,10 @@ FUNCTIONS: dict[str, tuple[int | None, str, str]] = {
     "log": (1, "math.log", "log"),
     "log10": (1, "math.log10", "log10"),
     "sqrt": (1, "math.sqrt", "sqrt"),
+    # periodic terms of a time course (a fluctuating rate written as a sum of cosines and
+    # sines of t with per-patient coefficients: models/itp_thrombopoiesis.toml)
+    "cos": (1, "math.cos", "cos"),
+    "sin": (1, "math.sin", "sin"),
     "abs": (1, "abs", "fabs"),
     "min": (None, "min", "fmin"),
     "max": (None, "max", "fmax"),
@@ -347,7 +351,7 @@ _OPERATORS: dict[type, Callable] = {
 
 
 _EVALUATE_FUNCTIONS = {"exp": math.exp, "log": math.log, "log10": math.log10, "sqrt": math.sqrt,
-                       "abs": abs, "min": min, "max": max}
+                       "cos": math.cos, "sin": math.sin, "abs": abs, "min": min, "max": max}
 
 
 def _evaluate(node: ast.AST, values: Mapping[str, float]):

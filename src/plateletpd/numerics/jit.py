@@ -38,13 +38,13 @@ CONTRACT = {"contract"}
 
 
 def _numpy_math() -> ModuleType:
-    """The ``math`` module with the model formulas' functions (``exp log log10 sqrt pow``)
+    """The ``math`` module with the model formulas' functions (``exp log log10 sqrt cos sin pow``)
     under numpy semantics: NaN or inf instead of ValueError or OverflowError, as numba's
     compiled code gives them (run under ``numpy.errstate``, quietly)."""
     module = ModuleType("math", "math with numpy semantics (NUMBA_DISABLE_JIT=1)")
     module.__dict__.update({k: v for k, v in vars(_math).items() if not k.startswith("_")})
     for name, function in {"exp": np.exp, "log": np.log, "log10": np.log10, "sqrt": np.sqrt,
-                           "pow": np.power}.items():
+                           "cos": np.cos, "sin": np.sin, "pow": np.power}.items():
         setattr(module, name, lambda *args, _function=function: _function(
             *(np.float64(a) for a in args)))
     return module
