@@ -69,8 +69,12 @@ SEED = 20251130
 #: destruction 0.8 (Louwes 1999: survival 1.6 +/- 1.4 d), linear CL/F 0.635 (Wang Z 2022),
 #: potency: Emax 0.15 and EC50 0.73, the TPO-receptor agonist values of Petrov 2024
 #: (romiplostim; ../shared/literature/structural_models.md 5b), none published for hetrombopag
+#: and the fluctuation of the immune destruction in time: its ten coefficients standard
+#: normal (models/itp_thrombopoiesis.md, "Fluctuation")
+FLUCTUATION = tuple(f"destruction_fluctuation_{ab}{k}" for k in range(1, 6) for ab in "ab")
 CV = {"platelets_baseline": 0.8, "immune_destruction": 0.8, "het_clearance": 0.635,
-      "het_emax": 0.15, "het_ec50": 0.73}
+      "het_emax": 0.15, "het_ec50": 0.73, **{name: 1.0 for name in FLUCTUATION}}
+TRANSFORMS = {name: "normal" for name in FLUCTUATION}
 #: ITP duration standing for each phase (months; IWG: < 3, 3-12, >= 12): the middle of the
 #: first two ranges, 36 for chronic (only the phase enters the model)
 PHASE_DURATION = {"newly diagnosed": 1.5, "persistent": 7.0, "chronic": 36.0}
@@ -92,8 +96,8 @@ AT_THE_WEEK = re.compile(r"PLT\s*>=\s*([\d.]+)\s*at the week")
 
 def realworld_design(name: str) -> ArmDesign:
     return ArmDesign(name=name, chemotherapy="", treatment=("hetrombopag 5 mg",),
-                     entry_below=30.0, start_delay=0.0, stop_at=None, max_days=168,
-                     follow_up_days=168.0, rules=RULES, visit_every_days=14.0)
+                     entry_below=30.0, entry_day=0.0, start_delay=0.0, stop_at=None,
+                     max_days=168, follow_up_days=168.0, rules=RULES, visit_every_days=14.0)
 
 
 class VisitFitProblem(FitProblem):
@@ -139,7 +143,7 @@ def build_problem(subjects: int, held_out: bool = False) -> VisitFitProblem:
             rows = data[(data.study == "itp_hetrombopag_2020") & (data.arm == arm)]
             design = ArmDesign(name=f"first-in-patient {arm}", chemotherapy="",
                                treatment=(f"hetrombopag {dose:g} mg",), entry_below=30.0,
-                               start_delay=0.0, stop_at=None, max_days=14,
+                               entry_day=0.0, start_delay=0.0, stop_at=None, max_days=14,
                                follow_up_days=28.0)
             arms.append(ArmSpec("itp_hetrombopag_2020", arm, design, "treatment_start",
                                 ResponseRule(threshold=50.0, rise=None, by_day=28.0),
@@ -159,7 +163,7 @@ def build_problem(subjects: int, held_out: bool = False) -> VisitFitProblem:
                             ResponseRule(threshold=30.0, rise=None, by_day=42.0),
                             rows.reset_index(drop=True), params=params))
     variability = Variability.from_cv(
-        CV if not held_out else {**CV, "itp_duration_months": 77.6})
+        CV if not held_out else {**CV, "itp_duration_months": 77.6}, transforms=TRANSFORMS)
     problem = VisitFitProblem.create(
         model, arms, {name: {"value": v[0], "lower": v[1], "upper": v[2]}
                       for name, v in VARIED.items()},

@@ -125,6 +125,58 @@ def test_hetrombopag_exposure_scales_allometrically_with_body_weight(model):
         auc[62.0], rel=1e-9)
 
 
+FLUCTUATION = [f"destruction_fluctuation_{ab}{k}" for k in range(1, 6) for ab in "ab"]
+PERIODS_WEEKS = (1, 2, 4, 8, 16)  # the card's construction
+
+
+def test_destruction_fluctuates_with_the_variance_of_its_construction(model):
+    # construction (card, "Fluctuation"): log(destruction(t) / destruction(0)) =
+    # sd x sum_k w_k (a_k (cos(w_k t) - 1) + b_k sin(w_k t)) with a_k, b_k standard normal, so
+    # its variance across patients is 2 sd^2 sum_k w_k^2 (1 - cos(omega_k t)), the weights
+    # w_k^2 = u_k / sum u, u_k = tau omega_k / (1 + (tau omega_k)^2). Computed here from
+    # those formulas, independently of the model file, against 4000 patients drawn here
+    # (the sample variance's relative SE is sqrt(2 / 4000) = 2.2%: 4 SE allowed)
+    n = 4000
+    draws = np.random.default_rng(7).standard_normal((n, len(FLUCTUATION)))
+    params = {name: draws[:, j] for j, name in enumerate(FLUCTUATION)}
+    days = np.array([0.0, 3.0, 10.0, 21.0, 56.0])
+    batch = pp.simulate_batch(model, None, times=days, params=params, covariates=CHRONIC,
+                              n=n)
+    rate = np.asarray(batch["immune_destruction_rate"])
+    change = np.log(rate[:, 1:] / rate[:, :1])
+    sd = model.parameters["destruction_fluctuation_sd"].value
+    tau = model.parameters["destruction_fluctuation_time"].value
+    omega = 2 * np.pi / np.array(PERIODS_WEEKS)
+    u = tau * omega / (1 + (tau * omega) ** 2)
+    weeks = days[1:, None] / 7.0
+    expected = 2 * sd ** 2 * np.sum(u / u.sum() * (1 - np.cos(omega * weeks)), axis=1)
+    np.testing.assert_allclose(change.var(axis=0, ddof=1), expected,
+                               rtol=4 * np.sqrt(2 / n))
+    np.testing.assert_array_equal(rate[:, 0], rate[0, 0])   # no change at the start
+    # with the coefficients at 0 (no [population] cv for them) the rate is constant
+    still = pp.simulate(model, None, times=days, covariates=CHRONIC)
+    np.testing.assert_array_equal(still["immune_destruction_rate"],
+                                  still["immune_destruction_rate"][0])
+
+
+def test_a_fluctuating_patient_on_hetrombopag_matches_scipy_radau(model):
+    # the fluctuation is a smooth function of t: the integrator must follow it as tightly
+    # as any other term (solve_ivp Radau, rtol 1e-10, as tests/test_integrator.py)
+    from plateletpd.simulation.reference import reference_solution
+
+    params = {name: (1.5 if j % 3 == 0 else -1.0) for j, name in enumerate(FLUCTUATION)}
+    times = np.linspace(0, 56, 113)
+    regimen = "hetrombopag 5 mg qd d1-42"
+    ours = pp.simulate(model, regimen, times=times, params=params, covariates=CHRONIC,
+                       solver=pp.TIGHT)
+    reference = reference_solution(model, regimen, times=times, params=params,
+                                   covariates=CHRONIC, rtol=1e-10, atol=1e-12)
+    assert ours.ok
+    for output in ("platelets", "immune_destruction_rate", "tpo"):
+        expected = reference[output]
+        assert np.max(np.abs(ours[output] - expected) / np.abs(expected)) < 1e-6, output
+
+
 def test_states_stay_non_negative_over_24_weeks(model):
     # an invariant: amounts and counts are never negative, on 7.5 mg daily (the label's
     # maximum) for 24 weeks, newly diagnosed (remission), with fast and with slow destruction
