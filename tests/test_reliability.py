@@ -142,7 +142,7 @@ MODEL_ERRORS = [
     ("subscript", edited('"-rate * depot"', '"depot[0]"'), "not allowed"),
     ("lambda in formula", edited('"-rate * depot"', '"(lambda: 1)()"'), "not allowed"),
     ("string constant", edited('"-rate * depot"', "\"'text'\""), "not allowed"),
-    ("unknown function", edited('"-rate * depot"', '"sin(depot)"'), "sin"),
+    ("unknown function", edited('"-rate * depot"', '"tan(depot)"'), "tan"),
     ("wrong argument count", edited('"-rate * depot"', '"exp(depot, rate)"'), "exp"),
     ("function as a value", edited('"-rate * depot"', '"exp * depot"'), "exp"),
     ("dose into unknown state", edited('state = "depot"', 'state = "stomach"'), "stomach"),
