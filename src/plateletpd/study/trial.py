@@ -699,6 +699,12 @@ def visit_count_days(response: dict) -> list[tuple[float, str]]:
             if day not in REGISTRY_COUNT_DAYS and day > 0]
 
 
+def _count_text(day: float) -> str:
+    """The description of ``plt_day_{day}`` (an ``at_visits`` day's count)."""
+    return (f"the count at the visit of day {day:g} (measured with measurement_error; NaN "
+            f"after the follow-up)")
+
+
 def response_days(response: dict) -> list[tuple[float, str]]:
     """(day, column) of the ``[response] also_by_days`` flags."""
     return [(day, f"responder_by_day_{day:g}") for day in response.get("also_by_days") or []]
@@ -727,11 +733,6 @@ def sustained_text(response: dict, visit_every: float) -> str:
     first, last = sustained_window(response, visit_every)
     return (f"the response rule met at at least {100 * response['sustained_share']:g}% of "
             f"the visits on days {first:g}-{last:g} (every {visit_every:g} days)")
-
-
-#: the per-patient columns of [response] durations and of a loss of response
-DURATIONS = ("longest_response_days", "total_response_days")
-LOSS = ("lost_response", "days_to_loss")
 
 
 def response_extras(response: dict) -> list[tuple[str, str, str, str]]:
@@ -977,7 +978,7 @@ def _check_doses(model: Model, design: ArmDesign) -> None:
     from plateletpd.dosing.schedules import expand
 
     if design.rescue is not None:  # the rescue's dose first: its own message
-        drug = design.rescue.dose.split()[0]
+        drug = as_regimen(design.rescue.dose).doses[0].drug
         names = [t.name for t in model.dose_targets]
         if drug not in names + [a for t in model.dose_targets for a in t.aliases]:
             from plateletpd.errors import RegimenError
@@ -1543,10 +1544,8 @@ def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]
         described[SUSTAINED] = sustained_text(spec.response, spec.visit_every_days)
     described.update({column: text for column, _, _, text in (
         response_extras(spec.response) if spec is not None else [])})
-    described.update({column: f"the count at the visit of day {day:g} (measured with "
-                              f"measurement_error; NaN after the follow-up)"
-                      for day, column in (visit_count_days(spec.response)
-                                          if spec is not None else [])})
+    described.update({column: _count_text(day) for day, column in (
+        visit_count_days(spec.response) if spec is not None else [])})
     described.update({c["name"]: c["description"] or "composite: all of " + ", ".join(
         c["all"]) + (" and none of " + ", ".join(c["none"]) if c["none"] else "")
         for c in (spec.extra.get("composites", ()) if spec is not None else ())})
@@ -1670,8 +1669,7 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
         rows.append(("patients.csv", column, "flag", f"a visit on days 1 to {day:g} met the "
                      f"response rule (not a patient at or above the threshold at day 0)"))
     for day, column in (visit_count_days(spec.response) if spec is not None else []):
-        rows.append(("patients.csv", column, "x10^9/L", f"the count at the visit of day "
-                     f"{day:g} (measured with measurement_error; NaN after the follow-up)"))
+        rows.append(("patients.csv", column, "x10^9/L", _count_text(day)))
     for column, unit, _, text in (response_extras(spec.response) if spec is not None
                                   else []):
         rows.append(("patients.csv", column, unit, text))
@@ -1760,8 +1758,9 @@ def arm_table(result: TrialResult) -> pd.DataFrame:
         "median days to PLT>=100 [95% CI]": _with_interval(s, "median_days_to_100", 0),
         "mean PLT day 7": s.mean_plt_day_7.round(1),
         "mean PLT day 14": s.mean_plt_day_14.round(1)}
-    if "transfused_pct" in s and (s["transfused_pct"] > 0).any() or any(
-            design.rescue is not None for design in result.spec.arms):
+    rescued = (s["transfused_pct"] > 0).any() or any(design.rescue is not None
+                                                     for design in result.spec.arms)
+    if rescued:  # a column of zeros only where no arm can give a transfusion is left out
         columns["transfused %"] = s["transfused_pct"].round(1)
     response = result.spec.response
     if response.get("sustained_share") is not None:
