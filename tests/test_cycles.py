@@ -267,6 +267,35 @@ def test_below_for_days_in_a_named_cycle_counts_only_that_cycles_window(result):
     assert "in cycle 2" in describe(in_two) and "in cycle" not in describe(anywhere)
 
 
+def test_a_nadir_below_rule_at_routine_counts_enrols_on_the_first_count_below(result):
+    # "PLT < 75 at a routine count" in cycle 2: judged by hand on each patient's own counts
+    # on cycle-2 days 3, 6, 9, ... (from the day cycle 2 was given, before cycle 3 or the
+    # end of its follow-up); enrolled on the first of those below 75. Against the nadir
+    # rule (the first hourly point below), a routine entry is never earlier and holds for
+    # a subset of its patients
+    every = 3.0
+    rule = HistoryRule("nadir_below", below=75, cycle=2, every_days=every)
+    chosen, counts = screen(result, (rule,))
+    day = rule.known_at(result)
+    expected = []
+    for patient, course in enumerate(result.platelets):
+        start, end = result.window_days(2)[0][patient], result.window_days(2)[1][patient]
+        if not np.isfinite(start):
+            continue
+        days = start + every * np.arange(1, int((end - start) / every) + 2)
+        days = days[days < end - 1e-9]
+        below = np.interp(days, result.times, course) < 75
+        if below.any():
+            expected.append(patient)
+            assert day[patient] == pytest.approx(days[np.argmax(below)], abs=1e-9)
+    assert chosen.tolist() == expected and counts[0]["remaining"] == len(expected)
+    plain = HistoryRule("nadir_below", below=75, cycle=2)
+    assert set(expected) <= set(screen(result, (plain,))[0].tolist())
+    assert 0 < len(expected)
+    assert np.all(day[expected] >= plain.known_at(result)[expected] - 1e-9)
+    assert describe(rule) == "PLT < 75 at a routine count (every 3 days) in cycle 2"
+
+
 def test_rule_groups_enrol_on_the_common_rules_and_any_one_group(result):
     # "PLT < 100 now and < 50 in the last cycle, or PLT < 75 now" (a published CIT entry
     # criterion a user test could not write): rules of one group all hold, one group will do
@@ -332,6 +361,10 @@ def test_a_bad_course_is_a_clear_error(keywords, message):
     (HistoryRule("nadir_below"), "a nadir_below rule needs below"),
     (HistoryRule("delayed_at_least", days=7, cycle=1), "cycle 1 is never delayed"),
     (HistoryRule("nadir_below", below=50, cycle=9), "cycle must be a whole number from 1 to 4"),
+    (HistoryRule("below_for_days", below=50, days=3, every_days=3), "every_days .* is for "
+     "nadir_below rules"),
+    (HistoryRule("nadir_below", below=50, every_days=0.1), "every_days must be a positive "
+     "multiple of the course's output step"),
 ])
 def test_a_bad_eligibility_rule_is_a_clear_error(result, rule, message):
     with pytest.raises(PlateletPDError, match=message):

@@ -141,6 +141,11 @@ ERROR_CASES = [
     ("parameter with empty unit",
      [('unit = "L"', 'unit = " "')],
      ["[parameters.volume] unit must be non-empty text", "got ' '"]),
+    ("per-patient draw of an unknown distribution",
+     [('baseline = { value = 100.0, unit = "10^9/L", lower = 0.0, source = "test fixture" }',
+       'baseline = { value = 100.0, unit = "10^9/L", lower = 0.0, source = "test fixture", '
+       'per_patient = "uniform" }')],
+     ["[parameters.baseline] per_patient must be one of 'standard_normal'", "got 'uniform'"]),
     ("parameter without source",
      [('lower = 0.1, source = "test fixture"', "lower = 0.1")],
      ["[parameters.volume] source is required"]),

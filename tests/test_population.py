@@ -78,3 +78,54 @@ def test_typical_values_come_from_the_model(friberg):
     assert typical_values(friberg, ["gamma"]) == {"gamma": 0.19}  # friberg_platelets.toml
     with pytest.raises(pp.ParameterError, match="did you mean 'gamma'"):
         typical_values(friberg, ["gama"])
+
+
+DRAWN_MODEL = """\
+[model]
+name = "drawn"
+description = "a decay whose rate carries a per-patient standard-normal term"
+time_unit = "day"
+
+[parameters]
+rate = { value = 0.5, unit = "1/day", lower = 0.0, source = "test fixture" }
+wobble = { value = 0.0, unit = "1", source = "test fixture", per_patient = "standard_normal" }
+shift = { value = 0.0, unit = "1", source = "test fixture", per_patient = "standard_normal" }
+
+[states.amount]
+unit = "1"
+initial = 1
+
+[odes]
+amount = "-rate * exp(0.1 * (wobble + shift)) * amount"
+
+[outputs.platelets]
+expression = "amount"
+unit = "1"
+"""
+
+
+def test_a_model_draws_its_per_patient_parameters_unless_the_population_names_them():
+    from plateletpd.model.definition import parse_model
+
+    model = parse_model(DRAWN_MODEL, path="drawn.toml")
+    assert model.per_patient_parameters == ["wobble", "shift"]
+    own = Variability.from_cv({"rate": 0.3})
+    drawn = own.including_model_draws(model)
+    assert drawn.names == ("rate", "wobble", "shift")
+    assert drawn.transforms == ("lognormal", "normal", "normal")
+    # construction: value + N(0, 1), uncorrelated with the rest: SD 1 within 5 SE (SE of a
+    # sample SD about 1 / sqrt(2n)), means 0 within 5 SE, correlations within 5 / sqrt(n)
+    eta = drawn.eta(N, SEED)
+    assert np.std(eta[:, 1:], axis=0) == pytest.approx([1.0, 1.0], abs=5 / math.sqrt(2 * N))
+    assert np.abs(np.mean(eta[:, 1:], axis=0)).max() < 5 / math.sqrt(N)
+    assert np.abs(np.corrcoef(eta.T)[np.triu_indices(3, 1)]).max() < 5 / math.sqrt(N)
+    # listing them explicitly, in the model's order with CV 1 and the normal transform,
+    # draws the same patients (so trial files written either way agree)
+    explicit = Variability.from_cv({"rate": 0.3, "wobble": 1.0, "shift": 1.0},
+                                   transforms={"wobble": "normal", "shift": "normal"})
+    np.testing.assert_array_equal(explicit.eta(50, SEED), drawn.eta(50, SEED))
+    assert explicit.including_model_draws(model) is explicit
+    # a population naming one keeps its own SD for it (0: the typical value for everyone)
+    off = Variability.from_cv({"wobble": 0.0}, transforms={"wobble": "normal"})
+    off = off.including_model_draws(model)
+    assert off.names == ("wobble", "shift") and off.sd("wobble") == 0.0 and off.sd("shift") == 1.0

@@ -182,6 +182,44 @@ def test_enrolment_judged_on_a_fixed_cycle_day(tmp_path):
     assert 0 < untreated.enrolled < untreated.screened  # only the slow recoverers qualify
 
 
+def test_enrolment_at_routine_counts_is_the_first_count_below_after_the_crossing(tmp_path):
+    # "PLT < 75 at a routine count" (a clinic counts every few days; a user test,
+    # 2026-12-04, found entry at the hourly crossing too early on the way down): with counts
+    # every 3 days from day 3, each patient enrols on the first such day whose count is
+    # below 75. The same patients (same seed) cross below 75 at a time c (the design
+    # without screening); since the count falls through the crossing (and the count at a
+    # routine day is judged on the same course), the routine entry is a multiple of 3 in
+    # [c, c + 3) for every patient whose count stays below 75 for 3 days, and never before c
+    text = one_cycle(SPEC.read_text())
+    (tmp_path / "crossing.toml").write_text(text)
+    (tmp_path / "routine.toml").write_text(text.replace(
+        "entry_below = 75 ", "entry_below = 75\nscreen_every_days = 3\nscreen_from_day = 3 "))
+    crossing = run_trial(load_trial_spec(tmp_path / "crossing.toml", subjects=80, seed=4))
+    routine = run_trial(load_trial_spec(tmp_path / "routine.toml", subjects=80, seed=4))
+    by_crossing = crossing.subjects.set_index(["arm", "patient"]).enrolment_day
+    by_routine = routine.subjects.set_index(["arm", "patient"]).enrolment_day
+    assert np.allclose(by_routine % 3.0, 0.0) and by_routine.min() >= 3.0
+    both = by_routine.index.intersection(by_crossing.index)
+    assert len(both) > 0.8 * len(by_crossing)  # few dip below 75 for under 3 days only
+    gap = by_routine[both] - by_crossing[both]
+    assert gap.min() >= 0.0 and gap.max() < 3.0 + 1e-9
+    assert gap.mean() > 0.5  # entry later on average: about half an interval (1.5 days)
+    # the first dose follows the routine entry by start_delay (1 day) as after a crossing
+    starts = routine.subjects.start_day - routine.subjects.enrolment_day
+    assert np.allclose(starts, 1.0)
+
+
+def test_routine_counts_are_refused_with_a_fixed_day_or_without_a_level(tmp_path):
+    text = one_cycle(SPEC.read_text())
+    for extra, fragment in (("entry_day = 21\nscreen_every_days = 3", "give one of them"),
+                            ("screen_from_day = 3", "give screen_every_days too"),
+                            ("screen_every_days = 0", "screen_every_days")):
+        (tmp_path / "bad.toml").write_text(text.replace("entry_below = 75 ",
+                                                        f"entry_below = 75\n{extra} "))
+        with pytest.raises(TrialSpecError, match=fragment):
+            load_trial_spec(tmp_path / "bad.toml", subjects=10)
+
+
 def test_command_line_overrides_are_blamed_on_the_command_line():
     with pytest.raises(TrialSpecError, match=r"\(--n\) must be a positive integer") as error:
         load_trial_spec(SPEC, subjects=0)
@@ -471,8 +509,9 @@ def test_durations_and_loss_of_response_on_a_constructed_course():
 def test_loss_of_response_after_stopping_the_drug_is_summarised(tmp_path):
     # the ITP model off hetrombopag after 8 weeks: every patient at or above 30 on day 56
     # falls below it again (the drug's effect is the only lift in chronic ITP: the model's
-    # untreated state is the patient's own), and the summary's Kaplan-Meier median is that
-    # of the per-patient days
+    # untreated state is the patient's own, with the destruction's fluctuation off: it
+    # would let a patient at a low point of its destruction stay above 30), and the
+    # summary's Kaplan-Meier median is that of the per-patient days
     from plateletpd.study.statistics import kaplan_meier
 
     text = """
@@ -485,7 +524,7 @@ subjects_per_arm = 60
 follow_up_days = 112
 visit_every_days = 7
 [population]
-typical = { platelets_baseline = 13.0 }
+typical = { platelets_baseline = 13.0, destruction_fluctuation_sd = 0 }
 cv = { platelets_baseline = 0.8, immune_destruction = 0.8 }
 covariates = { itp_duration_months = 36 }
 [enrolment]

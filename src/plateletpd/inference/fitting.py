@@ -144,7 +144,7 @@ class FitProblem:
         import lmfit
 
         model = load_model(model) if isinstance(model, str) else model
-        variability = variability or Variability.from_cv({})
+        variability = (variability or Variability.from_cv({})).including_model_draws(model)
         fitted = lmfit.Parameters()
         for name, entry in parameters.items():
             entry = entry if isinstance(entry, dict) else {"value": entry}
@@ -591,6 +591,7 @@ def load_fit_config(path: str | Path) -> FitProblem:
         if name not in model.parameters and name not in model.covariates:
             raise fail(("population", "cv"), f"cannot vary {name!r}: not a parameter or "
                        f"covariate{closest(name, model.parameter_names)}")
+    variability = variability.including_model_draws(model)
     eta = variability.eta(fit["subjects"], fit["seed"])
 
     arms = [_arm(entry, data, ("arms", index), fail)

@@ -57,7 +57,8 @@ MODEL_SCHEMA = Table({
     "parameters": Table(names=Table({
         "value": Field(low=None, required=True), "unit": _UNIT, "description": _TEXT,
         "source": Field("text", required=True, nonempty=True, fix="cite where the value "
-                        "comes from"), "lower": _BOUND, "upper": _BOUND})),
+                        "comes from"), "lower": _BOUND, "upper": _BOUND,
+        "per_patient": Field("text", default=None, choices=("standard_normal",))})),
     "covariates": Table(names=Table({
         "unit": _UNIT, "description": Field("text", required=True, nonempty=True),
         "default": _BOUND, "lower": _BOUND, "upper": _BOUND, "source": _TEXT})),
@@ -95,6 +96,10 @@ class Parameter:
     source: str
     lower: float = -math.inf
     upper: float = math.inf
+    #: "standard_normal": part of the model's own randomness (e.g. a coefficient of a
+    #: stochastic term), drawn for each virtual patient as value + N(0, 1) wherever a
+    #: population is drawn, unless the population names it ("" : a fixed typical value)
+    per_patient: str = ""
 
     def check(self, value: float, where: str = "") -> float:
         """Return ``value`` as float if finite and within bounds, else raise ParameterError."""
@@ -192,6 +197,12 @@ class Model:
     @property
     def parameter_names(self) -> list[str]:
         return list(self.parameters)
+
+    @property
+    def per_patient_parameters(self) -> list[str]:
+        """Parameters the model draws for each virtual patient (``per_patient``), in the
+        model file's order."""
+        return [p.name for p in self.parameters.values() if p.per_patient]
 
     @property
     def covariate_names(self) -> list[str]:
@@ -501,7 +512,7 @@ class _Builder:
                 raise self.fail(f"value {raw['value']:g} is outside its bounds [{bounds[0]:g}, "
                                 f"{bounds[1]:g}]", where, str(raw["value"]))
             result[name] = Parameter(name, raw["value"], raw["unit"], raw["description"],
-                                     raw["source"], *bounds)
+                                     raw["source"], *bounds, per_patient=raw["per_patient"] or "")
         return result
 
     def bounds(self, raw: dict, where: str) -> tuple[float, float]:

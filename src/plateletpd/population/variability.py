@@ -95,6 +95,23 @@ class Variability:
         sd = np.asarray(sd)
         return cls(tuple(names), tuple(kinds), correlation * np.outer(sd, sd))
 
+    def including_model_draws(self, model) -> "Variability":
+        """This variability plus the parameters ``model`` draws for each patient itself
+        (``per_patient = "standard_normal"`` in its file: value + N(0, 1), uncorrelated)
+        that it does not already name, appended in the model file's order. A population
+        that names such a parameter keeps its own CV for it (0 switches it off). Listing
+        them explicitly, in that order and with CV 1 and the normal transform, draws the
+        same patients."""
+        extra = [name for name in model.per_patient_parameters if name not in self.names]
+        if not extra:
+            return self
+        k = len(self.names)
+        covariance = np.zeros((k + len(extra), k + len(extra)))
+        covariance[:k, :k] = self.covariance
+        covariance[k:, k:] = np.eye(len(extra))
+        return Variability(self.names + tuple(extra),
+                           self.transforms + ("normal",) * len(extra), covariance)
+
     # ------------------------------------------------------------------ sampling
     def eta(self, n: int, seed: int) -> np.ndarray:
         """Random effects (n x k), drawn in subject order from ``PCG64(seed)``."""
@@ -149,6 +166,12 @@ class Variability:
             raise ParameterError(f"index must be a non-negative integer, got {index!r}")
         eta = self.eta(int(index) + 1, seed)[-1:]
         return {name: float(v[0]) for name, v in self.apply(typical, eta).items()}
+
+
+def model_draws_text(names: Sequence[str]) -> str:
+    """Provenance wording for the per-patient draws a model adds to a population."""
+    shown = ", ".join(names) if len(names) <= 3 else f"{names[0]}, ..., {names[-1]}"
+    return f"the model's own per-patient draws, standard normal: {shown} ({len(names)})"
 
 
 def eta_sd(cv: float, transform: str) -> float:

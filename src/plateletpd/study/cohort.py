@@ -7,7 +7,10 @@ Each virtual patient receives the arm's chemotherapy at time 0. Treatment starts
 delay of one day stands for "treated from the next morning"); without an entry threshold
 everyone starts ``start_delay`` days after time 0. With ``entry_day`` the count is judged on
 that cycle day only (for example "PLT < 100 on day 21", a cycle delayed by thrombocytopenia)
-and patients below the threshold then are enrolled on that day. An empty ``chemotherapy``
+and patients below the threshold then are enrolled on that day. With ``screen_every_days``
+the count is judged at routine counts (every ``screen_every_days`` from ``screen_from_day``)
+and a patient is enrolled at the first below the threshold, as a clinic finds it, rather
+than at the crossing itself. An empty ``chemotherapy``
 gives none. The treatment doses are given
 once daily for at most ``max_days`` days and stop after the first morning count at or above
 ``stop_at`` (or a rise of at least ``stop_rise`` over the count at entry). A patient whose
@@ -159,6 +162,8 @@ class ArmDesign:
     treatment: tuple[str, ...] = ()          # doses given each treatment day, e.g. "rhTPO 15000 U"
     entry_below: float | None = 75.0         # x10^9/L; None: everyone starts at start_delay
     entry_day: float | None = None           # judge entry on this cycle day only (days)
+    screen_every_days: float | None = None   # judge entry at routine counts this far apart
+    screen_from_day: float | None = None     # ... the first of them (default: one interval)
     start_delay: float = 1.0                 # days after the entry crossing
     stop_at: float | None = 100.0            # x10^9/L
     stop_rise: float | None = None           # x10^9/L above the count at entry
@@ -199,6 +204,24 @@ class ArmDesign:
         if self.stop_after_fall and self.stop_at is None:
             problems.append("stop_after_fall qualifies stop_at: give the level too, e.g. "
                             "stop_at = 100")
+        if self.screen_every_days is not None:
+            if not (isinstance(self.screen_every_days, (int, float))
+                    and math.isfinite(self.screen_every_days) and self.screen_every_days > 0):
+                problems.append(f"screen_every_days must be a positive number of days, got "
+                                f"{self.screen_every_days!r}")
+            elif self.entry_day is not None:
+                problems.append("entry_day judges one day, screen_every_days a series of "
+                                "routine counts: give one of them")
+            elif self.entry_below is None:
+                problems.append("screen_every_days judges entry_below at routine counts: "
+                                "give entry_below too, or remove screen_every_days")
+            elif self.screen_days().size == 0:
+                problems.append(f"no routine count from screen_from_day = "
+                                f"{self.screen_from_day:g} falls within follow_up_days = "
+                                f"{self.follow_up_days:g}")
+        elif self.screen_from_day is not None:
+            problems.append("screen_from_day is the first of the routine counts: give "
+                            "screen_every_days too (e.g. 3 for counts every third day)")
         for rule in self.titrations:
             if not (isinstance(rule.day, int) and 0 < rule.day < max(self.max_days, 1)):
                 problems.append(f"a titration day must be a whole treatment day within "
@@ -238,6 +261,13 @@ class ArmDesign:
                             "dose without days, e.g. \"rhTPO 15000 U\"")
         if problems:
             raise PlateletPDError(f"arm {self.name!r}: " + "; ".join(problems))
+
+    def screen_days(self) -> np.ndarray:
+        """The days after chemotherapy of the routine counts that judge entry
+        (``screen_every_days`` apart from ``screen_from_day``, within the follow-up)."""
+        every = self.screen_every_days
+        first = every if self.screen_from_day is None else self.screen_from_day
+        return np.arange(first, self.follow_up_days + 1e-9, every)
         object.__setattr__(self, "treatment", tuple(self.treatment))
         object.__setattr__(self, "titrations", tuple(self.titrations))
         object.__setattr__(self, "rules", tuple(self.rules))
@@ -320,6 +350,17 @@ def crossing_time(times: np.ndarray, values: np.ndarray, level: float,
     return result
 
 
+def first_count_below(times: np.ndarray, platelets: np.ndarray, days: np.ndarray,
+                      level: float) -> np.ndarray:
+    """Per patient (rows of ``platelets`` on ``times``), the first of ``days`` whose count
+    is below ``level`` (NaN where none is)."""
+    days = np.asarray(days, dtype=float)
+    counts = values_at(times, platelets, np.tile(days, (len(platelets), 1)))
+    below = counts.reshape(len(platelets), len(days)) < level
+    found = below.any(axis=1)
+    return np.where(found, days[np.argmax(below, axis=1)], np.nan)
+
+
 def _per_subject(amounts: np.ndarray, n: int) -> np.ndarray:
     """Amounts as a writable (subjects, events) array (one row is shared by all)."""
     amounts = np.asarray(amounts, dtype=float)
@@ -351,6 +392,8 @@ def simulate_treatment_arm(model: Model, design: ArmDesign, parameter_vectors: n
         below = values_at(times, platelets, np.full(len(platelets), design.entry_day)) \
             < design.entry_below
         entry = np.where(below, design.entry_day, np.nan)
+    elif design.screen_every_days is not None:  # "PLT < 75 at a routine count"
+        entry = first_count_below(times, platelets, design.screen_days(), design.entry_below)
     else:
         entry = crossing_time(times, platelets, design.entry_below)
     eligible = np.flatnonzero(np.isfinite(entry) & (untreated.status == Status.SUCCESS))

@@ -605,7 +605,9 @@ class HistoryRule:
     * ``delayed_at_least``: cycle ``cycle`` was delayed by at least ``days`` days (a cycle
       never given because chemotherapy was abandoned counts as delayed without end);
     * ``nadir_below``: cycle ``cycle``'s nadir (see :meth:`CourseResult.nadir`) is below
-      ``below``.
+      ``below``; with ``every_days``, a routine count of that cycle (on cycle days
+      ``every_days``, 2 ``every_days``, ... from the day it was given) is below ``below``
+      ("PLT < 75 at a routine count"), and the patient is enrolled on that count's day.
 
     A patient is eligible when every rule holds; with ``group`` names, when the rules
     without a group and every rule of at least one group hold ("PLT < 100 and a nadir below
@@ -619,6 +621,7 @@ class HistoryRule:
     day: float | None = None
     cycle: int | None = None
     group: str = ""
+    every_days: float | None = None
 
     @property
     def judged_cycle(self) -> int:
@@ -638,6 +641,15 @@ class HistoryRule:
                 and 1 <= self.judged_cycle <= course.cycles):
             problems.append(f"cycle must be a whole number from 1 to {course.cycles} (the "
                             f"course's cycles), got {self.cycle!r}")
+        if self.every_days is not None:
+            steps = self.every_days * course.points_per_day
+            if self.rule != "nadir_below":
+                problems.append(f"every_days (routine counts) is for nadir_below rules, not "
+                                f"{self.rule}: remove it")
+            elif not (_positive(self.every_days) and abs(steps - round(steps)) < 1e-9):
+                problems.append(f"every_days must be a positive multiple of the course's "
+                                f"output step (1/{course.points_per_day:g} day), got "
+                                f"{self.every_days!r}")
         if self.rule == "delayed_at_least" and self.judged_cycle == 1:
             problems.append("cycle 1 is never delayed; name a later cycle (cycle = 2 is "
                             "the cycle after the first)")
@@ -656,7 +668,19 @@ class HistoryRule:
                 / result.course.points_per_day >= self.days - 1e-9
         if self.rule == "delayed_at_least":
             return result.delay[:, c] >= self.days
+        if self.every_days is not None:
+            return self._routine_below(result).any(axis=1)
         return result.nadir(self.judged_cycle) < self.below
+
+    def _routine_below(self, result: CourseResult) -> np.ndarray:
+        """The grid points of the judged cycle's routine counts (every ``every_days`` from
+        its first day, within its window) with the count below ``below``."""
+        start, inside = result._window(self.judged_cycle)
+        steps = int(round(self.every_days * result.course.points_per_day))
+        since = np.rint((result.times[None, :] - np.nan_to_num(start, nan=0.0)[:, None])
+                        * result.course.points_per_day).astype(np.int64)
+        routine = inside & (since > 0) & (since % steps == 0)
+        return routine & (result.platelets < self.below)
 
     def _below(self, result: CourseResult) -> np.ndarray:
         """The grid points with the count below ``below``: anywhere, or with ``cycle``
@@ -685,6 +709,9 @@ class HistoryRule:
         elif self.rule == "delayed_at_least":
             day = result.cycle_day[:, c - 1] + result.course.cycle_days \
                 + result.course.judged_after + self.days
+        elif self.every_days is not None:
+            below = self._routine_below(result)
+            day = np.where(below.any(axis=1), result.times[np.argmax(below, axis=1)], np.nan)
         else:
             start = result.cycle_day[:, c]
             after = np.where(np.isfinite(start), start, np.inf)
@@ -794,6 +821,9 @@ def describe(rule: HistoryRule) -> str:
         return f"PLT < {rule.below:g} for >= {rule.days:g} days{where}{group}"
     if rule.rule == "delayed_at_least":
         return f"cycle {rule.judged_cycle} delayed >= {rule.days:g} days{group}"
+    if rule.every_days is not None:
+        return (f"PLT < {rule.below:g} at a routine count (every {rule.every_days:g} days) "
+                f"in cycle {rule.judged_cycle}{group}")
     return f"cycle {rule.judged_cycle} nadir < {rule.below:g}{group}"
 
 

@@ -46,7 +46,7 @@ from plateletpd.io.schema import Document, Field, Ref, Table, number_table
 from plateletpd.io.provenance import provenance
 from plateletpd.limits import check_subjects
 from plateletpd.model.definition import Model, load_model
-from plateletpd.population.variability import Variability, cohort_matrix
+from plateletpd.population.variability import Variability, cohort_matrix, model_draws_text
 from plateletpd.simulation.simulate import _valid_rows
 from plateletpd.study.statistics import Z95, binomial_interval, kaplan_meier
 from plateletpd.study.validation_results import validation_report_lines
@@ -148,6 +148,7 @@ _ELIGIBILITY = Table({
         "below": Field(unit="10^9/L"), "days": Field(unit="days"),
         "day": Field(low_included=True, unit="cycle day"),
         "cycle": Field(whole=True, what="a cycle number from 1"),
+        "every_days": Field(unit="days"),
         "group": Field("text", default="", what="a group name: the rules of one group "
                        "must all hold, and one group is enough (rules without a group hold "
                        "for every group)")},
@@ -200,6 +201,10 @@ TRIAL_SCHEMA = Table({
         "entry_below": Field(default=75.0, may_be_false=True, unit="10^9/L"),
         "entry_day": Field(default=False, high=_FOLLOW_UP, low_included=True,
                            may_be_false=True, unit="cycle day"),
+        "screen_every_days": Field(default=False, high=_FOLLOW_UP, may_be_false=True,
+                                   unit="days"),
+        "screen_from_day": Field(default=False, high=_FOLLOW_UP, low_included=True,
+                                 may_be_false=True, unit="days"),
         "start_delay": Field(default=1.0, high=_FOLLOW_UP, low_included=True, unit="days")}),
     # a chemotherapy course in cycles (study/cycles.py); replaces [enrolment] chemotherapy,
     # entry_below and entry_day: patients are enrolled by the [[eligibility]] rules
@@ -448,6 +453,10 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         if name not in model.parameters and name not in model.covariates:
             raise fail(("population", "cv"), f"cannot vary {name!r}: not a parameter or "
                        f"covariate of {model.name}{closest(name, model.parameter_names)}")
+    drawn = [name for name in model.per_patient_parameters if name not in variability.names]
+    variability = variability.including_model_draws(model)
+    if drawn:
+        origin += f"; {model_draws_text(drawn)}"
     arms = [_arm_design(document, index, entry, checked, model)
             for index, entry in enumerate(checked["arms"])]
     if not arms:
@@ -613,7 +622,8 @@ def _course_keys(document: Document, checked: dict, arms: list) -> dict:
                             "one use [enrolment] entry_below", table=True)
     if course is not None:
         written = sorted(set(document.data.get("enrolment", {})) &
-                         {"chemotherapy", "entry_below", "entry_day"})
+                         {"chemotherapy", "entry_below", "entry_day", "screen_every_days",
+                          "screen_from_day"})
         if written:
             raise document.fail(("enrolment", written[0]), f"with a [chemotherapy] course, "
                                 f"patients are enrolled by [[eligibility]] rules on their "
@@ -890,6 +900,8 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             entry_below=enrolment["entry_below"] if entry["entry_below"] is None
             else entry["entry_below"],
             entry_day=enrolment["entry_day"], start_delay=enrolment["start_delay"],
+            screen_every_days=enrolment["screen_every_days"],
+            screen_from_day=enrolment["screen_from_day"],
             stop_at=entry["stop_at"], stop_rise=entry["stop_rise"],
             stop_after_fall=entry["stop_after_fall"],
             max_days=entry["max_days"], min_days=entry["min_days"],
@@ -1418,7 +1430,9 @@ def _nobody_enrolled(spec: TrialSpec, design: ArmDesign, screened: int, invalid:
                 f"no entry rule ([enrolment] entry_below = false), so every simulation of "
                 f"the chemotherapy failed; check the model and parameters with plateletpd "
                 f"simulate")
-    day = f" on cycle day {design.entry_day:g}" if design.entry_day is not None else ""
+    day = f" on cycle day {design.entry_day:g}" if design.entry_day is not None else (
+        f" at a routine count (every {design.screen_every_days:g} days)"
+        if design.screen_every_days is not None else "")
     return (f"{where} ({invalid} with parameters outside the model's bounds): nobody's count "
             f"fell below [enrolment] entry_below = {design.entry_below:g}{day} within "
             f"follow_up_days = {design.follow_up_days:g}; raise entry_below, lengthen the "
