@@ -406,3 +406,53 @@ def test_a_composite_judged_among_some_patients_is_read_over_them_only():
     table = pd.DataFrame({"kept_up": [1.0, 1.0, 0.0, 1.0, np.nan, np.nan]})
     assert reader(table) == pytest.approx(75.0)
     assert math.isnan(reader(table.iloc[4:]))
+
+
+def test_a_count_at_a_week_is_read_at_that_visit_however_the_row_phrases_it():
+    # a user test (2026-12-04): "PLT >=50 at week 8" and "PLT ≥50" (a typeset sign) were
+    # read as "responded at least once by day 56", "PLT >=50 at the week" as the count at
+    # the day-56 visit, with nothing in check.csv saying which. Now the phrasings of one
+    # endpoint give the same value in every replicate, check.csv's `reading` names it, a
+    # week that contradicts the row's day is refused, and an unparsed text is noted
+    from plateletpd.study.trial import bundled_trial, load_trial_spec
+
+    spec = load_trial_spec(bundled_trial("itp_phase3"), subjects=30)
+    texts = ["PLT >=50 at the week", "PLT \u226550 at week 8", "PLT >=50 at the week-8 visit",
+             "PLT >= 50 at day 56", "PLT \u226550"]
+    rows = [_row(arm="HETROM-5", endpoint="response_proportion", n="20", threshold=text,
+                 day="56", statistic="percent", value="64.3") for text in texts]
+    rows.append(_row(arm="HETROM-5", endpoint="response_proportion", n="20",
+                     threshold="PLT >=50 after 8 weeks", day="56", statistic="percent",
+                     value="84.5"))
+    result = check_trial(spec, pd.DataFrame(rows), study="s", replicates=2,
+                         arm_map={"HETROM-5": "HETROM-5"})
+    values = result.replicates.pivot(index="replicate", columns="line", values="value")
+    for line in range(3, 2 + len(texts)):
+        np.testing.assert_array_equal(values[line], values[2])
+    assert set(result.table.reading[:len(texts)]) == {
+        "the count at the day-56 visit at least 50"}
+    # "after 8 weeks" is not a phrase the check knows: read by the trial's rule, and said
+    assert "was not parsed" in result.table.reading.iloc[-1]
+    assert any("line 7" in note and "after 8 weeks" in note for note in result.notes)
+    wrong = pd.DataFrame([{**rows[1], "threshold": "PLT >=50 at week 4"}])
+    with pytest.raises(CheckError, match="names day 28.*its day is 56"):
+        check_trial(spec, wrong, study="s", replicates=2, arm_map={"HETROM-5": "HETROM-5"})
+
+
+def test_only_mapped_arms_leaves_out_a_trial_arm_whose_data_arm_has_no_rows():
+    # a user test (2026-12-04): a user's own rows for the drug arms only; the trial file's
+    # placebo arm names data_arm = "placebo", and --only-mapped-arms still failed on it. It
+    # is now left out with a note; a name close to an arm with rows (a typo) still fails
+    data = pd.DataFrame([_row()])
+    spec = pp.TrialSpec.create(seed=2, subjects_per_arm=30, arms=[
+        {"name": "untreated", "data_arm": "control"},
+        {"name": "other", "data_arm": "placebo"}], response={"threshold": 100, "by_day": 14})
+    with pytest.raises(CheckError, match="'placebo', which has no row"):
+        check_trial(spec, data, study="s", replicates=2)
+    result = check_trial(spec, data, study="s", replicates=2, only_mapped=True)
+    assert result.table.arm.tolist() == ["control"]
+    assert any("'other' not checked" in note for note in result.notes)
+    typo = pp.TrialSpec.create(seed=2, subjects_per_arm=30, arms=[
+        {"name": "untreated", "data_arm": "contrl"}], response={"threshold": 100, "by_day": 14})
+    with pytest.raises(CheckError, match="did you mean 'control'"):
+        check_trial(typo, data, study="s", replicates=2, only_mapped=True)

@@ -63,6 +63,11 @@ class OutcomeDataError(PlateletPDError):
         super().__init__("\n".join(lines))
 
 
+#: comparison signs as typeset in papers, read as their ASCII forms in threshold texts
+TYPOGRAPHY = str.maketrans({"\u2265": ">=", "\u2264": "<=", "\u2267": ">=", "\u2266": "<=",
+                            "\uff1e": ">", "\uff1c": "<"})
+
+
 def load_outcomes(source: str | Path | pd.DataFrame, default_cv: float = DEFAULT_CV
                   ) -> pd.DataFrame:
     """Read and validate an outcome table; add ``observed``, ``standard_error`` and
@@ -77,6 +82,8 @@ def load_outcomes(source: str | Path | pd.DataFrame, default_cv: float = DEFAULT
             raise OutcomeDataError(name, [(None, "-", f"cannot read the file: {error}")]) \
                 from None
     table = table.astype(str).apply(lambda column: column.str.strip())
+    if "threshold" in table.columns:  # typography: "PLT ≥50" is "PLT >=50"
+        table["threshold"] = table["threshold"].str.translate(TYPOGRAPHY)
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise OutcomeDataError(name, [(None, c, "required column is missing (columns: "

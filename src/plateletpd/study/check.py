@@ -71,7 +71,7 @@ DEFAULT_REPLICATES = 100
 #: what the trial can compute, for messages
 COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial's response "
               "rule, or \"PLT >=X at the week\" with [response] at_visits), "
-              "time_to_threshold_days (75 or 100), nadir_plt, peak_plt (from the nadir to the "
+              "time_to_threshold_days (50, 75 or 100), nadir_plt, peak_plt (from the nadir to the "
               "end of follow-up), plt_auc_day0_21, "
               "response_proportion of a sustained response (\"PLT >=50 at >=75% of "
               "assessments\", with [response] sustained_share), "
@@ -142,8 +142,10 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     outside = rows.iloc[:0]
     # the pairing is judged on every row of the study (a mapped arm may have no row among
     # the lines asked for)
+    unmatched: list = []
     mapping = arm_mapping(spec, rows, study, source, arm_map,
-                          only_mapped or lines is not None)
+                          only_mapped or lines is not None,
+                          unmatched if only_mapped else None)
     if lines is not None:
         unknown = sorted(set(lines) - set(rows.line))
         if unknown:
@@ -192,6 +194,8 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         first, used = False, used + 1
     _refuse_rows_follow_up_cannot_see(rows, values, bound, sizes)
     table = _table(rows, mapping, values, sizes)
+    table["reading"] = [getattr(reader, "reading", f"{row.endpoint} ({row.statistic})")
+                        for reader, row in zip(readers, rows.itertuples())]
     parameters = "parameters drawn from the fit" if drawn else "the fit's point estimates"
     notes = [f"{replicates} replicate trials ({parameters}); each row's statistic over the "
              f"first n patients its trial arm enrolled"]
@@ -205,6 +209,11 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                      f"intervals are over the {used} that enrol, as the published study did")
     if drawn:
         notes += list(drawn.notes)
+    notes += [f"trial arm {trial_arm!r} not checked: its data arm {data_arm!r} has no row of "
+              f"study {study} in {source}" for trial_arm, data_arm in unmatched]
+    notes += [f"line {row.line} ({row.arm}): read as {reading}"
+              for row, reading in zip(rows.itertuples(), table.reading)
+              if "was not parsed" in reading]
     for row in rows.itertuples():
         event = parse_incidence(row.threshold) if row.endpoint == "incidence_proportion" \
             else None
@@ -281,8 +290,8 @@ def recruit_to_size(result, needed: Mapping[str, int], client=None):
 
 
 def arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
-                arm_map: Mapping[str, str | Sequence[str]] | None, only_mapped: bool = False
-                ) -> dict[str, str]:
+                arm_map: Mapping[str, str | Sequence[str]] | None, only_mapped: bool = False,
+                unmatched: list | None = None) -> dict[str, str]:
     """Data arm -> trial arm, from the trial file's ``data_arm`` keys and ``arm_map``
     (``rows``: the study's rows). A trial arm may stand for several data arms (a list: an
     observation arm's own rows and the entry baseline of all enrolled patients, read from
@@ -315,6 +324,13 @@ def arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
                          f"a data arm's rows are read from one trial arm: map the others "
                          f"elsewhere, or check them one at a time (arm map, lines)")
     data_arms = list(dict.fromkeys(rows.arm))
+    if only_mapped and unmatched is not None:
+        # a data file with rows of some arms only (a user's own rows): a trial arm whose
+        # data arm has none is left out (named in ``unmatched``), unless its name is close
+        # to one that has rows (a typo)
+        absent = [(t, d) for t, d in pairs if d not in data_arms and not closest(d, data_arms)]
+        pairs = [pair for pair in pairs if pair not in absent]
+        unmatched += absent
     for trial_arm, data_arm in pairs:
         if data_arm not in data_arms:
             raise CheckError(f"trial arm {trial_arm!r} is mapped to data arm {data_arm!r}, "
@@ -452,8 +468,9 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
                     f"percent or proportion without a day, not {endpoint} ({statistic}"
                     f"{'' if math.isnan(day) else f', day {day:g}'})")
         # over the patients it is judged among (a composite's `among`: empty for others)
-        return lambda t: scale * float(np.nanmean(t[composite].to_numpy(float))) \
-            if np.isfinite(t[composite].to_numpy(float)).any() else math.nan
+        return _reads(lambda t: scale * float(np.nanmean(t[composite].to_numpy(float)))
+                      if np.isfinite(t[composite].to_numpy(float)).any() else math.nan,
+                      f"the composite {composite!r}")
     if endpoint == "incidence_proportion":
         return incidence_reader(row, course)
     if endpoint == "nadir_plt" and parse_cycles(row.threshold) is not None:
@@ -477,10 +494,25 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
             return (f"a sustained response (PLT >= {level:g} at >= {100 * share:g}% of the "
                     f"visits) is not the trial's: set [response] threshold = {level:g} and "
                     f"sustained_share = {share:g}")
-        return lambda t: scale * float(np.mean(t.sustained_responder)) if len(t) \
-            else math.nan
-    at_visit = re.fullmatch(r"(?:PLT\s*)?>=\s*([\d.]+)\s+at the (?:week|visit)",
-                            str(row.threshold or "").strip())
+        return _reads(lambda t: scale * float(np.mean(t.sustained_responder)) if len(t)
+                      else math.nan, f"sustained responders (PLT >= {level:g} at >= "
+                      f"{100 * share:g}% of the visits)")
+    # "PLT >=50 at the week" (the row's day), "at week 8", "at the week-8 visit", "at day
+    # 56": the count at that visit
+    at_visit = re.fullmatch(r"(?:PLT\s*)?>=\s*([\d.]+)\s+at\s+(?:the\s+)?(week|visit|day)"
+                            r"(?:[\s-]*([\d.]+))?(?:\s+visit)?",
+                            str(row.threshold or "").strip(), flags=re.IGNORECASE)
+    if at_visit and at_visit.group(3):
+        unit, number = at_visit.group(2).lower(), float(at_visit.group(3))
+        if unit == "visit":
+            return (f"'visit {number:g}' does not say which day: write 'at the week' or "
+                    f"'at week N' (or 'at day N') with the row's day")
+        stated = 7.0 * number if unit == "week" else number
+        if math.isnan(day):
+            day = stated
+        elif abs(day - stated) > 1e-9:
+            return (f"its threshold names day {stated:g} ({at_visit.group(2)} {number:g}) "
+                    f"but its day is {day:g}: make them agree")
     # "PLT >100" by day 28 (the carboplatin label): a count compared at a day; read at that
     # visit when the trial judges the level there ([response] at_visits, at_visit_levels)
     compared = re.fullmatch(r"PLT\s*>=?\s*([\d.]+)", str(row.threshold or "").strip())
@@ -497,7 +529,8 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
         if column not in (c for _, _, c in visit_levels(response)):
             return (f"the count at the visit of day {day:g} is not judged: add "
                     f"at_visits = [{day:g}] and at_visit_levels = [{level:g}] to [response]")
-        return lambda t: scale * float(np.mean(t[column])) if len(t) else math.nan
+        return _reads(lambda t: scale * float(np.mean(t[column])) if len(t) else math.nan,
+                      f"the count at the day-{day:g} visit at least {level:g}")
     if endpoint in ("response_proportion", "cumulative_response_proportion"):
         if level is not None and level != response.get("threshold"):
             return (f"its response threshold {level:g} is not the trial's rule "
@@ -505,10 +538,16 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
         scale = {"percent": 100.0, "proportion": 1.0}.get(statistic)
         if scale is None:
             return f"a {statistic} of responders needs n: give it as percent or proportion"
+        unread = "" if not row.threshold or level is not None or low is not None else (
+            f"; its threshold text {str(row.threshold)!r} was not parsed: check that the "
+            f"study counted this")
         if math.isnan(day):
-            return lambda t: scale * float(np.mean(t.responder)) if len(t) else math.nan
-        return lambda t: scale * float(np.mean(t.response_day <= day)) if len(t) \
-            else math.nan
+            return _reads(lambda t: scale * float(np.mean(t.responder)) if len(t)
+                          else math.nan, f"responded by day {response.get('by_day', 14):g} "
+                          f"(the trial's response rule){unread}")
+        return _reads(lambda t: scale * float(np.mean(t.response_day <= day)) if len(t)
+                      else math.nan, f"responded by day {day:g} (the trial's response "
+                      f"rule){unread}")
     if statistic not in ("mean", "median"):
         return f"statistic {statistic!r}: a check reads means and medians of this endpoint"
     if endpoint == "peak_plt" and not math.isnan(day) and day not in (14, 21):
@@ -527,7 +566,8 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
     if column is None and row.threshold and low is None and level is None and \
             endpoint in ("time_to_threshold_days", "duration_below_days",
                          "duration_thrombocytopenia_days"):
-        levels = "75 or 100" if endpoint.startswith("time") else "20 or 50"
+        levels = (", ".join(map(str, RECOVERY_LEVELS[:-1])) + f" or {RECOVERY_LEVELS[-1]}"
+                  if endpoint.startswith("time") else "20 or 50")
         return (f"its threshold {str(row.threshold)!r} names no count level: ambiguous "
                 f"(the trial reads levels {levels}); a row that states its level can be "
                 f"read")
@@ -540,9 +580,18 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
         return "the trial's patient table has no such endpoint"
     if endpoint == "time_to_threshold_days" and statistic == "median":
         level = int(level)
-        return lambda t: kaplan_meier(t[f"days_to_{level}"], t[f"reached_{level}"]).median()
+        return _reads(lambda t: kaplan_meier(t[f"days_to_{level}"],
+                                             t[f"reached_{level}"]).median(),
+                      f"Kaplan-Meier median of days_to_{level}")
     reduce = np.nanmedian if statistic == "median" else np.nanmean
-    return lambda t: float(reduce(t[column].to_numpy(float))) if len(t) else math.nan
+    return _reads(lambda t: float(reduce(t[column].to_numpy(float))) if len(t) else math.nan,
+                  f"{statistic} of {column}")
+
+
+def _reads(reader: Reader, text: str) -> Reader:
+    """``reader`` with the words of what it reads (``check.csv``'s ``reading``)."""
+    reader.reading = text
+    return reader
 
 
 def _scale(statistic: str) -> float | None:
