@@ -282,6 +282,30 @@ def test_an_explicit_empty_cv_means_alike_patients_and_a_trial_without_any_warns
         assert load_trial_spec(path).variability.names == ()
 
 
+def test_the_warnings_of_a_trial_run_are_in_its_report_and_provenance(tmp_path):
+    # an ITP user test (2026-12-04): a run warned that every patient was alike, but its
+    # report.md did not say so, and read later the 100% [98.5, 100] looked like a result
+    import json
+
+    from plateletpd.cli import main
+    from plateletpd.study.trial import NoVariabilityWarning
+
+    path = tmp_path / "trial.toml"
+    path.write_text(NO_CV_TRIAL.replace('seed = 3', 'seed = 3\nfit = "none"'))
+    with pytest.warns(NoVariabilityWarning):
+        assert main(["trial", str(path), "--n", "10", "--out", str(tmp_path / "out")]) == 0
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Warnings given by the run" in report
+    assert "NoVariabilityWarning" in report and "[population] cv is absent" in report
+    record = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    assert any("NoVariabilityWarning" in text for text in record["warnings"])
+    # a run without warnings has no such section and an empty list
+    path.write_text(NO_CV_TRIAL)
+    assert main(["trial", str(path), "--n", "10", "--out", str(tmp_path / "quiet")]) == 0
+    assert "## Warnings" not in (tmp_path / "quiet" / "report.md").read_text()
+    assert json.loads((tmp_path / "quiet" / "provenance.json").read_text())["warnings"] == []
+
+
 def test_a_fit_folder_with_an_unreadable_configuration_is_a_clear_error(tmp_path):
     import shutil
 

@@ -260,10 +260,14 @@ def _trial_spec(args):
 
 
 def command_trial(args) -> int:
+    with _recording_warnings() as seen:
+        return _trial_command(args, seen)
+
+
+def _trial_command(args, seen: list[str]) -> int:
     import time
 
-    from plateletpd.study.trial import (arm_table, course_table, rebound_flags, run_trial,
-                                        write_trial)
+    from plateletpd.study.trial import (arm_table, course_table, rebound_flags, run_trial)
 
     spec = _with_uncertainty_options(_trial_spec(args), args)
     _check_out(args.out)
@@ -291,12 +295,33 @@ def command_trial(args) -> int:
                 percentiles=[0.025, 0.975])[["mean", "2.5%", "97.5%"]]
             print("\nresponse % across replicate trials:\n" + spread.round(1).to_string())
     if args.out:
-        _write_trial(result, Path(args.out), table, uncertainty)
+        _write_trial(result, Path(args.out), table, uncertainty, seen)
         print(f"\nwrote {args.out}/ (report.md, summary.csv, patients.csv/.parquet, "
               f"differences.csv, {'replicates.csv, ' if table is not None else ''}"
               f"data_dictionary.csv, 3 figures, "
               f"provenance.json, manifest.json) in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+class _recording_warnings:
+    """Shows warnings as usual and keeps their text (category: message), so the outputs
+    written at the end can carry them (a report read later must say what the run warned
+    of: a trial whose patients are all alike, a follow-up too short)."""
+
+    def __enter__(self) -> list[str]:
+        self.seen: list[str] = []
+        self.shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            text = f"{category.__name__}: {message}"
+            if text not in self.seen:
+                self.seen.append(text)
+            self.shown(message, category, filename, lineno, file, line)
+        warnings.showwarning = show
+        return self.seen
+
+    def __exit__(self, *exc) -> None:
+        warnings.showwarning = self.shown
 
 
 def _cluster_arguments(parser, chunk: bool = True) -> None:
@@ -349,19 +374,19 @@ def _run_uncertainty(spec, client=None):
     return uncertainty
 
 
-def _write_trial(result, folder: Path, table, uncertainty) -> None:
+def _write_trial(result, folder: Path, table, uncertainty, seen=()) -> None:
     """The trial folder, with the uncertainty files in it when there are any (one atomic
-    folder either way)."""
+    folder either way); ``seen``: the warnings of the run, for its report."""
     from plateletpd.io.files import atomic_folder
     from plateletpd.study.trial import write_trial
 
     if uncertainty is None:
-        write_trial(result, folder, replicates=table)
+        write_trial(result, folder, replicates=table, run_warnings=seen)
         return
     from plateletpd.study.uncertainty import write_uncertainty
 
     with atomic_folder(folder) as staging:
-        write_trial(result, staging)
+        write_trial(result, staging, run_warnings=seen)
         names = [path.name for path in write_uncertainty(uncertainty, staging)]
     print(f"wrote {folder}/{', '.join(names)}")
 

@@ -446,7 +446,11 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         warnings.warn(
             f"{document.path}: no between-patient variability: [population] cv is absent and "
             f"{'the fit gives none' if values else 'no fit is used'}, so every virtual patient "
-            f"is the typical one and each arm responds 0% or 100%; state the CVs under "
+            + ("has the typical parameters (only the model's own per-patient draws, "
+               f"{', '.join(model.per_patient_parameters[:2])}, ..., differ)"
+               if model.per_patient_parameters else
+               "is the typical one and each arm responds 0% or 100%")
+            + f"; state the CVs under "
             f"[population] cv (the model card lists believed values), or write cv = {{}} "
             f"to mean it", NoVariabilityWarning, stacklevel=3)
     for name in variability.names:
@@ -1718,9 +1722,12 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
 
 
 def write_trial(result: TrialResult, folder: Path,
-                replicates: pd.DataFrame | None = None) -> list[Path]:
+                replicates: pd.DataFrame | None = None,
+                run_warnings: tuple[str, ...] | list[str] = ()) -> list[Path]:
     """Per-patient table, summaries, plots, report, provenance (and ``replicates.csv``) as one
-    folder that appears whole or not at all (:func:`plateletpd.io.files.atomic_folder`)."""
+    folder that appears whole or not at all (:func:`plateletpd.io.files.atomic_folder`).
+    ``run_warnings``: the text of the warnings the run gave (the report and provenance
+    list them)."""
     spec = result.spec
     folder = Path(folder)
     with atomic_folder(folder) as staging:
@@ -1744,6 +1751,7 @@ def write_trial(result: TrialResult, folder: Path,
                             parameters=dict(zip(spec.model.parameter_names,
                                                 [p.value for p in
                                                  spec.model.parameters.values()])))
+        record["warnings"] = list(run_warnings)
         write_json(staging / "provenance.json", record)
         write_text(staging / "report.md", _report(result, record))
     return [folder / name for name in ("patients.parquet", *(t[0] for t in tables))] + \
@@ -1853,6 +1861,9 @@ def _report(result: TrialResult, record: dict) -> str:
         f"{spec.parameters_from}; {spec.subjects_per_arm} virtual patients screened per arm, "
         f"seed {spec.seed}; visits every {spec.visit_every_days:g} day(s); response: "
         f"{_rule_text(spec.response)}. Created {record['created']}.", "",
+        *(["## Warnings given by the run", "", *[f"- {text}" for text in
+                                                  record.get("warnings", [])], ""]
+          if record.get("warnings") else []),
         "Day 0 is the first treatment morning; its visit is the baseline. Responses and "
         "times to PLT >= 75 and >= 100 count visits from day 1 on; a patient already at or "
         "above the response threshold at day 0 is not a responder (column "
