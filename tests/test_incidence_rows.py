@@ -47,6 +47,11 @@ def row(threshold, endpoint="incidence_proportion", statistic="percent", day=mat
     ("grade 3-4 thrombocytopenia", 50.0, (), None),
     ("grade >=3, cycles 2 to 4", 50.0, (), (2, 4)),
     ("chemotherapy abandoned", None, ("abandoned",), None),
+    # "PLT <=50" as Chinese abstracts write it (a CIT user test, 2026-12-04: refused as
+    # naming no level); the count is continuous, so <= 50 is the event < 50
+    ("PLT <=50", 50.0, (), None),
+    ("PLT \u226450, cycles 1-2", 50.0, (), (1, 2)),
+    ("PLT <=25, <=6 cycles", 25.0, (), (1, 6)),
 ])
 def test_threshold_texts_name_the_level_events_and_cycles(text, level, events, window):
     event = parse_incidence(text)

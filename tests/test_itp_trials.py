@@ -263,3 +263,46 @@ def test_a_rescue_on_a_model_without_transfusions_is_refused_naming_rescue(tmp_p
     with pytest.raises(TrialSpecError, match=r"\] rescue: arm 'placebo': its dose "
                        r"'platelet_transfusion 1 dose' needs the drug"):
         load_trial_spec(tmp_path / "rescue.toml")
+
+
+def test_a_user_trial_without_population_cvs_draws_the_same_patients_as_the_bundled_one(
+        tmp_path):
+    # a user writing an ITP trial from scratch, without copying the bundled [population] cv
+    # line, must get the patients the fit was made with: the fit's CVs (its config.toml,
+    # written by scripts/fit_itp_calibration.py) and the destruction's fluctuation, whose
+    # ten coefficients the model draws itself (per_patient = "standard_normal"). Before
+    # 2026-12-04 such a file had no fluctuation (every coefficient 0) and no spread. With
+    # the same seed, the same patients: the trial's counts equal the bundled file's exactly
+    import re
+
+    text = bundled_trial("itp_phase3").read_text()
+    bare = re.sub(r"\ncv = \{[^\n]*\}", "", text)
+    assert "cv =" not in bare
+    path = tmp_path / "bare.toml"
+    path.write_text(bare)
+    spec = load_trial_spec(path, subjects=30)
+    bundled = load_trial_spec(bundled_trial("itp_phase3"), subjects=30)
+    assert spec.variability.names == bundled.variability.names
+    assert "CVs from the fit's [population]" in spec.parameters_from
+    assert "per-patient draws" in spec.parameters_from
+    np.testing.assert_array_equal(itp_arm(spec, 1)[0].platelets,
+                                  itp_arm(bundled, 1)[0].platelets)
+
+
+def test_a_population_can_switch_the_fluctuation_off_by_naming_its_coefficients(tmp_path):
+    # a population that names a per-patient parameter keeps its own SD for it (0: off);
+    # with every coefficient at 0 each patient's destruction rate is constant in time
+    # (construction: exp(sd x g(t)) with g = 0), so a patient's untreated count stays at its
+    # steady state: placebo counts constant over 8 weeks (the model's steady state,
+    # tests/test_itp_model.py), which the fluctuating ones are not
+    text = bundled_trial("itp_phase3").read_text()
+    off = ", ".join(f"destruction_fluctuation_{ab}{k} = 0" for k in range(1, 6) for ab in "ab")
+    path = tmp_path / "still.toml"
+    path.write_text(text.replace("het_ec50 = 0.73 }", f"het_ec50 = 0.73, {off} }}"))
+    still = load_trial_spec(path, subjects=30)
+    moving = load_trial_spec(bundled_trial("itp_phase3"), subjects=30)
+    assert "per-patient draws" not in still.parameters_from
+    placebo_still, placebo_moving = itp_arm(still, 0)[0].platelets, itp_arm(moving, 0)[0].platelets
+    spread = lambda counts: np.max(np.ptp(counts, axis=1) / counts[:, :1].ravel())
+    assert spread(placebo_still) < 1e-3
+    assert spread(placebo_moving) > 0.2

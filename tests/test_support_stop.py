@@ -129,7 +129,35 @@ def test_a_stop_after_a_fall_waits_for_a_morning_below_the_level(runs):
     assert np.nanmax(plain.platelets) < np.nanmax(recovery.platelets)
 
 
+def test_support_min_days_gives_the_first_doses_whatever_the_count_and_counts_them(runs):
+    # "7 to 14 days or until PLT >= 100" (a CIT user test, 2026-12-04; Chu 2003's rhIL-11
+    # "7 to 14 days"): with support_min_days = 7 the stop never comes on the first 7 support
+    # mornings. Cycle 2 is given at PLT >= 100 (the delay rule), so a plain stop at 100
+    # stops every patient on the first support morning (no dose: support_doses 0, as
+    # counted by the course), while with support_min_days = 7 each stops on the 8th
+    # morning at the earliest (7 doses), here on the 8th itself where the count is still at
+    # or above 100 then; support_doses counts exactly the doses given (14 without a stop)
+    assert runs["all"].extra["course"].support_doses.tolist() == [14] * 5
+    plain = support_arm(support_stop_at=100.0)
+    assert plain.extra["course"].support_doses.tolist() == [0] * 5
+    floor = support_arm(support_stop_at=100.0, support_min_days=7)
+    doses = floor.extra["course"].support_doses
+    full = runs["all"]
+    start = full.extra["course"].cycle_day[:, 1]
+    mornings = start[:, None] + np.arange(1, 15)[None, :]
+    counts = values_at(full.times, full.platelets, mornings)
+    for patient in range(len(start)):
+        later = np.flatnonzero(counts[patient, 7:] >= 100)
+        expected = 14 if later.size == 0 else 7 + later[0]
+        assert doses[patient] == expected, (patient, doses[patient], counts[patient])
+    assert doses.min() >= 7
+
+
 @pytest.mark.parametrize("keys, message", [
+    ({"support": SUPPORT, "support_cycles": (2,), "support_min_days": 7},
+     "support_min_days qualifies support_stop_at"),
+    ({"support": SUPPORT, "support_cycles": (2,), "min_days": 7, "max_days": 14},
+     "min_days applies to the treatment doses"),
     ({"support_stop_at": 300.0}, "support_stop_at stops support doses"),
     ({"support": SUPPORT, "support_cycles": (2,), "support_stop_at": -5.0},
      "support_stop_at must be a positive count"),

@@ -78,7 +78,9 @@ COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial
               "plt_count (day 0, 7, 14 or 21, or a day of [response] at_visits; day 0: the "
               "count at the start of treatment), "
               "duration_below_days and "
-              "duration_thrombocytopenia_days (20 or 50), nadir_plt over cycles "
+              "duration_thrombocytopenia_days (20 or 50; in an arm with data_cycle, the "
+              f"cycle's days below {', '.join(map(str, CYCLE_LEVELS[:-1]))} or "
+              f"{CYCLE_LEVELS[-1]}), nadir_plt over cycles "
               "(\"mean nadir across cycles 2-6\"), incidence_proportion (a count below a "
               "level, or a delayed, reduced or abandoned cycle, in a cycle, cycles a-b or "
               "the whole course)")
@@ -417,9 +419,12 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
             return lambda t: scale * _flag_share(t, "transfused", cycle, cycle)
         return lambda t: scale * _count_share(t, event.level, cycle, cycle)
     if row.endpoint not in CYCLE_ENDPOINTS:
+        instead = (f"; a cycle's time to a level is not computed, its days below the level "
+                   f"are (duration_below_days with the level in threshold, e.g. 'PLT <100')"
+                   if row.endpoint == "time_to_threshold_days" else
+                   "; map this data arm to an arm without data_cycle")
         return (f"the arm's data_cycle = {cycle} reads {', '.join(CYCLE_ENDPOINTS)} and "
-                f"incidence_proportion from cycle {cycle}, not {row.endpoint}; map this "
-                f"data arm to an arm without data_cycle")
+                f"incidence_proportion from cycle {cycle}, not {row.endpoint}{instead}")
     if row.statistic not in ("mean", "median"):
         return (f"statistic {row.statistic!r}: a cycle's {row.endpoint} is read as a mean "
                 f"or median")

@@ -182,6 +182,7 @@ class ArmDesign:
     support_cycles: tuple[int, ...] = ()      # 1-based cycles that get the support doses
     support_stop_at: float | None = None      # a cycle's support stops at this count (10^9/L)
     support_stop_after_fall: bool = False     # ... only after a support morning below it
+    support_min_days: int = 0                 # ... never in a cycle's first support days
 
     def __post_init__(self):
         problems = []
@@ -249,6 +250,18 @@ class ArmDesign:
         if self.support_stop_after_fall and self.support_stop_at is None:
             problems.append("support_stop_after_fall qualifies support_stop_at: give the "
                             "level too, e.g. support_stop_at = 100")
+        if not (isinstance(self.support_min_days, int) and self.support_min_days >= 0):
+            problems.append(f"support_min_days must be a whole number of days >= 0, got "
+                            f"{self.support_min_days!r}")
+        elif self.support_min_days and self.support_stop_at is None:
+            problems.append("support_min_days qualifies support_stop_at (\"7 to 14 days or "
+                            "until PLT >= 100\": support_min_days = 7, support_stop_at = 100)"
+                            ": give the level too")
+        if self.min_days and not self.treatment and self.support:
+            problems.append("min_days applies to the treatment doses and the arm has none; "
+                            "support doses are given on their own days: for \"at least 7 "
+                            "days of support\" write support_min_days = 7 with "
+                            "support_stop_at")
         if self.support_stop_at is not None and not self.support:
             problems.append("support_stop_at stops support doses: give them with support "
                             "and support_cycles, or remove support_stop_at")

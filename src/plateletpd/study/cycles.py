@@ -185,6 +185,8 @@ class CourseResult:
     dose: np.ndarray
     abandoned: np.ndarray
     events: dict
+    # support dose events given to each patient over the course (None: no support)
+    support_doses: np.ndarray | None = None
 
     @property
     def failed(self) -> np.ndarray:
@@ -324,11 +326,14 @@ class CycleBlock:
     # only once the count has been below stop_at on an earlier support morning ("until the
     # count has recovered": a cycle that starts above the level is not stopped at once)
     stop_after_fall: bool = False
+    # the stop never comes on a cycle's first min_days support mornings ("7 to 14 days or
+    # until PLT >= 100": at least 7 doses)
+    min_days: int = 0
 
     @classmethod
     def build(cls, model: Model, course: ChemotherapyCourse, support: tuple[str, ...] = (),
               support_cycles: tuple[int, ...] = (), stop_at: float | None = None,
-              stop_after_fall: bool = False) -> CycleBlock:
+              stop_after_fall: bool = False, min_days: int = 0) -> CycleBlock:
         chemotherapy = expand(as_regimen(course.regimen), model.dose_targets)
         extra = expand(as_regimen(" + ".join(support)), model.dose_targets) if support \
             else None
@@ -344,7 +349,7 @@ class CycleBlock:
         for part in parts[1:]:
             schedule = schedule.concatenate(part)
         return cls(schedule, np.asarray(cycle, dtype=np.int64), schedule.time.copy(),
-                   np.asarray(chemo, dtype=bool), stop_at, stop_after_fall)
+                   np.asarray(chemo, dtype=bool), stop_at, stop_after_fall, min_days)
 
     def plan(self, day: np.ndarray, dose: np.ndarray, exposure: np.ndarray,
              never: float, stop: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -368,7 +373,8 @@ class CycleBlock:
         (0-based): the first morning, from the cycle's first support day to its last, whose
         count is at or above ``stop_at`` (days from cycle 1; inf: no stop), read from
         ``courses`` (patients x ``times``) simulated with every support dose; with
-        ``stop_after_fall``, the first such morning after one below it (a recovery). A dose
+        ``stop_after_fall``, the first such morning after one below it (a recovery); never
+        one of the first ``min_days`` mornings from the first support day. A dose
         on a day comes after that day's count, so that day's dose is the first not given;
         the counts up to the stop do not depend on the doses after it."""
         support = ~self.chemotherapy & (self.cycle == cycle)
@@ -386,6 +392,7 @@ class CycleBlock:
             fallen = np.concatenate([np.zeros((len(day), 1), dtype=bool),
                                      np.logical_or.accumulate(below, axis=1)[:, :-1]], axis=1)
             reached &= fallen
+        reached[:, :self.min_days] = False  # the first min_days mornings are always dosed
         hit = reached.any(axis=1)
         stops[hit] = when[hit, np.argmax(reached[hit], axis=1)]
         return stops
@@ -556,8 +563,14 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
                 log.append((rows[mask], np.asarray(days)[mask], CYCLE_EVENTS.index(kind),
                             k + 2, np.broadcast_to(value, mask.shape)[mask]))
     dose[~np.isfinite(day)] = np.nan
+    support = ~block.chemotherapy
+    given = None
+    if support.any():  # the support doses each patient was given, after every stop
+        _, factors = block.plan(day, np.nan_to_num(dose, nan=1.0), exposure, times[-1] + 1.0,
+                                stop)
+        given = np.sum((factors > 0) & support[None, :], axis=1)
     return CourseResult(course, times, courses, status, day, delay, dose, abandoned,
-                        _events(log))
+                        _events(log), given)
 
 
 def _pass_cut(course: ChemotherapyCourse, times: np.ndarray, given: np.ndarray,
@@ -872,7 +885,7 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
     times = course_times(course, design.start_delay + design.follow_up_days)
     block = CycleBlock.build(model, course, support, support_cycles,
                              design.support_stop_at if support else None,
-                             design.support_stop_after_fall)
+                             design.support_stop_after_fall, design.support_min_days)
     offset = len(model.parameters)
     covariates = {c: vectors[:, offset + i] for i, c in enumerate(model.covariate_names)}
     index = model.output_names.index(PLATELETS)
@@ -979,6 +992,9 @@ COURSE_COLUMNS = (
     ("treated_cycle", "cycle", "the cycle in which treatment started (the latest given on or "
      "before the first treatment morning; a patient enrolled while a cycle is held: the "
      "cycle before it)"),
+    ("support_doses", "doses", "support doses given over the course (each drug's dose on "
+     "each day counts one; none after a support stop, none in a cycle not given; 0 without "
+     "support)"),
     ("cycle{c}_day", "days", "day cycle {c} was given, from cycle 1 (empty: never)"),
     ("cycle{c}_delay_days", "days", "cycle {c}'s delay (inf: never given after a delay)"),
     ("cycle{c}_dose", "fraction", "cycle {c}'s chemotherapy dose as a fraction of the full "
@@ -1055,7 +1071,9 @@ def course_endpoints(arm: ArmResult) -> dict:
                - arm.entry_time,
                "course_nadir": result.platelets.min(axis=1),
                "treated_cycle": np.sum(given & (result.cycle_day
-                                                <= arm.start_time[:, None] + 1e-9), axis=1)}
+                                                <= arm.start_time[:, None] + 1e-9), axis=1),
+               "support_doses": (np.zeros(arm.n, dtype=int) if result.support_doses is None
+                                 else result.support_doses)}
     rescue_times = np.asarray(arm.extra.get("rescue_times", np.full((arm.n, 0), np.nan)))
     for c in range(1, cycles + 1):
         readings = result.readings(c, CYCLE_LEVELS)  # one pass over the cycle's window

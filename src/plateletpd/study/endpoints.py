@@ -402,7 +402,7 @@ def parse_cycles(text) -> tuple[int, int] | None | str:
 def parse_incidence(text) -> IncidenceEvent | str:
     """The event an ``incidence_proportion`` row's threshold text names (data/README.md,
     "incidence_proportion"), or why it cannot be read without guessing. A count: "PLT <50"
-    (or "<50", "PLT<50") or a grade ("grade 4": <25, "grade 3/4": <50; :data:`GRADE_LEVELS`);
+    (or "<50", "PLT<50", "PLT <=50", "PLT ≤50") or a grade ("grade 4": <25, "grade 3/4": <50; :data:`GRADE_LEVELS`);
     a course event: a delay, a dose reduction, a missed dose or abandoned chemotherapy
     (:data:`COURSE_EVENT_WORDS`); the cycles: "cycle 6", "cycles 1-2", "<=6 cycles", none
     for the whole course. A text naming both a count and a course event, a grade and a
@@ -414,7 +414,10 @@ def parse_incidence(text) -> IncidenceEvent | str:
     window = parse_cycles(lowered)
     if isinstance(window, str):
         return window
-    explicit = re.findall(r"(?:plt|platelets?|count)?\s*<\s*([\d.]+)", lowered)
+    # "PLT <50" or "PLT <=50" (a continuous count is never exactly 50: the same event);
+    # not "<=6 cycles", a window
+    explicit = re.findall(r"(?:plt|platelets?|count)?\s*(?:<=?|\u2264)\s*([\d.]+)(?![\d.])"
+                          r"(?!\s*cycles?)", lowered)
     levels = {float(v) for v in explicit}
     grades = re.findall(r"grades?\s*(>=\s*[1-4]|\u2265\s*[1-4]|[1-4]\s*(?:/\s*[1-4]\s*)+|"
                         r"[1-4]\s*(?:-|\u2013|or|to)\s*[1-4]|[1-4])", lowered)

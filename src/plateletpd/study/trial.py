@@ -335,6 +335,8 @@ TRIAL_SCHEMA = Table({
                                  what="the count at which a cycle's support doses stop, "
                                       "e.g. 300, or false"),
         "support_stop_after_fall": Field("boolean", default=False),
+        "support_min_days": Field(whole=True, default=0, low_included=True,
+                                  what="a whole number of support days >= 0"),
         "stop_at": Field(default=100.0, may_be_false=True, unit="10^9/L"),
         "stop_rise": Field(default=False, may_be_false=True, unit="10^9/L"),
         # stop_at only at the first morning at or above it after one below it ("until the
@@ -920,7 +922,8 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             visit_every_days=checked["trial"]["visit_every_days"],
             support=tuple(entry["support"]), support_cycles=tuple(entry["support_cycles"]),
             support_stop_at=entry["support_stop_at"],
-            support_stop_after_fall=entry["support_stop_after_fall"])
+            support_stop_after_fall=entry["support_stop_after_fall"],
+            support_min_days=entry["support_min_days"])
     except PlateletPDError as error:
         # ArmDesign's own errors already name the arm; the others (rescue, rules) do not
         named = f"arm {entry['name']!r}: "
