@@ -162,6 +162,41 @@ def test_the_check_of_the_bundled_file_runs_every_row():
     assert len(result.table) == 6 and result.table.predicted.notna().all()
 
 
+def test_a_cycles_row_is_read_over_the_first_n_patients_given_that_cycle(tmp_path):
+    # a self-controlled study's cycle-2 rows describe the patients given cycle 2 (a CIT user
+    # test, 2026-12-04: virtual studies of "32" were read over the 29-31 of the first 32
+    # enrolled who were given cycle 2). Replicate 0 rerun as its own trial: the check's
+    # value of each row is the mean over the first n patients of its trial arm given the
+    # row's cycle, and check_replicates.csv records that size
+    from dataclasses import replace
+
+    import plateletpd as pp
+    from plateletpd.study.uncertainty import _replicate_spec
+
+    # a course that gives cycle 2 only at PLT >= 180 within a week of its day: some enrolled
+    # patients are never given it
+    text = TEXT.replace("delay_below = 100\n", "delay_below = 180\n").replace(
+        "give_up_after_days = 28\n", "give_up_after_days = 7\n")
+    path = tmp_path / "strict.toml"
+    path.write_text(text)
+    spec = load_trial_spec(path, subjects=80)
+    result = check_trial(spec, ROOT / "data" / "cit_summary.csv", replicates=2)
+    patients = pp.run_trial(replace(spec, seed=_replicate_spec(spec, 0, None)[0])).subjects
+    cycles = spec.extra["data_cycles"]
+    treated = patients[patients.arm == "prophylactic rhTPO cycle"].head(24)
+    assert 0 < np.isfinite(treated.cycle2_day).sum() < 24  # the case under test
+    first = result.replicates[result.replicates.replicate == 0].set_index("line")
+    for row in result.table.itertuples():
+        if row.endpoint != "nadir_plt":
+            continue
+        cycle = cycles[row.trial_arm]
+        arm = patients[patients.arm == row.trial_arm]
+        given = arm[np.isfinite(arm[f"cycle{cycle}_day"])].head(int(row.n))
+        assert first.loc[row.line, "value"] == pytest.approx(
+            given[f"cycle{cycle}_nadir"].mean(), rel=1e-12)
+        assert first.loc[row.line, "virtual_n"] == len(given) >= row.virtual_n
+
+
 CASES = [
     # data_cycle after the last cycle
     ("data_cycle = 2\n", "data_cycle = 3\n", "data_cycle = 3",

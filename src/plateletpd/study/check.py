@@ -174,6 +174,8 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     drawn = TrialUncertainty.for_trial(spec) if uncertainty == "fit" else None
     values = np.full((len(rows), replicates), math.nan)
     sizes = np.zeros(len(rows), int)
+    every_size = np.zeros((len(rows), replicates), int)  # each virtual study's size
+    ran = np.zeros(replicates, dtype=bool)  # the replicates kept (not left out)
     unobserved = np.zeros(len(rows), int)  # patients a day-bound count row cannot see
     bound = [_day_bound_column(row) for row in rows.itertuples()]
     first, used = True, 0  # a replicate that enrolled nobody is left out (replicate_trials)
@@ -188,8 +190,15 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         subjects = result.subjects
         for index, row in rows.iterrows():
             arm = subjects[subjects.arm == mapping[row.arm]]
+            cycle = spec.extra.get("data_cycles", {}).get(mapping[row.arm])
+            if cycle is not None and f"cycle{cycle}_day" in arm:
+                # a row about one cycle of a self-controlled study describes the patients
+                # given that cycle: its virtual study is the first n of them
+                arm = arm[np.isfinite(arm[f"cycle{cycle}_day"].to_numpy(float))]
             size = len(arm) if not math.isfinite(row.n) else min(int(row.n), len(arm))
             sizes[index] = size if first else min(sizes[index], size)
+            every_size[index, replicate] = size
+            ran[replicate] = True
             values[index, replicate] = readers[index](arm.iloc[:size])
             if bound[index] is not None and bound[index] in arm:
                 unobserved[index] += int(arm[bound[index]].iloc[:size].isna().sum())
@@ -240,10 +249,17 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
             + " patients), so its interval is for a study of that size; give the "
               "published n in the data file's n column for an interval of the study's size")
     short = table[table.virtual_n < table.n]
-    if len(short):
-        notes.append("fewer virtual patients enrolled than the study had (raise --n): " +
-                     ", ".join(f"{r.arm} {r.virtual_n} < {r.n:g}" for r in
-                               short.itertuples()))
+    if len(short):  # one entry per data arm, with the spread of sizes over the replicates
+        spread = {}
+        for r in short.itertuples():
+            counts = every_size[r.Index, ran]
+            spread.setdefault(r.arm, (r.n, counts.min(), float(np.median(counts)),
+                                      int(np.sum(counts < r.n))))
+        notes.append("fewer virtual patients than the study had in some replicates (raise "
+                     "--n): " + "; ".join(
+                         f"{arm}: n {n:g}, virtual studies of {low}-{median:g} (smallest-"
+                         f"median) patients, {few} of {int(ran.sum())} replicates short"
+                         for arm, (n, low, median, few) in spread.items()))
     for row, missing in zip(rows.itertuples(), unobserved):
         if missing:
             notes.append(f"line {row.line} ({row.arm}, {row.endpoint} day {row.day:g}): "
@@ -252,6 +268,8 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                          f"are left out of it; raise [trial] follow_up_days to see them all")
     long = pd.DataFrame(values, columns=range(replicates)).assign(line=rows.line).melt(
         id_vars="line", var_name="replicate", value_name="value")
+    long["virtual_n"] = pd.DataFrame(every_size, columns=range(replicates)).assign(
+        line=rows.line).melt(id_vars="line", var_name="replicate", value_name="n")["n"]
     return CheckResult(spec, study, table, long, tuple(notes))
 
 

@@ -77,7 +77,8 @@ def validation_report_lines(model, folder: Path | None = None) -> list[str]:
     table, record = recorded
     lines = heading + [(
         f"Recorded validation of {model.name} ({record.get('created', '?')}; suite "
-        f"`{record.get('suite', '?')}`, {record.get('replicates', '?')} virtual studies of "
+        f"`validation/{Path(str(record.get('suite', '?'))).name}`, "
+        f"{record.get('replicates', '?')} virtual studies of "
         f"each row's size per check, uncertainty {record.get('uncertainty', '?')!r}): rows "
         f"inside their 95% prediction interval, by role: {inside_text(table)}. Only the "
         f"held-out rows (trials no fit saw) test a prediction for a new study."), ""]
