@@ -319,3 +319,20 @@ def test_the_arm_table_shows_the_trials_own_response_endpoints_and_unreached_med
     assert (table["median days to PLT>=100 [95% CI]"] == "not reached").any()
     assert not table.astype(str).apply(lambda c: c.str.contains("nan")).any().any()
     assert "transfused %" not in table   # no rescue in the ITP trial
+
+
+def test_progress_in_a_log_is_about_twenty_lines_and_every_update_on_a_terminal():
+    # a CIT user test (2026-12-04): a check of 200 replicates wrote 200 progress lines to
+    # its log; in a log (not a terminal) about 20 are shown, the first and the last always
+    import io
+
+    from plateletpd.io.display import progress_due
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    log = [done for done in range(1, 201) if progress_due(done, 200, io.StringIO())]
+    assert 20 <= len(log) <= 22 and log[0] == 1 and log[-1] == 200
+    assert all(progress_due(done, 200, Terminal()) for done in range(1, 201))
+    assert [d for d in range(1, 4) if progress_due(d, 3, io.StringIO())] == [1, 2, 3]

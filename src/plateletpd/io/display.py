@@ -22,6 +22,15 @@ def progress(text: str, stream=None) -> None:
         print(text, file=stream, flush=True)
 
 
+def progress_due(done: int, total: int, stream=None, updates: int = 20) -> bool:
+    """Whether update ``done`` of ``total`` is shown: every one on a terminal (rewritten in
+    place), about ``updates`` in all in a log (every replicate of 200 made 200 lines)."""
+    if _terminal(stream or sys.stderr):
+        return True
+    step = max(1, total // updates)
+    return done % step == 0 or done == total or done == 1
+
+
 def progress_end(stream=None) -> None:
     """Ends a run of :func:`progress` updates (the terminal's line; nothing in a log)."""
     stream = stream or sys.stderr

@@ -39,7 +39,7 @@ from plateletpd.study.cohort import (ACTIONS, PLATELETS, WHEN, ArmDesign, ArmRes
                                      simulate_treatment_arm, values_at)
 from plateletpd.study.endpoints import RECOVERY_LEVELS, Courses, trial_endpoints
 from plateletpd.errors import PlateletPDError, closest
-from plateletpd.io.display import html_table, progress_end, short_repr
+from plateletpd.io.display import html_table, progress_due, progress_end, short_repr
 from plateletpd.io.display import progress as show_progress
 from plateletpd.io.files import atomic_folder, atomic_write, write_json, write_text
 from plateletpd.io.schema import Document, Field, Ref, Table, number_table
@@ -1089,8 +1089,10 @@ def run_replicates(spec: TrialSpec, progress: bool = False) -> pd.DataFrame:
         summary.insert(0, "replicate", replicate)
         summary.insert(1, "seed", seed)
         frames.append(summary)
-        if progress:
-            print(f"  replicate {replicate + 1}/{spec.extra['replicates']}")
+        if progress and progress_due(replicate + 1, spec.extra["replicates"]):
+            show_progress(f"  replicate {replicate + 1}/{spec.extra['replicates']}")
+    if progress:
+        progress_end()
     return pd.concat(frames, ignore_index=True)
 
 

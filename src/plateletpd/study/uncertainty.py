@@ -56,7 +56,7 @@ import pandas as pd
 
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.display import progress as show_progress
-from plateletpd.io.display import progress_end, short_repr
+from plateletpd.io.display import progress_due, progress_end, short_repr
 from plateletpd.io.files import atomic_write, write_text
 from plateletpd.study.trial import (NobodyEnrolledError, TrialResult, TrialSpec, _arm_seed,
                                     run_trial)
@@ -443,7 +443,7 @@ def replicate_trials(spec: TrialSpec, replicates: int, uncertainty: TrialUncerta
 def _replicates(spec, replicates, uncertainty, progress):
     for replicate in range(replicates):
         seed, drawn, outside, trial = _replicate_spec(spec, replicate, uncertainty)
-        if progress:
+        if progress and progress_due(replicate + 1, replicates):
             kind = "drawn parameters" if uncertainty else "point estimates"
             show_progress(f"  replicate {replicate + 1}/{replicates} ({kind})")
         try:
