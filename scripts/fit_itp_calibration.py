@@ -183,6 +183,23 @@ def build_problem(subjects: int, held_out: bool = False) -> VisitFitProblem:
     return problem
 
 
+def population_config() -> str:
+    """The fit folder's ``config.toml``: the between-patient variability the fit was made
+    with, which a trial file stating no ``[population] cv`` inherits (as from a
+    ``plateletpd fit`` folder). The fluctuation's coefficients are left out: the model
+    draws them itself (``per_patient``), after these, in the same order as CV lists them."""
+    own = {name: cv for name, cv in CV.items() if name not in FLUCTUATION}
+    return "\n".join([
+        "# The population fits/itp_calibration was made with (scripts/fit_itp_calibration.py;",
+        "# models/itp_thrombopoiesis.md, Parameters). A trial file that states no",
+        "# [population] cv inherits these CVs. Written by the script, not by `plateletpd",
+        "# fit`: this is not a runnable fit configuration.",
+        "",
+        "[population]",
+        "cv = { " + ", ".join(f"{name} = {cv:g}" for name, cv in own.items()) + " }",
+        ""])
+
+
 def main(argv=None) -> int:
     import lmfit
 
@@ -212,6 +229,7 @@ def main(argv=None) -> int:
                "standard_error", "residual"]
     with atomic_folder(Path(args.out)) as staging:
         write_fit(problem, result, table, staging, profiles)
+        write_text(staging / "config.toml", population_config())
         atomic_write(staging / "held_out.csv", lambda p: held.to_csv(p, index=False))
         report = (staging / "report.md").read_text()
         write_text(staging / "report.md", report + "\n".join([

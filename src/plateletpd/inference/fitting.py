@@ -50,7 +50,7 @@ from plateletpd.io.provenance import provenance
 from plateletpd.model.definition import Model, load_model
 from plateletpd.io.outcomes import bundled_outcomes_path, load_outcomes, require_usable
 from plateletpd.population.variability import (Variability, cohort_matrix, cv_of_eta_sd,
-                                               eta_scales)
+                                               eta_scales, model_transforms)
 from plateletpd.simulation.simulate import _valid_rows
 
 #: chi-square rise that bounds a 95% profile-likelihood interval (chi2 quantile, 1 df)
@@ -584,7 +584,7 @@ def load_fit_config(path: str | Path) -> FitProblem:
         variability = Variability.from_cv(population["cv"],
                                           {tuple(k.split("~")): v for k, v in
                                            population["correlations"].items()},
-                                          population["transforms"])
+                                          model_transforms(model, population["transforms"]))
     except PlateletPDError as error:
         raise fail(("population",), str(error)) from None
     for name in variability.names:

@@ -168,6 +168,13 @@ class Variability:
         return {name: float(v[0]) for name, v in self.apply(typical, eta).items()}
 
 
+def model_transforms(model, transforms: Mapping[str, str]) -> dict[str, str]:
+    """``transforms`` with the normal transform for the model's per-patient parameters it
+    does not name (their draws are normal: a population naming one, e.g. with CV 0 to
+    switch it off, needs no transform of its own)."""
+    return {**{name: "normal" for name in model.per_patient_parameters}, **transforms}
+
+
 def model_draws_text(names: Sequence[str]) -> str:
     """Provenance wording for the per-patient draws a model adds to a population."""
     shown = ", ".join(names) if len(names) <= 3 else f"{names[0]}, ..., {names[-1]}"

@@ -46,7 +46,8 @@ from plateletpd.io.schema import Document, Field, Ref, Table, number_table
 from plateletpd.io.provenance import provenance
 from plateletpd.limits import check_subjects
 from plateletpd.model.definition import Model, load_model
-from plateletpd.population.variability import Variability, cohort_matrix, model_draws_text
+from plateletpd.population.variability import (Variability, cohort_matrix, model_draws_text,
+                                               model_transforms)
 from plateletpd.simulation.simulate import _valid_rows
 from plateletpd.study.statistics import Z95, binomial_interval, kaplan_meier
 from plateletpd.study.validation_results import validation_report_lines
@@ -436,7 +437,8 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         model = model.with_parameters({**values, **typical})
         variability = Variability.from_cv(
             population["cv"], {tuple(k.split("~")): v for k, v in
-                               population["correlations"].items()}, population["transforms"])
+                               population["correlations"].items()},
+            model_transforms(model, population["transforms"]))
         covariates = dict(population["covariates"])
         model.check_covariate_names(covariates)
     except PlateletPDError as error:
