@@ -358,6 +358,19 @@ def test_a_drawn_study_short_of_its_size_recruits_more_with_the_same_first_patie
     assert capped.spec.subjects_per_arm == RECRUIT_LIMIT * 20
 
 
+def test_a_study_at_the_fits_point_estimates_recruits_to_its_size_too():
+    # a CIT user test (2026-12-04): with --uncertainty fit a short replicate screened more,
+    # with the point estimates it was only noted ("raise --n"); now both recruit. The same
+    # mild trial (7 of 20 screened enrol) checked against a row of n 20: every virtual study
+    # has its 20 patients and a note says how many replicates screened more
+    data = pd.DataFrame([_row(n="20")])
+    result = check_trial(_mild_trial(5.0), data, study="s", replicates=2,
+                         arm_map={"untreated": "control"})
+    assert result.table.virtual_n.tolist() == [20]
+    assert (result.replicates.virtual_n == 20).all()
+    assert any("2 replicate studies enrolled fewer" in note for note in result.notes)
+
+
 def test_a_baseline_count_row_is_read_from_the_count_at_the_start_of_treatment():
     # a publication's baseline table (Soff 2019: mean 62 x10^9/L at entry, cit_summary.csv
     # soff2019_romiplostim_cit, arm "all enrolled", plt_count on day 0) is compared with

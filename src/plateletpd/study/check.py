@@ -184,9 +184,10 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     recruited = 0
     for replicate, _, _, _, result in replicate_trials(spec, replicates, drawn, progress,
                                                        client):
-        if drawn is not None:
-            result, more = recruit_to_size(result, needed, client)
-            recruited += more
+        # a study recruits until it has its patients: so does each virtual study, with the
+        # fit's point estimates too (a user test, 2026-12-04: only drawn studies did)
+        result, more = recruit_to_size(result, needed, client)
+        recruited += more
         subjects = result.subjects
         for index, row in rows.iterrows():
             arm = subjects[subjects.arm == mapping[row.arm]]
@@ -211,9 +212,9 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     notes = [f"{replicates} replicate trials ({parameters}); each row's statistic over the "
              f"first n patients its trial arm enrolled"]
     if recruited:
-        notes.append(f"{recruited} replicate studies (parameters drawn from the fit) enrolled "
-                     f"fewer virtual patients than the study had and screened more, as a "
-                     f"study recruits until its size (the same first patients)")
+        notes.append(f"{recruited} replicate studies enrolled fewer virtual patients than "
+                     f"the study had and screened more, as a study recruits until its size "
+                     f"(the same first patients)")
     if used < replicates:
         notes.append(f"{replicates - used} of {replicates} replicate studies (parameters "
                      f"drawn from the fit) enrolled nobody in some arm and are left out: the "
