@@ -56,6 +56,11 @@ def test_trial_outputs_and_arm_table(tmp_path):
     assert list(table.index) == [a.name for a in result.spec.arms]
     for name, row in result.summary.iterrows():
         assert row["response_pct_lower"] <= row["response_pct"] <= row["response_pct_upper"]
+    # the enrolled baseline a publication reports (an ITP user test, 2026-12-04, found no
+    # baseline in the printed table): the mean of the patients' counts at the start
+    for name, group in result.subjects.groupby("arm"):
+        assert table.loc[name, "mean PLT at start"] == pytest.approx(
+            round(group.platelets_at_start.mean(), 1))
     written = write_trial(result, tmp_path / "out")
     assert all(p.exists() for p in written)
     assert not list((tmp_path / "out").glob("*.part"))

@@ -1783,6 +1783,9 @@ def arm_table(result: TrialResult) -> pd.DataFrame:
     s = result.summary
     columns = {
         "enrolled": s.enrolled,
+        # the enrolled patients' count on the first treatment morning: the baseline a
+        # publication reports (not [population] typical, the median before screening)
+        "mean PLT at start": s.mean_platelets_at_start.round(1),
         "response % [95% CI]": _with_interval(s, "response_pct", 1),
         "median days to PLT>=100 [95% CI]": _with_interval(s, "median_days_to_100", 0),
         "mean PLT day 7": s.mean_plt_day_7.round(1),
