@@ -4,8 +4,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import one_cycle, with_one_and_two_threads
+
+import plateletpd as pp
 
 from plateletpd.study.cohort import ArmDesign, ArmResult
 from plateletpd.study.trial import (
@@ -86,6 +89,56 @@ def test_relative_rise_and_all_rules_together_on_constructed_courses():
     # a doubling alone (no threshold): days 4 and 8; by day 6 only patient 0
     fold = patient_endpoints(arm, {"rise_fold": 2, "by_day": 6}, 1.0)
     assert fold.responder.tolist() == [True, False]
+
+
+def test_a_response_tier_is_judged_by_by_day_at_its_own_level():
+    # tiered responses (a CIT user test, 2026-12-04: "response PLT > 30, complete response
+    # PLT > 100" needed a composite over the whole follow-up): also_thresholds = [100]
+    # judges 100 over the response's window. Constructed counts rising 5 a day from the
+    # start (t = 10 d): from 20, at 30 on day 2 and 100 on day 16; from 60, at 100 on day 8;
+    # from 110, above 100 at day 0 (never a tier responder, as the main rule)
+    from plateletpd.study.trial import response_extras
+
+    times = np.arange(0, 40 * 24 + 1) / 24
+    courses = np.stack([np.clip(start + 5 * (times - 10), 5, None) for start in (20, 60, 110)])
+    arm = ArmResult(ArmDesign("x"), times, courses, np.array([0, 1, 2]),
+                    np.array([9.0] * 3), np.array([10.0] * 3), np.array([5] * 3),
+                    np.array([0] * 3), 3)
+    rule = {"threshold": 30, "by_day": 14, "also_thresholds": [100]}
+    rows = patient_endpoints(arm, rule, 1.0)
+    assert rows.responder.tolist() == [True, False, False]  # 60 and 110: above 30 at day 0
+    assert rows.responder_at_100.tolist() == [False, True, False]
+    longer = patient_endpoints(arm, {**rule, "by_day": 16}, 1.0)
+    assert longer.responder_at_100.tolist() == [True, True, False]
+    assert [c[0] for c in response_extras(rule)] == ["responder_at_100"]
+
+
+def test_a_check_reads_a_tier_row_and_refuses_a_level_the_trial_does_not_judge():
+    from plateletpd.study.check import CheckError, check_trial
+
+    spec = pp.TrialSpec.create(seed=2, subjects_per_arm=30, arms=[
+        {"name": "untreated", "data_arm": "control"}],
+        response={"threshold": 50, "by_day": 14, "also_thresholds": [100]})
+    row = {"study": "s", "arm": "control", "regimen": "none", "n": "20", "population": "p",
+           "day0": "start of treatment", "endpoint": "response_proportion",
+           "threshold": "PLT >=100", "day": "", "statistic": "percent", "value": "40",
+           "spread_type": "", "spread": "", "source": "constructed for this test"}
+    result = check_trial(spec, pd.DataFrame([row]), study="s", replicates=2)
+    assert result.table.reading.tolist() == ["responded at 100 by day 14 (also_thresholds)"]
+    first = result.replicates[result.replicates.replicate == 0].value.iloc[0]
+    from dataclasses import replace
+
+    from plateletpd.study.uncertainty import _replicate_spec
+    trial = pp.run_trial(replace(spec, seed=_replicate_spec(spec, 0, None)[0]))
+    patients = trial.subjects
+    assert first == pytest.approx(100 * patients.head(20).responder_at_100.mean())
+    # the summary and the printed table give the tier with its interval
+    assert trial.summary.loc["untreated", "responder_at_100_pct"] == pytest.approx(
+        100 * patients.responder_at_100.mean())
+    assert "PLT>=100 by day 14 % [95% CI]" in arm_table(trial)
+    with pytest.raises(CheckError, match=r"add also_thresholds = \[75\]"):
+        check_trial(spec, pd.DataFrame([{**row, "threshold": "PLT >=75"}]), study="s",
+                    replicates=2)
 
 
 @pytest.mark.parametrize("change, message", [

@@ -556,9 +556,26 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
         return _reads(lambda t: scale * float(np.mean(t[column])) if len(t) else math.nan,
                       f"the count at the day-{day:g} visit at least {level:g}")
     if endpoint in ("response_proportion", "cumulative_response_proportion"):
+        if level is None and low is None and compared:  # "PLT >=100", "PLT >100"
+            level = float(compared.group(1))
+        tiers = response.get("also_thresholds") or []
+        if level is not None and level != response.get("threshold") and level in tiers:
+            # a tier of the response ("complete response PLT >= 100"): by by_day
+            scale = _scale(statistic)
+            column = f"responder_at_{level:g}"
+            if scale is None:
+                return f"a {statistic} of responders needs n: give it as percent or proportion"
+            if not math.isnan(day) and abs(day - response["by_day"]) > 1e-9:
+                return (f"a response at {level:g} (also_thresholds) is judged by by_day = "
+                        f"{response['by_day']:g}, not day {day:g}: leave the row's day empty "
+                        f"or set by_day = {day:g}")
+            return _reads(lambda t: scale * float(np.mean(t[column])) if len(t)
+                          else math.nan, f"responded at {level:g} by day "
+                          f"{response['by_day']:g} (also_thresholds)")
         if level is not None and level != response.get("threshold"):
             return (f"its response threshold {level:g} is not the trial's rule "
-                    f"(threshold {response.get('threshold')}); change [response]")
+                    f"(threshold {response.get('threshold')}); change [response], or add "
+                    f"also_thresholds = [{level:g}] to judge that level too")
         scale = {"percent": 100.0, "proportion": 1.0}.get(statistic)
         if scale is None:
             return f"a {statistic} of responders needs n: give it as percent or proportion"

@@ -284,6 +284,11 @@ TRIAL_SCHEMA = Table({
         # flag per day, responder_by_day_{day}, and its percentage in the summary
         "also_by_days": Field("list", item=Field(unit="days"), default=[],
                               what="a list of days from day 0, e.g. [7, 21]"),
+        # more count levels judged as the response's window judges its threshold (tiered
+        # responses: "response PLT >= 30, complete response PLT >= 100 within 8 weeks"):
+        # one flag per level, responder_at_{level}, and its percentage in the summary
+        "also_thresholds": Field("list", item=Field(unit="10^9/L"), default=[],
+                                 what="a list of counts, e.g. [100]"),
         # a sustained (durable) response: the response rule met at at least this share of
         # the visits of a window ("responded at >= 75% of assessments", Mei 2021; "PLT >= 50
         # in 6 of the last 8 weekly visits", romiplostim's durable response): one flag,
@@ -756,7 +761,10 @@ def sustained_text(response: dict, visit_every: float) -> str:
 def response_extras(response: dict) -> list[tuple[str, str, str, str]]:
     """(column, unit, how the summary reports it, description) of the per-patient columns
     of ``[response] durations`` and ``loss_below``/``loss_from_day``."""
-    rows = []
+    rows = [(f"responder_at_{level:g}", "flag", "pct", f"a visit on days 1 to "
+             f"{response['by_day']:g} with the count at or above {level:g} (not a patient at "
+             f"or above {level:g} at day 0; a tier of the response, e.g. a complete response)")
+            for level in response.get("also_thresholds") or []]
     if response.get("durations"):
         rows += [("longest_response_days", "days", "km*", "the longest run of consecutive "
                   "responding visits up to by_day, in days (visits x visit_every_days: a "
@@ -799,6 +807,9 @@ def visit_flags(courses: Courses, response: dict) -> dict:
     for day, column in response_days(response):
         flags[column] = np.any(courses.responded & (courses.visit_days <= day)[None, :],
                                axis=1)
+    window = (courses.visit_days <= response["by_day"] + 1e-9)[None, :]
+    for level in response.get("also_thresholds") or []:
+        flags[f"responder_at_{level:g}"] = np.any(courses.reached(level) & window, axis=1)
     if response.get("sustained_share") is not None:
         first, last = sustained_window(response, courses.visit_every)
         days = courses.visit_days
@@ -884,6 +895,7 @@ def _flags(course: ChemotherapyCourse | None, response: dict) -> list[str]:
         flags.append(SUSTAINED)
     if response.get("loss_below") is not None:
         flags.append("lost_response")
+    flags += [f"responder_at_{level:g}" for level in response.get("also_thresholds") or []]
     if course is not None:
         flags += [name for name, unit, _ in course_columns(course.cycles) if unit == "flag"]
     return flags
@@ -1798,6 +1810,9 @@ def arm_table(result: TrialResult) -> pd.DataFrame:
     if response.get("sustained_share") is not None:
         columns[f"sustained % (>= {100 * response['sustained_share']:g}% of visits)"] = \
             _with_interval(s, f"{SUSTAINED}_pct", 1)
+    for level in response.get("also_thresholds") or []:
+        columns[f"PLT>={level:g} by day {response['by_day']:g} % [95% CI]"] = \
+            _with_interval(s, f"responder_at_{level:g}_pct", 1)
     for level, day, column in visit_levels(response):
         columns[f"PLT>={level:g} on day {day:g} %"] = s[f"{column}_pct"].round(1)
     if response.get("loss_below") is not None:
