@@ -615,6 +615,8 @@ def command_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from plateletpd.io.outcomes import REQUIRED_COLUMNS, SPREAD_TYPES
+
     parser = argparse.ArgumentParser(
         prog="plateletpd",
         description="Platelet-kinetics pharmacodynamic simulator (model files compiled to "
@@ -750,7 +752,12 @@ def build_parser() -> argparse.ArgumentParser:
                "yuan2025 --replicates 200 --out yuan-check")
     check.add_argument("spec", help="trial file, or the name of a bundled trial")
     check.add_argument("--data", required=True, metavar="DATA.csv",
-                       help="outcome table (columns as data/cit_summary.csv)")
+                       help="outcome table, one published number per row, columns "
+                            + ", ".join(REQUIRED_COLUMNS) + " (evidence, note optional); "
+                            "statistic: percent, proportion, count, mean or median; "
+                            "spread_type: " + ", ".join(SPREAD_TYPES) + " or empty; "
+                            "endpoint and threshold wording: data/README.md and "
+                            "docs/trial_files.md (Predictive check against published summary data)")
     check.add_argument("--study", help="the study's name in the data (default: [trial] "
                                        "data_study)")
     check.add_argument("--arm-map", action="append", metavar="TRIAL ARM=DATA ARM",
