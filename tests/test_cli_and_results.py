@@ -182,6 +182,23 @@ def test_show_prints_sources_left_aligned_without_padding_the_lines(capsys):
     assert any(f"cut at {SOURCE_WIDTH} characters" in line for line in lines)
 
 
+def test_show_prints_the_bundled_fits_estimates_beside_the_files_values(capsys):
+    # an ITP user test (2026-12-04): `plateletpd show` printed only the priors (het_emax 2),
+    # while trials used the fit's 2.30; the fit's estimates are read from its params.json
+    import json
+
+    from plateletpd.model.library import bundled_fits_dir
+
+    record = json.loads((bundled_fits_dir() / "itp_calibration" / "params.json").read_text())
+    fitted = record["parameters"]["het_emax"]["value"]
+    assert main(["show", "itp_thrombopoiesis"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("het_emax "))
+    assert f"{fitted:.6g}" in row.split() and "fitted values from itp_calibration" in out
+    assert main(["show", "itp_thrombopoiesis", "--fit", "none"]) == 0
+    assert "fitted" not in capsys.readouterr().out.splitlines()[3]
+
+
 def test_a_trial_without_a_course_prints_no_empty_cycle_table(tmp_path, capsys):
     # a user test (2026-12-04): an ITP trial printed "per cycle ... Empty DataFrame"
     assert main(["trial", "itp_phase3", "--n", "10", "--out", str(tmp_path / "out")]) == 0

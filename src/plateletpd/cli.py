@@ -61,9 +61,14 @@ def command_show(args) -> int:
     model = load_model(args.model)
     print(model)
     print(f"file: {model.path}\n")
+    fitted, origin = _fitted(model.name, args.fit)
     with pd.option_context("display.width", 200):
         table = model.parameter_table()
         shown = table[["value", "unit", "lower", "upper"]].copy()
+        if fitted:  # the bundled fit's estimates beside the file's values (priors)
+            shown.insert(1, "fitted", [f"{fitted[name]:.6g}" if name in fitted else "-"
+                                       for name in table.index])
+            print(f"value: the model file's; fitted: {origin}")
         # sources are long: cut, left-aligned (right-aligned they padded each line with
         # hundreds of spaces); the whole text is in the model file and its card
         shown["source"] = [text if len(text) <= SOURCE_WIDTH else
@@ -633,6 +638,9 @@ def build_parser() -> argparse.ArgumentParser:
                                            "sources, its states, outputs and drugs.")
     show.add_argument("model", help="bundled model name or path to a .toml model file")
     show.add_argument("--source", action="store_true", help="also print the generated kernel")
+    show.add_argument("--fit", default="default", metavar="NAME",
+                      help="show this fit's estimates beside the file's values ('default': "
+                           "the model's bundled fit; 'none': only the file's values)")
     show.set_defaults(run=command_show)
 
     simulate = commands.add_parser(
