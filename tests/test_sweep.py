@@ -82,3 +82,42 @@ def test_dose_sweeps_skip_untreated_arms_and_check_the_endpoint_early(spec, monk
         run_sweep(replace(spec, subjects_per_arm=20), parse_grid(["dose=5,7.5,15"]), [ARM],
                   endpoint="respons_%")
     assert len(calls) == 1  # refused after the first of three cells
+
+
+def test_a_paired_trials_other_arm_is_swept_on_the_trials_own_patients(tmp_path):
+    # a sweep user test (2026-12-04): sweeping a paired trial's non-reference arm failed
+    # with "arm ... (209 enrolled) and the reference arm 'untreated' (0) differ". A paired
+    # trial gives every arm the same patients, so the cell at the arm's own dose is that
+    # arm of the whole paired trial, to the last digit
+    text = bundled_trial("yuan2025").read_text().replace(
+        "[trial]", '[trial]\ndesign = "paired"', 1)
+    path = tmp_path / "paired.toml"
+    path.write_text(text)
+    paired = load_trial_spec(path, subjects=60, seed=3)
+    table = run_sweep(paired, parse_grid(["dose=7.5"]), [ARM])
+    whole = run_trial(paired).summary.loc[ARM]
+    assert table.iloc[0]["response_pct"] == whole["response_pct"]
+    assert table.iloc[0]["mean_plt_day_14"] == whole["mean_plt_day_14"]
+
+
+def test_entry_below_is_refused_on_a_trial_enrolled_by_eligibility_rules(spec):
+    # the same test: --grid entry_below=50,75 on yuan2025 (enrolled by [[eligibility]] on
+    # its course) gave the same 83.94% in every cell, silently
+    from plateletpd.errors import PlateletPDError
+
+    assert spec.extra.get("course") is not None
+    with pytest.raises(PlateletPDError, match=r"entry_below.*\[\[eligibility\]\] rules"):
+        run_sweep(spec, parse_grid(["entry_below=50,75"]), [ARM])
+
+
+def test_start_delays_compared_from_the_first_dose_are_warned_not_from_entry(spec):
+    from plateletpd.study.sweep import StartDelayWarning, check_design_dimensions
+
+    with pytest.warns(StartDelayWarning, match=r'day0 = "entry"'):
+        assert check_design_dimensions(spec, ["start_delay"], "--grid")
+    from_entry = replace(spec, response={**spec.response, "day0": "entry"})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StartDelayWarning)
+        assert check_design_dimensions(from_entry, ["start_delay", "dose"], "--grid") == []

@@ -267,6 +267,39 @@ def test_enrolment_at_routine_counts_is_the_first_count_below_after_the_crossing
     assert np.allclose(starts, 1.0)
 
 
+def test_endpoints_from_entry_do_not_depend_on_an_untreated_arms_start_delay(tmp_path):
+    # a sweep user test (2026-12-04): with day 0 at the first dose, an untreated arm
+    # "responded" 67.9% with start_delay 1 and 79.4% with 3 (a later, higher part of the
+    # recovery, a lower baseline for the rise rule), so later starts looked better. With
+    # [response] day0 = "entry" every endpoint counts from enrolment: an untreated arm's
+    # patients (no dose, the same patients) have identical endpoints whatever the delay,
+    # and a response day from entry is the one from the first dose plus the delay
+    text = one_cycle(SPEC.read_text()).replace("[response]", '[response]\nday0 = "entry"')
+    runs = {}
+    for delay in (1, 3):
+        path = tmp_path / f"delay{delay}.toml"
+        path.write_text(text.replace("start_delay = 1 ", f"start_delay = {delay} "))
+        result = run_trial(load_trial_spec(path, subjects=60, seed=4))
+        runs[delay] = result.subjects[result.subjects.arm == "untreated"].reset_index(
+            drop=True)
+    for column in ("responder", "response_day", "days_to_100", "plt_day_14"):
+        pd.testing.assert_series_equal(runs[1][column], runs[3][column])
+    first_dose = run_trial(load_trial_spec(
+        _write(tmp_path / "first.toml", one_cycle(SPEC.read_text())), subjects=60, seed=4))
+    untreated = first_dose.subjects[first_dose.subjects.arm == "untreated"].reset_index(
+        drop=True)
+    both = untreated.reached_100.astype(bool) & runs[1].reached_100.astype(bool)
+    assert both.sum() > 10
+    # visits are daily from entry, or from entry + 1 at the first dose: the same grid
+    # shifted by one day, so the day PLT >= 100 is first seen shifts by exactly one
+    np.testing.assert_allclose(runs[1].days_to_100[both], untreated.days_to_100[both] + 1)
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
 def test_routine_counts_are_refused_with_a_fixed_day_or_without_a_level(tmp_path):
     text = one_cycle(SPEC.read_text())
     for extra, fragment in (("entry_day = 21\nscreen_every_days = 3", "give one of them"),

@@ -621,6 +621,7 @@ def command_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from plateletpd.io.outcomes import REQUIRED_COLUMNS, SPREAD_TYPES
+    from plateletpd.study.sensitivity import ENDPOINTS as SENSITIVITY_ENDPOINTS
 
     parser = argparse.ArgumentParser(
         prog="plateletpd",
@@ -845,8 +846,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "design variables, each sample a trial on the same virtual patients "
                     "(SALib; needs plateletpd[scale]). Writes indices.csv, samples.csv, "
                     "convergence.csv, sensitivity.png.",
-        epilog='example: plateletpd sensitivity yuan2025 --arm "hetrombopag 7.5 mg" '
-               '--factor dose=2.5,15 --factor parameter:chemotherapy_sensitivity=8,14 '
+        epilog='endpoints: ' + "; ".join(f"{name} ({unit}): {text}" for name, (unit, text)
+                                           in SENSITIVITY_ENDPOINTS.items())
+               + '. Choose parameter ranges around the fitted values (plateletpd show MODEL '
+               'prints them beside the file\'s). example: plateletpd sensitivity yuan2025 '
+               '--arm "hetrombopag 7.5 mg" --factor dose=2.5,15 '
+               '--factor parameter:chemotherapy_sensitivity=3.5,5.5 '
                '--factor cv:platelets_baseline=0.1,0.3 --samples 64 --n 200 --out sens')
     sensitivity.add_argument("spec", help="trial file, or the name of a bundled trial")
     sensitivity.add_argument("--arm", help="the arm analysed (default: the first treated)")

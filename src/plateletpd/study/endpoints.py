@@ -104,15 +104,18 @@ class Courses:
         """An arm measured at visits every ``visit_every`` days from the start of treatment;
         ``observe`` maps the true counts at the visits to measured ones (None: true)."""
         course = arm.extra.get("course")
+        # day 0: the first treatment morning, or enrolment ([response] day0 = "entry")
+        day0 = arm.entry_time if response.get("day0") == "entry" else arm.start_time
         if course is None:
-            return cls(arm.times, arm.platelets, arm.start_time, response=response,
+            return cls(arm.times, arm.platelets, day0, response=response,
                        visit_every=visit_every, arm=arm, observe=observe)
         begin, end = course.treated_cycle(arm.start_time)
         follow_up = float(arm.design.follow_up_days)
-        return cls(arm.times, arm.platelets, arm.start_time, response=response,
+        return cls(arm.times, arm.platelets, day0, response=response,
                    visit_every=visit_every, arm=arm, observe=observe,
                    cycle_window=(begin, np.minimum(end, arm.start_time + follow_up + 1e-9)),
-                   follow_up=follow_up)
+                   follow_up=follow_up + (float(arm.design.start_delay)
+                                          if response.get("day0") == "entry" else 0.0))
 
     def at(self, when) -> np.ndarray:
         """Each subject's count at its own time(s) ``when`` (linear interpolation); NaN

@@ -45,8 +45,8 @@ from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.provenance import provenance
 from plateletpd.study.distributed import CHUNK, run_trials
-from plateletpd.study.sweep import _dimension_label, cell_designs
-from plateletpd.study.trial import TrialSpec
+from plateletpd.study.sweep import _dimension_label, cell_designs, check_design_dimensions
+from plateletpd.study.trial import TrialSpec, one_arm_trial
 
 OBJECTIVES = ("total_drug", "days")
 
@@ -144,7 +144,7 @@ def _candidate(spec: TrialSpec, design, search: DoseSearch, dose: float, start: 
                                              "max_days": days})
     except PlateletPDError as error:
         raise OptimisationError(str(error)) from None
-    return replace(spec, arms=(changed,))
+    return one_arm_trial(spec, changed)
 
 
 def _row(dose, start, days, result, target) -> dict:
@@ -173,6 +173,8 @@ def optimise_dose(spec: TrialSpec, search: DoseSearch, *, replicates: int = 20, 
                                 f"(20 or more for a usable interval), got {replicates!r}")
     _candidate(spec, design, search, search.doses[0], search.start_delays[0],
                search.durations[0])  # a dose the arm cannot take fails before any trial
+    caveats = check_design_dimensions(
+        spec, ["start_delay"] if len(search.start_delays) > 1 else [], "--start-days")
     evaluated: dict[tuple, dict] = {}
 
     def evaluate(points: list[tuple]) -> None:
@@ -236,7 +238,7 @@ def optimise_dose(spec: TrialSpec, search: DoseSearch, *, replicates: int = 20, 
                                             days).arms[0].treatment)
     best["response_without_drug_pct"] = _without_drug(spec, design, search, start, days,
                                                       client, chunk)
-    notes += _search_notes(spec, search, best, evaluated, replicates)
+    notes += caveats + _search_notes(spec, search, best, evaluated, replicates, curve)
     frame = pd.DataFrame(list(evaluated.values())).sort_values(
         ["start_delay", "max_days", "dose"]).reset_index(drop=True)
     return DoseOptimum(search, best, frame, curve, table, tuple(notes))
@@ -283,7 +285,7 @@ def _without_drug(spec, design, search, start, days, client, chunk) -> float:
                               {"start_delay": start, "max_days": days})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        (result,) = run_trials([replace(spec, arms=(changed,))], client, chunk=chunk)
+        (result,) = run_trials([one_arm_trial(spec, changed)], client, chunk=chunk)
     return float(result.summary.response_pct.iloc[0])
 
 
@@ -299,14 +301,24 @@ def _monotone_notes(evaluated: dict) -> list[str]:
     return notes
 
 
-def _search_notes(spec, search, best, evaluated, replicates) -> list[str]:
+def _search_notes(spec, search, best, evaluated, replicates, curve=None) -> list[str]:
+    cells = len(search.doses) * len(search.start_delays) * len(search.durations)
     notes = [(f"{len(evaluated)} candidate trials of {spec.subjects_per_arm} patients "
-              f"screened each, seed {spec.seed} (the same patients in every candidate)"),
+              f"screened each, seed {spec.seed} (the same patients in every candidate): "
+              f"the dose steps are bisected, so not every one of the {cells} designs of the "
+              f"grid is run"),
              f"{replicates} replicate trials per dose step at the answer"]
     if best["probability_reaching_target"] < 0.5:
+        higher = None if curve is None else curve[curve.dose > best["dose"]]
+        better = higher is not None and len(higher) and \
+            higher.probability_reaching_target.max() > best["probability_reaching_target"]
         notes.append(f"the answer reaches the target in these patients but in only "
                      f"{best['probability_reaching_target']:.0%} of replicate trials: a "
-                     f"new trial would more likely miss it; consider the next dose step")
+                     f"new trial would more likely miss it; " + (
+                         "a higher dose step reaches it more often (the curve)" if better
+                         else "no higher dose step reaches it more often: what is uncertain "
+                              "is the population (between-study and parameter uncertainty), "
+                              "not the dose"))
     without = best["response_without_drug_pct"]
     notes.append(f"without the drug the same patients respond at {without:.1f}% (the "
                  f"answer: {best['response_pct']:.1f}%)")
@@ -315,6 +327,13 @@ def _search_notes(spec, search, best, evaluated, replicates) -> list[str]:
                      "it; raise the target or judge the difference from no treatment")
     if best["dose"] == search.doses[0]:
         notes.append("the answer is the lowest dose step: lower steps may reach the target too")
+    if len(search.durations) > 1 and best["max_days"] == min(search.durations):
+        notes.append("the answer is the shortest duration searched: shorter courses may "
+                     "reach the target too (add them to --durations)")
+    if len(search.start_delays) > 1 and best["start_delay"] in (min(search.start_delays),
+                                                                 max(search.start_delays)):
+        notes.append(f"the answer's start (day +{best['start_delay']:g}) is at the edge of the "
+                     f"start days searched")
     return notes
 
 

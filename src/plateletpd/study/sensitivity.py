@@ -43,8 +43,8 @@ from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.provenance import provenance
 from plateletpd.population.variability import Variability
 from plateletpd.study.distributed import CHUNK, optional, run_trials
-from plateletpd.study.sweep import cell_designs
-from plateletpd.study.trial import TrialResult, TrialSpec
+from plateletpd.study.sweep import cell_designs, check_design_dimensions
+from plateletpd.study.trial import TrialResult, TrialSpec, one_arm_trial
 
 #: the endpoints analysed: name -> (unit, how it is computed from the arm's patients)
 ENDPOINTS = {
@@ -171,7 +171,7 @@ def apply_factors(spec: TrialSpec, arm: str, factors: Sequence[Factor],
     except PlateletPDError as error:
         raise SensitivityError(f"arm {arm!r}: {error}") from None
     variability = with_cv(spec.variability, cvs) if cvs else spec.variability
-    return replace(spec, model=model, variability=variability, arms=(design,))
+    return replace(one_arm_trial(spec, design), model=model, variability=variability)
 
 
 def with_cv(variability: Variability, cvs: dict[str, float]) -> Variability:
@@ -345,7 +345,10 @@ def morris_screening(factors: Sequence[Factor], evaluate: Callable, trajectories
         for j, factor in enumerate(factors):
             rows.append({"endpoint": endpoint, "factor": factor.name,
                          "mu_star": result["mu_star"][j],
-                         "mu_star_lower": result["mu_star"][j] - result["mu_star_conf"][j],
+                         # mu* is a mean of absolute effects: never below 0 (the bootstrap's
+                         # symmetric interval could reach below it)
+                         "mu_star_lower": max(0.0, result["mu_star"][j]
+                                              - result["mu_star_conf"][j]),
                          "mu_star_upper": result["mu_star"][j] + result["mu_star_conf"][j],
                          "mu": result["mu"][j], "sigma": result["sigma"][j]})
     table = pd.DataFrame(design, columns=[f.name for f in factors])
@@ -366,9 +369,11 @@ def run_sensitivity(spec: TrialSpec, arm: str, factors: Sequence[Factor], *,
         raise SensitivityError(f"method must be 'sobol' or 'morris', got {method!r}")
     if method == "sobol":
         _check_sobol_samples(samples)  # before any trial runs
+    caveats = check_design_dimensions(spec, [f.kind for f in factors], "--factor")
     evaluate = trial_evaluator(spec, arm, factors, client, chunk, progress)
     run = sobol_indices if method == "sobol" else morris_screening
-    return run(factors, evaluate, samples, endpoints=tuple(ENDPOINTS), seed=seed, **options)
+    result = run(factors, evaluate, samples, endpoints=tuple(ENDPOINTS), seed=seed, **options)
+    return replace(result, notes=tuple(caveats) + result.notes)
 
 
 # ------------------------------------------------------------------------------ output

@@ -27,7 +27,7 @@ from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.provenance import provenance
 from plateletpd.io.schema import Document, Field, Table
-from plateletpd.study.trial import TrialSpec, run_trial, summary_columns
+from plateletpd.study.trial import TrialSpec, one_arm_trial, run_trial, summary_columns
 
 
 def _values(what: str, **bounds) -> Field:
@@ -51,6 +51,34 @@ DIMENSION_TEXT = {
     "start_delay": ("days", "start delay: days from entry to the first dose"),
     "max_days": ("days", "longest course of treatment"),
     "entry_below": ("x10^9/L", "entry threshold: enrolled when PLT falls below it")}
+
+
+class StartDelayWarning(UserWarning):
+    """Start delays compared while the trial's endpoints count from the first dose."""
+
+
+def check_design_dimensions(spec: TrialSpec, names: Sequence[str], what: str) -> list[str]:
+    """Refuse design dimensions the trial ignores, and return the caveats of the others
+    (each also warned): ``entry_below`` on a trial enrolled by ``[[eligibility]]`` rules on
+    its course (the rules enrol, the level is not read: every cell would be the same); start
+    delays compared while day 0 is the first dose (a later start is judged over a later,
+    higher part of the recovery, with a lower baseline for a rise rule, and looks better)."""
+    import warnings
+
+    if "entry_below" in names and spec.extra.get("course") is not None:
+        raise PlateletPDError(
+            f"{what} entry_below: this trial enrols by its [[eligibility]] rules on the "
+            f"chemotherapy course, which entry_below does not change (every value would give "
+            f"the same patients); vary the rules' levels in copies of the trial file instead")
+    caveats = []
+    if "start_delay" in names and spec.response.get("day0", "first_dose") != "entry":
+        caveats.append(
+            "start delays are compared with day 0 at the first dose: a later start is judged "
+            "over a later, higher part of the recovery (and a rise from a lower baseline), "
+            "so it looks better for that reason alone; add [response] day0 = \"entry\" to "
+            "the trial file to judge every start from enrolment")
+        warnings.warn(caveats[-1], StartDelayWarning, stacklevel=3)
+    return caveats
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[float]]:
@@ -103,11 +131,17 @@ def run_sweep(spec: TrialSpec, grid: dict[str, list[float]], arms: Sequence[str]
         if arm not in names:
             raise PlateletPDError(f"no arm {arm!r} in the trial{closest(arm, names)}; arms: "
                                   f"{', '.join(names)}")
+    check_design_dimensions(spec, list(grid), "--grid")
     if arms:
         chosen = [a for a in spec.arms if a.name in arms]
-    else:
+    else:  # a dose dimension sweeps the arms that give its drug (the others have no dose)
+        drugs = [name.split(":", 1)[1].lower() for name in grid if name.startswith("dose:")]
         varies_dose = any(name.startswith("dose") for name in grid)
-        chosen = [a for a in spec.arms if a.treatment or not varies_dose]
+        chosen = [a for a in spec.arms if (a.treatment or not varies_dose) and all(
+            any(d.split()[0].lower() == drug for d in a.treatment) for drug in drugs)]
+        if not chosen:
+            raise PlateletPDError(f"no arm of the trial gives {', '.join(drugs) or 'a drug'}"
+                                  f" whose dose could vary; arms: {', '.join(names)}")
     rows = []
     cells = list(itertools.product(*grid.values()))
     if client is not None:
@@ -116,7 +150,7 @@ def run_sweep(spec: TrialSpec, grid: dict[str, list[float]], arms: Sequence[str]
         cell = dict(zip(grid, values))
         designs = cell_designs(chosen, cell)
         for design in designs:
-            result = run_trial(replace(spec, arms=(design,)))
+            result = run_trial(one_arm_trial(spec, design))
             summary = result.summary.iloc[0]
             rows.append({**cell, "arm": design.name, "regimen": " + ".join(design.treatment)
                          or "none", **summary.to_dict()})
@@ -151,7 +185,7 @@ def _distributed_sweep(spec, grid, cells, chosen, progress, endpoint, client, ch
 
     pairs = [(dict(zip(grid, values)), design) for values in cells
              for design in cell_designs(chosen, dict(zip(grid, values)))]
-    results = run_trials([replace(spec, arms=(design,)) for _, design in pairs], client,
+    results = run_trials([one_arm_trial(spec, design) for _, design in pairs], client,
                          chunk=chunk or CHUNK, progress=progress, label="sweep cells")
     rows = [{**cell, "arm": design.name, "regimen": " + ".join(design.treatment) or "none",
              **result.summary.iloc[0].to_dict()}

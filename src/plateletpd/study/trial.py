@@ -267,6 +267,10 @@ TRIAL_SCHEMA = Table({
         # how threshold, rise and rise_fold combine at a visit: "any" qualifies (PLT >= 100
         # or a rise >= 50), "all" must hold together (PLT >= 30 and a doubling)
         "combine": Field("text", default="any", choices=("any", "all")),
+        # day 0 of the response and visit endpoints: the first treatment morning (default),
+        # or enrolment ("entry"), so that arms or sweep cells starting at different delays
+        # are judged over the same days from enrolment with the same baseline count
+        "day0": Field("text", default="first_dose", choices=("first_dose", "entry")),
         "by_day": Field(default=14.0, high=_FOLLOW_UP, fix=_WITHIN, unit="days"),
         "later_day": Field(default=False, high=_FOLLOW_UP, may_be_false=True, fix=_WITHIN,
                            unit="days"),
@@ -1146,6 +1150,13 @@ def _cohort(spec: TrialSpec, index: int, size: int | None = None) -> np.ndarray:
     eta = spec.variability.eta(size, _arm_seed(spec.seed, index)) if spec.variability.names \
         else np.zeros((size, 0))
     return cohort_matrix(spec.model, base, spec.variability, eta)
+
+
+def one_arm_trial(spec: TrialSpec, design: ArmDesign) -> TrialSpec:
+    """``spec`` with ``design`` as its only arm and its own reference (a sweep cell, a
+    candidate dose, a sensitivity sample): a paired trial's check that every arm enrols the
+    reference arm's patients then compares the arm with itself, not with an arm not run."""
+    return replace(spec, arms=(design,), reference_arm=design.name)
 
 
 def patient_endpoints(arm: ArmResult, response: dict, visit_every: float,
