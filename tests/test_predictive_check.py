@@ -469,3 +469,21 @@ def test_only_mapped_arms_leaves_out_a_trial_arm_whose_data_arm_has_no_rows():
         {"name": "untreated", "data_arm": "contrl"}], response={"threshold": 100, "by_day": 14})
     with pytest.raises(CheckError, match="did you mean 'control'"):
         check_trial(typo, data, study="s", replicates=2, only_mapped=True)
+
+
+def test_a_baseline_share_at_a_level_is_read_from_the_count_at_the_start():
+    # a CIT user test (2026-12-04): "79.3% had PLT >= 50 at baseline" (day 0) was refused
+    # with the advice "add at_visits = [0]", which the trial file then refused. It is read
+    # from platelets_at_start, as a baseline count row is
+    from dataclasses import replace
+
+    from plateletpd.study.uncertainty import _replicate_spec
+
+    spec = _one_arm_trial()
+    data = pd.DataFrame([_row(endpoint="response_proportion", threshold="PLT >=50 at day 0",
+                              day="0", statistic="percent", value="79.3")])
+    result = check_trial(spec, data, study="s", replicates=2)
+    first = result.replicates[result.replicates.replicate == 0].value.iloc[0]
+    patients = pp.run_trial(replace(spec, seed=_replicate_spec(spec, 0, None)[0])).subjects
+    assert first == pytest.approx(100 * np.mean(patients.head(20).platelets_at_start >= 50))
+    assert result.table.reading.iloc[0] == "the count at the start of treatment (day 0) at least 50"

@@ -70,6 +70,19 @@ def test_a_cycles_recovery_peak_is_read_after_its_nadir():
     assert math.isnan(result.readings(2)["peak"][1])
 
 
+def test_a_cycle_still_falling_at_its_windows_end_has_no_recovery_peak():
+    # a user test (2026-12-04): with a 7-day follow-up after the last cycle every patient's
+    # "recovery peak" equalled its nadir (the count was still falling). A count falling
+    # through the whole window (300 - 5 t) has no peak; one that turns up has one
+    result = linear_course()
+    t = result.times
+    result.platelets[0] = 300 - 5 * t            # falling to the end of cycle 1 (day 21)
+    result.platelets[1] = np.where(t < 5, 300 - 40 * t, 100 + 2 * (t - 5))
+    readings = result.readings(1)
+    assert math.isnan(readings["peak"][0]) and readings["nadir"][0] > 0
+    assert readings["peak"][1] == pytest.approx(100 + 2 * (42 - 5))  # to its follow-up
+
+
 def test_the_last_cycle_is_read_to_the_patients_own_follow_up_not_the_grid_end():
     # the output grid runs to the latest day ANY patient of the course can be followed to
     # (delays of up to give_up_after_days before each later cycle): here day 70, while a

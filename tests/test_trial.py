@@ -311,6 +311,23 @@ def test_routine_counts_are_refused_with_a_fixed_day_or_without_a_level(tmp_path
             load_trial_spec(tmp_path / "bad.toml", subjects=10)
 
 
+def test_the_arm_table_counts_enrolled_patients_already_at_the_threshold(tmp_path):
+    # a CIT user test (2026-12-04): enrolled on the planned day at PLT < 100, treated from
+    # the next morning, a third of the patients were at 100 or more at day 0 and counted as
+    # non-responders, which only report.md's screening table showed; the printed table now
+    # gives their number when there are any
+    text = one_cycle(SPEC.read_text()).replace("entry_below = 75 ",
+                                               "entry_below = 100\nentry_day = 21 ")
+    (tmp_path / "delayed.toml").write_text(text)
+    result = run_trial(load_trial_spec(tmp_path / "delayed.toml", subjects=60, seed=4))
+    table = arm_table(result)
+    column = "already >= 100 at day 0 (non-responders)"
+    counts = result.subjects.groupby("arm").at_threshold_at_start.sum()
+    assert counts.sum() > 0
+    for arm, count in counts.items():
+        assert table.loc[arm, column] == count
+
+
 def test_command_line_overrides_are_blamed_on_the_command_line():
     with pytest.raises(TrialSpecError, match=r"\(--n\) must be a positive integer") as error:
         load_trial_spec(SPEC, subjects=0)

@@ -648,3 +648,36 @@ def test_a_transfusion_is_flagged_in_the_cycle_whose_visit_triggered_it(tmp_path
                 end = end if np.isfinite(end) else np.inf
                 expected = np.any((given >= days[c - 1]) & (given < end))
                 assert bool(row[f"cycle{c}_transfused"]) == expected, (name, patient, c)
+
+
+def test_the_delay_of_the_held_cycle_is_read_by_a_delay_row(tmp_path):
+    # a CIT user test (2026-12-04): "median delay of the next cycle 10 days" could not be
+    # checked. Qin 2024's design enrols on cycle 3 held >= 7 days (trials/
+    # qin2024_hetrombopag_phase2.toml): each patient's next_cycle_delay_days is cycle 3's
+    # delay (at least 7 days, inf if abandoned), and a check's median row is the median of
+    # it over the row's first n patients
+    from dataclasses import replace
+
+    import pandas as pd
+
+    import plateletpd as pp
+    from plateletpd.study.check import check_trial
+    from plateletpd.study.uncertainty import _replicate_spec
+
+    spec = load_trial_spec(bundled_trial("qin2024_hetrombopag_phase2"), subjects=300)
+    patients = pp.run_trial(spec).subjects
+    assert len(patients) > 5
+    np.testing.assert_array_equal(patients.next_cycle_delay_days, patients.cycle3_delay_days)
+    assert (patients.next_cycle_delay_days >= 7).all()
+    arm = spec.arms[0].name
+    row = {"study": "s", "arm": "a", "regimen": "x", "n": "5", "population": "p",
+           "day0": "start of treatment", "endpoint": "chemotherapy_delay_days",
+           "threshold": "", "day": "", "statistic": "median", "value": "10",
+           "spread_type": "", "spread": "", "source": "constructed for this test"}
+    result = check_trial(spec, pd.DataFrame([row]), study="s", replicates=2,
+                         arm_map={arm: "a"}, only_mapped=True)
+    first = result.replicates[result.replicates.replicate == 0].value.iloc[0]
+    again = pp.run_trial(replace(spec, seed=_replicate_spec(spec, 0, None)[0])).subjects
+    mine = again[again.arm == arm].head(5).next_cycle_delay_days
+    assert first == np.median(mine)
+    assert "median of next_cycle_delay_days" in result.table.reading.iloc[0]

@@ -261,7 +261,18 @@ def _trial_spec(args):
     path = Path(args.spec)
     if not path.exists() and path.suffix != ".toml":
         path = bundled_trial(args.spec)
-    return load_trial_spec(path, subjects=args.n, seed=args.seed)
+    spec = load_trial_spec(path, subjects=args.n, seed=args.seed)
+    if getattr(args, "day0", None):  # --day0 overrides [response] day0
+        from dataclasses import replace
+
+        spec = replace(spec, response={**spec.response, "day0": args.day0})
+    return spec
+
+
+def _day0_argument(parser) -> None:
+    parser.add_argument("--day0", choices=["first_dose", "entry"],
+                        help="day 0 of the endpoints (overrides [response] day0): the first "
+                             "dose, or enrolment ('entry': start delays compared fairly)")
 
 
 def command_trial(args) -> int:
@@ -746,6 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: plateletpd trial trials/yuan2025.toml --n 1000 --seed 1 --out out")
     trial.add_argument("spec", help="trial file, or the name of a bundled trial (yuan2025)")
     trial.add_argument("--n", type=int, help="patients screened per arm (overrides the file)")
+    _day0_argument(trial)
     trial.add_argument("--seed", type=int, help="random seed (overrides the file)")
     trial.add_argument("--out", help="output folder")
     _uncertainty_arguments(trial)
@@ -833,6 +845,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="summary column for the heatmap (default response_pct; "
                        "every column: data_dictionary.csv)")
     sweep.add_argument("--n", type=int, help="patients screened per arm and cell")
+    _day0_argument(sweep)
     sweep.add_argument("--seed", type=int, help="random seed (overrides the file)")
     sweep.add_argument("--out", help="output folder")
     _cluster_arguments(sweep)
@@ -869,6 +882,7 @@ def build_parser() -> argparse.ArgumentParser:
     sensitivity.add_argument("--sampling-seed", type=int, default=0,
                              help="seed of the factor sample (default 0)")
     sensitivity.add_argument("--n", type=int, help="patients screened per trial")
+    _day0_argument(sensitivity)
     sensitivity.add_argument("--seed", type=int, help="trial seed (overrides the file)")
     sensitivity.add_argument("--out", help="output folder")
     _cluster_arguments(sensitivity)
@@ -904,6 +918,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimise.add_argument("--replicates", type=int, default=20,
                           help="replicate trials per dose step at the answer (default 20)")
     optimise.add_argument("--n", type=int, help="patients screened per trial")
+    _day0_argument(optimise)
     optimise.add_argument("--seed", type=int, help="trial seed (overrides the file)")
     optimise.add_argument("--out", help="output folder")
     _cluster_arguments(optimise)

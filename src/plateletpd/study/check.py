@@ -83,7 +83,8 @@ COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial
               f"{CYCLE_LEVELS[-1]}), nadir_plt over cycles "
               "(\"mean nadir across cycles 2-6\"), incidence_proportion (a count below a "
               "level, or a delayed, reduced or abandoned cycle, in a cycle, cycles a-b or "
-              "the whole course)")
+              "the whole course), chemotherapy_delay_days (the next cycle due after "
+              "enrolment, on a course with a delay rule)")
 
 
 class CheckError(PlateletPDError):
@@ -497,6 +498,8 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
                       f"the composite {composite!r}")
     if endpoint == "incidence_proportion":
         return incidence_reader(row, course)
+    if endpoint == "chemotherapy_delay_days":
+        return _delay_reader(row, course)
     if endpoint == "nadir_plt" and parse_cycles(row.threshold) is not None:
         return _cycle_nadir_reader(row, course)
     default_level = level
@@ -550,6 +553,10 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
         column = f"plt_at_least_{level:g}_day_{day:g}"
         if scale is None or math.isnan(day):
             return "a count at a visit needs its day and a percent or proportion"
+        if day == 0:  # a baseline table's share ("79.3% had PLT >= 50 at baseline")
+            return _reads(lambda t: scale * float(np.mean(t.platelets_at_start >= level))
+                          if len(t) else math.nan, f"the count at the start of treatment "
+                          f"(day 0) at least {level:g}")
         if column not in (c for _, _, c in visit_levels(response)):
             return (f"the count at the visit of day {day:g} is not judged: add "
                     f"at_visits = [{day:g}] and at_visit_levels = [{level:g}] to [response]")
@@ -633,6 +640,29 @@ def _reads(reader: Reader, text: str) -> Reader:
     """``reader`` with the words of what it reads (``check.csv``'s ``reading``)."""
     reader.reading = text
     return reader
+
+
+def _delay_reader(row, course=None) -> Reader | str:
+    """A ``chemotherapy_delay_days`` row ("median delay of the next cycle 10 days"): the
+    median or mean of ``next_cycle_delay_days`` over the patients with a cycle due after
+    enrolment; a course abandoned counts as the longest delay in a median (inf) and is
+    left out of a mean (named in the reading)."""
+    if course is None:
+        return ("a chemotherapy delay needs the trial's [chemotherapy] course with a delay "
+                "rule (delay_below; docs/trial_files.md, Chemotherapy cycles)")
+    if course.delay_below is None:
+        return ("the trial's course has no delay rule, so no cycle is ever delayed: set "
+                "[chemotherapy] delay_below (the count a cycle waits for)")
+    if row.statistic not in ("mean", "median"):
+        return f"statistic {row.statistic!r}: a delay is read as a mean or median"
+    column = "next_cycle_delay_days"
+    if row.statistic == "median":
+        return _reads(lambda t: float(np.median(t[column].dropna().to_numpy(float)))
+                      if t[column].notna().any() else math.nan,
+                      f"median of {column} (a course abandoned: the longest)")
+    return _reads(lambda t: float(np.mean(t[column].to_numpy(float)[np.isfinite(
+        t[column].to_numpy(float))])) if np.isfinite(t[column].to_numpy(float)).any()
+        else math.nan, f"mean of {column} among the patients given that cycle")
 
 
 def _scale(statistic: str) -> float | None:

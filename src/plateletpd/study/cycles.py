@@ -256,10 +256,14 @@ class CourseResult:
         masked = np.where(inside, self.platelets, np.inf)
         step = self.times[1] - self.times[0] if len(self.times) > 1 else 0.0
         out = {"nadir": np.where(given, masked.min(axis=1), np.nan)}
-        # the recovery peak: the highest count from the nadir to the window's end
-        after = inside & (np.arange(len(self.times)) >= masked.argmin(axis=1)[:, None])
+        # the recovery peak: the highest count from the nadir to the window's end; none
+        # (NaN) when the lowest count is the window's last, still falling: no recovery
+        # was seen (a user test: a 7-day follow-up reported the nadir as its "peak")
+        lowest = masked.argmin(axis=1)
+        last = len(self.times) - 1 - np.argmax(inside[:, ::-1], axis=1)
+        after = inside & (np.arange(len(self.times)) >= lowest[:, None])
         peak = np.where(after, self.platelets, -np.inf).max(axis=1)
-        out["peak"] = np.where(given, peak, np.nan)
+        out["peak"] = np.where(given & (lowest < last), peak, np.nan)
         for level in levels:
             out[level] = np.where(given, np.sum(masked < level, axis=1) * step, np.nan)
         return out
@@ -929,6 +933,23 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
                                         "screening_course": screening})
 
 
+def next_cycle_delay(result: CourseResult, entry: np.ndarray) -> np.ndarray:
+    """Each patient's delay (days beyond its planned day) of the next cycle at enrolment:
+    the first cycle after the first not yet given on the enrolment day (given on or after
+    it, or never: a held cycle is this one); 0 on time, inf never given (abandoned); NaN
+    when every cycle was given before enrolment ("median delay of the next cycle", a CIT
+    endpoint)."""
+    n, cycles = result.cycle_day.shape
+    out = np.full(n, np.nan)
+    open_ = np.ones(n, dtype=bool)
+    for c in range(1, cycles):
+        day = result.cycle_day[:, c]
+        due = open_ & (~np.isfinite(day) | (day >= entry - 1e-9))
+        out[due] = result.delay[due, c]
+        open_ &= ~due
+    return out
+
+
 def _merged(passes: list, n: int) -> dict:
     """The treatment records of each patient's last pass (:func:`simulate_course_arm`: a
     pass per cycle re-simulates the patients still on chemotherapy)."""
@@ -995,6 +1016,9 @@ COURSE_COLUMNS = (
     ("support_doses", "doses", "support doses given over the course (each drug's dose on "
      "each day counts one; none after a support stop, none in a cycle not given; 0 without "
      "support)"),
+    ("next_cycle_delay_days", "days", "delay of the next cycle at enrolment (the first not yet "
+     "given on the enrolment day: a held cycle is this one), days beyond its planned day: "
+     "0 on time, inf never given (abandoned); empty when every cycle was given before"),
     ("cycle{c}_day", "days", "day cycle {c} was given, from cycle 1 (empty: never)"),
     ("cycle{c}_delay_days", "days", "cycle {c}'s delay (inf: never given after a delay)"),
     ("cycle{c}_dose", "fraction", "cycle {c}'s chemotherapy dose as a fraction of the full "
@@ -1002,7 +1026,8 @@ COURSE_COLUMNS = (
     ("cycle{c}_nadir", "x10^9/L", "lowest count from cycle {c} to the next cycle (after the "
      "last cycle: to the patient's end of follow-up)"),
     ("cycle{c}_peak", "x10^9/L", "highest count from cycle {c}'s nadir to the next cycle or "
-     "the patient's end of follow-up (the cycle's recovery peak)"),
+     "the patient's end of follow-up (the cycle's recovery peak; empty when the lowest count "
+     "is the window's last: still falling, no recovery seen)"),
     ("cycle{c}_on_time", "flag", "cycle {c} given on time (on its planned day, or less than "
      "late_from_days after it)"),
     ("cycle{c}_transfused", "flag", "a rescue transfusion from cycle {c}'s day to the next "
@@ -1073,7 +1098,8 @@ def course_endpoints(arm: ArmResult) -> dict:
                "treated_cycle": np.sum(given & (result.cycle_day
                                                 <= arm.start_time[:, None] + 1e-9), axis=1),
                "support_doses": (np.zeros(arm.n, dtype=int) if result.support_doses is None
-                                 else result.support_doses)}
+                                 else result.support_doses),
+               "next_cycle_delay_days": next_cycle_delay(result, arm.entry_time)}
     rescue_times = np.asarray(arm.extra.get("rescue_times", np.full((arm.n, 0), np.nan)))
     for c in range(1, cycles + 1):
         readings = result.readings(c, CYCLE_LEVELS)  # one pass over the cycle's window

@@ -561,6 +561,10 @@ _DATA = [
      "configuration)", "proportion", _hard_response, dict(smooth=_smooth_response)),
     ("cumulative_response_proportion", "fraction", "proportion responded by a day",
      "proportion", _hard_response, dict(smooth=_smooth_response, needs_day=True)),
+    ("chemotherapy_delay_days", _DAYS, "delay of the next chemotherapy cycle due after "
+     "enrolment, days beyond its planned day (a trial on a [chemotherapy] course: "
+     "next_cycle_delay_days; a course abandoned: never given, counted as the longest)",
+     "time", None, {}),
     ("incidence_proportion", "fraction", "proportion of patients in whom the event named in "
      "threshold happened (e.g. grade 3/4 thrombocytopenia, a chemotherapy delay)",
      "proportion", None, dict(needs_threshold=True)),

@@ -76,7 +76,7 @@ def check_design_dimensions(spec: TrialSpec, names: Sequence[str], what: str) ->
             "start delays are compared with day 0 at the first dose: a later start is judged "
             "over a later, higher part of the recovery (and a rise from a lower baseline), "
             "so it looks better for that reason alone; add [response] day0 = \"entry\" to "
-            "the trial file to judge every start from enrolment")
+            "the trial file (or --day0 entry) to judge every start from enrolment")
         warnings.warn(caveats[-1], StartDelayWarning, stacklevel=3)
     return caveats
 

@@ -1535,8 +1535,9 @@ def _course_summary(spec: TrialSpec | None) -> list[tuple[str, str]]:
         for name, unit, _ in course_columns(course.cycles):
             if name.startswith("cycle") and (name.endswith(("_day", "_delay_days", "_dose",
                                                             "_auc_21_days"))
-                                             or "_days_below_" in name):
-                continue  # per patient only (a data_cycle row reads them)
+                                             or "_days_below_" in name
+                                             or name == "next_cycle_delay_days"):
+                continue  # per patient only (a data_cycle or delay row reads them)
             columns.append((name, "pct" if unit == "flag" else "km"
                             if name == "days_to_next_cycle" else "mean"))
     columns += [(composite["name"], "pct") for composite in spec.extra.get("composites", ())]
@@ -1813,6 +1814,10 @@ def arm_table(result: TrialResult) -> pd.DataFrame:
         "median days to PLT>=100 [95% CI]": _with_interval(s, "median_days_to_100", 0),
         "mean PLT day 7": s.mean_plt_day_7.round(1),
         "mean PLT day 14": s.mean_plt_day_14.round(1)}
+    if (s["at_threshold_at_start"] > 0).any():  # enrolled, yet already responders' level
+        threshold = result.spec.response.get("threshold")
+        columns[f"already >= {threshold:g} at day 0 (non-responders)"] = \
+            s["at_threshold_at_start"].astype(int)
     rescued = (s["transfused_pct"] > 0).any() or any(design.rescue is not None
                                                      for design in result.spec.arms)
     if rescued:  # a column of zeros only where no arm can give a transfusion is left out
