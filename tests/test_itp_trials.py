@@ -306,3 +306,30 @@ def test_a_population_can_switch_the_fluctuation_off_by_naming_its_coefficients(
     spread = lambda counts: np.max(np.ptp(counts, axis=1) / counts[:, :1].ravel())
     assert spread(placebo_still) < 1e-3
     assert spread(placebo_moving) > 0.2
+
+
+def test_differences_compare_the_trials_own_response_endpoints_too(tmp_path):
+    # a sweep user test (2026-12-04): differences.csv compared only the response by day and
+    # the day-14 count, not the primary endpoint at week 8 or the sustained response, which
+    # the user computed by hand from patients.csv. Each flag's difference is the arm's share
+    # minus placebo's (parallel), or the mean per-patient difference (paired)
+    spec = load_trial_spec(bundled_trial("itp_phase3"), subjects=40)
+    result = pp.run_trial(spec)
+    shares = result.subjects.groupby("arm")[["plt_at_least_50_day_56",
+                                              "sustained_responder"]].mean()
+    row = result.differences.set_index("arm").loc["HETROM-5"]
+    for column in ("plt_at_least_50_day_56", "sustained_responder"):
+        assert row[f"{column}_difference_pct_points"] == pytest.approx(
+            100 * (shares.loc["HETROM-5", column] - shares.loc["placebo", column]))
+        assert row[f"{column}_difference_pct_points_lower"] < \
+            row[f"{column}_difference_pct_points"] < row[f"{column}_difference_pct_points_upper"]
+    text = bundled_trial("itp_phase3").read_text().replace(
+        "[trial]", '[trial]\ndesign = "paired"', 1)
+    path = tmp_path / "paired.toml"
+    path.write_text(text)
+    paired = pp.run_trial(load_trial_spec(path, subjects=40))
+    table = paired.subjects.set_index(["arm", "patient"]).plt_at_least_50_day_56.astype(float)
+    change = table.loc["HETROM-5"] - table.loc["placebo"]
+    row = paired.differences.set_index("arm").loc["HETROM-5"]
+    assert row["plt_at_least_50_day_56_difference_pct_points"] == pytest.approx(
+        100 * change.mean())

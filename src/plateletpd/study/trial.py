@@ -1312,7 +1312,7 @@ def assemble_trial(spec: TrialSpec, arms: list, relative: np.ndarray) -> TrialRe
     subjects = pd.concat(frames, ignore_index=True)
     summary = pd.DataFrame(summaries).set_index("arm")
     differences = _paired_differences(spec, subjects) if spec.extra.get("design") == \
-        "paired" else _differences(subjects, spec.reference_arm)
+        "paired" else _differences(subjects, spec.reference_arm, spec)
     rows = [{"arm": arm, "rule": rule, **counts} for arm, rules in screening.items()
             for rule, counts in rules.items()]
     return TrialResult(spec, subjects, summary, differences, curves,
@@ -1613,10 +1613,28 @@ def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]
     return columns
 
 
-def _differences(subjects: pd.DataFrame, reference: str) -> pd.DataFrame:
-    """Each arm minus the reference: response (percentage points) and day-14 count."""
+def difference_flags(response: dict) -> list[tuple[str, str]]:
+    """(flag column, what it is) of the trial's own response endpoints that differences.csv
+    compares between arms besides the response: counts at visits, responses by more days,
+    tiers, a sustained response."""
+    flags = [(column, f"PLT >= {level:g} at the visit of day {day:g}")
+             for level, day, column in visit_levels(response)]
+    flags += [(column, f"responders by day {day:g}") for day, column in
+              response_days(response)]
+    flags += [(f"responder_at_{level:g}", f"responders at {level:g} by day "
+               f"{response['by_day']:g}") for level in response.get("also_thresholds") or []]
+    if response.get("sustained_share") is not None:
+        flags.append((SUSTAINED, "sustained responders"))
+    return flags
+
+
+def _differences(subjects: pd.DataFrame, reference: str,
+                 spec: TrialSpec | None = None) -> pd.DataFrame:
+    """Each arm minus the reference: response (percentage points), day-14 count and the
+    trial's own response flags (:func:`difference_flags`, percentage points, Wald)."""
     base = subjects[subjects.arm == reference]
     rows = []
+    flags = difference_flags(spec.response) if spec is not None else []
     for name, table in subjects.groupby("arm", sort=False):
         if name == reference or table.empty or base.empty:
             continue
@@ -1624,11 +1642,18 @@ def _differences(subjects: pd.DataFrame, reference: str) -> pd.DataFrame:
         se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
         d14 = table.plt_day_14.mean() - base.plt_day_14.mean()
         se14 = math.sqrt(table.plt_day_14.var() / n1 + base.plt_day_14.var() / n0)
-        rows.append({"arm": name, "versus": reference,
-                     **_estimate("response_difference_pct_points", 100 * (p1 - p0),
-                                 100 * (p1 - p0 - Z95 * se), 100 * (p1 - p0 + Z95 * se)),
-                     **_estimate("plt_day_14_difference", d14, d14 - Z95 * se14,
-                                 d14 + Z95 * se14)})
+        row = {"arm": name, "versus": reference,
+               **_estimate("response_difference_pct_points", 100 * (p1 - p0),
+                           100 * (p1 - p0 - Z95 * se), 100 * (p1 - p0 + Z95 * se)),
+               **_estimate("plt_day_14_difference", d14, d14 - Z95 * se14,
+                           d14 + Z95 * se14)}
+        for column, _ in flags:
+            q1, q0 = table[column].astype(float).mean(), base[column].astype(float).mean()
+            se_flag = math.sqrt(q1 * (1 - q1) / n1 + q0 * (1 - q0) / n0)
+            row.update(_estimate(f"{column}_difference_pct_points", 100 * (q1 - q0),
+                                 100 * (q1 - q0 - Z95 * se_flag),
+                                 100 * (q1 - q0 + Z95 * se_flag)))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -1662,13 +1687,20 @@ def _paired_differences(spec: TrialSpec, subjects: pd.DataFrame) -> pd.DataFrame
         mean14 = float(day14.mean()) if len(day14) else math.nan
         half14 = float(stats.t.ppf(0.975, len(day14) - 1) * day14.std(ddof=1)
                        / math.sqrt(len(day14))) if len(day14) > 1 else math.nan
-        rows.append({"arm": name, "versus": spec.reference_arm,
-                     **_estimate("response_difference_pct_points", 100 * mean,
-                                 100 * (mean - half), 100 * (mean + half)),
-                     **_estimate("plt_day_14_difference", mean14, mean14 - half14,
-                                 mean14 + half14),
-                     "paired_patients": n, "discordant_pairs": int((response != 0).sum()),
-                     "responded_in_arm_only": int((response > 0).sum())})
+        row = {"arm": name, "versus": spec.reference_arm,
+               **_estimate("response_difference_pct_points", 100 * mean,
+                           100 * (mean - half), 100 * (mean + half)),
+               **_estimate("plt_day_14_difference", mean14, mean14 - half14,
+                           mean14 + half14),
+               "paired_patients": n, "discordant_pairs": int((response != 0).sum()),
+               "responded_in_arm_only": int((response > 0).sum())}
+        for column, _ in difference_flags(spec.response):  # the same patients: paired
+            change = table[column].astype(float) - base[column].astype(float)
+            centre = float(change.mean())
+            width = Z95 * float(change.std(ddof=0)) / math.sqrt(n)
+            row.update(_estimate(f"{column}_difference_pct_points", 100 * centre,
+                                 100 * (centre - width), 100 * (centre + width)))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -1744,6 +1776,12 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
     rows += [("differences.csv", *arm), ("differences.csv", "versus", "", "the reference arm")]
     rows += [("differences.csv", *c) for c in (_PAIRED_DIFFERENCE_COLUMNS if paired else
                                                _DIFFERENCE_COLUMNS)]
+    for column, text in (difference_flags(spec.response) if spec is not None else []):
+        rows += [("differences.csv", *c) for c in _estimate_columns(
+            f"{column}_difference_pct_points", "percentage points",
+            f"{text}: share in the arm minus that in the reference arm" + (
+                " (the same patients)" if paired else ""),
+            "normal (paired)" if paired else "normal (Wald)")]
     if replicates:
         rows += [("replicates.csv", "replicate", "", "replicate trial (0, 1, ...)"),
                  ("replicates.csv", "seed", "", "the replicate's seed, derived from the "
@@ -1873,13 +1911,19 @@ def rebound_flags(result: TrialResult) -> list[str]:
 
 
 def _difference_table(differences: pd.DataFrame) -> pd.DataFrame:
-    """differences.csv as printed in the report."""
-    return pd.DataFrame({
+    """differences.csv as printed in the report (the trial's own response endpoints too)."""
+    table = pd.DataFrame({
         "arm": differences.arm, "versus": differences.versus,
         "response difference, percentage points [95% CI]":
             _with_interval(differences, "response_difference_pct_points", 1),
         "PLT day 14 difference, x10^9/L [95% CI]":
             _with_interval(differences, "plt_day_14_difference", 1)})
+    for column in differences.columns:
+        if column.endswith("_difference_pct_points") and \
+                column != "response_difference_pct_points":
+            table[f"{column[:-len('_difference_pct_points')]}, points [95% CI]"] = \
+                _with_interval(differences, column, 1)
+    return table
 
 
 def _screening_table(result: TrialResult) -> pd.DataFrame:
