@@ -898,7 +898,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "curve.png.",
         epilog='example: plateletpd optimise yuan2025 --arm "hetrombopag 7.5 mg" --doses '
                '2.5,5,7.5,10,15 --start-days 0,1,2 --durations 7,14 --target 80 --by-day 14 '
-               '--n 400 --out best')
+               '--day0 entry --n 400 --out best')
     optimise.add_argument("spec", help="trial file, or the name of a bundled trial")
     optimise.add_argument("--arm", help="the arm whose drug is dosed (default: first treated)")
     optimise.add_argument("--drug", help="the drug whose dose varies (default: the arm's first)")
@@ -911,8 +911,9 @@ def build_parser() -> argparse.ArgumentParser:
     optimise.add_argument("--target", type=float, default=80.0,
                           help="least %% of enrolled patients responding (default 80)")
     optimise.add_argument("--by-day", type=float,
-                          help="respond within this many days of the first dose (default: "
-                               "the trial's [response] by_day)")
+                          help="respond within this many days of day 0 (the first dose; "
+                               "enrolment with --day0 entry) (default: the trial's "
+                               "[response] by_day)")
     optimise.add_argument("--objective", choices=["total_drug", "days"], default="total_drug",
                           help="least total drug per patient (default) or fewest days")
     optimise.add_argument("--replicates", type=int, default=20,
