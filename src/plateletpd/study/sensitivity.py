@@ -388,7 +388,10 @@ def plot_sensitivity(result: SensitivityResult, path: str | Path | None = None):
     endpoints = list(dict.fromkeys(result.indices.endpoint)) if len(result.indices) else []
     if not endpoints:
         raise SensitivityError("nothing to plot: no endpoint has indices (see the notes)")
-    figure, axes = plt.subplots(1, len(endpoints), figsize=(4.2 * len(endpoints), 4.0),
+    # Morris: one row per factor (a scatter's labels overlapped with 14 factors)
+    height = 4.0 if result.method == "sobol" else max(4.0, 0.32 * len(result.factors) + 1.6)
+    width = 4.2 if result.method == "sobol" else 5.2
+    figure, axes = plt.subplots(1, len(endpoints), figsize=(width * len(endpoints), height),
                                 squeeze=False)
     for axis, endpoint in zip(axes[0], endpoints):
         part = result.indices[result.indices.endpoint == endpoint]
@@ -403,14 +406,17 @@ def plot_sensitivity(result: SensitivityResult, path: str | Path | None = None):
             axis.set_xticks(x, part.factor, rotation=30, ha="right", fontsize=8)
             axis.set_ylabel("Sobol index (share of variance)")
             axis.axhline(0, color="black", linewidth=0.6)
-        else:
+        else:  # factors ranked by mu*, its interval, and sigma beside it
+            part = part.sort_values("mu_star")
+            y = np.arange(len(part))
             errors = np.vstack([part.mu_star - part.mu_star_lower,
                                 part.mu_star_upper - part.mu_star])
-            axis.errorbar(part.mu_star, part.sigma, xerr=errors, fmt="o")
-            for _, row in part.iterrows():
-                axis.annotate(row.factor, (row.mu_star, row.sigma), fontsize=8)
-            axis.set_xlabel(f"mu* ({unit})" if unit else "mu*")
-            axis.set_ylabel(f"sigma ({unit})" if unit else "sigma")
+            axis.barh(y, part.mu_star, xerr=errors, capsize=3, color="tab:blue",
+                      label="mu* (95% bootstrap)")
+            axis.plot(part.sigma, y, "D", color="tab:red", markersize=4, label="sigma")
+            axis.set_yticks(y, part.factor, fontsize=8)
+            axis.set_xlabel(f"mu*, sigma ({unit})" if unit else "mu*, sigma")
+            axis.legend(fontsize=7, loc="lower right")
         axis.set_title(f"{endpoint}" + (f" ({unit})" if unit else ""), fontsize=10)
     if result.method == "sobol":
         axes[0][0].legend(fontsize=8)
