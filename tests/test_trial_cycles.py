@@ -681,3 +681,36 @@ def test_the_delay_of_the_held_cycle_is_read_by_a_delay_row(tmp_path):
     mine = again[again.arm == arm].head(5).next_cycle_delay_days
     assert first == np.median(mine)
     assert "median of next_cycle_delay_days" in result.table.reading.iloc[0]
+
+
+def test_a_treatment_stopped_at_the_next_cycle_gives_no_dose_from_that_day(tmp_path):
+    # a CIT user test (2026-12-04): "hetrombopag until chemotherapy resumes" (NCT05864014's
+    # arm II) could not be written. Qin 2024's design (enrolled on a held cycle 3; the
+    # bundled file's arm 1 doses daily for up to 70 days) with stop_at_next_cycle: every
+    # patient's daily doses end on the day cycle 3 is given (doses on days 0 .. day - 1 of
+    # treatment, the dose on the cycle's day not given), and a patient whose cycle 3 never
+    # comes keeps the 70 days
+    import math
+
+    text = bundled_trial("qin2024_hetrombopag_phase2").read_text().replace(
+        "stop_at = false\nmax_days = 70", "stop_at = false\nmax_days = 70\nstop_at_next_cycle = true", 1)
+    # chemotherapy resumed at 75 (not the file's 100), so that most held cycles resume
+    text = changed(text, "delay_below = 100", "delay_below = 75")
+    assert "stop_at_next_cycle" in text
+    path = tmp_path / "until_resumed.toml"
+    path.write_text(text)
+    result = pp.run_trial(load_trial_spec(path, subjects=600))
+    arm = result.subjects[result.subjects.arm == "hetrombopag 7.5 mg"]
+    resumed = np.isfinite(arm.cycle3_day)
+    assert resumed.sum() > 3 and (~resumed).sum() >= 0
+    days = (arm.cycle3_day - arm.start_day)[resumed]
+    np.testing.assert_array_equal(arm.treatment_doses[resumed],
+                                  [math.ceil(d - 1e-9) for d in days])
+    np.testing.assert_allclose(arm.treatment_stop_day[resumed], days)
+    assert (arm.treatment_doses[~resumed] == 70).all()
+    # refused without a course, naming the key and the fix
+    text = changed(one_cycle(bundled_trial("yuan2025").read_text()), "stop_at = 100",
+                   "stop_at = 100\nstop_at_next_cycle = true")
+    path.write_text(text)
+    with pytest.raises(TrialSpecError, match="stop_at_next_cycle.*needs a \\[chemotherapy\\]"):
+        load_trial_spec(path)

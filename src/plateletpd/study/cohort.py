@@ -183,6 +183,7 @@ class ArmDesign:
     support_stop_at: float | None = None      # a cycle's support stops at this count (10^9/L)
     support_stop_after_fall: bool = False     # ... only after a support morning below it
     support_min_days: int = 0                 # ... never in a cycle's first support days
+    stop_at_next_cycle: bool = False          # a course: no treatment dose from the next cycle
 
     def __post_init__(self):
         problems = []
@@ -695,7 +696,7 @@ def decision_log(treatment: Treatment, log: list) -> dict:
 
 def treat_by_rules(model, design, vectors, covariates, chemotherapy, times, index, solver,
                eligible, entry, start, screened, observe=None, chemotherapy_times=None,
-               chemotherapy_factors=None, rescue_until=None) -> ArmResult:
+               chemotherapy_factors=None, rescue_until=None, stop_by=None) -> ArmResult:
     """Visit-driven rules (dose rules, stop, titration, rescue), solved by re-simulation.
 
     A decision at a visit depends only on the counts up to that visit. Each pass simulates
@@ -713,6 +714,9 @@ def treat_by_rules(model, design, vectors, covariates, chemotherapy, times, inde
     treatment's follow-up. The number of visits depends on ``rescue_until`` alone (not on
     which patients share a chunk); a visit after a patient's grid is not judged, and a
     visit without a transfusion costs the integrator nothing (a dose of zero is no event).
+
+    ``stop_by`` (days from time 0, per patient; inf: none): no treatment dose at or after it
+    (``stop_at_next_cycle``: the next chemotherapy cycle's day).
     """
     n = len(vectors)
     treatment = resolve_treatment(model, design)
@@ -741,6 +745,10 @@ def treat_by_rules(model, design, vectors, covariates, chemotherapy, times, inde
     inside = visit_times <= times[-1]
     decision_times = start[:, None] + treatment.grid[None, :]
     plan = np.concatenate([np.ones((n, n_doses)), np.zeros((n, rescue_times.size))], axis=1)
+    if stop_by is not None:
+        plan[:, :n_doses] = np.where(
+            event_times[:, n_chemotherapy:n_chemotherapy + n_doses]
+            >= np.asarray(stop_by, dtype=float)[:, None] - 1e-9, 0.0, 1.0)
 
     courses = np.empty((n, times.size))
     status = np.empty(n, dtype=np.int64)
@@ -766,9 +774,14 @@ def treat_by_rules(model, design, vectors, covariates, chemotherapy, times, inde
         """The counts the rules judge: measured when ``observe`` is given."""
         return values if observe is None else observe(values, days, rows)
 
+    dose_times = event_times[:, n_chemotherapy:n_chemotherapy + treatment.schedule.n_events]
+    capped = np.zeros(dose_times.shape, dtype=bool) if stop_by is None else \
+        dose_times >= np.asarray(stop_by, dtype=float)[:, None] - 1e-9
+
     def decide():
         doses, log = _decide(treatment, decision_counts, start_count,
                              decision_times <= times[-1])
+        doses = np.where(capped, 0.0, doses)  # stop_by: none from the next cycle on
         if not design.rescue:
             return doses, log
         need = (counts < design.rescue.below) & inside
@@ -791,13 +804,19 @@ def treat_by_rules(model, design, vectors, covariates, chemotherapy, times, inde
     dose_days, which = np.unique(treatment.schedule.time, return_inverse=True)
     dosed = (doses > 0) @ (which[:, None] == np.arange(dose_days.size)[None, :])
     rescued = plan[:, n_doses:] > 0
+    records = treatment_records(treatment, doses, log, n)
+    if stop_by is not None:  # stopped by the next cycle: its day (from the first dose)
+        cut = capped.any(axis=1) & np.isfinite(stop_by)
+        records["stop_day"] = np.where(cut, np.fmin(records["stop_day"],
+                                                    np.asarray(stop_by) - start),
+                                       records["stop_day"])
     return ArmResult(design, times, courses, eligible, entry, start,
                      np.sum(dosed > 0, axis=1), status, screened,
                      {"rescues": rescued.sum(axis=1) if design.rescue else np.zeros(n),
                       # each rescue's time (days from time 0; NaN: none at that visit)
                       "rescue_times": np.where(rescued, start[:, None] + rescue_times[None, :],
                                                np.nan),
-                      **treatment_records(treatment, doses, log, n)})
+                      **records})
 
 
 def treatment_records(treatment: Treatment, doses: np.ndarray, log: dict, n: int) -> dict:

@@ -902,11 +902,17 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
         seen = None if observe is None else (
             lambda values, days, subset=None, rows=rows: observe(
                 values, days, rows if subset is None else rows[subset]))
+        stop_by = None
+        if design.stop_at_next_cycle:  # the first chemotherapy given after the start
+            later = block.chemotherapy[None, :] & (factors > 0) \
+                & (event_times > start[rows][:, None] + 1e-9)
+            stop_by = np.where(later, event_times, np.inf).min(axis=1)
         arm = treat_by_rules(model, design, vectors[rows], {k: v[rows] for k, v in
                                                         covariates.items()},
                          block.schedule, grid, index, solver, eligible[rows], entry[rows],
                          start[rows], n, seen, chemotherapy_times=event_times,
-                         chemotherapy_factors=factors, rescue_until=times[-1])
+                         chemotherapy_factors=factors, rescue_until=times[-1],
+                         stop_by=stop_by)
         passes.append((rows, arm))
         return arm.platelets, arm.status
 

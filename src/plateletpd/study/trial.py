@@ -352,6 +352,9 @@ TRIAL_SCHEMA = Table({
         # stop_at only at the first morning at or above it after one below it ("until the
         # count has recovered to 80" for a treatment started on a fixed day)
         "stop_after_fall": Field("boolean", default=False),
+        # a course: no treatment dose from the next chemotherapy cycle given ("hetrombopag
+        # until chemotherapy resumes", "through cycle 1")
+        "stop_at_next_cycle": Field("boolean", default=False),
         "max_days": Field(default=14, high=365, **_AT_OR_AFTER),
         # a minimum course ("5-10 days"): the stop rules act from this treatment day on
         "min_days": Field(default=0, high=365, **_AT_OR_AFTER),
@@ -915,6 +918,10 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
                             f"every arm needs a unique name")
     enrolment = checked["enrolment"]
     course = _course_of(document, checked)
+    if entry["stop_at_next_cycle"] and course is None:
+        raise document.fail((*where, "stop_at_next_cycle"), "stops the treatment at the next "
+                            "chemotherapy cycle, so it needs a [chemotherapy] course "
+                            "(regimen, cycle_days, cycles); without one use max_days")
     chemotherapy = entry["chemotherapy"] or (course.regimen if course is not None else
                                              enrolment["chemotherapy"])
     try:
@@ -928,6 +935,7 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             screen_from_day=enrolment["screen_from_day"],
             stop_at=entry["stop_at"], stop_rise=entry["stop_rise"],
             stop_after_fall=entry["stop_after_fall"],
+            stop_at_next_cycle=entry["stop_at_next_cycle"],
             max_days=entry["max_days"], min_days=entry["min_days"],
             follow_up_days=checked["trial"]["follow_up_days"],
             titrations=tuple(Titration(**rule) for rule in entry["titration"]),
