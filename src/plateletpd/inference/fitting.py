@@ -411,6 +411,9 @@ FIT_SCHEMA = Table({
         "profile": Field("list", item=Field("text"), default=[],
                          what="a list of parameter names"),
         "profile_points": Field(whole=True, default=7, low=2.0),
+        # how far each side of the optimum a profile reaches, in standard errors (60% of
+        # the value each side x span / 3 without one)
+        "profile_span": Field(default=3.0, what="a number of standard errors above 0, e.g. 5"),
         # evaluations per profile refit (each starts on the linearised profile path) and in
         # the final minimisation at larger cohorts (0: max_evaluations); never above
         # max_evaluations (so --max-evaluations caps every phase)
@@ -559,7 +562,8 @@ def load_fit_config(path: str | Path) -> FitProblem:
         if declared_name not in model.parameters:
             raise fail(where, f"{model.name} has no parameter {declared_name!r}"
                               f"{closest(declared_name, model.parameters)}; a study-level "
-                              f"parameter names the model parameter it stands for with like = ")
+                              f"parameter names the model parameter it stands for with like = "
+                              f"\"NAME\" (e.g. like = \"chemotherapy_sensitivity\")")
         declared = model.parameters[declared_name]
         lower, upper, value = (declared.lower if entry["lower"] is None else entry["lower"],
                                declared.upper if entry["upper"] is None else entry["upper"],
@@ -892,6 +896,18 @@ def _arm(entry: dict, data: pd.DataFrame, where: tuple, fail) -> ArmSpec:
         rows = rows[rows.line.isin(entry["lines"])]
     if rows.empty:
         raise fail(where, "the endpoints/lines filters leave no data rows")
+    from plateletpd.study.endpoints import ENDPOINTS as REGISTRY
+
+    unpredictable = rows[[REGISTRY[e].definition is None for e in rows.endpoint]]
+    if len(unpredictable):
+        # an [[arms]] entry simulates one arm without a course or rescue rules: endpoints
+        # such as incidence_proportion (a course's events, transfusions) are read by a
+        # [[trials]] entry from a trial file, not here
+        lines = ", ".join(map(str, unpredictable.line))
+        raise fail(where, f"line(s) {lines} ({', '.join(dict.fromkeys(unpredictable.endpoint))})"
+                          f": an [[arms]] entry cannot predict that endpoint; fit those rows "
+                          f"through a [[trials]] entry (a trial file; docs/fitting.md), or "
+                          f"leave them out with endpoints = [...] or lines = [...]")
     try:
         design = ArmDesign(
             name=entry["label"] or f"{study}/{arm}", chemotherapy=entry["chemotherapy"],
@@ -945,6 +961,17 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
     max_evaluations = max_evaluations or fit_options.get("max_evaluations", 400)
     if not any(p.vary for p in problem.parameters.values()):
         raise FitConfigError(f"{config_path}: no parameter varies; set vary = true for one")
+    varied = [name for name, p in problem.parameters.items() if p.vary]
+    for name in (fit_options.get("profile", []) if profile_parameters else []):
+        # checked before the minimisation, not after it (a user lost a fit to a typo)
+        if name not in varied:
+            why = ("is fixed (vary = false)" if name in problem.parameters else
+                   "is not a parameter of this fit")
+            raise FitConfigError(f"{config_path}: [fit] profile names {name!r}, which {why}"
+                                 f"{closest(name, varied)}; profile the varied parameters: "
+                                 f"{', '.join(varied)}")
+    if verbose and out is None:
+        print("fit: no --out given: the fit runs but nothing is written", flush=True)
     problem.progress_every = progress_every if verbose else None
     options = {"max_nfev": max_evaluations}
     # with study effects: the curvature H_s at the start, a fit, H_s again at that optimum,
@@ -988,6 +1015,11 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
                     max_evaluations)
         result = _refine(problem, result, max(final_subjects, problem.eta.shape[0]),
                          method, {**options, "max_nfev": final}, verbose)
+    if verbose and stopped_at_cap(result):
+        print(f"fit: NOT CONVERGED: the minimisation stopped at its evaluation cap "
+              f"({result.nfev} evaluations) before converging; raise --max-evaluations (or "
+              f"[fit] max_evaluations). The estimates and standard errors are those of an "
+              f"unfinished fit", flush=True)
     table = problem.predict(result.params.valuesdict())
     if replicates:
         if verbose:
@@ -1017,6 +1049,7 @@ def _profiles(problem: FitProblem, result, names: list, fit_options: dict,
                   f"{'Broyden ' if broyden else ''}refits, each at most {evaluations} "
                   f"evaluations)", flush=True)
         profiles[name] = profile(problem, result, name, fit_options.get("profile_points", 7),
+                                 span=fit_options.get("profile_span", 3.0),
                                  client=client, max_evaluations=evaluations,
                                  jacobian=jacobian)
     return profiles
@@ -1758,14 +1791,30 @@ def profile(problem: FitProblem, result, name: str, points: int = 7,
             "lowest_values": refits[int(np.argmin(chi_square))][1]}
 
 
+def stopped_at_cap(result) -> bool:
+    """Whether the minimisation ended at its evaluation cap, not at convergence."""
+    message = str(getattr(result, "message", "")).lower()
+    return not getattr(result, "success", True) and "evaluations" in message
+
+
 def identifiability(result, profiles: dict | None = None) -> list[str]:
     """Plain statements about parameters the data do not pin down."""
     notes = []
     varied = [p for p in result.params.values() if p.vary]
     if not result.errorbars:
+        if stopped_at_cap(result):
+            notes.append(f"The covariance matrix was not estimated: the fit stopped at its "
+                         f"evaluation cap ({result.nfev} evaluations) before converging, so "
+                         f"this is not (yet) a statement about the data; raise "
+                         f"--max-evaluations and fit again.")
+            return notes
+        start = getattr(result, "init_values", {}) or {}
+        still = [p.name for p in varied if p.name in start and p.value == start[p.name]]
         notes.append("The covariance matrix could not be estimated (singular Jacobian at the "
                      "optimum): at least one varied parameter is not identifiable from these "
-                     "data; fix it or add data that inform it.")
+                     "data; fix it or add data that inform it." + (
+                         f" Never moved from its start value: {', '.join(still)} (the rows "
+                         f"may not depend on it)." if still else ""))
         return notes
     if getattr(result, "covariance_note", None):
         notes.append(f"Standard errors: {result.covariance_note}.")
@@ -1800,10 +1849,32 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
                          f"not unique or the objective is rough near it: treat the "
                          f"standard errors with caution.")
         open_ends = [end for end, edge in zip(("lower", "upper"), info["ci95"]) if edge is None]
+        chi = np.asarray(info["chi_square"], dtype=float)
+        parameter = result.params.get(name)
         if open_ends:
+            rise = float(chi.max() - min(chi.min(), reference))
+            within_bounds = parameter is None or (
+                info["grid"][0] > parameter.min and info["grid"][-1] < parameter.max)
             notes.append(f"{name}: the 95% profile-likelihood interval has no "
                          f"{' and no '.join(open_ends)} end within the profiled range: the "
-                         f"data do not bound it there.")
+                         f"data do not bound it there" + (
+                             f"; the grid ({info['grid'][0]:.4g} to {info['grid'][-1]:.4g}) "
+                             f"rose only {rise:.2g} in chi-square (3.84 bounds it), so it "
+                             f"may simply be too narrow: the standard error that set it "
+                             f"understates the uncertainty; widen it with [fit] "
+                             f"profile_span (standard errors each side)"
+                             if within_bounds and parameter is not None and
+                             parameter.stderr else "") + ".")
+        # an interval end interpolated across a jump far larger than 3.84 is not located
+        level = min(chi.min(), reference) + PROFILE_LEVEL
+        jumps = [abs(b - a) for a, b in zip(chi[:-1], chi[1:])
+                 if min(a, b) <= level < max(a, b)]
+        if jumps and max(jumps) > 10 * PROFILE_LEVEL:
+            notes.append(f"{name}: an end of the 95% profile interval is interpolated between "
+                         f"grid points whose chi-square differs by {max(jumps):.3g} (the "
+                         f"interval needs 3.84): the grid is too coarse there to locate it; "
+                         f"treat the interval as rough, or profile with more "
+                         f"profile_points or a narrower profile_span.")
     return notes or ["Every varied parameter has a relative standard error below 50% and no "
                      "pair is correlated beyond 0.9."]
 
@@ -1997,7 +2068,11 @@ def _report(problem, result, table, record, profiles, large: list[dict]) -> str:
     fit_subjects = problem.config.get("fit", {}).get("subjects", problem.eta.shape[0])
     return "\n".join([
         f"# Fit report: {problem.config.get('fit', {}).get('name', problem.config_path.stem)}",
-        "", str(problem.config.get("fit", {}).get("description", "")), "",
+        "", *([f"**Not converged**: the minimisation stopped at its evaluation cap "
+               f"({result.nfev} evaluations) before converging ({result.message}); raise "
+               f"--max-evaluations (or [fit] max_evaluations) and fit again. Everything "
+               f"below is of an unfinished fit.", ""] if stopped_at_cap(result) else []),
+        str(problem.config.get("fit", {}).get("description", "")), "",
         f"Model `{problem.model.name}` (hash {problem.model.hash[:12]}), data "
         f"`{problem.data_path.name}` (sha256 {record['data']['sha256'][:12]}), "
         + (f"{problem.eta.shape[0]} virtual patients per arm"
