@@ -741,3 +741,41 @@ def test_an_arms_row_it_cannot_predict_names_its_line_and_the_way_to_fit_it(synt
     with pytest.raises(FitConfigError, match=r"line\(s\) 8 \(incidence_proportion\).*"
                                              r"\[\[trials\]\] entry.*lines = "):
         load_fit_config(tmp_path / "p" / "config.toml")
+
+
+def test_a_base_fit_gives_every_parameter_the_configuration_leaves_unset_its_value(tmp_path):
+    # a fitting user test (2026-12-04): parameters not fitted started from the model file,
+    # not the bundled fit, so a refit of one study silently used another model than the
+    # bundled one (the user copied tpo_ec50, reserve_cycling_fraction ... by hand).
+    # [fit] base = "default": every parameter the configuration does not set takes the
+    # bundled fit's value (fixed ones, and the start of varied ones without a value)
+    from plateletpd.model.library import load_fitted_parameters
+
+    config = tmp_path / "config.toml"
+    config.write_text("""
+[fit]
+model = "cit_marrow_reserve"
+data = "bundled"
+base = "default"
+seed = 1
+subjects = 10
+
+[parameters]
+het_ec50 = { vary = true }
+il11_emax_production = { value = 2.0, vary = true }
+
+[[arms]]
+study = "yuan2025"
+arm = "hetrombopag"
+treatment = ["hetrombopag 7.5 mg"]
+endpoints = ["response_proportion"]
+""")
+    problem = load_fit_config(config)
+    _, fitted = load_fitted_parameters("cit_marrow_reserve_calibration")
+    for name in ("reserve_cycling_fraction", "chemotherapy_sensitivity"):
+        assert problem.model.parameters[name].value == pytest.approx(fitted[name])
+    assert problem.parameters["het_ec50"].value == pytest.approx(fitted["het_ec50"])
+    assert problem.parameters["il11_emax_production"].value == 2.0  # its own start wins
+    config.write_text(config.read_text().replace('base = "default"', 'base = "nofit"'))
+    with pytest.raises(FitConfigError, match=r"\[fit\] base"):
+        load_fit_config(config)

@@ -435,6 +435,10 @@ FIT_SCHEMA = Table({
         # start values from an earlier fit's params.json (a warm start, as a refit after a
         # change to the data or the code): every varied parameter found there starts at
         # its value there; the others at their value under [parameters]
+        # a fit whose values every parameter takes where this configuration gives none (the
+        # fixed ones, and the start of the varied ones): "default" (the model's bundled fit)
+        "base": Field("text", default="", what='"default" (the model\'s bundled fit), or a '
+                                               'fit name or folder'),
         "start_from": Field("text", default="",
                             what="the path of an earlier fit's params.json, relative to "
                                  "this file, e.g. \"params.json\""),
@@ -549,6 +553,21 @@ def load_fit_config(path: str | Path) -> FitProblem:
                            else path.parent / fit["model"])
     except PlateletPDError as error:
         raise fail(("fit", "model"), str(error)) from None
+    if fit["base"]:
+        from plateletpd.model.library import default_fit, load_fitted_parameters
+
+        name = default_fit(model.name) if fit["base"] == "default" else fit["base"]
+        if name is None:
+            raise fail(("fit", "base"), f"{model.name} has no bundled fit; name a fit folder")
+        try:
+            fitted_model, values = load_fitted_parameters(name)
+        except PlateletPDError as error:
+            raise fail(("fit", "base"), str(error)) from None
+        if fitted_model != model.name:
+            raise fail(("fit", "base"), f"fit {name!r} is of model {fitted_model!r}, not "
+                                        f"{model.name!r}")
+        model = model.with_parameters({k: v for k, v in values.items()
+                                       if k in model.parameters})
     data_path = bundled_outcomes_path() if fit["data"] == "bundled" \
         else (path.parent / fit["data"]).resolve()
     data = load_outcomes(data_path)
@@ -2073,6 +2092,9 @@ def _report(problem, result, table, record, profiles, large: list[dict]) -> str:
                f"--max-evaluations (or [fit] max_evaluations) and fit again. Everything "
                f"below is of an unfinished fit.", ""] if stopped_at_cap(result) else []),
         str(problem.config.get("fit", {}).get("description", "")), "",
+        *([f"Every parameter this configuration does not set takes its value in fit "
+           f"`{problem.config['fit']['base']}` ([fit] base).", ""]
+          if problem.config.get("fit", {}).get("base") else []),
         f"Model `{problem.model.name}` (hash {problem.model.hash[:12]}), data "
         f"`{problem.data_path.name}` (sha256 {record['data']['sha256'][:12]}), "
         + (f"{problem.eta.shape[0]} virtual patients per arm"
