@@ -123,6 +123,15 @@ def test_fit_outputs_are_written(synthetic, tmp_path):
     assert (tmp_path / "out" / "fit.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_missing_data_file_says_so_plainly(synthetic, tmp_path):
+    # a fitting user test (2026-12-04): "header, column '-': cannot read the file: [Errno 2]"
+    shutil.copytree(synthetic, tmp_path / "m")
+    (tmp_path / "m" / "outcomes.csv").unlink()
+    with pytest.raises(OutcomeDataError, match="no such file: check the path") as error:
+        load_fit_config(tmp_path / "m" / "config.toml")
+    assert "header" not in str(error.value)
+
+
 def test_a_corrupted_data_file_gives_a_row_level_error(synthetic, tmp_path):
     shutil.copytree(synthetic, tmp_path / "bad")
     path = tmp_path / "bad" / "outcomes.csv"
@@ -142,6 +151,15 @@ def test_a_corrupted_data_file_gives_a_row_level_error(synthetic, tmp_path):
     (("seed = 7", "seed = -1"), "seed must be"),
     (('day0 = "chemotherapy"', 'day0 = "cycle"'), "day0 must be one of"),
     (("upper = 3.0", "upper = 30.0"), "go beyond the model file's"),
+    # a fitting user test (2026-12-04): one message for two faults, a cut-off "like = ",
+    # a misspelt prior without "did you mean", a start value whose origin was unsaid
+    (("lower = 0.05, upper = 3.0", "lower = 3.0, upper = 0.05"), "not lower < upper: give the "
+     "lower bound first"),
+    (("slope = {", "slop = {"), r'like = "NAME" \(e.g. like'),
+    (("[parameters]", '[priors]\nslop = { mean = 0.6, cv = 0.5 }\n[parameters]'),
+     "did you mean 'slope'"),
+    (("slope = { value = 0.4, vary = true, lower = 0.05",
+      "slope = { vary = true, lower = 2.5"), r"no value given: the model file's"),
 ])
 def test_bad_configurations_are_named(synthetic, tmp_path, change, fragment):
     shutil.copytree(synthetic, tmp_path / "c")

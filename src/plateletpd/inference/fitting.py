@@ -587,11 +587,19 @@ def load_fit_config(path: str | Path) -> FitProblem:
         lower, upper, value = (declared.lower if entry["lower"] is None else entry["lower"],
                                declared.upper if entry["upper"] is None else entry["upper"],
                                declared.value if entry["value"] is None else entry["value"])
-        if lower < declared.lower or upper > declared.upper or not lower < upper:
+        if not lower < upper:
+            raise fail(where, f"bounds [{lower}, {upper}] are not lower < upper: give the "
+                              f"lower bound first")
+        if lower < declared.lower or upper > declared.upper:
             raise fail(where, f"bounds [{lower}, {upper}] go beyond the model file's "
-                              f"[{declared.lower}, {declared.upper}] or are not lower < upper")
+                              f"[{declared.lower}, {declared.upper}] for {declared_name}: "
+                              f"keep them within it")
         if not lower <= value <= upper:
-            raise fail((*where, "value"), f"start value {value} is outside [{lower}, {upper}]")
+            origin = "" if entry["value"] is not None else (
+                " (no value given: the model file's" + (", or the base fit's" if
+                                                        fit["base"] else "") + ")")
+            raise fail((*where, "value"), f"start value {value}{origin} is outside [{lower}, "
+                                          f"{upper}]: give a value inside the bounds")
         parameters.add(name, value=value, min=lower, max=upper,
                        vary=entry["vary"] and entry["expr"] is None, expr=entry["expr"])
         parameters[name].user_data = {"unit": declared.unit, "source": declared.source}
@@ -599,7 +607,8 @@ def load_fit_config(path: str | Path) -> FitProblem:
     priors = {}
     for name, entry in checked["priors"].items():
         if name not in parameters:
-            raise fail(("priors", name), "a prior needs the parameter under [parameters]")
+            raise fail(("priors", name), f"a prior needs the parameter under [parameters]"
+                                         f"{closest(name, list(parameters))}")
         priors[name] = (entry["mean"], math.sqrt(math.log1p(entry["cv"] ** 2)))
 
     population = checked["population"]

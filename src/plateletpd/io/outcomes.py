@@ -59,7 +59,9 @@ class OutcomeDataError(PlateletPDError):
         lines = [f"{source}: {len(problems)} problem(s) in the outcome data:"]
         for line, column, text in problems:
             where = f"line {line}" if line is not None else "header"
-            lines.append(f"  {where}, column {column!r}: {text}")
+            # a problem of the whole file (it cannot be read) has no line or column
+            lines.append(f"  {text}" if line is None and column == "-" else
+                         f"  {where}, column {column!r}: {text}")
         super().__init__("\n".join(lines))
 
 
@@ -78,7 +80,11 @@ def load_outcomes(source: str | Path | pd.DataFrame, default_cv: float = DEFAULT
     else:
         try:
             table = pd.read_csv(source, dtype=str, keep_default_na=False)
-        except (OSError, ValueError) as error:  # missing, unreadable, empty, not UTF-8 CSV
+        except FileNotFoundError:
+            raise OutcomeDataError(name, [(None, "-", "no such file: check the path (a fit "
+                                           "configuration's data path is read from the "
+                                           "configuration's folder)")]) from None
+        except (OSError, ValueError) as error:  # unreadable, empty, not UTF-8 CSV
             raise OutcomeDataError(name, [(None, "-", f"cannot read the file: {error}")]) \
                 from None
     table = table.astype(str).apply(lambda column: column.str.strip())
