@@ -96,7 +96,7 @@ def test_the_command_prints_and_writes_the_table_at_a_records_values(tmp_path, c
     assert record_of_it["values"]["slope"] == 0.65 and record_of_it["seed"] == 7
     assert record_of_it["model"]["name"] == "friberg_platelets"
     assert record_of_it["values_from"]["started"] == ["slope"]
-    assert list(table.columns) == ["line", "study", "arm", "endpoint", "range_se",
+    assert list(table.columns) == ["line", "study", "arm", "endpoint", "threshold", "day", "range_se",
                                    "roughness_se"]
     assert list(table.endpoint) == ["nadir_plt", "plt_count"]
     assert main(["roughness", str(tmp_path / "config.toml"), "slopes"]) == 2

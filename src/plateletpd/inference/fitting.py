@@ -2074,9 +2074,10 @@ def _monte_carlo_lines(problem: FitProblem, table: pd.DataFrame) -> list[str]:
              f"the SD of those predictions (the fit's scale, proportions as fractions), "
              f"against the row's standard error (SE)."), "",
             monte_carlo_sentence(table), "",
-            "| line | study | arm | endpoint | virtual patients | predicted | MC SD | SE | "
-            "MC SD / SE |", "|---|---|---|---|---|---|---|---|---|",
-            *[f"| {r.line} | {r.study} | {r.arm} | {r.endpoint} | {r.virtual_patients} | "
+            "| line | study | arm | endpoint | threshold | day | virtual patients | predicted | "
+            "MC SD | SE | MC SD / SE |", "|---|---|---|---|---|---|---|---|---|---|---|",
+            *[f"| {r.line} | {r.study} | {r.arm} | {r.endpoint} | {r.threshold or ''} | "
+              f"{'' if pd.isna(r.day) else f'{r.day:g}'} | {r.virtual_patients} | "
               f"{r.predicted:.4g} | {r.monte_carlo_sd:.3g} | {r.standard_error:.3g} | "
               f"{r.monte_carlo_sd_per_se:.3g} |" for r in table.itertuples()], ""]
 

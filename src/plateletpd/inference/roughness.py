@@ -23,7 +23,7 @@ import pandas as pd
 from plateletpd.errors import PlateletPDError
 
 #: the columns naming a row in the table :func:`objective_roughness` returns
-ROW_COLUMNS = ("line", "study", "arm", "endpoint")
+ROW_COLUMNS = ("line", "study", "arm", "endpoint", "threshold", "day")
 
 
 def objective_roughness(problem, values: Mapping[str, float], name: str,
