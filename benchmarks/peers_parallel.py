@@ -365,12 +365,21 @@ def bench_desolve(cohort: Cohort) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.peers_parallel",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--subjects", type=int, default=1000)
-    parser.add_argument("--scipy-subjects", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--engines", default="plateletpd,numbalsoda,scipy,diffrax,desolve")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--subjects", type=int, default=1000,
+                        help="CIT subjects per engine (default 1000)")
+    parser.add_argument("--scipy-subjects", type=int, default=100,
+                        help="subjects for scipy with a Python right-hand side, the slowest "
+                             "(default 100; its time per patient is scaled, not extrapolated)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads or processes every engine gets (default 2)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed repeats per engine; the median is reported (default 5)")
+    parser.add_argument("--engines", default="plateletpd,numbalsoda,scipy,diffrax,desolve",
+                        help="comma-separated engines from plateletpd, numbalsoda, scipy, "
+                             "diffrax, desolve (default: all; one not installed is skipped)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="a JSON file for the results (a file, not a folder; default: "
+                             "printed only)")
     args = parser.parse_args(argv)
     if args.subjects < CHECKED or not 1 <= args.threads <= 64:
         parser.error(f"--subjects must be at least {CHECKED} and --threads in 1..64")
