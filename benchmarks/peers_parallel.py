@@ -369,7 +369,7 @@ def main(argv=None) -> int:
                         help="CIT subjects per engine (default 1000)")
     parser.add_argument("--scipy-subjects", type=int, default=100,
                         help="subjects for scipy with a Python right-hand side, the slowest "
-                             "(default 100; its time per patient is scaled, not extrapolated)")
+                             "(default 100; ratios are per patient)")
     parser.add_argument("--threads", type=int, default=2,
                         help="threads or processes every engine gets (default 2)")
     parser.add_argument("--repeats", type=int, default=5,
