@@ -144,3 +144,16 @@ def test_values_at_matches_numpy_interp_and_auc_a_closed_form():
     # a line 10 + 20 t from t=2 over 5 days: area = 5*10 + 20*(7^2 - 2^2)/2 = 500
     line = 10 + 20 * times
     assert auc(times, line[None, :], np.array([2.0]), 5.0)[0] == pytest.approx(500.0)
+
+
+def test_an_arm_design_keeps_its_sequences_as_tuples_and_its_routine_count_days():
+    # a review of 2026-12-04 found screen_days() written inside __post_init__, leaving the
+    # conversion of lists to tuples (a frozen design's fields) unreachable: lists given
+    # stay lists no more, and the routine counts lie within the follow-up
+    from plateletpd.study.cohort import ArmDesign
+
+    design = ArmDesign("x", treatment=["hetrombopag 7.5 mg"], support=["rhTPO 15000 U d2"],
+                       support_cycles=[2], screen_every_days=3.0, follow_up_days=10.0)
+    assert isinstance(design.treatment, tuple) and isinstance(design.support, tuple)
+    assert isinstance(design.support_cycles, tuple)
+    assert design.screen_days().tolist() == [3.0, 6.0, 9.0]

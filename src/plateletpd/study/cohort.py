@@ -275,6 +275,11 @@ class ArmDesign:
                             "dose without days, e.g. \"rhTPO 15000 U\"")
         if problems:
             raise PlateletPDError(f"arm {self.name!r}: " + "; ".join(problems))
+        object.__setattr__(self, "treatment", tuple(self.treatment))
+        object.__setattr__(self, "titrations", tuple(self.titrations))
+        object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(self, "support", tuple(self.support))
+        object.__setattr__(self, "support_cycles", tuple(self.support_cycles))
 
     def screen_days(self) -> np.ndarray:
         """The days after chemotherapy of the routine counts that judge entry
@@ -282,11 +287,6 @@ class ArmDesign:
         every = self.screen_every_days
         first = every if self.screen_from_day is None else self.screen_from_day
         return np.arange(first, self.follow_up_days + 1e-9, every)
-        object.__setattr__(self, "treatment", tuple(self.treatment))
-        object.__setattr__(self, "titrations", tuple(self.titrations))
-        object.__setattr__(self, "rules", tuple(self.rules))
-        object.__setattr__(self, "support", tuple(self.support))
-        object.__setattr__(self, "support_cycles", tuple(self.support_cycles))
 
 
 @dataclass(frozen=True)
