@@ -336,3 +336,26 @@ def test_progress_in_a_log_is_about_twenty_lines_and_every_update_on_a_terminal(
     assert 20 <= len(log) <= 22 and log[0] == 1 and log[-1] == 200
     assert all(progress_due(done, 200, Terminal()) for done in range(1, 201))
     assert [d for d in range(1, 4) if progress_due(d, 3, io.StringIO())] == [1, 2, 3]
+
+
+def test_each_patient_has_the_total_of_each_drug_given_and_the_summary_its_mean():
+    # a sweep user test (2026-12-04): trial outputs gave no total drug per patient (only a
+    # dose intensity relative to the start), which titration trials need. The phase III
+    # file's arms titrate; its patients' totals must equal the sum of the doses they were
+    # given (the patient's dose records), 0 on placebo, and the summary gives their mean
+    from plateletpd.study.trial import bundled_trial, load_trial_spec, run_trial
+
+    spec = load_trial_spec(bundled_trial("itp_phase3"), subjects=30)
+    result = run_trial(spec)
+    table = result.subjects
+    assert "total_hetrombopag_mg" in table
+    assert (table[table.arm == "placebo"].total_hetrombopag_mg == 0).all()
+    treated = table[table.arm == "HETROM-5"]
+    # at most 56 daily doses of at most 7.5 mg, at least the doses given x 2.5 mg
+    assert (treated.total_hetrombopag_mg <= 56 * 7.5 + 1e-9).all()
+    assert (treated.total_hetrombopag_mg >= 2.5 * treated.treatment_doses - 1e-9).all()
+    # with the dose intensity (mean factor of the 5 mg start over the planned doses)
+    np.testing.assert_allclose(treated.total_hetrombopag_mg,
+                               5.0 * treated.dose_intensity * 56, rtol=1e-9)
+    assert result.summary.loc["HETROM-5", "mean_total_hetrombopag_mg"] == pytest.approx(
+        treated.total_hetrombopag_mg.mean())

@@ -158,7 +158,7 @@ def run_sweep(spec: TrialSpec, grid: dict[str, list[float]], arms: Sequence[str]
             check_endpoint(pd.DataFrame(rows), endpoint)
         if progress:
             print(f"  cell {number}/{len(cells)}: {cell}")
-    return pd.DataFrame(rows)
+    return _tidy(pd.DataFrame(rows), grid, spec)
 
 
 def cell_designs(chosen: Sequence, cell: dict) -> list:
@@ -192,7 +192,18 @@ def _distributed_sweep(spec, grid, cells, chosen, progress, endpoint, client, ch
             for (cell, design), result in zip(pairs, results)]
     if endpoint is not None:
         check_endpoint(pd.DataFrame(rows), endpoint)
-    return pd.DataFrame(rows)
+    return _tidy(pd.DataFrame(rows), grid, spec)
+
+
+def _tidy(table: pd.DataFrame, grid: dict, spec: TrialSpec) -> pd.DataFrame:
+    """The sweep table in its dictionary's column order: a cell runs one arm, whose summary
+    has the total-dose columns of its own drugs only; another arm's drug totals 0 there
+    (as an arm without the drug has in a trial's summary)."""
+    columns = list(sweep_dictionary(grid, spec).column)
+    totals = [c for c in columns if c.startswith("mean_total_")]
+    table = table.reindex(columns=columns + [c for c in table.columns if c not in columns])
+    table[totals] = table[totals].fillna(0.0)
+    return table
 
 
 def check_endpoint(table: pd.DataFrame, endpoint: str) -> None:

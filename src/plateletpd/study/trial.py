@@ -27,6 +27,7 @@ with 95% intervals, means with normal 95% intervals; differences from the refere
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -1160,6 +1161,27 @@ def _cohort(spec: TrialSpec, index: int, size: int | None = None) -> np.ndarray:
     return cohort_matrix(spec.model, base, spec.variability, eta)
 
 
+def dose_total_columns(spec: TrialSpec | None) -> list[tuple[str, str, str, str]]:
+    """(column, total-dose key, unit, description) of each drug the trial's arms give as
+    treatment: per patient, the total amount given (doses x amounts, after every stop,
+    hold and titration), 0 in an arm without it; the summary gives its mean."""
+    if spec is None:
+        return []
+    seen: dict = {}
+    for design in spec.arms:
+        try:
+            treatment = resolve_treatment(spec.model, design)
+        except PlateletPDError:
+            continue
+        for drug, unit in zip(treatment.drugs, treatment.units):
+            key = f"{drug} ({unit})"
+            column = "total_" + re.sub(r"[^0-9A-Za-z]+", "_", f"{drug} {unit}").strip("_")
+            seen.setdefault(column, (column, key, unit, f"total {drug} given to the patient "
+                                     f"({unit}; every dose given, after stops, holds and "
+                                     f"titrations; 0 in an arm without it)"))
+    return list(seen.values())
+
+
 def one_arm_trial(spec: TrialSpec, design: ArmDesign) -> TrialSpec:
     """``spec`` with ``design`` as its only arm and its own reference (a sweep cell, a
     candidate dose, a sensitivity sample): a paired trial's check that every arm enrols the
@@ -1267,6 +1289,10 @@ def trial_chunk(spec: TrialSpec, index: int, patients: tuple, keep: int,
     table = patient_endpoints(arm, spec.response, spec.visit_every_days,
                               _observer(spec, index, chosen[arm.subjects]),
                               spec.extra.get("composites", ()))
+    totals = arm.extra.get("total_dose", {})
+    for column, key, _, _ in dose_total_columns(spec):  # 0 in an arm without the drug
+        table[column] = np.asarray(totals[key], dtype=float) if key in totals \
+            else np.zeros(len(table))
     table["patient"] = chosen[arm.subjects]  # index in the arm's cohort
     if spec.extra.get("subgroups"):
         table["subgroup"] = subgroup_of(spec, vectors[arm.subjects])  # the chunk's rows
@@ -1555,6 +1581,7 @@ def _course_summary(spec: TrialSpec | None) -> list[tuple[str, str]]:
     if spec.response.get("sustained_share") is not None:
         columns.append((SUSTAINED, "pct"))
     columns += [(column, kind) for column, _, kind, _ in response_extras(spec.response)]
+    columns += [(column, "mean") for column, _, _, _ in dose_total_columns(spec)]
     return columns
 
 
@@ -1601,6 +1628,7 @@ def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]
         described[SUSTAINED] = sustained_text(spec.response, spec.visit_every_days)
     described.update({column: text for column, _, _, text in (
         response_extras(spec.response) if spec is not None else [])})
+    described.update({column: text for column, _, _, text in dose_total_columns(spec)})
     described.update({column: _count_text(day) for day, column in (
         visit_count_days(spec.response) if spec is not None else [])})
     described.update({c["name"]: c["description"] or "composite: all of " + ", ".join(
@@ -1615,7 +1643,8 @@ def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]
                                 + (" (among the patients with a value)" if kind == "km*"
                                    else ""), "Brookmeyer-Crowley")
         else:
-            unit = "x10^9/L" if name.startswith("plt_day_") else ""
+            units = {column: unit for column, _, unit, _ in dose_total_columns(spec)}
+            unit = "x10^9/L" if name.startswith("plt_day_") else units.get(name, "")
             columns += estimate(f"mean_{name}", unit, f"mean of {name}: {described[name]}",
                                 "normal")
     return columns
@@ -1762,6 +1791,8 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
     for column, unit, _, text in (response_extras(spec.response) if spec is not None
                                   else []):
         rows.append(("patients.csv", column, unit, text))
+    rows += [("patients.csv", column, unit, text) for column, _, unit, text in
+             dose_total_columns(spec)]
     if spec is not None and spec.response.get("sustained_share") is not None:
         rows.append(("patients.csv", SUSTAINED, "flag",
                      sustained_text(spec.response, spec.visit_every_days)))
