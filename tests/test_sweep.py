@@ -121,3 +121,20 @@ def test_start_delays_compared_from_the_first_dose_are_warned_not_from_entry(spe
     with warnings.catch_warnings():
         warnings.simplefilter("error", StartDelayWarning)
         assert check_design_dimensions(from_entry, ["start_delay", "dose"], "--grid") == []
+
+
+def test_a_sweeps_outputs_carry_its_start_delay_caveat(spec, tmp_path):
+    # review (2026-12-04): the warning was printed but the written sweep did not say it, so a
+    # folder read later showed later starts "responding" better without the reason
+    import json
+    import warnings
+
+    from plateletpd.study.sweep import StartDelayWarning
+
+    grid = parse_grid(["start_delay=1,2"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StartDelayWarning)
+        table = run_sweep(replace(spec, subjects_per_arm=15), grid, [ARM])
+    write_sweep(table, spec, grid, "response_pct", tmp_path / "s")
+    record = json.loads((tmp_path / "s" / "provenance.json").read_text())
+    assert any('day0 = "entry"' in caveat for caveat in record["caveats"])

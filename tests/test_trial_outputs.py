@@ -351,7 +351,8 @@ def test_each_patient_has_the_total_of_each_drug_given_and_the_summary_its_mean(
     assert "total_hetrombopag_mg" in table
     assert (table[table.arm == "placebo"].total_hetrombopag_mg == 0).all()
     treated = table[table.arm == "HETROM-5"]
-    # at most 56 daily doses of at most 7.5 mg, at least the doses given x 2.5 mg
+    # trials/itp_phase3.toml: 56 days of follow-up, doses stepped within 2.5-7.5 mg, so at
+    # most 56 daily doses of 7.5 mg and at least the doses given x 2.5 mg
     assert (treated.total_hetrombopag_mg <= 56 * 7.5 + 1e-9).all()
     assert (treated.total_hetrombopag_mg >= 2.5 * treated.treatment_doses - 1e-9).all()
     # with the dose intensity (mean factor of the 5 mg start over the planned doses)

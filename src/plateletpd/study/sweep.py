@@ -57,27 +57,33 @@ class StartDelayWarning(UserWarning):
     """Start delays compared while the trial's endpoints count from the first dose."""
 
 
-def check_design_dimensions(spec: TrialSpec, names: Sequence[str], what: str) -> list[str]:
-    """Refuse design dimensions the trial ignores, and return the caveats of the others
-    (each also warned): ``entry_below`` on a trial enrolled by ``[[eligibility]]`` rules on
-    its course (the rules enrol, the level is not read: every cell would be the same); start
-    delays compared while day 0 is the first dose (a later start is judged over a later,
-    higher part of the recovery, with a lower baseline for a rise rule, and looks better)."""
-    import warnings
-
+def design_caveats(spec: TrialSpec, names: Sequence[str], what: str) -> list[str]:
+    """Refuse design dimensions the trial ignores, and return the caveats of the others:
+    ``entry_below`` on a trial enrolled by ``[[eligibility]]`` rules on its course (the
+    rules enrol, the level is not read: every cell would be the same); start delays compared
+    while day 0 is the first dose (a later start is judged over a later, higher part of the
+    recovery, with a lower baseline for a rise rule, and looks better)."""
     if "entry_below" in names and spec.extra.get("course") is not None:
         raise PlateletPDError(
             f"{what} entry_below: this trial enrols by its [[eligibility]] rules on the "
             f"chemotherapy course, which entry_below does not change (every value would give "
             f"the same patients); vary the rules' levels in copies of the trial file instead")
-    caveats = []
     if "start_delay" in names and spec.response.get("day0", "first_dose") != "entry":
-        caveats.append(
-            "start delays are compared with day 0 at the first dose: a later start is judged "
-            "over a later, higher part of the recovery (and a rise from a lower baseline), "
-            "so it looks better for that reason alone; add [response] day0 = \"entry\" to "
-            "the trial file (or --day0 entry) to judge every start from enrolment")
-        warnings.warn(caveats[-1], StartDelayWarning, stacklevel=3)
+        return ["start delays are compared with day 0 at the first dose: a later start is "
+                "judged over a later, higher part of the recovery (and a rise from a lower "
+                "baseline), so it looks better for that reason alone; add [response] day0 = "
+                "\"entry\" to the trial file (or --day0 entry) to judge every start from "
+                "enrolment"]
+    return []
+
+
+def check_design_dimensions(spec: TrialSpec, names: Sequence[str], what: str) -> list[str]:
+    """:func:`design_caveats`, each caveat also warned (:class:`StartDelayWarning`)."""
+    import warnings
+
+    caveats = design_caveats(spec, names, what)
+    for caveat in caveats:
+        warnings.warn(caveat, StartDelayWarning, stacklevel=3)
     return caveats
 
 
@@ -257,9 +263,9 @@ def _write_files(table: pd.DataFrame, spec: TrialSpec, grid: dict, endpoint: str
     atomic_write(folder / "sweep.csv", lambda p: table.to_csv(p, index=False))
     atomic_write(folder / "data_dictionary.csv",
                  lambda p: sweep_dictionary(grid, spec).to_csv(p, index=False))
-    write_json(folder / "provenance.json", provenance(spec.model, seed=spec.seed,
-                                                      trial=spec.path, grid=grid,
-                                                      endpoint=endpoint))
+    write_json(folder / "provenance.json", provenance(
+        spec.model, seed=spec.seed, trial=spec.path, grid=grid, endpoint=endpoint,
+        caveats=design_caveats(spec, list(grid), "--grid")))  # said with the outputs too
     paths = [folder / "sweep.csv", folder / "data_dictionary.csv", folder / "provenance.json"]
     import matplotlib.pyplot as plt
 
