@@ -224,3 +224,140 @@ def test_the_variability_sampler_and_trial_api_are_public():
     draws = pp.Variability.from_cv({"circ0": 0.2}).eta(5000, seed=1)
     # lognormal CV 0.2: eta variance log(1 + 0.2^2) = 0.0392 (variability.py's definition)
     assert abs(draws.var() - np.log1p(0.04)) < 0.004
+
+
+# ------------------------------------------- frictions of a Python-API user test (session 33)
+def test_simulate_with_the_bundled_fit_equals_the_fitted_values_given_by_hand():
+    from plateletpd.model.library import load_fitted_parameters
+
+    _, fitted = load_fitted_parameters("cit_marrow_reserve_calibration")
+    by_hand = pp.simulate("cit_marrow_reserve", "chemotherapy 1 dose d1", days=21,
+                          params=fitted)
+    by_name = pp.simulate("cit_marrow_reserve", "chemotherapy 1 dose d1", days=21,
+                          fit="default")
+    np.testing.assert_array_equal(by_name.outputs, by_hand.outputs)
+    assert by_name.provenance["fit"] == "cit_marrow_reserve_calibration"
+    assert "fit" not in by_hand.provenance
+    # the bundled fit's damage (4.30) is not the file's prior (4.0): the nadirs differ
+    file_values = pp.simulate("cit_marrow_reserve", "chemotherapy 1 dose d1", days=21)
+    assert by_name.output("platelets").min() < file_values.output("platelets").min()
+    batch = pp.simulate_batch("cit_marrow_reserve", "chemotherapy 1 dose d1", days=21, n=1,
+                              fit="default")
+    np.testing.assert_allclose(batch.outputs, by_name.outputs, rtol=1e-12)
+
+
+@pytest.mark.parametrize("model, fit, expected", [
+    ("cit_marrow_reserve", "itp_calibration", "made with model 'itp_thrombopoiesis'"),
+    ("cit_marrow_reserve", "no_such_fit", "no fit at 'no_such_fit'"),
+    ("friberg_platelets", "default", "has no bundled fit"),
+])
+def test_a_fit_that_does_not_belong_to_the_model_is_a_clear_error(model, fit, expected):
+    with pytest.raises(pp.SimulationInputError, match=expected):
+        pp.simulate(model, days=1, fit=fit)
+
+
+def test_a_dose_per_kg_without_the_trials_body_weight_is_refused():
+    # simulate() refuses it (a model's default is never used to scale a dose); a trial
+    # used the model's default 65 kg without a word (a user test: 94.4% responding with
+    # or without body_weight = 65)
+    arms = [{"name": "rhIL-11", "treatment": ["rhIL-11 25 ug/kg"]}]
+    with pytest.raises(pp.PlateletPDError, match=r"\[population\] covariates.*body_weight"):
+        pp.TrialSpec.create(arms=arms, seed=1, response={"threshold": 100})
+    spec = pp.TrialSpec.create(arms=arms, seed=1, response={"threshold": 100},
+                               population={"covariates": {"body_weight": 50}})
+    assert spec.covariates == {"body_weight": 50}
+
+
+SMALL_TRIAL = """
+[trial]
+name = "small"
+seed = 5
+subjects_per_arm = 24
+[population]
+covariates = { body_weight = 60 }
+[response]
+threshold = 100
+[[arms]]
+name = "untreated"
+[[arms]]
+name = "hetrombopag"
+treatment = ["hetrombopag 7.5 mg"]
+"""
+
+
+@pytest.fixture(scope="module")
+def small_trial_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("api") / "small.toml"
+    path.write_text(SMALL_TRIAL)
+    return path
+
+
+def test_run_trial_and_run_sweep_take_a_trial_files_path(small_trial_file):
+    from_path = pp.run_trial(small_trial_file)
+    from_spec = pp.run_trial(pp.load_trial_spec(small_trial_file))
+    pd.testing.assert_frame_equal(from_path.summary, from_spec.summary)
+    swept = pp.run_sweep(str(small_trial_file), {"dose": [7.5]}, arms="hetrombopag")
+    # one cell at the file's own dose is the trial's arm, patient for patient
+    assert swept.loc[0, "response_pct"] == from_spec.summary.loc["hetrombopag", "response_pct"]
+    assert swept["enrolled"].dtype == np.int64 and swept["screened"].dtype == np.int64
+    with pytest.raises(pp.PlateletPDError, match="expects a TrialSpec"):
+        pp.run_trial(3)
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"dose": 5}, r"grid\['dose'\] must be a list of numbers"),
+    ({"doses": [5]}, "unknown dimension 'doses' \\(did you mean 'dose'\\?\\)"),
+    ({"dose": ["5 mg"]}, "non-empty list of numbers"),
+    ({}, "grid must be a dict"),
+])
+def test_a_python_sweep_grid_is_checked_as_the_command_lines(small_trial_file, grid, message):
+    with pytest.raises(pp.PlateletPDError, match=message):
+        pp.run_sweep(small_trial_file, grid)
+
+
+def test_a_trial_results_provenance_carries_the_design_of_a_trial_built_in_code():
+    import json
+
+    spec = pp.TrialSpec.create(
+        arms=[{"name": "untreated"}, {"name": "rhTPO", "treatment": ["rhTPO 15000 U"],
+                                      "max_days": 10}],
+        seed=11, subjects_per_arm=8, response={"threshold": 100, "by_day": 10},
+        population={"covariates": {"body_weight": 60},
+                    "cv": {"chemotherapy_sensitivity": 0.3}})
+    record = pp.run_trial(spec).provenance
+    json.dumps(record)  # a JSON record, as provenance.json
+    design = record["design"]
+    assert record["trial"] == "trial built in code" and record["seed"] == 11
+    assert [arm["name"] for arm in design["arms"]] == ["untreated", "rhTPO"]
+    assert design["arms"][1]["treatment"] == ["rhTPO 15000 U"]
+    assert design["arms"][1]["max_days"] == 10
+    assert design["response"]["by_day"] == 10
+    assert design["between_patient_cv"] == pytest.approx({"chemotherapy_sensitivity": 0.3})
+    assert design["covariates"] == {"body_weight": 60}
+
+
+def test_to_dataframe_chooses_variables_and_gives_a_wide_table():
+    result = pp.simulate("cit_marrow_reserve", "chemotherapy 1 dose d1", days=2)
+    wide = result.to_dataframe(variables=["platelets", "tpo"], wide=True)
+    assert list(wide.columns) == ["time", "platelets", "tpo"]
+    np.testing.assert_array_equal(wide["platelets"], result.output("platelets")[0])
+    np.testing.assert_array_equal(wide["time"], result.times)
+    long = result.to_dataframe(variables="tpo")
+    assert set(long["variable"]) == {"tpo"} and len(long) == len(result.times)
+    with pytest.raises(pp.SimulationInputError, match="did you mean 'platelets'"):
+        result.to_dataframe(variables=["platelet"])
+
+
+def test_a_trial_specs_patients_are_the_ones_its_arms_draw():
+    from plateletpd.study.trial import _cohort
+
+    spec = pp.TrialSpec.create(arms=[{"name": "untreated"}, {"name": "rhTPO", "treatment":
+                                                             ["rhTPO 15000 U"]}],
+                               seed=4, subjects_per_arm=6, response={"threshold": 100},
+                               population={"cv": {"chemotherapy_sensitivity": 0.3},
+                                           "covariates": {"body_weight": 60}})
+    np.testing.assert_array_equal(spec.patients("rhTPO"), _cohort(spec, 1))
+    assert not np.array_equal(spec.patients(0), spec.patients(1))  # parallel design
+    assert spec.patients(1, size=2).shape[0] == 2
+    with pytest.raises(pp.PlateletPDError, match="did you mean 'rhTPO'"):
+        spec.patients("rhTP0")

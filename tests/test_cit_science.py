@@ -347,6 +347,87 @@ def test_calibrated_untreated_persistent_cit_rarely_corrects(calibrated):
     assert_like_soff(soff_observation_arm(calibrated))
 
 
+# ------------------------------------------- baseline TPO and romiplostim response (Song 2021)
+# Song AB, Goodarzi K, Karp Leaf R, Kuter DJ. Am J Hematol 2021 ("Thrombopoietin level
+# predicts response to treatment with romiplostim in chemotherapy-induced thrombocytopenia";
+# abstract): 63 CIT patients with a TPO level before romiplostim; weekly counts on treatment;
+# a count "responds" at PLT >= 75 and >= 30 above the pretreatment count; a moderate
+# responder has >= 60% of weekly counts responding. Median (IQR) baseline TPO: moderate
+# responders 234 (135-1085) pg/mL, others 665 (244-1970), p = .034. Not a data row and
+# not fitted. The model's persistent patients are the Soff design's (soff_observation_arm),
+# given romiplostim 3 ug/kg weekly (Song's doses were titrated: not in the abstract) while
+# their chemotherapy resumes under the course's delay rule, for 8 weeks.
+SONG_WEEKS = np.arange(1, 9) * 7.0
+
+
+@pytest.fixture(scope="module")
+def romiplostim_persistent(calibrated):
+    """(baseline TPO, moderate responder by Song's definition, corrected within 3 weeks as
+    Soff 2019 defines it) of the Soff design's enrolled patients on romiplostim."""
+    from plateletpd.study.cohort import values_at
+
+    course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=4,
+                                delay_below=100, recheck_every_days=7,
+                                give_up_after_days=28, follow_up_days=63, points_per_day=4)
+    rules = (HistoryRule("below_for_days", below=100, days=28),)
+    design = ArmDesign(name="romiplostim", treatment=("romiplostim 3 ug/kg weekly d1-57",),
+                       entry_below=None, start_delay=0, stop_at=None, max_days=57,
+                       follow_up_days=57, points_per_day=4)
+    omega = np.sqrt(np.log1p(0.3 ** 2))
+    exposure = np.exp(omega * np.random.default_rng(19).standard_normal((2000, 4)))
+    vectors = cohort(calibrated, 2000, 19)
+    arm = simulate_course_arm(calibrated, design, course, vectors, rules, exposure=exposure)
+    start = values_at(arm.times, arm.platelets, arm.start_time)
+    weekly = values_at(arm.times, arm.platelets, arm.start_time[:, None] + SONG_WEEKS)
+    moderate = ((weekly >= 75) & (weekly >= start[:, None] + 30)).mean(axis=1) >= 0.6
+    corrected = subject_values(arm, "response_proportion", None, None, "treatment_start",
+                               ResponseRule(threshold=100, rise=None, by_day=21), 100,
+                               smooth=False) == 1
+    # baseline TPO: each enrolled patient's own chemotherapy up to the first dose, untreated
+    given = arm.extra["course"]
+    names = list(calibrated.parameters)
+    tpo = np.empty(arm.n)
+    for k, subject in enumerate(arm.subjects):
+        doses = " + ".join(
+            f"chemotherapy {float(exposure[subject, c] * given.dose[k, c])!r} dose d{round(day) + 1}"
+            for c, day in enumerate(given.cycle_day[k])
+            if np.isfinite(day) and day <= arm.start_time[k])
+        result = pp.simulate(calibrated, doses, times=[arm.start_time[k]],
+                             params=dict(zip(names, vectors[subject, :len(names)])),
+                             covariates=WEIGHT)
+        tpo[k] = result.output("tpo")[0][0]
+    return tpo, moderate, corrected
+
+
+@pytest.mark.slow
+def test_persistent_patients_not_corrected_by_romiplostim_have_higher_baseline_tpo(
+        romiplostim_persistent):
+    # Song 2021: lower baseline TPO, better response; read here with Soff 2019's endpoint
+    # (PLT >= 100 within 3 weeks). Measured 2026-12-04 (bundled fit of 2026-12-03 21:10
+    # UTC): 271 enrolled, 65% corrected, median TPO 171 (IQR 141-211) corrected against 425
+    # (316-779) not: the model's non-correctors are the patients whose reserve is too
+    # depleted for any dose (3 or 5 ug/kg weekly correct the same share)
+    tpo, _, corrected = romiplostim_persistent
+    assert np.median(tpo[~corrected]) > np.median(tpo[corrected])
+    # each median inside Song's interquartile range of its group
+    assert 135 <= np.median(tpo[corrected]) <= 1085
+    assert 244 <= np.median(tpo[~corrected]) <= 1970
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "Song 2021's own definition (moderate responder: >= 60% of 8 weekly counts at PLT >= 75 "
+    "and >= 30 above the start, chemotherapy resuming under the course's rule): measured "
+    "2026-12-04, 33% moderate responders with median TPO 232 (IQR 145-302) against 211 "
+    "(160-401) for the others (Song 234 against 665): the cycles given once the count is "
+    "back at 100 pull the weekly counts of the responders down again, so sustained response "
+    "on romiplostim through chemotherapy is not reproduced (models/cit_marrow_reserve.md, "
+    "Open finding: baseline TPO)"))
+def test_song_moderate_responders_have_lower_baseline_tpo(romiplostim_persistent):
+    tpo, moderate, _ = romiplostim_persistent
+    assert np.median(tpo[~moderate]) > np.median(tpo[moderate])
+
+
 @pytest.fixture(scope="module")
 def calibrated_yuan_arms(calibrated):
     return yuan_treated_arms(calibrated)

@@ -591,6 +591,7 @@ def test_stop_after_fall_waits_for_a_count_below_the_level_before_stopping(tmp_p
     def arm(**stop):
         spec = pp.TrialSpec.create(
             seed=4, subjects_per_arm=40, follow_up_days=35,
+            population={"covariates": {"body_weight": 65}},  # the dose is per kg
             enrolment={"entry_below": False, "start_delay": 3},
             arms=[{"name": "rhIL-11", "treatment": ["rhIL-11 50 ug/kg"], "max_days": 14,
                    "stop_at": 80, **stop}], response={"threshold": 100, "by_day": 14})

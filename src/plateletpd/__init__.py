@@ -23,6 +23,7 @@ from plateletpd.study.endpoints import (ENDPOINTS, Endpoint, ResponseRule,  # no
                                         register as register_endpoint,
                                         unregister as unregister_endpoint)
 from plateletpd.study.trial import TrialResult, TrialSpec, load_trial_spec, run_trial  # noqa: E402
+from plateletpd.study.sweep import run_sweep  # noqa: E402
 from plateletpd.inference.fitting import FitProblem, load_fit_config  # noqa: E402
 
 __all__ = [
@@ -34,5 +35,5 @@ __all__ = [
     "Status", "Solver", "ExplicitRungeKutta", "BogackiShampine3",
     "Variability", "cohort_matrix", "ArmDesign", "Rescue", "Titration", "ENDPOINTS",
     "Endpoint", "ResponseRule", "register_endpoint", "unregister_endpoint", "TrialResult",
-    "TrialSpec", "load_trial_spec", "run_trial", "FitProblem", "load_fit_config",
+    "TrialSpec", "load_trial_spec", "run_trial", "run_sweep", "FitProblem", "load_fit_config",
 ]

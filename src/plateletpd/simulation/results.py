@@ -199,15 +199,37 @@ class BatchResult:
         suffix = Path(path).suffix.lstrip(".") or "png"
         atomic_write(path, lambda p: figure.savefig(p, dpi=120, format=suffix))
 
-    def to_dataframe(self, include_states: bool = False) -> pd.DataFrame:
-        """Tidy table: subject, time (days), variable, value, unit, status."""
+    def to_dataframe(self, include_states: bool = False,
+                     variables: Sequence[str] | None = None, wide: bool = False
+                     ) -> pd.DataFrame:
+        """Tidy table: subject, time (days), variable, value, unit, status.
+
+        ``variables``: only these outputs (or states, with ``include_states``), e.g.
+        ``["platelets", "tpo"]``; ``wide``: one column per variable instead (subject and
+        time as columns), ready to plot."""
         names = list(self.output_names)
         blocks = [self.outputs]
         if include_states and self.states is not None:
             names += list(self.state_names)
             blocks.append(self.states)
         values = np.concatenate(blocks, axis=2)
+        if variables is not None:
+            chosen = [variables] if isinstance(variables, str) else list(variables)
+            for name in chosen:
+                if name not in names:
+                    hint = "" if include_states or name not in self.state_names else \
+                        " (a state: pass include_states=True)"
+                    raise SimulationInputError(
+                        f"no variable {name!r}{hint}{closest(str(name), names)}; outputs: "
+                        f"{', '.join(self.output_names)}")
+            values = values[:, :, [names.index(name) for name in chosen]]
+            names = chosen
         n, m, k = values.shape
+        if wide:
+            table = pd.DataFrame(values.reshape(n * m, k), columns=names)
+            table.insert(0, "time", np.tile(self.times, n))
+            table.insert(0, "subject", np.repeat(self.subject_ids, m))
+            return table
         return pd.DataFrame({
             "subject": np.repeat(self.subject_ids, m * k),
             "time": np.tile(np.repeat(self.times, k), n),
@@ -259,10 +281,14 @@ class SimulationResult(BatchResult):
     def __getitem__(self, name: str) -> np.ndarray:
         return self.output(name)[0]
 
-    def to_dataframe(self, include_states: bool = False) -> pd.DataFrame:
-        """Tidy table: time (days), variable, value, unit."""
-        table = super().to_dataframe(include_states)
-        return table.drop(columns=["subject", "status"]).reset_index(drop=True)
+    def to_dataframe(self, include_states: bool = False,
+                     variables: Sequence[str] | None = None, wide: bool = False
+                     ) -> pd.DataFrame:
+        """Tidy table: time (days), variable, value, unit (``variables`` and ``wide``: as
+        for a batch; ``wide`` gives time and one column per variable)."""
+        table = super().to_dataframe(include_states, variables, wide)
+        drop = ["subject"] if wide else ["subject", "status"]
+        return table.drop(columns=drop).reset_index(drop=True)
 
     def to_csv(self, path: str | Path, include_states: bool = False) -> Path:
         """Write the tidy table atomically, with the provenance as JSON beside it."""

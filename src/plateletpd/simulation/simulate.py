@@ -61,14 +61,44 @@ def output_times(days: float | None = None, times: Sequence[float] | None = None
     return grid
 
 
+def with_fit(model: Model, fit: str | None) -> tuple[Model, str | None]:
+    """``model`` with the values of ``fit`` (``"default"``: its bundled fit; a bundled fit's
+    name or a fit folder) and the fit's name; ``(model, None)`` when ``fit`` is None."""
+    if fit is None:
+        return model, None
+    from plateletpd.errors import PlateletPDError
+    from plateletpd.model.library import default_fit, load_fitted_parameters
+
+    name = default_fit(model.name) if fit == "default" else fit
+    if name is None:
+        raise SimulationInputError(
+            f"fit='default': model {model.name!r} has no bundled fit; give a fit folder "
+            f"(holding params.json) or fit=None for the model file's values")
+    try:
+        fitted_model, values = load_fitted_parameters(name)
+    except PlateletPDError as error:
+        raise SimulationInputError(f"fit={fit!r}: {error}") from None
+    if fitted_model != model.name:
+        raise SimulationInputError(
+            f"fit {str(name)!r} was made with model {fitted_model!r}, not {model.name!r}; "
+            f"give that model, or fit='default' for the bundled fit of {model.name!r}")
+    return model.with_parameters(values), str(name)
+
+
+def _fit_field(name: str | None) -> dict:
+    return {} if name is None else {"fit": name}
+
+
 def simulate(model: Model | str, regimen: RegimenLike = None, *, days: float | None = None,
              times: Sequence[float] | None = None, params: Mapping[str, float] | None = None,
              covariates: Mapping[str, float] | None = None,
-             solver: Solver | None = None, keep_states: bool = True) -> SimulationResult:
+             solver: Solver | None = None, keep_states: bool = True,
+             fit: str | None = None) -> SimulationResult:
     """Simulate one subject.
 
     Args:
-        model: a :class:`Model`, a bundled model name or a model-file path.
+        model: a :class:`Model`, a bundled model name or a model-file path. Its values are
+            the model file's (literature priors) unless ``fit`` is given.
         regimen: a :class:`Regimen`, :class:`Dose`, text (``"rhTPO 300 U/kg qd d1-14"``)
             or None. Day 1 of a regimen starts at time 0.
         days / times: output duration (hourly grid) or explicit output times, in days.
@@ -77,11 +107,15 @@ def simulate(model: Model | str, regimen: RegimenLike = None, *, days: float | N
         solver: a :class:`~plateletpd.numerics.solvers.Solver` (default
             :class:`DormandPrince5`; :class:`Rosenbrock23` for stiff models).
         keep_states: also return every state's time course.
+        fit: ``"default"`` (the model's bundled fit, the values ``plateletpd simulate`` and
+            trial files with ``fit = "default"`` use), a bundled fit's name or a fit folder:
+            its fitted values replace the file's before ``params``; None (the default): the
+            model file's values. The provenance names it.
 
     A failed integration does not raise: the result's ``status`` says what happened (and a
     :class:`SimulationWarning` is issued).
     """
-    model = load_model(model)
+    model, fit_name = with_fit(load_model(model), fit)
     regimen_text = regimen.strip() if isinstance(regimen, str) else None
     regimen = as_regimen(regimen)
     grid = output_times(days, times)
@@ -95,7 +129,7 @@ def simulate(model: Model | str, regimen: RegimenLike = None, *, days: float | N
     record = provenance(model, regimen=regimen_text or str(regimen), solver=solver.describe(),
                         parameters=dict(zip(model.parameter_names, vector.tolist())),
                         covariates={k: v for k, v in covariate_values.items()
-                                    if not math.isnan(v)})
+                                    if not math.isnan(v)}, **_fit_field(fit_name))
     result = SimulationResult(**{**batch.__dict__, "provenance": record})
     if not result.ok:
         warnings.warn(f"{model.name}: {result.status_code.name}: {result.message}",
@@ -108,8 +142,12 @@ def simulate_batch(model: Model | str, regimen: RegimenLike = None, *,
                    params: Mapping[str, Any] | pd.DataFrame | None = None,
                    covariates: Mapping[str, Any] | pd.DataFrame | None = None,
                    n: int | None = None, solver: Solver | None = None,
-                   keep_states: bool = False, execution: str | None = None) -> BatchResult:
+                   keep_states: bool = False, execution: str | None = None,
+                   fit: str | None = None) -> BatchResult:
     """Simulate many subjects on one regimen, in parallel over subjects.
+
+    ``fit``: as for :func:`simulate` (``"default"``: the model's bundled fit; None: the model
+    file's values).
 
     ``params`` and ``covariates`` map names to one value per subject (arrays or DataFrame
     columns; scalars are shared). Parameters not given take the model's typical value.
@@ -121,7 +159,7 @@ def simulate_batch(model: Model | str, regimen: RegimenLike = None, *,
     :data:`plateletpd.numerics.solvers.EXECUTIONS`). The method and its tolerances are the
     solver's; this only chooses how the batch is run.
     """
-    model = load_model(model)
+    model, fit_name = with_fit(load_model(model), fit)
     regimen = as_regimen(regimen)
     grid = output_times(days, times)
     params, covariates = _columns(params), _columns(covariates)
@@ -134,7 +172,7 @@ def simulate_batch(model: Model | str, regimen: RegimenLike = None, *,
     execution = resolve_execution(solver, execution)
     batch = _integrate(model, schedule, matrix[valid], np.ascontiguousarray(amounts[valid]),
                        grid, solver, keep_states, execution=execution)
-    record = provenance(model, regimen=str(regimen),
+    record = provenance(model, regimen=str(regimen), **_fit_field(fit_name),
                         solver={**solver.describe(), "execution": execution}, n_subjects=n,
                         varied=sorted({**params, **covariates}))
     return _scatter(batch, valid, record)

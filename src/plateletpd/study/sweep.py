@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.provenance import provenance
 from plateletpd.io.schema import Document, Field, Table
-from plateletpd.study.trial import TrialSpec, one_arm_trial, run_trial, summary_columns
+from plateletpd.study.trial import (TrialSpec, load_trial_spec, one_arm_trial, run_trial,
+                                   summary_columns)
 
 
 def _values(what: str, **bounds) -> Field:
@@ -117,12 +119,45 @@ def _with_dose(treatment: tuple[str, ...], drug: str | None, amount: float,
     if index is None or not doses:
         wanted = f"no drug {drug!r}" if drug else "no treatment"
         raise PlateletPDError(f"arm {arm!r} has {wanted} whose dose could vary; its doses: "
-                              f"{', '.join(doses) or 'none'}; choose arms with --arm")
+                              f"{', '.join(doses) or 'none'}; choose arms with --arm (Python: "
+                              f"arms=[...])")
     doses[index] = re.sub(r"^(\S+)\s+\S+", lambda m: f"{m.group(1)} {amount:g}", doses[index])
     return tuple(doses)
 
 
-def run_sweep(spec: TrialSpec, grid: dict[str, list[float]], arms: Sequence[str] | None = None,
+def _checked_call(spec, grid, arms) -> tuple[TrialSpec, dict[str, list[float]], list | None]:
+    """The Python call's arguments checked as ``--grid`` and ``--arm`` are: a trial file's
+    path read, each dimension a known name with a list of numbers, one arm name a list."""
+    if isinstance(spec, (str, Path)):
+        spec = load_trial_spec(spec)
+    if not isinstance(spec, TrialSpec):
+        raise PlateletPDError(f"run_sweep expects a TrialSpec or a trial file's path, got "
+                              f"{type(spec).__name__}")
+    if not isinstance(grid, Mapping) or not grid:
+        raise PlateletPDError(f"grid must be a dict of dimension -> values, e.g. "
+                              f"{{'dose': [2.5, 5, 7.5]}}; dimensions: {', '.join(DIMENSIONS)} "
+                              f"(or 'dose:DRUG'); got {grid!r}")
+    items = []
+    for name, values in grid.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            raise PlateletPDError(f"grid[{name!r}] must be a list of numbers, e.g. "
+                                  f"{{{name!r}: [{values!r}]}}; got {values!r}")
+        values = list(values)
+        if not values or not all(isinstance(v, (int, float, np.integer, np.floating))
+                                 and not isinstance(v, bool) for v in values):
+            raise PlateletPDError(f"grid[{name!r}] must be a non-empty list of numbers; got "
+                                  f"{values!r}")
+        if str(name).split(":")[0] not in DIMENSIONS:
+            raise PlateletPDError(f"grid: unknown dimension {name!r}"
+                                  f"{closest(str(name), list(DIMENSIONS))}; dimensions: "
+                                  f"{', '.join(DIMENSIONS)} (or 'dose:DRUG')")
+        items.append(f"{name}={','.join(repr(float(v)) for v in values)}")
+    if isinstance(arms, str):
+        arms = [arms]
+    return spec, parse_grid(items), (list(arms) if arms is not None else None)
+
+
+def run_sweep(spec: TrialSpec | str | Path, grid: dict[str, list[float]], arms: Sequence[str] | None = None,
               progress: bool = False, endpoint: str | None = None, client=None,
               chunk: int | None = None) -> pd.DataFrame:
     """One row per (cell, arm) with the cell's values and the arm summary's endpoints.
@@ -131,7 +166,13 @@ def run_sweep(spec: TrialSpec, grid: dict[str, list[float]], arms: Sequence[str]
     arm has no dose to vary). ``endpoint`` is checked after the first cell, not the last.
     ``client``: a Dask client (:mod:`plateletpd.study.distributed`): every cell's patients
     run there in chunks of ``chunk``, all cells at once; the table is bit-identical.
+
+    ``spec``: a :class:`TrialSpec` or a trial file's path; ``grid``: dimension name ->
+    values, e.g. ``{"dose": [2.5, 5, 7.5]}`` or ``{"dose:rhTPO": [7500, 15000],
+    "start_delay": [0, 2]}`` (the dimensions of ``plateletpd sweep --grid``); ``arms``: arm
+    names (one name or a list).
     """
+    spec, grid, arms = _checked_call(spec, grid, arms)
     names = [a.name for a in spec.arms]
     for arm in arms or ():
         if arm not in names:
@@ -209,6 +250,9 @@ def _tidy(table: pd.DataFrame, grid: dict, spec: TrialSpec) -> pd.DataFrame:
     totals = [c for c in columns if c.startswith("mean_total_")]
     table = table.reindex(columns=columns + [c for c in table.columns if c not in columns])
     table[totals] = table[totals].fillna(0.0)
+    for column in ("screened", "enrolled"):  # counts of patients, as in a trial's summary
+        if column in table and table[column].notna().all():
+            table[column] = table[column].astype(np.int64)
     return table
 
 

@@ -92,6 +92,21 @@ class TrialSpec:
     description: str = ""
     extra: dict = field(default_factory=dict)
 
+    def patients(self, arm: int | str = 0, size: int | None = None) -> np.ndarray:
+        """The parameter vectors (one row per patient: the model's parameters, then its
+        covariates) of an arm's virtual patients, drawn as :func:`run_trial` draws them,
+        before screening; ``arm``: its index or name; ``size``: the first patients only."""
+        names = [design.name for design in self.arms]
+        if isinstance(arm, str):
+            if arm not in names:
+                raise TrialSpecError(f"no arm {arm!r}{closest(arm, names)}; arms: "
+                                     f"{', '.join(names)}")
+            arm = names.index(arm)
+        if not isinstance(arm, (int, np.integer)) or not 0 <= arm < len(names):
+            raise TrialSpecError(f"arm must be an arm's name or an index from 0 to "
+                                 f"{len(names) - 1}, got {arm!r}")
+        return _cohort(self, int(arm), size)
+
     @classmethod
     def create(cls, *, arms: list[dict], seed: int, name: str = "trial", model: str =
                "cit_marrow_reserve", population: dict | None = None,
@@ -520,6 +535,7 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
     if (response["later_day"] is None) != (response["later_at_least"] is None):
         raise fail(("response",), "a composite response needs both later_day and "
                    "later_at_least (e.g. PLT >= 75 on day 21)")
+    _check_dose_covariates(model, arms, covariates, fail)
     names = [arm.name for arm in arms]
     reference = trial["reference_arm"] or names[0]
     if reference not in names:
@@ -1018,6 +1034,33 @@ def bundled_trial(name: str) -> Path:
     return bundled_toml("trials", name, "trial", TrialSpecError)
 
 
+def _check_dose_covariates(model: Model, arms, covariates: dict, fail) -> None:
+    """Refuse a dose scaled by a covariate ("rhIL-11 25 ug/kg") that ``[population]
+    covariates`` does not give: the model's default (e.g. 65 kg) is never used to scale a
+    dose, as :func:`plateletpd.simulate` refuses it too."""
+    from plateletpd.dosing.regimens import as_regimen
+    from plateletpd.dosing.schedules import expand
+
+    for design in arms:
+        doses = [*design.treatment, *design.support, design.chemotherapy,
+                 *(rule.dose for rule in design.titrations),
+                 *([design.rescue.dose] if design.rescue else [])]
+        for text in filter(None, doses):
+            schedule = expand(as_regimen(text), model.dose_targets)
+            missing = [c for c in dict.fromkeys(schedule.scale_covariate)
+                       if c and c not in covariates]
+            if missing:
+                name = missing[0]
+                default = model.covariates[name].default if name in model.covariates else None
+                raise fail(("population", "covariates"), f"arm {design.name!r} gives "
+                           f"{text!r}, scaled by {name!r}, but [population] covariates does "
+                           f"not give {name!r}; a model's default"
+                           + (f" ({default:g})" if default is not None else "")
+                           + f" is never used to scale a dose: add covariates = {{ {name} = "
+                           f"<value> }} under [population] (the study's median, e.g. "
+                           f"{default if default is not None else 65:g})")
+
+
 def _check_doses(model: Model, design: ArmDesign) -> None:
     """Refuse unknown drugs or units now, not in the middle of a run."""
     from plateletpd.dosing.regimens import as_regimen
@@ -1056,6 +1099,13 @@ class TrialResult:
     differences: pd.DataFrame
     curves: dict  # arm -> (times since start, platelet matrix) for plots
     screening: pd.DataFrame = field(default_factory=pd.DataFrame)  # per eligibility rule
+
+    @property
+    def provenance(self) -> dict:
+        """Versions, model identity and values, seed and the trial's design
+        (:func:`trial_provenance`; what ``provenance.json`` of :func:`write_trial` holds,
+        without the run's warnings)."""
+        return trial_provenance(self.spec)
 
     def __repr__(self) -> str:
         arms = ", ".join(f"{name}: {int(row.enrolled)} enrolled, {row['response_pct']:.1f}% "
@@ -1229,12 +1279,20 @@ KEPT_TRAJECTORIES = 2000
 _BYTES_PER_PATIENT = 8.0 * 40
 
 
-def run_trial(spec: TrialSpec, progress: bool = False) -> TrialResult:
+def run_trial(spec: TrialSpec | str | Path, progress: bool = False) -> TrialResult:
     """Simulate every arm in chunks and summarise (per-patient endpoints are kept; the
     trajectories of the first :data:`KEPT_TRAJECTORIES` patients per arm feed the plots).
+    ``spec``: a :class:`TrialSpec` or a trial file's path (read by :func:`load_trial_spec`).
     The chunks are :func:`trial_chunk`, assembled by :func:`assemble_arm` and
     :func:`assemble_trial`: study/distributed.py runs the same chunks on a cluster."""
     import time
+
+    if isinstance(spec, (str, Path)):
+        spec = load_trial_spec(spec)
+    if not isinstance(spec, TrialSpec):
+        raise TrialSpecError(f"run_trial expects a TrialSpec (TrialSpec.create, "
+                             f"load_trial_spec) or a trial file's path, got "
+                             f"{type(spec).__name__}")
 
     arms = []
     relative = relative_days(spec)
@@ -1854,16 +1912,50 @@ def write_trial(result: TrialResult, folder: Path,
         for name, table, index in tables:
             atomic_write(staging / name, lambda p, t=table, i=index: t.to_csv(p, index=i))
         plots = _plots(result, staging)
-        record = provenance(spec.model, seed=spec.seed, trial=spec.path, parameters_from=
-                            spec.parameters_from, subjects_per_arm=spec.subjects_per_arm,
-                            parameters=dict(zip(spec.model.parameter_names,
-                                                [p.value for p in
-                                                 spec.model.parameters.values()])))
+        record = trial_provenance(spec)
         record["warnings"] = list(run_warnings)
         write_json(staging / "provenance.json", record)
         write_text(staging / "report.md", _report(result, record))
     return [folder / name for name in ("patients.parquet", *(t[0] for t in tables))] + \
         [folder / p.name for p in plots] + [folder / "provenance.json", folder / "report.md"]
+
+
+def trial_provenance(spec: TrialSpec) -> dict:
+    """Where a trial's result came from: versions, the model's identity and parameter
+    values, the seed, the trial file (or "trial built in code") and the design itself
+    (arms, response rule, population, enrolment), so a trial built in code can be rebuilt
+    from its record."""
+    from dataclasses import asdict
+
+    from plateletpd.population.variability import cv_of_eta_sd
+
+    return provenance(spec.model, seed=spec.seed, trial=spec.path,
+                      parameters_from=spec.parameters_from,
+                      subjects_per_arm=spec.subjects_per_arm,
+                      parameters=dict(zip(spec.model.parameter_names,
+                                          [p.value for p in spec.model.parameters.values()])),
+                      design={"follow_up_days": spec.follow_up_days,
+                              "visit_every_days": spec.visit_every_days,
+                              "reference_arm": spec.reference_arm,
+                              "covariates": dict(spec.covariates),
+                              "between_patient_cv": {
+                                  name: cv_of_eta_sd(float(np.sqrt(variance)), transform)
+                                  for name, transform, variance in zip(
+                                      spec.variability.names, spec.variability.transforms,
+                                      np.diag(spec.variability.covariance))},
+                              "response": {key: (list(value) if isinstance(value, tuple)
+                                                 else value)
+                                           for key, value in spec.response.items()},
+                              "arms": [_as_lists(asdict(design)) for design in spec.arms]})
+
+
+def _as_lists(value):
+    """Tuples as lists, through dicts and lists (what a JSON record reads back)."""
+    if isinstance(value, dict):
+        return {key: _as_lists(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_lists(item) for item in value]
+    return value
 
 
 def _with_interval(table: pd.DataFrame, name: str, digits: int) -> list[str]:
