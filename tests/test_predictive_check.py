@@ -487,3 +487,21 @@ def test_a_baseline_share_at_a_level_is_read_from_the_count_at_the_start():
     patients = pp.run_trial(replace(spec, seed=_replicate_spec(spec, 0, None)[0])).subjects
     assert first == pytest.approx(100 * np.mean(patients.head(20).platelets_at_start >= 50))
     assert result.table.reading.iloc[0] == "the count at the start of treatment (day 0) at least 50"
+
+
+def test_a_count_of_patients_is_read_as_its_share_of_n():
+    # a user test (2026-12-04): "35 of 57 had PLT >= 50 at week 10" written as statistic
+    # count (as data/cit_summary.csv's ITP rows are) was refused with "a count at a visit
+    # needs its day and a percent or proportion" though the row had its day. A count of n
+    # is its percentage: the same observed value and the same predictions as 61.4%
+    from plateletpd.study.trial import bundled_trial, load_trial_spec
+
+    spec = load_trial_spec(bundled_trial("itp_phase3"), subjects=30)
+    as_count = _row(arm="HETROM-5", endpoint="response_proportion", n="57",
+                    threshold="PLT >=50 at the week", day="56", statistic="count", value="35")
+    as_percent = {**as_count, "statistic": "percent", "value": repr(100 * 35 / 57)}
+    results = [check_trial(spec, pd.DataFrame([row]), study="s", replicates=2,
+                           arm_map={"HETROM-5": "HETROM-5"}).table
+               for row in (as_count, as_percent)]
+    assert results[0].observed.iloc[0] == pytest.approx(100 * 35 / 57)
+    pd.testing.assert_frame_equal(results[0], results[1])

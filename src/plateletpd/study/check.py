@@ -141,7 +141,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     if study not in studies:
         raise CheckError(f"no study {study!r} in {source}{closest(study, studies)}; studies "
                          f"there: {', '.join(studies)}")
-    rows = rows[rows.study == study].reset_index(drop=True)
+    rows = _counts_as_percent(rows[rows.study == study].reset_index(drop=True))
     outside = rows.iloc[:0]
     # the pairing is judged on every row of the study (a mapped arm may have no row among
     # the lines asked for)
@@ -663,6 +663,23 @@ def _delay_reader(row, course=None) -> Reader | str:
     return _reads(lambda t: float(np.mean(t[column].to_numpy(float)[np.isfinite(
         t[column].to_numpy(float))])) if np.isfinite(t[column].to_numpy(float)).any()
         else math.nan, f"mean of {column} among the patients given that cycle")
+
+
+def _counts_as_percent(rows: pd.DataFrame) -> pd.DataFrame:
+    """A proportion endpoint given as a count of patients ("35 of 57 reached PLT >= 50")
+    read as its percentage of n, as :func:`plateletpd.io.outcomes.load_outcomes` reads it
+    for a fit (every reader compares percentages or proportions)."""
+    from plateletpd.study.endpoints import ENDPOINTS
+
+    counted = rows.statistic.eq("count") & rows.endpoint.map(
+        lambda name: name in ENDPOINTS and ENDPOINTS[name].kind == "proportion") & \
+        rows.n.gt(0)
+    if counted.any():
+        rows = rows.copy()
+        rows["value"] = rows.value.astype(float)
+        rows.loc[counted, "value"] = 100.0 * rows.value[counted] / rows.n[counted]
+        rows.loc[counted, "statistic"] = "percent"
+    return rows
 
 
 def _scale(statistic: str) -> float | None:
