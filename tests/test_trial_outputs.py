@@ -313,11 +313,22 @@ def test_the_arm_table_shows_the_trials_own_response_endpoints_and_unreached_med
     result = run_trial(load_trial_spec(bundled_trial("itp_phase3"), subjects=30))
     table = arm_table(result)
     sustained = "sustained % (>= 75% of visits)"
-    assert sustained in table and "PLT>=50 on day 56 %" in table
+    assert sustained in table and "PLT>=50 on day 56 % [95% CI]" in table
     for arm, row in result.summary.iterrows():
         assert table.loc[arm, sustained].startswith(f"{row.sustained_responder_pct:.1f} [")
     assert (table["median days to PLT>=100 [95% CI]"] == "not reached").any()
     assert not table.astype(str).apply(lambda c: c.str.contains("nan")).any().any()
+    # the count at the visit has its interval too (a user test found it bare), and a
+    # median whose interval's upper end no curve reaches says so, not "-"
+    visit = table["PLT>=50 on day 56 % [95% CI]"]
+    for arm, row in result.summary.iterrows():
+        assert visit[arm] == (f"{row.plt_at_least_50_day_56_pct:.1f} "
+                              f"[{row.plt_at_least_50_day_56_pct_lower:.1f}, "
+                              f"{row.plt_at_least_50_day_56_pct_upper:.1f}]")
+    from plateletpd.study.trial import _with_interval
+
+    median = pd.DataFrame({"m": [84.0], "m_lower": [42.0], "m_upper": [np.inf]})
+    assert _with_interval(median, "m", 0) == ["84 [42, not reached]"]
     assert "transfused %" not in table   # no rescue in the ITP trial
 
 

@@ -1963,7 +1963,9 @@ def _with_interval(table: pd.DataFrame, name: str, digits: int) -> list[str]:
     def text(v, lo, hi):
         if not math.isfinite(v):  # a median no curve reaches (or nobody to estimate it)
             return "not reached"
-        ends = [("-" if not math.isfinite(e) else f"{e:.{digits}f}") for e in (lo, hi)]
+        # an interval's end no curve reaches (a Kaplan-Meier median's upper limit): said
+        ends = [("not reached" if math.isinf(e) else "-" if math.isnan(e)
+                 else f"{e:.{digits}f}") for e in (lo, hi)]
         return f"{v:.{digits}f} [{ends[0]}, {ends[1]}]"
     return [text(v, lo, hi) for v, lo, hi in
             zip(table[name], table[f"{name}_lower"], table[f"{name}_upper"])]
@@ -1999,7 +2001,8 @@ def arm_table(result: TrialResult) -> pd.DataFrame:
         columns[f"PLT>={level:g} by day {response['by_day']:g} % [95% CI]"] = \
             _with_interval(s, f"responder_at_{level:g}_pct", 1)
     for level, day, column in visit_levels(response):
-        columns[f"PLT>={level:g} on day {day:g} %"] = s[f"{column}_pct"].round(1)
+        columns[f"PLT>={level:g} on day {day:g} % [95% CI]"] = \
+            _with_interval(s, f"{column}_pct", 1)
     if response.get("loss_below") is not None:
         columns[f"median days to PLT<{response['loss_below']:g} after day "
                 f"{response['loss_from_day']:g}"] = _with_interval(s, "median_days_to_loss", 0)
