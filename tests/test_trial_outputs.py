@@ -371,3 +371,33 @@ def test_each_patient_has_the_total_of_each_drug_given_and_the_summary_its_mean(
                                5.0 * treated.dose_intensity * 56, rtol=1e-9)
     assert result.summary.loc["HETROM-5", "mean_total_hetrombopag_mg"] == pytest.approx(
         treated.total_hetrombopag_mg.mean())
+
+
+def test_a_composite_among_the_patients_without_a_flag_is_the_conditional_share():
+    # an ITP user test (2026-12-04): "of 15 non-responders on 2.5 mg at week 4, 6 of 11
+    # escalated responded at week 8 or 12" had to be computed by hand from patients.csv.
+    # among_none judges a composite among the patients without the flags: here the share
+    # at >= 50 on day 84 among those below 50 on day 28, checked against the per-patient
+    # visit flags it is made of
+    from plateletpd.errors import PlateletPDError
+
+    def spec(composite):
+        return pp.TrialSpec.create(
+            model="itp_thrombopoiesis", fit="default", seed=8, subjects_per_arm=60,
+            follow_up_days=84, visit_every_days=7,
+            population={"covariates": {"body_weight": 62, "itp_duration_months": 24}},
+            enrolment={"chemotherapy": "", "entry_below": 30, "entry_day": 0,
+                       "start_delay": 0},
+            response={"threshold": 50, "by_day": 84, "at_visits": [28, 84]},
+            arms=[{"name": "2.5 mg", "treatment": ["hetrombopag 2.5 mg"], "stop_at": False,
+                   "max_days": 84}], composite=composite)
+
+    patients = run_trial(spec([{"name": "late", "all": ["plt_at_least_50_day_84"],
+                                "among_none": ["plt_at_least_50_day_28"]}])).subjects
+    early = patients.plt_at_least_50_day_28.astype(bool)
+    assert 0 < early.sum() < len(patients)     # both groups present
+    assert patients.late[early].isna().all()   # left out: responders at week 4
+    expected = patients.plt_at_least_50_day_84[~early].astype(float)
+    pd.testing.assert_series_equal(patients.late[~early], expected, check_names=False)
+    with pytest.raises(PlateletPDError, match="did you mean 'plt_at_least_50_day_28'"):
+        spec([{"name": "late", "all": ["responder"], "among_none": ["plt_at_least_50_day_27"]}])

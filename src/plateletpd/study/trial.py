@@ -269,6 +269,11 @@ TRIAL_SCHEMA = Table({
         "among": Field("list", item=Field("text"), default=[],
                        what='a list of flags defining the patients the composite is '
                             'judged among, e.g. ["chemotherapy_resumed"]'),
+        # ... and without any of these ("among the week-4 non-responders")
+        "among_none": Field("list", item=Field("text"), default=[],
+                            what='a list of flags the patients it is judged among have none '
+                                 'of, e.g. ["plt_at_least_50_day_28"] for "among those '
+                                 'below 50 at week 4"'),
         "description": Field("text", default=""),
         # the threshold text of the data rows (response_proportion) this composite answers
         "data_threshold": Field("text", default="")}, many=True, single_ok=True),
@@ -700,8 +705,8 @@ def _course_keys(document: Document, checked: dict, arms: list) -> dict:
     flags = set(_flags(course, checked["response"]))
     composites = []
     for number, entry in enumerate(checked["composite"]):
-        unknown = [name for name in (*entry["all"], *entry["none"], *entry["among"])
-                   if name not in flags]
+        unknown = [name for name in (*entry["all"], *entry["none"], *entry["among"],
+                                     *entry["among_none"]) if name not in flags]
         if unknown:
             raise document.fail(("composite", number), f"{unknown[0]!r} is not a per-patient "
                                 f"flag{closest(unknown[0], sorted(flags))}; flags: "
@@ -1262,8 +1267,11 @@ def patient_endpoints(arm: ArmResult, response: dict, visit_every: float,
         among = np.ones(len(table), dtype=bool)
         for name in composite.get("among", ()):
             among &= flags[name].astype(bool).to_numpy()
+        for name in composite.get("among_none", ()):
+            among &= ~flags[name].astype(bool).to_numpy()
+        conditional = bool(composite.get("among") or composite.get("among_none"))
         # outside the patients it is judged among: empty (NaN), left out of its share
-        table[composite["name"]] = value if among.all() and not composite.get("among") \
+        table[composite["name"]] = value if not conditional \
             else np.where(among, value.astype(float), np.nan)
     return table
 
@@ -1859,8 +1867,14 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
                      "composite: all of " + ", ".join(composite["all"]) + (
                          " and none of " + ", ".join(composite["none"])
                          if composite["none"] else "") + (
-                         "; judged among the patients with " + ", ".join(composite["among"])
-                         + " (empty for the others)" if composite.get("among") else "")))
+                         "; judged among the patients" + (
+                             " with " + ", ".join(composite["among"])
+                             if composite.get("among") else "") + (
+                             (" and" if composite.get("among") else "") + " without any of "
+                             + ", ".join(composite["among_none"])
+                             if composite.get("among_none") else "")
+                         + " (empty for the others)"
+                         if composite.get("among") or composite.get("among_none") else "")))
     if spec is not None and spec.extra.get("subgroups"):
         groups = spec.extra["subgroups"]
         rows.append(("patients.csv", "subgroup", "", f"[subgroups] label from "
