@@ -316,3 +316,19 @@ def test_the_trial_command_prints_each_cycles_nadir_and_peak_for_a_course(tmp_pa
         values = [float(v) for v in line.split()[len(arm.split()):]]
         assert values[-1] == pytest.approx(summary.loc[arm, "mean_cycle2_peak"], abs=0.05)
         assert values[-2] == pytest.approx(summary.loc[arm, "mean_cycle2_nadir"], abs=0.05)
+
+
+def test_a_duration_row_that_states_its_level_is_read_at_it_not_at_data_level(nsclc):
+    # a user test (2026-12-04): with data_level = 100 a row "PLT <75" was read as days
+    # below 100 without a word. The row's own level comes first; data_level stands in only
+    # for a row that names none (NSCLC 2011's "not stated in abstract", above)
+    row = next(pd.DataFrame([{"study": "s", "arm": "control cycle (previous cycle)",
+                              "endpoint": "duration_thrombocytopenia_days",
+                              "threshold": "PLT <75", "day": math.nan,
+                              "statistic": "mean"}]).itertuples())
+    table = arm(nsclc, "control cycle (previous cycle)")
+    assert nsclc.spec.extra["data_levels"]["control cycle (previous cycle)"] == 100
+    reader = arm_row_reader(nsclc.spec, row, "control cycle (previous cycle)")
+    assert reader(table) == pytest.approx(table.cycle1_days_below_75.mean())
+    assert table.cycle1_days_below_75.mean() < table.cycle1_days_below_100.mean()
+    assert "cycle1_days_below_75" in reader.reading

@@ -454,7 +454,9 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
     column = {"nadir_plt": f"cycle{cycle}_nadir", "peak_plt": f"cycle{cycle}_peak",
               "plt_auc_day0_21": f"cycle{cycle}_auc_21_days"}.get(row.endpoint)
     if column is None:
-        stated = parse_threshold(row.threshold)[1] if row.threshold else None
+        # the row's own level ("PLT <75") first; the arm's data_level only for a row that
+        # states none (a user test: a "PLT <75" row was read below the arm's 100)
+        stated = below_level(row.threshold)
         stated = stated if stated is not None else level
         if stated is None:
             return (f"its threshold {str(row.threshold or '')!r} names no count level: add "
@@ -465,8 +467,20 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
                     f"{', '.join(map(str, CYCLE_LEVELS))}")
         column = f"cycle{cycle}_days_below_{int(stated)}"
     reduce = np.nanmedian if row.statistic == "median" else np.nanmean
-    return lambda t: float(reduce(t[column].to_numpy(float))) if len(t) and \
-        np.isfinite(t[column].to_numpy(float)).any() else math.nan
+    return _reads(lambda t: float(reduce(t[column].to_numpy(float))) if len(t) and
+                  np.isfinite(t[column].to_numpy(float)).any() else math.nan,
+                  f"{row.statistic} of {column} (cycle {cycle})")
+
+
+def below_level(text) -> float | None:
+    """The count level a days-below row states: ``"PLT <75"``, ``"<75"``, ``"below 75"``
+    or ``"75"`` -> 75; an empty threshold or one naming no level ("not stated in
+    abstract") -> None: the arm's ``data_level`` then, or a refusal without one."""
+    text = "" if text is None or (isinstance(text, float) and math.isnan(text)) \
+        else str(text).strip()
+    match = re.fullmatch(r"(?:PLT\s*)?(?:<=?|below|under)?\s*(\d+(?:\.\d+)?)"
+                         r"(?:\s*x?\s*10\^?9\s*/\s*L)?", text, flags=re.IGNORECASE)
+    return float(match.group(1)) if match else None
 
 
 def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | None = None,
@@ -504,9 +518,12 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
         return _cycle_nadir_reader(row, course)
     default_level = level
     low, level = parse_threshold(row.threshold) if row.threshold else (None, None)
-    if level is None and low is None and default_level is not None and endpoint in (
-            "duration_below_days", "duration_thrombocytopenia_days"):
-        level = default_level   # the arm's data_level: the study's unstated level
+    if endpoint in ("duration_below_days", "duration_thrombocytopenia_days"):
+        stated = below_level(row.threshold)   # "PLT <50": the row's own level
+        if stated is not None:
+            low, level = None, stated
+        elif level is None and low is None and default_level is not None:
+            level = default_level   # the arm's data_level: the study's unstated level
     sustained = re.fullmatch(r"(?:PLT\s*)?>=\s*([\d.]+)\s+at\s*>=\s*([\d.]+)\s*%\s+of\s+"
                              r"(?:the\s+)?(?:\w+\s+)?(?:visits|assessments)",
                              str(row.threshold or "").strip())
