@@ -401,3 +401,33 @@ def test_a_composite_among_the_patients_without_a_flag_is_the_conditional_share(
     pd.testing.assert_series_equal(patients.late[~early], expected, check_names=False)
     with pytest.raises(PlateletPDError, match="did you mean 'plt_at_least_50_day_28'"):
         spec([{"name": "late", "all": ["responder"], "among_none": ["plt_at_least_50_day_27"]}])
+
+
+def test_time_from_50_to_100_on_a_constructed_course():
+    # a user test (2026-12-04): the README lists "from <=50 to >=100" as a time a fit
+    # reads, and a GI-cancer rhIL-11 study reports it (8.9 against 12.9 days), but a trial
+    # had no such column, so check refused the row. A V-shaped course: 120 on day 0 falling
+    # 10 a day to 20 on day 10, then rising 10 a day: <= 50 from day 7, >= 100 on day 18
+    from plateletpd.study.endpoints import ENDPOINTS, Courses
+
+    times = np.arange(0, 30 * 24 + 1) / 24
+    counts = np.where(times <= 10, 120 - 10 * times, 20 + 10 * (times - 10))
+    never = np.full_like(times, 80.0)         # never <= 50: no value
+    late = np.where(times <= 10, 120 - 10 * times, 20 + 1 * (times - 10))  # not back by 30
+    courses = Courses(times, np.vstack([counts, never, late]), np.array([5.0, 5.0, 5.0]))
+    values = ENDPOINTS["days_from_50_to_100"].values(courses)
+    assert values[0] == pytest.approx(18 - 7)
+    assert np.isnan(values[1])
+    assert values[2] == pytest.approx(30 - 7)   # counted to the end, as a fit reads it
+    # and check reads a "from <=50 to >=100" row from it
+    from plateletpd.study.check import row_reader
+
+    row = next(pd.DataFrame([{"study": "s", "arm": "a", "endpoint": "time_to_threshold_days",
+                              "threshold": "from <=50 to >=100", "day": math.nan,
+                              "statistic": "mean"}]).itertuples())
+    reader = row_reader(row, {"threshold": 100, "by_day": 14})
+    table = pd.DataFrame({"days_from_50_to_100": values})
+    assert reader(table) == pytest.approx(np.nanmean(values))
+    other = next(pd.DataFrame([{**row._asdict(), "threshold": "from <=20 to >=100"}]
+                              ).itertuples())
+    assert "the trial times from <=50 to >=100" in row_reader(other, {"threshold": 100})

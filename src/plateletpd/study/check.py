@@ -641,9 +641,12 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
         return (f"days below {level:g} (the arm's data_level) over the whole follow-up: "
                 f"outside a data_cycle arm the trial counts days below 20 or 50; set "
                 f"data_level = 50, or read the row from a cycle with data_cycle")
+    if column is None and endpoint == "time_to_threshold_days" and low is not None:
+        return (f"a time from <={low:g} to >={level:g}: the trial times from <=50 to >=100 "
+                f"(days_from_50_to_100) and from day 0 to 50, 75 or 100 (days_to_*)")
     if column is None:
         return "the trial's patient table has no such endpoint"
-    if endpoint == "time_to_threshold_days" and statistic == "median":
+    if endpoint == "time_to_threshold_days" and statistic == "median" and low is None:
         level = int(level)
         return _reads(lambda t: kaplan_meier(t[f"days_to_{level}"],
                                              t[f"reached_{level}"]).median(),
@@ -852,6 +855,8 @@ def _column(endpoint: str, low, level, day) -> str | None:
     """The patient-table column answering an endpoint at a threshold or day, if any."""
     if endpoint == "time_to_threshold_days" and low is None and level in RECOVERY_LEVELS:
         return f"days_to_{int(level)}"
+    if endpoint == "time_to_threshold_days" and (low, level) == (50, 100):
+        return "days_from_50_to_100"
     if endpoint in ("duration_below_days", "duration_thrombocytopenia_days") and \
             level in (20, 50):
         return f"days_below_{int(level)}"

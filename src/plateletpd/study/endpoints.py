@@ -609,6 +609,26 @@ def _days_to(level: float) -> Definition:
     return days
 
 
+def _from_50_to_100(c: Courses) -> np.ndarray:
+    """Days from the first count at or below 50 in the cycle (the treated cycle on a
+    course; before day 0 too) to the first count at or above 100 after it and after the
+    nadir, on the hourly grid; a patient not back at 100 within the cycle and the
+    follow-up counts to their end (as a fit reads "from <=50 to >=100"); NaN for one never
+    at or below 50."""
+    below = c.within_cycle(c.counts <= 50.0)
+    down = c.times[np.argmax(below, axis=1)]
+    nadir = c.times[np.argmin(c.cycle_counts(np.inf), axis=1)]
+    end = np.full(len(c.counts), c.times[-1])
+    if c.follow_up is not None:
+        end = np.minimum(end, c.day0 + c.follow_up)
+    if c.cycle_window is not None:
+        end = np.minimum(end, c.cycle_window[1])
+    up = c.within_cycle(c.after(np.maximum(down, nadir)) & (c.counts >= 100.0)) & \
+        (c.times[None, :] <= end[:, None])
+    reached = np.where(up.any(axis=1), c.times[np.argmax(up, axis=1)], end)
+    return np.where(below.any(axis=1), reached - down, np.nan)
+
+
 _TRIAL = [
     ("enrolment_day", _DAYS, "day of the cycle the count crossed below entry_below", "time",
      lambda c: c.arm.entry_time, None),
@@ -653,6 +673,12 @@ _TRIAL = [
      "a chemotherapy course the treated cycle, as nadir)", "time", _days_below(20), "mean"),
     ("days_below_50", _DAYS, "days with the count below 50 over the cycle (hourly grid; on "
      "a chemotherapy course the treated cycle, as nadir)", "time", _days_below(50), "mean"),
+    # "time from <=50 to >=100" (a published recovery time: the GI-cancer rhIL-11 study
+    # a user test wrote, 8.9 against 12.9 days)
+    ("days_from_50_to_100", _DAYS, "days from the first count <= 50 in the cycle (before day "
+     "0 too; on a course the treated cycle) to the first count >= 100 after it and its "
+     "nadir (hourly grid; not back at 100: counted to the end of the cycle or follow-up; "
+     "NaN if never <= 50)", "time", _from_50_to_100, "mean"),
     ("plt_day_7", _COUNT, "count 7 days after the start of treatment (NaN if "
      "follow-up ends earlier)", "count",
      lambda c: c.measured(7), "mean"),

@@ -1596,9 +1596,13 @@ def _summarise(name: str, table: pd.DataFrame, screened: int, invalid: int,
     row["transfused_pct"] = 100 * float(np.mean(table.transfusions > 0)) if n else math.nan
     row["titrated_pct"] = 100 * float(np.mean(table.titrated)) if n else math.nan
     for column in (e.name for e in trial_endpoints() if e.summary == "mean"):
-        values = table[column].to_numpy()
-        mean = float(np.mean(values)) if n else math.nan
-        half = Z95 * float(np.std(values, ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+        # over the patients with a value (a count after a short follow-up, a time from
+        # <= 50 for a patient never that low: empty)
+        values = table[column].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        mean = float(np.mean(values)) if values.size else math.nan
+        half = Z95 * float(np.std(values, ddof=1)) / math.sqrt(values.size) \
+            if values.size > 1 else math.nan
         row.update(_estimate(f"mean_{column}", mean, mean - half, mean + half))
     for column, kind in _course_summary(spec):
         values = table[column].to_numpy(dtype=float)
@@ -1680,7 +1684,8 @@ def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]
                 ("titrated_pct", "%", "patients whose dose a titration rule changed")]
     for endpoint in (e for e in trial_endpoints() if e.summary == "mean"):
         columns += estimate(f"mean_{endpoint.name}", endpoint.unit or endpoint.kind,
-                            f"mean of {endpoint.name}: {endpoint.description}", "normal")
+                            f"mean of {endpoint.name} over the patients with a value: "
+                            f"{endpoint.description}", "normal")
     described = {name: text for name, _, text in (course_columns(
         spec.extra["course"].cycles) if spec is not None and spec.extra.get("course") else [])}
     described.update({column: f"PLT >= {level:g} at the visit of day {day:g}"
