@@ -37,7 +37,11 @@ def test_check_of_the_bundled_yuan_trial_against_its_rows(tmp_path, capsys):
     # virtual studies of the published size where enough patients enrolled (n 37, 36)
     assert table.virtual_n.iloc[1] == 37 and table.virtual_n.iloc[2] == 36
     assert (out / "check.png").is_file() and (out / "manifest.json").is_file()
-    assert "hetrombopag+rhTPO" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "hetrombopag+rhTPO" in printed
+    # how each row was read is printed, as check.csv's reading column says it
+    for line, reading in zip(table.line, table.reading):
+        assert f"  line {line}: {reading}" in printed
 
 
 def test_an_unknown_study_exits_2_with_a_clear_message(capsys):

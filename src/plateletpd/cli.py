@@ -430,6 +430,10 @@ def command_check(args) -> int:
     print(table[["line", "arm", "trial_arm", "endpoint", "threshold", "day", "statistic", "n",
                  "virtual_n", "observed", "predicted", "interval", "inside"]].to_string(
         index=False, float_format=lambda v: f"{v:.4g}"))
+    # how each row was read (check.csv's reading column): a user test looked for it here
+    print("how each row was read:")
+    for line, reading in zip(result.table.line, result.table.reading):
+        print(f"  line {line}: {reading}")
     if args.out:
         paths = write_check(result, Path(args.out))
         print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
