@@ -509,3 +509,37 @@ def test_a_count_of_patients_is_read_as_its_share_of_n():
                for row in (as_count, as_percent)]
     assert results[0].observed.iloc[0] == pytest.approx(100 * 35 / 57)
     pd.testing.assert_frame_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("measurement_error", [False, True])
+def test_an_arm_no_row_reads_is_not_simulated_and_the_others_keep_their_patients(
+        monkeypatch, measurement_error):
+    # an ITP user test (2026-12-04): --only-mapped-arms still simulated the unmapped arm
+    # (4 min against 1.5 min). Now only the arms the rows read run, each with the random
+    # streams of its position in the file, so the table is the one the whole trial gives.
+    # The unmapped arm comes first: the mapped one is the file's second
+    import plateletpd.study.check as check
+
+    data = pd.DataFrame([_row(endpoint="nadir_plt"),
+                         _row(endpoint="response_proportion", statistic="percent",
+                              value="60", threshold="", n="20")])
+    spec = pp.TrialSpec.create(seed=7, subjects_per_arm=30, arms=[
+        {"name": "other", "data_arm": "placebo"},
+        {"name": "untreated", "data_arm": "control"}], response={"threshold": 100,
+                                                                 "by_day": 14},
+        population={"cv": {"chemotherapy_sensitivity": 0.3},
+                    "covariates": {"body_weight": 65}}, measurement_error=measurement_error)
+    simulated = []
+    original = check.replicate_trials
+
+    def recording(spec, *args, **kwargs):
+        simulated.append([design.name for design in spec.arms])
+        return original(spec, *args, **kwargs)
+    monkeypatch.setattr(check, "replicate_trials", recording)
+    kept = check_trial(spec, data, study="s", replicates=2, only_mapped=True)
+    assert simulated[-1] == ["untreated"]
+    monkeypatch.setattr(check, "with_arms", lambda spec, names: spec)  # the old way
+    whole = check_trial(spec, data, study="s", replicates=2, only_mapped=True)
+    assert simulated[-1] == ["other", "untreated"]
+    pd.testing.assert_frame_equal(kept.table, whole.table)
+    pd.testing.assert_frame_equal(kept.replicates, whole.replicates)

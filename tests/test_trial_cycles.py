@@ -11,6 +11,7 @@ are the source of every design number (cycle length, levels); they cite their ow
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import plateletpd as pp
@@ -714,3 +715,18 @@ def test_a_treatment_stopped_at_the_next_cycle_gives_no_dose_from_that_day(tmp_p
     path.write_text(text)
     with pytest.raises(TrialSpecError, match="stop_at_next_cycle.*needs a \\[chemotherapy\\]"):
         load_trial_spec(path)
+
+
+def test_an_arm_run_without_the_others_keeps_its_patients_course_and_exposures():
+    # plateletpd check runs only the arms its rows read (study.trial.with_arms); on a
+    # course with between-cycle variability (Soff 2019's file: CV 30%, Hansson 2010) the
+    # second arm run alone must be the same patients, exposures and outcomes, row for row
+    from plateletpd.study.trial import bundled_trial, load_trial_spec, run_trial, with_arms
+
+    spec = load_trial_spec(bundled_trial("soff2019_romiplostim"), subjects=300)
+    assert spec.extra["between_cycle_cv"] > 0 and spec.arms[1].name == "romiplostim"
+    whole = run_trial(spec).subjects
+    alone = run_trial(with_arms(spec, ["romiplostim"])).subjects
+    expected = whole[whole.arm == "romiplostim"].reset_index(drop=True)
+    assert len(expected) > 0
+    pd.testing.assert_frame_equal(alone.reset_index(drop=True), expected)

@@ -1134,6 +1134,26 @@ def _arm_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
+def arm_stream(spec: TrialSpec, index: int) -> int:
+    """The random streams of arm ``index`` (its patients, measurements, cycle exposures):
+    its position in the trial file, also when a check runs only some of the arms
+    (``extra["arm_streams"]``: each kept arm's position), so those arms draw the same
+    patients as in the whole trial."""
+    streams = spec.extra.get("arm_streams")
+    return index if streams is None else int(streams[index])
+
+
+def with_arms(spec: TrialSpec, names) -> TrialSpec:
+    """``spec`` with only the arms named (in the file's order), each keeping its random
+    streams (:func:`arm_stream`): the same patients as in the whole trial."""
+    kept = [i for i, design in enumerate(spec.arms) if design.name in set(names)]
+    arms = tuple(spec.arms[i] for i in kept)
+    reference = spec.reference_arm if spec.reference_arm in {a.name for a in arms} \
+        else arms[0].name
+    return replace(spec, arms=arms, reference_arm=reference, extra={
+        **spec.extra, "arm_streams": tuple(arm_stream(spec, i) for i in kept)})
+
+
 def patient(spec: TrialSpec, arm: str, index: int) -> tuple[dict, ArmResult]:
     """Re-simulate patient ``index`` of ``arm`` alone: (its parameter values, its course).
 
@@ -1190,7 +1210,8 @@ def _observer(spec: TrialSpec, index: int, patients: np.ndarray):
         return None
     error = spec.model.observation[PLATELETS]
     hours = int(math.ceil(spec.follow_up_days * 24)) + 1
-    draws = np.array([np.random.default_rng([spec.seed, index, int(patient), 1])
+    draws = np.array([np.random.default_rng([spec.seed, arm_stream(spec, index),
+                                             int(patient), 1])
                       .standard_normal((hours, 2)) for patient in patients]
                      ).reshape(len(patients), hours, 2)
 
@@ -1209,10 +1230,10 @@ def _cohort(spec: TrialSpec, index: int, size: int | None = None) -> np.ndarray:
     """The first ``size`` (default all) patients of arm ``index``, drawn in patient order."""
     base = spec.model.parameter_vector({}, dict(spec.covariates))
     size = spec.subjects_per_arm if size is None else size
-    if spec.extra.get("design") == "paired":
-        index = 0  # the same patients in every arm
-    eta = spec.variability.eta(size, _arm_seed(spec.seed, index)) if spec.variability.names \
-        else np.zeros((size, 0))
+    # the same patients in every arm of a paired design: the first arm's stream
+    stream = 0 if spec.extra.get("design") == "paired" else arm_stream(spec, index)
+    eta = spec.variability.eta(size, _arm_seed(spec.seed, stream)) \
+        if spec.variability.names else np.zeros((size, 0))
     return cohort_matrix(spec.model, base, spec.variability, eta)
 
 
@@ -1447,7 +1468,7 @@ def _check_observer(spec: TrialSpec, index: int, patients: np.ndarray):
     and patient index (the same draw for the screening and the treated course)."""
     error = spec.model.observation[PLATELETS]
     course = spec.extra["course"]
-    arm = 0 if spec.extra.get("design") == "paired" else index
+    arm = 0 if spec.extra.get("design") == "paired" else arm_stream(spec, index)
     draws = np.array([np.random.default_rng([spec.seed, arm, int(patient), 3])
                       .standard_normal((course.cycles, course.checks.size, 2))
                       for patient in patients]).reshape(len(patients), course.cycles,
@@ -1468,7 +1489,7 @@ def _exposure(spec: TrialSpec, index: int, patients: np.ndarray) -> np.ndarray |
     cv = spec.extra.get("between_cycle_cv", 0.0)
     if not cv:
         return None
-    arm = 0 if spec.extra.get("design") == "paired" else index
+    arm = 0 if spec.extra.get("design") == "paired" else arm_stream(spec, index)
     omega = math.sqrt(math.log1p(cv * cv))
     cycles = spec.extra["course"].cycles
     return np.exp(omega * np.array([
