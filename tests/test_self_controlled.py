@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import plateletpd as pp
+
 from helpers import assert_named, changed
 from plateletpd.study.check import arm_row_reader, check_trial
 from plateletpd.study.cycles import ChemotherapyCourse, CourseResult
@@ -332,3 +334,34 @@ def test_a_duration_row_that_states_its_level_is_read_at_it_not_at_data_level(ns
     assert reader(table) == pytest.approx(table.cycle1_days_below_75.mean())
     assert table.cycle1_days_below_75.mean() < table.cycle1_days_below_100.mean()
     assert "cycle1_days_below_75" in reader.reading
+
+
+def test_one_arm_read_for_two_cycles_equals_the_paired_arms(tmp_path):
+    # a user test (2026-12-04): a self-controlled study whose drug is given in both cycles
+    # needed two identical arms (one per data_cycle), simulated twice. data_cycles reads
+    # one arm's data arms from their own cycles. NSCLC 2011's design as one arm with the
+    # rhTPO support in cycle 2: its cycle 1 is the paired file's control arm (the same
+    # patients, nothing given before cycle 2), its cycle 2 the rhTPO arm, so the check's
+    # table is the paired file's, row for row
+    text = NSCLC.read_text()
+    start = text.index("[[arms]]\nname = \"control cycle (previous cycle)\"")
+    end = text.index("[[arms]]\nname = \"prophylactic rhTPO cycle\"")
+    one = (text[:start] + text[end:]).replace(
+        'reference_arm = "control cycle (previous cycle)"', "").replace(
+        'data_arm = "prophylactic rhTPO cycle"\ndata_cycle = 2',
+        'data_arm = ["control cycle (previous cycle)", "prophylactic rhTPO cycle"]\n'
+        'data_cycles = { "control cycle (previous cycle)" = 1, "prophylactic rhTPO cycle" = 2 }')
+    assert one.splitlines().count("[[arms]]") == 1 and "data_cycles" in one
+    path = tmp_path / "one_arm.toml"
+    path.write_text(one)
+    data = ROOT / "data" / "cit_summary.csv"
+    paired = check_trial(load_trial_spec(NSCLC, subjects=150), data, replicates=2).table
+    single = check_trial(load_trial_spec(path, subjects=150), data, replicates=2).table
+    columns = ["line", "arm", "observed", "predicted", "interval_low", "interval_high",
+               "virtual_n"]
+    pd.testing.assert_frame_equal(single[columns].sort_values("line").reset_index(drop=True),
+                                  paired[columns].sort_values("line").reset_index(drop=True))
+    bad = one.replace('"prophylactic rhTPO cycle" = 2 }', '"prophylactic rhTPO" = 2 }')
+    path.write_text(bad)
+    with pytest.raises(pp.PlateletPDError, match="data_cycles names 'prophylactic rhTPO'"):
+        load_trial_spec(path)

@@ -57,7 +57,8 @@ from plateletpd.study.cycles import CYCLE_LEVELS
 from plateletpd.study.endpoints import (RECOVERY_LEVELS, IncidenceEvent, parse_cycles,
                                         parse_incidence, parse_threshold)
 from plateletpd.study.statistics import kaplan_meier
-from plateletpd.study.trial import TrialSpec, visit_count_days, visit_levels, with_arms
+from plateletpd.study.trial import (TrialSpec, data_cycle, visit_count_days, visit_levels,
+                                   with_arms)
 from plateletpd.study.uncertainty import (
     PERCENTILES,
     TrialUncertainty,
@@ -197,7 +198,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         subjects = result.subjects
         for index, row in rows.iterrows():
             arm = subjects[subjects.arm == mapping[row.arm]]
-            cycle = spec.extra.get("data_cycles", {}).get(mapping[row.arm])
+            cycle = data_cycle(spec, mapping[row.arm], row.arm)
             if cycle is not None and f"cycle{cycle}_day" in arm:
                 # a row about one cycle of a self-controlled study describes the patients
                 # given that cycle: its virtual study is the first n of them
@@ -411,7 +412,7 @@ def arm_row_reader(spec: TrialSpec, row, trial_arm: str) -> Reader | str:
     trial arms use."""
     return row_reader(row, spec.response, spec.extra.get("course"),
                       spec.extra.get("composites", ()),
-                      cycle=spec.extra.get("data_cycles", {}).get(trial_arm),
+                      cycle=data_cycle(spec, trial_arm, getattr(row, "arm", None)),
                       level=spec.extra.get("data_levels", {}).get(trial_arm))
 
 

@@ -343,6 +343,9 @@ TRIAL_SCHEMA = Table({
         # a self-controlled study's "control cycle (previous cycle)": the data arm's rows
         # describe cycle N of the course (its nadir, days below a level, AUC day 0-21)
         "data_cycle": Field(whole=True, what="a cycle number, e.g. 1"),
+        # one arm standing for several data arms of a self-controlled study, each read from
+        # its own cycle: { "treatment period" = 1, "prevention period" = 2 }
+        "data_cycles": number_table(low=1),
         "data_level": Field(unit="10^9/L",
                             what="50, 75 or 100: the count level of the data arm's "
                                  "duration rows whose threshold names none"),
@@ -637,7 +640,20 @@ def _uncertainty_keys(checked: dict, fit: str) -> dict:
             "data_cycles": {arm["name"]: int(arm["data_cycle"]) for arm in checked["arms"]
                             if arm["data_cycle"] is not None},
             "data_levels": {arm["name"]: float(arm["data_level"]) for arm in checked["arms"]
-                            if arm["data_level"] is not None}}
+                            if arm["data_level"] is not None},
+            # trial arm -> {data arm: its cycle} (data_cycles)
+            "data_cycles_by_arm": {arm["name"]: {name: int(cycle) for name, cycle in
+                                                 arm["data_cycles"].items()}
+                                   for arm in checked["arms"] if arm["data_cycles"]}}
+
+
+def data_cycle(spec: TrialSpec, trial_arm: str, data_arm: str | None = None) -> int | None:
+    """The cycle a data arm's rows describe when read from ``trial_arm``: its own entry of
+    the arm's ``data_cycles``, else the arm's ``data_cycle``; None: not one cycle's."""
+    own = spec.extra.get("data_cycles_by_arm", {}).get(trial_arm, {})
+    if data_arm in own:
+        return own[data_arm]
+    return spec.extra.get("data_cycles", {}).get(trial_arm)
 
 
 def _course_of(document: Document, checked: dict) -> ChemotherapyCourse | None:
@@ -992,6 +1008,30 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
         raise document.fail((*where, "support"), f"arm {entry['name']!r}: support doses go "
                             f"with chemotherapy cycles; add a [chemotherapy] table (regimen, "
                             f"cycle_days, cycles) or give the doses as treatment")
+    if entry["data_cycles"]:
+        names = entry["data_arm"] if isinstance(entry["data_arm"], (list, tuple)) else \
+            [] if entry["data_arm"] is None else [entry["data_arm"]]
+        problems = []
+        if entry["data_cycle"] is not None:
+            problems.append("give data_cycle (one cycle for every data arm) or data_cycles "
+                            "(a cycle per data arm), not both")
+        unknown = [name for name in entry["data_cycles"] if name not in names]
+        if unknown:
+            problems.append(f"data_cycles names {unknown[0]!r}, which is not one of the "
+                            f"arm's data_arm ({', '.join(map(repr, names)) or 'none'}); list "
+                            f"it in data_arm too")
+        bad = [c for c in entry["data_cycles"].values() if c != int(c)]
+        if bad:
+            problems.append(f"a cycle is a whole number, got {bad[0]:g}")
+        if course is None:
+            problems.append("data_cycles reads rows from cycles of a chemotherapy course; "
+                            "add a [chemotherapy] table")
+        elif max(entry["data_cycles"].values()) > course.cycles:
+            problems.append(f"a cycle after the last ([chemotherapy] cycles = "
+                            f"{course.cycles})")
+        if problems:
+            raise document.fail((*where, "data_cycles"), f"arm {entry['name']!r}: "
+                                + "; ".join(problems))
     if entry["data_cycle"] is not None and course is None:
         raise document.fail((*where, "data_cycle"), f"arm {entry['name']!r}: data_cycle "
                             f"reads the data rows from one cycle of a chemotherapy course; "
