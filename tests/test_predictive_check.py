@@ -543,3 +543,21 @@ def test_an_arm_no_row_reads_is_not_simulated_and_the_others_keep_their_patients
     assert simulated[-1] == ["other", "untreated"]
     pd.testing.assert_frame_equal(kept.table, whole.table)
     pd.testing.assert_frame_equal(kept.replicates, whole.replicates)
+
+
+def test_the_note_on_short_virtual_studies_says_how_many_and_what_to_do():
+    # a CIT user test (2026-12-04) could not read "virtual studies of 20-58 (smallest-
+    # median) patients ... (raise --n)". A study of 10,000 cannot be reached from 20
+    # screened (recruiting stops at 8 times --n): the note says how many replicates were
+    # short, the smallest and median sizes, and the limit
+    from plateletpd.study.check import RECRUIT_LIMIT
+
+    data = pd.DataFrame([_row(arm="untreated", n="10000")])
+    result = check_trial(_mild_trial(5.0), data, study="s", replicates=2,
+                         arm_map={"untreated": "untreated"})
+    note = next(note for note in result.notes if note.startswith("virtual studies smaller"))
+    size = int(result.table.virtual_n.iloc[0])
+    assert size < 10000
+    assert f"untreated (n 10000): 2 of 2 replicates enrolled fewer, the smallest {size} " \
+        f"patients" in note
+    assert f"screened up to {RECRUIT_LIMIT} times --n" in note

@@ -263,11 +263,14 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
             counts = every_size[r.Index, ran]
             spread.setdefault(r.arm, (r.n, counts.min(), float(np.median(counts)),
                                       int(np.sum(counts < r.n))))
-        notes.append("fewer virtual patients than the study had in some replicates (raise "
-                     "--n): " + "; ".join(
-                         f"{arm}: n {n:g}, virtual studies of {low}-{median:g} (smallest-"
-                         f"median) patients, {few} of {int(ran.sum())} replicates short"
-                         for arm, (n, low, median, few) in spread.items()))
+        notes.append("virtual studies smaller than the published one: " + "; ".join(
+            f"{arm} (n {n:g}): {few} of {int(ran.sum())} replicates enrolled fewer, the "
+            f"smallest {low} patients (median {median:g})"
+            for arm, (n, low, median, few) in spread.items())
+            + f"; each screened up to {RECRUIT_LIMIT} times --n before it stopped; raise --n "
+              "(screened per "
+              "arm) when the design enrols few; with parameters drawn from the fit a "
+              "mild virtual study may enrol few at any --n")
     for row, missing in zip(rows.itertuples(), unobserved):
         if missing:
             notes.append(f"line {row.line} ({row.arm}, {row.endpoint} day {row.day:g}): "
