@@ -279,7 +279,8 @@ def sweep_dictionary(grid: dict, spec: TrialSpec | None = None) -> pd.DataFrame:
     """Every column of ``sweep.csv``: column, unit, description (``data_dictionary.csv``);
     with the swept trial's ``spec``, its course and composite columns too."""
     rows = [(name, *DIMENSION_TEXT[name.split(":")[0]]) for name in grid]
-    rows += [("arm", "", "the arm's name ([[arms]] name)"),
+    rows += [("arm", "", "the arm's name ([[arms]] name, as written in the trial; the cell's "
+                         "own doses are in regimen)"),
              ("regimen", "", "the cell's treatment doses (given each treatment day)"),
              *summary_columns(spec)]
     return pd.DataFrame(rows, columns=["column", "unit", "description"])
