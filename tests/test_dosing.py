@@ -27,6 +27,7 @@ from plateletpd.dosing.schedules import EventSchedule, expand
 
 from plateletpd.dosing.event_tables import read_event_table, to_event_table, write_event_table
 from plateletpd.errors import RegimenError
+import plateletpd as pp
 
 RHTPO_UNITS_PER_MG = 280_000  # rhTPO specific activity, manufacturer data via parameters.md
 BODY_WEIGHT = 70.0  # kg, a made-up test subject
@@ -425,3 +426,29 @@ def test_event_schedule_equality_and_read_only_arrays():
     assert schedule == expand(str(REGIMEN), TARGETS)
     assert isinstance(schedule, EventSchedule) and not schedule.time.flags.writeable
     assert math.isclose(schedule.amount_per_scale[schedule.drug.index("rhTPO")], 300 / 280)  # U/kg -> ug/kg
+
+
+def test_a_dose_a_unit_slip_away_from_the_label_warns_and_a_dose_finding_one_does_not():
+    # a Python-API user test (2026-12-04): "hetrombopag 7.5 g qd" (1,000 times the CIT
+    # dose) and "rhTPO 15000 mg" simulated without a word. The largest labelled doses
+    # (plateletpd.dosing.usual_doses, with their sources) judge each single dose in the same
+    # kind of unit; more than 10 times is questioned, a tenfold exploration is not
+    import warnings
+
+    from plateletpd.dosing.usual_doses import ImplausibleDoseWarning
+
+    model = pp.load_model("cit_marrow_reserve")
+
+    def questioned(text):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            expand(text, model.dose_targets)
+        return [str(w.message) for w in caught if issubclass(w.category,
+                                                             ImplausibleDoseWarning)]
+    slip = questioned("hetrombopag 7.5 g qd d1-14")
+    assert len(slip) == 1 and "500 times the largest labelled dose (15 mg" in slip[0]
+    assert questioned("rhTPO 15000 mg d1") and questioned("romiplostim 250 ug/kg d1")
+    assert questioned("hetrombopag 75 mg qd d1-14") == []      # 5 times: explored in tests
+    assert questioned("rhTPO 150000 U d1") == []                # 10 times: not beyond
+    assert questioned("rhIL-11 3 mg d1") == []                  # absolute against per kg
+    assert questioned("rhTPO 300 U/kg d1") == []

@@ -161,6 +161,29 @@ def _check_infusion_overlap(events: list[tuple], targets: Sequence[DoseTarget]) 
             running[state] = (time + duration, time, label)
 
 
+def _question_size(target: DoseTarget, dose: Dose, amount: float, covariate: str | None,
+                   label: str) -> None:
+    """Warn about a dose far above its drug's largest labelled one, in the same kind of unit
+    (:mod:`plateletpd.dosing.usual_doses`)."""
+    import warnings
+
+    from plateletpd.dosing.usual_doses import (LABELLED_MAXIMA, PLAUSIBLE_FACTOR,
+                                               ImplausibleDoseWarning)
+
+    for maximum, unit, source in LABELLED_MAXIMA.get(target.name.lower(), ()):
+        try:
+            factor, per = target.conversion(unit)
+        except RegimenError:  # a unit this model's target cannot take: not comparable
+            continue
+        if per == covariate and amount > PLAUSIBLE_FACTOR * maximum * factor:
+            warnings.warn(
+                f"{label}: {dose.amount:g} {dose.unit} of {target.name} is "
+                f"{amount / (maximum * factor):.0f} times the largest labelled dose "
+                f"({maximum:g} {unit}: {source}); check the unit (mg, not g?). It is "
+                f"simulated as written", ImplausibleDoseWarning, stacklevel=4)
+            return
+
+
 def expand(regimen: Regimen | Dose | str, targets: Sequence[DoseTarget],
            covariates: Mapping[str, float | np.ndarray] | None = None) -> EventSchedule:
     """Turn a regimen into the dose events of a model with the given dose targets.
@@ -203,6 +226,7 @@ def expand(regimen: Regimen | Dose | str, targets: Sequence[DoseTarget],
             factor, covariate = target.conversion(dose.unit)
         except RegimenError as error:
             raise RegimenError(f"{label}: {error}") from None
+        _question_size(target, dose, dose.amount * factor, covariate, label)
         events += [(t, index, target.state_index, dose.amount * factor, covariate or "", dose.duration,
                     target.name, label) for t in dose.times]
     events.sort(key=lambda event: event[0])
