@@ -797,3 +797,52 @@ endpoints = ["response_proportion"]
     config.write_text(config.read_text().replace('base = "default"', 'base = "nofit"'))
     with pytest.raises(FitConfigError, match=r"\[fit\] base"):
         load_fit_config(config)
+
+
+def test_a_trial_on_a_fit_folder_runs_the_model_and_patients_the_fit_was_made_with(tmp_path):
+    # a fitting user test (2026-12-04): a trial naming its fit folder (fit = "fit_out")
+    # ran every arm alike ("[population] cv is absent and the fit gives none": the folder
+    # kept no config.toml) and, with a copied one, the model file's values for every
+    # parameter the fit took from its base fit (tpo_ec50 700 against 520, ...): about 10
+    # points off. The folder now keeps the configuration and every model value
+    from plateletpd.inference.fitting import run_fit
+    from plateletpd.model.library import fit_population, load_fitted_parameters
+    from plateletpd.study.trial import TrialSpec
+
+    config = tmp_path / "config.toml"
+    config.write_text("""
+[fit]
+model = "cit_marrow_reserve"
+data = "bundled"
+base = "default"
+seed = 1
+subjects = 10
+
+[population]
+cv = { chemotherapy_sensitivity = 0.30, platelets_baseline = 0.17 }
+
+[parameters]
+het_ec50 = { vary = true }
+
+[[arms]]
+study = "yuan2025"
+arm = "hetrombopag"
+treatment = ["hetrombopag 7.5 mg"]
+endpoints = ["response_proportion"]
+""")
+    problem, result, _ = run_fit(config, out=tmp_path / "fit", verbose=False,
+                                 max_evaluations=3)
+    model_name, values = load_fitted_parameters(tmp_path / "fit")
+    _, bundled = load_fitted_parameters("cit_marrow_reserve_calibration")
+    assert model_name == "cit_marrow_reserve"
+    assert values["het_ec50"] == pytest.approx(result.params["het_ec50"].value)
+    for name in ("tpo_ec50", "reserve_cycling_fraction", "il11_emax_production"):
+        assert values[name] == pytest.approx(bundled[name])  # the base fit's, not the file's
+    assert fit_population(tmp_path / "fit")["cv"] == {"chemotherapy_sensitivity": 0.30,
+                                                      "platelets_baseline": 0.17}
+    spec = TrialSpec.create(model="cit_marrow_reserve", fit=str(tmp_path / "fit"), seed=1,
+                            subjects_per_arm=5, arms=[{"name": "u"}],
+                            response={"threshold": 100},
+                            population={"covariates": {"body_weight": 65}})
+    assert spec.model.parameters["tpo_ec50"].value == pytest.approx(bundled["tpo_ec50"])
+    assert set(spec.variability.names) >= {"chemotherapy_sensitivity", "platelets_baseline"}

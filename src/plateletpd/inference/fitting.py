@@ -1924,9 +1924,20 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
         data={"path": str(problem.data_path),
               "sha256": hashlib.sha256(problem.data_path.read_bytes()).hexdigest()},
         subjects=int(problem.eta.shape[0]))
+    # every model parameter as the fit's model had it at the optimum: the varied ones'
+    # estimates over the base fit's (or the file's) values, so a trial naming this folder
+    # runs the model the fit was made with (a user test: a fit with base = "default" gave
+    # trials the file's values for everything it did not vary)
+    model_values = {name: float(parameter.value)
+                    for name, parameter in problem.model.parameters.items()}
+    model_values.update({name: float(p.value) for name, p in result.params.items()
+                         if name in model_values})
     with atomic_folder(folder) as staging:
         write_json(staging / "params.json", {
             "parameters": parameters,
+            "model_values": model_values,
+            **({"base": problem.config.get("fit", {}).get("base")}
+               if problem.config.get("fit", {}).get("base") else {}),
             "objective": {"chi_square": float(result.chisqr), "reduced_chi_square":
                           float(result.redchi), "data_points": int(result.ndata),
                           "varied": int(result.nvarys), "evaluations": int(result.nfev),
@@ -1959,6 +1970,26 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
         if profiles:
             _profile_figure(profiles, staging / "profiles.png")
         atomic_write(staging / "predictions.csv", lambda p: table.to_csv(p, index=False))
+        # the configuration beside the record, as the bundled fits keep it: its [population]
+        # is the between-patient variability trials naming this folder inherit
+        write_text(staging / "config.toml", _configuration_text(problem))
+
+
+def _configuration_text(problem: FitProblem) -> str:
+    """The fit's configuration file as written, or for a fit built in code its
+    ``[population]`` (the CVs of its virtual patients; read as data by
+    :func:`plateletpd.model.library.fit_population`)."""
+    path = problem.config_path
+    if path is not None and Path(path).is_file():
+        return Path(path).read_text(encoding="utf-8")
+    variability = problem.variability
+    cv = {name: cv_of_eta_sd(float(np.sqrt(variance)), transform) for name, transform, variance
+          in zip(variability.names, variability.transforms, np.diag(variability.covariance))}
+    items = ", ".join(f"{name} = {value!r}" for name, value in cv.items())
+    transforms = ", ".join(f'{name} = "{transform}"' for name, transform
+                           in zip(variability.names, variability.transforms))
+    return ("# the between-patient variability of a fit built in code (FitProblem.create)\n"
+            f"[population]\ncv = {{ {items} }}\ntransforms = {{ {transforms} }}\n")
 
 
 def between_patient_record(problem: FitProblem, result) -> dict:

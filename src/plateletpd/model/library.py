@@ -36,6 +36,10 @@ def load_fitted_parameters(name_or_path: str | Path) -> tuple[str, dict[str, flo
     model = load_model(model_name)
     values = {name: entry["value"] for name, entry in record["parameters"].items()
               if name in model.parameters}
+    # a record that keeps every model value the fit ran with (a fit on a base fit's values:
+    # [fit] base) gives them all, the estimates among them
+    values = {**{name: float(value) for name, value in record.get("model_values", {}).items()
+                 if name in model.parameters}, **values}
     return model_name, values
 
 
