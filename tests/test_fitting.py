@@ -10,7 +10,7 @@ import pytest
 
 from plateletpd.inference.fitting import (FitConfigError, load_fit_config, rebalance_study_spreads,
                                           run_fit)
-from plateletpd.io.outcomes import OutcomeDataError
+from plateletpd.io.outcomes import OutcomeDataError, bundled_outcomes_path
 
 HEADER = ("study,arm,regimen,n,population,day0,endpoint,threshold,day,statistic,value,"
           "spread_type,spread,source")
@@ -846,3 +846,40 @@ endpoints = ["response_proportion"]
                             population={"covariates": {"body_weight": 65}})
     assert spec.model.parameters["tpo_ec50"].value == pytest.approx(bundled["tpo_ec50"])
     assert set(spec.variability.names) >= {"chemotherapy_sensitivity", "platelets_baseline"}
+
+
+def test_an_arms_response_row_at_another_level_than_its_rule_is_refused(tmp_path):
+    # a fitting user test (2026-12-04): a control row "PLT >= 75 by day 14" in an [[arms]]
+    # entry whose response rule is >= 100 gave exactly the chi-square of the row at 100
+    # (98.3062377 both): the row's level was ignored. plateletpd check refuses such a row;
+    # a fit now does too, naming the line and the fix
+    header = open(bundled_outcomes_path()).readline().strip()
+    row = ('s,control,none,40,"p",start of treatment,response_proportion,{level},14,percent,'
+           '45,,,constructed for this test,reported,')
+    for level, refused in (("75", True), ("100", False), ("PLT >=100", False),
+                           ("study-defined response", False)):
+        (tmp_path / "data.csv").write_text(header + "\n" + row.format(level=level) + "\n")
+        config = tmp_path / "config.toml"
+        config.write_text("""
+[fit]
+model = "cit_marrow_reserve"
+data = "data.csv"
+seed = 1
+subjects = 10
+
+[parameters]
+chemotherapy_sensitivity = { vary = true }
+
+[[arms]]
+study = "s"
+arm = "control"
+treatment = []
+response = { threshold = 100, by_day = 14 }
+""")
+        if refused:
+            with pytest.raises(FitConfigError, match=r"line 2: its response level 75 is not "
+                                                     r"the entry's response rule \(threshold "
+                                                     r"100"):
+                load_fit_config(config)
+        else:
+            load_fit_config(config)

@@ -946,9 +946,31 @@ def _arm(entry: dict, data: pd.DataFrame, where: tuple, fail) -> ArmSpec:
         response_rule = ResponseRule(**entry["response"])
     except PlateletPDError as error:
         raise fail(where, str(error)) from None
+    _check_response_levels(rows, response_rule, where, fail)
     return ArmSpec(study, arm, design, entry["day0"], response_rule,
                    rows.reset_index(drop=True), entry["default_threshold"],
                    dict(entry["params"]))
+
+
+def _check_response_levels(rows: pd.DataFrame, rule: ResponseRule, where: tuple,
+                           fail) -> None:
+    """Refuse a response row whose threshold names a count level other than the entry's
+    response rule: the row would be read by the rule and its own level ignored (a user
+    test: a row at 75 gave the chi-square of the row at 100). A threshold naming no level
+    ("study-defined response") is read by the rule, as before."""
+    import re
+
+    for row in rows.itertuples():
+        if row.endpoint not in ("response_proportion", "cumulative_response_proportion"):
+            continue
+        match = re.fullmatch(r"(?:PLT\s*)?(?:>=?|\u2265)?\s*(\d+(?:\.\d+)?)",
+                             str(row.threshold or "").strip(), flags=re.IGNORECASE)
+        if match and float(match.group(1)) != rule.threshold:
+            raise fail(where, f"line {row.line}: its response level {match.group(1)} is not "
+                              f"the entry's response rule (threshold "
+                              f"{rule.threshold if rule.threshold is not None else 'none'}); "
+                              f"set response = {{ threshold = {match.group(1)}, ... }} in this "
+                              f"[[arms]] entry, or give the row's level its own entry")
 
 
 # ====================================================================== running and reporting
