@@ -293,6 +293,14 @@ def test_endpoints_from_entry_do_not_depend_on_an_untreated_arms_start_delay(tmp
     # visits are daily from entry, or from entry + 1 at the first dose: the same grid
     # shifted by one day, so the day PLT >= 100 is first seen shifts by exactly one
     np.testing.assert_allclose(runs[1].days_to_100[both], untreated.days_to_100[both] + 1)
+    # and the report says where day 0 is (a fitting user test found it saying "the first
+    # treatment morning" for such a trial)
+    from plateletpd.study.trial import write_trial
+
+    write_trial(result, tmp_path / "out")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "Day 0 is the enrolment day" in report
+    assert "Day 0 is the first treatment morning" not in report
 
 
 def _write(path, text):

@@ -2165,8 +2165,10 @@ def _report(result: TrialResult, record: dict) -> str:
         *(["## Warnings given by the run", "", *[f"- {text}" for text in
                                                   record.get("warnings", [])], ""]
           if record.get("warnings") else []),
-        "Day 0 is the first treatment morning; its visit is the baseline. Responses and "
-        "times to PLT >= 75 and >= 100 count visits from day 1 on; a patient already at or "
+        ("Day 0 is the enrolment day ([response] day0 = \"entry\"); its count is the "
+         "baseline. Responses and " if spec.response.get("day0") == "entry" else
+         "Day 0 is the first treatment morning; its visit is the baseline. Responses and ")
+        + "times to PLT >= 75 and >= 100 count visits from day 1 on; a patient already at or "
         "above the response threshold at day 0 is not a responder (column "
         "at_threshold_at_start), and one already at or above a level has no time to it.", "",
         "## Screening", "", "```", _screening_table(result).to_string(), "```", "",
