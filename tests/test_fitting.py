@@ -883,3 +883,31 @@ response = { threshold = 100, by_day = 14 }
                 load_fit_config(config)
         else:
             load_fit_config(config)
+
+
+def test_estimates_on_a_bound_or_never_moved_are_named_in_the_notes():
+    # a fitting user test (2026-12-04): rhtpo_bioavailability 0.999 +/- 1.2 on [0.1, 1]
+    # was only "determined poorly", and an optimum still at its start (chi-square 298.7,
+    # where 90.2 was reachable) was reported as a success without a word
+    from types import SimpleNamespace
+
+    import lmfit
+
+    from plateletpd.inference.fitting import identifiability
+
+    params = lmfit.Parameters()
+    params.add("rhtpo_bioavailability", value=0.999, min=0.1, max=1.0)
+    params.add("chemotherapy_sensitivity", value=4.2999, min=1.0, max=12.0)
+    params.add("het_ec50", value=9.0, min=1.0, max=40.0)
+    for parameter in params.values():
+        parameter.stderr = 0.1
+    result = SimpleNamespace(params=params, errorbars=True, covariance_note=None,
+                             chisqr=298.7, init_values={"rhtpo_bioavailability": 0.7,
+                                                        "chemotherapy_sensitivity": 4.3,
+                                                        "het_ec50": 13.0})
+    notes = identifiability(result)
+    assert any(n.startswith("rhtpo_bioavailability: estimated at its upper bound (1)")
+               for n in notes)
+    assert any("Within 0.1% of their start values: chemotherapy_sensitivity." in n
+               for n in notes)
+    assert not any("het_ec50: estimated at its" in n for n in notes)   # inside, moved

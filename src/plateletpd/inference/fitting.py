@@ -1080,6 +1080,8 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
         write_fit(problem, result, table, Path(out), profiles)
     if verbose:
         print(lmfit.fit_report(result, show_correl=False))
+        for note in identifiability(result, profiles):  # what the report says, on screen
+            print(f"note: {note}", flush=True)
     return problem, result, table
 
 
@@ -1868,6 +1870,28 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
         return notes
     if getattr(result, "covariance_note", None):
         notes.append(f"Standard errors: {result.covariance_note}.")
+    # an estimate on a bound: the data want more (or less) than the bounds allow, and its
+    # standard error and interval describe the bound, not the data (a fitting user test)
+    for parameter in varied:
+        span = parameter.max - parameter.min
+        for side, edge in (("lower", parameter.min), ("upper", parameter.max)):
+            if math.isfinite(span) and abs(parameter.value - edge) <= 0.002 * span:
+                notes.append(f"{parameter.name}: estimated at its {side} bound ({edge:g}): the "
+                             f"rows want {'less' if side == 'lower' else 'more'} than the bounds "
+                             f"allow, so its standard error and interval describe the bound; "
+                             f"if the bound is the model's limit (a fraction at most 1), the "
+                             f"model cannot give what these rows show.")
+    # no move from the start: a rough objective the finite differences cannot see through,
+    # or rows that do not depend on it (a fitting user test: an optimum reported at its
+    # start, chi-square 298.7, where 90.2 was reachable)
+    start = getattr(result, "init_values", {}) or {}
+    still = [p.name for p in varied if p.name in start and start[p.name] and
+             abs(p.value - start[p.name]) <= 1e-3 * abs(start[p.name])]
+    if still:
+        notes.append(f"Within 0.1% of their start values: {', '.join(still)}. Either the "
+                     f"start was the optimum or the minimiser did not move (an objective "
+                     f"rough at the difference step: raise [fit] difference_step, profile "
+                     f"them, or start elsewhere to see whether the optimum holds).")
     for parameter in varied:
         if parameter.stderr is not None and abs(parameter.value) <= 1e-9 * max(
                 1.0, parameter.stderr):
