@@ -119,3 +119,18 @@ def test_a_corrupted_file_gives_a_row_level_error(tmp_path):
     path.write_text("\n".join(text))
     with pytest.raises(OutcomeDataError, match=r"line 6, column 'value': '40.4x'"):
         load_outcomes(path)
+
+
+def test_a_percentage_below_one_is_questioned_and_the_bundled_data_are_not():
+    # a fitting user test (2026-12-04): "78%" typed as percent 0.78 loaded and weighed
+    # the fit down (its objective rose to 3,356.6) with no hint that it looked like a
+    # fraction. It still loads (a true rate below 1% is possible) with a warning naming it
+    import warnings
+
+    from plateletpd.io.outcomes import OutcomeWarning
+
+    with pytest.warns(OutcomeWarning, match=r"line\(s\) 3 give a percentage below 1 \(0.78\)"):
+        load_outcomes(table(GOOD, "s,b,r,40,pop,d,response_proportion,rule,,percent,0.78,,,src"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutcomeWarning)
+        load_outcomes(bundled_outcomes_path())

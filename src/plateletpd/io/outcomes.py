@@ -116,7 +116,29 @@ def load_outcomes(source: str | Path | pd.DataFrame, default_cv: float = DEFAULT
     result = pd.DataFrame(rows)
     for column in ("n", "day", "value", "observed", "standard_error"):
         result[column] = pd.to_numeric(result[column])
+    _question_fractions(result, name)
     return result
+
+
+class OutcomeWarning(UserWarning):
+    """A data row that loads but looks mistyped."""
+
+
+def _question_fractions(rows: pd.DataFrame, name: str) -> None:
+    """Warn about percentages below 1 on rows of a proportion endpoint ("78%" typed as
+    0.78 reads as 0.78%): a fitting user test's row weighed its fit down without a word. A
+    true rate below 1% is rare in these studies, so this warns; it does not refuse."""
+    import warnings
+
+    if not len(rows):
+        return
+    suspect = rows[(rows.statistic == "percent") & (rows.value > 0) & (rows.value < 1)]
+    if len(suspect):
+        warnings.warn(
+            f"{name}: line(s) {', '.join(map(str, suspect.line))} give a percentage below 1 "
+            f"({', '.join(f'{v:g}' for v in suspect.value)}): if these are fractions, write "
+            f"them as statistic proportion (or multiply by 100)", OutcomeWarning,
+            stacklevel=3)
 
 
 def _number(row, column, line, problems, required=False, minimum=None):
