@@ -911,3 +911,9 @@ def test_estimates_on_a_bound_or_never_moved_are_named_in_the_notes():
     assert any("Within 0.1% of their start values: chemotherapy_sensitivity." in n
                for n in notes)
     assert not any("het_ec50: estimated at its" in n for n in notes)   # inside, moved
+    # a reduced chi-square of 22.6 (the user test's) is named with its allowance, 4.8
+    result.redchi = 22.6
+    assert any(n.startswith("Reduced chi-square 22.6: the rows lie 4.8 times")
+               for n in identifiability(result))
+    result.redchi = 1.3
+    assert not any(n.startswith("Reduced chi-square") for n in identifiability(result))

@@ -1870,6 +1870,17 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
         return notes
     if getattr(result, "covariance_note", None):
         notes.append(f"Standard errors: {result.covariance_note}.")
+    # a misfit the standard errors do not carry (they are not scaled by the reduced
+    # chi-square: they assume the model and the rows' errors right; a fitting user test)
+    redchi = getattr(result, "redchi", None)
+    if redchi is not None and math.isfinite(redchi) and redchi > 4.0:
+        notes.append(f"Reduced chi-square {redchi:.3g}: the rows lie {math.sqrt(redchi):.2g} "
+                     f"times further from the model than their standard errors allow, on "
+                     f"average. The standard errors and intervals here assume the model is "
+                     f"right and are not scaled for this misfit; multiplying them by "
+                     f"{math.sqrt(redchi):.2g} is a rough allowance. Read the largest "
+                     f"residuals first: a misfit this size often means the model's structure "
+                     f"cannot give these data, which no parameter value fixes.")
     # an estimate on a bound: the data want more (or less) than the bounds allow, and its
     # standard error and interval describe the bound, not the data (a fitting user test)
     for parameter in varied:
