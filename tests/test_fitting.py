@@ -917,3 +917,30 @@ def test_estimates_on_a_bound_or_never_moved_are_named_in_the_notes():
                for n in identifiability(result))
     result.redchi = 1.3
     assert not any(n.startswith("Reduced chi-square") for n in identifiability(result))
+
+
+def test_a_profile_end_interpolated_across_a_large_jump_is_called_rough():
+    # a fitting user test (2026-12-04): the lower end 0.903 of rhtpo_bioavailability's
+    # interval was interpolated between grid points 0.1 (chi-square 36 above the optimum)
+    # and 0.999 (the optimum) without a word. An end located across a rise of more than
+    # 4 x 3.84 is named as too coarse; one across a rise of 5 is not
+    from types import SimpleNamespace
+
+    import lmfit
+
+    from plateletpd.inference.fitting import identifiability
+
+    params = lmfit.Parameters()
+    params.add("rhtpo_bioavailability", value=0.999, min=0.1, max=1.0)
+    params["rhtpo_bioavailability"].stderr = 0.05
+    result = SimpleNamespace(params=params, errorbars=True, covariance_note=None,
+                             chisqr=90.2, redchi=1.0, init_values={})
+
+    def notes(grid, chi):
+        profile = {"rhtpo_bioavailability": {"grid": grid, "chi_square": chi,
+                                             "ci95": [0.9029, None],
+                                             "optimum_chi_square": 90.2}}
+        return [n for n in identifiability(result, profile) if "too coarse" in n]
+    coarse = notes([0.1, 0.999], [126.2, 90.2])
+    assert len(coarse) == 1 and "differs by 36" in coarse[0]
+    assert notes([0.9, 0.95, 0.999], [95.2, 91.0, 90.2]) == []

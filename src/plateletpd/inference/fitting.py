@@ -1954,7 +1954,7 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
         level = min(chi.min(), reference) + PROFILE_LEVEL
         jumps = [abs(b - a) for a, b in zip(chi[:-1], chi[1:])
                  if min(a, b) <= level < max(a, b)]
-        if jumps and max(jumps) > 10 * PROFILE_LEVEL:
+        if jumps and max(jumps) > 4 * PROFILE_LEVEL:
             notes.append(f"{name}: an end of the 95% profile interval is interpolated between "
                          f"grid points whose chi-square differs by {max(jumps):.3g} (the "
                          f"interval needs 3.84): the grid is too coarse there to locate it; "
