@@ -730,3 +730,23 @@ def test_an_arm_run_without_the_others_keeps_its_patients_course_and_exposures()
     expected = whole[whole.arm == "romiplostim"].reset_index(drop=True)
     assert len(expected) > 0
     pd.testing.assert_frame_equal(alone.reset_index(drop=True), expected)
+
+
+def test_a_long_course_builds_its_patient_table_without_a_warning_flood():
+    # a CIT user test (2026-12-04): a 19-cycle course printed about 30 pandas
+    # PerformanceWarnings ("DataFrame is highly fragmented") per run, copied into the
+    # report's warnings; the table is now built at once, the same columns in the same order
+    import warnings
+
+    spec = pp.TrialSpec.create(
+        seed=3, subjects_per_arm=12, follow_up_days=21,
+        population={"covariates": {"body_weight": 65}},
+        chemotherapy={"regimen": "chemotherapy 1 dose", "cycle_days": 21, "cycles": 19},
+        eligibility=[{"rule": "nadir_below", "below": 150, "cycle": 1}],
+        response={"threshold": 100, "by_day": 14},
+        composite=[{"name": "late", "all": ["responder"], "among": ["chemotherapy_resumed"]}],
+        arms=[{"name": "untreated"}])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        table = trial_module.run_trial(spec).subjects
+    assert "cycle19_nadir" in table and table.columns[-1] == "late"

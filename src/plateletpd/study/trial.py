@@ -1313,12 +1313,16 @@ def patient_endpoints(arm: ArmResult, response: dict, visit_every: float,
     ``composites`` (a flag: all of ``all`` hold and none of ``none``); ``observe`` (see
     :func:`_observer`) turns the true counts at visits into measured ones."""
     courses = Courses.for_trial(arm, response, visit_every, observe)
-    table = pd.DataFrame({"patient": arm.subjects.astype(int),
-                          **{e.name: e.values(courses) for e in trial_endpoints()}})
+    # every column built first and the table made once (column by column, a long course's
+    # hundreds of columns fragmented the frame: a flood of pandas PerformanceWarnings)
+    columns = {"patient": arm.subjects.astype(int),
+               **{e.name: e.values(courses) for e in trial_endpoints()}}
     if "course" in arm.extra:
-        table = table.assign(**course_endpoints(arm))
-    table = table.assign(**visit_flags(courses, response))
+        columns.update(course_endpoints(arm))
+    columns.update(visit_flags(courses, response))
+    table = pd.DataFrame(columns)
     flags = table.assign(transfused=table.transfusions > 0)
+    built = {}
     for composite in composites:
         value = np.ones(len(table), dtype=bool)
         for name in composite["all"]:
@@ -1332,9 +1336,10 @@ def patient_endpoints(arm: ArmResult, response: dict, visit_every: float,
             among &= ~flags[name].astype(bool).to_numpy()
         conditional = bool(composite.get("among") or composite.get("among_none"))
         # outside the patients it is judged among: empty (NaN), left out of its share
-        table[composite["name"]] = value if not conditional \
+        built[composite["name"]] = value if not conditional \
             else np.where(among, value.astype(float), np.nan)
-    return table
+    return pd.concat([table, pd.DataFrame(built, index=table.index)], axis=1) if built \
+        else table
 
 
 #: patients simulated at once; trajectories are dropped after each chunk, so memory stays
