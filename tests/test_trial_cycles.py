@@ -750,3 +750,26 @@ def test_a_long_course_builds_its_patient_table_without_a_warning_flood():
         warnings.simplefilter("error", pd.errors.PerformanceWarning)
         table = trial_module.run_trial(spec).subjects
     assert "cycle19_nadir" in table and table.columns[-1] == "late"
+
+
+def test_later_cycles_on_time_is_every_cycle_after_the_resumed_one_on_time():
+    # a CIT user test (2026-12-04) wrote Wilkins 2022's "no CIT episode over a year of
+    # romiplostim" by listing after_entry_cycle2_on_time ... cycle17 by hand. The flag
+    # later_cycles_on_time: resumed, never abandoned, and every cycle after the resumed
+    # one on time, checked here against the per-cycle flags it summarises
+    from plateletpd.study.trial import bundled_trial, load_trial_spec, run_trial
+
+    spec = load_trial_spec(bundled_trial("qin2024_hetrombopag_phase2"), subjects=300)
+    table = run_trial(spec).subjects
+    cycles = spec.extra["course"].cycles
+    given_after = table[[f"after_entry_cycle{j}_on_time" for j in range(1, cycles)]]
+    for _, patient in table.iterrows():
+        after = [c for c in range(1, cycles + 1)
+                 if patient[f"cycle{c}_day"] == patient[f"cycle{c}_day"]   # given
+                 and patient[f"cycle{c}_day"] > patient.enrolment_day + 1e-9]
+        later_on_time = all(bool(patient[f"cycle{c}_on_time"]) for c in after[1:])
+        expected = bool(patient.chemotherapy_resumed) and not bool(patient.abandoned) \
+            and later_on_time
+        assert bool(patient.later_cycles_on_time) == expected
+    assert given_after.shape[0] == len(table) > 0
+    assert 0 < table.later_cycles_on_time.sum() < len(table)   # both kinds present
