@@ -761,6 +761,30 @@ def test_an_arms_row_it_cannot_predict_names_its_line_and_the_way_to_fit_it(synt
         load_fit_config(tmp_path / "p" / "config.toml")
 
 
+#: a small fit on the bundled fit's values (Yuan 2025's hetrombopag arm, het_ec50 varied);
+#: "# POPULATION" and "# MORE PARAMETERS" mark where a test adds its own lines
+BASE_DEFAULT_FIT = """
+[fit]
+model = "cit_marrow_reserve"
+data = "bundled"
+base = "default"
+seed = 1
+subjects = 10
+
+# POPULATION
+
+[parameters]
+het_ec50 = { vary = true }
+# MORE PARAMETERS
+
+[[arms]]
+study = "yuan2025"
+arm = "hetrombopag"
+treatment = ["hetrombopag 7.5 mg"]
+endpoints = ["response_proportion"]
+"""
+
+
 def test_a_base_fit_gives_every_parameter_the_configuration_leaves_unset_its_value(tmp_path):
     # a fitting user test (2026-12-04): parameters not fitted started from the model file,
     # not the bundled fit, so a refit of one study silently used another model than the
@@ -770,24 +794,8 @@ def test_a_base_fit_gives_every_parameter_the_configuration_leaves_unset_its_val
     from plateletpd.model.library import load_fitted_parameters
 
     config = tmp_path / "config.toml"
-    config.write_text("""
-[fit]
-model = "cit_marrow_reserve"
-data = "bundled"
-base = "default"
-seed = 1
-subjects = 10
-
-[parameters]
-het_ec50 = { vary = true }
-il11_emax_production = { value = 2.0, vary = true }
-
-[[arms]]
-study = "yuan2025"
-arm = "hetrombopag"
-treatment = ["hetrombopag 7.5 mg"]
-endpoints = ["response_proportion"]
-""")
+    config.write_text(BASE_DEFAULT_FIT.replace(
+        "# MORE PARAMETERS", "il11_emax_production = { value = 2.0, vary = true }"))
     problem = load_fit_config(config)
     _, fitted = load_fitted_parameters("cit_marrow_reserve_calibration")
     for name in ("reserve_cycling_fraction", "chemotherapy_sensitivity"):
@@ -810,26 +818,9 @@ def test_a_trial_on_a_fit_folder_runs_the_model_and_patients_the_fit_was_made_wi
     from plateletpd.study.trial import TrialSpec
 
     config = tmp_path / "config.toml"
-    config.write_text("""
-[fit]
-model = "cit_marrow_reserve"
-data = "bundled"
-base = "default"
-seed = 1
-subjects = 10
-
-[population]
-cv = { chemotherapy_sensitivity = 0.30, platelets_baseline = 0.17 }
-
-[parameters]
-het_ec50 = { vary = true }
-
-[[arms]]
-study = "yuan2025"
-arm = "hetrombopag"
-treatment = ["hetrombopag 7.5 mg"]
-endpoints = ["response_proportion"]
-""")
+    config.write_text(BASE_DEFAULT_FIT.replace(
+        "# POPULATION", "[population]\ncv = { chemotherapy_sensitivity = 0.30, "
+                        "platelets_baseline = 0.17 }"))
     problem, result, _ = run_fit(config, out=tmp_path / "fit", verbose=False,
                                  max_evaluations=3)
     model_name, values = load_fitted_parameters(tmp_path / "fit")
