@@ -54,8 +54,13 @@ def test_without_measurement_error_results_are_unchanged():
     for current in (run_trial(spec).subjects, run_trial(with_error(spec, False)).subjects):
         current = pd.read_csv(pd.io.common.StringIO(
             current.to_csv(index=False, float_format="%.17g")))
-        # columns added since (plt_day_21) are new endpoints; every old one is unchanged
-        pd.testing.assert_frame_equal(current[reference.columns], reference, check_exact=True)
+        # columns added since (plt_day_21) are new endpoints; every old one is unchanged, to
+        # the last bits the host's compiled kernels allow: the reference was written on
+        # another CPU, and kernels compiled for this one differ by a few units in the last
+        # place (8.4e-15 relative at most on an AMD EPYC host, 2026-12-04), where a leak of
+        # measurement noise would move counts by percents
+        pd.testing.assert_frame_equal(current[reference.columns], reference,
+                                      check_exact=False, rtol=1e-12, atol=0.0)
 
 
 def test_observed_minus_true_has_the_declared_standard_deviation():
