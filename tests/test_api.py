@@ -247,7 +247,7 @@ def test_simulate_with_the_bundled_fit_equals_the_fitted_values_given_by_hand():
 
 
 @pytest.mark.parametrize("model, fit, expected", [
-    ("cit_marrow_reserve", "itp_calibration", "made with model 'itp_thrombopoiesis'"),
+    ("cit_marrow_reserve", "itp_calibration", "made with model 'itp_thrombopoiesis', not"),
     ("cit_marrow_reserve", "no_such_fit", "no fit at 'no_such_fit'"),
     ("friberg_platelets", "default", "has no bundled fit"),
 ])
@@ -361,3 +361,14 @@ def test_a_trial_specs_patients_are_the_ones_its_arms_draw():
     assert spec.patients(1, size=2).shape[0] == 2
     with pytest.raises(pp.PlateletPDError, match="did you mean 'rhTPO'"):
         spec.patients("rhTP0")
+
+
+def test_a_trial_naming_a_fit_of_another_model_is_refused_at_its_fit_line():
+    # simulations, trials, fits and the command line turn a fit setting into values in one
+    # place (model.library.fitted_values); a trial file had no check that the fit it named
+    # was made with its model
+    with pytest.raises(pp.PlateletPDError, match=r"\[trial\] fit.*made with model "
+                                                 r"'itp_thrombopoiesis', not 'cit_marrow_reserve'"):
+        pp.TrialSpec.create(fit="itp_calibration", seed=1, arms=[{"name": "u"}],
+                            response={"threshold": 100},
+                            population={"covariates": {"body_weight": 65}})

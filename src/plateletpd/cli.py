@@ -92,16 +92,13 @@ def command_show(args) -> int:
 
 def _fitted(model_name: str, choice: str) -> tuple[dict[str, float], str]:
     """Parameter values of the chosen fit ("default": the model's bundled fit, "none")."""
-    from plateletpd.model.library import default_fit, load_fitted_parameters
+    from plateletpd.model.library import fitted_values
 
     if choice == "none":
         return {}, "literature priors (--fit none)"
-    name = default_fit(model_name) if choice == "default" else choice
+    name, values = fitted_values(model_name, choice)
     if name is None:
         return {}, "the model file's values (no bundled fit for this model)"
-    fitted_model, values = load_fitted_parameters(name)
-    if fitted_model != model_name:
-        raise PlateletPDError(f"fit {name!r} is of model {fitted_model!r}, not {model_name!r}")
     return values, f"fitted values from {name} (--fit none for the literature priors)"
 
 

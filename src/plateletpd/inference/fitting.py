@@ -554,20 +554,15 @@ def load_fit_config(path: str | Path) -> FitProblem:
     except PlateletPDError as error:
         raise fail(("fit", "model"), str(error)) from None
     if fit["base"]:
-        from plateletpd.model.library import default_fit, load_fitted_parameters
+        from plateletpd.model.library import fitted_values
 
-        name = default_fit(model.name) if fit["base"] == "default" else fit["base"]
-        if name is None:
-            raise fail(("fit", "base"), f"{model.name} has no bundled fit; name a fit folder")
         try:
-            fitted_model, values = load_fitted_parameters(name)
+            name, values = fitted_values(model.name, fit["base"])
         except PlateletPDError as error:
             raise fail(("fit", "base"), str(error)) from None
-        if fitted_model != model.name:
-            raise fail(("fit", "base"), f"fit {name!r} is of model {fitted_model!r}, not "
-                                        f"{model.name!r}")
-        model = model.with_parameters({k: v for k, v in values.items()
-                                       if k in model.parameters})
+        if name is None:
+            raise fail(("fit", "base"), f"{model.name} has no bundled fit; name a fit folder")
+        model = model.with_parameters(values)
     data_path = bundled_outcomes_path() if fit["data"] == "bundled" \
         else (path.parent / fit["data"]).resolve()
     data = load_outcomes(data_path)

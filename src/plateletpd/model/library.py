@@ -43,6 +43,32 @@ def load_fitted_parameters(name_or_path: str | Path) -> tuple[str, dict[str, flo
     return model_name, values
 
 
+def chosen_fit(model_name: str, choice: str | Path) -> str | Path | None:
+    """The fit a ``fit`` setting names for ``model_name``: ``"default"`` its bundled fit
+    (None when it has none), ``"none"`` None, anything else the fit name or folder given."""
+    if str(choice) == "none":
+        return None
+    return default_fit(model_name) if str(choice) == "default" else choice
+
+
+def fitted_values(model_name: str, choice: str | Path) -> tuple[str | None, dict[str, float]]:
+    """(the fit's name, its model values) for a ``fit`` setting (:func:`chosen_fit`);
+    ``(None, {})`` when it names none. The one place simulations, trials, fits and the
+    command line turn a fit setting into values.
+
+    Raises:
+        FitFileError: no such fit, or a fit made with another model."""
+    name = chosen_fit(model_name, choice)
+    if name is None:
+        return None, {}
+    fitted_model, values = load_fitted_parameters(name)
+    if fitted_model != model_name:
+        raise FitFileError(f"fit {str(name)!r} was made with model {fitted_model!r}, not "
+                           f"{model_name!r}; give that model, or the fit \"default\" for "
+                           f"the bundled fit of {model_name!r}")
+    return str(name), values
+
+
 def load_fit_record(name_or_path: str | Path) -> dict:
     """The whole ``params.json`` of a bundled fit name or a fit folder: every varied
     parameter with its value, standard error, bounds and correlations, the objective, the

@@ -63,26 +63,22 @@ def output_times(days: float | None = None, times: Sequence[float] | None = None
 
 def with_fit(model: Model, fit: str | None) -> tuple[Model, str | None]:
     """``model`` with the values of ``fit`` (``"default"``: its bundled fit; a bundled fit's
-    name or a fit folder) and the fit's name; ``(model, None)`` when ``fit`` is None."""
+    name or a fit folder; :func:`plateletpd.model.library.fitted_values`) and the fit's
+    name; ``(model, None)`` when ``fit`` is None."""
     if fit is None:
         return model, None
     from plateletpd.errors import PlateletPDError
-    from plateletpd.model.library import default_fit, load_fitted_parameters
+    from plateletpd.model.library import fitted_values
 
-    name = default_fit(model.name) if fit == "default" else fit
-    if name is None:
-        raise SimulationInputError(
-            f"fit='default': model {model.name!r} has no bundled fit; give a fit folder "
-            f"(holding params.json) or fit=None for the model file's values")
     try:
-        fitted_model, values = load_fitted_parameters(name)
+        name, values = fitted_values(model.name, fit)
     except PlateletPDError as error:
         raise SimulationInputError(f"fit={fit!r}: {error}") from None
-    if fitted_model != model.name:
+    if name is None:
         raise SimulationInputError(
-            f"fit {str(name)!r} was made with model {fitted_model!r}, not {model.name!r}; "
-            f"give that model, or fit='default' for the bundled fit of {model.name!r}")
-    return model.with_parameters(values), str(name)
+            f"fit={fit!r}: model {model.name!r} has no bundled fit; give a fit folder "
+            f"(holding params.json) or fit=None for the model file's values")
+    return model.with_parameters(values), name
 
 
 def _fit_field(name: str | None) -> dict:

@@ -437,7 +437,7 @@ def _model_reference(model: str, trial_path: str) -> str:
 def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                 default_name: str) -> TrialSpec:
     """A trial from a document (a file, or keyword arguments: :meth:`TrialSpec.create`)."""
-    from plateletpd.model.library import default_fit, fit_population, load_fitted_parameters
+    from plateletpd.model.library import fit_population, fitted_values
 
     checked = document.check(TRIAL_SCHEMA)
     trial, population, fail = checked["trial"], checked["population"], document.fail
@@ -451,14 +451,16 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
     values, origin, cv_origin = {}, "the model file's values", ""
     given = document.data.get("population") or {}  # the tables the file itself states
     if trial["fit"] != "none":
-        name = default_fit(model.name) if trial["fit"] == "default" else trial["fit"]
+        try:
+            name, values = fitted_values(model.name, trial["fit"])
+        except PlateletPDError as error:
+            raise fail(("trial", "fit"), str(error)) from None
         if name is not None:
             # a trial file that states no [population] cv gets the between-patient
             # variability the fit was made with (its configuration's [population]), so that
             # the fit's typical values come with the spread they were estimated under; a
             # file's own cv (even an empty one) wins
             try:
-                _, values = load_fitted_parameters(name)
                 inherited = fit_population(name) if "cv" not in given else {}
             except PlateletPDError as error:
                 raise fail(("trial", "fit"), str(error)) from None

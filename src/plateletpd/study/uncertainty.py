@@ -283,12 +283,12 @@ class TrialUncertainty:
     @classmethod
     def for_trial(cls, spec: TrialSpec) -> TrialUncertainty:
         """The uncertainty of the fit ``spec`` takes its parameters from."""
-        from plateletpd.model.library import default_fit, load_fit_record
+        from plateletpd.model.library import chosen_fit, load_fit_record
 
         model, extra = spec.model, spec.extra
         choice = extra.get("fit", "default")
-        name = default_fit(model.name) if choice == "default" else choice
-        if choice == "none" or name is None:
+        name = chosen_fit(model.name, choice)
+        if name is None:
             raise UncertaintyError(f"{spec.path}: uncertainty = \"fit\" draws the parameters "
                                    f"from a fit's uncertainty, but the trial uses no fit "
                                    f"([trial] fit = {choice!r}, model {model.name}); name a "
