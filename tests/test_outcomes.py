@@ -134,3 +134,15 @@ def test_a_percentage_below_one_is_questioned_and_the_bundled_data_are_not():
     with warnings.catch_warnings():
         warnings.simplefilter("error", OutcomeWarning)
         load_outcomes(bundled_outcomes_path())
+
+
+@pytest.mark.parametrize("text, level", [
+    ("75", 75.0), ("PLT <75", 75.0), ("PLT >=100", 100.0), ("\u2265100", 100.0),
+    ("below 75", 75.0), ("from <=50 to >=100", None), ("not stated in abstract", None),
+    ("", None), ("PLT >=50 at the week", None)])
+def test_the_one_level_a_threshold_states(text, level):
+    # study.endpoints.stated_level: the level a check's days-below row and a fit's
+    # response row are read at (their own, not the arm's default); any other text is None
+    from plateletpd.study.endpoints import stated_level
+
+    assert stated_level(text) == level

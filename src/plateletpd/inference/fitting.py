@@ -953,18 +953,17 @@ def _check_response_levels(rows: pd.DataFrame, rule: ResponseRule, where: tuple,
     response rule: the row would be read by the rule and its own level ignored (a user
     test: a row at 75 gave the chi-square of the row at 100). A threshold naming no level
     ("study-defined response") is read by the rule, as before."""
-    import re
+    from plateletpd.study.endpoints import stated_level
 
     for row in rows.itertuples():
         if row.endpoint not in ("response_proportion", "cumulative_response_proportion"):
             continue
-        match = re.fullmatch(r"(?:PLT\s*)?(?:>=?|\u2265)?\s*(\d+(?:\.\d+)?)",
-                             str(row.threshold or "").strip(), flags=re.IGNORECASE)
-        if match and float(match.group(1)) != rule.threshold:
-            raise fail(where, f"line {row.line}: its response level {match.group(1)} is not "
+        level = stated_level(row.threshold)
+        if level is not None and level != rule.threshold:
+            raise fail(where, f"line {row.line}: its response level {level:g} is not "
                               f"the entry's response rule (threshold "
                               f"{rule.threshold if rule.threshold is not None else 'none'}); "
-                              f"set response = {{ threshold = {match.group(1)}, ... }} in this "
+                              f"set response = {{ threshold = {level:g}, ... }} in this "
                               f"[[arms]] entry, or give the row's level its own entry")
 
 

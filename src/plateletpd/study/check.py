@@ -55,7 +55,7 @@ from plateletpd.io.outcomes import load_outcomes
 from plateletpd.io.provenance import provenance
 from plateletpd.study.cycles import CYCLE_LEVELS
 from plateletpd.study.endpoints import (RECOVERY_LEVELS, IncidenceEvent, parse_cycles,
-                                        parse_incidence, parse_threshold)
+                                        parse_incidence, parse_threshold, stated_level)
 from plateletpd.study.statistics import kaplan_meier
 from plateletpd.study.trial import (TrialSpec, data_cycle, visit_count_days, visit_levels,
                                    with_arms)
@@ -465,7 +465,7 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
     if column is None:
         # the row's own level ("PLT <75") first; the arm's data_level only for a row that
         # states none (a user test: a "PLT <75" row was read below the arm's 100)
-        stated = below_level(row.threshold)
+        stated = stated_level(row.threshold)
         stated = stated if stated is not None else level
         if stated is None:
             return (f"its threshold {str(row.threshold or '')!r} names no count level: add "
@@ -479,17 +479,6 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
     return _reads(lambda t: float(reduce(t[column].to_numpy(float))) if len(t) and
                   np.isfinite(t[column].to_numpy(float)).any() else math.nan,
                   f"{row.statistic} of {column} (cycle {cycle})")
-
-
-def below_level(text) -> float | None:
-    """The count level a days-below row states: ``"PLT <75"``, ``"<75"``, ``"below 75"``
-    or ``"75"`` -> 75; an empty threshold or one naming no level ("not stated in
-    abstract") -> None: the arm's ``data_level`` then, or a refusal without one."""
-    text = "" if text is None or (isinstance(text, float) and math.isnan(text)) \
-        else str(text).strip()
-    match = re.fullmatch(r"(?:PLT\s*)?(?:<=?|below|under)?\s*(\d+(?:\.\d+)?)"
-                         r"(?:\s*x?\s*10\^?9\s*/\s*L)?", text, flags=re.IGNORECASE)
-    return float(match.group(1)) if match else None
 
 
 def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | None = None,
@@ -528,7 +517,7 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
     default_level = level
     low, level = parse_threshold(row.threshold) if row.threshold else (None, None)
     if endpoint in ("duration_below_days", "duration_thrombocytopenia_days"):
-        stated = below_level(row.threshold)   # "PLT <50": the row's own level
+        stated = stated_level(row.threshold)   # "PLT <50": the row's own level
         if stated is not None:
             low, level = None, stated
         elif level is None and low is None and default_level is not None:

@@ -344,6 +344,19 @@ def parse_threshold(text) -> tuple[float | None, float | None]:
         return None, None
 
 
+def stated_level(text) -> float | None:
+    """The one count level a threshold text states with an optional comparison: ``"75"``,
+    ``"PLT <75"``, ``"<=75"``, ``"PLT >=100"``, ``"\u2265100"``, ``"below 75"`` -> the number;
+    any other text (empty, a range, "not stated in abstract") -> None. Which side the
+    comparison takes is the endpoint's (days below a level, a response at a level)."""
+    text = "" if text is None or (isinstance(text, float) and math.isnan(text)) \
+        else str(text).strip()
+    match = re.fullmatch(r"(?:PLT\s*)?(?:[<>]=?|[\u2264\u2265]|below|under|above)?\s*"
+                         r"(\d+(?:\.\d+)?)(?:\s*x?\s*10\^?9\s*/\s*L)?", text,
+                         flags=re.IGNORECASE)
+    return float(match.group(1)) if match else None
+
+
 #: thrombocytopenia grades as platelet levels (x10^9/L): "grade 4" is a count below 25,
 #: "grade 3/4" below 50 (WHO and NCI CTCAE v3-v5: grade 3 is 25 to <50, grade 4 <25); a
 #: lone "grade 3", "grade 2" or "grade 1" is refused (exactly that grade, or that grade or
