@@ -1081,6 +1081,15 @@ def bundled_trial(name: str) -> Path:
     return bundled_toml("trials", name, "trial", TrialSpecError)
 
 
+def _arm_regimen(design: ArmDesign) -> str:
+    """Every dose an arm can give, as one regimen text (titration and rescue doses on day 1):
+    what the arm's checks expand."""
+    doses = [*(rule.dose for rule in design.titrations),
+             *([design.rescue.dose] if design.rescue else [])]
+    return " + ".join(filter(None, [design.chemotherapy, *design.treatment, *design.support,
+                                    *(f"{d} d1" for d in doses)]))  # "": no chemotherapy
+
+
 def _check_dose_covariates(model: Model, arms, covariates: dict, fail) -> None:
     """Refuse a dose scaled by a covariate ("rhIL-11 25 ug/kg") that ``[population]
     covariates`` does not give: the model's default (e.g. 65 kg) is never used to scale a
@@ -1089,23 +1098,19 @@ def _check_dose_covariates(model: Model, arms, covariates: dict, fail) -> None:
     from plateletpd.dosing.schedules import expand
 
     for design in arms:
-        doses = [*design.treatment, *design.support, design.chemotherapy,
-                 *(rule.dose for rule in design.titrations),
-                 *([design.rescue.dose] if design.rescue else [])]
-        for text in filter(None, doses):
-            schedule = expand(as_regimen(text), model.dose_targets)
-            missing = [c for c in dict.fromkeys(schedule.scale_covariate)
-                       if c and c not in covariates]
-            if missing:
-                name = missing[0]
-                default = model.covariates[name].default if name in model.covariates else None
-                raise fail(("population", "covariates"), f"arm {design.name!r} gives "
-                           f"{text!r}, scaled by {name!r}, but [population] covariates does "
-                           f"not give {name!r}; a model's default"
-                           + (f" ({default:g})" if default is not None else "")
-                           + f" is never used to scale a dose: add covariates = {{ {name} = "
-                           f"<value> }} under [population] (the study's median, e.g. "
-                           f"{default if default is not None else 65:g})")
+        schedule = expand(as_regimen(_arm_regimen(design)), model.dose_targets)
+        missing = [(drug, c) for drug, c in zip(schedule.drug, schedule.scale_covariate)
+                   if c and c not in covariates]
+        if missing:
+            drug, name = missing[0]
+            default = model.covariates[name].default if name in model.covariates else None
+            raise fail(("population", "covariates"), f"arm {design.name!r} gives {drug} per "
+                       f"{'kg' if name == 'body_weight' else name}, scaled by {name!r}, but "
+                       f"[population] covariates does not give {name!r}; a model's default"
+                       + (f" ({default:g})" if default is not None else "")
+                       + f" is never used to scale a dose: add covariates = {{ {name} = "
+                       f"<value> }} under [population] (the study's median, e.g. "
+                       f"{default if default is not None else 65:g})")
 
 
 def _check_doses(model: Model, design: ArmDesign) -> None:
@@ -1124,12 +1129,7 @@ def _check_doses(model: Model, design: ArmDesign) -> None:
                 f"model {model.name!r} cannot be dosed with (it takes: "
                 f"{', '.join(names)}); remove rescue from the arm, or use a model with a "
                 f"platelet transfusion (cit_marrow_reserve)")
-    doses = [*(rule.dose for rule in design.titrations),
-             *([design.rescue.dose] if design.rescue else [])]
-    regimen = " + ".join(filter(None, [design.chemotherapy, *design.treatment,
-                                       *design.support,
-                                       *(f"{d} d1" for d in doses)]))  # "": no chemotherapy
-    expand(as_regimen(regimen), model.dose_targets, {
+    expand(as_regimen(_arm_regimen(design)), model.dose_targets, {
         c: (model.covariates[c].default or 1.0) for c in model.covariates})
     resolve_treatment(model, design)  # the dose rules' drugs, steps and bounds
 
