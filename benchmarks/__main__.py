@@ -495,4 +495,7 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
 
 
 if __name__ == "__main__":
+    from benchmarks import use_inlined_kernels
+
+    use_inlined_kernels()
     sys.exit(main())

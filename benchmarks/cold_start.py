@@ -5,7 +5,8 @@ For each model (the bundled ones, and ``small``: the two-state test model
 tests/models/one_compartment.toml, standing for a user's new small model), a fresh Python
 process with an empty ``PLATELETPD_CACHE_DIR`` and ``NUMBA_CACHE_DIR`` runs: import
 plateletpd; the first ``simulate()`` (DormandPrince5, the default; this compiles the
-one-subject kernel of that method); a second one (warm); the first lock-step
+one-subject kernel of that method); a second one (warm); the first batch of 32 subjects
+in parallel (a trial's patients, DormandPrince5) and a warm one; the first lock-step
 ``simulate_batch`` (32 subjects, DormandPrince853, ``execution="lockstep"``: compiles the
 lock-step driver); a second one. Then a fresh process on the now filled cache repeats them
 (the disk cache's load time). numba's compile events (``numba.core.event``) give the seconds
@@ -84,6 +85,11 @@ def step(name, run):
 if "simulate" in phases:
     step("first_simulate", lambda: pp.simulate(model, regimen, times=times, covariates=covariates))
     step("warm_simulate", lambda: pp.simulate(model, regimen, times=times, covariates=covariates))
+if "batch" in phases:  # a trial's patients: subjects in parallel, the default DormandPrince5
+    subjects = lambda: pp.simulate_batch(model, regimen, times=times, n=32,
+        covariates=None if covariates is None else {k: np.full(32, v) for k, v in covariates.items()})
+    step("first_batch", subjects)
+    step("warm_batch", subjects)
 if "lockstep" in phases:
     batch = lambda: pp.simulate_batch(model, regimen, times=times, n=32, solver=pp.DormandPrince853(),
         execution="lockstep", covariates=None if covariates is None else {k: np.full(32, v) for k, v in covariates.items()})
@@ -99,7 +105,8 @@ def child(model: str, regimen: str, phases: str, cache: str) -> dict:
     # code of plateletpd's @njit functions outside kernels too (vectormath), so a cold run
     # compiles those as a new installation would
     env = {**os.environ, "PLATELETPD_CACHE_DIR": cache,
-           "NUMBA_CACHE_DIR": str(Path(cache) / "numba")}
+           "NUMBA_CACHE_DIR": str(Path(cache) / "numba"),
+           "PLATELETPD_GENERIC_INTEGRATOR": "auto"}  # a user's default (benchmarks/__init__.py)
     done = subprocess.run([sys.executable, "-c", CHILD, model, regimen, phases], env=env,
                           capture_output=True, text=True)
     if done.returncode != 0:
@@ -133,10 +140,10 @@ def main(argv=None) -> int:
             with tempfile.TemporaryDirectory(prefix="ppd_cold_") as cache:
                 load = os.getloadavg()
                 if args.used_installation:
-                    child(PREVIOUS_MODEL, "", "simulate,lockstep", cache)
+                    child(PREVIOUS_MODEL, "", "simulate,batch,lockstep", cache)
                 started = time.strftime("%H:%M:%S")
-                cold = child(model, MODELS[model], "simulate,lockstep", cache)
-                cached = child(model, MODELS[model], "simulate,lockstep", cache)
+                cold = child(model, MODELS[model], "simulate,batch,lockstep", cache)
+                cached = child(model, MODELS[model], "simulate,batch,lockstep", cache)
             document = {"model": model, "round": round_, "regimen": MODELS[model],
                         "installation": "used" if args.used_installation else "new",
                         "started": started, "load_before": load,
@@ -156,7 +163,8 @@ def summary(documents: list[dict]) -> str:
     """Medians per model over the cold runs: CPU seconds of the first ``simulate()`` and of
     the first lock-step cohort, their sum, and the wall seconds of a first ``simulate()`` and
     a warm one in a fresh process on the filled cache."""
-    rows = ["model | runs | first simulate() CPU s | first lock-step CPU s | both CPU s | "
+    rows = ["model | runs | first simulate() CPU s | first batch (a trial's patients) CPU s | "
+            "first lock-step CPU s | both CPU s | "
             "filled cache: first simulate() wall s | warm simulate() wall s"]
     for model in dict.fromkeys(d["model"] for d in documents):
         runs = [d for d in documents if d["model"] == model]
@@ -165,12 +173,14 @@ def summary(documents: list[dict]) -> str:
             return statistics.median(values)
 
         simulate = median([d["cold"]["first_simulate_cpu_seconds"] for d in runs])
+        batch = median([d["cold"].get("first_batch_cpu_seconds", float("nan")) for d in runs])
         lockstep = median([d["cold"]["first_lockstep_cpu_seconds"] for d in runs])
         both = median([d["cold"]["first_simulate_cpu_seconds"]
                        + d["cold"]["first_lockstep_cpu_seconds"] for d in runs])
         cached = median([d["cached"]["first_simulate_seconds"] for d in runs])
         warm = median([d["cold"]["warm_simulate_seconds"] for d in runs])
-        rows.append(f"{Path(model).stem} | {len(runs)} | {simulate:.1f} | {lockstep:.1f} | "
+        rows.append(f"{Path(model).stem} | {len(runs)} | {simulate:.1f} | {batch:.1f} | "
+                    f"{lockstep:.1f} | "
                     f"{both:.1f} | {cached:.2f} | {warm:.3f}")
     return "\n".join(rows)
 

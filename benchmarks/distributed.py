@@ -124,4 +124,7 @@ def digest(table) -> str:
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from benchmarks import use_inlined_kernels
+
+    use_inlined_kernels()
     sys.exit(main())

@@ -425,4 +425,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from benchmarks import use_inlined_kernels
+
+    use_inlined_kernels()
     sys.exit(main())

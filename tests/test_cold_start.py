@@ -232,3 +232,105 @@ def test_a_new_model_on_a_used_installation_compiles_only_its_own_functions(tmp_
     report = [line for line in runs[1].stderr.splitlines() if "compiled transit_chain" in line]
     assert len(report) == 1, runs[1].stderr
     assert "rhs_hoisted" in report[0] and "solve_subject_dopri5" not in report[0]
+
+
+@needs_jit
+@pytest.mark.parametrize("solver", [pp.DormandPrince5(), pp.DormandPrince853(),
+                                    pp.Rosenbrock23(), pp.BogackiShampine3()],
+                         ids=lambda solver: solver.method)
+def test_the_generic_parallel_driver_gives_the_inlined_drivers_results_bit_for_bit(
+        monkeypatch, one_compartment, solver):
+    # subjects in parallel (a trial's patients) through the generic module's driver, every
+    # row carrying the model's function addresses, against the model's own driver: the same
+    # segment on the same numbers, subject by subject, whatever thread runs it
+    regimen = "oral 100 mg q12h x4 + iv 50 mg over 2h d2"
+    times = np.linspace(0.0, 3.0, 37)
+    rates = {"elimination_rate": np.linspace(0.05, 0.5, 9)}
+    generic, inlined = _both_paths(monkeypatch, lambda: pp.simulate_batch(
+        one_compartment, regimen, times=times, solver=solver, params=rates,
+        covariates={"body_weight": 70.0}))
+    assert np.array_equal(generic.outputs, inlined.outputs)
+    assert np.array_equal(generic.counters, inlined.counters)
+    assert np.array_equal(generic.status, inlined.status)
+    assert not np.array_equal(generic.outputs[0], generic.outputs[-1])  # patients differ
+
+
+@needs_jit
+def test_lock_step_subjects_that_leave_their_group_run_through_the_generic_driver_alike(
+        monkeypatch, one_compartment):
+    # a lock-step cohort whose groups cannot share breakpoints (a lag differing per patient
+    # moves every dose) integrates those subjects one at a time: through the generic driver
+    # or the model's own, the same bits
+    times = np.linspace(0.0, 2.0, 25)
+    lags = {"lag_time": np.linspace(0.1, 0.9, 20)}  # tests/models/one_compartment.toml
+    generic, inlined = _both_paths(monkeypatch, lambda: pp.simulate_batch(
+        one_compartment, "oral 100 mg q12h x4", times=times, params=lags,
+        solver=pp.DormandPrince853(), execution="lockstep",
+        covariates={"body_weight": 70.0}))
+    assert np.array_equal(generic.outputs, inlined.outputs)
+    assert np.array_equal(generic.counters, inlined.counters)
+
+
+GENERIC_BATCH_CHILD = r"""
+import sys
+import numpy as np
+import plateletpd as pp
+model = pp.load_model(sys.argv[1])
+covariates = {"body_weight": np.full(4, 70.0)} if "body_weight" in model.covariates else None
+pp.simulate_batch(model, "oral 100 mg q12h x4" if "one_compartment" in sys.argv[1] else None,
+                  days=2, covariates=covariates, n=None if covariates else 4)
+"""
+
+
+@needs_jit
+@pytest.mark.slow
+def test_a_new_models_first_batch_on_a_used_installation_compiles_only_its_own_functions(
+        tmp_path):
+    # a trial's patients run in parallel: the first model on this cache compiles the
+    # generic parallel driver; a second, new model's first batch compiles only its model
+    # functions, not a parallel driver of its own (which took 88 s for the CIT model)
+    env = {**os.environ, "PLATELETPD_CACHE_DIR": str(tmp_path),
+           "PLATELETPD_REPORT_COMPILES": "1", "PLATELETPD_GENERIC_INTEGRATOR": "auto"}
+    runs = [subprocess.run([sys.executable, "-c", GENERIC_BATCH_CHILD, str(MODELS / name)],
+                           env=env, capture_output=True, text=True, timeout=900)
+            for name in ("one_compartment.toml", "transit_chain.toml")]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-3000:]
+    assert "subjects in parallel, method dopri5, generic integrator" in runs[0].stderr
+    assert "solve_batch_dopri5" in runs[0].stderr
+    report = [line for line in runs[1].stderr.splitlines() if "compiled transit_chain" in line]
+    assert len(report) == 1, runs[1].stderr
+    assert "rhs_hoisted" in report[0] and "solve_batch_dopri5" not in report[0]
+
+
+@needs_jit
+def test_long_runs_use_the_models_own_parallel_driver_and_quick_ones_the_generic_one(
+        monkeypatch, tmp_path):
+    # the generic driver costs 12-16% more CPU per subject (benchmarks/README.md), so a fit,
+    # sweep, optimiser, sensitivity analysis or validation suite compiles the model's own
+    # once; a trial or check uses the generic one until the model's own is compiled. A
+    # kernel module whose parallel driver was never compiled, in a fresh cache folder:
+    from types import SimpleNamespace
+
+    from plateletpd.numerics import kernels
+
+    monkeypatch.setenv("PLATELETPD_GENERIC_INTEGRATOR", "auto")
+    never_compiled = SimpleNamespace(__file__=str(tmp_path / "kernel.py"), __name__="kernel",
+                                     solve_batch_dopri5=SimpleNamespace(signatures=[]),
+                                     solve_subject_dopri5=SimpleNamespace(signatures=[]))
+
+    def chosen(entry):
+        return kernels._generic_first_run(never_compiled, entry)
+
+    assert chosen("solve_batch_dopri5") is kernels.generic_kernel()
+    long_run = kernels.many_batches(chosen)
+    assert long_run("solve_batch_dopri5") is None
+    assert long_run("solve_subject_dopri5") is kernels.generic_kernel()  # one subject alike
+    assert chosen("solve_batch_dopri5") is kernels.generic_kernel()  # after the long run
+    from plateletpd.inference.fitting import run_fit
+    from plateletpd.study.optimisation import optimise_dose
+    from plateletpd.study.sensitivity import run_sensitivity
+    from plateletpd.study.validation import validate
+
+    for function in (pp.run_sweep, validate, run_fit, run_sensitivity, optimise_dose):
+        assert function.__wrapped__ is not None, function  # each is a long run

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from plateletpd.inference.trial_arms import TrialArms
+from plateletpd.numerics.kernels import many_batches
 from plateletpd.study.cohort import ArmDesign, simulate_treatment_arm
 from plateletpd.study.endpoints import DAY0, ResponseRule, subject_values, summarise
 from plateletpd.errors import PlateletPDError, closest
@@ -968,6 +969,7 @@ def _check_response_levels(rows: pd.DataFrame, rule: ResponseRule, where: tuple,
 
 
 # ====================================================================== running and reporting
+@many_batches
 def run_fit(config_path: str | Path, out: str | Path | None = None, method: str | None = None,
             max_evaluations: int | None = None, verbose: bool = True,
             profile_parameters: bool = True, client=None, progress_every: float = 10.0,

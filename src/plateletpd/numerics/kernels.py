@@ -9,11 +9,13 @@ travel through arrays, so fits and cohorts never recompile.
 The cache folder is ``$PLATELETPD_CACHE_DIR`` or ``~/.cache/plateletpd`` (falling back to
 the system's temporary folder when that is not writable).
 
-A model's first one-subject run uses the generic integrator instead
-(:func:`generic_kernel`: the same integrator, compiled once per installation, calling the
-model's compiled functions by address), so it waits only for the model's own small
-functions; the inlined kernel gives the same results bit for bit and is compiled when a batch
-needs it or on request (``PLATELETPD_GENERIC_INTEGRATOR=never``). :func:`integrate` chooses.
+A model's one-subject runs and its batches of subjects in parallel (a trial's patients) use
+the generic integrator instead (:func:`generic_kernel`: the same integrator and parallel
+driver, compiled once per installation, calling the model's compiled functions by address),
+so a new model waits only for its own small functions; the inlined kernel gives the same
+results bit for bit and is used once it is compiled, which happens for lock-step cohorts
+(their stage passes are generated per model) or on request
+(``PLATELETPD_GENERIC_INTEGRATOR=never``). :func:`integrate` chooses.
 
 ``NUMBA_DISABLE_JIT=1`` runs everything as plain Python (slow, but useful for debugging).
 """
@@ -144,16 +146,18 @@ def dose_modifiers(q, bioavailability, lag):
 def generic_module_source() -> str:
     """The generic kernel module: :data:`GENERIC_HEADER`, then the same integrator template
     as every model's kernel (so the same step control and arithmetic; its one-subject entry
-    points ``solve_subject_<form>``). Compiled once per installation and cached on disk, it
-    integrates any model whose functions it is given by address, so a new model's first
-    ``simulate()`` compiles only the model's own small functions
-    (:func:`plateletpd.numerics.jit.model_pointers`)."""
+    points ``solve_subject_<form>``), then its parallel drivers ``solve_batch_<form>``
+    (:func:`plateletpd.numerics.integrator.generic_batch_source`). Compiled once per
+    installation and cached on disk, it integrates any model whose functions it is given by
+    address, so a new model's first ``simulate()`` and first trial compile only the model's
+    own small functions (:func:`plateletpd.numerics.jit.model_pointers`)."""
     from plateletpd.numerics import tableaux, vectormath
-    from plateletpd.numerics.integrator import template
+    from plateletpd.numerics.integrator import generic_batch_source, template
 
     return f"{GENERIC_HEADER}\n# plateletpd.numerics.vectormath {vectormath.source_digest()}\n" \
            f"# plateletpd.numerics.tableaux {tableaux.source_digest()}\n" \
-           f"\n# ==== integrator (plateletpd/numerics/integrator.py) ====\n{template()}\n"
+           f"\n# ==== integrator (plateletpd/numerics/integrator.py) ====\n{template()}\n" \
+           f"\n\n{generic_batch_source()}\n"
 
 
 def _import_source(prefix: str, source: str, loaded: dict[str, ModuleType]) -> ModuleType:
@@ -208,9 +212,11 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
     max_step, max_steps, restart_growth, outputs_out, states_out, status, counters,
     failure). One subject: ``solve_subject_<form>`` of the method alone, without a parallel
     driver, from the generic kernel while the model's own has never been compiled on this
-    machine (:func:`_generic_first_run`). Several: ``solve_batch_<form>``, or ``solve_batch_lanes`` in lock step (DOP853),
-    after which the subjects of groups that could not run in lock step are integrated one at
-    a time by ``solve_batch_dop853``, compiled only when a cohort needs it. Each entry point
+    machine (:func:`_generic_first_run`). Several: ``solve_batch_<form>`` (the generic
+    module's likewise, :func:`_batch`), or ``solve_batch_lanes`` in lock step (DOP853,
+    always the model's own: its stage passes are generated per state count), after which
+    the subjects of groups that could not run in lock step are integrated one at a time by
+    ``solve_batch_dop853``, compiled only when a cohort needs it. Each entry point
     computes the same compiled arithmetic as before they were split, so results are
     bit-identical to a kernel that compiled every method at once.
 
@@ -224,8 +230,6 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
      max_step, max_steps, restart_growth, outputs_out, states_out, status, counters,
      failure) = arrays
     n = params.shape[0]
-    if n > 1:
-        _INLINED_IN_USE.add(kernel.__name__)
     if lockstep and n > 1:
         with compile_report(f"{name}, lock step, method dop853"):
             kernel.solve_batch_lanes(params, event_time, event_target, event_state,
@@ -239,11 +243,10 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
             part = [params[alone], event_time[alone], event_amount[alone], outputs_out[alone],
                     states_out[alone], status[alone], np.zeros_like(counters[alone]),
                     failure[alone]]
-            with compile_report(f"{name}, subjects outside lock step, method dop853"):
-                kernel.solve_batch_dop853(
-                    integrator.DOP853, part[0], part[1], event_target, event_state, part[2],
-                    event_duration, output_times, rtol, atol, max_step, max_steps,
-                    restart_growth, part[3], part[4], part[5], part[6], part[7])
+            _batch(kernel, "dop853", integrator.DOP853, f"{name}, subjects outside lock step",
+                   part[0], part[1], event_target, event_state, part[2], event_duration,
+                   output_times, rtol, atol, max_step, max_steps, restart_growth, part[3],
+                   part[4], part[5], part[6], part[7])
             outputs_out[alone], states_out[alone], status[alone] = part[3], part[4], part[5]
             counters[alone], failure[alone] = part[6], part[7]
         return
@@ -265,13 +268,26 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
         if generic is None:
             _mark_compiled(kernel, entry)
         return
-    with compile_report(f"{name}, subjects in parallel, method {form}"):
-        getattr(kernel, f"solve_batch_{form}")(method_code, params, event_time, *arrays)
+    _batch(kernel, form, method_code, f"{name}, subjects in parallel", params, event_time,
+           *arrays)
 
 
-#: Kernel modules whose inlined entry points this process has used (a batch): a one-subject
-#: run of these uses the inlined kernel too, compiled or loaded alongside.
-_INLINED_IN_USE: set[str] = set()
+def _batch(kernel: ModuleType, form: str, method_code: int, what: str, params: np.ndarray,
+           event_time: np.ndarray, *arrays) -> None:
+    """Subjects in parallel with ``solve_batch_<form>``: the generic module's driver while
+    the model's own has never been compiled on this machine (:func:`_generic_first_run`),
+    else the model's; the same numbers bit for bit (tests/test_cold_start.py)."""
+    entry = f"solve_batch_{form}"
+    generic = _generic_first_run(kernel, entry)
+    if generic is None:
+        with compile_report(f"{what}, method {form}"):
+            getattr(kernel, entry)(method_code, params, event_time, *arrays)
+        _mark_compiled(kernel, entry)
+        return
+    with compile_report(f"{what}, method {form}, generic integrator calling the model's "
+                        "functions by address"):
+        getattr(generic, entry)(method_code, kernel.N_STATES, kernel.N_DOSE_TARGETS,
+                                _generic_parameters(kernel, params), event_time, *arrays)
 
 #: The model functions' C wrappers per kernel module (kept alive: the generic integrator holds
 #: their addresses).
@@ -292,16 +308,42 @@ def _mark_compiled(kernel: ModuleType, entry: str) -> None:
             pass
 
 
+#: How many long runs (:func:`many_batches`) are under way in this process.
+_LONG_RUNS = [0]
+
+
+def many_batches(function):
+    """Decorator for work that runs many batches of subjects (a fit, a sweep, an optimiser,
+    a sensitivity analysis, a validation suite): its batches use the model's own parallel
+    driver, compiled once (about a minute and a half for the CIT model, then cached),
+    instead of the generic one, which costs 12-16% more CPU per subject (benchmarks/README.md,
+    "Time to first result"). The same numbers either way."""
+    import functools
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        with _LOCK:
+            _LONG_RUNS[0] += 1
+        try:
+            return function(*args, **kwargs)
+        finally:
+            with _LOCK:
+                _LONG_RUNS[0] -= 1
+    return run
+
+
 def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
     """The generic kernel module if this one-subject run should use it, else None.
 
     ``PLATELETPD_GENERIC_INTEGRATOR``: ``auto`` (the default: the generic integrator while
-    the model's inlined ``entry`` has never been compiled on this machine and this process
-    has run no batch of the model, so a new model's first ``simulate()`` compiles only its
-    own small functions, while a trial, whose batches compile the inlined kernel anyway,
-    does not also compile the generic one for a group of one), ``never`` (always the
-    inlined kernel, compiled on first use: how to build it on request), ``always``. Both
-    give the same results bit for bit (tests/test_cold_start.py). Never without JIT."""
+    the model's inlined ``entry`` (one subject, or subjects in parallel) has never been
+    compiled on this machine, so a new model's first ``simulate()`` and first trial compile
+    only its own small functions; its batches cost 12-16% more CPU per subject, so work that
+    runs many (:func:`many_batches`) compiles the model's own driver instead; measured in
+    benchmarks/README.md, "Time to first result"), ``never`` (always the inlined kernel,
+    compiled on first use: how to build it on request; a later ``auto`` run then uses it),
+    ``always``. Both give the same results bit for bit (tests/test_cold_start.py). Never
+    without JIT."""
     choice = os.environ.get("PLATELETPD_GENERIC_INTEGRATOR", "auto").strip().lower()
     if choice not in {"auto", "never", "always"}:
         from plateletpd.errors import SimulationInputError
@@ -311,30 +353,30 @@ def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
             "unset it for the default (auto)")
     if jit_disabled() or choice == "never":
         return None
-    if choice == "auto" and (kernel.__name__ in _INLINED_IN_USE
-                             or getattr(kernel, entry).signatures
-                             or _marker(kernel, entry).exists()):
+    if choice == "auto" and (getattr(kernel, entry).signatures
+                             or _marker(kernel, entry).exists()
+                             or (_LONG_RUNS[0] and entry.startswith("solve_batch_"))):
         return None
     return generic_kernel()
 
 
 def _generic_parameters(kernel: ModuleType, parameter_vector: np.ndarray) -> np.ndarray:
-    """``parameter_vector``, room for the model's parameter-only quantities, then the
-    addresses of its compiled functions (:data:`MODEL_SLOTS`): what the generic integrator
-    reads (:data:`GENERIC_HEADER`)."""
-    n_p = parameter_vector.shape[0]
+    """``parameter_vector`` (or each row of a matrix of them), room for the model's
+    parameter-only quantities, then the addresses of its compiled functions
+    (:data:`MODEL_SLOTS`): what the generic integrator reads (:data:`GENERIC_HEADER`)."""
+    n_p = parameter_vector.shape[-1]
     n_vector = n_p + kernel.N_CONSTANTS + MODEL_SLOTS
     pointers = _POINTERS.get(kernel.__name__)
     if pointers is None:
         pointers = _POINTERS[kernel.__name__] = model_pointers(
             kernel, kernel.N_STATES, n_vector, kernel.N_OUTPUTS, kernel.N_DOSE_TARGETS)
-    vector = np.zeros(n_vector)
-    vector[:n_p] = parameter_vector
+    vector = np.zeros(parameter_vector.shape[:-1] + (n_vector,))
+    vector[..., :n_p] = parameter_vector
     for k, pointer in enumerate(pointers):
         address = pointer.address
         if address >= 2 ** 53:  # not exact as a float64: never on today's 48-bit addresses
             raise OverflowError(f"function address {address:#x} does not fit a float64")
-        vector[n_vector - MODEL_SLOTS + k] = float(address)
+        vector[..., n_vector - MODEL_SLOTS + k] = float(address)
     return vector
 
 

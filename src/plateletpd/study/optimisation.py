@@ -44,6 +44,7 @@ import pandas as pd
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.provenance import provenance
+from plateletpd.numerics.kernels import many_batches
 from plateletpd.study.distributed import CHUNK, run_trials
 from plateletpd.study.sweep import _dimension_label, cell_designs, check_design_dimensions
 from plateletpd.study.trial import TrialSpec, one_arm_trial
@@ -159,6 +160,7 @@ def _row(dose, start, days, result, target) -> dict:
             "reaches_target": bool(summary.response_pct >= target)}
 
 
+@many_batches
 def optimise_dose(spec: TrialSpec, search: DoseSearch, *, replicates: int = 20, client=None,
                   chunk: int = CHUNK, progress: bool = False) -> DoseOptimum:
     """The least-drug (or fewest-days) design reaching the target; see the module text."""

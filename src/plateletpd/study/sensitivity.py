@@ -41,6 +41,7 @@ import pandas as pd
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.provenance import provenance
+from plateletpd.numerics.kernels import many_batches
 from plateletpd.population.variability import Variability
 from plateletpd.study.distributed import CHUNK, optional, run_trials
 from plateletpd.study.sweep import cell_designs, check_design_dimensions
@@ -358,6 +359,7 @@ def morris_screening(factors: Sequence[Factor], evaluate: Callable, trajectories
                              table, pd.DataFrame(), {}, tuple(notes))
 
 
+@many_batches
 def run_sensitivity(spec: TrialSpec, arm: str, factors: Sequence[Factor], *,
                     method: str = "sobol", samples: int = 256, seed: int = 0, client=None,
                     chunk: int = CHUNK, progress: bool = False, **options

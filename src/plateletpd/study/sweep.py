@@ -28,6 +28,7 @@ from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.provenance import provenance
 from plateletpd.io.schema import Document, Field, Table
+from plateletpd.numerics.kernels import many_batches
 from plateletpd.study.trial import (TrialSpec, load_trial_spec, one_arm_trial, run_trial,
                                    summary_columns)
 
@@ -157,6 +158,7 @@ def _checked_call(spec, grid, arms) -> tuple[TrialSpec, dict[str, list[float]], 
     return spec, parse_grid(items), (list(arms) if arms is not None else None)
 
 
+@many_batches
 def run_sweep(spec: TrialSpec | str | Path, grid: dict[str, list[float]], arms: Sequence[str] | None = None,
               progress: bool = False, endpoint: str | None = None, client=None,
               chunk: int | None = None) -> pd.DataFrame:

@@ -55,6 +55,7 @@ from plateletpd.io.files import atomic_folder, atomic_write, write_json, write_t
 from plateletpd.io.outcomes import bundled_outcomes_path
 from plateletpd.io.provenance import provenance
 from plateletpd.io.schema import Document, Field, Table
+from plateletpd.numerics.kernels import many_batches
 from plateletpd.study.validation_results import ROLES, inside_by_role
 
 
@@ -185,6 +186,7 @@ def load_suite(path: str | Path) -> ValidationSuite:
                            suite["uncertainty"], tuple(checks), str(path))
 
 
+@many_batches
 def validate(suite: ValidationSuite, replicates: int | None = None,
              uncertainty: str | None = None, roles: tuple[str, ...] | None = None,
              progress: bool = False, checks: tuple[int, ...] | None = None) -> ValidationResult:
