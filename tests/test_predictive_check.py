@@ -561,3 +561,24 @@ def test_the_note_on_short_virtual_studies_says_how_many_and_what_to_do():
     assert f"untreated (n 10000): 2 of 2 replicates enrolled fewer, the smallest {size} " \
         f"patients" in note
     assert f"screened up to {RECRUIT_LIMIT} times --n" in note
+
+
+def test_arms_named_as_the_datas_are_paired_when_nothing_pairs_them():
+    # the ITP phase III file names its arms as Mei 2021 does (HETROM-2.5, HETROM-5,
+    # placebo) but has no data_arm: check refused it, asking for a mapping a user expects
+    # by name (2026-12-04). Pairing by name happens only when neither the file nor the
+    # command pairs any arm; otherwise an unpaired data arm is still an error
+    from plateletpd.study.check import arm_mapping
+
+    spec = pp.TrialSpec.create(seed=2, subjects_per_arm=30, arms=[
+        {"name": "Placebo "}, {"name": "rhTPO"}], response={"threshold": 100, "by_day": 14})
+    rows = pd.DataFrame({"arm": ["placebo", "rhTPO", "rhTPO"], "line": [2, 3, 4]})
+    assert arm_mapping(spec, rows, "s", "data.csv", None, by_name=True) == {
+        "placebo": "Placebo ", "rhTPO": "rhTPO"}
+    with pytest.raises(CheckError, match="no trial arm is mapped"):
+        arm_mapping(spec, rows, "s", "data.csv", None)  # a fit pairs only what it is told
+    paired = pp.TrialSpec.create(seed=2, subjects_per_arm=30, arms=[
+        {"name": "placebo", "data_arm": "rhTPO"}, {"name": "rhTPO"}],
+        response={"threshold": 100, "by_day": 14})
+    with pytest.raises(CheckError, match="'placebo' \\(line 2\\)"):
+        arm_mapping(paired, rows, "s", "data.csv", None, by_name=True)

@@ -431,3 +431,58 @@ def test_time_from_50_to_100_on_a_constructed_course():
     other = next(pd.DataFrame([{**row._asdict(), "threshold": "from <=20 to >=100"}]
                               ).itertuples())
     assert "the trial times from <=50 to >=100" in row_reader(other, {"threshold": 100})
+
+
+def _outcome_row(**fields):
+    base = {"study": "s", "arm": "a", "endpoint": "response_proportion", "threshold": "",
+            "day": math.nan, "statistic": "percent"}
+    return next(pd.DataFrame([{**base, **fields}]).itertuples())
+
+
+def test_a_response_at_least_once_is_read_from_the_first_responding_visit_not_one_count():
+    # the helper writing the ITP out-of-sample rows (2026-12-04) coded Mei 2021 Table 2's
+    # "responded at least once within 8 weeks" (84.5%) as cumulative_response_proportion
+    # "PLT >=50" day 56, and check read it as the count AT the week-8 visit (the primary
+    # endpoint's column, 58.9%) without a word. Four constructed patients: two respond and
+    # stay, one responds on day 14 and is below 50 at week 8, one never responds
+    from plateletpd.study.check import row_reader
+
+    response = {"threshold": 50, "by_day": 56, "at_visits": [56]}
+    table = pd.DataFrame({"response_day": [7.0, 28.0, 14.0, math.nan],
+                          "plt_at_least_50_day_56": [1.0, 1.0, 0.0, 0.0]})
+    once = row_reader(_outcome_row(endpoint="cumulative_response_proportion",
+                                   threshold="PLT >=50 at least once", day=56.0), response)
+    assert once(table) == pytest.approx(75.0) and "at least once" in once.reading
+    at_week = row_reader(_outcome_row(threshold="PLT >=50 at the week", day=56.0), response)
+    assert at_week(table) == pytest.approx(50.0)
+    by_day_20 = row_reader(_outcome_row(endpoint="cumulative_response_proportion",
+                                        threshold="PLT >=50 at least once", day=20.0),
+                           response)
+    assert by_day_20(table) == pytest.approx(50.0)   # days 7 and 14
+    # a plain "PLT >=50" cumulative row is still read at the visit the trial judges (the
+    # carboplatin label's "by day 28, 90% above 100"), and the reading says so
+    plain = row_reader(_outcome_row(endpoint="cumulative_response_proportion",
+                                    threshold="PLT >=50", day=56.0), response)
+    assert plain(table) == pytest.approx(50.0)
+    assert "write 'PLT >=50 at least once'" in plain.reading
+    # another level than the trial's rule is refused with the fix
+    assert "set [response] threshold = 30" in row_reader(
+        _outcome_row(endpoint="cumulative_response_proportion",
+                     threshold="PLT >=30 at least once", day=56.0), response)
+
+
+def test_the_iwg_response_row_is_read_from_the_trials_rule_only_when_the_trial_states_it():
+    # "PLT >=30 and >=2x baseline" (Mei 2021 Table 2; Rodeghiero 2009) had been read as the
+    # trial's PLT >= 50 rule with a note; it is that rule or a refusal naming the fix
+    from plateletpd.study.check import row_reader
+
+    row = _outcome_row(endpoint="cumulative_response_proportion",
+                       threshold="PLT >=30 and >=2x baseline", day=56.0)
+    refused = row_reader(row, {"threshold": 50, "by_day": 56})
+    assert isinstance(refused, str)
+    assert 'rise_fold = 2, combine = "all"' in refused
+    iwg = {"threshold": 30, "rise_fold": 2, "combine": "all", "by_day": 56}
+    reader = row_reader(row, iwg)
+    table = pd.DataFrame({"response_day": [7.0, math.nan, 60.0]})
+    assert reader(table) == pytest.approx(100 / 3)
+    assert isinstance(row_reader(row, {**iwg, "combine": "any"}), str)

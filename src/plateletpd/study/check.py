@@ -11,7 +11,8 @@ the observed value, the predicted median, the 95% prediction interval, whether t
 value lies inside, and the percentile of the observed value among the replicates.
 
 Trial arms map to the data's arms by ``data_arm`` in their ``[[arms]]`` entry (or
-``arm_map``); the study is ``[trial] data_study`` (or ``study``). Values are on the data's
+``arm_map``; where neither pairs any arm, arms of the same name are paired); the study is
+``[trial] data_study`` (or ``study``). Values are on the data's
 scale (a ``percent`` row in percent). What a row may ask of a trial (the trial's endpoints
 are read at its visits, from the start of treatment, as a trial judges them):
 
@@ -149,7 +150,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     unmatched: list = []
     mapping = arm_mapping(spec, rows, study, source, arm_map,
                           only_mapped or lines is not None,
-                          unmatched if only_mapped else None)
+                          unmatched if only_mapped else None, by_name=True)
     if lines is not None:
         unknown = sorted(set(lines) - set(rows.line))
         if unknown:
@@ -232,7 +233,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
               f"study {study} in {source}" for trial_arm, data_arm in unmatched]
     notes += [f"line {row.line} ({row.arm}): read as {reading}"
               for row, reading in zip(rows.itertuples(), table.reading)
-              if "was not parsed" in reading]
+              if "was not parsed" in reading or "a cumulative row read at" in reading]
     for row in rows.itertuples():
         event = parse_incidence(row.threshold) if row.endpoint == "incidence_proportion" \
             else None
@@ -322,14 +323,23 @@ def recruit_to_size(result, needed: Mapping[str, int], client=None):
 
 def arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
                 arm_map: Mapping[str, str | Sequence[str]] | None, only_mapped: bool = False,
-                unmatched: list | None = None) -> dict[str, str]:
+                unmatched: list | None = None, by_name: bool = False) -> dict[str, str]:
     """Data arm -> trial arm, from the trial file's ``data_arm`` keys and ``arm_map``
     (``rows``: the study's rows). A trial arm may stand for several data arms (a list: an
     observation arm's own rows and the entry baseline of all enrolled patients, read from
     one simulation); a data arm is read from one trial arm. Also the mapping of a fit's
     ``[[trials]]`` entries (:mod:`plateletpd.inference.trial_arms`), so a fit and a check
-    pair the same arms."""
+    pair the same arms.
+
+    ``by_name`` (a check): where neither the trial file nor ``arm_map`` pairs any arm, each
+    trial arm is paired with the data arm of the same name (letter case and surrounding
+    spaces aside), as a user who named the arms as the publication did expects; a fit
+    pairs only what its configuration says."""
     names = [arm.name for arm in spec.arms]
+    if by_name and not arm_map and not spec.extra.get("data_arms"):
+        data_names = {str(arm).strip().casefold(): arm for arm in dict.fromkeys(rows.arm)}
+        arm_map = {name: data_names[name.strip().casefold()] for name in names
+                   if name.strip().casefold() in data_names}
     for trial_arm in arm_map or {}:
         if trial_arm not in names:
             raise CheckError(f"arm map: {trial_arm!r} is not an arm of the trial"
@@ -539,6 +549,46 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
         return _reads(lambda t: scale * float(np.mean(t.sustained_responder)) if len(t)
                       else math.nan, f"sustained responders (PLT >= {level:g} at >= "
                       f"{100 * share:g}% of the visits)")
+    # "PLT >=50 at least once" (Mei 2021 Table 2's "responded at least once within 8
+    # weeks"): a visit at or above the level by the row's day (or by_day), never a count at
+    # one visit; "PLT >=30 and >=2x baseline" (the IWG response): the trial's rule must be it
+    once = re.fullmatch(r"(?:PLT\s*)?>=\s*([\d.]+)\s+(?:at\s+least\s+once|at\s+any\s+visit|ever)",
+                        str(row.threshold or "").strip(), flags=re.IGNORECASE)
+    iwg = re.fullmatch(r"(?:PLT\s*)?>=\s*([\d.]+)\s+and\s+>=\s*([\d.]+)\s*(?:x|times)\s*"
+                       r"(?:the\s+)?baseline(?:\s+at\s+least\s+once)?",
+                       str(row.threshold or "").strip(), flags=re.IGNORECASE)
+    if (once or iwg) and endpoint in ("response_proportion", "cumulative_response_proportion"):
+        scale = {"percent": 100.0, "proportion": 1.0}.get(statistic)
+        if scale is None:
+            return f"a {statistic} of responders needs n: give it as percent or proportion"
+        by = response.get("by_day", 14) if math.isnan(day) else day
+        if by > response.get("by_day", 14) + 1e-9:
+            return (f"responders by day {by:g}: the trial judges its response by day "
+                    f"{response.get('by_day', 14):g}; set [response] by_day = {by:g}")
+        if iwg:
+            level, fold = float(iwg.group(1)), float(iwg.group(2))
+            if (response.get("threshold") != level or response.get("rise_fold") != fold
+                    or response.get("combine", "any") != "all" or response.get("rise")):
+                return (f"the response 'PLT >= {level:g} and >= {fold:g}x baseline' is not the "
+                        f"trial's rule: set [response] threshold = {level:g}, rise_fold = "
+                        f"{fold:g}, combine = \"all\" (a trial judges one response rule: "
+                        f"check these rows with a copy of the trial file that states it)")
+            what = f"PLT >= {level:g} and >= {fold:g}x baseline (the trial's rule)"
+        else:
+            level = float(once.group(1))
+            if response.get("threshold") != level:
+                tiers = response.get("also_thresholds") or []
+                if level not in tiers or abs(by - response.get("by_day", 14)) > 1e-9:
+                    return (f"a response at {level:g} at least once is not the trial's rule "
+                            f"(threshold {response.get('threshold')}): set [response] "
+                            f"threshold = {level:g}")
+                column = f"responder_at_{level:g}"
+                return _reads(lambda t: scale * float(np.mean(t[column])) if len(t)
+                              else math.nan, f"responded at {level:g} at least once by day "
+                              f"{by:g} (also_thresholds)")
+            what = f"responded at {level:g} at least once"
+        return _reads(lambda t: scale * float(np.mean(t.response_day <= by)) if len(t)
+                      else math.nan, f"{what} by day {by:g}")
     # "PLT >=50 at the week" (the row's day), "at week 8", "at the week-8 visit", "at day
     # 56": the count at that visit
     at_visit = re.fullmatch(r"(?:PLT\s*)?>=\s*([\d.]+)\s+at\s+(?:the\s+)?(week|visit|day)"
@@ -575,8 +625,12 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
         if column not in (c for _, _, c in visit_levels(response)):
             return (f"the count at the visit of day {day:g} is not judged: add "
                     f"at_visits = [{day:g}] and at_visit_levels = [{level:g}] to [response]")
+        cumulative = "" if endpoint == "response_proportion" else (
+            f" (a cumulative row read at the visit, as the trial judges {level:g} there; "
+            f"for a response at any visit by day {day:g} write 'PLT >={level:g} at least "
+            f"once')")
         return _reads(lambda t: scale * float(np.mean(t[column])) if len(t) else math.nan,
-                      f"the count at the day-{day:g} visit at least {level:g}")
+                      f"the count at the day-{day:g} visit at least {level:g}{cumulative}")
     if endpoint in ("response_proportion", "cumulative_response_proportion"):
         if level is None and low is None and compared:  # "PLT >=100", "PLT >100"
             level = float(compared.group(1))
