@@ -122,7 +122,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                 replicates: int | None = None,
                 uncertainty: str | None = None, progress: bool = False,
                 only_mapped: bool = False, client=None,
-                lines: list[int] | None = None) -> CheckResult:
+                lines: list[int] | None = None, screen_fewer: bool = True) -> CheckResult:
     """Compare ``spec``'s endpoints with the rows of ``study`` in ``data`` (an outcome CSV
     path or table); see the module text. Every data arm must be mapped to a trial arm,
     unless ``only_mapped``: then the rows of unmapped data arms are left out, and a note
@@ -132,7 +132,10 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     trial arm mapped through ``arm_map``); the others are left out with a note. An
     ``arm_map`` value may be a list: one trial arm read for several data arms.
     ``client``: a Dask client on which the replicate trials run (study/distributed.py; the
-    same results)."""
+    same results). ``screen_fewer`` (default): when every row states its n, the replicates
+    after the first screen only about as many patients as the rows need (the same table:
+    a replicate whose rows fall short runs again with the file's number); False screens the
+    file's number in every replicate."""
     rows = load_outcomes(data)
     source = str(data) if not isinstance(data, pd.DataFrame) else "the data table"
     study = study or spec.extra.get("data_study")
@@ -190,20 +193,28 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     needed = {mapping[arm]: int(n) for arm, n in rows.groupby("arm").n.max().items()
               if math.isfinite(n)}  # each trial arm: the largest study size read from it
     recruited = 0
+    # after the first replicate, screen only about as many as the rows need (a user test,
+    # 2026-12-04: 100 replicates screened 300 patients each for rows of 12, 8.7 minutes);
+    # a replicate whose rows then fall short runs again with the file's number, so every
+    # row is read over the same first patients as without this (tested)
+    screened = [0]
+    exact = rows.n.notna().all() and screen_fewer
     for replicate, _, _, _, result in replicate_trials(spec, replicates, drawn, progress,
-                                                       client):
+                                                       client, screened):
+        if result.spec.subjects_per_arm < spec.subjects_per_arm and not _rows_filled(
+                result, rows, mapping, spec):
+            result = _rerun(result, spec.subjects_per_arm, client)
         # a study recruits until it has its patients: so does each virtual study, with the
         # fit's point estimates too (a user test, 2026-12-04: only drawn studies did)
         result, more = recruit_to_size(result, needed, client)
+        if first and exact and client is None:
+            screened[0] = _enough_screened(result, rows, mapping, spec)
         recruited += more
         subjects = result.subjects
         for index, row in rows.iterrows():
-            arm = subjects[subjects.arm == mapping[row.arm]]
-            cycle = data_cycle(spec, mapping[row.arm], row.arm)
-            if cycle is not None and f"cycle{cycle}_day" in arm:
-                # a row about one cycle of a self-controlled study describes the patients
-                # given that cycle: its virtual study is the first n of them
-                arm = arm[np.isfinite(arm[f"cycle{cycle}_day"].to_numpy(float))]
+            # a row about one cycle of a self-controlled study describes the patients given
+            # that cycle: its virtual study is the first n of them
+            arm = _row_patients(subjects, spec, mapping[row.arm], row.arm)
             size = len(arm) if not math.isfinite(row.n) else min(int(row.n), len(arm))
             sizes[index] = size if first else min(sizes[index], size)
             every_size[index, replicate] = size
@@ -287,6 +298,52 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
 
 #: at most this many times the trial's screened patients when a drawn study recruits to size
 RECRUIT_LIMIT = 8
+
+
+def _row_patients(subjects: pd.DataFrame, spec: TrialSpec, trial_arm: str, data_arm: str
+                  ) -> pd.DataFrame:
+    """The patients a row of ``data_arm`` is read over, in enrolment order: the trial arm's,
+    or, for a row about one cycle of a course, those given that cycle."""
+    arm = subjects[subjects.arm == trial_arm]
+    cycle = data_cycle(spec, trial_arm, data_arm)
+    if cycle is not None and f"cycle{cycle}_day" in arm:
+        arm = arm[np.isfinite(arm[f"cycle{cycle}_day"].to_numpy(float))]
+    return arm
+
+
+def _rows_filled(result, rows: pd.DataFrame, mapping, spec: TrialSpec) -> bool:
+    """Whether every row of ``rows`` has its n patients in ``result``."""
+    return all(len(_row_patients(result.subjects, spec, mapping[row.arm], row.arm)) >= row.n
+               for row in rows.itertuples())
+
+
+def _enough_screened(result, rows: pd.DataFrame, mapping, spec: TrialSpec) -> int:
+    """Patients to screen per arm so that each row likely has its n (half as many again as
+    the first replicate's share suggests, and 20 more), at most the file's number; 0 (the
+    file's) when a row had fewer than its n in ``result``."""
+    screened = result.spec.subjects_per_arm
+    share = 0.0
+    for row in rows.itertuples():
+        have = len(_row_patients(result.subjects, spec, mapping[row.arm], row.arm))
+        if have < row.n:
+            return 0
+        share = max(share, row.n / have)
+    fewer = math.ceil(screened * share * 1.5) + 20
+    return fewer if fewer < spec.subjects_per_arm else 0
+
+
+def _rerun(result, screened: int, client=None):
+    """``result``'s replicate trial again with ``screened`` patients per arm."""
+    from dataclasses import replace
+
+    from plateletpd.study.trial import run_trial
+
+    larger = replace(result.spec, subjects_per_arm=screened)
+    if client is None:
+        return run_trial(larger)
+    from plateletpd.study.distributed import run_trials
+
+    return run_trials([larger], client)[0]
 
 
 def recruit_to_size(result, needed: Mapping[str, int], client=None):

@@ -391,7 +391,7 @@ class TrialUncertainty:
 
 
 def replicate_trials(spec: TrialSpec, replicates: int, uncertainty: TrialUncertainty | None
-                     = None, progress: bool = False, client=None
+                     = None, progress: bool = False, client=None, screened: list | None = None
                      ) -> Iterator[tuple[int, int, dict, dict, TrialResult]]:
     """(replicate, patient seed, drawn fit parameters, redraws per parameter, result) for
     each replicate trial; patient seeds as :func:`plateletpd.study.trial.run_replicates`.
@@ -403,7 +403,13 @@ def replicate_trials(spec: TrialSpec, replicates: int, uncertainty: TrialUncerta
     rule) and is left out, with an :class:`EmptyReplicateWarning`: the replicates yielded
     are the studies that enrol, as the published one did. If every replicate is empty, or
     the point estimates enrol nobody (the design itself cannot enrol), the
-    :class:`~plateletpd.study.trial.NobodyEnrolledError` is raised."""
+    :class:`~plateletpd.study.trial.NobodyEnrolledError` is raised.
+
+    ``screened`` (run here, not on a client): a one-element list the caller may set between
+    replicates to screen fewer patients per arm than the trial file in the replicates after
+    it (a check whose rows need few); every patient's draws depend on its index only, so
+    the first patients are the same. A replicate that then enrols nobody runs again with
+    the file's number; the caller reruns one that enrols too few for its rows."""
     import warnings
 
     _check_replicates(replicates)
@@ -411,7 +417,7 @@ def replicate_trials(spec: TrialSpec, replicates: int, uncertainty: TrialUncerta
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if client is None:
-            results = _replicates(spec, replicates, uncertainty, progress)
+            results = _replicates(spec, replicates, uncertainty, progress, screened)
         else:
             results = _distributed_replicates(spec, replicates, uncertainty, progress,
                                               client)
@@ -440,16 +446,23 @@ def replicate_trials(spec: TrialSpec, replicates: int, uncertainty: TrialUncerta
         progress_end()
 
 
-def _replicates(spec, replicates, uncertainty, progress):
+def _replicates(spec, replicates, uncertainty, progress, screened=None):
     for replicate in range(replicates):
         seed, drawn, outside, trial = _replicate_spec(spec, replicate, uncertainty)
         if progress and progress_due(replicate + 1, replicates):
             kind = "drawn parameters" if uncertainty else "point estimates"
             show_progress(f"  replicate {replicate + 1}/{replicates} ({kind})")
-        try:
-            result = run_trial(trial)
-        except NobodyEnrolledError as error:
-            result = error
+        result = None
+        if screened and 0 < screened[0] < trial.subjects_per_arm:
+            try:
+                result = run_trial(replace(trial, subjects_per_arm=screened[0]))
+            except NobodyEnrolledError:
+                result = None  # the file's number decides, as without the hint
+        if result is None:
+            try:
+                result = run_trial(trial)
+            except NobodyEnrolledError as error:
+                result = error
         yield replicate, seed, drawn, outside, result
 
 
