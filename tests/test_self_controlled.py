@@ -221,7 +221,7 @@ CASES = [
      ["data_cycle says how the arm's data rows are read", "data_arm"]),
     # a level the per-cycle columns do not count
     ("data_level = 100\n\n[[arms]]", "data_level = 30\n\n[[arms]]", "data_level = 30",
-     ["data_level", "50, 75 or 100"]),
+     ["data_level", "20, 50, 75 or 100"]),
 ]
 
 
@@ -365,3 +365,35 @@ def test_one_arm_read_for_two_cycles_equals_the_paired_arms(tmp_path):
     path.write_text(bad)
     with pytest.raises(pp.PlateletPDError, match="data_cycles names 'prophylactic rhTPO'"):
         load_trial_spec(path)
+
+
+def test_a_cycles_recovery_day_is_timed_from_its_first_day_back_to_the_level_after_its_nadir():
+    # a user test (2026-12-04): Xiao 2016 reports each cycle's "recovery time" (19.4 against
+    # 13.4 days) and check refused it ("a cycle's time to a level is not computed"). The
+    # V-shaped cycle: 300 - 25 t down to 50 on day 10, then 50 + 10 (t - 10): back to 100
+    # on day 15, to 75 on day 12.5; never below 50 (its nadir is 50): no value at 50
+    result = linear_course()
+    t = result.times
+    result.platelets[:] = np.where(t < 10, 300 - 25 * t, 50 + 10 * (t - 10))
+    readings = result.readings(1, recovery=(50, 75, 100))
+    assert readings[("recovery", 100)][0] == pytest.approx(15.0)
+    assert readings[("recovery", 75)][0] == pytest.approx(12.5)
+    assert math.isnan(readings[("recovery", 50)][0])
+    # cycle 2 starts on day 21 at 160 and rises: it never fell below 100
+    assert math.isnan(result.readings(2, recovery=(100,))[("recovery", 100)][0])
+    # a count still below the level when the cycle's window ends has not recovered (NaN)
+    result.platelets[:] = np.where(t < 10, 300 - 25 * t, 50 + 1 * (t - 10))
+    assert math.isnan(result.readings(1, recovery=(100,))[("recovery", 100)][0])
+
+
+def test_a_data_cycle_arm_reads_a_recovery_time_row_and_refuses_an_untimed_level(nsclc):
+    row = next(pd.DataFrame([{"study": "s", "arm": "control cycle (previous cycle)",
+                              "endpoint": "time_to_threshold_days", "threshold": "PLT >=100",
+                              "day": math.nan, "statistic": "mean"}]).itertuples())
+    table = arm(nsclc, "control cycle (previous cycle)")
+    reader = arm_row_reader(nsclc.spec, row, "control cycle (previous cycle)")
+    assert reader(table) == pytest.approx(np.nanmean(table.cycle1_recovery_day_100))
+    assert (table.cycle1_recovery_day_100.dropna() > 0).all()
+    other = next(pd.DataFrame([{**row._asdict(), "threshold": "PLT >=150"}]).itertuples())
+    assert "times recovery to 50, 75, 100" in arm_row_reader(
+        nsclc.spec, other, "control cycle (previous cycle)")

@@ -54,7 +54,7 @@ from plateletpd.io.display import short_repr
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.outcomes import load_outcomes
 from plateletpd.io.provenance import provenance
-from plateletpd.study.cycles import CYCLE_LEVELS
+from plateletpd.study.cycles import CYCLE_LEVELS, RECOVERY_LEVELS
 from plateletpd.study.endpoints import (RECOVERY_LEVELS, IncidenceEvent, parse_cycles,
                                         parse_incidence, parse_threshold, stated_level)
 from plateletpd.study.statistics import kaplan_meier
@@ -512,15 +512,36 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
             return (f"statistic {row.statistic!r}: an incidence is read as a percent or "
                     f"proportion")
         if event.transfusion:
-            return lambda t: scale * _flag_share(t, "transfused", cycle, cycle)
-        return lambda t: scale * _count_share(t, event.level, cycle, cycle)
+            return _reads(lambda t: scale * _flag_share(t, "transfused", cycle, cycle),
+                          f"a rescue transfusion in cycle {cycle} (cycle{cycle}_transfused), "
+                          f"among the patients given it")
+        return _reads(lambda t: scale * _count_share(t, event.level, cycle, cycle),
+                      f"a count below {event.level:g} in cycle {cycle}, among the patients "
+                      f"given it")
+    if row.endpoint == "time_to_threshold_days":
+        # a self-controlled study's "recovery time" of a cycle (Xiao 2016: 19.4 against
+        # 13.4 days): from the cycle's first day back to the level after its nadir
+        stated = stated_level(row.threshold)
+        stated = stated if stated is not None else level
+        if stated not in RECOVERY_LEVELS:
+            return (f"a cycle's time to recover to {row.threshold or level!r}: the trial "
+                    f"times recovery to {', '.join(map(str, RECOVERY_LEVELS))} (the row's "
+                    f"threshold, e.g. 'PLT >=100', or the arm's data_level)")
+        if row.statistic not in ("mean", "median") or not math.isnan(row.day):
+            return (f"a cycle's time to {stated:g} is read as a mean or median without a "
+                    f"day")
+        column = f"cycle{cycle}_recovery_day_{int(stated)}"
+        reduce = np.nanmedian if row.statistic == "median" else np.nanmean
+        return _reads(lambda t: float(reduce(t[column].to_numpy(float))) if len(t) and
+                      np.isfinite(t[column].to_numpy(float)).any() else math.nan,
+                      f"{row.statistic} of {column} (cycle {cycle}: days from its first day "
+                      f"back to {stated:g}, over the patients whose count fell below "
+                      f"{stated:g} and recovered within the cycle)")
     if row.endpoint not in CYCLE_ENDPOINTS:
-        instead = (f"; a cycle's time to a level is not computed, its days below the level "
-                   f"are (duration_below_days with the level in threshold, e.g. 'PLT <100')"
-                   if row.endpoint == "time_to_threshold_days" else
-                   "; map this data arm to an arm without data_cycle")
-        return (f"the arm's data_cycle = {cycle} reads {', '.join(CYCLE_ENDPOINTS)} and "
-                f"incidence_proportion from cycle {cycle}, not {row.endpoint}{instead}")
+        return (f"the arm's data_cycle = {cycle} reads {', '.join(CYCLE_ENDPOINTS)}, "
+                f"time_to_threshold_days (the cycle's recovery) and incidence_proportion "
+                f"from cycle {cycle}, not {row.endpoint}; map this data arm to an arm "
+                f"without data_cycle")
     if row.statistic not in ("mean", "median"):
         return (f"statistic {row.statistic!r}: a cycle's {row.endpoint} is read as a mean "
                 f"or median")
@@ -536,7 +557,7 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
         stated = stated if stated is not None else level
         if stated is None:
             return (f"its threshold {str(row.threshold or '')!r} names no count level: add "
-                    f"data_level = 50, 75 or 100 to the arm (the level the study counted "
+                    f"data_level = 20, 50, 75 or 100 to the arm (the level the study counted "
                     f"below)")
         if stated not in CYCLE_LEVELS:
             return (f"days below {stated:g} in a cycle: the trial counts days below "

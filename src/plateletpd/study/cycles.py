@@ -244,13 +244,16 @@ class CourseResult:
         inside = (self.times[None, :] >= start[:, None]) & (self.times[None, :] < end[:, None])
         return start, inside
 
-    def readings(self, cycle: int, levels=()) -> dict:
+    def readings(self, cycle: int, levels=(), recovery=()) -> dict:
         """From one pass over cycle ``cycle``'s window (1-based; to the next cycle or the
         end of follow-up): each patient's ``"nadir"``, ``"peak"`` (the highest count from
         the nadir to the window's end: the cycle's recovery peak) and, per level in
         ``levels``, the days
         with the count below it (on the output grid, as the trial's ``days_below_50``);
-        NaN where that cycle was not given."""
+        per level in ``recovery``, under ``("recovery", level)``, the days from the cycle's
+        first day to the first count at or above the level after the nadir, for a patient
+        whose count fell below it (NaN for the others, and where it did not recover within
+        the window); NaN where that cycle was not given."""
         start, inside = self._window(cycle)
         given = np.isfinite(start)
         masked = np.where(inside, self.platelets, np.inf)
@@ -266,6 +269,12 @@ class CourseResult:
         out["peak"] = np.where(given & (lowest < last), peak, np.nan)
         for level in levels:
             out[level] = np.where(given, np.sum(masked < level, axis=1) * step, np.nan)
+        for level in recovery:
+            back = after & (self.platelets >= level)
+            first = np.argmax(back, axis=1)
+            fell = given & (out["nadir"] < level) & back.any(axis=1)
+            with np.errstate(invalid="ignore"):
+                out[("recovery", level)] = np.where(fell, self.times[first] - start, np.nan)
         return out
 
     def nadir(self, cycle: int) -> np.ndarray:
@@ -992,9 +1001,13 @@ def _merged(passes: list, n: int) -> dict:
     return merged
 
 
-#: count levels (10^9/L) of the per-cycle days-below columns: the CIT grades' limits (a
-#: self-controlled study's "duration of thrombocytopenia" in a cycle, read with data_cycle)
-CYCLE_LEVELS = (50, 75, 100)
+#: count levels (10^9/L) of the per-cycle days-below columns: the CIT grades' limits and the
+#: usual transfusion trigger (a self-controlled study's "duration of thrombocytopenia" or
+#: "days below 20" in a cycle, read with data_cycle; Vadhan-Raj 2000 reports days below 20)
+CYCLE_LEVELS = (20, 50, 75, 100)
+
+#: count levels of the per-cycle recovery-day columns (``cycle{c}_recovery_day_{L}``)
+RECOVERY_LEVELS = (50, 75, 100)
 
 #: (column, unit, description) of the per-patient course columns of a trial on a
 #: chemotherapy course (``{c}``: each cycle number); flags are 0/1
@@ -1044,6 +1057,11 @@ COURSE_COLUMNS = (
      "0 when cycle {c} was not given"),
     *((f"cycle{{c}}_days_below_{level}", "days", f"days with the count below {level} from "
        f"cycle {{c}} to the next cycle (the course's output grid)") for level in CYCLE_LEVELS),
+    *((f"cycle{{c}}_recovery_day_{level}", "days", f"days from cycle {{c}}'s first day to the "
+       f"first count at or above {level} after the cycle's nadir, for a patient whose count "
+       f"fell below {level} in the cycle (empty for the others, and when the count was not "
+       f"back by the next cycle or the end of follow-up): a self-controlled study's "
+       f"'recovery time'") for level in RECOVERY_LEVELS),
     ("cycle{c}_auc_21_days", "x10^9/L x day", "area under the count over 21 days from "
      "cycle {c}'s first day (empty: not given, or follow-up ends earlier)"))
 
@@ -1112,7 +1130,7 @@ def course_endpoints(arm: ArmResult) -> dict:
                "next_cycle_delay_days": next_cycle_delay(result, arm.entry_time)}
     rescue_times = np.asarray(arm.extra.get("rescue_times", np.full((arm.n, 0), np.nan)))
     for c in range(1, cycles + 1):
-        readings = result.readings(c, CYCLE_LEVELS)  # one pass over the cycle's window
+        readings = result.readings(c, CYCLE_LEVELS, RECOVERY_LEVELS)  # one pass
         begin, end = result.window_days(c)  # the window of the cycle's other readings
         with np.errstate(invalid="ignore"):
             rescued = (rescue_times >= begin[:, None]) & (rescue_times < end[:, None])
@@ -1126,6 +1144,8 @@ def course_endpoints(arm: ArmResult) -> dict:
                         f"cycle{c}_transfused": rescued.any(axis=1) & given[:, c - 1],
                         **{f"cycle{c}_days_below_{level}": readings[level]
                            for level in CYCLE_LEVELS},
+                        **{f"cycle{c}_recovery_day_{level}": readings[("recovery", level)]
+                           for level in RECOVERY_LEVELS},
                         f"cycle{c}_auc_21_days": result.auc(c)})
     # cycles counted from enrolment ("the two cycles after resumption on schedule"): the
     # j-th cycle given after the entry day, in order of the day given

@@ -347,7 +347,7 @@ TRIAL_SCHEMA = Table({
         # its own cycle: { "treatment period" = 1, "prevention period" = 2 }
         "data_cycles": number_table(low=1),
         "data_level": Field(unit="10^9/L",
-                            what="50, 75 or 100: the count level of the data arm's "
+                            what="20, 50, 75 or 100: the count level of the data arm's "
                                  "duration rows whose threshold names none"),
         "treatment": Field("list", item=Field("text"), default=[],
                            what='a list of doses, e.g. ["rhTPO 15000 U"]'),
@@ -1046,7 +1046,7 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
                             f"{course.cycles}")
     if entry["data_level"] is not None and entry["data_level"] not in CYCLE_LEVELS:
         raise document.fail((*where, "data_level"), f"arm {entry['name']!r}: data_level "
-                            f"must be 50, 75 or 100 (the levels the trial counts days "
+                            f"must be 20, 50, 75 or 100 (the levels the trial counts days "
                             f"below), got {entry['data_level']!r}")
     if (entry["data_cycle"] is not None or entry["data_level"] is not None) and \
             entry["data_arm"] is None:
@@ -1643,6 +1643,16 @@ def _nobody_enrolled(spec: TrialSpec, design: ArmDesign, screened: int, invalid:
             f"follow-up, give more chemotherapy, or screen more patients (--n)")
 
 
+def _mean_interval(values: np.ndarray, mean: float, half: float) -> tuple[float, float]:
+    """The normal-approximation 95% interval of a mean, its lower end never below 0 for a
+    quantity that cannot be negative (a user test, 2026-12-04: a mean of transfusion counts
+    had the lower end -0.0019)."""
+    lower = mean - half
+    if values.size and float(np.min(values)) >= 0.0 and lower < 0.0:
+        lower = 0.0
+    return lower, mean + half
+
+
 def _estimate(name: str, value: float, lower: float, upper: float) -> dict:
     """An estimate and its 95% interval as three numeric columns: NAME, NAME_lower,
     NAME_upper (analysis-ready; :func:`arm_table` formats them as text for printing)."""
@@ -1673,7 +1683,7 @@ def _summarise(name: str, table: pd.DataFrame, screened: int, invalid: int,
         mean = float(np.mean(values)) if values.size else math.nan
         half = Z95 * float(np.std(values, ddof=1)) / math.sqrt(values.size) \
             if values.size > 1 else math.nan
-        row.update(_estimate(f"mean_{column}", mean, mean - half, mean + half))
+        row.update(_estimate(f"mean_{column}", mean, *_mean_interval(values, mean, half)))
     for column, kind in _course_summary(spec):
         values = table[column].to_numpy(dtype=float)
         if kind == "pct":  # over the patients with a value (a composite's `among`)
@@ -1694,7 +1704,7 @@ def _summarise(name: str, table: pd.DataFrame, screened: int, invalid: int,
             mean = float(np.mean(finite)) if finite.size else math.nan
             half = Z95 * float(np.std(finite, ddof=1)) / math.sqrt(finite.size) \
                 if finite.size > 1 else math.nan
-            row.update(_estimate(f"mean_{column}", mean, mean - half, mean + half))
+            row.update(_estimate(f"mean_{column}", mean, *_mean_interval(finite, mean, half)))
     return row
 
 
@@ -2105,7 +2115,8 @@ REBOUND_FACTOR = 1.2
 
 
 def rebound_flags(result: TrialResult) -> list[str]:
-    """One sentence per arm whose mean count on day 7 or day 14 of treatment is above
+    """One sentence per arm whose mean count on day 7 or day 14 of treatment, or else whose
+    mean recovery peak (``peak``), is above
     :data:`REBOUND_FACTOR` times the population's typical ``platelets_baseline`` (models
     without that parameter: none). A virtual trial can show counts no clinic sees; the
     flag says so next to the numbers instead of leaving it to the reader."""
@@ -2130,6 +2141,19 @@ def rebound_flags(result: TrialResult) -> list[str]:
                     f"show; check it against the model card's known limits before using "
                     f"this arm's later counts")
                 break
+        else:
+            # the recovery peak after the course (a user test, 2026-12-04: rhTPO's mean
+            # peak 333 with 23% of patients above 400 passed silently, as the day-7 and
+            # day-14 means were below the bound)
+            peak = row.get("mean_peak", math.nan)
+            if math.isfinite(peak) and peak > REBOUND_FACTOR * baseline:
+                flags.append(
+                    f"arm {arm!r}: mean recovery peak {peak:.0f} x10^9/L (the highest count "
+                    f"after the nadir, to the end of follow-up), {peak / baseline:.2f} times "
+                    f"the population's typical baseline ({baseline:g}): models with a "
+                    f"known rebound after stimulation overshoot published peaks (the CIT "
+                    f"model's card, 'Open finding: the rebound after stimulation'); report "
+                    f"counts after the course with that caveat")
     return flags
 
 
@@ -2233,7 +2257,7 @@ def course_table(result: TrialResult, cycles_only: bool = False) -> pd.DataFrame
                                     c.startswith(("response", "transfused", "titrated"))]
     columns = flags + [c for c in s.columns if c.startswith(
         ("mean_cycle",) if cycles_only else ("mean_cycle", "median_days_to_next"))
-        and not c.endswith(("_lower", "_upper"))]
+        and not c.endswith(("_lower", "_upper")) and "_recovery_day_" not in c]
     return s[columns].round(1)
 
 
