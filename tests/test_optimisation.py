@@ -130,3 +130,12 @@ def test_command_writes_the_answer(tmp_path):
                  "--n", "20", "--out", str(out)]) == 0
     assert {p.name for p in out.iterdir()} >= {"optimum.json", "curve.csv", "curve.png",
                                                "evaluated.csv", "replicates.csv"}
+    # the dose's unit with the answer, and the trial's own record in the provenance (a
+    # user test, 2026-12-04: "3.75 daily ... 38.39 per patient" had no unit, and the fit
+    # was only in the notes)
+    import json
+
+    assert json.loads((out / "optimum.json").read_text())["dose_unit"] == "mg"
+    record = json.loads((out / "provenance.json").read_text())
+    assert record["dose_unit"] == "mg" and record["parameters_from"]
+    assert record["subjects_per_arm"] == 20 and "design" in record

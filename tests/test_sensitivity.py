@@ -133,6 +133,13 @@ def test_morris_on_trials_inert_factor_exactly_zero(tmp_path):
     assert {p.name for p in paths} >= {"indices.csv", "samples.csv", "sensitivity.png",
                                        "provenance.json"}
     assert len(pd.read_csv(tmp_path / "morris" / "indices.csv")) == 4 * len(factors)
+    # what reproduces it (a user test, 2026-12-04: the sampling seed and the number of
+    # trajectories were missing), with the trial's own record
+    import json
+
+    record = json.loads((tmp_path / "morris" / "provenance.json").read_text())
+    assert record["samples"] == 4 and record["sampling_seed"] == 3
+    assert record["seed"] == spec.seed and "parameters" in record and "design" in record
 
 
 def test_command_refuses_too_few_samples(capsys):

@@ -201,6 +201,16 @@ def test_sweep_heatmaps_name_the_swept_dose_and_units(tmp_path):
     finally:
         plt.close(figure)
     assert list(sweep_dictionary(grid, spec).column) == list(table.columns)
+    # the sweep's record says what a reader needs to reproduce it (a user test,
+    # 2026-12-04: no fit, no number of patients, no day 0, no arm)
+    import json
+
+    from plateletpd.study.sweep import write_sweep
+
+    write_sweep(table, spec, grid, "response_pct", tmp_path / "sweep")
+    record = json.loads((tmp_path / "sweep" / "provenance.json").read_text())
+    assert record["subjects_per_arm"] == 15 and record["arms"] == ["hetrombopag 7.5 mg"]
+    assert record["parameters_from"] and "day0" in record["design"]["response"]
     assert not any(isinstance(v, str) and v.startswith("[") for v in table.to_numpy().ravel())
 
 
@@ -486,3 +496,39 @@ def test_the_iwg_response_row_is_read_from_the_trials_rule_only_when_the_trial_s
     table = pd.DataFrame({"response_day": [7.0, math.nan, 60.0]})
     assert reader(table) == pytest.approx(100 / 3)
     assert isinstance(row_reader(row, {**iwg, "combine": "any"}), str)
+
+
+def test_an_arm_whose_recovery_peak_overshoots_is_flagged_even_when_its_day_14_mean_is_not():
+    # a user test (2026-12-04): rhTPO 15,000 U until PLT >= 100 had a mean recovery peak of
+    # 333 (23% of patients above 400) and no flag, its day-7 and day-14 means being below
+    # 1.2 x baseline (300). Three arms of one trial given constructed means: a peak alone
+    # above 300, a day-14 mean above it (one flag, not two), none above it
+    from dataclasses import replace
+
+    from plateletpd.study.trial import rebound_flags
+
+    spec = pp.TrialSpec.create(
+        seed=5, model="cit_marrow_reserve", subjects_per_arm=20,
+        enrolment={"entry_below": 75}, response=RULE,
+        arms=[{"name": "peak only"}, {"name": "day 14"}, {"name": "none"}])
+    result = run_trial(spec)
+    summary = result.summary.copy()
+    summary["mean_plt_day_7"] = [150.0, 250.0, 150.0]
+    summary["mean_plt_day_14"] = [250.0, 320.0, 250.0]
+    summary["mean_peak"] = [350.0, 400.0, 290.0]   # the model file's baseline is 250
+    flags = rebound_flags(replace(result, summary=summary))
+    assert len(flags) == 2
+    assert flags[0].startswith("arm 'peak only': mean recovery peak 350")
+    assert flags[1].startswith("arm 'day 14': mean count on treatment day 14 320")
+
+
+def test_a_mean_that_cannot_be_negative_has_no_negative_interval_end():
+    # a user test (2026-12-04): mean transfusions 0.0099 [-0.0019, 0.022]
+    from plateletpd.study.trial import Z95, _mean_interval
+
+    counts = np.array([0.0] * 99 + [1.0])
+    half = Z95 * counts.std(ddof=1) / math.sqrt(counts.size)
+    assert counts.mean() - half < 0          # the normal approximation goes below 0
+    assert _mean_interval(counts, counts.mean(), half) == (0.0, counts.mean() + half)
+    signed = counts - 0.5                     # a difference may be negative: kept
+    assert _mean_interval(signed, signed.mean(), half)[0] == signed.mean() - half

@@ -547,6 +547,12 @@ def command_sweep(args) -> int:
                           client=client, chunk=args.chunk)
     shown = [*grid, "arm", args.endpoint]
     print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    # a user test (2026-12-04) spent time on a cell that did not reproduce the file's own arm
+    print(f"note: every cell treats the same {spec.subjects_per_arm} screened patients (seed "
+          f"{spec.seed}: common random numbers, so cells differ by their dosing alone); "
+          f"`plateletpd trial` of the file draws each arm's own patients, so an arm there "
+          f"differs from its cell here by sampling (design = \"paired\" shares them)",
+          file=sys.stderr)
     if args.out:
         paths = write_sweep(table, spec, grid, args.endpoint, Path(args.out))
         print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
@@ -600,10 +606,12 @@ def command_optimise(args) -> int:
         result = optimise_dose(spec, search, replicates=args.replicates, client=client,
                                chunk=args.chunk, progress=True)
     best = result.best
-    print(f"\nanswer: {best['dose']:g} daily from day +{best['start_delay']:g} for up to "
+    unit = f" {best['dose_unit']}" if best.get("dose_unit") else ""
+    print(f"\nanswer: {best['dose']:g}{unit} daily from day +{best['start_delay']:g} for up to "
           f"{best['max_days']} days: {best['response_pct']:.1f}% responding (95% CI "
           f"{best['response_pct_lower']:.1f}-{best['response_pct_upper']:.1f}), "
-          f"{best['total_drug']:.4g} per patient over {best['mean_treatment_days']:.1f} days; "
+          f"{best['total_drug']:.4g}{unit} per patient over {best['mean_treatment_days']:.1f} "
+          f"days; "
           f"across {args.replicates} replicate trials {best['replicate_median']:.1f}% "
           f"({best['replicate_lower']:.1f}-{best['replicate_upper']:.1f}), target reached in "
           f"{best['probability_reaching_target']:.0%}")

@@ -43,11 +43,10 @@ import pandas as pd
 
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
-from plateletpd.io.provenance import provenance
 from plateletpd.numerics.kernels import many_batches
 from plateletpd.study.distributed import CHUNK, run_trials
 from plateletpd.study.sweep import _dimension_label, cell_designs, check_design_dimensions
-from plateletpd.study.trial import TrialSpec, one_arm_trial
+from plateletpd.study.trial import TrialSpec, one_arm_trial, trial_provenance
 
 OBJECTIVES = ("total_drug", "days")
 
@@ -114,9 +113,10 @@ class DoseOptimum:
 
     def __repr__(self) -> str:
         b = self.best
-        return (f"DoseOptimum({b['dose']:g} from day +{b['start_delay']:g} for up to "
+        unit = f" {b['dose_unit']}" if b.get("dose_unit") else ""
+        return (f"DoseOptimum({b['dose']:g}{unit} from day +{b['start_delay']:g} for up to "
                 f"{b['max_days']} days: {b['response_pct']:.1f}% responding, "
-                f"{b['total_drug']:.4g} per patient)")
+                f"{b['total_drug']:.4g}{unit} per patient)")
 
     def plot(self, path: str | Path | None = None):
         return plot_optimum(self, path)
@@ -132,6 +132,15 @@ def _designs(spec: TrialSpec, search: DoseSearch):
         raise OptimisationError(f"arm {search.arm!r} has no treatment whose dose could vary; "
                                 f"choose a treated arm")
     return design
+
+
+def dose_unit(regimen: str, search: DoseSearch) -> str:
+    """The unit of the searched drug's daily dose in ``regimen`` ("hetrombopag 3.75 mg" ->
+    "mg"; a user test, 2026-12-04: the answer and ``total_drug`` had none)."""
+    doses = [d.split() for d in regimen.split(" + ")]
+    drug = search.drug.lower() if search.drug else doses[0][0].lower()
+    dose = next((d for d in doses if len(d) > 2 and d[0].lower() == drug), None)
+    return " ".join(dose[2:]) if dose else ""
 
 
 def _dose_key(search: DoseSearch) -> str:
@@ -238,6 +247,7 @@ def optimise_dose(spec: TrialSpec, search: DoseSearch, *, replicates: int = 20, 
                 probability_reaching_target=chosen.probability_reaching_target)
     best["regimen"] = " + ".join(_candidate(spec, design, search, best["dose"], start,
                                             days).arms[0].treatment)
+    best["dose_unit"] = dose_unit(best["regimen"], search)
     best["response_without_drug_pct"] = _without_drug(spec, design, search, start, days,
                                                       client, chunk)
     notes += caveats + _search_notes(spec, search, best, evaluated, replicates, curve)
@@ -361,8 +371,8 @@ def plot_optimum(result: DoseOptimum, path: str | Path | None = None):
                  linestyle="--", label="without the drug (same patients)")
     axis.set_xlabel(_dimension_label(_dose_key(result.search), best["regimen"]))
     axis.set_ylabel("responding by the response day (%)")
-    axis.set_title(f"{result.search.arm}: from day +{best['start_delay']:g}, up to "
-                   f"{best['max_days']} days", fontsize=10)
+    axis.set_title(f"arm {result.search.arm!r}, its dose varied: from day "
+                   f"+{best['start_delay']:g}, up to {best['max_days']} days", fontsize=10)
     axis.set_ylim(0, 100)
     axis.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
@@ -389,12 +399,12 @@ def write_optimum(result: DoseOptimum, spec: TrialSpec, folder: Path) -> list[Pa
         atomic_write(staging / "curve.png", lambda p: figure.savefig(p, dpi=110, format="png"))
         plt.close(figure)
         search = result.search
-        write_json(staging / "provenance.json", provenance(
-            spec.model, seed=spec.seed, trial=spec.path, arm=search.arm, drug=search.drug,
+        write_json(staging / "provenance.json", {**trial_provenance(spec), **dict(
+            arm=search.arm, drug=search.drug, dose_unit=result.best.get("dose_unit", ""),
             doses=list(search.doses), start_delays=list(search.start_delays),
             durations=list(search.durations), target_pct=search.target_pct,
             by_day=spec.response["by_day"] if search.by_day is None else search.by_day,
-            objective=search.objective, notes=list(result.notes)))
+            objective=search.objective, notes=list(result.notes))})
     return [folder / n for n in (*tables, "optimum.json", "curve.png", "provenance.json")]
 
 

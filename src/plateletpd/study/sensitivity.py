@@ -40,12 +40,11 @@ import pandas as pd
 
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
-from plateletpd.io.provenance import provenance
 from plateletpd.numerics.kernels import many_batches
 from plateletpd.population.variability import Variability
 from plateletpd.study.distributed import CHUNK, optional, run_trials
 from plateletpd.study.sweep import cell_designs, check_design_dimensions
-from plateletpd.study.trial import TrialResult, TrialSpec, one_arm_trial
+from plateletpd.study.trial import TrialResult, TrialSpec, one_arm_trial, trial_provenance
 
 #: the endpoints analysed: name -> (unit, how it is computed from the arm's patients)
 ENDPOINTS = {
@@ -234,6 +233,8 @@ class SensitivityResult:
     convergence: pd.DataFrame
     converged: dict
     notes: tuple[str, ...]
+    samples_requested: int = 0   # base samples (Sobol) or trajectories (Morris)
+    sampling_seed: int = 0       # the seed of the factor samples (not the patients')
 
     def __repr__(self) -> str:
         return (f"SensitivityResult({self.method}, {len(self.factors)} factors, "
@@ -375,7 +376,8 @@ def run_sensitivity(spec: TrialSpec, arm: str, factors: Sequence[Factor], *,
     evaluate = trial_evaluator(spec, arm, factors, client, chunk, progress)
     run = sobol_indices if method == "sobol" else morris_screening
     result = run(factors, evaluate, samples, endpoints=tuple(ENDPOINTS), seed=seed, **options)
-    return replace(result, notes=tuple(caveats) + result.notes)
+    return replace(result, notes=tuple(caveats) + result.notes, samples_requested=samples,
+                   sampling_seed=seed)
 
 
 # ------------------------------------------------------------------------------ output
@@ -452,12 +454,15 @@ def write_sensitivity(result: SensitivityResult, spec: TrialSpec, arm: str, fold
                          lambda p: figure.savefig(p, dpi=110, format="png"))
             plt.close(figure)
             names.append("sensitivity.png")
-        write_json(staging / "provenance.json", provenance(
-            spec.model, seed=spec.seed, trial=spec.path, arm=arm, method=result.method,
+        # the trial's record (fit, parameter values, design) and the analysis's own (a
+        # user test, 2026-12-04: the sampling seed and the number of samples were missing)
+        write_json(staging / "provenance.json", {**trial_provenance(spec), **dict(
+            arm=arm, method=result.method,
+            samples=result.samples_requested, sampling_seed=result.sampling_seed,
             factors=[[f.name, f.low, f.high] for f in result.factors],
             patients_per_trial=spec.subjects_per_arm, trials=len(result.samples),
             converged=result.converged, notes=list(result.notes),
             endpoints={name: ENDPOINTS[name] for name in result.endpoints
-                       if name in ENDPOINTS}))
+                       if name in ENDPOINTS})})
         names.append("provenance.json")
     return [folder / name for name in names]

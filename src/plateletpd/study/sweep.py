@@ -26,11 +26,10 @@ import pandas as pd
 
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
-from plateletpd.io.provenance import provenance
 from plateletpd.io.schema import Document, Field, Table
 from plateletpd.numerics.kernels import many_batches
 from plateletpd.study.trial import (TrialSpec, load_trial_spec, one_arm_trial, run_trial,
-                                   summary_columns)
+                                   summary_columns, trial_provenance)
 
 
 def _values(what: str, **bounds) -> Field:
@@ -86,7 +85,9 @@ def check_design_dimensions(spec: TrialSpec, names: Sequence[str], what: str) ->
 
     caveats = design_caveats(spec, names, what)
     for caveat in caveats:
-        warnings.warn(caveat, StartDelayWarning, stacklevel=3)
+        # the caller of run_sweep, run_sensitivity or optimise_dose (each wrapped by
+        # numerics.kernels.many_batches: one frame more)
+        warnings.warn(caveat, StartDelayWarning, stacklevel=4)
     return caveats
 
 
@@ -310,9 +311,11 @@ def _write_files(table: pd.DataFrame, spec: TrialSpec, grid: dict, endpoint: str
     atomic_write(folder / "sweep.csv", lambda p: table.to_csv(p, index=False))
     atomic_write(folder / "data_dictionary.csv",
                  lambda p: sweep_dictionary(grid, spec).to_csv(p, index=False))
-    write_json(folder / "provenance.json", provenance(
-        spec.model, seed=spec.seed, trial=spec.path, grid=grid, endpoint=endpoint,
-        caveats=design_caveats(spec, list(grid), "--grid")))  # said with the outputs too
+    # the trial's record (fit, parameter values, screened per cell, design, day 0) and the
+    # sweep's own (a user test, 2026-12-04: the fit, n, day 0 and arms were missing)
+    write_json(folder / "provenance.json", {**trial_provenance(spec), **dict(
+        arms=list(dict.fromkeys(table.arm)), grid=grid, endpoint=endpoint,
+        caveats=design_caveats(spec, list(grid), "--grid"))})  # said with the outputs too
     paths = [folder / "sweep.csv", folder / "data_dictionary.csv", folder / "provenance.json"]
     import matplotlib.pyplot as plt
 
