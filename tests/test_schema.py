@@ -167,7 +167,7 @@ def test_a_fit_configuration_value_gets_file_line_and_key(tmp_path):
 @pytest.mark.parametrize("items, message", [
     (["max_days=7,14.5"], "--grid [max_days] must be whole numbers of days in [0, 365]"),
     (["start_delay=-1,0"], "--grid [start_delay] must be numbers of days >= 0"),
-    (["dose:rhTPO=0,5"], "--grid [dose] must be numbers above 0"),
+    (["dose:rhTPO=-1,5"], "--grid [dose] must be numbers >= 0"),
     (["doze=1"], "--grid unknown dimension 'doze' (did you mean 'dose'?)"),
 ])
 def test_a_sweep_grid_value_gets_its_dimension(items, message):

@@ -138,3 +138,17 @@ def test_a_sweeps_outputs_carry_its_start_delay_caveat(spec, tmp_path):
     write_sweep(table, spec, grid, "response_pct", tmp_path / "s")
     record = json.loads((tmp_path / "s" / "provenance.json").read_text())
     assert any('day0 = "entry"' in caveat for caveat in record["caveats"])
+
+
+def test_a_dose_of_zero_is_the_untreated_control_on_the_same_patients(spec):
+    # a user test (2026-12-04): "--grid dose=0,2.5" was refused, so a sweep had no control
+    # on its own patients. Dose 0 drops the drug: the cell is the trial's untreated arm,
+    # equal to it on the same patients (every sweep cell treats the seed's patients)
+    table = run_sweep(spec, {"dose": [0, 7.5]}, [ARM])
+    zero = table[table.dose == 0].iloc[0]
+    assert zero["regimen"] == "none"
+    untreated = next(a for a in spec.arms if not a.treatment)
+    control = run_sweep(spec, {"start_delay": [untreated.start_delay]}, [untreated.name])
+    for column in ("response_pct", "mean_plt_day_14", "enrolled"):
+        assert zero[column] == control.iloc[0][column], column
+    assert table[table.dose == 7.5].iloc[0]["response_pct"] > zero["response_pct"]

@@ -545,7 +545,7 @@ def command_sweep(args) -> int:
     with _cluster(args) as client:
         table = run_sweep(spec, grid, args.arm, progress=True, endpoint=args.endpoint,
                           client=client, chunk=args.chunk)
-    shown = [*grid, "arm", args.endpoint]
+    shown = [*grid, "arm", "regimen", args.endpoint]
     print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     # a user test (2026-12-04) spent time on a cell that did not reproduce the file's own arm
     print(f"note: every cell treats the same {spec.subjects_per_arm} screened patients (seed "

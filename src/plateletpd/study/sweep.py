@@ -39,7 +39,9 @@ def _values(what: str, **bounds) -> Field:
 #: The sweep grid's schema: the dimensions a grid may vary and the values each takes
 #: (``dose:DRUG`` is checked as ``dose``).
 GRID_SCHEMA = Table({
-    "dose": _values("numbers above 0 (daily amounts in the arm's unit), e.g. dose=5,7.5,15"),
+    "dose": _values("numbers >= 0 (daily amounts in the arm's unit; 0: without that drug, "
+                    "the untreated control on the same patients), e.g. dose=0,5,7.5,15",
+                    low_included=True),
     "start_delay": _values("numbers of days >= 0, e.g. start_delay=0,1,2", low_included=True),
     "max_days": _values("whole numbers of days in [0, 365], e.g. max_days=7,14",
                         low_included=True, whole=True, high=365.0),
@@ -123,6 +125,9 @@ def _with_dose(treatment: tuple[str, ...], drug: str | None, amount: float,
         raise PlateletPDError(f"arm {arm!r} has {wanted} whose dose could vary; its doses: "
                               f"{', '.join(doses) or 'none'}; choose arms with --arm (Python: "
                               f"arms=[...])")
+    if amount == 0:  # the cell without that drug: the control on the same patients
+        del doses[index]
+        return tuple(doses)
     doses[index] = re.sub(r"^(\S+)\s+\S+", lambda m: f"{m.group(1)} {amount:g}", doses[index])
     return tuple(doses)
 
