@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "cit_summary.csv"
 # trials in no calibration, held out to judge the models (data/README.md)
 HELD_OUT = ROOT / "data" / "out_of_sample.csv"
+# hetrombopag in primary ITP (data/README.md): the ITP model's studies
+ITP = ROOT / "data" / "itp_summary.csv"
 
 
 def test_there_are_bundled_trials():
@@ -26,14 +28,17 @@ def test_a_bundled_trial_loads_and_its_data_arms_are_in_its_study(path):
     if study is None:
         return
     found = [(name.name, set(rows.arm[rows.study == study]))
-             for name, rows in ((p, pd.read_csv(p)) for p in (DATA, HELD_OUT))]
+             for name, rows in ((p, pd.read_csv(p)) for p in (DATA, HELD_OUT, ITP))]
     holding = [(name, arms) for name, arms in found if arms]
     assert len(holding) == 1, f"{path.name}: data_study {study!r} must have rows in exactly " \
-                              f"one of {DATA.name}, {HELD_OUT.name}: {[n for n, _ in holding]}"
+                              f"one of {DATA.name}, {HELD_OUT.name}, {ITP.name}: {[n for n, _ in holding]}"
     arms = holding[0][1]
     for arm, data_arm in spec.extra["data_arms"].items():
         assert data_arm in arms, f"{path.name}: arm {arm!r} maps to {data_arm!r}, not an " \
                                  f"arm of {study}: {sorted(arms)}"
+    if not spec.extra["data_arms"]:  # arms paired by name (plateletpd check): one at least
+        assert {a.name.strip().casefold() for a in spec.arms} & \
+            {str(a).strip().casefold() for a in arms}, f"{path.name}: no arm named as {study}'s"
 
 
 def test_held_out_studies_are_in_no_calibration():

@@ -532,3 +532,22 @@ def test_a_mean_that_cannot_be_negative_has_no_negative_interval_end():
     assert _mean_interval(counts, counts.mean(), half) == (0.0, counts.mean() + half)
     signed = counts - 0.5                     # a difference may be negative: kept
     assert _mean_interval(signed, signed.mean(), half)[0] == signed.mean() - half
+
+
+def test_a_trial_whose_arms_treat_nobody_from_entry_needs_no_response_rule(tmp_path):
+    # a user test (2026-12-04): a course with supportive doses only (a self-controlled
+    # prophylaxis study) had to state a [response] rule, and the printed table then showed a
+    # meaningless "response 0.0" with "already >= 100 at day 0: 300 (non-responders)".
+    # Without treated arms the rule may be left out, and the table leaves its columns out;
+    # a treated arm still needs one (tests/test_input_validation.py)
+    from plateletpd.study.trial import arm_table
+
+    text = bundled_trial("crossover_support").read_text()
+    start = text.index("[response]")
+    end = text.index("[[arms]]", start)
+    path = tmp_path / "support_only.toml"
+    path.write_text(text[:start] + text[end:])
+    result = run_trial(load_trial_spec(path, subjects=20))
+    table = arm_table(result)
+    assert not [c for c in table.columns if "response" in c or "already" in c], table.columns
+    assert "mean PLT day 14" in table.columns

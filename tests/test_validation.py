@@ -256,3 +256,28 @@ def test_re_running_one_check_into_a_record_gives_the_record_of_a_full_run(tmp_p
     assert main(["validate", str(suite), "--check", "1", "--update",
                  str(tmp_path / "none")]) == 2
     assert "no validation record" in capsys.readouterr().err
+
+
+def test_the_itp_suite_checks_every_bundled_itp_trial_and_no_fitted_row_as_held_out():
+    # validation/itp_thrombopoiesis.toml (2026-12-04): every ITP trial file that names its
+    # study is checked; its calibration rows are the ones scripts/fit_itp_calibration.py
+    # fitted (Mei 2021's drug-arm rates, data/itp_summary.csv lines 2-4 and 6-8) and no
+    # fitted row is called held out
+    from plateletpd.study.trial import load_trial_spec
+
+    suite = load_suite("itp_thrombopoiesis")
+    covered = {check.trial.stem for check in suite.checks}
+    for path in sorted((ROOT / "trials").glob("*.toml")):
+        spec = load_trial_spec(path)
+        if spec.extra.get("data_study") and spec.model.name == "itp_thrombopoiesis":
+            assert path.stem in covered, path.name
+    fitted = {2, 3, 4, 6, 7, 8}
+    for check in suite.checks:
+        assert check.role in ("calibration", "held out")
+        if check.data.name == "itp_summary.csv":
+            lines = set(check.lines or ())
+            assert (check.role == "calibration") == bool(lines & fitted), check
+            assert check.role != "calibration" or lines <= fitted, check
+        else:  # the real-world study's overall rows, held out by fits/itp_calibration
+            held = pd.read_csv(ROOT / "fits" / "itp_calibration" / "held_out.csv")
+            assert check.role == "held out" and set(check.lines) == set(held.line), check

@@ -510,9 +510,14 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
     response = checked["response"]
     if response["threshold"] is None and response["rise"] is None and \
             response["rise_fold"] is None:
-        raise fail(("response",), "needs a threshold, a rise, a rise_fold or several (an "
-                   "omitted rule is absent), got none; write e.g. threshold = 100 and "
-                   "rise = 50", table=True)
+        if any(arm.treatment for arm in arms):
+            raise fail(("response",), "needs a threshold, a rise, a rise_fold or several (an "
+                       "omitted rule is absent), got none; write e.g. threshold = 100 and "
+                       "rise = 50", table=True)
+        # no arm is treated from entry (a course with supportive doses only, a natural
+        # history): a response means nothing there (a user test, 2026-12-04, had to write
+        # one); the columns are computed at PLT >= 100 and left out of the printed table
+        response = {**response, "threshold": 100.0}
     if response["at_visit_levels"] and not response["at_visits"]:
         raise fail(("response", "at_visit_levels"), "at_visit_levels needs at_visits, the "
                    "visit days to judge them on, e.g. at_visits = [42, 84]")
@@ -2075,6 +2080,7 @@ def arm_table(result: TrialResult) -> pd.DataFrame:
     numbers); the trial's own response endpoints (a sustained response, counts at chosen
     visits) follow the fixed columns."""
     s = result.summary
+    treated = any(design.treatment for design in result.spec.arms)
     columns = {
         "enrolled": s.enrolled,
         # the enrolled patients' count on the first treatment morning: the baseline a
@@ -2084,7 +2090,9 @@ def arm_table(result: TrialResult) -> pd.DataFrame:
         "median days to PLT>=100 [95% CI]": _with_interval(s, "median_days_to_100", 0),
         "mean PLT day 7": s.mean_plt_day_7.round(1),
         "mean PLT day 14": s.mean_plt_day_14.round(1)}
-    if (s["at_threshold_at_start"] > 0).any():  # enrolled, yet already responders' level
+    if not treated:  # supportive doses or natural history only: no response from entry
+        del columns["response % [95% CI]"], columns["median days to PLT>=100 [95% CI]"]
+    if treated and (s["at_threshold_at_start"] > 0).any():  # enrolled, yet already at it
         threshold = result.spec.response.get("threshold")
         columns[f"already >= {threshold:g} at day 0 (non-responders)"] = \
             s["at_threshold_at_start"].astype(int)
