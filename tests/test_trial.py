@@ -719,3 +719,26 @@ def test_min_days_gives_the_first_doses_whatever_the_stop_rule(tmp_path):
     with pytest.raises(TrialSpecError, match=r"min_days must be a whole number of days from "
                                              r"0 to max_days \(14\), got 20"):
         load_trial_spec(tmp_path / "bad.toml")
+
+
+def test_a_relative_fit_folder_is_read_from_the_trial_files_folder(tmp_path, monkeypatch):
+    # a fitting user test (2026-12-04): fit = "out3" beside the trial file failed when the
+    # command ran from another directory ("no fit at 'out3'"), while model paths are read
+    # from the trial file's folder; a folder that is not there is still looked for as given
+    import shutil
+
+    from plateletpd.model.library import bundled_fits_dir
+
+    study = tmp_path / "study"
+    study.mkdir()
+    shutil.copytree(bundled_fits_dir() / "cit_marrow_reserve_calibration", study / "myfit")
+    path = study / "trial.toml"
+    path.write_text(NO_CV_TRIAL.replace("seed = 3", 'seed = 3\nfit = "myfit"'))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    spec = load_trial_spec(path)
+    assert spec.parameters_from.startswith(f"fit {study / 'myfit'}"), spec.parameters_from
+    path.write_text(NO_CV_TRIAL.replace("seed = 3", 'seed = 3\nfit = "nofit"'))
+    with pytest.raises(TrialSpecError, match="no fit at 'nofit'"):
+        load_trial_spec(path)

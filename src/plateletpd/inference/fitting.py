@@ -1061,6 +1061,11 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
                     max_evaluations)
         result = _refine(problem, result, max(final_subjects, problem.eta.shape[0]),
                          method, {**options, "max_nfev": final}, verbose)
+    # the configuration's start (not a restart's or the final minimisation's): what "never
+    # left its start" is judged against (a fitting user test, 2026-12-04: the note named a
+    # parameter that had moved from 4.30 to 4.36, measured from the restart's start)
+    result.configured_start = {name: p.value for name, p in problem.parameters.items()
+                               if p.vary}
     if verbose and stopped_at_cap(result):
         print(f"fit: NOT CONVERGED: the minimisation stopped at its evaluation cap "
               f"({result.nfev} evaluations) before converging; raise --max-evaluations (or "
@@ -1856,7 +1861,8 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
                          f"this is not (yet) a statement about the data; raise "
                          f"--max-evaluations and fit again.")
             return notes
-        start = getattr(result, "init_values", {}) or {}
+        start = getattr(result, "configured_start", None) or \
+            getattr(result, "init_values", {}) or {}
         still = [p.name for p in varied if p.name in start and p.value == start[p.name]]
         notes.append("The covariance matrix could not be estimated (singular Jacobian at the "
                      "optimum): at least one varied parameter is not identifiable from these "
@@ -1891,7 +1897,8 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
     # no move from the start: a rough objective the finite differences cannot see through,
     # or rows that do not depend on it (a fitting user test: an optimum reported at its
     # start, chi-square 298.7, where 90.2 was reachable)
-    start = getattr(result, "init_values", {}) or {}
+    start = getattr(result, "configured_start", None) or \
+        getattr(result, "init_values", {}) or {}
     still = [p.name for p in varied if p.name in start and start[p.name] and
              abs(p.value - start[p.name]) <= 1e-3 * abs(start[p.name])]
     if still:

@@ -434,6 +434,17 @@ def _model_reference(model: str, trial_path: str) -> str:
     return str(folder / path) if Path(trial_path).is_file() else model
 
 
+def _fit_reference(fit: str, trial_path: str) -> str:
+    """A trial file's ``fit``: ``"default"``, ``"none"`` or a bundled fit's name as given; a
+    fit folder is read from the trial file's folder when it is there (as ``model`` is; a
+    user test, 2026-12-04: ``fit = "out3"`` beside the trial file was looked for in the
+    working directory), else as given (from the working directory, or absolute)."""
+    if fit in ("default", "none") or Path(fit).is_absolute() or not Path(trial_path).is_file():
+        return fit
+    beside = Path(trial_path).parent / fit
+    return str(beside) if (beside / "params.json").is_file() else fit
+
+
 def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                 default_name: str) -> TrialSpec:
     """A trial from a document (a file, or keyword arguments: :meth:`TrialSpec.create`)."""
@@ -441,6 +452,7 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
 
     checked = document.check(TRIAL_SCHEMA)
     trial, population, fail = checked["trial"], checked["population"], document.fail
+    trial = {**trial, "fit": _fit_reference(trial["fit"], document.path)}
     reference = _model_reference(trial["model"], document.path)
     try:
         model = load_model(reference)
