@@ -942,3 +942,9 @@ def test_a_profile_end_interpolated_across_a_large_jump_is_called_rough():
     coarse = notes([0.1, 0.999], [126.2, 90.2])
     assert len(coarse) == 1 and "differs by 36" in coarse[0]
     assert notes([0.9, 0.95, 0.999], [95.2, 91.0, 90.2]) == []
+    # said of a fit stopped at its cap too (a fitting user test, 2026-12-04: an interval
+    # [5.38, 5.53] interpolated across a rise of 197 in a NOT CONVERGED report, unremarked)
+    result.errorbars, result.success, result.nfev = False, False, 30
+    result.message = "Fit aborted: number of function evaluations > 30"
+    coarse = notes([0.1, 0.999], [126.2, 90.2])
+    assert len(coarse) == 1 and "differs by 36" in coarse[0]

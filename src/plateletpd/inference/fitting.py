@@ -1860,7 +1860,7 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
                          f"evaluation cap ({result.nfev} evaluations) before converging, so "
                          f"this is not (yet) a statement about the data; raise "
                          f"--max-evaluations and fit again.")
-            return notes
+            return notes + _profile_notes(result, profiles)
         start = getattr(result, "configured_start", None) or \
             getattr(result, "init_values", {}) or {}
         still = [p.name for p in varied if p.name in start and p.value == start[p.name]]
@@ -1869,7 +1869,7 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
                      "data; fix it or add data that inform it." + (
                          f" Never moved from its start value: {', '.join(still)} (the rows "
                          f"may not depend on it)." if still else ""))
-        return notes
+        return notes + _profile_notes(result, profiles)
     if getattr(result, "covariance_note", None):
         notes.append(f"Standard errors: {result.covariance_note}.")
     # a misfit the standard errors do not carry (they are not scaled by the reduced
@@ -1927,6 +1927,16 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
             if parameter.name < other and abs(rho) > 0.9:
                 notes.append(f"{parameter.name} and {other} are correlated ({rho:+.2f}): the "
                              f"data inform a combination of them, not each one.")
+    notes += _profile_notes(result, profiles)
+    return notes or ["Every varied parameter has a relative standard error below 50% and no "
+                     "pair is correlated beyond 0.9."]
+
+
+def _profile_notes(result, profiles: dict | None) -> list[str]:
+    """What each profile says about its interval: a refit below the optimum, an open end, an
+    end interpolated across a jump (said of an unconverged fit too: a fitting user test,
+    2026-12-04, read an interval [5.38, 5.53] interpolated across a rise of 197)."""
+    notes = []
     for name, info in (profiles or {}).items():
         reference = info.get("optimum_chi_square", result.chisqr)
         if min(info["chi_square"]) < reference - 1e-6:
@@ -1963,8 +1973,7 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
                          f"interval needs 3.84): the grid is too coarse there to locate it; "
                          f"treat the interval as rough, or profile with more "
                          f"profile_points or a narrower profile_span.")
-    return notes or ["Every varied parameter has a relative standard error below 50% and no "
-                     "pair is correlated beyond 0.9."]
+    return notes
 
 
 def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
