@@ -551,3 +551,31 @@ def test_a_trial_whose_arms_treat_nobody_from_entry_needs_no_response_rule(tmp_p
     table = arm_table(result)
     assert not [c for c in table.columns if "response" in c or "already" in c], table.columns
     assert "mean PLT day 14" in table.columns
+
+
+def test_an_incidence_during_treatment_is_counted_from_day_0_not_over_the_whole_course():
+    # "grade 3/4 thrombocytopenia during the study treatment": on a course whose patients
+    # enrol in cycle 2, the whole course's nadir (course_nadir) counts cycle 1's too, before
+    # the study began. Constructed: a count of 40 on day 3 (before treatment, day 0 = day
+    # 10), then 60 at its lowest after day 10; another patient at 45 after day 10
+    from plateletpd.study.check import row_reader
+    from plateletpd.study.endpoints import ENDPOINTS, Courses
+
+    times = np.arange(0, 30 * 24 + 1) / 24
+    first = np.where(times < 10, np.maximum(40.0, 250 - 70 * times), 60 + 5 * (times - 10))
+    second = np.where(times < 10, 200.0, 45 + 5 * (times - 10))
+    courses = Courses(times, np.vstack([first, second]), np.array([10.0, 10.0]))
+    values = ENDPOINTS["nadir_after_start"].values(courses)
+    assert values == pytest.approx([60.0, 45.0])
+    row = _outcome_row(endpoint="incidence_proportion", threshold="grade 3/4 during treatment")
+    reader = row_reader(row, {"threshold": 100, "by_day": 14})
+    table = pd.DataFrame({"nadir_after_start": values, "nadir": [40.0, 45.0],
+                          "course_nadir": [40.0, 45.0]})
+    assert reader(table) == pytest.approx(50.0)   # the second patient only
+    assert "from the start of treatment" in reader.reading
+    whole = row_reader(_outcome_row(endpoint="incidence_proportion", threshold="grade 3/4"),
+                       {"threshold": 100, "by_day": 14})
+    assert whole(table) == pytest.approx(100.0)   # both, cycle 1's 40 included
+    assert isinstance(row_reader(_outcome_row(endpoint="incidence_proportion",
+                                              threshold="PLT <50, cycle 2, during treatment"),
+                                 {"threshold": 100, "by_day": 14}), str)

@@ -507,6 +507,9 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
         if event.events:
             return (f"a course event ({', '.join(event.events)}) is not one cycle's: read it "
                     f"from an arm without data_cycle (threshold naming its cycles)")
+        if event.from_start:
+            return ("a count from the start of treatment is not one cycle's: read it from an "
+                    "arm without data_cycle")
         scale = _scale(row.statistic)
         if scale is None:
             return (f"statistic {row.statistic!r}: an incidence is read as a percent or "
@@ -879,6 +882,11 @@ def incidence_reader(row, course=None) -> Reader | str:
         if last < 2:
             return "cycle 1 is given on day 0: it is never delayed or reduced"
         return lambda t: scale * _course_event_share(t, event, max(first, 2), last, course)
+    if event.from_start:  # "PLT <50 during treatment": from day 0 through follow-up
+        return _reads(lambda t: scale * float(np.mean(
+            t["nadir_after_start"].to_numpy(float) < event.level)) if len(t) else math.nan,
+            f"a count below {event.level:g} from the start of treatment to the end of "
+            f"follow-up (nadir_after_start)")
     if event.first is None:
         column = "nadir" if course is None else "course_nadir"
         return lambda t: scale * float(np.mean(t[column].to_numpy(float) < event.level)) \

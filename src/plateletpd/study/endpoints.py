@@ -385,9 +385,12 @@ class IncidenceEvent:
     first: int | None = None
     last: int | None = None
     caveats: tuple[str, ...] = ()
+    from_start: bool = False    # from the start of the study treatment (day 0) on
 
     @property
     def window(self) -> str:
+        if self.from_start:
+            return "from the start of treatment"
         if self.first is None:
             return "the whole course"
         return f"cycle {self.first}" if self.first == self.last else \
@@ -413,6 +416,14 @@ def parse_cycles(text) -> tuple[int, int] | None | str:
         return (f"its cycle window {first}-{last} is not 'cycles a-b' with 1 <= a <= b; "
                 f"write e.g. 'cycles 3-6'")
     return first, last
+
+
+#: words of an incidence row counted from the start of the study treatment (enrolment),
+#: not over the whole course: "during treatment", "after enrolment", "on study"
+FROM_START = (r"(after|from|since)\s+(the\s+)?(start|beginning)\s+of\s+(the\s+)?"
+              r"(study\s+)?treatment|(after|from|since)\s+(enrolment|enrollment|entry|"
+              r"randomi[sz]ation)|during\s+(the\s+)?(study\s+)?treatment|on\s+(study|"
+              r"treatment)")
 
 
 def parse_incidence(text) -> IncidenceEvent | str:
@@ -464,6 +475,15 @@ def parse_incidence(text) -> IncidenceEvent | str:
         return ("its threshold names no event the trial can count: a level ('PLT <50', "
                 "'grade 3/4', 'grade 4'), a course event (delay, dose reduction, missed "
                 "dose, abandoned) or a platelet transfusion")
+    from_start = bool(re.search(FROM_START, lowered))
+    if from_start and (window or events or transfusion):
+        return ("it names both the start of treatment and cycles, a course event or a "
+                "transfusion: a count below a level from the start of treatment is read "
+                "without cycles ('PLT <50, after the start of treatment')")
+    if from_start:
+        if not levels:
+            return "from the start of treatment the trial counts a level ('PLT <50')"
+        return IncidenceEvent(level=min(levels), from_start=True)
     caveats = []
     if events:
         if "any reason" in lowered or "neutro" in lowered:
@@ -682,6 +702,12 @@ _TRIAL = [
     ("peak_21_days", _COUNT, "highest count from the nadir to 21 days after the start of "
      "treatment, the nadir taken in that window (hourly grid; NaN if follow-up ends "
      "earlier)", "count", _peak_within(21.0), "mean"),
+    # "grade 3/4 thrombocytopenia during the study treatment" (an incidence row read from
+    # enrolment: on a course, the cycles before it are not the study's)
+    ("nadir_after_start", _COUNT, "lowest count from the start of treatment (day 0) to the "
+     "end of follow-up, through every later cycle of a course (hourly grid)", "count",
+     lambda c: np.where(c.after(c.day0) & np.isfinite(c.counts), c.counts,
+                        np.inf).min(axis=1), "mean"),
     ("days_below_20", _DAYS, "days with the count below 20 over the cycle (hourly grid; on "
      "a chemotherapy course the treated cycle, as nadir)", "time", _days_below(20), "mean"),
     ("days_below_50", _DAYS, "days with the count below 50 over the cycle (hourly grid; on "
