@@ -579,3 +579,23 @@ def test_an_incidence_during_treatment_is_counted_from_day_0_not_over_the_whole_
     assert isinstance(row_reader(_outcome_row(endpoint="incidence_proportion",
                                               threshold="PLT <50, cycle 2, during treatment"),
                                  {"threshold": 100, "by_day": 14}), str)
+
+
+def test_a_sustained_response_row_must_state_the_trials_whole_rule():
+    # a persistent-CIT user test (2026-12-04): Al-Samkari 2021's "PLT >= 75 and >= 30 above
+    # baseline" response, written "PLT >=75 and rise >=30 at >=50% of visits", was read as the
+    # response by day with a note; a row without the rise, against that trial, would have
+    # been read from the rule with the rise. Each is read only when it is the trial's rule
+    from plateletpd.study.check import row_reader
+
+    with_rise = {"threshold": 75, "rise": 30, "combine": "all", "by_day": 84,
+                 "sustained_share": 0.5}
+    table = pd.DataFrame({"sustained_responder": [1.0, 0.0, 1.0, 1.0]})
+    row = _outcome_row(threshold="PLT >=75 and rise >=30 at >=50% of visits")
+    reader = row_reader(row, with_rise)
+    assert reader(table) == pytest.approx(75.0) and "a rise >= 30" in reader.reading
+    plain = _outcome_row(threshold="PLT >=75 at >=50% of visits")
+    assert "no rise or rise_fold" in row_reader(plain, with_rise)
+    assert 'rise = 30, combine = "all"' in row_reader(row, {**with_rise, "combine": "any"})
+    assert row_reader(plain, {"threshold": 75, "by_day": 84, "sustained_share": 0.5})(
+        table) == pytest.approx(75.0)

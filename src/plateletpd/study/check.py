@@ -613,22 +613,34 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
             low, level = None, stated
         elif level is None and low is None and default_level is not None:
             level = default_level   # the arm's data_level: the study's unstated level
-    sustained = re.fullmatch(r"(?:PLT\s*)?>=\s*([\d.]+)\s+at\s*>=\s*([\d.]+)\s*%\s+of\s+"
+    sustained = re.fullmatch(r"(?:PLT\s*)?>=\s*([\d.]+)(?:\s+and\s+(?:a\s+)?rise\s*(?:of\s*)?"
+                             r">=\s*([\d.]+))?\s+at\s*>=\s*([\d.]+)\s*%\s+of\s+"
                              r"(?:the\s+)?(?:\w+\s+)?(?:visits|assessments)",
-                             str(row.threshold or "").strip())
+                             str(row.threshold or "").strip(), flags=re.IGNORECASE)
     if sustained and endpoint == "response_proportion":
-        # "PLT >=50 at >=75% of assessments" (Mei 2021 Table 2): the sustained response
+        # "PLT >=50 at >=75% of assessments" (Mei 2021 Table 2), "PLT >=75 and rise >=30 at
+        # >=50% of visits" (a romiplostim CIT response): the sustained response, whose rule
+        # must be the trial's whole rule (a user test, 2026-12-04: a rule with a rise was
+        # read as the response by day, and one without as the trial's rule with a rise)
         scale = {"percent": 100.0, "proportion": 1.0}.get(statistic)
-        level, share = float(sustained.group(1)), float(sustained.group(2)) / 100.0
+        level, share = float(sustained.group(1)), float(sustained.group(3)) / 100.0
+        rise = float(sustained.group(2)) if sustained.group(2) else None
         if scale is None:
             return f"a {statistic} of responders needs n: give it as percent or proportion"
-        if response.get("threshold") != level or response.get("sustained_share") is None \
+        stated = f"PLT >= {level:g}" + (f" and a rise >= {rise:g}" if rise else "")
+        same_rule = (response.get("threshold") == level
+                     and (response.get("rise") or None) == rise
+                     and not response.get("rise_fold")
+                     and (rise is None or response.get("combine", "any") == "all"))
+        if not same_rule or response.get("sustained_share") is None \
                 or abs(response["sustained_share"] - share) > 1e-9:
-            return (f"a sustained response (PLT >= {level:g} at >= {100 * share:g}% of the "
-                    f"visits) is not the trial's: set [response] threshold = {level:g} and "
-                    f"sustained_share = {share:g}")
+            return (f"a sustained response ({stated} at >= {100 * share:g}% of the visits) is "
+                    f"not the trial's: set [response] threshold = {level:g}, "
+                    + (f"rise = {rise:g}, combine = \"all\", " if rise else
+                       "no rise or rise_fold, ")
+                    + f"sustained_share = {share:g}")
         return _reads(lambda t: scale * float(np.mean(t.sustained_responder)) if len(t)
-                      else math.nan, f"sustained responders (PLT >= {level:g} at >= "
+                      else math.nan, f"sustained responders ({stated} at >= "
                       f"{100 * share:g}% of the visits)")
     # "PLT >=50 at least once" (Mei 2021 Table 2's "responded at least once within 8
     # weeks"): a visit at or above the level by the row's day (or by_day), never a count at

@@ -2105,8 +2105,14 @@ def arm_table(result: TrialResult) -> pd.DataFrame:
     if not treated:  # supportive doses or natural history only: no response from entry
         del columns["response % [95% CI]"], columns["median days to PLT>=100 [95% CI]"]
     if treated and (s["at_threshold_at_start"] > 0).any():  # enrolled, yet already at it
-        threshold = result.spec.response.get("threshold")
-        columns[f"already >= {threshold:g} at day 0 (non-responders)"] = \
+        response = result.spec.response
+        threshold = response.get("threshold")
+        # with combine = "all" and a rise rule such a patient is judged by the rise, not
+        # counted out (a user test, 2026-12-04: "non-responders" 86 beside a response of 99%)
+        judged = response.get("combine") == "all" and (response.get("rise")
+                                                        or response.get("rise_fold"))
+        columns[f"already >= {threshold:g} at day 0 "
+                f"({'judged by the rise' if judged else 'non-responders'})"] = \
             s["at_threshold_at_start"].astype(int)
     rescued = (s["transfused_pct"] > 0).any() or any(design.rescue is not None
                                                      for design in result.spec.arms)
