@@ -742,3 +742,23 @@ def test_a_relative_fit_folder_is_read_from_the_trial_files_folder(tmp_path, mon
     path.write_text(NO_CV_TRIAL.replace("seed = 3", 'seed = 3\nfit = "nofit"'))
     with pytest.raises(TrialSpecError, match="no fit at 'nofit'"):
         load_trial_spec(path)
+
+
+def test_a_trial_can_be_loaded_with_another_response_rule_and_a_bad_one_is_named(capsys):
+    # Mei 2021 Table 2 reports the IWG response (PLT >= 30 and a doubling) beside the
+    # phase III's PLT >= 50; a trial judges one rule, so the same file is checked with the
+    # other (plateletpd check --response, a validation check's response)
+    from plateletpd.cli import main
+
+    path = bundled_trial("itp_phase3")
+    iwg = load_trial_spec(path, response={"threshold": 30, "rise_fold": 2, "combine": "all"})
+    plain = load_trial_spec(path)
+    assert (iwg.response["threshold"], iwg.response["rise_fold"], iwg.response["combine"]) \
+        == (30, 2, "all")
+    assert plain.response["threshold"] == 50 and not plain.response.get("rise_fold")
+    assert iwg.response["by_day"] == plain.response["by_day"]   # the rest is the file's
+    with pytest.raises(TrialSpecError, match=r"\[response\] combine must be one of"):
+        load_trial_spec(path, response={"combine": "both"})
+    assert main(["check", "itp_phase3", "--data", "data/itp_summary.csv",
+                 "--response", "threshold"]) == 2
+    assert "--response expects KEY=VALUE" in capsys.readouterr().err

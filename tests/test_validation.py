@@ -222,7 +222,8 @@ def test_re_running_one_check_into_a_record_gives_the_record_of_a_full_run(tmp_p
     other = json.loads((tmp_path / "full" / "provenance.json").read_text())
     other["checks"][0]["model_hash"] = "0" * 64
     (tmp_path / "full" / "provenance.json").write_text(json.dumps(other))
-    with pytest.raises(ValidationSuiteError, match="model hash 000000000000 in the checks kept"):
+    with pytest.raises(ValidationSuiteError, match=r"model hash 000000000000 \(check 1; now "
+                                                   r"[0-9a-f]{12}\) in the checks kept"):
         merge_validation(load_validation_record(tmp_path / "full"), one, 2, "none")
     # the command refuses it before running any check (it would otherwise run for minutes)
     import plateletpd.study.validation as validation_module

@@ -251,19 +251,45 @@ def _check_out(out) -> None:
         check_output_folder(out)
 
 
-def _trial_spec(args):
-    """The trial file named on the command line (a path, or a bundled trial's name)."""
+def _trial_spec(args, response: dict | None = None):
+    """The trial file named on the command line (a path, or a bundled trial's name);
+    ``response``: keys replacing its ``[response]`` (``check --response``)."""
     from plateletpd.study.trial import bundled_trial, load_trial_spec
 
     path = Path(args.spec)
     if not path.exists() and path.suffix != ".toml":
         path = bundled_trial(args.spec)
-    spec = load_trial_spec(path, subjects=args.n, seed=args.seed)
+    spec = load_trial_spec(path, subjects=args.n, seed=args.seed, response=response)
     if getattr(args, "day0", None):  # --day0 overrides [response] day0
         from dataclasses import replace
 
         spec = replace(spec, response={**spec.response, "day0": args.day0})
     return spec
+
+
+def _response_override(items: list[str] | None) -> dict | None:
+    """``["threshold=30", "rise_fold=2", "combine=all"]`` -> the [response] keys they set
+    (numbers as numbers, true/false as booleans, the rest as text); None without any."""
+    if not items:
+        return None
+    keys = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            from plateletpd.errors import PlateletPDError
+
+            raise PlateletPDError(f"--response expects KEY=VALUE, e.g. --response "
+                                  f"threshold=30 --response rise_fold=2, got {item!r}")
+        text = value.strip()
+        lowered = text.lower()
+        if lowered in ("true", "false"):
+            keys[key.strip()] = lowered == "true"
+            continue
+        try:
+            keys[key.strip()] = float(text) if any(c in text for c in ".e") else int(text)
+        except ValueError:
+            keys[key.strip()] = text
+    return keys
 
 
 def _day0_argument(parser) -> None:
@@ -407,7 +433,7 @@ def _write_trial(result, folder: Path, table, uncertainty, seen=()) -> None:
 def command_check(args) -> int:
     from plateletpd.study.check import check_trial, write_check
 
-    spec = _trial_spec(args)
+    spec = _trial_spec(args, _response_override(args.response))
     _check_out(args.out)
     with _cluster(args) as client:  # the replicate trials run there
         result = check_trial(spec, args.data, study=args.study,
@@ -794,6 +820,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="map a trial arm to the data's arm (repeatable; a trial arm "
                             "given twice stands for both data arms; default: data_arm in "
                             "the [[arms]] entries)")
+    check.add_argument("--response", action="append", metavar="KEY=VALUE",
+                       help="replace a key of the trial's [response] (repeatable): the same "
+                            "trial judged by another rule, e.g. --response threshold=30 "
+                            "--response rise_fold=2 --response combine=all (the IWG ITP "
+                            "response); false turns a rule off")
     check.add_argument("--only-mapped-arms", action="store_true",
                        help="compare only the data arms a trial arm is mapped to (default: "
                             "every data arm must be mapped); the others are named in a note")

@@ -415,12 +415,21 @@ TRIAL_SCHEMA = Table({
 
 
 def load_trial_spec(path: str | Path, subjects: int | None = None,
-                    seed: int | None = None) -> TrialSpec:
+                    seed: int | None = None, response: Mapping | None = None) -> TrialSpec:
     """Read and validate a trial file against :data:`TRIAL_SCHEMA`; errors name the file,
-    the line and the field, and say what was expected, what was given and how to fix it."""
+    the line and the field, and say what was expected, what was given and how to fix it.
+
+    ``response``: keys that replace those of the file's ``[response]`` before it is checked
+    (``plateletpd check --response``, a validation check's ``response``): the same trial
+    judged by another rule, e.g. the IWG ITP response ``{"threshold": 30, "rise_fold": 2,
+    "combine": "all"}`` beside a file's PLT >= 50 (a trial judges one rule; false turns a
+    rule off)."""
     path = Path(path)
-    return _trial_spec(Document.read(path, TrialSpecError, "trial file"), subjects, seed,
-                       path.stem)
+    document = Document.read(path, TrialSpecError, "trial file")
+    if response:
+        document.data["response"] = {**(document.data.get("response") or {}),
+                                     **dict(response)}
+    return _trial_spec(document, subjects, seed, path.stem)
 
 
 def _model_reference(model: str, trial_path: str) -> str:

@@ -30,6 +30,8 @@ Suite file::
     data = "out_of_sample.csv"               # a path (from this file) or a bundled table
     role = "held out"
     # optional: lines = [2, 3], only_mapped_arms = true, arm_map = { "trial arm" = "data arm" },
+    #           response = { threshold = 30, rise_fold = 2, combine = "all" } (the file's
+    #           [response] keys replaced: the same trial judged by another rule),
     #           screened = 600 (patients screened per arm, instead of the file's), note = "..."
 
 A check's rows depend only on its trial, data, seed, replicates and uncertainty, so after a
@@ -86,6 +88,9 @@ SUITE_SCHEMA = Table({
         "arm_map": Table(names=Field("names")),
         "screened": Field(whole=True, default=0, low=0.0, low_included=True,
                           what="0 (the trial file's) or patients screened per arm"),
+        # keys replacing the trial file's [response] (load_trial_spec's response): the same
+        # trial judged by another rule, e.g. the IWG ITP response
+        "response": Table(names=Field("formula")),
         "note": Field("text", default="")},
         many=True, required=True, nonempty=True,
         what="[[checks]] tables, each with trial, data and role"),
@@ -104,6 +109,7 @@ class ValidationCheck:
     arm_map: tuple[tuple[str, "str | tuple[str, ...]"], ...] = ()
     screened: int = 0
     note: str = ""
+    response: tuple[tuple[str, object], ...] = ()   # keys replacing the file's [response]
 
 
 @dataclass(frozen=True)
@@ -180,7 +186,8 @@ def load_suite(path: str | Path) -> ValidationSuite:
             entry["only_mapped_arms"], tuple(
                 (trial_arm, data if isinstance(data, str) else tuple(data))
                 for trial_arm, data in (entry.get("arm_map") or {}).items()),
-            entry["screened"], entry["note"]))
+            entry["screened"], entry["note"],
+            tuple((entry.get("response") or {}).items())))
     suite = checked["suite"]
     return ValidationSuite(suite["name"], suite["description"], suite["replicates"],
                            suite["uncertainty"], tuple(checks), str(path))
@@ -227,7 +234,7 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
         raise ValidationSuiteError(f"no check of {suite.name} has the role(s) {roles}")
     tables, notes, runs, started = [], [], [], time.perf_counter()
     for number, check in chosen:
-        spec = load_trial_spec(check.trial)
+        spec = load_trial_spec(check.trial, response=dict(check.response) or None)
         if check.screened:
             spec = replace(spec, subjects_per_arm=check.screened)
         if progress:
@@ -250,7 +257,8 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
                      "parameters_from": spec.parameters_from, "seed": spec.seed,
                      "screened_per_arm": spec.subjects_per_arm, "data": str(check.data),
                      "role": check.role, "lines": list(check.lines or []),
-                     "note": check.note, "file_sha256": _sha256(check.trial),
+                     "note": check.note, "response": dict(check.response),
+                     "file_sha256": _sha256(check.trial),
                      "data_sha256": _sha256(check.data)})
         tables.append(result.table.assign(check=number, trial=spec.name, role=check.role,
                                           data=check.data.name))
@@ -309,10 +317,23 @@ def check_record(record: tuple[pd.DataFrame, dict], suite: ValidationSuite, reru
         if provenance_record.get(key) != value:
             problems.append(f"{key} {provenance_record.get(key)!r} (this run: {value!r})")
     kept = [run for run in provenance_record.get("checks", []) if run["check"] not in rerun]
-    other = sorted({run["model_hash"][:12] for run in kept} - {h[:12] for h in hashes})
+    # each kept check against the model its trial gives now: trials of one suite may set
+    # their own typical values (the ITP suite's baselines of 9, 13 and 15), so one hash for
+    # the whole record would refuse every merge (the first ITP --update, 2026-12-04)
+    from plateletpd.study.trial import load_trial_spec
+
+    other = []
+    for run in kept:
+        number = run["check"]
+        if 1 <= number <= len(suite.checks):
+            check = suite.checks[number - 1]
+            now = load_trial_spec(check.trial, response=dict(check.response) or None).model.hash
+        else:  # a check the suite no longer has: compared with the re-run ones, as before
+            now = next(iter(hashes), "")
+        if run["model_hash"][:12] != now[:12]:
+            other.append(f"{run['model_hash'][:12]} (check {number}; now {now[:12]})")
     if other:
-        problems.append(f"model hash {', '.join(other)} in the checks kept (this run: "
-                        f"{', '.join(sorted(h[:12] for h in hashes))})")
+        problems.append(f"model hash {', '.join(other)} in the checks kept")
     if problems:
         raise ValidationSuiteError(
             "the record was made with " + "; ".join(problems) + ": merged, it would no "
