@@ -591,20 +591,11 @@ def solve_batch_lanes(params, event_time, event_target, event_state, event_amoun
 #: carries the model's function addresses (:func:`plateletpd.numerics.kernels.generic_parameters`).
 #: It calls the same ``solve_subject_<form>`` as the one-subject path, so a subject's
 #: numbers are the same bit for bit alone, in this driver or in a model's own.
-GENERIC_BATCH_LOOP = '''
-@njit(parallel=True, **KERNEL_OPTIONS)
-def solve_batch_{form}(method, n_states, n_targets, params, event_time, event_target,
-        event_state, event_amount, event_duration, output_times, rtol, atol, max_step,
-        max_steps, restart_growth, outputs_out, states_out, status, counters, failure):
-    for subject in prange(params.shape[0]):
-        status[subject] = solve_subject_{form}(
-            method, n_states, n_targets, params[subject], event_time[subject],
-            event_target, event_state,
-            event_amount[subject], event_duration, output_times, rtol, atol, max_step,
-            max_steps, restart_growth, outputs_out[subject], states_out[subject],
-            counters[subject], failure[subject])
-    return 0
-'''
+GENERIC_BATCH_LOOP = BATCH_LOOP.replace(
+    "def solve_batch_{form}(method, params,",
+    "def solve_batch_{form}(method, n_states, n_targets, params,").replace(
+    "method, N_STATES, N_DOSE_TARGETS, params[subject]",
+    "method, n_states, n_targets, params[subject]")
 
 
 def generic_batch_source() -> str:

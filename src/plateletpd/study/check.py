@@ -534,12 +534,10 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
             return (f"a cycle's time to {stated:g} is read as a mean or median without a "
                     f"day")
         column = f"cycle{cycle}_recovery_day_{int(stated)}"
-        reduce = np.nanmedian if row.statistic == "median" else np.nanmean
-        return _reads(lambda t: float(reduce(t[column].to_numpy(float))) if len(t) and
-                      np.isfinite(t[column].to_numpy(float)).any() else math.nan,
-                      f"{row.statistic} of {column} (cycle {cycle}: days from its first day "
-                      f"back to {stated:g}, over the patients whose count fell below "
-                      f"{stated:g} and recovered within the cycle)")
+        return _column_statistic(row.statistic, column, (
+            f"{row.statistic} of {column} (cycle {cycle}: days from its first day back to "
+            f"{stated:g}, over the patients whose count fell below {stated:g} and recovered "
+            f"within the cycle)"))
     if row.endpoint not in CYCLE_ENDPOINTS:
         return (f"the arm's data_cycle = {cycle} reads {', '.join(CYCLE_ENDPOINTS)}, "
                 f"time_to_threshold_days (the cycle's recovery) and incidence_proportion "
@@ -566,10 +564,15 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
             return (f"days below {stated:g} in a cycle: the trial counts days below "
                     f"{', '.join(map(str, CYCLE_LEVELS))}")
         column = f"cycle{cycle}_days_below_{int(stated)}"
-    reduce = np.nanmedian if row.statistic == "median" else np.nanmean
+    return _column_statistic(row.statistic, column, f"{row.statistic} of {column} (cycle "
+                                                    f"{cycle})")
+
+
+def _column_statistic(statistic: str, column: str, reading: str) -> Reader:
+    """The mean (or median) of a patient-table column over the patients with a value."""
+    reduce = np.nanmedian if statistic == "median" else np.nanmean
     return _reads(lambda t: float(reduce(t[column].to_numpy(float))) if len(t) and
-                  np.isfinite(t[column].to_numpy(float)).any() else math.nan,
-                  f"{row.statistic} of {column} (cycle {cycle})")
+                  np.isfinite(t[column].to_numpy(float)).any() else math.nan, reading)
 
 
 def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | None = None,
