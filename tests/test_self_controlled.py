@@ -312,8 +312,9 @@ def test_the_trial_command_prints_each_cycles_nadir_and_peak_for_a_course(tmp_pa
     printed = capsys.readouterr().out
     assert "per cycle (mean of the patients given it):" in printed
     summary = pd.read_csv(out / "summary.csv").set_index("arm")
+    cycles = printed.split("per cycle (mean of the patients given it):")[1]
     for arm in summary.index:
-        line = next(row for row in printed.splitlines() if row.startswith(arm + " ")
+        line = next(row for row in cycles.splitlines() if row.startswith(arm + " ")
                     and "mean" not in row and len(row.split()) == len(arm.split()) + 5)
         values = [float(v) for v in line.split()[len(arm.split()):]]
         assert values[-1] == pytest.approx(summary.loc[arm, "mean_cycle2_peak"], abs=0.05)
