@@ -372,3 +372,22 @@ def test_a_trial_naming_a_fit_of_another_model_is_refused_at_its_fit_line():
         pp.TrialSpec.create(fit="itp_calibration", seed=1, arms=[{"name": "u"}],
                             response={"threshold": 100},
                             population={"covariates": {"body_weight": 65}})
+
+
+def test_a_script_reaches_the_study_tools_from_the_top_level_and_by_bundled_names():
+    # a Python-API user test (2026-12-04): write_trial, check_trial, run_sensitivity and
+    # bundled_trial were only in submodules, load_trial_spec("yuan2025") was refused while
+    # the command line takes the name, and a check needed the data file's repository path
+    for name in ("bundled_trial", "write_trial", "check_trial", "write_check", "Factor",
+                 "run_sensitivity", "write_sensitivity", "optimise_dose", "validate"):
+        assert callable(getattr(pp, name)), name
+    assert pp.load_trial_spec("yuan2025").name == pp.load_trial_spec(
+        pp.bundled_trial("yuan2025")).name
+    with pytest.raises(pp.PlateletPDError, match="did you mean 'yuan2025'"):
+        pp.load_trial_spec("yuan2052")
+    by_name = pp.check_trial("yuan2025", "cit_summary.csv", replicates=2).table
+    by_path = pp.check_trial(pp.load_trial_spec(pp.bundled_trial("yuan2025")),
+                             pp.io.outcomes.bundled_outcomes_path(), replicates=2).table
+    pd.testing.assert_frame_equal(by_name, by_path)
+    with pytest.raises(pp.PlateletPDError, match=r"did you mean 'default'"):
+        pp.simulate("cit_marrow_reserve", None, days=2, fit="defualt")

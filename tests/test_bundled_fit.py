@@ -71,7 +71,7 @@ def test_bundled_fit_is_the_default_for_the_cit_model():
     assert "yuan_chemotherapy_sensitivity" not in values  # study-level, not the model's
     assert set(values) <= set(model.parameter_names)
     model.with_parameters(values)  # inside every bound
-    with pytest.raises(pp.PlateletPDError, match="bundled fits: cit_calibration"):
+    with pytest.raises(pp.PlateletPDError, match=r"a bundled fit \(cit_calibration"):
         load_fitted_parameters("no_such_fit")
 
 

@@ -22,8 +22,13 @@ from plateletpd.study.cohort import ArmDesign, Rescue, Titration  # noqa: E402
 from plateletpd.study.endpoints import (ENDPOINTS, Endpoint, ResponseRule,  # noqa: E402
                                         register as register_endpoint,
                                         unregister as unregister_endpoint)
-from plateletpd.study.trial import TrialResult, TrialSpec, load_trial_spec, run_trial  # noqa: E402
-from plateletpd.study.sweep import run_sweep  # noqa: E402
+from plateletpd.study.trial import (TrialResult, TrialSpec, bundled_trial,  # noqa: E402
+                                    load_trial_spec, run_trial, write_trial)
+from plateletpd.study.sweep import run_sweep, write_sweep  # noqa: E402
+from plateletpd.study.check import check_trial, write_check  # noqa: E402
+from plateletpd.study.sensitivity import Factor, run_sensitivity, write_sensitivity  # noqa: E402
+from plateletpd.study.optimisation import DoseSearch, optimise_dose, write_optimum  # noqa: E402
+from plateletpd.study.validation import load_suite, validate  # noqa: E402
 from plateletpd.inference.fitting import FitProblem, load_fit_config  # noqa: E402
 
 __all__ = [
@@ -36,4 +41,9 @@ __all__ = [
     "Variability", "cohort_matrix", "ArmDesign", "Rescue", "Titration", "ENDPOINTS",
     "Endpoint", "ResponseRule", "register_endpoint", "unregister_endpoint", "TrialResult",
     "TrialSpec", "load_trial_spec", "run_trial", "run_sweep", "FitProblem", "load_fit_config",
+    # the study tools a script needs besides running a trial (a Python-API user test,
+    # 2026-12-04, found them only in submodules)
+    "bundled_trial", "write_trial", "write_sweep", "check_trial", "write_check", "Factor",
+    "run_sensitivity", "write_sensitivity", "DoseSearch", "optimise_dose", "write_optimum",
+    "load_suite", "validate",
 ]

@@ -78,9 +78,11 @@ def load_fit_record(name_or_path: str | Path) -> dict:
     path = _fit_folder(name_or_path) / "params.json"
     if not path.is_file():
         names = sorted(p.parent.name for p in bundled_fits_dir().glob("*/params.json"))
-        raise FitFileError(f"no fit at {name_or_path!r}{closest(str(name_or_path), names)}; "
-                             f"bundled fits: {', '.join(names) or 'none'}; or give a folder "
-                             f"holding params.json")
+        raise FitFileError(f"no fit at {name_or_path!r}"
+                           f"{closest(str(name_or_path), ['default', 'none', *names])}; "
+                           f"\"default\" (the model's bundled fit), \"none\" (the model "
+                           f"file's values), a bundled fit ({', '.join(names) or 'none'}) or "
+                           f"a folder holding params.json")
     try:
         record = json.loads(path.read_text())
         if not (isinstance(record["provenance"]["model"]["name"], str)

@@ -52,14 +52,14 @@ import pandas as pd
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.display import short_repr
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
-from plateletpd.io.outcomes import load_outcomes
+from plateletpd.io.outcomes import bundled_outcomes_path, load_outcomes
 from plateletpd.io.provenance import provenance
 from plateletpd.study.cycles import CYCLE_LEVELS, RECOVERY_LEVELS
 from plateletpd.study.endpoints import (RECOVERY_LEVELS, IncidenceEvent, parse_cycles,
                                         parse_incidence, parse_threshold, stated_level)
 from plateletpd.study.statistics import kaplan_meier
-from plateletpd.study.trial import (TrialSpec, data_cycle, visit_count_days, visit_levels,
-                                   with_arms)
+from plateletpd.study.trial import (TrialSpec, data_cycle, load_trial_spec, visit_count_days,
+                                   visit_levels, with_arms)
 from plateletpd.study.uncertainty import (
     PERCENTILES,
     TrialUncertainty,
@@ -136,6 +136,11 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     after the first screen only about as many patients as the rows need (the same table:
     a replicate whose rows fall short runs again with the file's number); False screens the
     file's number in every replicate."""
+    if isinstance(spec, (str, Path)):  # a trial file's path or a bundled trial's name
+        spec = load_trial_spec(spec)
+    if isinstance(data, (str, Path)) and not Path(data).exists() and \
+            bundled_outcomes_path(str(data)).is_file():
+        data = bundled_outcomes_path(str(data))  # "cit_summary.csv", "itp_summary.csv", ...
     rows = load_outcomes(data)
     source = str(data) if not isinstance(data, pd.DataFrame) else "the data table"
     study = study or spec.extra.get("data_study")
@@ -447,8 +452,9 @@ def arm_mapping(spec: TrialSpec, rows: pd.DataFrame, study: str, source: str,
             f"study {study} in {source} has rows of arm(s) no trial arm is mapped to: "
             + "; ".join(f"{arm!r} (line {lines[arm]})" for arm in missing)
             + f"; add data_arm = \"{missing[0]}\" to the matching [[arms]] entry, or map it "
-              f"(--arm-map 'TRIAL ARM={missing[0]}'), or check only the mapped arms "
-              f"(--only-mapped-arms)")
+              f"(--arm-map 'TRIAL ARM={missing[0]}'; Python: arm_map={{'TRIAL ARM': "
+              f"'{missing[0]}'}}), or check only the mapped arms (--only-mapped-arms; "
+              f"Python: only_mapped=True)")
     return mapping
 
 

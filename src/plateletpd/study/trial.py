@@ -416,8 +416,9 @@ TRIAL_SCHEMA = Table({
 
 def load_trial_spec(path: str | Path, subjects: int | None = None,
                     seed: int | None = None, response: Mapping | None = None) -> TrialSpec:
-    """Read and validate a trial file against :data:`TRIAL_SCHEMA`; errors name the file,
-    the line and the field, and say what was expected, what was given and how to fix it.
+    """Read and validate a trial file against :data:`TRIAL_SCHEMA` (``path``, or a bundled
+    trial's name such as ``"yuan2025"``); errors name the file, the line and the field, and
+    say what was expected, what was given and how to fix it.
 
     ``response``: keys that replace those of the file's ``[response]`` before it is checked
     (``plateletpd check --response``, a validation check's ``response``): the same trial
@@ -425,6 +426,8 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
     "combine": "all"}`` beside a file's PLT >= 50 (a trial judges one rule; false turns a
     rule off)."""
     path = Path(path)
+    if not path.exists() and path.suffix != ".toml" and len(path.parts) == 1:
+        path = bundled_trial(str(path))  # a bundled trial's name, as the command line takes
     document = Document.read(path, TrialSpecError, "trial file")
     if response:
         document.data["response"] = {**(document.data.get("response") or {}),
