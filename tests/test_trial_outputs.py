@@ -520,6 +520,13 @@ def test_an_arm_whose_recovery_peak_overshoots_is_flagged_even_when_its_day_14_m
     assert len(flags) == 2
     assert flags[0].startswith("arm 'peak only': mean recovery peak 350")
     assert flags[1].startswith("arm 'day 14': mean count on treatment day 14 320")
+    # on a course, a later cycle's recovery peak too (a prophylaxis user test: a cycle-3
+    # mean peak of 419 on weekly romiplostim passed unflagged)
+    summary["mean_cycle3_peak"] = [200.0, 200.0, 419.0]
+    flags = rebound_flags(replace(result, summary=summary))
+    assert flags[-1].startswith("arm 'none': mean recovery peak 419")
+    # the record names the fit as the trial does (a Python-API user test)
+    assert result.provenance["fit"] == spec.extra.get("fit")
 
 
 def test_a_mean_that_cannot_be_negative_has_no_negative_interval_end():

@@ -91,12 +91,12 @@ class Factor:
 
     @classmethod
     def parse(cls, text: str) -> Factor:
-        """``"parameter:chemotherapy_sensitivity=8,14"`` -> Factor."""
+        """``"parameter:chemotherapy_sensitivity=3.5,5.5"`` -> Factor."""
         name, sep, bounds = text.partition("=")
         values = [v for v in bounds.split(",") if v.strip()]
         if not sep or len(values) != 2:
             raise SensitivityError(f"--factor expects KIND:NAME=LOW,HIGH or DESIGN=LOW,HIGH "
-                                   f"(e.g. parameter:chemotherapy_sensitivity=8,14, "
+                                   f"(e.g. parameter:chemotherapy_sensitivity=3.5,5.5, "
                                    f"cv:platelets_baseline=0.1,0.3, dose=2.5,15), got "
                                    f"{text!r}")
         try:

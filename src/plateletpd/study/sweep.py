@@ -9,7 +9,10 @@ Grid dimensions (``--grid NAME=V1,V2,...``):
 * ``entry_below``: the count that enrols a patient.
 
 Every cell treats the same virtual patients (the trial's seed, common random numbers), so
-differences between cells come from the dosing, not from sampling. Each cell's patients are
+differences between cells come from the dosing, not from sampling: the patients of the trial
+file's first arm (its random streams), whichever arm is swept. A cell at the swept arm's own
+dosing therefore reproduces the file's first arm's patients, not the swept arm's own draw in
+a parallel design (a paired design, ``design = "paired"``, has one draw for every arm). Each cell's patients are
 simulated in parallel over all cores.
 """
 

@@ -2058,6 +2058,9 @@ def trial_provenance(spec: TrialSpec) -> dict:
     from plateletpd.population.variability import cv_of_eta_sd
 
     return provenance(spec.model, seed=spec.seed, trial=spec.path,
+                      # the fit as the trial names it ("default", a bundled fit, a folder,
+                      # "none"), as simulate()'s record has it (a Python-API user test)
+                      fit=spec.extra.get("fit"),
                       parameters_from=spec.parameters_from,
                       subjects_per_arm=spec.subjects_per_arm,
                       parameters=dict(zip(spec.model.parameter_names,
@@ -2183,11 +2186,18 @@ def rebound_flags(result: TrialResult) -> list[str]:
             # the recovery peak after the course (a user test, 2026-12-04: rhTPO's mean
             # peak 333 with 23% of patients above 400 passed silently, as the day-7 and
             # day-14 means were below the bound)
-            peak = row.get("mean_peak", math.nan)
+            # on a course each cycle's recovery peak too (a user test, 2026-12-04: a cycle-3
+            # mean peak of 419 on weekly romiplostim passed unflagged)
+            peaks = [row.get("mean_peak", math.nan)] + [
+                value for name, value in row.items()
+                if str(name).startswith("mean_cycle") and str(name).endswith("_peak")]
+            peak = max((v for v in peaks if isinstance(v, (int, float)) and math.isfinite(v)),
+                       default=math.nan)
             if math.isfinite(peak) and peak > REBOUND_FACTOR * baseline:
                 flags.append(
                     f"arm {arm!r}: mean recovery peak {peak:.0f} x10^9/L (the highest count "
-                    f"after the nadir, to the end of follow-up), {peak / baseline:.2f} times "
+                    f"after a nadir: the treated cycle's, or on a course a cycle's), "
+                    f"{peak / baseline:.2f} times "
                     f"the population's typical baseline ({baseline:g}): models with a "
                     f"known rebound after stimulation overshoot published peaks (the CIT "
                     f"model's card, 'Open finding: the rebound after stimulation'); report "
