@@ -118,6 +118,16 @@ def test_the_generic_integrator_gives_the_inlined_kernels_results_bit_for_bit(
         covariates={"body_weight": 70.0}))
     assert np.array_equal(generic.outputs, inlined.outputs)
     assert np.array_equal(generic.states, inlined.states)
+    # subjects in parallel (a trial's patients): the generic module's parallel driver, every
+    # row carrying the model's function addresses, against the model's own driver
+    rates = {"elimination_rate": np.linspace(0.05, 0.5, 9)}
+    batch, own = _both_paths(monkeypatch, lambda: pp.simulate_batch(
+        one_compartment, regimen, times=times, solver=solver, params=rates,
+        covariates={"body_weight": 70.0}))
+    assert np.array_equal(batch.outputs, own.outputs)
+    assert np.array_equal(batch.counters, own.counters)
+    assert np.array_equal(batch.status, own.status)
+    assert not np.array_equal(batch.outputs[0], batch.outputs[-1])  # patients differ
     assert np.array_equal(generic.counters, inlined.counters)
 
 
@@ -206,10 +216,15 @@ def test_a_first_simulate_compiles_only_its_method_and_a_new_process_loads_it(tm
 
 GENERIC_CHILD = r"""
 import json, sys
+import numpy as np
 import plateletpd as pp
-result = pp.simulate(sys.argv[1], "oral 100 mg q12h x4" if "one_compartment" in sys.argv[1]
-                     else None, days=2, covariates={"body_weight": 70.0}
-                     if "one_compartment" in sys.argv[1] else None)
+small = "one_compartment" in sys.argv[1]
+result = pp.simulate(sys.argv[1], "oral 100 mg q12h x4" if small else None, days=2,
+                     covariates={"body_weight": 70.0} if small else None)
+# then a trial's patients: subjects in parallel
+pp.simulate_batch(sys.argv[1], "oral 100 mg q12h x4" if small else None, days=2,
+                  covariates={"body_weight": np.full(4, 70.0)} if small else None,
+                  n=None if small else 4)
 print(json.dumps(result.outputs.tolist()))
 """
 
@@ -220,7 +235,7 @@ def test_a_new_model_on_a_used_installation_compiles_only_its_own_functions(tmp_
     # the generic integrator is compiled by the first model ever run on this cache; a second,
     # new model then compiles only its model functions (rhs_hoisted, constants, initial,
     # outputs, dose_modifiers), not the integrator: the report names them and no
-    # solve_subject_dopri5
+    # solve_subject_dopri5, and its first batch compiles no parallel driver
     env = {**os.environ, "PLATELETPD_CACHE_DIR": str(tmp_path),
            "PLATELETPD_REPORT_COMPILES": "1", "PLATELETPD_GENERIC_INTEGRATOR": "auto"}
     runs = [subprocess.run([sys.executable, "-c", GENERIC_CHILD, str(MODELS / name)], env=env,
@@ -229,30 +244,13 @@ def test_a_new_model_on_a_used_installation_compiles_only_its_own_functions(tmp_
     for run in runs:
         assert run.returncode == 0, run.stderr[-3000:]
     assert "generic integrator" in runs[0].stderr and "solve_subject_dopri5" in runs[0].stderr
+    # and its parallel driver, for a trial's patients (it took 88 s for the CIT model's own)
+    assert "subjects in parallel, method dopri5, generic integrator" in runs[0].stderr
+    assert "solve_batch_dopri5" in runs[0].stderr
     report = [line for line in runs[1].stderr.splitlines() if "compiled transit_chain" in line]
-    assert len(report) == 1, runs[1].stderr
+    assert len(report) == 1, runs[1].stderr   # its one-subject run; the batch compiles nothing
     assert "rhs_hoisted" in report[0] and "solve_subject_dopri5" not in report[0]
-
-
-@needs_jit
-@pytest.mark.parametrize("solver", [pp.DormandPrince5(), pp.DormandPrince853(),
-                                    pp.Rosenbrock23(), pp.BogackiShampine3()],
-                         ids=lambda solver: solver.method)
-def test_the_generic_parallel_driver_gives_the_inlined_drivers_results_bit_for_bit(
-        monkeypatch, one_compartment, solver):
-    # subjects in parallel (a trial's patients) through the generic module's driver, every
-    # row carrying the model's function addresses, against the model's own driver: the same
-    # segment on the same numbers, subject by subject, whatever thread runs it
-    regimen = "oral 100 mg q12h x4 + iv 50 mg over 2h d2"
-    times = np.linspace(0.0, 3.0, 37)
-    rates = {"elimination_rate": np.linspace(0.05, 0.5, 9)}
-    generic, inlined = _both_paths(monkeypatch, lambda: pp.simulate_batch(
-        one_compartment, regimen, times=times, solver=solver, params=rates,
-        covariates={"body_weight": 70.0}))
-    assert np.array_equal(generic.outputs, inlined.outputs)
-    assert np.array_equal(generic.counters, inlined.counters)
-    assert np.array_equal(generic.status, inlined.status)
-    assert not np.array_equal(generic.outputs[0], generic.outputs[-1])  # patients differ
+    assert "solve_batch_dopri5" not in runs[1].stderr
 
 
 @needs_jit
@@ -269,38 +267,6 @@ def test_lock_step_subjects_that_leave_their_group_run_through_the_generic_drive
         covariates={"body_weight": 70.0}))
     assert np.array_equal(generic.outputs, inlined.outputs)
     assert np.array_equal(generic.counters, inlined.counters)
-
-
-GENERIC_BATCH_CHILD = r"""
-import sys
-import numpy as np
-import plateletpd as pp
-model = pp.load_model(sys.argv[1])
-covariates = {"body_weight": np.full(4, 70.0)} if "body_weight" in model.covariates else None
-pp.simulate_batch(model, "oral 100 mg q12h x4" if "one_compartment" in sys.argv[1] else None,
-                  days=2, covariates=covariates, n=None if covariates else 4)
-"""
-
-
-@needs_jit
-@pytest.mark.slow
-def test_a_new_models_first_batch_on_a_used_installation_compiles_only_its_own_functions(
-        tmp_path):
-    # a trial's patients run in parallel: the first model on this cache compiles the
-    # generic parallel driver; a second, new model's first batch compiles only its model
-    # functions, not a parallel driver of its own (which took 88 s for the CIT model)
-    env = {**os.environ, "PLATELETPD_CACHE_DIR": str(tmp_path),
-           "PLATELETPD_REPORT_COMPILES": "1", "PLATELETPD_GENERIC_INTEGRATOR": "auto"}
-    runs = [subprocess.run([sys.executable, "-c", GENERIC_BATCH_CHILD, str(MODELS / name)],
-                           env=env, capture_output=True, text=True, timeout=900)
-            for name in ("one_compartment.toml", "transit_chain.toml")]
-    for run in runs:
-        assert run.returncode == 0, run.stderr[-3000:]
-    assert "subjects in parallel, method dopri5, generic integrator" in runs[0].stderr
-    assert "solve_batch_dopri5" in runs[0].stderr
-    report = [line for line in runs[1].stderr.splitlines() if "compiled transit_chain" in line]
-    assert len(report) == 1, runs[1].stderr
-    assert "rhs_hoisted" in report[0] and "solve_batch_dopri5" not in report[0]
 
 
 @needs_jit
