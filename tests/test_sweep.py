@@ -152,3 +152,8 @@ def test_a_dose_of_zero_is_the_untreated_control_on_the_same_patients(spec):
     for column in ("response_pct", "mean_plt_day_14", "enrolled"):
         assert zero[column] == control.iloc[0][column], column
     assert table[table.dose == 7.5].iloc[0]["response_pct"] > zero["response_pct"]
+
+    # an arm whose dose rules change the drug cannot drop it: said, not a rule error
+    with pytest.raises(pp.PlateletPDError, match="leaves the drug out of arm 'HETROM-5'"):
+        run_sweep(load_trial_spec(bundled_trial("itp_phase3"), subjects=10),
+                  {"dose": [0, 5]}, ["HETROM-5"])

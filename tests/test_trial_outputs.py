@@ -475,6 +475,10 @@ def test_a_response_at_least_once_is_read_from_the_first_responding_visit_not_on
                                     threshold="PLT >=50", day=56.0), response)
     assert plain(table) == pytest.approx(50.0)
     assert "write 'PLT >=50 at least once'" in plain.reading
+    # a rule with a rise counts patients the level alone does not: refused with the fix
+    assert "remove rise" in row_reader(_outcome_row(
+        endpoint="cumulative_response_proportion", threshold="PLT >=50 at least once",
+        day=56.0), {**response, "rise": 30})
     # another level than the trial's rule is refused with the fix
     assert "set [response] threshold = 30" in row_reader(
         _outcome_row(endpoint="cumulative_response_proportion",

@@ -52,7 +52,7 @@ class Field:
     """One value of a table.
 
     ``kind`` is "number", "text", "boolean", "formula" (text or a number), "list" (of
-    ``item`` values) or "names" (one non-empty text or a non-empty list of distinct ones:
+    ``item`` values), "value" (any of those, checked where it is used) or "names" (one non-empty text or a non-empty list of distinct ones:
     a trial arm's data arms). Numbers lie in the interval from ``low`` (excluded unless
     ``low_included``) to ``high`` (included); either may be a :class:`Ref`. ``may_be_false``:
     ``false`` switches the rule off (the value is None). ``what`` replaces the generic
@@ -321,7 +321,7 @@ class _Checker:
         if kind == "names":
             return self.names(value, schema, where)
         expected = {"text": (str,), "boolean": (bool,), "formula": (str, int, float),
-                    "list": (list,)}[kind]
+                    "list": (list,), "value": (str, int, float, bool, list)}[kind]
         good = isinstance(value, expected) and not (kind == "formula" and
                                                     isinstance(value, bool))
         if good and kind == "list":
@@ -337,7 +337,8 @@ class _Checker:
             what = schema.what or {
                 "text": "non-empty text in quotes" if schema.nonempty else "text in quotes",
                 "boolean": "true or false", "formula": "a formula (text in quotes) or a number",
-                "list": f"a list of {self.items(schema.item)}"}[kind]
+                "list": f"a list of {self.items(schema.item)}",
+                "value": "a number, text, true/false or a list"}[kind]
             fix = f"; {schema.fix}" if schema.fix else ""
             self.problem(where, f"must be {what}, got {value!r}{fix}")
             return None

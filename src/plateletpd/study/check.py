@@ -54,7 +54,7 @@ from plateletpd.io.display import short_repr
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.outcomes import bundled_outcomes_path, load_outcomes
 from plateletpd.io.provenance import provenance
-from plateletpd.study.cycles import CYCLE_LEVELS, RECOVERY_LEVELS
+from plateletpd.study.cycles import CYCLE_LEVELS
 from plateletpd.study.endpoints import (RECOVERY_LEVELS, IncidenceEvent, parse_cycles,
                                         parse_incidence, parse_threshold, stated_level)
 from plateletpd.study.statistics import kaplan_meier
@@ -72,7 +72,8 @@ from plateletpd.study.uncertainty import (
 DEFAULT_REPLICATES = 100
 #: what the trial can compute, for messages
 COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial's response "
-              "rule, or \"PLT >=X at the week\" with [response] at_visits), "
+              "rule, \"PLT >=X at least once\", the IWG \"PLT >=30 and >=2x baseline\" when "
+              "the trial states it, or \"PLT >=X at the week\" with [response] at_visits), "
               "time_to_threshold_days (50, 75 or 100), nadir_plt, peak_plt (from the nadir to the "
               "end of follow-up), plt_auc_day0_21, "
               "response_proportion of a sustained response (\"PLT >=50 at >=75% of "
@@ -674,10 +675,18 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
                 return (f"the response 'PLT >= {level:g} and >= {fold:g}x baseline' is not the "
                         f"trial's rule: set [response] threshold = {level:g}, rise_fold = "
                         f"{fold:g}, combine = \"all\" (a trial judges one response rule: "
-                        f"check these rows with a copy of the trial file that states it)")
+                        f"check these rows alone with --response threshold={level:g} "
+                        f"--response rise_fold={fold:g} --response combine=all, or a "
+                        f"validation check's response)")
             what = f"PLT >= {level:g} and >= {fold:g}x baseline (the trial's rule)"
         else:
             level = float(once.group(1))
+            if response.get("rise") or response.get("rise_fold"):
+                # "PLT >=50 at least once" is the level alone; a rule with a rise counts
+                # patients the row does not (as a sustained row's whole rule, above)
+                return (f"a response at {level:g} at least once is the level alone, but the "
+                        f"trial's rule has a rise: remove rise and rise_fold from [response] "
+                        f"(or check with --response rise=false)")
             if response.get("threshold") != level:
                 tiers = response.get("also_thresholds") or []
                 if level not in tiers or abs(by - response.get("by_day", 14)) > 1e-9:

@@ -54,6 +54,8 @@ from plateletpd.study.cohort import (
     treatment_records,
     values_at,
 )
+# the levels the trial times recovery to (per cycle: ``cycle{c}_recovery_day_{L}``)
+from plateletpd.study.endpoints import RECOVERY_LEVELS
 
 #: event kinds of a course's event log
 CYCLE_EVENTS = ("delayed", "dose reduced", "resumed", "abandoned")
@@ -1005,9 +1007,6 @@ def _merged(passes: list, n: int) -> dict:
 #: usual transfusion trigger (a self-controlled study's "duration of thrombocytopenia" or
 #: "days below 20" in a cycle, read with data_cycle; Vadhan-Raj 2000 reports days below 20)
 CYCLE_LEVELS = (20, 50, 75, 100)
-
-#: count levels of the per-cycle recovery-day columns (``cycle{c}_recovery_day_{L}``)
-RECOVERY_LEVELS = (50, 75, 100)
 
 #: (column, unit, description) of the per-patient course columns of a trial on a
 #: chemotherapy course (``{c}``: each cycle number); flags are 0/1

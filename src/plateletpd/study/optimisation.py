@@ -45,7 +45,8 @@ from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.numerics.kernels import many_batches
 from plateletpd.study.distributed import CHUNK, run_trials
-from plateletpd.study.sweep import _dimension_label, cell_designs, check_design_dimensions
+from plateletpd.study.sweep import (_dimension_label, cell_designs, check_design_dimensions,
+                                   regimen_dose)
 from plateletpd.study.trial import TrialSpec, one_arm_trial, trial_provenance
 
 OBJECTIVES = ("total_drug", "days")
@@ -137,9 +138,7 @@ def _designs(spec: TrialSpec, search: DoseSearch):
 def dose_unit(regimen: str, search: DoseSearch) -> str:
     """The unit of the searched drug's daily dose in ``regimen`` ("hetrombopag 3.75 mg" ->
     "mg"; a user test, 2026-12-04: the answer and ``total_drug`` had none)."""
-    doses = [d.split() for d in regimen.split(" + ")]
-    drug = search.drug.lower() if search.drug else doses[0][0].lower()
-    dose = next((d for d in doses if len(d) > 2 and d[0].lower() == drug), None)
+    dose = regimen_dose(regimen, search.drug)
     return " ".join(dose[2:]) if dose else ""
 
 

@@ -12,7 +12,8 @@ Every cell treats the same virtual patients (the trial's seed, common random num
 differences between cells come from the dosing, not from sampling: the patients of the trial
 file's first arm (its random streams), whichever arm is swept. A cell at the swept arm's own
 dosing therefore reproduces the file's first arm's patients, not the swept arm's own draw in
-a parallel design (a paired design, ``design = "paired"``, has one draw for every arm). Each cell's patients are
+a parallel design (a paired design, ``design = "paired"``, has one draw for every arm).
+Each cell's patients are
 simulated in parallel over all cores.
 """
 
@@ -227,6 +228,14 @@ def cell_designs(chosen: Sequence, cell: dict) -> list:
         for name, value in cell.items():
             if name.startswith("dose"):
                 drug = name.split(":", 1)[1] if ":" in name else None
+                if value == 0 and (design.rules or design.titrations):
+                    # the rules would name a drug the cell no longer gives (the error said
+                    # only that, not why)
+                    raise PlateletPDError(
+                        f"--grid {name}=0 leaves the drug out of arm {design.name!r}, whose "
+                        f"dose rules or titration change it; sweep dose 0 on an arm without "
+                        f"them, or compare with the trial's untreated arm "
+                        f"(design = \"paired\" gives it the same patients)")
                 changes["treatment"] = _with_dose(changes.get("treatment", design.treatment),
                                                   drug, value, design.name)
             elif name == "max_days":
@@ -297,14 +306,20 @@ def sweep_dictionary(grid: dict, spec: TrialSpec | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["column", "unit", "description"])
 
 
+def regimen_dose(regimen: str, drug: str | None = None) -> list[str] | None:
+    """The words of ``drug``'s dose in a cell's regimen text (the first drug's without one):
+    ``"hetrombopag 3.75 mg"`` -> ``["hetrombopag", "3.75", "mg"]``; None when it has none."""
+    doses = [d.split() for d in regimen.split(" + ")]
+    wanted = drug.lower() if drug else doses[0][0].lower()
+    return next((d for d in doses if len(d) > 2 and d[0].lower() == wanted), None)
+
+
 def _dimension_label(name: str, regimen: str) -> str:
     """An axis label naming the swept quantity and its unit ("hetrombopag daily dose (mg)")."""
     if not name.startswith("dose"):
         unit, text = DIMENSION_TEXT[name]
         return f"{text} ({unit})"
-    doses = [d.split() for d in regimen.split(" + ")]
-    drug = name.split(":", 1)[1].lower() if ":" in name else doses[0][0].lower()
-    dose = next((d for d in doses if len(d) > 2 and d[0].lower() == drug), None)
+    dose = regimen_dose(regimen, name.split(":", 1)[1] if ":" in name else None)
     return f"{dose[0]} daily dose ({' '.join(dose[2:])})" if dose else \
         f"{name}: daily dose (the unit of the arm's regimen)"
 

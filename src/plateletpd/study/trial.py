@@ -2183,11 +2183,9 @@ def rebound_flags(result: TrialResult) -> list[str]:
                     f"this arm's later counts")
                 break
         else:
-            # the recovery peak after the course (a user test, 2026-12-04: rhTPO's mean
-            # peak 333 with 23% of patients above 400 passed silently, as the day-7 and
-            # day-14 means were below the bound)
-            # on a course each cycle's recovery peak too (a user test, 2026-12-04: a cycle-3
-            # mean peak of 419 on weekly romiplostim passed unflagged)
+            # the recovery peak after the course, and on a course each cycle's (user tests,
+            # 2026-12-04: rhTPO's mean peak 333 and a cycle-3 mean peak of 419 on weekly
+            # romiplostim passed silently, their day-7 and day-14 means below the bound)
             peaks = [row.get("mean_peak", math.nan)] + [
                 value for name, value in row.items()
                 if str(name).startswith("mean_cycle") and str(name).endswith("_peak")]

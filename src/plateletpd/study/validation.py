@@ -90,7 +90,7 @@ SUITE_SCHEMA = Table({
                           what="0 (the trial file's) or patients screened per arm"),
         # keys replacing the trial file's [response] (load_trial_spec's response): the same
         # trial judged by another rule, e.g. the IWG ITP response
-        "response": Table(names=Field("formula")),
+        "response": Table(names=Field("value")),   # checked as the trial file's [response]
         "note": Field("text", default="")},
         many=True, required=True, nonempty=True,
         what="[[checks]] tables, each with trial, data and role"),
