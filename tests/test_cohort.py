@@ -157,3 +157,43 @@ def test_an_arm_design_keeps_its_sequences_as_tuples_and_its_routine_count_days(
     assert isinstance(design.treatment, tuple) and isinstance(design.support, tuple)
     assert isinstance(design.support_cycles, tuple)
     assert design.screen_days().tolist() == [3.0, 6.0, 9.0]
+
+
+def test_entry_bands_split_the_patients_enrolled_by_one_routine_count(cohort):
+    # a user test (2026-12-04, Yang 2024: "rhTPO started at PLT <= 25 / 25-50 / 50-75"):
+    # groups defined by the count that enrolled the patient, all enrolled by one rule (the
+    # first routine count below 75). Each band arm keeps exactly the patients of the
+    # unbanded arm whose count at entry lies in it: the bands partition that arm
+    model, matrix = cohort
+    common = dict(treatment=("rhTPO 15000 U",), screen_every_days=7.0)  # found on day 14
+    whole = simulate_treatment_arm(model, ArmDesign("all", **common), matrix)
+    counts = [np.interp(entry, whole.times, whole.platelets[i])
+              for i, entry in enumerate(whole.entry_time)]
+    assert min(counts) < 40.0 < max(counts)  # the constructed cohort lands in both bands
+    seen = []
+    for band in ((0.0, 40.0), (40.0, 75.0)):
+        arm = simulate_treatment_arm(model, ArmDesign(f"{band}", entry_between=band, **common),
+                                     matrix)
+        expected = [s for s, c in zip(whole.subjects, counts) if band[0] <= c < band[1]]
+        assert list(arm.subjects) == expected
+        # the same enrolment day as in the unbanded arm, hence the same treated course
+        same = np.isin(whole.subjects, arm.subjects)
+        assert np.array_equal(arm.entry_time, whole.entry_time[same])
+        assert np.array_equal(arm.platelets, whole.platelets[same])
+        seen += expected
+    assert sorted(seen) == list(whole.subjects)
+
+
+def test_entry_bands_that_cannot_select_are_refused():
+    # at the crossing itself every count at entry is entry_below: a band would keep all or
+    # none, so it needs routine counts or a fixed day
+    with pytest.raises(pp.PlateletPDError, match="give \\[enrolment\\] screen_every_days"):
+        ArmDesign("x", entry_between=(25.0, 50.0))
+    with pytest.raises(pp.PlateletPDError, match="nobody could enrol"):
+        ArmDesign("x", entry_between=(80.0, 90.0), screen_every_days=3.0)
+    for band in ((50.0, 25.0), (25.0,), (-1.0, 5.0), ("a", 5.0)):
+        with pytest.raises(pp.PlateletPDError, match="two counts, the lower first"):
+            ArmDesign("x", entry_between=band, screen_every_days=3.0)
+    with pytest.raises(pp.PlateletPDError, match="no entry rule"):
+        ArmDesign("x", entry_between=(0.0, 25.0), entry_below=None)
+    assert ArmDesign("x", entry_between=[0, 25], entry_day=21.0).entry_between == (0.0, 25.0)

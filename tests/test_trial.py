@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import one_cycle, with_one_and_two_threads
+from helpers import changed, one_cycle, with_one_and_two_threads
 
 import plateletpd as pp
-
+from plateletpd.study import trial as trial_module
 from plateletpd.study.cohort import ArmDesign, ArmResult
 from plateletpd.study.trial import (
     TrialSpecError,
@@ -762,3 +762,79 @@ def test_a_trial_can_be_loaded_with_another_response_rule_and_a_bad_one_is_named
     assert main(["check", "itp_phase3", "--data", "data/itp_summary.csv",
                  "--response", "threshold"]) == 2
     assert "--response expects KEY=VALUE" in capsys.readouterr().err
+
+
+def test_an_entry_band_in_a_trial_file_groups_patients_by_the_count_that_enrolled_them(
+        tmp_path):
+    # Yang 2024's groups (a user test, 2026-12-04): [enrolment] entry_between applies to
+    # every arm, an arm's own replaces it; without routine counts the band is refused with
+    # the fix, blamed on the file
+    text = one_cycle(SPEC.read_text())
+    (tmp_path / "crossing.toml").write_text(text.replace(
+        "entry_below = 75 ", "entry_below = 75\nentry_between = [0, 40] "))
+    with pytest.raises(TrialSpecError, match="screen_every_days") as error:
+        load_trial_spec(tmp_path / "crossing.toml", subjects=10)
+    assert "crossing.toml" in str(error.value)
+    routine = text.replace("entry_below = 75 ", "entry_below = 75\nscreen_every_days = 7\n"
+                           "entry_between = [0, 40] ")
+    routine = changed(routine, 'name = "untreated"', 'name = "untreated"\n'
+                      'entry_between = [40, 75]')
+    (tmp_path / "routine.toml").write_text(routine)
+    spec = load_trial_spec(tmp_path / "routine.toml", subjects=80, seed=4)
+    assert {arm.name: arm.entry_between for arm in spec.arms}["untreated"] == (40.0, 75.0)
+    assert all(arm.entry_between == (0.0, 40.0) for arm in spec.arms
+               if arm.name != "untreated")
+    result = run_trial(spec)
+    # enrolled at the first weekly count below 75 (treated the next morning), in the band
+    for design in spec.arms:
+        table = result.subjects[result.subjects.arm == design.name]
+        assert len(table) and np.allclose(table.enrolment_day % 7.0, 0.0)
+        low, high = design.entry_between
+        assert table.platelets_at_enrolment.between(low, high - 1e-9).all()
+        assert (table.platelets_at_enrolment < 75.0).all()
+
+
+def test_a_two_trigger_rescue_transfuses_each_patient_at_their_own_level(tmp_path,
+                                                                         monkeypatch):
+    # two user tests (2026-12-04, 2026-12-05) wanted the usual protocol "transfuse below 10,
+    # or below 20 with fever or bleeding" (Triulzi 2020 Hematology Am Soc Hematol Educ
+    # Program 2020:518: a threshold < 10 in stable patients, higher with fever, sepsis or
+    # bleeding). A share of patients (drawn from the seed) gets the higher trigger. A rescue
+    # acts only on its own patient, so each patient's course equals the one-trigger run at
+    # that patient's level: the rule is exactly the two one-level rules, patient by patient
+    text = one_cycle(SPEC.read_text()).replace('chemotherapy = "chemotherapy 1 dose d1"',
+                                               'chemotherapy = "chemotherapy 1.8 dose d1"')
+    text = text.replace("rescue = { below = 10 }", "rescue = { RESCUE }")
+    runs = {}
+    for name, rule in (("low", "below = 10"), ("high", "below = 20"),
+                       ("two", "below = 10, at_risk_below = 20, at_risk_share = 0.3")):
+        path = _write(tmp_path / f"{name}.toml", text.replace("RESCUE", rule))
+        runs[name] = run_trial(load_trial_spec(path, subjects=80, seed=4)).subjects
+    two = runs["two"]
+    assert set(two.transfusion_trigger.unique()) == {10.0, 20.0}
+    assert runs["low"].transfusion_trigger.isna().all()
+    share = (two.transfusion_trigger == 20).mean()
+    assert 0.15 < share < 0.45  # 0.3 of the patients, binomial spread over ~250 enrolled
+    columns = ["transfusions", "nadir", "days_below_20", "plt_day_14", "responder"]
+    for level, name in ((10.0, "low"), (20.0, "high")):
+        mine = two.transfusion_trigger == level
+        pd.testing.assert_frame_equal(two.loc[mine, columns].reset_index(drop=True),
+                                      runs[name].loc[mine, columns].reset_index(drop=True))
+    assert runs["high"].transfusions.sum() > runs["low"].transfusions.sum() > 0
+    # the same patients are at risk whatever the chunk size
+    monkeypatch.setattr(trial_module, "CHUNK", 7)
+    chunked = run_trial(load_trial_spec(tmp_path / "two.toml", subjects=80, seed=4)).subjects
+    assert chunked.transfusion_trigger.equals(two.transfusion_trigger)
+
+
+def test_a_two_trigger_rescue_needs_both_keys_and_a_higher_level(tmp_path):
+    text = one_cycle(SPEC.read_text())
+    for rule, fragment in (("below = 10, at_risk_below = 20", "go together"),
+                           ("below = 10, at_risk_below = 5, at_risk_share = 0.2",
+                            "must be above below"),
+                           ("below = 10, at_risk_below = 20, at_risk_share = 1.5",
+                            "at_risk_share")):
+        path = _write(tmp_path / "bad.toml", text.replace("rescue = { below = 10 }",
+                                                          f"rescue = {{ {rule} }}", 1))
+        with pytest.raises(TrialSpecError, match=fragment):
+            load_trial_spec(path, subjects=10)

@@ -773,3 +773,35 @@ def test_later_cycles_on_time_is_every_cycle_after_the_resumed_one_on_time():
         assert bool(patient.later_cycles_on_time) == expected
     assert given_after.shape[0] == len(table) > 0
     assert 0 < table.later_cycles_on_time.sum() < len(table)   # both kinds present
+
+
+def test_an_entry_band_on_a_course_keeps_the_patients_whose_enrolment_count_lies_in_it(
+        tmp_path):
+    # Yang 2024 (a user test, 2026-12-04): rhTPO "started at PLT <= 25 / 25-50 / 50-75"
+    # among patients enrolled at a routine count below 75 in cycle 2. The Yuan file's rule
+    # (cycle 2 nadir < 75) read at routine counts every 3 days; the band arm keeps the
+    # unbanded arm's patients whose count on the enrolment day lies in [25, 50), on the same
+    # day, and its screening table says how many the band kept
+    text = changed(bundled_trial("yuan2025").read_text(), "cycle = 2\n",
+                   "cycle = 2\nevery_days = 3\n")
+    path = tmp_path / "bands.toml"
+    path.write_text(changed(text, 'name = "rhTPO 15000 U"',
+                            'name = "rhTPO 15000 U"\nentry_between = [25, 50]'))
+    banded = run_trial(load_trial_spec(path, subjects=150, seed=5))
+    path.write_text(text)
+    whole = run_trial(load_trial_spec(path, subjects=150, seed=5))
+    kept, every = arm(banded, "rhTPO 15000 U"), arm(whole, "rhTPO 15000 U")
+    screening = simulate_course(banded.spec.model, banded.spec.extra["course"],
+                                _cohort(banded.spec, 1), exposure=trial_module._exposure(
+                                    banded.spec, 1, np.arange(150)))
+    count = np.array([np.interp(day, screening.times, screening.platelets[p])
+                      for p, day in every.enrolment_day.items()])
+    inside = every.index[(count >= 25) & (count < 50)]
+    assert 0 < len(inside) < len(every)
+    assert list(kept.index) == list(inside)
+    assert np.allclose(kept.enrolment_day, every.enrolment_day[inside])
+    row = banded.screening.set_index("arm").loc["rhTPO 15000 U"]
+    row = row[row.rule == "PLT 25 to below 50 on the enrolment day"]
+    assert int(row.remaining.iloc[0]) == len(kept)
+    # the other arms keep every patient the rule enrols
+    assert len(arm(banded, "hetrombopag 7.5 mg")) == len(arm(whole, "hetrombopag 7.5 mg"))

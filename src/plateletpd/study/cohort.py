@@ -77,11 +77,39 @@ class Titration:
 @dataclass(frozen=True)
 class Rescue:
     """A visit with a count below ``below`` triggers ``dose`` (a platelet transfusion), at
-    most ``max_per_patient`` times."""
+    most ``max_per_patient`` times. ``at_risk_below`` and ``at_risk_share``: a share of the
+    patients (those with fever, bleeding or another risk, the usual two-trigger protocol
+    "below 10, or below 20 with risk") is transfused below the higher level instead; which
+    patients is drawn from the trial's seed (:func:`rescue_levels`)."""
 
     below: float
     dose: str = "platelet_transfusion 1 dose"
     max_per_patient: int = 10
+    at_risk_below: float | None = None
+    at_risk_share: float | None = None
+
+    def problems(self) -> list[str]:
+        problems = [] if self.below > 0 else [
+            f"rescue below must be a positive count, got {self.below}"]
+        if (self.at_risk_below is None) != (self.at_risk_share is None):
+            problems.append("rescue at_risk_below and at_risk_share go together: the level "
+                            "and the share of patients transfused at it, e.g. { below = 10, "
+                            "at_risk_below = 20, at_risk_share = 0.25 }")
+        elif self.at_risk_below is not None:
+            if not self.at_risk_below > self.below:
+                problems.append(f"rescue at_risk_below ({self.at_risk_below:g}) must be above "
+                                f"below ({self.below:g}): the patients at risk are "
+                                f"transfused earlier")
+            if not 0 < self.at_risk_share <= 1:
+                problems.append(f"rescue at_risk_share must be a share of patients in (0, 1], "
+                                f"got {self.at_risk_share!r}")
+        return problems
+
+    def levels(self, uniforms: np.ndarray) -> np.ndarray:
+        """Each patient's trigger from a uniform draw per patient."""
+        if self.at_risk_below is None:
+            return np.full(len(uniforms), float(self.below))
+        return np.where(uniforms < self.at_risk_share, self.at_risk_below, self.below)
 
 
 #: what a dose rule compares: "above" is at or above its level, "below" is under it
@@ -162,6 +190,7 @@ class ArmDesign:
     treatment: tuple[str, ...] = ()          # doses given each treatment day, e.g. "rhTPO 15000 U"
     entry_below: float | None = 75.0         # x10^9/L; None: everyone starts at start_delay
     entry_day: float | None = None           # judge entry on this cycle day only (days)
+    entry_between: tuple[float, float] | None = None  # enrol only a count at entry in [a, b)
     screen_every_days: float | None = None   # judge entry at routine counts this far apart
     screen_from_day: float | None = None     # ... the first of them (default: one interval)
     start_delay: float = 1.0                 # days after the entry crossing
@@ -184,6 +213,8 @@ class ArmDesign:
     support_stop_after_fall: bool = False     # ... only after a support morning below it
     support_min_days: int = 0                 # ... never in a cycle's first support days
     stop_at_next_cycle: bool = False          # a course: no treatment dose from the next cycle
+    judged_on_course: bool = False            # a course's rules enrol (entry_at_least then
+    #                                           reads the count on the enrolment day)
 
     def __post_init__(self):
         problems = []
@@ -224,12 +255,13 @@ class ArmDesign:
         elif self.screen_from_day is not None:
             problems.append("screen_from_day is the first of the routine counts: give "
                             "screen_every_days too (e.g. 3 for counts every third day)")
+        problems += self._entry_band_problems()
         for rule in self.titrations:
             if not (isinstance(rule.day, int) and 0 < rule.day < max(self.max_days, 1)):
                 problems.append(f"a titration day must be a whole treatment day within "
                                 f"1..{self.max_days - 1}, got {rule.day!r}")
-        if self.rescue is not None and not self.rescue.below > 0:
-            problems.append(f"rescue below must be a positive count, got {self.rescue.below}")
+        if self.rescue is not None:
+            problems += self.rescue.problems()
         for number, rule in enumerate(self.rules, start=1):
             problems += [f"dose rule {number}: {problem}" for problem in rule.problems()]
         if not (isinstance(self.visit_every_days, (int, float))
@@ -276,10 +308,45 @@ class ArmDesign:
         if problems:
             raise PlateletPDError(f"arm {self.name!r}: " + "; ".join(problems))
         object.__setattr__(self, "treatment", tuple(self.treatment))
+        if self.entry_between is not None:
+            object.__setattr__(self, "entry_between", tuple(map(float, self.entry_between)))
         object.__setattr__(self, "titrations", tuple(self.titrations))
         object.__setattr__(self, "rules", tuple(self.rules))
         object.__setattr__(self, "support", tuple(self.support))
         object.__setattr__(self, "support_cycles", tuple(self.support_cycles))
+
+    def _entry_band_problems(self) -> list[str]:
+        """``entry_between = (low, high)``: the count that enrols a patient lies in [low,
+        high), the groups of "rhTPO started at PLT <= 25 / 25-50 / 50-75" among patients
+        all enrolled by one rule. A course's rules set the enrolment day (its count is read
+        from the screening course); one cycle judges the count that enrols, which must then
+        be a routine count or an ``entry_day`` count (at the crossing it is entry_below)."""
+        band = self.entry_between
+        if band is None:
+            return []
+        example = ("e.g. entry_between = [25, 50] for \"PLT 25-50 at the start\" among "
+                   "patients enrolled at a count below 75")
+        if not (isinstance(band, (tuple, list)) and len(band) == 2 and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                for x in band) and 0 <= band[0] < band[1]):
+            return [f"entry_between must be two counts, the lower first (10^9/L), {example}; "
+                    f"got {band!r}"]
+        if self.judged_on_course:
+            return []
+        if self.entry_below is None:
+            return [f"entry_between groups patients by the count that enrolled them, and this "
+                    f"arm has no entry rule (entry_below = false): give entry_below too, "
+                    f"{example}"]
+        if band[0] >= self.entry_below:
+            return [f"entry_between starts at {band[0]:g}, but every count at entry is below "
+                    f"entry_below ({self.entry_below:g}): nobody could enrol"]
+        if self.entry_day is None and self.screen_every_days is None:
+            return [f"entry_between groups patients by the count that enrolled them, and "
+                    f"without routine counts a patient enrols at the moment the count crosses "
+                    f"entry_below, so every count at entry is {self.entry_below:g}: give "
+                    f"[enrolment] screen_every_days (e.g. 3: a patient first found at 20 on "
+                    f"the way down is in the group [0, 25]) or entry_day"]
+        return []
 
     def screen_days(self) -> np.ndarray:
         """The days after chemotherapy of the routine counts that judge entry
@@ -338,6 +405,15 @@ def auc(times: np.ndarray, courses: np.ndarray, start: np.ndarray, length: float
                         dx=length / (points - 1), axis=1)
 
 
+def in_band(times: np.ndarray, courses: np.ndarray, when: np.ndarray,
+            band: tuple[float, float]) -> np.ndarray:
+    """Whether each course's count at its own time ``when`` (NaN: never) lies in
+    [band[0], band[1])."""
+    found = np.isfinite(when)
+    count = values_at(times, courses, np.where(found, when, times[0]))
+    return found & (count >= band[0]) & (count < band[1])
+
+
 def crossing_time(times: np.ndarray, values: np.ndarray, level: float,
                   after: np.ndarray | None = None, upward: bool = False) -> np.ndarray:
     """First time each row crosses ``level`` (downwards, or upwards), linearly interpolated.
@@ -382,7 +458,7 @@ def _per_subject(amounts: np.ndarray, n: int) -> np.ndarray:
 
 
 def simulate_treatment_arm(model: Model, design: ArmDesign, parameter_vectors: np.ndarray,
-                           solver=None, measure=None) -> ArmResult:
+                           solver=None, measure=None, rescue_below=None) -> ArmResult:
     """Enrol the cohort whose parameter vectors are the rows of ``parameter_vectors`` (see
     :meth:`Model.parameter_vector`) and treat it under ``design``'s rules. ``measure``
     (optional) gives, for the enrolled rows, the function that turns their true counts at
@@ -410,6 +486,8 @@ def simulate_treatment_arm(model: Model, design: ArmDesign, parameter_vectors: n
         entry = first_count_below(times, platelets, design.screen_days(), design.entry_below)
     else:
         entry = crossing_time(times, platelets, design.entry_below)
+    if design.entry_between is not None:  # "started at PLT 25-50": the count that enrols
+        entry = np.where(in_band(times, platelets, entry, design.entry_between), entry, np.nan)
     eligible = np.flatnonzero(np.isfinite(entry) & (untreated.status == Status.SUCCESS))
     entry, start = entry[eligible], entry[eligible] + design.start_delay
     vectors = vectors[eligible]
@@ -429,7 +507,8 @@ def simulate_treatment_arm(model: Model, design: ArmDesign, parameter_vectors: n
                            solver, eligible, entry, start, len(untreated.status))
     return treat_by_rules(model, design, vectors, covariates, chemotherapy, times, index,
                       solver, eligible, entry, start, len(untreated.status),
-                      measure(eligible) if measure else None)
+                      measure(eligible) if measure else None,
+                      rescue_below=None if rescue_below is None else rescue_below[eligible])
 
 
 def _course(model: Model, doses: Sequence[str], days: np.ndarray) -> EventSchedule:
@@ -696,7 +775,8 @@ def decision_log(treatment: Treatment, log: list) -> dict:
 
 def treat_by_rules(model, design, vectors, covariates, chemotherapy, times, index, solver,
                eligible, entry, start, screened, observe=None, chemotherapy_times=None,
-               chemotherapy_factors=None, rescue_until=None, stop_by=None) -> ArmResult:
+               chemotherapy_factors=None, rescue_until=None, stop_by=None,
+               rescue_below=None) -> ArmResult:
     """Visit-driven rules (dose rules, stop, titration, rescue), solved by re-simulation.
 
     A decision at a visit depends only on the counts up to that visit. Each pass simulates
@@ -784,7 +864,9 @@ def treat_by_rules(model, design, vectors, covariates, chemotherapy, times, inde
         doses = np.where(capped, 0.0, doses)  # stop_by: none from the next cycle on
         if not design.rescue:
             return doses, log
-        need = (counts < design.rescue.below) & inside
+        # each patient's own trigger (a two-trigger rule), else the rule's one level
+        level = design.rescue.below if rescue_below is None else rescue_below[:, None]
+        need = (counts < level) & inside
         rescue = (need & (np.cumsum(need, axis=1) <= design.rescue.max_per_patient)) * 1.0
         return np.concatenate([doses, rescue], axis=1), log
 

@@ -48,6 +48,7 @@ from plateletpd.study.cohort import (
     ArmResult,
     auc,
     decision_log,
+    in_band,
     own_schedule,
     resolve_treatment,
     treat_by_rules,
@@ -859,7 +860,7 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
                         parameter_vectors: np.ndarray, rules: tuple[HistoryRule, ...] = (),
                         *, support: tuple[str, ...] = (), support_cycles: tuple[int, ...] = (),
                         exposure: np.ndarray | None = None, solver=None, measure=None,
-                        measure_checks=None) -> ArmResult:
+                        measure_checks=None, rescue_below=None) -> ArmResult:
     """One trial arm on a chemotherapy course.
 
     1. *Screening*: every patient runs the course without study treatment; ``rules``
@@ -891,6 +892,16 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
                                 observe=checks)
     eligible, counts = screen(screening, rules)
     entry = entry_days(screening, rules)[eligible]
+    if design.entry_between is not None:  # "started at PLT 25-50": the enrolment day's count
+        low, high = design.entry_between
+        kept = in_band(screening.times, screening.platelets[eligible], entry,
+                       design.entry_between)
+        meets = np.zeros(n, dtype=bool)
+        meets[eligible[kept]] = True
+        eligible, entry = eligible[kept], entry[kept]
+        counts = [*counts, {"rule": f"PLT {low:g} to below {high:g} on the enrolment day",
+                            "meets": int(meets.sum()), "remaining": int(meets.sum()),
+                            "screened": n, "failed": int(screening.failed.sum())}]
     start = entry + design.start_delay
     vectors, exposure = vectors[eligible], exposure[eligible]
     # the grid runs to the latest day ANY patient can be followed to (enrolment is judged
@@ -923,7 +934,8 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
                          block.schedule, grid, index, solver, eligible[rows], entry[rows],
                          start[rows], n, seen, chemotherapy_times=event_times,
                          chemotherapy_factors=factors, rescue_until=times[-1],
-                         stop_by=stop_by)
+                         stop_by=stop_by, rescue_below=None if rescue_below is None
+                         else rescue_below[eligible[rows]])
         passes.append((rows, arm))
         return arm.platelets, arm.status
 

@@ -667,6 +667,12 @@ _TRIAL = [
      lambda c: c.arm.entry_time, None),
     ("start_day", _DAYS, "day of the cycle of the first treatment dose", "time",
      lambda c: c.day0, None),
+    # the count that enrolled the patient, which [enrolment] entry_between judges (the
+    # groups of "rhTPO started at PLT <= 25 / 25-50 / 50-75"); platelets_at_start is the
+    # first treatment morning's, start_delay later
+    ("platelets_at_enrolment", _COUNT, "count on the enrolment day (the count the entry "
+     "rule and entry_between judge)", "count",
+     lambda c: values_at(c.arm.times, c.arm.platelets, c.arm.entry_time), None),
     ("treatment_doses", "doses", "treatment days dosed", "number",
      lambda c: np.asarray(c.arm.doses_given, float), "mean"),
     # summarised as a mean: the enrolled population's baseline, which a publication's
@@ -732,6 +738,10 @@ _TRIAL = [
      "auc", lambda c: auc(c.times, c.counts, c.day0, 21.0), None),
     ("transfusions", "transfusions", "rescue platelet transfusions given", "number",
      _arm_record("rescues", int, 0), "mean"),
+    # a two-trigger rescue rule (rescue at_risk_below): the patient's own level
+    ("transfusion_trigger", _COUNT, "count below which a visit triggers a rescue "
+     "transfusion for this patient (NaN: no two-trigger rule)", "count",
+     _arm_record("rescue_below", float, np.nan), None),
     ("titrated", "", "a titration rule changed the dose", "flag",
      _arm_record("titrated", bool, False), None),
     ("dose_holds", "holds", "times a dose rule held the treatment", "number",

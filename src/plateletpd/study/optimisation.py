@@ -115,9 +115,15 @@ class DoseOptimum:
     def __repr__(self) -> str:
         b = self.best
         unit = f" {b['dose_unit']}" if b.get("dose_unit") else ""
+        # the replicate trials' verdict beside the point estimate: a user test (2026-12-05)
+        # read 41.3% against a 40% target as an answer, which 20% of replicates reached
+        chance = b.get("probability_reaching_target")
+        replicates = "" if chance is None or not np.isfinite(chance) else (
+            f"; target {self.search.target_pct:g}% reached in {chance:.0%} of replicate "
+            f"trials (median {b['replicate_median']:.1f}%)")
         return (f"DoseOptimum({b['dose']:g}{unit} from day +{b['start_delay']:g} for up to "
                 f"{b['max_days']} days: {b['response_pct']:.1f}% responding, "
-                f"{b['total_drug']:.4g}{unit} per patient)")
+                f"{b['total_drug']:.4g}{unit} per patient{replicates})")
 
     def plot(self, path: str | Path | None = None):
         return plot_optimum(self, path)

@@ -218,6 +218,11 @@ TRIAL_SCHEMA = Table({
         "entry_below": Field(default=75.0, may_be_false=True, unit="10^9/L"),
         "entry_day": Field(default=False, high=_FOLLOW_UP, low_included=True,
                            may_be_false=True, unit="cycle day"),
+        "entry_between": Field("list", item=Field(low=0.0, low_included=True,
+                                                  unit="10^9/L"),
+                               what="two counts, the lower first: the count at entry lies "
+                                    "between them, e.g. [25, 50] for \"PLT 25-50 at the "
+                                    "start\""),
         "screen_every_days": Field(default=False, high=_FOLLOW_UP, may_be_false=True,
                                    unit="days"),
         "screen_from_day": Field(default=False, high=_FOLLOW_UP, low_included=True,
@@ -355,6 +360,11 @@ TRIAL_SCHEMA = Table({
         # "at <= 25": groups defined by the count at the start), replacing the trial's
         "entry_below": Field(unit="10^9/L", what="the count below which this arm's patients "
                              "enrol (replaces [enrolment] entry_below), e.g. 50"),
+        "entry_between": Field("list", item=Field(low=0.0, low_included=True,
+                                                  unit="10^9/L"),
+                               what="two counts, the lower first: this arm enrols the "
+                                    "patients whose count at entry lies between them "
+                                    "(replaces [enrolment] entry_between), e.g. [25, 50]"),
         "eligibility": _ELIGIBILITY,
         "chemotherapy": Field("text", nonempty=True, what='the arm\'s own chemotherapy, '
                               'e.g. "chemotherapy 0.8 dose" (a course\'s regimen, or the '
@@ -391,8 +401,14 @@ TRIAL_SCHEMA = Table({
                            what='a list such as [{ day = 7, below = 50, dose = '
                                 '"hetrombopag 15 mg" }]'),
         "rescue": Table({"below": Field(required=True, unit="10^9/L"), "dose": Field("text"),
-                         "max_per_patient": Field(**_AT_OR_AFTER)},
-                        what="a table such as { below = 10 }"),
+                         "max_per_patient": Field(**_AT_OR_AFTER),
+                         # the two-trigger protocol: "below 10, or below 20 with fever or
+                         # bleeding" (a share of patients at risk, drawn from the seed)
+                         "at_risk_below": Field(unit="10^9/L"),
+                         "at_risk_share": Field(high=1.0, what="a share of patients in "
+                                                "(0, 1], e.g. 0.25")},
+                        what="a table such as { below = 10 } or { below = 10, at_risk_below "
+                             "= 20, at_risk_share = 0.25 }"),
         "rules": Table({
             "when": Field("text", required=True, choices=WHEN),
             "level": Field(required=True, unit="10^9/L"),
@@ -699,6 +715,11 @@ def _course_of(document: Document, checked: dict) -> ChemotherapyCourse | None:
         raise document.fail(("chemotherapy",), str(error), table=True) from None
 
 
+def _entry_band(values) -> tuple | None:
+    """A checked ``entry_between`` list as ArmDesign takes it (absent or empty: None)."""
+    return tuple(values) if values else None
+
+
 def _course_keys(document: Document, checked: dict, arms: list) -> dict:
     """The keys of a trial on a chemotherapy course: the course, the eligibility rules
     (checked against it), the between-cycle CV and the composite endpoints."""
@@ -1000,6 +1021,8 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             entry_below=enrolment["entry_below"] if entry["entry_below"] is None
             else entry["entry_below"],
             entry_day=enrolment["entry_day"], start_delay=enrolment["start_delay"],
+            entry_between=_entry_band(entry["entry_between"] or enrolment["entry_between"]),
+            judged_on_course=course is not None,
             screen_every_days=enrolment["screen_every_days"],
             screen_from_day=enrolment["screen_from_day"],
             stop_at=entry["stop_at"], stop_rise=entry["stop_rise"],
@@ -1166,8 +1189,10 @@ def _check_doses(model: Model, design: ArmDesign) -> None:
 # ====================================================================== running
 @dataclass(frozen=True, repr=False)
 class TrialResult:
-    """A run trial: per-patient endpoints (``subjects``), arm ``summary``, ``differences``
-    from the reference arm and the kept ``curves`` (for plots)."""
+    """A run trial: per-patient endpoints (``subjects``, also ``patients``: the table of
+    ``patients.csv``), arm ``summary``, ``differences`` from the reference arm and the kept
+    ``curves``: ``{arm: (days from the first treatment morning, counts of the first 2,000
+    patients x those days)}``, for plots."""
 
     spec: TrialSpec
     subjects: pd.DataFrame
@@ -1175,6 +1200,12 @@ class TrialResult:
     differences: pd.DataFrame
     curves: dict  # arm -> (times since start, platelet matrix) for plots
     screening: pd.DataFrame = field(default_factory=pd.DataFrame)  # per eligibility rule
+
+    @property
+    def patients(self) -> pd.DataFrame:
+        """The per-patient table (``subjects``), under the name of the file
+        :func:`write_trial` writes it to, ``patients.csv``."""
+        return self.subjects
 
     @property
     def provenance(self) -> dict:
@@ -1522,18 +1553,46 @@ def _simulate_arm(spec: TrialSpec, index: int, design: ArmDesign, vectors: np.nd
     """Arm ``index``'s patients (``vectors``, the rows ``patients`` of its cohort) simulated:
     on the trial's chemotherapy course when it has one, else after one chemotherapy."""
     course = spec.extra.get("course")
+    levels = _rescue_levels(spec, index, design, patients)
     if course is None:
-        return simulate_treatment_arm(spec.model, design, vectors, measure=measure)
-    if design.chemotherapy != course.regimen:  # the arm's own chemotherapy
-        course = replace(course, regimen=design.chemotherapy)
-    rules = spec.extra.get("arm_eligibility", {}).get(design.name, spec.extra["eligibility"])
-    return simulate_course_arm(spec.model, design, course, vectors,
-                               rules, support=design.support,
-                               support_cycles=design.support_cycles,
-                               exposure=_exposure(spec, index, patients), measure=measure,
-                               measure_checks=(lambda rows: _check_observer(
-                                   spec, index, patients[rows]))
-                               if spec.extra.get("measurement_error") else None)
+        arm = simulate_treatment_arm(spec.model, design, vectors, measure=measure,
+                                     rescue_below=levels)
+    else:
+        if design.chemotherapy != course.regimen:  # the arm's own chemotherapy
+            course = replace(course, regimen=design.chemotherapy)
+        rules = spec.extra.get("arm_eligibility", {}).get(design.name,
+                                                          spec.extra["eligibility"])
+        arm = simulate_course_arm(spec.model, design, course, vectors,
+                                  rules, support=design.support,
+                                  support_cycles=design.support_cycles,
+                                  exposure=_exposure(spec, index, patients), measure=measure,
+                                  measure_checks=(lambda rows: _check_observer(
+                                      spec, index, patients[rows]))
+                                  if spec.extra.get("measurement_error") else None,
+                                  rescue_below=levels)
+    if levels is not None:  # each enrolled patient's transfusion trigger (patients.csv)
+        arm.extra["rescue_below"] = levels[arm.subjects]
+    return arm
+
+
+#: a constant of the stream that draws who is at risk under a two-trigger rescue rule
+_AT_RISK_STREAM = 0x7A5C
+
+
+def _rescue_levels(spec: TrialSpec, index: int, design: ArmDesign,
+                   patients: np.ndarray) -> np.ndarray | None:
+    """Each patient's rescue trigger under a two-trigger rule (``at_risk_below``), from a
+    uniform per patient of a stream seeded by the trial seed and the arm (the first arm in
+    a paired design: the same patients are at risk in every arm), read at the patient's
+    index, so it does not depend on chunks or threads. None without such a rule."""
+    rescue = design.rescue
+    if rescue is None or rescue.at_risk_below is None:
+        return None
+    stream = 0 if spec.extra.get("design") == "paired" else arm_stream(spec, index)
+    patients = np.asarray(patients, dtype=np.int64)
+    size = int(patients.max()) + 1 if patients.size else 0
+    draws = np.random.default_rng([spec.seed, stream, _AT_RISK_STREAM]).random(size)
+    return rescue.levels(draws[patients])
 
 
 def _check_observer(spec: TrialSpec, index: int, patients: np.ndarray):
@@ -1666,6 +1725,13 @@ def _nobody_enrolled(spec: TrialSpec, design: ArmDesign, screened: int, invalid:
     day = f" on cycle day {design.entry_day:g}" if design.entry_day is not None else (
         f" at a routine count (every {design.screen_every_days:g} days)"
         if design.screen_every_days is not None else "")
+    if design.entry_between is not None:
+        low, high = design.entry_between
+        return (f"{where} ({invalid} with parameters outside the model's bounds): nobody's "
+                f"count{day} below entry_below = {design.entry_below:g} within "
+                f"follow_up_days = {design.follow_up_days:g} lay in its entry_between "
+                f"[{low:g}, {high:g}); widen the band, give more chemotherapy (a count "
+                f"found low needs a deep nadir), or screen more patients (--n)")
     return (f"{where} ({invalid} with parameters outside the model's bounds): nobody's count "
             f"fell below [enrolment] entry_below = {design.entry_below:g}{day} within "
             f"follow_up_days = {design.follow_up_days:g}; raise entry_below, lengthen the "
