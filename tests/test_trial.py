@@ -838,3 +838,25 @@ def test_a_two_trigger_rescue_needs_both_keys_and_a_higher_level(tmp_path):
                                                           f"rescue = {{ {rule} }}", 1))
         with pytest.raises(TrialSpecError, match=fragment):
             load_trial_spec(path, subjects=10)
+
+
+def test_the_median_count_on_treatment_is_read_from_the_visits_the_doses_span(tmp_path):
+    # Al-Samkari 2021 (a user test, 2026-12-04/05): response = "median platelet count on
+    # treatment >= 75 and >= 30 above baseline". Replayed here from the patients' own kept
+    # courses: daily visits, doses every morning until a stop at PLT >= 100 (the Yuan file's
+    # rule), so the window is day 1 to the visit after the last dose; untreated: NaN
+    text = one_cycle(SPEC.read_text())
+    result = run_trial(load_trial_spec(_write(tmp_path / "t.toml", text), subjects=40,
+                                       seed=4))
+    s = result.subjects
+    assert s.loc[s.arm == "untreated", "median_plt_on_treatment"].isna().all()
+    treated = s[s.arm == "rhTPO 15000 U"].reset_index(drop=True)
+    days, curves = result.curves["rhTPO 15000 U"]
+    checked = 0
+    for row, curve in zip(treated.itertuples(), curves):
+        doses = int(row.treatment_doses)  # daily from day 0: the last dose on day doses-1
+        visits = np.arange(1, doses + 1)
+        expected = np.median(np.interp(visits, days, curve))
+        assert row.median_plt_on_treatment == pytest.approx(expected, rel=1e-6)
+        checked += 1
+    assert checked > 10

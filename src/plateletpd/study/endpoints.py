@@ -753,9 +753,35 @@ _TRIAL = [
     ("dose_intensity", "", "treatment given as a fraction of the planned doses at their "
      "starting amounts (NaN: none planned)", "number",
      _arm_record("dose_intensity", float, math.nan), "mean"),
+    # "median platelet count on treatment" (Al-Samkari 2021's romiplostim response: >= 75
+    # and >= 30 above baseline; a user test, 2026-12-05)
+    ("median_plt_on_treatment", _COUNT, "median of the visit counts from day 1 to the "
+     "first visit after the last treatment dose given (NaN: no dose given)", "count",
+     lambda c: _median_on_treatment(c), "mean"),
     ("status", "", "integration status (0 = SUCCESS; see plateletpd.Status)", "code",
      lambda c: np.asarray(c.arm.status, int), None),
 ]
+
+
+def _median_on_treatment(c) -> np.ndarray:
+    """Each patient's median visit count (as measured, when visits measure) over the days
+    on treatment: visits from day 1 to the first visit after the last dose given (the
+    visit that judged it), within the follow-up. NaN for a patient given no dose."""
+    amounts = c.arm.extra.get("dose_amounts")
+    n = len(c.day0)
+    if amounts is None or np.size(amounts) == 0:
+        return np.full(n, np.nan)
+    days = np.asarray(c.arm.extra["dose_days"], dtype=float)
+    given = np.asarray(amounts) > 0
+    last = np.where(given.any(axis=1), np.where(given, days[None, :], -np.inf).max(axis=1),
+                    np.nan)
+    end = (np.floor(last / c.visit_every + 1e-9) + 1) * c.visit_every
+    window = c.after_baseline & (c.visit_days[None, :] <= end[:, None] + 1e-9)
+    values = np.where(window, c.visits, np.nan)
+    has = window.any(axis=1)
+    out = np.full(n, np.nan)
+    out[has] = np.nanmedian(values[has], axis=1)
+    return out
 #: the counts a trial times the first visit at or above (days_to_{level}, reached_{level});
 #: 50 is ITP's usual response level (time to PLT >= 50), 75 and 100 CIT's recovery levels
 RECOVERY_LEVELS = (50, 75, 100)
