@@ -18,6 +18,7 @@ from plateletpd.study.trial import (
     load_trial_spec,
     patient_endpoints,
     run_trial,
+    trial_provenance,
     write_trial,
 )
 
@@ -860,3 +861,26 @@ def test_the_median_count_on_treatment_is_read_from_the_visits_the_doses_span(tm
         assert row.median_plt_on_treatment == pytest.approx(expected, rel=1e-6)
         checked += 1
     assert checked > 10
+
+
+def test_a_trials_record_names_the_exact_fit_values_by_their_hash(tmp_path):
+    # a user test (2026-12-05): the record said fit "default" and the fit's name, which a
+    # rewritten fit folder keeps; the hash of its params.json tells two fits apart
+    import hashlib
+    import shutil
+
+    from plateletpd.model.library import bundled_fits_dir
+
+    spec = load_trial_spec(SPEC, subjects=10)
+    record = trial_provenance(spec)
+    bundled = bundled_fits_dir() / "cit_marrow_reserve_calibration" / "params.json"
+    assert record["fit_sha256"] == hashlib.sha256(bundled.read_bytes()).hexdigest()
+    folder = tmp_path / "myfit"
+    shutil.copytree(bundled.parent, folder)
+    (folder / "params.json").write_text(bundled.read_text() + "\n")
+    text = SPEC.read_text().replace('fit = "default"', f'fit = "{folder.as_posix()}"', 1)
+    other = trial_provenance(load_trial_spec(_write(tmp_path / "t.toml", text), subjects=10))
+    assert other["fit_sha256"] != record["fit_sha256"]
+    none = SPEC.read_text().replace('fit = "default"', 'fit = "none"', 1)
+    assert trial_provenance(load_trial_spec(_write(tmp_path / "n.toml", none),
+                                            subjects=10))["fit_sha256"] is None

@@ -69,6 +69,16 @@ def fitted_values(model_name: str, choice: str | Path) -> tuple[str | None, dict
     return str(name), values
 
 
+def fit_record_hash(name_or_path: str | Path) -> str | None:
+    """SHA-256 of a fit's ``params.json`` (a bundled fit name or a fit folder), so a
+    result's record names the exact fit values it ran on, not only the fit's name (a fit
+    folder can be rewritten under the same name); None when there is no such record."""
+    import hashlib
+
+    path = _fit_folder(name_or_path) / "params.json"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
 def load_fit_record(name_or_path: str | Path) -> dict:
     """The whole ``params.json`` of a bundled fit name or a fit folder: every varied
     parameter with its value, standard error, bounds and correlations, the objective, the

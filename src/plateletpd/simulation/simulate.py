@@ -82,7 +82,12 @@ def with_fit(model: Model, fit: str | None) -> tuple[Model, str | None]:
 
 
 def _fit_field(name: str | None) -> dict:
-    return {} if name is None else {"fit": name}
+    """The record of the fit a simulation ran on: its name and its params.json's SHA-256."""
+    if name is None:
+        return {}
+    from plateletpd.model.library import fit_record_hash
+
+    return {"fit": name, "fit_sha256": fit_record_hash(name)}
 
 
 def simulate(model: Model | str, regimen: RegimenLike = None, *, days: float | None = None,

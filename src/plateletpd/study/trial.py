@@ -2127,6 +2127,7 @@ def trial_provenance(spec: TrialSpec) -> dict:
                       # the fit as the trial names it ("default", a bundled fit, a folder,
                       # "none"), as simulate()'s record has it (a Python-API user test)
                       fit=spec.extra.get("fit"),
+                      fit_sha256=_fit_hash(spec),
                       parameters_from=spec.parameters_from,
                       subjects_per_arm=spec.subjects_per_arm,
                       parameters=dict(zip(spec.model.parameter_names,
@@ -2144,6 +2145,15 @@ def trial_provenance(spec: TrialSpec) -> dict:
                                                  else value)
                                            for key, value in spec.response.items()},
                               "arms": [_as_lists(asdict(design)) for design in spec.arms]})
+
+
+def _fit_hash(spec: TrialSpec) -> str | None:
+    """The SHA-256 of the params.json of the fit a trial ran on (None: no fit)."""
+    from plateletpd.model.library import chosen_fit, fit_record_hash
+
+    fit = spec.extra.get("fit")
+    name = None if fit is None else chosen_fit(spec.model.name, fit)
+    return None if name is None else fit_record_hash(name)
 
 
 def _as_lists(value):
