@@ -197,3 +197,31 @@ def test_entry_bands_that_cannot_select_are_refused():
     with pytest.raises(pp.PlateletPDError, match="no entry rule"):
         ArmDesign("x", entry_between=(0.0, 25.0), entry_below=None)
     assert ArmDesign("x", entry_between=[0, 25], entry_day=21.0).entry_between == (0.0, 25.0)
+
+
+def test_a_dose_several_times_a_day_is_given_on_each_treatment_day(cohort):
+    # a user test (2026-12-05) wanted rhIL-11 "2 mg every 12 h for at least 7 days", was told
+    # to add a count, wrote "q12h x2" and got 2 doses in all. A frequency without days is
+    # now that many doses on each treatment day: with no stop rule acting (7 days, no stop)
+    # the course equals the explicit own schedule "q12h d1-7" dose for dose
+    model, matrix = cohort
+    daily = simulate_treatment_arm(model, ArmDesign(
+        "bid", treatment=("rhIL-11 2 mg q12h",), stop_at=None, max_days=7), matrix)
+    explicit = simulate_treatment_arm(model, ArmDesign(
+        "own", treatment=("rhIL-11 2 mg q12h d1-7",), stop_at=None, max_days=7), matrix)
+    assert np.array_equal(daily.doses_given, np.full(daily.n, 14))
+    assert np.allclose(daily.platelets, explicit.platelets, rtol=1e-9, atol=1e-9)
+    # stop rules act on it as on a daily dose: stopped at 100, never more than twice a day
+    stopped = simulate_treatment_arm(model, ArmDesign(
+        "bid stop", treatment=("rhIL-11 2 mg q12h",), stop_at=100.0, max_days=14), matrix)
+    once = simulate_treatment_arm(model, ArmDesign(
+        "qd stop", treatment=("rhIL-11 2 mg",), stop_at=100.0, max_days=14), matrix)
+    assert np.all(stopped.doses_given <= 2 * once.doses_given + 1)
+    assert np.all(stopped.doses_given <= 28)
+
+
+def test_an_own_schedule_shorter_than_min_days_is_refused_with_the_fix(cohort):
+    model, matrix = cohort
+    with pytest.raises(pp.PlateletPDError, match=r"x2 counts doses, not days.*q12h"):
+        simulate_treatment_arm(model, ArmDesign(
+            "x2", treatment=("rhIL-11 2 mg q12h x2",), min_days=7, max_days=14), matrix)

@@ -520,10 +520,45 @@ def _course(model: Model, doses: Sequence[str], days: np.ndarray) -> EventSchedu
                   model.dose_targets)
 
 
+def per_day(text: str) -> tuple[str, tuple[float, ...]] | None:
+    """A treatment dose with a frequency and no days ("rhIL-11 2 mg q12h", "... bid"):
+    (the dose without its frequency, the times within each treatment day), given on every
+    treatment day; None for any other text. A user test (2026-12-05) followed the parser's
+    hint to "q12h x2", an own schedule of 2 doses in all, and got 4 mg where 14 days of
+    twice-daily doses were meant."""
+    try:
+        as_regimen(text)
+        return None  # it says its own days or count: an own schedule
+    except RegimenError:
+        pass
+    try:
+        as_regimen(f"{text} t=0")
+        return None  # a bare dose
+    except RegimenError:
+        pass
+    try:
+        regimen = as_regimen(f"{text} d1")
+    except RegimenError:
+        return None
+    if len(regimen) != 1:
+        return None
+    dose = regimen.doses[0]
+    if dose.route != "bolus" or dose.duration or len(dose.times) < 2 \
+            or max(dose.times) >= 1.0:
+        return None
+    bare = f"{dose.drug} {dose.amount:.17g} {dose.unit}"
+    as_regimen(f"{bare} t=0")  # the bare dose must read back
+    return bare, tuple(float(t) for t in dose.times)
+
+
 def own_schedule(text: str) -> bool:
     """Whether a treatment dose says its own days ("rhTPO 15000 U d2,4,6,9", counted from
     the start of treatment); a bare dose ("rhTPO 15000 U") is given each treatment day for
-    ``max_days`` days. A text that cannot be read raises its :class:`RegimenError`."""
+    ``max_days`` days, a dose with a frequency and no days ("rhIL-11 2 mg q12h") that often
+    on each treatment day (:func:`per_day`). A text that cannot be read raises its
+    :class:`RegimenError`."""
+    if per_day(text) is not None:
+        return False
     try:
         as_regimen(f"{text} t=0")
         return False
@@ -577,14 +612,26 @@ def resolve_treatment(model: Model, design: ArmDesign) -> Treatment:
 
     parts, entry, doses = [], [], []
     for j, text in enumerate(design.treatment):
-        regimen = as_regimen(text)
+        daily = per_day(text)
+        regimen = as_regimen(f"{daily[0]} t=0" if daily else text)
         if len(regimen) != 1:
             raise fail(f"one dose per treatment entry, got {text!r}; write each drug as its "
                        f"own entry, e.g. [\"hetrombopag 7.5 mg\", \"rhTPO 15000 U\"]")
         doses.append(regimen.doses[0])
-        if own_schedule(text) or design.max_days:
-            parts.append(expand(regimen, model.dose_targets) if own_schedule(text) else
-                         _course(model, [text], np.arange(design.max_days)))
+        own = daily is None and own_schedule(text)
+        if own and design.min_days and max(regimen.doses[0].times) < design.min_days - 1:
+            raise fail(f"min_days = {design.min_days} treatment days, but {text!r} gives its "
+                       f"own doses, the last on day {max(regimen.doses[0].times):g} from the "
+                       f"start (a count such as x2 counts doses, not days); for a dose "
+                       f"several times on each treatment day write it without days or a "
+                       f"count, e.g. \"{regimen.doses[0].drug} {regimen.doses[0].amount:g} "
+                       f"{regimen.doses[0].unit} q12h\"")
+        if own or design.max_days:
+            days = np.arange(design.max_days, dtype=float)
+            parts.append(expand(regimen, model.dose_targets) if own else
+                         _course(model, [daily[0]], (days[:, None] + np.asarray(daily[1])[
+                             None, :]).ravel()) if daily else
+                         _course(model, [text], days))
             entry += [j] * parts[-1].n_events
     schedule = parts[0] if parts else _course(model, [], np.zeros(0))
     for part in parts[1:]:

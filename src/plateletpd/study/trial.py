@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from plateletpd.study.cohort import (ACTIONS, PLATELETS, WHEN, ArmDesign, ArmResult, DoseRule,
-                                     Rescue, Titration, resolve_treatment,
+                                     Rescue, Titration, per_day, resolve_treatment,
                                      simulate_treatment_arm, values_at)
 from plateletpd.study.endpoints import RECOVERY_LEVELS, Courses, trial_endpoints
 from plateletpd.errors import PlateletPDError, closest
@@ -1138,7 +1138,9 @@ def _arm_regimen(design: ArmDesign) -> str:
     what the arm's checks expand."""
     doses = [*(rule.dose for rule in design.titrations),
              *([design.rescue.dose] if design.rescue else [])]
-    return " + ".join(filter(None, [design.chemotherapy, *design.treatment, *design.support,
+    # a dose several times a day on each treatment day ("rhIL-11 2 mg q12h"): its first day
+    treatment = [text if per_day(text) is None else f"{text} d1" for text in design.treatment]
+    return " + ".join(filter(None, [design.chemotherapy, *treatment, *design.support,
                                     *(f"{d} d1" for d in doses)]))  # "": no chemotherapy
 
 
