@@ -609,3 +609,31 @@ def test_replicates_screen_only_what_their_rows_need_and_give_the_same_table(mon
     assert screened == [120] * 4
     pd.testing.assert_frame_equal(fewer.table, every.table)
     pd.testing.assert_frame_equal(fewer.replicates, every.replicates)
+
+
+def test_a_change_from_baseline_row_is_read_per_patient_from_the_recorded_counts():
+    # a user test (2026-12-05): "mean PLT change by day 7 +70" (rhIL-11 in leukaemia) was
+    # refused although the registry lists plt_change_from_baseline for data rows. Read per
+    # patient as the day's recorded count minus platelets_at_start, then averaged over the
+    # row's first n patients (replicate 0 rerun as its own trial, as above); a percent
+    # change is that over the baseline; a day the trial does not record is refused
+    from dataclasses import replace
+
+    from plateletpd.study.uncertainty import _replicate_spec
+
+    spec = _one_arm_trial()
+    data = pd.DataFrame([_row(endpoint="plt_change_from_baseline", day="7", value="70"),
+                         _row(endpoint="plt_percent_change", day="14", value="100",
+                              statistic="median")])
+    result = check_trial(spec, data, study="s", replicates=2)
+    first = result.replicates[result.replicates.replicate == 0].set_index("line").value
+    patients = pp.run_trial(replace(spec, seed=_replicate_spec(spec, 0, None)[0])).subjects
+    head = patients.head(20)
+    assert first[2] == pytest.approx((head.plt_day_7 - head.platelets_at_start).mean(),
+                                     rel=1e-12)
+    percent = 100 * (head.plt_day_14 - head.platelets_at_start) / head.platelets_at_start
+    assert first[3] == pytest.approx(percent.median(), rel=1e-12)
+    refused = pd.DataFrame([_row(endpoint="plt_change_from_baseline", day="10",
+                                 value="70")])
+    with pytest.raises(CheckError, match=r"add at_visits = \[10\]"):
+        check_trial(spec, refused, study="s", replicates=2)

@@ -784,6 +784,8 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
                 f"day 14 or 21); set [trial] follow_up_days to the study's window and leave "
                 f"the row's day empty")
     column = _column(endpoint, low, level, day)
+    if endpoint in ("plt_change_from_baseline", "plt_percent_change"):
+        return _change_reader(endpoint, statistic, day, response)
     if endpoint == "plt_count" and column is None and not math.isnan(day):
         counted = dict(visit_count_days(response))
         if day not in counted:
@@ -817,6 +819,34 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
     reduce = np.nanmedian if statistic == "median" else np.nanmean
     return _reads(lambda t: float(reduce(t[column].to_numpy(float))) if len(t) else math.nan,
                   f"{statistic} of {column}")
+
+
+def _change_reader(endpoint: str, statistic: str, day: float, response: dict
+                   ) -> Reader | str:
+    """A change of the count from the baseline (the day-0 visit) to a day of treatment,
+    per patient, then its mean or median ("mean PLT change by day 7 +70"; a user test,
+    2026-12-05): the count on a recorded day (7, 14, 21 and the [response] at_visits days)
+    minus ``platelets_at_start``, or that as a percentage of it."""
+    if math.isnan(day) or day <= 0:
+        return ("a change from baseline names the day it is read on (days from the start of "
+                "treatment, e.g. 7): give the row's day")
+    counted = {7.0: "plt_day_7", 14.0: "plt_day_14", 21.0: "plt_day_21",
+               **dict(visit_count_days(response))}
+    if day not in counted:
+        return (f"the count on day {day:g} is not recorded: add at_visits = [{day:g}] to "
+                f"[response] (the trial records the counts on days 7, 14 and 21 and on its "
+                f"at_visits days)")
+    at, percent = counted[day], endpoint == "plt_percent_change"
+    reduce = np.nanmedian if statistic == "median" else np.nanmean
+
+    def read(t):
+        if not len(t):
+            return math.nan
+        base = t["platelets_at_start"].to_numpy(float)
+        change = t[at].to_numpy(float) - base
+        return float(reduce(100.0 * change / base if percent else change))
+    return _reads(read, f"{statistic} of {at} - platelets_at_start"
+                  + (" (% of platelets_at_start)" if percent else ""))
 
 
 def _reads(reader: Reader, text: str) -> Reader:
