@@ -637,3 +637,28 @@ def test_a_change_from_baseline_row_is_read_per_patient_from_the_recorded_counts
                                  value="70")])
     with pytest.raises(CheckError, match=r"add at_visits = \[10\]"):
         check_trial(spec, refused, study="s", replicates=2)
+
+
+def test_a_time_row_among_responders_is_read_over_the_patients_who_reached_the_level():
+    # a user test (2026-12-05): "median time to response 27.5 days (among responders)" was
+    # read as a Kaplan-Meier median over every enrolled patient. A row whose threshold says
+    # "among responders" is read over those who reached the level (replicate 0 rerun)
+    from dataclasses import replace
+
+    from plateletpd.study.uncertainty import _replicate_spec
+
+    spec = _one_arm_trial(follow_up_days=22)  # some patients do not reach 100 within it
+    data = pd.DataFrame([
+        _row(endpoint="time_to_threshold_days", threshold="PLT >=100 among responders",
+             statistic="mean", value="8"),
+        _row(endpoint="time_to_threshold_days", threshold="100",
+             statistic="median", value="8")])
+    result = check_trial(spec, data, study="s", replicates=2)
+    first = result.replicates[result.replicates.replicate == 0].set_index("line").value
+    head = pp.run_trial(replace(spec, seed=_replicate_spec(spec, 0, None)[0])).subjects.head(20)
+    reached = head[head.reached_100.astype(bool)]
+    assert 0 < len(reached) < len(head)  # the restriction matters here
+    assert first[2] == pytest.approx(reached.days_to_100.mean(), rel=1e-12)
+    assert "among the patients who reached 100" in result.table.reading.iloc[0]
+    # without it, a median time is the Kaplan-Meier median over every enrolled patient
+    assert "Kaplan-Meier" in result.table.reading.iloc[1]

@@ -617,6 +617,9 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
         return _cycle_nadir_reader(row, course)
     default_level = level
     low, level = parse_threshold(row.threshold) if row.threshold else (None, None)
+    if endpoint == "time_to_threshold_days" and level is None and low is None and \
+            AMONG_RESPONDERS.search(str(row.threshold or "")):  # "PLT >=50 among responders"
+        level = stated_level(AMONG_RESPONDERS.split(str(row.threshold))[0].strip(" ,;("))
     if endpoint in ("duration_below_days", "duration_thrombocytopenia_days"):
         stated = stated_level(row.threshold)   # "PLT <50": the row's own level
         if stated is not None:
@@ -811,6 +814,18 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
                 f"(days_from_50_to_100) and from day 0 to 50, 75 or 100 (days_to_*)")
     if column is None:
         return "the trial's patient table has no such endpoint"
+    if endpoint == "time_to_threshold_days" and low is None and AMONG_RESPONDERS.search(
+            str(row.threshold or "")):
+        # "median time to response 27.5 days, among responders" (a user test, 2026-12-05):
+        # over the patients who reached the level, not Kaplan-Meier over all enrolled
+        level, reduce = int(level), np.nanmedian if statistic == "median" else np.nanmean
+
+        def among(t):
+            reached = t[f"reached_{level}"].to_numpy(float) == 1
+            return float(reduce(t[f"days_to_{level}"].to_numpy(float)[reached])) \
+                if reached.any() else math.nan
+        return _reads(among, f"{statistic} of days_to_{level} among the patients who "
+                             f"reached {level}")
     if endpoint == "time_to_threshold_days" and statistic == "median" and low is None:
         level = int(level)
         return _reads(lambda t: kaplan_meier(t[f"days_to_{level}"],
@@ -819,6 +834,11 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
     reduce = np.nanmedian if statistic == "median" else np.nanmean
     return _reads(lambda t: float(reduce(t[column].to_numpy(float))) if len(t) else math.nan,
                   f"{statistic} of {column}")
+
+
+#: a time row read among the patients who reached the level ("..., among responders")
+AMONG_RESPONDERS = re.compile(r"\b(among|in) (the )?(responders|those who (reached|responded))",
+                              re.IGNORECASE)
 
 
 def _change_reader(endpoint: str, statistic: str, day: float, response: dict
