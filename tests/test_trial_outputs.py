@@ -154,6 +154,13 @@ def test_figures_mark_the_chemotherapy_day_thresholds_and_response_window(small_
         assert "entry: cycle 2 nadir < 75" in labels
         assert "response window: visits on days 1 to 14" in labels
         assert "day 0" in axis.get_xlabel()
+        # the median is drawn only on days when >= 80% of the arm's patients are followed
+        # (a user test, 2026-12-05: the median of the few left jumped at the end)
+        lines = {line.get_label(): line for line in axis.lines}
+        for name, (_, matrix) in small_trial.curves.items():
+            followed = np.isfinite(matrix).mean(axis=0) >= 0.8
+            drawn = np.isfinite(np.asarray(lines[name].get_ydata(), float))
+            assert np.array_equal(drawn, followed & np.isfinite(matrix).any(axis=0))
         # responders-by-day at by_day equals the summary's response rate (the same rule)
         by_day = figures["response_by_day.png"].axes[0]
         for line, (name, row) in zip(by_day.lines, small_trial.summary.iterrows()):

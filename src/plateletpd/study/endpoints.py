@@ -751,7 +751,8 @@ _TRIAL = [
     ("treatment_stop_day", _DAYS, "visit at which a stop rule ended treatment (NaN: never)",
      "time", _arm_record("stop_day", float, math.nan), None),
     ("dose_intensity", "", "treatment given as a fraction of the planned doses at their "
-     "starting amounts (NaN: none planned)", "number",
+     "starting amounts (planned: every dose to max_days, so a stop at recovery lowers it; "
+     "NaN: none planned)", "number",
      _arm_record("dose_intensity", float, math.nan), "mean"),
     # "median platelet count on treatment" (Al-Samkari 2021's romiplostim response: >= 75
     # and >= 30 above baseline; a user test, 2026-12-05)

@@ -2429,11 +2429,18 @@ def trial_figures(result: TrialResult) -> dict:
             warnings.simplefilter("ignore", RuntimeWarning)
             median = np.nanmedian(matrix, axis=0)
             low, high = np.nanpercentile(matrix, [5, 95], axis=0)
+        # a day on which fewer than 80% of the patients are still followed is not drawn: the
+        # late-enrolled leave the follow-up first and the median of the rest jumps (a user
+        # test, 2026-12-05, read such a jump as a fall of the counts)
+        followed = np.isfinite(matrix).mean(axis=0) >= 0.8
+        median, low, high = (np.where(followed, v, np.nan) for v in (median, low, high))
         line, = axis.plot(relative, median, label=name)
         axis.fill_between(relative, low, high, color=line.get_color(), alpha=0.12)
         axis.set_xlim(relative[0], relative[-1])
     axis.axvspan(0, by_day, **window)
     _mark_design(axis, result)
+    axis.set_title("drawn on days when at least 80% of an arm's patients are followed",
+                   fontsize=8)
     figures = {"trajectories.png": _label(figure, axis, day0, "platelets (x10$^9$/L): median "
                                           "and 5-95% of patients")}
 
