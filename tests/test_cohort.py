@@ -225,3 +225,9 @@ def test_an_own_schedule_shorter_than_min_days_is_refused_with_the_fix(cohort):
     with pytest.raises(pp.PlateletPDError, match=r"x2 counts doses, not days.*q12h"):
         simulate_treatment_arm(model, ArmDesign(
             "x2", treatment=("rhIL-11 2 mg q12h x2",), min_days=7, max_days=14), matrix)
+
+
+def test_smooth_stop_refuses_a_dose_several_times_a_day():
+    # smooth_stop (fitting) weights one dose a day by the chance of not yet having stopped
+    with pytest.raises(pp.PlateletPDError, match="one dose a day"):
+        ArmDesign("x", treatment=("rhIL-11 2 mg q12h",), smooth_stop=True)

@@ -302,9 +302,9 @@ class ArmDesign:
                for c in self.support_cycles):
             problems.append(f"support_cycles must be whole cycle numbers from 1, got "
                             f"{list(self.support_cycles)!r}")
-        if self.smooth_stop and any(map(own_schedule, self.treatment)):
-            problems.append("smooth_stop (fitting) needs daily doses: give each treatment "
-                            "dose without days, e.g. \"rhTPO 15000 U\"")
+        if self.smooth_stop and any(own_schedule(t) or per_day(t) for t in self.treatment):
+            problems.append("smooth_stop (fitting) needs one dose a day: give each treatment "
+                            "dose without days or a frequency, e.g. \"rhTPO 15000 U\"")
         if problems:
             raise PlateletPDError(f"arm {self.name!r}: " + "; ".join(problems))
         object.__setattr__(self, "treatment", tuple(self.treatment))
