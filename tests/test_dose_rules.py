@@ -416,7 +416,7 @@ def test_a_file_with_rule_tables_runs_and_reports_the_rules(tmp_path):
     rules = spec.arms[1].rules
     assert [r.action for r in rules] == ["hold", "increase"] and rules[1].maximum == "7.5 mg"
     assert spec.arms[1].visit_every_days == 7.0
-    with pytest.raises(pp.PlateletPDError, match="smooth_stop .fitting. needs daily doses"):
+    with pytest.raises(pp.PlateletPDError, match="smooth_stop .fitting. needs one dose a day"):
         ArmDesign("x", treatment=("rhTPO 15000 U d2,4,6,9",), smooth_stop=True)
     with pytest.raises(pp.PlateletPDError, match="dose rule 1: when must be one of"):
         ArmDesign("x", rules=(DoseRule("over", 100, "stop"),))
