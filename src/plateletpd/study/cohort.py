@@ -80,7 +80,7 @@ class Rescue:
     most ``max_per_patient`` times. ``at_risk_below`` and ``at_risk_share``: a share of the
     patients (those with fever, bleeding or another risk, the usual two-trigger protocol
     "below 10, or below 20 with risk") is transfused below the higher level instead; which
-    patients is drawn from the trial's seed (:func:`rescue_levels`)."""
+    patients is drawn from the trial's seed (``study.trial._rescue_levels``)."""
 
     below: float
     dose: str = "platelet_transfusion 1 dose"
@@ -213,7 +213,7 @@ class ArmDesign:
     support_stop_after_fall: bool = False     # ... only after a support morning below it
     support_min_days: int = 0                 # ... never in a cycle's first support days
     stop_at_next_cycle: bool = False          # a course: no treatment dose from the next cycle
-    judged_on_course: bool = False            # a course's rules enrol (entry_at_least then
+    judged_on_course: bool = False            # a course's rules enrol (entry_between then
     #                                           reads the count on the enrolment day)
 
     def __post_init__(self):
@@ -528,7 +528,7 @@ def per_day(text: str) -> tuple[str, tuple[float, ...]] | None:
     twice-daily doses were meant."""
     try:
         as_regimen(text)
-        return None  # it says its own days or count: an own schedule
+        return None  # a bare dose, or one with its own days or count
     except RegimenError:
         pass
     try:
