@@ -1592,9 +1592,15 @@ def _rescue_levels(spec: TrialSpec, index: int, design: ArmDesign,
         return None
     stream = 0 if spec.extra.get("design") == "paired" else arm_stream(spec, index)
     patients = np.asarray(patients, dtype=np.int64)
-    size = int(patients.max()) + 1 if patients.size else 0
-    draws = np.random.default_rng([spec.seed, stream, _AT_RISK_STREAM]).random(size)
-    return rescue.levels(draws[patients])
+    if not patients.size:
+        return rescue.levels(np.empty(0))
+    # the stream's uniforms first..last only (one 64-bit output each: advancing the
+    # generator by `first` skips exactly the draws of the patients before it), so a chunk
+    # costs its own span, not the cohort up to its last patient
+    first, last = int(patients.min()), int(patients.max())
+    generator = np.random.default_rng([spec.seed, stream, _AT_RISK_STREAM])
+    generator.bit_generator.advance(first)
+    return rescue.levels(generator.random(last - first + 1)[patients - first])
 
 
 def _check_observer(spec: TrialSpec, index: int, patients: np.ndarray):
