@@ -617,3 +617,27 @@ def test_a_sustained_response_row_must_state_the_trials_whole_rule():
     assert 'rise = 30, combine = "all"' in row_reader(row, {**with_rise, "combine": "any"})
     assert row_reader(plain, {"threshold": 75, "by_day": 84, "sustained_share": 0.5})(
         table) == pytest.approx(75.0)
+
+
+def test_a_few_patients_in_the_tails_of_the_fits_spread_get_the_short_warning():
+    # a user test (2026-12-05) read the long warning (lower the CVs, check the bounds) for
+    # 9 of 2,000 patients of the fit's own spread and went looking for a mistake; at most
+    # SMALL_DROPPED_SHARE of an arm with the fit's CVs is the expected tail and gets the
+    # short form, more (or CVs the user set) the full advice
+    from plateletpd.study.trial import SMALL_DROPPED_SHARE, _cohort, _dropped
+
+    spec = load_trial_spec(ROOT / "trials" / "soff2019_romiplostim.toml", subjects=200)
+    assert spec.extra["cv_from_fit"]  # the file sets no [population] cv
+    column = spec.model.parameter_names.index("chemotherapy_sensitivity")
+    matrix = np.tile(_cohort(spec, 0)[:1], (200, 1))
+    for dropped in (1, int(SMALL_DROPPED_SHARE * 200)):
+        valid = np.arange(200) >= dropped
+        matrix[~valid, column] = 99.0  # above the bound of 25
+        message = _dropped(spec, spec.arms[0], matrix, valid)
+        assert f"{dropped} of 200 drawn virtual patients" in message
+        assert "tails of the fit's spread" in message and "lower the CVs" not in message
+        assert "chemotherapy_sensitivity outside [0, 25]" in message
+    valid = np.arange(200) >= 3 * int(SMALL_DROPPED_SHARE * 200)
+    matrix[~valid, column] = 99.0
+    message = _dropped(spec, spec.arms[0], matrix, valid)
+    assert "a few patients in the tails of a wide spread are expected" in message
