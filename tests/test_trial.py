@@ -884,3 +884,60 @@ def test_a_trials_record_names_the_exact_fit_values_by_their_hash(tmp_path):
     none = SPEC.read_text().replace('fit = "default"', 'fit = "none"', 1)
     assert trial_provenance(load_trial_spec(_write(tmp_path / "n.toml", none),
                                             subjects=10))["fit_sha256"] is None
+
+
+VERSUS_TRIAL = """
+[trial]
+name = "groups_by_entry_count"
+seed = 4
+subjects_per_arm = 120
+[enrolment]
+chemotherapy = "chemotherapy 1.4 dose d1"
+entry_below = 75
+screen_every_days = 7
+[response]
+threshold = 100
+by_day = 14
+[[arms]]
+name = "untreated at < 40"
+entry_between = [0, 40]
+[[arms]]
+name = "rhTPO at < 40"
+treatment = ["rhTPO 15000 U"]
+entry_between = [0, 40]
+VERSUS_LOW
+[[arms]]
+name = "untreated at 40-75"
+entry_between = [40, 75]
+[[arms]]
+name = "rhTPO at 40-75"
+treatment = ["rhTPO 15000 U"]
+entry_between = [40, 75]
+versus = "untreated at 40-75"
+"""
+
+
+def test_an_arm_is_compared_with_its_own_versus_arm(tmp_path):
+    # a user test (2026-12-05, Yang 2024's groups by the count at the start): each treated
+    # group belongs beside its own untreated group, not beside the first arm of the file.
+    # differences.csv pairs each arm with its versus arm, else the trial's reference
+    path = _write(tmp_path / "groups.toml",
+                  VERSUS_TRIAL.replace("VERSUS_LOW", 'versus = "untreated at < 40"'))
+    result = run_trial(load_trial_spec(path))
+    pairs = dict(zip(result.differences.arm, result.differences.versus))
+    assert pairs == {"rhTPO at < 40": "untreated at < 40",
+                     "untreated at 40-75": "untreated at < 40",   # the reference (first arm)
+                     "rhTPO at 40-75": "untreated at 40-75"}
+    subjects = result.subjects
+    for row in result.differences.itertuples():
+        expected = 100.0 * (subjects[subjects.arm == row.arm].responder.mean()
+                            - subjects[subjects.arm == row.versus].responder.mean())
+        assert row.response_difference_pct_points == pytest.approx(expected)
+    write_trial(result, tmp_path / "out")
+    assert "each arm against its versus arm" in (tmp_path / "out" / "report.md").read_text()
+    for versus, fragment in (('versus = "untreated at <40"', "is not an arm"),
+                             ('versus = "rhTPO at < 40"', "names the arm itself")):
+        bad = _write(tmp_path / "bad.toml", VERSUS_TRIAL.replace("VERSUS_LOW", versus))
+        with pytest.raises(TrialSpecError, match=fragment) as error:
+            load_trial_spec(bad)
+        assert "versus" in str(error.value)

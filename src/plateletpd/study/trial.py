@@ -365,6 +365,10 @@ TRIAL_SCHEMA = Table({
                                what="two counts, the lower first: this arm enrols the "
                                     "patients whose count at entry lies between them "
                                     "(replaces [enrolment] entry_between), e.g. [25, 50]"),
+        # the arm differences.csv compares this one with, when not the trial's reference
+        # (one control per population: "rhTPO at <= 25" against "untreated at <= 25")
+        "versus": Field("text", nonempty=True, what="the name of another arm in quotes, "
+                        "e.g. \"untreated at <= 25\""),
         "eligibility": _ELIGIBILITY,
         "chemotherapy": Field("text", nonempty=True, what='the arm\'s own chemotherapy, '
                               'e.g. "chemotherapy 0.8 dose" (a course\'s regimen, or the '
@@ -596,6 +600,17 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
     if reference not in names:
         raise fail(("trial", "reference_arm"), f"{reference!r} is not an arm"
                    f"{closest(reference, names)}; arms: {', '.join(names)}")
+    versus = {}
+    for index, entry in enumerate(checked["arms"]):
+        if entry["versus"] is None:
+            continue
+        if entry["versus"] not in names:
+            raise fail(("arms", index, "versus"), f"{entry['versus']!r} is not an arm"
+                       f"{closest(entry['versus'], names)}; arms: {', '.join(names)}")
+        if entry["versus"] == entry["name"]:
+            raise fail(("arms", index, "versus"), "names the arm itself: give the arm it "
+                       "is compared with, or leave versus out (the trial's reference_arm)")
+        versus[entry["name"]] = entry["versus"]
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise TrialSpecError(f"the seed given must be a non-negative integer, got {seed!r}")
     if subjects is not None and (not isinstance(subjects, int) or subjects < 1):
@@ -628,6 +643,7 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                                             # the CVs came from the fit, not the file: a fit
                                             # running the trial gives its own instead
                                             "cv_from_fit": bool(cv_origin),
+                                            "versus": versus,
                                             **extra_anchor})
 
 
@@ -1932,21 +1948,30 @@ def difference_flags(response: dict) -> list[tuple[str, str]]:
     return flags
 
 
+def _versus(spec: TrialSpec | None, arm: str, reference: str) -> str:
+    """The arm ``arm`` is compared with: its own ``versus`` when the trial file gives one
+    and that arm was run (a sweep or a subset of arms may leave it out), else ``reference``."""
+    versus = (spec.extra.get("versus") or {}).get(arm) if spec is not None else None
+    names = {design.name for design in spec.arms} if spec is not None else set()
+    return versus if versus in names else reference
+
+
 def _differences(subjects: pd.DataFrame, reference: str,
                  spec: TrialSpec | None = None) -> pd.DataFrame:
     """Each arm minus the reference: response (percentage points), day-14 count and the
     trial's own response flags (:func:`difference_flags`, percentage points, Wald)."""
-    base = subjects[subjects.arm == reference]
     rows = []
     flags = difference_flags(spec.response) if spec is not None else []
     for name, table in subjects.groupby("arm", sort=False):
-        if name == reference or table.empty or base.empty:
+        versus = _versus(spec, name, reference)
+        base = subjects[subjects.arm == versus]
+        if name == versus or table.empty or base.empty:
             continue
         p1, p0, n1, n0 = table.responder.mean(), base.responder.mean(), len(table), len(base)
         se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
         d14 = table.plt_day_14.mean() - base.plt_day_14.mean()
         se14 = math.sqrt(table.plt_day_14.var() / n1 + base.plt_day_14.var() / n0)
-        row = {"arm": name, "versus": reference,
+        row = {"arm": name, "versus": versus,
                **_estimate("response_difference_pct_points", 100 * (p1 - p0),
                            100 * (p1 - p0 - Z95 * se), 100 * (p1 - p0 + Z95 * se)),
                **_estimate("plt_day_14_difference", d14, d14 - Z95 * se14,
@@ -1968,19 +1993,20 @@ def _paired_differences(spec: TrialSpec, subjects: pd.DataFrame) -> pd.DataFrame
     interval), and the discordant pairs. Every arm must have enrolled the same patients."""
     from scipy import stats
 
-    reference = subjects[subjects.arm == spec.reference_arm].set_index("patient")
     rows = []
     for name, table in subjects.groupby("arm", sort=False):
+        versus = _versus(spec, name, spec.reference_arm)
+        reference = subjects[subjects.arm == versus].set_index("patient")
         table = table.set_index("patient")
         only = set(table.index) ^ set(reference.index)
         if only:
             raise TrialSpecError(
                 f"{spec.path}: design = \"paired\" needs every arm to enrol the same "
-                f"patients, but arm {name!r} ({len(table)} enrolled) and the reference arm "
-                f"{spec.reference_arm!r} ({len(reference)}) differ in {len(only)} (patients "
+                f"patients, but arm {name!r} ({len(table)} enrolled) and the arm it is "
+                f"compared with, {versus!r} ({len(reference)}), differ in {len(only)} (patients "
                 f"{sorted(only)[:5]}...); entry is judged before treatment, so give the arms "
                 f"the same chemotherapy and enrolment rule, or use design = \"parallel\"")
-        if name == spec.reference_arm:
+        if name == versus:
             continue
         base = reference.loc[table.index]
         response = table.responder.astype(float) - base.responder.astype(float)
@@ -1991,7 +2017,7 @@ def _paired_differences(spec: TrialSpec, subjects: pd.DataFrame) -> pd.DataFrame
         mean14 = float(day14.mean()) if len(day14) else math.nan
         half14 = float(stats.t.ppf(0.975, len(day14) - 1) * day14.std(ddof=1)
                        / math.sqrt(len(day14))) if len(day14) > 1 else math.nan
-        row = {"arm": name, "versus": spec.reference_arm,
+        row = {"arm": name, "versus": versus,
                **_estimate("response_difference_pct_points", 100 * mean,
                            100 * (mean - half), 100 * (mean + half)),
                **_estimate("plt_day_14_difference", mean14, mean14 - half14,
@@ -2353,7 +2379,8 @@ def _report(result: TrialResult, record: dict) -> str:
         "## Arms", "", "```", arm_table(result).to_string(), "```", "",
         *(["Plausibility (counts above the typical baseline):", "",
            *[f"- {flag}" for flag in flags], ""] if flags else []),
-        f"## Differences from {spec.reference_arm}" + (
+        (f"## Differences from {spec.reference_arm}" if not spec.extra.get("versus") else
+         f"## Differences (each arm against its versus arm, else {spec.reference_arm})") + (
             " (paired: the same patients in every arm)"
             if spec.extra.get("design") == "paired" else ""), "", "```",
         _difference_table(result.differences).to_string(index=False)
