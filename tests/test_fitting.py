@@ -144,6 +144,15 @@ def test_a_corrupted_data_file_gives_a_row_level_error(synthetic, tmp_path):
     assert [problem[0] for problem in error.value.problems] == [3, 4]  # file lines
 
 
+def test_the_model_files_unit_is_accepted_however_spaced(synthetic, tmp_path):
+    shutil.copytree(synthetic, tmp_path / "c")
+    config = tmp_path / "c" / "config.toml"
+    config.write_text(config.read_text().replace("slope = { value",
+                                                 'slope = { unit = "l / mg", value', 1))
+    problem = load_fit_config(config)
+    assert problem.parameters["slope"].user_data["unit"] == "L/mg"
+
+
 @pytest.mark.parametrize("change, fragment", [
     (("max_evaluations = 80", "max_evaluatons = 80"), "did you mean 'max_evaluations'"),
     (("slope = {", "slop = {"), "has no parameter 'slop'"),
@@ -160,6 +169,10 @@ def test_a_corrupted_data_file_gives_a_row_level_error(synthetic, tmp_path):
      "did you mean 'slope'"),
     (("slope = { value = 0.4, vary = true, lower = 0.05",
       "slope = { vary = true, lower = 2.5"), r"no value given: the model file's"),
+    # a fitting user test (2026-12-05): a unit other than the model's was stored and
+    # ignored, the value run as if in the model's unit (1000 times off for ug/mL vs ng/mL)
+    (("slope = { value", 'slope = { unit = "mL/mg", value'), r"slope is in 'L/mg' in "
+     r"friberg_platelets \(the model file's unit\), not 'mL/mg'"),
 ])
 def test_bad_configurations_are_named(synthetic, tmp_path, change, fragment):
     shutil.copytree(synthetic, tmp_path / "c")

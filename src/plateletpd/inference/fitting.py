@@ -539,6 +539,11 @@ FIT_SCHEMA = Table({
         many=True)})
 
 
+def _unit_key(unit: str) -> str:
+    """A unit as compared (spaces and case aside: "ng/mL" = "ng/ml", "1 / h" = "1/h")."""
+    return "".join(str(unit).split()).lower()
+
+
 def load_fit_config(path: str | Path) -> FitProblem:
     """Read and validate a fit configuration against :data:`FIT_SCHEMA`; build its lmfit
     Parameters and arms. Errors name the file, the line and the entry, and say what was
@@ -580,6 +585,13 @@ def load_fit_config(path: str | Path) -> FitProblem:
                               f"parameter names the model parameter it stands for with like = "
                               f"\"NAME\" (e.g. like = \"chemotherapy_sensitivity\")")
         declared = model.parameters[declared_name]
+        if entry["unit"] is not None and _unit_key(entry["unit"]) != _unit_key(declared.unit):
+            # a value, bounds and unit given in another unit would run as if in the model's
+            # (a user test, 2026-12-05: het_ec50 0.0145 "ug/mL" ran 1000 times too potent)
+            raise fail((*where, "unit"), f"{declared_name} is in {declared.unit!r} in "
+                       f"{model.name} (the model file's unit), not {entry['unit']!r}: "
+                       f"write value, lower and upper in {declared.unit}, and unit = "
+                       f"\"{declared.unit}\" or no unit (the configuration converts nothing)")
         lower, upper, value = (declared.lower if entry["lower"] is None else entry["lower"],
                                declared.upper if entry["upper"] is None else entry["upper"],
                                declared.value if entry["value"] is None else entry["value"])
