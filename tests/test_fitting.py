@@ -961,3 +961,46 @@ def test_a_profile_end_interpolated_across_a_large_jump_is_called_rough():
     result.message = "Fit aborted: number of function evaluations > 30"
     coarse = notes([0.1, 0.999], [126.2, 90.2])
     assert len(coarse) == 1 and "differs by 36" in coarse[0]
+
+
+def test_a_profile_point_without_a_prediction_never_sets_an_interval_end(monkeypatch):
+    # a fitting user test (2026-12-05): at a low damage no virtual patient enrolled, a row
+    # had no prediction and took the placeholder residual (1e3, chi-square >= 1e6); the
+    # profile interpolated its lower end against it and reported [6.168, 6.231], the lower
+    # end being the optimum. Here the refits are a known quadratic (chi-square 10 + ((x -
+    # 5) / 0.5)^2, so the true interval is 5 -/+ 0.5 x 1.96) except one point below the
+    # optimum that had no prediction: that end must be open and the note must name the row
+    import lmfit
+
+    from plateletpd.inference import fitting
+
+    unpredicted_at = 4.0
+
+    def refit(problem, parameters, name, value, *args):
+        if value < unpredicted_at + 1e-9:
+            return fitting.UNPREDICTED_RESIDUAL ** 2 + 10.0, {name: value}
+        return 10.0 + ((value - 5.0) / 0.5) ** 2, {name: value}
+
+    class Problem:
+        study_effects: dict = {}
+
+        def unpredicted_rows(self, values):
+            return ["line 31 (inhouse, control, time_to_recovery_days)"]
+
+    monkeypatch.setattr(fitting, "_profile_refit", refit)
+    parameters = lmfit.Parameters()
+    parameters.add("damage", value=5.0, min=0.1, max=20.0)
+    parameters["damage"].stderr = 0.5
+    result = type("Result", (), {"params": parameters, "chisqr": 10.0, "covar": None,
+                                 "var_names": ["damage"]})()
+    info = fitting.profile(Problem(), result, "damage", points=5, span=2.0)
+    assert info["grid"] == [4.0, 4.5, 5.0, 5.5, 6.0]
+    low, high = info["ci95"]
+    assert low is None  # not interpolated against the placeholder at 4.0
+    # the upper end is the quadratic's, linearly interpolated between 5.5 (11) and 6 (14)
+    assert high == pytest.approx(5.5 + (10.0 + fitting.PROFILE_LEVEL - 11.0) / 3.0 * 0.5)
+    assert info["unpredicted"] == {"4.0": ["line 31 (inhouse, control, "
+                                           "time_to_recovery_days)"]}
+    notes = fitting._profile_notes(result, {"damage": info})
+    assert any("could not predict line 31" in note for note in notes)
+    assert not any("too coarse" in note for note in notes)

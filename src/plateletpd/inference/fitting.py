@@ -314,6 +314,13 @@ class FitProblem:
                        for study, u in effect["effects"].items()}
                 for name, effect in self.study_effects.items()}
 
+    def unpredicted_rows(self, values: dict) -> list[str]:
+        """The data rows without a finite prediction at ``values`` ("line 31 (study, arm,
+        endpoint)"): no eligible virtual patient, or a failed integration."""
+        table = self.predict(values)
+        return [f"line {int(r.line)} ({r.study}, {r.arm}, {r.endpoint})"
+                for r in table[~np.isfinite(table.residual)].itertuples()]
+
     def residuals(self, parameters) -> np.ndarray:
         """lmfit objective: weighted data residuals, prior penalties, then for each study
         effect its N(0, 1) penalty u_s and its Laplace term sqrt(log(1 + sd^2 H_s))."""
@@ -322,7 +329,7 @@ class FitProblem:
         residual = self.predict(values)["residual"].to_numpy()
         # a non-finite prediction (no eligible patient, a failed integration) is a large
         # finite residual so that the optimiser backs away instead of stopping
-        residual = np.where(np.isfinite(residual), residual, 1e3)
+        residual = np.where(np.isfinite(residual), residual, UNPREDICTED_RESIDUAL)
         penalties = [(math.log(max(values[name], 1e-300)) - math.log(mean)) / sd
                      for name, (mean, sd) in self.priors.items()]
         for name, effect in self.study_effects.items():
@@ -1810,6 +1817,11 @@ def profile_start(result, name: str, value: float, problem: FitProblem | None = 
     return start
 
 
+#: the residual a row without a finite prediction gets (FitProblem.residuals): large, so
+#: the optimiser backs away; a chi-square at or above its square had such a row
+UNPREDICTED_RESIDUAL = 1e3
+
+
 def profile(problem: FitProblem, result, name: str, points: int = 7,
             span: float = 3.0, client=None, max_evaluations: int = 60,
             jacobian: tuple | None = None) -> dict:
@@ -1834,11 +1846,25 @@ def profile(problem: FitProblem, result, name: str, points: int = 7,
         for value in grid], client,
         label=f"profile refits of {name}", shared={"problem": problem})
     chi_square = np.array([chi for chi, _ in refits])
-    level = min(chi_square.min(), float(result.chisqr)) + PROFILE_LEVEL
-    inside = np.flatnonzero(chi_square <= level)
+    # a point where a row had no prediction carries the placeholder residual, not the
+    # data's verdict: name its rows (one more evaluation, only there) and never
+    # interpolate an interval end against it (a fitting user test, 2026-12-05, read an
+    # interval whose lower end was the optimum, set by such a point)
+    unpredicted = {}
+    for i in np.flatnonzero(chi_square >= UNPREDICTED_RESIDUAL ** 2):
+        rows = problem.unpredicted_rows(refits[i][1])
+        if rows:
+            unpredicted[float(grid[i])] = rows
+    usable = np.array([float(value) not in unpredicted for value in grid])
+    level = min(chi_square[usable].min() if usable.any() else np.inf,
+                float(result.chisqr)) + PROFILE_LEVEL
+    inside = np.flatnonzero((chi_square <= level) & usable)
 
-    def crossing(outside: int, inner: int) -> float:
-        """Where the chi-square crosses ``level`` between two grid points (linear)."""
+    def crossing(outside: int, inner: int) -> float | None:
+        """Where the chi-square crosses ``level`` between two grid points (linear); None
+        where the outer point had a row without a prediction."""
+        if not usable[outside]:
+            return None
         rise = chi_square[outside] - chi_square[inner]
         fraction = (level - chi_square[inner]) / rise if rise > 0 else 0.5
         return float(grid[inner] + fraction * (grid[outside] - grid[inner]))
@@ -1852,6 +1878,8 @@ def profile(problem: FitProblem, result, name: str, points: int = 7,
     return {"grid": grid.tolist(), "chi_square": chi_square.tolist(),
             "ci95": [low, high], "optimum": float(best.value),
             "optimum_chi_square": float(result.chisqr),
+            # grid value -> the rows it could not predict (its chi-square is no verdict)
+            "unpredicted": {str(value): rows for value, rows in unpredicted.items()},
             # every fit parameter at the lowest refit (a restart point: run_fit)
             "lowest_values": refits[int(np.argmin(chi_square))][1]}
 
@@ -1961,8 +1989,20 @@ def _profile_notes(result, profiles: dict | None) -> list[str]:
         open_ends = [end for end, edge in zip(("lower", "upper"), info["ci95"]) if edge is None]
         chi = np.asarray(info["chi_square"], dtype=float)
         parameter = result.params.get(name)
+        unpredicted = info.get("unpredicted") or {}
+        for value, rows in unpredicted.items():
+            notes.append(f"{name}: at {name} = {float(value):.4g} the fit could not predict "
+                         f"{'; '.join(rows)} (no eligible virtual patient, or a failed "
+                         f"integration), so that profile point carries a placeholder, not the "
+                         f"data's verdict; the interval does not reach past it (an end there "
+                         f"is reported open). Narrow [fit] profile_span, or bound {name} "
+                         f"where the rows can be predicted.")
+        if unpredicted:  # the placeholder's jumps below are not the grid's coarseness
+            chi = np.where([v in {float(u) for u in unpredicted} for v in info["grid"]],
+                           np.nan, chi)
         if open_ends:
-            rise = float(chi.max() - min(chi.min(), reference))
+            rise = float(np.nanmax(chi) - min(np.nanmin(chi), reference)) \
+            if np.isfinite(chi).any() else 0.0
             within_bounds = parameter is None or (
                 info["grid"][0] > parameter.min and info["grid"][-1] < parameter.max)
             notes.append(f"{name}: the 95% profile-likelihood interval has no "
@@ -1976,9 +2016,10 @@ def _profile_notes(result, profiles: dict | None) -> list[str]:
                              if within_bounds and parameter is not None and
                              parameter.stderr else "") + ".")
         # an interval end interpolated across a jump far larger than 3.84 is not located
-        level = min(chi.min(), reference) + PROFILE_LEVEL
+        level = min(np.nanmin(chi) if np.isfinite(chi).any() else np.inf, reference) \
+            + PROFILE_LEVEL
         jumps = [abs(b - a) for a, b in zip(chi[:-1], chi[1:])
-                 if min(a, b) <= level < max(a, b)]
+                 if np.isfinite(a) and np.isfinite(b) and min(a, b) <= level < max(a, b)]
         if jumps and max(jumps) > 4 * PROFILE_LEVEL:
             notes.append(f"{name}: an end of the 95% profile interval is interpolated between "
                          f"grid points whose chi-square differs by {max(jumps):.3g} (the "
