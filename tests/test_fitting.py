@@ -324,9 +324,12 @@ def test_progress_is_printed_and_max_evaluations_caps_fit_and_profiles(synthetic
     # one fit, three profile refits and (when a refit beat the capped fit's optimum) a
     # restart from it and the three profile refits again around it, each capped at 4
     # evaluations (lmfit may make one more call before it stops), and the restart's
-    # covariance (one evaluation per varied parameter, 2): far below the uncapped 80 + 3 x 60
+    # covariance (one evaluation per varied parameter, 2), and the capped fit's own (since
+    # 2026-12-05 a capped fit reports standard errors of its last point: a Jacobian of 2
+    # columns and, where the last evaluation was elsewhere, its base point, 3): far below
+    # the uncapped 80 + 3 x 60
     minimisations = 4 + (4 if problem.restart else 0)
-    assert problem.evaluations <= minimisations * (4 + 1) + (2 if problem.restart else 0)
+    assert problem.evaluations <= minimisations * (4 + 1) + 3 + (2 if problem.restart else 0)
 
 
 def test_study_effects_built_in_code_match_the_configuration(tmp_path):
@@ -1004,3 +1007,17 @@ def test_a_profile_point_without_a_prediction_never_sets_an_interval_end(monkeyp
     notes = fitting._profile_notes(result, {"damage": info})
     assert any("could not predict line 31" in note for note in notes)
     assert not any("too coarse" in note for note in notes)
+
+
+def test_a_fit_stopped_at_its_cap_reports_standard_errors_of_its_last_point(synthetic):
+    # a fitting user test (2026-12-05): a capped fit with a restart gave standard errors, a
+    # better capped fit without one gave none. Every phase now recomputes the covariance
+    # at the point it reports, and says that it belongs to an unfinished fit
+    from plateletpd.inference.fitting import identifiability, stopped_at_cap
+
+    problem, result, _ = run_fit(synthetic / "config.toml", verbose=False,
+                                 max_evaluations=4, profile_parameters=False)
+    assert stopped_at_cap(result)
+    assert result.errorbars and all(result.params[n].stderr > 0 for n in TRUE)
+    assert "unfinished fit" in result.covariance_note
+    assert any("unfinished fit" in note for note in identifiability(result))

@@ -1056,6 +1056,11 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
         result = minimise(problem, parameters, method, options)
         _settle_spreads(problem, result, verbose)
         parameters = result.params
+    if not result.errorbars:
+        # as after a restart and the final minimisation: without this a fit stopped at
+        # its cap reported no standard errors where a worse one with a restart did (a
+        # fitting user test, 2026-12-05); the note says they are an unfinished fit's
+        _covariance_at_optimum(problem, result, difference_step(problem), verbose)
     profiled = fit_options.get("profile", []) if profile_parameters else []
     profiles = _profiles(problem, result, profiled, fit_options, max_evaluations, client,
                          verbose)
@@ -1405,7 +1410,8 @@ def _covariance_at_optimum(problem: FitProblem, result, step: float, verbose: bo
     if singular.min() <= 1e-10 * singular.max():
         return
     _set_covariance(result, names, np.linalg.inv(jacobian.T @ jacobian))
-    why = ("the minimisation stopped at its evaluation cap and reports its lowest point"
+    why = ("the minimisation stopped at its evaluation cap and reports its lowest point, "
+           "not an optimum: they describe an unfinished fit"
            if getattr(result, "aborted", False) else
            "the optimiser's last Jacobian was rank-deficient")
     result.covariance_note = f"covariance from {how} ({why})"
