@@ -1021,3 +1021,32 @@ def test_a_fit_stopped_at_its_cap_reports_standard_errors_of_its_last_point(synt
     assert result.errorbars and all(result.params[n].stderr > 0 for n in TRUE)
     assert "unfinished fit" in result.covariance_note
     assert any("unfinished fit" in note for note in identifiability(result))
+
+
+def test_the_first_fit_of_the_docs_is_a_valid_configuration(tmp_path):
+    # docs/fitting.md, "A first fit": a fitting user test (2026-12-05) found no minimal
+    # example and no pp.run_fit; the block must load as written (the fit itself took 30 s)
+    import re
+
+    import plateletpd as pp
+
+    text = (Path(__file__).parents[1] / "docs" / "fitting.md").read_text()
+    section = text.split("## A first fit")[1].split("\n## ")[0]
+    (tmp_path / "first_fit.toml").write_text(re.search(r"```toml\n(.*?)```", section,
+                                                        re.DOTALL).group(1))
+    problem = pp.load_fit_config(tmp_path / "first_fit.toml")
+    assert [p.name for p in problem.parameters.values() if p.vary] == \
+        ["chemotherapy_sensitivity"]
+    assert sorted(int(line) for arm in problem.arms for line in arm.rows.line) == \
+        [29, 30, 31, 32]  # data/cit_summary.csv's gi_rhil11 rows, as the text says
+    assert pp.run_fit is pp.inference.fitting.run_fit
+
+
+def test_run_fit_returns_a_named_result_that_still_unpacks(synthetic):
+    fit = run_fit(synthetic / "config.toml", verbose=False, profile_parameters=False)
+    problem, result, predictions = fit
+    assert fit.problem is problem and fit.result is result
+    assert fit.values == dict(result.params.valuesdict())
+    text = repr(fit)
+    assert text.startswith("FitRun(friberg_platelets: slope ") and "converged" in text
+    assert f"on {len(predictions)} rows" in text

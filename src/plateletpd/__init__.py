@@ -29,7 +29,7 @@ from plateletpd.study.check import check_trial, write_check  # noqa: E402
 from plateletpd.study.sensitivity import Factor, run_sensitivity, write_sensitivity  # noqa: E402
 from plateletpd.study.optimisation import DoseSearch, optimise_dose, write_optimum  # noqa: E402
 from plateletpd.study.validation import load_suite, validate  # noqa: E402
-from plateletpd.inference.fitting import FitProblem, load_fit_config  # noqa: E402
+from plateletpd.inference.fitting import FitProblem, FitRun, load_fit_config, run_fit  # noqa: E402
 
 __all__ = [
     "__version__", "Dose", "DoseTarget", "EventSchedule", "Regimen", "ExpressionError",
@@ -40,7 +40,7 @@ __all__ = [
     "Status", "Solver", "ExplicitRungeKutta", "BogackiShampine3",
     "Variability", "cohort_matrix", "ArmDesign", "Rescue", "Titration", "ENDPOINTS",
     "Endpoint", "ResponseRule", "register_endpoint", "unregister_endpoint", "TrialResult",
-    "TrialSpec", "load_trial_spec", "run_trial", "run_sweep", "FitProblem", "load_fit_config",
+    "TrialSpec", "load_trial_spec", "run_trial", "run_sweep", "FitProblem", "FitRun", "load_fit_config", "run_fit",
     # the study tools a script needs besides running a trial (a Python-API user test,
     # 2026-12-04, found them only in submodules)
     "bundled_trial", "write_trial", "write_sweep", "check_trial", "write_check", "Factor",

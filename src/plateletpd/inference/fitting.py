@@ -34,7 +34,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -989,6 +989,33 @@ def _check_response_levels(rows: pd.DataFrame, rule: ResponseRule, where: tuple,
 
 # ====================================================================== running and reporting
 @many_batches
+class FitRun(NamedTuple):
+    """What :func:`run_fit` returns (unpacks as ``problem, result, predictions``):
+    ``problem`` the :class:`FitProblem` (its ``predict(values)`` gives every row at any
+    values), ``result`` lmfit's ``MinimizerResult`` at the reported optimum (``params``
+    with values, standard errors and correlations; ``chisqr``), ``predictions`` every data
+    row with its prediction and residual (predictions.csv)."""
+
+    problem: "FitProblem"
+    result: object
+    predictions: pd.DataFrame
+
+    @property
+    def values(self) -> dict[str, float]:
+        """Every fit parameter's value at the reported optimum."""
+        return dict(self.result.params.valuesdict())
+
+    def __repr__(self) -> str:
+        varied = [p for p in self.result.params.values() if p.vary]
+        estimates = ", ".join(
+            f"{p.name} {p.value:.4g}" + (f" +/- {p.stderr:.2g}" if p.stderr else "")
+            for p in varied[:6]) + (f", ... ({len(varied)} varied)" if len(varied) > 6 else "")
+        state = "NOT CONVERGED (stopped at its evaluation cap)" if stopped_at_cap(self.result) \
+            else "converged"
+        return (f"FitRun({self.problem.model.name}: {estimates}; chi-square "
+                f"{float(self.result.chisqr):.4g} on {len(self.predictions)} rows; {state})")
+
+
 def run_fit(config_path: str | Path, out: str | Path | None = None, method: str | None = None,
             max_evaluations: int | None = None, verbose: bool = True,
             profile_parameters: bool = True, client=None, progress_every: float = 10.0,
@@ -1107,7 +1134,7 @@ def run_fit(config_path: str | Path, out: str | Path | None = None, method: str 
         print(lmfit.fit_report(result, show_correl=False))
         for note in identifiability(result, profiles):  # what the report says, on screen
             print(f"note: {note}", flush=True)
-    return problem, result, table
+    return FitRun(problem, result, table)
 
 
 def _profiles(problem: FitProblem, result, names: list, fit_options: dict,
