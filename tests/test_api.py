@@ -391,3 +391,17 @@ def test_a_script_reaches_the_study_tools_from_the_top_level_and_by_bundled_name
     pd.testing.assert_frame_equal(by_name, by_path)
     with pytest.raises(pp.PlateletPDError, match=r"did you mean 'default'"):
         pp.simulate("cit_marrow_reserve", None, days=2, fit="defualt")
+
+
+def test_asking_a_result_for_its_time_points_to_result_times():
+    # a fitting user test (2026-12-05) looked for result.time / result["time"] to read the
+    # nadir's day and went to the CLI's CSV instead
+    import plateletpd as pp
+
+    result = pp.simulate("friberg_platelets", "cytotoxic 100 mg qd d1-14", days=28)
+    with pytest.raises(KeyError, match=r"result\.times") as error:
+        result["time"]
+    assert "available: platelets" in str(error.value)
+    with pytest.raises(KeyError) as error:
+        result["platelet"]
+    assert "result.times" not in str(error.value)  # only where a time was asked for

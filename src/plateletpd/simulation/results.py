@@ -81,7 +81,10 @@ class BatchResult:
             return self.states[:, :, self.state_names.index(name)]
         known = list(self.output_names) + (list(self.state_names) if self.states is not None
                                            else [])
-        raise KeyError(f"no output {name!r}; available: {', '.join(known)}")
+        hint = " (the time grid, in days, is result.times: e.g. the nadir's day is " \
+            "result.times[result['platelets'].argmin()])" \
+            if str(name).lower() in ("time", "times", "day", "days", "t") else ""
+        raise KeyError(f"no output {name!r}{hint}; available: {', '.join(known)}")
 
     def __getitem__(self, name: str) -> np.ndarray:
         """``batch["platelets"]``: array (subjects, times) of one output or state."""
