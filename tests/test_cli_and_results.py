@@ -205,3 +205,17 @@ def test_a_trial_without_a_course_prints_no_empty_cycle_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Empty DataFrame" not in out and "per cycle" not in out
     assert "HETROM-5" in out
+
+
+def test_show_prints_one_parameters_whole_source(capsys):
+    # a user test (2026-12-05) found eltrombopag_clearance's source cut at "East..." and no
+    # documented way to its East Asian factor; --parameter prints the whole entry
+    from plateletpd.model.definition import load_model
+
+    source = load_model("cit_marrow_reserve").parameters["eltrombopag_clearance"].source
+    assert main(["show", "cit_marrow_reserve", "--parameter", "eltrombopag_clearance"]) == 0
+    out = capsys.readouterr().out
+    assert f"source: {source}" in out and "East Asian subjects x 0.476" in out
+    assert "value: 0.953 L/h (bounds 0.05 to 20)" in out  # the model file's entry
+    assert main(["show", "cit_marrow_reserve", "--parameter", "eltrombopag_clearence"]) == 2
+    assert "did you mean 'eltrombopag_clearance'" in capsys.readouterr().err

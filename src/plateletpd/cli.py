@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from plateletpd._version import __version__
-from plateletpd.errors import PlateletPDError
+from plateletpd.errors import PlateletPDError, closest
 
 
 def _assignments(pairs: Sequence[str] | None, what: str) -> dict[str, float]:
@@ -59,9 +59,21 @@ def command_show(args) -> int:
     from plateletpd.model.definition import load_model
 
     model = load_model(args.model)
+    fitted, origin = _fitted(model.name, args.fit)
+    if args.parameter:  # one parameter's whole entry (the table cuts sources)
+        for name in args.parameter:
+            if name not in model.parameters:
+                raise PlateletPDError(f"{model.name} has no parameter {name!r}"
+                                      f"{closest(name, list(model.parameters))}; `plateletpd "
+                                      f"show {args.model}` lists them")
+            entry = model.parameters[name]
+            print(f"{name}\n  value: {entry.value:g} {entry.unit} (bounds {entry.lower:g} to "
+                  f"{entry.upper:g})" + (f"; fitted {fitted[name]:.6g} ({origin})"
+                                         if name in fitted else "")
+                  + f"\n  description: {entry.description}\n  source: {entry.source}\n")
+        return 0
     print(model)
     print(f"file: {model.path}\n")
-    fitted, origin = _fitted(model.name, args.fit)
     with pd.option_context("display.width", 200):
         table = model.parameter_table()
         shown = table[["value", "unit", "lower", "upper"]].copy()
@@ -75,7 +87,8 @@ def command_show(args) -> int:
                            text[:SOURCE_WIDTH - 3] + "..." for text in table.source]
         print(shown.to_string(formatters={"source": lambda text: f"  {text}"},
                               justify="left"))
-        print(f"(sources cut at {SOURCE_WIDTH} characters: the whole text is in {model.path})")
+        print(f"(sources cut at {SOURCE_WIDTH} characters: the whole text is in {model.path}, "
+              f"or `plateletpd show {args.model} --parameter NAME`)")
     print("\nstates:", ", ".join(f"{s.name} [{s.unit}]" for s in model.states))
     print("outputs:", ", ".join(f"{o.name} [{o.unit}]" for o in model.outputs))
     print("drugs:", ", ".join(f"{d.name} -> {d.state} [{d.amount_unit}]"
@@ -689,6 +702,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--fit", default="default", metavar="NAME",
                       help="show this fit's estimates beside the file's values ('default': "
                            "the model's bundled fit; 'none': only the file's values)")
+    show.add_argument("--parameter", action="append", metavar="NAME",
+                      help="print only this parameter's whole entry: value, unit, bounds, "
+                           "description and source (repeatable)")
     show.set_defaults(run=command_show)
 
     simulate = commands.add_parser(
