@@ -43,7 +43,7 @@ TRIAL_CASES = [
     ("rise = 50", "rise = 0", "rise = 0", ["rise", "got 0", "false turns the rule off"]),
     ("rise = 50", "rise = inf", "rise = inf", ["rise", "got inf"]),
     ("threshold = 100\nrise = 50", "threshold = false\nrise = false", "[response]",
-     ["needs a threshold, a rise, a rise_fold or several"]),
+     ["needs a threshold, a rise, a rise_fold or several", "defines no response"]),
     ("rise = 50", "rise = 50\nrise_fold = 1", "rise_fold", ["rise_fold", "got 1",
                                                              "a factor above 1"]),
     ("rise = 50", 'rise = 50\ncombine = "both"', "combine", ["combine", "'any', 'all'",

@@ -557,7 +557,11 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         if any(arm.treatment for arm in arms):
             raise fail(("response",), "needs a threshold, a rise, a rise_fold or several (an "
                        "omitted rule is absent), got none; write e.g. threshold = 100 and "
-                       "rise = 50", table=True)
+                       "rise = 50. A study that defines no response: write the rule you "
+                       "will not read (e.g. threshold = 100, by_day = 14) and say so in a "
+                       "comment; the nadir, days below a level, times to a level and counts "
+                       "at chosen days (summary.csv, patients.csv, at_visits) do not "
+                       "depend on it", table=True)
         # no arm is treated from entry (a course with supportive doses only, a natural
         # history): a response means nothing there (a user test, 2026-12-04, had to write
         # one); the columns are computed at PLT >= 100 and left out of the printed table
