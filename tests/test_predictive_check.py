@@ -662,3 +662,109 @@ def test_a_time_row_among_responders_is_read_over_the_patients_who_reached_the_l
     assert "among the patients who reached 100" in result.table.reading.iloc[0]
     # without it, a median time is the Kaplan-Meier median over every enrolled patient
     assert "Kaplan-Meier" in result.table.reading.iloc[1]
+
+
+# ------------------------------------------------------- comparison rows (direction and P)
+COMPARISON_HEADER = ("study,arm,regimen,n,population,day0,endpoint,threshold,day,statistic,"
+                     "value,spread_type,spread,source,versus,comparison\n")
+
+
+def comparison_rows(*rows: str) -> str:
+    """Rows given as "arm,...,spread,versus,comparison"; the source goes before versus."""
+    lines = []
+    for row in rows:
+        head, versus, comparison = row.rsplit(",", 2)
+        lines.append(f"cmp,{head},illustrative rows of the test (not a publication),"
+                     f"{versus},{comparison}\n")
+    return COMPARISON_HEADER + "".join(lines)
+
+
+def test_comparison_rows_load_and_bad_ones_are_named(tmp_path):
+    # a user test (2026-12-05, Zhu 2021 Front Oncol 11:701539): the abstract gives only
+    # "higher than the control, P = .041"; such a row is a comparison, read by check only
+    from plateletpd.io.outcomes import OutcomeDataError, load_outcomes, require_usable
+
+    good = tmp_path / "good.csv"
+    good.write_text(comparison_rows(
+        "rhTPO,rhTPO,50,CIT,start,plt_count,,7,mean,0.005,,,untreated,higher",
+        "rhTPO,rhTPO,50,CIT,start,nadir_plt,,,mean,0.05,,,untreated,no_difference"))
+    rows = load_outcomes(good)
+    assert rows.comparison.tolist() == ["higher", "no_difference"]
+    assert rows.versus.tolist() == ["untreated", "untreated"]
+    assert rows.observed.tolist() == [0.005, 0.05] and rows.standard_error.isna().all()
+    with pytest.raises(OutcomeDataError, match="read by plateletpd check, not fitted"):
+        require_usable(rows)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(comparison_rows(
+        "rhTPO,rhTPO,50,CIT,start,nadir_plt,,,mean,0.05,,,,higher",
+        "rhTPO,rhTPO,50,CIT,start,nadir_plt,,,mean,1.5,,,untreated,higher",
+        "rhTPO,rhTPO,50,CIT,start,nadir_plt,,,mean,0.05,,,untreated,better",
+        "rhTPO,rhTPO,50,CIT,start,nadir_plt,,,mean,0.05,,,rhTPO,higher"))
+    with pytest.raises(OutcomeDataError) as error:
+        load_outcomes(bad)
+    assert [(line, column) for line, column, _ in error.value.problems] == [
+        (2, "versus"), (3, "value"), (4, "comparison"), (5, "versus")]
+    assert "two-sided P" in str(error.value) and "compares arm 'rhTPO' with itself" in \
+        str(error.value)
+
+
+def test_the_bootstrap_z_of_a_mean_difference_agrees_with_welchs():
+    # comparison_z's standard error is a bootstrap within the virtual study; for a mean it
+    # must agree with Welch's sqrt(s1^2/n1 + s2^2/n2) (analytic): within 15% over 60
+    # resamples (the bootstrap SE's own relative error is about 1/sqrt(2 x 60) = 9%)
+    from plateletpd.study.check import comparison_z
+
+    rng = np.random.default_rng(3)
+    first = pd.DataFrame({"nadir": rng.normal(60.0, 20.0, 50)})
+    second = pd.DataFrame({"nadir": rng.normal(45.0, 25.0, 40)})
+
+    def read(table):
+        return float(table.nadir.mean())
+
+    z, difference = comparison_z(read, read, first, second, np.random.default_rng(1))
+    welch = (first.nadir.mean() - second.nadir.mean()) / math.sqrt(
+        first.nadir.var() / 50 + second.nadir.var() / 40)
+    assert difference == pytest.approx(first.nadir.mean() - second.nadir.mean())
+    assert z == pytest.approx(welch, rel=0.15)
+
+
+def test_a_check_reads_a_comparison_as_the_chance_a_study_of_its_size_finds_it(tmp_path):
+    # rhTPO 15000 U daily from entry (PLT < 75) raises the day-14 count far above an
+    # untreated arm's in this model (about +100, tests/test_cit_science.py's Yuan design
+    # day-14 means): "higher, P = 0.001" in 50 against 50 must be found in most virtual
+    # studies and read as consistent; the opposite claim never, and read as outside
+    trial = tmp_path / "t.toml"
+    trial.write_text("""
+[trial]
+name = "cmp"
+seed = 2
+subjects_per_arm = 90
+data_study = "cmp"
+[enrolment]
+chemotherapy = "chemotherapy 1.4 dose d1"
+entry_below = 75
+[response]
+threshold = 100
+by_day = 14
+[[arms]]
+name = "untreated"
+[[arms]]
+name = "rhTPO"
+treatment = ["rhTPO 15000 U"]
+""")
+    data = tmp_path / "d.csv"
+    data.write_text(comparison_rows(
+        "rhTPO,rhTPO,50,CIT,start,plt_count,,14,mean,0.001,,,untreated,higher",
+        "rhTPO,rhTPO,50,CIT,start,plt_count,,14,mean,0.001,,,untreated,lower",
+        "untreated,none,50,CIT,start,nadir_plt,,,mean,0.05,,,rhTPO,no_difference"))
+    result = check_trial(pp.load_trial_spec(trial), data, replicates=12)
+    table = result.table.set_index("line")
+    assert table.chance_of_finding[2] > 80 and table.inside[2]
+    assert table.chance_of_finding[3] == 0 and not table.inside[3]
+    assert table.observed[2] == pytest.approx(3.2905, abs=1e-3)  # z of a two-sided 0.001
+    assert table.observed[3] == pytest.approx(-3.2905, abs=1e-3)
+    assert table.predicted[2] > 3.29 > table.interval_low[2] - 10  # a z, not a count
+    assert 0 <= table.chance_of_finding[4] <= 100
+    assert any("line 2 (rhTPO vs untreated, plt_count mean, published higher at P <= "
+               "0.001)" in note for note in result.notes)
+    assert "z of the difference rhTPO - untreated" in table.reading[2]

@@ -462,7 +462,12 @@ def command_check(args) -> int:
     # the threshold and the day tell apart rows of one arm and endpoint (a transfusion
     # and a grade-4 incidence; a count on two days)
     table = table.assign(threshold=table.threshold.fillna("").astype(str).str.slice(0, 28),
-                         day=[("" if d != d else f"{d:g}") for d in table.day])
+                         day=[("" if d != d else f"{d:g}") for d in table.day],
+                         # a comparison row: observed and predicted are z (its note says
+                         # how often a virtual study finds the published direction)
+                         statistic=[f"{s} {c.replace('_', ' ')} vs {v} (z)" if c else s
+                                    for s, c, v in zip(table.statistic, table.comparison,
+                                                       table.versus)])
     print(table[["line", "arm", "trial_arm", "endpoint", "threshold", "day", "statistic", "n",
                  "virtual_n", "observed", "predicted", "interval", "inside"]].to_string(
         index=False, float_format=lambda v: f"{v:.4g}"))

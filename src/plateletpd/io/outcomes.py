@@ -32,7 +32,10 @@ from plateletpd.errors import PlateletPDError, closest
 
 REQUIRED_COLUMNS = ("study", "arm", "regimen", "n", "population", "day0", "endpoint",
                     "threshold", "day", "statistic", "value", "spread_type", "spread", "source")
-OPTIONAL_COLUMNS = ("evidence", "note")
+OPTIONAL_COLUMNS = ("evidence", "note", "versus", "comparison")
+#: a comparison row ("nadir higher with eltrombopag than without, P = .041"): the arm's
+#: statistic against the ``versus`` arm's, in this direction, at the two-sided P in value
+COMPARISONS = ("higher", "lower", "no_difference")
 SPREAD_TYPES = ("SD", "SE", "range")
 MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)  # 1.2533
 DEFAULT_CV = 0.30
@@ -114,6 +117,9 @@ def load_outcomes(source: str | Path | pd.DataFrame, default_cv: float = DEFAULT
     if problems:
         raise OutcomeDataError(name, problems)
     result = pd.DataFrame(rows)
+    for column in ("comparison", "versus"):  # "" on every row that compares nothing
+        result[column] = result[column].fillna("").astype(str).replace("nan", "") \
+            if column in result else ""
     for column in ("n", "day", "value", "observed", "standard_error"):
         result[column] = pd.to_numeric(result[column])
     _question_fractions(result, name)
@@ -132,7 +138,8 @@ def _question_fractions(rows: pd.DataFrame, name: str) -> None:
 
     if not len(rows):
         return
-    suspect = rows[(rows.statistic == "percent") & (rows.value > 0) & (rows.value < 1)]
+    suspect = rows[(rows.statistic == "percent") & (rows.value > 0) & (rows.value < 1)
+                   & (rows.comparison == "")]  # a comparison's value is its P
     if len(suspect):
         warnings.warn(
             f"{name}: line(s) {', '.join(map(str, suspect.line))} give a percentage below 1 "
@@ -176,6 +183,14 @@ def _check_row(row, line, problems, default_cv):
                          f"{closest(row['endpoint'], ENDPOINTS)}; known: "
                          f"{', '.join(ENDPOINTS)}"))
         return None
+    comparison = str(row.get("comparison", "") or "").strip()
+    versus = str(row.get("versus", "") or "").strip()
+    if comparison in ("nan",):
+        comparison = ""
+    if versus in ("nan",):
+        versus = ""
+    if comparison or versus:
+        return _comparison_row(row, comparison, versus, endpoint, line, problems)
     n = _number(row, "n", line, problems, minimum=1)
     if n is not None and not float(n).is_integer():
         problems.append((line, "n", f"{n:g} patients is not a whole number"))
@@ -207,6 +222,45 @@ def _check_row(row, line, problems, default_cv):
             checked["standard_error_basis"] += f" (patients meeting {row['threshold']})"
         return checked
     return _continuous(row, value, statistic, n, spread_type, line, problems, default_cv, day)
+
+
+def _comparison_row(row, comparison, versus, endpoint, line, problems):
+    """A published comparison between two arms of a study, given only as its direction and
+    P ("higher with eltrombopag than without, P = .041"): ``comparison`` higher, lower or
+    no_difference, ``versus`` the other data arm, ``value`` the two-sided P (write 0.05 for
+    "P < 0.05", and for "no difference" the level it was judged at, usually 0.05). The
+    statistic is what was compared (mean, median, percent or proportion). Read by
+    ``plateletpd check`` (study/check.py); a fit cannot use it (no standard error)."""
+    before = len(problems)
+    if comparison not in COMPARISONS:
+        problems.append((line, "comparison", f"{comparison!r}: a comparison row needs "
+                         f"comparison = {', '.join(COMPARISONS)}" if comparison else
+                         f"a row with versus = {versus!r} needs comparison = "
+                         f"{', '.join(COMPARISONS)}"))
+    if not versus:
+        problems.append((line, "versus", "a comparison row needs versus: the data arm it is "
+                         "compared with, e.g. control"))
+    elif versus == row["arm"]:
+        problems.append((line, "versus", f"compares arm {versus!r} with itself: name the other "
+                         f"arm"))
+    value = _number(row, "value", line, problems, required=True)
+    if value is not None and not 0 < value <= 1:
+        problems.append((line, "value", f"a comparison row's value is the two-sided P, within "
+                         f"(0, 1], got {value:g} (P < 0.05: write 0.05)"))
+    statistic = row["statistic"]
+    allowed = [s for s in STATISTICS[endpoint.kind] if s != "count"]
+    if statistic not in allowed:
+        problems.append((line, "statistic", f"{statistic!r}: a comparison row names what was "
+                         f"compared, one of {', '.join(allowed)}"))
+    n = _number(row, "n", line, problems, minimum=1)
+    _number(row, "day", line, problems, required=endpoint.needs_day)
+    if endpoint.needs_threshold and row["threshold"] in ("", "nan"):
+        problems.append((line, "threshold", f"{row['endpoint']} needs the event in threshold"))
+    if len(problems) > before:
+        return None
+    return {"observed": value, "standard_error": math.nan, "comparison": comparison,
+            "versus": versus, "standard_error_basis": "a comparison (direction and P): read "
+            "by plateletpd check, not fitted"}
 
 
 def _proportion(value, statistic, n, line, problems):
@@ -284,7 +338,11 @@ def require_usable(rows: pd.DataFrame, source: str = "outcome data") -> None:
     """Raise a row-level error for rows that a fit needs but that have no standard error."""
     bad = rows[rows["standard_error"].isna()]
     if len(bad):
+        compared = rows["comparison"] if "comparison" in rows else pd.Series("", rows.index)
         raise OutcomeDataError(source, [
+            (int(r.line), "comparison", f"{r.study}/{r.arm} {r.endpoint}: a comparison row "
+             f"(direction and P) is read by plateletpd check, not fitted: leave it out of the "
+             f"fit's rows (an arm's endpoints or lines)") if compared[r.Index] else
             (int(r.line), "n", f"{r.study}/{r.arm} {r.endpoint}: {r.standard_error_basis}; "
              f"the fit needs a standard error: add n (patients) or give the SE")
             for r in bad.itertuples()])

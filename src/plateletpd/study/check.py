@@ -157,7 +157,10 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     # the pairing is judged on every row of the study (a mapped arm may have no row among
     # the lines asked for)
     unmatched: list = []
-    mapping = arm_mapping(spec, rows, study, source, arm_map,
+    # a comparison row's versus arm is read too, though it may have no row of its own
+    compared = rows[rows.comparison != ""]
+    mapping = arm_mapping(spec, pd.concat([rows, compared.assign(arm=compared.versus)],
+                                          ignore_index=True), study, source, arm_map,
                           only_mapped or lines is not None,
                           unmatched if only_mapped else None, by_name=True)
     if lines is not None:
@@ -174,14 +177,27 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                              f"belong to data arm(s) no trial arm is mapped to: "
                              f"{', '.join(map(repr, dict.fromkeys(unmapped.arm)))}; map "
                              f"them (data_arm, --arm-map) or leave those lines out")
+    versus_unmapped = rows[(rows.comparison != "") & rows.arm.isin(list(mapping))
+                           & ~rows.versus.isin(list(mapping))]
+    if len(versus_unmapped):
+        raise CheckError(f"line(s) {', '.join(map(str, versus_unmapped.line))} of study "
+                         f"{study} compare with data arm(s) no trial arm is mapped to: "
+                         f"{', '.join(map(repr, dict.fromkeys(versus_unmapped.versus)))}; "
+                         f"map them too (data_arm, --arm-map) or leave those lines out")
     skipped = rows[~rows.arm.isin(list(mapping))]
     rows = rows[rows.arm.isin(list(mapping))].reset_index(drop=True)
-    read = {mapping[arm] for arm in rows.arm}
+    read = {mapping[arm] for arm in rows.arm} | {mapping[arm] for arm in
+                                                 rows.versus[rows.comparison != ""]}
     if len(read) < len(spec.arms):
         # only the arms the rows read are simulated, each with its own patients (an ITP
         # user test: --only-mapped-arms ran the unmapped arm too, 2.6 times the time)
         spec = with_arms(spec, read)
     readers = _readers(spec, rows, source, mapping)
+    versus_readers = {index: arm_row_reader(spec, row._replace(arm=row.versus),
+                                            mapping[row.versus])
+                      for index, row in enumerate(rows.itertuples()) if row.comparison}
+    versus_sizes = {arm: int(n) for arm, n in rows.groupby("arm").n.max().items()
+                    if math.isfinite(n)}
     replicates = replicates if replicates is not None else (
         spec.extra.get("replicates", 1) if spec.extra.get("replicates", 1) > 1
         else DEFAULT_REPLICATES)
@@ -198,6 +214,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     first, used = True, 0  # a replicate that enrolled nobody is left out (replicate_trials)
     needed = {mapping[arm]: int(n) for arm, n in rows.groupby("arm").n.max().items()
               if math.isfinite(n)}  # each trial arm: the largest study size read from it
+    differences = {index: np.full(replicates, math.nan) for index in versus_readers}
     recruited = 0
     # after the first replicate, screen only about as many as the rows need (a user test,
     # 2026-12-04: 100 replicates screened 300 patients each for rows of 12, 8.7 minutes);
@@ -225,7 +242,16 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
             sizes[index] = size if first else min(sizes[index], size)
             every_size[index, replicate] = size
             ran[replicate] = True
-            values[index, replicate] = readers[index](arm.iloc[:size])
+            if index in versus_readers:  # a comparison: z of the difference
+                other = _row_patients(subjects, spec, mapping[row.versus], row.versus)
+                other = other.iloc[:min(versus_sizes.get(row.versus, len(other)),
+                                        len(other))]
+                values[index, replicate], differences[index][replicate] = comparison_z(
+                    readers[index], versus_readers[index], arm.iloc[:size], other,
+                    np.random.default_rng([spec.seed, replicate, int(row.line),
+                                           COMPARISON_STREAM]))
+            else:
+                values[index, replicate] = readers[index](arm.iloc[:size])
             if bound[index] is not None and bound[index] in arm:
                 unobserved[index] += int(arm[bound[index]].iloc[:size].isna().sum())
         first, used = False, used + 1
@@ -233,6 +259,24 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     table = _table(rows, mapping, values, sizes)
     table["reading"] = [getattr(reader, "reading", f"{row.endpoint} ({row.statistic})")
                         for reader, row in zip(readers, rows.itertuples())]
+    comparison_notes = []
+    for index, row in enumerate(rows.itertuples()):
+        if index not in versus_readers:
+            continue
+        table.loc[index, "reading"] = (f"z of the difference {row.arm} - {row.versus} in "
+                                       f"{table.reading[index]} (bootstrap standard error "
+                                       f"within each virtual study)")
+        finite = differences[index][np.isfinite(differences[index])]
+        low, middle, high = np.percentile(finite, PERCENTILES) if finite.size else \
+            [math.nan] * 3
+        comparison_notes.append(
+            f"line {row.line} ({row.arm} vs {row.versus}, {row.endpoint} {row.statistic}, "
+            f"published {row.comparison.replace('_', ' ')}"
+            + (f" at P <= {row.value:g}" if row.comparison != "no_difference" else
+               f" at P > {row.value:g}") + f"): a virtual study of this size finds it in "
+            f"{table.chance_of_finding[index]:.1f}% of the replicates (consistent when at "
+            f"least 2.5%); the difference {row.arm} - {row.versus} is {middle:.3g} [{low:.3g}, "
+            f"{high:.3g}] (median and 95% interval over the replicates)")
     parameters = "parameters drawn from the fit" if drawn else "the fit's point estimates"
     notes = [f"{replicates} replicate trials ({parameters}); each row's statistic over the "
              f"first n patients its trial arm enrolled"]
@@ -257,6 +301,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         if isinstance(event, IncidenceEvent) and event.caveats:
             notes.append(f"line {row.line} ({row.arm}): the prediction is a lower bound: "
                          + "; ".join(event.caveats))
+    notes += comparison_notes
     if len(outside):
         notes.append("lines of the study not asked for, left out: "
                      + ", ".join(map(str, outside.line)))
@@ -1091,9 +1136,24 @@ def _table(rows: pd.DataFrame, mapping: dict, values: np.ndarray,
     finite = [v[np.isfinite(v)] for v in values]
     low, middle, high = np.array([np.percentile(v, PERCENTILES) if v.size else
                                   [math.nan] * 3 for v in finite]).T
-    observed = rows.value.to_numpy(float)
+    observed = rows.value.to_numpy(float).copy()
     compared = np.array([_as_count(o, r.statistic, r.n) for o, r in
                          zip(observed, rows.itertuples())])
+    inside = (compared >= low) & (compared <= high)
+    chance = np.full(len(rows), math.nan)
+    for i, row in enumerate(rows.itertuples()):
+        if not row.comparison:
+            continue
+        # the published finding as a z: at least z_P in its direction (a P reported as
+        # exact is read as "at least as significant", the weaker claim), or within +/- z_P
+        critical = NORMAL.inv_cdf(1.0 - row.value / 2.0)
+        z = finite[i]
+        found = {"higher": z >= critical, "lower": z <= -critical,
+                 "no_difference": np.abs(z) < critical}[row.comparison]
+        chance[i] = 100.0 * float(np.mean(found)) if z.size else math.nan
+        observed[i] = compared[i] = {"higher": critical, "lower": -critical,
+                                     "no_difference": 0.0}[row.comparison]
+        inside[i] = chance[i] >= 2.5  # not in the model's outer 2.5% of findings
     below = [float(np.mean(v < o)) * 100 if v.size else math.nan
              for v, o in zip(finite, compared)]
     return pd.DataFrame({
@@ -1102,8 +1162,50 @@ def _table(rows: pd.DataFrame, mapping: dict, values: np.ndarray,
         "threshold": rows.threshold, "day": rows.day, "statistic": rows.statistic,
         "n": rows.n, "virtual_n": sizes, "observed": observed, "predicted": middle,
         "interval_low": low, "interval_high": high,
-        "inside": (compared >= low) & (compared <= high),
-        "observed_percentile": below})
+        "inside": inside, "observed_percentile": below,
+        # comparison rows (data/README.md): the arm compared with, the published direction,
+        # and how often a virtual study of this size finds it (percent)
+        "versus": rows.versus, "comparison": rows.comparison,
+        "chance_of_finding": chance})
+
+
+#: the stream of a comparison row's bootstrap (seeded by the trial seed, replicate and line)
+COMPARISON_STREAM = 0xC0A7
+#: bootstrap resamples of each arm for a comparison row's standard error
+COMPARISON_RESAMPLES = 60
+NORMAL = __import__("statistics").NormalDist()
+#: the z of a difference between two arms without spread (every bootstrap the same)
+DECISIVE_Z = 1e6
+
+
+def comparison_z(read: Reader, read_versus: Reader, arm: pd.DataFrame, versus: pd.DataFrame,
+                 generator: np.random.Generator) -> tuple[float, float]:
+    """(z, difference) of a comparison row in one virtual study: the difference of the
+    row's statistic between ``arm`` and ``versus`` (each read by its reader: any statistic
+    a check reads, a mean, a median, a Kaplan-Meier median or a proportion) over its
+    standard error from :data:`COMPARISON_RESAMPLES` bootstrap resamples of each arm's
+    patients, as the study's own test would judge it at its size. NaN where either arm has
+    no value."""
+    first, second = read(arm), read_versus(versus)
+    difference = first - second
+    if not (math.isfinite(first) and math.isfinite(second)) or not len(arm) or \
+            not len(versus):
+        return math.nan, math.nan
+
+    def spread(table: pd.DataFrame, reader: Reader) -> float:
+        draws = [reader(table.iloc[generator.integers(0, len(table), len(table))])
+                 for _ in range(COMPARISON_RESAMPLES)]
+        draws = np.asarray(draws, dtype=float)
+        draws = draws[np.isfinite(draws)]
+        return float(np.var(draws, ddof=1)) if draws.size > 1 else math.nan
+
+    error = math.sqrt(spread(arm, read) + spread(versus, read_versus))
+    if not math.isfinite(error):
+        return math.nan, difference
+    if error == 0.0:
+        # no spread in either arm (0% against 100%): as decisive as a test can be
+        return (0.0 if difference == 0 else math.copysign(DECISIVE_Z, difference)), difference
+    return difference / error, difference
 
 
 def _as_count(value: float, statistic: str, n: float) -> float:
@@ -1125,8 +1227,10 @@ def plot_check(table: pd.DataFrame, path: str | Path | None = None):
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [f"{e}{_detail('threshold', t)}{_detail('day', d)} ({s})" for e, t, d, s in
-              zip(table.endpoint, table.threshold, table.day, table.statistic)]
+    versus = table["versus"] if "versus" in table else pd.Series("", table.index)
+    panels = [f"{e}{_detail('threshold', t)}{_detail('day', d)} ({s})"
+              + (f": z against {v}" if v else "") for e, t, d, s, v in
+              zip(table.endpoint, table.threshold, table.day, table.statistic, versus)]
     titles = list(dict.fromkeys(panels))
     figure, axes = plt.subplots(1, len(titles), figsize=(max(4.0, 1.1 * table.arm.nunique())
                                                           * len(titles), 4.2), squeeze=False)
