@@ -1,5 +1,6 @@
 """Virtual trials: reproducibility across thread counts, visit-based endpoints, spec errors."""
 
+import math
 import warnings
 from pathlib import Path
 
@@ -941,3 +942,31 @@ def test_an_arm_is_compared_with_its_own_versus_arm(tmp_path):
         with pytest.raises(TrialSpecError, match=fragment) as error:
             load_trial_spec(bad)
         assert "versus" in str(error.value)
+
+
+def test_differences_compare_the_nadir_visit_counts_and_transfusions(tmp_path):
+    # a user test (2026-12-05, Zhu 2021's abstract compares nadir, day-5/7/10 counts and
+    # transfusions between arms): differences.csv gives each, recomputed here from the
+    # patients (mean difference with a Welch interval; share transfused, Wald)
+    text = VERSUS_TRIAL.replace("VERSUS_LOW", "").replace(
+        "by_day = 14", "by_day = 14\nat_visits = [5, 10]").replace(
+        'name = "untreated at < 40"', 'name = "untreated at < 40"\nrescue = { below = 20 }')
+    result = run_trial(load_trial_spec(_write(tmp_path / "t.toml", text)))
+    subjects, differences = result.subjects, result.differences.set_index("arm")
+    base = subjects[subjects.arm == "untreated at < 40"]
+    arm = subjects[subjects.arm == "rhTPO at < 40"]
+    row = differences.loc["rhTPO at < 40"]
+    for column in ("nadir", "plt_day_5", "plt_day_10"):
+        one, zero = arm[column].dropna(), base[column].dropna()
+        assert row[f"{column}_difference"] == pytest.approx(one.mean() - zero.mean())
+        half = 1.959964 * math.sqrt(one.var() / len(one) + zero.var() / len(zero))
+        assert row[f"{column}_difference_upper"] - row[f"{column}_difference"] == \
+            pytest.approx(half, rel=1e-4)
+    shares = (arm.transfusions > 0).mean() - (base.transfusions > 0).mean()
+    assert row["transfusions_share_difference_pct_points"] == pytest.approx(100 * shares)
+    assert (base.transfusions > 0).any()  # the rule transfused someone: not a 0 - 0
+    dictionary = pp.write_trial(result, tmp_path / "out") and pd.read_csv(
+        tmp_path / "out" / "data_dictionary.csv", keep_default_na=False)
+    listed = set(dictionary.column[dictionary.file == "differences.csv"])
+    assert {"nadir_difference", "plt_day_5_difference",
+            "transfusions_share_difference_pct_points"} <= listed

@@ -466,8 +466,10 @@ def command_check(args) -> int:
                          # a comparison row: observed and predicted are z (its note says
                          # how often a virtual study finds the published direction)
                          statistic=[f"{s} {c.replace('_', ' ')} vs {v} (z)" if c else s
-                                    for s, c, v in zip(table.statistic, table.comparison,
-                                                       table.versus)])
+                                    for s, c, v in zip(
+                                        table.statistic,
+                                        table.get("comparison", [""] * len(table)),
+                                        table.get("versus", [""] * len(table)))])
     print(table[["line", "arm", "trial_arm", "endpoint", "threshold", "day", "statistic", "n",
                  "virtual_n", "observed", "predicted", "interval", "inside"]].to_string(
         index=False, float_format=lambda v: f"{v:.4g}"))

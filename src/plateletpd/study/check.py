@@ -248,7 +248,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                                         len(other))]
                 values[index, replicate], differences[index][replicate] = comparison_z(
                     readers[index], versus_readers[index], arm.iloc[:size], other,
-                    np.random.default_rng([spec.seed, replicate, int(row.line),
+                    np.random.default_rng([spec.seed, replicate, _comparison_key(row),
                                            COMPARISON_STREAM]))
             else:
                 values[index, replicate] = readers[index](arm.iloc[:size])
@@ -1156,17 +1156,21 @@ def _table(rows: pd.DataFrame, mapping: dict, values: np.ndarray,
         inside[i] = chance[i] >= 2.5  # not in the model's outer 2.5% of findings
     below = [float(np.mean(v < o)) * 100 if v.size else math.nan
              for v, o in zip(finite, compared)]
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "line": rows.line, "study": rows.study, "arm": rows.arm,
         "trial_arm": [mapping[a] for a in rows.arm], "endpoint": rows.endpoint,
         "threshold": rows.threshold, "day": rows.day, "statistic": rows.statistic,
         "n": rows.n, "virtual_n": sizes, "observed": observed, "predicted": middle,
         "interval_low": low, "interval_high": high,
-        "inside": inside, "observed_percentile": below,
+        "inside": inside, "observed_percentile": below})
+    if (rows.comparison != "").any():
         # comparison rows (data/README.md): the arm compared with, the published direction,
-        # and how often a virtual study of this size finds it (percent)
-        "versus": rows.versus, "comparison": rows.comparison,
-        "chance_of_finding": chance})
+        # and how often a virtual study of this size finds it (percent); only where a row
+        # compares (a check's table, and the validation records built on it, keep their
+        # columns otherwise)
+        table["versus"], table["comparison"] = rows.versus, rows.comparison
+        table["chance_of_finding"] = chance
+    return table
 
 
 #: the stream of a comparison row's bootstrap (seeded by the trial seed, replicate and line)
@@ -1176,6 +1180,17 @@ COMPARISON_RESAMPLES = 60
 NORMAL = __import__("statistics").NormalDist()
 #: the z of a difference between two arms without spread (every bootstrap the same)
 DECISIVE_Z = 1e6
+
+
+def _comparison_key(row) -> int:
+    """A comparison row's bootstrap stream: what it compares (arms, endpoint, threshold, day,
+    statistic), not its line, so two rows comparing the same thing (a published "higher"
+    and its opposite) see the same virtual studies' z."""
+    import zlib
+
+    text = "|".join(str(v) for v in (row.arm, row.versus, row.endpoint, row.threshold,
+                                      row.day, row.statistic))
+    return zlib.crc32(text.encode())
 
 
 def comparison_z(read: Reader, read_versus: Reader, arm: pd.DataFrame, versus: pd.DataFrame,

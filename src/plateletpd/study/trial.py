@@ -1937,6 +1937,25 @@ def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]
     return columns
 
 
+def difference_means(spec: TrialSpec | None) -> list[tuple[str, str]]:
+    """(patient column, what it is) of the counts differences.csv compares as means besides
+    the day-14 count: the nadir and the counts at ``[response] at_visits`` days (a user
+    test, 2026-12-05, wanted the nadir and the day-5/7/10 means of a comparative abstract)."""
+    means = [("nadir", "nadir (lowest count over follow-up)")]
+    if spec is not None:
+        means += [(column, f"the count at the visit of day {day:g}")
+                  for day, column in visit_count_days(spec.response)]
+    return means
+
+
+def difference_shares(spec: TrialSpec | None) -> list[tuple[str, str]]:
+    """(patient column, what it is) of yes/no outcomes differences.csv compares besides the
+    response: the share transfused, where an arm has a rescue rule."""
+    if spec is not None and any(design.rescue is not None for design in spec.arms):
+        return [("transfusions", "transfused at least once (rescue rule)")]
+    return []
+
+
 def difference_flags(response: dict) -> list[tuple[str, str]]:
     """(flag column, what it is) of the trial's own response endpoints that differences.csv
     compares between arms besides the response: counts at visits, responses by more days,
@@ -1986,6 +2005,19 @@ def _differences(subjects: pd.DataFrame, reference: str,
             row.update(_estimate(f"{column}_difference_pct_points", 100 * (q1 - q0),
                                  100 * (q1 - q0 - Z95 * se_flag),
                                  100 * (q1 - q0 + Z95 * se_flag)))
+        for column, _ in difference_means(spec):
+            one, zero = table[column].astype(float).dropna(), base[column].astype(float).dropna()
+            mean = one.mean() - zero.mean()
+            half = Z95 * math.sqrt(one.var() / len(one) + zero.var() / len(zero)) \
+                if len(one) > 1 and len(zero) > 1 else math.nan
+            row.update(_estimate(f"{column}_difference", mean, mean - half, mean + half))
+        for column, _ in difference_shares(spec):
+            q1 = float((table[column].astype(float) > 0).mean())
+            q0 = float((base[column].astype(float) > 0).mean())
+            se_share = math.sqrt(q1 * (1 - q1) / n1 + q0 * (1 - q0) / n0)
+            row.update(_estimate(f"{column}_share_difference_pct_points", 100 * (q1 - q0),
+                                 100 * (q1 - q0 - Z95 * se_share),
+                                 100 * (q1 - q0 + Z95 * se_share)))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -2033,6 +2065,20 @@ def _paired_differences(spec: TrialSpec, subjects: pd.DataFrame) -> pd.DataFrame
             centre = float(change.mean())
             width = Z95 * float(change.std(ddof=0)) / math.sqrt(n)
             row.update(_estimate(f"{column}_difference_pct_points", 100 * centre,
+                                 100 * (centre - width), 100 * (centre + width)))
+        for column, _ in difference_means(spec):  # paired t, as the day-14 count
+            change = (table[column].astype(float) - base[column].astype(float)).dropna()
+            centre = float(change.mean()) if len(change) else math.nan
+            width = float(stats.t.ppf(0.975, len(change) - 1) * change.std(ddof=1)
+                          / math.sqrt(len(change))) if len(change) > 1 else math.nan
+            row.update(_estimate(f"{column}_difference", centre, centre - width,
+                                 centre + width))
+        for column, _ in difference_shares(spec):
+            change = (table[column].astype(float) > 0).astype(float) - \
+                (base[column].astype(float) > 0).astype(float)
+            centre = float(change.mean())
+            width = Z95 * float(change.std(ddof=0)) / math.sqrt(n)
+            row.update(_estimate(f"{column}_share_difference_pct_points", 100 * centre,
                                  100 * (centre - width), 100 * (centre + width)))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -2118,6 +2164,17 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
     rows += [("differences.csv", *arm), ("differences.csv", "versus", "", "the reference arm")]
     rows += [("differences.csv", *c) for c in (_PAIRED_DIFFERENCE_COLUMNS if paired else
                                                _DIFFERENCE_COLUMNS)]
+    for column, text in difference_means(spec):
+        rows += [("differences.csv", *c) for c in _estimate_columns(
+            f"{column}_difference", "x10^9/L", f"mean {text} in the arm minus that in the "
+            f"reference arm" + (" (the same patients)" if paired else ""),
+            "paired t" if paired else "normal (Welch)")]
+    for column, text in difference_shares(spec):
+        rows += [("differences.csv", *c) for c in _estimate_columns(
+            f"{column}_share_difference_pct_points", "percentage points",
+            f"share {text} in the arm minus that in the reference arm" + (
+                " (the same patients)" if paired else ""),
+            "paired normal" if paired else "normal (Wald)")]
     for column, text in (difference_flags(spec.response) if spec is not None else []):
         rows += [("differences.csv", *c) for c in _estimate_columns(
             f"{column}_difference_pct_points", "percentage points",
@@ -2338,6 +2395,10 @@ def _difference_table(differences: pd.DataFrame) -> pd.DataFrame:
             _with_interval(differences, "response_difference_pct_points", 1),
         "PLT day 14 difference, x10^9/L [95% CI]":
             _with_interval(differences, "plt_day_14_difference", 1)})
+    for column in differences.columns:
+        if column.endswith("_difference") and column != "plt_day_14_difference":
+            table[f"{column[:-len('_difference')]} difference, x10^9/L [95% CI]"] = \
+                _with_interval(differences, column, 1)
     for column in differences.columns:
         if column.endswith("_difference_pct_points") and \
                 column != "response_difference_pct_points":
