@@ -27,7 +27,11 @@ def test_a_bundled_trial_loads_and_its_data_arms_are_in_its_study(path):
     study = spec.extra.get("data_study")
     if study is None:
         return
-    found = [(name.name, set(rows.arm[rows.study == study]))
+    # a data arm is named by its own rows or as a comparison row's versus (an arm whose
+    # publication compared others with it and gave no number of its own: data/README.md)
+    found = [(name.name, set(rows.arm[rows.study == study]) | (
+        set(rows.versus[(rows.study == study) & rows.versus.notna()])
+        if "versus" in rows else set()))
              for name, rows in ((p, pd.read_csv(p)) for p in (DATA, HELD_OUT, ITP))]
     holding = [(name, arms) for name, arms in found if arms]
     assert len(holding) == 1, f"{path.name}: data_study {study!r} must have rows in exactly " \
