@@ -641,3 +641,64 @@ def test_a_few_patients_in_the_tails_of_the_fits_spread_get_the_short_warning():
     matrix[~valid, column] = 99.0
     message = _dropped(spec, spec.arms[0], matrix, valid)
     assert "a few patients in the tails of a wide spread are expected" in message
+
+
+def test_replicate_power_is_the_share_of_intervals_excluding_zero():
+    # a trial's power from its replicate trials: each replicate's differences.csv interval
+    # either excludes 0 (significant at two-sided 5%) or not; three replicates, known ones
+    from plateletpd.study.trial import replicate_power
+
+    def replicate(lower, upper, value):
+        return pd.DataFrame({"arm": ["drug"], "versus": ["control"],
+                             "response_difference_pct_points": [value],
+                             "response_difference_pct_points_lower": [lower],
+                             "response_difference_pct_points_upper": [upper]})
+
+    power = replicate_power([replicate(2.0, 30.0, 16.0), replicate(-5.0, 25.0, 10.0),
+                             replicate(-40.0, -1.0, -20.0)])
+    row = power.iloc[0]
+    assert (row.arm, row.versus, row.quantity) == ("drug", "control",
+                                                   "response_difference_pct_points")
+    assert row.replicates == 3
+    assert row.higher_pct == pytest.approx(100 / 3) and row.lower_pct == pytest.approx(100 / 3)
+    assert row.power_pct == pytest.approx(200 / 3)
+    assert row.mean_difference == pytest.approx(2.0)
+    assert replicate_power([]).empty
+
+
+def test_a_trial_with_replicates_writes_its_power(tmp_path, capsys):
+    # `plateletpd trial --replicates N`: power.csv, every quantity of differences.csv for
+    # each arm against its reference, and the main ones printed
+    from plateletpd.cli import main
+
+    trial = tmp_path / "t.toml"
+    trial.write_text("""
+[trial]
+name = "power"
+seed = 3
+subjects_per_arm = 40
+replicates = 4
+[enrolment]
+chemotherapy = "chemotherapy 1.4 dose d1"
+entry_below = 75
+[response]
+threshold = 100
+by_day = 14
+[[arms]]
+name = "untreated"
+[[arms]]
+name = "rhTPO"
+treatment = ["rhTPO 15000 U"]
+""")
+    assert main(["trial", str(trial), "--out", str(tmp_path / "out")]) == 0
+    assert "power: replicate trials of this size" in capsys.readouterr().out
+    power = pd.read_csv(tmp_path / "out" / "power.csv")
+    assert set(power.arm) == {"rhTPO"} and set(power.versus) == {"untreated"}
+    assert {"response_difference_pct_points", "plt_day_14_difference",
+            "nadir_difference"} <= set(power.quantity)
+    assert (power.replicates == 4).all()
+    assert np.allclose(power.power_pct, power.higher_pct + power.lower_pct)
+    assert power.power_pct.between(0, 100).all()
+    dictionary = pd.read_csv(tmp_path / "out" / "data_dictionary.csv", keep_default_na=False)
+    assert set(dictionary.column[dictionary.file == "power.csv"]) >= {"power_pct",
+                                                                     "quantity"}

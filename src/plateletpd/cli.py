@@ -336,20 +336,29 @@ def _trial_command(args, seen: list[str]) -> int:
                   + course_table(result, cycles_only=True).to_string())
         for flag in rebound_flags(result):
             print(f"plausibility: {flag}")
-        table = None
+        table = power = None
         uncertainty = _run_uncertainty(spec, client) if spec.extra.get("uncertainty") == \
             "fit" else None
         if uncertainty is None and spec.extra.get("replicates", 1) > 1:
             from plateletpd.study.distributed import run_replicates
 
-            table = run_replicates(spec, client, chunk=args.chunk, progress=True)
+            table, power = run_replicates(spec, client, chunk=args.chunk, progress=True,
+                                          power=True)
             spread = table.groupby("arm", sort=False)["response_pct"].describe(
                 percentiles=[0.025, 0.975])[["mean", "2.5%", "97.5%"]]
             print("\nresponse % across replicate trials:\n" + spread.round(1).to_string())
+            if len(power):  # a trial of this size: how often each difference is significant
+                shown = power[power.quantity.isin(["response_difference_pct_points",
+                                                   "plt_day_14_difference",
+                                                   "nadir_difference"])]
+                print("\npower: replicate trials of this size whose 95% interval of the "
+                      "difference excludes 0 (power.csv has every quantity):\n"
+                      + shown[["arm", "versus", "quantity", "power_pct", "higher_pct",
+                               "mean_difference"]].round(1).to_string(index=False))
     if args.out:
-        _write_trial(result, Path(args.out), table, uncertainty, seen)
+        _write_trial(result, Path(args.out), table, uncertainty, seen, power)
         print(f"\nwrote {args.out}/ (report.md, summary.csv, patients.csv/.parquet, "
-              f"differences.csv, {'replicates.csv, ' if table is not None else ''}"
+              f"differences.csv, {'replicates.csv, power.csv, ' if table is not None else ''}"
               f"data_dictionary.csv, 3 figures, "
               f"provenance.json, manifest.json) in {time.perf_counter() - started:.1f} s")
     return 0
@@ -426,14 +435,15 @@ def _run_uncertainty(spec, client=None):
     return uncertainty
 
 
-def _write_trial(result, folder: Path, table, uncertainty, seen=()) -> None:
+def _write_trial(result, folder: Path, table, uncertainty, seen=(), power=None) -> None:
     """The trial folder, with the uncertainty files in it when there are any (one atomic
-    folder either way); ``seen``: the warnings of the run, for its report."""
+    folder either way); ``seen``: the warnings of the run, for its report; ``power``: the
+    replicate trials' power (power.csv)."""
     from plateletpd.io.files import atomic_folder
     from plateletpd.study.trial import write_trial
 
     if uncertainty is None:
-        write_trial(result, folder, replicates=table, run_warnings=seen)
+        write_trial(result, folder, replicates=table, run_warnings=seen, power=power)
         return
     from plateletpd.study.uncertainty import write_uncertainty
 

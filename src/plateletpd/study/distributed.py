@@ -379,9 +379,13 @@ def run_trials_chunked(specs: Sequence[TrialSpec], mapper: Callable, chunk: int 
 
 
 def run_replicates(spec: TrialSpec, client=None, *, chunk: int = CHUNK,
-                   progress: bool = False) -> pd.DataFrame:
+                   progress: bool = False, power: bool = False):
     """:func:`plateletpd.study.trial.run_replicates` with every replicate's chunks on the
-    cluster at once (the same seeds, the same table)."""
+    cluster at once (the same seeds, the same table). ``power``: also each arm's power
+    against the arm it is compared with (:func:`plateletpd.study.trial.replicate_power`),
+    returned as ``(table, power)``."""
+    from plateletpd.study.trial import replicate_power
+
     replicates = spec.extra.get("replicates", 1)
     seeds = [_arm_seed(spec.seed, 10_000 + replicate) for replicate in range(replicates)]
     results = run_trials([replace(spec, seed=seed) for seed in seeds], client, chunk=chunk,
@@ -392,7 +396,10 @@ def run_replicates(spec: TrialSpec, client=None, *, chunk: int = CHUNK,
         summary.insert(0, "replicate", replicate)
         summary.insert(1, "seed", seed)
         frames.append(summary)
-    return pd.concat(frames, ignore_index=True)
+    table = pd.concat(frames, ignore_index=True)
+    if power:
+        return table, replicate_power([result.differences for result in results])
+    return table
 
 
 # ------------------------------------------------------------------------------ cohorts

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -1322,6 +1323,57 @@ def run_replicates(spec: TrialSpec, progress: bool = False) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def replicate_power(differences: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Power of a trial of this size: from each replicate trial's ``differences`` table
+    (differences.csv), per arm and compared quantity, the share of replicates whose 95%
+    interval of the difference excludes 0 (a two-sided test at 5%, the interval's own:
+    Wald or Welch, paired for a paired design), split by direction, and the mean and 2.5th
+    and 97.5th percentiles of the difference across replicates. Sampling alone: the
+    model's point estimates, the patients redrawn."""
+    frames = [table.assign(replicate=i) for i, table in enumerate(differences) if len(table)]
+    if not frames:
+        return pd.DataFrame(columns=["arm", "versus", "quantity", "replicates",
+                                     "power_pct", "higher_pct", "lower_pct",
+                                     "mean_difference", "difference_2.5%",
+                                     "difference_97.5%"])
+    table = pd.concat(frames, ignore_index=True)
+    quantities = [column[:-len("_lower")] for column in table.columns
+                  if column.endswith("_lower") and column[:-len("_lower")] in table.columns]
+    rows = []
+    for (arm, versus), group in table.groupby(["arm", "versus"], sort=False):
+        for quantity in quantities:
+            lower, upper = group[f"{quantity}_lower"], group[f"{quantity}_upper"]
+            known = lower.notna() & upper.notna()
+            if not known.any():
+                continue
+            higher, lower_side = float((lower[known] > 0).mean()), \
+                float((upper[known] < 0).mean())
+            values = group.loc[known, quantity].to_numpy(float)
+            rows.append({"arm": arm, "versus": versus, "quantity": quantity,
+                         "replicates": int(known.sum()),
+                         "power_pct": 100.0 * (higher + lower_side),
+                         "higher_pct": 100.0 * higher, "lower_pct": 100.0 * lower_side,
+                         "mean_difference": float(values.mean()),
+                         "difference_2.5%": float(np.percentile(values, 2.5)),
+                         "difference_97.5%": float(np.percentile(values, 97.5))})
+    return pd.DataFrame(rows)
+
+
+#: power.csv's columns (:func:`replicate_power`)
+POWER_COLUMNS = [
+    ("arm", "", "the arm ([[arms]] name)"),
+    ("versus", "", "the arm it is compared with (its versus, else the reference arm)"),
+    ("quantity", "", "the difference compared, a differences.csv column"),
+    ("replicates", "trials", "replicate trials with an interval for it"),
+    ("power_pct", "percent", "replicate trials whose 95% interval of the difference "
+     "excludes 0 (two-sided 5%)"),
+    ("higher_pct", "percent", "of those, the arm ahead (interval above 0)"),
+    ("lower_pct", "percent", "of those, the arm behind (interval below 0)"),
+    ("mean_difference", "as the quantity", "mean difference across replicate trials"),
+    ("difference_2.5%", "as the quantity", "2.5th percentile across replicate trials"),
+    ("difference_97.5%", "as the quantity", "97.5th percentile across replicate trials")]
+
+
 def _observer(spec: TrialSpec, index: int, patients: np.ndarray):
     """With ``measurement_error``, the measurement ``observe(counts, days, rows=None)`` of
     arm ``index``'s ``patients`` (indices in the arm's cohort; ``rows`` selects some of
@@ -2191,7 +2243,8 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
 
 def write_trial(result: TrialResult, folder: Path,
                 replicates: pd.DataFrame | None = None,
-                run_warnings: tuple[str, ...] | list[str] = ()) -> list[Path]:
+                run_warnings: tuple[str, ...] | list[str] = (),
+                power: pd.DataFrame | None = None) -> list[Path]:
     """Per-patient table, summaries, plots, report, provenance (and ``replicates.csv``) as one
     folder that appears whole or not at all (:func:`plateletpd.io.files.atomic_folder`).
     ``run_warnings``: the text of the warnings the run gave (the report and provenance
@@ -2203,14 +2256,21 @@ def write_trial(result: TrialResult, folder: Path,
                   ("differences.csv", result.differences, False)]
         if replicates is not None:
             tables.append(("replicates.csv", replicates, False))
+        if power is not None:
+            tables.append(("power.csv", power, False))
         atomic_write(staging / "patients.parquet",
                      lambda p: result.subjects.to_parquet(p, index=False))
         if spec.extra.get("course") is not None:
             tables.append(("screening.csv", result.screening, False))
         if spec.extra.get("subgroups"):
             tables.append(("summary_by_subgroup.csv", subgroup_summary(result), False))
-        tables.append(("data_dictionary.csv", data_dictionary(
-            replicates is not None, spec.extra.get("design") == "paired", spec), False))
+        dictionary = data_dictionary(replicates is not None,
+                                     spec.extra.get("design") == "paired", spec)
+        if power is not None:
+            dictionary = pd.concat([dictionary, pd.DataFrame(
+                [("power.csv", *column) for column in POWER_COLUMNS],
+                columns=dictionary.columns)], ignore_index=True)
+        tables.append(("data_dictionary.csv", dictionary, False))
         for name, table, index in tables:
             atomic_write(staging / name, lambda p, t=table, i=index: t.to_csv(p, index=i))
         plots = _plots(result, staging)
