@@ -988,7 +988,6 @@ def _check_response_levels(rows: pd.DataFrame, rule: ResponseRule, where: tuple,
 
 
 # ====================================================================== running and reporting
-@many_batches
 class FitRun(NamedTuple):
     """What :func:`run_fit` returns (unpacks as ``problem, result, predictions``):
     ``problem`` the :class:`FitProblem` (its ``predict(values)`` gives every row at any
@@ -1016,6 +1015,7 @@ class FitRun(NamedTuple):
                 f"{float(self.result.chisqr):.4g} on {len(self.predictions)} rows; {state})")
 
 
+@many_batches
 def run_fit(config_path: str | Path, out: str | Path | None = None, method: str | None = None,
             max_evaluations: int | None = None, verbose: bool = True,
             profile_parameters: bool = True, client=None, progress_every: float = 10.0,
