@@ -706,6 +706,14 @@ def test_comparison_rows_load_and_bad_ones_are_named(tmp_path):
         (2, "versus"), (3, "value"), (4, "comparison"), (5, "versus")]
     assert "two-sided P" in str(error.value) and "compares arm 'rhTPO' with itself" in \
         str(error.value)
+    baseline = tmp_path / "baseline.csv"
+    baseline.write_text(comparison_rows(
+        "rhTPO,rhTPO,50,CIT,start,plt_count,,14,mean,0.05,,,baseline,higher",
+        "rhTPO,rhTPO,50,CIT,start,nadir_plt,,,mean,0.05,,,baseline,higher"))
+    with pytest.raises(OutcomeDataError) as error:
+        load_outcomes(baseline)
+    assert [(line, column) for line, column, _ in error.value.problems] == [(3, "versus")]
+    assert "a plt_count row with its day" in str(error.value)
 
 
 def test_the_bootstrap_z_of_a_mean_difference_agrees_with_welchs():
@@ -721,7 +729,9 @@ def test_the_bootstrap_z_of_a_mean_difference_agrees_with_welchs():
     def read(table):
         return float(table.nadir.mean())
 
-    z, difference = comparison_z(read, read, first, second, np.random.default_rng(1))
+    z, difference, (one, two) = comparison_z(read, read, first, second,
+                                             np.random.default_rng(1))
+    assert (one, two) == (pytest.approx(first.nadir.mean()), pytest.approx(second.nadir.mean()))
     welch = (first.nadir.mean() - second.nadir.mean()) / math.sqrt(
         first.nadir.var() / 50 + second.nadir.var() / 40)
     assert difference == pytest.approx(first.nadir.mean() - second.nadir.mean())
@@ -766,5 +776,74 @@ treatment = ["rhTPO 15000 U"]
     assert table.predicted[2] > 3.29 > table.interval_low[2] - 10  # a z, not a count
     assert 0 <= table.chance_of_finding[4] <= 100
     assert any("line 2 (rhTPO vs untreated, plt_count mean, published higher at P <= "
-               "0.001)" in note for note in result.notes)
+               "0.001): rhTPO (50 patients) against untreated (50 patients" in note
+               for note in result.notes)
     assert "z of the difference rhTPO - untreated" in table.reading[2]
+
+
+def test_a_paired_comparison_with_baseline_agrees_with_the_paired_t():
+    # versus = baseline ("higher than before treatment, P < 0.05", a user test 2026-12-05):
+    # one bootstrap of the patients for both readings, so the standard error is that of the
+    # per-patient change, sqrt(var(change) / n) (the paired t's, analytic), within 15%, and
+    # far below the unpaired one when the counts are correlated
+    from plateletpd.study.check import comparison_z
+
+    rng = np.random.default_rng(5)
+    start = rng.normal(40.0, 15.0, 43)
+    table = pd.DataFrame({"platelets_at_start": start,
+                          "plt_day_14": start + rng.normal(30.0, 10.0, 43)})
+
+    def day14(t):
+        return float(t.plt_day_14.mean())
+
+    def baseline(t):
+        return float(t.platelets_at_start.mean())
+
+    z, difference, _ = comparison_z(day14, baseline, table, None, np.random.default_rng(2))
+    change = table.plt_day_14 - table.platelets_at_start
+    assert difference == pytest.approx(change.mean())
+    assert z == pytest.approx(change.mean() / (change.std() / math.sqrt(43)), rel=0.15)
+    unpaired, _, _ = comparison_z(day14, baseline, table, table, np.random.default_rng(2))
+    assert z > 1.5 * unpaired
+
+
+def test_a_comparison_uses_the_published_size_of_the_arm_compared_with(tmp_path):
+    # a user test (2026-12-05): an arm compared with had no row of its own and was read
+    # whole (all its enrolled virtual patients), a stronger test than the study's. Now
+    # versus_n, else the row's own n; the note says which
+    trial = tmp_path / "t.toml"
+    trial.write_text("""
+[trial]
+name = "cmp"
+seed = 2
+subjects_per_arm = 90
+data_study = "cmp"
+[enrolment]
+chemotherapy = "chemotherapy 1.4 dose d1"
+entry_below = 75
+[response]
+threshold = 100
+by_day = 14
+[[arms]]
+name = "untreated"
+[[arms]]
+name = "rhTPO"
+treatment = ["rhTPO 15000 U"]
+""")
+    header = COMPARISON_HEADER.strip() + ",versus_n\n"
+    source = "illustrative rows of the test (not a publication)"
+    data = tmp_path / "d.csv"
+    data.write_text(header
+                    + f"cmp,rhTPO,rhTPO,20,CIT,start,plt_count,,14,mean,0.05,,,{source},"
+                      f"untreated,higher,\n"
+                    + f"cmp,rhTPO,rhTPO,20,CIT,start,plt_count,,7,mean,0.05,,,{source},"
+                      f"untreated,higher,12\n"
+                    + f"cmp,rhTPO,rhTPO,20,CIT,start,plt_count,,14,mean,0.05,,,{source},"
+                      f"baseline,higher,\n")
+    result = check_trial(pp.load_trial_spec(trial), data, replicates=3)
+    notes = [note for note in result.notes if note.startswith("line ")]
+    assert "rhTPO (20 patients) against untreated (20 patients, as many as the compared " \
+           "arm: give versus_n" in notes[0]
+    assert "against untreated (12 patients)" in notes[1]
+    assert "against its count at the start of treatment" in notes[2]
+    assert result.table.chance_of_finding.notna().all()

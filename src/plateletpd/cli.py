@@ -480,9 +480,13 @@ def command_check(args) -> int:
                                         table.statistic,
                                         table.get("comparison", [""] * len(table)),
                                         table.get("versus", [""] * len(table)))])
-    print(table[["line", "arm", "trial_arm", "endpoint", "threshold", "day", "statistic", "n",
-                 "virtual_n", "observed", "predicted", "interval", "inside"]].to_string(
-        index=False, float_format=lambda v: f"{v:.4g}"))
+    columns = ["line", "arm", "trial_arm", "endpoint", "threshold", "day", "statistic", "n",
+               "virtual_n", "observed", "predicted", "interval", "inside"]
+    if "chance_of_finding" in table:  # comparison rows: how often a study finds it (%)
+        table = table.assign(chance=[f"{v:.1f}%" if v == v else "" for v in
+                                     table.chance_of_finding])
+        columns.append("chance")
+    print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     # how each row was read (check.csv's reading column): a user test looked for it here
     print("how each row was read:")
     for line, reading in zip(result.table.line, result.table.reading):
@@ -843,7 +847,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("spec", help="trial file, or the name of a bundled trial")
     check.add_argument("--data", required=True, metavar="DATA.csv",
                        help="outcome table, one published number per row, columns "
-                            + ", ".join(REQUIRED_COLUMNS) + " (evidence, note optional); "
+                            + ", ".join(REQUIRED_COLUMNS) + " (evidence, note optional; "
+                            "versus, comparison and versus_n for a finding published only "
+                            "as a direction and P: data/README.md); "
                             "statistic: percent, proportion, count, mean or median; "
                             "spread_type: " + ", ".join(SPREAD_TYPES) + " or empty; "
                             "endpoint and threshold wording: data/README.md and "

@@ -32,10 +32,12 @@ from plateletpd.errors import PlateletPDError, closest
 
 REQUIRED_COLUMNS = ("study", "arm", "regimen", "n", "population", "day0", "endpoint",
                     "threshold", "day", "statistic", "value", "spread_type", "spread", "source")
-OPTIONAL_COLUMNS = ("evidence", "note", "versus", "comparison")
+OPTIONAL_COLUMNS = ("evidence", "note", "versus", "comparison", "versus_n")
 #: a comparison row ("nadir higher with eltrombopag than without, P = .041"): the arm's
-#: statistic against the ``versus`` arm's, in this direction, at the two-sided P in value
+#: statistic against the ``versus`` arm's (``versus_n`` patients), in this direction, at the
+#: two-sided P in value; ``versus = "baseline"``: against the arm's own count at the start
 COMPARISONS = ("higher", "lower", "no_difference")
+BASELINE = "baseline"
 SPREAD_TYPES = ("SD", "SE", "range")
 MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)  # 1.2533
 DEFAULT_CV = 0.30
@@ -120,7 +122,9 @@ def load_outcomes(source: str | Path | pd.DataFrame, default_cv: float = DEFAULT
     for column in ("comparison", "versus"):  # "" on every row that compares nothing
         result[column] = result[column].fillna("").astype(str).replace("nan", "") \
             if column in result else ""
-    for column in ("n", "day", "value", "observed", "standard_error"):
+    if "versus_n" not in result:
+        result["versus_n"] = math.nan
+    for column in ("n", "day", "value", "observed", "standard_error", "versus_n"):
         result[column] = pd.to_numeric(result[column])
     _question_fractions(result, name)
     return result
@@ -239,10 +243,20 @@ def _comparison_row(row, comparison, versus, endpoint, line, problems):
                          f"{', '.join(COMPARISONS)}"))
     if not versus:
         problems.append((line, "versus", "a comparison row needs versus: the data arm it is "
-                         "compared with, e.g. control"))
+                         "compared with, e.g. control, or baseline (the arm's own count at "
+                         "the start of treatment)"))
     elif versus == row["arm"]:
         problems.append((line, "versus", f"compares arm {versus!r} with itself: name the other "
-                         f"arm"))
+                         f"arm, or versus = baseline for \"higher than before treatment\""))
+    elif versus == BASELINE and (row["endpoint"] != "plt_count" or
+                                 row["day"] in ("", "nan")):
+        problems.append((line, "versus", "versus = baseline compares the count on a day with "
+                         "the same patients' count at the start of treatment: a plt_count "
+                         "row with its day"))
+    versus_n = _number(row, "versus_n", line, problems, minimum=1)
+    if versus_n is not None and versus == BASELINE:
+        problems.append((line, "versus_n", "versus = baseline compares the arm with itself: "
+                         "leave versus_n empty"))
     value = _number(row, "value", line, problems, required=True)
     if value is not None and not 0 < value <= 1:
         problems.append((line, "value", f"a comparison row's value is the two-sided P, within "
@@ -259,8 +273,9 @@ def _comparison_row(row, comparison, versus, endpoint, line, problems):
     if len(problems) > before:
         return None
     return {"observed": value, "standard_error": math.nan, "comparison": comparison,
-            "versus": versus, "standard_error_basis": "a comparison (direction and P): read "
-            "by plateletpd check, not fitted"}
+            "versus": versus, "versus_n": "" if versus_n is None else versus_n,
+            "standard_error_basis": "a comparison (direction and P): read by plateletpd "
+            "check, not fitted"}
 
 
 def _proportion(value, statistic, n, line, problems):

@@ -52,7 +52,7 @@ import pandas as pd
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.display import short_repr
 from plateletpd.io.files import atomic_folder, atomic_write, write_json
-from plateletpd.io.outcomes import bundled_outcomes_path, load_outcomes
+from plateletpd.io.outcomes import BASELINE, bundled_outcomes_path, load_outcomes
 from plateletpd.io.provenance import provenance
 from plateletpd.study.cycles import CYCLE_LEVELS
 from plateletpd.study.endpoints import (RECOVERY_LEVELS, IncidenceEvent, parse_cycles,
@@ -158,7 +158,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     # the lines asked for)
     unmatched: list = []
     # a comparison row's versus arm is read too, though it may have no row of its own
-    compared = rows[rows.comparison != ""]
+    compared = rows[(rows.comparison != "") & (rows.versus != BASELINE)]
     mapping = arm_mapping(spec, pd.concat([rows, compared.assign(arm=compared.versus)],
                                           ignore_index=True), study, source, arm_map,
                           only_mapped or lines is not None,
@@ -178,7 +178,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                              f"{', '.join(map(repr, dict.fromkeys(unmapped.arm)))}; map "
                              f"them (data_arm, --arm-map) or leave those lines out")
     versus_unmapped = rows[(rows.comparison != "") & rows.arm.isin(list(mapping))
-                           & ~rows.versus.isin(list(mapping))]
+                           & ~rows.versus.isin([*mapping, BASELINE])]
     if len(versus_unmapped):
         raise CheckError(f"line(s) {', '.join(map(str, versus_unmapped.line))} of study "
                          f"{study} compare with data arm(s) no trial arm is mapped to: "
@@ -186,18 +186,29 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                          f"map them too (data_arm, --arm-map) or leave those lines out")
     skipped = rows[~rows.arm.isin(list(mapping))]
     rows = rows[rows.arm.isin(list(mapping))].reset_index(drop=True)
-    read = {mapping[arm] for arm in rows.arm} | {mapping[arm] for arm in
-                                                 rows.versus[rows.comparison != ""]}
+    read = {mapping[arm] for arm in rows.arm} | {
+        mapping[arm] for arm in rows.versus[(rows.comparison != "")
+                                            & (rows.versus != BASELINE)]}
     if len(read) < len(spec.arms):
         # only the arms the rows read are simulated, each with its own patients (an ITP
         # user test: --only-mapped-arms ran the unmapped arm too, 2.6 times the time)
         spec = with_arms(spec, read)
     readers = _readers(spec, rows, source, mapping)
-    versus_readers = {index: arm_row_reader(spec, row._replace(arm=row.versus),
-                                            mapping[row.versus])
+    versus_readers = {index: _baseline_reader(row) if row.versus == BASELINE else
+                      arm_row_reader(spec, row._replace(arm=row.versus), mapping[row.versus])
                       for index, row in enumerate(rows.itertuples()) if row.comparison}
-    versus_sizes = {arm: int(n) for arm, n in rows.groupby("arm").n.max().items()
-                    if math.isfinite(n)}
+    own_sizes = {arm: int(n) for arm, n in rows[rows.comparison == ""].groupby("arm")
+                 .n.max().items() if math.isfinite(n)}
+    # the compared arm's size: the row's versus_n, else the largest n of that arm's own
+    # rows, else (an arm with no row of its own) the row's own n, as a study of two arms of
+    # about one size (a user test, 2026-12-05: the whole virtual arm made the test too strong)
+    versus_sizes = {index: (int(row.versus_n) if math.isfinite(row.versus_n) else
+                            own_sizes.get(row.versus, int(row.n) if math.isfinite(row.n)
+                                          else None))
+                    for index, row in enumerate(rows.itertuples()) if row.comparison
+                    and row.versus != BASELINE}
+    versus_used = {index: None for index in versus_sizes}
+    arm_values = {index: np.full((replicates, 2), math.nan) for index in versus_readers}
     replicates = replicates if replicates is not None else (
         spec.extra.get("replicates", 1) if spec.extra.get("replicates", 1) > 1
         else DEFAULT_REPLICATES)
@@ -243,13 +254,20 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
             every_size[index, replicate] = size
             ran[replicate] = True
             if index in versus_readers:  # a comparison: z of the difference
-                other = _row_patients(subjects, spec, mapping[row.versus], row.versus)
-                other = other.iloc[:min(versus_sizes.get(row.versus, len(other)),
-                                        len(other))]
-                values[index, replicate], differences[index][replicate] = comparison_z(
-                    readers[index], versus_readers[index], arm.iloc[:size], other,
-                    np.random.default_rng([spec.seed, replicate, _comparison_key(row),
-                                           COMPARISON_STREAM]))
+                generator = np.random.default_rng([spec.seed, replicate,
+                                                   _comparison_key(row), COMPARISON_STREAM])
+                if row.versus == BASELINE:  # the same patients: a paired bootstrap
+                    other = None
+                else:
+                    other = _row_patients(subjects, spec, mapping[row.versus], row.versus)
+                    wanted = versus_sizes[index] or len(other)
+                    other = other.iloc[:min(wanted, len(other))]
+                    used_before = versus_used[index]
+                    versus_used[index] = len(other) if used_before is None else \
+                        min(used_before, len(other))
+                (values[index, replicate], differences[index][replicate],
+                 arm_values[index][replicate]) = comparison_z(
+                    readers[index], versus_readers[index], arm.iloc[:size], other, generator)
             else:
                 values[index, replicate] = readers[index](arm.iloc[:size])
             if bound[index] is not None and bound[index] in arm:
@@ -269,14 +287,29 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         finite = differences[index][np.isfinite(differences[index])]
         low, middle, high = np.percentile(finite, PERCENTILES) if finite.size else \
             [math.nan] * 3
+        first, second = np.nanmedian(arm_values[index], axis=0) \
+            if np.isfinite(arm_values[index]).any() else (math.nan, math.nan)
+        against = "its count at the start of treatment" if row.versus == BASELINE else (
+            f"{row.versus} ({versus_used[index]} patients"
+            + ("" if math.isfinite(row.versus_n) or row.versus in own_sizes else
+               ", as many as the compared arm: give versus_n for the published size")
+            + ")")
         comparison_notes.append(
             f"line {row.line} ({row.arm} vs {row.versus}, {row.endpoint} {row.statistic}, "
             f"published {row.comparison.replace('_', ' ')}"
             + (f" at P <= {row.value:g}" if row.comparison != "no_difference" else
-               f" at P > {row.value:g}") + f"): a virtual study of this size finds it in "
+               f" at P > {row.value:g}") + f"): {row.arm} ({sizes[index]} patients) against "
+            f"{against}: a virtual study finds it in "
             f"{table.chance_of_finding[index]:.1f}% of the replicates (consistent when at "
-            f"least 2.5%); the difference {row.arm} - {row.versus} is {middle:.3g} [{low:.3g}, "
-            f"{high:.3g}] (median and 95% interval over the replicates)")
+            f"least 2.5%); medians {first:.3g} against {second:.3g}, the difference "
+            f"{middle:.3g} [{low:.3g}, {high:.3g}] (median and 95% interval over the "
+            f"replicates)")
+    if comparison_notes:
+        comparison_notes.append(
+            "comparison rows: a published direction at P < 0.05 is 'inside' whenever the "
+            "model gives a study of its size at least a 2.5% chance of finding it, which "
+            "says little; the chance itself (chance_of_finding) is what to read, and a "
+            "finding the model makes likely is the stronger agreement")
     parameters = "parameters drawn from the fit" if drawn else "the fit's point estimates"
     notes = [f"{replicates} replicate trials ({parameters}); each row's statistic over the "
              f"first n patients its trial arm enrolled"]
@@ -1193,34 +1226,49 @@ def _comparison_key(row) -> int:
     return zlib.crc32(text.encode())
 
 
-def comparison_z(read: Reader, read_versus: Reader, arm: pd.DataFrame, versus: pd.DataFrame,
-                 generator: np.random.Generator) -> tuple[float, float]:
+def comparison_z(read: Reader, read_versus: Reader, arm: pd.DataFrame,
+                 versus: pd.DataFrame | None, generator: np.random.Generator
+                 ) -> tuple[float, float, tuple[float, float]]:
     """(z, difference) of a comparison row in one virtual study: the difference of the
     row's statistic between ``arm`` and ``versus`` (each read by its reader: any statistic
     a check reads, a mean, a median, a Kaplan-Meier median or a proportion) over its
     standard error from :data:`COMPARISON_RESAMPLES` bootstrap resamples of each arm's
     patients, as the study's own test would judge it at its size. NaN where either arm has
     no value."""
+    paired = versus is None  # against the same patients' baseline
+    versus = arm if paired else versus
     first, second = read(arm), read_versus(versus)
     difference = first - second
     if not (math.isfinite(first) and math.isfinite(second)) or not len(arm) or \
             not len(versus):
-        return math.nan, math.nan
+        return math.nan, math.nan, (first, second)
 
-    def spread(table: pd.DataFrame, reader: Reader) -> float:
+    def spread(table: pd.DataFrame, reader) -> float:
         draws = [reader(table.iloc[generator.integers(0, len(table), len(table))])
                  for _ in range(COMPARISON_RESAMPLES)]
         draws = np.asarray(draws, dtype=float)
         draws = draws[np.isfinite(draws)]
         return float(np.var(draws, ddof=1)) if draws.size > 1 else math.nan
 
-    error = math.sqrt(spread(arm, read) + spread(versus, read_versus))
+    if paired:  # one resample of the patients for both readings: the change's spread
+        variance = spread(arm, lambda t: read(t) - read_versus(t))
+    else:
+        variance = spread(arm, read) + spread(versus, read_versus)
+    error = math.sqrt(variance) if math.isfinite(variance) else math.nan
     if not math.isfinite(error):
-        return math.nan, difference
+        return math.nan, difference, (first, second)
     if error == 0.0:
         # no spread in either arm (0% against 100%): as decisive as a test can be
-        return (0.0 if difference == 0 else math.copysign(DECISIVE_Z, difference)), difference
-    return difference / error, difference
+        return (0.0 if difference == 0 else math.copysign(DECISIVE_Z, difference)), \
+            difference, (first, second)
+    return difference / error, difference, (first, second)
+
+
+def _baseline_reader(row) -> Reader:
+    """A ``versus = baseline`` row's other side: the mean (or median) count at the start of
+    treatment of the same patients."""
+    return _column_statistic(row.statistic, "platelets_at_start",
+                             f"{row.statistic} of platelets_at_start")
 
 
 def _as_count(value: float, statistic: str, n: float) -> float:
@@ -1255,11 +1303,23 @@ def plot_check(table: pd.DataFrame, path: str | Path | None = None):
         axis.vlines(x, rows.interval_low, rows.interval_high, color="tab:blue", lw=6,
                     alpha=0.4, label="95% prediction interval")
         axis.plot(x, rows.predicted, "_", color="tab:blue", ms=16, label="predicted median")
+        comparison = rows["comparison"] if "comparison" in rows else \
+            pd.Series("", rows.index)
         for inside, style in ((True, dict(marker="o", color="black")),
                               (False, dict(marker="x", color="red", ms=9))):
-            chosen = rows.inside == inside
+            chosen = (rows.inside == inside) & (comparison == "")
             axis.plot(x[chosen], rows.observed[chosen], ls="none",
                       label="observed" + ("" if inside else " (outside)"), **style)
+        # a comparison's published z is a bound ("at least", "at most", "within"): a
+        # triangle pointing the claim's way, an open diamond for "no difference"
+        for kind, marker in (("higher", "^"), ("lower", "v"), ("no_difference", "D")):
+            for inside, colour in ((True, "black"), (False, "red")):
+                chosen = (comparison == kind) & (rows.inside == inside)
+                if chosen.any():
+                    axis.plot(x[chosen], rows.observed[chosen], ls="none", marker=marker,
+                              color=colour, mfc="none" if kind == "no_difference" else colour,
+                              label=f"published z ({kind.replace('_', ' ')})"
+                              + ("" if inside else ", outside"))
         axis.set_xticks(x, rows.arm, rotation=20, ha="right", fontsize=8)
         axis.set_title(title, fontsize=9)
         axis.grid(alpha=0.3, axis="y")
