@@ -343,3 +343,20 @@ def test_a_new_study_outside_the_bounds_is_redrawn_not_clipped():
             assert tight.replicate(5, r)[0]["chemotherapy_sensitivity"] == wide
             kept += 1
     assert kept >= 5  # about a third of 50
+
+
+def test_the_notes_of_drawn_parameters_leave_out_the_fitted_studies_own_effects():
+    # a user test (2026-12-05) read "chemotherapy_sensitivity_effect_gi_rhil11: drawn
+    # through its one-sided profile" among the notes of a new study and wondered whether
+    # another study's effect applied to theirs; a replicate is a new study, and the notes
+    # say so once
+    from plateletpd.study.uncertainty import TrialUncertainty
+
+    record = json.loads((bundled_fits_dir() / "cit_marrow_reserve_calibration" /
+                         "params.json").read_text())
+    effects = [name for name in record["parameters"] if "_effect_" in name]
+    assert len(effects) == 6  # the six fitted studies (else this proves nothing)
+    drawn = TrialUncertainty.for_trial(load_trial_spec(pp.bundled_trial("yuan2025")))
+    assert not any(name in note for name in effects for note in drawn.notes)
+    assert "with them the 6 fitted studies' own effects" in drawn.notes[0]
+    assert any("each replicate is a new study" in note for note in drawn.notes)

@@ -159,13 +159,24 @@ class ParameterDistribution:
         for name, info in record.get("profiles", {}).items():
             if name in entries:
                 knots, note = _profile_knots(name, info, optimum)
-                notes.append(note)
+                # a fitted study's own effect is drawn with the rest but a replicate is a
+                # new study, so its profile is no news to the reader (a user test,
+                # 2026-12-05, wondered whether other studies' effects applied to theirs)
+                if "_effect_" not in name:
+                    notes.append(note)
                 if knots is not None:
                     profiles[name] = knots
         covariance_only = [n for n in names if n not in profiles]
+        # the fitted studies' own effects are drawn jointly (they are correlated with the
+        # typical value) but a replicate is a new study: named once, not one by one
+        own_effects = [n for n in covariance_only if "_effect_" in n]
+        listed = [n for n in covariance_only if "_effect_" not in n]
         if covariance_only:
             notes.insert(0, f"drawn from the covariance (multivariate normal): "
-                            f"{', '.join(covariance_only)}")
+                            f"{', '.join(listed) or 'nothing else'}" + (
+                                f"; with them the {len(own_effects)} fitted studies' own "
+                                f"effects (correlated with the typical value; none applies "
+                                f"to this trial, a new study)" if own_effects else ""))
         values = [[entries[n][key] for n in names] for key in ("value", "stderr")]
         bounds = [[_bound(entries[n].get(key), default) for n in names]
                   for key, default in (("lower", -np.inf), ("upper", np.inf))]
