@@ -337,6 +337,8 @@ def test_the_arm_table_shows_the_trials_own_response_endpoints_and_unreached_med
     assert not table.astype(str).apply(lambda c: c.str.contains("nan")).any().any()
     # the count at the visit has its interval too (a user test found it bare), and a
     # median whose interval's upper end no curve reaches says so, not "-"
+    # and the visit's mean count (a user test, 2026-12-05, found it only in summary.csv)
+    assert (table["mean PLT day 56"] == result.summary.mean_plt_day_56.round(1)).all()
     visit = table["PLT>=50 on day 56 % [95% CI]"]
     for arm, row in result.summary.iterrows():
         assert visit[arm] == (f"{row.plt_at_least_50_day_56_pct:.1f} "

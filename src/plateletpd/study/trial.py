@@ -2387,6 +2387,10 @@ def arm_table(result: TrialResult) -> pd.DataFrame:
     for level, day, column in visit_levels(response):
         columns[f"PLT>={level:g} on day {day:g} % [95% CI]"] = \
             _with_interval(s, f"{column}_pct", 1)
+    for day, column in visit_count_days(response):  # the at_visits days' mean counts (a
+        # user test, 2026-12-05, found them only in summary.csv)
+        if f"mean_{column}" in s:
+            columns[f"mean PLT day {day:g}"] = s[f"mean_{column}"].round(1)
     if response.get("loss_below") is not None:
         columns[f"median days to PLT<{response['loss_below']:g} after day "
                 f"{response['loss_from_day']:g}"] = _with_interval(s, "median_days_to_loss", 0)
