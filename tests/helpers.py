@@ -77,3 +77,32 @@ def reserve_per_capita_growth(model, parameter_vector, reserves) -> dict:
         y[index] = reserve
         growth[reserve] = rhs(0.0, y, parameter_vector, np.zeros(len(y)))[index] / reserve
     return growth
+
+
+#: a small two-arm trial (untreated against rhTPO 15000 U daily from entry below 75 after one
+#: cycle) for tests of the outputs that compare arms; TRIAL_KEYS: extra [trial] lines
+TWO_ARM_TRIAL = """
+[trial]
+name = "two_arms"
+seed = SEED
+subjects_per_arm = SUBJECTS
+TRIAL_KEYS
+[enrolment]
+chemotherapy = "chemotherapy 1.4 dose d1"
+entry_below = 75
+[response]
+threshold = 100
+by_day = 14
+[[arms]]
+name = "untreated"
+[[arms]]
+name = "rhTPO"
+treatment = ["rhTPO 15000 U"]
+"""
+
+
+def two_arm_trial(path, seed: int, subjects: int, trial_keys: str = ""):
+    """TWO_ARM_TRIAL written to ``path`` with its seed, size and extra [trial] lines."""
+    path.write_text(TWO_ARM_TRIAL.replace("SEED", str(seed)).replace(
+        "SUBJECTS", str(subjects)).replace("TRIAL_KEYS", trial_keys))
+    return path

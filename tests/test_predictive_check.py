@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import two_arm_trial
+
 import plateletpd as pp
 from plateletpd.cli import main
 from plateletpd.io.outcomes import bundled_outcomes_path
@@ -743,25 +745,8 @@ def test_a_check_reads_a_comparison_as_the_chance_a_study_of_its_size_finds_it(t
     # untreated arm's in this model (about +100, tests/test_cit_science.py's Yuan design
     # day-14 means): "higher, P = 0.001" in 50 against 50 must be found in most virtual
     # studies and read as consistent; the opposite claim never, and read as outside
-    trial = tmp_path / "t.toml"
-    trial.write_text("""
-[trial]
-name = "cmp"
-seed = 2
-subjects_per_arm = 90
-data_study = "cmp"
-[enrolment]
-chemotherapy = "chemotherapy 1.4 dose d1"
-entry_below = 75
-[response]
-threshold = 100
-by_day = 14
-[[arms]]
-name = "untreated"
-[[arms]]
-name = "rhTPO"
-treatment = ["rhTPO 15000 U"]
-""")
+    trial = two_arm_trial(tmp_path / "t.toml", seed=2, subjects=90,
+                          trial_keys='data_study = "cmp"')
     data = tmp_path / "d.csv"
     data.write_text(comparison_rows(
         "rhTPO,rhTPO,50,CIT,start,plt_count,,14,mean,0.001,,,untreated,higher",
@@ -811,25 +796,8 @@ def test_a_comparison_uses_the_published_size_of_the_arm_compared_with(tmp_path)
     # a user test (2026-12-05): an arm compared with had no row of its own and was read
     # whole (all its enrolled virtual patients), a stronger test than the study's. Now
     # versus_n, else the row's own n; the note says which
-    trial = tmp_path / "t.toml"
-    trial.write_text("""
-[trial]
-name = "cmp"
-seed = 2
-subjects_per_arm = 90
-data_study = "cmp"
-[enrolment]
-chemotherapy = "chemotherapy 1.4 dose d1"
-entry_below = 75
-[response]
-threshold = 100
-by_day = 14
-[[arms]]
-name = "untreated"
-[[arms]]
-name = "rhTPO"
-treatment = ["rhTPO 15000 U"]
-""")
+    trial = two_arm_trial(tmp_path / "t.toml", seed=2, subjects=90,
+                          trial_keys='data_study = "cmp"')
     header = COMPARISON_HEADER.strip() + ",versus_n\n"
     source = "illustrative rows of the test (not a publication)"
     data = tmp_path / "d.csv"

@@ -10,7 +10,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import one_cycle
+from helpers import one_cycle, two_arm_trial
 
 import plateletpd as pp
 from plateletpd.study.cohort import ArmDesign, ArmResult
@@ -673,25 +673,7 @@ def test_a_trial_with_replicates_writes_its_power(tmp_path, capsys):
     # each arm against its reference, and the main ones printed
     from plateletpd.cli import main
 
-    trial = tmp_path / "t.toml"
-    trial.write_text("""
-[trial]
-name = "power"
-seed = 3
-subjects_per_arm = 40
-replicates = 4
-[enrolment]
-chemotherapy = "chemotherapy 1.4 dose d1"
-entry_below = 75
-[response]
-threshold = 100
-by_day = 14
-[[arms]]
-name = "untreated"
-[[arms]]
-name = "rhTPO"
-treatment = ["rhTPO 15000 U"]
-""")
+    trial = two_arm_trial(tmp_path / "t.toml", seed=3, subjects=40, trial_keys="replicates = 4")
     assert main(["trial", str(trial), "--out", str(tmp_path / "out")]) == 0
     assert "power: replicate trials of this size" in capsys.readouterr().out
     power = pd.read_csv(tmp_path / "out" / "power.csv")
