@@ -808,7 +808,10 @@ def test_a_comparison_uses_the_published_size_of_the_arm_compared_with(tmp_path)
                       f"untreated,higher,12\n"
                     + f"cmp,rhTPO,rhTPO,20,CIT,start,plt_count,,14,mean,0.05,,,{source},"
                       f"baseline,higher,\n")
-    result = check_trial(pp.load_trial_spec(trial), data, replicates=3)
+    trial.write_text(trial.read_text().replace("[enrolment]", "replicates = 3\n[enrolment]"))
+    # replicates from the trial file (the call gives none, as the CLI without --replicates)
+    result = check_trial(pp.load_trial_spec(trial), data)
+    assert (result.replicates.groupby("line").replicate.nunique() == 3).all()
     notes = [note for note in result.notes if note.startswith("line ")]
     assert "rhTPO (20 patients) against untreated (20 patients, as many as the compared " \
            "arm: give versus_n" in notes[0]

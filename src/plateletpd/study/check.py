@@ -45,6 +45,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -208,10 +209,10 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                     for index, row in enumerate(rows.itertuples()) if row.comparison
                     and row.versus != BASELINE}
     versus_used = {index: None for index in versus_sizes}
-    arm_values = {index: np.full((replicates, 2), math.nan) for index in versus_readers}
     replicates = replicates if replicates is not None else (
         spec.extra.get("replicates", 1) if spec.extra.get("replicates", 1) > 1
         else DEFAULT_REPLICATES)
+    arm_values = {index: np.full((replicates, 2), math.nan) for index in versus_readers}
     uncertainty = uncertainty or spec.extra.get("uncertainty", "none")
     if uncertainty not in ("none", "fit"):
         raise UncertaintyError(f"uncertainty must be 'none' or 'fit', got {uncertainty!r}")
@@ -1206,11 +1207,12 @@ def _table(rows: pd.DataFrame, mapping: dict, values: np.ndarray,
     return table
 
 
-#: the stream of a comparison row's bootstrap (seeded by the trial seed, replicate and line)
+#: the stream of a comparison row's bootstrap (seeded by the trial seed, the replicate and
+#: what the row compares, :func:`_comparison_key`)
 COMPARISON_STREAM = 0xC0A7
 #: bootstrap resamples of each arm for a comparison row's standard error
 COMPARISON_RESAMPLES = 60
-NORMAL = __import__("statistics").NormalDist()
+NORMAL = NormalDist()
 #: the z of a difference between two arms without spread (every bootstrap the same)
 DECISIVE_Z = 1e6
 
@@ -1229,12 +1231,13 @@ def _comparison_key(row) -> int:
 def comparison_z(read: Reader, read_versus: Reader, arm: pd.DataFrame,
                  versus: pd.DataFrame | None, generator: np.random.Generator
                  ) -> tuple[float, float, tuple[float, float]]:
-    """(z, difference) of a comparison row in one virtual study: the difference of the
-    row's statistic between ``arm`` and ``versus`` (each read by its reader: any statistic
-    a check reads, a mean, a median, a Kaplan-Meier median or a proportion) over its
-    standard error from :data:`COMPARISON_RESAMPLES` bootstrap resamples of each arm's
-    patients, as the study's own test would judge it at its size. NaN where either arm has
-    no value."""
+    """(z, difference, (arm's value, versus's value)) of a comparison row in one virtual
+    study: the difference of the row's statistic between ``arm`` and ``versus`` (each read
+    by its reader: any statistic a check reads, a mean, a median, a Kaplan-Meier median or
+    a proportion) over its standard error from :data:`COMPARISON_RESAMPLES` bootstrap
+    resamples of each arm's patients, as the study's own test would judge it at its size.
+    ``versus`` None: against the same patients (``versus = baseline``), one resample of
+    them for both readings (the paired test). NaN where either arm has no value."""
     paired = versus is None  # against the same patients' baseline
     versus = arm if paired else versus
     first, second = read(arm), read_versus(versus)
