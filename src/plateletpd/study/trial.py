@@ -2213,7 +2213,9 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
         rows += [("summary_by_subgroup.csv", *c) for c in summary_columns(spec)
                  if c[0] not in ("screened", "invalid_parameters")]
     rows += [("summary.csv", *arm)] + [("summary.csv", *c) for c in summary_columns(spec)]
-    rows += [("differences.csv", *arm), ("differences.csv", "versus", "", "the reference arm")]
+    rows += [("differences.csv", *arm), ("differences.csv", "versus", "", "the arm it is "
+                                          "compared with: its [[arms]] versus, else the "
+                                          "reference arm")]
     rows += [("differences.csv", *c) for c in (_PAIRED_DIFFERENCE_COLUMNS if paired else
                                                _DIFFERENCE_COLUMNS)]
     for column, text in difference_means(spec):
