@@ -1010,7 +1010,8 @@ class FitRun(NamedTuple):
             f"{p.name} {p.value:.4g}" + (f" +/- {p.stderr:.2g}" if p.stderr else "")
             for p in varied[:6]) + (f", ... ({len(varied)} varied)" if len(varied) > 6 else "")
         state = "NOT CONVERGED (stopped at its evaluation cap)" if stopped_at_cap(self.result) \
-            else "converged"
+            else "converged" if getattr(self.result, "success", True) else \
+            f"stopped: {getattr(self.result, 'message', 'not converged')}"
         return (f"FitRun({self.problem.model.name}: {estimates}; chi-square "
                 f"{float(self.result.chisqr):.4g} on {len(self.predictions)} rows; {state})")
 
