@@ -959,6 +959,7 @@ def test_differences_compare_the_nadir_visit_counts_and_transfusions(tmp_path):
     for column in ("nadir", "plt_day_5", "plt_day_10"):
         one, zero = arm[column].dropna(), base[column].dropna()
         assert row[f"{column}_difference"] == pytest.approx(one.mean() - zero.mean())
+        # 1.959964: the normal 97.5th percentile (study/statistics.py Z95), Welch's interval
         half = 1.959964 * math.sqrt(one.var() / len(one) + zero.var() / len(zero))
         assert row[f"{column}_difference_upper"] - row[f"{column}_difference"] == \
             pytest.approx(half, rel=1e-4)
