@@ -259,6 +259,42 @@ def test_re_running_one_check_into_a_record_gives_the_record_of_a_full_run(tmp_p
     assert "no validation record" in capsys.readouterr().err
 
 
+def test_a_record_without_comparison_columns_takes_a_re_run_check_with_them(tmp_path):
+    # the comparison columns (versus, comparison, chance_of_finding) exist only where a check
+    # has comparison rows (docs/trial_files.md): a record made before any check had them
+    # merges with a re-run check that has them, and gives the record of a full run; the
+    # reverse too (a re-run without them into a record with them). Two small held-out
+    # checks: Xu 2018 (no comparison rows) and Wang 2025 (comparison rows only)
+    import io
+
+    from plateletpd.study.check import COMPARISON_COLUMNS
+    from plateletpd.study.validation import load_validation_record, merge_validation
+
+    suite = _suite(tmp_path, "".join(
+        f'[[checks]]\ntrial = "{name}"\ndata = "out_of_sample.csv"\nrole = "held out"\n'
+        f'screened = 60\n\n'
+        for name in ("xu2018_rhtpo_rhil11_prophylaxis", "wang2025_hetrombopag_rhil11")))
+    suite.write_text(suite.read_text().replace(
+        "replicates = 2", 'replicates = 2\nuncertainty = "none"'))
+    assert main(["validate", str(suite), "--out", str(tmp_path / "full")]) == 0
+    full = load_validation_record(tmp_path / "full")
+    assert set(COMPARISON_COLUMNS) <= set(full[0].columns)
+    assert full[0].loc[full[0].check == 1, "comparison"].isna().all()
+    # an older record: check 1 alone, made before the comparison columns existed
+    older = (full[0][full[0].check == 1].drop(columns=list(COMPARISON_COLUMNS)), full[1])
+    def as_written(table):  # the record as validation.csv holds it (empty text read as NaN)
+        return pd.read_csv(io.StringIO(table.to_csv(index=False)))
+    merged = merge_validation(older, validate(load_suite(suite), checks=(2,)), 2, "none")
+    pd.testing.assert_frame_equal(as_written(merged.table), full[0], check_dtype=False)
+    # the reverse: check 1 re-run (no comparison rows) into the full record
+    merged = merge_validation(full, validate(load_suite(suite), checks=(1,)), 2, "none")
+    pd.testing.assert_frame_equal(as_written(merged.table), full[0], check_dtype=False)
+    # any other column missing is still another version's record
+    other = (full[0].drop(columns="observed_percentile"), full[1])
+    with pytest.raises(ValidationSuiteError, match="columns differ"):
+        merge_validation(other, validate(load_suite(suite), checks=(2,)), 2, "none")
+
+
 def test_the_itp_suite_checks_every_bundled_itp_trial_and_no_fitted_row_as_held_out():
     # validation/itp_thrombopoiesis.toml (2026-12-04): every ITP trial file that names its
     # study is checked; its calibration rows are the ones scripts/fit_itp_calibration.py

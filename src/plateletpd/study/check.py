@@ -1207,6 +1207,10 @@ def _table(rows: pd.DataFrame, mapping: dict, values: np.ndarray,
     return table
 
 
+#: the columns a check's table has only where it has comparison rows (:func:`_check_table`)
+COMPARISON_COLUMNS = ("versus", "comparison", "chance_of_finding")
+
+
 #: the stream of a comparison row's bootstrap (seeded by the trial seed, the replicate and
 #: what the row compares, :func:`_comparison_key`)
 COMPARISON_STREAM = 0xC0A7

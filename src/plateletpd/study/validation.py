@@ -361,11 +361,23 @@ def merge_validation(record: tuple[pd.DataFrame, dict], result: ValidationResult
     check_record(record, result.suite, rerun, {run["model_hash"] for run in result.runs},
                  replicates, uncertainty)
     kept = [run for run in provenance_record.get("checks", []) if run["check"] not in rerun]
-    if list(table.columns) != list(result.table.columns):
+    from plateletpd.study.check import COMPARISON_COLUMNS
+
+    # the comparison columns exist only where some check has comparison rows: a record
+    # without them merges with a re-run that has them (and the reverse); any other column
+    # that differs means another version made the record
+    def own(columns) -> list:
+        return [c for c in columns if c not in COMPARISON_COLUMNS]
+    if own(table.columns) != own(result.table.columns):
         raise ValidationSuiteError(f"the record's columns differ from this run's (made by "
                                    f"another version): {list(table.columns)}; run every check")
     merged = pd.concat([table[~table.check.isin(rerun)], result.table], ignore_index=True)
     merged = merged.sort_values("check", kind="stable").reset_index(drop=True)
+    comparisons = [c for c in COMPARISON_COLUMNS if c in merged.columns]
+    if comparisons and merged[comparisons].isna().all().all():
+        merged = merged.drop(columns=comparisons)  # as a run without comparison rows
+    else:
+        merged = merged[own(merged.columns) + comparisons]  # as a full run orders them
     runs = sorted(kept + list(result.runs), key=lambda run: run["check"])
 
     def number(note: str) -> int:
