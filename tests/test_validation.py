@@ -289,9 +289,19 @@ def test_a_record_without_comparison_columns_takes_a_re_run_check_with_them(tmp_
     # the reverse: check 1 re-run (no comparison rows) into the full record
     merged = merge_validation(full, validate(load_suite(suite), checks=(1,)), 2, "none")
     pd.testing.assert_frame_equal(as_written(merged.table), full[0], check_dtype=False)
+    # a record made before checks said how they read each row (no `reading` column) keeps
+    # its rows without it: the merged record is the full run's but for those rows' reading
+    oldest = (older[0].drop(columns="reading"), full[1])
+    merged = as_written(merge_validation(oldest, validate(load_suite(suite), checks=(2,)),
+                                         2, "none").table)
+    assert merged.loc[merged.check == 1, "reading"].isna().all()
+    assert merged.loc[merged.check == 2, "reading"].notna().all()
+    pd.testing.assert_frame_equal(merged.drop(columns="reading"),
+                                  full[0].drop(columns="reading"), check_dtype=False)
     # any other column missing is still another version's record
     other = (full[0].drop(columns="observed_percentile"), full[1])
-    with pytest.raises(ValidationSuiteError, match="columns differ"):
+    with pytest.raises(ValidationSuiteError, match="columns differ .*the record lacks "
+                                                   "observed_percentile; run every check"):
         merge_validation(other, validate(load_suite(suite), checks=(2,)), 2, "none")
 
 

@@ -364,20 +364,31 @@ def merge_validation(record: tuple[pd.DataFrame, dict], result: ValidationResult
     from plateletpd.study.check import COMPARISON_COLUMNS
 
     # the comparison columns exist only where some check has comparison rows: a record
-    # without them merges with a re-run that has them (and the reverse); any other column
-    # that differs means another version made the record
+    # without them merges with a re-run that has them (and the reverse). A record made before
+    # checks said how they read each row (the `reading` column, 2026-12-05) keeps its rows
+    # without it. Any other column that differs means another version made the record
+    optional = set(COMPARISON_COLUMNS) | ({"reading"} - set(table.columns))
+
     def own(columns) -> list:
-        return [c for c in columns if c not in COMPARISON_COLUMNS]
+        return [c for c in columns if c not in optional]
     if own(table.columns) != own(result.table.columns):
-        raise ValidationSuiteError(f"the record's columns differ from this run's (made by "
-                                   f"another version): {list(table.columns)}; run every check")
+        lacks = [c for c in own(result.table.columns) if c not in table.columns]
+        extra = [c for c in own(table.columns) if c not in result.table.columns]
+        raise ValidationSuiteError(
+            f"the record's columns differ from this run's (made by another version): "
+            + "; ".join(part for part in (
+                f"the record lacks {', '.join(lacks)}" if lacks else "",
+                f"it has {', '.join(extra)}, which this run does not" if extra else "",
+                "" if lacks or extra else "the same columns in another order") if part)
+            + "; run every check")
     merged = pd.concat([table[~table.check.isin(rerun)], result.table], ignore_index=True)
     merged = merged.sort_values("check", kind="stable").reset_index(drop=True)
     comparisons = [c for c in COMPARISON_COLUMNS if c in merged.columns]
     if comparisons and merged[comparisons].isna().all().all():
         merged = merged.drop(columns=comparisons)  # as a run without comparison rows
     else:
-        merged = merged[own(merged.columns) + comparisons]  # as a full run orders them
+        merged = merged[[c for c in merged.columns if c not in COMPARISON_COLUMNS]
+                        + comparisons]  # as a full run orders them
     runs = sorted(kept + list(result.runs), key=lambda run: run["check"])
 
     def number(note: str) -> int:
