@@ -272,7 +272,8 @@ def _trial_spec(args, response: dict | None = None):
     path = Path(args.spec)
     if not path.exists() and path.suffix != ".toml":
         path = bundled_trial(args.spec)
-    spec = load_trial_spec(path, subjects=args.n, seed=args.seed, response=response)
+    spec = load_trial_spec(path, subjects=args.n, seed=args.seed, response=response,
+                           fit=getattr(args, "fit", None))
     if getattr(args, "day0", None):  # --day0 overrides [response] day0
         from dataclasses import replace
 
@@ -383,6 +384,15 @@ class _recording_warnings:
 
     def __exit__(self, *exc) -> None:
         warnings.showwarning = self.shown
+
+
+FIT_HELP = ("the fit the trial runs on, replacing the file's [trial] fit: \"default\" (the "
+            "model's bundled fit), \"none\" (the model file's values), a bundled fit's name "
+            "or a fit folder (plateletpd fit --out; relative to the working directory)")
+
+
+def _fit_argument(parser, what: str = FIT_HELP) -> None:
+    parser.add_argument("--fit", metavar="FIT", help=what)
 
 
 def _cluster_arguments(parser, chunk: bool = True) -> None:
@@ -515,22 +525,26 @@ def command_validate(args) -> int:
     record = load_validation_record(args.update) if args.update else None
     replicates = args.replicates or suite.replicates
     uncertainty = args.uncertainty or suite.uncertainty
+    from plateletpd.study.trial import fit_override
+
+    fit = None if args.fit is None else fit_override(args.fit)
     if record is not None:  # refused before minutes of checks, not after them
         from plateletpd.study.trial import load_trial_spec
 
         numbers = [n for n in args.check if 1 <= n <= len(suite.checks)]
         check_record(record, suite, set(args.check),
-                     {load_trial_spec(suite.checks[n - 1].trial).model.hash for n in numbers},
-                     replicates, uncertainty)
+                     {load_trial_spec(suite.checks[n - 1].trial, fit=fit).model.hash
+                      for n in numbers},
+                     replicates, uncertainty, fit)
     result = validate(suite, replicates=args.replicates, uncertainty=args.uncertainty,
                       roles=tuple(args.role) if args.role else None, progress=True,
-                      checks=tuple(args.check) if args.check else None)
-    extra = {}
+                      checks=tuple(args.check) if args.check else None, fit=fit)
+    extra = {} if fit is None else {"fit": fit}
     if record is not None:
-        result = merge_validation(record, result, replicates, uncertainty)
-        extra = {"updated_checks": sorted(args.check),
-                 "updated_from": {"record": str(args.update),
-                                  "created": record[1].get("created")}}
+        result = merge_validation(record, result, replicates, uncertainty, fit)
+        extra.update({"updated_checks": sorted(args.check),
+                      "updated_from": {"record": str(args.update),
+                                       "created": record[1].get("created")}})
     table = result.table.assign(interval=[f"[{low:.4g}, {high:.4g}]" for low, high in zip(
         result.table.interval_low, result.table.interval_high)])
     print(f"validation suite {suite.name}: {len(result.runs)} checks, {replicates} "
@@ -835,6 +849,7 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--out", help="output folder")
     _uncertainty_arguments(trial)
     _cluster_arguments(trial)
+    _fit_argument(trial)
     trial.set_defaults(run=command_trial)
 
     check = commands.add_parser(
@@ -876,6 +891,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--out", help="output folder")
     _uncertainty_arguments(check)
     _cluster_arguments(check, chunk=False)
+    _fit_argument(check)
     check.set_defaults(run=command_check)
 
     validation = commands.add_parser(
@@ -906,8 +922,11 @@ def build_parser() -> argparse.ArgumentParser:
                             help="an earlier record (a --out folder, or a kept MODEL.csv with "
                                  "MODEL.provenance.json beside it): the --check checks "
                                  "replace its own, the rest are kept; refused if it was made "
-                                 "with another model, suite, replicates or uncertainty")
+                                 "with another model, suite, replicates, uncertainty or fit")
     validation.add_argument("--out", help="output folder")
+    _fit_argument(validation, "the fit every check runs on, replacing each trial file's "
+                              "[trial] fit (the same choices as plateletpd trial --fit): "
+                              "the suite on a fit made under another assumption")
     validation.set_defaults(run=command_validate)
 
     sweep = commands.add_parser(
@@ -929,6 +948,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seed", type=int, help="random seed (overrides the file)")
     sweep.add_argument("--out", help="output folder")
     _cluster_arguments(sweep)
+    _fit_argument(sweep)
     sweep.set_defaults(run=command_sweep)
 
     sensitivity = commands.add_parser(
@@ -966,6 +986,7 @@ def build_parser() -> argparse.ArgumentParser:
     sensitivity.add_argument("--seed", type=int, help="trial seed (overrides the file)")
     sensitivity.add_argument("--out", help="output folder")
     _cluster_arguments(sensitivity)
+    _fit_argument(sensitivity)
     sensitivity.set_defaults(run=command_sensitivity)
 
     optimise = commands.add_parser(
@@ -1003,6 +1024,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimise.add_argument("--seed", type=int, help="trial seed (overrides the file)")
     optimise.add_argument("--out", help="output folder")
     _cluster_arguments(optimise)
+    _fit_argument(optimise)
     optimise.set_defaults(run=command_optimise)
 
     demo = commands.add_parser(

@@ -436,7 +436,8 @@ TRIAL_SCHEMA = Table({
 
 
 def load_trial_spec(path: str | Path, subjects: int | None = None,
-                    seed: int | None = None, response: Mapping | None = None) -> TrialSpec:
+                    seed: int | None = None, response: Mapping | None = None,
+                    fit: str | None = None) -> TrialSpec:
     """Read and validate a trial file against :data:`TRIAL_SCHEMA` (``path``, or a bundled
     trial's name such as ``"yuan2025"``); errors name the file, the line and the field, and
     say what was expected, what was given and how to fix it.
@@ -445,11 +446,20 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
     (``plateletpd check --response``, a validation check's ``response``): the same trial
     judged by another rule, e.g. the IWG ITP response ``{"threshold": 30, "rise_fold": 2,
     "combine": "all"}`` beside a file's PLT >= 50 (a trial judges one rule; false turns a
-    rule off)."""
+    rule off).
+
+    ``fit``: replaces the file's ``[trial] fit`` (``plateletpd trial --fit``): ``"default"``,
+    ``"none"``, a bundled fit's name or a fit folder (a relative folder is read from the
+    working directory, not the trial file's): the same trial run on another fit, e.g. a fit
+    to in-house data, or a fit made under another assumption (models/cit_marrow_reserve.md,
+    the NSCLC study's unstated threshold)."""
     path = Path(path)
     if not path.exists() and path.suffix != ".toml" and len(path.parts) == 1:
         path = bundled_trial(str(path))  # a bundled trial's name, as the command line takes
     document = Document.read(path, TrialSpecError, "trial file")
+    if fit is not None:
+        document.data["trial"] = {**(document.data.get("trial") or {}),
+                                  "fit": fit_override(fit)}
     if response:
         document.data["response"] = {**(document.data.get("response") or {}),
                                      **dict(response)}
@@ -476,6 +486,27 @@ def _fit_reference(fit: str, trial_path: str) -> str:
         return fit
     beside = Path(trial_path).parent / fit
     return str(beside) if (beside / "params.json").is_file() else fit
+
+
+def fit_override(fit: str) -> str:
+    """A fit given outside a trial file (``--fit``, a validation run's ``fit``): a folder
+    holding a ``params.json`` in the working directory becomes its absolute path, so the
+    trial file's folder is not searched for it; anything else as given (``"default"``,
+    ``"none"``, a bundled fit's name; an unknown one is refused with the choices by
+    :func:`plateletpd.model.library.fitted_values`)."""
+    if not isinstance(fit, str) or not fit.strip():
+        raise TrialSpecError(f"a fit must be \"default\", \"none\", a bundled fit's name or "
+                             f"a fit folder (one holding params.json), got {fit!r}")
+    folder = Path(fit)
+    resolved = str(folder.resolve()) if (folder / "params.json").is_file() else fit
+    if resolved not in ("default", "none"):
+        from plateletpd.model.library import load_fit_record
+
+        try:
+            load_fit_record(resolved)
+        except PlateletPDError as error:
+            raise TrialSpecError(f"--fit {fit}: {error}") from None
+    return resolved
 
 
 def _trial_spec(document: Document, subjects: int | None, seed: int | None,

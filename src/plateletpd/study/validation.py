@@ -196,10 +196,12 @@ def load_suite(path: str | Path) -> ValidationSuite:
 @many_batches
 def validate(suite: ValidationSuite, replicates: int | None = None,
              uncertainty: str | None = None, roles: tuple[str, ...] | None = None,
-             progress: bool = False, checks: tuple[int, ...] | None = None) -> ValidationResult:
+             progress: bool = False, checks: tuple[int, ...] | None = None,
+             fit: str | None = None) -> ValidationResult:
     """Run the suite's checks (only those of ``roles``, and only the check numbers
     ``checks``, 1-based in the suite's order, when given); ``replicates`` and
-    ``uncertainty`` replace the suite's. One failing check stops the run with its trial
+    ``uncertainty`` replace the suite's; ``fit`` replaces every trial file's ``[trial] fit``
+    (:func:`plateletpd.study.trial.load_trial_spec`). One failing check stops the run with its trial
     named: a suite is a statement about a model, not a best effort."""
     import sys
 
@@ -234,7 +236,7 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
         raise ValidationSuiteError(f"no check of {suite.name} has the role(s) {roles}")
     tables, notes, runs, started = [], [], [], time.perf_counter()
     for number, check in chosen:
-        spec = load_trial_spec(check.trial, response=dict(check.response) or None)
+        spec = load_trial_spec(check.trial, response=dict(check.response) or None, fit=fit)
         if check.screened:
             spec = replace(spec, subjects_per_arm=check.screened)
         if progress:
@@ -303,9 +305,11 @@ def load_validation_record(path: str | Path) -> tuple[pd.DataFrame, dict]:
 
 
 def check_record(record: tuple[pd.DataFrame, dict], suite: ValidationSuite, rerun: set[int],
-                 hashes: set[str], replicates: int, uncertainty: str) -> None:
+                 hashes: set[str], replicates: int, uncertainty: str,
+                 fit: str | None = None) -> None:
     """Refuse to merge checks ``rerun`` (made with model ``hashes``) into ``record`` when it
-    was made with another suite, replicate count or uncertainty, when a kept check's model
+    was made with another suite, replicate count, uncertainty or fit (``--fit``: a record
+    without one ran each trial file's own), when a kept check's model
     differs, or when a kept check's trial or data file changed since (by sha256, where
     recorded). Cheap: the command calls it before running any check."""
     provenance_record = record[1]
@@ -313,7 +317,8 @@ def check_record(record: tuple[pd.DataFrame, dict], suite: ValidationSuite, reru
     suite_file = Path(str(provenance_record.get("suite", ""))).name
     if suite_file != Path(suite.path).name:
         problems.append(f"suite {suite_file or '?'} (this run: {Path(suite.path).name})")
-    for key, value in (("replicates", replicates), ("uncertainty", uncertainty)):
+    for key, value in (("replicates", replicates), ("uncertainty", uncertainty),
+                       ("fit", fit)):
         if provenance_record.get(key) != value:
             problems.append(f"{key} {provenance_record.get(key)!r} (this run: {value!r})")
     kept = [run for run in provenance_record.get("checks", []) if run["check"] not in rerun]
@@ -327,7 +332,8 @@ def check_record(record: tuple[pd.DataFrame, dict], suite: ValidationSuite, reru
         number = run["check"]
         if 1 <= number <= len(suite.checks):
             check = suite.checks[number - 1]
-            now = load_trial_spec(check.trial, response=dict(check.response) or None).model.hash
+            now = load_trial_spec(check.trial, response=dict(check.response) or None,
+                                  fit=fit).model.hash
         else:  # a check the suite no longer has: compared with the re-run ones, as before
             now = next(iter(hashes), "")
         if run["model_hash"][:12] != now[:12]:
@@ -350,7 +356,7 @@ def check_record(record: tuple[pd.DataFrame, dict], suite: ValidationSuite, reru
 
 
 def merge_validation(record: tuple[pd.DataFrame, dict], result: ValidationResult,
-                     replicates: int, uncertainty: str) -> ValidationResult:
+                     replicates: int, uncertainty: str, fit: str | None = None) -> ValidationResult:
     """``record`` (:func:`load_validation_record`) with the checks ``result`` ran put in
     place of the record's own: their rows, run records and notes; every other check kept as
     recorded. Refused when the record was made with another suite, replicate count or
@@ -359,7 +365,7 @@ def merge_validation(record: tuple[pd.DataFrame, dict], result: ValidationResult
     table, provenance_record = record
     rerun = {run["check"] for run in result.runs}
     check_record(record, result.suite, rerun, {run["model_hash"] for run in result.runs},
-                 replicates, uncertainty)
+                 replicates, uncertainty, fit)
     kept = [run for run in provenance_record.get("checks", []) if run["check"] not in rerun]
     from plateletpd.study.check import COMPARISON_COLUMNS
 

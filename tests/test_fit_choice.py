@@ -1,0 +1,106 @@
+"""The fit a trial runs on, chosen outside its file (``--fit``; ``load_trial_spec(fit=)``;
+``validate(fit=)``): the same published trial on another fit, e.g. one made to in-house data
+or under another assumption about an unstated definition (models/cit_marrow_reserve.md, "a
+larger reserve share, and the NSCLC study's unstated threshold"). Cheap: no trial is run;
+the values are read from the specs and the fit records."""
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from plateletpd.cli import main
+from plateletpd.model.library import bundled_fits_dir, load_fit_record
+from plateletpd.study.trial import TrialSpecError, load_trial_spec
+from plateletpd.study.validation import (ValidationSuiteError, check_record, load_suite,
+                                         validate)
+
+BUNDLED = "cit_marrow_reserve_calibration"
+
+
+def _value(spec, name: str) -> float:
+    return spec.model.parameters[name].value
+
+
+def test_a_trial_runs_on_the_fit_given_instead_of_its_files(tmp_path, monkeypatch):
+    record = load_fit_record(BUNDLED)["parameters"]
+    own = load_trial_spec("yuan2025")  # its file says fit = "default"
+    assert own.parameters_from.startswith(f"fit {BUNDLED}")
+    assert _value(own, "het_ec50") == pytest.approx(record["het_ec50"]["value"], rel=1e-12)
+
+    # "none": the model file's values, not the fit's
+    bare = load_trial_spec("yuan2025", fit="none")
+    assert bare.parameters_from.startswith("the model file's values")
+    from plateletpd import load_model
+
+    file_value = load_model("cit_marrow_reserve").parameters["het_ec50"].value
+    assert _value(bare, "het_ec50") == pytest.approx(file_value, rel=1e-12)
+    assert file_value != pytest.approx(record["het_ec50"]["value"])  # else this proves nothing
+
+    # a fit folder relative to the working directory (not the trial file's folder): a copy
+    # of the bundled record with one value changed is the one the trial reads
+    copy = tmp_path / "in_house_fit"
+    shutil.copytree(bundled_fits_dir() / BUNDLED, copy)
+    edited = json.loads((copy / "params.json").read_text())
+    edited["parameters"]["het_ec50"]["value"] = 33.0
+    (copy / "params.json").write_text(json.dumps(edited))
+    monkeypatch.chdir(tmp_path)
+    mine = load_trial_spec("yuan2025", fit="in_house_fit")
+    assert _value(mine, "het_ec50") == 33.0
+    # the fit's other values come with it (the chemotherapy damage is the record's)
+    assert _value(mine, "chemotherapy_sensitivity") == pytest.approx(
+        record["chemotherapy_sensitivity"]["value"], rel=1e-12)
+
+
+def test_a_fit_that_does_not_exist_is_refused_naming_the_option(capsys):
+    with pytest.raises(TrialSpecError, match=r"--fit no_such_fit: no fit at 'no_such_fit'.*"
+                                             r"\"default\".*\"none\""):
+        load_trial_spec("yuan2025", fit="no_such_fit")
+    for command in (["trial", "yuan2025", "--n", "10"],
+                    ["validate", "--check", "1"]):
+        capsys.readouterr()
+        assert main([*command, "--fit", "no_such_fit"]) == 2
+        assert "--fit no_such_fit: no fit at" in capsys.readouterr().err
+    # a fit made with another model: said with both models' names
+    with pytest.raises(TrialSpecError, match="made with model 'itp_thrombopoiesis', not "
+                                             "'cit_marrow_reserve'"):
+        load_trial_spec("yuan2025", fit="itp_calibration")
+
+
+@pytest.mark.filterwarnings("ignore:.*no between-patient variability")  # the "none" fit has no CVs
+def test_a_validation_run_on_another_fit_runs_every_check_on_it(monkeypatch):
+    # the checks themselves are replaced by a stand-in that records the spec it was given:
+    # what is tested is that the suite's run hands the fit to every trial it loads
+    import plateletpd.study.check as check_module
+
+    seen = []
+
+    def stand_in(spec, data, **options):
+        seen.append(spec.parameters_from)
+        table = pd.DataFrame({"line": [1], "study": ["s"], "arm": ["a"], "endpoint": ["e"],
+                              "inside": [True]})
+        return SimpleNamespace(table=table, notes=())
+    monkeypatch.setattr(check_module, "check_trial", stand_in)
+    suite = load_suite("cit_marrow_reserve")
+    result = validate(suite, checks=(1, 2), fit="none")
+    assert seen and all(text.startswith("the model file's values") for text in seen)
+    assert [run["parameters_from"] for run in result.runs] == seen
+    seen.clear()
+    validate(suite, checks=(1,))
+    assert seen[0].startswith(f"fit {BUNDLED}")
+
+
+def test_a_record_made_on_another_fit_is_not_merged():
+    # --update puts re-run checks into an earlier record only when both ran on the same fit:
+    # a record without "fit" ran every trial file's own
+    suite = load_suite("cit_marrow_reserve")
+    record = (pd.DataFrame(), {"suite": str(suite.path), "replicates": 40,
+                               "uncertainty": "fit", "checks": []})
+    check_record(record, suite, set(), set(), 40, "fit")  # the same: accepted
+    with pytest.raises(ValidationSuiteError, match=r"fit None \(this run: 'none'\)"):
+        check_record(record, suite, set(), set(), 40, "fit", fit="none")
+    other = (record[0], {**record[1], "fit": str(Path("/somewhere/else"))})
+    with pytest.raises(ValidationSuiteError, match=r"fit '/somewhere/else' \(this run: None\)"):
+        check_record(other, suite, set(), set(), 40, "fit")
