@@ -104,3 +104,37 @@ def test_a_record_made_on_another_fit_is_not_merged():
     other = (record[0], {**record[1], "fit": str(Path("/somewhere/else"))})
     with pytest.raises(ValidationSuiteError, match=r"fit '/somewhere/else' \(this run: None\)"):
         check_record(other, suite, set(), set(), 40, "fit")
+
+
+VARIANT = "cit_marrow_reserve_calibration_nsclc75"
+
+
+def test_the_nsclc75_fit_differs_from_the_bundled_one_only_in_the_nsclc_threshold():
+    # the two bundled CIT fits carry one unstated definition as uncertainty (the NSCLC
+    # self-controlled study's threshold of thrombocytopenia, PMID 21875475: 100 or 75): any
+    # other difference in their configurations would make the pair measure something else
+    import tomllib
+
+    from plateletpd.model.library import default_fit
+
+    base, variant = (tomllib.loads((bundled_fits_dir() / name / "config.toml").read_text())
+                     for name in (BUNDLED, VARIANT))
+    assert variant["fit"]["name"] == VARIANT and base["fit"]["name"] == BUNDLED
+    thresholds = {}
+    for config, label in ((base, "base"), (variant, "variant")):
+        for key in ("name", "description"):
+            config["fit"].pop(key)
+        config.pop("residual_reasons")  # the reasons differ with the residuals they explain
+        for arm in config["arms"]:
+            if arm["study"] == "nsclc_rhtpo_2011":
+                thresholds.setdefault(label, []).append(arm.pop("default_threshold"))
+    assert thresholds == {"base": [100, 100], "variant": [75, 75]}
+    assert base == variant
+    # its record is a fit of that configuration with the same varied parameters, and the
+    # default stays the bundled fit
+    record, bundled = load_fit_record(VARIANT), load_fit_record(BUNDLED)
+    assert record["provenance"]["config"].endswith(f"{VARIANT}/config.toml")
+    assert record["provenance"]["model"]["name"] == "cit_marrow_reserve"
+    assert ({n for n, p in record["parameters"].items() if p["vary"]}
+            == {n for n, p in bundled["parameters"].items() if p["vary"]})
+    assert default_fit("cit_marrow_reserve") == BUNDLED

@@ -134,7 +134,12 @@ def fit_population(name_or_path: str | Path) -> dict:
 
 
 def default_fit(model_name: str) -> str | None:
-    """The bundled fit of ``model_name``, if there is one (simulation commands use it)."""
+    """The bundled fit of ``model_name``, if there is one (simulation commands use it).
+
+    A model may have more than one bundled fit: a variant made under another reading of one
+    assumption is named after the fit it varies, ``<fit>_<variant>``
+    (``cit_marrow_reserve_calibration_nsclc75``), so it sorts after it and is never the
+    default; it is chosen by name (``--fit``, ``[trial] fit``)."""
     import json
 
     for path in sorted(bundled_fits_dir().glob("*/params.json")):
