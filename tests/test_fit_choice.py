@@ -80,13 +80,19 @@ def test_a_validation_run_on_another_fit_runs_every_check_on_it(monkeypatch):
     def stand_in(spec, data, **options):
         seen.append(spec.parameters_from)
         table = pd.DataFrame({"line": [1], "study": ["s"], "arm": ["a"], "endpoint": ["e"],
-                              "inside": [True]})
+                              "observed": [1.0], "predicted": [1.0], "interval_low": [0.0],
+                              "interval_high": [2.0], "inside": [True],
+                              "observed_percentile": [50.0]})
         return SimpleNamespace(table=table, notes=())
     monkeypatch.setattr(check_module, "check_trial", stand_in)
     suite = load_suite("cit_marrow_reserve")
     result = validate(suite, checks=(1, 2), fit="none")
     assert seen and all(text.startswith("the model file's values") for text in seen)
     assert [run["parameters_from"] for run in result.runs] == seen
+    # and its report says so, not only the suite's description (which names the file's fit)
+    from plateletpd.study.validation import validation_markdown
+
+    assert "Parameters: the model file's values (2 checks)." in validation_markdown(result)
     seen.clear()
     validate(suite, checks=(1,))
     assert seen[0].startswith(f"fit {BUNDLED}")

@@ -408,8 +408,15 @@ def merge_validation(record: tuple[pd.DataFrame, dict], result: ValidationResult
 
 def validation_markdown(result: ValidationResult) -> str:
     """The result as a report: the summary per role, then every row by role."""
+    # which values the checks ran on (a suite's description names its trial files' own fit;
+    # --fit runs them on another): each distinct source with its number of checks
+    sources = pd.Series([str(run.get("parameters_from", "?")).split(";")[0]
+                         for run in result.runs]).value_counts(sort=False)
+    used = "; ".join(f"{source} ({count} check{'s' if count > 1 else ''})"
+                     for source, count in sources.items())
     lines = [f"# Validation suite {result.suite.name}", "",
-             result.suite.description or "", "", "![observed percentiles](validation.png)", "",
+             result.suite.description or "", "", f"Parameters: {used}.", "",
+             "![observed percentiles](validation.png)", "",
              "| role | rows | inside the 95% prediction interval | in the central half of "
              "its virtual studies (about half if the intervals are honest) | median observed "
              "percentile |", "|---|---|---|---|---|"]
