@@ -144,3 +144,26 @@ def test_the_nsclc75_fit_differs_from_the_bundled_one_only_in_the_nsclc_threshol
     assert ({n for n, p in record["parameters"].items() if p["vary"]}
             == {n for n, p in bundled["parameters"].items() if p["vary"]})
     assert default_fit("cit_marrow_reserve") == BUNDLED
+
+
+def test_a_trial_report_cites_the_validation_record_of_the_fit_it_ran_on(tmp_path):
+    # a trial run on the 75-reading fit must not present the default fit's validation as
+    # its own: its report cites the record made with `validate --fit` on that fit
+    from plateletpd.study.validation_results import (inside_text, recorded_validation,
+                                                     validation_report_lines)
+    from plateletpd.study.trial import _non_default_fit
+
+    variant_spec = load_trial_spec("yuan2025", fit=VARIANT)
+    assert _non_default_fit(variant_spec) == VARIANT
+    assert _non_default_fit(load_trial_spec("yuan2025")) is None
+    text = "\n".join(validation_report_lines(variant_spec.model, fit=VARIANT))
+    results = Path(__file__).resolve().parents[1] / "validation" / "results"
+    own = pd.read_csv(results / "cit_marrow_reserve_nsclc75.csv")
+    assert f"on fit {VARIANT}" in text and inside_text(own) in text
+    assert "validation/results/cit_marrow_reserve_nsclc75.csv" in text
+    default_table = recorded_validation("cit_marrow_reserve")[0]
+    assert inside_text(default_table) != inside_text(own)  # else the check proves nothing
+    assert inside_text(default_table) not in text
+    # a fit with no record of its own: the default fit's record, said to be another fit's
+    text = "\n".join(validation_report_lines(variant_spec.model, fit=str(tmp_path / "mine")))
+    assert "which has no recorded validation" in text and inside_text(default_table) in text

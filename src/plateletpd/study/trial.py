@@ -2552,7 +2552,18 @@ def _report(result: TrialResult, record: dict) -> str:
         "![response by day](response_by_day.png)", "",
         "Full per-arm summary: `summary.csv`; per patient: `patients.csv` and "
         "`patients.parquet`; every column's unit and meaning: `data_dictionary.csv`.", "",
-        *validation_report_lines(spec.model)])
+        *validation_report_lines(spec.model, fit=_non_default_fit(spec))])
+
+
+def _non_default_fit(spec: TrialSpec) -> str | None:
+    """The fit a trial ran on when it is not its model's default one (whose validation
+    record is the model's own), else None."""
+    from plateletpd.model.library import default_fit
+
+    fit = spec.extra.get("fit")
+    if fit in (None, "default", "none") or fit == default_fit(spec.model.name):
+        return None
+    return str(fit)
 
 
 def _course_report(result: TrialResult) -> list[str]:

@@ -67,16 +67,51 @@ def recorded_validation(model_name: str,
     return pd.read_csv(table_path), json.loads(record_path.read_text())
 
 
-def validation_report_lines(model, folder: Path | None = None) -> list[str]:
-    """A trial report's section on ``model``'s recorded validation (Markdown lines)."""
-    recorded = recorded_validation(model.name, folder)
+def recorded_validation_on_fit(model_name: str, fit: str,
+                                folder: Path | None = None) -> tuple[pd.DataFrame, dict, str] | None:
+    """(table, provenance, file stem) of a record made with ``validate --fit FIT`` on
+    ``model_name``'s trials (its provenance's ``fit`` is ``fit``), or None: the records of a
+    model's variant fits are kept beside its own as ``MODEL_<variant>.csv``."""
+    folder = bundled_folder("validation") / "results" if folder is None else Path(folder)
+    for record_path in sorted(folder.glob(f"{model_name}*.provenance.json")):
+        stem = record_path.name[:-len(".provenance.json")]
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("fit") == fit and (folder / f"{stem}.csv").is_file() and all(
+                run.get("model") == model_name for run in record.get("checks", [])):
+            return pd.read_csv(folder / f"{stem}.csv"), record, stem
+    return None
+
+
+def validation_report_lines(model, folder: Path | None = None,
+                            fit: str | None = None) -> list[str]:
+    """A trial report's section on ``model``'s recorded validation (Markdown lines).
+
+    ``fit``: the fit the trial ran on when it is not the model's default one (a bundled
+    variant fit's name, a folder): the record made on that fit (``validate --fit``) when
+    one is kept, else the default fit's record, said to be of another fit."""
     heading = ["## How far this model has been found to hold", ""]
+    stem, other_fit = model.name, []
+    recorded = None
+    if fit is not None:
+        on_fit = recorded_validation_on_fit(model.name, fit, folder)
+        if on_fit is not None:
+            recorded, stem = on_fit[:2], on_fit[2]
+        else:
+            other_fit = [(f"This trial ran on fit {fit}, which has no recorded validation; "
+                          f"the record below is of {model.name}'s default fit (run "
+                          f"`plateletpd validate --fit {fit}` for its own)."), ""]
+    if recorded is None:
+        recorded = recorded_validation(model.name, folder)
     if recorded is None:
         return heading + [(f"No recorded validation of {model.name}: run `plateletpd "
                            f"validate` with a suite of its published studies."), ""]
     table, record = recorded
-    lines = heading + [(
-        f"Recorded validation of {model.name} ({record.get('created', '?')}; suite "
+    on = f" on fit {record['fit']}" if record.get("fit") else ""
+    lines = heading + other_fit + [(
+        f"Recorded validation of {model.name}{on} ({record.get('created', '?')}; suite "
         f"`validation/{Path(str(record.get('suite', '?'))).name}`, "
         f"{record.get('replicates', '?')} virtual studies of "
         f"each row's size per check, uncertainty {record.get('uncertainty', '?')!r}): rows "
@@ -108,6 +143,6 @@ def validation_report_lines(model, folder: Path | None = None) -> list[str]:
         lines += [(f"This trial's model (hash {model.hash[:12]}) is not the one validated: "
                    f"its file or parameter values differ from those of the record, which "
                    f"describes the model as the suite ran it."), ""]
-    lines += [(f"Every row: `validation/results/{model.name}.csv`; what the model gets "
+    lines += [(f"Every row: `validation/results/{stem}.csv`; what the model gets "
                f"wrong and why: its model card."), ""]
     return lines
