@@ -44,7 +44,7 @@ def test_a_trial_runs_on_the_fit_given_instead_of_its_files(tmp_path, monkeypatc
     copy = tmp_path / "in_house_fit"
     shutil.copytree(bundled_fits_dir() / BUNDLED, copy)
     edited = json.loads((copy / "params.json").read_text())
-    edited["parameters"]["het_ec50"]["value"] = 33.0
+    edited["parameters"]["het_ec50"]["value"] = 33.0  # any value unlike the record's 14.5
     (copy / "params.json").write_text(json.dumps(edited))
     monkeypatch.chdir(tmp_path)
     mine = load_trial_spec("yuan2025", fit="in_house_fit")
@@ -101,7 +101,7 @@ def test_a_validation_run_on_another_fit_runs_every_check_on_it(monkeypatch):
 def test_a_record_made_on_another_fit_is_not_merged():
     # --update puts re-run checks into an earlier record only when both ran on the same fit:
     # a record without "fit" ran every trial file's own
-    suite = load_suite("cit_marrow_reserve")
+    suite = load_suite("cit_marrow_reserve")  # 40 replicates, uncertainty "fit" (its [suite])
     record = (pd.DataFrame(), {"suite": str(suite.path), "replicates": 40,
                                "uncertainty": "fit", "checks": []})
     check_record(record, suite, set(), set(), 40, "fit")  # the same: accepted

@@ -76,12 +76,12 @@ def recorded_validation_on_fit(model_name: str, fit: str,
     for record_path in sorted(folder.glob(f"{model_name}*.provenance.json")):
         stem = record_path.name[:-len(".provenance.json")]
         try:
-            record = json.loads(record_path.read_text())
+            found = recorded_validation(stem, folder)
         except (OSError, ValueError):
             continue
-        if record.get("fit") == fit and (folder / f"{stem}.csv").is_file() and all(
-                run.get("model") == model_name for run in record.get("checks", [])):
-            return pd.read_csv(folder / f"{stem}.csv"), record, stem
+        if found is not None and found[1].get("fit") == fit and all(
+                run.get("model") == model_name for run in found[1].get("checks", [])):
+            return (*found, stem)
     return None
 
 
