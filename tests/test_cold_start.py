@@ -225,6 +225,10 @@ result = pp.simulate(sys.argv[1], "oral 100 mg q12h x4" if small else None, days
 pp.simulate_batch(sys.argv[1], "oral 100 mg q12h x4" if small else None, days=2,
                   covariates={"body_weight": np.full(4, 70.0)} if small else None,
                   n=None if small else 4)
+# then a lock-step cohort
+pp.simulate_batch(sys.argv[1], "oral 100 mg q12h x4" if small else None, days=2,
+                  covariates={"body_weight": np.full(32, 70.0)} if small else None,
+                  n=None if small else 32, solver=pp.DormandPrince853(), execution="lockstep")
 print(json.dumps(result.outputs.tolist()))
 """
 
@@ -247,10 +251,18 @@ def test_a_new_model_on_a_used_installation_compiles_only_its_own_functions(tmp_
     # and its parallel driver, for a trial's patients (it took 88 s for the CIT model's own)
     assert "subjects in parallel, method dopri5, generic integrator" in runs[0].stderr
     assert "solve_batch_dopri5" in runs[0].stderr
+    # and its lock-step driver, for a cohort in lock step (17-25 s for a model's own)
+    assert "lock step, method dop853, generic integrator" in runs[0].stderr
+    assert "solve_batch_lanes" in runs[0].stderr
     report = [line for line in runs[1].stderr.splitlines() if "compiled transit_chain" in line]
-    assert len(report) == 1, runs[1].stderr   # its one-subject run; the batch compiles nothing
+    # its one-subject run, and its lock-step cohort's two functions; the batch compiles nothing
+    assert len(report) == 2, runs[1].stderr
     assert "rhs_hoisted" in report[0] and "solve_subject_dopri5" not in report[0]
     assert "solve_batch_dopri5" not in runs[1].stderr
+    assert "lock step" in report[1] and "rhs_lanes" in report[1]
+    for integrator_part in ("solve_batch_lanes", "solve_group", "dop853_lanes_segment",
+                            "dop853_lane_stages"):
+        assert integrator_part not in runs[1].stderr
 
 
 @needs_jit
@@ -267,6 +279,87 @@ def test_lock_step_subjects_that_leave_their_group_run_through_the_generic_drive
         covariates={"body_weight": 70.0}))
     assert np.array_equal(generic.outputs, inlined.outputs)
     assert np.array_equal(generic.counters, inlined.counters)
+
+
+#: Lock-step cohorts for the generic lock-step driver: the small model with oral doses, lag,
+#: bioavailability and an infusion (input rates inside a group's steps); the marrow-reserve
+#: CIT model with hetrombopag only (its rhTPO and rhIL-11 states idle: the passes skip them)
+#: and two group-uniform tests (its feedback switch, and an exact-powers test that differs
+#: inside a group when the ceiling's exponent does: 2 and 2.5); the CIT model with a group
+#: that disagrees on its feedback switch (integrated one at a time) and one that agrees.
+GENERIC_LOCKSTEP_CASES = {
+    "small model, infusion": (str(MODELS / "one_compartment.toml"),
+                              "oral 100 mg q12h x4 + iv 50 mg over 2h d2", 3.0,
+                              {"elimination_rate": np.linspace(0.05, 0.5, 40)},
+                              {"body_weight": 70.0}),
+    "marrow reserve, idle drug states": (
+        "cit_marrow_reserve", "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22", 42.0,
+        {"platelets_baseline": np.linspace(150.0, 350.0, 20),
+         "mpl_saturation_exponent": np.tile([2.0, 2.5], 10)}, None),
+    "CIT, a group split on its switch": (
+        "cit_thrombopoiesis", "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22", 28.0,
+        {"feedback_mode": np.array([0.0, 1.0, 0.0, 1.0] + [1.0] * 16),
+         "platelets_baseline": np.linspace(150.0, 350.0, 20)}, None),
+}
+
+
+@needs_jit
+@pytest.mark.parametrize("case", list(GENERIC_LOCKSTEP_CASES))
+def test_the_generic_lock_step_driver_gives_the_models_own_results_bit_for_bit(
+        monkeypatch, case):
+    # the generic module's lock-step stage passes are the model's own expressions with the
+    # rows' offsets read at run time instead of written as literals, its step loop the same
+    # template, and the model's rhs_lanes and uniform tests are called by address: the same
+    # floating-point operations in the same order, so the same bits (counters included:
+    # the same steps, rejections and evaluations)
+    model, regimen, days, params, covariates = GENERIC_LOCKSTEP_CASES[case]
+    generic, own = _both_paths(monkeypatch, lambda: pp.simulate_batch(
+        model, regimen, times=np.linspace(0.0, days, 43), params=params,
+        covariates=covariates, solver=pp.DormandPrince853(), execution="lockstep",
+        keep_states=True))
+    assert np.all(own.status == pp.Status.SUCCESS)
+    for name in ("outputs", "states", "counters", "status"):
+        assert np.array_equal(getattr(generic, name), getattr(own, name)), name
+    # lock step did run (the members of a lock-step group share their counters), and the
+    # subjects differ, so equal arrays are not equal by construction
+    # (the split case: its second group, subjects 16-19; its first ran one at a time)
+    locked = own.counters[16:] if case.startswith("CIT") else own.counters[:16]
+    assert np.all(locked == locked[0])
+    assert not np.array_equal(own.outputs[0], own.outputs[-1])
+
+
+@needs_jit
+def test_lock_step_cohorts_use_the_generic_driver_until_they_would_pay_for_the_models_own(
+        monkeypatch, tmp_path):
+    # the generic lock-step driver costs about twice the model's own per subject, whose
+    # compile pays for itself after some 250,000 subjects (benchmarks/README.md): a process
+    # uses the generic one for a model until its lock-step subjects pass
+    # GENERIC_LOCKSTEP_SUBJECTS, then compiles the model's own; `always` keeps the generic
+    from types import SimpleNamespace
+
+    from plateletpd.numerics import kernels
+
+    monkeypatch.setenv("PLATELETPD_GENERIC_INTEGRATOR", "auto")
+    monkeypatch.setattr(kernels, "_LOCKSTEP_SUBJECTS", {})
+    never_compiled = SimpleNamespace(__file__=str(tmp_path / "kernel.py"), __name__="kernel",
+                                     solve_batch_lanes=SimpleNamespace(signatures=[]))
+    other = SimpleNamespace(__file__=str(tmp_path / "other.py"), __name__="other",
+                            solve_batch_lanes=SimpleNamespace(signatures=[]))
+    limit = kernels.GENERIC_LOCKSTEP_SUBJECTS
+
+    def chosen(kernel, subjects):
+        return kernels._generic_first_run(kernel, "solve_batch_lanes", subjects)
+
+    assert chosen(never_compiled, limit // 2) is kernels.generic_kernel()
+    assert chosen(never_compiled, limit // 2) is kernels.generic_kernel()  # at the limit
+    assert chosen(never_compiled, 1) is None          # one more: the model's own
+    assert chosen(other, limit) is kernels.generic_kernel()  # counted per model
+    assert chosen(other, limit + 1) is None            # one large cohort: its own at once
+    assert kernels.many_batches(chosen)(SimpleNamespace(
+        __file__=str(tmp_path / "third.py"), __name__="third",
+        solve_batch_lanes=SimpleNamespace(signatures=[])), 16) is None  # a long run
+    monkeypatch.setenv("PLATELETPD_GENERIC_INTEGRATOR", "always")
+    assert chosen(never_compiled, 10 * limit) is kernels.generic_kernel()
 
 
 @needs_jit

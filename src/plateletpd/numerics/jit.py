@@ -231,3 +231,27 @@ def model_pointers(kernel: ModuleType, n_states: int, n_vector: int, n_outputs: 
 
     return [rhs_pointer, constants_pointer, initial_pointer, outputs_pointer,
             dose_modifiers_pointer]
+
+
+def lane_pointers(kernel: ModuleType, n_states: int, n_vector: int, n_slots: int) -> list:
+    """C-callable wrappers of a kernel module's lock-step functions, for the generic lock-step
+    driver (slots 5 and 6 after :func:`model_pointers`' five): ``rhs_lanes(t, y, q, dydt)``
+    on a group's lane-major arrays (``q``: ``n_vector - n_slots`` rows and the model's
+    ``N_UNIFORM`` test rows of ``LANES`` values, then the ``n_slots`` addresses) and
+    ``uniform_conditions(q, out)`` of one subject's vector. Building them compiles the model's
+    ``rhs_lanes`` (seconds for the CIT model), so they are made only for a lock-step cohort."""
+    rhs_lanes, uniform_conditions = kernel.rhs_lanes, kernel.uniform_conditions
+    width = n_states * kernel.LANES
+    n_uniform = max(kernel.N_UNIFORM, 1)
+    n_q = (n_vector - n_slots + kernel.N_UNIFORM) * kernel.LANES + n_slots
+    options = {"error_model": "numpy"}
+
+    @_cfunc(MODEL_FUNCTION_SIGNATURE, **options)
+    def rhs_lanes_pointer(t, y, q, dydt):
+        rhs_lanes(t, _carray(y, (width,)), _carray(q, (n_q,)), _carray(dydt, (width,)))
+
+    @_cfunc(MODEL_FUNCTION_SIGNATURE, **options)
+    def uniform_conditions_pointer(t, q, out, unused_c):
+        uniform_conditions(_carray(q, (n_vector,)), _carray(out, (n_uniform,)))
+
+    return [rhs_lanes_pointer, uniform_conditions_pointer]

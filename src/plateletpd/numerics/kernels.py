@@ -37,7 +37,7 @@ import numpy as np
 from plateletpd._version import __version__
 from plateletpd.model.codegen import LANES
 from plateletpd.numerics.jit import (NUMBA_VERSION, compile_report, jit_disabled,
-                                     model_pointers, plain_python)
+                                     lane_pointers, model_pointers, plain_python)
 from plateletpd.numerics.solvers import renamed_keyword
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,8 +88,11 @@ def kernel_module_source(model: "Model") -> str:
 
 
 #: Model functions the generic integrator calls by address, in the order of their slots at the
-#: end of its parameter vector (:data:`GENERIC_HEADER`, :func:`plateletpd.numerics.jit.model_pointers`).
-MODEL_SLOTS = 5
+#: end of its parameter vector (:data:`GENERIC_HEADER`, :func:`plateletpd.numerics.jit.model_pointers`):
+#: five for one subject, then the lock-step ones ``rhs_lanes`` and ``uniform_conditions``
+#: (:func:`plateletpd.numerics.jit.lane_pointers`; zero until a lock-step cohort needs them).
+MODEL_SLOTS = 7
+SUBJECT_SLOTS = 5
 
 #: The model part of the generic kernel module: every model function the integrator template
 #: calls is a stub calling the compiled function whose address sits in the last
@@ -102,14 +105,14 @@ import numpy as np
 from plateletpd.numerics.jit import math, njit, prange, CONTRACT, KERNEL_OPTIONS, call_model
 
 N_CONSTANTS = 0
-N_UNIFORM = N_UNIFORM_SWITCHES = 0
+N_UNIFORM = N_UNIFORM_SWITCHES = 0  # the model's: arguments of solve_batch_lanes here
 LANES = 16
 MODEL_SLOTS = {MODEL_SLOTS}
-rhs_lanes = uniform_conditions = None  # no lock step here
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
 def _address(q, k):
+    # a subject's vector, or a lock-step group's lane-major q, which ends with the same slots
     return np.int64(q[q.shape[0] - MODEL_SLOTS + k])
 
 
@@ -140,6 +143,16 @@ def outputs(t, y, q, out):
 def dose_modifiers(q, bioavailability, lag):
     call_model(_address(q, 4), 0.0, q.ctypes.data, bioavailability.ctypes.data,
                lag.ctypes.data)
+
+
+@njit(**KERNEL_OPTIONS)
+def rhs_lanes(t, y, q, dydt):
+    call_model(_address(q, 5), t, y.ctypes.data, q.ctypes.data, dydt.ctypes.data)
+
+
+@njit(**KERNEL_OPTIONS)
+def uniform_conditions(q, out):
+    call_model(_address(q, 6), 0.0, q.ctypes.data, out.ctypes.data, out.ctypes.data)
 """
 
 
@@ -231,13 +244,22 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
      failure) = arrays
     n = params.shape[0]
     if lockstep and n > 1:
-        with compile_report(f"{name}, lock step, method dop853"):
-            kernel.solve_batch_lanes(params, event_time, event_target, event_state,
-                                     event_amount, event_duration, output_times, rtol, atol,
-                                     max_step, max_steps, restart_growth, outputs_out,
-                                     states_out, status, counters,
-                                     np.array([0, kernel.N_STATES], dtype=np.int64)
-                                     if active is None else active)
+        lanes = (event_time, event_target, event_state, event_amount, event_duration,
+                 output_times, rtol, atol, max_step, max_steps, restart_growth, outputs_out,
+                 states_out, status, counters,
+                 np.array([0, kernel.N_STATES], dtype=np.int64) if active is None else active)
+        generic = _generic_first_run(kernel, "solve_batch_lanes", n)
+        if generic is None:
+            with compile_report(f"{name}, lock step, method dop853"):
+                kernel.solve_batch_lanes(params, *lanes)
+            _mark_compiled(kernel, "solve_batch_lanes")
+        else:
+            with compile_report(f"{name}, lock step, method dop853, generic integrator "
+                                "calling the model's functions by address"):
+                generic.solve_batch_lanes(kernel.N_STATES, kernel.N_DOSE_TARGETS,
+                                          kernel.N_UNIFORM, kernel.N_UNIFORM_SWITCHES,
+                                          _generic_parameters(kernel, params, lanes=True),
+                                          *lanes)
         alone = np.flatnonzero(status == integrator.LOCKSTEP_MISMATCH)
         if alone.size:
             part = [params[alone], event_time[alone], event_amount[alone], outputs_out[alone],
@@ -332,14 +354,28 @@ def many_batches(function):
     return run
 
 
-def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
-    """The generic kernel module if this one-subject run should use it, else None.
+#: Lock-step subjects a process integrates per model through the generic lock-step driver
+#: (``auto``) before compiling the model's own: the generic one's stage passes read the
+#: group's width at run time, which LLVM vectorises less well, so it costs 1.9-2.2 times the
+#: CPU per subject of the model's own (about 50-75 us more per subject over 6 weeks), and a
+#: model's own driver compiles in 17-25 s: it pays for itself after 250,000-350,000 subjects
+#: (benchmarks/README.md, "Time to first result").
+GENERIC_LOCKSTEP_SUBJECTS = 100_000
+_LOCKSTEP_SUBJECTS: dict[str, int] = {}
+
+
+def _generic_first_run(kernel: ModuleType, entry: str,
+                       subjects: int = 0) -> ModuleType | None:
+    """The generic kernel module if this run of ``entry`` should use it, else None.
 
     ``PLATELETPD_GENERIC_INTEGRATOR``: ``auto`` (the default: the generic integrator while
-    the model's inlined ``entry`` (one subject, or subjects in parallel) has never been
-    compiled on this machine, so a new model's first ``simulate()`` and first trial compile
-    only its own small functions; its batches cost 12-16% more CPU per subject, so work that
-    runs many (:func:`many_batches`) compiles the model's own driver instead; measured in
+    the model's inlined ``entry`` (one subject, subjects in parallel, or in lock step) has
+    never been compiled on this machine, so a new model's first ``simulate()``, first trial
+    and first lock-step cohort compile only its own small functions; its batches cost 12-16%
+    more CPU per subject (lock step: about twice), so work that runs many
+    (:func:`many_batches`) compiles the model's own driver instead, and so does a process's
+    lock-step cohorts of a model once ``subjects`` (this call's) brings them above
+    :data:`GENERIC_LOCKSTEP_SUBJECTS`; measured in
     benchmarks/README.md, "Time to first result"), ``never`` (always the inlined kernel,
     compiled on first use: how to build it on request; a later ``auto`` run then uses it),
     ``always``. Both give the same results bit for bit (tests/test_cold_start.py). Never
@@ -357,19 +393,30 @@ def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
                              or _marker(kernel, entry).exists()
                              or (_LONG_RUNS[0] and entry.startswith("solve_batch_"))):
         return None
+    if choice == "auto" and entry == "solve_batch_lanes":
+        with _LOCK:
+            total = _LOCKSTEP_SUBJECTS.get(kernel.__name__, 0) + subjects
+            if total > GENERIC_LOCKSTEP_SUBJECTS:
+                return None
+            _LOCKSTEP_SUBJECTS[kernel.__name__] = total
     return generic_kernel()
 
 
-def _generic_parameters(kernel: ModuleType, parameter_vector: np.ndarray) -> np.ndarray:
+def _generic_parameters(kernel: ModuleType, parameter_vector: np.ndarray,
+                        lanes: bool = False) -> np.ndarray:
     """``parameter_vector`` (or each row of a matrix of them), room for the model's
     parameter-only quantities, then the addresses of its compiled functions
-    (:data:`MODEL_SLOTS`): what the generic integrator reads (:data:`GENERIC_HEADER`)."""
+    (:data:`MODEL_SLOTS`): what the generic integrator reads (:data:`GENERIC_HEADER`).
+    ``lanes``: the lock-step functions' too (else their slots are 0)."""
     n_p = parameter_vector.shape[-1]
     n_vector = n_p + kernel.N_CONSTANTS + MODEL_SLOTS
-    pointers = _POINTERS.get(kernel.__name__)
-    if pointers is None:
-        pointers = _POINTERS[kernel.__name__] = model_pointers(
-            kernel, kernel.N_STATES, n_vector, kernel.N_OUTPUTS, kernel.N_DOSE_TARGETS)
+    with _LOCK:
+        pointers = _POINTERS.get(kernel.__name__)
+        if pointers is None:
+            pointers = _POINTERS[kernel.__name__] = model_pointers(
+                kernel, kernel.N_STATES, n_vector, kernel.N_OUTPUTS, kernel.N_DOSE_TARGETS)
+        if lanes and len(pointers) == SUBJECT_SLOTS:
+            pointers += lane_pointers(kernel, kernel.N_STATES, n_vector, MODEL_SLOTS)
     vector = np.zeros(parameter_vector.shape[:-1] + (n_vector,))
     vector[..., :n_p] = parameter_vector
     for k, pointer in enumerate(pointers):
