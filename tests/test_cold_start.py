@@ -329,40 +329,6 @@ def test_the_generic_lock_step_driver_gives_the_models_own_results_bit_for_bit(
 
 
 @needs_jit
-def test_lock_step_cohorts_use_the_generic_driver_until_they_would_pay_for_the_models_own(
-        monkeypatch, tmp_path):
-    # the generic lock-step driver costs about twice the model's own per subject, whose
-    # compile pays for itself after some 250,000 subjects (benchmarks/README.md): a process
-    # uses the generic one for a model until its lock-step subjects pass
-    # GENERIC_LOCKSTEP_SUBJECTS, then compiles the model's own; `always` keeps the generic
-    from types import SimpleNamespace
-
-    from plateletpd.numerics import kernels
-
-    monkeypatch.setenv("PLATELETPD_GENERIC_INTEGRATOR", "auto")
-    monkeypatch.setattr(kernels, "_LOCKSTEP_SUBJECTS", {})
-    never_compiled = SimpleNamespace(__file__=str(tmp_path / "kernel.py"), __name__="kernel",
-                                     solve_batch_lanes=SimpleNamespace(signatures=[]))
-    other = SimpleNamespace(__file__=str(tmp_path / "other.py"), __name__="other",
-                            solve_batch_lanes=SimpleNamespace(signatures=[]))
-    limit = kernels.GENERIC_LOCKSTEP_SUBJECTS
-
-    def chosen(kernel, subjects):
-        return kernels._generic_first_run(kernel, "solve_batch_lanes", subjects)
-
-    assert chosen(never_compiled, limit // 2) is kernels.generic_kernel()
-    assert chosen(never_compiled, limit // 2) is kernels.generic_kernel()  # at the limit
-    assert chosen(never_compiled, 1) is None          # one more: the model's own
-    assert chosen(other, limit) is kernels.generic_kernel()  # counted per model
-    assert chosen(other, limit + 1) is None            # one large cohort: its own at once
-    assert kernels.many_batches(chosen)(SimpleNamespace(
-        __file__=str(tmp_path / "third.py"), __name__="third",
-        solve_batch_lanes=SimpleNamespace(signatures=[])), 16) is None  # a long run
-    monkeypatch.setenv("PLATELETPD_GENERIC_INTEGRATOR", "always")
-    assert chosen(never_compiled, 10 * limit) is kernels.generic_kernel()
-
-
-@needs_jit
 def test_long_runs_use_the_models_own_parallel_driver_and_quick_ones_the_generic_one(
         monkeypatch, tmp_path):
     # the generic driver costs 12-16% more CPU per subject (benchmarks/README.md), so a fit,
@@ -386,6 +352,10 @@ def test_long_runs_use_the_models_own_parallel_driver_and_quick_ones_the_generic
     assert long_run("solve_batch_dopri5") is None
     assert long_run("solve_subject_dopri5") is kernels.generic_kernel()  # one subject alike
     assert chosen("solve_batch_dopri5") is kernels.generic_kernel()  # after the long run
+    # lock step stays generic in a long run: its driver costs what the model's own does
+    # (0.99-1.05 times the CPU per subject, benchmarks/README.md), so no compile pays off
+    never_compiled.solve_batch_lanes = SimpleNamespace(signatures=[])
+    assert long_run("solve_batch_lanes") is kernels.generic_kernel()
     from plateletpd.inference.fitting import run_fit
     from plateletpd.study.optimisation import optimise_dose
     from plateletpd.study.sensitivity import run_sensitivity

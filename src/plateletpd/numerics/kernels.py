@@ -248,7 +248,7 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
                  output_times, rtol, atol, max_step, max_steps, restart_growth, outputs_out,
                  states_out, status, counters,
                  np.array([0, kernel.N_STATES], dtype=np.int64) if active is None else active)
-        generic = _generic_first_run(kernel, "solve_batch_lanes", n)
+        generic = _generic_first_run(kernel, "solve_batch_lanes")
         if generic is None:
             with compile_report(f"{name}, lock step, method dop853"):
                 kernel.solve_batch_lanes(params, *lanes)
@@ -354,29 +354,18 @@ def many_batches(function):
     return run
 
 
-#: Lock-step subjects a process integrates per model through the generic lock-step driver
-#: (``auto``) before compiling the model's own: the generic one's stage passes read the
-#: group's width at run time, which LLVM vectorises less well, so it costs 1.9-2.2 times the
-#: CPU per subject of the model's own (about 50-75 us more per subject over 6 weeks), and a
-#: model's own driver compiles in 17-25 s: it pays for itself after 250,000-350,000 subjects
-#: (benchmarks/README.md, "Time to first result").
-GENERIC_LOCKSTEP_SUBJECTS = 100_000
-_LOCKSTEP_SUBJECTS: dict[str, int] = {}
-
-
-def _generic_first_run(kernel: ModuleType, entry: str,
-                       subjects: int = 0) -> ModuleType | None:
+def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
     """The generic kernel module if this run of ``entry`` should use it, else None.
 
     ``PLATELETPD_GENERIC_INTEGRATOR``: ``auto`` (the default: the generic integrator while
     the model's inlined ``entry`` (one subject, subjects in parallel, or in lock step) has
     never been compiled on this machine, so a new model's first ``simulate()``, first trial
-    and first lock-step cohort compile only its own small functions; its batches cost 12-16%
-    more CPU per subject (lock step: about twice), so work that runs many
-    (:func:`many_batches`) compiles the model's own driver instead, and so does a process's
-    lock-step cohorts of a model once ``subjects`` (this call's) brings them above
-    :data:`GENERIC_LOCKSTEP_SUBJECTS`; measured in
-    benchmarks/README.md, "Time to first result"), ``never`` (always the inlined kernel,
+    and first lock-step cohort compile only its own small functions; its batches of
+    subjects in parallel cost 12-16% more CPU per subject, so work that runs many
+    (:func:`many_batches`) compiles the model's own parallel driver instead; its lock-step
+    driver costs what the model's own does (0.99-1.05 times), so lock step stays on it;
+    measured in benchmarks/README.md, "Time to first result"), ``never`` (always the
+    inlined kernel,
     compiled on first use: how to build it on request; a later ``auto`` run then uses it),
     ``always``. Both give the same results bit for bit (tests/test_cold_start.py). Never
     without JIT."""
@@ -391,14 +380,9 @@ def _generic_first_run(kernel: ModuleType, entry: str,
         return None
     if choice == "auto" and (getattr(kernel, entry).signatures
                              or _marker(kernel, entry).exists()
-                             or (_LONG_RUNS[0] and entry.startswith("solve_batch_"))):
+                             or (_LONG_RUNS[0] and entry.startswith("solve_batch_")
+                                 and entry != "solve_batch_lanes")):
         return None
-    if choice == "auto" and entry == "solve_batch_lanes":
-        with _LOCK:
-            total = _LOCKSTEP_SUBJECTS.get(kernel.__name__, 0) + subjects
-            if total > GENERIC_LOCKSTEP_SUBJECTS:
-                return None
-            _LOCKSTEP_SUBJECTS[kernel.__name__] = total
     return generic_kernel()
 
 
