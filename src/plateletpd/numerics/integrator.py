@@ -38,7 +38,8 @@ their published sources).
   step (one step size, the largest all of them accept), on lane-major flat arrays so the
   model's ``rhs_lanes`` and every stage combination are long vectorisable loops. The stage
   passes themselves are generated per state count (:func:`lockstep_source`, appended to
-  the kernel module after this template).
+  the kernel module after this template), and once more with the group's width read at run
+  time for the generic module (the same expressions, so the same numbers).
 
 Glossary (kernel-local short names): ``h`` step size, ``k1..k7`` stage derivatives,
 ``sk`` error scale ``atol + rtol*|y|``, ``bp`` breakpoint, ``io`` index of the next output.

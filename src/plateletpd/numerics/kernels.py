@@ -9,13 +9,14 @@ travel through arrays, so fits and cohorts never recompile.
 The cache folder is ``$PLATELETPD_CACHE_DIR`` or ``~/.cache/plateletpd`` (falling back to
 the system's temporary folder when that is not writable).
 
-A model's one-subject runs and its batches of subjects in parallel (a trial's patients) use
-the generic integrator instead (:func:`generic_kernel`: the same integrator and parallel
-driver, compiled once per installation, calling the model's compiled functions by address),
-so a new model waits only for its own small functions; the inlined kernel gives the same
-results bit for bit and is used once it is compiled, which happens for lock-step cohorts
-(their stage passes are generated per model) or on request
-(``PLATELETPD_GENERIC_INTEGRATOR=never``). :func:`integrate` chooses.
+A model's one-subject runs, its batches of subjects in parallel (a trial's patients) and its
+lock-step cohorts use the generic integrator instead (:func:`generic_kernel`: the same
+integrator, parallel and lock-step drivers, compiled once per installation, calling the
+model's compiled functions by address; its lock-step stage passes are the model's with the
+group's width read at run time), so a new model waits only for its own small functions; the
+inlined kernel gives the same results bit for bit and is used once it is compiled, which
+happens for work that runs many batches of subjects in parallel (:func:`many_batches`) or on
+request (``PLATELETPD_GENERIC_INTEGRATOR=never``). :func:`integrate` chooses.
 
 ``NUMBA_DISABLE_JIT=1`` runs everything as plain Python (slow, but useful for debugging).
 """
@@ -226,8 +227,9 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
     failure). One subject: ``solve_subject_<form>`` of the method alone, without a parallel
     driver, from the generic kernel while the model's own has never been compiled on this
     machine (:func:`_generic_first_run`). Several: ``solve_batch_<form>`` (the generic
-    module's likewise, :func:`_batch`), or ``solve_batch_lanes`` in lock step (DOP853,
-    always the model's own: its stage passes are generated per state count), after which
+    module's likewise, :func:`_batch`), or ``solve_batch_lanes`` in lock step (DOP853; the
+    generic module's likewise, with the model's ``rhs_lanes`` and ``uniform_conditions``
+    by address), after which
     the subjects of groups that could not run in lock step are integrated one at a time by
     ``solve_batch_dop853``, compiled only when a cohort needs it. Each entry point
     computes the same compiled arithmetic as before they were split, so results are
