@@ -284,9 +284,10 @@ def test_lock_step_subjects_that_leave_their_group_run_through_the_generic_drive
 #: Lock-step cohorts for the generic lock-step driver: the small model with oral doses, lag,
 #: bioavailability and an infusion (input rates inside a group's steps); the marrow-reserve
 #: CIT model with hetrombopag only (its rhTPO and rhIL-11 states idle: the passes skip them)
-#: and two group-uniform tests (its feedback switch, and an exact-powers test that differs
-#: inside a group when the ceiling's exponent does: 2 and 2.5); the CIT model with a group
-#: that disagrees on its feedback switch (integrated one at a time) and one that agrees.
+#: and two group-uniform tests (its feedback switch, and an exact-powers test that holds in
+#: its first group, the ceiling's exponent 2 throughout, and not in its second, 2 and 2.5:
+#: two loop variants of rhs_lanes in one cohort); the CIT model with a group that disagrees
+#: on its feedback switch (integrated one at a time) and one that agrees.
 GENERIC_LOCKSTEP_CASES = {
     "small model, infusion": (str(MODELS / "one_compartment.toml"),
                               "oral 100 mg q12h x4 + iv 50 mg over 2h d2", 3.0,
@@ -295,7 +296,7 @@ GENERIC_LOCKSTEP_CASES = {
     "marrow reserve, idle drug states": (
         "cit_marrow_reserve", "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22", 42.0,
         {"platelets_baseline": np.linspace(150.0, 350.0, 20),
-         "mpl_saturation_exponent": np.tile([2.0, 2.5], 10)}, None),
+         "mpl_saturation_exponent": np.array([2.0] * 16 + [2.0, 2.5, 2.0, 2.5])}, None),
     "CIT, a group split on its switch": (
         "cit_thrombopoiesis", "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22", 28.0,
         {"feedback_mode": np.array([0.0, 1.0, 0.0, 1.0] + [1.0] * 16),
@@ -326,6 +327,40 @@ def test_the_generic_lock_step_driver_gives_the_models_own_results_bit_for_bit(
     locked = own.counters[16:] if case.startswith("CIT") else own.counters[:16]
     assert np.all(locked == locked[0])
     assert not np.array_equal(own.outputs[0], own.outputs[-1])
+
+
+@needs_jit
+def test_a_lock_step_cohort_builds_only_the_loop_variants_its_groups_use():
+    # the marrow model's rhs_lanes has four loop variants (its feedback switch x its
+    # exact-powers test, models/cit_marrow_reserve.toml); the generic lock-step driver builds
+    # those a cohort's groups use, each group's chosen as solve_group chooses it: a group
+    # with the mechanistic feedback and the ceiling's exponent at its declared 2 (exact
+    # powers) uses variant 1 (bits 0b10: 3 - 2), a group with one subject at 2.5 the variant
+    # without exact powers, 3 (the group's minimum), and a group that disagrees on the
+    # switch none (it runs one subject at a time)
+    from plateletpd.numerics import kernels
+
+    model = pp.load_model("cit_marrow_reserve")
+    kernel = kernels.compile_kernel(model)
+    exponent = np.full(48, 2.0)
+    exponent[20] = 2.5
+    feedback = np.zeros(48)
+    feedback[40] = 1.0
+    from plateletpd.simulation.simulate import _subject_matrix  # simulate_batch's matrix
+
+    matrix, valid = _subject_matrix(model, {"mpl_saturation_exponent": exponent,
+                                            "feedback_mode": feedback}, {}, 48,
+                                    np.arange(3.0), False)
+    assert valid.all()
+    generic = kernels.generic_kernel()
+    assert kernels._lane_variants(kernel, generic, matrix).tolist() == [1, 3, -1]
+    vectors = kernels._lane_parameters(kernel, generic, matrix)
+    slots = vectors.shape[1] - kernels.MODEL_SLOTS
+    variant = vectors[0, slots + kernels.FIRST_VARIANT_SLOT:
+                      slots + kernels.FIRST_VARIANT_SLOT + 4]
+    assert variant[0] == variant[2] == 0.0 and variant[1] > 0 and variant[3] > 0  # built: 1, 3
+    chosen = vectors[:, slots + kernels.CHOSEN_SLOT]
+    assert np.all(chosen[:16] == variant[1]) and np.all(chosen[16:32] == variant[3])
 
 
 @needs_jit

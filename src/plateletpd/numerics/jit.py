@@ -233,25 +233,32 @@ def model_pointers(kernel: ModuleType, n_states: int, n_vector: int, n_outputs: 
             dose_modifiers_pointer]
 
 
-def lane_pointers(kernel: ModuleType, n_states: int, n_vector: int, n_slots: int) -> list:
-    """C-callable wrappers of a kernel module's lock-step functions, for the generic lock-step
-    driver (slots 5 and 6 after :func:`model_pointers`' five): ``rhs_lanes(t, y, q, dydt)``
-    on a group's lane-major arrays (``q``: ``n_vector - n_slots`` rows and the model's
-    ``N_UNIFORM`` test rows of ``LANES`` values, then the ``n_slots`` addresses) and
-    ``uniform_conditions(q, out)`` of one subject's vector. Building them compiles the model's
-    ``rhs_lanes`` (seconds for the CIT model), so they are made only for a lock-step cohort."""
-    rhs_lanes, uniform_conditions = kernel.rhs_lanes, kernel.uniform_conditions
-    width = n_states * kernel.LANES
+def uniform_pointer(kernel: ModuleType, n_vector: int):
+    """C-callable wrapper of a kernel module's ``uniform_conditions(q, out)`` (one subject's
+    vector of ``n_vector`` values; ``out``: its ``N_UNIFORM`` group-uniform tests), for the
+    generic lock-step driver and its look at a cohort's loop variants."""
+    uniform_conditions = kernel.uniform_conditions
     n_uniform = max(kernel.N_UNIFORM, 1)
-    n_q = (n_vector - n_slots + kernel.N_UNIFORM) * kernel.LANES + n_slots
-    options = {"error_model": "numpy"}
 
-    @_cfunc(MODEL_FUNCTION_SIGNATURE, **options)
-    def rhs_lanes_pointer(t, y, q, dydt):
-        rhs_lanes(t, _carray(y, (width,)), _carray(q, (n_q,)), _carray(dydt, (width,)))
-
-    @_cfunc(MODEL_FUNCTION_SIGNATURE, **options)
+    @_cfunc(MODEL_FUNCTION_SIGNATURE, error_model="numpy")
     def uniform_conditions_pointer(t, q, out, unused_c):
         uniform_conditions(_carray(q, (n_vector,)), _carray(out, (n_uniform,)))
 
-    return [rhs_lanes_pointer, uniform_conditions_pointer]
+    return uniform_conditions_pointer
+
+
+def lane_variant_pointer(kernel: ModuleType, variant: int, n_vector: int, n_slots: int):
+    """C-callable wrapper of one loop variant of a kernel module's vectorised right-hand side,
+    ``rhs_lanes_v{variant}(t, y, q, dydt)``, on a group's lane-major arrays (``q``:
+    ``n_vector - n_slots`` rows and the model's ``N_UNIFORM`` test rows of ``LANES`` values,
+    then the ``n_slots`` addresses). Building it compiles that variant alone (seconds for the
+    CIT model), so only the variants a lock-step cohort's groups use are built."""
+    rhs = getattr(kernel, f"rhs_lanes_v{variant}")
+    width = kernel.N_STATES * kernel.LANES
+    n_q = (n_vector - n_slots + kernel.N_UNIFORM) * kernel.LANES + n_slots
+
+    @_cfunc(MODEL_FUNCTION_SIGNATURE, error_model="numpy")
+    def rhs_lanes_pointer(t, y, q, dydt):
+        rhs(t, _carray(y, (width,)), _carray(q, (n_q,)), _carray(dydt, (width,)))
+
+    return rhs_lanes_pointer

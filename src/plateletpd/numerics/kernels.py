@@ -36,9 +36,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from plateletpd._version import __version__
-from plateletpd.model.codegen import LANES
+from plateletpd.model.codegen import LANES, MAX_UNIFORM_VARIANTS
 from plateletpd.numerics.jit import (NUMBA_VERSION, compile_report, jit_disabled,
-                                     lane_pointers, model_pointers, plain_python)
+                                     lane_variant_pointer, model_pointers, plain_python,
+                                     uniform_pointer)
 from plateletpd.numerics.solvers import renamed_keyword
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,10 +91,14 @@ def kernel_module_source(model: "Model") -> str:
 
 #: Model functions the generic integrator calls by address, in the order of their slots at the
 #: end of its parameter vector (:data:`GENERIC_HEADER`, :func:`plateletpd.numerics.jit.model_pointers`):
-#: five for one subject, then the lock-step ones ``rhs_lanes`` and ``uniform_conditions``
-#: (:func:`plateletpd.numerics.jit.lane_pointers`; zero until a lock-step cohort needs them).
-MODEL_SLOTS = 7
+#: five for one subject, then for lock step ``uniform_conditions`` (slot 5), the number of
+#: group-uniform tests (slot 6, a count, not an address), the loop variant of ``rhs_lanes``
+#: the subject's lock-step group uses (slot 7; the group's first subject's is read) and the
+#: variants a cohort uses, ``rhs_lanes_v0``, ``rhs_lanes_v1``, ... (slots 8 on; 0 for a
+#: variant not built: :func:`_lane_variants` says which a cohort's groups use).
 SUBJECT_SLOTS = 5
+UNIFORM_SLOT, TESTS_SLOT, CHOSEN_SLOT, FIRST_VARIANT_SLOT = 5, 6, 7, 8
+MODEL_SLOTS = FIRST_VARIANT_SLOT + MAX_UNIFORM_VARIANTS
 
 #: The model part of the generic kernel module: every model function the integrator template
 #: calls is a stub calling the compiled function whose address sits in the last
@@ -148,12 +153,30 @@ def dose_modifiers(q, bioavailability, lag):
 
 @njit(**KERNEL_OPTIONS)
 def rhs_lanes(t, y, q, dydt):
-    call_model(_address(q, 5), t, y.ctypes.data, q.ctypes.data, dydt.ctypes.data)
+    # a group's lane-major q ends with its first subject's slots, whose chosen-variant slot
+    # holds the loop variant of rhs_lanes this group uses (numerics.kernels._lane_variants)
+    call_model(_address(q, {CHOSEN_SLOT}), t, y.ctypes.data, q.ctypes.data, dydt.ctypes.data)
 
 
 @njit(**KERNEL_OPTIONS)
 def uniform_conditions(q, out):
-    call_model(_address(q, 6), 0.0, q.ctypes.data, out.ctypes.data, out.ctypes.data)
+    call_model(_address(q, {UNIFORM_SLOT}), 0.0, q.ctypes.data, out.ctypes.data,
+               out.ctypes.data)
+
+
+@njit(**KERNEL_OPTIONS)
+def uniform_table(params, n_uniform, table):
+    # each subject's group-uniform tests (uniform_conditions after constants), for the loop
+    # variants a lock-step cohort needs (numerics.kernels._lane_variants)
+    q = np.empty(params.shape[1])
+    out = np.empty(max(n_uniform, 1))
+    for subject in range(params.shape[0]):
+        for i in range(params.shape[1]):
+            q[i] = params[subject, i]
+        constants(q)
+        uniform_conditions(q, out)
+        for u in range(n_uniform):
+            table[subject, u] = out[u]
 """
 
 
@@ -260,8 +283,7 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
                                 "calling the model's functions by address"):
                 generic.solve_batch_lanes(kernel.N_STATES, kernel.N_DOSE_TARGETS,
                                           kernel.N_UNIFORM, kernel.N_UNIFORM_SWITCHES,
-                                          _generic_parameters(kernel, params, lanes=True),
-                                          *lanes)
+                                          _lane_parameters(kernel, generic, params), *lanes)
         alone = np.flatnonzero(status == integrator.LOCKSTEP_MISMATCH)
         if alone.size:
             part = [params[alone], event_time[alone], event_amount[alone], outputs_out[alone],
@@ -315,7 +337,7 @@ def _batch(kernel: ModuleType, form: str, method_code: int, what: str, params: n
 
 #: The model functions' C wrappers per kernel module (kept alive: the generic integrator holds
 #: their addresses).
-_POINTERS: dict[str, list] = {}
+_POINTERS: dict[str, dict] = {}
 
 
 def _marker(kernel: ModuleType, entry: str) -> Path:
@@ -389,28 +411,77 @@ def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
 
 
 def _generic_parameters(kernel: ModuleType, parameter_vector: np.ndarray,
-                        lanes: bool = False) -> np.ndarray:
+                        variants: tuple[int, ...] | None = None) -> np.ndarray:
     """``parameter_vector`` (or each row of a matrix of them), room for the model's
     parameter-only quantities, then the addresses of its compiled functions
     (:data:`MODEL_SLOTS`): what the generic integrator reads (:data:`GENERIC_HEADER`).
-    ``lanes``: the lock-step functions' too (else their slots are 0)."""
+    ``variants`` (lock step): the loop variants of ``rhs_lanes`` to build and fill in, with
+    ``uniform_conditions`` and the number of tests; None: the lock-step slots are 0."""
     n_p = parameter_vector.shape[-1]
     n_vector = n_p + kernel.N_CONSTANTS + MODEL_SLOTS
     with _LOCK:
         pointers = _POINTERS.get(kernel.__name__)
         if pointers is None:
-            pointers = _POINTERS[kernel.__name__] = model_pointers(
-                kernel, kernel.N_STATES, n_vector, kernel.N_OUTPUTS, kernel.N_DOSE_TARGETS)
-        if lanes and len(pointers) == SUBJECT_SLOTS:
-            pointers += lane_pointers(kernel, kernel.N_STATES, n_vector, MODEL_SLOTS)
+            pointers = _POINTERS[kernel.__name__] = {"subject": model_pointers(
+                kernel, kernel.N_STATES, n_vector, kernel.N_OUTPUTS, kernel.N_DOSE_TARGETS)}
+        slots = dict(enumerate(pointer.address for pointer in pointers["subject"]))
+        if variants is not None:
+            if "uniform" not in pointers:
+                pointers["uniform"] = uniform_pointer(kernel, n_vector)
+            slots[UNIFORM_SLOT] = pointers["uniform"].address
+            slots[TESTS_SLOT] = kernel.N_UNIFORM
+            for variant in variants:
+                key = f"variant {variant}"
+                if key not in pointers:
+                    pointers[key] = lane_variant_pointer(kernel, variant, n_vector, MODEL_SLOTS)
+                slots[FIRST_VARIANT_SLOT + variant] = pointers[key].address
     vector = np.zeros(parameter_vector.shape[:-1] + (n_vector,))
     vector[..., :n_p] = parameter_vector
-    for k, pointer in enumerate(pointers):
-        address = pointer.address
-        if address >= 2 ** 53:  # not exact as a float64: never on today's 48-bit addresses
-            raise OverflowError(f"function address {address:#x} does not fit a float64")
-        vector[..., n_vector - MODEL_SLOTS + k] = float(address)
+    for k, value in slots.items():
+        if value >= 2 ** 53:  # not exact as a float64: never on today's 48-bit addresses
+            raise OverflowError(f"function address {value:#x} does not fit a float64")
+        vector[..., n_vector - MODEL_SLOTS + k] = float(value)
     return vector
+
+
+def _lane_variants(kernel: ModuleType, generic: ModuleType, params: np.ndarray) -> np.ndarray:
+    """The loop variant of the model's ``rhs_lanes`` each lock-step group of ``params`` uses
+    (``LANES`` subjects each, the last padded with its last subject), as ``solve_group``
+    decides it: the switches' outcome where every member agrees (-1 where they do not: that
+    group runs one subject at a time and never calls it), the exact-powers test's minimum
+    over the group. Variant ``2 ** K - 1 - bits`` for outcome bits ``bits`` of the ``K``
+    tests (:func:`plateletpd.model.codegen._lane_rhs`)."""
+    n_groups = -(-params.shape[0] // LANES)
+    n_tests, n_switches = kernel.N_UNIFORM, kernel.N_UNIFORM_SWITCHES
+    if n_tests == 0:
+        return np.zeros(n_groups, dtype=np.int64)
+    table = np.zeros((params.shape[0], n_tests))
+    generic.uniform_table(_generic_parameters(kernel, params, variants=()), n_tests, table)
+    padded = np.concatenate([table, np.repeat(table[-1:], -len(table) % LANES, axis=0)])
+    groups = padded.reshape(n_groups, LANES, n_tests)
+    switches = groups[:, :, :n_switches]
+    agree = np.all(switches == switches[:, :1, :], axis=(1, 2))
+    outcome = np.concatenate([groups[:, 0, :n_switches], groups[:, :, n_switches:].min(axis=1)],
+                             axis=1) != 0.0
+    bits = (outcome * (1 << np.arange(n_tests))).sum(axis=1)
+    return np.where(agree, (1 << n_tests) - 1 - bits, -1).astype(np.int64)
+
+
+def _lane_parameters(kernel: ModuleType, generic: ModuleType, params: np.ndarray) -> np.ndarray:
+    """:func:`_generic_parameters` for the generic lock-step driver: the loop variants of
+    ``rhs_lanes`` the cohort's groups use built (only those: each is a copy of the model's
+    right-hand side to compile) and each subject's chosen-variant slot set to its group's."""
+    per_group = _lane_variants(kernel, generic, params)
+    used = tuple(int(v) for v in np.unique(per_group[per_group >= 0]))
+    vectors = _generic_parameters(kernel, params, variants=used)
+    slots = vectors.shape[1] - MODEL_SLOTS
+    if used:
+        addresses = vectors[0, slots + FIRST_VARIANT_SLOT:slots + FIRST_VARIANT_SLOT
+                            + MAX_UNIFORM_VARIANTS]
+        # a group that runs one subject at a time never calls it: any built variant's address
+        chosen = addresses[np.where(per_group >= 0, per_group, used[0])]
+        vectors[:, slots + CHOSEN_SLOT] = np.repeat(chosen, LANES)[:params.shape[0]]
+    return vectors
 
 
 def python_rhs(model: "Model"):
