@@ -16,7 +16,9 @@ Generated functions (numba ``@njit``; see ``Model.source``):
   (``uniform_conditions``, ``N_UNIFORM``, ``N_UNIFORM_SWITCHES``; :class:`_UniformTests`);
   its powers, ``exp`` and ``log`` are :mod:`plateletpd.numerics.vectormath`'s (plain arithmetic that
   vectorises, where the C library's functions would stay one scalar call per subject), and
-  multiply-adds may fuse (``fastmath=CONTRACT``);
+  multiply-adds may fuse (``fastmath=CONTRACT``); the same loops once more, one function per
+  variant (``rhs_lanes_v0``, ...; ``N_LANE_VARIANTS``), for the generic lock-step driver,
+  which compiles only those a cohort uses;
 
 A power whose exponent reads parameters only (not states or time) takes an exact cheaper
 form when the exponent is 2, 1/2, 1, -1 or 0 (``x * x``, a square root, ``x``, ``1 / x``,

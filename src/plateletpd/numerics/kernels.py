@@ -251,8 +251,8 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
     driver, from the generic kernel while the model's own has never been compiled on this
     machine (:func:`_generic_first_run`). Several: ``solve_batch_<form>`` (the generic
     module's likewise, :func:`_batch`), or ``solve_batch_lanes`` in lock step (DOP853; the
-    generic module's likewise, with the model's ``rhs_lanes`` and ``uniform_conditions``
-    by address), after which
+    generic module's likewise, with the model's ``uniform_conditions`` and the loop variants
+    of ``rhs_lanes`` its groups use by address, :func:`_lane_parameters`), after which
     the subjects of groups that could not run in lock step are integrated one at a time by
     ``solve_batch_dop853``, compiled only when a cohort needs it. Each entry point
     computes the same compiled arithmetic as before they were split, so results are
