@@ -55,6 +55,9 @@ def main(argv=None) -> int:
     parser.add_argument("--subjects", type=int, default=4000)
     parser.add_argument("--pairs", type=int, default=8, help="alternated timed pairs")
     args = parser.parse_args(argv)
+    if args.pairs < 1 or args.subjects < 2:
+        parser.error(f"--pairs must be at least 1 and --subjects at least 2 (lock step needs "
+                     f"a group), got {args.pairs} and {args.subjects}")
     print(f"CPU: {cpu_model()}; {os.cpu_count()} cores; load {os.getloadavg()}")
     times = np.arange(43.0)
     for name in args.models.split(","):

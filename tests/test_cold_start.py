@@ -353,7 +353,8 @@ def test_a_lock_step_cohort_builds_only_the_loop_variants_its_groups_use():
                                     np.arange(3.0), False)
     assert valid.all()
     generic = kernels.generic_kernel()
-    assert kernels._lane_variants(kernel, generic, matrix).tolist() == [1, 3, -1]
+    vectors = kernels._generic_parameters(kernel, matrix, lanes=True)
+    assert kernels._lane_variants(kernel, generic, vectors).tolist() == [1, 3, -1]
     vectors = kernels._lane_parameters(kernel, generic, matrix)
     slots = vectors.shape[1] - kernels.MODEL_SLOTS
     variant = vectors[0, slots + kernels.FIRST_VARIANT_SLOT:
@@ -388,7 +389,7 @@ def test_long_runs_use_the_models_own_parallel_driver_and_quick_ones_the_generic
     assert long_run("solve_subject_dopri5") is kernels.generic_kernel()  # one subject alike
     assert chosen("solve_batch_dopri5") is kernels.generic_kernel()  # after the long run
     # lock step stays generic in a long run: its driver costs what the model's own does
-    # (0.99-1.05 times the CPU per subject, benchmarks/README.md), so no compile pays off
+    # (0.99-1.07 times the CPU per subject, benchmarks/README.md), so no compile pays off
     never_compiled.solve_batch_lanes = SimpleNamespace(signatures=[])
     assert long_run("solve_batch_lanes") is kernels.generic_kernel()
     from plateletpd.inference.fitting import run_fit

@@ -156,6 +156,11 @@ def test_a_trial_report_cites_the_validation_record_of_the_fit_it_ran_on(tmp_pat
     variant_spec = load_trial_spec("yuan2025", fit=VARIANT)
     assert _non_default_fit(variant_spec) == VARIANT
     assert _non_default_fit(load_trial_spec("yuan2025")) is None
+    # the same bundled fits given as folders are the same fits
+    fits = Path(__file__).resolve().parents[1] / "fits"
+    assert _non_default_fit(load_trial_spec("yuan2025", fit=str(fits / VARIANT))) == VARIANT
+    assert _non_default_fit(load_trial_spec(
+        "yuan2025", fit=str(fits / "cit_marrow_reserve_calibration"))) is None
     text = "\n".join(validation_report_lines(variant_spec.model, fit=VARIANT))
     results = Path(__file__).resolve().parents[1] / "validation" / "results"
     own = pd.read_csv(results / "cit_marrow_reserve_nsclc75.csv")

@@ -79,6 +79,16 @@ def fit_record_hash(name_or_path: str | Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
+def fit_name(name_or_path: str | Path) -> str:
+    """A fit as records name it: a bundled fit's folder (given as a path) is that fit's name,
+    so ``--fit fits/X`` and ``--fit X`` are the same fit; anything else as given."""
+    folder = Path(name_or_path)
+    if (folder / "params.json").is_file() and \
+            folder.resolve().parent == bundled_fits_dir().resolve():
+        return folder.name
+    return str(name_or_path)
+
+
 def load_fit_record(name_or_path: str | Path) -> dict:
     """The whole ``params.json`` of a bundled fit name or a fit folder: every varied
     parameter with its value, standard error, bounds and correlations, the objective, the

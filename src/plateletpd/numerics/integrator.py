@@ -159,11 +159,11 @@ def lockstep_source(n_states: int, lanes: int, generic: bool = False) -> str:
     def k(j):
         return offset(LANE_ROWS["k"] + j)
 
-    def view(start):
-        index = next(i for i in range(N_LANE_ROWS) if offset(i) == start)
-        if generic:  # slices in signed integers (mi), as numba slices
+    def view(index):
+        """Row ``index`` as a slice (generic: in signed integers, ``mi``, as numba slices)."""
+        if generic:
             return f"w[{index} * mi:{index + 1} * mi]"
-        return f"w[{start}:{start + width}]"
+        return f"w[{index * width}:{(index + 1) * width}]"
 
     def dense_row(r):
         return offset(LANE_ROWS["dense"] + r)
@@ -173,8 +173,8 @@ def lockstep_source(n_states: int, lanes: int, generic: bool = False) -> str:
     def stage(s):
         """Stage s's state from y and stage derivatives 0..s-1, then its derivative k[s]."""
         return [*_fused(row["stage"], row["y"], [(a[s, j], k(j)) for j in range(s)], generic),
-                f"    _f_lanes(t + {float(c[s])!r} * h, {view(row['stage'])}, q, rate, "
-                f"has_rate, {view(k(s))}, counters)"]
+                f"    _f_lanes(t + {float(c[s])!r} * h, {view(LANE_ROWS['stage'])}, q, rate, "
+                f"has_rate, {view(LANE_ROWS['k'] + s)}, counters)"]
 
     # generic: the width is the work array's, read at run time (one module for all models)
     width_line = ["    mi = w.shape[0] // N_LANE_ROWS", "    m = np.uint64(mi)"] if generic else []
@@ -190,7 +190,7 @@ def lockstep_source(n_states: int, lanes: int, generic: bool = False) -> str:
     for s in range(1, 12):
         lines += stage(s)
     lines += _fused(row["y1"], row["y"], [(b[j], k(j)) for j in range(12)], generic)
-    lines.append(f"    _f_lanes(t + h, {view(row['y1'])}, q, rate, has_rate, {view(k(12))}, "
+    lines.append(f"    _f_lanes(t + h, {view(LANE_ROWS['y1'])}, q, rate, has_rate, {view(LANE_ROWS['k'] + 12)}, "
                  "counters)")
     lines += [f"    for j in range({'m' if generic else 'LANE_WIDTH'}):",
               f"        {_at(row['e5'])} = {_weighted(zip(_dop853.E5, map(k, range(13))))}",

@@ -387,7 +387,7 @@ def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
     and first lock-step cohort compile only its own small functions; its batches of
     subjects in parallel cost 12-16% more CPU per subject, so work that runs many
     (:func:`many_batches`) compiles the model's own parallel driver instead; its lock-step
-    driver costs what the model's own does (0.99-1.05 times), so lock step stays on it;
+    driver costs what the model's own does (0.99-1.07 times, measured), so lock step stays on it;
     measured in benchmarks/README.md, "Time to first result"), ``never`` (always the
     inlined kernel,
     compiled on first use: how to build it on request; a later ``auto`` run then uses it),
@@ -411,12 +411,12 @@ def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
 
 
 def _generic_parameters(kernel: ModuleType, parameter_vector: np.ndarray,
-                        variants: tuple[int, ...] | None = None) -> np.ndarray:
+                        lanes: bool = False) -> np.ndarray:
     """``parameter_vector`` (or each row of a matrix of them), room for the model's
     parameter-only quantities, then the addresses of its compiled functions
     (:data:`MODEL_SLOTS`): what the generic integrator reads (:data:`GENERIC_HEADER`).
-    ``variants`` (lock step): the loop variants of ``rhs_lanes`` to build and fill in, with
-    ``uniform_conditions`` and the number of tests; None: the lock-step slots are 0."""
+    ``lanes``: with ``uniform_conditions`` and the number of group-uniform tests for lock
+    step (:func:`_lane_parameters` adds the loop variants); else the lock-step slots are 0."""
     n_p = parameter_vector.shape[-1]
     n_vector = n_p + kernel.N_CONSTANTS + MODEL_SLOTS
     with _LOCK:
@@ -425,38 +425,39 @@ def _generic_parameters(kernel: ModuleType, parameter_vector: np.ndarray,
             pointers = _POINTERS[kernel.__name__] = {"subject": model_pointers(
                 kernel, kernel.N_STATES, n_vector, kernel.N_OUTPUTS, kernel.N_DOSE_TARGETS)}
         slots = dict(enumerate(pointer.address for pointer in pointers["subject"]))
-        if variants is not None:
+        if lanes:
             if "uniform" not in pointers:
                 pointers["uniform"] = uniform_pointer(kernel, n_vector)
             slots[UNIFORM_SLOT] = pointers["uniform"].address
             slots[TESTS_SLOT] = kernel.N_UNIFORM
-            for variant in variants:
-                key = f"variant {variant}"
-                if key not in pointers:
-                    pointers[key] = lane_variant_pointer(kernel, variant, n_vector, MODEL_SLOTS)
-                slots[FIRST_VARIANT_SLOT + variant] = pointers[key].address
     vector = np.zeros(parameter_vector.shape[:-1] + (n_vector,))
     vector[..., :n_p] = parameter_vector
     for k, value in slots.items():
-        if value >= 2 ** 53:  # not exact as a float64: never on today's 48-bit addresses
-            raise OverflowError(f"function address {value:#x} does not fit a float64")
-        vector[..., n_vector - MODEL_SLOTS + k] = float(value)
+        vector[..., n_vector - MODEL_SLOTS + k] = _exact(value)
     return vector
 
 
-def _lane_variants(kernel: ModuleType, generic: ModuleType, params: np.ndarray) -> np.ndarray:
-    """The loop variant of the model's ``rhs_lanes`` each lock-step group of ``params`` uses
-    (``LANES`` subjects each, the last padded with its last subject), as ``solve_group``
-    decides it: the switches' outcome where every member agrees (-1 where they do not: that
-    group runs one subject at a time and never calls it), the exact-powers test's minimum
-    over the group. Variant ``2 ** K - 1 - bits`` for outcome bits ``bits`` of the ``K``
-    tests (:func:`plateletpd.model.codegen._lane_rhs`)."""
-    n_groups = -(-params.shape[0] // LANES)
+def _exact(address: int) -> float:
+    """An address (or count) as the float64 a parameter vector carries."""
+    if address >= 2 ** 53:  # not exact as a float64: never on today's 48-bit addresses
+        raise OverflowError(f"function address {address:#x} does not fit a float64")
+    return float(address)
+
+
+def _lane_variants(kernel: ModuleType, generic: ModuleType, vectors: np.ndarray) -> np.ndarray:
+    """The loop variant of the model's ``rhs_lanes`` each lock-step group of ``vectors``
+    (generic parameter vectors with the lock-step slots: :func:`_generic_parameters`)
+    uses (``LANES`` subjects each, the last padded with its last subject), as
+    ``solve_group`` decides it: the switches' outcome where every member agrees (-1 where
+    they do not: that group runs one subject at a time and never calls it), the
+    exact-powers test's minimum over the group. Variant ``2 ** K - 1 - bits`` for outcome
+    bits ``bits`` of the ``K`` tests (:func:`plateletpd.model.codegen._lane_rhs`)."""
+    n_groups = -(-vectors.shape[0] // LANES)
     n_tests, n_switches = kernel.N_UNIFORM, kernel.N_UNIFORM_SWITCHES
     if n_tests == 0:
         return np.zeros(n_groups, dtype=np.int64)
-    table = np.zeros((params.shape[0], n_tests))
-    generic.uniform_table(_generic_parameters(kernel, params, variants=()), n_tests, table)
+    table = np.zeros((vectors.shape[0], n_tests))
+    generic.uniform_table(vectors, n_tests, table)
     padded = np.concatenate([table, np.repeat(table[-1:], -len(table) % LANES, axis=0)])
     groups = padded.reshape(n_groups, LANES, n_tests)
     switches = groups[:, :, :n_switches]
@@ -471,16 +472,24 @@ def _lane_parameters(kernel: ModuleType, generic: ModuleType, params: np.ndarray
     """:func:`_generic_parameters` for the generic lock-step driver: the loop variants of
     ``rhs_lanes`` the cohort's groups use built (only those: each is a copy of the model's
     right-hand side to compile) and each subject's chosen-variant slot set to its group's."""
-    per_group = _lane_variants(kernel, generic, params)
-    used = tuple(int(v) for v in np.unique(per_group[per_group >= 0]))
-    vectors = _generic_parameters(kernel, params, variants=used)
-    slots = vectors.shape[1] - MODEL_SLOTS
-    if used:
-        addresses = vectors[0, slots + FIRST_VARIANT_SLOT:slots + FIRST_VARIANT_SLOT
-                            + MAX_UNIFORM_VARIANTS]
-        # a group that runs one subject at a time never calls it: any built variant's address
-        chosen = addresses[np.where(per_group >= 0, per_group, used[0])]
-        vectors[:, slots + CHOSEN_SLOT] = np.repeat(chosen, LANES)[:params.shape[0]]
+    vectors = _generic_parameters(kernel, params, lanes=True)
+    per_group = _lane_variants(kernel, generic, vectors)
+    base = vectors.shape[1] - MODEL_SLOTS
+    addresses = np.zeros(MAX_UNIFORM_VARIANTS)
+    for variant in np.unique(per_group[per_group >= 0]):
+        key = f"variant {variant}"
+        with _LOCK:
+            if key not in _POINTERS[kernel.__name__]:
+                _POINTERS[kernel.__name__][key] = lane_variant_pointer(
+                    kernel, int(variant), vectors.shape[1], MODEL_SLOTS)
+            addresses[variant] = _exact(_POINTERS[kernel.__name__][key].address)
+    vectors[:, base + FIRST_VARIANT_SLOT:base + FIRST_VARIANT_SLOT + MAX_UNIFORM_VARIANTS] = \
+        addresses
+    # a group that runs one subject at a time never calls it (solve_group finds the
+    # disagreement before its first step): any built variant, never an empty slot
+    used = per_group[per_group >= 0]
+    chosen = addresses[np.where(per_group >= 0, per_group, used[0] if used.size else 0)]
+    vectors[:, base + CHOSEN_SLOT] = np.repeat(chosen, LANES)[:params.shape[0]]
     return vectors
 
 

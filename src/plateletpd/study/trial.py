@@ -2558,12 +2558,12 @@ def _report(result: TrialResult, record: dict) -> str:
 def _non_default_fit(spec: TrialSpec) -> str | None:
     """The fit a trial ran on when it is not its model's default one (whose validation
     record is the model's own), else None."""
-    from plateletpd.model.library import default_fit
+    from plateletpd.model.library import default_fit, fit_name
 
     fit = spec.extra.get("fit")
-    if fit in (None, "default", "none") or fit == default_fit(spec.model.name):
+    if fit in (None, "default", "none") or fit_name(fit) == default_fit(spec.model.name):
         return None
-    return str(fit)
+    return fit_name(fit)
 
 
 def _course_report(result: TrialResult) -> list[str]:

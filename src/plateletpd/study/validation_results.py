@@ -72,6 +72,8 @@ def recorded_validation_on_fit(model_name: str, fit: str,
     """(table, provenance, file stem) of a record made with ``validate --fit FIT`` on
     ``model_name``'s trials (its provenance's ``fit`` is ``fit``), or None: the records of a
     model's variant fits are kept beside its own as ``MODEL_<variant>.csv``."""
+    from plateletpd.model.library import fit_name
+
     folder = bundled_folder("validation") / "results" if folder is None else Path(folder)
     for record_path in sorted(folder.glob(f"{model_name}*.provenance.json")):
         stem = record_path.name[:-len(".provenance.json")]
@@ -79,7 +81,8 @@ def recorded_validation_on_fit(model_name: str, fit: str,
             found = recorded_validation(stem, folder)
         except (OSError, ValueError):
             continue
-        if found is not None and found[1].get("fit") == fit and all(
+        recorded_fit = found[1].get("fit") if found is not None else None
+        if recorded_fit is not None and fit_name(recorded_fit) == fit_name(fit) and all(
                 run.get("model") == model_name for run in found[1].get("checks", [])):
             return (*found, stem)
     return None
