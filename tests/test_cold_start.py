@@ -389,7 +389,7 @@ def test_long_runs_use_the_models_own_parallel_driver_and_quick_ones_the_generic
     assert long_run("solve_subject_dopri5") is kernels.generic_kernel()  # one subject alike
     assert chosen("solve_batch_dopri5") is kernels.generic_kernel()  # after the long run
     # lock step stays generic in a long run: its driver costs what the model's own does
-    # (0.99-1.07 times the CPU per subject, benchmarks/README.md), so no compile pays off
+    # (0.95-1.08 times the CPU per subject, benchmarks/README.md), so no compile pays off
     never_compiled.solve_batch_lanes = SimpleNamespace(signatures=[])
     assert long_run("solve_batch_lanes") is kernels.generic_kernel()
     from plateletpd.inference.fitting import run_fit

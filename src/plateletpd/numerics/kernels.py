@@ -387,7 +387,7 @@ def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
     and first lock-step cohort compile only its own small functions; its batches of
     subjects in parallel cost 12-16% more CPU per subject, so work that runs many
     (:func:`many_batches`) compiles the model's own parallel driver instead; its lock-step
-    driver costs what the model's own does (0.99-1.07 times, measured), so lock step stays on it;
+    driver costs what the model's own does (0.95-1.08 times, measured), so lock step stays on it;
     measured in benchmarks/README.md, "Time to first result"), ``never`` (always the
     inlined kernel,
     compiled on first use: how to build it on request; a later ``auto`` run then uses it),
