@@ -80,11 +80,13 @@ def fit_record_hash(name_or_path: str | Path) -> str | None:
 
 
 def fit_name(name_or_path: str | Path) -> str:
-    """A fit as records name it: a bundled fit's folder (given as a path) is that fit's name,
-    so ``--fit fits/X`` and ``--fit X`` are the same fit; anything else as given."""
+    """A fit as records name it: a folder holding a bundled fit (its name and the same
+    ``params.json``: the bundled folder itself, the source tree's ``fits/X`` beside an
+    installed copy, or a copy) is that fit's name, so ``--fit fits/X`` and ``--fit X`` are
+    the same fit; anything else as given."""
     folder = Path(name_or_path)
-    if (folder / "params.json").is_file() and \
-            folder.resolve().parent == bundled_fits_dir().resolve():
+    given, bundled = folder / "params.json", bundled_fits_dir() / folder.name / "params.json"
+    if given.is_file() and bundled.is_file() and given.read_bytes() == bundled.read_bytes():
         return folder.name
     return str(name_or_path)
 
