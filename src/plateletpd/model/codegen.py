@@ -29,8 +29,11 @@ wider bound); the one-subject functions keep ``pow`` for it. The C source keeps 
 
 :func:`idle_states` finds, for a set of dosed states, the states that stay exactly zero
 (a drug the batch does not give); the lock-step stage passes leave them out
-(:func:`active_ranges`; ``integrator.lockstep_source``). The generated functions are the
-same for every batch: nothing here depends on the regimen.
+(:func:`active_ranges`; ``integrator.lockstep_source``). The generated kernel module is the
+same for every batch: nothing in it depends on the regimen. :func:`folded_lane_source`
+writes, apart, one loop variant of ``rhs_lanes`` for a set of idle states, with their terms
+folded away (:func:`_fold`), which the generic lock-step driver runs. ``rhs_lanes`` writes a
+power whose base is never negative (:func:`_positive`) as ``positive_power``.
 
 The integrator (:func:`plateletpd.numerics.integrator.template`), the lock-step stage passes
 for this model's state count and the batch drivers (``solve_batch_<method>``,
@@ -53,7 +56,7 @@ from typing import Callable, Iterable
 
 from plateletpd.errors import ExpressionError
 from plateletpd.model.expressions import (LANE_POWERS, TIME, Expression, exact_power_source,
-                                          lane_power_source)
+                                          lane_power_source, parse_expression)
 
 
 
@@ -333,6 +336,134 @@ def active_ranges(n_states: int, idle: Iterable[int]) -> "np.ndarray":
     return np.array(pairs, dtype=np.int64)
 
 
+#: Binary operations on two numbers, as the generated code computes them (IEEE double).
+_ARITHMETIC = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
+               ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b}
+_COMPARISONS = {ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b,
+                ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
+                ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b}
+
+
+def _number(node: ast.expr) -> float | None:
+    return float(node.value) if isinstance(node, ast.Constant) else None
+
+
+def _fold(node: ast.expr, known: dict[str, float]) -> ast.expr:
+    """``node`` with the names of ``known`` replaced by their values and simplified by
+    identities that hold exactly in floating point for finite operands: ``x + 0``,
+    ``x - 0``, ``x * 1``, ``x / 1`` are ``x``; ``0 * x``, ``0 / x``, ``sqrt(0)``, ``abs(0)``
+    are 0; arithmetic, ``min`` and ``max`` of numbers are computed (a non-finite result is
+    left as written); a conditional whose test compares numbers is its branch. The folded
+    formula differs from the original only where an operand it drops is not finite
+    (``0 * inf`` is NaN, folded 0) and in the sign of a zero. Subtrees that change nothing
+    are returned as they are (so the generator's switch and power keys, ``ast.dump``, still
+    match). Nothing here evaluates text: the tree is the model file's checked formula."""
+    if isinstance(node, ast.Name):
+        return ast.Constant(known[node.id]) if node.id in known else node
+    if isinstance(node, ast.UnaryOp):
+        operand = _fold(node.operand, known)
+        value = _number(operand)
+        if value is not None and isinstance(node.op, (ast.USub, ast.UAdd)):
+            return ast.Constant(-value if isinstance(node.op, ast.USub) else value)
+        return node if operand is node.operand else ast.UnaryOp(op=node.op, operand=operand)
+    if isinstance(node, ast.BinOp):
+        left, right = _fold(node.left, known), _fold(node.right, known)
+        a, b, op = _number(left), _number(right), type(node.op)
+        if a is not None and b is not None and op in _ARITHMETIC and not (
+                op is ast.Div and b == 0.0):
+            value = _ARITHMETIC[op](a, b)
+            if math.isfinite(value):
+                return ast.Constant(value)
+        if op in (ast.Add, ast.Sub) and b == 0.0:
+            return left
+        if op is ast.Add and a == 0.0:
+            return right
+        if op is ast.Sub and a == 0.0:
+            return ast.UnaryOp(op=ast.USub(), operand=right)
+        if op is ast.Mult and (a == 0.0 or b == 0.0) or op is ast.Div and a == 0.0:
+            return ast.Constant(0.0)
+        if op is ast.Mult and a == 1.0:
+            return right
+        if op in (ast.Mult, ast.Div) and b == 1.0:
+            return left
+        if left is node.left and right is node.right:
+            return node
+        return ast.BinOp(left=left, op=node.op, right=right)
+    if isinstance(node, ast.IfExp):
+        test = _fold(node.test, known)
+        if isinstance(test, ast.Constant):
+            return _fold(node.body if test.value else node.orelse, known)
+        body, orelse = _fold(node.body, known), _fold(node.orelse, known)
+        if test is node.test and body is node.body and orelse is node.orelse:
+            return node
+        return ast.IfExp(test=test, body=body, orelse=orelse)
+    if isinstance(node, ast.Compare):
+        parts = [_fold(part, known) for part in (node.left, *node.comparators)]
+        values = [_number(part) for part in parts]
+        if None not in values:
+            return ast.Constant(all(_COMPARISONS[type(op)](x, y) for op, x, y in zip(
+                node.ops, values, values[1:])))
+        if all(new is old for new, old in zip(parts, (node.left, *node.comparators))):
+            return node
+        return ast.Compare(left=parts[0], ops=node.ops, comparators=parts[1:])
+    if isinstance(node, ast.Call):
+        args = [_fold(a, known) for a in node.args]
+        values = [_number(a) for a in args]
+        name = node.func.id
+        if name in ("sqrt", "abs") and values[0] == 0.0:
+            return ast.Constant(0.0)
+        if name in ("min", "max") and None not in values:
+            return ast.Constant((min if name == "min" else max)(values))
+        if all(new is old for new, old in zip(args, node.args)):
+            return node
+        return ast.Call(func=node.func, args=args, keywords=[])
+    if isinstance(node, ast.BoolOp):
+        values = [_fold(v, known) for v in node.values]
+        if all(new is old for new, old in zip(values, node.values)):
+            return node
+        return ast.BoolOp(op=node.op, values=values)
+    return node
+
+
+def _positive(node: ast.expr, derived: dict, positive: set[str], depth: int = 0) -> bool:
+    """Whether formula ``node`` is never negative nor -0 (it may be +0, +inf or NaN):
+    a positive number, a name in ``positive`` (parameters and covariates whose lower
+    bound is above 0: values outside the bounds are refused before a run), a derived
+    quantity whose formula is such, ``max`` with such an argument, ``exp``, a sum,
+    product or quotient of such. ``rhs_lanes`` then writes a power of it as
+    ``vectormath.positive_power``, which is ``vector_power`` without the selects for a
+    negative base (the same result bit for bit on such a base)."""
+    if depth > 50:
+        return False
+    if isinstance(node, ast.Constant):
+        return float(node.value) > 0.0
+    if isinstance(node, ast.Name):
+        if node.id in positive:
+            return True
+        return node.id in derived and _positive(derived[node.id].tree, derived, positive,
+                                                depth + 1)
+    if isinstance(node, ast.Call):
+        if node.func.id == "exp":
+            return True
+        if node.func.id == "max":
+            return any(_positive(a, derived, positive, depth + 1) for a in node.args)
+        return False
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult, ast.Div)):
+        return _positive(node.left, derived, positive, depth + 1) and _positive(
+            node.right, derived, positive, depth + 1)
+    return False
+
+
+def _folded(expression: Expression, known: dict[str, float]) -> Expression:
+    """:func:`_fold` of a checked expression, as an expression (its names recomputed)."""
+    tree = _fold(expression.tree, known)
+    if tree is expression.tree:
+        return expression
+    calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in calls}
+    return Expression(ast.unparse(tree), tree, frozenset(names))
+
+
 class _Hoisting:
     """How the integrator's right-hand side is split: constants once, the rest per call.
 
@@ -341,12 +472,12 @@ class _Hoisting:
     they are read, so a quantity used only in one branch of ``a if c else b`` is computed
     only when that branch is taken."""
 
-    def __init__(self, model: "Model", names: _Names):
+    def __init__(self, model: "Model", names: _Names, odes: list[Expression] | None = None):
         self.names = names
         n_p = len(model.parameters) + len(model.covariates)
         self.constants = constant_derived(model)
         self.slot = {name: n_p + j for j, name in enumerate(self.constants)}
-        self.odes = [s.ode for s in model.states]
+        self.odes = odes if odes is not None else [s.ode for s in model.states]
         self.read, self.derived = names.closure(self.odes)
         dynamic = [d for d in self.derived if d not in self.slot]
         uses = {d: 0 for d in dynamic}
@@ -465,6 +596,9 @@ class _UniformTests:
     def __init__(self, model: "Model", hoist: _Hoisting):
         self.hoist = hoist
         self.allowed = {*model.parameters, *model.covariates, *hoist.constants}
+        self.positive = {name for name, entry in [*model.parameters.items(),
+                                                  *model.covariates.items()]
+                         if entry.lower is not None and entry.lower > 0}
         self.declared = _declared_values(model, hoist)
         self.tests: dict[str, ast.expr] = {}
         self.powers: dict[str, tuple[ast.expr, float]] = {}  # exponent key -> tree, value
@@ -496,6 +630,13 @@ class _UniformTests:
     def power(self, node: ast.BinOp, base: str, exponent: str) -> str | None:
         """``rhs_lanes``' ``**``: the exact form of a literal exponent; of a parameter
         exponent in the variant where the exact-powers test holds; else ``vector_power``."""
+        special = self._cheaper_power(node, base)
+        if special is None and self.outcome is not None and _positive(
+                node.left, self.hoist.names.derived, self.positive):
+            return f"positive_power({base}, {exponent})"
+        return special
+
+    def _cheaper_power(self, node: ast.BinOp, base: str) -> str | None:
         literal = _literal_value(node.right)
         if literal is not None:
             return exact_power_source(base, literal)
@@ -552,6 +693,23 @@ def _value_of(tree: ast.expr, values: dict[str, float]) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _lane_loop(hoist: _Hoisting, uniform: "_UniformTests", outcome: dict[str, bool]
+               ) -> list[str]:
+    """One loop variant of ``rhs_lanes``: the loop over lanes for the tests' ``outcome``,
+    on ``hoist``'s right-hand sides (the model's own, or :func:`folded_lane_source`'s)."""
+    uniform.outcome = outcome
+    try:
+        code = lambda e, rename: e.to_python(  # noqa: E731
+            rename, condition=uniform.condition, vector=True, power=uniform.power)
+        prologue, local = hoist.rhs_lines(
+            code, "q", subscript=lambda array, index: f"{array}[{index * LANES} + lane]")
+        return ["for lane in range(LANES):", *prologue,
+                *(f"    dydt[{i * LANES} + lane] = {code(ode, local)}"
+                  for i, ode in enumerate(hoist.odes))]
+    finally:
+        uniform.outcome = None
+
+
 def _lane_rhs(model: "Model", names: _Names) -> list[str]:
     """``rhs_lanes(t, y, q, dydt)``: :func:`_hoisted_rhs`'s right-hand side for ``LANES``
     subjects at once, on lane-major flat arrays (element ``[i * LANES + lane]`` is row ``i``
@@ -571,17 +729,7 @@ def _lane_rhs(model: "Model", names: _Names) -> list[str]:
     # _UniformTests.variants: the variant of outcome bits b is 2 ** K - 1 - b), so that the
     # generic lock-step driver compiles only the variants a cohort's groups use
     # (numerics.kernels._lane_variants): the same text, so the same numbers
-    loops: list[list[str]] = []
-    for outcome in uniform.variants():
-        uniform.outcome = outcome
-        code = lambda e, rename: e.to_python(  # noqa: E731
-            rename, condition=uniform.condition, vector=True, power=uniform.power)
-        prologue, local = hoist.rhs_lines(
-            code, "q", subscript=lambda array, index: f"{array}[{index * LANES} + lane]")
-        loops.append(["for lane in range(LANES):", *prologue,
-                      *(f"    dydt[{i * LANES} + lane] = {code(s.ode, local)}"
-                        for i, s in enumerate(model.states))])
-    uniform.outcome = None
+    loops = [_lane_loop(hoist, uniform, outcome) for outcome in uniform.variants()]
     body = ["", "", "@njit(fastmath=CONTRACT, **KERNEL_OPTIONS)",
             "def rhs_lanes(t, y, q, dydt):"]
     body += [f"    u_{k} = q[{(n_q + k) * LANES}] != 0.0" for k in range(len(keys))]
@@ -604,6 +752,58 @@ def _lane_rhs(model: "Model", names: _Names) -> list[str]:
     return body
 
 
+def folded_lane_source(model: "Model", variant: int, idle: Iterable[int]) -> str:
+    """Source of a kernel module holding ``rhs_lanes_folded(t, y, q, dydt)``: loop variant
+    ``variant`` of the model's ``rhs_lanes`` (``rhs_lanes_v{variant}``, the same arguments)
+    for a batch in which the states ``idle`` stay zero (:func:`idle_states`: a drug the
+    batch does not give), with those states read as 0 and every term they make zero or
+    constant folded away (:func:`_fold`): a drug's concentration, occupancy and binding,
+    romiplostim's square root, the conditional on its total. Their derivatives are written
+    as 0. The generic lock-step driver calls it in place of the variant
+    (``numerics.kernels._lane_parameters``). The arithmetic left is the variant's, in the
+    same order, so a lock-step cohort gives the same numbers (tests/test_cold_start.py;
+    where a dropped operand is not finite, see :func:`_fold`). The module depends on the
+    batch's idle states, so it is generated and compiled per set of given drugs (about a
+    second each for the CIT models), cached on disk as kernels are."""
+    idle = sorted({int(i) for i in idle})
+    names = _Names(model)
+    base = _Hoisting(model, names)
+    uniform = _UniformTests(model, base)
+    outcome = uniform.variants()[variant]
+    known = {model.states[i].name: 0.0 for i in idle}
+    dynamic = [d for d in base.derived if d not in base.slot]
+    folded_names = _Names(model)
+    for name in dynamic:
+        expression = _folded(names.derived[name], known)
+        value = _number(expression.tree)
+        if value is not None:
+            known[name] = value
+            del folded_names.derived[name]
+        else:
+            folded_names.derived[name] = expression
+    odes = [parse_expression(0.0) if i in idle else _folded(state.ode, known)
+            for i, state in enumerate(model.states)]
+    hoist = _Hoisting(model, folded_names, odes)
+    lines = [f"# plateletpd folded lock-step right-hand side for model "
+             f"{comment_text(model.name)}: loop variant {int(variant)}, idle states "
+             f"{', '.join(str(i) for i in idle) or 'none'}",
+             "# generated from the model file; do not edit: edit the model file instead.",
+             "from plateletpd.numerics.jit import math  # numpy semantics without JIT",
+             "import numpy as np",
+             "from plateletpd.numerics.jit import njit, CONTRACT, KERNEL_OPTIONS",
+             "from plateletpd.numerics.vectormath import power as vector_power, "
+             "exponential as vector_exp, logarithm as vector_log",
+             "from plateletpd.numerics.vectormath import square, square_root_power, "
+             "reciprocal, cube, positive_power",
+             "",
+             f"LANES = {LANES}",
+             "", "",
+             "@njit(fastmath=CONTRACT, **KERNEL_OPTIONS)",
+             "def rhs_lanes_folded(t, y, q, dydt):",
+             *("    " + line for line in _lane_loop(hoist, uniform, outcome))]
+    return check_generated("\n".join(lines) + "\n")
+
+
 def kernel_source(model: "Model") -> str:
     """Python source of the model's numba kernel module."""
     names = _Names(model)
@@ -618,7 +818,7 @@ def kernel_source(model: "Model") -> str:
              "from plateletpd.numerics.vectormath import power as vector_power, "
              "exponential as vector_exp, logarithm as vector_log",
              "from plateletpd.numerics.vectormath import scalar_power, square, "
-             "square_root_power, reciprocal, cube",
+             "square_root_power, reciprocal, cube, positive_power",
              "",
              f"N_STATES = {len(model.states)}",
              f"N_PARAMETERS = {len(model.parameters) + len(model.covariates)}",

@@ -247,13 +247,16 @@ def uniform_pointer(kernel: ModuleType, n_vector: int):
     return uniform_conditions_pointer
 
 
-def lane_variant_pointer(kernel: ModuleType, variant: int, n_vector: int, n_slots: int):
+def lane_variant_pointer(kernel: ModuleType, variant: int, n_vector: int, n_slots: int,
+                         function=None):
     """C-callable wrapper of one loop variant of a kernel module's vectorised right-hand side,
     ``rhs_lanes_v{variant}(t, y, q, dydt)``, on a group's lane-major arrays (``q``:
     ``n_vector - n_slots`` rows and the model's ``N_UNIFORM`` test rows of ``LANES`` values,
     then the ``n_slots`` addresses). Building it compiles that variant alone (seconds for the
-    CIT model), so only the variants a lock-step cohort's groups use are built."""
-    rhs = getattr(kernel, f"rhs_lanes_v{variant}")
+    CIT model), so only the variants a lock-step cohort's groups use are built. ``function``:
+    a compiled function of the same arguments to wrap instead (the variant with a batch's
+    idle states folded away, ``plateletpd.model.codegen.folded_lane_source``)."""
+    rhs = getattr(kernel, f"rhs_lanes_v{variant}") if function is None else function
     width = kernel.N_STATES * kernel.LANES
     n_q = (n_vector - n_slots + kernel.N_UNIFORM) * kernel.LANES + n_slots
 

@@ -239,7 +239,7 @@ def compile_kernel(model: "Model") -> ModuleType:
 
 def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
               params: np.ndarray, event_time: np.ndarray, *arrays,
-              active: np.ndarray | None = None) -> None:
+              active: np.ndarray | None = None, model: "Model | None" = None) -> None:
     """Run ``kernel``'s integrator over the subjects of ``params``, compiling (on first use)
     only the entry point this call needs, and saying on standard error what is compiled
     and for how long (:func:`plateletpd.numerics.jit.compile_report`).
@@ -261,7 +261,10 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
     ``active`` (lock step only): the states the lock-step stage passes compute, as flat
     ``[start, end)`` pairs (:func:`plateletpd.model.codegen.active_ranges`; None: every
     state); the others must be idle in this batch (:func:`plateletpd.model.codegen.idle_states`:
-    no dose enters them and they stay exactly zero). Results are the same bit for bit."""
+    no dose enters them and they stay exactly zero). Results are the same bit for bit.
+    ``model`` (the model whose kernel this is; lock step on the generic driver): the loop
+    variants it runs are then the model's with the idle states' terms folded away
+    (:func:`plateletpd.model.codegen.folded_lane_source`), built per set of idle states."""
     from plateletpd.numerics import integrator
 
     (event_target, event_state, event_amount, event_duration, output_times, rtol, atol,
@@ -283,7 +286,8 @@ def integrate(kernel: ModuleType, method_code: int, lockstep: bool, name: str,
                                 "calling the model's functions by address"):
                 generic.solve_batch_lanes(kernel.N_STATES, kernel.N_DOSE_TARGETS,
                                           kernel.N_UNIFORM, kernel.N_UNIFORM_SWITCHES,
-                                          _lane_parameters(kernel, generic, params), *lanes)
+                                          _lane_parameters(kernel, generic, params, model,
+                                                           _idle(kernel, active)), *lanes)
         alone = np.flatnonzero(status == integrator.LOCKSTEP_MISMATCH)
         if alone.size:
             part = [params[alone], event_time[alone], event_amount[alone], outputs_out[alone],
@@ -387,11 +391,12 @@ def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
     and first lock-step cohort compile only its own small functions; its batches of
     subjects in parallel cost 12-16% more CPU per subject, so work that runs many
     (:func:`many_batches`) compiles the model's own parallel driver instead; its lock-step
-    driver costs what the model's own does (0.95-1.08 times, measured), so lock step stays on it;
-    measured in benchmarks/README.md, "Time to first result"), ``never`` (always the
-    inlined kernel,
-    compiled on first use: how to build it on request; a later ``auto`` run then uses it),
-    ``always``. Both give the same results bit for bit (tests/test_cold_start.py). Never
+    driver costs what the model's own does (0.95-1.08 times, measured) and runs the loop
+    variants with a batch's idle drugs folded away (:func:`_lane_parameters`), so lock step
+    always runs on it, even where the model's own lock-step driver is compiled; measured in
+    benchmarks/README.md, "Time to first result"), ``never`` (always the inlined kernel,
+    compiled on first use: how to build it on request; a later ``auto`` run then uses it,
+    lock step excepted), ``always``. Both give the same results bit for bit (tests/test_cold_start.py). Never
     without JIT."""
     choice = os.environ.get("PLATELETPD_GENERIC_INTEGRATOR", "auto").strip().lower()
     if choice not in {"auto", "never", "always"}:
@@ -402,10 +407,9 @@ def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
             "unset it for the default (auto)")
     if jit_disabled() or choice == "never":
         return None
-    if choice == "auto" and (getattr(kernel, entry).signatures
-                             or _marker(kernel, entry).exists()
-                             or (_LONG_RUNS[0] and entry.startswith("solve_batch_")
-                                 and entry != "solve_batch_lanes")):
+    if choice == "auto" and entry != "solve_batch_lanes" and (
+            getattr(kernel, entry).signatures or _marker(kernel, entry).exists()
+            or (_LONG_RUNS[0] and entry.startswith("solve_batch_"))):
         return None
     return generic_kernel()
 
@@ -468,21 +472,57 @@ def _lane_variants(kernel: ModuleType, generic: ModuleType, vectors: np.ndarray)
     return np.where(agree, (1 << n_tests) - 1 - bits, -1).astype(np.int64)
 
 
-def _lane_parameters(kernel: ModuleType, generic: ModuleType, params: np.ndarray) -> np.ndarray:
+def _idle(kernel: ModuleType, active: np.ndarray | None) -> tuple[int, ...]:
+    """The states outside the lock-step passes' ``active`` ranges (``[start, end)`` pairs)."""
+    if active is None:
+        return ()
+    inside = np.zeros(kernel.N_STATES, dtype=bool)
+    for start, end in np.asarray(active).reshape(-1, 2):
+        inside[start:end] = True
+    return tuple(int(i) for i in np.flatnonzero(~inside))
+
+
+#: Kernel modules of folded loop variants (:func:`_folded_variant`), by source key.
+_FOLDED: dict[str, ModuleType] = {}
+_FOLDED_BY_MODEL: dict[tuple[str, int, tuple[int, ...]], object] = {}
+
+
+def _folded_variant(model: "Model", variant: int, idle: tuple[int, ...]):
+    """The compiled ``rhs_lanes_folded`` of loop variant ``variant`` for the idle states
+    ``idle`` (:func:`plateletpd.model.codegen.folded_lane_source`)."""
+    from plateletpd.model.codegen import folded_lane_source
+
+    key = (model.source, variant, idle)
+    function = _FOLDED_BY_MODEL.get(key)
+    if function is None:
+        module = _import_source("plateletpd_lanes", folded_lane_source(model, variant, idle),
+                                _FOLDED)
+        function = _FOLDED_BY_MODEL[key] = module.rhs_lanes_folded
+    return function
+
+
+def _lane_parameters(kernel: ModuleType, generic: ModuleType, params: np.ndarray,
+                     model: "Model | None" = None, idle: tuple[int, ...] = ()) -> np.ndarray:
     """:func:`_generic_parameters` for the generic lock-step driver: the loop variants of
     ``rhs_lanes`` the cohort's groups use built (only those: each is a copy of the model's
-    right-hand side to compile) and each subject's chosen-variant slot set to its group's."""
+    right-hand side to compile) and each subject's chosen-variant slot set to its group's.
+    With ``model`` and states ``idle`` in this batch, each variant is built with their terms
+    folded away (:func:`_folded_variant`): the same numbers, less arithmetic."""
     vectors = _generic_parameters(kernel, params, lanes=True)
     per_group = _lane_variants(kernel, generic, vectors)
     base = vectors.shape[1] - MODEL_SLOTS
     addresses = np.zeros(MAX_UNIFORM_VARIANTS)
+    fold = model is not None and bool(idle)
     for variant in np.unique(per_group[per_group >= 0]):
-        key = f"variant {variant}"
+        key = f"variant {variant}" + (f" idle {idle}" if fold else "")
+        # the folded variant's module is imported (under the lock) before the lock is taken
+        function = _folded_variant(model, int(variant), idle) if fold else None
         with _LOCK:
-            if key not in _POINTERS[kernel.__name__]:
-                _POINTERS[kernel.__name__][key] = lane_variant_pointer(
-                    kernel, int(variant), vectors.shape[1], MODEL_SLOTS)
-            addresses[variant] = _exact(_POINTERS[kernel.__name__][key].address)
+            pointers = _POINTERS[kernel.__name__]
+            if key not in pointers:
+                pointers[key] = lane_variant_pointer(kernel, int(variant), vectors.shape[1],
+                                                     MODEL_SLOTS, function)
+            addresses[variant] = _exact(pointers[key].address)
     vectors[:, base + FIRST_VARIANT_SLOT:base + FIRST_VARIANT_SLOT + MAX_UNIFORM_VARIANTS] = \
         addresses
     # a group that runs one subject at a time never calls it (solve_group finds the

@@ -332,7 +332,8 @@ def _integrate(model: Model, schedule: EventSchedule, matrix: np.ndarray, amount
                 solver.atol_vector(n_states), float(solver.max_step * scale),
                 int(solver.max_steps), float(solver.restart_growth), outputs, states, status,
                 counters, failure,
-                active=_active_states(model, schedule.state) if lockstep else None)
+                active=_active_states(model, schedule.state) if lockstep else None,
+                model=model)
     details = {int(i): failure_message(model, status[i], matrix[i], failure[i])
                for i in np.flatnonzero(status != Status.SUCCESS)}
     flag_non_finite_outputs(model, grid, outputs, states if keep_states else None, status,
