@@ -63,10 +63,16 @@ def test_a_fit_that_does_not_exist_is_refused_naming_the_option(capsys):
         capsys.readouterr()
         assert main([*command, "--fit", "no_such_fit"]) == 2
         assert "--fit no_such_fit: no fit at" in capsys.readouterr().err
-    # a fit made with another model: said with both models' names
-    with pytest.raises(TrialSpecError, match="made with model 'itp_thrombopoiesis', not "
-                                             "'cit_marrow_reserve'"):
+    # a fit made with another model: said with both models' names, and as the fit given
+    # (--fit), not as the trial file's own [trial] fit line, which the user did not write
+    with pytest.raises(TrialSpecError, match=r"the fit given in place of its \[trial\] fit "
+                                             r"\(--fit itp_calibration\): fit "
+                                             "'itp_calibration' was made with model "
+                                             "'itp_thrombopoiesis', not 'cit_marrow_reserve'"):
         load_trial_spec("yuan2025", fit="itp_calibration")
+    capsys.readouterr()
+    assert main(["trial", "yuan2025", "--n", "10", "--fit", "itp_calibration"]) == 2
+    assert "line" not in capsys.readouterr().err.split("error:")[-1].split("--fit")[0]
 
 
 @pytest.mark.filterwarnings("ignore:.*no between-patient variability")  # the "none" fit has no CVs

@@ -463,7 +463,7 @@ def load_trial_spec(path: str | Path, subjects: int | None = None,
     if response:
         document.data["response"] = {**(document.data.get("response") or {}),
                                      **dict(response)}
-    return _trial_spec(document, subjects, seed, path.stem)
+    return _trial_spec(document, subjects, seed, path.stem, fit_given=fit)
 
 
 def _model_reference(model: str, trial_path: str) -> str:
@@ -510,13 +510,22 @@ def fit_override(fit: str) -> str:
 
 
 def _trial_spec(document: Document, subjects: int | None, seed: int | None,
-                default_name: str) -> TrialSpec:
-    """A trial from a document (a file, or keyword arguments: :meth:`TrialSpec.create`)."""
+                default_name: str, fit_given: str | None = None) -> TrialSpec:
+    """A trial from a document (a file, or keyword arguments: :meth:`TrialSpec.create`).
+    ``fit_given``: the fit that replaced the file's ``[trial] fit`` (``--fit``), named as
+    given in an error about it instead of the file's line."""
     from plateletpd.model.library import fit_population, fitted_values
 
     checked = document.check(TRIAL_SCHEMA)
     trial, population, fail = checked["trial"], checked["population"], document.fail
-    trial = {**trial, "fit": _fit_reference(trial["fit"], document.path)}
+    if fit_given is None:
+        trial = {**trial, "fit": _fit_reference(trial["fit"], document.path)}
+    else:  # already resolved from the working directory (fit_override)
+        def fail(where, message, *args, _fail=document.fail, **kwargs):  # noqa: E306
+            if tuple(where) == ("trial", "fit"):
+                return TrialSpecError(f"{document.path}: the fit given in place of its "
+                                      f"[trial] fit (--fit {fit_given}): {message}")
+            return _fail(where, message, *args, **kwargs)
     reference = _model_reference(trial["model"], document.path)
     try:
         model = load_model(reference)
