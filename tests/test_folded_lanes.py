@@ -44,7 +44,8 @@ def folded(text, known=None):
     ("sqrt(z) + abs(z) + x", "x"),
     # not folded: a zero divisor, a power of zero (0 ** 0 is 1), a function of zero
     # other than sqrt and abs, and names that are not known
-    ("x / z", "x / 0.0"), ("z ** g", "0.0 ** g"), ("exp(z)", "exp(0.0)"),
+    ("x / z", "x / 0.0"), ("z / z", "0.0 / 0.0"), ("z ** g", "0.0 ** g"),
+    ("exp(z)", "exp(0.0)"),
     ("x * y + w", "x * y + w"),
 ])
 def test_folding_uses_only_exact_identities(text, expected):

@@ -355,7 +355,8 @@ def _fold(node: ast.expr, known: dict[str, float]) -> ast.expr:
     are 0; arithmetic, ``min`` and ``max`` of numbers are computed (a non-finite result is
     left as written); a conditional whose test compares numbers is its branch. The folded
     formula differs from the original only where an operand it drops is not finite
-    (``0 * inf`` is NaN, folded 0) and in the sign of a zero. Subtrees that change nothing
+    (``0 * inf`` is NaN, folded 0) or a divisor it drops is zero at run time (``0 / x``
+    with x = 0), and in the sign of a zero; a literal ``0 / 0`` is kept. Subtrees that change nothing
     are returned as they are (so the generator's switch and power keys, ``ast.dump``, still
     match). Nothing here evaluates text: the tree is the model file's checked formula."""
     if isinstance(node, ast.Name):
@@ -380,7 +381,8 @@ def _fold(node: ast.expr, known: dict[str, float]) -> ast.expr:
             return right
         if op is ast.Sub and a == 0.0:
             return ast.UnaryOp(op=ast.USub(), operand=right)
-        if op is ast.Mult and (a == 0.0 or b == 0.0) or op is ast.Div and a == 0.0:
+        if op is ast.Mult and (a == 0.0 or b == 0.0) or op is ast.Div and a == 0.0 \
+                and b != 0.0:  # 0 / 0 is NaN: kept
             return ast.Constant(0.0)
         if op is ast.Mult and a == 1.0:
             return right
