@@ -3,9 +3,11 @@
 ``python -m benchmarks.generic_lockstep [--pairs 8] [--models ...]``: per model, one lock-step
 cohort (DormandPrince853, 42 days, daily outputs, ``--subjects`` patients whose platelet
 baseline varies, CV 20%, seed 1) run alternately through the generic module's lock-step driver
-(``PLATELETPD_GENERIC_INTEGRATOR=always``: the model's ``rhs_lanes`` called by address, the
-stage passes reading the group's width at run time) and through the model's own kernel
-(``never``), in one process after one untimed run of each (compile apart). Prints the median
+(``PLATELETPD_GENERIC_INTEGRATOR=always``: the model's ``rhs_lanes`` loop variants called by
+address, each folded for the batch's idle drugs (``plateletpd.model.codegen.folded_lane_source``),
+the stage passes reading the group's width at run time) and through the model's own kernel
+(``never``: its ``rhs_lanes`` unfolded), in one process after one untimed run of each
+(compile apart). Prints the median
 CPU seconds (``time.process_time``: the measure on a shared host) of each, their ratio, the
 per-subject difference, and checks first that both give the same outputs bit for bit.
 

@@ -392,7 +392,8 @@ def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
     subjects in parallel cost 12-16% more CPU per subject, so work that runs many
     (:func:`many_batches`) compiles the model's own parallel driver instead; its lock-step
     driver costs what the model's own does (0.95-1.08 times, measured) and runs the loop
-    variants with a batch's idle drugs folded away (:func:`_lane_parameters`), so lock step
+    variants with a batch's idle drugs folded away (:func:`_lane_parameters`: 0.85 times
+    the own for the marrow-reserve CIT model with hetrombopag), so lock step
     always runs on it, even where the model's own lock-step driver is compiled; measured in
     benchmarks/README.md, "Time to first result"), ``never`` (always the inlined kernel,
     compiled on first use: how to build it on request; a later ``auto`` run then uses it,
