@@ -686,3 +686,33 @@ def test_a_trial_with_replicates_writes_its_power(tmp_path, capsys):
     dictionary = pd.read_csv(tmp_path / "out" / "data_dictionary.csv", keep_default_na=False)
     assert set(dictionary.column[dictionary.file == "power.csv"]) >= {"power_pct",
                                                                      "quantity"}
+
+
+def test_the_arm_tables_intervals_say_what_they_leave_out():
+    """At the point estimates (the default) the arm table's 95% intervals are sampling
+    intervals; the note says so, gives the fit's between-study spread of the parameter the
+    trial leaves free (read from the fit record, not from this test), and points to the
+    prediction intervals; a trial that fixes that parameter, or runs without a fit, or draws
+    the fit's uncertainty itself, says so or needs no note."""
+    import dataclasses
+    import json
+
+    from plateletpd.model.library import bundled_fits_dir
+    from plateletpd.study.trial import interval_note
+
+    spec = load_trial_spec("yuan2025")  # default fit, damage left to the fit (its header)
+    record = json.loads((bundled_fits_dir() / "cit_marrow_reserve_calibration"
+                         / "params.json").read_text())
+    sd = record["study_effects"]["chemotherapy_sensitivity"]["between_study_sd"]
+    note = interval_note(spec)
+    assert note.startswith("95% CI: the sampling interval")
+    assert f"between-study SD of its log {sd:.2f}" in note
+    assert f"factor of about {math.exp(1.96 * sd):.1f}" in note
+    assert "--uncertainty fit --replicates 200" in note
+    fixed = dataclasses.replace(spec, extra={**spec.extra,
+                                             "typical": ("chemotherapy_sensitivity",)})
+    assert "between-study" not in interval_note(fixed)
+    assert "fit's parameter uncertainty" in interval_note(fixed)
+    assert "no fit" in interval_note(load_trial_spec("yuan2025", fit="none"))
+    drawn = dataclasses.replace(spec, extra={**spec.extra, "uncertainty": "fit"})
+    assert interval_note(drawn) is None

@@ -320,7 +320,8 @@ def command_trial(args) -> int:
 def _trial_command(args, seen: list[str]) -> int:
     import time
 
-    from plateletpd.study.trial import (arm_table, course_table, rebound_flags, run_trial)
+    from plateletpd.study.trial import (arm_table, course_table, interval_note,
+                                        rebound_flags, run_trial)
 
     spec = _with_uncertainty_options(_trial_spec(args), args)
     _check_out(args.out)
@@ -332,6 +333,9 @@ def _trial_command(args, seen: list[str]) -> int:
             spec, client, args)
         print()
         print(arm_table(result).to_string())
+        note = interval_note(spec)
+        if note:
+            print(note)
         if spec.extra.get("course") is not None:  # each cycle's nadir and peak per arm
             print("\nper cycle (mean of the patients given it):\n"
                   + course_table(result, cycles_only=True).to_string())

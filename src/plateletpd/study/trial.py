@@ -2548,6 +2548,7 @@ def _report(result: TrialResult, record: dict) -> str:
           if len(result.screening) else []),
         *(_course_report(result) if spec.extra.get("course") is not None else []),
         "## Arms", "", "```", arm_table(result).to_string(), "```", "",
+        *([interval_note(spec), ""] if interval_note(spec) else []),
         *(["Plausibility (counts above the typical baseline):", "",
            *[f"- {flag}" for flag in flags], ""] if flags else []),
         (f"## Differences from {spec.reference_arm}" if not spec.extra.get("versus") else
@@ -2562,6 +2563,45 @@ def _report(result: TrialResult, record: dict) -> str:
         "Full per-arm summary: `summary.csv`; per patient: `patients.csv` and "
         "`patients.parquet`; every column's unit and meaning: `data_dictionary.csv`.", "",
         *validation_report_lines(spec.model, fit=_non_default_fit(spec))])
+
+
+def interval_note(spec: TrialSpec) -> str | None:
+    """What the arm table's 95% intervals cover, for a trial run at the point estimates
+    (``[trial] uncertainty = "none"``, the default): the sampling spread of its virtual
+    patients only, not the fit's parameter uncertainty nor, for a fit with study-level
+    random effects whose parameter the trial does not fix, the between-study spread a new
+    population carries (with its size, so a reader can weigh it); and how to get prediction
+    intervals. None when the run draws the fit's uncertainty itself (its report has both)."""
+    import math
+
+    from plateletpd.model.library import chosen_fit, load_fit_record
+
+    if spec.extra.get("uncertainty") == "fit":
+        return None
+    fit = spec.extra.get("fit")
+    chosen = None if fit is None else chosen_fit(spec.model.name, fit)
+    if chosen is None:
+        return ("95% CI: the sampling interval of these virtual patients at the model "
+                "file's values (how far the result moves with other patients of the same "
+                "study); with no fit there is no parameter or between-study uncertainty to "
+                "add, and none behind these values either.")
+    try:
+        effects = load_fit_record(chosen).get("study_effects") or {}
+    except PlateletPDError:
+        effects = {}
+    fixed = set(spec.extra.get("typical", ())) | set(spec.extra.get("study_parameters", {}))
+    spread = [f"{name}: between-study SD of its log {entry['between_study_sd']:.2f}, a new "
+              f"study's value uncertain by a factor of about "
+              f"{math.exp(1.96 * entry['between_study_sd']):.1f} either way"
+              for name, entry in effects.items()
+              if name not in fixed and isinstance(entry.get("between_study_sd"), (int, float))]
+    return ("95% CI: the sampling interval of these virtual patients at the fit's point "
+            "estimates (how far the result moves with other patients of the same study); it "
+            "leaves out the fit's parameter uncertainty"
+            + (f" and the spread between studies that a new population carries "
+               f"({'; '.join(spread)})" if spread else "")
+            + ". Prediction intervals for a new study: --uncertainty fit --replicates 200 "
+            "(uncertainty.csv; docs/trial_files.md, 'Parameter uncertainty: prediction intervals beside sampling intervals').")
 
 
 def _non_default_fit(spec: TrialSpec) -> str | None:
