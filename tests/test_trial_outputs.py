@@ -705,7 +705,7 @@ def test_the_arm_tables_intervals_say_what_they_leave_out():
                          / "params.json").read_text())
     sd = record["study_effects"]["chemotherapy_sensitivity"]["between_study_sd"]
     note = interval_note(spec)
-    assert note.startswith("95% CI: the sampling interval")
+    assert note.startswith("95% CI (arms and differences): the sampling interval")
     assert f"between-study SD of its log {sd:.2f}" in note
     assert f"factor of about {math.exp(1.96 * sd):.1f}" in note
     assert "--uncertainty fit --replicates 200" in note

@@ -2581,8 +2581,8 @@ def interval_note(spec: TrialSpec) -> str | None:
     fit = spec.extra.get("fit")
     chosen = None if fit is None else chosen_fit(spec.model.name, fit)
     if chosen is None:
-        return ("95% CI: the sampling interval of these virtual patients at the model "
-                "file's values (how far the result moves with other patients of the same "
+        return ("95% CI (arms and differences): the sampling interval of these virtual "
+                "patients at the model file's values (how far the result moves with other patients of the same "
                 "study); with no fit there is no parameter or between-study uncertainty to "
                 "add, and none behind these values either.")
     try:
@@ -2595,9 +2595,9 @@ def interval_note(spec: TrialSpec) -> str | None:
               f"{math.exp(1.96 * entry['between_study_sd']):.1f} either way"
               for name, entry in effects.items()
               if name not in fixed and isinstance(entry.get("between_study_sd"), (int, float))]
-    return ("95% CI: the sampling interval of these virtual patients at the fit's point "
-            "estimates (how far the result moves with other patients of the same study); it "
-            "leaves out the fit's parameter uncertainty"
+    return ("95% CI (arms and differences): the sampling interval of these virtual "
+            "patients at the fit's point estimates (how far the result moves with other "
+            "patients of the same study); it leaves out the fit's parameter uncertainty"
             + (f" and the spread between studies that a new population carries "
                f"({'; '.join(spread)})" if spread else "")
             + ". Prediction intervals for a new study: --uncertainty fit --replicates 200 "
