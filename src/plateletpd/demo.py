@@ -205,6 +205,9 @@ def _run_demo(folder: Path, root: Path, parameters: dict | None, origin: str,
               f"{spec.parameters_from}\n")
         result = trials.run_trial(spec)
         print(trials.arm_table(result).to_string())
+        note = trials.interval_note(spec)
+        if note:
+            print(note)
         for flag in trials.rebound_flags(result):
             print(f"plausibility: {flag}")
         from plateletpd.study.validation_results import inside_text, recorded_validation
