@@ -111,8 +111,12 @@ def test_every_state_stays_non_negative_in_a_heavy_course_with_every_drug(model)
 
 
 # ---------------------------------------------------------------- one carboplatin-like cycle
-@pytest.fixture(scope="module")
-def carboplatin(model):
+@pytest.fixture(scope="module", params=["model file", "bundled fit"])
+def carboplatin(request):
+    # the model file's values, and the bundled fit at a new study's typical damage (what a
+    # user runs): the checks hold for both
+    model = request.getfixturevalue("model" if request.param == "model file" else
+                                    "calibrated")
     vectors = cohort(model, 1000, 17)
     times = np.arange(0, 43, 0.25)
     result = pp.simulate_batch(model, f"chemotherapy {CARBOPLATIN_DOSE} dose d1", times=times,
@@ -147,7 +151,7 @@ def test_untreated_post_recovery_peak_is_modest_in_the_median_patient(carboplati
 
 
 # ---------------------------------------------------------------- four cycles
-def test_nadirs_deepen_over_four_cycles(model):
+def assert_nadirs_deepen_over_four_cycles(model):
     course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=4,
                                 follow_up_days=21, points_per_day=4)
     arm = simulate_course_arm(model, ArmDesign(name="chemotherapy only", entry_below=None),
@@ -158,7 +162,28 @@ def test_nadirs_deepen_over_four_cycles(model):
     # Engel 1999 (structural_models.md 4) and NHL-B CHOP/CHOEP (cit_summary.csv
     # nhlb_chop_cumulative_thrombocytopenia: grade 4 in 0% at cycles 1-2, 10.1% at cycle 6):
     # thrombocytopenia accumulates from cycle to cycle
-    assert all(later < earlier for earlier, later in pairwise(medians))
+    assert all(later < earlier for earlier, later in pairwise(medians)), medians
+
+
+def test_nadirs_deepen_over_four_cycles(model):
+    # the model file's values (chemotherapy damage 4.0, the reserve's share of the kill 0.15)
+    assert_nadirs_deepen_over_four_cycles(model)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "measured 2026-12-05 (fortieth session) with the bundled fit at a new study's typical "
+    "damage (4.30, the reserve's share of the kill 0.111), the same 500 patients: median "
+    "nadirs 54.0, 55.0, 53.1, 52.3 (2,000 patients, seed 5: 56.1, 57.4, 56.2, 55.1): the "
+    "second cycle is milder than the first (median paired difference +2.8 to +3.2: it "
+    "strikes a marrow still expanded by the first cycle's TPO-driven regrowth: in the "
+    "typical patient the committed progenitors are 1.08 times their baseline on day 21, "
+    "1.00 with the model file's values, the platelets at half theirs), and only then do "
+    "nadirs deepen; on the model file's "
+    "values they deepen every cycle (55.0, 52.9, 50.7, 48.0). models/cit_marrow_reserve.md, "
+    "'Where it stands'"))
+def test_calibrated_nadirs_deepen_over_four_cycles(calibrated):
+    # the check on what a user runs: the bundled fit, a new study's typical damage
+    assert_nadirs_deepen_over_four_cycles(calibrated)
 
 
 # ---------------------------------------------------------------- persistent CIT (Soff 2019)
