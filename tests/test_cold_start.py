@@ -392,6 +392,14 @@ def test_long_runs_use_the_models_own_parallel_driver_and_quick_ones_the_generic
     # (0.95-1.08 times the CPU per subject, benchmarks/README.md), so no compile pays off
     never_compiled.solve_batch_lanes = SimpleNamespace(signatures=[])
     assert long_run("solve_batch_lanes") is kernels.generic_kernel()
+    # and where the model's own lock-step driver is compiled: the generic one runs the loop
+    # variants folded for the batch's idle drugs, which the model's own cannot (0.85 of its
+    # time for cit_marrow_reserve, benchmarks/README.md)
+    never_compiled.solve_batch_lanes = SimpleNamespace(signatures=["compiled"])
+    assert chosen("solve_batch_lanes") is kernels.generic_kernel()
+    monkeypatch.setenv("PLATELETPD_GENERIC_INTEGRATOR", "never")
+    assert chosen("solve_batch_lanes") is None
+    monkeypatch.setenv("PLATELETPD_GENERIC_INTEGRATOR", "auto")
     from plateletpd.inference.fitting import run_fit
     from plateletpd.study.optimisation import optimise_dose
     from plateletpd.study.sensitivity import run_sensitivity
