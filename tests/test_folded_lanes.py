@@ -137,8 +137,8 @@ def test_folded_lock_step_gives_the_same_numbers_bit_for_bit(monkeypatch, model_
     rng = np.random.default_rng(11)
     params = {"chemotherapy_sensitivity": model.parameters["chemotherapy_sensitivity"].value
               * np.exp(rng.normal(0, 0.3, n))}
-    options = dict(times=np.arange(0, 36, 0.5), params=params, covariates={"body_weight": 65.0},
-                   solver=pp.DormandPrince853(rtol=1e-6), execution="lockstep",
+    options = dict(times=np.arange(0, 36, 0.5), params=params,
+                   covariates={"body_weight": 65.0}, solver=pp.DormandPrince853(rtol=1e-6), execution="lockstep",
                    keep_states=True)
     kernels._FOLDED_BY_MODEL.clear()
     folded_run = pp.simulate_batch(model, regimen, **options)
@@ -161,7 +161,8 @@ def test_each_set_of_idle_states_gets_its_own_folded_variant(monkeypatch):
     for regimen in ("chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22",
                     "chemotherapy 1 dose d1 + rhTPO 300 U/kg qd d2-8"):
         pp.simulate_batch(model, regimen, days=10, params=params,
-                          covariates={"body_weight": 65.0}, solver=pp.DormandPrince853(), execution="lockstep")
+                          covariates={"body_weight": 65.0}, solver=pp.DormandPrince853(),
+                          execution="lockstep")
     sets = {key[2] for key in kernels._FOLDED_BY_MODEL if key[0] == model.source}
     state = {target.name: target.state_index for target in model.dose_targets}
     het = tuple(idle_states(model, [state["chemotherapy"], state["hetrombopag"]]))

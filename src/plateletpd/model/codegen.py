@@ -356,8 +356,9 @@ def _fold(node: ast.expr, known: dict[str, float]) -> ast.expr:
     left as written); a conditional whose test compares numbers is its branch. The folded
     formula differs from the original only where an operand it drops is not finite
     (``0 * inf`` is NaN, folded 0) or a divisor it drops is zero at run time (``0 / x``
-    with x = 0), and in the sign of a zero; a literal ``0 / 0`` is kept. Subtrees that change nothing
-    are returned as they are (so the generator's switch and power keys, ``ast.dump``, still
+    with x = 0), and in the sign of a zero; a literal ``0 / 0`` is kept. Subtrees that
+    change nothing are returned as they are (so the generator's switch and power keys,
+    ``ast.dump``, still
     match). Nothing here evaluates text: the tree is the model file's checked formula."""
     if isinstance(node, ast.Name):
         return ast.Constant(known[node.id]) if node.id in known else node

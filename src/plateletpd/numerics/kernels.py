@@ -397,8 +397,8 @@ def _generic_first_run(kernel: ModuleType, entry: str) -> ModuleType | None:
     always runs on it, even where the model's own lock-step driver is compiled; measured in
     benchmarks/README.md, "Time to first result"), ``never`` (always the inlined kernel,
     compiled on first use: how to build it on request; a later ``auto`` run then uses it,
-    lock step excepted), ``always``. Both give the same results bit for bit (tests/test_cold_start.py). Never
-    without JIT."""
+    lock step excepted), ``always``. Both give the same results bit for bit
+    (tests/test_cold_start.py). Never without JIT."""
     choice = os.environ.get("PLATELETPD_GENERIC_INTEGRATOR", "auto").strip().lower()
     if choice not in {"auto", "never", "always"}:
         from plateletpd.errors import SimulationInputError

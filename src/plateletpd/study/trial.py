@@ -2582,8 +2582,8 @@ def interval_note(spec: TrialSpec) -> str | None:
     chosen = None if fit is None else chosen_fit(spec.model.name, fit)
     if chosen is None:
         return ("95% CI (arms and differences): the sampling interval of these virtual "
-                "patients at the model file's values (how far the result moves with other patients of the same "
-                "study); with no fit there is no parameter or between-study uncertainty to "
+                "patients at the model file's values (how far the result moves with other "
+                "patients of the same study); with no fit there is no parameter or between-study uncertainty to "
                 "add, and none behind these values either.")
     try:
         effects = load_fit_record(chosen).get("study_effects") or {}
@@ -2601,7 +2601,8 @@ def interval_note(spec: TrialSpec) -> str | None:
             + (f" and the spread between studies that a new population carries "
                f"({'; '.join(spread)})" if spread else "")
             + ". Prediction intervals for a new study: --uncertainty fit --replicates 200 "
-            "(uncertainty.csv; docs/trial_files.md, 'Parameter uncertainty: prediction intervals beside sampling intervals').")
+            "(uncertainty.csv; docs/trial_files.md, 'Parameter uncertainty: prediction "
+            "intervals beside sampling intervals').")
 
 
 def _non_default_fit(spec: TrialSpec) -> str | None:
