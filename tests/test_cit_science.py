@@ -189,7 +189,8 @@ def test_nadirs_deepen_over_four_cycles(model):
     "second cycle is milder than the first (median paired difference +2.8 to +3.2: it "
     "strikes a marrow still expanded by the first cycle's TPO-driven regrowth: in the "
     "typical patient the committed progenitors are 1.08 times their baseline on day 21, "
-    "1.00 with the model file's values, the platelets at half theirs), and only then do "
+    "1.00 with the model file's values, the platelets at half theirs; the fit's tpo_ec50 "
+    "at its lower bound 520 does it: at 700, 50.7, 49.6, 48.7, 47.8), and only then do "
     "nadirs deepen; on the model file's "
     "values they deepen every cycle (55.0, 52.9, 50.7, 48.0). models/cit_marrow_reserve.md, "
     "'Where it stands'"))
