@@ -179,3 +179,28 @@ def test_lockstep_integrates_exp_log_and_power_of_states_to_their_closed_forms()
         root = (100.0 ** (1 - e) - (1 - e) * rate * hours) ** (1 / (1 - e))
         assert scaled_error(batch.output("decay")[subject], decay, rtol, atol) < 3.0, subject
         assert scaled_error(batch.output("root")[subject], root, rtol, atol) < 3.0, subject
+
+
+def test_positive_power_is_power_bit_for_bit_on_a_base_that_is_never_negative():
+    """vectormath.positive_power drops power's negative-base selects; on what the code
+    generator lets it see (+0, positive, subnormal, +inf or NaN bases: codegen._positive)
+    it must give power's bits for every exponent, the special ones (0, +-1, 2, 3, 0.5,
+    +-inf, NaN, huge and tiny) included; compiled as rhs_lanes compiles them (a loop)."""
+    @numba.njit(error_model="numpy")
+    def run(x, g, ours, theirs):
+        for i in range(x.size):
+            ours[i] = vectormath.positive_power(x[i], g[i])
+            theirs[i] = vectormath.power(x[i], g[i])
+
+    rng = np.random.default_rng(8)
+    bases = np.concatenate([np.exp(rng.uniform(-745, 709, 4000)), rng.uniform(0, 3, 1000),
+                            [0.0, 1.0, 5e-324, 2.2e-308, math.inf, math.nan, 1e300]])
+    exponents = np.concatenate([rng.normal(0, 3, 30), [0.0, 1.0, -1.0, 2.0, 3.0, 0.5, 0.3,
+                                                       -0.3, math.inf, -math.inf, math.nan,
+                                                       1e-300, 700.0]])
+    x, g = (a.ravel() for a in np.meshgrid(bases, exponents))
+    ours, theirs = np.empty_like(x), np.empty_like(x)
+    run(x, g, ours, theirs)
+    assert np.array_equal(ours.view(np.int64)[~np.isnan(theirs)],
+                          theirs.view(np.int64)[~np.isnan(theirs)])
+    assert np.array_equal(np.isnan(ours), np.isnan(theirs))
