@@ -199,6 +199,31 @@ def test_calibrated_nadirs_deepen_over_four_cycles(calibrated):
     assert_nadirs_deepen_over_four_cycles(calibrated)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "measured 2026-12-05 (fortieth session), bundled fit at a new study's typical damage, "
+    "500 patients, four 21-day cycles, daily samples: platelets follow TPO by a median of 2 "
+    "days (1 day in 34% of patients, 2 in 62%; 2 days with the model file's values too), "
+    "where Engel 1999 found about 1 day in every patient (models/cit_marrow_reserve.md, "
+    "'Where it stands')"))
+def test_tpo_leads_the_platelets_by_about_a_day_over_four_cycles(calibrated):
+    # Engel 1999 (Br J Haematol 105:832, abstract; structural_models.md 4): over multicycle
+    # chemotherapy "TPO responses preceded platelet responses by approximately one day in
+    # all patients" (cross-correlation of serial counts): the lag that maximises the
+    # correlation of log TPO with minus log platelets, sampled daily, in the median patient
+    model = calibrated
+    days = np.arange(0, 85.0)
+    result = pp.simulate_batch(model, "chemotherapy 1 dose q21d x4", times=days,
+                               params=as_columns(model, cohort(model, 500, 18)),
+                               covariates=WEIGHT)
+    assert result.success.all()
+    tpo, platelets = np.log(result.output("tpo")), -np.log(result.output("platelets"))
+    lags = []
+    for a, b in zip(tpo, platelets):
+        correlation = [np.corrcoef(a[:a.size - lag], b[lag:])[0, 1] for lag in range(5)]
+        lags.append(int(np.argmax(correlation)))
+    assert 0.5 <= np.median(lags) <= 1.5
+
+
 # ---------------------------------------------------------------- persistent CIT (Soff 2019)
 def soff_observation_arm(model):
     """Soff 2019-like untreated observation arm: four 21-day cycles held while PLT < 100
