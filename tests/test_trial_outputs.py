@@ -716,3 +716,21 @@ def test_the_arm_tables_intervals_say_what_they_leave_out():
     assert "no fit" in interval_note(load_trial_spec("yuan2025", fit="none"))
     drawn = dataclasses.replace(spec, extra={**spec.extra, "uncertainty": "fit"})
     assert interval_note(drawn) is None
+
+
+def test_a_sweep_says_what_its_cells_leave_out(capsys):
+    # a sweep's cells run at the fit's point estimates: the command line says which
+    # uncertainty that leaves out, with the default fit's between-study SD (from its record)
+    import json
+
+    from plateletpd.cli import main
+    from plateletpd.model.library import bundled_fits_dir
+
+    record = json.loads((bundled_fits_dir() / "cit_marrow_reserve_calibration"
+                         / "params.json").read_text())
+    sd = record["study_effects"]["chemotherapy_sensitivity"]["between_study_sd"]
+    assert main(["sweep", "yuan2025", "--grid", "dose=5", "--n", "10"]) == 0
+    err = capsys.readouterr().err
+    assert "every cell is at the fit's point estimates: it leaves out the fit's parameter " \
+           "uncertainty" in err
+    assert f"between-study SD of its log {sd:.2f}" in err

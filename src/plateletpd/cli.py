@@ -616,6 +616,7 @@ def _uncertainty_arguments(parser) -> None:
 
 def command_sweep(args) -> int:
     from plateletpd.study.sweep import parse_grid, run_sweep, write_sweep
+    from plateletpd.study.trial import uncertainty_left_out
 
     spec = _trial_spec(args)
     _check_out(args.out)
@@ -632,6 +633,11 @@ def command_sweep(args) -> int:
           f"`plateletpd trial` of the file draws each arm's own patients, so an arm there "
           f"differs from its cell here by sampling (design = \"paired\" shares them)",
           file=sys.stderr)
+    left_out = uncertainty_left_out(spec)
+    if left_out:
+        print(f"note: every cell is at the fit's point estimates: it leaves out {left_out}; "
+              f"for a cell's prediction interval, run its regimen as a trial with "
+              f"--uncertainty fit --replicates 200", file=sys.stderr)
     if args.out:
         paths = write_sweep(table, spec, grid, args.endpoint, Path(args.out))
         print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")

@@ -2565,26 +2565,20 @@ def _report(result: TrialResult, record: dict) -> str:
         *validation_report_lines(spec.model, fit=_non_default_fit(spec))])
 
 
-def interval_note(spec: TrialSpec) -> str | None:
-    """What the arm table's 95% intervals cover, for a trial run at the point estimates
-    (``[trial] uncertainty = "none"``, the default): the sampling spread of its virtual
-    patients only, not the fit's parameter uncertainty nor, for a fit with study-level
-    random effects whose parameter the trial does not fix, the between-study spread a new
-    population carries (with its size, so a reader can weigh it); and how to get prediction
-    intervals. None when the run draws the fit's uncertainty itself (its report has both)."""
+def uncertainty_left_out(spec: TrialSpec) -> str | None:
+    """What a run at the fit's point estimates leaves out, as a clause ("the fit's parameter
+    uncertainty and the spread between studies ..."): the fit's parameter uncertainty and,
+    for a fit with study-level random effects on a parameter the trial does not fix, the
+    between-study spread a new population carries, with its size read from the fit record.
+    None when the trial runs on no fit (the model file's values: nothing known to add)."""
     import math
 
     from plateletpd.model.library import chosen_fit, load_fit_record
 
-    if spec.extra.get("uncertainty") == "fit":
-        return None
     fit = spec.extra.get("fit")
     chosen = None if fit is None else chosen_fit(spec.model.name, fit)
     if chosen is None:
-        return ("95% CI (arms and differences): the sampling interval of these virtual "
-                "patients at the model file's values (how far the result moves with other "
-                "patients of the same study); with no fit there is no parameter or between-study uncertainty to "
-                "add, and none behind these values either.")
+        return None
     try:
         effects = load_fit_record(chosen).get("study_effects") or {}
     except PlateletPDError:
@@ -2595,14 +2589,31 @@ def interval_note(spec: TrialSpec) -> str | None:
               f"{math.exp(1.96 * entry['between_study_sd']):.1f} either way"
               for name, entry in effects.items()
               if name not in fixed and isinstance(entry.get("between_study_sd"), (int, float))]
+    return "the fit's parameter uncertainty" + (
+        f" and the spread between studies that a new population carries "
+        f"({'; '.join(spread)})" if spread else "")
+
+
+def interval_note(spec: TrialSpec) -> str | None:
+    """What the arm table's 95% intervals cover, for a trial run at the point estimates
+    (``[trial] uncertainty = "none"``, the default): the sampling spread of its virtual
+    patients only, not what :func:`uncertainty_left_out` names (so a reader can weigh it);
+    and how to get prediction intervals. None when the run draws the fit's uncertainty
+    itself (its report has both)."""
+    if spec.extra.get("uncertainty") == "fit":
+        return None
+    left_out = uncertainty_left_out(spec)
+    if left_out is None:
+        return ("95% CI (arms and differences): the sampling interval of these virtual "
+                "patients at the model file's values (how far the result moves with other "
+                "patients of the same study); with no fit there is no parameter or "
+                "between-study uncertainty to add, and none behind these values either.")
     return ("95% CI (arms and differences): the sampling interval of these virtual "
             "patients at the fit's point estimates (how far the result moves with other "
-            "patients of the same study); it leaves out the fit's parameter uncertainty"
-            + (f" and the spread between studies that a new population carries "
-               f"({'; '.join(spread)})" if spread else "")
-            + ". Prediction intervals for a new study: --uncertainty fit --replicates 200 "
-            "(uncertainty.csv; docs/trial_files.md, 'Parameter uncertainty: prediction "
-            "intervals beside sampling intervals').")
+            f"patients of the same study); it leaves out {left_out}. Prediction intervals "
+            "for a new study: --uncertainty fit --replicates 200 (uncertainty.csv; "
+            "docs/trial_files.md, 'Parameter uncertainty: prediction intervals beside "
+            "sampling intervals').")
 
 
 def _non_default_fit(spec: TrialSpec) -> str | None:
