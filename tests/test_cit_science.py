@@ -193,7 +193,7 @@ def test_nadirs_deepen_over_four_cycles(model):
     "at its lower bound 520 does it: at 700, 50.7, 49.6, 48.7, 47.8), and only then do "
     "nadirs deepen; on the model file's "
     "values they deepen every cycle (55.0, 52.9, 50.7, 48.0). models/cit_marrow_reserve.md, "
-    "'Where it stands'"))
+    "'Open finding: the second cycle milder than the first'"))
 def test_calibrated_nadirs_deepen_over_four_cycles(calibrated):
     # the issue's check on what a user runs: the bundled fit, a new study's typical damage
     assert_nadirs_deepen_over_four_cycles(calibrated)
@@ -204,7 +204,7 @@ def test_calibrated_nadirs_deepen_over_four_cycles(calibrated):
     "500 patients, four 21-day cycles, daily samples: platelets follow TPO by a median of 2 "
     "days (1 day in 34% of patients, 2 in 62%; 2 days with the model file's values too), "
     "where Engel 1999 found about 1 day in every patient (models/cit_marrow_reserve.md, "
-    "'Where it stands')"))
+    "'Open finding: the second cycle milder than the first')"))
 def test_tpo_leads_the_platelets_by_about_a_day_over_four_cycles(calibrated):
     # Engel 1999 (Br J Haematol 105:832, abstract; structural_models.md 4): over multicycle
     # chemotherapy "TPO responses preceded platelet responses by approximately one day in
