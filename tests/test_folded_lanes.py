@@ -39,7 +39,7 @@ def folded(text, known=None):
     ("1000 * z / v", "0.0"),
     ("(a + z) / (b + a + z + z)", "a / (b + a)"),
     ("0.5 * (z - r + sqrt((z - r) ** 2 + 4 * r * z)) if z > 0 else 0", "0"),
-    ("a if z >= 0 else b", "a"),
+    ("a if z >= 0 else b", "a"), ("z if x > y else 0", "0.0"),
     ("max(z, 0.5) + min(z, -1)", "-0.5"),
     ("sqrt(z) + abs(z) + x", "x"),
     # not folded: a zero divisor, a power of zero (0 ** 0 is 1), a function of zero

@@ -117,6 +117,8 @@ def test_the_states_of_a_drug_not_given_are_idle_and_a_dose_makes_them_active():
     ("0", "max(driven, 0) - min(driven, 0) + abs(driven)", True),
     ("0", "(ke if driven >= 0 else 0) * 1", False),  # the test picks the non-zero side
     ("0", "(0 if driven >= 0 else ke) * 1", True),
+    ("0", "(driven if ke > 1 else 0) * ke", True),   # both branches zero, test undecided
+    ("0", "ke * (1 - 1) + driven", True),           # literal arithmetic is computed
 ])
 def test_the_analysis_takes_a_formula_as_zero_only_when_it_must_be(response0, driven, idle):
     model = drug_model(response0, driven)

@@ -241,82 +241,42 @@ def idle_states(model: "Model", dosed: Iterable[int]) -> tuple[int, ...]:
     (in increasing index order). A drug that is not given in a batch (CIT's romiplostim and
     eltrombopag compartments when a regimen gives neither) is such a set: the lock-step
     integrator leaves those states out of its stage passes (``solve_group``'s ``active``
-    ranges), which changes no number (tests/test_idle_states.py).
+    ranges) and runs its right-hand side folded for them (:func:`folded_lane_source`),
+    which changes no number (tests/test_idle_states.py, tests/test_folded_lanes.py).
 
-    Structural and conservative (:func:`_zero`): a formula is zero when it is a zero
-    constant, a state of Z, a sum, difference, ``min``/``max``/``abs``/``sqrt`` of zeros, a
-    product with a zero factor, a quotient with a zero numerator, or a conditional whose
-    test on zeros decides the branch taken (or whose two branches are zero). Parameters are
-    never taken as zero. A product or quotient with a zero side is zero only while the
+    Decided by the same folding the lock-step right-hand side is written with
+    (:func:`_fold`: Z read as 0, the exact identities), so a state is idle exactly when its
+    folded derivative is the number 0: a zero constant, a state of Z, sums, differences,
+    ``min``/``max``/``abs``/``sqrt`` of zeros, a product with a zero factor, a quotient with
+    a zero numerator, a conditional whose test on numbers decides the branch taken (or
+    whose two branches are the same number). Parameters are never taken as zero; nor is a
+    power (``0 ** 0`` is 1). A product or quotient with a zero side is zero only while the
     other side is finite: where it is not (``0 * inf``, ``0 / 0``), the state's derivative
     is NaN in the full integration; the lock-step integrator computes the error estimates
     of every state, so such a step fails as it would without the skipping (and the group
     is integrated again one subject at a time; ``integrator.lockstep_source`` says which
     stages the estimates weigh)."""
     dosed = {int(i) for i in dosed}
-    derived = dict(model.derived)
+    known = _folded_derived(model, {})
     zero = {i for i, state in enumerate(model.states)
-            if i not in dosed and _zero(state.initial.tree, set(), derived, {})}
+            if i not in dosed and _number(_fold(state.initial.tree, known)) == 0.0}
     while True:
-        names = {model.states[i].name for i in zero}
-        memo: dict[str, bool] = {}
-        kept = {i for i in zero if _zero(model.states[i].ode.tree, names, derived, memo)}
+        known = _folded_derived(model, {model.states[i].name: 0.0 for i in zero})
+        kept = {i for i in zero if _number(_fold(model.states[i].ode.tree, known)) == 0.0}
         if kept == zero:
             return tuple(sorted(zero))
         zero = kept
 
 
-def _zero(node: ast.expr, zero_states: set[str], derived: dict, memo: dict[str, bool]) -> bool:
-    """Whether formula ``node`` is exactly zero (+0 or -0) when the states ``zero_states``
-    are zero, for every finite value of everything else (see :func:`idle_states`)."""
-    if isinstance(node, ast.Constant):
-        return float(node.value) == 0.0
-    if isinstance(node, ast.Name):
-        if node.id in zero_states:
-            return True
-        if node.id in derived:
-            if node.id not in memo:
-                memo[node.id] = False  # no cycles among derived quantities; be safe anyway
-                memo[node.id] = _zero(derived[node.id].tree, zero_states, derived, memo)
-            return memo[node.id]
-        return False
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        return _zero(node.operand, zero_states, derived, memo)
-    if isinstance(node, ast.BinOp):
-        left = _zero(node.left, zero_states, derived, memo)
-        if isinstance(node.op, (ast.Add, ast.Sub)):
-            return left and _zero(node.right, zero_states, derived, memo)
-        if isinstance(node.op, ast.Mult):
-            return left or _zero(node.right, zero_states, derived, memo)
-        if isinstance(node.op, ast.Div):
-            return left
-        return False  # a power: 0 ** 0 is 1
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        if node.func.id in {"min", "max", "abs", "sqrt"}:
-            return all(_zero(a, zero_states, derived, memo) for a in node.args)
-        return False
-    if isinstance(node, ast.IfExp):
-        test = _zero_test(node.test, zero_states, derived, memo)
-        if test is not None:
-            return _zero(node.body if test else node.orelse, zero_states, derived, memo)
-        return (_zero(node.body, zero_states, derived, memo)
-                and _zero(node.orelse, zero_states, derived, memo))
-    return False
-
-
-#: A comparison of two zeros (+0 and -0 compare equal): its value.
-_ZERO_COMPARISONS = {ast.Lt: False, ast.LtE: True, ast.Gt: False, ast.GtE: True,
-                     ast.Eq: True, ast.NotEq: False}
-
-
-def _zero_test(node: ast.expr, zero_states: set[str], derived: dict,
-               memo: dict[str, bool]) -> bool | None:
-    """The value of a test whose every comparison compares zeros (``total > 0`` with
-    ``total`` zero is False), or None when it cannot be decided that way."""
-    if isinstance(node, ast.Compare) and len(node.ops) == 1 and all(
-            _zero(part, zero_states, derived, memo) for part in (node.left, *node.comparators)):
-        return _ZERO_COMPARISONS[type(node.ops[0])]
-    return None
+def _folded_derived(model: "Model", known: dict[str, float]) -> dict[str, float]:
+    """``known`` (state names read as these numbers) with every derived quantity that
+    :func:`_fold` makes a number added, in the model file's (dependency) order."""
+    known = dict(known)
+    for name, expression in model.derived:
+        value = _number(_fold(expression.tree, known))
+        if value is not None:
+            known[name] = value
+    return known
 
 
 def active_ranges(n_states: int, idle: Iterable[int]) -> "np.ndarray":
@@ -397,6 +357,8 @@ def _fold(node: ast.expr, known: dict[str, float]) -> ast.expr:
         if isinstance(test, ast.Constant):
             return _fold(node.body if test.value else node.orelse, known)
         body, orelse = _fold(node.body, known), _fold(node.orelse, known)
+        if _number(body) is not None and _number(body) == _number(orelse):
+            return body  # either branch: the same number (up to the sign of a zero)
         if test is node.test and body is node.body and orelse is node.orelse:
             return node
         return ast.IfExp(test=test, body=body, orelse=orelse)
@@ -773,17 +735,13 @@ def folded_lane_source(model: "Model", variant: int, idle: Iterable[int]) -> str
     base = _Hoisting(model, names)
     uniform = _UniformTests(model, base)
     outcome = uniform.variants()[variant]
-    known = {model.states[i].name: 0.0 for i in idle}
-    dynamic = [d for d in base.derived if d not in base.slot]
+    known = _folded_derived(model, {model.states[i].name: 0.0 for i in idle})
     folded_names = _Names(model)
-    for name in dynamic:
-        expression = _folded(names.derived[name], known)
-        value = _number(expression.tree)
-        if value is not None:
-            known[name] = value
-            del folded_names.derived[name]
+    for name in (d for d in base.derived if d not in base.slot):  # the dynamic ones
+        if name in known:
+            del folded_names.derived[name]  # a number now: written where it is read
         else:
-            folded_names.derived[name] = expression
+            folded_names.derived[name] = _folded(names.derived[name], known)
     odes = [parse_expression(0.0) if i in idle else _folded(state.ode, known)
             for i, state in enumerate(model.states)]
     hoist = _Hoisting(model, folded_names, odes)

@@ -190,8 +190,8 @@ def lockstep_source(n_states: int, lanes: int, generic: bool = False) -> str:
     for s in range(1, 12):
         lines += stage(s)
     lines += _fused(row["y1"], row["y"], [(b[j], k(j)) for j in range(12)], generic)
-    lines.append(f"    _f_lanes(t + h, {view(LANE_ROWS['y1'])}, q, rate, has_rate, {view(LANE_ROWS['k'] + 12)}, "
-                 "counters)")
+    lines.append(f"    _f_lanes(t + h, {view(LANE_ROWS['y1'])}, q, rate, has_rate, "
+                 f"{view(LANE_ROWS['k'] + 12)}, counters)")
     lines += [f"    for j in range({'m' if generic else 'LANE_WIDTH'}):",
               f"        {_at(row['e5'])} = {_weighted(zip(_dop853.E5, map(k, range(13))))}",
               f"        {_at(row['e3'])} = {_weighted(zip(_dop853.E3, map(k, range(13))))}"]
