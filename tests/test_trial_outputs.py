@@ -135,6 +135,9 @@ def test_tables_are_numeric_and_every_column_is_in_the_data_dictionary(small_tri
         f"{row.response_pct:.1f} [{row.response_pct_lower:.1f}, {row.response_pct_upper:.1f}]"
     report = (folder / "report.md").read_text()
     assert "## Screening" in report and "data_dictionary.csv" in report
+    # under the arm table: what its intervals leave out (study.trial.interval_note)
+    arms = report.split("## Arms")[1].split("## Differences")[0]
+    assert "95% CI (arms and differences): the sampling interval" in arms
     assert list(data_dictionary(replicates=True).file.unique())[-1] == "replicates.csv"
 
 

@@ -2548,7 +2548,7 @@ def _report(result: TrialResult, record: dict) -> str:
           if len(result.screening) else []),
         *(_course_report(result) if spec.extra.get("course") is not None else []),
         "## Arms", "", "```", arm_table(result).to_string(), "```", "",
-        *([interval_note(spec), ""] if interval_note(spec) else []),
+        *([note, ""] if (note := interval_note(spec)) else []),
         *(["Plausibility (counts above the typical baseline):", "",
            *[f"- {flag}" for flag in flags], ""] if flags else []),
         (f"## Differences from {spec.reference_arm}" if not spec.extra.get("versus") else
