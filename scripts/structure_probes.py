@@ -11,6 +11,12 @@ fit's values with any changes.
     # session, scripts/threshold_niche_variant.py, removed when the bundled file adopted them)
 
 Prints: Bai's cycle-2 nadir and peak untreated and with rhTPO (scripts/rebound_probes.py),
+four 21-day cycles at a new study's typical damage (tests/test_cit_science.py's deepening
+check, 500 patients, seed 18: the median nadir of each cycle, and per patient the median
+change from one cycle to the next and the share whose nadir is lower than the cycle
+before), TPO's lead over the platelets in the same design (Engel 1999: about 1 day; 200
+patients), rhTPO 15000 U on days -4 and -2 before one cycle against none (the median nadir,
+500 patients, seed 21: the priming check),
 one healthy 2 ug/kg rhTPO dose (peak rise %, its day, the rise on day 21), the Yuan design's
 responses and day-14 means with an untreated arm (tests/test_cit_science.py: 1,000
 screened, seed 20, the typical damage), and the Soff design's share corrected within 3
@@ -62,6 +68,39 @@ def soff_diagnosis(model, arm) -> None:
                       "reserve_cycling_fraction"))))
 
 
+def cycles(model) -> None:
+    """The deepening over four cycles, per cohort and per patient, and TPO's lead."""
+    course = science.ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21,
+                                        cycles=4, follow_up_days=21, points_per_day=4)
+    arm = science.simulate_course_arm(model, science.ArmDesign(name="chemotherapy only",
+                                                               entry_below=None),
+                                      course, science.cohort(model, 500, 18))
+    nadirs = [arm.extra["course"].nadir(cycle) for cycle in (1, 2, 3, 4)]
+    print("four cycles: median nadirs", [round(float(np.median(n)), 1) for n in nadirs],
+          "; per patient, median change", [round(float(np.median(b - a)), 2)
+                                           for a, b in zip(nadirs, nadirs[1:])],
+          "and share deeper", [round(float(np.mean(b < a)), 2)
+                               for a, b in zip(nadirs, nadirs[1:])])
+    days = np.arange(0, 85.0)
+    result = pp.simulate_batch(model, "chemotherapy 1 dose q21d x4", times=days,
+                               params=science.as_columns(model, science.cohort(model, 200, 18)),
+                               covariates=science.WEIGHT)
+    tpo, platelets = np.log(result.output("tpo")), -np.log(result.output("platelets"))
+    lags = np.array([int(np.argmax([np.corrcoef(a[:a.size - k], b[k:])[0, 1]
+                                    for k in range(5)])) for a, b in zip(tpo, platelets)])
+    print(f"TPO leads the platelets by a median of {np.median(lags):.0f} days "
+          f"(1 day or less in {100 * np.mean(lags <= 1):.0f}% of patients)")
+    days = np.arange(0.0, 30.0, 0.25)
+    params = science.as_columns(model, science.cohort(model, 500, 21))
+    medians = []
+    for regimen in ("chemotherapy 1 dose d5", "rhTPO 15000 U d1,3 + chemotherapy 1 dose d5"):
+        primed = pp.simulate_batch(model, regimen, times=days, params=params,
+                                   covariates=science.WEIGHT)
+        medians.append(np.median(primed.output("platelets")[:, days >= 4].min(axis=1)))
+    print("rhTPO on days -4 and -2: median nadir {:.1f} against {:.1f} without".format(
+        medians[1], medians[0]))
+
+
 def main(arguments: list[str]) -> None:
     path = arguments[0]
     changes = {name: float(value) for name, value in
@@ -77,6 +116,7 @@ def main(arguments: list[str]) -> None:
           [round(float(x), 1) for x in rebound_probes.bai(model, values)])
     print("healthy rhTPO 2 ug/kg (peak rise %, day, rise % on day 21):",
           [round(float(x), 1) for x in rebound_probes.healthy(model, values)])
+    cycles(calibrated)
     arms = science.yuan_treated_arms(calibrated)
     arms.update(science.yuan_treated_arms(calibrated, {"untreated": ()}))
     responses = {name: round(float(science.yuan_response(arm)), 1)
