@@ -69,7 +69,8 @@ def soff_diagnosis(model, arm) -> None:
 
 
 def cycles(model) -> None:
-    """The deepening over four cycles, per cohort and per patient, and TPO's lead."""
+    """The deepening over four cycles (per cohort and per patient), TPO's lead and the
+    rhTPO priming check."""
     course = science.ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21,
                                         cycles=4, follow_up_days=21, points_per_day=4)
     arm = science.simulate_course_arm(model, science.ArmDesign(name="chemotherapy only",
