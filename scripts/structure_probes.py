@@ -70,36 +70,19 @@ def soff_diagnosis(model, arm) -> None:
 
 def cycles(model) -> None:
     """The deepening over four cycles (per cohort and per patient), TPO's lead and the
-    rhTPO priming check."""
-    course = science.ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21,
-                                        cycles=4, follow_up_days=21, points_per_day=4)
-    arm = science.simulate_course_arm(model, science.ArmDesign(name="chemotherapy only",
-                                                               entry_below=None),
-                                      course, science.cohort(model, 500, 18))
-    nadirs = [arm.extra["course"].nadir(cycle) for cycle in (1, 2, 3, 4)]
+    rhTPO priming check, measured as tests/test_cit_science.py measures them."""
+    nadirs = science.four_cycle_nadirs(model)
     print("four cycles: median nadirs", [round(float(np.median(n)), 1) for n in nadirs],
           "; per patient, median change", [round(float(np.median(b - a)), 2)
                                            for a, b in zip(nadirs, nadirs[1:])],
           "and share deeper", [round(float(np.mean(b < a)), 2)
                                for a, b in zip(nadirs, nadirs[1:])])
-    days = np.arange(0, 85.0)
-    result = pp.simulate_batch(model, "chemotherapy 1 dose q21d x4", times=days,
-                               params=science.as_columns(model, science.cohort(model, 200, 18)),
-                               covariates=science.WEIGHT)
-    tpo, platelets = np.log(result.output("tpo")), -np.log(result.output("platelets"))
-    lags = np.array([int(np.argmax([np.corrcoef(a[:a.size - k], b[k:])[0, 1]
-                                    for k in range(5)])) for a, b in zip(tpo, platelets)])
+    lags = science.tpo_lead_days(model, 200)
     print(f"TPO leads the platelets by a median of {np.median(lags):.0f} days "
           f"(1 day or less in {100 * np.mean(lags <= 1):.0f}% of patients)")
-    days = np.arange(0.0, 30.0, 0.25)
-    params = science.as_columns(model, science.cohort(model, 500, 21))
-    medians = []
-    for regimen in ("chemotherapy 1 dose d5", "rhTPO 15000 U d1,3 + chemotherapy 1 dose d5"):
-        primed = pp.simulate_batch(model, regimen, times=days, params=params,
-                                   covariates=science.WEIGHT)
-        medians.append(np.median(primed.output("platelets")[:, days >= 4].min(axis=1)))
+    untreated, primed = science.primed_nadirs(model)
     print("rhTPO on days -4 and -2: median nadir {:.1f} against {:.1f} without".format(
-        medians[1], medians[0]))
+        np.median(primed), np.median(untreated)))
 
 
 def main(arguments: list[str]) -> None:

@@ -163,14 +163,20 @@ def test_untreated_post_recovery_peak_is_modest_in_the_median_patient(carboplati
 
 
 # ---------------------------------------------------------------- four cycles
-def assert_nadirs_deepen_over_four_cycles(model):
+def four_cycle_nadirs(model) -> list[np.ndarray]:
+    """Each patient's nadir in each of four 21-day cycles of one dose, 500 patients at a new
+    study's typical damage (also scripts/structure_probes.py's panel)."""
     course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=4,
                                 follow_up_days=21, points_per_day=4)
     arm = simulate_course_arm(model, ArmDesign(name="chemotherapy only", entry_below=None),
                               course, cohort(model, 500, 18))
     result = arm.extra["course"]
     assert not result.failed.any()
-    medians = [np.median(result.nadir(cycle)) for cycle in (1, 2, 3, 4)]
+    return [result.nadir(cycle) for cycle in (1, 2, 3, 4)]
+
+
+def assert_nadirs_deepen_over_four_cycles(model):
+    medians = [np.median(nadirs) for nadirs in four_cycle_nadirs(model)]
     # Engel 1999 (structural_models.md 4) and NHL-B CHOP/CHOEP (cit_summary.csv
     # nhlb_chop_cumulative_thrombocytopenia: grade 4 in 0% at cycles 1-2, 10.1% at cycle 6):
     # thrombocytopenia accumulates from cycle to cycle
@@ -199,6 +205,20 @@ def test_calibrated_nadirs_deepen_over_four_cycles(calibrated):
     assert_nadirs_deepen_over_four_cycles(calibrated)
 
 
+def primed_nadirs(model) -> tuple[np.ndarray, np.ndarray]:
+    """Each patient's nadir after one dose of chemotherapy on day 5, without and with rhTPO
+    15000 U on days 1 and 3 (500 patients at a new study's typical damage)."""
+    days = np.arange(0.0, 30.0, 0.25)
+    params = as_columns(model, cohort(model, 500, 21))
+    nadirs = []
+    for regimen in ("chemotherapy 1 dose d5", "rhTPO 15000 U d1,3 + chemotherapy 1 dose d5"):
+        result = pp.simulate_batch(model, regimen, times=days, params=params,
+                                   covariates=WEIGHT)
+        assert result.success.all()
+        nadirs.append(result.output("platelets")[:, days >= 4].min(axis=1))
+    return nadirs[0], nadirs[1]
+
+
 def test_rhtpo_before_chemotherapy_does_not_deepen_the_nadir(either):
     # a bound on any chemosensitivity of the stimulated marrow
     # (models/cit_marrow_reserve.md, "Open finding: the stimulated marrow's
@@ -211,16 +231,8 @@ def test_rhtpo_before_chemotherapy_does_not_deepen_the_nadir(either):
     # journal not verified); no study seen found nadirs made worse by it
     # (models/cit_marrow_reserve.md). Here: rhTPO 15000 U on days 1 and 3, chemotherapy on
     # day 5 (days -4 and -2), against chemotherapy alone
-    model = either
-    days = np.arange(0.0, 30.0, 0.25)
-    params = as_columns(model, cohort(model, 500, 21))
-    nadirs = []
-    for regimen in ("chemotherapy 1 dose d5", "rhTPO 15000 U d1,3 + chemotherapy 1 dose d5"):
-        result = pp.simulate_batch(model, regimen, times=days, params=params,
-                                   covariates=WEIGHT)
-        assert result.success.all()
-        nadirs.append(result.output("platelets")[:, days >= 4].min(axis=1))
-    untreated, primed = nadirs
+    # (15000 U: the usual adult dose, parameters.md "dosing in CIT")
+    untreated, primed = primed_nadirs(either)
     assert np.median(primed) >= np.median(untreated), (np.median(primed),
                                                         np.median(untreated))
     # and fewer patients below 50, as in the crossover
@@ -238,10 +250,16 @@ def test_tpo_leads_the_platelets_by_about_a_day_over_four_cycles(calibrated):
     # chemotherapy "TPO responses preceded platelet responses by approximately one day in
     # all patients" (cross-correlation of serial counts): the lag that maximises the
     # correlation of log TPO with minus log platelets, sampled daily, in the median patient
-    model = calibrated
+    assert 0.5 <= np.median(tpo_lead_days(calibrated, 500)) <= 1.5
+
+
+def tpo_lead_days(model, n: int) -> np.ndarray:
+    """Per patient (``n`` at a new study's typical damage, four 21-day cycles, daily
+    samples), the lag in days (0-4) that maximises the correlation of log TPO with minus log
+    platelets: how long TPO leads the platelets."""
     days = np.arange(0, 85.0)
     result = pp.simulate_batch(model, "chemotherapy 1 dose q21d x4", times=days,
-                               params=as_columns(model, cohort(model, 500, 18)),
+                               params=as_columns(model, cohort(model, n, 18)),
                                covariates=WEIGHT)
     assert result.success.all()
     tpo, platelets = np.log(result.output("tpo")), -np.log(result.output("platelets"))
@@ -249,7 +267,7 @@ def test_tpo_leads_the_platelets_by_about_a_day_over_four_cycles(calibrated):
     for a, b in zip(tpo, platelets):
         correlation = [np.corrcoef(a[:a.size - lag], b[lag:])[0, 1] for lag in range(5)]
         lags.append(int(np.argmax(correlation)))
-    assert 0.5 <= np.median(lags) <= 1.5
+    return np.array(lags)
 
 
 # ---------------------------------------------------------------- persistent CIT (Soff 2019)
