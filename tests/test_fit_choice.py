@@ -178,3 +178,30 @@ def test_a_trial_report_cites_the_validation_record_of_the_fit_it_ran_on(tmp_pat
     # a fit with no record of its own: the default fit's record, said to be another fit's
     text = "\n".join(validation_report_lines(variant_spec.model, fit=str(tmp_path / "mine")))
     assert "which has no recorded validation" in text and inside_text(default_table) in text
+
+
+def test_a_fit_record_is_read_once_per_version_and_each_caller_gets_its_own_copy(tmp_path):
+    """A trial asks for its fit's record several times (``--fit``'s check, the values, the
+    interval note): one read of the file per version of it; a caller's edit reaches no other
+    caller; a record written again is read again."""
+    import os
+
+    import plateletpd.model.library as library
+
+    folder = tmp_path / "fit"
+    shutil.copytree(bundled_fits_dir() / BUNDLED, folder)
+    library._read_fit_record.cache_clear()
+    first = load_fit_record(folder)
+    first["parameters"]["het_ec50"]["value"] = -1.0  # a caller's edit
+    second = load_fit_record(folder)
+    assert library._read_fit_record.cache_info().misses == 1  # read once
+    assert second["parameters"]["het_ec50"]["value"] > 0  # the edit did not reach it
+
+    # written again (another value, a later modification time): read again
+    record = json.loads((folder / "params.json").read_text())
+    record["parameters"]["het_ec50"]["value"] = 99.0
+    (folder / "params.json").write_text(json.dumps(record))
+    later = (folder / "params.json").stat().st_mtime_ns + 10**9
+    os.utime(folder / "params.json", ns=(later, later))
+    assert load_fit_record(folder)["parameters"]["het_ec50"]["value"] == 99.0
+    assert library._read_fit_record.cache_info().misses == 2

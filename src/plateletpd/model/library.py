@@ -6,6 +6,8 @@ trials read its values from here, so they never depend on the fitting machinery.
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 
 from plateletpd.errors import FitFileError, closest
@@ -95,8 +97,6 @@ def load_fit_record(name_or_path: str | Path) -> dict:
     """The whole ``params.json`` of a bundled fit name or a fit folder: every varied
     parameter with its value, standard error, bounds and correlations, the objective, the
     profiles and the provenance (what :mod:`plateletpd.study.uncertainty` draws from)."""
-    import json
-
     path = _fit_folder(name_or_path) / "params.json"
     if not path.is_file():
         names = sorted(p.parent.name for p in bundled_fits_dir().glob("*/params.json"))
@@ -105,8 +105,21 @@ def load_fit_record(name_or_path: str | Path) -> dict:
                            f"\"default\" (the model's bundled fit), \"none\" (the model "
                            f"file's values), a bundled fit ({', '.join(names) or 'none'}) or "
                            f"a folder holding params.json")
+    stat = path.stat()
+    # one read per file version: a trial run asks for its fit's record several times (the
+    # --fit check, the values, the population, the interval note); a copy each time, so
+    # no caller's edit reaches another
+    return copy.deepcopy(_read_fit_record(str(path.resolve()), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=32)
+def _read_fit_record(path: str, modified_ns: int, size: int) -> dict:
+    """A checked ``params.json``, cached by its path, modification time and size (so a fit
+    written again is read again)."""
+    import json
+
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(Path(path).read_text())
         if not (isinstance(record["provenance"]["model"]["name"], str)
                 and isinstance(record["parameters"], dict)):
             raise TypeError("model name or parameters of the wrong type")
