@@ -136,4 +136,12 @@ def test_every_bundled_model_has_a_card_naming_every_parameter_with_its_unit(nam
         row = re.search(rf"^\|\s*`?{re.escape(parameter.name)}`?\s*\|(.*)$", card, re.M)
         assert row, f"{name}.md has no parameter-table row for {parameter.name}"
         assert parameter.unit in row.group(1), f"{name}.md: unit of {parameter.name}"
+        # and its value, so the table cannot lag the file (four rows of
+        # cit_marrow_reserve.md had, until 2026-12-05)
+        value = row.group(1).split("|")[0].strip()
+        assert float(value) == pytest.approx(parameter.value, rel=1e-3), (
+            f"{name}.md gives {parameter.name} = {value}, the model file "
+            f"{parameter.value:g}")
+        assert parameter.source.strip() in row.group(1), (
+            f"{name}.md: the source of {parameter.name} differs from the model file's")
         assert parameter.source.strip(), f"{name}: {parameter.name} has no source"
