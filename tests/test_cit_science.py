@@ -34,6 +34,7 @@ from plateletpd.model.library import (
     load_fitted_parameters,
 )
 from plateletpd.numerics.kernels import initial_state, python_rhs
+from plateletpd.simulation.reference import reference_solution
 from plateletpd.study.cohort import ArmDesign
 from plateletpd.study.cycles import ChemotherapyCourse, HistoryRule, simulate_course_arm
 from plateletpd.study.endpoints import ResponseRule, subject_values
@@ -106,6 +107,11 @@ def test_healthy_state_is_a_steady_state(either):
     assert (baseline, tpo) == (250.0, 52.0)  # neither is fitted
     assert np.allclose(result["platelets"], baseline, rtol=1e-9)
     assert np.allclose(result["tpo"], tpo, rtol=1e-9)
+    # and an independent solver: scipy Radau at rtol 1e-12 holds both to 1e-12
+    reference = reference_solution(model, None, days=90, covariates=WEIGHT, rtol=1e-12,
+                                   atol=1e-14)
+    assert np.allclose(reference["tpo"], tpo, rtol=1e-12)
+    assert np.allclose(reference["platelets"], baseline, rtol=1e-12)
 
 
 def test_every_state_stays_non_negative_in_a_heavy_course_with_every_drug(either):
