@@ -614,6 +614,33 @@ def _uncertainty_arguments(parser) -> None:
                              "fit's uncertainty (overrides [trial] uncertainty)")
 
 
+def command_compare(args) -> int:
+    from plateletpd.study.validation_comparison import compare_validations, write_comparison
+
+    _check_out(args.out)
+    comparison = compare_validations(args.first, args.second)
+    print(f"validation records compared over {len(comparison.rows)} shared rows "
+          f"(first: {args.first}; second: {args.second})")
+    print("inside the 95% prediction interval, first -> second, by role (never pooled):")
+    for row in comparison.summary.itertuples():
+        print(f"  {row.role:<12} {int(row.inside_first)}/{int(row.rows)} -> "
+              f"{int(row.inside_second)}/{int(row.rows)}; median observed percentile "
+              f"{row.median_percentile_first:.0f} -> {row.median_percentile_second:.0f}")
+    moved = comparison.moved
+    if len(moved):
+        print("\nrows that moved:")
+        print(moved[["role", "trial", "line", "arm", "endpoint", "observed", "predicted_first",
+                     "predicted_second", "change"]].to_string(
+            index=False, float_format=lambda v: f"{v:.4g}"))
+    for label, only in (("first", comparison.only_first), ("second", comparison.only_second)):
+        if len(only):
+            print(f"{len(only)} row(s) only in the {label} record (not compared)")
+    if args.out:
+        paths = write_comparison(comparison, args.out)
+        print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
+    return 0
+
+
 def command_sweep(args) -> int:
     from plateletpd.study.sweep import parse_grid, run_sweep, write_sweep
     from plateletpd.study.trial import uncertainty_left_out
@@ -938,6 +965,25 @@ def build_parser() -> argparse.ArgumentParser:
                               "[trial] fit (the same choices as plateletpd trial --fit): "
                               "the suite on a fit made under another assumption")
     validation.set_defaults(run=command_validate)
+
+    compare = commands.add_parser(
+        "compare", help="compare two validation records row by row (a candidate fit or "
+                        "model against the one it would replace)",
+        description="Two validation records side by side (each a folder written by "
+                    "plateletpd validate --out, or a kept MODEL.csv with "
+                    "MODEL.provenance.json beside it): per role, never pooled, the rows "
+                    "inside their 95% prediction intervals, in the central half of their "
+                    "virtual studies and the median observed percentile under each; the "
+                    "rows that came inside or went outside; every shared row's two "
+                    "predictions. Rows are matched by trial, data file, line, arm and "
+                    "endpoint; records made on different data are refused. Writes "
+                    "comparison.csv, comparison.md and provenance.json with --out.",
+        epilog="example: plateletpd compare validation/results/cit_marrow_reserve.csv "
+               "candidate-validation --out comparison")
+    compare.add_argument("first", help="the record compared against (e.g. the bundled one)")
+    compare.add_argument("second", help="the record of the candidate")
+    compare.add_argument("--out", help="output folder")
+    compare.set_defaults(run=command_compare)
 
     sweep = commands.add_parser(
         "sweep", help="run a trial's arms over a grid of doses, start days, durations",
