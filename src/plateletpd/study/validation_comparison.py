@@ -84,7 +84,8 @@ def compare_validations(first: str | Path, second: str | Path) -> ValidationComp
             f"{row.observed_second:g} in {second} ({int(differs.sum())} row(s) differ): the "
             f"records were made on different data; validate both on the same data files")
     both = both.rename(columns={"observed_first": "observed"}).drop(columns="observed_second")
-    inside = both.inside_first.astype(bool), both.inside_second.astype(bool)
+    # a row with no prediction (inside empty) counts as not inside
+    inside = both.inside_first.eq(True), both.inside_second.eq(True)
     both["change"] = np.select([~inside[0] & inside[1], inside[0] & ~inside[1]],
                                ["came inside", "went outside"], "")
     # a row's role is the second record's (the candidate's suite) where they differ
