@@ -147,7 +147,8 @@ def comparison_markdown(comparison: ValidationComparison) -> str:
              "Over the rows both records hold, per role (never pooled). Inside: the observed "
              "value lies in the 95% prediction interval; central half: in the middle half of "
              "the virtual studies (about half of the rows if the intervals are honest); "
-             "median observed percentile: about 50 if the model is not biased one way.", "",
+             "median observed percentile: about 50 if the model is not biased one way. "
+             f"{_noise_note(comparison.provenance)}", "",
              "| role | rows | inside, first | inside, second | central half, first | "
              "central half, second | median percentile, first | median percentile, second |",
              "|---|---|---|---|---|---|---|---|"]
@@ -176,6 +177,20 @@ def comparison_markdown(comparison: ValidationComparison) -> str:
     lines += ["", "## Every matched row", "", table, rule,
               *map(row_line, comparison.rows.itertuples())]
     return "\n".join(lines) + "\n"
+
+
+def _noise_note(records: tuple[dict, dict]) -> str:
+    """How far a row's inside-or-not can move by chance: the interval's ends rest on the
+    most extreme of each check's replicate studies."""
+    counts = sorted({int(r["replicates"]) for r in records
+                     if isinstance(r.get("replicates"), (int, float))})
+    size = " and ".join(map(str, counts)) if counts else "a few dozen"
+    return (f"With {size} replicate studies per check, each 95% interval end rests on its one "
+            f"or two most extreme studies, so a row near an end can come inside or go "
+            f"outside between two records of the same model by chance: weigh a difference "
+            f"of a few rows against that (records with more --replicates tell them apart), "
+            f"and read the median percentiles and the predictions themselves beside the "
+            f"counts.")
 
 
 def _cell(row, suffix: str) -> str:
