@@ -67,8 +67,11 @@ def test_rows_that_moved_and_the_counts_per_role(two_records):
 
 def test_a_record_compared_with_itself_moves_nothing_and_keeps_its_counts():
     # the bundled record (validation/results/): every row matched, none moved, and the
-    # counts per role are the record's own (validation_results.inside_by_role)
-    comparison = compare_validations(BUNDLED_RECORD, BUNDLED_RECORD)
+    # counts per role are the record's own (validation_results.inside_by_role); through the
+    # public API as a script would call it
+    import plateletpd as pp
+
+    comparison = pp.compare_validations(BUNDLED_RECORD, BUNDLED_RECORD)
     table = pd.read_csv(BUNDLED_RECORD)
     assert len(comparison.rows) == len(table) and comparison.moved.empty
     own = inside_by_role(table).set_index("role")

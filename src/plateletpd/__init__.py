@@ -29,6 +29,7 @@ from plateletpd.study.check import check_trial, write_check  # noqa: E402
 from plateletpd.study.sensitivity import Factor, run_sensitivity, write_sensitivity  # noqa: E402
 from plateletpd.study.optimisation import DoseSearch, optimise_dose, write_optimum  # noqa: E402
 from plateletpd.study.validation import load_suite, validate  # noqa: E402
+from plateletpd.study.validation_comparison import compare_validations  # noqa: E402
 from plateletpd.inference.fitting import FitProblem, FitRun, load_fit_config, run_fit  # noqa: E402
 
 __all__ = [
@@ -45,5 +46,5 @@ __all__ = [
     # 2026-12-04, found them only in submodules)
     "bundled_trial", "write_trial", "write_sweep", "check_trial", "write_check", "Factor",
     "run_sensitivity", "write_sensitivity", "DoseSearch", "optimise_dose", "write_optimum",
-    "load_suite", "validate",
+    "load_suite", "validate", "compare_validations",
 ]
