@@ -65,6 +65,28 @@ def test_rows_that_moved_and_the_counts_per_role(two_records):
     assert comparison.only_second.line.tolist() == [5]
 
 
+def test_a_row_whose_role_differs_is_counted_under_the_second_and_named(two_records,
+                                                                      tmp_path):
+    # invented (a record's shape): the second record fits row 3 (calibration) where the
+    # first held it out; the counts use the second's role and the report names the row
+    first, second = two_records
+    table = pd.read_csv(first / "validation.csv")
+    table.loc[table.line == 3, "role"] = "held out"
+    table.to_csv(first / "validation.csv", index=False)
+    comparison = compare_validations(first, second)
+    assert comparison.role_changed.line.tolist() == [3]
+    assert comparison.role_changed.role_first.tolist() == ["held out"]
+    summary = comparison.summary.set_index("role")
+    assert summary.loc["calibration", "rows"] == 1
+    assert summary.loc["held out", "rows"] == 2
+    from plateletpd.study.validation_comparison import comparison_markdown
+    report = comparison_markdown(comparison)
+    assert "Rows whose role differs between the records (1)" in report
+    assert "held out in the first, calibration in the second" in report
+    # the same records with equal roles name nothing
+    assert "role differs" not in comparison_markdown(compare_validations(second, second))
+
+
 def test_a_record_compared_with_itself_moves_nothing_and_keeps_its_counts():
     # the bundled record (validation/results/): every row matched, none moved, and the
     # counts per role are the record's own (validation_results.inside_by_role); through the

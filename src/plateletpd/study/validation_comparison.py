@@ -9,7 +9,9 @@ pooled) the comparison gives the rows inside their 95% prediction intervals, the
 central half of their virtual studies and the median observed percentile under each record,
 then every row that came inside or went outside, and each matched row's two predictions.
 A row whose observed value differs between the records (another data version) is refused:
-the two records would not be judged on the same evidence."""
+the two records would not be judged on the same evidence. A row whose role differs (a
+candidate that fits a row the other held out) is counted under the second record's role,
+and the report names each such row with both roles."""
 
 from __future__ import annotations
 
@@ -48,6 +50,12 @@ class ValidationComparison:
     def moved(self) -> pd.DataFrame:
         """The matched rows that came inside or went outside their intervals."""
         return self.rows[self.rows.change != ""]
+
+    @property
+    def role_changed(self) -> pd.DataFrame:
+        """The matched rows whose role differs between the records (counted under the
+        second record's role, ``role``; the first's is ``role_first``)."""
+        return self.rows[self.rows.role != self.rows.role_first]
 
 
 def compare_validations(first: str | Path, second: str | Path) -> ValidationComparison:
@@ -88,7 +96,8 @@ def compare_validations(first: str | Path, second: str | Path) -> ValidationComp
     inside = both.inside_first.eq(True), both.inside_second.eq(True)
     both["change"] = np.select([~inside[0] & inside[1], inside[0] & ~inside[1]],
                                ["came inside", "went outside"], "")
-    # a row's role is the second record's (the candidate's suite) where they differ
+    # a row's role is the second record's (the candidate's suite) where they differ; the
+    # first's is kept (role_first) and the report lists those rows
     both["role"] = both.role_second
     summaries = []
     for suffix in ("first", "second"):
@@ -103,7 +112,7 @@ def compare_validations(first: str | Path, second: str | Path) -> ValidationComp
     keys = list(ROW_KEY)
     only = [table.merge(both[keys], on=keys, how="left", indicator=True)
             .query("_merge == 'left_only'").drop(columns="_merge") for table in tables]
-    columns = ["role", *keys, "observed",
+    columns = ["role", "role_first", *keys, "observed",
                *[f"{c}_{s}" for s in ("first", "second") for c in
                  ("predicted", "interval_low", "interval_high", "inside",
                   "observed_percentile")], "change"]
@@ -170,6 +179,12 @@ def comparison_markdown(comparison: ValidationComparison) -> str:
         lines += ["", f"## Rows that {change} under the second record ({len(moved)})", ""]
         lines += [table, rule, *map(row_line, moved.itertuples())] if len(moved) else \
             ["(none)"]
+    changed = comparison.role_changed
+    if len(changed):
+        lines += ["", f"Rows whose role differs between the records ({len(changed)}), "
+                  f"counted above under the second record's role: "
+                  + "; ".join(f"{_name(row)}: {row.role_first} in the first, {row.role} in "
+                              f"the second" for _, row in changed.iterrows())]
     for label, only in (("first", comparison.only_first), ("second", comparison.only_second)):
         if len(only):
             lines += ["", f"Rows only the {label} record holds ({len(only)}): "
