@@ -10,7 +10,7 @@ import pytest
 
 from plateletpd.cli import main
 from plateletpd.study.validation import ValidationSuiteError
-from plateletpd.study.validation_comparison import compare_validations
+from plateletpd.study.validation_comparison import compare_validations, comparison_markdown
 from plateletpd.study.validation_results import inside_by_role
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,8 +65,7 @@ def test_rows_that_moved_and_the_counts_per_role(two_records):
     assert comparison.only_second.line.tolist() == [5]
 
 
-def test_a_row_whose_role_differs_is_counted_under_the_second_and_named(two_records,
-                                                                      tmp_path):
+def test_a_row_whose_role_differs_is_counted_under_the_second_and_named(two_records):
     # invented (a record's shape): the second record fits row 3 (calibration) where the
     # first held it out; the counts use the second's role and the report names the row
     first, second = two_records
@@ -79,7 +78,6 @@ def test_a_row_whose_role_differs_is_counted_under_the_second_and_named(two_reco
     summary = comparison.summary.set_index("role")
     assert summary.loc["calibration", "rows"] == 1
     assert summary.loc["held out", "rows"] == 2
-    from plateletpd.study.validation_comparison import comparison_markdown
     report = comparison_markdown(comparison)
     assert "Rows whose role differs between the records (1)" in report
     assert "held out in the first, calibration in the second" in report
