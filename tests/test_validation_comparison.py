@@ -85,6 +85,21 @@ def test_a_row_whose_role_differs_is_counted_under_the_second_and_named(two_reco
     assert "role differs" not in comparison_markdown(compare_validations(second, second))
 
 
+def test_the_report_says_how_many_replicate_studies_its_intervals_rest_on(two_records):
+    # the noise note names the records' replicate counts (40 in the invented provenance of
+    # _record; 80 written here), and falls back to words when a record does not say
+    first, second = two_records
+    assert "With 40 replicate studies per check" in comparison_markdown(
+        compare_validations(first, second))
+    (second / "provenance.json").write_text(json.dumps({"replicates": 80, "checks": []}))
+    assert "With 40 and 80 replicate studies per check" in comparison_markdown(
+        compare_validations(first, second))
+    for record in (first, second):
+        (record / "provenance.json").write_text(json.dumps({"checks": []}))
+    assert "With a few dozen replicate studies per check" in comparison_markdown(
+        compare_validations(first, second))
+
+
 def test_a_record_compared_with_itself_moves_nothing_and_keeps_its_counts():
     # the bundled record (validation/results/): every row matched, none moved, and the
     # counts per role are the record's own (validation_results.inside_by_role); through the
