@@ -678,7 +678,12 @@ def test_a_trial_with_replicates_writes_its_power(tmp_path, capsys):
 
     trial = two_arm_trial(tmp_path / "t.toml", seed=3, subjects=40, trial_keys="replicates = 4")
     assert main(["trial", str(trial), "--out", str(tmp_path / "out")]) == 0
-    assert "power: replicate trials of this size" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "power: replicate trials of this size" in out
+    # each arm's track record on published arms of its drugs (test_track_record.py)
+    assert "track record on published arms" in out and "\n  rhTPO (rhTPO): " in out
+    assert "### This trial's arms against the record" in (tmp_path / "out" /
+                                                          "report.md").read_text()
     power = pd.read_csv(tmp_path / "out" / "power.csv")
     assert set(power.arm) == {"rhTPO"} and set(power.versus) == {"untreated"}
     assert {"response_difference_pct_points", "plt_day_14_difference",

@@ -321,7 +321,7 @@ def _trial_command(args, seen: list[str]) -> int:
     import time
 
     from plateletpd.study.trial import (arm_table, course_table, interval_note,
-                                        rebound_flags, run_trial)
+                                        rebound_flags, run_trial, track_record_summary)
 
     spec = _with_uncertainty_options(_trial_spec(args), args)
     _check_out(args.out)
@@ -341,6 +341,10 @@ def _trial_command(args, seen: list[str]) -> int:
                   + course_table(result, cycles_only=True).to_string())
         for flag in rebound_flags(result):
             print(f"plausibility: {flag}")
+        record = track_record_summary(spec)
+        if record:  # how the model has done on published arms of the same drugs
+            print("\ntrack record on published arms with the same drugs (rows no fit used; "
+                  "report.md explains):\n" + "\n".join(f"  {line}" for line in record))
         table = power = None
         uncertainty = _run_uncertainty(spec, client) if spec.extra.get("uncertainty") == \
             "fit" else None

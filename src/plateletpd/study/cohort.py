@@ -348,6 +348,19 @@ class ArmDesign:
                     f"the way down is in the group [0, 25]) or entry_day"]
         return []
 
+    @property
+    def drugs(self) -> frozenset[str]:
+        """The drugs the arm gives, by the names its regimens use (treatment, support and
+        titration doses; not its chemotherapy nor its rescue transfusion): the empty set
+        for an untreated, placebo or observation arm. What a validation record's rows are
+        matched on (:func:`plateletpd.study.validation_results.track_record`)."""
+        texts = [*(text if per_day(text) is None else f"{text} d1" for text in self.treatment),
+                 *self.support, *(f"{rule.dose} d1" for rule in self.titrations)]
+        given = {dose.drug for text in texts for dose in as_regimen(text)}
+        chemotherapy = {dose.drug for dose in as_regimen(self.chemotherapy)} \
+            if self.chemotherapy else set()
+        return frozenset(given - chemotherapy)
+
     def screen_days(self) -> np.ndarray:
         """The days after chemotherapy of the routine counts that judge entry
         (``screen_every_days`` apart from ``screen_from_day``, within the follow-up)."""

@@ -26,6 +26,7 @@ with 95% intervals, means with normal 95% intervals; differences from the refere
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import warnings
@@ -2562,7 +2563,8 @@ def _report(result: TrialResult, record: dict) -> str:
         "![response by day](response_by_day.png)", "",
         "Full per-arm summary: `summary.csv`; per patient: `patients.csv` and "
         "`patients.parquet`; every column's unit and meaning: `data_dictionary.csv`.", "",
-        *validation_report_lines(spec.model, fit=_non_default_fit(spec))])
+        *validation_report_lines(spec.model, fit=_non_default_fit(spec), arms=spec.arms,
+                                 trial_name=spec.name, arm_drugs=record_arm_drugs)])
 
 
 def uncertainty_left_out(spec: TrialSpec) -> str | None:
@@ -2614,6 +2616,44 @@ def interval_note(spec: TrialSpec) -> str | None:
             "for a new study: --uncertainty fit --replicates 200 (uncertainty.csv; "
             "docs/trial_files.md, 'Parameter uncertainty: prediction intervals beside "
             "sampling intervals').")
+
+
+def record_arm_drugs(record: dict) -> dict[tuple[str, str], frozenset[str]]:
+    """The drugs of every arm of a record's trials, ``(trial name, arm name) -> drugs``
+    (:attr:`ArmDesign.drugs`), read from each check's trial file:
+    the path the record names, else the bundled trial file of that name. A trial file that
+    cannot be found or read leaves its arms out (their rows are then not matched)."""
+    from plateletpd.io.files import bundled_folder
+
+    drugs: dict[tuple[str, str], frozenset[str]] = {}
+    for check in record.get("checks", []):
+        recorded = Path(str(check.get("file", "")))
+        path = recorded if recorded.is_file() else \
+            bundled_folder("trials") / recorded.name
+        if path.is_file():
+            drugs.update(_trial_arm_drugs(str(path.resolve()), path.stat().st_mtime_ns))
+    return drugs
+
+
+@functools.lru_cache(maxsize=256)
+def _trial_arm_drugs(path: str, modified: int) -> dict[tuple[str, str], frozenset[str]]:
+    """``(trial name, arm name) -> drugs`` of one trial file ({} if it cannot be read);
+    kept per path and modification time, since a report reads the same files again."""
+    try:
+        spec = load_trial_spec(path)
+    except (PlateletPDError, OSError, ValueError):
+        return {}
+    return {(spec.name, design.name): design.drugs for design in spec.arms}
+
+
+def track_record_summary(spec: TrialSpec) -> list[str]:
+    """One line per arm: how the model has done on recorded published arms that gave the
+    same drugs (:func:`plateletpd.study.validation_results.track_record`), from the
+    validation record a report of this trial reads; [] where the model has none."""
+    from plateletpd.study.validation_results import track_record_text
+
+    return track_record_text(spec.model, spec.arms, record_arm_drugs,
+                             fit=_non_default_fit(spec), trial_name=spec.name)
 
 
 def _non_default_fit(spec: TrialSpec) -> str | None:

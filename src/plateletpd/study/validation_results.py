@@ -7,13 +7,19 @@ its model has been found to hold.
 :func:`validation_report_lines` gives a trial report's section: rows inside their 95%
 prediction intervals by role (calibration, not fitted, held out; never pooled), the
 held-out rows that fall outside, and whether the trial's model (file and parameter values,
-by its hash) is the one the record was made with."""
+by its hash) is the one the record was made with; given the trial's arms, also each arm's
+track record (:func:`track_record`): how the model has done on published arms that gave
+the same drugs, and which way it erred."""
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from plateletpd.io.files import bundled_folder
@@ -21,6 +27,23 @@ from plateletpd.io.files import bundled_folder
 #: the roles a check's rows may play for the fit, in the order they are reported
 #: (plateletpd.study.validation: calibration, not fitted, held out)
 ROLES = ("calibration", "not fitted", "held out")
+
+#: which way an endpoint's values point: +1 where a higher value means more platelets (a
+#: count, a nadir, a peak, an area, a share of responders), -1 where it means fewer (days
+#: below a threshold, days to reach one, a chemotherapy delay, an incidence: every
+#: incidence in the bundled data counts an event of thrombocytopenia, a transfusion or a
+#: delay), 0 for timing alone (days to the nadir or the peak). An endpoint not listed is
+#: left out of a track record's direction (its rows still count as inside or outside).
+COUNT_DIRECTION = {
+    "plt_count": 1, "plt_change_from_baseline": 1, "plt_percent_change": 1, "nadir_plt": 1,
+    "peak_plt": 1, "plt_auc_day0_21": 1, "response_proportion": 1,
+    "cumulative_response_proportion": 1,
+    "duration_below_days": -1, "duration_thrombocytopenia_days": -1,
+    "time_to_threshold_days": -1, "chemotherapy_delay_days": -1, "incidence_proportion": -1,
+    "time_to_rise_onset_days": 0, "time_to_peak_days": 0}
+
+#: the roles whose rows test a prediction: rows no fit was made to
+TESTING_ROLES = ("not fitted", "held out")
 
 
 def inside_by_role(table: pd.DataFrame) -> pd.DataFrame:
@@ -88,26 +111,190 @@ def recorded_validation_on_fit(model_name: str, fit: str,
     return None
 
 
+@dataclass(frozen=True)
+class TrackRecord:
+    """How a model has done on recorded published arms that gave ``drugs``
+    (:func:`track_record`). ``rows``: the matching rows of the validation table, with
+    ``count_side_percentile`` (the observed percentile among the row's virtual studies,
+    turned so that a higher value means more platelets: :data:`COUNT_DIRECTION`; NaN for
+    timing endpoints); ``unmatched``: rows of the chosen roles whose arm's drugs could not
+    be read (their trial file missing or changed)."""
+
+    drugs: frozenset[str]
+    rows: pd.DataFrame
+    unmatched: int
+
+    @property
+    def studies(self) -> list[str]:
+        return list(dict.fromkeys(self.rows["trial"]))
+
+    @property
+    def inside(self) -> int:
+        return int(self.rows["inside"].astype(bool).sum())
+
+    @property
+    def directional(self) -> pd.Series:
+        return self.rows["count_side_percentile"].dropna()
+
+    @property
+    def optimistic(self) -> int:
+        """Rows whose published value lies below the model's median on the count scale:
+        the model predicted more platelets (or fewer days below, fewer events) than seen."""
+        return int((self.directional < 50).sum())
+
+    @property
+    def pessimistic(self) -> int:
+        return int((self.directional > 50).sum())
+
+    @property
+    def sign_test_p(self) -> float:
+        """Two-sided sign test of optimistic against pessimistic rows (ties left out): the
+        chance of a split at least this uneven if the model erred either way alike. Rows of
+        one study share its virtual studies and its patients, so they are not independent:
+        read it as a screen, not a test of the model."""
+        from scipy.stats import binomtest
+
+        total = self.optimistic + self.pessimistic
+        return 1.0 if total == 0 else float(binomtest(self.optimistic, total).pvalue)
+
+
+def track_record(table: pd.DataFrame, drugs,
+                 arm_drugs: dict[tuple[str, str], frozenset[str]],
+                 roles=TESTING_ROLES) -> TrackRecord:
+    """The rows of a validation ``table`` whose arm gave exactly ``drugs`` (a set of drug
+    names as regimens write them, compared without case; empty: untreated, placebo and
+    observation arms), among ``roles`` (by default the rows no fit used). ``arm_drugs``:
+    each recorded arm's drugs, ``(trial name, arm name) -> drugs``
+    (:func:`plateletpd.study.trial.record_arm_drugs` reads them from the record's trial
+    files); a row of an arm not in it is counted as unmatched. A comparison row
+    (``versus``: the arm against another of its trial) counts only when the other arm gave
+    no drug, so that it measures these drugs' effect; a difference between two drugs is
+    left out."""
+    wanted = frozenset(str(d).lower() for d in drugs)
+    lowered = {key: frozenset(d.lower() for d in value) for key, value in arm_drugs.items()}
+    rows = table[table["role"].isin(roles)]
+    keys = list(zip(rows["trial"], rows["trial_arm"]))
+    known = np.array([key in lowered for key in keys], dtype=bool)
+    same = np.array([lowered.get(key) == wanted for key in keys], dtype=bool)
+    if "versus" in rows:
+        versus = rows["versus"]
+        against = [isinstance(v, str) and v != "" for v in versus]
+        untreated_other = np.array([not a or lowered.get((t, v)) == frozenset()
+                                    for a, t, v in zip(against, rows["trial"], versus)])
+        same &= untreated_other
+    chosen = rows[same].copy()
+    direction = chosen["endpoint"].map(COUNT_DIRECTION)
+    percentile = pd.to_numeric(chosen["observed_percentile"], errors="coerce") \
+        if "observed_percentile" in chosen else pd.Series(np.nan, index=chosen.index)
+    chosen["count_side_percentile"] = np.where(
+        direction > 0, percentile, np.where(direction < 0, 100.0 - percentile, np.nan))
+    return TrackRecord(frozenset(drugs), chosen, int((~known).sum()))
+
+
+def _drug_text(drugs) -> str:
+    return " + ".join(sorted(drugs, key=str.lower)) if drugs else "no drug"
+
+
+def track_record_lines(table: pd.DataFrame, arms,
+                       arm_drugs: dict[tuple[str, str], frozenset[str]],
+                       by_study: bool = True, trial_name: str | None = None) -> list[str]:
+    """Markdown lines: for each arm (objects with ``name`` and ``drugs``: a trial's
+    :class:`~plateletpd.study.cohort.ArmDesign`), its :func:`track_record` on the rows no
+    fit used, and which way the model erred there; ``by_study``: each study's rows'
+    count-side percentiles too; ``trial_name``: the trial's own (its rows among them are
+    said to be); ``arm_drugs``: as for :func:`track_record`."""
+    lines = ["### This trial's arms against the record", "",
+             ("For each arm, the recorded rows of published arms that gave the same drugs "
+              "at any dose (only rows no fit was made to: not fitted and held out; a "
+              "comparison only "
+              "against an arm given no drug). Each observed value is placed among its "
+              "virtual studies on the count scale: its percentile where a higher value "
+              "means more platelets (counts, nadirs, peaks, responders), 100 minus it for "
+              "days below a threshold, delays and incidences of thrombocytopenia, "
+              "transfusion or delay. Below 50 the published arm did worse than the "
+              "model's median, so the model was too optimistic for it; an unbiased model "
+              "puts about as many rows above 50 as below. Rows of one study are not "
+              "independent."), ""]
+    for arm in arms:
+        found = track_record(table, arm.drugs, arm_drugs)
+        head = f"- **{arm.name}** ({_drug_text(arm.drugs)}): "
+        if found.rows.empty:
+            lines.append(head + "no recorded row of an arm with these drugs; the model "
+                         "has not been tested on such an arm.")
+            continue
+        directional = found.directional
+        lean = ""
+        if len(directional):
+            lean = (f"; below 50 on the count scale in {found.optimistic} of "
+                    f"{len(directional)} (median {directional.median():.0f}")
+            p_value = found.sign_test_p
+            lean += f"; sign test p = {p_value:.2g})"
+            if p_value < 0.05:
+                way = "optimistic" if found.optimistic > found.pessimistic else "pessimistic"
+                lean += f": the model has been too {way} for such arms"
+        studies = f" ({', '.join(found.studies)})" if not by_study else ""
+        detail = ""
+        if by_study:
+            detail = " By study, each row's count-side percentile: " + "; ".join(
+                f"{trial} " + ", ".join("-" if math.isnan(v) else f"{v:.0f}"
+                                        for v in group["count_side_percentile"])
+                for trial, group in found.rows.groupby("trial", sort=False)) + "."
+        lines.append(head + f"{len(found.rows)} rows of {len(found.studies)} "
+                     f"{'study' if len(found.studies) == 1 else 'studies'}{studies}, "
+                     f"{found.inside} inside their 95% intervals{lean}.{detail}"
+                     + (" This trial's own published rows are among them."
+                        if trial_name in found.studies else ""))
+    return lines + [""]
+
+
+def track_record_text(model, arms, arm_drugs: Callable[[dict], dict],
+                      fit: str | None = None, folder: Path | None = None,
+                      trial_name: str | None = None) -> list[str]:
+    """One line per arm for a terminal: :func:`track_record_lines` of the record a trial
+    report reads (the fit's own when one is kept), without the explanation; ``arm_drugs``:
+    the record's arms' drugs from its provenance (as
+    :func:`plateletpd.study.trial.record_arm_drugs`); [] without a record of ``model``."""
+    recorded = _record_for(model, fit, folder)[0]
+    if recorded is None:
+        return []
+    table, record = recorded
+    return [line[2:].replace("**", "")
+            for line in track_record_lines(table, arms, arm_drugs(record), by_study=False,
+                                           trial_name=trial_name)
+            if line.startswith("- ")]
+
+
+def _record_for(model, fit: str | None, folder: Path | None):
+    """((table, provenance) or None, file stem, whether it is another fit's record)."""
+    if fit is not None:
+        on_fit = recorded_validation_on_fit(model.name, fit, folder)
+        if on_fit is not None:
+            return on_fit[:2], on_fit[2], False
+    recorded = recorded_validation(model.name, folder)
+    return recorded, model.name, fit is not None and recorded is not None
+
+
 def validation_report_lines(model, folder: Path | None = None,
-                            fit: str | None = None) -> list[str]:
+                            fit: str | None = None, arms=(),
+                            trial_name: str | None = None,
+                            arm_drugs: Callable[[dict], dict] | None = None) -> list[str]:
     """A trial report's section on ``model``'s recorded validation (Markdown lines).
 
     ``fit``: the fit the trial ran on when it is not the model's default one (a bundled
     variant fit's name, a folder): the record made on that fit (``validate --fit``) when
-    one is kept, else the default fit's record, said to be of another fit."""
+    one is kept, else the default fit's record, said to be of another fit. ``arms``: the
+    trial's arms (``name`` and ``drugs``), each given its track record
+    (:func:`track_record_lines`; ``trial_name``: the trial's own; ``arm_drugs``: the
+    record's arms' drugs from its provenance, as :func:`plateletpd.study.trial.
+    record_arm_drugs`, required with ``arms``)."""
+    if arms and arm_drugs is None:
+        raise TypeError("validation_report_lines: arms need arm_drugs, the reader of the "
+                        "record's arms' drugs (plateletpd.study.trial.record_arm_drugs)")
     heading = ["## How far this model has been found to hold", ""]
-    stem, other_fit = model.name, []
-    recorded = None
-    if fit is not None:
-        on_fit = recorded_validation_on_fit(model.name, fit, folder)
-        if on_fit is not None:
-            recorded, stem = on_fit[:2], on_fit[2]
-        else:
-            other_fit = [(f"This trial ran on fit {fit}, which has no recorded validation; "
-                          f"the record below is of {model.name}'s default fit (run "
-                          f"`plateletpd validate --fit {fit}` for its own)."), ""]
-    if recorded is None:
-        recorded = recorded_validation(model.name, folder)
+    recorded, stem, another = _record_for(model, fit, folder)
+    other_fit = [(f"This trial ran on fit {fit}, which has no recorded validation; "
+                  f"the record below is of {model.name}'s default fit (run "
+                  f"`plateletpd validate --fit {fit}` for its own)."), ""] if another else []
     if recorded is None:
         return heading + [(f"No recorded validation of {model.name}: run `plateletpd "
                            f"validate` with a suite of its published studies."), ""]
@@ -146,6 +333,8 @@ def validation_report_lines(model, folder: Path | None = None,
         lines += [(f"This trial's model (hash {model.hash[:12]}) is not the one validated: "
                    f"its file or parameter values differ from those of the record, which "
                    f"describes the model as the suite ran it."), ""]
+    if arms:
+        lines += track_record_lines(table, arms, arm_drugs(record), trial_name=trial_name)
     lines += [(f"Every row: `validation/results/{stem}.csv`; what the model gets "
                f"wrong and why: its model card."), ""]
     return lines
