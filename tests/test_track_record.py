@@ -36,8 +36,8 @@ ROWS = [  # trial, trial_arm, role, endpoint, versus, observed_percentile, insid
     ("t1", "drug", "calibration", "response_proportion", None, 5.0, True),  # a fitted row
     ("t2", "drug arm", "held out", "incidence_proportion", None, 30.0, True),  # 70
     ("t2", "drug arm", "held out", "time_to_peak_days", None, 40.0, True),  # timing: none
-    ("t2", "drug arm", "held out", "plt_count", "other", 5.0, True),      # drug against drug
-    ("t2", "drug arm", "held out", "plt_count", "placebo", 90.0, True),   # against no drug
+    ("t2", "drug arm", "held out", "plt_count", "placebo", 95.0, True),   # a comparison
+    ("t2", "drug arm", "held out", "plt_count", None, 90.0, True),        # count side 90
     ("t2", "other", "held out", "nadir_plt", None, 1.0, False),           # another drug
     ("t2", "placebo", "held out", "nadir_plt", None, 60.0, True),         # no drug
     ("t9", "drug", "held out", "nadir_plt", None, 50.0, True),            # trial not read
@@ -55,14 +55,14 @@ def test_the_track_record_takes_the_rows_no_fit_used_of_arms_with_the_same_drugs
     assert list(zip(kept.trial, kept.endpoint, kept.versus.fillna(""))) == [
         ("t1", "nadir_plt", ""), ("t1", "duration_below_days", ""),
         ("t2", "incidence_proportion", ""), ("t2", "time_to_peak_days", ""),
-        ("t2", "plt_count", "placebo")]
+        ("t2", "plt_count", "")]  # not the comparison with placebo
     # a higher nadir or count means more platelets; more days below or a higher incidence
     # fewer: their percentiles are turned (100 - p); timing points neither way
     assert np.allclose(kept.count_side_percentile, [10, 20, 70, np.nan, 90], equal_nan=True)
     assert (found.optimistic, found.pessimistic, found.inside) == (2, 2, 4)
     assert found.directional.median() == 45.0
     assert found.unmatched == 1 and found.studies == ["t1", "t2"]
-    assert found.sign_test_p == 1.0
+    assert found.sign_test_p == 1.0  # 2 against 2
     untreated = track_record(_table(), set(), ARM_DRUGS)
     assert list(untreated.rows.trial_arm) == ["placebo"]
 
@@ -100,8 +100,7 @@ def test_the_bundled_record_matches_arms_by_their_trial_files():
     assert "xu2018_rhtpo_rhil11_prophylaxis_virtual" in found.studies
     assert not {"yuan2025_virtual", "nsclc_rhtpo_2011_virtual"} & set(found.studies)
     assert set(found.rows.role) <= {"not fitted", "held out"}
-    zhu = found.rows[found.rows.trial == "zhu2021_eltrombopag_rhtpo"]
-    assert len(zhu) and set(zhu.versus) == {"control"}  # never eltrombopag against rhTPO
+    assert found.rows.versus.isna().all()  # Zhu 2021's comparisons are left out
     assert found.unmatched == 0  # every check's trial file is bundled and read
 
 

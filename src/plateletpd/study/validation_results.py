@@ -130,7 +130,7 @@ class TrackRecord:
 
     @property
     def inside(self) -> int:
-        return int(self.rows["inside"].astype(bool).sum())
+        return int(self.rows["inside"].map(lambda v: str(v).strip().lower() == "true").sum())
 
     @property
     def directional(self) -> pd.Series:
@@ -166,22 +166,19 @@ def track_record(table: pd.DataFrame, drugs,
     observation arms), among ``roles`` (by default the rows no fit used). ``arm_drugs``:
     each recorded arm's drugs, ``(trial name, arm name) -> drugs``
     (:func:`plateletpd.study.trial.record_arm_drugs` reads them from the record's trial
-    files); a row of an arm not in it is counted as unmatched. A comparison row
-    (``versus``: the arm against another of its trial) counts only when the other arm gave
-    no drug, so that it measures these drugs' effect; a difference between two drugs is
-    left out."""
+    files); a row of an arm not in it is counted as unmatched. Comparison rows (``versus``
+    set: a published finding between two arms or against baseline, read as a test
+    statistic from a P value that is often only a bound, "P < 0.05") are left out: the
+    track record is of the arms' own values."""
     wanted = frozenset(str(d).lower() for d in drugs)
     lowered = {key: frozenset(d.lower() for d in value) for key, value in arm_drugs.items()}
     rows = table[table["role"].isin(roles)]
     keys = list(zip(rows["trial"], rows["trial_arm"]))
     known = np.array([key in lowered for key in keys], dtype=bool)
     same = np.array([lowered.get(key) == wanted for key in keys], dtype=bool)
-    if "versus" in rows:
-        versus = rows["versus"]
-        against = [isinstance(v, str) and v != "" for v in versus]
-        untreated_other = np.array([not a or lowered.get((t, v)) == frozenset()
-                                    for a, t, v in zip(against, rows["trial"], versus)])
-        same &= untreated_other
+    if "versus" in rows:  # a comparison's statistic, often a bound ("P < 0.05"): left out
+        same &= ~np.array([isinstance(v, str) and v != "" for v in rows["versus"]],
+                          dtype=bool)
     chosen = rows[same].copy()
     direction = chosen["endpoint"].map(COUNT_DIRECTION)
     percentile = pd.to_numeric(chosen["observed_percentile"], errors="coerce") \
@@ -205,9 +202,9 @@ def track_record_lines(table: pd.DataFrame, arms,
     said to be); ``arm_drugs``: as for :func:`track_record`."""
     lines = ["### This trial's arms against the record", "",
              ("For each arm, the recorded rows of published arms that gave the same drugs "
-              "at any dose (only rows no fit was made to: not fitted and held out; a "
-              "comparison only "
-              "against an arm given no drug). Each observed value is placed among its "
+              "at any dose (only rows no fit was made to: not fitted and held out; not the "
+              "comparisons between arms, whose P values are often bounds). Each observed "
+              "value is placed among its "
               "virtual studies on the count scale: its percentile where a higher value "
               "means more platelets (counts, nadirs, peaks, responders), 100 minus it for "
               "days below a threshold, delays and incidences of thrombocytopenia, "
