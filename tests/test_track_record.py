@@ -118,3 +118,33 @@ def test_a_trial_report_and_the_terminal_give_each_arm_its_track_record():
     assert track_record_summary(spec.__class__.create(
         seed=1, model="cit_thrombopoiesis", arms=[{"name": "a", "treatment": []}],
         response={"threshold": 100, "by_day": 14})) == []
+
+
+def test_the_table_by_drug_gives_each_drug_sets_track_record():
+    from plateletpd.study.validation_results import track_record_table
+
+    table = track_record_table(_table(), ARM_DRUGS)
+    # the invented table above: one untreated row (placebo) and the rhTPO rows; eltrombopag's
+    # arm has a held-out row too; t9's arm is not in ARM_DRUGS
+    assert list(table.drugs) == ["no drug", "eltrombopag", "rhTPO"]
+    rhtpo = table.set_index("drugs").loc["rhTPO"]
+    found = track_record(_table(), {"rhTPO"}, ARM_DRUGS)
+    assert (rhtpo.rows, rhtpo.studies, rhtpo.inside, rhtpo.below_50, rhtpo.above_50) == (
+        len(found.rows), 2, found.inside, found.optimistic, found.pessimistic)
+    assert rhtpo.median_count_side == 45.0 and rhtpo.sign_test_p == 1.0
+
+
+def test_show_prints_the_track_record_by_drug_of_the_bundled_record(capsys):
+    from plateletpd.cli import main
+
+    assert main(["show", "cit_marrow_reserve", "--track-record"]) == 0
+    out = capsys.readouterr().out
+    assert "validation/results/cit_marrow_reserve.csv" in out
+    table, record = recorded_validation("cit_marrow_reserve")
+    found = track_record(table, {"rhTPO"}, record_arm_drugs(record))
+    line = next(text for text in out.splitlines() if text.strip().startswith("rhTPO "))
+    assert line.split()[1:6] == [str(len(found.rows)), str(len(found.studies)),
+                                 str(found.inside), str(found.optimistic),
+                                 str(found.pessimistic)]
+    assert main(["show", "friberg_platelets", "--track-record"]) == 0
+    assert "no recorded validation of friberg_platelets" in capsys.readouterr().out

@@ -59,6 +59,8 @@ def command_show(args) -> int:
     from plateletpd.model.definition import load_model
 
     model = load_model(args.model)
+    if args.track_record:
+        return _show_track_record(model, args.fit)
     fitted, origin = _fitted(model.name, args.fit)
     if args.parameter:  # one parameter's whole entry (the table cuts sources)
         for name in args.parameter:
@@ -100,6 +102,35 @@ def command_show(args) -> int:
             for c in model.covariates.values()))
     if args.source:
         print("\n" + model.source)
+    return 0
+
+
+def _show_track_record(model, choice: str) -> int:
+    """``show --track-record``: the model's track record by drug from its validation
+    record (the chosen fit's when one is kept)."""
+    import pandas as pd
+
+    from plateletpd.model.library import default_fit, fit_name
+    from plateletpd.study.trial import record_arm_drugs
+    from plateletpd.study.validation_results import model_track_record
+
+    fit = None if choice in ("default", "none") or fit_name(choice) == default_fit(
+        model.name) else fit_name(choice)
+    found = model_track_record(model, record_arm_drugs, fit=fit)
+    if found is None:
+        print(f"no recorded validation of {model.name}: run `plateletpd validate` with a "
+              f"suite of its published studies (docs/trial_files.md)")
+        return 0
+    table, said = found
+    print(f"track record of {model.name} by the drugs an arm gave, from the {said}: rows no "
+          f"fit was made to (not fitted, held out); below_50 / above_50: rows whose "
+          f"published value lies below / above the model's median on the count scale (more "
+          f"platelets, fewer days below a threshold or events is up), so below_50 counts "
+          f"the rows the model was too optimistic for; rows of one study are not "
+          f"independent (docs/trial_files.md, \"Each arm's track record\")")
+    with pd.option_context("display.width", 200):
+        print(table.to_string(index=False, formatters={
+            "median_count_side": lambda v: f"{v:.0f}", "sign_test_p": lambda v: f"{v:.2g}"}))
     return 0
 
 
@@ -781,6 +812,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--parameter", action="append", metavar="NAME",
                       help="print only this parameter's whole entry: value, unit, bounds, "
                            "description and source (repeatable)")
+    show.add_argument("--track-record", action="store_true",
+                      help="print instead how the model has done, by the drugs an arm gave, "
+                           "on the published rows of its validation record that no fit used "
+                           "(the --fit's record when one is kept)")
     show.set_defaults(run=command_show)
 
     simulate = commands.add_parser(

@@ -188,6 +188,47 @@ def track_record(table: pd.DataFrame, drugs,
     return TrackRecord(frozenset(drugs), chosen, int((~known).sum()))
 
 
+def track_record_table(table: pd.DataFrame,
+                       arm_drugs: dict[tuple[str, str], frozenset[str]],
+                       roles=TESTING_ROLES) -> pd.DataFrame:
+    """:func:`track_record` of every set of drugs the recorded arms gave, one row each
+    (fewest drugs first): ``drugs``, ``rows``, ``studies``, ``inside``, ``below_50`` and
+    ``above_50`` (rows on either side of the model's median on the count scale),
+    ``median_count_side`` and ``sign_test_p``; a set with no row in ``roles`` is left
+    out. What the model card's "Track record by drug" shows, for any record."""
+    keys = set(zip(table["trial"], table["trial_arm"]))
+    sets = sorted({drugs for key, drugs in arm_drugs.items() if key in keys},
+                  key=lambda d: (len(d), sorted(x.lower() for x in d)))
+    rows = []
+    for drugs in sets:
+        found = track_record(table, drugs, arm_drugs, roles)
+        if found.rows.empty:
+            continue
+        rows.append({"drugs": _drug_text(drugs), "rows": len(found.rows),
+                     "studies": len(found.studies), "inside": found.inside,
+                     "below_50": found.optimistic, "above_50": found.pessimistic,
+                     "median_count_side": found.directional.median(),
+                     "sign_test_p": found.sign_test_p})
+    return pd.DataFrame(rows, columns=["drugs", "rows", "studies", "inside", "below_50",
+                                       "above_50", "median_count_side", "sign_test_p"])
+
+
+def model_track_record(model, arm_drugs: Callable[[dict], dict], fit: str | None = None,
+                       folder: Path | None = None) -> tuple[pd.DataFrame, str] | None:
+    """(:func:`track_record_table`, a sentence saying which record) for ``model`` on
+    ``fit`` (None: its default fit; a fit without a record of its own falls back to the
+    default fit's, said so), or None without any record."""
+    recorded, stem, another = _record_for(model, fit, folder)
+    if recorded is None:
+        return None
+    table, record = recorded
+    on = f" on fit {record['fit']}" if record.get("fit") else ""
+    said = (f"validation record of {model.name}{on} (`validation/results/{stem}.csv`, "
+            f"{record.get('created', '?')}"
+            + (f"; fit {fit} has no record of its own" if another else "") + ")")
+    return track_record_table(table, arm_drugs(record)), said
+
+
 def _drug_text(drugs) -> str:
     return " + ".join(sorted(drugs, key=str.lower)) if drugs else "no drug"
 
