@@ -146,5 +146,7 @@ def test_show_prints_the_track_record_by_drug_of_the_bundled_record(capsys):
     assert line.split()[1:6] == [str(len(found.rows)), str(len(found.studies)),
                                  str(found.inside), str(found.optimistic),
                                  str(found.pessimistic)]
+    assert main(["show", "cit_marrow_reserve", "--track-record", "--fit", "none"]) == 0
+    assert "the model file's values have no record" in capsys.readouterr().out
     assert main(["show", "friberg_platelets", "--track-record"]) == 0
     assert "no recorded validation of friberg_platelets" in capsys.readouterr().out

@@ -122,6 +122,8 @@ def _show_track_record(model, choice: str) -> int:
               f"suite of its published studies (docs/trial_files.md)")
         return 0
     table, said = found
+    if choice == "none":  # the file's values were never validated as such
+        said += " (--fit none: the model file's values have no record; this is the default fit's)"
     print(f"track record of {model.name} by the drugs an arm gave, from the {said}: rows no "
           f"fit was made to (not fitted, held out); below_50 / above_50: rows whose "
           f"published value lies below / above the model's median on the count scale (more "
