@@ -148,5 +148,7 @@ def test_show_prints_the_track_record_by_drug_of_the_bundled_record(capsys):
                                  str(found.pessimistic)]
     assert main(["show", "cit_marrow_reserve", "--track-record", "--fit", "none"]) == 0
     assert "the model file's values have no record" in capsys.readouterr().out
+    assert main(["show", "cit_marrow_reserve", "--track-record", "--fit", "nosuch"]) == 2
+    assert "no fit at 'nosuch'" in capsys.readouterr().err  # refused, not the default's
     assert main(["show", "friberg_platelets", "--track-record"]) == 0
     assert "no recorded validation of friberg_platelets" in capsys.readouterr().out

@@ -59,9 +59,9 @@ def command_show(args) -> int:
     from plateletpd.model.definition import load_model
 
     model = load_model(args.model)
+    fitted, origin = _fitted(model.name, args.fit)  # an unknown fit is refused here
     if args.track_record:
         return _show_track_record(model, args.fit)
-    fitted, origin = _fitted(model.name, args.fit)
     if args.parameter:  # one parameter's whole entry (the table cuts sources)
         for name in args.parameter:
             if name not in model.parameters:
