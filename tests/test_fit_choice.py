@@ -89,7 +89,7 @@ def test_a_validation_run_on_another_fit_runs_every_check_on_it(monkeypatch):
                               "observed": [1.0], "predicted": [1.0], "interval_low": [0.0],
                               "interval_high": [2.0], "inside": [True],
                               "observed_percentile": [50.0]})
-        return SimpleNamespace(table=table, notes=())
+        return SimpleNamespace(table=table, notes=(), spread=pd.DataFrame())
     monkeypatch.setattr(check_module, "check_trial", stand_in)
     suite = load_suite("cit_marrow_reserve")
     result = validate(suite, checks=(1, 2), fit="none")

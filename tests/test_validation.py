@@ -53,7 +53,8 @@ def test_running_a_suite_gives_what_its_checks_give_one_by_one(bundled, tmp_path
                     replicates=2, uncertainty="none")
     result = validate(small)
     spec = replace(load_trial_spec(check.trial), subjects_per_arm=60)
-    alone = check_trial(spec, check.data, replicates=2, uncertainty="none").table
+    checked = check_trial(spec, check.data, replicates=2, uncertainty="none")
+    alone = checked.table
     assert len(result.table) == len(alone) == 4  # Xu 2018's four rows (out_of_sample.csv)
     columns = ["line", "observed", "predicted", "interval_low", "interval_high", "inside"]
     pd.testing.assert_frame_equal(result.table[columns].reset_index(drop=True),
@@ -67,8 +68,16 @@ def test_running_a_suite_gives_what_its_checks_give_one_by_one(bundled, tmp_path
     from plateletpd.study.validation import write_validation
 
     paths = write_validation(result, tmp_path / "v", replicates=2, uncertainty="none")
+    # Xu 2018's two nadirs are published as mean and SD (out_of_sample.csv): their
+    # between-patient SDs are the suite's spread rows, as the check gives them
+    assert len(result.spread) == len(checked.spread) == 2
+    pd.testing.assert_frame_equal(result.spread[columns].reset_index(drop=True),
+                                  checked.spread[columns].reset_index(drop=True))
+    assert set(result.spread.role) == {"held out"} and set(result.spread.check) == {1}
     assert [p.name for p in paths] == ["validation.csv", "validation.md", "validation.png",
-                                       "provenance.json"]
+                                       "provenance.json", "spread.csv"]
+    assert pd.read_csv(paths[4]).observed.tolist() == result.spread.observed.tolist()
+    assert "## Between-patient spread" in paths[1].read_text()
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     written = pd.read_csv(paths[0])
@@ -210,11 +219,24 @@ def test_re_running_one_check_into_a_record_gives_the_record_of_a_full_run(tmp_p
     merged = merge_validation(full, one, 2, "none")
     pd.testing.assert_frame_equal(merged.table, full[0], check_dtype=False)
     assert list(merged.runs) == full[1]["checks"] and list(merged.notes) == full[1]["notes"]
+    # the spread rows (Xu 2018's two nadirs published with SDs, check 1) are kept from the
+    # record when another check is re-run, and replaced when their own is
+    from plateletpd.study.validation import load_spread_record
+
+    full_spread = load_spread_record(tmp_path / "full")
+    assert len(full_spread) == 2 and set(full_spread.check) == {1}
+    kept = merge_validation(full, one, 2, "none", spread=full_spread)
+    pd.testing.assert_frame_equal(kept.spread, full_spread, check_dtype=False)
+    rerun = merge_validation(full, validate(load_suite(suite), checks=(1,)), 2, "none",
+                             spread=full_spread.assign(observed=-1.0))
+    pd.testing.assert_frame_equal(rerun.spread, full_spread, check_dtype=False)
     # the command: --check with --update writes the merged record whole, saying what it did
     assert main(["validate", str(suite), "--check", "2", "--update", str(tmp_path / "full"),
                  "--out", str(tmp_path / "merged")]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged" / "validation.csv"),
                                   full[0])
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged" / "spread.csv"),
+                                  full_spread)
     record = json.loads((tmp_path / "merged" / "provenance.json").read_text())
     assert record["updated_checks"] == [2]
     assert record["updated_from"]["created"] == full[1]["created"]

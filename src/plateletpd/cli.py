@@ -542,6 +542,18 @@ def command_check(args) -> int:
     print("how each row was read:")
     for line, reading in zip(result.table.line, result.table.reading):
         print(f"  line {line}: {reading}")
+    if len(result.spread):  # mean rows published with an SD: the between-patient spread
+        spread = result.spread
+        print("between-patient spread (each mean row published with an SD: that SD against "
+              "the SDs of the virtual studies; percentile: the published SD's place among "
+              "them):")
+        print(spread.assign(
+            interval=[f"[{low:.4g}, {high:.4g}]" for low, high in zip(
+                spread.interval_low, spread.interval_high)],
+            percentile=[f"{p:.0f}" for p in spread.observed_percentile])[
+            ["line", "arm", "endpoint", "n", "virtual_n", "observed", "predicted",
+             "interval", "inside", "percentile"]].to_string(
+            index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:
         paths = write_check(result, Path(args.out))
         print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
@@ -551,6 +563,7 @@ def command_check(args) -> int:
 def command_validate(args) -> int:
     from plateletpd.study.validation import (
         check_record,
+        load_spread_record,
         load_suite,
         load_validation_record,
         merge_validation,
@@ -582,7 +595,8 @@ def command_validate(args) -> int:
                       checks=tuple(args.check) if args.check else None, fit=fit)
     extra = {} if fit is None else {"fit": fit}
     if record is not None:
-        result = merge_validation(record, result, replicates, uncertainty, fit)
+        result = merge_validation(record, result, replicates, uncertainty, fit,
+                                  spread=load_spread_record(args.update))
         extra.update({"updated_checks": sorted(args.check),
                       "updated_from": {"record": str(args.update),
                                        "created": record[1].get("created")}})
@@ -596,6 +610,12 @@ def command_validate(args) -> int:
     print("\ninside the 95% prediction interval, by role (never pooled):")
     for row in result.summary.itertuples():
         print(f"  {row.role:<12} {int(row.inside)}/{int(row.rows)} ({row.inside_pct:.0f}%)")
+    if len(result.spread):
+        print("\nbetween-patient spread (mean rows published with an SD; spread.csv): inside "
+              "the 95% interval / published SD above the virtual studies' median, by role:")
+        for role, rows in result.spread.groupby("role", sort=False):
+            print(f"  {role:<12} {int(rows.inside.astype(bool).sum())}/{len(rows)} inside, "
+                  f"{int((rows.observed_percentile > 50).sum())}/{len(rows)} above")
     if args.out:
         paths = write_validation(result, Path(args.out), replicates, uncertainty, **extra)
         print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")

@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
 
@@ -71,6 +71,9 @@ from plateletpd.study.uncertainty import (
 
 #: replicate trials a check runs when neither the call nor the trial file says
 DEFAULT_REPLICATES = 100
+#: the statistic of a spread row: the between-patient standard deviation of a row's
+#: per-patient values (:func:`spread_rows`)
+SPREAD_STATISTIC = "sd"
 #: what the trial can compute, for messages
 COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial's response "
               "rule, \"PLT >=X at least once\", the IWG \"PLT >=30 and >=2x baseline\" when "
@@ -101,13 +104,17 @@ Reader = Callable[[pd.DataFrame], float]
 @dataclass(frozen=True, repr=False)
 class CheckResult:
     """``table``: one row per data row (observed, predicted, interval, inside);
-    ``replicates``: each data row's value in each replicate trial; ``notes``."""
+    ``replicates``: each data row's value in each replicate trial; ``notes``;
+    ``spread``: one row per mean row whose published spread is an SD, comparing that
+    between-patient SD with the SDs of the virtual studies (statistic ``sd``; the same
+    columns as ``table``; empty when no row gives an SD: :func:`spread_rows`)."""
 
     spec: TrialSpec
     study: str
     table: pd.DataFrame
     replicates: pd.DataFrame
     notes: tuple[str, ...]
+    spread: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def __repr__(self) -> str:
         return short_repr("CheckResult", [
@@ -195,6 +202,17 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         # user test: --only-mapped-arms ran the unmapped arm too, 2.6 times the time)
         spec = with_arms(spec, read)
     readers = _readers(spec, rows, source, mapping)
+    # each mean row whose spread is a published SD is also compared as a between-patient
+    # SD, over the same virtual patients (no more simulation)
+    with_sd = spread_rows(rows)
+    spread_readers = {int(row.Index): arm_row_reader(spec, row, mapping[row.arm])
+                      for row in with_sd.itertuples()}
+    unread = [index for index, reader in spread_readers.items() if isinstance(reader, str)]
+    spread_notes = [f"line {rows.line[index]} ({rows.arm[index]}): its SD is not compared "
+                    f"({spread_readers[index]})" for index in unread]
+    for index in unread:
+        del spread_readers[index]
+    with_sd = with_sd.loc[list(spread_readers)]
     versus_readers = {index: _baseline_reader(row) if row.versus == BASELINE else
                       arm_row_reader(spec, row._replace(arm=row.versus), mapping[row.versus])
                       for index, row in enumerate(rows.itertuples()) if row.comparison}
@@ -213,6 +231,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         spec.extra.get("replicates", 1) if spec.extra.get("replicates", 1) > 1
         else DEFAULT_REPLICATES)
     arm_values = {index: np.full((replicates, 2), math.nan) for index in versus_readers}
+    spread_values = {index: np.full(replicates, math.nan) for index in spread_readers}
     uncertainty = uncertainty or spec.extra.get("uncertainty", "none")
     if uncertainty not in ("none", "fit"):
         raise UncertaintyError(f"uncertainty must be 'none' or 'fit', got {uncertainty!r}")
@@ -271,6 +290,8 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                     readers[index], versus_readers[index], arm.iloc[:size], other, generator)
             else:
                 values[index, replicate] = readers[index](arm.iloc[:size])
+            if index in spread_readers:
+                spread_values[index][replicate] = spread_readers[index](arm.iloc[:size])
             if bound[index] is not None and bound[index] in arm:
                 unobserved[index] += int(arm[bound[index]].iloc[:size].isna().sum())
         first, used = False, used + 1
@@ -378,7 +399,49 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         id_vars="line", var_name="replicate", value_name="value")
     long["virtual_n"] = pd.DataFrame(every_size, columns=range(replicates)).assign(
         line=rows.line).melt(id_vars="line", var_name="replicate", value_name="n")["n"]
-    return CheckResult(spec, study, table, long, tuple(notes))
+    spread_table = _spread_table(with_sd, mapping, spread_values, sizes, readers)
+    if len(spread_table):
+        notes.append(SPREAD_NOTE)
+    notes += spread_notes
+    return CheckResult(spec, study, table, long, tuple(notes), spread_table)
+
+
+#: what a check's spread rows are (in its notes when it has any)
+SPREAD_NOTE = ("spread rows (spread.csv): each mean row published with an SD is compared as "
+               "a between-patient SD too: the SD of the row's per-patient values over each "
+               "virtual study of the row's size (observed: the published SD); a published "
+               "SD above the interval says the virtual patients are too alike (the model's "
+               "between-patient variability too small, or the study's patients more "
+               "varied), below it too different")
+
+
+def spread_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``rows`` (an outcome table, :func:`~plateletpd.io.outcomes.load_outcomes`)
+    whose between-patient spread a check compares: ``mean`` rows of one arm (not
+    comparisons) whose ``spread_type`` is ``SD`` with a positive spread, as rows of
+    statistic ``sd`` whose value is that SD (index kept: the row's position in ``rows``)."""
+    if not len(rows):
+        return rows.iloc[:0]
+    spread = pd.to_numeric(rows.spread, errors="coerce")
+    chosen = (rows.statistic == "mean") & (rows.spread_type.astype(str) == "SD") & \
+        (spread > 0) & (rows.comparison.astype(str) == "")
+    return rows[chosen].assign(statistic=SPREAD_STATISTIC, value=spread[chosen],
+                               spread_type="", spread="")
+
+
+def _spread_table(spread: pd.DataFrame, mapping: dict, values: Mapping[int, np.ndarray],
+                  sizes: np.ndarray, readers: Sequence[Reader]) -> pd.DataFrame:
+    """The check's table for its spread rows (:func:`spread_rows`): the same columns as
+    the rows' table, with the reading of the mean row it is the SD of."""
+    if not len(spread):
+        return pd.DataFrame()
+    order = list(spread.index)
+    table = _table(spread.reset_index(drop=True), mapping,
+                   np.array([values[index] for index in order]),
+                   np.array([sizes[index] for index in order]))
+    table["reading"] = [f"between-patient SD of the values of: "
+                        f"{getattr(readers[index], 'reading', '')}" for index in order]
+    return table
 
 
 #: at most this many times the trial's screened patients when a drawn study recruits to size
@@ -616,7 +679,7 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
             return (f"a cycle's time to recover to {row.threshold or level!r}: the trial "
                     f"times recovery to {', '.join(map(str, RECOVERY_LEVELS))} (the row's "
                     f"threshold, e.g. 'PLT >=100', or the arm's data_level)")
-        if row.statistic not in ("mean", "median") or not math.isnan(row.day):
+        if row.statistic not in SUMMARIES or not math.isnan(row.day):
             return (f"a cycle's time to {stated:g} is read as a mean or median without a "
                     f"day")
         column = f"cycle{cycle}_recovery_day_{int(stated)}"
@@ -629,7 +692,7 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
                 f"time_to_threshold_days (the cycle's recovery) and incidence_proportion "
                 f"from cycle {cycle}, not {row.endpoint}; map this data arm to an arm "
                 f"without data_cycle")
-    if row.statistic not in ("mean", "median"):
+    if row.statistic not in SUMMARIES:
         return (f"statistic {row.statistic!r}: a cycle's {row.endpoint} is read as a mean "
                 f"or median")
     if not math.isnan(row.day):
@@ -654,9 +717,28 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
                                                     f"{cycle})")
 
 
+#: the summaries of a per-patient value a row may ask: its mean or median, and "sd", the
+#: between-patient standard deviation that a check derives from a mean row whose spread is
+#: an SD (:func:`spread_rows`), never a statistic of the data file
+SUMMARIES = ("mean", "median", SPREAD_STATISTIC)
+
+
+def _between_patient_sd(values) -> float:
+    """The sample standard deviation (n - 1) of the finite values; NaN below two."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    return float(np.std(values, ddof=1)) if values.size > 1 else math.nan
+
+
+def _reducer(statistic: str) -> Callable[[np.ndarray], float]:
+    """How a row's per-patient values become its statistic: median, SD or mean."""
+    return {"median": np.nanmedian, SPREAD_STATISTIC: _between_patient_sd}.get(
+        statistic, np.nanmean)
+
+
 def _column_statistic(statistic: str, column: str, reading: str) -> Reader:
     """The mean (or median) of a patient-table column over the patients with a value."""
-    reduce = np.nanmedian if statistic == "median" else np.nanmean
+    reduce = _reducer(statistic)
     return _reads(lambda t: float(reduce(t[column].to_numpy(float))) if len(t) and
                   np.isfinite(t[column].to_numpy(float)).any() else math.nan, reading)
 
@@ -858,7 +940,7 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
         return _reads(lambda t: scale * float(np.mean(t.response_day <= day)) if len(t)
                       else math.nan, f"responded by day {day:g} (the trial's response "
                       f"rule){unread}")
-    if statistic not in ("mean", "median"):
+    if statistic not in SUMMARIES:
         return f"statistic {statistic!r}: a check reads means and medians of this endpoint"
     if endpoint == "peak_plt" and not math.isnan(day) and day not in (14, 21):
         return (f"a peak by day {day:g}: the trial reads the peak from the nadir to the end "
@@ -897,7 +979,7 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
             str(row.threshold or "")):
         # "median time to response 27.5 days, among responders" (a user test, 2026-12-05):
         # over the patients who reached the level, not Kaplan-Meier over all enrolled
-        level, reduce = int(level), np.nanmedian if statistic == "median" else np.nanmean
+        level, reduce = int(level), _reducer(statistic)
 
         def among(t):
             reached = t[f"reached_{level}"].to_numpy(float) == 1
@@ -910,7 +992,7 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
         return _reads(lambda t: kaplan_meier(t[f"days_to_{level}"],
                                              t[f"reached_{level}"]).median(),
                       f"Kaplan-Meier median of days_to_{level}")
-    reduce = np.nanmedian if statistic == "median" else np.nanmean
+    reduce = _reducer(statistic)
     return _reads(lambda t: float(reduce(t[column].to_numpy(float))) if len(t) else math.nan,
                   f"{statistic} of {column}")
 
@@ -936,7 +1018,7 @@ def _change_reader(endpoint: str, statistic: str, day: float, response: dict
                 f"[response] (the trial records the counts on days 7, 14 and 21 and on its "
                 f"at_visits days)")
     at, percent = counted[day], endpoint == "plt_percent_change"
-    reduce = np.nanmedian if statistic == "median" else np.nanmean
+    reduce = _reducer(statistic)
 
     def read(t):
         if not len(t):
@@ -1101,13 +1183,13 @@ def _cycle_nadir_reader(row, course=None) -> Reader | str:
     window = parse_cycles(row.threshold)
     if isinstance(window, str):
         return window
-    if row.statistic not in ("mean", "median"):
+    if row.statistic not in SUMMARIES:
         return f"statistic {row.statistic!r}: a check reads means and medians of nadirs"
     first, last = window
     if course is None or last > course.cycles:
         return (f"it asks about cycles {first}-{last}: the trial needs a [chemotherapy] "
                 f"course of at least {last} cycles")
-    reduce = np.nanmedian if row.statistic == "median" else np.nanmean
+    reduce = _reducer(row.statistic)
 
     def read(table: pd.DataFrame) -> float:
         nadirs = table[[f"cycle{c}_nadir" for c in range(first, last + 1)]].to_numpy(float)
@@ -1353,9 +1435,16 @@ def write_check(result: CheckResult, folder: str | Path) -> list[Path]:
         atomic_write(staging / names[0], lambda p: result.table.to_csv(p, index=False))
         atomic_write(staging / names[1], lambda p: result.replicates.to_csv(p, index=False))
         plot_check(result.table, staging / names[2])
+        if len(result.spread):
+            atomic_write(staging / SPREAD_FILE, lambda p: result.spread.to_csv(p, index=False))
         write_json(staging / names[3], provenance(
             spec.model, seed=spec.seed, trial=spec.path, study=result.study,
             parameters_from=spec.parameters_from, subjects_per_arm=spec.subjects_per_arm,
             notes=list(result.notes)))
-    return [Path(folder) / name for name in names]
+    return [Path(folder) / name for name in names] + (
+        [Path(folder) / SPREAD_FILE] if len(result.spread) else [])
+
+
+#: the file of a check's spread rows (written only when it has some)
+SPREAD_FILE = "spread.csv"
 

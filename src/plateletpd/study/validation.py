@@ -16,7 +16,9 @@ rows play for the fit the trial uses:
 between-study uncertainty) and returns one table, every data row with its check, role,
 observed value, prediction interval and whether it lies inside, and a summary per role.
 The roles are never pooled: a model that matches its calibration rows and misses its
-held-out ones is shown as such.
+held-out ones is shown as such. The checks' spread rows (a mean's published SD against the
+virtual studies' between-patient SDs, :func:`plateletpd.study.check.spread_rows`) are kept
+apart in ``ValidationResult.spread`` (``spread.csv``), never counted with the rows.
 
 Suite file::
 
@@ -46,7 +48,7 @@ model.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -140,6 +142,11 @@ class ValidationResult:
     summary: pd.DataFrame
     notes: tuple[str, ...]
     runs: tuple[dict, ...] = ()  # per check: trial, model and its hash, seed, data, role
+    # the checks' spread rows (plateletpd.study.check.spread_rows: each mean row published
+    # with an SD, that between-patient SD against the virtual studies'), with check, trial,
+    # role and data as in ``table``; kept apart from ``table`` and its summary: a spread
+    # row tests the between-patient variability, not a published outcome
+    spread: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def __repr__(self) -> str:
         inside = ", ".join(f"{row.role}: {int(row.inside)}/{int(row.rows)}"
@@ -234,7 +241,7 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
               if (roles is None or c.role in roles) and (checks is None or i in checks)]
     if not chosen:
         raise ValidationSuiteError(f"no check of {suite.name} has the role(s) {roles}")
-    tables, notes, runs, started = [], [], [], time.perf_counter()
+    tables, spreads, notes, runs, started = [], [], [], [], time.perf_counter()
     for number, check in chosen:
         spec = load_trial_spec(check.trial, response=dict(check.response) or None, fit=fit)
         if check.screened:
@@ -264,10 +271,41 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
                      "data_sha256": _sha256(check.data)})
         tables.append(result.table.assign(check=number, trial=spec.name, role=check.role,
                                           data=check.data.name))
-    table = pd.concat(tables, ignore_index=True)
+        if len(result.spread):
+            spreads.append(result.spread.assign(check=number, trial=spec.name,
+                                                role=check.role, data=check.data.name))
+    table = _checks_first(pd.concat(tables, ignore_index=True))
+    spread = _checks_first(pd.concat(spreads, ignore_index=True)) if spreads else \
+        pd.DataFrame()
+    return ValidationResult(suite, table, inside_by_role(table), tuple(notes), tuple(runs),
+                            spread)
+
+
+def _checks_first(table: pd.DataFrame) -> pd.DataFrame:
+    """A record's columns in their order: the check and the row first."""
     first = ["check", "trial", "role", "data", "line", "study", "arm", "endpoint"]
-    table = table[first + [c for c in table.columns if c not in first]]
-    return ValidationResult(suite, table, inside_by_role(table), tuple(notes), tuple(runs))
+    return table[first + [c for c in table.columns if c not in first]]
+
+
+#: a validation folder's spread rows (``MODEL.spread.csv`` beside a kept record)
+SPREAD_FILE = "spread.csv"
+
+
+def load_spread_record(path: str | Path) -> pd.DataFrame:
+    """The spread rows of an earlier record (:func:`load_validation_record`'s ``path``):
+    a folder's ``spread.csv`` or ``MODEL.spread.csv`` beside a kept ``MODEL.csv``; empty
+    when the record has none (made before checks compared spreads, 2026-12-06, or with no
+    mean row published with an SD)."""
+    path = Path(path)
+    spread_path = path / SPREAD_FILE if path.is_dir() else path.with_name(
+        path.stem + "." + SPREAD_FILE)
+    if not spread_path.is_file():
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(spread_path)
+    except (ValueError, OSError) as error:
+        raise ValidationSuiteError(f"{spread_path}: not a readable spread record ({error})") \
+            from None
 
 
 def _sha256(path: Path) -> str | None:
@@ -356,10 +394,12 @@ def check_record(record: tuple[pd.DataFrame, dict], suite: ValidationSuite, reru
 
 
 def merge_validation(record: tuple[pd.DataFrame, dict], result: ValidationResult,
-                     replicates: int, uncertainty: str, fit: str | None = None) -> ValidationResult:
+                     replicates: int, uncertainty: str, fit: str | None = None,
+                     spread: pd.DataFrame | None = None) -> ValidationResult:
     """``record`` (:func:`load_validation_record`) with the checks ``result`` ran put in
     place of the record's own: their rows, run records and notes; every other check kept as
-    recorded. Refused when the record was made with another suite, replicate count or
+    recorded; ``spread``: the record's spread rows (:func:`load_spread_record`), merged the
+    same way. Refused when the record was made with another suite, replicate count or
     uncertainty, when a kept check's model (hash) differs from the re-run ones', or when a
     kept check's trial or data file changed since the record (by sha256, where recorded)."""
     table, provenance_record = record
@@ -402,8 +442,13 @@ def merge_validation(record: tuple[pd.DataFrame, dict], result: ValidationResult
         return int(head[1]) if head[0] == "check" and head[1].isdigit() else 0
     notes = [n for n in provenance_record.get("notes", []) if number(n) not in rerun]
     notes = sorted(notes + list(result.notes), key=number)
+    spread = spread if spread is not None else pd.DataFrame()
+    kept_spread = spread[~spread.check.isin(rerun)] if len(spread) else spread
+    parts = [part for part in (kept_spread, result.spread) if len(part)]
+    merged_spread = pd.concat(parts, ignore_index=True).sort_values(
+        "check", kind="stable").reset_index(drop=True) if parts else pd.DataFrame()
     return ValidationResult(result.suite, merged, inside_by_role(merged), tuple(notes),
-                            tuple(runs))
+                            tuple(runs), merged_spread)
 
 
 def validation_markdown(result: ValidationResult) -> str:
@@ -433,9 +478,38 @@ def validation_markdown(result: ValidationResult) -> str:
                          f"{row.endpoint} | {row.observed:.4g} | {row.predicted:.4g} | "
                          f"[{row.interval_low:.4g}, {row.interval_high:.4g}] | "
                          f"{'yes' if row.inside else '**no**'} |")
+    lines += spread_markdown(result.spread)
     if result.notes:
         lines += ["", "Notes:", ""] + [f"- {note}" for note in result.notes]
     return "\n".join(lines) + "\n"
+
+
+def spread_markdown(spread: pd.DataFrame) -> list[str]:
+    """The report's section on the between-patient spread (``spread.csv``): each mean row
+    published with an SD, that SD against the SDs of the virtual studies, and how many
+    published SDs lie above the virtual studies' median (too alike virtual patients), by
+    role. No lines without spread rows."""
+    if not len(spread):
+        return []
+    lines = ["", "## Between-patient spread", "",
+             "Each mean row published with an SD, that SD against the SDs of the same "
+             "virtual studies (spread.csv; not in the counts above: these rows test the "
+             "virtual population's between-patient variability, not a published outcome). "
+             "A published SD above the median says the virtual patients are more alike "
+             "than the study's.", "",
+             "| role | rows | inside | published SD above the median |", "|---|---|---|---|"]
+    for role in [r for r in ROLES if r in set(spread.role)]:
+        rows = spread[spread.role == role]
+        lines.append(f"| {role} | {len(rows)} | {int(rows.inside.astype(bool).sum())} | "
+                     f"{int((rows.observed_percentile > 50).sum())} |")
+    lines += ["", "| check | trial | line | arm | endpoint | published SD | predicted SD | "
+                  "95% interval | inside |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in spread.itertuples():
+        lines.append(f"| {row.check} | {row.trial} | {row.line} | {row.arm} | "
+                     f"{row.endpoint} | {row.observed:.4g} | {row.predicted:.4g} | "
+                     f"[{row.interval_low:.4g}, {row.interval_high:.4g}] | "
+                     f"{'yes' if row.inside else '**no**'} |")
+    return lines
 
 
 def plot_validation(table: pd.DataFrame, path: str | Path | None = None):
@@ -485,7 +559,11 @@ def write_validation(result: ValidationResult, folder: str | Path,
         atomic_write(staging / names[0], lambda p: result.table.to_csv(p, index=False))
         write_text(staging / names[1], validation_markdown(result))
         plot_validation(result.table, staging / names[2])
+        if len(result.spread):
+            atomic_write(staging / SPREAD_FILE,
+                         lambda p: result.spread.to_csv(p, index=False))
         write_json(staging / names[3], provenance(
             None, suite=result.suite.path, replicates=replicates, uncertainty=uncertainty,
             checks=list(result.runs), notes=list(result.notes), **extra))
-    return [Path(folder) / name for name in names]
+    return [Path(folder) / name for name in names] + (
+        [Path(folder) / SPREAD_FILE] if len(result.spread) else [])
