@@ -103,3 +103,26 @@ def test_check_prints_and_writes_the_spread_rows(tmp_path, capsys):
                  "--out", str(tmp_path / "plain")]) == 0
     assert not (tmp_path / "plain" / "spread.csv").exists()
     assert "between-patient spread" not in capsys.readouterr().out
+
+
+def test_a_trial_report_gives_the_recorded_spread_by_role(tmp_path):
+    # the kept record's spread rows (validation/results/cit_marrow_reserve.spread.csv,
+    # 2026-12-06): the report counts, per role, the published SDs inside their intervals and
+    # above the virtual studies' median; a record kept without them says nothing of it
+    import shutil
+
+    from plateletpd.io.files import bundled_folder
+    from plateletpd.study.validation_results import validation_report_lines
+
+    model = pp.load_model("cit_marrow_reserve")
+    folder = bundled_folder("validation") / "results"
+    spread = pd.read_csv(folder / "cit_marrow_reserve.spread.csv")
+    assert {"calibration", "held out"} <= set(spread.role)
+    text = "\n".join(validation_report_lines(model))
+    for role in set(spread.role):
+        rows = spread[spread.role == role]
+        assert (f"{role} {int(rows.inside.sum())}/{len(rows)} inside, "
+                f"{int((rows.observed_percentile > 50).sum())}/{len(rows)} above") in text
+    for name in ("cit_marrow_reserve.csv", "cit_marrow_reserve.provenance.json"):
+        shutil.copy(folder / name, tmp_path / name)
+    assert "Between-patient spread" not in "\n".join(validation_report_lines(model, tmp_path))

@@ -90,6 +90,23 @@ def recorded_validation(model_name: str,
     return pd.read_csv(table_path), json.loads(record_path.read_text())
 
 
+def recorded_spread(stem: str, folder: Path | None = None) -> pd.DataFrame:
+    """The spread rows kept beside a record (``STEM.spread.csv``: each mean row published
+    with an SD, :func:`plateletpd.study.check.spread_rows`); empty when there are none."""
+    folder = bundled_folder("validation") / "results" if folder is None else Path(folder)
+    path = folder / f"{stem}.spread.csv"
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+
+def spread_text(spread: pd.DataFrame) -> str:
+    """By role: the published SDs inside their intervals and those above the virtual
+    studies' median, e.g. "held out 8/17 inside, 12/17 above"."""
+    return ", ".join(
+        f"{role} {int(rows.inside.astype(bool).sum())}/{len(rows)} inside, "
+        f"{int((rows.observed_percentile > 50).sum())}/{len(rows)} above"
+        for role in ROLES if len(rows := spread[spread.role == role]))
+
+
 def recorded_validation_on_fit(model_name: str, fit: str,
                                 folder: Path | None = None) -> tuple[pd.DataFrame, dict, str] | None:
     """(table, provenance, file stem) of a record made with ``validate --fit FIT`` on
@@ -354,6 +371,14 @@ def validation_report_lines(model, folder: Path | None = None,
             "observed percentile (about 50 unless the model errs one way): " + ", ".join(
                 f"{row.role} {int(row.central)}/{int(row.rows)}, median percentile "
                 f"{row.median_percentile:.0f}" for row in summary.itertuples()) + "."), ""]
+    spread = recorded_spread(stem, folder)
+    if len(spread):  # the virtual population's variability, which the means cannot show
+        lines += [(
+            f"Between-patient spread: each mean published with an SD, that SD against the "
+            f"SDs of the same virtual studies (`validation/results/{stem}.spread.csv`), "
+            f"inside the 95% interval and above the virtual studies' median (above: the "
+            f"study's patients differed more than the virtual ones), by role: "
+            f"{spread_text(spread)}."), ""]
     caveats = [f"- {c.get('trial', '?')}: {c['note']}" for c in record.get("checks", [])
                if c.get("role") == "held out" and c.get("note")]
     if caveats:  # what the suite says a held-out row can and cannot show
