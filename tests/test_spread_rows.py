@@ -14,8 +14,8 @@ from helpers import two_arm_trial
 import plateletpd as pp
 from plateletpd.cli import main
 from plateletpd.io.outcomes import load_outcomes
-from plateletpd.study.check import (SPREAD_STATISTIC, _reducer, _row_patients, check_trial,
-                                    spread_rows)
+from plateletpd.study.check import (CV_STATISTIC, SPREAD_STATISTIC, _reducer, _row_patients,
+                                    check_trial, spread_rows)
 from plateletpd.study.trial import _arm_seed, run_trial
 
 HEADER = ("study,arm,regimen,n,population,day0,endpoint,threshold,day,statistic,value,"
@@ -37,10 +37,15 @@ def test_only_mean_rows_with_a_published_sd_become_spread_rows(tmp_path):
                  "untreated,none,20,CIT,start,plt_count,,14,mean,90,SD,30")  # kept: SD
     rows = load_outcomes(data)
     spread = spread_rows(rows)
-    assert list(spread.index) == [0, 4]  # the rows' positions, to pair them with the means
-    assert spread.statistic.tolist() == [SPREAD_STATISTIC] * 2
-    assert spread.value.tolist() == [12.0, 30.0]  # the published SD is what is compared
-    assert spread.endpoint.tolist() == ["nadir_plt", "plt_count"]
+    # each kept row twice, as its SD and as SD over mean; row_index pairs them with the means
+    assert spread.row_index.tolist() == [0, 0, 4, 4]
+    assert spread.statistic.tolist() == [SPREAD_STATISTIC, CV_STATISTIC] * 2
+    assert spread.value.tolist() == pytest.approx([12.0, 12.0 / 40, 30.0, 30.0 / 90])
+    assert spread.endpoint.tolist() == ["nadir_plt"] * 2 + ["plt_count"] * 2
+    # a mean of 0 has no CV (its SD is still compared)
+    zero = _rows(tmp_path / "z.csv", "rhTPO,rhTPO,20,CIT,start,duration_below_days,PLT <50,,"
+                                     "mean,0,SD,1.5")
+    assert spread_rows(load_outcomes(zero)).statistic.tolist() == [SPREAD_STATISTIC]
 
 
 def test_the_spread_reducer_is_the_sample_sd():
@@ -51,6 +56,10 @@ def test_the_spread_reducer_is_the_sample_sd():
         statistics.stdev([3.0, 7.5, 11.0, 4.25]), rel=1e-12)
     assert np.isnan(_reducer(SPREAD_STATISTIC)(np.array([5.0, np.nan])))
     assert _reducer("mean")(np.array(values)) == pytest.approx(np.mean([3.0, 7.5, 11.0, 4.25]))
+    assert _reducer(CV_STATISTIC)(np.array(values)) == pytest.approx(
+        statistics.stdev([3.0, 7.5, 11.0, 4.25]) / statistics.mean([3.0, 7.5, 11.0, 4.25]),
+        rel=1e-12)
+    assert np.isnan(_reducer(CV_STATISTIC)(np.array([-1.0, 1.0])))  # no CV about a mean of 0
 
 
 def test_a_spread_row_is_the_sd_over_each_virtual_study(tmp_path):
@@ -65,21 +74,23 @@ def test_a_spread_row_is_the_sd_over_each_virtual_study(tmp_path):
                  "untreated,none,15,CIT,start,plt_count,,14,mean,90,SD,30")
     spec = pp.load_trial_spec(trial)
     result = check_trial(spec, data, replicates=2, screen_fewer=False)
-    assert len(result.spread) == 2
-    assert result.spread.statistic.tolist() == [SPREAD_STATISTIC] * 2
-    assert result.spread.observed.tolist() == [12.0, 30.0]
+    assert len(result.spread) == 4
+    assert result.spread.statistic.tolist() == [SPREAD_STATISTIC, CV_STATISTIC] * 2
+    assert result.spread.observed.tolist() == pytest.approx([12.0, 0.3, 30.0, 30.0 / 90])
     columns = {"rhTPO": "nadir", "untreated": "plt_day_14"}
     for row in result.spread.itertuples():
-        sds = []
+        spreads = []
         for replicate in range(2):
             again = run_trial(replace(spec, seed=_arm_seed(spec.seed, 10_000 + replicate)))
             patients = _row_patients(again.subjects, spec, row.trial_arm, row.arm)
             values = patients[columns[row.arm]].iloc[:15].to_numpy(float)
-            sds.append(statistics.stdev(values[np.isfinite(values)]))
-        assert row.predicted == pytest.approx(np.mean(sds), rel=1e-9), row.arm
-        assert row.interval_low == pytest.approx(min(sds) + 0.025 * abs(sds[1] - sds[0]),
-                                                 rel=1e-9)
-        assert "between-patient SD of the values of: mean of" in row.reading
+            values = values[np.isfinite(values)]
+            spreads.append(statistics.stdev(values) / (
+                1.0 if row.statistic == SPREAD_STATISTIC else statistics.mean(values)))
+        assert row.predicted == pytest.approx(np.mean(spreads), rel=1e-9), row
+        assert row.interval_low == pytest.approx(
+            min(spreads) + 0.025 * abs(spreads[1] - spreads[0]), rel=1e-9)
+        assert "of the values of: mean of" in row.reading
     # the rows' own table is what it was: the two means, not the SDs
     assert result.table.statistic.tolist() == ["mean", "mean"]
     assert any(note.startswith("spread rows (spread.csv)") for note in result.notes)
@@ -96,7 +107,8 @@ def test_check_prints_and_writes_the_spread_rows(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "between-patient spread" in printed
     written = pd.read_csv(out / "spread.csv")
-    assert written.line.tolist() == [2] and written.observed.tolist() == [12.0]
+    assert written.line.tolist() == [2, 2]
+    assert written.observed.tolist() == pytest.approx([12.0, 0.3])
     # a check without SD rows writes no spread file
     plain = _rows(tmp_path / "p.csv", "rhTPO,rhTPO,15,CIT,start,nadir_plt,,,mean,40,,")
     assert main(["check", str(trial), "--data", str(plain), "--replicates", "2",
@@ -119,10 +131,13 @@ def test_a_trial_report_gives_the_recorded_spread_by_role(tmp_path):
     spread = pd.read_csv(folder / "cit_marrow_reserve.spread.csv")
     assert {"calibration", "held out"} <= set(spread.role)
     text = "\n".join(validation_report_lines(model))
-    for role in set(spread.role):
-        rows = spread[spread.role == role]
-        assert (f"{role} {int(rows.inside.sum())}/{len(rows)} inside, "
-                f"{int((rows.observed_percentile > 50).sum())}/{len(rows)} above") in text
+    for statistic, label in (("sd", "SD"), ("cv", "CV")):
+        chosen = spread[spread.statistic == statistic]
+        assert f"{label}: calibration" in text
+        for role in set(chosen.role):
+            rows = chosen[chosen.role == role]
+            assert (f"{role} {int(rows.inside.sum())}/{len(rows)} inside, "
+                    f"{int((rows.observed_percentile > 50).sum())}/{len(rows)} above") in text
     for name in ("cit_marrow_reserve.csv", "cit_marrow_reserve.provenance.json"):
         shutil.copy(folder / name, tmp_path / name)
     assert "Between-patient spread" not in "\n".join(validation_report_lines(model, tmp_path))

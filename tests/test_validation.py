@@ -70,7 +70,7 @@ def test_running_a_suite_gives_what_its_checks_give_one_by_one(bundled, tmp_path
     paths = write_validation(result, tmp_path / "v", replicates=2, uncertainty="none")
     # Xu 2018's two nadirs are published as mean and SD (out_of_sample.csv): their
     # between-patient SDs are the suite's spread rows, as the check gives them
-    assert len(result.spread) == len(checked.spread) == 2
+    assert len(result.spread) == len(checked.spread) == 4  # each as SD and as CV
     pd.testing.assert_frame_equal(result.spread[columns].reset_index(drop=True),
                                   checked.spread[columns].reset_index(drop=True))
     assert set(result.spread.role) == {"held out"} and set(result.spread.check) == {1}
@@ -224,7 +224,7 @@ def test_re_running_one_check_into_a_record_gives_the_record_of_a_full_run(tmp_p
     from plateletpd.study.validation import load_spread_record
 
     full_spread = load_spread_record(tmp_path / "full")
-    assert len(full_spread) == 2 and set(full_spread.check) == {1}
+    assert len(full_spread) == 4 and set(full_spread.check) == {1}
     kept = merge_validation(full, one, 2, "none", spread=full_spread)
     pd.testing.assert_frame_equal(kept.spread, full_spread, check_dtype=False)
     rerun = merge_validation(full, validate(load_suite(suite), checks=(1,)), 2, "none",

@@ -544,15 +544,15 @@ def command_check(args) -> int:
         print(f"  line {line}: {reading}")
     if len(result.spread):  # mean rows published with an SD: the between-patient spread
         spread = result.spread
-        print("between-patient spread (each mean row published with an SD: that SD against "
-              "the SDs of the virtual studies; percentile: the published SD's place among "
-              "them):")
+        print("between-patient spread (each mean row published with an SD: that SD, and SD "
+              "over mean as cv, against those of the virtual studies; percentile: the "
+              "published value's place among them):")
         print(spread.assign(
             interval=[f"[{low:.4g}, {high:.4g}]" for low, high in zip(
                 spread.interval_low, spread.interval_high)],
             percentile=[f"{p:.0f}" for p in spread.observed_percentile])[
-            ["line", "arm", "endpoint", "n", "virtual_n", "observed", "predicted",
-             "interval", "inside", "percentile"]].to_string(
+            ["line", "arm", "endpoint", "statistic", "n", "virtual_n", "observed",
+             "predicted", "interval", "inside", "percentile"]].to_string(
             index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:
         paths = write_check(result, Path(args.out))
@@ -611,11 +611,12 @@ def command_validate(args) -> int:
     for row in result.summary.itertuples():
         print(f"  {row.role:<12} {int(row.inside)}/{int(row.rows)} ({row.inside_pct:.0f}%)")
     if len(result.spread):
-        print("\nbetween-patient spread (mean rows published with an SD; spread.csv): inside "
-              "the 95% interval / published SD above the virtual studies' median, by role:")
-        for role, rows in result.spread.groupby("role", sort=False):
-            print(f"  {role:<12} {int(rows.inside.astype(bool).sum())}/{len(rows)} inside, "
-                  f"{int((rows.observed_percentile > 50).sum())}/{len(rows)} above")
+        from plateletpd.study.validation_results import spread_text
+
+        print("\nbetween-patient spread (mean rows published with an SD, as the SD and as "
+              "SD over mean; spread.csv): inside the 95% interval, published spread above "
+              "the virtual studies' median, by role:")
+        print("  " + spread_text(result.spread).replace("; ", "\n  "))
     if args.out:
         paths = write_validation(result, Path(args.out), replicates, uncertainty, **extra)
         print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")

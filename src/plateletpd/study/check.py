@@ -74,6 +74,9 @@ DEFAULT_REPLICATES = 100
 #: the statistic of a spread row: the between-patient standard deviation of a row's
 #: per-patient values (:func:`spread_rows`)
 SPREAD_STATISTIC = "sd"
+#: and of its coefficient of variation, the SD over the mean: the spread on the scale of the
+#: mean, so a row whose mean the model misses is not read as a spread misfit for it alone
+CV_STATISTIC = "cv"
 #: what the trial can compute, for messages
 COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial's response "
               "rule, \"PLT >=X at least once\", the IWG \"PLT >=30 and >=2x baseline\" when "
@@ -205,14 +208,20 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     # each mean row whose spread is a published SD is also compared as a between-patient
     # SD, over the same virtual patients (no more simulation)
     with_sd = spread_rows(rows)
-    spread_readers = {int(row.Index): arm_row_reader(spec, row, mapping[row.arm])
-                      for row in with_sd.itertuples()}
-    unread = [index for index, reader in spread_readers.items() if isinstance(reader, str)]
-    spread_notes = [f"line {rows.line[index]} ({rows.arm[index]}): its SD is not compared "
-                    f"({spread_readers[index]})" for index in unread]
-    for index in unread:
-        del spread_readers[index]
-    with_sd = with_sd.loc[list(spread_readers)]
+    spread_readers = {position: arm_row_reader(spec, row, mapping[row.arm])
+                      for position, row in enumerate(with_sd.itertuples())}
+    unread = [position for position, reader in spread_readers.items()
+              if isinstance(reader, str)]
+    spread_notes = list(dict.fromkeys(
+        f"line {with_sd.line.iloc[position]} ({with_sd.arm.iloc[position]}): its SD is not "
+        f"compared ({spread_readers[position]})" for position in unread))
+    for position in unread:
+        del spread_readers[position]
+    with_sd = with_sd.iloc[list(spread_readers)].reset_index(drop=True)
+    spread_readers = dict(enumerate(spread_readers.values()))
+    spread_of = {}  # a row's position in rows -> its spread rows' positions in with_sd
+    for position, index in enumerate(with_sd.row_index):
+        spread_of.setdefault(int(index), []).append(position)
     versus_readers = {index: _baseline_reader(row) if row.versus == BASELINE else
                       arm_row_reader(spec, row._replace(arm=row.versus), mapping[row.versus])
                       for index, row in enumerate(rows.itertuples()) if row.comparison}
@@ -231,7 +240,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         spec.extra.get("replicates", 1) if spec.extra.get("replicates", 1) > 1
         else DEFAULT_REPLICATES)
     arm_values = {index: np.full((replicates, 2), math.nan) for index in versus_readers}
-    spread_values = {index: np.full(replicates, math.nan) for index in spread_readers}
+    spread_values = np.full((len(with_sd), replicates), math.nan)
     uncertainty = uncertainty or spec.extra.get("uncertainty", "none")
     if uncertainty not in ("none", "fit"):
         raise UncertaintyError(f"uncertainty must be 'none' or 'fit', got {uncertainty!r}")
@@ -290,8 +299,8 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                     readers[index], versus_readers[index], arm.iloc[:size], other, generator)
             else:
                 values[index, replicate] = readers[index](arm.iloc[:size])
-            if index in spread_readers:
-                spread_values[index][replicate] = spread_readers[index](arm.iloc[:size])
+            for position in spread_of.get(index, ()):
+                spread_values[position, replicate] = spread_readers[position](arm.iloc[:size])
             if bound[index] is not None and bound[index] in arm:
                 unobserved[index] += int(arm[bound[index]].iloc[:size].isna().sum())
         first, used = False, used + 1
@@ -408,39 +417,51 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
 
 #: what a check's spread rows are (in its notes when it has any)
 SPREAD_NOTE = ("spread rows (spread.csv): each mean row published with an SD is compared as "
-               "a between-patient SD too: the SD of the row's per-patient values over each "
-               "virtual study of the row's size (observed: the published SD); a published "
-               "SD above the interval says the virtual patients are too alike (the model's "
+               "a between-patient SD too, the SD of the row's per-patient values over each "
+               "virtual study of the row's size (statistic sd; observed: the published SD), "
+               "and as their coefficient of variation, SD over mean (statistic cv; "
+               "observed: the published SD over the published mean); a published spread "
+               "above the interval says the virtual patients are too alike (the model's "
                "between-patient variability too small, or the study's patients more "
-               "varied), below it too different")
+               "varied), below it too different; read the cv where the model misses the "
+               "mean itself")
 
 
 def spread_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``rows`` (an outcome table, :func:`~plateletpd.io.outcomes.load_outcomes`)
     whose between-patient spread a check compares: ``mean`` rows of one arm (not
-    comparisons) whose ``spread_type`` is ``SD`` with a positive spread, as rows of
-    statistic ``sd`` whose value is that SD (index kept: the row's position in ``rows``)."""
+    comparisons) whose ``spread_type`` is ``SD`` with a positive spread. Each gives two
+    rows: statistic ``sd`` with that SD as its value, then, where the published mean is
+    positive, statistic ``cv`` with the SD over the mean; ``row_index`` is the row's
+    position in ``rows``."""
     if not len(rows):
-        return rows.iloc[:0]
+        return rows.iloc[:0].assign(row_index=pd.Series(dtype=int))
     spread = pd.to_numeric(rows.spread, errors="coerce")
     chosen = (rows.statistic == "mean") & (rows.spread_type.astype(str) == "SD") & \
         (spread > 0) & (rows.comparison.astype(str) == "")
-    return rows[chosen].assign(statistic=SPREAD_STATISTIC, value=spread[chosen],
-                               spread_type="", spread="")
+    picked = rows.reset_index(drop=True)[chosen.to_numpy()]
+    sd = spread[chosen].to_numpy(float)
+    base = picked.assign(row_index=picked.index, spread_type="", spread="")
+    as_sd = base.assign(statistic=SPREAD_STATISTIC, value=sd)
+    as_cv = base.assign(statistic=CV_STATISTIC, value=sd / base.value.to_numpy(float))
+    as_cv = as_cv[base.value.to_numpy(float) > 0]
+    both = pd.concat([as_sd, as_cv]).sort_values("row_index", kind="stable")
+    return both.reset_index(drop=True)
 
 
-def _spread_table(spread: pd.DataFrame, mapping: dict, values: Mapping[int, np.ndarray],
+def _spread_table(spread: pd.DataFrame, mapping: dict, values: np.ndarray,
                   sizes: np.ndarray, readers: Sequence[Reader]) -> pd.DataFrame:
-    """The check's table for its spread rows (:func:`spread_rows`): the same columns as
-    the rows' table, with the reading of the mean row it is the SD of."""
+    """The check's table for its spread rows (:func:`spread_rows`; ``values``: one row of
+    replicate values each): the same columns as the rows' table, with the reading of the
+    mean row whose spread it is."""
     if not len(spread):
         return pd.DataFrame()
-    order = list(spread.index)
-    table = _table(spread.reset_index(drop=True), mapping,
-                   np.array([values[index] for index in order]),
-                   np.array([sizes[index] for index in order]))
-    table["reading"] = [f"between-patient SD of the values of: "
-                        f"{getattr(readers[index], 'reading', '')}" for index in order]
+    order = spread.row_index.to_numpy(int)
+    table = _table(spread.drop(columns="row_index"), mapping, values, sizes[order])
+    table["reading"] = [
+        f"between-patient {'SD' if statistic == SPREAD_STATISTIC else 'CV (SD / mean)'} of "
+        f"the values of: {getattr(readers[index], 'reading', '')}"
+        for statistic, index in zip(spread.statistic, order)]
     return table
 
 
@@ -720,7 +741,7 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
 #: the summaries of a per-patient value a row may ask: its mean or median, and "sd", the
 #: between-patient standard deviation that a check derives from a mean row whose spread is
 #: an SD (:func:`spread_rows`), never a statistic of the data file
-SUMMARIES = ("mean", "median", SPREAD_STATISTIC)
+SUMMARIES = ("mean", "median", SPREAD_STATISTIC, CV_STATISTIC)
 
 
 def _between_patient_sd(values) -> float:
@@ -730,10 +751,19 @@ def _between_patient_sd(values) -> float:
     return float(np.std(values, ddof=1)) if values.size > 1 else math.nan
 
 
+def _between_patient_cv(values) -> float:
+    """The sample SD of the finite values over their mean; NaN below two or at a mean of
+    0 or below."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    mean = float(np.mean(values)) if values.size else math.nan
+    return _between_patient_sd(values) / mean if mean > 0 else math.nan
+
+
 def _reducer(statistic: str) -> Callable[[np.ndarray], float]:
-    """How a row's per-patient values become its statistic: median, SD or mean."""
-    return {"median": np.nanmedian, SPREAD_STATISTIC: _between_patient_sd}.get(
-        statistic, np.nanmean)
+    """How a row's per-patient values become its statistic: median, SD, CV or mean."""
+    return {"median": np.nanmedian, SPREAD_STATISTIC: _between_patient_sd,
+            CV_STATISTIC: _between_patient_cv}.get(statistic, np.nanmean)
 
 
 def _column_statistic(statistic: str, column: str, reading: str) -> Reader:

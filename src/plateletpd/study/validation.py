@@ -497,18 +497,25 @@ def spread_markdown(spread: pd.DataFrame) -> list[str]:
              "virtual population's between-patient variability, not a published outcome). "
              "A published SD above the median says the virtual patients are more alike "
              "than the study's.", "",
-             "| role | rows | inside | published SD above the median |", "|---|---|---|---|"]
-    for role in [r for r in ROLES if r in set(spread.role)]:
-        rows = spread[spread.role == role]
-        lines.append(f"| {role} | {len(rows)} | {int(rows.inside.astype(bool).sum())} | "
-                     f"{int((rows.observed_percentile > 50).sum())} |")
-    lines += ["", "| check | trial | line | arm | endpoint | published SD | predicted SD | "
-                  "95% interval | inside |", "|---|---|---|---|---|---|---|---|---|"]
+             "The CV (SD over mean) reads the spread on the scale of the mean, so a row "
+             "whose mean the model misses is not a spread misfit for that alone.", "",
+             "| statistic | role | rows | inside | published spread above the median |",
+             "|---|---|---|---|---|"]
+    for statistic in dict.fromkeys(spread.statistic):
+        for role in [r for r in ROLES if r in set(spread.role)]:
+            rows = spread[(spread.role == role) & (spread.statistic == statistic)]
+            if len(rows):
+                lines.append(f"| {statistic} | {role} | {len(rows)} | "
+                             f"{int(rows.inside.astype(bool).sum())} | "
+                             f"{int((rows.observed_percentile > 50).sum())} |")
+    lines += ["", "| check | trial | line | arm | endpoint | statistic | published | "
+                  "predicted | 95% interval | inside |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in spread.itertuples():
         lines.append(f"| {row.check} | {row.trial} | {row.line} | {row.arm} | "
-                     f"{row.endpoint} | {row.observed:.4g} | {row.predicted:.4g} | "
-                     f"[{row.interval_low:.4g}, {row.interval_high:.4g}] | "
-                     f"{'yes' if row.inside else '**no**'} |")
+                     f"{row.endpoint} | {row.statistic} | {row.observed:.4g} | "
+                     f"{row.predicted:.4g} | [{row.interval_low:.4g}, "
+                     f"{row.interval_high:.4g}] | {'yes' if row.inside else '**no**'} |")
     return lines
 
 

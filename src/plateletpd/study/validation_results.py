@@ -99,12 +99,18 @@ def recorded_spread(stem: str, folder: Path | None = None) -> pd.DataFrame:
 
 
 def spread_text(spread: pd.DataFrame) -> str:
-    """By role: the published SDs inside their intervals and those above the virtual
-    studies' median, e.g. "held out 8/17 inside, 12/17 above"."""
-    return ", ".join(
-        f"{role} {int(rows.inside.astype(bool).sum())}/{len(rows)} inside, "
-        f"{int((rows.observed_percentile > 50).sum())}/{len(rows)} above"
-        for role in ROLES if len(rows := spread[spread.role == role]))
+    """By statistic (the SD, then the CV) and role: the published spreads inside their
+    intervals and those above the virtual studies' median, e.g. "SD: held out 8/17 inside,
+    12/17 above"."""
+    parts = []
+    for statistic, label in (("sd", "SD"), ("cv", "CV")):
+        rows = spread[spread.statistic == statistic] if "statistic" in spread else spread
+        if len(rows):
+            parts.append(f"{label}: " + ", ".join(
+                f"{role} {int(chosen.inside.astype(bool).sum())}/{len(chosen)} inside, "
+                f"{int((chosen.observed_percentile > 50).sum())}/{len(chosen)} above"
+                for role in ROLES if len(chosen := rows[rows.role == role])))
+    return "; ".join(parts)
 
 
 def recorded_validation_on_fit(model_name: str, fit: str,
@@ -374,11 +380,11 @@ def validation_report_lines(model, folder: Path | None = None,
     spread = recorded_spread(stem, folder)
     if len(spread):  # the virtual population's variability, which the means cannot show
         lines += [(
-            f"Between-patient spread: each mean published with an SD, that SD against the "
-            f"SDs of the same virtual studies (`validation/results/{stem}.spread.csv`), "
-            f"inside the 95% interval and above the virtual studies' median (above: the "
-            f"study's patients differed more than the virtual ones), by role: "
-            f"{spread_text(spread)}."), ""]
+            f"Between-patient spread: each mean published with an SD, that SD (and the SD "
+            f"over the mean, the CV) against those of the same virtual studies "
+            f"(`validation/results/{stem}.spread.csv`), inside the 95% interval and above "
+            f"the virtual studies' median (above: the study's patients differed more than "
+            f"the virtual ones), by role: {spread_text(spread)}."), ""]
     caveats = [f"- {c.get('trial', '?')}: {c['note']}" for c in record.get("checks", [])
                if c.get("role") == "held out" and c.get("note")]
     if caveats:  # what the suite says a held-out row can and cannot show
