@@ -198,6 +198,10 @@ TRIAL_SCHEMA = Table({
                          "transforms": Table(names=Field("text")),
                          "study_parameters": Table(names=Field("text")),
                          "covariates": number_table(low=None),
+                         # "several": the study pooled regimens (or cancers), so each
+                         # patient's study-level quantities also vary as studies' do
+                         "regimens": Field("text", default="one",
+                                           choices=("one", "several")),
                          # the regimen's depth from its published incidence of a low count
                          # (study/anchoring.py)
                          "anchor": Table({
@@ -534,13 +538,14 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         hint = (f" (a relative path is read from the trial file's folder: give it from "
                 f"there, or an absolute path)" if reference != trial["model"] else "")
         raise fail(("trial", "model"), f"{error}{hint}") from None
-    values, origin, cv_origin = {}, "the model file's values", ""
+    values, origin, cv_origin, fit_used = {}, "the model file's values", "", None
     given = document.data.get("population") or {}  # the tables the file itself states
     if trial["fit"] != "none":
         try:
             name, values = fitted_values(model.name, trial["fit"])
         except PlateletPDError as error:
             raise fail(("trial", "fit"), str(error)) from None
+        fit_used = name
         if name is not None:
             # a trial file that states no [population] cv gets the between-patient
             # variability the fit was made with (its configuration's [population]), so that
@@ -585,6 +590,9 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         if name not in model.parameters and name not in model.covariates:
             raise fail(("population", "cv"), f"cannot vary {name!r}: not a parameter or "
                        f"covariate of {model.name}{closest(name, model.parameter_names)}")
+    if population["regimens"] == "several":
+        variability, pooled = _pooled_regimens(variability, fit_used, fail)
+        origin += f"; {pooled}"
     drawn = [name for name in model.per_patient_parameters if name not in variability.names]
     variability = variability.including_model_draws(model)
     if drawn:
@@ -691,6 +699,55 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                                             "cv_from_fit": bool(cv_origin),
                                             "versus": versus,
                                             **extra_anchor})
+
+
+def _pooled_regimens(variability: Variability, fit: str | None, fail
+                     ) -> tuple[Variability, str]:
+    """``[population] regimens = "several"``: a study that pooled several regimens (or
+    cancers) holds, within it, part of the variation the fit found between studies. Each
+    quantity with a study-level random effect in the fit (``study_effects``: its
+    between-study SD s of the log) varies between the trial's patients with s added to its
+    between-patient variance on the log scale (sd_log^2 = log(1 + CV^2) + s^2), an
+    independent part, so every correlation's covariance is kept; a quantity the
+    population does not vary yet varies by s alone. The study-level draw of ``uncertainty
+    = "fit"`` stays (a mix of regimens differs between studies too)."""
+    from plateletpd.model.library import load_fit_record
+
+    effects = (load_fit_record(fit).get("study_effects") or {}) if fit else {}
+    effects = {name: entry["between_study_sd"] for name, entry in effects.items()
+               if entry.get("between_study_sd")}
+    if not effects:
+        raise fail(("population", "regimens"), (
+            f"regimens = \"several\" widens each patient's study-level quantities by the "
+            f"fit's between-study spread, but {'the trial uses no fit' if not fit else f'fit {fit} has no study-level random effect with a between-study SD'}; "
+            f"use a fit with [study_effects] (the model's bundled fit has one), or write "
+            f"regimens = \"one\" and state the CV under [population] cv"))
+    names, transforms = list(variability.names), list(variability.transforms)
+    covariance = np.zeros((len(names) + len(effects),) * 2)
+    covariance[:len(names), :len(names)] = variability.covariance
+    parts = []
+    for name, spread in effects.items():
+        if name in names:
+            index = names.index(name)
+            if transforms[index] != "lognormal":
+                raise fail(("population", "regimens"), (
+                    f"regimens = \"several\" adds the between-study SD of the log of {name} "
+                    f"to its between-patient variance, but the population varies it "
+                    f"{transforms[index]}: vary it lognormal (the default) or write "
+                    f"regimens = \"one\""))
+            before = math.sqrt(math.exp(covariance[index, index]) - 1.0)
+        else:
+            index = len(names)
+            names.append(name)
+            transforms.append("lognormal")
+            before = 0.0
+        covariance[index, index] += spread ** 2
+        after = math.sqrt(math.exp(covariance[index, index]) - 1.0)
+        parts.append(f"{name} CV {before:.2f} -> {after:.2f} (the fit's between-study SD "
+                     f"{spread:.3g} of its log added)")
+    size = len(names)
+    widened = Variability(tuple(names), tuple(transforms), covariance[:size, :size])
+    return widened, ("several regimens pooled ([population] regimens): " + "; ".join(parts))
 
 
 def _anchored(document: Document, checked: dict, model: Model, variability, covariates: dict,
