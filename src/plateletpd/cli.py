@@ -955,7 +955,9 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="compare a trial's endpoints with a published study's summary rows",
         description="Predictive check for summary data: run replicate trials and compare "
                     "each row of a study in an outcome CSV (data/cit_summary.csv format) "
-                    "with its 95% prediction interval; writes check.csv and check.png.",
+                    "with its 95% prediction interval; writes check.csv and check.png, and "
+                    "spread.csv when a mean is published with an SD (that between-patient "
+                    "SD and CV against the virtual studies').",
         epilog="example: plateletpd check yuan2025 --data data/cit_summary.csv --study "
                "yuan2025 --replicates 200 --out yuan-check")
     check.add_argument("spec", help="trial file, or the name of a bundled trial")
