@@ -210,6 +210,28 @@ def test_a_cv_the_trial_does_not_vary_is_refused_naming_the_trial(tmp_path):
         load_fit_config(config)
 
 
+def test_a_cv_estimated_over_a_trial_that_pools_regimens_is_refused(tmp_path):
+    # [population] regimens = "several" adds the fit's between-study SD to the trial's spread
+    # of damage; rescaling that column to an estimated CV would drop it silently
+    from test_fitting_trials import ROWS as TRIAL_ROWS
+    from test_fitting_trials import write_fit as write_trial_fit
+    from test_fitting_trials import write_rows, write_trial
+
+    path = write_trial(tmp_path)
+    text = path.read_text()
+    own = next(line for line in text.splitlines() if line.startswith("cv = "))
+    path.write_text(text.replace(own, own + '\nregimens = "several"').replace(
+        'fit = "none"', 'fit = "default"'))
+    write_rows(tmp_path, TRIAL_ROWS[:5])
+    config = write_trial_fit(tmp_path, extra=POPULATION % ""
+                             + "[between_patient.chemotherapy_sensitivity]\n")
+    with pytest.raises(FitConfigError, match=r'trial.toml pools regimens \(\[population\] '
+                                             r'regimens = "several"\)'):
+        load_fit_config(config)
+    # without the estimated CV the same trial is a fit's trial like any other
+    load_fit_config(write_trial_fit(tmp_path, extra=POPULATION % ""))
+
+
 @pytest.mark.filterwarnings("ignore::plateletpd.study.trial.DroppedPatientsWarning")
 def test_a_trial_without_its_own_cvs_runs_with_the_fits_population(tmp_path):
     # a trial file that states no [population] cv takes the CVs of a fit; inside a fit it is

@@ -901,6 +901,15 @@ def _between_patient(entries: dict, parameters, variability: Variability,
             raise fail(where, f"its [population] cv is 0: random effects drawn with no spread "
                               f"cannot be rescaled; give a CV above 0 there")
         for trial in trials:
+            if name in trial.spec.extra.get("pooled_regimens", {}):
+                # its patients' spread holds the between-study SD too: rescaling it to the
+                # estimated CV would drop that part without a word
+                raise fail(where, f"the trial {trial.source} pools regimens ([population] "
+                                  f"regimens = \"several\"), so its spread of {name!r} "
+                                  f"holds the fit's between-study SD as well, which "
+                                  f"rescaling to the estimated CV would drop; estimate the "
+                                  f"CV with trials of one regimen (regimens = \"one\") or "
+                                  f"leave [between_patient.{name}] out")
             if trial.spec.variability.sd(name) <= 0:
                 raise fail(where, f"the trial {trial.source} does not vary {name!r} in its "
                                   f"[population] cv: a CV the fit estimates applies to every "

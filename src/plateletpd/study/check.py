@@ -68,6 +68,7 @@ from plateletpd.study.uncertainty import (
     finish_figure,
     replicate_trials,
 )
+from plateletpd.study.validation_results import SPREAD_FILE
 
 #: replicate trials a check runs when neither the call nor the trial file says
 DEFAULT_REPLICATES = 100
@@ -208,17 +209,16 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     # each mean row whose spread is a published SD is also compared as a between-patient
     # SD, over the same virtual patients (no more simulation)
     with_sd = spread_rows(rows)
-    spread_readers = {position: arm_row_reader(spec, row, mapping[row.arm])
-                      for position, row in enumerate(with_sd.itertuples())}
-    unread = [position for position, reader in spread_readers.items()
-              if isinstance(reader, str)]
+    spread_readers = [arm_row_reader(spec, row, mapping[row.arm])
+                      for row in with_sd.itertuples()]
+    readable = np.array([not isinstance(reader, str) for reader in spread_readers], bool)
+    # a row whose SD cannot be read is named once (its SD and CV rows fail alike)
     spread_notes = list(dict.fromkeys(
-        f"line {with_sd.line.iloc[position]} ({with_sd.arm.iloc[position]}): its SD is not "
-        f"compared ({spread_readers[position]})" for position in unread))
-    for position in unread:
-        del spread_readers[position]
-    with_sd = with_sd.iloc[list(spread_readers)].reset_index(drop=True)
-    spread_readers = dict(enumerate(spread_readers.values()))
+        f"line {row.line} ({row.arm}): its SD is not compared ({reader})"
+        for row, reader in zip(with_sd.itertuples(), spread_readers)
+        if isinstance(reader, str)))
+    with_sd = with_sd[readable].reset_index(drop=True)
+    spread_readers = [reader for reader in spread_readers if not isinstance(reader, str)]
     spread_of = {}  # a row's position in rows -> its spread rows' positions in with_sd
     for position, index in enumerate(with_sd.row_index):
         spread_of.setdefault(int(index), []).append(position)
@@ -1077,16 +1077,19 @@ def _delay_reader(row, course=None) -> Reader | str:
     if course.delay_below is None:
         return ("the trial's course has no delay rule, so no cycle is ever delayed: set "
                 "[chemotherapy] delay_below (the count a cycle waits for)")
-    if row.statistic not in ("mean", "median"):
+    if row.statistic not in SUMMARIES:
         return f"statistic {row.statistic!r}: a delay is read as a mean or median"
     column = "next_cycle_delay_days"
     if row.statistic == "median":
         return _reads(lambda t: float(np.median(t[column].dropna().to_numpy(float)))
                       if t[column].notna().any() else math.nan,
                       f"median of {column} (a course abandoned: the longest)")
-    return _reads(lambda t: float(np.mean(t[column].to_numpy(float)[np.isfinite(
+    # a mean (or a spread row's SD or CV) over the finite delays: an abandoned course
+    # (inf) is left out
+    reduce = _reducer(row.statistic)
+    return _reads(lambda t: float(reduce(t[column].to_numpy(float)[np.isfinite(
         t[column].to_numpy(float))])) if np.isfinite(t[column].to_numpy(float)).any()
-        else math.nan, f"mean of {column} among the patients given that cycle")
+        else math.nan, f"{row.statistic} of {column} among the patients given that cycle")
 
 
 def _counts_as_percent(rows: pd.DataFrame) -> pd.DataFrame:
@@ -1474,7 +1477,4 @@ def write_check(result: CheckResult, folder: str | Path) -> list[Path]:
     return [Path(folder) / name for name in names] + (
         [Path(folder) / SPREAD_FILE] if len(result.spread) else [])
 
-
-#: the file of a check's spread rows (written only when it has some)
-SPREAD_FILE = "spread.csv"
 

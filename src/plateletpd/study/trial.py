@@ -590,8 +590,9 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         if name not in model.parameters and name not in model.covariates:
             raise fail(("population", "cv"), f"cannot vary {name!r}: not a parameter or "
                        f"covariate of {model.name}{closest(name, model.parameter_names)}")
+    pooled_spreads = {}  # quantity -> the between-study SD added to its patients' spread
     if population["regimens"] == "several":
-        variability, pooled = _pooled_regimens(variability, fit_used, fail)
+        variability, pooled, pooled_spreads = _pooled_regimens(variability, fit_used, fail)
         origin += f"; {pooled}"
     drawn = [name for name in model.per_patient_parameters if name not in variability.names]
     variability = variability.including_model_draws(model)
@@ -697,12 +698,14 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                                             # the CVs came from the fit, not the file: a fit
                                             # running the trial gives its own instead
                                             "cv_from_fit": bool(cv_origin),
+                                            # [population] regimens = "several"
+                                            "pooled_regimens": pooled_spreads,
                                             "versus": versus,
                                             **extra_anchor})
 
 
 def _pooled_regimens(variability: Variability, fit: str | None, fail
-                     ) -> tuple[Variability, str]:
+                     ) -> tuple[Variability, str, dict[str, float]]:
     """``[population] regimens = "several"``: a study that pooled several regimens (or
     cancers) holds, within it, part of the variation the fit found between studies. Each
     quantity with a study-level random effect in the fit (``study_effects``: its
@@ -710,7 +713,8 @@ def _pooled_regimens(variability: Variability, fit: str | None, fail
     between-patient variance on the log scale (sd_log^2 = log(1 + CV^2) + s^2), an
     independent part, so every correlation's covariance is kept; a quantity the
     population does not vary yet varies by s alone. The study-level draw of ``uncertainty
-    = "fit"`` stays (a mix of regimens differs between studies too)."""
+    = "fit"`` stays (a mix of regimens differs between studies too). Returns the widened
+    variability, its sentence for ``parameters_from`` and each quantity's added SD."""
     from plateletpd.model.library import load_fit_record
 
     effects = (load_fit_record(fit).get("study_effects") or {}) if fit else {}
@@ -747,7 +751,8 @@ def _pooled_regimens(variability: Variability, fit: str | None, fail
                      f"{spread:.3g} of its log added)")
     size = len(names)
     widened = Variability(tuple(names), tuple(transforms), covariance[:size, :size])
-    return widened, ("several regimens pooled ([population] regimens): " + "; ".join(parts))
+    return (widened, "several regimens pooled ([population] regimens): " + "; ".join(parts),
+            effects)
 
 
 def _anchored(document: Document, checked: dict, model: Model, variability, covariates: dict,

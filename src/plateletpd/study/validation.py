@@ -60,7 +60,8 @@ from plateletpd.io.outcomes import bundled_outcomes_path
 from plateletpd.io.provenance import provenance
 from plateletpd.io.schema import Document, Field, Table
 from plateletpd.numerics.kernels import many_batches
-from plateletpd.study.validation_results import ROLES, inside_by_role
+from plateletpd.study.validation_results import (ROLES, SPREAD_FILE, inside_by_role,
+                                                   spread_counts, spread_path)
 
 
 
@@ -287,24 +288,19 @@ def _checks_first(table: pd.DataFrame) -> pd.DataFrame:
     return table[first + [c for c in table.columns if c not in first]]
 
 
-#: a validation folder's spread rows (``MODEL.spread.csv`` beside a kept record)
-SPREAD_FILE = "spread.csv"
-
-
 def load_spread_record(path: str | Path) -> pd.DataFrame:
     """The spread rows of an earlier record (:func:`load_validation_record`'s ``path``):
-    a folder's ``spread.csv`` or ``MODEL.spread.csv`` beside a kept ``MODEL.csv``; empty
-    when the record has none (made before checks compared spreads, 2026-12-06, or with no
-    mean row published with an SD)."""
-    path = Path(path)
-    spread_path = path / SPREAD_FILE if path.is_dir() else path.with_name(
-        path.stem + "." + SPREAD_FILE)
-    if not spread_path.is_file():
+    a folder's ``spread.csv`` or ``MODEL.spread.csv`` beside a kept ``MODEL.csv``
+    (:func:`~plateletpd.study.validation_results.spread_path`); empty when the record has
+    none (made before checks compared spreads, 2026-12-06, or with no mean row published
+    with an SD)."""
+    found = spread_path(path)
+    if not found.is_file():
         return pd.DataFrame()
     try:
-        return pd.read_csv(spread_path)
+        return pd.read_csv(found)
     except (ValueError, OSError) as error:
-        raise ValidationSuiteError(f"{spread_path}: not a readable spread record ({error})") \
+        raise ValidationSuiteError(f"{found}: not a readable spread record ({error})") \
             from None
 
 
@@ -501,13 +497,8 @@ def spread_markdown(spread: pd.DataFrame) -> list[str]:
              "whose mean the model misses is not a spread misfit for that alone.", "",
              "| statistic | role | rows | inside | published spread above the median |",
              "|---|---|---|---|---|"]
-    for statistic in dict.fromkeys(spread.statistic):
-        for role in [r for r in ROLES if r in set(spread.role)]:
-            rows = spread[(spread.role == role) & (spread.statistic == statistic)]
-            if len(rows):
-                lines.append(f"| {statistic} | {role} | {len(rows)} | "
-                             f"{int(rows.inside.astype(bool).sum())} | "
-                             f"{int((rows.observed_percentile > 50).sum())} |")
+    lines += [f"| {statistic} | {role} | {rows} | {inside} | {above} |"
+              for statistic, role, rows, inside, above in spread_counts(spread)]
     lines += ["", "| check | trial | line | arm | endpoint | statistic | published | "
                   "predicted | 95% interval | inside |",
               "|---|---|---|---|---|---|---|---|---|---|"]

@@ -90,27 +90,49 @@ def recorded_validation(model_name: str,
     return pd.read_csv(table_path), json.loads(record_path.read_text())
 
 
+#: a check's or validation folder's spread rows (written only when there are some)
+SPREAD_FILE = "spread.csv"
+
+
+def spread_path(record: str | Path) -> Path:
+    """Where a record's spread rows are kept: ``spread.csv`` in a validation folder, or
+    ``MODEL.spread.csv`` beside a kept ``MODEL.csv``."""
+    record = Path(record)
+    return record / SPREAD_FILE if record.is_dir() else record.with_name(
+        f"{record.stem}.{SPREAD_FILE}")
+
+
 def recorded_spread(stem: str, folder: Path | None = None) -> pd.DataFrame:
     """The spread rows kept beside a record (``STEM.spread.csv``: each mean row published
     with an SD, :func:`plateletpd.study.check.spread_rows`); empty when there are none."""
     folder = bundled_folder("validation") / "results" if folder is None else Path(folder)
-    path = folder / f"{stem}.spread.csv"
+    path = spread_path(folder / f"{stem}.csv")
     return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+
+def spread_counts(spread: pd.DataFrame) -> list[tuple[str, str, int, int, int]]:
+    """(statistic, role, rows, inside their 95% interval, published value above the
+    virtual studies' median) for each statistic (sd, then cv) and role with spread rows."""
+    counts = []
+    for statistic in ("sd", "cv"):
+        for role in ROLES:
+            rows = spread[(spread.statistic == statistic) & (spread.role == role)] \
+                if len(spread) else spread
+            if len(rows):
+                counts.append((statistic, role, len(rows), int(rows.inside.astype(bool).sum()),
+                               int((rows.observed_percentile > 50).sum())))
+    return counts
 
 
 def spread_text(spread: pd.DataFrame) -> str:
     """By statistic (the SD, then the CV) and role: the published spreads inside their
     intervals and those above the virtual studies' median, e.g. "SD: held out 8/17 inside,
     12/17 above"."""
-    parts = []
-    for statistic, label in (("sd", "SD"), ("cv", "CV")):
-        rows = spread[spread.statistic == statistic] if "statistic" in spread else spread
-        if len(rows):
-            parts.append(f"{label}: " + ", ".join(
-                f"{role} {int(chosen.inside.astype(bool).sum())}/{len(chosen)} inside, "
-                f"{int((chosen.observed_percentile > 50).sum())}/{len(chosen)} above"
-                for role in ROLES if len(chosen := rows[rows.role == role])))
-    return "; ".join(parts)
+    parts: dict[str, list[str]] = {}
+    for statistic, role, rows, inside, above in spread_counts(spread):
+        parts.setdefault(statistic.upper(), []).append(
+            f"{role} {inside}/{rows} inside, {above}/{rows} above")
+    return "; ".join(f"{label}: " + ", ".join(items) for label, items in parts.items())
 
 
 def recorded_validation_on_fit(model_name: str, fit: str,
