@@ -210,9 +210,11 @@ def test_a_cv_the_trial_does_not_vary_is_refused_naming_the_trial(tmp_path):
         load_fit_config(config)
 
 
-def test_a_cv_estimated_over_a_trial_that_pools_regimens_is_refused(tmp_path):
+def test_a_cv_estimated_over_a_trial_that_pools_regimens_is_widened_from(tmp_path):
     # [population] regimens = "several" adds the fit's between-study SD to the trial's spread
-    # of damage; rescaling that column to an estimated CV would drop it silently
+    # of damage: with a CV estimated, the estimated CV is what it is added to (rescaling to
+    # the estimated CV alone would drop the between-study part); a fit with no study effect
+    # has no between-study SD to add and is refused
     from test_fitting_trials import ROWS as TRIAL_ROWS
     from test_fitting_trials import write_fit as write_trial_fit
     from test_fitting_trials import write_rows, write_trial
@@ -223,13 +225,19 @@ def test_a_cv_estimated_over_a_trial_that_pools_regimens_is_refused(tmp_path):
     path.write_text(text.replace(own, own + '\nregimens = "several"').replace(
         'fit = "none"', 'fit = "default"'))
     write_rows(tmp_path, TRIAL_ROWS[:5])
-    config = write_trial_fit(tmp_path, extra=POPULATION % ""
-                             + "[between_patient.chemotherapy_sensitivity]\n")
-    with pytest.raises(FitConfigError, match=r'trial.toml pools regimens \(\[population\] '
-                                             r'regimens = "several"\)'):
-        load_fit_config(config)
-    # without the estimated CV the same trial is a fit's trial like any other
-    load_fit_config(write_trial_fit(tmp_path, extra=POPULATION % ""))
+    estimated = POPULATION % "" + "[between_patient.chemotherapy_sensitivity]\n"
+    with pytest.raises(FitConfigError, match=r'trial.toml \(\[population\] regimens = '
+                                             r'"several"\) pools regimens: .* no '
+                                             r'\[study_effects\]'):
+        load_fit_config(write_trial_fit(tmp_path, extra=estimated))
+    problem = load_fit_config(write_trial_fit(tmp_path, extra=estimated + (
+        "[study_effects.chemotherapy_sensitivity]\nstudies = [\"persistent_test\"]\n"
+        "spread = 0.4\n")))
+    values = {**problem.parameters.valuesdict(),
+              "chemotherapy_sensitivity_between_patient_cv": 0.5}
+    # sd_log^2 = log(1 + 0.5^2) + 0.4^2 (docs/fitting.md, "Studies that pooled regimens")
+    assert problem.patient_cvs(values, problem.trials[0])["chemotherapy_sensitivity"] == \
+        pytest.approx(math.sqrt(math.expm1(math.log1p(0.25) + 0.16)), rel=1e-12)
 
 
 @pytest.mark.filterwarnings("ignore::plateletpd.study.trial.DroppedPatientsWarning")

@@ -51,7 +51,7 @@ from plateletpd.io.provenance import provenance
 from plateletpd.model.definition import Model, load_model
 from plateletpd.io.outcomes import bundled_outcomes_path, load_outcomes, require_usable
 from plateletpd.population.variability import (Variability, cohort_matrix, cv_of_eta_sd,
-                                               eta_scales, model_transforms)
+                                               eta_scales, eta_sd, model_transforms)
 from plateletpd.simulation.simulate import _valid_rows
 
 #: chi-square rise that bounds a 95% profile-likelihood interval (chi2 quantile, 1 df)
@@ -74,6 +74,7 @@ class ArmSpec:
     rows: pd.DataFrame
     default_threshold: float = 100.0
     params: dict = field(default_factory=dict)  # arm-specific fixed values (e.g. dose intensity)
+    regimens: str = "one"  # "several": the study pooled regimens (FitProblem.patient_cvs)
 
 
 #: guards the bookkeeping of every FitProblem's arm memory (not the simulations)
@@ -170,6 +171,9 @@ class FitProblem:
                                            "vary": True, **entry}
                                     for name, entry in (between_patient or {}).items()},
                                    fitted, variability, trials, fail)
+        _check_pooled_regimens([*(("arms", i, a) for i, a in enumerate(arms)),
+                                *(("trials", i, t) for i, t in enumerate(trials))],
+                               effects, variability, fail)
         return cls(model, list(arms), fitted,
                    {k: (m, math.sqrt(math.log1p(cv ** 2))) for k, (m, cv) in
                     (priors or {}).items()}, variability,
@@ -203,12 +207,15 @@ class FitProblem:
                           ("study", "arm", "day 0", "endpoints"))
 
     # ------------------------------------------------------------------ simulation
-    def cohort_matrix(self, values: dict[str, float], arm_params: dict) -> np.ndarray:
+    def cohort_matrix(self, values: dict[str, float], arm_params: dict,
+                      cvs: dict[str, float] | None = None) -> np.ndarray:
         """Parameter vectors of the virtual patients (CRN: the same eta every time).
 
         ``arm_params`` maps model parameters or covariates to a number (fixed for the arm) or
         to the name of a fit parameter (a study-level value, e.g. a population's typical
-        chemotherapy sensitivity).
+        chemotherapy sensitivity). ``cvs``: varied quantity -> the between-patient CV to
+        draw with instead of [population]'s (:meth:`patient_cvs`; default: the estimated
+        ones).
         """
         model = self.model
         arm_params = {k: values[v] if isinstance(v, str) else v for k, v in arm_params.items()}
@@ -218,14 +225,36 @@ class FitProblem:
                                           if k in model.parameters}},
                                       {k: v for k, v in arm_params.items()
                                        if k in model.covariates})
-        eta = self.eta * eta_scales(self.variability, self.between_patient_cvs(values)) \
-            if self.between_patient else self.eta  # estimated CVs rescale the drawn effects
-        matrix = cohort_matrix(model, base, self.variability, eta)
+        cvs = self.between_patient_cvs(values) if cvs is None else cvs
+        eta = self.eta * eta_scales(self.variability, cvs) if cvs else self.eta
+        matrix = cohort_matrix(model, base, self.variability, eta)  # CVs rescale the effects
         return matrix[_valid_rows(model, matrix)]
 
     def between_patient_cvs(self, values: dict) -> dict[str, float]:
         """Varied quantity -> the between-patient CV at ``values`` (estimated ones only)."""
         return {name: values[parameter] for name, parameter in self.between_patient.items()}
+
+    def patient_cvs(self, values: dict, spec: ArmSpec | TrialArms) -> dict[str, float]:
+        """Varied quantity -> the between-patient CV ``spec``'s patients have at ``values``
+        where it is not the CV their random effects were drawn with: the estimated CVs
+        ([between_patient]) and, where the study pooled regimens (``regimens =
+        "several"``), each quantity with a study effect here at its CV with the fit's
+        current between-study SD s of its log added: sd_log^2 = log(1 + CV^2) + s^2, as a
+        trial file's [population] regimens = "several" adds a finished fit's (the same
+        standard normals, rescaled: common random numbers). A trial's quantity widened
+        at load by its own fit's SD but with no study effect in this fit is narrowed back."""
+        cvs = self.between_patient_cvs(values)
+        if spec.regimens != "several":
+            return cvs
+        widened = spec.widened_by if isinstance(spec, TrialArms) else {}
+        drawn = self.variability if isinstance(spec, ArmSpec) else spec.spec.variability
+        for name in dict.fromkeys([*self.study_effects, *widened]):
+            base = eta_sd(cvs[name], "lognormal") if name in cvs else math.sqrt(max(
+                drawn.sd(name) ** 2 - widened.get(name, 0.0) ** 2, 0.0))
+            spread = values[self.study_effects[name]["spread"]] \
+                if name in self.study_effects else 0.0
+            cvs[name] = cv_of_eta_sd(math.hypot(base, spread), "lognormal")
+        return cvs
 
     def predict(self, values: dict[str, float]) -> pd.DataFrame:
         """Every data row with its prediction."""
@@ -252,7 +281,7 @@ class FitProblem:
                for k, v in self.arm_values(values, spec).items()}
         inputs = (tuple(sorted((k, v) for k, v in values.items() if k in model.parameters)),
                   tuple(sorted(own.items())),
-                  tuple(sorted(self.between_patient_cvs(values).items())))
+                  tuple(sorted(self.patient_cvs(values, spec).items())))
         cohort = (model, self.variability, self.eta) if isinstance(spec, ArmSpec) \
             else (model, spec)
         with _CACHE_LOCK:  # a worker's threads may share one problem (profile refits)
@@ -273,7 +302,7 @@ class FitProblem:
         """An ``[[arms]]`` entry's rows predicted (its cohort simulated)."""
         result = simulate_treatment_arm(self.model, spec.design,
                                         self.cohort_matrix(values, self.arm_values(
-                                            values, spec)))
+                                            values, spec), self.patient_cvs(values, spec)))
         rows = spec.rows.copy()
         predicted, eligible = [], []
         for row in rows.itertuples():
@@ -296,7 +325,7 @@ class FitProblem:
         return trial.predict({**{k: v for k, v in values.items() if k in model.parameters},
                               **{k: v for k, v in own.items() if k in model.parameters}},
                              {k: v for k, v in own.items() if k in model.covariates},
-                             cv=self.between_patient_cvs(values))
+                             cv=self.patient_cvs(values, trial))
 
     def arm_values(self, values: dict, spec: ArmSpec | TrialArms) -> dict:
         """The arm's own values: its study's value of each study-level parameter
@@ -513,6 +542,10 @@ FIT_SCHEMA = Table({
         "endpoints": Field("list", item=Field("text")),
         "lines": Field("list", item=Field(whole=True, low=None)),
         "default_threshold": Field(default=100.0),
+        # "several": the study pooled regimens (or cancers): its patients' study-level
+        # quantities also vary by the fit's current between-study SD (as a trial file's
+        # [population] regimens; docs/fitting.md)
+        "regimens": Field("text", default="one", choices=("one", "several")),
         "params": Table(names=Field("formula", low=None,
                                     what="a number or the name of a fit parameter"))},
         many=True),
@@ -665,6 +698,9 @@ def load_fit_config(path: str | Path) -> FitProblem:
                                    model, fail)
     between = _between_patient(checked["between_patient"], parameters, variability, trials,
                                fail)
+    _check_pooled_regimens([*(("arms", i, a) for i, a in enumerate(arms)),
+                            *(("trials", i, t) for i, t in enumerate(trials))],
+                           study_effects, variability, fail)
     for trial in trials:  # the trial's own typical values the fit replaces (reported)
         trial.overridden = tuple(name for name in trial.typical if name in parameters or
                                  name in trial.params or name in study_effects)
@@ -877,6 +913,45 @@ def _study_effects(entries: dict, parameters, arms: list[ArmSpec], model: Model,
     return effects
 
 
+def _check_pooled_regimens(specs: list, effects: dict, variability: Variability,
+                           fail) -> None:
+    """Every arm or trial that pools regimens (``regimens = "several"``) can be widened by
+    the fit's between-study SDs (:meth:`FitProblem.patient_cvs`): the fit has study
+    effects, and each quantity with one varies log-normally between the arm's patients,
+    uncorrelated with the others (a rescaled column keeps its correlations, not the
+    covariances the trial language keeps when it adds the spread)."""
+    for kind, index, spec in specs:
+        if spec.regimens != "several":
+            continue
+        where = (kind, index, "regimens") if kind == "arms" else (kind, index, "file")
+        what = (f"the [[arms]] entry {spec.study} / {spec.arm}" if kind == "arms" else
+                f"the trial {spec.source} ([population] regimens = \"several\")")
+        if not effects:
+            raise fail(where, f"{what} pools regimens: its patients' study-level quantities "
+                              f"vary by the fit's between-study SD too, but this fit has no "
+                              f"[study_effects]; add one (e.g. [study_effects."
+                              f"chemotherapy_sensitivity]) or write regimens = \"one\"")
+        drawn = variability if kind == "arms" else spec.spec.variability
+        for name in effects:
+            position = drawn.names.index(name) if name in drawn.names else None
+            if position is None or drawn.sd(name) <= 0 or \
+                    drawn.transforms[position] != "lognormal":
+                source = "[population] cv" if kind == "arms" or spec.spec.extra.get(
+                    "cv_from_fit") else f"the trial file's [population] cv"
+                raise fail(where, f"{what} pools regimens, so its patients' {name} varies by "
+                                  f"the fit's between-study SD added to its between-patient "
+                                  f"spread; the random effects are drawn once and rescaled, so "
+                                  f"{name} must vary log-normally with a CV above 0 in "
+                                  f"{source}; give it one, or write regimens = \"one\"")
+            others = np.delete(drawn.covariance[position], position)
+            if np.any(others != 0):
+                raise fail(where, f"{what} pools regimens, but {name} is correlated with "
+                                  f"another quantity in its population: widening by "
+                                  f"rescaling would keep the correlation instead of the "
+                                  f"covariance; drop the correlation or write regimens = "
+                                  f"\"one\"")
+
+
 def between_patient_name(quantity: str) -> str:
     """The fit-parameter name of an estimated between-patient CV."""
     return f"{quantity}_between_patient_cv"
@@ -901,15 +976,6 @@ def _between_patient(entries: dict, parameters, variability: Variability,
             raise fail(where, f"its [population] cv is 0: random effects drawn with no spread "
                               f"cannot be rescaled; give a CV above 0 there")
         for trial in trials:
-            if name in trial.spec.extra.get("pooled_regimens", {}):
-                # its patients' spread holds the between-study SD too: rescaling it to the
-                # estimated CV would drop that part without a word
-                raise fail(where, f"the trial {trial.source} pools regimens ([population] "
-                                  f"regimens = \"several\"), so its spread of {name!r} "
-                                  f"holds the fit's between-study SD as well, which "
-                                  f"rescaling to the estimated CV would drop; estimate the "
-                                  f"CV with trials of one regimen (regimens = \"one\") or "
-                                  f"leave [between_patient.{name}] out")
             if trial.spec.variability.sd(name) <= 0:
                 raise fail(where, f"the trial {trial.source} does not vary {name!r} in its "
                                   f"[population] cv: a CV the fit estimates applies to every "
@@ -973,7 +1039,7 @@ def _arm(entry: dict, data: pd.DataFrame, where: tuple, fail) -> ArmSpec:
     _check_response_levels(rows, response_rule, where, fail)
     return ArmSpec(study, arm, design, entry["day0"], response_rule,
                    rows.reset_index(drop=True), entry["default_threshold"],
-                   dict(entry["params"]))
+                   dict(entry["params"]), entry["regimens"])
 
 
 def _check_response_levels(rows: pd.DataFrame, rule: ResponseRule, where: tuple,
@@ -2117,6 +2183,8 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
             "study_effects": study_effect_record(problem, result),
             **({"between_patient": between_patient_record(problem, result)}
                if problem.between_patient else {}),
+            **({"pooled_regimens": pooled_regimens_record(problem, result)}
+               if pooled_regimens_record(problem, result) else {}),
             "large_residuals": large,
             **({"trials": [trial.record() for trial in problem.trials]}
                if problem.trials else {}),
@@ -2187,6 +2255,50 @@ def _between_patient_lines(problem: FitProblem, result) -> list[str]:
         lines.append(f"| {name} | {_fmt(entry['cv'])} | {_fmt(entry['stderr'])} | "
                      f"{_fmt(start) if isinstance(start, (int, float)) else 'n/a'} | "
                      f"{entry['transform']} |")
+    return lines + [""]
+
+
+def pooled_regimens_record(problem: FitProblem, result) -> dict:
+    """Per arm or trial that pools regimens ("study / arm", or "trial TRIAL"): each
+    quantity's between-patient CV there at the optimum, with the between-study SD added
+    (:meth:`FitProblem.patient_cvs`), beside the CV without it."""
+    values = result.params.valuesdict()
+    record = {}
+    for spec in [*problem.arms, *problem.trials]:
+        if spec.regimens != "several":
+            continue
+        label = f"{spec.study} / {spec.arm}" if isinstance(spec, ArmSpec) \
+            else f"trial {spec.spec.name}"
+        plain = problem.between_patient_cvs(values)
+        drawn = problem.variability if isinstance(spec, ArmSpec) else spec.spec.variability
+        widened = spec.widened_by if isinstance(spec, TrialArms) else {}
+        record[label] = {
+            name: {"cv_one_regimen": float(plain[name]) if name in plain else cv_of_eta_sd(
+                       math.sqrt(max(drawn.sd(name) ** 2 - widened.get(name, 0.0) ** 2,
+                                     0.0)), "lognormal"),
+                   "cv_several_regimens": float(cv),
+                   "between_study_sd": float(values[problem.study_effects[name]["spread"]])
+                   if name in problem.study_effects else 0.0}
+            for name, cv in problem.patient_cvs(values, spec).items()
+            if name in problem.study_effects or name in widened}
+    return record
+
+
+def _pooled_regimens_lines(problem: FitProblem, result) -> list[str]:
+    record = pooled_regimens_record(problem, result)
+    if not record:
+        return []
+    lines = ["## Studies that pooled regimens", "",
+             "Their patients' study-level quantities vary by the fit's between-study SD of "
+             "the log added to the between-patient spread (regimens = \"several\"; "
+             "docs/fitting.md), at its current value in every evaluation:", "",
+             "| arms | quantity | CV, one regimen | between-study SD | CV, several |",
+             "|---|---|---|---|---|"]
+    for label, entries in record.items():
+        for name, entry in entries.items():
+            lines.append(f"| {label} | {name} | {_fmt(entry['cv_one_regimen'])} | "
+                         f"{_fmt(entry['between_study_sd'])} | "
+                         f"{_fmt(entry['cv_several_regimens'])} |")
     return lines + [""]
 
 
@@ -2316,6 +2428,7 @@ def _report(problem, result, table, record, profiles, large: list[dict]) -> str:
         "## Parameters", "", *parameter_rows, "",
         *_study_effect_lines(problem, result),
         *_between_patient_lines(problem, result),
+        *_pooled_regimens_lines(problem, result),
         *_trial_lines(problem),
         *_monte_carlo_lines(problem, table),
         "## What the data identify", "",

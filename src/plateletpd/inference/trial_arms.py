@@ -78,6 +78,15 @@ class TrialArms:
     overridden: tuple = ()         # trial typical values the fit's parameters replace
     final_subjects_per_arm: int = 0  # screened per arm in the fit's last minimisation (0: same)
     fit_subjects_per_arm: int = 0    # after resized(): those the fit's rounds and profiles used
+    # [population] regimens = "several": quantity -> the between-study SD its drawn random
+    # effects were widened by at load (the trial's own fit's; empty where the trial runs
+    # with the fit's [population]); the running fit widens by its own (FitProblem.patient_cvs)
+    widened_by: dict = field(default_factory=dict)
+
+    @property
+    def regimens(self) -> str:
+        """"several" where the trial file pools regimens ([population] regimens), else "one"."""
+        return "several" if self.spec.extra.get("pooled_regimens") else "one"
 
     def __repr__(self) -> str:
         return (f"TrialArms(trial={self.spec.name!r}, study={self.study!r}, arms="
@@ -144,8 +153,10 @@ class TrialArms:
         typical = {name: spec.model.parameters[name].value
                    for name in spec.extra.get("typical", ())}
         spec = replace(spec, model=model)  # the fit's model object: its kernel, its values
+        widened = dict(spec.extra.get("pooled_regimens") or {})
         if variability is not None and spec.extra.get("cv_from_fit"):
             spec = replace(spec, variability=variability)  # the running fit's [population]
+            widened = {}
         study = study or spec.extra.get("data_study")
         studies = list(dict.fromkeys(data.study))
         if not study:
@@ -188,7 +199,8 @@ class TrialArms:
         digest = hashlib.sha256(Path(source).read_bytes()).hexdigest() \
             if Path(source).is_file() else ""
         return cls(spec, study, indices, mapping, used, readers, unused, typical, eta,
-                   source, digest, dict(params or {}), final_subjects_per_arm=final)
+                   source, digest, dict(params or {}), final_subjects_per_arm=final,
+                   widened_by=widened)
 
     def reseeded(self, seed: int) -> "TrialArms":
         """The same entry with the trial's patients drawn from ``seed`` (random effects,
@@ -258,6 +270,7 @@ class TrialArms:
                 "final_subjects_per_arm": self.final_subjects_per_arm,
                 "fit_subjects_per_arm": self.fit_subjects_per_arm or self.spec.subjects_per_arm,
                 "trial_typical_values": self.typical,
+                "regimens": self.regimens,
                 "replaced_by_the_fit": list(self.overridden),
                 "rows_used": [int(line) for line in self.rows.line],
                 "rows_not_used": [{"line": int(r.line), "arm": r.arm, "endpoint": r.endpoint,
