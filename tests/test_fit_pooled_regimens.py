@@ -152,3 +152,24 @@ def test_a_trial_taking_the_fits_population_is_widened_from_the_fits_cv(tmp_path
     values = problem.parameters.valuesdict()
     assert problem.patient_cvs(values, trial)["chemotherapy_sensitivity"] == pytest.approx(
         widened(0.55, 0.25), rel=1e-12)
+
+
+@pytest.mark.parametrize("regimens", ["one", "several"])
+def test_moving_the_between_study_sd_reports_the_objectives_true_fall(tmp_path, regimens):
+    # the between-study SD is moved along the curve that keeps every study's value (typical
+    # x exp(sd x u)) after each minimisation; with one regimen the data rows do not change
+    # on it, but a pooled study's patients widen with the SD, so the fall reported (and
+    # taken off the chi-square) must be that of the whole objective, re-evaluated
+    from plateletpd.inference.fitting import rebalance_study_spreads
+
+    problem = load_fit_config(pooled_case(tmp_path, spread=0.3, regimens=regimens))
+    problem.curvature = {("slope", "synthetic"): 10.0}  # a Laplace term: an interior optimum
+    params = problem.parameters.copy()
+    params["slope_effect_synthetic"].value = 1.5  # the study 0.45 of the log above typical
+    before = float(np.sum(problem.residuals(params) ** 2))
+    fall = rebalance_study_spreads(problem, params)
+    after = float(np.sum(problem.residuals(params) ** 2))
+    assert fall == pytest.approx(before - after, rel=1e-9, abs=1e-12)
+    assert fall >= 0.0
+    if regimens == "one":  # the SD moved (0.3 -> about 0.48: the penalties' optimum)
+        assert params["slope_between_study_sd"].value > 0.4 and fall > 0

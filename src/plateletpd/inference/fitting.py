@@ -1337,9 +1337,16 @@ def rebalance_study_spreads(problem: FitProblem, params, verbose: bool = False) 
     so along the valley where the deltas stay put it takes many small steps and stops
     short (the bundled fit of 2026-12-02 01:40 UTC reported 0.212 where this curve's
     optimum for its own deltas is 0.37). The u's stay within their bounds. Returns the fall
-    of the objective (0 if nothing moved); ``params`` is changed in place."""
+    of the objective (0 if nothing moved); ``params`` is changed in place.
+
+    Where a study pools regimens (``regimens = "several"``: :meth:`FitProblem.patient_cvs`)
+    the SD also widens its patients, so the data residuals do depend on it: the move is
+    then judged by the whole objective, evaluated before and after (only the pooled arms
+    are simulated again: the others' inputs are unchanged), kept only if that falls, and
+    the fall returned is the objective's."""
     from scipy.optimize import minimize_scalar
 
+    pooled = any(spec.regimens == "several" for spec in [*problem.arms, *problem.trials])
     fall = 0.0
     for name, effect in problem.study_effects.items():
         spread = params[effect["spread"]]
@@ -1361,13 +1368,23 @@ def rebalance_study_spreads(problem: FitProblem, params, verbose: bool = False) 
         after = spread_objective(deltas, curvature, float(best.x))
         if not after < before - 1e-9:
             continue
-        if verbose:
-            print(f"fit: {effect['spread']} {spread.value:.4g} -> {float(best.x):.4g} with "
-                  f"every study's value kept (objective {before - after:.4g} lower)",
-                  flush=True)
+        kept = {p.name: p.value for p in [spread, *effects]}
+        if pooled:
+            before = float(np.sum(problem.residuals(params) ** 2))
+        old_spread = spread.value
         spread.value = float(best.x)
         for delta, u in zip(deltas, effects):
             u.value = float(np.clip(delta / spread.value, u.min, u.max))
+        if pooled:
+            after = float(np.sum(problem.residuals(params) ** 2))
+            if not after < before - 1e-9:  # the pooled studies' data pay more than it saves
+                for key, value in kept.items():
+                    params[key].value = value
+                continue
+        if verbose:
+            print(f"fit: {effect['spread']} {old_spread:.4g} -> {spread.value:.4g} with "
+                  f"every study's value kept (objective {before - after:.4g} lower"
+                  f"{', the pooled studies simulated again' if pooled else ''})", flush=True)
         fall += before - after
     if fall:
         params.update_constraints()
