@@ -14,7 +14,7 @@ from helpers import two_arm_trial
 import plateletpd as pp
 from plateletpd.cli import main
 from plateletpd.io.outcomes import load_outcomes
-from plateletpd.study.check import (CV_STATISTIC, SPREAD_STATISTIC, _reducer, _row_patients,
+from plateletpd.study.check import (CV_STATISTIC, SPREAD_STATISTIC, reducer, _row_patients,
                                     check_trial, spread_rows)
 from plateletpd.study.trial import _arm_seed, run_trial
 
@@ -52,14 +52,14 @@ def test_the_spread_reducer_is_the_sample_sd():
     # against the standard library's sample standard deviation (n - 1), NaNs left out; a
     # single value has no spread
     values = [3.0, 7.5, np.nan, 11.0, 4.25]
-    assert _reducer(SPREAD_STATISTIC)(np.array(values)) == pytest.approx(
+    assert reducer(SPREAD_STATISTIC)(np.array(values)) == pytest.approx(
         statistics.stdev([3.0, 7.5, 11.0, 4.25]), rel=1e-12)
-    assert np.isnan(_reducer(SPREAD_STATISTIC)(np.array([5.0, np.nan])))
-    assert _reducer("mean")(np.array(values)) == pytest.approx(np.mean([3.0, 7.5, 11.0, 4.25]))
-    assert _reducer(CV_STATISTIC)(np.array(values)) == pytest.approx(
+    assert np.isnan(reducer(SPREAD_STATISTIC)(np.array([5.0, np.nan])))
+    assert reducer("mean")(np.array(values)) == pytest.approx(np.mean([3.0, 7.5, 11.0, 4.25]))
+    assert reducer(CV_STATISTIC)(np.array(values)) == pytest.approx(
         statistics.stdev([3.0, 7.5, 11.0, 4.25]) / statistics.mean([3.0, 7.5, 11.0, 4.25]),
         rel=1e-12)
-    assert np.isnan(_reducer(CV_STATISTIC)(np.array([-1.0, 1.0])))  # no CV about a mean of 0
+    assert np.isnan(reducer(CV_STATISTIC)(np.array([-1.0, 1.0])))  # no CV about a mean of 0
 
 
 def test_a_spread_row_is_the_sd_over_each_virtual_study(tmp_path):

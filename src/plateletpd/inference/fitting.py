@@ -41,6 +41,7 @@ import pandas as pd
 
 from plateletpd.inference.trial_arms import TrialArms
 from plateletpd.numerics.kernels import many_batches
+from plateletpd.study.check import SPREAD_STATISTIC, reducer, spread_rows
 from plateletpd.study.cohort import ArmDesign, simulate_treatment_arm
 from plateletpd.study.endpoints import DAY0, ResponseRule, subject_values, summarise
 from plateletpd.errors import PlateletPDError, closest
@@ -309,7 +310,9 @@ class FitProblem:
             per_subject = subject_values(
                 result, row.endpoint, row.threshold, row.day, spec.day0, spec.response,
                 spec.default_threshold)
-            predicted.append(summarise(per_subject, row.statistic))
+            predicted.append(reducer(row.statistic)(per_subject)
+                             if row.statistic == SPREAD_STATISTIC
+                             else summarise(per_subject, row.statistic))
             eligible.append(result.n)
         rows["predicted"] = predicted
         rows["virtual_patients"] = eligible
@@ -479,6 +482,10 @@ FIT_SCHEMA = Table({
         "start_from": Field("text", default="",
                             what="the path of an earlier fit's params.json, relative to "
                                  "this file, e.g. \"params.json\""),
+        # each fitted mean row published with an SD gives a second residual: the
+        # between-patient SD of its per-patient values against the published SD
+        # (fit_spread_rows; docs/fitting.md, "Published SDs as residuals")
+        "spread_rows": Field("boolean", default=False),
         "final_evaluations": Field(whole=True, default=0, low=0.0, low_included=True,
                                    what="0 (as max_evaluations) or a whole number of "
                                         "evaluations, e.g. 20"),
@@ -674,10 +681,10 @@ def load_fit_config(path: str | Path) -> FitProblem:
     variability = variability.including_model_draws(model)
     eta = variability.eta(fit["subjects"], fit["seed"])
 
-    arms = [_arm(entry, data, ("arms", index), fail)
+    arms = [_arm(entry, data, ("arms", index), fail, fit["spread_rows"])
             for index, entry in enumerate(checked["arms"])]
     trials = [_trial_arms(entry, path, model, data, str(data_path), ("trials", index), fail,
-                          variability)
+                          variability, fit["spread_rows"])
               for index, entry in enumerate(checked["trials"])]
     if not arms and not trials:
         raise fail(("arms",), "a fit needs at least one [[arms]] or [[trials]] entry")
@@ -774,31 +781,37 @@ def values_from_record(problem: FitProblem, record: str | Path) -> dict:
 LARGE_RESIDUAL = 3.0
 
 
-def _residual_reasons(entries: dict, specs: list, fail) -> dict[int, str]:
-    """``[residual_reasons]`` as data line -> reason: each key the line number of a row
-    this fit uses (a reason for a row the fit does not use would explain nothing)."""
-    fitted = {int(line) for spec in specs for line in spec.rows.line}
+def _residual_reasons(entries: dict, specs: list, fail) -> dict[int | str, str]:
+    """``[residual_reasons]`` as :func:`residual_key` -> reason: each key the line number of
+    a row this fit uses, or "LINE sd" for the residual of its published SD (a reason for a
+    row the fit does not use would explain nothing)."""
+    fitted = {residual_key(row) for spec in specs for row in spec.rows.itertuples()}
     reasons = {}
     for key, text in entries.items():
         where = ("residual_reasons", key)
-        if not (key.isdigit() and int(key) in fitted):
+        parsed = int(key) if key.isdigit() else " ".join(key.split())
+        if parsed not in fitted:
+            shown = ", ".join(map(str, sorted(fitted, key=lambda k: (int(str(k).split()[0]),
+                                                                     str(k)))))
             raise fail(where, f"{key!r} is not the line of a data row this fit uses; the "
-                              f"rows fitted are lines {', '.join(map(str, sorted(fitted)))} "
-                              f"(write the line number as a quoted key, e.g. \"15\" = "
-                              f"\"the reason\")")
+                              f"rows fitted are lines {shown} (write the line number as a "
+                              f"quoted key, e.g. \"15\" = \"the reason\", or \"15 sd\" for "
+                              f"the residual of its published SD)")
         if not text.strip():
             raise fail(where, "the reason is empty: say why this row's residual may be large")
-        reasons[int(key)] = text.strip()
+        reasons[parsed] = text.strip()
     return reasons
 
 
-def large_residuals(table: pd.DataFrame, reasons: dict[int, str]) -> list[dict]:
+def large_residuals(table: pd.DataFrame, reasons: dict[int | str, str]) -> list[dict]:
     """The rows whose residual lies beyond :data:`LARGE_RESIDUAL` standard errors, each
     with its written reason (None where the configuration gives none), largest first."""
     large = table[table.residual.abs() > LARGE_RESIDUAL]
     large = large.reindex(large.residual.abs().sort_values(ascending=False).index)
-    return [{"line": int(r.line), "study": r.study, "arm": r.arm, "endpoint": r.endpoint,
-             "residual": float(r.residual), "reason": reasons.get(int(r.line))}
+    return [{"line": int(r.line), "study": r.study, "arm": r.arm,
+             "endpoint": r.endpoint + (" (between-patient SD)" if getattr(
+                 r, "statistic", None) == SPREAD_STATISTIC else ""),
+             "residual": float(r.residual), "reason": reasons.get(residual_key(r))}
             for r in large.itertuples()]
 
 
@@ -841,7 +854,8 @@ def _no_row_twice(arms: list[ArmSpec], trials: list[TrialArms], fail) -> None:
 
 
 def _trial_arms(entry: dict, path: Path, model: Model, data: pd.DataFrame, source: str,
-                where: tuple, fail, variability: Variability | None = None) -> TrialArms:
+                where: tuple, fail, variability: Variability | None = None,
+                spread: bool = False) -> TrialArms:
     """One checked [[trials]] entry: the trial file (relative to the configuration, or a
     bundled trial's name) and its arms, rows and patients (inference/trial_arms.py); a trial
     file stating no [population] cv runs with the fit's ``variability``."""
@@ -852,7 +866,8 @@ def _trial_arms(entry: dict, path: Path, model: Model, data: pd.DataFrame, sourc
         seed=entry["seed"], study=entry["study"], arm_map=entry["arm_map"] or None,
         endpoints=entry["endpoints"], lines=entry["lines"], params=entry["params"],
         final_subjects_per_arm=entry["final_subjects_per_arm"], data_source=source,
-        fail=lambda key, message: fail((*where, *key), message), variability=variability)
+        fail=lambda key, message: fail((*where, *key), message), variability=variability,
+        spread_rows=fit_spread_rows if spread else None)
 
 
 def study_effect_names(parameter: str, study: str) -> tuple[str, str]:
@@ -1000,8 +1015,39 @@ def _between_patient(entries: dict, parameters, variability: Variability,
     return between
 
 
-def _arm(entry: dict, data: pd.DataFrame, where: tuple, fail) -> ArmSpec:
-    """One checked [[arms]] entry with its data rows and design."""
+def fit_spread_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The residual rows a fit adds for ``rows``' published between-patient SDs
+    (``[fit] spread_rows``): for each ``mean`` row whose spread is an SD
+    (:func:`plateletpd.study.check.spread_rows`, statistic ``sd``) and whose ``n`` is at
+    least 2, a row with that SD as ``observed`` and the standard error of a sample SD,
+    SD / sqrt(2 (n - 1)) (normal data; heavier tails make it larger, so such rows weigh
+    somewhat more than they should: docs/fitting.md). The row keeps its mean row's line."""
+    derived = spread_rows(rows)
+    derived = derived[derived.statistic == SPREAD_STATISTIC].drop(columns="row_index")
+    n = pd.to_numeric(derived.n, errors="coerce").to_numpy(float)
+    derived = derived[np.isfinite(n) & (n >= 2)].copy()
+    n = pd.to_numeric(derived.n, errors="coerce").to_numpy(float)
+    sd = derived.value.to_numpy(float)
+    derived["observed"] = sd
+    derived["standard_error"] = sd / np.sqrt(2.0 * (n - 1.0))
+    derived["standard_error_basis"] = [
+        f"a published between-patient SD ({value:g}, n {int(size)}): SE of a sample SD, "
+        f"SD / sqrt(2 (n - 1))" for value, size in zip(sd, n)]
+    return derived.reset_index(drop=True)
+
+
+def residual_key(row) -> int | str:
+    """A fitted row's key among the reasons of ``[residual_reasons]``: its data line, or
+    "LINE sd" for the residual of its published between-patient SD
+    (:func:`fit_spread_rows`)."""
+    spread = getattr(row, "statistic", None) == SPREAD_STATISTIC
+    return f"{int(row.line)} sd" if spread else int(row.line)
+
+
+def _arm(entry: dict, data: pd.DataFrame, where: tuple, fail,
+         spread: bool = False) -> ArmSpec:
+    """One checked [[arms]] entry with its data rows and design (and, with ``spread``,
+    the rows of its published between-patient SDs: :func:`fit_spread_rows`)."""
     study, arm = entry["study"], entry["arm"]
     rows = data[(data.study == study) & (data.arm == arm)]
     if rows.empty:
@@ -1037,6 +1083,8 @@ def _arm(entry: dict, data: pd.DataFrame, where: tuple, fail) -> ArmSpec:
     except PlateletPDError as error:
         raise fail(where, str(error)) from None
     _check_response_levels(rows, response_rule, where, fail)
+    if spread:
+        rows = pd.concat([rows, fit_spread_rows(rows)], ignore_index=True)
     return ArmSpec(study, arm, design, entry["day0"], response_rule,
                    rows.reset_index(drop=True), entry["default_threshold"],
                    dict(entry["params"]), entry["regimens"])

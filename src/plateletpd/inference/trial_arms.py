@@ -113,7 +113,9 @@ class TrialArms:
                lines: list[int] | None = None, params: Mapping | None = None,
                final_subjects_per_arm: int = 0,
                data_source: str = "the fit's data", fail: Fail | None = None,
-               variability: Variability | None = None) -> "TrialArms":
+               variability: Variability | None = None,
+               spread_rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+               ) -> "TrialArms":
         """Trial arms of a fit of ``model`` to ``data`` (an outcome table,
         :func:`plateletpd.io.outcomes.load_outcomes`): ``trial`` a spec, a trial file or a
         bundled trial's name; ``arms`` the trial arms to run (default: those mapped to a
@@ -123,7 +125,10 @@ class TrialArms:
         ``[population] cv`` runs with (instead of the CVs of the fit its file names); the
         other keywords as the ``[[trials]]`` keys (docs: fitting). ``fail``
         turns (key path, message) into the error to raise (a configuration names its file
-        and line); by default a :class:`TrialArmsError`."""
+        and line); by default a :class:`TrialArmsError`. ``spread_rows``: a function of the
+        rows used giving rows to fit as well (``[fit] spread_rows``: their published
+        between-patient SDs, :func:`plateletpd.inference.fitting.fit_spread_rows`), read
+        from the same arms."""
         fail = fail or (lambda where, message: TrialArmsError(
             f"trial arms{' ' + '.'.join(map(str, where)) if where else ''}: {message}"))
         spec = _trial(trial, fail)
@@ -190,6 +195,15 @@ class TrialArms:
         mapping = {data_arm: trial_arm for data_arm, trial_arm in every.items()
                    if trial_arm in chosen}
         used, readers, unused = _rows(spec, rows, mapping, every, endpoints, lines)
+        if spread_rows is not None and not used.empty:
+            extra = spread_rows(used.drop(columns=["trial", "trial_arm"]))
+            extra["trial"], extra["trial_arm"] = spec.name, \
+                [mapping[arm] for arm in extra.arm]
+            extra_readers = [arm_row_reader(spec, row, row.trial_arm)
+                             for row in extra.itertuples()]
+            keep = [not isinstance(reader, str) for reader in extra_readers]
+            used = pd.concat([used, extra[keep]], ignore_index=True)
+            readers += [reader for reader, kept in zip(extra_readers, keep) if kept]
         if used.empty:
             raise fail(("file",), f"no row of study {study} in {data_source} can be fitted "
                        f"through trial arms {', '.join(map(repr, chosen))}: " + "; ".join(

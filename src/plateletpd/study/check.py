@@ -760,7 +760,7 @@ def _between_patient_cv(values) -> float:
     return _between_patient_sd(values) / mean if mean > 0 else math.nan
 
 
-def _reducer(statistic: str) -> Callable[[np.ndarray], float]:
+def reducer(statistic: str) -> Callable[[np.ndarray], float]:
     """How a row's per-patient values become its statistic: median, SD, CV or mean."""
     return {"median": np.nanmedian, SPREAD_STATISTIC: _between_patient_sd,
             CV_STATISTIC: _between_patient_cv}.get(statistic, np.nanmean)
@@ -768,7 +768,7 @@ def _reducer(statistic: str) -> Callable[[np.ndarray], float]:
 
 def _column_statistic(statistic: str, column: str, reading: str) -> Reader:
     """The mean (or median) of a patient-table column over the patients with a value."""
-    reduce = _reducer(statistic)
+    reduce = reducer(statistic)
     return _reads(lambda t: float(reduce(t[column].to_numpy(float))) if len(t) and
                   np.isfinite(t[column].to_numpy(float)).any() else math.nan, reading)
 
@@ -1009,7 +1009,7 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
             str(row.threshold or "")):
         # "median time to response 27.5 days, among responders" (a user test, 2026-12-05):
         # over the patients who reached the level, not Kaplan-Meier over all enrolled
-        level, reduce = int(level), _reducer(statistic)
+        level, reduce = int(level), reducer(statistic)
 
         def among(t):
             reached = t[f"reached_{level}"].to_numpy(float) == 1
@@ -1022,7 +1022,7 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
         return _reads(lambda t: kaplan_meier(t[f"days_to_{level}"],
                                              t[f"reached_{level}"]).median(),
                       f"Kaplan-Meier median of days_to_{level}")
-    reduce = _reducer(statistic)
+    reduce = reducer(statistic)
     return _reads(lambda t: float(reduce(t[column].to_numpy(float))) if len(t) else math.nan,
                   f"{statistic} of {column}")
 
@@ -1048,7 +1048,7 @@ def _change_reader(endpoint: str, statistic: str, day: float, response: dict
                 f"[response] (the trial records the counts on days 7, 14 and 21 and on its "
                 f"at_visits days)")
     at, percent = counted[day], endpoint == "plt_percent_change"
-    reduce = _reducer(statistic)
+    reduce = reducer(statistic)
 
     def read(t):
         if not len(t):
@@ -1086,7 +1086,7 @@ def _delay_reader(row, course=None) -> Reader | str:
                       f"median of {column} (a course abandoned: the longest)")
     # a mean (or a spread row's SD or CV) over the finite delays: an abandoned course
     # (inf) is left out
-    reduce = _reducer(row.statistic)
+    reduce = reducer(row.statistic)
     return _reads(lambda t: float(reduce(t[column].to_numpy(float)[np.isfinite(
         t[column].to_numpy(float))])) if np.isfinite(t[column].to_numpy(float)).any()
         else math.nan, f"{row.statistic} of {column} among the patients given that cycle")
@@ -1222,7 +1222,7 @@ def _cycle_nadir_reader(row, course=None) -> Reader | str:
     if course is None or last > course.cycles:
         return (f"it asks about cycles {first}-{last}: the trial needs a [chemotherapy] "
                 f"course of at least {last} cycles")
-    reduce = _reducer(row.statistic)
+    reduce = reducer(row.statistic)
 
     def read(table: pd.DataFrame) -> float:
         nadirs = table[[f"cycle{c}_nadir" for c in range(first, last + 1)]].to_numpy(float)
