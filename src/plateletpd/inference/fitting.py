@@ -1394,7 +1394,8 @@ def rebalance_study_spreads(problem: FitProblem, params, verbose: bool = False) 
     the fall returned is the objective's."""
     from scipy.optimize import minimize_scalar
 
-    pooled = any(spec.regimens == "several" for spec in [*problem.arms, *problem.trials])
+    pooled = any(getattr(spec, "regimens", "one") == "several"  # a problem-like object
+                 for spec in [*getattr(problem, "arms", ()), *getattr(problem, "trials", ())])
     fall = 0.0
     for name, effect in problem.study_effects.items():
         spread = params[effect["spread"]]
