@@ -201,9 +201,14 @@ class TrialArms:
                 [mapping[arm] for arm in extra.arm]
             extra_readers = [arm_row_reader(spec, row, row.trial_arm)
                              for row in extra.itertuples()]
-            keep = [not isinstance(reader, str) for reader in extra_readers]
-            used = pd.concat([used, extra[keep]], ignore_index=True)
+            keep = np.array([not isinstance(reader, str) for reader in extra_readers], bool)
+            used = pd.concat([used, extra.loc[keep]], ignore_index=True)
             readers += [reader for reader, kept in zip(extra_readers, keep) if kept]
+            unused = pd.concat([unused, pd.DataFrame(
+                [{"line": row.line, "arm": row.arm, "endpoint": row.endpoint,
+                  "reason": f"its published SD: the trial cannot compute it: {reader}"}
+                 for row, reader in zip(extra.itertuples(), extra_readers)
+                 if isinstance(reader, str)], columns=unused.columns)], ignore_index=True)
         if used.empty:
             raise fail(("file",), f"no row of study {study} in {data_source} can be fitted "
                        f"through trial arms {', '.join(map(repr, chosen))}: " + "; ".join(
