@@ -97,12 +97,16 @@ def test_the_fit_record_and_report_give_the_widening(tmp_path):
 @pytest.mark.parametrize("change, fragment", [
     ("no effect", r"pools regimens: .* this fit has no \[study_effects\]"),
     ("not varied", r"slope must vary log-normally with a CV above 0 in \[population\] cv"),
+    ("not a choice", r"line \d+ \[arms #1\] regimens must be one of 'one', 'several', got "
+                     r"'many'"),
 ])
 def test_arms_that_cannot_be_widened_are_refused(tmp_path, change, fragment):
     config = pooled_case(tmp_path)
     text = config.read_text()
     if change == "no effect":
         text = text.replace(EFFECT.format(spread=0.4), "")
+    elif change == "not a choice":
+        text = text.replace('regimens = "several"', 'regimens = "many"')
     else:
         text = text.replace("cv = { slope = 0.2 }", "cv = { slope = 0.0 }")
     config.write_text(text)

@@ -248,14 +248,22 @@ class FitProblem:
         if spec.regimens != "several":
             return cvs
         widened = spec.widened_by if isinstance(spec, TrialArms) else {}
-        drawn = self.variability if isinstance(spec, ArmSpec) else spec.spec.variability
         for name in dict.fromkeys([*self.study_effects, *widened]):
-            base = eta_sd(cvs[name], "lognormal") if name in cvs else math.sqrt(max(
-                drawn.sd(name) ** 2 - widened.get(name, 0.0) ** 2, 0.0))
+            base = eta_sd(cvs[name], "lognormal") if name in cvs \
+                else self.one_regimen_sd(spec, name)
             spread = values[self.study_effects[name]["spread"]] \
                 if name in self.study_effects else 0.0
             cvs[name] = cv_of_eta_sd(math.hypot(base, spread), "lognormal")
         return cvs
+
+    def one_regimen_sd(self, spec: ArmSpec | TrialArms, name: str) -> float:
+        """The SD of ``name``'s random effect in ``spec``'s patients as drawn, less any
+        widening for pooled regimens made when its trial file was loaded: the spread one
+        regimen's patients have (before a CV the fit estimates replaces it)."""
+        if isinstance(spec, ArmSpec):
+            return self.variability.sd(name)
+        drawn, widened = spec.spec.variability.sd(name), spec.widened_by.get(name, 0.0)
+        return math.sqrt(max(drawn ** 2 - widened ** 2, 0.0))
 
     def predict(self, values: dict[str, float]) -> pd.DataFrame:
         """Every data row with its prediction."""
@@ -2210,6 +2218,7 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
     appears whole or not at all (:func:`plateletpd.io.files.atomic_folder`)."""
     profiles = profiles or {}
     large = large_residuals(table, problem.residual_reasons)  # params.json and report.md
+    pooled = pooled_regimens_record(problem, result)
     parameters = {}
     for name, p in result.params.items():
         parameters[name] = {"value": p.value, "stderr": p.stderr, "lower": p.min,
@@ -2249,8 +2258,7 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
             "study_effects": study_effect_record(problem, result),
             **({"between_patient": between_patient_record(problem, result)}
                if problem.between_patient else {}),
-            **({"pooled_regimens": pooled_regimens_record(problem, result)}
-               if pooled_regimens_record(problem, result) else {}),
+            **({"pooled_regimens": pooled} if pooled else {}),
             "large_residuals": large,
             **({"trials": [trial.record() for trial in problem.trials]}
                if problem.trials else {}),
@@ -2336,12 +2344,10 @@ def pooled_regimens_record(problem: FitProblem, result) -> dict:
         label = f"{spec.study} / {spec.arm}" if isinstance(spec, ArmSpec) \
             else f"trial {spec.spec.name}"
         plain = problem.between_patient_cvs(values)
-        drawn = problem.variability if isinstance(spec, ArmSpec) else spec.spec.variability
         widened = spec.widened_by if isinstance(spec, TrialArms) else {}
         record[label] = {
             name: {"cv_one_regimen": float(plain[name]) if name in plain else cv_of_eta_sd(
-                       math.sqrt(max(drawn.sd(name) ** 2 - widened.get(name, 0.0) ** 2,
-                                     0.0)), "lognormal"),
+                       problem.one_regimen_sd(spec, name), "lognormal"),
                    "cv_several_regimens": float(cv),
                    "between_study_sd": float(values[problem.study_effects[name]["spread"]])
                    if name in problem.study_effects else 0.0}
