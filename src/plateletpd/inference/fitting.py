@@ -39,10 +39,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from plateletpd.inference.trial_arms import TrialArms
+from plateletpd.inference.trial_arms import TrialArms, with_spread_standard_errors
 from plateletpd.numerics.kernels import many_batches
-from plateletpd.study.check import SPREAD_STATISTIC, reducer, spread_rows
+from plateletpd.study.check import (SPREAD_STATISTIC, between_patient_kurtosis, reducer,
+                                    spread_rows)
 from plateletpd.study.cohort import ArmDesign, simulate_treatment_arm
+from plateletpd.study.statistics import sample_sd_standard_error
 from plateletpd.study.endpoints import DAY0, ResponseRule, subject_values, summarise
 from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.display import html_table, short_repr
@@ -313,19 +315,20 @@ class FitProblem:
                                         self.cohort_matrix(values, self.arm_values(
                                             values, spec), self.patient_cvs(values, spec)))
         rows = spec.rows.copy()
-        predicted, eligible = [], []
+        predicted, eligible, shape = [], [], []
         for row in rows.itertuples():
             per_subject = subject_values(
                 result, row.endpoint, row.threshold, row.day, spec.day0, spec.response,
                 spec.default_threshold)
-            predicted.append(reducer(row.statistic)(per_subject)
-                             if row.statistic == SPREAD_STATISTIC
+            spread = row.statistic == SPREAD_STATISTIC
+            predicted.append(reducer(row.statistic)(per_subject) if spread
                              else summarise(per_subject, row.statistic))
+            shape.append(between_patient_kurtosis(per_subject) if spread else math.nan)
             eligible.append(result.n)
         rows["predicted"] = predicted
         rows["virtual_patients"] = eligible
         rows["eligible_fraction"] = result.n / max(result.n_screened, 1)
-        return rows
+        return with_spread_standard_errors(rows, shape)
 
     def _trial_rows(self, values: dict, trial: TrialArms) -> pd.DataFrame:
         """A [[trials]] entry's rows predicted: the fit's model parameters, its study's
@@ -1027,9 +1030,11 @@ def fit_spread_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """The residual rows a fit adds for ``rows``' published between-patient SDs
     (``[fit] spread_rows``): for each ``mean`` row whose spread is an SD
     (:func:`plateletpd.study.check.spread_rows`, statistic ``sd``) and whose ``n`` is at
-    least 2, a row with that SD as ``observed`` and the standard error of a sample SD,
-    SD / sqrt(2 (n - 1)) (normal data; heavier tails make it larger, so such rows weigh
-    somewhat more than they should: docs/fitting.md). The row keeps its mean row's line."""
+    least 2, a row with that SD as ``observed``. Its standard error is that of a sample SD
+    of ``n`` values shaped like the arm's simulated ones
+    (:func:`sample_sd_standard_error` with their kurtosis), set at each evaluation; the
+    table holds the normal-data value, SD / sqrt(2 (n - 1)). The row keeps its mean row's
+    line."""
     derived = spread_rows(rows)
     derived = derived[derived.statistic == SPREAD_STATISTIC].drop(columns="row_index")
     n = pd.to_numeric(derived.n, errors="coerce").to_numpy(float)
@@ -1037,10 +1042,12 @@ def fit_spread_rows(rows: pd.DataFrame) -> pd.DataFrame:
     n = pd.to_numeric(derived.n, errors="coerce").to_numpy(float)
     sd = derived.value.to_numpy(float)
     derived["observed"] = sd
-    derived["standard_error"] = sd / np.sqrt(2.0 * (n - 1.0))
+    derived["standard_error"] = sample_sd_standard_error(sd, n)
     derived["standard_error_basis"] = [
-        f"a published between-patient SD ({value:g}, n {int(size)}): SE of a sample SD, "
-        f"SD / sqrt(2 (n - 1))" for value, size in zip(sd, n)]
+        f"a published between-patient SD ({value:g}, n {int(size)}): SE of a sample SD of "
+        f"{int(size)} values with the kurtosis k of the arm's simulated ones, "
+        f"SD / 2 x sqrt((k - 1) / n + 2 / (n (n - 1))) (SD / sqrt(2 (n - 1)) at k = 3)"
+        for value, size in zip(sd, n)]
     return derived.reset_index(drop=True)
 
 

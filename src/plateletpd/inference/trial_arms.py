@@ -41,7 +41,9 @@ from plateletpd.errors import PlateletPDError, closest
 from plateletpd.model.definition import Model
 from plateletpd.population.variability import Variability, cohort_matrix, eta_scales
 from plateletpd.simulation.simulate import _valid_rows
-from plateletpd.study.check import arm_mapping, arm_row_reader
+from plateletpd.study.check import (KURTOSIS_STATISTIC, SPREAD_STATISTIC, arm_mapping,
+                                    arm_row_reader)
+from plateletpd.study.statistics import sample_sd_standard_error
 from plateletpd.study.trial import (CHUNK, TrialSpec, _arm_seed, bundled_trial,
                                     load_trial_spec, relative_days, trial_chunk)
 
@@ -240,15 +242,12 @@ class TrialArms:
                        or self.spec.subjects_per_arm)
 
     # ------------------------------------------------------------------ evaluation
-    def predict(self, values: Mapping[str, float],
-                covariates: Mapping[str, float] | None = None,
-                cv: Mapping[str, float] | None = None) -> pd.DataFrame:
-        """The rows used with ``predicted`` (the fit's scale), ``virtual_patients`` (the
-        arm's enrolled patients) and ``eligible_fraction`` (enrolled / screened), for the
-        model parameter ``values`` (the fit's, with this study's study effects and the
-        entry's params): they replace the trial's typical values; ``covariates`` replace
-        the trial's fixed covariates; ``cv`` (varied quantity -> between-patient CV, a fit's
-        estimated ones) replaces the trial's CVs by rescaling its patients' random effects."""
+    def patient_tables(self, values: Mapping[str, float],
+                       covariates: Mapping[str, float] | None = None,
+                       cv: Mapping[str, float] | None = None) -> tuple[dict, dict]:
+        """Each arm run's patient table (trial arm name -> the enrolled patients' table, as
+        ``plateletpd trial`` writes patients.csv) and its enrolled share of the screened,
+        for the arguments of :meth:`predict`."""
         spec, model = self.spec, self.spec.model
         base = model.parameter_vector({**self.typical, **values},
                                       {**spec.covariates, **(covariates or {})})
@@ -261,16 +260,41 @@ class TrialArms:
             name = spec.arms[index].name
             tables[name] = table
             fractions[name] = len(table) / max(screened, 1)
+        return tables, fractions
+
+    def predict(self, values: Mapping[str, float],
+                covariates: Mapping[str, float] | None = None,
+                cv: Mapping[str, float] | None = None) -> pd.DataFrame:
+        """The rows used with ``predicted`` (the fit's scale), ``virtual_patients`` (the
+        arm's enrolled patients) and ``eligible_fraction`` (enrolled / screened), for the
+        model parameter ``values`` (the fit's, with this study's study effects and the
+        entry's params): they replace the trial's typical values; ``covariates`` replace
+        the trial's fixed covariates; ``cv`` (varied quantity -> between-patient CV, a fit's
+        estimated ones) replaces the trial's CVs by rescaling its patients' random effects.
+        A published-SD row's ``standard_error`` is set for the kurtosis of its per-patient
+        values (:func:`with_spread_standard_errors`)."""
+        tables, fractions = self.patient_tables(values, covariates, cv)
         rows = self.rows.copy()
-        predicted = []
+        predicted, shape = [], []
         for row, reader in zip(rows.itertuples(), self.readers):
             table = tables[row.trial_arm]
             value = reader(table) if len(table) else math.nan
             predicted.append(value / _DATA_SCALE.get(row.statistic, 1.0))
+            shape.append(self._kurtosis(row, table))
         rows["predicted"] = predicted
         rows["virtual_patients"] = [len(tables[arm]) for arm in rows.trial_arm]
         rows["eligible_fraction"] = [fractions[arm] for arm in rows.trial_arm]
-        return rows
+        return with_spread_standard_errors(rows, shape)
+
+    def _kurtosis(self, row, table: pd.DataFrame) -> float:
+        """The kurtosis of a published-SD row's per-patient values in its arm's patient
+        ``table`` (read as the row's SD is, with the kurtosis as the statistic); NaN for
+        another row."""
+        if row.statistic != SPREAD_STATISTIC or not len(table):
+            return math.nan
+        reader = arm_row_reader(self.spec, row._replace(statistic=KURTOSIS_STATISTIC),
+                                row.trial_arm)
+        return math.nan if isinstance(reader, str) else float(reader(table))
 
     def data_arms(self) -> dict:
         """Trial arm -> its data arm, or the list of them where it stands for several."""
@@ -381,3 +405,17 @@ def _arm_table(spec: TrialSpec, index: int, base: np.ndarray, eta: np.ndarray,
     if tables:
         table.insert(0, "arm", spec.arms[index].name)
     return table, len(matrix)
+
+
+def with_spread_standard_errors(rows: pd.DataFrame, kurtosis) -> pd.DataFrame:
+    """``rows`` (predicted, one evaluation's) with each published-SD row's standard error
+    set for the kurtosis of its simulated per-patient values (``kurtosis``: one value per
+    row, NaN for the others): :func:`sample_sd_standard_error`."""
+    kurtosis = np.asarray(kurtosis, float)
+    spread = (rows.statistic == SPREAD_STATISTIC).to_numpy() & np.isfinite(kurtosis)
+    if spread.any():
+        rows = rows.copy()
+        rows.loc[spread, "standard_error"] = sample_sd_standard_error(
+            rows.observed.to_numpy(float)[spread],
+            pd.to_numeric(rows.n, errors="coerce").to_numpy(float)[spread], kurtosis[spread])
+    return rows

@@ -78,6 +78,10 @@ SPREAD_STATISTIC = "sd"
 #: and of its coefficient of variation, the SD over the mean: the spread on the scale of the
 #: mean, so a row whose mean the model misses is not read as a spread misfit for it alone
 CV_STATISTIC = "cv"
+#: and of the shape of its per-patient values, their kurtosis (fourth central moment over
+#: the squared variance; 3 for normal values): how precise a published sample SD is
+#: depends on it (a fit's standard error of a published SD, docs/fitting.md)
+KURTOSIS_STATISTIC = "kurtosis"
 #: what the trial can compute, for messages
 COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial's response "
               "rule, \"PLT >=X at least once\", the IWG \"PLT >=30 and >=2x baseline\" when "
@@ -741,7 +745,7 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
 #: the summaries of a per-patient value a row may ask: its mean or median, and "sd", the
 #: between-patient standard deviation that a check derives from a mean row whose spread is
 #: an SD (:func:`spread_rows`), never a statistic of the data file
-SUMMARIES = ("mean", "median", SPREAD_STATISTIC, CV_STATISTIC)
+SUMMARIES = ("mean", "median", SPREAD_STATISTIC, CV_STATISTIC, KURTOSIS_STATISTIC)
 
 
 def _between_patient_sd(values) -> float:
@@ -760,10 +764,24 @@ def _between_patient_cv(values) -> float:
     return _between_patient_sd(values) / mean if mean > 0 else math.nan
 
 
+def between_patient_kurtosis(values) -> float:
+    """The kurtosis of the finite values, m4 / m2^2 (3 for normal values, 1.8 for uniform,
+    9 for exponential); NaN below four values or without spread."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    if values.size < 4:
+        return math.nan
+    centred = values - values.mean()
+    m2 = float(np.mean(centred ** 2))
+    return float(np.mean(centred ** 4)) / (m2 * m2) if m2 > 0 else math.nan
+
+
 def reducer(statistic: str) -> Callable[[np.ndarray], float]:
-    """How a row's per-patient values become its statistic: median, SD, CV or mean."""
+    """How a row's per-patient values become its statistic: median, SD, CV, kurtosis or
+    mean."""
     return {"median": np.nanmedian, SPREAD_STATISTIC: _between_patient_sd,
-            CV_STATISTIC: _between_patient_cv}.get(statistic, np.nanmean)
+            CV_STATISTIC: _between_patient_cv,
+            KURTOSIS_STATISTIC: between_patient_kurtosis}.get(statistic, np.nanmean)
 
 
 def _column_statistic(statistic: str, column: str, reading: str) -> Reader:

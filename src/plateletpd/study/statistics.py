@@ -6,6 +6,9 @@
   first time the survival falls to 0.5 or below, and its 95% interval is the set of times
   whose log-log-transformed survival interval contains 0.5 (Brookmeyer R, Crowley J.
   Biometrics 1982;38:29, with the log-log transform of Kalbfleisch and Prentice).
+* :func:`sample_sd_standard_error`: the standard error of a sample SD for values of a given
+  kurtosis (the variance of a sample variance, e.g. Cramer H. Mathematical Methods of
+  Statistics, 1946, section 27.4, and the delta method).
 """
 
 from __future__ import annotations
@@ -85,3 +88,16 @@ def kaplan_meier(time: np.ndarray, event: np.ndarray) -> KaplanMeier:
         at_risk.append(n)
     return KaplanMeier(distinct, np.asarray(survival), np.asarray(greenwood),
                        np.asarray(at_risk))
+
+
+def sample_sd_standard_error(sd, n, kurtosis=3.0):
+    """The standard error of a sample SD ``sd`` of ``n`` values whose kurtosis is
+    ``kurtosis`` (m4 / m2^2; 3 for normal values): SD / 2 x sqrt((kurtosis - 1) / n +
+    2 / (n (n - 1))), the delta method on the variance of a sample variance,
+    Var(s^2) = sigma^4 (kurtosis / n - (n - 3) / (n (n - 1))). For normal values it is
+    SD / sqrt(2 (n - 1)); heavier tails make it larger (an exponential's, kurtosis 9,
+    1.97 times at n 24), lighter ones smaller. Arrays broadcast; a kurtosis that is not
+    finite counts as 3."""
+    sd, n = np.asarray(sd, float), np.asarray(n, float)
+    kurtosis = np.where(np.isfinite(kurtosis), kurtosis, 3.0)
+    return sd / 2.0 * np.sqrt((kurtosis - 1.0) / n + 2.0 / (n * (n - 1.0)))
