@@ -125,6 +125,9 @@ class FitProblem:
     # between-patient CVs the fit estimates ([between_patient.NAME]): varied quantity ->
     # its fit parameter (NAME_between_patient_cv)
     between_patient: dict = field(default_factory=dict)
+    # [between_cycle]: the fit parameter of the between-cycle CV of every [[trials]]
+    # entry's course (each cycle's exposure within a patient), or None (the files' own)
+    between_cycle: str | None = None
 
     @classmethod
     def create(cls, model: Model | str, arms: list[ArmSpec], parameters: dict, *, seed: int,
@@ -134,7 +137,8 @@ class FitProblem:
                study_effects: dict[str, dict] | None = None,
                trials: list[TrialArms] | None = None,
                residual_reasons: dict[int, str] | None = None,
-               between_patient: dict[str, dict] | None = None) -> "FitProblem":
+               between_patient: dict[str, dict] | None = None,
+               between_cycle: dict | None = None) -> "FitProblem":
         """A fit built in code: ``arms`` as :class:`ArmSpec` (rows: the arm's outcome rows),
         ``parameters`` name -> start value or ``{"value", "lower", "upper", "vary"}``
         (bounds default to the model file's), ``priors`` name -> (mean, cv) log-normal;
@@ -145,7 +149,9 @@ class FitProblem:
         ``residual_reasons``: data line -> why its residual may lie beyond
         :data:`LARGE_RESIDUAL` SE (``[residual_reasons]``). ``between_patient``: varied
         quantity -> the keys of ``[between_patient.NAME]`` (``value``, ``lower``, ``upper``,
-        ``vary``; defaults as there): its CV estimated with the parameters."""
+        ``vary``; defaults as there): its CV estimated with the parameters.
+        ``between_cycle``: the keys of ``[between_cycle]`` (``value``, ``lower``, ``upper``,
+        ``vary``; defaults as there): the trials' between-cycle CV as a fit parameter."""
         import lmfit
 
         model = load_model(model) if isinstance(model, str) else model
@@ -174,6 +180,8 @@ class FitProblem:
                                            "vary": True, **entry}
                                     for name, entry in (between_patient or {}).items()},
                                    fitted, variability, trials, fail)
+        cycle = _between_cycle({**BETWEEN_CYCLE_DEFAULTS, **between_cycle}, fitted, trials,
+                               fail) if between_cycle is not None else None
         _check_pooled_regimens([*(("arms", i, a) for i, a in enumerate(arms)),
                                 *(("trials", i, t) for i, t in enumerate(trials))],
                                effects, variability, fail)
@@ -183,7 +191,7 @@ class FitProblem:
                    variability.eta(subjects, seed), {"fit": {"name": "fit built in code"}},
                    Path("fit built in code"), Path(data or bundled_outcomes_path()), seed,
                    study_effects=effects, trials=trials, between_patient=between,
-                   residual_reasons=_residual_reasons(
+                   between_cycle=cycle, residual_reasons=_residual_reasons(
                        {str(k): v for k, v in (residual_reasons or {}).items()},
                        [*arms, *trials], fail))
 
@@ -292,7 +300,8 @@ class FitProblem:
                for k, v in self.arm_values(values, spec).items()}
         inputs = (tuple(sorted((k, v) for k, v in values.items() if k in model.parameters)),
                   tuple(sorted(own.items())),
-                  tuple(sorted(self.patient_cvs(values, spec).items())))
+                  tuple(sorted(self.patient_cvs(values, spec).items())),
+                  self.between_cycle_cv(values))
         cohort = (model, self.variability, self.eta) if isinstance(spec, ArmSpec) \
             else (model, spec)
         with _CACHE_LOCK:  # a worker's threads may share one problem (profile refits)
@@ -339,7 +348,13 @@ class FitProblem:
         return trial.predict({**{k: v for k, v in values.items() if k in model.parameters},
                               **{k: v for k, v in own.items() if k in model.parameters}},
                              {k: v for k, v in own.items() if k in model.covariates},
-                             cv=self.patient_cvs(values, trial))
+                             cv=self.patient_cvs(values, trial),
+                             between_cycle_cv=self.between_cycle_cv(values))
+
+    def between_cycle_cv(self, values: dict) -> float | None:
+        """The between-cycle CV of the trials' courses at ``values`` ([between_cycle]), or
+        None where the fit leaves each trial file's own."""
+        return None if self.between_cycle is None else float(values[self.between_cycle])
 
     def arm_values(self, values: dict, spec: ArmSpec | TrialArms) -> dict:
         """The arm's own values: its study's value of each study-level parameter
@@ -541,6 +556,16 @@ FIT_SCHEMA = Table({
         "upper": Field(default=2.0, high=10.0,
                        what="an upper bound for the CV from above 0 to 10, e.g. 2"),
         "vary": Field("boolean", default=True)})),
+    # the between-cycle CV of every [[trials]] entry's course (each cycle's exposure within
+    # a patient) as one fit parameter, between_cycle_cv, in place of the files' own
+    "between_cycle": Table({
+        "value": Field(low_included=True, high=2.0,
+                       what="a start CV from 0 to 2 (default: the trials' own, if one)"),
+        "lower": Field(default=0.0, low_included=True, high=2.0,
+                       what="a lower bound from 0 to 2 for the CV, e.g. 0"),
+        "upper": Field(default=1.0, high=2.0,
+                       what="an upper bound above 0, at most 2, for the CV, e.g. 1"),
+        "vary": Field("boolean", default=True)}),
     "arms": Table({
         "study": Field("text", required=True), "arm": Field("text", required=True),
         "label": Field("text"), "chemotherapy": Field("text", default="chemotherapy 1 dose d1"),
@@ -716,6 +741,8 @@ def load_fit_config(path: str | Path) -> FitProblem:
                                    model, fail)
     between = _between_patient(checked["between_patient"], parameters, variability, trials,
                                fail)
+    cycle = _between_cycle(checked["between_cycle"], parameters, trials, fail) \
+        if "between_cycle" in document.data else None
     _check_pooled_regimens([*(("arms", i, a) for i, a in enumerate(arms)),
                             *(("trials", i, t) for i, t in enumerate(trials))],
                            study_effects, variability, fail)
@@ -727,7 +754,8 @@ def load_fit_config(path: str | Path) -> FitProblem:
         else None
     problem = FitProblem(model, arms, parameters, priors, variability, eta, document.data,
                          path, data_path, fit["seed"], study_effects=study_effects,
-                         trials=trials, residual_reasons=reasons, between_patient=between)
+                         trials=trials, residual_reasons=reasons, between_patient=between,
+                         between_cycle=cycle)
     problem.start_from = start
     return problem
 
@@ -1024,6 +1052,48 @@ def _between_patient(entries: dict, parameters, variability: Variability,
             "source": f"between-patient variability of {name} ({transform})"}
         between[name] = parameter
     return between
+
+
+#: the fit parameter of [between_cycle], and the table's defaults
+BETWEEN_CYCLE_PARAMETER = "between_cycle_cv"
+BETWEEN_CYCLE_DEFAULTS = {"value": None, "lower": 0.0, "upper": 1.0, "vary": True}
+
+
+def _between_cycle(entry: dict, parameters, trials: list, fail) -> str:
+    """Adds the fit parameter ``between_cycle_cv`` ([between_cycle]: its start, bounds and
+    whether it varies) to ``parameters``; returns its name (FitProblem.between_cycle). It
+    replaces the between-cycle CV of every [[trials]] entry with a chemotherapy course; a
+    fit with none is refused. The start defaults to the trials' own CV where they agree."""
+    where = ("between_cycle",)
+    courses = [trial for trial in trials if trial.has_course]
+    if not courses:
+        raise fail(where, "no [[trials]] entry gives a chemotherapy course ([chemotherapy] "
+                          "cycles in its trial file): a between-cycle CV varies the exposure "
+                          "of each cycle of a course; remove [between_cycle] or fit a course "
+                          "trial")
+    own = sorted({float(t.spec.extra.get("between_cycle_cv", 0.0)) for t in courses})
+    start = entry["value"]
+    if start is None:
+        if len(own) > 1:
+            raise fail((*where, "value"), f"the course trials state different between-cycle "
+                                          f"CVs ({', '.join(f'{v:g}' for v in own)}): give "
+                                          f"the start, value = ...")
+        start = own[0]
+    lower, upper = entry["lower"], entry["upper"]
+    if not lower < upper:
+        raise fail(where, f"bounds [{lower:g}, {upper:g}] are not lower < upper")
+    if not lower <= start <= upper:
+        raise fail((*where, "value"), f"start CV {start:g} is outside [{lower:g}, {upper:g}]: "
+                                      f"widen the bounds or give value = ... inside them")
+    if BETWEEN_CYCLE_PARAMETER in parameters:
+        raise fail(where, f"{BETWEEN_CYCLE_PARAMETER} is already a fit parameter")
+    parameters.add(BETWEEN_CYCLE_PARAMETER, value=start, min=lower, max=upper,
+                   vary=entry["vary"])
+    parameters[BETWEEN_CYCLE_PARAMETER].user_data = {
+        "unit": "CV", "source": "between-cycle variability of each cycle's chemotherapy "
+                                "exposure within a patient (the course trials' "
+                                "between_cycle_cv)"}
+    return BETWEEN_CYCLE_PARAMETER
 
 
 def fit_spread_rows(rows: pd.DataFrame) -> pd.DataFrame:

@@ -244,11 +244,12 @@ class TrialArms:
     # ------------------------------------------------------------------ evaluation
     def patient_tables(self, values: Mapping[str, float],
                        covariates: Mapping[str, float] | None = None,
-                       cv: Mapping[str, float] | None = None) -> tuple[dict, dict]:
+                       cv: Mapping[str, float] | None = None,
+                       between_cycle_cv: float | None = None) -> tuple[dict, dict]:
         """Each arm run's patient table (trial arm name -> the enrolled patients' table, as
         ``plateletpd trial`` writes patients.csv) and its enrolled share of the screened,
         for the arguments of :meth:`predict`."""
-        spec, model = self.spec, self.spec.model
+        spec, model = self.with_between_cycle_cv(between_cycle_cv), self.spec.model
         base = model.parameter_vector({**self.typical, **values},
                                       {**spec.covariates, **(covariates or {})})
         relative = relative_days(spec)
@@ -262,18 +263,36 @@ class TrialArms:
             fractions[name] = len(table) / max(screened, 1)
         return tables, fractions
 
+    @property
+    def has_course(self) -> bool:
+        """Whether the trial gives a chemotherapy course ([chemotherapy] cycles), whose
+        cycles' exposure a between-cycle CV varies."""
+        return self.spec.extra.get("course") is not None
+
+    def with_between_cycle_cv(self, value: float | None) -> TrialSpec:
+        """The trial with each cycle's exposure varying within a patient by ``value`` (a
+        fit's ``between_cycle_cv``) in place of its file's ``between_cycle_cv``; the trial
+        itself for None or a trial without a course. The exposures stay the same standard
+        normal draws per patient and cycle, scaled by the new log-SD (common random
+        numbers: smooth in ``value``)."""
+        if value is None or not self.has_course:
+            return self.spec
+        return replace(self.spec, extra={**self.spec.extra, "between_cycle_cv": float(value)})
+
     def predict(self, values: Mapping[str, float],
                 covariates: Mapping[str, float] | None = None,
-                cv: Mapping[str, float] | None = None) -> pd.DataFrame:
+                cv: Mapping[str, float] | None = None,
+                between_cycle_cv: float | None = None) -> pd.DataFrame:
         """The rows used with ``predicted`` (the fit's scale), ``virtual_patients`` (the
         arm's enrolled patients) and ``eligible_fraction`` (enrolled / screened), for the
         model parameter ``values`` (the fit's, with this study's study effects and the
         entry's params): they replace the trial's typical values; ``covariates`` replace
         the trial's fixed covariates; ``cv`` (varied quantity -> between-patient CV, a fit's
         estimated ones) replaces the trial's CVs by rescaling its patients' random effects.
-        A published-SD row's ``standard_error`` is set for the kurtosis of its per-patient
-        values (:func:`with_spread_standard_errors`)."""
-        tables, fractions = self.patient_tables(values, covariates, cv)
+        ``between_cycle_cv`` (a fit's) replaces the course's between-cycle CV
+        (:meth:`with_between_cycle_cv`). A published-SD row's ``standard_error`` is set for
+        the kurtosis of its per-patient values (:func:`with_spread_standard_errors`)."""
+        tables, fractions = self.patient_tables(values, covariates, cv, between_cycle_cv)
         rows = self.rows.copy()
         predicted, shape = [], []
         for row, reader in zip(rows.itertuples(), self.readers):

@@ -158,6 +158,14 @@ def fit_population(name_or_path: str | Path) -> dict:
     return table
 
 
+def fit_between_cycle_cv(name_or_path: str | Path) -> float | None:
+    """The between-cycle CV of chemotherapy exposure a fit was made with as a fit parameter
+    (``[between_cycle]``: ``between_cycle_cv`` in its ``params.json``), or None when the
+    fit has none (each course trial then keeps its own ``between_cycle_cv``)."""
+    entry = load_fit_record(name_or_path).get("parameters", {}).get("between_cycle_cv")
+    return None if entry is None else float(entry["value"])
+
+
 def default_fit(model_name: str) -> str | None:
     """The bundled fit of ``model_name``, if there is one (simulation commands use it).
 

@@ -519,7 +519,7 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
     """A trial from a document (a file, or keyword arguments: :meth:`TrialSpec.create`).
     ``fit_given``: the fit that replaced the file's ``[trial] fit`` (``--fit``), named as
     given in an error about it instead of the file's line."""
-    from plateletpd.model.library import fit_population, fitted_values
+    from plateletpd.model.library import fit_between_cycle_cv, fit_population, fitted_values
 
     checked = document.check(TRIAL_SCHEMA)
     trial, population, fail = checked["trial"], checked["population"], document.fail
@@ -539,6 +539,7 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                 f"there, or an absolute path)" if reference != trial["model"] else "")
         raise fail(("trial", "model"), f"{error}{hint}") from None
     values, origin, cv_origin, fit_used = {}, "the model file's values", "", None
+    cycle_origin = ""
     given = document.data.get("population") or {}  # the tables the file itself states
     if trial["fit"] != "none":
         try:
@@ -556,6 +557,18 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
             except PlateletPDError as error:
                 raise fail(("trial", "fit"), str(error)) from None
             origin = f"fit {name}"
+            # a course whose file states no between_cycle_cv takes the one the fit estimated
+            # ([between_cycle]); a file's own value wins
+            stated = document.data.get("chemotherapy") or {}
+            if "chemotherapy" in document.data and "between_cycle_cv" not in stated:
+                try:
+                    between_cycle = fit_between_cycle_cv(name)
+                except PlateletPDError as error:
+                    raise fail(("trial", "fit"), str(error)) from None
+                if between_cycle is not None:
+                    checked["chemotherapy"]["between_cycle_cv"] = between_cycle
+                    cycle_origin = (f"; between-cycle CV of exposure {between_cycle:g} "
+                                    f"from the fit")
             if inherited.get("cv"):
                 population = {**population, **{key: value for key, value in inherited.items()
                                                if key not in given}}
@@ -574,7 +587,7 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         raise fail(("population",), str(error)) from None
     if typical:
         origin += " with " + ", ".join(f"{k} = {v:g}" for k, v in typical.items())
-    origin += cv_origin
+    origin += cv_origin + cycle_origin
     if not variability.names and "cv" not in given:
         warnings.warn(
             f"{document.path}: no between-patient variability: [population] cv is absent and "

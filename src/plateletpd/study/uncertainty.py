@@ -352,9 +352,13 @@ class TrialUncertainty:
                             if extra.get("cv_from_fit") else
                             "not used: this trial's own [population] cv wins; leave it out "
                             "to take the fit's"))
+        if "between_cycle_cv" in fitted:  # [between_cycle]: see docs/fitting.md
+            notes.append(f"between-cycle CV of exposure estimated by fit {name}: a course "
+                         f"that states no between_cycle_cv takes it at its estimate; its "
+                         f"uncertainty is not drawn")
         unused = [n for n in fitted if n not in model.parameters and n not in study.values()
                   and n not in new_study.values() and n not in effect_names
-                  and n not in between]
+                  and n not in between and n != "between_cycle_cv"]
         if unused:
             notes.append(
                 f"fit {name}'s study-level parameter(s) {', '.join(unused)} are fixed effects "
