@@ -78,7 +78,7 @@ def test_its_start_is_the_trials_own_and_it_is_recorded_as_a_parameter(tmp_path)
 @pytest.mark.parametrize("table, message", [
     ("[between_cycle]\nlower = 0.5\nupper = 0.2\n", r"bounds \[0.5, 0.2\] are not lower < "
                                                     r"upper"),
-    ("[between_cycle]\nvalue = 1.5\n", r"start CV 1.5 is outside \[0, 1\]"),
+    ("[between_cycle]\nvalue = 1.5\n", r"start CV 1.5 is outside \[0.0, 1.0\]"),
     ("[between_cycle]\nvalue = -0.1\n", r"between_cycle\] value"),
     ("[between_cycle]\nspread = 0.1\n", r"spread"),
 ])
@@ -96,16 +96,21 @@ def test_a_fit_without_a_course_trial_refuses_it():
                           seed=1, between_cycle={"value": 0.2})
 
 
-def test_a_trial_on_a_fit_that_estimated_it_takes_its_value_unless_it_states_one(tmp_path):
-    # a copy of the bundled fit's folder whose record has the parameter (as a fit with
-    # [between_cycle] writes it)
+def _fit_with_between_cycle(tmp_path: Path, value: float) -> Path:
+    """A copy of the bundled fit's folder whose record has between_cycle_cv at ``value``
+    (as a fit with [between_cycle] writes it: a varied parameter)."""
     bundled = Path(__file__).resolve().parents[1] / "fits" / "cit_marrow_reserve_calibration"
     folder = tmp_path / "fit"
     shutil.copytree(bundled, folder)
     record = json.loads((folder / "params.json").read_text())
     record["parameters"]["between_cycle_cv"] = {**record["parameters"]["het_ec50"],
-                                                "value": 0.12, "vary": True}
+                                                "value": value, "vary": True}
     (folder / "params.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_a_trial_on_a_fit_that_estimated_it_takes_its_value_unless_it_states_one(tmp_path):
+    folder = _fit_with_between_cycle(tmp_path, 0.12)
     (tmp_path / "a").mkdir()
     silent = _course_cv(tmp_path / "a", None)
     spec = load_trial_spec(silent, subjects=10, fit=str(folder))
@@ -122,13 +127,7 @@ def test_a_trial_on_a_fit_that_estimated_it_takes_its_value_unless_it_states_one
 def test_replicates_drawn_from_such_a_fit_say_the_between_cycle_cv_is_not_drawn(tmp_path):
     from plateletpd.study.uncertainty import TrialUncertainty
 
-    bundled = Path(__file__).resolve().parents[1] / "fits" / "cit_marrow_reserve_calibration"
-    folder = tmp_path / "fit"
-    shutil.copytree(bundled, folder)
-    record = json.loads((folder / "params.json").read_text())
-    record["parameters"]["between_cycle_cv"] = {**record["parameters"]["het_ec50"],
-                                                "value": 0.12, "vary": True}
-    (folder / "params.json").write_text(json.dumps(record))
+    folder = _fit_with_between_cycle(tmp_path, 0.12)
     uncertainty = TrialUncertainty.for_trial(load_trial_spec(
         _course_cv(tmp_path, None), subjects=10, fit=str(folder)))
     notes = " ".join(uncertainty.notes)

@@ -1037,12 +1037,8 @@ def _between_patient(entries: dict, parameters, variability: Variability,
                                   f"leave out its [population] cv to run it with this fit's")
         transform = variability.transforms[index]
         start = cv_of_eta_sd(drawn, transform) if entry["value"] is None else entry["value"]
+        _check_start_and_bounds(start, entry["lower"], entry["upper"], where, fail)
         lower, upper = entry["lower"], entry["upper"]
-        if not lower < upper:
-            raise fail(where, f"bounds [{lower}, {upper}] are not lower < upper")
-        if not lower <= start <= upper:
-            raise fail((*where, "value"), f"start CV {start:g} is outside [{lower}, {upper}]: "
-                                          f"widen the bounds or give value = ... inside them")
         parameter = between_patient_name(name)
         if parameter in parameters:
             raise fail(where, f"{parameter} is already a fit parameter")
@@ -1052,6 +1048,17 @@ def _between_patient(entries: dict, parameters, variability: Variability,
             "source": f"between-patient variability of {name} ({transform})"}
         between[name] = parameter
     return between
+
+
+def _check_start_and_bounds(start: float, lower: float, upper: float, where: tuple,
+                            fail) -> None:
+    """A CV's bounds must be lower < upper and its start inside them ([between_patient.NAME],
+    [between_cycle])."""
+    if not lower < upper:
+        raise fail(where, f"bounds [{lower}, {upper}] are not lower < upper")
+    if not lower <= start <= upper:
+        raise fail((*where, "value"), f"start CV {start:g} is outside [{lower}, {upper}]: "
+                                      f"widen the bounds or give value = ... inside them")
 
 
 #: the fit parameter of [between_cycle], and the table's defaults
@@ -1079,12 +1086,8 @@ def _between_cycle(entry: dict, parameters, trials: list, fail) -> str:
                                           f"CVs ({', '.join(f'{v:g}' for v in own)}): give "
                                           f"the start, value = ...")
         start = own[0]
+    _check_start_and_bounds(start, entry["lower"], entry["upper"], where, fail)
     lower, upper = entry["lower"], entry["upper"]
-    if not lower < upper:
-        raise fail(where, f"bounds [{lower:g}, {upper:g}] are not lower < upper")
-    if not lower <= start <= upper:
-        raise fail((*where, "value"), f"start CV {start:g} is outside [{lower:g}, {upper:g}]: "
-                                      f"widen the bounds or give value = ... inside them")
     if BETWEEN_CYCLE_PARAMETER in parameters:
         raise fail(where, f"{BETWEEN_CYCLE_PARAMETER} is already a fit parameter")
     parameters.add(BETWEEN_CYCLE_PARAMETER, value=start, min=lower, max=upper,
