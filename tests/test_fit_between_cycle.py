@@ -131,9 +131,14 @@ def test_replicates_drawn_from_such_a_fit_say_the_between_cycle_cv_is_not_drawn(
     uncertainty = TrialUncertainty.for_trial(load_trial_spec(
         _course_cv(tmp_path, None), subjects=10, fit=str(folder)))
     notes = " ".join(uncertainty.notes)
-    assert "between-cycle CV of exposure estimated by fit" in notes
+    assert "this trial takes it at its estimate" in notes
     assert "between_cycle_cv are fixed effects" not in notes
     assert "between_cycle_cv" not in uncertainty.applies.values()
+    # a course stating its own: the note says the fit's is not used
+    (tmp_path / "own").mkdir()
+    own = TrialUncertainty.for_trial(load_trial_spec(
+        _course_cv(tmp_path / "own", 0.3), subjects=10, fit=str(folder)))
+    assert "not used: this trial's own between_cycle_cv" in " ".join(own.notes)
 
 
 def test_a_fit_estimates_it_and_records_it(tmp_path):

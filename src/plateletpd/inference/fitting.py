@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from plateletpd.inference.trial_arms import TrialArms, with_spread_standard_errors
+from plateletpd.model.library import BETWEEN_CYCLE_PARAMETER
 from plateletpd.numerics.kernels import many_batches
 from plateletpd.study.check import (SPREAD_STATISTIC, between_patient_kurtosis, reducer,
                                     spread_rows)
@@ -1061,8 +1062,7 @@ def _check_start_and_bounds(start: float, lower: float, upper: float, where: tup
                                       f"widen the bounds or give value = ... inside them")
 
 
-#: the fit parameter of [between_cycle], and the table's defaults
-BETWEEN_CYCLE_PARAMETER = "between_cycle_cv"
+#: the defaults of [between_cycle] (its fit parameter: model.library.BETWEEN_CYCLE_PARAMETER)
 BETWEEN_CYCLE_DEFAULTS = {"value": None, "lower": 0.0, "upper": 1.0, "vary": True}
 
 

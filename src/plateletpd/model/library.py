@@ -158,11 +158,16 @@ def fit_population(name_or_path: str | Path) -> dict:
     return table
 
 
+#: the fit parameter of a fit's estimated between-cycle CV of exposure ([between_cycle]):
+#: one name for the fit that writes it and the trials that read it
+BETWEEN_CYCLE_PARAMETER = "between_cycle_cv"
+
+
 def fit_between_cycle_cv(name_or_path: str | Path) -> float | None:
     """The between-cycle CV of chemotherapy exposure a fit was made with as a fit parameter
     (``[between_cycle]``: ``between_cycle_cv`` in its ``params.json``), or None when the
     fit has none (each course trial then keeps its own ``between_cycle_cv``)."""
-    entry = load_fit_record(name_or_path).get("parameters", {}).get("between_cycle_cv")
+    entry = load_fit_record(name_or_path).get("parameters", {}).get(BETWEEN_CYCLE_PARAMETER)
     return None if entry is None else float(entry["value"])
 
 

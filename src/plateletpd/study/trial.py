@@ -711,6 +711,7 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                                             # the CVs came from the fit, not the file: a fit
                                             # running the trial gives its own instead
                                             "cv_from_fit": bool(cv_origin),
+                                            "between_cycle_from_fit": bool(cycle_origin),
                                             # [population] regimens = "several"
                                             "pooled_regimens": pooled_spreads,
                                             "versus": versus,

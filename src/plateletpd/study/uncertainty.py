@@ -294,7 +294,8 @@ class TrialUncertainty:
     @classmethod
     def for_trial(cls, spec: TrialSpec) -> TrialUncertainty:
         """The uncertainty of the fit ``spec`` takes its parameters from."""
-        from plateletpd.model.library import chosen_fit, load_fit_record
+        from plateletpd.model.library import (BETWEEN_CYCLE_PARAMETER, chosen_fit,
+                                              load_fit_record)
 
         model, extra = spec.model, spec.extra
         choice = extra.get("fit", "default")
@@ -352,13 +353,17 @@ class TrialUncertainty:
                             if extra.get("cv_from_fit") else
                             "not used: this trial's own [population] cv wins; leave it out "
                             "to take the fit's"))
-        if "between_cycle_cv" in fitted:  # [between_cycle]: see docs/fitting.md
-            notes.append(f"between-cycle CV of exposure estimated by fit {name}: a course "
-                         f"that states no between_cycle_cv takes it at its estimate; its "
-                         f"uncertainty is not drawn")
+        if BETWEEN_CYCLE_PARAMETER in fitted:  # [between_cycle]: see docs/fitting.md
+            notes.append(f"between-cycle CV of exposure estimated by fit {name}: "
+                         + ("this trial takes it at its estimate (its course states no "
+                            "between_cycle_cv); its uncertainty is not drawn"
+                            if extra.get("between_cycle_from_fit") else
+                            "not used: this trial's own between_cycle_cv (or none, without "
+                            "a course) wins; leave it out of [chemotherapy] to take the "
+                            "fit's"))
         unused = [n for n in fitted if n not in model.parameters and n not in study.values()
                   and n not in new_study.values() and n not in effect_names
-                  and n not in between and n != "between_cycle_cv"]
+                  and n not in between and n != BETWEEN_CYCLE_PARAMETER]
         if unused:
             notes.append(
                 f"fit {name}'s study-level parameter(s) {', '.join(unused)} are fixed effects "
