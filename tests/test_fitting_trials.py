@@ -671,3 +671,31 @@ def test_a_study_effect_on_rows_of_shares_moves_from_zero(tmp_path):
     # against its N(0, 1) penalty; at 0 (the old behaviour) this fails
     assert 0.5 < fitted < 1.5, fitted
     assert result.chisqr < float(np.sum(problem.residuals(problem.parameters) ** 2))
+
+
+# ---------------------------------------------------------------- data_level of an entry
+def test_an_entrys_data_level_reads_rows_that_state_no_level_at_that_level(tmp_path):
+    # a study that does not say below which count it counted days (the NSCLC rhTPO series,
+    # PMID 21875475) is fitted under each reading by the entry's data_level: a row with no
+    # threshold is then read exactly as the same row stating that level, not another one
+    write_trial(tmp_path, subjects=200)
+    rows = [("observation", "duration_below_days", level, "", "mean", 10, "", "")
+            for level in ("20", "50", "")]   # outside a cycle the trial counts below 20 or 50
+    write_rows(tmp_path, rows)
+    config = write_fit(tmp_path, trial_keys="data_level = 50")
+    problem = load_fit_config(config)
+    table = problem.predict(problem.parameters.valuesdict()).set_index("line")
+    assert table.predicted.loc[4] == table.predicted.loc[3]   # the unstated row at 50
+    assert table.predicted.loc[4] != table.predicted.loc[2]   # not at 20: the level counts
+    assert problem.trials[0].record()["data_levels"]["placebo"] == 50.0
+    # without it the trial file states no level: the row cannot be read, and says why
+    problem = load_fit_config(write_fit(tmp_path))
+    assert problem.trials[0].rows.line.tolist() == [2, 3]
+    assert "no such endpoint" in problem.trials[0].unused.reason.iloc[0]
+
+
+def test_a_data_level_a_course_does_not_record_is_a_clear_error(tmp_path):
+    write_trial(tmp_path, subjects=50)
+    write_rows(tmp_path)
+    with pytest.raises(FitConfigError, match=r"data_level.*one of 20, 50, 75, 100.*got 60"):
+        load_fit_config(write_fit(tmp_path, trial_keys="data_level = 60"))

@@ -614,6 +614,10 @@ FIT_SCHEMA = Table({
         "seed": Field(whole=True, low=0.0, low_included=True,
                       what="a non-negative integer (the trial's patients)"),
         "study": Field("text"),
+        # the count level below which the study counted days, for rows that state none
+        # (replaces every arm's data_level of the trial file: an unstated definition read
+        # another way, as [[arms]] default_threshold does)
+        "data_level": Field(unit="10^9/L", what="20, 50, 75 or 100 (x10^9/L)"),
         "arm_map": Table(names=Field("names", what="the data arm a trial arm stands for, or a "
                                                      "list of them")),
         "endpoints": Field("list", item=Field("text")),
@@ -906,6 +910,7 @@ def _trial_arms(entry: dict, path: Path, model: Model, data: pd.DataFrame, sourc
         seed=entry["seed"], study=entry["study"], arm_map=entry["arm_map"] or None,
         endpoints=entry["endpoints"], lines=entry["lines"], params=entry["params"],
         final_subjects_per_arm=entry["final_subjects_per_arm"], data_source=source,
+        data_level=entry["data_level"],
         fail=lambda key, message: fail((*where, *key), message), variability=variability,
         spread_rows=fit_spread_rows if spread else None)
 

@@ -43,6 +43,7 @@ from plateletpd.population.variability import Variability, cohort_matrix, eta_sc
 from plateletpd.simulation.simulate import _valid_rows
 from plateletpd.study.check import (KURTOSIS_STATISTIC, SPREAD_STATISTIC, arm_mapping,
                                     arm_row_reader)
+from plateletpd.study.cycles import CYCLE_LEVELS
 from plateletpd.study.statistics import sample_sd_standard_error
 from plateletpd.study.trial import (CHUNK, TrialSpec, _arm_seed, bundled_trial,
                                     load_trial_spec, relative_days, trial_chunk)
@@ -113,7 +114,7 @@ class TrialArms:
                arm_map: Mapping[str, str | list[str]] | None = None,
                endpoints: list[str] | None = None,
                lines: list[int] | None = None, params: Mapping | None = None,
-               final_subjects_per_arm: int = 0,
+               final_subjects_per_arm: int = 0, data_level: float | None = None,
                data_source: str = "the fit's data", fail: Fail | None = None,
                variability: Variability | None = None,
                spread_rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None
@@ -123,6 +124,8 @@ class TrialArms:
         bundled trial's name; ``arms`` the trial arms to run (default: those mapped to a
         data arm); ``final_subjects_per_arm`` (0: off) the patients screened per arm in the
         fit's last minimisation and its Monte Carlo error (:meth:`resized`);
+        ``data_level`` (default: the trial file's) the count level below which the study
+        counted days, for every arm's rows that state none (an arm's ``data_level``);
         ``variability`` the fit's ``[population]``, which a trial file stating no
         ``[population] cv`` runs with (instead of the CVs of the fit its file names); the
         other keywords as the ``[[trials]]`` keys (docs: fitting). ``fail``
@@ -150,6 +153,13 @@ class TrialArms:
             spec = replace(spec, subjects_per_arm=spec.subjects_per_arm
                            if subjects_per_arm is None else int(subjects_per_arm),
                            seed=spec.seed if seed is None else int(seed))
+        if data_level is not None:
+            if float(data_level) not in CYCLE_LEVELS:
+                raise fail(("data_level",), f"the level below which the study counted days "
+                           f"must be one of {', '.join(map(str, CYCLE_LEVELS))} x10^9/L "
+                           f"(the levels a course records), got {data_level!r}")
+            spec = replace(spec, extra={**spec.extra, "data_levels": {
+                arm.name: float(data_level) for arm in spec.arms}})
         final = int(final_subjects_per_arm or 0)
         if final and final < spec.subjects_per_arm:
             given = "" if subjects_per_arm is not None else ", the trial file's"
@@ -333,6 +343,7 @@ class TrialArms:
                 "fit_subjects_per_arm": self.fit_subjects_per_arm or self.spec.subjects_per_arm,
                 "trial_typical_values": self.typical,
                 "regimens": self.regimens,
+                "data_levels": dict(self.spec.extra.get("data_levels") or {}),
                 "replaced_by_the_fit": list(self.overridden),
                 "rows_used": [int(line) for line in self.rows.line],
                 "rows_not_used": [{"line": int(r.line), "arm": r.arm, "endpoint": r.endpoint,
