@@ -691,7 +691,7 @@ def test_an_entrys_data_level_reads_rows_that_state_no_level_at_that_level(tmp_p
     # without it the trial file states no level: the row cannot be read, and says why
     problem = load_fit_config(write_fit(tmp_path))
     assert problem.trials[0].rows.line.tolist() == [2, 3]
-    assert "no such endpoint" in problem.trials[0].unused.reason.iloc[0]
+    assert "states no level and its arm no data_level" in problem.trials[0].unused.reason.iloc[0]
 
 
 def test_a_data_level_a_course_does_not_record_is_a_clear_error(tmp_path):

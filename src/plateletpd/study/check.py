@@ -1018,6 +1018,12 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
         return (f"days below {level:g} (the arm's data_level) over the whole follow-up: "
                 f"outside a data_cycle arm the trial counts days below 20 or 50; set "
                 f"data_level = 50, or read the row from a cycle with data_cycle")
+    if column is None and level is None and not row.threshold and \
+            endpoint in ("duration_below_days", "duration_thrombocytopenia_days"):
+        return ("days below which count? the row states no level and its arm no data_level: "
+                "give the row a threshold (\"PLT <50\"), or the arm data_level = 20 or 50 "
+                "(20, 50, 75 or 100 for a row read from a cycle, data_cycle; a fit's "
+                "[[trials]] entry can set data_level too)")
     if column is None and endpoint == "time_to_threshold_days" and low is not None:
         return (f"a time from <={low:g} to >={level:g}: the trial times from <=50 to >=100 "
                 f"(days_from_50_to_100) and from day 0 to 50, 75 or 100 (days_to_*)")
