@@ -688,9 +688,13 @@ def test_an_entrys_data_level_reads_rows_that_state_no_level_at_that_level(tmp_p
     assert table.predicted.loc[4] == table.predicted.loc[3]   # the unstated row at 50
     assert table.predicted.loc[4] != table.predicted.loc[2]   # not at 20: the level counts
     assert problem.trials[0].record()["data_levels"]["placebo"] == 50.0
+    from plateletpd.inference.fitting import _trial_lines
+    assert ("persistent_fit_test: rows that state no count level are read below 50 x10^9/L "
+            "(the entry's data_level" in "\n".join(_trial_lines(problem)))
     # without it the trial file states no level: the row cannot be read, and says why
     problem = load_fit_config(write_fit(tmp_path))
     assert problem.trials[0].rows.line.tolist() == [2, 3]
+    assert "count level" not in "\n".join(_trial_lines(problem))
     assert "states no level and its arm no data_level" in problem.trials[0].unused.reason.iloc[0]
 
 

@@ -2520,6 +2520,11 @@ def _trial_lines(problem: FitProblem) -> list[str]:
             lines += ["", f"{trial.spec.name}: the fit's values replace the trial's own "
                           f"typical " + ", ".join(f"{name} = {trial.typical[name]:g}"
                                                   for name in trial.overridden) + "."]
+        level = trial.spec.extra.get("data_level_of_entry")
+        if level is not None:
+            lines += ["", f"{trial.spec.name}: rows that state no count level are read below "
+                          f"{level:g} x10^9/L (the entry's data_level, in place of the trial "
+                          f"file's)."]
         if len(trial.unused):
             lines += ["", f"Rows of study {trial.study} not in the fit:", "",
                       *[f"- line {r.line} ({r.arm}, {r.endpoint}): {r.reason}"

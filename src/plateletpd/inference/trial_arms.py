@@ -158,8 +158,9 @@ class TrialArms:
                 raise fail(("data_level",), f"the level below which the study counted days "
                            f"must be one of {', '.join(map(str, CYCLE_LEVELS))} x10^9/L "
                            f"(the levels a course records), got {data_level!r}")
-            spec = replace(spec, extra={**spec.extra, "data_levels": {
-                arm.name: float(data_level) for arm in spec.arms}})
+            spec = replace(spec, extra={**spec.extra, "data_level_of_entry": float(data_level),
+                                        "data_levels": {arm.name: float(data_level)
+                                                        for arm in spec.arms}})
         final = int(final_subjects_per_arm or 0)
         if final and final < spec.subjects_per_arm:
             given = "" if subjects_per_arm is not None else ", the trial file's"
