@@ -78,7 +78,7 @@ def test_its_start_is_the_trials_own_and_it_is_recorded_as_a_parameter(tmp_path)
 @pytest.mark.parametrize("table, message", [
     ("[between_cycle]\nlower = 0.5\nupper = 0.2\n", r"bounds \[0.5, 0.2\] are not lower < "
                                                     r"upper"),
-    ("[between_cycle]\nvalue = 1.5\n", r"start CV 1.5 is outside \[0.0, 1.0\]"),
+    ("[between_cycle]\nvalue = 1.5\n", r"start CV 1.5 is outside \[0, 1\]"),
     ("[between_cycle]\nvalue = -0.1\n", r"between_cycle\] value"),
     ("[between_cycle]\nspread = 0.1\n", r"spread"),
 ])

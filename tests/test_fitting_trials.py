@@ -698,8 +698,13 @@ def test_an_entrys_data_level_reads_rows_that_state_no_level_at_that_level(tmp_p
     assert "states no level and its arm no data_level" in problem.trials[0].unused.reason.iloc[0]
 
 
-def test_a_data_level_a_course_does_not_record_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize("value, message", [
+    ("60", r"line \d+ \[trials #1\] data_level.*one of 20, 50, 75, 100.*got 60"),
+    ('"75"', r"line \d+ \[trials #1\] data_level must be 20, 50, 75 or 100.*got '75'"),
+])
+def test_a_data_level_a_course_does_not_record_is_a_clear_error(tmp_path, value, message):
+    # the levels a course records (study.cycles.CYCLE_LEVELS); a quoted number is text
     write_trial(tmp_path, subjects=50)
     write_rows(tmp_path)
-    with pytest.raises(FitConfigError, match=r"data_level.*one of 20, 50, 75, 100.*got 60"):
-        load_fit_config(write_fit(tmp_path, trial_keys="data_level = 60"))
+    with pytest.raises(FitConfigError, match=message):
+        load_fit_config(write_fit(tmp_path, trial_keys=f"data_level = {value}"))

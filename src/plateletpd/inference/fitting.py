@@ -1061,9 +1061,9 @@ def _check_start_and_bounds(start: float, lower: float, upper: float, where: tup
     """A CV's bounds must be lower < upper and its start inside them ([between_patient.NAME],
     [between_cycle])."""
     if not lower < upper:
-        raise fail(where, f"bounds [{lower}, {upper}] are not lower < upper")
+        raise fail(where, f"bounds [{lower:g}, {upper:g}] are not lower < upper")
     if not lower <= start <= upper:
-        raise fail((*where, "value"), f"start CV {start:g} is outside [{lower}, {upper}]: "
+        raise fail((*where, "value"), f"start CV {start:g} is outside [{lower:g}, {upper:g}]: "
                                       f"widen the bounds or give value = ... inside them")
 
 

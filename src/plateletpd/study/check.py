@@ -1022,8 +1022,9 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
             endpoint in ("duration_below_days", "duration_thrombocytopenia_days"):
         return ("days below which count? the row states no level and its arm no data_level: "
                 "give the row a threshold (\"PLT <50\"), or the arm data_level = 20 or 50 "
-                "(20, 50, 75 or 100 for a row read from a cycle, data_cycle; a fit's "
-                "[[trials]] entry can set data_level too)")
+                f"({', '.join(map(str, CYCLE_LEVELS[:-1]))} or {CYCLE_LEVELS[-1]} for a row "
+                "read from a cycle, data_cycle; a fit's [[trials]] entry can set data_level "
+                "too)")
     if column is None and endpoint == "time_to_threshold_days" and low is not None:
         return (f"a time from <={low:g} to >={level:g}: the trial times from <=50 to >=100 "
                 f"(days_from_50_to_100) and from day 0 to 50, 75 or 100 (days_to_*)")
