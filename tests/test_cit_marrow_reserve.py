@@ -236,3 +236,33 @@ def test_the_niche_is_bounded_but_regrowth_from_a_remnant_is_not(model):
         assert growth(p, 0.99 * capacity) > 0 > growth(p, 1.01 * capacity)
         if expansion < 10:  # the file's bound (5): the pool rests well below R x A
             assert capacity < 0.8 * 0.6 * amplification
+
+
+def test_the_niche_saturates_one_below_its_stated_expansion(model):
+    # models/cit_marrow_reserve.md, "The niche bound's saturation" (erratum, 2026-12-06):
+    # the file's form A_b = A / (1 + (A - 1) / (K - 1)) saturates at K - 1, not at K =
+    # niche_max_expansion as its description says (the form 1 + (A - 1) / (1 + (A - 1) /
+    # (K - 1)) would reach K). Found here without the formula: the pool's resting size is the
+    # root of its growth, with the amplification driven far up (rhTPO holding the TPO site
+    # near full and rhIL-11 at its maximal effect, il11_emax_production at the file's upper
+    # bound 10: A about 45), reserve 0.6. The rest must lie within 10% below R (K - 1) and
+    # never above it, for the file's K and for K = 3
+    from scipy.optimize import brentq
+
+    rhs = python_rhs(model)
+    names = list(model.state_names)
+    for expansion in (model.parameters["niche_max_expansion"].value, 3.0):
+        p = model.parameter_vector({"niche_max_expansion": expansion,
+                                    "il11_emax_production": 10.0}, WEIGHT)
+        y = initial_state(model, p)
+        p0 = y[names.index("progenitors")]
+        y[names.index("rhtpo_central")] = 50.0   # about 6,400 pg/mL, 9 x tpo_ec50
+        y[names.index("il11_central")] = 1.0e5   # ug: thousands of ng/mL, effect 1.0
+        y[names.index("reserve")] = 0.6
+
+        def growth(pool):
+            y[names.index("progenitors")] = pool * p0
+            return rhs(0.0, y, p, np.zeros(len(y)))[names.index("progenitors")]
+
+        rest = brentq(growth, 0.6, 0.6 * 1000.0, xtol=1e-12) / 0.6
+        assert 0.9 * (expansion - 1) < rest < expansion - 1, (expansion, rest)
