@@ -257,7 +257,7 @@ def test_the_niche_saturates_one_below_its_stated_expansion(model):
         y = initial_state(model, p)
         p0 = y[names.index("progenitors")]
         y[names.index("rhtpo_central")] = 50.0   # about 6,400 pg/mL, 9 x tpo_ec50
-        y[names.index("il11_central")] = 1.0e5   # ug: thousands of ng/mL, effect 1.0
+        y[names.index("il11_central")] = 1.0e5   # ug in 112 L: about 890 ng/mL, effect 0.99
         y[names.index("reserve")] = 0.6
 
         def growth(pool):
