@@ -56,8 +56,9 @@ from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.io.outcomes import BASELINE, bundled_outcomes_path, load_outcomes
 from plateletpd.io.provenance import provenance
 from plateletpd.study.cycles import CYCLE_LEVELS
-from plateletpd.study.endpoints import (RECOVERY_LEVELS, IncidenceEvent, parse_cycles,
-                                        parse_incidence, parse_threshold, stated_level)
+from plateletpd.study.endpoints import (BELOW_LEVELS, RECOVERY_LEVELS, IncidenceEvent,
+                                        parse_cycles, parse_incidence, parse_threshold,
+                                        stated_level)
 from plateletpd.study.statistics import kaplan_meier
 from plateletpd.study.trial import (TrialSpec, data_cycle, load_trial_spec, visit_count_days,
                                    visit_levels, with_arms)
@@ -82,20 +83,29 @@ CV_STATISTIC = "cv"
 #: the squared variance; 3 for normal values): how precise a published sample SD is
 #: depends on it (a fit's standard error of a published SD, docs/fitting.md)
 KURTOSIS_STATISTIC = "kurtosis"
+
+
+def levels_text(levels) -> str:
+    """Count levels as a message writes them: (20, 50, 75, 100) -> '20, 50, 75 or 100'."""
+    return ", ".join(map(str, levels[:-1])) + f" or {levels[-1]}" if len(levels) > 1 \
+        else str(levels[0])
+
+
 #: what the trial can compute, for messages
 COMPUTABLE = ("response_proportion and cumulative_response_proportion (the trial's response "
               "rule, \"PLT >=X at least once\", the IWG \"PLT >=30 and >=2x baseline\" when "
               "the trial states it, or \"PLT >=X at the week\" with [response] at_visits), "
-              "time_to_threshold_days (50, 75 or 100), nadir_plt, peak_plt (from the nadir to the "
+              f"time_to_threshold_days ({levels_text(RECOVERY_LEVELS)}), nadir_plt, peak_plt "
+              "(from the nadir to the "
               "end of follow-up), plt_auc_day0_21, "
               "response_proportion of a sustained response (\"PLT >=50 at >=75% of "
               "assessments\", with [response] sustained_share), "
               "plt_count (day 0, 7, 14 or 21, or a day of [response] at_visits; day 0: the "
               "count at the start of treatment), "
               "duration_below_days and "
-              "duration_thrombocytopenia_days (20 or 50; in an arm with data_cycle, the "
-              f"cycle's days below {', '.join(map(str, CYCLE_LEVELS[:-1]))} or "
-              f"{CYCLE_LEVELS[-1]}), nadir_plt over cycles "
+              f"duration_thrombocytopenia_days ({levels_text(BELOW_LEVELS)}; in an arm with "
+              f"data_cycle, the cycle's days below {levels_text(CYCLE_LEVELS)}), nadir_plt "
+              "over cycles "
               "(\"mean nadir across cycles 2-6\"), incidence_proportion (a count below a "
               "level, or a delayed, reduced or abandoned cycle, in a cycle, cycles a-b or "
               "the whole course), chemotherapy_delay_days (the next cycle due after "
@@ -732,7 +742,8 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
         stated = stated if stated is not None else level
         if stated is None:
             return (f"its threshold {str(row.threshold or '')!r} names no count level: add "
-                    f"data_level = 20, 50, 75 or 100 to the arm (the level the study counted "
+                    f"data_level = {levels_text(CYCLE_LEVELS)} to the arm (the level the "
+                    "study counted "
                     f"below)")
         if stated not in CYCLE_LEVELS:
             return (f"days below {stated:g} in a cycle: the trial counts days below "
@@ -1008,21 +1019,22 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
     if column is None and row.threshold and low is None and level is None and \
             endpoint in ("time_to_threshold_days", "duration_below_days",
                          "duration_thrombocytopenia_days"):
-        levels = (", ".join(map(str, RECOVERY_LEVELS[:-1])) + f" or {RECOVERY_LEVELS[-1]}"
-                  if endpoint.startswith("time") else "20 or 50")
+        levels = levels_text(RECOVERY_LEVELS if endpoint.startswith("time") else
+                             BELOW_LEVELS)
         return (f"its threshold {str(row.threshold)!r} names no count level: ambiguous "
                 f"(the trial reads levels {levels}); a row that states its level can be "
                 f"read")
     if column is None and default_level is not None and level == default_level and \
             endpoint in ("duration_below_days", "duration_thrombocytopenia_days"):
         return (f"days below {level:g} (the arm's data_level) over the whole follow-up: "
-                f"outside a data_cycle arm the trial counts days below 20 or 50; set "
+                f"outside a data_cycle arm the trial counts days below "
+                f"{levels_text(BELOW_LEVELS)}; set "
                 f"data_level = 50, or read the row from a cycle with data_cycle")
     if column is None and level is None and not row.threshold and \
             endpoint in ("duration_below_days", "duration_thrombocytopenia_days"):
         return ("days below which count? the row states no level and its arm no data_level: "
-                "give the row a threshold (\"PLT <50\"), or the arm data_level = 20 or 50 "
-                f"({', '.join(map(str, CYCLE_LEVELS[:-1]))} or {CYCLE_LEVELS[-1]} for a row "
+                "give the row a threshold (\"PLT <50\"), or the arm data_level = "
+                f"{levels_text(BELOW_LEVELS)} ({levels_text(CYCLE_LEVELS)} for a row "
                 "read from a cycle, data_cycle; a fit's [[trials]] entry can set data_level "
                 "too)")
     if column is None and endpoint == "time_to_threshold_days" and low is not None:
@@ -1295,7 +1307,7 @@ def _column(endpoint: str, low, level, day) -> str | None:
     if endpoint == "time_to_threshold_days" and (low, level) == (50, 100):
         return "days_from_50_to_100"
     if endpoint in ("duration_below_days", "duration_thrombocytopenia_days") and \
-            level in (20, 50):
+            level in BELOW_LEVELS:
         return f"days_below_{int(level)}"
     if endpoint == "plt_count" and day in (0, 7, 14, 21):  # day 0: a baseline table's row
         return f"plt_day_{int(day)}" if day else "platelets_at_start"

@@ -662,6 +662,9 @@ def _from_50_to_100(c: Courses) -> np.ndarray:
     return np.where(below.any(axis=1), reached - down, np.nan)
 
 
+#: the counts below which a trial counts days over its follow-up (days_below_{level}); a
+#: course's cycles record more (study.cycles.CYCLE_LEVELS)
+BELOW_LEVELS = (20, 50)
 _TRIAL = [
     ("enrolment_day", _DAYS, "day of the cycle the count crossed below entry_below", "time",
      lambda c: c.arm.entry_time, None),
@@ -714,10 +717,9 @@ _TRIAL = [
      "end of follow-up, through every later cycle of a course (hourly grid)", "count",
      lambda c: np.where(c.after(c.day0) & np.isfinite(c.counts), c.counts,
                         np.inf).min(axis=1), "mean"),
-    ("days_below_20", _DAYS, "days with the count below 20 over the cycle (hourly grid; on "
-     "a chemotherapy course the treated cycle, as nadir)", "time", _days_below(20), "mean"),
-    ("days_below_50", _DAYS, "days with the count below 50 over the cycle (hourly grid; on "
-     "a chemotherapy course the treated cycle, as nadir)", "time", _days_below(50), "mean"),
+    *[(f"days_below_{_below}", _DAYS, f"days with the count below {_below} over the cycle "
+       "(hourly grid; on a chemotherapy course the treated cycle, as nadir)", "time",
+       _days_below(_below), "mean") for _below in BELOW_LEVELS],
     # "time from <=50 to >=100" (a published recovery time: the GI-cancer rhIL-11 study
     # a user test wrote, 8.9 against 12.9 days)
     ("days_from_50_to_100", _DAYS, "days from the first count <= 50 in the cycle (before day "
