@@ -51,6 +51,7 @@ HEALTHY_POOL_SHARE = 0.30     # Branehoeg 1973 (about 30% of the total platelet 
 SPLEENS = (("healthy spleen (bundled model)", 1.0, None),
            ("after adjuvant FOLFOX (Overman 2010)", 1.28, 0.23),
            ("after CAPOX (Ji)", 1.5, 0.28),
+           ("large spleen, v 2", 2.0, 0.3),
            ("large spleen, v 3", 3.0, 0.3),
            ("large spleen, v 5", 5.0, 0.3))
 SHARES = (0.05, 0.1, 0.2, 0.5)
@@ -120,25 +121,38 @@ def run(folder: Path, values: dict, median: float, log_sd: float | None, n: int)
     return run_trial(load_trial_spec(path)).patients
 
 
-def arm_numbers(rows, weight: float, n: int) -> tuple[float, float, float]:
-    """(enrolled per screened patient, share corrected within 3 weeks, mean count on day 21)
-    of an arm's weighted patients (``weight`` the share of the screened they stand for)."""
+def arm_numbers(rows, weight: float, n: int) -> tuple[float, float, float, float]:
+    """(enrolled per screened patient, share corrected within 3 weeks, the same among those
+    still below 100 on the first day of the arm, mean count on day 21) of an arm's weighted
+    patients (``weight``: the share of the screened they stand for). A patient back at 100
+    on the day after enrolment is not a responder in the trial's count
+    (``at_threshold_at_start``, docs/trial_files.md); Soff enrolled below 100, so the second
+    share is the one that reads the drug."""
     mask = rows["status"] == 0
+    below = mask & ~rows["at_threshold_at_start"].astype(bool)
     return (weight * mask.sum() / n, float(rows.loc[mask, "responder"].mean()),
+            float(rows.loc[below, "responder"].mean()),
             float(rows.loc[mask, "plt_day_21"].mean()))
 
 
 def mixed(tables: tuple, share: float, n: int) -> dict:
     """Each arm's numbers when ``share`` of the screened patients come from the second
     table's population and the rest from the first's (patients are independent, so a
-    mixture is the two runs weighted by the share of the screened each stands for)."""
+    mixture is the two runs weighted by the share of the screened each stands for; the
+    share among those below 100 at the start is weighted by all enrolled, a close
+    approximation)."""
     out = {}
     for arm in tables[0]["arm"].unique():
         parts = [arm_numbers(t[t["arm"] == arm], w, n)
                  for t, w in zip(tables, (1 - share, share))]
         enrolled = sum(p[0] for p in parts)
-        out[arm] = tuple(sum(p[0] * p[k] for p in parts) / enrolled for k in (1, 2))
+        out[arm] = tuple(sum(p[0] * p[k] for p in parts) / enrolled for k in (1, 2, 3))
     return out
+
+
+def cell(arm: str, corrected: float, below: float, day21: float) -> str:
+    text = f"{arm} {100 * corrected:.1f}% ({100 * below:.1f}%)"
+    return text + (f", day 21 {day21:.0f}" if arm == "observation" else "")
 
 
 def main() -> None:
@@ -157,24 +171,22 @@ def main() -> None:
             variant_text((ROOT / "models" / "cit_marrow_reserve.toml").read_text()))
         tables = {}
         print(f"Soff design, bundled fit's typical values, {args.n} screened per arm: "
-              "enrolled per 1,000 screened, corrected within 3 weeks (%), observation's "
-              "mean count on day 21")
+              "enrolled per 1,000 screened; corrected within 3 weeks, % of the enrolled "
+              "(of those below 100 at the start); the observation arm's mean count on day 21")
         for label, median, log_sd in SPLEENS:
             tables[label] = table = run(folder, values, median, log_sd, args.n)
             cells = []
             for arm in table["arm"].unique():
-                enrolled, corrected, day21 = arm_numbers(table[table["arm"] == arm], 1, args.n)
-                cells.append(f"{arm} {1000 * enrolled:.0f}, {100 * corrected:.1f}%"
-                             + (f", day 21 {day21:.0f}" if arm == "observation" else ""))
+                enrolled, *numbers = arm_numbers(table[table["arm"] == arm], 1, args.n)
+                cells.append(f"{1000 * enrolled:.0f} enrolled, " + cell(arm, *numbers))
             print(f"  {label}: " + "; ".join(cells))
         base = tables[SPLEENS[0][0]]
-        for label, _, _ in SPLEENS[3:]:
+        for label, _, _ in SPLEENS[4:]:
             print(f"A share of the screened with the {label} phenotype, the rest healthy:")
             for share in SHARES:
                 numbers = mixed((base, tables[label]), share, args.n)
-                print(f"  {share:.2f}: " + "; ".join(
-                    f"{arm} {100 * c:.1f}%" + (f", day 21 {d:.0f}" if arm == "observation" else "")
-                    for arm, (c, d) in numbers.items()))
+                print(f"  {share:.2f}: " + "; ".join(cell(arm, *values)
+                                                     for arm, values in numbers.items()))
 
 if __name__ == "__main__":
     main()
