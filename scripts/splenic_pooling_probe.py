@@ -1,32 +1,24 @@
 """Probe: a second cause of persistent CIT, platelets pooled in an enlarged spleen
 (models/cit_marrow_reserve.md, "Open finding: splenic pooling as a second cause of
-persistence"). Nothing bundled is changed: the script writes a scratch copy of the model
-file with a splenic pool and runs the Soff 2019 design on it at the bundled fit's values.
+persistence"). The Soff 2019 design at the bundled fit's values with the model's
+`spleen_volume_ratio` drawn from published spleen-volume series; the bundled trial files
+all keep a healthy spleen.
 
     python scripts/splenic_pooling_probe.py            # the table of the card's section
     python scripts/splenic_pooling_probe.py --n 1000   # fewer patients screened per arm
 
-The scratch model (``variant_text``) adds two parameters to models/cit_marrow_reserve.toml:
-``spleen_volume_ratio`` v (the patient's spleen volume over a healthy one's) and
-``splenic_pool_share_healthy`` p0 (the share of the total platelet mass in a healthy
-spleen, about 30%: Branehoeg 1973 Br J Haematol, the exchangeable splenic pool; "one third",
-Aster 1966 J Clin Invest 45:645). The pool exchanges with the circulation at a constant
-concentration ratio, so the pool over the circulating mass grows in proportion to the
-volume (assumption: Branehoeg 1973 and a 21-patient 111In study, r = 0.76, give only a
-correlation): circulating share = (1 + r0) / (1 + r0 v), r0 = p0 / (1 - p0). Only the
-measured (circulating) count is scaled: the model's platelet states stay the whole-body
-mass, which clears TPO and binds romiplostim as before, so a pooled patient's TPO is normal
-and production is not suppressed (hypersplenism: production normal to twice normal, Arch
-Intern Med 1968;121:332; TPO 77 pg/mL in non-cirrhotic portal hypertension, Demir 2007).
-Not modelled: the shorter platelet survival in splenomegaly (6.2 against 8.4 days, the
-111In study), a spleen that grows over cycles (the spleen is as given from the first day).
+The model's splenic pool (models/cit_marrow_reserve.toml, `spleen_volume_ratio` and
+`splenic_pool_share_healthy`; tests/test_splenic_pool.py): the pool over the circulating
+mass grows in proportion to the spleen's volume, so the measured count is (1 + r0) /
+(1 + r0 v) of the whole-body mass, r0 = 0.3 / 0.7; the whole mass clears TPO and binds
+romiplostim, so a pooled patient's TPO is normal and production is not suppressed.
 
 The spleen distributions are log-normal fits to published CT series (docs/
 literature_persistent_cit.md, section 6): after adjuvant FOLFOX any growth in 86% and
 >= 50% in 24% (Overman 2010 J Clin Oncol 28:2549) give a median of 1.28 and a log-SD of
 0.23; after CAPOX > 30% in 70.8%, > 50% in 50.0% and > 100% in 15.3% (Ji, Transl Cancer
 Res) give a median of 1.5 and a log-SD of 0.28 (which reproduces all three shares). The
-large-spleen phenotype (v 3 and 5) is an illustration of the hypersplenic patients that
+large-spleen phenotype (v 2, 3 and 5) is an illustration of the hypersplenic patients that
 partial splenic embolisation series treat (Support Care Cancer 2018;26:3527: PLT 64.5 ->
 224 within 10-14 days), not a fitted population.
 """
@@ -46,7 +38,6 @@ warnings.simplefilter("ignore")
 # the bundled fit's between-patient CVs (fits/cit_marrow_reserve_calibration/config.toml)
 FIT_CV = ("chemotherapy_sensitivity = 0.30, platelets_baseline = 0.17, "
           "reserve_regeneration_rate = 2.0, reserve_cycling_fraction = 0.5")
-HEALTHY_POOL_SHARE = 0.30     # Branehoeg 1973 (about 30% of the total platelet mass)
 # (label, median spleen volume ratio, log-SD; None: no spleen term)
 SPLEENS = (("healthy spleen (bundled model)", 1.0, None),
            ("after adjuvant FOLFOX (Overman 2010)", 1.28, 0.23),
@@ -62,33 +53,8 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def variant_text(text: str, healthy_share: float = HEALTHY_POOL_SHARE) -> str:
-    """The model file's text with a splenic pool on the measured count (module docstring)."""
-    anchor = 'platelets_baseline = { value = 250.0'
-    sum_line = 'platelets = "plt1 + plt2 + plt3 + plt4"\n'
-    output = '[outputs.platelets]\nexpression = "platelets"'
-    for needle in (anchor, sum_line, output):
-        if text.count(needle) != 1:
-            fail(f"the model file no longer has exactly one {needle!r}; update variant_text")
-    end = text.index("\n", text.index(anchor))
-    parameters = (
-        '\nspleen_volume_ratio = { value = 1.0, unit = "1", lower = 0.05, upper = 50.0, '
-        'description = "spleen volume over a healthy spleen\'s", source = "probe" }'
-        f'\nsplenic_pool_share_healthy = {{ value = {healthy_share!r}, unit = "1", '
-        'lower = 0.0, upper = 0.95, description = "share of the platelet mass in a healthy '
-        'spleen", source = "Branehoeg 1973 Br J Haematol (about 30%)" }')
-    text = text[:end] + parameters + text[end:]
-    text = text.replace(sum_line, sum_line
-                        + 'splenic_pool_ratio_0 = "splenic_pool_share_healthy / '
-                          '(1 - splenic_pool_share_healthy)"\n'
-                        + 'circulating_share = "(1 + splenic_pool_ratio_0) / '
-                          '(1 + splenic_pool_ratio_0 * spleen_volume_ratio)"\n'
-                        + 'circulating_platelets = "circulating_share * platelets"\n')
-    return text.replace(output, '[outputs.platelets]\nexpression = "circulating_platelets"')
-
-
 def soff_text(values: dict, median: float, log_sd: float | None, n: int) -> str:
-    """trials/soff2019_romiplostim.toml on the scratch model at the bundled fit's typical
+    """trials/soff2019_romiplostim.toml at the bundled fit's typical
     values (a new study at the typical damage), with a fixed 10 ug/kg weekly arm added."""
     text = (ROOT / "trials" / "soff2019_romiplostim.toml").read_text()
     typical = {k: v for k, v in values.items()
@@ -97,8 +63,7 @@ def soff_text(values: dict, median: float, log_sd: float | None, n: int) -> str:
     cv = FIT_CV
     if log_sd is not None:  # a log-normal's CV from its log-SD
         cv += f", spleen_volume_ratio = {float(np.sqrt(np.expm1(log_sd ** 2)))!r}"
-    for old, new in (('model = "cit_marrow_reserve"', 'model = "variant.toml"'),
-                     ('fit = "default"', 'fit = "none"'),
+    for old, new in (('fit = "default"', 'fit = "none"'),
                      ('subjects_per_arm = 2000', f'subjects_per_arm = {n}'),
                      ('covariates = { body_weight = 65 }',
                       'covariates = { body_weight = 65 }\ntypical = { '
@@ -167,8 +132,6 @@ def main() -> None:
     _, values = load_fitted_parameters(ROOT / "fits" / "cit_marrow_reserve_calibration")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "variant.toml").write_text(
-            variant_text((ROOT / "models" / "cit_marrow_reserve.toml").read_text()))
         tables = {}
         print(f"Soff design, bundled fit's typical values, {args.n} screened per arm: "
               "enrolled per 1,000 screened; corrected within 3 weeks, % of the enrolled "
