@@ -35,9 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 warnings.simplefilter("ignore")
 
-# the bundled fit's between-patient CVs (fits/cit_marrow_reserve_calibration/config.toml)
-FIT_CV = ("chemotherapy_sensitivity = 0.30, platelets_baseline = 0.17, "
-          "reserve_regeneration_rate = 2.0, reserve_cycling_fraction = 0.5")
+FIT = ROOT / "fits" / "cit_marrow_reserve_calibration"
 # (label, median spleen volume ratio, log-SD; None: no spleen term)
 SPLEENS = (("healthy spleen (bundled model)", 1.0, None),
            ("after adjuvant FOLFOX (Overman 2010)", 1.28, 0.23),
@@ -60,7 +58,10 @@ def soff_text(values: dict, median: float, log_sd: float | None, n: int) -> str:
     typical = {k: v for k, v in values.items()
                if not k.startswith("chemotherapy_sensitivity_")}
     typical["spleen_volume_ratio"] = median
-    cv = FIT_CV
+    from plateletpd.model.library import fit_population
+
+    # the bundled fit's own between-patient CVs (a trial's cv replaces them as a whole)
+    cv = ", ".join(f"{k} = {v!r}" for k, v in fit_population(FIT)["cv"].items())
     if log_sd is not None:  # a log-normal's CV from its log-SD
         cv += f", spleen_volume_ratio = {float(np.sqrt(np.expm1(log_sd ** 2)))!r}"
     for old, new in (('fit = "default"', 'fit = "none"'),
@@ -129,7 +130,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "src"))
     from plateletpd.model.library import load_fitted_parameters
 
-    _, values = load_fitted_parameters(ROOT / "fits" / "cit_marrow_reserve_calibration")
+    _, values = load_fitted_parameters(FIT)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         tables = {}
