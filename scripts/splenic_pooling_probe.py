@@ -51,25 +51,39 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def soff_text(values: dict, median: float, log_sd: float | None, n: int) -> str:
+def _cv(log_sd: float) -> float:
+    """A log-normal's CV from its log-SD."""
+    return float(np.sqrt(np.expm1(log_sd ** 2)))
+
+
+def soff_text(values: dict, median: float, log_sd: float | None, n: int,
+              share: float | None = None) -> str:
     """trials/soff2019_romiplostim.toml at the bundled fit's typical
-    values (a new study at the typical damage), with a fixed 10 ug/kg weekly arm added."""
+    values (a new study at the typical damage), with a fixed 10 ug/kg weekly arm added.
+    With ``share``: a [[population.mixture]] in which that share of the screened has the
+    spleen distribution (median, log-SD) and the rest a healthy spleen."""
     text = (ROOT / "trials" / "soff2019_romiplostim.toml").read_text()
     typical = {k: v for k, v in values.items()
                if not k.startswith("chemotherapy_sensitivity_")}
-    typical["spleen_volume_ratio"] = median
+    if share is None:
+        typical["spleen_volume_ratio"] = median
     from plateletpd.model.library import fit_population
 
     # the bundled fit's own between-patient CVs (a trial's cv replaces them as a whole)
     cv = ", ".join(f"{k} = {v!r}" for k, v in fit_population(FIT)["cv"].items())
-    if log_sd is not None:  # a log-normal's CV from its log-SD
-        cv += f", spleen_volume_ratio = {float(np.sqrt(np.expm1(log_sd ** 2)))!r}"
+    if log_sd is not None and share is None:
+        cv += f", spleen_volume_ratio = {_cv(log_sd)!r}"
+    mixture = "" if share is None else (
+        f'\n[[population.mixture]]\nname = "spleen {median:g}"\nshare = {share!r}\n'
+        f'typical = {{ spleen_volume_ratio = {median!r} }}\n'
+        + (f'cv = {{ spleen_volume_ratio = {_cv(log_sd)!r} }}\n' if log_sd else "")
+        + 'source = "an illustration: no persistent-CIT cohort reports spleen size"\n')
     for old, new in (('fit = "default"', 'fit = "none"'),
                      ('subjects_per_arm = 2000', f'subjects_per_arm = {n}'),
                      ('covariates = { body_weight = 65 }',
                       'covariates = { body_weight = 65 }\ntypical = { '
                       + ", ".join(f"{k} = {v!r}" for k, v in typical.items())
-                      + ' }\ncv = { ' + cv + ' }\n#')):
+                      + ' }\ncv = { ' + cv + ' }\n' + mixture + '#')):
         if text.count(old) != 1:
             fail(f"trials/soff2019_romiplostim.toml no longer has exactly one {old!r}")
         text = text.replace(old, new)
@@ -78,12 +92,14 @@ def soff_text(values: dict, median: float, log_sd: float | None, n: int) -> str:
                    'max_days = 28\nrescue = { below = 10 }\n')
 
 
-def run(folder: Path, values: dict, median: float, log_sd: float | None, n: int):
-    """The patient table of the Soff design with this spleen distribution."""
+def run(folder: Path, values: dict, median: float, log_sd: float | None, n: int,
+        share: float | None = None):
+    """The patient table of the Soff design with this spleen distribution (in ``share``
+    of the screened, the rest healthy, when given)."""
     from plateletpd.study.trial import load_trial_spec, run_trial
 
-    path = folder / f"soff_{median}_{log_sd}.toml"
-    path.write_text(soff_text(values, median, log_sd, n))
+    path = folder / f"soff_{median}_{log_sd}_{share}.toml"
+    path.write_text(soff_text(values, median, log_sd, n, share))
     return run_trial(load_trial_spec(path)).patients
 
 
@@ -101,19 +117,14 @@ def arm_numbers(rows, weight: float, n: int) -> tuple[float, float, float, float
             float(rows.loc[mask, "plt_day_21"].mean()))
 
 
-def mixed(tables: tuple, share: float, n: int) -> dict:
-    """Each arm's numbers when ``share`` of the screened patients come from the second
-    table's population and the rest from the first's (patients are independent, so a
-    mixture is the two runs weighted by the share of the screened each stands for; the
-    share among those below 100 at the start is weighted by all enrolled, a close
-    approximation)."""
-    out = {}
-    for arm in tables[0]["arm"].unique():
-        parts = [arm_numbers(t[t["arm"] == arm], w, n)
-                 for t, w in zip(tables, (1 - share, share))]
-        enrolled = sum(p[0] for p in parts)
-        out[arm] = tuple(sum(p[0] * p[k] for p in parts) / enrolled for k in (1, 2, 3))
-    return out
+def mixed(table) -> tuple[dict, float]:
+    """Each arm's numbers in a trial whose screened patients are a mixture
+    ([[population.mixture]]: docs/trial_files.md, Mixtures), and the share of the enrolled
+    (all arms) drawn in the group."""
+    enrolled = table[table["status"] == 0]
+    return ({arm: arm_numbers(table[table["arm"] == arm], 1, 1)[1:]
+             for arm in table["arm"].unique()},
+            float((enrolled["population_group"] != "rest").mean()))
 
 
 def cell(arm: str, corrected: float, below: float, day21: float) -> str:
@@ -144,13 +155,13 @@ def main() -> None:
                 enrolled, *numbers = arm_numbers(table[table["arm"] == arm], 1, args.n)
                 cells.append(f"{1000 * enrolled:.0f} enrolled, " + cell(arm, *numbers))
             print(f"  {label}: " + "; ".join(cells))
-        base = tables[SPLEENS[0][0]]
-        for label, _, _ in SPLEENS[4:]:
-            print(f"A share of the screened with the {label} phenotype, the rest healthy:")
+        for label, median, log_sd in SPLEENS[4:]:
+            print(f"A share of the screened with the {label} phenotype, the rest healthy "
+                  f"(one trial each, [[population.mixture]]):")
             for share in SHARES:
-                numbers = mixed((base, tables[label]), share, args.n)
-                print(f"  {share:.2f}: " + "; ".join(cell(arm, *values)
-                                                     for arm, values in numbers.items()))
+                numbers, in_group = mixed(run(folder, values, median, log_sd, args.n, share))
+                print(f"  {share:.2f} ({100 * in_group:.0f}% of the enrolled): "
+                      + "; ".join(cell(arm, *values) for arm, values in numbers.items()))
 
 if __name__ == "__main__":
     main()

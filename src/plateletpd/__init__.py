@@ -17,7 +17,7 @@ from plateletpd.simulation.simulate import simulate, simulate_batch  # noqa: E40
 from plateletpd.simulation.event_tables import simulate_event_table  # noqa: E402
 from plateletpd.numerics.solvers import TIGHT, DormandPrince5, DormandPrince853, Rosenbrock23, Status  # noqa: E402
 from plateletpd.numerics.solvers import BogackiShampine3, ExplicitRungeKutta, Solver  # noqa: E402
-from plateletpd.population.variability import Variability, cohort_matrix  # noqa: E402
+from plateletpd.population.variability import PopulationGroup, Variability, cohort_matrix  # noqa: E402
 from plateletpd.study.cohort import ArmDesign, Rescue, Titration  # noqa: E402
 from plateletpd.study.endpoints import (ENDPOINTS, Endpoint, ResponseRule,  # noqa: E402
                                         register as register_endpoint,
@@ -39,7 +39,7 @@ __all__ = [
     "parse_model", "BatchResult", "SimulationResult", "simulate", "simulate_batch",
     "simulate_event_table", "TIGHT", "DormandPrince5", "DormandPrince853", "Rosenbrock23",
     "Status", "Solver", "ExplicitRungeKutta", "BogackiShampine3",
-    "Variability", "cohort_matrix", "ArmDesign", "Rescue", "Titration", "ENDPOINTS",
+    "Variability", "PopulationGroup", "cohort_matrix", "ArmDesign", "Rescue", "Titration", "ENDPOINTS",
     "Endpoint", "ResponseRule", "register_endpoint", "unregister_endpoint", "TrialResult",
     "TrialSpec", "load_trial_spec", "run_trial", "run_sweep", "FitProblem", "FitRun", "load_fit_config", "run_fit",
     # the study tools a script needs besides running a trial (a Python-API user test,

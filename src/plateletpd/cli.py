@@ -353,7 +353,7 @@ def command_trial(args) -> int:
 def _trial_command(args, seen: list[str]) -> int:
     import time
 
-    from plateletpd.study.trial import (arm_table, course_table, interval_note,
+    from plateletpd.study.trial import (arm_table, course_table, group_table, interval_note,
                                         rebound_flags, run_trial, track_record_summary)
 
     spec = _with_uncertainty_options(_trial_spec(args), args)
@@ -366,6 +366,9 @@ def _trial_command(args, seen: list[str]) -> int:
             spec, client, args)
         print()
         print(arm_table(result).to_string())
+        if spec.variability.groups:
+            print("\nby population group ([[population.mixture]]):\n"
+                  + group_table(result).to_string())
         note = interval_note(spec)
         if note:
             print(note)

@@ -359,7 +359,7 @@ def _random_effects(spec: TrialSpec, indices) -> dict:
     eta = {}
     for index in indices:
         size, stream = spec.subjects_per_arm, _arm_seed(spec.seed, 0 if paired else index)
-        eta[index] = spec.variability.eta(size, stream) if spec.variability.names \
+        eta[index] = spec.variability.eta(size, stream) if spec.variability.width \
             else np.zeros((size, 0))
     return eta
 

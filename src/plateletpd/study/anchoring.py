@@ -120,7 +120,7 @@ def solve_anchor(model, variability: Variability, covariates: dict, cohort_seed:
         raise AnchorError(f"anchor parameter {anchor.parameter!r} has typical value "
                           f"{typical:g}: a multiplicative anchor needs a positive one")
     eta = (variability.eta(anchor.subjects, cohort_seed)
-           if variability.names else np.zeros((anchor.subjects, 0)))
+           if variability.width else np.zeros((anchor.subjects, 0)))
     matrix = cohort_matrix(model, base, variability, eta)
     varied_covariates = [c for c in model.covariate_names if c in variability.names]
     times = np.arange(0.0, anchor.within_days * 24.0 + 1.0) / 24.0  # hourly, in days

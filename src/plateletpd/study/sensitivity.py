@@ -186,7 +186,7 @@ def with_cv(variability: Variability, cvs: dict[str, float]) -> Variability:
         correlation = np.where(np.outer(sd, sd) > 0, variability.covariance /
                                np.outer(sd, sd), np.eye(len(sd)))
     return Variability(variability.names, variability.transforms,
-                       correlation * np.outer(new, new))
+                       correlation * np.outer(new, new), variability.groups)
 
 
 def arm_endpoints(result: TrialResult) -> dict[str, float]:

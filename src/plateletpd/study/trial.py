@@ -49,7 +49,8 @@ from plateletpd.io.schema import Document, Field, Ref, Table, number_table
 from plateletpd.io.provenance import provenance
 from plateletpd.limits import check_subjects
 from plateletpd.model.definition import Model, load_model
-from plateletpd.population.variability import (Variability, cohort_matrix, model_draws_text,
+from plateletpd.population.variability import (PopulationGroup, Variability, cohort_matrix,
+                                                model_draws_text,
                                                model_transforms)
 from plateletpd.simulation.simulate import _valid_rows
 from plateletpd.study.statistics import Z95, binomial_interval, kaplan_meier
@@ -198,6 +199,20 @@ TRIAL_SCHEMA = Table({
                          "transforms": Table(names=Field("text")),
                          "study_parameters": Table(names=Field("text")),
                          "covariates": number_table(low=None),
+                         # a mixture: shares of the drawn patients with their own typical
+                         # values (population/variability.py, PopulationGroup)
+                         "mixture": Table({
+                             "name": Field("text", required=True, nonempty=True),
+                             "share": Field(required=True, high=1.0,
+                                            unit="share of the drawn patients",
+                                            fix="a share above 0 and at most 1, e.g. "
+                                                "share = 0.2 for a fifth of the screened"),
+                             "typical": Table(names=Field(low=None),
+                                              what="a table such as { spleen_volume_ratio "
+                                                   "= 5 }"),
+                             "cv": number_table(),
+                             "source": Field("text", default="")},
+                             many=True, single_ok=True),
                          # "several": the study pooled regimens (or cancers), so each
                          # patient's study-level quantities also vary as studies' do
                          "regimens": Field("text", default="one",
@@ -585,8 +600,15 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         model.check_covariate_names(covariates)
     except PlateletPDError as error:
         raise fail(("population",), str(error)) from None
+    groups = _mixture(population.get("mixture") or [], model, fail)
     if typical:
         origin += " with " + ", ".join(f"{k} = {v:g}" for k, v in typical.items())
+    if groups:
+        origin += "; a mixture: " + "; ".join(
+            f"{g.name} {100 * g.share:g}% of the drawn patients with "
+            + ", ".join([*(f"{k} = {v:g}" for k, v in g.typical.items()),
+                         *(f"{k} CV {v:g}" for k, v in g.cv.items())]) for g in groups) \
+            + f"; the other {100 * (1 - sum(g.share for g in groups)):.4g}% as stated"
     origin += cv_origin + cycle_origin
     if not variability.names and "cv" not in given:
         warnings.warn(
@@ -608,7 +630,7 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
         variability, pooled, pooled_spreads = _pooled_regimens(variability, fit_used, fail)
         origin += f"; {pooled}"
     drawn = [name for name in model.per_patient_parameters if name not in variability.names]
-    variability = variability.including_model_draws(model)
+    variability = variability.including_model_draws(model).with_groups(groups)
     if drawn:
         origin += f"; {model_draws_text(drawn)}"
     arms = [_arm_design(document, index, entry, checked, model)
@@ -764,7 +786,8 @@ def _pooled_regimens(variability: Variability, fit: str | None, fail
         parts.append(f"{name} CV {before:.2f} -> {after:.2f} (the fit's between-study SD "
                      f"{spread:.3g} of its log added)")
     size = len(names)
-    widened = Variability(tuple(names), tuple(transforms), covariance[:size, :size])
+    widened = Variability(tuple(names), tuple(transforms), covariance[:size, :size],
+                          variability.groups)
     return (widened, "several regimens pooled ([population] regimens): " + "; ".join(parts),
             effects)
 
@@ -793,6 +816,12 @@ def _anchored(document: Document, checked: dict, model: Model, variability, cova
             raise document.fail(("population", "anchor", "parameter"), f"{anchor.parameter} "
                                 f"is also set in [population] {table}: the anchor solves "
                                 f"it; remove one")
+    for position, group in enumerate(variability.groups):
+        if anchor.parameter in group.typical:
+            raise document.fail(("population", "mixture", position, "typical"), (
+                f"population group {group.name!r} sets {anchor.parameter}, which "
+                f"[population] anchor solves for the whole population (it scales every "
+                f"patient's value): leave it out of the group, or anchor another parameter"))
     try:
         result = solve_anchor(model, variability, covariates,
                               _arm_seed(seed, ANCHOR_STREAM), regimen, anchor, course,
@@ -1075,6 +1104,41 @@ def visit_flags(courses: Courses, response: dict) -> dict:
     return flags
 
 
+def _mixture(entries: list, model: Model, fail) -> tuple[PopulationGroup, ...]:
+    """``[[population.mixture]]`` checked: each group's names are parameters or covariates
+    of the model (its typical values then within the parameters' bounds), the names
+    distinct and the shares adding up to at most 1."""
+    groups = []
+    known = model.parameter_names + model.covariate_names
+    for position, entry in enumerate(entries):
+        where = ("population", "mixture", position)
+        for name in entry["cv"]:
+            if name not in known:
+                raise fail((*where, "cv", name), (
+                    f"{name!r} is not a parameter or covariate of {model.name}"
+                    f"{closest(name, known)}"))
+        for name, value in entry["typical"].items():
+            if name not in known:
+                raise fail((*where, "typical", name), (
+                    f"{name!r} is not a parameter or covariate of {model.name}"
+                    f"{closest(name, known)}"))
+            bounds = model.parameters.get(name) or model.covariates[name]
+            if not bounds.lower <= value <= bounds.upper:
+                raise fail((*where, "typical", name), (
+                    f"{value:g} is outside {name}'s bounds in {model.name} "
+                    f"[{bounds.lower:g}, {bounds.upper:g}]; give a value within them"))
+        try:
+            groups.append(PopulationGroup(entry["name"], entry["share"], entry["typical"],
+                                          entry["source"], entry["cv"]))
+        except PlateletPDError as error:
+            raise fail(where, str(error)) from None
+    try:
+        Variability((), (), np.zeros((0, 0)), tuple(groups))  # names distinct, shares <= 1
+    except PlateletPDError as error:
+        raise fail(("population", "mixture"), str(error)) from None
+    return tuple(groups)
+
+
 def _subgroups(document: Document, checked: dict, model: Model) -> dict | None:
     """``[subgroups]`` checked: a covariate of the model, increasing edges, one label more
     than edges; None without the table."""
@@ -1106,16 +1170,20 @@ def subgroup_of(spec: TrialSpec, vectors: np.ndarray) -> np.ndarray:
         groups["edges"], vectors[:, column], side="right")]
 
 
-def subgroup_summary(result: "TrialResult") -> pd.DataFrame:
-    """Per arm and subgroup, the summary row (:func:`summary_columns`) of its patients."""
+def subgroup_summary(result: "TrialResult", column: str = "subgroup") -> pd.DataFrame:
+    """Per arm and subgroup, the summary row (:func:`summary_columns`) of its patients:
+    ``column`` "subgroup" ([subgroups]) or "population_group" (a [[population.mixture]]:
+    its groups and the rest)."""
     spec = result.spec
+    labels = spec.extra["subgroups"]["labels"] if column == "subgroup" \
+        else spec.variability.labels
     rows = []
     for arm, table in result.subjects.groupby("arm", sort=False):
-        for label in spec.extra["subgroups"]["labels"]:
-            part = table[table.subgroup == label]
+        for label in labels:
+            part = table[table[column] == label]
             if len(part):
                 row = _summarise(arm, part, len(part), 0, spec)
-                rows.append({"arm": arm, "subgroup": label, **{
+                rows.append({"arm": arm, column: label, **{
                     k: v for k, v in row.items() if k not in ("arm", "screened",
                                                                "invalid_parameters")}})
     return pd.DataFrame(rows)
@@ -1526,8 +1594,19 @@ def _cohort(spec: TrialSpec, index: int, size: int | None = None) -> np.ndarray:
     # the same patients in every arm of a paired design: the first arm's stream
     stream = 0 if spec.extra.get("design") == "paired" else arm_stream(spec, index)
     eta = spec.variability.eta(size, _arm_seed(spec.seed, stream)) \
-        if spec.variability.names else np.zeros((size, 0))
+        if spec.variability.width else np.zeros((size, 0))
     return cohort_matrix(spec.model, base, spec.variability, eta)
+
+
+def population_group(spec: TrialSpec, index: int, patients: np.ndarray) -> np.ndarray:
+    """The mixture group label (``[[population.mixture]]`` name, or "rest") of arm
+    ``index``'s patients ``patients`` (indices in its drawn cohort), from the same stream
+    :func:`_cohort` draws them with."""
+    stream = 0 if spec.extra.get("design") == "paired" else arm_stream(spec, index)
+    patients = np.asarray(patients, dtype=np.int64)
+    size = int(patients.max()) + 1 if patients.size else 0
+    membership = spec.variability.membership(size, _arm_seed(spec.seed, stream))
+    return np.asarray(spec.variability.labels, dtype=object)[membership[patients]]
 
 
 def dose_total_columns(spec: TrialSpec | None) -> list[tuple[str, str, str, str]]:
@@ -1681,6 +1760,8 @@ def trial_chunk(spec: TrialSpec, index: int, patients: tuple, keep: int,
     table["patient"] = chosen[arm.subjects]  # index in the arm's cohort
     if spec.extra.get("subgroups"):
         table["subgroup"] = subgroup_of(spec, vectors[arm.subjects])  # the chunk's rows
+    if spec.variability.groups:
+        table["population_group"] = population_group(spec, index, table["patient"])
     kept = values_at(arm.times, arm.platelets[:keep], arm.start_time[:keep, None]
                      + relative[None, :], outside=np.nan) if keep > 0 else None
     return arm.n_screened, screening, table, kept
@@ -2329,6 +2410,15 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
                                                      "", "the [subgroups] label")]
         rows += [("summary_by_subgroup.csv", *c) for c in summary_columns(spec)
                  if c[0] not in ("screened", "invalid_parameters")]
+    if spec is not None and spec.variability.groups:
+        text = ("[[population.mixture]] group the patient was drawn in: "
+                + ", ".join(g.name for g in spec.variability.groups)
+                + f", or {spec.variability.labels[0]!r} (in none)")
+        rows.append(("patients.csv", "population_group", "", text))
+        rows += [("summary_by_population_group.csv", *arm),
+                 ("summary_by_population_group.csv", "population_group", "", text)]
+        rows += [("summary_by_population_group.csv", *c) for c in summary_columns(spec)
+                 if c[0] not in ("screened", "invalid_parameters")]
     rows += [("summary.csv", *arm)] + [("summary.csv", *c) for c in summary_columns(spec)]
     rows += [("differences.csv", *arm), ("differences.csv", "versus", "", "the arm it is "
                                           "compared with: its [[arms]] versus, else the "
@@ -2383,6 +2473,9 @@ def write_trial(result: TrialResult, folder: Path,
             tables.append(("screening.csv", result.screening, False))
         if spec.extra.get("subgroups"):
             tables.append(("summary_by_subgroup.csv", subgroup_summary(result), False))
+        if spec.variability.groups:
+            tables.append(("summary_by_population_group.csv",
+                           subgroup_summary(result, "population_group"), False))
         dictionary = data_dictionary(replicates is not None,
                                      spec.extra.get("design") == "paired", spec)
         if power is not None:
@@ -2428,6 +2521,9 @@ def trial_provenance(spec: TrialSpec) -> dict:
                                   for name, transform, variance in zip(
                                       spec.variability.names, spec.variability.transforms,
                                       np.diag(spec.variability.covariance))},
+                              **({"population_mixture": [
+                                  g.record() for g in spec.variability.groups]}
+                                 if spec.variability.groups else {}),
                               "response": {key: (list(value) if isinstance(value, tuple)
                                                  else value)
                                            for key, value in spec.response.items()},
@@ -2463,6 +2559,21 @@ def _with_interval(table: pd.DataFrame, name: str, digits: int) -> list[str]:
         return f"{v:.{digits}f} [{ends[0]}, {ends[1]}]"
     return [text(v, lo, hi) for v, lo, hi in
             zip(table[name], table[f"{name}_lower"], table[f"{name}_upper"])]
+
+
+def group_table(result: TrialResult) -> pd.DataFrame:
+    """Per arm and [[population.mixture]] group (and the rest), the enrolled, their mean
+    count at the start and the response (the short form of
+    ``summary_by_population_group.csv``); empty without a mixture."""
+    if not result.spec.variability.groups:
+        return pd.DataFrame()
+    s = subgroup_summary(result, "population_group")
+    treated = any(design.treatment for design in result.spec.arms)
+    table = pd.DataFrame({"arm": s.arm, "group": s.population_group, "enrolled": s.enrolled,
+                          "mean PLT at start": s.mean_platelets_at_start.round(1)})
+    if treated:
+        table["response % [95% CI]"] = _with_interval(s, "response_pct", 1)
+    return table.set_index(["arm", "group"])
 
 
 def arm_table(result: TrialResult) -> pd.DataFrame:
@@ -2625,6 +2736,10 @@ def _report(result: TrialResult, record: dict) -> str:
           if len(result.screening) else []),
         *(_course_report(result) if spec.extra.get("course") is not None else []),
         "## Arms", "", "```", arm_table(result).to_string(), "```", "",
+        *(["By population group ([[population.mixture]]; every summary column in "
+           "`summary_by_population_group.csv`):", "", "```",
+           group_table(result).to_string(), "```", ""]
+          if spec.variability.groups else []),
         *([note, ""] if (note := interval_note(spec)) else []),
         *(["Plausibility (counts above the typical baseline):", "",
            *[f"- {flag}" for flag in flags], ""] if flags else []),

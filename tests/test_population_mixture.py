@@ -1,0 +1,323 @@
+"""Population mixtures ([[population.mixture]]; population/variability.py PopulationGroup,
+2026-12-07): a share of the drawn patients with their own typical values, the rest with the
+population's. The properties asserted follow from the definition (a patient's group comes
+from a second stream of the seed, his random effects from the first), not from a tuned
+output: a member's parameters and course are those he has in a trial where everyone is in
+his group, a non-member's those he has in a trial without groups; the shares are binomial;
+the same seed gives the same patients whatever the chunks; bad groups are clear errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import plateletpd as pp
+from plateletpd.cli import main
+from plateletpd.errors import ParameterError
+from plateletpd.population.variability import REST, PopulationGroup, Variability, cohort_matrix
+from plateletpd.study import trial as trial_module
+from plateletpd.study.trial import TrialSpec, TrialSpecError, run_trial
+
+# the spleen term of models/cit_marrow_reserve.toml: 5 is a large spleen (the file's bound
+# is 50); the share 0.3 and the CVs are sizes for a test, not from a study
+LARGE_SPLEEN = {"spleen_volume_ratio": 5.0}
+CV = {"chemotherapy_sensitivity": 0.3, "platelets_baseline": 0.2}
+ARMS = [{"name": "untreated", "treatment": []},
+        {"name": "hetrombopag", "treatment": ["hetrombopag 7.5 mg"], "max_days": 14}]
+
+
+def _trial(mixture=None, typical=None, subjects: int = 60, seed: int = 5) -> TrialSpec:
+    population = {"cv": CV, **({"typical": typical} if typical else {}),
+                  **({"mixture": mixture} if mixture else {})}
+    return TrialSpec.create(arms=ARMS, seed=seed, subjects_per_arm=subjects,
+                            follow_up_days=35, response={"threshold": 100, "by_day": 14},
+                            population=population, enrolment={"entry_below": 75})
+
+
+def _group(share: float, typical=LARGE_SPLEEN, name: str = "large spleen") -> dict:
+    return {"name": name, "share": share, "typical": dict(typical)}
+
+
+# ---------------------------------------------------------------------- the draws
+
+
+def test_groups_leave_the_random_effects_as_drawn_and_add_the_group_column():
+    # a population's random effects are the same with or without a mixture (its own
+    # stream), so adding groups changes only the members' typical values
+    plain = Variability.from_cv({"a": 0.3, "b": 0.2})
+    mixed = plain.with_groups([PopulationGroup("g", 0.25, {"a": 4.0})])
+    assert mixed.width == 3 and plain.width == 2
+    eta = mixed.eta(500, 9)
+    np.testing.assert_array_equal(eta[:, :2], plain.eta(500, 9))
+    assert set(np.unique(eta[:, 2])) == {0.0, 1.0}
+    # drawn in subject order: the first m patients of a larger cohort are the cohort of m
+    np.testing.assert_array_equal(mixed.eta(2000, 9)[:500], eta)
+    # and one patient alone is the same patient
+    sample = mixed.sample({"a": 1.0, "b": 2.0}, 40, 9)
+    alone = mixed.subject({"a": 1.0, "b": 2.0}, 9, 37)
+    assert alone["group"] == sample.group.iloc[37]
+    assert alone["a"] == sample.a.iloc[37] and alone["b"] == sample.b.iloc[37]
+
+
+def test_group_shares_are_binomial():
+    # two groups of 0.1 and 0.25 in 200,000 draws: each share within 4 binomial SEs
+    # (sqrt(p (1 - p) / n), about 0.0007 and 0.001), the rest 0.65
+    variability = Variability((), (), np.zeros((0, 0)), (
+        PopulationGroup("small", 0.1, {"a": 1.0}), PopulationGroup("big", 0.25, {"a": 2.0})))
+    n = 200_000
+    labels = variability.group_of(variability.eta(n, 3))
+    for label, share in (("small", 0.1), ("big", 0.25), (REST, 0.65)):
+        assert abs(np.mean(labels == label) - share) < 4 * math.sqrt(share * (1 - share) / n)
+    # every patient in a group when the shares add up to 1
+    whole = Variability((), (), np.zeros((0, 0)), (PopulationGroup("all", 1.0, {"a": 1.0}),))
+    assert set(whole.group_of(whole.eta(1000, 3))) == {"all"}
+
+
+def test_members_vary_around_their_groups_typical_value_with_the_populations_spread():
+    # a log-normal quantity: members' median at the group's value, the non-members' at the
+    # population's, the same log SD (sqrt(log(1 + 0.3^2)) = 0.294) in both, within 4 SEs
+    variability = Variability.from_cv({"a": 0.3}).with_groups(
+        [PopulationGroup("high", 0.4, {"a": 5.0})])
+    frame = variability.sample({"a": 1.0}, 40_000, 1)
+    sd = math.sqrt(math.log1p(0.3 ** 2))
+    for label, center in (("high", 5.0), (REST, 1.0)):
+        logs = np.log(frame.a[frame.group == label])
+        assert abs(np.mean(logs) - math.log(center)) < 4 * sd / math.sqrt(len(logs))
+        assert abs(np.std(logs) - sd) < 4 * sd / math.sqrt(2 * len(logs))
+
+
+def test_a_groups_own_cv_spreads_its_members_only():
+    # the group's own CV 0.5 on a quantity the population varies with 0.3, and 0.4 on one
+    # it does not vary: members' log SDs sqrt(log(1 + CV^2)) (0.472, 0.385), the rest's
+    # the population's (0.294) and none, within 4 SEs; the rest are the patients of the
+    # population without groups, number for number
+    plain = Variability.from_cv({"a": 0.3})
+    mixed = plain.with_groups([PopulationGroup("wide", 0.5, {"b": 3.0}, cv={"a": 0.5,
+                                                                         "b": 0.4})])
+    assert mixed.group_cv_names == ("a", "b") and mixed.width == 4
+    n = 40_000
+    frame = mixed.sample({"a": 1.0, "b": 1.0}, n, 4)
+    wide, rest = frame[frame.group == "wide"], frame[frame.group == REST]
+    for column, cv, part in (("a", 0.5, wide), ("b", 0.4, wide), ("a", 0.3, rest)):
+        sd = math.sqrt(math.log1p(cv ** 2))
+        logs = np.log(part[column])
+        assert abs(np.std(logs) - sd) < 4 * sd / math.sqrt(2 * len(logs))
+    assert abs(np.mean(np.log(wide.b)) - math.log(3.0)) < 4 * 0.385 / math.sqrt(len(wide))
+    assert np.all(rest.b == 1.0)
+    np.testing.assert_array_equal(rest.a, plain.sample({"a": 1.0}, n, 4).a[rest.index])
+    with pytest.raises(ParameterError, match="CV of a must be a finite number >= 0"):
+        PopulationGroup("g", 0.5, {}, cv={"a": -1.0})
+
+
+def test_cohort_matrix_sets_a_groups_fixed_values_only_for_its_members():
+    model = pp.load_model("cit_marrow_reserve")
+    variability = Variability.from_cv(CV).with_groups([PopulationGroup("g", 0.3,
+                                                                       LARGE_SPLEEN)])
+    base = model.parameter_vector({}, {})
+    eta = variability.eta(400, 2)
+    matrix = cohort_matrix(model, base, variability, eta)
+    column = model.parameter_names.index("spleen_volume_ratio")
+    members = variability.group_of(eta) == "g"
+    assert np.all(matrix[members, column] == 5.0)
+    assert np.all(matrix[~members, column] == model.parameters["spleen_volume_ratio"].value)
+    # the varied quantities are those of the population without groups
+    plain = cohort_matrix(model, base, Variability.from_cv(CV), eta[:, :2])
+    np.testing.assert_array_equal(np.delete(matrix, column, axis=1),
+                                  np.delete(plain, column, axis=1))
+    with pytest.raises(ParameterError, match="random effects have 2 columns"):
+        cohort_matrix(model, base, variability, eta[:, :2])
+
+
+def test_bad_groups_are_clear_errors():
+    with pytest.raises(ParameterError, match=r"share must be a number in \(0, 1\]"):
+        PopulationGroup("g", 0.0, {"a": 1.0})
+    with pytest.raises(ParameterError, match="add up to 1.2"):
+        Variability((), (), np.zeros((0, 0)), (PopulationGroup("g", 0.6, {"a": 1.0}),
+                                              PopulationGroup("h", 0.6, {"a": 2.0})))
+    with pytest.raises(ParameterError, match="may not be called 'rest'"):
+        PopulationGroup(REST, 0.5, {"a": 1.0})
+    with pytest.raises(ParameterError, match="at least one typical value"):
+        PopulationGroup("g", 0.5, {})
+    model = pp.load_model("cit_marrow_reserve")
+    variability = Variability.from_cv(CV).with_groups(
+        [PopulationGroup("g", 0.3, {"spleen_volum_ratio": 5.0})])
+    with pytest.raises(ParameterError, match="did you mean 'spleen_volume_ratio'"):
+        cohort_matrix(model, model.parameter_vector({}, {}), variability,
+                      variability.eta(10, 1))
+
+
+# ---------------------------------------------------------------------- in a trial
+
+
+@pytest.fixture(scope="module")
+def three_trials():
+    """The same trial with 30% of the drawn patients in a large-spleen group, with every
+    patient in it (share 1), and without groups."""
+    return (run_trial(_trial([_group(0.3)])), run_trial(_trial([_group(1.0)])),
+            run_trial(_trial()))
+
+
+def test_members_are_the_patients_of_an_all_member_trial_and_the_rest_of_a_plain_one(
+        three_trials):
+    # patients are simulated independently, so patient i of the mixture trial has, row for
+    # row, the endpoints he has where everyone is in his group (a member) or where nobody
+    # is (the rest): both trials draw him with the same random effects
+    mixed, everyone, nobody = three_trials
+    table = mixed.subjects
+    assert set(table.population_group) == {"large spleen", REST}
+    for label, other in (("large spleen", everyone.subjects), (REST, nobody.subjects)):
+        part = table[table.population_group == label].drop(columns="population_group")
+        keyed = other.drop(columns="population_group", errors="ignore").set_index(
+            ["arm", "patient"])
+        expected = keyed.loc[list(zip(part.arm, part.patient))].reset_index()
+        pd.testing.assert_frame_equal(part.reset_index(drop=True)[expected.columns],
+                                      expected, check_exact=True)
+    # and each enrolled patient's label is the group the variability drew him in
+    spec = mixed.spec
+    for index, arm in enumerate(spec.arms):
+        rows = table[table.arm == arm.name]
+        seed = trial_module._arm_seed(spec.seed, trial_module.arm_stream(spec, index))
+        drawn = spec.variability.membership(spec.subjects_per_arm, seed)
+        assert list(rows.population_group) == [spec.variability.labels[k]
+                                               for k in drawn[rows.patient]]
+
+
+def test_all_member_trial_equals_the_typical_value_stated_for_the_population(three_trials):
+    # share 1 with spleen_volume_ratio 5 is the trial whose [population] typical says 5
+    _, everyone, _ = three_trials
+    stated = run_trial(_trial(typical=LARGE_SPLEEN))
+    pd.testing.assert_frame_equal(
+        everyone.subjects.drop(columns="population_group"), stated.subjects,
+        check_exact=True)
+
+
+def test_group_summary_splits_each_arms_enrolled(three_trials, tmp_path):
+    mixed = three_trials[0]
+    by_group = trial_module.subgroup_summary(mixed, "population_group")
+    for arm, row in mixed.summary.iterrows():
+        part = by_group[by_group.arm == arm]
+        assert part.enrolled.sum() == row.enrolled
+        for record in part.itertuples():  # each group's response rate from its patients
+            patients = mixed.subjects[(mixed.subjects.arm == arm)
+                                      & (mixed.subjects.population_group
+                                         == record.population_group)]
+            assert record.response_pct == pytest.approx(100 * patients.responder.mean())
+    files = [p.name for p in pp.write_trial(mixed, tmp_path / "out")]
+    assert "summary_by_population_group.csv" in files
+    record = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    assert record["design"]["population_mixture"] == [
+        {"name": "large spleen", "share": 0.3, "typical": LARGE_SPLEEN, "cv": {},
+         "source": ""}]
+    dictionary = pd.read_csv(tmp_path / "out" / "data_dictionary.csv")
+    assert ((dictionary.file == "patients.csv")
+            & (dictionary.column == "population_group")).any()
+    assert "By population group" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_the_same_patients_whatever_the_chunks():
+    from plateletpd.study.distributed import map_chunks, run_trials_chunked
+
+    spec = _trial([_group(0.3)], subjects=40)
+    expected = run_trial(spec)
+    for chunk in (7, 1000):
+        got = run_trials_chunked([spec], lambda f, t, shared: map_chunks(
+            f, t, None, shared=shared), chunk)[0]
+        pd.testing.assert_frame_equal(expected.subjects, got.subjects, check_exact=True)
+
+
+def test_a_fit_reads_a_mixture_trials_patients_as_the_trial_draws_them(tmp_path):
+    # the fit's seam (inference/trial_arms.py) draws the trial's patients with their
+    # groups: its patient table at the trial's own typical values is run_trial's
+    from plateletpd.inference.trial_arms import TrialArms
+    from plateletpd.io.outcomes import bundled_outcomes_path, load_outcomes
+
+    path = tmp_path / "mixture.toml"
+    path.write_text(MIXTURE_FILE)
+    spec = pp.load_trial_spec(path)
+    data = load_outcomes(bundled_outcomes_path())
+    arms = TrialArms.create(path, spec.model, data)
+    tables, _ = arms.patient_tables({})
+    expected = run_trial(spec).subjects
+    for name, table in tables.items():
+        want = expected[expected.arm == name].reset_index(drop=True)
+        pd.testing.assert_frame_equal(table[want.columns].reset_index(drop=True), want,
+                                      check_exact=True)
+
+
+# a user's file: the Soff 2019 design's observation arm (trials/soff2019_romiplostim.toml)
+# with a fifth of the screened drawn with a large spleen; 150 screened for a fast test
+MIXTURE_FILE = """
+[trial]
+name = "mixture"
+model = "cit_marrow_reserve"
+fit = "default"
+seed = 3
+subjects_per_arm = 150
+follow_up_days = 28
+visit_every_days = 7
+data_study = "soff2019_romiplostim_cit"
+
+[population]
+covariates = { body_weight = 65 }
+
+[[population.mixture]]
+name = "large spleen"
+share = 0.2
+typical = { spleen_volume_ratio = 5 }
+source = "an illustration (models/cit_marrow_reserve.md, splenic pooling)"
+
+[enrolment]
+chemotherapy = "chemotherapy 1 dose d1"
+entry_below = false
+
+[[arms]]
+name = "observation"
+data_arm = "observation"
+"""
+
+
+@pytest.mark.parametrize("group, expected", [
+    ('name = "g"\nshare = 0.2\ntypical = { spleen_volum_ratio = 5 }',
+     "did you mean 'spleen_volume_ratio'"),
+    ('name = "g"\nshare = 0.2\ntypical = { spleen_volume_ratio = 500 }',
+     "outside spleen_volume_ratio's bounds"),
+    ('name = "g"\nshare = 1.5\ntypical = { spleen_volume_ratio = 5 }',
+     "at most 1"),
+    ('name = "g"\nshare = 0.6\ntypical = { spleen_volume_ratio = 5 }\n'
+     '[[population.mixture]]\nname = "h"\nshare = 0.6\ntypical = { spleen_volume_ratio = 2 }',
+     "add up to 1.2"),
+    ('name = "rest"\nshare = 0.2\ntypical = { spleen_volume_ratio = 5 }', "'rest'"),
+    ('name = "g"\nshare = 0.2', "at least one typical value"),
+    ('name = "g"\nshare = 0.2\ncv = { spleen_volum_ratio = 0.3 }',
+     "did you mean 'spleen_volume_ratio'"),
+])
+def test_bad_mixture_in_a_trial_file_exits_2_with_the_place_and_the_fix(
+        tmp_path, capsys, group, expected):
+    text = MIXTURE_FILE.replace(
+        'name = "large spleen"\nshare = 0.2\ntypical = { spleen_volume_ratio = 5 }\n'
+        'source = "an illustration (models/cit_marrow_reserve.md, splenic pooling)"', group)
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(TrialSpecError, match="population.mixture|population\\] mixture"):
+        pp.load_trial_spec(path)
+    assert main(["trial", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_group_may_not_set_the_anchored_parameter(tmp_path):
+    # [population] anchor scales every patient's value of its parameter; a group fixing it
+    # would be scaled too, so the combination is refused
+    text = MIXTURE_FILE.replace("typical = { spleen_volume_ratio = 5 }",
+                                "typical = { chemotherapy_sensitivity = 2 }").replace(
+        "covariates = { body_weight = 65 }",
+        'covariates = { body_weight = 65 }\nanchor = { nadir_below = 50, percent = 25, '
+        'source = "a test" }')
+    path = tmp_path / "anchored.toml"
+    path.write_text(text)
+    with pytest.raises(TrialSpecError, match="anchor solves"):
+        pp.load_trial_spec(path)
