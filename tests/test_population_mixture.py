@@ -321,3 +321,18 @@ def test_a_group_may_not_set_the_anchored_parameter(tmp_path):
     path.write_text(text)
     with pytest.raises(TrialSpecError, match="anchor solves"):
         pp.load_trial_spec(path)
+
+
+def test_a_fit_configurations_own_population_refuses_a_mixture_and_says_where_it_goes(
+        tmp_path):
+    # a fit's [population] draws every arm's patients; a mixture belongs to a trial file
+    from plateletpd.inference.fitting import FitConfigError, load_fit_config
+
+    text = ("[fit]\nname = \"mixture\"\nmodel = \"cit_marrow_reserve\"\nseed = 1\n"
+            "[population]\ncv = { chemotherapy_sensitivity = 0.3 }\n"
+            "[[population.mixture]]\nname = \"g\"\nshare = 0.1\n"
+            "typical = { spleen_volume_ratio = 2 }\n")
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(FitConfigError, match=r"belongs in a trial file"):
+        load_fit_config(path)

@@ -529,7 +529,9 @@ FIT_SCHEMA = Table({
                                      "arm at least [fit] subjects, e.g. 1000")},
         required=True),
     "population": Table({"cv": number_table(), "correlations": number_table(-1.0, 1.0),
-                         "transforms": Table(names=Field("text"))}),
+                         "transforms": Table(names=Field("text"))},
+                        hint="; a mixture ([[population.mixture]]) belongs in a trial "
+                             "file, which a [[trials]] entry reads with its groups"),
     "parameters": Table(names=Table({
         "value": Field(low=None), "vary": Field("boolean", default=True),
         "lower": Field(low=None), "upper": Field(low=None), "expr": Field("text"),
