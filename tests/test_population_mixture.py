@@ -336,3 +336,42 @@ def test_a_fit_configurations_own_population_refuses_a_mixture_and_says_where_it
     path.write_text(text)
     with pytest.raises(FitConfigError, match=r"belongs in a trial file"):
         load_fit_config(path)
+
+
+# ---------------------------------------------------------------------- in a sweep
+
+
+def test_a_share_sweep_moves_the_same_patients_into_the_group():
+    from plateletpd.study.sweep import cell_spec, run_sweep
+
+    spec = _trial([_group(0.3)])
+    table = run_sweep(spec, {"share:large spleen": [0.0, 0.3]}, arms="untreated")
+    # share 0 is the trial without groups, share 0.3 the file's own: each cell's summary
+    # is that of the one-arm trial of the first arm's patients (the sweep's common
+    # random numbers)
+    for share, other in ((0.0, _trial()), (0.3, spec)):
+        row = table[table["share:large spleen"] == share].iloc[0]
+        expected = run_trial(trial_module.one_arm_trial(other, other.arms[0])).summary.iloc[0]
+        assert row.enrolled == expected.enrolled
+        assert row.response_pct == expected.response_pct
+    # a larger share keeps every member and adds more (one uniform number per patient)
+    seed = trial_module._arm_seed(spec.seed, 0)
+    members = {share: cell_spec(spec, {"share:large spleen": share}).variability.membership(
+        5000, seed) == 1 for share in (0.1, 0.3, 0.6)}
+    assert np.all(members[0.3][members[0.1]]) and np.all(members[0.6][members[0.3]])
+    assert members[0.1].sum() < members[0.3].sum() < members[0.6].sum()
+
+
+def test_bad_share_sweeps_are_clear_errors():
+    from plateletpd.study.sweep import run_sweep
+
+    spec = _trial([_group(0.3), _group(0.5, {"spleen_volume_ratio": 2.0}, "mid")])
+    with pytest.raises(pp.PlateletPDError, match="no \\[\\[population.mixture\\]\\] group "
+                                                 "'large splen'.*did you mean"):
+        run_sweep(spec, {"share:large splen": [0.1]})
+    with pytest.raises(pp.PlateletPDError, match="it has no mixture"):
+        run_sweep(_trial(), {"share:large spleen": [0.1]})
+    with pytest.raises(pp.PlateletPDError, match="add up to 1.1"):
+        run_sweep(spec, {"share:large spleen": [0.6]})
+    with pytest.raises(pp.PlateletPDError, match="shares from 0 to 1"):
+        run_sweep(spec, {"share:large spleen": [1.5]})

@@ -6,10 +6,14 @@ Grid dimensions (``--grid NAME=V1,V2,...``):
 * ``dose`` (the arm's first drug) or ``dose:DRUG``: the daily amount, in the arm's unit;
 * ``start_delay``: days from crossing the entry threshold to the first dose;
 * ``max_days``: the longest course;
-* ``entry_below``: the count that enrols a patient.
+* ``entry_below``: the count that enrols a patient;
+* ``share:GROUP``: the share of the drawn patients in the trial's ``[[population.mixture]]``
+  group GROUP (0: nobody in it).
 
 Every cell treats the same virtual patients (the trial's seed, common random numbers), so
-differences between cells come from the dosing, not from sampling: the patients of the trial
+differences between cells come from the dosing, not from sampling (a share cell moves the
+same patients into or out of the group: each patient's group is one uniform number,
+compared with the cumulative shares): the patients of the trial
 file's first arm (its random streams), whichever arm is swept. A cell at the swept arm's own
 dosing therefore reproduces the file's first arm's patients, not the swept arm's own draw in
 a parallel design (a paired design, ``design = "paired"``, has one draw for every arm).
@@ -49,8 +53,10 @@ GRID_SCHEMA = Table({
     "start_delay": _values("numbers of days >= 0, e.g. start_delay=0,1,2", low_included=True),
     "max_days": _values("whole numbers of days in [0, 365], e.g. max_days=7,14",
                         low_included=True, whole=True, high=365.0),
-    "entry_below": _values("counts above 0 (10^9/L), e.g. entry_below=50,75")},
-    key_name="dimension", hint=" (or dose:DRUG)")
+    "entry_below": _values("counts above 0 (10^9/L), e.g. entry_below=50,75"),
+    "share": _values("shares from 0 to 1 of the drawn patients, e.g. share:large spleen="
+                     "0,0.1,0.2", low_included=True, high=1.0)},
+    key_name="dimension", hint=" (or dose:DRUG, share:GROUP)")
 DIMENSIONS = tuple(GRID_SCHEMA.fields)
 #: each dimension's unit and meaning (axis labels and data_dictionary.csv); a dose's unit is
 #: the one its arm's regimen states
@@ -58,7 +64,29 @@ DIMENSION_TEXT = {
     "dose": ("the dose's unit", "daily dose of the arm's first drug (dose:DRUG: of DRUG)"),
     "start_delay": ("days", "start delay: days from entry to the first dose"),
     "max_days": ("days", "longest course of treatment"),
-    "entry_below": ("x10^9/L", "entry threshold: enrolled when PLT falls below it")}
+    "entry_below": ("x10^9/L", "entry threshold: enrolled when PLT falls below it"),
+    "share": ("share of the drawn patients", "share:GROUP: the share of the drawn patients "
+              "in the trial's [[population.mixture]] group GROUP")}
+
+
+def cell_spec(spec: TrialSpec, cell: dict) -> TrialSpec:
+    """``spec`` with a grid cell's population values: each ``share:GROUP`` the share of its
+    mixture group (0 leaves the group out). The patients are the same: only who is in the
+    group changes."""
+    shares = {name.split(":", 1)[1]: value for name, value in cell.items()
+              if name.startswith("share:")}
+    if not shares:
+        return spec
+    groups = []
+    for group in spec.variability.groups:
+        share = shares.get(group.name, group.share)
+        if share > 0:
+            groups.append(replace(group, share=share))
+    try:
+        return replace(spec, variability=spec.variability.with_groups(groups))
+    except PlateletPDError as error:
+        raise PlateletPDError(f"--grid {', '.join(f'share:{k}={v:g}' for k, v in shares.items())}"
+                              f": {error}") from None
 
 
 class StartDelayWarning(UserWarning):
@@ -95,6 +123,23 @@ def check_design_dimensions(spec: TrialSpec, names: Sequence[str], what: str) ->
         # numerics.kernels.many_batches: one frame more)
         warnings.warn(caveat, StartDelayWarning, stacklevel=4)
     return caveats
+
+
+def check_share_dimensions(spec: TrialSpec, grid: Mapping) -> None:
+    """Each ``share:GROUP`` names a group of the trial's ``[[population.mixture]]``, and
+    every cell's shares add up to at most 1."""
+    labels = [group.name for group in spec.variability.groups]
+    for name in grid:
+        if name.startswith("share:") and name.split(":", 1)[1] not in labels:
+            group = name.split(":", 1)[1]
+            raise PlateletPDError(
+                f"--grid {name}: the trial has no [[population.mixture]] group {group!r}"
+                + (f"{closest(group, labels)}; its groups: {', '.join(labels)}" if labels
+                   else "; it has no mixture: add a [[population.mixture]] group to the "
+                        "trial file (docs/trial_files.md, Mixtures) and sweep its share"))
+    if any(name.startswith("share:") for name in grid):
+        for values in itertools.product(*grid.values()):
+            cell_spec(spec, dict(zip(grid, values)))  # shares above 1 in all: refused
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[float]]:
@@ -161,7 +206,8 @@ def _checked_call(spec, grid, arms) -> tuple[TrialSpec, dict[str, list[float]], 
         if str(name).split(":")[0] not in DIMENSIONS:
             raise PlateletPDError(f"grid: unknown dimension {name!r}"
                                   f"{closest(str(name), list(DIMENSIONS))}; dimensions: "
-                                  f"{', '.join(DIMENSIONS)} (or 'dose:DRUG')")
+                                  f"{', '.join(DIMENSIONS)} (or 'dose:DRUG', "
+                                  f"'share:GROUP')")
         items.append(f"{name}={','.join(repr(float(v)) for v in values)}")
     if isinstance(arms, str):
         arms = [arms]
@@ -191,11 +237,12 @@ def run_sweep(spec: TrialSpec | str | Path, grid: dict[str, list[float]], arms: 
             raise PlateletPDError(f"no arm {arm!r} in the trial{closest(arm, names)}; arms: "
                                   f"{', '.join(names)}")
     check_design_dimensions(spec, list(grid), "--grid")
+    check_share_dimensions(spec, grid)
     if arms:
         chosen = [a for a in spec.arms if a.name in arms]
     else:  # a dose dimension sweeps the arms that give its drug (the others have no dose)
         drugs = [name.split(":", 1)[1].lower() for name in grid if name.startswith("dose:")]
-        varies_dose = any(name.startswith("dose") for name in grid)
+        varies_dose = any(name.startswith("dose") for name in grid)  # not share:GROUP
         chosen = [a for a in spec.arms if (a.treatment or not varies_dose) and all(
             any(d.split()[0].lower() == drug for d in a.treatment) for drug in drugs)]
         if not chosen:
@@ -209,7 +256,7 @@ def run_sweep(spec: TrialSpec | str | Path, grid: dict[str, list[float]], arms: 
         cell = dict(zip(grid, values))
         designs = cell_designs(chosen, cell)
         for design in designs:
-            result = run_trial(one_arm_trial(spec, design))
+            result = run_trial(one_arm_trial(cell_spec(spec, cell), design))
             summary = result.summary.iloc[0]
             rows.append({**cell, "arm": design.name, "regimen": " + ".join(design.treatment)
                          or "none", **summary.to_dict()})
@@ -240,6 +287,8 @@ def cell_designs(chosen: Sequence, cell: dict) -> list:
                                                   drug, value, design.name)
             elif name == "max_days":
                 changes["max_days"] = int(value)
+            elif name.startswith("share:"):
+                continue  # the population's, not the arm's (cell_spec)
             else:
                 changes[name] = value
         designs.append(replace(design, **changes))
@@ -252,7 +301,8 @@ def _distributed_sweep(spec, grid, cells, chosen, progress, endpoint, client, ch
 
     pairs = [(dict(zip(grid, values)), design) for values in cells
              for design in cell_designs(chosen, dict(zip(grid, values)))]
-    results = run_trials([one_arm_trial(spec, design) for _, design in pairs], client,
+    results = run_trials([one_arm_trial(cell_spec(spec, cell), design)
+                          for cell, design in pairs], client,
                          chunk=chunk or CHUNK, progress=progress, label="sweep cells")
     rows = [{**cell, "arm": design.name, "regimen": " + ".join(design.treatment) or "none",
              **result.summary.iloc[0].to_dict()}
@@ -316,6 +366,8 @@ def regimen_dose(regimen: str, drug: str | None = None) -> list[str] | None:
 
 def _dimension_label(name: str, regimen: str) -> str:
     """An axis label naming the swept quantity and its unit ("hetrombopag daily dose (mg)")."""
+    if name.startswith("share:"):
+        return f"share of the drawn patients in {name.split(':', 1)[1]}"
     if not name.startswith("dose"):
         unit, text = DIMENSION_TEXT[name]
         return f"{text} ({unit})"
