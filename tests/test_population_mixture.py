@@ -63,6 +63,17 @@ def test_groups_leave_the_random_effects_as_drawn_and_add_the_group_column():
     assert alone["a"] == sample.a.iloc[37] and alone["b"] == sample.b.iloc[37]
 
 
+def test_a_patients_group_is_the_same_drawn_alone_or_in_a_cohort():
+    # membership of patients first..n-1 by advancing the stream (a chunk of a large arm)
+    # equals the tail of the whole cohort's, for ranges inside and across 64-bit draws
+    variability = Variability((), (), np.zeros((0, 0)), (PopulationGroup("g", 0.37,
+                                                                        {"a": 1.0}),))
+    whole = variability.membership(5000, 11)
+    for first, stop in ((0, 1), (1, 2), (999, 5000), (4321, 4400)):
+        np.testing.assert_array_equal(variability.membership(stop, 11, first),
+                                      whole[first:stop])
+
+
 def test_group_shares_are_binomial():
     # two groups of 0.1 and 0.25 in 200,000 draws: each share within 4 binomial SEs
     # (sqrt(p (1 - p) / n), about 0.0007 and 0.001), the rest 0.65

@@ -228,14 +228,19 @@ class Variability:
         the groups."""
         return (REST, *(group.name for group in self.groups))
 
-    def membership(self, n: int, seed: int) -> np.ndarray:
-        """Each of the first ``n`` patients' group index (0: in no group; k: the k-th
-        group), drawn in subject order from the seed's second stream
+    def membership(self, n: int, seed: int, first: int = 0) -> np.ndarray:
+        """The group index (0: in no group; k: the k-th group) of patients ``first`` to
+        ``n - 1``, drawn in subject order from the seed's second stream
         (``PCG64(seed).jumped()``): one uniform number u per patient, the k-th group
-        holding the patients with u in [s_1 + ... + s_(k-1), s_1 + ... + s_k)."""
+        holding the patients with u in [s_1 + ... + s_(k-1), s_1 + ... + s_k). Each
+        uniform number takes one 64-bit draw, so patient ``first``'s is reached by
+        advancing the stream, not by drawing those before him."""
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
-        uniform = np.random.Generator(np.random.PCG64(seed).jumped()).random(n)
+        stream = np.random.PCG64(seed).jumped()
+        if first:
+            stream.advance(int(first))
+        uniform = np.random.Generator(stream).random(max(int(n) - int(first), 0))
         edges = np.cumsum([group.share for group in self.groups])
         return _group_index(uniform, edges)
 

@@ -1604,9 +1604,11 @@ def population_group(spec: TrialSpec, index: int, patients: np.ndarray) -> np.nd
     :func:`_cohort` draws them with."""
     stream = 0 if spec.extra.get("design") == "paired" else arm_stream(spec, index)
     patients = np.asarray(patients, dtype=np.int64)
-    size = int(patients.max()) + 1 if patients.size else 0
-    membership = spec.variability.membership(size, _arm_seed(spec.seed, stream))
-    return np.asarray(spec.variability.labels, dtype=object)[membership[patients]]
+    if not patients.size:
+        return np.zeros(0, dtype=object)
+    first, stop = int(patients.min()), int(patients.max()) + 1  # a chunk's range only
+    membership = spec.variability.membership(stop, _arm_seed(spec.seed, stream), first)
+    return np.asarray(spec.variability.labels, dtype=object)[membership[patients - first]]
 
 
 def dose_total_columns(spec: TrialSpec | None) -> list[tuple[str, str, str, str]]:
