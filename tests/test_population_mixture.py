@@ -386,3 +386,29 @@ def test_bad_share_sweeps_are_clear_errors():
         run_sweep(spec, {"share:large spleen": [0.6]})
     with pytest.raises(pp.PlateletPDError, match="shares from 0 to 1"):
         run_sweep(spec, {"share:large spleen": [1.5]})
+
+
+def test_a_groups_share_is_a_sensitivity_factor():
+    # Morris screening of the untreated arm's response over the large-spleen share and the
+    # typical damage: each sample's trial is the one-arm trial at those values (the same
+    # patients); bad share factors are refused before any simulation
+    from plateletpd.study.sensitivity import (Factor, SensitivityError, apply_factors,
+                                              run_sensitivity)
+
+    spec = _trial([_group(0.3)], subjects=40)
+    factors = [Factor("share:large spleen", 0.0, 0.6),
+               Factor("parameter:chemotherapy_sensitivity", 3.0, 5.0)]
+    one = apply_factors(spec, "untreated", factors, [0.6, 4.0])
+    assert one.variability.groups[0].share == 0.6
+    assert one.model.parameters["chemotherapy_sensitivity"].value == 4.0
+    result = run_sensitivity(spec, "untreated", factors, method="morris", samples=4)
+    assert set(result.indices.factor) == {f.name for f in factors}
+    with pytest.raises(SensitivityError, match="lies in \\[0, 1\\]"):
+        Factor("share:large spleen", 0.2, 1.5)
+    with pytest.raises(SensitivityError, match="did you mean 'large spleen'"):
+        run_sensitivity(spec, "untreated", [Factor("share:large splen", 0.0, 0.5)],
+                        method="morris", samples=4)
+    two = _trial([_group(0.3), _group(0.5, {"spleen_volume_ratio": 2.0}, "mid")], subjects=40)
+    with pytest.raises(SensitivityError, match="add up to 1.1"):
+        run_sensitivity(two, "untreated", [Factor("share:large spleen", 0.0, 0.6)],
+                        method="morris", samples=4)

@@ -1095,8 +1095,9 @@ def build_parser() -> argparse.ArgumentParser:
     sensitivity.add_argument("--arm", help="the arm analysed (default: the first treated)")
     sensitivity.add_argument("--factor", action="append", required=True,
                              metavar="KIND:NAME=LOW,HIGH",
-                             help="a factor varied uniformly: parameter:NAME, cv:NAME, dose, "
-                                  "dose:DRUG, start_delay, max_days, entry_below "
+                             help="a factor varied uniformly: parameter:NAME, cv:NAME, "
+                                  "share:GROUP (a [[population.mixture]] group's share), "
+                                  "dose, dose:DRUG, start_delay, max_days, entry_below "
                                   "(repeatable)")
     sensitivity.add_argument("--method", choices=["sobol", "morris"], default="sobol",
                              help="sobol (default) or morris (the cheap screening)")

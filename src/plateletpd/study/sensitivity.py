@@ -43,7 +43,8 @@ from plateletpd.io.files import atomic_folder, atomic_write, write_json
 from plateletpd.numerics.kernels import many_batches
 from plateletpd.population.variability import Variability
 from plateletpd.study.distributed import CHUNK, optional, run_trials
-from plateletpd.study.sweep import cell_designs, check_design_dimensions
+from plateletpd.study.sweep import (cell_designs, cell_spec, check_design_dimensions,
+                                   check_share_dimensions)
 from plateletpd.study.trial import TrialResult, TrialSpec, one_arm_trial, trial_provenance
 
 #: the endpoints analysed: name -> (unit, how it is computed from the arm's patients)
@@ -55,7 +56,8 @@ ENDPOINTS = {
     "days_below_50": ("days", "mean days with the count below 50"),
 }
 DESIGN_FACTORS = ("dose", "start_delay", "max_days", "entry_below")
-KINDS = ("parameter", "cv", *DESIGN_FACTORS)
+#: ``share:GROUP``: the share of the drawn patients in a [[population.mixture]] group
+KINDS = ("parameter", "cv", "share", *DESIGN_FACTORS)
 #: the fewest Sobol base samples: the convergence check analyses a quarter of them (4)
 MINIMUM_SOBOL_SAMPLES = 16
 
@@ -66,9 +68,9 @@ class SensitivityError(PlateletPDError):
 
 @dataclass(frozen=True)
 class Factor:
-    """A quantity varied uniformly in [low, high]: ``parameter:NAME``, ``cv:NAME`` or a
-    design variable (``dose``, ``dose:DRUG``, ``start_delay``, ``max_days``,
-    ``entry_below``)."""
+    """A quantity varied uniformly in [low, high]: ``parameter:NAME``, ``cv:NAME``,
+    ``share:GROUP`` (a mixture group's share of the drawn patients) or a design variable
+    (``dose``, ``dose:DRUG``, ``start_delay``, ``max_days``, ``entry_below``)."""
 
     name: str
     low: float
@@ -80,6 +82,9 @@ class Factor:
                                    f"low < high, got {self.low:g}, {self.high:g}")
         if self.kind == "cv" and self.low < 0:
             raise SensitivityError(f"factor {self.name}: a CV is >= 0, got low {self.low:g}")
+        if self.kind == "share" and not (0 <= self.low and self.high <= 1):
+            raise SensitivityError(f"factor {self.name}: a share lies in [0, 1], got "
+                                   f"{self.low:g}, {self.high:g}")
 
     @property
     def kind(self) -> str:
@@ -126,11 +131,13 @@ def check_factors(spec: TrialSpec, arm: str, factors: Sequence[Factor]) -> None:
         if factor.kind not in KINDS:
             raise SensitivityError(f"factor {factor.name!r}: unknown kind {factor.kind!r}"
                                    f"{closest(factor.kind, KINDS)}; use parameter:NAME, "
-                                   f"cv:NAME, dose, dose:DRUG, start_delay, max_days or "
-                                   f"entry_below")
-        if factor.kind in ("parameter", "cv") and not factor.target:
+                                   f"cv:NAME, share:GROUP, dose, dose:DRUG, start_delay, "
+                                   f"max_days or entry_below")
+        if factor.kind in ("parameter", "cv", "share") and not factor.target:
+            example = "large spleen" if factor.kind == "share" else \
+                "chemotherapy_sensitivity"
             raise SensitivityError(f"factor {factor.name!r}: name the quantity, e.g. "
-                                   f"{factor.kind}:chemotherapy_sensitivity")
+                                   f"{factor.kind}:{example}")
         if factor.kind == "parameter":
             if factor.target not in model.parameters:
                 raise SensitivityError(
@@ -146,6 +153,12 @@ def check_factors(spec: TrialSpec, arm: str, factors: Sequence[Factor]) -> None:
                 f"factor {factor.name}: {factor.target!r} is not varied between patients in "
                 f"this trial ([population] cv names {', '.join(spec.variability.names) or 'none'}"
                 f"){closest(factor.target, spec.variability.names)}")
+    shares = {f.name: [f.low, f.high] for f in factors if f.kind == "share"}
+    if shares:
+        try:
+            check_share_dimensions(spec, shares)  # known groups, every corner's sum <= 1
+        except PlateletPDError as error:
+            raise SensitivityError(str(error).replace("--grid", "--factor")) from None
     apply_factors(spec, arm, factors, [f.low for f in factors])  # design values usable
 
 
@@ -168,6 +181,7 @@ def apply_factors(spec: TrialSpec, arm: str, factors: Sequence[Factor],
     try:
         model = spec.model.with_parameters(parameters) if parameters else spec.model
         (design,) = cell_designs([design], cell) if cell else (design,)
+        spec = cell_spec(spec, cell)  # a share factor: who is in its group
     except PlateletPDError as error:
         raise SensitivityError(f"arm {arm!r}: {error}") from None
     variability = with_cv(spec.variability, cvs) if cvs else spec.variability
