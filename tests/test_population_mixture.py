@@ -412,3 +412,20 @@ def test_a_groups_share_is_a_sensitivity_factor():
     with pytest.raises(SensitivityError, match="add up to 1.1"):
         run_sensitivity(two, "untreated", [Factor("share:large spleen", 0.0, 0.6)],
                         method="morris", samples=4)
+
+
+def test_a_population_without_groups_draws_the_values_it_drew_before_mixtures():
+    # the formulas of the code before mixtures (2026-12-06), written out with scalar
+    # typical values: every transform's values equal bit for bit (the bundled fits'
+    # trial files vary reserve_cycling_fraction logit-normally, and the slow test
+    # reproduces their rows bit for bit)
+    variability = Variability.from_cv({"a": 0.3, "f": 0.5, "c": 2.0},
+                                      transforms={"f": "logitnormal", "c": "normal"})
+    # 0.4768: a value whose logit numpy's vector log and math.log round differently here
+    typical = {"a": 1.7, "f": 0.4768, "c": -0.4}
+    eta = variability.eta(50_000, 8)
+    values = variability.apply(typical, eta)
+    np.testing.assert_array_equal(values["a"], 1.7 * np.exp(eta[:, 0]))
+    np.testing.assert_array_equal(values["f"], 1 / (1 + np.exp(-(math.log(0.4768 / (1 - 0.4768))
+                                                               + eta[:, 1]))))
+    np.testing.assert_array_equal(values["c"], -0.4 + eta[:, 2])

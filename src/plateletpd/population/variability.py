@@ -460,7 +460,12 @@ def _transformed(name: str, kind: str, center: np.ndarray, eta: np.ndarray) -> n
             bad = center[(center <= 0) | (center >= 1)][0]
             raise ParameterError(f"{name}: a logit-normal quantity needs a typical value "
                                  f"in (0, 1), got {bad:g}")
-        return 1 / (1 + np.exp(-(np.log(center / (1 - center)) + eta)))
+        # each distinct typical value's logit by math.log, as before mixtures existed
+        # (numpy's vector log differs from it in the last bit for some values)
+        logit = np.empty_like(center)
+        for value in np.unique(center):
+            logit[center == value] = math.log(value / (1 - value))
+        return 1 / (1 + np.exp(-(logit + eta)))
     return center + eta
 
 
