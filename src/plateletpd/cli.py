@@ -715,11 +715,11 @@ def command_sweep(args) -> int:
     shown = [*grid, "arm", "regimen", args.endpoint]
     print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     # a user test (2026-12-04) spent time on a cell that did not reproduce the file's own arm
+    differ = "dosing and who is in the swept groups" if any(
+        name.startswith("share:") for name in grid) else "dosing"
     print(f"note: every cell treats the same {spec.subjects_per_arm} screened patients (seed "
           f"{spec.seed}, the draws of the file's first arm, {spec.arms[0].name!r}: common "
-          f"random numbers, so cells differ by their "
-          f"{'dosing and who is in the swept groups' if any(n.startswith('share:') for n in grid) else 'dosing'}"
-          f" alone); "
+          f"random numbers, so cells differ by their {differ} alone); "
           f"`plateletpd trial` of the file draws each arm's own patients, so an arm there "
           f"differs from its cell here by sampling (design = \"paired\" shares them)",
           file=sys.stderr)
