@@ -40,11 +40,12 @@ ARMS = [{"name": "untreated", "treatment": []},
         {"name": "hetrombopag", "treatment": ["hetrombopag 7.5 mg"], "max_days": 14}]
 
 
-def small_trial(seed: int = 11, subjects: int = 40, **extra) -> TrialSpec:
+def small_trial(seed: int = 11, subjects: int = 40, population: dict | None = None,
+                **extra) -> TrialSpec:
     return TrialSpec.create(arms=ARMS, seed=seed, subjects_per_arm=subjects,
                             follow_up_days=35, response={"threshold": 100, "by_day": 14},
-                            population={"cv": {"chemotherapy_sensitivity": 0.3,
-                                               "platelets_baseline": 0.2}},
+                            population=population or {"cv": {"chemotherapy_sensitivity": 0.3,
+                                                             "platelets_baseline": 0.2}},
                             enrolment={"entry_below": 75}, **extra)
 
 
@@ -95,6 +96,21 @@ def test_two_workers_bit_identical_to_local(client):
                                   check_exact=True)
     # each worker loaded the one model's kernel once, however many chunks it ran
     assert set(client.run(distributed._loaded_kernels).values()) == {1}
+
+
+def test_a_mixture_trial_on_two_workers_is_bit_identical_to_local(client):
+    # [[population.mixture]] (population/variability.py): the groups travel with the spec
+    # and each chunk reads its patients' groups from the arm's seed, so the workers and
+    # chunk sizes give the local patients, groups and summaries (the group's spleen ratio
+    # 5 and share 0.3 are sizes for a test, not from a study)
+    spec = small_trial(population={
+        "cv": {"chemotherapy_sensitivity": 0.3, "platelets_baseline": 0.2},
+        "mixture": [{"name": "large spleen", "share": 0.3,
+                     "typical": {"spleen_volume_ratio": 5.0}}]})
+    expected = run_trial(spec)
+    assert set(expected.subjects.population_group) == {"large spleen", "rest"}
+    for chunk in (6, 25):
+        assert_same_trial(expected, run_trials([spec], client, chunk=chunk)[0])
 
 
 def test_parameter_uncertainty_replicates_on_cluster_match_local(client):
