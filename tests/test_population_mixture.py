@@ -429,3 +429,24 @@ def test_a_population_without_groups_draws_the_values_it_drew_before_mixtures():
     np.testing.assert_array_equal(values["f"], 1 / (1 + np.exp(-(math.log(0.4768 / (1 - 0.4768))
                                                                + eta[:, 1]))))
     np.testing.assert_array_equal(values["c"], -0.4 + eta[:, 2])
+
+
+def test_a_groups_covariate_scales_its_members_doses_as_a_stated_covariate_does():
+    # body weight 40 kg for every patient through a group (share 1) is the trial whose
+    # [population] covariates say 40: the same patients, the same ug/kg doses in ug, bit
+    # for bit; and not the 65 kg trial (the weight reaches the doses). 40 and 65 kg are
+    # sizes for a test; rhIL-11 25 ug/kg is the label dose (models/cit_marrow_reserve.md)
+    def trial(population):
+        return TrialSpec.create(
+            arms=[{"name": "rhIL-11", "treatment": ["rhIL-11 25 ug/kg"], "max_days": 7,
+                   "min_days": 7}], seed=3, subjects_per_arm=40, follow_up_days=35,
+            response={"threshold": 100, "by_day": 14}, enrolment={"entry_below": 75},
+            population={"cv": {"chemotherapy_sensitivity": 0.3}, **population})
+
+    grouped = run_trial(trial({"covariates": {"body_weight": 65}, "mixture": [
+        {"name": "light", "share": 1.0, "typical": {"body_weight": 40}}]})).subjects
+    stated = run_trial(trial({"covariates": {"body_weight": 40}})).subjects
+    heavier = run_trial(trial({"covariates": {"body_weight": 65}})).subjects
+    pd.testing.assert_frame_equal(grouped.drop(columns="population_group"), stated,
+                                  check_exact=True)
+    assert not grouped.drop(columns="population_group").equals(heavier)
