@@ -295,7 +295,7 @@ data_arm = "observation"
     ('name = "g"\nshare = 0.2\ntypical = { spleen_volum_ratio = 5 }',
      "did you mean 'spleen_volume_ratio'"),
     ('name = "g"\nshare = 0.2\ntypical = { spleen_volume_ratio = 500 }',
-     "outside spleen_volume_ratio's bounds"),
+     "is outside its bounds"),
     ('name = "g"\nshare = 1.5\ntypical = { spleen_volume_ratio = 5 }',
      "at most 1"),
     ('name = "g"\nshare = 0.6\ntypical = { spleen_volume_ratio = 5 }\n'

@@ -139,6 +139,14 @@ class Covariate:
     lower: float = -math.inf
     upper: float = math.inf
 
+    def check(self, value: float, where: str = "") -> float:
+        """Return ``value`` as float if finite and within bounds, else raise ParameterError."""
+        value = _as_float(value, f"covariate {self.name!r}{where}", ParameterError)
+        if not self.lower <= value <= self.upper:
+            raise ParameterError(f"covariate {self.name!r}{where}: {value:g} {self.unit} is "
+                                 f"outside [{self.lower:g}, {self.upper:g}]")
+        return value
+
 
 @dataclass(frozen=True)
 class State:
@@ -314,11 +322,7 @@ class Model:
                         f"{c.description}); pass covariates={{'{c.name}': ...}}")
                 vector.append(math.nan)
                 continue
-            value = _as_float(value, f"covariate {c.name!r}", ParameterError)
-            if not c.lower <= value <= c.upper:
-                raise ParameterError(f"covariate {c.name!r}: {value:g} {c.unit} is outside "
-                                     f"[{c.lower:g}, {c.upper:g}]")
-            vector.append(value)
+            vector.append(c.check(value))
         return np.asarray(vector, dtype=np.float64)
 
     # ------------------------------------------------------------------ hashes and code

@@ -424,17 +424,12 @@ def cohort_matrix(model, base: np.ndarray, variability: Variability,
         raise ParameterError(f"random effects have {eta.shape[1]} columns, the population "
                              f"{variability.width} (draw them with its eta())")
     names = model.parameter_names + model.covariate_names
-    for group in variability.groups:  # a mixture's members get their group's values
-        for name in group.typical:
-            if name not in names:
-                raise ParameterError(f"population group {group.name!r} sets {name!r}: not "
-                                     f"a parameter or covariate of {model.name}"
-                                     f"{closest(name, names)}")
-        for name in group.cv:
-            if name not in names:
-                raise ParameterError(f"population group {group.name!r} gives a CV for "
-                                     f"{name!r}: not a parameter or covariate of "
-                                     f"{model.name}{closest(name, names)}")
+    for group in variability.groups:  # the model's own name check, with the group named
+        try:
+            model.check_parameter_names([name for name in (*group.typical, *group.cv)
+                                         if name not in model.covariates])
+        except ParameterError as error:
+            raise ParameterError(f"population group {group.name!r}: {error}") from None
     if variability.groups:
         for name, column in variability.typical_rows({}, eta).items():
             members = ~np.isnan(column)

@@ -137,9 +137,9 @@ def check_share_dimensions(spec: TrialSpec, grid: Mapping) -> None:
                 + (f"{closest(group, labels)}; its groups: {', '.join(labels)}" if labels
                    else "; it has no mixture: add a [[population.mixture]] group to the "
                         "trial file (docs/trial_files.md, Mixtures) and sweep its share"))
-    if any(name.startswith("share:") for name in grid):
-        for values in itertools.product(*grid.values()):
-            cell_spec(spec, dict(zip(grid, values)))  # shares above 1 in all: refused
+    shares = {name: values for name, values in grid.items() if name.startswith("share:")}
+    for values in itertools.product(*shares.values()):  # every combination of shares
+        cell_spec(spec, dict(zip(shares, values)))  # shares above 1 in all: refused
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[float]]:

@@ -1106,27 +1106,22 @@ def visit_flags(courses: Courses, response: dict) -> dict:
 
 def _mixture(entries: list, model: Model, fail) -> tuple[PopulationGroup, ...]:
     """``[[population.mixture]]`` checked: each group's names are parameters or covariates
-    of the model (its typical values then within the parameters' bounds), the names
-    distinct and the shares adding up to at most 1."""
+    of the model and its typical values within their bounds (the model's own checks, as
+    ``[population] typical`` has them), the names distinct and the shares adding up to at
+    most 1."""
     groups = []
-    known = model.parameter_names + model.covariate_names
     for position, entry in enumerate(entries):
         where = ("population", "mixture", position)
-        for name in entry["cv"]:
-            if name not in known:
-                raise fail((*where, "cv", name), (
-                    f"{name!r} is not a parameter or covariate of {model.name}"
-                    f"{closest(name, known)}"))
-        for name, value in entry["typical"].items():
-            if name not in known:
-                raise fail((*where, "typical", name), (
-                    f"{name!r} is not a parameter or covariate of {model.name}"
-                    f"{closest(name, known)}"))
-            bounds = model.parameters.get(name) or model.covariates[name]
-            if not bounds.lower <= value <= bounds.upper:
-                raise fail((*where, "typical", name), (
-                    f"{value:g} is outside {name}'s bounds in {model.name} "
-                    f"[{bounds.lower:g}, {bounds.upper:g}]; give a value within them"))
+        for key in ("cv", "typical"):
+            try:  # the model's own name and bound checks (Model, Parameter, Covariate)
+                model.check_parameter_names([k for k in entry[key]
+                                             if k not in model.covariates])
+                if key == "typical":
+                    for name, value in entry[key].items():
+                        (model.covariates.get(name) or model.parameters[name]).check(
+                            value, f" in population group {entry['name']!r}")
+            except PlateletPDError as error:
+                raise fail((*where, key), str(error)) from None
         try:
             groups.append(PopulationGroup(entry["name"], entry["share"], entry["typical"],
                                           entry["source"], entry["cv"]))
@@ -1453,6 +1448,12 @@ def arm_stream(spec: TrialSpec, index: int) -> int:
     return index if streams is None else int(streams[index])
 
 
+def patient_stream(spec: TrialSpec, index: int) -> int:
+    """The stream of arm ``index``'s patients: :func:`arm_stream`, or the first arm's in a
+    paired design (the same patients in every arm)."""
+    return 0 if spec.extra.get("design") == "paired" else arm_stream(spec, index)
+
+
 def with_arms(spec: TrialSpec, names) -> TrialSpec:
     """``spec`` with only the arms named (in the file's order), each keeping its random
     streams (:func:`arm_stream`): the same patients as in the whole trial."""
@@ -1591,8 +1592,7 @@ def _cohort(spec: TrialSpec, index: int, size: int | None = None) -> np.ndarray:
     """The first ``size`` (default all) patients of arm ``index``, drawn in patient order."""
     base = spec.model.parameter_vector({}, dict(spec.covariates))
     size = spec.subjects_per_arm if size is None else size
-    # the same patients in every arm of a paired design: the first arm's stream
-    stream = 0 if spec.extra.get("design") == "paired" else arm_stream(spec, index)
+    stream = patient_stream(spec, index)  # the first arm's in a paired design
     eta = spec.variability.eta(size, _arm_seed(spec.seed, stream)) \
         if spec.variability.width else np.zeros((size, 0))
     return cohort_matrix(spec.model, base, spec.variability, eta)
@@ -1602,7 +1602,7 @@ def population_group(spec: TrialSpec, index: int, patients: np.ndarray) -> np.nd
     """The mixture group label (``[[population.mixture]]`` name, or "rest") of arm
     ``index``'s patients ``patients`` (indices in its drawn cohort), from the same stream
     :func:`_cohort` draws them with."""
-    stream = 0 if spec.extra.get("design") == "paired" else arm_stream(spec, index)
+    stream = patient_stream(spec, index)
     patients = np.asarray(patients, dtype=np.int64)
     if not patients.size:
         return np.zeros(0, dtype=object)
@@ -1862,7 +1862,7 @@ def _rescue_levels(spec: TrialSpec, index: int, design: ArmDesign,
     rescue = design.rescue
     if rescue is None or rescue.at_risk_below is None:
         return None
-    stream = 0 if spec.extra.get("design") == "paired" else arm_stream(spec, index)
+    stream = patient_stream(spec, index)
     patients = np.asarray(patients, dtype=np.int64)
     if not patients.size:
         return rescue.levels(np.empty(0))
@@ -1883,7 +1883,7 @@ def _check_observer(spec: TrialSpec, index: int, patients: np.ndarray):
     and patient index (the same draw for the screening and the treated course)."""
     error = spec.model.observation[PLATELETS]
     course = spec.extra["course"]
-    arm = 0 if spec.extra.get("design") == "paired" else arm_stream(spec, index)
+    arm = patient_stream(spec, index)
     draws = np.array([np.random.default_rng([spec.seed, arm, int(patient), 3])
                       .standard_normal((course.cycles, course.checks.size, 2))
                       for patient in patients]).reshape(len(patients), course.cycles,
@@ -1904,7 +1904,7 @@ def _exposure(spec: TrialSpec, index: int, patients: np.ndarray) -> np.ndarray |
     cv = spec.extra.get("between_cycle_cv", 0.0)
     if not cv:
         return None
-    arm = 0 if spec.extra.get("design") == "paired" else arm_stream(spec, index)
+    arm = patient_stream(spec, index)
     omega = math.sqrt(math.log1p(cv * cv))
     cycles = spec.extra["course"].cycles
     return np.exp(omega * np.array([
