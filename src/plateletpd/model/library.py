@@ -171,6 +171,24 @@ def fit_between_cycle_cv(name_or_path: str | Path) -> float | None:
     return None if entry is None else float(entry["value"])
 
 
+def fitted_rows(name_or_path: str | Path) -> set[tuple[str, str, str, int]] | None:
+    """The data rows a fit was made to, as (study, arm, endpoint, line) of its
+    ``predictions.csv`` (every fit folder :func:`plateletpd.inference.fitting.run_fit`
+    writes has one); None when the folder keeps none (a hand-made fit folder). A
+    validation suite checks its checks' roles against these."""
+    import csv
+
+    path = _fit_folder(name_or_path) / "predictions.csv"
+    if not path.is_file():
+        return None
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not {"study", "arm", "endpoint", "line"} <= set(reader.fieldnames or ()):
+            return None
+        return {(row["study"], row["arm"], row["endpoint"], int(float(row["line"])))
+                for row in reader if row["line"] not in ("", "nan")}
+
+
 def default_fit(model_name: str) -> str | None:
     """The bundled fit of ``model_name``, if there is one (simulation commands use it).
 

@@ -144,27 +144,27 @@ class CheckResult:
         return plot_check(self.table, path)
 
 
-def check_trial(spec: TrialSpec, data, study: str | None = None,
-                arm_map: Mapping[str, str | Sequence[str]] | None = None,
-                replicates: int | None = None,
-                uncertainty: str | None = None, progress: bool = False,
-                only_mapped: bool = False, client=None,
-                lines: list[int] | None = None, screen_fewer: bool = True) -> CheckResult:
-    """Compare ``spec``'s endpoints with the rows of ``study`` in ``data`` (an outcome CSV
-    path or table); see the module text. Every data arm must be mapped to a trial arm,
-    unless ``only_mapped``: then the rows of unmapped data arms are left out, and a note
-    names them (a trial that simulates only some of a study's arms). ``lines``: check only
-    these lines of the study (a study whose subgroups share one data arm, such as Winer
-    2017's placebo rows of two chemotherapy groups: one check per subgroup, each with its
-    trial arm mapped through ``arm_map``); the others are left out with a note. An
-    ``arm_map`` value may be a list: one trial arm read for several data arms.
-    ``client``: a Dask client on which the replicate trials run (study/distributed.py; the
-    same results). ``screen_fewer`` (default): when every row states its n, the replicates
-    after the first screen only about as many patients as the rows need (the same table:
-    a replicate whose rows fall short runs again with the file's number); False screens the
-    file's number in every replicate."""
-    if isinstance(spec, (str, Path)):  # a trial file's path or a bundled trial's name
-        spec = load_trial_spec(spec)
+@dataclass(frozen=True)
+class SelectedRows:
+    """The data rows a check compares (``rows``, each data arm's trial arm in ``mapping``)
+    and those it leaves out, with why: not among ``lines`` (``outside``), an unmapped data
+    arm (``skipped``), trial and data arms that did not pair (``unmatched``)."""
+
+    rows: pd.DataFrame
+    mapping: dict
+    study: str
+    source: str
+    outside: pd.DataFrame
+    skipped: pd.DataFrame
+    unmatched: list
+
+
+def selected_rows(spec: TrialSpec, data, study: str | None = None,
+                  arm_map: Mapping[str, str | Sequence[str]] | None = None,
+                  only_mapped: bool = False, lines: list[int] | None = None) -> SelectedRows:
+    """The rows :func:`check_trial` compares, chosen as it chooses them and without
+    simulating (a validation suite checks each check's role against its fit's rows before
+    running any: :func:`plateletpd.study.validation.validate`)."""
     if isinstance(data, (str, Path)) and not Path(data).exists() and \
             bundled_outcomes_path(str(data)).is_file():
         data = bundled_outcomes_path(str(data))  # "cit_summary.csv", "itp_summary.csv", ...
@@ -212,6 +212,33 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                          f"map them too (data_arm, --arm-map) or leave those lines out")
     skipped = rows[~rows.arm.isin(list(mapping))]
     rows = rows[rows.arm.isin(list(mapping))].reset_index(drop=True)
+    return SelectedRows(rows, mapping, study, source, outside, skipped, unmatched)
+
+
+def check_trial(spec: TrialSpec, data, study: str | None = None,
+                arm_map: Mapping[str, str | Sequence[str]] | None = None,
+                replicates: int | None = None,
+                uncertainty: str | None = None, progress: bool = False,
+                only_mapped: bool = False, client=None,
+                lines: list[int] | None = None, screen_fewer: bool = True) -> CheckResult:
+    """Compare ``spec``'s endpoints with the rows of ``study`` in ``data`` (an outcome CSV
+    path or table); see the module text. Every data arm must be mapped to a trial arm,
+    unless ``only_mapped``: then the rows of unmapped data arms are left out, and a note
+    names them (a trial that simulates only some of a study's arms). ``lines``: check only
+    these lines of the study (a study whose subgroups share one data arm, such as Winer
+    2017's placebo rows of two chemotherapy groups: one check per subgroup, each with its
+    trial arm mapped through ``arm_map``); the others are left out with a note. An
+    ``arm_map`` value may be a list: one trial arm read for several data arms.
+    ``client``: a Dask client on which the replicate trials run (study/distributed.py; the
+    same results). ``screen_fewer`` (default): when every row states its n, the replicates
+    after the first screen only about as many patients as the rows need (the same table:
+    a replicate whose rows fall short runs again with the file's number); False screens the
+    file's number in every replicate."""
+    if isinstance(spec, (str, Path)):  # a trial file's path or a bundled trial's name
+        spec = load_trial_spec(spec)
+    chosen = selected_rows(spec, data, study, arm_map, only_mapped, lines)
+    rows, mapping, study, source = chosen.rows, chosen.mapping, chosen.study, chosen.source
+    outside, skipped, unmatched = chosen.outside, chosen.skipped, chosen.unmatched
     read = {mapping[arm] for arm in rows.arm} | {
         mapping[arm] for arm in rows.versus[(rows.comparison != "")
                                             & (rows.versus != BASELINE)]}

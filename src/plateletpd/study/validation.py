@@ -94,7 +94,12 @@ SUITE_SCHEMA = Table({
         # keys replacing the trial file's [response] (load_trial_spec's response): the same
         # trial judged by another rule, e.g. the IWG ITP response
         "response": Table(names=Field("value")),   # checked as the trial file's [response]
-        "note": Field("text", default="")},
+        "note": Field("text", default=""),
+        # a calibration check whose rows calibrated the model outside the fit's own
+        # minimisation (e.g. a grid over two parameters before it): where, in words
+        "fitted_elsewhere": Field("text", default="",
+                                  what="where the rows were fitted, when not by the fit "
+                                       "itself (its predictions.csv does not list them)")},
         many=True, required=True, nonempty=True,
         what="[[checks]] tables, each with trial, data and role"),
 })
@@ -113,6 +118,7 @@ class ValidationCheck:
     screened: int = 0
     note: str = ""
     response: tuple[tuple[str, object], ...] = ()   # keys replacing the file's [response]
+    fitted_elsewhere: str = ""   # a calibration check's rows fitted outside the fit's rows
 
 
 @dataclass(frozen=True)
@@ -195,7 +201,7 @@ def load_suite(path: str | Path) -> ValidationSuite:
                 (trial_arm, data if isinstance(data, str) else tuple(data))
                 for trial_arm, data in (entry.get("arm_map") or {}).items()),
             entry["screened"], entry["note"],
-            tuple((entry.get("response") or {}).items())))
+            tuple((entry.get("response") or {}).items()), entry["fitted_elsewhere"]))
     suite = checked["suite"]
     return ValidationSuite(suite["name"], suite["description"], suite["replicates"],
                            suite["uncertainty"], tuple(checks), str(path))
@@ -242,9 +248,15 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
               if (roles is None or c.role in roles) and (checks is None or i in checks)]
     if not chosen:
         raise ValidationSuiteError(f"no check of {suite.name} has the role(s) {roles}")
+    specs = {number: load_trial_spec(check.trial, response=dict(check.response) or None,
+                                     fit=fit) for number, check in chosen}
+    # every role against the rows its fit was made to, before any check runs (a check
+    # called "not fitted" on calibration rows passed unseen, 2026-12-07)
+    for number, check in chosen:
+        check_role(suite, number, check, specs[number])
     tables, spreads, notes, runs, started = [], [], [], [], time.perf_counter()
     for number, check in chosen:
-        spec = load_trial_spec(check.trial, response=dict(check.response) or None, fit=fit)
+        spec = specs[number]
         if check.screened:
             spec = replace(spec, subjects_per_arm=check.screened)
         if progress:
@@ -260,8 +272,11 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
             raise ValidationSuiteError(f"{suite.path or suite.name}, check {number} "
                                        f"({check.trial.name}): {error}") from error
         # the suite's own note on the check first (what a reader must know to weigh it)
+        fitted = [f"calibration rows fitted outside the fit's minimisation: "
+                  f"{check.fitted_elsewhere}"] if check.fitted_elsewhere else []
         notes.extend(f"check {number} ({spec.name}): {n}"
-                     for n in ([check.note] if check.note else []) + list(result.notes))
+                     for n in ([check.note] if check.note else []) + fitted
+                     + list(result.notes))
         runs.append({"check": number, "trial": spec.name, "file": str(check.trial),
                      "model": spec.model.name, "model_hash": spec.model.hash,
                      "parameters_from": spec.parameters_from, "seed": spec.seed,
@@ -280,6 +295,59 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
         pd.DataFrame()
     return ValidationResult(suite, table, inside_by_role(table), tuple(notes), tuple(runs),
                             spread)
+
+
+def check_role(suite: ValidationSuite, number: int, check: ValidationCheck, spec) -> None:
+    """Refuse a check whose role contradicts its trial's fit: a "calibration" check must
+    read only rows the fit was made to, a "not fitted" or "held out" one none of them (the
+    fit folder's ``predictions.csv``: :func:`plateletpd.model.library.fitted_rows`). A fit
+    folder that keeps no rows, or a trial on no fit read as not fitted or held out, is not
+    checked."""
+    from plateletpd.model.library import chosen_fit, fit_name, fitted_rows
+    from plateletpd.study.check import selected_rows
+
+    where = f"{suite.path or suite.name}, check {number} ({check.trial.name})"
+    if check.fitted_elsewhere and check.role != "calibration":
+        raise ValidationSuiteError(
+            f"{where} has the role {check.role!r} and says its rows were fitted elsewhere "
+            f"(fitted_elsewhere = {check.fitted_elsewhere!r}): rows that were fitted are "
+            f"calibration rows; give the check the role 'calibration' or drop the key")
+    choice = spec.extra.get("fit")
+    chosen = None if choice is None else chosen_fit(spec.model.name, choice)
+    if chosen is None:
+        if check.role == "calibration":
+            raise ValidationSuiteError(
+                f"{where} has the role 'calibration' but its trial runs on no fit (the "
+                f"model file's values), so no row was fitted: name the fit in the trial's "
+                f"[trial] fit, or give the check the role 'not fitted' or 'held out'")
+        return
+    fitted = fitted_rows(chosen)
+    if fitted is None:
+        return
+    try:
+        rows = selected_rows(spec, check.data, None, dict(check.arm_map) or None,
+                             check.only_mapped_arms,
+                             list(check.lines) if check.lines else None).rows
+    except PlateletPDError as error:
+        raise ValidationSuiteError(f"{where}: {error}") from error
+    keys = [(row.study, row.arm, row.endpoint, int(row.line)) for row in rows.itertuples()]
+    used = [key for key in keys if key in fitted]
+    name = fit_name(chosen)
+    if check.role == "calibration" and len(used) < len(keys) and not check.fitted_elsewhere:
+        unused = [key[3] for key in keys if key not in fitted]
+        raise ValidationSuiteError(
+            f"{where} has the role 'calibration' but line(s) {', '.join(map(str, unused))} "
+            f"of study {keys[0][0]} are not rows the fit {name} was made to (its "
+            f"predictions.csv): give the check the role 'not fitted' (rows no fit uses) "
+            f"or 'held out' (data/out_of_sample.csv), keep only the fitted lines "
+            f"(lines = [...]), or, for rows fitted outside the fit's minimisation, say where "
+            f"(fitted_elsewhere = \"...\")")
+    if check.role != "calibration" and used:
+        raise ValidationSuiteError(
+            f"{where} has the role {check.role!r} but line(s) "
+            f"{', '.join(str(key[3]) for key in used)} of study {used[0][0]} are rows the "
+            f"fit {name} was made to (its predictions.csv lists them): give the check the "
+            f"role 'calibration', or leave those lines out (lines = [...])")
 
 
 def _checks_first(table: pd.DataFrame) -> pd.DataFrame:
