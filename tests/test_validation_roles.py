@@ -155,3 +155,13 @@ def test_the_command_refuses_a_contradicted_role_with_exit_status_2(tmp_path, ca
     assert "are rows the fit cit_marrow_reserve_calibration was made to" in \
         capsys.readouterr().err
     assert not (tmp_path / "v").exists()
+
+
+def test_a_suite_run_on_the_model_file_values_keeps_its_roles(monkeypatch):
+    # validate --fit none (tests/test_fit_choice.py) runs every check on the model file's
+    # values: its calibration checks are then on no fit by the run's choice, not refused
+    suite = load_suite("cit_marrow_reserve")
+    spec = load_trial_spec(suite.checks[0].trial, fit="none")
+    check_role(suite, 1, suite.checks[0], spec, chosen_for_all=True)
+    with pytest.raises(ValidationSuiteError, match=r"runs on no fit"):
+        check_role(suite, 1, suite.checks[0], spec)

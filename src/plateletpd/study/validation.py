@@ -253,7 +253,7 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
     # every role against the rows its fit was made to, before any check runs (a check
     # called "not fitted" on calibration rows passed unseen, 2026-12-07)
     for number, check in chosen:
-        check_role(suite, number, check, specs[number])
+        check_role(suite, number, check, specs[number], chosen_for_all=fit is not None)
     tables, spreads, notes, runs, started = [], [], [], [], time.perf_counter()
     for number, check in chosen:
         spec = specs[number]
@@ -297,12 +297,15 @@ def validate(suite: ValidationSuite, replicates: int | None = None,
                             spread)
 
 
-def check_role(suite: ValidationSuite, number: int, check: ValidationCheck, spec) -> None:
+def check_role(suite: ValidationSuite, number: int, check: ValidationCheck, spec,
+               chosen_for_all: bool = False) -> None:
     """Refuse a check whose role contradicts its trial's fit: a "calibration" check must
     read only rows the fit was made to, a "not fitted" or "held out" one none of them (the
     fit folder's ``predictions.csv``: :func:`plateletpd.model.library.fitted_rows`). A fit
-    folder that keeps no rows, or a trial on no fit read as not fitted or held out, is not
-    checked."""
+    folder that keeps no rows is not checked, nor a trial on no fit read as not fitted or
+    held out; a calibration check whose own trial file runs on no fit is refused, unless
+    ``chosen_for_all`` (the run chose the fit for every check, as ``validate --fit none``
+    does to see the model file's values on the suite: the roles then stay the suite's)."""
     from plateletpd.model.library import chosen_fit, fit_name, fitted_rows
     from plateletpd.study.check import selected_rows
 
@@ -315,7 +318,7 @@ def check_role(suite: ValidationSuite, number: int, check: ValidationCheck, spec
     choice = spec.extra.get("fit")
     chosen = None if choice is None else chosen_fit(spec.model.name, choice)
     if chosen is None:
-        if check.role == "calibration":
+        if check.role == "calibration" and not chosen_for_all:
             raise ValidationSuiteError(
                 f"{where} has the role 'calibration' but its trial runs on no fit (the "
                 f"model file's values), so no row was fitted: name the fit in the trial's "
