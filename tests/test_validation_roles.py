@@ -165,3 +165,20 @@ def test_a_suite_run_on_the_model_file_values_keeps_its_roles(monkeypatch):
     check_role(suite, 1, suite.checks[0], spec, chosen_for_all=True)
     with pytest.raises(ValidationSuiteError, match=r"runs on no fit"):
         check_role(suite, 1, suite.checks[0], spec)
+
+
+def test_a_single_check_says_which_of_its_rows_its_fit_was_made_to():
+    # plateletpd check on a calibration study (the GI rhIL-11 study, lines 29-32 of both
+    # bundled fits) says so; on a held-out study (Xu 2018, data/out_of_sample.csv) it does not
+    from plateletpd.study.check import fitted_rows_note, selected_rows
+
+    gi = load_trial_spec("gi_rhil11")
+    rows = selected_rows(gi, "cit_summary.csv").rows
+    assert fitted_rows_note(gi, rows) == [
+        "line(s) 29, 30, 31, 32 are rows the fit cit_marrow_reserve_calibration was made to "
+        "(calibration rows): agreement there shows the fit, not a prediction"]
+    soff = load_trial_spec("soff2019_romiplostim")
+    rows = selected_rows(soff, "cit_summary.csv", lines=[41, 42], only_mapped=True).rows
+    assert fitted_rows_note(soff, rows)[0].startswith("line(s) 41 are rows")
+    xu = load_trial_spec("xu2018_rhtpo_rhil11_prophylaxis")
+    assert fitted_rows_note(xu, selected_rows(xu, "out_of_sample.csv").rows) == []

@@ -215,6 +215,25 @@ def selected_rows(spec: TrialSpec, data, study: str | None = None,
     return SelectedRows(rows, mapping, study, source, outside, skipped, unmatched)
 
 
+def fitted_rows_note(spec: TrialSpec, rows: pd.DataFrame) -> list[str]:
+    """A note naming the compared rows that the trial's own fit was made to (its fit
+    folder's predictions.csv): there agreement shows the fit, not a prediction. Empty when
+    the trial runs on no fit, the folder keeps no rows, or none is among them."""
+    from plateletpd.model.library import chosen_fit, fit_name, fitted_rows
+
+    choice = spec.extra.get("fit")
+    chosen = None if choice is None else chosen_fit(spec.model.name, choice)
+    fitted = None if chosen is None else fitted_rows(chosen)
+    if not fitted:
+        return []
+    lines = [str(row.line) for row in rows.itertuples()
+             if (row.study, row.arm, row.endpoint, int(row.line)) in fitted]
+    if not lines:
+        return []
+    return [f"line(s) {', '.join(lines)} are rows the fit {fit_name(chosen)} was made to "
+            f"(calibration rows): agreement there shows the fit, not a prediction"]
+
+
 def check_trial(spec: TrialSpec, data, study: str | None = None,
                 arm_map: Mapping[str, str | Sequence[str]] | None = None,
                 replicates: int | None = None,
@@ -395,6 +414,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                      f"intervals are over the {used} that enrol, as the published study did")
     if drawn:
         notes += list(drawn.notes)
+    notes += fitted_rows_note(spec, rows)
     notes += [f"trial arm {trial_arm!r} not checked: its data arm {data_arm!r} has no row of "
               f"study {study} in {source}" for trial_arm, data_arm in unmatched]
     notes += [f"line {row.line} ({row.arm}): read as {reading}"
