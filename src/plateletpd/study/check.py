@@ -215,22 +215,32 @@ def selected_rows(spec: TrialSpec, data, study: str | None = None,
     return SelectedRows(rows, mapping, study, source, outside, skipped, unmatched)
 
 
-def fitted_rows_note(spec: TrialSpec, rows: pd.DataFrame) -> list[str]:
-    """A note naming the compared rows that the trial's own fit was made to (its fit
-    folder's predictions.csv): there agreement shows the fit, not a prediction. Empty when
-    the trial runs on no fit, the folder keeps no rows, or none is among them."""
+def trial_fit_rows(spec: TrialSpec) -> tuple[str, set] | None:
+    """(the fit's name, the rows it was made to) for the fit ``spec`` runs on
+    (:func:`plateletpd.model.library.fitted_rows`); None when it runs on no fit or the fit
+    folder keeps no rows."""
     from plateletpd.model.library import chosen_fit, fit_name, fitted_rows
 
     choice = spec.extra.get("fit")
     chosen = None if choice is None else chosen_fit(spec.model.name, choice)
     fitted = None if chosen is None else fitted_rows(chosen)
-    if not fitted:
-        return []
-    lines = [str(row.line) for row in rows.itertuples()
-             if (row.study, row.arm, row.endpoint, int(row.line)) in fitted]
+    return None if fitted is None else (fit_name(chosen), fitted)
+
+
+def row_keys(rows: pd.DataFrame) -> list[tuple[str, str, str, int]]:
+    """Each data row as (study, arm, endpoint, line), the key of a fit's rows."""
+    return [(row.study, row.arm, row.endpoint, int(row.line)) for row in rows.itertuples()]
+
+
+def fitted_rows_note(spec: TrialSpec, rows: pd.DataFrame) -> list[str]:
+    """A note naming the compared rows that the trial's own fit was made to (its fit
+    folder's predictions.csv): there agreement shows the fit, not a prediction. Empty when
+    the trial runs on no fit, the folder keeps no rows, or none is among them."""
+    found = trial_fit_rows(spec)
+    lines = [str(key[3]) for key in row_keys(rows) if found and key in found[1]]
     if not lines:
         return []
-    return [f"line(s) {', '.join(lines)} are rows the fit {fit_name(chosen)} was made to "
+    return [f"line(s) {', '.join(lines)} are rows the fit {found[0]} was made to "
             f"(calibration rows): agreement there shows the fit, not a prediction"]
 
 

@@ -306,8 +306,8 @@ def check_role(suite: ValidationSuite, number: int, check: ValidationCheck, spec
     held out; a calibration check whose own trial file runs on no fit is refused, unless
     ``chosen_for_all`` (the run chose the fit for every check, as ``validate --fit none``
     does to see the model file's values on the suite: the roles then stay the suite's)."""
-    from plateletpd.model.library import chosen_fit, fit_name, fitted_rows
-    from plateletpd.study.check import selected_rows
+    from plateletpd.model.library import chosen_fit
+    from plateletpd.study.check import row_keys, selected_rows, trial_fit_rows
 
     where = f"{suite.path or suite.name}, check {number} ({check.trial.name})"
     if check.fitted_elsewhere and check.role != "calibration":
@@ -316,26 +316,25 @@ def check_role(suite: ValidationSuite, number: int, check: ValidationCheck, spec
             f"(fitted_elsewhere = {check.fitted_elsewhere!r}): rows that were fitted are "
             f"calibration rows; give the check the role 'calibration' or drop the key")
     choice = spec.extra.get("fit")
-    chosen = None if choice is None else chosen_fit(spec.model.name, choice)
-    if chosen is None:
+    if choice is None or chosen_fit(spec.model.name, choice) is None:
         if check.role == "calibration" and not chosen_for_all:
             raise ValidationSuiteError(
                 f"{where} has the role 'calibration' but its trial runs on no fit (the "
                 f"model file's values), so no row was fitted: name the fit in the trial's "
                 f"[trial] fit, or give the check the role 'not fitted' or 'held out'")
         return
-    fitted = fitted_rows(chosen)
-    if fitted is None:
+    found = trial_fit_rows(spec)
+    if found is None:
         return
+    name, fitted = found
     try:
         rows = selected_rows(spec, check.data, None, dict(check.arm_map) or None,
                              check.only_mapped_arms,
                              list(check.lines) if check.lines else None).rows
     except PlateletPDError as error:
         raise ValidationSuiteError(f"{where}: {error}") from error
-    keys = [(row.study, row.arm, row.endpoint, int(row.line)) for row in rows.itertuples()]
+    keys = row_keys(rows)
     used = [key for key in keys if key in fitted]
-    name = fit_name(chosen)
     if check.role == "calibration" and len(used) < len(keys) and not check.fitted_elsewhere:
         unused = [key[3] for key in keys if key not in fitted]
         raise ValidationSuiteError(
