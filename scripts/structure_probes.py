@@ -17,7 +17,9 @@ change from one cycle to the next and the share whose nadir is lower than the cy
 before), TPO's lead over the platelets in the same design (Engel 1999: about 1 day; 200
 patients), rhTPO 15000 U on days -4 and -2 before one cycle against none (the median nadir,
 500 patients, seed 21: the priming check),
-one healthy 2 ug/kg rhTPO dose (peak rise %, its day, the rise on day 21), the Yuan design's
+one healthy 2 ug/kg rhTPO dose (peak rise %, its day, the rise on day 21), the steady-state
+count of a c-Mpl knockout (the TPO site's signal set to 0) as a fraction of the healthy one
+(mice lacking c-Mpl or TPO keep 10-15%; tests/test_cit_science.py), the Yuan design's
 responses and day-14 means with an untreated arm (tests/test_cit_science.py: 1,000
 screened, seed 20, the typical damage), and the Soff design's share corrected within 3
 weeks and week-3 mean (2,000 screened, seed 19). --soff-diagnosis splits the Soff design's
@@ -100,6 +102,9 @@ def main(arguments: list[str]) -> None:
           [round(float(x), 1) for x in rebound_probes.bai(model, values)])
     print("healthy rhTPO 2 ug/kg (peak rise %, day, rise % on day 21):",
           [round(float(x), 1) for x in rebound_probes.healthy(model, values)])
+    print("c-Mpl knockout (no TPO-site signal): steady-state count "
+          f"{science.knockout_fraction(calibrated, path):.3f} of the healthy one "
+          "(mice: 0.10-0.15, Gurney 1994, Bunting 1997)")
     cycles(calibrated)
     arms = science.yuan_treated_arms(calibrated)
     arms.update(science.yuan_treated_arms(calibrated, {"untreated": ()}))
