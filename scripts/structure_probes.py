@@ -18,7 +18,7 @@ before), TPO's lead over the platelets in the same design (Engel 1999: about 1 d
 patients), rhTPO 15000 U on days -4 and -2 before one cycle against none (the median nadir,
 500 patients, seed 21: the priming check),
 one healthy 2 ug/kg rhTPO dose (peak rise %, its day, the rise on day 21), the steady-state
-count of a c-Mpl knockout (the TPO site's signal set to 0) as a fraction of the healthy one
+count of a c-Mpl knockout (the receptor's summed input set to 0) as a fraction of the healthy one
 (mice lacking c-Mpl or TPO keep 10-15%; tests/test_cit_science.py), the Yuan design's
 responses and day-14 means with an untreated arm (tests/test_cit_science.py: 1,000
 screened, seed 20, the typical damage), and the Soff design's share corrected within 3
@@ -103,7 +103,7 @@ def main(arguments: list[str]) -> None:
     print("healthy rhTPO 2 ug/kg (peak rise %, day, rise % on day 21):",
           [round(float(x), 1) for x in rebound_probes.healthy(model, values)])
     print("c-Mpl knockout (no TPO-site signal): steady-state count "
-          f"{science.knockout_fraction(calibrated, path):.3f} of the healthy one "
+          f"{science.knockout_fraction(calibrated):.3f} of the healthy one "
           "(mice: 0.10-0.15, Gurney 1994, Bunting 1997)")
     cycles(calibrated)
     arms = science.yuan_treated_arms(calibrated)

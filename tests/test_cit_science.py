@@ -169,16 +169,19 @@ def test_untreated_post_recovery_peak_is_modest_in_the_median_patient(carboplati
 
 
 # ---------------------------------------------------------------- c-Mpl knockout
-def knockout_fraction(model, path: str = MODEL_PATH, days: float = 6000.0,
-                      production: bool = False) -> float:
+def knockout_fraction(model, days: float = 6000.0, production: bool = False) -> float:
     """The steady-state count, as a fraction of the healthy one, of the same patient with no
-    TPO-site signal (a c-Mpl or TPO knockout): the model file's text with the TPO site's
-    occupancy set to 0, at ``model``'s parameter values (also scripts/structure_probes.py).
-    With ``production`` the knockout's production factor instead."""
-    text = Path(path).read_text()
-    line = next(row for row in text.splitlines() if row.startswith("occupancy_tpo_site = "))
-    knockout = pp.parse_model(text.replace(line, 'occupancy_tpo_site = "0.0 * tpo"'),
-                              f"knockout of {path}")
+    c-Mpl signal (a c-Mpl knockout; with no drug also a TPO knockout): ``model``'s file with
+    the receptor's summed input set to 0, in either feedback mode, at ``model``'s parameter
+    values (also scripts/structure_probes.py). With ``production`` the knockout's
+    production factor instead."""
+    text = Path(model.path).read_text()
+    lines = [row for row in text.splitlines() if row.startswith("receptor_input = ")]
+    if len(lines) != 1:
+        raise ValueError(f"{model.path}: expected one line 'receptor_input = ...' (the c-Mpl "
+                         f"signal's summed input) to knock out, found {len(lines)}")
+    knockout = pp.parse_model(text.replace(lines[0], 'receptor_input = "0.0 * tpo"'),
+                              f"knockout of {model.path}")
     values = {name: model.parameters[name].value for name in knockout.parameters}
     result = pp.simulate(knockout, None, times=[0.0, days - 1000.0, days], params=values,
                          covariates=WEIGHT)
