@@ -211,7 +211,11 @@ def test_trial_command_writes_prediction_intervals(tmp_path, capsys):
     for name in ("uncertainty.csv", "uncertainty.png", "draws.csv", "uncertainty.md",
                  "summary.csv", "manifest.json"):
         assert (out / name).is_file(), name
-    assert "prediction_low" in (out / "uncertainty.csv").read_text().splitlines()[0]
+    header = (out / "uncertainty.csv").read_text().splitlines()[0]
+    assert "prediction_low" in header
+    # cit_marrow_reserve has a validation record: the intervals widened by it too
+    assert "calibrated_low" in header and "calibrated_high" in header
+    assert "Calibration on the validation record" in (out / "uncertainty.md").read_text()
     assert "draws outside the bounds redrawn" in capsys.readouterr().err
 
 

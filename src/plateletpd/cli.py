@@ -133,7 +133,29 @@ def _show_track_record(model, choice: str) -> int:
     with pd.option_context("display.width", 200):
         print(table.to_string(index=False, formatters={
             "median_count_side": lambda v: f"{v:.0f}", "sign_test_p": lambda v: f"{v:.2g}"}))
+    _show_interval_calibration(model, fit)
     return 0
+
+
+def _show_interval_calibration(model, fit: str | None) -> None:
+    """``show --track-record``, continued: how much wider a new study's prediction
+    intervals must be, from the same record, and each study's rows against the other
+    studies' factor."""
+    import pandas as pd
+
+    from plateletpd.study.interval_calibration import calibrate_intervals
+    from plateletpd.study.validation_results import record_for
+
+    recorded = record_for(model, fit)[0]
+    if recorded is None:
+        return
+    calibration = calibrate_intervals(recorded[0])
+    print("\nprediction intervals for a new study (trial --uncertainty fit): "
+          + calibration.text())
+    if calibration.calibrated and calibration.held_out_by_study:
+        rows = pd.DataFrame([vars(s) for s in calibration.held_out_by_study])
+        print("each study's rows against the factor of the other studies:\n"
+              + rows.to_string(index=False, formatters={"factor": lambda v: f"{v:.2f}"}))
 
 
 def _fitted(model_name: str, choice: str) -> tuple[dict[str, float], str]:

@@ -2849,6 +2849,18 @@ def track_record_summary(spec: TrialSpec) -> list[str]:
                              fit=_non_default_fit(spec), trial_name=spec.name)
 
 
+def record_interval_calibration(spec: TrialSpec):
+    """How much wider the trial's 95% prediction intervals must be to hold the published
+    values its model's validation record has found them to miss
+    (:class:`plateletpd.study.interval_calibration.IntervalCalibration`, from the record a
+    report of this trial reads); None where the model has no record."""
+    from plateletpd.study.interval_calibration import calibrate_intervals
+    from plateletpd.study.validation_results import record_for
+
+    recorded = record_for(spec.model, _non_default_fit(spec))[0]
+    return None if recorded is None else calibrate_intervals(recorded[0])
+
+
 def _non_default_fit(spec: TrialSpec) -> str | None:
     """The fit a trial ran on when it is not its model's default one (whose validation
     record is the model's own), else None."""

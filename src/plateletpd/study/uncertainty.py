@@ -39,6 +39,12 @@ then each replicate is a new study, ``NAME = typical x exp(SD x z)`` with the ty
 and the between-study SD taken from that replicate's fit draw and ``z`` standard normal.
 Parameters a trial fixes in ``[population] typical`` stay fixed.
 
+What the prediction interval leaves out is what the model gets wrong. Where the model has
+a validation record, the intervals are also given widened by the factor the record's rows no
+fit was made to call for (:mod:`plateletpd.study.interval_calibration`: the split-conformal
+quantile of their standardised errors, tested study by study), as ``calibrated_low`` and
+``calibrated_high``; the notes give the factor and its out-of-study coverage.
+
 Seeds: replicate ``r`` simulates patients from the seed :func:`run_replicates` gives it and
 draws its parameters from a generator seeded by the trial seed and ``r`` alone, so replicate
 ``r`` is the same whatever the number of replicates or threads.
@@ -58,6 +64,7 @@ from plateletpd.errors import PlateletPDError, closest
 from plateletpd.io.display import progress as show_progress
 from plateletpd.io.display import progress_due, progress_end, short_repr
 from plateletpd.io.files import atomic_write, write_text
+from plateletpd.study.interval_calibration import calibrated_columns
 from plateletpd.study.trial import (NobodyEnrolledError, TrialResult, TrialSpec, _arm_seed,
                                     run_trial)
 
@@ -570,8 +577,27 @@ def run_uncertainty(spec: TrialSpec, replicates: int | None = None,
         notes.append(f"with {replicates} replicates the 95% intervals are close to the "
                      f"extreme replicates, not estimates of the 2.5th and 97.5th percentiles;"
                      f" use 200 or more")
-    return UncertaintyResult(spec, table, pd.DataFrame(draws), intervals(table), tuple(notes),
+    found = intervals(table)
+    calibration = _record_calibration(spec)
+    if calibration is None:
+        notes.append("no validation record of this model: the prediction intervals are not "
+                     "calibrated on published studies (plateletpd validate)")
+    elif not calibration.calibrated:
+        notes.append(calibration.text())
+    else:
+        found = calibrated_columns(found, calibration.factor)
+        notes.append(calibration.text() + " uncertainty.csv gives the widened intervals as "
+                     "calibrated_low and calibrated_high (docs/trial_files.md, 'Intervals "
+                     "calibrated on the validation record').")
+    return UncertaintyResult(spec, table, pd.DataFrame(draws), found, tuple(notes),
                              redraws)
+
+
+def _record_calibration(spec: TrialSpec):
+    """The interval calibration of the record a report of ``spec`` reads, or None."""
+    from plateletpd.study.trial import record_interval_calibration
+
+    return record_interval_calibration(spec)
 
 
 def endpoint_columns(summary: pd.DataFrame) -> list[str]:

@@ -60,6 +60,7 @@ from plateletpd.io.outcomes import bundled_outcomes_path
 from plateletpd.io.provenance import provenance
 from plateletpd.io.schema import Document, Field, Table
 from plateletpd.numerics.kernels import many_batches
+from plateletpd.study.interval_calibration import calibrate_intervals
 from plateletpd.study.validation_results import (ROLES, SPREAD_FILE, inside_by_role,
                                                    spread_counts, spread_path)
 
@@ -535,6 +536,8 @@ def validation_markdown(result: ValidationResult) -> str:
         lines.append(f"| {row.role} | {int(row.rows)} | {int(row.inside)} "
                      f"({row.inside_pct:.0f}%) | {int(row.central)} ({row.central_pct:.0f}%) "
                      f"| {row.median_percentile:.0f} |")
+    # how much wider a new study's intervals must be to hold what these rows miss
+    lines += ["", calibrate_intervals(result.table).text()]
     for role in result.summary.role:
         header = ("| check | trial | line | arm | endpoint | observed | predicted | "
                   "95% interval | inside |")

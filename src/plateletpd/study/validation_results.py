@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from plateletpd.io.files import bundled_folder
+# TESTING_ROLES: the roles whose rows test a prediction, rows no fit was made to
+from plateletpd.study.interval_calibration import TESTING_ROLES, calibrate_intervals
 
 #: the roles a check's rows may play for the fit, in the order they are reported
 #: (plateletpd.study.validation: calibration, not fitted, held out)
@@ -42,8 +44,6 @@ COUNT_DIRECTION = {
     "time_to_threshold_days": -1, "chemotherapy_delay_days": -1, "incidence_proportion": -1,
     "time_to_rise_onset_days": 0, "time_to_peak_days": 0}
 
-#: the roles whose rows test a prediction: rows no fit was made to
-TESTING_ROLES = ("not fitted", "held out")
 
 
 def inside_by_role(table: pd.DataFrame) -> pd.DataFrame:
@@ -263,7 +263,7 @@ def model_track_record(model, arm_drugs: Callable[[dict], dict], fit: str | None
     """(:func:`track_record_table`, a sentence saying which record) for ``model`` on
     ``fit`` (None: its default fit; a fit without a record of its own falls back to the
     default fit's, said so), or None without any record."""
-    recorded, stem, another = _record_for(model, fit, folder)
+    recorded, stem, another = record_for(model, fit, folder)
     if recorded is None:
         return None
     table, record = recorded
@@ -337,7 +337,7 @@ def track_record_text(model, arms, arm_drugs: Callable[[dict], dict],
     report reads (the fit's own when one is kept), without the explanation; ``arm_drugs``:
     the record's arms' drugs from its provenance (as
     :func:`plateletpd.study.trial.record_arm_drugs`); [] without a record of ``model``."""
-    recorded = _record_for(model, fit, folder)[0]
+    recorded = record_for(model, fit, folder)[0]
     if recorded is None:
         return []
     table, record = recorded
@@ -347,8 +347,10 @@ def track_record_text(model, arms, arm_drugs: Callable[[dict], dict],
             if line.startswith("- ")]
 
 
-def _record_for(model, fit: str | None, folder: Path | None):
-    """((table, provenance) or None, file stem, whether it is another fit's record)."""
+def record_for(model, fit: str | None = None, folder: Path | None = None):
+    """The validation record a report of ``model`` on ``fit`` (None: its default fit)
+    reads: ((table, provenance) or None, file stem, whether it is another fit's record,
+    the default fit's, because ``fit`` has none of its own)."""
     if fit is not None:
         on_fit = recorded_validation_on_fit(model.name, fit, folder)
         if on_fit is not None:
@@ -374,7 +376,7 @@ def validation_report_lines(model, folder: Path | None = None,
         raise TypeError("validation_report_lines: arms need arm_drugs, the reader of the "
                         "record's arms' drugs (plateletpd.study.trial.record_arm_drugs)")
     heading = ["## How far this model has been found to hold", ""]
-    recorded, stem, another = _record_for(model, fit, folder)
+    recorded, stem, another = record_for(model, fit, folder)
     other_fit = [(f"This trial ran on fit {fit}, which has no recorded validation; "
                   f"the record below is of {model.name}'s default fit (run "
                   f"`plateletpd validate --fit {fit}` for its own)."), ""] if another else []
@@ -399,6 +401,10 @@ def validation_report_lines(model, folder: Path | None = None,
             "observed percentile (about 50 unless the model errs one way): " + ", ".join(
                 f"{row.role} {int(row.central)}/{int(row.rows)}, median percentile "
                 f"{row.median_percentile:.0f}" for row in summary.itertuples()) + "."), ""]
+    # how much wider a new study's prediction intervals must be (trial --uncertainty fit)
+    lines += [calibrate_intervals(table).text() + (
+        " A trial run with `--uncertainty fit` gives its prediction intervals widened so "
+        "(uncertainty.csv, calibrated_low and calibrated_high)."), ""]
     spread = recorded_spread(stem, folder)
     if len(spread):  # the virtual population's variability, which the means cannot show
         lines += [(

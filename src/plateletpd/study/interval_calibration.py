@@ -1,0 +1,242 @@
+"""Prediction intervals calibrated on a model's validation record: how much wider a new
+study's 95% prediction intervals must be to hold the published values they have been
+found to miss.
+
+A model's prediction interval for a new study (``plateletpd trial --uncertainty fit``; the
+validation suite's intervals are the same kind: virtual studies of the published size with
+parameters drawn from the fit) covers only what the model knows it does not know: the
+patients' spread, the study's draw from the between-study spread, the fit's parameter
+uncertainty. It leaves out what the model gets wrong (its structure, an unstated
+definition, a population unlike the calibration studies'). The validation record measures
+that: rows no fit was made to (``not fitted`` and ``held out``) fall outside their 95%
+intervals more often than 5% of the time.
+
+Each such row's **standardised error** is how far the published value lies from the
+model's median in units of the interval's half on that side,
+
+    e = (observed - median) / (high - median)   if observed >= median,
+    e = (median - observed) / (median - low)    otherwise,
+
+so ``e <= 1`` is inside. The **widening factor** k is the split-conformal quantile of these
+errors (Vovk, Gammerman and Shafer 2005, Algorithmic Learning in a Random World; Lei, G'Sell,
+Rinaldo, Tibshirani and Wasserman 2018, J Am Stat Assoc 113:1094): the ceil((n + 1) x
+0.95)-th smallest of the n errors. If a new row's error is exchangeable with the recorded
+ones, the interval median - k (median - low) to median + k (high - median) holds it with
+probability at least 95%. k is never taken below 1 (the record can show the model's
+intervals too narrow; narrowing them would claim a precision the model does not have), and
+it is infinite when fewer than 19 rows are recorded (no finite quantile exists).
+
+Rows of one study share its virtual studies and its patients, so they are not
+exchangeable one by one. :func:`leave_one_study_out` therefore tests the rule as a user
+meets it: each study's rows against the factor computed from every other study's rows.
+Comparison rows (a published difference between arms, read from a P value that is often a
+bound) are left out, as the track record leaves them out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+#: the roles whose rows test a prediction: rows no fit was made to (the roles of
+#: plateletpd.study.validation; validation_results.TESTING_ROLES is this tuple)
+TESTING_ROLES = ("not fitted", "held out")
+
+#: the coverage the calibrated intervals aim at (the model's own intervals are 95%)
+LEVEL = 0.95
+
+#: endpoints whose values are percentages (bounded by 0 and 100); every other endpoint the
+#: trial language reports is a count, a number of days or an area (bounded below by 0)
+PERCENT_WORDS = ("pct", "percent", "%", "proportion")
+
+
+def standardised_errors(observed, median, low, high) -> np.ndarray:
+    """Each row's distance from the median in units of its interval's half on the
+    observed value's side (module docstring); 0 where the observed value is the median,
+    inf where that half has no width and the value lies beyond it, NaN where a number is
+    missing."""
+    observed, median, low, high = (np.asarray(x, dtype=float) for x in
+                                   (observed, median, low, high))
+    above = observed >= median
+    distance = np.where(above, observed - median, median - observed)
+    half = np.where(above, high - median, median - low)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        errors = np.where(distance == 0, 0.0, distance / np.where(half > 0, half, 0.0))
+    errors = np.where((distance > 0) & ~(half > 0), np.inf, errors)
+    missing = ~(np.isfinite(observed) & np.isfinite(median) & np.isfinite(low)
+                & np.isfinite(high))
+    return np.where(missing, np.nan, errors)
+
+
+def conformal_factor(errors, level: float = LEVEL) -> float:
+    """The split-conformal widening factor of ``errors`` (module docstring): the
+    ceil((n + 1) level)-th smallest, at least 1; inf when n is too small for it. NaN
+    errors are left out."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"conformal_factor: level must lie between 0 and 1 (a coverage "
+                         f"such as 0.95), got {level!r}")
+    values = np.sort(np.asarray(errors, dtype=float))
+    values = values[~np.isnan(values)]
+    rank = math.ceil((values.size + 1) * level)
+    if rank > values.size:
+        return math.inf
+    return max(float(values[rank - 1]), 1.0)
+
+
+def widen(median, low, high, factor: float, lower_bound: float = 0.0,
+          upper_bound: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
+    """The interval median - factor (median - low) to median + factor (high - median),
+    clipped to the endpoint's range (``lower_bound``, ``upper_bound``)."""
+    median, low, high = (np.asarray(x, dtype=float) for x in (median, low, high))
+    new_low = np.clip(median - factor * (median - low), lower_bound, upper_bound)
+    new_high = np.clip(median + factor * (high - median), lower_bound, upper_bound)
+    if math.isinf(factor):  # inf x 0 is NaN: an interval of no width stays a point
+        new_low = np.where(median == low, median, lower_bound)
+        new_high = np.where(median == high, median, upper_bound)
+    return new_low, new_high
+
+
+def endpoint_range(endpoint: str) -> tuple[float, float]:
+    """(lowest, highest) value an endpoint can take: 0-100 for a percentage, 0 and above
+    for a count, a number of days or an area."""
+    name = str(endpoint).lower()
+    return (0.0, 100.0) if any(word in name for word in PERCENT_WORDS) else (0.0, math.inf)
+
+
+def prediction_rows(table: pd.DataFrame, roles=TESTING_ROLES) -> pd.DataFrame:
+    """The rows of a validation table that test a prediction (``roles``: by default the
+    rows no fit was made to), without comparison rows (``versus`` set), with their
+    standardised ``error``."""
+    rows = table[table["role"].isin(roles)]
+    if "versus" in rows:
+        rows = rows[~rows["versus"].map(lambda v: isinstance(v, str) and v != "")]
+    rows = rows.copy()
+    rows["error"] = standardised_errors(rows["observed"], rows["predicted"],
+                                        rows["interval_low"], rows["interval_high"])
+    return rows[~rows["error"].isna()]
+
+
+@dataclass(frozen=True)
+class StudyHeldOut:
+    """One study's rows against the factor computed from every other study's rows."""
+
+    study: str
+    rows: int
+    factor: float
+    inside_before: int
+    inside_after: int
+
+
+@dataclass(frozen=True)
+class IntervalCalibration:
+    """What a validation record says about a model's 95% prediction intervals for a new
+    study: ``factor`` (the widening, :func:`conformal_factor`), from ``rows`` rows of
+    ``studies`` studies (``roles``), of which ``inside`` lie inside their interval as
+    recorded; ``held_out_by_study``: :func:`leave_one_study_out`."""
+
+    factor: float
+    rows: int
+    studies: int
+    inside: int
+    roles: tuple[str, ...]
+    level: float
+    held_out_by_study: tuple[StudyHeldOut, ...]
+
+    @property
+    def coverage_before(self) -> float:
+        """Share of rows inside the model's own intervals, each study's rows judged
+        against the others' factor: the same rows as :attr:`coverage_after`."""
+        total = sum(s.rows for s in self.held_out_by_study)
+        return sum(s.inside_before for s in self.held_out_by_study) / total \
+            if total else math.nan
+
+    @property
+    def coverage_after(self) -> float:
+        """Share of rows inside the widened intervals when each study's factor is
+        computed without it (leave one study out): what a new study can expect."""
+        total = sum(s.rows for s in self.held_out_by_study)
+        return sum(s.inside_after for s in self.held_out_by_study) / total \
+            if total else math.nan
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the record gives a finite widening factor (19 or more rows)."""
+        return math.isfinite(self.factor)
+
+    def text(self) -> str:
+        """One paragraph for a report."""
+        if not self.rows:
+            return ("The validation record has no row no fit was made to: the prediction "
+                    "intervals cannot be calibrated on it.")
+        found = (f"{self.inside} of {self.rows} rows no fit was made to ({self.studies} "
+                 f"studies; comparison rows left out) lie inside their 95% prediction "
+                 f"intervals")
+        if not self.calibrated:
+            return (f"Calibration on the validation record: {found}; with fewer than "
+                    f"{minimum_rows(self.level)} such rows no widening can be computed that "
+                    f"holds {100 * self.level:.0f}% of them, so the intervals are given "
+                    f"as the model makes them.")
+        study_by_study = (
+            f" Judged study by study, each against the factor of the other studies, "
+            f"{100 * self.coverage_before:.0f}% of the rows lie inside the model's own "
+            f"intervals and {100 * self.coverage_after:.0f}% inside the widened ones."
+            if all(math.isfinite(s.factor) for s in self.held_out_by_study) else
+            " (Too few rows to judge the factor study by study.)")
+        return (f"Calibration on the validation record: {found}; to hold "
+                f"{100 * self.level:.0f}% of them the intervals must be "
+                f"{self.factor:.2f} times as wide on each side of the median "
+                f"(split-conformal quantile of the standardised errors).{study_by_study}")
+
+
+def minimum_rows(level: float = LEVEL) -> int:
+    """The fewest rows for which :func:`conformal_factor` is finite at ``level``: the
+    smallest n with ceil((n + 1) level) <= n (19 at 0.95)."""
+    n = 1
+    while math.ceil((n + 1) * level) > n:
+        n += 1
+    return n
+
+
+def leave_one_study_out(rows: pd.DataFrame, level: float = LEVEL) -> tuple[StudyHeldOut, ...]:
+    """Each study's (``trial``'s) rows against the factor of every other study's rows:
+    the calibration's own out-of-study test."""
+    found = []
+    for study in dict.fromkeys(rows["trial"]):
+        own = (rows["trial"] == study).to_numpy()
+        factor = conformal_factor(rows["error"].to_numpy()[~own], level)
+        errors = rows["error"].to_numpy()[own]
+        found.append(StudyHeldOut(str(study), int(own.sum()), factor,
+                                  int((errors <= 1.0).sum()), int((errors <= factor).sum())))
+    return tuple(found)
+
+
+def calibrate_intervals(table: pd.DataFrame, roles=TESTING_ROLES,
+                        level: float = LEVEL) -> IntervalCalibration:
+    """The widening factor of a validation ``table``'s prediction intervals (module
+    docstring), from its rows in ``roles``, with its leave-one-study-out test."""
+    rows = prediction_rows(table, roles)
+    errors = rows["error"].to_numpy()
+    return IntervalCalibration(
+        factor=conformal_factor(errors, level) if len(rows) else math.inf,
+        rows=len(rows), studies=int(rows["trial"].nunique()),
+        inside=int((errors <= 1.0).sum()), roles=tuple(roles), level=level,
+        held_out_by_study=leave_one_study_out(rows, level))
+
+
+def calibrated_columns(intervals: pd.DataFrame, factor: float) -> pd.DataFrame:
+    """``intervals`` (:func:`plateletpd.study.uncertainty.intervals`: per arm and endpoint
+    the prediction median and 95% interval) with ``calibrated_low`` and
+    ``calibrated_high``: the prediction interval widened by ``factor``, clipped to the
+    endpoint's range (:func:`endpoint_range`)."""
+    table = intervals.copy()
+    low, high = np.full(len(table), np.nan), np.full(len(table), np.nan)
+    for i, row in enumerate(table.itertuples(index=False)):
+        bottom, top = endpoint_range(row.endpoint)
+        a, b = widen(row.prediction_median, row.prediction_low, row.prediction_high,
+                     factor, bottom, top)
+        low[i], high[i] = float(a), float(b)
+    table["calibrated_low"], table["calibrated_high"] = low, high
+    return table
