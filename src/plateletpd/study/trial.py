@@ -2806,9 +2806,10 @@ def interval_note(spec: TrialSpec) -> str | None:
     return ("95% CI (arms and differences): the sampling interval of these virtual "
             "patients at the fit's point estimates (how far the result moves with other "
             f"patients of the same study); it leaves out {left_out}. Prediction intervals "
-            "for a new study: --uncertainty fit --replicates 200 (uncertainty.csv; "
-            "docs/trial_files.md, 'Parameter uncertainty: prediction intervals beside "
-            "sampling intervals').")
+            "for a new study: --uncertainty fit --replicates 200 (uncertainty.csv, with "
+            "the same intervals widened by what the model's validation record found them "
+            "to miss; docs/trial_files.md, 'Parameter uncertainty: prediction intervals "
+            "beside sampling intervals').")
 
 
 def record_arm_drugs(record: dict) -> dict[tuple[str, str], frozenset[str]]:
