@@ -210,6 +210,7 @@ def _run_demo(folder: Path, root: Path, parameters: dict | None, origin: str,
             print(note)
         for flag in trials.rebound_flags(result):
             print(f"plausibility: {flag}")
+        from plateletpd.study.interval_calibration import calibrate_intervals
         from plateletpd.study.validation_results import inside_text, recorded_validation
 
         recorded = recorded_validation(spec.model.name)
@@ -217,6 +218,13 @@ def _run_demo(folder: Path, root: Path, parameters: dict | None, origin: str,
             print(f"\nrecorded validation of {spec.model.name} (rows inside their 95% "
                   f"prediction interval): {inside_text(recorded[0])}; held-out rows test a "
                   f"new study's prediction (report.md, models/{spec.model.name}.md)")
+            calibration = calibrate_intervals(recorded[0])
+            if calibration.calibrated:  # how much the record says the intervals understate
+                print(f"prediction intervals for a new study would have to be "
+                      f"{calibration.factor:.2f} times as wide to hold 95% of the "
+                      f"{calibration.rows} published values no fit saw "
+                      f"({calibration.inside} inside as made; plateletpd trial "
+                      f"--uncertainty fit gives both)")
         trials.write_trial(result, root)
         print(f"\nwrote {folder}/report.md with the plots and tables "
               f"({time.perf_counter() - started:.1f} s)\n")
