@@ -114,6 +114,14 @@ def test_a_record_compared_with_itself_moves_nothing_and_keeps_its_counts():
     assert (summary.inside_first == own.inside).all()
     assert (summary.inside_second == own.inside).all()
     assert (summary.rows == own.rows).all()
+    # the intervals' widening over the shared rows (all of them) is the record's own
+    from plateletpd.study.interval_calibration import calibrate_intervals
+
+    alone = calibrate_intervals(table)
+    for found in comparison.calibrations:
+        assert (found.factor, found.rows, found.inside) == \
+            (alone.factor, alone.rows, alone.inside)
+    assert f"**{alone.factor:.2f}**" in comparison_markdown(comparison)
 
 
 def test_records_on_different_data_or_with_nothing_in_common_are_refused(two_records,

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from plateletpd.study.validation import ValidationSuiteError, load_validation_record
+from plateletpd.study.interval_calibration import IntervalCalibration, calibrate_intervals
 from plateletpd.study.validation_results import ROLES, inside_by_role
 
 #: the columns that name a row of a validation table across records (check numbers may
@@ -45,6 +46,7 @@ class ValidationComparison:
     only_second: pd.DataFrame
     labels: tuple[str, str]
     provenance: tuple[dict, dict]
+    calibrations: tuple[IntervalCalibration, IntervalCalibration] | None = None
 
     @property
     def moved(self) -> pd.DataFrame:
@@ -120,8 +122,13 @@ def compare_validations(first: str | Path, second: str | Path) -> ValidationComp
     rows = both[columns].sort_values(["role", "trial", "line"],
                                      key=lambda c: c.map(order) if c.name == "role" else c,
                                      kind="stable").reset_index(drop=True)
+    # each record's interval widening over the rows both hold (the same rows, comparable)
+    calibrations = tuple(calibrate_intervals(
+        both.rename(columns={f"{c}_{suffix}": c for c in
+                             ("predicted", "interval_low", "interval_high", "versus")}))
+        for suffix in ("first", "second"))
     return ValidationComparison(summary, rows, only[0], only[1], (str(first), str(second)),
-                                (records[0], records[1]))
+                                (records[0], records[1]), calibrations)
 
 
 def _name(row) -> str:
@@ -166,6 +173,22 @@ def comparison_markdown(comparison: ValidationComparison) -> str:
                      f"{int(row.inside_second)} | {int(row.central_first)} | "
                      f"{int(row.central_second)} | {row.median_percentile_first:.0f} | "
                      f"{row.median_percentile_second:.0f} |")
+    if comparison.calibrations is not None:
+        first_found, second_found = comparison.calibrations
+
+        def said(found: IntervalCalibration) -> str:
+            if not found.calibrated:
+                return f"too few rows ({found.rows})"
+            return (f"**{found.factor:.2f}** ({found.inside} of {found.rows} rows inside as "
+                    f"made; {100 * found.coverage_after:.0f}% inside the widened intervals, "
+                    f"each study left out)")
+
+        lines += ["", "How much wider each record's 95% intervals must be to hold 95% of the "
+                  "published values no fit was made to, over the rows both hold "
+                  "(split-conformal; study/interval_calibration.py): first "
+                  f"{said(first_found)}, second {said(second_found)}. Lower is better only "
+                  "with the central-half counts above: intervals can need no widening "
+                  "because they are too wide."]
     table = ("| role | trial | line | arm | endpoint | observed | first: predicted [95%] | "
              "second: predicted [95%] |")
     rule = "|---|---|---|---|---|---|---|---|"
