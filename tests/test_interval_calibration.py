@@ -140,6 +140,18 @@ def test_the_bundled_records_need_wider_intervals_and_the_widening_holds_out_of_
     assert found.inside / found.rows < 0.9
     assert found.factor > 1.5
     assert found.coverage_before < 0.9 <= found.coverage_after
+    # the factor's own uncertainty over the studies resampled: it holds the point value,
+    # and the same record gives the same interval (a fixed seed)
+    low, high = found.factor_interval
+    assert 1.0 <= low <= found.factor <= high
+    assert calibrate_intervals(recorded[0]).factor_interval == (low, high)
+
+
+def test_the_bootstrap_needs_two_studies():
+    from plateletpd.study.interval_calibration import factor_interval
+
+    one = _record_table({"s0": [0.1 * i for i in range(25)]})
+    assert all(math.isnan(v) for v in factor_interval(prediction_rows(one)))
 
 
 def test_a_trial_with_fit_uncertainty_reports_calibrated_intervals():

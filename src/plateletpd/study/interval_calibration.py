@@ -144,6 +144,7 @@ class IntervalCalibration:
     roles: tuple[str, ...]
     level: float
     held_out_by_study: tuple[StudyHeldOut, ...]
+    factor_interval: tuple[float, float] = (math.nan, math.nan)
 
     @property
     def coverage_before(self) -> float:
@@ -185,10 +186,14 @@ class IntervalCalibration:
             f"intervals and {100 * self.coverage_after:.0f}% inside the widened ones."
             if all(math.isfinite(s.factor) for s in self.held_out_by_study) else
             " (Too few rows to judge the factor study by study.)")
+        low, high = self.factor_interval
+        uncertain = (f", {low:.2f} to {high:.2f} over the studies resampled (bootstrap "
+                     f"95% interval)" if math.isfinite(low) and math.isfinite(high) else "")
         return (f"Calibration on the validation record: {found}; to hold "
                 f"{100 * self.level:.0f}% of them the intervals must be "
                 f"{self.factor:.2f} times as wide on each side of the median "
-                f"(split-conformal quantile of the standardised errors).{study_by_study}")
+                f"(split-conformal quantile of the standardised errors{uncertain})."
+                f"{study_by_study}")
 
 
 def minimum_rows(level: float = LEVEL) -> int:
@@ -213,17 +218,40 @@ def leave_one_study_out(rows: pd.DataFrame, level: float = LEVEL) -> tuple[Study
     return tuple(found)
 
 
+#: study bootstrap of the factor: resamples and seed (fixed, so a record gives one interval)
+BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED = 2000, 20261207
+
+
+def factor_interval(rows: pd.DataFrame, level: float = LEVEL,
+                    resamples: int = BOOTSTRAP_RESAMPLES,
+                    seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """95% interval of the widening factor over the studies resampled with replacement (a
+    study's rows kept together, as they err together): how far the factor itself is known
+    from this many studies. (nan, nan) with fewer than two studies."""
+    groups = [group["error"].to_numpy() for _, group in rows.groupby("trial", sort=True)]
+    if len(groups) < 2:
+        return math.nan, math.nan
+    generator = np.random.default_rng(seed)
+    factors = np.array([conformal_factor(np.concatenate(
+        [groups[i] for i in generator.integers(0, len(groups), len(groups))]), level)
+        for _ in range(resamples)])
+    low, high = np.percentile(factors, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def calibrate_intervals(table: pd.DataFrame, roles=TESTING_ROLES,
                         level: float = LEVEL) -> IntervalCalibration:
     """The widening factor of a validation ``table``'s prediction intervals (module
-    docstring), from its rows in ``roles``, with its leave-one-study-out test."""
+    docstring), from its rows in ``roles``, with its leave-one-study-out test and its
+    study-bootstrap interval."""
     rows = prediction_rows(table, roles)
     errors = rows["error"].to_numpy()
     return IntervalCalibration(
         factor=conformal_factor(errors, level) if len(rows) else math.inf,
         rows=len(rows), studies=int(rows["trial"].nunique()),
         inside=int((errors <= 1.0).sum()), roles=tuple(roles), level=level,
-        held_out_by_study=leave_one_study_out(rows, level))
+        held_out_by_study=leave_one_study_out(rows, level),
+        factor_interval=factor_interval(rows, level) if len(rows) else (math.nan, math.nan))
 
 
 def calibrated_columns(intervals: pd.DataFrame, factor: float) -> pd.DataFrame:
