@@ -187,8 +187,8 @@ class IntervalCalibration:
             if all(math.isfinite(s.factor) for s in self.held_out_by_study) else
             " (Too few rows to judge the factor study by study.)")
         low, high = self.factor_interval
-        uncertain = (f", {low:.2f} to {high:.2f} over the studies resampled (bootstrap "
-                     f"95% interval)" if math.isfinite(low) and math.isfinite(high) else "")
+        uncertain = (f"; {low:.2f} to {high:.2f} over the studies resampled, a bootstrap "
+                     f"95% interval" if math.isfinite(low) and math.isfinite(high) else "")
         return (f"Calibration on the validation record: {found}; to hold "
                 f"{100 * self.level:.0f}% of them the intervals must be "
                 f"{self.factor:.2f} times as wide on each side of the median "
