@@ -167,3 +167,21 @@ def test_a_trial_with_fit_uncertainty_reports_calibrated_intervals():
     assert (table.calibrated_low <= table.prediction_low + 1e-12).all()
     assert (table.calibrated_high >= table.prediction_high - 1e-12).all()
     assert any("Calibration on the validation record" in note for note in result.notes)
+
+
+def test_a_check_is_judged_by_the_factor_of_the_other_studies():
+    from plateletpd.study.interval_calibration import check_against_record
+
+    # 20 studies, one row each, errors 0.1 ... 2.0; the checked trial "s19" holds the
+    # largest: without it the factor is the 19th smallest of 19 rows left (1.9)
+    record = _record_table({f"s{i}": [0.1 * (i + 1)] for i in range(20)})
+    check = pd.DataFrame({"trial": ["mine"] * 3, "observed": [50.0, 68.0, 71.0],
+                          "predicted": [50.0] * 3, "interval_low": [40.0] * 3,
+                          "interval_high": [60.0] * 3, "versus": [""] * 3})
+    found = check_against_record(check, record, "s19")
+    assert found.factor == pytest.approx(1.9) and found.left_out == 1
+    # errors 0, 1.8 and 2.1: one inside as made, two inside the widened intervals
+    assert (found.rows, found.inside, found.inside_widened) == (3, 1, 2)
+    assert "computed without this trial's 1 recorded rows" in found.text()
+    # a trial the record does not hold: every recorded row sets the factor (rank 20 of 20)
+    assert check_against_record(check, record, "new").factor == pytest.approx(2.0)

@@ -579,10 +579,25 @@ def command_check(args) -> int:
             ["line", "arm", "endpoint", "statistic", "n", "virtual_n", "observed",
              "predicted", "interval", "inside", "percentile"]].to_string(
             index=False, float_format=lambda v: f"{v:.4g}"))
+    if (args.uncertainty or spec.extra.get("uncertainty", "none")) == "fit":
+        _check_against_record(spec, result)
     if args.out:
         paths = write_check(result, Path(args.out))
         print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
     return 0
+
+
+def _check_against_record(spec, result) -> None:
+    """``check --uncertainty fit``: the rows against prediction intervals widened by the
+    model's validation record (without this trial's own recorded rows)."""
+    from plateletpd.study.interval_calibration import check_against_record
+    from plateletpd.study.trial import _non_default_fit
+    from plateletpd.study.validation_results import record_for
+
+    recorded = record_for(spec.model, _non_default_fit(spec))[0]
+    if recorded is not None and len(result.table):
+        print("calibrated: " + check_against_record(result.table, recorded[0],
+                                                    spec.name).text())
 
 
 def command_validate(args) -> int:

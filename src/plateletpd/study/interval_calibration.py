@@ -268,3 +268,44 @@ def calibrated_columns(intervals: pd.DataFrame, factor: float) -> pd.DataFrame:
         low[i], high[i] = float(a), float(b)
     table["calibrated_low"], table["calibrated_high"] = low, high
     return table
+
+
+@dataclass(frozen=True)
+class CheckAgainstRecord:
+    """A predictive check's rows (``rows`` of them, comparison rows left out) against their
+    prediction intervals widened by ``factor``, the record's factor computed without the
+    checked trial's own rows (``left_out`` of them): ``inside`` before, ``inside_widened``
+    after."""
+
+    factor: float
+    rows: int
+    inside: int
+    inside_widened: int
+    left_out: int
+
+    def text(self) -> str:
+        if not math.isfinite(self.factor):
+            return ("the validation record has too few rows to widen the intervals "
+                    "(fewer than 19 rows no fit was made to)")
+        without = (f", computed without this trial's {self.left_out} recorded rows"
+                   if self.left_out else "")
+        return (f"widened by the validation record's factor {self.factor:.2f}{without} "
+                f"(docs/trial_files.md, 'Intervals calibrated on the validation record'), "
+                f"{self.inside_widened} of {self.rows} rows lie inside their prediction "
+                f"intervals ({self.inside} as the model makes them)")
+
+
+def check_against_record(check_table: pd.DataFrame, record_table: pd.DataFrame,
+                         trial: str, level: float = LEVEL) -> CheckAgainstRecord:
+    """A check's rows (``check_table``: :func:`plateletpd.study.check.check_trial`'s
+    table, made with parameters drawn from the fit) against intervals widened by the
+    record's factor computed without the rows of trial ``trial``, so that a study the
+    record holds is not judged by a factor it helped set."""
+    rows = prediction_rows(record_table)
+    own = (rows["trial"] == trial).to_numpy()
+    factor = conformal_factor(rows["error"].to_numpy()[~own], level)
+    checked = check_table.assign(role="held out")
+    checked = prediction_rows(checked, ("held out",))
+    errors = checked["error"].to_numpy()
+    return CheckAgainstRecord(factor, len(checked), int((errors <= 1.0).sum()),
+                              int((errors <= factor).sum()), int(own.sum()))
