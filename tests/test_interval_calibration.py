@@ -85,7 +85,14 @@ def test_widening_keeps_the_median_and_clips_to_the_endpoint_range():
     low, high = widen([5.0], [2.0], [9.0], 1.0)
     assert (low.tolist(), high.tolist()) == ([2.0], [9.0])
     assert endpoint_range("response_%") == (0.0, 100.0)
+    assert endpoint_range("transfused_pct") == (0.0, 100.0)
     assert endpoint_range("median_days_to_100") == (0.0, math.inf)
+    # changes may be negative, whatever their unit; a name the list does not know is free
+    assert endpoint_range("mean_plt_percent_change") == (-math.inf, math.inf)
+    assert endpoint_range("mean_plt_change_from_baseline") == (-math.inf, math.inf)
+    assert endpoint_range("mean_my_score") == (-math.inf, math.inf)
+    low, high = widen(-10.0, -30.0, 5.0, 2.0, *endpoint_range("mean_plt_percent_change"))
+    assert (float(low), float(high)) == (-50.0, 20.0)
 
 
 def test_calibrated_columns_contain_the_model_interval():

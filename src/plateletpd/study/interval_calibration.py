@@ -48,9 +48,14 @@ TESTING_ROLES = ("not fitted", "held out")
 #: the coverage the calibrated intervals aim at (the model's own intervals are 95%)
 LEVEL = 0.95
 
-#: endpoints whose values are percentages (bounded by 0 and 100); every other endpoint the
-#: trial language reports is a count, a number of days or an area (bounded below by 0)
-PERCENT_WORDS = ("pct", "percent", "%", "proportion")
+#: words of an endpoint's name that make it a share of patients in percent (0-100): the
+#: arm summary's ``*_pct`` columns, ``response_%``, a proportion
+PERCENT_WORDS = ("_pct", "%", "proportion")
+#: words of an endpoint's name that make it never negative: counts, days, doses, areas
+NON_NEGATIVE_WORDS = ("nadir", "peak", "plt", "day", "platelets", "transfusions", "doses",
+                      "cycle", "auc", "total", "intensity", "holds", "count")
+#: words that make it a change or a difference, which may be negative: never bounded
+SIGNED_WORDS = ("change", "difference", "delta")
 
 
 def standardised_errors(observed, median, low, high) -> np.ndarray:
@@ -86,7 +91,7 @@ def conformal_factor(errors, level: float = LEVEL) -> float:
     return max(float(values[rank - 1]), 1.0)
 
 
-def widen(median, low, high, factor: float, lower_bound: float = 0.0,
+def widen(median, low, high, factor: float, lower_bound: float = -math.inf,
           upper_bound: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
     """The interval median - factor (median - low) to median + factor (high - median),
     clipped to the endpoint's range (``lower_bound``, ``upper_bound``)."""
@@ -100,10 +105,17 @@ def widen(median, low, high, factor: float, lower_bound: float = 0.0,
 
 
 def endpoint_range(endpoint: str) -> tuple[float, float]:
-    """(lowest, highest) value an endpoint can take: 0-100 for a percentage, 0 and above
-    for a count, a number of days or an area."""
+    """(lowest, highest) value an endpoint can take, read from its name: 0-100 for a share
+    of patients in percent, 0 and above for a count, days, doses or an area, unbounded for a
+    change, a difference, or a name this list does not know (a trial's own endpoint)."""
     name = str(endpoint).lower()
-    return (0.0, 100.0) if any(word in name for word in PERCENT_WORDS) else (0.0, math.inf)
+    if any(word in name for word in SIGNED_WORDS):
+        return -math.inf, math.inf
+    if any(word in name for word in PERCENT_WORDS):
+        return 0.0, 100.0
+    if any(word in name for word in NON_NEGATIVE_WORDS):
+        return 0.0, math.inf
+    return -math.inf, math.inf
 
 
 def prediction_rows(table: pd.DataFrame, roles=TESTING_ROLES) -> pd.DataFrame:

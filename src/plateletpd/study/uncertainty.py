@@ -66,7 +66,7 @@ from plateletpd.io.display import progress_due, progress_end, short_repr
 from plateletpd.io.files import atomic_write, write_text
 from plateletpd.study.interval_calibration import calibrated_columns
 from plateletpd.study.trial import (NobodyEnrolledError, TrialResult, TrialSpec, _arm_seed,
-                                    run_trial)
+                                    record_interval_calibration, run_trial)
 
 
 class UncertaintyError(PlateletPDError):
@@ -578,7 +578,7 @@ def run_uncertainty(spec: TrialSpec, replicates: int | None = None,
                      f"extreme replicates, not estimates of the 2.5th and 97.5th percentiles;"
                      f" use 200 or more")
     found = intervals(table)
-    calibration = _record_calibration(spec)
+    calibration = record_interval_calibration(spec)
     if calibration is None:
         notes.append("no validation record of this model: the prediction intervals are not "
                      "calibrated on published studies (plateletpd validate)")
@@ -591,13 +591,6 @@ def run_uncertainty(spec: TrialSpec, replicates: int | None = None,
                      "calibrated on the validation record').")
     return UncertaintyResult(spec, table, pd.DataFrame(draws), found, tuple(notes),
                              redraws)
-
-
-def _record_calibration(spec: TrialSpec):
-    """The interval calibration of the record a report of ``spec`` reads, or None."""
-    from plateletpd.study.trial import record_interval_calibration
-
-    return record_interval_calibration(spec)
 
 
 def endpoint_columns(summary: pd.DataFrame) -> list[str]:

@@ -45,7 +45,6 @@ COUNT_DIRECTION = {
     "time_to_rise_onset_days": 0, "time_to_peak_days": 0}
 
 
-
 def inside_by_role(table: pd.DataFrame) -> pd.DataFrame:
     """Per role present in a validation table (``role``, ``inside`` per row): rows,
     rows inside their 95% prediction interval and that share in percent, in
@@ -402,9 +401,11 @@ def validation_report_lines(model, folder: Path | None = None,
                 f"{row.role} {int(row.central)}/{int(row.rows)}, median percentile "
                 f"{row.median_percentile:.0f}" for row in summary.itertuples()) + "."), ""]
     # how much wider a new study's prediction intervals must be (trial --uncertainty fit)
-    lines += [calibrate_intervals(table).text() + (
+    calibration = calibrate_intervals(table)
+    lines += [calibration.text() + (
         " A trial run with `--uncertainty fit` gives its prediction intervals widened so "
-        "(uncertainty.csv, calibrated_low and calibrated_high)."), ""]
+        "(uncertainty.csv, calibrated_low and calibrated_high)." if calibration.calibrated
+        else ""), ""]
     spread = recorded_spread(stem, folder)
     if len(spread):  # the virtual population's variability, which the means cannot show
         lines += [(
