@@ -626,8 +626,9 @@ PLOTTED = ("response_pct", "response_%", "median_days_to_100", "mean_nadir",
 def plot_intervals(table: pd.DataFrame, path: str | Path | None = None,
                    endpoints: list[str] | None = None):
     """One panel per endpoint, arms down the side: the sampling interval (thin, dark) and
-    the prediction interval (thick, light) with their medians. Written to ``path`` if given;
-    the figure is returned."""
+    the prediction interval (thick, light) with their medians, and where the table has it
+    the prediction interval widened by the validation record (thin, grey). Written to
+    ``path`` if given; the figure is returned."""
     import matplotlib
 
     if path is not None:
@@ -646,6 +647,9 @@ def plot_intervals(table: pd.DataFrame, path: str | Path | None = None,
     for axis, endpoint in zip(axes[0], chosen):
         rows = table[table.endpoint == endpoint].reset_index(drop=True)
         y = np.arange(len(rows))
+        if "calibrated_low" in rows:  # widened by the validation record: thin, grey, under
+            axis.hlines(y + 0.12, rows.calibrated_low, rows.calibrated_high, color="grey",
+                        lw=1, label="prediction widened by the validation record")
         for offset, prefix, style in ((0.12, "prediction", dict(color="tab:orange", lw=6,
                                                                  alpha=0.5)),
                                       (-0.12, "sampling", dict(color="tab:blue", lw=2))):
