@@ -152,3 +152,22 @@ def test_show_prints_the_track_record_by_drug_of_the_bundled_record(capsys):
     assert "no fit at 'nosuch'" in capsys.readouterr().err  # refused, not the default's
     assert main(["show", "friberg_platelets", "--track-record"]) == 0
     assert "no recorded validation of friberg_platelets" in capsys.readouterr().out
+
+
+def test_the_largest_error_says_whether_a_drug_set_has_a_row_outside():
+    # on the bundled record (validation/results/cit_marrow_reserve.csv): a drug set has a
+    # row outside its 95% interval exactly when its worst miss exceeds one half-width
+    # (study/interval_calibration.py's standardised error; "inside" is the check's own
+    # reading, made on the count scale: the two must agree)
+    import math
+
+    from plateletpd.study.trial import record_arm_drugs
+    from plateletpd.study.validation_results import recorded_validation, track_record_table
+
+    table, record = recorded_validation("cit_marrow_reserve")
+    found = track_record_table(table, record_arm_drugs(record))
+    assert len(found) >= 5
+    for row in found.itertuples():
+        assert (row.largest_error > 1.0) == (row.inside < row.rows), row.drugs
+    # the invented table above has no intervals: no error to give
+    assert all(math.isnan(v) for v in track_record_table(_table(), ARM_DRUGS).largest_error)

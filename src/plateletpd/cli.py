@@ -128,11 +128,13 @@ def _show_track_record(model, choice: str) -> int:
           f"fit was made to (not fitted, held out); below_50 / above_50: rows whose "
           f"published value lies below / above the model's median on the count scale (more "
           f"platelets, fewer days below a threshold or events is up), so below_50 counts "
-          f"the rows the model was too optimistic for; rows of one study are not "
+          f"the rows the model was too optimistic for; largest_error: the worst miss in "
+          f"half-widths of its 95% interval (above 1 is outside); rows of one study are not "
           f"independent (docs/trial_files.md, \"Each arm's track record\")")
     with pd.option_context("display.width", 200):
         print(table.to_string(index=False, formatters={
-            "median_count_side": lambda v: f"{v:.0f}", "sign_test_p": lambda v: f"{v:.2g}"}))
+            "median_count_side": lambda v: f"{v:.0f}", "sign_test_p": lambda v: f"{v:.2g}",
+            "largest_error": lambda v: f"{v:.2f}"}))
     _show_interval_calibration(model, fit)
     return 0
 

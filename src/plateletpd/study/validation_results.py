@@ -24,7 +24,8 @@ import pandas as pd
 
 from plateletpd.io.files import bundled_folder
 # TESTING_ROLES: the roles whose rows test a prediction, rows no fit was made to
-from plateletpd.study.interval_calibration import TESTING_ROLES, calibrate_intervals
+from plateletpd.study.interval_calibration import (TESTING_ROLES, calibrate_intervals,
+                                                   standardised_errors)
 
 #: the roles a check's rows may play for the fit, in the order they are reported
 #: (plateletpd.study.validation: calibration, not fitted, held out)
@@ -238,7 +239,8 @@ def track_record_table(table: pd.DataFrame,
     """:func:`track_record` of every set of drugs the recorded arms gave, one row each
     (fewest drugs first): ``drugs``, ``rows``, ``studies``, ``inside``, ``below_50`` and
     ``above_50`` (rows on either side of the model's median on the count scale),
-    ``median_count_side`` and ``sign_test_p``; a set with no row in ``roles`` is left
+    ``median_count_side``, ``sign_test_p`` and ``largest_error`` (the worst miss, in
+    half-widths of the 95% interval: above 1 is outside); a set with no row in ``roles`` is left
     out. What the model card's "Track record by drug" shows, for any record."""
     keys = set(zip(table["trial"], table["trial_arm"]))
     sets = sorted({drugs for key, drugs in arm_drugs.items() if key in keys},
@@ -252,9 +254,24 @@ def track_record_table(table: pd.DataFrame,
                      "studies": len(found.studies), "inside": found.inside,
                      "below_50": found.optimistic, "above_50": found.pessimistic,
                      "median_count_side": found.directional.median(),
-                     "sign_test_p": found.sign_test_p})
+                     "sign_test_p": found.sign_test_p,
+                     "largest_error": _largest_error(found.rows)})
     return pd.DataFrame(rows, columns=["drugs", "rows", "studies", "inside", "below_50",
-                                       "above_50", "median_count_side", "sign_test_p"])
+                                       "above_50", "median_count_side", "sign_test_p",
+                                       "largest_error"])
+
+
+def _largest_error(rows: pd.DataFrame) -> float:
+    """The largest standardised error of ``rows`` (the published value's distance from the
+    model's median in half-widths of its 95% interval on that side:
+    :func:`plateletpd.study.interval_calibration.standardised_errors`; above 1 is outside);
+    NaN when the rows lack the interval columns or are empty."""
+    needed = ("observed", "predicted", "interval_low", "interval_high")
+    if rows.empty or not all(column in rows for column in needed):
+        return math.nan
+    errors = standardised_errors(*(rows[column] for column in needed))
+    errors = errors[~np.isnan(errors)]
+    return float(errors.max()) if errors.size else math.nan
 
 
 def model_track_record(model, arm_drugs: Callable[[dict], dict], fit: str | None = None,
