@@ -588,7 +588,10 @@ def run_uncertainty(spec: TrialSpec, replicates: int | None = None,
         found = calibrated_columns(found, calibration.factor)
         notes.append(calibration.text() + " uncertainty.csv gives the widened intervals as "
                      "calibrated_low and calibrated_high (docs/trial_files.md, 'Intervals "
-                     "calibrated on the validation record').")
+                     "calibrated on the validation record'). The factor was measured on "
+                     "intervals of virtual studies the size of the published ones: for a "
+                     "study of n patients per arm, run the trial with that n (--n), or the "
+                     "widened interval is too narrow for it.")
     return UncertaintyResult(spec, table, pd.DataFrame(draws), found, tuple(notes),
                              redraws)
 
