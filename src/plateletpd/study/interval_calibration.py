@@ -122,6 +122,13 @@ def prediction_rows(table: pd.DataFrame, roles=TESTING_ROLES) -> pd.DataFrame:
     """The rows of a validation table that test a prediction (``roles``: by default the
     rows no fit was made to), without comparison rows (``versus`` set), with their
     standardised ``error``."""
+    missing = [column for column in ("trial", "role", "observed", "predicted",
+                                     "interval_low", "interval_high")
+               if column not in table]
+    if missing:
+        raise ValueError(f"a validation table needs the columns {', '.join(missing)} to "
+                         f"calibrate its intervals; it has {', '.join(map(str, table.columns))}"
+                         f" (write it with plateletpd validate --out)")
     rows = table[table["role"].isin(roles)]
     if "versus" in rows:
         rows = rows[~rows["versus"].map(lambda v: isinstance(v, str) and v != "")]
