@@ -188,7 +188,8 @@ def test_a_check_is_judged_by_the_factor_of_the_other_studies():
     # 20 studies, one row each, errors 0.1 ... 2.0; the checked trial "s19" holds the
     # largest: without it the factor is the 19th smallest of 19 rows left (1.9)
     record = _record_table({f"s{i}": [0.1 * (i + 1)] for i in range(20)})
-    check = pd.DataFrame({"trial": ["mine"] * 3, "observed": [50.0, 68.0, 71.0],
+    # shaped as check_trial's table: no trial or role column
+    check = pd.DataFrame({"observed": [50.0, 68.0, 71.0],
                           "predicted": [50.0] * 3, "interval_low": [40.0] * 3,
                           "interval_high": [60.0] * 3, "versus": [""] * 3})
     found = check_against_record(check, record, "s19")
@@ -198,3 +199,17 @@ def test_a_check_is_judged_by_the_factor_of_the_other_studies():
     assert "computed without this trial's 1 recorded rows" in found.text()
     # a trial the record does not hold: every recorded row sets the factor (rank 20 of 20)
     assert check_against_record(check, record, "new").factor == pytest.approx(2.0)
+
+
+def test_the_check_command_with_drawn_parameters_says_the_calibrated_count(capsys):
+    # RPTH 2023 (data/out_of_sample.csv, two held-out rows of the bundled record): the
+    # command ends with the rows against intervals widened by the factor of the other
+    # studies; a small run (the counts are not asserted, only that the line is made)
+    from plateletpd.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    assert main(["check", str(TRIALS / "rpth2023_hetrombopag_rhtpo.toml"), "--data",
+                 str(root / "data" / "out_of_sample.csv"), "--n", "60", "--replicates", "2",
+                 "--uncertainty", "fit"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("calibrated:")]
+    assert len(line) == 1 and "computed without this trial's 2 recorded rows" in line[0]

@@ -323,7 +323,7 @@ def check_against_record(check_table: pd.DataFrame, record_table: pd.DataFrame,
     rows = prediction_rows(record_table)
     own = (rows["trial"] == trial).to_numpy()
     factor = conformal_factor(rows["error"].to_numpy()[~own], level)
-    checked = check_table.assign(role="held out")
+    checked = check_table.assign(role="held out", trial=trial)  # a check's table has neither
     checked = prediction_rows(checked, ("held out",))
     errors = checked["error"].to_numpy()
     return CheckAgainstRecord(factor, len(checked), int((errors <= 1.0).sum()),
