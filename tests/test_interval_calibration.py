@@ -197,11 +197,24 @@ def test_a_check_is_judged_by_the_factor_of_the_other_studies():
     # errors 0, 1.8 and 2.1: one inside as made, two inside the widened intervals
     assert (found.rows, found.inside, found.inside_widened) == (3, 1, 2)
     assert "computed without this trial's 1 recorded rows" in found.text()
+    # each row's widened interval: 50 -/+ 1.9 x 10 (a name without a range: no clipping)
+    assert found.table.calibrated_low.tolist() == pytest.approx([31.0] * 3)
+    assert found.table.calibrated_high.tolist() == pytest.approx([69.0] * 3)
+    assert found.table.inside_calibrated.tolist() == [True, True, False]
+    # a percent endpoint is cut to 0-100: 95 +/- 1.9 x 5 is [85.5, 100], not 104.5
+    percent = check.assign(endpoint="response_proportion", observed=[99.0, 80.0, 95.0],
+                           predicted=[95.0] * 3, interval_low=[90.0] * 3,
+                           interval_high=[100.0] * 3)
+    widened = check_against_record(percent, record, "s19").table
+    assert widened.calibrated_low.tolist() == pytest.approx([85.5] * 3)
+    assert widened.calibrated_high.tolist() == pytest.approx([100.0] * 3)
+    assert widened.inside_calibrated.tolist() == [True, False, True]
     # a trial the record does not hold: every recorded row sets the factor (rank 20 of 20)
     assert check_against_record(check, record, "new").factor == pytest.approx(2.0)
 
 
-def test_the_check_command_with_drawn_parameters_says_the_calibrated_count(capsys):
+def test_the_check_command_with_drawn_parameters_says_the_calibrated_count(capsys,
+                                                                              tmp_path):
     # RPTH 2023 (data/out_of_sample.csv, two held-out rows of the bundled record): the
     # command ends with the rows against intervals widened by the factor of the other
     # studies; a small run (the counts are not asserted, only that the line is made)
@@ -210,6 +223,17 @@ def test_the_check_command_with_drawn_parameters_says_the_calibrated_count(capsy
     root = Path(__file__).resolve().parents[1]
     assert main(["check", str(TRIALS / "rpth2023_hetrombopag_rhtpo.toml"), "--data",
                  str(root / "data" / "out_of_sample.csv"), "--n", "60", "--replicates", "2",
-                 "--uncertainty", "fit"]) == 0
-    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("calibrated:")]
+                 "--uncertainty", "fit", "--out", str(tmp_path / "check")]) == 0
+    out = capsys.readouterr().out
+    line = [x for x in out.splitlines() if x.startswith("calibrated:")]
     assert len(line) == 1 and "computed without this trial's 2 recorded rows" in line[0]
+    # each row's widened interval is printed and written (a user test asked for them,
+    # 2026-12-07): it contains the model's own interval and stays within 0-100
+    table = pd.read_csv(tmp_path / "check" / "check.csv")
+    assert table.calibrated_low.notna().all() and table.calibrated_high.notna().all()
+    assert (table.calibrated_low <= table.interval_low + 1e-9).all()
+    assert (table.calibrated_high >= table.interval_high - 1e-9).all()
+    assert table.calibrated_low.min() >= 0 and table.calibrated_high.max() <= 100
+    assert table.inside_calibrated.tolist() == [
+        low <= observed <= high for low, observed, high in
+        zip(table.calibrated_low, table.observed, table.calibrated_high)]

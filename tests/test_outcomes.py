@@ -91,6 +91,24 @@ def test_bad_rows_give_row_level_errors(row, column, fragment):
     assert fragment in text and "line 3" in str(error.value)
 
 
+def test_evidence_is_one_of_the_documented_kinds():
+    # data/README.md: evidence is verbatim, reported or derived; a user test wrote
+    # "secondary" and the loader took it silently (2026-12-07)
+    header = HEADER + ",evidence"
+    rows = load_outcomes(table(GOOD + ",verbatim", GOOD.replace("94.4", "90") + ",reported",
+                               GOOD.replace("94.4", "80") + ",derived",
+                               GOOD.replace("94.4", "70") + ",", header=header))
+    assert len(rows) == 4
+    with pytest.raises(OutcomeDataError) as error:
+        load_outcomes(table(GOOD + ",verbatim", GOOD.replace("94.4", "90") + ",secondary",
+                            header=header))
+    (line, column, text), = error.value.problems
+    assert (line, column) == (3, "evidence")
+    assert "'secondary'" in text and "verbatim, reported, derived" in text
+    with pytest.raises(OutcomeDataError, match="did you mean 'verbatim'"):
+        load_outcomes(table(GOOD + ",Verbatim", header=header))
+
+
 def test_all_bad_rows_are_reported_at_once():
     with pytest.raises(OutcomeDataError) as error:
         load_outcomes(table("s,a,r,-1,pop,d,nadir_plt,,,mean,20,,,src", GOOD,

@@ -582,24 +582,41 @@ def command_check(args) -> int:
              "predicted", "interval", "inside", "percentile"]].to_string(
             index=False, float_format=lambda v: f"{v:.4g}"))
     if (args.uncertainty or spec.extra.get("uncertainty", "none")) == "fit":
-        _check_against_record(spec, result)
+        result = _check_against_record(spec, result)
     if args.out:
         paths = write_check(result, Path(args.out))
         print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
     return 0
 
 
-def _check_against_record(spec, result) -> None:
+def _check_against_record(spec, result):
     """``check --uncertainty fit``: the rows against prediction intervals widened by the
-    model's validation record (without this trial's own recorded rows)."""
+    model's validation record (without this trial's own recorded rows); the result with
+    each row's widened interval in its table (check.csv's ``calibrated_low``,
+    ``calibrated_high``, ``inside_calibrated``)."""
+    from dataclasses import replace
+
     from plateletpd.study.interval_calibration import check_against_record
     from plateletpd.study.trial import _non_default_fit
     from plateletpd.study.validation_results import record_for
 
     recorded = record_for(spec.model, _non_default_fit(spec))[0]
-    if recorded is not None and len(result.table):
-        print("calibrated: " + check_against_record(result.table, recorded[0],
-                                                    spec.name).text())
+    if recorded is None or not len(result.table):
+        return result
+    against = check_against_record(result.table, recorded[0], spec.name)
+    print("calibrated: " + against.text())
+    widened = against.table
+    if widened is None or not widened["inside_calibrated"].notna().any():
+        return result
+    shown = result.table[["line", "arm", "endpoint", "observed", "predicted"]].assign(
+        calibrated=[f"[{low:.4g}, {high:.4g}]" if low == low else "" for low, high in
+                    zip(widened.calibrated_low, widened.calibrated_high)],
+        inside=widened["inside_calibrated"].map(lambda v: "" if v is None else v).to_numpy())
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    table = result.table.assign(**{column: widened[column].to_numpy() for column in
+                                   ("calibrated_low", "calibrated_high",
+                                    "inside_calibrated")})
+    return replace(result, table=table)
 
 
 def command_validate(args) -> int:

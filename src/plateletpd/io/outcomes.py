@@ -39,6 +39,9 @@ OPTIONAL_COLUMNS = ("evidence", "note", "versus", "comparison", "versus_n")
 COMPARISONS = ("higher", "lower", "no_difference")
 BASELINE = "baseline"
 SPREAD_TYPES = ("SD", "SE", "range")
+#: how a row's number was taken (data/README.md): copied from the publication's text, from
+#: a secondary summary of it, or computed from published numbers (the arithmetic in note)
+EVIDENCE = ("verbatim", "reported", "derived")
 MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)  # 1.2533
 DEFAULT_CV = 0.30
 UNUSABLE = "no standard error"
@@ -181,6 +184,12 @@ def _number(row, column, line, problems, required=False, minimum=None):
 
 def _check_row(row, line, problems, default_cv):
     before = len(problems)
+    evidence = str(row.get("evidence", "") or "").strip()
+    if evidence not in ("", "nan") and evidence not in EVIDENCE:
+        problems.append((line, "evidence", f"unknown evidence {evidence!r}"
+                         f"{closest(evidence, EVIDENCE)}; use {', '.join(EVIDENCE)} (copied "
+                         f"from the publication, from a secondary summary of it, or computed "
+                         f"from its numbers with the arithmetic in note) or leave it empty"))
     endpoint = ENDPOINTS.get(row["endpoint"])
     if endpoint is None:
         problems.append((line, "endpoint", f"unknown endpoint {row['endpoint']!r}"

@@ -301,6 +301,9 @@ class CheckAgainstRecord:
     inside: int
     inside_widened: int
     left_out: int
+    #: one row per checked row (its ``line``) with ``calibrated_low``, ``calibrated_high``
+    #: and ``inside_calibrated``; comparison rows and rows without an interval: NaN / None
+    table: pd.DataFrame | None = None
 
     def text(self) -> str:
         if not math.isfinite(self.factor):
@@ -327,4 +330,28 @@ def check_against_record(check_table: pd.DataFrame, record_table: pd.DataFrame,
     checked = prediction_rows(checked, ("held out",))
     errors = checked["error"].to_numpy()
     return CheckAgainstRecord(factor, len(checked), int((errors <= 1.0).sum()),
-                              int((errors <= factor).sum()), int(own.sum()))
+                              int((errors <= factor).sum()), int(own.sum()),
+                              widened_rows(check_table, checked.index, factor))
+
+
+def widened_rows(check_table: pd.DataFrame, tested, factor: float) -> pd.DataFrame:
+    """``line``, ``calibrated_low``, ``calibrated_high`` and ``inside_calibrated`` of each
+    row of a check's table: the prediction interval widened by ``factor`` and clipped to
+    the endpoint's range (:func:`endpoint_range`) on the rows ``tested`` (index labels:
+    rows with an interval, comparisons left out), NaN and None on the others. An infinite
+    factor (too few recorded rows) widens nothing: every row NaN / None."""
+    low = np.full(len(check_table), np.nan)
+    high = np.full(len(check_table), np.nan)
+    inside = np.full(len(check_table), None, dtype=object)
+    if math.isfinite(factor):
+        for position, (label, row) in enumerate(check_table.iterrows()):
+            if label not in tested:
+                continue
+            bottom, top = endpoint_range(row.get("endpoint", ""))
+            a, b = widen(row["predicted"], row["interval_low"], row["interval_high"],
+                         factor, bottom, top)
+            low[position], high[position] = float(a), float(b)
+            inside[position] = bool(low[position] <= float(row["observed"]) <= high[position])
+    return pd.DataFrame({"line": check_table["line"].to_numpy() if "line" in check_table
+                         else np.arange(len(check_table)), "calibrated_low": low,
+                         "calibrated_high": high, "inside_calibrated": inside})
