@@ -147,3 +147,62 @@ def test_a_course_with_between_cycle_variability_anchors_with_it(tmp_path):
     share = 100 * float(np.mean(subjects.cycle1_nadir < LABEL_LEVEL))
     se = 100 * math.sqrt(0.25 * 0.75 / len(subjects))
     assert abs(share - LABEL_PERCENT) < 3 * se, share   # 31.7% before the fix
+
+
+COURSE = """
+[chemotherapy]
+regimen = "chemotherapy 1 dose"
+cycle_days = 21
+cycles = 4
+delay_below = 100
+between_cycle_cv = 0.3
+[enrolment]
+"""
+# the carboplatin label's incidence over a course: "platelet counts below 50,000/mm3 occur
+# in 35% of pretreated ovarian cancer patients" (data/cit_summary.csv,
+# carboplatin_label_natural_history, incidence_proportion 35.0)
+COURSE_PERCENT = 35.0
+
+
+def course_trial(tmp_path, more):
+    text = TRIAL.format(seed=7, level=LABEL_LEVEL, percent=COURSE_PERCENT, more=more,
+                        population="").replace('uncertainty = "fit"\n', "")
+    text = text.replace('[enrolment]\nchemotherapy = "chemotherapy 1 dose d1"\n'
+                        'entry_below = false\n', COURSE).replace(
+        "subjects_per_arm = 400", "subjects_per_arm = 1000")
+    path = tmp_path / f"course_{abs(hash(more))}.toml"
+    path.write_text(text)
+    return path
+
+
+def test_an_incidence_over_a_course_anchors_over_its_cycles(tmp_path):
+    # a user test (RECITE, 2026-12-07): labels publish a regimen's incidence over a whole
+    # course, and the anchor took a first-cycle one only. With cycles = 4 the anchoring
+    # cohort runs the course's first 4 cycles with its delay rule (held below 100) and
+    # between-cycle exposure; the trial's own untreated patients then fall below 50 at some
+    # time of their course in the target share, within 3 binomial standard errors
+    spec = load_trial_spec(course_trial(tmp_path, ", cycles = 4"))
+    anchor = spec.extra["anchor"]
+    assert anchor["cycles"] == 4 and anchor["within_days"] == 21
+    # the trial's parameter line says what was anchored, and over which cycles
+    assert "over the first 4 cycles of 'chemotherapy 1 dose'" in spec.parameters_from
+    excess = anchor["achieved_percent"] - COURSE_PERCENT
+    assert 0 <= excess <= 2 * 100 / anchor["valid_patients"] + 1e-9, anchor
+    subjects = run_trial(spec).subjects
+    share = 100 * float(np.mean(subjects.course_nadir < LABEL_LEVEL))
+    se = 100 * math.sqrt(0.35 * 0.65 / len(subjects))
+    assert abs(share - COURSE_PERCENT) < 3 * se, share
+    # fewer fall below in the first cycle alone: the course's incidence is not a cycle's
+    first = 100 * float(np.mean(subjects.cycle1_nadir < LABEL_LEVEL))
+    assert first < COURSE_PERCENT - 3 * se, first
+    # so the same incidence read as a first cycle's asks for a deeper regimen
+    once = load_trial_spec(course_trial(tmp_path, "")).extra["anchor"]
+    assert once["cycles"] == 1 and once["typical"] > anchor["typical"]
+    # and cycles = 1 written out is the first-cycle anchor, to the digit
+    written = load_trial_spec(course_trial(tmp_path, ", cycles = 1")).extra["anchor"]
+    assert written["typical"] == once["typical"]
+
+
+def test_an_incidence_over_cycles_needs_a_course(tmp_path):
+    with pytest.raises(TrialSpecError, match=r"anchor.*cycles.*\[chemotherapy\] course"):
+        load_trial_spec(write(tmp_path, more=", cycles = 3"))

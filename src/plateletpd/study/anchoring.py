@@ -21,7 +21,9 @@ parameter, so the factor is found by bisection on its logarithm between the para
 bounds. The answer is deterministic for a seed. A trial on a ``[chemotherapy]`` course with
 ``between_cycle_cv`` gives each anchoring patient's first cycle an exposure factor drawn
 as the trial's (log-normal, median 1), through the course's own simulation, so the anchored
-share is that of the trial's untreated first cycle.
+share is that of the trial's untreated first cycle. With ``cycles = N`` the share is over
+the course's first N cycles given with its own delay rules (a label's incidence over a
+whole course), each with its exposure factor.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ class Anchor:
     parameter: str = "chemotherapy_sensitivity"
     within_days: float = 28.0
     subjects: int = 500
+    #: the incidence is over the first ``cycles`` cycles of the trial's course, given with
+    #: its own delay rules (1: the first cycle; a label's or trial's incidence over a whole
+    #: course is published this way); ``within_days`` is then the window after the last
+    cycles: int = 1
 
 
 @dataclass(frozen=True)
@@ -74,16 +80,20 @@ class AnchorResult:
         a = self.anchor
         exposure = (f" (each given with the course's between-cycle exposure CV "
                     f"{self.between_cycle_cv:g})" if self.between_cycle_cv else "")
+        when = (f"within {a.within_days:g} days of {self.regimen!r}" if a.cycles == 1 else
+                f"over the first {a.cycles} cycles of {self.regimen!r} (the course's delay "
+                f"rules; {a.within_days:g} days after the last)")
         return (f"{a.parameter} anchored to {self.typical:.4g} (from {self.typical_before:.4g}) "
                 f"so that {self.percent:.1f}% of {self.valid} untreated virtual patients"
-                f"{exposure} fall below {a.nadir_below:g} within {a.within_days:g} days of "
-                f"{self.regimen!r} (target {a.percent:g}%: {a.source})")
+                f"{exposure} fall below {a.nadir_below:g} {when} (target {a.percent:g}%: "
+                f"{a.source})")
 
     def record(self) -> dict:
         a = self.anchor
         return {"parameter": a.parameter, "nadir_below": a.nadir_below,
                 "target_percent": a.percent, "within_days": a.within_days,
-                "subjects": a.subjects, "source": a.source, "regimen": self.regimen,
+                "subjects": a.subjects, "cycles": a.cycles, "source": a.source,
+                "regimen": self.regimen,
                 "typical_before": self.typical_before, "typical": self.typical,
                 "achieved_percent": self.percent, "valid_patients": self.valid,
                 "between_cycle_cv": self.between_cycle_cv}
@@ -112,6 +122,10 @@ def solve_anchor(model, variability: Variability, covariates: dict, cohort_seed:
                           f"another parameter")
     if "platelets" not in model.output_names:
         raise AnchorError(f"{model.name} has no platelets output to anchor a nadir on")
+    if anchor.cycles > 1 and course is None:
+        raise AnchorError(f"an anchor over {anchor.cycles} cycles needs the trial's "
+                          f"[chemotherapy] course (its cycle length and delay rules); add "
+                          f"one, or anchor on the first cycle (cycles = 1)")
     names = model.parameter_names
     column = names.index(anchor.parameter)
     base = model.parameter_vector({}, covariates)
@@ -127,8 +141,11 @@ def solve_anchor(model, variability: Variability, covariates: dict, cohort_seed:
     bounds = model.parameters[anchor.parameter]
 
     cv = between_cycle_cv if course is not None else 0.0
-    first_cycle = _first_cycle_nadirs(model, course, times, cohort_seed, anchor.subjects,
-                                      cv) if cv else None
+    if anchor.cycles > 1:  # the course's first cycles, with its delay rules
+        first_cycle = _course_nadirs(model, course, anchor, cohort_seed, cv)
+    else:
+        first_cycle = _first_cycle_nadirs(model, course, times, cohort_seed,
+                                          anchor.subjects, cv) if cv else None
 
     def share(factor: float) -> tuple[float, int]:
         scaled = matrix[:, column] * factor
@@ -154,9 +171,11 @@ def solve_anchor(model, variability: Variability, covariates: dict, cohort_seed:
         math.log(1e3)
     at_low, at_high = share(math.exp(low))[0], share(math.exp(high))[0]
     if not (at_low <= anchor.percent <= at_high):
+        when = (f"within {anchor.within_days:g} days of {regimen!r}" if anchor.cycles == 1
+                else f"over the first {anchor.cycles} cycles of {regimen!r}")
         raise AnchorError(
-            f"anchor: {anchor.percent:g}% below {anchor.nadir_below:g} within "
-            f"{anchor.within_days:g} days of {regimen!r} cannot be reached by "
+            f"anchor: {anchor.percent:g}% below {anchor.nadir_below:g} {when} cannot be "
+            f"reached by "
             f"{anchor.parameter} within its bounds [{math.exp(low) * typical:.4g}, "
             f"{math.exp(high) * typical:.4g}] (model file): there the untreated share is "
             f"{at_low:.1f}% to {at_high:.1f}%; check the level, the percent or the regimen's "
@@ -200,4 +219,34 @@ def _first_cycle_nadirs(model, course, times: np.ndarray, cohort_seed: int, subj
         ok[np.flatnonzero(valid)[~result.failed]] = True
         within = result.platelets[~result.failed][:, times <= times[-1]]
         return np.nanmin(within, axis=1), ok
+    return nadirs
+
+
+def _course_nadirs(model, course, anchor: Anchor, cohort_seed: int, cv: float):
+    """As :func:`_first_cycle_nadirs`, over the first ``anchor.cycles`` cycles of
+    ``course`` given with its own rules (delays, re-checks, reductions, abandonment) and a
+    window of ``anchor.within_days`` after the last: each valid patient's nadir from the
+    first cycle's first day to the window's end. Each cycle's exposure factor is drawn as the
+    trial's (log-normal, median 1, CV ``cv``; all 1 without one), from the cohort's own
+    stream."""
+    from dataclasses import replace
+
+    from plateletpd.study.cycles import simulate_course
+
+    subjects, cycles = anchor.subjects, anchor.cycles
+    omega = math.sqrt(math.log1p(cv * cv))
+    exposure = np.exp(omega * np.random.default_rng([cohort_seed, 3]).standard_normal(
+        (subjects, cycles)))
+    several = replace(course, cycles=cycles, follow_up_days=float(anchor.within_days))
+    lower = np.array([e.lower for e in (*model.parameters.values(),
+                                        *model.covariates.values())])
+    upper = np.array([e.upper for e in (*model.parameters.values(),
+                                        *model.covariates.values())])
+
+    def nadirs(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        valid = np.all((vectors >= lower) & (vectors <= upper), axis=1)
+        result = simulate_course(model, several, vectors[valid], exposure=exposure[valid])
+        ok = np.zeros(len(vectors), dtype=bool)
+        ok[np.flatnonzero(valid)[~result.failed]] = True
+        return np.nanmin(result.platelets[~result.failed], axis=1), ok
     return nadirs

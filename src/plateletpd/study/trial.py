@@ -231,7 +231,11 @@ TRIAL_SCHEMA = Table({
                              "within_days": Field(default=False, may_be_false=True,
                                                   unit="days"),
                              "subjects": Field(whole=True, default=500, high=100_000,
-                                               what="a positive whole number")},
+                                               what="a positive whole number"),
+                             # the incidence over the course's first N cycles (a label's
+                             # incidence over a whole course), with its delay rules
+                             "cycles": Field(whole=True, default=1, high=100,
+                                             what="a whole number of cycles from 1 to 100")},
                              what='a table such as { nadir_below = 50, percent = 25, source '
                                   '= "..." }')}),
     "enrolment": Table({
@@ -810,7 +814,12 @@ def _anchored(document: Document, checked: dict, model: Model, variability, cova
         raise document.fail(("population", "anchor"), "an anchor needs a chemotherapy "
                             "regimen ([enrolment] chemotherapy or a [chemotherapy] course)")
     anchor = Anchor(table["nadir_below"], table["percent"], table["source"],
-                    table["parameter"], window, table["subjects"])
+                    table["parameter"], window, table["subjects"], table["cycles"])
+    if anchor.cycles > 1 and course is None:
+        raise document.fail(("population", "anchor", "cycles"), (
+            f"an incidence over {anchor.cycles} cycles needs a [chemotherapy] course (its "
+            f"cycle length and delay rules give the cycles); add one, or leave cycles out "
+            f"to anchor on the first cycle of [enrolment] chemotherapy"))
     for table in ("typical", "study_parameters"):
         if anchor.parameter in checked["population"][table]:
             raise document.fail(("population", "anchor", "parameter"), f"{anchor.parameter} "
