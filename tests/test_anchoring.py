@@ -89,6 +89,8 @@ def test_replicates_with_drawn_parameters_hold_the_anchored_value(tmp_path):
           population='cv = { reserve_cycling_fraction = 0.5 }\n'
                      'transforms = { reserve_cycling_fraction = "logitnormal" }'),
      "non-lognormal transform"),
+    (dict(more=", cycles = 0"), "cycles must be a whole number of cycles from 1 to 100"),
+    (dict(more=", cycles = 2.5"), "cycles must be a whole number of cycles from 1 to 100"),
 ])
 def test_an_anchor_that_cannot_hold_is_a_clear_error_naming_the_table(tmp_path, changes,
                                                                      message):
