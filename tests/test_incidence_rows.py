@@ -148,6 +148,9 @@ def test_the_denominator_is_the_patients_the_window_applies_to():
                            statistic="mean"), RESPONSE, course)
     expected = np.mean([np.mean([20.0, 200.0]), np.mean([200.0, 10.0]), 200.0])
     assert nadir(table) == pytest.approx(expected)
+    # and check.csv's reading says what was averaged (a user test saw "nadir_plt (mean)")
+    assert nadir.reading == ("mean over the patients given cycle 3 of each patient's mean "
+                             "of the nadirs of cycles 3-4 given")
 
 
 # ---------------------------------------------------------------- a simulated course

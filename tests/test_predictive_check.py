@@ -818,3 +818,16 @@ def test_a_comparison_uses_the_published_size_of_the_arm_compared_with(tmp_path)
     assert "against untreated (12 patients)" in notes[1]
     assert "against its count at the start of treatment" in notes[2]
     assert result.table.chance_of_finding.notna().all()
+
+
+def test_a_nadir_row_with_a_threshold_text_that_states_nothing_is_noted_not_read_silently():
+    # a user test (2026-12-07) gave a nadir_plt row the threshold "during treatment": it was
+    # read as the trial's nadir with nothing saying the text was ignored. The value is the
+    # same as without the text (the trial's nadir), and the reading and the notes say so
+    data = pd.DataFrame([_row(), _row(threshold="during treatment")])
+    result = check_trial(_one_arm_trial(), data, study="s", replicates=2)
+    values = result.replicates.pivot(index="replicate", columns="line", values="value")
+    np.testing.assert_array_equal(values[2], values[3])
+    assert "was not parsed" not in result.table.reading.iloc[0]
+    assert "'during treatment' was not parsed" in result.table.reading.iloc[1]
+    assert any("line 3" in note and "during treatment" in note for note in result.notes)

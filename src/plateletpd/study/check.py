@@ -1117,8 +1117,16 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
                                              t[f"reached_{level}"]).median(),
                       f"Kaplan-Meier median of days_to_{level}")
     reduce = reducer(statistic)
+    # a count row's threshold text that states no level is not read ("during treatment" on
+    # a nadir row, a user test of 2026-12-07, was taken silently as the trial's nadir): say
+    # so in the reading and the notes, as a response row's unparsed text is
+    unread = "" if not str(row.threshold or "").strip() or level is not None or \
+        low is not None or endpoint not in ("nadir_plt", "peak_plt", "plt_count") else (
+            f"; its threshold text {str(row.threshold)!r} was not parsed: the trial's "
+            f"{column} is read whatever it says; check that the study measured that (a "
+            f"nadir over several cycles: 'cycles 2-6'; a count on a day: the row's day)")
     return _reads(lambda t: float(reduce(t[column].to_numpy(float))) if len(t) else math.nan,
-                  f"{statistic} of {column}")
+                  f"{statistic} of {column}{unread}")
 
 
 #: a time row read among the patients who reached the level ("..., among responders")
@@ -1325,7 +1333,10 @@ def _cycle_nadir_reader(row, course=None) -> Reader | str:
             return math.nan
         per_patient = np.nanmean(nadirs[given], axis=1)
         return float(reduce(per_patient))
-    return read
+    # check.csv's reading says what was averaged (a user test, 2026-12-07, saw only
+    # "nadir_plt (mean)")
+    return _reads(read, f"{row.statistic} over the patients given cycle {first} of each "
+                        f"patient's mean of the nadirs of cycles {first}-{last} given")
 
 
 def _day_bound_column(row) -> str | None:
