@@ -364,3 +364,26 @@ def test_the_notes_of_drawn_parameters_leave_out_the_fitted_studies_own_effects(
     assert not any(name in note for name in effects for note in drawn.notes)
     assert "with them the 6 fitted studies' own effects" in drawn.notes[0]
     assert any("each replicate is a new study" in note for note in drawn.notes)
+
+
+def test_an_anchored_parameter_is_held_and_its_between_study_sd_is_said_not_drawn():
+    # a user test (2026-12-07) anchored the depth on a published incidence and ran the
+    # check with the bundled fit's uncertainty: the notes listed chemotherapy_sensitivity
+    # both as "drawn from the covariance" and as held, and called its between-study SD "a
+    # fixed effect of one study" with "no between-study distribution", which the bundled fit
+    # has (models/cit_marrow_reserve.md: SD 0.40). Now the held parameter and its SD are out
+    # of the drawn list, and the SD's note says why it is not drawn
+    spec = pp.TrialSpec.create(seed=1, subjects_per_arm=10, arms=[{"name": "untreated"}],
+                               response={"threshold": 100, "by_day": 14},
+                               population={"anchor": {"nadir_below": 50, "percent": 25,
+                                                      "source": "carboplatin label"}})
+    uncertainty = TrialUncertainty.for_trial(spec)
+    assert "chemotherapy_sensitivity" not in uncertainty.applies
+    drawn = next(n for n in uncertainty.notes if n.startswith("drawn from the covariance"))
+    assert "chemotherapy_sensitivity" not in drawn and "het_ec50" in drawn
+    assert not any(n.startswith("chemotherapy_sensitivity") for n in uncertainty.notes)
+    text = " ".join(uncertainty.notes)
+    assert "held at the trial's [population] typical value or anchor" in text
+    assert ("not drawn, as the trial holds their parameter at its own value: "
+            "chemotherapy_sensitivity_between_study_sd") in text
+    assert "no between-study distribution" not in text

@@ -139,8 +139,13 @@ class ParameterDistribution:
                    np.full(k, np.inf) if upper is None else np.asarray(upper, float))
 
     @classmethod
-    def from_fit(cls, record: dict, source: str) -> tuple[ParameterDistribution, list[str]]:
-        """The varied parameters of a fit record (``params.json``) and notes on each choice."""
+    def from_fit(cls, record: dict, source: str, held=()
+                 ) -> tuple[ParameterDistribution, list[str]]:
+        """The varied parameters of a fit record (``params.json``) and notes on each choice;
+        ``held``: parameters the trial holds at its own value (``[population] typical``, an
+        anchor), still in the distribution (they are correlated with the rest) but left out
+        of the notes on what is drawn (a user test, 2026-12-07, read both "drawn from the
+        covariance" and "held" for one parameter)."""
         entries = {name: entry for name, entry in record["parameters"].items()
                    if entry.get("vary") and entry.get("expr") is None}
         if not entries:
@@ -169,7 +174,7 @@ class ParameterDistribution:
                 # a fitted study's own effect is drawn with the rest but a replicate is a
                 # new study, so its profile is no news to the reader (a user test,
                 # 2026-12-05, wondered whether other studies' effects applied to theirs)
-                if "_effect_" not in name:
+                if "_effect_" not in name and name not in held:
                     notes.append(note)
                 if knots is not None:
                     profiles[name] = knots
@@ -177,7 +182,7 @@ class ParameterDistribution:
         # the fitted studies' own effects are drawn jointly (they are correlated with the
         # typical value) but a replicate is a new study: named once, not one by one
         own_effects = [n for n in covariance_only if "_effect_" in n]
-        listed = [n for n in covariance_only if "_effect_" not in n]
+        listed = [n for n in covariance_only if "_effect_" not in n and n not in held]
         if covariance_only:
             notes.insert(0, f"drawn from the covariance (multivariate normal): "
                             f"{', '.join(listed) or 'nothing else'}" + (
@@ -317,9 +322,13 @@ class TrialUncertainty:
             raise UncertaintyError(f"{spec.path}: fit {name} is of model "
                                    f"{record['provenance']['model']['name']!r}, not "
                                    f"{model.name!r}")
-        distribution, notes = ParameterDistribution.from_fit(record, name)
-        fitted = distribution.names
         study = dict(extra.get("study_parameters", {}))
+        typical = set(extra.get("typical", ())) - set(study)
+        held_sd_names = {f"{p}_between_study_sd" for p in (record.get("study_effects") or {})
+                         if p in typical}
+        distribution, notes = ParameterDistribution.from_fit(record, name,
+                                                             held=typical | held_sd_names)
+        fitted = distribution.names
         for target, source in study.items():
             if target not in model.parameters:
                 raise UncertaintyError(
@@ -331,13 +340,13 @@ class TrialUncertainty:
                     f"{spec.path}: [population] study_parameters {target} = {source!r}: not a "
                     f"study-level parameter varied by fit {name}{closest(source, study_level)}"
                     f"; its study-level parameters: {', '.join(study_level) or 'none'}")
-        typical = set(extra.get("typical", ())) - set(study)
         applies = {n: n for n in fitted if n in model.parameters and n not in typical
                    and n not in study}
         applies.update(study)
         held = [n for n in fitted if n in model.parameters and n in typical]
         if held:
-            notes.append(f"held at the trial's [population] typical value (no uncertainty): "
+            notes.append(f"held at the trial's [population] typical value or anchor (no "
+                         f"uncertainty): "
                          f"{', '.join(held)}")
         effects = record.get("study_effects") or {}
         new_study = {p: f"{p}_between_study_sd" for p in effects
@@ -348,6 +357,15 @@ class TrialUncertainty:
                          f"and the SD ({sd}) drawn from the fit (fit {name}: SD "
                          f"{effects[parameter]['between_study_sd']:.3g}); fix it in "
                          f"[population] typical to leave out between-study variation")
+        # the between-study SD of a parameter the trial holds: not drawn, and not a fixed
+        # effect of one study either (the note below said so, a user test found it wrong)
+        held_sds = {f"{p}_between_study_sd" for p in effects
+                    if p in typical and f"{p}_between_study_sd" in fitted}
+        if held_sds:
+            notes.append(f"not drawn, as the trial holds their parameter at its own value: "
+                         f"{', '.join(sorted(held_sds))} (the replicates leave out "
+                         f"between-study variation of that parameter; [population] regimens "
+                         f"= \"several\" still adds the estimated SD to the patients' spread)")
         effect_names = {f"{p}_effect_{study}" for p in effects
                         for study in effects[p].get("studies", {})}
         between = {entry.get("parameter") for entry in
@@ -370,7 +388,8 @@ class TrialUncertainty:
                             "fit's"))
         unused = [n for n in fitted if n not in model.parameters and n not in study.values()
                   and n not in new_study.values() and n not in effect_names
-                  and n not in between and n != BETWEEN_CYCLE_PARAMETER]
+                  and n not in held_sds and n not in between
+                  and n != BETWEEN_CYCLE_PARAMETER]
         if unused:
             notes.append(
                 f"fit {name}'s study-level parameter(s) {', '.join(unused)} are fixed effects "
