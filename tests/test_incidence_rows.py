@@ -151,6 +151,11 @@ def test_the_denominator_is_the_patients_the_window_applies_to():
     # and check.csv's reading says what was averaged (a user test saw "nadir_plt (mean)")
     assert nadir.reading == ("mean over the patients given cycle 3 of each patient's mean "
                              "of the nadirs of cycles 3-4 given")
+    # "the lowest count over cycles 3-4": each patient's lowest nadir, then the mean
+    lowest = row_reader(row("lowest count over cycles 3-4", endpoint="nadir_plt",
+                            statistic="mean"), RESPONSE, course)
+    assert lowest(table) == pytest.approx(np.mean([20.0, 10.0, 200.0]))
+    assert "each patient's lowest of the nadirs of cycles 3-4" in lowest.reading
 
 
 # ---------------------------------------------------------------- a simulated course

@@ -1314,7 +1314,8 @@ def _course_event_share(table: pd.DataFrame, event: IncidenceEvent, first: int,
 def _cycle_nadir_reader(row, course=None) -> Reader | str:
     """A ``nadir_plt`` row over cycles ("mean nadir across cycles 2-6", Winer 2015): each
     patient's mean of the nadirs of the cycles a..b given, then the row's mean or median
-    over the patients given cycle a."""
+    over the patients given cycle a. "lowest" (or "minimum") in the text ("lowest count over
+    cycles 3-5") takes each patient's lowest of those nadirs instead of their mean."""
     window = parse_cycles(row.threshold)
     if isinstance(window, str):
         return window
@@ -1325,18 +1326,23 @@ def _cycle_nadir_reader(row, course=None) -> Reader | str:
         return (f"it asks about cycles {first}-{last}: the trial needs a [chemotherapy] "
                 f"course of at least {last} cycles")
     reduce = reducer(row.statistic)
+    # "the lowest count in periods 1-3" is each patient's lowest nadir, not the mean of
+    # them (a user test, 2026-12-07, could not write it)
+    lowest = re.search(r"\b(lowest|minimum|min)\b", str(row.threshold).lower()) is not None
+    per = np.nanmin if lowest else np.nanmean
 
     def read(table: pd.DataFrame) -> float:
         nadirs = table[[f"cycle{c}_nadir" for c in range(first, last + 1)]].to_numpy(float)
         given = np.isfinite(nadirs).any(axis=1)
         if not given.any():
             return math.nan
-        per_patient = np.nanmean(nadirs[given], axis=1)
+        per_patient = per(nadirs[given], axis=1)
         return float(reduce(per_patient))
     # check.csv's reading says what was averaged (a user test, 2026-12-07, saw only
     # "nadir_plt (mean)")
     return _reads(read, f"{row.statistic} over the patients given cycle {first} of each "
-                        f"patient's mean of the nadirs of cycles {first}-{last} given")
+                        f"patient's {'lowest' if lowest else 'mean'} of the nadirs of cycles "
+                        f"{first}-{last} given")
 
 
 def _day_bound_column(row) -> str | None:
