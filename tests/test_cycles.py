@@ -365,6 +365,11 @@ def test_a_bad_course_is_a_clear_error(keywords, message):
      "nadir_below rules"),
     (HistoryRule("nadir_below", below=50, every_days=0.1), "every_days must be a positive "
      "multiple of the course's output step"),
+    (HistoryRule("nadir_below", below=50, at_least=60), "at_least must be a count"),
+    (HistoryRule("below_for_days", below=50, days=3, at_least=25), "at_least .* is for "
+     "nadir_below rules"),
+    (HistoryRule("nadir_below", below=50, every_days=1.0, at_least=25), "at_least .* is for "
+     "nadir_below rules without every_days"),
 ])
 def test_a_bad_eligibility_rule_is_a_clear_error(result, rule, message):
     with pytest.raises(PlateletPDError, match=message):
@@ -509,3 +514,19 @@ def test_an_abandoned_cycles_window_does_not_depend_on_the_cycles_planned(cohort
     for key in ("nadir", "peak", 100):
         np.testing.assert_array_equal(three.readings(1, (100,))[key],
                                       four.readings(1, (100,))[key])
+
+
+
+def test_a_nadir_band_selects_grade_ii_iii_and_is_settled_when_the_cycle_ends(result):
+    # a user test (2026-12-07) could not enrol "grade II-III" (a nadir from 25 to below 75,
+    # CTCAE) and leave out grade IV: nadir_below with at_least. The whole cycle's nadir is
+    # known only when the cycle is over, so the rule is settled on the next cycle's day
+    band = HistoryRule("nadir_below", below=75, at_least=25, cycle=1)
+    nadir = result.nadir(1)
+    chosen, _ = screen(result, (band,))
+    assert chosen.tolist() == np.flatnonzero((nadir < 75) & (nadir >= 25)).tolist()
+    assert 0 < len(chosen) < np.sum(nadir < 75)   # the course has grade IV patients too
+    known = band.known_at(result)
+    np.testing.assert_array_equal(known[chosen], result.cycle_day[chosen, 1])
+    assert np.isnan(known[nadir < 25]).all()
+    assert "nadir from 25 to below 75" in describe(band)

@@ -805,3 +805,22 @@ def test_an_entry_band_on_a_course_keeps_the_patients_whose_enrolment_count_lies
     assert int(row.remaining.iloc[0]) == len(kept)
     # the other arms keep every patient the rule enrols
     assert len(arm(banded, "hetrombopag 7.5 mg")) == len(arm(whole, "hetrombopag 7.5 mg"))
+
+
+def test_a_trial_file_enrols_a_nadir_band_on_the_next_cycles_day(tmp_path):
+    # a user test (2026-12-07): "grade II-III CIT" (CTCAE: a nadir from 25 to below 75)
+    # could not be written without grade IV. With at_least every enrolled patient's cycle-1
+    # nadir lies in the band, and each is enrolled on the day cycle 2 is given (the nadir
+    # is known only once cycle 1 is over)
+    path = tmp_path / "band.toml"
+    path.write_text(changed(TEXT, '''rule = "nadir_below"
+below = 75
+cycle = 1''', '''rule = "nadir_below"
+below = 75
+at_least = 25
+cycle = 1'''))
+    result = run_trial(load_trial_spec(path, subjects=120))
+    s = result.subjects
+    assert len(s) and ((s.cycle1_nadir >= 25) & (s.cycle1_nadir < 75)).all()
+    np.testing.assert_array_equal(s.enrolment_day.to_numpy(), s.cycle2_day.to_numpy())
+    assert "cycle 1 nadir from 25 to below 75" in set(result.screening.rule)

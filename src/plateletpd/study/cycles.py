@@ -636,7 +636,10 @@ class HistoryRule:
     * ``nadir_below``: cycle ``cycle``'s nadir (see :meth:`CourseResult.nadir`) is below
       ``below``; with ``every_days``, a routine count of that cycle (on cycle days
       ``every_days``, 2 ``every_days``, ... from the day it was given) is below ``below``
-      ("PLT < 75 at a routine count"), and the patient is enrolled on that count's day.
+      ("PLT < 75 at a routine count"), and the patient is enrolled on that count's day;
+      with ``at_least``, the nadir must also be at or above it ("grade II-III": a nadir
+      from 25 to below 75), which is known only once the cycle is over, so the rule is
+      settled at the end of that cycle's window (the next cycle's day).
 
     A patient is eligible when every rule holds; with ``group`` names, when the rules
     without a group and every rule of at least one group hold ("PLT < 100 and a nadir below
@@ -651,6 +654,7 @@ class HistoryRule:
     cycle: int | None = None
     group: str = ""
     every_days: float | None = None
+    at_least: float | None = None
 
     @property
     def judged_cycle(self) -> int:
@@ -679,6 +683,16 @@ class HistoryRule:
                 problems.append(f"every_days must be a positive multiple of the course's "
                                 f"output step (1/{course.points_per_day:g} day), got "
                                 f"{self.every_days!r}")
+        if self.at_least is not None:
+            if self.rule != "nadir_below" or self.every_days is not None:
+                problems.append(f"at_least (a nadir from at_least to below) is for "
+                                f"nadir_below rules without every_days, not {self.rule}"
+                                f"{' with every_days' if self.every_days is not None else ''}"
+                                f": remove it")
+            elif not (_positive(self.at_least, zero_ok=True) and self.below is not None
+                      and self.at_least < self.below):
+                problems.append(f"at_least must be a count (10^9/L) below below = "
+                                f"{self.below!r}, got {self.at_least!r}")
         if self.rule == "delayed_at_least" and self.judged_cycle == 1:
             problems.append("cycle 1 is never delayed; name a later cycle (cycle = 2 is "
                             "the cycle after the first)")
@@ -699,7 +713,10 @@ class HistoryRule:
             return result.delay[:, c] >= self.days
         if self.every_days is not None:
             return self._routine_below(result).any(axis=1)
-        return result.nadir(self.judged_cycle) < self.below
+        nadir = result.nadir(self.judged_cycle)
+        if self.at_least is not None:
+            return (nadir < self.below) & (nadir >= self.at_least)
+        return nadir < self.below
 
     def _routine_below(self, result: CourseResult) -> np.ndarray:
         """The grid points of the judged cycle's routine counts (every ``every_days`` from
@@ -741,6 +758,9 @@ class HistoryRule:
         elif self.every_days is not None:
             below = self._routine_below(result)
             day = np.where(below.any(axis=1), result.times[np.argmax(below, axis=1)], np.nan)
+        elif self.at_least is not None:  # the whole cycle's nadir: known at its end
+            end = result.window_days(self.judged_cycle)[1]
+            day = np.where(np.isfinite(end), end, np.nan)
         else:
             start = result.cycle_day[:, c]
             after = np.where(np.isfinite(start), start, np.inf)
@@ -853,6 +873,9 @@ def describe(rule: HistoryRule) -> str:
     if rule.every_days is not None:
         return (f"PLT < {rule.below:g} at a routine count (every {rule.every_days:g} days) "
                 f"in cycle {rule.judged_cycle}{group}")
+    if rule.at_least is not None:
+        return (f"cycle {rule.judged_cycle} nadir from {rule.at_least:g} to below "
+                f"{rule.below:g}{group}")
     return f"cycle {rule.judged_cycle} nadir < {rule.below:g}{group}"
 
 

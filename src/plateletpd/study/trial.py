@@ -169,6 +169,7 @@ _ELIGIBILITY = Table({
         "day": Field(low_included=True, unit="cycle day"),
         "cycle": Field(whole=True, what="a cycle number from 1"),
         "every_days": Field(unit="days"),
+        "at_least": Field(low_included=True, unit="10^9/L"),
         "group": Field("text", default="", what="a group name: the rules of one group "
                        "must all hold, and one group is enough (rules without a group hold "
                        "for every group)")},
