@@ -171,10 +171,7 @@ def test_a_trial_files_below_for_days_rule_honours_its_cycle_and_groups_are_or(t
     # was ignored (patients enrolled on runs in cycles 3-4), and "(a) or (b)" entry criteria
     # could not be written. Here: 10 days below 75 within cycle 1 (the file supports cycles
     # 2-4, so eligibility judges cycle 1), or a cycle-1 nadir below 20
-    path = tmp_path / "groups.toml"
-    path.write_text(changed(TEXT, '''rule = "nadir_below"
-below = 75
-cycle = 1''', '''rule = "below_for_days"
+    path = _with_eligibility(tmp_path / "groups.toml", '''rule = "below_for_days"
 below = 75
 days = 10
 cycle = 1
@@ -184,7 +181,7 @@ group = "long"
 rule = "nadir_below"
 below = 20
 cycle = 1
-group = "deep"'''))
+group = "deep"''')
     result = run_trial(load_trial_spec(path, subjects=120))
     s = result.subjects
     deep = s.cycle1_nadir < 20
@@ -812,15 +809,22 @@ def test_a_trial_file_enrols_a_nadir_band_on_the_next_cycles_day(tmp_path):
     # could not be written without grade IV. With at_least every enrolled patient's cycle-1
     # nadir lies in the band, and each is enrolled on the day cycle 2 is given (the nadir
     # is known only once cycle 1 is over)
-    path = tmp_path / "band.toml"
-    path.write_text(changed(TEXT, '''rule = "nadir_below"
-below = 75
-cycle = 1''', '''rule = "nadir_below"
+    path = _with_eligibility(tmp_path / "band.toml", '''rule = "nadir_below"
 below = 75
 at_least = 25
-cycle = 1'''))
+cycle = 1''')
     result = run_trial(load_trial_spec(path, subjects=120))
     s = result.subjects
     assert len(s) and ((s.cycle1_nadir >= 25) & (s.cycle1_nadir < 75)).all()
     np.testing.assert_array_equal(s.enrolment_day.to_numpy(), s.cycle2_day.to_numpy())
     assert "cycle 1 nadir from 25 to below 75" in set(result.screening.rule)
+
+
+
+def _with_eligibility(path, rules: str):
+    """TEXT with its eligibility rule (a cycle-1 nadir below 75) replaced by ``rules``,
+    written to ``path``."""
+    path.write_text(changed(TEXT, '''rule = "nadir_below"
+below = 75
+cycle = 1''', rules))
+    return path
