@@ -199,27 +199,9 @@ def _first_cycle_nadirs(model, course, times: np.ndarray, cohort_seed: int, subj
     ``between_cycle_cv``), drawn once from the cohort's own stream, and the valid mask."""
     from dataclasses import replace
 
-    from plateletpd.study.cycles import simulate_course
-
-    omega = math.sqrt(math.log1p(cv * cv))
-    exposure = np.exp(omega * np.random.default_rng([cohort_seed, 2]).standard_normal(
-        (subjects, 1)))
     one = replace(course, cycles=1, delay_below=None, reduce_after_delay_pct=0.0,
                   late_from_days=None, judged_on_day=1.0, follow_up_days=float(times[-1]))
-    lower = np.array([e.lower for e in (*model.parameters.values(),
-                                        *model.covariates.values())])
-    upper = np.array([e.upper for e in (*model.parameters.values(),
-                                        *model.covariates.values())])
-
-    def nadirs(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        valid = np.all((vectors >= lower) & (vectors <= upper), axis=1)
-        result = simulate_course(model, one, vectors[valid], exposure=exposure[valid],
-                                 times=times)
-        ok = np.zeros(len(vectors), dtype=bool)
-        ok[np.flatnonzero(valid)[~result.failed]] = True
-        within = result.platelets[~result.failed][:, times <= times[-1]]
-        return np.nanmin(within, axis=1), ok
-    return nadirs
+    return _nadirs_on(model, one, _exposure(cohort_seed, 2, subjects, 1, cv), times)
 
 
 def _course_nadirs(model, course, anchor: Anchor, cohort_seed: int, cv: float):
@@ -231,13 +213,27 @@ def _course_nadirs(model, course, anchor: Anchor, cohort_seed: int, cv: float):
     stream."""
     from dataclasses import replace
 
+    several = replace(course, cycles=anchor.cycles,
+                      follow_up_days=float(anchor.within_days))
+    return _nadirs_on(model, several, _exposure(cohort_seed, 3, anchor.subjects,
+                                                anchor.cycles, cv))
+
+
+def _exposure(cohort_seed: int, stream: int, subjects: int, cycles: int,
+              cv: float) -> np.ndarray:
+    """Each anchoring patient's exposure factor per cycle: log-normal, median 1, CV ``cv``
+    (all 1 at 0), from the cohort's own stream ``stream``."""
+    omega = math.sqrt(math.log1p(cv * cv))
+    return np.exp(omega * np.random.default_rng([cohort_seed, stream]).standard_normal(
+        (subjects, cycles)))
+
+
+def _nadirs_on(model, course, exposure: np.ndarray, times: np.ndarray | None = None):
+    """The function of parameter vectors both anchors use: ``course`` run for the patients
+    within the model's bounds (the others are not valid), each patient's nadir over the
+    whole output grid (``times``, default the course's), and the valid mask."""
     from plateletpd.study.cycles import simulate_course
 
-    subjects, cycles = anchor.subjects, anchor.cycles
-    omega = math.sqrt(math.log1p(cv * cv))
-    exposure = np.exp(omega * np.random.default_rng([cohort_seed, 3]).standard_normal(
-        (subjects, cycles)))
-    several = replace(course, cycles=cycles, follow_up_days=float(anchor.within_days))
     lower = np.array([e.lower for e in (*model.parameters.values(),
                                         *model.covariates.values())])
     upper = np.array([e.upper for e in (*model.parameters.values(),
@@ -245,7 +241,8 @@ def _course_nadirs(model, course, anchor: Anchor, cohort_seed: int, cv: float):
 
     def nadirs(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         valid = np.all((vectors >= lower) & (vectors <= upper), axis=1)
-        result = simulate_course(model, several, vectors[valid], exposure=exposure[valid])
+        result = simulate_course(model, course, vectors[valid], exposure=exposure[valid],
+                                 times=times)
         ok = np.zeros(len(vectors), dtype=bool)
         ok[np.flatnonzero(valid)[~result.failed]] = True
         return np.nanmin(result.platelets[~result.failed], axis=1), ok

@@ -279,14 +279,18 @@ def calibrated_columns(intervals: pd.DataFrame, factor: float) -> pd.DataFrame:
     ``calibrated_high``: the prediction interval widened by ``factor``, clipped to the
     endpoint's range (:func:`endpoint_range`)."""
     table = intervals.copy()
-    low, high = np.full(len(table), np.nan), np.full(len(table), np.nan)
-    for i, row in enumerate(table.itertuples(index=False)):
-        bottom, top = endpoint_range(row.endpoint)
-        a, b = widen(row.prediction_median, row.prediction_low, row.prediction_high,
-                     factor, bottom, top)
-        low[i], high[i] = float(a), float(b)
-    table["calibrated_low"], table["calibrated_high"] = low, high
+    table["calibrated_low"], table["calibrated_high"] = widen_by_endpoint(
+        table["endpoint"], table["prediction_median"], table["prediction_low"],
+        table["prediction_high"], factor)
     return table
+
+
+def widen_by_endpoint(endpoints, median, low, high, factor: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`widen` row by row, each row clipped to its endpoint's range
+    (:func:`endpoint_range`): the widened (low, high) of a table's intervals."""
+    ranges = np.array([endpoint_range(e) for e in endpoints], dtype=float).reshape(-1, 2)
+    return widen(median, low, high, factor, ranges[:, 0], ranges[:, 1])
 
 
 @dataclass(frozen=True)
@@ -343,15 +347,15 @@ def widened_rows(check_table: pd.DataFrame, tested, factor: float) -> pd.DataFra
     low = np.full(len(check_table), np.nan)
     high = np.full(len(check_table), np.nan)
     inside = np.full(len(check_table), None, dtype=object)
-    if math.isfinite(factor):
-        for position, (label, row) in enumerate(check_table.iterrows()):
-            if label not in tested:
-                continue
-            bottom, top = endpoint_range(row.get("endpoint", ""))
-            a, b = widen(row["predicted"], row["interval_low"], row["interval_high"],
-                         factor, bottom, top)
-            low[position], high[position] = float(a), float(b)
-            inside[position] = bool(low[position] <= float(row["observed"]) <= high[position])
+    rows = check_table.index.isin(tested) & math.isfinite(factor)
+    if rows.any():
+        chosen = check_table[rows]
+        endpoints = chosen["endpoint"] if "endpoint" in chosen else [""] * len(chosen)
+        low[rows], high[rows] = widen_by_endpoint(
+            endpoints, chosen["predicted"], chosen["interval_low"], chosen["interval_high"],
+            factor)
+        observed = chosen["observed"].to_numpy(float)
+        inside[rows] = [bool(a <= o <= b) for a, o, b in zip(low[rows], observed, high[rows])]
     return pd.DataFrame({"line": check_table["line"].to_numpy() if "line" in check_table
                          else np.arange(len(check_table)), "calibrated_low": low,
                          "calibrated_high": high, "inside_calibrated": inside})

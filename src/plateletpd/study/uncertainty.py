@@ -359,8 +359,7 @@ class TrialUncertainty:
                          f"[population] typical to leave out between-study variation")
         # the between-study SD of a parameter the trial holds: not drawn, and not a fixed
         # effect of one study either (the note below said so, a user test found it wrong)
-        held_sds = {f"{p}_between_study_sd" for p in effects
-                    if p in typical and f"{p}_between_study_sd" in fitted}
+        held_sds = held_sd_names & set(fitted)
         if held_sds:
             notes.append(f"not drawn, as the trial holds their parameter at its own value: "
                          f"{', '.join(sorted(held_sds))} (the replicates leave out "
