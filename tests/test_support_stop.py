@@ -21,19 +21,20 @@ MODEL_PATH = "models/cit_marrow_reserve.toml"
 SUPPORT = ("rhTPO 300 U/kg qd d2-15",)   # Bai 2004's rhTPO cycle (trials/bai2004_...toml)
 
 
-def support_arm(cycle=2, delay_below=100, sensitivities=(1.0, 2.0, 3.0, 4.0, 5.0), **stop):
-    """Two 21-day cycles with SUPPORT in ``cycle``, for patients at the typical values but
-    chemotherapy_sensitivity (per dose, from mild to deep), 65 kg; ``stop``: the arm's
-    support_stop_at / support_stop_after_fall."""
+def support_arm(cycle=2, delay_below=100, sensitivities=(1.0, 2.0, 3.0, 4.0, 5.0),
+                support=SUPPORT, **stop):
+    """Two 21-day cycles with ``support`` (default SUPPORT) in ``cycle``, for patients at
+    the typical values but chemotherapy_sensitivity (per dose, from mild to deep), 65 kg;
+    ``stop``: the arm's support_stop_at / support_stop_after_fall (or other support keys)."""
     model = pp.load_model(MODEL_PATH)
     course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=2,
                                 delay_below=delay_below, follow_up_days=21)
     vectors = np.tile(model.parameter_vector(None, {"body_weight": 65.0}),
                       (len(sensitivities), 1))
     vectors[:, list(model.parameters).index("chemotherapy_sensitivity")] = sensitivities
-    design = ArmDesign(name="support arm", entry_below=None, support=SUPPORT,
+    design = ArmDesign(name="support arm", entry_below=None, support=support,
                        support_cycles=(cycle,), **stop)
-    return simulate_course_arm(model, design, course, vectors, support=SUPPORT,
+    return simulate_course_arm(model, design, course, vectors, support=support,
                                support_cycles=(cycle,))
 
 

@@ -212,6 +212,8 @@ class ArmDesign:
     support_stop_at: float | None = None      # a cycle's support stops at this count (10^9/L)
     support_stop_after_fall: bool = False     # ... only after a support morning below it
     support_min_days: int = 0                 # ... never in a cycle's first support days
+    support_start_below: float | None = None  # a cycle's support starts below this count
+    support_max_days: int = 0                 # ... for at most this many days (0: no cap)
     stop_at_next_cycle: bool = False          # a course: no treatment dose from the next cycle
     judged_on_course: bool = False            # a course's rules enrol (entry_between then
     #                                           reads the count on the enrolment day)
@@ -298,6 +300,36 @@ class ArmDesign:
         if self.support_stop_at is not None and not self.support:
             problems.append("support_stop_at stops support doses: give them with support "
                             "and support_cycles, or remove support_stop_at")
+        if self.support_start_below is not None:
+            if not (isinstance(self.support_start_below, (int, float))
+                    and not isinstance(self.support_start_below, bool)
+                    and math.isfinite(self.support_start_below)
+                    and self.support_start_below > 0):
+                problems.append(f"support_start_below must be a positive count or absent, "
+                                f"got {self.support_start_below!r}")
+            elif not self.support:
+                problems.append("support_start_below starts support doses: give them with "
+                                "support (the days they may be given, e.g. [\"rhTPO 300 "
+                                "U/kg qd d2-21\"]) and support_cycles, or remove "
+                                "support_start_below")
+            elif (self.support_stop_at is not None
+                  and self.support_stop_at <= self.support_start_below):
+                problems.append(f"support_stop_at ({self.support_stop_at:g}) must be above "
+                                f"support_start_below ({self.support_start_below:g}): support "
+                                f"starts below one level and stops at a higher one (\"when "
+                                f"PLT < 75, until PLT >= 100\")")
+        if not (isinstance(self.support_max_days, int) and not isinstance(
+                self.support_max_days, bool) and self.support_max_days >= 0):
+            problems.append(f"support_max_days must be a whole number of days >= 0, got "
+                            f"{self.support_max_days!r}")
+        elif self.support_max_days and self.support_start_below is None:
+            problems.append("support_max_days counts from a start on the count (\"at most 14 "
+                            "days from PLT < 75\": support_start_below = 75, "
+                            "support_max_days = 14); with support from a fixed day, give "
+                            "the days in the support doses (e.g. d2-15)")
+        elif self.support_max_days and self.support_min_days > self.support_max_days:
+            problems.append(f"support_min_days ({self.support_min_days}) cannot exceed "
+                            f"support_max_days ({self.support_max_days})")
         if any(not isinstance(c, int) or isinstance(c, bool) or c < 1
                for c in self.support_cycles):
             problems.append(f"support_cycles must be whole cycle numbers from 1, got "

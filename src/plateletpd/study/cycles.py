@@ -190,6 +190,8 @@ class CourseResult:
     events: dict
     # support dose events given to each patient over the course (None: no support)
     support_doses: np.ndarray | None = None
+    # cycles in which each patient was given at least one support dose (None: no support)
+    supported_cycles: np.ndarray | None = None
 
     @property
     def failed(self) -> np.ndarray:
@@ -345,11 +347,22 @@ class CycleBlock:
     # the stop never comes on a cycle's first min_days support mornings ("7 to 14 days or
     # until PLT >= 100": at least 7 doses)
     min_days: int = 0
+    # support doses of a cycle start on the first support morning whose count is below this
+    # ("rhTPO when PLT < 75 after chemotherapy"; None: from the first support day)
+    start_below: float | None = None
+    # with start_below: at most this many days of support doses from the start (0: no cap)
+    max_days: int = 0
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether a cycle's support doses depend on its own counts (a start or a stop)."""
+        return self.stop_at is not None or self.start_below is not None
 
     @classmethod
     def build(cls, model: Model, course: ChemotherapyCourse, support: tuple[str, ...] = (),
               support_cycles: tuple[int, ...] = (), stop_at: float | None = None,
-              stop_after_fall: bool = False, min_days: int = 0) -> CycleBlock:
+              stop_after_fall: bool = False, min_days: int = 0,
+              start_below: float | None = None, max_days: int = 0) -> CycleBlock:
         chemotherapy = expand(as_regimen(course.regimen), model.dose_targets)
         extra = expand(as_regimen(" + ".join(support)), model.dose_targets) if support \
             else None
@@ -365,50 +378,91 @@ class CycleBlock:
         for part in parts[1:]:
             schedule = schedule.concatenate(part)
         return cls(schedule, np.asarray(cycle, dtype=np.int64), schedule.time.copy(),
-                   np.asarray(chemo, dtype=bool), stop_at, stop_after_fall, min_days)
+                   np.asarray(chemo, dtype=bool), stop_at, stop_after_fall, min_days,
+                   start_below, max_days)
 
     def plan(self, day: np.ndarray, dose: np.ndarray, exposure: np.ndarray,
-             never: float, stop: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+             never: float, stop: np.ndarray | None = None,
+             begin: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Each patient's event times (days from cycle 1) and dose factors, given the day
         each cycle is given (NaN: not (yet) given: its events move to ``never`` with factor
         0), the chemotherapy dose fraction and the between-cycle exposure factor.
         ``stop`` (patients x cycles, days from cycle 1; inf: none): the support doses of a
-        cycle at or after its stop time are not given (factor 0)."""
+        cycle at or after its stop time are not given (factor 0). ``begin`` (patients x
+        cycles, days from cycle 1; inf: not started, -inf: from the first support day): the
+        support doses of a cycle before its start are not given, nor, with ``max_days``,
+        those ``max_days`` days or more after it."""
         given = np.isfinite(day[:, self.cycle])
         times = np.where(given, day[:, self.cycle] + self.offset[None, :], never)
         chemotherapy = np.nan_to_num(dose[:, self.cycle]) * exposure[:, self.cycle]
         factors = np.where(self.chemotherapy[None, :], chemotherapy, 1.0)
+        support = ~self.chemotherapy[None, :]
         if stop is not None:
-            stopped = ~self.chemotherapy[None, :] & (times >= stop[:, self.cycle] - 1e-9)
+            stopped = support & (times >= stop[:, self.cycle] - 1e-9)
             factors = np.where(stopped, 0.0, factors)
+        if begin is not None:
+            start = begin[:, self.cycle]
+            left = times < start - 1e-9
+            if self.max_days:
+                left |= times >= start + self.max_days - 1e-9
+            factors = np.where(support & left, 0.0, factors)
         return times, np.where(given, factors, 0.0)
 
-    def support_stops(self, cycle: int, day: np.ndarray, times: np.ndarray,
-                      courses: np.ndarray) -> np.ndarray:
-        """With ``stop_at``, each patient's stop time of the support doses of ``cycle``
-        (0-based): the first morning, from the cycle's first support day to its last, whose
-        count is at or above ``stop_at`` (days from cycle 1; inf: no stop), read from
-        ``courses`` (patients x ``times``) simulated with every support dose; with
-        ``stop_after_fall``, the first such morning after one below it (a recovery); never
-        one of the first ``min_days`` mornings from the first support day. A dose
-        on a day comes after that day's count, so that day's dose is the first not given;
-        the counts up to the stop do not depend on the doses after it."""
+    def _mornings(self, cycle: int, day: np.ndarray) -> np.ndarray | None:
+        """The support mornings of ``cycle`` (0-based) for patients whose cycle was given on
+        ``day``: every whole day from its first support day to its last (days from cycle 1,
+        patients x mornings); None when the cycle has no support doses."""
         support = ~self.chemotherapy & (self.cycle == cycle)
-        stops = np.full(len(day), np.inf)
-        if self.stop_at is None or not support.any():
-            return stops
+        if not support.any():
+            return None
         first = math.floor(self.offset[support].min() + 1e-9)
         last = self.offset[support].max()
         mornings = np.arange(first, math.floor(last + 1e-9) + 1, dtype=float)
-        when = day[:, None] + mornings[None, :]
+        return day[:, None] + mornings[None, :]
+
+    def support_starts(self, cycle: int, day: np.ndarray, times: np.ndarray,
+                       courses: np.ndarray) -> np.ndarray:
+        """With ``start_below``, each patient's start time of the support doses of
+        ``cycle`` (0-based): the first morning, from the cycle's first support day to its
+        last, whose count is below ``start_below`` (days from cycle 1; inf: never below, no
+        support in the cycle), read from ``courses`` simulated without the cycle's support.
+        A dose on a day comes after that day's count, so that day's dose is the first given;
+        the counts up to the start do not depend on the doses from it."""
+        starts = np.full(len(day), np.inf)
+        when = self._mornings(cycle, day)
+        if self.start_below is None or when is None:
+            return starts
+        below = np.nan_to_num(values_at(times, courses, when), nan=np.inf) < self.start_below
+        hit = below.any(axis=1)
+        starts[hit] = when[hit, np.argmax(below[hit], axis=1)]
+        return starts
+
+    def support_stops(self, cycle: int, day: np.ndarray, times: np.ndarray,
+                      courses: np.ndarray, begin: np.ndarray | None = None) -> np.ndarray:
+        """With ``stop_at``, each patient's stop time of the support doses of ``cycle``
+        (0-based): the first morning, from the cycle's first support day (or from the
+        patient's start ``begin``, days from cycle 1, with ``start_below``) to its last,
+        whose count is at or above ``stop_at`` (days from cycle 1; inf: no stop), read from
+        ``courses`` (patients x ``times``) simulated with every support dose from the start;
+        with ``stop_after_fall``, the first such morning after one below it (a recovery);
+        never one of the first ``min_days`` mornings from the first support day or the
+        start. A dose on a day comes after that day's count, so that day's dose is the first
+        not given; the counts up to the stop do not depend on the doses after it."""
+        stops = np.full(len(day), np.inf)
+        when = self._mornings(cycle, day)
+        if self.stop_at is None or when is None:
+            return stops
         counts = values_at(times, courses, when)
-        reached = np.nan_to_num(counts, nan=-np.inf) >= self.stop_at
+        begin = np.full(len(day), -np.inf) if begin is None else np.asarray(begin, float)
+        on = when >= begin[:, None] - 1e-9    # the mornings from the start
+        reached = on & (np.nan_to_num(counts, nan=-np.inf) >= self.stop_at)
         if self.stop_after_fall:  # a morning below the level must come first
-            below = np.nan_to_num(counts, nan=np.inf) < self.stop_at
+            below = on & (np.nan_to_num(counts, nan=np.inf) < self.stop_at)
             fallen = np.concatenate([np.zeros((len(day), 1), dtype=bool),
                                      np.logical_or.accumulate(below, axis=1)[:, :-1]], axis=1)
             reached &= fallen
-        reached[:, :self.min_days] = False  # the first min_days mornings are always dosed
+        # the first min_days mornings from the start are always dosed
+        reached &= np.cumsum(on, axis=1) > self.min_days
         hit = reached.any(axis=1)
         stops[hit] = when[hit, np.argmax(reached[hit], axis=1)]
         return stops
@@ -463,7 +517,10 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
     dose = np.ones((n, cycles))
     abandoned = np.zeros(n, dtype=bool)
     stop = np.full((n, cycles), np.inf)  # support stops (days from cycle 1; inf: none)
-    judged = np.zeros(cycles, dtype=bool)  # cycles whose support stops are settled
+    # support starts (days from cycle 1): with start_below none until a cycle is judged
+    # (inf), else from the first support day (-inf)
+    begin = np.full((n, cycles), -np.inf if block.start_below is None else np.inf)
+    judged = np.zeros(cycles, dtype=bool)  # cycles whose support starts and stops are settled
     courses = np.empty((n, times.size))
     status = np.empty(n, dtype=np.int64)
     reached = np.zeros(n, dtype=np.int64)  # grid points each patient's last run covered
@@ -481,21 +538,30 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
 
         def run(rows, grid):
             event_times, factors = block.plan(day[rows], dose[rows], exposure[rows],
-                                              times[-1] + 1.0, stop[rows])
+                                              times[-1] + 1.0, stop[rows], begin[rows])
             courses[rows, :grid.size], status[rows] = treat(rows, event_times, factors, grid)
             courses[rows, grid.size:] = np.nan
 
-        def stop_support(rows, grid):
-            # a cycle's support doses stop after the first morning at or above stop_at:
-            # judged on this pass's counts, cycle by cycle (without delay rules the last
-            # pass places every cycle), the patients who stopped run again without the
-            # later doses (their counts up to the stop are unchanged)
-            if block.stop_at is None or rows.size == 0:
+        def settle_support(rows, grid):
+            # a cycle's support doses start on the first morning below start_below (judged
+            # on this pass's counts, run without the cycle's support: the patients who start
+            # run again with the doses from that morning) and stop after the first morning
+            # at or above stop_at (judged on the counts with the doses: the patients who
+            # stop run again without the later ones), cycle by cycle (without delay rules
+            # the last pass places every cycle); a later dose cannot change an earlier count
+            if not block.adaptive or rows.size == 0:
                 return
             for c in np.flatnonzero(~judged[:k + 1]):
                 judged[c] = True
                 placed = rows[np.isfinite(day[rows, c])]
-                stops = block.support_stops(c, day[placed, c], times, courses[placed])
+                if block.start_below is not None:
+                    starts = block.support_starts(c, day[placed, c], times, courses[placed])
+                    placed = placed[np.isfinite(starts)]
+                    begin[placed, c] = starts[np.isfinite(starts)]
+                    if placed.size:
+                        run(placed, grid)
+                stops = block.support_stops(c, day[placed, c], times, courses[placed],
+                                            begin[placed, c])
                 stopped = placed[np.isfinite(stops)]
                 if stopped.size:
                     stop[stopped, c] = stops[np.isfinite(stops)]
@@ -503,16 +569,16 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
 
         # a pass before the last needs the counts only up to the re-check that decides
         # each patient: a later dose cannot change an earlier count. Without support stops
-        # (judged on a pass's whole grid) it is staged: every patient first runs to its own
+        # or starts (judged on a pass's whole grid) it is staged: every patient first runs to its own
         # first re-check (grouped by the day cycle k was given), and only those below the
         # level then run on to the last re-check. Patients whose chemotherapy ends in this
         # pass (abandoned, failed) are run again to the end of follow-up below.
-        staged = staged_passes and not last and block.stop_at is None \
+        staged = staged_passes and not last and not block.adaptive \
             and course.checks.size > 1
         first_read = None  # the first stage's (measured) count at the first re-check
         if last:
             run(rows, times)
-            stop_support(rows, times)
+            settle_support(rows, times)
             reached[rows] = times.size
         elif staged:
             for given in np.unique(day[rows, k]):
@@ -536,7 +602,7 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
         else:
             grid = times[:_pass_cut(course, times, day[rows, k], -1)]
             run(rows, grid)
-            stop_support(rows, grid)
+            settle_support(rows, grid)
             reached[rows] = grid.size
         screened = rows
         rows = rows[status[rows] == Status.SUCCESS]  # a failed patient is flagged, not judged
@@ -580,13 +646,16 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
                             k + 2, np.broadcast_to(value, mask.shape)[mask]))
     dose[~np.isfinite(day)] = np.nan
     support = ~block.chemotherapy
-    given = None
-    if support.any():  # the support doses each patient was given, after every stop
+    given = supported = None
+    if support.any():  # the support doses each patient was given, after every start and stop
         _, factors = block.plan(day, np.nan_to_num(dose, nan=1.0), exposure, times[-1] + 1.0,
-                                stop)
-        given = np.sum((factors > 0) & support[None, :], axis=1)
+                                stop, begin)
+        dosed = (factors > 0) & support[None, :]
+        given = np.sum(dosed, axis=1)
+        supported = np.stack([(dosed & (block.cycle == c)[None, :]).any(axis=1)
+                              for c in range(cycles)], axis=1).sum(axis=1)
     return CourseResult(course, times, courses, status, day, delay, dose, abandoned,
-                        _events(log), given)
+                        _events(log), given, supported)
 
 
 def _pass_cut(course: ChemotherapyCourse, times: np.ndarray, given: np.ndarray,
@@ -934,7 +1003,9 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
     times = course_times(course, design.start_delay + design.follow_up_days)
     block = CycleBlock.build(model, course, support, support_cycles,
                              design.support_stop_at if support else None,
-                             design.support_stop_after_fall, design.support_min_days)
+                             design.support_stop_after_fall, design.support_min_days,
+                             design.support_start_below if support else None,
+                             design.support_max_days)
     offset = len(model.parameters)
     covariates = {c: vectors[:, offset + i] for i, c in enumerate(model.covariate_names)}
     index = model.output_names.index(PLATELETS)
@@ -1072,6 +1143,9 @@ COURSE_COLUMNS = (
     ("support_doses", "doses", "support doses given over the course (each drug's dose on "
      "each day counts one; none after a support stop, none in a cycle not given; 0 without "
      "support)"),
+    ("supported_cycles", "cycles", "cycles in which at least one support dose was given (a "
+     "support arm with support_start_below: the cycles whose count fell below it on a "
+     "support morning; 0 without support)"),
     ("next_cycle_delay_days", "days", "delay of the next cycle at enrolment (the first not yet "
      "given on the enrolment day: a held cycle is this one), days beyond its planned day: "
      "0 on time, inf never given (abandoned); empty when every cycle was given before"),
@@ -1161,6 +1235,9 @@ def course_endpoints(arm: ArmResult) -> dict:
                                                 <= arm.start_time[:, None] + 1e-9), axis=1),
                "support_doses": (np.zeros(arm.n, dtype=int) if result.support_doses is None
                                  else result.support_doses),
+               "supported_cycles": (np.zeros(arm.n, dtype=int)
+                                    if result.supported_cycles is None
+                                    else result.supported_cycles),
                "next_cycle_delay_days": next_cycle_delay(result, arm.entry_time)}
     rescue_times = np.asarray(arm.extra.get("rescue_times", np.full((arm.n, 0), np.nan)))
     for c in range(1, cycles + 1):

@@ -411,6 +411,14 @@ TRIAL_SCHEMA = Table({
         "support_stop_after_fall": Field("boolean", default=False),
         "support_min_days": Field(whole=True, default=0, low_included=True,
                                   what="a whole number of support days >= 0"),
+        # "rhTPO when PLT < 75 after chemotherapy, until >= 100, at most 14 days": support
+        # in each listed cycle from the first support morning below the level
+        "support_start_below": Field(default=False, may_be_false=True, unit="10^9/L",
+                                     what="the count below which a cycle's support doses "
+                                          "start, e.g. 75, or false"),
+        "support_max_days": Field(whole=True, default=0, low_included=True,
+                                  what="a whole number of support days from the start, >= 0 "
+                                       "(0: no cap)"),
         "stop_at": Field(default=100.0, may_be_false=True, unit="10^9/L"),
         "stop_rise": Field(default=False, may_be_false=True, unit="10^9/L"),
         # stop_at only at the first morning at or above it after one below it ("until the
@@ -1252,7 +1260,9 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             support=tuple(entry["support"]), support_cycles=tuple(entry["support_cycles"]),
             support_stop_at=entry["support_stop_at"],
             support_stop_after_fall=entry["support_stop_after_fall"],
-            support_min_days=entry["support_min_days"])
+            support_min_days=entry["support_min_days"],
+            support_start_below=entry["support_start_below"],
+            support_max_days=entry["support_max_days"])
     except PlateletPDError as error:
         # ArmDesign's own errors already name the arm; the others (rescue, rules) do not
         named = f"arm {entry['name']!r}: "
