@@ -77,6 +77,9 @@ class ChemotherapyCourse:
     cycle_days: float = 21.0
     cycles: int = 4
     delay_below: float | None = None        # 10^9/L; None: cycles given as planned
+    # from each patient's enrolment on, re-checks judge this level instead (a trial's own
+    # rule, "chemotherapy given at PLT >= 100 on study" where practice held at 75 before)
+    delay_below_after_entry: float | None = None
     recheck_every_days: float = 7.0
     give_up_after_days: float = 28.0
     reduce_after_delay_pct: float = 0.0
@@ -105,6 +108,15 @@ class ChemotherapyCourse:
         if self.delay_below is not None and not _positive(self.delay_below):
             problems.append(f"delay_below must be a positive count (10^9/L) or absent, got "
                             f"{self.delay_below!r}")
+        if self.delay_below_after_entry is not None:
+            if not _positive(self.delay_below_after_entry):
+                problems.append(f"delay_below_after_entry must be a positive count (10^9/L) "
+                                f"or absent, got {self.delay_below_after_entry!r}")
+            elif self.delay_below is None:
+                problems.append("delay_below_after_entry replaces delay_below from each "
+                                "patient's enrolment: give delay_below too, the level "
+                                "cycles were held at before it (e.g. delay_below = 75, "
+                                "delay_below_after_entry = 100)")
         if not (_positive(self.judged_on_day) and 1.0 <= self.judged_on_day
                 and (not _positive(self.cycle_days)
                      or self.judged_on_day <= self.cycle_days)):
@@ -477,7 +489,8 @@ def course_times(course: ChemotherapyCourse, extra_days: float = 0.0) -> np.ndar
 def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors: np.ndarray,
                     solver=None, *, block: CycleBlock | None = None,
                     exposure: np.ndarray | None = None, times: np.ndarray | None = None,
-                    treat=None, observe=None, staged_passes: bool = True) -> CourseResult:
+                    treat=None, observe=None, staged_passes: bool = True,
+                    entry: np.ndarray | None = None) -> CourseResult:
     """Run ``course`` for the patients whose parameter vectors are the rows of
     ``parameter_vectors`` (see the module text for the rules).
 
@@ -492,6 +505,9 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
     ``cycle`` (0-based; patients ``rows`` x checks) into measured ones for the delay rule.
     ``staged_passes=False`` runs every pass before the last to its latest re-check for every
     patient (the unstaged passes: the same decisions at more cost; for comparison).
+    ``entry`` (days from cycle 1, one per patient; default: none enrolled): with the
+    course's ``delay_below_after_entry``, a re-check on or after a patient's enrolment day
+    judges that level instead of ``delay_below``.
     """
     vectors = np.asarray(parameter_vectors, dtype=float)
     n, cycles = len(vectors), course.cycles
@@ -511,6 +527,14 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
         return result.outputs[:, :, index], result.status
 
     treat = treat or integrate
+
+    def levels(rows, when):
+        # the level each re-check (days from cycle 1, rows x checks) judges
+        if course.delay_below_after_entry is None or entry is None:
+            return course.delay_below
+        return np.where(when >= np.asarray(entry, dtype=float)[rows, None] - 1e-9,
+                        course.delay_below_after_entry, course.delay_below)
+
     day = np.full((n, cycles), np.nan)
     day[:, 0] = 0.0
     delay = np.zeros((n, cycles))
@@ -587,14 +611,15 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
                 run(group, grid)
                 reached[group] = grid.size
             settled = rows[status[rows] == Status.SUCCESS]
-            first = values_at(times, courses[settled], day[settled, k] + course.cycle_days
-                              + course.judged_after + course.checks[0])
+            checked_on = day[settled, k] + course.cycle_days + course.judged_after \
+                + course.checks[0]
+            first = values_at(times, courses[settled], checked_on)
             if observe is not None:  # the same draw as the check's in the full table
                 first = observe(settled, k + 1, np.column_stack(
                     [first, np.full((settled.size, course.checks.size - 1), np.nan)]))[:, 0]
             first_read = np.full(n, np.nan)
             first_read[settled] = first
-            late = settled[~(first >= course.delay_below)]
+            late = settled[~(first >= np.ravel(levels(settled, checked_on[:, None])))]
             if late.size:
                 grid = times[:_pass_cut(course, times, day[late, k], -1)]
                 run(late, grid)
@@ -621,7 +646,7 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
             counts = observe(rows, k + 1, counts)
         if first_read is not None:  # the first re-check as the first stage read it
             counts[:, 0] = first_read[rows]
-        fine = counts >= course.delay_below
+        fine = counts >= levels(rows, when)
         first = np.argmax(fine, axis=1)
         ok = fine[np.arange(rows.size), first]
         held = ok & (first > 0)  # given after a delay
@@ -1034,7 +1059,7 @@ def simulate_course_arm(model: Model, design: ArmDesign, course: ChemotherapyCou
         return arm.platelets, arm.status
 
     result = simulate_course(model, course, vectors, solver, block=block, exposure=exposure,
-                             times=times, treat=treat if gives else None,
+                             times=times, treat=treat if gives else None, entry=entry,
                              observe=None if checks is None else (
                                  lambda rows, cycle, counts: checks(eligible[rows], cycle,
                                                                     counts)))

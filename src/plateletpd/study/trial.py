@@ -263,6 +263,9 @@ TRIAL_SCHEMA = Table({
         "cycle_days": Field(default=21.0, unit="days"),
         "cycles": Field(whole=True, default=4, high=100, what="a whole number of cycles"),
         "delay_below": Field(default=False, may_be_false=True, unit="10^9/L"),
+        "delay_below_after_entry": Field(default=False, may_be_false=True, unit="10^9/L",
+                                         what="the level cycles are held below from each "
+                                              "patient's enrolment, e.g. 100, or false"),
         "recheck_every_days": Field(default=7.0, unit="days"),
         "give_up_after_days": Field(default=28.0, unit="days"),
         "reduce_after_delay_pct": Field(default=0.0, low_included=True, high=99.0,
@@ -2896,7 +2899,10 @@ def _non_default_fit(spec: TrialSpec) -> str | None:
 def _course_report(result: TrialResult) -> list[str]:
     """The report's chemotherapy-course section: the course and its per-arm outcomes."""
     course = result.spec.extra["course"]
-    delay = (f"; a cycle waits while PLT < {course.delay_below:g} (re-checked every "
+    delay = (f"; a cycle waits while PLT < {course.delay_below:g}"
+             + (f" (from enrolment: PLT < {course.delay_below_after_entry:g})"
+                if course.delay_below_after_entry is not None else "")
+             + f" (re-checked every "
              f"{course.recheck_every_days:g} days, abandoned after "
              f"{course.give_up_after_days:g}), reduced by {course.reduce_after_delay_pct:g}% "
              f"after a delay"
