@@ -57,8 +57,9 @@ from plateletpd.io.outcomes import BASELINE, bundled_outcomes_path, load_outcome
 from plateletpd.io.provenance import provenance
 from plateletpd.study.cycles import CYCLE_LEVELS
 from plateletpd.study.endpoints import (BELOW_LEVELS, RECOVERY_LEVELS, IncidenceEvent,
-                                        parse_cycles, parse_incidence, parse_threshold,
-                                        stated_level)
+                                        on_study, parse_cycles, parse_incidence,
+                                        parse_threshold, stated_level, study_cycle_values,
+                                        study_cycles)
 from plateletpd.study.statistics import kaplan_meier
 from plateletpd.study.trial import (TrialSpec, data_cycle, load_trial_spec, visit_count_days,
                                    visit_levels, with_arms)
@@ -1248,6 +1249,12 @@ def incidence_reader(row, course=None) -> Reader | str:
         return (f"it asks about {event.window}, but the trial's course has {cycles} "
                 f"cycle{'s' if cycles != 1 else ''}: set [chemotherapy] cycles = "
                 f"{event.last} or more")
+    if event.on_study:  # "PLT <50, cycles 1-3 after enrolment": cycles counted on study
+        column = "transfused" if event.transfusion else "nadir"
+        return _reads(lambda t: scale * _study_share(t, column, event, cycles),
+                      f"among the patients given study cycle {event.first} (the cycles given "
+                      f"after enrolment), {'a rescue transfusion' if event.transfusion else f'a count below {event.level:g}'} "
+                      f"in {event.window}")
     if event.transfusion:  # rescue transfusions (the arm's rescue rule gives them)
         if event.first is None:
             return lambda t: scale * float(np.mean(t["transfusions"].to_numpy(float) > 0)) \
@@ -1268,6 +1275,23 @@ def incidence_reader(row, course=None) -> Reader | str:
         return lambda t: scale * float(np.mean(t[column].to_numpy(float) < event.level)) \
             if len(t) else math.nan
     return lambda t: scale * _count_share(t, event.level, event.first, event.last)
+
+
+def _study_share(table: pd.DataFrame, column: str, event, cycles: int) -> float:
+    """Among the patients given study cycle ``event.first`` (the cycles given after
+    enrolment, :func:`study_cycles`), the share with a rescue transfusion (``column``
+    "transfused") or a count below ``event.level`` (``column`` "nadir") in study cycles
+    ``event.first``..``event.last`` (NaN when nobody was given study cycle ``first``)."""
+    if not len(table):
+        return math.nan
+    numbers = study_cycles(table, event.first, event.last, cycles)
+    values = study_cycle_values(table, column, numbers)
+    given = numbers[:, 0] > 0
+    if column == "transfused":
+        hit = np.nan_to_num(values, nan=0.0).astype(bool).any(axis=1)
+    else:
+        hit = (np.nan_to_num(values, nan=np.inf) < event.level).any(axis=1)
+    return float(np.mean(hit[given])) if given.any() else math.nan
 
 
 def _flag_share(table: pd.DataFrame, flag: str, first: int, last: int) -> float:
@@ -1326,23 +1350,34 @@ def _cycle_nadir_reader(row, course=None) -> Reader | str:
         return (f"it asks about cycles {first}-{last}: the trial needs a [chemotherapy] "
                 f"course of at least {last} cycles")
     reduce = reducer(row.statistic)
+    study = on_study(row.threshold)   # cycles counted after enrolment
     # "the lowest count in periods 1-3" is each patient's lowest nadir, not the mean of
     # them (a user test, 2026-12-07, could not write it)
     lowest = re.search(r"\b(lowest|minimum|min)\b", str(row.threshold).lower()) is not None
     per = np.nanmin if lowest else np.nanmean
 
     def read(table: pd.DataFrame) -> float:
-        nadirs = table[[f"cycle{c}_nadir" for c in range(first, last + 1)]].to_numpy(float)
-        given = np.isfinite(nadirs).any(axis=1)
+        if study:
+            if not len(table):
+                return math.nan
+            numbers = study_cycles(table, first, last, course.cycles)
+            nadirs = study_cycle_values(table, "nadir", numbers)
+            given = numbers[:, 0] > 0
+        else:
+            nadirs = table[[f"cycle{c}_nadir" for c in range(first, last + 1)]].to_numpy(
+                float)
+            given = np.isfinite(nadirs).any(axis=1)
         if not given.any():
             return math.nan
         per_patient = per(nadirs[given], axis=1)
         return float(reduce(per_patient))
     # check.csv's reading says what was averaged (a user test, 2026-12-07, saw only
     # "nadir_plt (mean)")
-    return _reads(read, f"{row.statistic} over the patients given cycle {first} of each "
-                        f"patient's {'lowest' if lowest else 'mean'} of the nadirs of cycles "
-                        f"{first}-{last} given")
+    kind = "study cycle" if study else "cycle"
+    return _reads(read, f"{row.statistic} over the patients given {kind} {first} of each "
+                        f"patient's {'lowest' if lowest else 'mean'} of the nadirs of "
+                        f"{kind}s {first}-{last} given"
+                        + (" (the cycles given after enrolment)" if study else ""))
 
 
 def _day_bound_column(row) -> str | None:

@@ -386,9 +386,14 @@ class IncidenceEvent:
     last: int | None = None
     caveats: tuple[str, ...] = ()
     from_start: bool = False    # from the start of the study treatment (day 0) on
+    # first..last are study cycles: counted among the cycles given after enrolment
+    on_study: bool = False
 
     @property
     def window(self) -> str:
+        if self.on_study:
+            return (f"study cycle {self.first}" if self.first == self.last else
+                    f"study cycles {self.first}-{self.last}") + " (counted after enrolment)"
         if self.from_start:
             return "from the start of treatment"
         if self.first is None:
@@ -423,7 +428,44 @@ def parse_cycles(text) -> tuple[int, int] | None | str:
 FROM_START = (r"(after|from|since)\s+(the\s+)?(start|beginning)\s+of\s+(the\s+)?"
               r"(study\s+)?treatment|(after|from|since)\s+(enrolment|enrollment|entry|"
               r"randomi[sz]ation)|during\s+(the\s+)?(study\s+)?treatment|on\s+(study|"
-              r"treatment)")
+              r"treatment|trial)")
+
+
+def on_study(text) -> bool:
+    """Whether a threshold text counts its cycles from enrolment ("cycles 1-3 after
+    enrolment", "on-study cycles 2-3"): the words of :data:`FROM_START`, or "study
+    cycle(s)"."""
+    lowered = str(text or "").lower().replace("-", " ")
+    return bool(re.search(FROM_START, lowered) or re.search(r"\bstudy\s+cycles?\b", lowered))
+
+
+def study_cycles(table, first: int, last: int, cycles: int) -> np.ndarray:
+    """Per patient of a course trial's patient ``table``, the cycle numbers (1-based; 0:
+    not given) of its study cycles ``first``..``last``: the j-th cycle given after the
+    enrolment day (``enrolment_day``; a cycle given on that day is not after it), as the
+    ``after_entry_cycle{j}_on_time`` flags count them."""
+    entry = table["enrolment_day"].to_numpy(float)
+    days = np.column_stack([table[f"cycle{c}_day"].to_numpy(float)
+                            for c in range(1, cycles + 1)])
+    with np.errstate(invalid="ignore"):
+        after = np.isfinite(days) & (days > entry[:, None] + 1e-9)
+    rank = np.cumsum(after, axis=1)
+    out = np.zeros((len(table), last - first + 1), dtype=int)
+    for j in range(first, last + 1):
+        hit = after & (rank == j)
+        out[:, j - first] = np.where(hit.any(axis=1), np.argmax(hit, axis=1) + 1, 0)
+    return out
+
+
+def study_cycle_values(table, column: str, numbers: np.ndarray) -> np.ndarray:
+    """``cycle{c}_{column}`` of each patient's cycles ``numbers`` (from
+    :func:`study_cycles`; NaN where 0: not given)."""
+    values = np.full(numbers.shape, np.nan)
+    for c in np.unique(numbers[numbers > 0]):
+        where = numbers == c
+        source = table[f"cycle{c}_{column}"].to_numpy(float)
+        values[where] = np.broadcast_to(source[:, None], numbers.shape)[where]
+    return values
 
 
 def parse_incidence(text) -> IncidenceEvent | str:
@@ -462,9 +504,11 @@ def parse_incidence(text) -> IncidenceEvent | str:
     if transfusion and (levels or events):
         return ("it names a transfusion and a platelet level or a course event: one row, "
                 "one event")
+    from_start = on_study(lowered)
     if transfusion:
         first, last = window if window else (None, None)
-        return IncidenceEvent(transfusion=True, first=first, last=last)
+        return IncidenceEvent(transfusion=True, first=first, last=last,
+                              on_study=from_start and window is not None)
     if levels and events:
         return ("it names both a platelet level and a chemotherapy course event: one row, "
                 "one event")
@@ -475,11 +519,14 @@ def parse_incidence(text) -> IncidenceEvent | str:
         return ("its threshold names no event the trial can count: a level ('PLT <50', "
                 "'grade 3/4', 'grade 4'), a course event (delay, dose reduction, missed "
                 "dose, abandoned) or a platelet transfusion")
-    from_start = bool(re.search(FROM_START, lowered))
-    if from_start and (window or events or transfusion):
-        return ("it names both the start of treatment and cycles, a course event or a "
-                "transfusion: a count below a level from the start of treatment is read "
-                "without cycles ('PLT <50, after the start of treatment')")
+    if from_start and events:
+        return ("it names a course event counted from enrolment: write the endpoint as a "
+                "[[composite]] of the after_entry_cycle{j}_on_time flags (the j-th cycle "
+                "given after enrolment on time) and give it data_threshold "
+                "(docs/trial_files.md, Cycles counted from enrolment)")
+    if from_start and window:  # "PLT <50, cycles 1-3 after enrolment": study cycles
+        return IncidenceEvent(level=min(levels), first=window[0], last=window[1],
+                              on_study=True)
     if from_start:
         if not levels:
             return "from the start of treatment the trial counts a level ('PLT <50')"
