@@ -13,6 +13,7 @@ cycles starts on its own counts; bad keys are refused with the fix.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import plateletpd as pp
@@ -190,6 +191,18 @@ def test_a_trial_file_states_the_start_and_a_bad_one_exits_2(tmp_path, capsys):
     spec = load_trial_spec(path)
     assert [(arm.support_start_below, arm.support_max_days) for arm in spec.arms] == \
         [(None, 0), (75.0, 10)]
+    # run: the report states the rule, patients.csv has the doses and supported cycles
+    assert main(["trial", str(path), "--out", str(tmp_path / "run"), "--n", "30"]) == 0
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert ("- Support, rhIL-11 cycle: `rhIL-11 25 ug/kg qd d2-15` in cycle 2; from the "
+            "first support morning below 75; stopped at the first morning at or above 300; "
+            "at most 10 days: mean") in report
+    patients = pd.read_csv(tmp_path / "run" / "patients.csv")
+    supported = patients[patients["arm"] == "rhIL-11 cycle"]
+    assert supported["support_doses"].between(0, 10).all()
+    assert ((supported["support_doses"] > 0) == (supported["supported_cycles"] > 0)).all()
+    assert (supported["support_doses"] > 0).any() and (supported["support_doses"] == 0).any()
+    capsys.readouterr()
     path.write_text(text.replace("support_stop_at = 300\n", "support_stop_at = 300\n"
                                  "support_start_below = 400\n", 1))
     assert main(["trial", str(path), "--out", str(tmp_path / "out"), "--n", "5"]) == 2

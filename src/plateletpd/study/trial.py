@@ -2919,8 +2919,43 @@ def _course_report(result: TrialResult) -> list[str]:
             f"cycle's), followed at least {result.spec.follow_up_days:g} days after the first "
             f"treatment morning ([trial] follow_up_days); each cycle's own columns run to the "
             f"next cycle, the last cycle given to {course.follow_up_days:g} days after its "
-            f"chemotherapy ([chemotherapy] follow_up_days).", "", "```",
+            f"chemotherapy ([chemotherapy] follow_up_days).", "",
+            *_support_lines(result), "```",
             course_table(result).to_string(), "```", ""]
+
+
+def support_rule(design: ArmDesign) -> str:
+    """An arm's support doses and the rules that start and stop them, in words."""
+    cycles = design.support_cycles
+    rule = [f"`{' + '.join(design.support)}` in cycle{'s' if len(cycles) > 1 else ''} "
+            f"{', '.join(map(str, cycles))}"]
+    if design.support_start_below is not None:
+        rule.append(f"from the first support morning below {design.support_start_below:g}")
+    if design.support_stop_at is not None:
+        rule.append(f"stopped at the first morning at or above {design.support_stop_at:g}"
+                    + (" after one below it" if design.support_stop_after_fall else "")
+                    + (f", never in the first {design.support_min_days} days"
+                       if design.support_min_days else ""))
+    if design.support_max_days:
+        rule.append(f"at most {design.support_max_days} days")
+    return "; ".join(rule)
+
+
+def _support_lines(result: TrialResult) -> list[str]:
+    """The report's support lines: each support arm's rule and what its patients were
+    given (mean support doses and cycles with support, from patients.csv)."""
+    lines = []
+    for design in result.spec.arms:
+        if not design.support:
+            continue
+        rows = result.subjects[result.subjects["arm"] == design.name]
+        given = ""
+        if len(rows) and "support_doses" in rows:
+            given = (f": mean {rows['support_doses'].mean():.1f} support doses and "
+                     f"{rows['supported_cycles'].mean():.2f} cycles with support per "
+                     f"enrolled patient")
+        lines.append(f"- Support, {design.name}: {support_rule(design)}{given}.")
+    return lines + [""] if lines else []
 
 
 def course_table(result: TrialResult, cycles_only: bool = False) -> pd.DataFrame:
