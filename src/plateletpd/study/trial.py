@@ -730,6 +730,8 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
     if "anchor" in given:  # the regimen's depth from its published incidence of a low count
         model, anchored = _anchored(document, checked, model, variability, covariates, seed)
         origin += f"; {anchored.sentence()}"
+    if fit_used is not None and "chemotherapy" in document.data and anchored is None:
+        _warn_cycle_length(document, checked, fit_used)
     # an anchored value is the trial's own, like a [population] typical one: replicates
     # with drawn fit parameters hold it (study/uncertainty.py)
     extra_anchor = {"anchor": anchored.record(), "typical": (
@@ -1945,6 +1947,39 @@ def _count_screening(screening: dict, arm: str, rows) -> None:
             total[key] += row[key]
 
 
+class CycleLengthWarning(UserWarning):
+    """A course whose cycle length lies outside those of the fit's course studies, at the
+    fit's typical damage per cycle (a regimen's depth not anchored or stated)."""
+
+
+def _warn_cycle_length(document, checked: dict, fit: str) -> None:
+    """Warn when a course's ``cycle_days`` lies outside the cycle lengths of the fit's
+    course studies while every study-level parameter of the fit (the regimen's depth) keeps
+    the fit's typical value: the damage per cycle of those regimens, given at another
+    interval (a user test gave 14-day FOLFOX cycles the fit's damage, about four times
+    FOLFOX's, 2026-12-07)."""
+    from plateletpd.model.library import fit_course_cycle_days, load_fit_record
+
+    days = float(checked["chemotherapy"]["cycle_days"])
+    stated = set(checked["population"]["typical"]) \
+        | set(checked["population"]["study_parameters"])
+    depth = [name for name in load_fit_record(fit).get("study_effects", {})
+             if name not in stated]
+    known = fit_course_cycle_days(fit)
+    if not depth or not known or known[0] - 1e-9 <= days <= known[-1] + 1e-9:
+        return
+    span = f"{known[0]:g}" if len(known) == 1 else f"{known[0]:g}-{known[-1]:g}"
+    warnings.warn(
+        f"{document.path}: [chemotherapy] cycle_days = {days:g} is outside the cycle "
+        f"lengths of the fit's course studies ({span} days), and each cycle gets the fit's "
+        f"typical {', '.join(depth)} (a damage per cycle of those regimens): given every "
+        f"{days:g} days that is {known[0] / days:.2g} to {known[-1] / days:.2g} times their "
+        f"dose intensity, unless the regimen's dose already scales it. Anchor the "
+        f"regimen's depth to its published incidence of a low count ([population] anchor, "
+        f"docs/trial_files.md 'Anchoring a regimen's depth to its published incidence') or "
+        f"state it under [population] typical", CycleLengthWarning, stacklevel=3)
+
+
 class NoVariabilityWarning(UserWarning):
     """A trial whose virtual patients are all alike: no [population] cv in the file and none
     from its fit."""
@@ -2857,7 +2892,9 @@ def _trial_arm_drugs(path: str, modified: int) -> dict[tuple[str, str], frozense
     """``(trial name, arm name) -> drugs`` of one trial file ({} if it cannot be read);
     kept per path and modification time, since a report reads the same files again."""
     try:
-        spec = load_trial_spec(path)
+        with warnings.catch_warnings():  # another trial's warnings are not this run's
+            warnings.simplefilter("ignore")
+            spec = load_trial_spec(path)
     except (PlateletPDError, OSError, ValueError):
         return {}
     return {(spec.name, design.name): design.drugs for design in spec.arms}
