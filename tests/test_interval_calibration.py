@@ -239,3 +239,17 @@ def test_the_check_command_with_drawn_parameters_says_the_calibrated_count(capsy
     assert table.inside_calibrated.tolist() == [
         low <= observed <= high for low, observed, high in
         zip(table.calibrated_low, table.observed, table.calibrated_high)]
+
+
+def test_rows_whose_calibrated_interval_covers_the_whole_range_are_named():
+    # a share whose widened interval is clipped to [0, 100] cannot be outside it (the user
+    # test of 2026-12-07 counted two such rows as passes); a share with room left, a count
+    # (no upper bound) and a row without an interval are not named
+    from plateletpd.study.interval_calibration import whole_range_lines
+
+    widened = pd.DataFrame({"line": [1, 2, 3, 4],
+                            "calibrated_low": [0.0, 0.0, 0.0, np.nan],
+                            "calibrated_high": [100.0, 82.0, 1e6, np.nan]})
+    endpoints = ["response_proportion", "incidence_proportion", "nadir_plt",
+                 "response_proportion"]
+    assert whole_range_lines(widened, endpoints) == [1]

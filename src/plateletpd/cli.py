@@ -549,7 +549,8 @@ def command_check(args) -> int:
     print(f"predictive check of {spec.name} against {result.study} ({args.data}):")
     # the threshold and the day tell apart rows of one arm and endpoint (a transfusion
     # and a grade-4 incidence; a count on two days)
-    table = table.assign(threshold=table.threshold.fillna("").astype(str).str.slice(0, 28),
+    table = table.assign(threshold=[_shortened(text) for text in
+                                    table.threshold.fillna("").astype(str)],
                          day=[("" if d != d else f"{d:g}") for d in table.day],
                          # a comparison row: observed and predicted are z (its note says
                          # how often a virtual study finds the published direction)
@@ -596,7 +597,7 @@ def _check_against_record(spec, result):
     ``calibrated_high``, ``inside_calibrated``)."""
     from dataclasses import replace
 
-    from plateletpd.study.interval_calibration import check_against_record
+    from plateletpd.study.interval_calibration import check_against_record, whole_range_lines
     from plateletpd.study.trial import _non_default_fit
     from plateletpd.study.validation_results import record_for
 
@@ -613,6 +614,12 @@ def _check_against_record(spec, result):
                     zip(widened.calibrated_low, widened.calibrated_high)],
         inside=widened["inside_calibrated"].map(lambda v: "" if v is None else v).to_numpy())
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    whole = whole_range_lines(widened, result.table["endpoint"])
+    if whole:
+        print(f"note: line{'s' if len(whole) > 1 else ''} {', '.join(map(str, whole))}: the "
+              f"calibrated interval covers the endpoint's whole range (0-100%), so 'inside' "
+              f"there cannot fail and says nothing about the model; read the model's own "
+              f"interval", file=sys.stderr)
     table = result.table.assign(**{column: widened[column].to_numpy() for column in
                                    ("calibrated_low", "calibrated_high",
                                     "inside_calibrated")})
@@ -700,6 +707,16 @@ def _lines(text: str | None) -> list[int] | None:
                                   f"range of lines (from 1)")
         lines.extend(range(low, high + 1))
     return lines
+
+
+def _shortened(text: str, width: int = 40) -> str:
+    """A threshold text cut to ``width`` characters for the console, keeping its end (a
+    cycle number: "platelet transfusion, cycle 2" lost its 2 at 28 characters, a user test
+    2026-12-07); check.csv keeps the whole text."""
+    if len(text) <= width:
+        return text
+    tail = 16
+    return text[:width - tail - 3] + "..." + text[-tail:]
 
 
 def _arm_map(pairs) -> dict[str, "str | list[str]"]:

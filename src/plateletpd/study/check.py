@@ -1257,9 +1257,13 @@ def incidence_reader(row, course=None) -> Reader | str:
                       f"in {event.window}")
     if event.transfusion:  # rescue transfusions (the arm's rescue rule gives them)
         if event.first is None:
-            return lambda t: scale * float(np.mean(t["transfusions"].to_numpy(float) > 0)) \
-                if len(t) else math.nan
-        return lambda t: scale * _flag_share(t, "transfused", event.first, event.last)
+            return _reads(lambda t: scale * float(np.mean(
+                t["transfusions"].to_numpy(float) > 0)) if len(t) else math.nan,
+                "a rescue transfusion at any time (transfusions > 0), among every enrolled "
+                "patient")
+        return _reads(lambda t: scale * _flag_share(t, "transfused", event.first, event.last),
+                      f"a rescue transfusion in {event.window} (cycle{{c}}_transfused), "
+                      f"among the patients given cycle {event.first}")
     if event.events:
         first, last = event.first or 1, event.last or cycles
         if last < 2:
@@ -1272,9 +1276,14 @@ def incidence_reader(row, course=None) -> Reader | str:
             f"follow-up (nadir_after_start)")
     if event.first is None:
         column = "nadir" if course is None else "course_nadir"
-        return lambda t: scale * float(np.mean(t[column].to_numpy(float) < event.level)) \
-            if len(t) else math.nan
-    return lambda t: scale * _count_share(t, event.level, event.first, event.last)
+        return _reads(lambda t: scale * float(np.mean(t[column].to_numpy(float) < event.level))
+                      if len(t) else math.nan,
+                      f"a count below {event.level:g} over the whole "
+                      f"{'cycle' if course is None else 'course'} ({column}), among every "
+                      f"enrolled patient")
+    return _reads(lambda t: scale * _count_share(t, event.level, event.first, event.last),
+                  f"a count below {event.level:g} in {event.window} (cycle{{c}}_nadir), among "
+                  f"the patients given cycle {event.first}")
 
 
 def _study_share(table: pd.DataFrame, column: str, event, cycles: int) -> float:

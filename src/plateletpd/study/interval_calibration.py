@@ -118,6 +118,20 @@ def endpoint_range(endpoint: str) -> tuple[float, float]:
     return -math.inf, math.inf
 
 
+def whole_range_lines(widened: pd.DataFrame, endpoints) -> list:
+    """The ``line`` of each row of :func:`widened_rows`'s table whose calibrated interval
+    covers its endpoint's whole bounded range (0-100 for a share): "inside" there cannot
+    fail, so it says nothing about the model (a user test, 2026-12-07, counted such rows as
+    passes)."""
+    lines = []
+    for line, endpoint, low, high in zip(widened["line"], endpoints,
+                                         widened["calibrated_low"], widened["calibrated_high"]):
+        bottom, top = endpoint_range(endpoint)
+        if math.isfinite(top) and low <= bottom + 1e-9 and high >= top - 1e-9:
+            lines.append(line)
+    return lines
+
+
 def prediction_rows(table: pd.DataFrame, roles=TESTING_ROLES) -> pd.DataFrame:
     """The rows of a validation table that test a prediction (``roles``: by default the
     rows no fit was made to), without comparison rows (``versus`` set), with their

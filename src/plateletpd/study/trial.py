@@ -2666,7 +2666,11 @@ def arm_table(result: TrialResult) -> pd.DataFrame:
     rescued = (s["transfused_pct"] > 0).any() or any(design.rescue is not None
                                                      for design in result.spec.arms)
     if rescued:  # a column of zeros only where no arm can give a transfusion is left out
-        columns["transfused %"] = s["transfused_pct"].round(1)
+        # a course counts every transfusion of the simulation, every cycle (a user test
+        # read it as the treated cycle's; cycle{c}_transfused are per cycle)
+        label = "transfused % (whole course)" if result.spec.extra.get("course") \
+            is not None else "transfused %"
+        columns[label] = s["transfused_pct"].round(1)
     response = result.spec.response
     if response.get("sustained_share") is not None:
         columns[f"sustained % (>= {100 * response['sustained_share']:g}% of visits)"] = \
