@@ -125,3 +125,27 @@ def test_a_trial_file_states_it_and_the_report_says_it(tmp_path, capsys):
     assert main(["trial", str(bad), "--out", str(tmp_path / "bad_out"), "--n", "5"]) == 2
     assert "give delay_below too" in capsys.readouterr().err
     assert not (tmp_path / "bad_out").exists()
+
+
+def test_staged_passes_judge_the_on_study_level_as_unstaged_ones():
+    # the staged passes read a pass's first re-check before running on: with two levels the
+    # first stage must judge each patient's own level, so the decisions and courses are
+    # the unstaged passes' bit for bit (enrolment days placed mid-course, some before and
+    # some after a cycle's planned day)
+    from plateletpd.study.cycles import simulate_course
+
+    model = pp.load_model("models/cit_marrow_reserve.toml")
+    course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=4,
+                                delay_below=BEFORE, delay_below_after_entry=ON_STUDY,
+                                recheck_every_days=3, follow_up_days=21)
+    vectors = np.tile(model.parameter_vector(None, {"body_weight": 65.0}), (DEPTHS.size, 1))
+    vectors[:, list(model.parameters).index("chemotherapy_sensitivity")] = DEPTHS
+    entry = np.linspace(10.0, 50.0, DEPTHS.size)
+    results = [simulate_course(model, course, vectors, entry=entry, staged_passes=staged)
+               for staged in (False, True)]
+    for name in ("platelets", "cycle_day", "delay", "dose", "abandoned"):
+        assert np.array_equal(getattr(results[0], name), getattr(results[1], name),
+                              equal_nan=True)
+    # the on-study level acted: without enrolment days (one level) some cycle differs
+    one = simulate_course(model, course, vectors)
+    assert not np.array_equal(one.cycle_day, results[1].cycle_day, equal_nan=True)
