@@ -190,6 +190,10 @@ TRIAL_SCHEMA = Table({
         "replicates": Field(whole=True, default=1),
         # "paired": every arm simulates the same virtual patients (_cohort, _paired_differences)
         "design": Field("text", default="parallel", choices=("parallel", "paired")),
+        # how the study allocated its patients to the arms (the virtual arms are always drawn
+        # from one population): "non-randomised" says so beside the differences
+        "allocation": Field("text", default="not stated",
+                            choices=("randomised", "non-randomised", "not stated")),
         # parameter uncertainty and predictive checks (study/uncertainty.py, study/check.py)
         "uncertainty": Field("text", default="none", choices=("none", "fit")),
         # visits observe counts with the model's [observation.platelets] error (_observer)
@@ -742,6 +746,7 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
                      covariates, tuple(arms), response, reference, document.path,
                      trial["description"], {"replicates": trial["replicates"],
                                             "design": trial["design"],
+                                            "allocation": trial["allocation"],
                                             "measurement_error": _measurement_error(
                                                 trial, model, fail),
                                             **_uncertainty_keys(checked, trial["fit"]),
@@ -2574,6 +2579,7 @@ def trial_provenance(spec: TrialSpec) -> dict:
                                           [p.value for p in spec.model.parameters.values()])),
                       design={"follow_up_days": spec.follow_up_days,
                               "visit_every_days": spec.visit_every_days,
+                              "allocation": spec.extra.get("allocation", "not stated"),
                               "reference_arm": spec.reference_arm,
                               "covariates": dict(spec.covariates),
                               "between_patient_cv": {
@@ -2813,6 +2819,7 @@ def _report(result: TrialResult, record: dict) -> str:
             if spec.extra.get("design") == "paired" else ""), "", "```",
         _difference_table(result.differences).to_string(index=False)
         if len(result.differences) else "(none)", "```", "",
+        *([NON_RANDOMISED, ""] if spec.extra.get("allocation") == "non-randomised" else []),
         "![platelet trajectories](trajectories.png)", "",
         "![time to PLT >= 100](time_to_100.png)", "",
         "![response by day](response_by_day.png)", "",
@@ -2820,6 +2827,14 @@ def _report(result: TrialResult, record: dict) -> str:
         "`patients.parquet`; every column's unit and meaning: `data_dictionary.csv`.", "",
         *validation_report_lines(spec.model, fit=_non_default_fit(spec), arms=spec.arms,
                                  trial_name=spec.name, arm_drugs=record_arm_drugs)])
+
+
+#: the report's sentence under the differences of a study whose arms were not randomised
+NON_RANDOMISED = (
+    "The study's arms were not randomised (`[trial] allocation`): its patients may differ "
+    "between arms in who was given which drug. The virtual arms are drawn from one "
+    "population, so these differences are the drugs' alone; a published difference also "
+    "holds the study's selection, which the model does not know.")
 
 
 def uncertainty_left_out(spec: TrialSpec) -> str | None:
