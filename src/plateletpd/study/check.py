@@ -385,7 +385,11 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
             continue
         table.loc[index, "reading"] = (f"z of the difference {row.arm} - {row.versus} in "
                                        f"{table.reading[index]} (bootstrap standard error "
-                                       f"within each virtual study)")
+                                       f"within each virtual study); observed: "
+                                       + (f"0, no difference at P {row.value:g}"
+                                          if row.comparison == "no_difference" else
+                                          f"the z of the published two-sided P "
+                                          f"{row.value:g}, signed by the stated direction"))
         finite = differences[index][np.isfinite(differences[index])]
         low, middle, high = np.percentile(finite, PERCENTILES) if finite.size else \
             [math.nan] * 3
