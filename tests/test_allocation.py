@@ -46,3 +46,4 @@ def test_an_unknown_allocation_is_refused_with_the_choices(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "allocation" in error and "non-randomised" in error
     assert not out.exists()
+

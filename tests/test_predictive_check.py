@@ -716,6 +716,16 @@ def test_comparison_rows_load_and_bad_ones_are_named(tmp_path):
         load_outcomes(baseline)
     assert [(line, column) for line, column, _ in error.value.problems] == [(3, "versus")]
     assert "a plt_count row with its day" in str(error.value)
+    # a user test (2026-12-07, Mo 2021: "similar platelet nadir (P=0.878)") wrote the
+    # published P of a no-difference row; its value is the level judged at (data/README.md)
+    published = tmp_path / "published_p.csv"
+    published.write_text(comparison_rows(
+        "rhTPO,rhTPO,50,CIT,start,nadir_plt,,,mean,0.878,,,untreated,no_difference",
+        "rhTPO,rhTPO,50,CIT,start,nadir_plt,,,mean,0.1,,,untreated,no_difference"))
+    with pytest.raises(OutcomeDataError) as error:
+        load_outcomes(published)
+    assert [(line, column) for line, column, _ in error.value.problems] == [(2, "value")]
+    assert "not the published P; got 0.878: write 0.05" in str(error.value)
 
 
 def test_the_bootstrap_z_of_a_mean_difference_agrees_with_welchs():

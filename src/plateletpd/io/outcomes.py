@@ -37,6 +37,9 @@ OPTIONAL_COLUMNS = ("evidence", "note", "versus", "comparison", "versus_n")
 #: statistic against the ``versus`` arm's (``versus_n`` patients), in this direction, at the
 #: two-sided P in value; ``versus = "baseline"``: against the arm's own count at the start
 COMPARISONS = ("higher", "lower", "no_difference")
+#: the highest significance level a no_difference row may state (its value is the level the
+#: test was judged at, not the published P)
+NO_DIFFERENCE_LEVEL = 0.1
 BASELINE = "baseline"
 SPREAD_TYPES = ("SD", "SE", "range")
 #: how a row's number was taken (data/README.md): copied from the publication's text, from
@@ -270,6 +273,13 @@ def _comparison_row(row, comparison, versus, endpoint, line, problems):
     if value is not None and not 0 < value <= 1:
         problems.append((line, "value", f"a comparison row's value is the two-sided P, within "
                          f"(0, 1], got {value:g} (P < 0.05: write 0.05)"))
+    elif value is not None and comparison == "no_difference" and value > NO_DIFFERENCE_LEVEL:
+        # a user test (2026-12-07) wrote the published P = 0.878: the check then asked for
+        # a difference "not significant at 0.878" and the verdict flipped
+        problems.append((line, "value", f"a no_difference row's value is the level the "
+                         f"difference was judged at (usually 0.05), not the published P; got "
+                         f"{value:g}: write 0.05 (or the study's stated level, at most "
+                         f"{NO_DIFFERENCE_LEVEL:g}) and keep the P in note"))
     statistic = row["statistic"]
     allowed = [s for s in STATISTICS[endpoint.kind] if s != "count"]
     if statistic not in allowed:

@@ -1354,7 +1354,33 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
                 key, message = "rescue", message[len("rescue: "):]
             raise document.fail((*where, key), message if message.startswith(named)
                                 else named + message) from None
+    if course is None and (note := _rise_never_first(design)):
+        warnings.warn(f"{document.path}: arm {design.name!r}: {note}", StopRuleWarning,
+                      stacklevel=4)
     return design
+
+
+class StopRuleWarning(UserWarning):
+    """An arm's stop rule part that can never act before another (both kept as written)."""
+
+
+def _rise_never_first(design: ArmDesign) -> str:
+    """Why ``stop_rise`` can never stop an arm before ``stop_at`` ("" when it can): its
+    patients enrol as their count crosses below ``entry_below`` (no routine screening, no
+    entry band), so a rise of ``stop_rise`` above the count at entry is at least about
+    ``entry_below + stop_rise``, at or above ``stop_at`` (a user test, 2026-12-07, ran
+    with and without the rise and got the same numbers)."""
+    if (design.stop_at is None or design.stop_rise is None or design.stop_after_fall
+            or design.entry_below is None or design.screen_every_days is not None
+            or design.entry_between is not None or design.judged_on_course
+            or design.entry_below + design.stop_rise < design.stop_at):
+        return ""
+    return (f"stop_rise = {design.stop_rise:g} can never stop the treatment before stop_at = "
+            f"{design.stop_at:g}: patients enrol as their count crosses below "
+            f"{design.entry_below:g}, so a rise of {design.stop_rise:g} above it comes at "
+            f"{design.entry_below + design.stop_rise:g} or later; both are kept as written "
+            f"(the rise acts where patients enrol lower: routine counts, screen_every_days, "
+            f"or an entry band, entry_between)")
 
 
 def bundled_trial(name: str) -> Path:
