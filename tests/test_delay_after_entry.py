@@ -24,13 +24,20 @@ BEFORE, ON_STUDY = 75.0, 100.0   # RECITE's levels (trials/recite2026_romiplosti
 DEPTHS = np.linspace(1.5, 5.5, 9)
 
 
-def arm(after=None):
+def setting(after=None):
+    """The model, four 21-day cycles held below 75 (below ``after`` from enrolment),
+    re-checked every 3 days, and the DEPTHS patients at the typical values, 65 kg."""
     model = pp.load_model("models/cit_marrow_reserve.toml")
     course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=4,
                                 delay_below=BEFORE, delay_below_after_entry=after,
                                 recheck_every_days=3, follow_up_days=21)
     vectors = np.tile(model.parameter_vector(None, {"body_weight": 65.0}), (DEPTHS.size, 1))
     vectors[:, list(model.parameters).index("chemotherapy_sensitivity")] = DEPTHS
+    return model, course, vectors
+
+
+def arm(after=None):
+    model, course, vectors = setting(after)
     # enrolled at cycle 1's nadir below 100 (grade 1 CIT or worse), untreated on study:
     # the course alone decides the later cycles
     rules = (HistoryRule("nadir_below", below=100.0, cycle=1),)
@@ -134,12 +141,7 @@ def test_staged_passes_judge_the_on_study_level_as_unstaged_ones():
     # some after a cycle's planned day)
     from plateletpd.study.cycles import simulate_course
 
-    model = pp.load_model("models/cit_marrow_reserve.toml")
-    course = ChemotherapyCourse(regimen="chemotherapy 1 dose", cycle_days=21, cycles=4,
-                                delay_below=BEFORE, delay_below_after_entry=ON_STUDY,
-                                recheck_every_days=3, follow_up_days=21)
-    vectors = np.tile(model.parameter_vector(None, {"body_weight": 65.0}), (DEPTHS.size, 1))
-    vectors[:, list(model.parameters).index("chemotherapy_sensitivity")] = DEPTHS
+    model, course, vectors = setting(ON_STUDY)
     entry = np.linspace(10.0, 50.0, DEPTHS.size)
     results = [simulate_course(model, course, vectors, entry=entry, staged_passes=staged)
                for staged in (False, True)]
