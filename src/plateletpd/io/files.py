@@ -338,6 +338,18 @@ def bundled_folder(name: str) -> Path:
     return Path(__file__).resolve().parents[3] / name
 
 
+def recorded_trial_file(recorded: str | Path, *roots: Path) -> Path | None:
+    """A trial file a record names (a fit's or a validation record's ``file``): the path as
+    recorded, else under each of ``roots``, else the bundled trial of that file name; None
+    when none exists (a record made elsewhere)."""
+    recorded = Path(str(recorded))
+    for candidate in (recorded, *(root / recorded for root in roots),
+                      bundled_folder("trials") / recorded.name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def bundled_toml(folder: str, name: str, what: str,
                  error: Callable[[str], Exception]) -> Path:
     """Path of the bundled ``folder/NAME.toml`` (a trial, a validation suite); ``error``

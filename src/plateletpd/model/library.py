@@ -171,12 +171,6 @@ def fit_between_cycle_cv(name_or_path: str | Path) -> float | None:
     return None if entry is None else float(entry["value"])
 
 
-def _bundled_trials() -> Path:
-    from plateletpd.io.files import bundled_folder
-
-    return bundled_folder("trials")
-
-
 def fit_course_cycle_days(name_or_path: str | Path) -> tuple[float, ...]:
     """The cycle lengths (days) of the chemotherapy courses of a fit's ``[[trials]]``
     (their files' ``[chemotherapy] cycle_days``, 21 when unstated), sorted; empty when the
@@ -184,19 +178,18 @@ def fit_course_cycle_days(name_or_path: str | Path) -> tuple[float, ...]:
     from the folder above the fit's ``fits`` folder, then among the bundled trials)."""
     import tomllib
 
-    folder = _fit_folder(name_or_path)
+    from plateletpd.io.files import recorded_trial_file
+
+    root = _fit_folder(name_or_path).parent.parent  # the tree the fit was run from
     days = set()
     for entry in load_fit_record(name_or_path).get("trials", []):
-        recorded = Path(str(entry.get("file", "")))
-        for candidate in (recorded, folder.parent.parent / recorded,
-                          bundled_fits_dir().parent / "trials" / recorded.name,
-                          _bundled_trials() / recorded.name):
-            if candidate.is_file():
-                with candidate.open("rb") as handle:
-                    document = tomllib.load(handle)
-                if "chemotherapy" in document:
-                    days.add(float(document["chemotherapy"].get("cycle_days", 21.0)))
-                break
+        path = recorded_trial_file(entry.get("file", ""), root)
+        if path is None:
+            continue
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+        if "chemotherapy" in document:
+            days.add(float(document["chemotherapy"].get("cycle_days", 21.0)))
     return tuple(sorted(days))
 
 

@@ -2920,14 +2920,12 @@ def record_arm_drugs(record: dict) -> dict[tuple[str, str], frozenset[str]]:
     (:attr:`ArmDesign.drugs`), read from each check's trial file:
     the path the record names, else the bundled trial file of that name. A trial file that
     cannot be found or read leaves its arms out (their rows are then not matched)."""
-    from plateletpd.io.files import bundled_folder
+    from plateletpd.io.files import recorded_trial_file
 
     drugs: dict[tuple[str, str], frozenset[str]] = {}
     for check in record.get("checks", []):
-        recorded = Path(str(check.get("file", "")))
-        path = recorded if recorded.is_file() else \
-            bundled_folder("trials") / recorded.name
-        if path.is_file():
+        path = recorded_trial_file(check.get("file", ""))
+        if path is not None:
             drugs.update(_trial_arm_drugs(str(path.resolve()), path.stat().st_mtime_ns))
     return drugs
 
