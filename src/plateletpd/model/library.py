@@ -173,7 +173,8 @@ def fit_between_cycle_cv(name_or_path: str | Path) -> float | None:
 
 def fit_course_cycle_days(name_or_path: str | Path) -> tuple[float, ...]:
     """The cycle lengths (days) of the chemotherapy courses of a fit's ``[[trials]]``
-    (their files' ``[chemotherapy] cycle_days``, 21 when unstated), sorted; empty when the
+    (their files' ``[chemotherapy] cycle_days``, every length of a per-cycle list, 21 when
+    unstated), sorted; empty when the
     fit ran none or their files cannot be found (a trial file is looked for as recorded,
     from the folder above the fit's ``fits`` folder, then among the bundled trials)."""
     import tomllib
@@ -188,8 +189,10 @@ def fit_course_cycle_days(name_or_path: str | Path) -> tuple[float, ...]:
             continue
         with path.open("rb") as handle:
             document = tomllib.load(handle)
-        if "chemotherapy" in document:
-            days.add(float(document["chemotherapy"].get("cycle_days", 21.0)))
+        if "chemotherapy" in document:  # a number, or a list of one per cycle
+            written = document["chemotherapy"].get("cycle_days", 21.0)
+            days.update(float(d) for d in (written if isinstance(written, list)
+                                           else [written]))
     return tuple(sorted(days))
 
 

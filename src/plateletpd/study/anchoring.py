@@ -197,10 +197,9 @@ def _first_cycle_nadirs(model, course, times: np.ndarray, cohort_seed: int, subj
     nadir over ``times`` after a course's first cycle given with a between-cycle exposure
     factor (log-normal, median 1, coefficient of variation ``cv``: the trial's
     ``between_cycle_cv``), drawn once from the cohort's own stream, and the valid mask."""
-    from dataclasses import replace
-
-    one = replace(course, cycles=1, delay_below=None, reduce_after_delay_pct=0.0,
-                  late_from_days=None, judged_on_day=1.0, follow_up_days=float(times[-1]))
+    one = course.first_cycles(1, delay_below=None, reduce_after_delay_pct=0.0,
+                              late_from_days=None, judged_on_day=1.0,
+                              follow_up_days=float(times[-1]))
     return _nadirs_on(model, one, _exposure(cohort_seed, 2, subjects, 1, cv), times)
 
 
@@ -211,10 +210,7 @@ def _course_nadirs(model, course, anchor: Anchor, cohort_seed: int, cv: float):
     first cycle's first day to the window's end. Each cycle's exposure factor is drawn as the
     trial's (log-normal, median 1, CV ``cv``; all 1 without one), from the cohort's own
     stream."""
-    from dataclasses import replace
-
-    several = replace(course, cycles=anchor.cycles,
-                      follow_up_days=float(anchor.within_days))
+    several = course.first_cycles(anchor.cycles, follow_up_days=float(anchor.within_days))
     return _nadirs_on(model, several, _exposure(cohort_seed, 3, anchor.subjects,
                                                 anchor.cycles, cv))
 

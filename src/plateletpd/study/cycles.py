@@ -1,8 +1,8 @@
 """Chemotherapy given in cycles, with the delay and dose-reduction rules of the planned
 cycle day, and eligibility judged on the simulated history.
 
-Cycle 1 is given on day 0. Cycle k+1 is planned ``cycle_days`` after the day cycle k was
-actually given. With ``delay_below``, the count is judged on the planned day (or on the
+Cycle 1 is given on day 0. Cycle k+1 is planned ``cycle_days`` (cycle k's own length where
+the course lists one per cycle) after the day cycle k was actually given. With ``delay_below``, the count is judged on the planned day (or on the
 planned cycle's day ``judged_on_day``: a cycle whose chemotherapy follows some days of
 support is judged on the chemotherapy's day, as a protocol judges it): at or above
 the level the cycle is given; below it the cycle waits and the count is judged again every
@@ -71,10 +71,16 @@ def _positive(value, zero_ok: bool = False) -> bool:
 class ChemotherapyCourse:
     """A chemotherapy course: ``regimen`` (one cycle's doses, days counted from the cycle's
     first day, e.g. "chemotherapy 1 dose") every ``cycle_days`` for ``cycles`` cycles, with
-    the planned-day rules of the module text; ``follow_up_days`` after the last cycle."""
+    the planned-day rules of the module text; ``follow_up_days`` after the last cycle.
 
-    regimen: str = "chemotherapy 1 dose"
-    cycle_days: float = 21.0
+    ``cycle_days`` and ``regimen`` may instead list one value per cycle: a course whose
+    cycles differ in length or in regimen ("four cycles every 14 days, then four every 21",
+    ``cycle_days = [14, 14, 14, 14, 21, 21, 21, 21]``). Cycle k+1 is then planned
+    ``cycle_days[k]`` after the day cycle k was given, and the last entry is the last
+    cycle's planned length (its share of the planned span)."""
+
+    regimen: str | tuple[str, ...] = "chemotherapy 1 dose"
+    cycle_days: float | tuple[float, ...] = 21.0
     cycles: int = 4
     delay_below: float | None = None        # 10^9/L; None: cycles given as planned
     # from each patient's enrolment on, re-checks judge this level instead (a trial's own
@@ -93,15 +99,40 @@ class ChemotherapyCourse:
     points_per_day: int = 6
 
     def __post_init__(self):
+        for label in ("regimen", "cycle_days"):  # a file's list: one value per cycle
+            if isinstance(getattr(self, label), list):
+                object.__setattr__(self, label, tuple(getattr(self, label)))
         problems = []
-        if not (isinstance(self.regimen, str) and self.regimen.strip()):
+        whole = (isinstance(self.cycles, int) and not isinstance(self.cycles, bool)
+                 and 1 <= self.cycles <= 100)
+        if not whole:
+            problems.append(f"cycles must be a whole number from 1 to 100, got {self.cycles!r}")
+        if isinstance(self.regimen, tuple):
+            if not (self.regimen and all(isinstance(text, str) and text.strip()
+                                         for text in self.regimen)):
+                problems.append(f"regimen must be a dose text such as \"chemotherapy 1 "
+                                f"dose\", or a list of one per cycle, got {list(self.regimen)!r}")
+            elif whole and len(self.regimen) != self.cycles:
+                problems.append(f"regimen lists {len(self.regimen)} cycles' doses but cycles "
+                                f"= {self.cycles}: give one dose text per cycle (e.g. "
+                                f"{self.cycles} entries), or one text for every cycle")
+        elif not (isinstance(self.regimen, str) and self.regimen.strip()):
             problems.append(f"regimen must be a dose text such as \"chemotherapy 1 dose\", "
                             f"got {self.regimen!r}")
-        if not (isinstance(self.cycles, int) and not isinstance(self.cycles, bool)
-                and 1 <= self.cycles <= 100):
-            problems.append(f"cycles must be a whole number from 1 to 100, got {self.cycles!r}")
-        for label in ("cycle_days", "recheck_every_days", "give_up_after_days",
-                      "follow_up_days"):
+        if isinstance(self.cycle_days, tuple):
+            if not (self.cycle_days and all(_positive(days) for days in self.cycle_days)):
+                problems.append(f"cycle_days must be a positive number of days, or a list of "
+                                f"one positive number per cycle (e.g. [14, 14, 21, 21]), got "
+                                f"{list(self.cycle_days)!r}")
+            elif whole and len(self.cycle_days) != self.cycles:
+                problems.append(f"cycle_days lists {len(self.cycle_days)} cycle lengths but "
+                                f"cycles = {self.cycles}: give one length per cycle (the "
+                                f"last is the last cycle's planned length), or one number "
+                                f"for every cycle")
+        elif not _positive(self.cycle_days):
+            problems.append(f"cycle_days must be a positive number of days, got "
+                            f"{self.cycle_days!r}")
+        for label in ("recheck_every_days", "give_up_after_days", "follow_up_days"):
             if not _positive(getattr(self, label)):
                 problems.append(f"{label} must be a positive number of days, got "
                                 f"{getattr(self, label)!r}")
@@ -117,12 +148,14 @@ class ChemotherapyCourse:
                                 "patient's enrolment: give delay_below too, the level "
                                 "cycles were held at before it (e.g. delay_below = 75, "
                                 "delay_below_after_entry = 100)")
+        shortest = self._shortest()
         if not (_positive(self.judged_on_day) and 1.0 <= self.judged_on_day
-                and (not _positive(self.cycle_days)
-                     or self.judged_on_day <= self.cycle_days)):
+                and (shortest is None or self.judged_on_day <= shortest)):
             problems.append(f"judged_on_day must be a cycle day from 1 to cycle_days "
-                            f"({self.cycle_days!r}), got {self.judged_on_day!r}; e.g. 6 "
-                            f"for a cycle whose chemotherapy is on day 6")
+                            f"({'the shortest, ' if isinstance(self.cycle_days, tuple) else ''}"
+                            f"{shortest if shortest is not None else self.cycle_days!r}), got "
+                            f"{self.judged_on_day!r}; e.g. 6 for a cycle whose chemotherapy "
+                            f"is on day 6")
         if not (_positive(self.reduce_after_delay_pct, zero_ok=True)
                 and self.reduce_after_delay_pct < 100):
             problems.append(f"reduce_after_delay_pct must be a percentage from 0 to below "
@@ -157,6 +190,64 @@ class ChemotherapyCourse:
             raise PlateletPDError("[chemotherapy] " + "; ".join(problems)
                                   + " (see docs/trial_files.md, Cycles)")
 
+    def _shortest(self) -> float | None:
+        """The shortest valid cycle length (None when a length is invalid)."""
+        days = self.cycle_days if isinstance(self.cycle_days, tuple) else (self.cycle_days,)
+        return min(days) if days and all(_positive(d) for d in days) else None
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Each cycle's planned length (days; one per cycle): cycle k+1 is planned this
+        many days after cycle k was given."""
+        if isinstance(self.cycle_days, tuple):
+            return np.asarray(self.cycle_days, dtype=float)
+        return np.full(self.cycles, float(self.cycle_days))
+
+    def length(self, cycle: int) -> float:
+        """The planned length of cycle ``cycle`` (0-based), days."""
+        if isinstance(self.cycle_days, tuple):
+            return float(self.cycle_days[cycle])
+        return self.cycle_days
+
+    @property
+    def regimens(self) -> tuple[str, ...]:
+        """Each cycle's regimen (one dose text per cycle)."""
+        if isinstance(self.regimen, tuple):
+            return self.regimen
+        return (self.regimen,) * self.cycles
+
+    @property
+    def regimen_text(self) -> str:
+        """One dose text holding every cycle's doses: the regimen, or the distinct
+        regimens of a per-cycle list joined with " + " (the drugs the course gives, as an
+        arm's chemotherapy names them)."""
+        if isinstance(self.regimen, str):
+            return self.regimen
+        return " + ".join(dict.fromkeys(self.regimen))
+
+    def first_cycles(self, cycles: int, **changes) -> "ChemotherapyCourse":
+        """The course cut to its first ``cycles`` cycles (their lengths and regimens), with
+        ``changes`` to its other settings."""
+        cut = {label: getattr(self, label)[:cycles] for label in ("regimen", "cycle_days")
+               if isinstance(getattr(self, label), tuple)}
+        return replace(self, cycles=cycles, **cut, **changes)
+
+    def describe(self) -> str:
+        """The course in words: "`chemotherapy 1 dose` every 21 days, 4 cycles", or per
+        cycle where the lengths or regimens differ."""
+        if isinstance(self.regimen, str) and not isinstance(self.cycle_days, tuple):
+            return f"`{self.regimen}` every {self.cycle_days:g} days, {self.cycles} cycles"
+        runs = []  # consecutive cycles alike in regimen and length
+        for k, (regimen, days) in enumerate(zip(self.regimens, self.lengths)):
+            if runs and runs[-1][2:] == [regimen, days]:
+                runs[-1][1] = k + 1
+            else:
+                runs.append([k + 1, k + 1, regimen, days])
+        parts = [f"cycle{'s' if a != b else ''} {a}{f'-{b}' if a != b else ''}: "
+                 f"`{regimen}`, {days:g}-day cycle{'s' if a != b else ''}"
+                 for a, b, regimen, days in runs]
+        return f"{self.cycles} cycles ({'; '.join(parts)})"
+
     def late(self, delay: np.ndarray) -> np.ndarray:
         """Which delays (days; inf: never given) make a cycle late: any positive delay, or
         with ``late_from_days`` one of at least that many days."""
@@ -180,6 +271,9 @@ class ChemotherapyCourse:
     def horizon(self) -> float:
         """The last day any patient can be followed to."""
         wait = self.checks[-1] if self.delay_below is not None else 0.0
+        if isinstance(self.cycle_days, tuple):
+            return (float(np.sum(self.lengths[:-1])) + (self.cycles - 1) * wait
+                    + self.follow_up_days)
         return (self.cycles - 1) * (self.cycle_days + wait) + self.follow_up_days
 
 
@@ -228,7 +322,7 @@ class CourseResult:
         # of cycles planned
         last = np.isnan(end) & np.isfinite(start) & self.abandoned
         if last.any():
-            end = np.where(last, start + course.cycle_days + course.give_up_after_days
+            end = np.where(last, start + course.length(cycle - 1) + course.give_up_after_days
                            + course.follow_up_days, end)
         return start, np.where(np.isfinite(end), end, np.inf)
 
@@ -375,17 +469,18 @@ class CycleBlock:
               support_cycles: tuple[int, ...] = (), stop_at: float | None = None,
               stop_after_fall: bool = False, min_days: int = 0,
               start_below: float | None = None, max_days: int = 0) -> CycleBlock:
-        chemotherapy = expand(as_regimen(course.regimen), model.dose_targets)
+        regimens = {text: expand(as_regimen(text), model.dose_targets)
+                    for text in dict.fromkeys(course.regimens)}
         extra = expand(as_regimen(" + ".join(support)), model.dose_targets) if support \
             else None
         parts, cycle, chemo = [], [], []
-        for k in range(course.cycles):
-            given = [chemotherapy] + ([extra] if extra is not None and k + 1 in
-                                      support_cycles else [])
-            for part in given:
+        for k, regimen in enumerate(course.regimens):
+            given = [(regimens[regimen], True)] + (
+                [(extra, False)] if extra is not None and k + 1 in support_cycles else [])
+            for part, is_chemotherapy in given:
                 parts.append(part)
                 cycle += [k] * part.n_events
-                chemo += [part is chemotherapy] * part.n_events
+                chemo += [is_chemotherapy] * part.n_events
         schedule = parts[0]
         for part in parts[1:]:
             schedule = schedule.concatenate(part)
@@ -556,7 +651,7 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
             break
         last = k + 1 == cycles
         if not last and course.delay_below is None:  # nothing to judge: cycles as planned
-            day[rows, k + 1] = day[rows, k] + course.cycle_days
+            day[rows, k + 1] = day[rows, k] + course.length(k)
             dose[rows, k + 1] = dose[rows, k]
             continue
 
@@ -607,11 +702,11 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
         elif staged:
             for given in np.unique(day[rows, k]):
                 group = rows[day[rows, k] == given]
-                grid = times[:_pass_cut(course, times, day[group, k], 0)]
+                grid = times[:_pass_cut(course, times, day[group, k], k, 0)]
                 run(group, grid)
                 reached[group] = grid.size
             settled = rows[status[rows] == Status.SUCCESS]
-            checked_on = day[settled, k] + course.cycle_days + course.judged_after \
+            checked_on = day[settled, k] + course.length(k) + course.judged_after \
                 + course.checks[0]
             first = values_at(times, courses[settled], checked_on)
             if observe is not None:  # the same draw as the check's in the full table
@@ -621,11 +716,11 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
             first_read[settled] = first
             late = settled[~(first >= np.ravel(levels(settled, checked_on[:, None])))]
             if late.size:
-                grid = times[:_pass_cut(course, times, day[late, k], -1)]
+                grid = times[:_pass_cut(course, times, day[late, k], k, -1)]
                 run(late, grid)
                 reached[late] = grid.size
         else:
-            grid = times[:_pass_cut(course, times, day[rows, k], -1)]
+            grid = times[:_pass_cut(course, times, day[rows, k], k, -1)]
             run(rows, grid)
             settle_support(rows, grid)
             reached[rows] = grid.size
@@ -636,7 +731,7 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
             if again.size:
                 run(again, times)
             break
-        planned = day[rows, k] + course.cycle_days
+        planned = day[rows, k] + course.length(k)
         # judged on the planned cycle's day judged_on_day; the cycle starts that many days
         # before the count that lets it go (its support before that day is not in the
         # judged count: this pass has not placed it)
@@ -684,12 +779,14 @@ def simulate_course(model: Model, course: ChemotherapyCourse, parameter_vectors:
 
 
 def _pass_cut(course: ChemotherapyCourse, times: np.ndarray, given: np.ndarray,
-              check: int) -> int:
+              cycle: int, check: int) -> int:
     """Grid points a pass needs to read re-check ``check`` (an index into the course's
-    checks) of the next cycle for patients whose current cycle was given on days ``given``:
-    two beyond it, as :func:`values_at` interpolates towards the next point."""
+    checks) of the next cycle for patients whose current cycle ``cycle`` (0-based) was given
+    on days ``given``: two beyond it, as :func:`values_at` interpolates towards the next
+    point."""
     return min(times.size, int(np.searchsorted(
-        times, np.max(given) + course.cycle_days + course.judged_after + course.checks[check],
+        times, np.max(given) + course.length(cycle) + course.judged_after
+        + course.checks[check],
         side="right")) + 2)
 
 
@@ -847,7 +944,7 @@ class HistoryRule:
             first = np.argmax(reached, axis=1)
             day = np.where(reached.any(axis=1), result.times[first], np.nan)
         elif self.rule == "delayed_at_least":
-            day = result.cycle_day[:, c - 1] + result.course.cycle_days \
+            day = result.cycle_day[:, c - 1] + result.course.length(c - 1) \
                 + result.course.judged_after + self.days
         elif self.every_days is not None:
             below = self._routine_below(result)
@@ -1149,8 +1246,9 @@ COURSE_COLUMNS = (
     ("dose_reduced", "flag", "a cycle was given at a reduced dose"),
     ("relative_dose_intensity", "fraction", "chemotherapy dose intensity delivered over the "
      "planned course, relative to the plan: (sum of the cycles' dose fractions / cycles "
-     "planned) x (planned span / actual span), the planned span cycles x cycle_days, the "
-     "actual from cycle 1 to the last cycle given plus cycle_days, never below the planned "
+     "planned) x (planned span / actual span), the planned span the cycles' planned "
+     "lengths summed (cycles x cycle_days), the actual from cycle 1 to the last cycle given "
+     "plus that cycle's planned length, never below the planned "
      "(a cycle not given counts as dose 0; 1: every cycle on time at full dose)"),
     ("all_cycles_on_time", "flag", "every planned cycle given on time (on its planned day, "
      "or less than late_from_days after it)"),
@@ -1223,16 +1321,22 @@ def relative_dose_intensity(result: CourseResult) -> np.ndarray:
     """Per patient, the chemotherapy dose intensity delivered over the planned course
     relative to the planned one (Hryniuk's dose intensity, over the planned course):
     ``(sum of dose fractions / cycles) x planned span / max(actual span, planned span)``,
-    the planned span ``cycles x cycle_days``, the actual one from cycle 1 to the last cycle
-    given plus ``cycle_days``. Delays lower it through the span, reductions through the
+    the planned span the cycles' planned lengths summed (``cycles x cycle_days``), the
+    actual one from cycle 1 to the last cycle given plus that cycle's planned length. Delays lower it through the span, reductions through the
     doses, cycles never given (abandoned) through the doses (0), and stopping early never
     raises it (the span is at least the planned one)."""
     course = result.course
     given = np.isfinite(result.cycle_day)
     doses = np.where(given, np.nan_to_num(result.dose, nan=1.0), 0.0)
     last = np.where(given, result.cycle_day, -np.inf).max(axis=1)
-    planned = course.cycles * course.cycle_days
-    span = np.maximum(last - result.cycle_day[:, 0] + course.cycle_days, planned)
+    if isinstance(course.cycle_days, tuple):  # each cycle's own planned length
+        planned = float(np.sum(course.lengths))
+        index = np.where(given, np.arange(course.cycles)[None, :], -1).max(axis=1)
+        length = course.lengths[np.maximum(index, 0)]
+    else:
+        planned = course.cycles * course.cycle_days
+        length = course.cycle_days
+    span = np.maximum(last - result.cycle_day[:, 0] + length, planned)
     return doses.sum(axis=1) / course.cycles * planned / span
 
 

@@ -261,10 +261,13 @@ TRIAL_SCHEMA = Table({
     # a chemotherapy course in cycles (study/cycles.py); replaces [enrolment] chemotherapy,
     # entry_below and entry_day: patients are enrolled by the [[eligibility]] rules
     "chemotherapy": Table({
-        "regimen": Field("text", default="chemotherapy 1 dose", nonempty=True,
+        # a number or text, or a list of one per cycle: checked by ChemotherapyCourse
+        "regimen": Field("value", default="chemotherapy 1 dose",
                          what='one cycle\'s doses, days from the cycle\'s first day, e.g. '
-                              '"chemotherapy 1 dose"'),
-        "cycle_days": Field(default=21.0, unit="days"),
+                              '"chemotherapy 1 dose", or a list of one per cycle'),
+        "cycle_days": Field("value", default=21.0, unit="days",
+                            what="a cycle's length in days, e.g. 21, or a list of one per "
+                                 "cycle, e.g. [14, 14, 21, 21]"),
         "cycles": Field(whole=True, default=4, high=100, what="a whole number of cycles"),
         "delay_below": Field(default=False, may_be_false=True, unit="10^9/L"),
         "delay_below_after_entry": Field(default=False, may_be_false=True, unit="10^9/L",
@@ -824,8 +827,9 @@ def _anchored(document: Document, checked: dict, model: Model, variability, cova
 
     table = checked["population"]["anchor"]
     course = _course_of(document, checked)
-    regimen = course.regimen if course is not None else checked["enrolment"]["chemotherapy"]
-    window = table["within_days"] or (course.cycle_days if course is not None else 28.0)
+    regimen = course.regimens[0] if course is not None else \
+        checked["enrolment"]["chemotherapy"]
+    window = table["within_days"] or (course.length(0) if course is not None else 28.0)
     if not table["percent"] > 0 or table["percent"] >= 100:
         raise document.fail(("population", "anchor", "percent"), f"percent must be strictly "
                             f"between 0 and 100, got {table['percent']:g}")
@@ -902,12 +906,22 @@ def _course_of(document: Document, checked: dict) -> ChemotherapyCourse | None:
     """The trial's ``[chemotherapy]`` course, or None when the file has none."""
     if "chemotherapy" not in document.data:
         return None
+    from plateletpd.dosing.regimens import as_regimen
+
     table = checked["chemotherapy"]
     try:
-        return ChemotherapyCourse(**{key: value for key, value in table.items()
-                                     if key != "between_cycle_cv"})
+        course = ChemotherapyCourse(**{key: value for key, value in table.items()
+                                       if key != "between_cycle_cv"})
     except PlateletPDError as error:
         raise document.fail(("chemotherapy",), str(error), table=True) from None
+    if isinstance(course.regimen, tuple):  # each cycle's dose text, named by its cycle
+        for cycle, text in enumerate(course.regimen, start=1):
+            try:
+                as_regimen(text)
+            except PlateletPDError as error:
+                raise document.fail(("chemotherapy", "regimen"), f"cycle {cycle}'s dose "
+                                    f"text: {error}") from None
+    return course
 
 
 def _entry_band(values) -> tuple | None:
@@ -1241,8 +1255,8 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
         raise document.fail((*where, "stop_at_next_cycle"), "stops the treatment at the next "
                             "chemotherapy cycle, so it needs a [chemotherapy] course "
                             "(regimen, cycle_days, cycles); without one use max_days")
-    chemotherapy = entry["chemotherapy"] or (course.regimen if course is not None else
-                                             enrolment["chemotherapy"])
+    chemotherapy = entry["chemotherapy"] or (course.regimen_text if course is not None
+                                             else enrolment["chemotherapy"])
     try:
         design = ArmDesign(
             name=entry["name"], chemotherapy=chemotherapy,
@@ -1888,7 +1902,7 @@ def _simulate_arm(spec: TrialSpec, index: int, design: ArmDesign, vectors: np.nd
         arm = simulate_treatment_arm(spec.model, design, vectors, measure=measure,
                                      rescue_below=levels)
     else:
-        if design.chemotherapy != course.regimen:  # the arm's own chemotherapy
+        if design.chemotherapy != course.regimen_text:  # the arm's own chemotherapy
             course = replace(course, regimen=design.chemotherapy)
         rules = spec.extra.get("arm_eligibility", {}).get(design.name,
                                                           spec.extra["eligibility"])
@@ -1991,17 +2005,22 @@ def _warn_cycle_length(document, checked: dict, fit: str) -> None:
     FOLFOX's, 2026-12-07)."""
     from plateletpd.model.library import fit_course_cycle_days, load_fit_record
 
-    days = float(checked["chemotherapy"]["cycle_days"])
+    written = checked["chemotherapy"]["cycle_days"]
+    lengths = written if isinstance(written, list) else [written]
     stated = set(checked["population"]["typical"]) \
         | set(checked["population"]["study_parameters"])
     depth = [name for name in load_fit_record(fit).get("study_effects", {})
              if name not in stated]
     known = fit_course_cycle_days(fit)
-    if not depth or not known or known[0] - 1e-9 <= days <= known[-1] + 1e-9:
+    outside = [float(days) for days in lengths
+               if not known[0] - 1e-9 <= float(days) <= known[-1] + 1e-9] if known else []
+    if not depth or not outside:
         return
+    days = outside[0]  # a per-cycle list: its first length outside the range
     span = f"{known[0]:g}" if len(known) == 1 else f"{known[0]:g}-{known[-1]:g}"
+    which = "" if len(lengths) == 1 else f" (the list's {days:g}-day cycles)"
     warnings.warn(
-        f"{document.path}: [chemotherapy] cycle_days = {days:g} is outside the cycle "
+        f"{document.path}: [chemotherapy] cycle_days = {days:g}{which} is outside the cycle "
         f"lengths of the fit's course studies ({span} days), and each cycle gets the fit's "
         f"typical {', '.join(depth)} (a damage per cycle of those regimens): given every "
         f"{days:g} days that is {known[0] / days:.2g} to {known[-1] / days:.2g} times their "
@@ -2990,7 +3009,7 @@ def _course_report(result: TrialResult) -> list[str]:
                 if course.late_from_days is not None else "")
              if course.delay_below is not None else "")
     return ["## Chemotherapy course", "",
-            f"`{course.regimen}` every {course.cycle_days:g} days, {course.cycles} cycles"
+            f"{course.describe()}"
             f"{delay}; between-cycle CV of exposure "
             f"{result.spec.extra.get('between_cycle_cv', 0.0):g}.", "",
             # two windows a reader can confuse (a user test, 2026-12-04): say both
