@@ -756,6 +756,17 @@ def load_fit_config(path: str | Path) -> FitProblem:
     for trial in trials:  # the trial's own typical values the fit replaces (reported)
         trial.overridden = tuple(name for name in trial.typical if name in parameters or
                                  name in trial.params or name in study_effects)
+    for number, trial in enumerate(trials):  # an arm's own value would hide the fit's
+        for index in trial.arms:
+            design = trial.spec.arms[index]
+            clash = [name for name, _ in design.typical
+                     if name in parameters or name in study_effects]
+            if clash:
+                raise fail(("trials", number), f"trial arm {design.name!r} of "
+                           f"{trial.source} states its own typical {clash[0]} ([[arms]] "
+                           f"typical), which this fit sets: the arm would keep its value "
+                           f"whatever the fit's; remove it from the arm, or leave the arm "
+                           f"out of the fit (arms = [...])")
     reasons = _residual_reasons(checked["residual_reasons"], [*arms, *trials], fail)
     start = _start_from(fit["start_from"], path, parameters, fail) if fit["start_from"] \
         else None

@@ -45,7 +45,7 @@ from plateletpd.study.check import (KURTOSIS_STATISTIC, SPREAD_STATISTIC, arm_ma
                                     arm_row_reader)
 from plateletpd.study.cycles import CYCLE_LEVELS
 from plateletpd.study.statistics import sample_sd_standard_error
-from plateletpd.study.trial import (CHUNK, TrialSpec, _arm_seed, bundled_trial,
+from plateletpd.study.trial import (CHUNK, TrialSpec, _arm_seed, arm_typical_vector, bundled_trial,
                                     load_trial_spec, relative_days, trial_chunk)
 
 #: a row's statistic as the trial check reads it, divided by this, is on the fit's scale
@@ -423,7 +423,7 @@ def _arm_table(spec: TrialSpec, index: int, base: np.ndarray, eta: np.ndarray,
     chunk by chunk) for the typical parameter vector ``base``, and the patients screened
     (drawn, those outside the model's bounds included). Nobody enrolled: an empty table."""
     model = spec.model
-    matrix = cohort_matrix(model, base, spec.variability, eta)
+    matrix = cohort_matrix(model, arm_typical_vector(spec, index, base), spec.variability, eta)
     valid = _valid_rows(model, matrix)
     tables = []
     for first in range(0, len(matrix), CHUNK):

@@ -217,6 +217,9 @@ class ArmDesign:
     stop_at_next_cycle: bool = False          # a course: no treatment dose from the next cycle
     judged_on_course: bool = False            # a course's rules enrol (entry_between then
     #                                           reads the count on the enrolment day)
+    # this arm's patients' own typical values, (name, value) pairs: a population that
+    # differs by arm (a non-randomised study's groups; trial.py applies them to the cohort)
+    typical: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self):
         problems = []

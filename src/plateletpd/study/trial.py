@@ -378,6 +378,9 @@ TRIAL_SCHEMA = Table({
     "arms": Table({
         "name": Field("text", required=True, nonempty=True,
                       what="text in quotes, a unique name for the arm"),
+        # this arm's patients' own typical values (a non-randomised study whose groups
+        # differ): over [population] typical, the fit's and a drawn study effect's value
+        "typical": number_table(low=None),
         "data_arm": Field("names", what='a data arm in quotes, or a list of them when the '
                           'arm\'s patients stand for several, e.g. ["observation", '
                           '"all enrolled"]'),
@@ -660,6 +663,8 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
             for index, entry in enumerate(checked["arms"])]
     if not arms:
         raise fail(("arms",), "a trial needs at least one [[arms]] entry")
+    _check_arm_typical(document, arms, model, trial, groups,
+                       population["anchor"]["parameter"] if "anchor" in given else None)
     response = checked["response"]
     if response["threshold"] is None and response["rise"] is None and \
             response["rise_fold"] is None:
@@ -1286,7 +1291,8 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             support_stop_after_fall=entry["support_stop_after_fall"],
             support_min_days=entry["support_min_days"],
             support_start_below=entry["support_start_below"],
-            support_max_days=entry["support_max_days"])
+            support_max_days=entry["support_max_days"],
+            typical=tuple(entry["typical"].items()))
     except PlateletPDError as error:
         # ArmDesign's own errors already name the arm; the others (rescue, rules) do not
         named = f"arm {entry['name']!r}: "
@@ -1658,9 +1664,53 @@ def _observer(spec: TrialSpec, index: int, patients: np.ndarray):
     return observe
 
 
+def _check_arm_typical(document: Document, arms: list, model: Model, trial: dict,
+                       groups, anchored: str | None) -> None:
+    """Each arm's own typical values (``[[arms]] typical``): parameters of the model within
+    their bounds, in a parallel design (a paired one simulates the same patients in every
+    arm), on no parameter a mixture group or the anchor sets (two values for one patient)."""
+    for index, design in enumerate(arms):
+        where = ("arms", index, "typical")
+        for name, value in design.typical:
+            try:
+                model.check_parameter_names([name])
+                model.parameters[name].check(value, f" (arm {design.name!r})")
+            except PlateletPDError as error:
+                raise document.fail(where, str(error)) from None
+            setting = [group.name for group in groups if name in group.typical]
+            if setting:
+                raise document.fail(where, f"{name} is also set by the mixture group "
+                                    f"{setting[0]!r}: a patient of both would have two "
+                                    f"typical values; set it in one place")
+            if name == anchored:
+                raise document.fail(where, f"{name} is the [population] anchor's parameter, "
+                                    f"solved for every arm; remove it here, or remove the "
+                                    f"anchor and state each arm's value")
+        if design.typical and trial["design"] == "paired":
+            raise document.fail(where, f"arm {design.name!r} has its own typical values, but "
+                                f"[trial] design = \"paired\" simulates the same patients "
+                                f"in every arm; use design = \"parallel\" for arms whose "
+                                f"populations differ")
+
+
+def arm_typical_vector(spec: TrialSpec, index: int, base: np.ndarray) -> np.ndarray:
+    """``base`` (a typical parameter vector of ``spec.model``) with arm ``index``'s own
+    typical values (``[[arms]] typical``) in place; ``base`` itself when it has none."""
+    typical = spec.arms[index].typical
+    if not typical:
+        return base
+    base = np.array(base, dtype=float)
+    names = spec.model.parameter_names
+    for name, value in typical:
+        base[names.index(name)] = value
+    return base
+
+
 def _cohort(spec: TrialSpec, index: int, size: int | None = None) -> np.ndarray:
-    """The first ``size`` (default all) patients of arm ``index``, drawn in patient order."""
-    base = spec.model.parameter_vector({}, dict(spec.covariates))
+    """The first ``size`` (default all) patients of arm ``index``, drawn in patient order,
+    around the arm's own typical values where it states some."""
+    base = arm_typical_vector(spec, index,
+                              spec.model.parameter_vector({}, dict(spec.covariates)))
     size = spec.subjects_per_arm if size is None else size
     stream = patient_stream(spec, index)  # the first arm's in a paired design
     eta = spec.variability.eta(size, _arm_seed(spec.seed, stream)) \
@@ -2851,6 +2901,7 @@ def _report(result: TrialResult, record: dict) -> str:
           if len(result.screening) else []),
         *(_course_report(result) if spec.extra.get("course") is not None else []),
         "## Arms", "", "```", arm_table(result).to_string(), "```", "",
+        *_arm_population_lines(spec),
         *(["By population group ([[population.mixture]]; every summary column in "
            "`summary_by_population_group.csv`):", "", "```",
            group_table(result).to_string(), "```", ""]
@@ -2864,7 +2915,9 @@ def _report(result: TrialResult, record: dict) -> str:
             if spec.extra.get("design") == "paired" else ""), "", "```",
         _difference_table(result.differences).to_string(index=False)
         if len(result.differences) else "(none)", "```", "",
-        *([NON_RANDOMISED, ""] if spec.extra.get("allocation") == "non-randomised" else []),
+        *([NON_RANDOMISED if not any(arm.typical for arm in spec.arms) else
+           NON_RANDOMISED_STATED, ""]
+          if spec.extra.get("allocation") == "non-randomised" else []),
         "![platelet trajectories](trajectories.png)", "",
         "![time to PLT >= 100](time_to_100.png)", "",
         "![response by day](response_by_day.png)", "",
@@ -2880,6 +2933,30 @@ NON_RANDOMISED = (
     "between arms in who was given which drug. The virtual arms are drawn from one "
     "population, so these differences are the drugs' alone; a published difference also "
     "holds the study's selection, which the model does not know.")
+
+
+#: the same, when some arms state their own typical values ([[arms]] typical)
+NON_RANDOMISED_STATED = (
+    "The study's arms were not randomised (`[trial] allocation`): its patients may differ "
+    "between arms in who was given which drug. The virtual arms differ only in the typical "
+    "values the trial file states for them (above); a published difference also holds "
+    "whatever else the study's selection changed, which the model does not know.")
+
+
+def _arm_population_lines(spec: TrialSpec) -> list[str]:
+    """The report's lines on arms whose patients have their own typical values."""
+    own = [arm for arm in spec.arms if arm.typical]
+    if not own:
+        return []
+    names = sorted({name for arm in own for name, _ in arm.typical})
+    trial = ", ".join(f"{name} = {spec.model.parameters[name].value:.4g}" for name in names)
+    return ["Arms whose patients have their own typical values (`[[arms]] typical`; each "
+            "patient's own value is the arm's typical value with the trial's between-patient "
+            "spread; every other arm, and every other value, is the trial's: "
+            f"{trial}):", "",
+            *[f"- {arm.name}: " + ", ".join(f"{name} = {value:.4g}"
+                                             for name, value in arm.typical) for arm in own],
+            ""]
 
 
 def uncertainty_left_out(spec: TrialSpec) -> str | None:
