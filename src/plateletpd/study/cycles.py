@@ -1322,9 +1322,10 @@ def relative_dose_intensity(result: CourseResult) -> np.ndarray:
     relative to the planned one (Hryniuk's dose intensity, over the planned course):
     ``(sum of dose fractions / cycles) x planned span / max(actual span, planned span)``,
     the planned span the cycles' planned lengths summed (``cycles x cycle_days``), the
-    actual one from cycle 1 to the last cycle given plus that cycle's planned length. Delays lower it through the span, reductions through the
-    doses, cycles never given (abandoned) through the doses (0), and stopping early never
-    raises it (the span is at least the planned one)."""
+    actual one from cycle 1 to the last cycle given plus that cycle's planned length.
+    Delays lower it through the span, reductions through the doses, cycles never given
+    (abandoned) through the doses (0), and stopping early never raises it (the span is at
+    least the planned one)."""
     course = result.course
     given = np.isfinite(result.cycle_day)
     doses = np.where(given, np.nan_to_num(result.dose, nan=1.0), 0.0)

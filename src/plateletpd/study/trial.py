@@ -315,6 +315,11 @@ TRIAL_SCHEMA = Table({
                             what='a list of flags the patients it is judged among have none '
                                  'of, e.g. ["plt_at_least_50_day_28"] for "among those '
                                  'below 50 at week 4"'),
+        # levels of per-patient counts and days (patients.csv columns): "transfusion-free
+        # with a nadir above 20" is none = ["cycle2_transfused"], at_least = {
+        # cycle2_nadir = 20 }; a missing value (a cycle not given) meets neither
+        "at_least": number_table(low=None),
+        "below": number_table(low=None),
         "description": Field("text", default=""),
         # the threshold text of the data rows (response_proportion) this composite answers
         "data_threshold": Field("text", default="")}, many=True, single_ok=True),
@@ -993,9 +998,20 @@ def _course_keys(document: Document, checked: dict, arms: list) -> dict:
             raise document.fail(("composite", number), f"{unknown[0]!r} is not a per-patient "
                                 f"flag{closest(unknown[0], sorted(flags))}; flags: "
                                 f"{', '.join(sorted(flags))}", table=True)
-        if not entry["all"] and not entry["none"]:
-            raise document.fail(("composite", number), "a composite needs flags under all, "
-                                "none or both, e.g. all = [\"responder\"]", table=True)
+        quantities = _quantities(course, checked["response"])
+        for key in ("at_least", "below"):
+            unknown = [name for name in entry[key] if name not in quantities]
+            if unknown:
+                raise document.fail(("composite", number, key), f"{unknown[0]!r} is not a "
+                                    f"per-patient count or number of days"
+                                    f"{closest(unknown[0], sorted(quantities))}; e.g. "
+                                    f"nadir, peak, plt_day_14"
+                                    + (", cycle2_nadir" if course is not None else ""),
+                                    table=True)
+        if not (entry["all"] or entry["none"] or entry["at_least"] or entry["below"]):
+            raise document.fail(("composite", number), "a composite needs flags under all "
+                                "or none, or levels under at_least or below, e.g. all = "
+                                "[\"responder\"]", table=True)
         if entry["name"] in flags or entry["name"] in [c["name"] for c in composites]:
             raise document.fail(("composite", number, "name"), f"{entry['name']!r} names a "
                                 f"column already; choose another name")
@@ -1244,6 +1260,37 @@ def _flags(course: ChemotherapyCourse | None, response: dict) -> list[str]:
     if course is not None:
         flags += [name for name, unit, _ in course_columns(course.cycles) if unit == "flag"]
     return flags
+
+
+def composite_text(composite: dict, among: bool = True) -> str:
+    """A composite endpoint's rule in words (its description where the file gives none):
+    its flags, its levels and, with ``among``, the patients it is judged among."""
+    parts = [f"all of {', '.join(composite['all'])}"] if composite["all"] else []
+    if composite["none"]:
+        parts.append(f"none of {', '.join(composite['none'])}")
+    parts += [f"{name} >= {level:g}" for name, level in
+              (composite.get("at_least") or {}).items()]
+    parts += [f"{name} < {level:g}" for name, level in (composite.get("below") or {}).items()]
+    text = "composite: " + " and ".join(parts)
+    if among and (composite.get("among") or composite.get("among_none")):
+        text += "; judged among the patients" + (
+            " with " + ", ".join(composite["among"]) if composite.get("among") else "") + (
+            (" and" if composite.get("among") else "") + " without any of "
+            + ", ".join(composite["among_none"]) if composite.get("among_none") else "") \
+            + " (empty for the others)"
+    return text
+
+
+def _quantities(course: ChemotherapyCourse | None, response: dict) -> list[str]:
+    """The per-patient counts and numbers of days a composite may set levels on
+    (``at_least``, ``below``): the trial's counts and times, the counts at ``at_visits``
+    days and, with a course, its counts and days per cycle (patients.csv's columns)."""
+    names = [e.name for e in trial_endpoints() if e.kind in ("count", "time")]
+    names += [column for _, column in visit_count_days(response)]
+    if course is not None:
+        names += [name for name, unit, _ in course_columns(course.cycles)
+                  if unit in ("x10^9/L", "days")]
+    return names
 
 
 def _arm_design(document: Document, index: int, entry: dict, checked: dict,
@@ -1783,6 +1830,10 @@ def patient_endpoints(arm: ArmResult, response: dict, visit_every: float,
             value &= flags[name].astype(bool).to_numpy()
         for name in composite["none"]:
             value &= ~flags[name].astype(bool).to_numpy()
+        for name, level in (composite.get("at_least") or {}).items():
+            value &= table[name].to_numpy(dtype=float) >= level   # NaN: not met
+        for name, level in (composite.get("below") or {}).items():
+            value &= table[name].to_numpy(dtype=float) < level
         among = np.ones(len(table), dtype=bool)
         for name in composite.get("among", ()):
             among &= flags[name].astype(bool).to_numpy()
@@ -2328,9 +2379,9 @@ def summary_columns(spec: TrialSpec | None = None) -> list[tuple[str, str, str]]
     described.update({column: text for column, _, _, text in dose_total_columns(spec)})
     described.update({column: _count_text(day) for day, column in (
         visit_count_days(spec.response) if spec is not None else [])})
-    described.update({c["name"]: c["description"] or "composite: all of " + ", ".join(
-        c["all"]) + (" and none of " + ", ".join(c["none"]) if c["none"] else "")
-        for c in (spec.extra.get("composites", ()) if spec is not None else ())})
+    described.update({c["name"]: c["description"] or composite_text(c, among=False)
+                      for c in (spec.extra.get("composites", ()) if spec is not None
+                                else ())})
     for name, kind in _course_summary(spec):
         if kind == "pct":
             columns += estimate(f"{name}_pct", "%", f"patients with {name}: {described[name]}",
@@ -2551,17 +2602,7 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
                      sustained_text(spec.response, spec.visit_every_days)))
     for composite in (spec.extra.get("composites", ()) if spec is not None else ()):
         rows.append(("patients.csv", composite["name"], "flag", composite["description"] or
-                     "composite: all of " + ", ".join(composite["all"]) + (
-                         " and none of " + ", ".join(composite["none"])
-                         if composite["none"] else "") + (
-                         "; judged among the patients" + (
-                             " with " + ", ".join(composite["among"])
-                             if composite.get("among") else "") + (
-                             (" and" if composite.get("among") else "") + " without any of "
-                             + ", ".join(composite["among_none"])
-                             if composite.get("among_none") else "")
-                         + " (empty for the others)"
-                         if composite.get("among") or composite.get("among_none") else "")))
+                     composite_text(composite)))
     if spec is not None and spec.extra.get("subgroups"):
         groups = spec.extra["subgroups"]
         rows.append(("patients.csv", "subgroup", "", f"[subgroups] label from "
