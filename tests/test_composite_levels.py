@@ -69,12 +69,39 @@ name = "cycle4_free_above_50"
 none = ["cycle4_transfused"]
 at_least = { cycle4_nadir = 50 }
 """
-    patients, _ = _run(tmp_path, text, "course", "120")
+    text += """
+[[composite]]
+name = "cycle2_free_among_given"
+none = ["cycle2_transfused"]
+at_least = { cycle2_nadir = 50 }
+among_none = ["abandoned"]
+"""
+    patients, out = _run(tmp_path, text, "course", "120")
     expected = ~patients.cycle4_transfused.astype(bool) & (patients.cycle4_nadir >= 50)
     np.testing.assert_array_equal(patients.cycle4_free_above_50.astype(bool), expected)
     never = patients.cycle4_day.isna()
     assert never.any() and not patients.cycle4_free_above_50[never].any()
     assert patients.cycle4_free_above_50.any()
+    # differences.csv compares each composite between the arms, a conditional one among
+    # the patients it is judged among (Wald interval, as the response's)
+    differences = pd.read_csv(out / "differences.csv").iloc[0]
+    treated, control = (patients[patients.arm == name] for name in
+                        ("hetrombopag prophylaxis", "chemotherapy alone"))
+    for column in ("cycle4_free_above_50", "cycle2_free_among_given"):
+        one, zero = treated[column].dropna(), control[column].dropna()
+        assert differences[f"{column}_difference_pct_points"] == pytest.approx(
+            100 * (one.mean() - zero.mean()), rel=1e-12)
+        half = 1.959963984540054 * np.sqrt(one.mean() * (1 - one.mean()) / len(one)
+                                           + zero.mean() * (1 - zero.mean()) / len(zero))
+        assert differences[f"{column}_difference_pct_points_upper"] == pytest.approx(
+            100 * (one.mean() - zero.mean() + half), rel=1e-9)
+    assert patients.cycle2_free_among_given.isna().any()
+    # the report prints the composites per arm and their differences; no arm is treated
+    # from entry (support within cycles), so no response difference is printed
+    report = (out / "report.md").read_text()
+    assert "cycle2_free_among_given % [95% CI]" in report
+    assert "cycle2_free_among_given, points [95% CI]" in report
+    assert "response difference" not in report
     capsys.readouterr()
 
 
@@ -93,3 +120,22 @@ def test_bad_levels_are_refused_with_the_fix(tmp_path, composite, message):
     with pytest.raises(PlateletPDError) as caught:
         load_trial_spec(path)
     assert message in str(caught.value), str(caught.value)
+
+
+def test_a_conditional_composite_row_is_read_over_n_judged_patients():
+    # data/out_of_sample.csv lines 67-68: 48% of the 88 oprelvekin patients and 22% of the
+    # 45 placebo patients given the study cycle (Smith JW II, ASH; the composite is judged
+    # among chemotherapy_resumed): each virtual study is 88 (45) such patients, not 88
+    # enrolled of whom some never had the study cycle
+    from plateletpd.study.check import check_trial
+    from plateletpd.study.trial import run_trial
+
+    spec = load_trial_spec(ROOT / "trials" / "smith_neumega_phase3.toml", subjects=600)
+    result = check_trial(spec, ROOT / "data" / "out_of_sample.csv", lines=[67, 68],
+                         replicates=2)
+    sizes = dict(zip(result.table.line, result.table.virtual_n))
+    assert sizes == {67: 88, 68: 45}
+    # the distinction matters: among the first 88 enrolled, fewer were judged
+    patients = run_trial(spec).subjects
+    first = patients[patients.arm == "Neumega 50 ug/kg"].iloc[:88]
+    assert first.transfusion_free_any_nadir.isna().sum() > 0

@@ -348,7 +348,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         for index, row in rows.iterrows():
             # a row about one cycle of a self-controlled study describes the patients given
             # that cycle: its virtual study is the first n of them
-            arm = _row_patients(subjects, spec, mapping[row.arm], row.arm)
+            arm = _row_patients(subjects, spec, mapping[row.arm], row.arm, row.threshold)
             size = len(arm) if not math.isfinite(row.n) else min(int(row.n), len(arm))
             sizes[index] = size if first else min(sizes[index], size)
             every_size[index, replicate] = size
@@ -359,7 +359,8 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                 if row.versus == BASELINE:  # the same patients: a paired bootstrap
                     other = None
                 else:
-                    other = _row_patients(subjects, spec, mapping[row.versus], row.versus)
+                    other = _row_patients(subjects, spec, mapping[row.versus], row.versus,
+                                          row.threshold)
                     wanted = versus_sizes[index] or len(other)
                     other = other.iloc[:min(wanted, len(other))]
                     used_before = versus_used[index]
@@ -545,21 +546,30 @@ def _spread_table(spread: pd.DataFrame, mapping: dict, values: np.ndarray,
 RECRUIT_LIMIT = 8
 
 
-def _row_patients(subjects: pd.DataFrame, spec: TrialSpec, trial_arm: str, data_arm: str
-                  ) -> pd.DataFrame:
+def _row_patients(subjects: pd.DataFrame, spec: TrialSpec, trial_arm: str, data_arm: str,
+                  threshold=None) -> pd.DataFrame:
     """The patients a row of ``data_arm`` is read over, in enrolment order: the trial arm's,
-    or, for a row about one cycle of a course, those given that cycle."""
+    or, for a row about one cycle of a course, those given that cycle; for a row a
+    composite judged ``among`` some patients answers (its ``threshold`` text is the
+    composite's ``data_threshold``), those it is judged among: a published "48% of the 88
+    patients given the study cycle" is a virtual study of 88 such patients."""
     arm = subjects[subjects.arm == trial_arm]
     cycle = data_cycle(spec, trial_arm, data_arm)
     if cycle is not None and f"cycle{cycle}_day" in arm:
         arm = arm[np.isfinite(arm[f"cycle{cycle}_day"].to_numpy(float))]
+    text = str(threshold or "").strip()
+    judged = next((c["name"] for c in spec.extra.get("composites", ())
+                   if text and c.get("data_threshold", "").strip() == text
+                   and (c.get("among") or c.get("among_none"))), None)
+    if judged is not None and judged in arm:
+        arm = arm[np.isfinite(arm[judged].to_numpy(float))]
     return arm
 
 
 def _rows_filled(result, rows: pd.DataFrame, mapping, spec: TrialSpec) -> bool:
     """Whether every row of ``rows`` has its n patients in ``result``."""
-    return all(len(_row_patients(result.subjects, spec, mapping[row.arm], row.arm)) >= row.n
-               for row in rows.itertuples())
+    return all(len(_row_patients(result.subjects, spec, mapping[row.arm], row.arm,
+                                 row.threshold)) >= row.n for row in rows.itertuples())
 
 
 def _enough_screened(result, rows: pd.DataFrame, mapping, spec: TrialSpec) -> int:
@@ -569,7 +579,8 @@ def _enough_screened(result, rows: pd.DataFrame, mapping, spec: TrialSpec) -> in
     screened = result.spec.subjects_per_arm
     share = 0.0
     for row in rows.itertuples():
-        have = len(_row_patients(result.subjects, spec, mapping[row.arm], row.arm))
+        have = len(_row_patients(result.subjects, spec, mapping[row.arm], row.arm,
+                                 row.threshold))
         if have < row.n:
             return 0
         share = max(share, row.n / have)

@@ -2432,6 +2432,16 @@ def difference_flags(response: dict) -> list[tuple[str, str]]:
     return flags
 
 
+def difference_composites(spec: TrialSpec | None) -> list[tuple[str, str]]:
+    """(flag column, what it is) of the trial's composite endpoints, which differences.csv
+    compares between arms like the response flags; a composite judged ``among`` some
+    patients is compared among them (its empty values left out)."""
+    if spec is None:
+        return []
+    return [(c["name"], c["description"] or composite_text(c))
+            for c in spec.extra.get("composites", ())]
+
+
 def _versus(spec: TrialSpec | None, arm: str, reference: str) -> str:
     """The arm ``arm`` is compared with: its own ``versus`` when the trial file gives one
     and that arm was run (a sweep or a subset of arms may leave it out), else ``reference``."""
@@ -2445,7 +2455,8 @@ def _differences(subjects: pd.DataFrame, reference: str,
     """Each arm minus the reference: response (percentage points), day-14 count and the
     trial's own response flags (:func:`difference_flags`, percentage points, Wald)."""
     rows = []
-    flags = difference_flags(spec.response) if spec is not None else []
+    flags = difference_flags(spec.response) + difference_composites(spec) \
+        if spec is not None else []
     for name, table in subjects.groupby("arm", sort=False):
         versus = _versus(spec, name, reference)
         base = subjects[subjects.arm == versus]
@@ -2460,9 +2471,11 @@ def _differences(subjects: pd.DataFrame, reference: str,
                            100 * (p1 - p0 - Z95 * se), 100 * (p1 - p0 + Z95 * se)),
                **_estimate("plt_day_14_difference", d14, d14 - Z95 * se14,
                            d14 + Z95 * se14)}
-        for column, _ in flags:
-            q1, q0 = table[column].astype(float).mean(), base[column].astype(float).mean()
-            se_flag = math.sqrt(q1 * (1 - q1) / n1 + q0 * (1 - q0) / n0)
+        for column, _ in flags:  # a conditional composite: among its judged patients
+            one, zero = table[column].astype(float).dropna(), base[column].astype(float).dropna()
+            q1, q0 = one.mean(), zero.mean()
+            se_flag = math.sqrt(q1 * (1 - q1) / len(one) + q0 * (1 - q0) / len(zero)) \
+                if len(one) and len(zero) else math.nan
             row.update(_estimate(f"{column}_difference_pct_points", 100 * (q1 - q0),
                                  100 * (q1 - q0 - Z95 * se_flag),
                                  100 * (q1 - q0 + Z95 * se_flag)))
@@ -2521,10 +2534,12 @@ def _paired_differences(spec: TrialSpec, subjects: pd.DataFrame) -> pd.DataFrame
                            mean14 + half14),
                "paired_patients": n, "discordant_pairs": int((response != 0).sum()),
                "responded_in_arm_only": int((response > 0).sum())}
-        for column, _ in difference_flags(spec.response):  # the same patients: paired
-            change = table[column].astype(float) - base[column].astype(float)
-            centre = float(change.mean())
-            width = Z95 * float(change.std(ddof=0)) / math.sqrt(n)
+        for column, _ in difference_flags(spec.response) + difference_composites(spec):
+            # the same patients: paired (a conditional composite: those judged in both)
+            change = (table[column].astype(float) - base[column].astype(float)).dropna()
+            centre = float(change.mean()) if len(change) else math.nan
+            width = Z95 * float(change.std(ddof=0)) / math.sqrt(len(change)) \
+                if len(change) else math.nan
             row.update(_estimate(f"{column}_difference_pct_points", 100 * centre,
                                  100 * (centre - width), 100 * (centre + width)))
         for column, _ in difference_means(spec):  # paired t, as the day-14 count
@@ -2637,7 +2652,8 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
             f"share {text} in the arm minus that in the reference arm" + (
                 " (the same patients)" if paired else ""),
             "paired normal" if paired else "normal (Wald)")]
-    for column, text in (difference_flags(spec.response) if spec is not None else []):
+    for column, text in (difference_flags(spec.response) + difference_composites(spec)
+                         if spec is not None else []):
         rows += [("differences.csv", *c) for c in _estimate_columns(
             f"{column}_difference_pct_points", "percentage points",
             f"{text}: share in the arm minus that in the reference arm" + (
@@ -2830,6 +2846,10 @@ def arm_table(result: TrialResult) -> pd.DataFrame:
     if response.get("loss_below") is not None:
         columns[f"median days to PLT<{response['loss_below']:g} after day "
                 f"{response['loss_from_day']:g}"] = _with_interval(s, "median_days_to_loss", 0)
+    for name, _ in difference_composites(result.spec):  # often the study's own endpoints
+        # (a user test, 2026-12-07, found them only in summary.csv)
+        if f"{name}_pct" in s:
+            columns[f"{name} % [95% CI]"] = _with_interval(s, f"{name}_pct", 1)
     return pd.DataFrame(columns, index=s.index)
 
 
@@ -2887,14 +2907,18 @@ def rebound_flags(result: TrialResult) -> list[str]:
     return flags
 
 
-def _difference_table(differences: pd.DataFrame) -> pd.DataFrame:
-    """differences.csv as printed in the report (the trial's own response endpoints too)."""
+def _difference_table(differences: pd.DataFrame, treated: bool = True) -> pd.DataFrame:
+    """differences.csv as printed in the report (the trial's own response endpoints and
+    composites too); without a treatment from entry in any arm (support within cycles only)
+    the response from entry is left out, as in the arm table."""
     table = pd.DataFrame({
         "arm": differences.arm, "versus": differences.versus,
         "response difference, percentage points [95% CI]":
             _with_interval(differences, "response_difference_pct_points", 1),
         "PLT day 14 difference, x10^9/L [95% CI]":
             _with_interval(differences, "plt_day_14_difference", 1)})
+    if not treated:
+        del table["response difference, percentage points [95% CI]"]
     for column in differences.columns:
         if column.endswith("_difference") and column != "plt_day_14_difference":
             table[f"{column[:-len('_difference')]} difference, x10^9/L [95% CI]"] = \
@@ -2954,7 +2978,8 @@ def _report(result: TrialResult, record: dict) -> str:
          f"## Differences (each arm against its versus arm, else {spec.reference_arm})") + (
             " (paired: the same patients in every arm)"
             if spec.extra.get("design") == "paired" else ""), "", "```",
-        _difference_table(result.differences).to_string(index=False)
+        _difference_table(result.differences, any(design.treatment for design in spec.arms))
+        .to_string(index=False)
         if len(result.differences) else "(none)", "```", "",
         *([NON_RANDOMISED if not any(arm.typical for arm in spec.arms) else
            NON_RANDOMISED_STATED, ""]
