@@ -396,6 +396,15 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
             [math.nan] * 3
         first, second = np.nanmedian(arm_values[index], axis=0) \
             if np.isfinite(arm_values[index]).any() else (math.nan, math.nan)
+        pairs = arm_values[index][np.isfinite(arm_values[index]).all(axis=1)]
+        if finite.size and np.all(finite == 0) and pairs.size and np.ptp(pairs) == 0:
+            # a user test, 2026-12-07: "no difference in transfusions" with a trigger no
+            # virtual patient reached was inside in every replicate
+            comparison_notes.append(
+                f"line {row.line} ({row.arm} vs {row.versus}): both read {pairs[0, 0]:.3g} "
+                f"in every virtual study, so this comparison cannot fail here (a share of 0: "
+                f"no virtual patient had the event, e.g. a transfusion trigger never "
+                f"reached); it tests nothing")
         against = "its count at the start of treatment" if row.versus == BASELINE else (
             f"{row.versus} ({versus_used[index]} patients"
             + ("" if math.isfinite(row.versus_n) or row.versus in own_sizes else

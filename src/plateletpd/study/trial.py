@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 
 from plateletpd.study.cohort import (ACTIONS, PLATELETS, WHEN, ArmDesign, ArmResult, DoseRule,
-                                     Rescue, Titration, per_day, resolve_treatment,
+                                     Rescue, Titration, own_schedule, per_day,
+                                     resolve_treatment,
                                      simulate_treatment_arm, values_at)
 from plateletpd.study.endpoints import RECOVERY_LEVELS, Courses, trial_endpoints
 from plateletpd.errors import PlateletPDError, closest
@@ -2965,7 +2966,8 @@ def _report(result: TrialResult, record: dict) -> str:
            result.screening.to_string(index=False), "```", ""]
           if len(result.screening) else []),
         *(_course_report(result) if spec.extra.get("course") is not None else []),
-        "## Arms", "", "```", arm_table(result).to_string(), "```", "",
+        "## Arms", "", *arm_design_lines(spec),
+        "```", arm_table(result).to_string(), "```", "",
         *_arm_population_lines(spec),
         *(["By population group ([[population.mixture]]; every summary column in "
            "`summary_by_population_group.csv`):", "", "```",
@@ -3181,6 +3183,78 @@ def support_rule(design: ArmDesign) -> str:
     if design.support_max_days:
         rule.append(f"at most {design.support_max_days} days")
     return "; ".join(rule)
+
+
+def arm_design_lines(spec: TrialSpec) -> list[str]:
+    """The report's lines stating each arm's design in words, as the file gives it: its
+    treatment from day 0, who is enrolled and when treatment starts, the stop, titration
+    and dose rules, the rescue transfusion and its own typical values (a user test,
+    2026-12-07, had to read patients.csv to see that a hold rule had acted)."""
+    course = spec.extra.get("course")
+    lines = []
+    for design in spec.arms:
+        parts = []
+        if design.treatment:
+            own = [dose for dose in design.treatment if own_schedule(dose)]
+            parts.append("treatment " + " + ".join(f"`{dose}`" for dose in design.treatment)
+                         + " from day 0, the first treatment morning ("
+                         + ("each dose on its own days" if len(own) == len(design.treatment)
+                            else "daily" if not own else
+                            "daily, where a dose text gives no days of its own") + ")")
+            stops = []
+            if design.stop_at is not None:
+                stops.append(f"the first morning count >= {design.stop_at:g}"
+                             + (" after one below it" if design.stop_after_fall else ""))
+            if design.stop_rise is not None:
+                stops.append(f"a rise >= {design.stop_rise:g} over the count at the start")
+            if design.stop_at_next_cycle:
+                stops.append("the next chemotherapy cycle")
+            parts.append((f"stopped at {' or '.join(stops)}, " if stops else "")
+                         + f"at most {design.max_days} days"
+                         + (f", at least {design.min_days}" if design.min_days else ""))
+            parts += [f"on treatment day {t.day} below {t.below:g}: `{t.dose}` from then on"
+                      for t in design.titrations]
+            for rule in design.rules:
+                what = rule.action + (f" {rule.drug}" if rule.drug else " every drug") + (
+                    f" by {rule.step}" if rule.step else "")
+                window = (f" from day {rule.from_day:g}" if rule.from_day else "") + (
+                    f" to day {rule.to_day:g}" if rule.to_day is not None else "")
+                parts.append(f"at each visit{window}: {what} when the count is "
+                             f"{'at or above' if rule.when == 'above' else 'below'} "
+                             f"{rule.level:g}")
+        else:
+            parts.append("no treatment from day 0")
+        if course is None:
+            after = " after chemotherapy" if design.chemotherapy else ""
+            entry = ("everyone" if design.entry_below is None else
+                     f"a count below {design.entry_below:g}"
+                     + (f" on day {design.entry_day:g}{after}"
+                        if design.entry_day is not None else
+                        f" at routine counts every {design.screen_every_days:g} days"
+                        if design.screen_every_days is not None else " (at its crossing)"))
+            if design.entry_between is not None:
+                entry += (f", the count at entry from {design.entry_between[0]:g} to below "
+                          f"{design.entry_between[1]:g}")
+            parts.append(f"enrolled on {entry}; treated "
+                         + ("the same day" if design.start_delay == 0 else
+                            f"{design.start_delay:g} day(s) later"))
+        else:
+            own = design.name in (spec.extra.get("arm_eligibility") or {})
+            parts.append("enrolled by " + ("its own [[arms.eligibility]] rules" if own else
+                                           "the trial's [[eligibility]] rules")
+                         + " on the untreated course")
+        if design.rescue is not None:
+            rescue = design.rescue
+            parts.append(f"transfused (`{rescue.dose}`) at a visit count below "
+                         f"{rescue.below:g}" + (
+                             f", below {rescue.at_risk_below:g} in "
+                             f"{100 * rescue.at_risk_share:g}% of the patients"
+                             if rescue.at_risk_below is not None else ""))
+        if design.typical:
+            parts.append("its own typical " + ", ".join(f"{name} = {value:.4g}"
+                                                        for name, value in design.typical))
+        lines.append(f"- {design.name}: " + "; ".join(parts) + ".")
+    return ["Each arm as the trial file states it:", "", *lines, ""]
 
 
 def _support_lines(result: TrialResult) -> list[str]:
