@@ -42,3 +42,22 @@ def test_a_comparison_no_patient_can_fail_is_named(tmp_path):
 def test_a_comparison_some_patients_reach_is_not(tmp_path):
     notes = _notes(tmp_path, TRIGGER)
     assert notes and not any("cannot fail here" in note for note in notes), notes
+
+
+def test_a_share_whose_interval_spans_most_of_its_range_is_named():
+    # the second user test's intervals with the fit's uncertainty (2026-12-07): grade 3-4
+    # [0, 98.2] and [3.7, 100], grade 4 [0, 72.7] and [0, 85]; a comparison and a mean are
+    # never named; 75 points exactly is named (WIDE_SHARE of 0-100)
+    import pandas as pd
+
+    from plateletpd.study.check import WIDE_SHARE, wide_interval_lines
+
+    assert WIDE_SHARE == 0.75
+    table = pd.DataFrame({
+        "line": [2, 3, 4, 5, 6, 8, 9],
+        "statistic": ["percent", "percent", "percent", "percent", "mean", "percent",
+                      "percent"],
+        "interval_low": [0.0, 3.65, 0.0, 0.0, 0.0, -2.6, 10.0],
+        "interval_high": [98.2, 100.0, 72.7, 85.0, 120.0, 0.6, 85.0],
+        "comparison": ["", "", "", "", "", "lower", ""]})
+    assert wide_interval_lines(table) == [2, 3, 5, 9]

@@ -498,7 +498,32 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     if len(spread_table):
         notes.append(SPREAD_NOTE)
     notes += spread_notes
+    wide = wide_interval_lines(table)
+    if wide:
+        notes.append(f"line{'s' if len(wide) > 1 else ''} {', '.join(map(str, wide))}: the "
+                     f"95% interval spans at least {WIDE_SHARE:.0%} of the share's possible "
+                     f"range (0-100%), so 'inside' there says little (a user test, "
+                     f"2026-12-07, read such rows as passes); the virtual studies disagree "
+                     f"that much (their size, or with --uncertainty fit the fit's "
+                     f"parameter and between-study uncertainty): read the predicted value "
+                     f"and the observed percentile")
     return CheckResult(spec, study, table, long, tuple(notes), spread_table)
+
+
+#: a share's 95% interval at least this part of 0-100% wide is named as saying little
+WIDE_SHARE = 0.75
+
+
+def wide_interval_lines(table: pd.DataFrame) -> list:
+    """The ``line`` of each row of a check table, a share in percent (not a comparison),
+    whose 95% interval spans at least :data:`WIDE_SHARE` of 0-100%."""
+    lines = []
+    for row in table.itertuples():
+        comparison = isinstance(getattr(row, "comparison", ""), str) and row.comparison
+        if row.statistic == "percent" and not comparison and \
+                row.interval_high - row.interval_low >= 100 * WIDE_SHARE - 1e-9:
+            lines.append(row.line)
+    return lines
 
 
 #: what a check's spread rows are (in its notes when it has any)
