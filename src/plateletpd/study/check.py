@@ -519,9 +519,10 @@ def wide_interval_lines(table: pd.DataFrame) -> list:
     whose 95% interval spans at least :data:`WIDE_SHARE` of 0-100%."""
     lines = []
     for row in table.itertuples():
-        comparison = isinstance(getattr(row, "comparison", ""), str) and row.comparison
-        if row.statistic == "percent" and not comparison and \
-                row.interval_high - row.interval_low >= 100 * WIDE_SHARE - 1e-9:
+        comparison = getattr(row, "comparison", "")
+        compared = isinstance(comparison, str) and bool(comparison)
+        width = row.interval_high - row.interval_low
+        if row.statistic == "percent" and not compared and width >= 100 * WIDE_SHARE - 1e-9:
             lines.append(row.line)
     return lines
 
