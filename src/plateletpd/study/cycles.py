@@ -2,7 +2,8 @@
 cycle day, and eligibility judged on the simulated history.
 
 Cycle 1 is given on day 0. Cycle k+1 is planned ``cycle_days`` (cycle k's own length where
-the course lists one per cycle) after the day cycle k was actually given. With ``delay_below``, the count is judged on the planned day (or on the
+the course lists one per cycle) after the day cycle k was actually given. With
+``delay_below``, the count is judged on the planned day (or on the
 planned cycle's day ``judged_on_day``: a cycle whose chemotherapy follows some days of
 support is judged on the chemotherapy's day, as a protocol judges it): at or above
 the level the cycle is given; below it the cycle waits and the count is judged again every
