@@ -12,6 +12,7 @@ sets the parameter) and unknown or out-of-bound values are refused with the fix.
 """
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,22 @@ def test_a_fit_refuses_an_arm_value_of_a_parameter_it_sets(tmp_path):
     with pytest.raises(PlateletPDError, match=f"trial arm 'rhTPO 15000 U' of .* states its "
                                               f"own typical {NAME}"):
         load_fit_config(path)
+
+
+def test_the_arms_value_holds_in_a_replicate_with_drawn_parameters(tmp_path, typical):
+    # --uncertainty fit draws the fit's parameters and a new study's damage per replicate
+    # (study/uncertainty.py); the arm's stated value is the arm's, fixed: its patients are
+    # the stated value with the replicate's random effects, the other arms the drawn one's
+    from plateletpd.study.uncertainty import TrialUncertainty, _replicate_spec
+
+    spec = load_trial_spec(_write(tmp_path, _with_arm_value(5.5)), subjects=30)
+    _, drawn, _, replicate = _replicate_spec(spec, 3, TrialUncertainty.for_trial(spec))
+    drawn_damage = replicate.model.parameters[NAME].value
+    assert drawn_damage != typical and drawn_damage != 5.5   # a new study's draw
+    column = spec.model.parameter_names.index(NAME)
+    treated, untreated = replicate.patients(1)[:, column], replicate.patients(0)[:, column]
+    # the same random effects (the arm's own stream) around each typical value: a ratio
+    plain = replace(replicate, arms=tuple(replace(arm, typical=()) for arm in replicate.arms))
+    np.testing.assert_allclose(treated / plain.patients(1)[:, column], 5.5 / drawn_damage,
+                               rtol=1e-12)
+    np.testing.assert_array_equal(untreated, plain.patients(0)[:, column])
