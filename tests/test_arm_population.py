@@ -101,6 +101,8 @@ def test_the_report_and_provenance_state_the_arms_values(tmp_path, typical, caps
     (lambda text: _with_arm_value(5.0).replace(NAME + " = 5.0", "chemotherapy_sensitivty = 5.0"),
      ["chemotherapy_sensitivty", "did you mean", NAME]),
     (lambda text: _with_arm_value(1e6), ["outside its bounds", "(arm 'rhTPO 15000 U')"]),
+    (lambda text: _with_arm_value(5.0).replace(NAME + " = 5.0", "body_weight = 80.0"),
+     ["body_weight is a covariate", "[population] covariates"]),
     (lambda text: changed(_with_arm_value(5.0), "\n[trial]\n",
                           '\n[trial]\ndesign = "paired"\n'),
      ['design = "paired" simulates the same patients', 'design = "parallel"']),

@@ -592,13 +592,19 @@ def _row_patients(subjects: pd.DataFrame, spec: TrialSpec, trial_arm: str, data_
     cycle = data_cycle(spec, trial_arm, data_arm)
     if cycle is not None and f"cycle{cycle}_day" in arm:
         arm = arm[np.isfinite(arm[f"cycle{cycle}_day"].to_numpy(float))]
-    text = str(threshold or "").strip()
-    judged = next((c["name"] for c in spec.extra.get("composites", ())
-                   if text and c.get("data_threshold", "").strip() == text
-                   and (c.get("among") or c.get("among_none"))), None)
-    if judged is not None and judged in arm:
-        arm = arm[np.isfinite(arm[judged].to_numpy(float))]
+    answering = answering_composite(spec.extra.get("composites", ()), threshold)
+    if answering is not None and (answering.get("among") or answering.get("among_none")) \
+            and answering["name"] in arm:
+        arm = arm[np.isfinite(arm[answering["name"]].to_numpy(float))]
     return arm
+
+
+def answering_composite(composites, threshold) -> dict | None:
+    """The ``[[composite]]`` entry that answers the data rows with this ``threshold`` text
+    (its ``data_threshold``), or None."""
+    text = str(threshold or "").strip()
+    return next((c for c in composites if text and c.get("data_threshold")
+                 and c["data_threshold"].strip() == text), None)
 
 
 def _rows_filled(result, rows: pd.DataFrame, mapping, spec: TrialSpec) -> bool:
@@ -925,8 +931,8 @@ def row_reader(row, response: Mapping, course=None, composites=(), cycle: int | 
     if cycle is not None:
         return _cycle_reader(row, cycle, level)
     endpoint, statistic, day = row.endpoint, row.statistic, row.day
-    composite = next((c["name"] for c in composites if c.get("data_threshold") and
-                      c["data_threshold"].strip() == str(row.threshold or "").strip()), None)
+    answering = answering_composite(composites, row.threshold)
+    composite = None if answering is None else answering["name"]
     if composite is not None:
         scale = {"percent": 100.0, "proportion": 1.0}.get(statistic)
         if endpoint != "response_proportion" or scale is None or not math.isnan(day):

@@ -1720,6 +1720,12 @@ def _check_arm_typical(document: Document, arms: list, model: Model, trial: dict
     for index, design in enumerate(arms):
         where = ("arms", index, "typical")
         for name, value in design.typical:
+            if name in model.covariates:
+                raise document.fail(where, f"{name} is a covariate of {model.name}, not a "
+                                    f"parameter: an arm's own typical values are "
+                                    f"parameters; state covariates for every arm under "
+                                    f"[population] covariates (or vary them with "
+                                    f"[population] cv)")
             try:
                 model.check_parameter_names([name])
                 model.parameters[name].check(value, f" (arm {design.name!r})")
