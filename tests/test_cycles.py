@@ -370,7 +370,7 @@ def test_a_bad_course_is_a_clear_error(keywords, message):
     (HistoryRule("delayed_at_least", days=7, cycle=1), "cycle 1 is never delayed"),
     (HistoryRule("nadir_below", below=50, cycle=9), "cycle must be a whole number from 1 to 4"),
     (HistoryRule("below_for_days", below=50, days=3, every_days=3), "every_days .* is for "
-     "nadir_below rules"),
+     "nadir_below and fell_by_pct rules"),
     (HistoryRule("nadir_below", below=50, every_days=0.1), "every_days must be a positive "
      "multiple of the course's output step"),
     (HistoryRule("nadir_below", below=50, at_least=60), "at_least must be a count"),

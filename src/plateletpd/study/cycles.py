@@ -810,7 +810,8 @@ def _events(log: list) -> dict:
 
 
 #: the kinds of eligibility rule on the simulated history (see :class:`HistoryRule`)
-HISTORY_RULES = ("below_on_cycle_day", "below_for_days", "delayed_at_least", "nadir_below")
+HISTORY_RULES = ("below_on_cycle_day", "below_for_days", "delayed_at_least", "nadir_below",
+                 "fell_by_pct")
 
 
 @dataclass(frozen=True)
@@ -831,7 +832,13 @@ class HistoryRule:
       ("PLT < 75 at a routine count"), and the patient is enrolled on that count's day;
       with ``at_least``, the nadir must also be at or above it ("grade II-III": a nadir
       from 25 to below 75), which is known only once the cycle is over, so the rule is
-      settled at the end of that cycle's window (the next cycle's day).
+      settled at the end of that cycle's window (the next cycle's day);
+    * ``fell_by_pct``: in cycle ``cycle`` the count fell by more than ``pct`` percent of
+      its count on the day that cycle was given (before its dose): below ``(1 - pct / 100)``
+      times it, "a fall of more than 40% within 3 days of chemotherapy" (a user test's
+      sarcoma study, 2026-12-07); with ``days``, within that many days of the cycle's first
+      day; with ``every_days``, at a routine count (cycle days ``every_days``, 2
+      ``every_days``, ...); the patient is enrolled on the first such point.
 
     A patient is eligible when every rule holds; with ``group`` names, when the rules
     without a group and every rule of at least one group hold ("PLT < 100 and a nadir below
@@ -847,6 +854,7 @@ class HistoryRule:
     group: str = ""
     every_days: float | None = None
     at_least: float | None = None
+    pct: float | None = None
 
     @property
     def judged_cycle(self) -> int:
@@ -855,22 +863,28 @@ class HistoryRule:
 
     def problems(self, course: ChemotherapyCourse) -> list[str]:
         needs = {"below_on_cycle_day": ("below", "day"), "below_for_days": ("below", "days"),
-                 "delayed_at_least": ("days",), "nadir_below": ("below",)}
+                 "delayed_at_least": ("days",), "nadir_below": ("below",),
+                 "fell_by_pct": ("pct",)}
         if self.rule not in needs:
             return [(f"rule must be one of {', '.join(map(repr, HISTORY_RULES))}, got "
                      f"{self.rule!r}")]
         problems = [f"a {self.rule} rule needs {key} (a positive number)"
                     for key in needs[self.rule]
                     if not _positive(getattr(self, key), zero_ok=key == "day")]
+        if self.rule == "fell_by_pct":
+            problems += self._fall_problems()
+        elif self.pct is not None:
+            problems.append(f"pct (a fall from the cycle's first-day count) is for fell_by_pct "
+                            f"rules, not {self.rule}: remove it")
         if not (isinstance(self.judged_cycle, int)
                 and 1 <= self.judged_cycle <= course.cycles):
             problems.append(f"cycle must be a whole number from 1 to {course.cycles} (the "
                             f"course's cycles), got {self.cycle!r}")
         if self.every_days is not None:
             steps = self.every_days * course.points_per_day
-            if self.rule != "nadir_below":
-                problems.append(f"every_days (routine counts) is for nadir_below rules, not "
-                                f"{self.rule}: remove it")
+            if self.rule not in ("nadir_below", "fell_by_pct"):
+                problems.append(f"every_days (routine counts) is for nadir_below and "
+                                f"fell_by_pct rules, not {self.rule}: remove it")
             elif not (_positive(self.every_days) and abs(steps - round(steps)) < 1e-9):
                 problems.append(f"every_days must be a positive multiple of the course's "
                                 f"output step (1/{course.points_per_day:g} day), got "
@@ -890,6 +904,22 @@ class HistoryRule:
                             "the cycle after the first)")
         return problems
 
+    def _fall_problems(self) -> list[str]:
+        """A fall rule's own keys: ``pct`` below 100 (a fall of 100% or more is never seen),
+        ``days`` optional, no level of its own."""
+        problems = []
+        if _positive(self.pct) and self.pct >= 100:
+            problems.append(f"pct must be a percentage below 100 (a fall of 40% is pct = "
+                            f"40), got {self.pct!r}")
+        given = [key for key in ("below", "day", "at_least") if getattr(self, key) is not None]
+        if given:
+            problems.append(f"a fell_by_pct rule judges the fall from the count on the "
+                            f"cycle's first day, so it takes pct (and days, every_days, "
+                            f"cycle), not {', '.join(given)}: remove "
+                            f"{'it' if len(given) == 1 else 'them'}, or add a second rule "
+                            f"for a level")
+        return problems
+
     def holds(self, result: CourseResult) -> np.ndarray:
         """Which patients of ``result`` meet the rule."""
         c = self.judged_cycle - 1
@@ -903,6 +933,8 @@ class HistoryRule:
                 / result.course.points_per_day >= self.days - 1e-9
         if self.rule == "delayed_at_least":
             return result.delay[:, c] >= self.days
+        if self.rule == "fell_by_pct":
+            return self._fallen(result).any(axis=1)
         if self.every_days is not None:
             return self._routine_below(result).any(axis=1)
         nadir = result.nadir(self.judged_cycle)
@@ -919,6 +951,40 @@ class HistoryRule:
                         * result.course.points_per_day).astype(np.int64)
         routine = inside & (since > 0) & (since % steps == 0)
         return routine & (result.platelets < self.below)
+
+    def _fall_points(self, result: CourseResult) -> tuple[np.ndarray, np.ndarray]:
+        """The grid points a fall rule judges (the judged cycle's, after its first day,
+        within ``days`` of it, at its routine counts with ``every_days``) and each
+        patient's count on the cycle's first day (NaN: the cycle was not given)."""
+        start, inside = result._window(self.judged_cycle)
+        given = np.isfinite(start)
+        first = values_at(result.times, result.platelets, np.where(given, start, 0.0))
+        since = result.times[None, :] - np.where(given, start, 0.0)[:, None]
+        judged = inside & given[:, None] & (since > 1e-9)
+        if self.days is not None:
+            judged &= since <= self.days + 1e-9
+        if self.every_days is not None:
+            steps = int(round(self.every_days * result.course.points_per_day))
+            points = np.rint(since * result.course.points_per_day).astype(np.int64)
+            judged &= points % steps == 0
+        return judged, np.where(given, first, np.nan)
+
+    def _fallen(self, result: CourseResult) -> np.ndarray:
+        """The judged points (:meth:`_fall_points`) where the count is below
+        ``1 - pct / 100`` times the count on the cycle's first day."""
+        judged, first = self._fall_points(result)
+        with np.errstate(invalid="ignore"):
+            return judged & (result.platelets < ((1.0 - self.pct / 100.0) * first)[:, None])
+
+    def largest_fall(self, result: CourseResult) -> np.ndarray:
+        """Each patient's largest fall over the judged points, in percent of the count on
+        the cycle's first day (NaN: the cycle was not given): what a fall rule that enrols
+        nobody could have asked for."""
+        judged, first = self._fall_points(result)
+        lowest = np.where(judged, result.platelets, np.inf).min(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fall = 100.0 * (1.0 - lowest / first)
+        return np.where(np.isfinite(fall), fall, np.nan)
 
     def _below(self, result: CourseResult) -> np.ndarray:
         """The grid points with the count below ``below``: anywhere, or with ``cycle``
@@ -947,6 +1013,9 @@ class HistoryRule:
         elif self.rule == "delayed_at_least":
             day = result.cycle_day[:, c - 1] + result.course.length(c - 1) \
                 + result.course.judged_after + self.days
+        elif self.rule == "fell_by_pct":
+            fallen = self._fallen(result)
+            day = np.where(fallen.any(axis=1), result.times[np.argmax(fallen, axis=1)], np.nan)
         elif self.every_days is not None:
             below = self._routine_below(result)
             day = np.where(below.any(axis=1), result.times[np.argmax(below, axis=1)], np.nan)
@@ -1034,6 +1103,10 @@ def screen(result: CourseResult, rules: tuple[HistoryRule, ...]) -> tuple[np.nda
         counts.append({"rule": describe(rule), "meets": int(meets.sum()),
                        "remaining": int(remaining.sum()), "screened": len(eligible),
                        "failed": int(result.failed.sum())})
+        if rule.rule == "fell_by_pct":  # how far the screened fell: a rule nobody meets
+            falls = rule.largest_fall(result)[~result.failed]
+            if np.isfinite(falls).any():
+                counts[-1]["largest_fall_pct"] = float(np.nanmax(falls))
 
     for rule in common:
         meets = rule.holds(result) & ~result.failed
@@ -1062,6 +1135,12 @@ def describe(rule: HistoryRule) -> str:
         return f"PLT < {rule.below:g} for >= {rule.days:g} days{where}{group}"
     if rule.rule == "delayed_at_least":
         return f"cycle {rule.judged_cycle} delayed >= {rule.days:g} days{group}"
+    if rule.rule == "fell_by_pct":
+        within = "" if rule.days is None else f" within {rule.days:g} days"
+        routine = "" if rule.every_days is None else \
+            f" at a routine count (every {rule.every_days:g} days)"
+        return (f"PLT fell by more than {rule.pct:g}% of its count on the first day of cycle "
+                f"{rule.judged_cycle}{within}{routine}{group}")
     if rule.every_days is not None:
         return (f"PLT < {rule.below:g} at a routine count (every {rule.every_days:g} days) "
                 f"in cycle {rule.judged_cycle}{group}")

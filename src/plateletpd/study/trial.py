@@ -171,6 +171,7 @@ _ELIGIBILITY = Table({
         "cycle": Field(whole=True, what="a cycle number from 1"),
         "every_days": Field(unit="days"),
         "at_least": Field(low_included=True, unit="10^9/L"),
+        "pct": Field(high=100.0, unit="%", what="a percentage fall (0 to below 100)"),
         "group": Field("text", default="", what="a group name: the rules of one group "
                        "must all hold, and one group is enough (rules without a group hold "
                        "for every group)")},
@@ -2096,8 +2097,11 @@ def _count_screening(screening: dict, arm: str, rows) -> None:
     for row in rows:
         total = screening.setdefault(arm, {}).setdefault(
             row["rule"], {"meets": 0, "remaining": 0, "screened": 0, "failed": 0})
-        for key in total:
+        for key in ("meets", "remaining", "screened", "failed"):
             total[key] += row[key]
+        if "largest_fall_pct" in row:  # a fall rule: the largest fall of any chunk
+            total["largest_fall_pct"] = max(total.get("largest_fall_pct", -math.inf),
+                                            row["largest_fall_pct"])
 
 
 class CycleLengthWarning(UserWarning):
@@ -2221,9 +2225,14 @@ def _nobody_enrolled(spec: TrialSpec, design: ArmDesign, screened: int, invalid:
                            for rule, c in (rules or {}).items())
         excluding = next((rule for rule, c in (rules or {}).items() if c["remaining"] == 0),
                          None)
+        fall = (rules or {}).get(excluding, {}).get("largest_fall_pct")
         return (f"{where} ({invalid} with parameters outside the model's bounds): "
                 + (f"the [[eligibility]] rule \"{excluding}\" excluded everyone left "
                    f"({counts}); " if excluding else "every simulation failed; ")
+                + (f"the largest fall it judged in any screened patient was {fall:.1f}% "
+                   f"(the count falls no faster than platelets leave the blood, so a large "
+                   f"fall within a few days may be out of the model's reach); "
+                   if fall is not None else "")
                 + "loosen the rule, lengthen [chemotherapy] follow_up_days, give more "
                   "chemotherapy, or screen more patients (--n)")
     if design.entry_below is None:
