@@ -30,10 +30,13 @@ def test_a_one_cycle_trial_with_stops_and_a_transfusion_trigger(tmp_path):
         "- rhTPO 15000 U: treatment `rhTPO 15000 U` from day 0, the first treatment morning "
         "(daily); stopped at the first morning count >= 100 or a rise >= 50 over the count "
         "at the start, at most 14 days; enrolled on a count below 75 (at its crossing); "
-        "treated 1 day(s) later; transfused (`platelet_transfusion 1 dose`) at a visit count "
+        "treated 1 day later; transfused (`platelet_transfusion 1 dose`) at a visit count "
         "below 10.")
-    assert lines["untreated"].startswith("- untreated: no treatment from day 0; enrolled on "
-                                         "a count below 75 (at its crossing)")
+    # an untreated arm is not "treated" later (a user test, 2026-12-07)
+    assert lines["untreated"] == (
+        "- untreated: no treatment from day 0; enrolled on a count below 75 (at its "
+        "crossing); day 0 1 day later; transfused (`platelet_transfusion 1 dose`) at a visit "
+        "count below 10.")
 
 
 def test_dose_rules_and_a_baseline_entry_without_chemotherapy():
@@ -56,3 +59,25 @@ def test_a_dose_on_its_own_days_on_a_course():
         "treatment morning (each dose on its own days)")
     assert "enrolled by the trial's [[eligibility]] rules on the untreated course" in \
         lines["observation"]
+
+
+def test_a_course_without_eligibility_rules_enrols_everyone_in_words(tmp_path):
+    # trials/soff2019_romiplostim.toml with its [[eligibility]] rules removed: a course that
+    # enrols everyone on its first day is not said to enrol "by the trial's rules" (a user
+    # test, 2026-12-07, read that of a self-controlled file with no rules)
+    text = (ROOT / "trials" / "soff2019_romiplostim.toml").read_text()
+    kept, skipping = [], False
+    for line in text.splitlines():
+        if line.strip() == "[[eligibility]]":
+            skipping = True
+            continue
+        if skipping and line.startswith("["):
+            skipping = False
+        if not skipping:
+            kept.append(line)
+    path = tmp_path / "no_rules.toml"
+    path.write_text("\n".join(kept) + "\n")
+    lines = _lines(load_trial_spec(path))
+    assert "everyone enrolled on the course's first day (no [[eligibility]] rules)" in \
+        lines["observation"]
+    assert "by the trial's [[eligibility]] rules" not in lines["observation"]

@@ -326,6 +326,9 @@ TRIAL_SCHEMA = Table({
         # the threshold text of the data rows (response_proportion) this composite answers
         "data_threshold": Field("text", default="")}, many=True, single_ok=True),
     "response": Table({
+        # false: the study defines no response (a prevention study's arms judged by their
+        # nadirs, transfusions and incidences): no rule is given, none is printed
+        "defined": Field("boolean", default=True),
         # no defaults: an omitted rule is absent (docs/trial_files.md); at least one needed
         "threshold": Field(may_be_false=True, unit="10^9/L"),
         "rise": Field(may_be_false=True, unit="10^9/L"),
@@ -673,14 +676,19 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
     _check_arm_typical(document, arms, model, trial, groups,
                        population["anchor"]["parameter"] if "anchor" in given else None)
     response = checked["response"]
-    if response["threshold"] is None and response["rise"] is None and \
-            response["rise_fold"] is None:
-        if any(arm.treatment for arm in arms):
+    given = [key for key in ("threshold", "rise", "rise_fold") if response[key] is not None]
+    if not response["defined"] and given:
+        raise fail(("response", "defined"), f"defined = false says the study defines no "
+                   f"response, but {given[0]} = {response[given[0]]:g} is given: remove "
+                   f"defined = false to judge that rule, or remove {', '.join(given)}",
+                   table=True)
+    if not given:
+        if any(arm.treatment for arm in arms) and response["defined"]:
             raise fail(("response",), "needs a threshold, a rise, a rise_fold or several (an "
                        "omitted rule is absent), got none; write e.g. threshold = 100 and "
-                       "rise = 50. A study that defines no response: write the rule you "
-                       "will not read (e.g. threshold = 100, by_day = 14) and say so in a "
-                       "comment; the nadir, days below a level, times to a level and counts "
+                       "rise = 50. A study that defines no response (a prevention study "
+                       "judged by its nadirs, transfusions or incidences): write defined = "
+                       "false; the nadir, days below a level, times to a level and counts "
                        "at chosen days (summary.csv, patients.csv, at_visits) do not "
                        "depend on it", table=True)
         # no arm is treated from entry (a course with supportive doses only, a natural
@@ -2802,7 +2810,7 @@ def group_table(result: TrialResult) -> pd.DataFrame:
     if not result.spec.variability.groups:
         return pd.DataFrame()
     s = subgroup_summary(result, "population_group")
-    treated = any(design.treatment for design in result.spec.arms)
+    treated = response_shown(result.spec)
     table = pd.DataFrame({"arm": s.arm, "group": s.population_group, "enrolled": s.enrolled,
                           "mean PLT at start": s.mean_platelets_at_start.round(1)})
     if treated:
@@ -2815,7 +2823,7 @@ def arm_table(result: TrialResult) -> pd.DataFrame:
     numbers); the trial's own response endpoints (a sustained response, counts at chosen
     visits) follow the fixed columns."""
     s = result.summary
-    treated = any(design.treatment for design in result.spec.arms)
+    treated = response_shown(result.spec)
     columns = {
         "enrolled": s.enrolled,
         # the enrolled patients' count on the first treatment morning: the baseline a
@@ -2995,7 +3003,7 @@ def _report(result: TrialResult, record: dict) -> str:
          f"## Differences (each arm against its versus arm, else {spec.reference_arm})") + (
             " (paired: the same patients in every arm)"
             if spec.extra.get("design") == "paired" else ""), "", "```",
-        _difference_table(result.differences, any(design.treatment for design in spec.arms))
+        _difference_table(result.differences, response_shown(spec))
         .to_string(index=False)
         if len(result.differences) else "(none)", "```", "",
         *([NON_RANDOMISED if not any(arm.typical for arm in spec.arms) else
@@ -3250,14 +3258,24 @@ def arm_design_lines(spec: TrialSpec) -> list[str]:
             if design.entry_between is not None:
                 entry += (f", the count at entry from {design.entry_between[0]:g} to below "
                           f"{design.entry_between[1]:g}")
-            parts.append(f"enrolled on {entry}; treated "
-                         + ("the same day" if design.start_delay == 0 else
-                            f"{design.start_delay:g} day(s) later"))
+            # an untreated arm is not "treated" later: its day 0 is (a user test, 2026-12-07)
+            later = ("the same day" if design.start_delay == 0 else
+                     f"{design.start_delay:g} day{'' if design.start_delay == 1 else 's'} "
+                     f"later")
+            parts.append(f"enrolled on {entry}; "
+                         + (f"treated {later}" if design.treatment else
+                            f"day 0 {later}" if design.start_delay else "day 0 the same day"))
         else:
             own = design.name in (spec.extra.get("arm_eligibility") or {})
-            parts.append("enrolled by " + ("its own [[arms.eligibility]] rules" if own else
-                                           "the trial's [[eligibility]] rules")
-                         + " on the untreated course")
+            # a course without rules enrols everyone on its first day (a user test,
+            # 2026-12-07, read "enrolled by the trial's [[eligibility]] rules" of a file
+            # that had none)
+            parts.append("enrolled by its own [[arms.eligibility]] rules on the untreated "
+                         "course" if own else
+                         "enrolled by the trial's [[eligibility]] rules on the untreated "
+                         "course" if spec.extra.get("eligibility") else
+                         "everyone enrolled on the course's first day (no [[eligibility]] "
+                         "rules)")
         if design.rescue is not None:
             rescue = design.rescue
             parts.append(f"transfused (`{rescue.dose}`) at a visit count below "
@@ -3303,7 +3321,19 @@ def course_table(result: TrialResult, cycles_only: bool = False) -> pd.DataFrame
     return s[columns].round(1)
 
 
+def response_shown(spec) -> bool:
+    """Whether the report and the printed tables show a response: some arm is treated from
+    entry and the file defines one (``[response] defined = false``: a prevention study
+    judged by its nadirs and transfusions; a user test, 2026-12-07, read "response 0%"
+    and "400 of 400 already >= 80 at day 0, non-responders" of such a study)."""
+    return any(design.treatment for design in spec.arms) and \
+        spec.response.get("defined", True)
+
+
 def _rule_text(response: dict) -> str:
+    if not response.get("defined", True):
+        return ("none defined by the study (summary.csv's response columns are at PLT >= "
+                f"{response['threshold']:g} by day {response['by_day']:g}, not printed)")
     rules = [f"PLT >= {response['threshold']:g}"] if response.get("threshold") else []
     rules += [f"a rise >= {response['rise']:g}"] if response.get("rise") else []
     rules += ([f"at least {response['rise_fold']:g} times the day-0 count"]
