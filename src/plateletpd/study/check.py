@@ -368,7 +368,9 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                         min(used_before, len(other))
                 (values[index, replicate], differences[index][replicate],
                  arm_values[index][replicate]) = comparison_z(
-                    readers[index], versus_readers[index], arm.iloc[:size], other, generator)
+                    readers[index], versus_readers[index], arm.iloc[:size], other, generator,
+                    same_patients=row.versus != BASELINE
+                    and mapping[row.versus] == mapping[row.arm])
             else:
                 values[index, replicate] = readers[index](arm.iloc[:size])
             for position in spread_of.get(index, ()):
@@ -384,9 +386,13 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     for index, row in enumerate(rows.itertuples()):
         if index not in versus_readers:
             continue
+        same = row.versus != BASELINE and mapping[row.versus] == mapping[row.arm]
         table.loc[index, "reading"] = (f"z of the difference {row.arm} - {row.versus} in "
-                                       f"{table.reading[index]} (bootstrap standard error "
-                                       f"within each virtual study); observed: "
+                                       f"{table.reading[index]} ("
+                                       + ("paired bootstrap over the same patients, one "
+                                          "trial arm read twice" if same else
+                                          "bootstrap standard error within each virtual "
+                                          "study") + "); observed: "
                                        + (f"0, no difference at P {row.value:g}"
                                           if row.comparison == "no_difference" else
                                           f"the z of the published two-sided P "
@@ -1559,15 +1565,21 @@ def _comparison_key(row) -> int:
 
 
 def comparison_z(read: Reader, read_versus: Reader, arm: pd.DataFrame,
-                 versus: pd.DataFrame | None, generator: np.random.Generator
-                 ) -> tuple[float, float, tuple[float, float]]:
+                 versus: pd.DataFrame | None, generator: np.random.Generator,
+                 same_patients: bool = False) -> tuple[float, float, tuple[float, float]]:
     """(z, difference, (arm's value, versus's value)) of a comparison row in one virtual
     study: the difference of the row's statistic between ``arm`` and ``versus`` (each read
     by its reader: any statistic a check reads, a mean, a median, a Kaplan-Meier median or
     a proportion) over its standard error from :data:`COMPARISON_RESAMPLES` bootstrap
     resamples of each arm's patients, as the study's own test would judge it at its size.
     ``versus`` None: against the same patients (``versus = baseline``), one resample of
-    them for both readings (the paired test). NaN where either arm has no value."""
+    them for both readings (the paired test). ``same_patients``: ``arm`` and ``versus`` are
+    two readings of one trial arm's patients (a self-controlled study's two cycles, its
+    data arms mapped to one trial arm), so one resample of those patients (by their rows'
+    labels: a patient in both tables is drawn into both at once) serves both readings, as
+    the study's paired test does (a user test, 2026-12-07: Vadhan-Raj 2000's P values
+    between cycle 1 and cycle 2 were judged as if from two groups). NaN where either arm
+    has no value."""
     paired = versus is None  # against the same patients' baseline
     versus = arm if paired else versus
     first, second = read(arm), read_versus(versus)
@@ -1585,6 +1597,17 @@ def comparison_z(read: Reader, read_versus: Reader, arm: pd.DataFrame,
 
     if paired:  # one resample of the patients for both readings: the change's spread
         variance = spread(arm, lambda t: read(t) - read_versus(t))
+    elif same_patients:  # two readings of one arm's patients: resample them together
+        labels = arm.index.union(versus.index)
+        in_arm, in_versus = labels.isin(arm.index), labels.isin(versus.index)
+        draws = []
+        for _ in range(COMPARISON_RESAMPLES):
+            drawn = generator.integers(0, len(labels), len(labels))
+            draws.append(read(arm.loc[labels[drawn[in_arm[drawn]]]])
+                         - read_versus(versus.loc[labels[drawn[in_versus[drawn]]]]))
+        draws = np.asarray(draws, dtype=float)
+        draws = draws[np.isfinite(draws)]
+        variance = float(np.var(draws, ddof=1)) if draws.size > 1 else math.nan
     else:
         variance = spread(arm, read) + spread(versus, read_versus)
     error = math.sqrt(variance) if math.isfinite(variance) else math.nan
