@@ -253,3 +253,32 @@ def test_rows_whose_calibrated_interval_covers_the_whole_range_are_named():
     endpoints = ["response_proportion", "incidence_proportion", "nadir_plt",
                  "response_proportion"]
     assert whole_range_lines(widened, endpoints) == [1]
+
+
+def test_rows_inside_only_by_widening_to_the_floor_are_named():
+    # a user test of 2026-12-07 (Vadhan-Raj 2000's mean nadir 20 against a prediction of 57
+    # [22.4, 99.6], inside the widened [0, 172.5]): a row below the model's own interval that
+    # the widening reached only by running to the endpoint's floor cannot fail downward.
+    # Not named: a row inside the model's own interval (2), a row above the prediction (3),
+    # a widened interval that stops above the floor (4), an unbounded endpoint (5), a row
+    # outside even widened (6)
+    from plateletpd.study.interval_calibration import floor_lines
+
+    table = pd.DataFrame({"line": [1, 2, 3, 4, 5, 6],
+                          "endpoint": ["nadir_plt", "nadir_plt", "nadir_plt", "nadir_plt",
+                                       "plt_change_from_baseline", "nadir_plt"],
+                          "observed": [20.0, 30.0, 150.0, 20.0, -40.0, 20.0],
+                          "interval_low": [22.4, 22.4, 22.4, 22.4, -20.0, 22.4]})
+    widened = pd.DataFrame({"line": table.line,
+                            "calibrated_low": [0.0, 0.0, 0.0, 5.0, -80.0, 0.0],
+                            "inside_calibrated": [True, True, True, True, True, False]})
+    assert floor_lines(widened, table) == [1]
+
+
+def test_the_calibrated_line_leads_with_the_models_own_count():
+    from plateletpd.study.interval_calibration import CheckAgainstRecord
+
+    text = CheckAgainstRecord(2.72, 8, 3, 6, 0).text()
+    assert text.startswith("3 of 8 rows lie inside their prediction intervals as the model "
+                           "makes them, 6 of 8 widened by the validation record's factor "
+                           "2.72")

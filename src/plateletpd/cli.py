@@ -597,7 +597,11 @@ def _check_against_record(spec, result):
     ``calibrated_high``, ``inside_calibrated``)."""
     from dataclasses import replace
 
-    from plateletpd.study.interval_calibration import check_against_record, whole_range_lines
+    from plateletpd.study.interval_calibration import (
+        check_against_record,
+        floor_lines,
+        whole_range_lines,
+    )
     from plateletpd.study.trial import _non_default_fit
     from plateletpd.study.validation_results import record_for
 
@@ -620,6 +624,13 @@ def _check_against_record(spec, result):
               f"calibrated interval covers the endpoint's whole range (0-100%), so 'inside' "
               f"there cannot fail and says nothing about the model; read the model's own "
               f"interval", file=sys.stderr)
+    floored = [line for line in floor_lines(widened, result.table) if line not in whole]
+    if floored:
+        print(f"note: line{'s' if len(floored) > 1 else ''} {', '.join(map(str, floored))}: "
+              f"inside only because the calibrated interval was widened down to the "
+              f"endpoint's floor (0), below a published value under the model's own "
+              f"interval: such a row cannot fail downward; the model's own interval "
+              f"misses it", file=sys.stderr)
     table = result.table.assign(**{column: widened[column].to_numpy() for column in
                                    ("calibrated_low", "calibrated_high",
                                     "inside_calibrated")})
