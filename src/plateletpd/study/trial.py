@@ -1517,9 +1517,46 @@ def _check_doses(model: Model, design: ArmDesign) -> None:
                 f"model {model.name!r} cannot be dosed with (it takes: "
                 f"{', '.join(names)}); remove rescue from the arm, or use a model with a "
                 f"platelet transfusion (cit_marrow_reserve)")
-    expand(as_regimen(_arm_regimen(design)), model.dose_targets, {
+    regimen = as_regimen(_arm_regimen(design))
+    known = {name.lower() for target in model.dose_targets
+             for name in (target.name, *target.aliases)}
+    for dose in regimen.doses:
+        elsewhere = [] if dose.drug.lower() in known else _models_dosing(dose.drug)
+        if elsewhere:
+            # a drug of another bundled model: say so rather than suggest a look-alike name
+            # (a user test, 2026-12-07: "eltrombopag" in the ITP model was answered "did you
+            # mean 'hetrombopag'?", a drug dosed about ten times lower)
+            from plateletpd.errors import RegimenError
+
+            raise RegimenError(
+                f"unknown drug {dose.drug!r} for model {model.name!r}, which can be dosed "
+                f"with: {', '.join(t.name for t in model.dose_targets)}; {dose.drug!r} is a "
+                f"drug of the bundled model{'s' if len(elsewhere) > 1 else ''} "
+                f"{', '.join(elsewhere)}: run the study on "
+                f"{'one of them' if len(elsewhere) > 1 else 'it'} ([trial] model = "
+                f"\"{elsewhere[0]}\"), or write this model's drug with a dose conversion "
+                f"you state and source (drugs differ in potency: no conversion is implied)")
+    expand(regimen, model.dose_targets, {
         c: (model.covariates[c].default or 1.0) for c in model.covariates})
     resolve_treatment(model, design)  # the dose rules' drugs, steps and bounds
+
+
+def _models_dosing(drug: str) -> list[str]:
+    """The bundled models (by name) with a dose target or alias ``drug`` (any case), read
+    from their files as data (TOML, never run)."""
+    import tomllib
+
+    from plateletpd.io.files import bundled_folder
+
+    found = []
+    for path in sorted(bundled_folder("models").glob("*.toml")):
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+        names = {str(name).lower() for key, entry in (document.get("doses") or {}).items()
+                 for name in (key, *((entry or {}).get("aliases") or ()))}
+        if drug.lower() in names:
+            found.append(str((document.get("model") or {}).get("name", path.stem)))
+    return found
 
 
 # ====================================================================== running
