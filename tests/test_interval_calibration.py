@@ -282,3 +282,21 @@ def test_the_calibrated_line_leads_with_the_models_own_count():
     assert text.startswith("3 of 8 rows lie inside their prediction intervals as the model "
                            "makes them, 6 of 8 widened by the validation record's factor "
                            "2.72")
+
+
+def test_a_record_too_small_for_a_factor_gives_an_open_interval_without_warnings():
+    # the ITP record (18 rows no fit saw, 5 studies; a user test of 2026-12-07 saw numpy
+    # warn "invalid value encountered in subtract" on every ITP trial): resamples of fewer
+    # than 19 rows have no factor (inf), and the bootstrap's bounds between them are inf,
+    # not NaN; a record of 20 rows per study keeps finite, interpolated bounds
+    import warnings
+
+    from plateletpd.study.interval_calibration import factor_interval
+
+    small = pd.DataFrame({"trial": ["a"] * 9 + ["b"] * 9, "error": np.linspace(0.2, 3.0, 18)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert factor_interval(small, resamples=200) == (math.inf, math.inf)
+    large = pd.DataFrame({"trial": ["a"] * 20 + ["b"] * 20, "error": np.linspace(0.2, 3.0, 40)})
+    low, high = factor_interval(large, resamples=200)
+    assert 1.0 <= low <= high < math.inf

@@ -285,8 +285,12 @@ def factor_interval(rows: pd.DataFrame, level: float = LEVEL,
     factors = np.array([conformal_factor(np.concatenate(
         [groups[i] for i in generator.integers(0, len(groups), len(groups))]), level)
         for _ in range(resamples)])
-    low, high = np.percentile(factors, [2.5, 97.5])
-    return float(low), float(high)
+    # a resample of too few rows has no factor (inf): between two such the percentile's
+    # interpolation would be inf - inf (numpy warned on every ITP trial, a user test of
+    # 2026-12-07); that bound is then inf, and finite resamples are interpolated as before
+    with np.errstate(invalid="ignore"):
+        low, high = np.percentile(factors, [2.5, 97.5])
+    return tuple(math.inf if np.isnan(bound) else float(bound) for bound in (low, high))
 
 
 def calibrate_intervals(table: pd.DataFrame, roles=TESTING_ROLES,
