@@ -133,9 +133,21 @@ def test_a_cycle_judged_on_its_chemotherapy_day_is_the_same_course_shifted(cohor
     np.testing.assert_array_equal(shifted.cycle_day, result.cycle_day)
     np.testing.assert_array_equal(shifted.delay, result.delay)
     np.testing.assert_array_equal(shifted.dose, result.dose)
+    # the last cycle is followed follow_up_days from its chemotherapy: the shifted grid is
+    # five days longer, and from day 5 on it is the whole of COURSE's
     five = 5 * COURSE.points_per_day
-    np.testing.assert_allclose(shifted.platelets[:, five:], result.platelets[:, :-five],
+    assert shifted.platelets.shape[1] == result.platelets.shape[1] + five
+    np.testing.assert_allclose(shifted.platelets[:, five:], result.platelets,
                                rtol=1e-4, atol=1e-3)
+    # each cycle is read from its chemotherapy to the next cycle's (a user test, 2026-12-07:
+    # read from the cycle's first day, a cycle's nadir and days below took in the previous
+    # cycle's tail): every cycle's readings are COURSE's
+    for cycle in range(1, 5):
+        ours = shifted.readings(cycle, (50, 100), (100,))
+        theirs = result.readings(cycle, (50, 100), (100,))
+        for key in theirs:
+            np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-4, atol=1e-3,
+                                       err_msg=f"cycle {cycle} {key}")
     # judged on the cycle's first day instead (16 days after the chemotherapy, near the
     # nadir) the same course is delayed more: the rule is not vacuous here
     early = run(cohort, ChemotherapyCourse(

@@ -5,7 +5,7 @@ abstract e24171; models/cit_marrow_reserve.md, "Out of sample: rhTPO by the rate
 decline").
 
 Properties that could fail: the patients enrolled and their enrolment days are those of a
-plain-loop replay of each patient's own counts (the count on the cycle's first day, the
+plain-loop replay of each patient's own counts (the count on the cycle's chemotherapy day, the
 later grid points within ``days`` of it, the first below ``1 - pct / 100`` times it); at
 routine counts, only those days count; a larger fall enrols a subset of the patients, never
 earlier; the largest fall the rule reports is the edge between a rule someone meets and one
@@ -28,7 +28,8 @@ from plateletpd.study.cycles import HistoryRule, describe, screen
 
 def replay(result, pct, cycle, days=None, every=None):
     """Per patient, the day of the first judged count below (1 - pct/100) x the count on
-    the cycle's first day (NaN: none), from the patient's own counts with plain loops."""
+    the cycle's chemotherapy day (its first day here; NaN: none), from the patient's own
+    counts with plain loops."""
     start_days, end_days = result.window_days(cycle)
     entry = np.full(len(result.platelets), np.nan)
     for patient, course in enumerate(result.platelets):
@@ -92,10 +93,10 @@ def test_the_largest_fall_reported_separates_a_rule_met_from_one_nobody_meets(re
 
 def test_a_fall_rule_in_words():
     assert describe(HistoryRule("fell_by_pct", pct=40, days=3.0)) == (
-        "PLT fell by more than 40% of its count on the first day of cycle 1 within 3 days")
+        "PLT fell by more than 40% of its count on the chemotherapy day of cycle 1 within 3 days")
     assert describe(HistoryRule("fell_by_pct", pct=50, cycle=2, every_days=1.0,
                                 group="a")) == (
-        "PLT fell by more than 50% of its count on the first day of cycle 2 at a routine "
+        "PLT fell by more than 50% of its count on the chemotherapy day of cycle 2 at a routine "
         "count (every 1 days) (group a)")
 
 
@@ -168,5 +169,5 @@ def test_a_trial_enrols_by_a_fall_and_its_report_names_the_rule(tmp_path):
     path.write_text(TRIAL.format(pct=20))
     assert main(["trial", str(path), "--out", str(tmp_path / "out")]) == 0
     report = Path(tmp_path / "out" / "report.md").read_text()
-    assert "PLT fell by more than 20% of its count on the first day of cycle 1 within 3 " \
+    assert "PLT fell by more than 20% of its count on the chemotherapy day of cycle 1 within 3 " \
         "days" in report

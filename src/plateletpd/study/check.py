@@ -827,7 +827,7 @@ def _cycle_reader(row, cycle: int, level: float | None) -> Reader | str:
                       f"given it")
     if row.endpoint == "time_to_threshold_days":
         # a self-controlled study's "recovery time" of a cycle (Xiao 2016: 19.4 against
-        # 13.4 days): from the cycle's first day back to the level after its nadir
+        # 13.4 days): from the cycle's chemotherapy back to the level after its nadir
         stated = stated_level(row.threshold)
         stated = stated if stated is not None else level
         if stated not in RECOVERY_LEVELS:

@@ -31,6 +31,7 @@ stage to the last re-check; with 63 days of re-checks about a third less time).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -61,6 +62,17 @@ from plateletpd.study.endpoints import RECOVERY_LEVELS
 
 #: event kinds of a course's event log
 CYCLE_EVENTS = ("delayed", "dose reduced", "resumed", "abandoned")
+
+
+@functools.lru_cache(maxsize=256)
+def _first_day(regimen: str) -> float:
+    """The first dose's day of a regimen text, in days from its day 1 (0 for "d1" or no
+    day; 0 where the text cannot be read: the course's own check names it)."""
+    try:
+        doses = as_regimen(regimen).doses
+    except PlateletPDError:
+        return 0.0
+    return float(min((min(dose.times) for dose in doses if dose.times), default=0.0))
 
 
 def _positive(value, zero_ok: bool = False) -> bool:
@@ -249,6 +261,15 @@ class ChemotherapyCourse:
                  for a, b, regimen, days in runs]
         return f"{self.cycles} cycles ({'; '.join(parts)})"
 
+    @property
+    def offsets(self) -> np.ndarray:
+        """Each cycle's first chemotherapy day, in days from the cycle's first day (0 for a
+        regimen on its day 1; 5 for "chemotherapy 1 dose d6", a cycle begun five days
+        before its chemotherapy so that a drug can be given first): a cycle's readings (its
+        nadir, days below, recovery, transfusions) run from its chemotherapy to the next
+        cycle's, so the days before are not counted in them."""
+        return np.array([_first_day(text) for text in self.regimens])
+
     def late(self, delay: np.ndarray) -> np.ndarray:
         """Which delays (days; inf: never given) make a cycle late: any positive delay, or
         with ``late_from_days`` one of at least that many days."""
@@ -274,8 +295,10 @@ class ChemotherapyCourse:
         wait = self.checks[-1] if self.delay_below is not None else 0.0
         if isinstance(self.cycle_days, tuple):
             return (float(np.sum(self.lengths[:-1])) + (self.cycles - 1) * wait
-                    + self.follow_up_days)
-        return (self.cycles - 1) * (self.cycle_days + wait) + self.follow_up_days
+                    + self.follow_up_days + float(self.offsets[-1]))
+        # the last cycle is followed follow_up_days from its chemotherapy
+        return (self.cycles - 1) * (self.cycle_days + wait) + self.follow_up_days \
+            + float(self.offsets[-1])
 
 
 @dataclass(frozen=True)
@@ -310,12 +333,17 @@ class CourseResult:
         return np.sum(np.isfinite(self.cycle_day), axis=1)
 
     def window_days(self, cycle: int) -> tuple[np.ndarray, np.ndarray]:
-        """Each patient's first day of cycle ``cycle`` (1-based; NaN: not given) and the day
-        its window ends: the next cycle's day, or the end of follow-up (see :meth:`_window`;
-        inf when the next cycle was never given)."""
-        start = self.cycle_day[:, cycle - 1]
+        """Each patient's day of cycle ``cycle``'s chemotherapy (1-based; its first day
+        plus :attr:`ChemotherapyCourse.offsets`; NaN: not given) and the day its window
+        ends: the next cycle's chemotherapy, or the end of follow-up (see :meth:`_window`;
+        inf when the next cycle was never given). A cycle begun before its chemotherapy (a
+        drug given first, "chemotherapy 1 dose d6") is read from its chemotherapy: before
+        2026-12-07 its window began on its first day, and its nadir and days below counted
+        the previous cycle's tail (a user test)."""
         course = self.course
-        end = self.cycle_day[:, cycle] if cycle < course.cycles else \
+        offsets = course.offsets
+        start = self.cycle_day[:, cycle - 1] + offsets[cycle - 1]
+        end = self.cycle_day[:, cycle] + offsets[cycle] if cycle < course.cycles else \
             start + course.follow_up_days
         # an abandoned course's last cycle: followed off chemotherapy for the course's
         # follow_up_days after the day it was abandoned (the next cycle's planned day plus
@@ -340,8 +368,9 @@ class CourseResult:
         return begin, end
 
     def _window(self, cycle: int) -> tuple[np.ndarray, np.ndarray]:
-        """Each patient's first day of cycle ``cycle`` (1-based; NaN: not given) and the
-        mask of output times from that day to the next cycle (or the end of follow-up).
+        """Each patient's day of cycle ``cycle``'s chemotherapy (1-based; NaN: not given;
+        :meth:`window_days`) and the mask of output times from that day to the next
+        cycle's chemotherapy (or the end of follow-up).
 
         The last cycle given ends at the patient's own end of follow-up, the course's
         ``follow_up_days`` after its chemotherapy: the output grid runs on to the latest
@@ -403,7 +432,7 @@ class CourseResult:
         """Each patient's area under the count (10^9/L x day) over ``days`` from the first
         day of cycle ``cycle`` (trapezoids; a self-controlled study's "AUC day 0-21" of a
         cycle); NaN where that cycle was not given or follow-up ends earlier."""
-        start = self.cycle_day[:, cycle - 1]
+        start = self.window_days(cycle)[0]  # from the cycle's chemotherapy
         # at the output grid's own resolution: trapezoids on the grid's points (cycles start
         # on it), four times fewer than auc's default
         points = int(round(days * self.course.points_per_day)) + 1
@@ -834,10 +863,10 @@ class HistoryRule:
       from 25 to below 75), which is known only once the cycle is over, so the rule is
       settled at the end of that cycle's window (the next cycle's day);
     * ``fell_by_pct``: in cycle ``cycle`` the count fell by more than ``pct`` percent of
-      its count on the day that cycle was given (before its dose): below ``(1 - pct / 100)``
+      its count on the day of that cycle's chemotherapy (before the dose): below ``(1 - pct / 100)``
       times it, "a fall of more than 40% within 3 days of chemotherapy" (a user test's
-      sarcoma study, 2026-12-07); with ``days``, within that many days of the cycle's first
-      day; with ``every_days``, at a routine count (cycle days ``every_days``, 2
+      sarcoma study, 2026-12-07); with ``days``, within that many days of the cycle's
+      chemotherapy; with ``every_days``, at a routine count (cycle days ``every_days``, 2
       ``every_days``, ...); the patient is enrolled on the first such point.
 
     A patient is eligible when every rule holds; with ``group`` names, when the rules
@@ -874,7 +903,7 @@ class HistoryRule:
         if self.rule == "fell_by_pct":
             problems += self._fall_problems()
         elif self.pct is not None:
-            problems.append(f"pct (a fall from the cycle's first-day count) is for fell_by_pct "
+            problems.append(f"pct (a fall from the count on the cycle's chemotherapy day) is for fell_by_pct "
                             f"rules, not {self.rule}: remove it")
         if not (isinstance(self.judged_cycle, int)
                 and 1 <= self.judged_cycle <= course.cycles):
@@ -971,14 +1000,14 @@ class HistoryRule:
 
     def _fallen(self, result: CourseResult) -> np.ndarray:
         """The judged points (:meth:`_fall_points`) where the count is below
-        ``1 - pct / 100`` times the count on the cycle's first day."""
+        ``1 - pct / 100`` times the count on the cycle's chemotherapy day."""
         judged, first = self._fall_points(result)
         with np.errstate(invalid="ignore"):
             return judged & (result.platelets < ((1.0 - self.pct / 100.0) * first)[:, None])
 
     def largest_fall(self, result: CourseResult) -> np.ndarray:
         """Each patient's largest fall over the judged points, in percent of the count on
-        the cycle's first day (NaN: the cycle was not given): what a fall rule that enrols
+        the cycle's chemotherapy day (NaN: the cycle was not given): what a fall rule that enrols
         nobody could have asked for."""
         judged, first = self._fall_points(result)
         lowest = np.where(judged, result.platelets, np.inf).min(axis=1)
@@ -1139,8 +1168,8 @@ def describe(rule: HistoryRule) -> str:
         within = "" if rule.days is None else f" within {rule.days:g} days"
         routine = "" if rule.every_days is None else \
             f" at a routine count (every {rule.every_days:g} days)"
-        return (f"PLT fell by more than {rule.pct:g}% of its count on the first day of cycle "
-                f"{rule.judged_cycle}{within}{routine}{group}")
+        return (f"PLT fell by more than {rule.pct:g}% of its count on the chemotherapy day of "
+                f"cycle {rule.judged_cycle}{within}{routine}{group}")
     if rule.every_days is not None:
         return (f"PLT < {rule.below:g} at a routine count (every {rule.every_days:g} days) "
                 f"in cycle {rule.judged_cycle}{group}")
