@@ -676,13 +676,13 @@ def _trial_spec(document: Document, subjects: int | None, seed: int | None,
     _check_arm_typical(document, arms, model, trial, groups,
                        population["anchor"]["parameter"] if "anchor" in given else None)
     response = checked["response"]
-    given = [key for key in ("threshold", "rise", "rise_fold") if response[key] is not None]
-    if not response["defined"] and given:
+    rules = [key for key in ("threshold", "rise", "rise_fold") if response[key] is not None]
+    if not response["defined"] and rules:
         raise fail(("response", "defined"), f"defined = false says the study defines no "
-                   f"response, but {given[0]} = {response[given[0]]:g} is given: remove "
-                   f"defined = false to judge that rule, or remove {', '.join(given)}",
+                   f"response, but {rules[0]} = {response[rules[0]]:g} is given: remove "
+                   f"defined = false to judge that rule, or remove {', '.join(rules)}",
                    table=True)
-    if not given:
+    if not rules:
         if any(arm.treatment for arm in arms) and response["defined"]:
             raise fail(("response",), "needs a threshold, a rise, a rise_fold or several (an "
                        "omitted rule is absent), got none; write e.g. threshold = 100 and "
