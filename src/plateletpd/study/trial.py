@@ -148,7 +148,7 @@ class TrialSpec:
                 ("subjects_per_arm", self.subjects_per_arm),
                 ("follow_up_days", f"{self.follow_up_days:g}"),
                 ("varied", ", ".join(self.variability.names) or "none"),
-                ("response", _rule_text(self.response)),
+                ("response", response_text(self)),
                 ("arms", ", ".join(arm.name for arm in self.arms))]
 
     def _repr_html_(self) -> str:
@@ -1598,7 +1598,7 @@ class TrialResult:
         return html_table(f"Trial {self.spec.name} (seed {self.spec.seed})",
                           [("model", self.spec.model.name),
                            ("parameters", self.spec.parameters_from),
-                           ("response", _rule_text(self.spec.response)),
+                           ("response", response_text(self.spec)),
                            ("patients", len(self.subjects))],
                           [(name, *row) for name, row in zip(table.index,
                                                              table.itertuples(index=False))],
@@ -2467,6 +2467,14 @@ def difference_means(spec: TrialSpec | None) -> list[tuple[str, str]]:
     if spec is not None:
         means += [(column, f"the count at the visit of day {day:g}")
                   for day, column in visit_count_days(spec.response)]
+        # a course's cycles with support in some arm: their own nadirs (a user test,
+        # 2026-12-07: with support in cycle 2 only, the trial's day-0 nadir is cycle 1's,
+        # alike in every arm by design, and nothing compared the supported cycle)
+        course = spec.extra.get("course")
+        supported = sorted({c for design in spec.arms for c in design.support_cycles})
+        if course is not None:
+            means += [(f"cycle{c}_nadir", f"cycle {c}'s nadir (from its chemotherapy to the "
+                       f"next cycle's)") for c in supported if c <= course.cycles]
     return means
 
 
@@ -2996,11 +3004,14 @@ def _screening_table(result: TrialResult) -> pd.DataFrame:
     """Per arm: drawn, dropped for parameters outside the model's bounds, enrolled, and
     enrolled already at or above the response threshold at day 0."""
     s = result.summary
-    return pd.DataFrame({"drawn": s.screened,
-                         "dropped (parameters outside bounds)": s.invalid_parameters,
-                         "enrolled": s.enrolled,
-                         "at/above threshold at day 0": s.at_threshold_at_start},
-                        index=s.index)
+    table = pd.DataFrame({"drawn": s.screened,
+                          "dropped (parameters outside bounds)": s.invalid_parameters,
+                          "enrolled": s.enrolled,
+                          "at/above threshold at day 0": s.at_threshold_at_start},
+                         index=s.index)
+    if not response_shown(result.spec):  # no response is judged: no threshold to be at
+        del table["at/above threshold at day 0"]
+    return table
 
 
 def _report(result: TrialResult, record: dict) -> str:
@@ -3011,7 +3022,7 @@ def _report(result: TrialResult, record: dict) -> str:
         f"Model `{spec.model.name}` (hash {spec.model.hash[:12]}), parameters: "
         f"{spec.parameters_from}; {spec.subjects_per_arm} virtual patients screened per arm, "
         f"seed {spec.seed}; visits every {spec.visit_every_days:g} day(s); response: "
-        f"{_rule_text(spec.response)}. Created {record['created']}.", "",
+        f"{response_text(spec)}. Created {record['created']}.", "",
         *(["## Warnings given by the run", "", *[f"- {text}" for text in
                                                   record.get("warnings", [])], ""]
           if record.get("warnings") else []),
@@ -3367,6 +3378,17 @@ def response_shown(spec) -> bool:
         spec.response.get("defined", True)
 
 
+def response_text(spec) -> str:
+    """The response rule in words, or why there is none: no arm treated from day 0 (a
+    course with support doses only: a user test, 2026-12-07, read "PLT >= 100 by day 14"
+    in the report of a file with no [response]), or ``defined = false``."""
+    if not any(design.treatment for design in spec.arms):
+        return ("none (no arm is treated from day 0: support doses within cycles or no "
+                "treatment; summary.csv's response columns are at PLT >= "
+                f"{spec.response['threshold']:g}, not printed)")
+    return _rule_text(spec.response)
+
+
 def _rule_text(response: dict) -> str:
     if not response.get("defined", True):
         return ("none defined by the study (summary.csv's response columns are at PLT >= "
@@ -3445,7 +3467,7 @@ def trial_figures(result: TrialResult) -> dict:
         axis.plot(days, reached, marker=".", label=name)
     axis.axvspan(0, by_day, **window)
     axis.axvline(by_day, color="black", lw=0.8, ls="--",
-                 label=f"responders judged by day {by_day:g} ({_rule_text(result.spec.response)})")
+                 label=f"responders judged by day {by_day:g} ({response_text(result.spec)})")
     figures["response_by_day.png"] = _label(figure, axis, day0, "responders so far (% of "
                                             "enrolled)")
     return figures
