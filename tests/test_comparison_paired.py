@@ -117,4 +117,7 @@ def test_a_check_reads_two_cycles_of_one_trial_arm_as_a_paired_comparison(tmp_pa
                          replicates=2)
     row = result.table[result.table.line == 4].iloc[0]
     assert "paired bootstrap over the same patients" in row.reading
+    # both sides named where they differ (a user test read only the rhTPO cycle's)
+    assert "in mean of cycle2_nadir (cycle 2) against mean of cycle1_nadir (cycle 1)" in \
+        row.reading
     assert math.isfinite(row.predicted) and row.predicted > 0  # rhTPO's cycle is higher

@@ -387,8 +387,12 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         if index not in versus_readers:
             continue
         same = row.versus != BASELINE and mapping[row.versus] == mapping[row.arm]
+        # the other side's reading where it differs (a self-controlled study's cycle 1
+        # against cycle 2: a user test, 2026-12-07, read only "cycle2_nadir")
+        other = getattr(versus_readers[index], "reading", None)
+        against = f" against {other}" if other and other != table.reading[index] else ""
         table.loc[index, "reading"] = (f"z of the difference {row.arm} - {row.versus} in "
-                                       f"{table.reading[index]} ("
+                                       f"{table.reading[index]}{against} ("
                                        + ("paired bootstrap over the same patients, one "
                                           "trial arm read twice" if same else
                                           "bootstrap standard error within each virtual "
