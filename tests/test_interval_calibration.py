@@ -300,3 +300,19 @@ def test_a_record_too_small_for_a_factor_gives_an_open_interval_without_warnings
     large = pd.DataFrame({"trial": ["a"] * 20 + ["b"] * 20, "error": np.linspace(0.2, 3.0, 40)})
     low, high = factor_interval(large, resamples=200)
     assert 1.0 <= low <= high < math.inf
+
+
+def test_a_check_of_comparison_rows_only_says_there_is_nothing_to_widen(capsys, tmp_path):
+    # Zhu 2021's line 29 (data/out_of_sample.csv: eltrombopag's count higher than control,
+    # a comparison row): no prediction interval to widen; a user test of 2026-12-07 read
+    # "calibrated: 0 of 0 rows lie inside" as a failure
+    from plateletpd.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    assert main(["check", str(TRIALS / "zhu2021_eltrombopag_rhtpo.toml"), "--data",
+                 str(root / "data" / "out_of_sample.csv"), "--lines", "29", "--n", "100",
+                 "--replicates", "2", "--uncertainty", "fit",
+                 "--out", str(tmp_path / "check")]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("calibrated:")]
+    assert lines == ["calibrated: no row has a prediction interval to widen (comparison "
+                     "rows are judged by their chance of finding, above)"]
