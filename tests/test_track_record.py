@@ -77,7 +77,9 @@ def test_a_one_sided_record_is_called_optimistic_and_a_balanced_one_is_not():
     assert found.sign_test_p == pytest.approx(2 * 0.5 ** 10)
     arm = SimpleNamespace(name="my rhTPO arm", drugs=frozenset({"rhTPO"}))
     text = "\n".join(track_record_lines(table, [arm], ARM_DRUGS, trial_name="t1"))
-    assert "below 50 on the count scale in 10 of 10" in text
+    assert ("the model more optimistic than published (more platelets, fewer days below or "
+            "events; count-side percentile below 50) in 10 of 10 (median percentile 20")\
+        in text
     assert "too optimistic for such arms" in text
     assert "This trial's own published rows are among them" in text
     balanced = table.assign(observed_percentile=[20.0, 80.0] * 5)

@@ -324,8 +324,12 @@ def track_record_lines(table: pd.DataFrame, arms,
         directional = found.directional
         lean = ""
         if len(directional):
-            lean = (f"; below 50 on the count scale in {found.optimistic} of "
-                    f"{len(directional)} (median {directional.median():.0f}")
+            # in words (an ITP user test, 2026-12-07, could not read "below 50 on the
+            # count scale" of shares): below 50 = the model promised more than was seen
+            lean = (f"; the model more optimistic than published (more platelets, fewer "
+                    f"days below or events; count-side percentile below 50) in "
+                    f"{found.optimistic} of {len(directional)} (median percentile "
+                    f"{directional.median():.0f}")
             p_value = found.sign_test_p
             lean += f"; sign test p = {p_value:.2g})"
             if p_value < 0.05:
