@@ -429,9 +429,10 @@ class CourseResult:
         return self.readings(cycle, (level,))[level]
 
     def auc(self, cycle: int, days: float = 21.0) -> np.ndarray:
-        """Each patient's area under the count (10^9/L x day) over ``days`` from the first
-        day of cycle ``cycle`` (trapezoids; a self-controlled study's "AUC day 0-21" of a
-        cycle); NaN where that cycle was not given or follow-up ends earlier."""
+        """Each patient's area under the count (10^9/L x day) over ``days`` from the
+        chemotherapy of cycle ``cycle`` (:meth:`window_days`; trapezoids; a
+        self-controlled study's "AUC day 0-21" of a cycle); NaN where that cycle was not
+        given or follow-up ends earlier."""
         start = self.window_days(cycle)[0]  # from the cycle's chemotherapy
         # at the output grid's own resolution: trapezoids on the grid's points (cycles start
         # on it), four times fewer than auc's default
@@ -863,11 +864,12 @@ class HistoryRule:
       from 25 to below 75), which is known only once the cycle is over, so the rule is
       settled at the end of that cycle's window (the next cycle's day);
     * ``fell_by_pct``: in cycle ``cycle`` the count fell by more than ``pct`` percent of
-      its count on the day of that cycle's chemotherapy (before the dose): below ``(1 - pct / 100)``
-      times it, "a fall of more than 40% within 3 days of chemotherapy" (a user test's
-      sarcoma study, 2026-12-07); with ``days``, within that many days of the cycle's
-      chemotherapy; with ``every_days``, at a routine count (cycle days ``every_days``, 2
-      ``every_days``, ...); the patient is enrolled on the first such point.
+      its count on the day of that cycle's chemotherapy (before the dose): below
+      ``(1 - pct / 100)`` times it, "a fall of more than 40% within 3 days of
+      chemotherapy" (a user test's sarcoma study, 2026-12-07); with ``days``, within that
+      many days of the chemotherapy; with ``every_days``, at a routine count
+      (``every_days``, 2 ``every_days``, ... days after it); the patient is enrolled on the
+      first such point.
 
     A patient is eligible when every rule holds; with ``group`` names, when the rules
     without a group and every rule of at least one group hold ("PLT < 100 and a nadir below
@@ -903,8 +905,8 @@ class HistoryRule:
         if self.rule == "fell_by_pct":
             problems += self._fall_problems()
         elif self.pct is not None:
-            problems.append(f"pct (a fall from the count on the cycle's chemotherapy day) is for fell_by_pct "
-                            f"rules, not {self.rule}: remove it")
+            problems.append(f"pct (a fall from the count on the cycle's chemotherapy day) is "
+                            f"for fell_by_pct rules, not {self.rule}: remove it")
         if not (isinstance(self.judged_cycle, int)
                 and 1 <= self.judged_cycle <= course.cycles):
             problems.append(f"cycle must be a whole number from 1 to {course.cycles} (the "
@@ -943,7 +945,7 @@ class HistoryRule:
         given = [key for key in ("below", "day", "at_least") if getattr(self, key) is not None]
         if given:
             problems.append(f"a fell_by_pct rule judges the fall from the count on the "
-                            f"cycle's first day, so it takes pct (and days, every_days, "
+                            f"cycle's chemotherapy day, so it takes pct (and days, every_days, "
                             f"cycle), not {', '.join(given)}: remove "
                             f"{'it' if len(given) == 1 else 'them'}, or add a second rule "
                             f"for a level")
@@ -982,9 +984,9 @@ class HistoryRule:
         return routine & (result.platelets < self.below)
 
     def _fall_points(self, result: CourseResult) -> tuple[np.ndarray, np.ndarray]:
-        """The grid points a fall rule judges (the judged cycle's, after its first day,
-        within ``days`` of it, at its routine counts with ``every_days``) and each
-        patient's count on the cycle's first day (NaN: the cycle was not given)."""
+        """The grid points a fall rule judges (the judged cycle's window after its
+        chemotherapy day, within ``days`` of it, at its routine counts with ``every_days``)
+        and each patient's count on that day (NaN: the cycle was not given)."""
         start, inside = result._window(self.judged_cycle)
         given = np.isfinite(start)
         first = values_at(result.times, result.platelets, np.where(given, start, 0.0))
@@ -1007,8 +1009,8 @@ class HistoryRule:
 
     def largest_fall(self, result: CourseResult) -> np.ndarray:
         """Each patient's largest fall over the judged points, in percent of the count on
-        the cycle's chemotherapy day (NaN: the cycle was not given): what a fall rule that enrols
-        nobody could have asked for."""
+        the cycle's chemotherapy day (NaN: the cycle was not given): what a fall rule that
+        enrols nobody could have asked for."""
         judged, first = self._fall_points(result)
         lowest = np.where(judged, result.platelets, np.inf).min(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -1051,8 +1053,8 @@ class HistoryRule:
         elif self.at_least is not None:  # the whole cycle's nadir: known at its end
             end = result.window_days(self.judged_cycle)[1]
             day = np.where(np.isfinite(end), end, np.nan)
-        else:
-            start = result.cycle_day[:, c]
+        else:  # the first count below from the cycle's chemotherapy (its window's start)
+            start = result.window_days(self.judged_cycle)[0]
             after = np.where(np.isfinite(start), start, np.inf)
             below = (result.platelets < self.below) & (result.times[None, :] >= after[:, None])
             first = np.argmax(below, axis=1)
