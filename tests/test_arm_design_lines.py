@@ -81,3 +81,28 @@ def test_a_course_without_eligibility_rules_enrols_everyone_in_words(tmp_path):
     assert "everyone enrolled on the course's first day (no [[eligibility]] rules)" in \
         lines["observation"]
     assert "by the trial's [[eligibility]] rules" not in lines["observation"]
+
+
+def test_day_0_at_enrolment_is_said_in_the_arm_lines_and_the_data_dictionary(tmp_path):
+    # a sweep user test (2026-12-07) ran day0 = "entry" and read "from day 0, the first
+    # treatment morning" in the arm lines and "14 days after the start of treatment" in the
+    # data dictionary, both wrong there: day 0 is the enrolment day
+    from plateletpd.study.trial import data_dictionary
+
+    text = one_cycle((ROOT / "trials" / "yuan2025.toml").read_text())
+    assert "[response]\n" in text
+    path = tmp_path / "entry.toml"
+    path.write_text(text.replace("[response]\n", '[response]\nday0 = "entry"\n', 1))
+    spec = load_trial_spec(path)
+    assert spec.response["day0"] == "entry"
+    lines = _lines(spec)
+    assert ("treatment `rhTPO 15000 U` from the first treatment morning, day 0 being "
+            "enrolment ([response] day0 = \"entry\")") in lines["rhTPO 15000 U"]
+    dictionary = data_dictionary(spec=spec)
+    assert not dictionary.description.str.contains("the start of treatment").any()
+    day14 = dictionary[(dictionary.file == "patients.csv")
+                       & (dictionary.column == "plt_day_14")].description.iloc[0]
+    assert day14.startswith("count 14 days after day 0 (enrolment")
+    # with the default day 0 the wording is the treatment's
+    assert data_dictionary(spec=load_trial_spec(ROOT / "trials" / "yuan2025.toml")) \
+        .description.str.contains("the start of treatment").any()

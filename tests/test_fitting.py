@@ -1034,7 +1034,13 @@ def test_the_first_fit_of_the_docs_is_a_valid_configuration(tmp_path):
     section = text.split("## A first fit")[1].split("\n## ")[0]
     (tmp_path / "first_fit.toml").write_text(re.search(r"```toml\n(.*?)```", section,
                                                         re.DOTALL).group(1))
-    problem = pp.load_fit_config(tmp_path / "first_fit.toml")
+    import warnings
+
+    from plateletpd.study.trial import NoVariabilityWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoVariabilityWarning)  # it states its CVs
+        problem = pp.load_fit_config(tmp_path / "first_fit.toml")
     assert [p.name for p in problem.parameters.values() if p.vary] == \
         ["chemotherapy_sensitivity"]
     assert sorted(int(line) for arm in problem.arms for line in arm.rows.line) == \
@@ -1050,3 +1056,29 @@ def test_run_fit_returns_a_named_result_that_still_unpacks(synthetic):
     text = repr(fit)
     assert text.startswith("FitRun(friberg_platelets: slope ") and "converged" in text
     assert f"on {len(predictions)} rows" in text
+
+
+def test_a_fit_of_arms_without_population_cvs_warns_that_every_patient_is_typical(tmp_path):
+    # a fitting user test (2026-12-07): docs/fitting.md's first fit without its [population]
+    # table ran every [[arms]] patient as the typical one (subjects = 200 changed nothing,
+    # damage 6.42 against 5.11 with the bundled CVs) and nothing said so; cv = {} means it
+    import re
+    import warnings
+
+    import plateletpd as pp
+    from plateletpd.study.trial import NoVariabilityWarning
+
+    text = (Path(__file__).parents[1] / "docs" / "fitting.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", text.split("## A first fit")[1], re.DOTALL).group(1)
+    start, end = block.index("[population]"), block.index("[parameters]")
+    without = block[:start] + block[end:]
+    (tmp_path / "without.toml").write_text(without)
+    with pytest.warns(NoVariabilityWarning, match=r"every virtual patient is the typical one "
+                      r"\(subjects = 200 adds nothing\).*base brings the base fit's "
+                      r"parameter values, not its CVs"):
+        pp.load_fit_config(tmp_path / "without.toml")
+    (tmp_path / "none.toml").write_text(block[:start] + "[population]\ncv = {}\n\n"
+                                        + block[end:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoVariabilityWarning)
+        pp.load_fit_config(tmp_path / "none.toml")

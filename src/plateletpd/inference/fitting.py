@@ -32,6 +32,7 @@ import math
 import re
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -726,6 +727,20 @@ def load_fit_config(path: str | Path) -> FitProblem:
 
     arms = [_arm(entry, data, ("arms", index), fail, fit["spread_rows"])
             for index, entry in enumerate(checked["arms"])]
+    if arms and "cv" not in (document.data.get("population") or {}):
+        # a fitting user test (2026-12-07): without [population] every [[arms]] patient was
+        # the typical one, subjects = 200 changed nothing, and base = "default" was read as
+        # bringing the bundled fit's CVs too (it brings its values only)
+        from plateletpd.study.trial import NoVariabilityWarning
+
+        warnings.warn(
+            f"{document.path}: no between-patient variability in the [[arms]] entries: "
+            f"[population] cv is absent, so every virtual patient is the typical one "
+            f"(subjects = {fit['subjects']} adds nothing) and an arm's share of responders "
+            f"is 0% or 100%; [fit] base brings the base fit's parameter values, not its "
+            f"CVs: copy its [population] table (a bundled fit's is in "
+            f"fits/<name>/config.toml) or state the CVs, or write cv = {{}} to mean none",
+            NoVariabilityWarning, stacklevel=2)
     trials = [_trial_arms(entry, path, model, data, str(data_path), ("trials", index), fail,
                           variability, fit["spread_rows"])
               for index, entry in enumerate(checked["trials"])]

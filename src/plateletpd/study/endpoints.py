@@ -713,9 +713,11 @@ def _from_50_to_100(c: Courses) -> np.ndarray:
 #: course's cycles record more (study.cycles.CYCLE_LEVELS)
 BELOW_LEVELS = (20, 50)
 _TRIAL = [
-    ("enrolment_day", _DAYS, "day of the cycle the count crossed below entry_below", "time",
-     lambda c: c.arm.entry_time, None),
-    ("start_day", _DAYS, "day of the cycle of the first treatment dose", "time",
+    ("enrolment_day", _DAYS, "day the patient was enrolled (the count crossed below "
+     "entry_below, or an eligibility rule was settled), in days from the chemotherapy (on a "
+     "course: from cycle 1's first day)", "time", lambda c: c.arm.entry_time, None),
+    ("start_day", _DAYS, "day 0 of the endpoints (the first treatment morning; the "
+     "enrolment day with [response] day0 = \"entry\"), counted as enrolment_day", "time",
      lambda c: c.day0, None),
     # the count that enrolled the patient, which [enrolment] entry_between judges (the
     # groups of "rhTPO started at PLT <= 25 / 25-50 / 50-75"); platelets_at_start is the

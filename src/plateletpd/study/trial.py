@@ -2733,7 +2733,14 @@ def data_dictionary(replicates: bool = False, paired: bool = False,
                  ("replicates.csv", "seed", "", "the replicate's seed, derived from the "
                   "trial's"), ("replicates.csv", *arm)]
         rows += [("replicates.csv", *c) for c in summary_columns(spec)]
-    return pd.DataFrame(rows, columns=["file", "column", "unit", "description"])
+    table = pd.DataFrame(rows, columns=["file", "column", "unit", "description"])
+    if spec is not None and spec.response.get("day0") == "entry":
+        # day 0 is the enrolment day here: "after the start of treatment" would be wrong
+        # for every visit count and the baseline (a sweep user test, 2026-12-07)
+        table["description"] = table["description"].str.replace(
+            "the start of treatment", "day 0 (enrolment: [response] day0 = \"entry\")",
+            regex=False)
+    return table
 
 
 def write_trial(result: TrialResult, folder: Path,
@@ -3267,8 +3274,11 @@ def arm_design_lines(spec: TrialSpec) -> list[str]:
         parts = []
         if design.treatment:
             own = [dose for dose in design.treatment if own_schedule(dose)]
+            first = ("from the first treatment morning, day 0 being enrolment ([response] "
+                     "day0 = \"entry\")" if spec.response.get("day0") == "entry" else
+                     "from day 0, the first treatment morning")
             parts.append("treatment " + " + ".join(f"`{dose}`" for dose in design.treatment)
-                         + " from day 0, the first treatment morning ("
+                         + f" {first} ("
                          + ("each dose on its own days" if len(own) == len(design.treatment)
                             else "daily" if not own else
                             "daily, where a dose text gives no days of its own") + ")")
