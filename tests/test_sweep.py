@@ -70,7 +70,11 @@ def test_dose_sweeps_skip_untreated_arms_and_check_the_endpoint_early(spec, monk
     import plateletpd.study.sweep as sweep_module
 
     table = run_sweep(replace(spec, subjects_per_arm=20), parse_grid(["dose=5"]))
-    assert "untreated" not in set(table.arm) and len(table) == 4  # trials/yuan2025: 4 treated
+    # trials/yuan2025: 4 treated arms, one of them a combination, which a plain "dose"
+    # leaves out (it names no drug: a sweep user test, 2026-12-07, found it varied the
+    # first drug unsaid)
+    assert "untreated" not in set(table.arm) and len(table) == 3
+    assert not any("+" in arm for arm in table.arm)
     calls = []
 
     def counting(trial_spec):
@@ -157,3 +161,19 @@ def test_a_dose_of_zero_is_the_untreated_control_on_the_same_patients(spec):
     with pytest.raises(pp.PlateletPDError, match="leaves the drug out of arm 'HETROM-5'"):
         run_sweep(load_trial_spec(bundled_trial("itp_phase3"), subjects=10),
                   {"dose": [0, 5]}, ["HETROM-5"])
+
+
+def test_a_combination_swept_by_a_plain_dose_is_refused_and_by_its_drug_is_swept(spec):
+    # a sweep user test (2026-12-07): --grid dose=... on hetrombopag + rhTPO silently varied
+    # hetrombopag; now the drug must be named, and a misspelt one is answered with the
+    # closest of the arm's drugs
+    combination = next(a.name for a in spec.arms if len(a.treatment) > 1)
+    small = replace(spec, subjects_per_arm=20)
+    with pytest.raises(pp.PlateletPDError, match=r"gives hetrombopag and rhTPO: say which "
+                       r"drug's dose varies, e.g. --grid dose:hetrombopag="):
+        run_sweep(small, parse_grid(["dose=5"]), [combination])
+    with pytest.raises(pp.PlateletPDError, match=r"no drug 'hetrombopg' \(did you mean "
+                       r"'hetrombopag'\?\)"):
+        run_sweep(small, parse_grid(["dose:hetrombopg=5"]), [combination])
+    table = run_sweep(small, parse_grid(["dose:hetrombopag=0,5"]), [combination])
+    assert list(table.arm) == [combination] * 2

@@ -3,7 +3,9 @@ thresholds, with the chosen endpoints per cell.
 
 Grid dimensions (``--grid NAME=V1,V2,...``):
 
-* ``dose`` (the arm's first drug) or ``dose:DRUG``: the daily amount, in the arm's unit;
+* ``dose`` (the arm's one drug; an arm of two drugs names one: ``dose:DRUG``, and a plain
+  ``dose`` sweeps only the arms of one drug unless arms are chosen) or ``dose:DRUG``: the
+  daily amount, in the arm's unit;
 * ``start_delay``: days from crossing the entry threshold to the first dose;
 * ``max_days``: the longest course;
 * ``entry_below``: the count that enrols a patient;
@@ -61,7 +63,7 @@ DIMENSIONS = tuple(GRID_SCHEMA.fields)
 #: each dimension's unit and meaning (axis labels and data_dictionary.csv); a dose's unit is
 #: the one its arm's regimen states
 DIMENSION_TEXT = {
-    "dose": ("the dose's unit", "daily dose of the arm's first drug (dose:DRUG: of DRUG)"),
+    "dose": ("the dose's unit", "daily dose of the arm's one drug (dose:DRUG: of DRUG)"),
     "start_delay": ("days", "start delay: days from entry to the first dose"),
     "max_days": ("days", "longest course of treatment"),
     "entry_below": ("x10^9/L", "entry threshold: enrolled when PLT falls below it"),
@@ -167,13 +169,22 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[float]]:
 def _with_dose(treatment: tuple[str, ...], drug: str | None, amount: float,
                arm: str) -> tuple[str, ...]:
     doses = list(treatment)
+    names = [d.split()[0] for d in doses]
+    if drug is None and len(set(n.lower() for n in names)) > 1:
+        # "dose" alone on a combination varied its first drug unsaid (a sweep user test,
+        # 2026-12-07): name the drug
+        raise PlateletPDError(f"arm {arm!r} gives {' and '.join(names)}: say which drug's "
+                              f"dose varies, e.g. --grid dose:{names[0]}=... (Python: "
+                              f"\"dose:{names[0]}\"); dose:DRUG=0 is the cell without that "
+                              f"drug")
     index = 0 if drug is None else next(
         (i for i, d in enumerate(doses) if d.split()[0].lower() == drug.lower()), None)
     if index is None or not doses:
         wanted = f"no drug {drug!r}" if drug else "no treatment"
-        raise PlateletPDError(f"arm {arm!r} has {wanted} whose dose could vary; its doses: "
-                              f"{', '.join(doses) or 'none'}; choose arms with --arm (Python: "
-                              f"arms=[...])")
+        hint = closest(drug, names) if drug else ""
+        raise PlateletPDError(f"arm {arm!r} has {wanted}{hint} whose dose could vary; its "
+                              f"doses: {', '.join(doses) or 'none'}; name one of its drugs "
+                              f"(dose:DRUG), or choose arms with --arm (Python: arms=[...])")
     if amount == 0:  # the cell without that drug: the control on the same patients
         del doses[index]
         return tuple(doses)
@@ -245,6 +256,9 @@ def run_sweep(spec: TrialSpec | str | Path, grid: dict[str, list[float]], arms: 
         varies_dose = any(name.startswith("dose") for name in grid)  # not share:GROUP
         chosen = [a for a in spec.arms if (a.treatment or not varies_dose) and all(
             any(d.split()[0].lower() == drug for d in a.treatment) for drug in drugs)]
+        if "dose" in grid:  # plain "dose": the arms of one drug (a combination names its drug)
+            chosen = [a for a in chosen if len({d.split()[0].lower()
+                                                for d in a.treatment}) <= 1]
         if not chosen:
             raise PlateletPDError(f"no arm of the trial gives {', '.join(drugs) or 'a drug'}"
                                   f" whose dose could vary; arms: {', '.join(names)}")
