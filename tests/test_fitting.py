@@ -1082,3 +1082,29 @@ def test_a_fit_of_arms_without_population_cvs_warns_that_every_patient_is_typica
     with warnings.catch_warnings():
         warnings.simplefilter("error", NoVariabilityWarning)
         pp.load_fit_config(tmp_path / "none.toml")
+
+
+def test_the_progress_line_names_rows_without_a_prediction(tmp_path, capsys):
+    # a fitting user test (2026-12-07): docs/fitting.md's first fit without [population]
+    # printed "objective 2.0001e+06" at its start value; there the typical patient never
+    # falls to <= 50, so the two "from <=50 to >=100" rows (data/cit_summary.csv lines 30
+    # and 32) have no prediction and count 1000 standard errors each: 2 x 1000^2 + the rest
+    import re
+    import warnings
+
+    import plateletpd as pp
+    from plateletpd.study.trial import NoVariabilityWarning
+
+    text = (Path(__file__).parents[1] / "docs" / "fitting.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", text.split("## A first fit")[1], re.DOTALL).group(1)
+    start, end = block.index("[population]"), block.index("[parameters]")
+    (tmp_path / "typical.toml").write_text(block[:start] + block[end:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoVariabilityWarning)
+        problem = pp.load_fit_config(tmp_path / "typical.toml")
+    problem.progress_every = 0.0
+    total = problem.residuals(problem.parameters)
+    out = capsys.readouterr().out
+    assert "lines 30, 32 without a prediction here" in out
+    assert "each counted as 1000 standard errors" in out
+    assert np.sum(total ** 2) >= 2 * 1000.0 ** 2

@@ -386,7 +386,9 @@ class FitProblem:
         effect its N(0, 1) penalty u_s and its Laplace term sqrt(log(1 + sd^2 H_s))."""
         self.evaluations += 1
         values = parameters.valuesdict()
-        residual = self.predict(values)["residual"].to_numpy()
+        table = self.predict(values)
+        residual = table["residual"].to_numpy()
+        missing = [int(line) for line in table.line[~np.isfinite(residual)]]
         # a non-finite prediction (no eligible patient, a failed integration) is a large
         # finite residual so that the optimiser backs away instead of stopping
         residual = np.where(np.isfinite(residual), residual, UNPREDICTED_RESIDUAL)
@@ -399,7 +401,7 @@ class FitProblem:
                 penalties.append(math.sqrt(math.log1p(
                     spread ** 2 * self.curvature.get((name, study), 0.0))))
         total = np.concatenate([residual, penalties])
-        self._progress(float(np.sum(total ** 2)))
+        self._progress(float(np.sum(total ** 2)), missing)
         self._last = (self._state(values), total)  # the Jacobian's base point, if it is this
         return total
 
@@ -415,8 +417,10 @@ class FitProblem:
                 and all(a is b for a, b in zip(trials, self.trials))
                 and curvature == tuple(sorted(self.curvature.items())))
 
-    def _progress(self, objective: float) -> None:
-        """One line every ``progress_every`` seconds: evaluations, objective, best, time."""
+    def _progress(self, objective: float, missing: list[int] = ()) -> None:
+        """One line every ``progress_every`` seconds: evaluations, objective, best, time,
+        and the data lines without a prediction at this evaluation (a fitting user test,
+        2026-12-07, read "objective 2.0001e+06" with nothing to say it was two such rows)."""
         now = time.perf_counter()
         if not self._started:
             self._started = self._last_report = now
@@ -425,7 +429,12 @@ class FitProblem:
                                                 now - self._last_report >= self.progress_every):
             self._last_report = now
             print(f"fit: evaluation {self.evaluations}, objective {objective:.5g} (best "
-                  f"{self.best:.5g}), {now - self._started:.0f} s", flush=True)
+                  f"{self.best:.5g}), {now - self._started:.0f} s"
+                  + (f"; line{'s' if len(missing) > 1 else ''} "
+                     f"{', '.join(map(str, missing))} without a prediction here (no virtual "
+                     f"patient reaches the row's level or enrols, or the integration "
+                     f"failed), each counted as {UNPREDICTED_RESIDUAL:g} standard errors"
+                     if missing else ""), flush=True)
 
     def update_curvature(self, values: dict, step: float = 0.05) -> dict:
         """H_s for every study effect: the Gauss-Newton curvature sum(J^2) of the study's
