@@ -1108,3 +1108,32 @@ def test_the_progress_line_names_rows_without_a_prediction(tmp_path, capsys):
     assert "lines 30, 32 without a prediction here" in out
     assert "each counted as 1000 standard errors" in out
     assert np.sum(total ** 2) >= 2 * 1000.0 ** 2
+
+
+def test_a_fits_priors_are_in_its_record_and_report(tmp_path):
+    # a fitting user test (2026-12-07) found its prior only in the copied config.toml, and
+    # "chi-square on 5 residuals" beside 4 data rows: the prior is one of them. The prior
+    # here is the docs' between-study spread of the damage (bundled fit: typical 4.30,
+    # between-study SD of its log 0.40, CV sqrt(exp(0.4^2) - 1) = 0.41)
+    import json
+    import re
+
+    import plateletpd as pp
+
+    text = (Path(__file__).parents[1] / "docs" / "fitting.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", text.split("## A first fit")[1], re.DOTALL).group(1)
+    block = block.replace("subjects = 200", "subjects = 20").replace(
+        "max_evaluations = 30", "max_evaluations = 2")
+    block += ('\n[priors]\nchemotherapy_sensitivity = { mean = 4.3, cv = 0.41, source = '
+              '"bundled fit, between-study spread" }\n')
+    (tmp_path / "prior.toml").write_text(block)
+    pp.run_fit(tmp_path / "prior.toml", out=tmp_path / "out", verbose=False,
+               profile_parameters=False)
+    record = json.loads((tmp_path / "out" / "params.json").read_text())
+    assert record["priors"] == {"chemotherapy_sensitivity": {
+        "mean": 4.3, "cv": 0.41, "source": "bundled fit, between-study spread"}}
+    assert record["objective"]["data_points"] == 5  # 4 rows and the prior
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "on 5 residuals (1 varied parameters; 4 data rows, 1 prior)" in report
+    assert "Priors (log-normal, each a residual of the objective): chemotherapy_sensitivity: " \
+        "mean 4.3, CV 0.41 (bundled fit, between-study spread)" in report

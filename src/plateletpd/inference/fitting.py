@@ -2372,6 +2372,9 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
                           "method": result.method, "success": bool(result.success),
                           "message": str(getattr(result, "message", ""))},
             "identifiability": identifiability(result, profiles),
+            # the log-normal priors the objective carried (a fitting user test, 2026-12-07,
+            # found them only in the copied configuration)
+            **({"priors": _prior_record(problem)} if problem.priors else {}),
             "profiles": profiles,
             **({"restart": problem.restart} if problem.restart else {}),
             **({"profile_below_optimum_within_margin": problem.within_margin}
@@ -2589,6 +2592,16 @@ def _monte_carlo_lines(problem: FitProblem, table: pd.DataFrame) -> list[str]:
               f"{r.monte_carlo_sd_per_se:.3g} |" for r in table.itertuples()], ""]
 
 
+def _prior_record(problem) -> dict:
+    """Each prior as written: mean, CV and source (``[priors]`` of the configuration)."""
+    written = problem.config.get("priors", {}) or {}
+    return {name: {"mean": float(written.get(name, {}).get("mean", math.nan)),
+                   "cv": float(written.get(name, {}).get("cv", math.nan)),
+                   **({"source": str(written[name]["source"])}
+                      if written.get(name, {}).get("source") else {})}
+            for name in problem.priors}
+
+
 def _report(problem, result, table, record, profiles, large: list[dict]) -> str:
     rows = table[["line", "study", "arm", "endpoint", "threshold", "day", "statistic",
                   "observed", "predicted", "standard_error", "residual",
@@ -2622,7 +2635,17 @@ def _report(problem, result, table, record, profiles, large: list[dict]) -> str:
         + ("trial arms as listed under Trial arms, " if problem.trials else "")
         + f"seed {problem.seed}, method "
         f"{result.method}, {result.nfev} evaluations, chi-square {result.chisqr:.3g} on "
-        f"{result.ndata} residuals ({result.nvarys} varied parameters).", "",
+        f"{result.ndata} residuals ({result.nvarys} varied parameters"
+        + (f"; {len(table)} data rows"
+           + (f", {len(problem.priors)} prior{'s' if len(problem.priors) > 1 else ''}"
+              if problem.priors else "")
+           + (", the study effects' terms" if problem.study_effects else "")
+           if problem.priors or problem.study_effects else "") + ").", "",
+        *([f"Priors (log-normal, each a residual of the objective): "
+           + "; ".join(f"{name}: mean {entry['mean']:g}, CV {entry['cv']:g}"
+                       + (f" ({entry['source']})" if entry.get("source") else "")
+                       for name, entry in _prior_record(problem).items()), ""]
+          if problem.priors else []),
         *_start_lines(problem),
         "## Parameters", "", *parameter_rows, "",
         *_study_effect_lines(problem, result),
