@@ -708,3 +708,18 @@ def test_a_data_level_a_course_does_not_record_is_a_clear_error(tmp_path, value,
     write_rows(tmp_path)
     with pytest.raises(FitConfigError, match=message):
         load_fit_config(write_fit(tmp_path, trial_keys=f"data_level = {value}"))
+
+
+def test_a_row_the_trial_cannot_compute_is_said_at_load(tmp_path):
+    # a fitting user test (2026-12-07) fitted a study one of whose rows its trial cannot
+    # compute; the fit left it out, said so only in report.md, and exited 0: now a warning
+    # at load names it (ROWS[9]: a day-10 count, a visit the trial has no endpoint for)
+    from plateletpd.inference.trial_arms import UnusedRowWarning
+
+    write_trial(tmp_path)
+    write_rows(tmp_path, [ROWS[0], ROWS[9]])
+    config = write_fit(tmp_path)
+    with pytest.warns(UnusedRowWarning, match=r"the fit leaves out line 3 \(observation, "
+                      r"plt_count\): the trial cannot compute it"):
+        problem = load_fit_config(config)
+    assert [int(line) for line in problem.trials[0].rows.line] == [2]

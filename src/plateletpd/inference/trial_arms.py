@@ -60,6 +60,11 @@ class TrialArmsError(PlateletPDError):
 Fail = Callable[[tuple, str], Exception]
 
 
+class UnusedRowWarning(UserWarning):
+    """A data row of a fitted study that its trial file cannot compute: the fit leaves it
+    out (report.md lists every row left out and why)."""
+
+
 @dataclass(repr=False)
 class TrialArms:
     """One ``[[trials]]`` entry, built once: the trial (its model the fit's), the arms run,
@@ -226,6 +231,18 @@ class TrialArms:
             raise fail(("file",), f"no row of study {study} in {data_source} can be fitted "
                        f"through trial arms {', '.join(map(repr, chosen))}: " + "; ".join(
                            f"line {r.line}: {r.reason}" for r in unused.itertuples()))
+        cannot = unused[unused.reason.str.contains("the trial cannot compute it")]
+        if len(cannot):
+            # said at load, not only in report.md (a fitting user test, 2026-12-07, missed a
+            # row dropped silently): a row of the study the fit will not use
+            import warnings
+
+            warnings.warn(f"{source}: the fit leaves out line"
+                          f"{'s' if len(cannot) > 1 else ''} "
+                          + "; ".join(f"{r.line} ({r.arm}, {r.endpoint}): {r.reason}"
+                                      for r in cannot.itertuples())
+                          + " (report.md lists every row left out)", UnusedRowWarning,
+                          stacklevel=2)
         indices = tuple(names.index(name) for name in chosen)
         eta = _random_effects(spec, indices)
         digest = hashlib.sha256(Path(source).read_bytes()).hexdigest() \
