@@ -1137,3 +1137,25 @@ def test_a_fits_priors_are_in_its_record_and_report(tmp_path):
     assert "on 5 residuals (1 varied parameters; 4 data rows, 1 prior)" in report
     assert "Priors (log-normal, each a residual of the objective): chemotherapy_sensitivity: " \
         "mean 4.3, CV 0.41 (bundled fit, between-study spread)" in report
+
+
+def test_an_estimate_within_a_standard_error_of_a_bound_is_named():
+    # a fitting user test (2026-12-07): il11_emax_production 4.93 +/- 1.66 under its upper
+    # bound 5 was not flagged (only an estimate at the bound was); 2.0 +/- 0.5 in [0, 5]
+    # is not near one
+    from types import SimpleNamespace
+
+    import lmfit
+
+    from plateletpd.inference.fitting import identifiability
+
+    params = lmfit.Parameters()
+    params.add("il11_emax_production", value=4.93, min=0.0, max=5.0)
+    params.add("het_ec50", value=2.0, min=0.0, max=5.0)
+    params["il11_emax_production"].stderr, params["het_ec50"].stderr = 1.66, 0.5
+    result = SimpleNamespace(params=params, errorbars=True, covariance_note=None,
+                             chisqr=3.7, init_values={})
+    notes = identifiability(result)
+    assert any(n.startswith("il11_emax_production: 4.93 lies within one standard error "
+                            "(1.66) of its upper bound (5)") for n in notes)
+    assert not any(n.startswith("het_ec50:") for n in notes)

@@ -2239,6 +2239,15 @@ def identifiability(result, profiles: dict | None = None) -> list[str]:
                              f"allow, so its standard error and interval describe the bound; "
                              f"if the bound is the model's limit (a fraction at most 1), the "
                              f"model cannot give what these rows show.")
+            elif math.isfinite(edge) and parameter.stderr is not None \
+                    and math.isfinite(parameter.stderr) and parameter.stderr > 0 \
+                    and abs(parameter.value - edge) < parameter.stderr:
+                # near a bound, within one standard error of it (a fitting user test,
+                # 2026-12-07: 4.93 +/- 1.66 under a bound of 5 was not flagged)
+                notes.append(f"{parameter.name}: {parameter.value:.4g} lies within one "
+                             f"standard error ({parameter.stderr:.3g}) of its {side} bound "
+                             f"({edge:g}): a symmetric interval would cross it, so read its "
+                             f"profile (the data may not bound it on that side).")
     # no move from the start: a rough objective the finite differences cannot see through,
     # or rows that do not depend on it (a fitting user test: an optimum reported at its
     # start, chi-square 298.7, where 90.2 was reachable)
