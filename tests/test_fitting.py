@@ -1133,6 +1133,14 @@ def test_a_fits_priors_are_in_its_record_and_report(tmp_path):
     assert record["priors"] == {"chemotherapy_sensitivity": {
         "mean": 4.3, "cv": 0.41, "source": "bundled fit, between-study spread"}}
     assert record["objective"]["data_points"] == 5  # 4 rows and the prior
+    # base = "default" recorded with the fit it named and that fit's exact record
+    import hashlib
+
+    bundled = Path(__file__).parents[1] / "fits" / "cit_marrow_reserve_calibration"
+    assert record["base"] == "default"
+    assert record["base_fit"] == {"name": "cit_marrow_reserve_calibration", "params_sha256":
+                                  hashlib.sha256((bundled / "params.json").read_bytes())
+                                  .hexdigest()}
     report = (tmp_path / "out" / "report.md").read_text()
     assert "on 5 residuals (1 varied parameters; 4 data rows, 1 prior)" in report
     assert "Priors (log-normal, each a residual of the objective): chemotherapy_sensitivity: " \

@@ -2373,7 +2373,10 @@ def write_fit(problem: FitProblem, result, table: pd.DataFrame, folder: Path,
         write_json(staging / "params.json", {
             "parameters": parameters,
             "model_values": model_values,
-            **({"base": problem.config.get("fit", {}).get("base")}
+            **({"base": problem.config.get("fit", {}).get("base"),
+                # which fit "default" named, and its exact record (a fitting user test,
+                # 2026-12-07: "default" alone does not say which values it brought)
+                "base_fit": _base_fit_record(problem)}
                if problem.config.get("fit", {}).get("base") else {}),
             "objective": {"chi_square": float(result.chisqr), "reduced_chi_square":
                           float(result.redchi), "data_points": int(result.ndata),
@@ -2599,6 +2602,16 @@ def _monte_carlo_lines(problem: FitProblem, table: pd.DataFrame) -> list[str]:
               f"{'' if pd.isna(r.day) else f'{r.day:g}'} | {r.virtual_patients} | "
               f"{r.predicted:.4g} | {r.monte_carlo_sd:.3g} | {r.standard_error:.3g} | "
               f"{r.monte_carlo_sd_per_se:.3g} |" for r in table.itertuples()], ""]
+
+
+def _base_fit_record(problem) -> dict:
+    """The fit ``[fit] base`` named: its name (a bundled fit for "default") and the SHA-256
+    of its ``params.json``."""
+    from plateletpd.model.library import chosen_fit, fit_record_hash
+
+    name = chosen_fit(problem.model.name, problem.config["fit"]["base"])
+    return {"name": None if name is None else str(name),
+            "params_sha256": None if name is None else fit_record_hash(name)}
 
 
 def _prior_record(problem) -> dict:
