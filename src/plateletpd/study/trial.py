@@ -414,6 +414,12 @@ TRIAL_SCHEMA = Table({
                                what="two counts, the lower first: this arm enrols the "
                                     "patients whose count at entry lies between them "
                                     "(replaces [enrolment] entry_between), e.g. [25, 50]"),
+        # an arm started at its own delay ("rhTPO from entry" against "rhTPO 4 days
+        # later": a sweep user test, 2026-12-07, wanted a trial of start delays with
+        # --uncertainty fit), replacing [enrolment] start_delay
+        "start_delay": Field(high=_FOLLOW_UP, low_included=True, unit="days",
+                             what="days from enrolment to this arm's first treatment morning "
+                                  "(replaces [enrolment] start_delay), e.g. 4"),
         # the arm differences.csv compares this one with, when not the trial's reference
         # (one control per population: "rhTPO at <= 25" against "untreated at <= 25")
         "versus": Field("text", nonempty=True, what="the name of another arm in quotes, "
@@ -1325,7 +1331,9 @@ def _arm_design(document: Document, index: int, entry: dict, checked: dict,
             treatment=tuple(entry["treatment"]),
             entry_below=enrolment["entry_below"] if entry["entry_below"] is None
             else entry["entry_below"],
-            entry_day=enrolment["entry_day"], start_delay=enrolment["start_delay"],
+            entry_day=enrolment["entry_day"],
+            start_delay=enrolment["start_delay"] if entry["start_delay"] is None
+            else entry["start_delay"],
             entry_between=_entry_band(entry["entry_between"] or enrolment["entry_between"]),
             judged_on_course=course is not None,
             screen_every_days=enrolment["screen_every_days"],
