@@ -177,3 +177,14 @@ def test_a_combination_swept_by_a_plain_dose_is_refused_and_by_its_drug_is_swept
         run_sweep(small, parse_grid(["dose:hetrombopg=5"]), [combination])
     table = run_sweep(small, parse_grid(["dose:hetrombopag=0,5"]), [combination])
     assert list(table.arm) == [combination] * 2
+
+
+def test_a_plain_dose_over_combination_arms_only_names_dose_drug(spec):
+    # trials/yuan2025 cut to its combination arm: a plain "dose" has no arm of one drug to
+    # sweep, and the error says how to name the drug (a sweep user test, 2026-12-07)
+    combination = [a for a in spec.arms if len(a.treatment) > 1]
+    only = replace(spec, arms=tuple(combination), subjects_per_arm=20,
+                   reference_arm=combination[0].name)
+    with pytest.raises(pp.PlateletPDError, match=r"every treated arm gives more than one "
+                       r"drug: name the one whose dose varies, e\.g\. --grid dose:hetrombopag="):
+        run_sweep(only, parse_grid(["dose=5"]))

@@ -257,8 +257,14 @@ def run_sweep(spec: TrialSpec | str | Path, grid: dict[str, list[float]], arms: 
         chosen = [a for a in spec.arms if (a.treatment or not varies_dose) and all(
             any(d.split()[0].lower() == drug for d in a.treatment) for drug in drugs)]
         if "dose" in grid:  # plain "dose": the arms of one drug (a combination names its drug)
-            chosen = [a for a in chosen if len({d.split()[0].lower()
+            single = [a for a in chosen if len({d.split()[0].lower()
                                                 for d in a.treatment}) <= 1]
+            if chosen and not single:
+                drug = chosen[0].treatment[0].split()[0]
+                raise PlateletPDError(f"every treated arm gives more than one drug: name the "
+                                      f"one whose dose varies, e.g. --grid dose:{drug}=... "
+                                      f"(Python: \"dose:{drug}\")")
+            chosen = single
         if not chosen:
             raise PlateletPDError(f"no arm of the trial gives {', '.join(drugs) or 'a drug'}"
                                   f" whose dose could vary; arms: {', '.join(names)}")
