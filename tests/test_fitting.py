@@ -1062,14 +1062,12 @@ def test_a_fit_of_arms_without_population_cvs_warns_that_every_patient_is_typica
     # a fitting user test (2026-12-07): docs/fitting.md's first fit without its [population]
     # table ran every [[arms]] patient as the typical one (subjects = 200 changed nothing,
     # damage 6.42 against 5.11 with the bundled CVs) and nothing said so; cv = {} means it
-    import re
     import warnings
 
     import plateletpd as pp
     from plateletpd.study.trial import NoVariabilityWarning
 
-    text = (Path(__file__).parents[1] / "docs" / "fitting.md").read_text()
-    block = re.search(r"```toml\n(.*?)```", text.split("## A first fit")[1], re.DOTALL).group(1)
+    block = docs_first_fit()
     start, end = block.index("[population]"), block.index("[parameters]")
     without = block[:start] + block[end:]
     (tmp_path / "without.toml").write_text(without)
@@ -1089,14 +1087,12 @@ def test_the_progress_line_names_rows_without_a_prediction(tmp_path, capsys):
     # printed "objective 2.0001e+06" at its start value; there the typical patient never
     # falls to <= 50, so the two "from <=50 to >=100" rows (data/cit_summary.csv lines 30
     # and 32) have no prediction and count 1000 standard errors each: 2 x 1000^2 + the rest
-    import re
     import warnings
 
     import plateletpd as pp
     from plateletpd.study.trial import NoVariabilityWarning
 
-    text = (Path(__file__).parents[1] / "docs" / "fitting.md").read_text()
-    block = re.search(r"```toml\n(.*?)```", text.split("## A first fit")[1], re.DOTALL).group(1)
+    block = docs_first_fit()
     start, end = block.index("[population]"), block.index("[parameters]")
     (tmp_path / "typical.toml").write_text(block[:start] + block[end:])
     with warnings.catch_warnings():
@@ -1116,12 +1112,10 @@ def test_a_fits_priors_are_in_its_record_and_report(tmp_path):
     # here is the docs' between-study spread of the damage (bundled fit: typical 4.30,
     # between-study SD of its log 0.40, CV sqrt(exp(0.4^2) - 1) = 0.41)
     import json
-    import re
 
     import plateletpd as pp
 
-    text = (Path(__file__).parents[1] / "docs" / "fitting.md").read_text()
-    block = re.search(r"```toml\n(.*?)```", text.split("## A first fit")[1], re.DOTALL).group(1)
+    block = docs_first_fit()
     block = block.replace("subjects = 200", "subjects = 20").replace(
         "max_evaluations = 30", "max_evaluations = 2")
     block += ('\n[priors]\nchemotherapy_sensitivity = { mean = 4.3, cv = 0.41, source = '
@@ -1167,3 +1161,12 @@ def test_an_estimate_within_a_standard_error_of_a_bound_is_named():
     assert any(n.startswith("il11_emax_production: 4.93 lies within one standard error "
                             "(1.66) of its upper bound (5)") for n in notes)
     assert not any(n.startswith("het_ec50:") for n in notes)
+
+
+def docs_first_fit() -> str:
+    """The configuration of docs/fitting.md's "A first fit", as written there."""
+    import re
+
+    text = (Path(__file__).parents[1] / "docs" / "fitting.md").read_text()
+    return re.search(r"```toml\n(.*?)```", text.split("## A first fit")[1],
+                     re.DOTALL).group(1)
