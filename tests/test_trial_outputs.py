@@ -211,6 +211,16 @@ def test_sweep_heatmaps_name_the_swept_dose_and_units(tmp_path):
     finally:
         plt.close(figure)
     assert list(sweep_dictionary(grid, spec).column) == list(table.columns)
+    # a sweep whose first cell is the drug's 0 (no hetrombopag in its regimen) still names
+    # the dose and its unit from the other cells (a sweep user test, 2026-12-07, read
+    # "dose:hetrombopag: daily dose (the unit of the arm's regimen)")
+    zero = parse_grid(["dose:hetrombopag=0,5"])
+    figure = sweep_figures(run_sweep(spec, zero, ["hetrombopag + rhTPO"]), zero,
+                           "response_pct")["hetrombopag + rhTPO"]
+    try:
+        assert figure.axes[0].get_xlabel() == "hetrombopag daily dose (mg)"
+    finally:
+        plt.close(figure)
     # the sweep's record says what a reader needs to reproduce it (a user test,
     # 2026-12-04: no fit, no number of patients, no day 0, no arm)
     import json

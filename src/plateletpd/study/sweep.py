@@ -384,14 +384,19 @@ def regimen_dose(regimen: str, drug: str | None = None) -> list[str] | None:
     return next((d for d in doses if len(d) > 2 and d[0].lower() == wanted), None)
 
 
-def _dimension_label(name: str, regimen: str) -> str:
-    """An axis label naming the swept quantity and its unit ("hetrombopag daily dose (mg)")."""
+def _dimension_label(name: str, regimens) -> str:
+    """An axis label naming the swept quantity and its unit ("hetrombopag daily dose (mg)"),
+    from the first of the cells' ``regimens`` that gives the drug (a cell at dose 0 has
+    none: a sweep user test, 2026-12-07, read the fallback label on every such heatmap)."""
     if name.startswith("share:"):
         return f"share of the drawn patients in {name.split(':', 1)[1]}"
     if not name.startswith("dose"):
         unit, text = DIMENSION_TEXT[name]
         return f"{text} ({unit})"
-    dose = regimen_dose(regimen, name.split(":", 1)[1] if ":" in name else None)
+    drug = name.split(":", 1)[1] if ":" in name else None
+    regimens = [regimens] if isinstance(regimens, str) else list(regimens)
+    dose = next((found for found in (regimen_dose(r, drug) for r in regimens) if found),
+                None)
     return f"{dose[0]} daily dose ({' '.join(dose[2:])})" if dose else \
         f"{name}: daily dose (the unit of the arm's regimen)"
 
@@ -434,7 +439,7 @@ def sweep_figures(table: pd.DataFrame, grid: dict, endpoint: str) -> dict:
     for arm, part in table.groupby("arm", sort=False):
         x = dims[0]
         y = dims[1] if len(dims) > 1 else None
-        regimen = str(part.regimen.iloc[0])
+        regimen = [str(r) for r in part.regimen]
         figure, axis = plt.subplots(figsize=(6.5, 4.8))
         if y is None:
             axis.plot(part[x], part[endpoint], marker="o")
