@@ -323,6 +323,24 @@ def rhs_cost(model, calls: int = 200_000) -> float:
     return best / calls
 
 
+def _git_state() -> dict:
+    """The commit of the tree the benchmark ran from and whether it had uncommitted
+    changes (None where it is not a git checkout or git is missing)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
+                                capture_output=True, text=True, timeout=10)
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain"],
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    if commit.returncode != 0:
+        return {"commit": None, "dirty": None}
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
 def machine() -> dict:
     cpu = "unknown"
     try:
@@ -332,7 +350,21 @@ def machine() -> dict:
                 break
     except OSError:
         pass
+    flags = ""
+    try:
+        flags = next((line.split(":", 1)[1] for line in
+                      Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), "")
+    except OSError:
+        pass
+    # when, from which tree and on which vector units (a benchmarking user test, 2026-12-07:
+    # the record had no time, commit or CPU flags, though the README reads AVX-512 runs apart)
     info = {"nproc": os.cpu_count(), "cpu": cpu, "platform": platform.platform(),
+            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "git": _git_state(),
+            "cpu_vector_flags": sorted(f for f in flags.split()
+                                       if f.startswith(("avx", "sse4", "fma"))),
+            "numba_num_threads_env": os.environ.get("NUMBA_NUM_THREADS"),
             "load_average_at_start": os.getloadavg(), "versions": versions()}
     try:
         import numbalsoda  # noqa: F401
@@ -418,6 +450,7 @@ def main(argv=None) -> int:
                                      "states": case.n_states}
         write_results(rows, info, breakdown, args)  # after every case: partial results
     info["total_seconds"] = time.perf_counter() - start
+    info["load_average_at_end"] = os.getloadavg()
     write_results(rows, info, breakdown, args)
     log(f"done in {info['total_seconds']:.0f} s; results in {args.out}")
     return 0
