@@ -973,31 +973,40 @@ class HistoryRule:
             return (nadir < self.below) & (nadir >= self.at_least)
         return nadir < self.below
 
-    def _routine_below(self, result: CourseResult) -> np.ndarray:
-        """The grid points of the judged cycle's routine counts (every ``every_days`` from
-        its first day, within its window) with the count below ``below``."""
+    def _since(self, result: CourseResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The judged cycle's window (:meth:`CourseResult._window`: its chemotherapy day,
+        the mask of its grid points) and each grid point's distance from that day in grid
+        steps."""
         start, inside = result._window(self.judged_cycle)
-        steps = int(round(self.every_days * result.course.points_per_day))
         since = np.rint((result.times[None, :] - np.nan_to_num(start, nan=0.0)[:, None])
                         * result.course.points_per_day).astype(np.int64)
-        routine = inside & (since > 0) & (since % steps == 0)
-        return routine & (result.platelets < self.below)
+        return start, inside, since
+
+    def _routine(self, since: np.ndarray, points_per_day: int) -> np.ndarray:
+        """The grid points after the window's start that are routine counts (every
+        ``every_days``)."""
+        steps = int(round(self.every_days * points_per_day))
+        return (since > 0) & (since % steps == 0)
+
+    def _routine_below(self, result: CourseResult) -> np.ndarray:
+        """The grid points of the judged cycle's routine counts (every ``every_days`` from
+        its chemotherapy, within its window) with the count below ``below``."""
+        _, inside, since = self._since(result)
+        return inside & self._routine(since, result.course.points_per_day) \
+            & (result.platelets < self.below)
 
     def _fall_points(self, result: CourseResult) -> tuple[np.ndarray, np.ndarray]:
         """The grid points a fall rule judges (the judged cycle's window after its
         chemotherapy day, within ``days`` of it, at its routine counts with ``every_days``)
         and each patient's count on that day (NaN: the cycle was not given)."""
-        start, inside = result._window(self.judged_cycle)
+        start, inside, since = self._since(result)
         given = np.isfinite(start)
         first = values_at(result.times, result.platelets, np.where(given, start, 0.0))
-        since = result.times[None, :] - np.where(given, start, 0.0)[:, None]
-        judged = inside & given[:, None] & (since > 1e-9)
+        judged = inside & given[:, None] & (since > 0)
         if self.days is not None:
-            judged &= since <= self.days + 1e-9
+            judged &= since <= math.floor(self.days * result.course.points_per_day + 1e-9)
         if self.every_days is not None:
-            steps = int(round(self.every_days * result.course.points_per_day))
-            points = np.rint(since * result.course.points_per_day).astype(np.int64)
-            judged &= points % steps == 0
+            judged &= self._routine(since, result.course.points_per_day)
         return judged, np.where(given, first, np.nan)
 
     def _fallen(self, result: CourseResult) -> np.ndarray:

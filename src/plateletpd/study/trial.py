@@ -1550,21 +1550,15 @@ def _check_doses(model: Model, design: ArmDesign) -> None:
 
 
 def _models_dosing(drug: str) -> list[str]:
-    """The bundled models (by name) with a dose target or alias ``drug`` (any case), read
-    from their files as data (TOML, never run)."""
-    import tomllib
+    """The bundled models (by name) with a dose target or alias ``drug`` (any case), loaded
+    as every model is (:func:`plateletpd.model.definition.load_model`; an error path only,
+    about a second for every bundled model)."""
+    from plateletpd.model.definition import list_models, load_model
 
-    from plateletpd.io.files import bundled_folder
-
-    found = []
-    for path in sorted(bundled_folder("models").glob("*.toml")):
-        with path.open("rb") as handle:
-            document = tomllib.load(handle)
-        names = {str(name).lower() for key, entry in (document.get("doses") or {}).items()
-                 for name in (key, *((entry or {}).get("aliases") or ()))}
-        if drug.lower() in names:
-            found.append(str((document.get("model") or {}).get("name", path.stem)))
-    return found
+    wanted = drug.lower()
+    return [name for name in list_models()
+            if any(wanted in (target.name.lower(), *(a.lower() for a in target.aliases))
+                   for target in load_model(name).dose_targets)]
 
 
 # ====================================================================== running
