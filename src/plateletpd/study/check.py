@@ -1592,26 +1592,26 @@ def comparison_z(read: Reader, read_versus: Reader, arm: pd.DataFrame,
             not len(versus):
         return math.nan, math.nan, (first, second)
 
-    def spread(table: pd.DataFrame, reader) -> float:
-        draws = [reader(table.iloc[generator.integers(0, len(table), len(table))])
-                 for _ in range(COMPARISON_RESAMPLES)]
-        draws = np.asarray(draws, dtype=float)
+    def variance_of(one_draw) -> float:  # over COMPARISON_RESAMPLES bootstrap readings
+        draws = np.asarray([one_draw() for _ in range(COMPARISON_RESAMPLES)], dtype=float)
         draws = draws[np.isfinite(draws)]
         return float(np.var(draws, ddof=1)) if draws.size > 1 else math.nan
+
+    def spread(table: pd.DataFrame, reader) -> float:
+        return variance_of(lambda: reader(
+            table.iloc[generator.integers(0, len(table), len(table))]))
 
     if paired:  # one resample of the patients for both readings: the change's spread
         variance = spread(arm, lambda t: read(t) - read_versus(t))
     elif same_patients:  # two readings of one arm's patients: resample them together
         labels = arm.index.union(versus.index)
-        in_arm, in_versus = labels.isin(arm.index), labels.isin(versus.index)
-        draws = []
-        for _ in range(COMPARISON_RESAMPLES):
-            drawn = generator.integers(0, len(labels), len(labels))
-            draws.append(read(arm.loc[labels[drawn[in_arm[drawn]]]])
-                         - read_versus(versus.loc[labels[drawn[in_versus[drawn]]]]))
-        draws = np.asarray(draws, dtype=float)
-        draws = draws[np.isfinite(draws)]
-        variance = float(np.var(draws, ddof=1)) if draws.size > 1 else math.nan
+
+        def joint() -> float:
+            drawn = labels[generator.integers(0, len(labels), len(labels))]
+            return read(arm.loc[drawn[drawn.isin(arm.index)]]) \
+                - read_versus(versus.loc[drawn[drawn.isin(versus.index)]])
+
+        variance = variance_of(joint)
     else:
         variance = spread(arm, read) + spread(versus, read_versus)
     error = math.sqrt(variance) if math.isfinite(variance) else math.nan
