@@ -392,7 +392,7 @@ class CourseResult:
         ``levels``, the days
         with the count below it (on the output grid, as the trial's ``days_below_50``);
         per level in ``recovery``, under ``("recovery", level)``, the days from the cycle's
-        first day to the first count at or above the level after the nadir, for a patient
+        chemotherapy to the first count at or above the level after the nadir, for a patient
         whose count fell below it (NaN for the others, and where it did not recover within
         the window); NaN where that cycle was not given."""
         start, inside = self._window(cycle)
@@ -858,7 +858,7 @@ class HistoryRule:
       never given because chemotherapy was abandoned counts as delayed without end);
     * ``nadir_below``: cycle ``cycle``'s nadir (see :meth:`CourseResult.nadir`) is below
       ``below``; with ``every_days``, a routine count of that cycle (on cycle days
-      ``every_days``, 2 ``every_days``, ... from the day it was given) is below ``below``
+      ``every_days``, 2 ``every_days``, ... after its chemotherapy) is below ``below``
       ("PLT < 75 at a routine count"), and the patient is enrolled on that count's day;
       with ``at_least``, the nadir must also be at or above it ("grade II-III": a nadir
       from 25 to below 75), which is known only once the cycle is over, so the rule is
