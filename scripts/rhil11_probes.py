@@ -9,7 +9,7 @@ models/cit_marrow_reserve.md, "Out of sample: oprelvekin in the cycle after a se
 
 Each bundled trial file is copied to a scratch folder with its model replaced by --model,
 run with the file's own patients and seed on a copy of the fit whose values are changed as
-given (a name the fit does not vary is refused), and every row of its study in the data file
+given (a fitted value or a fixed one the fit records; another name is refused), and every row of its study in the data file
 the validation suite reads it against is read over all of the row's virtual patients (the
 reader of ``plateletpd check``, not a virtual study of the published size: a point estimate,
 no interval). The GI study's rhIL-11 arm (mean days to PLT >= 100 from the start, 8.1
@@ -45,10 +45,13 @@ def changed_fit(fit: Path, changes: dict, folder: Path) -> Path:
     shutil.copytree(fit, copy)
     record = json.loads((copy / "params.json").read_text())
     for name, value in changes.items():
-        if name not in record["parameters"]:
-            raise SystemExit(f"{name} is not a parameter the fit varies; it varies "
-                             f"{', '.join(sorted(record['parameters']))}")
-        record["parameters"][name]["value"] = value
+        # a fitted value, or a fixed one the fit recorded (its model_values: the trial
+        # reads those, not the model file's)
+        if name not in record["parameters"] and name not in record.get("model_values", {}):
+            raise SystemExit(f"{name} is not a parameter of the fit's record; it has "
+                             f"{', '.join(sorted(record.get('model_values', record['parameters'])))}")
+        if name in record["parameters"]:
+            record["parameters"][name]["value"] = value
         if name in record.get("model_values", {}):
             record["model_values"][name] = value
     (copy / "params.json").write_text(json.dumps(record))
