@@ -30,10 +30,11 @@ from . import desolve  # noqa: E402
 from .cases import (CASES, TARGET_ERROR, cohort_parameters, make_case,  # noqa: E402
                     reference_platelets)
 from .engines import PYTHON_ENGINES  # noqa: E402
+from .million import MODELS as MILLION_MODELS  # noqa: E402
 
 COLUMNS = ["engine", "model", "regimen", "subjects", "rtol", "atol", "max_rel_error",
            "median_seconds", "per_subject_seconds", "subjects_per_second", "compile_seconds",
-           "repeats", "notes"]
+           "repeats", "relative_range", "notes"]
 #: rtol candidates, loosest first: quarter decades from 1e-2 to 1e-8 (1e-2, 5.6e-3, 3.2e-3,
 #: 1.8e-3, 1e-3, ...), then decades to 1e-12. Every engine runs at the first that meets the
 #: target error, so each sits within a quarter decade of its own threshold.
@@ -53,13 +54,24 @@ def timed(function, *args):
     return time.perf_counter() - start, value
 
 
-def row(engine, case, subjects, rtol, atol, error, median, compile_seconds, repeats, notes):
+def relative_range(seconds) -> float:
+    """(slowest - fastest) / median of the timed repeats: the spread beside each median
+    (NaN with fewer than two repeats; a benchmarking user test, 2026-12-07, asked for it)."""
+    seconds = list(seconds or [])
+    if len(seconds) < 2:
+        return math.nan
+    return (max(seconds) - min(seconds)) / statistics.median(seconds)
+
+
+def row(engine, case, subjects, rtol, atol, error, median, compile_seconds, repeats, notes,
+        seconds=None):
     per = median / subjects if median is not None else None
     return {"engine": engine, "model": case.model_name, "regimen": case.regimen,
             "subjects": subjects, "rtol": rtol, "atol": atol, "max_rel_error": error,
             "median_seconds": median, "per_subject_seconds": per,
             "subjects_per_second": (1.0 / per) if per else None,
-            "compile_seconds": compile_seconds, "repeats": repeats, "notes": notes}
+            "compile_seconds": compile_seconds, "repeats": repeats,
+            "relative_range": relative_range(seconds), "notes": notes}
 
 
 def repeat_count(estimate, args) -> tuple[int, str]:
@@ -111,7 +123,7 @@ def bench_engine(engine, case, chosen, args) -> dict:
     log(f"  {engine.name}: rtol {rtol:g} error {error:.2e} median {median:.3e} s "
         f"compile {compile_seconds:.2f} s ({repeats} repeats)")
     return row(engine.name, case, 1, rtol, rtol * ATOL_FACTOR, error, median,
-               compile_seconds, repeats, "; ".join(notes))
+               compile_seconds, repeats, "; ".join(notes), seconds)
 
 
 def bench_desolve(case, args) -> dict:
@@ -129,7 +141,7 @@ def bench_desolve(case, args) -> dict:
              f"compile_seconds = R CMD SHLIB; first call minus a later one in R "
              f"{r['first_call_extra']:.2g} s")
     return row("desolve_lsoda", case, 1, r["rtol"], r["atol"], error, r["median_seconds"],
-               r["compile_seconds"], r["repeats"], notes)
+               r["compile_seconds"], r["repeats"], notes, r.get("times"))
 
 
 #: Cohort methods: name -> (solver class, simulate_batch execution). The lock-step method
@@ -225,7 +237,7 @@ def bench_cohorts(case, method, rtol, sizes, args, references) -> list[dict]:
         log(f"  plateletpd_cohort n={n}: median {median:.3e} s, {median / n:.3e} s/subject, "
             f"error {error:.2e} ({len(seconds)} runs)")
         rows.append(row("plateletpd_cohort", case, n, rtol, rtol * ATOL_FACTOR, error, median,
-                        0.0, len(seconds), "; ".join(notes)))
+                        0.0, len(seconds), "; ".join(notes), seconds))
     return rows
 
 
@@ -248,13 +260,15 @@ def bench_one_core(case, method, rtol, n, args) -> dict:
     return row("plateletpd_cohort_1core", case, n, rtol, rtol * ATOL_FACTOR, math.nan, median,
                0.0, len(seconds), f"simulate_batch with {describe_solver(solver, method)} on 1 numba thread "
                f"(numba.set_num_threads(1)), same subjects and tolerance as plateletpd_cohort "
-               f"(its error column applies)")
+               f"(its error column applies)", seconds)
 
 
 def bench_million(case, method, rtol, args) -> dict:
-    """The 10^6-subject CIT cohort with endpoints, in a fresh process (its own peak memory)."""
+    """The 10^6-subject cohort of the case's CIT model with endpoints, in a fresh process
+    (its own peak memory)."""
     n = 2000 if args.quick else int(args.million)
     code = [sys.executable, "-m", "benchmarks.million", "--n", str(n), "--rtol", str(rtol),
+            "--model", case.model_name,
             "--method", {"plateletpd": "dopri5", "plateletpd_dop853": "dop853",
                          "plateletpd_lockstep": "dop853_lockstep"}[method]]
     root = Path(__file__).resolve().parent.parent
@@ -443,7 +457,7 @@ def main(argv=None) -> int:
         rows += bench_cohorts(case, method, cohort_rtol, sizes, args, references)
         rows.append(bench_one_core(case, method, cohort_rtol, max(n for n in sizes
                                                                   if n <= 10_000), args))
-        if label == "mono" and model_name == "cit_thrombopoiesis":
+        if label == "mono" and model_name in MILLION_MODELS:
             rows.append(bench_million(case, method, cohort_rtol, args))
         if model_name not in breakdown:
             breakdown[model_name] = {"rhs_seconds_per_call": rhs_cost(case.model),
@@ -463,23 +477,74 @@ def write_results(rows, info, breakdown, args) -> None:
     write_json(args.out / ("quick_machine.json" if args.quick else "machine.json"),
                {**info, "breakdown": breakdown, "argv": sys.argv[1:]})
     write_text(args.out / ("quick_summary.md" if args.quick else "summary.md"),
-               summary(frame, breakdown))
+               summary(frame, breakdown, info.get("nproc")))
     plot(frame, args.out / ("quick_scaling.png" if args.quick else "scaling.png"))
 
 
-def summary(frame: pd.DataFrame, breakdown: dict) -> str:
+#: what the "first-call overhead" column means, by engine (a benchmarking user test,
+#: 2026-12-07: the column had meant different things unsaid)
+OVERHEAD_MEANING = (
+    "First-call overhead: for `plateletpd` in a full run, the kernel's cold compilation (the "
+    "first `simulate()` minus a warm one in a fresh process with an empty kernel cache); "
+    "for every other one-subject Python engine, and for `plateletpd` with `--quick`, the "
+    "first solve minus the second in this process: numba compiling the right-hand side "
+    "(scipy with numba), numbalsoda's cfunc, or for plateletpd's methods the on-disk "
+    "kernel cache's load (a compilation where that method's kernel was not cached yet); "
+    "for `desolve_lsoda`, `R CMD SHLIB` building the C right-hand side; 0 for the cohort "
+    "rows (the kernel is warm from the one-subject runs). Never part of the medians.")
+
+
+def per_subject(group: pd.DataFrame, engine: str, largest: bool = False) -> tuple[float, int]:
+    """(per-subject seconds, subjects) of an engine's row: the fastest per subject, or the
+    largest cohort's with ``largest``."""
+    rows = group[(group.engine == engine) & group.per_subject_seconds.notna()]
+    if rows.empty:
+        return math.nan, 0
+    chosen = rows.loc[rows.subjects.idxmax()] if largest else rows.loc[
+        rows.per_subject_seconds.idxmin()]
+    return float(chosen.per_subject_seconds), int(chosen.subjects)
+
+
+def model_cost(frame: pd.DataFrame, cores: int) -> str:
+    """The default model's per-subject cost against the earlier CIT model's on the same
+    regimen in the same run (issue 17 item 6: within 1.5 times)."""
+    new, old = "cit_marrow_reserve", "cit_thrombopoiesis"
+    regimens = set(frame[frame.model == new].regimen) & set(frame[frame.model == old].regimen)
+    out = []
+    for regimen in sorted(regimens):
+        pair = [frame[(frame.model == m) & (frame.regimen == regimen)] for m in (new, old)]
+        lines = []
+        for engine, label in (("plateletpd", "one subject (DOPRI5)"),
+                              ("plateletpd_cohort", f"cohort on {cores} cores, largest size"),
+                              ("plateletpd_cohort_1core", "cohort on 1 core")):
+            (a, n_a), (b, n_b) = (per_subject(g, engine, largest=True) for g in pair)
+            if math.isfinite(a) and math.isfinite(b):
+                size = f", {n_a} subjects" if engine != "plateletpd" else ""
+                lines.append(f"| {label}{size} | {a:.3g} | {b:.3g} | {a / b:.2f} |")
+        if lines:
+            out.append(f"\n**{new} against {old}**, `{regimen}`, the same run: per-subject "
+                       "seconds (each model at its own between-patient variability and "
+                       "tolerance; the target is a ratio within 1.5, issue 17 item 6; one run "
+                       "is one sample of a noisy host: read the ratio with the rows' ranges)"
+                       "\n\n| engine | " + new + " | " + old + " | ratio |\n"
+                       "|---|---:|---:|---:|\n" + "\n".join(lines) + "\n")
+    return "".join(out)
+
+
+def summary(frame: pd.DataFrame, breakdown: dict, cores: int | None = None) -> str:
+    cores = cores or os.cpu_count() or 1
     out = io.StringIO()
     for (model, regimen), group in frame.groupby(["model", "regimen"], sort=False):
-        single = group[group.engine.isin(["plateletpd", "plateletpd_dop853"])]
-        single = float(single.per_subject_seconds.min()) if len(single) else math.nan
-        cohort = group[group.engine == "plateletpd_cohort"]
-        best = float(cohort.per_subject_seconds.min()) if len(cohort) else math.nan
-        core = group[group.engine == "plateletpd_cohort_1core"]
-        one_core = float(core.per_subject_seconds.min()) if len(core) else math.nan
+        single, _ = per_subject(group[group.engine.isin(["plateletpd", "plateletpd_dop853"])]
+                                .assign(engine="plateletpd"), "plateletpd")
+        best, _ = per_subject(group, "plateletpd_cohort")
+        one_core, _ = per_subject(group, "plateletpd_cohort_1core")
         out.write(f"\n**{model}**, `{regimen}`\n\n")
-        out.write("| engine | subjects | rtol | max rel. error | per-subject time (s) | "
-                  "subjects/s | compile (s) | repeats | peer / plateletpd (1 subject) | "
-                  "peer / plateletpd (best cohort) | peer / plateletpd (cohort, 1 core) |\n"
+        out.write("| engine | subjects | rtol | max rel. error | per-subject time (s), median | "
+                  "range / median | first-call overhead (s) | repeats | "
+                  "peer / plateletpd, 1 subject | "
+                  "peer / plateletpd cohort on 1 core (like for like) | "
+                  f"peer / plateletpd cohort on {cores} cores (not like for like) |\n"
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
         for _, r in group.iterrows():
             if pd.isna(r.median_seconds):
@@ -487,10 +552,17 @@ def summary(frame: pd.DataFrame, breakdown: dict) -> str:
                 continue
             peer = not str(r.engine).startswith("plateletpd")
             ratios = [f"{r.per_subject_seconds / base:.3g}x" if peer else ""
-                      for base in (single, best, one_core)]
+                      for base in (single, one_core, best)]
+            spread = "" if pd.isna(r.relative_range) else f"{r.relative_range:.2f}"
             out.write(f"| {r.engine} | {r.subjects} | {r.rtol:.0e} | {r.max_rel_error:.1e} | "
-                      f"{r.per_subject_seconds:.3g} | {r.subjects_per_second:.3g} | "
+                      f"{r.per_subject_seconds:.3g} | {spread} | "
                       f"{r.compile_seconds:.2g} | {r.repeats} | {' | '.join(ratios)} |\n")
+    out.write(f"\nEvery peer runs one subject at a time on one core. The like-for-like cohort "
+              f"ratio sets it against plateletpd's cohort on one numba thread; the last column "
+              f"sets it against all {cores} cores (peers parallelised the same way are "
+              "compared per core by `python -m benchmarks.peers_parallel`). Range / median: "
+              "(slowest - fastest) / median of the timed repeats. " + OVERHEAD_MEANING + "\n")
+    out.write(model_cost(frame, cores))
     out.write("\nPer-call cost of the compiled right-hand side (njit loop): "
               + ", ".join(f"{m} {b['rhs_seconds_per_call'] * 1e9:.0f} ns ({b['states']} states)"
                           for m, b in breakdown.items()) + "\n")

@@ -17,9 +17,13 @@ OUTPUT_DAYS = np.arange(DAYS + 1, dtype=float)  # daily, 0..28
 REFERENCE_RTOL, REFERENCE_ATOL = 1e-10, 1e-12
 TARGET_ERROR = 1e-6  # each engine's tolerance is chosen to reach this where it can
 
-#: (model, short label, regimen text)
+#: (model, short label, regimen text). The first two are the --quick run's (the Friberg
+#: model and the default CIT model); cit_marrow_reserve and cit_thrombopoiesis share a
+#: regimen so that their costs are compared in the same run (issue 17 item 6: the new
+#: model's cohort cost within 1.5 times the earlier model's, measured side by side)
 CASES = [
     ("friberg_platelets", "mono", "cytotoxic 100 mg qd d1-14"),
+    ("cit_marrow_reserve", "mono", "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22"),
     ("cit_thrombopoiesis", "mono", "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22"),
     ("cit_thrombopoiesis", "combination",
      "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22 + rhTPO 15000 U qd d9-22"),
@@ -30,6 +34,10 @@ VARIABILITY = {
     "friberg_platelets": {"circ0": 0.3, "mean_transit_time": 0.2, "slope": 0.4},
     "cit_thrombopoiesis": {"platelets_baseline": 0.3, "mk_transit_time": 0.2,
                            "chemotherapy_sensitivity": 0.3},
+    # the between-patient CVs of models/cit_marrow_reserve.md (tests/test_cit_science.py),
+    # at the model file's values (not the bundled fit's: the harness times the model file)
+    "cit_marrow_reserve": {"chemotherapy_sensitivity": 0.3, "platelets_baseline": 0.17,
+                           "reserve_regeneration_rate": 2.0, "reserve_cycling_fraction": 0.5},
 }
 
 

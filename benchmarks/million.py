@@ -1,4 +1,5 @@
-"""The issue's large-cohort target: 10^6 CIT subjects, 28 days, endpoints only.
+"""The issue's large-cohort target: 10^6 CIT subjects, 28 days, endpoints only (either CIT
+model: ``--model``, default the earlier ``cit_thrombopoiesis`` the target was set on).
 
 Run in a fresh process (``python -m benchmarks.million``) so its peak memory is its own.
 Subjects are simulated in chunks with :func:`plateletpd.simulate_batch` (parallel over
@@ -56,13 +57,19 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(n: int, chunk: int, method: str, rtol: float, seed: int) -> dict:
-    model = pp.load_model("cit_thrombopoiesis")
-    regimen = "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22"
+#: the CIT models this cohort can run (their VARIABILITY in benchmarks.cases)
+MODELS = ("cit_thrombopoiesis", "cit_marrow_reserve")
+REGIMEN = "chemotherapy 1 dose d1 + hetrombopag 7.5 mg qd d9-22"
+
+
+def run(n: int, chunk: int, method: str, rtol: float, seed: int,
+        model_name: str = "cit_thrombopoiesis") -> dict:
+    model = pp.load_model(model_name)
+    regimen = REGIMEN
     solver = {"dopri5": pp.DormandPrince5, "dop853": pp.DormandPrince853,
               "dop853_lockstep": pp.DormandPrince853}[method](rtol=rtol, atol=rtol * 1e-3)
     execution = "lockstep" if method == "dop853_lockstep" else "subjects"
-    params = cohort_parameters(model, n, seed=seed)  # 3 x n floats: 24 MB at 10^6
+    params = cohort_parameters(model, n, seed=seed)  # 3-4 x n floats: 24-32 MB at 10^6
     warm = {k: v[:8] for k, v in params.items()}
     pp.simulate_batch(model, regimen, times=OUTPUT_DAYS, params=warm, solver=solver,
                       execution=execution, keep_states=False)  # kernel load, warm-up: untimed
@@ -79,7 +86,7 @@ def run(n: int, chunk: int, method: str, rtol: float, seed: int) -> dict:
         summary["failed"] += int(np.sum(batch.status != 0))
         summary["evaluations"] += float(batch.counters[:, 2].sum())
     wall = time.perf_counter() - start
-    return {"subjects": n, "chunk": chunk, "method": method, "rtol": rtol, "seed": seed,
+    return {"model": model_name, "subjects": n, "chunk": chunk, "method": method, "rtol": rtol, "seed": seed,
             "wall_seconds": wall, "per_subject_seconds": wall / n,
             "peak_rss_mb": peak_memory_mb(),
             "mean_nadir": summary["nadir"] / n, "recovered_fraction": summary["recovered"] / n,
@@ -93,6 +100,7 @@ def main(argv=None) -> int:
     parser.add_argument("--method", choices=["dopri5", "dop853", "dop853_lockstep"], default="dop853")
     parser.add_argument("--rtol", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--model", choices=MODELS, default="cit_thrombopoiesis")
     args = parser.parse_args(argv)
     if not (args.n >= 1 and float(args.n).is_integer()):
         parser.error(f"--n must be a whole number of subjects >= 1, got {args.n:g}")
@@ -100,7 +108,8 @@ def main(argv=None) -> int:
         parser.error(f"--chunk must be at least 1 subject, got {args.chunk}")
     if not 0 < args.rtol < 1:
         parser.error(f"--rtol must be between 0 and 1 (e.g. 1e-4), got {args.rtol:g}")
-    print(json.dumps(run(int(args.n), args.chunk, args.method, args.rtol, args.seed)))
+    print(json.dumps(run(int(args.n), args.chunk, args.method, args.rtol, args.seed,
+                         args.model)))
     return 0
 
 

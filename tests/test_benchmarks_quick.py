@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["engine", "model", "regimen", "subjects", "rtol", "atol", "max_rel_error",
            "median_seconds", "per_subject_seconds", "subjects_per_second", "compile_seconds",
-           "repeats", "notes"]
+           "repeats", "relative_range", "notes"]
 
 
 @pytest.mark.slow
@@ -53,6 +53,9 @@ def test_quick_benchmark_runs_and_every_engine_is_accurate(tmp_path):
                                                               "max_rel_error"]]
     assert (ran.max_rel_error < 1e-4).all(), ran[["engine", "model", "max_rel_error"]]
     assert (ran.median_seconds > 0).all()
+    # the spread beside each median: (slowest - fastest) / median of two or more repeats
+    repeated = ran[ran.repeats >= 2]
+    assert (repeated.relative_range >= 0).all() and repeated.relative_range.notna().all()
     assert (tmp_path / "quick_scaling.png").exists()
 
 
@@ -102,3 +105,36 @@ def test_harness_refuses_a_cohort_size_it_cannot_run(capsys):
         with pytest.raises(SystemExit):
             main(argv)
         assert "--max-cohort must be between" in capsys.readouterr().err
+
+
+def test_relative_range_and_the_model_cost_table_on_constructed_rows():
+    """benchmarks.__main__'s spread column and the default model's cost against the earlier
+    CIT model (issue 17 item 6), on hand-made rows: the ratio is the per-subject time of
+    cit_marrow_reserve over cit_thrombopoiesis, engine by engine, largest cohort."""
+    sys.path.insert(0, str(ROOT))
+    import math
+
+    from benchmarks.__main__ import model_cost, relative_range
+
+    assert relative_range([1.0, 2.0, 4.0]) == 1.5  # (4 - 1) / median 2
+    assert math.isnan(relative_range([3.0])) and math.isnan(relative_range(None))
+    regimen = "chemotherapy 1 dose d1"
+
+    def rows(model, single, cohorts, one_core):
+        out = [{"engine": "plateletpd", "model": model, "regimen": regimen, "subjects": 1,
+                "per_subject_seconds": single}]
+        out += [{"engine": "plateletpd_cohort", "model": model, "regimen": regimen,
+                 "subjects": n, "per_subject_seconds": t} for n, t in cohorts]
+        out.append({"engine": "plateletpd_cohort_1core", "model": model, "regimen": regimen,
+                    "subjects": 100, "per_subject_seconds": one_core})
+        return out
+
+    frame = pd.DataFrame(rows("cit_marrow_reserve", 3e-3, [(10, 9e-4), (1000, 6e-5)], 9e-5)
+                         + rows("cit_thrombopoiesis", 1e-3, [(10, 1e-4), (1000, 4e-5)], 6e-5))
+    table = model_cost(frame, cores=2)
+    assert "| one subject (DOPRI5) | 0.003 | 0.001 | 3.00 |" in table
+    # the largest cohort's per-subject times (not the fastest row's): 6e-5 / 4e-5
+    assert "| cohort on 2 cores, largest size, 1000 subjects | 6e-05 | 4e-05 | 1.50 |" in table
+    assert "| cohort on 1 core, 100 subjects | 9e-05 | 6e-05 | 1.50 |" in table
+    # no table without both models on one regimen
+    assert model_cost(frame[frame.model == "cit_marrow_reserve"], cores=2) == ""
