@@ -797,6 +797,7 @@ def command_sweep(args) -> int:
     spec = _trial_spec(args)
     _check_out(args.out)
     grid = parse_grid(args.grid)
+    replicates = _sweep_replicates(spec, args) if args.uncertainty == "fit" else None
     with _cluster(args) as client:
         table = run_sweep(spec, grid, args.arm, progress=True, endpoint=args.endpoint,
                           client=client, chunk=args.chunk)
@@ -811,15 +812,63 @@ def command_sweep(args) -> int:
           f"`plateletpd trial` of the file draws each arm's own patients, so an arm there "
           f"differs from its cell here by sampling (design = \"paired\" shares them)",
           file=sys.stderr)
-    left_out = uncertainty_left_out(spec)
-    if left_out:
-        print(f"note: every cell is at the fit's point estimates: it leaves out {left_out}; "
-              f"for a cell's prediction interval, run its regimen as a trial with "
-              f"--uncertainty fit --replicates 200", file=sys.stderr)
+    ranked = None
+    if args.better != "higher" and args.uncertainty != "fit":
+        print("note: --better ranks the cells of a sweep under uncertainty; without "
+              "--uncertainty fit it changes nothing", file=sys.stderr)
+    if args.uncertainty == "fit":
+        ranked = _sweep_ranking(spec, grid, args, replicates)
+    else:
+        left_out = uncertainty_left_out(spec)
+        if left_out:
+            print(f"note: every cell is at the fit's point estimates: it leaves out "
+                  f"{left_out}; for intervals, the probability that each cell is best and "
+                  f"paired differences, add --uncertainty fit --replicates 200",
+                  file=sys.stderr)
     if args.out:
-        paths = write_sweep(table, spec, grid, args.endpoint, Path(args.out))
+        paths = write_sweep(table, spec, grid, args.endpoint, Path(args.out), ranked)
         print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
     return 0
+
+
+def _sweep_replicates(spec, args) -> int:
+    """The replicate studies of ``sweep --uncertainty fit``, checked before any cell runs
+    (and the fit they are drawn from)."""
+    from plateletpd.study.sweep_uncertainty import SweepUncertaintyError
+    from plateletpd.study.uncertainty import TrialUncertainty
+
+    TrialUncertainty.for_trial(spec)  # the trial names a fit with an uncertainty
+    replicates = args.replicates
+    if replicates is None:  # the file's [trial] replicates, or 20
+        replicates = spec.extra.get("replicates", 1)
+        if replicates < 2:
+            replicates = 20
+            print("note: --replicates not given: 20 replicate studies (200 or more for "
+                  "decisions)", file=sys.stderr)
+    if replicates < 2:
+        raise SweepUncertaintyError(f"a sweep under uncertainty needs at least 2 replicate "
+                                    f"studies to rank its cells, got --replicates "
+                                    f"{replicates}; use 20 or more (200 for 95% intervals)")
+    return replicates
+
+
+def _sweep_ranking(spec, grid, args, replicates: int):
+    """``sweep --uncertainty fit``: the sweep as replicate new studies, ranked."""
+    from plateletpd.study.sweep_uncertainty import run_sweep_uncertainty
+
+    print(f"\nthe sweep under the fit's uncertainty: {replicates} replicate studies ...",
+          file=sys.stderr)
+    ranked = run_sweep_uncertainty(spec, grid, args.arm, replicates=replicates,
+                                   endpoint=args.endpoint, better=args.better,
+                                   progress=True)
+    shown = ranked.ranking.drop(columns=["replicates"])
+    print(f"\n{args.endpoint} over the replicate studies ({args.better} is better): median "
+          f"[95% interval], probability of being the best row, paired difference from the "
+          f"reference row (the best median) [95%], probability of beating it:")
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for note in ranked.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return ranked
 
 
 def command_sensitivity(args) -> int:
@@ -1162,6 +1211,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", help="output folder")
     _cluster_arguments(sweep)
     _fit_argument(sweep)
+    _uncertainty_arguments(sweep)
+    sweep.add_argument("--better", choices=["higher", "lower"], default="higher",
+                       help="with --uncertainty fit: whether a higher or a lower --endpoint "
+                            "is better (ranks the cells; default higher, as response_pct)")
     sweep.set_defaults(run=command_sweep)
 
     sensitivity = commands.add_parser(

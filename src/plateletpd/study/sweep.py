@@ -355,13 +355,15 @@ def check_endpoint(table: pd.DataFrame, endpoint: str) -> None:
 
 
 def write_sweep(table: pd.DataFrame, spec: TrialSpec, grid: dict, endpoint: str,
-                folder: Path) -> list[Path]:
-    """sweep.csv, a heatmap per arm (first two grid dimensions) and provenance: one folder
-    that appears whole or not at all (:func:`plateletpd.io.files.atomic_folder`)."""
+                folder: Path, uncertainty=None) -> list[Path]:
+    """sweep.csv, a heatmap per arm (first two grid dimensions) and provenance, and with a
+    :class:`~plateletpd.study.sweep_uncertainty.SweepUncertainty` its replicate and ranking
+    tables: one folder that appears whole or not at all
+    (:func:`plateletpd.io.files.atomic_folder`)."""
     check_endpoint(table, endpoint)
     folder = Path(folder)
     with atomic_folder(folder) as staging:
-        paths = _write_files(table, spec, grid, endpoint, staging)
+        paths = _write_files(table, spec, grid, endpoint, staging, uncertainty)
     return [folder / p.relative_to(staging) for p in paths]
 
 
@@ -407,16 +409,33 @@ def _endpoint_label(endpoint: str) -> str:
 
 
 def _write_files(table: pd.DataFrame, spec: TrialSpec, grid: dict, endpoint: str,
-                 folder: Path) -> list[Path]:
+                 folder: Path, uncertainty=None) -> list[Path]:
     atomic_write(folder / "sweep.csv", lambda p: table.to_csv(p, index=False))
     atomic_write(folder / "data_dictionary.csv",
                  lambda p: sweep_dictionary(grid, spec).to_csv(p, index=False))
     # the trial's record (fit, parameter values, screened per cell, design, day 0) and the
     # sweep's own (a user test, 2026-12-04: the fit, n, day 0 and arms were missing)
+    extra = {}
+    if uncertainty is not None:
+        extra = {"uncertainty": "fit", "replicates": int(uncertainty.replicates.replicate
+                                                         .nunique()),
+                 "better": uncertainty.better, "ranking_endpoint": uncertainty.endpoint,
+                 "uncertainty_notes": list(uncertainty.notes)}
     write_json(folder / "provenance.json", {**trial_provenance(spec), **dict(
         arms=list(dict.fromkeys(table.arm)), grid=grid, endpoint=endpoint,
-        caveats=design_caveats(spec, list(grid), "--grid"))})  # said with the outputs too
+        caveats=design_caveats(spec, list(grid), "--grid")), **extra})  # said with the outputs too
     paths = [folder / "sweep.csv", folder / "data_dictionary.csv", folder / "provenance.json"]
+    if uncertainty is not None:
+        from plateletpd.study.sweep_uncertainty import ranking_dictionary
+
+        atomic_write(folder / "sweep_replicates.csv",
+                     lambda p: uncertainty.replicates.to_csv(p, index=False))
+        atomic_write(folder / "sweep_ranking.csv",
+                     lambda p: uncertainty.ranking.to_csv(p, index=False))
+        atomic_write(folder / "ranking_dictionary.csv", lambda p: ranking_dictionary(
+            grid, uncertainty.endpoint).to_csv(p, index=False))
+        paths += [folder / "sweep_replicates.csv", folder / "sweep_ranking.csv",
+                  folder / "ranking_dictionary.csv"]
     import matplotlib.pyplot as plt
 
     for arm, figure in sweep_figures(table, grid, endpoint).items():
