@@ -426,14 +426,12 @@ def _write_files(table: pd.DataFrame, spec: TrialSpec, grid: dict, endpoint: str
         caveats=design_caveats(spec, list(grid), "--grid")), **extra})  # said with the outputs too
     paths = [folder / "sweep.csv", folder / "data_dictionary.csv", folder / "provenance.json"]
     if uncertainty is not None:
-        from plateletpd.study.sweep_uncertainty import ranking_dictionary
-
         atomic_write(folder / "sweep_replicates.csv",
                      lambda p: uncertainty.replicates.to_csv(p, index=False))
         atomic_write(folder / "sweep_ranking.csv",
                      lambda p: uncertainty.ranking.to_csv(p, index=False))
-        atomic_write(folder / "ranking_dictionary.csv", lambda p: ranking_dictionary(
-            grid, uncertainty.endpoint).to_csv(p, index=False))
+        atomic_write(folder / "ranking_dictionary.csv",
+                     lambda p: uncertainty.dictionary(grid).to_csv(p, index=False))
         paths += [folder / "sweep_replicates.csv", folder / "sweep_ranking.csv",
                   folder / "ranking_dictionary.csv"]
     import matplotlib.pyplot as plt

@@ -71,6 +71,10 @@ class SweepUncertainty:
     better: str
     notes: tuple[str, ...]
 
+    def dictionary(self, grid: dict) -> pd.DataFrame:
+        """The columns of ``sweep_ranking.csv`` (``ranking_dictionary.csv``)."""
+        return ranking_dictionary(grid, self.endpoint)
+
 
 def rank_rows(replicates: pd.DataFrame, grid: Sequence[str], endpoint: str,
               better: str = "higher") -> tuple[pd.DataFrame, int]:
