@@ -121,3 +121,81 @@ def test_a_check_reads_two_cycles_of_one_trial_arm_as_a_paired_comparison(tmp_pa
     assert "in mean of cycle2_nadir (cycle 2) against mean of cycle1_nadir (cycle 1)" in \
         row.reading
     assert math.isfinite(row.predicted) and row.predicted > 0  # rhTPO's cycle is higher
+
+
+# ------------------------------------------------------------------ a paired design
+PAIRED_TRIAL = """
+[trial]
+name = "crossover"
+seed = 2004
+subjects_per_arm = 60
+follow_up_days = 42
+design = "paired"
+reference_arm = "control"
+data_study = "crossover2009"
+
+[population]
+covariates = { body_weight = 65 }
+
+[enrolment]
+entry_below = 75
+start_delay = 1
+
+[response]
+threshold = 100
+
+[[arms]]
+name = "control"
+data_arm = "control"
+
+[[arms]]
+name = "rhTPO"
+treatment = ["rhTPO 15000 U"]
+max_days = 14
+data_arm = "rhTPO"
+"""
+# a crossover's published direction (as a blind user test of 2026-12-08 wrote one: the
+# CJCPT 2009 rhTPO crossover, days below 50 "1 day shorter", P = 0.029; n = 32 per period)
+PAIRED_ROWS = """study,arm,regimen,n,population,day0,endpoint,threshold,day,statistic,value,spread_type,spread,source,evidence,note,versus,comparison,versus_n
+crossover2009,rhTPO,rhTPO,32,solid tumours,first dose,duration_below_days,50,,mean,0.029,,,constructed from a crossover abstract,verbatim,paired,control,lower,32
+"""
+
+
+def test_two_arms_of_a_paired_design_are_compared_by_a_paired_bootstrap(tmp_path):
+    from plateletpd.study.check import check_trial
+    from plateletpd.study.trial import load_trial_spec
+
+    (tmp_path / "trial.toml").write_text(PAIRED_TRIAL)
+    (tmp_path / "rows.csv").write_text(PAIRED_ROWS)
+    paired = check_trial(load_trial_spec(tmp_path / "trial.toml"), tmp_path / "rows.csv",
+                         replicates=4).table.iloc[0]
+    assert "paired bootstrap over the same patients, two arms of a paired design" in \
+        paired.reading
+    # the same trial in a parallel design (each arm its own patients, judged as two
+    # groups): the paired z is larger in size, since one patient's two periods are
+    # correlated and the paired test removes the between-patient spread
+    (tmp_path / "parallel.toml").write_text(PAIRED_TRIAL.replace('design = "paired"\n', ""))
+    groups = check_trial(load_trial_spec(tmp_path / "parallel.toml"), tmp_path / "rows.csv",
+                         replicates=4).table.iloc[0]
+    assert "bootstrap standard error within each virtual study" in groups.reading
+    assert paired.predicted < 0 and abs(paired.predicted) > abs(groups.predicted)
+
+
+def test_a_reading_resting_on_one_patient_has_no_z_not_a_decisive_one():
+    # a mean time to 100 that only one patient per arm reaches (a blind user test,
+    # 2026-12-08: a z of -10^6 from such a row counted as finding the published result)
+    column = np.full(20, np.nan)
+    column[3] = 5.0
+    arm = pd.DataFrame({"days": column})
+    versus = pd.DataFrame({"days": np.where(np.arange(20) == 7, 9.0, np.nan)})
+    z, difference, values = comparison_z(lambda t: float(t["days"].mean()),
+                                         lambda t: float(t["days"].mean()), arm, versus,
+                                         np.random.default_rng(4))
+    assert difference == -4.0 and values == (5.0, 9.0)
+    assert math.isnan(z)
+    # a share of 0% against 100% is defined in every resample: still as decisive as a test
+    # can be
+    none, every = pd.DataFrame({"x": np.zeros(20)}), pd.DataFrame({"x": np.ones(20)})
+    z, _, _ = comparison_z(lambda t: float(t["x"].mean()), lambda t: float(t["x"].mean()),
+                           none, every, np.random.default_rng(5))
+    assert z == -1e6

@@ -84,6 +84,16 @@ def test_the_report_says_the_study_defined_no_response(tmp_path):
     assert "response: none defined by the study (summary.csv's response columns are at " \
         "PLT >= 100 by day 14, not printed)" in report
     assert "response difference" not in report
+    # no responders-by-day figure for a study that defines no response (a blind user test,
+    # 2026-12-08, found it drawn), and the report links none
+    assert not (tmp_path / "out" / "response_by_day.png").exists()
+    assert "response_by_day.png" not in report
+    assert (tmp_path / "out" / "time_to_100.png").exists()
+    # the defined trial draws it
+    defined = tmp_path / "defined.toml"
+    defined.write_text(TRIAL.format(response="threshold = 100"))
+    assert main(["trial", str(defined), "--out", str(tmp_path / "out2")]) == 0
+    assert (tmp_path / "out2" / "response_by_day.png").exists()
 
 
 def test_a_rule_beside_defined_false_is_refused_naming_both(tmp_path, capsys):

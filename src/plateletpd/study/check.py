@@ -326,6 +326,9 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
     needed = {mapping[arm]: int(n) for arm, n in rows.groupby("arm").n.max().items()
               if math.isfinite(n)}  # each trial arm: the largest study size read from it
     differences = {index: np.full(replicates, math.nan) for index in versus_readers}
+    # design = "paired": every arm treats the same patients, so a comparison of two arms
+    # is paired (a blind user test, 2026-12-08: a crossover's P was judged as two groups')
+    paired_design = spec.extra.get("design") == "paired"
     recruited = 0
     # after the first replicate, screen only about as many as the rows need (a user test,
     # 2026-12-04: 100 replicates screened 300 patients each for rows of 12, 8.7 minutes);
@@ -366,11 +369,17 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                     used_before = versus_used[index]
                     versus_used[index] = len(other) if used_before is None else \
                         min(used_before, len(other))
+                first_n = arm.iloc[:size]
+                same = row.versus != BASELINE and (
+                    mapping[row.versus] == mapping[row.arm] or paired_design)
+                if same and mapping[row.versus] != mapping[row.arm]:
+                    # two arms of a paired design: the same virtual patients (by their
+                    # patient number), resampled together as the crossover's paired test
+                    first_n, other = first_n.set_index("patient"), other.set_index("patient")
                 (values[index, replicate], differences[index][replicate],
                  arm_values[index][replicate]) = comparison_z(
-                    readers[index], versus_readers[index], arm.iloc[:size], other, generator,
-                    same_patients=row.versus != BASELINE
-                    and mapping[row.versus] == mapping[row.arm])
+                    readers[index], versus_readers[index], first_n, other, generator,
+                    same_patients=same)
             else:
                 values[index, replicate] = readers[index](arm.iloc[:size])
             for position in spread_of.get(index, ()):
@@ -379,28 +388,42 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                 unobserved[index] += int(arm[bound[index]].iloc[:size].isna().sum())
         first, used = False, used + 1
     _refuse_rows_follow_up_cannot_see(rows, values, bound, sizes)
-    table = _table(rows, mapping, values, sizes)
+    table = _table(rows, mapping, values, sizes, ran)
     table["reading"] = [getattr(reader, "reading", f"{row.endpoint} ({row.statistic})")
                         for reader, row in zip(readers, rows.itertuples())]
     comparison_notes = []
     for index, row in enumerate(rows.itertuples()):
         if index not in versus_readers:
             continue
-        same = row.versus != BASELINE and mapping[row.versus] == mapping[row.arm]
+        same = row.versus != BASELINE and (mapping[row.versus] == mapping[row.arm]
+                                           or paired_design)
         # the other side's reading where it differs (a self-controlled study's cycle 1
         # against cycle 2: a user test, 2026-12-07, read only "cycle2_nadir")
         other = getattr(versus_readers[index], "reading", None)
         against = f" against {other}" if other and other != table.reading[index] else ""
         table.loc[index, "reading"] = (f"z of the difference {row.arm} - {row.versus} in "
                                        f"{table.reading[index]}{against} ("
-                                       + ("paired bootstrap over the same patients, one "
-                                          "trial arm read twice" if same else
+                                       + (("paired bootstrap over the same patients, "
+                                           + ("one trial arm read twice"
+                                              if mapping[row.versus] == mapping[row.arm]
+                                              else "two arms of a paired design"))
+                                          if same else
                                           "bootstrap standard error within each virtual "
                                           "study") + "); observed: "
                                        + (f"0, no difference at P {row.value:g}"
                                           if row.comparison == "no_difference" else
                                           f"the z of the published two-sided P "
                                           f"{row.value:g}, signed by the stated direction"))
+        undefined = int(np.sum(ran & ~np.isfinite(values[index])))
+        if undefined:
+            comparison_notes.append(
+                f"line {row.line} ({row.arm} vs {row.versus}): the difference has no "
+                f"standard error in {undefined} of {int(ran.sum())} virtual studies (its "
+                f"reading is undefined in most bootstrap resamples: too few patients with a "
+                f"value, e.g. none or one or two reaching the level it times); they count as "
+                f"not finding the published result"
+                + ("; in most studies it cannot be read at all: read this row as untested, "
+                   "choose a reading every patient has" if undefined > ran.sum() / 2 else ""))
         finite = differences[index][np.isfinite(differences[index])]
         low, middle, high = np.percentile(finite, PERCENTILES) if finite.size else \
             [math.nan] * 3
@@ -1502,7 +1525,11 @@ def _column(endpoint: str, low, level, day) -> str | None:
 
 
 def _table(rows: pd.DataFrame, mapping: dict, values: np.ndarray,
-           sizes: np.ndarray) -> pd.DataFrame:
+           sizes: np.ndarray, ran: np.ndarray | None = None) -> pd.DataFrame:
+    """The check's table. ``ran``: the replicate studies kept (those left out because an
+    arm enrolled nobody are not studies): a comparison row's chance of finding the published
+    result counts a kept study whose difference is undefined (no z: too few patients with
+    a value) as not finding it, since the published study did compute it."""
     finite = [v[np.isfinite(v)] for v in values]
     low, middle, high = np.array([np.percentile(v, PERCENTILES) if v.size else
                                   [math.nan] * 3 for v in finite]).T
@@ -1520,7 +1547,9 @@ def _table(rows: pd.DataFrame, mapping: dict, values: np.ndarray,
         z = finite[i]
         found = {"higher": z >= critical, "lower": z <= -critical,
                  "no_difference": np.abs(z) < critical}[row.comparison]
-        chance[i] = 100.0 * float(np.mean(found)) if z.size else math.nan
+        studies = int(ran.sum()) if ran is not None else z.size
+        chance[i] = 100.0 * float(np.sum(found)) / studies if z.size and studies else \
+            math.nan
         observed[i] = compared[i] = {"higher": critical, "lower": -critical,
                                      "no_difference": 0.0}[row.comparison]
         inside[i] = chance[i] >= 2.5  # not in the model's outer 2.5% of findings
@@ -1579,8 +1608,9 @@ def comparison_z(read: Reader, read_versus: Reader, arm: pd.DataFrame,
     ``versus`` None: against the same patients (``versus = baseline``), one resample of
     them for both readings (the paired test). ``same_patients``: ``arm`` and ``versus`` are
     two readings of one trial arm's patients (a self-controlled study's two cycles, its
-    data arms mapped to one trial arm), so one resample of those patients (by their rows'
-    labels: a patient in both tables is drawn into both at once) serves both readings, as
+    data arms mapped to one trial arm), or two arms of a ``design = "paired"`` trial indexed
+    by patient number, so one resample of those patients (by their rows' labels: a patient
+    in both tables is drawn into both at once) serves both readings, as
     the study's paired test does (a user test, 2026-12-07: Vadhan-Raj 2000's P values
     between cycle 1 and cycle 2 were judged as if from two groups). NaN where either arm
     has no value."""
@@ -1595,7 +1625,16 @@ def comparison_z(read: Reader, read_versus: Reader, arm: pd.DataFrame,
     def variance_of(one_draw) -> float:  # over COMPARISON_RESAMPLES bootstrap readings
         draws = np.asarray([one_draw() for _ in range(COMPARISON_RESAMPLES)], dtype=float)
         draws = draws[np.isfinite(draws)]
-        return float(np.var(draws, ddof=1)) if draws.size > 1 else math.nan
+        # a reading undefined in most resamples rests on a handful of patients (a mean
+        # time to 100 when one or two patients reach it: a user test, 2026-12-08, read a
+        # "decisive" z of -10^6 from one patient per arm): no standard error, no z
+        if draws.size < COMPARISON_RESAMPLES / 2:
+            return math.nan
+        variance = float(np.var(draws, ddof=1)) if draws.size > 1 else math.nan
+        if variance == 0.0 and draws.size < COMPARISON_RESAMPLES:
+            return math.nan  # one patient's value in every resample that has one: no spread
+            # to judge by, not a decisive split (a 0% against 100% is defined in every one)
+        return variance
 
     def spread(table: pd.DataFrame, reader) -> float:
         return variance_of(lambda: reader(

@@ -3068,7 +3068,7 @@ def _report(result: TrialResult, record: dict) -> str:
           if spec.extra.get("allocation") == "non-randomised" else []),
         "![platelet trajectories](trajectories.png)", "",
         "![time to PLT >= 100](time_to_100.png)", "",
-        "![response by day](response_by_day.png)", "",
+        *(["![response by day](response_by_day.png)", ""] if response_shown(spec) else []),
         "Full per-arm summary: `summary.csv`; per patient: `patients.csv` and "
         "`patients.parquet`; every column's unit and meaning: `data_dictionary.csv`.", "",
         *validation_report_lines(spec.model, fit=_non_default_fit(spec), arms=spec.arms,
@@ -3429,8 +3429,9 @@ def _plots(result: TrialResult, folder: Path) -> list[Path]:
 
 def trial_figures(result: TrialResult) -> dict:
     """The report's figures by file name (matplotlib figures; close them after use):
-    platelet trajectories, Kaplan-Meier time to PLT >= 100 and responders by day, each
-    marking the chemotherapy day, the thresholds and the response window it concerns."""
+    platelet trajectories, Kaplan-Meier time to PLT >= 100 and responders by day (not where
+    no response is shown: :func:`response_shown`), each marking the chemotherapy day, the
+    thresholds and the response window it concerns."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -3471,6 +3472,10 @@ def trial_figures(result: TrialResult) -> dict:
     axis.axvspan(0, by_day, **window)
     figures["time_to_100.png"] = _label(figure, axis, day0, "proportion with PLT >= 100 "
                                         "(Kaplan-Meier; patients below 100 at day 0)")
+    if not response_shown(result.spec):
+        # no response defined (or no arm treated from entry): no responders-by-day figure
+        # (a blind user test, 2026-12-08, found it drawn for a `defined = false` study)
+        return figures
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
     days = np.arange(0, max(22, int(math.ceil(by_day)) + 8))
