@@ -36,7 +36,9 @@ OPTIONAL_COLUMNS = ("evidence", "note", "versus", "comparison", "versus_n")
 #: a comparison row ("nadir higher with eltrombopag than without, P = .041"): the arm's
 #: statistic against the ``versus`` arm's (``versus_n`` patients), in this direction, at the
 #: two-sided P in value; ``versus = "baseline"``: against the arm's own count at the start
-COMPARISONS = ("higher", "lower", "no_difference")
+#: ``difference``: the published size of the difference (the arm minus ``versus``, in the
+#: statistic's units: days, x10^9/L, percentage points) in value instead of a P
+COMPARISONS = ("higher", "lower", "no_difference", "difference")
 #: the highest significance level a no_difference row may state (its value is the level the
 #: test was judged at, not the published P)
 NO_DIFFERENCE_LEVEL = 0.1
@@ -244,7 +246,9 @@ def _comparison_row(row, comparison, versus, endpoint, line, problems):
     """A published comparison between two arms of a study, given only as its direction and
     P ("higher with eltrombopag than without, P = .041"): ``comparison`` higher, lower or
     no_difference, ``versus`` the other data arm, ``value`` the two-sided P (write 0.05 for
-    "P < 0.05", and for "no difference" the level it was judged at, usually 0.05). The
+    "P < 0.05", and for "no difference" the level it was judged at, usually 0.05); or
+    ``comparison = difference`` with the published size of the difference in ``value``
+    (the arm minus ``versus``: "recovery 5 days shorter" is -5). The
     statistic is what was compared (mean, median, percent or proportion). Read by
     ``plateletpd check`` (study/check.py); a fit cannot use it (no standard error)."""
     before = len(problems)
@@ -270,7 +274,9 @@ def _comparison_row(row, comparison, versus, endpoint, line, problems):
         problems.append((line, "versus_n", "versus = baseline compares the arm with itself: "
                          "leave versus_n empty"))
     value = _number(row, "value", line, problems, required=True)
-    if value is not None and not 0 < value <= 1:
+    if comparison == "difference":
+        pass  # a size in the statistic's units, of either sign ("5 days shorter": -5)
+    elif value is not None and not 0 < value <= 1:
         problems.append((line, "value", f"a comparison row's value is the two-sided P, within "
                          f"(0, 1], got {value:g} (P < 0.05: write 0.05)"))
     elif value is not None and comparison == "no_difference" and value > NO_DIFFERENCE_LEVEL:
@@ -293,8 +299,10 @@ def _comparison_row(row, comparison, versus, endpoint, line, problems):
         return None
     return {"observed": value, "standard_error": math.nan, "comparison": comparison,
             "versus": versus, "versus_n": "" if versus_n is None else versus_n,
-            "standard_error_basis": "a comparison (direction and P): read by plateletpd "
-            "check, not fitted"}
+            "standard_error_basis": ("a published difference (its size, no standard error)"
+                                     if comparison == "difference" else
+                                     "a comparison (direction and P)")
+            + ": read by plateletpd check, not fitted"}
 
 
 def _proportion(value, statistic, n, line, problems):

@@ -380,6 +380,8 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                  arm_values[index][replicate]) = comparison_z(
                     readers[index], versus_readers[index], first_n, other, generator,
                     same_patients=same)
+                if row.comparison == "difference":  # its size is read, not a z
+                    values[index, replicate] = differences[index][replicate]
             else:
                 values[index, replicate] = readers[index](arm.iloc[:size])
             for position in spread_of.get(index, ()):
@@ -401,7 +403,9 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
         # against cycle 2: a user test, 2026-12-07, read only "cycle2_nadir")
         other = getattr(versus_readers[index], "reading", None)
         against = f" against {other}" if other and other != table.reading[index] else ""
-        table.loc[index, "reading"] = (f"z of the difference {row.arm} - {row.versus} in "
+        table.loc[index, "reading"] = (("the difference " if row.comparison == "difference"
+                                        else "z of the difference ")
+                                       + f"{row.arm} - {row.versus} in "
                                        f"{table.reading[index]}{against} ("
                                        + (("paired bootstrap over the same patients, "
                                            + ("one trial arm read twice"
@@ -412,6 +416,8 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
                                           "study") + "); observed: "
                                        + (f"0, no difference at P {row.value:g}"
                                           if row.comparison == "no_difference" else
+                                          f"the published difference {row.value:g}"
+                                          if row.comparison == "difference" else
                                           f"the z of the published two-sided P "
                                           f"{row.value:g}, signed by the stated direction"))
         undefined = int(np.sum(ran & ~np.isfinite(values[index])))
@@ -443,6 +449,14 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
             + ("" if math.isfinite(row.versus_n) or row.versus in own_sizes else
                ", as many as the compared arm: give versus_n for the published size")
             + ")")
+        if row.comparison == "difference":
+            comparison_notes.append(
+                f"line {row.line} ({row.arm} vs {row.versus}, {row.endpoint} "
+                f"{row.statistic}, published difference {row.value:g}): {row.arm} "
+                f"({sizes[index]} patients) against {against}: medians {first:.3g} against "
+                f"{second:.3g}, the difference {middle:.3g} [{low:.3g}, {high:.3g}] (median "
+                f"and 95% interval over the replicates)")
+            continue
         comparison_notes.append(
             f"line {row.line} ({row.arm} vs {row.versus}, {row.endpoint} {row.statistic}, "
             f"published {row.comparison.replace('_', ' ')}"
@@ -453,7 +467,7 @@ def check_trial(spec: TrialSpec, data, study: str | None = None,
             f"least 2.5%); medians {first:.3g} against {second:.3g}, the difference "
             f"{middle:.3g} [{low:.3g}, {high:.3g}] (median and 95% interval over the "
             f"replicates)")
-    if comparison_notes:
+    if (rows.comparison.isin(["higher", "lower", "no_difference"])).any():
         comparison_notes.append(
             "comparison rows: a published direction at P < 0.05 is 'inside' whenever the "
             "model gives a study of its size at least a 2.5% chance of finding it, which "
@@ -1534,13 +1548,16 @@ def _table(rows: pd.DataFrame, mapping: dict, values: np.ndarray,
     low, middle, high = np.array([np.percentile(v, PERCENTILES) if v.size else
                                   [math.nan] * 3 for v in finite]).T
     observed = rows.value.to_numpy(float).copy()
-    compared = np.array([_as_count(o, r.statistic, r.n) for o, r in
+    # a published share is compared as the count of n it stands for; a difference of
+    # shares (percentage points) as published
+    compared = np.array([o if getattr(r, "comparison", "") == "difference" else
+                         _as_count(o, r.statistic, r.n) for o, r in
                          zip(observed, rows.itertuples())])
     inside = (compared >= low) & (compared <= high)
     chance = np.full(len(rows), math.nan)
     for i, row in enumerate(rows.itertuples()):
-        if not row.comparison:
-            continue
+        if not row.comparison or row.comparison == "difference":
+            continue  # a value, or a difference's size: inside its interval or not
         # the published finding as a z: at least z_P in its direction (a P reported as
         # exact is read as "at least as significant", the weaker claim), or within +/- z_P
         critical = NORMAL.inv_cdf(1.0 - row.value / 2.0)
@@ -1706,7 +1723,7 @@ def plot_check(table: pd.DataFrame, path: str | Path | None = None):
             pd.Series("", rows.index)
         for inside, style in ((True, dict(marker="o", color="black")),
                               (False, dict(marker="x", color="red", ms=9))):
-            chosen = (rows.inside == inside) & (comparison == "")
+            chosen = (rows.inside == inside) & comparison.isin(["", "difference"])
             axis.plot(x[chosen], rows.observed[chosen], ls="none",
                       label="observed" + ("" if inside else " (outside)"), **style)
         # a comparison's published z is a bound ("at least", "at most", "within"): a
