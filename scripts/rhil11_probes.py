@@ -6,6 +6,7 @@ models/cit_marrow_reserve.md, "Out of sample: oprelvekin in the cycle after a se
     python scripts/rhil11_probes.py --model /tmp/variant.toml il11_emax_production=5
     python scripts/rhil11_probes.py --fit fits/cit_marrow_reserve_calibration_nsclc75
     python scripts/rhil11_probes.py gi_rhil11 smith_neumega_phase3    # only these trials
+    python scripts/rhil11_probes.py --trials /tmp/scratch_trials      # other trial files
 
 Each bundled trial file is copied to a scratch folder with its model replaced by --model,
 run with the file's own patients and seed on a copy of the fit whose values are changed as
@@ -58,9 +59,9 @@ def changed_fit(fit: Path, changes: dict, folder: Path) -> Path:
     return copy
 
 
-def rows_of(name: str, model: Path, fit: Path, folder: Path):
+def rows_of(name: str, model: Path, fit: Path, folder: Path, trials: Path = ROOT / "trials"):
     """(line, arm, threshold, published, predicted, patients) for every row of the study."""
-    text = (ROOT / "trials" / f"{name}.toml").read_text()
+    text = (trials / f"{name}.toml").read_text()
     text = re.sub(r'(?m)^model = "cit_marrow_reserve"', f'model = "{model.resolve()}"', text)
     path = folder / f"{name}.toml"
     path.write_text(text)
@@ -80,6 +81,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "cit_marrow_reserve.toml")
     parser.add_argument("--fit", type=Path, default=ROOT / "fits" / "cit_marrow_reserve_calibration")
+    parser.add_argument("--trials", type=Path, default=ROOT / "trials",
+                        help="folder of the trial files (scratch copies with another "
+                             "convention, e.g. between_cycle_cv); default the bundled ones")
     parser.add_argument("items", nargs="*", help="NAME=VALUE changes and trial names")
     arguments = parser.parse_args()
     changes = {k: float(v) for k, v in (a.split("=", 1) for a in arguments.items if "=" in a)}
@@ -91,8 +95,8 @@ def main() -> None:
     fit = changed_fit(arguments.fit, changes, folder)
     print(f"model {arguments.model}, fit {arguments.fit}, changes {changes or 'none'}")
     for name in names:
-        for line, arm, threshold, published, predicted, n in rows_of(name, arguments.model,
-                                                                     fit, folder):
+        for line, arm, threshold, published, predicted, n in rows_of(
+                name, arguments.model, fit, folder, arguments.trials):
             print(f"{name[:24]:24s} line {line:<3d} {arm[:20]:20s} {threshold[:44]:44s} "
                   f"published {published:7.2f}  predicted {predicted:7.2f}  ({n} patients)",
                   flush=True)
