@@ -10,40 +10,17 @@ import math
 import numpy as np
 import pytest
 
+from test_comparison_paired import PAIRED_TRIAL
+
 from plateletpd.errors import PlateletPDError
 from plateletpd.io.outcomes import load_outcomes
 from plateletpd.study.check import check_trial
 from plateletpd.study.trial import load_trial_spec, run_trial
 from plateletpd.study.uncertainty import _replicate_spec
 
-TRIAL = """
-[trial]
-name = "difference_rows"
-seed = 31
-subjects_per_arm = 80
-follow_up_days = 42
-data_study = "difference2026"
-
-[population]
-covariates = { body_weight = 65 }
-
-[enrolment]
-entry_below = 75
-start_delay = 1
-
-[response]
-threshold = 100
-
-[[arms]]
-name = "control"
-data_arm = "control"
-
-[[arms]]
-name = "rhTPO"
-treatment = ["rhTPO 15000 U"]
-max_days = 14
-data_arm = "rhTPO"
-"""
+# the small two-arm trial of tests/test_comparison_paired.py (a paired design: every arm
+# the same patients, so a difference between its arms is read paired), named for this study
+TRIAL = PAIRED_TRIAL.replace('data_study = "crossover2009"', 'data_study = "difference2026"')
 HEADER = ("study,arm,regimen,n,population,day0,endpoint,threshold,day,statistic,value,"
           "spread_type,spread,source,evidence,note,versus,comparison,versus_n\n")
 # constructed rows (no publication): the sizes are chosen to test the reading, not data

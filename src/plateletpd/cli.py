@@ -834,7 +834,7 @@ def command_sweep(args) -> int:
 def _sweep_replicates(spec, args) -> int:
     """The replicate studies of ``sweep --uncertainty fit``, checked before any cell runs
     (and the fit they are drawn from)."""
-    from plateletpd.study.sweep_uncertainty import SweepUncertaintyError
+    from plateletpd.study.sweep_uncertainty import check_ranking
     from plateletpd.study.uncertainty import TrialUncertainty
 
     TrialUncertainty.for_trial(spec)  # the trial names a fit with an uncertainty
@@ -845,10 +845,7 @@ def _sweep_replicates(spec, args) -> int:
             replicates = 20
             print("note: --replicates not given: 20 replicate studies (200 or more for "
                   "decisions)", file=sys.stderr)
-    if replicates < 2:
-        raise SweepUncertaintyError(f"a sweep under uncertainty needs at least 2 replicate "
-                                    f"studies to rank its cells, got --replicates "
-                                    f"{replicates}; use 20 or more (200 for 95% intervals)")
+    check_ranking(replicates, args.better)  # the same check the ranking makes
     return replicates
 
 

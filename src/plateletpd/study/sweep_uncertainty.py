@@ -76,13 +76,25 @@ class SweepUncertainty:
         return ranking_dictionary(grid, self.endpoint)
 
 
+def check_ranking(replicates: int, better: str = "higher") -> None:
+    """Refuse a ranking that cannot be made, before any study runs: fewer than 2 replicate
+    studies, or a direction other than higher or lower."""
+    if better not in BETTER:
+        raise SweepUncertaintyError(f"better must be 'higher' or 'lower' (--better), got "
+                                    f"{better!r}")
+    if not isinstance(replicates, (int, np.integer)) or isinstance(replicates, bool) \
+            or replicates < 2:
+        raise SweepUncertaintyError(f"a sweep under uncertainty needs at least 2 replicate "
+                                    f"studies to rank its cells, got --replicates "
+                                    f"{replicates!r}; use 20 or more (200 for 95% intervals)")
+
+
 def rank_rows(replicates: pd.DataFrame, grid: Sequence[str], endpoint: str,
               better: str = "higher") -> tuple[pd.DataFrame, int]:
     """The ranking table of a replicate table (columns: the grid's, ``arm``, ``regimen``,
     ``replicate`` and ``endpoint``) and how many replicates were left out because the
     endpoint is undefined in some row."""
-    if better not in BETTER:
-        raise SweepUncertaintyError(f"better must be 'higher' or 'lower', got {better!r}")
+    check_ranking(2, better)
     keys = [*grid, "arm", "regimen"]
     rows = replicates[keys].drop_duplicates().reset_index(drop=True)
     column = {key: i for i, key in enumerate(rows.itertuples(index=False, name=None))}
@@ -129,16 +141,9 @@ def run_sweep_uncertainty(spec: TrialSpec, grid: dict, arms: Sequence[str] | Non
                           ) -> SweepUncertainty:
     """The sweep ``replicates`` times as new studies drawn from the fit (module docstring)."""
     from plateletpd.study.sweep import run_sweep
-    from plateletpd.study.uncertainty import (TrialUncertainty, _check_replicates,
-                                              _replicate_spec)
+    from plateletpd.study.uncertainty import TrialUncertainty, _replicate_spec
 
-    if better not in BETTER:
-        raise SweepUncertaintyError(f"--better must be 'higher' or 'lower', got {better!r}")
-    _check_replicates(replicates)
-    if replicates < 2:
-        raise SweepUncertaintyError(f"a sweep under uncertainty needs at least 2 replicate "
-                                    f"studies to rank its cells, got {replicates}; use 20 or "
-                                    f"more (200 for 95% intervals)")
+    check_ranking(replicates, better)
     uncertainty = TrialUncertainty.for_trial(spec)
     frames, empty = [], []
     with warnings.catch_warnings(record=True) as caught:  # one line, not one per study
